@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Builds smpgw and runs every test: the normal build, the ASan/UBSan build
+# and a short libFuzzer run of each fuzz target.  Installs what it needs
+# with apt-get when it is missing, so it runs on a fresh Debian 12 machine
+# (as root, or as a user with sudo) with no standard input.
+#
+#   tools/check.sh                  everything
+#   FUZZ_SECONDS=60 tools/check.sh  longer fuzz runs (default 15 s each)
+#   SKIP_FUZZ=1 tools/check.sh      no fuzzing
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+export DEBIAN_FRONTEND=noninteractive
+
+# Build and test dependencies, all Debian 12 packages.
+packages=(
+  gcc clang libclang-rt-14-dev meson ninja-build pkg-config
+  libcbor-dev libssl-dev libjansson-dev libsystemd-dev
+  openssl
+)
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing: ${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  "${sudo[@]}" apt-get update -q
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
+
+passed=0
+failed=0
+failures=()
+
+# meson test prints "Ok: N" and "Fail: N" (and friends) in its summary.
+run_meson_tests() {
+  local dir=$1 label=$2 out rc=0
+  out=$(mktemp)
+  meson test -C "$dir" --print-errorlogs --num-processes 2 2>&1 | tee "$out" || rc=$?
+  local ok fail
+  ok=$(awk '/^Ok:/ {print $2}' "$out" | tail -n1)
+  fail=$(awk '/^(Fail|Unexpected Pass|Timeout):/ {s += $NF} END {print s + 0}' "$out")
+  rm -f "$out"
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + fail))
+  if [ "$rc" -ne 0 ] || [ "$fail" -ne 0 ]; then
+    failures+=("$label")
+    [ "$fail" -ne 0 ] || failed=$((failed + 1))
+  fi
+}
+
+setup() {
+  local dir=$1; shift
+  if [ -f "$dir/build.ninja" ]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null
+  else
+    meson setup "$dir" "$@"
+  fi
+}
+
+install_missing
+
+log "build (gcc, -Werror)"
+setup build
+ninja -C build
+log "tests"
+run_meson_tests build "tests (normal build)"
+
+log "build with AddressSanitizer and UndefinedBehaviorSanitizer"
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false
+ninja -C build-asan
+log "tests under ASan/UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_meson_tests build-asan "tests (ASan/UBSan build)"
+
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  log "fuzz targets (clang, libFuzzer), ${FUZZ_SECONDS} s each"
+  CC=clang setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
+  ninja -C build-fuzz
+  work=$(mktemp -d)
+  for exe in build-fuzz/tests/fuzz/fuzz-*; do
+    [ -x "$exe" ] && [ -f "$exe" ] || continue
+    name=$(basename "$exe")
+    mkdir -p "$work/$name"
+    seeds=tests/fuzz/corpus/$name
+    [ -d "$seeds" ] || seeds=
+    if "$exe" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix="$work/$name-" \
+         "$work/$name" $seeds >"$work/$name.log" 2>&1; then
+      execs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$work/$name.log")
+      printf '%-24s ok, %s runs\n' "$name" "$execs"
+      passed=$((passed + 1))
+    else
+      printf '%-24s FAILED\n' "$name"
+      tail -n 40 "$work/$name.log"
+      failed=$((failed + 1))
+      failures+=("$name")
+    fi
+  done
+  rm -rf "$work"
+fi
+
+echo
+if [ ${#failures[@]} -ne 0 ]; then
+  echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
