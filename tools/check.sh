@@ -18,8 +18,8 @@ export DEBIAN_FRONTEND=noninteractive
 # Build and test dependencies, all Debian 12 packages.
 packages=(
   gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-  libcbor-dev libssl-dev libjansson-dev libsystemd-dev
-  openssl
+  libcbor-dev libssl-dev libjansson-dev libsystemd-dev libcoap3-dev
+  openssl python3 python3-cbor2 libcoap3-bin
 )
 
 log() { printf '\n==> %s\n' "$*"; }

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One simulated device: its flash and MCUboot state, its SMP server
+ * state, its link to the gateway and its faults.  Every packet passes
+ * through a per-device timeline of events (arrival over the emulated
+ * link, processing in order, answer over the emulated link), driven by
+ * one sd-event timer per device.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <systemd/sd-event.h>
+
+#include "sim-fault.h"
+#include "sim-link.h"
+#include "sim-mcuboot.h"
+
+struct sim;
+struct sim_device;
+
+enum sim_transport_kind {
+        SIM_TRANSPORT_UDP,
+        SIM_TRANSPORT_COAP,
+        SIM_TRANSPORT_SERIAL,
+};
+
+/* Where an answer goes: the transport and peer a request came from. */
+struct sim_route {
+        enum sim_transport_kind kind;
+        struct sockaddr_storage addr;
+        socklen_t addrlen;
+        uint64_t cookie; /* transport-private (CoAP: the pending request) */
+};
+
+/* Per-device settings, from the command line or the control socket. */
+struct sim_device_params {
+        int smp_version;          /* 1: legacy firmware, 2: current Zephyr */
+        uint32_t buf_size;        /* CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE */
+        uint32_t buf_count;       /* CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT */
+        uint32_t swap_ms;         /* time MCUboot takes to swap at boot */
+        uint32_t boot_ms;         /* time any reboot takes */
+        uint32_t reset_delay_ms;  /* answer-to-reboot delay (CONFIG_MCUMGR_GRP_OS_RESET_MS) */
+        uint64_t flash_rate;      /* bytes/s written to flash; 0 = instant */
+        uint64_t erase_rate;      /* bytes/s erased at the first chunk; 0 = instant */
+        uint32_t slot_size;
+        bool frugal_list;         /* CONFIG_MCUMGR_GRP_IMG_FRUGAL_LIST */
+        bool image_check;         /* CONFIG_IMG_ENABLE_IMAGE_CHECK: "match" in the last answer */
+};
+
+/* The upload in progress (Zephyr's g_img_mgmt_state, RAM only). */
+struct sim_upload {
+        bool active;
+        size_t off;
+        size_t size;
+        uint8_t sha[32];
+        size_t sha_len;
+};
+
+struct sim_stats {
+        uint64_t rx_packets, tx_packets;
+        uint64_t rx_bytes, tx_bytes;
+        uint64_t dropped_loss, dropped_mtu, dropped_netbuf, dropped_too_big, dropped_fault;
+        uint64_t upload_bytes;
+        uint64_t resets;
+};
+
+struct sim_event;
+
+struct sim_device {
+        struct sim *sim;
+        unsigned index;
+        char name[32];
+        char state_dir[4096];     /* "" when not persisted */
+
+        struct sim_device_params params;
+        struct sim_link_params link;
+        struct sim_faults faults;
+        uint64_t rng;
+
+        struct sim_flash flash;
+        struct sim_upload upload;
+        struct sim_stats stats;
+        uint32_t boot_count;
+        enum sim_boot_result last_boot;
+        bool silent;              /* hung by a fault until reset from the control socket */
+        uint64_t down_until_us;   /* link down (drop-at) */
+        bool rebooting;
+        uint64_t booted_at_us;
+        int64_t clock_offset_s;   /* date-time set over SMP, against the host clock */
+
+        /* timeline */
+        struct sim_event *events;  /* sorted by time */
+        sd_event_source *timer;
+        struct sim_link_dir uplink, downlink;
+
+        /* SMP receive queue: packets holding a netbuf, in order */
+        struct sim_event *rx_head, **rx_tail;
+        unsigned rx_count;
+        bool busy;
+
+        /* transport endpoints */
+        int udp_fd;
+        sd_event_source *udp_source;
+        void *serial;             /* struct sim_serial */
+        void *coap;               /* transport-private */
+        uint16_t port;
+};
+
+/* Creates the device's state (flash with the given primary image, or the
+ * state loaded from state_dir when there is one). */
+int sim_device_init(struct sim_device *d, struct sim *sim, unsigned index,
+                    struct sim_blob *default_image, const char *state_root);
+void sim_device_done(struct sim_device *d);
+
+/* A packet from a transport (one datagram, or one deframed serial packet). */
+void sim_device_receive(struct sim_device *d, const struct sim_route *route,
+                        const uint8_t *pkt, size_t len);
+
+/* Reboots now (control socket "reset", or a fault). */
+void sim_device_reboot(struct sim_device *d, const char *why);
+
+/* Implemented by the transports: sends bytes to the route's peer. */
+void sim_transport_send(struct sim_device *d, const struct sim_route *route,
+                        const uint8_t *pkt, size_t len);
+
+uint64_t sim_now_us(struct sim *sim);
+
+/* Logging at a verbosity level (0 errors, 1 info, 2 each packet). */
+void sim_log(struct sim *sim, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define dev_log(d, level, fmt, ...) sim_log((d)->sim, level, "dev%u: " fmt, (d)->index, ##__VA_ARGS__)
+
+/* The sd-event loop devices schedule on. */
+sd_event *sim_event_loop(struct sim *sim);

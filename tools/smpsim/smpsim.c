@@ -1,0 +1,528 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * smpsim: a fleet of simulated Zephyr devices running the SMP server with
+ * MCUboot, over UDP, CoAP and serial ptys, with link emulation and faults.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "sim-coap.h"
+#include "sim-control.h"
+#include "sim-serial.h"
+#include "sim-udp.h"
+#include "sim.h"
+#include "util.h"
+
+/* Largest image file --image takes: well above any MCU slot. */
+#define IMAGE_FILE_MAX (16u * 1024u * 1024u)
+#define FAULTS_MAX 64
+#define OVERRIDES_MAX 256
+
+struct override {
+        long dev;
+        char *value;
+};
+
+struct options {
+        const char *udp, *coap, *serial_dir, *state_dir, *image, *control;
+        unsigned count;
+        struct sim_device_params params;
+        struct sim_link_params link;
+        const char *faults[FAULTS_MAX];
+        unsigned n_faults;
+        struct override images[OVERRIDES_MAX], versions[OVERRIDES_MAX];
+        unsigned n_images, n_versions;
+        uint64_t seed;
+        int verbosity;
+};
+
+void sim_log(struct sim *sim, int level, const char *fmt, ...) {
+        if (level > sim->verbosity)
+                return;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        fprintf(stderr, "smpsim[%ld.%03ld] ", (long) ts.tv_sec, ts.tv_nsec / 1000000);
+        va_list ap;
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+uint64_t sim_now_us(struct sim *sim) {
+        uint64_t now;
+        if (sd_event_now(sim->event, CLOCK_MONOTONIC, &now) < 0) {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                now = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+        }
+        return now;
+}
+
+sd_event *sim_event_loop(struct sim *sim) {
+        return sim->event;
+}
+
+struct sim_device *sim_device_by_index(struct sim *sim, long index) {
+        if (index < 0 || (unsigned long) index >= sim->n_devices)
+                return NULL;
+        return &sim->devices[index];
+}
+
+void sim_transport_send(struct sim_device *d, const struct sim_route *route, const uint8_t *pkt, size_t len) {
+        switch (route->kind) {
+        case SIM_TRANSPORT_UDP:
+                sim_udp_send(d, route, pkt, len);
+                break;
+        case SIM_TRANSPORT_SERIAL:
+                sim_serial_send(d, pkt, len);
+                break;
+        case SIM_TRANSPORT_COAP:
+                sim_coap_send(d, route, pkt, len);
+                break;
+        }
+}
+
+static void help(void) {
+        printf("Usage: smpsim [OPTIONS]\n"
+               "A fleet of simulated SMP (mcumgr) devices with MCUboot slots.\n\n"
+               "Endpoints (at least one):\n"
+               "  --udp ADDR:PORT         raw SMP over UDP; device i listens on PORT+i\n"
+               "  --coap ADDR:PORT        SMP over CoAP (newtmgr OIC, PUT /omgr); device i on PORT+i\n"
+               "  --serial DIR            one pty per device, symlinked as DIR/smpsim-NNNN\n"
+               "Devices:\n"
+               "  --count N               number of devices (1..%u, default 1)\n"
+               "  --smp-version 1|2       2: current Zephyr (default); 1: firmware that knows only v1\n"
+               "  --image FILE            MCUboot image every device runs (default: one smpsim builds,\n"
+               "                          version 1.0.0)\n"
+               "  --dev-image N:FILE      image device N runs\n"
+               "  --dev-smp-version N:V   SMP version of device N\n"
+               "  --state-dir DIR         keep slots and trailers in DIR/dev-NNNN, resume from them\n"
+               "  --slot-size BYTES       size of each slot (default 524288)\n"
+               "  --buf-size N            SMP buffer size advertised and enforced (default 2048)\n"
+               "  --buf-count N           SMP buffer count advertised and enforced (default 4)\n"
+               "  --swap-ms N             time MCUboot takes to swap (default 500)\n"
+               "  --boot-ms N             time any reboot takes (default 100)\n"
+               "  --reset-ms N            delay from reset answer to reboot (default 250)\n"
+               "  --flash-rate B          flash write bytes/s (default 0: instant)\n"
+               "  --erase-rate B          slot erase bytes/s at an upload's first chunk (default 0)\n"
+               "  --frugal                omit false flags and splitStatus from image lists\n"
+               "  --no-image-check        no \"match\" in the last upload answer\n"
+               "Link (each direction, per device; B takes k/M/G suffixes):\n"
+               "  --bandwidth B           payload bytes/s (default 0: unlimited)\n"
+               "  --latency MS            one-way latency (default 0)\n"
+               "  --jitter MS             extra random latency 0..MS (default 0)\n"
+               "  --loss P                packet loss probability (default 0)\n"
+               "  --mtu N                 largest packet; larger ones are lost (default 0: none)\n"
+               "Faults (repeatable; prefix dev=N: for one device):\n"
+               "  --fault revert | reject | drop-at=BYTES[,MS] | silent-at=BYTES |\n"
+               "          reboot-at=BYTES[,keep] | drop=P | silent=P | slow=MS | dup=P | corrupt=P\n"
+               "Other:\n"
+               "  --control PATH          control socket (see doc/smpsim.md)\n"
+               "  --seed N                seed for loss, jitter and fault randomness\n"
+               "  -v, --verbose           more logging on stderr (repeat)\n"
+               "  -h, --help\n\n"
+               "Prints \"ready\" on standard output once every endpoint listens.\n",
+               SIM_DEVICES_MAX);
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
+        char *end;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || *end || v < min || v > max)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+static int parse_override(const char *arg, struct override *o) {
+        const char *colon = strchr(arg, ':');
+        uint32_t dev;
+        char num[16];
+        if (!colon || (size_t) (colon - arg) >= sizeof(num))
+                return -EINVAL;
+        memcpy(num, arg, (size_t) (colon - arg));
+        num[colon - arg] = 0;
+        if (parse_u32(num, 0, SIM_DEVICES_MAX - 1, &dev) < 0 || !colon[1])
+                return -EINVAL;
+        o->dev = dev;
+        o->value = (char *) colon + 1;
+        return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o) {
+        enum {
+                OPT_UDP = 0x100, OPT_COAP, OPT_SERIAL, OPT_COUNT, OPT_SMP_VERSION, OPT_IMAGE,
+                OPT_DEV_IMAGE, OPT_DEV_SMP_VERSION, OPT_STATE_DIR, OPT_SLOT_SIZE, OPT_BUF_SIZE,
+                OPT_BUF_COUNT, OPT_SWAP_MS, OPT_BOOT_MS, OPT_RESET_MS, OPT_FLASH_RATE,
+                OPT_ERASE_RATE, OPT_FRUGAL, OPT_NO_IMAGE_CHECK, OPT_BANDWIDTH, OPT_LATENCY,
+                OPT_JITTER, OPT_LOSS, OPT_MTU, OPT_FAULT, OPT_CONTROL, OPT_SEED,
+        };
+        static const struct option longopts[] = {
+                { "udp", required_argument, NULL, OPT_UDP },
+                { "coap", required_argument, NULL, OPT_COAP },
+                { "serial", required_argument, NULL, OPT_SERIAL },
+                { "count", required_argument, NULL, OPT_COUNT },
+                { "smp-version", required_argument, NULL, OPT_SMP_VERSION },
+                { "image", required_argument, NULL, OPT_IMAGE },
+                { "dev-image", required_argument, NULL, OPT_DEV_IMAGE },
+                { "dev-smp-version", required_argument, NULL, OPT_DEV_SMP_VERSION },
+                { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+                { "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
+                { "buf-size", required_argument, NULL, OPT_BUF_SIZE },
+                { "buf-count", required_argument, NULL, OPT_BUF_COUNT },
+                { "swap-ms", required_argument, NULL, OPT_SWAP_MS },
+                { "boot-ms", required_argument, NULL, OPT_BOOT_MS },
+                { "reset-ms", required_argument, NULL, OPT_RESET_MS },
+                { "flash-rate", required_argument, NULL, OPT_FLASH_RATE },
+                { "erase-rate", required_argument, NULL, OPT_ERASE_RATE },
+                { "frugal", no_argument, NULL, OPT_FRUGAL },
+                { "no-image-check", no_argument, NULL, OPT_NO_IMAGE_CHECK },
+                { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
+                { "latency", required_argument, NULL, OPT_LATENCY },
+                { "jitter", required_argument, NULL, OPT_JITTER },
+                { "loss", required_argument, NULL, OPT_LOSS },
+                { "mtu", required_argument, NULL, OPT_MTU },
+                { "fault", required_argument, NULL, OPT_FAULT },
+                { "control", required_argument, NULL, OPT_CONTROL },
+                { "seed", required_argument, NULL, OPT_SEED },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        int c;
+
+        *o = (struct options) {
+                .count = 1,
+                .params = {
+                        .smp_version = 2,
+                        .buf_size = 2048,
+                        .buf_count = 4,
+                        .swap_ms = 500,
+                        .boot_ms = 100,
+                        .reset_delay_ms = 250,
+                        .slot_size = 512 * 1024,
+                        .image_check = true,
+                },
+                .seed = 1,
+        };
+
+        while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) >= 0) {
+                const char *err = NULL;
+                struct sim_device scratch = { .params = o->params, .link = o->link };
+                switch (c) {
+                case 'h':
+                        help();
+                        exit(EXIT_SUCCESS);
+                case 'v':
+                        o->verbosity++;
+                        break;
+                case OPT_UDP:
+                        o->udp = optarg;
+                        break;
+                case OPT_COAP:
+                        o->coap = optarg;
+                        break;
+                case OPT_SERIAL:
+                        o->serial_dir = optarg;
+                        break;
+                case OPT_STATE_DIR:
+                        o->state_dir = optarg;
+                        break;
+                case OPT_IMAGE:
+                        o->image = optarg;
+                        break;
+                case OPT_CONTROL:
+                        o->control = optarg;
+                        break;
+                case OPT_COUNT:
+                        if (parse_u32(optarg, 1, SIM_DEVICES_MAX, &o->count) < 0)
+                                err = "--count takes 1..10000";
+                        break;
+                case OPT_SLOT_SIZE:
+                        if (parse_u32(optarg, 1024, 256u * 1024 * 1024, &o->params.slot_size) < 0)
+                                err = "--slot-size takes 1024..268435456";
+                        break;
+                case OPT_RESET_MS:
+                        if (parse_u32(optarg, 0, 600000, &o->params.reset_delay_ms) < 0)
+                                err = "--reset-ms takes 0..600000";
+                        break;
+                case OPT_SEED: {
+                        char *end;
+                        o->seed = strtoull(optarg, &end, 0);
+                        if (*end || !*optarg)
+                                err = "--seed takes a number";
+                        break;
+                }
+                case OPT_FRUGAL:
+                        o->params.frugal_list = true;
+                        break;
+                case OPT_NO_IMAGE_CHECK:
+                        o->params.image_check = false;
+                        break;
+                case OPT_DEV_IMAGE:
+                        if (o->n_images >= OVERRIDES_MAX || parse_override(optarg, &o->images[o->n_images++]) < 0)
+                                err = "--dev-image takes N:FILE";
+                        break;
+                case OPT_DEV_SMP_VERSION:
+                        if (o->n_versions >= OVERRIDES_MAX || parse_override(optarg, &o->versions[o->n_versions++]) < 0 ||
+                            (!streq(o->versions[o->n_versions - 1].value, "1") &&
+                             !streq(o->versions[o->n_versions - 1].value, "2")))
+                                err = "--dev-smp-version takes N:1 or N:2";
+                        break;
+                case OPT_FAULT: {
+                        long dev;
+                        if (o->n_faults >= FAULTS_MAX)
+                                err = "too many --fault options";
+                        else if (sim_fault_parse(optarg, &dev, &err) == 0)
+                                o->faults[o->n_faults++] = optarg;
+                        break;
+                }
+                case OPT_SMP_VERSION:
+                case OPT_BANDWIDTH:
+                case OPT_LATENCY:
+                case OPT_JITTER:
+                case OPT_LOSS:
+                case OPT_MTU:
+                case OPT_BUF_SIZE:
+                case OPT_BUF_COUNT:
+                case OPT_SWAP_MS:
+                case OPT_BOOT_MS:
+                case OPT_FLASH_RATE:
+                case OPT_ERASE_RATE: {
+                        /* the control socket's setter parses these */
+                        const char *key = longopts[0].name;
+                        for (const struct option *lo = longopts; lo->name; lo++)
+                                if (lo->val == c)
+                                        key = lo->name;
+                        if (sim_device_set(&scratch, key, optarg, &err) == 0) {
+                                o->params = scratch.params;
+                                o->link = scratch.link;
+                        }
+                        break;
+                }
+                default:
+                        return -EINVAL;
+                }
+                if (err) {
+                        fprintf(stderr, "smpsim: %s: %s\n", optarg ? optarg : "", err);
+                        return -EINVAL;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "smpsim: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (!o->udp && !o->coap && !o->serial_dir) {
+                fprintf(stderr, "smpsim: give at least one of --udp, --coap, --serial\n");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int load_image(const char *path, uint32_t slot_size, struct sim_blob **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (st.st_size <= 0 || (uint64_t) st.st_size > IMAGE_FILE_MAX || (uint64_t) st.st_size > slot_size)
+                return -EFBIG;
+        struct sim_blob *b = sim_blob_new((size_t) st.st_size);
+        if (!b)
+                return -ENOMEM;
+        if (read(fd, b->data, b->len) != (ssize_t) b->len) {
+                sim_blob_unref(b);
+                return -EIO;
+        }
+        if (!sim_image_valid(b->data, b->len)) {
+                sim_blob_unref(b);
+                return -EBADMSG;
+        }
+        *ret = b;
+        return 0;
+}
+
+static void raise_fd_limit(unsigned needed) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return;
+        if (rl.rlim_cur >= needed + 64)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        (void) setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static int run(int argc, char **argv) {
+        struct options o;
+        struct sim sim = { .control_fd = -1 };
+        int r;
+
+        r = parse_options(argc, argv, &o);
+        if (r < 0)
+                return r;
+        sim.verbosity = o.verbosity;
+
+        r = sd_event_default(&sim.event);
+        if (r < 0)
+                return r;
+        (void) sd_event_add_signal(sim.event, NULL, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, NULL, NULL);
+        (void) sd_event_add_signal(sim.event, NULL, SIGINT | SD_EVENT_SIGNAL_PROCMASK, NULL, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        raise_fd_limit(o.count * 3);
+
+        if (o.image) {
+                r = load_image(o.image, o.params.slot_size, &sim.default_image);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: --image %s: %s\n", o.image,
+                                r == -EBADMSG ? "not a valid MCUboot image" : strerror(-r));
+                        goto out;
+                }
+        } else {
+                r = sim_image_build_default(&sim.default_image);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: building the default image failed: %s\n", strerror(-r));
+                        goto out;
+                }
+        }
+        if (o.state_dir && mkdir(o.state_dir, 0755) < 0 && errno != EEXIST) {
+                r = -errno;
+                fprintf(stderr, "smpsim: --state-dir %s: %m\n", o.state_dir);
+                goto out;
+        }
+
+        sim.devices = calloc(o.count, sizeof(*sim.devices));
+        if (!sim.devices) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (unsigned i = 0; i < o.count; i++) {
+                struct sim_device *d = &sim.devices[i];
+                _cleanup_(sim_blob_unrefp) struct sim_blob *image = sim_blob_ref(sim.default_image);
+
+                d->params = o.params;
+                d->link = o.link;
+                for (unsigned k = 0; k < o.n_versions; k++)
+                        if (o.versions[k].dev == (long) i)
+                                d->params.smp_version = o.versions[k].value[0] - '0';
+                for (unsigned k = 0; k < o.n_images; k++)
+                        if (o.images[k].dev == (long) i) {
+                                sim_blob_unref(image);
+                                image = NULL;
+                                r = load_image(o.images[k].value, o.params.slot_size, &image);
+                                if (r < 0) {
+                                        fprintf(stderr, "smpsim: --dev-image %s: %s\n", o.images[k].value,
+                                                r == -EBADMSG ? "not a valid MCUboot image" : strerror(-r));
+                                        goto out;
+                                }
+                        }
+                r = sim_device_init(d, &sim, i, image, o.state_dir);
+                sim.n_devices = i + 1;
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: device %u: %s\n", i, strerror(-r));
+                        goto out;
+                }
+                d->rng ^= o.seed * 0x9E3779B97F4A7C15ULL;
+                for (unsigned k = 0; k < o.n_faults; k++) {
+                        long dev;
+                        const char *err;
+                        (void) sim_fault_parse(o.faults[k], &dev, &err);
+                        if (dev < 0 || dev == (long) i)
+                                (void) sim_fault_apply(o.faults[k], &d->faults, &err);
+                }
+        }
+
+        if (o.udp) {
+                struct sockaddr_storage base;
+                socklen_t len;
+                if (sim_parse_endpoint(o.udp, &base, &len) < 0) {
+                        fprintf(stderr, "smpsim: --udp %s: expected ADDR:PORT\n", o.udp);
+                        r = -EINVAL;
+                        goto out;
+                }
+                uint16_t port0 = ntohs(base.ss_family == AF_INET ? ((struct sockaddr_in *) &base)->sin_port
+                                                                  : ((struct sockaddr_in6 *) &base)->sin6_port);
+                if ((unsigned) port0 + o.count - 1 > 65535 || port0 == 0) {
+                        fprintf(stderr, "smpsim: --udp: ports %u..%u out of range\n", port0, port0 + o.count - 1);
+                        r = -EINVAL;
+                        goto out;
+                }
+                for (unsigned i = 0; i < o.count; i++) {
+                        r = sim_udp_open(&sim, &sim.devices[i], &base, len, (uint16_t) (port0 + i));
+                        if (r < 0) {
+                                fprintf(stderr, "smpsim: udp port %u: %s\n", port0 + i, strerror(-r));
+                                goto out;
+                        }
+                }
+                fprintf(stderr, "smpsim: %u device(s) on udp %s (ports %u..%u)\n", o.count, o.udp, port0,
+                        port0 + o.count - 1);
+        }
+        if (o.coap) {
+                r = sim_coap_open(&sim, o.coap);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: --coap %s: %s\n", o.coap, strerror(-r));
+                        goto out;
+                }
+        }
+        if (o.serial_dir) {
+                if (mkdir(o.serial_dir, 0755) < 0 && errno != EEXIST) {
+                        r = -errno;
+                        fprintf(stderr, "smpsim: --serial %s: %m\n", o.serial_dir);
+                        goto out;
+                }
+                for (unsigned i = 0; i < o.count; i++) {
+                        r = sim_serial_open(&sim, &sim.devices[i], o.serial_dir);
+                        if (r < 0) {
+                                fprintf(stderr, "smpsim: serial for device %u: %s\n", i, strerror(-r));
+                                goto out;
+                        }
+                }
+                fprintf(stderr, "smpsim: %u device(s) on ptys %s/smpsim-NNNN\n", o.count, o.serial_dir);
+        }
+        if (o.control) {
+                r = sim_control_open(&sim, o.control);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: --control %s: %s\n", o.control, strerror(-r));
+                        goto out;
+                }
+        }
+
+        printf("ready\n");
+        fflush(stdout);
+        r = sd_event_loop(sim.event);
+
+out:
+        sim_control_close(&sim);
+        sim_coap_close(&sim);
+        for (unsigned i = 0; i < sim.n_devices; i++) {
+                sim_udp_close(&sim.devices[i]);
+                sim_serial_close(&sim.devices[i]);
+                sim_device_done(&sim.devices[i]);
+        }
+        free(sim.devices);
+        sim_blob_unref(sim.default_image);
+        sd_event_unref(sim.event);
+        return r;
+}
+
+int main(int argc, char **argv) {
+        int r = run(argc, argv);
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
