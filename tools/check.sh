@@ -15,27 +15,10 @@ cd "$top"
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 export DEBIAN_FRONTEND=noninteractive
 
-# Build and test dependencies, all Debian 12 packages.
-packages=(
-  gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-  libcbor-dev libssl-dev libjansson-dev libsystemd-dev libcoap3-dev
-  openssl python3 python3-cbor2 libcoap3-bin
-)
+# shellcheck source=tools/deps.sh
+. "$top/tools/deps.sh"
 
 log() { printf '\n==> %s\n' "$*"; }
-
-install_missing() {
-  local missing=()
-  for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing: ${missing[*]}"
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
-  "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
-}
 
 passed=0
 failed=0
@@ -67,7 +50,7 @@ setup() {
   fi
 }
 
-install_missing
+smpgw_install_missing
 
 log "build (gcc, -Werror)"
 setup build

@@ -1,0 +1,22 @@
+# Sourced by tools/check.sh and tools/demo.sh: the Debian 12 packages smpgw
+# builds, tests and runs with, and an installer for the missing ones that
+# works as root or through sudo, with no standard input.
+
+SMPGW_PACKAGES=(
+  gcc clang libclang-rt-14-dev meson ninja-build pkg-config
+  libcbor-dev libssl-dev libjansson-dev libsystemd-dev libcoap3-dev
+  openssl python3 python3-cbor2 libcoap3-bin
+)
+
+smpgw_install_missing() {
+  local missing=() p
+  for p in "${SMPGW_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  printf '==> installing: %s\n' "${missing[*]}"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo -n)
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+}
