@@ -333,24 +333,37 @@ int sim_flash_save_slot_range(const struct sim_flash *f, const char *dir, int sl
         return 0;
 }
 
-static int load_slot(struct sim_flash *f, const char *dir, int slot) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/slot%d.bin", dir, slot);
+int sim_blob_load_file(const char *path, size_t max_size, struct sim_blob **ret) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
+                return -errno;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if ((size_t) st.st_size > f->slot_size)
+        if ((uint64_t) st.st_size > max_size)
                 return -EFBIG;
         struct sim_blob *b = sim_blob_new((size_t) st.st_size);
         if (!b)
                 return -ENOMEM;
+        /* a regular file of this size reads whole in one call */
         if (read(fd, b->data, b->len) != (ssize_t) b->len) {
                 sim_blob_unref(b);
                 return -EIO;
         }
+        *ret = b;
+        return 0;
+}
+
+static int load_slot(struct sim_flash *f, const char *dir, int slot) {
+        char path[4096];
+        struct sim_blob *b;
+
+        snprintf(path, sizeof(path), "%s/slot%d.bin", dir, slot);
+        int r = sim_blob_load_file(path, f->slot_size, &b);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
         sim_blob_unref(f->slot[slot].blob);
         f->slot[slot].blob = b;
         return 1;

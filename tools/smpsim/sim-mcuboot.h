@@ -22,6 +22,8 @@ struct sim_blob {
 
 struct sim_blob *sim_blob_new(size_t len);       /* filled with 0xff (erased flash) */
 struct sim_blob *sim_blob_ref(struct sim_blob *b);
+/* Reads a whole file of at most max_size bytes. */
+int sim_blob_load_file(const char *path, size_t max_size, struct sim_blob **ret);
 struct sim_blob *sim_blob_unref(struct sim_blob *b);
 
 struct sim_slot {

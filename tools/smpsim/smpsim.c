@@ -337,21 +337,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
 }
 
 static int load_image(const char *path, uint32_t slot_size, struct sim_blob **ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (st.st_size <= 0 || (uint64_t) st.st_size > IMAGE_FILE_MAX || (uint64_t) st.st_size > slot_size)
-                return -EFBIG;
-        struct sim_blob *b = sim_blob_new((size_t) st.st_size);
-        if (!b)
-                return -ENOMEM;
-        if (read(fd, b->data, b->len) != (ssize_t) b->len) {
-                sim_blob_unref(b);
-                return -EIO;
-        }
+        struct sim_blob *b;
+        int r = sim_blob_load_file(path, MIN((size_t) IMAGE_FILE_MAX, (size_t) slot_size), &b);
+        if (r < 0)
+                return r;
         if (!sim_image_valid(b->data, b->len)) {
                 sim_blob_unref(b);
                 return -EBADMSG;
