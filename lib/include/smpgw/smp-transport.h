@@ -40,10 +40,11 @@ struct smp_link;       /* a plugin's open link */
 struct smp_discovery;  /* a plugin's running discovery */
 
 struct smp_link_callbacks {
-        /* Received bytes.  Datagram transports (udp, coap) deliver one
-         * whole packet per call, which may hold several SMP frames;
-         * stream transports (serial, ble) deliver pieces, which the
-         * session reassembles by the SMP header's length. */
+        /* Received bytes.  Packet transports (udp, coap, and serial,
+         * which undoes its console framing itself) deliver one whole
+         * packet per call, which may hold several SMP frames; stream
+         * transports (ble) deliver pieces, which the session reassembles
+         * by the SMP header's length (see smp_link_info.stream). */
         void (*receive)(const uint8_t *data, size_t len, void *userdata);
         /* The link is gone (hang-up, disconnect, unrecoverable error);
          * err is a negative errno.  The link must still be closed. */
@@ -90,6 +91,10 @@ struct smp_discovered {
         int16_t rssi;
 };
 
+/* Called once per device found.  A discovery that ends by itself (a
+ * bounded probe such as udp's) then calls it once with found == NULL;
+ * one that runs until stopped (a BLE scan) never does.  Either way the
+ * discovery must still be stopped, which is safe from within the call. */
 typedef void (*smp_discovered_fn)(const struct smp_discovered *found, void *userdata);
 
 struct smp_transport {
@@ -136,9 +141,10 @@ int smp_transport_find(const char *scheme, const struct smp_transport **ret);
  * build); found before plugins on disk. */
 int smp_transport_register(const struct smp_transport *transport);
 
-/* Lists the plugins present in the plugin directory (names, sorted);
- * returns the count or a negative errno.  *ret is a NULL-terminated
- * array to free with smp_strv_free(). */
+/* Lists the transports registered in-process and the plugins present in
+ * the plugin directories (names, sorted, each once; a listed plugin may
+ * still fail to load); returns the count or a negative errno.  *ret is
+ * a NULL-terminated array to free with smp_strv_free(). */
 int smp_transport_list(char ***ret);
 void smp_strv_free(char **strv);
 

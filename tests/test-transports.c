@@ -1,0 +1,828 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The plugin loader and the udp and serial transports, loaded the way
+ * sessions load them (smp_transport_find), against smpsim over real
+ * sockets and ptys:
+ *   - loader: connection string splitting, unknown (-ENOENT) and invalid
+ *     (-EINVAL) schemes, broken plugins (-EPROTO: wrong ABI, wrong name,
+ *     no descriptor), in-process registration, listing;
+ *   - udp: SMP v2 echo, several frames in one datagram, -EMSGSIZE above
+ *     the mtu, a refused port that counts a loss but keeps the link,
+ *     discovery of exactly smpsim's devices in a port range;
+ *   - serial: echo through the pty, a frame spanning many console lines,
+ *     the device side going away (closed(-ECONNRESET)).
+ *
+ * Needs $SMPSIM and $SMPGW_PLUGIN_DIR (meson sets both; the plugin path
+ * also holds the broken plugins built beside this test).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "smpgw/smp-cbor.h"
+#include "smpgw/smp-frame.h"
+#include "smpgw/smp-os.h"
+#include "smpgw/smp-serial.h"
+#include "smpgw/smp-transport.h"
+#include "test-util.h"
+
+#define WAIT_USEC (5u * 1000u * 1000u)
+
+/* ---- smpsim ---- */
+
+struct sim {
+        pid_t pid;
+        uint16_t port;          /* first device's UDP port */
+        unsigned count;
+        char dir[64];           /* pty links */
+};
+
+static bool udp_port_free(uint16_t port) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {
+                .sin_family = AF_INET,
+                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                .sin_port = htons(port),
+        };
+        ASSERT_TRUE(fd >= 0);
+        bool ok = bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
+        close(fd);
+        return ok;
+}
+
+/* A port P with P..P+n-1 free (for smpsim) and P+n..P+n+extra-1 free
+ * too (for probes nobody answers). */
+static uint16_t free_udp_ports(unsigned n, unsigned extra) {
+        for (int attempt = 0; attempt < 100; attempt++) {
+                int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+                struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+                socklen_t len = sizeof(a);
+                ASSERT_TRUE(fd >= 0);
+                ASSERT_OK(bind(fd, (struct sockaddr *) &a, sizeof(a)));
+                ASSERT_OK(getsockname(fd, (struct sockaddr *) &a, &len));
+                close(fd);
+                uint16_t p = ntohs(a.sin_port);
+                if (p < 1024 || p > 65535 - n - extra)
+                        continue;
+                bool ok = true;
+                for (unsigned i = 0; i < n + extra && ok; i++)
+                        ok = udp_port_free((uint16_t) (p + i));
+                if (ok)
+                        return p;
+        }
+        abort();
+}
+
+static void sim_start(struct sim *s, unsigned count) {
+        const char *smpsim = getenv("SMPSIM");
+        char endpoint[64], count_str[16];
+        int out[2];
+
+        ASSERT_TRUE(smpsim);
+        s->count = count;
+        s->port = free_udp_ports(count, 8);
+        snprintf(s->dir, sizeof(s->dir), "/tmp/test-transports-XXXXXX");
+        ASSERT_TRUE(mkdtemp(s->dir));
+        snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", s->port);
+        snprintf(count_str, sizeof(count_str), "%u", count);
+        const char *argv[] = { smpsim, "--udp", endpoint, "--serial", s->dir, "--count", count_str, NULL };
+
+        ASSERT_OK(pipe2(out, O_CLOEXEC));
+        s->pid = fork();
+        ASSERT_TRUE(s->pid >= 0);
+        if (s->pid == 0) {
+                dup2(out[1], STDOUT_FILENO);
+                execv(smpsim, (char **) argv);
+                _exit(127);
+        }
+        close(out[1]);
+
+        char line[64];
+        size_t got = 0;
+        while (got < sizeof(line) - 1) {
+                struct pollfd p = { .fd = out[0], .events = POLLIN };
+                ASSERT_EQ(poll(&p, 1, 10000), 1);
+                ASSERT_EQ(read(out[0], line + got, 1), 1);
+                if (line[got] == '\n')
+                        break;
+                got++;
+        }
+        line[got] = 0;
+        close(out[0]);
+        ASSERT_STREQ(line, "ready");
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static void sim_stop(struct sim *s) {
+        int status;
+        ASSERT_OK(kill(s->pid, SIGTERM));
+        ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+        (void) nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- a link and what it received ---- */
+
+struct peer {
+        const struct smp_transport *t;
+        struct smp_link *link;
+        uint8_t rx[16384];      /* received packets, concatenated */
+        size_t rx_len;
+        unsigned n_packets;
+        int closed;             /* the error closed() reported, or 0 */
+        bool writable;          /* writable() was called */
+        bool close_in_receive;
+};
+
+static void on_receive(const uint8_t *data, size_t len, void *userdata) {
+        struct peer *p = userdata;
+        ASSERT_TRUE(p->rx_len + len <= sizeof(p->rx));
+        memcpy(p->rx + p->rx_len, data, len);
+        p->rx_len += len;
+        p->n_packets++;
+        if (p->close_in_receive) {
+                p->t->close(p->link);
+                p->link = NULL;
+        }
+}
+
+static void on_closed(int err, void *userdata) {
+        struct peer *p = userdata;
+        ASSERT_TRUE(err < 0);
+        p->closed = err;
+}
+
+static void on_writable(void *userdata) {
+        struct peer *p = userdata;
+        p->writable = true;
+}
+
+static const struct smp_link_callbacks callbacks = {
+        .receive = on_receive,
+        .closed = on_closed,
+        .writable = on_writable,
+};
+
+/* Runs the loop until *done or WAIT_USEC passed; returns *done. */
+static bool run_until(sd_event *e, const bool *done) {
+        uint64_t start, now;
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
+        for (now = start; !*done && now - start < WAIT_USEC;) {
+                ASSERT_OK(sd_event_run(e, WAIT_USEC - (now - start)));
+                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        }
+        return *done;
+}
+
+/* Runs the loop for usec, whatever happens. */
+static void run_for(sd_event *e, uint64_t usec) {
+        uint64_t start, now;
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
+        for (now = start; now - start < usec;) {
+                ASSERT_OK(sd_event_run(e, usec - (now - start)));
+                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        }
+}
+
+/* Number of whole frames received; asserts the packets parse. */
+static unsigned frames_received(const struct peer *p) {
+        struct smp_frame f;
+        size_t off = 0;
+        unsigned n = 0;
+        int r;
+        while ((r = smp_packet_next(p->rx, p->rx_len, &off, &f)) == 1)
+                n++;
+        ASSERT_EQ(r, 0);
+        return n;
+}
+
+static bool wait_frames(sd_event *e, struct peer *p, unsigned n) {
+        uint64_t start, now;
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
+        for (now = start; frames_received(p) < n && now - start < WAIT_USEC;) {
+                ASSERT_OK(sd_event_run(e, WAIT_USEC - (now - start)));
+                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+        }
+        return frames_received(p) >= n;
+}
+
+/* Builds an SMP v2 echo request (write) of text; returns its size. */
+static size_t echo_frame(uint8_t seq, const char *text, uint8_t *out, size_t size) {
+        uint8_t body[4096];
+        struct smp_cbor_writer w;
+        const struct smp_header hdr = {
+                .op = SMP_OP_WRITE,
+                .version = SMP_VERSION_2,
+                .group = SMP_GROUP_OS,
+                .seq = seq,
+                .id = SMP_OS_CMD_ECHO,
+        };
+
+        smp_cbor_writer_init(&w, body, sizeof(body));
+        ASSERT_OK(smp_os_echo_req_encode(&w, smp_cbor_slice_str(text)));
+        int n = smp_cbor_writer_finish(&w);
+        ASSERT_OK(n);
+        n = smp_frame_build(&hdr, body, (size_t) n, out, size);
+        ASSERT_OK(n);
+        return (size_t) n;
+}
+
+/* Checks that the index-th frame received answers echo seq with text. */
+static void check_echo_answer(const struct peer *p, unsigned index, uint8_t seq, const char *text) {
+        struct smp_frame f;
+        struct smp_cbor_slice got;
+        size_t off = 0;
+
+        for (unsigned i = 0; i <= index; i++)
+                ASSERT_EQ(smp_packet_next(p->rx, p->rx_len, &off, &f), 1);
+        ASSERT_EQ(f.hdr.op, SMP_OP_WRITE_RSP);
+        ASSERT_EQ(f.hdr.version, SMP_VERSION_2);
+        ASSERT_EQ(f.hdr.group, SMP_GROUP_OS);
+        ASSERT_EQ(f.hdr.id, SMP_OS_CMD_ECHO);
+        ASSERT_EQ(f.hdr.seq, seq);
+        ASSERT_OK(smp_os_echo_rsp_decode(f.body, f.body_len, &got, NULL));
+        ASSERT_TRUE(smp_cbor_slice_eq(got, text));
+}
+
+static void peer_open(sd_event *e, struct peer *p, const char *conn) {
+        char scheme[16];
+        const char *address;
+
+        memset(p, 0, sizeof(*p));
+        ASSERT_OK(smp_conn_split(conn, scheme, sizeof(scheme), &address));
+        ASSERT_OK(smp_transport_find(scheme, &p->t));
+        ASSERT_OK(p->t->open(e, address, &callbacks, p, &p->link));
+}
+
+static void peer_close(struct peer *p) {
+        if (p->link)
+                p->t->close(p->link);
+        p->link = NULL;
+}
+
+/* ---- loader ---- */
+
+static void test_conn_split(void) {
+        char scheme[8], long_conn[SMP_CONN_MAX + 8];
+        const char *address;
+
+        ASSERT_OK(smp_conn_split("udp:127.0.0.1:1337", scheme, sizeof(scheme), &address));
+        ASSERT_STREQ(scheme, "udp");
+        ASSERT_STREQ(address, "127.0.0.1:1337");
+        ASSERT_OK(smp_conn_split("serial:/dev/ttyACM0,baud=9600", scheme, sizeof(scheme), &address));
+        ASSERT_STREQ(scheme, "serial");
+        ASSERT_STREQ(address, "/dev/ttyACM0,baud=9600");
+        ASSERT_OK(smp_conn_split("ble0:", scheme, sizeof(scheme), &address));
+        ASSERT_STREQ(address, "");
+
+        ASSERT_EQ(smp_conn_split("udp", scheme, sizeof(scheme), &address), -EINVAL);
+        ASSERT_EQ(smp_conn_split(":1337", scheme, sizeof(scheme), &address), -EINVAL);
+        ASSERT_EQ(smp_conn_split("UDP:1.2.3.4:1", scheme, sizeof(scheme), &address), -EINVAL);
+        ASSERT_EQ(smp_conn_split("../x:1", scheme, sizeof(scheme), &address), -EINVAL);
+        ASSERT_EQ(smp_conn_split("a/b:1", scheme, sizeof(scheme), &address), -EINVAL);
+        ASSERT_EQ(smp_conn_split("longscheme:1", scheme, sizeof(scheme), &address), -ENAMETOOLONG);
+        memset(long_conn, 'a', sizeof(long_conn) - 1);
+        long_conn[sizeof(long_conn) - 1] = 0;
+        long_conn[3] = ':';
+        ASSERT_EQ(smp_conn_split(long_conn, scheme, sizeof(scheme), &address), -ENAMETOOLONG);
+}
+
+static void test_loader(void) {
+        const struct smp_transport *t, *t2;
+
+        ASSERT_OK(smp_transport_find("udp", &t));
+        ASSERT_STREQ(t->name, "udp");
+        ASSERT_EQ(t->abi_version, SMP_TRANSPORT_ABI_VERSION);
+        ASSERT_TRUE(t->discover_start && t->discover_stop);
+        ASSERT_OK(smp_transport_find("udp", &t2));
+        ASSERT_TRUE(t == t2); /* loaded once */
+        ASSERT_OK(smp_transport_find("serial", &t));
+        ASSERT_STREQ(t->name, "serial");
+        ASSERT_TRUE(!t->discover_start);
+
+        ASSERT_EQ(smp_transport_find("nosuchtransport", &t), -ENOENT);
+        ASSERT_EQ(smp_transport_find("", &t), -EINVAL);
+        ASSERT_EQ(smp_transport_find("../plugins/smpgw-transport-udp", &t), -EINVAL);
+        ASSERT_EQ(smp_transport_find("Udp", &t), -EINVAL);
+        ASSERT_EQ(smp_transport_find("udp.so", &t), -EINVAL);
+        /* Broken plugins, found in the second directory of the path. */
+        ASSERT_EQ(smp_transport_find("badabi", &t), -EPROTO);
+        ASSERT_EQ(smp_transport_find("badname", &t), -EPROTO);
+        ASSERT_EQ(smp_transport_find("nosym", &t), -EPROTO);
+}
+
+static int fake_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
+                     void *userdata, struct smp_link **ret) {
+        return -ENOSYS;
+}
+static void fake_close(struct smp_link *link) {
+}
+static int fake_send(struct smp_link *link, const uint8_t *frame, size_t len) {
+        return -ENOSYS;
+}
+static void fake_get_info(struct smp_link *link, struct smp_link_info *ret) {
+}
+static void fake_get_stats(struct smp_link *link, struct smp_link_stats *ret) {
+}
+
+static void test_register_and_list(void) {
+        static const struct smp_transport fake = {
+                .abi_version = SMP_TRANSPORT_ABI_VERSION,
+                .name = "fake",
+                .open = fake_open,
+                .close = fake_close,
+                .send = fake_send,
+                .get_info = fake_get_info,
+                .get_stats = fake_get_stats,
+        };
+        struct smp_transport bad = fake;
+        const struct smp_transport *t;
+        char **names;
+
+        ASSERT_OK(smp_transport_register(&fake));
+        ASSERT_EQ(smp_transport_register(&fake), -EEXIST);
+        bad.abi_version = 99;
+        ASSERT_EQ(smp_transport_register(&bad), -EINVAL);
+        bad = fake;
+        bad.name = "no/slash";
+        ASSERT_EQ(smp_transport_register(&bad), -EINVAL);
+        ASSERT_OK(smp_transport_find("fake", &t));
+        ASSERT_TRUE(t == &fake);
+
+        int n = smp_transport_list(&names);
+        ASSERT_OK(n);
+        ASSERT_TRUE(names[n] == NULL);
+        bool have_udp = false, have_serial = false, have_fake = false, have_badabi = false;
+        for (int i = 0; i < n; i++) {
+                if (i > 0)
+                        ASSERT_TRUE(strcmp(names[i - 1], names[i]) < 0); /* sorted, once */
+                have_udp |= streq(names[i], "udp");
+                have_serial |= streq(names[i], "serial");
+                have_fake |= streq(names[i], "fake");
+                have_badabi |= streq(names[i], "badabi");
+        }
+        ASSERT_TRUE(have_udp && have_serial && have_fake && have_badabi);
+        smp_strv_free(names);
+}
+
+/* ---- udp ---- */
+
+static void test_udp_address(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        const struct smp_transport *t;
+        struct smp_link *l;
+        struct smp_link_info info;
+        static const char *const bad[] = {
+                "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x",
+                "example.com:1337", "::1:1337", "[::1]", "[::1]1337", "[::1:1337", "1.2.3.4:1,mtu=7",
+                "1.2.3.4:1,mtu=65508", "1.2.3.4:1,mtu=", "1.2.3.4:1,mtux=9", "1.2.3.4:1,",
+        };
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(smp_transport_find("udp", &t));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                int r = t->open(e, bad[i], &callbacks, NULL, &l);
+                if (r != -EINVAL)
+                        fprintf(stderr, "'%s': %d\n", bad[i], r);
+                ASSERT_EQ(r, -EINVAL);
+        }
+
+        ASSERT_OK(t->open(e, "localhost:1337", &callbacks, NULL, &l));
+        t->get_info(l, &info);
+        ASSERT_EQ(info.mtu, 1472);
+        ASSERT_TRUE(!info.stream && !info.fragments);
+        ASSERT_EQ(info.overhead, 28);
+        ASSERT_EQ(info.buffer_overhead, 0);
+        t->close(l);
+        ASSERT_OK(t->open(e, "[::1]:1337", &callbacks, NULL, &l));
+        t->get_info(l, &info);
+        ASSERT_EQ(info.mtu, 1452);
+        ASSERT_EQ(info.overhead, 48);
+        t->close(l);
+        ASSERT_OK(t->open(e, "127.0.0.1:1337,mtu=512", &callbacks, NULL, &l));
+        t->get_info(l, &info);
+        ASSERT_EQ(info.mtu, 512);
+        t->close(l);
+}
+
+static void test_udp_echo(struct sim *sim) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct peer p;
+        struct smp_link_stats st;
+        char conn[64];
+        uint8_t frame[2048];
+
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", sim->port);
+        peer_open(e, &p, conn);
+
+        size_t n = echo_frame(0x42, "hi", frame, sizeof(frame));
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        ASSERT_TRUE(wait_frames(e, &p, 1));
+        ASSERT_EQ(p.n_packets, 1);
+        check_echo_answer(&p, 0, 0x42, "hi");
+        p.t->get_stats(p.link, &st);
+        ASSERT_EQ(st.tx_packets, 1);
+        ASSERT_EQ(st.tx_bytes, n);
+        ASSERT_EQ(st.rx_packets, 1);
+        ASSERT_EQ(st.rx_bytes, p.rx_len);
+        ASSERT_EQ(st.lost, 0);
+        ASSERT_EQ(p.closed, 0);
+
+        /* Several frames in one datagram: answered in order. */
+        uint8_t pkt[1024];
+        size_t len = 0;
+        len += echo_frame(1, "one", pkt + len, sizeof(pkt) - len);
+        len += echo_frame(2, "two", pkt + len, sizeof(pkt) - len);
+        len += echo_frame(3, "three", pkt + len, sizeof(pkt) - len);
+        p.rx_len = 0;
+        ASSERT_OK(p.t->send(p.link, pkt, len));
+        ASSERT_TRUE(wait_frames(e, &p, 3));
+        check_echo_answer(&p, 0, 1, "one");
+        check_echo_answer(&p, 1, 2, "two");
+        check_echo_answer(&p, 2, 3, "three");
+
+        /* Larger than the mtu: refused, nothing sent. */
+        char text[1500];
+        memset(text, 'x', sizeof(text) - 1);
+        text[sizeof(text) - 1] = 0;
+        n = echo_frame(4, text, frame, sizeof(frame));
+        ASSERT_TRUE(n > 1472);
+        ASSERT_EQ(p.t->send(p.link, frame, n), -EMSGSIZE);
+        text[1456] = 0; /* 8 header + 1 map + 2 key + 3 text head + 1456 = 1470 */
+        n = echo_frame(5, text, frame, sizeof(frame));
+        ASSERT_TRUE(n <= 1472);
+        p.rx_len = 0;
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        ASSERT_TRUE(wait_frames(e, &p, 1));
+        check_echo_answer(&p, 0, 5, text);
+
+        /* Closing from inside receive(). */
+        p.close_in_receive = true;
+        n = echo_frame(6, "bye", frame, sizeof(frame));
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        unsigned before = p.n_packets;
+        bool got = false;
+        for (int i = 0; i < 100 && !got; i++) {
+                ASSERT_OK(sd_event_run(e, 50000));
+                got = p.n_packets > before;
+        }
+        ASSERT_TRUE(got);
+        ASSERT_TRUE(p.link == NULL);
+        ASSERT_EQ(p.closed, 0);
+}
+
+/* A port nobody listens on: the kernel's ICMP "port unreachable" comes
+ * back as ECONNREFUSED; the link counts it and stays usable. */
+static void test_udp_refused(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct peer p;
+        struct smp_link_stats st;
+        char conn[64];
+        uint8_t frame[64];
+
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", free_udp_ports(1, 0));
+        peer_open(e, &p, conn);
+        size_t n = echo_frame(7, "anyone?", frame, sizeof(frame));
+        for (int i = 0; i < 3; i++) {
+                ASSERT_OK(p.t->send(p.link, frame, n));
+                run_for(e, 50000);
+        }
+        p.t->get_stats(p.link, &st);
+        ASSERT_EQ(st.tx_packets, 3);
+        ASSERT_TRUE(st.lost >= 1);
+        ASSERT_EQ(st.rx_packets, 0);
+        ASSERT_EQ(p.closed, 0);
+        peer_close(&p);
+}
+
+struct discovery_result {
+        char conns[16][64];
+        unsigned n;
+        bool done;
+        const struct smp_transport *t;
+        struct smp_discovery *d;
+        bool stop_in_found;
+};
+
+static void on_found(const struct smp_discovered *found, void *userdata) {
+        struct discovery_result *res = userdata;
+        ASSERT_TRUE(!res->done);
+        if (!found) {
+                res->done = true;
+                return;
+        }
+        ASSERT_TRUE(res->n < ELEMENTSOF(res->conns));
+        ASSERT_TRUE(found->conn && found->address);
+        ASSERT_TRUE(strncmp(found->conn, "udp:", 4) == 0);
+        ASSERT_STREQ(found->conn + 4, found->address);
+        snprintf(res->conns[res->n++], sizeof(res->conns[0]), "%s", found->conn);
+        if (res->stop_in_found) {
+                res->t->discover_stop(res->d);
+                res->d = NULL;
+                res->done = true;
+        }
+}
+
+static int conn_cmp(const void *a, const void *b) {
+        return strcmp(a, b);
+}
+
+static void test_udp_discovery(struct sim *sim) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct discovery_result res = {};
+        char args[64];
+        const struct smp_transport *t;
+        struct smp_discovery *d;
+        static const char *const bad[] = {
+                "", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:9-8", "127.0.0.2-127.0.0.1:1",
+                "[::1]-[::2]:1", "example.com:1-2", "127.0.0.1:1-2-3",
+        };
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(smp_transport_find("udp", &t));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ASSERT_EQ(t->discover_start(e, bad[i], on_found, &res, &d), -EINVAL);
+        /* Bounded: 4097 targets are too many, 4096 are not. */
+        ASSERT_EQ(t->discover_start(e, "127.0.0.1:1000-5096", on_found, &res, &d), -E2BIG);
+        ASSERT_EQ(t->discover_start(e, "10.0.0.0-10.0.16.0:1337", on_found, &res, &d), -E2BIG);
+        ASSERT_EQ(t->discover_start(e, "10.0.0.0-10.0.0.255:1337-1352", on_found, &res, &d), 0);
+        t->discover_stop(d);
+
+        /* Devices at port..port+2; the range reaches 3 ports below and 5
+         * above, which nobody answers from. */
+        snprintf(args, sizeof(args), "127.0.0.1:%u-%u", sim->port - 3, sim->port + sim->count + 4);
+        res.t = t;
+        ASSERT_OK(t->discover_start(e, args, on_found, &res, &res.d));
+        ASSERT_TRUE(run_until(e, &res.done));
+        t->discover_stop(res.d);
+        ASSERT_EQ(res.n, sim->count);
+        qsort(res.conns, res.n, sizeof(res.conns[0]), conn_cmp);
+        for (unsigned i = 0; i < sim->count; i++) {
+                char want[64];
+                snprintf(want, sizeof(want), "udp:127.0.0.1:%u", sim->port + i);
+                ASSERT_STREQ(res.conns[i], want);
+        }
+
+        /* Stopping from inside found(). */
+        memset(&res, 0, sizeof(res));
+        res.t = t;
+        res.stop_in_found = true;
+        snprintf(args, sizeof(args), "localhost:%u", sim->port);
+        ASSERT_OK(t->discover_start(e, args, on_found, &res, &res.d));
+        ASSERT_TRUE(run_until(e, &res.done));
+        ASSERT_EQ(res.n, 1);
+        ASSERT_TRUE(res.d == NULL);
+        run_for(e, 100000); /* nothing fires after the stop */
+}
+
+/* ---- serial ---- */
+
+static void test_serial_address(struct sim *sim) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        const struct smp_transport *t;
+        struct smp_link *l, *l2;
+        struct smp_link_info info;
+        char addr[128];
+
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(smp_transport_find("serial", &t));
+        static const char *const bad[] = {
+                "", "dev/ttyACM0", "/", "/dev/ttyACM0,baud=12345", "/dev/ttyACM0,baud=",
+                "/dev/ttyACM0,baud=115200x", "/dev/ttyACM0,parity=none",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                ASSERT_EQ(t->open(e, bad[i], &callbacks, NULL, &l), -EINVAL);
+        ASSERT_EQ(t->open(e, "/nonexistent/tty", &callbacks, NULL, &l), -ENOENT);
+        ASSERT_EQ(t->open(e, "/dev/null", &callbacks, NULL, &l), -ENOTTY);
+
+        snprintf(addr, sizeof(addr), "%s/smpsim-0001,baud=9600", sim->dir);
+        ASSERT_OK(t->open(e, addr, &callbacks, NULL, &l));
+        t->get_info(l, &info);
+        ASSERT_EQ(info.mtu, SMP_SERIAL_FRAME_MAX);
+        ASSERT_TRUE(info.fragments && !info.stream);
+        ASSERT_EQ(info.buffer_overhead, 4);
+        /* One user per tty. */
+        ASSERT_EQ(t->open(e, addr, &callbacks, NULL, &l2), -EBUSY);
+        t->close(l);
+        ASSERT_OK(t->open(e, addr, &callbacks, NULL, &l2));
+        t->close(l2);
+}
+
+static void test_serial_echo(struct sim *sim) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct peer p;
+        struct smp_link_stats st;
+        char conn[128];
+        uint8_t frame[2048];
+
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "serial:%s/smpsim-0000", sim->dir);
+        peer_open(e, &p, conn);
+
+        size_t n = echo_frame(0x42, "hi", frame, sizeof(frame));
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        ASSERT_TRUE(wait_frames(e, &p, 1));
+        ASSERT_EQ(p.n_packets, 1);
+        check_echo_answer(&p, 0, 0x42, "hi");
+
+        /* 1,500 bytes of text: about 17 console lines each way, well within
+         * smpsim's 2048-byte buffer. */
+        char text[1501];
+        for (size_t i = 0; i < sizeof(text) - 1; i++)
+                text[i] = (char) ('a' + i % 26);
+        text[sizeof(text) - 1] = 0;
+        n = echo_frame(0x43, text, frame, sizeof(frame));
+        ASSERT_TRUE(smp_serial_encoded_size(n, SMP_SERIAL_LINE_MAX) > 10 * SMP_SERIAL_LINE_MAX);
+        p.rx_len = 0;
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        ASSERT_TRUE(wait_frames(e, &p, 1));
+        ASSERT_EQ(p.n_packets, 2); /* one receive() per packet, not per line */
+        check_echo_answer(&p, 0, 0x43, text);
+
+        p.t->get_stats(p.link, &st);
+        ASSERT_EQ(st.tx_packets, 2);
+        ASSERT_EQ(st.rx_packets, 2);
+        ASSERT_EQ(st.lost, 0);
+        ASSERT_EQ(p.closed, 0);
+        peer_close(&p);
+}
+
+/* The device side goes away (USB unplugged; here smpsim exits and closes
+ * the pty master): closed(-ECONNRESET), and send() says so too. */
+static void test_serial_hangup(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        struct sim sim;
+        struct peer p;
+        char conn[128];
+        uint8_t frame[64];
+
+        sim_start(&sim, 1);
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "serial:%s/smpsim-0000", sim.dir);
+        peer_open(e, &p, conn);
+        size_t n = echo_frame(1, "still there?", frame, sizeof(frame));
+        ASSERT_OK(p.t->send(p.link, frame, n));
+        ASSERT_TRUE(wait_frames(e, &p, 1));
+
+        sim_stop(&sim);
+        bool closed = false;
+        uint64_t start, now;
+        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
+        for (now = start; !closed && now - start < WAIT_USEC;) {
+                ASSERT_OK(sd_event_run(e, 100000));
+                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
+                closed = p.closed != 0;
+        }
+        ASSERT_EQ(p.closed, -ECONNRESET);
+        ASSERT_EQ(p.t->send(p.link, frame, n), -ECONNRESET);
+        peer_close(&p);
+}
+
+/* Our own pty, with nobody reading the device side at first: the output
+ * buffer fills, send() says -EAGAIN, and once the lines are taken
+ * writable() follows and every frame arrives intact.  Then the device
+ * side writes a damaged packet and a good one. */
+static unsigned decoded_packets, decoded_drops;
+
+static void count_packet(const uint8_t *frame, size_t len, void *userdata) {
+        decoded_packets++;
+}
+
+static void count_drop(enum smp_serial_drop why, void *userdata) {
+        decoded_drops++;
+}
+
+static void test_serial_backpressure(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        static const struct smp_serial_callbacks dcb = { .packet = count_packet, .dropped = count_drop };
+        struct smp_serial_decoder *dec;
+        struct smp_link_stats st;
+        struct peer p;
+        char conn[128], pts[64];
+        uint8_t frame[2048], buf[8192];
+        char text[1501];
+
+        ASSERT_TRUE(master >= 0);
+        ASSERT_OK(grantpt(master));
+        ASSERT_OK(unlockpt(master));
+        ASSERT_EQ(ptsname_r(master, pts, sizeof(pts)), 0);
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "serial:%s", pts);
+        peer_open(e, &p, conn);
+
+        memset(text, 'z', sizeof(text) - 1);
+        text[sizeof(text) - 1] = 0;
+        size_t n = echo_frame(9, text, frame, sizeof(frame));
+        unsigned accepted = 0;
+        int r = 0;
+        for (int i = 0; i < 1000; i++) {
+                r = p.t->send(p.link, frame, n);
+                if (r == -EAGAIN)
+                        break;
+                ASSERT_OK(r);
+                accepted++;
+        }
+        ASSERT_EQ(r, -EAGAIN);
+        /* Bounded: a bit more than one largest frame, not unlimited. */
+        ASSERT_TRUE(accepted > 10 && accepted < 100);
+        ASSERT_TRUE(!p.writable);
+
+        ASSERT_OK(smp_serial_decoder_new(4096, &dcb, NULL, &dec));
+        decoded_packets = decoded_drops = 0;
+        for (int i = 0; i < 2000 && !p.writable; i++) {
+                ssize_t k;
+                while ((k = read(master, buf, sizeof(buf))) > 0)
+                        smp_serial_decoder_feed(dec, buf, (size_t) k);
+                ASSERT_OK(sd_event_run(e, 10000));
+        }
+        ASSERT_TRUE(p.writable);
+        for (int i = 0; i < 100 && decoded_packets < accepted; i++) {
+                ssize_t k;
+                while ((k = read(master, buf, sizeof(buf))) > 0)
+                        smp_serial_decoder_feed(dec, buf, (size_t) k);
+                ASSERT_OK(sd_event_run(e, 10000));
+        }
+        ASSERT_EQ(decoded_packets, accepted);
+        ASSERT_EQ(decoded_drops, 0);
+        smp_serial_decoder_free(dec);
+        ASSERT_OK(p.t->send(p.link, frame, n));
+
+        /* From the device: console noise, a packet with a broken CRC, a
+         * good packet. */
+        uint8_t lines[4096];
+        int len = smp_serial_encode(frame, 40, SMP_SERIAL_LINE_MAX, lines, sizeof(lines));
+        ASSERT_OK(len);
+        static const char noise[] = "*** Booting Zephyr OS ***\r\n";
+        ASSERT_EQ(write(master, noise, sizeof(noise) - 1), (ssize_t) sizeof(noise) - 1);
+        lines[4] ^= 0x01; /* a base64 character of the first line */
+        ASSERT_EQ(write(master, lines, (size_t) len), len);
+        lines[4] ^= 0x01;
+        ASSERT_EQ(write(master, lines, (size_t) len), len);
+        p.rx_len = 0;
+        p.n_packets = 0;
+        for (int i = 0; i < 100 && p.n_packets == 0; i++)
+                ASSERT_OK(sd_event_run(e, 10000));
+        ASSERT_EQ(p.n_packets, 1);
+        ASSERT_EQ(p.rx_len, 40);
+        ASSERT_MEMEQ(p.rx, frame, 40);
+        p.t->get_stats(p.link, &st);
+        ASSERT_EQ(st.lost, 1);
+        ASSERT_EQ(st.rx_packets, 1);
+        ASSERT_EQ(st.tx_packets, accepted + 1);
+        ASSERT_EQ(p.closed, 0);
+        peer_close(&p);
+}
+
+/* ---- main ---- */
+
+static struct sim main_sim;
+
+static void test_sim_start(void) {
+        sim_start(&main_sim, 3);
+}
+static void test_udp_echo_sim(void) {
+        test_udp_echo(&main_sim);
+}
+static void test_udp_discovery_sim(void) {
+        test_udp_discovery(&main_sim);
+}
+static void test_serial_address_sim(void) {
+        test_serial_address(&main_sim);
+}
+static void test_serial_echo_sim(void) {
+        test_serial_echo(&main_sim);
+}
+static void test_sim_stop(void) {
+        sim_stop(&main_sim);
+}
+
+TEST_MAIN(TEST(test_conn_split),
+          TEST(test_loader),
+          TEST(test_register_and_list),
+          TEST(test_udp_address),
+          TEST(test_udp_refused),
+          TEST(test_serial_backpressure),
+          TEST(test_sim_start),
+          TEST(test_udp_echo_sim),
+          TEST(test_udp_discovery_sim),
+          TEST(test_serial_address_sim),
+          TEST(test_serial_echo_sim),
+          TEST(test_sim_stop),
+          TEST(test_serial_hangup))
