@@ -1,0 +1,661 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The coap transport plugin against real peers over real sockets:
+ *   - smpsim --coap (libcoap's server, separate responses, Block1/Block2):
+ *     echo and mcumgr params, a 2000-byte echo that needs both block
+ *     directions, 300 ms latency, a device that never answers, closing the
+ *     link from inside receive();
+ *   - a hand-written CoAP "device" on a plain UDP socket that ignores the
+ *     first transmission and answers the retransmission piggybacked (the
+ *     plugin's timers must fire inside sd-event, and the retransmission is
+ *     counted as lost), then answers 4.00 (dropped and counted);
+ *   - connection strings that must be refused, and the link info.
+ *
+ * Needs $SMPSIM and $SMPGW_PLUGIN_DIR (meson sets both).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-event.h>
+
+#include "smpgw/smp-cbor.h"
+#include "smpgw/smp-frame.h"
+#include "smpgw/smp-omp.h"
+#include "smpgw/smp-os.h"
+#include "smpgw/smp-transport.h"
+#include "test-util.h"
+
+static const struct smp_transport *coap;
+
+/* ---- the transport ---- */
+
+static void test_load(void) {
+        ASSERT_OK(smp_transport_find("coap", &coap));
+        ASSERT_TRUE(coap);
+        ASSERT_EQ(coap->abi_version, SMP_TRANSPORT_ABI_VERSION);
+        ASSERT_STREQ(coap->name, "coap");
+        ASSERT_TRUE(coap->discover_start == NULL);
+}
+
+/* ---- smpsim ---- */
+
+struct sim {
+        pid_t pid;
+        uint16_t port;
+};
+
+static uint16_t free_udp_port(void) {
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_OK(bind(fd, (struct sockaddr *) &a, sizeof(a)));
+        ASSERT_OK(getsockname(fd, (struct sockaddr *) &a, &len));
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+/* Starts smpsim --coap with one device and extra arguments (NULL-ended);
+ * returns once it printed "ready". */
+static void sim_start(struct sim *s, ...) {
+        const char *smpsim = getenv("SMPSIM");
+        char endpoint[64];
+        const char *argv[32];
+        size_t n = 0;
+        int out[2];
+        va_list ap;
+
+        ASSERT_TRUE(smpsim);
+        s->port = free_udp_port();
+        snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", s->port);
+        argv[n++] = smpsim;
+        argv[n++] = "--coap";
+        argv[n++] = endpoint;
+        argv[n++] = "--count";
+        argv[n++] = "1";
+        va_start(ap, s);
+        for (const char *a; (a = va_arg(ap, const char *)) && n < ELEMENTSOF(argv) - 1;)
+                argv[n++] = a;
+        va_end(ap);
+        argv[n] = NULL;
+
+        ASSERT_OK(pipe2(out, O_CLOEXEC));
+        s->pid = fork();
+        ASSERT_TRUE(s->pid >= 0);
+        if (s->pid == 0) {
+                /* Gone with us, also when an assertion aborts the test. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+                dup2(out[1], STDOUT_FILENO);
+                execv(smpsim, (char **) argv);
+                _exit(127);
+        }
+        close(out[1]);
+
+        char line[64];
+        size_t got = 0;
+        while (got < sizeof(line) - 1) {
+                struct pollfd p = { .fd = out[0], .events = POLLIN };
+                ASSERT_TRUE(poll(&p, 1, 10000) == 1);
+                ssize_t k = read(out[0], line + got, 1);
+                ASSERT_TRUE(k == 1);
+                if (line[got] == '\n')
+                        break;
+                got++;
+        }
+        line[got] = 0;
+        close(out[0]);
+        ASSERT_STREQ(line, "ready");
+}
+
+static void sim_stop(struct sim *s) {
+        int status;
+        ASSERT_OK(kill(s->pid, SIGTERM));
+        ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
+        ASSERT_TRUE(WIFEXITED(status));
+        ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+/* ---- a client on the link ---- */
+
+struct client {
+        sd_event *event;
+        struct smp_link *link;
+        unsigned received;
+        uint8_t frame[8192];
+        size_t frame_len;
+        int closed_err;
+        bool close_in_receive;
+};
+
+static void on_receive(const uint8_t *data, size_t len, void *userdata) {
+        struct client *c = userdata;
+        ASSERT_TRUE(len <= sizeof(c->frame));
+        memcpy(c->frame, data, len);
+        c->frame_len = len;
+        c->received++;
+        if (c->close_in_receive) {
+                coap->close(c->link);
+                c->link = NULL;
+        }
+}
+
+static void on_closed(int err, void *userdata) {
+        struct client *c = userdata;
+        c->closed_err = err;
+}
+
+static const struct smp_link_callbacks callbacks = {
+        .receive = on_receive,
+        .closed = on_closed,
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static void client_open(struct client *c, const char *address) {
+        memset(c, 0, sizeof(*c));
+        ASSERT_OK(sd_event_new(&c->event));
+        ASSERT_OK(coap->open(c->event, address, &callbacks, c, &c->link));
+}
+
+static void client_close(struct client *c) {
+        if (c->link)
+                coap->close(c->link);
+        c->link = NULL;
+        /* Runs the loop once more: nothing of the link may be left in it. */
+        ASSERT_OK(sd_event_run(c->event, 0));
+        c->event = sd_event_unref(c->event);
+}
+
+/* Runs the loop until `received` reaches n or timeout_ms passed; returns
+ * whether it did. */
+static bool client_wait(struct client *c, unsigned n, unsigned timeout_ms) {
+        uint64_t end = now_usec() + (uint64_t) timeout_ms * 1000u;
+        while (c->received < n) {
+                uint64_t now = now_usec();
+                if (now >= end)
+                        return false;
+                ASSERT_OK(sd_event_run(c->event, MIN(end - now, 100000u)));
+        }
+        return true;
+}
+
+static void client_idle(struct client *c, unsigned ms) {
+        uint64_t end = now_usec() + (uint64_t) ms * 1000u;
+        for (uint64_t now; (now = now_usec()) < end;)
+                ASSERT_OK(sd_event_run(c->event, end - now));
+}
+
+static size_t echo_frame(uint8_t seq, const char *text, uint8_t *out, size_t cap) {
+        static uint8_t body[8192];
+        struct smp_cbor_writer w;
+        smp_cbor_writer_init(&w, body, sizeof(body));
+        ASSERT_OK(smp_os_echo_req_encode(&w, smp_cbor_slice_str(text)));
+        struct smp_header h = {
+                .op = SMP_OP_WRITE, .version = SMP_VERSION_2, .group = SMP_GROUP_OS, .seq = seq,
+                .id = SMP_OS_CMD_ECHO,
+        };
+        int r = smp_frame_build(&h, body, w.len, out, cap);
+        ASSERT_OK(r);
+        return (size_t) r;
+}
+
+static size_t params_frame(uint8_t seq, uint8_t *out, size_t cap) {
+        static const uint8_t empty_map[] = { 0xa0 };
+        struct smp_header h = {
+                .op = SMP_OP_READ, .version = SMP_VERSION_2, .group = SMP_GROUP_OS, .seq = seq,
+                .id = SMP_OS_CMD_MCUMGR_PARAMS,
+        };
+        int r = smp_frame_build(&h, empty_map, sizeof(empty_map), out, cap);
+        ASSERT_OK(r);
+        return (size_t) r;
+}
+
+/* The answer in c->frame is the echo of text for seq. */
+static void check_echo_answer(const struct client *c, uint8_t seq, const char *text) {
+        struct smp_header h;
+        struct smp_cbor_slice r;
+        ASSERT_OK(smp_header_decode(c->frame, c->frame_len, &h));
+        ASSERT_EQ(h.op, SMP_OP_WRITE_RSP);
+        ASSERT_EQ(h.version, SMP_VERSION_2);
+        ASSERT_EQ(h.group, SMP_GROUP_OS);
+        ASSERT_EQ(h.id, SMP_OS_CMD_ECHO);
+        ASSERT_EQ(h.seq, seq);
+        ASSERT_EQ(h.len + SMP_HEADER_SIZE, c->frame_len);
+        ASSERT_OK(smp_os_echo_rsp_decode(c->frame + SMP_HEADER_SIZE, h.len, &r, NULL));
+        ASSERT_EQ(r.len, strlen(text));
+        ASSERT_MEMEQ(r.ptr, text, r.len);
+}
+
+static void address_of(const struct sim *s, char *buf, size_t size) {
+        snprintf(buf, size, "127.0.0.1:%u", s->port);
+}
+
+/* ---- tests ---- */
+
+static void test_addresses(void) {
+        static const char *const bad[] = {
+                "", ":5683", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:12x",
+                "[::1", "[]:5683", "::1:5683", "[::1]5683", "example.com:5683", "127.0.0.1:5683,mtu=5",
+                "127.0.0.1:5683,mtu=100000", "127.0.0.1:5683,mtu=", "127.0.0.1:5683,foo=1",
+                "127.0.0.1:5683,", "999.1.1.1:5683",
+        };
+        sd_event *e = NULL;
+        struct smp_link *l = NULL;
+        struct smp_link_info info;
+
+        ASSERT_OK(sd_event_new(&e));
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                int r = coap->open(e, bad[i], &callbacks, NULL, &l);
+                if (r != -EINVAL)
+                        fprintf(stderr, "'%s' gave %d\n", bad[i], r);
+                ASSERT_EQ(r, -EINVAL);
+        }
+
+        /* Default datagram (1152): 1024-byte blocks, frames up to 1019. */
+        ASSERT_OK(coap->open(e, "localhost", &callbacks, NULL, &l));
+        coap->get_info(l, &info);
+        ASSERT_EQ(info.mtu, 1024 - (SMP_OMP_OVERHEAD - SMP_HEADER_SIZE));
+        ASSERT_TRUE(info.fragments);
+        ASSERT_TRUE(!info.stream);
+        ASSERT_EQ(info.overhead, 18);
+        ASSERT_EQ(info.buffer_overhead, 0);
+        coap->close(l);
+
+        /* 512-byte datagrams: 508 after the header, 450 left after our
+         * options and libcoap's reserve: 256-byte blocks. */
+        ASSERT_OK(coap->open(e, "[::1]:5683,mtu=512", &callbacks, NULL, &l));
+        coap->get_info(l, &info);
+        ASSERT_EQ(info.mtu, 256 - 5);
+        coap->close(l);
+
+        ASSERT_OK(coap->open(e, "10.0.0.1", &callbacks, NULL, &l));
+        coap->close(l);
+        sd_event_unref(e);
+}
+
+static void test_echo_and_params(void) {
+        struct sim s;
+        struct client c;
+        struct smp_link_stats st;
+        struct smp_os_params_rsp params;
+        struct smp_header h;
+        uint8_t f[256], g[256];
+        char addr[64];
+
+        sim_start(&s, "--buf-size", "3072", NULL);
+        address_of(&s, addr, sizeof(addr));
+        client_open(&c, addr);
+
+        size_t n = echo_frame(0x42, "hello coap", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 1, 5000));
+        check_echo_answer(&c, 0x42, "hello coap");
+
+        n = params_frame(200, f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 2, 5000));
+        ASSERT_OK(smp_header_decode(c.frame, c.frame_len, &h));
+        ASSERT_EQ(h.op, SMP_OP_READ_RSP);
+        ASSERT_EQ(h.seq, 200);
+        ASSERT_EQ(h.id, SMP_OS_CMD_MCUMGR_PARAMS);
+        ASSERT_OK(smp_os_params_rsp_decode(c.frame + SMP_HEADER_SIZE, h.len, &params, NULL));
+        ASSERT_EQ(params.buf_size, 3072);
+
+        /* Two frames in one packet: two requests, two answers. */
+        size_t a = echo_frame(1, "one", f, sizeof(f));
+        size_t b = echo_frame(2, "two", f + a, sizeof(f) - a);
+        ASSERT_OK(coap->send(c.link, f, a + b));
+        ASSERT_TRUE(client_wait(&c, 4, 5000));
+
+        /* A different frame with a sequence number still in flight is
+         * refused; the same frame again is a retransmission. */
+        n = echo_frame(7, "first", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        size_t m = echo_frame(7, "second", g, sizeof(g));
+        ASSERT_EQ(coap->send(c.link, g, m), -EBUSY);
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 5, 5000));
+        check_echo_answer(&c, 7, "first");
+        /* the duplicate answer, if it comes, is the same echo */
+        client_idle(&c, 200);
+        check_echo_answer(&c, 7, "first");
+        unsigned got = c.received;
+        /* Answered: the sequence number is free again. */
+        ASSERT_OK(coap->send(c.link, g, m));
+        ASSERT_TRUE(client_wait(&c, got + 1, 5000));
+        check_echo_answer(&c, 7, "second");
+
+        /* Not a request: refused before anything is sent. */
+        f[0] = (f[0] & ~7) | SMP_OP_WRITE_RSP;
+        ASSERT_EQ(coap->send(c.link, f, n), -EINVAL);
+        /* Truncated frame. */
+        ASSERT_EQ(coap->send(c.link, g, m - 1), -EBADMSG);
+
+        coap->get_stats(c.link, &st);
+        ASSERT_TRUE(st.tx_packets >= 7);
+        ASSERT_EQ(st.rx_packets, c.received);
+        ASSERT_TRUE(st.tx_bytes > 0 && st.rx_bytes > 0);
+        ASSERT_EQ(st.lost, 0);
+        ASSERT_EQ(c.closed_err, 0);
+
+        client_close(&c);
+        sim_stop(&s);
+}
+
+static void test_large_echo(void) {
+        static char text[2001];
+        static uint8_t f[4096];
+        struct sim s;
+        struct client c;
+        struct smp_link_stats st;
+        struct smp_link_info info;
+        char addr[64];
+
+        for (size_t i = 0; i < sizeof(text) - 1; i++)
+                text[i] = (char) ('a' + i % 26);
+        sim_start(&s, "--buf-size", "4096", NULL);
+        address_of(&s, addr, sizeof(addr));
+        client_open(&c, addr);
+        coap->get_info(c.link, &info);
+
+        size_t n = echo_frame(9, text, f, sizeof(f));
+        ASSERT_TRUE(n > info.mtu + 900);
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 1, 10000));
+        check_echo_answer(&c, 9, text);
+
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.tx_packets, 2); /* two Block1 blocks (1024 + ~990) */
+        ASSERT_EQ(st.rx_packets, 1); /* one answer, however many blocks */
+        ASSERT_TRUE(st.rx_bytes > 2000);
+        ASSERT_EQ(st.lost, 0);
+
+        /* And a small one after it on the same link. */
+        n = echo_frame(10, "small", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 2, 5000));
+        check_echo_answer(&c, 10, "small");
+
+        client_close(&c);
+        sim_stop(&s);
+}
+
+static void test_latency(void) {
+        struct sim s;
+        struct client c;
+        struct smp_link_stats st;
+        uint8_t f[256];
+        char addr[64];
+
+        sim_start(&s, "--latency", "300", NULL);
+        address_of(&s, addr, sizeof(addr));
+        client_open(&c, addr);
+
+        size_t n = echo_frame(3, "slow", f, sizeof(f));
+        uint64_t t0 = now_usec();
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 1, 5000));
+        ASSERT_TRUE(now_usec() - t0 >= 600000);
+        check_echo_answer(&c, 3, "slow");
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.lost, 0);
+
+        client_close(&c);
+        sim_stop(&s);
+}
+
+static void test_silent_device(void) {
+        struct sim s;
+        struct client c;
+        struct smp_link_stats st;
+        uint8_t f[256], g[256];
+        char addr[64];
+
+        sim_start(&s, "--fault", "silent=1", NULL);
+        address_of(&s, addr, sizeof(addr));
+        client_open(&c, addr);
+
+        size_t n = echo_frame(5, "anyone?", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        /* The test's own timeout: nothing comes, nothing breaks. */
+        ASSERT_TRUE(!client_wait(&c, 1, 1500));
+        /* A session would now retransmit the same frame ... */
+        ASSERT_OK(coap->send(c.link, f, n));
+        /* ... and must not reuse its sequence number for another. */
+        size_t m = echo_frame(5, "other", g, sizeof(g));
+        ASSERT_EQ(coap->send(c.link, g, m), -EBUSY);
+        ASSERT_TRUE(!client_wait(&c, 1, 500));
+
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.tx_packets, 2);
+        ASSERT_EQ(st.rx_packets, 0);
+        ASSERT_EQ(c.closed_err, 0);
+
+        /* Closing with requests in flight. */
+        client_close(&c);
+        sim_stop(&s);
+}
+
+static void test_close_in_receive(void) {
+        struct sim s;
+        struct client c;
+        uint8_t f[256];
+        char addr[64];
+
+        sim_start(&s, NULL);
+        address_of(&s, addr, sizeof(addr));
+        client_open(&c, addr);
+        c.close_in_receive = true;
+
+        /* Two answers may arrive in the same pass: the second must not be
+         * delivered to a closed link. */
+        size_t a = echo_frame(1, "one", f, sizeof(f));
+        size_t b = echo_frame(2, "two", f + a, sizeof(f) - a);
+        ASSERT_OK(coap->send(c.link, f, a + b));
+        ASSERT_TRUE(client_wait(&c, 1, 5000));
+        ASSERT_TRUE(c.link == NULL);
+        client_idle(&c, 300);
+        ASSERT_EQ(c.received, 1);
+
+        client_close(&c);
+        sim_stop(&s);
+}
+
+/* ---- a hand-made CoAP device ---- */
+
+struct fake_device {
+        int fd;
+        uint16_t port;
+        sd_event_source *source;
+        unsigned requests;       /* datagrams received */
+        unsigned ignore_first;   /* ignore so many before answering */
+        uint8_t code;            /* answer code, e.g. 0x45 = 2.05 */
+        int last_mid;
+};
+
+/* Returns the payload of a CoAP datagram (after the 0xFF marker). */
+static const uint8_t *coap_payload(const uint8_t *p, size_t n, size_t *ret_len) {
+        size_t i = 4 + (p[0] & 0x0f);
+        while (i < n && p[i] != 0xff) {
+                unsigned d = p[i] >> 4, l = p[i] & 0x0f;
+                i++;
+                i += d == 13 ? 1 : d == 14 ? 2 : 0;
+                if (l == 13)
+                        l = 13 + p[i++];
+                else if (l == 14) {
+                        l = 269 + (p[i] << 8 | p[i + 1]);
+                        i += 2;
+                }
+                i += l;
+        }
+        ASSERT_TRUE(i < n);
+        *ret_len = n - i - 1;
+        return p + i + 1;
+}
+
+static int on_fake(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        struct fake_device *d = userdata;
+        uint8_t in[1500], out[1500], frame[1500];
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        size_t plen;
+
+        ssize_t n = recvfrom(fd, in, sizeof(in), 0, (struct sockaddr *) &from, &fromlen);
+        ASSERT_TRUE(n >= 5);
+        d->requests++;
+        ASSERT_EQ(in[0] >> 6, 1);             /* version 1 */
+        ASSERT_EQ((in[0] >> 4) & 3, 0);       /* CON */
+        ASSERT_EQ(in[0] & 0x0f, 1);           /* 1-byte token */
+        ASSERT_EQ(in[1], 0x03);               /* PUT */
+        int mid = in[2] << 8 | in[3];
+        if (d->requests <= d->ignore_first) {
+                d->last_mid = mid;
+                return 0;
+        }
+        if (d->last_mid >= 0)
+                ASSERT_EQ(mid, d->last_mid);  /* a retransmission: same mid */
+        d->last_mid = -1;
+
+        /* The SMP request, and an echo answer to it. */
+        const uint8_t *payload = coap_payload(in, (size_t) n, &plen);
+        int r = smp_omp_decode(payload, plen, frame, sizeof(frame));
+        ASSERT_OK(r);
+        struct smp_header h;
+        ASSERT_OK(smp_header_decode(frame, (size_t) r, &h));
+        uint8_t body[64];
+        struct smp_cbor_writer w;
+        smp_cbor_writer_init(&w, body, sizeof(body));
+        ASSERT_OK(smp_os_echo_rsp_encode(&w, SMP_CBOR_SLICE_LIT("pong")));
+        h.op = SMP_OP_WRITE_RSP;
+        int fl = smp_frame_build(&h, body, w.len, frame, sizeof(frame));
+        ASSERT_OK(fl);
+
+        /* ACK, same mid and token, Content-Format 60, payload. */
+        size_t o = 0;
+        out[o++] = 0x60 | 1;
+        out[o++] = d->code;
+        out[o++] = in[2];
+        out[o++] = in[3];
+        out[o++] = in[4];
+        out[o++] = 0xc1; /* option 12, length 1 */
+        out[o++] = 60;
+        out[o++] = 0xff;
+        r = smp_omp_encode(frame, (size_t) fl, out + o, sizeof(out) - o);
+        ASSERT_OK(r);
+        o += (size_t) r;
+        ASSERT_EQ(sendto(fd, out, o, 0, (struct sockaddr *) &from, fromlen), (ssize_t) o);
+        return 0;
+}
+
+static void fake_start(struct fake_device *d, sd_event *e) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        memset(d, 0, sizeof(*d));
+        d->last_mid = -1;
+        d->code = 0x45;
+        d->fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ASSERT_TRUE(d->fd >= 0);
+        ASSERT_OK(bind(d->fd, (struct sockaddr *) &a, sizeof(a)));
+        ASSERT_OK(getsockname(d->fd, (struct sockaddr *) &a, &len));
+        d->port = ntohs(a.sin_port);
+        ASSERT_OK(sd_event_add_io(e, &d->source, d->fd, EPOLLIN, on_fake, d));
+}
+
+static void fake_stop(struct fake_device *d) {
+        d->source = sd_event_source_disable_unref(d->source);
+        close(d->fd);
+}
+
+static void test_retransmission_and_errors(void) {
+        struct client c;
+        struct fake_device d;
+        struct smp_link_stats st;
+        uint8_t f[256];
+        char addr[64];
+
+        memset(&c, 0, sizeof(c));
+        ASSERT_OK(sd_event_new(&c.event));
+        fake_start(&d, c.event);
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", d.port);
+        ASSERT_OK(coap->open(c.event, addr, &callbacks, &c, &c.link));
+
+        /* The first transmission is "lost": libcoap's retransmission timer
+         * must fire in our loop, after ACK_TIMEOUT (2 s, no random factor). */
+        d.ignore_first = 1;
+        size_t n = echo_frame(11, "ping", f, sizeof(f));
+        uint64_t t0 = now_usec();
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 1, 5000));
+        uint64_t dt = now_usec() - t0;
+        ASSERT_TRUE(dt >= 1900000 && dt < 3500000);
+        ASSERT_EQ(d.requests, 2);
+        check_echo_answer(&c, 11, "pong");
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.lost, 1);
+
+        /* 4.00 Bad Request: not an SMP frame, dropped and counted. */
+        d.ignore_first = 0;
+        d.requests = 0;
+        d.code = 0x80;
+        n = echo_frame(12, "ping", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(!client_wait(&c, 2, 500));
+        ASSERT_EQ(d.requests, 1);
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.lost, 2);
+        ASSERT_EQ(st.rx_packets, 2);
+        /* Answered, even if with an error: seq 12 is free again. */
+        n = echo_frame(12, "again", f, sizeof(f));
+        d.code = 0x44; /* 2.04 Changed is accepted as well */
+        ASSERT_OK(coap->send(c.link, f, n));
+        ASSERT_TRUE(client_wait(&c, 2, 2000));
+        check_echo_answer(&c, 12, "pong");
+
+        ASSERT_EQ(c.closed_err, 0);
+        coap->close(c.link);
+        c.link = NULL;
+        fake_stop(&d);
+        client_close(&c);
+}
+
+/* Nobody listens: ICMP port unreachable is a lost request, not the end
+ * of the link (the device may be rebooting). */
+static void test_unreachable(void) {
+        struct client c;
+        struct smp_link_stats st;
+        uint8_t f[256];
+        char addr[64];
+
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", free_udp_port());
+        client_open(&c, addr);
+        size_t n = echo_frame(1, "hello?", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        client_idle(&c, 300);
+        n = echo_frame(2, "hello?", f, sizeof(f));
+        ASSERT_OK(coap->send(c.link, f, n));
+        client_idle(&c, 300);
+        coap->get_stats(c.link, &st);
+        ASSERT_EQ(st.tx_packets, 2);
+        ASSERT_EQ(st.rx_packets, 0);
+        ASSERT_EQ(st.lost, 2);
+        ASSERT_EQ(c.closed_err, 0);
+        client_close(&c);
+}
+
+TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_and_params), TEST(test_large_echo), TEST(test_latency),
+          TEST(test_silent_device), TEST(test_close_in_receive), TEST(test_retransmission_and_errors),
+          TEST(test_unreachable))
