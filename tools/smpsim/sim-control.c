@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "sim-ble.h"
 #include "sim-control.h"
 #include "util.h"
 
@@ -183,6 +184,8 @@ static json_t *run_command(struct sim *sim, char *line) {
                 return error_reply("empty command");
 
         const char *err = NULL;
+        if (strncmp(argv[0], "ble-", 4) == 0)
+                return sim_ble_command(sim, argc, argv);
         if (streq(argv[0], "list"))
                 return json_pack("{s:b, s:i}", "ok", 1, "devices", sim->n_devices);
         if (argc < 2)
@@ -224,7 +227,7 @@ static json_t *run_command(struct sim *sim, char *line) {
                 FOR_DEVICES(sim, argv[1], d, { sim_device_reboot(d, "control socket"); });
                 return json_pack("{s:b}", "ok", 1);
         }
-        return error_reply("unknown command (list, state, set, fault, clear-faults, reset)");
+        return error_reply("unknown command (list, state, set, fault, clear-faults, reset, ble-...)");
 }
 
 static void conn_free(struct control_conn *c) {

@@ -12,6 +12,11 @@
  *   fault DEV|all SPEC           add a fault (same spelling as --fault)
  *   clear-faults DEV|all
  *   reset DEV|all                power-cycle: reboot now, un-hang
+ *   ble-state DEV                BLE link: adapter, MTU, notify/acquire, counters
+ *   ble-fault DEV|all SPEC       add a BLE fault (same spelling as --ble-fault)
+ *   ble-clear-faults DEV|all
+ *   ble-disconnect DEV|all       the BLE link is lost now
+ *   ble-power ADAPTER|all on|off adapter Powered (as the Powered property)
  */
 #pragma once
 

@@ -127,6 +127,7 @@ static void boot_complete(struct sim_device *d, uint64_t now) {
         if (d->state_dir[0])
                 (void) sim_flash_save(&d->flash, d->state_dir);
         dev_log(d, 1, "booted (%s), boot #%u", sim_boot_result_to_string(r), d->boot_count);
+        sim_transport_device_up(d);
 
         /* Fault "revert": the new image crashes before it confirms itself,
          * the watchdog resets, and MCUboot swaps back. */
@@ -155,6 +156,7 @@ void sim_device_reboot(struct sim_device *d, const char *why) {
         if (swap != SIM_SWAP_NONE)
                 silent_us += (uint64_t) d->params.swap_ms * 1000;
         schedule(d, EV_BOOTED, now + silent_us, NULL, NULL, 0);
+        sim_transport_device_down(d);
 }
 
 static void finish_processing(struct sim_device *d, struct sim_event *done, uint64_t now) {
@@ -347,6 +349,19 @@ void sim_device_receive(struct sim_device *d, const struct sim_route *route,
         }
         uint64_t at = sim_link_arrival(&d->link, &d->uplink, &d->rng, now, len);
         schedule(d, EV_ARRIVE, at, route, pkt, len);
+}
+
+void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,
+                           const uint8_t *pkt, size_t len, uint64_t at_us) {
+        uint64_t now = sim_now_us(d->sim);
+
+        d->stats.rx_packets++;
+        d->stats.rx_bytes += len;
+        if (now < d->down_until_us || sim_rng_chance(&d->rng, d->link.loss)) {
+                d->stats.dropped_loss++;
+                return;
+        }
+        schedule(d, EV_ARRIVE, MAX(at_us, now), route, pkt, len);
 }
 
 int sim_device_init(struct sim_device *d, struct sim *sim, unsigned index,

@@ -25,6 +25,7 @@ enum sim_transport_kind {
         SIM_TRANSPORT_UDP,
         SIM_TRANSPORT_COAP,
         SIM_TRANSPORT_SERIAL,
+        SIM_TRANSPORT_BLE,
 };
 
 /* Where an answer goes: the transport and peer a request came from. */
@@ -32,7 +33,7 @@ struct sim_route {
         enum sim_transport_kind kind;
         struct sockaddr_storage addr;
         socklen_t addrlen;
-        uint64_t cookie; /* transport-private (CoAP: the pending request) */
+        uint64_t cookie; /* transport-private (CoAP: the pending request; BLE: the connection) */
 };
 
 /* Per-device settings, from the command line or the control socket. */
@@ -119,12 +120,24 @@ void sim_device_done(struct sim_device *d);
 void sim_device_receive(struct sim_device *d, const struct sim_route *route,
                         const uint8_t *pkt, size_t len);
 
+/* A packet a transport reassembled from pieces it already charged to the
+ * uplink (BLE writes, see sim_link_arrival()): it reaches the device at
+ * at_us instead of after its own transfer time. */
+void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,
+                           const uint8_t *pkt, size_t len, uint64_t at_us);
+
 /* Reboots now (control socket "reset", or a fault). */
 void sim_device_reboot(struct sim_device *d, const char *why);
 
 /* Implemented by the transports: sends bytes to the route's peer. */
 void sim_transport_send(struct sim_device *d, const struct sim_route *route,
                         const uint8_t *pkt, size_t len);
+
+/* Implemented by the transports: the device went down (reset) or came
+ * back (booted), for link-oriented transports (BLE drops the connection
+ * and stops advertising while the device is down). */
+void sim_transport_device_down(struct sim_device *d);
+void sim_transport_device_up(struct sim_device *d);
 
 uint64_t sim_now_us(struct sim *sim);
 

@@ -22,6 +22,7 @@ struct sim {
         struct sim_blob *default_image;
         char *serial_dir;          /* where the pty symlinks go */
         void *coap;                /* struct sim_coap */
+        void *ble;                 /* struct sim_ble */
         int control_fd;
         sd_event_source *control_source;
         char *control_path;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "sim-ble.h"
 #include "sim-coap.h"
 #include "sim-control.h"
 #include "sim-serial.h"
@@ -38,6 +39,8 @@ struct override {
 
 struct options {
         const char *udp, *coap, *serial_dir, *state_dir, *image, *control;
+        struct sim_ble_config ble;
+        const char *ble_faults[FAULTS_MAX];
         unsigned count;
         struct sim_device_params params;
         struct sim_link_params link;
@@ -93,7 +96,18 @@ void sim_transport_send(struct sim_device *d, const struct sim_route *route, con
         case SIM_TRANSPORT_COAP:
                 sim_coap_send(d, route, pkt, len);
                 break;
+        case SIM_TRANSPORT_BLE:
+                sim_ble_send(d, route, pkt, len);
+                break;
         }
+}
+
+void sim_transport_device_down(struct sim_device *d) {
+        sim_ble_device_down(d);
+}
+
+void sim_transport_device_up(struct sim_device *d) {
+        sim_ble_device_up(d);
 }
 
 static void help(void) {
@@ -103,6 +117,21 @@ static void help(void) {
                "  --udp ADDR:PORT         raw SMP over UDP; device i listens on PORT+i\n"
                "  --coap ADDR:PORT        SMP over CoAP (newtmgr OIC, PUT /omgr); device i on PORT+i\n"
                "  --serial DIR            one pty per device, symlinked as DIR/smpsim-NNNN\n"
+               "  --ble BUS               a fake org.bluez (BlueZ 5.66 D-Bus API) on BUS: system, session\n"
+               "                          or a D-Bus address; device i is dev_C0_DE_00_00_HH_LL\n"
+               "BLE (with --ble):\n"
+               "  --ble-adapters N        adapters hci0..hci(N-1) (1..%u, default 1)\n"
+               "  --ble-mtu N             ATT MTU after the exchange (23..517, default 247)\n"
+               "  --ble-connect-ms N      Connect() to Connected (default 30)\n"
+               "  --ble-resolve-ms N      Connected to ServicesResolved (default 100)\n"
+               "  --ble-supervision-ms N  a reset device's link is lost after this (default 420)\n"
+               "  --ble-connect-timeout-ms N  connecting to a silent device fails after this (default 5000)\n"
+               "  --ble-temporary-ms N    unconnected devices vanish this long after discovery (default 30000)\n"
+               "  --ble-conn-interval-ms N  pace notifications per connection event (default 0: off)\n"
+               "  --ble-notify-per-event N  notifications per connection event (default 4)\n"
+               "  --ble-fault [dev=N:]connect-fail[=N] | resolve-late=MS | resolved-early |\n"
+               "          disconnect-at=BYTES | acquire-write=notpermitted|failed |\n"
+               "          acquire-notify=notpermitted|failed\n"
                "Devices:\n"
                "  --count N               number of devices (1..%u, default 1)\n"
                "  --smp-version 1|2       2: current Zephyr (default); 1: firmware that knows only v1\n"
@@ -136,7 +165,7 @@ static void help(void) {
                "  -v, --verbose           more logging on stderr (repeat)\n"
                "  -h, --help\n\n"
                "Prints \"ready\" on standard output once every endpoint listens.\n",
-               SIM_DEVICES_MAX);
+               SIM_BLE_ADAPTERS_MAX, SIM_DEVICES_MAX);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
@@ -173,6 +202,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_BUF_COUNT, OPT_SWAP_MS, OPT_BOOT_MS, OPT_RESET_MS, OPT_FLASH_RATE,
                 OPT_ERASE_RATE, OPT_FRUGAL, OPT_NO_IMAGE_CHECK, OPT_BANDWIDTH, OPT_LATENCY,
                 OPT_JITTER, OPT_LOSS, OPT_MTU, OPT_FAULT, OPT_CONTROL, OPT_SEED,
+                OPT_BLE, OPT_BLE_ADAPTERS, OPT_BLE_MTU, OPT_BLE_CONNECT_MS, OPT_BLE_RESOLVE_MS,
+                OPT_BLE_SUPERVISION_MS, OPT_BLE_CONNECT_TIMEOUT_MS, OPT_BLE_TEMPORARY_MS,
+                OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT,
         };
         static const struct option longopts[] = {
                 { "udp", required_argument, NULL, OPT_UDP },
@@ -202,6 +234,17 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "fault", required_argument, NULL, OPT_FAULT },
                 { "control", required_argument, NULL, OPT_CONTROL },
                 { "seed", required_argument, NULL, OPT_SEED },
+                { "ble", required_argument, NULL, OPT_BLE },
+                { "ble-adapters", required_argument, NULL, OPT_BLE_ADAPTERS },
+                { "ble-mtu", required_argument, NULL, OPT_BLE_MTU },
+                { "ble-connect-ms", required_argument, NULL, OPT_BLE_CONNECT_MS },
+                { "ble-resolve-ms", required_argument, NULL, OPT_BLE_RESOLVE_MS },
+                { "ble-supervision-ms", required_argument, NULL, OPT_BLE_SUPERVISION_MS },
+                { "ble-connect-timeout-ms", required_argument, NULL, OPT_BLE_CONNECT_TIMEOUT_MS },
+                { "ble-temporary-ms", required_argument, NULL, OPT_BLE_TEMPORARY_MS },
+                { "ble-conn-interval-ms", required_argument, NULL, OPT_BLE_CONN_INTERVAL_MS },
+                { "ble-notify-per-event", required_argument, NULL, OPT_BLE_NOTIFY_PER_EVENT },
+                { "ble-fault", required_argument, NULL, OPT_BLE_FAULT },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -221,7 +264,18 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         .image_check = true,
                 },
                 .seed = 1,
+                .ble = {
+                        .adapters = 1,
+                        .mtu = 247,
+                        .connect_ms = 30,
+                        .resolve_ms = 100,
+                        .supervision_ms = 420,
+                        .connect_timeout_ms = 5000,
+                        .temporary_ms = 30000,
+                        .notify_per_event = 4,
+                },
         };
+        uint32_t v;
 
         while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) >= 0) {
                 const char *err = NULL;
@@ -251,6 +305,46 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 case OPT_CONTROL:
                         o->control = optarg;
                         break;
+                case OPT_BLE:
+                        o->ble.bus = optarg;
+                        break;
+                case OPT_BLE_ADAPTERS:
+                        if (parse_u32(optarg, 1, SIM_BLE_ADAPTERS_MAX, &o->ble.adapters) < 0)
+                                err = "--ble-adapters takes 1..16";
+                        break;
+                case OPT_BLE_MTU:
+                        if (parse_u32(optarg, 23, 517, &v) < 0)
+                                err = "--ble-mtu takes 23..517";
+                        o->ble.mtu = (uint16_t) v;
+                        break;
+                case OPT_BLE_CONNECT_MS:
+                case OPT_BLE_RESOLVE_MS:
+                case OPT_BLE_SUPERVISION_MS:
+                case OPT_BLE_CONNECT_TIMEOUT_MS:
+                case OPT_BLE_TEMPORARY_MS:
+                case OPT_BLE_CONN_INTERVAL_MS: {
+                        uint32_t *target = c == OPT_BLE_CONNECT_MS         ? &o->ble.connect_ms :
+                                           c == OPT_BLE_RESOLVE_MS         ? &o->ble.resolve_ms :
+                                           c == OPT_BLE_SUPERVISION_MS     ? &o->ble.supervision_ms :
+                                           c == OPT_BLE_CONNECT_TIMEOUT_MS ? &o->ble.connect_timeout_ms :
+                                           c == OPT_BLE_TEMPORARY_MS       ? &o->ble.temporary_ms :
+                                                                             &o->ble.conn_interval_ms;
+                        if (parse_u32(optarg, 0, 3600000, target) < 0)
+                                err = "expected milliseconds (0..3600000)";
+                        break;
+                }
+                case OPT_BLE_NOTIFY_PER_EVENT:
+                        if (parse_u32(optarg, 1, 1000, &o->ble.notify_per_event) < 0)
+                                err = "--ble-notify-per-event takes 1..1000";
+                        break;
+                case OPT_BLE_FAULT: {
+                        long dev;
+                        if (o->ble.n_faults >= FAULTS_MAX)
+                                err = "too many --ble-fault options";
+                        else if (sim_ble_fault_parse(optarg, &dev, &err) == 0)
+                                o->ble_faults[o->ble.n_faults++] = optarg;
+                        break;
+                }
                 case OPT_COUNT:
                         if (parse_u32(optarg, 1, SIM_DEVICES_MAX, &o->count) < 0)
                                 err = "--count takes 1..10000";
@@ -329,8 +423,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 fprintf(stderr, "smpsim: unexpected argument '%s'\n", argv[optind]);
                 return -EINVAL;
         }
-        if (!o->udp && !o->coap && !o->serial_dir) {
-                fprintf(stderr, "smpsim: give at least one of --udp, --coap, --serial\n");
+        o->ble.faults = o->ble_faults;
+        if (!o->udp && !o->coap && !o->serial_dir && !o->ble.bus) {
+                fprintf(stderr, "smpsim: give at least one of --udp, --coap, --serial, --ble\n");
                 return -EINVAL;
         }
         return 0;
@@ -485,6 +580,13 @@ static int run(int argc, char **argv) {
                 }
                 fprintf(stderr, "smpsim: %u device(s) on ptys %s/smpsim-NNNN\n", o.count, o.serial_dir);
         }
+        if (o.ble.bus) {
+                r = sim_ble_open(&sim, &o.ble);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: --ble %s: %s\n", o.ble.bus, strerror(-r));
+                        goto out;
+                }
+        }
         if (o.control) {
                 r = sim_control_open(&sim, o.control);
                 if (r < 0) {
@@ -499,6 +601,7 @@ static int run(int argc, char **argv) {
 
 out:
         sim_control_close(&sim);
+        sim_ble_close(&sim);
         sim_coap_close(&sim);
         for (unsigned i = 0; i < sim.n_devices; i++) {
                 sim_udp_close(&sim.devices[i]);
