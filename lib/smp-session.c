@@ -183,8 +183,15 @@ static void update_rtt(struct smp_session *s, struct smp_request *r) {
             now < r->sent_usec)
                 return;
         uint64_t sample = now - r->sent_usec;
-        /* RFC 6298 smoothing, alpha 1/8 */
-        s->stats.srtt_usec = s->stats.srtt_usec ? (7 * s->stats.srtt_usec + sample) / 8 : sample;
+        /* RFC 6298 smoothing: alpha 1/8, beta 1/4 */
+        if (s->stats.srtt_usec == 0) {
+                s->stats.srtt_usec = sample;
+                s->stats.rttvar_usec = sample / 2;
+        } else {
+                uint64_t dev = sample > s->stats.srtt_usec ? sample - s->stats.srtt_usec : s->stats.srtt_usec - sample;
+                s->stats.rttvar_usec = (3 * s->stats.rttvar_usec + dev) / 4;
+                s->stats.srtt_usec = (7 * s->stats.srtt_usec + sample) / 8;
+        }
 }
 
 static void handle_frame(struct smp_session *s, const struct smp_frame *f) {

@@ -488,6 +488,13 @@ static void on_upload_done(struct smp_upload *up, const struct smp_upload_result
         step_check_upload(u);
 }
 
+/* The caller's progress callback gets the caller's userdata, not ours. */
+static void on_upload_progress(struct smp_upload *up, const struct smp_upload_progress *pr, void *userdata) {
+        struct smp_update *u = userdata;
+        if (u->p.upload_progress)
+                u->p.upload_progress(up, pr, u->p.userdata);
+}
+
 static void step_upload(struct smp_update *u) {
         set_step(u, SMP_UPDATE_STEP_UPLOAD);
         const struct smp_upload_params up = {
@@ -497,7 +504,8 @@ static void step_upload(struct smp_update *u) {
                 .image = u->p.image,
                 .window = u->p.window,
                 .chunk = u->p.chunk,
-                .progress = u->p.upload_progress,
+                .timeout_usec = u->p.chunk_timeout_usec,
+                .progress = on_upload_progress,
                 .done = on_upload_done,
                 .userdata = u,
         };

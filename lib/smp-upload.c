@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/sha.h>
 
@@ -15,7 +16,7 @@
 #define ASSUMED_BUF_SIZE 384u
 #define ASSUMED_BUF_COUNT 4u
 /* Bounds of the per-chunk timeout derived from the round-trip time. */
-#define CHUNK_TIMEOUT_MIN_USEC (1000u * 1000u)
+#define CHUNK_TIMEOUT_MIN_USEC (250u * 1000u)
 #define CHUNK_TIMEOUT_MAX_USEC (20u * 1000u * 1000u)
 #define PARAMS_TIMEOUT_USEC (3u * 1000u * 1000u)
 
@@ -57,10 +58,12 @@ void smp_upload_file_sha256(const uint8_t *data, size_t len, uint8_t ret[32]) {
         SHA256(data, len, ret);
 }
 
+/* The clock itself, not the loop's cached iteration time: rates over a
+ * fast local upload would otherwise divide by zero. */
 static uint64_t now_usec(struct smp_upload *u) {
-        uint64_t t = 0;
-        (void) sd_event_now(smp_session_get_event(u->session), CLOCK_MONOTONIC, &t);
-        return t;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
 static void chunks_cancel_all(struct smp_upload *u) {
@@ -129,7 +132,14 @@ static uint64_t chunk_timeout(struct smp_upload *u) {
         smp_session_get_stats(u->session, &st);
         if (st.srtt_usec == 0)
                 return 2500u * 1000u; /* what Nordic's libraries use */
-        return MIN(MAX(4 * st.srtt_usec, (uint64_t) CHUNK_TIMEOUT_MIN_USEC), (uint64_t) CHUNK_TIMEOUT_MAX_USEC);
+        /* RFC 6298's srtt + 4 rttvar, and never under twice the smoothed
+         * round trip: a window of queued chunks stretches single ones */
+        uint64_t t = MAX(st.srtt_usec + 4 * st.rttvar_usec, 2 * st.srtt_usec);
+        t = MAX(t, (uint64_t) CHUNK_TIMEOUT_MIN_USEC);
+        /* and back off while nothing gets through (RFC 6298 5.5), so a
+         * link that is down for seconds is waited out, not given up on */
+        t <<= MIN(u->failures, 6u);
+        return MIN(t, (uint64_t) CHUNK_TIMEOUT_MAX_USEC);
 }
 
 static void on_chunk_done(struct smp_session *s, int error, const struct smp_header *hdr,
@@ -316,7 +326,7 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
                         finish(u, -EBADMSG);
                         return;
                 }
-                if (c_off == 0 && u->acked == 0 && rsp.off > c_end && rsp.off < u->p.len)
+                if (c_off == 0 && u->acked == 0 && rsp.off > c_end)
                         u->result.resumed_at = rsp.off; /* the device had more: resumed */
                 if (rsp.off == u->p.len) {
                         u->acked = rsp.off;

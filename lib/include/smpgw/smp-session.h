@@ -67,6 +67,7 @@ struct smp_session_stats {
         uint64_t ignored_answers;   /* late, duplicate or unmatched */
         uint64_t tx_bytes, rx_bytes;
         uint64_t srtt_usec;         /* smoothed round-trip time, 0 if none yet */
+        uint64_t rttvar_usec;       /* its mean deviation (RFC 6298) */
 };
 
 /* Opens a session to conn ("udp:127.0.0.1:1337", ...).  The transport is

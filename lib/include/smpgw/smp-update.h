@@ -125,6 +125,7 @@ struct smp_update_params {
         /* passed to the upload */
         unsigned window;
         size_t chunk;
+        uint64_t chunk_timeout_usec;      /* 0: from the round trip */
         bool has_image;
         uint32_t image;
         smp_upload_progress_fn upload_progress;
