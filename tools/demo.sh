@@ -4,7 +4,11 @@
 #
 # What it shows grows with the project; today: an MCUboot image signed by
 # MCUboot's own imgtool checked by `smpgwctl image info` (with the right
-# key and a wrong one), and a fleet of simulated devices (smpsim) running.
+# key and a wrong one), a fleet of simulated devices (smpsim) behind an
+# emulated link, and that image pushed to them with the full update
+# procedure (upload, test, reset, confirm) by `smpgwctl --conn`, with
+# progress, ending with each device running it confirmed.  (The daemon,
+# smpgwd, will take over the pushing.)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,9 +44,10 @@ trap 'kill "${simpid:-}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 head -c 300 "$data/imgtool-ecdsa-p256.bin" >"$tmp/truncated.bin"
 "$ctl" image info "$tmp/truncated.bin" || echo "(exit code $?)"
 
-step "20 simulated devices on UDP (smpsim), and the state of one of them"
+step "20 simulated devices on UDP (smpsim; 1 Mbit/s, 15 ms links), and the state of one of them"
 port=$((20000 + RANDOM % 20000))
-"$sim" --udp "127.0.0.1:$port" --count 20 --control "$tmp/ctl" >"$tmp/sim.out" 2>"$tmp/sim.err" &
+"$sim" --udp "127.0.0.1:$port" --count 20 --control "$tmp/ctl" --bandwidth 125000 --latency 15 \
+  --buf-size 2475 --buf-count 8 --swap-ms 1500 >"$tmp/sim.out" 2>"$tmp/sim.err" &
 simpid=$!
 for _ in $(seq 50); do grep -q ready "$tmp/sim.out" 2>/dev/null && break; sleep 0.1; done
 /usr/bin/python3 - "$tmp/ctl" <<'PY'
@@ -54,5 +59,27 @@ st = json.loads(f.readline())
 for slot in st["slots"]:
     print("slot %d: %s" % (slot["slot"], {k: slot[k] for k in slot if k in ("version", "hash", "active", "confirmed")}))
 PY
+
+export SMPGW_PLUGIN_DIR="$top/build/plugins"
+image="$data/imgtool-ecdsa-p256.bin"
+for dev in 0 1 2; do
+  step "update device $dev (udp:127.0.0.1:$((port + dev))) to $(basename "$image")"
+  "$ctl" --conn "udp:127.0.0.1:$((port + dev))" update "$image"
+done
+
+step "device 1 afterwards"
+"$ctl" --conn "udp:127.0.0.1:$((port + 1))" image list
+
+step "the same push to device 3, which reverts (smpsim fault: the new image never confirms itself)"
+/usr/bin/python3 - "$tmp/ctl" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"fault 3 revert\n"); s.makefile().readline()
+PY
+if "$ctl" --conn "udp:127.0.0.1:$((port + 3))" update "$image"; then
+  echo "unexpected: the revert was not detected" >&2
+  exit 1
+else
+  echo "(exit code $?: reverted, as documented in doc/smpgwctl.md)"
+fi
 echo
-echo "smpsim runs devices on udp 127.0.0.1:$port..$((port + 19)); see doc/smpsim.md."
+echo "smpsim runs devices on udp 127.0.0.1:$port..$((port + 19)); see doc/smpsim.md and doc/smpgwctl.md."

@@ -2,10 +2,11 @@
 /*
  * smpgwctl: command line tool for smpgw.
  *
- *   smpgwctl [GLOBAL OPTIONS] GROUP VERB [ARGS]
+ *   smpgwctl [GLOBAL OPTIONS] GROUP [VERB] [ARGS]
  *
  * Global options come before the command; getopt stops at the first
- * non-option ("+"), so each command parses its own options.
+ * non-option ("+"), so each command parses its own options (device
+ * commands accept the global ones again, after the command).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -13,12 +14,13 @@
 #include <string.h>
 
 #include "config.h"
+#include "ctl-session.h"
 #include "smpgwctl.h"
 #include "util.h"
 
 struct ctl_command {
         const char *group;
-        const char *verb;
+        const char *verb;     /* NULL: a command of one word ("echo") */
         const char *args;     /* synopsis after "group verb" */
         const char *summary;
         ctl_run_t run;
@@ -27,6 +29,22 @@ struct ctl_command {
 static const struct ctl_command commands[] = {
         { "image", "info", "FILE [--key KEY]...", "Show and check an MCUboot image file",
           cmd_image_info },
+        /* direct device sessions: --conn URI */
+        { "echo", NULL, "TEXT", "Echo TEXT through the device", cmd_echo },
+        { "params", NULL, "", "Show the device's SMP buffer size and count", cmd_params },
+        { "info", NULL, "[--format F]", "Show OS/application and bootloader info", cmd_info },
+        { "image", "list", "", "List the images in the device's slots", cmd_image_list },
+        { "image", "upload", "FILE", "Upload an image to the secondary slot (resumes)",
+          cmd_image_upload },
+        { "image", "test", "HASH", "Mark an image for a test boot", cmd_image_test },
+        { "image", "confirm", "[HASH]", "Confirm the running image, or HASH permanently",
+          cmd_image_confirm },
+        { "image", "erase", "[--slot N]", "Erase the secondary slot", cmd_image_erase },
+        { "reset", NULL, "[--force]", "Reboot the device", cmd_reset },
+        { "stat", "list", "", "List statistics groups", cmd_stat_list },
+        { "stat", "read", "NAME", "Show one statistics group", cmd_stat_read },
+        { "update", NULL, "FILE [--mode M]", "Update the device: upload, test, reset, confirm",
+          cmd_update },
 };
 
 static void help(FILE *f) {
@@ -36,26 +54,28 @@ static void help(FILE *f) {
                 "Talks to MCUboot/SMP devices and works with their firmware images.\n"
                 "\n"
                 "Options:\n"
-                "  -j, --json      print machine-readable JSON on stdout\n"
-                "  -h, --help      show this help\n"
-                "      --version   show the version\n"
-                "\n"
-                "Commands:\n");
+                "  -h, --help            show this help\n"
+                "      --version         show the version\n"
+                "\n");
+        ctl_global_options_help(f);
+        fprintf(f, "\nCommands (all but 'image info' talk to the device given with --conn):\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 char name[64];
-                snprintf(name, sizeof(name), "%s %s %s", commands[i].group, commands[i].verb,
-                         commands[i].args);
+                snprintf(name, sizeof(name), "%s%s%s %s", commands[i].group, commands[i].verb ? " " : "",
+                         commands[i].verb ?: "", commands[i].args);
                 fprintf(f, "  %-34s %s\n", name, commands[i].summary);
         }
-        fprintf(f,
-                "\n"
-                "'smpgwctl COMMAND --help' describes a command and its exit codes.\n"
-                "Exit codes: 0 success, 1 failure, 2 usage error; commands add their own.\n");
+        fprintf(f, "\n");
+        ctl_exit_codes_help(f);
+        fprintf(f, "  ('image info' also: 5  keys given, but no signature is valid with them)\n"
+                   "\n"
+                   "'smpgwctl COMMAND --help' describes a command.\n");
 }
 
 static const struct ctl_command *command_find(const char *group, const char *verb) {
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(commands[i].group, group) && verb && streq(commands[i].verb, verb))
+                if (streq(commands[i].group, group) &&
+                    (!commands[i].verb || (verb && streq(commands[i].verb, verb))))
                         return &commands[i];
         return NULL;
 }
@@ -70,19 +90,21 @@ static bool group_exists(const char *group) {
 int main(int argc, char *argv[]) {
         enum { ARG_VERSION = 0x100 };
         static const struct option options[] = {
-                { "json", no_argument, NULL, 'j' },
+                CTL_GLOBAL_OPTIONS,
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {}
         };
         struct ctl_context ctx = {};
-        int c;
+        int c, r;
 
-        while ((c = getopt_long(argc, argv, "+jh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+" CTL_GLOBAL_SHORTOPTS "h", options, NULL)) >= 0) {
+                r = ctl_global_option(&ctx, c, optarg);
+                if (r < 0)
+                        return CTL_EXIT_USAGE;
+                if (r > 0)
+                        continue;
                 switch (c) {
-                case 'j':
-                        ctx.json = true;
-                        break;
                 case 'h':
                         help(stdout);
                         return CTL_EXIT_OK;
@@ -92,6 +114,7 @@ int main(int argc, char *argv[]) {
                 default:
                         return CTL_EXIT_USAGE;
                 }
+        }
 
         if (optind >= argc) {
                 help(stderr);
@@ -109,12 +132,15 @@ int main(int argc, char *argv[]) {
                 return CTL_EXIT_USAGE;
         }
 
-        /* The command sees argv[0] = "smpgwctl group verb", so getopt's
+        /* The command sees argv[0] = "smpgwctl group [verb]", so getopt's
          * messages name it, and its arguments after that. */
-        char name[64];
-        snprintf(name, sizeof(name), "smpgwctl %s %s", cmd->group, cmd->verb);
-        int sub_argc = argc - optind - 1;
-        char **sub_argv = argv + optind + 1;
+        char name[64], command[48];
+        snprintf(command, sizeof(command), "%s%s%s", cmd->group, cmd->verb ? " " : "", cmd->verb ?: "");
+        snprintf(name, sizeof(name), "smpgwctl %s", command);
+        ctx.command = command;
+        int skip = cmd->verb ? 1 : 0;
+        int sub_argc = argc - optind - skip;
+        char **sub_argv = argv + optind + skip;
         sub_argv[0] = name;
         optind = 0; /* GNU getopt: start over for the command's options */
         return cmd->run(&ctx, sub_argc, sub_argv);

@@ -1,0 +1,401 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smpgwctl --conn URI COMMAND (direct mode, no daemon) against smpsim:
+every command on udp:, coap: and serial: and both SMP versions, the update
+procedure in every mode, revert and reject, upload resume (after a link
+drop and after smpgwctl was killed), each smpsim fault, device errors,
+usage errors and the exit codes that tell them apart.
+
+Environment: SMPGWCTL, SMPSIM, SMPGW_PLUGIN_DIR, SMPGW_TEST_DATA."""
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "smpsim"))
+from simharness import Sim  # noqa: E402
+from smp_client import mcuboot_build, mcuboot_hash_tlv  # noqa: E402
+
+SMPGWCTL = os.environ.get("SMPGWCTL", "smpgwctl")
+DATA = os.environ.get("SMPGW_TEST_DATA", os.path.join(HERE, "..", "data"))
+ENV = dict(os.environ)
+
+# exit codes (doc/smpgwctl.md)
+OK, FAILURE, USAGE, BAD_IMAGE, BAD_HASH = 0, 1, 2, 3, 4
+TRANSPORT, DEVICE, REVERTED, STUCK = 6, 7, 8, 9
+
+FAST = ("--swap-ms", "50", "--boot-ms", "50", "--reset-ms", "20")
+
+
+def body(seed, size):
+    out = bytearray()
+    x = seed
+    while len(out) < size:
+        x = (x * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        out += x.to_bytes(8, "little")
+    return bytes(out[:size])
+
+
+def image_file(tmpdir, name, version, size, seed=1):
+    path = os.path.join(tmpdir, name)
+    data = mcuboot_build(version=version, body=body(seed, size))
+    with open(path, "wb") as f:
+        f.write(data)
+    return path, data
+
+
+IMGTOOL = os.path.join(DATA, "imgtool-ecdsa-p256.bin")
+with open(IMGTOOL, "rb") as _f:
+    IMGTOOL_HASH = mcuboot_hash_tlv(_f.read()).hex()
+
+
+class Result:
+    def __init__(self, proc):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self):
+        return json.loads(self.out)
+
+    def __repr__(self):
+        return "rc=%d\nstdout: %s\nstderr: %s" % (self.rc, self.out, self.err)
+
+
+def ctl(*args, timeout=90):
+    proc = subprocess.run([SMPGWCTL] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout, env=ENV, stdin=subprocess.DEVNULL)
+    r = Result(proc)
+    # never a crash or a sanitizer report, whatever the device did
+    assert r.rc >= 0, r
+    assert "Sanitizer" not in r.err and "runtime error" not in r.err, r
+    return r
+
+
+def conns(sim, dev_udp=0, dev_coap=1, dev_serial=2):
+    return {
+        "udp": "udp:127.0.0.1:%d" % (sim.port + dev_udp),
+        "coap": "coap:127.0.0.1:%d" % (sim.coap_port + dev_coap),
+        "serial": "serial:" + sim.serial_path(dev_serial),
+    }
+
+
+def slots(images):
+    return {(i["image"], i["slot"]): i for i in images}
+
+
+class Commands(unittest.TestCase):
+    """Every command on every transport, against a v2 and a v1-only device."""
+
+    def run_all(self, smp_version):
+        with Sim("--smp-version", str(smp_version), *FAST, count=3, udp=True, coap=True, serial=True) as sim:
+            for dev, (name, conn) in enumerate(conns(sim).items()):
+                with self.subTest(transport=name, smp_version=smp_version):
+                    self.commands(sim, dev, conn, smp_version)
+
+    def commands(self, sim, dev, conn, smp_version):
+        r = ctl("--conn", conn, "echo", "hello there")
+        self.assertEqual((r.rc, r.out), (OK, "hello there\n"), r)
+        r = ctl("--conn", conn, "--json", "echo", "hi")
+        self.assertEqual(r.rc, OK, r)
+        self.assertEqual(r.json()["text"], "hi")
+        self.assertTrue(r.json()["ok"])
+        # global options after the command too, and the v1 start
+        r = ctl("echo", "x", "--conn", conn, "--smp-version", "1", "-j")
+        self.assertEqual(r.json()["text"], "x", r)
+
+        r = ctl("--conn", conn, "--json", "params")
+        self.assertEqual(r.rc, OK, r)
+        self.assertEqual((r.json()["buf_size"], r.json()["buf_count"]), (2048, 4))
+        self.assertIn("buf_count: 4", ctl("--conn", conn, "params").out)
+
+        r = ctl("--conn", conn, "--json", "info")
+        self.assertEqual(r.rc, OK, r)
+        j = r.json()
+        self.assertIn("Zephyr", j["os_info"])
+        self.assertEqual(j["bootloader"], "MCUboot")
+        self.assertEqual(j["bootloader_mode"], 1)
+        self.assertEqual(j["bootloader_mode_name"], "swap using scratch")
+        r = ctl("--conn", conn, "info", "--format", "s")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("os info:      Zephyr\n", r.out)
+
+        r = ctl("--conn", conn, "--json", "stat", "list")
+        self.assertEqual(r.rc, OK, r)
+        self.assertIn("smp", r.json()["groups"])
+        r = ctl("--conn", conn, "--json", "stat", "read", "smp")
+        self.assertEqual(r.rc, OK, r)
+        self.assertGreater(r.json()["fields"]["rx_packets"], 0)
+        self.assertIn("rx_packets", ctl("--conn", conn, "stat", "read", "smp").out)
+        r = ctl("--conn", conn, "--json", "stat", "read", "nosuchgroup")
+        self.assertEqual(r.rc, DEVICE, r)
+        self.assertIsNotNone(r.json()["device_error"]["name"])
+
+        r = ctl("--conn", conn, "--json", "image", "list")
+        self.assertEqual(r.rc, OK, r)
+        old = slots(r.json()["images"])[(0, 0)]
+        self.assertTrue(old["active"] and old["confirmed"])
+
+        # upload, test, reset, confirm by hand
+        r = ctl("--conn", conn, "--json", "image", "upload", IMGTOOL)
+        self.assertEqual(r.rc, OK, r)
+        j = r.json()
+        self.assertEqual((j["resumed_at"], j["match"], j["hash"]), (0, True, IMGTOOL_HASH))
+        r = ctl("--conn", conn, "--json", "image", "test", IMGTOOL_HASH)
+        self.assertEqual(r.rc, OK, r)
+        self.assertTrue(slots(r.json()["images"])[(0, 1)]["pending"])
+        r = ctl("--conn", conn, "--json", "image", "test", "00" * 32)
+        self.assertEqual(r.rc, DEVICE, r)
+        err = r.json()["device_error"]
+        if smp_version == 2:
+            self.assertEqual(err["name"], "IMG_HASH_NOT_FOUND")
+            self.assertIn("IMG_HASH_NOT_FOUND", r.err)
+        else:
+            self.assertIsNone(err["group"])  # legacy top-level rc
+        self.assertEqual(ctl("--conn", conn, "--json", "reset").rc, OK)
+        sim.wait_booted(dev)
+        time.sleep(0.1)
+        sim.wait_booted(dev)
+        r = ctl("--conn", conn, "--json", "image", "list")
+        new = slots(r.json()["images"])[(0, 0)]
+        self.assertEqual((new["hash"], new["active"], new["confirmed"]), (IMGTOOL_HASH, True, False), r)
+        r = ctl("--conn", conn, "image", "confirm")
+        self.assertEqual(r.rc, OK, r)
+        self.assertRegex(r.out, "slot 0: 1.2.3.4 +%s active confirmed" % IMGTOOL_HASH)
+        # the old image is in slot 1 now; erase it
+        r = ctl("--conn", conn, "--json", "image", "erase")
+        self.assertEqual(r.rc, OK, r)
+        r = ctl("--conn", conn, "--json", "image", "list")
+        self.assertNotIn((0, 1), slots(r.json()["images"]))
+
+    def test_smp_v2(self):
+        self.run_all(2)
+
+    def test_smp_v1(self):
+        self.run_all(1)
+
+
+class Update(unittest.TestCase):
+    def test_modes(self):
+        with Sim(*FAST, count=5) as sim:
+            big, data = image_file(sim.dir, "big.bin", (2, 0, 0, 0), 60000, seed=7)
+            big_hash = mcuboot_hash_tlv(data).hex()
+            conn = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(5)]
+            expect = {
+                "test-and-confirm": ("updated", True, True),
+                "confirm-only": ("updated", True, True),
+                "test-only": ("testing", True, False),
+                "upload-only": ("uploaded", False, False),
+            }
+            for dev, (mode, (outcome, active, confirmed)) in enumerate(expect.items()):
+                with self.subTest(mode=mode):
+                    r = ctl("--conn", conn[dev], "--json", "update", IMGTOOL, "--mode", mode)
+                    self.assertEqual(r.rc, OK, r)
+                    j = r.json()
+                    self.assertEqual((j["outcome"], j["mode"]), (outcome, mode), r)
+                    self.assertEqual(j["new"]["hash"], IMGTOOL_HASH)
+                    self.assertEqual(slots(j["before"]["images"])[(0, 0)]["version"], "1.0.0")
+                    self.assertEqual(j["upload"]["match"], True)
+                    # a 3.6 KB upload to a local simulator may take less than
+                    # the event loop's clock resolution: rate may be 0
+                    self.assertGreaterEqual(j["upload"]["rate"], 0)
+                    self.assertEqual(j["upload"]["size"], os.path.getsize(IMGTOOL))
+                    s = {x["hash"]: x for x in sim.state(dev)["slots"] if "hash" in x}
+                    self.assertEqual((s[IMGTOOL_HASH]["active"], s[IMGTOOL_HASH]["confirmed"]),
+                                     (active, confirmed), sim.state(dev))
+                    if mode != "upload-only":
+                        self.assertGreater(j["reboot_sec"], 0)
+            # again: nothing to do
+            r = ctl("--conn", conn[0], "--json", "update", IMGTOOL)
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "up-to-date"), r)
+            # test-only left it under test: a second run only confirms
+            r = ctl("--conn", conn[2], "--json", "update", IMGTOOL)
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "updated"), r)
+            # upload-only left it in slot 1: the update skips the upload
+            r = ctl("--conn", conn[3], "--json", "update", IMGTOOL)
+            self.assertEqual((r.rc, r.json()["outcome"], r.json()["upload_skipped"]), (OK, "updated", True), r)
+            # a bigger smp_client-built image, text output, with --erase
+            r = ctl("--conn", conn[4], "update", big, "--erase", "--window", "2", "--chunk", "512")
+            self.assertEqual(r.rc, OK, r)
+            self.assertIn("outcome:  updated", r.out)
+            self.assertIn("reboot:", r.out)
+            self.assertRegex(r.out, "after: +2.0.0 running, confirmed")
+            self.assertIn(big_hash, r.out)
+            self.assertRegex(r.out, r"\d+ bytes in [0-9.]+ s, [0-9.]+ [KM]?i?B/s")
+
+    def test_revert(self):
+        with Sim("--fault", "revert", *FAST) as sim:
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "--json", "update", IMGTOOL)
+            self.assertEqual(r.rc, REVERTED, r)
+            j = r.json()
+            self.assertEqual((j["outcome"], j["rejected"], j["ok"]), ("reverted", False, False))
+            self.assertEqual(slots(j["after"]["images"])[(0, 0)]["version"], "1.0.0")
+
+    def test_reject(self):
+        with Sim("--fault", "reject", *FAST) as sim:
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "update", IMGTOOL)
+            self.assertEqual(r.rc, REVERTED, r)
+            self.assertIn("outcome:  reverted (rejected", r.out)
+
+    def test_bad_images(self):
+        r = ctl("--conn", "udp:127.0.0.1:9", "update", "/etc/hostname")
+        self.assertEqual(r.rc, BAD_IMAGE, r)
+        r = ctl("--conn", "udp:127.0.0.1:9", "update", os.path.join(DATA, "imgtool-sha512-unsigned.bin"))
+        self.assertEqual(r.rc, BAD_HASH, r)
+        r = ctl("--conn", "udp:127.0.0.1:9", "update", "/nonexistent")
+        self.assertEqual(r.rc, FAILURE, r)
+
+
+class Resume(unittest.TestCase):
+    def test_drop(self):
+        with Sim("--fault", "drop-at=20000,1500", *FAST) as sim:
+            path, data = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 60000)
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "--json", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["match"], True)
+            self.assertGreater(r.json()["retransmits"], 0, r)
+
+    def test_restart(self):
+        """smpgwctl killed mid-way; the next run resumes where the device is."""
+        with Sim("--bandwidth", "40000", *FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            for sig in (signal.SIGKILL, signal.SIGTERM):
+                with self.subTest(signal=sig):
+                    path, data = image_file(sim.dir, "img%d.bin" % sig, (3, 0, 0, 0), 100000, seed=sig)
+                    proc = subprocess.Popen([SMPGWCTL, "--conn", conn, "--json", "image", "upload", path],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+                    deadline = time.monotonic() + 20
+                    while sim.state()["upload"]["off"] < 30000 and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    proc.send_signal(sig)
+                    out, err = proc.communicate(10)
+                    stopped_at = sim.state()["upload"]["off"]
+                    self.assertGreater(stopped_at, 0)
+                    if sig == signal.SIGTERM:
+                        self.assertEqual(proc.returncode, 128 + sig, err)
+                        self.assertIn("run again to resume", err.decode())
+                    r = ctl("--conn", conn, "--json", "image", "upload", path)
+                    self.assertEqual(r.rc, OK, r)
+                    self.assertGreater(r.json()["resumed_at"], 0, r)
+                    self.assertLessEqual(r.json()["resumed_at"], stopped_at + 8000)
+                    self.assertEqual(r.json()["match"], True)
+
+
+class Faults(unittest.TestCase):
+    def test_silent_at_times_out(self):
+        with Sim("--fault", "silent-at=20000", *FAST) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 60000)
+            t = time.monotonic()
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "--timeout", "300", "--json",
+                    "image", "upload", path)
+            self.assertEqual(r.rc, TRANSPORT, r)
+            self.assertFalse(r.json()["ok"])
+            self.assertIn("timed out", r.json()["error"])
+            self.assertLess(time.monotonic() - t, 30)
+            # and a plain request to the silent device
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "--timeout", "200", "echo", "x")
+            self.assertEqual(r.rc, TRANSPORT, r)
+
+    def test_reboot_at_restarts(self):
+        with Sim("--fault", "reboot-at=30000", *FAST) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 60000)
+            r = ctl("--conn", "udp:127.0.0.1:%d" % sim.port, "--json", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["match"], True)
+            self.assertGreaterEqual(sim.state()["boot_count"], 2)
+
+    def test_slow_dup_corrupt(self):
+        for spec, allowed in (("slow=300", (OK,)), ("dup=0.5", (OK,)),
+                              ("corrupt=0.2", (OK, TRANSPORT, DEVICE))):
+            with self.subTest(fault=spec), Sim("--fault", spec, "--seed", "3", *FAST) as sim:
+                path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 30000)
+                conn = "udp:127.0.0.1:%d" % sim.port
+                for args in (("image", "list"), ("image", "upload", path), ("update", IMGTOOL)):
+                    r = ctl("--conn", conn, "--json", *args)
+                    self.assertIn(r.rc, allowed, r)
+                    json.loads(r.out)  # always one well-formed JSON object
+
+    def test_coap_and_serial_drop(self):
+        with Sim("--fault", "drop-at=8000,800", *FAST, count=2, udp=False, coap=True, serial=True) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 20000)
+            for conn in ("coap:127.0.0.1:%d" % sim.coap_port, "serial:" + sim.serial_path(1)):
+                with self.subTest(conn=conn):
+                    r = ctl("--conn", conn, "--json", "image", "upload", path)
+                    self.assertEqual(r.rc, OK, r)
+                    self.assertEqual(r.json()["match"], True)
+
+
+class Usage(unittest.TestCase):
+    def test_usage_errors(self):
+        conn = "udp:127.0.0.1:9"
+        for args in (["echo", "x"],                        # no --conn
+                     ["--conn", conn],                     # no command
+                     ["--conn", conn, "frobnicate"],
+                     ["--conn", conn, "image"],
+                     ["--conn", conn, "echo"],
+                     ["--conn", conn, "echo", "a", "b"],
+                     ["--conn", conn, "stat", "read"],
+                     ["--conn", conn, "image", "test", "xyz"],
+                     ["--conn", conn, "image", "test"],
+                     ["--conn", conn, "--window", "0", "image", "list"],
+                     ["--conn", conn, "--chunk", "x", "image", "list"],
+                     ["--conn", conn, "--timeout", "-5", "image", "list"],
+                     ["--conn", conn, "--smp-version", "3", "image", "list"],
+                     ["--conn", conn, "update", IMGTOOL, "--mode", "sometimes"],
+                     ["--conn", conn, "image", "list", "--bogus"],
+                     ["--conn", "no-scheme", "image", "list"]):
+            with self.subTest(args=args):
+                self.assertEqual(ctl(*args).rc, USAGE)
+
+    def test_help_and_transport_errors(self):
+        r = ctl("--help")
+        self.assertEqual(r.rc, OK)
+        for word in ("--conn", "update FILE", "image upload", "stat read", "8  update: reverted"):
+            self.assertIn(word, r.out)
+        self.assertEqual(ctl("update", "--help").rc, OK)
+        self.assertIn("upload-only", ctl("update", "--help").out)
+        r = ctl("--conn", "nosuch:x", "--json", "echo", "x")
+        self.assertEqual(r.rc, TRANSPORT, r)
+        self.assertFalse(r.json()["ok"])
+        r = ctl("--conn", "serial:/nonexistent/tty", "echo", "x")
+        self.assertEqual(r.rc, TRANSPORT, r)
+
+
+class Progress(unittest.TestCase):
+    def test_bar_on_a_terminal_only(self):
+        with Sim("--bandwidth", "200000", *FAST) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 100000)
+            conn = "udp:127.0.0.1:%d" % sim.port
+            master, slave = pty.openpty()
+            proc = subprocess.Popen([SMPGWCTL, "--conn", conn, "image", "upload", path], stdout=slave,
+                                    stderr=subprocess.PIPE, env=ENV)
+            os.close(slave)
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            proc.wait(30)
+            os.close(master)
+            self.assertEqual(proc.returncode, OK)
+            self.assertIn(b"\r[", out)
+            self.assertIn(b"100%", out)
+            self.assertIn(b"ETA", out)
+            # not a terminal: no bar
+            r = ctl("--conn", conn, "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertNotIn("\r", r.out)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
