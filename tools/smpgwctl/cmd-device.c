@@ -20,8 +20,6 @@
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_image *, mcuboot_image_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_stat_list_rsp *, smp_stat_list_rsp_done);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_stat_read_rsp *, smp_stat_read_rsp_done);
 
 static const uint8_t empty_map[] = { 0xa0 };
 
@@ -775,7 +773,8 @@ static const struct cmd_spec stat_list_spec = {
 int cmd_stat_list(struct ctl_context *ctx, int argc, char *argv[]) {
         _cleanup_(ctl_device_close) struct ctl_device d = {};
         _cleanup_(ctl_answer_done) struct ctl_answer a = {};
-        struct smp_stat_list_rsp rsp = {};
+        /* _done() frees what a decode allocated and takes a zeroed struct */
+        _cleanup_(smp_stat_list_rsp_done) struct smp_stat_list_rsp rsp = {};
         char **args;
         int n, r;
 
@@ -789,7 +788,6 @@ int cmd_stat_list(struct ctl_context *ctx, int argc, char *argv[]) {
         r = smp_stat_list_rsp_decode(a.body, a.len, &rsp, NULL);
         if (r < 0)
                 return ctl_device_bad_answer(&d, "stat list", r);
-        _cleanup_(smp_stat_list_rsp_donep) struct smp_stat_list_rsp *rspp = &rsp;
         if (ctx->json) {
                 json_t *names = json_array();
                 for (size_t i = 0; names && i < rsp.n_names; i++)
@@ -813,7 +811,7 @@ static const struct cmd_spec stat_read_spec = {
 int cmd_stat_read(struct ctl_context *ctx, int argc, char *argv[]) {
         _cleanup_(ctl_device_close) struct ctl_device d = {};
         _cleanup_(ctl_answer_done) struct ctl_answer a = {};
-        struct smp_stat_read_rsp rsp = {};
+        _cleanup_(smp_stat_read_rsp_done) struct smp_stat_read_rsp rsp = {};
         _cleanup_free_ uint8_t *body = NULL;
         char **args;
         size_t len = 0;
@@ -838,7 +836,6 @@ int cmd_stat_read(struct ctl_context *ctx, int argc, char *argv[]) {
         r = smp_stat_read_rsp_decode(a.body, a.len, &rsp, NULL);
         if (r < 0)
                 return ctl_device_bad_answer(&d, "stat read", r);
-        _cleanup_(smp_stat_read_rsp_donep) struct smp_stat_read_rsp *rspp = &rsp;
         if (ctx->json) {
                 json_t *fields = json_object();
                 for (size_t i = 0; fields && i < rsp.n_fields; i++) {
