@@ -115,6 +115,20 @@ static int decode_slot_state(const struct smp_cbor_doc *doc, uint32_t entry, str
         return 0;
 }
 
+/* The "images" array of a state or slot info answer, bounded. */
+static int get_images_array(const struct smp_cbor_doc *doc, uint32_t *ret) {
+        uint32_t images;
+        int r = smp_cbor_map_get_array(doc, SMP_CBOR_ROOT, "images", &images);
+        if (r < 0)
+                return r;
+        if (doc->items[images].count > SMP_IMG_MAX_IMAGES)
+                return smp_cbor_doc_fail(doc, -E2BIG, doc->items[images].offset,
+                                         "field 'images': %" PRIu32 " entries, at most %d supported",
+                                         doc->items[images].count, SMP_IMG_MAX_IMAGES);
+        *ret = images;
+        return 0;
+}
+
 int smp_img_state_rsp_decode(const uint8_t *body, size_t len, struct smp_img_state_rsp *ret,
                              struct smp_cbor_error *error) {
         _cleanup_free_ struct smp_cbor_item *items = NULL;
@@ -132,13 +146,9 @@ int smp_img_state_rsp_decode(const uint8_t *body, size_t len, struct smp_img_sta
         if (!rsp)
                 return smp_cbor_doc_fail(&doc, -ENOMEM, 0, "out of memory");
 
-        r = smp_cbor_map_get_array(&doc, SMP_CBOR_ROOT, "images", &images);
+        r = get_images_array(&doc, &images);
         if (r < 0)
                 return r;
-        if (doc.items[images].count > SMP_IMG_MAX_IMAGES)
-                return smp_cbor_doc_fail(&doc, -E2BIG, doc.items[images].offset,
-                                         "field 'images': %" PRIu32 " entries, at most %d supported",
-                                         doc.items[images].count, SMP_IMG_MAX_IMAGES);
         smp_cbor_iter_init(&doc, images, &it);
         while (smp_cbor_iter_next(&doc, &it, &entry)) {
                 r = decode_slot_state(&doc, entry, &rsp->images[rsp->n_images]);
@@ -504,13 +514,9 @@ int smp_img_slot_info_rsp_decode(const uint8_t *body, size_t len, struct smp_img
         rsp = calloc(1, sizeof(*rsp));
         if (!rsp)
                 return smp_cbor_doc_fail(&doc, -ENOMEM, 0, "out of memory");
-        r = smp_cbor_map_get_array(&doc, SMP_CBOR_ROOT, "images", &images);
+        r = get_images_array(&doc, &images);
         if (r < 0)
                 return r;
-        if (doc.items[images].count > SMP_IMG_MAX_IMAGES)
-                return smp_cbor_doc_fail(&doc, -E2BIG, doc.items[images].offset,
-                                         "field 'images': %" PRIu32 " entries, at most %d supported",
-                                         doc.items[images].count, SMP_IMG_MAX_IMAGES);
         smp_cbor_iter_init(&doc, images, &it);
         while (smp_cbor_iter_next(&doc, &it, &entry)) {
                 r = decode_slot_info_image(&doc, entry, &rsp->images[rsp->n_images]);

@@ -83,6 +83,25 @@ const char *smp_update_outcome_to_string(enum smp_update_outcome o) {
         return (unsigned) o < _SMP_UPDATE_OUTCOME_MAX ? outcome_names[o] : NULL;
 }
 
+void smp_update_slot_from_state(const struct smp_img_slot_state *st, struct smp_update_slot *ret) {
+        *ret = (struct smp_update_slot) {
+                .present = true,
+                .image = st->has_image ? st->image : 0,
+                .slot = st->slot,
+                .bootable = st->bootable,
+                .pending = st->pending,
+                .confirmed = st->confirmed,
+                .active = st->active,
+                .permanent = st->permanent,
+        };
+        if (smp_cbor_slice_present(st->version))
+                (void) smp_cbor_slice_copy(st->version, ret->version, sizeof(ret->version));
+        if (smp_cbor_slice_present(st->hash)) {
+                ret->hash_len = MIN(st->hash.len, sizeof(ret->hash));
+                memcpy(ret->hash, st->hash.ptr, ret->hash_len);
+        }
+}
+
 int smp_update_snapshot_from_body(const uint8_t *body, size_t len, struct smp_update_snapshot *ret,
                                   struct smp_status *ret_status) {
         _cleanup_free_ struct smp_img_state_rsp *rsp = malloc(sizeof(*rsp));
@@ -96,26 +115,8 @@ int smp_update_snapshot_from_body(const uint8_t *body, size_t len, struct smp_up
                 (void) smp_status_decode(body, len, ret_status, NULL);
         if (e < 0)
                 return e;
-        for (size_t i = 0; i < rsp->n_images && snap.n_slots < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_img_slot_state *st = &rsp->images[i];
-                struct smp_update_slot *sl = &snap.slots[snap.n_slots++];
-                *sl = (struct smp_update_slot) {
-                        .present = true,
-                        .image = st->has_image ? st->image : 0,
-                        .slot = st->slot,
-                        .bootable = st->bootable,
-                        .pending = st->pending,
-                        .confirmed = st->confirmed,
-                        .active = st->active,
-                        .permanent = st->permanent,
-                };
-                if (smp_cbor_slice_present(st->version))
-                        (void) smp_cbor_slice_copy(st->version, sl->version, sizeof(sl->version));
-                if (smp_cbor_slice_present(st->hash)) {
-                        sl->hash_len = MIN(st->hash.len, sizeof(sl->hash));
-                        memcpy(sl->hash, st->hash.ptr, sl->hash_len);
-                }
-        }
+        for (size_t i = 0; i < rsp->n_images && snap.n_slots < SMP_UPDATE_SLOTS_MAX; i++)
+                smp_update_slot_from_state(&rsp->images[i], &snap.slots[snap.n_slots++]);
         *ret = snap;
         return 0;
 }

@@ -382,25 +382,6 @@ int cmd_reset(struct ctl_context *ctx, int argc, char *argv[]) {
 
 /* ---- image list, test, confirm ---- */
 
-static void slot_from_state(const struct smp_img_slot_state *st, struct smp_update_slot *ret) {
-        *ret = (struct smp_update_slot) {
-                .present = true,
-                .image = st->has_image ? st->image : 0,
-                .slot = st->slot,
-                .bootable = st->bootable,
-                .pending = st->pending,
-                .confirmed = st->confirmed,
-                .active = st->active,
-                .permanent = st->permanent,
-        };
-        if (smp_cbor_slice_present(st->version))
-                (void) smp_cbor_slice_copy(st->version, ret->version, sizeof(ret->version));
-        if (smp_cbor_slice_present(st->hash)) {
-                ret->hash_len = MIN(st->hash.len, sizeof(ret->hash));
-                memcpy(ret->hash, st->hash.ptr, ret->hash_len);
-        }
-}
-
 /* Decodes and prints an image state answer. */
 static int print_state(struct ctl_context *ctx, struct ctl_device *d, const char *what,
                        const struct ctl_answer *a) {
@@ -414,7 +395,7 @@ static int print_state(struct ctl_context *ctx, struct ctl_device *d, const char
         if (r < 0)
                 return ctl_device_bad_answer(d, what, r);
         for (size_t i = 0; i < rsp->n_images; i++)
-                slot_from_state(&rsp->images[i], &slots[i]);
+                smp_update_slot_from_state(&rsp->images[i], &slots[i]);
         if (ctx->json)
                 return ctl_json_print(ctx, json_pack("{s:o, s:o}", "images", ctl_json_slots(slots, rsp->n_images),
                                                      "split_status",

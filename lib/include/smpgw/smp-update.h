@@ -144,6 +144,11 @@ int smp_update_mode_from_string(const char *s);   /* "test-and-confirm", ... or 
 const char *smp_update_step_to_string(enum smp_update_step s);
 const char *smp_update_outcome_to_string(enum smp_update_outcome o);
 
+/* One entry of a decoded image state answer, copied so it owns its
+ * version and hash. */
+struct smp_img_slot_state;
+void smp_update_slot_from_state(const struct smp_img_slot_state *st, struct smp_update_slot *ret);
+
 /* Fills a snapshot from an image state answer body. */
 int smp_update_snapshot_from_body(const uint8_t *body, size_t len, struct smp_update_snapshot *ret,
                                   struct smp_status *ret_status);
