@@ -45,6 +45,8 @@ static const struct ctl_command commands[] = {
         { "stat", "read", "NAME", "Show one statistics group", cmd_stat_read },
         { "update", NULL, "FILE [--mode M]", "Update the device: upload, test, reset, confirm",
           cmd_update },
+        /* no device: discovery */
+        { "scan", NULL, "[--seconds N]", "List SMP devices nearby (BLE discovery)", cmd_scan },
 };
 
 static void help(FILE *f) {
@@ -58,7 +60,7 @@ static void help(FILE *f) {
                 "      --version         show the version\n"
                 "\n");
         ctl_global_options_help(f);
-        fprintf(f, "\nCommands (all but 'image info' talk to the device given with --conn):\n");
+        fprintf(f, "\nCommands (all but 'image info' and 'scan' talk to the device given with --conn):\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 char name[64];
                 snprintf(name, sizeof(name), "%s%s%s %s", commands[i].group, commands[i].verb ? " " : "",

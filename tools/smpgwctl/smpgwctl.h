@@ -60,3 +60,6 @@ int cmd_stat_read(struct ctl_context *ctx, int argc, char *argv[]);
 
 /* cmd-update.c */
 int cmd_update(struct ctl_context *ctx, int argc, char *argv[]);
+
+/* cmd-scan.c: discovery through a transport plugin (default ble). */
+int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]);

@@ -91,9 +91,9 @@ struct smp_discovered {
         int16_t rssi;
 };
 
-/* Called once per device found.  A discovery that ends by itself (a
- * bounded probe such as udp's) then calls it once with found == NULL;
- * one that runs until stopped (a BLE scan) never does.  Either way the
+/* Called once per device found.  A discovery that ends by itself (udp's
+ * range probe, a BLE scan given a duration) then calls it once with
+ * found == NULL; one that runs until stopped never does.  Either way the
  * discovery must still be stopped, which is safe from within the call. */
 typedef void (*smp_discovered_fn)(const struct smp_discovered *found, void *userdata);
 

@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smpgwctl over the ble transport: smpsim --ble (a fake org.bluez) on a
+private dbus-daemon (tests/bluez/bus.conf) that smpgwctl's ble plugin
+reaches as the system bus ($DBUS_SYSTEM_BUS_ADDRESS).  scan, echo over
+both data paths, image list and a whole update (upload, test, reset,
+reconnect, confirm)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUS_CONF = os.path.join(HERE, "bus.conf")
+DATA = os.path.join(HERE, "..", "data")
+SMPGWCTL = os.environ["SMPGWCTL"]
+SMPSIM = os.environ["SMPSIM"]
+
+
+class BleSmpgwctl(unittest.TestCase):
+    def setUp(self):
+        out = subprocess.check_output(["dbus-daemon", "--config-file=" + BUS_CONF, "--fork",
+                                       "--print-address=1", "--print-pid=1"]).decode().split("\n")
+        self.address = out[0].strip()
+        self.bus_pid = int(out[1].strip())
+        self.tmp = tempfile.TemporaryDirectory(prefix="test-ble-ctl-")
+        self.stderr = open(os.path.join(self.tmp.name, "stderr"), "w+")
+        self.sim = subprocess.Popen([SMPSIM, "--ble", self.address, "--count", "3", "--ble-resolve-ms", "40",
+                                     "--ble-supervision-ms", "150", "--boot-ms", "100", "--swap-ms", "100",
+                                     "--reset-ms", "50"],
+                                    stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL)
+        self.assertEqual(self.sim.stdout.readline().strip(), b"ready")
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+
+    def tearDown(self):
+        self.sim.send_signal(signal.SIGTERM)
+        rc = self.sim.wait(10)
+        self.sim.stdout.close()
+        os.kill(self.bus_pid, signal.SIGTERM)
+        self.stderr.close()
+        self.tmp.cleanup()
+        self.assertEqual(rc, 0)
+
+    def ctl(self, *args, rc=0, timeout=60):
+        p = subprocess.run([SMPGWCTL, *args], env=self.env, capture_output=True, timeout=timeout)
+        if p.returncode != rc:
+            self.fail("smpgwctl %s: rc %d (want %d)\nstdout: %s\nstderr: %s" % (
+                " ".join(args), p.returncode, rc, p.stdout.decode(), p.stderr.decode()))
+        return p.stdout.decode()
+
+    def test_scan(self):
+        found = json.loads(self.ctl("--json", "scan", "--seconds", "1"))
+        self.assertTrue(found["ok"])
+        conns = sorted(d["conn"] for d in found["devices"])
+        self.assertEqual(conns, ["ble:C0:DE:00:00:00:0%d" % i for i in range(3)])
+        for d in found["devices"]:
+            self.assertEqual(d["address_type"], "random")
+            self.assertEqual(d["adapter"], "hci0")
+            self.assertTrue(d["name"].startswith("smpsim-"))
+            self.assertLessEqual(d["rssi"], -40)
+        text = self.ctl("scan", "--seconds", "1")
+        self.assertIn("ble:C0:DE:00:00:00:02", text)
+        self.ctl("scan", "--seconds", "0", rc=2)
+        self.ctl("scan", "--adapter", "usb0", rc=2)
+
+    def test_echo(self):
+        self.assertEqual(self.ctl("--conn", "ble:C0:DE:00:00:00:01", "echo", "hello"), "hello\n")
+        self.assertEqual(self.ctl("--conn", "ble:C0:DE:00:00:00:01,mode=notify", "echo", "x" * 1500),
+                         "x" * 1500 + "\n")
+        self.assertIn("slot 0", self.ctl("--conn", "ble:c0:de:00:00:00:02", "image", "list"))
+
+    def test_update(self):
+        out = json.loads(self.ctl("--json", "--conn", "ble:C0:DE:00:00:00:00", "update",
+                                  os.path.join(DATA, "imgtool-ed25519.bin"), timeout=120))
+        self.assertTrue(out["ok"], out)
+        lst = self.ctl("--conn", "ble:C0:DE:00:00:00:00", "image", "list")
+        self.assertIn("2.0.1", lst)
+
+    def test_absent_device(self):
+        self.ctl("--conn", "ble:C0:DE:00:00:00:09,connect-timeout=500", "echo", "x", rc=6)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
