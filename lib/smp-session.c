@@ -249,9 +249,11 @@ static void on_link_receive(const uint8_t *data, size_t len, void *userdata) {
         session_unref(s);
 }
 
+/* Fails the requests in flight now.  A callback may send new requests
+ * (on a link it reopened): those are appended behind and left alone. */
 static void session_fail_all(struct smp_session *s, int error) {
         session_ref(s);
-        while (s->requests && !s->freed)
+        for (unsigned n = s->n_requests; n > 0 && s->requests && !s->freed; n--)
                 request_complete(s->requests, error, NULL);
         session_unref(s);
 }

@@ -17,6 +17,8 @@
  * after a reset, the reset request was lost: send it again. */
 #define RESET_RETRY_AFTER_USEC (5u * 1000000u)
 #define RESET_MAX_TRIES 3u
+/* Link drops survived during one upload before giving up. */
+#define UPLOAD_RECONNECTS_MAX 5u
 
 struct smp_update {
         struct smp_session *session;
@@ -31,6 +33,7 @@ struct smp_update {
         uint64_t reset_usec;          /* when the reset was answered (or sent) */
         uint64_t last_reset_sent_usec;
         unsigned reset_tries;
+        unsigned reconnects;
         bool finished;
 };
 
@@ -481,6 +484,16 @@ static void on_upload_done(struct smp_upload *up, const struct smp_upload_result
         struct smp_update *u = userdata;
         u->upload = NULL;
         u->result.upload = *r;
+        if (r->error == -ECONNRESET && u->reconnects < UPLOAD_RECONNECTS_MAX) {
+                /* The link dropped mid-transfer (BLE disconnect, serial
+                 * hang-up): open it again and upload again; the device
+                 * answers the first chunk with the offset it reached. */
+                u->reconnects++;
+                if (smp_session_reconnect(u->session) >= 0) {
+                        step_upload(u);
+                        return;
+                }
+        }
         if (r->error < 0) {
                 u->result.status = r->status;
                 finish(u, r->error, SMP_UPDATE_OUTCOME_NONE);

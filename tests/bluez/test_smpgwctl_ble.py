@@ -17,6 +17,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUS_CONF = os.path.join(HERE, "bus.conf")
 DATA = os.path.join(HERE, "..", "data")
+sys.path.insert(0, os.path.join(HERE, "..", "smpsim"))
+from smp_client import mcuboot_build  # noqa: E402
 SMPGWCTL = os.environ["SMPGWCTL"]
 SMPSIM = os.environ["SMPSIM"]
 
@@ -31,7 +33,9 @@ class BleSmpgwctl(unittest.TestCase):
         self.stderr = open(os.path.join(self.tmp.name, "stderr"), "w+")
         self.sim = subprocess.Popen([SMPSIM, "--ble", self.address, "--count", "3", "--ble-resolve-ms", "40",
                                      "--ble-supervision-ms", "150", "--boot-ms", "100", "--swap-ms", "100",
-                                     "--reset-ms", "50"],
+                                     "--reset-ms", "50",
+                                     # device 1 loses its link mid-upload, device 2's new image reverts
+                                     "--ble-fault", "dev=1:disconnect-at=12000", "--fault", "dev=2:revert"],
                                     stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL)
         self.assertEqual(self.sim.stdout.readline().strip(), b"ready")
         self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
@@ -79,6 +83,20 @@ class BleSmpgwctl(unittest.TestCase):
         self.assertTrue(out["ok"], out)
         lst = self.ctl("--conn", "ble:C0:DE:00:00:00:00", "image", "list")
         self.assertIn("2.0.1", lst)
+
+    def test_update_resumes_after_disconnect(self):
+        path = os.path.join(self.tmp.name, "big.bin")
+        with open(path, "wb") as f:
+            f.write(mcuboot_build((5, 0, 0, 0), bytes(range(256)) * 100))
+        out = json.loads(self.ctl("--json", "--conn", "ble:C0:DE:00:00:00:01", "update", path, timeout=120))
+        self.assertEqual(out["outcome"], "updated", out)
+        # the device was reconnected and the upload went on from its offset
+        self.assertGreater(out["upload"]["resumed_at"], 0, out)
+
+    def test_revert_is_reported(self):
+        out = json.loads(self.ctl("--json", "--conn", "ble:C0:DE:00:00:00:02", "update",
+                                  os.path.join(DATA, "imgtool-ed25519.bin"), rc=8, timeout=120))
+        self.assertEqual(out["outcome"], "reverted", out)
 
     def test_absent_device(self):
         self.ctl("--conn", "ble:C0:DE:00:00:00:09,connect-timeout=500", "echo", "x", rc=6)
