@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * smpgwd's configuration: /etc/smpgw/smpgwd.conf (INI, read with inih),
+ * then command-line flags on top.  Every key, its default and its limits
+ * are documented in doc/smpgwd.conf.md; config_load() refuses values out
+ * of range with the file, line and key in the message.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "smpgw/smp-update.h"
+/* PACKAGE_VERSION and the build's paths (the top-level config.h has the
+ * same name as this file, so the daemon gets them from here). */
+#include "smpgwd-config.h"
+
+#define SMPGWD_CONFIG_PATH_DEFAULT "/etc/smpgw/smpgwd.conf"
+#define SMPGWD_STATE_DIR_DEFAULT "/var/lib/smpgw"
+
+enum config_bus {
+        CONFIG_BUS_NONE,     /* --bus none: no D-Bus API */
+        CONFIG_BUS_SYSTEM,
+        CONFIG_BUS_SESSION,
+        CONFIG_BUS_ADDRESS,  /* bus_address */
+};
+
+struct config {
+        char *config_path;             /* the file read, NULL when none */
+
+        /* [daemon] */
+        char *state_dir;               /* state_dir= / --state-dir */
+        char *db_path;                 /* db= / --db; default <state_dir>/smpgw.db */
+        char *plugin_dir;              /* plugin_dir= / --plugin-dir; NULL: built-in */
+        uint64_t flush_interval_usec;  /* flush_interval= seconds (default 2) */
+        bool log_debug;                /* log_level=debug */
+
+        /* [dbus] */
+        enum config_bus bus;           /* bus= / --bus system|session|none|ADDRESS */
+        char *bus_address;
+
+        /* [rest] */
+        bool rest_enabled;             /* enabled= (default true) */
+        char *rest_listen;             /* listen= / --rest, ADDR:PORT (default 127.0.0.1:8080) */
+        char *rest_tokens_file;        /* tokens_file=: one token per line; NULL: no auth */
+        char *rest_tls_cert;           /* tls_cert=, tls_key=: PEM files; both or neither */
+        char *rest_tls_key;
+        uint64_t rest_max_body;        /* max_body= bytes of a JSON request (default 65536) */
+        unsigned rest_max_connections; /* max_connections= (default 64) */
+        uint64_t rest_timeout_usec;    /* timeout= seconds an idle connection is kept (default 60) */
+        unsigned rest_page_max;        /* page_max= largest ?limit= (default 1000) */
+
+        /* [images] */
+        char **image_keys;             /* keys=: public key files (PEM/DER); signature required when set */
+        size_t n_image_keys;
+        uint64_t image_max_size;       /* max_size= bytes (default 16 MiB) */
+        unsigned max_images;           /* max_count= (default 256) */
+
+        /* [devices] */
+        char **devices;                /* add=: connection strings added at start (space separated) */
+        size_t n_devices;
+        unsigned max_devices;          /* max_count= (default 10000) */
+        uint64_t absent_after_usec;    /* absent_after= seconds not seen (default 600) */
+        uint64_t reprobe_usec;         /* reprobe= seconds between probes of a present device (default 3600) */
+        unsigned max_probes;           /* max_probes= probes at once (default 4) */
+        uint64_t probe_timeout_usec;   /* probe_timeout= seconds per request (default 5) */
+
+        /* [discovery] */
+        bool discovery_enabled;        /* enabled= (default true) */
+        char **discover_udp;           /* udp=: ranges "HOST:PORT[-PORT]" or "A.B.C.D-A.B.C.E:PORT[-PORT]" */
+        size_t n_discover_udp;
+        char **discover_coap;          /* coap=: the same, probed with CoAP */
+        size_t n_discover_coap;
+        bool discover_coap_multicast;  /* coap_multicast= (default false) */
+        bool discover_ble;             /* ble= (default false) */
+        char **ble_adapters;           /* ble_adapters=: hciN names; empty: every adapter */
+        size_t n_ble_adapters;
+        uint64_t discovery_interval_usec; /* interval= seconds between rounds (default 60) */
+
+        /* [jobs] */
+        unsigned jobs_max_running;     /* max_running= (default 4) */
+        unsigned jobs_max_running_ble; /* max_running_ble= etc.: per transport (defaults ble 2, serial 1, others = max_running) */
+        unsigned jobs_max_running_serial;
+        unsigned jobs_max_running_udp;
+        unsigned jobs_max_running_coap;
+        unsigned job_attempts;         /* attempts= (default 3) */
+        uint64_t job_retry_delay_usec; /* retry_delay= seconds, doubled per attempt (default 10) */
+        uint64_t job_retry_delay_max_usec; /* retry_delay_max= (default 600) */
+        enum smp_update_mode job_mode; /* mode= (default test-and-confirm) */
+        uint64_t job_swap_timeout_usec;/* swap_timeout= seconds (default 120) */
+        unsigned job_keep;             /* keep= finished jobs kept (default 10000), oldest deleted */
+};
+
+/* Defaults, then the file (NULL: the default path, which may be missing;
+ * an explicit path must exist).  Errors are logged. */
+int config_load(const char *path, bool path_explicit, struct config **ret);
+struct config *config_free(struct config *c);
+/* The per-transport limit on running jobs. */
+unsigned config_jobs_max_running_for(const struct config *c, const char *transport);
+/* --bus value: system, session, none or a D-Bus address. */
+int config_set_bus(struct config *c, const char *value);
+int config_set_string(char **field, const char *value);

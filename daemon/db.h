@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * smpgwd's SQLite database: one connection, WAL, foreign keys, a short
+ * busy timeout, and the numbered migrations of db/NNNN-*.sql (embedded at
+ * build time) applied in order, each in one transaction with
+ * PRAGMA user_version.  The model lives in memory (manager.h); this file
+ * loads it at start and writes dirty objects back in batches.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct manager;
+struct device;
+struct image;
+struct job;
+struct db;
+
+/* The schema version this build knows; a newer database is refused
+ * (-EPROTONOSUPPORT) rather than written with an older idea of it. */
+unsigned db_schema_version(void);
+
+/* Opens or creates the database file (and its directory's WAL files),
+ * sets the pragmas, applies pending migrations.  Logs its errors. */
+int db_open(const char *path, struct db **ret);
+struct db *db_close(struct db *db);
+
+/* Loads devices (with slots), images and jobs into the manager's arrays.
+ * Jobs found running (the daemon stopped or crashed during them) come
+ * back as queued with their progress; the manager restarts them. */
+int db_load(struct db *db, struct manager *m);
+
+/* Immediate inserts, which assign the row id. */
+int db_device_insert(struct db *db, struct device *d);
+int db_image_insert(struct db *db, const struct image *img);
+int db_job_insert(struct db *db, struct job *j);
+int db_device_delete(struct db *db, uint64_t device_id);
+int db_image_delete(struct db *db, const char *image_id);
+int db_job_delete(struct db *db, uint64_t job_id);
+
+/* Queues a history row; written by the next db_flush().  At most
+ * DB_HISTORY_QUEUE_MAX rows wait; older ones are dropped (and counted). */
+#define DB_HISTORY_QUEUE_MAX 4096u
+void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_t device_id,
+                    const char *image_id, uint64_t job_id, const char *message);
+
+/* Writes every dirty device (and its slots when slots_dirty), every dirty
+ * job and the queued history in one transaction, then clears the dirty
+ * flags.  On error nothing is cleared, so the next flush tries again. */
+int db_flush(struct db *db, struct manager *m);
+
+/* History of a device or a job (0: any), newest first. */
+struct db_history_row {
+        int64_t id;
+        uint64_t time_usec;
+        const char *type;
+        uint64_t device_id;            /* 0: none */
+        const char *image_id;          /* NULL: none */
+        uint64_t job_id;               /* 0: none */
+        const char *message;
+};
+typedef int (*db_history_fn)(const struct db_history_row *row, void *userdata);
+int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned limit, db_history_fn fn,
+                    void *userdata);
+
+/* PRAGMA quick_check; 0 when "ok", -EUCLEAN with the first message. */
+int db_check(struct db *db, char **ret_message);
+/* A passive WAL checkpoint, from an idle timer. */
+int db_checkpoint(struct db *db);

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The device inventory: adding devices (by connection string or because
+ * discovery found them), noticing them again, marking the ones gone
+ * absent, forgetting them on request.  Devices are identified by their
+ * connection string; the daemon never deletes one by itself.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "manager.h"
+#include "smpgw/smp-transport.h"
+#include "util.h"
+
+static const char *const device_state_table[_DEVICE_STATE_MAX] = {
+        [DEVICE_NEW] = "new",
+        [DEVICE_ONLINE] = "online",
+        [DEVICE_UNREACHABLE] = "unreachable",
+        [DEVICE_ABSENT] = "absent",
+};
+
+const char *device_state_to_string(enum device_state s) {
+        return s < _DEVICE_STATE_MAX ? device_state_table[s] : NULL;
+}
+
+int device_state_from_string(const char *s) {
+        for (int i = 0; i < _DEVICE_STATE_MAX; i++)
+                if (s && strcmp(s, device_state_table[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+struct device *device_free(struct device *d) {
+        if (!d)
+                return NULL;
+        device_probe_cancel(d);
+        free(d->conn);
+        free(d->address);
+        free(d->address_type);
+        free(d->adapter);
+        free(d->name);
+        free(d->os_info);
+        free(d->bootloader);
+        free(d->last_error);
+        free(d);
+        return NULL;
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
+
+struct device *manager_find_device(struct manager *m, uint64_t id) {
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (m->devices[i]->id == id)
+                        return m->devices[i];
+        return NULL;
+}
+
+struct device *manager_find_device_by_conn(struct manager *m, const char *conn) {
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (strcmp(m->devices[i]->conn, conn) == 0)
+                        return m->devices[i];
+        return NULL;
+}
+
+struct job *device_unfinished_job(struct manager *m, const struct device *d) {
+        /* Newest first: an unfinished job is recent. */
+        for (size_t i = m->n_jobs; i > 0; i--) {
+                struct job *j = m->jobs[i - 1];
+                if (j->device_id == d->id && !job_is_finished(j))
+                        return j;
+        }
+        return NULL;
+}
+
+void device_set_state(struct device *d, enum device_state s) {
+        if (d->state == s)
+                return;
+        log_device(s == DEVICE_ONLINE ? LOG_INFO : LOG_NOTICE, d, "%s → %s", device_state_to_string(d->state),
+                   device_state_to_string(s));
+        manager_history(d->manager, "device-state", d, NULL, NULL, "%s → %s", device_state_to_string(d->state),
+                        device_state_to_string(s));
+        d->state = s;
+        d->dirty = true;
+}
+
+void device_mark_seen(struct device *d) {
+        d->last_seen_usec = now_realtime_usec();
+        d->dirty = true;
+}
+
+static int set_str(char **field, const char *value, bool *changed) {
+        if ((!*field && !value) || (*field && value && strcmp(*field, value) == 0))
+                return 0;
+        char *copy = NULL;
+        if (value) {
+                copy = strdup(value);
+                if (!copy)
+                        return -ENOMEM;
+        }
+        free(*field);
+        *field = copy;
+        *changed = true;
+        return 0;
+}
+
+static int device_new(struct manager *m, const char *conn, const char *source, struct device **ret) {
+        char scheme[16];
+        const char *address;
+        const struct smp_transport *t;
+        int r;
+
+        r = smp_conn_split(conn, scheme, sizeof(scheme), &address);
+        if (r < 0)
+                return -EINVAL;
+        if (!*address)
+                return -EINVAL;
+        r = smp_transport_find(scheme, &t);
+        if (r < 0)
+                return -ENOENT;
+        if (m->n_devices >= m->config->max_devices)
+                return -E2BIG;
+
+        _cleanup_(device_freep) struct device *d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->manager = m;
+        d->conn = strdup(conn);
+        if (!d->conn)
+                return -ENOMEM;
+        snprintf(d->transport, sizeof(d->transport), "%s", scheme);
+        snprintf(d->source, sizeof(d->source), "%s", source);
+        /* The address is the connection string without options. */
+        d->address = strndup(address, strcspn(address, ","));
+        if (!d->address)
+                return -ENOMEM;
+        d->first_seen_usec = d->last_seen_usec = now_realtime_usec();
+        d->state = DEVICE_NEW;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+/* Inserts, attaches, announces and probes a new device. */
+static int device_register(struct manager *m, struct device *d) {
+        int r = db_device_insert(m->db, d);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot record device %s: %m", d->conn);
+                return r;
+        }
+        r = manager_attach_device(m, d);
+        if (r < 0) {
+                (void) db_device_delete(m->db, d->id);
+                return r;
+        }
+        log_device(LOG_INFO, d, "New device (%s)", d->source);
+        manager_history(m, "device-added", d, NULL, NULL, "added by %s", d->source);
+        manager_emit(m, MANAGER_EVENT_DEVICE_ADDED, d, NULL, NULL);
+        (void) device_probe(d);
+        return 0;
+}
+
+int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret) {
+        struct device *d;
+        int r;
+
+        if (!conn || strnlen(conn, SMP_CONN_MAX + 1) > SMP_CONN_MAX)
+                return -EINVAL;
+        d = manager_find_device_by_conn(m, conn);
+        if (d) {
+                if (ret)
+                        *ret = d;
+                return -EEXIST;
+        }
+        r = device_new(m, conn, source, &d);
+        if (r < 0)
+                return r;
+        r = device_register(m, d);
+        if (r < 0) {
+                device_free(d);
+                return r;
+        }
+        if (ret)
+                *ret = d;
+        return 0;
+}
+
+void inventory_seen(struct manager *m, const struct smp_discovered *found) {
+        struct device *d = manager_find_device_by_conn(m, found->conn);
+        bool changed = false;
+        int r;
+
+        if (!d) {
+                r = device_new(m, found->conn, "discovery", &d);
+                if (r < 0) {
+                        log_debug_errno(r, "Discovered device '%s' not added: %m", found->conn);
+                        return;
+                }
+                (void) set_str(&d->name, found->name, &changed);
+                if (found->address)
+                        (void) set_str(&d->address, found->address, &changed);
+                (void) set_str(&d->address_type, found->address_type, &changed);
+                (void) set_str(&d->adapter, found->adapter, &changed);
+                d->has_rssi = found->has_rssi;
+                d->rssi = found->rssi;
+                if (device_register(m, d) < 0)
+                        device_free(d);
+                return;
+        }
+
+        device_mark_seen(d);
+        if (found->name)
+                (void) set_str(&d->name, found->name, &changed);
+        if (found->address_type)
+                (void) set_str(&d->address_type, found->address_type, &changed);
+        if (found->adapter)
+                (void) set_str(&d->adapter, found->adapter, &changed);
+        /* RSSI wobbles by a few dB all the time; only a real move is a
+         * change worth telling observers about. */
+        if (found->has_rssi && (!d->has_rssi || abs(found->rssi - d->rssi) >= 6))
+                changed = true;
+        if (found->has_rssi) {
+                d->has_rssi = true;
+                d->rssi = found->rssi;
+        }
+        uint64_t now = now_realtime_usec();
+        if (d->state == DEVICE_ABSENT || d->state == DEVICE_UNREACHABLE || d->state == DEVICE_NEW ||
+            now - d->last_probe_usec > m->config->reprobe_usec)
+                (void) device_probe(d);
+        if (changed) {
+                d->dirty = true;
+                manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+        }
+}
+
+void inventory_check_absent(struct manager *m) {
+        uint64_t now = now_realtime_usec(), limit = m->config->absent_after_usec;
+
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *d = m->devices[i];
+                if (d->state == DEVICE_ABSENT || d->job || d->probe)
+                        continue;
+                if (now - d->last_seen_usec <= limit) {
+                        /* Present devices are looked at again now and then
+                         * (a device updated by someone else, a reboot). */
+                        if (d->state == DEVICE_ONLINE && now - d->last_probe_usec > m->config->reprobe_usec)
+                                (void) device_probe(d);
+                        continue;
+                }
+                /* Not seen for too long.  IP devices are only "seen" when
+                 * they answer, so ask once more before giving up on them;
+                 * a failed probe after absent_after marks them absent. */
+                if (now - d->last_probe_usec > limit / 2)
+                        (void) device_probe(d);
+                else {
+                        device_set_state(d, DEVICE_ABSENT);
+                        manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+                }
+        }
+}
+
+int manager_forget_device(struct manager *m, struct device *d) {
+        int r;
+
+        if (d->job || device_unfinished_job(m, d))
+                return -EBUSY;
+        device_probe_cancel(d);
+        r = db_device_delete(m->db, d->id);
+        if (r < 0)
+                return r;
+        log_device(LOG_INFO, d, "Forgotten");
+        /* The database dropped its finished jobs with it (ON DELETE
+         * CASCADE); drop them from memory too. */
+        for (size_t i = m->n_jobs; i > 0; i--) {
+                struct job *j = m->jobs[i - 1];
+                if (j->device_id == d->id) {
+                        manager_detach_job(m, j);
+                        job_free(j);
+                }
+        }
+        manager_emit(m, MANAGER_EVENT_DEVICE_REMOVED, d, NULL, NULL);
+        manager_detach_device(m, d);
+        device_free(d);
+        return 0;
+}

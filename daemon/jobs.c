@@ -1,0 +1,502 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Push jobs: one image to one device with the safe update procedure of
+ * lib/smp-update.c.  A job is persistent from the moment it is created;
+ * jobs_schedule() starts queued ones while the global and per-transport
+ * limits allow, a failed attempt waits (retry_delay, doubled per attempt,
+ * capped) and tries again until max_attempts, and a stop (SIGTERM, crash)
+ * leaves running jobs to resume: the next start finds them queued and the
+ * upload goes on from the offset the device reports for the same image.
+ *
+ * Outcomes: updated, up-to-date, testing (test-only) and uploaded
+ * (upload-only) succeed.  reverted and stuck fail at once: MCUboot gave a
+ * definitive answer, and pushing the same image again would only make the
+ * device reboot into it and back again.
+ *
+ * The job layer is the unit a rollout scheduler drives: it creates jobs
+ * with a rollout id and a not-before time, and observes their states.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "manager.h"
+#include "smpgw/smp-error.h"
+#include "smpgw/smp-session.h"
+#include "smpgw/smp-update.h"
+#include "util.h"
+
+/* At most this many progress events per second per job. */
+#define PROGRESS_EMIT_INTERVAL_USEC (250 * 1000ull)
+/* SMP request timeout before the upload's own adaptive timeouts apply. */
+#define JOB_REQUEST_TIMEOUT_USEC (5 * 1000000ull)
+
+static const char *const job_state_table[_JOB_STATE_MAX] = {
+        [JOB_QUEUED] = "queued",
+        [JOB_RUNNING] = "running",
+        [JOB_RETRY_WAIT] = "retry-wait",
+        [JOB_SUCCEEDED] = "succeeded",
+        [JOB_FAILED] = "failed",
+        [JOB_CANCELLED] = "cancelled",
+};
+
+const char *job_state_to_string(enum job_state s) {
+        return s < _JOB_STATE_MAX ? job_state_table[s] : NULL;
+}
+
+int job_state_from_string(const char *s) {
+        for (int i = 0; i < _JOB_STATE_MAX; i++)
+                if (s && strcmp(s, job_state_table[i]) == 0)
+                        return i;
+        return -EINVAL;
+}
+
+bool job_is_finished(const struct job *j) {
+        return j->state == JOB_SUCCEEDED || j->state == JOB_FAILED || j->state == JOB_CANCELLED;
+}
+
+struct job *manager_find_job(struct manager *m, uint64_t id) {
+        for (size_t i = m->n_jobs; i > 0; i--)
+                if (m->jobs[i - 1]->id == id)
+                        return m->jobs[i - 1];
+        return NULL;
+}
+
+unsigned jobs_running(struct manager *m, const char *transport) {
+        unsigned n = 0;
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                struct job *j = m->jobs[i];
+                if (j->state != JOB_RUNNING)
+                        continue;
+                if (transport) {
+                        struct device *d = manager_find_device(m, j->device_id);
+                        if (!d || strcmp(d->transport, transport) != 0)
+                                continue;
+                }
+                n++;
+        }
+        return n;
+}
+
+/* Stops the attempt in progress without a callback; the caller sets the
+ * state. */
+static void job_teardown(struct job *j) {
+        struct manager *m = j->manager;
+
+        if (j->update) {
+                smp_update_cancel(j->update);
+                j->update = NULL;
+        }
+        j->session = smp_session_free(j->session);
+        j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
+        if (j->image_mapped) {
+                image_unmap(j->image_mapped);
+                j->image_mapped = NULL;
+        }
+        struct device *d = m ? manager_find_device(m, j->device_id) : NULL;
+        if (d && d->job == j)
+                d->job = NULL;
+}
+
+struct job *job_free(struct job *j) {
+        if (!j)
+                return NULL;
+        job_teardown(j);
+        sd_event_source_disable_unref(j->retry_timer);
+        free(j->error);
+        free(j);
+        return NULL;
+}
+
+static void job_set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void job_set_error(struct job *j, const char *fmt, ...) {
+        free(j->error);
+        j->error = NULL;
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                if (vasprintf(&j->error, fmt, ap) < 0)
+                        j->error = NULL;
+                va_end(ap);
+        }
+}
+
+static void job_changed(struct job *j) {
+        j->updated_usec = now_realtime_usec();
+        j->dirty = true;
+        manager_emit(j->manager, MANAGER_EVENT_JOB_STATE, NULL, NULL, j);
+}
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct job *j = userdata;
+        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        if (j->state == JOB_RETRY_WAIT) {
+                j->state = JOB_QUEUED;
+                job_changed(j);
+        }
+        manager_schedule_jobs(j->manager);
+        return 0;
+}
+
+/* Arms the job's timer for next_attempt_usec (realtime). */
+static int job_arm_timer(struct job *j) {
+        struct manager *m = j->manager;
+        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        return sd_event_add_time(m->event, &j->retry_timer, CLOCK_REALTIME, j->next_attempt_usec, 100 * 1000,
+                                 on_retry_timer, j);
+}
+
+static void job_finish(struct job *j, enum job_state state) {
+        struct manager *m = j->manager;
+
+        j->state = state;
+        j->finished_usec = now_realtime_usec();
+        j->next_attempt_usec = 0;
+        if (state == JOB_SUCCEEDED)
+                m->stats.jobs_succeeded++;
+        else if (state == JOB_FAILED)
+                m->stats.jobs_failed++;
+        else
+                m->stats.jobs_cancelled++;
+        log_job(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
+                job_state_to_string(state), j->has_outcome ? " (" : "",
+                j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
+                j->error && state != JOB_SUCCEEDED ? ": " : "", j->error && state != JOB_SUCCEEDED ? j->error : "");
+        manager_history(m, "job-finished", NULL, NULL, j, "%s%s%s%s%s", job_state_to_string(state),
+                        j->has_outcome ? ", outcome " : "",
+                        j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->error ? ": " : "",
+                        j->error ? j->error : "");
+        job_changed(j);
+        /* A finished job is a fact worth the write right now. */
+        (void) manager_flush_now(m);
+}
+
+static void error_sentence(const struct smp_update_result *r, char *buf, size_t size) {
+        const char *step = smp_update_step_to_string(r->failed_step);
+        char status[200];
+
+        if (r->error == -EREMOTEIO) {
+                (void) smp_status_format(&r->status, status, sizeof(status));
+                snprintf(buf, size, "%s: the device refused: %s", step, status);
+        } else if (r->error == -ETIMEDOUT && r->failed_step == SMP_UPDATE_STEP_WAIT_REBOOT)
+                snprintf(buf, size, "%s: the device did not come back with a decision in time", step);
+        else if (r->error == -ETIMEDOUT)
+                snprintf(buf, size, "%s: the device does not answer", step);
+        else if (r->error == -EIO && r->failed_step == SMP_UPDATE_STEP_UPLOAD)
+                snprintf(buf, size, "%s: the device's flash does not match the image's SHA-256", step);
+        else if (r->error == -EIO && r->failed_step == SMP_UPDATE_STEP_CHECK_UPLOAD)
+                snprintf(buf, size, "%s: the secondary slot does not hold the image after the upload", step);
+        else
+                snprintf(buf, size, "%s: %s", step, strerror(-r->error));
+}
+
+/* Runs outside the update's callbacks: the session can go now. */
+static int on_finish_defer(sd_event_source *s, void *userdata) {
+        struct job *j = userdata;
+        job_teardown(j);
+        manager_schedule_jobs(j->manager);
+        return 0;
+}
+
+static void on_update_done(struct smp_update *u, const struct smp_update_result *r, void *userdata) {
+        struct job *j = userdata;
+        struct manager *m = j->manager;
+        struct device *d = manager_find_device(m, j->device_id);
+        char msg[300];
+
+        j->update = NULL;   /* frees itself after this call */
+        if (d) {
+                if (r->after.n_slots > 0) {
+                        d->slots = r->after;
+                        d->slots_dirty = true;
+                }
+                if (r->error == 0 || r->outcome != SMP_UPDATE_OUTCOME_NONE) {
+                        device_mark_seen(d);
+                        d->last_probe_usec = d->last_seen_usec;
+                        device_set_state(d, DEVICE_ONLINE);
+                }
+                d->dirty = true;
+                manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+        }
+        if (r->outcome != SMP_UPDATE_OUTCOME_NONE) {
+                j->has_outcome = true;
+                j->outcome = r->outcome;
+        }
+        if (r->upload.rate > 0)
+                j->rate = r->upload.rate;
+
+        switch (r->outcome) {
+        case SMP_UPDATE_OUTCOME_UPDATED:
+        case SMP_UPDATE_OUTCOME_UP_TO_DATE:
+        case SMP_UPDATE_OUTCOME_TESTING:
+        case SMP_UPDATE_OUTCOME_UPLOADED:
+                j->bytes_sent = j->bytes_total;
+                job_set_error(j, NULL);
+                job_finish(j, JOB_SUCCEEDED);
+                break;
+        case SMP_UPDATE_OUTCOME_REVERTED:
+                job_set_error(j, "reverted: %s",
+                              r->rejected ? "MCUboot found the new image invalid and erased it"
+                                          : "the device runs the old image again (the new one did not confirm)");
+                job_finish(j, JOB_FAILED);
+                break;
+        case SMP_UPDATE_OUTCOME_STUCK:
+                job_set_error(j, "stuck: the device's image state after %s is not what the update expects",
+                              smp_update_step_to_string(r->error < 0 ? r->failed_step : SMP_UPDATE_STEP_DONE));
+                job_finish(j, JOB_FAILED);
+                break;
+        default:
+                error_sentence(r, msg, sizeof(msg));
+                job_set_error(j, "%s", msg);
+                m->stats.job_attempts_failed++;
+                /* A device refusing the image (bad image, no room) will
+                 * refuse it again; transport trouble may pass. */
+                bool final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT;
+                if (final || j->attempts >= j->max_attempts) {
+                        job_finish(j, JOB_FAILED);
+                        break;
+                }
+                uint64_t delay = m->config->job_retry_delay_usec;
+                for (unsigned i = 1; i < j->attempts && delay < m->config->job_retry_delay_max_usec; i++)
+                        delay *= 2;
+                delay = MIN(delay, m->config->job_retry_delay_max_usec);
+                j->state = JOB_RETRY_WAIT;
+                j->next_attempt_usec = now_realtime_usec() + delay;
+                log_job(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
+                        j->max_attempts, msg, delay / 1000000u);
+                manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, msg);
+                (void) job_arm_timer(j);
+                job_changed(j);
+                (void) manager_flush_now(m);
+                break;
+        }
+        if (sd_event_add_defer(m->event, &j->finish_defer, on_finish_defer, j) < 0)
+                log_job(LOG_WARNING, j, "Out of memory deferring the session teardown");
+}
+
+static void on_update_step(struct smp_update *u, enum smp_update_step step, void *userdata) {
+        struct job *j = userdata;
+        j->has_step = true;
+        j->step = step;
+        log_job(LOG_DEBUG, j, "Step %s", smp_update_step_to_string(step));
+        job_changed(j);
+}
+
+static void on_upload_progress(struct smp_upload *u, const struct smp_upload_progress *p, void *userdata) {
+        struct job *j = userdata;
+        struct manager *m = j->manager;
+        uint64_t now = now_realtime_usec();
+
+        if (p->offset > j->last_progress_bytes)
+                m->stats.bytes_uploaded += p->offset - j->last_progress_bytes;
+        j->last_progress_bytes = p->offset;
+        j->bytes_sent = p->offset;
+        j->bytes_total = p->total;
+        j->rate = p->rate;
+        j->dirty = true;
+        /* No write here: the flush timer checkpoints progress. */
+        if (now - j->last_progress_emit_usec >= PROGRESS_EMIT_INTERVAL_USEC || p->offset == p->total) {
+                j->last_progress_emit_usec = now;
+                j->updated_usec = now;
+                manager_emit(m, MANAGER_EVENT_JOB_PROGRESS, NULL, NULL, j);
+        }
+}
+
+static int job_start(struct job *j, struct device *d) {
+        struct manager *m = j->manager;
+        struct image *img = manager_find_image(m, j->image_id);
+        const uint8_t *data;
+        size_t len;
+        int r;
+
+        if (!img) {
+                job_set_error(j, "the image %s is no longer in the store", j->image_id);
+                job_finish(j, JOB_FAILED);
+                return -ENOENT;
+        }
+        r = image_map(img, &data, &len);
+        if (r < 0) {
+                job_set_error(j, "cannot read the image file: %s", strerror(-r));
+                job_finish(j, JOB_FAILED);
+                return r;
+        }
+        j->image_mapped = img;
+        j->attempts++;
+        j->state = JOB_RUNNING;
+        if (!j->started_usec)
+                j->started_usec = now_realtime_usec();
+        j->bytes_total = len;
+        j->last_progress_bytes = j->bytes_sent;
+        d->job = j;
+        device_probe_cancel(d);
+
+        r = smp_session_open(m->event, d->conn, &j->session);
+        if (r < 0)
+                goto fail;
+        smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);
+        const struct smp_update_params params = {
+                .data = data,
+                .len = len,
+                .mode = j->mode,
+                .swap_timeout_usec = m->config->job_swap_timeout_usec,
+                .upload_progress = on_upload_progress,
+                .step = on_update_step,
+                .done = on_update_done,
+                .userdata = j,
+        };
+        r = smp_update_start(j->session, &params, &j->update);
+        if (r < 0)
+                goto fail;
+        log_job(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts, j->max_attempts,
+                img->version, j->image_id, len, d->conn);
+        manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
+        job_changed(j);
+        return 0;
+
+fail:
+        job_teardown(j);
+        job_set_error(j, "cannot start: %s", strerror(-r));
+        j->state = j->attempts >= j->max_attempts ? JOB_FAILED : JOB_RETRY_WAIT;
+        if (j->state == JOB_FAILED)
+                job_finish(j, JOB_FAILED);
+        else {
+                j->next_attempt_usec = now_realtime_usec() + m->config->job_retry_delay_usec;
+                (void) job_arm_timer(j);
+                job_changed(j);
+        }
+        return r;
+}
+
+void jobs_schedule(struct manager *m) {
+        uint64_t now = now_realtime_usec();
+        unsigned running = jobs_running(m, NULL);
+
+        if (m->stopping)
+                return;
+        for (size_t i = 0; i < m->n_jobs && running < m->config->jobs_max_running; i++) {
+                struct job *j = m->jobs[i];
+                if (j->state == JOB_RETRY_WAIT && !j->retry_timer)
+                        (void) job_arm_timer(j);   /* loaded from the database */
+                if (j->state != JOB_QUEUED)
+                        continue;
+                if (j->next_attempt_usec > now) {
+                        if (!j->retry_timer)
+                                (void) job_arm_timer(j);
+                        continue;
+                }
+                struct device *d = manager_find_device(m, j->device_id);
+                if (!d) {
+                        job_set_error(j, "the device is gone");
+                        job_finish(j, JOB_FAILED);
+                        continue;
+                }
+                if (d->job)
+                        continue;
+                if (jobs_running(m, d->transport) >= config_jobs_max_running_for(m->config, d->transport))
+                        continue;
+                if (job_start(j, d) >= 0)
+                        running++;
+        }
+}
+
+int job_create(struct manager *m, struct image *img, struct device *d, const struct job_options *opts,
+               struct job **ret) {
+        struct job *existing = device_unfinished_job(m, d);
+        int r;
+
+        if (existing) {
+                if (ret)
+                        *ret = existing;
+                return -EBUSY;
+        }
+        struct job *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->manager = m;
+        j->device_id = d->id;
+        memcpy(j->image_id, img->id, sizeof(j->image_id));
+        j->mode = opts && opts->mode < _SMP_UPDATE_MODE_MAX ? opts->mode : m->config->job_mode;
+        j->max_attempts = opts && opts->max_attempts ? opts->max_attempts : m->config->job_attempts;
+        j->rollout_id = opts ? opts->rollout_id : 0;
+        j->next_attempt_usec = opts ? opts->not_before_usec : 0;
+        j->state = JOB_QUEUED;
+        j->bytes_total = img->file_size;
+        j->created_usec = j->updated_usec = now_realtime_usec();
+
+        r = db_job_insert(m->db, j);
+        if (r < 0) {
+                free(j);
+                return r;
+        }
+        r = manager_attach_job(m, j);
+        if (r < 0) {
+                (void) db_job_delete(m->db, j->id);
+                free(j);
+                return r;
+        }
+        log_job(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
+                smp_update_mode_to_string(j->mode));
+        manager_history(m, "job-created", d, img->id, j, "push %s, mode %s", img->version,
+                        smp_update_mode_to_string(j->mode));
+        manager_emit(m, MANAGER_EVENT_JOB_ADDED, d, NULL, j);
+        manager_schedule_jobs(m);
+        if (ret)
+                *ret = j;
+        return 0;
+}
+
+int job_cancel(struct job *j) {
+        if (job_is_finished(j))
+                return -EALREADY;
+        job_teardown(j);
+        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        job_set_error(j, "cancelled");
+        job_finish(j, JOB_CANCELLED);
+        manager_schedule_jobs(j->manager);
+        return 0;
+}
+
+void jobs_stop_all(struct manager *m) {
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                struct job *j = m->jobs[i];
+                j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+                if (j->state != JOB_RUNNING)
+                        continue;
+                /* Interrupted by us, not failed: the attempt does not
+                 * count, and the next start resumes it. */
+                job_teardown(j);
+                if (j->attempts > 0)
+                        j->attempts--;
+                j->state = JOB_QUEUED;
+                j->dirty = true;
+                log_job(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
+                        j->bytes_sent, j->bytes_total);
+                manager_history(m, "job-interrupted", NULL, NULL, j, "daemon stopping at %" PRIu64 " bytes",
+                                j->bytes_sent);
+        }
+}
+
+/* Keeps at most config.job_keep finished jobs (the oldest go first). */
+void jobs_prune(struct manager *m) {
+        size_t finished = 0;
+        for (size_t i = 0; i < m->n_jobs; i++)
+                finished += job_is_finished(m->jobs[i]);
+        for (size_t i = 0; i < m->n_jobs && finished > m->config->job_keep;) {
+                struct job *j = m->jobs[i];
+                if (!job_is_finished(j)) {
+                        i++;
+                        continue;
+                }
+                if (db_job_delete(m->db, j->id) < 0)
+                        return;
+                manager_detach_job(m, j);
+                job_free(j);
+                finished--;
+        }
+}

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The manager: owns the model and wires its parts to the event loop.
+ * See manager.h for the ownership and persistence rules.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "config.h"
+#include "db.h"
+#include "dbus.h"
+#include "log.h"
+#include "manager.h"
+#include "rest.h"
+#include "smpgw/mcuboot-image.h"
+#include "smpgwd-config.h"
+#include "util.h"
+
+/* How often devices are checked for absence. */
+#define ABSENT_CHECK_USEC (5 * 1000000ull)
+
+uint64_t now_realtime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+int manager_new(sd_event *event, struct config *config, struct manager **ret) {
+        struct manager *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->event = sd_event_ref(event);
+        m->config = config;
+        m->started_usec = now_realtime_usec();
+        *ret = m;
+        return 0;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
+
+/* ---- arrays ---- */
+
+#define ARRAY_APPEND(arr, n, item)                                              \
+        ({                                                                      \
+                int _r = 0;                                                     \
+                __typeof__(arr) _g = realloc((arr), ((n) + 1) * sizeof(*(arr))); \
+                if (!_g)                                                        \
+                        _r = -ENOMEM;                                           \
+                else {                                                          \
+                        (arr) = _g;                                             \
+                        (arr)[(n)++] = (item);                                  \
+                }                                                               \
+                _r;                                                             \
+        })
+
+#define ARRAY_REMOVE(arr, n, item)                                              \
+        do {                                                                    \
+                for (size_t _i = 0; _i < (n); _i++)                             \
+                        if ((arr)[_i] == (item)) {                              \
+                                memmove(&(arr)[_i], &(arr)[_i + 1], ((n) - _i - 1) * sizeof(*(arr))); \
+                                (n)--;                                          \
+                                break;                                          \
+                        }                                                       \
+        } while (0)
+
+int manager_attach_device(struct manager *m, struct device *d) {
+        d->manager = m;
+        return ARRAY_APPEND(m->devices, m->n_devices, d);
+}
+
+int manager_attach_image(struct manager *m, struct image *img) {
+        img->manager = m;
+        return ARRAY_APPEND(m->images, m->n_images, img);
+}
+
+int manager_attach_job(struct manager *m, struct job *j) {
+        j->manager = m;
+        return ARRAY_APPEND(m->jobs, m->n_jobs, j);
+}
+
+void manager_detach_device(struct manager *m, struct device *d) {
+        ARRAY_REMOVE(m->devices, m->n_devices, d);
+}
+
+void manager_detach_image(struct manager *m, struct image *img) {
+        ARRAY_REMOVE(m->images, m->n_images, img);
+}
+
+void manager_detach_job(struct manager *m, struct job *j) {
+        ARRAY_REMOVE(m->jobs, m->n_jobs, j);
+}
+
+/* ---- observers ---- */
+
+int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata) {
+        __typeof__(m->observers) g = realloc(m->observers, (m->n_observers + 1) * sizeof(*m->observers));
+        if (!g)
+                return -ENOMEM;
+        m->observers = g;
+        m->observers[m->n_observers].fn = fn;
+        m->observers[m->n_observers].userdata = userdata;
+        m->n_observers++;
+        return 0;
+}
+
+void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *userdata) {
+        for (size_t i = 0; i < m->n_observers; i++)
+                if (m->observers[i].fn == fn && m->observers[i].userdata == userdata) {
+                        memmove(&m->observers[i], &m->observers[i + 1],
+                                (m->n_observers - i - 1) * sizeof(*m->observers));
+                        m->n_observers--;
+                        return;
+                }
+}
+
+void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
+                  struct job *j) {
+        struct manager_event ev = { .type = type, .device = d, .image = img, .job = j };
+
+        if (j && !d)
+                ev.device = manager_find_device(m, j->device_id);
+        /* An observer may remove itself (an SSE client that overflowed):
+         * walk by index and re-check the bound, so nobody is skipped but
+         * a removed observer is not called. */
+        for (size_t i = 0; i < m->n_observers; i++) {
+                manager_observer_fn fn = m->observers[i].fn;
+                void *ud = m->observers[i].userdata;
+                size_t before = m->n_observers;
+                fn(m, &ev, ud);
+                if (m->n_observers < before && i < m->n_observers &&
+                    (m->observers[i].fn != fn || m->observers[i].userdata != ud))
+                        i--;
+        }
+}
+
+/* ---- history and flushing ---- */
+
+void manager_history(struct manager *m, const char *type, const struct device *d, const char *image_id,
+                     const struct job *j, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+
+        if (!m->db)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        db_history_add(m->db, now_realtime_usec(), type, d ? d->id : j ? j->device_id : 0,
+                       image_id ? image_id : j ? j->image_id : NULL, j ? j->id : 0, msg);
+}
+
+int manager_flush_now(struct manager *m) {
+        int r;
+
+        if (!m->db)
+                return 0;
+        r = db_flush(m->db, m);
+        m->stats.flushes++;
+        if (r < 0) {
+                m->stats.flush_errors++;
+                log_warning_errno(r, "Writing to the database failed, will retry: %m");
+        }
+        return r;
+}
+
+static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct manager *m = userdata;
+        (void) manager_flush_now(m);
+        (void) sd_event_source_set_time(s, usec + m->config->flush_interval_usec);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct manager *m = userdata;
+        inventory_check_absent(m);
+        /* An idle moment: let SQLite move the WAL into the database so
+         * the WAL file stays small. */
+        if (m->db)
+                (void) db_checkpoint(m->db);
+        (void) sd_event_source_set_time(s, usec + ABSENT_CHECK_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+/* Watchdog: only pinged after checking that the parts we depend on
+ * answer (the loop runs, the database reads), so a wedged SQLite file
+ * gets us restarted instead of silently stuck. */
+static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct manager *m = userdata;
+        uint64_t interval = 0;
+        _cleanup_free_ char *msg = NULL;
+
+        (void) sd_watchdog_enabled(false, &interval);
+        int r = m->db ? db_check(m->db, &msg) : 0;
+        if (r >= 0 || r == -EUCLEAN) {
+                /* A corrupt page is reported, not fixed by restarting. */
+                if (r == -EUCLEAN)
+                        log_error("Database check failed: %s", msg ? msg : "?");
+                (void) sd_notify(false, "WATCHDOG=1");
+        } else
+                log_warning_errno(r, "Database does not answer, not pinging the watchdog: %m");
+        (void) sd_event_source_set_time(s, usec + MAX(interval / 2, 1000000ull));
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
+static int on_schedule_defer(sd_event_source *s, void *userdata) {
+        struct manager *m = userdata;
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        jobs_schedule(m);
+        probes_schedule(m);
+        return 0;
+}
+
+void manager_schedule_jobs(struct manager *m) {
+        if (m->schedule_defer && !m->stopping)
+                (void) sd_event_source_set_enabled(m->schedule_defer, SD_EVENT_ONESHOT);
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return -ENOMEM;
+        for (char *p = copy + 1; *p; p++)
+                if (*p == '/') {
+                        *p = 0;
+                        if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        *p = '/';
+                }
+        if (mkdir(copy, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static void add_configured_devices(struct manager *m) {
+        for (size_t i = 0; i < m->config->n_devices; i++) {
+                struct device *d = NULL;
+                int r = manager_add_device(m, m->config->devices[i], "config", &d);
+                if (r < 0 && r != -EEXIST)
+                        log_warning_errno(r, "Configured device '%s' not added: %m", m->config->devices[i]);
+        }
+}
+
+int manager_start(struct manager *m) {
+        struct config *c = m->config;
+        uint64_t now;
+        int r;
+
+        r = mkdir_p(c->state_dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the state directory %s: %m", c->state_dir);
+        if (!c->db_path && asprintf(&c->db_path, "%s/smpgw.db", c->state_dir) < 0)
+                return -ENOMEM;
+        if (asprintf(&m->images_dir, "%s/images", c->state_dir) < 0)
+                return -ENOMEM;
+
+        (void) sd_notify(false, "STATUS=Opening the database");
+        r = db_open(c->db_path, &m->db);
+        if (r < 0)
+                return r;
+        r = db_load(m->db, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the database %s: %m", c->db_path);
+        r = image_store_load_keys(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the image signing keys: %m");
+        r = image_store_init(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the image store %s: %m", m->images_dir);
+        jobs_prune(m);
+        log_info("Database %s: %zu devices, %zu images, %zu jobs", c->db_path, m->n_devices, m->n_images,
+                 m->n_jobs);
+
+        r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(m->event, &m->flush_timer, CLOCK_MONOTONIC, now + c->flush_interval_usec, 0,
+                              on_flush_timer, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(m->event, &m->absent_timer, CLOCK_MONOTONIC, now + ABSENT_CHECK_USEC, 0,
+                              on_absent_timer, m);
+        if (r < 0)
+                return r;
+        r = sd_event_add_defer(m->event, &m->schedule_defer, on_schedule_defer, m);
+        if (r < 0)
+                return r;
+        /* After the flush so pending writes go out before new work. */
+        (void) sd_event_source_set_priority(m->schedule_defer, SD_EVENT_PRIORITY_NORMAL + 10);
+        uint64_t wd = 0;
+        if (sd_watchdog_enabled(false, &wd) > 0) {
+                r = sd_event_add_time(m->event, &m->watchdog_timer, CLOCK_MONOTONIC, now + wd / 2, 0,
+                                      on_watchdog_timer, m);
+                if (r < 0)
+                        return r;
+        }
+
+#if HAVE_REST
+        if (c->rest_enabled) {
+                r = rest_start(m, &m->rest);
+                if (r < 0)
+                        return r;
+        }
+#endif
+        if (c->bus != CONFIG_BUS_NONE) {
+                r = dbus_api_start(m, &m->dbus);
+                if (r < 0)
+                        return r;
+        }
+
+        add_configured_devices(m);
+        if (c->discovery_enabled) {
+                r = discovery_start(m, &m->discovery);
+                if (r < 0)
+                        return r;
+        }
+        /* Jobs that were queued or running when we stopped go on now. */
+        manager_schedule_jobs(m);
+        return 0;
+}
+
+void manager_stop(struct manager *m) {
+        if (m->stopping)
+                return;
+        m->stopping = true;
+        m->discovery = discovery_free(m->discovery);
+        for (size_t i = 0; i < m->n_devices; i++)
+                device_probe_cancel(m->devices[i]);
+        jobs_stop_all(m);
+        (void) manager_flush_now(m);
+}
+
+int manager_reload(struct manager *m) {
+        _cleanup_(config_freep) struct config *fresh = NULL;
+        int r;
+
+        r = config_load(m->config->config_path, m->config->config_path != NULL, &fresh);
+        if (r < 0)
+                return r;
+        /* What can change at run time.  Paths, the bus and the listen
+         * address need a restart (they are where our state and clients
+         * are). */
+        struct config *c = m->config;
+#define TAKE_FIELD(f) do { __typeof__(c->f) _t = c->f; c->f = fresh->f; fresh->f = _t; } while (0)
+        TAKE_FIELD(image_keys);
+        TAKE_FIELD(n_image_keys);
+        TAKE_FIELD(image_max_size);
+        TAKE_FIELD(max_images);
+        TAKE_FIELD(devices);
+        TAKE_FIELD(n_devices);
+        TAKE_FIELD(max_devices);
+        TAKE_FIELD(absent_after_usec);
+        TAKE_FIELD(reprobe_usec);
+        TAKE_FIELD(max_probes);
+        TAKE_FIELD(probe_timeout_usec);
+        TAKE_FIELD(jobs_max_running);
+        TAKE_FIELD(jobs_max_running_ble);
+        TAKE_FIELD(jobs_max_running_serial);
+        TAKE_FIELD(jobs_max_running_udp);
+        TAKE_FIELD(jobs_max_running_coap);
+        TAKE_FIELD(job_attempts);
+        TAKE_FIELD(job_retry_delay_usec);
+        TAKE_FIELD(job_retry_delay_max_usec);
+        TAKE_FIELD(job_mode);
+        TAKE_FIELD(job_swap_timeout_usec);
+        TAKE_FIELD(rest_tokens_file);
+        TAKE_FIELD(discovery_enabled);
+        TAKE_FIELD(discover_udp);
+        TAKE_FIELD(n_discover_udp);
+        TAKE_FIELD(discover_coap);
+        TAKE_FIELD(n_discover_coap);
+        TAKE_FIELD(discover_coap_multicast);
+        TAKE_FIELD(discover_ble);
+        TAKE_FIELD(ble_adapters);
+        TAKE_FIELD(n_ble_adapters);
+        TAKE_FIELD(discovery_interval_usec);
+#undef TAKE_FIELD
+        r = image_store_load_keys(m);
+        if (r < 0)
+                log_warning_errno(r, "Keeping the previous signing keys: %m");
+#if HAVE_REST
+        if (m->rest) {
+                r = rest_reload(m->rest);
+                if (r < 0)
+                        log_warning_errno(r, "Keeping the previous REST tokens: %m");
+        }
+#endif
+        add_configured_devices(m);
+        m->discovery = discovery_free(m->discovery);
+        if (c->discovery_enabled) {
+                r = discovery_start(m, &m->discovery);
+                if (r < 0)
+                        log_warning_errno(r, "Discovery not restarted: %m");
+        }
+        manager_schedule_jobs(m);
+        log_info("Configuration reloaded");
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        manager_stop(m);
+        m->dbus = dbus_api_free(m->dbus);
+#if HAVE_REST
+        m->rest = rest_free(m->rest);
+#endif
+        sd_event_source_disable_unref(m->flush_timer);
+        sd_event_source_disable_unref(m->absent_timer);
+        sd_event_source_disable_unref(m->schedule_defer);
+        sd_event_source_disable_unref(m->watchdog_timer);
+        for (size_t i = 0; i < m->n_jobs; i++)
+                job_free(m->jobs[i]);
+        free(m->jobs);
+        for (size_t i = 0; i < m->n_devices; i++)
+                device_free(m->devices[i]);
+        free(m->devices);
+        for (size_t i = 0; i < m->n_images; i++)
+                image_free(m->images[i]);
+        free(m->images);
+        for (size_t i = 0; i < m->n_keys; i++)
+                mcuboot_key_free(m->keys[i]);
+        free(m->keys);
+        free(m->observers);
+        m->db = db_close(m->db);
+        free(m->images_dir);
+        config_free(m->config);
+        sd_event_unref(m->event);
+        free(m);
+        return NULL;
+}

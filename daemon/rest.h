@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The REST API (doc/openapi.yaml): libmicrohttpd in external-polling mode
+ * on the manager's sd-event loop, JSON through jansson, Server-Sent
+ * Events, Prometheus metrics, bearer tokens, optional TLS.
+ */
+#pragma once
+
+struct manager;
+struct rest;
+
+/* Listens on config.rest_listen.  Logs its errors. */
+int rest_start(struct manager *m, struct rest **ret);
+/* SIGHUP: rereads the tokens file. */
+int rest_reload(struct rest *r);
+/* Resumes and ends every SSE stream, stops the daemon. */
+struct rest *rest_free(struct rest *r);
