@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Shared between dbus.c (the connection, org.smpgw.Manager1, signals) and
+ * dbus-objects.c (the per-object interfaces Device1, Image1 and Job1).
+ * Not used outside the D-Bus front end.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+
+struct manager;
+struct device;
+struct image;
+struct job;
+
+#define SMPGW_DBUS_NAME "org.smpgw"
+#define SMPGW_DBUS_ROOT "/org/smpgw"
+#define SMPGW_DBUS_MANAGER_IFACE "org.smpgw.Manager1"
+#define SMPGW_DBUS_DEVICE_IFACE "org.smpgw.Device1"
+#define SMPGW_DBUS_IMAGE_IFACE "org.smpgw.Image1"
+#define SMPGW_DBUS_JOB_IFACE "org.smpgw.Job1"
+#define SMPGW_DBUS_DEVICE_PREFIX SMPGW_DBUS_ROOT "/device"
+#define SMPGW_DBUS_IMAGE_PREFIX SMPGW_DBUS_ROOT "/image"
+#define SMPGW_DBUS_JOB_PREFIX SMPGW_DBUS_ROOT "/job"
+
+#define SMPGW_DBUS_ERROR_NOT_FOUND "org.smpgw.Error.NotFound"
+#define SMPGW_DBUS_ERROR_BUSY "org.smpgw.Error.Busy"
+#define SMPGW_DBUS_ERROR_INVALID_IMAGE "org.smpgw.Error.InvalidImage"
+#define SMPGW_DBUS_ERROR_SIGNATURE_INVALID "org.smpgw.Error.SignatureInvalid"
+#define SMPGW_DBUS_ERROR_TOO_MANY "org.smpgw.Error.TooMany"
+#define SMPGW_DBUS_ERROR_ALREADY_FINISHED "org.smpgw.Error.AlreadyFinished"
+
+struct dbus_api {
+        struct manager *manager;    /* borrowed: it owns us */
+        sd_bus *bus;
+        bool observing;             /* registered with manager_add_observer() */
+        /* the last JobsRunning value emitted, so the signal goes out only
+         * when the count changes */
+        unsigned jobs_running_emitted;
+};
+
+/* Object paths: "/org/smpgw/device/<id>" and so on.  A buffer of
+ * SMPGW_DBUS_PATH_MAX bytes holds any of them. */
+#define SMPGW_DBUS_PATH_MAX (sizeof(SMPGW_DBUS_IMAGE_PREFIX "/") + 64)
+const char *dbus_device_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
+const char *dbus_image_path(const char *id, char buf[static SMPGW_DBUS_PATH_MAX]);
+const char *dbus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
+
+/* Fills error from a negative errno of the model with its sentence:
+ * one table (dbus.c) maps errnos to error names, the same for every
+ * method.  Returns r, so a method handler can `return dbus_error_set(...)`. */
+int dbus_error_set(sd_bus_error *error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Reads Push()'s a{sv} options into a job's options (defaults from the
+ * configuration); unknown keys and wrong types are InvalidArgs. */
+struct job_options;
+int dbus_read_push_options(const struct manager *m, sd_bus_message *message, struct job_options *ret,
+                           sd_bus_error *error);
+/* Looks up an image by its id for Push(): NotFound when there is none. */
+int dbus_find_image(struct manager *m, const char *id, struct image **ret, sd_bus_error *error);
+
+/* Registers the fallback vtables and node enumerators of devices, images
+ * and jobs (dbus-objects.c). */
+int dbus_objects_register(struct dbus_api *api);
