@@ -53,6 +53,14 @@ struct smp_session {
         smp_session_closed_fn closed_fn;
         void *closed_userdata;
 
+        /* A transport may report the link closed from inside send() (BLE:
+         * the write fd hangs up as we write).  Failing every request there
+         * would free the one being transmitted under its caller, so the
+         * close is handled from a defer source once send() returned. */
+        unsigned in_send;
+        sd_event_source *close_defer;
+        int close_error;
+
         struct smp_session_stats stats;
 };
 
@@ -145,7 +153,9 @@ static int request_transmit(struct smp_request *r) {
         r->hdr.version = s->version;
         smp_header_encode(&r->hdr, r->frame);
 
+        s->in_send++;
         e = s->transport->send(s->link, r->frame, r->frame_len);
+        s->in_send--;
         if (e == -EAGAIN) {
                 r->waiting_to_send = true;
                 if (r->timer)
@@ -266,9 +276,24 @@ static void link_close(struct smp_session *s) {
         s->reassembler = smp_reassembler_free(s->reassembler);
 }
 
+static void on_link_closed(int error, void *userdata);
+
+static int on_close_defer(sd_event_source *src, void *userdata) {
+        struct smp_session *s = userdata;
+        s->close_defer = sd_event_source_disable_unref(s->close_defer);
+        on_link_closed(s->close_error, s);
+        return 0;
+}
+
 static void on_link_closed(int error, void *userdata) {
         struct smp_session *s = userdata;
 
+        if (s->in_send > 0) {
+                s->close_error = error;
+                if (s->close_defer || sd_event_add_defer(s->event, &s->close_defer, on_close_defer, s) >= 0)
+                        return;
+                /* Out of memory: handle it now and hope for the best. */
+        }
         session_ref(s);
         link_close(s);
         session_fail_all(s, -ECONNRESET);
@@ -359,6 +384,7 @@ struct smp_session *smp_session_free(struct smp_session *s) {
         if (!s)
                 return NULL;
         s->freed = true;
+        s->close_defer = sd_event_source_disable_unref(s->close_defer);
         while (s->requests) {
                 struct smp_request *r = s->requests;
                 request_unlink(r);
@@ -371,6 +397,8 @@ struct smp_session *smp_session_free(struct smp_session *s) {
 
 int smp_session_reconnect(struct smp_session *s) {
         session_ref(s);
+        /* A close still pending concerns the link closed right here. */
+        s->close_defer = sd_event_source_disable_unref(s->close_defer);
         link_close(s);
         session_fail_all(s, -ECONNRESET);
         int e = s->freed ? -ECANCELED : link_open(s);
