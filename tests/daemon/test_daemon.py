@@ -1,0 +1,349 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smpgwd end to end: discovery of smpsim devices, push jobs and their
+limits, retries, reverts, cancel, SIGTERM checkpoints, kill -9 during
+uploads and during database writes (then PRAGMA integrity_check with
+Python's own sqlite3, and resumption), SIGHUP reload, configuration
+errors.  Real processes, real UDP and HTTP over loopback, real SQLite."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from daemonharness import Daemon, Sim, SMPGWD, image_path, sql  # noqa: E402
+import mcuimg  # noqa: E402
+
+
+def udp_range(sim, count):
+    return "127.0.0.1:%d-%d" % (sim.port, sim.port + count - 1)
+
+
+def discovery_config(sim, count, extra=""):
+    return "[discovery]\nudp=%s\ninterval=5\n%s" % (udp_range(sim, count), extra)
+
+
+def add_image(d, data, name="test.bin"):
+    status, doc = d.api("POST", "/api/v1/images?name=" + name, data,
+                        headers={"Content-Type": "application/octet-stream"})
+    if status != 201:
+        raise AssertionError("image upload: %d %r" % (status, doc))
+    return doc["id"]
+
+
+def devices(d):
+    _, doc = d.api("GET", "/api/v1/devices?limit=1000", expect=200)
+    return doc["devices"]
+
+
+def job(d, job_id):
+    _, doc = d.api("GET", "/api/v1/jobs/%d" % job_id, expect=200)
+    return doc
+
+
+def push(d, image_id, device_ids, **extra):
+    body = {"image": image_id, "devices": device_ids}
+    body.update(extra)
+    _, doc = d.api("POST", "/api/v1/jobs", body, expect=201)
+    return [j["id"] for j in doc["jobs"]]
+
+
+def wait_jobs(d, job_ids, states=("succeeded",), timeout=120):
+    def done():
+        jobs = [job(d, i) for i in job_ids]
+        if all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs):
+            return jobs
+        return None
+    jobs = d.wait_for(done, timeout=timeout, what="jobs %s to finish" % job_ids)
+    for j in jobs:
+        if j["state"] not in states:
+            raise AssertionError("job %d ended %s: %r" % (j["id"], j["state"], j))
+    return jobs
+
+
+def running_hash(dev):
+    for s in dev["images"]:
+        if s["active"]:
+            return s["hash"], s["confirmed"]
+    return None, False
+
+
+def wait_online(d, count, timeout=60):
+    def ok():
+        devs = devices(d)
+        online = [x for x in devs if x["state"] == "online" and x["images"]]
+        return online if len(online) >= count else None
+    return d.wait_for(ok, timeout=timeout, what="%d devices online" % count)
+
+
+def integrity(db_path):
+    return sql(db_path, "PRAGMA integrity_check")[0][0]
+
+
+class Discovery(unittest.TestCase):
+    def test_discovers_probes_and_pushes_to_20(self):
+        """The 'done when' of the daemon issue, end to end over REST."""
+        with Sim(count=20) as sim, Daemon(config=discovery_config(sim, 20)) as d:
+            devs = wait_online(d, 20)
+            self.assertEqual(len(devs), 20)
+            for dev in devs:
+                self.assertEqual(dev["source"], "discovery")
+                self.assertEqual(dev["transport"], "udp")
+                self.assertIsNotNone(dev["params"])
+                h, confirmed = running_hash(dev)
+                self.assertTrue(h and confirmed)
+            data, digest = mcuimg.make_image((2, 0, 0, 0), 24000)
+            image_id = add_image(d, data)
+            self.assertEqual(image_id, digest)
+            ids = push(d, image_id, [x["id"] for x in devs])
+            self.assertEqual(len(ids), 20)
+            jobs = wait_jobs(d, ids, timeout=240)
+            for j in jobs:
+                self.assertEqual(j["outcome"], "updated")
+                self.assertEqual(j["bytes_sent"], j["bytes_total"])
+            for dev in devices(d):
+                h, confirmed = running_hash(dev)
+                self.assertEqual(h, digest, dev)
+                self.assertTrue(confirmed)
+            # smpsim agrees, independently of what the daemon believes.
+            for i in range(20):
+                slots = sim.state(i)["slots"]
+                active = [s for s in slots if s["active"]]
+                self.assertEqual(active[0]["hash"], digest)
+                self.assertTrue(active[0]["confirmed"])
+            self.assertEqual(integrity(d.db_path), "ok")
+
+    def test_absent_and_back(self):
+        cfg = "[devices]\nabsent_after=10\nreprobe=10\n"
+        with Sim(count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            with Daemon(config=cfg + "add=%s\n" % conn) as d:
+                wait_online(d, 1)
+                sim.control("fault 0 silent-at=0")
+                sim.control("fault 0 drop=1")
+                dev = d.wait_for(lambda: [x for x in devices(d) if x["state"] == "absent"], timeout=60,
+                                 what="device absent")[0]
+                self.assertEqual(dev["conn"], conn)
+                # Never deleted: still listed, with its last known slots.
+                self.assertTrue(dev["images"])
+                sim.control("clear-faults 0")
+                sim.control("reset 0")
+                d.wait_for(lambda: [x for x in devices(d) if x["state"] == "online"], timeout=60,
+                           what="device back online")
+
+
+class Jobs(unittest.TestCase):
+    def test_limits_retries_revert_cancel(self):
+        cfg = ("[jobs]\nmax_running=2\nattempts=2\nretry_delay=1\n"
+               "[devices]\nadd=%s\n")
+        with Sim("--bandwidth", "40000", count=6) as sim:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(6)]
+            with Daemon(config=cfg % " ".join(conns)) as d:
+                wait_online(d, 6)
+                data, digest = mcuimg.make_image((3, 0, 0, 0), 40000)
+                image_id = add_image(d, data)
+                by_conn = {x["conn"]: x["id"] for x in devices(d)}
+                sim.control("fault 4 revert")
+                sim.control("fault 5 silent-at=0")
+                ids = push(d, image_id, [by_conn[c] for c in conns])
+                seen_running = 0
+                deadline = time.monotonic() + 240
+                while time.monotonic() < deadline:
+                    _, doc = d.api("GET", "/api/v1/jobs?state=running", expect=200)
+                    n = len(doc["jobs"])
+                    self.assertLessEqual(n, 2, "max_running=2 exceeded")
+                    seen_running = max(seen_running, n)
+                    states = [job(d, i)["state"] for i in ids]
+                    if all(s in ("succeeded", "failed", "cancelled") for s in states):
+                        break
+                    time.sleep(0.1)
+                self.assertEqual(seen_running, 2)
+                jobs = {j["id"]: j for j in (job(d, i) for i in ids)}
+                for i in ids[:4]:
+                    self.assertEqual(jobs[i]["state"], "succeeded", jobs[i])
+                reverted = jobs[ids[4]]
+                self.assertEqual(reverted["state"], "failed")
+                self.assertEqual(reverted["outcome"], "reverted")
+                self.assertEqual(reverted["attempts"], 1, "a revert is final, not retried")
+                silent = jobs[ids[5]]
+                self.assertEqual(silent["state"], "failed")
+                self.assertEqual(silent["attempts"], 2, "retried up to attempts=2")
+                self.assertTrue(silent["error"])
+                # Cancel: a running job stops, a finished one cannot be cancelled.
+                sim.control("clear-faults 5")
+                sim.control("reset 5")
+                data2, _ = mcuimg.make_image((3, 1, 0, 0), 200000, seed=2)
+                image2 = add_image(d, data2, "big.bin")
+                [jid] = push(d, image2, [by_conn[conns[0]]])
+                d.wait_for(lambda: job(d, jid)["bytes_sent"] > 0, timeout=60, what="upload started")
+                status, doc = d.api("POST", "/api/v1/jobs/%d/cancel" % jid)
+                self.assertEqual(status, 200, doc)
+                self.assertEqual(doc["state"], "cancelled")
+                status, doc = d.api("POST", "/api/v1/jobs/%d/cancel" % jid)
+                self.assertEqual(status, 409, doc)
+                # History rows were written for the jobs.
+                rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?", (jid,))
+                d.wait_for(lambda: sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?",
+                                       (jid,))[0][0] >= 2, timeout=10, what="history rows")
+                del rows
+
+
+class Crashes(unittest.TestCase):
+    def upload_setup(self, sim, n, d):
+        data, digest = mcuimg.make_image((4, 0, 0, 0), 240000, seed=3)
+        image_id = add_image(d, data)
+        devs = wait_online(d, n)
+        ids = push(d, image_id, [x["id"] for x in devs])
+        return data, digest, ids
+
+    def test_kill9_during_upload_resumes(self):
+        n = 4
+        with Sim("--bandwidth", "30000", count=n) as sim:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(n)]
+            cfg = "[devices]\nadd=%s\n[daemon]\nflush_interval=1\n" % " ".join(conns)
+            with Daemon(config=cfg) as d:
+                data, digest, ids = self.upload_setup(sim, n, d)
+                d.wait_for(lambda: all(job(d, i)["bytes_sent"] > len(data) * 0.4 for i in ids), timeout=120,
+                           what="uploads 40% through")
+                time.sleep(1.2)   # one flush interval: progress checkpointed
+                offsets = [sim.state(i)["upload"]["off"] for i in range(n)]
+                d.kill9()
+                self.assertEqual(integrity(d.db_path), "ok")
+                stored = sql(d.db_path, "SELECT state, bytes_sent FROM jobs ORDER BY id")
+                for state, sent in stored:
+                    self.assertEqual(state, "running")
+                    self.assertGreater(sent, 0, "progress was checkpointed before the kill")
+                d.start()
+                jobs = wait_jobs(d, ids, timeout=240)
+                for j in jobs:
+                    self.assertEqual(j["outcome"], "updated")
+                for i in range(n):
+                    st = sim.state(i)
+                    active = [s for s in st["slots"] if s["active"]][0]
+                    self.assertEqual(active["hash"], digest)
+                    self.assertTrue(active["confirmed"])
+                    # Resumed, not restarted: the device received the image
+                    # about once, not once plus the part before the kill.
+                    self.assertLess(st["stats"]["upload_bytes"], len(data) + offsets[i] * 0.5,
+                                    "device %d got %d bytes for a %d-byte image (offset at kill %d)"
+                                    % (i, st["stats"]["upload_bytes"], len(data), offsets[i]))
+                self.assertEqual(integrity(d.db_path), "ok")
+
+    def test_sigterm_checkpoints_and_resumes(self):
+        with Sim("--bandwidth", "30000", count=2) as sim:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
+            with Daemon(config="[devices]\nadd=%s\n" % " ".join(conns)) as d:
+                data, digest, ids = self.upload_setup(sim, 2, d)
+                d.wait_for(lambda: all(job(d, i)["bytes_sent"] > len(data) * 0.3 for i in ids), timeout=120,
+                           what="uploads 30% through")
+                self.assertEqual(d.terminate(), 0)
+                stored = sql(d.db_path, "SELECT state, bytes_sent, attempts FROM jobs ORDER BY id")
+                for state, sent, attempts in stored:
+                    self.assertEqual(state, "queued", "a stop checkpoints running jobs as queued")
+                    self.assertGreater(sent, len(data) * 0.3)
+                    self.assertEqual(attempts, 0, "an interrupted attempt does not count")
+                d.start()
+                wait_jobs(d, ids, timeout=240)
+
+    def test_kill9_during_database_writes(self):
+        """Devices are added as fast as REST takes them while the daemon is
+        killed at random moments: the file stays intact and every device
+        whose creation was answered 201 is still there."""
+        with Daemon(config="[discovery]\nenabled=no\n[devices]\nreprobe=3600\n") as d:
+            confirmed = set()
+            rng = random.Random(6)
+            port = 30000
+            for round_ in range(5):
+                stop = threading.Event()
+
+                def writer():
+                    nonlocal port
+                    while not stop.is_set():
+                        port += 1
+                        conn = "udp:127.0.0.9:%d" % port
+                        try:
+                            status, _, _ = d.http("POST", "/api/v1/devices", {"conn": conn}, timeout=5)
+                        except OSError:
+                            return
+                        if status == 201:
+                            confirmed.add(conn)
+                t = threading.Thread(target=writer)
+                t.start()
+                time.sleep(0.3 + rng.random() * 1.0)
+                d.kill9()
+                stop.set()
+                t.join()
+                self.assertEqual(integrity(d.db_path), "ok", "round %d" % round_)
+                d.start()
+                present = {x["conn"] for x in devices(d)}
+                missing = confirmed - present
+                self.assertFalse(missing, "answered 201 but lost: %s" % sorted(missing)[:5])
+            self.assertGreater(len(confirmed), 20)
+
+
+class Process(unittest.TestCase):
+    def test_sighup_reload_adds_configured_device(self):
+        with Sim(count=2) as sim:
+            with Daemon(config="[discovery]\nenabled=no\n") as d:
+                self.assertEqual(devices(d), [])
+                with open(d.config_path, "a") as f:
+                    f.write("[devices]\nadd=udp:127.0.0.1:%d\n" % sim.port)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_for(lambda: devices(d), timeout=20, what="device from the reloaded configuration")
+                # A broken file on reload keeps the running configuration.
+                with open(d.config_path, "a") as f:
+                    f.write("[jobs]\nmax_running=0\n")
+                d.proc.send_signal(signal.SIGHUP)
+                time.sleep(0.5)
+                self.assertIsNone(d.proc.poll())
+                status, _ = d.api("GET", "/api/v1/health")
+                self.assertEqual(status, 200)
+
+    def test_bad_configuration_refused(self):
+        cases = [
+            ("[jobs]\nmax_runing=3\n", "unknown key"),
+            ("[jobs]\nmax_running=0\n", "out of range"),
+            ("[jobs]\nmode=yolo\n", "invalid value"),
+            ("[rest]\ntls_cert=/x.pem\n", "go together"),
+            ("[daemon\n", "syntax"),
+        ]
+        for text, want in cases:
+            d = Daemon(config=text, start=False)
+            try:
+                p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0, text)
+                self.assertIn(want, p.stderr.decode(), text)
+            finally:
+                d.stop()
+
+    def test_version_and_help(self):
+        p = subprocess.run([SMPGWD, "--version"], capture_output=True, timeout=10)
+        self.assertEqual(p.returncode, 0)
+        self.assertTrue(p.stdout.startswith(b"smpgwd "))
+        p = subprocess.run([SMPGWD, "--bogus"], capture_output=True, timeout=10)
+        self.assertNotEqual(p.returncode, 0)
+
+    def test_imgtool_image_with_keys(self):
+        key = image_path("key-ecdsa-p256.pub.pem")
+        with Daemon(config="[images]\nkeys=%s\n" % key) as d:
+            with open(image_path("imgtool-ecdsa-p256.bin"), "rb") as f:
+                good = f.read()
+            status, doc = d.api("POST", "/api/v1/images", good,
+                                headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 201, doc)
+            self.assertTrue(doc["signed"])
+            with open(image_path("imgtool-unsigned.bin"), "rb") as f:
+                unsigned = f.read()
+            status, doc = d.api("POST", "/api/v1/images", unsigned,
+                                headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 400, doc)
+            self.assertEqual(doc["error"]["code"], "signature_invalid")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
