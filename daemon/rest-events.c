@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * GET /api/v1/events: the manager's events as Server-Sent Events.
+ *
+ * Each stream is an MHD callback response with a bounded text queue.  The
+ * reader hands out what is queued; with nothing queued it suspends the
+ * connection (legal only from the reader or the access handler) and
+ * returns 0, and the next event resumes it.  MHD does not see a suspended
+ * client go away, so a keepalive comment every 15 s makes the write fail
+ * and MHD reap the connection.  A client that stops reading fills its
+ * queue and is dropped after an "overflow" event instead of growing us.
+ *
+ * Ownership: a stream belongs to its MHD response; MHD frees it through
+ * sse_free() when the connection closes, after NOTIFY_COMPLETED.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rest-internal.h"
+
+struct rest_sse {
+        struct rest *rest;
+        struct rest_sse *prev, *next;
+        struct MHD_Connection *connection;
+        char *buf;                     /* queued text is buf[start, start + len) */
+        size_t start, len, alloc;
+        unsigned types;                /* bit per enum manager_event_type */
+        bool suspended;                /* by us, so only then resumed */
+        bool ending;                   /* overflow or shutdown: send what is queued, then end */
+};
+
+static const char *const event_names[_MANAGER_EVENT_MAX] = {
+        [MANAGER_EVENT_DEVICE_ADDED] = "device-added",
+        [MANAGER_EVENT_DEVICE_CHANGED] = "device-changed",
+        [MANAGER_EVENT_DEVICE_REMOVED] = "device-removed",
+        [MANAGER_EVENT_IMAGE_ADDED] = "image-added",
+        [MANAGER_EVENT_IMAGE_REMOVED] = "image-removed",
+        [MANAGER_EVENT_JOB_ADDED] = "job-added",
+        [MANAGER_EVENT_JOB_STATE] = "job-state",
+        [MANAGER_EVENT_JOB_PROGRESS] = "job-progress",
+};
+
+#define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
+
+static void sse_wake(struct rest_sse *s) {
+        if (!s->suspended)
+                return;
+        s->suspended = false;
+        MHD_resume_connection(s->connection);
+}
+
+static int sse_reserve(struct rest_sse *s, size_t n) {
+        char *p;
+        size_t want;
+
+        if (s->start + s->len + n <= s->alloc)
+                return 0;
+        if (s->start > 0) {
+                memmove(s->buf, s->buf + s->start, s->len);
+                s->start = 0;
+                if (s->len + n <= s->alloc)
+                        return 0;
+        }
+        want = MAX(s->alloc * 2, s->len + n);
+        p = realloc(s->buf, want);
+        if (!p)
+                return -ENOMEM;
+        s->buf = p;
+        s->alloc = want;
+        return 0;
+}
+
+static void sse_append(struct rest_sse *s, const char *text, size_t n) {
+        static const char overflow[] =
+                "event: overflow\n"
+                "data: {\"message\":\"The client did not keep up with the events; reconnect.\"}\n\n";
+
+        if (s->ending)
+                return;
+        if (s->len + n > REST_SSE_QUEUE_MAX || sse_reserve(s, n) < 0) {
+                log_warning("REST: an event stream fell %zu bytes behind; dropping it", s->len);
+                s->ending = true;
+                /* The queued events are dropped too: the client would have
+                 * to resynchronise anyway, and the point is to free them. */
+                s->start = s->len = 0;
+                if (sse_reserve(s, sizeof(overflow) - 1) >= 0) {
+                        memcpy(s->buf, overflow, sizeof(overflow) - 1);
+                        s->len = sizeof(overflow) - 1;
+                }
+                sse_wake(s);
+                return;
+        }
+        memcpy(s->buf + s->start + s->len, text, n);
+        s->len += n;
+        sse_wake(s);
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        struct rest_sse *s = cls;
+        size_t n;
+
+        if (s->len == 0) {
+                if (s->ending || s->rest->stopping)
+                        return MHD_CONTENT_READER_END_OF_STREAM;
+                /* Nothing to send: returning 0 is allowed only together with
+                 * suspending (else MHD polls us in a busy loop). */
+                s->suspended = true;
+                MHD_suspend_connection(s->connection);
+                return 0;
+        }
+        n = MIN(max, s->len);
+        memcpy(buf, s->buf + s->start, n);
+        s->start += n;
+        s->len -= n;
+        if (s->len == 0)
+                s->start = 0;
+        return (ssize_t) n;
+}
+
+static void sse_free(void *cls) {
+        struct rest_sse *s = cls;
+        struct rest *r = s->rest;
+
+        if (s->prev)
+                s->prev->next = s->next;
+        else if (r->sse_streams == s)
+                r->sse_streams = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        r->n_sse_streams--;
+        free(s->buf);
+        free(s);
+}
+
+static json_t *event_data(struct manager *m, const struct manager_event *ev) {
+        switch (ev->type) {
+        case MANAGER_EVENT_DEVICE_ADDED:
+        case MANAGER_EVENT_DEVICE_CHANGED:
+                return ev->device ? rest_json_device(m, ev->device, rest_device_unfinished_job(m, ev->device->id))
+                                  : NULL;
+        case MANAGER_EVENT_DEVICE_REMOVED:
+                return ev->device ? json_pack("{s:I}", "id", (json_int_t) ev->device->id) : NULL;
+        case MANAGER_EVENT_IMAGE_ADDED:
+                return ev->image ? rest_json_image(m, ev->image) : NULL;
+        case MANAGER_EVENT_IMAGE_REMOVED:
+                return ev->image ? json_pack("{s:s}", "id", ev->image->id) : NULL;
+        case MANAGER_EVENT_JOB_ADDED:
+        case MANAGER_EVENT_JOB_STATE:
+        case MANAGER_EVENT_JOB_PROGRESS:
+                return ev->job ? rest_json_job(m, ev->job) : NULL;
+        default:
+                return NULL;
+        }
+}
+
+static void rest_events_on_event(struct manager *m, const struct manager_event *ev, void *userdata) {
+        struct rest *r = userdata;
+        _cleanup_free_ char *data = NULL, *text = NULL;
+        unsigned bit;
+        bool wanted = false;
+        json_t *o;
+        int n;
+
+        if ((unsigned) ev->type >= _MANAGER_EVENT_MAX || r->stopping)
+                return;
+        bit = 1u << ev->type;
+        for (struct rest_sse *s = r->sse_streams; s; s = s->next)
+                wanted |= (s->types & bit) != 0;
+        if (!wanted)
+                return;
+
+        /* One text per event, shared by every stream that wants it. */
+        o = event_data(m, ev);
+        if (!o) {
+                log_warning("REST: cannot describe a %s event; not sent", event_names[ev->type]);
+                return;
+        }
+        data = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!data)
+                return;
+        n = asprintf(&text, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", ++r->sse_last_event_id,
+                     event_names[ev->type], data);
+        if (n < 0) {
+                text = NULL;
+                return;
+        }
+        for (struct rest_sse *s = r->sse_streams; s; s = s->next)
+                if (s->types & bit)
+                        sse_append(s, text, (size_t) n);
+}
+
+static int parse_types(const char *spec, unsigned *ret) {
+        _cleanup_free_ char *copy = NULL;
+        unsigned types = 0;
+        char *save = NULL;
+
+        if (!spec) {
+                *ret = SSE_ALL_TYPES;
+                return 0;
+        }
+        copy = strdup(spec);
+        if (!copy)
+                return -ENOMEM;
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                bool found = false;
+
+                while (*t == ' ')
+                        t++;
+                for (unsigned i = 0; i < _MANAGER_EVENT_MAX; i++)
+                        if (streq(t, event_names[i])) {
+                                types |= 1u << i;
+                                found = true;
+                        }
+                if (!found)
+                        return -EINVAL;
+        }
+        if (types == 0)
+                return -EINVAL;
+        *ret = types;
+        return 0;
+}
+
+int rest_events_stream(struct rest_request *req) {
+        static const char hello[] = ": smpgwd events\nretry: 3000\n\n";
+        struct rest *r = req->rest;
+        struct MHD_Response *response;
+        struct rest_sse *s;
+        unsigned types;
+        int k;
+
+        k = parse_types(rest_query(req, "types"), &types);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter 'types' must be a comma-separated list of device-added, "
+                                        "device-changed, device-removed, image-added, image-removed, job-added, "
+                                        "job-state, job-progress.");
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->rest = r;
+        s->connection = req->connection;
+        s->types = types;
+        /* Something to send at once, so the client sees the headers now
+         * rather than with the first event. */
+        if (sse_reserve(s, sizeof(hello) - 1) < 0) {
+                free(s);
+                return -ENOMEM;
+        }
+        memcpy(s->buf, hello, sizeof(hello) - 1);
+        s->len = sizeof(hello) - 1;
+
+        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+        if (!response) {
+                free(s->buf);
+                free(s);
+                return -ENOMEM;
+        }
+        /* From here the response owns the stream. */
+        s->next = r->sse_streams;
+        if (s->next)
+                s->next->prev = s;
+        r->sse_streams = s;
+        r->n_sse_streams++;
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        (void) MHD_add_response_header(response, "X-Accel-Buffering", "no");
+        return rest_reply_response(req, 200, response);
+}
+
+static int rest_events_on_keepalive(sd_event_source *source, uint64_t usec, void *userdata) {
+        static const char keepalive[] = ": keepalive\n\n";
+        struct rest *r = userdata;
+
+        for (struct rest_sse *s = r->sse_streams; s; s = s->next)
+                sse_append(s, keepalive, sizeof(keepalive) - 1);
+        (void) sd_event_source_set_time(source, usec + REST_SSE_KEEPALIVE_USEC);
+        (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+int rest_events_start(struct rest *r) {
+        uint64_t now;
+        int k;
+
+        k = manager_add_observer(r->manager, rest_events_on_event, r);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot observe the manager: %m");
+        r->observing = true;
+
+        k = sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot read the loop's clock: %m");
+        k = sd_event_add_time(r->manager->event, &r->keepalive_timer, CLOCK_MONOTONIC,
+                              now + REST_SSE_KEEPALIVE_USEC, 1000000u, rest_events_on_keepalive, r);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot add the event keepalive timer: %m");
+        (void) sd_event_source_set_description(r->keepalive_timer, "rest-sse-keepalive");
+        return 0;
+}
+
+void rest_events_stop(struct rest *r) {
+        if (r->observing) {
+                manager_remove_observer(r->manager, rest_events_on_event, r);
+                r->observing = false;
+        }
+        r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
+        for (struct rest_sse *s = r->sse_streams; s; s = s->next) {
+                s->ending = true;
+                sse_wake(s);
+        }
+}

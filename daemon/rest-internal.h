@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Private to the REST API (rest*.c): the server object, one request's
+ * state, the reply helpers every handler ends with, and the JSON forms of
+ * the model's objects.
+ *
+ * Handler convention: a handler queues exactly one reply through a
+ * rest_reply_*() helper and returns what that helper returned (0, or a
+ * negative errno when MHD refused the reply).  Input checks that fail
+ * queue their 4xx reply themselves and return -EINVAL (or -ENOENT), so
+ * handlers simply propagate `if (r < 0) return r;`.  A handler that
+ * returns without having replied gets a 500 "internal" reply naming the
+ * error it returned.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <systemd/sd-event.h>
+
+#include "manager.h"
+#include "util.h"
+
+#define REST_API_PREFIX "/api/v1"
+
+/* A client that lets this much undelivered event text pile up is dropped:
+ * a dashboard that stopped reading must not make the daemon grow. */
+#define REST_SSE_QUEUE_MAX (1024u * 1024u)
+/* Suspended connections never time out in MHD, so a comment every 15 s is
+ * what finds (and reaps) clients that went away. */
+#define REST_SSE_KEEPALIVE_USEC (15ull * 1000000ull)
+/* POST /api/v1/jobs: devices per request. */
+#define REST_JOB_DEVICES_MAX 1000u
+#define REST_PAGE_LIMIT_DEFAULT 100u
+#define REST_HISTORY_LIMIT_DEFAULT 100u
+
+struct rest_sse;
+struct rest_request;
+
+typedef int (*rest_handler_fn)(struct rest_request *req);
+
+struct rest {
+        struct manager *manager;       /* borrowed: the manager owns us */
+        struct MHD_Daemon *daemon;
+        sd_event_source *io_source;    /* MHD's epoll fd */
+        sd_event_source *timer_source; /* MHD_get_timeout(), one shot */
+        sd_event_source *keepalive_timer;
+        uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */
+
+        /* SHA-256 of every accepted token; auth is off unless tokens_file
+         * is configured (then an empty file refuses every request). */
+        bool auth_required;
+        uint8_t (*token_digests)[32];
+        size_t n_tokens;
+
+        char *tls_cert_pem;            /* kept for the daemon's lifetime */
+        char *tls_key_pem;
+
+        struct rest_sse *sse_streams;  /* each owned by its MHD response */
+        size_t n_sse_streams;
+        uint64_t sse_last_event_id;
+        bool observing;
+        bool stopping;
+};
+
+enum rest_body_kind {
+        REST_BODY_NONE,                /* read (bounded by max_body) and ignored */
+        REST_BODY_JSON,                /* application/json, bounded by max_body, parsed before the handler */
+        REST_BODY_IMAGE,               /* streamed into an image store temporary file */
+};
+
+struct rest_request {
+        struct rest *rest;
+        struct MHD_Connection *connection;
+        const char *method;            /* "GET", ...; HEAD is routed as GET */
+        char *path_id;                 /* the {id} of the route, unescaped; NULL when none */
+        rest_handler_fn handler;       /* NULL: a reply was queued at the headers already */
+        enum rest_body_kind body_kind;
+
+        /* REST_BODY_NONE / REST_BODY_JSON */
+        char *body;
+        size_t body_len, body_alloc;
+        json_t *json;                  /* the parsed body (an object) */
+
+        /* REST_BODY_IMAGE */
+        int upload_fd;
+        uint64_t upload_size;
+        int upload_error;              /* a write to the temporary file failed */
+
+        /* Bytes past the limit: the rest of the body is drained (up to
+         * as much again, then the connection is closed) and 413 is the
+         * reply. */
+        bool body_too_large;
+        uint64_t drained;
+
+        bool replied;
+        bool queue_failed;
+        unsigned status;
+};
+
+/* ---- rest.c: replies, lookups, query parameters ---- */
+
+/* Takes ownership of body (which may be NULL: out of memory). */
+int rest_reply_json(struct rest_request *req, unsigned status, json_t *body);
+int rest_reply_error(struct rest_request *req, unsigned status, const char *code, const char *fmt, ...)
+        _printf_(4, 5);
+/* The one table from an errno to an HTTP status and error code. */
+int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) _printf_(3, 4);
+int rest_reply_no_content(struct rest_request *req);
+/* Takes ownership of text (malloc'd). */
+int rest_reply_text(struct rest_request *req, unsigned status, const char *content_type, char *text, size_t len);
+/* Queues an already built response (SSE); takes over our reference. */
+int rest_reply_response(struct rest_request *req, unsigned status, struct MHD_Response *response);
+
+const char *rest_query(struct rest_request *req, const char *name);
+/* ?limit= and ?offset=: missing gives the default; anything but a decimal
+ * number in range replies 400 invalid_field and returns -EINVAL. */
+int rest_query_page(struct rest_request *req, unsigned default_limit, unsigned *ret_limit, uint64_t *ret_offset);
+int rest_query_uint(struct rest_request *req, const char *name, uint64_t default_value, uint64_t min,
+                    uint64_t max, uint64_t *ret);
+
+/* A device by its reference: a decimal id or a connection string.  NULL
+ * when there is none. */
+struct device *rest_lookup_device(struct manager *m, const char *ref);
+/* The same, replying 404 not_found when there is none. */
+int rest_find_device(struct rest_request *req, const char *ref, struct device **ret);
+int rest_find_image(struct rest_request *req, const char *id, struct image **ret);
+int rest_find_job(struct rest_request *req, const char *ref, struct job **ret);
+
+/* ---- rest-json.c ---- */
+
+/* RFC 3339 UTC with milliseconds ("2026-11-26T23:45:00.123Z"); JSON null for 0. */
+json_t *rest_json_time(uint64_t realtime_usec);
+/* NULL-safe string: JSON null for NULL. */
+json_t *rest_json_string_or_null(const char *s);
+void rest_hex(const uint8_t *data, size_t len, char *ret, size_t ret_size);
+
+/* The id of the device's unfinished job, 0 when it has none. */
+uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id);
+json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unfinished_job_id);
+json_t *rest_json_image(struct manager *m, const struct image *img);
+json_t *rest_json_job(struct manager *m, const struct job *j);
+
+/* Checks a request body object against the fields a handler knows, so a
+ * typo is an error rather than a silently ignored option.  Replies 400
+ * invalid_field naming the first unknown field. */
+int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known);
+
+/* ---- handlers ---- */
+
+int rest_devices_list(struct rest_request *req);
+int rest_devices_add(struct rest_request *req);
+int rest_device_get(struct rest_request *req);
+int rest_device_probe(struct rest_request *req);
+int rest_device_forget(struct rest_request *req);
+int rest_device_history(struct rest_request *req);
+
+int rest_images_list(struct rest_request *req);
+int rest_image_upload(struct rest_request *req);
+int rest_image_get(struct rest_request *req);
+int rest_image_delete(struct rest_request *req);
+/* Upload streaming (rest-images.c): at the headers, then per chunk.  Both
+ * reply themselves (413, 500) and return negative when they did. */
+int rest_image_upload_begin(struct rest_request *req);
+int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t size);
+
+int rest_jobs_list(struct rest_request *req);
+int rest_jobs_create(struct rest_request *req);
+int rest_job_get(struct rest_request *req);
+int rest_job_cancel(struct rest_request *req);
+
+int rest_events_stream(struct rest_request *req);
+int rest_events_start(struct rest *r);
+/* Ends every stream (resuming the suspended ones) ahead of MHD_stop_daemon(). */
+void rest_events_stop(struct rest *r);
+
+int rest_metrics(struct rest_request *req);

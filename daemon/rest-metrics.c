@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * GET /metrics: Prometheus text exposition format 0.0.4.  Gauges are
+ * counted from the model at scrape time; counters come from the manager's
+ * stats (this process's lifetime, as Prometheus expects of counters).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* The top-level config.h (PACKAGE_VERSION), not daemon/config.h. */
+#include "../config.h"
+
+#include "rest-internal.h"
+
+static void header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t value) {
+        header(f, name, "counter", help);
+        fprintf(f, "%s %" PRIu64 "\n", name, value);
+}
+
+static void gauge(FILE *f, const char *name, const char *help, uint64_t value) {
+        header(f, name, "gauge", help);
+        fprintf(f, "%s %" PRIu64 "\n", name, value);
+}
+
+int rest_metrics(struct rest_request *req) {
+        struct rest *r = req->rest;
+        struct manager *m = r->manager;
+        const struct manager_stats *st = &m->stats;
+        uint64_t devices[_DEVICE_STATE_MAX] = {}, jobs[_JOB_STATE_MAX] = {};
+        _cleanup_free_ char *text = NULL;
+        struct timespec ts;
+        size_t len = 0;
+        FILE *f;
+
+        for (size_t i = 0; i < m->n_devices; i++)
+                if ((unsigned) m->devices[i]->state < _DEVICE_STATE_MAX)
+                        devices[m->devices[i]->state]++;
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if ((unsigned) m->jobs[i]->state < _JOB_STATE_MAX)
+                        jobs[m->jobs[i]->state]++;
+
+        f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+
+        header(f, "smpgw_build_info", "gauge", "The smpgwd version, as a label.");
+        fprintf(f, "smpgw_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        gauge(f, "smpgw_uptime_seconds", "Seconds since the REST API started with the daemon.",
+              ((uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u - r->started_usec) / 1000000u);
+
+        header(f, "smpgw_devices", "gauge", "Devices in the inventory, by state.");
+        for (unsigned s = 0; s < _DEVICE_STATE_MAX; s++)
+                fprintf(f, "smpgw_devices{state=\"%s\"} %" PRIu64 "\n", device_state_to_string(s), devices[s]);
+
+        header(f, "smpgw_jobs", "gauge", "Jobs kept in the database, by state.");
+        for (unsigned s = 0; s < _JOB_STATE_MAX; s++)
+                fprintf(f, "smpgw_jobs{state=\"%s\"} %" PRIu64 "\n", job_state_to_string(s), jobs[s]);
+
+        gauge(f, "smpgw_images", "Images in the image store.", m->n_images);
+        gauge(f, "smpgw_sse_clients", "Clients connected to /api/v1/events.", r->n_sse_streams);
+
+        header(f, "smpgw_jobs_finished_total", "counter", "Jobs that finished, by result.");
+        fprintf(f, "smpgw_jobs_finished_total{result=\"succeeded\"} %" PRIu64 "\n", st->jobs_succeeded);
+        fprintf(f, "smpgw_jobs_finished_total{result=\"failed\"} %" PRIu64 "\n", st->jobs_failed);
+        fprintf(f, "smpgw_jobs_finished_total{result=\"cancelled\"} %" PRIu64 "\n", st->jobs_cancelled);
+        counter(f, "smpgw_job_attempts_failed_total", "Job attempts that failed (retried or final).",
+                st->job_attempts_failed);
+        counter(f, "smpgw_bytes_uploaded_total", "Image bytes acknowledged by devices.", st->bytes_uploaded);
+
+        header(f, "smpgw_probes_total", "counter", "Device probes, by result.");
+        fprintf(f, "smpgw_probes_total{result=\"ok\"} %" PRIu64 "\n", st->probes_ok);
+        fprintf(f, "smpgw_probes_total{result=\"failed\"} %" PRIu64 "\n", st->probes_failed);
+
+        counter(f, "smpgw_images_rejected_total", "Uploaded images refused (invalid, unsigned, too large).",
+                st->images_rejected);
+        counter(f, "smpgw_rest_requests_total", "HTTP requests received by the REST API.", st->rest_requests);
+        counter(f, "smpgw_rest_errors_total", "REST replies with a 4xx or 5xx status.", st->rest_errors);
+        counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
+        counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
+
+        if (fclose(f) != 0 || !text)
+                return -ENOMEM;
+        return rest_reply_text(req, 200, "text/plain; version=0.0.4; charset=utf-8", TAKE_PTR(text), len);
+}

@@ -1,0 +1,1031 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The REST API's server: libmicrohttpd in external-polling epoll mode on
+ * the manager's sd-event loop (so every handler runs on the loop thread
+ * and touches the model without locks), routing, bearer tokens, request
+ * bodies, replies and the errno → HTTP table.  The resources are in
+ * rest-devices.c, rest-images.c, rest-jobs.c, rest-events.c and
+ * rest-metrics.c; the contract is doc/openapi.yaml.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+/* The top-level build's config.h (PACKAGE_VERSION): daemon/config.h has
+ * the same name and wins a plain "config.h" from this directory. */
+#include "../config.h"
+
+#include "config.h"
+#include "log.h"
+#include "manager.h"
+#include "rest-internal.h"
+#include "rest.h"
+
+/* Per connection: bounds header sizes and upload chunks.  MHD's default is
+ * 32 KiB; twice that lets an image upload arrive in bigger pieces. */
+#define REST_CONNECTION_MEMORY_LIMIT (64u * 1024u)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rest *, rest_free);
+
+static uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+/* ---- replies ---- */
+
+static int rest_queue(struct rest_request *req, unsigned status, struct MHD_Response *response) {
+        int r = 0;
+
+        if (!response) {
+                /* Nothing can be said to the client: close the connection. */
+                req->queue_failed = true;
+                return -ENOMEM;
+        }
+        if (req->replied) {
+                /* A handler bug: two replies.  The first one stands. */
+                log_error("REST: second reply (%u) to one request ignored", status);
+                MHD_destroy_response(response);
+                return -EALREADY;
+        }
+        req->replied = true;
+        req->status = status;
+        if (status >= 400)
+                req->rest->manager->stats.rest_errors++;
+        if (MHD_queue_response(req->connection, status, response) != MHD_YES) {
+                req->queue_failed = true;
+                r = -EIO;
+        }
+        MHD_destroy_response(response);
+        return r;
+}
+
+int rest_reply_response(struct rest_request *req, unsigned status, struct MHD_Response *response) {
+        return rest_queue(req, status, response);
+}
+
+int rest_reply_text(struct rest_request *req, unsigned status, const char *content_type, char *text, size_t len) {
+        struct MHD_Response *response;
+
+        response = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (!response) {
+                free(text);
+                return rest_queue(req, status, NULL);
+        }
+        if (content_type)
+                (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        return rest_queue(req, status, response);
+}
+
+static char *json_dumps_line(json_t *body) {
+        /* A trailing newline keeps curl output and shell pipelines tidy. */
+        char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t len;
+        char *line;
+
+        if (!text)
+                return NULL;
+        len = strlen(text);
+        line = realloc(text, len + 2);
+        if (!line) {
+                free(text);
+                return NULL;
+        }
+        line[len] = '\n';
+        line[len + 1] = '\0';
+        return line;
+}
+
+static int rest_reply_error_va(struct rest_request *req, unsigned status, const char *code, const char *header,
+                               const char *header_value, const char *fmt, va_list ap) _printf_(6, 0);
+
+int rest_reply_json(struct rest_request *req, unsigned status, json_t *body) {
+        char *text;
+
+        if (!body)
+                return rest_reply_error(req, 500, "internal", "The reply could not be built (out of memory).");
+        text = json_dumps_line(body);
+        json_decref(body);
+        if (!text)
+                return rest_reply_error(req, 500, "internal", "The reply could not be built (out of memory).");
+        return rest_reply_text(req, status, "application/json", text, strlen(text));
+}
+
+static int rest_reply_error_va(struct rest_request *req, unsigned status, const char *code, const char *header,
+                               const char *header_value, const char *fmt, va_list ap) {
+        struct MHD_Response *response;
+        char message[512];
+        json_t *body;
+        char *text;
+
+        vsnprintf(message, sizeof(message), fmt, ap);
+        body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+        if (!body) {
+                /* The message quoted something that is not UTF-8 (a
+                 * client's bytes): keep its ASCII. */
+                for (char *p = message; *p; p++)
+                        if ((unsigned char) *p >= 0x80)
+                                *p = '?';
+                body = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+        }
+        text = body ? json_dumps_line(body) : NULL;
+        json_decref(body);
+        if (!text)
+                return rest_queue(req, status, NULL);
+
+        log_debug("REST %s: %u %s: %s", req->method, status, code, message);
+        response = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+        if (!response) {
+                free(text);
+                return rest_queue(req, status, NULL);
+        }
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (header)
+                (void) MHD_add_response_header(response, header, header_value);
+        return rest_queue(req, status, response);
+}
+
+int rest_reply_error(struct rest_request *req, unsigned status, const char *code, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = rest_reply_error_va(req, status, code, NULL, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int rest_reply_error_with_header(struct rest_request *req, unsigned status, const char *code,
+                                        const char *header, const char *header_value, const char *fmt, ...)
+        _printf_(6, 7);
+
+static int rest_reply_error_with_header(struct rest_request *req, unsigned status, const char *code,
+                                        const char *header, const char *header_value, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = rest_reply_error_va(req, status, code, header, header_value, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* The one table from errno to HTTP (style rule 2).  Handlers catch the
+ * errors whose meaning depends on the call (-EEXIST of an add, -EALREADY
+ * of a cancel) before they fall through to here. */
+static const struct {
+        int error;
+        unsigned status;
+        const char *code;
+} rest_errno_table[] = {
+        { ENOENT, 404, "not_found" },
+        { EINVAL, 400, "bad_request" },
+        { EBUSY, 409, "busy" },
+        { EEXIST, 409, "conflict" },
+        { EALREADY, 409, "conflict" },
+        { E2BIG, 409, "too_many" },
+        { EFBIG, 413, "payload_too_large" },
+        { EMSGSIZE, 413, "payload_too_large" },
+        { EBADMSG, 400, "invalid_image" },
+        { EKEYREJECTED, 400, "signature_invalid" },
+};
+
+int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) {
+        unsigned status = 500;
+        const char *code = "internal";
+        va_list ap;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(rest_errno_table); i++)
+                if (rest_errno_table[i].error == abs(error)) {
+                        status = rest_errno_table[i].status;
+                        code = rest_errno_table[i].code;
+                        break;
+                }
+        va_start(ap, fmt);
+        r = rest_reply_error_va(req, status, code, NULL, NULL, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int rest_reply_no_content(struct rest_request *req) {
+        return rest_queue(req, 204, MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+}
+
+/* ---- query parameters and lookups ---- */
+
+const char *rest_query(struct rest_request *req, const char *name) {
+        const char *v = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, name);
+        /* ?state= from an empty form field means "no filter". */
+        return v && *v ? v : NULL;
+}
+
+static int parse_decimal(const char *s, uint64_t *ret) {
+        uint64_t v = 0;
+
+        if (!s || !*s)
+                return -EINVAL;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                if (v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10)
+                        return -ERANGE;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        *ret = v;
+        return 0;
+}
+
+int rest_query_uint(struct rest_request *req, const char *name, uint64_t default_value, uint64_t min,
+                    uint64_t max, uint64_t *ret) {
+        const char *s = rest_query(req, name);
+        uint64_t v;
+
+        if (!s) {
+                *ret = default_value;
+                return 0;
+        }
+        if (parse_decimal(s, &v) < 0 || v < min || v > max) {
+                (void) rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter '%s' must be an integer from %" PRIu64 " to %" PRIu64 ".",
+                                        name, min, max);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+int rest_query_page(struct rest_request *req, unsigned default_limit, unsigned *ret_limit, uint64_t *ret_offset) {
+        unsigned page_max = req->rest->manager->config->rest_page_max;
+        uint64_t limit, offset;
+        int r;
+
+        if (page_max == 0)
+                page_max = 1000;
+        r = rest_query_uint(req, "limit", MIN(default_limit, page_max), 1, page_max, &limit);
+        if (r < 0)
+                return r;
+        r = rest_query_uint(req, "offset", 0, 0, INT64_MAX, &offset);
+        if (r < 0)
+                return r;
+        *ret_limit = (unsigned) limit;
+        *ret_offset = offset;
+        return 0;
+}
+
+struct device *rest_lookup_device(struct manager *m, const char *ref) {
+        uint64_t id;
+
+        if (!ref || !*ref)
+                return NULL;
+        if (parse_decimal(ref, &id) >= 0)
+                return manager_find_device(m, id);
+        return manager_find_device_by_conn(m, ref);
+}
+
+int rest_find_device(struct rest_request *req, const char *ref, struct device **ret) {
+        struct device *d = rest_lookup_device(req->rest->manager, ref);
+
+        if (!d) {
+                (void) rest_reply_error(req, 404, "not_found", "No device '%s'.", ref ? ref : "");
+                return -ENOENT;
+        }
+        *ret = d;
+        return 0;
+}
+
+int rest_find_image(struct rest_request *req, const char *id, struct image **ret) {
+        struct image *img = id ? manager_find_image(req->rest->manager, id) : NULL;
+
+        if (!img) {
+                (void) rest_reply_error(req, 404, "not_found", "No image '%s'.", id ? id : "");
+                return -ENOENT;
+        }
+        *ret = img;
+        return 0;
+}
+
+int rest_find_job(struct rest_request *req, const char *ref, struct job **ret) {
+        struct job *j = NULL;
+        uint64_t id;
+
+        if (parse_decimal(ref, &id) >= 0)
+                j = manager_find_job(req->rest->manager, id);
+        if (!j) {
+                (void) rest_reply_error(req, 404, "not_found", "No job '%s'.", ref ? ref : "");
+                return -ENOENT;
+        }
+        *ret = j;
+        return 0;
+}
+
+/* ---- health ---- */
+
+static int rest_health(struct rest_request *req) {
+        struct rest *r = req->rest;
+        struct manager *m = r->manager;
+        unsigned running = 0;
+
+        for (size_t i = 0; i < m->n_jobs; i++)
+                if (m->jobs[i]->state == JOB_RUNNING)
+                        running++;
+
+        return rest_reply_json(req, 200,
+                               json_pack("{s:s, s:s, s:I, s:I, s:I}",
+                                         "status", "ok",
+                                         "version", PACKAGE_VERSION,
+                                         "uptime", (json_int_t) ((now_monotonic_usec() - r->started_usec) / 1000000u),
+                                         "devices", (json_int_t) m->n_devices,
+                                         "jobs_running", (json_int_t) running));
+}
+
+/* ---- routing ---- */
+
+enum rest_resource {
+        REST_RESOURCE_NONE,
+        REST_RESOURCE_HEALTH,
+        REST_RESOURCE_METRICS,
+        REST_RESOURCE_EVENTS,
+        REST_RESOURCE_DEVICES,
+        REST_RESOURCE_DEVICE,
+        REST_RESOURCE_DEVICE_PROBE,
+        REST_RESOURCE_DEVICE_HISTORY,
+        REST_RESOURCE_IMAGES,
+        REST_RESOURCE_IMAGE,
+        REST_RESOURCE_JOBS,
+        REST_RESOURCE_JOB,
+        REST_RESOURCE_JOB_CANCEL,
+        _REST_RESOURCE_MAX,
+};
+
+struct rest_method {
+        const char *method;
+        enum rest_body_kind body;
+        rest_handler_fn handler;
+};
+
+static const struct rest_resource_def {
+        const char *allow;             /* the Allow header of a 405 */
+        bool public;                   /* no token needed: liveness probes */
+        struct rest_method methods[3];
+} rest_resources[_REST_RESOURCE_MAX] = {
+        [REST_RESOURCE_HEALTH] = { "GET, HEAD", true, { { "GET", REST_BODY_NONE, rest_health } } },
+        [REST_RESOURCE_METRICS] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_metrics } } },
+        [REST_RESOURCE_EVENTS] = { "GET", false, { { "GET", REST_BODY_NONE, rest_events_stream } } },
+        [REST_RESOURCE_DEVICES] = { "GET, HEAD, POST", false,
+                                    { { "GET", REST_BODY_NONE, rest_devices_list },
+                                      { "POST", REST_BODY_JSON, rest_devices_add } } },
+        [REST_RESOURCE_DEVICE] = { "GET, HEAD, DELETE", false,
+                                   { { "GET", REST_BODY_NONE, rest_device_get },
+                                     { "DELETE", REST_BODY_NONE, rest_device_forget } } },
+        [REST_RESOURCE_DEVICE_PROBE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_device_probe } } },
+        [REST_RESOURCE_DEVICE_HISTORY] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_device_history } } },
+        [REST_RESOURCE_IMAGES] = { "GET, HEAD, POST", false,
+                                   { { "GET", REST_BODY_NONE, rest_images_list },
+                                     { "POST", REST_BODY_IMAGE, rest_image_upload } } },
+        [REST_RESOURCE_IMAGE] = { "GET, HEAD, DELETE", false,
+                                  { { "GET", REST_BODY_NONE, rest_image_get },
+                                    { "DELETE", REST_BODY_NONE, rest_image_delete } } },
+        [REST_RESOURCE_JOBS] = { "GET, HEAD, POST", false,
+                                 { { "GET", REST_BODY_NONE, rest_jobs_list },
+                                   { "POST", REST_BODY_JSON, rest_jobs_create } } },
+        [REST_RESOURCE_JOB] = { "GET, HEAD, DELETE", false,
+                                { { "GET", REST_BODY_NONE, rest_job_get },
+                                  { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
+        [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
+};
+
+static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
+        size_t n = strlen(s), k = strlen(suffix);
+
+        if (n <= k || !streq(s + n - k, suffix))
+                return false;
+        *ret_len = n - k;
+        return true;
+}
+
+/* Splits an (unescaped) path into a resource and its {id}. */
+static enum rest_resource rest_route(struct rest *r, const char *url, char **ret_id) {
+        _cleanup_free_ char *path = strdup(url);
+        const char *rest;
+        size_t n;
+
+        *ret_id = NULL;
+        if (!path)
+                return REST_RESOURCE_NONE;
+        n = strlen(path);
+        if (n > 1 && path[n - 1] == '/')
+                path[n - 1] = '\0';
+
+        if (streq(path, "/metrics"))
+                return REST_RESOURCE_METRICS;
+        if (strncmp(path, REST_API_PREFIX "/", strlen(REST_API_PREFIX "/")) != 0)
+                return REST_RESOURCE_NONE;
+        rest = path + strlen(REST_API_PREFIX "/");
+
+        if (streq(rest, "health"))
+                return REST_RESOURCE_HEALTH;
+        if (streq(rest, "events"))
+                return REST_RESOURCE_EVENTS;
+        if (streq(rest, "devices"))
+                return REST_RESOURCE_DEVICES;
+        if (streq(rest, "images"))
+                return REST_RESOURCE_IMAGES;
+        if (streq(rest, "jobs"))
+                return REST_RESOURCE_JOBS;
+
+        if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
+                const char *tail = rest + 8;
+                enum rest_resource res = REST_RESOURCE_DEVICE;
+                size_t len = strlen(tail);
+
+                /* Connection strings may hold '/' (serial:/dev/ttyACM0), so
+                 * a known device's whole conn wins over a sub-resource. */
+                if (!rest_lookup_device(r->manager, tail)) {
+                        if (strip_suffix(tail, "/probe", &len))
+                                res = REST_RESOURCE_DEVICE_PROBE;
+                        else if (strip_suffix(tail, "/history", &len))
+                                res = REST_RESOURCE_DEVICE_HISTORY;
+                }
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
+        if (strncmp(rest, "images/", 7) == 0 && rest[7] && !strchr(rest + 7, '/')) {
+                *ret_id = strdup(rest + 7);
+                return *ret_id ? REST_RESOURCE_IMAGE : REST_RESOURCE_NONE;
+        }
+        if (strncmp(rest, "jobs/", 5) == 0 && rest[5]) {
+                const char *tail = rest + 5;
+                enum rest_resource res = REST_RESOURCE_JOB;
+                size_t len = strlen(tail);
+
+                if (strip_suffix(tail, "/cancel", &len))
+                        res = REST_RESOURCE_JOB_CANCEL;
+                if (memchr(tail, '/', len))
+                        return REST_RESOURCE_NONE;
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
+        return REST_RESOURCE_NONE;
+}
+
+/* ---- authentication ---- */
+
+static bool rest_authorized(struct rest *r, struct MHD_Connection *c) {
+        uint8_t digest[SHA256_DIGEST_LENGTH];
+        const char *h, *token;
+        bool match = false;
+
+        if (!r->auth_required)
+                return true;
+        h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+                return false;
+        token = h + 7;
+        while (*token == ' ')
+                token++;
+        if (!*token)
+                return false;
+
+        /* Comparing digests of equal length in constant time tells a timing
+         * attacker neither the tokens' contents nor their lengths. */
+        SHA256((const unsigned char *) token, strlen(token), digest);
+        for (size_t i = 0; i < r->n_tokens; i++)
+                match |= CRYPTO_memcmp(digest, r->token_digests[i], sizeof(digest)) == 0;
+        OPENSSL_cleanse(digest, sizeof(digest));
+        return match;
+}
+
+static int rest_load_tokens(struct rest *r) {
+        const char *path = r->manager->config->rest_tokens_file;
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ uint8_t(*digests)[SHA256_DIGEST_LENGTH] = NULL;
+        _cleanup_free_ char *line = NULL;
+        size_t n = 0, line_size = 0;
+        ssize_t len;
+
+        if (!path) {
+                r->auth_required = false;
+                free(r->token_digests);
+                r->token_digests = NULL;
+                r->n_tokens = 0;
+                return 0;
+        }
+
+        f = fopen(path, "re");
+        if (!f)
+                return log_error_errno(-errno, "REST: cannot read the tokens file '%s': %m", path);
+        while ((len = getline(&line, &line_size, f)) >= 0) {
+                char *s = line, *e = line + len;
+                void *p;
+
+                while (e > s && isspace((unsigned char) e[-1]))
+                        e--;
+                while (s < e && isspace((unsigned char) *s))
+                        s++;
+                if (s == e || *s == '#')
+                        continue;
+                p = realloc(digests, (n + 1) * sizeof(*digests));
+                if (!p)
+                        return log_error_errno(-ENOMEM, "REST: out of memory reading '%s'", path);
+                digests = p;
+                SHA256((const unsigned char *) s, (size_t) (e - s), digests[n++]);
+        }
+        if (ferror(f))
+                return log_error_errno(-EIO, "REST: cannot read the tokens file '%s': %m", path);
+        if (line)
+                OPENSSL_cleanse(line, line_size);
+        if (n == 0)
+                log_warning("REST: the tokens file '%s' holds no token: every request but /api/v1/health is refused",
+                            path);
+
+        free(r->token_digests);
+        r->token_digests = TAKE_PTR(digests);
+        r->n_tokens = n;
+        r->auth_required = true;
+        return 0;
+}
+
+/* ---- requests ---- */
+
+static struct rest_request *rest_request_free(struct rest_request *req) {
+        if (!req)
+                return NULL;
+        closep(&req->upload_fd);
+        free(req->body);
+        json_decref(req->json);
+        free(req->path_id);
+        free(req);
+        return NULL;
+}
+
+static bool content_type_is_json(const char *ct) {
+        size_t n = strlen("application/json");
+
+        if (!ct)
+                return false;
+        while (*ct == ' ')
+                ct++;
+        return strncasecmp(ct, "application/json", n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Content-Length when the client sent one; -ENOENT for chunked uploads. */
+static int request_content_length(struct rest_request *req, uint64_t *ret) {
+        const char *s = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                    MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!s)
+                return -ENOENT;
+        return parse_decimal(s, ret);
+}
+
+static uint64_t request_body_limit(struct rest_request *req) {
+        const struct config *c = req->rest->manager->config;
+        return req->body_kind == REST_BODY_IMAGE ? c->image_max_size : c->rest_max_body;
+}
+
+static int rest_reply_too_large(struct rest_request *req) {
+        if (req->body_kind == REST_BODY_IMAGE)
+                return rest_reply_error(req, 413, "payload_too_large",
+                                        "The image is larger than the limit of %" PRIu64 " bytes ([images] max_size).",
+                                        request_body_limit(req));
+        return rest_reply_error(req, 413, "payload_too_large",
+                                "The request body is larger than the limit of %" PRIu64 " bytes ([rest] max_body).",
+                                request_body_limit(req));
+}
+
+/* At the headers: route, authenticate, check the method and what the
+ * body will be.  Everything refused here is refused before any of the body
+ * is read. */
+static int rest_request_begin(struct rest_request *req, const char *url, const char *method) {
+        struct rest *r = req->rest;
+        const struct rest_resource_def *def;
+        enum rest_resource res;
+        const struct rest_method *rm = NULL;
+        uint64_t length;
+        int k;
+
+        req->method = streq(method, "HEAD") ? "GET" : method;
+        res = rest_route(r, url, &req->path_id);
+        def = &rest_resources[res];
+
+        if (!(res != REST_RESOURCE_NONE && def->public) && !rest_authorized(r, req->connection))
+                return rest_reply_error_with_header(req, 401, "unauthorized", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                                    "Bearer realm=\"smpgwd\"",
+                                                    "A valid 'Authorization: Bearer <token>' header is required.");
+        if (res == REST_RESOURCE_NONE)
+                return rest_reply_error(req, 404, "not_found", "No such resource: %s", url);
+
+        for (size_t i = 0; i < ELEMENTSOF(def->methods) && def->methods[i].method; i++)
+                if (streq(def->methods[i].method, req->method))
+                        rm = &def->methods[i];
+        if (!rm)
+                return rest_reply_error_with_header(req, 405, "method_not_allowed", MHD_HTTP_HEADER_ALLOW, def->allow,
+                                                    "Method %s is not allowed on %s; allowed: %s.", method, url,
+                                                    def->allow);
+
+        req->handler = rm->handler;
+        req->body_kind = rm->body;
+        k = request_content_length(req, &length);
+
+        if (req->body_kind == REST_BODY_JSON) {
+                const char *ct = MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_CONTENT_TYPE);
+                if (!ct && k >= 0 && length == 0)
+                        return rest_reply_error(req, 400, "bad_request",
+                                                "This request needs a JSON object as its body.");
+                if (!content_type_is_json(ct))
+                        return rest_reply_error(req, 415, "unsupported_media_type",
+                                                "The body must be sent as 'Content-Type: application/json' (got %s%s%s).",
+                                                ct ? "'" : "", ct ? ct : "none", ct ? "'" : "");
+        }
+        if (k >= 0 && length > request_body_limit(req))
+                return rest_reply_too_large(req);
+
+        if (req->body_kind == REST_BODY_IMAGE)
+                return rest_image_upload_begin(req);
+        return 0;
+}
+
+/* One chunk of the body.  Returns negative to close the connection. */
+static int rest_request_body(struct rest_request *req, const char *data, size_t size) {
+        uint64_t limit = request_body_limit(req);
+
+        if (req->body_too_large || req->upload_error) {
+                /* Drain a bounded amount so the client can still read our
+                 * error; a client that keeps sending is cut off. */
+                req->drained += size;
+                return req->drained > MAX(limit, (uint64_t) 1024 * 1024) ? -EMSGSIZE : 0;
+        }
+
+        if (req->body_kind == REST_BODY_IMAGE)
+                return rest_image_upload_chunk(req, data, size);
+
+        if (req->body_len + size > limit) {
+                req->body_too_large = true;
+                req->drained = req->body_len + size;
+                free(req->body);
+                req->body = NULL;
+                req->body_len = req->body_alloc = 0;
+                return 0;
+        }
+        if (req->body_len + size + 1 > req->body_alloc) {
+                size_t want = MAX(req->body_alloc * 2, req->body_len + size + 1);
+                char *p;
+
+                want = MIN(want, (size_t) limit + 1);
+                p = realloc(req->body, want);
+                if (!p)
+                        return -ENOMEM;
+                req->body = p;
+                req->body_alloc = want;
+        }
+        memcpy(req->body + req->body_len, data, size);
+        req->body_len += size;
+        req->body[req->body_len] = '\0';
+        return 0;
+}
+
+/* The whole body is in: parse it and run the handler. */
+static int rest_request_finish(struct rest_request *req) {
+        int r;
+
+        if (req->body_too_large)
+                return rest_reply_too_large(req);
+        if (req->upload_error)
+                return rest_reply_errno(req, req->upload_error, "Storing the upload failed: %s.",
+                                        strerror(abs(req->upload_error)));
+
+        if (req->body_kind == REST_BODY_JSON) {
+                json_error_t error;
+
+                if (req->body_len == 0)
+                        return rest_reply_error(req, 400, "bad_request",
+                                                "This request needs a JSON object as its body.");
+                req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &error);
+                if (!req->json)
+                        return rest_reply_error(req, 400, "invalid_json", "Malformed JSON at line %d, column %d: %s.",
+                                                error.line, error.column, error.text);
+                if (!json_is_object(req->json))
+                        return rest_reply_error(req, 400, "invalid_json", "The body must be a JSON object.");
+        }
+
+        r = req->handler(req);
+        if (!req->replied)
+                return rest_reply_errno(req, r < 0 ? r : -EIO, "Internal error: %s.",
+                                        strerror(r < 0 ? -r : EIO));
+        return r;
+}
+
+static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *connection, const char *url,
+                                           const char *method, const char *version, const char *upload_data,
+                                           size_t *upload_data_size, void **con_cls) {
+        struct rest *r = cls;
+        struct rest_request *req = *con_cls;
+
+        if (!req) {
+                req = calloc(1, sizeof(*req));
+                if (!req)
+                        return MHD_NO;
+                req->rest = r;
+                req->connection = connection;
+                req->upload_fd = -1;
+                req->method = method;
+                *con_cls = req;
+                r->manager->stats.rest_requests++;
+                (void) rest_request_begin(req, url, method);
+                return req->queue_failed ? MHD_NO : MHD_YES;
+        }
+
+        if (*upload_data_size > 0) {
+                size_t size = *upload_data_size;
+
+                *upload_data_size = 0;
+                if (req->replied)
+                        return MHD_YES;
+                return rest_request_body(req, upload_data, size) < 0 ? MHD_NO : MHD_YES;
+        }
+
+        if (!req->replied)
+                (void) rest_request_finish(req);
+        return req->queue_failed ? MHD_NO : MHD_YES;
+}
+
+static void rest_request_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                                   enum MHD_RequestTerminationCode toe) {
+        struct rest_request *req = *con_cls;
+
+        if (!req)
+                return;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->upload_fd >= 0)
+                log_debug("REST: an image upload ended before it was complete (%d); dropped", (int) toe);
+        *con_cls = rest_request_free(req);
+}
+
+static void rest_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
+
+static void rest_mhd_log(void *cls, const char *fmt, va_list ap) {
+        char msg[512];
+        size_t n;
+
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+                msg[--n] = '\0';
+        log_warning("libmicrohttpd: %s", msg);
+}
+
+/* ---- the loop ---- */
+
+static void rest_arm_timer(struct rest *r) {
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now;
+
+        if (!r->daemon || !r->timer_source)
+                return;
+        if (MHD_get_timeout(r->daemon, &ms) != MHD_YES) {
+                (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_OFF);
+                return;
+        }
+        if (sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now) < 0)
+                now = now_monotonic_usec();
+        (void) sd_event_source_set_time(r->timer_source, now + MIN(ms, (MHD_UNSIGNED_LONG_LONG) 3600000) * 1000u);
+        (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_ONESHOT);
+}
+
+static void rest_run(struct rest *r) {
+        if (MHD_run(r->daemon) != MHD_YES)
+                log_debug("REST: MHD_run() failed");
+        rest_arm_timer(r);
+}
+
+static int rest_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        rest_run(userdata);
+        return 0;
+}
+
+static int rest_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        rest_run(userdata);
+        return 0;
+}
+
+/* ---- start, reload, stop ---- */
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ret, socklen_t *ret_len, bool *ret_v6) {
+        _cleanup_free_ char *host = NULL;
+        const char *colon, *port_s;
+        uint64_t port;
+
+        if (!listen || !*listen)
+                return -EINVAL;
+        if (listen[0] == '[') {
+                const char *end = strchr(listen, ']');
+                if (!end || end[1] != ':')
+                        return -EINVAL;
+                host = strndup(listen + 1, (size_t) (end - listen - 1));
+                port_s = end + 2;
+        } else {
+                colon = strrchr(listen, ':');
+                if (!colon || strchr(listen, ':') != colon)
+                        return -EINVAL;
+                host = strndup(listen, (size_t) (colon - listen));
+                port_s = colon + 1;
+        }
+        if (!host)
+                return -ENOMEM;
+        if (parse_decimal(port_s, &port) < 0 || port > 65535)
+                return -EINVAL;
+
+        memset(ret, 0, sizeof(*ret));
+        if (listen[0] == '[') {
+                struct sockaddr_in6 *sa = (struct sockaddr_in6 *) ret;
+                sa->sin6_family = AF_INET6;
+                sa->sin6_port = htons((uint16_t) port);
+                if (inet_pton(AF_INET6, host, &sa->sin6_addr) != 1)
+                        return -EINVAL;
+                *ret_len = sizeof(*sa);
+                *ret_v6 = true;
+        } else {
+                struct sockaddr_in *sa = (struct sockaddr_in *) ret;
+                sa->sin_family = AF_INET;
+                sa->sin_port = htons((uint16_t) port);
+                if (streq(host, "") || streq(host, "*"))
+                        sa->sin_addr.s_addr = htonl(INADDR_ANY);
+                else if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
+                        return -EINVAL;
+                *ret_len = sizeof(*sa);
+                *ret_v6 = false;
+        }
+        return 0;
+}
+
+static int read_pem(const char *path, char **ret) {
+        _cleanup_fclose_ FILE *f = NULL;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0, size = 0;
+        struct stat st;
+
+        f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        if (fstat(fileno(f), &st) < 0)
+                return -errno;
+        /* A PEM certificate chain or key is a few KiB; anything huge is
+         * not one. */
+        if (st.st_size > 1024 * 1024)
+                return -EFBIG;
+        size = (size_t) st.st_size + 1;
+        buf = malloc(size);
+        if (!buf)
+                return -ENOMEM;
+        len = fread(buf, 1, size - 1, f);
+        if (ferror(f))
+                return -EIO;
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+int rest_start(struct manager *m, struct rest **ret) {
+        _cleanup_(rest_freep) struct rest *r = NULL;
+        const struct config *c = m->config;
+        const char *listen = c->rest_listen ? c->rest_listen : "127.0.0.1:8080";
+        struct MHD_OptionItem tls_options[3] = {
+                { MHD_OPTION_END, 0, NULL },
+                { MHD_OPTION_END, 0, NULL },
+                { MHD_OPTION_END, 0, NULL },
+        };
+        const union MHD_DaemonInfo *info;
+        struct sockaddr_storage sa;
+        socklen_t sa_len;
+        unsigned flags, timeout_s, max_connections;
+        bool v6;
+        int k;
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return log_error_errno(-ENOMEM, "REST: out of memory");
+        r->manager = m;
+        r->started_usec = now_monotonic_usec();
+
+        k = parse_listen(listen, &sa, &sa_len, &v6);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot listen on '%s': want IPV4:PORT or [IPV6]:PORT", listen);
+
+        k = rest_load_tokens(r);
+        if (k < 0)
+                return k;
+
+        flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        if (v6)
+                flags |= MHD_USE_IPv6;
+        if (c->rest_tls_cert || c->rest_tls_key) {
+                if (!c->rest_tls_cert || !c->rest_tls_key)
+                        return log_error_errno(-EINVAL, "REST: tls_cert and tls_key must be set together");
+                if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                        return log_error_errno(-EOPNOTSUPP,
+                                               "REST: libmicrohttpd was built without TLS, cannot use tls_cert/tls_key");
+                k = read_pem(c->rest_tls_cert, &r->tls_cert_pem);
+                if (k < 0)
+                        return log_error_errno(k, "REST: cannot read tls_cert '%s': %m", c->rest_tls_cert);
+                k = read_pem(c->rest_tls_key, &r->tls_key_pem);
+                if (k < 0)
+                        return log_error_errno(k, "REST: cannot read tls_key '%s': %m", c->rest_tls_key);
+                flags |= MHD_USE_TLS;
+                tls_options[0] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_CERT, 0, r->tls_cert_pem };
+                tls_options[1] = (struct MHD_OptionItem) { MHD_OPTION_HTTPS_MEM_KEY, 0, r->tls_key_pem };
+        }
+
+        timeout_s = (unsigned) MAX(c->rest_timeout_usec / 1000000u, (uint64_t) 1);
+        max_connections = c->rest_max_connections ? c->rest_max_connections : 64;
+
+        r->daemon = MHD_start_daemon(
+                flags, 0, NULL, NULL, rest_access_handler, r,
+                MHD_OPTION_EXTERNAL_LOGGER, rest_mhd_log, r,
+                MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &sa,
+                MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                MHD_OPTION_CONNECTION_LIMIT, max_connections,
+                /* One client may not take every connection (SSE streams
+                 * stay open): at most half of them per address. */
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, MAX(max_connections / 2, 1u),
+                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) REST_CONNECTION_MEMORY_LIMIT,
+                MHD_OPTION_NOTIFY_COMPLETED, rest_request_completed, r,
+                MHD_OPTION_ARRAY, tls_options,
+                MHD_OPTION_END);
+        if (!r->daemon)
+                return log_error_errno(-EADDRNOTAVAIL, "REST: cannot start the HTTP server on '%s' (see above)",
+                                       listen);
+
+        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return log_error_errno(-EIO, "REST: libmicrohttpd has no epoll fd");
+        k = sd_event_add_io(m->event, &r->io_source, info->epoll_fd, EPOLLIN, rest_on_io, r);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot watch the HTTP server: %m");
+        (void) sd_event_source_set_description(r->io_source, "rest-io");
+        /* 1 µs accuracy: sd-event's default (250 ms) would stall replies. */
+        k = sd_event_add_time(m->event, &r->timer_source, CLOCK_MONOTONIC, 0, 1, rest_on_timer, r);
+        if (k < 0)
+                return log_error_errno(k, "REST: cannot add the HTTP timer: %m");
+        (void) sd_event_source_set_description(r->timer_source, "rest-timer");
+
+        k = rest_events_start(r);
+        if (k < 0)
+                return k;
+
+        log_info("REST API listening on %s%s%s", c->rest_tls_cert ? "https://" : "http://", listen,
+                 r->auth_required ? " (bearer tokens required)" : "");
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+int rest_reload(struct rest *r) {
+        if (!r)
+                return 0;
+        /* On failure the old tokens stay: a typo must not lock everyone
+         * out, nor open the API. */
+        return rest_load_tokens(r);
+}
+
+struct rest *rest_free(struct rest *r) {
+        if (!r)
+                return NULL;
+        r->stopping = true;
+
+        /* MHD calls suspending with connections still suspended an API
+         * violation: resume (and end) every event stream first. */
+        rest_events_stop(r);
+        if (r->daemon) {
+                MHD_stop_daemon(r->daemon);
+                r->daemon = NULL;
+        }
+        r->io_source = sd_event_source_disable_unref(r->io_source);
+        r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
+
+        if (r->token_digests)
+                OPENSSL_cleanse(r->token_digests, r->n_tokens * sizeof(*r->token_digests));
+        free(r->token_digests);
+        if (r->tls_key_pem)
+                OPENSSL_cleanse(r->tls_key_pem, strlen(r->tls_key_pem));
+        free(r->tls_key_pem);
+        free(r->tls_cert_pem);
+        free(r);
+        return NULL;
+}
