@@ -12,6 +12,7 @@
  * flagged SD_BUS_VTABLE_UNPRIVILEGED: sd-bus's own check would otherwise
  * refuse group members that are neither root nor our user.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
@@ -192,9 +194,56 @@ static bool image_name_is_valid(const char *name) {
         return true;
 }
 
+/* Copies the caller's file into a temporary file of the image store,
+ * which the store then takes in place.  Never the caller's file itself:
+ * the store uses an unlinked read-write file on its own file system in
+ * place, and a caller keeping such an fd could rewrite the image after
+ * it was validated.  pread() leaves the caller's file offset alone, and
+ * the whole file is read whatever that offset is. */
+static int copy_caller_file(struct manager *m, int fd, int *ret_fd, sd_bus_error *error) {
+        const uint64_t max = m->config->image_max_size;
+        _cleanup_close_ int tmp = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        const size_t block = 64 * 1024;
+        uint64_t offset = 0;
+        int r;
+
+        r = image_store_open_tmp(m, &tmp);
+        if (r < 0)
+                return dbus_error_set(error, r, "Cannot create a file in the image store: %s.", strerror(-r));
+        buf = malloc(block);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                ssize_t n = pread(fd, buf, block, (off_t) offset);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return dbus_error_set(error, -EBADMSG, "Cannot read the image file: %s.", strerror(errno));
+                if (n == 0)
+                        break;
+                offset += (uint64_t) n;
+                if (offset > max)
+                        return dbus_error_set(error, -EFBIG, "The image is larger than the limit of %" PRIu64 " bytes.",
+                                              max);
+                for (size_t done = 0; done < (size_t) n;) {
+                        ssize_t w = write(tmp, buf + done, (size_t) n - done);
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0)
+                                return dbus_error_set(error, -errno, "Cannot write into the image store: %s.",
+                                                      strerror(errno));
+                        done += (size_t) w;
+                }
+        }
+        *ret_fd = TAKE_FD(tmp);
+        return 0;
+}
+
 static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct dbus_api *api = userdata;
         _cleanup_free_ char *reason = NULL;
+        _cleanup_close_ int copy = -1;
         char path[SMPGW_DBUS_PATH_MAX];
         struct image *img = NULL;
         bool created = false;
@@ -210,18 +259,27 @@ static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_erro
                                       "The image name must be at most %d characters without control characters.",
                                       IMAGE_NAME_MAX);
         if (fstat(fd, &st) < 0)
-                return dbus_error_set(error, -EBADMSG, "Cannot inspect the file descriptor: %s.",
-                                      strerror(errno));
-        /* The store reads the whole file synchronously on our one loop:
-         * a pipe or socket whose writer never finishes would stop the
-         * daemon, so only regular files (memfds included) are taken. */
+                return dbus_error_set(error, -EBADMSG, "Cannot inspect the file descriptor: %s.", strerror(errno));
+        /* Read synchronously on our one loop: a pipe or socket whose
+         * writer never finishes would stop the daemon, so only regular
+         * files (memfds included) are taken. */
         if (!S_ISREG(st.st_mode))
                 return dbus_error_set(error, -EBADMSG,
                                       "The file descriptor is not a regular file; pass an open file or a memfd.");
+        if ((uint64_t) st.st_size > api->manager->config->image_max_size)
+                return dbus_error_set(error, -EFBIG, "The image is larger than the limit of %" PRIu64 " bytes.",
+                                      api->manager->config->image_max_size);
 
-        r = image_store_add_fd(api->manager, fd, name[0] ? name : NULL, &img, &created, &reason);
+        r = copy_caller_file(api->manager, fd, &copy, error);
         if (r < 0)
-                return dbus_error_set(error, r, "%s", reason ?: strerror(-r));
+                return r;
+        r = image_store_add_fd(api->manager, copy, name[0] ? name : NULL, &img, &created, &reason);
+        if (r < 0) {
+                /* the store's reasons are clauses ("not a valid MCUboot
+                 * image: ..."); D-Bus messages are sentences */
+                const char *why = reason && reason[0] ? reason : strerror(-r);
+                return dbus_error_set(error, r, "%c%s.", toupper((unsigned char) why[0]), why + 1);
+        }
 
         return sd_bus_reply_method_return(message, "osb", dbus_image_path(img->id, path), img->id, created);
 }
