@@ -45,6 +45,8 @@ int db_job_delete(struct db *db, uint64_t job_id);
 #define DB_HISTORY_QUEUE_MAX 4096u
 void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_t device_id,
                     const char *image_id, uint64_t job_id, const char *message);
+/* How many history rows were dropped so far (queue full, or out of memory). */
+uint64_t db_history_dropped(const struct db *db);
 
 /* Writes every dirty device (and its slots when slots_dirty), every dirty
  * job and the queued history in one transaction, then clears the dirty
@@ -53,7 +55,7 @@ int db_flush(struct db *db, struct manager *m);
 
 /* History of a device or a job (0: any), newest first. */
 struct db_history_row {
-        int64_t id;
+        int64_t id;                    /* 0: still queued, not written yet */
         uint64_t time_usec;
         const char *type;
         uint64_t device_id;            /* 0: none */
@@ -61,6 +63,9 @@ struct db_history_row {
         uint64_t job_id;               /* 0: none */
         const char *message;
 };
+/* The row's strings live until fn returns.  fn returns 0 to go on, > 0 to
+ * stop, < 0 to stop with that error.  limit 0: no limit.  Rows still
+ * queued for the next flush come first. */
 typedef int (*db_history_fn)(const struct db_history_row *row, void *userdata);
 int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned limit, db_history_fn fn,
                     void *userdata);

@@ -1,0 +1,952 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The model's rows: loading devices, slots, images and jobs at start,
+ * immediate inserts and deletes, and the batched flush of dirty objects
+ * and queued history.
+ *
+ * Column conventions (db/0001-initial.sql): times are INTEGER µs of
+ * CLOCK_REALTIME, and a 0 in memory is NULL in a nullable column;
+ * optional numbers (rssi, mcumgr parameters, SMP version, rollout) are
+ * NULL when unknown; hashes are lower-case hex.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "db-internal.h"
+#include "db.h"
+#include "log.h"
+#include "manager.h"
+#include "smpgw/smp-update.h"
+#include "util.h"
+
+#define DEVICE_COLUMNS                                                                                \
+        "conn, transport, address, address_type, adapter, name, rssi, state, source, first_seen, "   \
+        "last_seen, last_probe, buf_size, buf_count, os_info, bootloader, smp_version, last_error"
+#define JOB_COLUMNS                                                                                   \
+        "device_id, image_id, rollout_id, mode, state, step, outcome, attempts, max_attempts, "       \
+        "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated"
+
+const char *const db_stmt_sql[_DB_STMT_MAX] = {
+        [DB_STMT_DEVICE_INSERT] = "INSERT INTO devices (" DEVICE_COLUMNS ") VALUES "
+                                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        [DB_STMT_DEVICE_UPDATE] = "UPDATE devices SET conn = ?1, transport = ?2, address = ?3, address_type = ?4, "
+                                  "adapter = ?5, name = ?6, rssi = ?7, state = ?8, source = ?9, first_seen = ?10, "
+                                  "last_seen = ?11, last_probe = ?12, buf_size = ?13, buf_count = ?14, "
+                                  "os_info = ?15, bootloader = ?16, smp_version = ?17, last_error = ?18 "
+                                  "WHERE id = ?19",
+        [DB_STMT_SLOTS_DELETE] = "DELETE FROM device_slots WHERE device_id = ?1",
+        /* OR REPLACE: a device that reports one image/slot pair twice
+         * must not make every later flush fail on the primary key. */
+        [DB_STMT_SLOT_INSERT] = "INSERT OR REPLACE INTO device_slots (device_id, image, slot, version, hash, "
+                                "bootable, pending, confirmed, active, permanent) VALUES "
+                                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        [DB_STMT_IMAGE_INSERT] = "INSERT INTO images (id, name, version, file_size, image_size, file_sha256, "
+                                 "signed, key, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        [DB_STMT_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
+                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        [DB_STMT_JOB_UPDATE] = "UPDATE jobs SET device_id = ?1, image_id = ?2, rollout_id = ?3, mode = ?4, "
+                               "state = ?5, step = ?6, outcome = ?7, attempts = ?8, max_attempts = ?9, "
+                               "bytes_sent = ?10, bytes_total = ?11, rate = ?12, error = ?13, created = ?14, "
+                               "started = ?15, finished = ?16, next_attempt = ?17, updated = ?18 WHERE id = ?19",
+        [DB_STMT_EVENT_INSERT] = "INSERT INTO events (time, type, device_id, image_id, job_id, message) "
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+};
+
+static const char *strempty(const char *s) {
+        return s ?: "";
+}
+
+/* ---- binding and reading columns ---- */
+
+/* Collects the first bind error so a row's binds read as a list. */
+struct binder {
+        sqlite3_stmt *stmt;
+        int rc;
+};
+
+static void bind_text(struct binder *b, int i, const char *v) {
+        if (b->rc != SQLITE_OK)
+                return;
+        /* STATIC: every caller steps and resets before v goes away. */
+        b->rc = v ? sqlite3_bind_text(b->stmt, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(b->stmt, i);
+}
+
+static void bind_int64(struct binder *b, int i, int64_t v) {
+        if (b->rc == SQLITE_OK)
+                b->rc = sqlite3_bind_int64(b->stmt, i, v);
+}
+
+static void bind_u64(struct binder *b, int i, uint64_t v) {
+        bind_int64(b, i, (int64_t) v);
+}
+
+static void bind_u64_or_null(struct binder *b, int i, uint64_t v) {
+        if (v == 0) {
+                if (b->rc == SQLITE_OK)
+                        b->rc = sqlite3_bind_null(b->stmt, i);
+        } else
+                bind_u64(b, i, v);
+}
+
+static void bind_double(struct binder *b, int i, double v) {
+        if (b->rc == SQLITE_OK)
+                b->rc = sqlite3_bind_double(b->stmt, i, v);
+}
+
+static bool column_is_null(sqlite3_stmt *stmt, int i) {
+        return sqlite3_column_type(stmt, i) == SQLITE_NULL;
+}
+
+static uint64_t column_u64(sqlite3_stmt *stmt, int i) {
+        return (uint64_t) sqlite3_column_int64(stmt, i);
+}
+
+static const char *column_text(sqlite3_stmt *stmt, int i) {
+        return (const char *) sqlite3_column_text(stmt, i);
+}
+
+/* A copy of a nullable text column; NULL stays NULL. */
+static int column_strdup(sqlite3_stmt *stmt, int i, char **ret) {
+        const char *v = column_text(stmt, i);
+        if (!v) {
+                if (sqlite3_errcode(sqlite3_db_handle(stmt)) == SQLITE_NOMEM)
+                        return -ENOMEM;
+                *ret = NULL;
+                return 0;
+        }
+        char *s = strdup(v);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static void column_copy(sqlite3_stmt *stmt, int i, char *buf, size_t size) {
+        const char *v = column_text(stmt, i);
+        snprintf(buf, size, "%s", v ? v : "");
+}
+
+/* Steps a statement that returns no rows. */
+static int step_done(struct db *db, sqlite3_stmt *stmt) {
+        int rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+                return 0;
+        log_debug("database: %s: %s", sqlite3_sql(stmt), sqlite3_errmsg(db->sqlite));
+        return db_errno(db, rc);
+}
+
+static void hex_encode(const uint8_t *data, size_t len, char *out) {
+        static const char digits[] = "0123456789abcdef";
+        for (size_t i = 0; i < len; i++) {
+                out[2 * i] = digits[data[i] >> 4];
+                out[2 * i + 1] = digits[data[i] & 0xf];
+        }
+        out[2 * len] = '\0';
+}
+
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Returns the byte count, or -EINVAL for odd length, a non-hex digit or
+ * more than size bytes. */
+static int hex_decode(const char *hex, uint8_t *out, size_t size) {
+        size_t len = strlen(hex);
+        if (len % 2 != 0 || len / 2 > size)
+                return -EINVAL;
+        for (size_t i = 0; i < len / 2; i++) {
+                int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return -EINVAL;
+                out[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return (int) (len / 2);
+}
+
+static int step_from_string(const char *s) {
+        for (int i = 0; i < _SMP_UPDATE_STEP_MAX; i++)
+                if (streq_ptr(s, smp_update_step_to_string((enum smp_update_step) i)))
+                        return i;
+        return -EINVAL;
+}
+
+static int outcome_from_string(const char *s) {
+        for (int i = 0; i < _SMP_UPDATE_OUTCOME_MAX; i++)
+                if (streq_ptr(s, smp_update_outcome_to_string((enum smp_update_outcome) i)))
+                        return i;
+        return -EINVAL;
+}
+
+/* ---- rows ---- */
+
+static int device_bind(struct binder *b, const struct device *d) {
+        bind_text(b, 1, d->conn);
+        bind_text(b, 2, d->transport);
+        bind_text(b, 3, d->address);
+        bind_text(b, 4, d->address_type);
+        bind_text(b, 5, d->adapter);
+        bind_text(b, 6, d->name);
+        if (d->has_rssi)
+                bind_int64(b, 7, d->rssi);
+        else
+                bind_text(b, 7, NULL);
+        bind_text(b, 8, device_state_to_string(d->state) ?: "new");
+        bind_text(b, 9, d->source);
+        bind_u64(b, 10, d->first_seen_usec);
+        bind_u64(b, 11, d->last_seen_usec);
+        bind_u64_or_null(b, 12, d->last_probe_usec);
+        if (d->has_params) {
+                bind_u64(b, 13, d->buf_size);
+                bind_u64(b, 14, d->buf_count);
+        } else {
+                bind_text(b, 13, NULL);
+                bind_text(b, 14, NULL);
+        }
+        bind_text(b, 15, d->os_info);
+        bind_text(b, 16, d->bootloader);
+        bind_u64_or_null(b, 17, d->smp_version);
+        bind_text(b, 18, d->last_error);
+        return b->rc;
+}
+
+/* Replaces the stored slots of a device by its snapshot; inside the
+ * caller's transaction. */
+static int device_write_slots(struct db *db, const struct device *d) {
+        sqlite3_stmt *stmt;
+        int r;
+
+        r = db_stmt(db, DB_STMT_SLOTS_DELETE, &stmt);
+        if (r < 0)
+                return r;
+        {
+                _cleanup_(db_stmt_resetp) sqlite3_stmt *del = stmt;
+                struct binder b = { del, SQLITE_OK };
+                bind_u64(&b, 1, d->id);
+                if (b.rc != SQLITE_OK)
+                        return db_errno(db, b.rc);
+                r = step_done(db, del);
+                if (r < 0)
+                        return r;
+        }
+
+        r = db_stmt(db, DB_STMT_SLOT_INSERT, &stmt);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < MIN(d->slots.n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
+                const struct smp_update_slot *s = &d->slots.slots[i];
+                _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
+                char hash[2 * sizeof(s->hash) + 1];
+                char version[sizeof(s->version) + 1];
+
+                if (!s->present)
+                        continue;
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
+                /* The snapshot's version is a fixed buffer filled from the
+                 * device's answer: make sure it ends. */
+                snprintf(version, sizeof(version), "%.*s", (int) sizeof(s->version), s->version);
+
+                struct binder b = { ins, SQLITE_OK };
+                bind_u64(&b, 1, d->id);
+                bind_u64(&b, 2, s->image);
+                bind_u64(&b, 3, s->slot);
+                bind_text(&b, 4, version);
+                bind_text(&b, 5, hash);
+                bind_int64(&b, 6, s->bootable);
+                bind_int64(&b, 7, s->pending);
+                bind_int64(&b, 8, s->confirmed);
+                bind_int64(&b, 9, s->active);
+                bind_int64(&b, 10, s->permanent);
+                if (b.rc != SQLITE_OK)
+                        return db_errno(db, b.rc);
+                r = step_done(db, ins);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int job_bind(struct binder *b, const struct job *j) {
+        bind_u64(b, 1, j->device_id);
+        bind_text(b, 2, j->image_id);
+        bind_u64_or_null(b, 3, j->rollout_id);
+        bind_text(b, 4, smp_update_mode_to_string(j->mode) ?: "test-and-confirm");
+        bind_text(b, 5, job_state_to_string(j->state) ?: "failed");
+        bind_text(b, 6, j->has_step ? smp_update_step_to_string(j->step) : NULL);
+        bind_text(b, 7, j->has_outcome ? smp_update_outcome_to_string(j->outcome) : NULL);
+        bind_u64(b, 8, j->attempts);
+        bind_u64(b, 9, j->max_attempts);
+        bind_u64(b, 10, j->bytes_sent);
+        bind_u64(b, 11, j->bytes_total);
+        bind_double(b, 12, j->rate);
+        bind_text(b, 13, j->error);
+        bind_u64(b, 14, j->created_usec);
+        bind_u64_or_null(b, 15, j->started_usec);
+        bind_u64_or_null(b, 16, j->finished_usec);
+        bind_u64_or_null(b, 17, j->next_attempt_usec);
+        bind_u64(b, 18, j->updated_usec);
+        return b->rc;
+}
+
+/* ---- loading ---- */
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct image *, image_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct job *, job_free);
+
+static int db_prepare(struct db *db, const char *sql, sqlite3_stmt **ret) {
+        int rc = sqlite3_prepare_v2(db->sqlite, sql, -1, ret, NULL);
+        if (rc != SQLITE_OK) {
+                log_debug("database: %s: %s", sql, sqlite3_errmsg(db->sqlite));
+                return db_errno(db, rc);
+        }
+        return 0;
+}
+
+static int load_slots(struct db *db, sqlite3_stmt *stmt, struct device *d) {
+        _cleanup_(db_stmt_resetp) sqlite3_stmt *q = stmt;
+        int rc;
+
+        rc = sqlite3_bind_int64(q, 1, (int64_t) d->id);
+        if (rc != SQLITE_OK)
+                return db_errno(db, rc);
+        d->slots = (struct smp_update_snapshot) {};
+        while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+                if (d->slots.n_slots >= SMP_UPDATE_SLOTS_MAX) {
+                        log_device(LOG_WARNING, d, "More than %d stored slots, ignoring the rest",
+                                   SMP_UPDATE_SLOTS_MAX);
+                        break;
+                }
+                struct smp_update_slot *s = &d->slots.slots[d->slots.n_slots];
+                const char *hash = column_text(q, 3);
+                int n = hash ? hex_decode(hash, s->hash, sizeof(s->hash)) : -EINVAL;
+                if (n < 0) {
+                        log_device(LOG_WARNING, d, "Stored slot %d/%d has a bad hash, ignoring it",
+                                   sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
+                        continue;
+                }
+                s->hash_len = (size_t) n;
+                s->present = true;
+                s->image = (uint32_t) sqlite3_column_int64(q, 0);
+                s->slot = (uint32_t) sqlite3_column_int64(q, 1);
+                column_copy(q, 2, s->version, sizeof(s->version));
+                s->bootable = sqlite3_column_int(q, 4);
+                s->pending = sqlite3_column_int(q, 5);
+                s->confirmed = sqlite3_column_int(q, 6);
+                s->active = sqlite3_column_int(q, 7);
+                s->permanent = sqlite3_column_int(q, 8);
+                d->slots.n_slots++;
+        }
+        if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+                return db_errno(db, rc);
+        return 0;
+}
+
+static int load_devices(struct db *db, struct manager *m) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *slots = NULL;
+        int rc, r;
+
+        r = db_prepare(db, "SELECT id, " DEVICE_COLUMNS " FROM devices ORDER BY id", &stmt);
+        if (r < 0)
+                return r;
+        r = db_prepare(db,
+                       "SELECT image, slot, version, hash, bootable, pending, confirmed, active, permanent "
+                       "FROM device_slots WHERE device_id = ?1 ORDER BY image, slot",
+                       &slots);
+        if (r < 0)
+                return r;
+
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                _cleanup_(device_freep) struct device *d = calloc(1, sizeof(*d));
+                if (!d)
+                        return -ENOMEM;
+                d->manager = m;
+                d->id = column_u64(stmt, 0);
+                if ((r = column_strdup(stmt, 1, &d->conn)) < 0 || (r = column_strdup(stmt, 3, &d->address)) < 0 ||
+                    (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
+                    (r = column_strdup(stmt, 5, &d->adapter)) < 0 || (r = column_strdup(stmt, 6, &d->name)) < 0 ||
+                    (r = column_strdup(stmt, 15, &d->os_info)) < 0 ||
+                    (r = column_strdup(stmt, 16, &d->bootloader)) < 0 ||
+                    (r = column_strdup(stmt, 18, &d->last_error)) < 0)
+                        return r;
+                column_copy(stmt, 2, d->transport, sizeof(d->transport));
+                if (!column_is_null(stmt, 7)) {
+                        d->has_rssi = true;
+                        d->rssi = (int16_t) sqlite3_column_int(stmt, 7);
+                }
+                int state = device_state_from_string(column_text(stmt, 8));
+                if (state < 0) {
+                        log_device(LOG_WARNING, d, "Unknown stored state '%s', taking it as new",
+                                   strempty(column_text(stmt, 8)));
+                        state = DEVICE_NEW;
+                        d->dirty = true;
+                }
+                d->state = (enum device_state) state;
+                column_copy(stmt, 9, d->source, sizeof(d->source));
+                d->first_seen_usec = column_u64(stmt, 10);
+                d->last_seen_usec = column_u64(stmt, 11);
+                d->last_probe_usec = column_is_null(stmt, 12) ? 0 : column_u64(stmt, 12);
+                if (!column_is_null(stmt, 13) && !column_is_null(stmt, 14)) {
+                        d->has_params = true;
+                        d->buf_size = (uint32_t) sqlite3_column_int64(stmt, 13);
+                        d->buf_count = (uint32_t) sqlite3_column_int64(stmt, 14);
+                }
+                d->smp_version = (uint8_t) sqlite3_column_int(stmt, 17);
+
+                r = load_slots(db, slots, d);
+                if (r < 0)
+                        return r;
+
+                r = manager_attach_device(m, d);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(d);
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(db, rc);
+        return 0;
+}
+
+static int load_images(struct db *db, struct manager *m) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int rc, r;
+
+        r = db_prepare(db,
+                       "SELECT id, name, version, file_size, image_size, file_sha256, signed, key, added "
+                       "FROM images ORDER BY added, id",
+                       &stmt);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                _cleanup_(image_freep) struct image *img = calloc(1, sizeof(*img));
+                if (!img)
+                        return -ENOMEM;
+                img->manager = m;
+                column_copy(stmt, 0, img->id, sizeof(img->id));
+                if ((r = column_strdup(stmt, 1, &img->name)) < 0 || (r = column_strdup(stmt, 7, &img->key)) < 0)
+                        return r;
+                column_copy(stmt, 2, img->version, sizeof(img->version));
+                img->file_size = column_u64(stmt, 3);
+                img->image_size = (uint32_t) sqlite3_column_int64(stmt, 4);
+                column_copy(stmt, 5, img->file_sha256, sizeof(img->file_sha256));
+                img->signed_ = sqlite3_column_int(stmt, 6) != 0;
+                img->added_usec = column_u64(stmt, 8);
+                /* image_store_init() fills it when the directory is not
+                 * known yet. */
+                if (m->images_dir && asprintf(&img->path, "%s/%s.img", m->images_dir, img->id) < 0) {
+                        img->path = NULL;
+                        return -ENOMEM;
+                }
+                r = manager_attach_image(m, img);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(img);
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(db, rc);
+        return 0;
+}
+
+static int load_jobs(struct db *db, struct manager *m) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int rc, r;
+
+        r = db_prepare(db, "SELECT id, " JOB_COLUMNS " FROM jobs ORDER BY id", &stmt);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                _cleanup_(job_freep) struct job *j = calloc(1, sizeof(*j));
+                if (!j)
+                        return -ENOMEM;
+                j->manager = m;
+                j->id = column_u64(stmt, 0);
+                j->device_id = column_u64(stmt, 1);
+                column_copy(stmt, 2, j->image_id, sizeof(j->image_id));
+                j->rollout_id = column_is_null(stmt, 3) ? 0 : column_u64(stmt, 3);
+
+                int mode = smp_update_mode_from_string(column_text(stmt, 4));
+                if (mode < 0) {
+                        log_job(LOG_WARNING, j, "Unknown stored mode '%s', taking test-and-confirm",
+                                strempty(column_text(stmt, 4)));
+                        mode = SMP_UPDATE_TEST_AND_CONFIRM;
+                        j->dirty = true;
+                }
+                j->mode = (enum smp_update_mode) mode;
+
+                int state = job_state_from_string(column_text(stmt, 5));
+                if (state < 0) {
+                        /* Nothing says what it was doing: do not run it. */
+                        log_job(LOG_WARNING, j, "Unknown stored state '%s', taking it as failed",
+                                strempty(column_text(stmt, 5)));
+                        state = JOB_FAILED;
+                        j->dirty = true;
+                } else if (state == JOB_RUNNING) {
+                        /* The daemon stopped during it: queue it again, with
+                         * its progress, so the manager resumes it. */
+                        state = JOB_QUEUED;
+                        j->dirty = true;
+                }
+                j->state = (enum job_state) state;
+
+                if (!column_is_null(stmt, 6)) {
+                        int step = step_from_string(column_text(stmt, 6));
+                        if (step >= 0) {
+                                j->has_step = true;
+                                j->step = (enum smp_update_step) step;
+                        }
+                }
+                if (!column_is_null(stmt, 7)) {
+                        int outcome = outcome_from_string(column_text(stmt, 7));
+                        if (outcome >= 0) {
+                                j->has_outcome = true;
+                                j->outcome = (enum smp_update_outcome) outcome;
+                        }
+                }
+                j->attempts = (unsigned) sqlite3_column_int64(stmt, 8);
+                j->max_attempts = (unsigned) sqlite3_column_int64(stmt, 9);
+                j->bytes_sent = column_u64(stmt, 10);
+                j->bytes_total = column_u64(stmt, 11);
+                j->rate = sqlite3_column_double(stmt, 12);
+                r = column_strdup(stmt, 13, &j->error);
+                if (r < 0)
+                        return r;
+                j->created_usec = column_u64(stmt, 14);
+                j->started_usec = column_is_null(stmt, 15) ? 0 : column_u64(stmt, 15);
+                j->finished_usec = column_is_null(stmt, 16) ? 0 : column_u64(stmt, 16);
+                j->next_attempt_usec = column_is_null(stmt, 17) ? 0 : column_u64(stmt, 17);
+                j->updated_usec = column_u64(stmt, 18);
+
+                r = manager_attach_job(m, j);
+                if (r < 0)
+                        return r;
+                TAKE_PTR(j);
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(db, rc);
+        return 0;
+}
+
+int db_load(struct db *db, struct manager *m) {
+        int r;
+
+        if (!db || !m)
+                return -EINVAL;
+        /* One read transaction: a consistent view even if an outside
+         * tool writes while we read. */
+        r = db_exec(db, "BEGIN");
+        if (r < 0)
+                return r;
+        r = load_devices(db, m);
+        if (r >= 0)
+                r = load_images(db, m);
+        if (r >= 0)
+                r = load_jobs(db, m);
+        if (r < 0)
+                log_debug("database %s: load: %s", db->path, sqlite3_errmsg(db->sqlite));
+        db_rollback(db);
+        return r;
+}
+
+/* ---- immediate writes ---- */
+
+int db_device_insert(struct db *db, struct device *d) {
+        sqlite3_stmt *stmt;
+        int r;
+
+        if (!db || !d)
+                return -EINVAL;
+        r = db_stmt(db, DB_STMT_DEVICE_INSERT, &stmt);
+        if (r < 0)
+                return r;
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        {
+                _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
+                struct binder b = { ins, SQLITE_OK };
+                if (device_bind(&b, d) != SQLITE_OK)
+                        r = db_errno(db, b.rc);
+                else
+                        r = step_done(db, ins);
+        }
+        if (r >= 0) {
+                d->id = (uint64_t) sqlite3_last_insert_rowid(db->sqlite);
+                if (d->slots.n_slots > 0)
+                        r = device_write_slots(db, d);
+        }
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0) {
+                db_rollback(db);
+                d->id = 0;
+                return r;
+        }
+        d->dirty = d->slots_dirty = false;
+        return 0;
+}
+
+int db_image_insert(struct db *db, const struct image *img) {
+        sqlite3_stmt *stmt;
+        int r;
+
+        if (!db || !img)
+                return -EINVAL;
+        r = db_stmt(db, DB_STMT_IMAGE_INSERT, &stmt);
+        if (r < 0)
+                return r;
+        _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
+        struct binder b = { ins, SQLITE_OK };
+        bind_text(&b, 1, img->id);
+        bind_text(&b, 2, img->name);
+        bind_text(&b, 3, img->version);
+        bind_u64(&b, 4, img->file_size);
+        bind_u64(&b, 5, img->image_size);
+        bind_text(&b, 6, img->file_sha256);
+        bind_int64(&b, 7, img->signed_);
+        bind_text(&b, 8, img->key);
+        bind_u64(&b, 9, img->added_usec);
+        if (b.rc != SQLITE_OK)
+                return db_errno(db, b.rc);
+        return step_done(db, ins);
+}
+
+int db_job_insert(struct db *db, struct job *j) {
+        sqlite3_stmt *stmt;
+        int r;
+
+        if (!db || !j)
+                return -EINVAL;
+        r = db_stmt(db, DB_STMT_JOB_INSERT, &stmt);
+        if (r < 0)
+                return r;
+        _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
+        struct binder b = { ins, SQLITE_OK };
+        if (job_bind(&b, j) != SQLITE_OK)
+                return db_errno(db, b.rc);
+        r = step_done(db, ins);
+        if (r < 0)
+                return r;
+        j->id = (uint64_t) sqlite3_last_insert_rowid(db->sqlite);
+        j->dirty = false;
+        return 0;
+}
+
+/* Runs a one-parameter DELETE; -ENOENT when it matched no row. */
+static int delete_row(struct db *db, const char *sql, uint64_t id, const char *text_id) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r = db_prepare(db, sql, &stmt);
+        if (r < 0)
+                return r;
+        struct binder b = { stmt, SQLITE_OK };
+        if (text_id)
+                bind_text(&b, 1, text_id);
+        else
+                bind_u64(&b, 1, id);
+        if (b.rc != SQLITE_OK)
+                return db_errno(db, b.rc);
+        r = step_done(db, stmt);
+        if (r < 0)
+                return r;
+        return sqlite3_changes(db->sqlite) > 0 ? 0 : -ENOENT;
+}
+
+/* Forgetting a device forgets what happened to it: the queued rows go
+ * with the stored ones. */
+static void history_queue_drop_device(struct db *db, uint64_t device_id) {
+        size_t kept = 0;
+
+        for (size_t i = 0; i < db->n_history; i++) {
+                struct db_history_entry *e = &db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX];
+                if (e->device_id == device_id) {
+                        db_history_entry_done(e);
+                        continue;
+                }
+                struct db_history_entry *to = &db->history[(db->history_head + kept) % DB_HISTORY_QUEUE_MAX];
+                if (to != e) {
+                        *to = *e;
+                        *e = (struct db_history_entry) {};
+                }
+                kept++;
+        }
+        db->n_history = kept;
+}
+
+int db_device_delete(struct db *db, uint64_t device_id) {
+        int r;
+
+        if (!db || device_id == 0)
+                return -EINVAL;
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        /* Slots and jobs go by ON DELETE CASCADE. */
+        r = delete_row(db, "DELETE FROM devices WHERE id = ?1", device_id, NULL);
+        if (r >= 0) {
+                int q = delete_row(db, "DELETE FROM events WHERE device_id = ?1", device_id, NULL);
+                if (q < 0 && q != -ENOENT)
+                        r = q;
+        }
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0) {
+                db_rollback(db);
+                return r;
+        }
+        history_queue_drop_device(db, device_id);
+        return 0;
+}
+
+int db_image_delete(struct db *db, const char *image_id) {
+        if (!db || !image_id)
+                return -EINVAL;
+        return delete_row(db, "DELETE FROM images WHERE id = ?1", 0, image_id);
+}
+
+int db_job_delete(struct db *db, uint64_t job_id) {
+        if (!db || job_id == 0)
+                return -EINVAL;
+        return delete_row(db, "DELETE FROM jobs WHERE id = ?1", job_id, NULL);
+}
+
+/* ---- history ---- */
+
+void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_t device_id,
+                    const char *image_id, uint64_t job_id, const char *message) {
+        struct db_history_entry e = {
+                .time_usec = time_usec,
+                .device_id = device_id,
+                .job_id = job_id,
+        };
+
+        if (!db)
+                return;
+        if (!db->history) {
+                db->history = calloc(DB_HISTORY_QUEUE_MAX, sizeof(*db->history));
+                if (!db->history) {
+                        db->history_dropped++;
+                        return;
+                }
+        }
+        e.type = strdup(type ?: "");
+        e.message = strdup(message ?: "");
+        e.image_id = image_id ? strdup(image_id) : NULL;
+        if (!e.type || !e.message || (image_id && !e.image_id)) {
+                db_history_entry_done(&e);
+                db->history_dropped++;
+                return;
+        }
+        /* Full: flushes have been failing for a while.  The newest rows
+         * say the most about the current state, so the oldest give way. */
+        if (db->n_history == DB_HISTORY_QUEUE_MAX) {
+                db_history_entry_done(&db->history[db->history_head]);
+                db->history_head = (db->history_head + 1) % DB_HISTORY_QUEUE_MAX;
+                db->n_history--;
+                db->history_dropped++;
+        }
+        db->history[(db->history_head + db->n_history) % DB_HISTORY_QUEUE_MAX] = e;
+        db->n_history++;
+}
+
+uint64_t db_history_dropped(const struct db *db) {
+        return db ? db->history_dropped : 0;
+}
+
+static int history_write(struct db *db, const struct db_history_entry *e) {
+        sqlite3_stmt *stmt;
+        int r = db_stmt(db, DB_STMT_EVENT_INSERT, &stmt);
+        if (r < 0)
+                return r;
+        _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
+        struct binder b = { ins, SQLITE_OK };
+        bind_u64(&b, 1, e->time_usec);
+        bind_text(&b, 2, e->type);
+        bind_u64_or_null(&b, 3, e->device_id);
+        bind_text(&b, 4, e->image_id);
+        bind_u64_or_null(&b, 5, e->job_id);
+        bind_text(&b, 6, e->message);
+        if (b.rc != SQLITE_OK)
+                return db_errno(db, b.rc);
+        return step_done(db, ins);
+}
+
+/* ---- flush ---- */
+
+static int flush_device(struct db *db, struct device *d) {
+        sqlite3_stmt *stmt;
+        int r;
+
+        if (d->dirty) {
+                r = db_stmt(db, DB_STMT_DEVICE_UPDATE, &stmt);
+                if (r < 0)
+                        return r;
+                _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
+                struct binder b = { upd, SQLITE_OK };
+                device_bind(&b, d);
+                bind_u64(&b, 19, d->id);
+                if (b.rc != SQLITE_OK)
+                        return db_errno(db, b.rc);
+                r = step_done(db, upd);
+                if (r < 0)
+                        return r;
+        }
+        if (d->slots_dirty) {
+                r = device_write_slots(db, d);
+                /* A row deleted behind our back (an outside tool): its
+                 * slots have nothing to belong to, and failing every
+                 * flush over it would lose everything else. */
+                if (r == -EINVAL) {
+                        log_device(LOG_WARNING, d, "Stored row is gone, slots not written");
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int flush_job(struct db *db, struct job *j) {
+        sqlite3_stmt *stmt;
+        int r = db_stmt(db, DB_STMT_JOB_UPDATE, &stmt);
+        if (r < 0)
+                return r;
+        _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
+        struct binder b = { upd, SQLITE_OK };
+        job_bind(&b, j);
+        bind_u64(&b, 19, j->id);
+        if (b.rc != SQLITE_OK)
+                return db_errno(db, b.rc);
+        return step_done(db, upd);
+}
+
+int db_flush(struct db *db, struct manager *m) {
+        bool anything = db && db->n_history > 0;
+        int r;
+
+        if (!db || !m)
+                return -EINVAL;
+        for (size_t i = 0; !anything && i < m->n_devices; i++)
+                anything = m->devices[i]->dirty || m->devices[i]->slots_dirty;
+        for (size_t i = 0; !anything && i < m->n_jobs; i++)
+                anything = m->jobs[i]->dirty;
+        /* An idle gateway writes nothing: no empty transactions on the
+         * SD card. */
+        if (!anything)
+                return 0;
+
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < m->n_devices; i++)
+                r = flush_device(db, m->devices[i]);
+        for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
+                if (m->jobs[i]->dirty)
+                        r = flush_job(db, m->jobs[i]);
+        for (size_t i = 0; r >= 0 && i < db->n_history; i++)
+                r = history_write(db, &db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0) {
+                log_debug("database %s: flush: %s", db->path, sqlite3_errmsg(db->sqlite));
+                db_rollback(db);
+                return r;
+        }
+
+        /* Only now: had the commit failed, all of it is written again by
+         * the next flush. */
+        for (size_t i = 0; i < m->n_devices; i++)
+                m->devices[i]->dirty = m->devices[i]->slots_dirty = false;
+        for (size_t i = 0; i < m->n_jobs; i++)
+                m->jobs[i]->dirty = false;
+        for (size_t i = 0; i < db->n_history; i++)
+                db_history_entry_done(&db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
+        db->history_head = db->n_history = 0;
+        return 0;
+}
+
+int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned limit, db_history_fn fn,
+                    void *userdata) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        uint64_t left = limit > 0 ? limit : UINT64_MAX;
+        int rc, r;
+
+        if (!db || !fn)
+                return -EINVAL;
+
+        /* Rows still queued are the newest; listing them first (with id
+         * 0: not stored yet) means what just happened is never missing
+         * from a history read right after it. */
+        for (size_t i = db->n_history; i > 0 && left > 0; i--) {
+                const struct db_history_entry *e =
+                        &db->history[(db->history_head + i - 1) % DB_HISTORY_QUEUE_MAX];
+                if ((device_id && e->device_id != device_id) || (job_id && e->job_id != job_id))
+                        continue;
+                struct db_history_row row = {
+                        .id = 0,
+                        .time_usec = e->time_usec,
+                        .type = e->type,
+                        .device_id = e->device_id,
+                        .image_id = e->image_id,
+                        .job_id = e->job_id,
+                        .message = e->message,
+                };
+                r = fn(&row, userdata);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                left--;
+        }
+        if (left == 0)
+                return 0;
+
+        /* The filters spelled out rather than "?1 = 0 OR device_id = ?1",
+         * so the planner can use events_device. */
+        const char *sql = device_id && job_id ?
+                "SELECT id, time, type, device_id, image_id, job_id, message FROM events "
+                "WHERE device_id = ?1 AND job_id = ?2 ORDER BY time DESC, id DESC LIMIT ?3" :
+                device_id ?
+                "SELECT id, time, type, device_id, image_id, job_id, message FROM events "
+                "WHERE device_id = ?1 ORDER BY time DESC, id DESC LIMIT ?3" :
+                job_id ?
+                "SELECT id, time, type, device_id, image_id, job_id, message FROM events "
+                "WHERE job_id = ?2 ORDER BY time DESC, id DESC LIMIT ?3" :
+                "SELECT id, time, type, device_id, image_id, job_id, message FROM events "
+                "ORDER BY time DESC, id DESC LIMIT ?3";
+        r = db_prepare(db, sql, &stmt);
+        if (r < 0)
+                return r;
+        struct binder b = { stmt, SQLITE_OK };
+        if (device_id)
+                bind_u64(&b, 1, device_id);
+        if (job_id)
+                bind_u64(&b, 2, job_id);
+        bind_int64(&b, 3, left > INT64_MAX ? -1 : (int64_t) left);
+        if (b.rc != SQLITE_OK)
+                return db_errno(db, b.rc);
+
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                struct db_history_row row = {
+                        .id = sqlite3_column_int64(stmt, 0),
+                        .time_usec = column_u64(stmt, 1),
+                        .type = column_text(stmt, 2) ?: "",
+                        .device_id = column_is_null(stmt, 3) ? 0 : column_u64(stmt, 3),
+                        .image_id = column_text(stmt, 4),
+                        .job_id = column_is_null(stmt, 5) ? 0 : column_u64(stmt, 5),
+                        .message = column_text(stmt, 6) ?: "",
+                };
+                r = fn(&row, userdata);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(db, rc);
+        return 0;
+}
