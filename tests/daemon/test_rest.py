@@ -1,0 +1,842 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smpgwd's REST API (doc/openapi.yaml) from the outside: real smpgwd
+processes, HTTP over loopback (http.client and raw sockets for what
+http.client will not send: headers without their body, chunked bodies),
+smpsim devices over UDP.  Every endpoint, its errors, bearer tokens,
+body limits, Server-Sent Events during a push, Prometheus metrics."""
+
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from daemonharness import Daemon, Sim, have, image_path  # noqa: E402
+import mcuimg  # noqa: E402
+
+TOKEN = "t0k3n-for-tests"
+OTHER_TOKEN = "second-token"
+MAX_BODY = 8192
+IMAGE_MAX = 200000
+PAGE_MAX = 50
+
+# The rest of the [rest] section (the harness writes "[rest]\ntokens_file=").
+LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BODY, PAGE_MAX, IMAGE_MAX))
+
+ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
+               "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
+               "signature_invalid", "too_many", "internal"}
+
+RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def dumpinfo_version(name):
+    """The version imgtool printed for a test vector (tests/data/*.dumpinfo.txt)."""
+    with open(image_path(name.replace(".bin", ".dumpinfo.txt"))) as f:
+        for line in f:
+            if line.startswith("version:"):
+                return line.split()[1]
+    raise AssertionError("no version in the dumpinfo of " + name)
+
+
+def raw_http(d, method, path, headers=(), chunks=None, body=None, token=True, timeout=20):
+    """One request over a raw socket: headers exactly as given, then either
+    nothing, a body, or a chunked body; returns (status, headers, body).
+    A server that answers early and closes is fine: sending stops."""
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    try:
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1", "Connection: close"]
+        if token:
+            lines.append("Authorization: Bearer " + (token if isinstance(token, str) else d.token))
+        lines += list(headers)
+        if chunks is not None:
+            lines.append("Transfer-Encoding: chunked")
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        try:
+            if body is not None:
+                s.sendall(body)
+            if chunks is not None:
+                for c in chunks:
+                    s.sendall(b"%x\r\n%s\r\n" % (len(c), c))
+                s.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        data = b""
+        while True:
+            try:
+                got = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not got:
+                break
+            data += got
+    finally:
+        s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs[k.strip().lower()] = v.strip()
+    if hdrs.get("transfer-encoding") == "chunked":
+        body_out = b""
+        while rest:
+            size_s, _, rest = rest.partition(b"\r\n")
+            size = int(size_s, 16)
+            if size == 0:
+                break
+            body_out += rest[:size]
+            rest = rest[size + 2:]
+        rest = body_out
+    return status, hdrs, rest
+
+
+class SSEClient:
+    """Reads /api/v1/events in a thread: (event, id, data) tuples."""
+
+    def __init__(self, d, query=""):
+        self.conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=120)
+        hdrs = {"Accept": "text/event-stream"}
+        if d.token:
+            hdrs["Authorization"] = "Bearer " + d.token
+        self.conn.request("GET", "/api/v1/events" + query, headers=hdrs)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.events = []
+        self.comments = 0
+        self.lock = threading.Lock()
+        self.ended = False
+        self.thread = None
+        if self.status == 200:
+            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread.start()
+
+    def run(self):
+        current = {}
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                line = line.decode().rstrip("\n")
+                if not line:
+                    # A block without data (the "retry:" advice) is no event.
+                    if "data" in current:
+                        with self.lock:
+                            self.events.append((current.get("event"), int(current.get("id", "0")),
+                                                json.loads(current.get("data", "null"))))
+                    current = {}
+                elif line.startswith(":"):
+                    self.comments += 1
+                else:
+                    key, _, value = line.partition(":")
+                    current[key] = value[1:] if value.startswith(" ") else value
+        except Exception:  # noqa: BLE001 - close() pulls the socket from under readline()
+            pass
+        self.ended = True
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+    def wait_for(self, predicate, timeout=60, what="events"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.snapshot()):
+                return
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for %s; got %r" % (what, [e[:2] for e in self.snapshot()]))
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+        if self.thread:
+            self.thread.join(5)
+
+
+class RestCase(unittest.TestCase):
+    def assertError(self, d, method, path, body=None, status=400, code=None, contains=None, **kw):
+        got, headers, data = d.http(method, path, body, **kw)
+        self.assertEqual(got, status, "%s %s: %d %r" % (method, path, got, data))
+        self.assertTrue(headers.get("content-type", "").startswith("application/json"), headers)
+        doc = json.loads(data)
+        self.assertEqual(set(doc), {"error"})
+        self.assertIn(doc["error"]["code"], ERROR_CODES)
+        if code:
+            self.assertEqual(doc["error"]["code"], code, doc)
+        self.assertIsInstance(doc["error"]["message"], str)
+        self.assertTrue(doc["error"]["message"])
+        if contains:
+            self.assertIn(contains, doc["error"]["message"])
+        return doc, headers
+
+    def assertDevice(self, dev):
+        for key in ("id", "conn", "transport", "address", "address_type", "adapter", "name", "state", "source",
+                    "rssi", "first_seen", "last_seen", "last_probe", "params", "os_info", "bootloader",
+                    "smp_version", "last_error", "job", "images"):
+            self.assertIn(key, dev)
+        self.assertIsInstance(dev["id"], int)
+        self.assertIn(dev["state"], ("new", "online", "unreachable", "absent"))
+        for key in ("first_seen", "last_seen", "last_probe"):
+            self.assertTrue(dev[key] is None or RFC3339_MS.match(dev[key]), dev[key])
+        for slot in dev["images"]:
+            self.assertEqual(set(slot), {"image", "slot", "version", "hash", "active", "confirmed", "pending",
+                                         "bootable", "permanent"})
+
+    def assertJob(self, job):
+        self.assertEqual(set(job), {"id", "device", "conn", "image", "rollout", "mode", "state", "step", "outcome",
+                                    "attempts", "max_attempts", "bytes_sent", "bytes_total", "progress", "rate",
+                                    "error", "created", "started", "finished", "next_attempt", "updated"})
+        self.assertTrue(0 <= job["progress"] <= 1)
+        self.assertTrue(RFC3339_MS.match(job["created"]), job["created"])
+
+
+def add_device(d, conn, expect=201):
+    _, dev = d.api("POST", "/api/v1/devices", {"conn": conn}, expect=expect)
+    return dev
+
+
+def upload(d, data, name=None, expect=201):
+    path = "/api/v1/images" + ("?name=" + urllib.parse.quote(name) if name else "")
+    status, doc = d.api("POST", path, data, headers={"Content-Type": "application/octet-stream"})
+    if expect is not None and status != expect:
+        raise AssertionError("upload: %d, wanted %d: %r" % (status, expect, doc))
+    return doc
+
+
+def job_ids(doc):
+    return [j["id"] for j in doc["jobs"]]
+
+
+def wait_online(d, dev_ids, timeout=30):
+    def ok():
+        devs = [d.api("GET", "/api/v1/devices/%d" % i, expect=200)[1] for i in dev_ids]
+        return devs if all(x["state"] == "online" and x["images"] for x in devs) else None
+    return d.wait_for(ok, timeout=timeout, what="devices online")
+
+
+def wait_jobs_finished(d, ids, timeout=120):
+    def done():
+        jobs = [d.api("GET", "/api/v1/jobs/%d" % i, expect=200)[1] for i in ids]
+        return jobs if all(j["state"] in ("succeeded", "failed", "cancelled") for j in jobs) else None
+    return d.wait_for(done, timeout=timeout, interval=0.3, what="jobs %r finished" % ids)
+
+
+class Api(RestCase):
+    """Everything that needs no device: one daemon with tokens and small limits."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.d = Daemon(config=LIMITS_CONFIG, tokens=[TOKEN, OTHER_TOKEN])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.__exit__(None, None, None)
+
+    def test_health(self):
+        status, headers, data = self.d.http("GET", "/api/v1/health", token=False)
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("application/json"))
+        doc = json.loads(data)
+        self.assertEqual(doc["status"], "ok")
+        self.assertRegex(doc["version"], r"^\d+\.\d+\.\d+")
+        self.assertIsInstance(doc["uptime"], int)
+        self.assertGreaterEqual(doc["uptime"], 0)
+        self.assertIsInstance(doc["devices"], int)
+        self.assertEqual(doc["jobs_running"], 0)
+        # HEAD works as GET without a body.
+        status, _, data = self.d.http("HEAD", "/api/v1/health", token=False)
+        self.assertEqual(status, 200)
+        self.assertEqual(data, b"")
+
+    def test_auth(self):
+        d = self.d
+        for path in ("/api/v1/devices", "/api/v1/images", "/api/v1/jobs", "/metrics", "/api/v1/nonexistent",
+                     "/api/v1/events"):
+            _, headers = self.assertError(d, "GET", path, status=401, code="unauthorized", token=False)
+            self.assertTrue(headers["www-authenticate"].startswith("Bearer"), headers)
+            self.assertError(d, "GET", path, status=401, code="unauthorized", token="wrong")
+            self.assertError(d, "GET", path, status=401, code="unauthorized", token=TOKEN + "x")
+            self.assertError(d, "GET", path, status=401, code="unauthorized", token=TOKEN[:-1])
+        self.assertError(d, "GET", "/api/v1/devices", status=401, code="unauthorized", token=False,
+                         headers={"Authorization": "Basic " + TOKEN})
+        self.assertError(d, "POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:9"}, status=401,
+                         code="unauthorized", token=False)
+        d.api("GET", "/api/v1/devices", expect=200)
+        d.api("GET", "/api/v1/devices", expect=200, token=OTHER_TOKEN)
+        # The comment line of the tokens file is not a token.
+        self.assertError(d, "GET", "/api/v1/devices", status=401, token="# test tokens")
+
+    def test_unknown_paths_and_methods(self):
+        d = self.d
+        for path in ("/", "/api/v1", "/api/v1/nope", "/api/v2/devices", "/api/v1/images/abc/def",
+                     "/api/v1/jobs/1/cancel/now", "/metricsx"):
+            self.assertError(d, "GET", path, status=404, code="not_found")
+        for method, path, allowed in (("PUT", "/api/v1/devices", {"GET", "POST"}),
+                                      ("PATCH", "/api/v1/jobs/1", {"GET", "DELETE"}),
+                                      ("GET", "/api/v1/devices/1/probe", {"POST"}),
+                                      ("GET", "/api/v1/jobs/1/cancel", {"POST"}),
+                                      ("DELETE", "/api/v1/health", {"GET"}),
+                                      ("POST", "/metrics", {"GET"}),
+                                      ("DELETE", "/api/v1/images", {"GET", "POST"})):
+            _, headers = self.assertError(d, method, path, status=405, code="method_not_allowed")
+            allow = {m.strip() for m in headers["allow"].split(",")}
+            self.assertTrue(allowed <= allow, (path, headers["allow"]))
+
+    def test_json_body_errors(self):
+        d = self.d
+        post = "/api/v1/devices"
+        doc, _ = self.assertError(d, "POST", post, b'{"conn": ', code="invalid_json",
+                                  headers={"Content-Type": "application/json"})
+        self.assertIn("line 1", doc["error"]["message"])
+        self.assertError(d, "POST", post, b'{"conn": "udp:127.0.0.1:9",}', code="invalid_json",
+                         headers={"Content-Type": "application/json"})
+        self.assertError(d, "POST", post, b'\xff\xfe', code="invalid_json",
+                         headers={"Content-Type": "application/json"})
+        self.assertError(d, "POST", post, b'{"conn": "a", "conn": "b"}', code="invalid_json",
+                         headers={"Content-Type": "application/json"})
+        self.assertError(d, "POST", post, [1, 2], code="invalid_json")
+        self.assertError(d, "POST", post, b'"udp:127.0.0.1:9"', code="invalid_json",
+                         headers={"Content-Type": "application/json"})
+        self.assertError(d, "POST", post, b'', code="bad_request", headers={"Content-Type": "application/json"})
+        # Content-Type: strict.
+        self.assertError(d, "POST", post, b'{"conn": "udp:127.0.0.1:9"}', status=415,
+                         code="unsupported_media_type", headers={"Content-Type": "text/plain"})
+        status, _, data = raw_http(d, "POST", post, headers=["Content-Length: 26"], body=b'{"conn":"udp:127.0.0.1:9"}')
+        self.assertEqual(status, 415, data)
+        self.assertEqual(json.loads(data)["error"]["code"], "unsupported_media_type")
+        d.api("POST", post, b'{"conn": "udp:127.0.0.1:9"}', headers={"Content-Type": "application/json; charset=utf-8"},
+              expect=201)
+        # Wrong types, unknown and missing fields name the field.
+        for body, field in (({"conn": 5}, "conn"), ({"conn": None}, "conn"), ({"conn": ""}, "conn"),
+                            ({}, "conn"), ({"conn": "udp:127.0.0.1:9", "name": "x"}, "name"),
+                            ({"conn": ["udp:127.0.0.1:9"]}, "conn")):
+            self.assertError(d, "POST", post, body, code="invalid_field", contains="'%s'" % field)
+        self.assertError(d, "POST", post, {"conn": "nosuch:abc"}, code="invalid_field", contains="transport")
+        self.assertError(d, "POST", post, {"conn": "no-colon-here"}, status=400)
+        # Over max_body: refused at the headers with Content-Length...
+        big = json.dumps({"conn": "udp:127.0.0.1:9", "pad": "x" * MAX_BODY}).encode()
+        self.assertError(d, "POST", post, big, status=413, code="payload_too_large",
+                         headers={"Content-Type": "application/json"})
+        status, _, data = raw_http(d, "POST", post, headers=["Content-Type: application/json",
+                                                             "Content-Length: 100000000"])
+        self.assertEqual(status, 413, data)
+        # ... and after the fact when chunked.
+        status, _, data = raw_http(d, "POST", post, headers=["Content-Type: application/json"],
+                                   chunks=[big[i:i + 500] for i in range(0, len(big), 500)])
+        self.assertEqual(status, 413, data)
+        self.assertEqual(json.loads(data)["error"]["code"], "payload_too_large")
+        # A chunked body under the limit is fine.
+        small = json.dumps({"conn": "udp:127.0.0.1:10"}).encode()
+        status, _, data = raw_http(d, "POST", post, headers=["Content-Type: application/json"],
+                                   chunks=[small[:7], small[7:]])
+        self.assertEqual(status, 201, data)
+        d.api("GET", "/api/v1/health", expect=200)
+
+    def test_devices(self):
+        d = self.d
+        base = 20000 + random.randrange(20000)
+        conns = ["udp:127.0.0.1:%d" % (base + i) for i in range(7)]
+        devs = [add_device(d, c) for c in conns]
+        for dev, conn in zip(devs, conns):
+            self.assertDevice(dev)
+            self.assertEqual(dev["conn"], conn)
+            self.assertEqual(dev["transport"], "udp")
+            self.assertEqual(dev["source"], "rest")
+            self.assertIsNone(dev["job"])
+        # Adding again gives the same device with 200.
+        again = add_device(d, conns[0], expect=200)
+        self.assertEqual(again["id"], devs[0]["id"])
+
+        ident = devs[0]["id"]
+        _, got = d.api("GET", "/api/v1/devices/%d" % ident, expect=200)
+        self.assertEqual(got["conn"], conns[0])
+        _, got = d.api("GET", "/api/v1/devices/" + urllib.parse.quote(conns[0], safe=""), expect=200)
+        self.assertEqual(got["id"], ident)
+        _, got = d.api("GET", "/api/v1/devices/%d/" % ident, expect=200)
+        self.assertEqual(got["id"], ident)
+        for bad in ("999999", "abc", "0", "udp%3A127.0.0.1%3A1", "-1", "18446744073709551616"):
+            self.assertError(d, "GET", "/api/v1/devices/" + bad, status=404, code="not_found")
+
+        # Lists, filters and pages.
+        _, doc = d.api("GET", "/api/v1/devices?limit=%d" % PAGE_MAX, expect=200)
+        self.assertEqual(set(doc), {"devices", "total", "limit", "offset"})
+        ours = [x for x in doc["devices"] if x["conn"] in conns]
+        self.assertEqual(len(ours), len(conns))
+        total = doc["total"]
+        self.assertEqual(doc["limit"], PAGE_MAX)
+        self.assertEqual(doc["offset"], 0)
+        _, doc = d.api("GET", "/api/v1/devices", expect=200)
+        self.assertEqual(doc["limit"], PAGE_MAX)  # the default (100) capped by page_max
+        _, p1 = d.api("GET", "/api/v1/devices?limit=3&offset=0", expect=200)
+        _, p2 = d.api("GET", "/api/v1/devices?limit=3&offset=3", expect=200)
+        self.assertEqual(len(p1["devices"]), 3)
+        self.assertEqual((p1["total"], p1["limit"], p1["offset"]), (total, 3, 0))
+        self.assertEqual(p2["offset"], 3)
+        self.assertFalse({x["id"] for x in p1["devices"]} & {x["id"] for x in p2["devices"]})
+        _, past = d.api("GET", "/api/v1/devices?offset=%d" % (total + 5), expect=200)
+        self.assertEqual(past["devices"], [])
+        self.assertEqual(past["total"], total)
+        _, doc = d.api("GET", "/api/v1/devices?transport=udp&limit=50", expect=200)
+        self.assertEqual(doc["total"], total)
+        _, doc = d.api("GET", "/api/v1/devices?transport=ble", expect=200)
+        self.assertEqual(doc["total"], 0)
+        for state in ("new", "online", "unreachable", "absent"):
+            _, doc = d.api("GET", "/api/v1/devices?state=" + state, expect=200)
+            self.assertTrue(all(x["state"] == state for x in doc["devices"]))
+        _, doc = d.api("GET", "/api/v1/devices?name=no-such-name-anywhere", expect=200)
+        self.assertEqual(doc["total"], 0)
+        _, doc = d.api("GET", "/api/v1/devices?image=" + "ab" * 32, expect=200)
+        self.assertEqual(doc["total"], 0)
+        for query, field in (("limit=0", "limit"), ("limit=%d" % (PAGE_MAX + 1), "limit"), ("limit=abc", "limit"),
+                             ("limit=-1", "limit"), ("offset=-1", "offset"), ("offset=1x", "offset"),
+                             ("state=broken", "state"), ("image=xyz", "image")):
+            self.assertError(d, "GET", "/api/v1/devices?" + query, code="invalid_field", contains="'%s'" % field)
+
+        # Probe: 202 (or busy while the probe started at the add runs).
+        status, doc = d.api("POST", "/api/v1/devices/%d/probe" % devs[1]["id"])
+        self.assertIn(status, (202, 409), doc)
+        if status == 202:
+            self.assertDevice(doc)
+        else:
+            self.assertEqual(doc["error"]["code"], "busy")
+        self.assertError(d, "POST", "/api/v1/devices/999999/probe", status=404, code="not_found")
+
+        # History.
+        _, hist = d.api("GET", "/api/v1/devices/%d/history" % ident, expect=200)
+        self.assertTrue(hist["events"], hist)
+        for ev in hist["events"]:
+            self.assertEqual(set(ev), {"time", "type", "image", "job", "message"})
+            self.assertTrue(RFC3339_MS.match(ev["time"]))
+        _, hist = d.api("GET", "/api/v1/devices/%d/history?limit=1" % ident, expect=200)
+        self.assertEqual(len(hist["events"]), 1)
+        self.assertError(d, "GET", "/api/v1/devices/%d/history?limit=0" % ident, code="invalid_field")
+        self.assertError(d, "GET", "/api/v1/devices/999999/history", status=404, code="not_found")
+
+        # Forget.
+        status, _, data = d.http("DELETE", "/api/v1/devices/" + urllib.parse.quote(conns[2], safe=""))
+        self.assertEqual(status, 204, data)
+        self.assertEqual(data, b"")
+        self.assertError(d, "GET", "/api/v1/devices/%d" % devs[2]["id"], status=404, code="not_found")
+        self.assertError(d, "DELETE", "/api/v1/devices/%d" % devs[2]["id"], status=404, code="not_found")
+        _, doc = d.api("GET", "/api/v1/devices?limit=%d" % PAGE_MAX, expect=200)
+        self.assertEqual(doc["total"], total - 1)
+
+    def test_images(self):
+        d = self.d
+        data = read_file(image_path("imgtool-ecdsa-p256.bin"))
+        img = upload(d, data, name="fw p256.bin")
+        self.assertEqual(set(img) - {"created"}, {"id", "name", "version", "size", "image_size", "sha256", "signed",
+                                                 "key", "added", "in_use"})
+        self.assertTrue(img["created"])
+        self.assertRegex(img["id"], r"^[0-9a-f]{64}$")
+        self.assertEqual(img["name"], "fw p256.bin")
+        self.assertEqual(img["version"], dumpinfo_version("imgtool-ecdsa-p256.bin"))
+        self.assertEqual(img["size"], len(data))
+        self.assertEqual(img["sha256"], hashlib.sha256(data).hexdigest())
+        self.assertFalse(img["signed"])  # no keys configured
+        self.assertFalse(img["in_use"])
+        self.assertTrue(RFC3339_MS.match(img["added"]))
+        # The id is MCUboot's image hash: the SHA256 TLV over header and body.
+        hdr_size = int.from_bytes(data[8:10], "little")
+        img_size = int.from_bytes(data[12:16], "little")
+        protected = int.from_bytes(data[10:12], "little")
+        self.assertEqual(img["image_size"], img_size)
+        self.assertEqual(img["id"], hashlib.sha256(data[:hdr_size + img_size + protected]).hexdigest())
+
+        again = upload(d, data, name="other-name.bin")
+        self.assertEqual(again["id"], img["id"])
+        self.assertFalse(again["created"])
+
+        unsigned, unsigned_hash = mcuimg.make_image(version=(3, 4, 5, 6), size=4096, seed=9)
+        doc = upload(d, unsigned)
+        self.assertEqual(doc["id"], unsigned_hash)
+        self.assertEqual(doc["version"], "3.4.5+6")
+        self.assertIsNone(doc["name"])
+
+        _, lst = d.api("GET", "/api/v1/images", expect=200)
+        self.assertIn(img["id"], [x["id"] for x in lst["images"]])
+        self.assertIn(unsigned_hash, [x["id"] for x in lst["images"]])
+        _, got = d.api("GET", "/api/v1/images/" + img["id"], expect=200)
+        self.assertEqual(got["sha256"], img["sha256"])
+        _, got = d.api("GET", "/api/v1/images/" + img["id"].upper(), expect=200)
+        self.assertEqual(got["id"], img["id"])
+        self.assertError(d, "GET", "/api/v1/images/" + "0" * 64, status=404, code="not_found")
+        self.assertError(d, "GET", "/api/v1/images/nothex", status=404, code="not_found")
+
+        # Invalid images: truncated, random bytes, empty, a bad hash.
+        for bad in (data[:len(data) // 2], data[:31], os.urandom(5000), b"", b"\x3d\xb8\xf3\x96" + bytes(60)):
+            self.assertError(d, "POST", "/api/v1/images", bad, code="invalid_image",
+                             headers={"Content-Type": "application/octet-stream"})
+        corrupt = bytearray(unsigned)
+        corrupt[0x300] ^= 0xFF
+        self.assertError(d, "POST", "/api/v1/images", bytes(corrupt), code="invalid_image",
+                         headers={"Content-Type": "application/octet-stream"})
+        self.assertError(d, "POST", "/api/v1/images?name=" + "n" * 300, data, code="invalid_field",
+                         headers={"Content-Type": "application/octet-stream"})
+
+        # Too large: at the headers (no body sent at all), and chunked.
+        status, _, body = raw_http(d, "POST", "/api/v1/images",
+                                   headers=["Content-Type: application/octet-stream",
+                                            "Content-Length: %d" % (IMAGE_MAX + 1)])
+        self.assertEqual(status, 413, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
+        big, _ = mcuimg.make_image(size=IMAGE_MAX + 1000)
+        status, _, body = raw_http(d, "POST", "/api/v1/images", headers=["Content-Type: application/octet-stream"],
+                                   chunks=[big[i:i + 16384] for i in range(0, len(big), 16384)])
+        self.assertEqual(status, 413, body)
+        self.assertEqual(json.loads(body)["error"]["code"], "payload_too_large")
+        # A chunked image within the limit is stored.
+        mid, mid_hash = mcuimg.make_image(size=50000, seed=3)
+        status, _, body = raw_http(d, "POST", "/api/v1/images", headers=["Content-Type: application/octet-stream"],
+                                   chunks=[mid[i:i + 7000] for i in range(0, len(mid), 7000)])
+        self.assertEqual(status, 201, body)
+        self.assertEqual(json.loads(body)["id"], mid_hash)
+        # An upload cut off half way leaves nothing behind.
+        s = socket.create_connection(("127.0.0.1", d.port))
+        s.sendall(("POST /api/v1/images HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Length: %d\r\n\r\n" % (TOKEN, len(mid))).encode() + mid[:10000])
+        s.close()
+        _, lst2 = d.api("GET", "/api/v1/images", expect=200)
+        self.assertEqual(len(lst2["images"]), len(lst["images"]) + 1)
+
+        # Delete.
+        status, _, body = d.http("DELETE", "/api/v1/images/" + unsigned_hash)
+        self.assertEqual(status, 204, body)
+        self.assertError(d, "GET", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
+        self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
+        d.api("GET", "/api/v1/health", expect=200, token=False)
+
+    def test_jobs_validation(self):
+        d = self.d
+        imgdata, image = mcuimg.make_image(size=4096, seed=11)
+        upload(d, imgdata)
+        dev = add_device(d, "udp:127.0.0.1:%d" % (40000 + random.randrange(20000)))
+        post = "/api/v1/jobs"
+        _, before = d.api("GET", "/api/v1/jobs", expect=200)
+
+        self.assertError(d, "POST", post, {"image": "0" * 64, "devices": [dev["id"]]}, status=404,
+                         code="not_found", contains="0" * 64)
+        self.assertError(d, "POST", post, {"image": image, "devices": [dev["id"], 999999]}, status=404,
+                         code="not_found", contains="999999")
+        self.assertError(d, "POST", post, {"image": image, "devices": ["udp:127.0.0.1:1"]}, status=404,
+                         code="not_found", contains="udp:127.0.0.1:1")
+        for body, field in (({"devices": [dev["id"]]}, "image"),
+                            ({"image": 5, "devices": [dev["id"]]}, "image"),
+                            ({"image": image}, "devices"),
+                            ({"image": image, "devices": []}, "devices"),
+                            ({"image": image, "devices": dev["id"]}, "devices"),
+                            ({"image": image, "devices": list(range(1, 1002))}, "devices"),
+                            ({"image": image, "devices": [dev["id"], dev["conn"]]}, "devices"),
+                            ({"image": image, "devices": [dev["id"], str(dev["id"])]}, "devices"),
+                            ({"image": image, "devices": [1.5]}, "devices[0]"),
+                            ({"image": image, "devices": [None]}, "devices[0]"),
+                            ({"image": image, "devices": [dev["id"]], "mode": "fast"}, "mode"),
+                            ({"image": image, "devices": [dev["id"]], "mode": 1}, "mode"),
+                            ({"image": image, "devices": [dev["id"]], "attempts": 0}, "attempts"),
+                            ({"image": image, "devices": [dev["id"]], "attempts": 11}, "attempts"),
+                            ({"image": image, "devices": [dev["id"]], "attempts": "3"}, "attempts"),
+                            ({"image": image, "devices": [dev["id"]], "priority": 1}, "priority")):
+            self.assertError(d, "POST", post, body, code="invalid_field", contains="'%s" % field)
+        self.assertError(d, "POST", post, b"{", code="invalid_json", headers={"Content-Type": "application/json"})
+        self.assertError(d, "POST", post, b"{}", status=415, headers={"Content-Type": "text/json"})
+        _, after = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertEqual(after["total"], before["total"], "a refused request created jobs")
+
+        for bad in ("999999", "abc", "0"):
+            self.assertError(d, "GET", "/api/v1/jobs/" + bad, status=404, code="not_found")
+            self.assertError(d, "POST", "/api/v1/jobs/%s/cancel" % bad, status=404, code="not_found")
+            self.assertError(d, "DELETE", "/api/v1/jobs/" + bad, status=404, code="not_found")
+        for query, field in (("state=broken", "state"), ("limit=0", "limit"), ("limit=%d" % (PAGE_MAX + 1), "limit"),
+                             ("offset=x", "offset")):
+            self.assertError(d, "GET", "/api/v1/jobs?" + query, code="invalid_field", contains="'%s'" % field)
+        _, doc = d.api("GET", "/api/v1/jobs?device=999999&image=" + "0" * 64, expect=200)
+        self.assertEqual((doc["jobs"], doc["total"]), ([], 0))
+
+    def test_events_filter_errors(self):
+        self.assertError(self.d, "GET", "/api/v1/events?types=job-state,bogus", code="invalid_field",
+                         contains="'types'")
+
+    def test_metrics(self):
+        d = self.d
+        status, headers, data = d.http("GET", "/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"), headers)
+        text = data.decode()
+        self.assertTrue(text.endswith("\n"))
+        types = {}
+        samples = {}
+        for line in text.splitlines():
+            if line.startswith("# HELP "):
+                self.assertRegex(line, r"^# HELP [a-z_]+ \S.*$")
+            elif line.startswith("# TYPE "):
+                _, _, name, kind = line.split()
+                self.assertIn(kind, ("counter", "gauge"))
+                types[name] = kind
+            else:
+                m = re.match(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (\d+(\.\d+)?)$', line)
+                self.assertTrue(m, "not a Prometheus sample: %r" % line)
+                self.assertIn(m.group(1), types, "sample before its TYPE: %r" % line)
+                samples[m.group(1) + (m.group(2) or "")] = float(m.group(4))
+        for name in ("smpgw_devices", "smpgw_jobs", "smpgw_images", "smpgw_jobs_finished_total",
+                     "smpgw_bytes_uploaded_total", "smpgw_probes_total", "smpgw_rest_requests_total",
+                     "smpgw_db_flushes_total", "smpgw_uptime_seconds"):
+            self.assertIn(name, types)
+        for counter in ("smpgw_jobs_finished_total", "smpgw_bytes_uploaded_total", "smpgw_rest_requests_total"):
+            self.assertEqual(types[counter], "counter")
+        for state in ("new", "online", "unreachable", "absent"):
+            self.assertIn('smpgw_devices{state="%s"}' % state, samples)
+        for state in ("queued", "running", "succeeded", "failed", "cancelled"):
+            self.assertIn('smpgw_jobs{state="%s"}' % state, samples)
+        for result in ("succeeded", "failed", "cancelled"):
+            self.assertIn('smpgw_jobs_finished_total{result="%s"}' % result, samples)
+        _, _, data2 = d.http("GET", "/metrics")
+        later = re.search(r"^smpgw_rest_requests_total (\d+)$", data2.decode(), re.M)
+        self.assertGreater(int(later.group(1)), samples["smpgw_rest_requests_total"])
+        self.assertError(d, "GET", "/metrics", status=401, code="unauthorized", token=False)
+
+
+class Push(RestCase):
+    """A full push over REST to three smpsim devices, watched over SSE."""
+
+    def test_push_to_three(self):
+        with Sim(count=3) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(3)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            for dev in devs:
+                self.assertDevice(dev)
+                self.assertIsNotNone(dev["params"])
+                active = [s for s in dev["images"] if s["active"]]
+                self.assertEqual(active[0]["version"], "1.0.0")
+            old_hash = active[0]["hash"]
+            _, doc = d.api("GET", "/api/v1/devices?state=online&image=" + old_hash, expect=200)
+            self.assertEqual(sorted(x["id"] for x in doc["devices"]), sorted(ids))
+
+            sse = SSEClient(d, "?types=job-added,job-state,job-progress")
+            everything = SSEClient(d)
+            try:
+                self.assertEqual(sse.status, 200)
+                self.assertTrue(sse.headers["content-type"].startswith("text/event-stream"))
+                imgdata, new_hash = mcuimg.make_image(version=(2, 1, 0, 0), size=48 * 1024, seed=5)
+                image = upload(d, imgdata, name="v2.bin")["id"]
+                self.assertEqual(image, new_hash)
+
+                _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [ids[0], str(ids[1]), conns[2]],
+                                                        "mode": "test-and-confirm", "attempts": 2}, expect=201)
+                jobs = job_ids(doc)
+                self.assertEqual(len(jobs), 3)
+                for j, dev_id, conn in zip(doc["jobs"], ids, conns):
+                    self.assertJob(j)
+                    self.assertEqual((j["device"], j["conn"], j["image"]), (dev_id, conn, image))
+                    self.assertEqual((j["mode"], j["max_attempts"]), ("test-and-confirm", 2))
+                    self.assertIsNone(j["rollout"])
+
+                # While they are unfinished: no second job, no forget, no image delete.
+                self.assertError(d, "POST", "/api/v1/jobs", {"image": image, "devices": [ids[2]]}, status=409,
+                                 code="busy", contains=str(ids[2]))
+                self.assertError(d, "DELETE", "/api/v1/devices/%d" % ids[0], status=409, code="busy")
+                self.assertError(d, "DELETE", "/api/v1/images/" + image, status=409, code="busy")
+                _, img = d.api("GET", "/api/v1/images/" + image, expect=200)
+                self.assertTrue(img["in_use"])
+                _, dev = d.api("GET", "/api/v1/devices/%d" % ids[0], expect=200)
+                self.assertIn(dev["job"], jobs)
+                _, lst = d.api("GET", "/api/v1/jobs", expect=200)
+                self.assertEqual(lst["total"], 3)
+
+                finished = wait_jobs_finished(d, jobs)
+                for j in finished:
+                    self.assertEqual(j["state"], "succeeded", j)
+                    self.assertEqual(j["outcome"], "updated", j)
+                    self.assertEqual(j["bytes_sent"], j["bytes_total"])
+                    self.assertEqual(j["progress"], 1)
+                    self.assertTrue(RFC3339_MS.match(j["finished"]))
+
+                def updated():
+                    devs = [d.api("GET", "/api/v1/devices/%d" % i, expect=200)[1] for i in ids]
+                    for dev in devs:
+                        if not any(s["hash"] == new_hash and s["active"] and s["confirmed"] for s in dev["images"]):
+                            return None
+                    return devs
+                for dev in d.wait_for(updated, timeout=20, what="devices showing the new image"):
+                    slot = [s for s in dev["images"] if s["hash"] == new_hash][0]
+                    self.assertEqual(slot["version"], "2.1.0")
+                    self.assertIsNone(dev["job"])
+
+                sse.wait_for(lambda evs: sum(1 for e in evs if e[0] == "job-state" and e[2]["state"] == "succeeded")
+                             >= 3, timeout=10, what="three job-state succeeded events")
+                evs = sse.snapshot()
+                kinds = {e[0] for e in evs}
+                self.assertTrue({"job-added", "job-state", "job-progress"} <= kinds, kinds)
+                self.assertEqual(sorted(e[2]["id"] for e in evs if e[0] == "job-added"), sorted(jobs))
+                self.assertTrue(all(e[0] in ("job-added", "job-state", "job-progress") for e in evs))
+                numbers = [e[1] for e in evs]
+                self.assertEqual(numbers, sorted(numbers))
+                self.assertEqual(len(set(numbers)), len(numbers))
+                for e in evs:
+                    self.assertJob(e[2])
+                progress = [e[2]["bytes_sent"] for e in evs if e[0] == "job-progress" and e[2]["id"] == jobs[0]]
+                self.assertEqual(progress, sorted(progress))
+                # The unfiltered stream saw the image and the devices change too.
+                everything.wait_for(lambda evs: {"image-added", "device-changed", "job-state"} <= {e[0] for e in evs},
+                                    timeout=10, what="image-added, device-changed, job-state")
+            finally:
+                sse.close()
+                everything.close()
+
+            # Lists and filters over finished jobs, newest first.
+            _, lst = d.api("GET", "/api/v1/jobs?state=succeeded", expect=200)
+            self.assertEqual(lst["total"], 3)
+            self.assertEqual([j["id"] for j in lst["jobs"]], sorted(jobs, reverse=True))
+            _, lst = d.api("GET", "/api/v1/jobs?limit=2", expect=200)
+            self.assertEqual((len(lst["jobs"]), lst["total"], lst["limit"]), (2, 3, 2))
+            _, lst2 = d.api("GET", "/api/v1/jobs?limit=2&offset=2", expect=200)
+            self.assertEqual([j["id"] for j in lst["jobs"] + lst2["jobs"]], sorted(jobs, reverse=True))
+            _, lst = d.api("GET", "/api/v1/jobs?device=%d" % ids[1], expect=200)
+            self.assertEqual([j["id"] for j in lst["jobs"]], [jobs[1]])
+            _, lst = d.api("GET", "/api/v1/jobs?device=" + urllib.parse.quote(conns[2], safe=""), expect=200)
+            self.assertEqual([j["id"] for j in lst["jobs"]], [jobs[2]])
+            _, lst = d.api("GET", "/api/v1/jobs?image=%s&state=failed" % image, expect=200)
+            self.assertEqual(lst["total"], 0)
+            _, doc = d.api("GET", "/api/v1/devices?image=" + new_hash, expect=200)
+            self.assertEqual(doc["total"], 3)
+
+            # Finished jobs cannot be cancelled.
+            self.assertError(d, "POST", "/api/v1/jobs/%d/cancel" % jobs[0], status=409, code="conflict")
+            self.assertError(d, "DELETE", "/api/v1/jobs/%d" % jobs[0], status=409, code="conflict")
+
+            _, hist = d.api("GET", "/api/v1/devices/%d/history" % ids[0], expect=200)
+            self.assertIn(jobs[0], [e["job"] for e in hist["events"]])
+            self.assertIn(image, [e["image"] for e in hist["events"]])
+
+            _, health = d.api("GET", "/api/v1/health", expect=200)
+            self.assertEqual((health["devices"], health["jobs_running"]), (3, 0))
+            _, _, text = d.http("GET", "/metrics")
+            text = text.decode()
+            self.assertIn('smpgw_jobs_finished_total{result="succeeded"} 3\n', text)
+            self.assertIn('smpgw_jobs{state="succeeded"} 3\n', text)
+            self.assertIn('smpgw_devices{state="online"} 3\n', text)
+            uploaded = int(re.search(r"^smpgw_bytes_uploaded_total (\d+)$", text, re.M).group(1))
+            self.assertGreaterEqual(uploaded, 3 * len(imgdata))
+
+            # Once nothing uses them, the image and the devices can go.
+            status, _, _ = d.http("DELETE", "/api/v1/images/" + image)
+            self.assertEqual(status, 204)
+            status, _, _ = d.http("DELETE", "/api/v1/devices/%d" % ids[0])
+            self.assertEqual(status, 204)
+
+
+class Cancel(RestCase):
+    """Slow devices, so jobs are still running when they are cancelled."""
+
+    def test_cancel_and_busy(self):
+        with Sim("--bandwidth", "20000", count=2) as sim, Daemon() as d:
+            ids = [add_device(d, "udp:127.0.0.1:%d" % (sim.port + i))["id"] for i in range(2)]
+            wait_online(d, ids)
+            imgdata, image = mcuimg.make_image(size=96 * 1024, seed=21)
+            upload(d, imgdata)
+            sse = SSEClient(d, "?types=job-state")
+            try:
+                _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": ids, "mode": "upload-only"},
+                               expect=201)
+                jobs = job_ids(doc)
+
+                def uploading():
+                    js = [d.api("GET", "/api/v1/jobs/%d" % j, expect=200)[1] for j in jobs]
+                    return js if all(j["state"] == "running" and j["bytes_sent"] > 0 for j in js) else None
+                d.wait_for(uploading, timeout=30, what="both jobs uploading")
+
+                self.assertError(d, "DELETE", "/api/v1/devices/%d" % ids[0], status=409, code="busy",
+                                 contains=str(jobs[0]))
+                self.assertError(d, "POST", "/api/v1/devices/%d/probe" % ids[0], status=409, code="busy")
+                self.assertError(d, "DELETE", "/api/v1/images/" + image, status=409, code="busy")
+
+                _, j0 = d.api("POST", "/api/v1/jobs/%d/cancel" % jobs[0], expect=200)
+                self.assertJob(j0)
+                self.assertEqual(j0["id"], jobs[0])
+                _, j1 = d.api("DELETE", "/api/v1/jobs/%d" % jobs[1], expect=200)
+                self.assertEqual(j1["id"], jobs[1])
+                for j in wait_jobs_finished(d, jobs, timeout=30):
+                    self.assertEqual(j["state"], "cancelled", j)
+                    self.assertLess(j["bytes_sent"], len(imgdata))
+                self.assertError(d, "POST", "/api/v1/jobs/%d/cancel" % jobs[0], status=409, code="conflict")
+                sse.wait_for(lambda evs: {e[2]["id"] for e in evs if e[2]["state"] == "cancelled"} == set(jobs),
+                             timeout=10, what="cancelled events")
+            finally:
+                sse.close()
+            _, lst = d.api("GET", "/api/v1/jobs?state=cancelled", expect=200)
+            self.assertEqual(lst["total"], 2)
+            status, _, _ = d.http("DELETE", "/api/v1/devices/%d" % ids[0])
+            self.assertEqual(status, 204)
+            status, _, _ = d.http("DELETE", "/api/v1/images/" + image)
+            self.assertEqual(status, 204)
+
+
+class Signatures(RestCase):
+    """[images] keys= makes a valid signature by one of them mandatory.
+    No tokens_file here: the API is then open."""
+
+    def test_signature_required(self):
+        keys = image_path("key-ecdsa-p256.pub.pem")
+        with Daemon(config="[images]\nkeys=%s\n" % keys) as d:
+            d.api("GET", "/api/v1/devices", expect=200, token=False)
+            good = upload(d, read_file(image_path("imgtool-ecdsa-p256.bin")))
+            self.assertTrue(good["signed"])
+            self.assertIsNotNone(good["key"])
+            for name in ("imgtool-ed25519.bin", "imgtool-unsigned.bin"):
+                self.assertError(d, "POST", "/api/v1/images", read_file(image_path(name)), code="signature_invalid",
+                                 headers={"Content-Type": "application/octet-stream"})
+            unsigned, _ = mcuimg.make_image(size=4096)
+            self.assertError(d, "POST", "/api/v1/images", unsigned, code="signature_invalid",
+                             headers={"Content-Type": "application/octet-stream"})
+            _, lst = d.api("GET", "/api/v1/images", expect=200)
+            self.assertEqual([x["id"] for x in lst["images"]], [good["id"]])
+
+
+@unittest.skipUnless(have("openssl"), "needs the openssl command to make a certificate")
+class Tls(RestCase):
+    def test_https(self):
+        with Daemon(start=False, tokens=[TOKEN]) as d:
+            cert, key = os.path.join(d.dir, "cert.pem"), os.path.join(d.dir, "key.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1"],
+                           check=True, capture_output=True)
+            with open(d.config_path, "a") as f:
+                f.write("tls_cert=%s\ntls_key=%s\n" % (cert, key))
+            d.start()
+            ctx = ssl.create_default_context(cafile=cert)
+            ctx.check_hostname = False
+            conn = http.client.HTTPSConnection("127.0.0.1", d.port, context=ctx, timeout=10)
+            conn.request("GET", "/api/v1/devices", headers={"Authorization": "Bearer " + TOKEN})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(json.loads(resp.read())["total"], 0)
+            conn.close()
+            # Plain HTTP to the TLS port gets no answer that http.client accepts.
+            with self.assertRaises((http.client.HTTPException, OSError)):
+                d.http("GET", "/api/v1/health", timeout=3)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
