@@ -112,13 +112,15 @@ static const char *column_text(sqlite3_stmt *stmt, int i) {
 
 /* A copy of a nullable text column; NULL stays NULL. */
 static int column_strdup(sqlite3_stmt *stmt, int i, char **ret) {
-        const char *v = column_text(stmt, i);
-        if (!v) {
-                if (sqlite3_errcode(sqlite3_db_handle(stmt)) == SQLITE_NOMEM)
-                        return -ENOMEM;
+        if (column_is_null(stmt, i)) {
                 *ret = NULL;
                 return 0;
         }
+        /* NULL for a value that is not NULL: SQLite ran out of memory
+         * converting it. */
+        const char *v = column_text(stmt, i);
+        if (!v)
+                return -ENOMEM;
         char *s = strdup(v);
         if (!s)
                 return -ENOMEM;

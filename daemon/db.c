@@ -146,6 +146,32 @@ static int db_pragma_text(struct db *db, const char *sql, char **ret) {
         return 0;
 }
 
+/* Applies one step in its own transaction.  IMMEDIATE takes the write
+ * lock before user_version is read again: a step another process
+ * applied in the meantime is seen and skipped, not applied twice. */
+static int db_migrate_step(struct db *db, const struct db_migration *step) {
+        char sql[64];
+        int64_t version;
+        int r;
+
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        r = db_pragma_int(db, "PRAGMA user_version", &version);
+        if (r >= 0 && version < step->version) {
+                r = db_exec(db, step->sql);
+                if (r >= 0) {
+                        snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", step->version);
+                        r = db_exec(db, sql);
+                }
+        }
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0)
+                db_rollback(db);
+        return r;
+}
+
 static int db_migrate(struct db *db) {
         unsigned target = db_schema_version();
         int64_t version;
@@ -163,46 +189,15 @@ static int db_migrate(struct db *db) {
 
         for (unsigned i = 0; i < db_migrations_count; i++) {
                 const struct db_migration *step = &db_migrations[i];
-                char sql[64];
 
                 if (step->version <= (uint64_t) version)
                         continue;
-
-                /* IMMEDIATE takes the write lock before reading
-                 * user_version again: another process that migrated in
-                 * the meantime is seen, not migrated over. */
-                r = db_exec(db, "BEGIN IMMEDIATE");
+                r = db_migrate_step(db, step);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to start migration %s of %s: %s", step->name,
+                        return log_error_errno(r, "Migration %s of %s failed, rolled back: %s", step->name,
                                                db->path, sqlite3_errmsg(db->sqlite));
-                r = db_pragma_int(db, "PRAGMA user_version", &version);
-                if (r < 0)
-                        goto fail;
-                if ((uint64_t) version >= step->version) {
-                        r = db_exec(db, "COMMIT");
-                        if (r < 0)
-                                goto fail;
-                        continue;
-                }
-                r = db_exec(db, step->sql);
-                if (r < 0)
-                        goto fail;
-                snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", step->version);
-                r = db_exec(db, sql);
-                if (r < 0)
-                        goto fail;
-                r = db_exec(db, "COMMIT");
-                if (r < 0)
-                        goto fail;
-                version = step->version;
                 log_info("Database %s: applied migration %s (schema version %u)", db->path, step->name,
                          step->version);
-                continue;
-        fail:
-                log_error_errno(r, "Migration %s of %s failed, rolled back: %s", step->name, db->path,
-                                sqlite3_errmsg(db->sqlite));
-                db_rollback(db);
-                return r;
         }
         return 0;
 }
@@ -318,17 +313,17 @@ int db_check(struct db *db, char **ret_message) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int rc;
 
+        /* Not logging: the watchdog timer calls this and says what it
+         * makes of the answer. */
         if (!db)
                 return -EINVAL;
         rc = sqlite3_prepare_v2(db->sqlite, "PRAGMA quick_check", -1, &stmt, NULL);
-        if (rc != SQLITE_OK)
-                return log_error_errno(db_errno(db, rc), "Failed to check database %s: %s", db->path,
-                                       sqlite3_errmsg(db->sqlite));
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
-                return log_error_errno(rc == SQLITE_DONE ? -EIO : db_errno(db, rc),
-                                       "Failed to check database %s: %s", db->path,
-                                       sqlite3_errmsg(db->sqlite));
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+                log_debug("Database %s: quick_check: %s", db->path, sqlite3_errmsg(db->sqlite));
+                return rc == SQLITE_DONE ? -EIO : db_errno(db, rc);
+        }
 
         const char *first = (const char *) sqlite3_column_text(stmt, 0);
         if (first && streq(first, "ok")) {
@@ -336,7 +331,6 @@ int db_check(struct db *db, char **ret_message) {
                         *ret_message = NULL;
                 return 0;
         }
-        log_error("Database %s fails its integrity check: %s", db->path, first ? first : "(no message)");
         if (ret_message) {
                 *ret_message = strdup(first ? first : "integrity check failed");
                 if (!*ret_message)

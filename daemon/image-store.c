@@ -319,9 +319,13 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
         return 0;
 }
 
-/* Copies fd (from its current position: it may be a pipe) into a new
- * store temporary file, refusing more than max bytes. */
-static int copy_into_tmp(struct manager *m, int fd, uint64_t max, int *ret_fd, char **ret_reason) {
+/* Copies fd into a new store temporary file, refusing more than max
+ * bytes.  A regular file is read whole with pread(): its offset may be
+ * shared with the process that passed it (D-Bus fd passing dups the
+ * description) and is left alone; anything else (a pipe) is read from
+ * where it is. */
+static int copy_into_tmp(struct manager *m, int fd, bool seekable, uint64_t max, int *ret_fd,
+                         char **ret_reason) {
         _cleanup_close_ int tmp = -1;
         _cleanup_free_ uint8_t *buf = NULL;
         uint64_t total = 0;
@@ -334,7 +338,8 @@ static int copy_into_tmp(struct manager *m, int fd, uint64_t max, int *ret_fd, c
         if (!buf)
                 return reject(ret_reason, -ENOMEM, "out of memory");
         for (;;) {
-                ssize_t n = read(fd, buf, IMAGE_COPY_BLOCK);
+                ssize_t n = seekable ? pread(fd, buf, IMAGE_COPY_BLOCK, (off_t) total)
+                                     : read(fd, buf, IMAGE_COPY_BLOCK);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -510,7 +515,7 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
                 /* A regular file too large is refused before copying it. */
                 if (S_ISREG(st.st_mode) && (uint64_t) st.st_size > max)
                         goto too_big;
-                r = copy_into_tmp(m, fd, max, &copy, ret_reason);
+                r = copy_into_tmp(m, fd, S_ISREG(st.st_mode), max, &copy, ret_reason);
                 if (r == -EFBIG)
                         goto too_big;
                 if (r < 0)

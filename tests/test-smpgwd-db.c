@@ -777,8 +777,12 @@ static void test_store_add(void) {
         _cleanup_free_ uint8_t *data = read_file(src, &len);
 
         ASSERT_OK(manager_add_observer(m, on_event, &events));
+        /* A regular file is read whole, wherever its offset is (the
+         * sender may share it), and the offset is left alone. */
         int fd = open_data("imgtool-ecdsa-p256.bin");
+        ASSERT_EQ(lseek(fd, 100, SEEK_SET), 100);
         ASSERT_OK(image_store_add_fd(m, fd, "app.bin", &img, &created, &reason));
+        ASSERT_EQ(lseek(fd, 0, SEEK_CUR), 100);
         close(fd);
         ASSERT_TRUE(created);
         ASSERT_TRUE(reason == NULL);
