@@ -167,8 +167,12 @@ static int db_migrate_step(struct db *db, const struct db_migration *step) {
         }
         if (r >= 0)
                 r = db_exec(db, "COMMIT");
-        if (r < 0)
+        if (r < 0) {
+                /* Logged before the rollback replaces SQLite's message. */
+                log_error_errno(r, "Migration %s of %s failed, rolled back: %s", step->name, db->path,
+                                sqlite3_errmsg(db->sqlite));
                 db_rollback(db);
+        }
         return r;
 }
 
@@ -194,8 +198,7 @@ static int db_migrate(struct db *db) {
                         continue;
                 r = db_migrate_step(db, step);
                 if (r < 0)
-                        return log_error_errno(r, "Migration %s of %s failed, rolled back: %s", step->name,
-                                               db->path, sqlite3_errmsg(db->sqlite));
+                        return r;
                 log_info("Database %s: applied migration %s (schema version %u)", db->path, step->name,
                          step->version);
         }
