@@ -38,7 +38,6 @@ int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t s
         if (req->upload_size + size > limit) {
                 /* Chunked uploads carry no Content-Length to refuse early. */
                 req->body_too_large = true;
-                req->drained = req->upload_size + size;
                 closep(&req->upload_fd);
                 req->upload_fd = -1;
                 return 0;

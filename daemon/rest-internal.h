@@ -91,9 +91,10 @@ struct rest_request {
         uint64_t upload_size;
         int upload_error;              /* a write to the temporary file failed */
 
-        /* Bytes past the limit: the rest of the body is drained (up to
-         * as much again, then the connection is closed) and 413 is the
-         * reply. */
+        /* Past the limit, the rest of the body is read and dropped so the
+         * client can read our 413 (MHD allows no reply while a body is
+         * arriving); after `drained` exceeds as much again as the limit
+         * (at least 1 MiB) the connection is simply closed. */
         bool body_too_large;
         uint64_t drained;
 

@@ -679,7 +679,6 @@ static int rest_request_body(struct rest_request *req, const char *data, size_t 
 
         if (req->body_len + size > limit) {
                 req->body_too_large = true;
-                req->drained = req->body_len + size;
                 free(req->body);
                 req->body = NULL;
                 req->body_len = req->body_alloc = 0;
