@@ -429,6 +429,9 @@ static int method_scan(sd_bus_message *message, void *userdata, sd_bus_error *er
         int r;
 
         r = manager_scan(api->manager);
+        if (r == -ENOTCONN)
+                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
+                                        "Discovery is disabled in the configuration ([discovery] enabled=no).");
         /* A round already running is what the caller asked for. */
         if (r < 0 && r != -EALREADY)
                 return dbus_error_set(error, r, "Cannot start a discovery round: %s.", strerror(-r));

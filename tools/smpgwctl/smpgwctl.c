@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd-daemon.h"
 #include "config.h"
 #include "ctl-session.h"
 #include "smpgwctl.h"
@@ -47,6 +48,14 @@ static const struct ctl_command commands[] = {
           cmd_update },
         /* no device: discovery */
         { "scan", NULL, "[--seconds N]", "List SMP devices nearby (BLE discovery)", cmd_scan },
+        /* daemon mode: smpgwd over D-Bus (--bus after the command) */
+        { "devices", NULL, "", "List the devices smpgwd knows", cmd_devices },
+        { "device", NULL, "ID|CONN", "Show one device smpgwd knows, with its slots", cmd_device_show },
+        { "images", "add", "FILE", "Store an image file in smpgwd; prints its id", cmd_images_add },
+        { "images", NULL, "", "List the images stored in smpgwd", cmd_images },
+        { "push", NULL, "IMAGE DEVICE... [--wait]", "Have smpgwd update devices; prints job ids", cmd_push },
+        { "jobs", NULL, "", "List smpgwd's jobs", cmd_jobs },
+        { "watch", NULL, "[JOB...] [--follow]", "Follow smpgwd's jobs live", cmd_watch },
 };
 
 static void help(FILE *f) {
@@ -60,7 +69,8 @@ static void help(FILE *f) {
                 "      --version         show the version\n"
                 "\n");
         ctl_global_options_help(f);
-        fprintf(f, "\nCommands (all but 'image info' and 'scan' talk to the device given with --conn):\n");
+        fprintf(f, "\nCommands (from 'echo' to 'update': the device given with --conn; from 'devices' on:\n"
+                   "smpgwd over D-Bus, the system bus unless --bus session|ADDRESS follows the command):\n");
         for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
                 char name[64];
                 snprintf(name, sizeof(name), "%s%s%s %s", commands[i].group, commands[i].verb ? " " : "",
@@ -70,6 +80,8 @@ static void help(FILE *f) {
         fprintf(f, "\n");
         ctl_exit_codes_help(f);
         fprintf(f, "  ('image info' also: 5  keys given, but no signature is valid with them)\n"
+                   "  (daemon mode also: 6  smpgwd not reachable; 10 smpgwd refused the request;\n"
+                   "   11 a job failed or was cancelled)\n"
                    "\n"
                    "'smpgwctl COMMAND --help' describes a command.\n");
 }

@@ -1,0 +1,526 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""smpgwd's D-Bus API (org.smpgw, dbus/org.smpgw.xml) against a running
+daemon on a private dbus-daemon, with smpsim devices over UDP: every
+method and its errors, the signals, the introspection against the XML
+contract, a full push to three devices, smpgwctl's daemon mode, and the
+bus policy (dbus/org.smpgw.conf) for an unprivileged caller.
+
+Method calls go through python3-dbus; signals are read from
+`busctl monitor --json=short` (python3-dbus needs a GLib main loop for
+signals, and Debian's /usr/bin/python3 may lack gi)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+sys.path.insert(0, os.path.dirname(__file__))
+import daemonharness  # noqa: E402
+from daemonharness import Daemon, Sim, image_path  # noqa: E402
+
+import dbus  # noqa: E402
+
+NAME = "org.smpgw"
+ROOT = "/org/smpgw"
+MANAGER = "org.smpgw.Manager1"
+DEVICE = "org.smpgw.Device1"
+IMAGE = "org.smpgw.Image1"
+JOB = "org.smpgw.Job1"
+PROPS = "org.freedesktop.DBus.Properties"
+XML_PATH = os.path.join(daemonharness.SRCDIR, "dbus", "org.smpgw.xml")
+POLICY_PATH = os.path.join(daemonharness.SRCDIR, "dbus", "org.smpgw.conf")
+
+NEW_IMAGE = image_path("imgtool-ecdsa-p256.bin")      # version 1.2.3+4, unsigned check off
+OTHER_IMAGE = image_path("imgtool-ed25519.bin")
+
+
+class Monitor:
+    """busctl monitor on the bus, messages from or to org.smpgw as JSON,
+    collected by a thread."""
+
+    def __init__(self, address):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            ["stdbuf", "-oL", "busctl", "--address=" + address, "monitor", "--json=short", NAME],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("busctl monitor did not start")
+
+    def _read(self):
+        for line in self.proc.stdout:
+            line = line.decode(errors="replace").strip()
+            if line.startswith("Monitoring"):
+                self.ready.set()
+                continue
+            if not line.startswith("{"):
+                continue
+            msg = json.loads(line)
+            with self.lock:
+                self.messages.append(msg)
+
+    def signals(self, member, path=None):
+        with self.lock:
+            return [m for m in self.messages if m.get("type") == "signal" and m.get("member") == member
+                    and (path is None or m.get("path") == path)]
+
+    def wait_signal(self, predicate, timeout=30, what="signal"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for m in self.messages:
+                    if m.get("type") == "signal" and predicate(m):
+                        return m
+            time.sleep(0.05)
+        raise AssertionError("no %s in %d s" % (what, timeout))
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+
+def dbus_error_name(exc):
+    return exc.get_dbus_name() if isinstance(exc, dbus.exceptions.DBusException) else None
+
+
+class TestDBus(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # 1 KiB/s links: a push takes seconds, long enough to see it
+        # running (Busy) and its progress signals.
+        cls.sim = Sim("--bandwidth", "1k", count=4)
+        cls.daemon = Daemon()
+        cls.bus = dbus.bus.BusConnection(cls.daemon.bus.address)
+        cls.monitor = Monitor(cls.daemon.bus.address)
+        cls.conns = ["udp:127.0.0.1:%d" % (cls.sim.port + i) for i in range(4)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.monitor.stop()
+        cls.bus.close()
+        rc = cls.daemon.stop()
+        cls.sim.stop()
+        if rc != 0:
+            raise RuntimeError("smpgwd exited with %d" % rc)
+
+    # ---- helpers ----
+
+    def obj(self, path, interface):
+        return dbus.Interface(self.bus.get_object(NAME, path), interface)
+
+    def manager(self):
+        return self.obj(ROOT, MANAGER)
+
+    def get(self, path, interface, prop):
+        return self.obj(path, PROPS).Get(interface, prop)
+
+    def get_all(self, path, interface):
+        return self.obj(path, PROPS).GetAll(interface)
+
+    def managed(self):
+        return self.obj(ROOT, "org.freedesktop.DBus.ObjectManager").GetManagedObjects()
+
+    def paths_with(self, interface):
+        return sorted(str(p) for p, ifaces in self.managed().items() if interface in ifaces)
+
+    def assertDBusError(self, name, fn, *args, **kw):
+        with self.assertRaises(dbus.exceptions.DBusException) as cm:
+            fn(*args, **kw)
+        self.assertEqual(dbus_error_name(cm.exception), name, cm.exception.get_dbus_message())
+        # the message is a sentence, not just a name
+        self.assertTrue(cm.exception.get_dbus_message(), "error without a message")
+        return cm.exception
+
+    def add_image(self, path, name=None):
+        with open(path, "rb") as f:
+            return self.manager().AddImage(dbus.types.UnixFd(f.fileno()), name or os.path.basename(path))
+
+    def ensure_devices(self):
+        return [str(self.manager().AddDevice(c)) for c in self.conns]
+
+    def wait_job_final(self, path, timeout=120):
+        def final():
+            state = str(self.get(path, JOB, "State"))
+            return state if state in ("succeeded", "failed", "cancelled") else None
+        return self.daemon.wait_for(final, timeout=timeout, what="job %s to finish" % path)
+
+    # ---- tests (they share one daemon and run in name order) ----
+
+    def test_01_name_and_manager_properties(self):
+        owner = self.bus.get_name_owner(NAME)
+        self.assertTrue(owner.startswith(":"))
+        self.assertRegex(str(self.get(ROOT, MANAGER, "Version")), r"^\d+\.\d+")
+        transports = [str(t) for t in self.get(ROOT, MANAGER, "Transports")]
+        self.assertIn("udp", transports)
+        self.assertEqual(int(self.get(ROOT, MANAGER, "JobsRunning")), 0)
+
+    def test_02_add_image(self):
+        m = self.manager()
+        # a pipe whose writer is closed: not a regular file
+        r, w = os.pipe()
+        os.close(w)
+        try:
+            self.assertDBusError("org.smpgw.Error.InvalidImage", m.AddImage, dbus.types.UnixFd(r), "pipe")
+        finally:
+            os.close(r)
+        # a regular file that is no MCUboot image
+        with tempfile.TemporaryFile() as f:
+            f.write(b"this is not firmware\n" * 100)
+            f.flush()
+            e = self.assertDBusError("org.smpgw.Error.InvalidImage", m.AddImage,
+                                     dbus.types.UnixFd(f.fileno()), "junk.bin")
+            self.assertIn("MCUboot", e.get_dbus_message())
+        # a name with a control character
+        with open(NEW_IMAGE, "rb") as f:
+            self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.AddImage,
+                                 dbus.types.UnixFd(f.fileno()), "bad\nname")
+        self.assertEqual(self.paths_with(IMAGE), [])
+
+        path, image_id, created = self.add_image(NEW_IMAGE)
+        self.assertTrue(created)
+        self.assertEqual(len(image_id), 64)
+        self.assertEqual(str(path), "%s/image/%s" % (ROOT, image_id))
+        props = self.get_all(path, IMAGE)
+        self.assertEqual(props["Id"], image_id)
+        self.assertEqual(props["Name"], "imgtool-ecdsa-p256.bin")
+        self.assertEqual(props["Version"], "1.2.3+4")
+        self.assertEqual(props["Size"], os.path.getsize(NEW_IMAGE))
+        self.assertFalse(props["InUse"])
+        self.monitor.wait_signal(lambda s: s["member"] == "InterfacesAdded" and s["payload"]["data"][0] == path,
+                                 what="InterfacesAdded for the image")
+        # the same image again, from a file offset at its end: the whole
+        # file is read anyway, and nothing new is stored
+        with open(NEW_IMAGE, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            again = m.AddImage(dbus.types.UnixFd(f.fileno()), "")
+        self.assertEqual((str(again[0]), str(again[1]), bool(again[2])), (str(path), image_id, False))
+        TestDBus.image_id = str(image_id)
+
+    def test_03_add_device(self):
+        m = self.manager()
+        paths = self.ensure_devices()
+        self.assertEqual(len(set(paths)), 4)
+        for p in paths:
+            self.assertRegex(p, r"^/org/smpgw/device/[1-9][0-9]*$")
+            self.monitor.wait_signal(lambda s, p=p: s["member"] == "InterfacesAdded" and s["payload"]["data"][0] == p,
+                                     what="InterfacesAdded for " + p)
+        # known already: the same object
+        self.assertEqual(str(m.AddDevice(self.conns[0])), paths[0])
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.AddDevice, "not a connection string")
+        self.assertDBusError("org.smpgw.Error.NotFound", m.AddDevice, "nosuchtransport:127.0.0.1:1")
+        m.Scan()
+        # the probe reads the device: online, its slots, its parameters
+        for p in paths:
+            self.daemon.wait_for(lambda p=p: str(self.get(p, DEVICE, "State")) == "online", what=p + " online")
+            props = self.get_all(p, DEVICE)
+            self.assertIn(props["Conn"], self.conns)
+            self.assertEqual(props["Transport"], "udp")
+            self.assertEqual(props["Job"], "/")
+            self.assertGreater(props["BufSize"], 0)
+            self.assertGreater(props["LastProbe"], 0)
+            self.assertEqual(props["Bootloader"], "MCUboot")
+            slots = props["Images"]
+            self.assertTrue(any(s["active"] and s["confirmed"] for s in slots), slots)
+            self.assertEqual(set(slots[0].keys()), {"image", "slot", "version", "hash", "active", "confirmed",
+                                                    "pending", "bootable", "permanent"})
+        managed = self.managed()
+        self.assertEqual(len([1 for i in managed.values() if DEVICE in i]), 4)
+        self.assertEqual(len([1 for i in managed.values() if IMAGE in i]), 1)
+        TestDBus.devices = paths
+
+    def test_04_push_refusals_create_nothing(self):
+        m = self.manager()
+        ids = [p.rsplit("/", 1)[1] for p in self.devices]
+        self.assertDBusError("org.smpgw.Error.NotFound", m.Push, "0" * 64, ids[:1], {})
+        self.assertDBusError("org.smpgw.Error.NotFound", m.Push, self.image_id, [ids[0], "999999"], {})
+        self.assertDBusError("org.smpgw.Error.NotFound", m.Push, self.image_id, ["udp:127.0.0.1:9"], {})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id,
+                             dbus.Array([], signature="s"), {})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id,
+                             [ids[0], self.conns[0]], {})  # the same device twice
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
+                             {"mode": dbus.UInt32(1)})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
+                             {"mode": "sideways"})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
+                             {"attempts": "three"})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
+                             {"attempts": dbus.UInt32(0)})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
+                             {"colour": "blue"})
+        self.assertDBusError("org.smpgw.Error.NotFound", self.obj(self.devices[0], DEVICE).Push, "f" * 64, {})
+        self.assertEqual(self.paths_with(JOB), [])
+
+    def test_05_push_to_three_devices(self):
+        m = self.manager()
+        targets = self.devices[:3]
+        specs = [targets[0].rsplit("/", 1)[1], self.conns[1], targets[2].rsplit("/", 1)[1]]
+        jobs = [str(j) for j in m.Push(self.image_id, specs, {"mode": "test-and-confirm",
+                                                               "attempts": dbus.UInt32(2)})]
+        self.assertEqual(len(jobs), 3)
+        for j, dev in zip(jobs, targets):
+            self.assertRegex(j, r"^/org/smpgw/job/[1-9][0-9]*$")
+            props = self.get_all(j, JOB)
+            self.assertEqual(props["Device"], dev)
+            self.assertEqual(props["ImageId"], self.image_id)
+            self.assertEqual(props["Image"], "%s/image/%s" % (ROOT, self.image_id))
+            self.assertEqual(props["Mode"], "test-and-confirm")
+            self.assertEqual(props["MaxAttempts"], 2)
+            self.monitor.wait_signal(lambda s, j=j: s["member"] == "InterfacesAdded" and s["payload"]["data"][0] == j,
+                                     what="InterfacesAdded for " + j)
+
+        # while they run: a second push to a busy device is refused as a
+        # whole, and what a running job holds cannot go
+        self.assertTrue(bool(self.get(self.image_path(), IMAGE, "InUse")))
+        self.assertDBusError("org.smpgw.Error.Busy", m.Push, self.image_id, [specs[0], self.conns[3]], {})
+        self.assertDBusError("org.smpgw.Error.Busy", self.obj(targets[1], DEVICE).Push, self.image_id, {})
+        self.assertDBusError("org.smpgw.Error.Busy", self.obj(targets[2], DEVICE).Forget)
+        self.assertDBusError("org.smpgw.Error.Busy", self.obj(self.image_path(), IMAGE).Delete)
+        self.assertEqual(self.paths_with(JOB), sorted(jobs))   # device 4 got nothing
+        self.daemon.wait_for(lambda: str(self.get(targets[0], DEVICE, "Job")) in jobs, what="Device.Job set")
+
+        # progress as PropertiesChanged while uploading
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == jobs[0]
+            and s["payload"]["data"][0] == JOB and "BytesSent" in s["payload"]["data"][1]
+            and 0 < s["payload"]["data"][1]["BytesSent"]["data"] < os.path.getsize(NEW_IMAGE),
+            timeout=60, what="a progress PropertiesChanged mid-upload")
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == ROOT
+            and "JobsRunning" in s["payload"]["data"][1], what="JobsRunning PropertiesChanged")
+
+        for j in jobs:
+            self.assertEqual(self.wait_job_final(j), "succeeded", self.get_all(j, JOB))
+            props = self.get_all(j, JOB)
+            self.assertEqual(props["Outcome"], "updated")
+            self.assertEqual(props["Progress"], 1.0)
+            self.assertEqual(props["BytesSent"], props["BytesTotal"])
+            self.assertGreater(props["Finished"], 0)
+            self.assertEqual(props["Error"], "")
+            self.monitor.wait_signal(
+                lambda s, j=j: s["member"] == "PropertiesChanged" and s["path"] == j
+                and s["payload"]["data"][1].get("State", {}).get("data") == "succeeded",
+                what="State=succeeded PropertiesChanged for " + j)
+        # the devices run the new image, confirmed
+        for dev in targets:
+            def updated(dev=dev):
+                slots = self.get(dev, DEVICE, "Images")
+                return any(s["hash"] == self.image_id and s["active"] and s["confirmed"] for s in slots)
+            self.daemon.wait_for(updated, what=dev + " running the new image")
+            self.assertEqual(str(self.get(dev, DEVICE, "Job")), "/")
+        self.assertEqual(int(self.get(ROOT, MANAGER, "JobsRunning")), 0)
+        self.assertFalse(bool(self.get(self.image_path(), IMAGE, "InUse")))
+        self.assertDBusError("org.smpgw.Error.AlreadyFinished", self.obj(jobs[0], JOB).Cancel)
+        TestDBus.jobs = jobs
+
+    def image_path(self):
+        return "%s/image/%s" % (ROOT, self.image_id)
+
+    def test_06_cancel(self):
+        dev = self.devices[3]
+        job = str(self.obj(dev, DEVICE).Push(self.image_id, {"mode": "upload-only"}))
+        self.obj(job, JOB).Cancel()
+        self.assertEqual(self.wait_job_final(job, timeout=30), "cancelled")
+        self.assertDBusError("org.smpgw.Error.AlreadyFinished", self.obj(job, JOB).Cancel)
+        self.daemon.wait_for(lambda: str(self.get(dev, DEVICE, "Job")) == "/", what="device free again")
+
+    def test_07_probe_forget_delete(self):
+        dev = self.devices[3]
+        before = int(self.get(dev, DEVICE, "LastProbe"))
+        self.obj(dev, DEVICE).Probe()
+        self.daemon.wait_for(lambda: int(self.get(dev, DEVICE, "LastProbe")) > before, what="a new probe")
+        self.obj(dev, DEVICE).Forget()
+        self.monitor.wait_signal(lambda s: s["member"] == "InterfacesRemoved" and s["payload"]["data"][0] == dev,
+                                 what="InterfacesRemoved for the device")
+        self.assertNotIn(dev, self.paths_with(DEVICE))
+        with self.assertRaises(dbus.exceptions.DBusException):
+            self.get(dev, DEVICE, "Id")
+
+        path, other_id, created = self.add_image(OTHER_IMAGE)
+        self.assertTrue(created)
+        self.obj(path, IMAGE).Delete()
+        self.monitor.wait_signal(lambda s: s["member"] == "InterfacesRemoved" and s["payload"]["data"][0] == path,
+                                 what="InterfacesRemoved for the image")
+        self.assertNotIn(str(path), self.paths_with(IMAGE))
+
+    def test_08_introspection_matches_xml(self):
+        """The running daemon's interfaces are those of dbus/org.smpgw.xml:
+        members, signatures, argument names and directions, annotations."""
+        def interfaces(root):
+            result = {}
+            for iface in root.findall("interface"):
+                name = iface.get("name")
+                if not name.startswith("org.smpgw."):
+                    continue
+                members = {}
+                for el in iface:
+                    if el.tag not in ("method", "property", "signal"):
+                        continue
+                    args = tuple((a.get("name"), a.get("type"), a.get("direction", "in" if el.tag == "method" else None))
+                                 for a in el.findall("arg"))
+                    annotations = frozenset((a.get("name"), a.get("value")) for a in el.findall("annotation"))
+                    members[(el.tag, el.get("name"))] = (el.get("type"), el.get("access"), args, annotations)
+                result[name] = members
+            return result
+
+        expected = interfaces(ET.parse(XML_PATH).getroot())
+        self.assertEqual(set(expected), {MANAGER, DEVICE, IMAGE, JOB})
+        live = {}
+        for path in (ROOT, self.devices[0], self.image_path(), self.jobs[0]):
+            xml = self.obj(path, "org.freedesktop.DBus.Introspectable").Introspect()
+            live.update(interfaces(ET.fromstring(str(xml))))
+        self.assertEqual(set(live), set(expected))
+        for name in expected:
+            self.assertEqual(live[name], expected[name], name)
+
+    def test_09_smpgwctl(self):
+        d = self.daemon
+        dev1 = self.devices[0].rsplit("/", 1)[1]
+
+        out = d.smpgwctl("devices").stdout.decode()
+        for conn in self.conns[:3]:
+            self.assertIn(conn, out)
+        self.assertIn("1.2.3", out)
+        listed = json.loads(d.smpgwctl("devices", "--json").stdout)
+        self.assertTrue(listed["ok"])
+        self.assertEqual(len(listed["devices"]), 3)
+
+        out = d.smpgwctl("device", dev1).stdout.decode()
+        self.assertIn(self.image_id, out)
+        self.assertIn("active", out)
+        self.assertIn(self.conns[0], d.smpgwctl("device", self.conns[0]).stdout.decode())
+        self.assertEqual(d.smpgwctl("device", "4242", check=False).returncode, 10)
+
+        added = d.smpgwctl("images", "add", OTHER_IMAGE).stdout.decode().strip()
+        self.assertRegex(added, r"^[0-9a-f]{64}$")
+        self.assertIn(added, d.smpgwctl("images").stdout.decode())
+        junk = os.path.join(d.dir, "junk.bin")
+        with open(junk, "wb") as f:
+            f.write(b"\0" * 4096)
+        self.assertEqual(d.smpgwctl("images", "add", junk, check=False).returncode, 3)
+
+        # push a file (added on the way) to two devices and wait
+        p = d.smpgwctl("push", OTHER_IMAGE, dev1, self.conns[1], "--wait", timeout=300)
+        lines = p.stdout.decode().splitlines()
+        self.assertRegex(lines[0], r"^\d+$")
+        self.assertRegex(lines[1], r"^\d+$")
+        self.assertIn("succeeded", p.stdout.decode())
+        self.assertIn(added, str(self.get(self.devices[0], DEVICE, "Images")))
+
+        jobs = d.smpgwctl("jobs").stdout.decode()
+        self.assertIn("updated", jobs)
+        listed = json.loads(d.smpgwctl("jobs", "--json").stdout)["jobs"]
+        self.assertEqual(sorted("%s/job/%d" % (ROOT, j["Id"]) for j in listed), self.paths_with(JOB))
+        self.assertEqual(len(listed), 5)   # 3 + 2: device 4's cancelled job went with the device
+
+        # watch a push that runs now, from its start to its end
+        out = d.smpgwctl("push", self.image_id[:12], self.conns[1], "--mode", "test-only").stdout.decode()
+        job_id = out.strip()
+        w = d.smpgwctl("watch", job_id, timeout=300)
+        text = w.stdout.decode()
+        self.assertIn("job %s" % job_id, text)
+        self.assertIn("succeeded", text)
+        self.assertIn("testing", text)
+        # a finished job: watch ends at once; --json gives its properties
+        w = json.loads(d.smpgwctl("watch", job_id, "--json").stdout)
+        self.assertEqual(w["jobs"][0]["Outcome"], "testing")
+
+        # usage and refusals
+        self.assertEqual(d.smpgwctl("push", self.image_id, "4242", check=False).returncode, 10)
+        self.assertEqual(d.smpgwctl("push", self.image_id, dev1, "--mode", "x", check=False).returncode, 10)
+        self.assertEqual(d.smpgwctl("push", "nonsense", dev1, check=False).returncode, 2)
+        self.assertEqual(d.smpgwctl("watch", "x", check=False).returncode, 2)
+        # no daemon on that bus
+        p = d.smpgwctl("devices", "--bus", "unix:path=" + os.path.join(d.dir, "nothing"), check=False)
+        self.assertEqual(p.returncode, 6, p.stderr)
+
+    @unittest.skipUnless(shutil.which("setpriv") and os.geteuid() == 0,
+                         "needs setpriv and root to call as user nobody")
+    def test_10_policy(self):
+        """dbus/org.smpgw.conf on a bus configured like Debian's system bus:
+        nobody may read, not call."""
+        tmp = tempfile.TemporaryDirectory(prefix="smpgw-policy-")
+        conf = os.path.join(tmp.name, "bus.conf")
+        with open(conf, "w") as f:
+            f.write("""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:dir=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>%s</include>
+</busconfig>
+""" % (tmp.name, POLICY_PATH))
+        os.chmod(tmp.name, 0o755)
+        out = subprocess.check_output([daemonharness.DBUS_DAEMON, "--config-file=" + conf, "--fork",
+                                       "--print-address=1", "--print-pid=1"], stdin=subprocess.DEVNULL)
+        address, pid = out.decode().split()
+        try:
+            with Daemon(bus=False, args=["--bus", address], config="[discovery]\nenabled=no\n") as d:
+                def busctl(*args, user=None):
+                    cmd = ["busctl", "--address=" + address] + list(args)
+                    if user:
+                        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + cmd
+                    return subprocess.run(cmd, capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+
+                p = busctl("get-property", NAME, ROOT, MANAGER, "Version", user="nobody")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                p = busctl("call", NAME, ROOT, "org.freedesktop.DBus.ObjectManager", "GetManagedObjects",
+                           user="nobody")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                p = busctl("introspect", NAME, ROOT, user="nobody")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                for call in (["Scan"], ["AddDevice", "s", self.conns[3]]):
+                    p = busctl("call", NAME, ROOT, MANAGER, *call, user="nobody")
+                    self.assertNotEqual(p.returncode, 0)
+                    self.assertIn(b"denied", p.stderr.lower())
+                # root may (the test runs as root); Scan() is refused here
+                # by the daemon itself, as discovery is off
+                p = busctl("call", NAME, ROOT, MANAGER, "Scan")
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(b"Discovery is disabled", p.stderr)
+                p = busctl("call", NAME, ROOT, MANAGER, "AddDevice", "s", self.conns[3])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                # and nobody cannot take the name (given a state directory
+                # it can write, so the name is what fails)
+                state = os.path.join(tmp.name, "nobody")
+                os.makedirs(state)
+                os.chown(state, 65534, 65534)
+                p = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                    daemonharness.SMPGWD, "--bus", address, "--rest", "off",
+                                    "--state-dir", state, "--config", "/dev/null"],
+                                   capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(b"org.smpgw", p.stderr)
+        finally:
+            os.kill(int(pid), 15)
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
