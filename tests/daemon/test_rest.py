@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -22,7 +23,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, Sim, have, image_path  # noqa: E402
+from daemonharness import Daemon, Sim, free_tcp_port, have, image_path  # noqa: E402
 import mcuimg  # noqa: E402
 
 TOKEN = "t0k3n-for-tests"
@@ -812,6 +813,41 @@ class Signatures(RestCase):
                              headers={"Content-Type": "application/octet-stream"})
             _, lst = d.api("GET", "/api/v1/images", expect=200)
             self.assertEqual([x["id"] for x in lst["images"]], [good["id"]])
+
+
+class Reload(RestCase):
+    def test_sighup_rereads_tokens(self):
+        with Daemon(tokens=[TOKEN]) as d:
+            d.api("GET", "/api/v1/jobs", expect=200)
+            with open(os.path.join(d.dir, "tokens"), "w") as f:
+                f.write("# rotated\n\n  new-token  \n")
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: d.http("GET", "/api/v1/jobs", token="new-token")[0] == 200, timeout=10,
+                       what="the new token accepted")
+            self.assertError(d, "GET", "/api/v1/jobs", status=401, code="unauthorized")
+            # A tokens file that cannot be read keeps the tokens in force.
+            os.unlink(os.path.join(d.dir, "tokens"))
+            d.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.5)
+            d.api("GET", "/api/v1/jobs", expect=200, token="new-token")
+
+    @unittest.skipUnless(socket.has_ipv6, "no IPv6")
+    def test_ipv6_listen(self):
+        port = free_tcp_port()
+        try:
+            probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            probe.bind(("::1", 0))
+            probe.close()
+        except OSError:
+            self.skipTest("no IPv6 loopback")
+        with Daemon(args=("--rest", "[::1]:%d" % port)) as d:
+            conn = http.client.HTTPConnection("::1", port, timeout=10)
+            conn.request("GET", "/api/v1/health")
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(json.loads(resp.read())["status"], "ok")
+            conn.close()
+            self.assertIsNotNone(d.proc)
 
 
 @unittest.skipUnless(have("openssl"), "needs the openssl command to make a certificate")
