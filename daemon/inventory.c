@@ -240,8 +240,16 @@ void inventory_check_absent(struct manager *m) {
 
         for (size_t i = 0; i < m->n_devices; i++) {
                 struct device *d = m->devices[i];
-                if (d->state == DEVICE_ABSENT || d->job || d->probe)
+                if (d->job || d->probe || d->probe_queued)
                         continue;
+                if (d->state == DEVICE_ABSENT) {
+                        /* Discovery brings BLE and ranged devices back by
+                         * itself; a device added by its address is only
+                         * back if we ask, so ask at the reprobe pace. */
+                        if (now - d->last_probe_usec > m->config->reprobe_usec)
+                                (void) device_probe(d);
+                        continue;
+                }
                 if (now - d->last_seen_usec <= limit) {
                         /* Present devices are looked at again now and then
                          * (a device updated by someone else, a reboot). */
