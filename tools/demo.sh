@@ -9,7 +9,7 @@
 #      devices' address range; the inventory fills itself
 #   3. an MCUboot image (2.0.0, 192 KiB) POSTed to /api/v1/images
 #   4. POST /api/v1/jobs to all 20 devices; progress from the REST API
-#   5. half-way, smpgwd is killed with SIGKILL; the database passes
+#   5. a third of the way, smpgwd is killed with SIGKILL; the database passes
 #      PRAGMA integrity_check, smpgwd restarts and the uploads resume
 #   6. the devices, now on 2.0.0 confirmed: GET /api/v1/devices,
 #      `smpgwctl devices` (over D-Bus) and `busctl`
@@ -70,8 +70,8 @@ simpid=$!
 for _ in $(seq 100); do grep -q ready "$tmp/sim.out" 2>/dev/null && break; sleep 0.1; done
 
 step "a private D-Bus bus for smpgwd's org.smpgw API"
-read -r busaddr buspid < <(dbus-daemon --config-file="$top/tests/daemon/bus.conf" --fork --print-address=1 \
-                             --print-pid=1 | tr '\n' ' ')
+{ read -r busaddr; read -r buspid; } < <(dbus-daemon --config-file="$top/tests/daemon/bus.conf" --fork \
+                                           --print-address=1 --print-pid=1)
 export DBUS_SYSTEM_BUS_ADDRESS=$busaddr   # smpgwctl talks to the system bus by default
 echo "$busaddr"
 
@@ -120,8 +120,8 @@ image=$(curl_json add-image "$tmp/app-2.0.0.bin")
 step "POST $api/jobs: push $image to every device"
 curl_json push "$image"
 
-step "progress (from GET $api/jobs); smpgwd is killed with SIGKILL half-way"
-curl_json progress --until-fraction 0.5
+step "progress (from GET $api/jobs); smpgwd is killed with SIGKILL a third of the way"
+curl_json progress --until-fraction 0.3
 kill -9 "$gwpid"; wait "$gwpid" 2>/dev/null || true; gwpid=
 echo "smpgwd killed (SIGKILL)."
 echo "PRAGMA integrity_check: $(/usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])" "$tmp/state/smpgw.db")"
