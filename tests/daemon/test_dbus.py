@@ -344,8 +344,9 @@ class TestDBus(unittest.TestCase):
         self.monitor.wait_signal(lambda s: s["member"] == "InterfacesRemoved" and s["payload"]["data"][0] == dev,
                                  what="InterfacesRemoved for the device")
         self.assertNotIn(dev, self.paths_with(DEVICE))
-        with self.assertRaises(dbus.exceptions.DBusException):
-            self.get(dev, DEVICE, "Id")
+        with self.assertRaises(dbus.exceptions.DBusException) as cm:
+            self.bus.get_object(NAME, dev, introspect=False).Get(DEVICE, "Id", dbus_interface=PROPS)
+        self.assertEqual(cm.exception.get_dbus_name(), "org.freedesktop.DBus.Error.UnknownObject")
 
         path, other_id, created = self.add_image(OTHER_IMAGE)
         self.assertTrue(created)
