@@ -10,9 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-/* The top-level config.h (PACKAGE_VERSION), not daemon/config.h. */
-#include "../config.h"
-
+#include "config.h"   /* PACKAGE_VERSION, through smpgwd-config.h */
 #include "rest-internal.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {

@@ -25,10 +25,6 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-/* The top-level build's config.h (PACKAGE_VERSION): daemon/config.h has
- * the same name and wins a plain "config.h" from this directory. */
-#include "../config.h"
-
 #include "config.h"
 #include "log.h"
 #include "manager.h"
