@@ -568,6 +568,9 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
                              (char *[]) { (char *) "BytesSent", (char *) "BytesTotal", (char *) "Progress",
                                           (char *) "Rate", NULL });
                 break;
+        case MANAGER_EVENT_JOB_REMOVED:
+                emit_removed(api, dbus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);
+                break;
         case _MANAGER_EVENT_MAX:
                 break;
         }

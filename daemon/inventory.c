@@ -284,6 +284,7 @@ int manager_forget_device(struct manager *m, struct device *d) {
         for (size_t i = m->n_jobs; i > 0; i--) {
                 struct job *j = m->jobs[i - 1];
                 if (j->device_id == d->id) {
+                        manager_emit(m, MANAGER_EVENT_JOB_REMOVED, d, NULL, j);
                         manager_detach_job(m, j);
                         job_free(j);
                 }

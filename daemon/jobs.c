@@ -495,6 +495,7 @@ void jobs_prune(struct manager *m) {
                 }
                 if (db_job_delete(m->db, j->id) < 0)
                         return;
+                manager_emit(m, MANAGER_EVENT_JOB_REMOVED, NULL, NULL, j);
                 manager_detach_job(m, j);
                 job_free(j);
                 finished--;

@@ -216,6 +216,8 @@ static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) 
 static int on_schedule_defer(sd_event_source *s, void *userdata) {
         struct manager *m = userdata;
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        /* Here, not where a job finishes: nothing walks the job array now. */
+        jobs_prune(m);
         jobs_schedule(m);
         probes_schedule(m);
         return 0;

@@ -152,6 +152,7 @@ enum manager_event_type {
         MANAGER_EVENT_JOB_ADDED,
         MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
         MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
+        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep) or its device forgotten; freed after */
         _MANAGER_EVENT_MAX,
 };
 

@@ -42,6 +42,7 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_JOB_ADDED] = "job-added",
         [MANAGER_EVENT_JOB_STATE] = "job-state",
         [MANAGER_EVENT_JOB_PROGRESS] = "job-progress",
+        [MANAGER_EVENT_JOB_REMOVED] = "job-removed",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -152,6 +153,8 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
         case MANAGER_EVENT_JOB_STATE:
         case MANAGER_EVENT_JOB_PROGRESS:
                 return ev->job ? rest_json_job(m, ev->job) : NULL;
+        case MANAGER_EVENT_JOB_REMOVED:
+                return ev->job ? json_pack("{s:I}", "id", (json_int_t) ev->job->id) : NULL;
         default:
                 return NULL;
         }
