@@ -458,9 +458,12 @@ static int image_store_commit_file(struct manager *m, int fd, const struct file_
                 return -errno;
         (void) unlinkat(dfd, tmp_name, 0);
 
-        if (linkat(AT_FDCWD, proc, dfd, tmp_name, AT_SYMLINK_FOLLOW) < 0) {
-                /* ENOENT: a file that was named once (the mkostemp
-                 * fallback) cannot be linked again; no /proc; EXDEV. */
+        /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (before Linux 6.10);
+         * the /proc magic link does not, but needs /proc.  Neither
+         * works for a file that had a name once (the mkostemp
+         * fallback): that one is copied. */
+        if (linkat(fd, "", dfd, tmp_name, AT_EMPTY_PATH) < 0 &&
+            linkat(AT_FDCWD, proc, dfd, tmp_name, AT_SYMLINK_FOLLOW) < 0) {
                 _cleanup_close_ int out = openat(dfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (out < 0)
                         return -errno;

@@ -103,6 +103,23 @@ static int fd_with(const char *dir, const uint8_t *data, size_t len) {
         return fd;
 }
 
+/* Whether this kernel (and our privileges) can give an O_TMPFILE a
+ * name, so the store must link its temporary files rather than copy
+ * them. */
+static bool can_link_tmpfile(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        _cleanup_free_ char *name = xasprintf("%s/link-probe", dir);
+        char proc[64];
+        if (fd < 0)
+                return false;
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        if (linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH) < 0 &&
+            linkat(AT_FDCWD, proc, AT_FDCWD, name, AT_SYMLINK_FOLLOW) < 0)
+                return false;
+        ASSERT_OK(unlink(name));
+        return true;
+}
+
 /* A second connection, as an outside tool would open the file. */
 static sqlite3 *raw_open(const char *path) {
         sqlite3 *s = NULL;
@@ -845,18 +862,47 @@ static void test_store_add(void) {
         ASSERT_OK(image_store_open_tmp(m, &tmp));
         ASSERT_EQ(write(tmp, pdata, plen), plen);
         ASSERT_OK(image_store_add_fd(m, tmp, "padded.bin", &img, &created, &reason));
-        close(tmp);
         ASSERT_TRUE(created);
         ASSERT_EQ(img->file_size, 8192);
-        ASSERT_EQ(m->n_images, 3);
-        ASSERT_EQ(dir_count(m->images_dir), 3);
-        ASSERT_EQ(events.added, 3);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), 3);
+        if (can_link_tmpfile(dir)) {
+                /* Named in place: the very file written, no copy. */
+                struct stat tmp_st, stored_st;
+                ASSERT_OK(fstat(tmp, &tmp_st));
+                ASSERT_OK(stat(img->path, &stored_st));
+                ASSERT_EQ(tmp_st.st_ino, stored_st.st_ino);
+        } else
+                printf("# O_TMPFILE cannot be linked here; the store copied it\n");
+        close(tmp);
+
+        /* An unlinked file that once had a name (image_store_open_tmp()'s
+         * fallback where O_TMPFILE is missing) cannot be linked again:
+         * the store writes a named copy instead. */
+        _cleanup_free_ char *esrc = data_path("imgtool-ed25519.bin");
+        size_t elen;
+        _cleanup_free_ uint8_t *edata = read_file(esrc, &elen);
+        _cleanup_free_ char *template = xasprintf("%s/.upload-XXXXXX", m->images_dir);
+        tmp = mkostemp(template, O_CLOEXEC);
+        ASSERT_TRUE(tmp >= 0);
+        ASSERT_OK(unlink(template));
+        ASSERT_EQ(write(tmp, edata, elen), elen);
+        ASSERT_OK(image_store_add_fd(m, tmp, "ed.bin", &img, &created, &reason));
+        close(tmp);
+        ASSERT_TRUE(created);
+        size_t elen_stored;
+        _cleanup_free_ uint8_t *estored = read_file(img->path, &elen_stored);
+        ASSERT_EQ(elen_stored, elen);
+        ASSERT_MEMEQ(estored, edata, elen);
+
+        ASSERT_EQ(m->n_images, 4);
+        ASSERT_EQ(dir_count(m->images_dir), 4);
+        ASSERT_EQ(events.added, 4);
+        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), 4);
 
         /* Everything is there after a restart. */
         test_manager_free(m);
         m = store_open(dir);
-        ASSERT_EQ(m->n_images, 3);
+        ASSERT_EQ(m->n_images, 4);
+        ASSERT_EQ(dir_count(m->images_dir), 4);
         ASSERT_TRUE(manager_find_image(m, ID_P256) != NULL);
         /* Hashes pasted in upper case find it too. */
         char upper[65];
