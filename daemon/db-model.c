@@ -619,7 +619,18 @@ int db_image_insert(struct db *db, const struct image *img) {
         bind_u64(&b, 9, img->added_usec);
         if (b.rc != SQLITE_OK)
                 return db_errno(db, b.rc);
-        return step_done(db, ins);
+        /* The image file was fsync'ed already; with NORMAL a power loss
+         * could still roll the row back, and the start-up sweep would
+         * then delete the file of an upload that was answered "stored".
+         * Rare and precious: this commit syncs the WAL. */
+        r = db_exec(db, "PRAGMA synchronous = FULL");
+        if (r < 0)
+                return r;
+        r = step_done(db, ins);
+        int k = db_exec(db, "PRAGMA synchronous = NORMAL");
+        if (k < 0)
+                log_warning_errno(k, "Database %s: cannot return to synchronous=NORMAL: %m", db->path);
+        return r;
 }
 
 int db_job_insert(struct db *db, struct job *j) {
