@@ -74,12 +74,38 @@
  * queued by libcoap's handler and delivered after coap_io_process()
  * returns, so callbacks may send() or close() freely.
  *
+ * Discovery (doc/transport-coap.md).  Arguments, comma-separated, all
+ * optional ("" is all defaults):
+ *
+ *   [multicast][,group=ADDR][,port=N][,seconds=N][,if=NAME][,rt=TYPE][,hops=N]
+ *
+ * One Non-confirmable GET /.well-known/core?rt=TYPE (default
+ * x.mynewt.nmgr, the type Mynewt's oicmgr gives /omgr; rt= sends no
+ * filter) goes to the group (default 224.0.1.187, port 5683) from a
+ * libcoap client context of its own, on the caller's loop like a link.
+ * Every reply carrying our random 8-byte token, 2.05 with link-format
+ * (Content-Format 40) listing a link to /omgr of that type, counts: its
+ * source address and port (coap_session_get_addr_remote() inside the
+ * handler: libcoap 4.3.1 copies each packet's source into the multicast
+ * session) is reported once as coap:HOST:PORT.  After `seconds` (default
+ * 3, at most 60) found(NULL) ends the round and the context is freed,
+ * token and all.  The request is sent once: libcoap would send a repeat
+ * to the last responder, not the group.  Block mode stays off, so only
+ * the first block of a listing is read.  Before anything is sent, a
+ * connect() on a throw-away socket asks the kernel for a route to the
+ * group, so a host without a multicast route fails discover_start with
+ * -ENETUNREACH rather than a silent round.
+ *
  * Logging: the plugin interface has no log callback yet; set
  * SMPGW_DEBUG=1 (or a value containing "coap") to get debug lines, and
  * libcoap's own messages, on stderr.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -87,6 +113,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <coap3/coap.h>
 #include <systemd/sd-event.h>
@@ -708,6 +735,576 @@ static void coap_link_get_stats(struct smp_link *l, struct smp_link_stats *ret) 
         *ret = l->stats;
 }
 
+/* ---- discovery: NON GET /.well-known/core to a multicast group ---- */
+
+#define DISCOVERY_GROUP_DEFAULT "224.0.1.187" /* "All CoAP Nodes", RFC 7252 §12.8 */
+#define DISCOVERY_SECONDS_DEFAULT 3u
+#define DISCOVERY_SECONDS_MAX 60u
+/* Mynewt's oicmgr registers /omgr with this resource type. */
+#define DISCOVERY_RT_DEFAULT "x.mynewt.nmgr"
+#define DISCOVERY_RT_MAX 63u
+/* Distinct responders remembered per round; past this, more are ignored
+ * (a flood must not grow memory without bound). */
+#define DISCOVERY_RESPONDERS_MAX 4096u
+/* Links looked at in one reply before giving up on it. */
+#define DISCOVERY_LINKS_MAX 64u
+#define DISCOVERY_TOKEN_LEN 8u
+
+struct discovery_args {
+        coap_address_t group;
+        unsigned seconds;
+        unsigned hops;         /* 0: the kernel's default (1) */
+        unsigned ifindex;      /* 0: the route decides */
+        char ifname[IF_NAMESIZE];
+        char rt[DISCOVERY_RT_MAX + 1]; /* "" when not filtering */
+};
+
+struct responder {
+        coap_address_t addr;
+        bool reported;
+};
+
+struct smp_discovery {
+        unsigned n_ref;        /* the caller's, plus one per callback in progress */
+        bool stopped;          /* discover_stop() was called */
+        bool finished;         /* found(NULL) was reported */
+        sd_event *event;
+        sd_event_source *io_source, *timer_source;
+        coap_context_t *ctx;
+        coap_session_t *session;
+
+        uint8_t token[DISCOVERY_TOKEN_LEN];
+        char rt[DISCOVERY_RT_MAX + 1];
+
+        struct responder *responders;
+        size_t n_responders, n_alloc;
+
+        smp_discovered_fn found;
+        void *userdata;
+};
+
+static bool parse_unsigned(const char *s, size_t n, unsigned min, unsigned max, unsigned *ret) {
+        unsigned long v = 0;
+        if (n == 0 || n > 9)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                v = v * 10 + (unsigned long) (s[i] - '0');
+        }
+        if (v < min || v > max)
+                return false;
+        *ret = (unsigned) v;
+        return true;
+}
+
+/* A numeric multicast address, IPv6 optionally in brackets and with a
+ * %scope; the port is set later. */
+static int parse_group(const char *s, size_t n, coap_address_t *ret) {
+        char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+
+        if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
+                s++, n -= 2;
+        if (n == 0 || n >= sizeof(host))
+                return -EINVAL;
+        memcpy(host, s, n);
+        host[n] = 0;
+
+        struct addrinfo hints = {
+                .ai_family = AF_UNSPEC,
+                .ai_socktype = SOCK_DGRAM,
+                .ai_flags = AI_NUMERICHOST,
+        };
+        struct addrinfo *ai = NULL;
+        if (getaddrinfo(host, NULL, &hints, &ai) != 0 || !ai)
+                return -EINVAL;
+        if (ai->ai_addrlen > sizeof(ret->addr)) {
+                freeaddrinfo(ai);
+                return -EINVAL;
+        }
+        coap_address_init(ret);
+        memcpy(&ret->addr, ai->ai_addr, ai->ai_addrlen);
+        ret->size = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        return coap_is_mcast(ret) ? 0 : -EINVAL;
+}
+
+/* [multicast][,group=ADDR][,port=N][,seconds=N][,if=NAME][,rt=TYPE][,hops=N];
+ * "" means all defaults. */
+static int parse_discovery_args(const char *args, struct discovery_args *ret) {
+        unsigned port = COAP_DEFAULT_PORT;
+        bool have_group = false;
+        int r;
+
+        *ret = (struct discovery_args) { .seconds = DISCOVERY_SECONDS_DEFAULT };
+        snprintf(ret->rt, sizeof(ret->rt), "%s", DISCOVERY_RT_DEFAULT);
+        if (strnlen(args, SMP_CONN_MAX + 1) > SMP_CONN_MAX)
+                return -ENAMETOOLONG;
+
+        const char *p = args;
+        bool first = true;
+        while (*p) {
+                size_t n = strcspn(p, ",");
+                const char *eq = memchr(p, '=', n);
+                size_t key_len = eq ? (size_t) (eq - p) : n;
+                const char *v = eq ? eq + 1 : NULL;
+                size_t v_len = eq ? n - key_len - 1 : 0;
+
+                if (n == 0)
+                        return -EINVAL;
+                if (!eq && first && n == 9 && strncmp(p, "multicast", 9) == 0)
+                        ; /* the mode, the only one there is */
+                else if (!eq)
+                        return -EINVAL;
+                else if (key_len == 5 && strncmp(p, "group", 5) == 0) {
+                        r = parse_group(v, v_len, &ret->group);
+                        if (r < 0)
+                                return r;
+                        have_group = true;
+                } else if (key_len == 4 && strncmp(p, "port", 4) == 0) {
+                        if (!parse_unsigned(v, v_len, 1, 65535, &port))
+                                return -EINVAL;
+                } else if (key_len == 7 && strncmp(p, "seconds", 7) == 0) {
+                        if (!parse_unsigned(v, v_len, 1, DISCOVERY_SECONDS_MAX, &ret->seconds))
+                                return -EINVAL;
+                } else if (key_len == 4 && strncmp(p, "hops", 4) == 0) {
+                        if (!parse_unsigned(v, v_len, 1, 255, &ret->hops))
+                                return -EINVAL;
+                } else if (key_len == 2 && strncmp(p, "if", 2) == 0) {
+                        if (v_len == 0 || v_len >= sizeof(ret->ifname))
+                                return -EINVAL;
+                        memcpy(ret->ifname, v, v_len);
+                        ret->ifname[v_len] = 0;
+                } else if (key_len == 2 && strncmp(p, "rt", 2) == 0) {
+                        /* A query value: keep it to characters that need no
+                         * percent-encoding and cannot end a link-format token. */
+                        if (v_len > DISCOVERY_RT_MAX)
+                                return -EINVAL;
+                        for (size_t i = 0; i < v_len; i++)
+                                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:",
+                                            v[i]))
+                                        return -EINVAL;
+                        memcpy(ret->rt, v, v_len);
+                        ret->rt[v_len] = 0;
+                } else
+                        return -EINVAL;
+                first = false;
+                p += n;
+                if (*p == ',') {
+                        p++;
+                        if (!*p)
+                                return -EINVAL;
+                }
+        }
+
+        if (!have_group) {
+                r = parse_group(DISCOVERY_GROUP_DEFAULT, strlen(DISCOVERY_GROUP_DEFAULT), &ret->group);
+                if (r < 0)
+                        return r;
+        }
+        coap_address_set_port(&ret->group, (uint16_t) port);
+        if (ret->ifname[0]) {
+                ret->ifindex = if_nametoindex(ret->ifname);
+                if (ret->ifindex == 0)
+                        return -ENODEV;
+                /* For IPv6 the scope picks the interface (the kernel honours
+                 * it for link- and interface-local groups). */
+                if (ret->group.addr.sa.sa_family == AF_INET6)
+                        ret->group.addr.sin6.sin6_scope_id = ret->ifindex;
+        }
+        return 0;
+}
+
+/* For if=NAME with an IPv4 group: the interface's first IPv4 address.
+ * A socket bound to it sends multicast out of that interface (Linux picks
+ * the device owning the source address when no IP_MULTICAST_IF is set,
+ * and libcoap 4.3.1 offers no way to set one). */
+static int ipv4_of_interface(const char *ifname, coap_address_t *ret) {
+        struct ifaddrs *ifa = NULL;
+        int r = -EADDRNOTAVAIL;
+
+        if (getifaddrs(&ifa) < 0)
+                return -errno;
+        for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+                if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && streq(i->ifa_name, ifname)) {
+                        coap_address_init(ret);
+                        memcpy(&ret->addr.sin, i->ifa_addr, sizeof(ret->addr.sin));
+                        ret->addr.sin.sin_port = 0;
+                        ret->size = sizeof(ret->addr.sin);
+                        r = 0;
+                        break;
+                }
+        freeifaddrs(ifa);
+        return r;
+}
+
+/* libcoap sends with sendmsg() only once coap_send() runs and then merely
+ * logs why it failed.  Ask the kernel first, with a throw-away socket,
+ * whether the group is routable from here: connect() on a UDP socket does
+ * the route lookup and reports ENETUNREACH (no multicast route), ENODEV,
+ * EADDRNOTAVAIL and friends, so the caller gets a real reason. */
+static int check_route(const struct discovery_args *a, const coap_address_t *local) {
+        _cleanup_close_ int fd = socket(a->group.addr.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (local && bind(fd, &local->addr.sa, local->size) < 0)
+                return -errno;
+        if (connect(fd, &a->group.addr.sa, a->group.size) < 0)
+                return -errno;
+        return 0;
+}
+
+static void discovery_unref(struct smp_discovery *d) {
+        if (--d->n_ref > 0)
+                return;
+        sd_event_unref(d->event);
+        free(d->responders);
+        free(d);
+}
+
+/* Frees libcoap's side; the token dies with it, so late replies are not
+ * taken for a later round's. */
+static void discovery_shutdown(struct smp_discovery *d) {
+        d->io_source = sd_event_source_disable_unref(d->io_source);
+        d->timer_source = sd_event_source_disable_unref(d->timer_source);
+        if (d->session) {
+                coap_session_set_app_data(d->session, NULL);
+                coap_session_release(d->session);
+                d->session = NULL;
+        }
+        if (d->ctx) {
+                coap_free_context(d->ctx);
+                d->ctx = NULL;
+        }
+}
+
+static void discovery_finish(struct smp_discovery *d) {
+        if (d->finished)
+                return;
+        d->finished = true;
+        discovery_shutdown(d);
+        if (!d->stopped)
+                d->found(NULL, d->userdata);
+}
+
+static bool rt_lists(const char *value, size_t n, const char *rt) {
+        /* rt is a space-separated list (RFC 6690 §3.1). */
+        size_t want = strlen(rt), i = 0;
+        while (i < n) {
+                while (i < n && value[i] == ' ')
+                        i++;
+                size_t start = i;
+                while (i < n && value[i] != ' ')
+                        i++;
+                if (i - start == want && memcmp(value + start, rt, want) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* Whether a link-format body (RFC 6690) has a link to /omgr whose rt lists
+ * the wanted type (any /omgr link when rt is "").  Bounded by the body's
+ * length and DISCOVERY_LINKS_MAX; anything malformed ends the scan with
+ * what was seen so far. */
+static bool links_list_omgr(const char *p, size_t n, const char *rt) {
+        size_t i = 0;
+
+        for (unsigned links = 0; links < DISCOVERY_LINKS_MAX && i < n; links++) {
+                if (p[i] != '<')
+                        return false;
+                const char *target = p + i + 1;
+                const char *close = memchr(target, '>', n - i - 1);
+                if (!close)
+                        return false;
+                size_t target_len = (size_t) (close - target);
+                bool is_omgr = target_len == 5 && memcmp(target, "/omgr", 5) == 0;
+                bool rt_ok = !*rt;
+                i = (size_t) (close - p) + 1;
+
+                while (i < n && p[i] == ';') {
+                        i++;
+                        size_t name = i;
+                        while (i < n && p[i] != '=' && p[i] != ';' && p[i] != ',')
+                                i++;
+                        size_t name_len = i - name;
+                        if (i >= n || p[i] != '=')
+                                continue; /* a flag without value */
+                        i++;
+                        const char *value;
+                        size_t value_len;
+                        if (i < n && p[i] == '"') {
+                                value = p + ++i;
+                                while (i < n && p[i] != '"')
+                                        i += p[i] == '\\' ? 2 : 1;
+                                if (i >= n)
+                                        return false;
+                                value_len = (size_t) (p + i - value);
+                                i++;
+                        } else {
+                                value = p + i;
+                                while (i < n && p[i] != ';' && p[i] != ',')
+                                        i++;
+                                value_len = (size_t) (p + i - value);
+                        }
+                        if (name_len == 2 && memcmp(p + name, "rt", 2) == 0 && *rt &&
+                            rt_lists(value, value_len, rt))
+                                rt_ok = true;
+                }
+                if (is_omgr && rt_ok)
+                        return true;
+                if (i < n && p[i] != ',')
+                        return false;
+                i++;
+        }
+        return false;
+}
+
+/* Formats a responder as HOST:PORT (IPv6 in brackets, a link-local
+ * address with its %interface so that the conn can be opened). */
+static int format_responder(const coap_address_t *a, char *buf, size_t size) {
+        char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 1];
+        uint16_t port = coap_address_get_port(a);
+
+        if (a->addr.sa.sa_family == AF_INET) {
+                if (!inet_ntop(AF_INET, &a->addr.sin.sin_addr, host, sizeof(host)))
+                        return -EINVAL;
+                return snprintf(buf, size, "%s:%u", host, port) < (int) size ? 0 : -ENAMETOOLONG;
+        }
+        if (a->addr.sa.sa_family != AF_INET6)
+                return -EAFNOSUPPORT;
+        const struct in6_addr *in6 = &a->addr.sin6.sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(in6)) {
+                if (!inet_ntop(AF_INET, &in6->s6_addr[12], host, sizeof(host)))
+                        return -EINVAL;
+                return snprintf(buf, size, "%s:%u", host, port) < (int) size ? 0 : -ENAMETOOLONG;
+        }
+        if (!inet_ntop(AF_INET6, in6, host, sizeof(host)))
+                return -EINVAL;
+        if (IN6_IS_ADDR_LINKLOCAL(in6) && a->addr.sin6.sin6_scope_id) {
+                char ifname[IF_NAMESIZE];
+                if (if_indextoname(a->addr.sin6.sin6_scope_id, ifname)) {
+                        size_t l = strlen(host);
+                        snprintf(host + l, sizeof(host) - l, "%%%s", ifname);
+                }
+        }
+        return snprintf(buf, size, "[%s]:%u", host, port) < (int) size ? 0 : -ENAMETOOLONG;
+}
+
+static void discovery_debug(const struct smp_discovery *d, const char *fmt, ...) _printf_(2, 3);
+static void discovery_debug(const struct smp_discovery *d, const char *fmt, ...) {
+        if (!debugging())
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        fprintf(stderr, "smpgw-coap[discovery %p]: ", (const void *) d);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
+}
+
+/* libcoap's handler: notes a new responder, reported once libcoap's pass
+ * is over (found() may stop the discovery, which frees the context). */
+static coap_response_t on_discovery_response(coap_session_t *session, const coap_pdu_t *sent,
+                                             const coap_pdu_t *received, const coap_mid_t mid) {
+        struct smp_discovery *d = coap_session_get_app_data(session);
+        if (!d || d->finished || d->stopped)
+                return COAP_RESPONSE_OK;
+
+        /* libcoap 4.3.1 copies each packet's source into the session. */
+        const coap_address_t *from = coap_session_get_addr_remote(session);
+        coap_bin_const_t token = coap_pdu_get_token(received);
+        if (!from || token.length != sizeof(d->token) || memcmp(token.s, d->token, sizeof(d->token)) != 0)
+                return COAP_RESPONSE_OK; /* not an answer to this round */
+        if (coap_pdu_get_code(received) != COAP_RESPONSE_CODE_CONTENT)
+                return COAP_RESPONSE_OK;
+
+        coap_opt_iterator_t it;
+        coap_opt_t *cf = coap_check_option(received, COAP_OPTION_CONTENT_FORMAT, &it);
+        if (!cf || coap_decode_var_bytes(coap_opt_value(cf), coap_opt_length(cf)) !=
+                           COAP_MEDIATYPE_APPLICATION_LINK_FORMAT)
+                return COAP_RESPONSE_OK;
+        /* Only the first block: block mode is off on this context, so a
+         * large listing is not fetched further (see the top). */
+        size_t len = 0;
+        const uint8_t *data = NULL;
+        if (!coap_get_data(received, &len, &data) || !links_list_omgr((const char *) data, len, d->rt))
+                return COAP_RESPONSE_OK;
+
+        for (size_t i = 0; i < d->n_responders; i++)
+                if (coap_address_equals(&d->responders[i].addr, from))
+                        return COAP_RESPONSE_OK; /* answered twice */
+        if (d->n_responders >= DISCOVERY_RESPONDERS_MAX) {
+                discovery_debug(d, "more than %u responders, ignoring the rest", DISCOVERY_RESPONDERS_MAX);
+                return COAP_RESPONSE_OK;
+        }
+        if (d->n_responders == d->n_alloc) {
+                size_t n = d->n_alloc ? d->n_alloc * 2 : 16;
+                struct responder *r = reallocarray(d->responders, n, sizeof(*r));
+                if (!r)
+                        return COAP_RESPONSE_OK;
+                d->responders = r;
+                d->n_alloc = n;
+        }
+        d->responders[d->n_responders++] = (struct responder) { .addr = *from };
+        return COAP_RESPONSE_OK;
+}
+
+static void discovery_report(struct smp_discovery *d) {
+        for (size_t i = 0; i < d->n_responders && !d->stopped && !d->finished; i++) {
+                struct responder *r = &d->responders[i];
+                char address[INET6_ADDRSTRLEN + IF_NAMESIZE + 16], conn[sizeof(address) + 8];
+                if (r->reported)
+                        continue;
+                r->reported = true;
+                if (format_responder(&r->addr, address, sizeof(address)) < 0)
+                        continue;
+                snprintf(conn, sizeof(conn), "coap:%s", address);
+                discovery_debug(d, "found %s", conn);
+                d->found(&(const struct smp_discovered) { .conn = conn, .address = address }, d->userdata);
+        }
+}
+
+static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct smp_discovery *d = userdata;
+
+        d->n_ref++;
+        int r = coap_io_process(d->ctx, COAP_IO_NO_WAIT);
+        discovery_report(d);
+        if (r < 0 && !d->stopped && !d->finished) {
+                discovery_debug(d, "libcoap I/O failed, ending the round");
+                discovery_finish(d);
+        }
+        discovery_unref(d);
+        return 0;
+}
+
+static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct smp_discovery *d = userdata;
+
+        d->n_ref++;
+        discovery_debug(d, "round over, %zu responder(s)", d->n_responders);
+        discovery_finish(d);
+        discovery_unref(d);
+        return 0;
+}
+
+static int discovery_send(struct smp_discovery *d) {
+        size_t rt_len = strlen(d->rt);
+        char query[DISCOVERY_RT_MAX + 4];
+
+        coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_NON, COAP_REQUEST_CODE_GET, coap_new_message_id(d->session),
+                                        coap_session_max_pdu_size(d->session));
+        if (!pdu)
+                return -ENOMEM;
+        snprintf(query, sizeof(query), "rt=%s", d->rt);
+        if (!coap_add_token(pdu, sizeof(d->token), d->token) ||
+            !coap_add_option(pdu, COAP_OPTION_URI_PATH, 11, (const uint8_t *) ".well-known") ||
+            !coap_add_option(pdu, COAP_OPTION_URI_PATH, 4, (const uint8_t *) "core") ||
+            (rt_len > 0 && !coap_add_option(pdu, COAP_OPTION_URI_QUERY, rt_len + 3, (const uint8_t *) query))) {
+                coap_delete_pdu(pdu);
+                return -ENOMEM;
+        }
+        if (coap_send(d->session, pdu) == COAP_INVALID_MID) /* consumes pdu */
+                return -EIO;
+        return 0;
+}
+
+static int coap_discover_start(sd_event *event, const char *args, smp_discovered_fn found, void *userdata,
+                               struct smp_discovery **ret) {
+        struct discovery_args a;
+        coap_address_t local;
+        bool have_local = false;
+        int r;
+
+        if (!event || !args || !found || !ret)
+                return -EINVAL;
+        r = parse_discovery_args(args, &a);
+        if (r < 0)
+                return r;
+        if (a.ifindex && a.group.addr.sa.sa_family == AF_INET) {
+                r = ipv4_of_interface(a.ifname, &local);
+                if (r < 0)
+                        return r;
+                have_local = true;
+        }
+        r = check_route(&a, have_local ? &local : NULL);
+        if (r < 0)
+                return r;
+
+        coap_global_setup();
+
+        struct smp_discovery *d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->n_ref = 1;
+        d->event = sd_event_ref(event);
+        d->found = found;
+        d->userdata = userdata;
+        memcpy(d->rt, a.rt, sizeof(d->rt));
+        /* Random, so that replies to an earlier round (or to somebody
+         * else's discovery) are not taken for this one's. */
+        if (!coap_prng(d->token, sizeof(d->token))) {
+                r = -EIO;
+                goto fail;
+        }
+
+        d->ctx = coap_new_context(NULL);
+        if (!d->ctx) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        /* No block mode: libcoap would ask the last responder for the
+         * next block of a long listing, and the session's remote address
+         * changes with every reply. */
+        coap_register_response_handler(d->ctx, on_discovery_response);
+        d->session = coap_new_client_session(d->ctx, have_local ? &local : NULL, &a.group, COAP_PROTO_UDP);
+        if (!d->session) {
+                r = -EADDRNOTAVAIL;
+                goto fail;
+        }
+        coap_session_set_app_data(d->session, d);
+        if (a.hops && !coap_mcast_set_hops(d->session, a.hops)) {
+                r = -EINVAL;
+                goto fail;
+        }
+
+        int fd = coap_context_get_coap_fd(d->ctx);
+        if (fd < 0) {
+                r = -EOPNOTSUPP;
+                goto fail;
+        }
+        r = sd_event_add_io(event, &d->io_source, fd, EPOLLIN, on_discovery_io, d);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(d->io_source, "coap-discovery");
+        r = sd_event_add_time_relative(event, &d->timer_source, CLOCK_MONOTONIC,
+                                       (uint64_t) a.seconds * 1000000u, 10000, on_discovery_timer, d);
+        if (r < 0)
+                goto fail;
+        (void) sd_event_source_set_description(d->timer_source, "coap-discovery-end");
+
+        r = discovery_send(d);
+        if (r < 0)
+                goto fail;
+        discovery_debug(d, "GET /.well-known/core%s%s sent, listening %u s", d->rt[0] ? "?rt=" : "", d->rt,
+                        a.seconds);
+        *ret = d;
+        return 0;
+
+fail:
+        discovery_shutdown(d);
+        discovery_unref(d);
+        return r;
+}
+
+static void coap_discover_stop(struct smp_discovery *d) {
+        if (!d || d->stopped)
+                return;
+        d->stopped = true;
+        discovery_shutdown(d);
+        discovery_unref(d);
+}
+
 __attribute__((visibility("default"))) const struct smp_transport smpgw_transport_plugin = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
         .name = "coap",
@@ -717,6 +1314,6 @@ __attribute__((visibility("default"))) const struct smp_transport smpgw_transpor
         .send = coap_link_send,
         .get_info = coap_link_get_info,
         .get_stats = coap_link_get_stats,
-        .discover_start = NULL,
-        .discover_stop = NULL,
+        .discover_start = coap_discover_start,
+        .discover_stop = coap_discover_stop,
 };
