@@ -9,6 +9,10 @@ int sim_coap_open(struct sim *sim, const char *endpoint) {
         return -EOPNOTSUPP;
 }
 
+int sim_coap_multicast(struct sim *sim, const char *group) {
+        return -EOPNOTSUPP;
+}
+
 void sim_coap_send(struct sim_device *d, const struct sim_route *route, const uint8_t *frame, size_t len) {
 }
 

@@ -24,9 +24,15 @@
  * own timer.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <syslog.h>
 
 #include <coap3/coap.h>
@@ -61,6 +67,8 @@ struct pending {
         size_t answer_len;
 };
 
+struct sim_coap_mc;
+
 struct sim_coap {
         struct sim *sim;
         coap_context_t *ctx;
@@ -68,6 +76,8 @@ struct sim_coap {
         sd_event_source *kick_source;
         sd_event_source *expire_source;
         uint16_t port0;
+        struct sockaddr_storage base;  /* the devices' address, port 0 */
+        struct sim_coap_mc *mc;        /* NULL unless --coap-multicast */
 
         struct pending *slots;
         uint32_t n_slots;
@@ -355,6 +365,7 @@ int sim_coap_open(struct sim *sim, const char *endpoint) {
                 return -ENOMEM;
         c->sim = sim;
         c->port0 = port0;
+        c->base = base;
         c->free_head = SLOT_NONE;
         sim->coap = c;  /* from here on sim_coap_close() cleans up */
 
@@ -424,11 +435,379 @@ int sim_coap_open(struct sim *sim, const char *endpoint) {
         return 0;
 }
 
+/* ---- multicast discovery: GET /.well-known/core to a group ---- */
+
+/* What a device lists, as Mynewt's oicmgr describes /omgr. */
+#define MC_RT "x.mynewt.nmgr"
+#define MC_LINKS "</omgr>;rt=\"" MC_RT "\""
+/* Requests waiting for their answers to go out; more are dropped (a
+ * client repeats its discovery). */
+#define MC_QUEUE_MAX 8u
+/* Answers sent per tick, one tick a millisecond: a thousand devices
+ * answer within a second without overrunning the client's socket
+ * buffer in one burst (RFC 7252 §8.2 wants answers spread, too). */
+#define MC_BATCH 16u
+#define MC_TICK_US 1000u
+
+struct sim_coap_mc {
+        int fd;                    /* ours: bound to the group, joined */
+        sd_event_source *io_source, *timer_source;
+        struct sockaddr_storage group;
+        socklen_t group_len;
+        int *dev_fd;               /* libcoap's endpoint sockets: not ours to close */
+        uint16_t mid;
+        struct mc_request {
+                struct sockaddr_storage from;
+                socklen_t from_len;
+                uint8_t token[8];
+                uint8_t token_len;
+                unsigned next;     /* next device to answer */
+        } queue[MC_QUEUE_MAX];
+        unsigned n_queued;
+};
+
+static bool sockaddr_same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+        if (a->ss_family != b->ss_family)
+                return false;
+        if (a->ss_family == AF_INET)
+                return ((const struct sockaddr_in *) a)->sin_addr.s_addr ==
+                       ((const struct sockaddr_in *) b)->sin_addr.s_addr;
+        return memcmp(&((const struct sockaddr_in6 *) a)->sin6_addr, &((const struct sockaddr_in6 *) b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *a) {
+        return ntohs(a->ss_family == AF_INET ? ((const struct sockaddr_in *) a)->sin_port
+                                             : ((const struct sockaddr_in6 *) a)->sin6_port);
+}
+
+/* The devices' sockets belong to libcoap, which has no call to hand out
+ * an endpoint's fd.  An answer must leave from the device's own address
+ * and port (what a client would open afterwards), and a second socket
+ * bound there would take the device's unicast traffic; so find libcoap's
+ * sockets among our fds by the address they are bound to, and only ever
+ * sendto() on them (a datagram send does not disturb libcoap). */
+static int find_device_sockets(struct sim_coap *c, struct sim_coap_mc *m) {
+        unsigned n = c->sim->n_devices, found = 0;
+        DIR *dir = opendir("/proc/self/fd");
+        if (!dir)
+                return -errno;
+        for (struct dirent *de; (de = readdir(dir));) {
+                char *end;
+                long fd = strtol(de->d_name, &end, 10);
+                if (*end || end == de->d_name || fd < 0 || fd == dirfd(dir) || fd > INT_MAX)
+                        continue;
+                struct sockaddr_storage a;
+                socklen_t len = sizeof(a);
+                int type;
+                socklen_t type_len = sizeof(type);
+                if (getsockname((int) fd, (struct sockaddr *) &a, &len) < 0 ||
+                    getsockopt((int) fd, SOL_SOCKET, SO_TYPE, &type, &type_len) < 0 || type != SOCK_DGRAM ||
+                    !sockaddr_same_host(&a, &c->base))
+                        continue;
+                long i = (long) sockaddr_port(&a) - (long) c->port0;
+                if (i < 0 || i >= (long) n || m->dev_fd[i] >= 0)
+                        continue;
+                m->dev_fd[i] = (int) fd;
+                found++;
+        }
+        closedir(dir);
+        return found == n ? 0 : -ENOENT;
+}
+
+/* RFC 6690 §4.1: one filter; a multicast request whose filter does not
+ * match gets no answer at all. */
+static bool mc_query_matches(const coap_string_t *q) {
+        if (!q || q->length == 0)
+                return true;
+        const char *s = (const char *) q->s;
+        size_t n = q->length;
+        const char *value;
+        size_t vlen;
+        const char *have;
+        if (n >= 3 && memcmp(s, "rt=", 3) == 0)
+                have = MC_RT, value = s + 3, vlen = n - 3;
+        else if (n >= 5 && memcmp(s, "href=", 5) == 0)
+                have = "/omgr", value = s + 5, vlen = n - 5;
+        else
+                return false;
+        if (vlen > 0 && value[vlen - 1] == '*')
+                return vlen - 1 <= strlen(have) && memcmp(have, value, vlen - 1) == 0;
+        return vlen == strlen(have) && memcmp(have, value, vlen) == 0;
+}
+
+static void mc_arm(struct sim_coap_mc *m, uint64_t delay_us) {
+        (void) sd_event_source_set_time_relative(m->timer_source, delay_us);
+        (void) sd_event_source_set_enabled(m->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int on_mc_readable(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct sim_coap *c = userdata;
+        struct sim_coap_mc *m = c->mc;
+        uint8_t buf[1280];
+
+        for (int k = 0; k < 16; k++) {
+                struct mc_request rq = { .from_len = sizeof(rq.from) };
+                ssize_t n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC,
+                                     (struct sockaddr *) &rq.from, &rq.from_len);
+                if (n < 0) {
+                        if (errno != EAGAIN && errno != EINTR)
+                                sim_log(c->sim, 1, "coap multicast: receive failed: %s", strerror(errno));
+                        break;
+                }
+                if ((size_t) n > sizeof(buf) || n < 4)
+                        continue;
+
+                coap_pdu_t *pdu = coap_pdu_init(COAP_MESSAGE_NON, 0, 0, sizeof(buf));
+                if (!pdu)
+                        break;
+                bool ok = coap_pdu_parse(COAP_PROTO_UDP, buf, (size_t) n, pdu) &&
+                          coap_pdu_get_type(pdu) == COAP_MESSAGE_NON &&
+                          coap_pdu_get_code(pdu) == COAP_REQUEST_CODE_GET;
+                coap_string_t *path = ok ? coap_get_uri_path(pdu) : NULL;
+                coap_string_t *query = ok ? coap_get_query(pdu) : NULL;
+                ok = ok && path && path->length == 16 && memcmp(path->s, ".well-known/core", 16) == 0 &&
+                     mc_query_matches(query);
+                coap_bin_const_t token = coap_pdu_get_token(pdu);
+                if (ok && token.length <= sizeof(rq.token)) {
+                        rq.token_len = (uint8_t) token.length;
+                        memcpy(rq.token, token.s, token.length);
+                } else
+                        ok = false;
+                coap_delete_string(path);
+                coap_delete_string(query);
+                coap_delete_pdu(pdu);
+                if (!ok) {
+                        /* CON, other paths, unmatched filters, garbage:
+                         * servers stay silent on multicast (RFC 7252 §8.2). */
+                        sim_log(c->sim, 2, "coap multicast: %zd-byte datagram not answered", n);
+                        continue;
+                }
+
+                bool dup = false;
+                for (unsigned i = 0; i < m->n_queued; i++)
+                        dup |= m->queue[i].from_len == rq.from_len &&
+                               memcmp(&m->queue[i].from, &rq.from, rq.from_len) == 0 &&
+                               m->queue[i].token_len == rq.token_len &&
+                               memcmp(m->queue[i].token, rq.token, rq.token_len) == 0;
+                if (dup)
+                        continue;
+                if (m->n_queued >= MC_QUEUE_MAX) {
+                        sim_log(c->sim, 1, "coap multicast: %u discoveries already waiting, one dropped",
+                                MC_QUEUE_MAX);
+                        continue;
+                }
+                sim_log(c->sim, 2, "coap multicast: GET /.well-known/core, %u device(s) to answer",
+                        c->sim->n_devices);
+                m->queue[m->n_queued++] = rq;
+                if (m->n_queued == 1)
+                        mc_arm(m, 0);
+        }
+        return 0;
+}
+
+/* Devices that would not hear a request do not answer one either. */
+static bool device_listening(const struct sim_device *d, uint64_t now) {
+        return !d->silent && !d->rebooting && now >= d->down_until_us;
+}
+
+static int on_mc_tick(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct sim_coap *c = userdata;
+        struct sim_coap_mc *m = c->mc;
+        uint64_t now = sim_now_us(c->sim);
+        static const char links[] = MC_LINKS;
+        uint8_t pkt[4 + 8 + 2 + 1 + sizeof(links) - 1];
+
+        if (m->n_queued == 0)
+                return 0;
+        struct mc_request *rq = &m->queue[0];
+        for (unsigned sent = 0; sent < MC_BATCH && rq->next < c->sim->n_devices; rq->next++) {
+                struct sim_device *d = &c->sim->devices[rq->next];
+                if (!device_listening(d, now))
+                        continue;
+                /* NON 2.05, our token, Content-Format 40 (delta 12, one
+                 * byte), the links (RFC 7252 §3). */
+                size_t len = 0;
+                uint16_t mid = m->mid++;
+                pkt[len++] = (uint8_t) (0x40 | (COAP_MESSAGE_NON << 4) | rq->token_len);
+                pkt[len++] = COAP_RESPONSE_CODE_CONTENT;
+                pkt[len++] = (uint8_t) (mid >> 8);
+                pkt[len++] = (uint8_t) mid;
+                memcpy(pkt + len, rq->token, rq->token_len);
+                len += rq->token_len;
+                pkt[len++] = 0xc1;
+                pkt[len++] = COAP_MEDIATYPE_APPLICATION_LINK_FORMAT;
+                pkt[len++] = 0xff;
+                memcpy(pkt + len, links, sizeof(links) - 1);
+                len += sizeof(links) - 1;
+                if (sendto(m->dev_fd[rq->next], pkt, len, MSG_DONTWAIT | MSG_NOSIGNAL,
+                           (const struct sockaddr *) &rq->from, rq->from_len) < 0)
+                        dev_log(d, 2, "coap multicast: answer not sent: %s", strerror(errno));
+                sent++;
+        }
+        if (rq->next >= c->sim->n_devices) {
+                memmove(&m->queue[0], &m->queue[1], (size_t) (m->n_queued - 1) * sizeof(m->queue[0]));
+                m->n_queued--;
+        }
+        if (m->n_queued > 0)
+                mc_arm(m, MC_TICK_US);
+        return 0;
+}
+
+/* ADDR[:PORT]: IPv4, or IPv6 in brackets when a port follows, with an
+ * optional %IF scope. */
+static int parse_group(const char *s, int family, struct sockaddr_storage *ret, socklen_t *ret_len) {
+        char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+        const char *port = "5683";
+
+        if (!s || !*s)
+                s = family == AF_INET6 ? "ff05::fd" : "224.0.1.187";
+        const char *end = s + strlen(s);
+        if (s[0] == '[') {
+                const char *close = strchr(s, ']');
+                if (!close || (close[1] && close[1] != ':'))
+                        return -EINVAL;
+                if (close[1] == ':')
+                        port = close + 2;
+                end = close;
+                s++;
+        } else if (strchr(s, ':') == strrchr(s, ':') && strchr(s, ':')) {
+                end = strchr(s, ':');
+                port = end + 1;
+        }
+        if (end == s || (size_t) (end - s) >= sizeof(host) || !*port || strspn(port, "0123456789") != strlen(port))
+                return -EINVAL;
+        memcpy(host, s, (size_t) (end - s));
+        host[end - s] = 0;
+
+        struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+                                  .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV };
+        struct addrinfo *ai = NULL;
+        if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
+                return -EINVAL;
+        memcpy(ret, ai->ai_addr, ai->ai_addrlen);
+        *ret_len = ai->ai_addrlen;
+        freeaddrinfo(ai);
+        if (ret->ss_family == AF_INET ? !IN_MULTICAST(ntohl(((struct sockaddr_in *) ret)->sin_addr.s_addr))
+                                      : !IN6_IS_ADDR_MULTICAST(&((struct sockaddr_in6 *) ret)->sin6_addr))
+                return -EINVAL;
+        return sockaddr_port(ret) == 0 ? -EINVAL : 0;
+}
+
+static void mc_free(struct sim_coap *c) {
+        struct sim_coap_mc *m = c->mc;
+        if (!m)
+                return;
+        m->io_source = sd_event_source_disable_unref(m->io_source);
+        m->timer_source = sd_event_source_disable_unref(m->timer_source);
+        if (m->fd >= 0)
+                close(m->fd);
+        free(m->dev_fd);
+        free(m);
+        c->mc = NULL;
+}
+
+int sim_coap_multicast(struct sim *sim, const char *group) {
+        struct sim_coap *c = sim->coap;
+        int r;
+
+        if (!c)
+                return -ENOTCONN;
+        if (c->mc)
+                return -EBUSY;
+        struct sim_coap_mc *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->fd = -1;
+        c->mc = m; /* from here on mc_free() cleans up */
+
+        r = parse_group(group, c->base.ss_family, &m->group, &m->group_len);
+        if (r < 0) {
+                sim_log(sim, 0, "coap multicast: '%s' is not a multicast ADDR[:PORT]", group);
+                goto fail;
+        }
+        if (m->group.ss_family != c->base.ss_family) {
+                /* Answers leave from the devices' sockets. */
+                sim_log(sim, 0, "coap multicast: the group and --coap must be of one address family");
+                r = -EAFNOSUPPORT;
+                goto fail;
+        }
+        m->dev_fd = malloc((sim->n_devices ? sim->n_devices : 1) * sizeof(int));
+        if (!m->dev_fd) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        for (unsigned i = 0; i < sim->n_devices; i++)
+                m->dev_fd[i] = -1;
+        r = find_device_sockets(c, m);
+        if (r < 0) {
+                sim_log(sim, 0, "coap multicast: cannot find the devices' sockets");
+                goto fail;
+        }
+        (void) coap_prng(&m->mid, sizeof(m->mid));
+
+        m->fd = socket(m->group.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (m->fd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        /* Several simulators in one network namespace share the group. */
+        int on = 1;
+        (void) setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        /* Bound to the group itself: only datagrams sent to it arrive
+         * here, never the devices' unicast traffic. */
+        if (bind(m->fd, (struct sockaddr *) &m->group, m->group_len) < 0) {
+                r = -errno;
+                sim_log(sim, 0, "coap multicast: bind: %s%s", strerror(-r),
+                        r == -EINVAL && m->group.ss_family == AF_INET6 ? " (a link-local group needs %IF)" : "");
+                goto fail;
+        }
+        if (m->group.ss_family == AF_INET) {
+                /* Interface 0: the one the route to the group points at. */
+                struct ip_mreqn mreq = { .imr_multiaddr = ((struct sockaddr_in *) &m->group)->sin_addr };
+                r = setsockopt(m->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq));
+        } else {
+                struct ipv6_mreq mreq = {
+                        .ipv6mr_multiaddr = ((struct sockaddr_in6 *) &m->group)->sin6_addr,
+                        .ipv6mr_interface = ((struct sockaddr_in6 *) &m->group)->sin6_scope_id,
+                };
+                r = setsockopt(m->fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mreq, sizeof(mreq));
+        }
+        if (r < 0) {
+                r = -errno;
+                sim_log(sim, 0, "coap multicast: joining the group: %s%s", strerror(-r),
+                        r == -ENODEV ? " (no multicast route?)" : "");
+                goto fail;
+        }
+
+        r = sd_event_add_io(sim->event, &m->io_source, m->fd, EPOLLIN, on_mc_readable, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_add_time(sim->event, &m->timer_source, CLOCK_MONOTONIC, 0, 0, on_mc_tick, c);
+        if (r < 0)
+                goto fail;
+        r = sd_event_source_set_enabled(m->timer_source, SD_EVENT_OFF);
+        if (r < 0)
+                goto fail;
+
+        char host[INET6_ADDRSTRLEN];
+        const void *in = m->group.ss_family == AF_INET ? (const void *) &((struct sockaddr_in *) &m->group)->sin_addr
+                                                       : (const void *) &((struct sockaddr_in6 *) &m->group)->sin6_addr;
+        fprintf(stderr, "smpsim: coap devices answer GET /.well-known/core on group %s port %u\n",
+                inet_ntop(m->group.ss_family, in, host, sizeof(host)) ?: "?", sockaddr_port(&m->group));
+        return 0;
+
+fail:
+        mc_free(c);
+        return r;
+}
+
 void sim_coap_close(struct sim *sim) {
         struct sim_coap *c = sim->coap;
         if (!c)
                 return;
 
+        mc_free(c);
         c->io_source = sd_event_source_disable_unref(c->io_source);
         c->kick_source = sd_event_source_disable_unref(c->kick_source);
         c->expire_source = sd_event_source_disable_unref(c->expire_source);

@@ -13,6 +13,13 @@
 /* Opens one CoAP endpoint per device at ADDR:PORT+i. */
 int sim_coap_open(struct sim *sim, const char *endpoint);
 
+/* Makes every device answer a multicast GET /.well-known/core sent to
+ * GROUP (ADDR[:PORT], IPv6 in brackets with %IF for link-local scope;
+ * NULL or "": 224.0.1.187, or ff05::fd for an IPv6 --coap address; port
+ * 5683), each from its own port, as devices on a LAN would.  Call after
+ * sim_coap_open(). */
+int sim_coap_multicast(struct sim *sim, const char *group);
+
 /* Sends an answer (an SMP frame) back for the request route->cookie names. */
 void sim_coap_send(struct sim_device *d, const struct sim_route *route, const uint8_t *frame, size_t len);
 

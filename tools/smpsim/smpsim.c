@@ -39,6 +39,8 @@ struct override {
 
 struct options {
         const char *udp, *coap, *serial_dir, *state_dir, *image, *control;
+        bool coap_multicast;
+        const char *coap_group;    /* NULL: the default group */
         struct sim_ble_config ble;
         const char *ble_faults[FAULTS_MAX];
         unsigned count;
@@ -116,6 +118,8 @@ static void help(void) {
                "Endpoints (at least one):\n"
                "  --udp ADDR:PORT         raw SMP over UDP; device i listens on PORT+i\n"
                "  --coap ADDR:PORT        SMP over CoAP (newtmgr OIC, PUT /omgr); device i on PORT+i\n"
+               "  --coap-multicast[=GROUP]  every CoAP device answers GET /.well-known/core sent to\n"
+               "                          GROUP (ADDR[:PORT]; default 224.0.1.187:5683, ff05::fd for IPv6)\n"
                "  --serial DIR            one pty per device, symlinked as DIR/smpsim-NNNN\n"
                "  --ble BUS               a fake org.bluez (BlueZ 5.66 D-Bus API) on BUS: system, session\n"
                "                          or a D-Bus address; device i is dev_C0_DE_00_00_HH_LL\n"
@@ -204,11 +208,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_JITTER, OPT_LOSS, OPT_MTU, OPT_FAULT, OPT_CONTROL, OPT_SEED,
                 OPT_BLE, OPT_BLE_ADAPTERS, OPT_BLE_MTU, OPT_BLE_CONNECT_MS, OPT_BLE_RESOLVE_MS,
                 OPT_BLE_SUPERVISION_MS, OPT_BLE_CONNECT_TIMEOUT_MS, OPT_BLE_TEMPORARY_MS,
-                OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT,
+                OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT, OPT_COAP_MULTICAST,
         };
         static const struct option longopts[] = {
                 { "udp", required_argument, NULL, OPT_UDP },
                 { "coap", required_argument, NULL, OPT_COAP },
+                { "coap-multicast", optional_argument, NULL, OPT_COAP_MULTICAST },
                 { "serial", required_argument, NULL, OPT_SERIAL },
                 { "count", required_argument, NULL, OPT_COUNT },
                 { "smp-version", required_argument, NULL, OPT_SMP_VERSION },
@@ -292,6 +297,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         break;
                 case OPT_COAP:
                         o->coap = optarg;
+                        break;
+                case OPT_COAP_MULTICAST:
+                        o->coap_multicast = true;
+                        o->coap_group = optarg;
                         break;
                 case OPT_SERIAL:
                         o->serial_dir = optarg;
@@ -426,6 +435,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
         o->ble.faults = o->ble_faults;
         if (!o->udp && !o->coap && !o->serial_dir && !o->ble.bus) {
                 fprintf(stderr, "smpsim: give at least one of --udp, --coap, --serial, --ble\n");
+                return -EINVAL;
+        }
+        if (o->coap_multicast && !o->coap) {
+                fprintf(stderr, "smpsim: --coap-multicast needs --coap\n");
                 return -EINVAL;
         }
         return 0;
@@ -563,6 +576,14 @@ static int run(int argc, char **argv) {
                 if (r < 0) {
                         fprintf(stderr, "smpsim: --coap %s: %s\n", o.coap, strerror(-r));
                         goto out;
+                }
+                if (o.coap_multicast) {
+                        r = sim_coap_multicast(&sim, o.coap_group);
+                        if (r < 0) {
+                                fprintf(stderr, "smpsim: --coap-multicast%s%s: %s\n", o.coap_group ? "=" : "",
+                                        o.coap_group ?: "", strerror(-r));
+                                goto out;
+                        }
                 }
         }
         if (o.serial_dir) {
