@@ -402,9 +402,14 @@ int discovery_start(struct manager *m, struct discovery **ret) {
                 if (r < 0)
                         return r;
         }
-        if (c->discover_coap_multicast)
-                log_warning("[discovery] coap_multicast: CoAP multicast discovery is not implemented by the coap "
-                            "transport yet; use coap= ranges");
+        /* NON GET /.well-known/core to 224.0.1.187:5683 with the plugin's
+         * defaults (doc/transport-coap.md); answers come from each
+         * device's own address and port. */
+        if (c->discover_coap_multicast) {
+                r = source_add(disc, "coap", "multicast", false);
+                if (r < 0)
+                        return r;
+        }
 
         r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         if (r < 0)

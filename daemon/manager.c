@@ -248,7 +248,14 @@ static void add_configured_devices(struct manager *m) {
         for (size_t i = 0; i < m->config->n_devices; i++) {
                 struct device *d = NULL;
                 int r = manager_add_device(m, m->config->devices[i], "config", &d);
-                if (r < 0 && r != -EEXIST)
+                if (r == -ENOENT)
+                        log_warning("Configured device '%s' not added: no transport plugin for its scheme in %s",
+                                    m->config->devices[i],
+                                    getenv("SMPGW_PLUGIN_DIR") ? getenv("SMPGW_PLUGIN_DIR") : SMPGW_PLUGIN_DIR);
+                else if (r == -EINVAL)
+                        log_warning("Configured device '%s' not added: not a connection string (SCHEME:ADDRESS)",
+                                    m->config->devices[i]);
+                else if (r < 0 && r != -EEXIST)
                         log_warning_errno(r, "Configured device '%s' not added: %m", m->config->devices[i]);
         }
 }

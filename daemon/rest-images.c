@@ -91,11 +91,11 @@ int rest_image_upload(struct rest_request *req) {
         case 0:
                 break;
         case -EBADMSG:
-                return rest_reply_error(req, 400, "invalid_image", "Not a valid MCUboot image: %s",
-                                        reason ? reason : "it could not be parsed.");
+                return rest_reply_error(req, 400, "invalid_image", "The image was refused: %s.",
+                                        reason ? reason : "not a valid MCUboot image");
         case -EKEYREJECTED:
-                return rest_reply_error(req, 400, "signature_invalid", "The image's signature was refused: %s",
-                                        reason ? reason : "no configured key verifies it.");
+                return rest_reply_error(req, 400, "signature_invalid", "The image was refused: %s.",
+                                        reason ? reason : "no configured key verifies its signature");
         case -EFBIG:
                 return rest_reply_error(req, 413, "payload_too_large",
                                         "The image is larger than the limit of %" PRIu64 " bytes ([images] max_size).",
