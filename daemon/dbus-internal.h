@@ -40,6 +40,8 @@ struct dbus_api {
         /* the last JobsRunning value emitted, so the signal goes out only
          * when the count changes */
         unsigned jobs_running_emitted;
+        /* AddImage() calls reading a pipe or socket on the loop */
+        struct image_stream *streams;
 };
 
 /* Object paths: "/org/smpgw/device/<id>" and so on.  A buffer of

@@ -50,6 +50,7 @@ static const sd_bus_error_map dbus_errors[] = {
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_ALREADY_FINISHED, EALREADY),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_INVALID_ARGS, EINVAL),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_NO_MEMORY, ENOMEM),
+        SD_BUS_ERROR_MAP(SD_BUS_ERROR_TIMEOUT, ETIMEDOUT),
         SD_BUS_ERROR_MAP_END,
 };
 
@@ -240,13 +241,178 @@ static int copy_caller_file(struct manager *m, int fd, int *ret_fd, sd_bus_error
         return 0;
 }
 
-static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        struct dbus_api *api = userdata;
+/* Answers AddImage() for a store temporary file holding the image. */
+static int add_image_reply(struct dbus_api *api, sd_bus_message *message, int tmp_fd, const char *name,
+                           sd_bus_error *error) {
         _cleanup_free_ char *reason = NULL;
-        _cleanup_close_ int copy = -1;
         char path[SMPGW_DBUS_PATH_MAX];
         struct image *img = NULL;
         bool created = false;
+        int r;
+
+        r = image_store_add_fd(api->manager, tmp_fd, name && name[0] ? name : NULL, &img, &created, &reason);
+        if (r < 0) {
+                /* the store's reasons are clauses ("not a valid MCUboot
+                 * image: ..."); D-Bus messages are sentences */
+                const char *why = reason && reason[0] ? reason : strerror(-r);
+                return dbus_error_set(error, r, "%c%s.", toupper((unsigned char) why[0]), why + 1);
+        }
+        return sd_bus_reply_method_return(message, "osb", dbus_image_path(img->id, path), img->id, created);
+}
+
+/* A pipe or socket is read on the loop as data comes, into a store
+ * temporary file, and AddImage() is answered at its end.  A writer that
+ * never finishes costs a file descriptor until IMAGE_STREAM_TIMEOUT,
+ * never the loop. */
+#define IMAGE_STREAM_TIMEOUT_USEC (120 * 1000000ull)
+#define IMAGE_STREAMS_MAX 8u
+
+struct image_stream {
+        struct dbus_api *api;
+        struct image_stream *next;
+        sd_bus_message *message;    /* the call, answered at the end */
+        char *name;
+        int in_fd, tmp_fd;
+        uint64_t size;
+        sd_event_source *io, *timer;
+};
+
+static void image_stream_free(struct image_stream *st) {
+        struct image_stream **p;
+
+        for (p = &st->api->streams; *p && *p != st; p = &(*p)->next)
+                ;
+        if (*p)
+                *p = st->next;
+        sd_event_source_disable_unref(st->io);
+        sd_event_source_disable_unref(st->timer);
+        if (st->in_fd >= 0)
+                close(st->in_fd);
+        if (st->tmp_fd >= 0)
+                close(st->tmp_fd);
+        sd_bus_message_unref(st->message);
+        free(st->name);
+        free(st);
+}
+
+static void image_stream_fail(struct image_stream *st, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void image_stream_fail(struct image_stream *st, int r, const char *fmt, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char msg[256];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        (void) dbus_error_set(&error, r, "%s", msg);
+        (void) sd_bus_reply_method_error(st->message, &error);
+        image_stream_free(st);
+}
+
+static int on_image_stream_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct image_stream *st = userdata;
+        image_stream_fail(st, -ETIMEDOUT, "The image stream did not end within %llu s.",
+                          (unsigned long long) (IMAGE_STREAM_TIMEOUT_USEC / 1000000u));
+        return 0;
+}
+
+static int on_image_stream_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct image_stream *st = userdata;
+        const uint64_t max = st->api->manager->config->image_max_size;
+        uint8_t buf[64 * 1024];
+
+        for (;;) {
+                ssize_t n = read(st->in_fd, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return 0;
+                if (n < 0) {
+                        image_stream_fail(st, -EBADMSG, "Cannot read the image stream: %s.", strerror(errno));
+                        return 0;
+                }
+                if (n == 0)
+                        break;
+                st->size += (uint64_t) n;
+                if (st->size > max) {
+                        image_stream_fail(st, -EFBIG, "The image is larger than the limit of %" PRIu64 " bytes.",
+                                          max);
+                        return 0;
+                }
+                for (ssize_t done = 0; done < n;) {
+                        ssize_t w = write(st->tmp_fd, buf + done, (size_t) (n - done));
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w < 0) {
+                                image_stream_fail(st, -errno, "Cannot write into the image store: %s.",
+                                                  strerror(errno));
+                                return 0;
+                        }
+                        done += w;
+                }
+        }
+
+        /* End of the stream: validate and store. */
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r = add_image_reply(st->api, st->message, st->tmp_fd, st->name, &error);
+        if (r < 0)
+                (void) sd_bus_reply_method_error(st->message, &error);
+        image_stream_free(st);
+        return 0;
+}
+
+static int image_stream_start(struct dbus_api *api, sd_bus_message *message, int fd, const char *name,
+                              sd_bus_error *error) {
+        struct manager *m = api->manager;
+        unsigned n = 0;
+        int r;
+
+        for (struct image_stream *st = api->streams; st; st = st->next)
+                n++;
+        if (n >= IMAGE_STREAMS_MAX)
+                return dbus_error_set(error, -EBUSY, "%u images are being streamed in already; try again later.",
+                                      IMAGE_STREAMS_MAX);
+        struct image_stream *st = calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        st->api = api;
+        st->in_fd = st->tmp_fd = -1;
+        st->next = api->streams;
+        api->streams = st;
+        st->message = sd_bus_message_ref(message);
+        st->name = strdup(name);
+        /* Our own descriptor (the message's goes with it), non-blocking
+         * without touching the caller's file status flags: reopen it
+         * through /proc where that works, else duplicate it. */
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        st->in_fd = open(proc, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        if (st->in_fd < 0) {
+                st->in_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (st->in_fd >= 0)
+                        (void) fcntl(st->in_fd, F_SETFL, fcntl(st->in_fd, F_GETFL) | O_NONBLOCK);
+        }
+        if (!st->name || st->in_fd < 0) {
+                r = st->name ? -errno : -ENOMEM;
+                image_stream_free(st);
+                return dbus_error_set(error, -EBADMSG, "Cannot read the file descriptor: %s.", strerror(-r));
+        }
+        r = image_store_open_tmp(m, &st->tmp_fd);
+        if (r >= 0)
+                r = sd_event_add_io(m->event, &st->io, st->in_fd, EPOLLIN, on_image_stream_io, st);
+        if (r >= 0)
+                r = sd_event_add_time_relative(m->event, &st->timer, CLOCK_MONOTONIC, IMAGE_STREAM_TIMEOUT_USEC, 0,
+                                               on_image_stream_timeout, st);
+        if (r < 0) {
+                image_stream_free(st);
+                return dbus_error_set(error, r, "Cannot receive the image: %s.", strerror(-r));
+        }
+        return 1;   /* answered when the stream ends */
+}
+
+static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct dbus_api *api = userdata;
+        _cleanup_close_ int copy = -1;
         const char *name;
         struct stat st;
         int fd, r;
@@ -260,12 +426,14 @@ static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_erro
                                       IMAGE_NAME_MAX);
         if (fstat(fd, &st) < 0)
                 return dbus_error_set(error, -EBADMSG, "Cannot inspect the file descriptor: %s.", strerror(errno));
-        /* Read synchronously on our one loop: a pipe or socket whose
-         * writer never finishes would stop the daemon, so only regular
-         * files (memfds included) are taken. */
+        /* A regular file (memfds included) is read at once; a pipe or
+         * socket as its writer delivers, so one whose writer never
+         * finishes cannot stop our one loop. */
+        if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
+                return image_stream_start(api, message, fd, name, error);
         if (!S_ISREG(st.st_mode))
                 return dbus_error_set(error, -EBADMSG,
-                                      "The file descriptor is not a regular file; pass an open file or a memfd.");
+                                      "The file descriptor is neither a file nor a pipe or socket.");
         if ((uint64_t) st.st_size > api->manager->config->image_max_size)
                 return dbus_error_set(error, -EFBIG, "The image is larger than the limit of %" PRIu64 " bytes.",
                                       api->manager->config->image_max_size);
@@ -273,15 +441,7 @@ static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_erro
         r = copy_caller_file(api->manager, fd, &copy, error);
         if (r < 0)
                 return r;
-        r = image_store_add_fd(api->manager, copy, name[0] ? name : NULL, &img, &created, &reason);
-        if (r < 0) {
-                /* the store's reasons are clauses ("not a valid MCUboot
-                 * image: ..."); D-Bus messages are sentences */
-                const char *why = reason && reason[0] ? reason : strerror(-r);
-                return dbus_error_set(error, r, "%c%s.", toupper((unsigned char) why[0]), why + 1);
-        }
-
-        return sd_bus_reply_method_return(message, "osb", dbus_image_path(img->id, path), img->id, created);
+        return add_image_reply(api, message, copy, name, error);
 }
 
 static int method_add_device(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -631,6 +791,8 @@ struct dbus_api *dbus_api_free(struct dbus_api *api) {
                 return NULL;
         if (api->observing)
                 manager_remove_observer(api->manager, on_manager_event, api);
+        while (api->streams)
+                image_stream_fail(api->streams, -ESHUTDOWN, "smpgwd is stopping.");
         /* The vtables' slots are floating: they go with the connection,
          * which also gives up the name. */
         sd_bus_flush_close_unref(api->bus);

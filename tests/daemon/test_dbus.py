@@ -167,11 +167,12 @@ class TestDBus(unittest.TestCase):
 
     def test_02_add_image(self):
         m = self.manager()
-        # a pipe whose writer is closed: not a regular file
+        # a pipe whose writer closed without writing: an empty image
         r, w = os.pipe()
         os.close(w)
         try:
-            self.assertDBusError("org.smpgw.Error.InvalidImage", m.AddImage, dbus.types.UnixFd(r), "pipe")
+            e = self.assertDBusError("org.smpgw.Error.InvalidImage", m.AddImage, dbus.types.UnixFd(r), "pipe")
+            self.assertIn("empty", e.get_dbus_message())
         finally:
             os.close(r)
         # a regular file that is no MCUboot image
@@ -347,6 +348,28 @@ class TestDBus(unittest.TestCase):
         with self.assertRaises(dbus.exceptions.DBusException) as cm:
             self.bus.get_object(NAME, dev, introspect=False).Get(DEVICE, "Id", dbus_interface=PROPS)
         self.assertEqual(cm.exception.get_dbus_name(), "org.freedesktop.DBus.Error.UnknownObject")
+
+        # A pipe is read as its writer delivers, here more than the pipe
+        # buffer holds, so the daemon must come back to it on the loop.
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        data, digest = mcuimg.make_image((7, 0, 0, 0), 300000, seed=11)
+        r, w = os.pipe()
+
+        def writer():
+            with os.fdopen(w, "wb") as f:
+                f.write(data)
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            piped, piped_id, created = self.manager().AddImage(dbus.types.UnixFd(r), "piped.bin")
+        finally:
+            os.close(r)
+            t.join()
+        self.assertEqual(str(piped_id), digest)
+        self.assertTrue(created)
+        self.assertEqual(int(self.get(piped, IMAGE, "Size")), len(data))
+        self.obj(piped, IMAGE).Delete()
 
         path, other_id, created = self.add_image(OTHER_IMAGE)
         self.assertTrue(created)
