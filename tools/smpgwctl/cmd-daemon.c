@@ -533,6 +533,34 @@ static int print_json(struct ctl_context *ctx, const char *key, json_t *value) {
         return ctl_json_print(ctx, obj);
 }
 
+/* The start of every listing command: parses its options, reads
+ * smpgwd's objects over D-Bus and keeps those with one interface.
+ * Returns CTL_EXIT_OK with *ret set (and *ret_args filled), or the exit
+ * code to return, with *ret NULL (CTL_EXIT_OK then means --help was
+ * printed). */
+static int list_objects(struct ctl_context *ctx, const struct daemon_cmd *cmd, int argc, char *argv[],
+                        const char *interface, struct daemon_args *ret_args, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *objects = NULL;
+        struct client c = {};
+        int r;
+
+        *ret = NULL;
+        r = daemon_parse(ctx, cmd, argc, argv, ret_args);
+        if (r != CTL_EXIT_OK)
+                return r < 0 ? CTL_EXIT_OK : r;
+        r = client_open(ctx, ret_args->bus, &c);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = get_managed_objects(&c, &objects);
+        client_close(&c);
+        if (r != CTL_EXIT_OK)
+                return r;
+        *ret = objects_of(objects, interface);
+        if (!*ret)
+                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+        return CTL_EXIT_OK;
+}
+
 static const struct daemon_cmd devices_cmd = {
         "devices [--json] [--bus BUS]",
         "Lists the devices smpgwd knows: id, state, connection string, name, and the\n"
@@ -541,24 +569,13 @@ static const struct daemon_cmd devices_cmd = {
 };
 
 int cmd_devices(struct ctl_context *ctx, int argc, char *argv[]) {
-        _cleanup_(json_decrefp) json_t *objects = NULL;
         struct daemon_args a;
-        struct client c = {};
+        json_t *devices;
         int r;
 
-        r = daemon_parse(ctx, &devices_cmd, argc, argv, &a);
-        if (r != CTL_EXIT_OK)
-                return r < 0 ? CTL_EXIT_OK : r;
-        r = client_open(ctx, a.bus, &c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        r = get_managed_objects(&c, &objects);
-        client_close(&c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        json_t *devices = objects_of(objects, DEVICE_IFACE);
+        r = list_objects(ctx, &devices_cmd, argc, argv, DEVICE_IFACE, &a, &devices);
         if (!devices)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+                return r;
         if (ctx->json)
                 return print_json(ctx, "devices", devices);
 
@@ -598,24 +615,13 @@ static const struct daemon_cmd device_cmd = {
 };
 
 int cmd_device_show(struct ctl_context *ctx, int argc, char *argv[]) {
-        _cleanup_(json_decrefp) json_t *objects = NULL, *devices = NULL;
+        _cleanup_(json_decrefp) json_t *devices = NULL;
         struct daemon_args a;
-        struct client c = {};
         int r;
 
-        r = daemon_parse(ctx, &device_cmd, argc, argv, &a);
-        if (r != CTL_EXIT_OK)
-                return r < 0 ? CTL_EXIT_OK : r;
-        r = client_open(ctx, a.bus, &c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        r = get_managed_objects(&c, &objects);
-        client_close(&c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        devices = objects_of(objects, DEVICE_IFACE);
+        r = list_objects(ctx, &device_cmd, argc, argv, DEVICE_IFACE, &a, &devices);
         if (!devices)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+                return r;
         const json_t *d = find_device(devices, a.args[0]);
         if (!d)
                 return ctl_fail(ctx, CTL_EXIT_REFUSED, NULL, "no device '%s'", a.args[0]);
@@ -670,24 +676,13 @@ static const struct daemon_cmd images_cmd = {
 };
 
 int cmd_images(struct ctl_context *ctx, int argc, char *argv[]) {
-        _cleanup_(json_decrefp) json_t *objects = NULL;
         struct daemon_args a;
-        struct client c = {};
+        json_t *images;
         int r;
 
-        r = daemon_parse(ctx, &images_cmd, argc, argv, &a);
-        if (r != CTL_EXIT_OK)
-                return r < 0 ? CTL_EXIT_OK : r;
-        r = client_open(ctx, a.bus, &c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        r = get_managed_objects(&c, &objects);
-        client_close(&c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        json_t *images = objects_of(objects, IMAGE_IFACE);
+        r = list_objects(ctx, &images_cmd, argc, argv, IMAGE_IFACE, &a, &images);
         if (!images)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+                return r;
         if (ctx->json)
                 return print_json(ctx, "images", images);
 
@@ -1301,24 +1296,13 @@ static const struct daemon_cmd jobs_cmd = {
 };
 
 int cmd_jobs(struct ctl_context *ctx, int argc, char *argv[]) {
-        _cleanup_(json_decrefp) json_t *objects = NULL;
         struct daemon_args a;
-        struct client c = {};
+        json_t *jobs;
         int r;
 
-        r = daemon_parse(ctx, &jobs_cmd, argc, argv, &a);
-        if (r != CTL_EXIT_OK)
-                return r < 0 ? CTL_EXIT_OK : r;
-        r = client_open(ctx, a.bus, &c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        r = get_managed_objects(&c, &objects);
-        client_close(&c);
-        if (r != CTL_EXIT_OK)
-                return r;
-        json_t *jobs = objects_of(objects, JOB_IFACE);
+        r = list_objects(ctx, &jobs_cmd, argc, argv, JOB_IFACE, &a, &jobs);
         if (!jobs)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+                return r;
         if (ctx->json)
                 return print_json(ctx, "jobs", jobs);
 
