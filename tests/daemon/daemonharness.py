@@ -60,7 +60,7 @@ class Daemon:
     and bus outlive restart() and kill9(), so tests can crash and restart
     the daemon on the same files."""
 
-    def __init__(self, config="", args=(), bus=True, tokens=None, state_dir=None, start=True):
+    def __init__(self, config="", args=(), bus=True, tokens=None, state_dir=None, start=True, env=None):
         self.tmp = tempfile.TemporaryDirectory(prefix="smpgwd-test-")
         self.dir = self.tmp.name
         self.state_dir = state_dir or os.path.join(self.dir, "state")
@@ -78,6 +78,7 @@ class Daemon:
         with open(self.config_path, "w") as f:
             f.write(config)
         self.args = list(args)
+        self.extra_env = dict(env or {})
         self.proc = None
         self.log_path = os.path.join(self.dir, "smpgwd.log")
         self.log = open(self.log_path, "a+")
@@ -103,6 +104,7 @@ class Daemon:
         notify.bind(notify_path)
         env = dict(os.environ)
         env["NOTIFY_SOCKET"] = notify_path
+        env.update(self.extra_env)
         env.pop("JOURNAL_STREAM", None)
         self.log.write("==== start %s\n" % " ".join(self.command()))
         self.log.flush()

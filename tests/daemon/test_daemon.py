@@ -142,6 +142,49 @@ class Discovery(unittest.TestCase):
                            what="device back online")
 
 
+class Ble(unittest.TestCase):
+    def test_ble_discovery_and_push(self):
+        """smpsim's fake org.bluez on the daemon's private bus, which the
+        ble plugin reaches as the system bus: BLE scan rounds find the
+        devices, probes read them over GATT, a push updates them."""
+        d = Daemon(config="[discovery]\nble=yes\ninterval=3\n[jobs]\nmax_running_ble=2\n", start=False)
+        try:
+            d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
+            with Sim("--ble", d.bus.address, "--ble-resolve-ms", "40", "--boot-ms", "100", "--swap-ms", "100",
+                     "--reset-ms", "50", count=3, udp=False) as sim:
+                d.start()
+                devs = wait_online(d, 3)
+                self.assertEqual(sorted(x["conn"] for x in devs),
+                                 ["ble:C0:DE:00:00:00:0%d" % i for i in range(3)])
+                for x in devs:
+                    self.assertEqual(x["transport"], "ble")
+                    self.assertIn(x["address_type"], ("public", "random"))
+                    self.assertIsNotNone(x["rssi"])
+                    self.assertTrue(x["adapter"])
+                data, digest = mcuimg.make_image((6, 0, 0, 0), 30000, seed=4)
+                image_id = add_image(d, data)
+                ids = push(d, image_id, [x["id"] for x in devs])
+                seen = 0
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    _, doc = d.api("GET", "/api/v1/jobs?state=running", expect=200)
+                    self.assertLessEqual(len(doc["jobs"]), 2, "max_running_ble=2 exceeded")
+                    seen = max(seen, len(doc["jobs"]))
+                    if all(job(d, i)["state"] in ("succeeded", "failed") for i in ids):
+                        break
+                    time.sleep(0.1)
+                wait_jobs(d, ids, timeout=10)
+                for i in range(3):
+                    active = [s for s in sim.state(i)["slots"] if s["active"]][0]
+                    self.assertEqual(active["hash"], digest)
+                    self.assertTrue(active["confirmed"])
+        except Exception:
+            sys.stderr.write(d.read_log())
+            raise
+        finally:
+            d.stop()
+
+
 class Jobs(unittest.TestCase):
     def test_limits_retries_revert_cancel(self):
         cfg = ("[jobs]\nmax_running=2\nattempts=2\nretry_delay=1\n"
