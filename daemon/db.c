@@ -148,7 +148,12 @@ static int db_pragma_text(struct db *db, const char *sql, char **ret) {
 
 /* Applies one step in its own transaction.  IMMEDIATE takes the write
  * lock before user_version is read again: a step another process
- * applied in the meantime is seen and skipped, not applied twice. */
+ * applied in the meantime is seen and skipped, not applied twice.
+ * Foreign keys are off while migrations run (db_open() turns them on
+ * afterwards), so a step may rebuild a table others refer to without
+ * its DROP cascading; PRAGMA foreign_key_check then proves the step
+ * left every reference intact before it commits (the procedure of
+ * sqlite.org/lang_altertable.html). */
 static int db_migrate_step(struct db *db, const struct db_migration *step) {
         char sql[64];
         int64_t version;
@@ -160,6 +165,16 @@ static int db_migrate_step(struct db *db, const struct db_migration *step) {
         r = db_pragma_int(db, "PRAGMA user_version", &version);
         if (r >= 0 && version < step->version) {
                 r = db_exec(db, step->sql);
+                if (r >= 0) {
+                        _cleanup_free_ char *violation = NULL;
+                        r = db_pragma_text(db, "PRAGMA foreign_key_check", &violation);
+                        if (r >= 0) {
+                                log_error("Migration %s of %s breaks a foreign key (table %s)", step->name,
+                                          db->path, violation);
+                                r = -EUCLEAN;
+                        } else if (r == -EIO)
+                                r = 0;   /* no row: nothing broken */
+                }
                 if (r >= 0) {
                         snprintf(sql, sizeof(sql), "PRAGMA user_version = %u", step->version);
                         r = db_exec(db, sql);
@@ -265,7 +280,7 @@ int db_open(const char *path, struct db **ret) {
                             journal_mode);
 
         r = db_exec(db, "PRAGMA synchronous = NORMAL;"
-                        "PRAGMA foreign_keys = ON;"
+                        "PRAGMA foreign_keys = OFF;"
                         "PRAGMA temp_store = MEMORY;"
                         "PRAGMA journal_size_limit = " DB_JOURNAL_SIZE_LIMIT ";");
         if (r < 0)
@@ -275,6 +290,11 @@ int db_open(const char *path, struct db **ret) {
         r = db_migrate(db);
         if (r < 0)
                 return r;
+        /* Only now: see db_migrate_step(). */
+        r = db_exec(db, "PRAGMA foreign_keys = ON");
+        if (r < 0)
+                return log_error_errno(r, "Failed to configure database %s: %s", path,
+                                       sqlite3_errmsg(db->sqlite));
 
         *ret = TAKE_PTR(db);
         return 0;

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "daemon/config.h"   /* not the build root's config.h */
+#include "db-migrations.h"
 #include "db.h"
 #include "log.h"
 #include "manager.h"
@@ -767,6 +768,71 @@ struct event_count {
         unsigned added, removed;
 };
 
+/* Ids name D-Bus objects and REST resources clients remember: deleting
+ * the newest row must not hand its id out again (migration 3). */
+static void test_ids_never_reused(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        struct device *a = add_device(m, "udp:10.0.0.1:1337");
+        struct device *b = add_device(m, "udp:10.0.0.2:1337");
+        struct image *img = image_record_new(ID_P256, "1.0.0");
+        ASSERT_OK(db_image_insert(m->db, img));
+        image_free(img);
+        uint64_t b_id = b->id;
+        struct job *j = add_job(m, b_id, ID_P256, JOB_SUCCEEDED);
+        uint64_t job_id = j->id;
+
+        ASSERT_OK(db_device_delete(m->db, b_id));   /* its job goes with it */
+        manager_detach_job(m, j);
+        job_free(j);
+        manager_detach_device(m, b);
+        device_free(b);
+        struct device *c = add_device(m, "udp:10.0.0.3:1337");
+        ASSERT_TRUE(c->id > b_id);
+        struct job *k = add_job(m, a->id, ID_P256, JOB_QUEUED);
+        ASSERT_TRUE(k->id > job_id);
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
+/* A version 2 database with devices, slots and jobs is rebuilt by
+ * migration 3 without losing a row, and foreign keys are on afterwards. */
+static void test_upgrade_from_v2_keeps_rows(void) {
+        char *dir = tmpdir_new();
+        char *path = xasprintf("%s/smpgw.db", dir);
+        sqlite3 *s = NULL;
+        ASSERT_EQ(sqlite3_open(path, &s), SQLITE_OK);
+        for (unsigned i = 0; i < db_migrations_count && db_migrations[i].version <= 2; i++)
+                raw_exec(s, db_migrations[i].sql);
+        raw_exec(s, "PRAGMA user_version = 2;"
+                    "INSERT INTO devices (id, conn, transport, state, source, first_seen, last_seen) "
+                    "  VALUES (7, 'udp:10.0.0.7:1337', 'udp', 'online', 'config', 1, 2);"
+                    "INSERT INTO device_slots VALUES (7, 0, 0, '1.0.0', 'ab', 1, 0, 1, 1, 0);"
+                    "INSERT INTO images (id, version, file_size, image_size, file_sha256, signed, added) "
+                    "  VALUES ('" ID_P256 "', '1.0.0', 10, 5, 'cd', 0, 3);"
+                    "INSERT INTO jobs (id, device_id, image_id, mode, state, max_attempts, created, updated) "
+                    "  VALUES (9, 7, '" ID_P256 "', 'test-and-confirm', 'succeeded', 3, 4, 5);");
+        sqlite3_close(s);
+
+        struct manager *m = test_manager_open(dir);
+        ASSERT_EQ(path_int(path, "PRAGMA user_version"), (int64_t) db_schema_version());
+        ASSERT_EQ(m->n_devices, 1u);
+        ASSERT_EQ(m->devices[0]->id, 7u);
+        ASSERT_EQ(m->devices[0]->slots.n_slots, 1u);
+        ASSERT_EQ(m->n_jobs, 1u);
+        ASSERT_EQ(m->jobs[0]->id, 9u);
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        /* Foreign keys are on again: a delete cascades. */
+        ASSERT_OK(db_device_delete(m->db, 7));
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM device_slots"), 0);
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM jobs"), 0);
+        struct device *d = add_device(m, "udp:10.0.0.8:1337");
+        ASSERT_TRUE(d->id > 7);
+        test_manager_free(m);
+        free(path);
+        tmpdir_free(dir);
+}
+
 static void on_event(struct manager *m, const struct manager_event *ev, void *userdata) {
         struct event_count *c = userdata;
         if (ev->type == MANAGER_EVENT_IMAGE_ADDED)
@@ -1224,5 +1290,5 @@ static void test_crash_consistency(void) {
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
           TEST(test_flush_writes_dirty_only), TEST(test_flush_busy_keeps_flags), TEST(test_history),
-          TEST(test_device_delete_cascades), TEST(test_store_add), TEST(test_store_refusals),
+          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows), TEST(test_store_add), TEST(test_store_refusals),
           TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency))
