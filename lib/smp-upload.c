@@ -44,6 +44,7 @@ struct smp_upload {
         uint64_t acked;              /* the device has everything below */
         uint64_t next_off;           /* next offset to send */
         bool first_outstanding;      /* the off=0 chunk is in flight */
+        bool small_first;            /* the off=0 chunk is kept to FIRST_CHUNK_DATA_MAX */
         bool resyncing;              /* draining after a mismatch or loss */
         bool resync_known;
         uint64_t resync_off;
@@ -165,6 +166,14 @@ static struct smp_img_upload_req chunk_request(const struct smp_upload *u, uint6
         return req;
 }
 
+/* The first chunk waits out the slot erase (40 s), so a first chunk lost
+ * because the path is narrower than the link MTU we assumed (a UDP
+ * datagram crossing a 6LoWPAN/Thread border router, 1280-byte IPv6
+ * MTU) would cost that long per budget shrink.  It is kept small enough
+ * for any path; later chunks, full size, find the path's limit with
+ * round-trip timeouts.  Zephyr needs the image header (32 bytes) in it. */
+#define FIRST_CHUNK_DATA_MAX 512u
+
 /* Data bytes for a chunk at off within the budget. */
 static int chunk_size_at(struct smp_upload *u, uint64_t off, size_t *ret) {
         struct smp_img_upload_req req = chunk_request(u, off, 0);
@@ -174,6 +183,8 @@ static int chunk_size_at(struct smp_upload *u, uint64_t off, size_t *ret) {
                 return e;
         if (u->p.chunk)
                 n = MIN(n, u->p.chunk);
+        if (off == 0 && u->small_first)
+                n = MIN(n, (size_t) FIRST_CHUNK_DATA_MAX);
         *ret = MIN(n, (size_t) (u->p.len - off));
         return 0;
 }
@@ -385,6 +396,9 @@ static int start_chunks(struct smp_upload *u) {
                 budget = MIN(budget, info.mtu);
         budget = MIN(budget, (size_t) SMP_FRAME_MAX);
         u->budget = budget;
+        /* Links that fragment (BLE, CoAP block-wise) have no path MTU to
+         * run into; a --chunk given by the user is taken as it is. */
+        u->small_first = !info.fragments && !u->p.chunk;
 
         e = chunk_size_at(u, u->p.len > 1 ? 1 : 0, &u->chunk_max);
         if (e < 0)
