@@ -40,7 +40,6 @@
 #define IMAGE_SUFFIX ".img"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_image *, mcuboot_image_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_key *, mcuboot_key_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
 /* A read-only mapping of a whole file, unmapped by its cleanup. */
