@@ -208,7 +208,9 @@ static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) 
                 (void) sd_notify(false, "WATCHDOG=1");
         } else
                 log_warning_errno(r, "Database does not answer, not pinging the watchdog: %m");
-        (void) sd_event_source_set_time(s, usec + MAX(interval / 2, 1000000ull));
+        /* Half the interval, as sd_event_set_watchdog() does: a ping late
+         * by a loaded loop still arrives in time. */
+        (void) sd_event_source_set_time(s, usec + MAX(interval / 2, 10000ull));
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
 }

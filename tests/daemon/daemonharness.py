@@ -98,6 +98,7 @@ class Daemon:
 
     def start(self, timeout=30):
         notify_path = os.path.join(self.dir, "notify")
+        self.close_notify()
         if os.path.exists(notify_path):
             os.unlink(notify_path)
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -112,6 +113,7 @@ class Daemon:
                                      stderr=self.log, env=env)
         self.notifications = []
         deadline = time.monotonic() + timeout
+        ready = False
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -127,16 +129,40 @@ class Daemon:
                     continue
                 self.notifications.append(msg)
                 if "READY=1" in msg.split("\n"):
+                    ready = True
                     break
         finally:
-            notify.close()
+            if ready:
+                self.notify = notify   # later messages: read_notifications()
+            else:
+                notify.close()
+
+    def read_notifications(self, seconds):
+        """The sd_notify messages smpgwd sends within `seconds` from now."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got
+            self.notify.settimeout(left)
+            try:
+                got.append(self.notify.recv(4096).decode())
+            except socket.timeout:
+                return got
 
     def read_log(self):
         self.log.flush()
         with open(self.log_path) as f:
             return f.read()[-8000:]
 
+    def close_notify(self):
+        if getattr(self, "notify", None):
+            self.notify.close()
+            self.notify = None
+
     def kill9(self):
+        self.close_notify()
         self.proc.kill()
         self.proc.wait()
         self.proc = None
@@ -151,6 +177,7 @@ class Daemon:
             self.proc.wait()
             raise RuntimeError("smpgwd did not stop on SIGTERM in %d s\n%s" % (timeout, self.read_log()))
         self.proc = None
+        self.close_notify()
         return rc
 
     def restart(self):

@@ -352,6 +352,28 @@ class Process(unittest.TestCase):
                 status, _ = d.api("GET", "/api/v1/health")
                 self.assertEqual(status, 200)
 
+    def test_sd_notify_watchdog_reload_stopping(self):
+        """What systemd sees: READY with a STATUS, WATCHDOG=1 pings at half
+        of $WATCHDOG_USEC (after a database check), RELOADING=1 then
+        READY=1 around SIGHUP, STOPPING=1 on SIGTERM."""
+        d = Daemon(config="[discovery]\nenabled=no\n", start=False, env={"WATCHDOG_USEC": "1000000"})
+        try:
+            d.start()
+            self.assertTrue(any("STATUS=" in n for n in d.notifications), d.notifications)
+            pings = [n for n in d.read_notifications(3) if "WATCHDOG=1" in n.split("\n")]
+            self.assertGreaterEqual(len(pings), 2, "pings at half of WATCHDOG_USEC=1 s")
+            d.proc.send_signal(signal.SIGHUP)
+            msgs = "\n".join(d.read_notifications(1.5))
+            self.assertIn("RELOADING=1", msgs)
+            self.assertIn("READY=1", msgs.split("RELOADING=1", 1)[1])
+            d.proc.send_signal(signal.SIGTERM)
+            msgs = "\n".join(d.read_notifications(3))
+            self.assertIn("STOPPING=1", msgs)
+            self.assertEqual(d.proc.wait(10), 0)
+            d.proc = None
+        finally:
+            d.stop()
+
     def test_bad_configuration_refused(self):
         cases = [
             ("[jobs]\nmax_runing=3\n", "unknown key"),
