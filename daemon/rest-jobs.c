@@ -15,7 +15,7 @@
 #include "log.h"
 #include "rest-internal.h"
 
-#define REST_JOB_ATTEMPTS_MAX 10
+#define REST_JOB_ATTEMPTS_MAX 100   /* as [jobs] attempts and D-Bus Push() */
 
 struct target {
         struct device *device;

@@ -556,7 +556,7 @@ class Api(RestCase):
                             ({"image": image, "devices": [dev["id"]], "mode": "fast"}, "mode"),
                             ({"image": image, "devices": [dev["id"]], "mode": 1}, "mode"),
                             ({"image": image, "devices": [dev["id"]], "attempts": 0}, "attempts"),
-                            ({"image": image, "devices": [dev["id"]], "attempts": 11}, "attempts"),
+                            ({"image": image, "devices": [dev["id"]], "attempts": 101}, "attempts"),
                             ({"image": image, "devices": [dev["id"]], "attempts": "3"}, "attempts"),
                             ({"image": image, "devices": [dev["id"]], "priority": 1}, "priority")):
             self.assertError(d, "POST", post, body, code="invalid_field", contains="'%s" % field)
