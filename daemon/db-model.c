@@ -142,15 +142,6 @@ static int step_done(struct db *db, sqlite3_stmt *stmt) {
         return db_errno(db, rc);
 }
 
-static void hex_encode(const uint8_t *data, size_t len, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < len; i++) {
-                out[2 * i] = digits[data[i] >> 4];
-                out[2 * i + 1] = digits[data[i] & 0xf];
-        }
-        out[2 * len] = '\0';
-}
-
 static int hex_digit(char c) {
         if (c >= '0' && c <= '9')
                 return c - '0';

@@ -121,11 +121,10 @@ static int device_get_job(sd_bus *bus, const char *path, const char *interface, 
 }
 
 static int append_slot(sd_bus_message *reply, const struct smp_update_slot *s) {
-        char hash[2 * sizeof(s->hash) + 1] = "";
+        char hash[2 * sizeof(s->hash) + 1];
         int r;
 
-        for (size_t i = 0; i < s->hash_len && i < sizeof(s->hash); i++)
-                snprintf(hash + 2 * i, 3, "%02x", s->hash[i]);
+        hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
         r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "{sv}");
         if (r < 0)
                 return r;

@@ -54,15 +54,6 @@ static void file_map_done(struct file_map *fm) {
         *fm = (struct file_map) {};
 }
 
-static void hex_encode(const uint8_t *data, size_t len, char *out) {
-        static const char digits[] = "0123456789abcdef";
-        for (size_t i = 0; i < len; i++) {
-                out[2 * i] = digits[data[i] >> 4];
-                out[2 * i + 1] = digits[data[i] & 0xf];
-        }
-        out[2 * len] = '\0';
-}
-
 static bool is_image_id(const char *s, size_t len) {
         if (len != 64)
                 return false;

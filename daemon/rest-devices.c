@@ -27,7 +27,7 @@ static bool device_has_image(const struct device *d, const char *hash) {
 
                 if (!s->present || s->hash_len == 0)
                         continue;
-                rest_hex(s->hash, MIN(s->hash_len, sizeof(s->hash)), hex, sizeof(hex));
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hex);
                 if (strcasecmp(hex, hash) == 0)
                         return true;
         }

@@ -138,7 +138,6 @@ int rest_find_job(struct rest_request *req, const char *ref, struct job **ret);
 json_t *rest_json_time(uint64_t realtime_usec);
 /* NULL-safe string: JSON null for NULL. */
 json_t *rest_json_string_or_null(const char *s);
-void rest_hex(const uint8_t *data, size_t len, char *ret, size_t ret_size);
 
 /* The id of the device's unfinished job, 0 when it has none. */
 uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id);

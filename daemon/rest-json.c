@@ -39,19 +39,6 @@ json_t *rest_json_string_or_null(const char *s) {
         return v ? v : json_null();
 }
 
-void rest_hex(const uint8_t *data, size_t len, char *ret, size_t ret_size) {
-        static const char digits[] = "0123456789abcdef";
-        size_t i;
-
-        if (ret_size == 0)
-                return;
-        for (i = 0; i < len && 2 * i + 2 < ret_size; i++) {
-                ret[2 * i] = digits[data[i] >> 4];
-                ret[2 * i + 1] = digits[data[i] & 0xf];
-        }
-        ret[2 * i] = '\0';
-}
-
 uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id) {
         /* Newest first: an unfinished job is almost always a recent one. */
         for (size_t i = m->n_jobs; i > 0; i--) {
@@ -65,7 +52,7 @@ uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id) {
 static json_t *json_slot(const struct smp_update_slot *s) {
         char hash[2 * sizeof(s->hash) + 1];
 
-        rest_hex(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash, sizeof(hash));
+        hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
         return json_pack("{s:I, s:I, s:o, s:s, s:b, s:b, s:b, s:b, s:b}",
                          "image", (json_int_t) s->image,
                          "slot", (json_int_t) s->slot,

@@ -68,6 +68,17 @@ static inline void fclosep(FILE **f) {
                         func(*p);                        \
         }
 
+/* Lower-case hex of len bytes into out, which holds 2 * len + 1. */
+static inline void hex_encode(const void *data, size_t len, char *out) {
+        static const char digits[] = "0123456789abcdef";
+        const uint8_t *b = data;
+        for (size_t i = 0; i < len; i++) {
+                out[2 * i] = digits[b[i] >> 4];
+                out[2 * i + 1] = digits[b[i] & 0xf];
+        }
+        out[2 * len] = '\0';
+}
+
 static inline uint16_t unaligned_read_be16(const void *p) {
         const uint8_t *b = p;
         return (uint16_t) ((b[0] << 8) | b[1]);

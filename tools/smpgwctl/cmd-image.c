@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "smpgw/mcuboot-image.h"
+#include "ctl-session.h"
 #include "smpgwctl.h"
 #include "util.h"
 
@@ -61,16 +62,6 @@ static void info_help(FILE *f) {
                 MCUBOOT_IMAGE_FILE_MAX / (1024u * 1024u));
 }
 
-static char *hex(const uint8_t *p, size_t n) {
-        char *s = malloc(2 * n + 1);
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                sprintf(s + 2 * i, "%02x", p[i]);
-        s[2 * n] = '\0';
-        return s;
-}
-
 static const char *tlv_name(uint16_t type) {
         return mcuboot_tlv_type_to_string(type) ?: "unknown";
 }
@@ -101,7 +92,7 @@ static int print_text(const char *path, const struct mcuboot_image *img,
                       const struct mcuboot_sig_result *sigs, size_t n_sigs) {
         char version[MCUBOOT_VERSION_STRING_MAX];
         (void) mcuboot_version_format(&img->version, version, sizeof(version));
-        _cleanup_free_ char *hash = hex(img->hash, img->hash_len);
+        _cleanup_free_ char *hash = ctl_hex(img->hash, img->hash_len);
         if (!hash)
                 return -ENOMEM;
 
@@ -125,7 +116,7 @@ static int print_text(const char *path, const struct mcuboot_image *img,
                 printf("  0x%06zx %-9s %-22s len %-4u", t->offset,
                        t->is_protected ? "protected" : "", type, t->len);
                 if (t->len <= TEXT_VALUE_MAX) {
-                        _cleanup_free_ char *v = hex(t->value, t->len);
+                        _cleanup_free_ char *v = ctl_hex(t->value, t->len);
                         if (!v)
                                 return -ENOMEM;
                         printf(" %s\n", v);
@@ -155,7 +146,7 @@ static int print_text(const char *path, const struct mcuboot_image *img,
 }
 
 static json_t *json_hex(const uint8_t *p, size_t n) {
-        _cleanup_free_ char *s = hex(p, n);
+        _cleanup_free_ char *s = ctl_hex(p, n);
         return s ? json_string(s) : NULL;
 }
 

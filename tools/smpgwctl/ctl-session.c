@@ -137,11 +137,8 @@ void ctl_debug(const struct ctl_context *ctx, const char *fmt, ...) {
 
 char *ctl_hex(const uint8_t *p, size_t n) {
         char *s = malloc(2 * n + 1);
-        if (!s)
-                return NULL;
-        for (size_t i = 0; i < n; i++)
-                sprintf(s + 2 * i, "%02x", p[i]);
-        s[2 * n] = '\0';
+        if (s)
+                hex_encode(p, n, s);
         return s;
 }
 

@@ -96,11 +96,6 @@ int sim_device_set(struct sim_device *d, const char *key, const char *value, con
         return -EINVAL;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out) {
-        for (size_t i = 0; i < n; i++)
-                sprintf(out + 2 * i, "%02x", p[i]);
-}
-
 static json_t *device_state(struct sim_device *d) {
         json_t *slots = json_array();
         for (int i = 0; i < 2; i++) {
@@ -112,7 +107,7 @@ static json_t *device_state(struct sim_device *d) {
                 if (sim_flash_read_info(&d->flash, i, &info) == 0) {
                         char version[64], h[65];
                         sim_image_version_string(&info, version, sizeof(version));
-                        hex(info.hash, 32, h);
+                        hex_encode(info.hash, 32, h);
                         unsigned flags = sim_flash_slot_flags(&d->flash, i);
                         json_object_set_new(o, "version", json_string(version));
                         json_object_set_new(o, "hash", json_string(h));
