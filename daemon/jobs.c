@@ -373,9 +373,44 @@ fail:
         return r;
 }
 
+/* Running jobs per transport, counted once per scheduling pass: a
+ * rollout queues thousands of jobs, and counting again for each of them
+ * walked every job and device per queued job. */
+#define TRANSPORTS_MAX 16
+
+struct transport_count {
+        const char *transport;
+        unsigned running;
+};
+
+static unsigned *transport_running(struct transport_count *counts, size_t *n, const char *transport) {
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp(counts[i].transport, transport) == 0)
+                        return &counts[i].running;
+        if (*n == TRANSPORTS_MAX)
+                return NULL;
+        counts[*n] = (struct transport_count) { .transport = transport };
+        return &counts[(*n)++].running;
+}
+
 void jobs_schedule(struct manager *m) {
         uint64_t now = now_realtime_usec();
-        unsigned running = jobs_running(m, NULL);
+        struct transport_count counts[TRANSPORTS_MAX];
+        size_t n_counts = 0;
+        unsigned running = 0;
+
+        /* d->job is set from job_start() until the attempt's session is
+         * torn down, so it counts every job holding a slot. */
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *d = m->devices[i];
+                unsigned *c;
+                if (!d->job)
+                        continue;
+                running++;
+                c = transport_running(counts, &n_counts, d->transport);
+                if (c)
+                        (*c)++;
+        }
 
         if (m->stopping)
                 return;
@@ -398,10 +433,15 @@ void jobs_schedule(struct manager *m) {
                 }
                 if (d->job)
                         continue;
-                if (jobs_running(m, d->transport) >= config_jobs_max_running_for(m->config, d->transport))
+                unsigned *in_transport = transport_running(counts, &n_counts, d->transport);
+                unsigned busy = in_transport ? *in_transport : jobs_running(m, d->transport);
+                if (busy >= config_jobs_max_running_for(m->config, d->transport))
                         continue;
-                if (job_start(j, d) >= 0)
+                if (job_start(j, d) >= 0) {
                         running++;
+                        if (in_transport)
+                                (*in_transport)++;
+                }
         }
 }
 
