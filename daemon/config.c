@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "smpgw/smp-transport.h"   /* smp_strv_free() */
 #include "util.h"
 
 enum key_type {
@@ -125,12 +126,6 @@ unsigned config_jobs_max_running_for(const struct config *c, const char *transpo
         return v ? v : c->jobs_max_running;
 }
 
-static void strv_free_n(char **v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
 struct config *config_free(struct config *c) {
         if (!c)
                 return NULL;
@@ -143,11 +138,11 @@ struct config *config_free(struct config *c) {
         free(c->rest_tokens_file);
         free(c->rest_tls_cert);
         free(c->rest_tls_key);
-        strv_free_n(c->image_keys, c->n_image_keys);
-        strv_free_n(c->devices, c->n_devices);
-        strv_free_n(c->discover_udp, c->n_discover_udp);
-        strv_free_n(c->discover_coap, c->n_discover_coap);
-        strv_free_n(c->ble_adapters, c->n_ble_adapters);
+        smp_strv_free(c->image_keys);
+        smp_strv_free(c->devices);
+        smp_strv_free(c->discover_udp);
+        smp_strv_free(c->discover_coap);
+        smp_strv_free(c->ble_adapters);
         free(c);
         return NULL;
 }
@@ -232,19 +227,19 @@ static int parse_list(const char *v, char ***list, size_t *n) {
                         break;
                 char **grown = realloc(out, (count + 2) * sizeof(char *));
                 if (!grown) {
-                        strv_free_n(out, count);
+                        smp_strv_free(out);
                         return -ENOMEM;
                 }
                 out = grown;
                 out[count] = strndup(p, len);
                 if (!out[count]) {
-                        strv_free_n(out, count);
+                        smp_strv_free(out);
                         return -ENOMEM;
                 }
                 out[++count] = NULL;
                 p += len;
         }
-        strv_free_n(*list, *n);
+        smp_strv_free(*list);
         *list = out;
         *n = count;
         return 0;

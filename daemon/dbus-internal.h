@@ -11,6 +11,11 @@
 
 #include <systemd/sd-bus.h>
 
+#include "smpgw/smp-transport.h"   /* smp_strv_free() */
+#include "util.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, smp_strv_free);
+
 struct manager;
 struct device;
 struct image;

@@ -45,15 +45,6 @@ static uint64_t path_id(const char *path, const char *prefix) {
         return id;
 }
 
-static void strv_free(char **strv) {
-        if (!strv)
-                return;
-        for (char **s = strv; *s; s++)
-                free(*s);
-        free(strv);
-}
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free);
 
 /* ---- org.smpgw.Device1 ---- */
 
@@ -73,7 +64,7 @@ static int device_enumerate(sd_bus *bus, const char *prefix, void *userdata, cha
                             sd_bus_error *error) {
         struct dbus_api *api = userdata;
         struct manager *m = api->manager;
-        _cleanup_(strv_freep) char **nodes = calloc(m->n_devices + 1, sizeof(char *));
+        _cleanup_(smp_strv_freep) char **nodes = calloc(m->n_devices + 1, sizeof(char *));
         char path[SMPGW_DBUS_PATH_MAX];
 
         if (!nodes)
@@ -270,7 +261,7 @@ static int image_enumerate(sd_bus *bus, const char *prefix, void *userdata, char
                            sd_bus_error *error) {
         struct dbus_api *api = userdata;
         struct manager *m = api->manager;
-        _cleanup_(strv_freep) char **nodes = calloc(m->n_images + 1, sizeof(char *));
+        _cleanup_(smp_strv_freep) char **nodes = calloc(m->n_images + 1, sizeof(char *));
         char path[SMPGW_DBUS_PATH_MAX];
 
         if (!nodes)
@@ -344,7 +335,7 @@ static int job_find(sd_bus *bus, const char *path, const char *interface, void *
 static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
         struct dbus_api *api = userdata;
         struct manager *m = api->manager;
-        _cleanup_(strv_freep) char **nodes = calloc(m->n_jobs + 1, sizeof(char *));
+        _cleanup_(smp_strv_freep) char **nodes = calloc(m->n_jobs + 1, sizeof(char *));
         char path[SMPGW_DBUS_PATH_MAX];
 
         if (!nodes)

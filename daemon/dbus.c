@@ -603,13 +603,9 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
         return sd_bus_message_append(reply, "s", PACKAGE_VERSION);
 }
 
-static void strv_freep(char ***strv) {
-        smp_strv_free(*strv);
-}
-
 static int property_get_transports(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        _cleanup_(strv_freep) char **transports = NULL;
+        _cleanup_(smp_strv_freep) char **transports = NULL;
         int r;
 
         r = smp_transport_list(&transports);

@@ -64,12 +64,6 @@ struct discovery {
 
 static void source_stop(struct source *src);
 
-static void strv_free_n(char **v, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                free(v[i]);
-        free(v);
-}
-
 static bool round_done(struct discovery *disc) {
         for (size_t i = 0; i < disc->n_sources; i++) {
                 struct source *src = &disc->sources[i];
@@ -238,7 +232,7 @@ static int range_expand(const char *scheme, const char *range, char ***ret, size
                 for (unsigned p = port_lo; p <= port_hi; p++)
                         if (asprintf(&out[n++], "%s:%s:%u", scheme, addr, p) < 0) {
                                 out[--n] = NULL;
-                                strv_free_n(out, n);
+                                smp_strv_free(out);
                                 return -ENOMEM;
                         }
                 if (a == a_hi)
@@ -360,7 +354,7 @@ struct discovery *discovery_free(struct discovery *disc) {
         for (size_t i = 0; i < disc->n_sources; i++) {
                 struct source *src = &disc->sources[i];
                 source_stop(src);
-                strv_free_n(src->targets, src->n_targets);
+                smp_strv_free(src->targets);
                 free(src->label);
         }
         free(disc->sources);
