@@ -416,10 +416,13 @@ int mcuboot_image_parse(const void *buf, size_t size, struct mcuboot_image **ret
                 if (!img->tlvs)
                         return -ENOMEM;
         }
+        /* Both areas may be empty: then img->tlvs stays NULL, and even
+         * NULL + 0 is undefined behaviour in C, so skip what is empty. */
         if (n_prot > 0)
                 img->n_tlvs = tlv_area_collect(data, off, prot_end, true, img->tlvs);
-        img->n_tlvs += tlv_area_collect(data, prot_end, img->end_offset, false,
-                                        img->tlvs + img->n_tlvs);
+        if (n_unprot > 0)
+                img->n_tlvs += tlv_area_collect(data, prot_end, img->end_offset, false,
+                                                img->tlvs + img->n_tlvs);
 
         r = image_check_hash(img, error);
         if (r < 0)

@@ -407,6 +407,22 @@ static void test_malformed(void) {
 
 /* Every prefix of a valid image is rejected, and no prefix or single-byte
  * change makes the parser read out of bounds (run under ASan). */
+/* A header followed by an empty TLV area (just the 4-byte info header):
+ * valid, with no TLVs at all.  Found by an outside attack as a 40-byte
+ * POST /api/v1/images that made a clang UBSan build of smpgwd abort
+ * (NULL + 0 while collecting the empty area's TLVs). */
+static void test_empty_tlv_area(void) {
+        static const uint8_t input[] = {
+                0x3d, 0xb8, 0xf3, 0x96, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00,
+                0x00, 0x00, 0x2e, 0x00, 0x00, 0x00, 0x01, 0x69, 0x0c, 0x00, 0x50, 0x00, 0x04, 0x00,
+                0x03, 0x00, 0x00, 0x00, 0x07, 0x69, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00,
+        };
+        struct mcuboot_image *img = parse_ok(input, sizeof(input));
+        ASSERT_EQ(img->n_tlvs, 0u);
+        ASSERT_TRUE(img->tlvs == NULL);
+        mcuboot_image_free(img);
+}
+
 static void test_truncation_and_bitflips(void) {
         keys_init();
         _cleanup_free_ uint8_t *data = NULL;
@@ -709,6 +725,7 @@ TEST_MAIN(TEST(test_unsigned),
           TEST(test_ecdsa_zero_padded),
           TEST(test_hash_tlv_problems),
           TEST(test_malformed),
+          TEST(test_empty_tlv_area),
           TEST(test_truncation_and_bitflips),
           TEST(test_build_round_trip),
           TEST(test_key_loading),

@@ -77,7 +77,11 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
     mkdir -p "$work/$name"
     seeds=tests/fuzz/corpus/$name
     [ -d "$seeds" ] || seeds=
-    if "$exe" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix="$work/$name-" \
+    # UBSan only prints and goes on unless told to halt; libFuzzer then
+    # never sees the finding (a NULL + 0 in the MCUboot parser went
+    # unnoticed through every CI run that way).
+    if ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+       "$exe" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 -artifact_prefix="$work/$name-" \
          "$work/$name" $seeds >"$work/$name.log" 2>&1; then
       execs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$work/$name.log")
       printf '%-24s ok, %s runs\n' "$name" "$execs"
