@@ -357,7 +357,15 @@ int manager_reload(struct manager *m) {
 
         r = config_load(m->config->config_path, m->config->config_path != NULL, &fresh);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "Reload failed, keeping the running configuration: %m");
+        /* A file emptied or replaced by mistake must not open the API:
+         * switching authentication off is a restart, a deliberate act. */
+        if (m->config->rest_tokens_file && !fresh->rest_tokens_file)
+                return log_error_errno(-EPERM,
+                                       "Reload refused: %s sets no [rest] tokens_file, which would switch "
+                                       "authentication of the REST API off (restart smpgwd to do that); "
+                                       "keeping the running configuration",
+                                       fresh->config_path ? fresh->config_path : SMPGWD_CONFIG_PATH_DEFAULT);
         /* What can change at run time.  Paths, the bus and the listen
          * address need a restart (they are where our state and clients
          * are). */

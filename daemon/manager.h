@@ -218,7 +218,9 @@ int manager_start(struct manager *m);
  * they resume at the next start), flushes, closes front ends. */
 void manager_stop(struct manager *m);
 /* SIGHUP: rereads what can change at run time (keys, limits, devices
- * from the configuration, discovery settings, tokens). */
+ * from the configuration, discovery settings, tokens).  Refuses, logging
+ * why and keeping everything as it runs, a configuration that does not
+ * load or that would drop the REST API's tokens_file (-EPERM). */
 int manager_reload(struct manager *m);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);

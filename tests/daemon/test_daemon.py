@@ -86,6 +86,19 @@ def wait_online(d, count, timeout=60):
     return d.wait_for(ok, timeout=timeout, what="%d devices online" % count)
 
 
+def log_mark(d):
+    """Where the daemon's log ends now; log_since() reads what follows."""
+    d.log.flush()
+    return os.path.getsize(d.log_path)
+
+
+def log_since(d, mark):
+    d.log.flush()
+    with open(d.log_path) as f:
+        f.seek(mark)
+        return f.read()
+
+
 def integrity(db_path):
     return sql(db_path, "PRAGMA integrity_check")[0][0]
 
@@ -351,6 +364,67 @@ class Process(unittest.TestCase):
                 self.assertIsNone(d.proc.poll())
                 status, _ = d.api("GET", "/api/v1/health")
                 self.assertEqual(status, 200)
+
+    def test_reload_never_drops_authentication(self):
+        """Issue 10 #12: with a tokens file configured, a configuration
+        emptied or replaced by a directory must not reload as "every
+        default", which has no tokens file and so no authentication."""
+        with Daemon(config="[discovery]\nenabled=no\n", tokens=["s3cret"]) as d:
+            self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401)
+            with open(d.config_path) as f:
+                good = f.read()
+
+            def reload_and_check(what):
+                mark = log_mark(d)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_for(lambda: "Reload refused" in log_since(d, mark) or "Reload failed" in log_since(d, mark),
+                           timeout=10, what="the reload's answer (%s)" % what)
+                log = log_since(d, mark)
+                self.assertNotIn("Configuration reloaded", log, what)
+                self.assertIsNone(d.proc.poll(), what)
+                self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401, what)
+                self.assertEqual(d.http("GET", "/api/v1/devices")[0], 200, what)
+                return log
+
+            # An empty file: it loads, but would switch authentication off.
+            open(d.config_path, "w").close()
+            log = reload_and_check("empty configuration")
+            self.assertIn("tokens_file", log)
+            # A directory where the file was.
+            os.unlink(d.config_path)
+            os.mkdir(d.config_path)
+            log = reload_and_check("directory")
+            self.assertIn("not a regular file", log)
+            # The file back: reloads fine, tokens still required.
+            os.rmdir(d.config_path)
+            with open(d.config_path, "w") as f:
+                f.write(good)
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "Configuration reloaded" in log_since(d, mark), timeout=10, what="reload")
+            self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401)
+
+    def test_config_must_be_a_regular_file(self):
+        """--config DIR is an error, not an empty configuration; /dev/null
+        stays the way to say "no file"."""
+        d = Daemon(start=False)
+        try:
+            os.unlink(d.config_path)
+            os.mkdir(d.config_path)
+            p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"not a regular file", p.stderr)
+            os.rmdir(d.config_path)
+            os.mkfifo(d.config_path)
+            p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"not a regular file", p.stderr)
+            os.unlink(d.config_path)
+            os.symlink("/dev/null", d.config_path)
+            d.start()
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+        finally:
+            d.stop()
 
     def test_sd_notify_watchdog_reload_stopping(self):
         """What systemd sees: READY with a STATUS, WATCHDOG=1 pings at half
