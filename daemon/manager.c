@@ -9,8 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -39,6 +42,7 @@ int manager_new(sd_event *event, struct config *config, struct manager **ret) {
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->config = config;
+        m->state_lock_fd = m->db_lock_fd = -1;
         m->started_usec = now_realtime_usec();
         *ret = m;
         return 0;
@@ -246,6 +250,55 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* Takes an exclusive flock() on path (created if needed) and writes our
+ * PID into it, so the refusal of a second daemon can name the first.
+ * flock(), not fcntl() locks: SQLite uses the latter on the database
+ * and they would not tell two of our own descriptors apart; a flock is
+ * held by the open file and released by the kernel however we exit, so
+ * a kill -9 leaves no stale lock behind.  The file itself stays. */
+static int lock_file(const char *path, const char *what, const char *dir, int *ret_fd) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        char pid[24] = "";
+
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot open the lock file %s: %m", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int r = -errno;
+                if (r != -EWOULDBLOCK)
+                        return log_error_errno(r, "Cannot lock %s: %m", path);
+                ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[n > 0 ? n : 0] = '\0';
+                pid[strcspn(pid, "\n")] = '\0';
+                return log_error_errno(-EBUSY,
+                                       "Another smpgwd%s%s%s is running on the %s %s (it holds %s); "
+                                       "refusing to start a second one on the same files",
+                                       *pid ? " (PID " : "", pid, *pid ? ")" : "", what, dir, path);
+        }
+        char buf[24];
+        int len = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t) len, 0) != len)
+                log_warning_errno(-errno, "Cannot write our PID into %s, ignoring: %m", path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Both, always: the state directory holds the image store (a second
+ * daemon deletes the first's images as orphans of its own database), and
+ * the database may be moved out of it (db=, --db) and shared that way. */
+static int manager_lock(struct manager *m) {
+        const struct config *c = m->config;
+        _cleanup_free_ char *state_lock = NULL, *db_lock = NULL;
+        int r;
+
+        if (asprintf(&state_lock, "%s/smpgwd.lock", c->state_dir) < 0 ||
+            asprintf(&db_lock, "%s.lock", c->db_path) < 0)
+                return -ENOMEM;
+        r = lock_file(state_lock, "state directory", c->state_dir, &m->state_lock_fd);
+        if (r < 0)
+                return r;
+        return lock_file(db_lock, "database", c->db_path, &m->db_lock_fd);
+}
+
 static void add_configured_devices(struct manager *m) {
         for (size_t i = 0; i < m->config->n_devices; i++) {
                 struct device *d = NULL;
@@ -274,6 +327,9 @@ int manager_start(struct manager *m) {
                 return -ENOMEM;
         if (asprintf(&m->images_dir, "%s/images", c->state_dir) < 0)
                 return -ENOMEM;
+        r = manager_lock(m);
+        if (r < 0)
+                return r;
 
         (void) sd_notify(false, "STATUS=Opening the database");
         r = db_open(c->db_path, &m->db);
@@ -453,6 +509,9 @@ struct manager *manager_free(struct manager *m) {
         free(m->observers);
         m->db = db_close(m->db);
         free(m->images_dir);
+        /* Last: nobody may open our files before we are done with them. */
+        closep(&m->db_lock_fd);
+        closep(&m->state_lock_fd);
         config_free(m->config);
         sd_event_unref(m->event);
         free(m);

@@ -206,6 +206,11 @@ struct manager {
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
+        /* flock()ed for the process's lifetime: <state dir>/smpgwd.lock
+         * and <db>.lock; -1 when not taken.  Two daemons on the same
+         * files would overwrite each other's rows and delete each
+         * other's images as orphans. */
+        int state_lock_fd, db_lock_fd;
         struct manager_stats stats;
 };
 

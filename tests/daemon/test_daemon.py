@@ -426,6 +426,49 @@ class Process(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_second_daemon_on_the_same_state_refused(self):
+        """Issue 10 #6: a second smpgwd on the state directory (or on the
+        database) of a running one must not start: both would write the
+        same database and delete each other's images as orphans."""
+        with Daemon(config="[discovery]\nenabled=no\n") as d:
+            status, _ = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.9:4000"})
+            self.assertEqual(status, 201)
+            second = Daemon(config="[discovery]\nenabled=no\n", state_dir=d.state_dir, bus=False, start=False)
+            try:
+                p = subprocess.run(second.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                err = p.stderr.decode()
+                self.assertIn("Another smpgwd (PID %d) is running on the state directory %s"
+                              % (d.proc.pid, d.state_dir), err)
+                # The same database from another state directory.
+                other = os.path.join(second.dir, "other-state")
+                cmd = second.command() + ["--state-dir", other, "--db", d.db_path]
+                db_dir = os.path.join(second.dir, "db")
+                os.makedirs(db_dir)
+                moved = os.path.join(db_dir, "moved.db")
+                p = subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("Another smpgwd", p.stderr.decode())
+                # The first one noticed nothing.
+                self.assertIsNone(d.proc.poll())
+                self.assertEqual([x["conn"] for x in devices(d)], ["udp:127.0.0.9:4000"])
+                # Once it stops (even killed), the lock is free again.
+                d.kill9()
+                d.start()
+                self.assertEqual([x["conn"] for x in devices(d)], ["udp:127.0.0.9:4000"])
+                # The database moved out of the state directory: the same
+                # refusal through the database's own lock.
+                d.terminate()
+                d.args = ["--db", moved]
+                d.start()
+                cmd = second.command() + ["--state-dir", other, "--db", moved]
+                p = subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("Another smpgwd (PID %d) is running on the database %s" % (d.proc.pid, moved),
+                              p.stderr.decode())
+            finally:
+                second.stop()
+
     def test_sd_notify_watchdog_reload_stopping(self):
         """What systemd sees: READY with a STATUS, WATCHDOG=1 pings at half
         of $WATCHDOG_USEC (after a database check), RELOADING=1 then
