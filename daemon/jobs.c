@@ -7,9 +7,13 @@
  * capped) and tries again until max_attempts, and a stop (SIGTERM, crash)
  * leaves running jobs to resume: the next start finds them queued and the
  * upload goes on from the offset the device reports for the same image.
+ * An attempt cut short that way does not count towards max_attempts.
  *
  * Outcomes: updated, up-to-date, testing (test-only) and uploaded
- * (upload-only) succeed.  reverted and stuck fail at once: MCUboot gave a
+ * (upload-only) succeed.  The job reads the device's slots before its
+ * first attempt and keeps them (j->before, persisted), because each
+ * attempt of the update judges only against what it finds: resumed after
+ * a crash, it would call a device this job updated "up-to-date".  reverted and stuck fail at once: MCUboot gave a
  * definitive answer, and pushing the same image again would only make the
  * device reboot into it and back again.
  *
@@ -28,6 +32,8 @@
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-error.h"
+#include "smpgw/smp-frame.h"
+#include "smpgw/smp-img.h"
 #include "smpgw/smp-session.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
@@ -89,6 +95,10 @@ unsigned jobs_running(struct manager *m, const char *transport) {
 static void job_teardown(struct job *j) {
         struct manager *m = j->manager;
 
+        if (j->before_read) {
+                smp_request_cancel(j->before_read);
+                j->before_read = NULL;
+        }
         if (j->update) {
                 smp_update_cancel(j->update);
                 j->update = NULL;
@@ -196,6 +206,24 @@ static void error_sentence(const struct smp_update_result *r, char *buf, size_t 
                 snprintf(buf, size, "%s: %s", step, strerror(-r->error));
 }
 
+/* Whether the device ran the job's image, confirmed, when the job began
+ * (its slots before the first attempt).  Unknown (a job from a database
+ * older than migration 4 that had started already) counts as yes: the
+ * update's own judgement stands. */
+static bool job_found_image_running(const struct job *j) {
+        if (j->before.n_slots == 0)
+                return true;
+        for (size_t i = 0; i < MIN(j->before.n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
+                const struct smp_update_slot *s = &j->before.slots[i];
+                char hash[2 * sizeof(s->hash) + 1];
+                if (!s->present || s->image != 0 || !s->active)
+                        continue;
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
+                return s->confirmed && streq(hash, j->image_id);
+        }
+        return false;
+}
+
 /* Runs outside the update's callbacks: the session can go now. */
 static int on_finish_defer(sd_event_source *s, void *userdata) {
         struct job *j = userdata;
@@ -224,14 +252,24 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 d->dirty = true;
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
-        if (r->outcome != SMP_UPDATE_OUTCOME_NONE) {
+        enum smp_update_outcome outcome = r->outcome;
+        if (outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE && !job_found_image_running(j)) {
+                /* This attempt found the image running and confirmed, but
+                 * the device ran something else when the job began: an
+                 * earlier attempt, interrupted before it could say so,
+                 * did it. */
+                log_job(LOG_INFO, j, "The device runs the image already: an earlier, interrupted attempt of "
+                        "this job updated it");
+                outcome = SMP_UPDATE_OUTCOME_UPDATED;
+        }
+        if (outcome != SMP_UPDATE_OUTCOME_NONE) {
                 j->has_outcome = true;
-                j->outcome = r->outcome;
+                j->outcome = outcome;
         }
         if (r->upload.rate > 0)
                 j->rate = r->upload.rate;
 
-        switch (r->outcome) {
+        switch (outcome) {
         case SMP_UPDATE_OUTCOME_UPDATED:
         case SMP_UPDATE_OUTCOME_UP_TO_DATE:
         case SMP_UPDATE_OUTCOME_TESTING:
@@ -308,6 +346,66 @@ static void on_upload_progress(struct smp_upload *u, const struct smp_upload_pro
         }
 }
 
+/* The update procedure proper, on the attempt's session. */
+static int job_update_start(struct job *j) {
+        const struct image *img = j->image_mapped;
+        const struct smp_update_params params = {
+                .data = img->map,
+                .len = img->map_len,
+                .mode = j->mode,
+                .swap_timeout_usec = j->manager->config->job_swap_timeout_usec,
+                .upload_progress = on_upload_progress,
+                .step = on_update_step,
+                .done = on_update_done,
+                .userdata = j,
+        };
+        return smp_update_start(j->session, &params, &j->update);
+}
+
+static void on_before_read(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
+                           size_t len, void *userdata) {
+        struct job *j = userdata;
+        struct smp_update_result failed = { .failed_step = SMP_UPDATE_STEP_READ_STATE };
+        struct smp_update_snapshot snap = {};
+
+        j->before_read = NULL;
+        if (error >= 0)
+                error = smp_update_snapshot_from_body(body, len, &snap, &failed.status);
+        if (error >= 0) {
+                j->before = snap;
+                j->before_dirty = true;
+                /* Written before the update can change the device: a kill
+                 * -9 from here on must find them.  A failed write stays
+                 * dirty and goes with the next flush. */
+                (void) manager_flush_now(j->manager);
+                error = job_update_start(j);
+        }
+        if (error < 0) {
+                /* An attempt that failed in its first step, as if the
+                 * update had read the state itself. */
+                failed.error = error;
+                on_update_done(NULL, &failed, j);
+        }
+}
+
+/* Reads the device's slots for j->before: the first step of the job's
+ * first attempt (and of later ones until a read succeeds).  One request
+ * per job: the update reads the state again, at each attempt. */
+static int job_read_before(struct job *j) {
+        static const uint8_t empty_map[] = { 0xa0 };
+        const struct smp_request_params params = {
+                .op = SMP_OP_READ,
+                .group = SMP_GROUP_IMAGE,
+                .id = SMP_IMG_CMD_STATE,
+                .body = empty_map,
+                .body_len = sizeof(empty_map),
+                .idempotent = true,
+        };
+        j->has_step = true;
+        j->step = SMP_UPDATE_STEP_READ_STATE;
+        return smp_session_send(j->session, &params, on_before_read, j, &j->before_read);
+}
+
 static int job_start(struct job *j, struct device *d) {
         struct manager *m = j->manager;
         struct image *img = manager_find_image(m, j->image_id);
@@ -340,17 +438,7 @@ static int job_start(struct job *j, struct device *d) {
         if (r < 0)
                 goto fail;
         smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);
-        const struct smp_update_params params = {
-                .data = data,
-                .len = len,
-                .mode = j->mode,
-                .swap_timeout_usec = m->config->job_swap_timeout_usec,
-                .upload_progress = on_upload_progress,
-                .step = on_update_step,
-                .done = on_update_done,
-                .userdata = j,
-        };
-        r = smp_update_start(j->session, &params, &j->update);
+        r = j->before.n_slots == 0 ? job_read_before(j) : job_update_start(j);
         if (r < 0)
                 goto fail;
         log_job(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts, j->max_attempts,

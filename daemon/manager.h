@@ -35,6 +35,7 @@ struct dbus_api;
 struct discovery;
 struct probe;
 struct smp_session;
+struct smp_request;
 struct mcuboot_key;
 
 /* ---- devices ---- */
@@ -129,9 +130,17 @@ struct job {
         double rate;                  /* bytes/s of the current or last upload */
         char *error;                  /* the last attempt's error as a sentence, may be NULL */
         uint64_t created_usec, started_usec, finished_usec, next_attempt_usec, updated_usec;
+        /* The device's slots as the job found them: read once, before
+         * its first attempt, and written at once (job_slots_before).  The
+         * outcome is judged against them, so an attempt resumed after a
+         * crash that finds the image already running says "updated",
+         * not "up-to-date".  n_slots 0: not read yet. */
+        struct smp_update_snapshot before;
+        bool before_dirty;
 
         /* runtime, not stored */
         struct smp_session *session;
+        struct smp_request *before_read;  /* reading `before` */
         struct smp_update *update;
         struct image *image_mapped;   /* holds a mapping while running */
         sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */

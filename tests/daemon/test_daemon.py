@@ -295,6 +295,70 @@ class Crashes(unittest.TestCase):
                                     % (i, st["stats"]["upload_bytes"], len(data), offsets[i]))
                 self.assertEqual(integrity(d.db_path), "ok")
 
+    def test_repeated_kill9_does_not_count_attempts(self):
+        """Issue 10 #15: an attempt cut short by kill -9 does not count,
+        as one cut short by SIGTERM does not: killed three times during
+        its upload, a job with max_attempts 3 ends after one counted
+        attempt, not "Attempt 4 of 3"."""
+        with Sim("--bandwidth", "30000", count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            cfg = "[devices]\nadd=%s\n[daemon]\nflush_interval=1\n[jobs]\nattempts=3\n" % conn
+            with Daemon(config=cfg) as d:
+                data, digest = mcuimg.make_image((4, 2, 0, 0), 150000, seed=5)
+                image_id = add_image(d, data)
+                [dev] = wait_online(d, 1)
+                [jid] = push(d, image_id, [dev["id"]])
+                for fraction in (0.15, 0.35, 0.55):
+                    d.wait_for(lambda: job(d, jid)["bytes_sent"] > len(data) * fraction, timeout=120,
+                               what="upload %d%% through" % (fraction * 100))
+                    time.sleep(1.2)   # one flush interval: the attempt is on record
+                    self.assertEqual(sql(d.db_path, "SELECT state, attempts FROM jobs WHERE id = ?", (jid,)),
+                                     [("running", 1)])
+                    d.kill9()
+                    d.start()
+                    d.wait_for(lambda: job(d, jid)["state"] == "running", timeout=30, what="job resumed")
+                [j] = wait_jobs(d, [jid], timeout=240)
+                self.assertEqual(j["outcome"], "updated")
+                self.assertEqual(j["max_attempts"], 3)
+                self.assertEqual(j["attempts"], 1, j)
+                self.assertNotIn("Attempt 2 of", d.read_log())
+                rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ? AND type = 'job-interrupted'",
+                           (jid,))
+                self.assertEqual(rows[0][0], 3)
+
+    def test_kill9_after_reset_reports_updated(self):
+        """Issue 10 #15: killed while the device swaps to the new image
+        (confirm-only: it comes back running it, confirmed), the resumed
+        job finds the image running.  It says "updated" -- what this job
+        did -- judged against the slots it read before its first attempt,
+        not "up-to-date"."""
+        with Sim("--swap-ms", "3000", count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            with Daemon(config="[devices]\nadd=%s\n[daemon]\nflush_interval=1\n" % conn) as d:
+                data, digest = mcuimg.make_image((5, 0, 0, 0), 20000, seed=6)
+                image_id = add_image(d, data)
+                [dev] = wait_online(d, 1)
+                self.assertNotEqual(running_hash(dev)[0], digest)
+                [jid] = push(d, image_id, [dev["id"]], mode="confirm-only")
+                d.wait_for(lambda: job(d, jid)["step"] == "wait-reboot", timeout=60, interval=0.05,
+                           what="the device rebooting into the new image")
+                d.kill9()
+                # The reset is answered first; the reboot (and swap) follow.
+                deadline = time.monotonic() + 10
+                while not sim.state(0)["rebooting"] and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                sim.wait_booted(0, timeout=30)
+                active = [x for x in sim.state(0)["slots"] if x["active"]][0]
+                self.assertEqual((active["hash"], active["confirmed"]), (digest, True))
+                d.start()
+                [j] = wait_jobs(d, [jid], timeout=120)
+                self.assertEqual(j["outcome"], "updated", j)
+                self.assertEqual(j["attempts"], 1, j)
+                # A push of the image it runs now is what up-to-date means.
+                [again] = push(d, image_id, [dev["id"]], mode="confirm-only")
+                [j2] = wait_jobs(d, [again], timeout=60)
+                self.assertEqual(j2["outcome"], "up-to-date", j2)
+
     def test_sigterm_checkpoints_and_resumes(self):
         with Sim("--bandwidth", "30000", count=2) as sim:
             conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
