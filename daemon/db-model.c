@@ -549,9 +549,10 @@ static int load_jobs(struct db *db, struct manager *m) {
                                 j->attempts--;
                         j->state = JOB_QUEUED;
                         j->dirty = true;
-                        log_job(LOG_NOTICE, j, "Interrupted during attempt %u (the daemon did not stop cleanly); "
-                                "it does not count, the job resumes at %" PRIu64 " of %" PRIu64 " bytes",
-                                j->attempts + 1, j->bytes_sent, j->bytes_total);
+                        log_job_state(LOG_NOTICE, j,
+                                      "Interrupted during attempt %u (the daemon did not stop cleanly); it does "
+                                      "not count, the job resumes at %" PRIu64 " of %" PRIu64 " bytes",
+                                      j->attempts + 1, j->bytes_sent, j->bytes_total);
                         char msg[128];
                         snprintf(msg, sizeof(msg), "attempt %u interrupted at %" PRIu64 " bytes (daemon died)",
                                  j->attempts + 1, j->bytes_sent);

@@ -148,6 +148,8 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         if (j->state == JOB_RETRY_WAIT) {
                 j->state = JOB_QUEUED;
+                log_job_state(LOG_INFO, j, "Retry due: queued for attempt %u of %u", j->attempts + 1,
+                              j->max_attempts);
                 job_changed(j);
         }
         manager_schedule_jobs(j->manager);
@@ -174,7 +176,7 @@ static void job_finish(struct job *j, enum job_state state) {
                 m->stats.jobs_failed++;
         else
                 m->stats.jobs_cancelled++;
-        log_job(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
+        log_job_state(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
                 job_state_to_string(state), j->has_outcome ? " (" : "",
                 j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
                 j->error && state != JOB_SUCCEEDED ? ": " : "", j->error && state != JOB_SUCCEEDED ? j->error : "");
@@ -306,7 +308,7 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 delay = MIN(delay, m->config->job_retry_delay_max_usec);
                 j->state = JOB_RETRY_WAIT;
                 j->next_attempt_usec = now_realtime_usec() + delay;
-                log_job(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
+                log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
                         j->max_attempts, msg, delay / 1000000u);
                 manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, msg);
                 (void) job_arm_timer(j);
@@ -441,7 +443,8 @@ static int job_start(struct job *j, struct device *d) {
         r = j->before.n_slots == 0 ? job_read_before(j) : job_update_start(j);
         if (r < 0)
                 goto fail;
-        log_job(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts, j->max_attempts,
+        log_job_state(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts,
+                      j->max_attempts,
                 img->version, j->image_id, len, d->conn);
         manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
         job_changed(j);
@@ -455,6 +458,9 @@ fail:
                 job_finish(j, JOB_FAILED);
         else {
                 j->next_attempt_usec = now_realtime_usec() + m->config->job_retry_delay_usec;
+                log_job_state(LOG_NOTICE, j, "Attempt %u of %u could not start (%s); next in %" PRIu64 " s",
+                              j->attempts, j->max_attempts, strerror(-r),
+                              m->config->job_retry_delay_usec / 1000000u);
                 (void) job_arm_timer(j);
                 job_changed(j);
         }
@@ -568,7 +574,7 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
                 free(j);
                 return r;
         }
-        log_job(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
+        log_job_state(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
                 smp_update_mode_to_string(j->mode));
         manager_history(m, "job-created", d, img->id, j, "push %s, mode %s", img->version,
                         smp_update_mode_to_string(j->mode));
@@ -603,7 +609,7 @@ void jobs_stop_all(struct manager *m) {
                         j->attempts--;
                 j->state = JOB_QUEUED;
                 j->dirty = true;
-                log_job(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
+                log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
                         j->bytes_sent, j->bytes_total);
                 manager_history(m, "job-interrupted", NULL, NULL, j, "daemon stopping at %" PRIu64 " bytes",
                                 j->bytes_sent);

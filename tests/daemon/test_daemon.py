@@ -6,9 +6,11 @@ uploads and during database writes (then PRAGMA integrity_check with
 Python's own sqlite3, and resumption), SIGHUP reload, configuration
 errors.  Real processes, real UDP and HTTP over loopback, real SQLite."""
 
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +18,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, Sim, SMPGWD, image_path, sql  # noqa: E402
+from daemonharness import SRCDIR, Daemon, Sim, SMPGWD, have, image_path, sql  # noqa: E402
 import mcuimg  # noqa: E402
 
 
@@ -84,6 +86,14 @@ def wait_online(d, count, timeout=60):
         online = [x for x in devs if x["state"] == "online" and x["images"]]
         return online if len(online) >= count else None
     return d.wait_for(ok, timeout=timeout, what="%d devices online" % count)
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def log_mark(d):
@@ -594,6 +604,137 @@ class Process(unittest.TestCase):
                                 headers={"Content-Type": "application/octet-stream"})
             self.assertEqual(status, 400, doc)
             self.assertEqual(doc["error"]["code"], "signature_invalid")
+
+
+JOURNALNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journalns.py")
+DEVICE_STATE_ID = "334c24f67cab42638b888443a4e9c690"
+JOB_STATE_ID = "b00bb5ee6fd64f6e84a7fcd3b7589d2f"
+
+
+class JournalDaemon(Daemon):
+    """smpgwd as systemd runs it with StandardOutput=journal, against a
+    real systemd-journald in a mount namespace (tests/daemon/journalns.py)."""
+
+    def __init__(self, **kw):
+        super().__init__(start=False, **kw)
+        self.journal_dir = os.path.join(self.dir, "journal")
+        os.makedirs(self.journal_dir)
+
+    def command(self):
+        return (["unshare", "--mount", "--propagation", "private", "/usr/bin/python3", JOURNALNS,
+                 self.journal_dir, "--"] + super().command())
+
+    def entries(self):
+        """smpgwd's own entries (not its stdout stream), as journalctl reads the files."""
+        p = subprocess.run(["journalctl", "--directory", self.journal_dir, "--output", "json", "--no-pager",
+                            "SYSLOG_IDENTIFIER=smpgwd", "_TRANSPORT=journal"],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise AssertionError("journalctl: %s" % p.stderr.decode())
+        return [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
+
+    def stop(self):
+        """smpgwd first (its last words reach the journal), then journald
+        (the namespace goes with it), then the harness's cleanup."""
+        rc = self.terminate() if self.proc else 0
+        pid_path = os.path.join(self.dir, "journald.pid")
+        if os.path.exists(pid_path):
+            with open(pid_path) as f:
+                pid = int(f.read())
+            try:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            except ProcessLookupError:
+                pass
+        super().stop()
+        return rc
+
+
+@unittest.skipUnless(os.geteuid() == 0 and os.path.exists("/lib/systemd/systemd-journald") and have("unshare")
+                     and have("journalctl"), "needs root, systemd-journald, unshare and journalctl")
+class Journal(unittest.TestCase):
+    def test_journal_fields(self):
+        """Issue 10 #16: in the journal, MESSAGE carries the context
+        stderr shows ("device 2 udp:...: new → unreachable"), CODE_FILE,
+        CODE_LINE and CODE_FUNC are the caller's, and device and job state
+        changes carry their documented MESSAGE_ID."""
+        with open(os.path.join(SRCDIR, "doc", "smpgwd.md")) as f:
+            doc = f.read()
+        self.assertIn(DEVICE_STATE_ID, doc)
+        self.assertIn(JOB_STATE_ID, doc)
+        with Sim(count=1) as sim:
+            live = "udp:127.0.0.1:%d" % sim.port
+            dead = "udp:127.0.0.1:%d" % free_udp_port()
+            cfg = "[discovery]\nenabled=no\n[devices]\nadd=%s %s\nprobe_timeout=1\n" % (live, dead)
+            d = JournalDaemon(config=cfg)
+            try:
+                d.start()
+                wait_online(d, 1)
+                by_conn = {x["conn"]: x["id"] for x in devices(d)}
+                d.wait_for(lambda: [x for x in devices(d) if x["state"] == "unreachable"], timeout=30,
+                           what="the dead device unreachable")
+                data, digest = mcuimg.make_image((7, 0, 0, 0), 8000, seed=7)
+                image_id = add_image(d, data)
+                [jid] = push(d, image_id, [by_conn[live]])
+                wait_jobs(d, [jid], timeout=60)
+
+                def find(message):
+                    return [e for e in d.entries() if e.get("MESSAGE") == message]
+
+                def entry(message):
+                    return d.wait_for(lambda: find(message), timeout=10, what="journal entry %r" % message)[0]
+
+                e = entry("device %d %s: new → unreachable" % (by_conn[dead], dead))
+                self.assertEqual(e.get("MESSAGE_ID"), DEVICE_STATE_ID)
+                self.assertEqual(e.get("DEVICE_ID"), str(by_conn[dead]))
+                self.assertEqual(e.get("DEVICE_CONN"), dead)
+                self.assertEqual(e.get("PRIORITY"), "5")
+                self.assertEqual(e.get("CODE_FILE"), "daemon/inventory.c")
+                self.assertEqual(e.get("CODE_FUNC"), "device_set_state")
+                self.assertTrue(e.get("CODE_LINE", "").isdigit(), e)
+                e = entry("device %d %s: new → online" % (by_conn[live], live))
+                self.assertEqual(e.get("MESSAGE_ID"), DEVICE_STATE_ID)
+                self.assertEqual(e.get("PRIORITY"), "6")
+
+                prefix = "job %d (device %d): " % (jid, by_conn[live])
+                jobs = d.wait_for(lambda: [x for x in d.entries() if x.get("JOB_ID") == str(jid) and
+                                           x.get("MESSAGE_ID") == JOB_STATE_ID and
+                                           x["MESSAGE"].startswith(prefix + "Job succeeded")] and
+                                  [x for x in d.entries() if x.get("JOB_ID") == str(jid)],
+                                  timeout=10, what="the job's journal entries")
+                states = [x for x in jobs if x.get("MESSAGE_ID") == JOB_STATE_ID]
+                texts = [x["MESSAGE"][len(prefix):] for x in states]
+                self.assertTrue(all(x["MESSAGE"].startswith(prefix) for x in jobs), jobs)
+                self.assertTrue(texts[0].startswith("Queued: 7.0.0"), texts)
+                self.assertTrue(texts[1].startswith("Attempt 1 of 3: pushing"), texts)
+                self.assertEqual(texts[-1], "Job succeeded (updated)")
+                for x in states:
+                    self.assertEqual(x.get("CODE_FILE"), "daemon/jobs.c", x)
+                    self.assertEqual(x.get("IMAGE_ID"), digest)
+                    self.assertEqual(x.get("DEVICE_ID"), str(by_conn[live]))
+                self.assertEqual([x["CODE_FUNC"] for x in (states[0], states[1], states[-1])],
+                                 ["job_create", "job_start", "job_finish"])
+
+                # Every entry names where it was logged, never the log wrapper.
+                everything = d.entries()
+                self.assertGreater(len(everything), 5)
+                for x in everything:
+                    self.assertTrue(x.get("CODE_FILE", "").startswith("daemon/"), x)
+                    self.assertNotEqual(x.get("CODE_FILE"), "daemon/log.c", x)
+                    self.assertTrue(x.get("CODE_FUNC") and x.get("CODE_LINE", "").isdigit(), x)
+                [running] = [x for x in everything if x["MESSAGE"].startswith("smpgwd ")]
+                self.assertEqual((running["CODE_FILE"], running["CODE_FUNC"]), ("daemon/main.c", "run"))
+                # Nothing went to the stream as plain text instead.
+                p = subprocess.run(["journalctl", "--directory", d.journal_dir, "--output", "cat", "--no-pager",
+                                    "_TRANSPORT=stdout"], capture_output=True, timeout=30)
+                self.assertEqual(p.stdout.decode().strip(), "")
+            except Exception:
+                sys.stderr.write(d.read_log())
+                raise
+            finally:
+                d.stop()
 
 
 if __name__ == "__main__":
