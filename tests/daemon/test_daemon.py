@@ -9,10 +9,12 @@ errors.  Real processes, real UDP and HTTP over loopback, real SQLite."""
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -604,6 +606,146 @@ class Process(unittest.TestCase):
                                 headers={"Content-Type": "application/octet-stream"})
             self.assertEqual(status, 400, doc)
             self.assertEqual(doc["error"]["code"], "signature_invalid")
+
+
+def build_root():
+    return os.environ.get("MESON_BUILD_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(SMPGWD)))
+
+
+def system_bus_policy_dirs():
+    """The directories the system bus reads policies from: the <includedir>s
+    of dbus-daemon's own system.conf (relative ones are relative to it)."""
+    import xml.etree.ElementTree as ET
+    conf = "/usr/share/dbus-1/system.conf"
+    return {os.path.normpath(os.path.join(os.path.dirname(conf), e.text.strip()))
+            for e in ET.parse(conf).getroot().iter("includedir")}
+
+
+# dbus-daemon(1), <standard_system_servicedirs/>: where the system bus looks
+# for activation files (system.conf names no other <servicedir>).
+SYSTEM_BUS_SERVICE_DIRS = {"/usr/local/share/dbus-1/system-services", "/usr/share/dbus-1/system-services",
+                           "/lib/dbus-1/system-services"}
+
+
+@unittest.skipUnless(have("meson") and have("systemd-analyze") and have("systemctl") and
+                     os.path.exists("/usr/share/dbus-1/system.conf"),
+                     "needs meson, systemd-analyze, systemctl and dbus-daemon's system.conf")
+class Install(unittest.TestCase):
+    """Issue 10 #7 and #8: `meson install` into a DESTDIR, as a package
+    build or `sudo meson install` would write the files, then the files
+    judged by the tools that read them (systemctl, systemd-sysusers,
+    systemd-analyze) and by dbus-daemon's own configuration."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="smpgw-install-")
+        cls.destdir = os.path.join(cls.tmp.name, "root")
+        opts = {o["name"]: o["value"] for o in json.loads(subprocess.check_output(
+            ["meson", "introspect", "--buildoptions", build_root()], stdin=subprocess.DEVNULL))}
+        cls.prefix = opts["prefix"]
+        cls.sysconfdir = os.path.join(cls.prefix, opts["sysconfdir"])
+        cls.datadir = os.path.join(cls.prefix, opts["datadir"])
+        cls.install()
+        cls.files = cls.walk()   # before the tests add links and files of their own
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    @classmethod
+    def install(cls):
+        p = subprocess.run(["meson", "install", "-C", build_root(), "--destdir", cls.destdir, "--no-rebuild",
+                            "--quiet"], capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError("meson install: %s%s" % (p.stdout.decode(), p.stderr.decode()))
+
+    @classmethod
+    def walk(cls):
+        """Every file in the DESTDIR, as its path on the target system."""
+        out = []
+        for root, dirs, files in os.walk(cls.destdir):
+            for f in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                out.append("/" + os.path.relpath(os.path.join(root, f), cls.destdir))
+        return sorted(out)
+
+    def one(self, name):
+        """The one file of that name the first install wrote."""
+        found = [f for f in self.files if os.path.basename(f) == name]
+        self.assertEqual(len(found), 1, (name, found))
+        return found[0]
+
+    def target(self, path):
+        return os.path.join(self.destdir, path.lstrip("/"))
+
+    def test_configuration_never_overwritten(self):
+        """The configuration is the operator's: nothing is installed where
+        smpgwd reads it, smpgwd reads it from the build's sysconfdir, and
+        an edited file survives the next install."""
+        help_text = subprocess.check_output([SMPGWD, "--help"]).decode()
+        config_path = re.search(r"--config FILE +configuration file \(default (\S+)\)", help_text).group(1)
+        self.assertEqual(config_path, os.path.join(self.sysconfdir, "smpgw", "smpgwd.conf"),
+                         "smpgwd reads its configuration below the build's sysconfdir")
+        self.assertEqual([f for f in self.files if f.startswith(self.sysconfdir + "/smpgw")
+                          or f.startswith("/etc/smpgw")], [], "nothing installed into the configuration directory")
+        example = self.one("smpgwd.conf.example")
+        self.assertEqual(example, os.path.join(self.datadir, "smpgw", "smpgwd.conf.example"))
+        with open(self.target(example)) as f:
+            text = f.read()
+        self.assertIn(config_path, text, "the example says where the configuration goes")
+        # The operator installs and edits the configuration ...
+        edited = text + "\n[jobs]\nattempts=5\n# edited by the operator\n"
+        os.makedirs(os.path.dirname(self.target(config_path)), exist_ok=True)
+        with open(self.target(config_path), "w") as f:
+            f.write(edited)
+        # ... which smpgwd runs with ...
+        with Daemon(config=edited, bus=False) as d:
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+        # ... and the next install (an upgrade) keeps.
+        self.install()
+        with open(self.target(config_path)) as f:
+            self.assertEqual(f.read(), edited)
+
+    def test_files_where_systemd_and_dbus_read_them(self):
+        policy = self.one("org.smpgw.conf")
+        self.assertIn(os.path.dirname(policy), system_bus_policy_dirs(),
+                      "the bus policy is where the system bus reads policies")
+        activation = self.one("org.smpgw.service")
+        self.assertIn(os.path.dirname(activation), SYSTEM_BUS_SERVICE_DIRS)
+        # systemctl finds the unit where it was installed, and enables it
+        # (with its D-Bus activation alias).
+        p = subprocess.run(["systemctl", "--root=" + self.destdir, "enable", "smpgwd.service"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for link in ("etc/systemd/system/multi-user.target.wants/smpgwd.service",
+                     "etc/systemd/system/dbus-org.smpgw.service"):
+            self.assertTrue(os.path.islink(os.path.join(self.destdir, link)), link)
+        # systemd-sysusers reads the sysusers.d file and creates the user.
+        p = subprocess.run(["systemd-sysusers", "--root=" + self.destdir, "--cat-config"], capture_output=True,
+                           timeout=60)
+        self.assertIn("# %s\n" % self.target(self.one("smpgwd.conf")), p.stdout.decode())
+        # The unit's ExecStart= is the installed daemon.
+        unit_path = self.one("smpgwd.service")
+        with open(self.target(unit_path)) as f:
+            unit = f.read()
+        exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
+        self.assertTrue(os.access(self.target(exec_start), os.X_OK), exec_start)
+
+    def unit_for_analysis(self):
+        """The installed unit with ExecStart= pointing into the DESTDIR, so
+        systemd-analyze finds the binary it names."""
+        unit_path = self.one("smpgwd.service")
+        with open(self.target(unit_path)) as f:
+            unit = f.read()
+        exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
+        path = os.path.join(self.tmp.name, "smpgwd.service")
+        with open(path, "w") as f:
+            f.write(unit.replace("ExecStart=" + exec_start, "ExecStart=" + self.target(exec_start)))
+        return path, unit
+
+    def test_unit_verifies(self):
+        path, _ = self.unit_for_analysis()
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no", path], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 JOURNALNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journalns.py")
