@@ -747,6 +747,25 @@ class Install(unittest.TestCase):
         p = subprocess.run(["systemd-analyze", "verify", "--man=no", path], capture_output=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_unit_allows_the_pi_uart(self):
+        """Issue 10 #8: the serial transport must be able to open the
+        Raspberry Pi's UARTs (ttyAMA*: PL011; ttyS0: the mini UART;
+        /dev/serial0 links to one of them) and USB serial devices, with
+        the unit's hardening at 1.5 or better."""
+        path, unit = self.unit_for_analysis()
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", path],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        # systemd's own reading of DeviceAllow=: "char-ttyAMA:rw ..."
+        line = [x for x in out.splitlines() if "DeviceAllow=" in x][0]
+        allowed = dict(re.findall(r"char-(\w+):(\w+)", line))
+        for group in ("ttyAMA", "ttyS", "ttyACM", "ttyUSB"):
+            self.assertEqual(allowed.get(group), "rw", (group, line))
+        exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+        self.assertLessEqual(exposure, 1.5, out[-500:])
+        self.assertIn("dialout", re.search(r"^SupplementaryGroups=(.*)$", unit, re.M).group(1).split())
+        self.assertIn("DevicePolicy=closed", unit)
+
 
 JOURNALNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journalns.py")
 DEVICE_STATE_ID = "334c24f67cab42638b888443a4e9c690"
