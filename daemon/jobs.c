@@ -10,12 +10,12 @@
  * An attempt cut short that way does not count towards max_attempts.
  *
  * Outcomes: updated, up-to-date, testing (test-only) and uploaded
- * (upload-only) succeed.  The job reads the device's slots before its
- * first attempt and keeps them (j->before, persisted), because each
- * attempt of the update judges only against what it finds: resumed after
- * a crash, it would call a device this job updated "up-to-date".  reverted and stuck fail at once: MCUboot gave a
+ * (upload-only) succeed.  reverted and stuck fail at once: MCUboot gave a
  * definitive answer, and pushing the same image again would only make the
- * device reboot into it and back again.
+ * device reboot into it and back again.  The job reads the device's slots
+ * before its first attempt and keeps them (j->before, persisted), because
+ * each attempt of the update judges only against what it finds: resumed
+ * after a crash, it would call a device this job updated "up-to-date".
  *
  * The job layer is the unit a rollout scheduler drives: it creates jobs
  * with a rollout id and a not-before time, and observes their states.
@@ -177,9 +177,10 @@ static void job_finish(struct job *j, enum job_state state) {
         else
                 m->stats.jobs_cancelled++;
         log_job_state(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
-                job_state_to_string(state), j->has_outcome ? " (" : "",
-                j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
-                j->error && state != JOB_SUCCEEDED ? ": " : "", j->error && state != JOB_SUCCEEDED ? j->error : "");
+                      job_state_to_string(state), j->has_outcome ? " (" : "",
+                      j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
+                      j->error && state != JOB_SUCCEEDED ? ": " : "",
+                      j->error && state != JOB_SUCCEEDED ? j->error : "");
         manager_history(m, "job-finished", NULL, NULL, j, "%s%s%s%s%s", job_state_to_string(state),
                         j->has_outcome ? ", outcome " : "",
                         j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->error ? ": " : "",
@@ -309,7 +310,7 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 j->state = JOB_RETRY_WAIT;
                 j->next_attempt_usec = now_realtime_usec() + delay;
                 log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
-                        j->max_attempts, msg, delay / 1000000u);
+                              j->max_attempts, msg, delay / 1000000u);
                 manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, msg);
                 (void) job_arm_timer(j);
                 job_changed(j);
@@ -444,8 +445,7 @@ static int job_start(struct job *j, struct device *d) {
         if (r < 0)
                 goto fail;
         log_job_state(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts,
-                      j->max_attempts,
-                img->version, j->image_id, len, d->conn);
+                      j->max_attempts, img->version, j->image_id, len, d->conn);
         manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
         job_changed(j);
         return 0;
@@ -575,7 +575,7 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
                 return r;
         }
         log_job_state(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
-                smp_update_mode_to_string(j->mode));
+                      smp_update_mode_to_string(j->mode));
         manager_history(m, "job-created", d, img->id, j, "push %s, mode %s", img->version,
                         smp_update_mode_to_string(j->mode));
         manager_emit(m, MANAGER_EVENT_JOB_ADDED, d, NULL, j);
@@ -610,7 +610,7 @@ void jobs_stop_all(struct manager *m) {
                 j->state = JOB_QUEUED;
                 j->dirty = true;
                 log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
-                        j->bytes_sent, j->bytes_total);
+                              j->bytes_sent, j->bytes_total);
                 manager_history(m, "job-interrupted", NULL, NULL, j, "daemon stopping at %" PRIu64 " bytes",
                                 j->bytes_sent);
         }

@@ -4,12 +4,12 @@
  * See manager.h for the ownership and persistence rules.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -252,10 +252,10 @@ static int mkdir_p(const char *path, mode_t mode) {
 
 /* Takes an exclusive flock() on path (created if needed) and writes our
  * PID into it, so the refusal of a second daemon can name the first.
- * flock(), not fcntl() locks: SQLite uses the latter on the database
- * and they would not tell two of our own descriptors apart; a flock is
- * held by the open file and released by the kernel however we exit, so
- * a kill -9 leaves no stale lock behind.  The file itself stays. */
+ * The kernel releases a flock however the process ends, so a kill -9
+ * leaves no stale lock (the file itself stays).  A file of its own, not
+ * the database: SQLite's fcntl() locks are on that, and a process loses
+ * its fcntl() locks on a file when it closes any descriptor of it. */
 static int lock_file(const char *path, const char *what, const char *dir, int *ret_fd) {
         _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
         char pid[24] = "";
@@ -276,8 +276,9 @@ static int lock_file(const char *path, const char *what, const char *dir, int *r
         }
         char buf[24];
         int len = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
-        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t) len, 0) != len)
-                log_warning_errno(-errno, "Cannot write our PID into %s, ignoring: %m", path);
+        ssize_t written = ftruncate(fd, 0) < 0 ? -1 : pwrite(fd, buf, (size_t) len, 0);
+        if (written != len)
+                log_warning_errno(written < 0 ? -errno : -EIO, "Cannot write our PID into %s, ignoring: %m", path);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
