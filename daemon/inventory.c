@@ -79,8 +79,8 @@ struct job *device_unfinished_job(struct manager *m, const struct device *d) {
 void device_set_state(struct device *d, enum device_state s) {
         if (d->state == s)
                 return;
-        log_device(s == DEVICE_ONLINE ? LOG_INFO : LOG_NOTICE, d, "%s → %s", device_state_to_string(d->state),
-                   device_state_to_string(s));
+        log_device_state(s == DEVICE_ONLINE ? LOG_INFO : LOG_NOTICE, d, "%s → %s",
+                         device_state_to_string(d->state), device_state_to_string(s));
         manager_history(d->manager, "device-state", d, NULL, NULL, "%s → %s", device_state_to_string(d->state),
                         device_state_to_string(s));
         d->state = s;

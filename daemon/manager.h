@@ -35,6 +35,7 @@ struct dbus_api;
 struct discovery;
 struct probe;
 struct smp_session;
+struct smp_request;
 struct mcuboot_key;
 
 /* ---- devices ---- */
@@ -129,9 +130,17 @@ struct job {
         double rate;                  /* bytes/s of the current or last upload */
         char *error;                  /* the last attempt's error as a sentence, may be NULL */
         uint64_t created_usec, started_usec, finished_usec, next_attempt_usec, updated_usec;
+        /* The device's slots as the job found them: read once, before
+         * its first attempt, and written at once (job_slots_before).  The
+         * outcome is judged against them, so an attempt resumed after a
+         * crash that finds the image already running says "updated",
+         * not "up-to-date".  n_slots 0: not read yet. */
+        struct smp_update_snapshot before;
+        bool before_dirty;
 
         /* runtime, not stored */
         struct smp_session *session;
+        struct smp_request *before_read;  /* reading `before` */
         struct smp_update *update;
         struct image *image_mapped;   /* holds a mapping while running */
         sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
@@ -206,6 +215,11 @@ struct manager {
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
+        /* flock()ed for the process's lifetime: <state dir>/smpgwd.lock
+         * and <db>.lock; -1 when not taken.  Two daemons on the same
+         * files would overwrite each other's rows and delete each
+         * other's images as orphans. */
+        int state_lock_fd, db_lock_fd;
         struct manager_stats stats;
 };
 
@@ -218,7 +232,9 @@ int manager_start(struct manager *m);
  * they resume at the next start), flushes, closes front ends. */
 void manager_stop(struct manager *m);
 /* SIGHUP: rereads what can change at run time (keys, limits, devices
- * from the configuration, discovery settings, tokens). */
+ * from the configuration, discovery settings, tokens).  Refuses, logging
+ * why and keeping everything as it runs, a configuration that does not
+ * load or that would drop the REST API's tokens_file (-EPERM). */
 int manager_reload(struct manager *m);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);
