@@ -167,7 +167,7 @@ class Commands(unittest.TestCase):
         self.assertEqual((new["hash"], new["active"], new["confirmed"]), (IMGTOOL_HASH, True, False), r)
         r = ctl("--conn", conn, "image", "confirm")
         self.assertEqual(r.rc, OK, r)
-        self.assertRegex(r.out, "slot 0: 1.2.3.4 +%s active confirmed" % IMGTOOL_HASH)
+        self.assertRegex(r.out, r"slot 0: 1\.2\.3\+4 +%s active confirmed" % IMGTOOL_HASH)
         # the old image is in slot 1 now; erase it
         r = ctl("--conn", conn, "--json", "image", "erase")
         self.assertEqual(r.rc, OK, r)
@@ -200,7 +200,7 @@ class Update(unittest.TestCase):
                     j = r.json()
                     self.assertEqual((j["outcome"], j["mode"]), (outcome, mode), r)
                     self.assertEqual(j["new"]["hash"], IMGTOOL_HASH)
-                    self.assertEqual(slots(j["before"]["images"])[(0, 0)]["version"], "1.0.0")
+                    self.assertEqual(slots(j["before"]["images"])[(0, 0)]["version"], "1.0.0+0")
                     self.assertEqual(j["upload"]["match"], True)
                     # a 3.6 KB upload to a local simulator may take less than
                     # the event loop's clock resolution: rate may be 0
@@ -225,9 +225,29 @@ class Update(unittest.TestCase):
             self.assertEqual(r.rc, OK, r)
             self.assertIn("outcome:  updated", r.out)
             self.assertIn("reboot:", r.out)
-            self.assertRegex(r.out, "after: +2.0.0 running, confirmed")
+            self.assertRegex(r.out, r"after: +2\.0\.0\+0 running, confirmed")
             self.assertIn(big_hash, r.out)
             self.assertRegex(r.out, r"\d+ bytes in [0-9.]+ s, [0-9.]+ [KM]?i?B/s")
+
+    def test_versions_one_spelling(self):
+        """A device reports "2.1.0.5" (Zephyr img_mgmt); smpgwctl shows the
+        version as the image file has it, "2.1.0+5", in every place."""
+        with Sim(*FAST) as sim:
+            path, data = image_file(sim.dir, "v.bin", (2, 1, 0, 5), 4000, seed=5)
+            conn = "udp:127.0.0.1:%d" % sim.port
+            r = ctl("--conn", conn, "update", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertRegex(r.out, r"image: .*, version 2\.1\.0\+5,")
+            self.assertRegex(r.out, r"before: +1\.0\.0\+0 running")
+            self.assertRegex(r.out, r"after: +2\.1\.0\+5 running, confirmed")
+            self.assertNotIn("2.1.0.5", r.out)
+            r = ctl("--conn", conn, "image", "list")
+            self.assertRegex(r.out, r"slot 0: 2\.1\.0\+5 ")
+            self.assertRegex(r.out, r"slot 1: 1\.0\.0\+0 ")
+            j = ctl("--conn", conn, "--json", "image", "list").json()
+            self.assertEqual(slots(j["images"])[(0, 0)]["version"], "2.1.0+5")
+            info = ctl("--json", "image", "info", path).json()
+            self.assertEqual(info["version"], slots(j["images"])[(0, 0)]["version"])
 
     def test_revert(self):
         with Sim("--fault", "revert", *FAST) as sim:
@@ -235,7 +255,7 @@ class Update(unittest.TestCase):
             self.assertEqual(r.rc, REVERTED, r)
             j = r.json()
             self.assertEqual((j["outcome"], j["rejected"], j["ok"]), ("reverted", False, False))
-            self.assertEqual(slots(j["after"]["images"])[(0, 0)]["version"], "1.0.0")
+            self.assertEqual(slots(j["after"]["images"])[(0, 0)]["version"], "1.0.0+0")
 
     def test_reject(self):
         with Sim("--fault", "reject", *FAST) as sim:
