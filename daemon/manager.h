@@ -269,6 +269,25 @@ int manager_scan(struct manager *m);
 /* ---- images (daemon/image-store.c) ---- */
 
 struct image *manager_find_image(struct manager *m, const char *id);
+
+/* Clients name an image by its id, the image hash in hex (64 digits,
+ * either case), or by a prefix of it as git takes short hashes.  A
+ * prefix must be IMAGE_ID_PREFIX_MIN digits at least (24 bits: among
+ * [images] max_count = 256 images two share one with a chance of about
+ * 0.2 %) and fit one image only; an ambiguous prefix is refused, never
+ * guessed. */
+#define IMAGE_ID_LEN 64
+#define IMAGE_ID_PREFIX_MIN 6
+/* ref is hex, IMAGE_ID_PREFIX_MIN..IMAGE_ID_LEN digits. */
+bool image_ref_is_valid(const char *ref);
+/* The stored image ref names.  -EINVAL: ref is not of that shape;
+ * -ENOENT: no stored image; -ENOTUNIQ: the prefix fits more than one. */
+int manager_lookup_image(struct manager *m, const char *ref, struct image **ret);
+/* The image hash a filter names (?image=): a whole hash as it is (lower
+ * case), a prefix resolved among every hash the gateway knows: stored
+ * images, the images of jobs, the slots of devices.  Errors as
+ * manager_lookup_image(). */
+int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
 /* Creates images_dir, removes stray temporary files, and drops (with a
  * warning and a history row) image records whose file is gone.  Called by
  * manager_start() after db_load(). */

@@ -13,13 +13,6 @@
 #include "db.h"
 #include "rest-internal.h"
 
-static bool is_hex(const char *s) {
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-                        return false;
-        return true;
-}
-
 static bool device_has_image(const struct device *d, const char *hash) {
         for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
                 const struct smp_update_slot *s = &d->slots.slots[i];
@@ -28,7 +21,7 @@ static bool device_has_image(const struct device *d, const char *hash) {
                 if (!s->present || s->hash_len == 0)
                         continue;
                 hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hex);
-                if (strcasecmp(hex, hash) == 0)
+                if (streq(hex, hash))
                         return true;
         }
         return false;
@@ -73,6 +66,7 @@ int rest_devices_list(struct rest_request *req) {
                    *name = rest_query(req, "name"), *image = rest_query(req, "image");
         _cleanup_free_ struct job_index_entry *index = NULL;
         size_t n_index = 0;
+        char image_hash[IMAGE_ID_LEN + 1] = "";
         uint64_t offset, total = 0;
         unsigned limit;
         int state = -1, k;
@@ -87,9 +81,11 @@ int rest_devices_list(struct rest_request *req) {
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Query parameter 'state' must be one of new, online, unreachable, absent.");
         }
-        if (image && (!is_hex(image) || strlen(image) > 64 || strlen(image) % 2 != 0))
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Query parameter 'image' must be an image hash in hex.");
+        if (image) {
+                k = rest_filter_image(req, image, image_hash);
+                if (k < 0)
+                        return k;
+        }
 
         k = job_index_build(m, &index, &n_index);
         if (k < 0)
@@ -107,7 +103,7 @@ int rest_devices_list(struct rest_request *req) {
                         continue;
                 if (name && (!d->name || !strcasestr(d->name, name)))
                         continue;
-                if (image && !device_has_image(d, image))
+                if (image && !device_has_image(d, image_hash))
                         continue;
                 total++;
                 if (total <= offset || json_array_size(devices) >= limit)

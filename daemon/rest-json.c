@@ -157,6 +157,32 @@ json_t *rest_json_job(struct manager *m, const struct job *j) {
                          "updated", rest_json_time(j->updated_usec));
 }
 
+int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
+        int k = manager_resolve_image_hash(req->rest->manager, ref, ret_hash);
+
+        switch (k) {
+        case 0:
+                return 0;
+        case -ENOENT:
+                /* Names no image the gateway knows: an empty hash,
+                 * which nothing has, so nothing matches. */
+                ret_hash[0] = '\0';
+                return 0;
+        case -ENOTUNIQ:
+                (void) rest_reply_error(req, 409, "ambiguous",
+                                        "Query parameter 'image': prefix '%s' fits more than one image; give more "
+                                        "of its digits.", ref);
+                return k;
+        case -EINVAL:
+                (void) rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter 'image' must be an image hash (64 hex digits) or a prefix "
+                                        "of at least %d of them.", IMAGE_ID_PREFIX_MIN);
+                return k;
+        default:
+                return k;
+        }
+}
+
 int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {
         const char *key;
         json_t *value;

@@ -201,6 +201,7 @@ static const struct {
         { EMSGSIZE, 413, "payload_too_large" },
         { EBADMSG, 400, "invalid_image" },
         { EKEYREJECTED, 400, "signature_invalid" },
+        { ENOTUNIQ, 409, "ambiguous" },
 };
 
 int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) {
@@ -307,11 +308,19 @@ int rest_find_device(struct rest_request *req, const char *ref, struct device **
         return 0;
 }
 
-int rest_find_image(struct rest_request *req, const char *id, struct image **ret) {
-        struct image *img = id ? manager_find_image(req->rest->manager, id) : NULL;
+int rest_find_image(struct rest_request *req, const char *ref, struct image **ret) {
+        struct image *img = NULL;
+        int k = manager_lookup_image(req->rest->manager, ref, &img);
 
-        if (!img) {
-                (void) rest_reply_error(req, 404, "not_found", "No image '%s'.", id ? id : "");
+        if (k == -ENOTUNIQ) {
+                (void) rest_reply_error(req, 409, "ambiguous",
+                                        "Image prefix '%s' fits more than one image; give more of its digits.", ref);
+                return k;
+        }
+        if (k < 0) {
+                (void) rest_reply_error(req, 404, "not_found",
+                                        "No image '%s' (an image id, or a unique prefix of at least %d of its "
+                                        "hex digits).", ref ? ref : "", IMAGE_ID_PREFIX_MIN);
                 return -ENOENT;
         }
         *ret = img;

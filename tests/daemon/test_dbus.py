@@ -378,6 +378,42 @@ class TestDBus(unittest.TestCase):
                                  what="InterfacesRemoved for the image")
         self.assertNotIn(str(path), self.paths_with(IMAGE))
 
+    def test_07a_image_prefixes(self):
+        """Push() and GetImage() take an image id or a unique prefix of at
+        least 6 hex digits; a prefix that fits two images is Ambiguous."""
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        m = self.manager()
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        paths = []
+        for data in (a, b):
+            with tempfile.TemporaryFile() as f:
+                f.write(data)
+                f.flush()
+                paths.append(str(m.AddImage(dbus.types.UnixFd(f.fileno()), "twin")[0]))
+        common = os.path.commonprefix([a_id, b_id])
+        self.assertEqual(str(m.GetImage(a_id)), paths[0])
+        self.assertEqual(str(m.GetImage(a_id[:len(common) + 1])), paths[0])
+        self.assertEqual(str(m.GetImage(b_id[:len(common) + 1].upper())), paths[1])
+        self.assertDBusError("org.smpgw.Error.Ambiguous", m.GetImage, common[:6])
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.GetImage, a_id[:5])
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.GetImage, "not-hex")
+        self.assertDBusError("org.smpgw.Error.NotFound", m.GetImage, "f" * 63)
+
+        dev = self.devices[2]
+        dev_id = dev.rsplit("/", 1)[1]
+        jobs_before = self.paths_with(JOB)
+        self.assertDBusError("org.smpgw.Error.Ambiguous", m.Push, common[:6], [dev_id], {})
+        self.assertDBusError("org.smpgw.Error.Ambiguous", self.obj(dev, DEVICE).Push, common[:6], {})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, a_id[:5], [dev_id], {})
+        self.assertEqual(self.paths_with(JOB), jobs_before)
+        job = str(m.Push(self.image_id[:8], [dev_id], {"mode": "upload-only"})[0])
+        self.assertEqual(str(self.get(job, JOB, "ImageId")), self.image_id)
+        self.obj(job, JOB).Cancel()
+        self.assertEqual(self.wait_job_final(job, timeout=30), "cancelled")
+        for p in paths:
+            self.obj(p, IMAGE).Delete()
+
     def test_08_introspection_matches_xml(self):
         """The running daemon's interfaces are those of dbus/org.smpgw.xml:
         members, signatures, argument names and directions, annotations."""
@@ -446,7 +482,8 @@ class TestDBus(unittest.TestCase):
         self.assertIn("updated", jobs)
         listed = json.loads(d.smpgwctl("jobs", "--json").stdout)["jobs"]
         self.assertEqual(sorted("%s/job/%d" % (ROOT, j["Id"]) for j in listed), self.paths_with(JOB))
-        self.assertEqual(len(listed), 5)   # 3 + 2: device 4's cancelled job went with the device
+        # 3 + 1 cancelled (test_07a) + 2: device 4's cancelled job went with the device
+        self.assertEqual(len(listed), 6)
 
         # watch a push that runs now, from its start to its end
         out = d.smpgwctl("push", self.image_id[:12], self.conns[1], "--mode", "test-only").stdout.decode()

@@ -37,7 +37,7 @@ LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BO
 
 ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
-               "signature_invalid", "too_many", "internal"}
+               "signature_invalid", "too_many", "ambiguous", "internal"}
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -528,6 +528,71 @@ class Api(RestCase):
         self.assertError(d, "GET", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         d.api("GET", "/api/v1/health", expect=200, token=False)
+
+    def test_image_prefixes(self):
+        """An image is named by its id or by a unique prefix of at least 6
+        hex digits everywhere: its path, POST /jobs, the ?image= filters;
+        a prefix that fits two images is 409 ambiguous, never a guess."""
+        d = self.d
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        upload(d, a)
+        upload(d, b)
+        common = os.path.commonprefix([a_id, b_id])
+        self.assertGreaterEqual(len(common), 6)
+        short_a, short_b = a_id[:len(common) + 1], b_id[:len(common) + 1]
+        _, images = d.api("GET", "/api/v1/images", expect=200)
+        known = [x["id"] for x in images["images"]]
+        nothing = next(p for p in ("%06x" % i for i in range(0, 1 << 24, 4099))
+                       if not any(k.startswith(p) for k in known))
+
+        _, got = d.api("GET", "/api/v1/images/" + short_a, expect=200)
+        self.assertEqual(got["id"], a_id)
+        _, got = d.api("GET", "/api/v1/images/" + short_b.upper(), expect=200)
+        self.assertEqual(got["id"], b_id)
+        self.assertError(d, "GET", "/api/v1/images/" + common[:6], status=409, code="ambiguous",
+                         contains=common[:6])
+        self.assertError(d, "GET", "/api/v1/images/" + a_id[:5], status=404, code="not_found", contains="6")
+        self.assertError(d, "GET", "/api/v1/images/" + nothing, status=404, code="not_found")
+
+        dev = add_device(d, "udp:127.0.0.1:%d" % (30000 + random.randrange(10000)))
+        _, before = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": common[:6], "devices": [dev["id"]]}, status=409,
+                         code="ambiguous")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": a_id[:5], "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": "xyzxyzxyz", "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": nothing, "devices": [dev["id"]]}, status=404,
+                         code="not_found")
+        _, after = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertEqual(after["total"], before["total"], "a refused request created jobs")
+        _, doc = d.api("POST", "/api/v1/jobs", {"image": short_a, "devices": [dev["id"]], "mode": "upload-only"},
+                       expect=201)
+        job = doc["jobs"][0]
+        self.assertEqual(job["image"], a_id)
+
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_a, expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + a_id.upper(), expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_b, expect=200)
+        self.assertEqual(doc["total"], 0)
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + nothing, expect=200)
+        self.assertEqual(doc["total"], 0)
+        for path in ("/api/v1/jobs", "/api/v1/devices"):
+            self.assertError(d, "GET", path + "?image=" + common[:6], status=409, code="ambiguous")
+            self.assertError(d, "GET", path + "?image=" + a_id[:5], code="invalid_field", contains="'image'")
+        _, doc = d.api("GET", "/api/v1/devices?image=" + short_a, expect=200)
+        self.assertEqual(doc["total"], 0)   # no device runs it
+
+        d.api("POST", "/api/v1/jobs/%d/cancel" % job["id"], expect=200)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + short_b)
+        self.assertEqual(status, 204, body)
+        # b gone, the shorter prefix is a's alone now
+        _, got = d.api("GET", "/api/v1/images/" + common[:6], expect=200)
+        self.assertEqual(got["id"], a_id)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + common[:6])
+        self.assertEqual(status, 204, body)
 
     def test_jobs_validation(self):
         d = self.d
