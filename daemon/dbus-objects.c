@@ -152,6 +152,25 @@ static int device_get_images(sd_bus *bus, const char *path, const char *interfac
         return sd_bus_message_close_container(reply);
 }
 
+static int device_set_name_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(value, "s", &name);
+        if (r < 0)
+                return r;
+        r = device_set_name(d, name);
+        if (r == -EINVAL)
+                return dbus_error_set(error, r,
+                                      "A device name is at most %d bytes of UTF-8 without control characters.",
+                                      DEVICE_NAME_MAX);
+        if (r < 0)
+                return dbus_error_set(error, r, "Cannot rename device %" PRIu64 ": %s.", d->id, strerror(-r));
+        return 0;
+}
+
 static int device_method_probe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
         int r;
@@ -214,7 +233,10 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("Conn", "s", device_get_conn, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Transport", "s", device_get_transport, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Address", "s", device_get_address, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Name", "s", device_get_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Writable by whom the bus policy lets call methods (not flagged
+         * privileged: the policy is the access control). */
+        SD_BUS_WRITABLE_PROPERTY("Name", "s", device_get_name, device_set_name_property, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("State", "s", device_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RSSI", "n", device_get_rssi, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirstSeen", "t", device_get_first_seen, 0, SD_BUS_VTABLE_PROPERTY_CONST),

@@ -55,7 +55,7 @@ struct device {
         char *address;                /* transport address (may be NULL) */
         char *address_type;           /* BLE "public"/"random", else NULL */
         char *adapter;                /* BLE adapter, else NULL */
-        char *name;                   /* may be NULL */
+        char *name;                   /* may be NULL; device_name_check() holds */
         bool has_rssi;
         int16_t rssi;
         enum device_state state;
@@ -259,6 +259,25 @@ int device_probe(struct device *d);
 /* Deletes the device and its history.  -EBUSY while a job is queued or
  * running for it (cancel the job first). */
 int manager_forget_device(struct manager *m, struct device *d);
+
+/* A device's name is a label for people: at most DEVICE_NAME_MAX bytes of
+ * UTF-8, no control characters (C0, DEL, C1, line separators, bidi
+ * overrides: they would rewrite a table or a terminal line around it).
+ * A user may set it; until then it defaults to the name the device
+ * advertises over BLE or, failing that, its OS node name. */
+#define DEVICE_NAME_MAX 64
+/* 0 or -EINVAL. */
+int device_name_check(const char *name);
+/* Sets the name a user gives; NULL or "" removes it (the default applies
+ * again from the next probe or BLE sighting).  Records, announces and
+ * flushes a change.  1 changed, 0 the same, -EINVAL (device_name_check()),
+ * -ENOMEM. */
+int device_set_name(struct device *d, const char *name);
+/* Takes candidate (a BLE name, an OS node name) as the name of a device
+ * that has none, cut to DEVICE_NAME_MAX at a character boundary; ignores
+ * "", Zephyr's "unknown" and strings that are no valid name.  Marks the
+ * device dirty; announcing is the caller's.  true when it took it. */
+bool device_default_name(struct device *d, const char *candidate);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 

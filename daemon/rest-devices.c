@@ -177,6 +177,40 @@ int rest_device_get(struct rest_request *req) {
         return rest_reply_json(req, 200, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
 }
 
+/* PATCH: changes what a user may change of a device, its name; fields
+ * left out stay as they are. */
+int rest_device_patch(struct rest_request *req) {
+        static const char *const fields[] = { "name", NULL };
+        struct manager *m = req->rest->manager;
+        struct device *d;
+        json_t *v;
+        int k;
+
+        k = rest_find_device(req, req->path_id, &d);
+        if (k < 0)
+                return k;
+        k = rest_json_check_fields(req, req->json, fields);
+        if (k < 0)
+                return k;
+        v = json_object_get(req->json, "name");
+        if (v) {
+                const char *name = json_is_string(v) ? json_string_value(v) : NULL;
+
+                if ((!json_is_null(v) && !name) || (name && strlen(name) != json_string_length(v)))
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'name' must be a string or null (no name).");
+                k = device_set_name(d, name);
+                if (k == -EINVAL)
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'name' must be at most %d bytes of UTF-8 without control "
+                                                "characters.", DEVICE_NAME_MAX);
+                if (k < 0)
+                        return rest_reply_errno(req, k, "Renaming device %" PRIu64 " failed: %s.", d->id,
+                                                strerror(-k));
+        }
+        return rest_reply_json(req, 200, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
+}
+
 int rest_device_probe(struct rest_request *req) {
         struct manager *m = req->rest->manager;
         struct device *d;

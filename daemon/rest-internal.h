@@ -163,6 +163,7 @@ int rest_json_check_fields(struct rest_request *req, json_t *object, const char 
 int rest_devices_list(struct rest_request *req);
 int rest_devices_add(struct rest_request *req);
 int rest_device_get(struct rest_request *req);
+int rest_device_patch(struct rest_request *req);
 int rest_device_probe(struct rest_request *req);
 int rest_device_forget(struct rest_request *req);
 int rest_device_history(struct rest_request *req);

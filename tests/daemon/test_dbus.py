@@ -240,6 +240,35 @@ class TestDBus(unittest.TestCase):
         self.assertEqual(len([1 for i in managed.values() if IMAGE in i]), 1)
         TestDBus.devices = paths
 
+    def test_03a_device_names(self):
+        """Device1.Name defaults to the OS node name and is writable."""
+        dev = self.devices[0]
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "smpsim-0000")
+        props = self.obj(dev, PROPS)
+        props.Set(DEVICE, "Name", "boiler room")
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "boiler room")
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == dev
+            and s["payload"]["data"][1].get("Name", {}).get("data") == "boiler room",
+            what="PropertiesChanged with the new Name")
+        for bad in ("a\nb", "x" * 65, "\u202eevil"):
+            self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", props.Set, DEVICE, "Name", bad)
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "boiler room")
+        # "" removes it: the default is back after the next probe
+        props.Set(DEVICE, "Name", "")
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "")
+        self.daemon.wait_for(lambda: self.probe_started(dev), what="a probe to start")
+        self.daemon.wait_for(lambda: str(self.get(dev, DEVICE, "Name")) == "smpsim-0000", what="the default name")
+
+    def probe_started(self, dev):
+        try:
+            self.obj(dev, DEVICE).Probe()
+            return True
+        except dbus.exceptions.DBusException as e:
+            if dbus_error_name(e) != "org.smpgw.Error.Busy":
+                raise
+            return False
+
     def test_04_push_refusals_create_nothing(self):
         m = self.manager()
         ids = [p.rsplit("/", 1)[1] for p in self.devices]
@@ -566,6 +595,13 @@ class TestDBus(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn(b"Discovery is disabled", p.stderr)
                 p = busctl("call", NAME, ROOT, MANAGER, "AddDevice", "s", self.conns[3])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                device = p.stdout.decode().split()[1].strip('"')
+                # a name is changed like a method is called: root may, nobody not
+                p = busctl("set-property", NAME, device, DEVICE, "Name", "s", "x", user="nobody")
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(b"denied", p.stderr.lower())
+                p = busctl("set-property", NAME, device, DEVICE, "Name", "s", "gateway-room")
                 self.assertEqual(p.returncode, 0, p.stderr)
                 # and nobody cannot take the name (given a state directory
                 # it can write, so the name is what fails)

@@ -817,6 +817,57 @@ class Push(RestCase):
             self.assertEqual(status, 204)
 
 
+class Names(RestCase):
+    def test_device_names(self):
+        """A device's name defaults to its OS node name, can be set with
+        PATCH (bounded, no control characters), survives probes and
+        restarts, and null gives the default back."""
+        with Sim(count=2) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            # smpsim's devices answer OS info with node name smpsim-NNNN
+            self.assertEqual([x["name"] for x in devs], ["smpsim-0000", "smpsim-0001"])
+            path = "/api/v1/devices/%d" % ids[0]
+
+            _, dev = d.api("PATCH", path, {"name": "Pump 7 \u2013 Halle B"}, expect=200)
+            self.assertDevice(dev)
+            self.assertEqual(dev["name"], "Pump 7 \u2013 Halle B")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "Pump 7 \u2013 Halle B")
+            _, doc = d.api("GET", "/api/v1/devices?name=halle", expect=200)
+            self.assertEqual([x["id"] for x in doc["devices"]], [ids[0]])
+            _, dev = d.api("PATCH", "/api/v1/devices/" + urllib.parse.quote(conns[1], safe=""), {}, expect=200)
+            self.assertEqual(dev["name"], "smpsim-0001")   # nothing to change
+            _, dev = d.api("PATCH", path, {"name": "\u00e9" * 32}, expect=200)   # 64 bytes
+            self.assertEqual(dev["name"], "\u00e9" * 32)
+            for bad in ("a\nb", "tab\there", "\u202eevil", "x" * 65, "\u00e9" * 33, "bell\u0007", "c1\u0085"):
+                self.assertError(d, "PATCH", path, {"name": bad}, code="invalid_field", contains="'name'")
+            for bad in ({"name": 5}, {"name": ["x"]}, {"nick": "x"}):
+                self.assertError(d, "PATCH", path, bad, code="invalid_field")
+            self.assertError(d, "PATCH", "/api/v1/devices/999999", {"name": "x"}, status=404, code="not_found")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "\u00e9" * 32)
+            status, headers, _ = d.http("PUT", path, {"name": "x"})
+            self.assertEqual(status, 405)
+            self.assertIn("PATCH", headers["allow"])
+
+            # a user's name outlives probes and restarts
+            d.api("PATCH", path, {"name": "pump-7"}, expect=200)
+            before = d.api("GET", path, expect=200)[1]["last_probe"]
+            d.api("POST", path + "/probe", expect=202)
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["last_probe"] != before, what="a new probe")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            d.restart()
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            _, hist = d.api("GET", path + "/history", expect=200)
+            self.assertIn("device-name", [e["type"] for e in hist["events"]])
+
+            # null removes it; the default comes back with the next probe
+            _, dev = d.api("PATCH", path, {"name": None}, expect=200)
+            self.assertIsNone(dev["name"])
+            d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
+
+
 class Cancel(RestCase):
     """Slow devices, so jobs are still running when they are cancelled."""
 
