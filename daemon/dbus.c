@@ -750,7 +750,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_JOB_PROGRESS:
                 emit_changed(api, dbus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE,
                              (char *[]) { (char *) "BytesSent", (char *) "BytesTotal", (char *) "Progress",
-                                          (char *) "Rate", NULL });
+                                          (char *) "Rate", (char *) "Updated", NULL });
                 break;
         case MANAGER_EVENT_JOB_REMOVED:
                 emit_removed(api, dbus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);

@@ -20,6 +20,7 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -351,6 +352,19 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
 /* -EALREADY when the job is finished already. */
 int job_cancel(struct job *j);
 bool job_is_finished(const struct job *j);
+/* The share of the upload the device acknowledged, 0..1, and 1 once the
+ * job succeeded (an up-to-date device needs no upload); and the rate,
+ * 0 when not known.  As REST, SSE and D-Bus all show them. */
+static inline double job_progress(const struct job *j) {
+        if (j->state == JOB_SUCCEEDED)
+                return 1.0;
+        if (j->bytes_total == 0)
+                return 0.0;
+        return j->bytes_sent >= j->bytes_total ? 1.0 : (double) j->bytes_sent / (double) j->bytes_total;
+}
+static inline double job_rate(const struct job *j) {
+        return isfinite(j->rate) && j->rate > 0 ? j->rate : 0.0;
+}
 const char *job_state_to_string(enum job_state s);
 int job_state_from_string(const char *s);
 /* Starts queued jobs while the limits allow (called by the manager). */

@@ -4,7 +4,6 @@
  * the REST handlers and the event stream so both always agree.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,10 +123,7 @@ json_t *rest_json_image(struct manager *m, const struct image *img) {
 
 json_t *rest_json_job(struct manager *m, const struct job *j) {
         const struct device *d = manager_find_device(m, j->device_id);
-        double progress = 0, rate = isfinite(j->rate) && j->rate > 0 ? j->rate : 0;
-
-        if (j->bytes_total > 0)
-                progress = MIN(1.0, (double) j->bytes_sent / (double) j->bytes_total);
+        double progress = job_progress(j), rate = job_rate(j);
 
         return json_pack("{s:I, s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:o,"
                          " s:o, s:o, s:o, s:o, s:o}",
