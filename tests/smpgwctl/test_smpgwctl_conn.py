@@ -373,6 +373,27 @@ class Usage(unittest.TestCase):
             with self.subTest(args=args):
                 self.assertEqual(ctl(*args).rc, USAGE)
 
+    def test_group_help(self):
+        """'smpgwctl GROUP --help' lists the group's commands (exit 0); a
+        group without a command is a usage error that lists them too."""
+        for group, commands in (("image", ("image info", "image list", "image upload", "image test",
+                                           "image confirm", "image erase")),
+                                ("stat", ("stat list", "stat read")),
+                                ("images", None)):
+            for flag in ("--help", "-h"):
+                with self.subTest(group=group, flag=flag):
+                    r = ctl(group, flag)
+                    self.assertEqual(r.rc, OK, r)
+                    for c in commands or ():
+                        self.assertIn(c, r.out)
+        self.assertIn("images add", ctl("images", "--help").out)   # its own help names the others
+        r = ctl("image")
+        self.assertEqual(r.rc, USAGE, r)
+        self.assertIn("image upload", r.err)
+        r = ctl("image", "frobnicate")
+        self.assertEqual(r.rc, USAGE, r)
+        self.assertIn("image list", r.err)
+
     def test_help_and_transport_errors(self):
         r = ctl("--help")
         self.assertEqual(r.rc, OK)
@@ -415,6 +436,29 @@ class Progress(unittest.TestCase):
             r = ctl("--conn", conn, "image", "upload", path)
             self.assertEqual(r.rc, OK, r)
             self.assertNotIn("\r", r.out)
+
+    def test_lines_when_piped(self):
+        """Not on a terminal, update and image upload write a line per tenth
+        of the upload as it goes, not nothing until the end; with --json
+        stdout stays the one JSON object."""
+        with Sim("--bandwidth", "200000", *FAST, count=3) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 100000)
+            conn = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(3)]
+            for dev, command in enumerate((["update", path], ["image", "upload", path])):
+                r = ctl("--conn", conn[dev], *command)
+                self.assertEqual(r.rc, OK, r)
+                self.assertNotIn("\r", r.out)
+                lines = [x for x in r.out.splitlines() if x.startswith("upload: ")]
+                tenths = [int(x.split()[1].rstrip("%")) // 10 for x in lines]
+                self.assertGreaterEqual(len(tenths), 8, r.out)
+                self.assertEqual(tenths, sorted(set(tenths)), r.out)   # one line per tenth, in order
+                self.assertEqual(tenths[-1], 10, r.out)
+                self.assertRegex(lines[-1], r"^upload: 100% 97\.\d KiB/97\.\d KiB [0-9.]+ [KM]?i?B/s$")
+                if command[0] == "update":   # as it goes: before the result
+                    self.assertLess(r.out.index("upload: 100%"), r.out.index("outcome:"))
+            r = ctl("--conn", conn[2], "--json", "update", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["outcome"], "updated")
 
 
 if __name__ == "__main__":
