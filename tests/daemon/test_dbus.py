@@ -620,7 +620,11 @@ class TestDBus(unittest.TestCase):
             f.write(data)
             f.flush()
             self.manager().AddImage(dbus.types.UnixFd(f.fileno()), "big.bin")
-        job = d.smpgwctl("push", image[:10], self.conns[1], "--mode", "upload-only").stdout.decode().strip()
+        pushed = json.loads(d.smpgwctl("push", image[:10], self.conns[1], "--mode", "upload-only", "--json").stdout)
+        self.assertEqual(pushed["image"], image)   # the prefix, resolved by smpgwd
+        self.assertEqual([j["image"] for j in pushed["jobs"]], [image])
+        job = str(pushed["jobs"][0]["id"])
+        self.assertEqual(set(pushed["jobs"][0]), set(d.api("GET", "/api/v1/jobs/" + job, expect=200)[1]))
         try:
             for cols, bar_min in ((160, 40), (100, 10), (80, 10)):
                 with self.subTest(cols=cols):

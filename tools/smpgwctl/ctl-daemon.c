@@ -41,7 +41,6 @@ static const struct {
                    "                         or a D-Bus address\n" },
 };
 
-
 void daemon_cmd_help(FILE *f, const struct daemon_cmd *cmd) {
         fprintf(f, "Usage: smpgwctl %s\n\n%s\n\nOptions:\n", cmd->usage, cmd->description);
         for (size_t i = 0; i < ELEMENTSOF(option_help); i++)
@@ -50,8 +49,8 @@ void daemon_cmd_help(FILE *f, const struct daemon_cmd *cmd) {
         fprintf(f, "  -h, --help             show this help\n\n"
                    "Exit codes: 0 success, 1 failure on this side, 2 usage, 3 not a valid MCUboot\n"
                    "image, 5 no valid signature, 6 smpgwd not reachable, 8 reverted, 9 stuck,\n"
-                   "10 the daemon refused (no such object, busy, access denied), 11 a job failed\n"
-                   "or was cancelled, 130/143 interrupted.\n");
+                   "10 the daemon refused (no such object, busy, an ambiguous image prefix, access\n"
+                   "denied), 11 a job failed or was cancelled, 130/143 interrupted.\n");
 }
 
 int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *ret) {
