@@ -21,6 +21,7 @@
 #include "db.h"
 #include "log.h"
 #include "manager.h"
+#include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
 
@@ -353,6 +354,8 @@ static int load_snapshot(struct db *db, sqlite3_stmt *stmt, uint64_t owner_id, c
                 s->image = (uint32_t) sqlite3_column_int64(q, 0);
                 s->slot = (uint32_t) sqlite3_column_int64(q, 1);
                 column_copy(q, 2, s->version, sizeof(s->version));
+                /* Rows written before versions were normalized: "1.2.3.4". */
+                (void) mcuboot_version_normalize(s->version, sizeof(s->version));
                 s->bootable = sqlite3_column_int(q, 4);
                 s->pending = sqlite3_column_int(q, 5);
                 s->confirmed = sqlite3_column_int(q, 6);

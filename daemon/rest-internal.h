@@ -129,7 +129,9 @@ int rest_query_uint(struct rest_request *req, const char *name, uint64_t default
 struct device *rest_lookup_device(struct manager *m, const char *ref);
 /* The same, replying 404 not_found when there is none. */
 int rest_find_device(struct rest_request *req, const char *ref, struct device **ret);
-int rest_find_image(struct rest_request *req, const char *id, struct image **ret);
+/* An image by its id or a unique prefix (manager_lookup_image()); replies
+ * 404 not_found or 409 ambiguous when there is not exactly one. */
+int rest_find_image(struct rest_request *req, const char *ref, struct image **ret);
 int rest_find_job(struct rest_request *req, const char *ref, struct job **ret);
 
 /* ---- rest-json.c ---- */
@@ -145,6 +147,12 @@ json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unf
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 
+/* The ?image= filter: ref resolved to the one image hash it names
+ * (manager_resolve_image_hash()); a ref that names no known image gives
+ * "", which nothing has.  Replies 400 invalid_field or 409 ambiguous and
+ * returns negative otherwise. */
+int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
+
 /* Checks a request body object against the fields a handler knows, so a
  * typo is an error rather than a silently ignored option.  Replies 400
  * invalid_field naming the first unknown field. */
@@ -155,6 +163,7 @@ int rest_json_check_fields(struct rest_request *req, json_t *object, const char 
 int rest_devices_list(struct rest_request *req);
 int rest_devices_add(struct rest_request *req);
 int rest_device_get(struct rest_request *req);
+int rest_device_patch(struct rest_request *req);
 int rest_device_probe(struct rest_request *req);
 int rest_device_forget(struct rest_request *req);
 int rest_device_history(struct rest_request *req);

@@ -201,6 +201,7 @@ static const struct {
         { EMSGSIZE, 413, "payload_too_large" },
         { EBADMSG, 400, "invalid_image" },
         { EKEYREJECTED, 400, "signature_invalid" },
+        { ENOTUNIQ, 409, "ambiguous" },
 };
 
 int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) {
@@ -307,11 +308,19 @@ int rest_find_device(struct rest_request *req, const char *ref, struct device **
         return 0;
 }
 
-int rest_find_image(struct rest_request *req, const char *id, struct image **ret) {
-        struct image *img = id ? manager_find_image(req->rest->manager, id) : NULL;
+int rest_find_image(struct rest_request *req, const char *ref, struct image **ret) {
+        struct image *img = NULL;
+        int k = manager_lookup_image(req->rest->manager, ref, &img);
 
-        if (!img) {
-                (void) rest_reply_error(req, 404, "not_found", "No image '%s'.", id ? id : "");
+        if (k == -ENOTUNIQ) {
+                (void) rest_reply_error(req, 409, "ambiguous",
+                                        "Image prefix '%s' fits more than one image; give more of its digits.", ref);
+                return k;
+        }
+        if (k < 0) {
+                (void) rest_reply_error(req, 404, "not_found",
+                                        "No image '%s' (an image id, or a unique prefix of at least %d of its "
+                                        "hex digits).", ref ? ref : "", IMAGE_ID_PREFIX_MIN);
                 return -ENOENT;
         }
         *ret = img;
@@ -388,8 +397,9 @@ static const struct rest_resource_def {
         [REST_RESOURCE_DEVICES] = { "GET, HEAD, POST", false,
                                     { { "GET", REST_BODY_NONE, rest_devices_list },
                                       { "POST", REST_BODY_JSON, rest_devices_add } } },
-        [REST_RESOURCE_DEVICE] = { "GET, HEAD, DELETE", false,
+        [REST_RESOURCE_DEVICE] = { "GET, HEAD, PATCH, DELETE", false,
                                    { { "GET", REST_BODY_NONE, rest_device_get },
+                                     { "PATCH", REST_BODY_JSON, rest_device_patch },
                                      { "DELETE", REST_BODY_NONE, rest_device_forget } } },
         [REST_RESOURCE_DEVICE_PROBE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_device_probe } } },
         [REST_RESOURCE_DEVICE_HISTORY] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_device_history } } },

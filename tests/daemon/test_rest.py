@@ -37,7 +37,7 @@ LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BO
 
 ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
-               "signature_invalid", "too_many", "internal"}
+               "signature_invalid", "too_many", "ambiguous", "internal"}
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -529,6 +529,71 @@ class Api(RestCase):
         self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         d.api("GET", "/api/v1/health", expect=200, token=False)
 
+    def test_image_prefixes(self):
+        """An image is named by its id or by a unique prefix of at least 6
+        hex digits everywhere: its path, POST /jobs, the ?image= filters;
+        a prefix that fits two images is 409 ambiguous, never a guess."""
+        d = self.d
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        upload(d, a)
+        upload(d, b)
+        common = os.path.commonprefix([a_id, b_id])
+        self.assertGreaterEqual(len(common), 6)
+        short_a, short_b = a_id[:len(common) + 1], b_id[:len(common) + 1]
+        _, images = d.api("GET", "/api/v1/images", expect=200)
+        known = [x["id"] for x in images["images"]]
+        nothing = next(p for p in ("%06x" % i for i in range(0, 1 << 24, 4099))
+                       if not any(k.startswith(p) for k in known))
+
+        _, got = d.api("GET", "/api/v1/images/" + short_a, expect=200)
+        self.assertEqual(got["id"], a_id)
+        _, got = d.api("GET", "/api/v1/images/" + short_b.upper(), expect=200)
+        self.assertEqual(got["id"], b_id)
+        self.assertError(d, "GET", "/api/v1/images/" + common[:6], status=409, code="ambiguous",
+                         contains=common[:6])
+        self.assertError(d, "GET", "/api/v1/images/" + a_id[:5], status=404, code="not_found", contains="6")
+        self.assertError(d, "GET", "/api/v1/images/" + nothing, status=404, code="not_found")
+
+        dev = add_device(d, "udp:127.0.0.1:%d" % (30000 + random.randrange(10000)))
+        _, before = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": common[:6], "devices": [dev["id"]]}, status=409,
+                         code="ambiguous")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": a_id[:5], "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": "xyzxyzxyz", "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": nothing, "devices": [dev["id"]]}, status=404,
+                         code="not_found")
+        _, after = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertEqual(after["total"], before["total"], "a refused request created jobs")
+        _, doc = d.api("POST", "/api/v1/jobs", {"image": short_a, "devices": [dev["id"]], "mode": "upload-only"},
+                       expect=201)
+        job = doc["jobs"][0]
+        self.assertEqual(job["image"], a_id)
+
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_a, expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + a_id.upper(), expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_b, expect=200)
+        self.assertEqual(doc["total"], 0)
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + nothing, expect=200)
+        self.assertEqual(doc["total"], 0)
+        for path in ("/api/v1/jobs", "/api/v1/devices"):
+            self.assertError(d, "GET", path + "?image=" + common[:6], status=409, code="ambiguous")
+            self.assertError(d, "GET", path + "?image=" + a_id[:5], code="invalid_field", contains="'image'")
+        _, doc = d.api("GET", "/api/v1/devices?image=" + short_a, expect=200)
+        self.assertEqual(doc["total"], 0)   # no device runs it
+
+        d.api("POST", "/api/v1/jobs/%d/cancel" % job["id"], expect=200)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + short_b)
+        self.assertEqual(status, 204, body)
+        # b gone, the shorter prefix is a's alone now
+        _, got = d.api("GET", "/api/v1/images/" + common[:6], expect=200)
+        self.assertEqual(got["id"], a_id)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + common[:6])
+        self.assertEqual(status, 204, body)
+
     def test_jobs_validation(self):
         d = self.d
         imgdata, image = mcuimg.make_image(size=4096, seed=11)
@@ -630,7 +695,7 @@ class Push(RestCase):
                 self.assertDevice(dev)
                 self.assertIsNotNone(dev["params"])
                 active = [s for s in dev["images"] if s["active"]]
-                self.assertEqual(active[0]["version"], "1.0.0")
+                self.assertEqual(active[0]["version"], "1.0.0+0")
             old_hash = active[0]["hash"]
             _, doc = d.api("GET", "/api/v1/devices?state=online&image=" + old_hash, expect=200)
             self.assertEqual(sorted(x["id"] for x in doc["devices"]), sorted(ids))
@@ -640,8 +705,10 @@ class Push(RestCase):
             try:
                 self.assertEqual(sse.status, 200)
                 self.assertTrue(sse.headers["content-type"].startswith("text/event-stream"))
-                imgdata, new_hash = mcuimg.make_image(version=(2, 1, 0, 0), size=48 * 1024, seed=5)
-                image = upload(d, imgdata, name="v2.bin")["id"]
+                imgdata, new_hash = mcuimg.make_image(version=(2, 1, 0, 5), size=48 * 1024, seed=5)
+                uploaded = upload(d, imgdata, name="v2.bin")
+                image = uploaded["id"]
+                self.assertEqual(uploaded["version"], "2.1.0+5")
                 self.assertEqual(image, new_hash)
 
                 _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [ids[0], str(ids[1]), conns[2]],
@@ -682,7 +749,9 @@ class Push(RestCase):
                     return devs
                 for dev in d.wait_for(updated, timeout=20, what="devices showing the new image"):
                     slot = [s for s in dev["images"] if s["hash"] == new_hash][0]
-                    self.assertEqual(slot["version"], "2.1.0")
+                    # the device reports "2.1.0.5" (Zephyr's spelling); one
+                    # version, one spelling: the image's
+                    self.assertEqual(slot["version"], uploaded["version"])
                     self.assertIsNone(dev["job"])
 
                 sse.wait_for(lambda evs: sum(1 for e in evs if e[0] == "job-state" and e[2]["state"] == "succeeded")
@@ -746,6 +815,57 @@ class Push(RestCase):
             self.assertEqual(status, 204)
             status, _, _ = d.http("DELETE", "/api/v1/devices/%d" % ids[0])
             self.assertEqual(status, 204)
+
+
+class Names(RestCase):
+    def test_device_names(self):
+        """A device's name defaults to its OS node name, can be set with
+        PATCH (bounded, no control characters), survives probes and
+        restarts, and null gives the default back."""
+        with Sim(count=2) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            # smpsim's devices answer OS info with node name smpsim-NNNN
+            self.assertEqual([x["name"] for x in devs], ["smpsim-0000", "smpsim-0001"])
+            path = "/api/v1/devices/%d" % ids[0]
+
+            _, dev = d.api("PATCH", path, {"name": "Pump 7 \u2013 Halle B"}, expect=200)
+            self.assertDevice(dev)
+            self.assertEqual(dev["name"], "Pump 7 \u2013 Halle B")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "Pump 7 \u2013 Halle B")
+            _, doc = d.api("GET", "/api/v1/devices?name=halle", expect=200)
+            self.assertEqual([x["id"] for x in doc["devices"]], [ids[0]])
+            _, dev = d.api("PATCH", "/api/v1/devices/" + urllib.parse.quote(conns[1], safe=""), {}, expect=200)
+            self.assertEqual(dev["name"], "smpsim-0001")   # nothing to change
+            _, dev = d.api("PATCH", path, {"name": "\u00e9" * 32}, expect=200)   # 64 bytes
+            self.assertEqual(dev["name"], "\u00e9" * 32)
+            for bad in ("a\nb", "tab\there", "\u202eevil", "x" * 65, "\u00e9" * 33, "bell\u0007", "c1\u0085"):
+                self.assertError(d, "PATCH", path, {"name": bad}, code="invalid_field", contains="'name'")
+            for bad in ({"name": 5}, {"name": ["x"]}, {"nick": "x"}):
+                self.assertError(d, "PATCH", path, bad, code="invalid_field")
+            self.assertError(d, "PATCH", "/api/v1/devices/999999", {"name": "x"}, status=404, code="not_found")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "\u00e9" * 32)
+            status, headers, _ = d.http("PUT", path, {"name": "x"})
+            self.assertEqual(status, 405)
+            self.assertIn("PATCH", headers["allow"])
+
+            # a user's name outlives probes and restarts
+            d.api("PATCH", path, {"name": "pump-7"}, expect=200)
+            before = d.api("GET", path, expect=200)[1]["last_probe"]
+            d.api("POST", path + "/probe", expect=202)
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["last_probe"] != before, what="a new probe")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            d.restart()
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            _, hist = d.api("GET", path + "/history", expect=200)
+            self.assertIn("device-name", [e["type"] for e in hist["events"]])
+
+            # null removes it; the default comes back with the next probe
+            _, dev = d.api("PATCH", path, {"name": None}, expect=200)
+            self.assertIsNone(dev["name"])
+            d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
 
 
 class Cancel(RestCase):
