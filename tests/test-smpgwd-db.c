@@ -925,7 +925,8 @@ static void test_job_slots_before(void) {
         ASSERT_EQ(j->id, job_id);
         ASSERT_EQ(j->before.n_slots, 2u);
         ASSERT_TRUE(j->before.slots[0].active && j->before.slots[0].confirmed);
-        ASSERT_STREQ(j->before.slots[0].version, "1.0.0");
+        /* Loading spells versions as MCUboot does (1.2.3+4). */
+        ASSERT_STREQ(j->before.slots[0].version, "1.0.0+0");
         ASSERT_EQ(j->before.slots[0].hash[31], 0x5a);
         ASSERT_EQ(j->before.slots[1].slot, 1u);
         ASSERT_TRUE(!j->before.slots[1].active);
