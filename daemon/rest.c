@@ -743,6 +743,7 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
                 req->upload_fd = -1;
                 req->method = method;
                 *con_cls = req;
+                rest_conn_request_begins(connection);
                 r->manager->stats.rest_requests++;
                 (void) rest_request_begin(req, url, method);
                 return req->queue_failed ? MHD_NO : MHD_YES;
@@ -766,6 +767,7 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
                                    enum MHD_RequestTerminationCode toe) {
         struct rest_request *req = *con_cls;
 
+        rest_conn_request_ends(connection);
         if (!req)
                 return;
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->upload_fd >= 0)
@@ -784,40 +786,6 @@ static void rest_mhd_log(void *cls, const char *fmt, va_list ap) {
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
                 msg[--n] = '\0';
         log_warning("libmicrohttpd: %s", msg);
-}
-
-/* ---- the loop ---- */
-
-static void rest_arm_timer(struct rest *r) {
-        MHD_UNSIGNED_LONG_LONG ms;
-        uint64_t now;
-
-        if (!r->daemon || !r->timer_source)
-                return;
-        if (MHD_get_timeout(r->daemon, &ms) != MHD_YES) {
-                (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_OFF);
-                return;
-        }
-        if (sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now) < 0)
-                now = now_monotonic_usec();
-        (void) sd_event_source_set_time(r->timer_source, now + MIN(ms, (MHD_UNSIGNED_LONG_LONG) 3600000) * 1000u);
-        (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_ONESHOT);
-}
-
-static void rest_run(struct rest *r) {
-        if (MHD_run(r->daemon) != MHD_YES)
-                log_debug("REST: MHD_run() failed");
-        rest_arm_timer(r);
-}
-
-static int rest_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        rest_run(userdata);
-        return 0;
-}
-
-static int rest_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        rest_run(userdata);
-        return 0;
 }
 
 /* ---- start, reload, stop ---- */
@@ -906,7 +874,6 @@ int rest_start(struct manager *m, struct rest **ret) {
                 { MHD_OPTION_END, 0, NULL },
                 { MHD_OPTION_END, 0, NULL },
         };
-        const union MHD_DaemonInfo *info;
         struct sockaddr_storage sa;
         socklen_t sa_len;
         unsigned flags, timeout_s, max_connections;
@@ -949,6 +916,8 @@ int rest_start(struct manager *m, struct rest **ret) {
 
         timeout_s = (unsigned) MAX(c->rest_timeout_usec / 1000000u, (uint64_t) 1);
         max_connections = c->rest_max_connections ? c->rest_max_connections : 64;
+        r->max_connections = max_connections;
+        r->header_timeout_usec = MIN(REST_HEADER_TIMEOUT_USEC, (uint64_t) timeout_s * 1000000u);
 
         r->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, rest_access_handler, r,
@@ -961,24 +930,16 @@ int rest_start(struct manager *m, struct rest **ret) {
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, MAX(max_connections / 2, 1u),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) REST_CONNECTION_MEMORY_LIMIT,
                 MHD_OPTION_NOTIFY_COMPLETED, rest_request_completed, r,
+                MHD_OPTION_NOTIFY_CONNECTION, rest_on_connection, r,
                 MHD_OPTION_ARRAY, tls_options,
                 MHD_OPTION_END);
         if (!r->daemon)
                 return log_error_errno(-EADDRNOTAVAIL, "REST: cannot start the HTTP server on '%s' (see above)",
                                        listen);
 
-        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        if (!info)
-                return log_error_errno(-EIO, "REST: libmicrohttpd has no epoll fd");
-        k = sd_event_add_io(m->event, &r->io_source, info->epoll_fd, EPOLLIN, rest_on_io, r);
+        k = rest_loop_start(r);
         if (k < 0)
-                return log_error_errno(k, "REST: cannot watch the HTTP server: %m");
-        (void) sd_event_source_set_description(r->io_source, "rest-io");
-        /* 1 µs accuracy: sd-event's default (250 ms) would stall replies. */
-        k = sd_event_add_time(m->event, &r->timer_source, CLOCK_MONOTONIC, 0, 1, rest_on_timer, r);
-        if (k < 0)
-                return log_error_errno(k, "REST: cannot add the HTTP timer: %m");
-        (void) sd_event_source_set_description(r->timer_source, "rest-timer");
+                return k;
 
         k = rest_events_start(r);
         if (k < 0)
@@ -1010,8 +971,7 @@ struct rest *rest_free(struct rest *r) {
                 MHD_stop_daemon(r->daemon);
                 r->daemon = NULL;
         }
-        r->io_source = sd_event_source_disable_unref(r->io_source);
-        r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        rest_loop_stop(r);
         r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
 
         if (r->token_digests)
