@@ -58,6 +58,7 @@ struct rest {
 
         /* rest-loop.c: MHD on the loop */
         int epoll_fd, listen_fd;       /* MHD's, borrowed */
+        int epoll_fdinfo_fd;           /* /proc/self/fdinfo/<epoll_fd>, owned; -1 without /proc */
         unsigned max_connections;
         uint64_t header_timeout_usec;
         sd_event_source *io_source;    /* MHD's epoll fd */
@@ -66,6 +67,7 @@ struct rest {
         sd_event_source *header_timer; /* the oldest header deadline */
         struct rest_conn *awaiting_head, *awaiting_tail; /* waiting for request headers, by deadline */
         uint64_t header_timeouts;      /* clients cut off at the header deadline */
+        unsigned watchdog_failures;    /* consecutive checks that found MHD unable to accept */
 
         sd_event_source *keepalive_timer;
         uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */

@@ -28,17 +28,25 @@
  * connection that waits for request headers has a deadline here, and one
  * that passes it is shut down (MHD then sees the end of the stream and
  * closes it).
+ *
+ * rest_watchdog_check() lets the manager's watchdog ping only while MHD
+ * can take a client: below max_connections, its listen socket must be in
+ * its epoll set (/proc/self/fdinfo of the epoll fd lists the fds in it),
+ * and its epoll fd and timeout must be watched.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "rest-internal.h"
+#include "rest.h"
 
 struct rest_conn {
         struct rest *rest;
@@ -239,11 +247,86 @@ void rest_conn_request_ends(struct MHD_Connection *connection) {
                 awaiting_append(c);
 }
 
+/* ---- the watchdog's check ---- */
+
+/* 1 when fd is in MHD's epoll set, 0 when not, negative when that cannot
+ * be told.  /proc/self/fdinfo/EPFD has a "tfd: N" line per fd in the set;
+ * it is opened once, at start, because the check matters most when no
+ * new descriptor can be had (accept() failing with EMFILE is what takes
+ * the listen socket out). */
+static int epoll_set_has_fd(struct rest *r, int fd) {
+        char buf[4096], line[128];
+        size_t line_len = 0;
+        ssize_t n;
+
+        if (r->epoll_fdinfo_fd < 0)
+                return -EBADF;
+        if (lseek(r->epoll_fdinfo_fd, 0, SEEK_SET) < 0)
+                return -errno;
+        while ((n = read(r->epoll_fdinfo_fd, buf, sizeof(buf))) > 0)
+                for (ssize_t i = 0; i < n; i++) {
+                        int tfd;
+
+                        if (buf[i] != '\n') {
+                                /* Lines are short; a longer one is no "tfd:" line. */
+                                if (line_len < sizeof(line) - 1)
+                                        line[line_len++] = buf[i];
+                                continue;
+                        }
+                        line[line_len] = '\0';
+                        line_len = 0;
+                        if (sscanf(line, "tfd: %d", &tfd) == 1 && tfd == fd)
+                                return 1;
+                }
+        return n < 0 ? -errno : 0;
+}
+
+static bool source_enabled(sd_event_source *s) {
+        int enabled = SD_EVENT_OFF;
+
+        return s && sd_event_source_get_enabled(s, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+}
+
+static const char *rest_unserviceable_reason(struct rest *r) {
+        const union MHD_DaemonInfo *info;
+        MHD_UNSIGNED_LONG_LONG ms;
+
+        if (!r->daemon)
+                return "the HTTP server is stopped";
+        /* A run is due at once; it settles everything below. */
+        if (source_enabled(r->run_defer))
+                return NULL;
+        if (!source_enabled(r->io_source))
+                return "libmicrohttpd's epoll fd is not watched";
+        if (MHD_get_timeout(r->daemon, &ms) == MHD_YES && !source_enabled(r->timer_source))
+                return "libmicrohttpd's timeout is not armed";
+        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        /* At max_connections the listen socket is out of the set by design. */
+        if (info && info->num_connections < r->max_connections &&
+            epoll_set_has_fd(r, r->listen_fd) == 0)
+                return "libmicrohttpd does not watch its listen socket although it is below max_connections";
+        return NULL;
+}
+
+unsigned rest_watchdog_check(struct rest *r, const char **ret_reason) {
+        const char *reason;
+
+        if (!r) {
+                *ret_reason = NULL;
+                return 0;
+        }
+        reason = rest_unserviceable_reason(r);
+        r->watchdog_failures = reason ? r->watchdog_failures + 1 : 0;
+        *ret_reason = reason;
+        return r->watchdog_failures;
+}
+
 /* ---- start and stop ---- */
 
 int rest_loop_start(struct rest *r) {
         struct manager *m = r->manager;
         const union MHD_DaemonInfo *info;
+        char fdinfo[64];
         int k;
 
         info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_EPOLL_FD);
@@ -254,6 +337,11 @@ int rest_loop_start(struct rest *r) {
         if (!info)
                 return log_error_errno(-EIO, "REST: libmicrohttpd has no listen socket");
         r->listen_fd = info->listen_fd;
+        snprintf(fdinfo, sizeof(fdinfo), "/proc/self/fdinfo/%d", r->epoll_fd);
+        r->epoll_fdinfo_fd = open(fdinfo, O_RDONLY | O_CLOEXEC);
+        if (r->epoll_fdinfo_fd < 0)
+                log_warning_errno(-errno, "REST: cannot open %s, the watchdog will not check the listen socket: %m",
+                                  fdinfo);
 
         k = sd_event_add_io(m->event, &r->io_source, r->epoll_fd, EPOLLIN, rest_on_io, r);
         if (k < 0)
@@ -282,6 +370,7 @@ int rest_loop_start(struct rest *r) {
 }
 
 void rest_loop_stop(struct rest *r) {
+        closep(&r->epoll_fdinfo_fd);
         r->io_source = sd_event_source_disable_unref(r->io_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
         r->run_defer = sd_event_source_disable_unref(r->run_defer);

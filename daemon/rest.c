@@ -885,6 +885,7 @@ int rest_start(struct manager *m, struct rest **ret) {
                 return log_error_errno(-ENOMEM, "REST: out of memory");
         r->manager = m;
         r->started_usec = now_monotonic_usec();
+        r->epoll_fdinfo_fd = -1;
 
         k = parse_listen(listen, &sa, &sa_len, &v6);
         if (k < 0)

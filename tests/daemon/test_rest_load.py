@@ -7,10 +7,12 @@ no interface changes), idle, slow and Server-Sent Events clients.
 
 After the clients leave, GET /api/v1/health must answer within 1 s; a
 client that trickles its request headers is cut off at the header
-deadline."""
+deadline; and when the API cannot take a client although it is below its
+connection limit, the watchdog pings stop."""
 
 import http.client
 import os
+import resource
 import select
 import signal
 import socket
@@ -283,6 +285,63 @@ class HeaderDeadline(LimitCase):
         self.assertEqual(conn.getresponse().status, 200)
         self.assertIs(conn.sock, sock, "the keep-alive connection was replaced")
         conn.close()
+
+
+class Watchdog(unittest.TestCase):
+    """WATCHDOG=1 proves the REST API can take a client.  libmicrohttpd
+    stops watching its listen socket when accept() fails with EMFILE and
+    watches it again only once a connection closes: with long-lived event
+    streams that can be never, although descriptors are free again long
+    before.  smpgwd is then deaf below max_connections, and the pings
+    stop; once a client leaves and it accepts again, they resume."""
+
+    def pings(self, d, seconds):
+        return [n for n in d.read_notifications(seconds) if "WATCHDOG=1" in n.split("\n")]
+
+    def test_pings_stop_while_rest_cannot_accept(self):
+        d = Daemon(config="[discovery]\nenabled=no\n", start=False, env={"WATCHDOG_USEC": "1000000"})
+        streams = []
+        try:
+            d.start()
+            self.assertGreaterEqual(len(self.pings(d, 1.6)), 2, "pings at half of WATCHDOG_USEC")
+            open_fds = {int(x) for x in os.listdir("/proc/%d/fd" % d.proc.pid)}
+            # The smallest limit that leaves smpgwd three new descriptors.
+            limit, free = 0, 0
+            while free < 3:
+                if limit not in open_fds:
+                    free += 1
+                limit += 1
+            # The soft limit only: raising it back needs no privilege.
+            old = resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, (limit, old[1]))
+            try:
+                for _ in range(3):
+                    s = connect_from("127.0.0.1", d.port)
+                    s.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                    self.assertTrue(s.recv(4096).startswith(b"HTTP/1.1 200"))
+                    streams.append(s)
+                # This one cannot be accepted: EMFILE.
+                streams.append(connect_from("127.0.0.1", d.port))
+                wait_until(lambda: "temporarily suspending accept" in d.read_log(), 5, "accept() to fail")
+            finally:
+                resource.prlimit(d.proc.pid, resource.RLIMIT_NOFILE, old)
+            # Descriptors are plenty again, but nobody gets in.
+            self.assertIsNone(health_latency(d, timeout=1))
+            d.read_notifications(1.2)
+            late = self.pings(d, 2.5)
+            self.assertEqual(late, [], "pings while the REST API cannot accept a client")
+            self.assertIn("not pinging the watchdog", d.read_log())
+            # One event stream ends: a connection closes, MHD listens again.
+            streams.pop(0).close()
+            latency = health_latency(d, timeout=5)
+            note("health once a client left: %s", "none" if latency is None else "%.1f ms" % (latency * 1000))
+            self.assertIsNotNone(latency, "no health answer once a client left\n" + d.read_log())
+            self.assertLess(latency, HEALTH_WITHIN)
+            self.assertGreaterEqual(len(self.pings(d, 1.6)), 2, "pings resumed")
+        finally:
+            close_all(streams)
+            rc = d.stop()
+        self.assertEqual(rc, 0, "smpgwd's exit status")
 
 
 if __name__ == "__main__":
