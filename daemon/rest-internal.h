@@ -69,6 +69,10 @@ struct rest {
         uint64_t header_timeouts;      /* clients cut off at the header deadline */
         unsigned watchdog_failures;    /* consecutive checks that found MHD unable to accept */
 
+        /* libmicrohttpd's messages, rate limited: a client can cause them */
+        uint64_t mhd_log_window_usec;
+        unsigned mhd_log_count, mhd_log_suppressed;
+
         sd_event_source *keepalive_timer;
         uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */
 

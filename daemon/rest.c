@@ -777,9 +777,29 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
 
 static void rest_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 
+/* libmicrohttpd logs per connection ("Server reached connection limit"
+ * for each client past the per-address limit), so a client could flood
+ * the journal: at most this many of its messages per window. */
+#define REST_MHD_LOG_BURST 10u
+#define REST_MHD_LOG_WINDOW_USEC (10ull * 1000000ull)
+
 static void rest_mhd_log(void *cls, const char *fmt, va_list ap) {
+        struct rest *r = cls;
+        uint64_t now = now_monotonic_usec();
         char msg[512];
         size_t n;
+
+        if (now - r->mhd_log_window_usec >= REST_MHD_LOG_WINDOW_USEC) {
+                if (r->mhd_log_suppressed > 0)
+                        log_warning("libmicrohttpd: %u more messages suppressed", r->mhd_log_suppressed);
+                r->mhd_log_window_usec = now;
+                r->mhd_log_count = r->mhd_log_suppressed = 0;
+        }
+        if (r->mhd_log_count >= REST_MHD_LOG_BURST) {
+                r->mhd_log_suppressed++;
+                return;
+        }
+        r->mhd_log_count++;
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
         n = strlen(msg);
