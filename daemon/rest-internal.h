@@ -123,9 +123,16 @@ struct rest_request {
         bool body_too_large;
         uint64_t drained;
 
+        bool begun;                    /* the access handler saw the headers */
         bool replied;
         bool queue_failed;
         unsigned status;
+
+        /* The raw request target (before MHD unescapes it, when %00 would
+         * cut a path short and reroute it) held a control character:
+         * refused at the headers. */
+        bool target_bad_path;
+        char *target_bad_query;        /* the (raw) parameter name */
 };
 
 /* ---- rest.c: replies, lookups, query parameters ---- */

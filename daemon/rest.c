@@ -568,6 +568,7 @@ static struct rest_request *rest_request_free(struct rest_request *req) {
         free(req->body);
         json_decref(req->json);
         free(req->path_id);
+        free(req->target_bad_query);
         free(req);
         return NULL;
 }
@@ -618,6 +619,11 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
         int k;
 
         req->method = streq(method, "HEAD") ? "GET" : method;
+        /* Before routing: the url MHD hands us is unescaped and ends at a
+         * %00, so it is not the path the client sent. */
+        if (req->target_bad_path)
+                return rest_reply_error(req, 400, "invalid_path",
+                                        "The path holds a control character (raw or %%-escaped).");
         res = rest_route(r, url, &req->path_id);
         def = &rest_resources[res];
 
@@ -627,6 +633,9 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
                                                     "A valid 'Authorization: Bearer <token>' header is required.");
         if (res == REST_RESOURCE_NONE)
                 return rest_reply_error(req, 404, "not_found", "No such resource: %s", url);
+        if (req->target_bad_query)
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter '%s' holds a control character.", req->target_bad_query);
 
         for (size_t i = 0; i < ELEMENTSOF(def->methods) && def->methods[i].method; i++)
                 if (streq(def->methods[i].method, req->method))
@@ -728,6 +737,79 @@ static int rest_request_finish(struct rest_request *req) {
         return r;
 }
 
+/* A byte that has no business in a request target: C0 controls and DEL. */
+static bool is_control(unsigned char c) {
+        return c < 0x20 || c == 0x7f;
+}
+
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Whether s[0, n) holds a control character, raw or %-escaped. */
+static bool has_control(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (is_control((unsigned char) s[i]))
+                        return true;
+                if (s[i] == '%' && i + 2 < n) {
+                        int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+
+                        if (hi >= 0 && lo >= 0 && is_control((unsigned char) (hi * 16 + lo)))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, and this is the
+ * only place that sees the request target as the client sent it.  The
+ * per-request state starts here (MHD hands it to the access handler as
+ * *con_cls, and reports its end through NOTIFY_COMPLETED even when the
+ * access handler never runs). */
+static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection *connection) {
+        struct rest *r = cls;
+        struct rest_request *req;
+        const char *query, *end;
+
+        req = calloc(1, sizeof(*req));
+        if (!req)
+                return NULL;
+        req->rest = r;
+        req->connection = connection;
+        req->upload_fd = -1;
+
+        end = uri + strlen(uri);
+        query = strchr(uri, '?');
+        req->target_bad_path = has_control(uri, (size_t) ((query ? query : end) - uri));
+        for (const char *p = query ? query + 1 : end; p < end && !req->target_bad_query;) {
+                const char *amp = strchr(p, '&');
+                size_t n = (size_t) ((amp ? amp : end) - p);
+
+                if (has_control(p, n)) {
+                        const char *eq = memchr(p, '=', n);
+                        size_t name_len = eq ? (size_t) (eq - p) : n;
+
+                        req->target_bad_query = strndup(p, MIN(name_len, (size_t) 64));
+                        if (!req->target_bad_query) {
+                                free(req);
+                                return NULL;
+                        }
+                        /* It is quoted in the reply: no control bytes there. */
+                        for (char *q = req->target_bad_query; *q; q++)
+                                if (is_control((unsigned char) *q) || (unsigned char) *q >= 0x80)
+                                        *q = '?';
+                }
+                p += n + 1;
+        }
+        return req;
+}
+
 static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *connection, const char *url,
                                            const char *method, const char *version, const char *upload_data,
                                            size_t *upload_data_size, void **con_cls) {
@@ -735,14 +817,15 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
         struct rest_request *req = *con_cls;
 
         if (!req) {
-                req = calloc(1, sizeof(*req));
+                /* rest_request_new() ran out of memory. */
+                req = rest_request_new(r, "", connection);
                 if (!req)
                         return MHD_NO;
-                req->rest = r;
-                req->connection = connection;
-                req->upload_fd = -1;
-                req->method = method;
                 *con_cls = req;
+        }
+        if (!req->begun) {
+                req->begun = true;
+                req->method = method;
                 rest_conn_request_begins(connection);
                 r->manager->stats.rest_requests++;
                 (void) rest_request_begin(req, url, method);
@@ -952,6 +1035,7 @@ int rest_start(struct manager *m, struct rest **ret) {
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) REST_CONNECTION_MEMORY_LIMIT,
                 MHD_OPTION_NOTIFY_COMPLETED, rest_request_completed, r,
                 MHD_OPTION_NOTIFY_CONNECTION, rest_on_connection, r,
+                MHD_OPTION_URI_LOG_CALLBACK, rest_request_new, r,
                 MHD_OPTION_ARRAY, tls_options,
                 MHD_OPTION_END);
         if (!r->daemon)

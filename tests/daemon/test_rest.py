@@ -39,7 +39,7 @@ LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BO
 
 ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
-               "signature_invalid", "too_many", "internal"}
+               "signature_invalid", "too_many", "internal", "invalid_path"}
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -316,6 +316,45 @@ class Api(RestCase):
             _, headers = self.assertError(d, method, path, status=405, code="method_not_allowed")
             allow = {m.strip() for m in headers["allow"].split(",")}
             self.assertTrue(allowed <= allow, (path, headers["allow"]))
+
+    def test_control_characters_in_path(self):
+        """MHD unescapes the path before smpgwd sees it, and a %00 ended it
+        there: POST /devices/%00/probe was routed to POST /devices (and
+        added a device), GET /jobs/1%00/cancel answered job 1.  A control
+        character in the path, raw or escaped, is 400 invalid_path."""
+        d = self.d
+        _, before = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        for method, path in (("POST", "/api/v1/devices/%00/probe"),
+                             ("POST", "/api/v1/devices/%00"),
+                             ("GET", "/api/v1/jobs/1%00/cancel"),
+                             ("GET", "/api/v1/jobs/1%00"),
+                             ("GET", "/api/v1/health%00"),
+                             ("GET", "/api/v1/devices/1%0a"),
+                             ("GET", "/api/v1/devices/%1F"),
+                             ("DELETE", "/api/v1/images/%7f"),
+                             ("GET", "/api/v1/devices/a%09b")):
+            body = b'{"conn":"udp:127.0.0.1:7"}' if method == "POST" else None
+            headers = ["Content-Type: application/json", "Content-Length: %d" % len(body)] if body else []
+            status, hdrs, data = raw_http(d, method, path, headers=headers, body=body)
+            self.assertEqual(status, 400, "%s %s: %d %r" % (method, path, status, data))
+            self.assertTrue(hdrs["content-type"].startswith("application/json"))
+            doc = json.loads(data)
+            self.assertEqual(doc["error"]["code"], "invalid_path", (path, doc))
+            self.assertIsInstance(doc["error"]["message"], str)
+        # Also without a token: refused for what it is, before anything else.
+        status, _, data = raw_http(d, "POST", "/api/v1/devices/%00/probe", token=False)
+        self.assertEqual((status, json.loads(data)["error"]["code"]), (400, "invalid_path"))
+        # A raw control byte in the request target.
+        status, _, data = raw_http(d, "GET", "/api/v1/jobs/1\x01")
+        self.assertEqual(status, 400, data)
+        _, after = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        self.assertEqual(after["total"], before["total"], "a device was added")
+        # In a query parameter: invalid_field, naming it.
+        self.assertError(d, "GET", "/api/v1/devices?state=online%00x", status=400, code="invalid_field",
+                         contains="'state'")
+        # Escapes of anything else are fine: %2F in a connection string.
+        self.assertError(d, "GET", "/api/v1/devices/serial%3A%2Fdev%2FttyNONE", status=404, code="not_found")
+        d.api("GET", "/api/v1/health", expect=200)
 
     def test_json_body_errors(self):
         d = self.d
