@@ -196,20 +196,42 @@ static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Watchdog: only pinged after checking that the parts we depend on
- * answer (the loop runs, the database reads), so a wedged SQLite file
- * gets us restarted instead of silently stuck. */
+ * answer (the loop runs, the database reads, the REST API can take a
+ * client), so a wedged SQLite file or a deaf REST API gets us restarted
+ * instead of silently stuck. */
+static bool rest_serviceable(struct manager *m) {
+#if HAVE_REST
+        const char *reason = NULL;
+        unsigned failures = rest_watchdog_check(m->rest, &reason);
+
+        /* Once may be a moment (accept() hit EMFILE and no connection has
+         * closed yet); twice in a row is half the watchdog interval. */
+        if (failures == 1)
+                log_warning("REST API cannot accept clients: %s", reason);
+        else if (failures > 1) {
+                log_error("REST API cannot accept clients for %u checks: %s; not pinging the watchdog", failures,
+                          reason);
+                return false;
+        }
+#endif
+        return true;
+}
+
 static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
         uint64_t interval = 0;
         _cleanup_free_ char *msg = NULL;
+        bool rest_ok;
 
         (void) sd_watchdog_enabled(false, &interval);
+        rest_ok = rest_serviceable(m);
         int r = m->db ? db_check(m->db, &msg) : 0;
         if (r >= 0 || r == -EUCLEAN) {
                 /* A corrupt page is reported, not fixed by restarting. */
                 if (r == -EUCLEAN)
                         log_error("Database check failed: %s", msg ? msg : "?");
-                (void) sd_notify(false, "WATCHDOG=1");
+                if (rest_ok)
+                        (void) sd_notify(false, "WATCHDOG=1");
         } else
                 log_warning_errno(r, "Database does not answer, not pinging the watchdog: %m");
         /* Half the interval, as sd_event_set_watchdog() does: a ping late

@@ -6,6 +6,7 @@ http.client will not send: headers without their body, chunked bodies),
 smpsim devices over UDP.  Every endpoint, its errors, bearer tokens,
 body limits, Server-Sent Events during a push, Prometheus metrics."""
 
+import datetime
 import hashlib
 import http.client
 import json
@@ -15,6 +16,7 @@ import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import threading
@@ -37,7 +39,7 @@ LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BO
 
 ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
-               "signature_invalid", "too_many", "ambiguous", "internal"}
+               "signature_invalid", "too_many", "ambiguous", "internal", "invalid_path"}
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -122,7 +124,9 @@ class SSEClient:
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
         self.events = []
+        self.arrivals = []             # time.time() of each event, as self.events
         self.comments = 0
+        self.comment_times = []
         self.lock = threading.Lock()
         self.ended = False
         self.thread = None
@@ -144,9 +148,12 @@ class SSEClient:
                         with self.lock:
                             self.events.append((current.get("event"), int(current.get("id", "0")),
                                                 json.loads(current.get("data", "null"))))
+                            self.arrivals.append(time.time())
                     current = {}
                 elif line.startswith(":"):
-                    self.comments += 1
+                    with self.lock:
+                        self.comments += 1
+                        self.comment_times.append(time.time())
                 else:
                     key, _, value = line.partition(":")
                     current[key] = value[1:] if value.startswith(" ") else value
@@ -157,6 +164,11 @@ class SSEClient:
     def snapshot(self):
         with self.lock:
             return list(self.events)
+
+    def timed(self):
+        """[(arrival time, event)]"""
+        with self.lock:
+            return list(zip(self.arrivals, self.events))
 
     def wait_for(self, predicate, timeout=60, what="events"):
         deadline = time.monotonic() + timeout
@@ -304,6 +316,45 @@ class Api(RestCase):
             _, headers = self.assertError(d, method, path, status=405, code="method_not_allowed")
             allow = {m.strip() for m in headers["allow"].split(",")}
             self.assertTrue(allowed <= allow, (path, headers["allow"]))
+
+    def test_control_characters_in_path(self):
+        """MHD unescapes the path before smpgwd sees it, and a %00 ended it
+        there: POST /devices/%00/probe was routed to POST /devices (and
+        added a device), GET /jobs/1%00/cancel answered job 1.  A control
+        character in the path, raw or escaped, is 400 invalid_path."""
+        d = self.d
+        _, before = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        for method, path in (("POST", "/api/v1/devices/%00/probe"),
+                             ("POST", "/api/v1/devices/%00"),
+                             ("GET", "/api/v1/jobs/1%00/cancel"),
+                             ("GET", "/api/v1/jobs/1%00"),
+                             ("GET", "/api/v1/health%00"),
+                             ("GET", "/api/v1/devices/1%0a"),
+                             ("GET", "/api/v1/devices/%1F"),
+                             ("DELETE", "/api/v1/images/%7f"),
+                             ("GET", "/api/v1/devices/a%09b")):
+            body = b'{"conn":"udp:127.0.0.1:7"}' if method == "POST" else None
+            headers = ["Content-Type: application/json", "Content-Length: %d" % len(body)] if body else []
+            status, hdrs, data = raw_http(d, method, path, headers=headers, body=body)
+            self.assertEqual(status, 400, "%s %s: %d %r" % (method, path, status, data))
+            self.assertTrue(hdrs["content-type"].startswith("application/json"))
+            doc = json.loads(data)
+            self.assertEqual(doc["error"]["code"], "invalid_path", (path, doc))
+            self.assertIsInstance(doc["error"]["message"], str)
+        # Also without a token: refused for what it is, before anything else.
+        status, _, data = raw_http(d, "POST", "/api/v1/devices/%00/probe", token=False)
+        self.assertEqual((status, json.loads(data)["error"]["code"]), (400, "invalid_path"))
+        # A raw control byte in the request target.
+        status, _, data = raw_http(d, "GET", "/api/v1/jobs/1\x01")
+        self.assertEqual(status, 400, data)
+        _, after = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        self.assertEqual(after["total"], before["total"], "a device was added")
+        # In a query parameter: invalid_field, naming it.
+        self.assertError(d, "GET", "/api/v1/devices?state=online%00x", status=400, code="invalid_field",
+                         contains="'state'")
+        # Escapes of anything else are fine: %2F in a connection string.
+        self.assertError(d, "GET", "/api/v1/devices/serial%3A%2Fdev%2FttyNONE", status=404, code="not_found")
+        d.api("GET", "/api/v1/health", expect=200)
 
     def test_json_body_errors(self):
         d = self.d
@@ -866,6 +917,56 @@ class Names(RestCase):
             self.assertIsNone(dev["name"])
             d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
             d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
+
+
+def rfc3339_to_epoch(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class EventLatency(RestCase):
+    """A client that only listens on /api/v1/events, with no other request
+    reaching smpgwd, gets every event of a push within 0.5 s of the moment
+    in its payload ("updated": when smpgwd changed the job and emitted the
+    event), and the keepalive comment every 15 s."""
+
+    MAX_DELAY = 0.5
+
+    def test_events_arrive_without_other_traffic(self):
+        with Sim("--bandwidth", "30000", count=1) as sim, \
+                Daemon(config="[discovery]\nenabled=no\n", tokens=[TOKEN]) as d:
+            dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)["id"]
+            wait_online(d, [dev])
+            imgdata, image = mcuimg.make_image(version=(3, 0, 0, 0), size=64 * 1024, seed=9)
+            upload(d, imgdata)
+            sse = SSEClient(d, "?types=job-added,job-state,job-progress")
+            opened = time.time()
+            try:
+                _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [dev], "mode": "upload-only"},
+                               expect=201)
+                job = doc["jobs"][0]["id"]
+                # From here on nothing but the stream talks to smpgwd.
+                sse.wait_for(lambda evs: any(e[0] == "job-state" and e[2]["id"] == job
+                                             and e[2]["state"] in ("succeeded", "failed", "cancelled") for e in evs),
+                             timeout=30, what="the job's end, seen on the stream alone")
+                timed = sse.timed()
+                delays = [arrival - rfc3339_to_epoch(e[2]["updated"]) for arrival, e in timed]
+                sys.stderr.write("    # %d events; delay from 'updated' to arrival: min %.1f ms, median %.1f ms, "
+                                 "max %.1f ms\n" % (len(delays), min(delays) * 1000,
+                                                    statistics.median(delays) * 1000, max(delays) * 1000))
+                kinds = [e[0] for _, e in timed]
+                self.assertIn("job-progress", kinds)
+                self.assertEqual(timed[-1][1][2]["state"], "succeeded", timed[-1])
+                for (arrival, e), delay in zip(timed, delays):
+                    self.assertLess(delay, self.MAX_DELAY, "%s #%d arrived %.3f s late" % (e[0], e[1], delay))
+                # The keepalive, on time too (its timer has 1 s accuracy).
+                deadline = opened + 15 + 1.5
+                while time.time() < deadline and sse.comments < 2:
+                    time.sleep(0.1)
+                self.assertGreaterEqual(sse.comments, 2, "the hello and a keepalive comment")
+                self.assertLess(sse.comment_times[1] - opened, 15 + 1.5)
+            finally:
+                sse.close()
 
 
 class Cancel(RestCase):
