@@ -252,7 +252,7 @@ class Live(unittest.TestCase):
         self.check("POST", "/api/v1/devices", "/api/v1/devices", 400, body={"conn": 5})
         self.check("POST", "/api/v1/devices", "/api/v1/devices", 415, body=b"{}",
                    headers={"Content-Type": "text/plain"})
-        self.check("POST", "/api/v1/jobs", "/api/v1/jobs", 404, body={"image": "00ff", "devices": [self.dev]})
+        self.check("POST", "/api/v1/jobs", "/api/v1/jobs", 404, body={"image": "00ff00ff", "devices": [self.dev]})
         # 405 is documented once, as a reusable response.
         got, headers, data = self.d.http("PUT", "/api/v1/devices")
         self.assertEqual(got, 405)
