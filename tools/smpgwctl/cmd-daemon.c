@@ -29,6 +29,7 @@
 
 #include "cmd-daemon.h"
 #include "ctl-session.h"
+#include "smpgw/smp-parse.h"
 #include "util.h"
 
 #define BUS_NAME "org.smpgw"
@@ -100,12 +101,8 @@ static void daemon_cmd_help(FILE *f, const struct daemon_cmd *cmd) {
 }
 
 static int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *ret) {
-        char *end;
-        if (!arg || *arg < '0' || *arg > '9')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (errno || *end || v < min || v > max)
+        uint64_t v;
+        if (smp_parse_uint(arg, min, max, &v) < 0)
                 return -EINVAL;
         *ret = (uint32_t) v;
         return 0;

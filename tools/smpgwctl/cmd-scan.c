@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "ctl-session.h"
+#include "smpgw/smp-parse.h"
 #include "smpgw/smp-transport.h"
 #include "smpgwctl.h"
 #include "util.h"
@@ -110,10 +111,8 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
                         scan_help(stdout);
                         return CTL_EXIT_OK;
                 case ARG_SECONDS: {
-                        char *end;
-                        errno = 0;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (errno || end == optarg || *end || v < 1 || v > SCAN_SECONDS_MAX) {
+                        uint64_t v;
+                        if (smp_parse_uint(optarg, 1, SCAN_SECONDS_MAX, &v) < 0) {
                                 ctl_log("--seconds wants a number from 1 to %u, not '%s'", SCAN_SECONDS_MAX,
                                         optarg);
                                 return CTL_EXIT_USAGE;

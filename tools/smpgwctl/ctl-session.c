@@ -16,26 +16,14 @@
 #include <unistd.h>
 
 #include "ctl-session.h"
+#include "smpgw/smp-parse.h"
 #include "smpgw/smp-transport.h"
 #include "util.h"
 
 /* ---- global options ---- */
 
-static int parse_uint(const char *arg, unsigned long long min, unsigned long long max,
-                      unsigned long long *ret) {
-        char *end;
-        if (!arg || !*arg || *arg == '-' || *arg == '+')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (errno != 0 || *end != '\0' || v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
-        unsigned long long v;
+        uint64_t v;
 
         switch (c) {
         case 'c':
@@ -48,7 +36,7 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 ctx->verbose++;
                 return 1;
         case CTL_ARG_WINDOW:
-                if (parse_uint(arg, 1, SMP_UPLOAD_WINDOW_MAX, &v) < 0) {
+                if (smp_parse_uint(arg, 1, SMP_UPLOAD_WINDOW_MAX, &v) < 0) {
                         ctl_log("--window wants a number of chunks from 1 to %u, not '%s'",
                                 SMP_UPLOAD_WINDOW_MAX, arg);
                         return -1;
@@ -56,14 +44,14 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 ctx->window = (unsigned) v;
                 return 1;
         case CTL_ARG_CHUNK:
-                if (parse_uint(arg, 1, 65535, &v) < 0) {
+                if (smp_parse_uint(arg, 1, 65535, &v) < 0) {
                         ctl_log("--chunk wants a number of bytes from 1 to 65535, not '%s'", arg);
                         return -1;
                 }
                 ctx->chunk = (size_t) v;
                 return 1;
         case CTL_ARG_TIMEOUT:
-                if (parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
+                if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
                         ctl_log("--timeout wants milliseconds from 1 to %u, not '%s'",
                                 SMP_SESSION_TIMEOUT_MAX_USEC / 1000, arg);
                         return -1;
