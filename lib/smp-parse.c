@@ -35,3 +35,11 @@ int smp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
                 return -EINVAL;
         return smp_parse_uint_n(s, strlen(s), min, max, ret);
 }
+
+void smp_strv_free(char **strv) {
+        if (!strv)
+                return;
+        for (char **s = strv; *s; s++)
+                free(*s);
+        free(strv);
+}

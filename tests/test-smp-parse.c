@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * smp_parse_uint(): the one parser for numbers people type, used by the
- * tools.  Decimal digits only, bounds
+ * tools, the plugins and connection strings.  Decimal digits only, bounds
  * checked, no wrap-around past UINT64_MAX, nothing written on failure.
  */
 #include <errno.h>
@@ -34,4 +34,13 @@ static void test_parse_uint(void) {
         ASSERT_EQ(smp_parse_uint_n("12345", 0, 0, 100, &v), -EINVAL);
 }
 
-TEST_MAIN(TEST(test_parse_uint))
+static void test_strv_free(void) {
+        char **strv = calloc(3, sizeof(char *));
+        ASSERT_TRUE(strv);
+        strv[0] = strdup("a");
+        strv[1] = strdup("b");
+        smp_strv_free(strv);
+        smp_strv_free(NULL);
+}
+
+TEST_MAIN(TEST(test_parse_uint), TEST(test_strv_free))

@@ -36,7 +36,9 @@
  * sessions and notification sessions belong to that connection, so
  * BlueZ drops them when the link is closed.
  *
- * SMPGW_DEBUG=1 (or containing "ble") prints debug lines on stderr.
+ * Debug lines go to the host's log (struct smp_host).  Everything that
+ * was plugin-wide (adapter slots, lingering Disconnects, max-connections)
+ * lives in the instance, one per libsmpgw context.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +56,7 @@
 #include <smpgw/smp-frame.h>
 #include <smpgw/smp-transport.h>
 
-#include "util.h"
+#include "plugin-util.h"
 
 #define BLUEZ "org.bluez"
 #define BLUEZ_ERROR "org.bluez.Error."
@@ -90,29 +92,191 @@
 #define DISCOVERY_SECONDS_MAX 3600u
 #define DISCOVERY_RSSI_FLOOR (-100)
 #define DISCOVERY_SEEN_MAX 4096u
+/* How long a closed link's bus waits for BlueZ to answer its Disconnect. */
+#define LINGER_USEC (3u * 1000000ull)
+
+struct adapter_slot;
+struct ble_linger;
+
+/* The transport's state in one context: what used to be plugin-wide. */
+struct smp_transport_instance {
+        const struct smp_host *host;
+        /* Links per adapter; the last max-connections= given sets it. */
+        unsigned max_connections;
+        struct adapter_slot *adapters;
+        /* Closed links whose Disconnect is not answered yet. */
+        struct ble_linger *lingers;
+};
+
+/* ---- bluez-bus.c ---- */
+
+_printf_(3, 4) void ble_debug(const struct smp_transport_instance *i, const void *who, const char *fmt, ...);
+/* The errno of a method reply (0 when it is no error), logged. */
+int reply_errno(const struct smp_transport_instance *i, const void *who, const char *what, sd_bus_message *m);
+
+struct dev_props {
+        const char *address, *address_type, *name, *adapter;
+        bool has_connected, connected, has_resolved, resolved, has_rssi, smp_uuid, has_uuids;
+        int16_t rssi;
+        const char *uuid;        /* characteristic UUID */
+        bool has_mtu;
+        uint16_t mtu;
+        const uint8_t *value;
+        size_t value_len;
+        bool has_value;
+};
+
+/* Reads a{sv} at the current position into p (known keys only). */
+int read_props(sd_bus_message *m, struct dev_props *p);
+/* Iterates a{sa{sv}} at the current position; for each interface calls fn. */
+typedef int (*iface_fn)(void *ctx, const char *path, const char *iface, const struct dev_props *p);
+int read_ifaces(sd_bus_message *m, const char *path, iface_fn fn, void *ctx);
+int read_managed_objects(sd_bus_message *m, iface_fn fn, void *ctx);
+bool path_is_below(const char *path, const char *prefix);
+/* SetDiscoveryFilter(LE, the SMP service[, RSSI floor]) on adapter. */
+int call_set_filter(sd_bus *bus, const char *adapter, bool rssi, sd_bus_slot **slot, sd_bus_message_handler_t cb,
+                    void *userdata);
+
+/* ---- bluez-link.c, bluez-datapath.c: links ---- */
+
+enum link_state {
+        ST_LOOKUP,      /* GetManagedObjects */
+        ST_DISCOVER,    /* the device is unknown: discovering */
+        ST_WAIT_SLOT,   /* queued for the adapter */
+        ST_CONNECT,     /* Connect in flight */
+        ST_RETRY,       /* waiting to retry Connect */
+        ST_RESOLVE,     /* waiting for ServicesResolved + characteristic */
+        ST_ACQUIRE,     /* AcquireWrite/AcquireNotify/StartNotify */
+        ST_READY,
+        ST_FAILED,
+};
+
+struct tx_frame {
+        struct tx_frame *next;
+        size_t len, off;
+        uint8_t data[];
+};
+
+struct smp_link {
+        struct smp_transport_instance *instance;
+        unsigned n_ref;
+        bool closed_by_user;
+        enum link_state state;
+        sd_event *event;
+        sd_bus *bus;
+        const struct smp_link_callbacks *cb;
+        void *userdata;
+
+        char address[18];
+        char adapter_name[16];    /* "" = any */
+        bool mode_notify;
+        uint64_t connect_timeout_usec, resolve_timeout_usec;
+
+        char adapter_path[64];
+        char device_path[128];
+        char chrc_path[192];
+        bool connected, resolved, connect_called;
+        unsigned retries;
+        bool discovering;
+
+        struct adapter_slot *slot;
+        bool holds_slot, holds_connect;
+        struct smp_link *wait_next;
+
+        sd_bus_slot *match_added, *match_removed, *match_props, *match_owner, *call, *disc_call;
+        sd_event_source *timer;
+
+        unsigned mtu;            /* ATT MTU */
+        int write_fd, notify_fd;
+        sd_event_source *write_src, *notify_src;
+        bool notify_dbus, write_dbus, acquire_pending_write, acquire_pending_notify;
+        unsigned writevalue_inflight;
+        sd_bus_slot *writevalue[WRITEVALUE_INFLIGHT_MAX];
+
+        struct tx_frame *txq, *txq_tail;
+        size_t txq_bytes;
+        bool want_writable;
+
+        struct smp_link_stats stats;
+};
+
+struct smp_link *link_ref(struct smp_link *l);
+struct smp_link *link_unref(struct smp_link *l);
+void link_unrefp(struct smp_link **l);
+/* The link failed: tell the user once (never from within open()). */
+void link_fail(struct smp_link *l, int err);
+int link_set_timer(struct smp_link *l, uint64_t usec, sd_event_time_handler_t handler);
+/* Takes (or queues for) a connection slot on the device's adapter. */
+void link_connect(struct smp_link *l);
+/* Calls Device1.Connect; the caller holds the adapter's slot. */
+void link_call_connect(struct smp_link *l);
+void link_check_resolved(struct smp_link *l);
+int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
+
+int ble_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+             const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret);
+void ble_close(struct smp_link *l);
+
+/* bluez-datapath.c */
+void txq_clear(struct smp_link *l);
+void link_deliver(struct smp_link *l, const uint8_t *data, size_t len);
+/* Writes queued pieces until the queue is empty or the link pushes back. */
+void link_flush(struct smp_link *l);
+void link_start_acquire(struct smp_link *l);
+/* Drops a half-set-up data path and tries Connect again. */
+void link_restart(struct smp_link *l);
+int ble_send(struct smp_link *l, const uint8_t *frame, size_t len);
+void ble_get_info(struct smp_link *l, struct smp_link_info *ret);
+void ble_get_stats(struct smp_link *l, struct smp_link_stats *ret);
+
+/* bluez-plugin.c: the link's settings from its connection string. */
+void ble_link_apply_conn(struct smp_link *l, const struct smp_conn *conn);
+
+/* ---- bluez-adapter.c ---- */
+
+struct adapter_slot {
+        struct smp_transport_instance *instance;
+        char path[64];
+        struct smp_link *connecting;   /* the link whose Connect is in flight */
+        unsigned links;                /* links holding a connection slot */
+        struct smp_link *waiting;      /* FIFO of links waiting for a slot */
+        struct adapter_slot *next;
+};
+
+struct adapter_slot *adapter_get(struct smp_transport_instance *i, const char *path);
+void adapters_free(struct smp_transport_instance *i);
+void adapter_wait_remove(struct smp_link *l);
+void link_release_connect(struct smp_link *l);
+void link_release_slot(struct smp_link *l);
+/* Gives waiting links their turn while the adapter has room. */
+void link_process_slot(struct adapter_slot *a);
+
+/* ---- bluez-linger.c ---- */
+
+/* A Disconnect of device_path from a link on this loop is pending. */
+bool linger_pending(struct smp_transport_instance *i, sd_event *event, const char *device_path);
+/* Sends Disconnect and takes over the link's bus. */
+void linger_start(struct smp_link *l);
+void lingers_free(struct smp_transport_instance *i);
+
+/* ---- bluez-discovery.c ---- */
+
+int ble_discover_start(struct smp_transport_instance *instance, sd_event *event, const char *args,
+                       smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret);
+void ble_discover_stop(struct smp_transport_discovery *d);
 
 /* ------------------------------------------------------------------ */
-/* Logging and errors                                                  */
-
-static int debug_enabled = -1;
-
-static bool debugging(void) {
-        if (debug_enabled < 0) {
-                const char *e = getenv("SMPGW_DEBUG");
-                debug_enabled = e && *e && (streq(e, "1") || streq(e, "all") || strstr(e, "ble"));
-        }
-        return debug_enabled > 0;
-}
-
-_printf_(2, 3) static void ble_debug(const void *who, const char *fmt, ...) {
-        if (!debugging())
-                return;
+void ble_debug(const struct smp_transport_instance *i, const void *who, const char *fmt, ...) {
+        const struct smp_host *host = i->host;
+        char msg[512];
         va_list ap;
+
+        if (!host->log_enabled(host, SMP_LOG_DEBUG))
+                return;
         va_start(ap, fmt);
-        fprintf(stderr, "smpgw-ble[%p]: ", who);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        smp_host_log(host, SMP_LOG_DEBUG, "[%p] %s", who, msg);
 }
 
 /* org.bluez errors to negative errno. */
@@ -158,297 +322,16 @@ static int bluez_error_to_errno(const sd_bus_error *e) {
         return r > 0 ? -r : -EIO;
 }
 
-static int reply_errno(const void *who, const char *what, sd_bus_message *m) {
+int reply_errno(const struct smp_transport_instance *i, const void *who, const char *what, sd_bus_message *m) {
         const sd_bus_error *e = sd_bus_message_get_error(m);
         if (!e)
                 return 0;
         int r = bluez_error_to_errno(e);
-        ble_debug(who, "%s: %s: %s -> %s", what, e->name, e->message ? e->message : "", strerror(-r));
+        ble_debug(i, who, "%s: %s: %s -> %s", what, e->name, e->message ? e->message : "", strerror(-r));
         return r;
 }
 
-/* ------------------------------------------------------------------ */
-/* Parsing                                                             */
-
-static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *ret) {
-        unsigned long v = 0;
-        if (len == 0 || len > 10)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        if (v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
-static bool address_valid(const char *s, size_t len) {
-        if (len != 17)
-                return false;
-        for (size_t i = 0; i < 17; i++) {
-                if (i % 3 == 2) {
-                        if (s[i] != ':')
-                                return false;
-                } else if (!strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
-                        return false;
-        }
-        return true;
-}
-
-/* "hciN" */
-static bool adapter_valid(const char *s, size_t len) {
-        if (len < 4 || len > 8 || strncmp(s, "hci", 3) != 0)
-                return false;
-        for (size_t i = 3; i < len; i++)
-                if (s[i] < '0' || s[i] > '9')
-                        return false;
-        return true;
-}
-
-static bool opt_is(const char *opt, size_t len, const char *key, const char **ret_value, size_t *ret_len) {
-        size_t k = strlen(key);
-        if (len <= k + 1 || strncmp(opt, key, k) != 0 || opt[k] != '=')
-                return false;
-        *ret_value = opt + k + 1;
-        *ret_len = len - k - 1;
-        return true;
-}
-
-/* ------------------------------------------------------------------ */
-/* Adapters: one Connect in flight and at most max_connections links     */
-
-static unsigned max_connections = MAX_CONNECTIONS_DEFAULT;
-
-struct smp_link;
-
-struct adapter_slot {
-        char path[64];
-        struct smp_link *connecting;   /* the link whose Connect is in flight */
-        unsigned links;                /* links holding a connection slot */
-        struct smp_link *waiting;      /* FIFO of links waiting for a slot */
-        struct adapter_slot *next;
-};
-
-static struct adapter_slot *adapters;
-
-static struct adapter_slot *adapter_get(const char *path) {
-        for (struct adapter_slot *a = adapters; a; a = a->next)
-                if (streq(a->path, path))
-                        return a;
-        struct adapter_slot *a = calloc(1, sizeof(*a));
-        if (!a)
-                return NULL;
-        snprintf(a->path, sizeof(a->path), "%s", path);
-        a->next = adapters;
-        adapters = a;
-        return a;
-}
-
-/* ------------------------------------------------------------------ */
-/* Links                                                               */
-
-enum link_state {
-        ST_LOOKUP,      /* GetManagedObjects */
-        ST_DISCOVER,    /* the device is unknown: discovering */
-        ST_WAIT_SLOT,   /* queued for the adapter */
-        ST_CONNECT,     /* Connect in flight */
-        ST_RETRY,       /* waiting to retry Connect */
-        ST_RESOLVE,     /* waiting for ServicesResolved + characteristic */
-        ST_ACQUIRE,     /* AcquireWrite/AcquireNotify/StartNotify */
-        ST_READY,
-        ST_FAILED,
-};
-
-struct tx_frame {
-        struct tx_frame *next;
-        size_t len, off;
-        uint8_t data[];
-};
-
-struct smp_link {
-        unsigned n_ref;
-        bool closed_by_user;
-        enum link_state state;
-        sd_event *event;
-        sd_bus *bus;
-        const struct smp_link_callbacks *cb;
-        void *userdata;
-
-        char address[18];
-        char adapter_name[16];    /* "" = any */
-        bool mode_notify;
-        uint64_t connect_timeout_usec, resolve_timeout_usec;
-
-        char adapter_path[64];
-        char device_path[128];
-        char chrc_path[192];
-        bool connected, resolved, connect_called;
-        unsigned retries;
-        bool discovering;
-
-        struct adapter_slot *slot;
-        bool holds_slot, holds_connect;
-        struct smp_link *wait_next;
-
-        sd_bus_slot *match_added, *match_removed, *match_props, *match_owner, *call, *disc_call;
-        sd_event_source *timer;
-
-        unsigned mtu;            /* ATT MTU */
-        int write_fd, notify_fd;
-        sd_event_source *write_src, *notify_src;
-        bool notify_dbus, write_dbus, acquire_pending_write, acquire_pending_notify;
-        unsigned writevalue_inflight;
-        sd_bus_slot *writevalue[WRITEVALUE_INFLIGHT_MAX];
-
-        struct tx_frame *txq, *txq_tail;
-        size_t txq_bytes;
-        bool want_writable;
-
-        struct smp_link_stats stats;
-};
-
-static void link_free(struct smp_link *l);
-
-static struct smp_link *link_ref(struct smp_link *l) {
-        l->n_ref++;
-        return l;
-}
-
-static struct smp_link *link_unref(struct smp_link *l) {
-        if (l && --l->n_ref == 0)
-                link_free(l);
-        return NULL;
-}
-
-static void link_unrefp(struct smp_link **l) {
-        if (*l)
-                link_unref(*l);
-}
-
-static void link_process_slot(struct adapter_slot *a);
-
-static void adapter_wait_remove(struct smp_link *l) {
-        if (!l->slot)
-                return;
-        for (struct smp_link **p = &l->slot->waiting; *p; p = &(*p)->wait_next)
-                if (*p == l) {
-                        *p = l->wait_next;
-                        l->wait_next = NULL;
-                        return;
-                }
-}
-
-static void link_release_connect(struct smp_link *l) {
-        if (!l->holds_connect)
-                return;
-        l->holds_connect = false;
-        if (l->slot->connecting == l)
-                l->slot->connecting = NULL;
-        link_process_slot(l->slot);
-}
-
-static void link_release_slot(struct smp_link *l) {
-        if (!l->slot)
-                return;
-        adapter_wait_remove(l);
-        if (l->holds_connect) {
-                l->holds_connect = false;
-                if (l->slot->connecting == l)
-                        l->slot->connecting = NULL;
-        }
-        if (l->holds_slot) {
-                l->holds_slot = false;
-                l->slot->links--;
-        }
-        struct adapter_slot *a = l->slot;
-        l->slot = NULL;
-        link_process_slot(a);
-}
-
-static void txq_clear(struct smp_link *l) {
-        while (l->txq) {
-                struct tx_frame *f = l->txq;
-                l->txq = f->next;
-                free(f);
-        }
-        l->txq_tail = NULL;
-        l->txq_bytes = 0;
-}
-
-static void link_teardown(struct smp_link *l) {
-        l->call = sd_bus_slot_unref(l->call);
-        l->disc_call = sd_bus_slot_unref(l->disc_call);
-        for (size_t i = 0; i < ELEMENTSOF(l->writevalue); i++)
-                l->writevalue[i] = sd_bus_slot_unref(l->writevalue[i]);
-        l->writevalue_inflight = 0;
-        l->timer = sd_event_source_disable_unref(l->timer);
-        l->write_src = sd_event_source_disable_unref(l->write_src);
-        l->notify_src = sd_event_source_disable_unref(l->notify_src);
-        if (l->write_fd >= 0)
-                close(l->write_fd);
-        if (l->notify_fd >= 0 && l->notify_fd != l->write_fd)
-                close(l->notify_fd);
-        l->write_fd = l->notify_fd = -1;
-        txq_clear(l);
-        link_release_slot(l);
-}
-
-static void link_stop_discovery(struct smp_link *l);
-
-/* The link failed: tell the user once (never from within open()). */
-static void link_fail(struct smp_link *l, int err) {
-        if (l->state == ST_FAILED)
-                return;
-        ble_debug(l, "%s: link failed: %s", l->address, strerror(-err));
-        if (l->state == ST_DISCOVER)
-                link_stop_discovery(l);
-        l->state = ST_FAILED;
-        link_teardown(l);
-        if (!l->closed_by_user && l->cb->closed) {
-                _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
-                l->cb->closed(err, l->userdata);
-        }
-}
-
-static void link_free(struct smp_link *l) {
-        link_teardown(l);
-        l->match_added = sd_bus_slot_unref(l->match_added);
-        l->match_removed = sd_bus_slot_unref(l->match_removed);
-        l->match_props = sd_bus_slot_unref(l->match_props);
-        l->match_owner = sd_bus_slot_unref(l->match_owner);
-        if (l->bus) {
-                /* Queued messages (Disconnect) go out before the bus closes. */
-                (void) sd_bus_flush(l->bus);
-                l->bus = sd_bus_close_unref(l->bus);
-        }
-        sd_event_unref(l->event);
-        free(l);
-}
-
-static int link_set_timer(struct smp_link *l, uint64_t usec, sd_event_time_handler_t handler) {
-        l->timer = sd_event_source_disable_unref(l->timer);
-        return sd_event_add_time_relative(l->event, &l->timer, CLOCK_MONOTONIC, usec, 0, handler, l);
-}
-
-/* ---- properties ---- */
-
-struct dev_props {
-        const char *address, *address_type, *name, *adapter;
-        bool has_connected, connected, has_resolved, resolved, has_rssi, smp_uuid, has_uuids;
-        int16_t rssi;
-        const char *uuid;        /* characteristic UUID */
-        bool has_mtu;
-        uint16_t mtu;
-        const uint8_t *value;
-        size_t value_len;
-        bool has_value;
-};
-
-/* Reads a{sv} at the current position into p (known keys only). */
-static int read_props(sd_bus_message *m, struct dev_props *p) {
+int read_props(sd_bus_message *m, struct dev_props *p) {
         int r = sd_bus_message_enter_container(m, 'a', "{sv}");
         if (r < 0)
                 return r;
@@ -525,10 +408,7 @@ static int read_props(sd_bus_message *m, struct dev_props *p) {
         return sd_bus_message_exit_container(m);
 }
 
-/* Iterates a{sa{sv}} at the current position; for each interface calls fn. */
-typedef int (*iface_fn)(void *ctx, const char *path, const char *iface, const struct dev_props *p);
-
-static int read_ifaces(sd_bus_message *m, const char *path, iface_fn fn, void *ctx) {
+int read_ifaces(sd_bus_message *m, const char *path, iface_fn fn, void *ctx) {
         int r = sd_bus_message_enter_container(m, 'a', "{sa{sv}}");
         if (r < 0)
                 return r;
@@ -559,7 +439,7 @@ static int read_ifaces(sd_bus_message *m, const char *path, iface_fn fn, void *c
         return sd_bus_message_exit_container(m);
 }
 
-static int read_managed_objects(sd_bus_message *m, iface_fn fn, void *ctx) {
+int read_managed_objects(sd_bus_message *m, iface_fn fn, void *ctx) {
         int r = sd_bus_message_enter_container(m, 'a', "{oa{sa{sv}}}");
         if (r < 0)
                 return r;
@@ -580,15 +460,190 @@ static int read_managed_objects(sd_bus_message *m, iface_fn fn, void *ctx) {
         return sd_bus_message_exit_container(m);
 }
 
-static bool path_is_below(const char *path, const char *prefix) {
+bool path_is_below(const char *path, const char *prefix) {
         size_t n = strlen(prefix);
         return n > 0 && strncmp(path, prefix, n) == 0 && path[n] == '/';
 }
 
+
+static int append_filter(sd_bus_message *m, bool rssi) {
+        int r = sd_bus_message_open_container(m, 'a', "{sv}");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{sv}", "Transport", "s", "le");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "{sv}", "UUIDs", "as", 1, SMP_SERVICE_UUID);
+        if (r >= 0 && rssi)
+                r = sd_bus_message_append(m, "{sv}", "RSSI", "n", (int16_t) DISCOVERY_RSSI_FLOOR);
+        if (r >= 0)
+                r = sd_bus_message_close_container(m);
+        return r;
+}
+
+int call_set_filter(sd_bus *bus, const char *adapter, bool rssi, sd_bus_slot **slot,
+                           sd_bus_message_handler_t cb, void *userdata) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(bus, &m, BLUEZ, adapter, ADAPTER_IFACE, "SetDiscoveryFilter");
+        if (r < 0)
+                return r;
+        r = append_filter(m, rssi);
+        if (r < 0)
+                return r;
+        return sd_bus_call_async(bus, slot, m, cb, userdata, 0);
+}
+
+/* ------------------------------------------------------------------ */
+struct adapter_slot *adapter_get(struct smp_transport_instance *i, const char *path) {
+        for (struct adapter_slot *a = i->adapters; a; a = a->next)
+                if (streq(a->path, path))
+                        return a;
+        struct adapter_slot *a = calloc(1, sizeof(*a));
+        if (!a)
+                return NULL;
+        a->instance = i;
+        snprintf(a->path, sizeof(a->path), "%s", path);
+        a->next = i->adapters;
+        i->adapters = a;
+        return a;
+}
+
+/* Every link is closed by now: the slots hold nothing. */
+void adapters_free(struct smp_transport_instance *i) {
+        while (i->adapters) {
+                struct adapter_slot *a = i->adapters;
+                i->adapters = a->next;
+                free(a);
+        }
+}
+
+
+void adapter_wait_remove(struct smp_link *l) {
+        if (!l->slot)
+                return;
+        for (struct smp_link **p = &l->slot->waiting; *p; p = &(*p)->wait_next)
+                if (*p == l) {
+                        *p = l->wait_next;
+                        l->wait_next = NULL;
+                        return;
+                }
+}
+
+void link_release_connect(struct smp_link *l) {
+        if (!l->holds_connect)
+                return;
+        l->holds_connect = false;
+        if (l->slot->connecting == l)
+                l->slot->connecting = NULL;
+        link_process_slot(l->slot);
+}
+
+void link_release_slot(struct smp_link *l) {
+        if (!l->slot)
+                return;
+        adapter_wait_remove(l);
+        if (l->holds_connect) {
+                l->holds_connect = false;
+                if (l->slot->connecting == l)
+                        l->slot->connecting = NULL;
+        }
+        if (l->holds_slot) {
+                l->holds_slot = false;
+                l->slot->links--;
+        }
+        struct adapter_slot *a = l->slot;
+        l->slot = NULL;
+        link_process_slot(a);
+}
+
+void link_process_slot(struct adapter_slot *a) {
+        while (a->waiting && !a->connecting && a->links < a->instance->max_connections) {
+                struct smp_link *l = a->waiting;
+                a->waiting = l->wait_next;
+                l->wait_next = NULL;
+                if (!l->holds_slot) {
+                        l->holds_slot = true;
+                        a->links++;
+                }
+                link_call_connect(l);
+        }
+}
+
+/* ------------------------------------------------------------------ */
+static void link_free(struct smp_link *l);
+
+struct smp_link *link_ref(struct smp_link *l) {
+        l->n_ref++;
+        return l;
+}
+
+struct smp_link *link_unref(struct smp_link *l) {
+        if (l && --l->n_ref == 0)
+                link_free(l);
+        return NULL;
+}
+
+void link_unrefp(struct smp_link **l) {
+        if (*l)
+                link_unref(*l);
+}
+
+
+static void link_teardown(struct smp_link *l) {
+        l->call = sd_bus_slot_unref(l->call);
+        l->disc_call = sd_bus_slot_unref(l->disc_call);
+        for (size_t i = 0; i < ELEMENTSOF(l->writevalue); i++)
+                l->writevalue[i] = sd_bus_slot_unref(l->writevalue[i]);
+        l->writevalue_inflight = 0;
+        l->timer = sd_event_source_disable_unref(l->timer);
+        l->write_src = sd_event_source_disable_unref(l->write_src);
+        l->notify_src = sd_event_source_disable_unref(l->notify_src);
+        if (l->write_fd >= 0)
+                close(l->write_fd);
+        if (l->notify_fd >= 0 && l->notify_fd != l->write_fd)
+                close(l->notify_fd);
+        l->write_fd = l->notify_fd = -1;
+        txq_clear(l);
+        link_release_slot(l);
+}
+
+static void link_stop_discovery(struct smp_link *l);
+
+/* The link failed: tell the user once (never from within open()). */
+void link_fail(struct smp_link *l, int err) {
+        if (l->state == ST_FAILED)
+                return;
+        ble_debug(l->instance, l, "%s: link failed: %s", l->address, strerror(-err));
+        if (l->state == ST_DISCOVER)
+                link_stop_discovery(l);
+        l->state = ST_FAILED;
+        link_teardown(l);
+        if (!l->closed_by_user && l->cb->closed) {
+                _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
+                l->cb->closed(err, l->userdata);
+        }
+}
+
+static void link_free(struct smp_link *l) {
+        link_teardown(l);
+        l->match_added = sd_bus_slot_unref(l->match_added);
+        l->match_removed = sd_bus_slot_unref(l->match_removed);
+        l->match_props = sd_bus_slot_unref(l->match_props);
+        l->match_owner = sd_bus_slot_unref(l->match_owner);
+        if (l->bus) {
+                /* Queued messages (Disconnect) go out before the bus closes. */
+                (void) sd_bus_flush(l->bus);
+                l->bus = sd_bus_close_unref(l->bus);
+        }
+        sd_event_unref(l->event);
+        free(l);
+}
+
+int link_set_timer(struct smp_link *l, uint64_t usec, sd_event_time_handler_t handler) {
+        l->timer = sd_event_source_disable_unref(l->timer);
+        return sd_event_add_time_relative(l->event, &l->timer, CLOCK_MONOTONIC, usec, 0, handler, l);
+}
+
 /* ---- state machine ---- */
 
-static void link_connect(struct smp_link *l);
-static void link_check_resolved(struct smp_link *l);
 static int link_start_discovery(struct smp_link *l);
 
 static int link_on_iface(void *ctx, const char *path, const char *iface, const struct dev_props *p) {
@@ -606,7 +661,7 @@ static int link_on_iface(void *ctx, const char *path, const char *iface, const s
                 snprintf(l->adapter_path, sizeof(l->adapter_path), "%s", p->adapter);
                 l->connected = p->connected;
                 l->resolved = p->resolved;
-                ble_debug(l, "device %s on %s%s%s", path, p->adapter, l->connected ? ", connected" : "",
+                ble_debug(l->instance, l, "device %s on %s%s%s", path, p->adapter, l->connected ? ", connected" : "",
                           l->resolved ? ", resolved" : "");
         } else if (streq(iface, CHRC_IFACE)) {
                 if (!l->device_path[0] || l->chrc_path[0] || !path_is_below(path, l->device_path) ||
@@ -615,16 +670,15 @@ static int link_on_iface(void *ctx, const char *path, const char *iface, const s
                 snprintf(l->chrc_path, sizeof(l->chrc_path), "%s", path);
                 if (p->has_mtu && p->mtu >= ATT_MTU_MIN)
                         l->mtu = MIN((unsigned) p->mtu, ATT_MTU_MAX);
-                ble_debug(l, "characteristic %s (MTU %u)", path, l->mtu);
+                ble_debug(l->instance, l, "characteristic %s (MTU %u)", path, l->mtu);
         }
         return 0;
 }
 
-static int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         struct smp_link *l = userdata;
-        ble_debug(l, "timeout in state %d", (int) l->state);
+        ble_debug(l->instance, l, "timeout in state %d", (int) l->state);
         link_fail(l, -ETIMEDOUT);
         return 0;
 }
@@ -634,7 +688,7 @@ static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *r
         int r;
 
         l->call = sd_bus_slot_unref(l->call);
-        r = reply_errno(l, "GetManagedObjects", m);
+        r = reply_errno(l->instance, l, "GetManagedObjects", m);
         if (r < 0) {
                 link_fail(l, r);
                 return 0;
@@ -661,7 +715,7 @@ static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *r
                  * Connect would succeed and the link drop right after):
                  * give a Disconnect a moment to show (Connected=false
                  * ends the wait early). */
-                ble_debug(l, "already connected, settling first");
+                ble_debug(l->instance, l, "already connected, settling first");
                 l->state = ST_RETRY;
                 r = link_set_timer(l, SETTLE_USEC, on_retry);
                 if (r < 0)
@@ -674,7 +728,7 @@ static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *r
 
 static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
-        int r = reply_errno(l, "AddMatch", m);
+        int r = reply_errno(l->instance, l, "AddMatch", m);
         if (r < 0) {
                 link_fail(l, r);
                 return 0;
@@ -693,7 +747,7 @@ static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *r
 static int on_start_discovery(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
         l->disc_call = sd_bus_slot_unref(l->disc_call);
-        int r = reply_errno(l, "StartDiscovery", m);
+        int r = reply_errno(l->instance, l, "StartDiscovery", m);
         if (r < 0 && r != -EINPROGRESS) {
                 if (l->state == ST_DISCOVER)
                         link_fail(l, r);
@@ -708,7 +762,7 @@ static int on_start_discovery(sd_bus_message *m, void *userdata, sd_bus_error *r
 static int on_set_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
         l->disc_call = sd_bus_slot_unref(l->disc_call);
-        int r = reply_errno(l, "SetDiscoveryFilter", m);
+        int r = reply_errno(l->instance, l, "SetDiscoveryFilter", m);
         if (l->state != ST_DISCOVER)
                 return 0;
         if (r < 0) {
@@ -722,35 +776,11 @@ static int on_set_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
         return 0;
 }
 
-static int append_filter(sd_bus_message *m, bool rssi) {
-        int r = sd_bus_message_open_container(m, 'a', "{sv}");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "{sv}", "Transport", "s", "le");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "{sv}", "UUIDs", "as", 1, SMP_SERVICE_UUID);
-        if (r >= 0 && rssi)
-                r = sd_bus_message_append(m, "{sv}", "RSSI", "n", (int16_t) DISCOVERY_RSSI_FLOOR);
-        if (r >= 0)
-                r = sd_bus_message_close_container(m);
-        return r;
-}
-
-static int call_set_filter(sd_bus *bus, const char *adapter, bool rssi, sd_bus_slot **slot,
-                           sd_bus_message_handler_t cb, void *userdata) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(bus, &m, BLUEZ, adapter, ADAPTER_IFACE, "SetDiscoveryFilter");
-        if (r < 0)
-                return r;
-        r = append_filter(m, rssi);
-        if (r < 0)
-                return r;
-        return sd_bus_call_async(bus, slot, m, cb, userdata, 0);
-}
 
 static int link_start_discovery(struct smp_link *l) {
         snprintf(l->adapter_path, sizeof(l->adapter_path), "/org/bluez/%s",
                  l->adapter_name[0] ? l->adapter_name : "hci0");
-        ble_debug(l, "%s unknown, discovering on %s", l->address, l->adapter_path);
+        ble_debug(l->instance, l, "%s unknown, discovering on %s", l->address, l->adapter_path);
         l->state = ST_DISCOVER;
         int r = link_set_timer(l, l->connect_timeout_usec, on_timeout);
         if (r < 0)
@@ -768,24 +798,10 @@ static void link_stop_discovery(struct smp_link *l) {
 
 /* ---- connecting ---- */
 
-static void link_call_connect(struct smp_link *l);
-
-static void link_process_slot(struct adapter_slot *a) {
-        while (a->waiting && !a->connecting && a->links < max_connections) {
-                struct smp_link *l = a->waiting;
-                a->waiting = l->wait_next;
-                l->wait_next = NULL;
-                if (!l->holds_slot) {
-                        l->holds_slot = true;
-                        a->links++;
-                }
-                link_call_connect(l);
-        }
-}
 
 static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error);
 
-static void link_call_connect(struct smp_link *l) {
+void link_call_connect(struct smp_link *l) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r;
 
@@ -793,7 +809,7 @@ static void link_call_connect(struct smp_link *l) {
         l->slot->connecting = l;
         l->holds_connect = true;
         l->connect_called = true;
-        ble_debug(l, "Connect %s (attempt %u)", l->device_path, l->retries + 1);
+        ble_debug(l->instance, l, "Connect %s (attempt %u)", l->device_path, l->retries + 1);
         r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->device_path, DEVICE_IFACE, "Connect");
         if (r >= 0)
                 r = sd_bus_call_async(l->bus, &l->call, m, on_connect, l, l->connect_timeout_usec);
@@ -801,14 +817,11 @@ static void link_call_connect(struct smp_link *l) {
                 link_fail(l, r);
 }
 
-/* Takes (or queues for) a connection slot on the device's adapter. */
-static bool linger_pending(sd_event *event, const char *device_path);
-static int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
 
-static void link_connect(struct smp_link *l) {
+void link_connect(struct smp_link *l) {
         link_stop_discovery(l);
         l->timer = sd_event_source_disable_unref(l->timer);
-        if (linger_pending(l->event, l->device_path)) {
+        if (linger_pending(l->instance, l->event, l->device_path)) {
                 /* An earlier link's Disconnect of this device is pending. */
                 l->state = ST_RETRY;
                 if (link_set_timer(l, RETRY_DELAY_USEC / 2, on_retry) < 0)
@@ -816,14 +829,14 @@ static void link_connect(struct smp_link *l) {
                 return;
         }
         if (!l->slot) {
-                l->slot = adapter_get(l->adapter_path);
+                l->slot = adapter_get(l->instance, l->adapter_path);
                 if (!l->slot) {
                         link_fail(l, -ENOMEM);
                         return;
                 }
         }
         if (!l->holds_slot || (l->slot->connecting && l->slot->connecting != l)) {
-                if (l->holds_slot || l->slot->connecting || l->slot->links >= max_connections) {
+                if (l->holds_slot || l->slot->connecting || l->slot->links >= l->instance->max_connections) {
                         /* queue (FIFO) */
                         l->state = ST_WAIT_SLOT;
                         struct smp_link **p = &l->slot->waiting;
@@ -831,7 +844,7 @@ static void link_connect(struct smp_link *l) {
                                 p = &(*p)->wait_next;
                         if (!*p)
                                 *p = l;
-                        ble_debug(l, "waiting for adapter %s (%u links)", l->slot->path, l->slot->links);
+                        ble_debug(l->instance, l, "waiting for adapter %s (%u links)", l->slot->path, l->slot->links);
                         return;
                 }
                 l->holds_slot = true;
@@ -840,7 +853,7 @@ static void link_connect(struct smp_link *l) {
         link_call_connect(l);
 }
 
-static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         struct smp_link *l = userdata;
         l->timer = sd_event_source_disable_unref(l->timer);
         if (l->state == ST_RETRY)
@@ -853,7 +866,7 @@ static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         int r;
 
         l->call = sd_bus_slot_unref(l->call);
-        r = reply_errno(l, "Connect", m);
+        r = reply_errno(l->instance, l, "Connect", m);
         if (r == -EISCONN)
                 r = 0;
         if (r == -ECONNABORTED && l->retries < CONNECT_RETRIES) {
@@ -887,302 +900,6 @@ static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         return 0;
 }
 
-/* ---- data path ---- */
-
-static void link_flush(struct smp_link *l);
-static void link_start_acquire(struct smp_link *l);
-
-static void link_check_resolved(struct smp_link *l) {
-        if (l->state != ST_RESOLVE || !l->resolved || !l->chrc_path[0])
-                return;
-        l->timer = sd_event_source_disable_unref(l->timer);
-        link_start_acquire(l);
-}
-
-static void link_deliver(struct smp_link *l, const uint8_t *data, size_t len) {
-        if (len == 0)
-                return;
-        l->stats.rx_packets++;
-        l->stats.rx_bytes += len;
-        if (l->cb->receive)
-                l->cb->receive(data, len, l->userdata);
-}
-
-static int on_notify_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
-        uint8_t buf[ATT_MTU_MAX + 16];
-
-        for (unsigned i = 0; i < 64 && l->state == ST_READY && !l->closed_by_user; i++) {
-                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-                if (n < 0) {
-                        if (errno == EAGAIN || errno == EINTR)
-                                break;
-                        link_fail(l, -ECONNRESET);
-                        return 0;
-                }
-                if (n == 0) {
-                        link_fail(l, -ECONNRESET);
-                        return 0;
-                }
-                link_deliver(l, buf, (size_t) n);
-        }
-        if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && l->state == ST_READY)
-                link_fail(l, -ECONNRESET);
-        return 0;
-}
-
-static int on_write_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
-        if (revents & (EPOLLHUP | EPOLLERR)) {
-                link_fail(l, -ECONNRESET);
-                return 0;
-        }
-        (void) sd_event_source_set_io_events(s, EPOLLIN);
-        link_flush(l);
-        return 0;
-}
-
-static int on_write_value(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
-        sd_bus_slot *slot = sd_bus_get_current_slot(l->bus);
-        for (size_t i = 0; i < ELEMENTSOF(l->writevalue); i++)
-                if (l->writevalue[i] && l->writevalue[i] == slot) {
-                        l->writevalue[i] = sd_bus_slot_unref(l->writevalue[i]);
-                        l->writevalue_inflight--;
-                }
-        int r = reply_errno(l, "WriteValue", m);
-        if (r < 0) {
-                l->stats.lost++;
-                if (r == -ENOTCONN || r == -ENODEV) {
-                        link_fail(l, -ECONNRESET);
-                        return 0;
-                }
-        }
-        link_flush(l);
-        return 0;
-}
-
-static int write_value(struct smp_link *l, const uint8_t *p, size_t n) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "WriteValue");
-        if (r >= 0)
-                r = sd_bus_message_append_array(m, 'y', p, n);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 1, "type", "s", "command");
-        size_t i = 0;
-        while (i < ELEMENTSOF(l->writevalue) && l->writevalue[i])
-                i++;
-        if (r >= 0 && i == ELEMENTSOF(l->writevalue))
-                r = -EBUSY;
-        if (r >= 0)
-                r = sd_bus_call_async(l->bus, &l->writevalue[i], m, on_write_value, l, 0);
-        if (r >= 0)
-                l->writevalue_inflight++;
-        return r;
-}
-
-/* Writes queued pieces until the queue is empty or the link pushes back. */
-static void link_flush(struct smp_link *l) {
-        _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
-        size_t piece_max = l->mtu - ATT_HDR;
-
-        if (l->state != ST_READY)
-                return;
-        while (l->txq) {
-                struct tx_frame *f = l->txq;
-                size_t n = MIN(piece_max, f->len - f->off);
-                if (l->write_fd >= 0) {
-                        ssize_t k = send(l->write_fd, f->data + f->off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-                        if (k < 0) {
-                                if (errno == EAGAIN || errno == ENOBUFS) {
-                                        (void) sd_event_source_set_io_events(l->write_src, EPOLLIN | EPOLLOUT);
-                                        return;
-                                }
-                                if (errno == EINTR)
-                                        continue;
-                                link_fail(l, -ECONNRESET);
-                                return;
-                        }
-                } else {
-                        if (l->writevalue_inflight >= WRITEVALUE_INFLIGHT_MAX)
-                                return;
-                        int r = write_value(l, f->data + f->off, n);
-                        if (r < 0) {
-                                link_fail(l, r);
-                                return;
-                        }
-                }
-                l->stats.tx_packets++;
-                l->stats.tx_bytes += n;
-                f->off += n;
-                if (f->off == f->len) {
-                        l->txq = f->next;
-                        if (!l->txq)
-                                l->txq_tail = NULL;
-                        l->txq_bytes -= f->len;
-                        free(f);
-                }
-        }
-        if (l->want_writable && l->txq_bytes < TXQ_MAX / 2) {
-                l->want_writable = false;
-                if (l->cb->writable)
-                        l->cb->writable(l->userdata);
-        }
-}
-
-static void link_set_ready(struct smp_link *l) {
-        if (l->state != ST_ACQUIRE || l->acquire_pending_write || l->acquire_pending_notify)
-                return;
-        l->state = ST_READY;
-        ble_debug(l, "%s ready: write %s, notify %s, ATT MTU %u", l->address, l->write_fd >= 0 ? "socket" : "WriteValue",
-                  l->notify_fd >= 0 ? "socket" : "StartNotify", l->mtu);
-        link_flush(l);
-}
-
-static bool acquire_refused(int r) {
-        return r == -EPERM || r == -EIO || r == -EOPNOTSUPP || r == -EINPROGRESS;
-}
-
-static int on_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
-        l->call = sd_bus_slot_unref(l->call);
-        l->acquire_pending_notify = false;
-        int r = reply_errno(l, "StartNotify", m);
-        if (r < 0) {
-                link_fail(l, r);
-                return 0;
-        }
-        l->notify_dbus = true;
-        link_set_ready(l);
-        return 0;
-}
-
-static void link_start_notify(struct smp_link *l) {
-        int r = sd_bus_call_method_async(l->bus, &l->call, BLUEZ, l->chrc_path, CHRC_IFACE, "StartNotify",
-                                         on_start_notify, l, NULL);
-        if (r < 0)
-                link_fail(l, r);
-}
-
-static int read_acquired(struct smp_link *l, sd_bus_message *m, int *ret_fd) {
-        int fd;
-        uint16_t mtu;
-        int r = sd_bus_message_read(m, "hq", &fd, &mtu);
-        if (r < 0)
-                return r;
-        /* The fd belongs to the message. */
-        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (copy < 0)
-                return -errno;
-        if (mtu >= ATT_MTU_MIN)
-                l->mtu = MIN((unsigned) mtu, ATT_MTU_MAX);
-        *ret_fd = copy;
-        return 0;
-}
-
-static int on_acquire_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
-        l->call = sd_bus_slot_unref(l->call);
-        int r = reply_errno(l, "AcquireNotify", m);
-        if (r < 0) {
-                if (acquire_refused(r)) {
-                        ble_debug(l, "AcquireNotify refused, using StartNotify");
-                        link_start_notify(l);
-                } else
-                        link_fail(l, r);
-                return 0;
-        }
-        r = read_acquired(l, m, &l->notify_fd);
-        if (r >= 0)
-                r = sd_event_add_io(l->event, &l->notify_src, l->notify_fd, EPOLLIN, on_notify_io, l);
-        if (r < 0) {
-                link_fail(l, r);
-                return 0;
-        }
-        l->acquire_pending_notify = false;
-        link_set_ready(l);
-        return 0;
-}
-
-static void link_notify_path(struct smp_link *l) {
-        if (l->mode_notify) {
-                link_start_notify(l);
-                return;
-        }
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireNotify");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_notify, l, 0);
-        if (r < 0)
-                link_fail(l, r);
-}
-
-static int on_acquire_write(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
-        l->call = sd_bus_slot_unref(l->call);
-        int r = reply_errno(l, "AcquireWrite", m);
-        if (r < 0) {
-                if (!acquire_refused(r)) {
-                        link_fail(l, r);
-                        return 0;
-                }
-                ble_debug(l, "AcquireWrite refused, using WriteValue(type=command)");
-                l->write_dbus = true;
-        } else {
-                r = read_acquired(l, m, &l->write_fd);
-                if (r >= 0)
-                        r = sd_event_add_io(l->event, &l->write_src, l->write_fd, EPOLLIN, on_write_io, l);
-                if (r < 0) {
-                        link_fail(l, r);
-                        return 0;
-                }
-        }
-        l->acquire_pending_write = false;
-        link_notify_path(l);
-        return 0;
-}
-
-static void link_start_acquire(struct smp_link *l) {
-        l->state = ST_ACQUIRE;
-        l->acquire_pending_write = true;
-        l->acquire_pending_notify = true;
-        if (l->mode_notify) {
-                l->write_dbus = true;
-                l->acquire_pending_write = false;
-                link_notify_path(l);
-                return;
-        }
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireWrite");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_write, l, 0);
-        if (r < 0)
-                link_fail(l, r);
-}
-
-/* Drops a half-set-up data path and tries Connect again. */
-static void link_restart(struct smp_link *l) {
-        l->retries++;
-        ble_debug(l, "link lost before it was ready, connecting again (retry %u)", l->retries);
-        l->call = sd_bus_slot_unref(l->call);
-        l->write_src = sd_event_source_disable_unref(l->write_src);
-        l->notify_src = sd_event_source_disable_unref(l->notify_src);
-        if (l->write_fd >= 0)
-                close(l->write_fd);
-        if (l->notify_fd >= 0)
-                close(l->notify_fd);
-        l->write_fd = l->notify_fd = -1;
-        l->notify_dbus = l->write_dbus = false;
-        l->acquire_pending_write = l->acquire_pending_notify = false;
-        l->resolved = false;
-        l->state = ST_RETRY;
-        if (link_set_timer(l, RETRY_DELAY_USEC, on_retry) < 0)
-                link_fail(l, -ENOMEM);
-}
 
 /* ---- signals ---- */
 
@@ -1272,98 +989,6 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Closing: Disconnect, then let the bus go                             */
-
-/* A closed link's bus stays until BlueZ answered its Disconnect (a bus
- * closed right after sending may lose the message), at most
- * LINGER_USEC.  Kept in a plugin-wide list, so a new link to the same
- * device waits for the Disconnect to complete before it connects. */
-#define LINGER_USEC (3u * 1000000ull)
-
-struct ble_linger {
-        struct ble_linger *next;
-        sd_bus *bus;
-        sd_bus_slot *slot;
-        sd_event_source *timer;
-        sd_event *event;
-        uint64_t until;          /* CLOCK_MONOTONIC */
-        char device_path[128];
-};
-
-static struct ble_linger *lingers;
-
-/* A Disconnect of device_path from a link on this loop is pending (one
- * whose loop no longer runs does not count past LINGER_USEC). */
-static bool linger_pending(sd_event *event, const char *device_path) {
-        uint64_t now;
-        if (sd_event_now(event, CLOCK_MONOTONIC, &now) < 0)
-                return false;
-        for (struct ble_linger *g = lingers; g; g = g->next)
-                if (g->event == event && g->until > now && streq(g->device_path, device_path))
-                        return true;
-        return false;
-}
-
-static void linger_free(struct ble_linger *g) {
-        for (struct ble_linger **p = &lingers; *p; p = &(*p)->next)
-                if (*p == g) {
-                        *p = g->next;
-                        break;
-                }
-        g->slot = sd_bus_slot_unref(g->slot);
-        g->timer = sd_event_source_disable_unref(g->timer);
-        if (g->bus) {
-                (void) sd_bus_flush(g->bus);
-                g->bus = sd_bus_close_unref(g->bus);
-        }
-        free(g);
-}
-
-static int on_linger_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct ble_linger *g = userdata;
-        (void) reply_errno(g, "Disconnect", m);
-        linger_free(g);
-        return 0;
-}
-
-static int on_linger_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        linger_free(userdata);
-        return 0;
-}
-
-/* Sends Disconnect and takes over the link's bus. */
-static void linger_start(struct smp_link *l) {
-        struct ble_linger *g = calloc(1, sizeof(*g));
-        int r;
-
-        if (!g) {
-                (void) sd_bus_call_method_async(l->bus, NULL, BLUEZ, l->device_path, DEVICE_IFACE, "Disconnect",
-                                                NULL, NULL, NULL);
-                return;
-        }
-        snprintf(g->device_path, sizeof(g->device_path), "%s", l->device_path);
-        g->event = l->event;   /* the bus keeps a reference */
-        if (sd_event_now(l->event, CLOCK_MONOTONIC, &g->until) >= 0)
-                g->until += LINGER_USEC;
-        r = sd_bus_call_method_async(l->bus, &g->slot, BLUEZ, l->device_path, DEVICE_IFACE, "Disconnect",
-                                     on_linger_reply, g, NULL);
-        if (r >= 0)
-                r = sd_event_add_time_relative(l->event, &g->timer, CLOCK_MONOTONIC, LINGER_USEC, 0,
-                                               on_linger_timeout, g);
-        ble_debug(l, "Disconnect %s: %s", l->device_path, r < 0 ? strerror(-r) : "sent");
-        /* The link's signal matches go with the link; the bus stays. */
-        l->match_added = sd_bus_slot_unref(l->match_added);
-        l->match_removed = sd_bus_slot_unref(l->match_removed);
-        l->match_props = sd_bus_slot_unref(l->match_props);
-        l->match_owner = sd_bus_slot_unref(l->match_owner);
-        g->bus = TAKE_PTR(l->bus);
-        g->next = lingers;
-        lingers = g;
-        if (r < 0)
-                linger_free(g);
-}
-
 
 static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
@@ -1371,75 +996,23 @@ static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BLUEZ))
                 return 0;
         if (old_owner && *old_owner) {
-                ble_debug(l, "bluetoothd left the bus");
+                ble_debug(l->instance, l, "bluetoothd left the bus");
                 link_fail(l, l->state == ST_READY ? -ECONNRESET : -EHOSTDOWN);
         }
         return 0;
 }
 
-/* ---- the transport ---- */
-
-static int parse_address(const char *address, struct smp_link *l) {
-        size_t total = strnlen(address, SMP_CONN_MAX + 1);
-        if (total > SMP_CONN_MAX)
-                return -ENAMETOOLONG;
-        const char *comma = memchr(address, ',', total);
-        size_t alen = comma ? (size_t) (comma - address) : total;
-        if (!address_valid(address, alen))
-                return -EINVAL;
-        memcpy(l->address, address, 17);
-        l->address[17] = 0;
-        for (char *c = l->address; *c; c++)
-                if (*c >= 'a' && *c <= 'f')
-                        *c = (char) (*c - 'a' + 'A');
-
-        for (const char *opt = comma; opt; opt = comma) {
-                opt++;
-                comma = strchr(opt, ',');
-                size_t len = comma ? (size_t) (comma - opt) : strlen(opt);
-                const char *v;
-                size_t vlen;
-                unsigned long n;
-                if (opt_is(opt, len, "adapter", &v, &vlen)) {
-                        if (!adapter_valid(v, vlen))
-                                return -EINVAL;
-                        memcpy(l->adapter_name, v, vlen);
-                        l->adapter_name[vlen] = 0;
-                } else if (opt_is(opt, len, "mode", &v, &vlen)) {
-                        if (vlen == 6 && strncmp(v, "notify", 6) == 0)
-                                l->mode_notify = true;
-                        else if (vlen == 7 && strncmp(v, "acquire", 7) == 0)
-                                l->mode_notify = false;
-                        else
-                                return -EINVAL;
-                } else if (opt_is(opt, len, "connect-timeout", &v, &vlen)) {
-                        if (parse_uint(v, vlen, 600000, &n) < 0 || n == 0)
-                                return -EINVAL;
-                        l->connect_timeout_usec = (uint64_t) n * 1000u;
-                } else if (opt_is(opt, len, "resolve-timeout", &v, &vlen)) {
-                        if (parse_uint(v, vlen, 600000, &n) < 0 || n == 0)
-                                return -EINVAL;
-                        l->resolve_timeout_usec = (uint64_t) n * 1000u;
-                } else if (opt_is(opt, len, "max-connections", &v, &vlen)) {
-                        if (parse_uint(v, vlen, MAX_CONNECTIONS_MAX, &n) < 0 || n == 0)
-                                return -EINVAL;
-                        max_connections = (unsigned) n;
-                } else
-                        return -EINVAL;
-        }
-        return 0;
-}
-
-static int ble_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb, void *userdata,
-                    struct smp_link **ret) {
+int ble_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+             const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
         struct smp_link *l;
-        int r;
+        int r = 0;
 
-        if (!event || !address || !cb || !ret)
+        if (!event || !conn || !cb || !ret)
                 return -EINVAL;
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        l->instance = instance;
         l->n_ref = 1;
         l->write_fd = l->notify_fd = -1;
         l->mtu = ATT_MTU_MIN;
@@ -1450,9 +1023,8 @@ static int ble_open(sd_event *event, const char *address, const struct smp_link_
         l->event = sd_event_ref(event);
         l->state = ST_LOOKUP;
 
-        r = parse_address(address, l);
-        if (r >= 0)
-                r = sd_bus_open_system(&l->bus);
+        ble_link_apply_conn(l, conn);
+        r = sd_bus_open_system(&l->bus);
         if (r >= 0)
                 r = sd_bus_attach_event(l->bus, event, SD_EVENT_PRIORITY_NORMAL);
         if (r >= 0)
@@ -1472,7 +1044,7 @@ static int ble_open(sd_event *event, const char *address, const struct smp_link_
                                            "member='NameOwnerChanged',arg0='" BLUEZ "'",
                                            on_name_owner_changed, NULL, l);
         if (r < 0) {
-                ble_debug(l, "open '%s': %s", address, strerror(-r));
+                ble_debug(l->instance, l, "open '%s': %s", smp_conn_get_string(conn), strerror(-r));
                 link_unref(l);
                 return r;
         }
@@ -1480,7 +1052,7 @@ static int ble_open(sd_event *event, const char *address, const struct smp_link_
         return 0;
 }
 
-static void ble_close(struct smp_link *l) {
+void ble_close(struct smp_link *l) {
         if (!l)
                 return;
         l->closed_by_user = true;
@@ -1490,6 +1062,308 @@ static void ble_close(struct smp_link *l) {
         l->state = ST_FAILED;
         link_teardown(l);
         link_unref(l);
+}
+
+/* ------------------------------------------------------------------ */
+void txq_clear(struct smp_link *l) {
+        while (l->txq) {
+                struct tx_frame *f = l->txq;
+                l->txq = f->next;
+                free(f);
+        }
+        l->txq_tail = NULL;
+        l->txq_bytes = 0;
+}
+
+
+void link_check_resolved(struct smp_link *l) {
+        if (l->state != ST_RESOLVE || !l->resolved || !l->chrc_path[0])
+                return;
+        l->timer = sd_event_source_disable_unref(l->timer);
+        link_start_acquire(l);
+}
+
+void link_deliver(struct smp_link *l, const uint8_t *data, size_t len) {
+        if (len == 0)
+                return;
+        l->stats.rx_packets++;
+        l->stats.rx_bytes += len;
+        if (l->cb->receive)
+                l->cb->receive(data, len, l->userdata);
+}
+
+static int on_notify_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+        uint8_t buf[ATT_MTU_MAX + 16];
+
+        for (unsigned i = 0; i < 64 && l->state == ST_READY && !l->closed_by_user; i++) {
+                ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EAGAIN || errno == EINTR)
+                                break;
+                        link_fail(l, -ECONNRESET);
+                        return 0;
+                }
+                if (n == 0) {
+                        link_fail(l, -ECONNRESET);
+                        return 0;
+                }
+                link_deliver(l, buf, (size_t) n);
+        }
+        if ((revents & (EPOLLHUP | EPOLLERR)) && !(revents & EPOLLIN) && l->state == ST_READY)
+                link_fail(l, -ECONNRESET);
+        return 0;
+}
+
+static int on_write_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+        if (revents & (EPOLLHUP | EPOLLERR)) {
+                link_fail(l, -ECONNRESET);
+                return 0;
+        }
+        (void) sd_event_source_set_io_events(s, EPOLLIN);
+        link_flush(l);
+        return 0;
+}
+
+static int on_write_value(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+        sd_bus_slot *slot = sd_bus_get_current_slot(l->bus);
+        for (size_t i = 0; i < ELEMENTSOF(l->writevalue); i++)
+                if (l->writevalue[i] && l->writevalue[i] == slot) {
+                        l->writevalue[i] = sd_bus_slot_unref(l->writevalue[i]);
+                        l->writevalue_inflight--;
+                }
+        int r = reply_errno(l->instance, l, "WriteValue", m);
+        if (r < 0) {
+                l->stats.lost++;
+                if (r == -ENOTCONN || r == -ENODEV) {
+                        link_fail(l, -ECONNRESET);
+                        return 0;
+                }
+        }
+        link_flush(l);
+        return 0;
+}
+
+static int write_value(struct smp_link *l, const uint8_t *p, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "WriteValue");
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', p, n);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 1, "type", "s", "command");
+        size_t i = 0;
+        while (i < ELEMENTSOF(l->writevalue) && l->writevalue[i])
+                i++;
+        if (r >= 0 && i == ELEMENTSOF(l->writevalue))
+                r = -EBUSY;
+        if (r >= 0)
+                r = sd_bus_call_async(l->bus, &l->writevalue[i], m, on_write_value, l, 0);
+        if (r >= 0)
+                l->writevalue_inflight++;
+        return r;
+}
+
+void link_flush(struct smp_link *l) {
+        _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
+        size_t piece_max = l->mtu - ATT_HDR;
+
+        if (l->state != ST_READY)
+                return;
+        while (l->txq) {
+                struct tx_frame *f = l->txq;
+                size_t n = MIN(piece_max, f->len - f->off);
+                if (l->write_fd >= 0) {
+                        ssize_t k = send(l->write_fd, f->data + f->off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+                        if (k < 0) {
+                                if (errno == EAGAIN || errno == ENOBUFS) {
+                                        (void) sd_event_source_set_io_events(l->write_src, EPOLLIN | EPOLLOUT);
+                                        return;
+                                }
+                                if (errno == EINTR)
+                                        continue;
+                                link_fail(l, -ECONNRESET);
+                                return;
+                        }
+                } else {
+                        if (l->writevalue_inflight >= WRITEVALUE_INFLIGHT_MAX)
+                                return;
+                        int r = write_value(l, f->data + f->off, n);
+                        if (r < 0) {
+                                link_fail(l, r);
+                                return;
+                        }
+                }
+                l->stats.tx_packets++;
+                l->stats.tx_bytes += n;
+                f->off += n;
+                if (f->off == f->len) {
+                        l->txq = f->next;
+                        if (!l->txq)
+                                l->txq_tail = NULL;
+                        l->txq_bytes -= f->len;
+                        free(f);
+                }
+        }
+        if (l->want_writable && l->txq_bytes < TXQ_MAX / 2) {
+                l->want_writable = false;
+                if (l->cb->writable)
+                        l->cb->writable(l->userdata);
+        }
+}
+
+static void link_set_ready(struct smp_link *l) {
+        if (l->state != ST_ACQUIRE || l->acquire_pending_write || l->acquire_pending_notify)
+                return;
+        l->state = ST_READY;
+        ble_debug(l->instance, l, "%s ready: write %s, notify %s, ATT MTU %u", l->address, l->write_fd >= 0 ? "socket" : "WriteValue",
+                  l->notify_fd >= 0 ? "socket" : "StartNotify", l->mtu);
+        link_flush(l);
+}
+
+static bool acquire_refused(int r) {
+        return r == -EPERM || r == -EIO || r == -EOPNOTSUPP || r == -EINPROGRESS;
+}
+
+static int on_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct smp_link *l = userdata;
+        l->call = sd_bus_slot_unref(l->call);
+        l->acquire_pending_notify = false;
+        int r = reply_errno(l->instance, l, "StartNotify", m);
+        if (r < 0) {
+                link_fail(l, r);
+                return 0;
+        }
+        l->notify_dbus = true;
+        link_set_ready(l);
+        return 0;
+}
+
+static void link_start_notify(struct smp_link *l) {
+        int r = sd_bus_call_method_async(l->bus, &l->call, BLUEZ, l->chrc_path, CHRC_IFACE, "StartNotify",
+                                         on_start_notify, l, NULL);
+        if (r < 0)
+                link_fail(l, r);
+}
+
+static int read_acquired(struct smp_link *l, sd_bus_message *m, int *ret_fd) {
+        int fd;
+        uint16_t mtu;
+        int r = sd_bus_message_read(m, "hq", &fd, &mtu);
+        if (r < 0)
+                return r;
+        /* The fd belongs to the message. */
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        if (mtu >= ATT_MTU_MIN)
+                l->mtu = MIN((unsigned) mtu, ATT_MTU_MAX);
+        *ret_fd = copy;
+        return 0;
+}
+
+static int on_acquire_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct smp_link *l = userdata;
+        l->call = sd_bus_slot_unref(l->call);
+        int r = reply_errno(l->instance, l, "AcquireNotify", m);
+        if (r < 0) {
+                if (acquire_refused(r)) {
+                        ble_debug(l->instance, l, "AcquireNotify refused, using StartNotify");
+                        link_start_notify(l);
+                } else
+                        link_fail(l, r);
+                return 0;
+        }
+        r = read_acquired(l, m, &l->notify_fd);
+        if (r >= 0)
+                r = sd_event_add_io(l->event, &l->notify_src, l->notify_fd, EPOLLIN, on_notify_io, l);
+        if (r < 0) {
+                link_fail(l, r);
+                return 0;
+        }
+        l->acquire_pending_notify = false;
+        link_set_ready(l);
+        return 0;
+}
+
+static void link_notify_path(struct smp_link *l) {
+        if (l->mode_notify) {
+                link_start_notify(l);
+                return;
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireNotify");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_notify, l, 0);
+        if (r < 0)
+                link_fail(l, r);
+}
+
+static int on_acquire_write(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct smp_link *l = userdata;
+        l->call = sd_bus_slot_unref(l->call);
+        int r = reply_errno(l->instance, l, "AcquireWrite", m);
+        if (r < 0) {
+                if (!acquire_refused(r)) {
+                        link_fail(l, r);
+                        return 0;
+                }
+                ble_debug(l->instance, l, "AcquireWrite refused, using WriteValue(type=command)");
+                l->write_dbus = true;
+        } else {
+                r = read_acquired(l, m, &l->write_fd);
+                if (r >= 0)
+                        r = sd_event_add_io(l->event, &l->write_src, l->write_fd, EPOLLIN, on_write_io, l);
+                if (r < 0) {
+                        link_fail(l, r);
+                        return 0;
+                }
+        }
+        l->acquire_pending_write = false;
+        link_notify_path(l);
+        return 0;
+}
+
+void link_start_acquire(struct smp_link *l) {
+        l->state = ST_ACQUIRE;
+        l->acquire_pending_write = true;
+        l->acquire_pending_notify = true;
+        if (l->mode_notify) {
+                l->write_dbus = true;
+                l->acquire_pending_write = false;
+                link_notify_path(l);
+                return;
+        }
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireWrite");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_write, l, 0);
+        if (r < 0)
+                link_fail(l, r);
+}
+
+void link_restart(struct smp_link *l) {
+        l->retries++;
+        ble_debug(l->instance, l, "link lost before it was ready, connecting again (retry %u)", l->retries);
+        l->call = sd_bus_slot_unref(l->call);
+        l->write_src = sd_event_source_disable_unref(l->write_src);
+        l->notify_src = sd_event_source_disable_unref(l->notify_src);
+        if (l->write_fd >= 0)
+                close(l->write_fd);
+        if (l->notify_fd >= 0)
+                close(l->notify_fd);
+        l->write_fd = l->notify_fd = -1;
+        l->notify_dbus = l->write_dbus = false;
+        l->acquire_pending_write = l->acquire_pending_notify = false;
+        l->resolved = false;
+        l->state = ST_RETRY;
+        if (link_set_timer(l, RETRY_DELAY_USEC, on_retry) < 0)
+                link_fail(l, -ENOMEM);
 }
 
 static int txq_push(struct smp_link *l, const uint8_t *data, size_t len) {
@@ -1509,7 +1383,7 @@ static int txq_push(struct smp_link *l, const uint8_t *data, size_t len) {
         return 0;
 }
 
-static int ble_send(struct smp_link *l, const uint8_t *frame, size_t len) {
+int ble_send(struct smp_link *l, const uint8_t *frame, size_t len) {
         int r;
 
         if (l->state == ST_FAILED)
@@ -1537,7 +1411,7 @@ static int ble_send(struct smp_link *l, const uint8_t *frame, size_t len) {
         return 0;
 }
 
-static void ble_get_info(struct smp_link *l, struct smp_link_info *ret) {
+void ble_get_info(struct smp_link *l, struct smp_link_info *ret) {
         *ret = (struct smp_link_info) {
                 .mtu = l->mtu - ATT_HDR,
                 .fragments = true,
@@ -1547,14 +1421,101 @@ static void ble_get_info(struct smp_link *l, struct smp_link_info *ret) {
         };
 }
 
-static void ble_get_stats(struct smp_link *l, struct smp_link_stats *ret) {
+void ble_get_stats(struct smp_link *l, struct smp_link_stats *ret) {
         *ret = l->stats;
 }
 
 /* ------------------------------------------------------------------ */
-/* Discovery                                                           */
+struct ble_linger {
+        struct smp_transport_instance *instance;
+        struct ble_linger *next;
+        sd_bus *bus;
+        sd_bus_slot *slot;
+        sd_event_source *timer;
+        sd_event *event;
+        uint64_t until;          /* CLOCK_MONOTONIC */
+        char device_path[128];
+};
 
-struct smp_discovery {
+/* One whose loop no longer runs does not count past LINGER_USEC. */
+bool linger_pending(struct smp_transport_instance *i, sd_event *event, const char *device_path) {
+        uint64_t now;
+        if (sd_event_now(event, CLOCK_MONOTONIC, &now) < 0)
+                return false;
+        for (struct ble_linger *g = i->lingers; g; g = g->next)
+                if (g->event == event && g->until > now && streq(g->device_path, device_path))
+                        return true;
+        return false;
+}
+
+static void linger_free(struct ble_linger *g) {
+        for (struct ble_linger **p = &g->instance->lingers; *p; p = &(*p)->next)
+                if (*p == g) {
+                        *p = g->next;
+                        break;
+                }
+        g->slot = sd_bus_slot_unref(g->slot);
+        g->timer = sd_event_source_disable_unref(g->timer);
+        if (g->bus) {
+                (void) sd_bus_flush(g->bus);
+                g->bus = sd_bus_close_unref(g->bus);
+        }
+        free(g);
+}
+
+static int on_linger_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct ble_linger *g = userdata;
+        (void) reply_errno(g->instance, g, "Disconnect", m);
+        linger_free(g);
+        return 0;
+}
+
+static int on_linger_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        linger_free(userdata);
+        return 0;
+}
+
+void linger_start(struct smp_link *l) {
+        struct ble_linger *g = calloc(1, sizeof(*g));
+        int r;
+
+        if (!g) {
+                (void) sd_bus_call_method_async(l->bus, NULL, BLUEZ, l->device_path, DEVICE_IFACE, "Disconnect",
+                                                NULL, NULL, NULL);
+                return;
+        }
+        g->instance = l->instance;
+        snprintf(g->device_path, sizeof(g->device_path), "%s", l->device_path);
+        g->event = l->event;   /* the bus keeps a reference */
+        if (sd_event_now(l->event, CLOCK_MONOTONIC, &g->until) >= 0)
+                g->until += LINGER_USEC;
+        r = sd_bus_call_method_async(l->bus, &g->slot, BLUEZ, l->device_path, DEVICE_IFACE, "Disconnect",
+                                     on_linger_reply, g, NULL);
+        if (r >= 0)
+                r = sd_event_add_time_relative(l->event, &g->timer, CLOCK_MONOTONIC, LINGER_USEC, 0,
+                                               on_linger_timeout, g);
+        ble_debug(l->instance, l, "Disconnect %s: %s", l->device_path, r < 0 ? strerror(-r) : "sent");
+        /* The link's signal matches go with the link; the bus stays. */
+        l->match_added = sd_bus_slot_unref(l->match_added);
+        l->match_removed = sd_bus_slot_unref(l->match_removed);
+        l->match_props = sd_bus_slot_unref(l->match_props);
+        l->match_owner = sd_bus_slot_unref(l->match_owner);
+        g->bus = TAKE_PTR(l->bus);
+        g->next = l->instance->lingers;
+        l->instance->lingers = g;
+        if (r < 0)
+                linger_free(g);
+}
+
+/* The instance goes: Disconnects still unanswered are flushed out now. */
+void lingers_free(struct smp_transport_instance *i) {
+        while (i->lingers)
+                linger_free(i->lingers);
+}
+
+/* ------------------------------------------------------------------ */
+struct smp_transport_discovery {
+        struct smp_transport_instance *instance;
         unsigned n_ref;
         bool stopped;
         sd_event *event;
@@ -1571,7 +1532,7 @@ struct smp_discovery {
         size_t n_seen;
 };
 
-static void discovery_free(struct smp_discovery *d) {
+static void discovery_free(struct smp_transport_discovery *d) {
         d->match_added = sd_bus_slot_unref(d->match_added);
         d->match_props = sd_bus_slot_unref(d->match_props);
         d->call = sd_bus_slot_unref(d->call);
@@ -1588,16 +1549,16 @@ static void discovery_free(struct smp_discovery *d) {
         free(d);
 }
 
-static void discovery_unref(struct smp_discovery *d) {
+static void discovery_unref(struct smp_transport_discovery *d) {
         if (d && --d->n_ref == 0)
                 discovery_free(d);
 }
 
-static void discovery_unrefp(struct smp_discovery **d) {
+static void discovery_unrefp(struct smp_transport_discovery **d) {
         discovery_unref(*d);
 }
 
-static void discovery_stop_all(struct smp_discovery *d) {
+static void discovery_stop_all(struct smp_transport_discovery *d) {
         for (size_t i = 0; i < d->n_adapters; i++)
                 (void) sd_bus_call_method_async(d->bus, NULL, BLUEZ, d->adapters[i], ADAPTER_IFACE, "StopDiscovery",
                                                 NULL, NULL, NULL);
@@ -1605,7 +1566,7 @@ static void discovery_stop_all(struct smp_discovery *d) {
 }
 
 /* Ends the discovery with found(NULL), once. */
-static void discovery_end(struct smp_discovery *d) {
+static void discovery_end(struct smp_transport_discovery *d) {
         if (d->stopped)
                 return;
         d->stopped = true;
@@ -1614,7 +1575,7 @@ static void discovery_end(struct smp_discovery *d) {
         d->found(NULL, d->userdata);
 }
 
-static bool adapter_wanted(const struct smp_discovery *d, const char *adapter_path) {
+static bool adapter_wanted(const struct smp_transport_discovery *d, const char *adapter_path) {
         if (!d->adapter_name[0])
                 return true;
         const char *slash = strrchr(adapter_path, '/');
@@ -1622,7 +1583,7 @@ static bool adapter_wanted(const struct smp_discovery *d, const char *adapter_pa
 }
 
 static int discovery_on_iface(void *ctx, const char *path, const char *iface, const struct dev_props *p) {
-        struct smp_discovery *d = ctx;
+        struct smp_transport_discovery *d = ctx;
 
         if (d->stopped)
                 return 0;
@@ -1674,37 +1635,38 @@ static int discovery_on_iface(void *ctx, const char *path, const char *iface, co
 }
 
 static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        _cleanup_(discovery_unrefp) struct smp_discovery *d = userdata;
+        _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         d->n_ref++;
         discovery_end(d);
         return 0;
 }
 
 static int on_discovery_started(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        int r = reply_errno(userdata, "StartDiscovery", m);
+        struct smp_transport_discovery *d = userdata;
+        int r = reply_errno(d->instance, d, "StartDiscovery", m);
         (void) r; /* one adapter off does not end the scan */
         return 0;
 }
 
 static int on_discovery_filter(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
         const char *path = sd_bus_message_get_path(m);
-        (void) reply_errno(d, "SetDiscoveryFilter", m);
+        (void) reply_errno(d->instance, d, "SetDiscoveryFilter", m);
         (void) path;
         return 0;
 }
 
 static int on_discovery_objects(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(discovery_unrefp) struct smp_discovery *d = userdata;
+        _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         d->n_ref++;
         d->call = sd_bus_slot_unref(d->call);
-        int r = reply_errno(d, "GetManagedObjects", m);
+        int r = reply_errno(d->instance, d, "GetManagedObjects", m);
         if (r >= 0)
                 r = read_managed_objects(m, discovery_on_iface, d);
         if (d->stopped)
                 return 0;
         if (r < 0 || d->n_adapters == 0) {
-                ble_debug(d, "discovery: no adapter (%s)", r < 0 ? strerror(-r) : "none");
+                ble_debug(d->instance, d, "discovery: no adapter (%s)", r < 0 ? strerror(-r) : "none");
                 discovery_end(d);
                 return 0;
         }
@@ -1716,7 +1678,7 @@ static int on_discovery_objects(sd_bus_message *m, void *userdata, sd_bus_error 
                         r = sd_bus_call_method_async(d->bus, NULL, BLUEZ, d->adapters[i], ADAPTER_IFACE,
                                                      "StartDiscovery", on_discovery_started, d, NULL);
                 if (r < 0)
-                        ble_debug(d, "discovery on %s: %s", d->adapters[i], strerror(-r));
+                        ble_debug(d->instance, d, "discovery on %s: %s", d->adapters[i], strerror(-r));
         }
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, d->duration_usec, 0,
                                        on_discovery_timer, d);
@@ -1726,7 +1688,7 @@ static int on_discovery_objects(sd_bus_message *m, void *userdata, sd_bus_error 
 }
 
 static int on_discovery_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
         if (d->call || d->stopped)
                 return 0;
         int r = sd_bus_call_method_async(d->bus, &d->call, BLUEZ, "/", OM_IFACE, "GetManagedObjects",
@@ -1740,7 +1702,7 @@ static int on_discovery_match_installed(sd_bus_message *m, void *userdata, sd_bu
 }
 
 static int on_discovery_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(discovery_unrefp) struct smp_discovery *d = userdata;
+        _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         const char *path;
         d->n_ref++;
         if (d->stopped || !d->timer || sd_bus_message_read_basic(m, 'o', &path) < 0)
@@ -1750,13 +1712,13 @@ static int on_discovery_added(sd_bus_message *m, void *userdata, sd_bus_error *r
 }
 
 struct getall_ctx {
-        struct smp_discovery *d;
+        struct smp_transport_discovery *d;
         char path[];
 };
 
 static int on_discovery_getall(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct getall_ctx *c = userdata;
-        struct smp_discovery *d = c->d;
+        struct smp_transport_discovery *d = c->d;
         struct dev_props p = {};
         d->n_ref++;
         if (!d->stopped && !sd_bus_message_is_method_error(m, NULL) && read_props(m, &p) >= 0)
@@ -1772,7 +1734,7 @@ static void getall_ctx_free(void *userdata) {
 }
 
 static int on_discovery_props(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(discovery_unrefp) struct smp_discovery *d = userdata;
+        _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         const char *path = sd_bus_message_get_path(m), *iface;
         struct dev_props p = {};
         d->n_ref++;
@@ -1803,9 +1765,23 @@ static int on_discovery_props(sd_bus_message *m, void *userdata, sd_bus_error *r
         return 0;
 }
 
-static int ble_discover_start(sd_event *event, const char *args, smp_discovered_fn found, void *userdata,
-                              struct smp_discovery **ret) {
-        struct smp_discovery *d;
+static bool opt_is(const char *opt, size_t len, const char *key, const char **ret_value, size_t *ret_len) {
+        size_t k = strlen(key);
+        if (len <= k + 1 || strncmp(opt, key, k) != 0 || opt[k] != '=')
+                return false;
+        *ret_value = opt + k + 1;
+        *ret_len = len - k - 1;
+        return true;
+}
+
+/* "hciN" */
+static bool adapter_valid(const char *s, size_t len) {
+        return len >= 4 && len <= 8 && strncmp(s, "hci", 3) == 0 && smp_parse_uint_n(s + 3, len - 3, 0, UINT64_MAX, NULL) >= 0;
+}
+
+int ble_discover_start(struct smp_transport_instance *instance, sd_event *event, const char *args,
+                       smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret) {
+        struct smp_transport_discovery *d;
         int r;
 
         if (!event || !found || !ret)
@@ -1813,6 +1789,7 @@ static int ble_discover_start(sd_event *event, const char *args, smp_discovered_
         d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
+        d->instance = instance;
         d->n_ref = 1;
         d->event = sd_event_ref(event);
         d->found = found;
@@ -1825,10 +1802,10 @@ static int ble_discover_start(sd_event *event, const char *args, smp_discovered_
                 size_t len = comma ? (size_t) (comma - opt) : strlen(opt);
                 const char *v;
                 size_t vlen;
-                unsigned long n;
-                if (opt_is(opt, len, "seconds", &v, &vlen) && parse_uint(v, vlen, DISCOVERY_SECONDS_MAX, &n) >= 0 &&
-                    n > 0)
-                        d->duration_usec = (uint64_t) n * 1000000ull;
+                uint64_t n;
+                if (opt_is(opt, len, "seconds", &v, &vlen) &&
+                    smp_parse_uint_n(v, vlen, 1, DISCOVERY_SECONDS_MAX, &n) >= 0)
+                        d->duration_usec = n * 1000000ull;
                 else if (opt_is(opt, len, "adapter", &v, &vlen) && adapter_valid(v, vlen)) {
                         memcpy(d->adapter_name, v, vlen);
                         d->adapter_name[vlen] = 0;
@@ -1857,7 +1834,7 @@ static int ble_discover_start(sd_event *event, const char *args, smp_discovered_
         return 0;
 }
 
-static void ble_discover_stop(struct smp_discovery *d) {
+void ble_discover_stop(struct smp_transport_discovery *d) {
         if (!d)
                 return;
         d->stopped = true;
@@ -1869,10 +1846,66 @@ static void ble_discover_stop(struct smp_discovery *d) {
         discovery_unref(d);
 }
 
-_unused_ const struct smp_transport smpgw_transport_plugin = {
+/* ------------------------------------------------------------------ */
+static const char *const mode_words[] = { "acquire", "notify", NULL };
+
+static const struct smp_conn_option ble_options[] = {
+        { .name = "adapter", .type = SMP_CONN_OPTION_INDEXED, .prefix = "hci", .min = 0, .max = 99999 },
+        { .name = "mode", .type = SMP_CONN_OPTION_WORD, .words = mode_words },
+        { .name = "connect-timeout", .type = SMP_CONN_OPTION_UINT, .min = 1, .max = 600000 },
+        { .name = "resolve-timeout", .type = SMP_CONN_OPTION_UINT, .min = 1, .max = 600000 },
+        { .name = "max-connections", .type = SMP_CONN_OPTION_UINT, .min = 1, .max = MAX_CONNECTIONS_MAX },
+};
+
+static const struct smp_conn_syntax ble_syntax = {
+        .address = SMP_CONN_ADDRESS_BDADDR,
+        .options = ble_options,
+        .n_options = ELEMENTSOF(ble_options),
+};
+
+void ble_link_apply_conn(struct smp_link *l, const struct smp_conn *conn) {
+        const char *adapter = smp_conn_get_option(conn, "adapter");
+        uint64_t v;
+
+        snprintf(l->address, sizeof(l->address), "%s", smp_conn_get_bdaddr(conn));
+        if (adapter)
+                snprintf(l->adapter_name, sizeof(l->adapter_name), "%s", adapter);
+        if (smp_conn_get_option_uint(conn, "mode", &v))
+                l->mode_notify = v == 1;
+        if (smp_conn_get_option_uint(conn, "connect-timeout", &v))
+                l->connect_timeout_usec = v * 1000u;
+        if (smp_conn_get_option_uint(conn, "resolve-timeout", &v))
+                l->resolve_timeout_usec = v * 1000u;
+        if (smp_conn_get_option_uint(conn, "max-connections", &v))
+                l->instance->max_connections = (unsigned) v;
+}
+
+static int ble_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        struct smp_transport_instance *i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->host = host;
+        i->max_connections = MAX_CONNECTIONS_DEFAULT;
+        *ret = i;
+        return 0;
+}
+
+static void ble_instance_free(struct smp_transport_instance *i) {
+        if (!i)
+                return;
+        lingers_free(i);
+        adapters_free(i);
+        free(i);
+}
+
+const struct smp_transport smpgw_transport_plugin = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
+        .struct_size = sizeof(struct smp_transport),
         .name = "ble",
         .description = "SMP GATT service over Bluetooth LE through BlueZ (D-Bus)",
+        .conn_syntax = &ble_syntax,
+        .instance_new = ble_instance_new,
+        .instance_free = ble_instance_free,
         .open = ble_open,
         .close = ble_close,
         .send = ble_send,
@@ -1881,3 +1914,4 @@ _unused_ const struct smp_transport smpgw_transport_plugin = {
         .discover_start = ble_discover_start,
         .discover_stop = ble_discover_stop,
 };
+
