@@ -29,7 +29,7 @@
 #include "dbus.h"
 #include "log.h"
 #include "manager.h"
-#include "smpgw/smp-transport.h"
+#include "smpgw/smp-context.h"
 #include "smpgwd-config.h"
 #include "util.h"
 
@@ -464,16 +464,15 @@ static int method_add_device(sd_bus_message *message, void *userdata, sd_bus_err
         r = sd_bus_message_read(message, "s", &conn);
         if (r < 0)
                 return r;
-        r = manager_add_device(api->manager, conn, "dbus", &d);
+        _cleanup_free_ char *why = NULL;
+        r = manager_add_device(api->manager, conn, "dbus", &d, &why);
         switch (r) {
         case -EEXIST:
                 break;   /* known already: d is that device */
         case -EINVAL:
-                return dbus_error_set(error, r,
-                                      "'%s' is not a connection string (scheme:address, e.g. udp:192.0.2.1:1337).",
-                                      conn);
+                return dbus_error_set(error, r, "Bad connection string: %s.", why ? why : "not valid");
         case -ENOENT:
-                return dbus_error_set(error, r, "No transport plugin for the scheme of '%s'.", conn);
+                return dbus_error_set(error, r, "%s.", why ? why : "No transport plugin for its scheme");
         case -E2BIG:
                 return dbus_error_set(error, r, "The device limit (max_count in [devices]) is reached.");
         default:
@@ -632,9 +631,10 @@ static int property_get_version(sd_bus *bus, const char *path, const char *inter
 static int property_get_transports(sd_bus *bus, const char *path, const char *interface, const char *property,
                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         _cleanup_(smp_strv_freep) char **transports = NULL;
+        struct dbus_api *api = userdata;
         int r;
 
-        r = smp_transport_list(&transports);
+        r = smp_context_list_transports(api->manager->smp, &transports);
         if (r < 0)
                 return r;
         return sd_bus_message_append_strv(reply, transports);

@@ -23,9 +23,9 @@
 #include "config.h"
 #include "log.h"
 #include "manager.h"
-#include "smpgw/smp-session.h"
+#include "smpgw/smp-discovery.h"
 #include "smpgw/smp-os.h"
-#include "smpgw/smp-transport.h"
+#include "smpgw/smp-session.h"
 #include "util.h"
 
 #define RANGE_TARGETS_MAX 4096u
@@ -86,8 +86,7 @@ static void on_plugin_found(const struct smp_discovered *found, void *userdata) 
 
         if (!found) {
                 /* The round of this source is over. */
-                src->transport->discover_stop(src->running);
-                src->running = NULL;
+                src->running = smp_discovery_free(src->running);
                 round_check(disc);
                 return;
         }
@@ -151,7 +150,7 @@ static void range_next(struct source *src) {
                         .idempotent = true,
                         .timeout_usec = RANGE_PROBE_TIMEOUT_USEC,
                 };
-                if (!rp->conn || smp_session_open(m->event, conn, &rp->session) < 0 ||
+                if (!rp->conn || smp_session_open(m->smp, m->event, conn, &rp->session) < 0 ||
                     smp_session_send(rp->session, &params, on_range_answer, rp, NULL) < 0) {
                         smp_session_free(rp->session);
                         free(rp->conn);
@@ -280,7 +279,7 @@ static void source_start(struct source *src) {
                 const char *space = strchr(src->label, ' ');
                 snprintf(args, sizeof(args), "%s", space ? space + 1 : "");
         }
-        r = src->transport->discover_start(m->event, args, on_plugin_found, src, &src->running);
+        r = smp_discovery_start(m->smp, m->event, src->transport->name, args, on_plugin_found, src, &src->running);
         source_report(src, r < 0 ? r : 0);
 }
 
@@ -313,9 +312,10 @@ static int source_add(struct discovery *disc, const char *scheme, const char *ar
         const struct smp_transport *t;
         int r;
 
-        r = smp_transport_find(scheme, &t);
+        _cleanup_free_ char *why = NULL;
+        r = smp_context_find_transport(disc->manager->smp, scheme, &t, &why);
         if (r < 0)
-                return log_error_errno(r, "Discovery: no %s transport in this build: %m", scheme);
+                return log_error_errno(r, "Discovery: no %s transport: %s", scheme, why ? why : strerror(-r));
         if (!session_probe && !t->discover_start)
                 return log_error_errno(-EOPNOTSUPP, "Discovery: the %s transport cannot discover", scheme);
 
@@ -342,10 +342,7 @@ static int source_add(struct discovery *disc, const char *scheme, const char *ar
 }
 
 static void source_stop(struct source *src) {
-        if (src->running) {
-                src->transport->discover_stop(src->running);
-                src->running = NULL;
-        }
+        src->running = smp_discovery_free(src->running);
 }
 
 struct discovery *discovery_free(struct discovery *disc) {

@@ -14,7 +14,7 @@
 #include "db.h"
 #include "log.h"
 #include "manager.h"
-#include "smpgw/smp-transport.h"
+#include "smpgw/smp-context.h"
 #include "util.h"
 
 static const char *const device_state_table[_DEVICE_STATE_MAX] = {
@@ -59,11 +59,25 @@ struct device *manager_find_device(struct manager *m, uint64_t id) {
         return NULL;
 }
 
-struct device *manager_find_device_by_conn(struct manager *m, const char *conn) {
+static struct device *find_device_by_exact_conn(struct manager *m, const char *conn) {
         for (size_t i = 0; i < m->n_devices; i++)
                 if (strcmp(m->devices[i]->conn, conn) == 0)
                         return m->devices[i];
         return NULL;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);
+
+struct device *manager_find_device_by_conn(struct manager *m, const char *conn) {
+        struct device *d = find_device_by_exact_conn(m, conn);
+        if (d || !m->smp)
+                return d;
+        /* Any other way of writing a known device's string: devices are
+         * kept by the canonical form. */
+        _cleanup_(smp_conn_unrefp) struct smp_conn *c = NULL;
+        if (smp_context_parse_conn(m->smp, conn, &c, NULL) < 0 || streq(smp_conn_get_string(c), conn))
+                return NULL;
+        return find_device_by_exact_conn(m, smp_conn_get_string(c));
 }
 
 struct job *device_unfinished_job(struct manager *m, const struct device *d) {
@@ -221,20 +235,16 @@ bool device_default_name(struct device *d, const char *candidate) {
         return true;
 }
 
-static int device_new(struct manager *m, const char *conn, const char *source, struct device **ret) {
-        char scheme[16];
-        const char *address;
-        const struct smp_transport *t;
-        int r;
+/* libsmpgw's verdict on a connection string: -EINVAL (bad string) or
+ * -ENOENT (no usable plugin), with the sentence. */
+static int conn_parse(struct manager *m, const char *conn, struct smp_conn **ret, char **ret_reason) {
+        int r = smp_context_parse_conn(m->smp, conn, ret, ret_reason);
+        if (r == -EINVAL || r == -ENOMEM || r >= 0)
+                return r;
+        return -ENOENT; /* a plugin that is missing, or present and unusable */
+}
 
-        r = smp_conn_split(conn, scheme, sizeof(scheme), &address);
-        if (r < 0)
-                return -EINVAL;
-        if (!*address)
-                return -EINVAL;
-        r = smp_transport_find(scheme, &t);
-        if (r < 0)
-                return -ENOENT;
+static int device_new(struct manager *m, const struct smp_conn *c, const char *source, struct device **ret) {
         if (m->n_devices >= m->config->max_devices)
                 return -E2BIG;
 
@@ -242,13 +252,13 @@ static int device_new(struct manager *m, const char *conn, const char *source, s
         if (!d)
                 return -ENOMEM;
         d->manager = m;
-        d->conn = strdup(conn);
+        d->conn = strdup(smp_conn_get_string(c));
         if (!d->conn)
                 return -ENOMEM;
-        snprintf(d->transport, sizeof(d->transport), "%s", scheme);
+        snprintf(d->transport, sizeof(d->transport), "%s", smp_conn_get_scheme(c));
         snprintf(d->source, sizeof(d->source), "%s", source);
         /* The address is the connection string without options. */
-        d->address = strndup(address, strcspn(address, ","));
+        d->address = strdup(smp_conn_get_address(c));
         if (!d->address)
                 return -ENOMEM;
         d->first_seen_usec = d->last_seen_usec = now_realtime_usec();
@@ -276,19 +286,22 @@ static int device_register(struct manager *m, struct device *d) {
         return 0;
 }
 
-int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret) {
+int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret,
+                       char **ret_reason) {
+        _cleanup_(smp_conn_unrefp) struct smp_conn *c = NULL;
         struct device *d;
         int r;
 
-        if (!conn || strnlen(conn, SMP_CONN_MAX + 1) > SMP_CONN_MAX)
-                return -EINVAL;
-        d = manager_find_device_by_conn(m, conn);
+        r = conn_parse(m, conn, &c, ret_reason);
+        if (r < 0)
+                return r;
+        d = manager_find_device_by_conn(m, smp_conn_get_string(c));
         if (d) {
                 if (ret)
                         *ret = d;
                 return -EEXIST;
         }
-        r = device_new(m, conn, source, &d);
+        r = device_new(m, c, source, &d);
         if (r < 0)
                 return r;
         r = device_register(m, d);
@@ -307,9 +320,14 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found) {
         int r;
 
         if (!d) {
-                r = device_new(m, found->conn, "discovery", &d);
+                _cleanup_(smp_conn_unrefp) struct smp_conn *c = NULL;
+                _cleanup_free_ char *why = NULL;
+                r = conn_parse(m, found->conn, &c, &why);
+                if (r >= 0)
+                        r = device_new(m, c, "discovery", &d);
                 if (r < 0) {
-                        log_debug_errno(r, "Discovered device '%s' not added: %m", found->conn);
+                        log_debug_errno(r, "Discovered device '%s' not added: %s", found->conn,
+                                        why ? why : strerror(-r));
                         return;
                 }
                 (void) device_default_name(d, found->name);

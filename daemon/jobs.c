@@ -437,7 +437,7 @@ static int job_start(struct job *j, struct device *d) {
         d->job = j;
         device_probe_cancel(d);
 
-        r = smp_session_open(m->event, d->conn, &j->session);
+        r = smp_session_open(m->smp, m->event, d->conn, &j->session);
         if (r < 0)
                 goto fail;
         smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);

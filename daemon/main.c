@@ -179,8 +179,6 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         log_setup(config->log_debug ? LOG_DEBUG : LOG_INFO);
-        if (config->plugin_dir && setenv("SMPGW_PLUGIN_DIR", config->plugin_dir, 1) < 0)
-                return -errno;
         /* Peers that hang up (an HTTP client gone, a BLE link fd closed)
          * must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);

@@ -24,6 +24,7 @@
 #include "manager.h"
 #include "rest.h"
 #include "smpgw/mcuboot-image.h"
+#include "smpgw/smp-context.h"
 #include "smpgwd-config.h"
 #include "util.h"
 
@@ -40,6 +41,11 @@ int manager_new(sd_event *event, struct config *config, struct manager **ret) {
         struct manager *m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
+        int r = smp_context_new(&m->smp);
+        if (r < 0) {
+                free(m);
+                return r;
+        }
         m->event = sd_event_ref(event);
         m->config = config;
         m->state_lock_fd = m->db_lock_fd = -1;
@@ -49,6 +55,7 @@ int manager_new(sd_event *event, struct config *config, struct manager **ret) {
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct config *, config_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, smp_strv_free);
 
 /* ---- arrays ---- */
 
@@ -324,24 +331,64 @@ static int manager_lock(struct manager *m) {
 
 static void add_configured_devices(struct manager *m) {
         for (size_t i = 0; i < m->config->n_devices; i++) {
+                _cleanup_free_ char *why = NULL;
                 struct device *d = NULL;
-                int r = manager_add_device(m, m->config->devices[i], "config", &d);
-                if (r == -ENOENT)
-                        log_warning("Configured device '%s' not added: no transport plugin for its scheme in %s",
-                                    m->config->devices[i],
-                                    getenv("SMPGW_PLUGIN_DIR") ? getenv("SMPGW_PLUGIN_DIR") : SMPGW_PLUGIN_DIR);
-                else if (r == -EINVAL)
-                        log_warning("Configured device '%s' not added: not a connection string (SCHEME:ADDRESS)",
-                                    m->config->devices[i]);
+                int r = manager_add_device(m, m->config->devices[i], "config", &d, &why);
+                /* The entry by number: the sentence names what is wrong in
+                 * it, and the string itself may not be printable. */
+                if (r == -EINVAL || r == -ENOENT)
+                        log_warning("Configured device %zu of [devices] add not added: %s", i + 1,
+                                    why ? why : strerror(-r));
                 else if (r < 0 && r != -EEXIST)
                         log_warning_errno(r, "Configured device '%s' not added: %m", m->config->devices[i]);
         }
+}
+
+/* libsmpgw's messages (plugins log through it) into ours. */
+static void on_lib_log(int level, const char *source, const char *message, void *userdata) {
+        log_full(level, "%s: %s", source, message);
+}
+
+/* Loads every plugin there is now, so that a missing or broken one is
+ * reported at start (loudly when none works), not at the first device. */
+static void check_transports(struct manager *m) {
+        _cleanup_(smp_strv_freep) char **names = NULL;
+        const char *path = smp_context_get_plugin_path(m->smp);
+        unsigned usable = 0;
+
+        int n = smp_context_list_transports(m->smp, &names);
+        if (n < 0) {
+                log_error_errno(n, "Cannot list the transport plugins in %s: %m", path);
+                return;
+        }
+        for (int i = 0; i < n; i++) {
+                _cleanup_free_ char *why = NULL;
+                int r = smp_context_find_transport(m->smp, names[i], NULL, &why);
+                if (r < 0)
+                        log_error("Transport '%s' cannot be used: %s", names[i], why ? why : strerror(-r));
+                else
+                        usable++;
+        }
+        if (usable == 0)
+                log_error("No transport plugin (smpgw-transport-*.so) in %s: no device can be reached. "
+                          "Install the plugins or point plugin_dir (--plugin-dir) at them.", path);
+        else
+                log_info("Transports (from %s): %u usable of %d", path, usable, n);
 }
 
 int manager_start(struct manager *m) {
         struct config *c = m->config;
         uint64_t now;
         int r;
+
+        if (c->plugin_dir) {
+                r = smp_context_set_plugin_path(m->smp, c->plugin_dir);
+                if (r < 0)
+                        return log_error_errno(r, "plugin_dir '%s': not absolute directories separated by ':': %m",
+                                               c->plugin_dir);
+        }
+        smp_context_set_log(m->smp, smpgwd_log_max_level, on_lib_log, m);
+        check_transports(m);
 
         r = mkdir_p(c->state_dir, 0750);
         if (r < 0)
@@ -536,6 +583,8 @@ struct manager *manager_free(struct manager *m) {
         closep(&m->db_lock_fd);
         closep(&m->state_lock_fd);
         config_free(m->config);
+        /* After everything that holds a session or a discovery. */
+        smp_context_unref(m->smp);
         sd_event_unref(m->event);
         free(m);
         return NULL;

@@ -37,6 +37,7 @@ struct discovery;
 struct probe;
 struct smp_session;
 struct smp_request;
+struct smp_context;
 struct mcuboot_key;
 
 /* ---- devices ---- */
@@ -189,6 +190,7 @@ struct manager_stats {
 struct manager {
         sd_event *event;
         struct config *config;         /* owned */
+        struct smp_context *smp;       /* owned: transports, their state, lib's logging */
         struct db *db;                 /* owned */
         struct rest *rest;             /* owned, NULL when REST is off */
         struct dbus_api *dbus;         /* owned, NULL when D-Bus is off */
@@ -265,11 +267,18 @@ struct job *job_free(struct job *j);            /* jobs.c */
 /* ---- devices (daemon/inventory.c) ---- */
 
 struct device *manager_find_device(struct manager *m, uint64_t id);
+/* By connection string, written any way that has the same canonical form
+ * as the device's (doc/connection-strings.md). */
 struct device *manager_find_device_by_conn(struct manager *m, const char *conn);
-/* Adds a device by its connection string and probes it.  -EINVAL: not a
- * connection string; -ENOENT: no plugin for its scheme; -EEXIST: known
+/* Adds a device by its connection string and probes it: the one door
+ * every connection string (REST, D-Bus, configuration) goes through.  The
+ * string is validated by libsmpgw and kept in canonical form, so two ways
+ * of writing one device find the same device.  -EINVAL: not a valid
+ * connection string; -ENOENT: no usable plugin for its scheme (both with
+ * a sentence in *ret_reason, which may be NULL; free() it); -EEXIST: known
  * already (*ret is then the existing device); -E2BIG: config.max_devices. */
-int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret);
+int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret,
+                       char **ret_reason);
 /* Starts a probe (parameters, OS info, image state).  -EBUSY when a probe
  * or a job is running on it. */
 int device_probe(struct device *d);

@@ -297,7 +297,7 @@ static int probe_start(struct device *d) {
         if (!p)
                 return -ENOMEM;
         p->device = d;
-        r = smp_session_open(m->event, d->conn, &p->session);
+        r = smp_session_open(m->smp, m->event, d->conn, &p->session);
         if (r < 0) {
                 free(p);
                 free(d->last_error);

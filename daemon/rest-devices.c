@@ -138,7 +138,8 @@ int rest_devices_add(struct rest_request *req) {
         if (strlen(conn) != json_string_length(v))
                 return rest_reply_error(req, 400, "invalid_field", "Field 'conn' must not contain NUL characters.");
 
-        k = manager_add_device(m, conn, "rest", &d);
+        _cleanup_free_ char *why = NULL;
+        k = manager_add_device(m, conn, "rest", &d, &why);
         switch (k) {
         case 0:
                 return rest_reply_json(req, 201, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
@@ -150,13 +151,10 @@ int rest_devices_add(struct rest_request *req) {
                         return rest_reply_error(req, 409, "conflict", "Device '%s' exists already.", conn);
                 return rest_reply_json(req, 200, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
         case -EINVAL:
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'conn': '%s' is not a connection string (SCHEME:ADDRESS, e.g. "
-                                        "udp:192.0.2.1:1337).", conn);
+                return rest_reply_error(req, 400, "invalid_field", "Field 'conn': %s.", why ? why : "not valid");
         case -ENOENT:
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'conn': no such transport for '%s' (no plugin handles its scheme).",
-                                        conn);
+                return rest_reply_error(req, 400, "invalid_field", "Field 'conn': no such transport: %s.",
+                                        why ? why : "no plugin handles its scheme");
         case -E2BIG:
                 return rest_reply_error(req, 409, "too_many",
                                         "The inventory is full ([devices] max_count = %u); forget a device first.",

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "context-internal.h"
 #include "smpgw/smp-error.h"
 #include "smpgw/smp-session.h"
 #include "util.h"
@@ -35,9 +36,9 @@ struct smp_session {
         unsigned n_ref;
         bool freed;
         sd_event *event;
-        const struct smp_transport *transport;
-        char *address;
-        char *conn;
+        struct smp_conn *conn;                 /* a reference; it holds the context */
+        const struct smp_transport *transport; /* conn's */
+        struct smp_transport_instance *instance;
         struct smp_link *link;
         struct smp_link_info info;
         struct smp_reassembler *reassembler;   /* for stream transports */
@@ -72,8 +73,7 @@ static void session_unref(struct smp_session *s) {
         if (--s->n_ref > 0)
                 return;
         sd_event_unref(s->event);
-        free(s->address);
-        free(s->conn);
+        smp_conn_unref(s->conn);
         free(s);
 }
 
@@ -318,7 +318,7 @@ static const struct smp_link_callbacks link_callbacks = {
 static int link_open(struct smp_session *s) {
         int e;
 
-        e = s->transport->open(s->event, s->address, &link_callbacks, s, &s->link);
+        e = s->transport->open(s->instance, s->event, s->conn, &link_callbacks, s, &s->link);
         if (e < 0)
                 return e;
         s->transport->get_info(s->link, &s->info);
@@ -332,28 +332,23 @@ static int link_open(struct smp_session *s) {
         return 0;
 }
 
-int smp_session_open_transport(sd_event *event, const struct smp_transport *transport,
-                               const char *address, struct smp_session **ret) {
+int smp_session_open_conn(sd_event *event, struct smp_conn *conn, struct smp_session **ret) {
         int e;
 
-        if (!event || !transport || !address || !ret)
+        if (!event || !conn || !ret)
                 return -EINVAL;
         struct smp_session *s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
+        struct transport_entry *entry = conn_get_entry(conn);
         s->n_ref = 1;
         s->event = sd_event_ref(event);
-        s->transport = transport;
+        s->conn = smp_conn_ref(conn);
+        s->transport = entry->transport;
+        s->instance = entry->instance;
         s->version = SMP_VERSION_2;
         s->timeout_usec = SMP_SESSION_TIMEOUT_DEFAULT_USEC;
         s->retries = SMP_SESSION_RETRIES_DEFAULT;
-        s->address = strdup(address);
-        if (s->address && asprintf(&s->conn, "%s:%s", transport->name, address) < 0)
-                s->conn = NULL;
-        if (!s->address || !s->conn) {
-                session_unref(s);
-                return -ENOMEM;
-        }
         e = link_open(s);
         if (e < 0) {
                 session_unref(s);
@@ -363,21 +358,18 @@ int smp_session_open_transport(sd_event *event, const struct smp_transport *tran
         return 0;
 }
 
-int smp_session_open(sd_event *event, const char *conn, struct smp_session **ret) {
-        const struct smp_transport *t;
-        const char *address;
-        char scheme[32];
+int smp_session_open(struct smp_context *ctx, sd_event *event, const char *conn, struct smp_session **ret) {
+        struct smp_conn *c;
         int e;
 
-        if (!conn)
+        if (!ctx || !conn)
                 return -EINVAL;
-        e = smp_conn_split(conn, scheme, sizeof(scheme), &address);
+        e = smp_context_parse_conn(ctx, conn, &c, NULL);
         if (e < 0)
                 return e;
-        e = smp_transport_find(scheme, &t);
-        if (e < 0)
-                return e;
-        return smp_session_open_transport(event, t, address, ret);
+        e = smp_session_open_conn(event, c, ret);
+        smp_conn_unref(c);
+        return e;
 }
 
 struct smp_session *smp_session_free(struct smp_session *s) {
@@ -447,7 +439,7 @@ unsigned smp_session_in_flight(const struct smp_session *s) {
 }
 
 const char *smp_session_get_conn(const struct smp_session *s) {
-        return s->conn;
+        return smp_conn_get_string(s->conn);
 }
 
 sd_event *smp_session_get_event(const struct smp_session *s) {

@@ -24,13 +24,13 @@ struct smp_link {
 
 static struct smp_link *the_link; /* the one link this test opens */
 
-static int loop_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                     void *userdata, struct smp_link **ret) {
+static int loop_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                     const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
         struct smp_link *l = calloc(1, sizeof(*l));
         ASSERT_TRUE(l);
         l->cb = cb;
         l->userdata = userdata;
-        l->stream = streq(address, "stream");
+        l->stream = smp_conn_get_option(conn, "framing") != NULL;
         l->mtu = 64;
         the_link = l;
         *ret = l;
@@ -58,9 +58,33 @@ static void loop_stats(struct smp_link *l, struct smp_link_stats *ret) {
         *ret = (struct smp_link_stats) { 0 };
 }
 
+/* No state: any non-NULL pointer will do as the instance. */
+static int loop_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        *ret = (struct smp_transport_instance *) host;
+        return 0;
+}
+
+static void loop_instance_free(struct smp_transport_instance *instance) {
+}
+
+/* loop:HOST:PORT[,framing=stream]: the address is not used. */
+static const char *const framing_words[] = { "stream", NULL };
+static const struct smp_conn_option loop_options[] = {
+        { .name = "framing", .type = SMP_CONN_OPTION_WORD, .words = framing_words },
+};
+static const struct smp_conn_syntax loop_syntax = {
+        .address = SMP_CONN_ADDRESS_INET,
+        .options = loop_options,
+        .n_options = ELEMENTSOF(loop_options),
+};
+
 static const struct smp_transport loop_transport = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
+        .struct_size = sizeof(struct smp_transport),
         .name = "loop",
+        .conn_syntax = &loop_syntax,
+        .instance_new = loop_instance_new,
+        .instance_free = loop_instance_free,
         .open = loop_open,
         .close = loop_close,
         .send = loop_send,
@@ -113,10 +137,11 @@ static const struct smp_request_params ECHO = {
 };
 
 static sd_event *event;
+static struct smp_context *ctx;
 
-static struct smp_session *open_session(const char *address) {
+static struct smp_session *open_session(const char *conn) {
         struct smp_session *s;
-        ASSERT_OK(smp_session_open_transport(event, &loop_transport, address, &s));
+        ASSERT_OK(smp_session_open(ctx, event, conn, &s));
         return s;
 }
 
@@ -132,7 +157,7 @@ static void run_for(uint64_t usec) {
 }
 
 static void test_match_and_ignore(void) {
-        struct smp_session *s = open_session("x");
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome o = { 0 };
         struct smp_session_stats st;
 
@@ -154,7 +179,7 @@ static void test_match_and_ignore(void) {
 }
 
 static void test_retransmit_and_timeout(void) {
-        struct smp_session *s = open_session("x");
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome idem = { 0 }, once = { 0 };
         struct smp_request_params p = ECHO;
 
@@ -182,7 +207,7 @@ static void test_retransmit_and_timeout(void) {
 }
 
 static void test_version_fallback(void) {
-        struct smp_session *s = open_session("x");
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome o = { 0 };
         /* {"rc": 12}: MGMT_ERR_UNSUPPORTED_TOO_OLD */
         static const uint8_t TOO_OLD[] = { 0xa1, 0x62, 0x72, 0x63, 0x0c };
@@ -213,7 +238,7 @@ static void on_closed(struct smp_session *s, int error, void *userdata) {
 }
 
 static void test_link_loss_cancel_and_size(void) {
-        struct smp_session *s = open_session("x");
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome a = { 0 }, b = { 0 };
         struct smp_request *rb;
         uint8_t big[100] = { 0xa0 };
@@ -241,7 +266,7 @@ static void test_link_loss_cancel_and_size(void) {
 }
 
 static void test_stream_reassembly(void) {
-        struct smp_session *s = open_session("stream");
+        struct smp_session *s = open_session("loop:127.0.0.1:1,framing=stream");
         struct outcome o = { 0 };
         struct smp_header h;
         uint8_t frame[64];
@@ -261,7 +286,7 @@ static void test_stream_reassembly(void) {
 }
 
 static void test_free_with_requests_in_flight(void) {
-        struct smp_session *s = open_session("x");
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome o = { 0 };
         ASSERT_OK(smp_session_send(s, &ECHO, on_done, &o, NULL));
         ASSERT_OK(smp_session_send(s, &(struct smp_request_params) {
@@ -282,7 +307,12 @@ int main(void) {
                 TEST(test_free_with_requests_in_flight),
         };
         ASSERT_OK(sd_event_new(&event));
+        /* The transport is built in: the context loads nothing. */
+        ASSERT_OK(smp_context_new(&ctx));
+        ASSERT_OK(smp_context_set_plugin_path(ctx, "/nonexistent"));
+        ASSERT_OK(smp_context_add_transport(ctx, &loop_transport));
         test_run_all(cases, ELEMENTSOF(cases));
+        smp_context_unref(ctx);
         sd_event_unref(event);
         return 0;
 }

@@ -37,12 +37,23 @@
 #include <systemd/sd-event.h>
 
 #include "smpgw/smp-cbor.h"
+#include "smpgw/smp-discovery.h"
 #include "smpgw/smp-frame.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-transport.h"
+#include "test-context.h"
 #include "test-util.h"
 
+static struct smp_context *ctx;
 static const struct smp_transport *ble;
+
+/* Opens a bare ble link to address (and options), "ble:" added. */
+static int ble_open(sd_event *e, const char *address, const struct smp_link_callbacks *cb, void *userdata,
+                    struct smp_link **ret) {
+        char conn[256];
+        snprintf(conn, sizeof(conn), "ble:%s", address);
+        return test_link_open(ctx, e, conn, cb, userdata, NULL, ret);
+}
 static pid_t bus_pid;
 
 /* ---- processes ---- */
@@ -220,7 +231,7 @@ static uint64_t now_usec(void) {
 static void client_open(struct client *c, sd_event *event, const char *address) {
         memset(c, 0, sizeof(*c));
         c->event = sd_event_ref(event);
-        ASSERT_OK(ble->open(c->event, address, &callbacks, c, &c->link));
+        ASSERT_OK(ble_open(c->event, address, &callbacks, c, &c->link));
 }
 
 static void client_close(struct client *c) {
@@ -295,7 +306,8 @@ static void echo(struct client *c, uint8_t seq, const char *text) {
 /* ---- tests ---- */
 
 static void test_load(void) {
-        ASSERT_OK(smp_transport_find("ble", &ble));
+        ctx = test_context_new();
+        ASSERT_OK(smp_context_find_transport(ctx, "ble", &ble, NULL));
         ASSERT_EQ(ble->abi_version, SMP_TRANSPORT_ABI_VERSION);
         ASSERT_STREQ(ble->name, "ble");
         ASSERT_TRUE(ble->discover_start && ble->discover_stop);
@@ -312,7 +324,7 @@ static void test_addresses(void) {
         bus_start();
         ASSERT_OK(sd_event_new(&e));
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                int r = ble->open(e, bad[i], &callbacks, NULL, &l);
+                int r = ble_open(e, bad[i], &callbacks, NULL, &l);
                 if (r != -EINVAL) {
                         fprintf(stderr, "'%s' gave %d\n", bad[i], r);
                         abort();
@@ -535,25 +547,25 @@ static void test_discovery(void) {
 
         sim_start(&s, 3, NULL);
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_EQ(ble->discover_start(e, "seconds=0", on_found, &sc, &d), -EINVAL);
-        ASSERT_EQ(ble->discover_start(e, "adapter=x", on_found, &sc, &d), -EINVAL);
-        ASSERT_OK(ble->discover_start(e, "seconds=1,adapter=hci0", on_found, &sc, &d));
+        ASSERT_EQ(smp_discovery_start(ctx, e, "ble", "seconds=0", on_found, &sc, &d), -EINVAL);
+        ASSERT_EQ(smp_discovery_start(ctx, e, "ble", "adapter=x", on_found, &sc, &d), -EINVAL);
+        ASSERT_OK(smp_discovery_start(ctx, e, "ble", "seconds=1,adapter=hci0", on_found, &sc, &d));
         uint64_t end = now_usec() + 5000000u;
         while (!sc.ended && now_usec() < end)
                 ASSERT_OK(sd_event_run(e, 100000));
         ASSERT_TRUE(sc.ended);
         ASSERT_TRUE(!sc.bad);
         ASSERT_EQ(sc.found, 3);
-        ble->discover_stop(d);
+        smp_discovery_free(d);
         ASSERT_OK(sd_event_run(e, 0));
 
         /* Stopped early, from nothing but the caller. */
         struct scan sc2 = {};
-        ASSERT_OK(ble->discover_start(e, "", on_found, &sc2, &d));
+        ASSERT_OK(smp_discovery_start(ctx, e, "ble", "", on_found, &sc2, &d));
         end = now_usec() + 300000u;
         while (now_usec() < end)
                 ASSERT_OK(sd_event_run(e, 50000));
-        ble->discover_stop(d);
+        smp_discovery_free(d);
         ASSERT_OK(sd_event_run(e, 0));
         ASSERT_TRUE(!sc2.ended);
         sd_event_unref(e);
@@ -647,7 +659,7 @@ static void test_backpressure(void) {
         ASSERT_OK(sd_event_new(&e));
         memset(&c, 0, sizeof(c));
         c.event = sd_event_ref(e);
-        ASSERT_OK(ble->open(e, DEV0, &callbacks_w, &c, &c.link));
+        ASSERT_OK(ble_open(e, DEV0, &callbacks_w, &c, &c.link));
         memset(big, 'z', sizeof(big) - 1);
         for (;;) {
                 size_t n = echo_frame((uint8_t) sent, big, f, sizeof(f));
@@ -705,6 +717,7 @@ static void stop_bus(void) {
 
 static void test_end(void) {
         stop_bus();
+        ctx = smp_context_unref(ctx);
 }
 
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(test_echo_notify_mode),

@@ -33,14 +33,25 @@
 #include "smpgw/smp-omp.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-transport.h"
+#include "test-context.h"
 #include "test-util.h"
 
+static struct smp_context *ctx;
 static const struct smp_transport *coap;
+
+/* Opens a bare coap link to address (and options), "coap:" added. */
+static int coap_open(sd_event *e, const char *address, const struct smp_link_callbacks *cb, void *userdata,
+                     struct smp_link **ret) {
+        char conn[256];
+        snprintf(conn, sizeof(conn), "coap:%s", address);
+        return test_link_open(ctx, e, conn, cb, userdata, NULL, ret);
+}
 
 /* ---- the transport ---- */
 
 static void test_load(void) {
-        ASSERT_OK(smp_transport_find("coap", &coap));
+        ctx = test_context_new();
+        ASSERT_OK(smp_context_find_transport(ctx, "coap", &coap, NULL));
         ASSERT_TRUE(coap);
         ASSERT_EQ(coap->abi_version, SMP_TRANSPORT_ABI_VERSION);
         ASSERT_STREQ(coap->name, "coap");
@@ -169,7 +180,7 @@ static uint64_t now_usec(void) {
 static void client_open(struct client *c, const char *address) {
         memset(c, 0, sizeof(*c));
         ASSERT_OK(sd_event_new(&c->event));
-        ASSERT_OK(coap->open(c->event, address, &callbacks, c, &c->link));
+        ASSERT_OK(coap_open(c->event, address, &callbacks, c, &c->link));
 }
 
 static void client_close(struct client *c) {
@@ -260,14 +271,14 @@ static void test_addresses(void) {
 
         ASSERT_OK(sd_event_new(&e));
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                int r = coap->open(e, bad[i], &callbacks, NULL, &l);
+                int r = coap_open(e, bad[i], &callbacks, NULL, &l);
                 if (r != -EINVAL)
                         fprintf(stderr, "'%s' gave %d\n", bad[i], r);
                 ASSERT_EQ(r, -EINVAL);
         }
 
         /* Default datagram (1152): 1024-byte blocks, frames up to 1019. */
-        ASSERT_OK(coap->open(e, "localhost", &callbacks, NULL, &l));
+        ASSERT_OK(coap_open(e, "localhost", &callbacks, NULL, &l));
         coap->get_info(l, &info);
         ASSERT_EQ(info.mtu, 1024 - (SMP_OMP_OVERHEAD - SMP_HEADER_SIZE));
         ASSERT_TRUE(info.fragments);
@@ -278,12 +289,12 @@ static void test_addresses(void) {
 
         /* 512-byte datagrams: 508 after the header, 450 left after our
          * options and libcoap's reserve: 256-byte blocks. */
-        ASSERT_OK(coap->open(e, "[::1]:5683,mtu=512", &callbacks, NULL, &l));
+        ASSERT_OK(coap_open(e, "[::1]:5683,mtu=512", &callbacks, NULL, &l));
         coap->get_info(l, &info);
         ASSERT_EQ(info.mtu, 256 - 5);
         coap->close(l);
 
-        ASSERT_OK(coap->open(e, "10.0.0.1", &callbacks, NULL, &l));
+        ASSERT_OK(coap_open(e, "10.0.0.1", &callbacks, NULL, &l));
         coap->close(l);
         sd_event_unref(e);
 }
@@ -592,7 +603,7 @@ static void test_retransmission_and_errors(void) {
         ASSERT_OK(sd_event_new(&c.event));
         fake_start(&d, c.event);
         snprintf(addr, sizeof(addr), "127.0.0.1:%u", d.port);
-        ASSERT_OK(coap->open(c.event, addr, &callbacks, &c, &c.link));
+        ASSERT_OK(coap_open(c.event, addr, &callbacks, &c, &c.link));
 
         /* The first transmission is "lost": libcoap's retransmission timer
          * must fire in our loop, after ACK_TIMEOUT (2 s, no random factor). */
@@ -657,6 +668,10 @@ static void test_unreachable(void) {
         client_close(&c);
 }
 
+static void test_end(void) {
+        ctx = smp_context_unref(ctx);
+}
+
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_and_params), TEST(test_large_echo), TEST(test_latency),
           TEST(test_silent_device), TEST(test_close_in_receive), TEST(test_retransmission_and_errors),
-          TEST(test_unreachable))
+          TEST(test_unreachable), TEST(test_end))

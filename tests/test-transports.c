@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The plugin loader and the udp and serial transports, loaded the way
- * sessions load them (smp_transport_find), against smpsim over real
+ * sessions load them (through a context), against smpsim over real
  * sockets and ptys:
- *   - loader: connection string splitting, unknown (-ENOENT) and invalid
- *     (-EINVAL) schemes, broken plugins (-EPROTO: wrong ABI, wrong name,
- *     no descriptor), in-process registration, listing;
+ *   - loader: unknown (-ENOENT, naming the directories searched) and
+ *     invalid (-EINVAL) schemes, broken plugins (-EPROTO with the reason:
+ *     dlerror() for a file that is no library, ABI version 1 and 3, a
+ *     version 2 descriptor too small, a wrong name, no descriptor),
+ *     transports added to the context, listing;
  *   - udp: SMP v2 echo, several frames in one datagram, -EMSGSIZE above
  *     the mtu, a refused port that counts a loss but keeps the link,
  *     discovery of exactly smpsim's devices in a port range;
@@ -30,13 +32,17 @@
 #include <systemd/sd-event.h>
 
 #include "smpgw/smp-cbor.h"
+#include "smpgw/smp-discovery.h"
 #include "smpgw/smp-frame.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-serial.h"
 #include "smpgw/smp-transport.h"
+#include "test-context.h"
 #include "test-util.h"
 
 #define WAIT_USEC (5u * 1000u * 1000u)
+
+static struct smp_context *ctx;
 
 /* ---- smpsim ---- */
 
@@ -133,6 +139,18 @@ static void sim_stop(struct sim *s) {
         ASSERT_TRUE(WIFEXITED(status));
         ASSERT_EQ(WEXITSTATUS(status), 0);
         (void) nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* The pty behind smpsim's link for device i: serial connection strings
+ * name devices under /dev/. */
+static void sim_tty(const struct sim *s, unsigned i, char *buf, size_t size) {
+        char link[128], *real;
+        snprintf(link, sizeof(link), "%s/smpsim-%04u", s->dir, i);
+        real = realpath(link, NULL);
+        ASSERT_TRUE(real);
+        ASSERT_TRUE(strncmp(real, "/dev/", 5) == 0);
+        snprintf(buf, size, "%s", real);
+        free(real);
 }
 
 /* ---- a link and what it received ---- */
@@ -259,13 +277,8 @@ static void check_echo_answer(const struct peer *p, unsigned index, uint8_t seq,
 }
 
 static void peer_open(sd_event *e, struct peer *p, const char *conn) {
-        char scheme[16];
-        const char *address;
-
         memset(p, 0, sizeof(*p));
-        ASSERT_OK(smp_conn_split(conn, scheme, sizeof(scheme), &address));
-        ASSERT_OK(smp_transport_find(scheme, &p->t));
-        ASSERT_OK(p->t->open(e, address, &callbacks, p, &p->link));
+        ASSERT_OK(test_link_open(ctx, e, conn, &callbacks, p, &p->t, &p->link));
 }
 
 static void peer_close(struct peer *p) {
@@ -276,59 +289,100 @@ static void peer_close(struct peer *p) {
 
 /* ---- loader ---- */
 
-static void test_conn_split(void) {
-        char scheme[8], long_conn[SMP_CONN_MAX + 8];
-        const char *address;
-
-        ASSERT_OK(smp_conn_split("udp:127.0.0.1:1337", scheme, sizeof(scheme), &address));
-        ASSERT_STREQ(scheme, "udp");
-        ASSERT_STREQ(address, "127.0.0.1:1337");
-        ASSERT_OK(smp_conn_split("serial:/dev/ttyACM0,baud=9600", scheme, sizeof(scheme), &address));
-        ASSERT_STREQ(scheme, "serial");
-        ASSERT_STREQ(address, "/dev/ttyACM0,baud=9600");
-        ASSERT_OK(smp_conn_split("ble0:", scheme, sizeof(scheme), &address));
-        ASSERT_STREQ(address, "");
-
-        ASSERT_EQ(smp_conn_split("udp", scheme, sizeof(scheme), &address), -EINVAL);
-        ASSERT_EQ(smp_conn_split(":1337", scheme, sizeof(scheme), &address), -EINVAL);
-        ASSERT_EQ(smp_conn_split("UDP:1.2.3.4:1", scheme, sizeof(scheme), &address), -EINVAL);
-        ASSERT_EQ(smp_conn_split("../x:1", scheme, sizeof(scheme), &address), -EINVAL);
-        ASSERT_EQ(smp_conn_split("a/b:1", scheme, sizeof(scheme), &address), -EINVAL);
-        ASSERT_EQ(smp_conn_split("longscheme:1", scheme, sizeof(scheme), &address), -ENAMETOOLONG);
-        memset(long_conn, 'a', sizeof(long_conn) - 1);
-        long_conn[sizeof(long_conn) - 1] = 0;
-        long_conn[3] = ':';
-        ASSERT_EQ(smp_conn_split(long_conn, scheme, sizeof(scheme), &address), -ENAMETOOLONG);
-}
-
 static void test_loader(void) {
         const struct smp_transport *t, *t2;
+        char *why = NULL;
 
-        ASSERT_OK(smp_transport_find("udp", &t));
+        ASSERT_OK(smp_context_find_transport(ctx, "udp", &t, NULL));
         ASSERT_STREQ(t->name, "udp");
         ASSERT_EQ(t->abi_version, SMP_TRANSPORT_ABI_VERSION);
+        ASSERT_TRUE(t->struct_size >= SMP_TRANSPORT_SIZE_V2);
         ASSERT_TRUE(t->discover_start && t->discover_stop);
-        ASSERT_OK(smp_transport_find("udp", &t2));
+        ASSERT_OK(smp_context_find_transport(ctx, "udp", &t2, NULL));
         ASSERT_TRUE(t == t2); /* loaded once */
-        ASSERT_OK(smp_transport_find("serial", &t));
+        ASSERT_OK(smp_context_find_transport(ctx, "serial", &t, NULL));
         ASSERT_STREQ(t->name, "serial");
         ASSERT_TRUE(!t->discover_start);
 
-        ASSERT_EQ(smp_transport_find("nosuchtransport", &t), -ENOENT);
-        ASSERT_EQ(smp_transport_find("", &t), -EINVAL);
-        ASSERT_EQ(smp_transport_find("../plugins/smpgw-transport-udp", &t), -EINVAL);
-        ASSERT_EQ(smp_transport_find("Udp", &t), -EINVAL);
-        ASSERT_EQ(smp_transport_find("udp.so", &t), -EINVAL);
-        /* Broken plugins, found in the second directory of the path. */
-        ASSERT_EQ(smp_transport_find("badabi", &t), -EPROTO);
-        ASSERT_EQ(smp_transport_find("badname", &t), -EPROTO);
-        ASSERT_EQ(smp_transport_find("nosym", &t), -EPROTO);
+        /* Not there: the sentence names every directory searched. */
+        ASSERT_EQ(smp_context_find_transport(ctx, "nosuchtransport", &t, &why), -ENOENT);
+        ASSERT_TRUE(why);
+        ASSERT_TRUE(strstr(why, "smpgw-transport-nosuchtransport.so"));
+        const char *path = smp_context_get_plugin_path(ctx);
+        char dirs[4096];
+        snprintf(dirs, sizeof(dirs), "%s", path);
+        for (char *save = NULL, *dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+                ASSERT_TRUE(strstr(why, dir));
+        free(why);
+        why = NULL;
+
+        ASSERT_EQ(smp_context_find_transport(ctx, "", &t, NULL), -EINVAL);
+        ASSERT_EQ(smp_context_find_transport(ctx, "../plugins/smpgw-transport-udp", &t, NULL), -EINVAL);
+        ASSERT_EQ(smp_context_find_transport(ctx, "Udp", &t, NULL), -EINVAL);
+        ASSERT_EQ(smp_context_find_transport(ctx, "udp.so", &t, NULL), -EINVAL);
+        /* Broken plugins, found in the second directory of the path, each
+         * refused with its reason. */
+        static const struct {
+                const char *scheme, *reason;
+        } broken[] = {
+                { "badabi", "built for plugin ABI version 3, this libsmpgw speaks 2" },
+                { "badv1", "built for plugin ABI version 1, this libsmpgw speaks 2" },
+                { "badsize", "descriptor is 16 bytes, ABI version 2 needs at least" },
+                { "badname", "is the 'udp' transport, not 'badname'" },
+                { "nosym", "has no smpgw_transport_plugin symbol" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(broken); i++) {
+                ASSERT_EQ(smp_context_find_transport(ctx, broken[i].scheme, &t, &why), -EPROTO);
+                if (!why || !strstr(why, broken[i].reason) || !strstr(why, broken[i].scheme)) {
+                        fprintf(stderr, "%s: '%s'\n", broken[i].scheme, why ? why : "(none)");
+                        abort();
+                }
+                free(why);
+                why = NULL;
+        }
 }
 
-static int fake_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                     void *userdata, struct smp_link **ret) {
+/* A file that is no shared library at all: dlerror() says why. */
+static void test_loader_dlerror(void) {
+        char dir[] = "/tmp/test-transports-plugins-XXXXXX", file[128];
+        struct smp_context *c;
+        const struct smp_transport *t;
+        char *why = NULL;
+
+        ASSERT_TRUE(mkdtemp(dir));
+        snprintf(file, sizeof(file), "%s/smpgw-transport-junk.so", dir);
+        FILE *f = fopen(file, "w");
+        ASSERT_TRUE(f);
+        fputs("not an ELF file\n", f);
+        fclose(f);
+
+        ASSERT_OK(smp_context_new(&c));
+        ASSERT_EQ(smp_context_set_plugin_path(c, "relative/dir"), -EINVAL);
+        ASSERT_EQ(smp_context_set_plugin_path(c, "/a::/b"), -EINVAL);
+        ASSERT_OK(smp_context_set_plugin_path(c, dir));
+        ASSERT_EQ(smp_context_find_transport(c, "junk", &t, &why), -EPROTO);
+        ASSERT_TRUE(why);
+        ASSERT_TRUE(strstr(why, file));
+        ASSERT_TRUE(strstr(why, "cannot be loaded: "));
+        /* glibc: "invalid ELF header" or "file too short" */
+        ASSERT_TRUE(strstr(why, "ELF") || strstr(why, "too short"));
+        free(why);
+        smp_context_unref(c);
+        ASSERT_OK(unlink(file));
+        ASSERT_OK(rmdir(dir));
+}
+
+static int fake_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                     const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
         return -ENOSYS;
 }
+static int fake_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        *ret = (struct smp_transport_instance *) host;
+        return 0;
+}
+static void fake_instance_free(struct smp_transport_instance *instance) {
+}
+static const struct smp_conn_syntax fake_syntax = { .address = SMP_CONN_ADDRESS_INET };
 static void fake_close(struct smp_link *link) {
 }
 static int fake_send(struct smp_link *link, const uint8_t *frame, size_t len) {
@@ -342,7 +396,11 @@ static void fake_get_stats(struct smp_link *link, struct smp_link_stats *ret) {
 static void test_register_and_list(void) {
         static const struct smp_transport fake = {
                 .abi_version = SMP_TRANSPORT_ABI_VERSION,
+                .struct_size = sizeof(struct smp_transport),
                 .name = "fake",
+                .conn_syntax = &fake_syntax,
+                .instance_new = fake_instance_new,
+                .instance_free = fake_instance_free,
                 .open = fake_open,
                 .close = fake_close,
                 .send = fake_send,
@@ -353,17 +411,23 @@ static void test_register_and_list(void) {
         const struct smp_transport *t;
         char **names;
 
-        ASSERT_OK(smp_transport_register(&fake));
-        ASSERT_EQ(smp_transport_register(&fake), -EEXIST);
+        ASSERT_OK(smp_context_add_transport(ctx, &fake));
+        ASSERT_EQ(smp_context_add_transport(ctx, &fake), -EEXIST);
         bad.abi_version = 99;
-        ASSERT_EQ(smp_transport_register(&bad), -EINVAL);
+        ASSERT_EQ(smp_context_add_transport(ctx, &bad), -EINVAL);
         bad = fake;
         bad.name = "no/slash";
-        ASSERT_EQ(smp_transport_register(&bad), -EINVAL);
-        ASSERT_OK(smp_transport_find("fake", &t));
+        ASSERT_EQ(smp_context_add_transport(ctx, &bad), -EINVAL);
+        bad = fake;
+        bad.struct_size = 8;
+        ASSERT_EQ(smp_context_add_transport(ctx, &bad), -EINVAL);
+        bad = fake;
+        bad.conn_syntax = NULL;
+        ASSERT_EQ(smp_context_add_transport(ctx, &bad), -EINVAL);
+        ASSERT_OK(smp_context_find_transport(ctx, "fake", &t, NULL));
         ASSERT_TRUE(t == &fake);
 
-        int n = smp_transport_list(&names);
+        int n = smp_context_list_transports(ctx, &names);
         ASSERT_OK(n);
         ASSERT_TRUE(names[n] == NULL);
         bool have_udp = false, have_serial = false, have_fake = false, have_badabi = false;
@@ -393,27 +457,28 @@ static void test_udp_address(void) {
         };
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(smp_transport_find("udp", &t));
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
-                int r = t->open(e, bad[i], &callbacks, NULL, &l);
+                char conn[64];
+                snprintf(conn, sizeof(conn), "udp:%s", bad[i]);
+                int r = test_link_open(ctx, e, conn, &callbacks, NULL, &t, &l);
                 if (r != -EINVAL)
                         fprintf(stderr, "'%s': %d\n", bad[i], r);
                 ASSERT_EQ(r, -EINVAL);
         }
 
-        ASSERT_OK(t->open(e, "localhost:1337", &callbacks, NULL, &l));
+        ASSERT_OK(test_link_open(ctx, e, "udp:localhost:1337", &callbacks, NULL, &t, &l));
         t->get_info(l, &info);
         ASSERT_EQ(info.mtu, 1472);
         ASSERT_TRUE(!info.stream && !info.fragments);
         ASSERT_EQ(info.overhead, 28);
         ASSERT_EQ(info.buffer_overhead, 0);
         t->close(l);
-        ASSERT_OK(t->open(e, "[::1]:1337", &callbacks, NULL, &l));
+        ASSERT_OK(test_link_open(ctx, e, "udp:[::1]:1337", &callbacks, NULL, &t, &l));
         t->get_info(l, &info);
         ASSERT_EQ(info.mtu, 1452);
         ASSERT_EQ(info.overhead, 48);
         t->close(l);
-        ASSERT_OK(t->open(e, "127.0.0.1:1337,mtu=512", &callbacks, NULL, &l));
+        ASSERT_OK(test_link_open(ctx, e, "udp:127.0.0.1:1337,mtu=512", &callbacks, NULL, &t, &l));
         t->get_info(l, &info);
         ASSERT_EQ(info.mtu, 512);
         t->close(l);
@@ -515,7 +580,6 @@ struct discovery_result {
         char conns[16][64];
         unsigned n;
         bool done;
-        const struct smp_transport *t;
         struct smp_discovery *d;
         bool stop_in_found;
 };
@@ -533,8 +597,7 @@ static void on_found(const struct smp_discovered *found, void *userdata) {
         ASSERT_STREQ(found->conn + 4, found->address);
         snprintf(res->conns[res->n++], sizeof(res->conns[0]), "%s", found->conn);
         if (res->stop_in_found) {
-                res->t->discover_stop(res->d);
-                res->d = NULL;
+                res->d = smp_discovery_free(res->d);
                 res->done = true;
         }
 }
@@ -547,7 +610,6 @@ static void test_udp_discovery(struct sim *sim) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         struct discovery_result res = {};
         char args[64];
-        const struct smp_transport *t;
         struct smp_discovery *d;
         static const char *const bad[] = {
                 "", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:9-8", "127.0.0.2-127.0.0.1:1",
@@ -555,22 +617,22 @@ static void test_udp_discovery(struct sim *sim) {
         };
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(smp_transport_find("udp", &t));
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                ASSERT_EQ(t->discover_start(e, bad[i], on_found, &res, &d), -EINVAL);
+                ASSERT_EQ(smp_discovery_start(ctx, e, "udp", bad[i], on_found, &res, &d), -EINVAL);
         /* Bounded: 4097 targets are too many, 4096 are not. */
-        ASSERT_EQ(t->discover_start(e, "127.0.0.1:1000-5096", on_found, &res, &d), -E2BIG);
-        ASSERT_EQ(t->discover_start(e, "10.0.0.0-10.0.16.0:1337", on_found, &res, &d), -E2BIG);
-        ASSERT_EQ(t->discover_start(e, "10.0.0.0-10.0.0.255:1337-1352", on_found, &res, &d), 0);
-        t->discover_stop(d);
+        ASSERT_EQ(smp_discovery_start(ctx, e, "udp", "127.0.0.1:1000-5096", on_found, &res, &d), -E2BIG);
+        ASSERT_EQ(smp_discovery_start(ctx, e, "udp", "10.0.0.0-10.0.16.0:1337", on_found, &res, &d), -E2BIG);
+        ASSERT_EQ(smp_discovery_start(ctx, e, "udp", "10.0.0.0-10.0.0.255:1337-1352", on_found, &res, &d), 0);
+        smp_discovery_free(d);
+        /* serial cannot discover */
+        ASSERT_EQ(smp_discovery_start(ctx, e, "serial", "", on_found, &res, &d), -EOPNOTSUPP);
 
         /* Devices at port..port+2; the range reaches 3 ports below and 5
          * above, which nobody answers from. */
         snprintf(args, sizeof(args), "127.0.0.1:%u-%u", sim->port - 3, sim->port + sim->count + 4);
-        res.t = t;
-        ASSERT_OK(t->discover_start(e, args, on_found, &res, &res.d));
+        ASSERT_OK(smp_discovery_start(ctx, e, "udp", args, on_found, &res, &res.d));
         ASSERT_TRUE(run_until(e, &res.done));
-        t->discover_stop(res.d);
+        smp_discovery_free(res.d);
         ASSERT_EQ(res.n, sim->count);
         qsort(res.conns, res.n, sizeof(res.conns[0]), conn_cmp);
         for (unsigned i = 0; i < sim->count; i++) {
@@ -581,10 +643,9 @@ static void test_udp_discovery(struct sim *sim) {
 
         /* Stopping from inside found(). */
         memset(&res, 0, sizeof(res));
-        res.t = t;
         res.stop_in_found = true;
         snprintf(args, sizeof(args), "localhost:%u", sim->port);
-        ASSERT_OK(t->discover_start(e, args, on_found, &res, &res.d));
+        ASSERT_OK(smp_discovery_start(ctx, e, "udp", args, on_found, &res, &res.d));
         ASSERT_TRUE(run_until(e, &res.done));
         ASSERT_EQ(res.n, 1);
         ASSERT_TRUE(res.d == NULL);
@@ -601,26 +662,28 @@ static void test_serial_address(struct sim *sim) {
         char addr[128];
 
         ASSERT_OK(sd_event_new(&e));
-        ASSERT_OK(smp_transport_find("serial", &t));
         static const char *const bad[] = {
-                "", "dev/ttyACM0", "/", "/dev/ttyACM0,baud=12345", "/dev/ttyACM0,baud=",
-                "/dev/ttyACM0,baud=115200x", "/dev/ttyACM0,parity=none",
+                "serial:", "serial:dev/ttyACM0", "serial:/", "serial:/dev/ttyACM0,baud=12345",
+                "serial:/dev/ttyACM0,baud=", "serial:/dev/ttyACM0,baud=115200x", "serial:/dev/ttyACM0,parity=none",
+                "serial:/nonexistent/tty",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++)
-                ASSERT_EQ(t->open(e, bad[i], &callbacks, NULL, &l), -EINVAL);
-        ASSERT_EQ(t->open(e, "/nonexistent/tty", &callbacks, NULL, &l), -ENOENT);
-        ASSERT_EQ(t->open(e, "/dev/null", &callbacks, NULL, &l), -ENOTTY);
+                ASSERT_EQ(test_link_open(ctx, e, bad[i], &callbacks, NULL, &t, &l), -EINVAL);
+        ASSERT_EQ(test_link_open(ctx, e, "serial:/dev/nonexistent-tty", &callbacks, NULL, &t, &l), -ENOENT);
+        ASSERT_EQ(test_link_open(ctx, e, "serial:/dev/null", &callbacks, NULL, &t, &l), -ENOTTY);
 
-        snprintf(addr, sizeof(addr), "%s/smpsim-0001,baud=9600", sim->dir);
-        ASSERT_OK(t->open(e, addr, &callbacks, NULL, &l));
+        char tty[64];
+        sim_tty(sim, 1, tty, sizeof(tty));
+        snprintf(addr, sizeof(addr), "serial:%s,baud=9600", tty);
+        ASSERT_OK(test_link_open(ctx, e, addr, &callbacks, NULL, &t, &l));
         t->get_info(l, &info);
         ASSERT_EQ(info.mtu, SMP_SERIAL_FRAME_MAX);
         ASSERT_TRUE(info.fragments && !info.stream);
         ASSERT_EQ(info.buffer_overhead, 4);
         /* One user per tty. */
-        ASSERT_EQ(t->open(e, addr, &callbacks, NULL, &l2), -EBUSY);
+        ASSERT_EQ(test_link_open(ctx, e, addr, &callbacks, NULL, &t, &l2), -EBUSY);
         t->close(l);
-        ASSERT_OK(t->open(e, addr, &callbacks, NULL, &l2));
+        ASSERT_OK(test_link_open(ctx, e, addr, &callbacks, NULL, &t, &l2));
         t->close(l2);
 }
 
@@ -632,7 +695,9 @@ static void test_serial_echo(struct sim *sim) {
         uint8_t frame[2048];
 
         ASSERT_OK(sd_event_new(&e));
-        snprintf(conn, sizeof(conn), "serial:%s/smpsim-0000", sim->dir);
+        char tty[64];
+        sim_tty(sim, 0, tty, sizeof(tty));
+        snprintf(conn, sizeof(conn), "serial:%s", tty);
         peer_open(e, &p, conn);
 
         size_t n = echo_frame(0x42, "hi", frame, sizeof(frame));
@@ -674,7 +739,9 @@ static void test_serial_hangup(void) {
 
         sim_start(&sim, 1);
         ASSERT_OK(sd_event_new(&e));
-        snprintf(conn, sizeof(conn), "serial:%s/smpsim-0000", sim.dir);
+        char tty[64];
+        sim_tty(&sim, 0, tty, sizeof(tty));
+        snprintf(conn, sizeof(conn), "serial:%s", tty);
         peer_open(e, &p, conn);
         size_t n = echo_frame(1, "still there?", frame, sizeof(frame));
         ASSERT_OK(p.t->send(p.link, frame, n));
@@ -794,6 +861,13 @@ static void test_serial_backpressure(void) {
 
 static struct sim main_sim;
 
+static void test_setup(void) {
+        ctx = test_context_new();
+}
+static void test_teardown(void) {
+        ctx = smp_context_unref(ctx);
+}
+
 static void test_sim_start(void) {
         sim_start(&main_sim, 3);
 }
@@ -813,8 +887,9 @@ static void test_sim_stop(void) {
         sim_stop(&main_sim);
 }
 
-TEST_MAIN(TEST(test_conn_split),
+TEST_MAIN(TEST(test_setup),
           TEST(test_loader),
+          TEST(test_loader_dlerror),
           TEST(test_register_and_list),
           TEST(test_udp_address),
           TEST(test_udp_refused),
@@ -825,4 +900,5 @@ TEST_MAIN(TEST(test_conn_split),
           TEST(test_serial_address_sim),
           TEST(test_serial_echo_sim),
           TEST(test_sim_stop),
-          TEST(test_serial_hangup))
+          TEST(test_serial_hangup),
+          TEST(test_teardown))

@@ -5,9 +5,10 @@
  *
  *   coap:HOST[:PORT][,mtu=N]
  *
- * HOST is a numeric IPv4 address, an IPv6 address in brackets (a scope
- * may follow '%': [fe80::1%eth0]) or "localhost" (127.0.0.1).  PORT
- * defaults to 5683.  mtu=N sets the CoAP datagram size libcoap builds
+ * HOST is an IPv4 address, an IPv6 address in brackets (a link-local one
+ * with its interface: [fe80::1%eth0]) or "localhost"; host names are
+ * refused (libsmpgw parses the string: smp-conn.h).  PORT defaults to
+ * 5683.  mtu=N sets the CoAP datagram size libcoap builds
  * requests for (default COAP_DEFAULT_MTU, 1152); it must stay within what
  * the device receives.
  *
@@ -96,9 +97,10 @@
  * group, so a host without a multicast route fails discover_start with
  * -ENETUNREACH rather than a silent round.
  *
- * Logging: the plugin interface has no log callback yet; set
- * SMPGW_DEBUG=1 (or a value containing "coap") to get debug lines, and
- * libcoap's own messages, on stderr.
+ * Logging goes to the host (struct smp_host) at debug level, libcoap's
+ * own messages too: libcoap's log handler is process-wide and has no user
+ * pointer, so its messages go to the instance whose call into libcoap is
+ * running (log_target, set around every such call).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -118,10 +120,11 @@
 #include <coap3/coap.h>
 #include <systemd/sd-event.h>
 
-#include "smpgw/smp-frame.h"
-#include "smpgw/smp-omp.h"
-#include "smpgw/smp-transport.h"
-#include "util.h"
+#include <smpgw/smp-frame.h>
+#include <smpgw/smp-omp.h>
+#include <smpgw/smp-transport.h>
+
+#include "plugin-util.h"
 
 #define COAP_DEFAULT_PORT_STR "5683"
 #define OMGR_PATH "omgr"
@@ -164,6 +167,7 @@ struct rx_item {
 };
 
 struct smp_link {
+        struct smp_transport_instance *instance;
         sd_event *event;
         sd_event_source *io_source;
         coap_context_t *ctx;
@@ -191,47 +195,50 @@ struct smp_link {
 
 /* ---- logging ---- */
 
-static int debug_enabled = -1;
+struct smp_transport_instance {
+        const struct smp_host *host;
+};
 
-static bool debugging(void) {
-        if (debug_enabled < 0) {
-                const char *e = getenv("SMPGW_DEBUG");
-                debug_enabled = e && *e && (streq(e, "1") || streq(e, "all") || strstr(e, "coap"));
-        }
-        return debug_enabled > 0;
+/* The instance whose call into libcoap runs on this thread (see the top). */
+static _Thread_local const struct smp_transport_instance *log_target;
+
+static const struct smp_transport_instance *log_target_set(const struct smp_transport_instance *i) {
+        const struct smp_transport_instance *saved = log_target;
+        log_target = i;
+        return saved;
 }
 
-_printf_(2, 3) static void link_debug(const struct smp_link *l, const char *fmt, ...) {
-        if (!debugging())
-                return;
-        va_list ap;
-        va_start(ap, fmt);
-        fprintf(stderr, "smpgw-coap[%p]: ", (const void *) l);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
-        va_end(ap);
+static void log_target_restore(const struct smp_transport_instance **saved) {
+        log_target = *saved;
 }
+
+/* Names the instance for the rest of the scope. */
+#define LOG_TARGET(i) \
+        _cleanup_(log_target_restore) _unused_ const struct smp_transport_instance *_saved_log_target_ = \
+                log_target_set(i)
+
+_printf_(2, 3) static void link_debug(const struct smp_link *l, const char *fmt, ...);
 
 static void on_coap_log(coap_log_t level, const char *message) {
-        if (!debugging())
+        if (!log_target)
                 return;
         size_t n = strlen(message);
         while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
                 n--;
-        fprintf(stderr, "smpgw-coap: libcoap: %.*s\n", (int) n, message);
+        smp_host_log(log_target->host, SMP_LOG_DEBUG, "libcoap: %.*s", (int) n, message);
 }
 
-static void coap_global_setup(void) {
-        static bool done;
-        if (done)
+static void link_debug(const struct smp_link *l, const char *fmt, ...) {
+        const struct smp_host *host = l->instance->host;
+        char msg[512];
+        va_list ap;
+
+        if (!host->log_enabled(host, SMP_LOG_DEBUG))
                 return;
-        done = true;
-        coap_startup();
-        /* Global in libcoap: no user pointer.  Only this plugin uses
-         * libcoap in a gateway process. */
-        coap_set_log_handler(on_coap_log);
-        if (debugging() && getenv("SMPGW_COAP_TRACE"))
-                coap_set_log_level(LOG_DEBUG);
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        smp_host_log(host, SMP_LOG_DEBUG, "[%p] %s", (const void *) l, msg);
 }
 
 /* ---- helpers ---- */
@@ -272,83 +279,18 @@ static unsigned retransmissions_before(const struct smp_link *l, uint64_t elapse
         return k;
 }
 
-/* Parses "HOST[:PORT][,mtu=N]" into an address and options. */
-static int parse_address(const char *address, coap_address_t *ret_addr, unsigned *ret_mtu) {
-        char host[128], port[8] = COAP_DEFAULT_PORT_STR;
-        const char *p = address, *end;
-        unsigned mtu = 0;
+/* ---- connection strings ---- */
 
-        if (!address || strlen(address) >= SMP_CONN_MAX)
-                return -EINVAL;
+static const struct smp_conn_option coap_options[] = {
+        { .name = "mtu", .type = SMP_CONN_OPTION_UINT, .min = PDU_MTU_MIN, .max = PDU_MTU_MAX },
+};
 
-        if (*p == '[') {
-                end = strchr(p, ']');
-                if (!end || end == p + 1 || (size_t) (end - p - 1) >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, p + 1, (size_t) (end - p - 1));
-                host[end - p - 1] = 0;
-                p = end + 1;
-        } else {
-                size_t n = strcspn(p, ":,");
-                if (n == 0 || n >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, p, n);
-                host[n] = 0;
-                p += n;
-                if (streq(host, "localhost"))
-                        strcpy(host, "127.0.0.1");
-                else if (strchr(host, ':'))
-                        return -EINVAL;
-        }
-
-        if (*p == ':') {
-                p++;
-                size_t n = strspn(p, "0123456789");
-                if (n == 0 || n > 5)
-                        return -EINVAL;
-                memcpy(port, p, n);
-                port[n] = 0;
-                unsigned long v = strtoul(port, NULL, 10);
-                if (v == 0 || v > 65535)
-                        return -EINVAL;
-                p += n;
-        }
-
-        while (*p == ',') {
-                p++;
-                if (strncmp(p, "mtu=", 4) == 0) {
-                        char *e;
-                        errno = 0;
-                        unsigned long v = strtoul(p + 4, &e, 10);
-                        if (errno || e == p + 4 || v < PDU_MTU_MIN || v > PDU_MTU_MAX)
-                                return -EINVAL;
-                        mtu = (unsigned) v;
-                        p = e;
-                } else
-                        return -EINVAL;
-        }
-        if (*p)
-                return -EINVAL;
-
-        struct addrinfo hints = {
-                .ai_family = AF_UNSPEC,
-                .ai_socktype = SOCK_DGRAM,
-                .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
-        };
-        struct addrinfo *ai = NULL;
-        if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai)
-                return -EINVAL;
-        if (ai->ai_addrlen > sizeof(ret_addr->addr)) {
-                freeaddrinfo(ai);
-                return -EINVAL;
-        }
-        coap_address_init(ret_addr);
-        memcpy(&ret_addr->addr, ai->ai_addr, ai->ai_addrlen);
-        ret_addr->size = ai->ai_addrlen;
-        freeaddrinfo(ai);
-        *ret_mtu = mtu;
-        return 0;
-}
+static const struct smp_conn_syntax coap_syntax = {
+        .address = SMP_CONN_ADDRESS_INET,
+        .default_port = COAP_DEFAULT_PORT,
+        .options = coap_options,
+        .n_options = ELEMENTSOF(coap_options),
+};
 
 /* ---- receiving ---- */
 
@@ -482,6 +424,7 @@ static void on_nack(coap_session_t *session, const coap_pdu_t *sent, const coap_
 static void link_free(struct smp_link *l) {
         if (!l)
                 return;
+        LOG_TARGET(l->instance);
         l->io_source = sd_event_source_disable_unref(l->io_source);
         if (l->session) {
                 coap_session_set_app_data(l->session, NULL);
@@ -507,6 +450,7 @@ static void link_fail(struct smp_link *l, int err) {
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct smp_link *l = userdata;
+        LOG_TARGET(l->instance);
 
         l->busy++;
         int r = coap_io_process(l->ctx, COAP_IO_NO_WAIT);
@@ -529,23 +473,31 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
-static int coap_link_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                          void *userdata, struct smp_link **ret) {
+static int coap_link_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                          const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
+        LOG_TARGET(instance);
         coap_address_t dst;
-        unsigned mtu;
+        struct sockaddr_storage ss;
+        socklen_t ss_len;
+        uint64_t mtu = 0;
         int r;
 
-        if (!event || !cb || !ret)
+        if (!event || !conn || !cb || !ret)
                 return -EINVAL;
-        r = parse_address(address, &dst, &mtu);
+        r = smp_conn_get_sockaddr(conn, &ss, &ss_len);
         if (r < 0)
                 return r;
-
-        coap_global_setup();
+        if (ss_len > sizeof(dst.addr))
+                return -EINVAL;
+        coap_address_init(&dst);
+        memcpy(&dst.addr, &ss, ss_len);
+        dst.size = ss_len;
+        (void) smp_conn_get_option_uint(conn, "mtu", &mtu);
 
         struct smp_link *l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
+        l->instance = instance;
         l->event = sd_event_ref(event);
         l->cb = *cb;
         l->userdata = userdata;
@@ -566,7 +518,7 @@ static int coap_link_open(sd_event *event, const char *address, const struct smp
         }
         coap_session_set_app_data(l->session, l);
         if (mtu)
-                coap_session_set_mtu(l->session, mtu);
+                coap_session_set_mtu(l->session, (unsigned) mtu);
         /* Fixed retransmission schedule, see the top. */
         coap_session_set_ack_random_factor(l->session, (coap_fixed_point_t) { 1, 0 });
 
@@ -596,7 +548,8 @@ static int coap_link_open(sd_event *event, const char *address, const struct smp
                 goto fail;
         (void) sd_event_source_set_description(l->io_source, "coap-link");
 
-        link_debug(l, "open %s: datagram %zu, block %zu, frame mtu %zu", address, l->pdu_mtu, l->block_size,
+        link_debug(l, "open %s: datagram %zu, block %zu, frame mtu %zu", smp_conn_get_string(conn), l->pdu_mtu,
+                   l->block_size,
                    l->frame_mtu);
         *ret = l;
         return 0;
@@ -685,6 +638,7 @@ static int coap_link_send(struct smp_link *l, const uint8_t *frame, size_t len) 
 
         if (!l || !frame)
                 return -EINVAL;
+        LOG_TARGET(l->instance);
         if (l->failed || l->close_requested)
                 return -ENOTCONN;
         if (len == 0)
@@ -764,7 +718,8 @@ struct responder {
         bool reported;
 };
 
-struct smp_discovery {
+struct smp_transport_discovery {
+        struct smp_transport_instance *instance;
         unsigned n_ref;        /* the caller's, plus one per callback in progress */
         bool stopped;          /* discover_stop() was called */
         bool finished;         /* found(NULL) was reported */
@@ -784,15 +739,8 @@ struct smp_discovery {
 };
 
 static bool parse_unsigned(const char *s, size_t n, unsigned min, unsigned max, unsigned *ret) {
-        unsigned long v = 0;
-        if (n == 0 || n > 9)
-                return false;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return false;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        if (v < min || v > max)
+        uint64_t v;
+        if (smp_parse_uint_n(s, n, min, max, &v) < 0)
                 return false;
         *ret = (unsigned) v;
         return true;
@@ -954,7 +902,7 @@ static int check_route(const struct discovery_args *a, const coap_address_t *loc
         return 0;
 }
 
-static void discovery_unref(struct smp_discovery *d) {
+static void discovery_unref(struct smp_transport_discovery *d) {
         if (--d->n_ref > 0)
                 return;
         sd_event_unref(d->event);
@@ -964,7 +912,8 @@ static void discovery_unref(struct smp_discovery *d) {
 
 /* Frees libcoap's side; the token dies with it, so late replies are not
  * taken for a later round's. */
-static void discovery_shutdown(struct smp_discovery *d) {
+static void discovery_shutdown(struct smp_transport_discovery *d) {
+        LOG_TARGET(d->instance);
         d->io_source = sd_event_source_disable_unref(d->io_source);
         d->timer_source = sd_event_source_disable_unref(d->timer_source);
         if (d->session) {
@@ -978,7 +927,7 @@ static void discovery_shutdown(struct smp_discovery *d) {
         }
 }
 
-static void discovery_finish(struct smp_discovery *d) {
+static void discovery_finish(struct smp_transport_discovery *d) {
         if (d->finished)
                 return;
         d->finished = true;
@@ -1090,23 +1039,25 @@ static int format_responder(const coap_address_t *a, char *buf, size_t size) {
         return snprintf(buf, size, "[%s]:%u", host, port) < (int) size ? 0 : -ENAMETOOLONG;
 }
 
-static void discovery_debug(const struct smp_discovery *d, const char *fmt, ...) _printf_(2, 3);
-static void discovery_debug(const struct smp_discovery *d, const char *fmt, ...) {
-        if (!debugging())
-                return;
+static void discovery_debug(const struct smp_transport_discovery *d, const char *fmt, ...) _printf_(2, 3);
+static void discovery_debug(const struct smp_transport_discovery *d, const char *fmt, ...) {
+        const struct smp_host *host = d->instance->host;
+        char msg[512];
         va_list ap;
+
+        if (!host->log_enabled(host, SMP_LOG_DEBUG))
+                return;
         va_start(ap, fmt);
-        fprintf(stderr, "smpgw-coap[discovery %p]: ", (const void *) d);
-        vfprintf(stderr, fmt, ap);
-        fputc('\n', stderr);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        smp_host_log(host, SMP_LOG_DEBUG, "[discovery %p] %s", (const void *) d, msg);
 }
 
 /* libcoap's handler: notes a new responder, reported once libcoap's pass
  * is over (found() may stop the discovery, which frees the context). */
 static coap_response_t on_discovery_response(coap_session_t *session, const coap_pdu_t *sent,
                                              const coap_pdu_t *received, const coap_mid_t mid) {
-        struct smp_discovery *d = coap_session_get_app_data(session);
+        struct smp_transport_discovery *d = coap_session_get_app_data(session);
         if (!d || d->finished || d->stopped)
                 return COAP_RESPONSE_OK;
 
@@ -1149,7 +1100,7 @@ static coap_response_t on_discovery_response(coap_session_t *session, const coap
         return COAP_RESPONSE_OK;
 }
 
-static void discovery_report(struct smp_discovery *d) {
+static void discovery_report(struct smp_transport_discovery *d) {
         for (size_t i = 0; i < d->n_responders && !d->stopped && !d->finished; i++) {
                 struct responder *r = &d->responders[i];
                 char address[INET6_ADDRSTRLEN + IF_NAMESIZE + 16], conn[sizeof(address) + 8];
@@ -1165,7 +1116,8 @@ static void discovery_report(struct smp_discovery *d) {
 }
 
 static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
+        LOG_TARGET(d->instance);
 
         d->n_ref++;
         int r = coap_io_process(d->ctx, COAP_IO_NO_WAIT);
@@ -1179,7 +1131,7 @@ static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *u
 }
 
 static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
 
         d->n_ref++;
         discovery_debug(d, "round over, %zu responder(s)", d->n_responders);
@@ -1188,7 +1140,7 @@ static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-static int discovery_send(struct smp_discovery *d) {
+static int discovery_send(struct smp_transport_discovery *d) {
         size_t rt_len = strlen(d->rt);
         char query[DISCOVERY_RT_MAX + 4];
 
@@ -1209,8 +1161,9 @@ static int discovery_send(struct smp_discovery *d) {
         return 0;
 }
 
-static int coap_discover_start(sd_event *event, const char *args, smp_discovered_fn found, void *userdata,
-                               struct smp_discovery **ret) {
+static int coap_discover_start(struct smp_transport_instance *instance, sd_event *event, const char *args,
+                               smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret) {
+        LOG_TARGET(instance);
         struct discovery_args a;
         coap_address_t local;
         bool have_local = false;
@@ -1231,11 +1184,10 @@ static int coap_discover_start(sd_event *event, const char *args, smp_discovered
         if (r < 0)
                 return r;
 
-        coap_global_setup();
-
-        struct smp_discovery *d = calloc(1, sizeof(*d));
+        struct smp_transport_discovery *d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
+        d->instance = instance;
         d->n_ref = 1;
         d->event = sd_event_ref(event);
         d->found = found;
@@ -1297,7 +1249,7 @@ fail:
         return r;
 }
 
-static void coap_discover_stop(struct smp_discovery *d) {
+static void coap_discover_stop(struct smp_transport_discovery *d) {
         if (!d || d->stopped)
                 return;
         d->stopped = true;
@@ -1305,10 +1257,32 @@ static void coap_discover_stop(struct smp_discovery *d) {
         discovery_unref(d);
 }
 
-__attribute__((visibility("default"))) const struct smp_transport smpgw_transport_plugin = {
+static int coap_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        struct smp_transport_instance *i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->host = host;
+        /* Both process-wide in libcoap, and idempotent. */
+        coap_startup();
+        coap_set_log_handler(on_coap_log);
+        *ret = i;
+        return 0;
+}
+
+static void coap_instance_free(struct smp_transport_instance *i) {
+        if (log_target == i)
+                log_target = NULL;
+        free(i);
+}
+
+const struct smp_transport smpgw_transport_plugin = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
+        .struct_size = sizeof(struct smp_transport),
         .name = "coap",
         .description = "SMP over CoAP (newtmgr OIC/OMP: PUT /omgr)",
+        .conn_syntax = &coap_syntax,
+        .instance_new = coap_instance_new,
+        .instance_free = coap_instance_free,
         .open = coap_link_open,
         .close = coap_link_close,
         .send = coap_link_send,

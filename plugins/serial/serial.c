@@ -5,8 +5,9 @@
  *
  *   serial:/dev/PATH[,baud=N]
  *
- * PATH is any absolute path to a tty (a pty works: smpsim's devices are
- * ptys).  baud defaults to 115200 and must be one of the termios rates.
+ * PATH is a tty under /dev/ (a pty works: smpsim's devices are ptys, at
+ * /dev/pts/N); libsmpgw checks the grammar (smp-conn.h).  baud defaults to
+ * 115200 and must be one of the termios rates.
  *
  * Frames are wrapped in the console framing of smp-serial.h (length,
  * CRC16, base64 in lines of at most 127 bytes) and unwrapped here, so the
@@ -26,6 +27,8 @@
 
 #include <smpgw/smp-serial.h>
 #include <smpgw/smp-transport.h>
+
+#include "plugin-util.h"
 
 #define SERIAL_BAUD_DEFAULT 115200u
 /* Bytes taken off the tty per read, and reads per wake-up. */
@@ -49,62 +52,33 @@ static const struct {
         { 3500000, B3500000 }, { 4000000, B4000000 },
 };
 
-static void closep(int *fd) {
-        if (*fd >= 0)
-                close(*fd);
-}
-
-struct serial_options {
-        char path[SMP_CONN_MAX + 1];
-        speed_t speed;
+/* The same rates as numbers, for the connection string syntax. */
+static const uint64_t baud_values[] = {
+        50,     75,      110,     134,     150,     200,     300,     600,     1200,    1800,
+        2400,   4800,    9600,    19200,   38400,   57600,   115200,  230400,  460800,  500000,
+        576000, 921600,  1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000,
 };
 
-static int parse_baud(const char *s, size_t len, speed_t *ret) {
-        unsigned long v = 0;
+static const struct smp_conn_option serial_options[] = {
+        { .name = "baud", .type = SMP_CONN_OPTION_UINT, .min = 50, .max = 4000000, .allowed = baud_values,
+          .n_allowed = ELEMENTSOF(baud_values) },
+};
 
-        if (len == 0 || len > 8)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        for (size_t i = 0; i < sizeof(baud_rates) / sizeof(baud_rates[0]); i++)
-                if (baud_rates[i].rate == v) {
-                        *ret = baud_rates[i].speed;
-                        return 0;
-                }
-        return -EINVAL;
-}
+static const struct smp_conn_syntax serial_syntax = {
+        .address = SMP_CONN_ADDRESS_DEV_PATH,
+        .options = serial_options,
+        .n_options = ELEMENTSOF(serial_options),
+};
 
-static int parse_address(const char *address, struct serial_options *ret) {
-        size_t total = strnlen(address, SMP_CONN_MAX + 1);
-        int r;
+struct smp_transport_instance {
+        const struct smp_host *host;
+};
 
-        if (total > SMP_CONN_MAX)
-                return -ENAMETOOLONG;
-        const char *comma = memchr(address, ',', total);
-        size_t path_len = comma ? (size_t) (comma - address) : total;
-        /* Absolute only: a relative path would depend on our working
-         * directory, which nobody configuring a device thinks about. */
-        if (path_len < 2 || address[0] != '/')
-                return -EINVAL;
-        memcpy(ret->path, address, path_len);
-        ret->path[path_len] = 0;
-
-        ret->speed = B115200;
-        for (const char *opt = comma; opt; opt = comma) {
-                opt++;
-                comma = strchr(opt, ',');
-                size_t len = comma ? (size_t) (comma - opt) : strlen(opt);
-                if (len > 5 && strncmp(opt, "baud=", 5) == 0) {
-                        r = parse_baud(opt + 5, len - 5, &ret->speed);
-                        if (r < 0)
-                                return r;
-                } else
-                        return -EINVAL;
-        }
-        return 0;
+static speed_t baud_speed(uint64_t rate) {
+        for (size_t i = 0; i < ELEMENTSOF(baud_rates); i++)
+                if (baud_rates[i].rate == rate)
+                        return baud_rates[i].speed;
+        return B115200; /* not reached: the syntax allows only these */
 }
 
 struct smp_link {
@@ -280,20 +254,18 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         return 0;
 }
 
-static int serial_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                       void *userdata, struct smp_link **ret) {
-        struct serial_options o;
+static int serial_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                       const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
         struct termios t;
-        int r;
+        uint64_t baud = SERIAL_BAUD_DEFAULT;
+        int r = 0;
 
-        if (!event || !address || !cb || !cb->receive || !ret)
+        if (!event || !conn || !cb || !cb->receive || !ret)
                 return -EINVAL;
-        r = parse_address(address, &o);
-        if (r < 0)
-                return r;
+        (void) smp_conn_get_option_uint(conn, "baud", &baud);
+        speed_t speed = baud_speed(baud);
 
-        __attribute__((cleanup(closep))) int fd =
-                open(o.path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        _cleanup_close_ int fd = open(smp_conn_get_path(conn), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         /* Two programs writing lines to one console interleave them and
@@ -306,7 +278,7 @@ static int serial_open(sd_event *event, const char *address, const struct smp_li
          * framing brings its own line structure. */
         cfmakeraw(&t);
         t.c_cflag |= CLOCAL | CREAD;
-        if (cfsetispeed(&t, o.speed) < 0 || cfsetospeed(&t, o.speed) < 0)
+        if (cfsetispeed(&t, speed) < 0 || cfsetospeed(&t, speed) < 0)
                 return -errno;
         if (tcsetattr(fd, TCSANOW, &t) < 0)
                 return -errno;
@@ -398,10 +370,27 @@ static void serial_get_stats(struct smp_link *l, struct smp_link_stats *ret) {
         *ret = l->stats;
 }
 
+static int serial_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        struct smp_transport_instance *i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->host = host;
+        *ret = i;
+        return 0;
+}
+
+static void serial_instance_free(struct smp_transport_instance *i) {
+        free(i);
+}
+
 const struct smp_transport smpgw_transport_plugin = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
+        .struct_size = sizeof(struct smp_transport),
         .name = "serial",
         .description = "SMP console framing over a serial line (UART, USB CDC ACM, pty)",
+        .conn_syntax = &serial_syntax,
+        .instance_new = serial_instance_new,
+        .instance_free = serial_instance_free,
         .open = serial_open,
         .close = serial_close,
         .send = serial_send,

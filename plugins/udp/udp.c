@@ -6,10 +6,10 @@
  *
  *   udp:HOST:PORT[,mtu=N]
  *
- * HOST is a numeric IPv4 address, a bracketed numeric IPv6 address or
- * "localhost" (127.0.0.1).  Names are refused: resolving them would block
- * the event loop, so callers resolve first.  mtu is the largest datagram
- * we send; the default is what an Ethernet path carries without IP
+ * HOST is an IPv4 address, an IPv6 address in brackets or "localhost";
+ * host names are refused (libsmpgw parses the string: smp-conn.h).  mtu
+ * is the largest datagram we send, SMP_HEADER_SIZE..65507 (IPv4) or
+ * ..65527 (IPv6); the default is what an Ethernet path carries without IP
  * fragmentation (1500 - 20 - 8 for IPv4, 1500 - 40 - 8 for IPv6).
  *
  * Discovery probes a bounded range of addresses and ports with an OS
@@ -25,6 +25,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,8 @@
 #include <smpgw/smp-frame.h>
 #include <smpgw/smp-os.h>
 #include <smpgw/smp-transport.h>
+
+#include "plugin-util.h"
 
 #define UDP_MTU_DEFAULT_IPV4 1472u
 #define UDP_MTU_DEFAULT_IPV6 1452u
@@ -63,35 +66,15 @@ struct udp_addr {
         socklen_t len;
 };
 
-static void closep(int *fd) {
-        if (*fd >= 0)
-                close(*fd);
-}
-
-static void freep(void *p) {
-        free(*(void **) p);
-}
+struct smp_transport_instance {
+        const struct smp_host *host;
+};
 
 /* ------------------------------------------------------------------ */
-/* Parsing                                                             */
+/* Discovery arguments (connection strings are libsmpgw's)             */
 
-static int parse_uint(const char *s, size_t len, unsigned long max, unsigned long *ret) {
-        unsigned long v = 0;
-
-        if (len == 0 || len > 10)
-                return -EINVAL;
-        for (size_t i = 0; i < len; i++) {
-                if (s[i] < '0' || s[i] > '9')
-                        return -EINVAL;
-                v = v * 10 + (unsigned long) (s[i] - '0');
-        }
-        if (v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
-/* A numeric host, bracketed if IPv6, or "localhost". */
+/* A numeric host, bracketed if IPv6, or "localhost": the hosts of
+ * connection strings, in a range. */
 static int parse_host(const char *s, size_t len, struct udp_addr *ret) {
         char host[INET6_ADDRSTRLEN + 2];
 
@@ -146,50 +129,25 @@ static int split_host_port(const char *s, size_t len, size_t *ret_host_len) {
         return 0;
 }
 
-struct udp_options {
-        struct udp_addr peer;
-        size_t mtu;
-};
-
-static int parse_address(const char *address, struct udp_options *ret) {
-        size_t total = strnlen(address, SMP_CONN_MAX + 1), host_len;
-        unsigned long port;
-        int r;
-
-        if (total > SMP_CONN_MAX)
-                return -ENAMETOOLONG;
-        const char *comma = memchr(address, ',', total);
-        size_t hp_len = comma ? (size_t) (comma - address) : total;
-
-        r = split_host_port(address, hp_len, &host_len);
-        if (r < 0)
-                return r;
-        r = parse_host(address, host_len, &ret->peer);
-        if (r < 0)
-                return r;
-        r = parse_uint(address + host_len + 1, hp_len - host_len - 1, 65535, &port);
-        if (r < 0 || port == 0)
-                return -EINVAL;
-        addr_set_port(&ret->peer, (uint16_t) port);
-
-        bool v4 = ret->peer.family == AF_INET;
-        ret->mtu = v4 ? UDP_MTU_DEFAULT_IPV4 : UDP_MTU_DEFAULT_IPV6;
-
-        for (const char *opt = comma; opt; opt = comma) {
-                opt++;
-                comma = strchr(opt, ',');
-                size_t len = comma ? (size_t) (comma - opt) : strlen(opt);
-                if (len > 4 && strncmp(opt, "mtu=", 4) == 0) {
-                        unsigned long mtu;
-                        r = parse_uint(opt + 4, len - 4, v4 ? UDP_MTU_MAX_IPV4 : UDP_MTU_MAX_IPV6, &mtu);
-                        if (r < 0 || mtu < SMP_HEADER_SIZE)
-                                return -EINVAL;
-                        ret->mtu = mtu;
-                } else
-                        return -EINVAL;
-        }
+static int udp_conn_check(const struct smp_conn *conn, char **ret_reason) {
+        uint64_t mtu;
+        if (smp_conn_get_family(conn) == AF_INET && smp_conn_get_option_uint(conn, "mtu", &mtu) &&
+            mtu > UDP_MTU_MAX_IPV4)
+                return asprintf(ret_reason, "mtu=%" PRIu64 " is more than an IPv4 datagram carries (%u)", mtu,
+                                UDP_MTU_MAX_IPV4) < 0 ? -ENOMEM : -EINVAL;
         return 0;
 }
+
+static const struct smp_conn_option udp_options[] = {
+        { .name = "mtu", .type = SMP_CONN_OPTION_UINT, .min = SMP_HEADER_SIZE, .max = UDP_MTU_MAX_IPV6 },
+};
+
+static const struct smp_conn_syntax udp_syntax = {
+        .address = SMP_CONN_ADDRESS_INET,
+        .options = udp_options,
+        .n_options = ELEMENTSOF(udp_options),
+        .check = udp_conn_check,
+};
 
 /* Errors an ICMP message leaves on a UDP socket (a port that is not open
  * yet while the device reboots, a route that flaps).  They concern a
@@ -291,24 +249,31 @@ static int on_link_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static int udp_open(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                    void *userdata, struct smp_link **ret) {
-        struct udp_options o;
+static int udp_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                    const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret) {
+        struct udp_addr peer = {};
+        uint64_t mtu;
         int r;
 
-        if (!event || !address || !cb || !cb->receive || !ret)
+        if (!event || !conn || !cb || !cb->receive || !ret)
                 return -EINVAL;
-        r = parse_address(address, &o);
+        struct sockaddr_storage ss;
+        socklen_t ss_len;
+        r = smp_conn_get_sockaddr(conn, &ss, &ss_len);
         if (r < 0)
                 return r;
+        peer.family = ss.ss_family;
+        memcpy(&peer.sa, &ss, ss_len);
+        peer.len = ss_len;
+        if (!smp_conn_get_option_uint(conn, "mtu", &mtu))
+                mtu = peer.family == AF_INET ? UDP_MTU_DEFAULT_IPV4 : UDP_MTU_DEFAULT_IPV6;
 
-        __attribute__((cleanup(closep))) int fd =
-                socket(o.peer.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket(peer.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
         /* Connected: the kernel drops datagrams from anyone but the peer
          * and reports its ICMP errors to us. */
-        if (connect(fd, &o.peer.sa, o.peer.len) < 0)
+        if (connect(fd, &peer.sa, peer.len) < 0)
                 return -errno;
 
         struct smp_link *l = calloc(1, sizeof(*l));
@@ -316,8 +281,8 @@ static int udp_open(sd_event *event, const char *address, const struct smp_link_
                 return -ENOMEM;
         l->n_ref = 1;
         l->fd = -1;
-        l->mtu = o.mtu;
-        l->overhead = o.peer.family == AF_INET ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
+        l->mtu = (size_t) mtu;
+        l->overhead = peer.family == AF_INET ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
         l->cb = *cb;
         l->userdata = userdata;
         l->rx = malloc(UDP_RX_MAX);
@@ -395,7 +360,7 @@ static void udp_get_stats(struct smp_link *l, struct smp_link_stats *ret) {
 /* ------------------------------------------------------------------ */
 /* Discovery                                                           */
 
-struct smp_discovery {
+struct smp_transport_discovery {
         unsigned n_ref;
         bool stopped;           /* discover_stop() was called */
         bool finished;          /* found(NULL) was reported */
@@ -419,14 +384,14 @@ struct smp_discovery {
         void *userdata;
 };
 
-static void discovery_unref(struct smp_discovery *d) {
+static void discovery_unref(struct smp_transport_discovery *d) {
         if (--d->n_ref > 0)
                 return;
         sd_event_unref(d->event);
         free(d);
 }
 
-static void discovery_shutdown(struct smp_discovery *d) {
+static void discovery_shutdown(struct smp_transport_discovery *d) {
         d->io = sd_event_source_disable_unref(d->io);
         d->timer = sd_event_source_disable_unref(d->timer);
         if (d->fd >= 0)
@@ -434,7 +399,7 @@ static void discovery_shutdown(struct smp_discovery *d) {
         d->fd = -1;
 }
 
-static void discovery_finish(struct smp_discovery *d) {
+static void discovery_finish(struct smp_transport_discovery *d) {
         if (d->finished)
                 return;
         d->finished = true;
@@ -443,11 +408,11 @@ static void discovery_finish(struct smp_discovery *d) {
                 d->found(NULL, d->userdata);
 }
 
-static bool target_answered(const struct smp_discovery *d, uint32_t i) {
+static bool target_answered(const struct smp_transport_discovery *d, uint32_t i) {
         return d->answered[i / 8] & (1u << (i % 8));
 }
 
-static void target_addr(const struct smp_discovery *d, uint32_t i, struct udp_addr *ret) {
+static void target_addr(const struct smp_transport_discovery *d, uint32_t i, struct udp_addr *ret) {
         *ret = d->base;
         if (ret->family == AF_INET)
                 ret->in4.sin_addr.s_addr = htonl(ntohl(d->base.in4.sin_addr.s_addr) + i / d->n_ports);
@@ -455,7 +420,7 @@ static void target_addr(const struct smp_discovery *d, uint32_t i, struct udp_ad
 }
 
 /* The target index a datagram came from, or -1 if it is none of ours. */
-static int64_t target_index(const struct smp_discovery *d, const struct sockaddr_storage *from) {
+static int64_t target_index(const struct smp_transport_discovery *d, const struct sockaddr_storage *from) {
         uint32_t a;
         uint16_t port;
 
@@ -477,7 +442,7 @@ static int64_t target_index(const struct smp_discovery *d, const struct sockaddr
         return (int64_t) a * d->n_ports + (port - d->port_lo);
 }
 
-static int discovery_arm_timer(struct smp_discovery *d) {
+static int discovery_arm_timer(struct smp_transport_discovery *d) {
         uint64_t now;
         int r = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
         if (r < 0)
@@ -489,7 +454,7 @@ static int discovery_arm_timer(struct smp_discovery *d) {
 }
 
 /* Sends this round's probes; stops at EAGAIN and resumes on EPOLLOUT. */
-static int discovery_send(struct smp_discovery *d) {
+static int discovery_send(struct smp_transport_discovery *d) {
         while (d->next < d->n_targets) {
                 if (target_answered(d, d->next)) {
                         d->next++;
@@ -514,7 +479,7 @@ static int discovery_send(struct smp_discovery *d) {
         return discovery_arm_timer(d);
 }
 
-static bool probe_answer_valid(const struct smp_discovery *d, const uint8_t *pkt, size_t len) {
+static bool probe_answer_valid(const struct smp_transport_discovery *d, const uint8_t *pkt, size_t len) {
         struct smp_frame f;
         struct smp_cbor_item items[64];
         struct smp_cbor_doc doc;
@@ -529,7 +494,7 @@ static bool probe_answer_valid(const struct smp_discovery *d, const uint8_t *pkt
                               &doc) == 0;
 }
 
-static void discovery_report(struct smp_discovery *d, uint32_t i) {
+static void discovery_report(struct smp_transport_discovery *d, uint32_t i) {
         char host[INET6_ADDRSTRLEN], address[INET6_ADDRSTRLEN + 8], conn[INET6_ADDRSTRLEN + 12];
         struct udp_addr a;
 
@@ -545,7 +510,7 @@ static void discovery_report(struct smp_discovery *d, uint32_t i) {
         d->found(&(const struct smp_discovered) { .conn = conn, .address = address }, d->userdata);
 }
 
-static void discovery_receive(struct smp_discovery *d) {
+static void discovery_receive(struct smp_transport_discovery *d) {
         uint8_t buf[512]; /* answers to our probe are small; larger ones are not */
 
         for (int n_rx = 0; n_rx < UDP_RX_BATCH && !d->stopped && !d->finished; n_rx++) {
@@ -570,7 +535,7 @@ static void discovery_receive(struct smp_discovery *d) {
 }
 
 static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
 
         d->n_ref++;
         if (revents & (EPOLLIN | EPOLLERR))
@@ -582,7 +547,7 @@ static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *u
 }
 
 static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct smp_discovery *d = userdata;
+        struct smp_transport_discovery *d = userdata;
 
         d->n_ref++;
         if (++d->round >= DISCOVERY_ROUNDS)
@@ -597,9 +562,9 @@ static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata)
 }
 
 /* HOST:PORT[-PORT] or A.B.C.D-A.B.C.E:PORT[-PORT]. */
-static int parse_range(const char *args, struct smp_discovery *d) {
+static int parse_range(const char *args, struct smp_transport_discovery *d) {
         size_t len = strnlen(args, SMP_CONN_MAX + 1), host_len;
-        unsigned long lo, hi;
+        uint64_t lo, hi;
         int r;
 
         if (len > SMP_CONN_MAX)
@@ -613,11 +578,11 @@ static int parse_range(const char *args, struct smp_discovery *d) {
         size_t p_len = len - host_len - 1;
         const char *dash = memchr(p, '-', p_len);
         if (dash) {
-                if (parse_uint(p, (size_t) (dash - p), 65535, &lo) < 0 ||
-                    parse_uint(dash + 1, p_len - (size_t) (dash - p) - 1, 65535, &hi) < 0)
+                if (smp_parse_uint_n(p, (size_t) (dash - p), 1, 65535, &lo) < 0 ||
+                    smp_parse_uint_n(dash + 1, p_len - (size_t) (dash - p) - 1, 1, 65535, &hi) < 0)
                         return -EINVAL;
         } else {
-                if (parse_uint(p, p_len, 65535, &lo) < 0)
+                if (smp_parse_uint_n(p, p_len, 1, 65535, &lo) < 0)
                         return -EINVAL;
                 hi = lo;
         }
@@ -650,14 +615,14 @@ static int parse_range(const char *args, struct smp_discovery *d) {
         return 0;
 }
 
-static int udp_discover_start(sd_event *event, const char *args, smp_discovered_fn found,
-                              void *userdata, struct smp_discovery **ret) {
+static int udp_discover_start(struct smp_transport_instance *instance, sd_event *event, const char *args,
+                              smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret) {
         int r;
 
         if (!event || !args || !found || !ret)
                 return -EINVAL;
 
-        __attribute__((cleanup(freep))) struct smp_discovery *d = calloc(1, sizeof(*d));
+        _cleanup_free_ struct smp_transport_discovery *d = calloc(1, sizeof(*d));
         if (!d)
                 return -ENOMEM;
         d->fd = -1;
@@ -683,8 +648,7 @@ static int udp_discover_start(sd_event *event, const char *args, smp_discovered_
         if (r < 0)
                 return r;
 
-        __attribute__((cleanup(closep))) int fd =
-                socket(d->base.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket(d->base.family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
         d->event = sd_event_ref(event);
@@ -713,7 +677,7 @@ static int udp_discover_start(sd_event *event, const char *args, smp_discovered_
         return 0;
 }
 
-static void udp_discover_stop(struct smp_discovery *d) {
+static void udp_discover_stop(struct smp_transport_discovery *d) {
         if (!d || d->stopped)
                 return;
         d->stopped = true;
@@ -721,10 +685,27 @@ static void udp_discover_stop(struct smp_discovery *d) {
         discovery_unref(d);
 }
 
+static int udp_instance_new(const struct smp_host *host, struct smp_transport_instance **ret) {
+        struct smp_transport_instance *i = calloc(1, sizeof(*i));
+        if (!i)
+                return -ENOMEM;
+        i->host = host;
+        *ret = i;
+        return 0;
+}
+
+static void udp_instance_free(struct smp_transport_instance *i) {
+        free(i);
+}
+
 const struct smp_transport smpgw_transport_plugin = {
         .abi_version = SMP_TRANSPORT_ABI_VERSION,
+        .struct_size = sizeof(struct smp_transport),
         .name = "udp",
         .description = "raw SMP over UDP (Zephyr smp_udp)",
+        .conn_syntax = &udp_syntax,
+        .instance_new = udp_instance_new,
+        .instance_free = udp_instance_free,
         .open = udp_open,
         .close = udp_close,
         .send = udp_send,

@@ -82,7 +82,7 @@ def conns(sim, dev_udp=0, dev_coap=1, dev_serial=2):
     return {
         "udp": "udp:127.0.0.1:%d" % (sim.port + dev_udp),
         "coap": "coap:127.0.0.1:%d" % (sim.coap_port + dev_coap),
-        "serial": "serial:" + sim.serial_path(dev_serial),
+        "serial": "serial:" + sim.serial_device(dev_serial),
     }
 
 
@@ -344,7 +344,7 @@ class Faults(unittest.TestCase):
     def test_coap_and_serial_drop(self):
         with Sim("--fault", "drop-at=8000,800", *FAST, count=2, udp=False, coap=True, serial=True) as sim:
             path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 20000)
-            for conn in ("coap:127.0.0.1:%d" % sim.coap_port, "serial:" + sim.serial_path(1)):
+            for conn in ("coap:127.0.0.1:%d" % sim.coap_port, "serial:" + sim.serial_device(1)):
                 with self.subTest(conn=conn):
                     r = ctl("--conn", conn, "--json", "image", "upload", path)
                     self.assertEqual(r.rc, OK, r)
@@ -404,7 +404,7 @@ class Usage(unittest.TestCase):
         r = ctl("--conn", "nosuch:x", "--json", "echo", "x")
         self.assertEqual(r.rc, TRANSPORT, r)
         self.assertFalse(r.json()["ok"])
-        r = ctl("--conn", "serial:/nonexistent/tty", "echo", "x")
+        r = ctl("--conn", "serial:/dev/nonexistent-tty", "echo", "x")
         self.assertEqual(r.rc, TRANSPORT, r)
 
 

@@ -64,6 +64,11 @@ class Sim:
     def serial_path(self, dev=0):
         return os.path.join(self.serial_dir, "smpsim-%04d" % dev)
 
+    def serial_device(self, dev=0):
+        """The pty behind serial_path(): serial: connection strings name
+        devices under /dev/ (doc/connection-strings.md)."""
+        return os.path.realpath(self.serial_path(dev))
+
     def control(self, line):
         if self.ctl is None:
             self.ctl = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -16,6 +16,7 @@
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-img.h"
 #include "smpgw/smp-os.h"
+#include "smpgw/smp-parse.h"
 #include "smpgw/smp-stat.h"
 #include "util.h"
 
@@ -75,10 +76,8 @@ int cmd_parse(struct ctl_context *ctx, const struct cmd_spec *spec, int argc, ch
 }
 
 static int parse_u32_option(const char *name, const char *arg, uint32_t *ret) {
-        char *end;
-        errno = 0;
-        unsigned long v = arg && *arg != '-' ? strtoul(arg, &end, 10) : 0;
-        if (!arg || *arg == '-' || errno || *end || end == arg || v > UINT32_MAX) {
+        uint64_t v;
+        if (smp_parse_uint(arg, 0, UINT32_MAX, &v) < 0) {
                 ctl_log("%s wants a number, not '%s'", name, arg ?: "");
                 return -EINVAL;
         }

@@ -21,12 +21,15 @@
 #include <systemd/sd-event.h>
 
 #include "ctl-session.h"
-#include "smpgw/smp-transport.h"
+#include "smpgw/smp-discovery.h"
+#include "smpgw/smp-parse.h"
 #include "smpgwctl.h"
 #include "util.h"
 
 #define SCAN_SECONDS_DEFAULT 5u
 #define SCAN_SECONDS_MAX 3600u
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_context *, smp_context_unref);
 
 struct scan {
         const struct ctl_context *ctx;
@@ -110,10 +113,8 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
                         scan_help(stdout);
                         return CTL_EXIT_OK;
                 case ARG_SECONDS: {
-                        char *end;
-                        errno = 0;
-                        unsigned long v = strtoul(optarg, &end, 10);
-                        if (errno || end == optarg || *end || v < 1 || v > SCAN_SECONDS_MAX) {
+                        uint64_t v;
+                        if (smp_parse_uint(optarg, 1, SCAN_SECONDS_MAX, &v) < 0) {
                                 ctl_log("--seconds wants a number from 1 to %u, not '%s'", SCAN_SECONDS_MAX,
                                         optarg);
                                 return CTL_EXIT_USAGE;
@@ -141,12 +142,17 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
                 return CTL_EXIT_USAGE;
         }
 
+        _cleanup_(smp_context_unrefp) struct smp_context *smp = NULL;
+        _cleanup_free_ char *why = NULL;
         const struct smp_transport *t;
-        r = smp_transport_find(transport_name, &t);
+        r = ctl_smp_context_new(ctx, &smp);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = smp_context_find_transport(smp, transport_name, &t, &why);
         if (r < 0)
                 return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "no '%s' transport: %s", transport_name,
-                                r == -ENOENT ? "this build has no such plugin" : strerror(-r));
-        if (!t->discover_start || !t->discover_stop)
+                                why ? why : strerror(-r));
+        if (!t->discover_start)
                 return ctl_fail(ctx, CTL_EXIT_USAGE, NULL, "the '%s' transport cannot discover", transport_name);
 
         char args[64];
@@ -179,7 +185,7 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
                                           NULL, NULL);
 
         struct smp_discovery *d;
-        r = t->discover_start(event, args, on_found, &s, &d);
+        r = smp_discovery_start(smp, event, transport_name, args, on_found, &s, &d);
         if (r < 0) {
                 json_decref(s.devices);
                 return ctl_fail(ctx, ctl_exit_code_from_errno(r), NULL, "cannot scan with '%s': %s", transport_name,
@@ -188,7 +194,7 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
         if (!ctx->json)
                 printf("%-24s %-7s %5s %-6s %s\n", "CONN", "TYPE", "RSSI", "ADAPTER", "NAME");
         r = sd_event_loop(event);
-        t->discover_stop(d);
+        smp_discovery_free(d);
         (void) sd_event_run(event, 0);
         if (r < 0 || s.error < 0) {
                 json_decref(s.devices);

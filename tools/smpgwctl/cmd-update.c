@@ -15,6 +15,7 @@
 #include "cmd-device.h"
 #include "ctl-session.h"
 #include "smpgw/mcuboot-image.h"
+#include "smpgw/smp-parse.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
 
@@ -55,7 +56,6 @@ struct update_opts {
 
 static int update_option(int c, const char *arg, void *userdata) {
         struct update_opts *o = userdata;
-        char *end;
         switch (c) {
         case 'm': {
                 int m = smp_update_mode_from_string(arg);
@@ -71,9 +71,8 @@ static int update_option(int c, const char *arg, void *userdata) {
                 o->erase = true;
                 return 0;
         case 'T': {
-                errno = 0;
-                unsigned long v = strtoul(arg, &end, 10);
-                if (*arg == '-' || errno || *end || end == arg || v == 0 || v > 3600) {
+                uint64_t v;
+                if (smp_parse_uint(arg, 1, 3600, &v) < 0) {
                         ctl_log("--swap-timeout wants seconds from 1 to 3600, not '%s'", arg);
                         return -EINVAL;
                 }

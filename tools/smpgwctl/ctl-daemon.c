@@ -21,6 +21,7 @@
 
 #include "ctl-daemon.h"
 #include "ctl-session.h"
+#include "smpgw/smp-parse.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
 
@@ -54,12 +55,8 @@ void daemon_cmd_help(FILE *f, const struct daemon_cmd *cmd) {
 }
 
 int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *ret) {
-        char *end;
-        if (!arg || *arg < '0' || *arg > '9')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (errno || *end || v < min || v > max)
+        uint64_t v;
+        if (smp_parse_uint(arg, min, max, &v) < 0)
                 return -EINVAL;
         *ret = (uint32_t) v;
         return 0;

@@ -3,6 +3,7 @@
  * Shared pieces of the device commands: global options, the session
  * runner, failure reporting, JSON helpers and the progress bar.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -16,26 +17,14 @@
 #include <unistd.h>
 
 #include "ctl-session.h"
-#include "smpgw/smp-transport.h"
+#include "smpgw/smp-context.h"
+#include "smpgw/smp-parse.h"
 #include "util.h"
 
 /* ---- global options ---- */
 
-static int parse_uint(const char *arg, unsigned long long min, unsigned long long max,
-                      unsigned long long *ret) {
-        char *end;
-        if (!arg || !*arg || *arg == '-' || *arg == '+')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (errno != 0 || *end != '\0' || v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
-        unsigned long long v;
+        uint64_t v;
 
         switch (c) {
         case 'c':
@@ -48,7 +37,7 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 ctx->verbose++;
                 return 1;
         case CTL_ARG_WINDOW:
-                if (parse_uint(arg, 1, SMP_UPLOAD_WINDOW_MAX, &v) < 0) {
+                if (smp_parse_uint(arg, 1, SMP_UPLOAD_WINDOW_MAX, &v) < 0) {
                         ctl_log("--window wants a number of chunks from 1 to %u, not '%s'",
                                 SMP_UPLOAD_WINDOW_MAX, arg);
                         return -1;
@@ -56,14 +45,14 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 ctx->window = (unsigned) v;
                 return 1;
         case CTL_ARG_CHUNK:
-                if (parse_uint(arg, 1, 65535, &v) < 0) {
+                if (smp_parse_uint(arg, 1, 65535, &v) < 0) {
                         ctl_log("--chunk wants a number of bytes from 1 to 65535, not '%s'", arg);
                         return -1;
                 }
                 ctx->chunk = (size_t) v;
                 return 1;
         case CTL_ARG_TIMEOUT:
-                if (parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
+                if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
                         ctl_log("--timeout wants milliseconds from 1 to %u, not '%s'",
                                 SMP_SESSION_TIMEOUT_MAX_USEC / 1000, arg);
                         return -1;
@@ -84,7 +73,7 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
 void ctl_global_options_help(FILE *f) {
         fprintf(f,
                 "Device options (before or after the command):\n"
-                "  -c, --conn URI        the device: udp:HOST:PORT[,mtu=N], coap:HOST:PORT,\n"
+                "  -c, --conn URI        the device: udp:HOST:PORT[,mtu=N], coap:HOST[:PORT],\n"
                 "                        serial:/dev/PATH[,baud=N], ble:ADDR (IPv6: udp:[::1]:1337)\n"
                 "  -j, --json            print one JSON object on stdout\n"
                 "      --timeout MS      time to wait for each answer (default 2000; upload\n"
@@ -282,10 +271,51 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* $SMPGW_DEBUG: "1" or "all", or transport names ("ble,coap"): their
+ * debug lines on stderr. */
+static bool debug_wanted(const char *source) {
+        const char *e = secure_getenv("SMPGW_DEBUG");
+        if (!e || !*e)
+                return false;
+        if (streq(e, "1") || streq(e, "all"))
+                return true;
+        size_t n = strlen(source);
+        for (const char *p = strstr(e, source); p; p = strstr(p + 1, source))
+                if ((p == e || !isalnum((unsigned char) p[-1])) && !isalnum((unsigned char) p[n]))
+                        return true;
+        return false;
+}
+
+static void on_lib_log(int level, const char *source, const char *message, void *userdata) {
+        if (level >= SMP_LOG_DEBUG && !debug_wanted(source))
+                return;
+        fprintf(stderr, "smpgwctl: %s: %s\n", source, message);
+}
+
+int ctl_smp_context_new(const struct ctl_context *ctx, struct smp_context **ret) {
+        struct smp_context *smp;
+        const char *path = secure_getenv("SMPGW_PLUGIN_DIR");
+        int r;
+
+        r = smp_context_new(&smp);
+        if (r < 0)
+                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "cannot set up libsmpgw: %s", strerror(-r));
+        if (path && *path) {
+                r = smp_context_set_plugin_path(smp, path);
+                if (r < 0) {
+                        smp_context_unref(smp);
+                        ctl_log("$SMPGW_PLUGIN_DIR must be absolute directories separated by ':', not '%s'", path);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        smp_context_set_log(smp, secure_getenv("SMPGW_DEBUG") ? SMP_LOG_DEBUG : SMP_LOG_WARNING, on_lib_log, NULL);
+        *ret = smp;
+        return CTL_EXIT_OK;
+}
+
 int ctl_device_open(const struct ctl_context *ctx, struct ctl_device *ret) {
-        const struct smp_transport *t;
-        const char *address;
-        char scheme[32];
+        _cleanup_free_ char *why = NULL;
+        struct smp_conn *conn = NULL;
         int r;
 
         *ret = (struct ctl_device) { .ctx = ctx };
@@ -294,35 +324,37 @@ int ctl_device_open(const struct ctl_context *ctx, struct ctl_device *ret) {
                         ctx->command);
                 return CTL_EXIT_USAGE;
         }
-        r = smp_conn_split(ctx->conn, scheme, sizeof(scheme), &address);
-        if (r < 0) {
-                ctl_log("'%s' is not a connection string (SCHEME:ADDRESS, e.g. udp:192.0.2.1:1337)",
-                        ctx->conn);
+        r = ctl_smp_context_new(ctx, &ret->smp);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = smp_context_parse_conn(ret->smp, ctx->conn, &conn, &why);
+        if (r == -EINVAL) {
+                ctl_device_close(ret);
+                ctl_log("bad connection string: %s", why ? why : "not valid");
                 return CTL_EXIT_USAGE;
         }
-        r = smp_transport_find(scheme, &t);
-        if (r == -ENOENT)
-                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL,
-                                "no transport plugin for '%s:' (smpgw-transport-%s.so in $SMPGW_PLUGIN_DIR "
-                                "or the installed plugin directory)", scheme, scheme);
-        if (r < 0)
-                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL, "cannot load the '%s' transport: %s", scheme,
-                                r == -EPROTO ? "plugin built for another ABI version" : strerror(-r));
+        if (r < 0) {
+                ctl_device_close(ret);
+                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL, "%s", why ? why : strerror(-r));
+        }
 
         r = sd_event_new(&ret->event);
-        if (r < 0)
+        if (r < 0) {
+                smp_conn_unref(conn);
+                ctl_device_close(ret);
                 return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "cannot create an event loop: %s", strerror(-r));
+        }
         /* SIGINT/SIGTERM stop the wait, so commands can clean up (an
          * upload leaves the device's state for a resume). */
         if (sd_event_add_signal(ret->event, &ret->sigint, SIGINT | SD_EVENT_SIGNAL_PROCMASK, on_signal, ret) < 0 ||
             sd_event_add_signal(ret->event, &ret->sigterm, SIGTERM | SD_EVENT_SIGNAL_PROCMASK, on_signal, ret) < 0)
                 ctl_debug(ctx, "cannot watch SIGINT/SIGTERM, ignoring");
 
-        r = smp_session_open_transport(ret->event, t, address, &ret->session);
+        r = smp_session_open_conn(ret->event, conn, &ret->session);
+        smp_conn_unref(conn);
         if (r < 0) {
                 ctl_device_close(ret);
-                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL, "cannot open '%s': %s", ctx->conn,
-                                r == -EINVAL ? "bad address" : strerror(-r));
+                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL, "cannot open '%s': %s", ctx->conn, strerror(-r));
         }
         if (ctx->timeout_usec)
                 smp_session_set_timeout(ret->session, ctx->timeout_usec);
@@ -337,6 +369,8 @@ void ctl_device_close(struct ctl_device *d) {
         d->sigint = sd_event_source_disable_unref(d->sigint);
         d->sigterm = sd_event_source_disable_unref(d->sigterm);
         d->event = sd_event_unref(d->event);
+        /* Last: the session's transport state lives in it. */
+        d->smp = smp_context_unref(d->smp);
 }
 
 int ctl_device_wait(struct ctl_device *d, const bool *done) {

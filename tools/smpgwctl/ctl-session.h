@@ -14,6 +14,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "smpgw/smp-context.h"
 #include "smpgw/smp-error.h"
 #include "smpgw/smp-frame.h"
 #include "smpgw/smp-session.h"
@@ -85,14 +86,23 @@ int ctl_json_print_result(const struct ctl_context *ctx, json_t *obj, int exit_c
 
 struct ctl_device {
         const struct ctl_context *ctx;
+        struct smp_context *smp;   /* plugins and their state */
         sd_event *event;
         struct smp_session *session;
         sd_event_source *sigint, *sigterm;
         int signal;                /* the signal that interrupted us, or 0 */
 };
 
+/* A libsmpgw context with $SMPGW_PLUGIN_DIR (when set) as its plugin
+ * path, and lib's messages on stderr: warnings, and the debug lines of
+ * the transports $SMPGW_DEBUG names ("ble,coap", or "1"/"all").  Returns
+ * CTL_EXIT_OK, or an exit code after reporting why. */
+int ctl_smp_context_new(const struct ctl_context *ctx, struct smp_context **ret);
+
 /* Opens the event loop and a session to ctx->conn with the options
- * applied.  Returns CTL_EXIT_OK, or an exit code after reporting why. */
+ * applied.  A connection string libsmpgw refuses is a usage error (exit
+ * 2, with its sentence); a missing or broken plugin a transport error.
+ * Returns CTL_EXIT_OK, or an exit code after reporting why. */
 int ctl_device_open(const struct ctl_context *ctx, struct ctl_device *ret);
 void ctl_device_close(struct ctl_device *d);
 

@@ -11,6 +11,7 @@
 
 #include "sim-ble.h"
 #include "sim-control.h"
+#include "smpgw/smp-parse.h"
 #include "util.h"
 
 #define CONTROL_LINE_MAX 4096
@@ -24,15 +25,7 @@ struct control_conn {
 };
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *ret) {
-        char *end;
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || *end || v > max)
-                return -EINVAL;
-        *ret = v;
-        return 0;
+        return smp_parse_uint(s, 0, max, ret) < 0 ? -EINVAL : 0;
 }
 
 int sim_device_set(struct sim_device *d, const char *key, const char *value, const char **ret_error) {

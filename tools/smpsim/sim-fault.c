@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "sim-fault.h"
+#include "smpgw/smp-parse.h"
 #include "util.h"
 
 void sim_faults_init(struct sim_faults *f) {
@@ -19,15 +20,7 @@ void sim_faults_init(struct sim_faults *f) {
 }
 
 static int parse_u64(const char *s, const char *end, uint64_t *ret) {
-        if (s == end || *s == '-' || *s == '+')
-                return -EINVAL;
-        char *e;
-        errno = 0;
-        unsigned long long v = strtoull(s, &e, 10);
-        if (errno != 0 || e != end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
+        return smp_parse_uint_n(s, (size_t) (end - s), 0, UINT64_MAX, ret) < 0 ? -EINVAL : 0;
 }
 
 static int parse_prob(const char *s, double *ret) {

@@ -25,6 +25,7 @@
 #include "sim-serial.h"
 #include "sim-udp.h"
 #include "sim.h"
+#include "smpgw/smp-parse.h"
 #include "util.h"
 
 /* Largest image file --image takes: well above any MCU slot. */
@@ -173,12 +174,8 @@ static void help(void) {
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
-        char *end;
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        if (errno || *end || v < min || v > max)
+        uint64_t v;
+        if (smp_parse_uint(s, min, max, &v) < 0)
                 return -EINVAL;
         *ret = (uint32_t) v;
         return 0;

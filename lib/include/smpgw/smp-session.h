@@ -19,6 +19,8 @@
 
 #include <systemd/sd-event.h>
 
+#include <smpgw/smp-conn.h>
+#include <smpgw/smp-context.h>
 #include <smpgw/smp-frame.h>
 #include <smpgw/smp-transport.h>
 
@@ -70,12 +72,15 @@ struct smp_session_stats {
         uint64_t rttvar_usec;       /* its mean deviation (RFC 6298) */
 };
 
-/* Opens a session to conn ("udp:127.0.0.1:1337", ...).  The transport is
- * found by the scheme (smp_transport_find()). */
-int smp_session_open(sd_event *event, const char *conn, struct smp_session **ret);
-/* The same with a transport the caller already has. */
-int smp_session_open_transport(sd_event *event, const struct smp_transport *transport,
-                               const char *address, struct smp_session **ret);
+/* Opens a session to conn ("udp:127.0.0.1:1337", ...) with the transport
+ * of its scheme in ctx.  -EINVAL: not a valid connection string; -ENOENT,
+ * -EPROTO: no usable transport.  To tell people why, parse first with
+ * smp_context_parse_conn(), which says so in a sentence, and open the
+ * result with smp_session_open_conn(). */
+int smp_session_open(struct smp_context *ctx, sd_event *event, const char *conn, struct smp_session **ret);
+/* The same with a parsed connection string; the session takes a
+ * reference on conn (and so on its context). */
+int smp_session_open_conn(sd_event *event, struct smp_conn *conn, struct smp_session **ret);
 /* Frees the session.  Requests in flight are dropped without their
  * callbacks being called. */
 struct smp_session *smp_session_free(struct smp_session *s);
@@ -98,6 +103,7 @@ uint8_t smp_session_get_version(const struct smp_session *s);
 int smp_session_get_link_info(struct smp_session *s, struct smp_link_info *ret);
 void smp_session_get_stats(const struct smp_session *s, struct smp_session_stats *ret);
 unsigned smp_session_in_flight(const struct smp_session *s);
+/* The canonical connection string (smp-conn.h). */
 const char *smp_session_get_conn(const struct smp_session *s);
 sd_event *smp_session_get_event(const struct smp_session *s);
 

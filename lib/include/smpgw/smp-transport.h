@@ -1,43 +1,91 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The transport plugin interface.
+ * The transport plugin interface, ABI version 2.
  *
  * A transport moves SMP frames between the gateway and a device.  It is
- * named by the scheme of a connection string:
+ * named by the scheme of a connection string (smp-conn.h, doc/connection-strings.md):
  *
- *   udp:HOST:PORT             raw SMP over UDP (Zephyr smp_udp.c)
- *   coap:HOST:PORT            SMP over CoAP, newtmgr's OIC variant
- *   serial:/dev/PATH[,baud=N] SMP console framing over a tty
- *   ble:ADDR[,adapter=hciN]   SMP GATT service through BlueZ
+ *   udp:HOST:PORT[,mtu=N]            raw SMP over UDP (Zephyr smp_udp.c)
+ *   coap:HOST[:PORT][,mtu=N]         SMP over CoAP, newtmgr's OIC variant
+ *   serial:/dev/PATH[,baud=N]        SMP console framing over a tty
+ *   ble:AA:BB:CC:DD:EE:FF[,adapter=hciN,...]   SMP GATT service through BlueZ
  *
- * (IPv6 hosts go in brackets: udp:[::1]:1337.)  Each transport lives in
- * plugins/<name>/ and is built as a shared module exporting one symbol,
- * `smpgw_transport_plugin`, of type struct smp_transport.  Like SQLite's
- * sqlite3_vfs the struct starts with a version, so fields can be added at
- * the end without breaking plugins built against an older header.
+ * Each transport lives in plugins/<name>/ and is built as a shared module
+ * exporting one symbol, `smpgw_transport_plugin`, of type struct
+ * smp_transport (or is compiled into the program and handed to
+ * smp_context_add_transport()).  Like SQLite's sqlite3_vfs the descriptor
+ * starts with a version and its own size: abi_version changes when the
+ * interface changes incompatibly, and fields added later go at the end,
+ * read by the host only when struct_size says the plugin has them.  A
+ * plugin of another abi_version, or one whose descriptor is smaller than
+ * version 2's, is refused (with a sentence saying so).
+ *
+ * The host (libsmpgw's context, smp-context.h) creates one instance of a
+ * transport per context and hands it a struct smp_host: its logging, so
+ * plugins need no environment variables and never write to stderr.  All
+ * of a plugin's state lives in its instance, links and discoveries: no
+ * global variables.
+ *
+ * Connection strings are parsed and validated by libsmpgw against the
+ * transport's declared syntax (conn_syntax) before open() is called: a
+ * plugin never sees a string that does not fit its grammar.
  *
  * Everything runs on the caller's sd-event loop: plugins never block and
  * never start threads.  Errors are negative errno.
  */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
 
+#include <smpgw/smp-conn.h>
+#include <smpgw/smp-parse.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define SMP_TRANSPORT_ABI_VERSION 1u
+#define SMP_TRANSPORT_ABI_VERSION 2u
 #define SMP_TRANSPORT_SYMBOL "smpgw_transport_plugin"
-/* Connection strings longer than this are refused. */
-#define SMP_CONN_MAX 256u
 
-struct smp_link;       /* a plugin's open link */
-struct smp_discovery;  /* a plugin's running discovery */
+/* Log levels: the syslog priorities (LOG_ERR ... LOG_DEBUG). */
+#define SMP_LOG_ERR 3
+#define SMP_LOG_WARNING 4
+#define SMP_LOG_NOTICE 5
+#define SMP_LOG_INFO 6
+#define SMP_LOG_DEBUG 7
+
+struct smp_link;                  /* a plugin's open link */
+struct smp_transport_discovery;   /* a plugin's running discovery */
+struct smp_transport_instance;    /* a plugin's state in one context */
+
+/* What the host lends a transport instance; valid until instance_free().
+ * Fields may be added at the end: check struct_size before using one
+ * that came later than the plugin's header. */
+struct smp_host {
+        uint32_t abi_version;      /* SMP_TRANSPORT_ABI_VERSION */
+        uint32_t struct_size;      /* sizeof(struct smp_host) of the host */
+        /* Logs one message (no trailing newline needed) at an SMP_LOG_*
+         * level; the host adds the transport's name.  Never NULL. */
+        void (*logv)(const struct smp_host *host, int level, const char *fmt, va_list ap);
+        /* Whether a message at level would go anywhere, to skip costly
+         * formatting.  Never NULL. */
+        bool (*log_enabled)(const struct smp_host *host, int level);
+};
+
+__attribute__((format(printf, 3, 4))) static inline void smp_host_log(const struct smp_host *host, int level,
+                                                                       const char *fmt, ...) {
+        va_list ap;
+        if (!host->log_enabled(host, level))
+                return;
+        va_start(ap, fmt);
+        host->logv(host, level, fmt, ap);
+        va_end(ap);
+}
 
 struct smp_link_callbacks {
         /* Received bytes.  Packet transports (udp, coap, and serial,
@@ -99,14 +147,24 @@ typedef void (*smp_discovered_fn)(const struct smp_discovered *found, void *user
 
 struct smp_transport {
         uint32_t abi_version;        /* SMP_TRANSPORT_ABI_VERSION */
-        const char *name;            /* the connection string scheme */
+        uint32_t struct_size;        /* sizeof(struct smp_transport) */
+        const char *name;            /* the connection string scheme: [a-z0-9]+ */
         const char *description;
+        /* The address and options open() takes; libsmpgw parses and
+         * checks connection strings against it.  Never NULL. */
+        const struct smp_conn_syntax *conn_syntax;
 
-        /* Opens a link.  address is the connection string after
-         * "<name>:".  The link may report closed() at any time after this
-         * returns; it reports nothing before. */
-        int (*open)(sd_event *event, const char *address, const struct smp_link_callbacks *cb,
-                    void *userdata, struct smp_link **ret);
+        /* The transport's state for one context.  host is borrowed and
+         * outlives the instance.  Every link and discovery of an instance
+         * is closed before instance_free() is called. */
+        int (*instance_new)(const struct smp_host *host, struct smp_transport_instance **ret);
+        void (*instance_free)(struct smp_transport_instance *instance);
+
+        /* Opens a link to conn (borrowed; a link keeps what it needs).
+         * The link may report closed() at any time after this returns; it
+         * reports nothing before. */
+        int (*open)(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
+                    const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret);
         /* Closes and frees; safe from within callbacks of the same link. */
         void (*close)(struct smp_link *link);
         /* Sends one SMP frame (or several concatenated, for datagram
@@ -116,37 +174,17 @@ struct smp_transport {
         void (*get_info)(struct smp_link *link, struct smp_link_info *ret);
         void (*get_stats)(struct smp_link *link, struct smp_link_stats *ret);
 
-        /* Discovery, optional (NULL when the transport cannot discover).
-         * args is transport-specific (e.g. an address range to probe). */
-        int (*discover_start)(sd_event *event, const char *args, smp_discovered_fn found,
-                              void *userdata, struct smp_discovery **ret);
-        void (*discover_stop)(struct smp_discovery *discovery);
+        /* Discovery, optional (both NULL when the transport cannot
+         * discover).  args is transport-specific (e.g. an address range to
+         * probe); -EINVAL when it is not understood. */
+        int (*discover_start)(struct smp_transport_instance *instance, sd_event *event, const char *args,
+                              smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret);
+        void (*discover_stop)(struct smp_transport_discovery *discovery);
 };
 
-/* ---- loading plugins by name (lib/smp-plugin.c) ---- */
-
-/* Splits "udp:127.0.0.1:1337" into the scheme ("udp", copied into scheme)
- * and a pointer to the address part within conn.  -EINVAL when there is
- * no scheme or it is not [a-z0-9]+, -ENAMETOOLONG past SMP_CONN_MAX. */
-int smp_conn_split(const char *conn, char *scheme, size_t scheme_size, const char **ret_address);
-
-/* Finds the transport for a scheme: dlopen()s
- * <plugin dir>/smpgw-transport-<scheme>.so once and checks its ABI
- * version.  The plugin directory is $SMPGW_PLUGIN_DIR when set, else the
- * one compiled in.  -ENOENT: no such plugin (a build without its
- * dependency); -EPROTO: wrong ABI version or symbol missing. */
-int smp_transport_find(const char *scheme, const struct smp_transport **ret);
-
-/* Registers a transport compiled into the program (tests, or a static
- * build); found before plugins on disk. */
-int smp_transport_register(const struct smp_transport *transport);
-
-/* Lists the transports registered in-process and the plugins present in
- * the plugin directories (names, sorted, each once; a listed plugin may
- * still fail to load); returns the count or a negative errno.  *ret is
- * a NULL-terminated array to free with smp_strv_free(). */
-int smp_transport_list(char ***ret);
-void smp_strv_free(char **strv);
+/* The size of a version 2 descriptor: a plugin's struct_size must be at
+ * least this. */
+#define SMP_TRANSPORT_SIZE_V2 (offsetof(struct smp_transport, discover_stop) + sizeof(void (*)(void)))
 
 #ifdef __cplusplus
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* libsmpgw: everything public, in one include. */
+/* libsmpgw: everything public, in one include.  Build with
+ * `pkg-config --cflags --libs libsmpgw`. */
 #pragma once
 
 #include <smpgw/smp-frame.h>
@@ -9,4 +10,13 @@
 #include <smpgw/smp-os.h>
 #include <smpgw/smp-img.h>
 #include <smpgw/smp-stat.h>
+#include <smpgw/smp-omp.h>
 #include <smpgw/mcuboot-image.h>
+#include <smpgw/smp-parse.h>
+#include <smpgw/smp-conn.h>
+#include <smpgw/smp-transport.h>
+#include <smpgw/smp-context.h>
+#include <smpgw/smp-discovery.h>
+#include <smpgw/smp-session.h>
+#include <smpgw/smp-upload.h>
+#include <smpgw/smp-update.h>
