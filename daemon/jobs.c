@@ -212,6 +212,8 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
 
         j->update = NULL;   /* frees itself after this call */
         if (d) {
+                if (r->upload.path_mtu)
+                        d->path_mtu = r->upload.path_mtu;
                 if (r->after.n_slots > 0) {
                         d->slots = r->after;
                         d->slots_dirty = true;
@@ -345,6 +347,7 @@ static int job_start(struct job *j, struct device *d) {
                 .len = len,
                 .mode = j->mode,
                 .swap_timeout_usec = m->config->job_swap_timeout_usec,
+                .path_mtu = d->path_mtu,
                 .upload_progress = on_upload_progress,
                 .step = on_update_step,
                 .done = on_update_done,
