@@ -91,7 +91,7 @@ int rest_reply_text(struct rest_request *req, unsigned status, const char *conte
 
 static char *json_dumps_line(json_t *body) {
         /* A trailing newline keeps curl output and shell pipelines tidy. */
-        char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(body, REST_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
         size_t len;
         char *line;
 
