@@ -243,7 +243,21 @@ int image_store_load_keys(struct manager *m) {
         }
         for (; n_keys < m->config->n_image_keys; n_keys++) {
                 const char *path = m->config->image_keys[n_keys];
-                r = mcuboot_key_load_file(path, &keys[n_keys]);
+                _cleanup_free_ char *data = NULL;
+                size_t size = 0;
+                /* Bounded, and never blocking on a FIFO: the same read as
+                 * every file the configuration names. */
+                r = config_read_file(path, CONFIG_KEY_FILE_MAX, &data, &size);
+                if (r == -EFBIG) {
+                        log_error_errno(r, "Cannot load image signing key %s: larger than %u bytes", path,
+                                        CONFIG_KEY_FILE_MAX);
+                        break;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "Cannot load image signing key %s: %s", path, config_read_error(r));
+                        break;
+                }
+                r = mcuboot_key_load_mem(data, size, path, &keys[n_keys]);
                 if (r < 0) {
                         log_error_errno(r, "Cannot load image signing key %s: %m", path);
                         break;
