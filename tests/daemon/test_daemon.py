@@ -146,6 +146,7 @@ class Discovery(unittest.TestCase):
                 active = [s for s in slots if s["active"]]
                 self.assertEqual(active[0]["hash"], digest)
                 self.assertTrue(active[0]["confirmed"])
+            self.assertEqual(d.terminate(), 0)   # the file is smpgwd's alone while it runs
             self.assertEqual(integrity(d.db_path), "ok")
 
     def test_absent_and_back(self):
@@ -259,11 +260,11 @@ class Jobs(unittest.TestCase):
                 self.assertEqual(doc["state"], "cancelled")
                 status, doc = d.api("POST", "/api/v1/jobs/%d/cancel" % jid)
                 self.assertEqual(status, 409, doc)
-                # History rows were written for the jobs.
+                # History rows were written for the jobs (read once smpgwd
+                # stopped: while it runs, it has the file to itself).
+                self.assertEqual(d.terminate(), 0)
                 rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?", (jid,))
-                d.wait_for(lambda: sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?",
-                                       (jid,))[0][0] >= 2, timeout=10, what="history rows")
-                del rows
+                self.assertGreaterEqual(rows[0][0], 2)
 
 
 class Crashes(unittest.TestCase):
@@ -305,6 +306,7 @@ class Crashes(unittest.TestCase):
                     self.assertLess(st["stats"]["upload_bytes"], len(data) + offsets[i] * 0.5,
                                     "device %d got %d bytes for a %d-byte image (offset at kill %d)"
                                     % (i, st["stats"]["upload_bytes"], len(data), offsets[i]))
+                self.assertEqual(d.terminate(), 0)
                 self.assertEqual(integrity(d.db_path), "ok")
 
     def test_repeated_kill9_does_not_count_attempts(self):
@@ -324,9 +326,9 @@ class Crashes(unittest.TestCase):
                     d.wait_for(lambda: job(d, jid)["bytes_sent"] > len(data) * fraction, timeout=120,
                                what="upload %d%% through" % (fraction * 100))
                     time.sleep(1.2)   # one flush interval: the attempt is on record
+                    d.kill9()
                     self.assertEqual(sql(d.db_path, "SELECT state, attempts FROM jobs WHERE id = ?", (jid,)),
                                      [("running", 1)])
-                    d.kill9()
                     d.start()
                     d.wait_for(lambda: job(d, jid)["state"] == "running", timeout=30, what="job resumed")
                 [j] = wait_jobs(d, [jid], timeout=240)
@@ -334,6 +336,7 @@ class Crashes(unittest.TestCase):
                 self.assertEqual(j["max_attempts"], 3)
                 self.assertEqual(j["attempts"], 1, j)
                 self.assertNotIn("Attempt 2 of", d.read_log())
+                self.assertEqual(d.terminate(), 0)
                 rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ? AND type = 'job-interrupted'",
                            (jid,))
                 self.assertEqual(rows[0][0], 3)
