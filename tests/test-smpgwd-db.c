@@ -1481,10 +1481,293 @@ static void test_crash_consistency(void) {
         tmpdir_free(dir);
 }
 
+/* ---- storage faults: a VFS around the real one ---- */
+
+/* Every write, sync and truncate SQLite does goes through here; the
+ * countdown picks the one that fails, and "persistent" keeps the disk
+ * failing after it (a full disk stays full, a dying card stays dead)
+ * until the test says otherwise.  Test-only state, one test at a time. */
+static struct {
+        sqlite3_vfs vfs;
+        sqlite3_vfs *real;
+        unsigned countdown;    /* 0: no fault armed */
+        bool persistent, failing;
+        int rc;                /* SQLITE_FULL or SQLITE_IOERR */
+        unsigned fired;
+} fault;
+
+struct fault_file {
+        sqlite3_file base;
+        sqlite3_file *real;    /* follows this struct in the same allocation */
+};
+
+static bool fault_now(void) {
+        if (fault.failing)
+                return true;
+        if (fault.countdown == 0 || --fault.countdown > 0)
+                return false;
+        fault.fired++;
+        fault.failing = fault.persistent;
+        return true;
+}
+
+static int fault_rc(int ioerr) {
+        return fault.rc == SQLITE_FULL ? SQLITE_FULL : ioerr;
+}
+
+#define FF(f) (((struct fault_file *) (f))->real)
+
+static int ff_close(sqlite3_file *f) {
+        int rc = FF(f)->pMethods ? FF(f)->pMethods->xClose(FF(f)) : SQLITE_OK;
+        return rc;
+}
+static int ff_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off) {
+        return FF(f)->pMethods->xRead(FF(f), p, n, off);
+}
+static int ff_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
+        if (fault_now())
+                return fault_rc(SQLITE_IOERR_WRITE);
+        return FF(f)->pMethods->xWrite(FF(f), p, n, off);
+}
+static int ff_truncate(sqlite3_file *f, sqlite3_int64 size) {
+        if (fault_now())
+                return fault_rc(SQLITE_IOERR_TRUNCATE);
+        return FF(f)->pMethods->xTruncate(FF(f), size);
+}
+static int ff_sync(sqlite3_file *f, int flags) {
+        if (fault_now())
+                return SQLITE_IOERR_FSYNC;
+        return FF(f)->pMethods->xSync(FF(f), flags);
+}
+static int ff_file_size(sqlite3_file *f, sqlite3_int64 *size) {
+        return FF(f)->pMethods->xFileSize(FF(f), size);
+}
+static int ff_lock(sqlite3_file *f, int l) {
+        return FF(f)->pMethods->xLock(FF(f), l);
+}
+static int ff_unlock(sqlite3_file *f, int l) {
+        return FF(f)->pMethods->xUnlock(FF(f), l);
+}
+static int ff_check_reserved(sqlite3_file *f, int *out) {
+        return FF(f)->pMethods->xCheckReservedLock(FF(f), out);
+}
+static int ff_file_control(sqlite3_file *f, int op, void *arg) {
+        return FF(f)->pMethods->xFileControl(FF(f), op, arg);
+}
+static int ff_sector_size(sqlite3_file *f) {
+        return FF(f)->pMethods->xSectorSize(FF(f));
+}
+static int ff_device_characteristics(sqlite3_file *f) {
+        return FF(f)->pMethods->xDeviceCharacteristics(FF(f));
+}
+static int ff_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **p) {
+        return FF(f)->pMethods->xShmMap(FF(f), pg, pgsz, extend, p);
+}
+static int ff_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
+        return FF(f)->pMethods->xShmLock(FF(f), offset, n, flags);
+}
+static void ff_shm_barrier(sqlite3_file *f) {
+        FF(f)->pMethods->xShmBarrier(FF(f));
+}
+static int ff_shm_unmap(sqlite3_file *f, int del) {
+        return FF(f)->pMethods->xShmUnmap(FF(f), del);
+}
+static int ff_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p) {
+        return FF(f)->pMethods->xFetch(FF(f), off, n, p);
+}
+static int ff_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p) {
+        return FF(f)->pMethods->xUnfetch(FF(f), off, p);
+}
+
+static const sqlite3_io_methods fault_io = {
+        .iVersion = 3,
+        .xClose = ff_close, .xRead = ff_read, .xWrite = ff_write, .xTruncate = ff_truncate,
+        .xSync = ff_sync, .xFileSize = ff_file_size, .xLock = ff_lock, .xUnlock = ff_unlock,
+        .xCheckReservedLock = ff_check_reserved, .xFileControl = ff_file_control,
+        .xSectorSize = ff_sector_size, .xDeviceCharacteristics = ff_device_characteristics,
+        .xShmMap = ff_shm_map, .xShmLock = ff_shm_lock, .xShmBarrier = ff_shm_barrier,
+        .xShmUnmap = ff_shm_unmap, .xFetch = ff_fetch, .xUnfetch = ff_unfetch,
+};
+
+static int fault_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags) {
+        struct fault_file *ff = (struct fault_file *) f;
+        ff->real = (sqlite3_file *) (ff + 1);
+        int rc = fault.real->xOpen(fault.real, name, ff->real, flags, out_flags);
+        /* The real file's methods decide whether there is anything to
+         * close; ours only forward. */
+        ff->base.pMethods = ff->real->pMethods ? &fault_io : NULL;
+        return rc;
+}
+static int fault_delete(sqlite3_vfs *vfs, const char *name, int sync) {
+        return fault.real->xDelete(fault.real, name, sync);
+}
+static int fault_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
+        return fault.real->xAccess(fault.real, name, flags, out);
+}
+static int fault_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out) {
+        return fault.real->xFullPathname(fault.real, name, n, out);
+}
+static int fault_randomness(sqlite3_vfs *vfs, int n, char *out) {
+        return fault.real->xRandomness(fault.real, n, out);
+}
+static int fault_sleep(sqlite3_vfs *vfs, int usec) {
+        return fault.real->xSleep(fault.real, usec);
+}
+static int fault_current_time(sqlite3_vfs *vfs, double *out) {
+        return fault.real->xCurrentTime(fault.real, out);
+}
+static int fault_get_last_error(sqlite3_vfs *vfs, int n, char *out) {
+        return fault.real->xGetLastError(fault.real, n, out);
+}
+static int fault_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
+        return fault.real->xCurrentTimeInt64(fault.real, out);
+}
+
+/* Makes the fault VFS the default, so db_open() uses it unchanged. */
+static void fault_vfs_register(void) {
+        fault.real = sqlite3_vfs_find("unix");
+        ASSERT_TRUE(fault.real);
+        fault.vfs = (sqlite3_vfs) {
+                .iVersion = 2,
+                .szOsFile = (int) sizeof(struct fault_file) + fault.real->szOsFile,
+                .mxPathname = fault.real->mxPathname,
+                .zName = "smpgw-test-faults",
+                .xOpen = fault_open, .xDelete = fault_delete, .xAccess = fault_access,
+                .xFullPathname = fault_full_pathname, .xDlOpen = NULL, .xDlError = NULL, .xDlSym = NULL,
+                .xDlClose = NULL, .xRandomness = fault_randomness, .xSleep = fault_sleep,
+                .xCurrentTime = fault_current_time, .xGetLastError = fault_get_last_error,
+                .xCurrentTimeInt64 = fault_current_time_int64,
+        };
+        ASSERT_EQ(sqlite3_vfs_register(&fault.vfs, 1), SQLITE_OK);
+}
+
+static void fault_vfs_unregister(void) {
+        ASSERT_EQ(sqlite3_vfs_unregister(&fault.vfs), SQLITE_OK);
+}
+
+static void fault_disarm(void) {
+        fault.countdown = 0;
+        fault.failing = false;
+}
+
+/* The write, sync or truncate number n (from 1) of a sequence of every
+ * kind of write the daemon makes fails -- once, or for good until the
+ * sequence ends -- for every n until the sequence has fewer.  Each time:
+ * the call that met the fault says so and keeps its state (a failed
+ * flush keeps the dirty flags), the connection works again once the disk
+ * does, and the file, closed and read by another connection, passes
+ * integrity_check and holds exactly what was acknowledged. */
+static void test_storage_faults_at_every_point(void) {
+        unsigned points = 0;
+
+        fault_vfs_register();
+        for (unsigned n = 1;; n++) {
+                char *dir = tmpdir_new();
+                struct manager *m = test_manager_open(dir);
+                struct device *a = add_device(m, "udp:10.0.0.1:1337");
+                struct image *img = image_record_new(ID_P256, "1.0.0");
+                ASSERT_OK(db_image_insert(m->db, img));
+                image_free(img);
+                uint64_t a_id = a->id;
+
+                fault.countdown = n;
+                fault.persistent = n % 2 == 0;
+                fault.rc = n % 3 == 0 ? SQLITE_FULL : SQLITE_IOERR;
+                unsigned fired_before = fault.fired;
+
+                /* A new device (REST 201 / discovery). */
+                struct device *b = device_new_test("udp:10.0.0.2:1337");
+                bool b_stored = db_device_insert(m->db, b) >= 0;
+                if (b_stored)
+                        ASSERT_OK(manager_attach_device(m, b));
+                else {
+                        ASSERT_EQ(b->id, 0);
+                        device_free(b);
+                        b = NULL;
+                }
+                /* A batched flush: a state change and a history row. */
+                a->state = DEVICE_ABSENT;
+                a->dirty = true;
+                db_history_add(m->db, 5, "device-state", a_id, NULL, 0, "gone");
+                bool flushed = db_flush(m->db, m) >= 0;
+                ASSERT_EQ(a->dirty, !flushed);
+                /* A job. */
+                struct job *j = calloc(1, sizeof(*j));
+                ASSERT_TRUE(j);
+                j->device_id = a_id;
+                snprintf(j->image_id, sizeof(j->image_id), "%s", ID_P256);
+                j->mode = SMP_UPDATE_TEST_AND_CONFIRM;
+                j->state = JOB_QUEUED;
+                j->max_attempts = 3;
+                bool job_stored = db_job_insert(m->db, j) >= 0;
+                uint64_t job_id = job_stored ? j->id : 0;
+                if (job_stored)
+                        ASSERT_OK(manager_attach_job(m, j));
+                else
+                        free(j);
+                /* A second image. */
+                img = image_record_new(ID_UNSIGNED, "2.0.0");
+                bool image_stored = db_image_insert(m->db, img) >= 0;
+                image_free(img);
+                /* Forgetting the new device (REST 204). */
+                bool b_forgotten = false;
+                if (b) {
+                        b_forgotten = db_device_delete(m->db, b->id) >= 0;
+                        if (b_forgotten) {
+                                manager_detach_device(m, b);
+                                device_free(b);
+                                b = NULL;
+                        }
+                }
+                bool fired = fault.fired > fired_before;
+                fault_disarm();
+                if (!fired) {
+                        /* n is past the last write of the sequence. */
+                        ASSERT_TRUE(b_stored && flushed && job_stored && image_stored && b_forgotten);
+                        test_manager_free(m);
+                        tmpdir_free(dir);
+                        break;
+                }
+                points++;
+                ASSERT_TRUE(!(b_stored && flushed && job_stored && image_stored && b_forgotten));
+
+                /* The disk works again: so does the connection, and the
+                 * flush writes what it could not. */
+                ASSERT_OK(db_flush(m->db, m));
+                ASSERT_TRUE(!a->dirty);
+                _cleanup_free_ char *msg = NULL;
+                ASSERT_EQ(db_check(m->db, &msg), 0);
+                test_manager_free(m);
+
+                _cleanup_free_ char *path = xasprintf("%s/smpgw.db", dir);
+                sqlite3 *s = raw_open(path);
+                _cleanup_free_ char *integrity = raw_text(s, "PRAGMA integrity_check");
+                ASSERT_STREQ(integrity, "ok");
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE conn = 'udp:10.0.0.2:1337'"),
+                          b_stored && !b_forgotten ? 1 : 0);
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE state = 'absent'"), 1);
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events WHERE message = 'gone'"), 1);
+                if (job_stored) {
+                        _cleanup_free_ char *sql = xasprintf("SELECT count(*) FROM jobs WHERE id = %" PRIu64, job_id);
+                        ASSERT_EQ(raw_int(s, sql), 1);
+                }
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM images WHERE id = '" ID_UNSIGNED "'"),
+                          image_stored ? 1 : 0);
+                sqlite3_close(s);
+                tmpdir_free(dir);
+        }
+        fault_vfs_unregister();
+        /* Every kind of write was hit: inserts, deletes, the flush, and
+         * their commits and syncs. */
+        ASSERT_TRUE(points >= 10);
+        printf("# storage faults injected at %u points\n", points);
+}
+
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
           TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history),
           TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
           TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted),
           TEST(test_store_add), TEST(test_store_refusals),
-          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency))
+          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency),
+          TEST(test_storage_faults_at_every_point))
