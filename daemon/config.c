@@ -295,7 +295,8 @@ static int check_list_items(const struct config_key *k, char **items, size_t fro
                                 log_error("%s:%u: [discovery] %s: bad range '%.300s': %s (HOST:PORT[-PORT] or "
                                           "A.B.C.D-A.B.C.E:PORT[-PORT], at most %u targets)",
                                           path, line, k->name, items[i],
-                                          r == -E2BIG ? "too many targets" : "not a range", DISCOVERY_RANGE_TARGETS_MAX);
+                                          r == -E2BIG ? "too many targets" : "not a range",
+                                          DISCOVERY_RANGE_TARGETS_MAX);
                                 return r;
                         }
                 }

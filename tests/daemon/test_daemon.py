@@ -747,6 +747,18 @@ class Configuration(unittest.TestCase):
             err = refused_at_start(self, cfg, files)
             self.assertIn(want, err, cfg)
 
+    def test_reload_from_dev_zero_refused_and_sigterm_works(self):
+        """--config pointing at /dev/zero spun at 100 % CPU on SIGHUP and
+        ignored SIGTERM; it is refused before anything is read."""
+        with Daemon(config="[discovery]\nenabled=no\n", bus=False) as d:
+            os.unlink(d.config_path)
+            os.symlink("/dev/zero", d.config_path)
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "not a regular file" in log_since(d, mark), timeout=10, what="reload refused")
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+            self.assertEqual(d.terminate(timeout=10), 0)
+
     def test_config_file_bounded(self):
         d = Daemon(start=False, bus=False)
         try:
