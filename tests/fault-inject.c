@@ -12,6 +12,8 @@
  *   SMPGW_FAULT_ERRNO  ENOSPC (default), EIO, EROFS, EDQUOT or EPERM
  *   SMPGW_FAULT_RATE   one call in RATE fails, at random (default 4)
  *   SMPGW_FAULT_SEED   the random sequence (default 1)
+ *   SMPGW_FAULT_CALLS  only these calls, comma separated ("fsync,fdatasync");
+ *                      default every one below
  *
  * Each injected fault is reported on stderr ("fault-inject: pwrite64
  * /x/smpgw.db-wal: No space left on device"), so a test can tell that
@@ -42,7 +44,7 @@
 /* The injector's own state: one process, one configuration, read once. */
 static struct {
         bool loaded;
-        const char *path, *ctl;
+        const char *path, *ctl, *calls;
         size_t path_len;
         int error;
         uint32_t rate;
@@ -57,6 +59,7 @@ static void fi_load(void) {
         fi.loaded = true;
         fi.path = getenv("SMPGW_FAULT_PATH");
         fi.ctl = getenv("SMPGW_FAULT_CTL");
+        fi.calls = getenv("SMPGW_FAULT_CALLS");
         fi.path_len = fi.path ? strlen(fi.path) : 0;
         fi.error = ENOSPC;
         e = getenv("SMPGW_FAULT_ERRNO");
@@ -84,13 +87,26 @@ static uint32_t fi_random(void) {
         return (uint32_t) (fi.rng >> 32);
 }
 
+static bool fi_call_chosen(const char *call) {
+        size_t len = strlen(call);
+
+        if (!fi.calls)
+                return true;
+        for (const char *p = fi.calls; *p; p += strcspn(p, ","), p += *p == ',') {
+                size_t n = strcspn(p, ",");
+                if (n == len && memcmp(p, call, len) == 0)
+                        return true;
+        }
+        return false;
+}
+
 /* Whether this call on fd fails; when it does, errno is set. */
 static bool fi_fail(const char *call, int fd) {
         char link[64], target[4096];
         int saved = errno;
 
         fi_load();
-        if (!fi.path || !fi.ctl || fd < 0 || access(fi.ctl, F_OK) < 0) {
+        if (!fi.path || !fi.ctl || fd < 0 || !fi_call_chosen(call) || access(fi.ctl, F_OK) < 0) {
                 errno = saved;
                 return false;
         }

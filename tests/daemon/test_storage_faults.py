@@ -327,6 +327,43 @@ class StorageFaults(unittest.TestCase):
         self.assertGreater(injected, 50)
         self.assertEqual(kinds_failed, {"device", "image", "forget"}, "every kind of write met a fault")
 
+    def test_image_store_failures_are_logged(self):
+        """An upload streamed to disk fine, then the store could not fsync
+        it into place, or the database could not record it: the client
+        got a 500 and the log said nothing.  Now it says 'Image not
+        stored' and why."""
+        if not FAULT_INJECT or not os.path.exists(FAULT_INJECT):
+            self.skipTest("no fault injector (SMPGW_FAULT_INJECT)")
+        for where, want in (("images/", "Image not stored: cannot store the image file"),
+                            ("smpgw.db", "Image not stored: cannot record the image in the database")):
+            d = Daemon(config=QUIET, bus=False, start=False)
+            ctl = os.path.join(d.dir, "faults-on")
+            d.extra_env.update({
+                "LD_PRELOAD": FAULT_INJECT,
+                "SMPGW_FAULT_PATH": os.path.join(d.state_dir, where),
+                "SMPGW_FAULT_CTL": ctl,
+                "SMPGW_FAULT_ERRNO": "EIO",
+                "SMPGW_FAULT_RATE": "1",
+                "SMPGW_FAULT_CALLS": "fsync,fdatasync",
+                "ASAN_OPTIONS": os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0",
+            })
+            try:
+                d.start()
+                ledger = Ledger(self)
+                open(ctl, "w").close()
+                self.assertEqual(ledger.add_image(d, 77), 500, where)
+                os.unlink(ctl)
+                alive(self, d)
+                self.assertIn(want, d.read_log(), where)
+                self.assertEqual(ledger.add_image(d, 77), 201, where)
+                self.assertEqual(d.terminate(), 0)
+                ledger.check(d)
+            except BaseException:
+                sys.stderr.write("---- %s ----\n%s\n" % (where, d.read_log()))
+                raise
+            finally:
+                d.stop()
+
     @staticmethod
     def all_devices(d):
         out = []
