@@ -585,7 +585,6 @@ static void test_flush_writes_dirty_only(void) {
         struct manager *m = test_manager_open(dir);
         struct device *a = add_device(m, "udp:10.0.0.1:1337");
         struct device *b = add_device(m, "udp:10.0.0.2:1337");
-        _cleanup_free_ char *path = strdup(m->config->db_path);
 
         /* Nothing dirty: no transaction at all (the commit hook counts
          * every COMMIT, empty ones too). */
