@@ -8,6 +8,7 @@ SMPGW_PACKAGES=(
   openssl python3 python3-cbor2 libcoap3-bin
   dbus-daemon python3-dbus python3-gi
   libsqlite3-dev libmicrohttpd-dev libinih-dev sqlite3 systemd
+  lowdown man-db
 )
 
 smpgw_install_missing() {
