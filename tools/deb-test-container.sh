@@ -50,6 +50,8 @@ check "it started on the first try (NRestarts=$(prop NRestarts))" test "$(prop N
 check "Type=notify, and the daemon said READY with a status" \
   test "$(prop Type)" = notify -a -n "$(prop StatusText)"
 echo "# StatusText: $(prop StatusText)"
+check "it may open the Pi's UARTs (DeviceAllow char-ttyAMA, char-ttyS)" \
+  bash -c "systemctl show -P DeviceAllow smpgwd | grep -q 'char-ttyAMA rw' && systemctl show -P DeviceAllow smpgwd | grep -q 'char-ttyS rw'"
 check "it runs as user smpgw" test "$(ps -o user= -p "$(prop MainPID)")" = smpgw
 check "the REST API answers on 127.0.0.1:8080" wait_for 10 rest /health
 check "/etc/smpgw/smpgwd.conf is a conffile" grep -qx ' */etc/smpgw/smpgwd.conf [0-9a-f]*' \
