@@ -8,6 +8,9 @@
 # reads the image first, so all three programs of the build run.
 #
 #   tools/e2e-push.sh BUILD_DIR [COUNT]          (COUNT: 1 by default)
+#   E2E_IMAGE_KIB=N    the image's body size in KiB (default 48)
+#   E2E_FLUSH_INTERVAL=S  smpgwd's [daemon] flush_interval (default 2)
+#   E2E_SIM_ARGS="..."    more smpsim options (link emulation: --bandwidth 20k)
 #
 # SMPGW_EXE_WRAPPER runs the build's programs through a wrapper: that is
 # how tools/cross.sh runs an arm64 or armhf build under qemu user
@@ -71,17 +74,18 @@ api="http://127.0.0.1:$restport/api/v1"
 rest() { "$py" "$top/tools/demo-rest.py" "$api" "$@"; }
 
 stamp "smpsim: $count device(s) on udp 127.0.0.1:$simport-$lastport"
-"${wrapper[@]}" "$sim" --udp "127.0.0.1:$simport" --count "$count" --swap-ms 500 \
+read -r -a sim_args <<<"${E2E_SIM_ARGS:-}"
+"${wrapper[@]}" "$sim" --udp "127.0.0.1:$simport" --count "$count" --swap-ms 500 "${sim_args[@]}" \
   >"$tmp/smpsim.out" 2>"$tmp/smpsim.log" &
 simpid=$!
 for _ in $(seq 600); do grep -q ready "$tmp/smpsim.out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$tmp/smpsim.out" || fail "smpsim did not get ready"
 
-"$py" - "$tmp/app-2.0.0.bin" "$top/tests/daemon" <<'PY'
+"$py" - "$tmp/app-2.0.0.bin" "$top/tests/daemon" "${E2E_IMAGE_KIB:-48}" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[2])
 import mcuimg
-data, digest = mcuimg.make_image((2, 0, 0, 0), 48 * 1024, seed=5)
+data, digest = mcuimg.make_image((2, 0, 0, 0), int(sys.argv[3]) * 1024, seed=5)
 open(sys.argv[1], "wb").write(data)
 PY
 stamp "smpgwctl image info"
@@ -89,7 +93,7 @@ stamp "smpgwctl image info"
 
 cat >"$tmp/smpgwd.conf" <<EOF
 [daemon]
-flush_interval=2
+flush_interval=${E2E_FLUSH_INTERVAL:-2}
 [discovery]
 udp=127.0.0.1:$simport-$lastport
 interval=30
