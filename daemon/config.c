@@ -6,11 +6,14 @@
  * (a typo must not silently leave a default in place).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <ini.h>
 
@@ -334,6 +337,39 @@ static int config_ini_handler(void *userdata, const char *section, const char *n
         return 0;
 }
 
+/* Opens the configuration file.  Only a regular file is a configuration:
+ * fopen() opens a directory too, and reading it yields no line and no
+ * error, so a directory where the file was (or a wrong --config) would
+ * silently mean "every default", authentication included.  A FIFO or a
+ * device would be read on the loop at the mercy of its writer.  The one
+ * exception is /dev/null, the usual way to say "no file": *ret is then
+ * NULL.  -EISDIR for a directory, -EINVAL for anything else that is not
+ * a regular file.  O_NONBLOCK keeps the open itself from waiting for a
+ * FIFO's writer; it means nothing for a regular file. */
+static int config_open(const char *path, FILE **ret) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+                *ret = NULL;
+                return 0;
+        }
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        FILE *f = fdopen(fd, "re");
+        if (!f)
+                return -errno;
+        TAKE_FD(fd);
+        *ret = f;
+        return 0;
+}
+
 int config_load(const char *path, bool path_explicit, struct config **ret) {
         _cleanup_(config_freep) struct config *c = calloc(1, sizeof(*c));
         int r;
@@ -346,20 +382,25 @@ int config_load(const char *path, bool path_explicit, struct config **ret) {
         if (!path)
                 path = SMPGWD_CONFIG_PATH_DEFAULT;
 
-        FILE *f = fopen(path, "re");
-        if (!f) {
-                r = -errno;
-                if (r != -ENOENT || path_explicit)
-                        return log_error_errno(r, "Cannot read configuration %s: %m", path);
+        FILE *f = NULL;
+        r = config_open(path, &f);
+        if (r == -ENOENT && !path_explicit)
                 log_debug("No configuration file %s, using the defaults", path);
-        } else {
-                struct parse_state st = { .config = c, .path = path };
-                int line = ini_parse_file(f, config_ini_handler, &st);
-                fclose(f);
-                if (st.error < 0)
-                        return log_error_errno(st.error, "%s:%d: configuration refused", path, line);
-                if (line != 0)
-                        return log_error_errno(-EINVAL, "%s:%d: syntax error", path, line);
+        else if (r == -EISDIR || r == -EINVAL)
+                return log_error_errno(r, "Cannot use configuration %s: it is a %s, not a regular file", path,
+                                       r == -EISDIR ? "directory" : "special file");
+        else if (r < 0)
+                return log_error_errno(r, "Cannot read configuration %s: %m", path);
+        else {
+                if (f) {
+                        struct parse_state st = { .config = c, .path = path };
+                        int line = ini_parse_file(f, config_ini_handler, &st);
+                        fclose(f);
+                        if (st.error < 0)
+                                return log_error_errno(st.error, "%s:%d: configuration refused", path, line);
+                        if (line != 0)
+                                return log_error_errno(-EINVAL, "%s:%d: syntax error", path, line);
+                }
                 r = config_set_string(&c->config_path, path);
                 if (r < 0)
                         return r;

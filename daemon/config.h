@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * smpgwd's configuration: /etc/smpgw/smpgwd.conf (INI, read with inih),
- * then command-line flags on top.  Every key, its default and its limits
+ * smpgwd's configuration: SMPGWD_CONFIG_PATH_DEFAULT (/etc/smpgw/smpgwd.conf
+ * for a --prefix=/usr build; INI, read with inih), then command-line
+ * flags on top.  Every key, its default and its limits
  * are documented in doc/smpgwd.conf.md; config_load() refuses values out
  * of range with the file, line and key in the message.
  */
@@ -16,7 +17,10 @@
  * same name as this file, so the daemon gets them from here). */
 #include "smpgwd-config.h"
 
-#define SMPGWD_CONFIG_PATH_DEFAULT "/etc/smpgw/smpgwd.conf"
+/* SMPGWD_CONFIG_PATH_DEFAULT, <sysconfdir>/smpgw/smpgwd.conf, comes from
+ * smpgwd-config.h (the top-level meson.build).  The state directory does
+ * not follow the prefix: it is the unit's StateDirectory=smpgw, which
+ * systemd always puts in /var/lib. */
 #define SMPGWD_STATE_DIR_DEFAULT "/var/lib/smpgw"
 
 enum config_bus {

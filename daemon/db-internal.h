@@ -24,6 +24,8 @@ enum db_stmt_id {
         DB_STMT_IMAGE_INSERT,
         DB_STMT_JOB_INSERT,
         DB_STMT_JOB_UPDATE,
+        DB_STMT_JOB_BEFORE_DELETE,
+        DB_STMT_JOB_BEFORE_INSERT,
         DB_STMT_EVENT_INSERT,
         _DB_STMT_MAX,
 };

@@ -21,6 +21,7 @@
 #include "db.h"
 #include "log.h"
 #include "manager.h"
+#include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
 
@@ -53,6 +54,10 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
                                "state = ?5, step = ?6, outcome = ?7, attempts = ?8, max_attempts = ?9, "
                                "bytes_sent = ?10, bytes_total = ?11, rate = ?12, error = ?13, created = ?14, "
                                "started = ?15, finished = ?16, next_attempt = ?17, updated = ?18 WHERE id = ?19",
+        [DB_STMT_JOB_BEFORE_DELETE] = "DELETE FROM job_slots_before WHERE job_id = ?1",
+        [DB_STMT_JOB_BEFORE_INSERT] = "INSERT OR REPLACE INTO job_slots_before (job_id, image, slot, version, "
+                                      "hash, bootable, pending, confirmed, active, permanent) VALUES "
+                                      "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [DB_STMT_EVENT_INSERT] = "INSERT INTO events (time, type, device_id, image_id, job_id, message) "
                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
@@ -213,19 +218,23 @@ static int device_bind(struct binder *b, const struct device *d) {
         return b->rc;
 }
 
-/* Replaces the stored slots of a device by its snapshot; inside the
- * caller's transaction. */
-static int device_write_slots(struct db *db, const struct device *d) {
+/* Replaces the stored rows of a snapshot (a device's slots, or a job's
+ * slots before it) by the snapshot, with the given statements: a delete
+ * by owner id and an insert of (owner id, image, slot, version, hash,
+ * bootable, pending, confirmed, active, permanent).  Inside the caller's
+ * transaction. */
+static int write_snapshot(struct db *db, enum db_stmt_id delete_id, enum db_stmt_id insert_id, uint64_t owner_id,
+                          const struct smp_update_snapshot *snap) {
         sqlite3_stmt *stmt;
         int r;
 
-        r = db_stmt(db, DB_STMT_SLOTS_DELETE, &stmt);
+        r = db_stmt(db, delete_id, &stmt);
         if (r < 0)
                 return r;
         {
                 _cleanup_(db_stmt_resetp) sqlite3_stmt *del = stmt;
                 struct binder b = { del, SQLITE_OK };
-                bind_u64(&b, 1, d->id);
+                bind_u64(&b, 1, owner_id);
                 if (b.rc != SQLITE_OK)
                         return db_errno(db, b.rc);
                 r = step_done(db, del);
@@ -233,11 +242,11 @@ static int device_write_slots(struct db *db, const struct device *d) {
                         return r;
         }
 
-        r = db_stmt(db, DB_STMT_SLOT_INSERT, &stmt);
+        r = db_stmt(db, insert_id, &stmt);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < MIN(d->slots.n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
-                const struct smp_update_slot *s = &d->slots.slots[i];
+        for (size_t i = 0; i < MIN(snap->n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
+                const struct smp_update_slot *s = &snap->slots[i];
                 _cleanup_(db_stmt_resetp) sqlite3_stmt *ins = stmt;
                 char hash[2 * sizeof(s->hash) + 1];
                 char version[sizeof(s->version) + 1];
@@ -250,7 +259,7 @@ static int device_write_slots(struct db *db, const struct device *d) {
                 snprintf(version, sizeof(version), "%.*s", (int) sizeof(s->version), s->version);
 
                 struct binder b = { ins, SQLITE_OK };
-                bind_u64(&b, 1, d->id);
+                bind_u64(&b, 1, owner_id);
                 bind_u64(&b, 2, s->image);
                 bind_u64(&b, 3, s->slot);
                 bind_text(&b, 4, version);
@@ -267,6 +276,14 @@ static int device_write_slots(struct db *db, const struct device *d) {
                         return r;
         }
         return 0;
+}
+
+static int device_write_slots(struct db *db, const struct device *d) {
+        return write_snapshot(db, DB_STMT_SLOTS_DELETE, DB_STMT_SLOT_INSERT, d->id, &d->slots);
+}
+
+static int job_write_before(struct db *db, const struct job *j) {
+        return write_snapshot(db, DB_STMT_JOB_BEFORE_DELETE, DB_STMT_JOB_BEFORE_INSERT, j->id, &j->before);
 }
 
 static int job_bind(struct binder *b, const struct job *j) {
@@ -306,26 +323,30 @@ static int db_prepare(struct db *db, const char *sql, sqlite3_stmt **ret) {
         return 0;
 }
 
-static int load_slots(struct db *db, sqlite3_stmt *stmt, struct device *d) {
+/* Reads the rows of one snapshot (image, slot, version, hash, bootable,
+ * pending, confirmed, active, permanent) for owner_id; d or j name the
+ * owner in warnings. */
+static int load_snapshot(struct db *db, sqlite3_stmt *stmt, uint64_t owner_id, const struct device *d,
+                         const struct job *j, struct smp_update_snapshot *ret) {
         _cleanup_(db_stmt_resetp) sqlite3_stmt *q = stmt;
         int rc;
 
-        rc = sqlite3_bind_int64(q, 1, (int64_t) d->id);
+        rc = sqlite3_bind_int64(q, 1, (int64_t) owner_id);
         if (rc != SQLITE_OK)
                 return db_errno(db, rc);
-        d->slots = (struct smp_update_snapshot) {};
+        *ret = (struct smp_update_snapshot) {};
         while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-                if (d->slots.n_slots >= SMP_UPDATE_SLOTS_MAX) {
-                        log_device(LOG_WARNING, d, "More than %d stored slots, ignoring the rest",
-                                   SMP_UPDATE_SLOTS_MAX);
+                if (ret->n_slots >= SMP_UPDATE_SLOTS_MAX) {
+                        log_full_errno(LOG_WARNING, 0, d, j, NULL, "More than %d stored slots, ignoring the rest",
+                                       SMP_UPDATE_SLOTS_MAX);
                         break;
                 }
-                struct smp_update_slot *s = &d->slots.slots[d->slots.n_slots];
+                struct smp_update_slot *s = &ret->slots[ret->n_slots];
                 const char *hash = column_text(q, 3);
                 int n = hash ? hex_decode(hash, s->hash, sizeof(s->hash)) : -EINVAL;
                 if (n < 0) {
-                        log_device(LOG_WARNING, d, "Stored slot %d/%d has a bad hash, ignoring it",
-                                   sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
+                        log_full_errno(LOG_WARNING, 0, d, j, NULL, "Stored slot %d/%d has a bad hash, ignoring it",
+                                       sqlite3_column_int(q, 0), sqlite3_column_int(q, 1));
                         continue;
                 }
                 s->hash_len = (size_t) n;
@@ -333,12 +354,14 @@ static int load_slots(struct db *db, sqlite3_stmt *stmt, struct device *d) {
                 s->image = (uint32_t) sqlite3_column_int64(q, 0);
                 s->slot = (uint32_t) sqlite3_column_int64(q, 1);
                 column_copy(q, 2, s->version, sizeof(s->version));
+                /* Rows written before versions were normalized: "1.2.3.4". */
+                (void) mcuboot_version_normalize(s->version, sizeof(s->version));
                 s->bootable = sqlite3_column_int(q, 4);
                 s->pending = sqlite3_column_int(q, 5);
                 s->confirmed = sqlite3_column_int(q, 6);
                 s->active = sqlite3_column_int(q, 7);
                 s->permanent = sqlite3_column_int(q, 8);
-                d->slots.n_slots++;
+                ret->n_slots++;
         }
         if (rc != SQLITE_DONE && rc != SQLITE_ROW)
                 return db_errno(db, rc);
@@ -396,7 +419,7 @@ static int load_devices(struct db *db, struct manager *m) {
                 }
                 d->smp_version = (uint8_t) sqlite3_column_int(stmt, 17);
 
-                r = load_slots(db, slots, d);
+                r = load_snapshot(db, slots, d->id, d, NULL, &d->slots);
                 if (r < 0)
                         return r;
 
@@ -451,10 +474,16 @@ static int load_images(struct db *db, struct manager *m) {
 }
 
 static int load_jobs(struct db *db, struct manager *m) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *before = NULL;
         int rc, r;
 
         r = db_prepare(db, "SELECT id, " JOB_COLUMNS " FROM jobs ORDER BY id", &stmt);
+        if (r < 0)
+                return r;
+        r = db_prepare(db,
+                       "SELECT image, slot, version, hash, bootable, pending, confirmed, active, permanent "
+                       "FROM job_slots_before WHERE job_id = ?1 ORDER BY image, slot",
+                       &before);
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -482,11 +511,6 @@ static int load_jobs(struct db *db, struct manager *m) {
                         log_job(LOG_WARNING, j, "Unknown stored state '%s', taking it as failed",
                                 strempty(column_text(stmt, 5)));
                         state = JOB_FAILED;
-                        j->dirty = true;
-                } else if (state == JOB_RUNNING) {
-                        /* The daemon stopped during it: queue it again, with
-                         * its progress, so the manager resumes it. */
-                        state = JOB_QUEUED;
                         j->dirty = true;
                 }
                 j->state = (enum job_state) state;
@@ -518,6 +542,41 @@ static int load_jobs(struct db *db, struct manager *m) {
                 j->finished_usec = column_is_null(stmt, 16) ? 0 : column_u64(stmt, 16);
                 j->next_attempt_usec = column_is_null(stmt, 17) ? 0 : column_u64(stmt, 17);
                 j->updated_usec = column_u64(stmt, 18);
+
+                if (j->state == JOB_RUNNING) {
+                        /* The daemon died during it (kill -9, a crash, power):
+                         * like a SIGTERM stop, the interrupted attempt does not
+                         * count, and the job is queued again with its progress
+                         * so the manager resumes it. */
+                        if (j->attempts > 0)
+                                j->attempts--;
+                        j->state = JOB_QUEUED;
+                        j->dirty = true;
+                        log_job_state(LOG_NOTICE, j,
+                                      "Interrupted during attempt %u (the daemon did not stop cleanly); it does "
+                                      "not count, the job resumes at %" PRIu64 " of %" PRIu64 " bytes",
+                                      j->attempts + 1, j->bytes_sent, j->bytes_total);
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "attempt %u interrupted at %" PRIu64 " bytes (daemon died)",
+                                 j->attempts + 1, j->bytes_sent);
+                        db_history_add(db, now_realtime_usec(), "job-interrupted", j->device_id, j->image_id,
+                                       j->id, msg);
+                }
+                if (!job_is_finished(j) && j->max_attempts > 0 && j->attempts >= j->max_attempts) {
+                        /* Counted by an older smpgwd, which counted every
+                         * interrupted attempt: leave it its last one. */
+                        log_job(LOG_WARNING, j, "Stored attempts %u of %u for an unfinished job, taking %u",
+                                j->attempts, j->max_attempts, j->max_attempts - 1);
+                        j->attempts = j->max_attempts - 1;
+                        j->dirty = true;
+                }
+                /* Finished jobs never judge an outcome again: only the
+                 * unfinished need their slots before in memory. */
+                if (!job_is_finished(j)) {
+                        r = load_snapshot(db, before, j->id, NULL, j, &j->before);
+                        if (r < 0)
+                                return r;
+                }
 
                 r = manager_attach_job(m, j);
                 if (r < 0)
@@ -820,16 +879,34 @@ static int flush_device(struct db *db, struct device *d) {
 
 static int flush_job(struct db *db, struct job *j) {
         sqlite3_stmt *stmt;
-        int r = db_stmt(db, DB_STMT_JOB_UPDATE, &stmt);
-        if (r < 0)
-                return r;
-        _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
-        struct binder b = { upd, SQLITE_OK };
-        job_bind(&b, j);
-        bind_u64(&b, 19, j->id);
-        if (b.rc != SQLITE_OK)
-                return db_errno(db, b.rc);
-        return step_done(db, upd);
+        int r;
+
+        if (j->dirty) {
+                r = db_stmt(db, DB_STMT_JOB_UPDATE, &stmt);
+                if (r < 0)
+                        return r;
+                _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
+                struct binder b = { upd, SQLITE_OK };
+                job_bind(&b, j);
+                bind_u64(&b, 19, j->id);
+                if (b.rc != SQLITE_OK)
+                        return db_errno(db, b.rc);
+                r = step_done(db, upd);
+                if (r < 0)
+                        return r;
+        }
+        if (j->before_dirty) {
+                r = job_write_before(db, j);
+                /* As for a device's slots: a row deleted by an outside
+                 * tool must not make every flush fail. */
+                if (r == -EINVAL) {
+                        log_job(LOG_WARNING, j, "Stored row is gone, slots before the job not written");
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 int db_flush(struct db *db, struct manager *m) {
@@ -841,7 +918,7 @@ int db_flush(struct db *db, struct manager *m) {
         for (size_t i = 0; !anything && i < m->n_devices; i++)
                 anything = m->devices[i]->dirty || m->devices[i]->slots_dirty;
         for (size_t i = 0; !anything && i < m->n_jobs; i++)
-                anything = m->jobs[i]->dirty;
+                anything = m->jobs[i]->dirty || m->jobs[i]->before_dirty;
         /* An idle gateway writes nothing: no empty transactions on the
          * SD card. */
         if (!anything)
@@ -853,8 +930,7 @@ int db_flush(struct db *db, struct manager *m) {
         for (size_t i = 0; r >= 0 && i < m->n_devices; i++)
                 r = flush_device(db, m->devices[i]);
         for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
-                if (m->jobs[i]->dirty)
-                        r = flush_job(db, m->jobs[i]);
+                r = flush_job(db, m->jobs[i]);
         for (size_t i = 0; r >= 0 && i < db->n_history; i++)
                 r = history_write(db, &db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
         if (r >= 0)
@@ -870,7 +946,7 @@ int db_flush(struct db *db, struct manager *m) {
         for (size_t i = 0; i < m->n_devices; i++)
                 m->devices[i]->dirty = m->devices[i]->slots_dirty = false;
         for (size_t i = 0; i < m->n_jobs; i++)
-                m->jobs[i]->dirty = false;
+                m->jobs[i]->dirty = m->jobs[i]->before_dirty = false;
         for (size_t i = 0; i < db->n_history; i++)
                 db_history_entry_done(&db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
         db->history_head = db->n_history = 0;

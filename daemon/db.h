@@ -29,7 +29,10 @@ struct db *db_close(struct db *db);
 
 /* Loads devices (with slots), images and jobs into the manager's arrays.
  * Jobs found running (the daemon stopped or crashed during them) come
- * back as queued with their progress; the manager restarts them. */
+ * back as queued with their progress and without the interrupted
+ * attempt in `attempts` (a job-interrupted history row is queued); the
+ * manager restarts them.  Unfinished jobs get their slots before the
+ * job (job_slots_before). */
 int db_load(struct db *db, struct manager *m);
 
 /* Immediate inserts, which assign the row id. */
@@ -49,7 +52,8 @@ void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_
 uint64_t db_history_dropped(const struct db *db);
 
 /* Writes every dirty device (and its slots when slots_dirty), every dirty
- * job and the queued history in one transaction, then clears the dirty
+ * job (and its slots before the job when before_dirty) and the queued
+ * history in one transaction, then clears the dirty
  * flags.  On error nothing is cleared, so the next flush tries again. */
 int db_flush(struct db *db, struct manager *m);
 

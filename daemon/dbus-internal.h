@@ -37,6 +37,7 @@ struct job;
 #define SMPGW_DBUS_ERROR_SIGNATURE_INVALID "org.smpgw.Error.SignatureInvalid"
 #define SMPGW_DBUS_ERROR_TOO_MANY "org.smpgw.Error.TooMany"
 #define SMPGW_DBUS_ERROR_ALREADY_FINISHED "org.smpgw.Error.AlreadyFinished"
+#define SMPGW_DBUS_ERROR_AMBIGUOUS "org.smpgw.Error.Ambiguous"
 
 struct dbus_api {
         struct manager *manager;    /* borrowed: it owns us */
@@ -66,8 +67,9 @@ int dbus_error_set(sd_bus_error *error, int r, const char *fmt, ...) __attribute
 struct job_options;
 int dbus_read_push_options(const struct manager *m, sd_bus_message *message, struct job_options *ret,
                            sd_bus_error *error);
-/* Looks up an image by its id for Push(): NotFound when there is none. */
-int dbus_find_image(struct manager *m, const char *id, struct image **ret, sd_bus_error *error);
+/* Looks up an image by its id or a unique prefix (Push(), GetImage()):
+ * InvalidArgs, NotFound or Ambiguous when there is not exactly one. */
+int dbus_find_image(struct manager *m, const char *ref, struct image **ret, sd_bus_error *error);
 
 /* Registers the fallback vtables and node enumerators of devices, images
  * and jobs (dbus-objects.c). */

@@ -91,6 +91,10 @@ DEFINE_GETTER(device_get_id, struct device, "t", (uint64_t) o->id)
 DEFINE_GETTER(device_get_conn, struct device, "s", o->conn)
 DEFINE_GETTER(device_get_transport, struct device, "s", o->transport)
 DEFINE_GETTER(device_get_address, struct device, "s", o->address ?: "")
+DEFINE_GETTER(device_get_address_type, struct device, "s", o->address_type ?: "")
+DEFINE_GETTER(device_get_adapter, struct device, "s", o->adapter ?: "")
+DEFINE_GETTER(device_get_source, struct device, "s", o->source)
+DEFINE_GETTER(device_get_smp_version, struct device, "u", (uint32_t) o->smp_version)
 DEFINE_GETTER(device_get_name, struct device, "s", o->name ?: "")
 DEFINE_GETTER(device_get_state, struct device, "s", device_state_to_string(o->state) ?: "")
 DEFINE_GETTER(device_get_rssi, struct device, "n", (int) (o->has_rssi ? o->rssi : 0))
@@ -106,9 +110,11 @@ DEFINE_GETTER(device_get_last_error, struct device, "s", o->last_error ?: "")
 static int device_get_job(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const struct device *d = userdata;
+        const struct job *j = device_unfinished_job(d->manager, d);
         char buf[SMPGW_DBUS_PATH_MAX];
 
-        return sd_bus_message_append(reply, "o", d->job ? dbus_job_path(d->job->id, buf) : "/");
+        /* queued and retry-wait too, as REST's "job": one meaning */
+        return sd_bus_message_append(reply, "o", j ? dbus_job_path(j->id, buf) : "/");
 }
 
 static int append_slot(sd_bus_message *reply, const struct smp_update_slot *s) {
@@ -150,6 +156,25 @@ static int device_get_images(sd_bus *bus, const char *path, const char *interfac
                         return r;
         }
         return sd_bus_message_close_container(reply);
+}
+
+static int device_set_name_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        const char *name;
+        int r;
+
+        r = sd_bus_message_read(value, "s", &name);
+        if (r < 0)
+                return r;
+        r = device_set_name(d, name);
+        if (r == -EINVAL)
+                return dbus_error_set(error, r,
+                                      "A device name is at most %d bytes of UTF-8 without control characters.",
+                                      DEVICE_NAME_MAX);
+        if (r < 0)
+                return dbus_error_set(error, r, "Cannot rename device %" PRIu64 ": %s.", d->id, strerror(-r));
+        return 0;
 }
 
 static int device_method_probe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -214,7 +239,13 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("Conn", "s", device_get_conn, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Transport", "s", device_get_transport, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Address", "s", device_get_address, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-        SD_BUS_PROPERTY("Name", "s", device_get_name, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("AddressType", "s", device_get_address_type, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Adapter", "s", device_get_adapter, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Source", "s", device_get_source, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        /* Writable by whom the bus policy lets call methods (not flagged
+         * privileged: the policy is the access control). */
+        SD_BUS_WRITABLE_PROPERTY("Name", "s", device_get_name, device_set_name_property, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("State", "s", device_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RSSI", "n", device_get_rssi, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirstSeen", "t", device_get_first_seen, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -224,6 +255,7 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("BufCount", "u", device_get_buf_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OsInfo", "s", device_get_os_info, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Bootloader", "s", device_get_bootloader, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("SmpVersion", "u", device_get_smp_version, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", device_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Job", "o", device_get_job, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Images", "aa{sv}", device_get_images, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -349,20 +381,18 @@ static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char *
         return 0;
 }
 
-/* The share of the upload the device acknowledged, 0..1. */
-static double job_progress(const struct job *j) {
-        if (j->state == JOB_SUCCEEDED)
-                return 1.0;
-        if (j->bytes_total == 0)
-                return 0.0;
-        return MIN(1.0, (double) j->bytes_sent / (double) j->bytes_total);
-}
-
 static int job_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const struct job *j = userdata;
         char buf[SMPGW_DBUS_PATH_MAX];
         return sd_bus_message_append(reply, "o", dbus_device_path(j->device_id, buf));
+}
+
+static int job_get_conn(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct job *j = userdata;
+        const struct device *d = manager_find_device(j->manager, j->device_id);
+        return sd_bus_message_append(reply, "s", d ? d->conn : "");
 }
 
 static int job_get_image(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -386,12 +416,13 @@ DEFINE_GETTER(job_get_max_attempts, struct job, "u", (uint32_t) o->max_attempts)
 DEFINE_GETTER(job_get_bytes_sent, struct job, "t", (uint64_t) o->bytes_sent)
 DEFINE_GETTER(job_get_bytes_total, struct job, "t", (uint64_t) o->bytes_total)
 DEFINE_GETTER(job_get_progress, struct job, "d", job_progress(o))
-DEFINE_GETTER(job_get_rate, struct job, "d", o->rate)
+DEFINE_GETTER(job_get_rate, struct job, "d", job_rate(o))
 DEFINE_GETTER(job_get_error, struct job, "s", o->error ?: "")
 DEFINE_GETTER(job_get_created, struct job, "t", (uint64_t) o->created_usec)
 DEFINE_GETTER(job_get_started, struct job, "t", (uint64_t) o->started_usec)
 DEFINE_GETTER(job_get_finished, struct job, "t", (uint64_t) o->finished_usec)
 DEFINE_GETTER(job_get_next_attempt, struct job, "t", (uint64_t) o->next_attempt_usec)
+DEFINE_GETTER(job_get_updated, struct job, "t", (uint64_t) o->updated_usec)
 
 static int job_method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct job *j = userdata;
@@ -411,6 +442,7 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("Id", "t", job_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Device", "o", job_get_device, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("DeviceId", "t", job_get_device_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("Conn", "s", job_get_conn, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Image", "o", job_get_image, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("ImageId", "s", job_get_image_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Rollout", "t", job_get_rollout, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -429,6 +461,7 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("Started", "t", job_get_started, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Finished", "t", job_get_finished, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("NextAttempt", "t", job_get_next_attempt, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Updated", "t", job_get_updated, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, job_method_cancel,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

@@ -48,6 +48,7 @@ static const sd_bus_error_map dbus_errors[] = {
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_SIGNATURE_INVALID, EKEYREJECTED),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_TOO_MANY, E2BIG),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_ALREADY_FINISHED, EALREADY),
+        SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_AMBIGUOUS, ENOTUNIQ),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_INVALID_ARGS, EINVAL),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_NO_MEMORY, ENOMEM),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_TIMEOUT, ETIMEDOUT),
@@ -86,13 +87,22 @@ const char *dbus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
 
 /* ---- shared by Manager1.Push() and Device1.Push() ---- */
 
-int dbus_find_image(struct manager *m, const char *id, struct image **ret, sd_bus_error *error) {
-        struct image *img = manager_find_image(m, id);
+int dbus_find_image(struct manager *m, const char *ref, struct image **ret, sd_bus_error *error) {
+        int r = manager_lookup_image(m, ref, ret);
 
-        if (!img)
-                return dbus_error_set(error, -ENOENT, "No image '%s'.", id);
-        *ret = img;
-        return 0;
+        switch (r) {
+        case 0:
+                return 0;
+        case -EINVAL:
+                return dbus_error_set(error, r,
+                                      "'%s' is not an image id (64 hex digits) nor a prefix of at least %d of them.",
+                                      ref, IMAGE_ID_PREFIX_MIN);
+        case -ENOTUNIQ:
+                return dbus_error_set(error, r, "Image prefix '%s' fits more than one image; give more of its digits.",
+                                      ref);
+        default:
+                return dbus_error_set(error, -ENOENT, "No image '%s'.", ref);
+        }
 }
 
 /* Enters the variant of an option and reads its one basic value, or says
@@ -473,6 +483,22 @@ static int method_add_device(sd_bus_message *message, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(message, "o", dbus_device_path(d->id, path));
 }
 
+static int method_get_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct dbus_api *api = userdata;
+        char path[SMPGW_DBUS_PATH_MAX];
+        struct image *img;
+        const char *ref;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &ref);
+        if (r < 0)
+                return r;
+        r = dbus_find_image(api->manager, ref, &img, error);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(message, "o", dbus_image_path(img->id, path));
+}
+
 static int device_id_compare(const void *a, const void *b) {
         uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
         return x < y ? -1 : x > y;
@@ -638,6 +664,8 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("AddDevice", SD_BUS_ARGS("s", conn), SD_BUS_RESULT("o", device),
                                 method_add_device, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetImage", SD_BUS_ARGS("s", id), SD_BUS_RESULT("o", image), method_get_image,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Push", SD_BUS_ARGS("s", image, "as", devices, "a{sv}", options),
                                 SD_BUS_RESULT("ao", jobs), method_push, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Scan", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_scan,
@@ -722,7 +750,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_JOB_PROGRESS:
                 emit_changed(api, dbus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE,
                              (char *[]) { (char *) "BytesSent", (char *) "BytesTotal", (char *) "Progress",
-                                          (char *) "Rate", NULL });
+                                          (char *) "Rate", (char *) "Updated", NULL });
                 break;
         case MANAGER_EVENT_JOB_REMOVED:
                 emit_removed(api, dbus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);

@@ -10,6 +10,7 @@
  * any point leaves either nothing or a file without a row, which
  * image_store_init() removes at the next start.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,80 @@ struct image *manager_find_image(struct manager *m, const char *id) {
                 if (strcasecmp(m->images[i]->id, id) == 0)
                         return m->images[i];
         return NULL;
+}
+
+bool image_ref_is_valid(const char *ref) {
+        size_t n = ref ? strlen(ref) : 0;
+
+        return n >= IMAGE_ID_PREFIX_MIN && n <= IMAGE_ID_LEN && strspn(ref, "0123456789abcdefABCDEF") == n;
+}
+
+int manager_lookup_image(struct manager *m, const char *ref, struct image **ret) {
+        struct image *found = NULL;
+        size_t n;
+
+        if (!image_ref_is_valid(ref))
+                return -EINVAL;
+        n = strlen(ref);
+        /* A whole id is a prefix of one image only: ids are unique. */
+        for (size_t i = 0; i < m->n_images; i++) {
+                if (strncasecmp(m->images[i]->id, ref, n) != 0)
+                        continue;
+                if (found)
+                        return -ENOTUNIQ;
+                found = m->images[i];
+        }
+        if (!found)
+                return -ENOENT;
+        *ret = found;
+        return 0;
+}
+
+/* Takes hash (lower-case hex) as the one ref names, unless ref names
+ * another already. */
+static int resolve_candidate(const char *hash, const char *ref, size_t n, char found[static IMAGE_ID_LEN + 1]) {
+        if (strlen(hash) != IMAGE_ID_LEN || strncasecmp(hash, ref, n) != 0)
+                return 0;
+        if (found[0] && !streq(found, hash))
+                return -ENOTUNIQ;
+        memcpy(found, hash, IMAGE_ID_LEN + 1);
+        return 0;
+}
+
+int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
+        char found[IMAGE_ID_LEN + 1] = "", hex[IMAGE_ID_LEN + 1];
+        size_t n;
+        int r = 0;
+
+        if (!image_ref_is_valid(ref))
+                return -EINVAL;
+        n = strlen(ref);
+        if (n == IMAGE_ID_LEN) {
+                /* A whole hash names itself, known or not. */
+                for (size_t i = 0; i <= n; i++)
+                        ret_hash[i] = (char) tolower((unsigned char) ref[i]);
+                return 0;
+        }
+        for (size_t i = 0; r >= 0 && i < m->n_images; i++)
+                r = resolve_candidate(m->images[i]->id, ref, n, found);
+        for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
+                r = resolve_candidate(m->jobs[i]->image_id, ref, n, found);
+        for (size_t i = 0; r >= 0 && i < m->n_devices; i++) {
+                const struct smp_update_snapshot *snap = &m->devices[i]->slots;
+                for (size_t k = 0; r >= 0 && k < snap->n_slots && k < SMP_UPDATE_SLOTS_MAX; k++) {
+                        const struct smp_update_slot *s = &snap->slots[k];
+                        if (!s->present || s->hash_len != IMAGE_ID_LEN / 2)
+                                continue;
+                        hex_encode(s->hash, s->hash_len, hex);
+                        r = resolve_candidate(hex, ref, n, found);
+                }
+        }
+        if (r < 0)
+                return r;
+        if (!found[0])
+                return -ENOENT;
+        memcpy(ret_hash, found, sizeof(found));
+        return 0;
 }
 
 bool image_in_use(struct manager *m, const struct image *img) {

@@ -79,8 +79,8 @@ struct job *device_unfinished_job(struct manager *m, const struct device *d) {
 void device_set_state(struct device *d, enum device_state s) {
         if (d->state == s)
                 return;
-        log_device(s == DEVICE_ONLINE ? LOG_INFO : LOG_NOTICE, d, "%s → %s", device_state_to_string(d->state),
-                   device_state_to_string(s));
+        log_device_state(s == DEVICE_ONLINE ? LOG_INFO : LOG_NOTICE, d, "%s → %s",
+                         device_state_to_string(d->state), device_state_to_string(s));
         manager_history(d->manager, "device-state", d, NULL, NULL, "%s → %s", device_state_to_string(d->state),
                         device_state_to_string(s));
         d->state = s;
@@ -105,6 +105,120 @@ static int set_str(char **field, const char *value, bool *changed) {
         *field = copy;
         *changed = true;
         return 0;
+}
+
+/* Decodes one UTF-8 character at s (n bytes left): its length, 0 when
+ * it is not well-formed (overlong, a surrogate, past U+10FFFF, cut off). */
+static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *ret) {
+        uint32_t c;
+        size_t len;
+
+        if (s[0] < 0x80) {
+                *ret = s[0];
+                return 1;
+        }
+        if (s[0] >= 0xc2 && s[0] <= 0xdf)
+                len = 2, c = s[0] & 0x1f;
+        else if (s[0] >= 0xe0 && s[0] <= 0xef)
+                len = 3, c = s[0] & 0x0f;
+        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+                len = 4, c = s[0] & 0x07;
+        else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+                c = (c << 6) | (s[i] & 0x3f);
+        }
+        if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
+                return 0;
+        *ret = c;
+        return len;
+}
+
+static bool char_is_control(uint32_t c) {
+        return c < 0x20 || (c >= 0x7f && c <= 0x9f) ||    /* C0, DEL, C1 */
+               c == 0x2028 || c == 0x2029 ||                /* line and paragraph separators */
+               (c >= 0x202a && c <= 0x202e) ||              /* bidi embeddings and overrides */
+               (c >= 0x2066 && c <= 0x2069);                /* bidi isolates */
+}
+
+/* The length of the longest valid name at the start of s, at most max
+ * bytes; *ret_bad when it stops at something no name may hold. */
+static size_t name_span(const char *s, size_t max, bool *ret_bad) {
+        const unsigned char *p = (const unsigned char *) s;
+        size_t n = strlen(s), i = 0;
+
+        *ret_bad = false;
+        while (i < n) {
+                uint32_t c;
+                size_t len = utf8_char(p + i, n - i, &c);
+                if (len == 0 || char_is_control(c)) {
+                        *ret_bad = true;
+                        break;
+                }
+                if (i + len > max)
+                        break;
+                i += len;
+        }
+        return i;
+}
+
+int device_name_check(const char *name) {
+        bool bad;
+
+        if (!name)
+                return -EINVAL;
+        return name_span(name, DEVICE_NAME_MAX, &bad) == strlen(name) ? 0 : -EINVAL;
+}
+
+int device_set_name(struct device *d, const char *name) {
+        bool changed = false;
+        int r;
+
+        if (name && !*name)
+                name = NULL;
+        if (name && device_name_check(name) < 0)
+                return -EINVAL;
+        r = set_str(&d->name, name, &changed);
+        if (r < 0)
+                return r;
+        if (!changed)
+                return 0;
+        if (name) {
+                log_device(LOG_INFO, d, "Named '%s'", name);
+                manager_history(d->manager, "device-name", d, NULL, NULL, "named '%s'", name);
+        } else {
+                log_device(LOG_INFO, d, "Name removed");
+                manager_history(d->manager, "device-name", d, NULL, NULL, "name removed");
+        }
+        d->dirty = true;
+        /* What a user said is not left to the next flush. */
+        (void) manager_flush_now(d->manager);
+        manager_emit(d->manager, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+        return 1;
+}
+
+bool device_default_name(struct device *d, const char *candidate) {
+        _cleanup_free_ char *name = NULL;
+        bool changed = false, bad;
+        size_t n;
+
+        if (d->name || !candidate || !*candidate || streq(candidate, "unknown"))
+                return false;
+        n = name_span(candidate, DEVICE_NAME_MAX, &bad);
+        /* A name with junk in it is not cut to its clean part: it is not
+         * the device's name then. */
+        if (bad || n == 0)
+                return false;
+        name = strndup(candidate, n);
+        if (!name || set_str(&d->name, name, &changed) < 0 || !changed)
+                return false;
+        log_device(LOG_DEBUG, d, "Named '%s' by default", name);
+        d->dirty = true;
+        return true;
 }
 
 static int device_new(struct manager *m, const char *conn, const char *source, struct device **ret) {
@@ -198,7 +312,7 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found) {
                         log_debug_errno(r, "Discovered device '%s' not added: %m", found->conn);
                         return;
                 }
-                (void) set_str(&d->name, found->name, &changed);
+                (void) device_default_name(d, found->name);
                 if (found->address)
                         (void) set_str(&d->address, found->address, &changed);
                 (void) set_str(&d->address_type, found->address_type, &changed);
@@ -211,8 +325,9 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found) {
         }
 
         device_mark_seen(d);
-        if (found->name)
-                (void) set_str(&d->name, found->name, &changed);
+        /* A name a user gave (or the first one seen) stays. */
+        if (device_default_name(d, found->name))
+                changed = true;
         if (found->address_type)
                 (void) set_str(&d->address_type, found->address_type, &changed);
         if (found->adapter)

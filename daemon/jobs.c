@@ -7,11 +7,15 @@
  * capped) and tries again until max_attempts, and a stop (SIGTERM, crash)
  * leaves running jobs to resume: the next start finds them queued and the
  * upload goes on from the offset the device reports for the same image.
+ * An attempt cut short that way does not count towards max_attempts.
  *
  * Outcomes: updated, up-to-date, testing (test-only) and uploaded
  * (upload-only) succeed.  reverted and stuck fail at once: MCUboot gave a
  * definitive answer, and pushing the same image again would only make the
- * device reboot into it and back again.
+ * device reboot into it and back again.  The job reads the device's slots
+ * before its first attempt and keeps them (j->before, persisted), because
+ * each attempt of the update judges only against what it finds: resumed
+ * after a crash, it would call a device this job updated "up-to-date".
  *
  * The job layer is the unit a rollout scheduler drives: it creates jobs
  * with a rollout id and a not-before time, and observes their states.
@@ -28,6 +32,8 @@
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-error.h"
+#include "smpgw/smp-frame.h"
+#include "smpgw/smp-img.h"
 #include "smpgw/smp-session.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
@@ -89,6 +95,10 @@ unsigned jobs_running(struct manager *m, const char *transport) {
 static void job_teardown(struct job *j) {
         struct manager *m = j->manager;
 
+        if (j->before_read) {
+                smp_request_cancel(j->before_read);
+                j->before_read = NULL;
+        }
         if (j->update) {
                 smp_update_cancel(j->update);
                 j->update = NULL;
@@ -138,6 +148,8 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         if (j->state == JOB_RETRY_WAIT) {
                 j->state = JOB_QUEUED;
+                log_job_state(LOG_INFO, j, "Retry due: queued for attempt %u of %u", j->attempts + 1,
+                              j->max_attempts);
                 job_changed(j);
         }
         manager_schedule_jobs(j->manager);
@@ -164,10 +176,11 @@ static void job_finish(struct job *j, enum job_state state) {
                 m->stats.jobs_failed++;
         else
                 m->stats.jobs_cancelled++;
-        log_job(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
-                job_state_to_string(state), j->has_outcome ? " (" : "",
-                j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
-                j->error && state != JOB_SUCCEEDED ? ": " : "", j->error && state != JOB_SUCCEEDED ? j->error : "");
+        log_job_state(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
+                      job_state_to_string(state), j->has_outcome ? " (" : "",
+                      j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
+                      j->error && state != JOB_SUCCEEDED ? ": " : "",
+                      j->error && state != JOB_SUCCEEDED ? j->error : "");
         manager_history(m, "job-finished", NULL, NULL, j, "%s%s%s%s%s", job_state_to_string(state),
                         j->has_outcome ? ", outcome " : "",
                         j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->error ? ": " : "",
@@ -194,6 +207,24 @@ static void error_sentence(const struct smp_update_result *r, char *buf, size_t 
                 snprintf(buf, size, "%s: the secondary slot does not hold the image after the upload", step);
         else
                 snprintf(buf, size, "%s: %s", step, strerror(-r->error));
+}
+
+/* Whether the device ran the job's image, confirmed, when the job began
+ * (its slots before the first attempt).  Unknown (a job from a database
+ * older than migration 4 that had started already) counts as yes: the
+ * update's own judgement stands. */
+static bool job_found_image_running(const struct job *j) {
+        if (j->before.n_slots == 0)
+                return true;
+        for (size_t i = 0; i < MIN(j->before.n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
+                const struct smp_update_slot *s = &j->before.slots[i];
+                char hash[2 * sizeof(s->hash) + 1];
+                if (!s->present || s->image != 0 || !s->active)
+                        continue;
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
+                return s->confirmed && streq(hash, j->image_id);
+        }
+        return false;
 }
 
 /* Runs outside the update's callbacks: the session can go now. */
@@ -224,14 +255,24 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 d->dirty = true;
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
-        if (r->outcome != SMP_UPDATE_OUTCOME_NONE) {
+        enum smp_update_outcome outcome = r->outcome;
+        if (outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE && !job_found_image_running(j)) {
+                /* This attempt found the image running and confirmed, but
+                 * the device ran something else when the job began: an
+                 * earlier attempt, interrupted before it could say so,
+                 * did it. */
+                log_job(LOG_INFO, j, "The device runs the image already: an earlier, interrupted attempt of "
+                        "this job updated it");
+                outcome = SMP_UPDATE_OUTCOME_UPDATED;
+        }
+        if (outcome != SMP_UPDATE_OUTCOME_NONE) {
                 j->has_outcome = true;
-                j->outcome = r->outcome;
+                j->outcome = outcome;
         }
         if (r->upload.rate > 0)
                 j->rate = r->upload.rate;
 
-        switch (r->outcome) {
+        switch (outcome) {
         case SMP_UPDATE_OUTCOME_UPDATED:
         case SMP_UPDATE_OUTCOME_UP_TO_DATE:
         case SMP_UPDATE_OUTCOME_TESTING:
@@ -268,8 +309,8 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 delay = MIN(delay, m->config->job_retry_delay_max_usec);
                 j->state = JOB_RETRY_WAIT;
                 j->next_attempt_usec = now_realtime_usec() + delay;
-                log_job(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
-                        j->max_attempts, msg, delay / 1000000u);
+                log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
+                              j->max_attempts, msg, delay / 1000000u);
                 manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, msg);
                 (void) job_arm_timer(j);
                 job_changed(j);
@@ -308,6 +349,66 @@ static void on_upload_progress(struct smp_upload *u, const struct smp_upload_pro
         }
 }
 
+/* The update procedure proper, on the attempt's session. */
+static int job_update_start(struct job *j) {
+        const struct image *img = j->image_mapped;
+        const struct smp_update_params params = {
+                .data = img->map,
+                .len = img->map_len,
+                .mode = j->mode,
+                .swap_timeout_usec = j->manager->config->job_swap_timeout_usec,
+                .upload_progress = on_upload_progress,
+                .step = on_update_step,
+                .done = on_update_done,
+                .userdata = j,
+        };
+        return smp_update_start(j->session, &params, &j->update);
+}
+
+static void on_before_read(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
+                           size_t len, void *userdata) {
+        struct job *j = userdata;
+        struct smp_update_result failed = { .failed_step = SMP_UPDATE_STEP_READ_STATE };
+        struct smp_update_snapshot snap = {};
+
+        j->before_read = NULL;
+        if (error >= 0)
+                error = smp_update_snapshot_from_body(body, len, &snap, &failed.status);
+        if (error >= 0) {
+                j->before = snap;
+                j->before_dirty = true;
+                /* Written before the update can change the device: a kill
+                 * -9 from here on must find them.  A failed write stays
+                 * dirty and goes with the next flush. */
+                (void) manager_flush_now(j->manager);
+                error = job_update_start(j);
+        }
+        if (error < 0) {
+                /* An attempt that failed in its first step, as if the
+                 * update had read the state itself. */
+                failed.error = error;
+                on_update_done(NULL, &failed, j);
+        }
+}
+
+/* Reads the device's slots for j->before: the first step of the job's
+ * first attempt (and of later ones until a read succeeds).  One request
+ * per job: the update reads the state again, at each attempt. */
+static int job_read_before(struct job *j) {
+        static const uint8_t empty_map[] = { 0xa0 };
+        const struct smp_request_params params = {
+                .op = SMP_OP_READ,
+                .group = SMP_GROUP_IMAGE,
+                .id = SMP_IMG_CMD_STATE,
+                .body = empty_map,
+                .body_len = sizeof(empty_map),
+                .idempotent = true,
+        };
+        j->has_step = true;
+        j->step = SMP_UPDATE_STEP_READ_STATE;
+        return smp_session_send(j->session, &params, on_before_read, j, &j->before_read);
+}
+
 static int job_start(struct job *j, struct device *d) {
         struct manager *m = j->manager;
         struct image *img = manager_find_image(m, j->image_id);
@@ -340,21 +441,11 @@ static int job_start(struct job *j, struct device *d) {
         if (r < 0)
                 goto fail;
         smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);
-        const struct smp_update_params params = {
-                .data = data,
-                .len = len,
-                .mode = j->mode,
-                .swap_timeout_usec = m->config->job_swap_timeout_usec,
-                .upload_progress = on_upload_progress,
-                .step = on_update_step,
-                .done = on_update_done,
-                .userdata = j,
-        };
-        r = smp_update_start(j->session, &params, &j->update);
+        r = j->before.n_slots == 0 ? job_read_before(j) : job_update_start(j);
         if (r < 0)
                 goto fail;
-        log_job(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts, j->max_attempts,
-                img->version, j->image_id, len, d->conn);
+        log_job_state(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts,
+                      j->max_attempts, img->version, j->image_id, len, d->conn);
         manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
         job_changed(j);
         return 0;
@@ -367,6 +458,9 @@ fail:
                 job_finish(j, JOB_FAILED);
         else {
                 j->next_attempt_usec = now_realtime_usec() + m->config->job_retry_delay_usec;
+                log_job_state(LOG_NOTICE, j, "Attempt %u of %u could not start (%s); next in %" PRIu64 " s",
+                              j->attempts, j->max_attempts, strerror(-r),
+                              m->config->job_retry_delay_usec / 1000000u);
                 (void) job_arm_timer(j);
                 job_changed(j);
         }
@@ -480,8 +574,8 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
                 free(j);
                 return r;
         }
-        log_job(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
-                smp_update_mode_to_string(j->mode));
+        log_job_state(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
+                      smp_update_mode_to_string(j->mode));
         manager_history(m, "job-created", d, img->id, j, "push %s, mode %s", img->version,
                         smp_update_mode_to_string(j->mode));
         manager_emit(m, MANAGER_EVENT_JOB_ADDED, d, NULL, j);
@@ -515,8 +609,8 @@ void jobs_stop_all(struct manager *m) {
                         j->attempts--;
                 j->state = JOB_QUEUED;
                 j->dirty = true;
-                log_job(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
-                        j->bytes_sent, j->bytes_total);
+                log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
+                              j->bytes_sent, j->bytes_total);
                 manager_history(m, "job-interrupted", NULL, NULL, j, "daemon stopping at %" PRIu64 " bytes",
                                 j->bytes_sent);
         }

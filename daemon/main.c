@@ -153,10 +153,11 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         (void) sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
         snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now);
         (void) sd_notify(false, msg);
-        int r = manager_reload(m);
-        if (r < 0)
-                log_error_errno(r, "Reload failed, keeping the running configuration: %m");
-        (void) sd_notify(false, "READY=1\nSTATUS=Running");
+        /* manager_reload() logs why it refused. */
+        if (manager_reload(m) < 0)
+                (void) sd_notify(false, "READY=1\nSTATUS=Running; the last reload was refused (see the log)");
+        else
+                (void) sd_notify(false, "READY=1\nSTATUS=Running");
         return 0;
 }
 

@@ -4,13 +4,16 @@
  * See manager.h for the ownership and persistence rules.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -39,6 +42,7 @@ int manager_new(sd_event *event, struct config *config, struct manager **ret) {
                 return -ENOMEM;
         m->event = sd_event_ref(event);
         m->config = config;
+        m->state_lock_fd = m->db_lock_fd = -1;
         m->started_usec = now_realtime_usec();
         *ret = m;
         return 0;
@@ -192,20 +196,42 @@ static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /* Watchdog: only pinged after checking that the parts we depend on
- * answer (the loop runs, the database reads), so a wedged SQLite file
- * gets us restarted instead of silently stuck. */
+ * answer (the loop runs, the database reads, the REST API can take a
+ * client), so a wedged SQLite file or a deaf REST API gets us restarted
+ * instead of silently stuck. */
+static bool rest_serviceable(struct manager *m) {
+#if HAVE_REST
+        const char *reason = NULL;
+        unsigned failures = rest_watchdog_check(m->rest, &reason);
+
+        /* Once may be a moment (accept() hit EMFILE and no connection has
+         * closed yet); twice in a row is half the watchdog interval. */
+        if (failures == 1)
+                log_warning("REST API cannot accept clients: %s", reason);
+        else if (failures > 1) {
+                log_error("REST API cannot accept clients for %u checks: %s; not pinging the watchdog", failures,
+                          reason);
+                return false;
+        }
+#endif
+        return true;
+}
+
 static int on_watchdog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
         uint64_t interval = 0;
         _cleanup_free_ char *msg = NULL;
+        bool rest_ok;
 
         (void) sd_watchdog_enabled(false, &interval);
+        rest_ok = rest_serviceable(m);
         int r = m->db ? db_check(m->db, &msg) : 0;
         if (r >= 0 || r == -EUCLEAN) {
                 /* A corrupt page is reported, not fixed by restarting. */
                 if (r == -EUCLEAN)
                         log_error("Database check failed: %s", msg ? msg : "?");
-                (void) sd_notify(false, "WATCHDOG=1");
+                if (rest_ok)
+                        (void) sd_notify(false, "WATCHDOG=1");
         } else
                 log_warning_errno(r, "Database does not answer, not pinging the watchdog: %m");
         /* Half the interval, as sd_event_set_watchdog() does: a ping late
@@ -246,6 +272,56 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* Takes an exclusive flock() on path (created if needed) and writes our
+ * PID into it, so the refusal of a second daemon can name the first.
+ * The kernel releases a flock however the process ends, so a kill -9
+ * leaves no stale lock (the file itself stays).  A file of its own, not
+ * the database: SQLite's fcntl() locks are on that, and a process loses
+ * its fcntl() locks on a file when it closes any descriptor of it. */
+static int lock_file(const char *path, const char *what, const char *dir, int *ret_fd) {
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+        char pid[24] = "";
+
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot open the lock file %s: %m", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int r = -errno;
+                if (r != -EWOULDBLOCK)
+                        return log_error_errno(r, "Cannot lock %s: %m", path);
+                ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+                pid[n > 0 ? n : 0] = '\0';
+                pid[strcspn(pid, "\n")] = '\0';
+                return log_error_errno(-EBUSY,
+                                       "Another smpgwd%s%s%s is running on the %s %s (it holds %s); "
+                                       "refusing to start a second one on the same files",
+                                       *pid ? " (PID " : "", pid, *pid ? ")" : "", what, dir, path);
+        }
+        char buf[24];
+        int len = snprintf(buf, sizeof(buf), "%d\n", (int) getpid());
+        ssize_t written = ftruncate(fd, 0) < 0 ? -1 : pwrite(fd, buf, (size_t) len, 0);
+        if (written != len)
+                log_warning_errno(written < 0 ? -errno : -EIO, "Cannot write our PID into %s, ignoring: %m", path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Both, always: the state directory holds the image store (a second
+ * daemon deletes the first's images as orphans of its own database), and
+ * the database may be moved out of it (db=, --db) and shared that way. */
+static int manager_lock(struct manager *m) {
+        const struct config *c = m->config;
+        _cleanup_free_ char *state_lock = NULL, *db_lock = NULL;
+        int r;
+
+        if (asprintf(&state_lock, "%s/smpgwd.lock", c->state_dir) < 0 ||
+            asprintf(&db_lock, "%s.lock", c->db_path) < 0)
+                return -ENOMEM;
+        r = lock_file(state_lock, "state directory", c->state_dir, &m->state_lock_fd);
+        if (r < 0)
+                return r;
+        return lock_file(db_lock, "database", c->db_path, &m->db_lock_fd);
+}
+
 static void add_configured_devices(struct manager *m) {
         for (size_t i = 0; i < m->config->n_devices; i++) {
                 struct device *d = NULL;
@@ -274,6 +350,9 @@ int manager_start(struct manager *m) {
                 return -ENOMEM;
         if (asprintf(&m->images_dir, "%s/images", c->state_dir) < 0)
                 return -ENOMEM;
+        r = manager_lock(m);
+        if (r < 0)
+                return r;
 
         (void) sd_notify(false, "STATUS=Opening the database");
         r = db_open(c->db_path, &m->db);
@@ -357,7 +436,15 @@ int manager_reload(struct manager *m) {
 
         r = config_load(m->config->config_path, m->config->config_path != NULL, &fresh);
         if (r < 0)
-                return r;
+                return log_error_errno(r, "Reload failed, keeping the running configuration: %m");
+        /* A file emptied or replaced by mistake must not open the API:
+         * switching authentication off is a restart, a deliberate act. */
+        if (m->config->rest_tokens_file && !fresh->rest_tokens_file)
+                return log_error_errno(-EPERM,
+                                       "Reload refused: %s sets no [rest] tokens_file, which would switch "
+                                       "authentication of the REST API off (restart smpgwd to do that); "
+                                       "keeping the running configuration",
+                                       fresh->config_path ? fresh->config_path : SMPGWD_CONFIG_PATH_DEFAULT);
         /* What can change at run time.  Paths, the bus and the listen
          * address need a restart (they are where our state and clients
          * are). */
@@ -445,6 +532,9 @@ struct manager *manager_free(struct manager *m) {
         free(m->observers);
         m->db = db_close(m->db);
         free(m->images_dir);
+        /* Last: nobody may open our files before we are done with them. */
+        closep(&m->db_lock_fd);
+        closep(&m->state_lock_fd);
         config_free(m->config);
         sd_event_unref(m->event);
         free(m);

@@ -20,6 +20,7 @@
  */
 #pragma once
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ struct dbus_api;
 struct discovery;
 struct probe;
 struct smp_session;
+struct smp_request;
 struct mcuboot_key;
 
 /* ---- devices ---- */
@@ -55,7 +57,7 @@ struct device {
         char *address;                /* transport address (may be NULL) */
         char *address_type;           /* BLE "public"/"random", else NULL */
         char *adapter;                /* BLE adapter, else NULL */
-        char *name;                   /* may be NULL */
+        char *name;                   /* may be NULL; device_name_check() holds */
         bool has_rssi;
         int16_t rssi;
         enum device_state state;
@@ -129,9 +131,17 @@ struct job {
         double rate;                  /* bytes/s of the current or last upload */
         char *error;                  /* the last attempt's error as a sentence, may be NULL */
         uint64_t created_usec, started_usec, finished_usec, next_attempt_usec, updated_usec;
+        /* The device's slots as the job found them: read once, before
+         * its first attempt, and written at once (job_slots_before).  The
+         * outcome is judged against them, so an attempt resumed after a
+         * crash that finds the image already running says "updated",
+         * not "up-to-date".  n_slots 0: not read yet. */
+        struct smp_update_snapshot before;
+        bool before_dirty;
 
         /* runtime, not stored */
         struct smp_session *session;
+        struct smp_request *before_read;  /* reading `before` */
         struct smp_update *update;
         struct image *image_mapped;   /* holds a mapping while running */
         sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
@@ -206,6 +216,11 @@ struct manager {
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
+        /* flock()ed for the process's lifetime: <state dir>/smpgwd.lock
+         * and <db>.lock; -1 when not taken.  Two daemons on the same
+         * files would overwrite each other's rows and delete each
+         * other's images as orphans. */
+        int state_lock_fd, db_lock_fd;
         struct manager_stats stats;
 };
 
@@ -218,7 +233,9 @@ int manager_start(struct manager *m);
  * they resume at the next start), flushes, closes front ends. */
 void manager_stop(struct manager *m);
 /* SIGHUP: rereads what can change at run time (keys, limits, devices
- * from the configuration, discovery settings, tokens). */
+ * from the configuration, discovery settings, tokens).  Refuses, logging
+ * why and keeping everything as it runs, a configuration that does not
+ * load or that would drop the REST API's tokens_file (-EPERM). */
 int manager_reload(struct manager *m);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);
@@ -259,6 +276,25 @@ int device_probe(struct device *d);
 /* Deletes the device and its history.  -EBUSY while a job is queued or
  * running for it (cancel the job first). */
 int manager_forget_device(struct manager *m, struct device *d);
+
+/* A device's name is a label for people: at most DEVICE_NAME_MAX bytes of
+ * UTF-8, no control characters (C0, DEL, C1, line separators, bidi
+ * overrides: they would rewrite a table or a terminal line around it).
+ * A user may set it; until then it defaults to the name the device
+ * advertises over BLE or, failing that, its OS node name. */
+#define DEVICE_NAME_MAX 64
+/* 0 or -EINVAL. */
+int device_name_check(const char *name);
+/* Sets the name a user gives; NULL or "" removes it (the default applies
+ * again from the next probe or BLE sighting).  Records, announces and
+ * flushes a change.  1 changed, 0 the same, -EINVAL (device_name_check()),
+ * -ENOMEM. */
+int device_set_name(struct device *d, const char *name);
+/* Takes candidate (a BLE name, an OS node name) as the name of a device
+ * that has none, cut to DEVICE_NAME_MAX at a character boundary; ignores
+ * "", Zephyr's "unknown" and strings that are no valid name.  Marks the
+ * device dirty; announcing is the caller's.  true when it took it. */
+bool device_default_name(struct device *d, const char *candidate);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 
@@ -269,6 +305,25 @@ int manager_scan(struct manager *m);
 /* ---- images (daemon/image-store.c) ---- */
 
 struct image *manager_find_image(struct manager *m, const char *id);
+
+/* Clients name an image by its id, the image hash in hex (64 digits,
+ * either case), or by a prefix of it as git takes short hashes.  A
+ * prefix must be IMAGE_ID_PREFIX_MIN digits at least (24 bits: among
+ * [images] max_count = 256 images two share one with a chance of about
+ * 0.2 %) and fit one image only; an ambiguous prefix is refused, never
+ * guessed. */
+#define IMAGE_ID_LEN 64
+#define IMAGE_ID_PREFIX_MIN 6
+/* ref is hex, IMAGE_ID_PREFIX_MIN..IMAGE_ID_LEN digits. */
+bool image_ref_is_valid(const char *ref);
+/* The stored image ref names.  -EINVAL: ref is not of that shape;
+ * -ENOENT: no stored image; -ENOTUNIQ: the prefix fits more than one. */
+int manager_lookup_image(struct manager *m, const char *ref, struct image **ret);
+/* The image hash a filter names (?image=): a whole hash as it is (lower
+ * case), a prefix resolved among every hash the gateway knows: stored
+ * images, the images of jobs, the slots of devices.  Errors as
+ * manager_lookup_image(). */
+int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
 /* Creates images_dir, removes stray temporary files, and drops (with a
  * warning and a history row) image records whose file is gone.  Called by
  * manager_start() after db_load(). */
@@ -313,6 +368,19 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
 /* -EALREADY when the job is finished already. */
 int job_cancel(struct job *j);
 bool job_is_finished(const struct job *j);
+/* The share of the upload the device acknowledged, 0..1, and 1 once the
+ * job succeeded (an up-to-date device needs no upload); and the rate,
+ * 0 when not known.  As REST, SSE and D-Bus all show them. */
+static inline double job_progress(const struct job *j) {
+        if (j->state == JOB_SUCCEEDED)
+                return 1.0;
+        if (j->bytes_total == 0)
+                return 0.0;
+        return j->bytes_sent >= j->bytes_total ? 1.0 : (double) j->bytes_sent / (double) j->bytes_total;
+}
+static inline double job_rate(const struct job *j) {
+        return isfinite(j->rate) && j->rate > 0 ? j->rate : 0.0;
+}
 const char *job_state_to_string(enum job_state s);
 int job_state_from_string(const char *s);
 /* Starts queued jobs while the limits allow (called by the manager). */

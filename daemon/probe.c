@@ -127,6 +127,25 @@ static void slots_changed_history(struct device *d, const struct smp_update_snap
                 manager_history(d->manager, "device-image", d, NULL, NULL, "active image %s → %s", was, now);
 }
 
+/* The node name in an OS info answer to format "a": Zephyr's os_mgmt
+ * writes the fields in uname order separated by single spaces, kernel
+ * name ("Zephyr", one word) first, node name second (its network
+ * host name, or "unknown"). */
+static void os_info_node_name(const char *os_info, char *buf, size_t size) {
+        const char *p = os_info ? strchr(os_info, ' ') : NULL;
+        size_t n;
+
+        buf[0] = '\0';
+        if (!p)
+                return;
+        p++;
+        n = strcspn(p, " ");
+        if (n > 0 && n < size) {
+                memcpy(buf, p, n);
+                buf[n] = '\0';
+        }
+}
+
 static bool snapshot_equal(const struct smp_update_snapshot *a, const struct smp_update_snapshot *b) {
         if (a->n_slots != b->n_slots)
                 return false;
@@ -190,8 +209,12 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
         case PROBE_INFO: {
                 struct smp_cbor_slice out;
                 if (smp_os_info_rsp_decode(body, len, &out, NULL) >= 0 && out.ptr) {
+                        char node[DEVICE_NAME_MAX * 4 + 1];
                         free(d->os_info);
                         d->os_info = strndup((const char *) out.ptr, MIN(out.len, (size_t) 512));
+                        /* a device with no name yet is named after its host */
+                        os_info_node_name(d->os_info, node, sizeof(node));
+                        (void) device_default_name(d, node);
                 }
                 break;
         }

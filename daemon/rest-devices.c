@@ -13,13 +13,6 @@
 #include "db.h"
 #include "rest-internal.h"
 
-static bool is_hex(const char *s) {
-        for (; *s; s++)
-                if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F')))
-                        return false;
-        return true;
-}
-
 static bool device_has_image(const struct device *d, const char *hash) {
         for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
                 const struct smp_update_slot *s = &d->slots.slots[i];
@@ -28,7 +21,7 @@ static bool device_has_image(const struct device *d, const char *hash) {
                 if (!s->present || s->hash_len == 0)
                         continue;
                 hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hex);
-                if (strcasecmp(hex, hash) == 0)
+                if (streq(hex, hash))
                         return true;
         }
         return false;
@@ -73,6 +66,7 @@ int rest_devices_list(struct rest_request *req) {
                    *name = rest_query(req, "name"), *image = rest_query(req, "image");
         _cleanup_free_ struct job_index_entry *index = NULL;
         size_t n_index = 0;
+        char image_hash[IMAGE_ID_LEN + 1] = "";
         uint64_t offset, total = 0;
         unsigned limit;
         int state = -1, k;
@@ -87,9 +81,11 @@ int rest_devices_list(struct rest_request *req) {
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Query parameter 'state' must be one of new, online, unreachable, absent.");
         }
-        if (image && (!is_hex(image) || strlen(image) > 64 || strlen(image) % 2 != 0))
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Query parameter 'image' must be an image hash in hex.");
+        if (image) {
+                k = rest_filter_image(req, image, image_hash);
+                if (k < 0)
+                        return k;
+        }
 
         k = job_index_build(m, &index, &n_index);
         if (k < 0)
@@ -107,7 +103,7 @@ int rest_devices_list(struct rest_request *req) {
                         continue;
                 if (name && (!d->name || !strcasestr(d->name, name)))
                         continue;
-                if (image && !device_has_image(d, image))
+                if (image && !device_has_image(d, image_hash))
                         continue;
                 total++;
                 if (total <= offset || json_array_size(devices) >= limit)
@@ -178,6 +174,40 @@ int rest_device_get(struct rest_request *req) {
         k = rest_find_device(req, req->path_id, &d);
         if (k < 0)
                 return k;
+        return rest_reply_json(req, 200, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
+}
+
+/* PATCH: changes what a user may change of a device, its name; fields
+ * left out stay as they are. */
+int rest_device_patch(struct rest_request *req) {
+        static const char *const fields[] = { "name", NULL };
+        struct manager *m = req->rest->manager;
+        struct device *d;
+        json_t *v;
+        int k;
+
+        k = rest_find_device(req, req->path_id, &d);
+        if (k < 0)
+                return k;
+        k = rest_json_check_fields(req, req->json, fields);
+        if (k < 0)
+                return k;
+        v = json_object_get(req->json, "name");
+        if (v) {
+                const char *name = json_is_string(v) ? json_string_value(v) : NULL;
+
+                if ((!json_is_null(v) && !name) || (name && strlen(name) != json_string_length(v)))
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'name' must be a string or null (no name).");
+                k = device_set_name(d, name);
+                if (k == -EINVAL)
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'name' must be at most %d bytes of UTF-8 without control "
+                                                "characters.", DEVICE_NAME_MAX);
+                if (k < 0)
+                        return rest_reply_errno(req, k, "Renaming device %" PRIu64 " failed: %s.", d->id,
+                                                strerror(-k));
+        }
         return rest_reply_json(req, 200, rest_json_device(m, d, rest_device_unfinished_job(m, d->id)));
 }
 

@@ -5,13 +5,17 @@
  * Each stream is an MHD callback response with a bounded text queue.  The
  * reader hands out what is queued; with nothing queued it suspends the
  * connection (legal only from the reader or the access handler) and
- * returns 0, and the next event resumes it.  MHD does not see a suspended
- * client go away, so a keepalive comment every 15 s makes the write fail
- * and MHD reap the connection.  A client that stops reading fills its
- * queue and is dropped after an "overflow" event instead of growing us.
+ * returns 0, and the next event resumes it and has MHD run at once
+ * (rest_run_soon(): a resume alone wakes nothing in external polling
+ * mode).  MHD takes a suspended connection out of its epoll set and does
+ * not see the client go away, so each stream watches its own socket for
+ * the client hanging up and then ends; a keepalive comment every 15 s
+ * makes the write fail for clients that vanished without a FIN.  A client
+ * that stops reading fills its queue and is dropped after an "overflow"
+ * event instead of growing us.
  *
  * Ownership: a stream belongs to its MHD response; MHD frees it through
- * sse_free() when the connection closes, after NOTIFY_COMPLETED.
+ * sse_free() when the response is done with, before it closes the socket.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,11 +30,13 @@ struct rest_sse {
         struct rest *rest;
         struct rest_sse *prev, *next;
         struct MHD_Connection *connection;
+        sd_event_source *hangup_source; /* the client's socket, EPOLLRDHUP */
         char *buf;                     /* queued text is buf[start, start + len) */
         size_t start, len, alloc;
         unsigned types;                /* bit per enum manager_event_type */
         bool suspended;                /* by us, so only then resumed */
         bool ending;                   /* overflow or shutdown: send what is queued, then end */
+        bool client_gone;              /* hung up: end without sending */
 };
 
 static const char *const event_names[_MANAGER_EVENT_MAX] = {
@@ -52,6 +58,7 @@ static void sse_wake(struct rest_sse *s) {
                 return;
         s->suspended = false;
         MHD_resume_connection(s->connection);
+        rest_run_soon(s->rest);
 }
 
 static int sse_reserve(struct rest_sse *s, size_t n) {
@@ -104,6 +111,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         struct rest_sse *s = cls;
         size_t n;
 
+        if (s->client_gone)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
         if (s->len == 0) {
                 if (s->ending || s->rest->stopping)
                         return MHD_CONTENT_READER_END_OF_STREAM;
@@ -133,6 +142,7 @@ static void sse_free(void *cls) {
         if (s->next)
                 s->next->prev = s->prev;
         r->n_sse_streams--;
+        sd_event_source_disable_unref(s->hangup_source);
         free(s->buf);
         free(s);
 }
@@ -228,6 +238,34 @@ static int parse_types(const char *spec, unsigned *ret) {
         return 0;
 }
 
+static int sse_on_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        struct rest_sse *s = userdata;
+
+        /* Level-triggered and it stays so: once is enough. */
+        (void) sd_event_source_set_enabled(source, SD_EVENT_OFF);
+        s->client_gone = true;
+        s->ending = true;
+        sse_wake(s);
+        return 0;
+}
+
+/* MHD watches no suspended socket; we watch it for the hang-up only (the
+ * client sends nothing more on a stream), in the loop's own epoll set. */
+static int sse_watch_hangup(struct rest_sse *s) {
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(s->connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        int k;
+
+        if (!info)
+                return -EBADF;
+        k = sd_event_add_io(s->rest->manager->event, &s->hangup_source, info->connect_fd, EPOLLRDHUP,
+                            sse_on_hangup, s);
+        if (k < 0)
+                return k;
+        (void) sd_event_source_set_description(s->hangup_source, "rest-sse-hangup");
+        return 0;
+}
+
 int rest_events_stream(struct rest_request *req) {
         static const char hello[] = ": smpgwd events\nretry: 3000\n\n";
         struct rest *r = req->rest;
@@ -259,9 +297,16 @@ int rest_events_stream(struct rest_request *req) {
         }
         memcpy(s->buf, hello, sizeof(hello) - 1);
         s->len = sizeof(hello) - 1;
+        k = sse_watch_hangup(s);
+        if (k < 0) {
+                free(s->buf);
+                free(s);
+                return k;
+        }
 
         response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
         if (!response) {
+                sd_event_source_disable_unref(s->hangup_source);
                 free(s->buf);
                 free(s);
                 return -ENOMEM;

@@ -30,14 +30,23 @@
 /* A client that lets this much undelivered event text pile up is dropped:
  * a dashboard that stopped reading must not make the daemon grow. */
 #define REST_SSE_QUEUE_MAX (1024u * 1024u)
-/* Suspended connections never time out in MHD, so a comment every 15 s is
- * what finds (and reaps) clients that went away. */
+/* Suspended connections never time out in MHD and MHD does not watch
+ * their sockets: rest-events.c watches each stream's socket for the client
+ * hanging up, and a comment every 15 s finds the clients that vanished
+ * without a FIN. */
 #define REST_SSE_KEEPALIVE_USEC (15ull * 1000000ull)
+/* A client has this long from its connection (or from the end of its
+ * previous request on a kept-alive connection) to send complete request
+ * headers; [rest] timeout, when shorter, wins.  MHD's own timeout is an
+ * idle timeout: a client sending a byte every few seconds never hits it
+ * and, 64 of them, would hold every connection. */
+#define REST_HEADER_TIMEOUT_USEC (10ull * 1000000ull)
 /* POST /api/v1/jobs: devices per request. */
 #define REST_JOB_DEVICES_MAX 1000u
 #define REST_PAGE_LIMIT_DEFAULT 100u
 #define REST_HISTORY_LIMIT_DEFAULT 100u
 
+struct rest_conn;
 struct rest_sse;
 struct rest_request;
 
@@ -46,8 +55,24 @@ typedef int (*rest_handler_fn)(struct rest_request *req);
 struct rest {
         struct manager *manager;       /* borrowed: the manager owns us */
         struct MHD_Daemon *daemon;
+
+        /* rest-loop.c: MHD on the loop */
+        int epoll_fd, listen_fd;       /* MHD's, borrowed */
+        int epoll_fdinfo_fd;           /* /proc/self/fdinfo/<epoll_fd>, owned; -1 without /proc */
+        unsigned max_connections;
+        uint64_t header_timeout_usec;
         sd_event_source *io_source;    /* MHD's epoll fd */
         sd_event_source *timer_source; /* MHD_get_timeout(), one shot */
+        sd_event_source *run_defer;    /* one more MHD_run() at once: after a resume, a close */
+        sd_event_source *header_timer; /* the oldest header deadline */
+        struct rest_conn *awaiting_head, *awaiting_tail; /* waiting for request headers, by deadline */
+        uint64_t header_timeouts;      /* clients cut off at the header deadline */
+        unsigned watchdog_failures;    /* consecutive checks that found MHD unable to accept */
+
+        /* libmicrohttpd's messages, rate limited: a client can cause them */
+        uint64_t mhd_log_window_usec;
+        unsigned mhd_log_count, mhd_log_suppressed;
+
         sd_event_source *keepalive_timer;
         uint64_t started_usec;         /* CLOCK_MONOTONIC, for uptime */
 
@@ -98,9 +123,16 @@ struct rest_request {
         bool body_too_large;
         uint64_t drained;
 
+        bool begun;                    /* the access handler saw the headers */
         bool replied;
         bool queue_failed;
         unsigned status;
+
+        /* The raw request target (before MHD unescapes it, when %00 would
+         * cut a path short and reroute it) held a control character:
+         * refused at the headers. */
+        bool target_bad_path;
+        char *target_bad_query;        /* the (raw) parameter name */
 };
 
 /* ---- rest.c: replies, lookups, query parameters ---- */
@@ -129,7 +161,9 @@ int rest_query_uint(struct rest_request *req, const char *name, uint64_t default
 struct device *rest_lookup_device(struct manager *m, const char *ref);
 /* The same, replying 404 not_found when there is none. */
 int rest_find_device(struct rest_request *req, const char *ref, struct device **ret);
-int rest_find_image(struct rest_request *req, const char *id, struct image **ret);
+/* An image by its id or a unique prefix (manager_lookup_image()); replies
+ * 404 not_found or 409 ambiguous when there is not exactly one. */
+int rest_find_image(struct rest_request *req, const char *ref, struct image **ret);
 int rest_find_job(struct rest_request *req, const char *ref, struct job **ret);
 
 /* ---- rest-json.c ---- */
@@ -145,6 +179,12 @@ json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unf
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 
+/* The ?image= filter: ref resolved to the one image hash it names
+ * (manager_resolve_image_hash()); a ref that names no known image gives
+ * "", which nothing has.  Replies 400 invalid_field or 409 ambiguous and
+ * returns negative otherwise. */
+int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
+
 /* Checks a request body object against the fields a handler knows, so a
  * typo is an error rather than a silently ignored option.  Replies 400
  * invalid_field naming the first unknown field. */
@@ -155,6 +195,7 @@ int rest_json_check_fields(struct rest_request *req, json_t *object, const char 
 int rest_devices_list(struct rest_request *req);
 int rest_devices_add(struct rest_request *req);
 int rest_device_get(struct rest_request *req);
+int rest_device_patch(struct rest_request *req);
 int rest_device_probe(struct rest_request *req);
 int rest_device_forget(struct rest_request *req);
 int rest_device_history(struct rest_request *req);
@@ -179,3 +220,21 @@ int rest_events_start(struct rest *r);
 void rest_events_stop(struct rest *r);
 
 int rest_metrics(struct rest_request *req);
+
+/* ---- rest-loop.c: libmicrohttpd on the sd-event loop ---- */
+
+/* After MHD_start_daemon(): watches MHD's epoll fd, its timeout, the
+ * header deadlines. */
+int rest_loop_start(struct rest *r);
+void rest_loop_stop(struct rest *r);
+/* Runs MHD_run() from a defer source, at once but not from inside an MHD
+ * callback: MHD_resume_connection() alone wakes nothing in external
+ * polling mode. */
+void rest_run_soon(struct rest *r);
+/* MHD_OPTION_NOTIFY_CONNECTION. */
+void rest_on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                        enum MHD_ConnectionNotificationCode code);
+/* The headers of a request are in / the request is over (the connection
+ * waits for its next request, under a fresh header deadline). */
+void rest_conn_request_begins(struct MHD_Connection *connection);
+void rest_conn_request_ends(struct MHD_Connection *connection);

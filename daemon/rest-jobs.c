@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "config.h"
 #include "log.h"
@@ -80,6 +79,10 @@ int rest_jobs_create(struct rest_request *req) {
         v = json_object_get(req->json, "image");
         if (!json_is_string(v) || json_string_length(v) == 0)
                 return rest_reply_error(req, 400, "invalid_field", "Field 'image' is required: an image id (its hash).");
+        if (!image_ref_is_valid(json_string_value(v)))
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Field 'image' must be an image id (64 hex digits) or a unique prefix of at "
+                                        "least %d of them.", IMAGE_ID_PREFIX_MIN);
         k = rest_find_image(req, json_string_value(v), &img);
         if (k < 0)
                 return k;
@@ -168,6 +171,7 @@ int rest_jobs_list(struct rest_request *req) {
         const char *state_s = rest_query(req, "state"), *device_s = rest_query(req, "device"),
                    *image = rest_query(req, "image");
         uint64_t offset, total = 0, device_id = 0;
+        char image_hash[IMAGE_ID_LEN + 1] = "";
         unsigned limit;
         int state = -1, k;
         json_t *jobs;
@@ -181,6 +185,11 @@ int rest_jobs_list(struct rest_request *req) {
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Query parameter 'state' must be a job state (queued, running, "
                                                 "retry-wait, succeeded, failed, cancelled).");
+        }
+        if (image) {
+                k = rest_filter_image(req, image, image_hash);
+                if (k < 0)
+                        return k;
         }
         if (device_s) {
                 char *end = NULL;
@@ -205,7 +214,7 @@ int rest_jobs_list(struct rest_request *req) {
                         continue;
                 if (device_s && j->device_id != device_id)
                         continue;
-                if (image && strcasecmp(j->image_id, image) != 0)
+                if (image && !streq(j->image_id, image_hash))
                         continue;
                 total++;
                 if (total <= offset || json_array_size(jobs) >= limit)

@@ -4,7 +4,6 @@
  * the REST handlers and the event stream so both always agree.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -124,10 +123,7 @@ json_t *rest_json_image(struct manager *m, const struct image *img) {
 
 json_t *rest_json_job(struct manager *m, const struct job *j) {
         const struct device *d = manager_find_device(m, j->device_id);
-        double progress = 0, rate = isfinite(j->rate) && j->rate > 0 ? j->rate : 0;
-
-        if (j->bytes_total > 0)
-                progress = MIN(1.0, (double) j->bytes_sent / (double) j->bytes_total);
+        double progress = job_progress(j), rate = job_rate(j);
 
         return json_pack("{s:I, s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:o,"
                          " s:o, s:o, s:o, s:o, s:o}",
@@ -155,6 +151,32 @@ json_t *rest_json_job(struct manager *m, const struct job *j) {
                          "finished", rest_json_time(j->finished_usec),
                          "next_attempt", rest_json_time(j->next_attempt_usec),
                          "updated", rest_json_time(j->updated_usec));
+}
+
+int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
+        int k = manager_resolve_image_hash(req->rest->manager, ref, ret_hash);
+
+        switch (k) {
+        case 0:
+                return 0;
+        case -ENOENT:
+                /* Names no image the gateway knows: an empty hash,
+                 * which nothing has, so nothing matches. */
+                ret_hash[0] = '\0';
+                return 0;
+        case -ENOTUNIQ:
+                (void) rest_reply_error(req, 409, "ambiguous",
+                                        "Query parameter 'image': prefix '%s' fits more than one image; give more "
+                                        "of its digits.", ref);
+                return k;
+        case -EINVAL:
+                (void) rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter 'image' must be an image hash (64 hex digits) or a prefix "
+                                        "of at least %d of them.", IMAGE_ID_PREFIX_MIN);
+                return k;
+        default:
+                return k;
+        }
 }
 
 int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {

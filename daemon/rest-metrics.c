@@ -82,6 +82,8 @@ int rest_metrics(struct rest_request *req) {
                 st->images_rejected);
         counter(f, "smpgw_rest_requests_total", "HTTP requests received by the REST API.", st->rest_requests);
         counter(f, "smpgw_rest_errors_total", "REST replies with a 4xx or 5xx status.", st->rest_errors);
+        counter(f, "smpgw_rest_header_timeouts_total",
+                "REST clients closed for not sending their request headers in time.", r->header_timeouts);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
 

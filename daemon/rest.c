@@ -201,6 +201,7 @@ static const struct {
         { EMSGSIZE, 413, "payload_too_large" },
         { EBADMSG, 400, "invalid_image" },
         { EKEYREJECTED, 400, "signature_invalid" },
+        { ENOTUNIQ, 409, "ambiguous" },
 };
 
 int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) {
@@ -307,11 +308,19 @@ int rest_find_device(struct rest_request *req, const char *ref, struct device **
         return 0;
 }
 
-int rest_find_image(struct rest_request *req, const char *id, struct image **ret) {
-        struct image *img = id ? manager_find_image(req->rest->manager, id) : NULL;
+int rest_find_image(struct rest_request *req, const char *ref, struct image **ret) {
+        struct image *img = NULL;
+        int k = manager_lookup_image(req->rest->manager, ref, &img);
 
-        if (!img) {
-                (void) rest_reply_error(req, 404, "not_found", "No image '%s'.", id ? id : "");
+        if (k == -ENOTUNIQ) {
+                (void) rest_reply_error(req, 409, "ambiguous",
+                                        "Image prefix '%s' fits more than one image; give more of its digits.", ref);
+                return k;
+        }
+        if (k < 0) {
+                (void) rest_reply_error(req, 404, "not_found",
+                                        "No image '%s' (an image id, or a unique prefix of at least %d of its "
+                                        "hex digits).", ref ? ref : "", IMAGE_ID_PREFIX_MIN);
                 return -ENOENT;
         }
         *ret = img;
@@ -388,8 +397,9 @@ static const struct rest_resource_def {
         [REST_RESOURCE_DEVICES] = { "GET, HEAD, POST", false,
                                     { { "GET", REST_BODY_NONE, rest_devices_list },
                                       { "POST", REST_BODY_JSON, rest_devices_add } } },
-        [REST_RESOURCE_DEVICE] = { "GET, HEAD, DELETE", false,
+        [REST_RESOURCE_DEVICE] = { "GET, HEAD, PATCH, DELETE", false,
                                    { { "GET", REST_BODY_NONE, rest_device_get },
+                                     { "PATCH", REST_BODY_JSON, rest_device_patch },
                                      { "DELETE", REST_BODY_NONE, rest_device_forget } } },
         [REST_RESOURCE_DEVICE_PROBE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_device_probe } } },
         [REST_RESOURCE_DEVICE_HISTORY] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_device_history } } },
@@ -568,6 +578,7 @@ static struct rest_request *rest_request_free(struct rest_request *req) {
         free(req->body);
         json_decref(req->json);
         free(req->path_id);
+        free(req->target_bad_query);
         free(req);
         return NULL;
 }
@@ -618,6 +629,11 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
         int k;
 
         req->method = streq(method, "HEAD") ? "GET" : method;
+        /* Before routing: the url MHD hands us is unescaped and ends at a
+         * %00, so it is not the path the client sent. */
+        if (req->target_bad_path)
+                return rest_reply_error(req, 400, "invalid_path",
+                                        "The path holds a control character (raw or %%-escaped).");
         res = rest_route(r, url, &req->path_id);
         def = &rest_resources[res];
 
@@ -627,6 +643,9 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
                                                     "A valid 'Authorization: Bearer <token>' header is required.");
         if (res == REST_RESOURCE_NONE)
                 return rest_reply_error(req, 404, "not_found", "No such resource: %s", url);
+        if (req->target_bad_query)
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Query parameter '%s' holds a control character.", req->target_bad_query);
 
         for (size_t i = 0; i < ELEMENTSOF(def->methods) && def->methods[i].method; i++)
                 if (streq(def->methods[i].method, req->method))
@@ -728,6 +747,79 @@ static int rest_request_finish(struct rest_request *req) {
         return r;
 }
 
+/* A byte that has no business in a request target: C0 controls and DEL. */
+static bool is_control(unsigned char c) {
+        return c < 0x20 || c == 0x7f;
+}
+
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* Whether s[0, n) holds a control character, raw or %-escaped. */
+static bool has_control(const char *s, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                if (is_control((unsigned char) s[i]))
+                        return true;
+                if (s[i] == '%' && i + 2 < n) {
+                        int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+
+                        if (hi >= 0 && lo >= 0 && is_control((unsigned char) (hi * 16 + lo)))
+                                return true;
+                }
+        }
+        return false;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, and this is the
+ * only place that sees the request target as the client sent it.  The
+ * per-request state starts here (MHD hands it to the access handler as
+ * *con_cls, and reports its end through NOTIFY_COMPLETED even when the
+ * access handler never runs). */
+static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection *connection) {
+        struct rest *r = cls;
+        struct rest_request *req;
+        const char *query, *end;
+
+        req = calloc(1, sizeof(*req));
+        if (!req)
+                return NULL;
+        req->rest = r;
+        req->connection = connection;
+        req->upload_fd = -1;
+
+        end = uri + strlen(uri);
+        query = strchr(uri, '?');
+        req->target_bad_path = has_control(uri, (size_t) ((query ? query : end) - uri));
+        for (const char *p = query ? query + 1 : end; p < end && !req->target_bad_query;) {
+                const char *amp = strchr(p, '&');
+                size_t n = (size_t) ((amp ? amp : end) - p);
+
+                if (has_control(p, n)) {
+                        const char *eq = memchr(p, '=', n);
+                        size_t name_len = eq ? (size_t) (eq - p) : n;
+
+                        req->target_bad_query = strndup(p, MIN(name_len, (size_t) 64));
+                        if (!req->target_bad_query) {
+                                free(req);
+                                return NULL;
+                        }
+                        /* It is quoted in the reply: no control bytes there. */
+                        for (char *q = req->target_bad_query; *q; q++)
+                                if (is_control((unsigned char) *q) || (unsigned char) *q >= 0x80)
+                                        *q = '?';
+                }
+                p += n + 1;
+        }
+        return req;
+}
+
 static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *connection, const char *url,
                                            const char *method, const char *version, const char *upload_data,
                                            size_t *upload_data_size, void **con_cls) {
@@ -735,14 +827,16 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
         struct rest_request *req = *con_cls;
 
         if (!req) {
-                req = calloc(1, sizeof(*req));
+                /* rest_request_new() ran out of memory. */
+                req = rest_request_new(r, "", connection);
                 if (!req)
                         return MHD_NO;
-                req->rest = r;
-                req->connection = connection;
-                req->upload_fd = -1;
-                req->method = method;
                 *con_cls = req;
+        }
+        if (!req->begun) {
+                req->begun = true;
+                req->method = method;
+                rest_conn_request_begins(connection);
                 r->manager->stats.rest_requests++;
                 (void) rest_request_begin(req, url, method);
                 return req->queue_failed ? MHD_NO : MHD_YES;
@@ -766,6 +860,7 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
                                    enum MHD_RequestTerminationCode toe) {
         struct rest_request *req = *con_cls;
 
+        rest_conn_request_ends(connection);
         if (!req)
                 return;
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->upload_fd >= 0)
@@ -775,49 +870,35 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
 
 static void rest_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
 
+/* libmicrohttpd logs per connection ("Server reached connection limit"
+ * for each client past the per-address limit), so a client could flood
+ * the journal: at most this many of its messages per window. */
+#define REST_MHD_LOG_BURST 10u
+#define REST_MHD_LOG_WINDOW_USEC (10ull * 1000000ull)
+
 static void rest_mhd_log(void *cls, const char *fmt, va_list ap) {
+        struct rest *r = cls;
+        uint64_t now = now_monotonic_usec();
         char msg[512];
         size_t n;
+
+        if (now - r->mhd_log_window_usec >= REST_MHD_LOG_WINDOW_USEC) {
+                if (r->mhd_log_suppressed > 0)
+                        log_warning("libmicrohttpd: %u more messages suppressed", r->mhd_log_suppressed);
+                r->mhd_log_window_usec = now;
+                r->mhd_log_count = r->mhd_log_suppressed = 0;
+        }
+        if (r->mhd_log_count >= REST_MHD_LOG_BURST) {
+                r->mhd_log_suppressed++;
+                return;
+        }
+        r->mhd_log_count++;
 
         vsnprintf(msg, sizeof(msg), fmt, ap);
         n = strlen(msg);
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
                 msg[--n] = '\0';
         log_warning("libmicrohttpd: %s", msg);
-}
-
-/* ---- the loop ---- */
-
-static void rest_arm_timer(struct rest *r) {
-        MHD_UNSIGNED_LONG_LONG ms;
-        uint64_t now;
-
-        if (!r->daemon || !r->timer_source)
-                return;
-        if (MHD_get_timeout(r->daemon, &ms) != MHD_YES) {
-                (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_OFF);
-                return;
-        }
-        if (sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now) < 0)
-                now = now_monotonic_usec();
-        (void) sd_event_source_set_time(r->timer_source, now + MIN(ms, (MHD_UNSIGNED_LONG_LONG) 3600000) * 1000u);
-        (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_ONESHOT);
-}
-
-static void rest_run(struct rest *r) {
-        if (MHD_run(r->daemon) != MHD_YES)
-                log_debug("REST: MHD_run() failed");
-        rest_arm_timer(r);
-}
-
-static int rest_on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        rest_run(userdata);
-        return 0;
-}
-
-static int rest_on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        rest_run(userdata);
-        return 0;
 }
 
 /* ---- start, reload, stop ---- */
@@ -906,7 +987,6 @@ int rest_start(struct manager *m, struct rest **ret) {
                 { MHD_OPTION_END, 0, NULL },
                 { MHD_OPTION_END, 0, NULL },
         };
-        const union MHD_DaemonInfo *info;
         struct sockaddr_storage sa;
         socklen_t sa_len;
         unsigned flags, timeout_s, max_connections;
@@ -918,6 +998,7 @@ int rest_start(struct manager *m, struct rest **ret) {
                 return log_error_errno(-ENOMEM, "REST: out of memory");
         r->manager = m;
         r->started_usec = now_monotonic_usec();
+        r->epoll_fdinfo_fd = -1;
 
         k = parse_listen(listen, &sa, &sa_len, &v6);
         if (k < 0)
@@ -949,6 +1030,8 @@ int rest_start(struct manager *m, struct rest **ret) {
 
         timeout_s = (unsigned) MAX(c->rest_timeout_usec / 1000000u, (uint64_t) 1);
         max_connections = c->rest_max_connections ? c->rest_max_connections : 64;
+        r->max_connections = max_connections;
+        r->header_timeout_usec = MIN(REST_HEADER_TIMEOUT_USEC, (uint64_t) timeout_s * 1000000u);
 
         r->daemon = MHD_start_daemon(
                 flags, 0, NULL, NULL, rest_access_handler, r,
@@ -961,24 +1044,17 @@ int rest_start(struct manager *m, struct rest **ret) {
                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, MAX(max_connections / 2, 1u),
                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) REST_CONNECTION_MEMORY_LIMIT,
                 MHD_OPTION_NOTIFY_COMPLETED, rest_request_completed, r,
+                MHD_OPTION_NOTIFY_CONNECTION, rest_on_connection, r,
+                MHD_OPTION_URI_LOG_CALLBACK, rest_request_new, r,
                 MHD_OPTION_ARRAY, tls_options,
                 MHD_OPTION_END);
         if (!r->daemon)
                 return log_error_errno(-EADDRNOTAVAIL, "REST: cannot start the HTTP server on '%s' (see above)",
                                        listen);
 
-        info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-        if (!info)
-                return log_error_errno(-EIO, "REST: libmicrohttpd has no epoll fd");
-        k = sd_event_add_io(m->event, &r->io_source, info->epoll_fd, EPOLLIN, rest_on_io, r);
+        k = rest_loop_start(r);
         if (k < 0)
-                return log_error_errno(k, "REST: cannot watch the HTTP server: %m");
-        (void) sd_event_source_set_description(r->io_source, "rest-io");
-        /* 1 µs accuracy: sd-event's default (250 ms) would stall replies. */
-        k = sd_event_add_time(m->event, &r->timer_source, CLOCK_MONOTONIC, 0, 1, rest_on_timer, r);
-        if (k < 0)
-                return log_error_errno(k, "REST: cannot add the HTTP timer: %m");
-        (void) sd_event_source_set_description(r->timer_source, "rest-timer");
+                return k;
 
         k = rest_events_start(r);
         if (k < 0)
@@ -1010,8 +1086,7 @@ struct rest *rest_free(struct rest *r) {
                 MHD_stop_daemon(r->daemon);
                 r->daemon = NULL;
         }
-        r->io_source = sd_event_source_disable_unref(r->io_source);
-        r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        rest_loop_stop(r);
         r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
 
         if (r->token_digests)

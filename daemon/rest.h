@@ -15,3 +15,8 @@ int rest_start(struct manager *m, struct rest **ret);
 int rest_reload(struct rest *r);
 /* Resumes and ends every SSE stream, stops the daemon. */
 struct rest *rest_free(struct rest *r);
+/* For the watchdog: how many checks in a row (this one included) found
+ * the API unable to take a new client although it is below
+ * max_connections; 0 when it can.  *ret_reason says what is wrong
+ * (static text, NULL when nothing is).  NULL-safe. */
+unsigned rest_watchdog_check(struct rest *r, const char **ret_reason);

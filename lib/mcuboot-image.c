@@ -122,6 +122,65 @@ int mcuboot_version_format(const struct mcuboot_version *version, char *buf, siz
         return n;
 }
 
+/* One decimal field of a version, at most max: digits only, no sign, no
+ * leading zero (one spelling per number). */
+static const char *version_field(const char *s, uint32_t max, uint32_t *ret) {
+        uint64_t v = 0;
+        const char *p = s;
+
+        if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+                return NULL;
+        for (; *p >= '0' && *p <= '9'; p++) {
+                v = v * 10 + (uint64_t) (*p - '0');
+                if (v > max)
+                        return NULL;
+        }
+        *ret = (uint32_t) v;
+        return p;
+}
+
+int mcuboot_version_parse(const char *s, struct mcuboot_version *ret) {
+        uint32_t major, minor, revision, build = 0;
+
+        if (!s || !ret)
+                return -EINVAL;
+        if (!(s = version_field(s, UINT8_MAX, &major)) || *s++ != '.' ||
+            !(s = version_field(s, UINT8_MAX, &minor)) || *s++ != '.' ||
+            !(s = version_field(s, UINT16_MAX, &revision)))
+                return -EINVAL;
+        if (*s == '+' || *s == '.') {
+                s = version_field(s + 1, UINT32_MAX, &build);
+                if (!s)
+                        return -EINVAL;
+        }
+        if (*s)
+                return -EINVAL;
+        *ret = (struct mcuboot_version) {
+                .major = (uint8_t) major,
+                .minor = (uint8_t) minor,
+                .revision = (uint16_t) revision,
+                .build = build,
+        };
+        return 0;
+}
+
+int mcuboot_version_normalize(char *version, size_t size) {
+        struct mcuboot_version v;
+        char buf[MCUBOOT_VERSION_STRING_MAX];
+        int r;
+
+        r = mcuboot_version_parse(version, &v);
+        if (r < 0)
+                return r;
+        r = mcuboot_version_format(&v, buf, sizeof(buf));
+        if (r < 0)
+                return r;
+        if ((size_t) r >= size)
+                return -ENOBUFS;
+        memcpy(version, buf, (size_t) r + 1);
+        return r;
+}
+
 static const EVP_MD *hash_type_to_md(uint16_t type, size_t *ret_len) {
         switch (type) {
         case MCUBOOT_TLV_SHA256:

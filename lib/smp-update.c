@@ -97,8 +97,12 @@ void smp_update_slot_from_state(const struct smp_img_slot_state *st, struct smp_
                 .active = st->active,
                 .permanent = st->permanent,
         };
-        if (smp_cbor_slice_present(st->version))
+        if (smp_cbor_slice_present(st->version)) {
                 (void) smp_cbor_slice_copy(st->version, ret->version, sizeof(ret->version));
+                /* Zephyr reports "1.2.3.4" (".4" only when the build is
+                 * not 0); shown as MCUboot writes it, "1.2.3+4". */
+                (void) mcuboot_version_normalize(ret->version, sizeof(ret->version));
+        }
         if (smp_cbor_slice_present(st->hash)) {
                 ret->hash_len = MIN(st->hash.len, sizeof(ret->hash));
                 memcpy(ret->hash, st->hash.ptr, ret->hash_len);

@@ -129,6 +129,39 @@ static void test_unsigned(void) {
         ASSERT_STREQ(v, "255.255.65535+4294967295");
         ASSERT_EQ(mcuboot_version_format(&max, v, 24), -ENOBUFS);
 
+        /* Every spelling a version meets reads as the same version, and
+         * is shown as MCUboot writes it. */
+        static const struct {
+                const char *in, *out;
+        } spellings[] = {
+                { "1.2.3+4", "1.2.3+4" },
+                { "1.2.3.4", "1.2.3+4" },            /* Zephyr img_mgmt, build != 0 */
+                { "1.2.3", "1.2.3+0" },              /* Zephyr img_mgmt, build 0 */
+                { "0.0.0", "0.0.0+0" },
+                { "255.255.65535.4294967295", "255.255.65535+4294967295" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(spellings); i++) {
+                struct mcuboot_version pv;
+                snprintf(v, sizeof(v), "%s", spellings[i].in);
+                ASSERT_OK(mcuboot_version_parse(v, &pv));
+                ASSERT_TRUE(mcuboot_version_normalize(v, sizeof(v)) > 0);
+                ASSERT_STREQ(v, spellings[i].out);
+        }
+        static const char *const not_versions[] = {
+                "", "1", "1.2", "1.2.3.", "1.2.3+", "1.2.3-rc1", "v1.2.3", "1.2.3.4.5", "256.0.0", "1.256.0",
+                "1.2.65536", "1.2.3.4294967296", "-1.2.3", "01.2.3", "1..3", " 1.2.3", "1.2.3 ",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(not_versions); i++) {
+                struct mcuboot_version pv;
+                snprintf(v, sizeof(v), "%s", not_versions[i]);
+                ASSERT_EQ(mcuboot_version_parse(v, &pv), -EINVAL);
+                ASSERT_EQ(mcuboot_version_normalize(v, sizeof(v)), -EINVAL);
+                ASSERT_STREQ(v, not_versions[i]);
+        }
+        snprintf(v, sizeof(v), "1.2.3.4");
+        ASSERT_EQ(mcuboot_version_normalize(v, 7), -ENOBUFS);
+        ASSERT_STREQ(v, "1.2.3.4");
+
         /* no signatures: an empty result */
         _cleanup_free_ struct mcuboot_sig_result *res = NULL;
         size_t n = 99;

@@ -416,7 +416,9 @@ static void test_round_trip(void) {
         };
         memset(d->slots.slots[0].hash, 0xab, 32);
         d->slots.slots[1] = (struct smp_update_slot) {
-                .present = true, .image = 0, .slot = 1, .version = "1.3.0", .hash_len = 32,
+                /* as smpgwd before versions were normalized stored it:
+                 * Zephyr's spelling, read back as MCUboot's */
+                .present = true, .image = 0, .slot = 1, .version = "1.3.0.7", .hash_len = 32,
                 .bootable = true, .pending = true,
         };
         memset(d->slots.slots[1].hash, 0x01, 32);
@@ -480,7 +482,7 @@ static void test_round_trip(void) {
         ASSERT_EQ(d->slots.n_slots, 2);
         ASSERT_TRUE(d->slots.slots[0].present && d->slots.slots[0].active && d->slots.slots[0].confirmed);
         ASSERT_TRUE(!d->slots.slots[0].pending);
-        ASSERT_STREQ(d->slots.slots[1].version, "1.3.0");
+        ASSERT_STREQ(d->slots.slots[1].version, "1.3.0+7");
         ASSERT_EQ(d->slots.slots[1].slot, 1);
         ASSERT_TRUE(d->slots.slots[1].pending && !d->slots.slots[1].active);
         ASSERT_EQ(d->slots.slots[1].hash_len, 32);
@@ -509,12 +511,13 @@ static void test_round_trip(void) {
 
         ASSERT_EQ(m->n_jobs, 2);
         running = m->jobs[0];
-        /* Running when the daemon stopped: queued again, progress kept. */
+        /* Running when the daemon stopped: queued again, progress kept,
+         * and the interrupted attempt does not count (issue 10 #15). */
         ASSERT_EQ(running->state, JOB_QUEUED);
         ASSERT_EQ(running->bytes_sent, 12345);
         ASSERT_EQ(running->bytes_total, 65536);
         ASSERT_TRUE(running->rate == 4096.5);
-        ASSERT_EQ(running->attempts, 2);
+        ASSERT_EQ(running->attempts, 1);
         ASSERT_EQ(running->max_attempts, 3);
         ASSERT_TRUE(running->has_step && running->step == SMP_UPDATE_STEP_UPLOAD);
         ASSERT_TRUE(!running->has_outcome);
@@ -830,6 +833,168 @@ static void test_upgrade_from_v2_keeps_rows(void) {
         ASSERT_TRUE(d->id > 7);
         test_manager_free(m);
         free(path);
+        tmpdir_free(dir);
+}
+
+/* A version 3 database is migrated to 4 (job_slots_before) with every
+ * row kept; unfinished jobs from it have no slots before yet, and get
+ * them written like any job of version 4. */
+static void test_upgrade_from_v3_keeps_rows(void) {
+        char *dir = tmpdir_new();
+        char *path = xasprintf("%s/smpgw.db", dir);
+        sqlite3 *s = NULL;
+        ASSERT_EQ(sqlite3_open(path, &s), SQLITE_OK);
+        for (unsigned i = 0; i < db_migrations_count && db_migrations[i].version <= 3; i++)
+                raw_exec(s, db_migrations[i].sql);
+        raw_exec(s, "PRAGMA user_version = 3;"
+                    "INSERT INTO devices (id, conn, transport, state, source, first_seen, last_seen) "
+                    "  VALUES (7, 'udp:10.0.0.7:1337', 'udp', 'online', 'config', 1, 2);"
+                    "INSERT INTO device_slots VALUES (7, 0, 0, '1.0.0', 'ab', 1, 0, 1, 1, 0);"
+                    "INSERT INTO images (id, version, file_size, image_size, file_sha256, signed, added) "
+                    "  VALUES ('" ID_P256 "', '1.0.0', 10, 5, 'cd', 0, 3);"
+                    "INSERT INTO jobs (id, device_id, image_id, mode, state, attempts, max_attempts, "
+                    "  created, updated) VALUES (9, 7, '" ID_P256 "', 'test-and-confirm', 'succeeded', 1, 3, 4, 5);"
+                    "INSERT INTO jobs (id, device_id, image_id, mode, state, attempts, max_attempts, "
+                    "  created, updated) VALUES (10, 7, '" ID_P256 "', 'test-and-confirm', 'queued', 0, 3, 6, 7);");
+        sqlite3_close(s);
+
+        struct manager *m = test_manager_open(dir);
+        ASSERT_EQ(path_int(path, "PRAGMA user_version"), 4);
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                 "name = 'job_slots_before'"),
+                  1);
+        ASSERT_EQ(m->n_devices, 1u);
+        ASSERT_EQ(m->devices[0]->slots.n_slots, 1u);
+        ASSERT_EQ(m->n_jobs, 2u);
+        ASSERT_EQ(m->jobs[0]->id, 9u);
+        ASSERT_EQ(m->jobs[0]->state, JOB_SUCCEEDED);
+        struct job *queued = m->jobs[1];
+        ASSERT_EQ(queued->id, 10u);
+        ASSERT_EQ(queued->before.n_slots, 0u);
+        queued->before.n_slots = 1;
+        queued->before.slots[0] = (struct smp_update_slot) {
+                .present = true, .version = "1.0.0", .hash_len = 32, .bootable = true, .confirmed = true,
+                .active = true,
+        };
+        queued->before_dirty = true;
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM job_slots_before WHERE job_id = 10"), 1);
+        ASSERT_EQ(path_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        test_manager_free(m);
+        free(path);
+        tmpdir_free(dir);
+}
+
+/* The slots a job found before its first attempt survive a restart for
+ * an unfinished job, go with the job when it is deleted, and are written
+ * by a flush even when nothing else about the job changed. */
+static void test_job_slots_before(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        struct device *d = add_device(m, "udp:10.0.0.1:1337");
+        struct image *img = image_record_new(ID_P256, "1.0.0");
+        ASSERT_OK(db_image_insert(m->db, img));
+        image_free(img);
+        struct job *j = add_job(m, d->id, ID_P256, JOB_RUNNING);
+        struct job *finished = add_job(m, d->id, ID_P256, JOB_SUCCEEDED);
+        ASSERT_TRUE(!j->dirty && !j->before_dirty);
+        for (struct job **p = (struct job *[]) { j, finished, NULL }; *p; p++) {
+                struct job *k = *p;
+                k->before.n_slots = 2;
+                k->before.slots[0] = (struct smp_update_slot) {
+                        .present = true, .image = 0, .slot = 0, .version = "1.0.0", .hash_len = 32,
+                        .bootable = true, .confirmed = true, .active = true,
+                };
+                memset(k->before.slots[0].hash, 0x5a, 32);
+                k->before.slots[1] = (struct smp_update_slot) {
+                        .present = true, .image = 0, .slot = 1, .version = "0.9.0", .hash_len = 32,
+                        .bootable = true,
+                };
+                memset(k->before.slots[1].hash, 0xa5, 32);
+                k->before_dirty = true;
+        }
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_TRUE(!j->before_dirty);
+        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM job_slots_before"), 4);
+        uint64_t job_id = j->id;
+        test_manager_free(m);
+
+        m = test_manager_open(dir);
+        ASSERT_EQ(m->n_jobs, 2u);
+        j = m->jobs[0];
+        ASSERT_EQ(j->id, job_id);
+        ASSERT_EQ(j->before.n_slots, 2u);
+        ASSERT_TRUE(j->before.slots[0].active && j->before.slots[0].confirmed);
+        /* Loading spells versions as MCUboot does (1.2.3+4). */
+        ASSERT_STREQ(j->before.slots[0].version, "1.0.0+0");
+        ASSERT_EQ(j->before.slots[0].hash[31], 0x5a);
+        ASSERT_EQ(j->before.slots[1].slot, 1u);
+        ASSERT_TRUE(!j->before.slots[1].active);
+        ASSERT_EQ(j->before.slots[1].hash[0], 0xa5);
+        /* A finished job judges nothing any more: not loaded, kept. */
+        ASSERT_EQ(m->jobs[1]->before.n_slots, 0u);
+        ASSERT_OK(db_job_delete(m->db, job_id));
+        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM job_slots_before"), 2);
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
+struct type_count {
+        const char *type;
+        unsigned n;
+};
+
+static int count_type(const struct db_history_row *row, void *userdata) {
+        struct type_count *c = userdata;
+        c->n += streq(row->type, c->type);
+        return 0;
+}
+
+/* A job stored as running was interrupted by a daemon that did not stop
+ * cleanly (kill -9, a crash): like SIGTERM's checkpoint, that attempt
+ * does not count.  Counts an older smpgwd inflated that way are brought
+ * back under max_attempts for unfinished jobs; finished ones are history
+ * and stay as they are.  (issue 10 #15: "Attempt 2 of 1", attempts 7 of 3) */
+static void test_interrupted_attempt_not_counted(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        struct device *d = add_device(m, "udp:10.0.0.1:1337");
+        struct image *img = image_record_new(ID_P256, "1.0.0");
+        ASSERT_OK(db_image_insert(m->db, img));
+        image_free(img);
+        struct job *running = add_job(m, d->id, ID_P256, JOB_RUNNING);
+        running->attempts = 1;
+        running->bytes_sent = 4096;
+        running->dirty = true;
+        struct job *inflated = add_job(m, d->id, ID_P256, JOB_QUEUED);
+        inflated->attempts = 7;
+        inflated->dirty = true;
+        struct job *inflated_running = add_job(m, d->id, ID_P256, JOB_RUNNING);
+        inflated_running->attempts = 6;
+        inflated_running->dirty = true;
+        struct job *history = add_job(m, d->id, ID_P256, JOB_FAILED);
+        history->attempts = 7;
+        history->dirty = true;
+        ASSERT_OK(db_flush(m->db, m));
+        test_manager_free(m);
+
+        m = test_manager_open(dir);
+        ASSERT_EQ(m->n_jobs, 4u);
+        ASSERT_EQ(m->jobs[0]->state, JOB_QUEUED);
+        ASSERT_EQ(m->jobs[0]->attempts, 0u);
+        ASSERT_EQ(m->jobs[0]->bytes_sent, 4096u);
+        ASSERT_EQ(m->jobs[1]->attempts, 2u);
+        ASSERT_EQ(m->jobs[2]->state, JOB_QUEUED);
+        ASSERT_EQ(m->jobs[2]->attempts, 2u);
+        ASSERT_EQ(m->jobs[3]->attempts, 7u);
+        ASSERT_TRUE(m->jobs[0]->dirty && m->jobs[1]->dirty && !m->jobs[3]->dirty);
+        struct type_count interrupted = { "job-interrupted", 0 };
+        ASSERT_OK(db_history_list(m->db, 0, m->jobs[0]->id, 0, count_type, &interrupted));
+        ASSERT_EQ(interrupted.n, 1u);
+        /* Written back, so the next start sees the corrected counts. */
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(path_int(m->config->db_path, "SELECT sum(attempts) FROM jobs"), 0 + 2 + 2 + 7);
+        test_manager_free(m);
         tmpdir_free(dir);
 }
 
@@ -1277,7 +1442,9 @@ static void test_crash_consistency(void) {
                 }
                 if (v > 0)
                         ASSERT_EQ(m->devices[0]->last_seen_usec, v);
-                ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM events"), v);
+                /* One progress row per committed flush (the first load
+                 * adds a job-interrupted row per job it found running). */
+                ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM events WHERE type = 'progress'"), v);
                 ASSERT_TRUE(v >= last);
                 last = v;
                 test_manager_free(m);
@@ -1290,5 +1457,7 @@ static void test_crash_consistency(void) {
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
           TEST(test_flush_writes_dirty_only), TEST(test_flush_busy_keeps_flags), TEST(test_history),
-          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows), TEST(test_store_add), TEST(test_store_refusals),
+          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
+          TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted),
+          TEST(test_store_add), TEST(test_store_refusals),
           TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency))

@@ -7,7 +7,9 @@ SMPGW_PACKAGES=(
   libcbor-dev libssl-dev libjansson-dev libsystemd-dev libcoap3-dev
   openssl python3 python3-cbor2 libcoap3-bin
   dbus-daemon python3-dbus python3-gi
+  python3-yaml python3-jsonschema
   libsqlite3-dev libmicrohttpd-dev libinih-dev sqlite3 systemd
+  libdbus-1-dev
   lowdown man-db
 )
 

@@ -32,3 +32,18 @@ def version_string(version):
     major, minor, revision, build = version
     s = "%d.%d.%d" % (major, minor, revision)
     return s + (".%d" % build if build else "")
+
+
+def prefix_twins(digits=6, size=64):
+    """Two images whose ids share their first `digits` hex digits (and
+    differ in the next), found by varying the build number: a birthday
+    search, a few thousand hashes.  Returns ((data, id), (data, id))."""
+    seen = {}
+    build = 0
+    while True:
+        build += 1
+        data, digest = make_image(version=(9, 0, 0, build), size=size, seed=1)
+        key = digest[:digits]
+        if key in seen and seen[key][1][digits] != digest[digits]:
+            return seen[key], (data, digest)
+        seen.setdefault(key, (data, digest))

@@ -6,17 +6,21 @@ uploads and during database writes (then PRAGMA integrity_check with
 Python's own sqlite3, and resumption), SIGHUP reload, configuration
 errors.  Real processes, real UDP and HTTP over loopback, real SQLite."""
 
+import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, Sim, SMPGWD, image_path, sql  # noqa: E402
+from daemonharness import SRCDIR, Daemon, Sim, SMPGWD, have, image_path, sql  # noqa: E402
 import mcuimg  # noqa: E402
 
 
@@ -84,6 +88,27 @@ def wait_online(d, count, timeout=60):
         online = [x for x in devs if x["state"] == "online" and x["images"]]
         return online if len(online) >= count else None
     return d.wait_for(ok, timeout=timeout, what="%d devices online" % count)
+
+
+def free_udp_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def log_mark(d):
+    """Where the daemon's log ends now; log_since() reads what follows."""
+    d.log.flush()
+    return os.path.getsize(d.log_path)
+
+
+def log_since(d, mark):
+    d.log.flush()
+    with open(d.log_path) as f:
+        f.seek(mark)
+        return f.read()
 
 
 def integrity(db_path):
@@ -282,6 +307,70 @@ class Crashes(unittest.TestCase):
                                     % (i, st["stats"]["upload_bytes"], len(data), offsets[i]))
                 self.assertEqual(integrity(d.db_path), "ok")
 
+    def test_repeated_kill9_does_not_count_attempts(self):
+        """Issue 10 #15: an attempt cut short by kill -9 does not count,
+        as one cut short by SIGTERM does not: killed three times during
+        its upload, a job with max_attempts 3 ends after one counted
+        attempt, not "Attempt 4 of 3"."""
+        with Sim("--bandwidth", "30000", count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            cfg = "[devices]\nadd=%s\n[daemon]\nflush_interval=1\n[jobs]\nattempts=3\n" % conn
+            with Daemon(config=cfg) as d:
+                data, digest = mcuimg.make_image((4, 2, 0, 0), 150000, seed=5)
+                image_id = add_image(d, data)
+                [dev] = wait_online(d, 1)
+                [jid] = push(d, image_id, [dev["id"]])
+                for fraction in (0.15, 0.35, 0.55):
+                    d.wait_for(lambda: job(d, jid)["bytes_sent"] > len(data) * fraction, timeout=120,
+                               what="upload %d%% through" % (fraction * 100))
+                    time.sleep(1.2)   # one flush interval: the attempt is on record
+                    self.assertEqual(sql(d.db_path, "SELECT state, attempts FROM jobs WHERE id = ?", (jid,)),
+                                     [("running", 1)])
+                    d.kill9()
+                    d.start()
+                    d.wait_for(lambda: job(d, jid)["state"] == "running", timeout=30, what="job resumed")
+                [j] = wait_jobs(d, [jid], timeout=240)
+                self.assertEqual(j["outcome"], "updated")
+                self.assertEqual(j["max_attempts"], 3)
+                self.assertEqual(j["attempts"], 1, j)
+                self.assertNotIn("Attempt 2 of", d.read_log())
+                rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ? AND type = 'job-interrupted'",
+                           (jid,))
+                self.assertEqual(rows[0][0], 3)
+
+    def test_kill9_after_reset_reports_updated(self):
+        """Issue 10 #15: killed while the device swaps to the new image
+        (confirm-only: it comes back running it, confirmed), the resumed
+        job finds the image running.  It says "updated" -- what this job
+        did -- judged against the slots it read before its first attempt,
+        not "up-to-date"."""
+        with Sim("--swap-ms", "3000", count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            with Daemon(config="[devices]\nadd=%s\n[daemon]\nflush_interval=1\n" % conn) as d:
+                data, digest = mcuimg.make_image((5, 0, 0, 0), 20000, seed=6)
+                image_id = add_image(d, data)
+                [dev] = wait_online(d, 1)
+                self.assertNotEqual(running_hash(dev)[0], digest)
+                [jid] = push(d, image_id, [dev["id"]], mode="confirm-only")
+                d.wait_for(lambda: job(d, jid)["step"] == "wait-reboot", timeout=60, interval=0.05,
+                           what="the device rebooting into the new image")
+                d.kill9()
+                # The reset is answered first; the reboot (and swap) follow.
+                deadline = time.monotonic() + 10
+                while not sim.state(0)["rebooting"] and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                sim.wait_booted(0, timeout=30)
+                active = [x for x in sim.state(0)["slots"] if x["active"]][0]
+                self.assertEqual((active["hash"], active["confirmed"]), (digest, True))
+                d.start()
+                [j] = wait_jobs(d, [jid], timeout=120)
+                self.assertEqual(j["outcome"], "updated", j)
+                self.assertEqual(j["attempts"], 1, j)
+                # A push of the image it runs now is what up-to-date means.
+                [again] = push(d, image_id, [dev["id"]], mode="confirm-only")
+                [j2] = wait_jobs(d, [again], timeout=60)
+                self.assertEqual(j2["outcome"], "up-to-date", j2)
+
     def test_sigterm_checkpoints_and_resumes(self):
         with Sim("--bandwidth", "30000", count=2) as sim:
             conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
@@ -352,6 +441,110 @@ class Process(unittest.TestCase):
                 status, _ = d.api("GET", "/api/v1/health")
                 self.assertEqual(status, 200)
 
+    def test_reload_never_drops_authentication(self):
+        """Issue 10 #12: with a tokens file configured, a configuration
+        emptied or replaced by a directory must not reload as "every
+        default", which has no tokens file and so no authentication."""
+        with Daemon(config="[discovery]\nenabled=no\n", tokens=["s3cret"]) as d:
+            self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401)
+            with open(d.config_path) as f:
+                good = f.read()
+
+            def reload_and_check(what):
+                mark = log_mark(d)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_for(lambda: "Reload refused" in log_since(d, mark) or "Reload failed" in log_since(d, mark),
+                           timeout=10, what="the reload's answer (%s)" % what)
+                log = log_since(d, mark)
+                self.assertNotIn("Configuration reloaded", log, what)
+                self.assertIsNone(d.proc.poll(), what)
+                self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401, what)
+                self.assertEqual(d.http("GET", "/api/v1/devices")[0], 200, what)
+                return log
+
+            # An empty file: it loads, but would switch authentication off.
+            open(d.config_path, "w").close()
+            log = reload_and_check("empty configuration")
+            self.assertIn("tokens_file", log)
+            # A directory where the file was.
+            os.unlink(d.config_path)
+            os.mkdir(d.config_path)
+            log = reload_and_check("directory")
+            self.assertIn("not a regular file", log)
+            # The file back: reloads fine, tokens still required.
+            os.rmdir(d.config_path)
+            with open(d.config_path, "w") as f:
+                f.write(good)
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "Configuration reloaded" in log_since(d, mark), timeout=10, what="reload")
+            self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401)
+
+    def test_config_must_be_a_regular_file(self):
+        """--config DIR is an error, not an empty configuration; /dev/null
+        stays the way to say "no file"."""
+        d = Daemon(start=False)
+        try:
+            os.unlink(d.config_path)
+            os.mkdir(d.config_path)
+            p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"not a regular file", p.stderr)
+            os.rmdir(d.config_path)
+            os.mkfifo(d.config_path)
+            p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"not a regular file", p.stderr)
+            os.unlink(d.config_path)
+            os.symlink("/dev/null", d.config_path)
+            d.start()
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+        finally:
+            d.stop()
+
+    def test_second_daemon_on_the_same_state_refused(self):
+        """Issue 10 #6: a second smpgwd on the state directory (or on the
+        database) of a running one must not start: both would write the
+        same database and delete each other's images as orphans."""
+        with Daemon(config="[discovery]\nenabled=no\n") as d:
+            status, _ = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.9:4000"})
+            self.assertEqual(status, 201)
+            second = Daemon(config="[discovery]\nenabled=no\n", state_dir=d.state_dir, bus=False, start=False)
+            try:
+                p = subprocess.run(second.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                err = p.stderr.decode()
+                self.assertIn("Another smpgwd (PID %d) is running on the state directory %s"
+                              % (d.proc.pid, d.state_dir), err)
+                # The same database from another state directory.
+                other = os.path.join(second.dir, "other-state")
+                cmd = second.command() + ["--state-dir", other, "--db", d.db_path]
+                db_dir = os.path.join(second.dir, "db")
+                os.makedirs(db_dir)
+                moved = os.path.join(db_dir, "moved.db")
+                p = subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("Another smpgwd", p.stderr.decode())
+                # The first one noticed nothing.
+                self.assertIsNone(d.proc.poll())
+                self.assertEqual([x["conn"] for x in devices(d)], ["udp:127.0.0.9:4000"])
+                # Once it stops (even killed), the lock is free again.
+                d.kill9()
+                d.start()
+                self.assertEqual([x["conn"] for x in devices(d)], ["udp:127.0.0.9:4000"])
+                # The database moved out of the state directory: the same
+                # refusal through the database's own lock.
+                d.terminate()
+                d.args = ["--db", moved]
+                d.start()
+                cmd = second.command() + ["--state-dir", other, "--db", moved]
+                p = subprocess.run(cmd, capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn("Another smpgwd (PID %d) is running on the database %s" % (d.proc.pid, moved),
+                              p.stderr.decode())
+            finally:
+                second.stop()
+
     def test_sd_notify_watchdog_reload_stopping(self):
         """What systemd sees: READY with a STATUS, WATCHDOG=1 pings at half
         of $WATCHDOG_USEC (after a database check), RELOADING=1 then
@@ -413,6 +606,296 @@ class Process(unittest.TestCase):
                                 headers={"Content-Type": "application/octet-stream"})
             self.assertEqual(status, 400, doc)
             self.assertEqual(doc["error"]["code"], "signature_invalid")
+
+
+def build_root():
+    return os.environ.get("MESON_BUILD_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(SMPGWD)))
+
+
+def system_bus_policy_dirs():
+    """The directories the system bus reads policies from: the <includedir>s
+    of dbus-daemon's own system.conf (relative ones are relative to it)."""
+    import xml.etree.ElementTree as ET
+    conf = "/usr/share/dbus-1/system.conf"
+    return {os.path.normpath(os.path.join(os.path.dirname(conf), e.text.strip()))
+            for e in ET.parse(conf).getroot().iter("includedir")}
+
+
+# dbus-daemon(1), <standard_system_servicedirs/>: where the system bus looks
+# for activation files (system.conf names no other <servicedir>).
+SYSTEM_BUS_SERVICE_DIRS = {"/usr/local/share/dbus-1/system-services", "/usr/share/dbus-1/system-services",
+                           "/lib/dbus-1/system-services"}
+
+
+@unittest.skipUnless(have("meson") and have("systemd-analyze") and have("systemctl") and
+                     os.path.exists("/usr/share/dbus-1/system.conf"),
+                     "needs meson, systemd-analyze, systemctl and dbus-daemon's system.conf")
+class Install(unittest.TestCase):
+    """Issue 10 #7 and #8: `meson install` into a DESTDIR, as a package
+    build or `sudo meson install` would write the files, then the files
+    judged by the tools that read them (systemctl, systemd-sysusers,
+    systemd-analyze) and by dbus-daemon's own configuration."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="smpgw-install-")
+        cls.destdir = os.path.join(cls.tmp.name, "root")
+        opts = {o["name"]: o["value"] for o in json.loads(subprocess.check_output(
+            ["meson", "introspect", "--buildoptions", build_root()], stdin=subprocess.DEVNULL))}
+        cls.prefix = opts["prefix"]
+        cls.sysconfdir = os.path.join(cls.prefix, opts["sysconfdir"])
+        cls.datadir = os.path.join(cls.prefix, opts["datadir"])
+        cls.install()
+        cls.files = cls.walk()   # before the tests add links and files of their own
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    @classmethod
+    def install(cls):
+        p = subprocess.run(["meson", "install", "-C", build_root(), "--destdir", cls.destdir, "--no-rebuild",
+                            "--quiet"], capture_output=True, stdin=subprocess.DEVNULL, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError("meson install: %s%s" % (p.stdout.decode(), p.stderr.decode()))
+
+    @classmethod
+    def walk(cls):
+        """Every file in the DESTDIR, as its path on the target system."""
+        out = []
+        for root, dirs, files in os.walk(cls.destdir):
+            for f in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                out.append("/" + os.path.relpath(os.path.join(root, f), cls.destdir))
+        return sorted(out)
+
+    def one(self, name):
+        """The one file of that name the first install wrote."""
+        found = [f for f in self.files if os.path.basename(f) == name]
+        self.assertEqual(len(found), 1, (name, found))
+        return found[0]
+
+    def target(self, path):
+        return os.path.join(self.destdir, path.lstrip("/"))
+
+    def test_configuration_never_overwritten(self):
+        """The configuration is the operator's: nothing is installed where
+        smpgwd reads it, smpgwd reads it from the build's sysconfdir, and
+        an edited file survives the next install."""
+        help_text = subprocess.check_output([SMPGWD, "--help"]).decode()
+        config_path = re.search(r"--config FILE +configuration file \(default (\S+)\)", help_text).group(1)
+        self.assertEqual(config_path, os.path.join(self.sysconfdir, "smpgw", "smpgwd.conf"),
+                         "smpgwd reads its configuration below the build's sysconfdir")
+        self.assertEqual([f for f in self.files if f.startswith(self.sysconfdir + "/smpgw")
+                          or f.startswith("/etc/smpgw")], [], "nothing installed into the configuration directory")
+        example = self.one("smpgwd.conf.example")
+        self.assertEqual(example, os.path.join(self.datadir, "smpgw", "smpgwd.conf.example"))
+        with open(self.target(example)) as f:
+            text = f.read()
+        self.assertIn(config_path, text, "the example says where the configuration goes")
+        # The operator installs and edits the configuration ...
+        edited = text + "\n[jobs]\nattempts=5\n# edited by the operator\n"
+        os.makedirs(os.path.dirname(self.target(config_path)), exist_ok=True)
+        with open(self.target(config_path), "w") as f:
+            f.write(edited)
+        # ... which smpgwd runs with ...
+        with Daemon(config=edited, bus=False) as d:
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+        # ... and the next install (an upgrade) keeps.
+        self.install()
+        with open(self.target(config_path)) as f:
+            self.assertEqual(f.read(), edited)
+
+    def test_files_where_systemd_and_dbus_read_them(self):
+        policy = self.one("org.smpgw.conf")
+        self.assertIn(os.path.dirname(policy), system_bus_policy_dirs(),
+                      "the bus policy is where the system bus reads policies")
+        activation = self.one("org.smpgw.service")
+        self.assertIn(os.path.dirname(activation), SYSTEM_BUS_SERVICE_DIRS)
+        # systemctl finds the unit where it was installed, and enables it
+        # (with its D-Bus activation alias).
+        p = subprocess.run(["systemctl", "--root=" + self.destdir, "enable", "smpgwd.service"],
+                           capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        for link in ("etc/systemd/system/multi-user.target.wants/smpgwd.service",
+                     "etc/systemd/system/dbus-org.smpgw.service"):
+            self.assertTrue(os.path.islink(os.path.join(self.destdir, link)), link)
+        # systemd-sysusers reads the sysusers.d file and creates the user.
+        p = subprocess.run(["systemd-sysusers", "--root=" + self.destdir, "--cat-config"], capture_output=True,
+                           timeout=60)
+        self.assertIn("# %s\n" % self.target(self.one("smpgwd.conf")), p.stdout.decode())
+        # The unit's ExecStart= is the installed daemon.
+        unit_path = self.one("smpgwd.service")
+        with open(self.target(unit_path)) as f:
+            unit = f.read()
+        exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
+        self.assertTrue(os.access(self.target(exec_start), os.X_OK), exec_start)
+
+    def unit_for_analysis(self):
+        """The installed unit with ExecStart= pointing into the DESTDIR, so
+        systemd-analyze finds the binary it names."""
+        unit_path = self.one("smpgwd.service")
+        with open(self.target(unit_path)) as f:
+            unit = f.read()
+        exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
+        path = os.path.join(self.tmp.name, "smpgwd.service")
+        with open(path, "w") as f:
+            f.write(unit.replace("ExecStart=" + exec_start, "ExecStart=" + self.target(exec_start)))
+        return path, unit
+
+    def test_unit_verifies(self):
+        path, _ = self.unit_for_analysis()
+        p = subprocess.run(["systemd-analyze", "verify", "--man=no", path], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_unit_allows_the_pi_uart(self):
+        """Issue 10 #8: the serial transport must be able to open the
+        Raspberry Pi's UARTs (ttyAMA*: PL011; ttyS0: the mini UART;
+        /dev/serial0 links to one of them) and USB serial devices, with
+        the unit's hardening at 1.5 or better."""
+        path, unit = self.unit_for_analysis()
+        p = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", path],
+                           capture_output=True, timeout=60)
+        out = p.stdout.decode()
+        # systemd's own reading of DeviceAllow=: "char-ttyAMA:rw ..."
+        line = [x for x in out.splitlines() if "DeviceAllow=" in x][0]
+        allowed = dict(re.findall(r"char-(\w+):(\w+)", line))
+        for group in ("ttyAMA", "ttyS", "ttyACM", "ttyUSB"):
+            self.assertEqual(allowed.get(group), "rw", (group, line))
+        exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+        self.assertLessEqual(exposure, 1.5, out[-500:])
+        self.assertIn("dialout", re.search(r"^SupplementaryGroups=(.*)$", unit, re.M).group(1).split())
+        self.assertIn("DevicePolicy=closed", unit)
+
+
+JOURNALNS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "journalns.py")
+DEVICE_STATE_ID = "334c24f67cab42638b888443a4e9c690"
+JOB_STATE_ID = "b00bb5ee6fd64f6e84a7fcd3b7589d2f"
+
+
+class JournalDaemon(Daemon):
+    """smpgwd as systemd runs it with StandardOutput=journal, against a
+    real systemd-journald in a mount namespace (tests/daemon/journalns.py)."""
+
+    def __init__(self, **kw):
+        super().__init__(start=False, **kw)
+        self.journal_dir = os.path.join(self.dir, "journal")
+        os.makedirs(self.journal_dir)
+
+    def command(self):
+        return (["unshare", "--mount", "--propagation", "private", "/usr/bin/python3", JOURNALNS,
+                 self.journal_dir, "--"] + super().command())
+
+    def entries(self):
+        """smpgwd's own entries (not its stdout stream), as journalctl reads the files."""
+        p = subprocess.run(["journalctl", "--directory", self.journal_dir, "--output", "json", "--no-pager",
+                            "SYSLOG_IDENTIFIER=smpgwd", "_TRANSPORT=journal"],
+                           capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise AssertionError("journalctl: %s" % p.stderr.decode())
+        return [json.loads(line) for line in p.stdout.decode().splitlines() if line.strip()]
+
+    def stop(self):
+        """smpgwd first (its last words reach the journal), then journald
+        (the namespace goes with it), then the harness's cleanup."""
+        rc = self.terminate() if self.proc else 0
+        pid_path = os.path.join(self.dir, "journald.pid")
+        if os.path.exists(pid_path):
+            with open(pid_path) as f:
+                pid = int(f.read())
+            try:
+                os.kill(pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            except ProcessLookupError:
+                pass
+        super().stop()
+        return rc
+
+
+@unittest.skipUnless(os.geteuid() == 0 and os.path.exists("/lib/systemd/systemd-journald") and have("unshare")
+                     and have("journalctl"), "needs root, systemd-journald, unshare and journalctl")
+class Journal(unittest.TestCase):
+    def test_journal_fields(self):
+        """Issue 10 #16: in the journal, MESSAGE carries the context
+        stderr shows ("device 2 udp:...: new → unreachable"), CODE_FILE,
+        CODE_LINE and CODE_FUNC are the caller's, and device and job state
+        changes carry their documented MESSAGE_ID."""
+        with open(os.path.join(SRCDIR, "doc", "smpgwd.md")) as f:
+            doc = f.read()
+        self.assertIn(DEVICE_STATE_ID, doc)
+        self.assertIn(JOB_STATE_ID, doc)
+        with Sim(count=1) as sim:
+            live = "udp:127.0.0.1:%d" % sim.port
+            dead = "udp:127.0.0.1:%d" % free_udp_port()
+            cfg = "[discovery]\nenabled=no\n[devices]\nadd=%s %s\nprobe_timeout=1\n" % (live, dead)
+            d = JournalDaemon(config=cfg)
+            try:
+                d.start()
+                wait_online(d, 1)
+                by_conn = {x["conn"]: x["id"] for x in devices(d)}
+                d.wait_for(lambda: [x for x in devices(d) if x["state"] == "unreachable"], timeout=30,
+                           what="the dead device unreachable")
+                data, digest = mcuimg.make_image((7, 0, 0, 0), 8000, seed=7)
+                image_id = add_image(d, data)
+                [jid] = push(d, image_id, [by_conn[live]])
+                wait_jobs(d, [jid], timeout=60)
+
+                def find(message):
+                    return [e for e in d.entries() if e.get("MESSAGE") == message]
+
+                def entry(message):
+                    return d.wait_for(lambda: find(message), timeout=10, what="journal entry %r" % message)[0]
+
+                e = entry("device %d %s: new → unreachable" % (by_conn[dead], dead))
+                self.assertEqual(e.get("MESSAGE_ID"), DEVICE_STATE_ID)
+                self.assertEqual(e.get("DEVICE_ID"), str(by_conn[dead]))
+                self.assertEqual(e.get("DEVICE_CONN"), dead)
+                self.assertEqual(e.get("PRIORITY"), "5")
+                self.assertEqual(e.get("CODE_FILE"), "daemon/inventory.c")
+                self.assertEqual(e.get("CODE_FUNC"), "device_set_state")
+                self.assertTrue(e.get("CODE_LINE", "").isdigit(), e)
+                e = entry("device %d %s: new → online" % (by_conn[live], live))
+                self.assertEqual(e.get("MESSAGE_ID"), DEVICE_STATE_ID)
+                self.assertEqual(e.get("PRIORITY"), "6")
+
+                prefix = "job %d (device %d): " % (jid, by_conn[live])
+                jobs = d.wait_for(lambda: [x for x in d.entries() if x.get("JOB_ID") == str(jid) and
+                                           x.get("MESSAGE_ID") == JOB_STATE_ID and
+                                           x["MESSAGE"].startswith(prefix + "Job succeeded")] and
+                                  [x for x in d.entries() if x.get("JOB_ID") == str(jid)],
+                                  timeout=10, what="the job's journal entries")
+                states = [x for x in jobs if x.get("MESSAGE_ID") == JOB_STATE_ID]
+                texts = [x["MESSAGE"][len(prefix):] for x in states]
+                self.assertTrue(all(x["MESSAGE"].startswith(prefix) for x in jobs), jobs)
+                self.assertTrue(texts[0].startswith("Queued: 7.0.0"), texts)
+                self.assertTrue(texts[1].startswith("Attempt 1 of 3: pushing"), texts)
+                self.assertEqual(texts[-1], "Job succeeded (updated)")
+                for x in states:
+                    self.assertEqual(x.get("CODE_FILE"), "daemon/jobs.c", x)
+                    self.assertEqual(x.get("IMAGE_ID"), digest)
+                    self.assertEqual(x.get("DEVICE_ID"), str(by_conn[live]))
+                self.assertEqual([x["CODE_FUNC"] for x in (states[0], states[1], states[-1])],
+                                 ["job_create", "job_start", "job_finish"])
+
+                # Every entry names where it was logged, never the log wrapper.
+                everything = d.entries()
+                self.assertGreater(len(everything), 5)
+                for x in everything:
+                    self.assertTrue(x.get("CODE_FILE", "").startswith("daemon/"), x)
+                    self.assertNotEqual(x.get("CODE_FILE"), "daemon/log.c", x)
+                    self.assertTrue(x.get("CODE_FUNC") and x.get("CODE_LINE", "").isdigit(), x)
+                [running] = [x for x in everything if x["MESSAGE"].startswith("smpgwd ")]
+                self.assertEqual((running["CODE_FILE"], running["CODE_FUNC"]), ("daemon/main.c", "run"))
+                # Nothing went to the stream as plain text instead.
+                p = subprocess.run(["journalctl", "--directory", d.journal_dir, "--output", "cat", "--no-pager",
+                                    "_TRANSPORT=stdout"], capture_output=True, timeout=30)
+                self.assertEqual(p.stdout.decode().strip(), "")
+            except Exception:
+                sys.stderr.write(d.read_log())
+                raise
+            finally:
+                d.stop()
 
 
 if __name__ == "__main__":

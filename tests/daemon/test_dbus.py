@@ -13,6 +13,7 @@ signals, and Debian's /usr/bin/python3 may lack gi)."""
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,6 +241,35 @@ class TestDBus(unittest.TestCase):
         self.assertEqual(len([1 for i in managed.values() if IMAGE in i]), 1)
         TestDBus.devices = paths
 
+    def test_03a_device_names(self):
+        """Device1.Name defaults to the OS node name and is writable."""
+        dev = self.devices[0]
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "smpsim-0000")
+        props = self.obj(dev, PROPS)
+        props.Set(DEVICE, "Name", "boiler room")
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "boiler room")
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == dev
+            and s["payload"]["data"][1].get("Name", {}).get("data") == "boiler room",
+            what="PropertiesChanged with the new Name")
+        for bad in ("a\nb", "x" * 65, "\u202eevil"):
+            self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", props.Set, DEVICE, "Name", bad)
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "boiler room")
+        # "" removes it: the default is back after the next probe
+        props.Set(DEVICE, "Name", "")
+        self.assertEqual(str(self.get(dev, DEVICE, "Name")), "")
+        self.daemon.wait_for(lambda: self.probe_started(dev), what="a probe to start")
+        self.daemon.wait_for(lambda: str(self.get(dev, DEVICE, "Name")) == "smpsim-0000", what="the default name")
+
+    def probe_started(self, dev):
+        try:
+            self.obj(dev, DEVICE).Probe()
+            return True
+        except dbus.exceptions.DBusException as e:
+            if dbus_error_name(e) != "org.smpgw.Error.Busy":
+                raise
+            return False
+
     def test_04_push_refusals_create_nothing(self):
         m = self.manager()
         ids = [p.rsplit("/", 1)[1] for p in self.devices]
@@ -378,6 +408,42 @@ class TestDBus(unittest.TestCase):
                                  what="InterfacesRemoved for the image")
         self.assertNotIn(str(path), self.paths_with(IMAGE))
 
+    def test_07a_image_prefixes(self):
+        """Push() and GetImage() take an image id or a unique prefix of at
+        least 6 hex digits; a prefix that fits two images is Ambiguous."""
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        m = self.manager()
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        paths = []
+        for data in (a, b):
+            with tempfile.TemporaryFile() as f:
+                f.write(data)
+                f.flush()
+                paths.append(str(m.AddImage(dbus.types.UnixFd(f.fileno()), "twin")[0]))
+        common = os.path.commonprefix([a_id, b_id])
+        self.assertEqual(str(m.GetImage(a_id)), paths[0])
+        self.assertEqual(str(m.GetImage(a_id[:len(common) + 1])), paths[0])
+        self.assertEqual(str(m.GetImage(b_id[:len(common) + 1].upper())), paths[1])
+        self.assertDBusError("org.smpgw.Error.Ambiguous", m.GetImage, common[:6])
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.GetImage, a_id[:5])
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.GetImage, "not-hex")
+        self.assertDBusError("org.smpgw.Error.NotFound", m.GetImage, "f" * 63)
+
+        dev = self.devices[2]
+        dev_id = dev.rsplit("/", 1)[1]
+        jobs_before = self.paths_with(JOB)
+        self.assertDBusError("org.smpgw.Error.Ambiguous", m.Push, common[:6], [dev_id], {})
+        self.assertDBusError("org.smpgw.Error.Ambiguous", self.obj(dev, DEVICE).Push, common[:6], {})
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, a_id[:5], [dev_id], {})
+        self.assertEqual(self.paths_with(JOB), jobs_before)
+        job = str(m.Push(self.image_id[:8], [dev_id], {"mode": "upload-only"})[0])
+        self.assertEqual(str(self.get(job, JOB, "ImageId")), self.image_id)
+        self.obj(job, JOB).Cancel()
+        self.assertEqual(self.wait_job_final(job, timeout=30), "cancelled")
+        for p in paths:
+            self.obj(p, IMAGE).Delete()
+
     def test_08_introspection_matches_xml(self):
         """The running daemon's interfaces are those of dbus/org.smpgw.xml:
         members, signatures, argument names and directions, annotations."""
@@ -445,8 +511,13 @@ class TestDBus(unittest.TestCase):
         jobs = d.smpgwctl("jobs").stdout.decode()
         self.assertIn("updated", jobs)
         listed = json.loads(d.smpgwctl("jobs", "--json").stdout)["jobs"]
-        self.assertEqual(sorted("%s/job/%d" % (ROOT, j["Id"]) for j in listed), self.paths_with(JOB))
-        self.assertEqual(len(listed), 5)   # 3 + 2: device 4's cancelled job went with the device
+        self.assertEqual(sorted("%s/job/%d" % (ROOT, j["id"]) for j in listed), self.paths_with(JOB))
+        ids = [j["id"] for j in listed]
+        self.assertEqual(ids, sorted(ids, reverse=True))   # newest first, as REST
+        table = [line.split()[0] for line in jobs.splitlines()[1:]]
+        self.assertEqual(table, [str(i) for i in ids])
+        # 3 + 1 cancelled (test_07a) + 2: device 4's cancelled job went with the device
+        self.assertEqual(len(listed), 6)
 
         # watch a push that runs now, from its start to its end
         out = d.smpgwctl("push", self.image_id[:12], self.conns[1], "--mode", "test-only").stdout.decode()
@@ -458,16 +529,173 @@ class TestDBus(unittest.TestCase):
         self.assertIn("testing", text)
         # a finished job: watch ends at once; --json gives its properties
         w = json.loads(d.smpgwctl("watch", job_id, "--json").stdout)
-        self.assertEqual(w["jobs"][0]["Outcome"], "testing")
+        self.assertEqual(w["jobs"][0]["outcome"], "testing")
 
         # usage and refusals
         self.assertEqual(d.smpgwctl("push", self.image_id, "4242", check=False).returncode, 10)
-        self.assertEqual(d.smpgwctl("push", self.image_id, dev1, "--mode", "x", check=False).returncode, 10)
+        # a bad --mode is a usage error here, not a refusal by smpgwd
+        p = d.smpgwctl("push", self.image_id, dev1, "--mode", "bogus", check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"test-and-confirm", p.stderr)
         self.assertEqual(d.smpgwctl("push", "nonsense", dev1, check=False).returncode, 2)
         self.assertEqual(d.smpgwctl("watch", "x", check=False).returncode, 2)
         # no daemon on that bus
         p = d.smpgwctl("devices", "--bus", "unix:path=" + os.path.join(d.dir, "nothing"), check=False)
         self.assertEqual(p.returncode, 6, p.stderr)
+
+    def test_09a_smpgwctl_json_is_rest(self):
+        """smpgwctl --json prints an object as the REST API does: the same
+        fields, values, RFC 3339 times, and the same order of lists."""
+        d = self.daemon
+
+        def same(cli_args, rest_path, key):
+            for _ in range(10):
+                _, before = d.api("GET", rest_path, expect=200)
+                cli = json.loads(d.smpgwctl(*cli_args, "--json").stdout)
+                _, after = d.api("GET", rest_path, expect=200)
+                if before == after:   # nothing changed meanwhile
+                    break
+                time.sleep(0.2)
+            want = before[key] if key in before else before
+            self.assertEqual(cli[key], want, cli_args)
+            return want
+
+        devices = same(["devices"], "/api/v1/devices?limit=1000", "devices")
+        self.assertGreaterEqual(len(devices), 3)
+        images = same(["images"], "/api/v1/images", "images")
+        self.assertGreaterEqual(len(images), 1)
+        jobs = same(["jobs"], "/api/v1/jobs?limit=1000", "jobs")
+        self.assertGreaterEqual(len(jobs), 5)
+        for dev in devices:
+            same(["device", str(dev["id"])], "/api/v1/devices/%d" % dev["id"], "device")
+        job = jobs[0]["id"]
+        self.assertEqual(json.loads(d.smpgwctl("watch", str(job), "--json").stdout)["jobs"],
+                         [d.api("GET", "/api/v1/jobs/%d" % job, expect=200)[1]])
+
+    def watch_on_pty(self, job, cols, timeout=30):
+        """smpgwctl watch JOB on a terminal `cols` wide until it drew a bar;
+        the lines it drew, escape sequences removed."""
+        import fcntl
+        import pty
+        import re
+        import select
+        import struct
+        import termios
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.daemon.bus.address)
+        env.pop("COLUMNS", None)
+        proc = subprocess.Popen([daemonharness.SMPGWCTL, "watch", str(job)], stdout=slave, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=env)
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and not re.search(rb"\[[#.]+\][^\n]*/s", out):
+                ready, _, _ = select.select([master], [], [], 0.5)
+                if ready:
+                    try:
+                        chunk = os.read(master, 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    out += chunk
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(10)
+            proc.stderr.close()
+            os.close(master)
+        text = re.sub(rb"\x1b\[[0-9]*[A-Za-z]", b"", out).decode()
+        return [x for x in re.split(r"[\r\n]+", text) if x]
+
+    def test_09b_smpgwctl_watch_fits_the_terminal(self):
+        """On a terminal watch draws the bar as wide as the terminal allows
+        and never past its last column: the numbers are never cut off."""
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        d = self.daemon
+        data, image = mcuimg.make_image(version=(5, 0, 0, 1), size=16000, seed=3)
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            self.manager().AddImage(dbus.types.UnixFd(f.fileno()), "big.bin")
+        pushed = json.loads(d.smpgwctl("push", image[:10], self.conns[1], "--mode", "upload-only", "--json").stdout)
+        self.assertEqual(pushed["image"], image)   # the prefix, resolved by smpgwd
+        self.assertEqual([j["image"] for j in pushed["jobs"]], [image])
+        job = str(pushed["jobs"][0]["id"])
+        self.assertEqual(set(pushed["jobs"][0]), set(d.api("GET", "/api/v1/jobs/" + job, expect=200)[1]))
+        try:
+            for cols, bar_min in ((160, 40), (100, 10), (80, 10)):
+                with self.subTest(cols=cols):
+                    lines = self.watch_on_pty(job, cols)
+                    bars = [x for x in lines if "[" in x and x.endswith("/s")]
+                    self.assertTrue(bars, lines)
+                    for line in lines:
+                        self.assertLess(len(line), cols, line)
+                    bar = bars[-1][bars[-1].index("[") + 1:bars[-1].index("]")]
+                    self.assertGreaterEqual(len(bar), bar_min, bars[-1])
+                    self.assertRegex(bars[-1], r"job %s .*\d+%% [0-9.]+ (B|KiB)/16\.\d KiB [0-9.]+ (B|KiB)/s$" % job)
+        finally:
+            # cancel, from the command line
+            p = d.smpgwctl("cancel", job, "--json")
+            self.assertEqual(json.loads(p.stdout)["jobs"][0]["state"], "cancelled")
+        self.assertEqual(str(self.get("%s/job/%s" % (ROOT, job), JOB, "State")), "cancelled")
+        self.assertEqual(d.smpgwctl("cancel", job, check=False).returncode, 10)   # finished already
+        self.assertEqual(d.smpgwctl("cancel", "99999", check=False).returncode, 10)
+        self.assertEqual(d.smpgwctl("cancel", "x", check=False).returncode, 2)
+        TestDBus.big_image = image
+
+    def test_09c_smpgwctl_change_commands(self):
+        """The D-Bus API's changes from the command line: devices add,
+        rename, probe, forget, images delete (by prefix)."""
+        d = self.daemon
+        conn = self.conns[3]   # forgotten in test_07
+        added = d.smpgwctl("devices", "add", conn).stdout.decode().strip()
+        self.assertRegex(added, r"^\d+$")
+        self.assertEqual(d.smpgwctl("devices", "add", conn).stdout.decode().strip(), added)   # known: the same
+        self.assertEqual(d.smpgwctl("devices", "add", "not a conn", check=False).returncode, 10)
+        rest = "/api/v1/devices/" + added
+        d.wait_for(lambda: d.api("GET", rest, expect=200)[1]["state"] == "online", what="the device online")
+
+        self.assertEqual(d.smpgwctl("rename", added, "spare unit").stdout, b"")
+        self.assertEqual(d.api("GET", rest, expect=200)[1]["name"], "spare unit")
+        dev = json.loads(d.smpgwctl("rename", conn, "pump-4", "--json").stdout)["devices"][0]
+        self.assertEqual(dev, d.api("GET", rest, expect=200)[1])
+        self.assertEqual(dev["name"], "pump-4")
+        self.assertEqual(d.smpgwctl("rename", added, "a\nb", check=False).returncode, 10)
+        self.assertEqual(d.smpgwctl("rename", "4242", "x", check=False).returncode, 10)
+        self.assertEqual(d.smpgwctl("rename", added, check=False).returncode, 2)
+        self.assertIn("pump-4", d.smpgwctl("devices").stdout.decode())
+
+        before = d.api("GET", rest, expect=200)[1]["last_probe"]
+        d.wait_for(lambda: d.smpgwctl("probe", added, check=False).returncode == 0, what="probe accepted")
+        d.wait_for(lambda: d.api("GET", rest, expect=200)[1]["last_probe"] != before, what="a new probe")
+        self.assertEqual(d.smpgwctl("probe", "4242", check=False).returncode, 10)
+
+        self.assertEqual(json.loads(d.smpgwctl("forget", conn, "--json").stdout)["forgotten"], [int(added)])
+        self.assertEqual(d.http("GET", rest)[0], 404)
+        self.assertEqual(d.smpgwctl("forget", added, check=False).returncode, 10)
+
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        junk = os.path.join(d.dir, "twin-%d.bin")
+        for i, data in enumerate((a, b)):
+            with open(junk % i, "wb") as f:
+                f.write(data)
+            d.smpgwctl("images", "add", junk % i)
+        common = os.path.commonprefix([a_id, b_id])
+        p = d.smpgwctl("images", "delete", common[:6], check=False)
+        self.assertEqual(p.returncode, 10, p.stderr)
+        self.assertIn(b"more than one", p.stderr)
+        self.assertEqual(d.smpgwctl("images", "delete", "abc", check=False).returncode, 2)
+        self.assertEqual(d.smpgwctl("images", "delete", "0" * 64, check=False).returncode, 10)
+        deleted = json.loads(d.smpgwctl("images", "delete", a_id[:len(common) + 1], b_id.upper(), self.big_image[:8],
+                                        "--json").stdout)["deleted"]
+        self.assertEqual(deleted, [a_id, b_id, self.big_image])
+        listed = [x["id"] for x in json.loads(d.smpgwctl("images", "--json").stdout)["images"]]
+        self.assertFalse({a_id, b_id, self.big_image} & set(listed))
 
     @unittest.skipUnless(shutil.which("setpriv") and os.geteuid() == 0,
                          "needs setpriv and root to call as user nobody")
@@ -529,6 +757,13 @@ class TestDBus(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn(b"Discovery is disabled", p.stderr)
                 p = busctl("call", NAME, ROOT, MANAGER, "AddDevice", "s", self.conns[3])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                device = p.stdout.decode().split()[1].strip('"')
+                # a name is changed like a method is called: root may, nobody not
+                p = busctl("set-property", NAME, device, DEVICE, "Name", "s", "x", user="nobody")
+                self.assertNotEqual(p.returncode, 0)
+                self.assertIn(b"denied", p.stderr.lower())
+                p = busctl("set-property", NAME, device, DEVICE, "Name", "s", "gateway-room")
                 self.assertEqual(p.returncode, 0, p.stderr)
                 # and nobody cannot take the name (given a state directory
                 # it can write, so the name is what fails)

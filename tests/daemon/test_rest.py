@@ -6,6 +6,7 @@ http.client will not send: headers without their body, chunked bodies),
 smpsim devices over UDP.  Every endpoint, its errors, bearer tokens,
 body limits, Server-Sent Events during a push, Prometheus metrics."""
 
+import datetime
 import hashlib
 import http.client
 import json
@@ -15,6 +16,7 @@ import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import threading
@@ -37,7 +39,7 @@ LIMITS_CONFIG = ("max_body=%d\npage_max=%d\n\n[images]\nmax_size=%d\n" % (MAX_BO
 
 ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "method_not_allowed", "conflict",
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
-               "signature_invalid", "too_many", "internal"}
+               "signature_invalid", "too_many", "ambiguous", "internal", "invalid_path"}
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -122,7 +124,9 @@ class SSEClient:
         self.status = self.resp.status
         self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
         self.events = []
+        self.arrivals = []             # time.time() of each event, as self.events
         self.comments = 0
+        self.comment_times = []
         self.lock = threading.Lock()
         self.ended = False
         self.thread = None
@@ -144,9 +148,12 @@ class SSEClient:
                         with self.lock:
                             self.events.append((current.get("event"), int(current.get("id", "0")),
                                                 json.loads(current.get("data", "null"))))
+                            self.arrivals.append(time.time())
                     current = {}
                 elif line.startswith(":"):
-                    self.comments += 1
+                    with self.lock:
+                        self.comments += 1
+                        self.comment_times.append(time.time())
                 else:
                     key, _, value = line.partition(":")
                     current[key] = value[1:] if value.startswith(" ") else value
@@ -157,6 +164,11 @@ class SSEClient:
     def snapshot(self):
         with self.lock:
             return list(self.events)
+
+    def timed(self):
+        """[(arrival time, event)]"""
+        with self.lock:
+            return list(zip(self.arrivals, self.events))
 
     def wait_for(self, predicate, timeout=60, what="events"):
         deadline = time.monotonic() + timeout
@@ -304,6 +316,45 @@ class Api(RestCase):
             _, headers = self.assertError(d, method, path, status=405, code="method_not_allowed")
             allow = {m.strip() for m in headers["allow"].split(",")}
             self.assertTrue(allowed <= allow, (path, headers["allow"]))
+
+    def test_control_characters_in_path(self):
+        """MHD unescapes the path before smpgwd sees it, and a %00 ended it
+        there: POST /devices/%00/probe was routed to POST /devices (and
+        added a device), GET /jobs/1%00/cancel answered job 1.  A control
+        character in the path, raw or escaped, is 400 invalid_path."""
+        d = self.d
+        _, before = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        for method, path in (("POST", "/api/v1/devices/%00/probe"),
+                             ("POST", "/api/v1/devices/%00"),
+                             ("GET", "/api/v1/jobs/1%00/cancel"),
+                             ("GET", "/api/v1/jobs/1%00"),
+                             ("GET", "/api/v1/health%00"),
+                             ("GET", "/api/v1/devices/1%0a"),
+                             ("GET", "/api/v1/devices/%1F"),
+                             ("DELETE", "/api/v1/images/%7f"),
+                             ("GET", "/api/v1/devices/a%09b")):
+            body = b'{"conn":"udp:127.0.0.1:7"}' if method == "POST" else None
+            headers = ["Content-Type: application/json", "Content-Length: %d" % len(body)] if body else []
+            status, hdrs, data = raw_http(d, method, path, headers=headers, body=body)
+            self.assertEqual(status, 400, "%s %s: %d %r" % (method, path, status, data))
+            self.assertTrue(hdrs["content-type"].startswith("application/json"))
+            doc = json.loads(data)
+            self.assertEqual(doc["error"]["code"], "invalid_path", (path, doc))
+            self.assertIsInstance(doc["error"]["message"], str)
+        # Also without a token: refused for what it is, before anything else.
+        status, _, data = raw_http(d, "POST", "/api/v1/devices/%00/probe", token=False)
+        self.assertEqual((status, json.loads(data)["error"]["code"]), (400, "invalid_path"))
+        # A raw control byte in the request target.
+        status, _, data = raw_http(d, "GET", "/api/v1/jobs/1\x01")
+        self.assertEqual(status, 400, data)
+        _, after = d.api("GET", "/api/v1/devices?limit=1", expect=200)
+        self.assertEqual(after["total"], before["total"], "a device was added")
+        # In a query parameter: invalid_field, naming it.
+        self.assertError(d, "GET", "/api/v1/devices?state=online%00x", status=400, code="invalid_field",
+                         contains="'state'")
+        # Escapes of anything else are fine: %2F in a connection string.
+        self.assertError(d, "GET", "/api/v1/devices/serial%3A%2Fdev%2FttyNONE", status=404, code="not_found")
+        d.api("GET", "/api/v1/health", expect=200)
 
     def test_json_body_errors(self):
         d = self.d
@@ -529,6 +580,71 @@ class Api(RestCase):
         self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         d.api("GET", "/api/v1/health", expect=200, token=False)
 
+    def test_image_prefixes(self):
+        """An image is named by its id or by a unique prefix of at least 6
+        hex digits everywhere: its path, POST /jobs, the ?image= filters;
+        a prefix that fits two images is 409 ambiguous, never a guess."""
+        d = self.d
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        upload(d, a)
+        upload(d, b)
+        common = os.path.commonprefix([a_id, b_id])
+        self.assertGreaterEqual(len(common), 6)
+        short_a, short_b = a_id[:len(common) + 1], b_id[:len(common) + 1]
+        _, images = d.api("GET", "/api/v1/images", expect=200)
+        known = [x["id"] for x in images["images"]]
+        nothing = next(p for p in ("%06x" % i for i in range(0, 1 << 24, 4099))
+                       if not any(k.startswith(p) for k in known))
+
+        _, got = d.api("GET", "/api/v1/images/" + short_a, expect=200)
+        self.assertEqual(got["id"], a_id)
+        _, got = d.api("GET", "/api/v1/images/" + short_b.upper(), expect=200)
+        self.assertEqual(got["id"], b_id)
+        self.assertError(d, "GET", "/api/v1/images/" + common[:6], status=409, code="ambiguous",
+                         contains=common[:6])
+        self.assertError(d, "GET", "/api/v1/images/" + a_id[:5], status=404, code="not_found", contains="6")
+        self.assertError(d, "GET", "/api/v1/images/" + nothing, status=404, code="not_found")
+
+        dev = add_device(d, "udp:127.0.0.1:%d" % (30000 + random.randrange(10000)))
+        _, before = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": common[:6], "devices": [dev["id"]]}, status=409,
+                         code="ambiguous")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": a_id[:5], "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": "xyzxyzxyz", "devices": [dev["id"]]},
+                         code="invalid_field", contains="'image'")
+        self.assertError(d, "POST", "/api/v1/jobs", {"image": nothing, "devices": [dev["id"]]}, status=404,
+                         code="not_found")
+        _, after = d.api("GET", "/api/v1/jobs", expect=200)
+        self.assertEqual(after["total"], before["total"], "a refused request created jobs")
+        _, doc = d.api("POST", "/api/v1/jobs", {"image": short_a, "devices": [dev["id"]], "mode": "upload-only"},
+                       expect=201)
+        job = doc["jobs"][0]
+        self.assertEqual(job["image"], a_id)
+
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_a, expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + a_id.upper(), expect=200)
+        self.assertEqual([j["id"] for j in doc["jobs"]], [job["id"]])
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + short_b, expect=200)
+        self.assertEqual(doc["total"], 0)
+        _, doc = d.api("GET", "/api/v1/jobs?image=" + nothing, expect=200)
+        self.assertEqual(doc["total"], 0)
+        for path in ("/api/v1/jobs", "/api/v1/devices"):
+            self.assertError(d, "GET", path + "?image=" + common[:6], status=409, code="ambiguous")
+            self.assertError(d, "GET", path + "?image=" + a_id[:5], code="invalid_field", contains="'image'")
+        _, doc = d.api("GET", "/api/v1/devices?image=" + short_a, expect=200)
+        self.assertEqual(doc["total"], 0)   # no device runs it
+
+        d.api("POST", "/api/v1/jobs/%d/cancel" % job["id"], expect=200)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + short_b)
+        self.assertEqual(status, 204, body)
+        # b gone, the shorter prefix is a's alone now
+        _, got = d.api("GET", "/api/v1/images/" + common[:6], expect=200)
+        self.assertEqual(got["id"], a_id)
+        status, _, body = d.http("DELETE", "/api/v1/images/" + common[:6])
+        self.assertEqual(status, 204, body)
+
     def test_jobs_validation(self):
         d = self.d
         imgdata, image = mcuimg.make_image(size=4096, seed=11)
@@ -630,7 +746,7 @@ class Push(RestCase):
                 self.assertDevice(dev)
                 self.assertIsNotNone(dev["params"])
                 active = [s for s in dev["images"] if s["active"]]
-                self.assertEqual(active[0]["version"], "1.0.0")
+                self.assertEqual(active[0]["version"], "1.0.0+0")
             old_hash = active[0]["hash"]
             _, doc = d.api("GET", "/api/v1/devices?state=online&image=" + old_hash, expect=200)
             self.assertEqual(sorted(x["id"] for x in doc["devices"]), sorted(ids))
@@ -640,8 +756,10 @@ class Push(RestCase):
             try:
                 self.assertEqual(sse.status, 200)
                 self.assertTrue(sse.headers["content-type"].startswith("text/event-stream"))
-                imgdata, new_hash = mcuimg.make_image(version=(2, 1, 0, 0), size=48 * 1024, seed=5)
-                image = upload(d, imgdata, name="v2.bin")["id"]
+                imgdata, new_hash = mcuimg.make_image(version=(2, 1, 0, 5), size=48 * 1024, seed=5)
+                uploaded = upload(d, imgdata, name="v2.bin")
+                image = uploaded["id"]
+                self.assertEqual(uploaded["version"], "2.1.0+5")
                 self.assertEqual(image, new_hash)
 
                 _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [ids[0], str(ids[1]), conns[2]],
@@ -682,7 +800,9 @@ class Push(RestCase):
                     return devs
                 for dev in d.wait_for(updated, timeout=20, what="devices showing the new image"):
                     slot = [s for s in dev["images"] if s["hash"] == new_hash][0]
-                    self.assertEqual(slot["version"], "2.1.0")
+                    # the device reports "2.1.0.5" (Zephyr's spelling); one
+                    # version, one spelling: the image's
+                    self.assertEqual(slot["version"], uploaded["version"])
                     self.assertIsNone(dev["job"])
 
                 sse.wait_for(lambda evs: sum(1 for e in evs if e[0] == "job-state" and e[2]["state"] == "succeeded")
@@ -746,6 +866,107 @@ class Push(RestCase):
             self.assertEqual(status, 204)
             status, _, _ = d.http("DELETE", "/api/v1/devices/%d" % ids[0])
             self.assertEqual(status, 204)
+
+
+class Names(RestCase):
+    def test_device_names(self):
+        """A device's name defaults to its OS node name, can be set with
+        PATCH (bounded, no control characters), survives probes and
+        restarts, and null gives the default back."""
+        with Sim(count=2) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(2)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            # smpsim's devices answer OS info with node name smpsim-NNNN
+            self.assertEqual([x["name"] for x in devs], ["smpsim-0000", "smpsim-0001"])
+            path = "/api/v1/devices/%d" % ids[0]
+
+            _, dev = d.api("PATCH", path, {"name": "Pump 7 \u2013 Halle B"}, expect=200)
+            self.assertDevice(dev)
+            self.assertEqual(dev["name"], "Pump 7 \u2013 Halle B")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "Pump 7 \u2013 Halle B")
+            _, doc = d.api("GET", "/api/v1/devices?name=halle", expect=200)
+            self.assertEqual([x["id"] for x in doc["devices"]], [ids[0]])
+            _, dev = d.api("PATCH", "/api/v1/devices/" + urllib.parse.quote(conns[1], safe=""), {}, expect=200)
+            self.assertEqual(dev["name"], "smpsim-0001")   # nothing to change
+            _, dev = d.api("PATCH", path, {"name": "\u00e9" * 32}, expect=200)   # 64 bytes
+            self.assertEqual(dev["name"], "\u00e9" * 32)
+            for bad in ("a\nb", "tab\there", "\u202eevil", "x" * 65, "\u00e9" * 33, "bell\u0007", "c1\u0085"):
+                self.assertError(d, "PATCH", path, {"name": bad}, code="invalid_field", contains="'name'")
+            for bad in ({"name": 5}, {"name": ["x"]}, {"nick": "x"}):
+                self.assertError(d, "PATCH", path, bad, code="invalid_field")
+            self.assertError(d, "PATCH", "/api/v1/devices/999999", {"name": "x"}, status=404, code="not_found")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "\u00e9" * 32)
+            status, headers, _ = d.http("PUT", path, {"name": "x"})
+            self.assertEqual(status, 405)
+            self.assertIn("PATCH", headers["allow"])
+
+            # a user's name outlives probes and restarts
+            d.api("PATCH", path, {"name": "pump-7"}, expect=200)
+            before = d.api("GET", path, expect=200)[1]["last_probe"]
+            d.api("POST", path + "/probe", expect=202)
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["last_probe"] != before, what="a new probe")
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            d.restart()
+            self.assertEqual(d.api("GET", path, expect=200)[1]["name"], "pump-7")
+            _, hist = d.api("GET", path + "/history", expect=200)
+            self.assertIn("device-name", [e["type"] for e in hist["events"]])
+
+            # null removes it; the default comes back with the next probe
+            _, dev = d.api("PATCH", path, {"name": None}, expect=200)
+            self.assertIsNone(dev["name"])
+            d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
+            d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
+
+
+def rfc3339_to_epoch(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+class EventLatency(RestCase):
+    """A client that only listens on /api/v1/events, with no other request
+    reaching smpgwd, gets every event of a push within 0.5 s of the moment
+    in its payload ("updated": when smpgwd changed the job and emitted the
+    event), and the keepalive comment every 15 s."""
+
+    MAX_DELAY = 0.5
+
+    def test_events_arrive_without_other_traffic(self):
+        with Sim("--bandwidth", "30000", count=1) as sim, \
+                Daemon(config="[discovery]\nenabled=no\n", tokens=[TOKEN]) as d:
+            dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)["id"]
+            wait_online(d, [dev])
+            imgdata, image = mcuimg.make_image(version=(3, 0, 0, 0), size=64 * 1024, seed=9)
+            upload(d, imgdata)
+            sse = SSEClient(d, "?types=job-added,job-state,job-progress")
+            opened = time.time()
+            try:
+                _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [dev], "mode": "upload-only"},
+                               expect=201)
+                job = doc["jobs"][0]["id"]
+                # From here on nothing but the stream talks to smpgwd.
+                sse.wait_for(lambda evs: any(e[0] == "job-state" and e[2]["id"] == job
+                                             and e[2]["state"] in ("succeeded", "failed", "cancelled") for e in evs),
+                             timeout=30, what="the job's end, seen on the stream alone")
+                timed = sse.timed()
+                delays = [arrival - rfc3339_to_epoch(e[2]["updated"]) for arrival, e in timed]
+                sys.stderr.write("    # %d events; delay from 'updated' to arrival: min %.1f ms, median %.1f ms, "
+                                 "max %.1f ms\n" % (len(delays), min(delays) * 1000,
+                                                    statistics.median(delays) * 1000, max(delays) * 1000))
+                kinds = [e[0] for _, e in timed]
+                self.assertIn("job-progress", kinds)
+                self.assertEqual(timed[-1][1][2]["state"], "succeeded", timed[-1])
+                for (arrival, e), delay in zip(timed, delays):
+                    self.assertLess(delay, self.MAX_DELAY, "%s #%d arrived %.3f s late" % (e[0], e[1], delay))
+                # The keepalive, on time too (its timer has 1 s accuracy).
+                deadline = opened + 15 + 1.5
+                while time.time() < deadline and sse.comments < 2:
+                    time.sleep(0.1)
+                self.assertGreaterEqual(sse.comments, 2, "the hello and a keepalive comment")
+                self.assertLess(sse.comment_times[1] - opened, 15 + 1.5)
+            finally:
+                sse.close()
 
 
 class Cancel(RestCase):

@@ -167,7 +167,7 @@ class Commands(unittest.TestCase):
         self.assertEqual((new["hash"], new["active"], new["confirmed"]), (IMGTOOL_HASH, True, False), r)
         r = ctl("--conn", conn, "image", "confirm")
         self.assertEqual(r.rc, OK, r)
-        self.assertRegex(r.out, "slot 0: 1.2.3.4 +%s active confirmed" % IMGTOOL_HASH)
+        self.assertRegex(r.out, r"slot 0: 1\.2\.3\+4 +%s active confirmed" % IMGTOOL_HASH)
         # the old image is in slot 1 now; erase it
         r = ctl("--conn", conn, "--json", "image", "erase")
         self.assertEqual(r.rc, OK, r)
@@ -200,7 +200,7 @@ class Update(unittest.TestCase):
                     j = r.json()
                     self.assertEqual((j["outcome"], j["mode"]), (outcome, mode), r)
                     self.assertEqual(j["new"]["hash"], IMGTOOL_HASH)
-                    self.assertEqual(slots(j["before"]["images"])[(0, 0)]["version"], "1.0.0")
+                    self.assertEqual(slots(j["before"]["images"])[(0, 0)]["version"], "1.0.0+0")
                     self.assertEqual(j["upload"]["match"], True)
                     # a 3.6 KB upload to a local simulator may take less than
                     # the event loop's clock resolution: rate may be 0
@@ -225,9 +225,29 @@ class Update(unittest.TestCase):
             self.assertEqual(r.rc, OK, r)
             self.assertIn("outcome:  updated", r.out)
             self.assertIn("reboot:", r.out)
-            self.assertRegex(r.out, "after: +2.0.0 running, confirmed")
+            self.assertRegex(r.out, r"after: +2\.0\.0\+0 running, confirmed")
             self.assertIn(big_hash, r.out)
             self.assertRegex(r.out, r"\d+ bytes in [0-9.]+ s, [0-9.]+ [KM]?i?B/s")
+
+    def test_versions_one_spelling(self):
+        """A device reports "2.1.0.5" (Zephyr img_mgmt); smpgwctl shows the
+        version as the image file has it, "2.1.0+5", in every place."""
+        with Sim(*FAST) as sim:
+            path, data = image_file(sim.dir, "v.bin", (2, 1, 0, 5), 4000, seed=5)
+            conn = "udp:127.0.0.1:%d" % sim.port
+            r = ctl("--conn", conn, "update", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertRegex(r.out, r"image: .*, version 2\.1\.0\+5,")
+            self.assertRegex(r.out, r"before: +1\.0\.0\+0 running")
+            self.assertRegex(r.out, r"after: +2\.1\.0\+5 running, confirmed")
+            self.assertNotIn("2.1.0.5", r.out)
+            r = ctl("--conn", conn, "image", "list")
+            self.assertRegex(r.out, r"slot 0: 2\.1\.0\+5 ")
+            self.assertRegex(r.out, r"slot 1: 1\.0\.0\+0 ")
+            j = ctl("--conn", conn, "--json", "image", "list").json()
+            self.assertEqual(slots(j["images"])[(0, 0)]["version"], "2.1.0+5")
+            info = ctl("--json", "image", "info", path).json()
+            self.assertEqual(info["version"], slots(j["images"])[(0, 0)]["version"])
 
     def test_revert(self):
         with Sim("--fault", "revert", *FAST) as sim:
@@ -235,7 +255,7 @@ class Update(unittest.TestCase):
             self.assertEqual(r.rc, REVERTED, r)
             j = r.json()
             self.assertEqual((j["outcome"], j["rejected"], j["ok"]), ("reverted", False, False))
-            self.assertEqual(slots(j["after"]["images"])[(0, 0)]["version"], "1.0.0")
+            self.assertEqual(slots(j["after"]["images"])[(0, 0)]["version"], "1.0.0+0")
 
     def test_reject(self):
         with Sim("--fault", "reject", *FAST) as sim:
@@ -353,6 +373,27 @@ class Usage(unittest.TestCase):
             with self.subTest(args=args):
                 self.assertEqual(ctl(*args).rc, USAGE)
 
+    def test_group_help(self):
+        """'smpgwctl GROUP --help' lists the group's commands (exit 0); a
+        group without a command is a usage error that lists them too."""
+        for group, commands in (("image", ("image info", "image list", "image upload", "image test",
+                                           "image confirm", "image erase")),
+                                ("stat", ("stat list", "stat read")),
+                                ("images", None)):
+            for flag in ("--help", "-h"):
+                with self.subTest(group=group, flag=flag):
+                    r = ctl(group, flag)
+                    self.assertEqual(r.rc, OK, r)
+                    for c in commands or ():
+                        self.assertIn(c, r.out)
+        self.assertIn("images add", ctl("images", "--help").out)   # its own help names the others
+        r = ctl("image")
+        self.assertEqual(r.rc, USAGE, r)
+        self.assertIn("image upload", r.err)
+        r = ctl("image", "frobnicate")
+        self.assertEqual(r.rc, USAGE, r)
+        self.assertIn("image list", r.err)
+
     def test_help_and_transport_errors(self):
         r = ctl("--help")
         self.assertEqual(r.rc, OK)
@@ -395,6 +436,29 @@ class Progress(unittest.TestCase):
             r = ctl("--conn", conn, "image", "upload", path)
             self.assertEqual(r.rc, OK, r)
             self.assertNotIn("\r", r.out)
+
+    def test_lines_when_piped(self):
+        """Not on a terminal, update and image upload write a line per tenth
+        of the upload as it goes, not nothing until the end; with --json
+        stdout stays the one JSON object."""
+        with Sim("--bandwidth", "200000", *FAST, count=3) as sim:
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 100000)
+            conn = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(3)]
+            for dev, command in enumerate((["update", path], ["image", "upload", path])):
+                r = ctl("--conn", conn[dev], *command)
+                self.assertEqual(r.rc, OK, r)
+                self.assertNotIn("\r", r.out)
+                lines = [x for x in r.out.splitlines() if x.startswith("upload: ")]
+                tenths = [int(x.split()[1].rstrip("%")) // 10 for x in lines]
+                self.assertGreaterEqual(len(tenths), 8, r.out)
+                self.assertEqual(tenths, sorted(set(tenths)), r.out)   # one line per tenth, in order
+                self.assertEqual(tenths[-1], 10, r.out)
+                self.assertRegex(lines[-1], r"^upload: 100% 97\.\d KiB/97\.\d KiB [0-9.]+ [KM]?i?B/s$")
+                if command[0] == "update":   # as it goes: before the result
+                    self.assertLess(r.out.index("upload: 100%"), r.out.index("outcome:"))
+            r = ctl("--conn", conn[2], "--json", "update", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["outcome"], "updated")
 
 
 if __name__ == "__main__":

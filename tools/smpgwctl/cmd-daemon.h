@@ -21,3 +21,11 @@ int cmd_images_add(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_push(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_jobs(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_watch(struct ctl_context *ctx, int argc, char *argv[]);
+
+/* cmd-daemon-change.c */
+int cmd_devices_add(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rename(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]);

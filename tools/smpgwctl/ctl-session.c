@@ -570,10 +570,27 @@ void ctl_format_bytes(double bytes, char *buf, size_t size) {
 }
 
 void ctl_progress_init(struct ctl_progress *p, const struct ctl_context *ctx) {
-        *p = (struct ctl_progress) { .enabled = !ctx->json && isatty(STDOUT_FILENO) };
+        bool tty = isatty(STDOUT_FILENO);
+        *p = (struct ctl_progress) { .enabled = !ctx->json && tty, .lines = !ctx->json && !tty };
+}
+
+static void progress_line(struct ctl_progress *p, const struct smp_upload_progress *pr) {
+        char done[32], total[32], rate[32];
+        int tenths = pr->total ? (int) (pr->offset * 10 / pr->total) : 0;
+
+        if (tenths <= p->tenths)
+                return;
+        p->tenths = tenths;
+        ctl_format_bytes((double) pr->offset, done, sizeof(done));
+        ctl_format_bytes((double) pr->total, total, sizeof(total));
+        ctl_format_bytes(pr->rate, rate, sizeof(rate));
+        printf("upload: %3d%% %s/%s %s/s\n", (int) (pr->offset * 100 / pr->total), done, total, rate);
+        fflush(stdout);
 }
 
 void ctl_progress_update(struct ctl_progress *p, const struct smp_upload_progress *pr) {
+        if (p->lines)
+                progress_line(p, pr);
         if (!p->enabled)
                 return;
         uint64_t now = monotonic_usec();

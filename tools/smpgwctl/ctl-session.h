@@ -164,11 +164,15 @@ json_t *ctl_json_upload_result(const struct smp_upload_result *r, size_t total);
 
 /* ---- progress bar ---- */
 
-/* A bar redrawn in place on a terminal (stdout is a tty and no --json):
- * bytes, per cent, rate, ETA, window.  Otherwise it stays silent. */
+/* Upload progress on stdout, unless --json: on a terminal a bar redrawn
+ * in place (bytes, per cent, rate, ETA, window); otherwise (a pipe, a log
+ * file) a line each time another tenth of the upload is done, so a log
+ * shows an upload moving without a line per chunk. */
 struct ctl_progress {
-        bool enabled;
+        bool enabled;               /* the bar */
+        bool lines;                 /* the lines */
         bool drawn;
+        int tenths;                 /* the last tenth a line was written for */
         uint64_t last_usec;
 };
 

@@ -49,14 +49,41 @@ static const struct ctl_command commands[] = {
         /* no device: discovery */
         { "scan", NULL, "[--seconds N]", "List SMP devices nearby (BLE discovery)", cmd_scan },
         /* daemon mode: smpgwd over D-Bus (--bus after the command) */
+        /* (a group's verbs before the group's own command: the first match wins) */
+        { "devices", "add", "CONN...", "Add devices to smpgwd; prints their ids", cmd_devices_add },
         { "devices", NULL, "", "List the devices smpgwd knows", cmd_devices },
         { "device", NULL, "ID|CONN", "Show one device smpgwd knows, with its slots", cmd_device_show },
+        { "rename", NULL, "DEVICE NAME", "Name a device (\"\": back to its default name)", cmd_rename },
+        { "probe", NULL, "DEVICE...", "Have smpgwd read devices again now", cmd_probe },
+        { "forget", NULL, "DEVICE...", "Have smpgwd forget devices and their history", cmd_forget },
         { "images", "add", "FILE", "Store an image file in smpgwd; prints its id", cmd_images_add },
+        { "images", "delete", "IMAGE...", "Remove stored images from smpgwd", cmd_images_delete },
         { "images", NULL, "", "List the images stored in smpgwd", cmd_images },
         { "push", NULL, "IMAGE DEVICE... [--wait]", "Have smpgwd update devices; prints job ids", cmd_push },
-        { "jobs", NULL, "", "List smpgwd's jobs", cmd_jobs },
+        { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },
         { "watch", NULL, "[JOB...] [--follow]", "Follow smpgwd's jobs live", cmd_watch },
+        { "cancel", NULL, "JOB...", "Cancel smpgwd's jobs", cmd_cancel },
 };
+
+static void command_line(FILE *f, const struct ctl_command *c) {
+        char name[64];
+        snprintf(name, sizeof(name), "%s%s%s %s", c->group, c->verb ? " " : "", c->verb ?: "", c->args);
+        fprintf(f, "  %-34s %s\n", name, c->summary);
+}
+
+/* "smpgwctl image --help": the group's commands. */
+static void group_help(FILE *f, const char *group) {
+        fprintf(f, "Usage: smpgwctl [OPTIONS] %s COMMAND [ARGS]\n\nCommands:\n", group);
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(commands[i].group, group))
+                        command_line(f, &commands[i]);
+        fprintf(f, "\n'smpgwctl %s COMMAND --help' describes one; 'smpgwctl --help' lists every command\n"
+                   "and the options.\n", group);
+}
+
+static bool is_help(const char *arg) {
+        return arg && (streq(arg, "--help") || streq(arg, "-h"));
+}
 
 static void help(FILE *f) {
         fprintf(f,
@@ -71,12 +98,8 @@ static void help(FILE *f) {
         ctl_global_options_help(f);
         fprintf(f, "\nCommands (from 'echo' to 'update': the device given with --conn; from 'devices' on:\n"
                    "smpgwd over D-Bus, the system bus unless --bus session|ADDRESS follows the command):\n");
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-                char name[64];
-                snprintf(name, sizeof(name), "%s%s%s %s", commands[i].group, commands[i].verb ? " " : "",
-                         commands[i].verb ?: "", commands[i].args);
-                fprintf(f, "  %-34s %s\n", name, commands[i].summary);
-        }
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                command_line(f, &commands[i]);
         fprintf(f, "\n");
         ctl_exit_codes_help(f);
         fprintf(f, "  ('image info' also: 5  keys given, but no signature is valid with them)\n"
@@ -138,10 +161,17 @@ int main(int argc, char *argv[]) {
         const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
         const struct ctl_command *cmd = command_find(group, verb);
         if (!cmd) {
-                if (group_exists(group))
-                        fprintf(stderr, "smpgwctl: '%s' needs a known subcommand; see 'smpgwctl --help'\n",
-                                group);
-                else
+                if (group_exists(group) && is_help(verb)) {
+                        group_help(stdout, group);
+                        return CTL_EXIT_OK;
+                }
+                if (group_exists(group)) {
+                        if (verb)
+                                fprintf(stderr, "smpgwctl: '%s %s' is not a command.\n\n", group, verb);
+                        else
+                                fprintf(stderr, "smpgwctl: '%s' needs a command.\n\n", group);
+                        group_help(stderr, group);
+                } else
                         fprintf(stderr, "smpgwctl: unknown command '%s'; see 'smpgwctl --help'\n", group);
                 return CTL_EXIT_USAGE;
         }

@@ -212,6 +212,18 @@ struct mcuboot_image *mcuboot_image_free(struct mcuboot_image *image);
 /* Writes "major.minor.revision+build".  Returns the length, or -ENOBUFS. */
 int mcuboot_version_format(const struct mcuboot_version *version, char *buf, size_t size);
 
+/* Reads a version in any of the spellings it meets: MCUboot's and
+ * imgtool's "1.2.3+4", and Zephyr img_mgmt's "1.2.3" (build 0) and
+ * "1.2.3.4" (what devices report in an image state answer).  Decimal
+ * fields within the header's ranges, nothing else.  -EINVAL otherwise. */
+int mcuboot_version_parse(const char *s, struct mcuboot_version *ret);
+
+/* Rewrites a version string in place into the one spelling the gateway
+ * shows, "major.minor.revision+build" (mcuboot_version_format()), so the
+ * version a device reports for an image reads the same as the image's
+ * own.  A string that is no version is left as it is: -EINVAL. */
+int mcuboot_version_normalize(char *version, size_t size);
+
 /* "SHA256", "ECDSA_SIG", ... for known types, NULL for others. */
 const char *mcuboot_tlv_type_to_string(uint16_t type);
 /* "PIC", "ENCRYPTED_AES128", ... for one known flag bit, NULL otherwise. */
