@@ -62,6 +62,13 @@ check "man smpgwctl works" bash -c 'man -P cat smpgwctl 2>/dev/null | grep -q "s
 check "man 5 smpgwd.conf and man 8 smpgwd work" \
   bash -c 'man -w 5 smpgwd.conf >/dev/null && man -w 8 smpgwd >/dev/null'
 
+# bash-completion's loader finds the installed file on the first Tab.
+check "bash completion: 'smpgwctl im' + Tab offers image, images" bash -c '
+  out=$(bash -i -c ". /usr/share/bash-completion/bash_completion; _completion_loader smpgwctl;
+    COMP_WORDS=(smpgwctl im); COMP_CWORD=1; COMP_LINE=\"smpgwctl im\"; COMP_POINT=11;
+    _smpgwctl smpgwctl im smpgwctl; echo \"\${COMPREPLY[*]}\"" 2>/dev/null | tail -n1)
+  echo "# offered: $out"; [ "$out" = "image images" ]'
+
 step "security exposure (systemd-analyze security)"
 exposure=$(systemd-analyze security smpgwd 2>/dev/null | sed -n 's/.*Overall exposure level for smpgwd.service: \([0-9.]*\).*/\1/p')
 echo "# overall exposure: $exposure"
