@@ -149,6 +149,24 @@ cp "$v1"/*.deb "$mnt/v1/"
 cp "$v2"/*.deb "$mnt/v2/"
 cp "$top/tools/deb-test-container.sh" "$top/tests/daemon/mcuimg.py" "$mnt/"
 
+# A container left running by a run that was killed outright (SIGKILL
+# runs no trap, and its init outlives systemd-nspawn): power it off, and
+# drop its --ephemeral copy of the tree.
+pidfile=$work/container.pid
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  if [ "$(cat "/proc/$old/comm" 2>/dev/null)" = systemd ] &&
+     tr '\0' '\n' <"/proc/$old/environ" 2>/dev/null | grep -qx 'container=systemd-nspawn'; then
+    echo "powering off the container of an earlier run (pid $old)"
+    kill -s SIGRTMIN+4 "$old" 2>/dev/null || true
+    for _ in $(seq 100); do [ -d "/proc/$old" ] || break; sleep 0.1; done
+    # SIGKILL to a PID namespace's init ends every process in it.
+    kill -9 "$old" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+fi
+rm -rf "$work"/.#machine.* "$work"/.#.#machine.*
+
 log "boot"
 systemd-nspawn --quiet --register=no --keep-unit --private-network --ephemeral -D "$rootfs" \
   --bind-ro="$mnt:/debs" -b --console=pipe >"$work/boot.log" 2>&1 </dev/null &
@@ -157,8 +175,10 @@ leader=
 stop_container() {
   kill -TERM "$nspawn" 2>/dev/null || true
   wait "$nspawn" 2>/dev/null || true
+  rm -f "$pidfile"
 }
 trap stop_container EXIT
+trap 'exit 130' INT TERM HUP
 for _ in $(seq 100); do
   leader=$(pgrep -P "$nspawn" -x systemd || true)
   [ -n "$leader" ] && break
@@ -166,6 +186,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [ -n "$leader" ] || { echo "no init in the container" >&2; exit 1; }
+echo "$leader" >"$pidfile"
 in_container() { nsenter --target "$leader" --all -- "$@"; }
 # systemctl answers once PID 1 listens on its private socket; then wait
 # for the boot to finish.
