@@ -319,6 +319,7 @@ static void test_udp_echo(struct test_smpsim *sim) {
         ASSERT_TRUE(got);
         ASSERT_TRUE(p.link == NULL);
         ASSERT_TRUE(!p.closed);
+        test_client_close(&p);
 }
 
 /* A port nobody listens on: the kernel's ICMP "port unreachable" comes

@@ -35,10 +35,10 @@
  * Lifetimes: the transport descriptor lives in the fleet, and a context
  * borrows it (smp_context_add_transport()), so free every context the
  * fleet was added to (and what holds one: sessions, parsed connection
- * strings) before the fleet.  Links still open when the fleet goes are
- * cut off: send() says -ENOTCONN, and they must still be closed.
- * Errors are negative errno; nothing here logs unless
- * params.verbosity > 0 (the model's messages on stderr).
+ * strings, bare links) before the fleet; sim_fleet_free() aborts the
+ * test when a link is still open.  Answers on their way to a link
+ * closed meanwhile are dropped.  Errors are negative errno; nothing here
+ * logs unless params.verbosity > 0 (the model's messages on stderr).
  */
 #pragma once
 
@@ -111,6 +111,8 @@ void sim_fleet_params_default(struct sim_fleet_params *ret);
 /* Creates the devices on event (borrowed, referenced).  -EINVAL: bad
  * params or an image that is not a valid MCUboot image. */
 int sim_fleet_new(sd_event *event, const struct sim_fleet_params *params, struct sim_fleet **ret);
+/* Frees the devices and what they had scheduled on the loop.  Every link
+ * must be closed (see Lifetimes above). */
 struct sim_fleet *sim_fleet_free(struct sim_fleet *f);
 
 /* Makes the fleet's transport known to ctx (smp_context_add_transport():

@@ -81,7 +81,8 @@ void test_client_close(struct test_client *c) {
 
 void test_client_clear(struct test_client *c) {
         /* A piece of a frame not complete yet stays. */
-        memmove(c->rx, c->rx + c->whole, c->rx_len - c->whole);
+        if (c->rx_len > c->whole)
+                memmove(c->rx, c->rx + c->whole, c->rx_len - c->whole);
         c->rx_len -= c->whole;
         c->whole = c->last_off = 0;
         c->frames = 0;
