@@ -578,10 +578,30 @@ static void test_drop_after_bytes_and_resume(void) {
         ASSERT_OK(r.error);
         ASSERT_EQ(r.outcome, SMP_UPDATE_OUTCOME_UPDATED);
         ASSERT_TRUE(r.upload.resumed_at > 0 && r.upload.resumed_at < 6000);
-        /* The first two links, the one the update opened after the drop;
-         * lib opens more today (a request sent on the new link from
-         * inside the failing of the old link's requests fails too). */
-        ASSERT_TRUE(sim_fleet_links_opened(fx.fleet, 0) >= 3);
+        /* The echo session's link, the update's, and one after the drop. */
+        ASSERT_EQ(sim_fleet_links_opened(fx.fleet, 0), 3u);
+        fixture_free(&fx);
+}
+
+/* A link that drops under a full window (buf_count 8: seven uploads in
+ * flight): the session fails the old link's requests, the upload's
+ * callback reconnects from inside that and sends on the new link; those
+ * new requests must not be failed as well.  They were, so each drop cost
+ * a reconnect per request in flight, until the update ran out of them. */
+static void test_drop_under_a_full_window(void) {
+        struct sim_fleet_params p;
+        struct fixture fx;
+
+        params_fast(&p, 1);
+        p.device.buf_count = 8;
+        fixture_new(&fx, &p);
+        sim_fleet_link_faults(fx.fleet, 0)->drop_after_bytes = 6000;
+        struct smp_update_result r = run_update(&fx, 0, 4, 40000);
+        ASSERT_OK(r.error);
+        ASSERT_EQ(r.outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(r.upload.resumed_at > 0 && r.upload.resumed_at < 6000);
+        /* the update's link, and one after the drop */
+        ASSERT_EQ(sim_fleet_links_opened(fx.fleet, 0), 2u);
         fixture_free(&fx);
 }
 
@@ -700,5 +720,5 @@ static void test_latency_and_bandwidth(void) {
 TEST_MAIN(TEST(test_descriptor_and_params), TEST(test_link_never_reentrant), TEST(test_absent_device_is_silent),
           TEST(test_link_closed_with_answers_on_the_way), TEST(test_session_echo), TEST(test_session_upload),
           TEST(test_session_update), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
-          TEST(test_drop_after_bytes_and_resume), TEST(test_links_refused), TEST(test_connected_links),
+          TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused), TEST(test_connected_links),
           TEST(test_latency_and_bandwidth))
