@@ -209,11 +209,15 @@ static bool finite_in(double v, double lo, double hi) {
 static int input_check(const struct rollout_plan_input *in) {
         if (!in->policy || in->max_running == 0 || in->max_running_ble_adapter == 0)
                 return -EINVAL;
+        /* No token ever free: nobody could be activated. */
+        if (in->policy->max_rebooting == 0 || in->policy->max_rebooting_relay == 0)
+                return -EINVAL;
         if (in->n_members > ROLLOUT_PLAN_MEMBERS_MAX || in->n_transports > ROLLOUT_PLAN_TABLE_MAX ||
             in->n_adapters > ROLLOUT_PLAN_TABLE_MAX)
                 return -E2BIG;
-        if (in->image_size == 0 || in->image_size > IMAGE_SIZE_MAX || !finite_in(in->default_rate, RATE_MIN, HUGE_VAL) ||
-            !finite_in(in->default_rtt_s, 0, RTT_MAX_S) || !finite_in(in->swap_default_s, 0, SWAP_MAX_S))
+        if (in->image_size == 0 || in->image_size > IMAGE_SIZE_MAX ||
+            !finite_in(in->default_rate, RATE_MIN, HUGE_VAL) || !finite_in(in->default_rtt_s, 0, RTT_MAX_S) ||
+            !finite_in(in->swap_default_s, 0, SWAP_MAX_S))
                 return -EINVAL;
         if (windows_given(in) && !in->zone)
                 return -EINVAL;
@@ -221,7 +225,8 @@ static int input_check(const struct rollout_plan_input *in) {
                 return -ERANGE;
         for (size_t i = 0; i < in->n_transports; i++) {
                 const struct rollout_plan_transport *t = &in->transports[i];
-                if (!finite_in(t->rate, RATE_MIN, HUGE_VAL) || !finite_in(t->rtt_s, 0, RTT_MAX_S) || t->max_running == 0)
+                if (!finite_in(t->rate, RATE_MIN, HUGE_VAL) || !finite_in(t->rtt_s, 0, RTT_MAX_S) ||
+                    t->max_running == 0)
                         return -EINVAL;
         }
         for (size_t i = 0; i < in->n_adapters; i++)
@@ -247,7 +252,11 @@ static int transport_find(struct sim *s, const char *name) {
                 return -E2BIG;
         t = &s->transports[s->n_transports];
         *t = (struct sim_transport) {
-                .info = { .default_rate = in->default_rate, .rtt_s = in->default_rtt_s, .max_running = in->max_running },
+                .info = {
+                        .default_rate = in->default_rate,
+                        .rtt_s = in->default_rtt_s,
+                        .max_running = in->max_running,
+                },
         };
         snprintf(t->info.name, sizeof(t->info.name), "%s", name);
         for (size_t i = 0; i < in->n_transports; i++)

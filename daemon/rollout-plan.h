@@ -29,9 +29,10 @@
  * when rollout_may_activate() says so: staged, its wave started, a
  * window open (or activate_now), a reboot token free.  When every member
  * of a wave is done, its soak runs; then every member is probed (one
- * request, with a slot, as a verify); then the next wave starts.  The
- * last wave soaks too.  Upload-only mode stops after stage (no tokens,
- * no reboot).  Every member is assumed to succeed at its first attempt.
+ * request, with a slot, as a verify); then the next wave starts (with a
+ * soak of 0: no probe, the next wave at once).  The last wave soaks
+ * too.  Upload-only mode stops after stage (no tokens, no reboot).  Every
+ * member is assumed to succeed at its first attempt.
  *
  * Slot limits mirror the job layer: max_running over all jobs, each
  * transport's max_running_<transport>, and for a member with an adapter
@@ -143,10 +144,10 @@ struct rollout_estimate {
         bool deadline_exceeded;                /* end_usec past deadline_usec */
 };
 
-/* Runs the simulation.  -EINVAL for an input out of its ranges (a rate or
- * a limit of 0, a member's wave after a wave with no member), -E2BIG past
- * ROLLOUT_PLAN_MEMBERS_MAX or ROLLOUT_PLAN_TABLE_MAX, -ENOENT when the
- * windows never open, -ERANGE past TZ_USEC_MAX, -ENOMEM. */
+/* Runs the simulation.  -EINVAL for an input out of its ranges (a rate,
+ * a limit or a reboot budget of 0, a member's wave after a wave with no
+ * member), -E2BIG past ROLLOUT_PLAN_MEMBERS_MAX or ROLLOUT_PLAN_TABLE_MAX,
+ * -ENOENT when the windows never open, -ERANGE past TZ_USEC_MAX, -ENOMEM. */
 int rollout_plan_estimate(const struct rollout_plan_input *in, struct rollout_estimate *ret);
 /* Frees what it owns; NULL-safe, leaves it empty. */
 void rollout_estimate_done(struct rollout_estimate *e);

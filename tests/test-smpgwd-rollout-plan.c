@@ -375,6 +375,9 @@ static void test_refused(void) {
         in.max_running = 0;
         ASSERT_EQ(rollout_plan_estimate(&in, &e), -EINVAL);
         in.max_running = 8;
+        policy.max_rebooting = 0;
+        ASSERT_EQ(rollout_plan_estimate(&in, &e), -EINVAL);
+        policy.max_rebooting = 4;
         m[0].rate = 0.5;
         ASSERT_EQ(rollout_plan_estimate(&in, &e), -EINVAL);
         m[0].rate = 1000;
