@@ -91,8 +91,9 @@ static int json_count_parse(const json_t *v, const char *key, struct rollout_cou
         if (json_is_integer(v)) {
                 json_int_t i = json_integer_value(v);
                 if (i < 1 || i > ROLLOUT_COUNT_MAX) {
-                        reason_set(ret_reason, "%s %" JSON_INTEGER_FORMAT " is not a count 1..%u or a percentage 1%%..100%%",
-                                   key, i, ROLLOUT_COUNT_MAX);
+                        reason_set(ret_reason,
+                                   "%s %" JSON_INTEGER_FORMAT " is not a count 1..%u or a percentage 1%%..100%%", key,
+                                   i, ROLLOUT_COUNT_MAX);
                         return -EINVAL;
                 }
                 snprintf(buf, sizeof(buf), "%" JSON_INTEGER_FORMAT, i);
@@ -343,7 +344,8 @@ int rollout_filter_from_json(const json_t *obj, struct rollout_filter *ret, char
         if (ret_reason)
                 *ret_reason = NULL;
         if (!json_is_object(obj) || json_object_size(obj) == 0) {
-                reason_set(ret_reason, "the filter is not an object with at least one of transport, name, labels, board, app, version_below");
+                reason_set(ret_reason, "the filter is not an object with at least one of transport, name, labels, "
+                                       "board, app, version_below");
                 return -EINVAL;
         }
         json_object_foreach((json_t *) obj, key, v) {

@@ -127,11 +127,13 @@ static int time_parse(const char *s, size_t len, bool is_end, uint16_t *ret, cha
                 return 0;
         }
         if (h == 24 && m == 0) {
-                reason_set(ret_reason, "'24:00' can only end a window; a window that starts at midnight starts at '00:00'");
+                reason_set(ret_reason,
+                           "'24:00' can only end a window; a window that starts at midnight starts at '00:00'");
                 return -EINVAL;
         }
         if (h > 23 || m > 59) {
-                reason_set(ret_reason, "time '%.*s' is out of range (00:00 to 23:59, or 24:00 as the end)", (int) len, s);
+                reason_set(ret_reason, "time '%.*s' is out of range (00:00 to 23:59, or 24:00 as the end)", (int) len,
+                           s);
                 return -EINVAL;
         }
         *ret = (uint16_t) (h * 60 + m);
@@ -186,7 +188,9 @@ int rollout_window_parse(const char *text, struct rollout_window *ret, char **re
                 while (text[days_end - 1] == ' ')
                         days_end--;
                 if (memchr(text + start, ' ', days_end - start)) {
-                        reason_set(ret_reason, "'%.*s' is not a list of days: days are written without spaces ('sat,sun', 'mon-fri')",
+                        reason_set(ret_reason,
+                                   "'%.*s' is not a list of days: days are written without spaces "
+                                   "('sat,sun', 'mon-fri')",
                                    (int) (days_end - start), text + start);
                         return -EINVAL;
                 }
@@ -264,7 +268,8 @@ static int json_days_parse(const json_t *days, uint8_t *ret, char **ret_reason) 
                 const char *s = json_string_value(v);
                 int d;
                 if (!s || !text_printable(s, strlen(s)) || strlen(s) > 16) {
-                        reason_set(ret_reason, "\"days\" item %zu is not one of mon, tue, wed, thu, fri, sat, sun", i + 1);
+                        reason_set(ret_reason, "\"days\" item %zu is not one of mon, tue, wed, thu, fri, sat, sun",
+                                   i + 1);
                         return -EINVAL;
                 }
                 d = day_from_name(s, strlen(s));
@@ -302,7 +307,8 @@ int rollout_window_from_json(const json_t *obj, struct rollout_window *ret, char
         if (ret_reason)
                 *ret_reason = NULL;
         if (!json_is_object(obj)) {
-                reason_set(ret_reason, "a window is an object {\"days\": [...], \"from\": \"HH:MM\", \"to\": \"HH:MM\"}");
+                reason_set(ret_reason,
+                           "a window is an object {\"days\": [...], \"from\": \"HH:MM\", \"to\": \"HH:MM\"}");
                 return -EINVAL;
         }
         json_object_foreach((json_t *) obj, key, v) {
@@ -469,7 +475,11 @@ int rollout_windows_state_in(const struct rollout_windows *ws, const struct tz_s
         if (now_usec > TZ_USEC_MAX)
                 return -ERANGE;
         if (ws->n == 0) {
-                *ret = (struct rollout_window_state) { .open = true, .opens_usec = now_usec, .closes_usec = UINT64_MAX };
+                *ret = (struct rollout_window_state) {
+                        .open = true,
+                        .opens_usec = now_usec,
+                        .closes_usec = UINT64_MAX,
+                };
                 return 0;
         }
         if (!scope || !scope->active)

@@ -68,7 +68,8 @@ static const char *zone_name_problem(const char *name) {
                         return "a time zone name has no empty parts ('//' or a final '/')";
         }
         if (strncmp(name, "right/", 6) == 0)
-                return "the right/ zones count leap seconds, which the system clock does not: use the zone without right/";
+                return "the right/ zones count leap seconds, which the system clock does not: "
+                       "use the zone without right/";
         return NULL;
 }
 

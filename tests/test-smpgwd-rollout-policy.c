@@ -415,7 +415,8 @@ static void test_priority(void) {
                     rollout_job_priority(ROLLOUT_PHASE_ACTIVATE, 0, 0));
         ASSERT_TRUE(rollout_job_priority(ROLLOUT_PHASE_ACTIVATE, 9, 900) <
                     rollout_job_priority(ROLLOUT_PHASE_STAGE, 0, 0));
-        ASSERT_TRUE(rollout_job_priority(ROLLOUT_PHASE_STAGE, 0, 900) < rollout_job_priority(ROLLOUT_PHASE_STAGE, 1, 0));
+        ASSERT_TRUE(rollout_job_priority(ROLLOUT_PHASE_STAGE, 0, 900) <
+                    rollout_job_priority(ROLLOUT_PHASE_STAGE, 1, 0));
         ASSERT_TRUE(rollout_job_priority(ROLLOUT_PHASE_STAGE, 1, 3) < rollout_job_priority(ROLLOUT_PHASE_STAGE, 1, 4));
         ASSERT_TRUE(rollout_job_priority(ROLLOUT_PHASE_VERIFY, UINT32_MAX, UINT32_MAX) <
                     rollout_job_priority(ROLLOUT_PHASE_ACTIVATE, 0, 0));
@@ -494,7 +495,8 @@ static void test_policy_json(void) {
 
         ASSERT_OK(policy_json("{\"canary\": \"10%\", \"wave_size\": 20, \"soak\": 300, \"failure_threshold\": \"5%\","
                               " \"failure_action\": \"abort\", \"revert_halt\": 0, \"max_rebooting\": 8,"
-                              " \"max_rebooting_relay\": 2, \"attempts\": 5, \"retry_delay\": 30, \"retry_delay_max\": 900}",
+                              " \"max_rebooting_relay\": 2, \"attempts\": 5, \"retry_delay\": 30,"
+                              " \"retry_delay_max\": 900}",
                               &p, NULL));
         ASSERT_TRUE(p.canary.percent && p.canary.value == 10);
         ASSERT_TRUE(!p.wave_size.percent && p.wave_size.value == 20);
@@ -511,7 +513,8 @@ static void test_policy_json(void) {
         j = rollout_policy_to_json(&p);
         ASSERT_TRUE(j);
         dump = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-        ASSERT_STREQ(dump, "{\"attempts\":5,\"canary\":\"10%\",\"failure_action\":\"abort\",\"failure_threshold\":\"5%\","
+        ASSERT_STREQ(dump, "{\"attempts\":5,\"canary\":\"10%\",\"failure_action\":\"abort\","
+                           "\"failure_threshold\":\"5%\","
                            "\"max_rebooting\":8,\"max_rebooting_relay\":2,\"retry_delay\":30,\"retry_delay_max\":900,"
                            "\"revert_halt\":0,\"soak\":300,\"wave_size\":\"20\"}");
         free(dump);
@@ -572,7 +575,8 @@ static void test_filter_json(void) {
         json_t *j;
         char *dump;
 
-        ASSERT_OK(filter_json("{\"transport\": [\"ble\", \"udp\"], \"name\": \"Sensor-*\", \"labels\": [\"lab\", \"floor-2\"],"
+        ASSERT_OK(filter_json("{\"transport\": [\"ble\", \"udp\"], \"name\": \"Sensor-*\","
+                              " \"labels\": [\"lab\", \"floor-2\"],"
                               " \"board\": \"nrf52840dk\", \"app\": \"thermo\", \"version_below\": \"1.3.0\"}",
                               &f, NULL));
         ASSERT_EQ(f.n_transports, 2);

@@ -171,7 +171,8 @@ static void test_json(void) {
         ASSERT_TRUE(back);
         dump = json_dumps(back, JSON_COMPACT);
         ASSERT_STREQ(dump, "[{\"days\":[\"mon\",\"tue\",\"fri\"],\"from\":\"02:00\",\"to\":\"04:30\"},"
-                           "{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\",\"sat\",\"sun\"],\"from\":\"22:00\",\"to\":\"24:00\"}]");
+                           "{\"days\":[\"mon\",\"tue\",\"wed\",\"thu\",\"fri\",\"sat\",\"sun\"],"
+                           "\"from\":\"22:00\",\"to\":\"24:00\"}]");
         free(dump);
         ASSERT_OK(rollout_windows_from_json(back, &ws, NULL));
         json_decref(back);
@@ -180,7 +181,8 @@ static void test_json(void) {
         ASSERT_OK(rollout_windows_from_json(NULL, &ws, NULL));
         ASSERT_EQ(ws.n, 0);
 
-        json_refused("[{\"days\": [], \"from\": \"02:00\", \"to\": \"04:00\"}]", -EINVAL, "window 1: \"days\" is empty");
+        json_refused("[{\"days\": [], \"from\": \"02:00\", \"to\": \"04:00\"}]", -EINVAL,
+                     "window 1: \"days\" is empty");
         json_refused("[{\"from\": \"02:00\", \"to\": \"04:00\"}, {\"from\": \"02:00\"}]", -EINVAL,
                      "window 2: \"to\" is missing");
         json_refused("[{\"from\": \"02:00\", \"to\": \"04:00\", \"zone\": \"UTC\"}]", -EINVAL, "unknown key 'zone'");
