@@ -11,6 +11,7 @@ SMPGW_PACKAGES=(
   libsqlite3-dev libmicrohttpd-dev libinih-dev sqlite3 systemd
   libdbus-1-dev
   lowdown man-db bash-completion
+  tzdata
 )
 
 smpgw_install_missing() {
