@@ -20,3 +20,4 @@
 #include <smpgw/smp-session.h>
 #include <smpgw/smp-upload.h>
 #include <smpgw/smp-update.h>
+#include <smpgw/smp-shell.h>
