@@ -21,3 +21,4 @@
 #include <smpgw/smp-upload.h>
 #include <smpgw/smp-update.h>
 #include <smpgw/smp-shell.h>
+#include <smpgw/mesh-dfu.h>
