@@ -162,6 +162,7 @@ static void sim_stop(struct sim *s) {
 }
 
 /* One control socket command; the reply as JSON (ok asserted). */
+static json_t *control(struct sim *s, const char *fmt, ...) _printf_(2, 3);
 static json_t *control(struct sim *s, const char *fmt, ...) {
         char line[512], reply[65536];
         va_list ap;
@@ -243,6 +244,7 @@ static void sleep_ms(unsigned ms) {
 }
 
 /* Runs one line with the given shell buffer size; asserts it ran. */
+static struct shell sh_buf(struct smp_session *s, size_t cmd_buf, const char *fmt, ...) _printf_(3, 4);
 static struct shell sh_buf(struct smp_session *s, size_t cmd_buf, const char *fmt, ...) {
         struct smp_shell_exec_params p = { .cmd_buf_size = cmd_buf };
         struct shell sh = { 0 };
@@ -717,7 +719,7 @@ static void test_later_wording_traps(void) {
         ASSERT_EQ(r.ret, -ENOEXEC);
 
         /* the shell's defaults: no policy means apply */
-        control(&sim, "mesh-set 0 time-scale=20");
+        json_decref(control(&sim, "mesh-set 0 time-scale=20"));
         r = sh(s, "mesh models dfd start 0 0");
         struct smp_mesh_dfd_state st;
         ASSERT_OK(smp_mesh_dfd_state_parse(r.out, r.out_len, &st));
@@ -897,7 +899,7 @@ static void test_distributor_reset(void) {
 
         /* distributing again from scratch works; a reset once the apply is
          * out does not stop the targets from booting the new image */
-        control(&sim, "mesh-set 0 time-scale=100");
+        json_decref(control(&sim, "mesh-set 0 time-scale=100"));
         add_receivers(s, 0, 0x0100, 2, NULL);
         r = start(s, 0, true);
         expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);

@@ -29,7 +29,9 @@
  * the middle of (a number cut by truncation would read as a smaller one).
  * They return 0 when they found what the command prints, -EBADMSG when
  * not (the struct is then zeroed), -EINVAL for bad arguments.  Nesting
- * deeper than the printed formats is skipped.
+ * deeper than the printed formats is skipped; when the text holds several
+ * status lines or pages (log lines can carry braces too), the last whole
+ * one counts.
  */
 #pragma once
 
