@@ -3,7 +3,8 @@
  * SMP result codes: decoding "rc"/"rsn"/"err" from responses, the tables
  * of names and sentences, Zephyr's v1 legacy translation and errno.
  * Tables follow Zephyr's headers (mgmt_defines.h, os_mgmt.h, img_mgmt.h,
- * stat_mgmt.h, settings_mgmt.h, fs_mgmt.h) and protocol.md sections 1-3.
+ * stat_mgmt.h, settings_mgmt.h, fs_mgmt.h, shell_mgmt.h) and protocol.md
+ * sections 1-3.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -125,6 +126,13 @@ static const struct err_entry fs_errors[] = {
         [16] = { "FS_FILE_EMPTY", "the file is empty" },
 };
 
+static const struct err_entry shell_errors[] = {
+        [0] = { "SHELL_OK", "success" },
+        [1] = { "SHELL_UNKNOWN", "unknown shell management error" },
+        [2] = { "SHELL_COMMAND_TOO_LONG", "the command line does not fit the device's shell buffer" },
+        [3] = { "SHELL_EMPTY_COMMAND", "no command to run was given" },
+};
+
 static const struct err_entry *mgmt_entry(int64_t rc) {
         if (rc < 0 || rc >= (int64_t) ELEMENTSOF(mgmt_errors))
                 return NULL;
@@ -150,6 +158,9 @@ static const struct err_entry *group_entry(uint64_t group, uint64_t rc) {
                 break;
         case SMP_GROUP_FS:
                 table = fs_errors, n = ELEMENTSOF(fs_errors);
+                break;
+        case SMP_GROUP_SHELL:
+                table = shell_errors, n = ELEMENTSOF(shell_errors);
                 break;
         default:
                 return NULL;
@@ -370,6 +381,15 @@ int smp_err_v1_legacy_rc(uint64_t group, uint64_t rc) {
                 case SMP_IMG_ERR_INVALID_IMAGE_HEADER:
                 case SMP_IMG_ERR_INVALID_HASH:
                 case SMP_IMG_ERR_INVALID_FLASH_ADDRESS:
+                        return SMP_MGMT_ERR_EINVAL;
+                default:
+                        return SMP_MGMT_ERR_EUNKNOWN;
+                }
+        case SMP_GROUP_SHELL:
+                /* shell_mgmt_translate_error_code() */
+                switch (rc) {
+                case SMP_SHELL_ERR_COMMAND_TOO_LONG:
+                case SMP_SHELL_ERR_EMPTY_COMMAND:
                         return SMP_MGMT_ERR_EINVAL;
                 default:
                         return SMP_MGMT_ERR_EUNKNOWN;

@@ -26,6 +26,7 @@ PUBLIC_HEADERS = {
     "smpgw.h", "smp-frame.h", "smp-serial.h", "smp-cbor.h", "smp-error.h", "smp-os.h", "smp-img.h",
     "smp-stat.h", "smp-omp.h", "mcuboot-image.h", "smp-parse.h", "smp-conn.h", "smp-transport.h",
     "smp-context.h", "smp-discovery.h", "smp-session.h", "smp-upload.h", "smp-update.h",
+    "smp-shell.h", "mesh-dfu.h",
 }
 
 PROGRAM = r"""

@@ -11,6 +11,7 @@
 
 #include "sim-ble.h"
 #include "sim-control.h"
+#include "sim-mesh.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
@@ -174,6 +175,8 @@ static json_t *run_command(struct sim *sim, char *line) {
         const char *err = NULL;
         if (strncmp(argv[0], "ble-", 4) == 0)
                 return sim_ble_command(sim, argc, argv);
+        if (strncmp(argv[0], "mesh-", 5) == 0)
+                return sim_mesh_command(sim, argc, argv);
         if (streq(argv[0], "list"))
                 return json_pack("{s:b, s:i}", "ok", 1, "devices", sim->n_devices);
         if (argc < 2)
@@ -215,7 +218,7 @@ static json_t *run_command(struct sim *sim, char *line) {
                 FOR_DEVICES(sim, argv[1], d, { sim_device_reboot(d, "control socket"); });
                 return json_pack("{s:b}", "ok", 1);
         }
-        return error_reply("unknown command (list, state, set, fault, clear-faults, reset, ble-...)");
+        return error_reply("unknown command (list, state, set, fault, clear-faults, reset, ble-..., mesh-...)");
 }
 
 static void conn_free(struct control_conn *c) {

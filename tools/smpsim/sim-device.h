@@ -26,6 +26,7 @@
 
 struct sim;
 struct sim_device;
+struct sim_mesh;
 
 enum sim_transport_kind {
         SIM_TRANSPORT_UDP,
@@ -114,6 +115,8 @@ struct sim_device {
         void *serial;             /* struct sim_serial */
         void *coap;               /* transport-private */
         uint16_t port;
+
+        struct sim_mesh *mesh;    /* a Bluetooth Mesh Distributor too (sim-mesh.h), or NULL */
 };
 
 /* Creates the device's state (flash with the given primary image, or the

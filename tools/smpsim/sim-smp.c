@@ -4,7 +4,7 @@
  * smp.c (smp_process_request, smp_handle_single_req, smp_on_err); the
  * handlers follow os_mgmt.c, img_mgmt.c (upload, erase, slot info),
  * img_mgmt_state.c (state read/write), zephyr_img_mgmt.c
- * (img_mgmt_upload_inspect) and stat_mgmt.c.  Bodies are encoded and
+ * (img_mgmt_upload_inspect), stat_mgmt.c and shell_mgmt.c (sim-shell.c).  Bodies are encoded and
  * decoded with libsmpgw's typed codecs.
  */
 #include <errno.h>
@@ -20,7 +20,9 @@
 #include "smpgw/smp-frame.h"
 #include "smpgw/smp-img.h"
 #include "smpgw/smp-os.h"
+#include "smpgw/smp-shell.h"
 #include "smpgw/smp-stat.h"
+#include "sim-shell.h"
 #include "sim-smp.h"
 #include "util.h"
 
@@ -521,6 +523,26 @@ static int stat_read(struct smp_ctx *c, const uint8_t *body, size_t len) {
         return 0;
 }
 
+/* ------------------------------------------------------------- shell */
+
+static int shell_exec(struct smp_ctx *c, const uint8_t *body, size_t len) {
+        struct sim_shell_answer a;
+
+        sim_shell_exec(c->d, body, len, &a);
+        if (a.mgmt_rc > 0)
+                return a.mgmt_rc;
+        if (a.group_rc > 0)
+                return cmd_err(c, SMP_GROUP_SHELL, (uint16_t) a.group_rc);
+        const struct smp_shell_exec_rsp rsp = {
+                .output = smp_cbor_slice_make(a.out ? a.out : "", a.out_len),
+                .ret = a.ret,
+                .legacy_rc = a.legacy_rc,
+        };
+        (void) smp_shell_exec_rsp_encode(c->w, &rsp);
+        sim_shell_answer_done(&a);
+        return 0;
+}
+
 /* ---------------------------------------------------------- dispatch */
 
 static const struct {
@@ -541,6 +563,7 @@ static const struct {
         { SMP_GROUP_IMAGE, SMP_IMG_CMD_SLOT_INFO, img_slot_info, NULL },
         { SMP_GROUP_STAT, SMP_STAT_CMD_READ, stat_read, NULL },
         { SMP_GROUP_STAT, SMP_STAT_CMD_LIST, stat_list, NULL },
+        { SMP_GROUP_SHELL, SMP_SHELL_CMD_EXEC, NULL, shell_exec },
 };
 
 static int reply_append(struct sim_smp_reply *r, const struct smp_header *hdr, const uint8_t *body, size_t len) {

@@ -22,6 +22,7 @@
 #include "sim-ble.h"
 #include "sim-coap.h"
 #include "sim-control.h"
+#include "sim-mesh.h"
 #include "sim-serial.h"
 #include "sim-udp.h"
 #include "sim.h"
@@ -53,6 +54,16 @@ struct options {
         unsigned n_images, n_versions;
         uint64_t seed;
         int verbosity;
+        /* Bluetooth Mesh Distributors */
+        bool mesh_all;                        /* --mesh-distributor without a device */
+        long mesh_devs[OVERRIDES_MAX];
+        unsigned n_mesh_devs;
+        bool mesh_option;                     /* some other --mesh-* was given */
+        struct sim_mesh_config mesh;
+        const char *mesh_faults[FAULTS_MAX];
+        unsigned n_mesh_faults;
+        const char *mesh_versions[OVERRIDES_MAX];
+        unsigned n_mesh_versions;
 };
 
 void sim_log(struct sim *sim, int level, const char *fmt, ...) {
@@ -107,6 +118,8 @@ void sim_transport_send(struct sim_device *d, const struct sim_route *route, con
 
 void sim_transport_device_down(struct sim_device *d) {
         sim_ble_device_down(d);
+        /* not a transport, but the same moment: the device's RAM is gone */
+        sim_mesh_device_down(d->mesh);
 }
 
 void sim_transport_device_up(struct sim_device *d) {
@@ -166,13 +179,29 @@ static void help(void) {
                "Faults (repeatable; prefix dev=N: for one device):\n"
                "  --fault revert | reject | drop-at=BYTES[,MS] | silent-at=BYTES |\n"
                "          reboot-at=BYTES[,keep] | drop=P | silent=P | slow=MS | dup=P | corrupt=P\n"
+               "Bluetooth Mesh Distributor (SMP shell management, doc/smpsim.md):\n"
+               "  --mesh-distributor[=N]  device N (repeatable), or every device, is also a Distributor\n"
+               "  --mesh-targets N        target nodes behind each Distributor (0..%u, default 4)\n"
+               "  --mesh-addr-base ADDR   their unicast addresses from ADDR (default 0x0100)\n"
+               "  --mesh-target-version [dev=N:][target=ADDR:]VERSION  firmware they run (default 1.0.0)\n"
+               "  --mesh-zephyr 3.4|later shell output of Zephyr v3.4 or of v3.5 and later (default)\n"
+               "  --mesh-legacy-rc        shell answers carry \"rc\" instead of \"ret\"\n"
+               "  --mesh-rate B           BLOB transfer bytes/s (default 300)\n"
+               "  --mesh-time-scale F     simulated seconds per second (default 1)\n"
+               "  --mesh-shell-buf N      CONFIG_SHELL_CMD_BUFF_SIZE (default 256)\n"
+               "  --mesh-shell-out N      CONFIG_SHELL_BACKEND_DUMMY_BUF_SIZE (default 1000)\n"
+               "  --mesh-targets-max N    receivers a distribution takes (1..%u, default 8)\n"
+               "  --mesh-slot-cnt N       DFU slots (1..%u, default 1)\n"
+               "  --mesh-fault [dev=N:]target=ADDR|all:lost-at=PCT | verify-fail | apply-fail |\n"
+               "          old-firmware | unprovisioned\n"
                "Other:\n"
                "  --control PATH          control socket (see doc/smpsim.md)\n"
                "  --seed N                seed for loss, jitter and fault randomness\n"
                "  -v, --verbose           more logging on stderr (repeat)\n"
                "  -h, --help\n\n"
                "Prints \"ready\" on standard output once every endpoint listens.\n",
-               SIM_BLE_ADAPTERS_MAX, SIM_BLE_MAX_LINKS_MAX, SIM_DEVICES_MAX);
+               SIM_BLE_ADAPTERS_MAX, SIM_BLE_MAX_LINKS_MAX, SIM_DEVICES_MAX, SIM_MESH_NODES_MAX,
+               SIM_MESH_RECEIVERS_MAX, SIM_MESH_SLOTS_MAX);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
@@ -209,6 +238,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_BLE_SUPERVISION_MS, OPT_BLE_CONNECT_TIMEOUT_MS, OPT_BLE_TEMPORARY_MS,
                 OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT, OPT_COAP_MULTICAST,
                 OPT_BLE_MAX_LINKS,
+                OPT_MESH_DISTRIBUTOR, OPT_MESH_TARGETS, OPT_MESH_ADDR_BASE, OPT_MESH_TARGET_VERSION,
+                OPT_MESH_ZEPHYR, OPT_MESH_LEGACY_RC, OPT_MESH_RATE, OPT_MESH_TIME_SCALE, OPT_MESH_SHELL_BUF,
+                OPT_MESH_SHELL_OUT, OPT_MESH_TARGETS_MAX, OPT_MESH_SLOT_CNT, OPT_MESH_FAULT,
         };
         static const struct option longopts[] = {
                 { "udp", required_argument, NULL, OPT_UDP },
@@ -251,6 +283,19 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "ble-notify-per-event", required_argument, NULL, OPT_BLE_NOTIFY_PER_EVENT },
                 { "ble-fault", required_argument, NULL, OPT_BLE_FAULT },
                 { "ble-max-links", required_argument, NULL, OPT_BLE_MAX_LINKS },
+                { "mesh-distributor", optional_argument, NULL, OPT_MESH_DISTRIBUTOR },
+                { "mesh-targets", required_argument, NULL, OPT_MESH_TARGETS },
+                { "mesh-addr-base", required_argument, NULL, OPT_MESH_ADDR_BASE },
+                { "mesh-target-version", required_argument, NULL, OPT_MESH_TARGET_VERSION },
+                { "mesh-zephyr", required_argument, NULL, OPT_MESH_ZEPHYR },
+                { "mesh-legacy-rc", no_argument, NULL, OPT_MESH_LEGACY_RC },
+                { "mesh-rate", required_argument, NULL, OPT_MESH_RATE },
+                { "mesh-time-scale", required_argument, NULL, OPT_MESH_TIME_SCALE },
+                { "mesh-shell-buf", required_argument, NULL, OPT_MESH_SHELL_BUF },
+                { "mesh-shell-out", required_argument, NULL, OPT_MESH_SHELL_OUT },
+                { "mesh-targets-max", required_argument, NULL, OPT_MESH_TARGETS_MAX },
+                { "mesh-slot-cnt", required_argument, NULL, OPT_MESH_SLOT_CNT },
+                { "mesh-fault", required_argument, NULL, OPT_MESH_FAULT },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -283,6 +328,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         };
         uint32_t v;
 
+        sim_mesh_config_init(&o->mesh);
         while ((c = getopt_long(argc, argv, "vh", longopts, NULL)) >= 0) {
                 const char *err = NULL;
                 struct sim_device scratch = { .params = o->params, .link = o->link };
@@ -357,6 +403,99 @@ static int parse_options(int argc, char **argv, struct options *o) {
                                 err = "too many --ble-fault options";
                         else if (sim_ble_fault_parse(optarg, &dev, &err) == 0)
                                 o->ble_faults[o->ble.n_faults++] = optarg;
+                        break;
+                }
+                case OPT_MESH_DISTRIBUTOR: {
+                        const char *dev = optarg && strncmp(optarg, "dev=", 4) == 0 ? optarg + 4 : optarg;
+                        if (!dev)
+                                o->mesh_all = true;
+                        else if (o->n_mesh_devs >= OVERRIDES_MAX || parse_u32(dev, 0, SIM_DEVICES_MAX - 1, &v) < 0)
+                                err = "--mesh-distributor takes no value, N or dev=N";
+                        else
+                                o->mesh_devs[o->n_mesh_devs++] = v;
+                        break;
+                }
+                case OPT_MESH_TARGETS:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 0, SIM_MESH_NODES_MAX, &o->mesh.n_targets) < 0)
+                                err = "--mesh-targets takes 0..4096";
+                        break;
+                case OPT_MESH_ADDR_BASE: {
+                        char *end;
+                        o->mesh_option = true;
+                        errno = 0;
+                        unsigned long a = strtoul(optarg, &end, 0);
+                        if (errno || *end || !*optarg || a < 1 || a > 0x7fff)
+                                err = "--mesh-addr-base takes a unicast address (1..0x7fff)";
+                        o->mesh.addr_base = (uint16_t) a;
+                        break;
+                }
+                case OPT_MESH_TARGET_VERSION: {
+                        long dev;
+                        o->mesh_option = true;
+                        if (o->n_mesh_versions >= OVERRIDES_MAX)
+                                err = "too many --mesh-target-version options";
+                        else if (sim_mesh_version_parse(optarg, &dev, &err) == 0)
+                                o->mesh_versions[o->n_mesh_versions++] = optarg;
+                        break;
+                }
+                case OPT_MESH_ZEPHYR:
+                        o->mesh_option = true;
+                        if (streq(optarg, "3.4"))
+                                o->mesh.zephyr = SIM_MESH_ZEPHYR_3_4;
+                        else if (streq(optarg, "later"))
+                                o->mesh.zephyr = SIM_MESH_ZEPHYR_LATER;
+                        else
+                                err = "--mesh-zephyr takes 3.4 or later";
+                        break;
+                case OPT_MESH_LEGACY_RC:
+                        o->mesh_option = true;
+                        o->mesh.legacy_rc = true;
+                        break;
+                case OPT_MESH_RATE: {
+                        uint64_t rate;
+                        o->mesh_option = true;
+                        if (sim_parse_rate(optarg, &rate) < 0 || rate == 0)
+                                err = "--mesh-rate takes bytes per second (k/M/G suffixes allowed), not 0";
+                        o->mesh.rate = rate;
+                        break;
+                }
+                case OPT_MESH_TIME_SCALE: {
+                        char *end;
+                        o->mesh_option = true;
+                        double f = strtod(optarg, &end);
+                        if (!*optarg || *end || !(f > 0) || f > 1e6)
+                                err = "--mesh-time-scale takes a positive number up to 1000000";
+                        o->mesh.time_scale = f;
+                        break;
+                }
+                case OPT_MESH_SHELL_BUF:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 16, 65535, &o->mesh.shell_buf) < 0)
+                                err = "--mesh-shell-buf takes 16..65535";
+                        break;
+                case OPT_MESH_SHELL_OUT:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 16, 65535, &o->mesh.shell_out) < 0)
+                                err = "--mesh-shell-out takes 16..65535";
+                        break;
+                case OPT_MESH_TARGETS_MAX:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 1, SIM_MESH_RECEIVERS_MAX, &o->mesh.targets_max) < 0)
+                                err = "--mesh-targets-max takes 1..1024";
+                        break;
+                case OPT_MESH_SLOT_CNT:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 1, SIM_MESH_SLOTS_MAX, &o->mesh.slot_cnt) < 0)
+                                err = "--mesh-slot-cnt takes 1..8";
+                        break;
+                case OPT_MESH_FAULT: {
+                        long dev;
+                        o->mesh_option = true;
+                        if (o->n_mesh_faults >= FAULTS_MAX)
+                                err = "too many --mesh-fault options";
+                        else if (sim_mesh_fault_parse(optarg, &dev, &err) == 0)
+                                o->mesh_faults[o->n_mesh_faults++] = optarg;
                         break;
                 }
                 case OPT_COUNT:
@@ -446,6 +585,63 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 fprintf(stderr, "smpsim: --coap-multicast needs --coap\n");
                 return -EINVAL;
         }
+        if (o->mesh_option && !o->mesh_all && o->n_mesh_devs == 0) {
+                fprintf(stderr, "smpsim: --mesh-* options need --mesh-distributor\n");
+                return -EINVAL;
+        }
+        for (unsigned k = 0; k < o->n_mesh_devs; k++)
+                if ((unsigned long) o->mesh_devs[k] >= o->count) {
+                        fprintf(stderr, "smpsim: --mesh-distributor=%ld: there are %u devices\n", o->mesh_devs[k],
+                                o->count);
+                        return -EINVAL;
+                }
+        return 0;
+}
+
+/* Makes the devices chosen by --mesh-distributor Distributors, with the
+ * --mesh-target-version and --mesh-fault settings meant for them. */
+static int mesh_setup(struct sim *sim, const struct options *o) {
+        const char *err;
+        long dev;
+        int r;
+
+        for (unsigned i = 0; i < sim->n_devices; i++) {
+                bool chosen = o->mesh_all;
+                for (unsigned k = 0; k < o->n_mesh_devs; k++)
+                        chosen |= o->mesh_devs[k] == (long) i;
+                if (!chosen)
+                        continue;
+                r = sim_mesh_new(&sim->devices[i], &o->mesh, &sim->devices[i].mesh);
+                if (r < 0) {
+                        fprintf(stderr, "smpsim: device %u: Distributor: %s\n", i,
+                                r == -EINVAL ? "the targets' addresses run past 0x7fff" : strerror(-r));
+                        return r;
+                }
+        }
+        const char *const *lists[] = { o->mesh_versions, o->mesh_faults };
+        const unsigned counts[] = { o->n_mesh_versions, o->n_mesh_faults };
+        for (unsigned l = 0; l < 2; l++)
+                for (unsigned k = 0; k < counts[l]; k++) {
+                        const char *spec = lists[l][k];
+                        if (l == 0)
+                                (void) sim_mesh_version_parse(spec, &dev, &err);
+                        else
+                                (void) sim_mesh_fault_parse(spec, &dev, &err);
+                        if (dev >= 0 && (!sim_device_by_index(sim, dev) || !sim_device_by_index(sim, dev)->mesh)) {
+                                fprintf(stderr, "smpsim: %s: device %ld is not a Distributor\n", spec, dev);
+                                return -EINVAL;
+                        }
+                        for (unsigned i = 0; i < sim->n_devices; i++) {
+                                struct sim_mesh *m = sim->devices[i].mesh;
+                                if (!m || (dev >= 0 && dev != (long) i))
+                                        continue;
+                                r = l == 0 ? sim_mesh_version_apply(m, spec, &err) : sim_mesh_fault_apply(m, spec, &err);
+                                if (r < 0) {
+                                        fprintf(stderr, "smpsim: %s: %s\n", spec, err);
+                                        return r;
+                                }
+                        }
+                }
         return 0;
 }
 
@@ -551,6 +747,10 @@ static int run(int argc, char **argv) {
                 }
         }
 
+        r = mesh_setup(&sim, &o);
+        if (r < 0)
+                goto out;
+
         if (o.udp) {
                 struct sockaddr_storage base;
                 socklen_t len;
@@ -632,6 +832,7 @@ out:
         for (unsigned i = 0; i < sim.n_devices; i++) {
                 sim_udp_close(&sim.devices[i]);
                 sim_serial_close(&sim.devices[i]);
+                sim.devices[i].mesh = sim_mesh_free(sim.devices[i].mesh);
                 sim_device_done(&sim.devices[i]);
         }
         free(sim.devices);

@@ -18,6 +18,7 @@
  *   STAT_MGMT_ERR_INVALID_GROUP       -> "STAT_INVALID_GROUP"
  *   SETTINGS_MGMT_ERR_KEY_NOT_FOUND   -> "SETTINGS_KEY_NOT_FOUND"
  *   FS_MGMT_ERR_FILE_NOT_FOUND        -> "FS_FILE_NOT_FOUND"
+ *   SHELL_MGMT_RET_RC_COMMAND_TOO_LONG -> "SHELL_COMMAND_TOO_LONG"
  * MGMT codes >= 256 are "EPERUSER" (application-defined).  Codes we do not
  * know get NULL from the name and message lookups; smp_status_format()
  * then prints a generic sentence with the numbers.
@@ -113,6 +114,14 @@ enum smp_stat_err {
         SMP_STAT_ERR_INVALID_STAT_NAME = 3,
         SMP_STAT_ERR_INVALID_STAT_SIZE = 4,
         SMP_STAT_ERR_WALK_ABORTED = 5,
+};
+
+/* Shell group (9) errors (Zephyr shell_mgmt.h, enum shell_mgmt_ret_code_t). */
+enum smp_shell_err {
+        SMP_SHELL_ERR_OK = 0,
+        SMP_SHELL_ERR_UNKNOWN = 1,
+        SMP_SHELL_ERR_COMMAND_TOO_LONG = 2,
+        SMP_SHELL_ERR_EMPTY_COMMAND = 3,
 };
 
 /* The result of a response, as found in its body.  rsn borrows the body. */

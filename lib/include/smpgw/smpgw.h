@@ -20,3 +20,5 @@
 #include <smpgw/smp-session.h>
 #include <smpgw/smp-upload.h>
 #include <smpgw/smp-update.h>
+#include <smpgw/smp-shell.h>
+#include <smpgw/mesh-dfu.h>
