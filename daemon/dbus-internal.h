@@ -62,14 +62,15 @@ const char *dbus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
  * method.  Returns r, so a method handler can `return dbus_error_set(...)`. */
 int dbus_error_set(sd_bus_error *error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Reads Push()'s a{sv} options into a job's options (defaults from the
- * configuration); unknown keys and wrong types are InvalidArgs. */
-struct job_options;
-int dbus_read_push_options(const struct manager *m, sd_bus_message *message, struct job_options *ret,
-                           sd_bus_error *error);
-/* Looks up an image by its id or a unique prefix (Push(), GetImage()):
- * InvalidArgs, NotFound or Ambiguous when there is not exactly one. */
-int dbus_find_image(struct manager *m, const char *ref, struct image **ret, sd_bus_error *error);
+/* An engine's refusal: its errno through the table, its sentence as it is. */
+struct engine_error;
+int dbus_error_set_engine(sd_bus_error *error, const struct engine_error *e);
+
+/* Reads Push()'s a{sv} options into push (mode, attempts: their D-Bus
+ * types only, the engine checks their values); unknown keys and wrong
+ * types are InvalidArgs. */
+struct engine_push;
+int dbus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_bus_error *error);
 
 /* Registers the fallback vtables and node enumerators of devices, images
  * and jobs (dbus-objects.c). */

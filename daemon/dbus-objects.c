@@ -21,6 +21,7 @@
 #include <systemd/sd-bus.h>
 
 #include "dbus-internal.h"
+#include "engine.h"
 #include "manager.h"
 #include "util.h"
 
@@ -161,76 +162,57 @@ static int device_get_images(sd_bus *bus, const char *path, const char *interfac
 static int device_set_name_property(sd_bus *bus, const char *path, const char *interface, const char *property,
                                     sd_bus_message *value, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
+        struct engine_error e;
         const char *name;
         int r;
 
         r = sd_bus_message_read(value, "s", &name);
         if (r < 0)
                 return r;
-        r = device_set_name(d, name);
-        if (r == -EINVAL)
-                return dbus_error_set(error, r,
-                                      "A device name is at most %d bytes of UTF-8 without control characters.",
-                                      DEVICE_NAME_MAX);
+        r = engine_device_rename(d->manager, d, name, &e);
         if (r < 0)
-                return dbus_error_set(error, r, "Cannot rename device %" PRIu64 ": %s.", d->id, strerror(-r));
+                return dbus_error_set_engine(error, &e);
         return 0;
 }
 
 static int device_method_probe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
-        int r;
+        struct engine_error e;
 
-        r = device_probe(d);
-        if (r == -EBUSY)
-                return dbus_error_set(error, r, "A probe or a job is running on device %" PRIu64 ".", d->id);
-        if (r < 0)
-                return dbus_error_set(error, r, "Cannot probe device %" PRIu64 ": %s.", d->id, strerror(-r));
+        if (engine_device_probe(d->manager, d, &e) < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, NULL);
 }
 
 static int device_method_forget(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
-        uint64_t id = d->id;
-        int r;
+        struct engine_error e;
 
-        r = manager_forget_device(d->manager, d);
-        /* d is gone now unless that failed */
-        if (r == -EBUSY)
-                return dbus_error_set(error, r, "Device %" PRIu64 " has a job queued or running; cancel it first.",
-                                      id);
-        if (r < 0)
-                return dbus_error_set(error, r, "Cannot forget device %" PRIu64 ": %s.", id, strerror(-r));
+        if (engine_device_forget(d->manager, d, &e) < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, NULL);
 }
 
 static int device_method_push(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
-        struct manager *m = d->manager;
-        char path[SMPGW_DBUS_PATH_MAX];
-        struct job_options opts;
-        struct job *j = NULL;
-        const char *image_id;
-        struct image *img;
+        char spec[24], path[SMPGW_DBUS_PATH_MAX];
+        const char *specs[1] = { spec };
+        _cleanup_free_ struct job **jobs = NULL;
+        struct engine_push push = { .devices = specs, .n_devices = 1 };
+        struct engine_error e;
         int r;
 
-        r = sd_bus_message_read(message, "s", &image_id);
+        r = sd_bus_message_read(message, "s", &push.image);
         if (r < 0)
                 return r;
-        r = dbus_find_image(m, image_id, &img, error);
+        r = dbus_read_push_options(message, &push, error);
         if (r < 0)
                 return r;
-        r = dbus_read_push_options(m, message, &opts, error);
+        snprintf(spec, sizeof(spec), "%" PRIu64, d->id);
+        r = engine_push(d->manager, &push, &jobs, &e);
         if (r < 0)
-                return r;
-        r = job_create(m, img, d, &opts, &j);
-        if (r == -EBUSY)
-                return dbus_error_set(error, r, "Device %" PRIu64 " has an unfinished job (%" PRIu64 ", %s).",
-                                      d->id, j ? j->id : 0, j ? job_state_to_string(j->state) : "unknown");
-        if (r < 0)
-                return dbus_error_set(error, r, "Cannot create a job for device %" PRIu64 ": %s.", d->id,
-                                      strerror(-r));
-        return sd_bus_reply_method_return(message, "o", dbus_job_path(j->id, path));
+                return dbus_error_set_engine(error, &e);
+        return sd_bus_reply_method_return(message, "o", dbus_job_path(jobs[0]->id, path));
 }
 
 static const sd_bus_vtable device_vtable[] = {
@@ -320,16 +302,10 @@ DEFINE_GETTER(image_get_in_use, struct image, "b", (int) image_in_use(o->manager
 
 static int image_method_delete(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct image *img = userdata;
-        char id[sizeof(img->id)];
-        int r;
+        struct engine_error e;
 
-        memcpy(id, img->id, sizeof(id));
-        r = image_store_remove(img->manager, img);
-        /* img is gone now unless that failed */
-        if (r == -EBUSY)
-                return dbus_error_set(error, r, "Image %s is used by an unfinished job.", id);
-        if (r < 0)
-                return dbus_error_set(error, r, "Cannot delete image %s: %s.", id, strerror(-r));
+        if (engine_image_delete(img->manager, img, &e) < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, NULL);
 }
 
@@ -426,14 +402,10 @@ DEFINE_GETTER(job_get_updated, struct job, "t", (uint64_t) o->updated_usec)
 
 static int job_method_cancel(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct job *j = userdata;
-        int r;
+        struct engine_error e;
 
-        r = job_cancel(j);
-        if (r == -EALREADY)
-                return dbus_error_set(error, r, "Job %" PRIu64 " has finished already (%s).", j->id,
-                                      job_state_to_string(j->state));
-        if (r < 0)
-                return dbus_error_set(error, r, "Cannot cancel job %" PRIu64 ": %s.", j->id, strerror(-r));
+        if (engine_job_cancel(j->manager, j, &e) < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, NULL);
 }
 

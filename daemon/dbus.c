@@ -12,7 +12,6 @@
  * flagged SD_BUS_VTABLE_UNPRIVILEGED: sd-bus's own check would otherwise
  * refuse group members that are neither root nor our user.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -27,14 +26,12 @@
 #include "config.h"
 #include "dbus-internal.h"
 #include "dbus.h"
+#include "engine.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-context.h"
 #include "smpgwd-config.h"
 #include "util.h"
-
-/* Longest image name AddImage() takes: a file name, not a document. */
-#define IMAGE_NAME_MAX 255
 
 /* The one errno → D-Bus error table of the API.  An errno means the same
  * in every method (the model's functions agree on them: -ENOENT nothing
@@ -42,6 +39,7 @@
  * rest.  Anything not listed is org.freedesktop.DBus.Error.Failed. */
 static const sd_bus_error_map dbus_errors[] = {
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_NOT_FOUND, ENOENT),
+        SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_NOT_FOUND, EPROTONOSUPPORT),   /* no transport for a scheme */
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_BUSY, EBUSY),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_INVALID_IMAGE, EBADMSG),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_INVALID_IMAGE, EFBIG),
@@ -70,6 +68,10 @@ int dbus_error_set(sd_bus_error *error, int r, const char *fmt, ...) {
         return r;
 }
 
+int dbus_error_set_engine(sd_bus_error *error, const struct engine_error *e) {
+        return dbus_error_set(error, e->error, "%s", e->message);
+}
+
 const char *dbus_device_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
         snprintf(buf, SMPGW_DBUS_PATH_MAX, SMPGW_DBUS_DEVICE_PREFIX "/%" PRIu64, id);
         return buf;
@@ -87,24 +89,6 @@ const char *dbus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
 
 /* ---- shared by Manager1.Push() and Device1.Push() ---- */
 
-int dbus_find_image(struct manager *m, const char *ref, struct image **ret, sd_bus_error *error) {
-        int r = manager_lookup_image(m, ref, ret);
-
-        switch (r) {
-        case 0:
-                return 0;
-        case -EINVAL:
-                return dbus_error_set(error, r,
-                                      "'%s' is not an image id (64 hex digits) nor a prefix of at least %d of them.",
-                                      ref, IMAGE_ID_PREFIX_MIN);
-        case -ENOTUNIQ:
-                return dbus_error_set(error, r, "Image prefix '%s' fits more than one image; give more of its digits.",
-                                      ref);
-        default:
-                return dbus_error_set(error, -ENOENT, "No image '%s'.", ref);
-        }
-}
-
 /* Enters the variant of an option and reads its one basic value, or says
  * which type the option wants. */
 static int read_option_value(sd_bus_message *message, const char *key, char type, void *ret,
@@ -121,13 +105,25 @@ static int read_option_value(sd_bus_message *message, const char *key, char type
         return sd_bus_message_exit_container(message);
 }
 
-int dbus_read_push_options(const struct manager *m, sd_bus_message *message, struct job_options *ret,
-                           sd_bus_error *error) {
-        const struct config *c = m->config;
-        struct job_options opts = {
-                .mode = c->job_mode,
-                .max_attempts = 0,
-        };
+static int read_push_option(sd_bus_message *message, const char *key, struct engine_push *push,
+                            sd_bus_error *error) {
+        uint32_t attempts;
+        int r;
+
+        if (streq(key, "mode"))
+                return read_option_value(message, key, SD_BUS_TYPE_STRING, &push->mode, error);
+        if (streq(key, "attempts")) {
+                r = read_option_value(message, key, SD_BUS_TYPE_UINT32, &attempts, error);
+                if (r < 0)
+                        return r;
+                push->has_attempts = true;
+                push->attempts = attempts;
+                return 0;
+        }
+        return dbus_error_set(error, -EINVAL, "Unknown option '%s'; options are 'mode' (s) and 'attempts' (u).", key);
+}
+
+int dbus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_bus_error *error) {
         int r;
 
         r = sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "{sv}");
@@ -139,71 +135,19 @@ int dbus_read_push_options(const struct manager *m, sd_bus_message *message, str
                 r = sd_bus_message_read(message, "s", &key);
                 if (r < 0)
                         return r;
-                if (streq(key, "mode")) {
-                        const char *mode;
-
-                        r = read_option_value(message, key, SD_BUS_TYPE_STRING, &mode, error);
-                        if (r < 0)
-                                return r;
-                        r = smp_update_mode_from_string(mode);
-                        if (r < 0)
-                                return dbus_error_set(error, -EINVAL,
-                                                      "Unknown mode '%s'; modes are test-and-confirm, "
-                                                      "confirm-only, test-only and upload-only.",
-                                                      mode);
-                        opts.mode = (enum smp_update_mode) r;
-                } else if (streq(key, "attempts")) {
-                        uint32_t attempts;
-
-                        r = read_option_value(message, key, SD_BUS_TYPE_UINT32, &attempts, error);
-                        if (r < 0)
-                                return r;
-                        if (attempts < 1 || attempts > 100)
-                                return dbus_error_set(error, -EINVAL,
-                                                      "Option 'attempts' must be between 1 and 100, not %" PRIu32 ".",
-                                                      attempts);
-                        opts.max_attempts = attempts;
-                } else
-                        return dbus_error_set(error, -EINVAL,
-                                              "Unknown option '%s'; options are 'mode' (s) and 'attempts' (u).",
-                                              key);
+                r = read_push_option(message, key, push, error);
+                if (r < 0)
+                        return r;
                 r = sd_bus_message_exit_container(message);
                 if (r < 0)
                         return r;
         }
         if (r < 0)
                 return r;
-        r = sd_bus_message_exit_container(message);
-        if (r < 0)
-                return r;
-        *ret = opts;
-        return 0;
+        return sd_bus_message_exit_container(message);
 }
 
 /* ---- org.smpgw.Manager1 ---- */
-
-/* A device named by a client: its decimal id, else its connection
- * string. */
-static struct device *device_from_spec(struct manager *m, const char *spec) {
-        if (spec[0] >= '1' && spec[0] <= '9' && strspn(spec, "0123456789") == strlen(spec)) {
-                char *end;
-                errno = 0;
-                unsigned long long id = strtoull(spec, &end, 10);
-                if (errno != 0 || *end)
-                        return NULL;
-                return manager_find_device(m, id);
-        }
-        return manager_find_device_by_conn(m, spec);
-}
-
-static bool image_name_is_valid(const char *name) {
-        if (strlen(name) > IMAGE_NAME_MAX)
-                return false;
-        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
-                if (*p < 0x20 || *p == 0x7f)
-                        return false;
-        return true;
-}
 
 /* Copies the caller's file into a temporary file of the image store,
  * which the store then takes in place.  Never the caller's file itself:
@@ -254,19 +198,15 @@ static int copy_caller_file(struct manager *m, int fd, int *ret_fd, sd_bus_error
 /* Answers AddImage() for a store temporary file holding the image. */
 static int add_image_reply(struct dbus_api *api, sd_bus_message *message, int tmp_fd, const char *name,
                            sd_bus_error *error) {
-        _cleanup_free_ char *reason = NULL;
         char path[SMPGW_DBUS_PATH_MAX];
-        struct image *img = NULL;
-        bool created = false;
+        struct engine_error e;
+        struct image *img;
+        bool created;
         int r;
 
-        r = image_store_add_fd(api->manager, tmp_fd, name && name[0] ? name : NULL, &img, &created, &reason);
-        if (r < 0) {
-                /* the store's reasons are clauses ("not a valid MCUboot
-                 * image: ..."); D-Bus messages are sentences */
-                const char *why = reason && reason[0] ? reason : strerror(-r);
-                return dbus_error_set(error, r, "%c%s.", toupper((unsigned char) why[0]), why + 1);
-        }
+        r = engine_image_add(api->manager, tmp_fd, name, &img, &created, &e);
+        if (r < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, "osb", dbus_image_path(img->id, path), img->id, created);
 }
 
@@ -423,6 +363,7 @@ static int image_stream_start(struct dbus_api *api, sd_bus_message *message, int
 static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct dbus_api *api = userdata;
         _cleanup_close_ int copy = -1;
+        struct engine_error e;
         const char *name;
         struct stat st;
         int fd, r;
@@ -430,10 +371,9 @@ static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_erro
         r = sd_bus_message_read(message, "hs", &fd, &name);
         if (r < 0)
                 return r;
-        if (!image_name_is_valid(name))
-                return dbus_error_set(error, -EINVAL,
-                                      "The image name must be at most %d characters without control characters.",
-                                      IMAGE_NAME_MAX);
+        /* Before reading the image, not after. */
+        if (engine_image_name_check(name, &e) < 0)
+                return dbus_error_set_engine(error, &e);
         if (fstat(fd, &st) < 0)
                 return dbus_error_set(error, -EBADMSG, "Cannot inspect the file descriptor: %s.", strerror(errno));
         /* A regular file (memfds included) is read at once; a pipe or
@@ -457,34 +397,26 @@ static int method_add_image(sd_bus_message *message, void *userdata, sd_bus_erro
 static int method_add_device(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct dbus_api *api = userdata;
         char path[SMPGW_DBUS_PATH_MAX];
-        struct device *d = NULL;
+        struct engine_error e;
+        struct device *d;
         const char *conn;
+        bool created;
         int r;
 
         r = sd_bus_message_read(message, "s", &conn);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *why = NULL;
-        r = manager_add_device(api->manager, conn, "dbus", &d, &why);
-        switch (r) {
-        case -EEXIST:
-                break;   /* known already: d is that device */
-        case -EINVAL:
-                return dbus_error_set(error, r, "Bad connection string: %s.", why ? why : "not valid");
-        case -ENOENT:
-                return dbus_error_set(error, r, "%s.", why ? why : "No transport plugin for its scheme");
-        case -E2BIG:
-                return dbus_error_set(error, r, "The device limit (max_count in [devices]) is reached.");
-        default:
-                if (r < 0)
-                        return dbus_error_set(error, r, "Cannot add device '%s': %s.", conn, strerror(-r));
-        }
+        /* A device known already is answered as it is. */
+        r = engine_device_add(api->manager, conn, "dbus", &d, &created, &e);
+        if (r < 0)
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, "o", dbus_device_path(d->id, path));
 }
 
 static int method_get_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct dbus_api *api = userdata;
         char path[SMPGW_DBUS_PATH_MAX];
+        struct engine_error e;
         struct image *img;
         const char *ref;
         int r;
@@ -492,104 +424,49 @@ static int method_get_image(sd_bus_message *message, void *userdata, sd_bus_erro
         r = sd_bus_message_read(message, "s", &ref);
         if (r < 0)
                 return r;
-        r = dbus_find_image(api->manager, ref, &img, error);
+        r = engine_image_find(api->manager, "id", ref, &img, &e);
         if (r < 0)
-                return r;
+                return dbus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, "o", dbus_image_path(img->id, path));
 }
 
-static int device_id_compare(const void *a, const void *b) {
-        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
-        return x < y ? -1 : x > y;
-}
-
-static int method_push(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        struct dbus_api *api = userdata;
-        struct manager *m = api->manager;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ struct device **devices = NULL;
-        _cleanup_free_ struct job **jobs = NULL;
-        _cleanup_free_ uint64_t *ids = NULL;
-        size_t n_devices = 0, n_jobs = 0;
-        struct job_options opts;
-        const char *image_id, *spec;
-        struct image *img;
+/* The device specs of Push(), as strings of the message (valid while it
+ * is); more than PUSH_DEVICES_MAX are counted, not kept: the engine
+ * refuses them by the count. */
+static int read_device_specs(sd_bus_message *message, const char ***ret, size_t *ret_n) {
+        _cleanup_free_ const char **specs = NULL;
+        size_t n = 0, alloc = 0;
+        const char *spec;
         int r;
-
-        /* Everything is checked before the first job is created, so a
-         * refused call leaves nothing behind. */
-        r = sd_bus_message_read(message, "s", &image_id);
-        if (r < 0)
-                return r;
-        r = dbus_find_image(m, image_id, &img, error);
-        if (r < 0)
-                return r;
 
         r = sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "s");
         if (r < 0)
                 return r;
         while ((r = sd_bus_message_read(message, "s", &spec)) > 0) {
-                struct device *d = device_from_spec(m, spec);
-                if (!d)
-                        return dbus_error_set(error, -ENOENT, "No device '%s'.", spec);
-                /* Every device is known, so a longer list repeats one. */
-                if (n_devices >= m->n_devices)
-                        return dbus_error_set(error, -EINVAL, "Device '%s' is named twice.", spec);
-                if (!devices) {
-                        devices = calloc(m->n_devices, sizeof(*devices));
-                        ids = calloc(m->n_devices, sizeof(*ids));
-                        if (!devices || !ids)
+                if (n < PUSH_DEVICES_MAX && n == alloc) {
+                        const char **g = realloc(specs, MAX(alloc * 2, (size_t) 16) * sizeof(*specs));
+                        if (!g)
                                 return -ENOMEM;
+                        specs = g;
+                        alloc = MAX(alloc * 2, (size_t) 16);
                 }
-                devices[n_devices] = d;
-                ids[n_devices++] = d->id;
+                if (n < PUSH_DEVICES_MAX)
+                        specs[n] = spec;
+                n++;
         }
         if (r < 0)
                 return r;
         r = sd_bus_message_exit_container(message);
         if (r < 0)
                 return r;
-        if (n_devices == 0)
-                return dbus_error_set(error, -EINVAL, "No devices given.");
+        *ret = TAKE_PTR(specs);
+        *ret_n = n;
+        return 0;
+}
 
-        r = dbus_read_push_options(m, message, &opts, error);
-        if (r < 0)
-                return r;
-
-        qsort(ids, n_devices, sizeof(*ids), device_id_compare);
-        for (size_t i = 1; i < n_devices; i++)
-                if (ids[i] == ids[i - 1])
-                        return dbus_error_set(error, -EINVAL, "Device %" PRIu64 " is named twice.", ids[i]);
-        /* One pass over the jobs rather than one per device: a push to
-         * the whole fleet stays linear. */
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                const struct job *j = m->jobs[i];
-                if (job_is_finished(j) || !bsearch(&j->device_id, ids, n_devices, sizeof(*ids), device_id_compare))
-                        continue;
-                return dbus_error_set(error, -EBUSY, "Device %" PRIu64 " has an unfinished job (%" PRIu64 ", %s).",
-                                      j->device_id, j->id, job_state_to_string(j->state));
-        }
-
-        jobs = calloc(n_devices, sizeof(*jobs));
-        if (!jobs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n_devices; i++) {
-                r = job_create(m, img, devices[i], &opts, &jobs[n_jobs]);
-                if (r < 0)
-                        break;
-                n_jobs++;
-        }
-        if (r < 0) {
-                /* Cannot happen short of running out of memory, as
-                 * everything job_create() refuses was checked above; the
-                 * jobs created so far are cancelled, not left running
-                 * for a call that failed. */
-                for (size_t i = 0; i < n_jobs; i++)
-                        (void) job_cancel(jobs[i]);
-                return dbus_error_set(error, r, "Cannot create a job for device %" PRIu64 ": %s.",
-                                      devices[n_jobs]->id, strerror(-r));
-        }
-        log_info("Push of image %s to %zu device(s) requested over D-Bus.", img->id, n_jobs);
+static int reply_job_paths(sd_bus_message *message, struct job **jobs, size_t n) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r;
 
         r = sd_bus_message_new_method_return(message, &reply);
         if (r < 0)
@@ -597,7 +474,7 @@ static int method_push(sd_bus_message *message, void *userdata, sd_bus_error *er
         r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "o");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n_jobs; i++) {
+        for (size_t i = 0; i < n; i++) {
                 char path[SMPGW_DBUS_PATH_MAX];
                 r = sd_bus_message_append(reply, "o", dbus_job_path(jobs[i]->id, path));
                 if (r < 0)
@@ -607,6 +484,30 @@ static int method_push(sd_bus_message *message, void *userdata, sd_bus_error *er
         if (r < 0)
                 return r;
         return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_push(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct dbus_api *api = userdata;
+        _cleanup_free_ const char **specs = NULL;
+        _cleanup_free_ struct job **jobs = NULL;
+        struct engine_push push = { .devices_listed = true };
+        struct engine_error e;
+        int r;
+
+        r = sd_bus_message_read(message, "s", &push.image);
+        if (r < 0)
+                return r;
+        r = read_device_specs(message, &specs, &push.n_devices);
+        if (r < 0)
+                return r;
+        push.devices = specs;
+        r = dbus_read_push_options(message, &push, error);
+        if (r < 0)
+                return r;
+        r = engine_push(api->manager, &push, &jobs, &e);
+        if (r < 0)
+                return dbus_error_set_engine(error, &e);
+        return reply_job_paths(message, jobs, push.n_devices);
 }
 
 static int method_scan(sd_bus_message *message, void *userdata, sd_bus_error *error) {
@@ -640,18 +541,10 @@ static int property_get_transports(sd_bus *bus, const char *path, const char *in
         return sd_bus_message_append_strv(reply, transports);
 }
 
-static unsigned count_jobs_running(const struct manager *m) {
-        unsigned n = 0;
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if (m->jobs[i]->state == JOB_RUNNING)
-                        n++;
-        return n;
-}
-
 static int property_get_jobs_running(sd_bus *bus, const char *path, const char *interface, const char *property,
                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         struct dbus_api *api = userdata;
-        return sd_bus_message_append(reply, "u", count_jobs_running(api->manager));
+        return sd_bus_message_append(reply, "u", jobs_count_running(api->manager));
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -698,7 +591,7 @@ static void emit_changed(struct dbus_api *api, const char *path, const char *int
 }
 
 static void emit_jobs_running(struct dbus_api *api) {
-        unsigned n = count_jobs_running(api->manager);
+        unsigned n = jobs_count_running(api->manager);
         if (n == api->jobs_running_emitted)
                 return;
         api->jobs_running_emitted = n;
@@ -867,7 +760,7 @@ int dbus_api_start(struct manager *m, struct dbus_api **ret) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the D-Bus connection: %m");
 
-        api->jobs_running_emitted = count_jobs_running(m);
+        api->jobs_running_emitted = jobs_count_running(m);
         r = manager_add_observer(m, on_manager_event, api);
         if (r < 0)
                 return log_error_errno(r, "Cannot follow the manager's events: %m");

@@ -616,6 +616,26 @@ void jobs_stop_all(struct manager *m) {
         }
 }
 
+int job_remove(struct job *j) {
+        struct manager *m = j->manager;
+        int r;
+
+        r = db_job_delete(m->db, j->id);
+        if (r < 0)
+                return r;
+        manager_emit(m, MANAGER_EVENT_JOB_REMOVED, NULL, NULL, j);
+        manager_detach_job(m, j);
+        job_free(j);
+        return 0;
+}
+
+unsigned jobs_count_running(struct manager *m) {
+        unsigned n = 0;
+        for (size_t i = 0; i < m->n_jobs; i++)
+                n += m->jobs[i]->state == JOB_RUNNING;
+        return n;
+}
+
 /* Keeps at most config.job_keep finished jobs (the oldest go first). */
 void jobs_prune(struct manager *m) {
         size_t finished = 0;
@@ -627,11 +647,8 @@ void jobs_prune(struct manager *m) {
                         i++;
                         continue;
                 }
-                if (db_job_delete(m->db, j->id) < 0)
+                if (job_remove(j) < 0)
                         return;
-                manager_emit(m, MANAGER_EVENT_JOB_REMOVED, NULL, NULL, j);
-                manager_detach_job(m, j);
-                job_free(j);
                 finished--;
         }
 }

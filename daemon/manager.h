@@ -28,6 +28,7 @@
 #include <systemd/sd-event.h>
 
 #include "smpgw/smp-update.h"
+#include "smpgwd-limits.h"
 
 struct config;
 struct db;
@@ -291,7 +292,6 @@ int manager_forget_device(struct manager *m, struct device *d);
  * overrides: they would rewrite a table or a terminal line around it).
  * A user may set it; until then it defaults to the name the device
  * advertises over BLE or, failing that, its OS node name. */
-#define DEVICE_NAME_MAX 64
 /* 0 or -EINVAL. */
 int device_name_check(const char *name);
 /* Sets the name a user gives; NULL or "" removes it (the default applies
@@ -315,15 +315,8 @@ int manager_scan(struct manager *m);
 
 struct image *manager_find_image(struct manager *m, const char *id);
 
-/* Clients name an image by its id, the image hash in hex (64 digits,
- * either case), or by a prefix of it as git takes short hashes.  A
- * prefix must be IMAGE_ID_PREFIX_MIN digits at least (24 bits: among
- * [images] max_count = 256 images two share one with a chance of about
- * 0.2 %) and fit one image only; an ambiguous prefix is refused, never
- * guessed. */
-#define IMAGE_ID_LEN 64
-#define IMAGE_ID_PREFIX_MIN 6
-/* ref is hex, IMAGE_ID_PREFIX_MIN..IMAGE_ID_LEN digits. */
+/* Clients name an image by its id or a prefix of it (smpgwd-limits.h).
+ * ref is hex, IMAGE_ID_PREFIX_MIN..IMAGE_ID_LEN digits. */
 bool image_ref_is_valid(const char *ref);
 /* The stored image ref names.  -EINVAL: ref is not of that shape;
  * -ENOENT: no stored image; -ENOTUNIQ: the prefix fits more than one. */
@@ -376,6 +369,13 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
                struct job **ret);
 /* -EALREADY when the job is finished already. */
 int job_cancel(struct job *j);
+/* Deletes a job (finished, or just created and taken back) from the
+ * database and the model; on failure it stays as it is. */
+int job_remove(struct job *j);
+/* The unfinished job of a device (queued, running, retry-wait), if any. */
+struct job *device_unfinished_job(struct manager *m, const struct device *d);
+/* Jobs in state running, as REST's health and D-Bus JobsRunning show. */
+unsigned jobs_count_running(struct manager *m);
 bool job_is_finished(const struct job *j);
 /* The share of the upload the device acknowledged, 0..1, and 1 once the
  * job succeeded (an up-to-date device needs no upload); and the rate,
@@ -403,8 +403,6 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found);
 void inventory_check_absent(struct manager *m);
 void device_set_state(struct device *d, enum device_state s);
 void device_mark_seen(struct device *d);
-/* The unfinished job of a device, if any. */
-struct job *device_unfinished_job(struct manager *m, const struct device *d);
 void probes_schedule(struct manager *m);
 void device_probe_cancel(struct device *d);
 int discovery_start(struct manager *m, struct discovery **ret);

@@ -38,16 +38,6 @@ json_t *rest_json_string_or_null(const char *s) {
         return v ? v : json_null();
 }
 
-uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id) {
-        /* Newest first: an unfinished job is almost always a recent one. */
-        for (size_t i = m->n_jobs; i > 0; i--) {
-                const struct job *j = m->jobs[i - 1];
-                if (j->device_id == device_id && !job_is_finished(j))
-                        return j->id;
-        }
-        return 0;
-}
-
 static json_t *json_slot(const struct smp_update_slot *s) {
         char hash[2 * sizeof(s->hash) + 1];
 
@@ -64,7 +54,8 @@ static json_t *json_slot(const struct smp_update_slot *s) {
                          "permanent", s->permanent);
 }
 
-json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unfinished_job_id) {
+json_t *rest_json_device(struct manager *m, const struct device *d) {
+        const struct job *unfinished = device_unfinished_job(m, d);
         json_t *o, *images;
 
         images = json_array();
@@ -101,9 +92,8 @@ json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unf
                       "bootloader", rest_json_string_or_null(d->bootloader),
                       "smp_version", d->smp_version ? json_integer(d->smp_version) : json_null(),
                       "last_error", rest_json_string_or_null(d->last_error),
-                      "job", unfinished_job_id ? json_integer((json_int_t) unfinished_job_id) : json_null(),
+                      "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
                       "images", images);
-        (void) m;
         return o;
 }
 
@@ -151,32 +141,6 @@ json_t *rest_json_job(struct manager *m, const struct job *j) {
                          "finished", rest_json_time(j->finished_usec),
                          "next_attempt", rest_json_time(j->next_attempt_usec),
                          "updated", rest_json_time(j->updated_usec));
-}
-
-int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
-        int k = manager_resolve_image_hash(req->rest->manager, ref, ret_hash);
-
-        switch (k) {
-        case 0:
-                return 0;
-        case -ENOENT:
-                /* Names no image the gateway knows: an empty hash,
-                 * which nothing has, so nothing matches. */
-                ret_hash[0] = '\0';
-                return 0;
-        case -ENOTUNIQ:
-                (void) rest_reply_error(req, 409, "ambiguous",
-                                        "Query parameter 'image': prefix '%s' fits more than one image; give more "
-                                        "of its digits.", ref);
-                return k;
-        case -EINVAL:
-                (void) rest_reply_error(req, 400, "invalid_field",
-                                        "Query parameter 'image' must be an image hash (64 hex digits) or a prefix "
-                                        "of at least %d of them.", IMAGE_ID_PREFIX_MIN);
-                return k;
-        default:
-                return k;
-        }
 }
 
 int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {
