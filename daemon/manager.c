@@ -19,7 +19,7 @@
 
 #include "config.h"
 #include "db.h"
-#include "dbus.h"
+#include "bus.h"
 #include "log.h"
 #include "manager.h"
 #include "rest.h"
@@ -450,7 +450,7 @@ int manager_start(struct manager *m) {
         }
 #endif
         if (c->bus != CONFIG_BUS_NONE) {
-                r = dbus_api_start(m, &m->dbus);
+                r = bus_api_start(m, &m->bus);
                 if (r < 0)
                         return r;
         }
@@ -556,7 +556,7 @@ struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
         manager_stop(m);
-        m->dbus = dbus_api_free(m->dbus);
+        m->bus = bus_api_free(m->bus);
 #if HAVE_REST
         m->rest = rest_free(m->rest);
 #endif

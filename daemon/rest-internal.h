@@ -167,7 +167,7 @@ int rest_find_device(struct rest_request *req, struct device **ret);
 int rest_find_image(struct rest_request *req, struct image **ret);
 int rest_find_job(struct rest_request *req, struct job **ret);
 
-/* ---- rest-json.c ---- */
+/* ---- rest-json.c; the objects' forms in rest-device.c, rest-image.c, rest-job.c ---- */
 
 /* RFC 3339 UTC with milliseconds ("2026-11-26T23:45:00.123Z"); JSON null for 0. */
 json_t *rest_json_time(uint64_t realtime_usec);
@@ -197,7 +197,7 @@ int rest_images_list(struct rest_request *req);
 int rest_image_upload(struct rest_request *req);
 int rest_image_get(struct rest_request *req);
 int rest_image_delete(struct rest_request *req);
-/* Upload streaming (rest-images.c): at the headers, then per chunk.  Both
+/* Upload streaming (rest-image.c): at the headers, then per chunk.  Both
  * reply themselves (413, 500) and return negative when they did. */
 int rest_image_upload_begin(struct rest_request *req);
 int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t size);

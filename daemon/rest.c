@@ -4,7 +4,7 @@
  * the manager's sd-event loop (so every handler runs on the loop thread
  * and touches the model without locks), routing, bearer tokens, request
  * bodies, replies and the errno → HTTP table.  The resources are in
- * rest-devices.c, rest-images.c, rest-jobs.c, rest-events.c and
+ * rest-device.c, rest-image.c, rest-job.c, rest-events.c and
  * rest-metrics.c; the contract is doc/openapi.yaml.
  */
 #include <arpa/inet.h>
@@ -337,7 +337,7 @@ static int rest_health(struct rest_request *req) {
                                          "version", PACKAGE_VERSION,
                                          "uptime", (json_int_t) ((now_monotonic_usec() - r->started_usec) / 1000000u),
                                          "devices", (json_int_t) m->n_devices,
-                                         "jobs_running", (json_int_t) jobs_count_running(m)));
+                                         "jobs_running", (json_int_t) jobs_count_running(m, NULL)));
 }
 
 /* ---- routing ---- */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The device inventory: adding devices (by connection string or because
+ * Devices (device.h): adding them (by connection string or because
  * discovery found them), noticing them again, marking the ones gone
- * absent, forgetting them on request.  Devices are identified by their
- * connection string; the daemon never deletes one by itself.
+ * absent, naming them, forgetting them on request.  Devices are
+ * identified by their connection string; the daemon never deletes one by
+ * itself.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -14,6 +14,66 @@
 #include "engine.h"
 #include "rest-internal.h"
 
+/* The JSON form, as REST and the event stream show it. */
+static json_t *json_slot(const struct smp_update_slot *s) {
+        char hash[2 * sizeof(s->hash) + 1];
+
+        hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
+        return json_pack("{s:I, s:I, s:o, s:s, s:b, s:b, s:b, s:b, s:b}",
+                         "image", (json_int_t) s->image,
+                         "slot", (json_int_t) s->slot,
+                         "version", rest_json_string_or_null(s->version),
+                         "hash", hash,
+                         "active", s->active,
+                         "confirmed", s->confirmed,
+                         "pending", s->pending,
+                         "bootable", s->bootable,
+                         "permanent", s->permanent);
+}
+
+json_t *rest_json_device(struct manager *m, const struct device *d) {
+        const struct job *unfinished = device_unfinished_job(m, d);
+        json_t *o, *images;
+
+        images = json_array();
+        if (!images)
+                return NULL;
+        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                if (!d->slots.slots[i].present)
+                        continue;
+                if (json_array_append_new(images, json_slot(&d->slots.slots[i])) < 0) {
+                        json_decref(images);
+                        return NULL;
+                }
+        }
+
+        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+                      " s:o, s:o, s:o}",
+                      "id", (json_int_t) d->id,
+                      "conn", rest_json_string_or_null(d->conn),
+                      "transport", rest_json_string_or_null(d->transport),
+                      "address", rest_json_string_or_null(d->address),
+                      "address_type", rest_json_string_or_null(d->address_type),
+                      "adapter", rest_json_string_or_null(d->adapter),
+                      "name", rest_json_string_or_null(d->name),
+                      "state", rest_json_string_or_null(device_state_to_string(d->state)),
+                      "source", rest_json_string_or_null(d->source),
+                      "rssi", d->has_rssi ? json_integer(d->rssi) : json_null(),
+                      "first_seen", rest_json_time(d->first_seen_usec),
+                      "last_seen", rest_json_time(d->last_seen_usec),
+                      "last_probe", rest_json_time(d->last_probe_usec),
+                      "params", d->has_params ? json_pack("{s:I, s:I}", "buf_size", (json_int_t) d->buf_size,
+                                                          "buf_count", (json_int_t) d->buf_count)
+                                              : json_null(),
+                      "os_info", rest_json_string_or_null(d->os_info),
+                      "bootloader", rest_json_string_or_null(d->bootloader),
+                      "smp_version", d->smp_version ? json_integer(d->smp_version) : json_null(),
+                      "last_error", rest_json_string_or_null(d->last_error),
+                      "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
+                      "images", images);
+        return o;
+}
+
 int rest_devices_list(struct rest_request *req) {
         struct manager *m = req->rest->manager;
         struct engine_device_query q = {

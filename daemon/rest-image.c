@@ -17,6 +17,21 @@
 #include "log.h"
 #include "rest-internal.h"
 
+/* The JSON form, as REST and the event stream show it. */
+json_t *rest_json_image(struct manager *m, const struct image *img) {
+        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b}",
+                         "id", img->id,
+                         "name", rest_json_string_or_null(img->name),
+                         "version", rest_json_string_or_null(img->version),
+                         "size", (json_int_t) img->file_size,
+                         "image_size", (json_int_t) img->image_size,
+                         "sha256", img->file_sha256,
+                         "signed", img->signed_,
+                         "key", rest_json_string_or_null(img->key),
+                         "added", rest_json_time(img->added_usec),
+                         "in_use", image_in_use(m, img));
+}
+
 int rest_image_upload_begin(struct rest_request *req) {
         int fd = -1, k;
 

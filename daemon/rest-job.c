@@ -13,6 +13,39 @@
 #include "engine.h"
 #include "rest-internal.h"
 
+/* The JSON form, as REST and the event stream show it. */
+json_t *rest_json_job(struct manager *m, const struct job *j) {
+        const struct device *d = manager_find_device(m, j->device_id);
+        double progress = job_progress(j), rate = job_rate(j);
+
+        return json_pack("{s:I, s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:o,"
+                         " s:o, s:o, s:o, s:o, s:o}",
+                         "id", (json_int_t) j->id,
+                         "device", (json_int_t) j->device_id,
+                         "conn", d ? rest_json_string_or_null(d->conn) : json_null(),
+                         "image", j->image_id,
+                         "rollout", j->rollout_id ? json_integer((json_int_t) j->rollout_id) : json_null(),
+                         "mode", rest_json_string_or_null(smp_update_mode_to_string(j->mode)),
+                         "state", rest_json_string_or_null(job_state_to_string(j->state)),
+                         "step", j->has_step ? rest_json_string_or_null(smp_update_step_to_string(j->step))
+                                             : json_null(),
+                         "outcome", j->has_outcome
+                                            ? rest_json_string_or_null(smp_update_outcome_to_string(j->outcome))
+                                            : json_null(),
+                         "attempts", (json_int_t) j->attempts,
+                         "max_attempts", (json_int_t) j->max_attempts,
+                         "bytes_sent", (json_int_t) j->bytes_sent,
+                         "bytes_total", (json_int_t) j->bytes_total,
+                         "progress", progress,
+                         "rate", rate,
+                         "error", rest_json_string_or_null(j->error),
+                         "created", rest_json_time(j->created_usec),
+                         "started", rest_json_time(j->started_usec),
+                         "finished", rest_json_time(j->finished_usec),
+                         "next_attempt", rest_json_time(j->next_attempt_usec),
+                         "updated", rest_json_time(j->updated_usec));
+}
+
 /* A device spec as the engine takes it: a JSON integer becomes its
  * decimal string. */
 typedef char device_spec[24];
