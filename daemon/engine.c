@@ -215,11 +215,13 @@ int engine_image_delete(struct manager *m, struct image *img, struct engine_erro
 
 /* ---- push ---- */
 
-/* What a refusal says of the i-th device: which item of the client's list. */
-static const char *item(const struct engine_push *req, size_t i, char buf[static 32]) {
+/* What a refusal says of the i-th device: which item of the client's list
+ * (" (devices[18446744073709551615])" at the longest). */
+#define ITEM_MAX 40
+static const char *item(const struct engine_push *req, size_t i, char buf[static ITEM_MAX]) {
         if (!req->devices_listed)
                 return "";
-        snprintf(buf, 32, " (devices[%zu])", i);
+        snprintf(buf, ITEM_MAX, " (devices[%zu])", i);
         return buf;
 }
 
@@ -276,7 +278,7 @@ static int push_check_repeats(struct target *targets, size_t n, struct engine_er
 static int push_targets(struct manager *m, const struct engine_push *req, struct device **devices,
                         struct engine_error *e) {
         _cleanup_free_ struct target *targets = NULL;
-        char buf[32];
+        char buf[ITEM_MAX];
         int r;
 
         if (req->n_devices == 0 || req->n_devices > PUSH_DEVICES_MAX)
