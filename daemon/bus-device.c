@@ -63,7 +63,7 @@ BUS_DEFINE_GETTER(device_get_last_error, struct device, "s", o->last_error ?: ""
 static int device_get_job(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const struct device *d = userdata;
-        const struct job *j = device_unfinished_job(d->manager, d);
+        const struct job *j = d->unfinished_job;
         char buf[SMPGW_DBUS_PATH_MAX];
 
         /* queued and retry-wait too, as REST's "job": one meaning */

@@ -106,7 +106,7 @@ static int job_get_device(sd_bus *bus, const char *path, const char *interface, 
 static int job_get_conn(sd_bus *bus, const char *path, const char *interface, const char *property,
                         sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         const struct job *j = userdata;
-        const struct device *d = manager_find_device(j->manager, j->device_id);
+        const struct device *d = j->device;
         return sd_bus_message_append(reply, "s", d ? d->conn : "");
 }
 

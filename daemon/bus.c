@@ -166,7 +166,7 @@ static void emit_jobs_running(struct bus_api *api) {
 static void emit_job_related(struct bus_api *api, const struct job *j) {
         char path[SMPGW_DBUS_PATH_MAX];
 
-        if (manager_find_device(api->manager, j->device_id))
+        if (j->device)
                 emit_changed(api, bus_device_path(j->device_id, path), SMPGW_DBUS_DEVICE_IFACE,
                              (char *[]) { (char *) "Job", NULL });
         if (manager_find_image(api->manager, j->image_id))

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "model-index.h"
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
 
@@ -30,7 +31,7 @@ enum device_state {
 struct device {
         struct manager *manager;
         uint64_t id;                  /* database row id, > 0, never reused */
-        char *conn;                   /* connection string, unique */
+        char *conn;                   /* connection string, unique; with id, an index key: fixed once attached */
         char transport[16];           /* its scheme: "udp", "ble", ... */
         char *address;                /* transport address (may be NULL) */
         char *address_type;           /* BLE "public"/"random", else NULL */
@@ -54,9 +55,17 @@ struct device {
         /* runtime, not stored */
         struct probe *probe;          /* a probe in progress */
         bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
-        struct job *job;              /* the job running on it, if any */
+        struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */
+        /* Its unfinished job (queued, running, retry-wait), if any: a
+         * link the manager keeps (manager_attach_job(), job_set_state()).
+         * A device has one at most, as job_create() refuses a second; a
+         * database from before that rule may hold more, which
+         * n_unfinished_jobs counts so the link moves on to the next. */
+        struct job *unfinished_job;
+        unsigned n_unfinished_jobs;
         bool dirty;
         bool slots_dirty;
+        UT_hash_handle hh_id, hh_conn; /* the manager's indexes (model-index.h) */
 };
 
 /* NULL is fine; the device must not be attached any more. */
@@ -78,8 +87,10 @@ int manager_add_device(struct manager *m, const char *conn, const char *source, 
 /* Deletes the device and its history.  -EBUSY while a job is queued or
  * running for it (cancel the job first). */
 int manager_forget_device(struct manager *m, struct device *d);
-/* The unfinished job of a device (queued, running, retry-wait), if any. */
-struct job *device_unfinished_job(struct manager *m, const struct device *d);
+/* Keep d->unfinished_job: j (unfinished) joins d, or leaves it
+ * (finished, removed). */
+void device_link_job(struct device *d, struct job *j);
+void device_unlink_job(struct device *d, struct job *j);
 
 /* A device's name is a label for people: at most DEVICE_NAME_MAX bytes of
  * UTF-8, no control characters (C0, DEL, C1, line separators, bidi

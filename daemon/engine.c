@@ -90,7 +90,7 @@ int engine_device_add(struct manager *m, const char *conn, const char *source, s
 }
 
 int engine_device_forget(struct manager *m, struct device *d, struct engine_error *e) {
-        const struct job *j = device_unfinished_job(m, d);
+        const struct job *j = d->unfinished_job;
         uint64_t id = d->id;
         int r;
 
@@ -298,7 +298,7 @@ static int push_targets(struct manager *m, const struct engine_push *req, struct
         if (r < 0)
                 return r;
         for (size_t i = 0; i < req->n_devices; i++) {
-                const struct job *j = device_unfinished_job(m, devices[i]);
+                const struct job *j = devices[i]->unfinished_job;
                 if (j)
                         return fail(e, -EBUSY, "devices", (ssize_t) i, "Device %" PRIu64 "%s has an unfinished job (%"
                                     PRIu64 ", %s); nothing was created.", devices[i]->id, item(req, i, buf), j->id,

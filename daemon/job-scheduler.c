@@ -38,7 +38,8 @@
 #define JOB_REQUEST_TIMEOUT_USEC (5 * 1000000ull)
 
 void job_teardown(struct job *j) {
-        struct manager *m = j->manager;
+        /* job_start() maps the image first, then takes the device. */
+        bool started = j->image_mapped;
 
         if (j->before_read) {
                 smp_request_cancel(j->before_read);
@@ -54,16 +55,15 @@ void job_teardown(struct job *j) {
                 image_unmap(j->image_mapped);
                 j->image_mapped = NULL;
         }
-        struct device *d = m ? manager_find_device(m, j->device_id) : NULL;
-        if (d && d->job == j)
-                d->job = NULL;
+        if (started && j->device && j->device->job == j)
+                j->device->job = NULL;
 }
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct job *j = userdata;
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         if (j->state == JOB_RETRY_WAIT) {
-                j->state = JOB_QUEUED;
+                job_set_state(j, JOB_QUEUED);
                 log_job_state(LOG_INFO, j, "Retry due: queued for attempt %u of %u", j->attempts + 1,
                               j->max_attempts);
                 job_changed(j);
@@ -128,7 +128,7 @@ static int on_finish_defer(sd_event_source *s, void *userdata) {
 static void on_update_done(struct smp_update *u, const struct smp_update_result *r, void *userdata) {
         struct job *j = userdata;
         struct manager *m = j->manager;
-        struct device *d = manager_find_device(m, j->device_id);
+        struct device *d = j->device;
         char msg[300];
 
         j->update = NULL;   /* frees itself after this call */
@@ -197,7 +197,7 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 for (unsigned i = 1; i < j->attempts && delay < m->config->job_retry_delay_max_usec; i++)
                         delay *= 2;
                 delay = MIN(delay, m->config->job_retry_delay_max_usec);
-                j->state = JOB_RETRY_WAIT;
+                job_set_state(j, JOB_RETRY_WAIT);
                 j->next_attempt_usec = now_realtime_usec() + delay;
                 log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
                               j->max_attempts, msg, delay / 1000000u);
@@ -319,7 +319,7 @@ static int job_start(struct job *j, struct device *d) {
         }
         j->image_mapped = img;
         j->attempts++;
-        j->state = JOB_RUNNING;
+        job_set_state(j, JOB_RUNNING);
         if (!j->started_usec)
                 j->started_usec = now_realtime_usec();
         j->bytes_total = len;
@@ -343,10 +343,10 @@ static int job_start(struct job *j, struct device *d) {
 fail:
         job_teardown(j);
         job_set_error(j, "cannot start: %s", strerror(-r));
-        j->state = j->attempts >= j->max_attempts ? JOB_FAILED : JOB_RETRY_WAIT;
-        if (j->state == JOB_FAILED)
+        if (j->attempts >= j->max_attempts)
                 job_finish(j, JOB_FAILED);
         else {
+                job_set_state(j, JOB_RETRY_WAIT);
                 j->next_attempt_usec = now_realtime_usec() + m->config->job_retry_delay_usec;
                 log_job_state(LOG_NOTICE, j, "Attempt %u of %u could not start (%s); next in %" PRIu64 " s",
                               j->attempts, j->max_attempts, strerror(-r),
@@ -409,7 +409,7 @@ void jobs_schedule(struct manager *m) {
                                 (void) job_arm_timer(j);
                         continue;
                 }
-                struct device *d = manager_find_device(m, j->device_id);
+                struct device *d = j->device;
                 if (!d) {
                         job_set_error(j, "the device is gone");
                         job_finish(j, JOB_FAILED);
@@ -440,7 +440,7 @@ void jobs_stop_all(struct manager *m) {
                 job_teardown(j);
                 if (j->attempts > 0)
                         j->attempts--;
-                j->state = JOB_QUEUED;
+                job_set_state(j, JOB_QUEUED);
                 j->dirty = true;
                 log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
                               j->bytes_sent, j->bytes_total);

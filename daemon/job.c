@@ -42,10 +42,21 @@ bool job_is_finished(const struct job *j) {
 }
 
 struct job *manager_find_job(struct manager *m, uint64_t id) {
-        for (size_t i = m->n_jobs; i > 0; i--)
-                if (m->jobs[i - 1]->id == id)
-                        return m->jobs[i - 1];
-        return NULL;
+        struct job *j;
+
+        HASH_FIND(hh, m->jobs_by_id, &id, sizeof(id), j);
+        return j;
+}
+
+void job_set_state(struct job *j, enum job_state state) {
+        struct manager *m = j->manager;
+        bool was_finished = job_is_finished(j);
+
+        m->jobs_by_state[j->state]--;
+        j->state = state;
+        m->jobs_by_state[state]++;
+        if (!was_finished && job_is_finished(j) && j->device)
+                device_unlink_job(j->device, j);
 }
 
 struct job *job_free(struct job *j) {
@@ -79,7 +90,7 @@ void job_changed(struct job *j) {
 void job_finish(struct job *j, enum job_state state) {
         struct manager *m = j->manager;
 
-        j->state = state;
+        job_set_state(j, state);
         j->finished_usec = now_realtime_usec();
         j->next_attempt_usec = 0;
         if (state == JOB_SUCCEEDED)
@@ -104,7 +115,7 @@ void job_finish(struct job *j, enum job_state state) {
 
 int job_create(struct manager *m, struct image *img, struct device *d, const struct job_options *opts,
                struct job **ret) {
-        struct job *existing = device_unfinished_job(m, d);
+        struct job *existing = d->unfinished_job;
         int r;
 
         if (existing) {
@@ -174,15 +185,15 @@ int job_remove(struct job *j) {
 
 unsigned jobs_count_running(struct manager *m, const char *transport) {
         unsigned n = 0;
+
+        if (!transport)
+                return m->jobs_by_state[JOB_RUNNING];
         for (size_t i = 0; i < m->n_jobs; i++) {
                 struct job *j = m->jobs[i];
                 if (j->state != JOB_RUNNING)
                         continue;
-                if (transport) {
-                        struct device *d = manager_find_device(m, j->device_id);
-                        if (!d || !streq(d->transport, transport))
-                                continue;
-                }
+                if (!j->device || !streq(j->device->transport, transport))
+                        continue;
                 n++;
         }
         return n;

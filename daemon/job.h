@@ -17,6 +17,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "model-index.h"
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
 
@@ -40,6 +41,10 @@ struct job {
         struct manager *manager;
         uint64_t id;                  /* database row id, > 0 */
         uint64_t device_id;
+        /* Its device: a link the manager keeps from the job's attaching to
+         * its removal (a device's jobs go before the device does); NULL
+         * only for a job loaded without its device. */
+        struct device *device;
         char image_id[IMAGE_ID_LEN + 1];
         uint64_t rollout_id;          /* 0: not part of a rollout */
         enum smp_update_mode mode;
@@ -71,6 +76,7 @@ struct job {
         uint64_t last_progress_emit_usec;
         uint64_t last_progress_bytes;  /* for stats.bytes_uploaded */
         bool dirty;
+        UT_hash_handle hh;             /* the manager's index (model-index.h) */
 };
 
 struct job_options {
@@ -94,6 +100,9 @@ int job_cancel(struct job *j);
  * database and the model; on failure it stays as it is. */
 int job_remove(struct job *j);
 bool job_is_finished(const struct job *j);
+/* Every change of state goes through here: the manager counts jobs by
+ * state, and a job that finishes leaves its device's link. */
+void job_set_state(struct job *j, enum job_state state);
 /* Jobs in state running, of one transport or (NULL) all: REST's health,
  * D-Bus JobsRunning, the scheduler's limits. */
 unsigned jobs_count_running(struct manager *m, const char *transport);

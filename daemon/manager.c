@@ -83,8 +83,22 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, smp_strv_free);
         } while (0)
 
 int manager_attach_device(struct manager *m, struct device *d) {
+        bool hash_oom = false;
+        int r;
+
         d->manager = m;
-        return ARRAY_APPEND(m->devices, m->n_devices, d);
+        HASH_ADD(hh_id, m->devices_by_id, id, sizeof(d->id), d);
+        if (hash_oom)
+                return -ENOMEM;
+        HASH_ADD_KEYPTR(hh_conn, m->devices_by_conn, d->conn, strlen(d->conn), d);
+        if (!hash_oom) {
+                r = ARRAY_APPEND(m->devices, m->n_devices, d);
+                if (r >= 0)
+                        return 0;
+                HASH_DELETE(hh_conn, m->devices_by_conn, d);
+        }
+        HASH_DELETE(hh_id, m->devices_by_id, d);
+        return -ENOMEM;
 }
 
 int manager_attach_image(struct manager *m, struct image *img) {
@@ -93,11 +107,26 @@ int manager_attach_image(struct manager *m, struct image *img) {
 }
 
 int manager_attach_job(struct manager *m, struct job *j) {
+        bool hash_oom = false;
+
         j->manager = m;
-        return ARRAY_APPEND(m->jobs, m->n_jobs, j);
+        HASH_ADD(hh, m->jobs_by_id, id, sizeof(j->id), j);
+        if (hash_oom)
+                return -ENOMEM;
+        if (ARRAY_APPEND(m->jobs, m->n_jobs, j) < 0) {
+                HASH_DELETE(hh, m->jobs_by_id, j);
+                return -ENOMEM;
+        }
+        m->jobs_by_state[j->state]++;
+        j->device = manager_find_device(m, j->device_id);
+        if (j->device && !job_is_finished(j))
+                device_link_job(j->device, j);
+        return 0;
 }
 
 void manager_detach_device(struct manager *m, struct device *d) {
+        HASH_DELETE(hh_id, m->devices_by_id, d);
+        HASH_DELETE(hh_conn, m->devices_by_conn, d);
         ARRAY_REMOVE(m->devices, m->n_devices, d);
 }
 
@@ -106,7 +135,17 @@ void manager_detach_image(struct manager *m, struct image *img) {
 }
 
 void manager_detach_job(struct manager *m, struct job *j) {
+        if (j->device && !job_is_finished(j))
+                device_unlink_job(j->device, j);
+        m->jobs_by_state[j->state]--;
+        HASH_DELETE(hh, m->jobs_by_id, j);
         ARRAY_REMOVE(m->jobs, m->n_jobs, j);
+}
+
+void manager_clear_indexes(struct manager *m) {
+        HASH_CLEAR(hh_id, m->devices_by_id);
+        HASH_CLEAR(hh_conn, m->devices_by_conn);
+        HASH_CLEAR(hh, m->jobs_by_id);
 }
 
 /* ---- observers ---- */
@@ -137,7 +176,7 @@ void manager_emit(struct manager *m, enum manager_event_type type, struct device
         struct manager_event ev = { .type = type, .device = d, .image = img, .job = j };
 
         if (j && !d)
-                ev.device = manager_find_device(m, j->device_id);
+                ev.device = j->device;
         /* An observer may remove itself (an SSE client that overflowed):
          * walk by index and re-check the bound, so nobody is skipped but
          * a removed observer is not called. */
@@ -564,6 +603,8 @@ struct manager *manager_free(struct manager *m) {
         sd_event_source_disable_unref(m->absent_timer);
         sd_event_source_disable_unref(m->schedule_defer);
         sd_event_source_disable_unref(m->watchdog_timer);
+        /* The objects go by their arrays; the index tables with them. */
+        manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);

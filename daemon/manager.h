@@ -94,6 +94,11 @@ struct manager {
         size_t n_images;
         struct job **jobs;             /* every job in the database, oldest first */
         size_t n_jobs;
+        /* Indexes of the same objects (model-index.h), kept by
+         * manager_attach_*() and manager_detach_*(). */
+        struct device *devices_by_id, *devices_by_conn;
+        struct job *jobs_by_id;
+        unsigned jobs_by_state[_JOB_STATE_MAX];
 
         struct {
                 manager_observer_fn fn;
@@ -149,6 +154,10 @@ int manager_attach_device(struct manager *m, struct device *d);
 int manager_attach_image(struct manager *m, struct image *img);
 int manager_attach_job(struct manager *m, struct job *j);
 /* ---- internal to the core ---- */
+
+/* Frees the index tables, not the objects (manager_free(), and tests
+ * that free the objects themselves). */
+void manager_clear_indexes(struct manager *m);
 
 void manager_schedule_jobs(struct manager *m);   /* jobs_schedule() at the next loop iteration */
 void manager_detach_device(struct manager *m, struct device *d);

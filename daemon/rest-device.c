@@ -32,7 +32,7 @@ static json_t *json_slot(const struct smp_update_slot *s) {
 }
 
 json_t *rest_json_device(struct manager *m, const struct device *d) {
-        const struct job *unfinished = device_unfinished_job(m, d);
+        const struct job *unfinished = d->unfinished_job;
         json_t *o, *images;
 
         images = json_array();

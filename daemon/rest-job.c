@@ -15,7 +15,7 @@
 
 /* The JSON form, as REST and the event stream show it. */
 json_t *rest_json_job(struct manager *m, const struct job *j) {
-        const struct device *d = manager_find_device(m, j->device_id);
+        const struct device *d = j->device;
         double progress = job_progress(j), rate = job_rate(j);
 
         return json_pack("{s:I, s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:o,"

@@ -200,6 +200,7 @@ static struct manager *test_manager_open(const char *dir) {
 }
 
 static void test_manager_free(struct manager *m) {
+        manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);
