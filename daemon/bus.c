@@ -137,9 +137,8 @@ static void emit_added(struct bus_api *api, const char *path, const char *interf
                 log_debug_errno(r, "Cannot emit InterfacesAdded for %s, ignoring: %m", path);
 }
 
-/* The interface is named, so nothing has to look the object up: the
- * manager tells us before it frees it, but it may be out of its arrays
- * already. */
+/* The object is out of the model already (no find, no enumeration
+ * shows it): the interface is named, so sd-bus need not look it up. */
 static void emit_removed(struct bus_api *api, const char *path, const char *interface) {
         int r = sd_bus_emit_interfaces_removed(api->bus, path, interface, NULL);
         if (r < 0)

@@ -432,14 +432,9 @@ int manager_forget_device(struct manager *m, struct device *d) {
          * CASCADE); drop them from memory too. */
         for (size_t i = m->n_jobs; i > 0; i--) {
                 struct job *j = m->jobs[i - 1];
-                if (j->device_id == d->id) {
-                        manager_emit(m, MANAGER_EVENT_JOB_REMOVED, d, NULL, j);
-                        manager_detach_job(m, j);
-                        job_free(j);
-                }
+                if (j->device == d)
+                        manager_remove_job(m, j);
         }
-        manager_emit(m, MANAGER_EVENT_DEVICE_REMOVED, d, NULL, NULL);
-        manager_detach_device(m, d);
-        device_free(d);
+        manager_remove_device(m, d);
         return 0;
 }

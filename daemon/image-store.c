@@ -726,9 +726,7 @@ int image_store_remove(struct manager *m, struct image *img) {
         log_image(LOG_INFO, img->id, "Image removed");
         manager_history(m, "image-removed", NULL, img->id, NULL, "image %s version %s removed",
                         img->name ?: img->id, img->version);
-        manager_emit(m, MANAGER_EVENT_IMAGE_REMOVED, NULL, img, NULL);
-        manager_detach_image(m, img);
-        image_free(img);
+        manager_remove_image(m, img);
         return 0;
 }
 

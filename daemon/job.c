@@ -177,9 +177,10 @@ int job_remove(struct job *j) {
         r = db_job_delete(m->db, j->id);
         if (r < 0)
                 return r;
-        manager_emit(m, MANAGER_EVENT_JOB_REMOVED, NULL, NULL, j);
-        manager_detach_job(m, j);
-        job_free(j);
+        /* Nothing may fire on it while it waits to be freed. */
+        job_teardown(j);
+        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        manager_remove_job(m, j);
         return 0;
 }
 

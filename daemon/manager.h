@@ -6,9 +6,9 @@
  * so nothing here is locked.
  *
  * Ownership: the manager owns every device, image and job (arrays of
- * pointers below); front ends hold no pointers across loop iterations
- * except through observers, which are told before an object is freed
- * (MANAGER_EVENT_*_REMOVED).  Each object has its header (device.h,
+ * pointers below, with indexes); front ends hold no pointers across loop
+ * iterations except through observers, which are told before an object
+ * is freed (MANAGER_EVENT_*_REMOVED, below).  Each object has its header (device.h,
  * image.h, job.h); what front ends may ask of the model is engine.h.
  *
  * Persistence: the database is the record, memory is the working copy.
@@ -41,18 +41,36 @@ struct bus_api;
 struct smp_context;
 struct mcuboot_key;
 
-/* ---- events: what front ends (SSE, D-Bus signals, history) observe ---- */
+/* ---- events: what front ends (SSE, D-Bus signals, history) observe ----
+ *
+ * Delivery: manager_emit() only queues.  One deferred event source,
+ * ahead of every other source of the loop, delivers the queue in order
+ * to every observer as soon as the callback that emitted returns.  So no
+ * observer (a front end) ever runs inside a libsmpgw callback, an HTTP or
+ * D-Bus handler, or halfway through a change of the model, and none has
+ * to guard against being called back from inside itself.  An observer
+ * reads the object as it is at delivery: what the event says changed,
+ * and what later changes of the same callback did (their events follow).
+ * Observers are neither added nor removed during a delivery.  A manager
+ * without an event loop (a test of the layers below) delivers at once.
+ *
+ * Lifetime: manager_remove_device(), _image() and _job() take an object
+ * out of the model at once (no lookup, list or bus path finds it any
+ * more) and queue its *_REMOVED event, the last event about it; the
+ * object is freed once that event has been delivered.  Every pointer of
+ * every event an observer is given is valid for the whole call.
+ */
 
 enum manager_event_type {
         MANAGER_EVENT_DEVICE_ADDED,
         MANAGER_EVENT_DEVICE_CHANGED,  /* any field: state, seen, probe result, slots */
-        MANAGER_EVENT_DEVICE_REMOVED,  /* forgotten; the object is freed after observers return */
+        MANAGER_EVENT_DEVICE_REMOVED,  /* forgotten */
         MANAGER_EVENT_IMAGE_ADDED,
-        MANAGER_EVENT_IMAGE_REMOVED,   /* freed after observers return */
+        MANAGER_EVENT_IMAGE_REMOVED,
         MANAGER_EVENT_JOB_ADDED,
         MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
         MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
-        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep) or its device forgotten; freed after */
+        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep), taken back, or its device forgotten */
         _MANAGER_EVENT_MAX,
 };
 
@@ -105,6 +123,11 @@ struct manager {
                 void *userdata;
         } *observers;
         size_t n_observers;
+        /* Events emitted, not delivered yet (manager.c) */
+        struct manager_queued_event *events;
+        size_t n_events, events_alloc;
+        sd_event_source *deliver_defer;
+        bool delivering;
 
         sd_event_source *flush_timer;
         sd_event_source *schedule_defer; /* runs jobs_schedule() once per loop iteration */
@@ -136,8 +159,16 @@ int manager_reload(struct manager *m);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);
 void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *userdata);
+/* Queues an event (see above); for JOB_* events d may be NULL (the job's
+ * device is taken). */
 void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
                   struct job *j);
+/* Take the object out of the model and free it after its *_REMOVED
+ * event (see above).  A device's jobs must be removed first, and a job
+ * must not be running. */
+void manager_remove_device(struct manager *m, struct device *d);
+void manager_remove_image(struct manager *m, struct image *img);
+void manager_remove_job(struct manager *m, struct job *j);
 
 /* Writes every dirty object now (one transaction). */
 int manager_flush_now(struct manager *m);
