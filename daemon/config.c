@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * /etc/smpgw/smpgwd.conf, read with inih.  One table lists every key with
- * its type and limits, so the parser, the defaults and doc/smpgwd.conf.md
- * cannot drift far apart: a key that is not in the table is an error
- * (a typo must not silently leave a default in place).
+ * /etc/smpgw/smpgwd.conf, and the files it names.  One table lists every
+ * key with its type and limits, so the parser, the defaults and
+ * doc/smpgwd.conf.md cannot drift far apart: a key that is not in the
+ * table is an error (a typo must not silently leave a default in place).
+ *
+ * The INI reader is our own, not inih: Debian's libinih is built with
+ * 200-byte lines (INI_MAX_LINE is compile-time), splits a longer line
+ * into pieces it then parses as lines of their own (a long comment
+ * could set a key), and takes an indented line for the continuation of
+ * the key above.  Here a file is read whole, bounded, and a line too
+ * long is an error with its file and line.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,13 +22,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-
-#include <ini.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "discovery-range.h"
 #include "log.h"
 #include "smpgw/smp-transport.h"   /* smp_strv_free() */
 #include "util.h"
+
+/* A section name; the longest real one is "discovery". */
+#define CONFIG_SECTION_MAX 32u
 
 enum key_type {
         KEY_STRING,      /* char * */
@@ -216,45 +227,85 @@ static int parse_bool(const char *v, bool *ret) {
         return 0;
 }
 
-/* Splits on whitespace and commas; a list key given again replaces the
- * list (like systemd: later assignments win), an empty value clears it. */
-static int parse_list(const char *v, char ***list, size_t *n) {
-        char **out = NULL;
-        size_t count = 0;
+/* A connection string as far as the configuration can tell without the
+ * transports: "scheme:rest", the scheme lower-case letters and digits,
+ * only printable characters, at most SMP_CONN_MAX bytes.  The transport
+ * that takes it checks the rest. */
+static bool conn_well_formed(const char *s) {
+        size_t len = strnlen(s, SMP_CONN_MAX + 1), scheme_len = 0;
+
+        if (len > SMP_CONN_MAX)
+                return false;
+        while (scheme_len < len && ((s[scheme_len] >= 'a' && s[scheme_len] <= 'z') ||
+                                    (scheme_len > 0 && s[scheme_len] >= '0' && s[scheme_len] <= '9')))
+                scheme_len++;
+        if (scheme_len == 0 || scheme_len + 1 >= len || s[scheme_len] != ':')
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char) s[i] <= ' ' || s[i] == 0x7f)
+                        return false;
+        return true;
+}
+
+/* Appends the items of v to the list, split on the separators.  A list
+ * key may repeat, each line adding to the list; an empty value empties
+ * it. */
+static int parse_list(const char *v, const char *separators, char ***list, size_t *n) {
         const char *p = v;
 
+        if (!*v) {
+                smp_strv_free(*list);
+                *list = NULL;
+                *n = 0;
+                return 0;
+        }
         while (*p) {
-                p += strspn(p, " \t,");
-                size_t len = strcspn(p, " \t,");
+                p += strspn(p, separators);
+                size_t len = strcspn(p, separators);
                 if (len == 0)
                         break;
-                char **grown = realloc(out, (count + 2) * sizeof(char *));
-                if (!grown) {
-                        smp_strv_free(out);
+                char **grown = realloc(*list, (*n + 2) * sizeof(char *));
+                if (!grown)
                         return -ENOMEM;
-                }
-                out = grown;
-                out[count] = strndup(p, len);
-                if (!out[count]) {
-                        smp_strv_free(out);
+                *list = grown;
+                grown[*n] = strndup(p, len);
+                if (!grown[*n])
                         return -ENOMEM;
-                }
-                out[++count] = NULL;
+                grown[++*n] = NULL;
                 p += len;
         }
-        smp_strv_free(*list);
-        *list = out;
-        *n = count;
         return 0;
 }
 
-struct parse_state {
-        struct config *config;
-        const char *path;
-        int error;
-};
+/* Checks the items a list key just added; an error names the item. */
+static int check_list_items(const struct config_key *k, char **items, size_t from, size_t to, const char *path,
+                            unsigned line) {
+        for (size_t i = from; i < to; i++) {
+                if (streq(k->name, "add")) {
+                        if (!conn_well_formed(items[i])) {
+                                log_error("%s:%u: [devices] add: '%.300s' is not a connection string "
+                                          "(scheme:address[,option=value...], at most %u bytes)",
+                                          path, line, items[i], SMP_CONN_MAX);
+                                return -EINVAL;
+                        }
+                } else if (streq(k->name, "udp") || streq(k->name, "coap")) {
+                        struct discovery_range range;
+                        int r = discovery_range_parse(items[i], &range);
+                        if (r < 0) {
+                                log_error("%s:%u: [discovery] %s: bad range '%.300s': %s (HOST:PORT[-PORT] or "
+                                          "A.B.C.D-A.B.C.E:PORT[-PORT], at most %u targets)",
+                                          path, line, k->name, items[i],
+                                          r == -E2BIG ? "too many targets" : "not a range",
+                                          DISCOVERY_RANGE_TARGETS_MAX);
+                                return r;
+                        }
+                }
+        }
+        return 0;
+}
 
-static int config_set_key(struct config *c, const struct config_key *k, const char *value, const char *path) {
+static int config_set_key(struct config *c, const struct config_key *k, const char *value, const char *path,
+                          unsigned line) {
         char *base = (char *) c;
         uint64_t n;
         int r;
@@ -289,8 +340,8 @@ static int config_set_key(struct config *c, const struct config_key *k, const ch
                 if (r < 0 || (k->type != KEY_BYTES && strpbrk(value, "KkMG")))
                         goto invalid;
                 if (n < k->min || n > k->max) {
-                        log_error("%s: [%s] %s=%s is out of range %llu..%llu", path, k->section, k->name, value,
-                                  (unsigned long long) k->min, (unsigned long long) k->max);
+                        log_error("%s:%u: [%s] %s=%.300s is out of range %llu..%llu", path, line, k->section,
+                                  k->name, value, (unsigned long long) k->min, (unsigned long long) k->max);
                         return -ERANGE;
                 }
                 if (k->type == KEY_UINT)
@@ -300,8 +351,17 @@ static int config_set_key(struct config *c, const struct config_key *k, const ch
                 else
                         *(uint64_t *) (base + k->offset) = n;
                 return 0;
-        case KEY_LIST:
-                return parse_list(value, (char ***) (base + k->offset), (size_t *) (base + k->count_offset));
+        case KEY_LIST: {
+                char ***list = (char ***) (base + k->offset);
+                size_t *count = (size_t *) (base + k->count_offset), before = *count;
+                /* Connection strings have options after commas
+                 * (serial:/dev/ttyACM0,baud=115200): add= splits on
+                 * white space only. */
+                r = parse_list(value, streq(k->name, "add") ? " \t" : " \t,", list, count);
+                if (r < 0)
+                        return log_error_errno(r, "%s:%u: [%s] %s: %m", path, line, k->section, k->name);
+                return check_list_items(k, *list, before, *count, path, line);
+        }
         case KEY_MODE:
                 r = smp_update_mode_from_string(value);
                 if (r < 0)
@@ -314,99 +374,298 @@ static int config_set_key(struct config *c, const struct config_key *k, const ch
                 return 0;
         }
 invalid:
-        log_error("%s: [%s] %s: invalid value '%s' (see doc/smpgwd.conf.md)", path, k->section, k->name, value);
+        log_error("%s:%u: [%s] %s: invalid value '%.300s' (see doc/smpgwd.conf.md)", path, line, k->section,
+                  k->name, value);
         return -EINVAL;
 }
 
-static int config_ini_handler(void *userdata, const char *section, const char *name, const char *value) {
-        struct parse_state *st = userdata;
+static const struct config_key *config_key_find(const char *section, const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++)
+                if (streq(config_keys[i].section, section) && streq(config_keys[i].name, name))
+                        return &config_keys[i];
+        return NULL;
+}
 
-        for (size_t i = 0; i < ELEMENTSOF(config_keys); i++) {
-                const struct config_key *k = &config_keys[i];
-                if (strcmp(k->section, section) || strcmp(k->name, name))
-                        continue;
-                int r = config_set_key(st->config, k, value, st->path);
-                if (r < 0) {
-                        st->error = r;
-                        return 0;
+static bool is_blank(char c) {
+        return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Cuts an inline comment: a ';' after white space (as inih did, so
+ * "key = value ; note" keeps working; a '#' is a comment only at the
+ * start of a line, since values may hold one). */
+static void cut_inline_comment(char *s) {
+        for (char *p = s; *p; p++)
+                if (*p == ';' && p > s && is_blank(p[-1])) {
+                        *p = 0;
+                        return;
                 }
-                return 1;
+}
+
+static char *strip(char *s) {
+        size_t len;
+
+        while (is_blank(*s))
+                s++;
+        len = strlen(s);
+        while (len > 0 && is_blank(s[len - 1]))
+                s[--len] = 0;
+        return s;
+}
+
+/* One line, without its '\n', NUL-terminated, not longer than
+ * CONFIG_LINE_MAX.  *section is the current section. */
+static int config_parse_line(struct config *c, const char *path, unsigned line, char *text, char *section) {
+        char *s = strip(text);
+
+        if (!*s || *s == '#' || *s == ';')
+                return 0;
+        if (*s == '[') {
+                char *close = strchr(s, ']');
+                if (!close)
+                        return log_error_errno(-EINVAL, "%s:%u: syntax error: '[' without ']'", path, line);
+                *close = 0;
+                char *rest = strip(close + 1);
+                if (*rest && *rest != '#' && *rest != ';')
+                        return log_error_errno(-EINVAL, "%s:%u: syntax error: text after the section header",
+                                               path, line);
+                char *name = strip(s + 1);
+                if (strlen(name) >= CONFIG_SECTION_MAX)
+                        return log_error_errno(-EINVAL, "%s:%u: unknown section [%.64s...]", path, line, name);
+                strcpy(section, name);
+                return 0;
         }
-        log_error("%s: unknown key '%s' in section [%s]", st->path, name, section);
-        st->error = -EINVAL;
+
+        char *eq = strchr(s, '=');
+        if (!eq)
+                return log_error_errno(-EINVAL, "%s:%u: syntax error: not a [section], key=value or # comment",
+                                       path, line);
+        *eq = 0;
+        char *name = strip(s), *value = eq + 1;
+        cut_inline_comment(value);
+        value = strip(value);
+
+        const struct config_key *k = config_key_find(section, name);
+        if (!k) {
+                log_error("%s:%u: unknown key '%.64s' in section [%s]", path, line, name, section);
+                return -EINVAL;
+        }
+        return config_set_key(c, k, value, path, line);
+}
+
+int config_parse(struct config *c, const char *path, const char *text, size_t size) {
+        _cleanup_free_ char *buf = NULL;
+        char section[CONFIG_SECTION_MAX] = "";
+        const char *p = text, *end = text + size;
+        unsigned line = 0;
+        int r;
+
+        if (!c || !path || (!text && size > 0))
+                return -EINVAL;
+        if (size > CONFIG_FILE_MAX)
+                return log_error_errno(-EFBIG, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
+        buf = malloc(CONFIG_LINE_MAX + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* A UTF-8 byte order mark, as some editors write. */
+        if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+                p += 3;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t len = (size_t) ((nl ? nl : end) - p);
+
+                line++;
+                if (len > CONFIG_LINE_MAX)
+                        return log_error_errno(-E2BIG,
+                                               "%s:%u: line longer than %u bytes (a list key may be given on "
+                                               "several lines, each adding to the list)",
+                                               path, line, CONFIG_LINE_MAX);
+                if (memchr(p, 0, len))
+                        return log_error_errno(-EINVAL, "%s:%u: syntax error: a NUL byte (not a text file?)",
+                                               path, line);
+                memcpy(buf, p, len);
+                buf[len] = 0;
+                r = config_parse_line(c, path, line, buf, section);
+                if (r < 0)
+                        return r;
+                p += len + (nl ? 1 : 0);
+        }
         return 0;
 }
 
-/* Opens the configuration file.  Only a regular file is a configuration:
- * fopen() opens a directory too, and reading it yields no line and no
- * error, so a directory where the file was (or a wrong --config) would
- * silently mean "every default", authentication included.  A FIFO or a
- * device would be read on the loop at the mercy of its writer.  The one
- * exception is /dev/null, the usual way to say "no file": *ret is then
- * NULL.  -EISDIR for a directory, -EINVAL for anything else that is not
- * a regular file.  O_NONBLOCK keeps the open itself from waiting for a
- * FIFO's writer; it means nothing for a regular file. */
-static int config_open(const char *path, FILE **ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+int config_read_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        size_t size = 0;
         struct stat st;
 
+        if (!path || !ret || !ret_size)
+                return -EINVAL;
+        /* O_NONBLOCK: the open itself must not wait for a FIFO's writer
+         * (it is refused right after); it means nothing for a regular
+         * file. */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
-                *ret = NULL;
-                return 0;
-        }
-        if (S_ISDIR(st.st_mode))
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))
+                max = 0;   /* /dev/null: the usual way to say "nothing" */
+        else if (S_ISDIR(st.st_mode))
                 return -EISDIR;
-        if (!S_ISREG(st.st_mode))
+        else if (!S_ISREG(st.st_mode))
                 return -EINVAL;
-        FILE *f = fdopen(fd, "re");
-        if (!f)
-                return -errno;
-        TAKE_FD(fd);
-        *ret = f;
+        else if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+
+        buf = malloc(max + 1);
+        if (!buf)
+                return -ENOMEM;
+        /* Read to EOF, not to st_size: the file may grow in the meantime,
+         * and one byte more than max is enough to refuse it. */
+        for (;;) {
+                ssize_t n = read(fd, buf + size, max + 1 - size);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        int r = -errno;
+                        explicit_bzero(buf, size);
+                        return r;
+                }
+                if (n == 0)
+                        break;
+                size += (size_t) n;
+                if (size > max) {
+                        explicit_bzero(buf, size);
+                        return -EFBIG;
+                }
+        }
+        buf[size] = 0;
+        *ret = TAKE_PTR(buf);
+        *ret_size = size;
         return 0;
 }
 
-int config_load(const char *path, bool path_explicit, struct config **ret) {
+const char *config_read_error(int r) {
+        switch (r) {
+        case -EISDIR:
+                return "it is a directory, not a regular file";
+        case -EINVAL:
+                return "it is a special file, not a regular file";
+        case -EFBIG:
+                return "it is larger than the limit for this file";
+        default:
+                return strerror(-r);
+        }
+}
+
+int config_tokens_parse(const char *path, const char *text, size_t size, config_token_fn fn, void *userdata) {
+        const char *p = text, *end = text + size;
+        unsigned line = 0;
+
+        if (!path || (!text && size > 0) || !fn)
+                return -EINVAL;
+        while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                const char *s = p, *e = nl ? nl : end;
+
+                line++;
+                p = nl ? nl + 1 : end;
+                while (e > s && isspace((unsigned char) e[-1]))
+                        e--;
+                while (s < e && isspace((unsigned char) *s))
+                        s++;
+                if (s == e || *s == '#')
+                        continue;
+                /* No token is printed: the line number says which. */
+                if ((size_t) (e - s) > CONFIG_TOKEN_MAX)
+                        return log_error_errno(-E2BIG, "%s:%u: token longer than %u bytes", path, line,
+                                               CONFIG_TOKEN_MAX);
+                for (const char *c = s; c < e; c++)
+                        if ((unsigned char) *c < ' ' && *c != '\t')
+                                return log_error_errno(-EINVAL,
+                                                       "%s:%u: token with a control character (a NUL, or not a "
+                                                       "text file?)",
+                                                       path, line);
+                int r = fn(s, (size_t) (e - s), userdata);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int config_tokens_load(const char *path, config_token_fn fn, void *userdata) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        if (!path || !fn)
+                return -EINVAL;
+        r = config_read_file(path, CONFIG_TOKENS_FILE_MAX, &text, &size);
+        if (r == -EFBIG)
+                return log_error_errno(r, "Cannot use the tokens file '%s': larger than %u bytes", path,
+                                       CONFIG_TOKENS_FILE_MAX);
+        if (r < 0)
+                return log_error_errno(r, "Cannot use the tokens file '%s': %s", path, config_read_error(r));
+        r = config_tokens_parse(path, text, size, fn, userdata);
+        /* Tokens are secrets: no copy outlives this call. */
+        explicit_bzero(text, size);
+        return r;
+}
+
+int config_new(struct config **ret) {
         _cleanup_(config_freep) struct config *c = calloc(1, sizeof(*c));
         int r;
 
+        if (!ret)
+                return -EINVAL;
         if (!c)
                 return -ENOMEM;
         r = config_defaults(c);
         if (r < 0)
                 return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int config_check(const struct config *c, const char *path) {
+        if (!!c->rest_tls_cert != !!c->rest_tls_key)
+                return log_error_errno(-EINVAL, "%s: [rest] tls_cert and tls_key go together", path);
+        return 0;
+}
+
+int config_load(const char *path, bool path_explicit, struct config **ret) {
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        int r;
+
+        r = config_new(&c);
+        if (r < 0)
+                return r;
         if (!path)
                 path = SMPGWD_CONFIG_PATH_DEFAULT;
 
-        FILE *f = NULL;
-        r = config_open(path, &f);
+        r = config_read_file(path, CONFIG_FILE_MAX, &text, &size);
         if (r == -ENOENT && !path_explicit)
                 log_debug("No configuration file %s, using the defaults", path);
         else if (r == -EISDIR || r == -EINVAL)
-                return log_error_errno(r, "Cannot use configuration %s: it is a %s, not a regular file", path,
-                                       r == -EISDIR ? "directory" : "special file");
+                return log_error_errno(r, "Cannot use configuration %s: %s", path, config_read_error(r));
+        else if (r == -EFBIG)
+                return log_error_errno(r, "Cannot use configuration %s: larger than %u bytes", path,
+                                       CONFIG_FILE_MAX);
         else if (r < 0)
                 return log_error_errno(r, "Cannot read configuration %s: %m", path);
         else {
-                if (f) {
-                        struct parse_state st = { .config = c, .path = path };
-                        int line = ini_parse_file(f, config_ini_handler, &st);
-                        fclose(f);
-                        if (st.error < 0)
-                                return log_error_errno(st.error, "%s:%d: configuration refused", path, line);
-                        if (line != 0)
-                                return log_error_errno(-EINVAL, "%s:%d: syntax error", path, line);
-                }
+                r = config_parse(c, path, text, size);
+                if (r < 0)
+                        return log_error_errno(r, "%s: configuration refused", path);
                 r = config_set_string(&c->config_path, path);
                 if (r < 0)
                         return r;
         }
-        if (!!c->rest_tls_cert != !!c->rest_tls_key)
-                return log_error_errno(-EINVAL, "%s: [rest] tls_cert and tls_key go together", path);
+        r = config_check(c, path);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(c);
         return 0;
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * smpgwd's configuration: SMPGWD_CONFIG_PATH_DEFAULT (/etc/smpgw/smpgwd.conf
- * for a --prefix=/usr build; INI, read with inih), then command-line
- * flags on top.  Every key, its default and its limits
- * are documented in doc/smpgwd.conf.md; config_load() refuses values out
- * of range with the file, line and key in the message.
+ * for a --prefix=/usr build; INI), then command-line flags on top.  Every
+ * key, its default and its limits are documented in doc/smpgwd.conf.md;
+ * config_load() refuses values out of range, lines too long, malformed
+ * connection strings and discovery ranges with the file, line and key in
+ * the message.  Every file the configuration names is read through
+ * config_read_file(), with a cap on its size (doc/smpgwd.conf.md).
  */
 #pragma once
 
@@ -95,6 +97,41 @@ struct config {
         uint64_t job_swap_timeout_usec;/* swap_timeout= seconds (default 120) */
         unsigned job_keep;             /* keep= finished jobs kept (default 10000), oldest deleted */
 };
+
+/* Caps on what is read (doc/smpgwd.conf.md, "Files"). */
+#define CONFIG_FILE_MAX (1024u * 1024u)      /* the configuration file */
+#define CONFIG_LINE_MAX 4096u                /* one line of it */
+#define CONFIG_TOKENS_FILE_MAX (64u * 1024u) /* [rest] tokens_file */
+#define CONFIG_TOKEN_MAX 4096u               /* one token */
+#define CONFIG_KEY_FILE_MAX (64u * 1024u)    /* one [images] keys= file */
+#define CONFIG_PEM_FILE_MAX (1024u * 1024u)  /* [rest] tls_cert, tls_key */
+
+/* Reads a whole file of at most max bytes into a NUL-terminated buffer.
+ * Only a regular file is read (/dev/null reads as empty): -EISDIR for a
+ * directory, -EINVAL for a FIFO, socket or device, -EFBIG past max (also
+ * when the file grows while it is read).  Never blocks on a FIFO. */
+int config_read_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* A sentence for config_read_file()'s errors ("it is a directory, ..."). */
+const char *config_read_error(int r);
+
+/* A configuration with every default. */
+int config_new(struct config **ret);
+/* Parses INI text into c (path names it in errors, which are logged with
+ * the line).  Lines of at most CONFIG_LINE_MAX bytes; list keys add to
+ * the list on each line. */
+int config_parse(struct config *c, const char *path, const char *text, size_t size);
+/* What only the whole configuration can tell (tls_cert with tls_key). */
+int config_check(const struct config *c, const char *path);
+
+/* The tokens file: one token per line, '#' comments, blank lines;
+ * white space around a token is not part of it.  fn gets each token
+ * (not NUL-terminated); its error stops the parse.  Errors are logged
+ * with path:line, never with the token. */
+typedef int (*config_token_fn)(const char *token, size_t len, void *userdata);
+int config_tokens_parse(const char *path, const char *text, size_t size, config_token_fn fn, void *userdata);
+/* config_read_file(path, CONFIG_TOKENS_FILE_MAX) and the above; the
+ * file's bytes are wiped before it returns.  Logs its errors. */
+int config_tokens_load(const char *path, config_token_fn fn, void *userdata);
 
 /* Defaults, then the file (NULL: the default path, which may be missing;
  * an explicit path must exist).  Errors are logged. */

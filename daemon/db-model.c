@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -611,6 +612,20 @@ int db_load(struct db *db, struct manager *m) {
 
 /* ---- immediate writes ---- */
 
+/* An immediate write that failed for a reason of the disk's or SQLite's,
+ * said in the log with SQLite's own words (the caller only passes an
+ * errno on, and its client sees no more than that). */
+_printf_(3, 4) static int log_write_failed(struct db *db, int error, const char *fmt, ...) {
+        char what[128];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        return log_error_errno(error, "Database %s: %s failed: %s (%m)", db->path, what,
+                               sqlite3_errmsg(db->sqlite));
+}
+
 int db_device_insert(struct db *db, struct device *d) {
         sqlite3_stmt *stmt;
         int r;
@@ -698,7 +713,7 @@ int db_job_insert(struct db *db, struct job *j) {
                 return db_errno(db, b.rc);
         r = step_done(db, ins);
         if (r < 0)
-                return r;
+                return r == -EINVAL || r == -EEXIST ? r : log_write_failed(db, r, "recording a job");
         j->id = (uint64_t) sqlite3_last_insert_rowid(db->sqlite);
         j->dirty = false;
         return 0;
@@ -751,7 +766,7 @@ int db_device_delete(struct db *db, uint64_t device_id) {
                 return -EINVAL;
         r = db_exec(db, "BEGIN IMMEDIATE");
         if (r < 0)
-                return r;
+                return log_write_failed(db, r, "forgetting device %" PRIu64, device_id);
         /* Slots and jobs go by ON DELETE CASCADE. */
         r = delete_row(db, "DELETE FROM devices WHERE id = ?1", device_id, NULL);
         if (r >= 0) {
@@ -762,6 +777,8 @@ int db_device_delete(struct db *db, uint64_t device_id) {
         if (r >= 0)
                 r = db_exec(db, "COMMIT");
         if (r < 0) {
+                if (r != -ENOENT)
+                        log_write_failed(db, r, "forgetting device %" PRIu64, device_id);
                 db_rollback(db);
                 return r;
         }

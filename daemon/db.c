@@ -23,9 +23,10 @@
  * SQLite, and this build's schema needs them. */
 #define DB_SQLITE_MIN_VERSION 3037000
 
-/* The busy handler sleeps on the event loop thread: only an outside tool
- * (sqlite3 shell, a backup) can hold a lock against our one connection,
- * and a flush that gives up is retried by the next flush anyway. */
+/* The busy handler sleeps on the event loop thread.  Once the database
+ * is open nobody else can hold a lock (exclusive locking mode, below);
+ * before that an outside tool (the sqlite3 shell) may, and the open waits
+ * this long for it, then fails with -EBUSY and a sentence. */
 #define DB_BUSY_TIMEOUT_MSEC 200
 
 /* Caps the WAL file left behind after a checkpoint; SD cards prefer a
@@ -270,7 +271,29 @@ int db_open(const char *path, struct db **ret) {
         /* Before the first pragma: journal_mode=WAL itself needs a lock. */
         sqlite3_busy_timeout(db->sqlite, DB_BUSY_TIMEOUT_MSEC);
 
+        /* Exclusive locking mode, set before the first access in WAL mode,
+         * keeps the WAL index in our heap: there is no <db>-shm file and
+         * no shared mapping of one.  With a shared -shm, SQLite writes to
+         * a MAP_SHARED mapping, and when the kernel cannot back a page
+         * (the file made immutable, the file system remounted read-only
+         * after an SD card error, the file truncated by someone else) the
+         * write is a SIGBUS inside SQLite, which no error path can catch.
+         * Without the mapping such faults are write errors that a flush
+         * reports and retries.  The price: while smpgwd runs, it holds an
+         * exclusive lock on the file and no other process can read it
+         * (the sqlite3 shell says "database is locked").  smpgwd is the
+         * only writer anyway (flock on smpgwd.lock), and everything in
+         * the database is served by the REST and D-Bus APIs; to read the
+         * file itself, stop smpgwd (doc/smpgwd-db.md). */
+        r = db_exec(db, "PRAGMA locking_mode = EXCLUSIVE");
+        if (r < 0)
+                return log_error_errno(r, "Failed to use database %s: %s", path, sqlite3_errmsg(db->sqlite));
+
         r = db_pragma_text(db, "PRAGMA journal_mode = WAL", &journal_mode);
+        if (r == -EBUSY)
+                return log_error_errno(r, "Failed to use database %s: another program (the sqlite3 shell?) "
+                                          "has it open; smpgwd needs it to itself",
+                                       path);
         if (r < 0)
                 return log_error_errno(r, "Failed to use database %s: %s", path, sqlite3_errmsg(db->sqlite));
         if (strcasecmp(journal_mode, "wal") != 0)

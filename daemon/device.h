@@ -53,6 +53,7 @@ struct device {
         struct smp_update_snapshot slots;
 
         /* runtime, not stored */
+        size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
         struct probe *probe;          /* a probe in progress */
         bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
         struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */

@@ -13,7 +13,6 @@
  * it.  A source that fails (no BlueZ on this machine) is logged once per
  * change of error and tried again next round.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "discovery-range.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-discovery.h"
@@ -28,7 +28,6 @@
 #include "smpgw/smp-session.h"
 #include "util.h"
 
-#define RANGE_TARGETS_MAX 4096u
 #define RANGE_PROBES_AT_ONCE 16u
 #define RANGE_PROBE_TIMEOUT_USEC (2 * 1000000ull)
 
@@ -162,83 +161,31 @@ static void range_next(struct source *src) {
         }
 }
 
-/* "HOST:PORT[-PORT]" or "A.B.C.D-A.B.C.E:PORT[-PORT]" into connection
- * strings "scheme:HOST:PORT", at most RANGE_TARGETS_MAX. */
-static int range_expand(const char *scheme, const char *range, char ***ret, size_t *ret_n) {
-        char host[128], host_last[64] = "";
-        unsigned port_lo, port_hi;
-        const char *colon;
+/* A range (discovery-range.h) into its connection strings
+ * "scheme:HOST:PORT", at most DISCOVERY_RANGE_TARGETS_MAX. */
+static int range_expand(const char *scheme, const char *text, char ***ret, size_t *ret_n) {
+        struct discovery_range range;
         char **out = NULL;
-        size_t n = 0;
+        int r;
 
-        if (range[0] == '[') {
-                colon = strstr(range, "]:");
-                if (!colon || (size_t) (colon - range) + 1 >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, range, (size_t) (colon - range) + 1);
-                host[colon - range + 1] = 0;
-                colon++;
-        } else {
-                colon = strrchr(range, ':');
-                if (!colon || (size_t) (colon - range) >= sizeof(host))
-                        return -EINVAL;
-                memcpy(host, range, (size_t) (colon - range));
-                host[colon - range] = 0;
-                char *dash = strchr(host, '-');
-                if (dash) {
-                        *dash = 0;
-                        snprintf(host_last, sizeof(host_last), "%s", dash + 1);
-                }
-        }
-        int consumed = 0;
-        if (sscanf(colon + 1, "%u%n", &port_lo, &consumed) != 1)
-                return -EINVAL;
-        port_hi = port_lo;
-        const char *rest = colon + 1 + consumed;
-        if (*rest == '-') {
-                int c2 = 0;
-                if (sscanf(rest + 1, "%u%n", &port_hi, &c2) != 1)
-                        return -EINVAL;
-                rest += 1 + c2;
-        }
-        if (*rest || port_lo == 0 || port_hi > 65535 || port_hi < port_lo)
-                return -EINVAL;
-
-        uint32_t a_lo = 0, a_hi = 0;
-        bool ipv4_range = host_last[0] != 0;
-        if (ipv4_range) {
-                struct in_addr lo, hi;
-                if (inet_pton(AF_INET, host, &lo) != 1 || inet_pton(AF_INET, host_last, &hi) != 1)
-                        return -EINVAL;
-                a_lo = ntohl(lo.s_addr);
-                a_hi = ntohl(hi.s_addr);
-                if (a_hi < a_lo)
-                        return -EINVAL;
-        }
-        uint64_t count = (uint64_t) (a_hi - a_lo + 1) * (port_hi - port_lo + 1);
-        if (count > RANGE_TARGETS_MAX)
-                return -E2BIG;
-        out = calloc(count + 1, sizeof(char *));
+        r = discovery_range_parse(text, &range);
+        if (r < 0)
+                return r;
+        out = calloc((size_t) range.n_targets + 1, sizeof(char *));
         if (!out)
                 return -ENOMEM;
-        for (uint32_t a = a_lo; a <= a_hi; a++) {
-                char addr[160];
-                if (ipv4_range) {
-                        struct in_addr ia = { .s_addr = htonl(a) };
-                        inet_ntop(AF_INET, &ia, addr, sizeof(addr));
-                } else
-                        snprintf(addr, sizeof(addr), "%s", host);
-                for (unsigned p = port_lo; p <= port_hi; p++)
-                        if (asprintf(&out[n++], "%s:%s:%u", scheme, addr, p) < 0) {
-                                out[--n] = NULL;
-                                smp_strv_free(out);
-                                return -ENOMEM;
-                        }
-                if (a == a_hi)
-                        break;
+        for (uint32_t i = 0; i < range.n_targets; i++) {
+                char conn[SMP_CONN_MAX + 16];
+                r = discovery_range_target(&range, scheme, i, conn, sizeof(conn));
+                if (r >= 0 && !(out[i] = strdup(conn)))
+                        r = -ENOMEM;
+                if (r < 0) {
+                        smp_strv_free(out);
+                        return r;
+                }
         }
         *ret = out;
-        *ret_n = n;
+        *ret_n = range.n_targets;
         return 0;
 }
 
@@ -333,7 +280,7 @@ static int source_add(struct discovery *disc, const char *scheme, const char *ar
                         free(src->label);
                         return log_error_errno(r, "Discovery: bad %s range '%s' (HOST:PORT[-PORT] or "
                                                   "A.B.C.D-A.B.C.E:PORT[-PORT], at most %u targets): %m",
-                                               scheme, arg, RANGE_TARGETS_MAX);
+                                               scheme, arg, DISCOVERY_RANGE_TARGETS_MAX);
                 }
                 src->next_target = src->n_targets;
         }

@@ -80,6 +80,21 @@ _printf_(3, 4) static int reject(char **ret_reason, int error, const char *fmt, 
         return error;
 }
 
+/* A refusal that is the store's fault, not the image's: the disk is
+ * full, read-only, failing.  The caller answers the client; the
+ * administrator, who must act, reads it in the log. */
+_printf_(4, 5) static int store_failed(char **ret_reason, int error, const char *image_id, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        log_full_errno(LOG_ERR, error, NULL, NULL, image_id, "Image not stored: %s", s ?: "out of memory");
+        return reject(ret_reason, error, "%s", s ?: "out of memory");
+}
+
 static const char *basename_of(const char *path) {
         const char *slash = path ? strrchr(path, '/') : NULL;
         return slash ? slash + 1 : path ? path : "";
@@ -318,7 +333,21 @@ int image_store_load_keys(struct manager *m) {
         }
         for (; n_keys < m->config->n_image_keys; n_keys++) {
                 const char *path = m->config->image_keys[n_keys];
-                r = mcuboot_key_load_file(path, &keys[n_keys]);
+                _cleanup_free_ char *data = NULL;
+                size_t size = 0;
+                /* Bounded, and never blocking on a FIFO: the same read as
+                 * every file the configuration names. */
+                r = config_read_file(path, CONFIG_KEY_FILE_MAX, &data, &size);
+                if (r == -EFBIG) {
+                        log_error_errno(r, "Cannot load image signing key %s: larger than %u bytes", path,
+                                        CONFIG_KEY_FILE_MAX);
+                        break;
+                }
+                if (r < 0) {
+                        log_error_errno(r, "Cannot load image signing key %s: %s", path, config_read_error(r));
+                        break;
+                }
+                r = mcuboot_key_load_mem(data, size, path, &keys[n_keys]);
                 if (r < 0) {
                         log_error_errno(r, "Cannot load image signing key %s: %m", path);
                         break;
@@ -398,7 +427,8 @@ static int copy_into_tmp(struct manager *m, int fd, bool seekable, uint64_t max,
 
         r = image_store_open_tmp(m, &tmp);
         if (r < 0)
-                return reject(ret_reason, r, "cannot create a file in the image store: %s", strerror(-r));
+                return store_failed(ret_reason, r, NULL, "cannot create a file in the image store %s: %s",
+                                    m->images_dir, strerror(-r));
         buf = malloc(IMAGE_COPY_BLOCK);
         if (!buf)
                 return reject(ret_reason, -ENOMEM, "out of memory");
@@ -419,7 +449,8 @@ static int copy_into_tmp(struct manager *m, int fd, bool seekable, uint64_t max,
                                       max);
                 r = write_all(tmp, buf, (size_t) n);
                 if (r < 0)
-                        return reject(ret_reason, r, "cannot write the image into the store: %s", strerror(-r));
+                        return store_failed(ret_reason, r, NULL, "cannot write the image into the store %s: %s",
+                                            m->images_dir, strerror(-r));
         }
         *ret_fd = TAKE_FD(tmp);
         return 0;
@@ -669,13 +700,15 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
 
         r = image_store_commit_file(m, work_fd, &fm, id);
         if (r < 0)
-                return reject(ret_reason, r, "cannot store the image file: %s", strerror(-r));
+                return store_failed(ret_reason, r, id, "cannot store the image file %s: %s", img->path,
+                                    strerror(-r));
 
         r = db_image_insert(m->db, img);
         if (r < 0) {
                 (void) unlink(img->path);
                 (void) fsync_dir(m->images_dir);
-                return reject(ret_reason, r, "cannot record the image in the database: %s", strerror(-r));
+                return store_failed(ret_reason, r, id, "cannot record the image in the database: %s",
+                                    strerror(-r));
         }
         r = manager_attach_image(m, img);
         if (r < 0) {
@@ -716,7 +749,8 @@ int image_store_remove(struct manager *m, struct image *img) {
          * that the next start removes, never a record without a file. */
         r = db_image_delete(m->db, img->id);
         if (r < 0 && r != -ENOENT)
-                return r;
+                return log_full_errno(LOG_ERR, r, NULL, NULL, img->id,
+                                      "Image not removed: cannot delete its record from the database: %m");
         if (img->path && unlink(img->path) < 0 && errno != ENOENT)
                 log_image(LOG_WARNING, img->id, "Cannot remove %s, it goes at the next start: %s", img->path,
                           strerror(errno));

@@ -133,6 +133,8 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
 
         j->update = NULL;   /* frees itself after this call */
         if (d) {
+                if (r->upload.path_mtu)
+                        d->path_mtu = r->upload.path_mtu;
                 if (r->after.n_slots > 0) {
                         d->slots = r->after;
                         d->slots_dirty = true;
@@ -242,11 +244,14 @@ static void on_upload_progress(struct smp_upload *u, const struct smp_upload_pro
 /* The update procedure proper, on the attempt's session. */
 static int job_update_start(struct job *j) {
         const struct image *img = j->image_mapped;
+        const struct device *d = j->device;
         const struct smp_update_params params = {
                 .data = img->map,
                 .len = img->map_len,
                 .mode = j->mode,
                 .swap_timeout_usec = j->manager->config->job_swap_timeout_usec,
+                /* the path limit the device's last upload found, checked again */
+                .path_mtu = d ? d->path_mtu : 0,
                 .upload_progress = on_upload_progress,
                 .step = on_update_step,
                 .done = on_update_done,

@@ -192,7 +192,7 @@ static void rest_events_on_event(struct manager *m, const struct manager_event *
                 log_warning("REST: cannot describe a %s event; not sent", event_names[ev->type]);
                 return;
         }
-        data = json_dumps(o, JSON_COMPACT);
+        data = json_dumps(o, REST_JSON_DUMP_FLAGS);
         json_decref(o);
         if (!data)
                 return;

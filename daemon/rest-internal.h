@@ -19,6 +19,11 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+/* How REST writes JSON numbers that are not integers (progress, rate):
+ * six significant digits, as smpgwctl prints the same values, so one
+ * value has one spelling and no 17-digit float noise. */
+#define REST_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
 #include <microhttpd.h>
 #include <systemd/sd-event.h>
 

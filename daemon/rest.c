@@ -93,7 +93,7 @@ int rest_reply_text(struct rest_request *req, unsigned status, const char *conte
 
 static char *json_dumps_line(json_t *body) {
         /* A trailing newline keeps curl output and shell pipelines tidy. */
-        char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *text = json_dumps(body, REST_JSON_DUMP_FLAGS | JSON_ENCODE_ANY);
         size_t len;
         char *line;
 
@@ -498,13 +498,26 @@ static bool rest_authorized(struct rest *r, struct MHD_Connection *c) {
         return match;
 }
 
+struct token_digests {
+        uint8_t (*digests)[SHA256_DIGEST_LENGTH];
+        size_t n;
+};
+
+static int add_token_digest(const char *token, size_t len, void *userdata) {
+        struct token_digests *t = userdata;
+        void *p = realloc(t->digests, (t->n + 1) * sizeof(*t->digests));
+
+        if (!p)
+                return log_error_errno(-ENOMEM, "REST: out of memory reading the tokens file");
+        t->digests = p;
+        SHA256((const unsigned char *) token, len, t->digests[t->n++]);
+        return 0;
+}
+
 static int rest_load_tokens(struct rest *r) {
         const char *path = r->manager->config->rest_tokens_file;
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ uint8_t(*digests)[SHA256_DIGEST_LENGTH] = NULL;
-        _cleanup_free_ char *line = NULL;
-        size_t n = 0, line_size = 0;
-        ssize_t len;
+        struct token_digests t = {};
+        int k;
 
         if (!path) {
                 r->auth_required = false;
@@ -514,36 +527,21 @@ static int rest_load_tokens(struct rest *r) {
                 return 0;
         }
 
-        f = fopen(path, "re");
-        if (!f)
-                return log_error_errno(-errno, "REST: cannot read the tokens file '%s': %m", path);
-        while ((len = getline(&line, &line_size, f)) >= 0) {
-                char *s = line, *e = line + len;
-                void *p;
-
-                while (e > s && isspace((unsigned char) e[-1]))
-                        e--;
-                while (s < e && isspace((unsigned char) *s))
-                        s++;
-                if (s == e || *s == '#')
-                        continue;
-                p = realloc(digests, (n + 1) * sizeof(*digests));
-                if (!p)
-                        return log_error_errno(-ENOMEM, "REST: out of memory reading '%s'", path);
-                digests = p;
-                SHA256((const unsigned char *) s, (size_t) (e - s), digests[n++]);
+        /* Bounded (CONFIG_TOKENS_FILE_MAX), a regular file only, errors
+         * logged with the line: tokens_file=/dev/zero must not eat the
+         * memory. */
+        k = config_tokens_load(path, add_token_digest, &t);
+        if (k < 0) {
+                free(t.digests);
+                return k;
         }
-        if (ferror(f))
-                return log_error_errno(-EIO, "REST: cannot read the tokens file '%s': %m", path);
-        if (line)
-                OPENSSL_cleanse(line, line_size);
-        if (n == 0)
+        if (t.n == 0)
                 log_warning("REST: the tokens file '%s' holds no token: every request but /api/v1/health is refused",
                             path);
 
         free(r->token_digests);
-        r->token_digests = TAKE_PTR(digests);
-        r->n_tokens = n;
+        r->token_digests = t.digests;
+        r->n_tokens = t.n;
         r->auth_required = true;
         return 0;
 }
@@ -931,30 +929,11 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ret, sockle
 }
 
 static int read_pem(const char *path, char **ret) {
-        _cleanup_fclose_ FILE *f = NULL;
-        _cleanup_free_ char *buf = NULL;
-        size_t len = 0, size = 0;
-        struct stat st;
+        size_t size;
 
-        f = fopen(path, "re");
-        if (!f)
-                return -errno;
-        if (fstat(fileno(f), &st) < 0)
-                return -errno;
         /* A PEM certificate chain or key is a few KiB; anything huge is
-         * not one. */
-        if (st.st_size > 1024 * 1024)
-                return -EFBIG;
-        size = (size_t) st.st_size + 1;
-        buf = malloc(size);
-        if (!buf)
-                return -ENOMEM;
-        len = fread(buf, 1, size - 1, f);
-        if (ferror(f))
-                return -EIO;
-        buf[len] = '\0';
-        *ret = TAKE_PTR(buf);
-        return 0;
+         * not one, and a FIFO must not stall the start. */
+        return config_read_file(path, CONFIG_PEM_FILE_MAX, ret, &size);
 }
 
 int rest_start(struct manager *m, struct rest **ret) {

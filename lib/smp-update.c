@@ -522,6 +522,8 @@ static void step_upload(struct smp_update *u) {
                 .image = u->p.image,
                 .window = u->p.window,
                 .chunk = u->p.chunk,
+                /* after a reconnect, what the attempt before learned */
+                .path_mtu = u->result.upload.path_mtu ?: u->p.path_mtu,
                 .timeout_usec = u->p.chunk_timeout_usec,
                 .progress = on_upload_progress,
                 .done = on_upload_done,

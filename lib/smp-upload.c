@@ -9,6 +9,7 @@
 #include "smpgw/smp-img.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-upload.h"
+#include "plpmtu.h"
 #include "util.h"
 
 /* Without mcumgr parameters (the command is optional in Zephyr), assume
@@ -19,12 +20,25 @@
 #define CHUNK_TIMEOUT_MIN_USEC (250u * 1000u)
 #define CHUNK_TIMEOUT_MAX_USEC (20u * 1000u * 1000u)
 #define PARAMS_TIMEOUT_USEC (3u * 1000u * 1000u)
+/* Floor of a probe's timeout: a probe lost is mostly noticed sooner, by
+ * an answer to a packet sent after it; the timer is for when nothing
+ * else is in flight (--window 1, the end of the file). */
+#define PROBE_TIMEOUT_MIN_USEC (50u * 1000u)
+/* Where probes go: see send_probe(). */
+#define PROBE_OFF 1u
 
 struct chunk {
         struct smp_upload *upload;
         struct chunk *next;
         uint64_t off;
         size_t len;
+        size_t packet;               /* bytes of the whole SMP packet */
+        uint64_t sent_no;            /* order of sending, probes included */
+        /* A probe sent while the first chunk waited out the slot erase
+         * (with its timeout): lost unless answered by deadline_usec
+         * (CLOCK_MONOTONIC), set when the first chunk's answer comes. */
+        bool beside_first;
+        uint64_t deadline_usec;      /* UINT64_MAX: none but the request's timeout */
         struct smp_request *req;
 };
 
@@ -35,16 +49,24 @@ struct smp_upload {
 
         struct smp_request *params_req;
         struct chunk *chunks;        /* in flight, in send order */
-        unsigned in_flight;
+        unsigned in_flight;          /* chunks, not probes */
+        uint64_t sent_count;
 
         size_t budget;               /* bytes a whole SMP packet may take */
         size_t chunk_max;            /* data bytes of a full later chunk */
+        /* The link does not fragment and no chunk size was given: chunks
+         * are sized by the path's packet limit, which probes find. */
+        bool pmtud;
+        bool probing_possible;       /* the file is long enough for a probe of max */
+        struct plpmtu pmtu;
+        struct chunk *probes;        /* in flight, in send order, taking window slots */
+        unsigned probes_in_flight;
+        sd_event_source *probe_timer; /* the deadlines of probes sent beside the first chunk */
         unsigned window, window_max, clean_answers;
 
         uint64_t acked;              /* the device has everything below */
         uint64_t next_off;           /* next offset to send */
         bool first_outstanding;      /* the off=0 chunk is in flight */
-        bool small_first;            /* the off=0 chunk is kept to FIRST_CHUNK_DATA_MAX */
         bool resyncing;              /* draining after a mismatch or loss */
         bool resync_known;
         uint64_t resync_off;
@@ -67,18 +89,39 @@ static uint64_t now_usec(struct smp_upload *u) {
         return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }
 
-static void chunks_cancel_all(struct smp_upload *u) {
-        while (u->chunks) {
-                struct chunk *c = u->chunks;
-                u->chunks = c->next;
+static void chunk_list_free(struct chunk **list) {
+        while (*list) {
+                struct chunk *c = *list;
+                *list = c->next;
                 smp_request_cancel(c->req);
                 free(c);
         }
+}
+
+static void chunk_list_append(struct chunk **list, struct chunk *c) {
+        while (*list)
+                list = &(*list)->next;
+        *list = c;
+}
+
+static void chunk_list_remove(struct chunk **list, struct chunk *c) {
+        for (; *list; list = &(*list)->next)
+                if (*list == c) {
+                        *list = c->next;
+                        return;
+                }
+}
+
+static void chunks_cancel_all(struct smp_upload *u) {
+        chunk_list_free(&u->chunks);
         u->in_flight = 0;
+        chunk_list_free(&u->probes);
+        u->probes_in_flight = 0;
 }
 
 static void upload_free(struct smp_upload *u) {
         chunks_cancel_all(u);
+        u->probe_timer = sd_event_source_disable_unref(u->probe_timer);
         smp_request_cancel(u->params_req);
         free(u);
 }
@@ -104,6 +147,7 @@ static void finish(struct smp_upload *u, int error) {
         u->result.elapsed_usec = now_usec(u) - u->start_usec;
         u->result.rate = run_rate(u);
         u->result.chunk = u->chunk_max;
+        u->result.path_mtu = u->pmtud ? u->pmtu.confirmed : 0;
         if (u->p.done)
                 u->p.done(u, &u->result, u->p.userdata);
         upload_free(u);
@@ -143,7 +187,25 @@ static uint64_t chunk_timeout(struct smp_upload *u) {
         return MIN(t, (uint64_t) CHUNK_TIMEOUT_MAX_USEC);
 }
 
+static uint64_t first_timeout(const struct smp_upload *u) {
+        return u->p.first_timeout_usec ? u->p.first_timeout_usec : SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC;
+}
+
+/* A probe's answer takes a round trip, like a chunk's, and a probe lost
+ * costs no resend: no floor of a quarter second, no back-off. */
+static uint64_t probe_timeout(struct smp_upload *u) {
+        struct smp_session_stats st;
+        smp_session_get_stats(u->session, &st);
+        /* behind the first chunk, it waits out the slot erase too */
+        if (u->first_outstanding || st.srtt_usec == 0 || u->p.timeout_usec)
+                return u->first_outstanding ? first_timeout(u) : chunk_timeout(u);
+        uint64_t t = MAX(st.srtt_usec + 4 * st.rttvar_usec, 2 * st.srtt_usec);
+        return MAX(t, (uint64_t) PROBE_TIMEOUT_MIN_USEC);
+}
+
 static void on_chunk_done(struct smp_session *s, int error, const struct smp_header *hdr,
+                          const uint8_t *body, size_t len, void *userdata);
+static void on_probe_done(struct smp_session *s, int error, const struct smp_header *hdr,
                           const uint8_t *body, size_t len, void *userdata);
 
 /* The request for a chunk at off: a chunk at offset 0 is a first chunk
@@ -166,41 +228,50 @@ static struct smp_img_upload_req chunk_request(const struct smp_upload *u, uint6
         return req;
 }
 
-/* The first chunk waits out the slot erase (40 s), so a first chunk lost
- * because the path is narrower than the link MTU we assumed (a UDP
- * datagram crossing a 6LoWPAN/Thread border router, 1280-byte IPv6
- * MTU) would cost that long per budget shrink.  It is kept small enough
- * for any path; later chunks, full size, find the path's limit with
- * round-trip timeouts.  Zephyr needs the image header (32 bytes) in it. */
-#define FIRST_CHUNK_DATA_MAX 512u
+/* The largest SMP packet a chunk at off may take.  The first chunk waits
+ * out the slot erase (40 s), so losing it to a path narrower than we
+ * assumed (a UDP datagram crossing a 6LoWPAN/Thread border router or a
+ * VPN) would cost that long: it never takes more than the base size any
+ * path carries, even when a seed says more.  Zephyr needs the image
+ * header (32 bytes) in it, which fits. */
+static size_t packet_limit(const struct smp_upload *u, uint64_t off) {
+        if (!u->pmtud)
+                return u->budget;
+        return off == 0 ? MIN(u->pmtu.confirmed, u->pmtu.base) : u->pmtu.confirmed;
+}
 
-/* Data bytes for a chunk at off within the budget. */
-static int chunk_size_at(struct smp_upload *u, uint64_t off, size_t *ret) {
+/* Data bytes for a chunk at off within packet bytes. */
+static int chunk_size_at(struct smp_upload *u, uint64_t off, size_t packet, size_t *ret) {
         struct smp_img_upload_req req = chunk_request(u, off, 0);
         size_t n;
-        int e = smp_img_upload_max_data(&req, u->budget, &n);
+        int e = smp_img_upload_max_data(&req, packet, &n);
         if (e < 0)
                 return e;
         if (u->p.chunk)
                 n = MIN(n, u->p.chunk);
-        if (off == 0 && u->small_first)
-                n = MIN(n, (size_t) FIRST_CHUNK_DATA_MAX);
         *ret = MIN(n, (size_t) (u->p.len - off));
         return 0;
 }
 
-static int send_chunk(struct smp_upload *u, uint64_t off) {
-        size_t n;
-        int e;
+/* chunk_max follows the packet limit as probes raise it and black holes
+ * lower it. */
+static int chunk_max_update(struct smp_upload *u) {
+        uint64_t off = u->p.len > 1 ? 1 : 0;
+        return chunk_size_at(u, off, packet_limit(u, off), &u->chunk_max);
+}
 
-        e = chunk_size_at(u, off, &n);
-        if (e < 0)
-                return e;
-        if (n == 0 && u->p.len > off)
-                return -EMSGSIZE; /* not one data byte fits: the device's buffer is too small */
+static uint64_t window_used(const struct smp_upload *u) {
+        return u->in_flight + u->probes_in_flight;
+}
 
+/* Sends n data bytes at off as an upload request; *ret is linked nowhere
+ * yet. */
+static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t timeout_usec,
+                        smp_request_done_fn done, struct chunk **ret) {
         const struct smp_img_upload_req req = chunk_request(u, off, n);
         _cleanup_free_ uint8_t *body = malloc(u->budget);
+        int e;
+
         if (!body)
                 return -ENOMEM;
         struct smp_cbor_writer w;
@@ -216,26 +287,40 @@ static int send_chunk(struct smp_upload *u, uint64_t off) {
         c->upload = u;
         c->off = off;
         c->len = n;
+        c->packet = SMP_HEADER_SIZE + (size_t) e;
+        c->sent_no = u->sent_count;
         const struct smp_request_params rp = {
                 .op = SMP_OP_WRITE,
                 .group = SMP_GROUP_IMAGE,
                 .id = SMP_IMG_CMD_UPLOAD,
                 .body = body,
                 .body_len = (size_t) e,
-                .timeout_usec = off == 0 ? (u->p.first_timeout_usec ? u->p.first_timeout_usec
-                                                                     : SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC)
-                                         : chunk_timeout(u),
+                .timeout_usec = timeout_usec,
         };
-        e = smp_session_send(u->session, &rp, on_chunk_done, c, &c->req);
+        e = smp_session_send(u->session, &rp, done, c, &c->req);
         if (e < 0) {
                 free(c);
                 return e;
         }
-        /* append */
-        struct chunk **p = &u->chunks;
-        while (*p)
-                p = &(*p)->next;
-        *p = c;
+        u->sent_count++;
+        *ret = c;
+        return 0;
+}
+
+static int send_chunk(struct smp_upload *u, uint64_t off) {
+        struct chunk *c;
+        size_t n;
+        int e;
+
+        e = chunk_size_at(u, off, packet_limit(u, off), &n);
+        if (e < 0)
+                return e;
+        if (n == 0 && u->p.len > off)
+                return -EMSGSIZE; /* not one data byte fits: the device's buffer is too small */
+        e = send_request(u, off, n, off == 0 ? first_timeout(u) : chunk_timeout(u), on_chunk_done, &c);
+        if (e < 0)
+                return e;
+        chunk_list_append(&u->chunks, c);
         u->in_flight++;
         if (off == 0)
                 u->first_outstanding = true;
@@ -243,28 +328,80 @@ static int send_chunk(struct smp_upload *u, uint64_t off) {
         return 0;
 }
 
-/* Keeps the window full. */
+/* A probe is an upload chunk of the probed size at offset 1 with the
+ * file's bytes from there.  The device is past offset 1 (a first chunk
+ * carries 32 bytes at least) or has no upload going, so it drops the
+ * data and answers with its own offset (Zephyr's and Mynewt's img_mgmt
+ * check the offset first): a probe that arrives costs its size on the
+ * link and takes a device buffer for a moment; one that is lost disturbs
+ * nothing, unlike a lost data chunk, after which the device refuses the
+ * whole window.  Were the device ever at offset 1, these are the right
+ * bytes. */
+static int send_probe(struct smp_upload *u, size_t size) {
+        struct chunk *c;
+        size_t n;
+        int e;
+
+        e = chunk_size_at(u, PROBE_OFF, size, &n);
+        if (e < 0)
+                return e;
+        e = send_request(u, PROBE_OFF, n, probe_timeout(u), on_probe_done, &c);
+        if (e < 0)
+                return e;
+        c->beside_first = u->first_outstanding;
+        c->deadline_usec = UINT64_MAX;
+        chunk_list_append(&u->probes, c);
+        u->probes_in_flight++;
+        plpmtu_probe_sent(&u->pmtu, c->packet);
+        return 0;
+}
+
+static size_t probe_wanted(const struct smp_upload *u) {
+        if (!u->pmtud || !u->probing_possible)
+                return 0;
+        /* while loss shrank the window to one packet, data first */
+        if (u->window < 2 && u->window_max >= 2)
+                return 0;
+        /* While the first chunk waits out the slot erase the link is idle:
+         * probes sent now, several sizes at once, cost no time. */
+        return plpmtu_next_probe(&u->pmtu, u->first_outstanding ? PLPMTU_FLIGHT_MAX : 1);
+}
+
+/* Keeps the window full: the probe the search wants first, then data. */
 static void pump(struct smp_upload *u) {
-        while (!u->finished && !u->resyncing && !u->first_outstanding &&
-               u->in_flight < (u->next_off == 0 ? 1u : u->window) && u->next_off < u->p.len) {
-                int e = send_chunk(u, u->next_off);
+        while (!u->finished && !u->resyncing && u->next_off < u->p.len) {
+                int e;
+                size_t probe = probe_wanted(u);
+
+                if (u->first_outstanding) {
+                        if (!probe || window_used(u) >= u->window)
+                                return;
+                        e = send_probe(u, probe);
+                        if (e == -EBUSY)
+                                return;
+                        if (e < 0) {
+                                finish(u, e);
+                                return;
+                        }
+                        continue;
+                }
+                if (u->next_off == 0 ? u->in_flight > 0 : window_used(u) >= u->window)
+                        return;
+                if (probe && u->next_off > 0)
+                        e = send_probe(u, probe);
+                else
+                        e = send_chunk(u, u->next_off);
                 if (e == -EBUSY)
                         return; /* sequence numbers exhausted: wait for answers */
                 if (e < 0) {
                         finish(u, e);
                         return;
                 }
-                if (u->next_off == u->p.len || u->first_outstanding)
-                        break;
         }
 }
 
 static void chunk_remove(struct smp_upload *u, struct chunk *c) {
-        for (struct chunk **p = &u->chunks; *p; p = &(*p)->next)
-                if (*p == c) {
-                        *p = c->next;
-                        break;
-                }
+        chunk_list_remove(&u->chunks, c);
         u->in_flight--;
         if (c->off == 0)
                 u->first_outstanding = false;
@@ -285,11 +422,16 @@ static void resync_done(struct smp_upload *u) {
         u->resyncing = false;
         /* Nothing at all came back, twice in a row: the packets may be too
          * large for the path (an MTU nobody told us about drops them
-         * silently).  Smaller chunks cost a little; never finishing costs
-         * the upload. */
-        if (!u->resync_known && u->failures >= 2 && u->budget > BUDGET_FLOOR && !u->p.chunk) {
+         * silently, the path changed, a seed was wrong).  Smaller chunks
+         * cost a little; never finishing costs the upload.  With path MTU
+         * discovery that is a black hole (lib/plpmtu.h); links that
+         * fragment shrink their packets as they always did. */
+        if (!u->resync_known && u->pmtud) {
+                if (plpmtu_data_lost(&u->pmtu))
+                        (void) chunk_max_update(u);
+        } else if (!u->resync_known && u->failures >= 2 && u->budget > BUDGET_FLOOR && !u->p.chunk) {
                 u->budget = MAX(u->budget * 3 / 4, (size_t) BUDGET_FLOOR);
-                (void) chunk_size_at(u, u->p.len > 1 ? 1 : 0, &u->chunk_max);
+                (void) chunk_max_update(u);
         }
         uint64_t from = u->resync_known ? u->resync_off : u->acked;
         u->resync_known = false;
@@ -301,11 +443,115 @@ static void resync_done(struct smp_upload *u) {
         u->next_off = from;
 }
 
+/* A probe came back, or was lost. */
+static void probe_done(struct smp_upload *u, struct chunk *c, bool arrived) {
+        size_t packet = c->packet;
+
+        chunk_list_remove(&u->probes, c);
+        u->probes_in_flight--;
+        smp_request_cancel(c->req);
+        free(c);
+        if (arrived)
+                plpmtu_probe_acked(&u->pmtu, packet);
+        else
+                plpmtu_probe_lost(&u->pmtu, packet);
+        (void) chunk_max_update(u);
+}
+
+/* The device handles requests in the order they arrive and answers in
+ * that order: an answer to a packet sent after a probe, before the
+ * probe's, means the probe was lost; no need to wait for its timer. */
+static void probes_overtaken(struct smp_upload *u, uint64_t answered_sent_no) {
+        while (u->probes && u->probes->sent_no < answered_sent_no)
+                probe_done(u, u->probes, false);
+}
+
+static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
+/* Arms the timer for the earliest probe deadline; failing that, the
+ * requests' own timeouts still end the probes. */
+static void probe_timer_arm(struct smp_upload *u) {
+        uint64_t next = UINT64_MAX;
+
+        for (struct chunk *c = u->probes; c; c = c->next)
+                next = MIN(next, c->deadline_usec);
+        if (next == UINT64_MAX) {
+                if (u->probe_timer)
+                        (void) sd_event_source_set_enabled(u->probe_timer, SD_EVENT_OFF);
+                return;
+        }
+        if (!u->probe_timer) {
+                if (sd_event_add_time(smp_session_get_event(u->session), &u->probe_timer, CLOCK_MONOTONIC,
+                                      next, 1000, on_probe_timer, u) < 0)
+                        return;
+        } else
+                (void) sd_event_source_set_time(u->probe_timer, next);
+        (void) sd_event_source_set_enabled(u->probe_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_probe_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        struct smp_upload *u = userdata;
+        uint64_t now = now_usec(u);
+
+        for (struct chunk *c = u->probes, *n; c; c = n) {
+                n = c->next;
+                if (c->deadline_usec <= now)
+                        probe_done(u, c, false);
+        }
+        probe_timer_arm(u);
+        pump(u);
+        return 0;
+}
+
+/* The first chunk's answer came: the probes sent beside it were handled
+ * right after it, so their answers follow within a round trip or never
+ * (their own timeout is the first chunk's, the erase's).  Without this,
+ * lost ones would hold window slots that long when no data gets answered
+ * either (a seed too large for the path). */
+static void probes_after_first(struct smp_upload *u) {
+        uint64_t deadline = now_usec(u) + probe_timeout(u);
+
+        for (struct chunk *c = u->probes; c; c = c->next)
+                if (c->beside_first && c->deadline_usec == UINT64_MAX)
+                        c->deadline_usec = deadline;
+        probe_timer_arm(u);
+}
+
+static void on_probe_done(struct smp_session *s, int error, const struct smp_header *hdr,
+                          const uint8_t *body, size_t len, void *userdata) {
+        struct chunk *c = userdata;
+        struct smp_upload *u = c->upload;
+
+        c->req = NULL; /* completed: not ours to cancel any more */
+        if (error == -ECONNRESET) {
+                finish(u, error);
+                return;
+        }
+        uint64_t sent_no = c->sent_no;
+        if (error == 0)
+                probes_overtaken(u, sent_no);
+        /* Any answer, even an error (Mynewt refuses an offset when no
+         * upload is going), means the probe arrived. */
+        probe_done(u, c, error == 0);
+
+        /* The same order tells that the first chunk, sent before this
+         * probe and not answered, was lost (or its answer was): no need to
+         * wait out the erase timeout.  Sent again, it is answered with the
+         * device's offset either way. */
+        struct chunk *first = u->first_outstanding ? u->chunks : NULL;
+        if (error == 0 && first && first->off == 0 && first->sent_no < sent_no) {
+                smp_request_cancel(first->req);
+                on_chunk_done(s, -ETIMEDOUT, NULL, NULL, 0, first); /* may free u */
+                return;
+        }
+        pump(u);
+}
+
 static void on_chunk_done(struct smp_session *s, int error, const struct smp_header *hdr,
                           const uint8_t *body, size_t len, void *userdata) {
         struct chunk *c = userdata;
         struct smp_upload *u = c->upload;
-        uint64_t c_off = c->off, c_end = c->off + c->len;
+        uint64_t c_off = c->off, c_end = c->off + c->len, c_sent_no = c->sent_no;
 
         c->req = NULL; /* completed: not ours to cancel any more */
         chunk_remove(u, c);
@@ -313,6 +559,12 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
         if (error == -ECONNRESET) {
                 finish(u, error);
                 return;
+        }
+        if (error == 0 && u->pmtud) {
+                plpmtu_data_acked(&u->pmtu);
+                probes_overtaken(u, c_sent_no);
+                if (c_off == 0)
+                        probes_after_first(u);
         }
         if (error < 0 && c_end <= u->acked) {
                 /* only the answer was lost: a later answer already went
@@ -398,9 +650,17 @@ static int start_chunks(struct smp_upload *u) {
         u->budget = budget;
         /* Links that fragment (BLE, CoAP block-wise) have no path MTU to
          * run into; a --chunk given by the user is taken as it is. */
-        u->small_first = !info.fragments && !u->p.chunk;
+        u->pmtud = !info.fragments && !u->p.chunk;
+        if (u->pmtud) {
+                plpmtu_init(&u->pmtu, budget, u->p.path_mtu);
+                /* a probe of the largest size must lie within the file */
+                struct smp_img_upload_req req = chunk_request(u, PROBE_OFF, 0);
+                size_t n;
+                u->probing_possible = u->p.len > PROBE_OFF && smp_img_upload_max_data(&req, budget, &n) >= 0 &&
+                                      n <= u->p.len - PROBE_OFF;
+        }
 
-        e = chunk_size_at(u, u->p.len > 1 ? 1 : 0, &u->chunk_max);
+        e = chunk_max_update(u);
         if (e < 0)
                 return e;
         unsigned w = u->p.window ? u->p.window : (u->result.buf_count > 1 ? u->result.buf_count - 1 : 1);

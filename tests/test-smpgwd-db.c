@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "daemon/config.h"   /* not the build root's config.h */
+#include "db-internal.h"   /* struct db: its connection, for reading while it is open */
 #include "db-migrations.h"
 #include "db.h"
 #include "log.h"
@@ -153,6 +154,20 @@ static void raw_exec(sqlite3 *s, const char *sql) {
                 fprintf(stderr, "%s: %s\n", sql, msg);
                 abort();
         }
+}
+
+/* The daemon's own connection: while it is open, no other connection can
+ * read the file (exclusive locking mode, db.c). */
+static int64_t own_int(struct db *db, const char *sql) {
+        return raw_int(db->sqlite, sql);
+}
+
+static char *own_text(struct db *db, const char *sql) {
+        return raw_text(db->sqlite, sql);
+}
+
+static void own_exec(struct db *db, const char *sql) {
+        raw_exec(db->sqlite, sql);
 }
 
 static int64_t path_int(const char *db_path, const char *sql) {
@@ -296,7 +311,26 @@ static void test_fresh_create(void) {
         ASSERT_OK(db_open(path, &db));
         ASSERT_OK(stat(sub, &st));
         ASSERT_EQ(st.st_mode & 0777, 0750);
-        ASSERT_EQ(path_int(path, "PRAGMA user_version"), db_schema_version());
+        ASSERT_EQ(own_int(db, "PRAGMA user_version"), db_schema_version());
+        /* Exclusive locking mode: the WAL index lives in our heap, so there
+         * is no -shm file whose shared mapping could SIGBUS, and no other
+         * connection can read while the daemon has the file. */
+        _cleanup_free_ char *shm = xasprintf("%s-shm", path);
+        ASSERT_TRUE(access(shm, F_OK) < 0 && errno == ENOENT);
+        {
+                sqlite3 *s = raw_open(path);
+                sqlite3_stmt *stmt = NULL;
+                int rc = sqlite3_prepare_v2(s, "SELECT count(*) FROM devices", -1, &stmt, NULL);
+                if (rc == SQLITE_OK)
+                        rc = sqlite3_step(stmt);
+                ASSERT_EQ(rc, SQLITE_BUSY);
+                sqlite3_finalize(stmt);
+                sqlite3_close(s);
+        }
+        _cleanup_free_ char *msg = NULL;
+        ASSERT_EQ(db_check(db, &msg), 0);
+        ASSERT_OK(db_checkpoint(db));
+        db_close(db);
         {
                 sqlite3 *s = raw_open(path);
                 _cleanup_free_ char *mode = raw_text(s, "PRAGMA journal_mode");
@@ -306,10 +340,6 @@ static void test_fresh_create(void) {
                           5);
                 sqlite3_close(s);
         }
-        _cleanup_free_ char *msg = NULL;
-        ASSERT_EQ(db_check(db, &msg), 0);
-        ASSERT_OK(db_checkpoint(db));
-        db_close(db);
         tmpdir_free(dir);
 }
 
@@ -538,14 +568,19 @@ static void test_round_trip(void) {
         ASSERT_TRUE(!done->dirty);
 
         /* Nullable columns hold NULL, not 0, for "none". */
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM jobs WHERE rollout_id IS NULL AND "
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM jobs WHERE rollout_id IS NULL AND "
                                                 "started IS NULL AND next_attempt IS NULL"),
                   1);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM devices WHERE rssi IS NULL AND "
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices WHERE rssi IS NULL AND "
                                                 "last_probe IS NULL AND buf_size IS NULL"),
                   1);
         test_manager_free(m);
         tmpdir_free(dir);
+}
+
+static int count_commit(void *userdata) {
+        (*(unsigned *) userdata)++;
+        return 0;
 }
 
 static void test_flush_writes_dirty_only(void) {
@@ -553,14 +588,13 @@ static void test_flush_writes_dirty_only(void) {
         struct manager *m = test_manager_open(dir);
         struct device *a = add_device(m, "udp:10.0.0.1:1337");
         struct device *b = add_device(m, "udp:10.0.0.2:1337");
-        _cleanup_free_ char *path = strdup(m->config->db_path);
 
-        /* Nothing dirty: no transaction at all (data_version moves for
-         * every commit another connection makes). */
-        sqlite3 *watch = raw_open(path);
-        int64_t version = raw_int(watch, "PRAGMA data_version");
+        /* Nothing dirty: no transaction at all (the commit hook counts
+         * every COMMIT, empty ones too). */
+        unsigned commits = 0;
+        sqlite3_commit_hook(m->db->sqlite, count_commit, &commits);
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(raw_int(watch, "PRAGMA data_version"), version);
+        ASSERT_EQ(commits, 0);
 
         a->name = strdup("renamed");
         a->dirty = true;
@@ -570,17 +604,15 @@ static void test_flush_writes_dirty_only(void) {
         a->slots_dirty = true;
         ASSERT_OK(db_flush(m->db, m));
         ASSERT_TRUE(!a->dirty && !a->slots_dirty && !b->dirty);
-        ASSERT_TRUE(raw_int(watch, "PRAGMA data_version") != version);
-        sqlite3_close(watch);
+        ASSERT_EQ(commits, 1);
+        sqlite3_commit_hook(m->db->sqlite, NULL, NULL);
 
-        sqlite3 *s = raw_open(path);
-        _cleanup_free_ char *an = raw_text(s, "SELECT name FROM devices WHERE conn = 'udp:10.0.0.1:1337'");
-        _cleanup_free_ char *bn = raw_text(s, "SELECT name FROM devices WHERE conn = 'udp:10.0.0.2:1337'");
-        _cleanup_free_ char *hash = raw_text(s, "SELECT hash FROM device_slots");
+        _cleanup_free_ char *an = own_text(m->db, "SELECT name FROM devices WHERE conn = 'udp:10.0.0.1:1337'");
+        _cleanup_free_ char *bn = own_text(m->db, "SELECT name FROM devices WHERE conn = 'udp:10.0.0.2:1337'");
+        _cleanup_free_ char *hash = own_text(m->db, "SELECT hash FROM device_slots");
         ASSERT_STREQ(an, "renamed");
         ASSERT_STREQ(bn, "(null)");
         ASSERT_STREQ(hash, "00000000");
-        sqlite3_close(s);
 
         /* Slots replaced, not added to. */
         a->slots.slots[0].version[0] = '3';
@@ -588,13 +620,13 @@ static void test_flush_writes_dirty_only(void) {
         a->slots.n_slots = 2;
         a->slots_dirty = true;
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM device_slots"), 2);
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM device_slots WHERE version LIKE '3.%'"), 2);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM device_slots"), 2);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM device_slots WHERE version LIKE '3.%'"), 2);
         test_manager_free(m);
         tmpdir_free(dir);
 }
 
-static void test_flush_busy_keeps_flags(void) {
+static void test_flush_failure_keeps_flags(void) {
         char *dir = tmpdir_new();
         struct manager *m = test_manager_open(dir);
         struct device *a = add_device(m, "udp:10.0.0.1:1337");
@@ -607,28 +639,24 @@ static void test_flush_busy_keeps_flags(void) {
         a->dirty = true;
         j->bytes_sent = 4096;
         j->dirty = true;
-        db_history_add(m->db, 1, "test", a->id, NULL, j->id, "while locked");
+        db_history_add(m->db, 1, "test", a->id, NULL, j->id, "first");
 
-        /* An outside writer holds the write lock: the busy timeout runs
-         * out and the flush fails without losing anything. */
+        /* An outside program cannot take the write lock from us (nor
+         * read): the daemon holds it for as long as the file is open. */
         sqlite3 *s = raw_open(m->config->db_path);
-        raw_exec(s, "BEGIN IMMEDIATE");
-        ASSERT_EQ(db_flush(m->db, m), -EBUSY);
-        ASSERT_TRUE(a->dirty && j->dirty);
-        raw_exec(s, "ROLLBACK");
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events"), 0);
-
+        ASSERT_EQ(sqlite3_exec(s, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_BUSY);
+        sqlite3_close(s);
         ASSERT_OK(db_flush(m->db, m));
         ASSERT_TRUE(!a->dirty && !j->dirty);
-        ASSERT_EQ(raw_int(s, "SELECT bytes_sent FROM jobs"), 4096);
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE state = 'unreachable'"), 1);
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events WHERE message = 'while locked'"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT bytes_sent FROM jobs"), 4096);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices WHERE state = 'unreachable'"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events WHERE message = 'first'"), 1);
 
         /* A statement failing midway through the flush (here a trigger)
          * takes the whole transaction back, the device written before it
-         * included. */
-        raw_exec(s, "CREATE TRIGGER refuse BEFORE UPDATE ON jobs WHEN NEW.bytes_sent = 666 "
-                    "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+         * included.  (Disk faults: test_storage_faults.) */
+        own_exec(m->db, "CREATE TRIGGER refuse BEFORE UPDATE ON jobs WHEN NEW.bytes_sent = 666 "
+                        "BEGIN SELECT RAISE(ABORT, 'refused'); END");
         a->state = DEVICE_ABSENT;
         a->dirty = true;
         j->bytes_sent = 666;
@@ -636,15 +664,14 @@ static void test_flush_busy_keeps_flags(void) {
         db_history_add(m->db, 2, "test", a->id, NULL, j->id, "second");
         ASSERT_TRUE(db_flush(m->db, m) < 0);
         ASSERT_TRUE(a->dirty && j->dirty);
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE state = 'unreachable'"), 1);
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices WHERE state = 'unreachable'"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events"), 1);
 
-        raw_exec(s, "DROP TRIGGER refuse");
+        own_exec(m->db, "DROP TRIGGER refuse");
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE state = 'absent'"), 1);
-        ASSERT_EQ(raw_int(s, "SELECT bytes_sent FROM jobs"), 666);
-        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events"), 2);
-        sqlite3_close(s);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices WHERE state = 'absent'"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT bytes_sent FROM jobs"), 666);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events"), 2);
         test_manager_free(m);
         tmpdir_free(dir);
 }
@@ -687,12 +714,12 @@ static void test_history(void) {
         ASSERT_STREQ(seen.messages[1], "row 4103");
 
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM events"), DB_HISTORY_QUEUE_MAX);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT min(time) FROM events"), 1010);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events"), DB_HISTORY_QUEUE_MAX);
+        ASSERT_EQ(own_int(m->db, "SELECT min(time) FROM events"), 1010);
         int64_t with_image = 0;
         for (unsigned i = 10; i < DB_HISTORY_QUEUE_MAX + 10; i++)
                 with_image += i % 3 == 0;
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM events WHERE image_id IS NOT NULL"),
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events WHERE image_id IS NOT NULL"),
                   with_image);
 
         seen = (struct history_seen) {};
@@ -737,11 +764,10 @@ static void test_device_delete_cascades(void) {
 
         ASSERT_OK(db_device_delete(m->db, a_id));
         ASSERT_EQ(db_device_delete(m->db, a_id), -ENOENT);
-        const char *p = m->config->db_path;
-        ASSERT_EQ(path_int(p, "SELECT count(*) FROM devices"), 1);
-        ASSERT_EQ(path_int(p, "SELECT count(*) FROM device_slots"), 0);
-        ASSERT_EQ(path_int(p, "SELECT count(*) FROM jobs"), 1);
-        ASSERT_EQ(path_int(p, "SELECT count(*) FROM events"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM device_slots"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM jobs"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events"), 1);
         /* ... and its queued history went too. */
         struct history_seen seen = {};
         ASSERT_OK(db_history_list(m->db, a_id, 0, 0, history_collect, &seen));
@@ -749,7 +775,7 @@ static void test_device_delete_cascades(void) {
 
         /* A job row, directly. */
         ASSERT_OK(db_job_delete(m->db, m->jobs[1]->id));
-        ASSERT_EQ(path_int(p, "SELECT count(*) FROM jobs"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM jobs"), 0);
         /* A device must exist for a job. */
         struct job bad = { .device_id = 999, .mode = SMP_UPDATE_TEST_ONLY, .max_attempts = 1 };
         snprintf(bad.image_id, sizeof(bad.image_id), "%s", ID_P256);
@@ -819,17 +845,17 @@ static void test_upgrade_from_v2_keeps_rows(void) {
         sqlite3_close(s);
 
         struct manager *m = test_manager_open(dir);
-        ASSERT_EQ(path_int(path, "PRAGMA user_version"), (int64_t) db_schema_version());
+        ASSERT_EQ(own_int(m->db, "PRAGMA user_version"), (int64_t) db_schema_version());
         ASSERT_EQ(m->n_devices, 1u);
         ASSERT_EQ(m->devices[0]->id, 7u);
         ASSERT_EQ(m->devices[0]->slots.n_slots, 1u);
         ASSERT_EQ(m->n_jobs, 1u);
         ASSERT_EQ(m->jobs[0]->id, 9u);
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
         /* Foreign keys are on again: a delete cascades. */
         ASSERT_OK(db_device_delete(m->db, 7));
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM device_slots"), 0);
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM jobs"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM device_slots"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM jobs"), 0);
         struct device *d = add_device(m, "udp:10.0.0.8:1337");
         ASSERT_TRUE(d->id > 7);
         test_manager_free(m);
@@ -860,8 +886,8 @@ static void test_upgrade_from_v3_keeps_rows(void) {
         sqlite3_close(s);
 
         struct manager *m = test_manager_open(dir);
-        ASSERT_EQ(path_int(path, "PRAGMA user_version"), 4);
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+        ASSERT_EQ(own_int(m->db, "PRAGMA user_version"), 4);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                                  "name = 'job_slots_before'"),
                   1);
         ASSERT_EQ(m->n_devices, 1u);
@@ -879,8 +905,8 @@ static void test_upgrade_from_v3_keeps_rows(void) {
         };
         queued->before_dirty = true;
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM job_slots_before WHERE job_id = 10"), 1);
-        ASSERT_EQ(path_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM job_slots_before WHERE job_id = 10"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
         test_manager_free(m);
         free(path);
         tmpdir_free(dir);
@@ -916,7 +942,7 @@ static void test_job_slots_before(void) {
         }
         ASSERT_OK(db_flush(m->db, m));
         ASSERT_TRUE(!j->before_dirty);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM job_slots_before"), 4);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM job_slots_before"), 4);
         uint64_t job_id = j->id;
         test_manager_free(m);
 
@@ -935,7 +961,7 @@ static void test_job_slots_before(void) {
         /* A finished job judges nothing any more: not loaded, kept. */
         ASSERT_EQ(m->jobs[1]->before.n_slots, 0u);
         ASSERT_OK(db_job_delete(m->db, job_id));
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM job_slots_before"), 2);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM job_slots_before"), 2);
         test_manager_free(m);
         tmpdir_free(dir);
 }
@@ -994,7 +1020,7 @@ static void test_interrupted_attempt_not_counted(void) {
         ASSERT_EQ(interrupted.n, 1u);
         /* Written back, so the next start sees the corrected counts. */
         ASSERT_OK(db_flush(m->db, m));
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT sum(attempts) FROM jobs"), 0 + 2 + 2 + 7);
+        ASSERT_EQ(own_int(m->db, "SELECT sum(attempts) FROM jobs"), 0 + 2 + 2 + 7);
         test_manager_free(m);
         tmpdir_free(dir);
 }
@@ -1058,7 +1084,7 @@ static void test_store_add(void) {
                         snprintf(hex + 2 * i, 3, "%02x", md[i]);
                 ASSERT_STREQ(img->file_sha256, hex);
         }
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images WHERE id = '" ID_P256 "'"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images WHERE id = '" ID_P256 "'"), 1);
 
         /* The same image again: the one stored, no second copy. */
         int pfd[2];
@@ -1128,7 +1154,7 @@ static void test_store_add(void) {
         ASSERT_EQ(m->n_images, 4);
         ASSERT_EQ(dir_count(m->images_dir), 4);
         ASSERT_EQ(events.added, 4);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), 4);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images"), 4);
 
         /* Everything is there after a restart. */
         test_manager_free(m);
@@ -1154,7 +1180,7 @@ static void expect_refused(struct manager *m, const uint8_t *data, size_t len, i
         bool created = true;
         size_t n_images = m->n_images;
         unsigned files = dir_count(m->images_dir);
-        int64_t rows = path_int(m->config->db_path, "SELECT count(*) FROM images");
+        int64_t rows = own_int(m->db, "SELECT count(*) FROM images");
 
         int fd = fd_with(m->config->state_dir, data, len);
         int r = image_store_add_fd(m, fd, "x.bin", &img, &created, &reason);
@@ -1166,7 +1192,7 @@ static void expect_refused(struct manager *m, const uint8_t *data, size_t len, i
         free(reason);
         ASSERT_EQ(m->n_images, n_images);
         ASSERT_EQ(dir_count(m->images_dir), files);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), rows);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images"), rows);
 }
 
 static void test_store_refusals(void) {
@@ -1243,7 +1269,7 @@ static void test_store_refusals(void) {
         close(fd);
         ASSERT_TRUE(created && img->signed_);
         ASSERT_STREQ(img->key, "key-ecdsa-p256.pub.pem");
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images WHERE signed = 1 AND "
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images WHERE signed = 1 AND "
                                                 "key = 'key-ecdsa-p256.pub.pem'"),
                   1);
 
@@ -1308,9 +1334,9 @@ static void test_store_remove_and_map(void) {
         ASSERT_EQ(m->n_images, 0);
         ASSERT_TRUE(manager_find_image(m, id) == NULL);
         ASSERT_TRUE(access(path, F_OK) < 0 && errno == ENOENT);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), 0);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images"), 0);
         /* The finished job still says what it pushed. */
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM jobs"), 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM jobs"), 1);
         ASSERT_STREQ(j->image_id, id);
         test_manager_free(m);
 
@@ -1366,7 +1392,7 @@ static void test_store_init_cleans(void) {
         ASSERT_EQ(dir_count(m->images_dir), 2);   /* the image and notes.txt */
         _cleanup_free_ char *notes = xasprintf("%s/images/notes.txt", dir);
         ASSERT_TRUE(access(notes, F_OK) == 0);
-        ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM images"), 2);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM images"), 2);
         struct history_seen seen = {};
         ASSERT_OK(db_history_list(m->db, 0, 0, 0, history_collect, &seen));
         ASSERT_EQ(seen.n, 1);
@@ -1426,14 +1452,17 @@ static void test_crash_consistency(void) {
                 ASSERT_EQ(waitpid(pid, &status, 0), pid);
                 ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 
-                m = test_manager_open(dir);
-                _cleanup_free_ char *msg = NULL;
-                ASSERT_EQ(db_check(m->db, &msg), 0);
-                sqlite3 *s = raw_open(m->config->db_path);
+                /* The file as the kill left it, read by another program
+                 * before the daemon opens it again. */
+                _cleanup_free_ char *db_path = xasprintf("%s/smpgw.db", dir);
+                sqlite3 *s = raw_open(db_path);
                 _cleanup_free_ char *integrity = raw_text(s, "PRAGMA integrity_check");
                 ASSERT_STREQ(integrity, "ok");
                 ASSERT_EQ(raw_int(s, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
                 sqlite3_close(s);
+                m = test_manager_open(dir);
+                _cleanup_free_ char *msg = NULL;
+                ASSERT_EQ(db_check(m->db, &msg), 0);
 
                 ASSERT_EQ(m->n_jobs, CRASH_JOBS);
                 uint64_t v = m->jobs[0]->bytes_sent;
@@ -1445,7 +1474,7 @@ static void test_crash_consistency(void) {
                         ASSERT_EQ(m->devices[0]->last_seen_usec, v);
                 /* One progress row per committed flush (the first load
                  * adds a job-interrupted row per job it found running). */
-                ASSERT_EQ(path_int(m->config->db_path, "SELECT count(*) FROM events WHERE type = 'progress'"), v);
+                ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events WHERE type = 'progress'"), v);
                 ASSERT_TRUE(v >= last);
                 last = v;
                 test_manager_free(m);
@@ -1455,10 +1484,293 @@ static void test_crash_consistency(void) {
         tmpdir_free(dir);
 }
 
+/* ---- storage faults: a VFS around the real one ---- */
+
+/* Every write, sync and truncate SQLite does goes through here; the
+ * countdown picks the one that fails, and "persistent" keeps the disk
+ * failing after it (a full disk stays full, a dying card stays dead)
+ * until the test says otherwise.  Test-only state, one test at a time. */
+static struct {
+        sqlite3_vfs vfs;
+        sqlite3_vfs *real;
+        unsigned countdown;    /* 0: no fault armed */
+        bool persistent, failing;
+        int rc;                /* SQLITE_FULL or SQLITE_IOERR */
+        unsigned fired;
+} fault;
+
+struct fault_file {
+        sqlite3_file base;
+        sqlite3_file *real;    /* follows this struct in the same allocation */
+};
+
+static bool fault_now(void) {
+        if (fault.failing)
+                return true;
+        if (fault.countdown == 0 || --fault.countdown > 0)
+                return false;
+        fault.fired++;
+        fault.failing = fault.persistent;
+        return true;
+}
+
+static int fault_rc(int ioerr) {
+        return fault.rc == SQLITE_FULL ? SQLITE_FULL : ioerr;
+}
+
+#define FF(f) (((struct fault_file *) (f))->real)
+
+static int ff_close(sqlite3_file *f) {
+        int rc = FF(f)->pMethods ? FF(f)->pMethods->xClose(FF(f)) : SQLITE_OK;
+        return rc;
+}
+static int ff_read(sqlite3_file *f, void *p, int n, sqlite3_int64 off) {
+        return FF(f)->pMethods->xRead(FF(f), p, n, off);
+}
+static int ff_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off) {
+        if (fault_now())
+                return fault_rc(SQLITE_IOERR_WRITE);
+        return FF(f)->pMethods->xWrite(FF(f), p, n, off);
+}
+static int ff_truncate(sqlite3_file *f, sqlite3_int64 size) {
+        if (fault_now())
+                return fault_rc(SQLITE_IOERR_TRUNCATE);
+        return FF(f)->pMethods->xTruncate(FF(f), size);
+}
+static int ff_sync(sqlite3_file *f, int flags) {
+        if (fault_now())
+                return SQLITE_IOERR_FSYNC;
+        return FF(f)->pMethods->xSync(FF(f), flags);
+}
+static int ff_file_size(sqlite3_file *f, sqlite3_int64 *size) {
+        return FF(f)->pMethods->xFileSize(FF(f), size);
+}
+static int ff_lock(sqlite3_file *f, int l) {
+        return FF(f)->pMethods->xLock(FF(f), l);
+}
+static int ff_unlock(sqlite3_file *f, int l) {
+        return FF(f)->pMethods->xUnlock(FF(f), l);
+}
+static int ff_check_reserved(sqlite3_file *f, int *out) {
+        return FF(f)->pMethods->xCheckReservedLock(FF(f), out);
+}
+static int ff_file_control(sqlite3_file *f, int op, void *arg) {
+        return FF(f)->pMethods->xFileControl(FF(f), op, arg);
+}
+static int ff_sector_size(sqlite3_file *f) {
+        return FF(f)->pMethods->xSectorSize(FF(f));
+}
+static int ff_device_characteristics(sqlite3_file *f) {
+        return FF(f)->pMethods->xDeviceCharacteristics(FF(f));
+}
+static int ff_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **p) {
+        return FF(f)->pMethods->xShmMap(FF(f), pg, pgsz, extend, p);
+}
+static int ff_shm_lock(sqlite3_file *f, int offset, int n, int flags) {
+        return FF(f)->pMethods->xShmLock(FF(f), offset, n, flags);
+}
+static void ff_shm_barrier(sqlite3_file *f) {
+        FF(f)->pMethods->xShmBarrier(FF(f));
+}
+static int ff_shm_unmap(sqlite3_file *f, int del) {
+        return FF(f)->pMethods->xShmUnmap(FF(f), del);
+}
+static int ff_fetch(sqlite3_file *f, sqlite3_int64 off, int n, void **p) {
+        return FF(f)->pMethods->xFetch(FF(f), off, n, p);
+}
+static int ff_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p) {
+        return FF(f)->pMethods->xUnfetch(FF(f), off, p);
+}
+
+static const sqlite3_io_methods fault_io = {
+        .iVersion = 3,
+        .xClose = ff_close, .xRead = ff_read, .xWrite = ff_write, .xTruncate = ff_truncate,
+        .xSync = ff_sync, .xFileSize = ff_file_size, .xLock = ff_lock, .xUnlock = ff_unlock,
+        .xCheckReservedLock = ff_check_reserved, .xFileControl = ff_file_control,
+        .xSectorSize = ff_sector_size, .xDeviceCharacteristics = ff_device_characteristics,
+        .xShmMap = ff_shm_map, .xShmLock = ff_shm_lock, .xShmBarrier = ff_shm_barrier,
+        .xShmUnmap = ff_shm_unmap, .xFetch = ff_fetch, .xUnfetch = ff_unfetch,
+};
+
+static int fault_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags) {
+        struct fault_file *ff = (struct fault_file *) f;
+        ff->real = (sqlite3_file *) (ff + 1);
+        int rc = fault.real->xOpen(fault.real, name, ff->real, flags, out_flags);
+        /* The real file's methods decide whether there is anything to
+         * close; ours only forward. */
+        ff->base.pMethods = ff->real->pMethods ? &fault_io : NULL;
+        return rc;
+}
+static int fault_delete(sqlite3_vfs *vfs, const char *name, int sync) {
+        return fault.real->xDelete(fault.real, name, sync);
+}
+static int fault_access(sqlite3_vfs *vfs, const char *name, int flags, int *out) {
+        return fault.real->xAccess(fault.real, name, flags, out);
+}
+static int fault_full_pathname(sqlite3_vfs *vfs, const char *name, int n, char *out) {
+        return fault.real->xFullPathname(fault.real, name, n, out);
+}
+static int fault_randomness(sqlite3_vfs *vfs, int n, char *out) {
+        return fault.real->xRandomness(fault.real, n, out);
+}
+static int fault_sleep(sqlite3_vfs *vfs, int usec) {
+        return fault.real->xSleep(fault.real, usec);
+}
+static int fault_current_time(sqlite3_vfs *vfs, double *out) {
+        return fault.real->xCurrentTime(fault.real, out);
+}
+static int fault_get_last_error(sqlite3_vfs *vfs, int n, char *out) {
+        return fault.real->xGetLastError(fault.real, n, out);
+}
+static int fault_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out) {
+        return fault.real->xCurrentTimeInt64(fault.real, out);
+}
+
+/* Makes the fault VFS the default, so db_open() uses it unchanged. */
+static void fault_vfs_register(void) {
+        fault.real = sqlite3_vfs_find("unix");
+        ASSERT_TRUE(fault.real);
+        fault.vfs = (sqlite3_vfs) {
+                .iVersion = 2,
+                .szOsFile = (int) sizeof(struct fault_file) + fault.real->szOsFile,
+                .mxPathname = fault.real->mxPathname,
+                .zName = "smpgw-test-faults",
+                .xOpen = fault_open, .xDelete = fault_delete, .xAccess = fault_access,
+                .xFullPathname = fault_full_pathname, .xDlOpen = NULL, .xDlError = NULL, .xDlSym = NULL,
+                .xDlClose = NULL, .xRandomness = fault_randomness, .xSleep = fault_sleep,
+                .xCurrentTime = fault_current_time, .xGetLastError = fault_get_last_error,
+                .xCurrentTimeInt64 = fault_current_time_int64,
+        };
+        ASSERT_EQ(sqlite3_vfs_register(&fault.vfs, 1), SQLITE_OK);
+}
+
+static void fault_vfs_unregister(void) {
+        ASSERT_EQ(sqlite3_vfs_unregister(&fault.vfs), SQLITE_OK);
+}
+
+static void fault_disarm(void) {
+        fault.countdown = 0;
+        fault.failing = false;
+}
+
+/* The write, sync or truncate number n (from 1) of a sequence of every
+ * kind of write the daemon makes fails -- once, or for good until the
+ * sequence ends -- for every n until the sequence has fewer.  Each time:
+ * the call that met the fault says so and keeps its state (a failed
+ * flush keeps the dirty flags), the connection works again once the disk
+ * does, and the file, closed and read by another connection, passes
+ * integrity_check and holds exactly what was acknowledged. */
+static void test_storage_faults_at_every_point(void) {
+        unsigned points = 0;
+
+        fault_vfs_register();
+        for (unsigned n = 1;; n++) {
+                char *dir = tmpdir_new();
+                struct manager *m = test_manager_open(dir);
+                struct device *a = add_device(m, "udp:10.0.0.1:1337");
+                struct image *img = image_record_new(ID_P256, "1.0.0");
+                ASSERT_OK(db_image_insert(m->db, img));
+                image_free(img);
+                uint64_t a_id = a->id;
+
+                fault.countdown = n;
+                fault.persistent = n % 2 == 0;
+                fault.rc = n % 3 == 0 ? SQLITE_FULL : SQLITE_IOERR;
+                unsigned fired_before = fault.fired;
+
+                /* A new device (REST 201 / discovery). */
+                struct device *b = device_new_test("udp:10.0.0.2:1337");
+                bool b_stored = db_device_insert(m->db, b) >= 0;
+                if (b_stored)
+                        ASSERT_OK(manager_attach_device(m, b));
+                else {
+                        ASSERT_EQ(b->id, 0);
+                        device_free(b);
+                        b = NULL;
+                }
+                /* A batched flush: a state change and a history row. */
+                a->state = DEVICE_ABSENT;
+                a->dirty = true;
+                db_history_add(m->db, 5, "device-state", a_id, NULL, 0, "gone");
+                bool flushed = db_flush(m->db, m) >= 0;
+                ASSERT_EQ(a->dirty, !flushed);
+                /* A job. */
+                struct job *j = calloc(1, sizeof(*j));
+                ASSERT_TRUE(j);
+                j->device_id = a_id;
+                snprintf(j->image_id, sizeof(j->image_id), "%s", ID_P256);
+                j->mode = SMP_UPDATE_TEST_AND_CONFIRM;
+                j->state = JOB_QUEUED;
+                j->max_attempts = 3;
+                bool job_stored = db_job_insert(m->db, j) >= 0;
+                uint64_t job_id = job_stored ? j->id : 0;
+                if (job_stored)
+                        ASSERT_OK(manager_attach_job(m, j));
+                else
+                        free(j);
+                /* A second image. */
+                img = image_record_new(ID_UNSIGNED, "2.0.0");
+                bool image_stored = db_image_insert(m->db, img) >= 0;
+                image_free(img);
+                /* Forgetting the new device (REST 204). */
+                bool b_forgotten = false;
+                if (b) {
+                        b_forgotten = db_device_delete(m->db, b->id) >= 0;
+                        if (b_forgotten) {
+                                manager_detach_device(m, b);
+                                device_free(b);
+                                b = NULL;
+                        }
+                }
+                bool fired = fault.fired > fired_before;
+                fault_disarm();
+                if (!fired) {
+                        /* n is past the last write of the sequence. */
+                        ASSERT_TRUE(b_stored && flushed && job_stored && image_stored && b_forgotten);
+                        test_manager_free(m);
+                        tmpdir_free(dir);
+                        break;
+                }
+                points++;
+                ASSERT_TRUE(!(b_stored && flushed && job_stored && image_stored && b_forgotten));
+
+                /* The disk works again: so does the connection, and the
+                 * flush writes what it could not. */
+                ASSERT_OK(db_flush(m->db, m));
+                ASSERT_TRUE(!a->dirty);
+                _cleanup_free_ char *msg = NULL;
+                ASSERT_EQ(db_check(m->db, &msg), 0);
+                test_manager_free(m);
+
+                _cleanup_free_ char *path = xasprintf("%s/smpgw.db", dir);
+                sqlite3 *s = raw_open(path);
+                _cleanup_free_ char *integrity = raw_text(s, "PRAGMA integrity_check");
+                ASSERT_STREQ(integrity, "ok");
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE conn = 'udp:10.0.0.2:1337'"),
+                          b_stored && !b_forgotten ? 1 : 0);
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM devices WHERE state = 'absent'"), 1);
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM events WHERE message = 'gone'"), 1);
+                if (job_stored) {
+                        _cleanup_free_ char *sql = xasprintf("SELECT count(*) FROM jobs WHERE id = %" PRIu64, job_id);
+                        ASSERT_EQ(raw_int(s, sql), 1);
+                }
+                ASSERT_EQ(raw_int(s, "SELECT count(*) FROM images WHERE id = '" ID_UNSIGNED "'"),
+                          image_stored ? 1 : 0);
+                sqlite3_close(s);
+                tmpdir_free(dir);
+        }
+        fault_vfs_unregister();
+        /* Every kind of write was hit: inserts, deletes, the flush, and
+         * their commits and syncs. */
+        ASSERT_TRUE(points >= 10);
+        printf("# storage faults injected at %u points\n", points);
+}
+
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_flush_writes_dirty_only), TEST(test_flush_busy_keeps_flags), TEST(test_history),
+          TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history),
           TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
           TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted),
           TEST(test_store_add), TEST(test_store_refusals),
-          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency))
+          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency),
+          TEST(test_storage_faults_at_every_point))

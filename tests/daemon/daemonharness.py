@@ -260,7 +260,9 @@ class Daemon:
 
 def sql(db_path, query, args=()):
     """Reads the daemon's database with Python's own sqlite3 (a second,
-    independent reader of the file)."""
+    independent reader of the file).  Only while smpgwd is stopped (or
+    killed): while it runs it holds an exclusive lock on the file
+    (doc/smpgwd-db.md), and this fails with "database is locked"."""
     import sqlite3
     con = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True, timeout=5)
     try:

@@ -67,6 +67,8 @@ class Rest(unittest.TestCase):
                     self.assertIn(b'"invalid_field"', data)
                     self.assertIn("Field 'conn': " + sentence, data.decode())
             self.assertEqual(device_conns(d), [])
+            # smpgwd holds the database exclusively while it runs
+            d.terminate()
             self.assertEqual(sql(d.db_path, "SELECT COUNT(*) FROM devices"), [(0,)])
 
     def test_one_device_for_every_way_of_writing_it(self):

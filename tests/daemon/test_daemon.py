@@ -146,6 +146,7 @@ class Discovery(unittest.TestCase):
                 active = [s for s in slots if s["active"]]
                 self.assertEqual(active[0]["hash"], digest)
                 self.assertTrue(active[0]["confirmed"])
+            self.assertEqual(d.terminate(), 0)   # the file is smpgwd's alone while it runs
             self.assertEqual(integrity(d.db_path), "ok")
 
     def test_absent_and_back(self):
@@ -259,11 +260,11 @@ class Jobs(unittest.TestCase):
                 self.assertEqual(doc["state"], "cancelled")
                 status, doc = d.api("POST", "/api/v1/jobs/%d/cancel" % jid)
                 self.assertEqual(status, 409, doc)
-                # History rows were written for the jobs.
+                # History rows were written for the jobs (read once smpgwd
+                # stopped: while it runs, it has the file to itself).
+                self.assertEqual(d.terminate(), 0)
                 rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?", (jid,))
-                d.wait_for(lambda: sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?",
-                                       (jid,))[0][0] >= 2, timeout=10, what="history rows")
-                del rows
+                self.assertGreaterEqual(rows[0][0], 2)
 
 
 class Crashes(unittest.TestCase):
@@ -305,6 +306,7 @@ class Crashes(unittest.TestCase):
                     self.assertLess(st["stats"]["upload_bytes"], len(data) + offsets[i] * 0.5,
                                     "device %d got %d bytes for a %d-byte image (offset at kill %d)"
                                     % (i, st["stats"]["upload_bytes"], len(data), offsets[i]))
+                self.assertEqual(d.terminate(), 0)
                 self.assertEqual(integrity(d.db_path), "ok")
 
     def test_repeated_kill9_does_not_count_attempts(self):
@@ -324,9 +326,9 @@ class Crashes(unittest.TestCase):
                     d.wait_for(lambda: job(d, jid)["bytes_sent"] > len(data) * fraction, timeout=120,
                                what="upload %d%% through" % (fraction * 100))
                     time.sleep(1.2)   # one flush interval: the attempt is on record
+                    d.kill9()
                     self.assertEqual(sql(d.db_path, "SELECT state, attempts FROM jobs WHERE id = ?", (jid,)),
                                      [("running", 1)])
-                    d.kill9()
                     d.start()
                     d.wait_for(lambda: job(d, jid)["state"] == "running", timeout=30, what="job resumed")
                 [j] = wait_jobs(d, [jid], timeout=240)
@@ -334,6 +336,7 @@ class Crashes(unittest.TestCase):
                 self.assertEqual(j["max_attempts"], 3)
                 self.assertEqual(j["attempts"], 1, j)
                 self.assertNotIn("Attempt 2 of", d.read_log())
+                self.assertEqual(d.terminate(), 0)
                 rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ? AND type = 'job-interrupted'",
                            (jid,))
                 self.assertEqual(rows[0][0], 3)
@@ -606,6 +609,166 @@ class Process(unittest.TestCase):
                                 headers={"Content-Type": "application/octet-stream"})
             self.assertEqual(status, 400, doc)
             self.assertEqual(doc["error"]["code"], "signature_invalid")
+
+
+def refused_at_start(testcase, config=None, files=None, timeout=20, rss_limit_mb=512):
+    """Starts smpgwd on a configuration that must be refused: it must exit
+    non-zero within `timeout` seconds without growing past `rss_limit_mb`
+    (a daemon that hangs or eats memory is killed and fails the test).
+    Returns its stderr."""
+    d = Daemon(config=config or "", start=False, bus=False)
+    try:
+        for name, content in (files or {}).items():
+            path = os.path.join(d.dir, name)
+            if content is None:
+                os.mkfifo(path)
+            else:
+                with open(path, "w") as f:
+                    f.write(content)
+        if config and "@DIR@" in config:
+            with open(d.config_path, "w") as f:
+                f.write(config.replace("@DIR@", d.dir))
+        errf = open(os.path.join(d.dir, "stderr"), "w+")
+        p = subprocess.Popen(d.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errf)
+        deadline = time.monotonic() + timeout
+        peak = 0
+        try:
+            while p.poll() is None:
+                try:
+                    with open("/proc/%d/status" % p.pid) as f:
+                        rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")]
+                    peak = max(peak, rss[0] // 1024 if rss else 0)
+                except (OSError, IndexError):
+                    pass
+                if peak > rss_limit_mb or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+                errf.seek(0)
+                testcase.fail("smpgwd still running after %.1f s, %d MiB resident (limit %d): %s"
+                              % (timeout, peak, rss_limit_mb, errf.read()[-2000:]))
+        errf.seek(0)
+        err = errf.read()
+        errf.close()
+        testcase.assertNotEqual(p.returncode, 0, err)
+        testcase.assertGreater(p.returncode, 0, "killed by signal %d: %s" % (-p.returncode, err))
+        return err
+    finally:
+        d.stop()
+
+
+class Configuration(unittest.TestCase):
+    """Issue 14 #2: what an administrator may write by mistake, or what
+    someone with write access to a file it names may put there."""
+
+    def test_long_add_lines_repeat_and_keep_options(self):
+        """A 245-character add= line (inih cut lines at 199 bytes), add=
+        given again (it adds), and a connection string with options after a
+        comma (the doc's own example was split into two entries)."""
+        conns = ["udp:127.0.0.9:%d" % (20000 + i) for i in range(15)]
+        line = "add=" + " ".join(conns[:14])
+        self.assertGreater(len(line), 240)
+        serial = "serial:/dev/ttyNOSUCH0,baud=115200"
+        cfg = ("[discovery]\nenabled=no\n[devices]\nreprobe=3600\n%s\n  add = %s   ; the last one\nadd=%s\n"
+               % (line, conns[14], serial))
+        with Daemon(config=cfg, bus=False) as d:
+            got = {x["conn"] for x in devices(d)}
+            self.assertEqual(got, set(conns) | {serial}, d.read_log())
+
+    def test_long_comment_sets_no_key(self):
+        """A comment longer than inih's line was parsed from its 199th byte
+        as a line of its own: '#' + 198 characters + 'max_count=1' set
+        [devices] max_count."""
+        cfg = ("[discovery]\nenabled=no\n[devices]\nreprobe=3600\n#%smax_count=1\n"
+               "add=udp:127.0.0.9:30001 udp:127.0.0.9:30002\n" % ("x" * 198))
+        with Daemon(config=cfg, bus=False) as d:
+            self.assertEqual(len(devices(d)), 2, d.read_log())
+            status, doc = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.9:30003"})
+            self.assertEqual(status, 201, doc)
+
+    def test_too_long_and_malformed_lines_name_file_and_line(self):
+        cases = [
+            ("[devices]\n#%s\n" % ("y" * 5000), ":2: line longer than 4096 bytes"),
+            ("[devices]\nadd=udp:127.0.0.9:1\n    udp:127.0.0.9:2\n", ":3: syntax error"),
+            ("[devices]\nadd=udp:127.0.0.9:1 nocolon\n", ":2: [devices] add: 'nocolon' is not a connection string"),
+            ("[devices]\nadd=udp:%s\n" % ("9" * 300), ":2: [devices] add:"),
+            ("\n[devices]\nadd=udp:127.0.0.9:1\x00\n", ":3: syntax error: a NUL byte"),
+            ("[daemon]\nflush_interval=99\n", ":2: [daemon] flush_interval=99 is out of range"),
+            ("[jobs] x\n", ":1: syntax error: text after the section header"),
+        ]
+        for text, want in cases:
+            err = refused_at_start(self, text)
+            self.assertIn("smpgwd.conf" + want, err, repr(text[:60]))
+
+    def test_bad_discovery_ranges_refused_at_start(self):
+        """doc/smpgwd.md: a bad range refuses the configuration.  A udp range
+        was only logged at the first round; 0.0.0.0-255.255.255.255 counted
+        2^32 addresses in 32 bits (0) and wrote past its array."""
+        for key, rng, why in [
+            ("udp", "127.0.0.1:2000-1000", "not a range"),
+            ("udp", "127.0.0.2-127.0.0.1:1337", "not a range"),
+            ("coap", "127.0.0.1:0", "not a range"),
+            ("udp", "127.0.0.1-127.0.16.1:1337", "too many targets"),
+            ("coap", "127.0.0.1:1-4097", "too many targets"),
+            ("coap", "0.0.0.0-255.255.255.255:1", "too many targets"),
+            ("udp", "0.0.0.0-255.255.255.255:1", "too many targets"),
+            ("coap", "gateway.example:5683", "not a range"),
+        ]:
+            err = refused_at_start(self, "[discovery]\n%s=127.0.0.1:1337 %s\n" % (key, rng))
+            self.assertIn("smpgwd.conf:2: [discovery] %s: bad range '%s': %s" % (key, rng, why), err)
+
+    def test_bad_range_refuses_reload(self):
+        with Daemon(config="[discovery]\ninterval=3600\n", bus=False) as d:
+            with open(d.config_path, "a") as f:
+                f.write("udp=127.0.0.1:2000-1000\n")
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "bad range" in log_since(d, mark), timeout=10, what="reload refused")
+            self.assertNotIn("Configuration reloaded", log_since(d, mark))
+            self.assertIsNone(d.proc.poll())
+
+    def test_files_it_names_are_bounded(self):
+        """tokens_file=/dev/zero grew without bound (3 GB in 5 s); a FIFO as
+        keys= blocked the start in open(); every file is a regular file
+        within its cap."""
+        big_tokens = "".join("token-%06d\n" % i for i in range(6000))   # 72 KB
+        for cfg, files, want in [
+            ("[rest]\ntokens_file=/dev/zero\n", {}, "tokens file '/dev/zero': it is a special file"),
+            ("[rest]\ntokens_file=@DIR@/fifo\n", {"fifo": None}, "it is a special file"),
+            ("[rest]\ntokens_file=@DIR@/big\n", {"big": big_tokens}, "larger than 65536 bytes"),
+            ("[rest]\ntokens_file=@DIR@/t\n", {"t": "ok\n" + "z" * 5000 + "\n"}, "/t:2: token longer than 4096"),
+            ("[images]\nkeys=@DIR@/fifo\n", {"fifo": None}, "fifo: it is a special file"),
+            ("[images]\nkeys=/dev/zero\n", {}, "/dev/zero: it is a special file"),
+            ("[rest]\ntls_cert=/dev/zero\ntls_key=/dev/zero\n", {}, "tls_cert"),
+        ]:
+            err = refused_at_start(self, cfg, files)
+            self.assertIn(want, err, cfg)
+
+    def test_reload_from_dev_zero_refused_and_sigterm_works(self):
+        """--config pointing at /dev/zero spun at 100 % CPU on SIGHUP and
+        ignored SIGTERM; it is refused before anything is read."""
+        with Daemon(config="[discovery]\nenabled=no\n", bus=False) as d:
+            os.unlink(d.config_path)
+            os.symlink("/dev/zero", d.config_path)
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "not a regular file" in log_since(d, mark), timeout=10, what="reload refused")
+            self.assertEqual(d.api("GET", "/api/v1/health")[0], 200)
+            self.assertEqual(d.terminate(timeout=10), 0)
+
+    def test_config_file_bounded(self):
+        d = Daemon(start=False, bus=False)
+        try:
+            with open(d.config_path, "w") as f:
+                f.write("# filler\n" * 120000)   # 1.08 MB
+            p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn(b"larger than 1048576 bytes", p.stderr)
+        finally:
+            d.stop()
 
 
 def build_root():

@@ -619,18 +619,41 @@ void cmd_print_upload_result(const struct smp_upload_result *r, size_t total, co
                " bytes%s\n",
                indent, r->window_max, r->chunk, r->retransmits, r->buf_count, r->buf_size,
                r->has_match ? (r->match ? ", flash matches" : ", flash does NOT match") : "");
+        /* smpgwctl keeps nothing between runs: the user carries it over */
+        if (r->path_mtu)
+                printf("%spath MTU %zu bytes (--path-mtu %zu starts the next upload there)\n", indent, r->path_mtu,
+                       r->path_mtu);
+}
+
+json_t *cmd_json_path_mtu(const struct smp_upload_result *r) {
+        return r->path_mtu ? json_integer((json_int_t) r->path_mtu) : json_null();
+}
+
+int cmd_path_mtu_option(const char *arg, size_t *ret) {
+        uint32_t v;
+        if (parse_u32_option("--path-mtu", arg, &v) < 0)
+                return -EINVAL;
+        if (v == 0 || v > UINT16_MAX) {
+                ctl_log("--path-mtu wants bytes from 1 to 65535, not '%s'", arg);
+                return -EINVAL;
+        }
+        *ret = v;
+        return 0;
 }
 
 static const struct cmd_spec image_upload_spec = {
-        .usage = "image upload FILE [--image N] [--upgrade]",
+        .usage = "image upload FILE [--image N] [--upgrade] [--path-mtu N]",
         .description = "Uploads FILE into the device's secondary slot, pipelined (up to --window\n"
                        "chunks in flight).  An upload of the same file that was interrupted resumes\n"
                        "where the device stopped (the device matches it by the file's SHA-256).  On a\n"
                        "terminal a progress bar shows bytes, per cent, rate, time left and window.\n"
+                       "Over UDP it finds the largest packet the path carries (path_mtu) unless\n"
+                       "--chunk is given.\n"
                        "Only uploads: 'image test', 'image confirm' and 'reset' (or 'update') follow.",
         .options_help = "      --image N         image number (multi-image devices; default 0)\n"
                         "      --upgrade         ask the device to refuse an image not newer than the\n"
-                        "                        running one\n",
+                        "                        running one\n"
+                        CMD_PATH_MTU_HELP,
         .min_args = 1,
         .max_args = 1,
 };
@@ -639,6 +662,7 @@ struct upload_opts {
         bool has_image;
         uint32_t image;
         bool upgrade;
+        size_t path_mtu;
 };
 
 static int upload_option(int c, const char *arg, void *userdata) {
@@ -652,6 +676,8 @@ static int upload_option(int c, const char *arg, void *userdata) {
         case 'U':
                 o->upgrade = true;
                 return 0;
+        case 'P':
+                return cmd_path_mtu_option(arg, &o->path_mtu);
         }
         return -EINVAL;
 }
@@ -660,6 +686,7 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
         static const struct option options[] = {
                 { "image", required_argument, NULL, 'I' },
                 { "upgrade", no_argument, NULL, 'U' },
+                { "path-mtu", required_argument, NULL, 'P' },
                 {}
         };
         _cleanup_(ctl_device_close) struct ctl_device d = {};
@@ -697,6 +724,7 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
                 .upgrade = o.upgrade,
                 .window = ctx->window,
                 .chunk = ctx->chunk,
+                .path_mtu = o.path_mtu,
                 .timeout_usec = ctx->timeout_usec,
                 .progress = on_upload_progress,
                 .done = on_upload_done,
@@ -728,6 +756,7 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
                 if (o_json &&
                     (json_object_set_new(o_json, "file", json_string(path)) < 0 ||
                      json_object_set_new(o_json, "sha256", ctl_json_hex(sha, sizeof(sha))) < 0 ||
+                     json_object_set_new(o_json, "path_mtu", cmd_json_path_mtu(&run.result)) < 0 ||
                      json_object_set_new(o_json, "version", img ? json_string(version) : json_null()) < 0 ||
                      json_object_set_new(o_json, "hash", img && img->sha256_tlv ? ctl_json_hex(img->sha256_tlv, 32)
                                                                                : json_null()) < 0))

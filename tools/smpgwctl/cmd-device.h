@@ -37,5 +37,13 @@ int cmd_parse(struct ctl_context *ctx, const struct cmd_spec *spec, int argc, ch
 /* Reports a failed upload and returns its exit code. */
 int cmd_upload_failed(const struct ctl_context *ctx, const char *what, int error,
                       const struct ctl_saved_status *status, uint64_t offset, uint64_t total);
-/* Two lines of upload figures. */
+/* Two lines of upload figures, and the path MTU learned. */
 void cmd_print_upload_result(const struct smp_upload_result *r, size_t total, const char *indent);
+
+/* --path-mtu N of image upload and update: bytes, 1 to 65535. */
+#define CMD_PATH_MTU_HELP \
+        "      --path-mtu N      start from N-byte packets, a path_mtu an earlier\n" \
+        "                        upload to this device learned (UDP; still checked)\n"
+int cmd_path_mtu_option(const char *arg, size_t *ret);
+/* The JSON "path_mtu" of an upload: bytes, or null when not searched. */
+json_t *cmd_json_path_mtu(const struct smp_upload_result *r);

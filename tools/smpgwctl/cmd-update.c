@@ -22,7 +22,7 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_image *, mcuboot_image_free);
 
 static const struct cmd_spec update_spec = {
-        .usage = "update FILE [--mode MODE] [--erase] [--swap-timeout SEC]",
+        .usage = "update FILE [--mode MODE] [--erase] [--swap-timeout SEC] [--path-mtu N]",
         .description =
                 "Updates the device to the MCUboot image FILE, safely:\n"
                 "  read the image state (done if FILE already runs confirmed)\n"
@@ -43,7 +43,8 @@ static const struct cmd_spec update_spec = {
                 "                        upload-only: upload and check, nothing else\n"
                 "      --erase           erase the secondary slot before uploading\n"
                 "      --swap-timeout SEC  how long to wait for the device after the reset\n"
-                "                        (default 120)\n",
+                "                        (default 120)\n"
+                CMD_PATH_MTU_HELP,
         .min_args = 1,
         .max_args = 1,
 };
@@ -52,6 +53,7 @@ struct update_opts {
         enum smp_update_mode mode;
         bool erase;
         uint64_t swap_timeout_usec;
+        size_t path_mtu;
 };
 
 static int update_option(int c, const char *arg, void *userdata) {
@@ -79,6 +81,8 @@ static int update_option(int c, const char *arg, void *userdata) {
                 o->swap_timeout_usec = (uint64_t) v * 1000000u;
                 return 0;
         }
+        case 'P':
+                return cmd_path_mtu_option(arg, &o->path_mtu);
         }
         return -EINVAL;
 }
@@ -189,6 +193,8 @@ static json_t *json_result(const struct ctl_context *ctx, const char *path, cons
                 upload = ctl_json_upload_result(&r->upload, run->last.total);
                 if (upload && r->upload.error)
                         (void) json_object_set_new(upload, "error", json_string(strerror(-r->upload.error)));
+                if (upload)
+                        (void) json_object_set_new(upload, "path_mtu", cmd_json_path_mtu(&r->upload));
         }
         json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:{s:s, s:o}, s:{s:o}, s:{s:o}, s:b, s:o, s:o, s:f}",
                               "file", path,
@@ -252,6 +258,7 @@ int cmd_update(struct ctl_context *ctx, int argc, char *argv[]) {
                 { "mode", required_argument, NULL, 'm' },
                 { "erase", no_argument, NULL, 'E' },
                 { "swap-timeout", required_argument, NULL, 'T' },
+                { "path-mtu", required_argument, NULL, 'P' },
                 {}
         };
         _cleanup_(ctl_device_close) struct ctl_device d = {};
@@ -300,6 +307,7 @@ int cmd_update(struct ctl_context *ctx, int argc, char *argv[]) {
                 .swap_timeout_usec = o.swap_timeout_usec,
                 .window = ctx->window,
                 .chunk = ctx->chunk,
+                .path_mtu = o.path_mtu,
                 .chunk_timeout_usec = ctx->timeout_usec,
                 .upload_progress = on_progress,
                 .step = on_step,

@@ -125,6 +125,7 @@ struct smp_update_params {
         /* passed to the upload */
         unsigned window;
         size_t chunk;
+        size_t path_mtu;                  /* a learned result.upload.path_mtu to start from, or 0 */
         uint64_t chunk_timeout_usec;      /* 0: from the round trip */
         bool has_image;
         uint32_t image;

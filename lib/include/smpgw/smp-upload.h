@@ -10,6 +10,16 @@
  *    image number) alone, with its own long timeout, because the device
  *    erases the slot before it answers; its answer is where the device
  *    wants us to go on from (a resumed upload answers with its offset);
+ *  - on links that do not fragment (UDP), unless a chunk size is given,
+ *    finds the largest packet the path carries (RFC 8899 datagram
+ *    PLPMTUD): chunks start at a size any path carries (548 bytes, or a
+ *    size an earlier upload learned: params.path_mtu), and probes, one
+ *    chunk-sized packet at a time beside the data, search up to the
+ *    transport's limit; the first chunk never exceeds 548 bytes, so a
+ *    narrow path cannot cost the 40 s slot erase timeout; data that
+ *    stops arriving at the learned size (a black hole) takes chunks back
+ *    to 548 and the search starts again.  result.path_mtu is what was
+ *    learned, to give the next upload to the same device;
  *  - then keeps up to `window` chunks in flight: by default the device's
  *    buf_count - 1, one netbuf being needed for each answer (Nordic's
  *    nRF Connect Device Manager does the same);
@@ -65,6 +75,12 @@ struct smp_upload_result {
         unsigned window_max;       /* the window used at most */
         size_t chunk;              /* data bytes per full chunk */
         uint32_t buf_size, buf_count;  /* what the device advertised (or was assumed) */
+        /* The largest SMP packet (header and body; on UDP the datagram's
+         * payload, the unit of ",mtu=") the path was found to carry, or
+         * the seed while no loss disproved it; 0: not searched (the link
+         * fragments, or a chunk size was given).  A lower bound while the
+         * search was cut short by the end of the file. */
+        size_t path_mtu;
 };
 
 typedef void (*smp_upload_done_fn)(struct smp_upload *u, const struct smp_upload_result *result,
@@ -78,6 +94,11 @@ struct smp_upload_params {
         bool upgrade;              /* device refuses anything not newer */
         unsigned window;           /* 0: buf_count - 1 */
         size_t chunk;              /* 0: as large as fits; else data bytes per chunk at most */
+        /* A result.path_mtu an earlier upload to this device learned, or
+         * 0.  Chunks use it from the start but the first; it is dropped
+         * as a black hole when chunks that size stop arriving, and the
+         * search still tries the larger sizes above it. */
+        size_t path_mtu;
         uint32_t buf_size;         /* 0: read mcumgr parameters first */
         uint32_t buf_count;
         uint64_t first_timeout_usec;  /* 0: default */
