@@ -17,7 +17,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-internal.h"
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "manager.h"
 #include "util.h"

@@ -12,7 +12,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-internal.h"
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "manager.h"
 #include "smpgw/smp-context.h"

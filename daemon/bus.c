@@ -24,7 +24,7 @@
 
 #include "bus-internal.h"
 #include "bus.h"
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "log.h"
 #include "manager.h"
@@ -330,7 +330,7 @@ int manager_add_device(struct manager *m, const char *conn, const char *source, 
         return 0;
 }
 
-void inventory_seen(struct manager *m, const struct smp_discovered *found) {
+void device_seen(struct manager *m, const struct smp_discovered *found) {
         struct device *d = manager_find_device_by_conn(m, found->conn);
         bool changed = false;
         int r;
@@ -384,7 +384,7 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found) {
         }
 }
 
-void inventory_check_absent(struct manager *m) {
+void devices_check_absent(struct manager *m) {
         uint64_t now = now_realtime_usec(), limit = m->config->absent_after_usec;
 
         for (size_t i = 0; i < m->n_devices; i++) {

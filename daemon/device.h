@@ -115,10 +115,10 @@ void device_set_state(struct device *d, enum device_state s);
 void device_mark_seen(struct device *d);
 
 /* Discovery found a device: adds it, or refreshes a known one. */
-void inventory_seen(struct manager *m, const struct smp_discovered *found);
+void device_seen(struct manager *m, const struct smp_discovered *found);
 /* Marks the devices not seen for config.absent_after absent, and probes
  * the ones due. */
-void inventory_check_absent(struct manager *m);
+void devices_check_absent(struct manager *m);
 
 /* ---- probes (probe.c) ---- */
 

@@ -2,7 +2,7 @@
 /*
  * Discovery rounds (discovery.c): udp ranges, coap ranges and
  * multicast, BLE scans, every config.discovery_interval and on demand.
- * What they find goes to inventory_seen() (device.h).
+ * What they find goes to device_seen() (device.h).
  */
 #pragma once
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * An image: a validated MCUboot image file in the image store
- * (image-store.c), named by its id, the hex of its SHA256 TLV (the hash
- * devices report for their slots).
+ * An image: a validated MCUboot image file in the image store, named by
+ * its id, the hex of its SHA256 TLV (the hash devices report for their
+ * slots).  image.c is the object (lookups, mapping), image-store.c the
+ * store (validating, storing, removing files).
  */
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model-index.h"
 #include "smpgwd-limits.h"
 
 struct manager;
@@ -31,11 +33,13 @@ struct image {
         unsigned n_map;
         void *map;
         size_t map_len;
+        UT_hash_handle hh;             /* the manager's index (model-index.h) */
 };
 
 /* NULL is fine; the image must not be attached any more. */
 struct image *image_free(struct image *img);
 
+/* By its whole id, in either case. */
 struct image *manager_find_image(struct manager *m, const char *id);
 
 /* Clients name an image by its id or a prefix of it (smpgwd-limits.h).

@@ -18,7 +18,7 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "bus.h"
 #include "log.h"
@@ -26,7 +26,6 @@
 #include "rest.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-context.h"
-#include "smpgwd-config.h"
 #include "util.h"
 
 /* How often devices are checked for absence. */
@@ -119,8 +118,18 @@ int manager_attach_device(struct manager *m, struct device *d) {
 }
 
 int manager_attach_image(struct manager *m, struct image *img) {
+        bool hash_oom = false;
+
         img->manager = m;
-        return ARRAY_APPEND(m->images, m->n_images, img);
+        /* Ids are lower-case hex, IMAGE_ID_LEN digits (manager_find_image()). */
+        HASH_ADD(hh, m->images_by_id, id, IMAGE_ID_LEN, img);
+        if (hash_oom)
+                return -ENOMEM;
+        if (ARRAY_APPEND(m->images, m->n_images, img) < 0) {
+                HASH_DELETE(hh, m->images_by_id, img);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 int manager_attach_job(struct manager *m, struct job *j) {
@@ -148,6 +157,7 @@ void manager_detach_device(struct manager *m, struct device *d) {
 }
 
 void manager_detach_image(struct manager *m, struct image *img) {
+        HASH_DELETE(hh, m->images_by_id, img);
         ARRAY_REMOVE(m->images, m->n_images, img);
 }
 
@@ -162,6 +172,7 @@ void manager_detach_job(struct manager *m, struct job *j) {
 void manager_clear_indexes(struct manager *m) {
         HASH_CLEAR(hh_id, m->devices_by_id);
         HASH_CLEAR(hh_conn, m->devices_by_conn);
+        HASH_CLEAR(hh, m->images_by_id);
         HASH_CLEAR(hh, m->jobs_by_id);
 }
 
@@ -358,7 +369,7 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
-        inventory_check_absent(m);
+        devices_check_absent(m);
         /* An idle moment: let SQLite move the WAL into the database so
          * the WAL file stays small. */
         if (m->db)

@@ -115,6 +115,7 @@ struct manager {
         /* Indexes of the same objects (model-index.h), kept by
          * manager_attach_*() and manager_detach_*(). */
         struct device *devices_by_id, *devices_by_conn;
+        struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];
 

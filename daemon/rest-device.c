@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "engine.h"
 #include "rest-internal.h"

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "log.h"
 #include "rest-internal.h"

@@ -25,7 +25,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"

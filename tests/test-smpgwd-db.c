@@ -23,7 +23,7 @@
 
 #include <sqlite3.h>
 
-#include "daemon/config.h"   /* not the build root's config.h */
+#include "conf.h"
 #include "db-internal.h"   /* struct db: its connection, for reading while it is open */
 #include "db-migrations.h"
 #include "db.h"

@@ -21,7 +21,7 @@
 
 #include <systemd/sd-event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "engine.h"
 #include "manager.h"
 
