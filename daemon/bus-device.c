@@ -21,24 +21,20 @@
 #include "manager.h"
 #include "util.h"
 
-static int device_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
-                       sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        uint64_t id = bus_path_id(path, SMPGW_DBUS_DEVICE_PREFIX);
-        struct device *d = id ? manager_find_device(api->manager, id) : NULL;
-
-        if (!d)
-                return 0;
-        *ret_found = d;
-        return 1;
+static void *device_lookup(struct manager *m, const char *name) {
+        uint64_t id = bus_path_id(name);
+        return id ? manager_find_device(m, id) : NULL;
 }
 
-static int device_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
-                            sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        struct manager *m = api->manager;
-        return bus_enumerate((void **) m->devices, m->n_devices, bus_device_object_path, ret_nodes);
+static void *const *device_list(struct manager *m, size_t *ret_n) {
+        *ret_n = m->n_devices;
+        return (void *const *) m->devices;
 }
+
+static const char *device_path_of(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
+        return bus_device_path(((const struct device *) object)->id, buf);
+}
+
 
 BUS_DEFINE_GETTER(device_get_id, struct device, "t", (uint64_t) o->id)
 BUS_DEFINE_GETTER(device_get_conn, struct device, "s", o->conn)
@@ -206,6 +202,7 @@ const struct bus_kind bus_device_kind = {
         .prefix = SMPGW_DBUS_DEVICE_PREFIX,
         .interface = SMPGW_DBUS_DEVICE_IFACE,
         .vtable = device_vtable,
-        .find = device_find,
-        .enumerate = device_enumerate,
+        .lookup = device_lookup,
+        .list = device_list,
+        .path_of = device_path_of,
 };

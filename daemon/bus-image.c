@@ -278,31 +278,23 @@ void bus_image_streams_stop(struct bus_api *api) {
 
 /* ---- org.smpgw.Image1 ---- */
 
-static bool image_id_is_valid(const char *s) {
-        return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+
+/* One spelling per image: its id as shown, lower case. */
+static void *image_lookup(struct manager *m, const char *name) {
+        if (strlen(name) != IMAGE_ID_LEN || strspn(name, "0123456789abcdef") != IMAGE_ID_LEN)
+                return NULL;
+        return manager_find_image(m, name);
 }
 
-static int image_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
-                      sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        const size_t n = strlen(SMPGW_DBUS_IMAGE_PREFIX "/");
-        struct image *img;
-
-        if (strncmp(path, SMPGW_DBUS_IMAGE_PREFIX "/", n) != 0 || !image_id_is_valid(path + n))
-                return 0;
-        img = manager_find_image(api->manager, path + n);
-        if (!img)
-                return 0;
-        *ret_found = img;
-        return 1;
+static void *const *image_list(struct manager *m, size_t *ret_n) {
+        *ret_n = m->n_images;
+        return (void *const *) m->images;
 }
 
-static int image_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes,
-                           sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        struct manager *m = api->manager;
-        return bus_enumerate((void **) m->images, m->n_images, bus_image_object_path, ret_nodes);
+static const char *image_path_of(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
+        return bus_image_path(((const struct image *) object)->id, buf);
 }
+
 
 BUS_DEFINE_GETTER(image_get_id, struct image, "s", o->id)
 BUS_DEFINE_GETTER(image_get_name, struct image, "s", o->name ?: "")
@@ -345,6 +337,7 @@ const struct bus_kind bus_image_kind = {
         .prefix = SMPGW_DBUS_IMAGE_PREFIX,
         .interface = SMPGW_DBUS_IMAGE_IFACE,
         .vtable = image_vtable,
-        .find = image_find,
-        .enumerate = image_enumerate,
+        .lookup = image_lookup,
+        .list = image_list,
+        .path_of = image_path_of,
 };

@@ -42,6 +42,31 @@ struct engine_push;
 #define SMPGW_DBUS_ERROR_ALREADY_FINISHED "org.smpgw.Error.AlreadyFinished"
 #define SMPGW_DBUS_ERROR_AMBIGUOUS "org.smpgw.Error.Ambiguous"
 
+/* Object paths: "/org/smpgw/device/<id>" and so on.  A buffer of
+ * SMPGW_DBUS_PATH_MAX bytes holds any of them. */
+#define SMPGW_DBUS_PATH_MAX (sizeof(SMPGW_DBUS_IMAGE_PREFIX "/") + 64)
+
+/* One kind of object (devices, images, jobs): a fallback vtable under
+ * prefix, with one find function and one node enumerator for all kinds
+ * (bus.c), which ask the kind's own functions. */
+struct bus_kind {
+        const char *prefix, *interface;
+        const sd_bus_vtable *vtable;
+        /* The object the path's last component names, NULL when none. */
+        void *(*lookup)(struct manager *m, const char *name);
+        /* Every object of the kind, as the model lists them. */
+        void *const *(*list)(struct manager *m, size_t *ret_n);
+        const char *(*path_of)(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
+};
+extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind;
+#define BUS_KINDS 3
+
+/* What the find function and the enumerator of one kind are given. */
+struct bus_kind_slot {
+        struct bus_api *api;
+        const struct bus_kind *kind;
+};
+
 struct bus_api {
         struct manager *manager;    /* borrowed: it owns us */
         sd_bus *bus;
@@ -51,26 +76,17 @@ struct bus_api {
         unsigned jobs_running_emitted;
         /* AddImage() calls reading a pipe or socket on the loop */
         struct image_stream *streams;
+        struct bus_kind_slot kinds[BUS_KINDS];
 };
 
 /* ---- bus.c ---- */
 
-/* Object paths: "/org/smpgw/device/<id>" and so on.  A buffer of
- * SMPGW_DBUS_PATH_MAX bytes holds any of them. */
-#define SMPGW_DBUS_PATH_MAX (sizeof(SMPGW_DBUS_IMAGE_PREFIX "/") + 64)
 const char *bus_device_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
 const char *bus_image_path(const char *id, char buf[static SMPGW_DBUS_PATH_MAX]);
 const char *bus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
-/* The same, of an object of the model, for bus_enumerate(). */
-typedef const char *(*bus_path_fn)(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
-const char *bus_device_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
-const char *bus_image_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
-const char *bus_job_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
-/* The decimal id after prefix "/", one spelling per id (no leading zero,
- * no sign), or 0. */
-uint64_t bus_path_id(const char *path, const char *prefix);
-/* A node enumerator's answer: the paths of n objects. */
-int bus_enumerate(void *const *objects, size_t n, bus_path_fn path_of, char ***ret_nodes);
+/* The decimal id of a path's last component, one spelling per id (no
+ * leading zero, no sign), or 0. */
+uint64_t bus_path_id(const char *name);
 
 /* Fills error from a negative errno with its sentence: one table (bus.c)
  * maps errnos to error names, the same for every method.  Returns r, so
@@ -78,16 +94,6 @@ int bus_enumerate(void *const *objects, size_t n, bus_path_fn path_of, char ***r
 int bus_error_set(sd_bus_error *error, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An engine's refusal: its errno through the table, its sentence as it is. */
 int bus_error_set_engine(sd_bus_error *error, const struct engine_error *e);
-
-/* One kind of object: a fallback vtable under prefix, with its find
- * function and node enumerator (userdata: the struct bus_api). */
-struct bus_kind {
-        const char *prefix, *interface;
-        const sd_bus_vtable *vtable;
-        sd_bus_object_find_t find;
-        sd_bus_node_enumerator_t enumerate;
-};
-extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind;
 
 /* Getters: one line each, the type checked by the compiler through the
  * field's expression.  D-Bus has no null strings, so NULL is "". */

@@ -78,23 +78,20 @@ int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_
 
 /* ---- org.smpgw.Job1 ---- */
 
-static int job_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
-                    sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        uint64_t id = bus_path_id(path, SMPGW_DBUS_JOB_PREFIX);
-        struct job *j = id ? manager_find_job(api->manager, id) : NULL;
-
-        if (!j)
-                return 0;
-        *ret_found = j;
-        return 1;
+static void *job_lookup(struct manager *m, const char *name) {
+        uint64_t id = bus_path_id(name);
+        return id ? manager_find_job(m, id) : NULL;
 }
 
-static int job_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
-        struct bus_api *api = userdata;
-        struct manager *m = api->manager;
-        return bus_enumerate((void **) m->jobs, m->n_jobs, bus_job_object_path, ret_nodes);
+static void *const *job_list(struct manager *m, size_t *ret_n) {
+        *ret_n = m->n_jobs;
+        return (void *const *) m->jobs;
 }
+
+static const char *job_path_of(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
+        return bus_job_path(((const struct job *) object)->id, buf);
+}
+
 
 static int job_get_device(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -182,6 +179,7 @@ const struct bus_kind bus_job_kind = {
         .prefix = SMPGW_DBUS_JOB_PREFIX,
         .interface = SMPGW_DBUS_JOB_IFACE,
         .vtable = job_vtable,
-        .find = job_find,
-        .enumerate = job_enumerate,
+        .lookup = job_lookup,
+        .list = job_list,
+        .path_of = job_path_of,
 };

@@ -84,49 +84,53 @@ const char *bus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
         return buf;
 }
 
-uint64_t bus_path_id(const char *path, const char *prefix) {
-        size_t n = strlen(prefix);
-        const char *s;
+uint64_t bus_path_id(const char *name) {
         char *end;
 
-        if (strncmp(path, prefix, n) != 0 || path[n] != '/')
-                return 0;
-        s = path + n + 1;
-        if (s[0] < '1' || s[0] > '9' || strspn(s, "0123456789") != strlen(s))
+        /* One spelling per id: no sign, no leading zero. */
+        if (name[0] < '1' || name[0] > '9' || strspn(name, "0123456789") != strlen(name))
                 return 0;
         errno = 0;
-        unsigned long long id = strtoull(s, &end, 10);
+        unsigned long long id = strtoull(name, &end, 10);
         if (errno != 0 || *end)
                 return 0;
         return id;
 }
 
-/* Node enumerators list what the model holds: one path per object. */
-int bus_enumerate(void *const *objects, size_t n, bus_path_fn path_of, char ***ret_nodes) {
-        _cleanup_(smp_strv_freep) char **nodes = calloc(n + 1, sizeof(char *));
+/* The find function of every kind: the object the path's last part
+ * names, as the model has it now. */
+static int kind_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **ret_found,
+                     sd_bus_error *error) {
+        const struct bus_kind_slot *slot = userdata;
+        size_t n = strlen(slot->kind->prefix);
+        void *o;
+
+        if (strncmp(path, slot->kind->prefix, n) != 0 || path[n] != '/')
+                return 0;
+        o = slot->kind->lookup(slot->api->manager, path + n + 1);
+        if (!o)
+                return 0;
+        *ret_found = o;
+        return 1;
+}
+
+/* The node enumerator of every kind: one path per object of the model. */
+static int kind_enumerate(sd_bus *bus, const char *prefix, void *userdata, char ***ret_nodes, sd_bus_error *error) {
+        const struct bus_kind_slot *slot = userdata;
         char path[SMPGW_DBUS_PATH_MAX];
+        size_t n;
+        void *const *objects = slot->kind->list(slot->api->manager, &n);
+        _cleanup_(smp_strv_freep) char **nodes = calloc(n + 1, sizeof(char *));
 
         if (!nodes)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                nodes[i] = strdup(path_of(objects[i], path));
+                nodes[i] = strdup(slot->kind->path_of(objects[i], path));
                 if (!nodes[i])
                         return -ENOMEM;
         }
         *ret_nodes = TAKE_PTR(nodes);
         return 0;
-}
-
-const char *bus_device_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
-        return bus_device_path(((const struct device *) object)->id, buf);
-}
-
-const char *bus_image_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
-        return bus_image_path(((const struct image *) object)->id, buf);
-}
-
-const char *bus_job_object_path(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]) {
-        return bus_job_path(((const struct job *) object)->id, buf);
 }
 
 /* ---- signals from the model's events ---- */
@@ -218,18 +222,20 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 /* ---- the connection ---- */
 
 static int bus_register(struct bus_api *api) {
-        static const struct bus_kind *const kinds[] = { &bus_device_kind, &bus_image_kind, &bus_job_kind };
+        static const struct bus_kind *const kinds[BUS_KINDS] = { &bus_device_kind, &bus_image_kind, &bus_job_kind };
         int r;
 
         r = bus_manager_register(api);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
-                r = sd_bus_add_fallback_vtable(api->bus, NULL, kinds[i]->prefix, kinds[i]->interface, kinds[i]->vtable,
-                                               kinds[i]->find, api);
+        for (size_t i = 0; i < BUS_KINDS; i++) {
+                struct bus_kind_slot *slot = &api->kinds[i];
+                *slot = (struct bus_kind_slot) { .api = api, .kind = kinds[i] };
+                r = sd_bus_add_fallback_vtable(api->bus, NULL, slot->kind->prefix, slot->kind->interface,
+                                               slot->kind->vtable, kind_find, slot);
                 if (r < 0)
                         return r;
-                r = sd_bus_add_node_enumerator(api->bus, NULL, kinds[i]->prefix, kinds[i]->enumerate, api);
+                r = sd_bus_add_node_enumerator(api->bus, NULL, slot->kind->prefix, kind_enumerate, slot);
                 if (r < 0)
                         return r;
         }

@@ -74,6 +74,10 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
         return o;
 }
 
+static json_t *device_form(struct manager *m, const void *device) {
+        return rest_json_device(m, device);
+}
+
 int rest_devices_list(struct rest_request *req) {
         struct manager *m = req->rest->manager;
         struct engine_device_query q = {
@@ -85,7 +89,6 @@ int rest_devices_list(struct rest_request *req) {
         _cleanup_free_ struct device **page = NULL;
         struct engine_error e;
         uint64_t total;
-        json_t *devices;
         size_t n;
         int k;
 
@@ -95,17 +98,8 @@ int rest_devices_list(struct rest_request *req) {
         k = engine_devices_query(m, &q, &page, &n, &total, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
-        devices = json_array();
-        if (!devices)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(devices, rest_json_device(m, page[i])) < 0) {
-                        json_decref(devices);
-                        return -ENOMEM;
-                }
-        return rest_reply_json(req, 200,
-                               json_pack("{s:o, s:I, s:I, s:I}", "devices", devices, "total", (json_int_t) total,
-                                         "limit", (json_int_t) q.limit, "offset", (json_int_t) q.offset));
+        return rest_reply_page(req, "devices", rest_json_array(m, (void *const *) page, n, device_form), total,
+                               q.limit, q.offset);
 }
 
 int rest_devices_add(struct rest_request *req) {
@@ -173,8 +167,10 @@ int rest_device_patch(struct rest_request *req) {
         return rest_reply_json(req, 200, rest_json_device(m, d));
 }
 
-int rest_device_probe(struct rest_request *req) {
-        struct manager *m = req->rest->manager;
+typedef int (*device_op_fn)(struct manager *m, struct device *d, struct engine_error *e);
+
+/* The path's device, and the engine's op on it; replies the refusal. */
+static int device_op(struct rest_request *req, device_op_fn op, struct device **ret) {
         struct engine_error e;
         struct device *d;
         int k;
@@ -182,23 +178,33 @@ int rest_device_probe(struct rest_request *req) {
         k = rest_find_device(req, &d);
         if (k < 0)
                 return k;
-        k = engine_device_probe(m, d, &e);
+        k = op(req->rest->manager, d, &e);
+        if (k < 0) {
+                (void) rest_reply_engine_error(req, &e);
+                return k;
+        }
+        *ret = d;
+        return 0;
+}
+
+int rest_device_probe(struct rest_request *req) {
+        struct device *d;
+        int k;
+
+        k = device_op(req, engine_device_probe, &d);
         if (k < 0)
-                return rest_reply_engine_error(req, &e);
-        return rest_reply_json(req, 202, rest_json_device(m, d));
+                return k;
+        return rest_reply_json(req, 202, rest_json_device(req->rest->manager, d));
 }
 
 int rest_device_forget(struct rest_request *req) {
-        struct engine_error e;
         struct device *d;
         int k;
 
-        k = rest_find_device(req, &d);
+        /* d is gone (its removal announced) once this succeeds. */
+        k = device_op(req, engine_device_forget, &d);
         if (k < 0)
                 return k;
-        k = engine_device_forget(req->rest->manager, d, &e);
-        if (k < 0)
-                return rest_reply_engine_error(req, &e);
         return rest_reply_no_content(req);
 }
 

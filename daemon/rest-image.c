@@ -102,17 +102,16 @@ int rest_image_upload(struct rest_request *req) {
         return rest_reply_json(req, 201, o);
 }
 
+static json_t *image_form(struct manager *m, const void *image) {
+        return rest_json_image(m, image);
+}
+
 int rest_images_list(struct rest_request *req) {
         struct manager *m = req->rest->manager;
-        json_t *images = json_array();
+        json_t *images = rest_json_array(m, (void *const *) m->images, m->n_images, image_form);
 
         if (!images)
                 return -ENOMEM;
-        for (size_t i = 0; i < m->n_images; i++)
-                if (json_array_append_new(images, rest_json_image(m, m->images[i])) < 0) {
-                        json_decref(images);
-                        return -ENOMEM;
-                }
         return rest_reply_json(req, 200, json_pack("{s:o}", "images", images));
 }
 

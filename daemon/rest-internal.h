@@ -180,6 +180,14 @@ json_t *rest_json_time(uint64_t realtime_usec);
 json_t *rest_json_string_or_null(const char *s);
 
 json_t *rest_json_device(struct manager *m, const struct device *d);
+/* The JSON form of one object of a list. */
+typedef json_t *(*rest_json_form_fn)(struct manager *m, const void *object);
+/* A JSON array of the objects' forms; NULL: out of memory. */
+json_t *rest_json_array(struct manager *m, void *const *objects, size_t n, rest_json_form_fn form);
+/* A page of a list: {key: items, total, limit, offset}; takes items (NULL:
+ * out of memory). */
+int rest_reply_page(struct rest_request *req, const char *key, json_t *items, uint64_t total, unsigned limit,
+                    uint64_t offset);
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 

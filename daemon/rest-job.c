@@ -46,6 +46,10 @@ json_t *rest_json_job(struct manager *m, const struct job *j) {
                          "updated", rest_json_time(j->updated_usec));
 }
 
+static json_t *job_form(struct manager *m, const void *job) {
+        return rest_json_job(m, job);
+}
+
 /* A device spec as the engine takes it: a JSON integer becomes its
  * decimal string. */
 typedef char device_spec[24];
@@ -129,15 +133,9 @@ int rest_jobs_create(struct rest_request *req) {
         k = engine_push(m, &push, &created, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
-
-        jobs = json_array();
+        jobs = rest_json_array(m, (void *const *) created, push.n_devices, job_form);
         if (!jobs)
                 return -ENOMEM;
-        for (size_t i = 0; i < push.n_devices; i++)
-                if (json_array_append_new(jobs, rest_json_job(m, created[i])) < 0) {
-                        json_decref(jobs);
-                        return -ENOMEM;
-                }
         return rest_reply_json(req, 201, json_pack("{s:o}", "jobs", jobs));
 }
 
@@ -152,7 +150,6 @@ int rest_jobs_list(struct rest_request *req) {
         struct engine_error e;
         size_t n;
         uint64_t total;
-        json_t *jobs;
         int k;
 
         k = rest_query_page(req, &q.limit, &q.offset);
@@ -161,17 +158,8 @@ int rest_jobs_list(struct rest_request *req) {
         k = engine_jobs_query(m, &q, &page, &n, &total, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
-        jobs = json_array();
-        if (!jobs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (json_array_append_new(jobs, rest_json_job(m, page[i])) < 0) {
-                        json_decref(jobs);
-                        return -ENOMEM;
-                }
-        return rest_reply_json(req, 200,
-                               json_pack("{s:o, s:I, s:I, s:I}", "jobs", jobs, "total", (json_int_t) total, "limit",
-                                         (json_int_t) q.limit, "offset", (json_int_t) q.offset));
+        return rest_reply_page(req, "jobs", rest_json_array(m, (void *const *) page, n, job_form), total, q.limit,
+                               q.offset);
 }
 
 int rest_job_get(struct rest_request *req) {

@@ -4,6 +4,7 @@
  * rest-image.c, rest-job.c; doc/openapi.yaml) share, and the check of a
  * request body's fields.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,28 @@ json_t *rest_json_string_or_null(const char *s) {
 
 
 
+
+json_t *rest_json_array(struct manager *m, void *const *objects, size_t n, rest_json_form_fn form) {
+        json_t *array = json_array();
+
+        if (!array)
+                return NULL;
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append_new(array, form(m, objects[i])) < 0) {
+                        json_decref(array);
+                        return NULL;
+                }
+        return array;
+}
+
+int rest_reply_page(struct rest_request *req, const char *key, json_t *items, uint64_t total, unsigned limit,
+                    uint64_t offset) {
+        if (!items)
+                return -ENOMEM;
+        return rest_reply_json(req, 200,
+                               json_pack("{s:o, s:I, s:I, s:I}", key, items, "total", (json_int_t) total, "limit",
+                                         (json_int_t) limit, "offset", (json_int_t) offset));
+}
 
 int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {
         const char *key;
