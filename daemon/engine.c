@@ -99,6 +99,9 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
                 return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " has an unfinished job (%" PRIu64
                             "); cancel it first.", id, j->id);
         r = manager_forget_device(m, d);
+        /* A job's end is announced before its session is torn down. */
+        if (r == -EBUSY)
+                return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy; try again later.", id);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Forgetting device %" PRIu64 " failed: %s.", id, strerror(-r));
         return 0;
