@@ -240,6 +240,20 @@ static enum smp_cbor_type token_item_type(enum token_kind kind) {
         }
 }
 
+/* The argument of the complete CBOR head at p (RFC 8949, section 3): a
+ * string's length, a container's count. */
+static uint64_t head_argument(const uint8_t *p) {
+        uint8_t info = p[0] & 0x1f;
+        unsigned size = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : info == 27 ? 8 : 0;
+        uint64_t v = 0;
+
+        if (size == 0)
+                return info;
+        for (unsigned i = 1; i <= size; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
 struct open_container {
         uint32_t index;      /* item index of the container */
         uint64_t remaining;  /* definite: child items still expected */
@@ -281,6 +295,22 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
                         return parse_fail(error, -EBADMSG, pos,
                                           "malformed CBOR: invalid initial byte 0x%02x at byte %zu",
                                           body[pos], pos);
+                /* libcbor before 0.9 hands lengths and counts over as
+                 * size_t: on a 32-bit system one of 2^32 or more arrives cut
+                 * to its low 32 bits (2^32 + 1 as 1), and the bytes after it
+                 * would be read as the items that follow.  No such length
+                 * fits a body (at most UINT32_MAX bytes): compare with the
+                 * head's own argument. */
+                if (tok.kind == TOKEN_BYTES || tok.kind == TOKEN_TEXT ||
+                    tok.kind == TOKEN_ARRAY || tok.kind == TOKEN_MAP) {
+                        uint64_t announced = head_argument(body + item_offset);
+                        uint64_t decoded = tok.kind == TOKEN_BYTES || tok.kind == TOKEN_TEXT ? tok.len : tok.u;
+                        if (announced != decoded)
+                                return parse_fail(error, -EBADMSG, item_offset,
+                                                  "body truncated: %s at byte %zu announces %" PRIu64 " bytes or entries, only %zu bytes follow",
+                                                  smp_cbor_type_name(token_item_type(tok.kind)), item_offset,
+                                                  announced, len - pos);
+                }
                 pos += res.read;
 
                 switch (tok.kind) {

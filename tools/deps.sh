@@ -10,6 +10,7 @@ SMPGW_PACKAGES=(
   python3-yaml python3-jsonschema
   libsqlite3-dev libmicrohttpd-dev libinih-dev sqlite3 systemd uthash-dev
   libdbus-1-dev
+  lowdown man-db bash-completion
 )
 
 smpgw_install_missing() {
