@@ -136,15 +136,10 @@ static int method_push(sd_bus_message *message, void *userdata, sd_bus_error *er
 
 static int method_scan(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct bus_api *api = userdata;
-        int r;
+        struct engine_error e;
 
-        r = manager_scan(api->manager);
-        if (r == -ENOTCONN)
-                return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED,
-                                        "Discovery is disabled in the configuration ([discovery] enabled=no).");
-        /* A round already running is what the caller asked for. */
-        if (r < 0 && r != -EALREADY)
-                return bus_error_set(error, r, "Cannot start a discovery round: %s.", strerror(-r));
+        if (engine_scan(api->manager, &e) < 0)
+                return bus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, NULL);
 }
 

@@ -47,6 +47,7 @@ static const sd_bus_error_map bus_errors[] = {
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_INVALID_ARGS, EINVAL),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_NO_MEMORY, ENOMEM),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_TIMEOUT, ETIMEDOUT),
+        SD_BUS_ERROR_MAP(SD_BUS_ERROR_NOT_SUPPORTED, ENOTCONN),   /* discovery is off */
         SD_BUS_ERROR_MAP_END,
 };
 

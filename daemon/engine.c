@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "db.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
@@ -129,6 +130,32 @@ int engine_device_probe(struct manager *m, struct device *d, struct engine_error
                 return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy: a probe or a job is running on it.", d->id);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Probing device %" PRIu64 " failed: %s.", d->id, strerror(-r));
+        return 0;
+}
+
+int engine_device_history(struct manager *m, struct device *d, unsigned limit,
+                          int (*fn)(const struct db_history_row *row, void *userdata), void *userdata,
+                          struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = db_history_list(m->db, d->id, 0, limit, fn, userdata);
+        if (r < 0)
+                return fail(e, -EIO, NULL, -1, "Reading the history of device %" PRIu64 " failed: %s.", d->id,
+                            strerror(-r));
+        return 0;
+}
+
+int engine_scan(struct manager *m, struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = manager_scan(m);
+        if (r == -ENOTCONN)
+                return fail(e, r, NULL, -1, "Discovery is disabled in the configuration ([discovery] enabled=no).");
+        /* A round already running is what the caller asked for. */
+        if (r < 0 && r != -EALREADY)
+                return fail(e, r, NULL, -1, "Cannot start a discovery round: %s.", strerror(-r));
         return 0;
 }
 

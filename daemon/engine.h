@@ -18,6 +18,7 @@
  *   -EALREADY         the job is finished already
  *   -E2BIG            a configured count is reached ([devices] / [images] max_count)
  *   -EPROTONOSUPPORT  no usable transport for a connection string's scheme
+ *   -ENOTCONN         discovery is off
  *   -EBADMSG, -EKEYREJECTED, -EFBIG   an image refused: invalid, unsigned, too large
  *   anything else     the gateway's own trouble (I/O, memory)
  *
@@ -72,6 +73,15 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
 /* NULL or "" removes the name. */
 int engine_device_rename(struct manager *m, struct device *d, const char *name, struct engine_error *e);
 int engine_device_probe(struct manager *m, struct device *d, struct engine_error *e);
+/* A device's history, newest first, at most limit rows, each handed to
+ * fn (db.h); a failure to read it is the gateway's (-EIO). */
+struct db_history_row;
+int engine_device_history(struct manager *m, struct device *d, unsigned limit,
+                          int (*fn)(const struct db_history_row *row, void *userdata), void *userdata,
+                          struct engine_error *e);
+/* A discovery round now (one running already counts as started).
+ * -ENOTCONN: discovery is off. */
+int engine_scan(struct manager *m, struct engine_error *e);
 
 /* ---- images ---- */
 

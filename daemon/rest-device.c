@@ -225,6 +225,7 @@ static int history_row(const struct db_history_row *row, void *userdata) {
 int rest_device_history(struct rest_request *req) {
         struct manager *m = req->rest->manager;
         unsigned page_max = rest_page_max(req->rest);
+        struct engine_error e;
         struct device *d;
         uint64_t limit;
         json_t *events;
@@ -239,11 +240,10 @@ int rest_device_history(struct rest_request *req) {
         events = json_array();
         if (!events)
                 return -ENOMEM;
-        k = db_history_list(m->db, d->id, 0, (unsigned) limit, history_row, events);
+        k = engine_device_history(m, d, (unsigned) limit, history_row, events, &e);
         if (k < 0) {
                 json_decref(events);
-                return rest_reply_error(req, 500, "internal", "Reading the history of device %" PRIu64 " failed: %s.",
-                                        d->id, strerror(-k));
+                return rest_reply_engine_error(req, &e);
         }
         return rest_reply_json(req, 200, json_pack("{s:I, s:o}", "device", (json_int_t) d->id, "events", events));
 }
