@@ -26,6 +26,7 @@ struct smp_request {
         bool retransmitted;                /* RTT samples only from single sends (Karn) */
         bool waiting_to_send;              /* the link said EAGAIN */
         bool upgraded;                     /* resent as v2 after UNSUPPORTED_TOO_OLD */
+        uint64_t link_epoch;               /* the session's link_epoch when it was sent */
         uint64_t sent_usec;
         sd_event_source *timer;
         smp_request_done_fn done;
@@ -50,6 +51,10 @@ struct smp_session {
 
         struct smp_request *requests, *requests_tail;
         unsigned n_requests;
+        /* Counts the links opened: a request belongs to the link it was
+         * sent on, so failing a dead link's requests spares those a
+         * callback sent meanwhile on a new one. */
+        uint64_t link_epoch;
 
         smp_session_closed_fn closed_fn;
         void *closed_userdata;
@@ -259,11 +264,16 @@ static void on_link_receive(const uint8_t *data, size_t len, void *userdata) {
         session_unref(s);
 }
 
-/* Fails the requests in flight now.  A callback may send new requests
- * (on a link it reopened): those are appended behind and left alone. */
+/* Fails the requests of the link that is gone.  A callback may reopen
+ * the link and send new requests; they are appended behind, carry the new
+ * link's epoch, and are left alone.  (Counting the requests present at
+ * the start instead failed new ones whenever a callback also took old
+ * ones off the list, e.g. an upload cancelling its window.) */
 static void session_fail_all(struct smp_session *s, int error) {
+        uint64_t epoch = s->link_epoch;
+
         session_ref(s);
-        for (unsigned n = s->n_requests; n > 0 && s->requests && !s->freed; n--)
+        while (!s->freed && s->requests && s->requests->link_epoch <= epoch)
                 request_complete(s->requests, error, NULL);
         session_unref(s);
 }
@@ -321,6 +331,7 @@ static int link_open(struct smp_session *s) {
         e = s->transport->open(s->instance, s->event, s->conn, &link_callbacks, s, &s->link);
         if (e < 0)
                 return e;
+        s->link_epoch++;
         s->transport->get_info(s->link, &s->info);
         if (s->info.stream) {
                 e = smp_reassembler_new(SMP_FRAME_MAX, &s->reassembler);
@@ -488,6 +499,7 @@ int smp_session_send(struct smp_session *s, const struct smp_request_params *p,
                 return -ENOMEM;
         }
         r->session = s;
+        r->link_epoch = s->link_epoch;
         r->hdr = (struct smp_header) {
                 .op = p->op,
                 .version = s->version,

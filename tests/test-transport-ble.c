@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The ble transport plugin against smpsim's fake org.bluez (smpsim --ble)
- * on a private dbus-daemon (tests/bluez/bus.conf), which the plugin
+ * on a private dbus-daemon (tests/bus.conf), which the plugin
  * reaches as the system bus through $DBUS_SYSTEM_BUS_ADDRESS:
  *   - connection strings that must be refused;
  *   - echo over AcquireWrite/AcquireNotify sockets, over
@@ -20,28 +20,24 @@
  *     send(); service resolution timing out; -EAGAIN and writable();
  *     bluetoothd leaving the bus.
  *
- * Needs $SMPSIM, $SMPGW_PLUGIN_DIR and $BUS_CONF (meson sets them).
+ * Needs $SMPSIM, $SMPGW_PLUGIN_DIR and $DBUS_DAEMON (meson sets them);
+ * skips without a dbus-daemon or a ble transport in this build.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include <stdlib.h>
 
 #include <systemd/sd-event.h>
 
-#include "smpgw/smp-cbor.h"
 #include "smpgw/smp-discovery.h"
 #include "smpgw/smp-frame.h"
-#include "smpgw/smp-os.h"
 #include "smpgw/smp-transport.h"
+#include "test-bus.h"
+#include "test-client.h"
 #include "test-context.h"
+#include "test-loop.h"
+#include "test-skip.h"
+#include "test-smpsim.h"
 #include "test-util.h"
 
 static struct smp_context *ctx;
@@ -54,251 +50,56 @@ static int ble_open(sd_event *e, const char *address, const struct smp_link_call
         snprintf(conn, sizeof(conn), "ble:%s", address);
         return test_link_open(ctx, e, conn, cb, userdata, NULL, ret);
 }
-static pid_t bus_pid;
 
-/* ---- processes ---- */
-
-/* Reads one line from fd (10 s at most). */
-static void read_line(int fd, char *line, size_t size) {
-        size_t got = 0;
-        while (got < size - 1) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                ASSERT_TRUE(poll(&p, 1, 10000) == 1);
-                ssize_t k = read(fd, line + got, 1);
-                ASSERT_TRUE(k == 1);
-                if (line[got] == '\n')
-                        break;
-                got++;
-        }
-        line[got] = 0;
+/* For links a test opens only to be refused. */
+static void ignore_receive(const uint8_t *data, size_t len, void *userdata) {
 }
-
-static pid_t spawn(const char *const *argv, int *ret_out) {
-        int out[2];
-        ASSERT_OK(pipe2(out, O_CLOEXEC));
-        pid_t pid = fork();
-        ASSERT_TRUE(pid >= 0);
-        if (pid == 0) {
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-                dup2(out[1], STDOUT_FILENO);
-                execv(argv[0], (char **) argv);
-                _exit(127);
-        }
-        close(out[1]);
-        *ret_out = out[0];
-        return pid;
+static void ignore_closed(int err, void *userdata) {
 }
+static const struct smp_link_callbacks callbacks = {
+        .receive = ignore_receive,
+        .closed = ignore_closed,
+};
 
 /* One private bus for the whole program, our "system bus". */
-static void bus_start(void) {
-        static char address[256];
-        char conf[512];
-        const char *bus_conf = getenv("BUS_CONF");
-        int out;
-
-        if (bus_pid > 0)
-                return;
-        ASSERT_TRUE(bus_conf);
-        snprintf(conf, sizeof(conf), "--config-file=%s", bus_conf);
-        const char *argv[] = { "/usr/bin/dbus-daemon", conf, "--nofork", "--print-address=1", NULL };
-        bus_pid = spawn(argv, &out);
-        read_line(out, address, sizeof(address));
-        close(out);
-        ASSERT_TRUE(strncmp(address, "unix:", 5) == 0);
-        ASSERT_OK(setenv("DBUS_SYSTEM_BUS_ADDRESS", address, 1));
-}
-
-struct sim {
-        pid_t pid;
-        char dir[64];
-        char control[96];
-};
+static struct test_bus bus;
 
 /* smpsim --ble on our bus with count devices and extra arguments
  * (NULL-ended); returns once it printed "ready". */
-static void sim_start(struct sim *s, unsigned count, ...) {
-        const char *smpsim = getenv("SMPSIM");
-        const char *argv[40];
-        char count_s[16];
-        size_t n = 0;
-        va_list ap;
-        int out;
-
-        bus_start();
-        ASSERT_TRUE(smpsim);
-        snprintf(s->dir, sizeof(s->dir), "/tmp/test-ble-XXXXXX");
-        ASSERT_TRUE(mkdtemp(s->dir));
-        snprintf(s->control, sizeof(s->control), "%s/control", s->dir);
-        snprintf(count_s, sizeof(count_s), "%u", count);
-        argv[n++] = smpsim;
-        argv[n++] = "--ble";
-        argv[n++] = getenv("DBUS_SYSTEM_BUS_ADDRESS");
-        argv[n++] = "--count";
-        argv[n++] = count_s;
-        argv[n++] = "--control";
-        argv[n++] = s->control;
-        argv[n++] = "--ble-resolve-ms";
-        argv[n++] = "40";
-        argv[n++] = "--ble-supervision-ms";
-        argv[n++] = "150";
-        va_start(ap, count);
-        for (const char *a; (a = va_arg(ap, const char *)) && n < ELEMENTSOF(argv) - 1;)
-                argv[n++] = a;
-        va_end(ap);
-        argv[n] = NULL;
-
-        s->pid = spawn(argv, &out);
-        char line[64];
-        read_line(out, line, sizeof(line));
-        close(out);
-        ASSERT_STREQ(line, "ready");
-}
-
-static void sim_stop(struct sim *s) {
-        int status;
-        ASSERT_OK(kill(s->pid, SIGTERM));
-        ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
-        ASSERT_TRUE(WIFEXITED(status));
-        ASSERT_EQ(WEXITSTATUS(status), 0);
-        unlink(s->control);
-        rmdir(s->dir);
-}
-
-/* One command on smpsim's control socket; the answer line in buf. */
-static void sim_control(const struct sim *s, const char *cmd, char *buf, size_t size) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ASSERT_TRUE(fd >= 0);
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", s->control);
-        ASSERT_OK(connect(fd, (struct sockaddr *) &sa, sizeof(sa)));
-        ASSERT_EQ(write(fd, cmd, strlen(cmd)), (ssize_t) strlen(cmd));
-        ASSERT_EQ(write(fd, "\n", 1), 1);
-        read_line(fd, buf, size);
-        close(fd);
-}
-
-/* ---- a client on a link ---- */
-
-struct client {
-        sd_event *event;
-        struct smp_link *link;
-        uint8_t buf[16384];   /* reassembly by the SMP header */
-        size_t buf_len;
-        unsigned pieces;
-        unsigned received;    /* whole frames */
-        uint8_t frame[16384]; /* the last whole frame */
-        size_t frame_len;
-        int closed_err;
-        bool closed;
-        unsigned writable;
-};
-
-static void on_receive(const uint8_t *data, size_t len, void *userdata) {
-        struct client *c = userdata;
-        ASSERT_TRUE(c->buf_len + len <= sizeof(c->buf));
-        memcpy(c->buf + c->buf_len, data, len);
-        c->buf_len += len;
-        c->pieces++;
-        while (c->buf_len >= SMP_HEADER_SIZE) {
-                size_t n = SMP_HEADER_SIZE + unaligned_read_be16(c->buf + 2);
-                if (c->buf_len < n)
-                        break;
-                memcpy(c->frame, c->buf, n);
-                c->frame_len = n;
-                memmove(c->buf, c->buf + n, c->buf_len - n);
-                c->buf_len -= n;
-                c->received++;
-        }
-}
-
-static void on_closed(int err, void *userdata) {
-        struct client *c = userdata;
-        c->closed_err = err;
-        c->closed = true;
-}
-
-static const struct smp_link_callbacks callbacks = {
-        .receive = on_receive,
-        .closed = on_closed,
-};
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static void client_open(struct client *c, sd_event *event, const char *address) {
-        memset(c, 0, sizeof(*c));
-        c->event = sd_event_ref(event);
-        ASSERT_OK(ble_open(c->event, address, &callbacks, c, &c->link));
-}
-
-static void client_close(struct client *c) {
-        if (c->link)
-                ble->close(c->link);
-        c->link = NULL;
-        ASSERT_OK(sd_event_run(c->event, 0));
-        c->event = sd_event_unref(c->event);
-}
-
-static bool client_wait(struct client *c, unsigned n, unsigned timeout_ms) {
-        uint64_t end = now_usec() + (uint64_t) timeout_ms * 1000u;
-        while (c->received < n && !c->closed) {
-                uint64_t now = now_usec();
-                if (now >= end)
-                        return false;
-                ASSERT_OK(sd_event_run(c->event, MIN(end - now, 100000u)));
-        }
-        return c->received >= n;
-}
-
-static bool client_wait_closed(struct client *c, unsigned timeout_ms) {
-        uint64_t end = now_usec() + (uint64_t) timeout_ms * 1000u;
-        while (!c->closed) {
-                uint64_t now = now_usec();
-                if (now >= end)
-                        return false;
-                ASSERT_OK(sd_event_run(c->event, MIN(end - now, 100000u)));
-        }
-        return true;
-}
-
-static size_t echo_frame(uint8_t seq, const char *text, uint8_t *out, size_t cap) {
-        static uint8_t body[8192];
-        struct smp_cbor_writer w;
-        smp_cbor_writer_init(&w, body, sizeof(body));
-        ASSERT_OK(smp_os_echo_req_encode(&w, smp_cbor_slice_str(text)));
-        struct smp_header h = {
-                .op = SMP_OP_WRITE, .version = SMP_VERSION_2, .group = SMP_GROUP_OS, .seq = seq,
-                .id = SMP_OS_CMD_ECHO,
+static void sim_start(struct test_smpsim *s, unsigned count, ...) {
+        static const char *const ble_args[] = {
+                "--ble-resolve-ms", "40", "--ble-supervision-ms", "150", NULL,
         };
-        int r = smp_frame_build(&h, body, w.len, out, cap);
-        ASSERT_OK(r);
-        return (size_t) r;
+        const struct test_smpsim_options o = { .count = count, .ble = bus.address, .args = ble_args };
+        va_list ap;
+        va_start(ap, count);
+        test_smpsim_startv(s, &o, ap);
+        va_end(ap);
 }
 
-static void check_echo_answer(const struct client *c, uint8_t seq, const char *text) {
-        struct smp_header h;
-        struct smp_cbor_slice r;
-        ASSERT_OK(smp_header_decode(c->frame, c->frame_len, &h));
-        ASSERT_EQ(h.op, SMP_OP_WRITE_RSP);
-        ASSERT_EQ(h.group, SMP_GROUP_OS);
-        ASSERT_EQ(h.id, SMP_OS_CMD_ECHO);
-        ASSERT_EQ(h.seq, seq);
-        ASSERT_OK(smp_os_echo_rsp_decode(c->frame + SMP_HEADER_SIZE, h.len, &r, NULL));
-        ASSERT_EQ(r.len, strlen(text));
-        ASSERT_MEMEQ(r.ptr, text, r.len);
+/* A client on event to ble:address. */
+static void client_open(struct test_client *c, sd_event *event, const char *address) {
+        char conn[256];
+        snprintf(conn, sizeof(conn), "ble:%s", address);
+        ASSERT_OK(test_client_open(c, ctx, event, conn));
+}
+
+static bool client_wait(struct test_client *c, unsigned n, unsigned timeout_ms) {
+        return test_client_wait(c, n, (uint64_t) timeout_ms * TEST_USEC_PER_MSEC);
+}
+
+static bool client_wait_closed(struct test_client *c, unsigned timeout_ms) {
+        return test_client_wait_closed(c, (uint64_t) timeout_ms * TEST_USEC_PER_MSEC);
 }
 
 /* Sends an echo of text and checks the answer. */
-static void echo(struct client *c, uint8_t seq, const char *text) {
+static void echo(struct test_client *c, uint8_t seq, const char *text) {
         static uint8_t f[8192];
-        size_t n = echo_frame(seq, text, f, sizeof(f));
-        unsigned before = c->received;
+        size_t n = test_echo_frame(seq, text, f, sizeof(f));
+        unsigned before = c->frames;
         ASSERT_OK(ble->send(c->link, f, n));
         ASSERT_TRUE(client_wait(c, before + 1, 10000));
-        check_echo_answer(c, seq, text);
+        test_client_check_echo(c, TEST_CLIENT_LAST, seq, text);
 }
 
 #define DEV0 "C0:DE:00:00:00:00"
@@ -306,6 +107,11 @@ static void echo(struct client *c, uint8_t seq, const char *text) {
 /* ---- tests ---- */
 
 static void test_load(void) {
+        int r = test_bus_start(&bus);
+        if (r == -ENOENT)
+                test_skip_all("no dbus-daemon to run a private bus with");
+        ASSERT_OK(r);
+        ASSERT_OK(setenv("DBUS_SYSTEM_BUS_ADDRESS", bus.address, 1));
         ctx = test_context_new();
         ASSERT_OK(smp_context_find_transport(ctx, "ble", &ble, NULL));
         ASSERT_EQ(ble->abi_version, SMP_TRANSPORT_ABI_VERSION);
@@ -321,7 +127,6 @@ static void test_addresses(void) {
         };
         sd_event *e;
         struct smp_link *l;
-        bus_start();
         ASSERT_OK(sd_event_new(&e));
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 int r = ble_open(e, bad[i], &callbacks, NULL, &l);
@@ -334,9 +139,9 @@ static void test_addresses(void) {
 }
 
 /* Checks a boolean in smpsim's view of the link (ble-state). */
-static void check_ble_state(const struct sim *s, const char *key, bool want) {
+static void check_ble_state(const struct test_smpsim *s, const char *key, bool want) {
         char buf[4096], k[64];
-        sim_control(s, "ble-state 0", buf, sizeof(buf));
+        test_smpsim_control(s, "ble-state 0", buf, sizeof(buf));
         snprintf(k, sizeof(k), "\"%s\"", key);
         const char *p = strstr(buf, k);
         ASSERT_TRUE(p);
@@ -351,8 +156,8 @@ static void check_ble_state(const struct sim *s, const char *key, bool want) {
 
 static void run_echo(const char *extra_conn, const char *fault1, const char *fault2, bool acquired_write,
                      bool acquired_notify) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
         char conn[128], big[1200];
         struct smp_link_info info;
@@ -369,12 +174,12 @@ static void run_echo(const char *extra_conn, const char *fault1, const char *fau
         client_open(&c, e, conn);
 
         /* Queued until the link is ready. */
-        size_t n = echo_frame(1, "hello", f, sizeof(f));
+        size_t n = test_echo_frame(1, "hello", f, sizeof(f));
         ASSERT_OK(ble->send(c.link, f, n));
-        n = echo_frame(2, "world", f, sizeof(f));
+        n = test_echo_frame(2, "world", f, sizeof(f));
         ASSERT_OK(ble->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 2, 15000));
-        check_echo_answer(&c, 2, "world");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 2, "world");
 
         ble->get_info(c.link, &info);
         ASSERT_EQ(info.mtu, 244);
@@ -399,9 +204,9 @@ static void run_echo(const char *extra_conn, const char *fault1, const char *fau
         ASSERT_TRUE(st.rx_packets >= 2 + 5);
         ASSERT_TRUE(!c.closed);
 
-        client_close(&c);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 static void test_echo_acquire(void) {
@@ -425,37 +230,37 @@ static void test_resolved_early(void) {
 }
 
 static void test_connect_retry(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
 
         sim_start(&s, 1, "--ble-fault", "connect-fail=2", NULL);
         ASSERT_OK(sd_event_new(&e));
         client_open(&c, e, DEV0);
         echo(&c, 7, "after retries");
-        client_close(&c);
+        test_client_close(&c);
 
         /* More failures than retries: closed(). */
         char buf[4096];
-        sim_control(&s, "ble-fault 0 connect-fail=10", buf, sizeof(buf));
+        test_smpsim_control(&s, "ble-fault 0 connect-fail=10", buf, sizeof(buf));
         ASSERT_TRUE(strstr(buf, "\"ok\":true"));
         /* Right away: the plugin waits for the first link's Disconnect. */
         client_open(&c, e, DEV0);
         uint8_t f[256];
-        size_t n = echo_frame(8, "never", f, sizeof(f));
+        size_t n = test_echo_frame(8, "never", f, sizeof(f));
         ASSERT_OK(ble->send(c.link, f, n));
         ASSERT_TRUE(client_wait_closed(&c, 15000));
         ASSERT_EQ(c.closed_err, -ECONNABORTED);
-        ASSERT_EQ(c.received, 0);
+        ASSERT_EQ(c.frames, 0);
         ASSERT_EQ(ble->send(c.link, f, n), -ENOTCONN);
-        client_close(&c);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 static void test_disconnect_mid_transfer(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
         char buf[4096], big[1500];
         uint8_t f[2048];
@@ -467,23 +272,23 @@ static void test_disconnect_mid_transfer(void) {
         memset(big, 'x', sizeof(big) - 1);
         big[sizeof(big) - 1] = 0;
         for (uint8_t seq = 2; seq < 10; seq++) {
-                size_t n = echo_frame(seq, big, f, sizeof(f));
+                size_t n = test_echo_frame(seq, big, f, sizeof(f));
                 ASSERT_OK(ble->send(c.link, f, n));
         }
         ASSERT_TRUE(client_wait(&c, 2, 10000));
-        sim_control(&s, "ble-disconnect 0", buf, sizeof(buf));
+        test_smpsim_control(&s, "ble-disconnect 0", buf, sizeof(buf));
         ASSERT_TRUE(strstr(buf, "\"ok\":true"));
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ECONNRESET);
-        ASSERT_TRUE(c.received < 9);
-        client_close(&c);
+        ASSERT_TRUE(c.frames < 9);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 static void test_three_links(void) {
-        struct sim s;
-        struct client c[3];
+        struct test_smpsim s;
+        struct test_client c[3];
         sd_event *e;
         char conn[64];
 
@@ -493,23 +298,23 @@ static void test_three_links(void) {
                 snprintf(conn, sizeof(conn), "C0:DE:00:00:00:%02X,max-connections=2", i);
                 client_open(&c[i], e, conn);
                 uint8_t f[256];
-                size_t n = echo_frame((uint8_t) i, "x", f, sizeof(f));
+                size_t n = test_echo_frame((uint8_t) i, "x", f, sizeof(f));
                 ASSERT_OK(ble->send(c[i].link, f, n));
         }
         /* Two at a time: the third waits for a slot. */
         ASSERT_TRUE(client_wait(&c[0], 1, 15000));
         ASSERT_TRUE(client_wait(&c[1], 1, 15000));
-        ASSERT_EQ(c[2].received, 0);
-        client_close(&c[0]);
+        ASSERT_EQ(c[2].frames, 0);
+        test_client_close(&c[0]);
         ASSERT_TRUE(client_wait(&c[2], 1, 15000));
-        check_echo_answer(&c[2], 2, "x");
-        client_close(&c[1]);
-        client_close(&c[2]);
+        test_client_check_echo(&c[2], TEST_CLIENT_LAST, 2, "x");
+        test_client_close(&c[1]);
+        test_client_close(&c[2]);
         /* Back to the default for the rest. */
         client_open(&c[0], e, DEV0 ",max-connections=4");
-        client_close(&c[0]);
+        test_client_close(&c[0]);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 struct scan {
@@ -540,7 +345,7 @@ static void on_found(const struct smp_discovered *d, void *userdata) {
 }
 
 static void test_discovery(void) {
-        struct sim s;
+        struct test_smpsim s;
         struct scan sc = {};
         struct smp_discovery *d;
         sd_event *e;
@@ -550,8 +355,8 @@ static void test_discovery(void) {
         ASSERT_EQ(smp_discovery_start(ctx, e, "ble", "seconds=0", on_found, &sc, &d), -EINVAL);
         ASSERT_EQ(smp_discovery_start(ctx, e, "ble", "adapter=x", on_found, &sc, &d), -EINVAL);
         ASSERT_OK(smp_discovery_start(ctx, e, "ble", "seconds=1,adapter=hci0", on_found, &sc, &d));
-        uint64_t end = now_usec() + 5000000u;
-        while (!sc.ended && now_usec() < end)
+        uint64_t end = test_now_usec() + 5000000u;
+        while (!sc.ended && test_now_usec() < end)
                 ASSERT_OK(sd_event_run(e, 100000));
         ASSERT_TRUE(sc.ended);
         ASSERT_TRUE(!sc.bad);
@@ -562,19 +367,19 @@ static void test_discovery(void) {
         /* Stopped early, from nothing but the caller. */
         struct scan sc2 = {};
         ASSERT_OK(smp_discovery_start(ctx, e, "ble", "", on_found, &sc2, &d));
-        end = now_usec() + 300000u;
-        while (now_usec() < end)
+        end = test_now_usec() + 300000u;
+        while (test_now_usec() < end)
                 ASSERT_OK(sd_event_run(e, 50000));
         smp_discovery_free(d);
         ASSERT_OK(sd_event_run(e, 0));
         ASSERT_TRUE(!sc2.ended);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 static void test_unknown_device(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
 
         sim_start(&s, 1, NULL);
@@ -582,17 +387,17 @@ static void test_unknown_device(void) {
         client_open(&c, e, "C0:DE:00:00:12:34,connect-timeout=500");
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ETIMEDOUT);
-        client_close(&c);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 
 /* A second adapter named in the connection string; two frames in one
  * send() (each is cut on its own). */
 static void test_adapter_and_concatenated(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
         char buf[4096], big[600];
         uint8_t f[4096];
@@ -601,25 +406,25 @@ static void test_adapter_and_concatenated(void) {
         ASSERT_OK(sd_event_new(&e));
         client_open(&c, e, DEV0 ",adapter=hci1");
         echo(&c, 1, "on hci1");
-        sim_control(&s, "ble-state 0", buf, sizeof(buf));
+        test_smpsim_control(&s, "ble-state 0", buf, sizeof(buf));
         ASSERT_TRUE(strstr(buf, "\"adapter\":1") || strstr(buf, "\"adapter\": 1"));
 
         memset(big, 'y', sizeof(big) - 1);
         big[sizeof(big) - 1] = 0;
-        size_t n = echo_frame(2, big, f, sizeof(f));
-        n += echo_frame(3, "tail", f + n, sizeof(f) - n);
+        size_t n = test_echo_frame(2, big, f, sizeof(f));
+        n += test_echo_frame(3, "tail", f + n, sizeof(f) - n);
         ASSERT_OK(ble->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 3, 10000));
-        check_echo_answer(&c, 3, "tail");
-        client_close(&c);
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 3, "tail");
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 /* The GATT objects come later than resolve-timeout: closed(-ETIMEDOUT). */
 static void test_resolve_timeout(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
 
         sim_start(&s, 1, "--ble-fault", "resolve-late=2000", NULL);
@@ -627,27 +432,16 @@ static void test_resolve_timeout(void) {
         client_open(&c, e, DEV0 ",resolve-timeout=300");
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ETIMEDOUT);
-        client_close(&c);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
-
-static void on_writable(void *userdata) {
-        struct client *c = userdata;
-        c->writable++;
-}
-
-static const struct smp_link_callbacks callbacks_w = {
-        .receive = on_receive,
-        .closed = on_closed,
-        .writable = on_writable,
-};
 
 /* send() pushes back with -EAGAIN once 64 KiB wait, and says writable()
  * when they went out; everything arrives in order. */
 static void test_backpressure(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
         static char big[1800];
         static uint8_t f[2048];
@@ -657,12 +451,10 @@ static void test_backpressure(void) {
          * the notification socket, and BlueZ (like smpsim) drops then. */
         sim_start(&s, 1, "--buf-count", "64", "--ble-conn-interval-ms", "1", NULL);
         ASSERT_OK(sd_event_new(&e));
-        memset(&c, 0, sizeof(c));
-        c.event = sd_event_ref(e);
-        ASSERT_OK(ble_open(e, DEV0, &callbacks_w, &c, &c.link));
+        client_open(&c, e, DEV0);
         memset(big, 'z', sizeof(big) - 1);
         for (;;) {
-                size_t n = echo_frame((uint8_t) sent, big, f, sizeof(f));
+                size_t n = test_echo_frame((uint8_t) sent, big, f, sizeof(f));
                 int r = ble->send(c.link, f, n);
                 if (r == -EAGAIN)
                         break;
@@ -671,52 +463,41 @@ static void test_backpressure(void) {
                 ASSERT_TRUE(sent < 100);
         }
         ASSERT_TRUE(sent >= 30);
-        uint64_t end = now_usec() + 10000000u;
-        while (c.writable == 0 && !c.closed && now_usec() < end)
+        uint64_t end = test_now_usec() + 10000000u;
+        while (c.writable == 0 && !c.closed && test_now_usec() < end)
                 ASSERT_OK(sd_event_run(e, 100000));
         ASSERT_TRUE(c.writable > 0);
         if (!client_wait(&c, sent, 20000)) {
                 char buf[4096];
-                sim_control(&s, "ble-state 0", buf, sizeof(buf));
-                fprintf(stderr, "sent %u, received %u, %s\n", sent, c.received, buf);
+                test_smpsim_control(&s, "ble-state 0", buf, sizeof(buf));
+                fprintf(stderr, "sent %u, received %u, %s\n", sent, c.frames, buf);
                 abort();
         }
-        check_echo_answer(&c, (uint8_t) (sent - 1), big);
-        client_close(&c);
+        test_client_check_echo(&c, TEST_CLIENT_LAST, (uint8_t) (sent - 1), big);
+        test_client_close(&c);
         sd_event_unref(e);
-        sim_stop(&s);
+        test_smpsim_stop(&s);
 }
 
 /* bluetoothd (smpsim) leaves the bus: closed(). */
 static void test_bluez_gone(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         sd_event *e;
-        int status;
 
         sim_start(&s, 1, NULL);
         ASSERT_OK(sd_event_new(&e));
         client_open(&c, e, DEV0 ",mode=notify");
         echo(&c, 1, "before");
-        ASSERT_OK(kill(s.pid, SIGKILL));
-        ASSERT_EQ(waitpid(s.pid, &status, 0), s.pid);
+        test_smpsim_kill(&s);
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ECONNRESET);
-        client_close(&c);
+        test_client_close(&c);
         sd_event_unref(e);
-        unlink(s.control);
-        rmdir(s.dir);
-}
-
-static void stop_bus(void) {
-        if (bus_pid > 0) {
-                kill(bus_pid, SIGTERM);
-                waitpid(bus_pid, NULL, 0);
-        }
 }
 
 static void test_end(void) {
-        stop_bus();
+        test_bus_stop(&bus);
         ctx = smp_context_unref(ctx);
 }
 

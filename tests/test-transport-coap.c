@@ -15,15 +15,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
@@ -33,7 +26,10 @@
 #include "smpgw/smp-omp.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-transport.h"
+#include "test-client.h"
 #include "test-context.h"
+#include "test-loop.h"
+#include "test-smpsim.h"
 #include "test-util.h"
 
 static struct smp_context *ctx;
@@ -61,168 +57,39 @@ static void test_load(void) {
 
 /* ---- smpsim ---- */
 
-struct sim {
-        pid_t pid;
-        uint16_t port;
-};
+static const struct test_smpsim_options coap_sim = { .coap = true };
 
-static uint16_t free_udp_port(void) {
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof(a);
-        ASSERT_TRUE(fd >= 0);
-        ASSERT_OK(bind(fd, (struct sockaddr *) &a, sizeof(a)));
-        ASSERT_OK(getsockname(fd, (struct sockaddr *) &a, &len));
-        close(fd);
-        return ntohs(a.sin_port);
-}
-
-/* Starts smpsim --coap with one device and extra arguments (NULL-ended);
- * returns once it printed "ready". */
-static void sim_start(struct sim *s, ...) {
-        const char *smpsim = getenv("SMPSIM");
-        char endpoint[64];
-        const char *argv[32];
-        size_t n = 0;
-        int out[2];
-        va_list ap;
-
-        ASSERT_TRUE(smpsim);
-        s->port = free_udp_port();
-        snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", s->port);
-        argv[n++] = smpsim;
-        argv[n++] = "--coap";
-        argv[n++] = endpoint;
-        argv[n++] = "--count";
-        argv[n++] = "1";
-        va_start(ap, s);
-        for (const char *a; (a = va_arg(ap, const char *)) && n < ELEMENTSOF(argv) - 1;)
-                argv[n++] = a;
-        va_end(ap);
-        argv[n] = NULL;
-
-        ASSERT_OK(pipe2(out, O_CLOEXEC));
-        s->pid = fork();
-        ASSERT_TRUE(s->pid >= 0);
-        if (s->pid == 0) {
-                /* Gone with us, also when an assertion aborts the test. */
-                (void) prctl(PR_SET_PDEATHSIG, SIGTERM);
-                dup2(out[1], STDOUT_FILENO);
-                execv(smpsim, (char **) argv);
-                _exit(127);
-        }
-        close(out[1]);
-
-        char line[64];
-        size_t got = 0;
-        while (got < sizeof(line) - 1) {
-                struct pollfd p = { .fd = out[0], .events = POLLIN };
-                ASSERT_TRUE(poll(&p, 1, 10000) == 1);
-                ssize_t k = read(out[0], line + got, 1);
-                ASSERT_TRUE(k == 1);
-                if (line[got] == '\n')
-                        break;
-                got++;
-        }
-        line[got] = 0;
-        close(out[0]);
-        ASSERT_STREQ(line, "ready");
-}
-
-static void sim_stop(struct sim *s) {
-        int status;
-        ASSERT_OK(kill(s->pid, SIGTERM));
-        ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
-        ASSERT_TRUE(WIFEXITED(status));
-        ASSERT_EQ(WEXITSTATUS(status), 0);
+static void address_of(const struct test_smpsim *s, char *buf, size_t size) {
+        snprintf(buf, size, "127.0.0.1:%u", s->coap_port);
 }
 
 /* ---- a client on the link ---- */
 
-struct client {
-        sd_event *event;
-        struct smp_link *link;
-        unsigned received;
-        uint8_t frame[8192];
-        size_t frame_len;
-        int closed_err;
-        bool close_in_receive;
-};
-
-static void on_receive(const uint8_t *data, size_t len, void *userdata) {
-        struct client *c = userdata;
-        ASSERT_TRUE(len <= sizeof(c->frame));
-        memcpy(c->frame, data, len);
-        c->frame_len = len;
-        c->received++;
-        if (c->close_in_receive) {
-                coap->close(c->link);
-                c->link = NULL;
-        }
+/* For links a test opens only to be refused or looked at. */
+static void ignore_receive(const uint8_t *data, size_t len, void *userdata) {
 }
-
-static void on_closed(int err, void *userdata) {
-        struct client *c = userdata;
-        c->closed_err = err;
+static void ignore_closed(int err, void *userdata) {
 }
-
 static const struct smp_link_callbacks callbacks = {
-        .receive = on_receive,
-        .closed = on_closed,
+        .receive = ignore_receive,
+        .closed = ignore_closed,
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+/* A client on a loop of its own, to coap:address. */
+static void client_open(struct test_client *c, const char *address) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        char conn[256];
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "coap:%s", address);
+        ASSERT_OK(test_client_open(c, ctx, e, conn));
 }
 
-static void client_open(struct client *c, const char *address) {
-        memset(c, 0, sizeof(*c));
-        ASSERT_OK(sd_event_new(&c->event));
-        ASSERT_OK(coap_open(c->event, address, &callbacks, c, &c->link));
+static bool client_wait(struct test_client *c, unsigned n, unsigned timeout_ms) {
+        return test_client_wait(c, n, (uint64_t) timeout_ms * TEST_USEC_PER_MSEC);
 }
 
-static void client_close(struct client *c) {
-        if (c->link)
-                coap->close(c->link);
-        c->link = NULL;
-        /* Runs the loop once more: nothing of the link may be left in it. */
-        ASSERT_OK(sd_event_run(c->event, 0));
-        c->event = sd_event_unref(c->event);
-}
-
-/* Runs the loop until `received` reaches n or timeout_ms passed; returns
- * whether it did. */
-static bool client_wait(struct client *c, unsigned n, unsigned timeout_ms) {
-        uint64_t end = now_usec() + (uint64_t) timeout_ms * 1000u;
-        while (c->received < n) {
-                uint64_t now = now_usec();
-                if (now >= end)
-                        return false;
-                ASSERT_OK(sd_event_run(c->event, MIN(end - now, 100000u)));
-        }
-        return true;
-}
-
-static void client_idle(struct client *c, unsigned ms) {
-        uint64_t end = now_usec() + (uint64_t) ms * 1000u;
-        for (uint64_t now; (now = now_usec()) < end;)
-                ASSERT_OK(sd_event_run(c->event, end - now));
-}
-
-static size_t echo_frame(uint8_t seq, const char *text, uint8_t *out, size_t cap) {
-        static uint8_t body[8192];
-        struct smp_cbor_writer w;
-        smp_cbor_writer_init(&w, body, sizeof(body));
-        ASSERT_OK(smp_os_echo_req_encode(&w, smp_cbor_slice_str(text)));
-        struct smp_header h = {
-                .op = SMP_OP_WRITE, .version = SMP_VERSION_2, .group = SMP_GROUP_OS, .seq = seq,
-                .id = SMP_OS_CMD_ECHO,
-        };
-        int r = smp_frame_build(&h, body, w.len, out, cap);
-        ASSERT_OK(r);
-        return (size_t) r;
+static void client_idle(struct test_client *c, unsigned ms) {
+        test_run_for(c->event, (uint64_t) ms * TEST_USEC_PER_MSEC);
 }
 
 static size_t params_frame(uint8_t seq, uint8_t *out, size_t cap) {
@@ -234,26 +101,6 @@ static size_t params_frame(uint8_t seq, uint8_t *out, size_t cap) {
         int r = smp_frame_build(&h, empty_map, sizeof(empty_map), out, cap);
         ASSERT_OK(r);
         return (size_t) r;
-}
-
-/* The answer in c->frame is the echo of text for seq. */
-static void check_echo_answer(const struct client *c, uint8_t seq, const char *text) {
-        struct smp_header h;
-        struct smp_cbor_slice r;
-        ASSERT_OK(smp_header_decode(c->frame, c->frame_len, &h));
-        ASSERT_EQ(h.op, SMP_OP_WRITE_RSP);
-        ASSERT_EQ(h.version, SMP_VERSION_2);
-        ASSERT_EQ(h.group, SMP_GROUP_OS);
-        ASSERT_EQ(h.id, SMP_OS_CMD_ECHO);
-        ASSERT_EQ(h.seq, seq);
-        ASSERT_EQ(h.len + SMP_HEADER_SIZE, c->frame_len);
-        ASSERT_OK(smp_os_echo_rsp_decode(c->frame + SMP_HEADER_SIZE, h.len, &r, NULL));
-        ASSERT_EQ(r.len, strlen(text));
-        ASSERT_MEMEQ(r.ptr, text, r.len);
-}
-
-static void address_of(const struct sim *s, char *buf, size_t size) {
-        snprintf(buf, size, "127.0.0.1:%u", s->port);
 }
 
 /* ---- tests ---- */
@@ -300,56 +147,58 @@ static void test_addresses(void) {
 }
 
 static void test_echo_and_params(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         struct smp_link_stats st;
         struct smp_os_params_rsp params;
         struct smp_header h;
         uint8_t f[256], g[256];
         char addr[64];
 
-        sim_start(&s, "--buf-size", "3072", NULL);
+        test_smpsim_start(&s, &coap_sim, "--buf-size", "3072", NULL);
         address_of(&s, addr, sizeof(addr));
         client_open(&c, addr);
 
-        size_t n = echo_frame(0x42, "hello coap", f, sizeof(f));
+        size_t n = test_echo_frame(0x42, "hello coap", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 1, 5000));
-        check_echo_answer(&c, 0x42, "hello coap");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 0x42, "hello coap");
 
         n = params_frame(200, f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 2, 5000));
-        ASSERT_OK(smp_header_decode(c.frame, c.frame_len, &h));
+        size_t len;
+        const uint8_t *frame = test_client_frame(&c, TEST_CLIENT_LAST, &len);
+        ASSERT_OK(smp_header_decode(frame, len, &h));
         ASSERT_EQ(h.op, SMP_OP_READ_RSP);
         ASSERT_EQ(h.seq, 200);
         ASSERT_EQ(h.id, SMP_OS_CMD_MCUMGR_PARAMS);
-        ASSERT_OK(smp_os_params_rsp_decode(c.frame + SMP_HEADER_SIZE, h.len, &params, NULL));
+        ASSERT_OK(smp_os_params_rsp_decode(frame + SMP_HEADER_SIZE, h.len, &params, NULL));
         ASSERT_EQ(params.buf_size, 3072);
 
         /* Two frames in one packet: two requests, two answers. */
-        size_t a = echo_frame(1, "one", f, sizeof(f));
-        size_t b = echo_frame(2, "two", f + a, sizeof(f) - a);
+        size_t a = test_echo_frame(1, "one", f, sizeof(f));
+        size_t b = test_echo_frame(2, "two", f + a, sizeof(f) - a);
         ASSERT_OK(coap->send(c.link, f, a + b));
         ASSERT_TRUE(client_wait(&c, 4, 5000));
 
         /* A different frame with a sequence number still in flight is
          * refused; the same frame again is a retransmission. */
-        n = echo_frame(7, "first", f, sizeof(f));
+        n = test_echo_frame(7, "first", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
-        size_t m = echo_frame(7, "second", g, sizeof(g));
+        size_t m = test_echo_frame(7, "second", g, sizeof(g));
         ASSERT_EQ(coap->send(c.link, g, m), -EBUSY);
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 5, 5000));
-        check_echo_answer(&c, 7, "first");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 7, "first");
         /* the duplicate answer, if it comes, is the same echo */
         client_idle(&c, 200);
-        check_echo_answer(&c, 7, "first");
-        unsigned got = c.received;
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 7, "first");
+        unsigned got = c.frames;
         /* Answered: the sequence number is free again. */
         ASSERT_OK(coap->send(c.link, g, m));
         ASSERT_TRUE(client_wait(&c, got + 1, 5000));
-        check_echo_answer(&c, 7, "second");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 7, "second");
 
         /* Not a request: refused before anything is sent. */
         f[0] = (f[0] & ~7) | SMP_OP_WRITE_RSP;
@@ -359,36 +208,36 @@ static void test_echo_and_params(void) {
 
         coap->get_stats(c.link, &st);
         ASSERT_TRUE(st.tx_packets >= 7);
-        ASSERT_EQ(st.rx_packets, c.received);
+        ASSERT_EQ(st.rx_packets, c.frames);
         ASSERT_TRUE(st.tx_bytes > 0 && st.rx_bytes > 0);
         ASSERT_EQ(st.lost, 0);
         ASSERT_EQ(c.closed_err, 0);
 
-        client_close(&c);
-        sim_stop(&s);
+        test_client_close(&c);
+        test_smpsim_stop(&s);
 }
 
 static void test_large_echo(void) {
         static char text[2001];
         static uint8_t f[4096];
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         struct smp_link_stats st;
         struct smp_link_info info;
         char addr[64];
 
         for (size_t i = 0; i < sizeof(text) - 1; i++)
                 text[i] = (char) ('a' + i % 26);
-        sim_start(&s, "--buf-size", "4096", NULL);
+        test_smpsim_start(&s, &coap_sim, "--buf-size", "4096", NULL);
         address_of(&s, addr, sizeof(addr));
         client_open(&c, addr);
         coap->get_info(c.link, &info);
 
-        size_t n = echo_frame(9, text, f, sizeof(f));
+        size_t n = test_echo_frame(9, text, f, sizeof(f));
         ASSERT_TRUE(n > info.mtu + 900);
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 1, 10000));
-        check_echo_answer(&c, 9, text);
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 9, text);
 
         coap->get_stats(c.link, &st);
         ASSERT_EQ(st.tx_packets, 2); /* two Block1 blocks (1024 + ~990) */
@@ -397,58 +246,58 @@ static void test_large_echo(void) {
         ASSERT_EQ(st.lost, 0);
 
         /* And a small one after it on the same link. */
-        n = echo_frame(10, "small", f, sizeof(f));
+        n = test_echo_frame(10, "small", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 2, 5000));
-        check_echo_answer(&c, 10, "small");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 10, "small");
 
-        client_close(&c);
-        sim_stop(&s);
+        test_client_close(&c);
+        test_smpsim_stop(&s);
 }
 
 static void test_latency(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         struct smp_link_stats st;
         uint8_t f[256];
         char addr[64];
 
-        sim_start(&s, "--latency", "300", NULL);
+        test_smpsim_start(&s, &coap_sim, "--latency", "300", NULL);
         address_of(&s, addr, sizeof(addr));
         client_open(&c, addr);
 
-        size_t n = echo_frame(3, "slow", f, sizeof(f));
-        uint64_t t0 = now_usec();
+        size_t n = test_echo_frame(3, "slow", f, sizeof(f));
+        uint64_t t0 = test_now_usec();
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 1, 5000));
-        ASSERT_TRUE(now_usec() - t0 >= 600000);
-        check_echo_answer(&c, 3, "slow");
+        ASSERT_TRUE(test_now_usec() - t0 >= 600000);
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 3, "slow");
         coap->get_stats(c.link, &st);
         ASSERT_EQ(st.lost, 0);
 
-        client_close(&c);
-        sim_stop(&s);
+        test_client_close(&c);
+        test_smpsim_stop(&s);
 }
 
 static void test_silent_device(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         struct smp_link_stats st;
         uint8_t f[256], g[256];
         char addr[64];
 
-        sim_start(&s, "--fault", "silent=1", NULL);
+        test_smpsim_start(&s, &coap_sim, "--fault", "silent=1", NULL);
         address_of(&s, addr, sizeof(addr));
         client_open(&c, addr);
 
-        size_t n = echo_frame(5, "anyone?", f, sizeof(f));
+        size_t n = test_echo_frame(5, "anyone?", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         /* The test's own timeout: nothing comes, nothing breaks. */
         ASSERT_TRUE(!client_wait(&c, 1, 1500));
         /* A session would now retransmit the same frame ... */
         ASSERT_OK(coap->send(c.link, f, n));
         /* ... and must not reuse its sequence number for another. */
-        size_t m = echo_frame(5, "other", g, sizeof(g));
+        size_t m = test_echo_frame(5, "other", g, sizeof(g));
         ASSERT_EQ(coap->send(c.link, g, m), -EBUSY);
         ASSERT_TRUE(!client_wait(&c, 1, 500));
 
@@ -458,33 +307,33 @@ static void test_silent_device(void) {
         ASSERT_EQ(c.closed_err, 0);
 
         /* Closing with requests in flight. */
-        client_close(&c);
-        sim_stop(&s);
+        test_client_close(&c);
+        test_smpsim_stop(&s);
 }
 
 static void test_close_in_receive(void) {
-        struct sim s;
-        struct client c;
+        struct test_smpsim s;
+        struct test_client c;
         uint8_t f[256];
         char addr[64];
 
-        sim_start(&s, NULL);
+        test_smpsim_start(&s, &coap_sim, NULL);
         address_of(&s, addr, sizeof(addr));
         client_open(&c, addr);
         c.close_in_receive = true;
 
         /* Two answers may arrive in the same pass: the second must not be
          * delivered to a closed link. */
-        size_t a = echo_frame(1, "one", f, sizeof(f));
-        size_t b = echo_frame(2, "two", f + a, sizeof(f) - a);
+        size_t a = test_echo_frame(1, "one", f, sizeof(f));
+        size_t b = test_echo_frame(2, "two", f + a, sizeof(f) - a);
         ASSERT_OK(coap->send(c.link, f, a + b));
         ASSERT_TRUE(client_wait(&c, 1, 5000));
         ASSERT_TRUE(c.link == NULL);
         client_idle(&c, 300);
-        ASSERT_EQ(c.received, 1);
+        ASSERT_EQ(c.frames, 1);
 
-        client_close(&c);
-        sim_stop(&s);
+        test_client_close(&c);
+        test_smpsim_stop(&s);
 }
 
 /* ---- a hand-made CoAP device ---- */
@@ -593,29 +442,30 @@ static void fake_stop(struct fake_device *d) {
 }
 
 static void test_retransmission_and_errors(void) {
-        struct client c;
+        struct test_client c;
         struct fake_device d;
         struct smp_link_stats st;
         uint8_t f[256];
-        char addr[64];
+        char addr[64], conn[80];
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
 
-        memset(&c, 0, sizeof(c));
-        ASSERT_OK(sd_event_new(&c.event));
-        fake_start(&d, c.event);
+        ASSERT_OK(sd_event_new(&e));
+        fake_start(&d, e);
         snprintf(addr, sizeof(addr), "127.0.0.1:%u", d.port);
-        ASSERT_OK(coap_open(c.event, addr, &callbacks, &c, &c.link));
+        snprintf(conn, sizeof(conn), "coap:%s", addr);
+        ASSERT_OK(test_client_open(&c, ctx, e, conn));
 
         /* The first transmission is "lost": libcoap's retransmission timer
          * must fire in our loop, after ACK_TIMEOUT (2 s, no random factor). */
         d.ignore_first = 1;
-        size_t n = echo_frame(11, "ping", f, sizeof(f));
-        uint64_t t0 = now_usec();
+        size_t n = test_echo_frame(11, "ping", f, sizeof(f));
+        uint64_t t0 = test_now_usec();
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 1, 5000));
-        uint64_t dt = now_usec() - t0;
+        uint64_t dt = test_now_usec() - t0;
         ASSERT_TRUE(dt >= 1900000 && dt < 3500000);
         ASSERT_EQ(d.requests, 2);
-        check_echo_answer(&c, 11, "pong");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 11, "pong");
         coap->get_stats(c.link, &st);
         ASSERT_EQ(st.lost, 1);
 
@@ -623,7 +473,7 @@ static void test_retransmission_and_errors(void) {
         d.ignore_first = 0;
         d.requests = 0;
         d.code = 0x80;
-        n = echo_frame(12, "ping", f, sizeof(f));
+        n = test_echo_frame(12, "ping", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(!client_wait(&c, 2, 500));
         ASSERT_EQ(d.requests, 1);
@@ -631,33 +481,33 @@ static void test_retransmission_and_errors(void) {
         ASSERT_EQ(st.lost, 2);
         ASSERT_EQ(st.rx_packets, 2);
         /* Answered, even if with an error: seq 12 is free again. */
-        n = echo_frame(12, "again", f, sizeof(f));
+        n = test_echo_frame(12, "again", f, sizeof(f));
         d.code = 0x44; /* 2.04 Changed is accepted as well */
         ASSERT_OK(coap->send(c.link, f, n));
         ASSERT_TRUE(client_wait(&c, 2, 2000));
-        check_echo_answer(&c, 12, "pong");
+        test_client_check_echo(&c, TEST_CLIENT_LAST, 12, "pong");
 
         ASSERT_EQ(c.closed_err, 0);
         coap->close(c.link);
         c.link = NULL;
         fake_stop(&d);
-        client_close(&c);
+        test_client_close(&c);
 }
 
 /* Nobody listens: ICMP port unreachable is a lost request, not the end
  * of the link (the device may be rebooting). */
 static void test_unreachable(void) {
-        struct client c;
+        struct test_client c;
         struct smp_link_stats st;
         uint8_t f[256];
         char addr[64];
 
-        snprintf(addr, sizeof(addr), "127.0.0.1:%u", free_udp_port());
+        snprintf(addr, sizeof(addr), "127.0.0.1:%u", test_free_udp_ports(1, 0));
         client_open(&c, addr);
-        size_t n = echo_frame(1, "hello?", f, sizeof(f));
+        size_t n = test_echo_frame(1, "hello?", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         client_idle(&c, 300);
-        n = echo_frame(2, "hello?", f, sizeof(f));
+        n = test_echo_frame(2, "hello?", f, sizeof(f));
         ASSERT_OK(coap->send(c.link, f, n));
         client_idle(&c, 300);
         coap->get_stats(c.link, &st);
@@ -665,7 +515,7 @@ static void test_unreachable(void) {
         ASSERT_EQ(st.rx_packets, 0);
         ASSERT_EQ(st.lost, 2);
         ASSERT_EQ(c.closed_err, 0);
-        client_close(&c);
+        test_client_close(&c);
 }
 
 static void test_end(void) {

@@ -17,274 +17,44 @@
  * Needs $SMPSIM and $SMPGW_PLUGIN_DIR (meson sets both; the plugin path
  * also holds the broken plugins built beside this test).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
 
-#include "smpgw/smp-cbor.h"
 #include "smpgw/smp-discovery.h"
 #include "smpgw/smp-frame.h"
-#include "smpgw/smp-os.h"
 #include "smpgw/smp-serial.h"
 #include "smpgw/smp-transport.h"
+#include "test-client.h"
 #include "test-context.h"
+#include "test-loop.h"
+#include "test-smpsim.h"
 #include "test-util.h"
 
-#define WAIT_USEC (5u * 1000u * 1000u)
+#define WAIT_USEC (5u * TEST_USEC_PER_SEC)
 
 static struct smp_context *ctx;
 
-/* ---- smpsim ---- */
-
-struct sim {
-        pid_t pid;
-        uint16_t port;          /* first device's UDP port */
-        unsigned count;
-        char dir[64];           /* pty links */
-};
-
-static bool udp_port_free(uint16_t port) {
-        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = {
-                .sin_family = AF_INET,
-                .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                .sin_port = htons(port),
-        };
-        ASSERT_TRUE(fd >= 0);
-        bool ok = bind(fd, (struct sockaddr *) &a, sizeof(a)) == 0;
-        close(fd);
-        return ok;
+/* For links a test opens only to look at or to be refused: nothing
+ * arrives on them. */
+static void ignore_receive(const uint8_t *data, size_t len, void *userdata) {
 }
-
-/* A port P with P..P+n-1 free (for smpsim) and P+n..P+n+extra-1 free
- * too (for probes nobody answers). */
-static uint16_t free_udp_ports(unsigned n, unsigned extra) {
-        for (int attempt = 0; attempt < 100; attempt++) {
-                int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-                struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-                socklen_t len = sizeof(a);
-                ASSERT_TRUE(fd >= 0);
-                ASSERT_OK(bind(fd, (struct sockaddr *) &a, sizeof(a)));
-                ASSERT_OK(getsockname(fd, (struct sockaddr *) &a, &len));
-                close(fd);
-                uint16_t p = ntohs(a.sin_port);
-                if (p < 1024 || p > 65535 - n - extra)
-                        continue;
-                bool ok = true;
-                for (unsigned i = 0; i < n + extra && ok; i++)
-                        ok = udp_port_free((uint16_t) (p + i));
-                if (ok)
-                        return p;
-        }
-        abort();
+static void ignore_closed(int err, void *userdata) {
 }
-
-static void sim_start(struct sim *s, unsigned count) {
-        const char *smpsim = getenv("SMPSIM");
-        char endpoint[64], count_str[16];
-        int out[2];
-
-        ASSERT_TRUE(smpsim);
-        s->count = count;
-        s->port = free_udp_ports(count, 8);
-        snprintf(s->dir, sizeof(s->dir), "/tmp/test-transports-XXXXXX");
-        ASSERT_TRUE(mkdtemp(s->dir));
-        snprintf(endpoint, sizeof(endpoint), "127.0.0.1:%u", s->port);
-        snprintf(count_str, sizeof(count_str), "%u", count);
-        const char *argv[] = { smpsim, "--udp", endpoint, "--serial", s->dir, "--count", count_str, NULL };
-
-        ASSERT_OK(pipe2(out, O_CLOEXEC));
-        s->pid = fork();
-        ASSERT_TRUE(s->pid >= 0);
-        if (s->pid == 0) {
-                dup2(out[1], STDOUT_FILENO);
-                execv(smpsim, (char **) argv);
-                _exit(127);
-        }
-        close(out[1]);
-
-        char line[64];
-        size_t got = 0;
-        while (got < sizeof(line) - 1) {
-                struct pollfd p = { .fd = out[0], .events = POLLIN };
-                ASSERT_EQ(poll(&p, 1, 10000), 1);
-                ASSERT_EQ(read(out[0], line + got, 1), 1);
-                if (line[got] == '\n')
-                        break;
-                got++;
-        }
-        line[got] = 0;
-        close(out[0]);
-        ASSERT_STREQ(line, "ready");
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static void sim_stop(struct sim *s) {
-        int status;
-        ASSERT_OK(kill(s->pid, SIGTERM));
-        ASSERT_EQ(waitpid(s->pid, &status, 0), s->pid);
-        ASSERT_TRUE(WIFEXITED(status));
-        ASSERT_EQ(WEXITSTATUS(status), 0);
-        (void) nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-/* The pty behind smpsim's link for device i: serial connection strings
- * name devices under /dev/. */
-static void sim_tty(const struct sim *s, unsigned i, char *buf, size_t size) {
-        char link[128], *real;
-        snprintf(link, sizeof(link), "%s/smpsim-%04u", s->dir, i);
-        real = realpath(link, NULL);
-        ASSERT_TRUE(real);
-        ASSERT_TRUE(strncmp(real, "/dev/", 5) == 0);
-        snprintf(buf, size, "%s", real);
-        free(real);
-}
-
-/* ---- a link and what it received ---- */
-
-struct peer {
-        const struct smp_transport *t;
-        struct smp_link *link;
-        uint8_t rx[16384];      /* received packets, concatenated */
-        size_t rx_len;
-        unsigned n_packets;
-        int closed;             /* the error closed() reported, or 0 */
-        bool writable;          /* writable() was called */
-        bool close_in_receive;
-};
-
-static void on_receive(const uint8_t *data, size_t len, void *userdata) {
-        struct peer *p = userdata;
-        ASSERT_TRUE(p->rx_len + len <= sizeof(p->rx));
-        memcpy(p->rx + p->rx_len, data, len);
-        p->rx_len += len;
-        p->n_packets++;
-        if (p->close_in_receive) {
-                p->t->close(p->link);
-                p->link = NULL;
-        }
-}
-
-static void on_closed(int err, void *userdata) {
-        struct peer *p = userdata;
-        ASSERT_TRUE(err < 0);
-        p->closed = err;
-}
-
-static void on_writable(void *userdata) {
-        struct peer *p = userdata;
-        p->writable = true;
-}
-
 static const struct smp_link_callbacks callbacks = {
-        .receive = on_receive,
-        .closed = on_closed,
-        .writable = on_writable,
+        .receive = ignore_receive,
+        .closed = ignore_closed,
 };
 
-/* Runs the loop until *done or WAIT_USEC passed; returns *done. */
-static bool run_until(sd_event *e, const bool *done) {
-        uint64_t start, now;
-        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
-        for (now = start; !*done && now - start < WAIT_USEC;) {
-                ASSERT_OK(sd_event_run(e, WAIT_USEC - (now - start)));
-                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
-        }
-        return *done;
-}
-
-/* Runs the loop for usec, whatever happens. */
-static void run_for(sd_event *e, uint64_t usec) {
-        uint64_t start, now;
-        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
-        for (now = start; now - start < usec;) {
-                ASSERT_OK(sd_event_run(e, usec - (now - start)));
-                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
-        }
-}
-
-/* Number of whole frames received; asserts the packets parse. */
-static unsigned frames_received(const struct peer *p) {
-        struct smp_frame f;
-        size_t off = 0;
-        unsigned n = 0;
-        int r;
-        while ((r = smp_packet_next(p->rx, p->rx_len, &off, &f)) == 1)
-                n++;
-        ASSERT_EQ(r, 0);
-        return n;
-}
-
-static bool wait_frames(sd_event *e, struct peer *p, unsigned n) {
-        uint64_t start, now;
-        ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
-        for (now = start; frames_received(p) < n && now - start < WAIT_USEC;) {
-                ASSERT_OK(sd_event_run(e, WAIT_USEC - (now - start)));
-                ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
-        }
-        return frames_received(p) >= n;
-}
-
-/* Builds an SMP v2 echo request (write) of text; returns its size. */
-static size_t echo_frame(uint8_t seq, const char *text, uint8_t *out, size_t size) {
-        uint8_t body[4096];
-        struct smp_cbor_writer w;
-        const struct smp_header hdr = {
-                .op = SMP_OP_WRITE,
-                .version = SMP_VERSION_2,
-                .group = SMP_GROUP_OS,
-                .seq = seq,
-                .id = SMP_OS_CMD_ECHO,
-        };
-
-        smp_cbor_writer_init(&w, body, sizeof(body));
-        ASSERT_OK(smp_os_echo_req_encode(&w, smp_cbor_slice_str(text)));
-        int n = smp_cbor_writer_finish(&w);
-        ASSERT_OK(n);
-        n = smp_frame_build(&hdr, body, (size_t) n, out, size);
-        ASSERT_OK(n);
-        return (size_t) n;
-}
-
-/* Checks that the index-th frame received answers echo seq with text. */
-static void check_echo_answer(const struct peer *p, unsigned index, uint8_t seq, const char *text) {
-        struct smp_frame f;
-        struct smp_cbor_slice got;
-        size_t off = 0;
-
-        for (unsigned i = 0; i <= index; i++)
-                ASSERT_EQ(smp_packet_next(p->rx, p->rx_len, &off, &f), 1);
-        ASSERT_EQ(f.hdr.op, SMP_OP_WRITE_RSP);
-        ASSERT_EQ(f.hdr.version, SMP_VERSION_2);
-        ASSERT_EQ(f.hdr.group, SMP_GROUP_OS);
-        ASSERT_EQ(f.hdr.id, SMP_OS_CMD_ECHO);
-        ASSERT_EQ(f.hdr.seq, seq);
-        ASSERT_OK(smp_os_echo_rsp_decode(f.body, f.body_len, &got, NULL));
-        ASSERT_TRUE(smp_cbor_slice_eq(got, text));
-}
-
-static void peer_open(sd_event *e, struct peer *p, const char *conn) {
-        memset(p, 0, sizeof(*p));
-        ASSERT_OK(test_link_open(ctx, e, conn, &callbacks, p, &p->t, &p->link));
-}
-
-static void peer_close(struct peer *p) {
-        if (p->link)
-                p->t->close(p->link);
-        p->link = NULL;
+/* Waits for n whole frames; what came must be whole frames only (udp and
+ * serial deliver whole packets). */
+static bool wait_frames(struct test_client *c, unsigned n) {
+        bool ok = test_client_wait(c, n, WAIT_USEC);
+        ASSERT_EQ(c->rx_len, c->whole);
+        return ok;
 }
 
 /* ---- loader ---- */
@@ -484,96 +254,97 @@ static void test_udp_address(void) {
         t->close(l);
 }
 
-static void test_udp_echo(struct sim *sim) {
+static void test_udp_echo(struct test_smpsim *sim) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        struct peer p;
+        struct test_client p;
         struct smp_link_stats st;
         char conn[64];
         uint8_t frame[2048];
 
         ASSERT_OK(sd_event_new(&e));
-        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", sim->port);
-        peer_open(e, &p, conn);
+        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", sim->udp_port);
+        ASSERT_OK(test_client_open(&p, ctx, e, conn));
 
-        size_t n = echo_frame(0x42, "hi", frame, sizeof(frame));
+        size_t n = test_echo_frame(0x42, "hi", frame, sizeof(frame));
         ASSERT_OK(p.t->send(p.link, frame, n));
-        ASSERT_TRUE(wait_frames(e, &p, 1));
-        ASSERT_EQ(p.n_packets, 1);
-        check_echo_answer(&p, 0, 0x42, "hi");
+        ASSERT_TRUE(wait_frames(&p, 1));
+        ASSERT_EQ(p.pieces, 1);
+        test_client_check_echo(&p, 0, 0x42, "hi");
         p.t->get_stats(p.link, &st);
         ASSERT_EQ(st.tx_packets, 1);
         ASSERT_EQ(st.tx_bytes, n);
         ASSERT_EQ(st.rx_packets, 1);
         ASSERT_EQ(st.rx_bytes, p.rx_len);
         ASSERT_EQ(st.lost, 0);
-        ASSERT_EQ(p.closed, 0);
+        ASSERT_TRUE(!p.closed);
 
         /* Several frames in one datagram: answered in order. */
         uint8_t pkt[1024];
         size_t len = 0;
-        len += echo_frame(1, "one", pkt + len, sizeof(pkt) - len);
-        len += echo_frame(2, "two", pkt + len, sizeof(pkt) - len);
-        len += echo_frame(3, "three", pkt + len, sizeof(pkt) - len);
-        p.rx_len = 0;
+        len += test_echo_frame(1, "one", pkt + len, sizeof(pkt) - len);
+        len += test_echo_frame(2, "two", pkt + len, sizeof(pkt) - len);
+        len += test_echo_frame(3, "three", pkt + len, sizeof(pkt) - len);
+        test_client_clear(&p);
         ASSERT_OK(p.t->send(p.link, pkt, len));
-        ASSERT_TRUE(wait_frames(e, &p, 3));
-        check_echo_answer(&p, 0, 1, "one");
-        check_echo_answer(&p, 1, 2, "two");
-        check_echo_answer(&p, 2, 3, "three");
+        ASSERT_TRUE(wait_frames(&p, 3));
+        test_client_check_echo(&p, 0, 1, "one");
+        test_client_check_echo(&p, 1, 2, "two");
+        test_client_check_echo(&p, 2, 3, "three");
 
         /* Larger than the mtu: refused, nothing sent. */
         char text[1500];
         memset(text, 'x', sizeof(text) - 1);
         text[sizeof(text) - 1] = 0;
-        n = echo_frame(4, text, frame, sizeof(frame));
+        n = test_echo_frame(4, text, frame, sizeof(frame));
         ASSERT_TRUE(n > 1472);
         ASSERT_EQ(p.t->send(p.link, frame, n), -EMSGSIZE);
         text[1456] = 0; /* 8 header + 1 map + 2 key + 3 text head + 1456 = 1470 */
-        n = echo_frame(5, text, frame, sizeof(frame));
+        n = test_echo_frame(5, text, frame, sizeof(frame));
         ASSERT_TRUE(n <= 1472);
-        p.rx_len = 0;
+        test_client_clear(&p);
         ASSERT_OK(p.t->send(p.link, frame, n));
-        ASSERT_TRUE(wait_frames(e, &p, 1));
-        check_echo_answer(&p, 0, 5, text);
+        ASSERT_TRUE(wait_frames(&p, 1));
+        test_client_check_echo(&p, 0, 5, text);
 
         /* Closing from inside receive(). */
         p.close_in_receive = true;
-        n = echo_frame(6, "bye", frame, sizeof(frame));
+        n = test_echo_frame(6, "bye", frame, sizeof(frame));
         ASSERT_OK(p.t->send(p.link, frame, n));
-        unsigned before = p.n_packets;
+        unsigned before = p.pieces;
         bool got = false;
         for (int i = 0; i < 100 && !got; i++) {
                 ASSERT_OK(sd_event_run(e, 50000));
-                got = p.n_packets > before;
+                got = p.pieces > before;
         }
         ASSERT_TRUE(got);
         ASSERT_TRUE(p.link == NULL);
-        ASSERT_EQ(p.closed, 0);
+        ASSERT_TRUE(!p.closed);
+        test_client_close(&p);
 }
 
 /* A port nobody listens on: the kernel's ICMP "port unreachable" comes
  * back as ECONNREFUSED; the link counts it and stays usable. */
 static void test_udp_refused(void) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        struct peer p;
+        struct test_client p;
         struct smp_link_stats st;
         char conn[64];
         uint8_t frame[64];
 
         ASSERT_OK(sd_event_new(&e));
-        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", free_udp_ports(1, 0));
-        peer_open(e, &p, conn);
-        size_t n = echo_frame(7, "anyone?", frame, sizeof(frame));
+        snprintf(conn, sizeof(conn), "udp:127.0.0.1:%u", test_free_udp_ports(1, 0));
+        ASSERT_OK(test_client_open(&p, ctx, e, conn));
+        size_t n = test_echo_frame(7, "anyone?", frame, sizeof(frame));
         for (int i = 0; i < 3; i++) {
                 ASSERT_OK(p.t->send(p.link, frame, n));
-                run_for(e, 50000);
+                test_run_for(e, 50000);
         }
         p.t->get_stats(p.link, &st);
         ASSERT_EQ(st.tx_packets, 3);
         ASSERT_TRUE(st.lost >= 1);
         ASSERT_EQ(st.rx_packets, 0);
-        ASSERT_EQ(p.closed, 0);
-        peer_close(&p);
+        ASSERT_TRUE(!p.closed);
+        test_client_close(&p);
 }
 
 struct discovery_result {
@@ -606,7 +377,7 @@ static int conn_cmp(const void *a, const void *b) {
         return strcmp(a, b);
 }
 
-static void test_udp_discovery(struct sim *sim) {
+static void test_udp_discovery(struct test_smpsim *sim) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         struct discovery_result res = {};
         char args[64];
@@ -629,32 +400,32 @@ static void test_udp_discovery(struct sim *sim) {
 
         /* Devices at port..port+2; the range reaches 3 ports below and 5
          * above, which nobody answers from. */
-        snprintf(args, sizeof(args), "127.0.0.1:%u-%u", sim->port - 3, sim->port + sim->count + 4);
+        snprintf(args, sizeof(args), "127.0.0.1:%u-%u", sim->udp_port - 3, sim->udp_port + sim->count + 4);
         ASSERT_OK(smp_discovery_start(ctx, e, "udp", args, on_found, &res, &res.d));
-        ASSERT_TRUE(run_until(e, &res.done));
+        ASSERT_TRUE(test_run_until(e, &res.done, WAIT_USEC));
         smp_discovery_free(res.d);
         ASSERT_EQ(res.n, sim->count);
         qsort(res.conns, res.n, sizeof(res.conns[0]), conn_cmp);
         for (unsigned i = 0; i < sim->count; i++) {
                 char want[64];
-                snprintf(want, sizeof(want), "udp:127.0.0.1:%u", sim->port + i);
+                snprintf(want, sizeof(want), "udp:127.0.0.1:%u", sim->udp_port + i);
                 ASSERT_STREQ(res.conns[i], want);
         }
 
         /* Stopping from inside found(). */
         memset(&res, 0, sizeof(res));
         res.stop_in_found = true;
-        snprintf(args, sizeof(args), "localhost:%u", sim->port);
+        snprintf(args, sizeof(args), "localhost:%u", sim->udp_port);
         ASSERT_OK(smp_discovery_start(ctx, e, "udp", args, on_found, &res, &res.d));
-        ASSERT_TRUE(run_until(e, &res.done));
+        ASSERT_TRUE(test_run_until(e, &res.done, WAIT_USEC));
         ASSERT_EQ(res.n, 1);
         ASSERT_TRUE(res.d == NULL);
-        run_for(e, 100000); /* nothing fires after the stop */
+        test_run_for(e, 100000); /* nothing fires after the stop */
 }
 
 /* ---- serial ---- */
 
-static void test_serial_address(struct sim *sim) {
+static void test_serial_address(struct test_smpsim *sim) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         const struct smp_transport *t;
         struct smp_link *l, *l2;
@@ -673,7 +444,7 @@ static void test_serial_address(struct sim *sim) {
         ASSERT_EQ(test_link_open(ctx, e, "serial:/dev/null", &callbacks, NULL, &t, &l), -ENOTTY);
 
         char tty[64];
-        sim_tty(sim, 1, tty, sizeof(tty));
+        test_smpsim_tty(sim, 1, tty, sizeof(tty));
         snprintf(addr, sizeof(addr), "serial:%s,baud=9600", tty);
         ASSERT_OK(test_link_open(ctx, e, addr, &callbacks, NULL, &t, &l));
         t->get_info(l, &info);
@@ -687,24 +458,24 @@ static void test_serial_address(struct sim *sim) {
         t->close(l2);
 }
 
-static void test_serial_echo(struct sim *sim) {
+static void test_serial_echo(struct test_smpsim *sim) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        struct peer p;
+        struct test_client p;
         struct smp_link_stats st;
         char conn[128];
         uint8_t frame[2048];
 
         ASSERT_OK(sd_event_new(&e));
         char tty[64];
-        sim_tty(sim, 0, tty, sizeof(tty));
+        test_smpsim_tty(sim, 0, tty, sizeof(tty));
         snprintf(conn, sizeof(conn), "serial:%s", tty);
-        peer_open(e, &p, conn);
+        ASSERT_OK(test_client_open(&p, ctx, e, conn));
 
-        size_t n = echo_frame(0x42, "hi", frame, sizeof(frame));
+        size_t n = test_echo_frame(0x42, "hi", frame, sizeof(frame));
         ASSERT_OK(p.t->send(p.link, frame, n));
-        ASSERT_TRUE(wait_frames(e, &p, 1));
-        ASSERT_EQ(p.n_packets, 1);
-        check_echo_answer(&p, 0, 0x42, "hi");
+        ASSERT_TRUE(wait_frames(&p, 1));
+        ASSERT_EQ(p.pieces, 1);
+        test_client_check_echo(&p, 0, 0x42, "hi");
 
         /* 1,500 bytes of text: about 17 console lines each way, well within
          * smpsim's 2048-byte buffer. */
@@ -712,53 +483,53 @@ static void test_serial_echo(struct sim *sim) {
         for (size_t i = 0; i < sizeof(text) - 1; i++)
                 text[i] = (char) ('a' + i % 26);
         text[sizeof(text) - 1] = 0;
-        n = echo_frame(0x43, text, frame, sizeof(frame));
+        n = test_echo_frame(0x43, text, frame, sizeof(frame));
         ASSERT_TRUE(smp_serial_encoded_size(n, SMP_SERIAL_LINE_MAX) > 10 * SMP_SERIAL_LINE_MAX);
-        p.rx_len = 0;
+        test_client_clear(&p);
         ASSERT_OK(p.t->send(p.link, frame, n));
-        ASSERT_TRUE(wait_frames(e, &p, 1));
-        ASSERT_EQ(p.n_packets, 2); /* one receive() per packet, not per line */
-        check_echo_answer(&p, 0, 0x43, text);
+        ASSERT_TRUE(wait_frames(&p, 1));
+        ASSERT_EQ(p.pieces, 2); /* one receive() per packet, not per line */
+        test_client_check_echo(&p, 0, 0x43, text);
 
         p.t->get_stats(p.link, &st);
         ASSERT_EQ(st.tx_packets, 2);
         ASSERT_EQ(st.rx_packets, 2);
         ASSERT_EQ(st.lost, 0);
-        ASSERT_EQ(p.closed, 0);
-        peer_close(&p);
+        ASSERT_TRUE(!p.closed);
+        test_client_close(&p);
 }
 
 /* The device side goes away (USB unplugged; here smpsim exits and closes
  * the pty master): closed(-ECONNRESET), and send() says so too. */
 static void test_serial_hangup(void) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
-        struct sim sim;
-        struct peer p;
+        struct test_smpsim sim;
+        struct test_client p;
         char conn[128];
         uint8_t frame[64];
 
-        sim_start(&sim, 1);
+        test_smpsim_start(&sim, &(struct test_smpsim_options) { .serial = true }, NULL);
         ASSERT_OK(sd_event_new(&e));
         char tty[64];
-        sim_tty(&sim, 0, tty, sizeof(tty));
+        test_smpsim_tty(&sim, 0, tty, sizeof(tty));
         snprintf(conn, sizeof(conn), "serial:%s", tty);
-        peer_open(e, &p, conn);
-        size_t n = echo_frame(1, "still there?", frame, sizeof(frame));
+        ASSERT_OK(test_client_open(&p, ctx, e, conn));
+        size_t n = test_echo_frame(1, "still there?", frame, sizeof(frame));
         ASSERT_OK(p.t->send(p.link, frame, n));
-        ASSERT_TRUE(wait_frames(e, &p, 1));
+        ASSERT_TRUE(wait_frames(&p, 1));
 
-        sim_stop(&sim);
+        test_smpsim_stop(&sim);
         bool closed = false;
         uint64_t start, now;
         ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &start));
         for (now = start; !closed && now - start < WAIT_USEC;) {
                 ASSERT_OK(sd_event_run(e, 100000));
                 ASSERT_OK(sd_event_now(e, CLOCK_MONOTONIC, &now));
-                closed = p.closed != 0;
+                closed = p.closed;
         }
-        ASSERT_EQ(p.closed, -ECONNRESET);
+        ASSERT_EQ(p.closed_err, -ECONNRESET);
         ASSERT_EQ(p.t->send(p.link, frame, n), -ECONNRESET);
-        peer_close(&p);
+        test_client_close(&p);
 }
 
 /* Our own pty, with nobody reading the device side at first: the output
@@ -781,7 +552,7 @@ static void test_serial_backpressure(void) {
         static const struct smp_serial_callbacks dcb = { .packet = count_packet, .dropped = count_drop };
         struct smp_serial_decoder *dec;
         struct smp_link_stats st;
-        struct peer p;
+        struct test_client p;
         char conn[128], pts[64];
         uint8_t frame[2048], buf[8192];
         char text[1501];
@@ -792,11 +563,11 @@ static void test_serial_backpressure(void) {
         ASSERT_EQ(ptsname_r(master, pts, sizeof(pts)), 0);
         ASSERT_OK(sd_event_new(&e));
         snprintf(conn, sizeof(conn), "serial:%s", pts);
-        peer_open(e, &p, conn);
+        ASSERT_OK(test_client_open(&p, ctx, e, conn));
 
         memset(text, 'z', sizeof(text) - 1);
         text[sizeof(text) - 1] = 0;
-        size_t n = echo_frame(9, text, frame, sizeof(frame));
+        size_t n = test_echo_frame(9, text, frame, sizeof(frame));
         unsigned accepted = 0;
         int r = 0;
         for (int i = 0; i < 1000; i++) {
@@ -842,24 +613,24 @@ static void test_serial_backpressure(void) {
         ASSERT_EQ(write(master, lines, (size_t) len), len);
         lines[4] ^= 0x01;
         ASSERT_EQ(write(master, lines, (size_t) len), len);
-        p.rx_len = 0;
-        p.n_packets = 0;
-        for (int i = 0; i < 100 && p.n_packets == 0; i++)
+        test_client_clear(&p);
+        p.pieces = 0;
+        for (int i = 0; i < 100 && p.pieces == 0; i++)
                 ASSERT_OK(sd_event_run(e, 10000));
-        ASSERT_EQ(p.n_packets, 1);
+        ASSERT_EQ(p.pieces, 1);
         ASSERT_EQ(p.rx_len, 40);
         ASSERT_MEMEQ(p.rx, frame, 40);
         p.t->get_stats(p.link, &st);
         ASSERT_EQ(st.lost, 1);
         ASSERT_EQ(st.rx_packets, 1);
         ASSERT_EQ(st.tx_packets, accepted + 1);
-        ASSERT_EQ(p.closed, 0);
-        peer_close(&p);
+        ASSERT_TRUE(!p.closed);
+        test_client_close(&p);
 }
 
 /* ---- main ---- */
 
-static struct sim main_sim;
+static struct test_smpsim main_sim;
 
 static void test_setup(void) {
         ctx = test_context_new();
@@ -869,7 +640,7 @@ static void test_teardown(void) {
 }
 
 static void test_sim_start(void) {
-        sim_start(&main_sim, 3);
+        test_smpsim_start(&main_sim, &(struct test_smpsim_options) { .count = 3, .udp = true, .udp_free_above = 8, .serial = true }, NULL);
 }
 static void test_udp_echo_sim(void) {
         test_udp_echo(&main_sim);
@@ -884,7 +655,7 @@ static void test_serial_echo_sim(void) {
         test_serial_echo(&main_sim);
 }
 static void test_sim_stop(void) {
-        sim_stop(&main_sim);
+        test_smpsim_stop(&main_sim);
 }
 
 TEST_MAIN(TEST(test_setup),

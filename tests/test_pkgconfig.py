@@ -7,7 +7,8 @@ C program that includes <smpgw/smpgw.h>, built with nothing but
 installed library and plugins.  Also: only the public headers are
 installed (no lib/util.h).
 
-Environment: MESON, BUILD_ROOT, CC (optional)."""
+Environment: MESON, BUILD_ROOT, CC and SANITIZE (the build's b_sanitize;
+optional)."""
 
 import glob
 import os
@@ -19,6 +20,7 @@ import unittest
 MESON = os.environ.get("MESON", "meson")
 BUILD_ROOT = os.environ["BUILD_ROOT"]
 CC = os.environ.get("CC") or shutil.which("cc") or "gcc"
+SANITIZE = os.environ.get("SANITIZE", "")
 
 PUBLIC_HEADERS = {
     "smpgw.h", "smp-frame.h", "smp-serial.h", "smp-cbor.h", "smp-error.h", "smp-os.h", "smp-img.h",
@@ -100,7 +102,11 @@ class PkgConfig(unittest.TestCase):
             exe = os.path.join(tmp, "outside")
             with open(src, "w") as f:
                 f.write(PROGRAM)
-            subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Werror", src, "-o", exe] + flags, check=True)
+            # A sanitized libsmpgw needs the sanitizer runtime first in the
+            # program, as any program linking it would.
+            sanitize = ["-fsanitize=" + SANITIZE] if SANITIZE not in ("", "none") else []
+            subprocess.run([CC, "-std=c11", "-Wall", "-Wextra", "-Werror", src, "-o", exe] + sanitize + flags,
+                           check=True)
 
             libdir = next(flag[2:] for flag in flags if flag.startswith("-L"))
             plugins = os.path.join(libdir, "smpgw", "plugins")

@@ -23,8 +23,8 @@ import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "smpsim"))
-from simharness import Sim  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "lib"))
+from harness import Sim  # noqa: E402
 
 SMPGWCTL = os.environ["SMPGWCTL"]
 SMPGWD = os.environ["SMPGWD"]

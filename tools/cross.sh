@@ -93,7 +93,7 @@ echo "built after $(elapsed)"
 
 log "unit tests under $qemu"
 nice -n 10 meson test -C "$build" --print-errorlogs --num-processes 2 --suite unit
-nice -n 10 meson test -C "$build" --print-errorlogs test-smpgwd-db
+nice -n 10 meson test -C "$build" --print-errorlogs smpgwd-db
 echo "unit tests done after $(elapsed)"
 
 if [ "${CROSS_SKIP_E2E:-0}" != 1 ]; then

@@ -70,7 +70,7 @@ simpid=$!
 for _ in $(seq 100); do grep -q ready "$tmp/sim.out" 2>/dev/null && break; sleep 0.1; done
 
 step "a private D-Bus bus for smpgwd's org.smpgw API"
-{ read -r busaddr; read -r buspid; } < <(dbus-daemon --config-file="$top/tests/daemon/bus.conf" --fork \
+{ read -r busaddr; read -r buspid; } < <(dbus-daemon --config-file="$top/tests/bus.conf" --fork \
                                            --print-address=1 --print-pid=1)
 export DBUS_SYSTEM_BUS_ADDRESS=$busaddr   # smpgwctl talks to the system bus by default
 echo "$busaddr"

@@ -1,51 +1,44 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """smpgwctl over the ble transport: smpsim --ble (a fake org.bluez) on a
-private dbus-daemon (tests/bluez/bus.conf) that smpgwctl's ble plugin
+private dbus-daemon (tests/bus.conf) that smpgwctl's ble plugin
 reaches as the system bus ($DBUS_SYSTEM_BUS_ADDRESS).  scan, echo over
 both data paths, image list and a whole update (upload, test, reset,
 reconnect, confirm)."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BUS_CONF = os.path.join(HERE, "bus.conf")
 DATA = os.path.join(HERE, "..", "data")
 sys.path.insert(0, os.path.join(HERE, "..", "smpsim"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import harness  # noqa: E402
+from harness import Bus, Sim  # noqa: E402
+harness.require_program(harness.DBUS_DAEMON, " for a private bus")
+harness.require("cbor2", "python3-cbor2")
 from smp_client import mcuboot_build  # noqa: E402
 SMPGWCTL = os.environ["SMPGWCTL"]
-SMPSIM = os.environ["SMPSIM"]
 
 
 class BleSmpgwctl(unittest.TestCase):
     def setUp(self):
-        out = subprocess.check_output(["dbus-daemon", "--config-file=" + BUS_CONF, "--fork",
-                                       "--print-address=1", "--print-pid=1"]).decode().split("\n")
-        self.address = out[0].strip()
-        self.bus_pid = int(out[1].strip())
+        self.bus = Bus()
         self.tmp = tempfile.TemporaryDirectory(prefix="test-ble-ctl-")
-        self.stderr = open(os.path.join(self.tmp.name, "stderr"), "w+")
-        self.sim = subprocess.Popen([SMPSIM, "--ble", self.address, "--count", "3", "--ble-resolve-ms", "40",
-                                     "--ble-supervision-ms", "150", "--boot-ms", "100", "--swap-ms", "100",
-                                     "--reset-ms", "50",
-                                     # device 1 loses its link mid-upload, device 2's new image reverts
-                                     "--ble-fault", "dev=1:disconnect-at=12000", "--fault", "dev=2:revert"],
-                                    stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL)
-        self.assertEqual(self.sim.stdout.readline().strip(), b"ready")
-        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
+        self.sim = Sim("--ble-resolve-ms", "40", "--ble-supervision-ms", "150", "--boot-ms", "100",
+                       "--swap-ms", "100", "--reset-ms", "50",
+                       # device 1 loses its link mid-upload, device 2's new image reverts
+                       "--ble-fault", "dev=1:disconnect-at=12000", "--fault", "dev=2:revert",
+                       count=3, udp=False, ble=self.bus.address)
+        self.env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus.address)
 
     def tearDown(self):
-        self.sim.send_signal(signal.SIGTERM)
-        rc = self.sim.wait(10)
-        self.sim.stdout.close()
-        os.kill(self.bus_pid, signal.SIGTERM)
-        self.stderr.close()
+        rc = self.sim.stop()
+        self.bus.stop()
         self.tmp.cleanup()
         self.assertEqual(rc, 0)
 

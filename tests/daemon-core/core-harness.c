@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "core-harness.h"
-#include "core-sim.h"
 #include "smpgw/smp-context.h"
 #include "test-image-writer.h"
 #include "test-util.h"
@@ -50,16 +49,44 @@ static struct config *core_config_new(const char *dir) {
         return cfg;
 }
 
+static const char *const fleet_schemes[_CORE_FLEET_MAX] = {
+        [CORE_UDP] = "udp",
+        [CORE_SERIAL] = "serial",
+};
+
 struct core *core_new(void) {
         struct core *c = calloc(1, sizeof(*c));
         char tmpl[] = "/tmp/smpgwd-core-XXXXXX";
+        struct sim_fleet_params p;
 
         ASSERT_TRUE(c);
         ASSERT_TRUE(mkdtemp(tmpl));
         c->dir = strdup(tmpl);
         ASSERT_OK(sd_event_new(&c->event));
         c->config = core_config_new(c->dir);
+        for (size_t i = 0; i < _CORE_FLEET_MAX; i++) {
+                sim_fleet_params_default(&p);
+                p.count = CORE_DEVICES;
+                p.scheme = fleet_schemes[i];
+                ASSERT_OK(sim_fleet_new(c->event, &p, &c->fleets[i]));
+        }
         return c;
+}
+
+struct sim_device *core_sim(struct core *c, enum core_fleet fleet, unsigned n) {
+        struct sim_device *d = sim_fleet_device(c->fleets[fleet], n);
+        ASSERT_TRUE(d);
+        return d;
+}
+
+struct sim_fleet_link_faults *core_link_faults(struct core *c, enum core_fleet fleet, unsigned n) {
+        return sim_fleet_link_faults(c->fleets[fleet], n);
+}
+
+const char *core_conn(struct core *c, enum core_fleet fleet, unsigned n) {
+        const char *conn = sim_fleet_conn(c->fleets[fleet], n);
+        ASSERT_TRUE(conn);
+        return conn;
 }
 
 /* ---- the observer ---- */
@@ -108,8 +135,8 @@ static void on_event(struct manager *m, const struct manager_event *ev, void *us
 
         ASSERT_TRUE(g);
         c->events = g;
-        if (core_sim_in_callback())
-                c->events_in_callback++;
+        if (!m->delivering)
+                c->events_outside_delivery++;
         /* Every field read here: a freed object would show under ASan. */
         c->events[c->n_events] = (struct core_event) { .type = ev->type, .time_usec = core_now_usec() };
         record(&c->events[c->n_events++], ev);
@@ -129,8 +156,8 @@ void core_start(struct core *c) {
         ASSERT_TRUE(!c->m);
         ASSERT_OK(manager_new(c->event, c->config, &c->m));
         c->config = core_config_new(c->dir);
-        ASSERT_OK(smp_context_add_transport(c->m->smp, &core_sim_udp));
-        ASSERT_OK(smp_context_add_transport(c->m->smp, &core_sim_serial));
+        for (size_t i = 0; i < _CORE_FLEET_MAX; i++)
+                ASSERT_OK(sim_fleet_add_to_context(c->fleets[i], c->m->smp));
         ASSERT_OK(manager_add_observer(c->m, on_event, c));
         ASSERT_OK(manager_start(c->m));
 }
@@ -152,6 +179,9 @@ void core_free(struct core *c) {
 
         if (c->m)
                 core_stop(c);
+        /* After the manager: its context held the fleets' transports. */
+        for (size_t i = 0; i < _CORE_FLEET_MAX; i++)
+                c->fleets[i] = sim_fleet_free(c->fleets[i]);
         config_free(c->config);
         sd_event_unref(c->event);
         ASSERT_TRUE(asprintf(&cmd, "rm -rf '%s'", c->dir) > 0);
@@ -159,7 +189,6 @@ void core_free(struct core *c) {
         free(c->dir);
         free(c->events);
         free(c);
-        core_sim_reset();
 }
 
 /* ---- running ---- */
@@ -191,15 +220,12 @@ static bool probed(struct core *c, void *userdata) {
         return d && d->last_probe_usec != 0 && !d->probe && !d->probe_queued;
 }
 
-struct device *core_add_device(struct core *c, unsigned n, const char *scheme) {
-        _cleanup_free_ char *conn = NULL;
+struct device *core_add_device(struct core *c, enum core_fleet fleet, unsigned n) {
         struct engine_error e;
         struct device *d;
         bool created;
 
-        (void) core_sim_device(n);
-        ASSERT_TRUE(asprintf(&conn, "%s:127.0.0.1:%u", scheme, n) > 0);
-        ASSERT_OK(engine_device_add(c->m, conn, "rest", &d, &created, &e));
+        ASSERT_OK(engine_device_add(c->m, core_conn(c, fleet, n), "rest", &d, &created, &e));
         ASSERT_TRUE(created);
         uint64_t id = d->id;
         ASSERT_TRUE(core_run_until(c, probed, &id, 5 * 1000000));

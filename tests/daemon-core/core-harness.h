@@ -2,8 +2,13 @@
 /*
  * The daemon core without its front ends: a manager on a loop of the
  * test's own, with a real database and image store in a temporary state
- * directory, no REST, no D-Bus, no discovery, and the in-process devices
- * of core-sim.h as its only transport.  Tests call the engine as a front
+ * directory, no REST, no D-Bus, no discovery, and simulated devices in
+ * process (tests/lib/sim-transport.h: smpsim's device model) as its only
+ * transports.  Two fleets, registered as "udp" and "serial" so that the
+ * configuration's per-transport limits apply to them; the real plugins
+ * never load (plugin_dir points at an empty directory).  The fleets
+ * outlive managers: a test can stop a daemon and start the next on the
+ * same database and the same devices.  Tests call the engine as a front
  * end would and watch the manager's events as an observer.
  *
  *   struct core *c = core_new();
@@ -24,6 +29,10 @@
 #include "conf.h"
 #include "engine.h"
 #include "manager.h"
+#include "sim-transport.h"
+
+/* Devices per fleet; tests use 1..CORE_DEVICES - 1. */
+#define CORE_DEVICES 16u
 
 /* One event as the harness's observer saw it, with what it read of the
  * object at delivery. */
@@ -37,16 +46,25 @@ struct core_event {
         uint64_t time_usec;            /* CLOCK_MONOTONIC at delivery */
 };
 
+enum core_fleet {
+        CORE_UDP,
+        CORE_SERIAL,
+        _CORE_FLEET_MAX,
+};
+
 struct core {
         sd_event *event;
+        struct sim_fleet *fleets[_CORE_FLEET_MAX];
         char *dir;                     /* the state directory, kept by core_restart() */
         struct config *config;         /* for the next core_start(): the manager takes it */
         struct manager *m;             /* NULL while stopped */
 
         struct core_event *events;
         size_t n_events;
-        /* Observer calls made from inside a transport callback: must stay 0. */
-        unsigned events_in_callback;
+        /* Observer calls from anywhere but the manager's delivery of its
+         * queue (a callback of a transport, of the engine's caller):
+         * must stay 0. */
+        unsigned events_outside_delivery;
         /* The most jobs holding a slot at once, all and per transport,
          * sampled at every event and loop iteration. */
         unsigned max_running, max_running_udp, max_running_serial;
@@ -67,9 +85,12 @@ bool core_run_until(struct core *c, core_pred_fn pred, void *userdata, uint64_t 
 /* Runs the loop for this long. */
 void core_run_for(struct core *c, uint64_t usec);
 
-/* Adds in-process device n over scheme ("udp" or "serial") and waits for
- * its probe to end. */
-struct device *core_add_device(struct core *c, unsigned n, const char *scheme);
+/* Adds device n of a fleet and waits for its probe to end. */
+struct device *core_add_device(struct core *c, enum core_fleet fleet, unsigned n);
+/* The fleet's model of device n, and its transport's faults. */
+struct sim_device *core_sim(struct core *c, enum core_fleet fleet, unsigned n);
+struct sim_fleet_link_faults *core_link_faults(struct core *c, enum core_fleet fleet, unsigned n);
+const char *core_conn(struct core *c, enum core_fleet fleet, unsigned n);
 /* Stores an unsigned MCUboot image of size body bytes. */
 struct image *core_add_image(struct core *c, size_t size, uint8_t seed);
 /* Pushes img to the devices (upload-only unless mode says otherwise);

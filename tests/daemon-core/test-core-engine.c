@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "core-harness.h"
-#include "core-sim.h"
 #include "test-util.h"
 
 #define SECONDS(n) ((uint64_t) (n) * 1000000u)
@@ -46,8 +45,8 @@ static void assert_refused(int r, const struct engine_error *e, int error, const
 static void test_push_all_or_none(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *a = core_add_device(c, 1, "udp"), *b = core_add_device(c, 2, "udp");
-        struct device *busy = core_add_device(c, 3, "udp");
+        struct device *a = core_add_device(c, CORE_UDP, 1), *b = core_add_device(c, CORE_UDP, 2);
+        struct device *busy = core_add_device(c, CORE_UDP, 3);
         struct image *img = core_add_image(c, 4096, 1);
         struct engine_error e;
         char ida[24], idb[24], idbusy[24];
@@ -55,17 +54,19 @@ static void test_push_all_or_none(void) {
         snprintf(ida, sizeof(ida), "%" PRIu64, a->id);
         snprintf(idb, sizeof(idb), "%" PRIu64, b->id);
         snprintf(idbusy, sizeof(idbusy), "%" PRIu64, busy->id);
-        core_sim_device(3)->refuse_open = true;   /* its job waits to retry, unfinished */
+        /* its job waits to retry, unfinished */
+        core_link_faults(c, CORE_UDP, 3)->refuse = 100;
+        core_link_faults(c, CORE_UDP, 3)->refuse_at_open = true;
         ASSERT_OK(push(c, img->id, (const char *[]) { idbusy }, 1, NULL, 3, &e));
         core_run_for(c, 50000);
         size_t jobs = c->m->n_jobs, added = core_count_events(c, MANAGER_EVENT_JOB_ADDED, 0);
 
         assert_refused(push(c, img->id, (const char *[]) { ida, idb, idbusy }, 3, NULL, 0, &e), &e, -EBUSY,
                        "devices", 2, "(devices[2]) has an unfinished job");
-        assert_refused(push(c, img->id, (const char *[]) { ida, "udp:localhost:1" }, 2, NULL, 0, &e), &e, -EINVAL,
-                       "devices", 1, "twice (devices[0] and devices[1])");
-        assert_refused(push(c, img->id, (const char *[]) { ida, "udp:127.0.0.1:9" }, 2, NULL, 0, &e), &e, -ENOENT,
-                       "devices", 1, "No device 'udp:127.0.0.1:9' (devices[1])");
+        assert_refused(push(c, img->id, (const char *[]) { ida, "udp:c0:de:00:00:00:01" }, 2, NULL, 0, &e), &e,
+                       -EINVAL, "devices", 1, "twice (devices[0] and devices[1])");
+        assert_refused(push(c, img->id, (const char *[]) { ida, core_conn(c, CORE_UDP, 9) }, 2, NULL, 0, &e), &e,
+                       -ENOENT, "devices", 1, "No device 'udp:C0:DE:00:00:00:09' (devices[1])");
         assert_refused(push(c, img->id, (const char *[]) { ida }, 0, NULL, 0, &e), &e, -EINVAL, "devices", -1,
                        "1 to 1000");
         const char **many = calloc(PUSH_DEVICES_MAX + 1, sizeof(*many));
@@ -93,7 +94,7 @@ static void test_push_all_or_none(void) {
         /* And a good one: a job per device, in order, each linked. */
         _cleanup_free_ struct job **made = NULL;
         const struct engine_push ok = {
-                .image = img->id, .devices = (const char *[]) { idb, "udp:localhost:1" }, .n_devices = 2,
+                .image = img->id, .devices = (const char *[]) { idb, "udp:c0:de:00:00:00:01" }, .n_devices = 2,
                 .mode = "upload-only",
         };
         ASSERT_OK(engine_push(c->m, &ok, &made, &e));
@@ -108,15 +109,15 @@ static void test_push_all_or_none(void) {
 static void test_device_lookup(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *d = core_add_device(c, 7, "udp");
+        struct device *d = core_add_device(c, CORE_UDP, 7);
         char id[24];
 
         snprintf(id, sizeof(id), "%" PRIu64, d->id);
         ASSERT_TRUE(engine_device_lookup(c->m, id) == d);
-        ASSERT_TRUE(engine_device_lookup(c->m, "udp:127.0.0.1:7") == d);
-        ASSERT_TRUE(engine_device_lookup(c->m, "udp:localhost:7") == d);
-        ASSERT_TRUE(engine_device_lookup(c->m, "udp:127.0.0.1:8") == NULL);
-        ASSERT_TRUE(engine_device_lookup(c->m, "serial:127.0.0.1:7") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:C0:DE:00:00:00:07") == d);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:c0:de:00:00:00:07") == d);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:C0:DE:00:00:00:08") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "serial:C0:DE:00:00:00:07") == NULL);
         ASSERT_TRUE(engine_device_lookup(c->m, "999") == NULL);
         ASSERT_TRUE(engine_device_lookup(c->m, "") == NULL);
         ASSERT_TRUE(engine_device_lookup(c->m, "-1") == NULL);
@@ -125,9 +126,9 @@ static void test_device_lookup(void) {
         struct engine_error e;
         struct device *again;
         bool created;
-        ASSERT_OK(engine_device_add(c->m, "udp:localhost:7", "rest", &again, &created, &e));
+        ASSERT_OK(engine_device_add(c->m, "udp:c0:de:00:00:00:07", "rest", &again, &created, &e));
         ASSERT_TRUE(again == d && !created);
-        ASSERT_EQ(engine_device_add(c->m, "udp:nowhere", "rest", &again, &created, &e), -EINVAL);
+        ASSERT_EQ(engine_device_add(c->m, "udp:C0:DE:00:00:07", "rest", &again, &created, &e), -EINVAL);
         ASSERT_TRUE(streq_ptr(e.field, "conn") && e.reason[0]);
         ASSERT_EQ(engine_device_add(c->m, "nosuch:127.0.0.1:1", "rest", &again, &created, &e), -EPROTONOSUPPORT);
         core_free(c);
@@ -138,7 +139,7 @@ static bool has_event(struct core *c, void *userdata) {
 }
 
 /* Events are queued, not delivered from inside the call that emits
- * them, and never from inside a transport callback; a device forgotten
+ * them, only by the manager's delivery; a device forgotten
  * with its finished jobs is still whole when its events arrive (ASan
  * would see a freed one). */
 static void test_events_queued_and_readable(void) {
@@ -148,7 +149,7 @@ static void test_events_queued_and_readable(void) {
         struct device *d;
         bool created;
 
-        ASSERT_OK(engine_device_add(c->m, "udp:127.0.0.1:5", "rest", &d, &created, &e));
+        ASSERT_OK(engine_device_add(c->m, core_conn(c, CORE_UDP, 5), "rest", &d, &created, &e));
         ASSERT_EQ(core_count_events(c, MANAGER_EVENT_DEVICE_ADDED, 0), 0);
         enum manager_event_type added = MANAGER_EVENT_DEVICE_ADDED;
         ASSERT_TRUE(core_run_until(c, has_event, &added, SECONDS(1)));
@@ -171,7 +172,7 @@ static void test_events_queued_and_readable(void) {
         /* What the observer read of them at delivery. */
         for (size_t i = 0; i < c->n_events; i++) {
                 if (c->events[i].type == MANAGER_EVENT_DEVICE_REMOVED)
-                        ASSERT_STREQ(c->events[i].what, "udp:127.0.0.1:5");
+                        ASSERT_STREQ(c->events[i].what, "udp:C0:DE:00:00:00:05");
                 if (c->events[i].type == MANAGER_EVENT_JOB_REMOVED)
                         ASSERT_STREQ(c->events[i].what, "succeeded");
         }
@@ -184,7 +185,7 @@ static void test_events_queued_and_readable(void) {
                         device_at = i;
         }
         ASSERT_TRUE(job_at < device_at);
-        ASSERT_EQ(c->events_in_callback, 0);
+        ASSERT_EQ(c->events_outside_delivery, 0);
 
         /* An image removed: readable at delivery too. */
         char image_id[IMAGE_ID_LEN + 1];

@@ -2,9 +2,9 @@
 /*
  * The job scheduler, without REST or D-Bus: retries and their backoff,
  * the final refusal, the global and per-transport limits on running
- * jobs, resume after a stop with the same database, and cancel.  Every
- * device is in process (core-sim.h), so the whole program runs in a few
- * seconds.
+ * jobs, resume after a stop with the same database, and cancel.  The
+ * devices are smpsim's model in process (tests/lib/sim-transport.h), so
+ * the whole program runs in a few seconds.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,21 +12,20 @@
 #include <string.h>
 
 #include "core-harness.h"
-#include "core-sim.h"
 #include "test-util.h"
 
 #define SECONDS(n) ((uint64_t) (n) * 1000000u)
 
-/* A link that drops at every first request fails each attempt at once;
+/* A link that closes as soon as it is open fails each attempt at once;
  * the job waits retry_delay, doubled per failed attempt and capped at
  * retry_delay_max (100, 200, 300 ms here), and fails when its attempts
  * are used up.  Attempts count what ended. */
 static void test_retry_backoff(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *d = core_add_device(c, 1, "udp");
+        struct device *d = core_add_device(c, CORE_UDP, 1);
         struct image *img = core_add_image(c, 4096, 1);
-        core_sim_device(1)->drop_link_at = 1;
+        core_link_faults(c, CORE_UDP, 1)->refuse = 100;
 
         struct job **jobs = core_push(c, img, &d, 1, NULL, 4);
         uint64_t id = jobs[0]->id;
@@ -50,7 +49,7 @@ static void test_retry_backoff(void) {
                 waits++;
         }
         ASSERT_EQ(waits, 3);
-        ASSERT_EQ(c->events_in_callback, 0);
+        ASSERT_EQ(c->events_outside_delivery, 0);
         core_free(c);
 }
 
@@ -58,9 +57,9 @@ static void test_retry_backoff(void) {
 static void test_refusal_is_final(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *d = core_add_device(c, 1, "udp");
+        struct device *d = core_add_device(c, CORE_UDP, 1);
         struct image *img = core_add_image(c, 4096, 2);
-        core_sim_device(1)->refuse_upload = true;
+        core_sim(c, CORE_UDP, 1)->params.slot_size = 1024;   /* the image does not fit */
 
         struct job **jobs = core_push(c, img, &d, 1, NULL, 5);
         struct job *j = core_wait_finished(c, jobs[0]->id, SECONDS(5));
@@ -76,9 +75,10 @@ static void test_refusal_is_final(void) {
 static void test_open_refused(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *d = core_add_device(c, 1, "udp");
+        struct device *d = core_add_device(c, CORE_UDP, 1);
         struct image *img = core_add_image(c, 4096, 3);
-        core_sim_device(1)->refuse_open = true;
+        core_link_faults(c, CORE_UDP, 1)->refuse = 100;
+        core_link_faults(c, CORE_UDP, 1)->refuse_at_open = true;
 
         struct job **jobs = core_push(c, img, &d, 1, NULL, 2);
         struct job *j = core_wait_finished(c, jobs[0]->id, SECONDS(5));
@@ -89,11 +89,11 @@ static void test_open_refused(void) {
         core_free(c);
 }
 
-static struct device **add_devices(struct core *c, unsigned first, size_t n, const char *scheme,
-                                   struct device **out) {
-        for (size_t i = 0; i < n; i++) {
-                out[i] = core_add_device(c, first + (unsigned) i, scheme);
-                core_sim_device(first + (unsigned) i)->answer_delay_usec = 2000;
+/* Devices 1..n of a fleet, each answer a millisecond on its way. */
+static struct device **add_devices(struct core *c, enum core_fleet fleet, size_t n, struct device **out) {
+        for (unsigned i = 0; i < n; i++) {
+                out[i] = core_add_device(c, fleet, i + 1);
+                core_sim(c, fleet, i + 1)->link.latency_ms = 1;
         }
         return out;
 }
@@ -114,7 +114,7 @@ static void test_global_limit(void) {
         c->config->jobs_max_running = 2;
         core_start(c);
         struct device *devs[5];
-        add_devices(c, 1, 5, "udp", devs);
+        add_devices(c, CORE_UDP, 5, devs);
         struct image *img = core_add_image(c, 8192, 4);
 
         c->max_running = 0;
@@ -133,8 +133,8 @@ static void test_transport_limit(void) {
         c->config->jobs_max_running_serial = 1;
         core_start(c);
         struct device *devs[5];
-        add_devices(c, 1, 3, "serial", devs);
-        add_devices(c, 4, 2, "udp", devs + 3);
+        add_devices(c, CORE_SERIAL, 3, devs);
+        add_devices(c, CORE_UDP, 2, devs + 3);
         struct image *img = core_add_image(c, 8192, 5);
 
         c->max_running = c->max_running_serial = c->max_running_udp = 0;
@@ -158,16 +158,16 @@ static bool uploaded_a_third(struct core *c, void *userdata) {
 static void test_resume(void) {
         struct core *c = core_new();
         core_start(c);
-        struct device *d = core_add_device(c, 1, "udp");
+        struct device *d = core_add_device(c, CORE_UDP, 1);
         struct image *img = core_add_image(c, 64 * 1024, 6);
         size_t size = img->file_size;
-        core_sim_device(1)->answer_delay_usec = 2000;
+        core_sim(c, CORE_UDP, 1)->link.latency_ms = 1;
 
         struct job **jobs = core_push(c, img, &d, 1, NULL, 3);
         uint64_t id = jobs[0]->id;
         free(jobs);
         ASSERT_TRUE(core_run_until(c, uploaded_a_third, &id, SECONDS(10)));
-        uint64_t before_stop = core_sim_device(1)->upload_bytes;
+        uint64_t before_stop = core_sim(c, CORE_UDP, 1)->stats.upload_bytes;
         ASSERT_TRUE(before_stop > 0 && before_stop < size);
 
         core_restart(c);
@@ -179,7 +179,7 @@ static void test_resume(void) {
         ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPLOADED);
         ASSERT_EQ(j->attempts, 1);
         /* Resumed, not started over: the device took each byte once. */
-        ASSERT_EQ(core_sim_device(1)->upload_bytes, size);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.upload_bytes, size);
         core_free(c);
 }
 
@@ -196,7 +196,7 @@ static void test_cancel(void) {
         c->config->jobs_max_running = 1;
         core_start(c);
         struct device *devs[3];
-        add_devices(c, 1, 3, "udp", devs);
+        add_devices(c, CORE_UDP, 3, devs);
         struct image *img = core_add_image(c, 32 * 1024, 7);
 
         struct job **jobs = core_push(c, img, devs, 3, NULL, 1);
@@ -213,10 +213,10 @@ static void test_cancel(void) {
 
         ASSERT_EQ(core_wait_finished(c, second, SECONDS(10))->state, JOB_SUCCEEDED);
         ASSERT_EQ(manager_find_job(c->m, third)->state, JOB_CANCELLED);
-        ASSERT_EQ(core_sim_device(3)->upload_bytes, 0);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 3)->stats.upload_bytes, 0);
         jobs = core_push(c, img, &d, 1, NULL, 1);
         free(jobs);
-        ASSERT_EQ(c->events_in_callback, 0);
+        ASSERT_EQ(c->events_outside_delivery, 0);
         core_free(c);
 }
 

@@ -4,29 +4,32 @@
 from a real $NOTIFY_SOCKET, and helpers for HTTP over loopback.
 
 Environment (set by tests/meson.build): SMPGWD, SMPSIM, SMPGWCTL,
-SMPGW_PLUGIN_DIR, DBUS_DAEMON, SMPGW_SRCDIR."""
+SMPGW_PLUGIN_DIR, DBUS_DAEMON, SMPGW_SRCDIR.  smpsim and the private bus
+come from tests/lib/harness.py."""
 
 import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "smpsim"))
-import simharness  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
 
 SMPGWD = os.environ.get("SMPGWD", "smpgwd")
 SMPGWCTL = os.environ.get("SMPGWCTL", "smpgwctl")
-DBUS_DAEMON = os.environ.get("DBUS_DAEMON", "dbus-daemon")
+DBUS_DAEMON = harness.DBUS_DAEMON
 SRCDIR = os.environ.get("SMPGW_SRCDIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-BUS_CONF = os.path.join(os.path.dirname(__file__), "bus.conf")
 
-Sim = simharness.Sim
+Sim = harness.Sim
+Bus = harness.Bus
+
+# Every Daemon runs on a private bus unless told otherwise.
+harness.require_program(DBUS_DAEMON, " for a private bus")
 
 
 def free_tcp_port():
@@ -35,24 +38,6 @@ def free_tcp_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-class Bus:
-    """A private dbus-daemon with tests/daemon/bus.conf."""
-
-    def __init__(self):
-        out = subprocess.check_output(
-            [DBUS_DAEMON, "--config-file=" + BUS_CONF, "--fork", "--print-address=1", "--print-pid=1"],
-            stdin=subprocess.DEVNULL)
-        lines = out.decode().split()
-        self.address = lines[0]
-        self.pid = int(lines[1])
-
-    def stop(self):
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 class Daemon:

@@ -16,7 +16,8 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, sql  # noqa: E402
+from daemonharness import Daemon, harness, sql  # noqa: E402
+harness.require("dbus", "python3-dbus")
 
 import dbus  # noqa: E402
 

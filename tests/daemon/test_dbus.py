@@ -24,6 +24,7 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
 import daemonharness  # noqa: E402
+daemonharness.harness.require("dbus", "python3-dbus")
 from daemonharness import Daemon, Sim, image_path  # noqa: E402
 
 import dbus  # noqa: E402
@@ -729,9 +730,8 @@ class TestDBus(unittest.TestCase):
 </busconfig>
 """ % (tmp.name, POLICY_PATH))
         os.chmod(tmp.name, 0o755)
-        out = subprocess.check_output([daemonharness.DBUS_DAEMON, "--config-file=" + conf, "--fork",
-                                       "--print-address=1", "--print-pid=1"], stdin=subprocess.DEVNULL)
-        address, pid = out.decode().split()
+        policy_bus = daemonharness.Bus(config=conf)
+        address = policy_bus.address
         try:
             with Daemon(bus=False, args=["--bus", address], config="[discovery]\nenabled=no\n") as d:
                 def busctl(*args, user=None):
@@ -777,7 +777,7 @@ class TestDBus(unittest.TestCase):
                 self.assertNotEqual(p.returncode, 0)
                 self.assertIn(b"org.smpgw", p.stderr)
         finally:
-            os.kill(int(pid), 15)
+            policy_bus.stop()
             tmp.cleanup()
 
 

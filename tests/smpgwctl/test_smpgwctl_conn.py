@@ -20,7 +20,10 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "smpsim"))
-from simharness import Sim  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import harness  # noqa: E402
+from harness import Sim  # noqa: E402
+harness.require("cbor2", "python3-cbor2")
 from smp_client import mcuboot_build, mcuboot_hash_tlv  # noqa: E402
 
 SMPGWCTL = os.environ.get("SMPGWCTL", "smpgwctl")

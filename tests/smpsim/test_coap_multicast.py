@@ -24,7 +24,10 @@ import time
 import unittest
 import uuid
 
-SMPSIM = os.environ.get("SMPSIM", "smpsim")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+
+SMPSIM = harness.SMPSIM
 SMPGWCTL = os.environ.get("SMPGWCTL", "smpgwctl")
 GROUP, GROUP_PORT = "224.0.1.187", 5683
 BASE_PORT = 5700
@@ -83,28 +86,14 @@ class Inside(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.sim = subprocess.Popen([SMPSIM, "--coap", f"127.0.0.1:{BASE_PORT}", "--count", str(COUNT),
-                                    "--coap-multicast", "--seed", "7"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        line = cls.sim.stdout.readline()
-        if line.strip() != "ready":
-            cls.sim.kill()
-            raise RuntimeError("smpsim did not start: " + cls.sim.stderr.read())
+        cls.sim = harness.Sim("--coap-multicast", "--seed", "7", count=COUNT, udp=False, coap=BASE_PORT)
 
     @classmethod
     def tearDownClass(cls):
-        cls.sim.terminate()
-        try:
-            cls.sim.wait(10)
-        except subprocess.TimeoutExpired:
-            cls.sim.kill()
-            cls.sim.wait()
-        err = cls.sim.stderr.read()
-        cls.sim.stdout.close()
-        cls.sim.stderr.close()
+        rc = cls.sim.stop()
         # A clean exit on SIGTERM (and, under ASan, no leak or error report).
-        if cls.sim.returncode != 0:
-            raise AssertionError(f"smpsim exited with {cls.sim.returncode}: {err[-2000:]}")
+        if rc != 0:
+            raise AssertionError(f"smpsim exited with {rc}: {cls.sim.stderr_text[-2000:]}")
 
     def expected(self):
         return [f"coap:127.0.0.1:{BASE_PORT + i}" for i in range(COUNT)]
@@ -159,7 +148,7 @@ class Inside(unittest.TestCase):
         self.assertEqual(self.hand_client(coap_get_wkc(b"gh", 5, msg_type=0), 0.5), [])
         for junk in (b"", b"\xff", b"\x41\x01\x00", os.urandom(300), b"\x5f" + os.urandom(40)):
             self.assertEqual(self.hand_client(junk, 0.2), [])
-        self.assertIsNone(self.sim.poll(), "smpsim died")
+        self.assertIsNone(self.sim.proc.poll(), "smpsim died")
         self.assertEqual(sorted(self.scan()), self.expected())
 
     def test_5_plugin_ignores_garbage_answers(self):

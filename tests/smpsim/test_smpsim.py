@@ -14,13 +14,15 @@ import time
 import unittest
 import warnings
 
-import cbor2
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+harness.require("cbor2", "python3-cbor2")
+import cbor2  # noqa: E402
 from smp_client import (GROUP_IMAGE, GROUP_OS, OP_READ, OP_WRITE, Client, SerialTransport,  # noqa: E402
                         SMPError, Timeout, UDPTransport, header, mcuboot_build,
                         mcuboot_hash_tlv, mcuboot_version)
-from simharness import Sim  # noqa: E402
+from harness import Sim  # noqa: E402
 
 DATA = os.environ.get("SMPGW_TEST_DATA", os.path.join(os.path.dirname(__file__), "..", "data"))
 

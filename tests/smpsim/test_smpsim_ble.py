@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """smpsim's fake org.bluez driven the way BlueZ clients (bleak, bluetoothctl,
 mcumgr over D-Bus) drive bluetoothd 5.66, on a private dbus-daemon
-(tests/bluez/bus.conf), with python3-dbus.
+(tests/bus.conf), with python3-dbus.
 
 What is checked comes from BlueZ's documentation (doc/adapter-api.txt,
 doc/device-api.txt, doc/gatt-api.txt) and Zephyr's SMP Bluetooth
@@ -11,24 +11,24 @@ DA2E7828-..., requests reassembled from the SMP header's length, answers
 cut at ATT_MTU-3).  SMP frames are built here with struct and cbor2."""
 
 import os
-import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 import unittest
 
-import cbor2
-import dbus
-import dbus.mainloop.glib
-from gi.repository import GLib
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import Bus, Sim  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simharness import Sim  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-BUS_CONF = os.path.join(HERE, "..", "bluez", "bus.conf")
+harness.require_program(harness.DBUS_DAEMON, " for a private bus")
+harness.require("cbor2", "python3-cbor2")
+harness.require("dbus.mainloop.glib", "python3-dbus")
+harness.require("gi.repository.GLib", "python3-gi")
+import cbor2  # noqa: E402
+import dbus  # noqa: E402
+import dbus.mainloop.glib  # noqa: E402
+from gi.repository import GLib  # noqa: E402
 
 SMP_SERVICE = "8d53dc1d-1db7-4cd3-868b-8a527460aa84"
 SMP_CHRC = "da2e7828-fbce-4e01-ae9e-261174997c48"
@@ -81,26 +81,12 @@ class Reassembler:
             self.buf = self.buf[n:]
 
 
-class PrivateBus:
-    def __init__(self):
-        out = subprocess.check_output(["dbus-daemon", "--config-file=" + BUS_CONF, "--fork",
-                                       "--print-address=1", "--print-pid=1"]).decode().split("\n")
-        self.address = out[0].strip()
-        self.pid = int(out[1].strip())
-
-    def stop(self):
-        try:
-            os.kill(self.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-
-
 class BleTest(unittest.TestCase):
     count = 8
     sim_args = ()
 
     def setUp(self):
-        self.pbus = PrivateBus()
+        self.pbus = Bus()
         self.sim = Sim("--ble", self.pbus.address, "--ble-resolve-ms", "60", "--ble-supervision-ms", "150",
                        "--boot-ms", "100", "--swap-ms", "100", "--reset-ms", "50",
                        *self.sim_args, count=self.count, udp=False)
@@ -259,7 +245,7 @@ class Discovery(BleTest):
     def test_pattern_and_temporary(self):
         self.sim.stop()
         self.pbus.stop()
-        self.pbus = PrivateBus()
+        self.pbus = Bus()
         self.sim = Sim("--ble", self.pbus.address, "--ble-temporary-ms", "300", count=4, udp=False)
         self.bus.close()
         self.bus = dbus.bus.BusConnection(self.pbus.address)

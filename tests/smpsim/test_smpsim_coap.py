@@ -21,13 +21,17 @@ import tempfile
 import threading
 import unittest
 
-import cbor2
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import Sim  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from simharness import Sim  # noqa: E402
+harness.require("cbor2", "python3-cbor2")
+import cbor2  # noqa: E402
 
 COAP_CLIENT = os.environ.get("COAP_CLIENT") or shutil.which("coap-client-openssl") or \
     shutil.which("coap-client-gnutls") or shutil.which("coap-client-notls") or shutil.which("coap-client")
+if not COAP_CLIENT:
+    harness.skip("needs libcoap's coap-client (Debian package libcoap3-bin)")
 
 OP_READ, OP_READ_RSP, OP_WRITE, OP_WRITE_RSP = 0, 1, 2, 3
 V1, V2 = 0, 1
@@ -90,7 +94,6 @@ def coap(port, payload=None, method="put", path="omgr", content_format=60, timeo
         return CoapResult(codes[-1] if codes else None, data, log)
 
 
-@unittest.skipUnless(COAP_CLIENT, "coap-client (libcoap3-bin) is not installed")
 class OmpOverCoap(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -217,7 +220,6 @@ class OmpOverCoap(unittest.TestCase):
             self.assertEqual(self.check_answer(r, OP_WRITE, GROUP_OS, OS_ECHO, i), {"r": text})
 
 
-@unittest.skipUnless(COAP_CLIENT, "coap-client (libcoap3-bin) is not installed")
 class LinkAndFaults(unittest.TestCase):
     def test_latency_separate_response(self):
         # 400 ms each way: libcoap's ACK goes out at once, the answer later

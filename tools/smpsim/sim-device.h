@@ -5,6 +5,12 @@
  * through a per-device timeline of events (arrival over the emulated
  * link, processing in order, answer over the emulated link), driven by
  * one sd-event timer per device.
+ *
+ * The model has no sockets.  It runs inside a host that defines struct
+ * sim (the model only passes the pointer on) and the functions marked
+ * "host" below: smpsim.c (sim.h) puts the devices behind UDP, CoAP,
+ * serial ptys and a fake org.bluez; tests/lib/sim-transport.c puts them
+ * behind an in-process libsmpgw transport.
  */
 #pragma once
 
@@ -129,21 +135,22 @@ void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,
 /* Reboots now (control socket "reset", or a fault). */
 void sim_device_reboot(struct sim_device *d, const char *why);
 
-/* Implemented by the transports: sends bytes to the route's peer. */
+/* Host: sends bytes to the route's peer. */
 void sim_transport_send(struct sim_device *d, const struct sim_route *route,
                         const uint8_t *pkt, size_t len);
 
-/* Implemented by the transports: the device went down (reset) or came
- * back (booted), for link-oriented transports (BLE drops the connection
- * and stops advertising while the device is down). */
+/* Host: the device went down (reset) or came back (booted), for
+ * link-oriented transports (BLE drops the connection and stops
+ * advertising while the device is down). */
 void sim_transport_device_down(struct sim_device *d);
 void sim_transport_device_up(struct sim_device *d);
 
+/* Host: the time of the event loop (CLOCK_MONOTONIC, µs). */
 uint64_t sim_now_us(struct sim *sim);
 
-/* Logging at a verbosity level (0 errors, 1 info, 2 each packet). */
+/* Host: logging at a verbosity level (0 errors, 1 info, 2 each packet). */
 void sim_log(struct sim *sim, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define dev_log(d, level, fmt, ...) sim_log((d)->sim, level, "dev%u: " fmt, (d)->index, ##__VA_ARGS__)
 
-/* The sd-event loop devices schedule on. */
+/* Host: the sd-event loop devices schedule on. */
 sd_event *sim_event_loop(struct sim *sim);
