@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,8 @@ struct smp_session {
         struct smp_link *link;
         struct smp_link_info info;
         struct smp_reassembler *reassembler;   /* for stream transports */
+        /* The adapter the last closed link went through ("" unknown). */
+        char last_adapter[32];
 
         uint8_t version;
         uint8_t next_seq;
@@ -278,8 +281,18 @@ static void session_fail_all(struct smp_session *s, int error) {
         session_unref(s);
 }
 
+static const char *link_adapter(const struct smp_session *s) {
+        if (!s->link || !SMP_TRANSPORT_HAS(s->transport, get_adapter))
+                return NULL;
+        const char *adapter = s->transport->get_adapter(s->link);
+        return adapter && *adapter ? adapter : NULL;
+}
+
 static void link_close(struct smp_session *s) {
         if (s->link) {
+                /* Kept for the closed handler, which runs after this. */
+                const char *adapter = link_adapter(s);
+                snprintf(s->last_adapter, sizeof(s->last_adapter), "%s", adapter ? adapter : "");
                 struct smp_link *l = TAKE_PTR(s->link);
                 s->transport->close(l);
         }
@@ -432,6 +445,12 @@ void smp_session_set_version(struct smp_session *s, uint8_t version) {
 
 uint8_t smp_session_get_version(const struct smp_session *s) {
         return s->version;
+}
+
+const char *smp_session_get_adapter(const struct smp_session *s) {
+        if (s->link)
+                return link_adapter(s);
+        return s->last_adapter[0] ? s->last_adapter : NULL;
 }
 
 int smp_session_get_link_info(struct smp_session *s, struct smp_link_info *ret) {

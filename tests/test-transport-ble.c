@@ -15,6 +15,8 @@
  *   - ServicesResolved before the GATT objects (bluez#1489);
  *   - the link lost mid-transfer: closed(-ECONNRESET);
  *   - three links at once on one adapter;
+ *   - a controller out of links (smpsim --ble-max-links): -EUSERS, the
+ *     adapter named by get_adapter() and smp_session_get_adapter();
  *   - discovery listing the simulated devices, then found(NULL);
  *   - a device that never shows up; a second adapter; two frames in one
  *     send(); service resolution timing out; -EAGAIN and writable();
@@ -31,6 +33,7 @@
 
 #include "smpgw/smp-discovery.h"
 #include "smpgw/smp-frame.h"
+#include "smpgw/smp-session.h"
 #include "smpgw/smp-transport.h"
 #include "test-bus.h"
 #include "test-client.h"
@@ -317,6 +320,97 @@ static void test_three_links(void) {
         test_smpsim_stop(&s);
 }
 
+/* ---- a controller out of links ---- */
+
+struct log_capture {
+        char text[4096];
+        size_t len;
+};
+
+static void on_log(int level, const char *source, const char *message, void *userdata) {
+        struct log_capture *log = userdata;
+        int n = snprintf(log->text + log->len, sizeof(log->text) - log->len, "%s: %s\n", source, message);
+        if (n > 0)
+                log->len = MIN(log->len + (size_t) n, sizeof(log->text) - 1);
+}
+
+struct refused_session {
+        int error;
+        bool closed;
+        char adapter[16];
+};
+
+static void on_session_closed(struct smp_session *session, int error, void *userdata) {
+        struct refused_session *r = userdata;
+        const char *adapter = smp_session_get_adapter(session);
+        r->error = error;
+        r->closed = true;
+        snprintf(r->adapter, sizeof(r->adapter), "%s", adapter ? adapter : "(none)");
+}
+
+/* smpsim --ble-max-links 2: hci0's controller holds two links.  A third
+ * link is refused the way BlueZ refuses it (Failed
+ * "le-connection-abort-by-local", on every attempt) and fails with
+ * -EUSERS, put down to hci0 by get_adapter() and the session, with the
+ * sentence in the log; once a link closes, the next open gets through. */
+static void test_adapter_out_of_links(void) {
+        struct test_smpsim s;
+        struct test_client c[3];
+        struct log_capture log = {};
+        sd_event *e;
+        char conn[64], buf[4096];
+
+        sim_start(&s, 3, "--ble-max-links", "2", NULL);
+        ASSERT_OK(sd_event_new(&e));
+        smp_context_set_log(ctx, SMP_LOG_WARNING, on_log, &log);
+        for (unsigned i = 0; i < 3; i++) {
+                snprintf(conn, sizeof(conn), "C0:DE:00:00:00:%02X", i);
+                client_open(&c[i], e, conn);
+        }
+        echo(&c[0], 1, "first");
+        echo(&c[1], 2, "second");
+        ASSERT_TRUE(client_wait_closed(&c[2], 10000));
+        ASSERT_EQ(c[2].closed_err, -EUSERS);
+        ASSERT_TRUE(SMP_TRANSPORT_HAS(ble, get_adapter));
+        ASSERT_STREQ(ble->get_adapter(c[2].link), "hci0");
+        if (!strstr(log.text, "ble: the adapter has no free link: hci0 refused C0:DE:00:00:00:02 4 times "
+                              "(le-connection-abort-by-local) while it held 2 other links\n")) {
+                fprintf(stderr, "log: %s\n", log.text);
+                abort();
+        }
+        /* Every attempt reached the controller: the retries stand. */
+        test_smpsim_control(&s, "ble-state 2", buf, sizeof(buf));
+        ASSERT_TRUE(strstr(buf, "\"connect_failures\":4") || strstr(buf, "\"connect_failures\": 4"));
+        test_client_close(&c[2]);
+
+        /* The same through a session, which keeps the adapter for its
+         * closed handler. */
+        struct smp_session *session;
+        struct refused_session refused = {};
+        ASSERT_OK(smp_session_open(ctx, e, "ble:C0:DE:00:00:00:02", &session));
+        smp_session_set_closed_handler(session, on_session_closed, &refused);
+        uint64_t end = test_now_usec() + 10000000u;
+        while (!refused.closed && test_now_usec() < end)
+                ASSERT_OK(sd_event_run(e, 100000));
+        ASSERT_TRUE(refused.closed);
+        ASSERT_EQ(refused.error, -EUSERS);
+        ASSERT_STREQ(refused.adapter, "hci0");
+        ASSERT_STREQ(smp_session_get_adapter(session), "hci0");
+        smp_session_free(session);
+        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
+
+        /* A link closes: the next open gets through. */
+        test_client_close(&c[0]);
+        client_open(&c[2], e, "C0:DE:00:00:00:02");
+        echo(&c[2], 3, "room again");
+        ASSERT_STREQ(ble->get_adapter(c[2].link), "hci0");
+        ASSERT_TRUE(!c[1].closed);
+        test_client_close(&c[1]);
+        test_client_close(&c[2]);
+        sd_event_unref(e);
+        test_smpsim_stop(&s);
+}
+
 struct scan {
         unsigned found;
         bool ended;
@@ -503,6 +597,6 @@ static void test_end(void) {
 
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(test_echo_notify_mode),
           TEST(test_echo_acquire_refused), TEST(test_echo_acquire_write_refused), TEST(test_resolved_early),
-          TEST(test_connect_retry), TEST(test_disconnect_mid_transfer), TEST(test_three_links),
+          TEST(test_connect_retry), TEST(test_disconnect_mid_transfer), TEST(test_three_links), TEST(test_adapter_out_of_links),
           TEST(test_discovery), TEST(test_unknown_device), TEST(test_adapter_and_concatenated),
           TEST(test_resolve_timeout), TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))

@@ -66,7 +66,9 @@ static int bluez_error_to_errno(const sd_bus_error *e) {
                 if (streq(e->name, map[i].name))
                         return -map[i].err;
         int r = sd_bus_error_get_errno(e);
-        return r > 0 ? -r : -EIO;
+        /* EUSERS says "the adapter has no free link" (bluez-refusal.c)
+         * and nothing else. */
+        return r > 0 && r != EUSERS ? -r : -EIO;
 }
 
 int reply_errno(const struct smp_transport_instance *i, const void *who, const char *what, sd_bus_message *m) {

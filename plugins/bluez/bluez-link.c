@@ -320,6 +320,7 @@ static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
         r = reply_errno(l->instance, l, "Connect", m);
         if (r == -EISCONN)
                 r = 0;
+        l->aborts = r == -ECONNABORTED ? l->aborts + 1 : 0;
         if (r == -ECONNABORTED && l->retries < CONNECT_RETRIES) {
                 l->retries++;
                 l->state = ST_RETRY;
@@ -331,6 +332,10 @@ static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
                 r = link_set_timer(l, l->connected ? RETRY_WAIT_MAX_USEC : RETRY_DELAY_USEC, on_retry);
                 if (r < 0)
                         link_fail(l, r);
+                return 0;
+        }
+        if (r == -ECONNABORTED) {
+                link_refused(l);
                 return 0;
         }
         if (r < 0) {
@@ -501,6 +506,12 @@ int ble_open(struct smp_transport_instance *instance, sd_event *event, const str
         }
         *ret = l;
         return 0;
+}
+
+/* "hciN" once lookup or discovery chose the adapter. */
+const char *ble_get_adapter(struct smp_link *l) {
+        const char *slash = strrchr(l->adapter_path, '/');
+        return slash && slash[1] ? slash + 1 : NULL;
 }
 
 void ble_close(struct smp_link *l) {

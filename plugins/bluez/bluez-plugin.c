@@ -91,4 +91,5 @@ const struct smp_transport smpgw_transport_plugin = {
         .get_stats = ble_get_stats,
         .discover_start = ble_discover_start,
         .discover_stop = ble_discover_stop,
+        .get_adapter = ble_get_adapter,
 };

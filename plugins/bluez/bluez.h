@@ -12,6 +12,8 @@
  *                      device, Connect and its retries, signals, close
  *   bluez-datapath.c   acquire or StartNotify, writing (socket or
  *                      WriteValue), notifications, the send queue
+ *   bluez-refusal.c    a Connect that keeps failing: the adapter out of
+ *                      links (-EUSERS) or an abort (-ECONNABORTED)
  *   bluez-linger.c     Disconnect on close, with the bus kept until it is
  *                      answered
  *   bluez-discovery.c  the scan (discover_start)
@@ -119,6 +121,7 @@ enum link_state {
         ST_WAIT_SLOT,   /* queued for the adapter */
         ST_CONNECT,     /* Connect in flight */
         ST_RETRY,       /* waiting to retry Connect */
+        ST_REFUSED,     /* Connect refused for good: counting the adapter's links */
         ST_RESOLVE,     /* waiting for ServicesResolved + characteristic */
         ST_ACQUIRE,     /* AcquireWrite/AcquireNotify/StartNotify */
         ST_READY,
@@ -151,6 +154,7 @@ struct smp_link {
         char chrc_path[192];
         bool connected, resolved, connect_called;
         unsigned retries;
+        unsigned aborts;         /* Connects aborted in a row */
         bool discovering;
 
         struct adapter_slot *slot;
@@ -190,6 +194,13 @@ int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
 int ble_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
              const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret);
 void ble_close(struct smp_link *l);
+const char *ble_get_adapter(struct smp_link *l);
+
+/* bluez-refusal.c: the retries are used up and the last Connect failed
+ * with le-connection-abort-by-local; fails the link with -EUSERS when
+ * every attempt did and the adapter holds other links (a controller out
+ * of link resources), else with -ECONNABORTED. */
+void link_refused(struct smp_link *l);
 
 /* bluez-datapath.c */
 void txq_clear(struct smp_link *l);

@@ -592,6 +592,74 @@ class Faults(BleTest):
         self.connect(0)
 
 
+class LinkLimit(BleTest):
+    """--ble-max-links: a controller that holds only so many links refuses
+    the next Connect() the way bluetoothd 5.66 reports it (device.c
+    att_connect_cb() turns the socket error into -ECONNABORTED)."""
+    sim_args = ("--ble-adapters", "2", "--ble-max-links", "2")
+
+    def refused(self, index, adapter=0):
+        dev = dbus.Interface(self.bus.get_object("org.bluez", dev_path(index, adapter)), DEVICE)
+        e = self.assert_dbus_error("org.bluez.Error.Failed", lambda: self.call(dev.Connect),
+                                   message="le-connection-abort-by-local")
+        self.assertFalse(self.prop(dev_path(index, adapter), DEVICE, "Connected"))
+        return e
+
+    def hci(self, index):
+        return self.sim.control("ble-state 0")["adapters"][index]
+
+    def test_limit_per_adapter(self):
+        a1 = dbus.Interface(self.bus.get_object("org.bluez", "/org/bluez/hci1"), ADAPTER)
+        a1.StartDiscovery()
+        self.discover()
+        self.assertEqual(self.hci(0), {"index": 0, "powered": True, "links": 0, "max_links": 2, "refused": 0})
+        self.connect(0)
+        self.connect(1)
+        self.wait(lambda: self.added(dev_path(2), DEVICE), what="device 2")
+        self.refused(2)
+        self.assertEqual(self.hci(0), {"index": 0, "powered": True, "links": 2, "max_links": 2, "refused": 1})
+        self.assertEqual(self.sim.control("ble-state 2")["stats"]["connect_failures"], 1)
+        # the limit is the controller's: hci1 has links of its own
+        self.wait(lambda: self.added(dev_path(3, 1), DEVICE), what="device 3 on hci1")
+        self.call(dbus.Interface(self.bus.get_object("org.bluez", dev_path(3, 1)), DEVICE).Connect)
+        self.assertTrue(self.prop(dev_path(3, 1), DEVICE, "Connected"))
+        self.assertEqual(self.hci(1)["links"], 1)
+        # raised at run time: the refused device connects
+        self.assertEqual(self.sim.control("ble-set 0 max-links=3"), {"ok": True})
+        self.connect(2)
+        self.assertEqual(self.hci(0)["links"], 3)
+        # lowered below what it holds: the links stay, new ones are refused
+        self.assertEqual(self.sim.control("ble-set 0 max-links=1"), {"ok": True})
+        self.pump(0.2)
+        self.assertTrue(all(self.prop(dev_path(i), DEVICE, "Connected") for i in range(3)))
+        self.call(dbus.Interface(self.bus.get_object("org.bluez", dev_path(0)), DEVICE).Disconnect)
+        self.refused(0)
+        self.assertEqual(self.hci(0)["refused"], 2)
+        # no limit
+        self.assertEqual(self.sim.control("ble-set all max-links=unlimited"), {"ok": True})
+        self.assertIsNone(self.hci(0)["max_links"])
+        self.assertIsNone(self.hci(1)["max_links"])
+        self.call(dbus.Interface(self.bus.get_object("org.bluez", dev_path(0)), DEVICE).Connect)
+        self.assertEqual(self.hci(0)["links"], 3)
+        # what ble-set refuses
+        for bad in ("ble-set 0", "ble-set 0 max-links=0", "ble-set 0 max-links=-1", "ble-set 0 max-links=10001",
+                    "ble-set 0 mtu=3", "ble-set 2 max-links=1", "ble-set 0 max-links=1 bogus"):
+            r = self.sim.control(bad)
+            self.assertFalse(r["ok"], bad)
+            self.assertTrue(r["error"], bad)
+        self.assertIsNone(self.hci(0)["max_links"])
+
+
+class LinkLimitDefault(BleTest):
+    def test_unlimited(self):
+        self.assertIsNone(self.sim.control("ble-state 0")["adapters"][0]["max_links"])
+        self.discover()
+        for i in range(5):
+            self.connect(i)
+        st = self.sim.control("ble-state 0")["adapters"][0]
+        self.assertEqual((st["links"], st["refused"]), (5, 0))
+
+
 class Reset(BleTest):
     def test_reset_disconnects_and_comes_back(self):
         self.discover()

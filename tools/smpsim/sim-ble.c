@@ -197,6 +197,10 @@ struct ble_adapter {
         struct ble_client *clients;
         sd_event_source *scan_timer;
         sd_event_source *sweep_timer;
+        /* The controller's link limit (0: unlimited) and the connections
+         * it refused for want of a free link. */
+        unsigned max_links;
+        uint64_t refused;
 };
 
 struct sim_ble {
@@ -308,6 +312,15 @@ static bool peer_connected_on(const struct ble_peer *p, unsigned adapter) {
 /* Zephyr stops advertising while connected (one connection) and while down. */
 static bool peer_advertising(const struct ble_peer *p) {
         return p->state == LINK_IDLE && !p->d->rebooting;
+}
+
+/* Connected devices on an adapter: the links its controller holds. */
+static unsigned adapter_links(const struct sim_ble *ble, unsigned adapter) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < ble->n_peers; i++)
+                if (peer_connected_on(&ble->peers[i], adapter))
+                        n++;
+        return n;
 }
 
 static int16_t peer_rssi(const struct ble_peer *p) {
@@ -513,6 +526,27 @@ static void connect_failed(struct ble_peer *p, const char *reason) {
         (void) sd_event_source_set_enabled(p->timer, SD_EVENT_OFF);
 }
 
+static bool adapter_full(const struct sim_ble *ble, unsigned adapter) {
+        unsigned max = ble->adapters[adapter].max_links;
+        return max > 0 && adapter_links(ble, adapter) >= max;
+}
+
+/* The controller has no room for another link: it answers LE Create
+ * Connection with a resource error (Connection Limit Exceeded, Memory
+ * Capacity Exceeded or Connection Rejected due to Limited Resources; the
+ * kernel's Connect Failed mgmt event says "No Resources").  The kernel
+ * fails bluetoothd's ATT socket with bt_to_errno() of it (EMLINK, ENOMEM,
+ * ECONNREFUSED), and bluetoothd 5.66's att_connect_cb() (src/device.c)
+ * answers every such socket error with -ECONNABORTED, so the client sees
+ * what any aborted LE connection gives: Failed "le-connection-abort-by-local". */
+static void refuse_no_free_link(struct ble_peer *p) {
+        struct ble_adapter *a = &p->ble->adapters[p->adapter];
+        a->refused++;
+        dev_log(p->d, 1, "ble: hci%u has no free link (%u of %u in use): the controller refuses", a->index,
+                adapter_links(p->ble, a->index), a->max_links);
+        connect_failed(p, "le-connection-abort-by-local");
+}
+
 /* The connection ends (local Disconnect, link loss, adapter off):
  * ServicesResolved false, Connected false, the GATT objects go, acquired
  * sockets hang up. */
@@ -591,6 +625,10 @@ static int on_peer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (p->faults.connect_fail > 0) {
                         p->faults.connect_fail--;
                         connect_failed(p, "le-connection-abort-by-local");
+                        break;
+                }
+                if (adapter_full(p->ble, p->adapter)) {
+                        refuse_no_free_link(p);
                         break;
                 }
                 peer_connected(p, now);
@@ -1993,6 +2031,58 @@ static json_t *peer_state(struct ble_peer *p) {
                          "disconnect_at", (json_int_t) p->faults.disconnect_at);
 }
 
+/* Every adapter's controller: links held, the limit (null: none), refusals. */
+static json_t *adapters_state(struct sim_ble *ble) {
+        json_t *list = json_array();
+        for (unsigned a = 0; list && a < ble->cfg.adapters; a++) {
+                struct ble_adapter *ad = &ble->adapters[a];
+                json_array_append_new(list, json_pack("{s:i, s:b, s:i, s:o, s:I}", "index", (int) a, "powered",
+                                                      ad->powered, "links", (int) adapter_links(ble, a), "max_links",
+                                                      ad->max_links ? json_integer(ad->max_links) : json_null(),
+                                                      "refused", (json_int_t) ad->refused));
+        }
+        return list;
+}
+
+int sim_ble_max_links_parse(const char *s, uint32_t *ret) {
+        if (streq(s, "unlimited")) {
+                *ret = 0;
+                return 0;
+        }
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || !*s || *end || *s == '-' || v < 1 || v > SIM_BLE_MAX_LINKS_MAX)
+                return -EINVAL;
+        *ret = (uint32_t) v;
+        return 0;
+}
+
+/* "ble-set ADAPTER|all KEY=VALUE...": all checked before any is applied. */
+static json_t *adapters_set(struct sim_ble *ble, unsigned first, unsigned last, int argc, char **argv) {
+        uint32_t max_links = 0;
+
+        if (argc < 3)
+                return error_reply("usage: ble-set ADAPTER|all max-links=N|unlimited");
+        static const char key[] = "max-links=";
+        for (int i = 2; i < argc; i++) {
+                if (strncmp(argv[i], key, sizeof(key) - 1) != 0)
+                        return error_reply("unknown key (max-links=N|unlimited)");
+                if (sim_ble_max_links_parse(argv[i] + sizeof(key) - 1, &max_links) < 0)
+                        return error_reply("max-links takes 1..10000 or unlimited");
+        }
+        for (unsigned a = first; a < last; a++) {
+                /* Links beyond a lowered limit stay: a controller does not
+                 * drop what it holds, it refuses new ones. */
+                ble->adapters[a].max_links = max_links;
+                if (max_links)
+                        sim_log(ble->sim, 1, "ble: hci%u holds at most %u links", a, max_links);
+                else
+                        sim_log(ble->sim, 1, "ble: hci%u holds any number of links", a);
+        }
+        return json_pack("{s:b}", "ok", 1);
+}
+
 /* Picks devices: "all" or an index; returns the range [*first, *last). */
 static int pick(struct sim_ble *ble, const char *arg, unsigned n, unsigned *first, unsigned *last) {
         if (streq(arg, "all")) {
@@ -2019,14 +2109,17 @@ json_t *sim_ble_command(struct sim *sim, int argc, char **argv) {
                 return error_reply("BLE is off (start smpsim with --ble)");
         if (argc < 2)
                 return error_reply("missing device (an index or 'all')");
-        bool adapters = streq(argv[0], "ble-power");
+        bool adapters = streq(argv[0], "ble-power") || streq(argv[0], "ble-set");
         if (pick(ble, argv[1], adapters ? ble->cfg.adapters : ble->n_peers, &first, &last) < 0)
                 return error_reply(adapters ? "no such adapter" : "no such device");
 
         if (streq(argv[0], "ble-state")) {
                 if (last - first != 1)
                         return error_reply("ble-state takes one device");
-                return peer_state(&ble->peers[first]);
+                json_t *st = peer_state(&ble->peers[first]);
+                if (st)
+                        json_object_set_new(st, "adapters", adapters_state(ble));
+                return st;
         }
         if (streq(argv[0], "ble-fault")) {
                 if (argc != 3)
@@ -2050,6 +2143,8 @@ json_t *sim_ble_command(struct sim *sim, int argc, char **argv) {
                         }
                 return json_pack("{s:b}", "ok", 1);
         }
+        if (streq(argv[0], "ble-set"))
+                return adapters_set(ble, first, last, argc, argv);
         if (adapters) {
                 if (argc != 3 || (!streq(argv[2], "on") && !streq(argv[2], "off")))
                         return error_reply("usage: ble-power ADAPTER|all on|off");
@@ -2057,7 +2152,8 @@ json_t *sim_ble_command(struct sim *sim, int argc, char **argv) {
                         adapter_set_powered(&ble->adapters[a], streq(argv[2], "on"));
                 return json_pack("{s:b}", "ok", 1);
         }
-        return error_reply("unknown command (ble-state, ble-fault, ble-clear-faults, ble-disconnect, ble-power)");
+        return error_reply("unknown command (ble-state, ble-fault, ble-clear-faults, ble-disconnect, ble-power, "
+                           "ble-set)");
 }
 
 /* ---- device up/down ---- */
@@ -2131,6 +2227,7 @@ int sim_ble_open(struct sim *sim, const struct sim_ble_config *cfg) {
                 ad->powered = true;
                 ad->pairable = true;
                 ad->discoverable_timeout = 180;
+                ad->max_links = cfg->max_links;
                 snprintf(ad->path, sizeof(ad->path), "/org/bluez/hci%u", (uint8_t) a);
                 snprintf(ad->address, sizeof(ad->address), "00:AA:01:00:00:%02X", (uint8_t) a);
         }

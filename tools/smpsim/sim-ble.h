@@ -20,6 +20,8 @@
 #include "sim.h"
 
 #define SIM_BLE_ADAPTERS_MAX 16u
+/* --ble-max-links and "ble-set ADAPTER max-links=N" take 1..this. */
+#define SIM_BLE_MAX_LINKS_MAX SIM_DEVICES_MAX
 
 struct sim_ble_config {
         const char *bus;             /* "system", "session" or a D-Bus address */
@@ -32,6 +34,7 @@ struct sim_ble_config {
         uint32_t temporary_ms;       /* unconnected devices vanish this long after last seen (main.conf TemporaryTimeout) */
         uint32_t conn_interval_ms;   /* 0: notifications leave at once; else paced per connection event */
         uint32_t notify_per_event;   /* notifications per connection event (with conn_interval_ms) */
+        uint32_t max_links;          /* connected devices an adapter's controller holds; 0: unlimited */
         const char **faults;         /* "[dev=N:]SPEC", see sim_ble_fault_apply() */
         unsigned n_faults;
 };
@@ -58,6 +61,9 @@ void sim_ble_device_up(struct sim_device *d);
  *   acquire-write=notpermitted|failed
  *   acquire-notify=notpermitted|failed   AcquireWrite/AcquireNotify refused */
 int sim_ble_fault_parse(const char *spec, long *ret_dev, const char **ret_error);
+
+/* Parses a link limit: 1..SIM_BLE_MAX_LINKS_MAX, or "unlimited" (0). */
+int sim_ble_max_links_parse(const char *s, uint32_t *ret);
 
 /* Control socket commands starting with "ble-" (see doc/smpsim.md);
  * NULL when sim has no BLE. */

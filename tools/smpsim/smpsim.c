@@ -134,6 +134,8 @@ static void help(void) {
                "  --ble-temporary-ms N    unconnected devices vanish this long after discovery (default 30000)\n"
                "  --ble-conn-interval-ms N  pace notifications per connection event (default 0: off)\n"
                "  --ble-notify-per-event N  notifications per connection event (default 4)\n"
+               "  --ble-max-links N       connected devices each adapter's controller holds; a Connect()\n"
+               "                          beyond them is refused (1..%u or unlimited, default unlimited)\n"
                "  --ble-fault [dev=N:]connect-fail[=N] | resolve-late=MS | resolved-early |\n"
                "          disconnect-at=BYTES | acquire-write=notpermitted|failed |\n"
                "          acquire-notify=notpermitted|failed\n"
@@ -170,7 +172,7 @@ static void help(void) {
                "  -v, --verbose           more logging on stderr (repeat)\n"
                "  -h, --help\n\n"
                "Prints \"ready\" on standard output once every endpoint listens.\n",
-               SIM_BLE_ADAPTERS_MAX, SIM_DEVICES_MAX);
+               SIM_BLE_ADAPTERS_MAX, SIM_BLE_MAX_LINKS_MAX, SIM_DEVICES_MAX);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
@@ -206,6 +208,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_BLE, OPT_BLE_ADAPTERS, OPT_BLE_MTU, OPT_BLE_CONNECT_MS, OPT_BLE_RESOLVE_MS,
                 OPT_BLE_SUPERVISION_MS, OPT_BLE_CONNECT_TIMEOUT_MS, OPT_BLE_TEMPORARY_MS,
                 OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT, OPT_COAP_MULTICAST,
+                OPT_BLE_MAX_LINKS,
         };
         static const struct option longopts[] = {
                 { "udp", required_argument, NULL, OPT_UDP },
@@ -247,6 +250,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "ble-conn-interval-ms", required_argument, NULL, OPT_BLE_CONN_INTERVAL_MS },
                 { "ble-notify-per-event", required_argument, NULL, OPT_BLE_NOTIFY_PER_EVENT },
                 { "ble-fault", required_argument, NULL, OPT_BLE_FAULT },
+                { "ble-max-links", required_argument, NULL, OPT_BLE_MAX_LINKS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -342,6 +346,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 case OPT_BLE_NOTIFY_PER_EVENT:
                         if (parse_u32(optarg, 1, 1000, &o->ble.notify_per_event) < 0)
                                 err = "--ble-notify-per-event takes 1..1000";
+                        break;
+                case OPT_BLE_MAX_LINKS:
+                        if (sim_ble_max_links_parse(optarg, &o->ble.max_links) < 0)
+                                err = "--ble-max-links takes 1..10000 or unlimited";
                         break;
                 case OPT_BLE_FAULT: {
                         long dev;

@@ -103,6 +103,13 @@ uint8_t smp_session_get_version(const struct smp_session *s);
 int smp_session_get_link_info(struct smp_session *s, struct smp_link_info *ret);
 void smp_session_get_stats(const struct smp_session *s, struct smp_session_stats *ret);
 unsigned smp_session_in_flight(const struct smp_session *s);
+/* The local adapter the session's link goes through ("hci0" for ble;
+ * smp_transport.get_adapter), or, once the link closed, the one the last
+ * link went through: so the closed handler can put a failure such as
+ * -EUSERS ("the adapter has no free link") down to an adapter.  NULL when
+ * unknown or the transport has no such notion.  Valid until the next call
+ * into the session. */
+const char *smp_session_get_adapter(const struct smp_session *s);
 /* The canonical connection string (smp-conn.h). */
 const char *smp_session_get_conn(const struct smp_session *s);
 sd_event *smp_session_get_event(const struct smp_session *s);

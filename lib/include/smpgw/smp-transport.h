@@ -95,7 +95,11 @@ struct smp_link_callbacks {
          * by the SMP header's length (see smp_link_info.stream). */
         void (*receive)(const uint8_t *data, size_t len, void *userdata);
         /* The link is gone (hang-up, disconnect, unrecoverable error);
-         * err is a negative errno.  The link must still be closed. */
+         * err is a negative errno.  The link must still be closed.
+         * -EUSERS means "the adapter has no free link": the local
+         * adapter (get_adapter()) refused the connection for lack of
+         * resources (a BLE controller at its link limit); no other
+         * failure is reported with it (doc/plugins.md). */
         void (*closed)(int err, void *userdata);
         /* send() returned -EAGAIN earlier and may now succeed.  May be NULL. */
         void (*writable)(void *userdata);
@@ -180,11 +184,26 @@ struct smp_transport {
         int (*discover_start)(struct smp_transport_instance *instance, sd_event *event, const char *args,
                               smp_discovered_fn found, void *userdata, struct smp_transport_discovery **ret);
         void (*discover_stop)(struct smp_transport_discovery *discovery);
+
+        /* Added to version 2 later: read only when struct_size covers
+         * them (SMP_TRANSPORT_HAS()). */
+
+        /* The local adapter the link goes through, by name ("hci0" for
+         * ble), so a failure such as -EUSERS can be put down to it; NULL
+         * while the link does not know it yet.  Valid until close(), and
+         * may be called from within the link's callbacks, closed()
+         * included.  May be NULL (the transport has no such notion). */
+        const char *(*get_adapter)(struct smp_link *link);
 };
 
 /* The size of a version 2 descriptor: a plugin's struct_size must be at
  * least this. */
 #define SMP_TRANSPORT_SIZE_V2 (offsetof(struct smp_transport, discover_stop) + sizeof(void (*)(void)))
+
+/* Whether descriptor t has a field added after SMP_TRANSPORT_SIZE_V2 and
+ * it is set: SMP_TRANSPORT_HAS(t, get_adapter). */
+#define SMP_TRANSPORT_HAS(t, field)                                                                    \
+        ((t)->struct_size >= offsetof(struct smp_transport, field) + sizeof((t)->field) && (t)->field != NULL)
 
 #ifdef __cplusplus
 }
