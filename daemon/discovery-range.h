@@ -8,7 +8,7 @@
  *   A.B.C.D-A.B.C.E:PORT[-PORT]   an IPv4 address range
  *
  * at most DISCOVERY_RANGE_TARGETS_MAX targets (addresses × ports), the
- * whole at most SMP_CONN_MAX bytes.  config.c refuses a configuration
+ * whole at most SMP_CONN_MAX bytes.  conf.c refuses a configuration
  * with a range this parser refuses, so discovery.c never meets one; the
  * udp plugin parses the same grammar again for its own probe.
  */

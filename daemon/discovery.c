@@ -9,7 +9,7 @@
  *     RANGE_PROBES_AT_ONCE at a time;
  *   - ble: BlueZ LE discovery filtered on the SMP service for most of
  *     the interval.
- * Every device found goes to inventory_seen(), which adds or refreshes
+ * Every device found goes to device_seen(), which adds or refreshes
  * it.  A source that fails (no BlueZ on this machine) is logged once per
  * change of error and tried again next round.
  */
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "discovery-range.h"
 #include "log.h"
 #include "manager.h"
@@ -89,7 +89,7 @@ static void on_plugin_found(const struct smp_discovered *found, void *userdata) 
                 round_check(disc);
                 return;
         }
-        inventory_seen(disc->manager, found);
+        device_seen(disc->manager, found);
 }
 
 /* ---- the session range probe ---- */
@@ -116,7 +116,7 @@ static void on_range_answer(struct smp_session *s, int error, const struct smp_h
         /* Any SMP answer, even an error, means an SMP server is there. */
         if (error >= 0) {
                 struct smp_discovered found = { .conn = rp->conn };
-                inventory_seen(rp->src->disc->manager, &found);
+                device_seen(rp->src->disc->manager, &found);
         }
         if (sd_event_add_defer(rp->src->disc->manager->event, &rp->defer, on_range_probe_done, rp) < 0)
                 log_warning("Out of memory ending a discovery probe of %s", rp->conn);

@@ -25,7 +25,7 @@
 
 #include <openssl/evp.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "log.h"
 #include "manager.h"
@@ -100,113 +100,13 @@ static const char *basename_of(const char *path) {
         return slash ? slash + 1 : path ? path : "";
 }
 
-struct image *image_free(struct image *img) {
-        if (!img)
-                return NULL;
-        if (img->map)
-                munmap(img->map, img->map_len);
-        free(img->name);
-        free(img->key);
-        free(img->path);
-        free(img);
-        return NULL;
-}
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct image *, image_free);
 
-struct image *manager_find_image(struct manager *m, const char *id) {
-        if (!m || !id)
-                return NULL;
-        /* Ids are stored lower-case; people paste hashes in either case. */
-        for (size_t i = 0; i < m->n_images; i++)
-                if (strcasecmp(m->images[i]->id, id) == 0)
-                        return m->images[i];
-        return NULL;
-}
 
-bool image_ref_is_valid(const char *ref) {
-        size_t n = ref ? strlen(ref) : 0;
 
-        return n >= IMAGE_ID_PREFIX_MIN && n <= IMAGE_ID_LEN && strspn(ref, "0123456789abcdefABCDEF") == n;
-}
 
-int manager_lookup_image(struct manager *m, const char *ref, struct image **ret) {
-        struct image *found = NULL;
-        size_t n;
 
-        if (!image_ref_is_valid(ref))
-                return -EINVAL;
-        n = strlen(ref);
-        /* A whole id is a prefix of one image only: ids are unique. */
-        for (size_t i = 0; i < m->n_images; i++) {
-                if (strncasecmp(m->images[i]->id, ref, n) != 0)
-                        continue;
-                if (found)
-                        return -ENOTUNIQ;
-                found = m->images[i];
-        }
-        if (!found)
-                return -ENOENT;
-        *ret = found;
-        return 0;
-}
 
-/* Takes hash (lower-case hex) as the one ref names, unless ref names
- * another already. */
-static int resolve_candidate(const char *hash, const char *ref, size_t n, char found[static IMAGE_ID_LEN + 1]) {
-        if (strlen(hash) != IMAGE_ID_LEN || strncasecmp(hash, ref, n) != 0)
-                return 0;
-        if (found[0] && !streq(found, hash))
-                return -ENOTUNIQ;
-        memcpy(found, hash, IMAGE_ID_LEN + 1);
-        return 0;
-}
-
-int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
-        char found[IMAGE_ID_LEN + 1] = "", hex[IMAGE_ID_LEN + 1];
-        size_t n;
-        int r = 0;
-
-        if (!image_ref_is_valid(ref))
-                return -EINVAL;
-        n = strlen(ref);
-        if (n == IMAGE_ID_LEN) {
-                /* A whole hash names itself, known or not. */
-                for (size_t i = 0; i <= n; i++)
-                        ret_hash[i] = (char) tolower((unsigned char) ref[i]);
-                return 0;
-        }
-        for (size_t i = 0; r >= 0 && i < m->n_images; i++)
-                r = resolve_candidate(m->images[i]->id, ref, n, found);
-        for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
-                r = resolve_candidate(m->jobs[i]->image_id, ref, n, found);
-        for (size_t i = 0; r >= 0 && i < m->n_devices; i++) {
-                const struct smp_update_snapshot *snap = &m->devices[i]->slots;
-                for (size_t k = 0; r >= 0 && k < snap->n_slots && k < SMP_UPDATE_SLOTS_MAX; k++) {
-                        const struct smp_update_slot *s = &snap->slots[k];
-                        if (!s->present || s->hash_len != IMAGE_ID_LEN / 2)
-                                continue;
-                        hex_encode(s->hash, s->hash_len, hex);
-                        r = resolve_candidate(hex, ref, n, found);
-                }
-        }
-        if (r < 0)
-                return r;
-        if (!found[0])
-                return -ENOENT;
-        memcpy(ret_hash, found, sizeof(found));
-        return 0;
-}
-
-bool image_in_use(struct manager *m, const struct image *img) {
-        if (!m || !img)
-                return false;
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                const struct job *j = m->jobs[i];
-                if (streq(j->image_id, img->id) && !job_is_finished(j))
-                        return true;
-        }
-        return false;
-}
 
 static int fsync_dir(const char *dir) {
         _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -760,44 +660,6 @@ int image_store_remove(struct manager *m, struct image *img) {
         log_image(LOG_INFO, img->id, "Image removed");
         manager_history(m, "image-removed", NULL, img->id, NULL, "image %s version %s removed",
                         img->name ?: img->id, img->version);
-        manager_emit(m, MANAGER_EVENT_IMAGE_REMOVED, NULL, img, NULL);
-        manager_detach_image(m, img);
-        image_free(img);
+        manager_remove_image(m, img);
         return 0;
-}
-
-int image_map(struct image *img, const uint8_t **ret_data, size_t *ret_len) {
-        if (!img || !img->path || !ret_data || !ret_len)
-                return -EINVAL;
-        if (img->n_map == 0) {
-                _cleanup_close_ int fd = open(img->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-                struct stat st;
-                if (fd < 0)
-                        return -errno;
-                if (fstat(fd, &st) < 0)
-                        return -errno;
-                /* Changed behind our back: pushing it would send a file
-                 * nobody validated. */
-                if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size != img->file_size || st.st_size == 0)
-                        return -EBADMSG;
-                void *p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-                if (p == MAP_FAILED)
-                        return -errno;
-                img->map = p;
-                img->map_len = (size_t) st.st_size;
-        }
-        img->n_map++;
-        *ret_data = img->map;
-        *ret_len = img->map_len;
-        return 0;
-}
-
-void image_unmap(struct image *img) {
-        if (!img || img->n_map == 0)
-                return;
-        if (--img->n_map == 0) {
-                munmap(img->map, img->map_len);
-                img->map = NULL;
-                img->map_len = 0;
-        }
 }

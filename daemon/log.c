@@ -28,7 +28,7 @@ void log_setup(int max_level) {
                                 (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
 }
 
-/* __FILE__ as the build spells it ("../daemon/jobs.c"): the path in the
+/* __FILE__ as the build spells it ("../daemon/job.c"): the path in the
  * source tree is what a reader of CODE_FILE= can open. */
 static const char *source_path(const char *file) {
         while (strncmp(file, "../", 3) == 0)

@@ -21,7 +21,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"

@@ -3,6 +3,7 @@
  * The manager: owns the model and wires its parts to the event loop.
  * See manager.h for the ownership and persistence rules.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,15 +18,14 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
-#include "dbus.h"
+#include "bus.h"
 #include "log.h"
 #include "manager.h"
 #include "rest.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-context.h"
-#include "smpgwd-config.h"
 #include "util.h"
 
 /* How often devices are checked for absence. */
@@ -36,6 +36,8 @@ uint64_t now_realtime_usec(void) {
         clock_gettime(CLOCK_REALTIME, &ts);
         return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
 }
+
+static int on_deliver_defer(sd_event_source *s, void *userdata);
 
 int manager_new(sd_event *event, struct config *config, struct manager **ret) {
         struct manager *m = calloc(1, sizeof(*m));
@@ -50,6 +52,20 @@ int manager_new(sd_event *event, struct config *config, struct manager **ret) {
         m->config = config;
         m->state_lock_fd = m->db_lock_fd = -1;
         m->started_usec = now_realtime_usec();
+        r = sd_event_add_defer(event, &m->deliver_defer, on_deliver_defer, m);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->deliver_defer, SD_EVENT_OFF);
+        /* Before everything else: an event is delivered as soon as the
+         * callback that emitted it returns. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->deliver_defer, SD_EVENT_PRIORITY_IMPORTANT);
+        if (r < 0) {
+                sd_event_source_disable_unref(m->deliver_defer);
+                sd_event_unref(m->event);
+                smp_context_unref(m->smp);
+                free(m);
+                return r;
+        }
         *ret = m;
         return 0;
 }
@@ -83,35 +99,87 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, smp_strv_free);
         } while (0)
 
 int manager_attach_device(struct manager *m, struct device *d) {
+        bool hash_oom = false;
+        int r;
+
         d->manager = m;
-        return ARRAY_APPEND(m->devices, m->n_devices, d);
+        HASH_ADD(hh_id, m->devices_by_id, id, sizeof(d->id), d);
+        if (hash_oom)
+                return -ENOMEM;
+        HASH_ADD_KEYPTR(hh_conn, m->devices_by_conn, d->conn, strlen(d->conn), d);
+        if (!hash_oom) {
+                r = ARRAY_APPEND(m->devices, m->n_devices, d);
+                if (r >= 0)
+                        return 0;
+                HASH_DELETE(hh_conn, m->devices_by_conn, d);
+        }
+        HASH_DELETE(hh_id, m->devices_by_id, d);
+        return -ENOMEM;
 }
 
 int manager_attach_image(struct manager *m, struct image *img) {
+        bool hash_oom = false;
+
         img->manager = m;
-        return ARRAY_APPEND(m->images, m->n_images, img);
+        /* Ids are lower-case hex, IMAGE_ID_LEN digits (manager_find_image()). */
+        HASH_ADD(hh, m->images_by_id, id, IMAGE_ID_LEN, img);
+        if (hash_oom)
+                return -ENOMEM;
+        if (ARRAY_APPEND(m->images, m->n_images, img) < 0) {
+                HASH_DELETE(hh, m->images_by_id, img);
+                return -ENOMEM;
+        }
+        return 0;
 }
 
 int manager_attach_job(struct manager *m, struct job *j) {
+        bool hash_oom = false;
+
         j->manager = m;
-        return ARRAY_APPEND(m->jobs, m->n_jobs, j);
+        HASH_ADD(hh, m->jobs_by_id, id, sizeof(j->id), j);
+        if (hash_oom)
+                return -ENOMEM;
+        if (ARRAY_APPEND(m->jobs, m->n_jobs, j) < 0) {
+                HASH_DELETE(hh, m->jobs_by_id, j);
+                return -ENOMEM;
+        }
+        m->jobs_by_state[j->state]++;
+        j->device = manager_find_device(m, j->device_id);
+        if (j->device && !job_is_finished(j))
+                device_link_job(j->device, j);
+        return 0;
 }
 
 void manager_detach_device(struct manager *m, struct device *d) {
+        HASH_DELETE(hh_id, m->devices_by_id, d);
+        HASH_DELETE(hh_conn, m->devices_by_conn, d);
         ARRAY_REMOVE(m->devices, m->n_devices, d);
 }
 
 void manager_detach_image(struct manager *m, struct image *img) {
+        HASH_DELETE(hh, m->images_by_id, img);
         ARRAY_REMOVE(m->images, m->n_images, img);
 }
 
 void manager_detach_job(struct manager *m, struct job *j) {
+        if (j->device && !job_is_finished(j))
+                device_unlink_job(j->device, j);
+        m->jobs_by_state[j->state]--;
+        HASH_DELETE(hh, m->jobs_by_id, j);
         ARRAY_REMOVE(m->jobs, m->n_jobs, j);
+}
+
+void manager_clear_indexes(struct manager *m) {
+        HASH_CLEAR(hh_id, m->devices_by_id);
+        HASH_CLEAR(hh_conn, m->devices_by_conn);
+        HASH_CLEAR(hh, m->images_by_id);
+        HASH_CLEAR(hh, m->jobs_by_id);
 }
 
 /* ---- observers ---- */
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata) {
+        assert(!m->delivering);
         __typeof__(m->observers) g = realloc(m->observers, (m->n_observers + 1) * sizeof(*m->observers));
         if (!g)
                 return -ENOMEM;
@@ -123,6 +191,7 @@ int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userda
 }
 
 void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *userdata) {
+        assert(!m->delivering);
         for (size_t i = 0; i < m->n_observers; i++)
                 if (m->observers[i].fn == fn && m->observers[i].userdata == userdata) {
                         memmove(&m->observers[i], &m->observers[i + 1],
@@ -132,24 +201,132 @@ void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *us
                 }
 }
 
+struct manager_queued_event {
+        struct manager_event ev;
+        bool frees;                    /* a *_REMOVED event that frees its object once delivered */
+};
+
+static void event_free_object(const struct manager_event *ev) {
+        switch (ev->type) {
+        case MANAGER_EVENT_DEVICE_REMOVED:
+                device_free(ev->device);
+                break;
+        case MANAGER_EVENT_IMAGE_REMOVED:
+                image_free(ev->image);
+                break;
+        case MANAGER_EVENT_JOB_REMOVED:
+                job_free(ev->job);
+                break;
+        default:
+                break;
+        }
+}
+
+static void deliver_one(struct manager *m, const struct manager_queued_event *q) {
+        for (size_t i = 0; i < m->n_observers; i++)
+                m->observers[i].fn(m, &q->ev, m->observers[i].userdata);
+        if (q->frees)
+                event_free_object(&q->ev);
+}
+
+/* Delivers what is queued now; what observers emit meanwhile goes in
+ * the next round. */
+static void deliver_queue(struct manager *m) {
+        size_t n = m->n_events;
+
+        assert(!m->delivering);
+        m->delivering = true;
+        for (size_t i = 0; i < n; i++) {
+                /* A copy: an observer's emit may move the queue. */
+                struct manager_queued_event q = m->events[i];
+                deliver_one(m, &q);
+        }
+        memmove(m->events, m->events + n, (m->n_events - n) * sizeof(*m->events));
+        m->n_events -= n;
+        m->delivering = false;
+        if (m->n_events > 0 && m->deliver_defer)
+                (void) sd_event_source_set_enabled(m->deliver_defer, SD_EVENT_ONESHOT);
+}
+
+static int on_deliver_defer(sd_event_source *s, void *userdata) {
+        deliver_queue(userdata);
+        return 0;
+}
+
+static int queue_grow(struct manager *m) {
+        size_t want = MAX(m->events_alloc * 2, (size_t) 64);
+        struct manager_queued_event *g;
+
+        if (m->n_events < m->events_alloc)
+                return 0;
+        g = realloc(m->events, want * sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        m->events = g;
+        m->events_alloc = want;
+        return 0;
+}
+
+static void queue_event(struct manager *m, const struct manager_queued_event *q) {
+        /* Without a loop, or without memory to queue it: now.  The
+         * latter only out of memory, and then in order still. */
+        if (!m->deliver_defer || queue_grow(m) < 0) {
+                if (m->deliver_defer)
+                        log_warning("Out of memory queueing an event; delivering at once");
+                if (!m->delivering && m->n_events > 0)
+                        deliver_queue(m);
+                deliver_one(m, q);
+                return;
+        }
+        m->events[m->n_events++] = *q;
+        if (!m->delivering)
+                (void) sd_event_source_set_enabled(m->deliver_defer, SD_EVENT_ONESHOT);
+}
+
 void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
                   struct job *j) {
-        struct manager_event ev = { .type = type, .device = d, .image = img, .job = j };
+        struct manager_queued_event q = {
+                .ev = { .type = type, .device = d, .image = img, .job = j },
+        };
 
         if (j && !d)
-                ev.device = manager_find_device(m, j->device_id);
-        /* An observer may remove itself (an SSE client that overflowed):
-         * walk by index and re-check the bound, so nobody is skipped but
-         * a removed observer is not called. */
-        for (size_t i = 0; i < m->n_observers; i++) {
-                manager_observer_fn fn = m->observers[i].fn;
-                void *ud = m->observers[i].userdata;
-                size_t before = m->n_observers;
-                fn(m, &ev, ud);
-                if (m->n_observers < before && i < m->n_observers &&
-                    (m->observers[i].fn != fn || m->observers[i].userdata != ud))
-                        i--;
-        }
+                q.ev.device = j->device;
+        queue_event(m, &q);
+}
+
+void manager_remove_device(struct manager *m, struct device *d) {
+        manager_detach_device(m, d);
+        queue_event(m, &(struct manager_queued_event) {
+                .ev = { .type = MANAGER_EVENT_DEVICE_REMOVED, .device = d },
+                .frees = true,
+        });
+}
+
+void manager_remove_image(struct manager *m, struct image *img) {
+        manager_detach_image(m, img);
+        queue_event(m, &(struct manager_queued_event) {
+                .ev = { .type = MANAGER_EVENT_IMAGE_REMOVED, .image = img },
+                .frees = true,
+        });
+}
+
+void manager_remove_job(struct manager *m, struct job *j) {
+        manager_detach_job(m, j);
+        queue_event(m, &(struct manager_queued_event) {
+                .ev = { .type = MANAGER_EVENT_JOB_REMOVED, .device = j->device, .job = j },
+                .frees = true,
+        });
+}
+
+/* Frees what the queue would have freed; nobody is told any more. */
+static void queue_drop(struct manager *m) {
+        for (size_t i = 0; i < m->n_events; i++)
+                if (m->events[i].frees)
+                        event_free_object(&m->events[i].ev);
+        m->n_events = 0;
+        free(m->events);
+        m->events = NULL;
+        m->events_alloc = 0;
 }
 
 /* ---- history and flushing ---- */
@@ -192,7 +369,7 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
-        inventory_check_absent(m);
+        devices_check_absent(m);
         /* An idle moment: let SQLite move the WAL into the database so
          * the WAL file stays small. */
         if (m->db)
@@ -450,7 +627,7 @@ int manager_start(struct manager *m) {
         }
 #endif
         if (c->bus != CONFIG_BUS_NONE) {
-                r = dbus_api_start(m, &m->dbus);
+                r = bus_api_start(m, &m->bus);
                 if (r < 0)
                         return r;
         }
@@ -556,7 +733,7 @@ struct manager *manager_free(struct manager *m) {
         if (!m)
                 return NULL;
         manager_stop(m);
-        m->dbus = dbus_api_free(m->dbus);
+        m->bus = bus_api_free(m->bus);
 #if HAVE_REST
         m->rest = rest_free(m->rest);
 #endif
@@ -564,6 +741,11 @@ struct manager *manager_free(struct manager *m) {
         sd_event_source_disable_unref(m->absent_timer);
         sd_event_source_disable_unref(m->schedule_defer);
         sd_event_source_disable_unref(m->watchdog_timer);
+        /* The front ends are gone: nobody to tell. */
+        m->deliver_defer = sd_event_source_disable_unref(m->deliver_defer);
+        queue_drop(m);
+        /* The objects go by their arrays; the index tables with them. */
+        manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);

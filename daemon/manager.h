@@ -6,9 +6,10 @@
  * so nothing here is locked.
  *
  * Ownership: the manager owns every device, image and job (arrays of
- * pointers below); front ends hold no pointers across loop iterations
- * except through observers, which are told before an object is freed
- * (MANAGER_EVENT_*_REMOVED).
+ * pointers below, with indexes); front ends hold no pointers across loop
+ * iterations except through observers, which are told before an object
+ * is freed (MANAGER_EVENT_*_REMOVED, below).  Each object has its header (device.h,
+ * image.h, job.h); what front ends may ask of the model is engine.h.
  *
  * Persistence: the database is the record, memory is the working copy.
  * Objects are loaded at start; a change marks the object dirty and the
@@ -20,151 +21,56 @@
  */
 #pragma once
 
-#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
 
-#include "smpgw/smp-update.h"
+/* The model's objects: manager.h is the one header the core's files
+ * include for the whole model. */
+#include "device.h"
+#include "discovery.h"
+#include "image.h"
+#include "job.h"
 
 struct config;
 struct db;
 struct rest;
-struct dbus_api;
-struct discovery;
-struct probe;
-struct smp_session;
-struct smp_request;
+struct bus_api;
 struct smp_context;
 struct mcuboot_key;
 
-/* ---- devices ---- */
-
-enum device_state {
-        DEVICE_NEW,           /* known, never probed yet */
-        DEVICE_ONLINE,        /* answered its last probe or job */
-        DEVICE_UNREACHABLE,   /* seen, but the last probe failed */
-        DEVICE_ABSENT,        /* not seen for config.absent_after */
-        _DEVICE_STATE_MAX,
-};
-
-struct device {
-        struct manager *manager;
-        uint64_t id;                  /* database row id, > 0, never reused */
-        char *conn;                   /* connection string, unique */
-        char transport[16];           /* its scheme: "udp", "ble", ... */
-        char *address;                /* transport address (may be NULL) */
-        char *address_type;           /* BLE "public"/"random", else NULL */
-        char *adapter;                /* BLE adapter, else NULL */
-        char *name;                   /* may be NULL; device_name_check() holds */
-        bool has_rssi;
-        int16_t rssi;
-        enum device_state state;
-        char source[16];              /* "discovery", "rest", "dbus", "config" */
-        uint64_t first_seen_usec;     /* CLOCK_REALTIME µs */
-        uint64_t last_seen_usec;
-        uint64_t last_probe_usec;     /* 0: never */
-        bool has_params;              /* mcumgr parameters */
-        uint32_t buf_size, buf_count;
-        char *os_info;                /* OS info "a" string, may be NULL */
-        char *bootloader;             /* bootloader name, may be NULL */
-        uint8_t smp_version;          /* 0 unknown, 1 or 2 */
-        char *last_error;             /* the last probe's error, may be NULL */
-        struct smp_update_snapshot slots;
-
-        /* runtime, not stored */
-        size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
-        struct probe *probe;          /* a probe in progress */
-        bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
-        struct job *job;              /* the job running on it, if any */
-        bool dirty;
-        bool slots_dirty;
-};
-
-/* ---- images ---- */
-
-struct image {
-        struct manager *manager;
-        char id[65];                  /* hex image hash (SHA256 TLV) */
-        char *name;                   /* given name (file name), may be NULL */
-        char version[32];             /* "1.2.3+4" */
-        uint64_t file_size;
-        uint32_t image_size;          /* the header's img_size */
-        char file_sha256[65];         /* hex SHA-256 of the whole file */
-        bool signed_;                 /* a signature verified with a configured key */
-        char *key;                    /* that key's label, may be NULL */
-        uint64_t added_usec;
-        char *path;                   /* <state dir>/images/<id>.img */
-
-        /* runtime: a read-only mapping shared by the jobs pushing it */
-        unsigned n_map;
-        void *map;
-        size_t map_len;
-};
-
-/* ---- jobs ---- */
-
-enum job_state {
-        JOB_QUEUED,                   /* waiting for a free slot (limits) */
-        JOB_RUNNING,
-        JOB_RETRY_WAIT,               /* failed an attempt; next_attempt_usec says when */
-        JOB_SUCCEEDED,                /* outcome updated/up-to-date/testing/uploaded */
-        JOB_FAILED,                   /* out of attempts, or an outcome that is final */
-        JOB_CANCELLED,
-        _JOB_STATE_MAX,
-};
-
-struct job {
-        struct manager *manager;
-        uint64_t id;                  /* database row id, > 0 */
-        uint64_t device_id;
-        char image_id[65];
-        uint64_t rollout_id;          /* 0: not part of a rollout */
-        enum smp_update_mode mode;
-        enum job_state state;
-        bool has_step;
-        enum smp_update_step step;    /* the update step running or last run */
-        bool has_outcome;
-        enum smp_update_outcome outcome;
-        unsigned attempts, max_attempts;
-        uint64_t bytes_sent, bytes_total;  /* upload progress: device-acknowledged offset, file size */
-        double rate;                  /* bytes/s of the current or last upload */
-        char *error;                  /* the last attempt's error as a sentence, may be NULL */
-        uint64_t created_usec, started_usec, finished_usec, next_attempt_usec, updated_usec;
-        /* The device's slots as the job found them: read once, before
-         * its first attempt, and written at once (job_slots_before).  The
-         * outcome is judged against them, so an attempt resumed after a
-         * crash that finds the image already running says "updated",
-         * not "up-to-date".  n_slots 0: not read yet. */
-        struct smp_update_snapshot before;
-        bool before_dirty;
-
-        /* runtime, not stored */
-        struct smp_session *session;
-        struct smp_request *before_read;  /* reading `before` */
-        struct smp_update *update;
-        struct image *image_mapped;   /* holds a mapping while running */
-        sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
-        sd_event_source *finish_defer; /* tears the session down outside its callbacks */
-        uint64_t last_progress_emit_usec;
-        uint64_t last_progress_bytes;  /* for stats.bytes_uploaded */
-        bool dirty;
-};
-
-/* ---- events: what front ends (SSE, D-Bus signals, history) observe ---- */
+/* ---- events: what front ends (SSE, D-Bus signals, history) observe ----
+ *
+ * Delivery: manager_emit() only queues.  One deferred event source,
+ * ahead of every other source of the loop, delivers the queue in order
+ * to every observer as soon as the callback that emitted returns.  So no
+ * observer (a front end) ever runs inside a libsmpgw callback, an HTTP or
+ * D-Bus handler, or halfway through a change of the model, and none has
+ * to guard against being called back from inside itself.  An observer
+ * reads the object as it is at delivery: what the event says changed,
+ * and what later changes of the same callback did (their events follow).
+ * Observers are neither added nor removed during a delivery.  A manager
+ * without an event loop (a test of the layers below) delivers at once.
+ *
+ * Lifetime: manager_remove_device(), _image() and _job() take an object
+ * out of the model at once (no lookup, list or bus path finds it any
+ * more) and queue its *_REMOVED event, the last event about it; the
+ * object is freed once that event has been delivered.  Every pointer of
+ * every event an observer is given is valid for the whole call.
+ */
 
 enum manager_event_type {
         MANAGER_EVENT_DEVICE_ADDED,
         MANAGER_EVENT_DEVICE_CHANGED,  /* any field: state, seen, probe result, slots */
-        MANAGER_EVENT_DEVICE_REMOVED,  /* forgotten; the object is freed after observers return */
+        MANAGER_EVENT_DEVICE_REMOVED,  /* forgotten */
         MANAGER_EVENT_IMAGE_ADDED,
-        MANAGER_EVENT_IMAGE_REMOVED,   /* freed after observers return */
+        MANAGER_EVENT_IMAGE_REMOVED,
         MANAGER_EVENT_JOB_ADDED,
         MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
         MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
-        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep) or its device forgotten; freed after */
+        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep), taken back, or its device forgotten */
         _MANAGER_EVENT_MAX,
 };
 
@@ -194,7 +100,7 @@ struct manager {
         struct smp_context *smp;       /* owned: transports, their state, lib's logging */
         struct db *db;                 /* owned */
         struct rest *rest;             /* owned, NULL when REST is off */
-        struct dbus_api *dbus;         /* owned, NULL when D-Bus is off */
+        struct bus_api *bus;           /* owned, NULL when D-Bus is off */
         struct discovery *discovery;   /* owned */
         char *images_dir;              /* <state dir>/images */
         struct mcuboot_key **keys;     /* configured image signing keys */
@@ -206,12 +112,23 @@ struct manager {
         size_t n_images;
         struct job **jobs;             /* every job in the database, oldest first */
         size_t n_jobs;
+        /* Indexes of the same objects (model-index.h), kept by
+         * manager_attach_*() and manager_detach_*(). */
+        struct device *devices_by_id, *devices_by_conn;
+        struct image *images_by_id;
+        struct job *jobs_by_id;
+        unsigned jobs_by_state[_JOB_STATE_MAX];
 
         struct {
                 manager_observer_fn fn;
                 void *userdata;
         } *observers;
         size_t n_observers;
+        /* Events emitted, not delivered yet (manager.c) */
+        struct manager_queued_event *events;
+        size_t n_events, events_alloc;
+        sd_event_source *deliver_defer;
+        bool delivering;
 
         sd_event_source *flush_timer;
         sd_event_source *schedule_defer; /* runs jobs_schedule() once per loop iteration */
@@ -243,8 +160,16 @@ int manager_reload(struct manager *m);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);
 void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *userdata);
+/* Queues an event (see above); for JOB_* events d may be NULL (the job's
+ * device is taken). */
 void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
                   struct job *j);
+/* Take the object out of the model and free it after its *_REMOVED
+ * event (see above).  A device's jobs must be removed first, and a job
+ * must not be running. */
+void manager_remove_device(struct manager *m, struct device *d);
+void manager_remove_image(struct manager *m, struct image *img);
+void manager_remove_job(struct manager *m, struct job *j);
 
 /* Writes every dirty object now (one transaction). */
 int manager_flush_now(struct manager *m);
@@ -260,158 +185,12 @@ uint64_t now_realtime_usec(void);
 int manager_attach_device(struct manager *m, struct device *d);
 int manager_attach_image(struct manager *m, struct image *img);
 int manager_attach_job(struct manager *m, struct job *j);
-/* Free one object (NULL is fine); they must not be attached any more. */
-struct device *device_free(struct device *d);   /* inventory.c */
-struct image *image_free(struct image *img);    /* image-store.c */
-struct job *job_free(struct job *j);            /* jobs.c */
+/* ---- internal to the core ---- */
 
-/* ---- devices (daemon/inventory.c) ---- */
+/* Frees the index tables, not the objects (manager_free(), and tests
+ * that free the objects themselves). */
+void manager_clear_indexes(struct manager *m);
 
-struct device *manager_find_device(struct manager *m, uint64_t id);
-/* By connection string, written any way that has the same canonical form
- * as the device's (doc/connection-strings.md). */
-struct device *manager_find_device_by_conn(struct manager *m, const char *conn);
-/* Adds a device by its connection string and probes it: the one door
- * every connection string (REST, D-Bus, configuration) goes through.  The
- * string is validated by libsmpgw and kept in canonical form, so two ways
- * of writing one device find the same device.  -EINVAL: not a valid
- * connection string; -ENOENT: no usable plugin for its scheme (both with
- * a sentence in *ret_reason, which may be NULL; free() it); -EEXIST: known
- * already (*ret is then the existing device); -E2BIG: config.max_devices. */
-int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret,
-                       char **ret_reason);
-/* Starts a probe (parameters, OS info, image state).  -EBUSY when a probe
- * or a job is running on it. */
-int device_probe(struct device *d);
-/* Deletes the device and its history.  -EBUSY while a job is queued or
- * running for it (cancel the job first). */
-int manager_forget_device(struct manager *m, struct device *d);
-
-/* A device's name is a label for people: at most DEVICE_NAME_MAX bytes of
- * UTF-8, no control characters (C0, DEL, C1, line separators, bidi
- * overrides: they would rewrite a table or a terminal line around it).
- * A user may set it; until then it defaults to the name the device
- * advertises over BLE or, failing that, its OS node name. */
-#define DEVICE_NAME_MAX 64
-/* 0 or -EINVAL. */
-int device_name_check(const char *name);
-/* Sets the name a user gives; NULL or "" removes it (the default applies
- * again from the next probe or BLE sighting).  Records, announces and
- * flushes a change.  1 changed, 0 the same, -EINVAL (device_name_check()),
- * -ENOMEM. */
-int device_set_name(struct device *d, const char *name);
-/* Takes candidate (a BLE name, an OS node name) as the name of a device
- * that has none, cut to DEVICE_NAME_MAX at a character boundary; ignores
- * "", Zephyr's "unknown" and strings that are no valid name.  Marks the
- * device dirty; announcing is the caller's.  true when it took it. */
-bool device_default_name(struct device *d, const char *candidate);
-const char *device_state_to_string(enum device_state s);
-int device_state_from_string(const char *s);
-
-/* Starts a discovery round now on every configured transport (D-Bus
- * Scan(), REST); -EALREADY when one is running. (discovery.c) */
-int manager_scan(struct manager *m);
-
-/* ---- images (daemon/image-store.c) ---- */
-
-struct image *manager_find_image(struct manager *m, const char *id);
-
-/* Clients name an image by its id, the image hash in hex (64 digits,
- * either case), or by a prefix of it as git takes short hashes.  A
- * prefix must be IMAGE_ID_PREFIX_MIN digits at least (24 bits: among
- * [images] max_count = 256 images two share one with a chance of about
- * 0.2 %) and fit one image only; an ambiguous prefix is refused, never
- * guessed. */
-#define IMAGE_ID_LEN 64
-#define IMAGE_ID_PREFIX_MIN 6
-/* ref is hex, IMAGE_ID_PREFIX_MIN..IMAGE_ID_LEN digits. */
-bool image_ref_is_valid(const char *ref);
-/* The stored image ref names.  -EINVAL: ref is not of that shape;
- * -ENOENT: no stored image; -ENOTUNIQ: the prefix fits more than one. */
-int manager_lookup_image(struct manager *m, const char *ref, struct image **ret);
-/* The image hash a filter names (?image=): a whole hash as it is (lower
- * case), a prefix resolved among every hash the gateway knows: stored
- * images, the images of jobs, the slots of devices.  Errors as
- * manager_lookup_image(). */
-int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
-/* Creates images_dir, removes stray temporary files, and drops (with a
- * warning and a history row) image records whose file is gone.  Called by
- * manager_start() after db_load(). */
-int image_store_init(struct manager *m);
-/* (Re)loads config.image_keys into m->keys; on error the old keys stay. */
-int image_store_load_keys(struct manager *m);
-/* An unnamed temporary file in the image store directory (O_TMPFILE), to
- * stream an upload into without holding it in memory. */
-int image_store_open_tmp(struct manager *m, int *ret_fd);
-/* Reads an image from fd (at most config.image_max_size bytes; a store
- * temporary file is used in place, anything else is copied into one),
- * validates it (MCUboot header and TLVs, hash, signature against the
- * configured keys, required when keys are configured), stores it as
- * images/<id>.img (write, fsync, rename, fsync dir) and records it.
- * *ret_created is false when the same image was stored already.
- * Errors, with *ret_reason set to a sentence: -EFBIG too large,
- * -EBADMSG not a valid MCUboot image, -EKEYREJECTED no valid signature,
- * -E2BIG config.max_images reached; others are I/O errors. */
-int image_store_add_fd(struct manager *m, int fd, const char *name, struct image **ret, bool *ret_created,
-                       char **ret_reason);
-/* -EBUSY while a job that is not finished uses it. */
-int image_store_remove(struct manager *m, struct image *img);
-/* Maps the file read-only (shared by every user); unmap when done. */
-int image_map(struct image *img, const uint8_t **ret_data, size_t *ret_len);
-void image_unmap(struct image *img);
-bool image_in_use(struct manager *m, const struct image *img);
-
-/* ---- jobs (daemon/jobs.c) ---- */
-
-struct job_options {
-        enum smp_update_mode mode;     /* default config.job_mode */
-        unsigned max_attempts;         /* 0: config.job_attempts */
-        uint64_t rollout_id;           /* 0: none */
-        uint64_t not_before_usec;      /* 0: now; a scheduler can queue for later */
-};
-
-struct job *manager_find_job(struct manager *m, uint64_t id);
-/* Queues a push of img to d.  -EBUSY when d already has an unfinished
- * job (*ret is then that job). */
-int job_create(struct manager *m, struct image *img, struct device *d, const struct job_options *opts,
-               struct job **ret);
-/* -EALREADY when the job is finished already. */
-int job_cancel(struct job *j);
-bool job_is_finished(const struct job *j);
-/* The share of the upload the device acknowledged, 0..1, and 1 once the
- * job succeeded (an up-to-date device needs no upload); and the rate,
- * 0 when not known.  As REST, SSE and D-Bus all show them. */
-static inline double job_progress(const struct job *j) {
-        if (j->state == JOB_SUCCEEDED)
-                return 1.0;
-        if (j->bytes_total == 0)
-                return 0.0;
-        return j->bytes_sent >= j->bytes_total ? 1.0 : (double) j->bytes_sent / (double) j->bytes_total;
-}
-static inline double job_rate(const struct job *j) {
-        return isfinite(j->rate) && j->rate > 0 ? j->rate : 0.0;
-}
-const char *job_state_to_string(enum job_state s);
-int job_state_from_string(const char *s);
-/* Starts queued jobs while the limits allow (called by the manager). */
-void jobs_schedule(struct manager *m);
-unsigned jobs_running(struct manager *m, const char *transport);
-
-/* ---- internal to the core (manager.c, inventory.c, probe.c, discovery.c, jobs.c) ---- */
-
-struct smp_discovered;
-void inventory_seen(struct manager *m, const struct smp_discovered *found);
-void inventory_check_absent(struct manager *m);
-void device_set_state(struct device *d, enum device_state s);
-void device_mark_seen(struct device *d);
-/* The unfinished job of a device, if any. */
-struct job *device_unfinished_job(struct manager *m, const struct device *d);
-void probes_schedule(struct manager *m);
-void device_probe_cancel(struct device *d);
-int discovery_start(struct manager *m, struct discovery **ret);
-struct discovery *discovery_free(struct discovery *disc);
-void jobs_stop_all(struct manager *m);
-void jobs_prune(struct manager *m);
 void manager_schedule_jobs(struct manager *m);   /* jobs_schedule() at the next loop iteration */
 void manager_detach_device(struct manager *m, struct device *d);
 void manager_detach_image(struct manager *m, struct image *img);

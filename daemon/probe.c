@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-cbor.h"

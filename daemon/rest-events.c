@@ -151,7 +151,7 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
         switch (ev->type) {
         case MANAGER_EVENT_DEVICE_ADDED:
         case MANAGER_EVENT_DEVICE_CHANGED:
-                return ev->device ? rest_json_device(m, ev->device, rest_device_unfinished_job(m, ev->device->id))
+                return ev->device ? rest_json_device(m, ev->device)
                                   : NULL;
         case MANAGER_EVENT_DEVICE_REMOVED:
                 return ev->device ? json_pack("{s:I}", "id", (json_int_t) ev->device->id) : NULL;

@@ -28,7 +28,10 @@
 #include <systemd/sd-event.h>
 
 #include "manager.h"
+#include "smpgwd-limits.h"
 #include "util.h"
+
+struct engine_error;
 
 #define REST_API_PREFIX "/api/v1"
 
@@ -46,10 +49,6 @@
  * idle timeout: a client sending a byte every few seconds never hits it
  * and, 64 of them, would hold every connection. */
 #define REST_HEADER_TIMEOUT_USEC (10ull * 1000000ull)
-/* POST /api/v1/jobs: devices per request. */
-#define REST_JOB_DEVICES_MAX 1000u
-#define REST_PAGE_LIMIT_DEFAULT 100u
-#define REST_HISTORY_LIMIT_DEFAULT 100u
 
 struct rest_conn;
 struct rest_sse;
@@ -148,6 +147,8 @@ int rest_reply_error(struct rest_request *req, unsigned status, const char *code
         _printf_(4, 5);
 /* The one table from an errno to an HTTP status and error code. */
 int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) _printf_(3, 4);
+/* An engine's refusal: its errno through that table, its sentence as it is. */
+int rest_reply_engine_error(struct rest_request *req, const struct engine_error *e);
 int rest_reply_no_content(struct rest_request *req);
 /* Takes ownership of text (malloc'd). */
 int rest_reply_text(struct rest_request *req, unsigned status, const char *content_type, char *text, size_t len);
@@ -155,40 +156,40 @@ int rest_reply_text(struct rest_request *req, unsigned status, const char *conte
 int rest_reply_response(struct rest_request *req, unsigned status, struct MHD_Response *response);
 
 const char *rest_query(struct rest_request *req, const char *name);
-/* ?limit= and ?offset=: missing gives the default; anything but a decimal
- * number in range replies 400 invalid_field and returns -EINVAL. */
-int rest_query_page(struct rest_request *req, unsigned default_limit, unsigned *ret_limit, uint64_t *ret_offset);
+/* ?limit= (default PAGE_LIMIT_DEFAULT, at most [rest] page_max) and
+ * ?offset=: anything but a decimal number in range replies 400
+ * invalid_field and returns -EINVAL. */
+int rest_query_page(struct rest_request *req, unsigned *ret_limit, uint64_t *ret_offset);
 int rest_query_uint(struct rest_request *req, const char *name, uint64_t default_value, uint64_t min,
                     uint64_t max, uint64_t *ret);
+/* [rest] page_max. */
+unsigned rest_page_max(const struct rest *r);
 
-/* A device by its reference: a decimal id or a connection string.  NULL
- * when there is none. */
-struct device *rest_lookup_device(struct manager *m, const char *ref);
-/* The same, replying 404 not_found when there is none. */
-int rest_find_device(struct rest_request *req, const char *ref, struct device **ret);
-/* An image by its id or a unique prefix (manager_lookup_image()); replies
- * 404 not_found or 409 ambiguous when there is not exactly one. */
-int rest_find_image(struct rest_request *req, const char *ref, struct image **ret);
-int rest_find_job(struct rest_request *req, const char *ref, struct job **ret);
+/* The object the path's {id} names (engine_device_find(), ...); they
+ * reply 404 not_found (409 ambiguous for an image prefix) and return
+ * negative when there is none. */
+int rest_find_device(struct rest_request *req, struct device **ret);
+int rest_find_image(struct rest_request *req, struct image **ret);
+int rest_find_job(struct rest_request *req, struct job **ret);
 
-/* ---- rest-json.c ---- */
+/* ---- rest-json.c; the objects' forms in rest-device.c, rest-image.c, rest-job.c ---- */
 
 /* RFC 3339 UTC with milliseconds ("2026-11-26T23:45:00.123Z"); JSON null for 0. */
 json_t *rest_json_time(uint64_t realtime_usec);
 /* NULL-safe string: JSON null for NULL. */
 json_t *rest_json_string_or_null(const char *s);
 
-/* The id of the device's unfinished job, 0 when it has none. */
-uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id);
-json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unfinished_job_id);
+json_t *rest_json_device(struct manager *m, const struct device *d);
+/* The JSON form of one object of a list. */
+typedef json_t *(*rest_json_form_fn)(struct manager *m, const void *object);
+/* A JSON array of the objects' forms; NULL: out of memory. */
+json_t *rest_json_array(struct manager *m, void *const *objects, size_t n, rest_json_form_fn form);
+/* A page of a list: {key: items, total, limit, offset}; takes items (NULL:
+ * out of memory). */
+int rest_reply_page(struct rest_request *req, const char *key, json_t *items, uint64_t total, unsigned limit,
+                    uint64_t offset);
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
-
-/* The ?image= filter: ref resolved to the one image hash it names
- * (manager_resolve_image_hash()); a ref that names no known image gives
- * "", which nothing has.  Replies 400 invalid_field or 409 ambiguous and
- * returns negative otherwise. */
-int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]);
 
 /* Checks a request body object against the fields a handler knows, so a
  * typo is an error rather than a silently ignored option.  Replies 400
@@ -209,7 +210,7 @@ int rest_images_list(struct rest_request *req);
 int rest_image_upload(struct rest_request *req);
 int rest_image_get(struct rest_request *req);
 int rest_image_delete(struct rest_request *req);
-/* Upload streaming (rest-images.c): at the headers, then per chunk.  Both
+/* Upload streaming (rest-image.c): at the headers, then per chunk.  Both
  * reply themselves (413, 500) and return negative when they did. */
 int rest_image_upload_begin(struct rest_request *req);
 int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t size);

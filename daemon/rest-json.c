@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The JSON forms of devices, images and jobs (doc/openapi.yaml), shared by
- * the REST handlers and the event stream so both always agree.
+ * What the JSON forms of the model's objects (rest-device.c,
+ * rest-image.c, rest-job.c; doc/openapi.yaml) share, and the check of a
+ * request body's fields.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,145 +40,30 @@ json_t *rest_json_string_or_null(const char *s) {
         return v ? v : json_null();
 }
 
-uint64_t rest_device_unfinished_job(struct manager *m, uint64_t device_id) {
-        /* Newest first: an unfinished job is almost always a recent one. */
-        for (size_t i = m->n_jobs; i > 0; i--) {
-                const struct job *j = m->jobs[i - 1];
-                if (j->device_id == device_id && !job_is_finished(j))
-                        return j->id;
-        }
-        return 0;
-}
 
-static json_t *json_slot(const struct smp_update_slot *s) {
-        char hash[2 * sizeof(s->hash) + 1];
 
-        hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
-        return json_pack("{s:I, s:I, s:o, s:s, s:b, s:b, s:b, s:b, s:b}",
-                         "image", (json_int_t) s->image,
-                         "slot", (json_int_t) s->slot,
-                         "version", rest_json_string_or_null(s->version),
-                         "hash", hash,
-                         "active", s->active,
-                         "confirmed", s->confirmed,
-                         "pending", s->pending,
-                         "bootable", s->bootable,
-                         "permanent", s->permanent);
-}
 
-json_t *rest_json_device(struct manager *m, const struct device *d, uint64_t unfinished_job_id) {
-        json_t *o, *images;
 
-        images = json_array();
-        if (!images)
+json_t *rest_json_array(struct manager *m, void *const *objects, size_t n, rest_json_form_fn form) {
+        json_t *array = json_array();
+
+        if (!array)
                 return NULL;
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                if (!d->slots.slots[i].present)
-                        continue;
-                if (json_array_append_new(images, json_slot(&d->slots.slots[i])) < 0) {
-                        json_decref(images);
+        for (size_t i = 0; i < n; i++)
+                if (json_array_append_new(array, form(m, objects[i])) < 0) {
+                        json_decref(array);
                         return NULL;
                 }
-        }
-
-        o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                      " s:o, s:o, s:o}",
-                      "id", (json_int_t) d->id,
-                      "conn", rest_json_string_or_null(d->conn),
-                      "transport", rest_json_string_or_null(d->transport),
-                      "address", rest_json_string_or_null(d->address),
-                      "address_type", rest_json_string_or_null(d->address_type),
-                      "adapter", rest_json_string_or_null(d->adapter),
-                      "name", rest_json_string_or_null(d->name),
-                      "state", rest_json_string_or_null(device_state_to_string(d->state)),
-                      "source", rest_json_string_or_null(d->source),
-                      "rssi", d->has_rssi ? json_integer(d->rssi) : json_null(),
-                      "first_seen", rest_json_time(d->first_seen_usec),
-                      "last_seen", rest_json_time(d->last_seen_usec),
-                      "last_probe", rest_json_time(d->last_probe_usec),
-                      "params", d->has_params ? json_pack("{s:I, s:I}", "buf_size", (json_int_t) d->buf_size,
-                                                          "buf_count", (json_int_t) d->buf_count)
-                                              : json_null(),
-                      "os_info", rest_json_string_or_null(d->os_info),
-                      "bootloader", rest_json_string_or_null(d->bootloader),
-                      "smp_version", d->smp_version ? json_integer(d->smp_version) : json_null(),
-                      "last_error", rest_json_string_or_null(d->last_error),
-                      "job", unfinished_job_id ? json_integer((json_int_t) unfinished_job_id) : json_null(),
-                      "images", images);
-        (void) m;
-        return o;
+        return array;
 }
 
-json_t *rest_json_image(struct manager *m, const struct image *img) {
-        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b}",
-                         "id", img->id,
-                         "name", rest_json_string_or_null(img->name),
-                         "version", rest_json_string_or_null(img->version),
-                         "size", (json_int_t) img->file_size,
-                         "image_size", (json_int_t) img->image_size,
-                         "sha256", img->file_sha256,
-                         "signed", img->signed_,
-                         "key", rest_json_string_or_null(img->key),
-                         "added", rest_json_time(img->added_usec),
-                         "in_use", image_in_use(m, img));
-}
-
-json_t *rest_json_job(struct manager *m, const struct job *j) {
-        const struct device *d = manager_find_device(m, j->device_id);
-        double progress = job_progress(j), rate = job_rate(j);
-
-        return json_pack("{s:I, s:I, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:f, s:f, s:o,"
-                         " s:o, s:o, s:o, s:o, s:o}",
-                         "id", (json_int_t) j->id,
-                         "device", (json_int_t) j->device_id,
-                         "conn", d ? rest_json_string_or_null(d->conn) : json_null(),
-                         "image", j->image_id,
-                         "rollout", j->rollout_id ? json_integer((json_int_t) j->rollout_id) : json_null(),
-                         "mode", rest_json_string_or_null(smp_update_mode_to_string(j->mode)),
-                         "state", rest_json_string_or_null(job_state_to_string(j->state)),
-                         "step", j->has_step ? rest_json_string_or_null(smp_update_step_to_string(j->step))
-                                             : json_null(),
-                         "outcome", j->has_outcome
-                                            ? rest_json_string_or_null(smp_update_outcome_to_string(j->outcome))
-                                            : json_null(),
-                         "attempts", (json_int_t) j->attempts,
-                         "max_attempts", (json_int_t) j->max_attempts,
-                         "bytes_sent", (json_int_t) j->bytes_sent,
-                         "bytes_total", (json_int_t) j->bytes_total,
-                         "progress", progress,
-                         "rate", rate,
-                         "error", rest_json_string_or_null(j->error),
-                         "created", rest_json_time(j->created_usec),
-                         "started", rest_json_time(j->started_usec),
-                         "finished", rest_json_time(j->finished_usec),
-                         "next_attempt", rest_json_time(j->next_attempt_usec),
-                         "updated", rest_json_time(j->updated_usec));
-}
-
-int rest_filter_image(struct rest_request *req, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1]) {
-        int k = manager_resolve_image_hash(req->rest->manager, ref, ret_hash);
-
-        switch (k) {
-        case 0:
-                return 0;
-        case -ENOENT:
-                /* Names no image the gateway knows: an empty hash,
-                 * which nothing has, so nothing matches. */
-                ret_hash[0] = '\0';
-                return 0;
-        case -ENOTUNIQ:
-                (void) rest_reply_error(req, 409, "ambiguous",
-                                        "Query parameter 'image': prefix '%s' fits more than one image; give more "
-                                        "of its digits.", ref);
-                return k;
-        case -EINVAL:
-                (void) rest_reply_error(req, 400, "invalid_field",
-                                        "Query parameter 'image' must be an image hash (64 hex digits) or a prefix "
-                                        "of at least %d of them.", IMAGE_ID_PREFIX_MIN);
-                return k;
-        default:
-                return k;
-        }
+int rest_reply_page(struct rest_request *req, const char *key, json_t *items, uint64_t total, unsigned limit,
+                    uint64_t offset) {
+        if (!items)
+                return -ENOMEM;
+        return rest_reply_json(req, 200,
+                               json_pack("{s:o, s:I, s:I, s:I}", key, items, "total", (json_int_t) total, "limit",
+                                         (json_int_t) limit, "offset", (json_int_t) offset));
 }
 
 int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {

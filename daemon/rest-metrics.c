@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "config.h"   /* PACKAGE_VERSION, through smpgwd-config.h */
+#include "config.h"   /* the build's: PACKAGE_VERSION */
 #include "rest-internal.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {

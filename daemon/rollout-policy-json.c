@@ -158,7 +158,7 @@ static const struct uint_key policy_uint_keys[] = {
         { "revert_halt", 0, ROLLOUT_COUNT_MAX, offsetof(struct rollout_policy, revert_halt) },
         { "max_rebooting", 1, ROLLOUT_REBOOTING_MAX, offsetof(struct rollout_policy, max_rebooting) },
         { "max_rebooting_relay", 1, ROLLOUT_REBOOTING_MAX, offsetof(struct rollout_policy, max_rebooting_relay) },
-        { "attempts", 1, ROLLOUT_ATTEMPTS_MAX, offsetof(struct rollout_policy, attempts) },
+        { "attempts", JOB_ATTEMPTS_MIN, ROLLOUT_ATTEMPTS_MAX, offsetof(struct rollout_policy, attempts) },
         { "retry_delay", 1, ROLLOUT_RETRY_DELAY_MAX_S, offsetof(struct rollout_policy, retry_delay_s) },
         { "retry_delay_max", 1, ROLLOUT_RETRY_DELAY_CAP_MAX_S, offsetof(struct rollout_policy, retry_delay_max_s) },
 };

@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "smpgw/mcuboot-image.h"
+#include "smpgwd-limits.h"
 
 /* ---- limits ---- */
 
@@ -33,7 +34,7 @@
 #define ROLLOUT_FILTER_TEXT_SIZE 65u        /* board, app: 64 bytes */
 #define ROLLOUT_SOAK_MAX_S 604800u          /* 7 days */
 #define ROLLOUT_REBOOTING_MAX 1024u         /* max_rebooting, max_rebooting_relay */
-#define ROLLOUT_ATTEMPTS_MAX 100u
+#define ROLLOUT_ATTEMPTS_MAX JOB_ATTEMPTS_MAX   /* a job's: one limit for every door */
 #define ROLLOUT_RETRY_DELAY_MAX_S 86400u
 #define ROLLOUT_RETRY_DELAY_CAP_MAX_S 604800u
 

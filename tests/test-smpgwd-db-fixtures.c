@@ -25,7 +25,7 @@
 
 #include <sqlite3.h>
 
-#include "daemon/config.h"   /* not the build root's config.h */
+#include "conf.h"
 #include "db-internal.h"
 #include "db.h"
 #include "log.h"
@@ -225,6 +225,7 @@ static struct manager *test_manager_new(const char *dir) {
 }
 
 static void test_manager_free(struct manager *m) {
+        manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);

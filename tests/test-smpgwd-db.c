@@ -23,7 +23,7 @@
 
 #include <sqlite3.h>
 
-#include "daemon/config.h"   /* not the build root's config.h */
+#include "conf.h"
 #include "db-internal.h"   /* struct db: its connection, for reading while it is open */
 #include "db-migrations.h"
 #include "db.h"
@@ -215,6 +215,7 @@ static struct manager *test_manager_open(const char *dir) {
 }
 
 static void test_manager_free(struct manager *m) {
+        manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);

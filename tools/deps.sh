@@ -8,7 +8,7 @@ SMPGW_PACKAGES=(
   openssl python3 python3-cbor2 libcoap3-bin
   dbus-daemon python3-dbus python3-gi
   python3-yaml python3-jsonschema
-  libsqlite3-dev libmicrohttpd-dev sqlite3 systemd
+  libsqlite3-dev libmicrohttpd-dev sqlite3 systemd uthash-dev
   libdbus-1-dev
   lowdown man-db bash-completion
   tzdata

@@ -1015,7 +1015,7 @@ class Journal(unittest.TestCase):
                 self.assertEqual(e.get("DEVICE_ID"), str(by_conn[dead]))
                 self.assertEqual(e.get("DEVICE_CONN"), dead)
                 self.assertEqual(e.get("PRIORITY"), "5")
-                self.assertEqual(e.get("CODE_FILE"), "daemon/inventory.c")
+                self.assertEqual(e.get("CODE_FILE"), "daemon/device.c")
                 self.assertEqual(e.get("CODE_FUNC"), "device_set_state")
                 self.assertTrue(e.get("CODE_LINE", "").isdigit(), e)
                 e = entry("device %d %s: new → online" % (by_conn[live], live))
@@ -1035,11 +1035,12 @@ class Journal(unittest.TestCase):
                 self.assertTrue(texts[1].startswith("Attempt 1 of 3: pushing"), texts)
                 self.assertEqual(texts[-1], "Job succeeded (updated)")
                 for x in states:
-                    self.assertEqual(x.get("CODE_FILE"), "daemon/jobs.c", x)
+                    self.assertIn(x.get("CODE_FILE"), ("daemon/job.c", "daemon/job-scheduler.c"), x)
                     self.assertEqual(x.get("IMAGE_ID"), digest)
                     self.assertEqual(x.get("DEVICE_ID"), str(by_conn[live]))
-                self.assertEqual([x["CODE_FUNC"] for x in (states[0], states[1], states[-1])],
-                                 ["job_create", "job_start", "job_finish"])
+                self.assertEqual([(x["CODE_FILE"], x["CODE_FUNC"]) for x in (states[0], states[1], states[-1])],
+                                 [("daemon/job.c", "job_create"), ("daemon/job-scheduler.c", "job_start"),
+                                  ("daemon/job.c", "job_finish")])
 
                 # Every entry names where it was logged, never the log wrapper.
                 everything = d.entries()

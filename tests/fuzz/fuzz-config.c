@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "daemon/config.h"
+#include "conf.h"
 #include "discovery-range.h"
 #include "log.h"
 #include "smpgw/smp-transport.h"

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/config.h"
+#include "conf.h"
 #include "log.h"
 
 int smpgwd_log_max_level = -1;

@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The build's config.h (the top-level meson.build): PACKAGE_VERSION,
+ * HAVE_REST, the paths. */
+#include "config.h"
 #include "smpgw/smp-update.h"
-/* PACKAGE_VERSION and the build's paths (the top-level config.h has the
- * same name as this file, so the daemon gets them from here). */
-#include "smpgwd-config.h"
 
 /* SMPGWD_CONFIG_PATH_DEFAULT, <sysconfdir>/smpgw/smpgwd.conf, comes from
- * smpgwd-config.h (the top-level meson.build).  The state directory does
+ * the build's config.h.  The state directory does
  * not follow the prefix: it is the unit's StateDirectory=smpgw, which
  * systemd always puts in /var/lib. */
 #define SMPGWD_STATE_DIR_DEFAULT "/var/lib/smpgw"

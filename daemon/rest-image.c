@@ -6,18 +6,31 @@
  * headers when Content-Length is over [images] max_size and cut off when a
  * chunked body grows past it, then validated and stored by the image store.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
+#include "engine.h"
 #include "log.h"
 #include "rest-internal.h"
 
-#define REST_IMAGE_NAME_MAX 255u
+/* The JSON form, as REST and the event stream show it. */
+json_t *rest_json_image(struct manager *m, const struct image *img) {
+        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b}",
+                         "id", img->id,
+                         "name", rest_json_string_or_null(img->name),
+                         "version", rest_json_string_or_null(img->version),
+                         "size", (json_int_t) img->file_size,
+                         "image_size", (json_int_t) img->image_size,
+                         "sha256", img->file_sha256,
+                         "signed", img->signed_,
+                         "key", rest_json_string_or_null(img->key),
+                         "added", rest_json_time(img->added_usec),
+                         "in_use", image_in_use(m, img));
+}
 
 int rest_image_upload_begin(struct rest_request *req) {
         int fd = -1, k;
@@ -62,10 +75,9 @@ int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t s
 
 int rest_image_upload(struct rest_request *req) {
         struct manager *m = req->rest->manager;
-        _cleanup_free_ char *reason = NULL;
-        const char *name = rest_query(req, "name");
-        struct image *img = NULL;
-        bool created = false;
+        struct engine_error e;
+        struct image *img;
+        bool created;
         json_t *o;
         int k;
 
@@ -74,41 +86,11 @@ int rest_image_upload(struct rest_request *req) {
         if (req->upload_size == 0)
                 return rest_reply_error(req, 400, "invalid_image",
                                         "The request body is empty: send the MCUboot image file as the body.");
-        if (name) {
-                if (strlen(name) > REST_IMAGE_NAME_MAX)
-                        return rest_reply_error(req, 400, "invalid_field",
-                                                "Query parameter 'name' is longer than %u bytes.", REST_IMAGE_NAME_MAX);
-                for (const char *p = name; *p; p++)
-                        if (iscntrl((unsigned char) *p))
-                                return rest_reply_error(req, 400, "invalid_field",
-                                                        "Query parameter 'name' must not contain control characters.");
-        }
         if (lseek(req->upload_fd, 0, SEEK_SET) < 0)
                 return -errno;
-
-        k = image_store_add_fd(m, req->upload_fd, name, &img, &created, &reason);
-        switch (k) {
-        case 0:
-                break;
-        case -EBADMSG:
-                return rest_reply_error(req, 400, "invalid_image", "The image was refused: %s.",
-                                        reason ? reason : "not a valid MCUboot image");
-        case -EKEYREJECTED:
-                return rest_reply_error(req, 400, "signature_invalid", "The image was refused: %s.",
-                                        reason ? reason : "no configured key verifies its signature");
-        case -EFBIG:
-                return rest_reply_error(req, 413, "payload_too_large",
-                                        "The image is larger than the limit of %" PRIu64 " bytes ([images] max_size).",
-                                        m->config->image_max_size);
-        case -E2BIG:
-                return rest_reply_error(req, 409, "too_many",
-                                        "The image store is full ([images] max_count = %u); delete an image first.",
-                                        m->config->max_images);
-        default:
-                /* The rest are I/O errors of the store, not the client's. */
-                return rest_reply_error(req, 500, "internal", "Storing the image failed: %s",
-                                        reason ? reason : strerror(abs(k)));
-        }
+        k = engine_image_add(m, req->upload_fd, rest_query(req, "name"), &img, &created, &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
 
         o = rest_json_image(m, img);
         if (o && json_object_set_new(o, "created", json_boolean(created)) < 0) {
@@ -120,52 +102,39 @@ int rest_image_upload(struct rest_request *req) {
         return rest_reply_json(req, 201, o);
 }
 
+static json_t *image_form(struct manager *m, const void *image) {
+        return rest_json_image(m, image);
+}
+
 int rest_images_list(struct rest_request *req) {
         struct manager *m = req->rest->manager;
-        json_t *images = json_array();
+        json_t *images = rest_json_array(m, (void *const *) m->images, m->n_images, image_form);
 
         if (!images)
                 return -ENOMEM;
-        for (size_t i = 0; i < m->n_images; i++)
-                if (json_array_append_new(images, rest_json_image(m, m->images[i])) < 0) {
-                        json_decref(images);
-                        return -ENOMEM;
-                }
         return rest_reply_json(req, 200, json_pack("{s:o}", "images", images));
-}
-
-static int find_image_by_path(struct rest_request *req, struct image **ret) {
-        /* Hashes are shown in lower case; accept them typed in upper case. */
-        for (char *p = req->path_id; p && *p; p++)
-                *p = (char) tolower((unsigned char) *p);
-        return rest_find_image(req, req->path_id, ret);
 }
 
 int rest_image_get(struct rest_request *req) {
         struct image *img;
         int k;
 
-        k = find_image_by_path(req, &img);
+        k = rest_find_image(req, &img);
         if (k < 0)
                 return k;
         return rest_reply_json(req, 200, rest_json_image(req->rest->manager, img));
 }
 
 int rest_image_delete(struct rest_request *req) {
+        struct engine_error e;
         struct image *img;
-        char id[sizeof(img->id)];
         int k;
 
-        k = find_image_by_path(req, &img);
+        k = rest_find_image(req, &img);
         if (k < 0)
                 return k;
-        memcpy(id, img->id, sizeof(id));
-        k = image_store_remove(req->rest->manager, img);
-        /* img is freed on success. */
-        if (k == -EBUSY)
-                return rest_reply_error(req, 409, "busy",
-                                        "Image %s is used by an unfinished job; cancel the job first.", id);
+        k = engine_image_delete(req->rest->manager, img, &e);
         if (k < 0)
-                return rest_reply_error(req, 500, "internal", "Deleting image %s failed: %s.", id, strerror(-k));
+                return rest_reply_engine_error(req, &e);
         return rest_reply_no_content(req);
 }

@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The device inventory: adding devices (by connection string or because
+ * Devices (device.h): adding them (by connection string or because
  * discovery found them), noticing them again, marking the ones gone
- * absent, forgetting them on request.  Devices are identified by their
- * connection string; the daemon never deletes one by itself.
+ * absent, naming them, forgetting them on request.  Devices are
+ * identified by their connection string; the daemon never deletes one by
+ * itself.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "log.h"
 #include "manager.h"
@@ -53,17 +54,17 @@ struct device *device_free(struct device *d) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
 
 struct device *manager_find_device(struct manager *m, uint64_t id) {
-        for (size_t i = 0; i < m->n_devices; i++)
-                if (m->devices[i]->id == id)
-                        return m->devices[i];
-        return NULL;
+        struct device *d;
+
+        HASH_FIND(hh_id, m->devices_by_id, &id, sizeof(id), d);
+        return d;
 }
 
 static struct device *find_device_by_exact_conn(struct manager *m, const char *conn) {
-        for (size_t i = 0; i < m->n_devices; i++)
-                if (strcmp(m->devices[i]->conn, conn) == 0)
-                        return m->devices[i];
-        return NULL;
+        struct device *d;
+
+        HASH_FIND(hh_conn, m->devices_by_conn, conn, strlen(conn), d);
+        return d;
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);
@@ -80,14 +81,29 @@ struct device *manager_find_device_by_conn(struct manager *m, const char *conn) 
         return find_device_by_exact_conn(m, smp_conn_get_string(c));
 }
 
-struct job *device_unfinished_job(struct manager *m, const struct device *d) {
-        /* Newest first: an unfinished job is recent. */
-        for (size_t i = m->n_jobs; i > 0; i--) {
-                struct job *j = m->jobs[i - 1];
-                if (j->device_id == d->id && !job_is_finished(j))
-                        return j;
+void device_link_job(struct device *d, struct job *j) {
+        d->n_unfinished_jobs++;
+        /* The newest: jobs are attached oldest first. */
+        d->unfinished_job = j;
+}
+
+void device_unlink_job(struct device *d, struct job *j) {
+        struct manager *m = d->manager;
+
+        if (d->n_unfinished_jobs > 0)
+                d->n_unfinished_jobs--;
+        if (d->unfinished_job != j)
+                return;
+        d->unfinished_job = NULL;
+        /* Only a database from before job_create() refused a second job
+         * gets here with more to link: then look for the next. */
+        for (size_t i = m->n_jobs; d->n_unfinished_jobs > 0 && i > 0; i--) {
+                struct job *other = m->jobs[i - 1];
+                if (other != j && other->device == d && !job_is_finished(other)) {
+                        d->unfinished_job = other;
+                        break;
+                }
         }
-        return NULL;
 }
 
 void device_set_state(struct device *d, enum device_state s) {
@@ -314,7 +330,7 @@ int manager_add_device(struct manager *m, const char *conn, const char *source, 
         return 0;
 }
 
-void inventory_seen(struct manager *m, const struct smp_discovered *found) {
+void device_seen(struct manager *m, const struct smp_discovered *found) {
         struct device *d = manager_find_device_by_conn(m, found->conn);
         bool changed = false;
         int r;
@@ -368,7 +384,7 @@ void inventory_seen(struct manager *m, const struct smp_discovered *found) {
         }
 }
 
-void inventory_check_absent(struct manager *m) {
+void devices_check_absent(struct manager *m) {
         uint64_t now = now_realtime_usec(), limit = m->config->absent_after_usec;
 
         for (size_t i = 0; i < m->n_devices; i++) {
@@ -405,7 +421,7 @@ void inventory_check_absent(struct manager *m) {
 int manager_forget_device(struct manager *m, struct device *d) {
         int r;
 
-        if (d->job || device_unfinished_job(m, d))
+        if (d->job || d->unfinished_job)
                 return -EBUSY;
         device_probe_cancel(d);
         r = db_device_delete(m->db, d->id);
@@ -416,14 +432,9 @@ int manager_forget_device(struct manager *m, struct device *d) {
          * CASCADE); drop them from memory too. */
         for (size_t i = m->n_jobs; i > 0; i--) {
                 struct job *j = m->jobs[i - 1];
-                if (j->device_id == d->id) {
-                        manager_emit(m, MANAGER_EVENT_JOB_REMOVED, d, NULL, j);
-                        manager_detach_job(m, j);
-                        job_free(j);
-                }
+                if (j->device == d)
+                        manager_remove_job(m, j);
         }
-        manager_emit(m, MANAGER_EVENT_DEVICE_REMOVED, d, NULL, NULL);
-        manager_detach_device(m, d);
-        device_free(d);
+        manager_remove_device(m, d);
         return 0;
 }

@@ -1,13 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Push jobs: one image to one device with the safe update procedure of
- * lib/smp-update.c.  A job is persistent from the moment it is created;
- * jobs_schedule() starts queued ones while the global and per-transport
- * limits allow, a failed attempt waits (retry_delay, doubled per attempt,
- * capped) and tries again until max_attempts, and a stop (SIGTERM, crash)
- * leaves running jobs to resume: the next start finds them queued and the
- * upload goes on from the offset the device reports for the same image.
- * An attempt cut short that way does not count towards max_attempts.
+ * Running jobs: jobs_schedule() starts queued ones while the global and
+ * per-transport limits allow, a failed attempt waits (retry_delay,
+ * doubled per attempt, capped) and tries again until max_attempts, and a
+ * stop (SIGTERM, crash) leaves running jobs to resume: the next start
+ * finds them queued and the upload goes on from the offset the device
+ * reports for the same image.  An attempt cut short that way does not
+ * count towards max_attempts.
  *
  * Outcomes: updated, up-to-date, testing (test-only) and uploaded
  * (upload-only) succeed.  reverted and stuck fail at once: MCUboot gave a
@@ -16,19 +15,14 @@
  * before its first attempt and keeps them (j->before, persisted), because
  * each attempt of the update judges only against what it finds: resumed
  * after a crash, it would call a device this job updated "up-to-date".
- *
- * The job layer is the unit a rollout scheduler drives: it creates jobs
- * with a rollout id and a not-before time, and observes their states.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "db.h"
+#include "conf.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-error.h"
@@ -43,57 +37,9 @@
 /* SMP request timeout before the upload's own adaptive timeouts apply. */
 #define JOB_REQUEST_TIMEOUT_USEC (5 * 1000000ull)
 
-static const char *const job_state_table[_JOB_STATE_MAX] = {
-        [JOB_QUEUED] = "queued",
-        [JOB_RUNNING] = "running",
-        [JOB_RETRY_WAIT] = "retry-wait",
-        [JOB_SUCCEEDED] = "succeeded",
-        [JOB_FAILED] = "failed",
-        [JOB_CANCELLED] = "cancelled",
-};
-
-const char *job_state_to_string(enum job_state s) {
-        return s < _JOB_STATE_MAX ? job_state_table[s] : NULL;
-}
-
-int job_state_from_string(const char *s) {
-        for (int i = 0; i < _JOB_STATE_MAX; i++)
-                if (s && strcmp(s, job_state_table[i]) == 0)
-                        return i;
-        return -EINVAL;
-}
-
-bool job_is_finished(const struct job *j) {
-        return j->state == JOB_SUCCEEDED || j->state == JOB_FAILED || j->state == JOB_CANCELLED;
-}
-
-struct job *manager_find_job(struct manager *m, uint64_t id) {
-        for (size_t i = m->n_jobs; i > 0; i--)
-                if (m->jobs[i - 1]->id == id)
-                        return m->jobs[i - 1];
-        return NULL;
-}
-
-unsigned jobs_running(struct manager *m, const char *transport) {
-        unsigned n = 0;
-        for (size_t i = 0; i < m->n_jobs; i++) {
-                struct job *j = m->jobs[i];
-                if (j->state != JOB_RUNNING)
-                        continue;
-                if (transport) {
-                        struct device *d = manager_find_device(m, j->device_id);
-                        if (!d || strcmp(d->transport, transport) != 0)
-                                continue;
-                }
-                n++;
-        }
-        return n;
-}
-
-/* Stops the attempt in progress without a callback; the caller sets the
- * state. */
-static void job_teardown(struct job *j) {
-        struct manager *m = j->manager;
+void job_teardown(struct job *j) {
+        /* job_start() maps the image first, then takes the device. */
+        bool started = j->image_mapped;
 
         if (j->before_read) {
                 smp_request_cancel(j->before_read);
@@ -109,45 +55,15 @@ static void job_teardown(struct job *j) {
                 image_unmap(j->image_mapped);
                 j->image_mapped = NULL;
         }
-        struct device *d = m ? manager_find_device(m, j->device_id) : NULL;
-        if (d && d->job == j)
-                d->job = NULL;
-}
-
-struct job *job_free(struct job *j) {
-        if (!j)
-                return NULL;
-        job_teardown(j);
-        sd_event_source_disable_unref(j->retry_timer);
-        free(j->error);
-        free(j);
-        return NULL;
-}
-
-static void job_set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void job_set_error(struct job *j, const char *fmt, ...) {
-        free(j->error);
-        j->error = NULL;
-        if (fmt) {
-                va_list ap;
-                va_start(ap, fmt);
-                if (vasprintf(&j->error, fmt, ap) < 0)
-                        j->error = NULL;
-                va_end(ap);
-        }
-}
-
-static void job_changed(struct job *j) {
-        j->updated_usec = now_realtime_usec();
-        j->dirty = true;
-        manager_emit(j->manager, MANAGER_EVENT_JOB_STATE, NULL, NULL, j);
+        if (started && j->device && j->device->job == j)
+                j->device->job = NULL;
 }
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct job *j = userdata;
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         if (j->state == JOB_RETRY_WAIT) {
-                j->state = JOB_QUEUED;
+                job_set_state(j, JOB_QUEUED);
                 log_job_state(LOG_INFO, j, "Retry due: queued for attempt %u of %u", j->attempts + 1,
                               j->max_attempts);
                 job_changed(j);
@@ -162,32 +78,6 @@ static int job_arm_timer(struct job *j) {
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         return sd_event_add_time(m->event, &j->retry_timer, CLOCK_REALTIME, j->next_attempt_usec, 100 * 1000,
                                  on_retry_timer, j);
-}
-
-static void job_finish(struct job *j, enum job_state state) {
-        struct manager *m = j->manager;
-
-        j->state = state;
-        j->finished_usec = now_realtime_usec();
-        j->next_attempt_usec = 0;
-        if (state == JOB_SUCCEEDED)
-                m->stats.jobs_succeeded++;
-        else if (state == JOB_FAILED)
-                m->stats.jobs_failed++;
-        else
-                m->stats.jobs_cancelled++;
-        log_job_state(state == JOB_SUCCEEDED ? LOG_INFO : LOG_WARNING, j, "Job %s%s%s%s%s%s",
-                      job_state_to_string(state), j->has_outcome ? " (" : "",
-                      j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->has_outcome ? ")" : "",
-                      j->error && state != JOB_SUCCEEDED ? ": " : "",
-                      j->error && state != JOB_SUCCEEDED ? j->error : "");
-        manager_history(m, "job-finished", NULL, NULL, j, "%s%s%s%s%s", job_state_to_string(state),
-                        j->has_outcome ? ", outcome " : "",
-                        j->has_outcome ? smp_update_outcome_to_string(j->outcome) : "", j->error ? ": " : "",
-                        j->error ? j->error : "");
-        job_changed(j);
-        /* A finished job is a fact worth the write right now. */
-        (void) manager_flush_now(m);
 }
 
 static void error_sentence(const struct smp_update_result *r, char *buf, size_t size) {
@@ -238,7 +128,7 @@ static int on_finish_defer(sd_event_source *s, void *userdata) {
 static void on_update_done(struct smp_update *u, const struct smp_update_result *r, void *userdata) {
         struct job *j = userdata;
         struct manager *m = j->manager;
-        struct device *d = manager_find_device(m, j->device_id);
+        struct device *d = j->device;
         char msg[300];
 
         j->update = NULL;   /* frees itself after this call */
@@ -309,7 +199,7 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 for (unsigned i = 1; i < j->attempts && delay < m->config->job_retry_delay_max_usec; i++)
                         delay *= 2;
                 delay = MIN(delay, m->config->job_retry_delay_max_usec);
-                j->state = JOB_RETRY_WAIT;
+                job_set_state(j, JOB_RETRY_WAIT);
                 j->next_attempt_usec = now_realtime_usec() + delay;
                 log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
                               j->max_attempts, msg, delay / 1000000u);
@@ -354,7 +244,7 @@ static void on_upload_progress(struct smp_upload *u, const struct smp_upload_pro
 /* The update procedure proper, on the attempt's session. */
 static int job_update_start(struct job *j) {
         const struct image *img = j->image_mapped;
-        const struct device *d = manager_find_device(j->manager, j->device_id);
+        const struct device *d = j->device;
         const struct smp_update_params params = {
                 .data = img->map,
                 .len = img->map_len,
@@ -434,7 +324,7 @@ static int job_start(struct job *j, struct device *d) {
         }
         j->image_mapped = img;
         j->attempts++;
-        j->state = JOB_RUNNING;
+        job_set_state(j, JOB_RUNNING);
         if (!j->started_usec)
                 j->started_usec = now_realtime_usec();
         j->bytes_total = len;
@@ -458,10 +348,10 @@ static int job_start(struct job *j, struct device *d) {
 fail:
         job_teardown(j);
         job_set_error(j, "cannot start: %s", strerror(-r));
-        j->state = j->attempts >= j->max_attempts ? JOB_FAILED : JOB_RETRY_WAIT;
-        if (j->state == JOB_FAILED)
+        if (j->attempts >= j->max_attempts)
                 job_finish(j, JOB_FAILED);
         else {
+                job_set_state(j, JOB_RETRY_WAIT);
                 j->next_attempt_usec = now_realtime_usec() + m->config->job_retry_delay_usec;
                 log_job_state(LOG_NOTICE, j, "Attempt %u of %u could not start (%s); next in %" PRIu64 " s",
                               j->attempts, j->max_attempts, strerror(-r),
@@ -524,7 +414,7 @@ void jobs_schedule(struct manager *m) {
                                 (void) job_arm_timer(j);
                         continue;
                 }
-                struct device *d = manager_find_device(m, j->device_id);
+                struct device *d = j->device;
                 if (!d) {
                         job_set_error(j, "the device is gone");
                         job_finish(j, JOB_FAILED);
@@ -533,7 +423,7 @@ void jobs_schedule(struct manager *m) {
                 if (d->job)
                         continue;
                 unsigned *in_transport = transport_running(counts, &n_counts, d->transport);
-                unsigned busy = in_transport ? *in_transport : jobs_running(m, d->transport);
+                unsigned busy = in_transport ? *in_transport : jobs_count_running(m, d->transport);
                 if (busy >= config_jobs_max_running_for(m->config, d->transport))
                         continue;
                 if (job_start(j, d) >= 0) {
@@ -542,63 +432,6 @@ void jobs_schedule(struct manager *m) {
                                 (*in_transport)++;
                 }
         }
-}
-
-int job_create(struct manager *m, struct image *img, struct device *d, const struct job_options *opts,
-               struct job **ret) {
-        struct job *existing = device_unfinished_job(m, d);
-        int r;
-
-        if (existing) {
-                if (ret)
-                        *ret = existing;
-                return -EBUSY;
-        }
-        struct job *j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->manager = m;
-        j->device_id = d->id;
-        memcpy(j->image_id, img->id, sizeof(j->image_id));
-        j->mode = opts && opts->mode < _SMP_UPDATE_MODE_MAX ? opts->mode : m->config->job_mode;
-        j->max_attempts = opts && opts->max_attempts ? opts->max_attempts : m->config->job_attempts;
-        j->rollout_id = opts ? opts->rollout_id : 0;
-        j->next_attempt_usec = opts ? opts->not_before_usec : 0;
-        j->state = JOB_QUEUED;
-        j->bytes_total = img->file_size;
-        j->created_usec = j->updated_usec = now_realtime_usec();
-
-        r = db_job_insert(m->db, j);
-        if (r < 0) {
-                free(j);
-                return r;
-        }
-        r = manager_attach_job(m, j);
-        if (r < 0) {
-                (void) db_job_delete(m->db, j->id);
-                free(j);
-                return r;
-        }
-        log_job_state(LOG_INFO, j, "Queued: %s (%s) to %s, mode %s", img->version, img->id, d->conn,
-                      smp_update_mode_to_string(j->mode));
-        manager_history(m, "job-created", d, img->id, j, "push %s, mode %s", img->version,
-                        smp_update_mode_to_string(j->mode));
-        manager_emit(m, MANAGER_EVENT_JOB_ADDED, d, NULL, j);
-        manager_schedule_jobs(m);
-        if (ret)
-                *ret = j;
-        return 0;
-}
-
-int job_cancel(struct job *j) {
-        if (job_is_finished(j))
-                return -EALREADY;
-        job_teardown(j);
-        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
-        job_set_error(j, "cancelled");
-        job_finish(j, JOB_CANCELLED);
-        manager_schedule_jobs(j->manager);
-        return 0;
 }
 
 void jobs_stop_all(struct manager *m) {
@@ -612,31 +445,11 @@ void jobs_stop_all(struct manager *m) {
                 job_teardown(j);
                 if (j->attempts > 0)
                         j->attempts--;
-                j->state = JOB_QUEUED;
+                job_set_state(j, JOB_QUEUED);
                 j->dirty = true;
                 log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",
                               j->bytes_sent, j->bytes_total);
                 manager_history(m, "job-interrupted", NULL, NULL, j, "daemon stopping at %" PRIu64 " bytes",
                                 j->bytes_sent);
-        }
-}
-
-/* Keeps at most config.job_keep finished jobs (the oldest go first). */
-void jobs_prune(struct manager *m) {
-        size_t finished = 0;
-        for (size_t i = 0; i < m->n_jobs; i++)
-                finished += job_is_finished(m->jobs[i]);
-        for (size_t i = 0; i < m->n_jobs && finished > m->config->job_keep;) {
-                struct job *j = m->jobs[i];
-                if (!job_is_finished(j)) {
-                        i++;
-                        continue;
-                }
-                if (db_job_delete(m->db, j->id) < 0)
-                        return;
-                manager_emit(m, MANAGER_EVENT_JOB_REMOVED, NULL, NULL, j);
-                manager_detach_job(m, j);
-                job_free(j);
-                finished--;
         }
 }

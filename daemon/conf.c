@@ -24,10 +24,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "discovery-range.h"
 #include "log.h"
 #include "smpgw/smp-transport.h"   /* smp_strv_free() */
+#include "smpgwd-limits.h"
 #include "util.h"
 
 /* A section name; the longest real one is "discovery". */
@@ -92,7 +93,7 @@ static const struct config_key config_keys[] = {
         K("jobs", "max_running_serial", KEY_UINT, jobs_max_running_serial, 1, 1024),
         K("jobs", "max_running_udp", KEY_UINT, jobs_max_running_udp, 1, 1024),
         K("jobs", "max_running_coap", KEY_UINT, jobs_max_running_coap, 1, 1024),
-        K("jobs", "attempts", KEY_UINT, job_attempts, 1, 100),
+        K("jobs", "attempts", KEY_UINT, job_attempts, JOB_ATTEMPTS_MIN, JOB_ATTEMPTS_MAX),
         K("jobs", "retry_delay", KEY_SECONDS, job_retry_delay_usec, 1, 86400),
         K("jobs", "retry_delay_max", KEY_SECONDS, job_retry_delay_max_usec, 1, 7 * 86400),
         K("jobs", "mode", KEY_MODE, job_mode, 0, 0),
@@ -169,7 +170,7 @@ static int config_defaults(struct config *c) {
         c->rest_max_body = 65536;
         c->rest_max_connections = 64;
         c->rest_timeout_usec = 60 * 1000000ull;
-        c->rest_page_max = 1000;
+        c->rest_page_max = PAGE_MAX_DEFAULT;
         c->image_max_size = 16u << 20;
         c->max_images = 256;
         c->max_devices = 10000;

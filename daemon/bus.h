@@ -7,9 +7,9 @@
 #pragma once
 
 struct manager;
-struct dbus_api;
+struct bus_api;
 
 /* Connects to config.bus, exports the objects, requests the name
  * org.smpgw (synchronously, so READY=1 follows only once it is held). */
-int dbus_api_start(struct manager *m, struct dbus_api **ret);
-struct dbus_api *dbus_api_free(struct dbus_api *api);
+int bus_api_start(struct manager *m, struct bus_api **ret);
+struct bus_api *bus_api_free(struct bus_api *api);

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A device: what the gateway knows of one MCUboot device, identified by
+ * its connection string (kept in canonical form, so two spellings of one
+ * device are one device).  device.c adds, refreshes, marks absent and
+ * forgets devices; probe.c reads what they run.  The daemon never
+ * forgets a device by itself.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model-index.h"
+#include "smpgw/smp-update.h"
+#include "smpgwd-limits.h"
+
+struct manager;
+struct job;
+struct probe;
+struct smp_discovered;
+
+enum device_state {
+        DEVICE_NEW,           /* known, never probed yet */
+        DEVICE_ONLINE,        /* answered its last probe or job */
+        DEVICE_UNREACHABLE,   /* seen, but the last probe failed */
+        DEVICE_ABSENT,        /* not seen for config.absent_after */
+        _DEVICE_STATE_MAX,
+};
+
+struct device {
+        struct manager *manager;
+        uint64_t id;                  /* database row id, > 0, never reused */
+        char *conn;                   /* connection string, unique; with id, an index key: fixed once attached */
+        char transport[16];           /* its scheme: "udp", "ble", ... */
+        char *address;                /* transport address (may be NULL) */
+        char *address_type;           /* BLE "public"/"random", else NULL */
+        char *adapter;                /* BLE adapter, else NULL */
+        char *name;                   /* may be NULL; device_name_check() holds */
+        bool has_rssi;
+        int16_t rssi;
+        enum device_state state;
+        char source[16];              /* "discovery", "rest", "dbus", "config" */
+        uint64_t first_seen_usec;     /* CLOCK_REALTIME µs */
+        uint64_t last_seen_usec;
+        uint64_t last_probe_usec;     /* 0: never */
+        bool has_params;              /* mcumgr parameters */
+        uint32_t buf_size, buf_count;
+        char *os_info;                /* OS info "a" string, may be NULL */
+        char *bootloader;             /* bootloader name, may be NULL */
+        uint8_t smp_version;          /* 0 unknown, 1 or 2 */
+        char *last_error;             /* the last probe's error, may be NULL */
+        struct smp_update_snapshot slots;
+
+        /* runtime, not stored */
+        size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
+        struct probe *probe;          /* a probe in progress */
+        bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
+        struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */
+        /* Its unfinished job (queued, running, retry-wait), if any: a
+         * link the manager keeps (manager_attach_job(), job_set_state()).
+         * A device has one at most, as job_create() refuses a second; a
+         * database from before that rule may hold more, which
+         * n_unfinished_jobs counts so the link moves on to the next. */
+        struct job *unfinished_job;
+        unsigned n_unfinished_jobs;
+        bool dirty;
+        bool slots_dirty;
+        UT_hash_handle hh_id, hh_conn; /* the manager's indexes (model-index.h) */
+};
+
+/* NULL is fine; the device must not be attached any more. */
+struct device *device_free(struct device *d);
+
+struct device *manager_find_device(struct manager *m, uint64_t id);
+/* By connection string, written any way that has the same canonical form
+ * as the device's (doc/connection-strings.md). */
+struct device *manager_find_device_by_conn(struct manager *m, const char *conn);
+/* Adds a device by its connection string and probes it: the one door
+ * every connection string (REST, D-Bus, configuration) goes through.  The
+ * string is validated by libsmpgw and kept in canonical form, so two ways
+ * of writing one device find the same device.  -EINVAL: not a valid
+ * connection string; -ENOENT: no usable plugin for its scheme (both with
+ * a sentence in *ret_reason, which may be NULL; free() it); -EEXIST: known
+ * already (*ret is then the existing device); -E2BIG: config.max_devices. */
+int manager_add_device(struct manager *m, const char *conn, const char *source, struct device **ret,
+                       char **ret_reason);
+/* Deletes the device and its history.  -EBUSY while a job is queued or
+ * running for it (cancel the job first). */
+int manager_forget_device(struct manager *m, struct device *d);
+/* Keep d->unfinished_job: j (unfinished) joins d, or leaves it
+ * (finished, removed). */
+void device_link_job(struct device *d, struct job *j);
+void device_unlink_job(struct device *d, struct job *j);
+
+/* A device's name is a label for people: at most DEVICE_NAME_MAX bytes of
+ * UTF-8, no control characters (C0, DEL, C1, line separators, bidi
+ * overrides: they would rewrite a table or a terminal line around it).
+ * A user may set it; until then it defaults to the name the device
+ * advertises over BLE or, failing that, its OS node name.  0 or -EINVAL. */
+int device_name_check(const char *name);
+/* Sets the name a user gives; NULL or "" removes it (the default applies
+ * again from the next probe or BLE sighting).  Records, announces and
+ * flushes a change.  1 changed, 0 the same, -EINVAL (device_name_check()),
+ * -ENOMEM. */
+int device_set_name(struct device *d, const char *name);
+/* Takes candidate (a BLE name, an OS node name) as the name of a device
+ * that has none, cut to DEVICE_NAME_MAX at a character boundary; ignores
+ * "", Zephyr's "unknown" and strings that are no valid name.  Marks the
+ * device dirty; announcing is the caller's.  true when it took it. */
+bool device_default_name(struct device *d, const char *candidate);
+const char *device_state_to_string(enum device_state s);
+int device_state_from_string(const char *s);
+void device_set_state(struct device *d, enum device_state s);
+void device_mark_seen(struct device *d);
+
+/* Discovery found a device: adds it, or refreshes a known one. */
+void device_seen(struct manager *m, const struct smp_discovered *found);
+/* Marks the devices not seen for config.absent_after absent, and probes
+ * the ones due. */
+void devices_check_absent(struct manager *m);
+
+/* ---- probes (probe.c) ---- */
+
+/* Queues a probe (parameters, OS info, image state).  -EBUSY when a
+ * probe or a job is running on it. */
+int device_probe(struct device *d);
+void device_probe_cancel(struct device *d);
+/* Starts queued probes while config.max_probes allows. */
+void probes_schedule(struct manager *m);

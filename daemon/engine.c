@@ -1,0 +1,570 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine: the calls every front end makes (engine.h), with their
+ * checks and their sentences written once.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "db.h"
+#include "engine.h"
+#include "log.h"
+#include "manager.h"
+#include "smpgw/smp-parse.h"
+#include "util.h"
+
+_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index,
+                                const char *fmt, ...) {
+        va_list ap;
+
+        e->error = error;
+        e->field = field;
+        e->index = index;
+        va_start(ap, fmt);
+        vsnprintf(e->message, sizeof(e->message), fmt, ap);
+        va_end(ap);
+        return error;
+}
+
+static void error_reset(struct engine_error *e) {
+        *e = (struct engine_error) { .index = -1 };
+}
+
+/* ---- devices ---- */
+
+struct device *engine_device_lookup(struct manager *m, const char *spec) {
+        uint64_t id;
+
+        if (!spec || !*spec)
+                return NULL;
+        /* No connection string is all digits (every one has a scheme and
+         * a colon), so digits are an id. */
+        if (smp_parse_uint(spec, 0, UINT64_MAX, &id) >= 0)
+                return manager_find_device(m, id);
+        return manager_find_device_by_conn(m, spec);
+}
+
+int engine_device_find(struct manager *m, const char *spec, struct device **ret, struct engine_error *e) {
+        struct device *d = engine_device_lookup(m, spec);
+
+        error_reset(e);
+        if (!d)
+                return fail(e, -ENOENT, NULL, -1, "No device '%s'.", spec ?: "");
+        *ret = d;
+        return 0;
+}
+
+int engine_device_add(struct manager *m, const char *conn, const char *source, struct device **ret,
+                      bool *ret_created, struct engine_error *e) {
+        _cleanup_free_ char *why = NULL;
+        struct device *d = NULL;
+        int r;
+
+        error_reset(e);
+        r = manager_add_device(m, conn, source, &d, &why);
+        if (why)
+                snprintf(e->reason, sizeof(e->reason), "%s", why);
+        switch (r) {
+        case 0:
+        case -EEXIST:
+                /* Adding is idempotent: the known device, as it is. */
+                *ret = d;
+                *ret_created = r == 0;
+                return 0;
+        case -EINVAL:
+                return fail(e, r, "conn", -1, "Bad connection string: %s.", why ?: "not valid");
+        case -ENOENT:
+                return fail(e, -EPROTONOSUPPORT, "conn", -1, "No transport for its scheme: %s.",
+                            why ?: "no plugin handles it");
+        case -E2BIG:
+                return fail(e, r, NULL, -1, "The inventory is full ([devices] max_count = %u); forget a device first.",
+                            m->config->max_devices);
+        default:
+                return fail(e, r, NULL, -1, "Adding device '%s' failed: %s.", conn, strerror(-r));
+        }
+}
+
+int engine_device_forget(struct manager *m, struct device *d, struct engine_error *e) {
+        const struct job *j = d->unfinished_job;
+        uint64_t id = d->id;
+        int r;
+
+        error_reset(e);
+        if (j)
+                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " has an unfinished job (%" PRIu64
+                            "); cancel it first.", id, j->id);
+        r = manager_forget_device(m, d);
+        /* A job's end is announced before its session is torn down. */
+        if (r == -EBUSY)
+                return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy; try again later.", id);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Forgetting device %" PRIu64 " failed: %s.", id, strerror(-r));
+        return 0;
+}
+
+int engine_device_rename(struct manager *m, struct device *d, const char *name, struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = device_set_name(d, name);
+        if (r == -EINVAL)
+                return fail(e, r, "name", -1,
+                            "'name' must be at most %d bytes of UTF-8 without control characters.", DEVICE_NAME_MAX);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Renaming device %" PRIu64 " failed: %s.", d->id, strerror(-r));
+        return 0;
+}
+
+int engine_device_probe(struct manager *m, struct device *d, struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = device_probe(d);
+        if (r == -EBUSY)
+                return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy: a probe or a job is running on it.", d->id);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Probing device %" PRIu64 " failed: %s.", d->id, strerror(-r));
+        return 0;
+}
+
+int engine_device_history(struct manager *m, struct device *d, unsigned limit,
+                          int (*fn)(const struct db_history_row *row, void *userdata), void *userdata,
+                          struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = db_history_list(m->db, d->id, 0, limit, fn, userdata);
+        if (r < 0)
+                return fail(e, -EIO, NULL, -1, "Reading the history of device %" PRIu64 " failed: %s.", d->id,
+                            strerror(-r));
+        return 0;
+}
+
+int engine_scan(struct manager *m, struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = manager_scan(m);
+        if (r == -ENOTCONN)
+                return fail(e, r, NULL, -1, "Discovery is disabled in the configuration ([discovery] enabled=no).");
+        /* A round already running is what the caller asked for. */
+        if (r < 0 && r != -EALREADY)
+                return fail(e, r, NULL, -1, "Cannot start a discovery round: %s.", strerror(-r));
+        return 0;
+}
+
+/* ---- images ---- */
+
+int engine_image_find(struct manager *m, const char *field, const char *ref, struct image **ret,
+                      struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = manager_lookup_image(m, ref, ret);
+        switch (r) {
+        case 0:
+                return 0;
+        case -EINVAL:
+                return fail(e, r, field, -1,
+                            "'%s' must be an image id (64 hex digits) or a unique prefix of at least %d of them.",
+                            field, IMAGE_ID_PREFIX_MIN);
+        case -ENOTUNIQ:
+                return fail(e, r, field, -1, "Image prefix '%s' fits more than one image; give more of its digits.",
+                            ref);
+        default:
+                return fail(e, -ENOENT, field, -1, "No image '%s'.", ref);
+        }
+}
+
+static bool image_name_is_valid(const char *name) {
+        if (strlen(name) > IMAGE_NAME_MAX)
+                return false;
+        for (const unsigned char *p = (const unsigned char *) name; *p; p++)
+                if (*p < 0x20 || *p == 0x7f)
+                        return false;
+        return true;
+}
+
+int engine_image_name_check(const char *name, struct engine_error *e) {
+        error_reset(e);
+        if (name && !image_name_is_valid(name))
+                return fail(e, -EINVAL, "name", -1, "'name' must be at most %u bytes without control characters.",
+                            IMAGE_NAME_MAX);
+        return 0;
+}
+
+int engine_image_add(struct manager *m, int fd, const char *name, struct image **ret, bool *ret_created,
+                     struct engine_error *e) {
+        _cleanup_free_ char *why = NULL;
+        int r;
+
+        r = engine_image_name_check(name, e);
+        if (r < 0)
+                return r;
+        r = image_store_add_fd(m, fd, name && *name ? name : NULL, ret, ret_created, &why);
+        if (why)
+                snprintf(e->reason, sizeof(e->reason), "%s", why);
+        switch (r) {
+        case 0:
+                return 0;
+        case -EBADMSG:
+        case -EKEYREJECTED:
+                return fail(e, r, NULL, -1, "The image was refused: %s.",
+                            why ?: r == -EBADMSG ? "not a valid MCUboot image" : "no configured key verifies its signature");
+        case -EFBIG:
+                return fail(e, r, NULL, -1, "The image is larger than the limit of %" PRIu64 " bytes ([images] max_size).",
+                            m->config->image_max_size);
+        case -E2BIG:
+                return fail(e, r, NULL, -1, "The image store is full ([images] max_count = %u); delete an image first.",
+                            m->config->max_images);
+        default:
+                /* The store's own trouble, not the client's. */
+                return fail(e, r, NULL, -1, "Storing the image failed: %s.", why ?: strerror(-r));
+        }
+}
+
+int engine_image_delete(struct manager *m, struct image *img, struct engine_error *e) {
+        char id[sizeof(img->id)];
+        int r;
+
+        error_reset(e);
+        memcpy(id, img->id, sizeof(id));
+        r = image_store_remove(m, img);
+        if (r == -EBUSY)
+                return fail(e, r, NULL, -1, "Image %s is used by an unfinished job; cancel the job first.", id);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Deleting image %s failed: %s.", id, strerror(-r));
+        return 0;
+}
+
+/* ---- push ---- */
+
+/* What a refusal says of the i-th device: which item of the client's list
+ * (" (devices[18446744073709551615])" at the longest). */
+#define ITEM_MAX 40
+static const char *item(const struct engine_push *req, size_t i, char buf[static ITEM_MAX]) {
+        if (!req->devices_listed)
+                return "";
+        snprintf(buf, ITEM_MAX, " (devices[%zu])", i);
+        return buf;
+}
+
+static int push_options(struct manager *m, const struct engine_push *req, struct job_options *ret,
+                        struct engine_error *e) {
+        struct job_options opts = { .mode = m->config->job_mode };
+
+        if (req->mode) {
+                int mode = smp_update_mode_from_string(req->mode);
+                if (mode < 0)
+                        return fail(e, -EINVAL, "mode", -1,
+                                    "'mode' must be one of test-and-confirm, confirm-only, test-only, upload-only.");
+                opts.mode = (enum smp_update_mode) mode;
+        }
+        if (req->has_attempts) {
+                if (req->attempts < JOB_ATTEMPTS_MIN || req->attempts > JOB_ATTEMPTS_MAX)
+                        return fail(e, -EINVAL, "attempts", -1, "'attempts' must be an integer from %u to %u.",
+                                    JOB_ATTEMPTS_MIN, JOB_ATTEMPTS_MAX);
+                opts.max_attempts = (unsigned) req->attempts;
+        }
+        *ret = opts;
+        return 0;
+}
+
+struct target {
+        struct device *device;
+        size_t index;                  /* in req->devices */
+};
+
+static int target_cmp(const void *a, const void *b) {
+        const struct target *x = a, *y = b;
+        if (x->device != y->device)
+                return x->device->id < y->device->id ? -1 : 1;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Sorted by device, a device named twice sits next to itself; the
+ * first such pair in the client's order is reported. */
+static int push_check_repeats(struct target *targets, size_t n, struct engine_error *e) {
+        const struct target *repeat = NULL;
+
+        qsort(targets, n, sizeof(*targets), target_cmp);
+        for (size_t i = 1; i < n; i++)
+                if (targets[i].device == targets[i - 1].device && (!repeat || targets[i].index < repeat->index))
+                        repeat = &targets[i];
+        if (!repeat)
+                return 0;
+        return fail(e, -EINVAL, "devices", (ssize_t) repeat->index, "'devices' names device %" PRIu64
+                    " twice (devices[%zu] and devices[%zu]).", repeat->device->id, repeat[-1].index, repeat->index);
+}
+
+/* Resolves every device of the push into devices[], in the client's
+ * order, and checks the list as a whole. */
+static int push_targets(struct manager *m, const struct engine_push *req, struct device **devices,
+                        struct engine_error *e) {
+        _cleanup_free_ struct target *targets = NULL;
+        char buf[ITEM_MAX];
+        int r;
+
+        if (req->n_devices == 0 || req->n_devices > PUSH_DEVICES_MAX)
+                return fail(e, -EINVAL, "devices", -1, "'devices' must name 1 to %u devices (ids or connection strings).",
+                            PUSH_DEVICES_MAX);
+        targets = calloc(req->n_devices, sizeof(*targets));
+        if (!targets)
+                return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
+        for (size_t i = 0; i < req->n_devices; i++) {
+                devices[i] = engine_device_lookup(m, req->devices[i]);
+                if (!devices[i])
+                        return fail(e, -ENOENT, "devices", (ssize_t) i, "No device '%s'%s.", req->devices[i] ?: "",
+                                    item(req, i, buf));
+                targets[i] = (struct target) { devices[i], i };
+        }
+        r = push_check_repeats(targets, req->n_devices, e);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < req->n_devices; i++) {
+                const struct job *j = devices[i]->unfinished_job;
+                if (j)
+                        return fail(e, -EBUSY, "devices", (ssize_t) i, "Device %" PRIu64 "%s has an unfinished job (%"
+                                    PRIu64 ", %s); nothing was created.", devices[i]->id, item(req, i, buf), j->id,
+                                    job_state_to_string(j->state));
+        }
+        return 0;
+}
+
+/* Everything was checked, so only the database or memory can fail here;
+ * the jobs created before that are taken back, so the push leaves
+ * nothing. */
+static int push_create(struct manager *m, const struct engine_push *req, struct image *img, struct device **devices,
+                       const struct job_options *opts, struct job **jobs, struct engine_error *e) {
+        for (size_t i = 0; i < req->n_devices; i++) {
+                int r = job_create(m, img, devices[i], opts, &jobs[i]);
+                if (r >= 0)
+                        continue;
+                log_error_errno(r, "Creating the job for device %" PRIu64 " failed: %m", devices[i]->id);
+                for (size_t k = 0; k < i; k++)
+                        if (job_remove(jobs[k]) < 0)
+                                (void) job_cancel(jobs[k]);   /* at least it will not run */
+                return fail(e, r, NULL, -1, "Creating the job for device %" PRIu64 " failed: %s; nothing was created.",
+                            devices[i]->id, strerror(-r));
+        }
+        return 0;
+}
+
+int engine_push(struct manager *m, const struct engine_push *req, struct job ***ret_jobs, struct engine_error *e) {
+        _cleanup_free_ struct device **devices = NULL;
+        _cleanup_free_ struct job **jobs = NULL;
+        struct job_options opts;
+        struct image *img;
+        int r;
+
+        error_reset(e);
+        r = engine_image_find(m, "image", req->image, &img, e);
+        if (r < 0)
+                return r;
+        r = push_options(m, req, &opts, e);
+        if (r < 0)
+                return r;
+        devices = calloc(MAX(req->n_devices, (size_t) 1), sizeof(*devices));
+        jobs = calloc(MAX(req->n_devices, (size_t) 1), sizeof(*jobs));
+        if (!devices || !jobs)
+                return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
+        r = push_targets(m, req, devices, e);
+        if (r < 0)
+                return r;
+        r = push_create(m, req, img, devices, &opts, jobs, e);
+        if (r < 0)
+                return r;
+        log_info("Push of image %s to %zu device(s) requested.", img->id, req->n_devices);
+        *ret_jobs = TAKE_PTR(jobs);
+        return 0;
+}
+
+int engine_job_find(struct manager *m, const char *spec, struct job **ret, struct engine_error *e) {
+        struct job *j = NULL;
+        uint64_t id;
+
+        error_reset(e);
+        if (spec && smp_parse_uint(spec, 0, UINT64_MAX, &id) >= 0)
+                j = manager_find_job(m, id);
+        if (!j)
+                return fail(e, -ENOENT, NULL, -1, "No job '%s'.", spec ?: "");
+        *ret = j;
+        return 0;
+}
+
+int engine_job_cancel(struct manager *m, struct job *j, struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        r = job_cancel(j);
+        if (r == -EALREADY)
+                return fail(e, r, NULL, -1, "Job %" PRIu64 " has finished already (%s).", j->id,
+                            job_state_to_string(j->state));
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Cancelling job %" PRIu64 " failed: %s.", j->id, strerror(-r));
+        return 0;
+}
+
+/* ---- queries ---- */
+
+/* The image hash an ?image= filter names: a whole hash as it is, a
+ * prefix among every hash the gateway knows.  "" when it names none,
+ * which no device or job has. */
+static int filter_image(struct manager *m, const char *ref, char ret_hash[static IMAGE_ID_LEN + 1],
+                        struct engine_error *e) {
+        int r = manager_resolve_image_hash(m, ref, ret_hash);
+
+        switch (r) {
+        case 0:
+                return 0;
+        case -ENOENT:
+                ret_hash[0] = '\0';
+                return 0;
+        case -ENOTUNIQ:
+                return fail(e, r, "image", -1, "'image': prefix '%s' fits more than one image; give more of its digits.",
+                            ref);
+        case -EINVAL:
+                return fail(e, r, "image", -1,
+                            "'image' must be an image hash (64 hex digits) or a prefix of at least %d of them.",
+                            IMAGE_ID_PREFIX_MIN);
+        default:
+                return fail(e, r, NULL, -1, "Resolving image '%s' failed: %s.", ref, strerror(-r));
+        }
+}
+
+static bool device_has_image(const struct device *d, const char *hash) {
+        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *s = &d->slots.slots[i];
+                char hex[2 * sizeof(s->hash) + 1];
+
+                if (!s->present || s->hash_len == 0)
+                        continue;
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hex);
+                if (streq(hex, hash))
+                        return true;
+        }
+        return false;
+}
+
+/* Collects the items of one page while counting every match. */
+struct page {
+        void **items;
+        size_t n;
+        uint64_t offset, total;
+        unsigned limit;
+};
+
+static int page_init(struct page *p, uint64_t offset, unsigned limit, size_t available) {
+        size_t room = limit ? MIN((size_t) limit, available) : available;
+
+        *p = (struct page) { .offset = offset, .limit = limit };
+        p->items = calloc(MAX(room, (size_t) 1), sizeof(void *));
+        return p->items ? 0 : -ENOMEM;
+}
+
+static void page_offer(struct page *p, void *item) {
+        p->total++;
+        if (p->total <= p->offset || (p->limit && p->n >= p->limit))
+                return;
+        p->items[p->n++] = item;
+}
+
+struct device_filter {
+        int state;
+        const char *transport, *name;
+        bool by_image;
+        char image[IMAGE_ID_LEN + 1];
+};
+
+static bool device_filter_match(const struct device_filter *f, const struct device *d) {
+        return (f->state < 0 || (int) d->state == f->state) && (!f->transport || streq(d->transport, f->transport)) &&
+               (!f->name || (d->name && strcasestr(d->name, f->name))) && (!f->by_image || device_has_image(d, f->image));
+}
+
+int engine_devices_query(struct manager *m, const struct engine_device_query *q, struct device ***ret,
+                         size_t *ret_n, uint64_t *ret_total, struct engine_error *e) {
+        struct device_filter f = { .state = -1, .transport = q->transport, .name = q->name };
+        struct page p;
+        int r;
+
+        error_reset(e);
+        if (q->state) {
+                f.state = device_state_from_string(q->state);
+                if (f.state < 0)
+                        return fail(e, -EINVAL, "state", -1,
+                                    "'state' must be one of new, online, unreachable, absent.");
+        }
+        if (q->image) {
+                f.by_image = true;
+                r = filter_image(m, q->image, f.image, e);
+                if (r < 0)
+                        return r;
+        }
+        if (page_init(&p, q->offset, q->limit, m->n_devices) < 0)
+                return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
+        for (size_t i = 0; i < m->n_devices; i++)
+                if (device_filter_match(&f, m->devices[i]))
+                        page_offer(&p, m->devices[i]);
+        *ret = (struct device **) p.items;
+        *ret_n = p.n;
+        *ret_total = p.total;
+        return 0;
+}
+
+struct job_filter {
+        int state;
+        bool by_device, by_image;
+        uint64_t device_id;
+        char image[IMAGE_ID_LEN + 1];
+};
+
+static bool job_filter_match(const struct job_filter *f, const struct job *j) {
+        return (f->state < 0 || (int) j->state == f->state) && (!f->by_device || j->device_id == f->device_id) &&
+               (!f->by_image || streq(j->image_id, f->image));
+}
+
+int engine_jobs_query(struct manager *m, const struct engine_job_query *q, struct job ***ret, size_t *ret_n,
+                      uint64_t *ret_total, struct engine_error *e) {
+        struct job_filter f = { .state = -1 };
+        struct page p;
+        int r;
+
+        error_reset(e);
+        if (q->state) {
+                f.state = job_state_from_string(q->state);
+                if (f.state < 0)
+                        return fail(e, -EINVAL, "state", -1, "'state' must be a job state (queued, running, "
+                                    "retry-wait, succeeded, failed, cancelled).");
+        }
+        if (q->image) {
+                f.by_image = true;
+                r = filter_image(m, q->image, f.image, e);
+                if (r < 0)
+                        return r;
+        }
+        if (q->device) {
+                struct device *d;
+                f.by_device = true;
+                /* By id: the jobs of a forgotten device can still be listed.
+                 * A string that names no device matches nothing. */
+                if (smp_parse_uint(q->device, 0, UINT64_MAX, &f.device_id) < 0) {
+                        d = manager_find_device_by_conn(m, q->device);
+                        f.device_id = d ? d->id : 0;
+                }
+        }
+        if (page_init(&p, q->offset, q->limit, m->n_jobs) < 0)
+                return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
+        for (size_t i = m->n_jobs; i > 0; i--)
+                if (job_filter_match(&f, m->jobs[i - 1]))
+                        page_offer(&p, m->jobs[i - 1]);
+        *ret = (struct job **) p.items;
+        *ret_n = p.n;
+        *ret_total = p.total;
+        return 0;
+}

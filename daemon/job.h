@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A job: one image pushed to one device with the safe update procedure
+ * of lib/smp-update.c.  A job is persistent from the moment it is
+ * created.  job.c is the object (create, cancel, finish, remove, the
+ * states); job-scheduler.c runs jobs (the global and per-transport
+ * limits, attempts, retries with backoff, resume after a stop).
+ *
+ * The job layer is the unit a rollout scheduler drives: it creates jobs
+ * with a rollout id and a not-before time, and observes their states.
+ */
+#pragma once
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "model-index.h"
+#include "smpgw/smp-update.h"
+#include "smpgwd-limits.h"
+
+struct manager;
+struct device;
+struct image;
+struct smp_session;
+struct smp_request;
+
+enum job_state {
+        JOB_QUEUED,                   /* waiting for a free slot (limits) */
+        JOB_RUNNING,
+        JOB_RETRY_WAIT,               /* failed an attempt; next_attempt_usec says when */
+        JOB_SUCCEEDED,                /* outcome updated/up-to-date/testing/uploaded */
+        JOB_FAILED,                   /* out of attempts, or an outcome that is final */
+        JOB_CANCELLED,
+        _JOB_STATE_MAX,
+};
+
+struct job {
+        struct manager *manager;
+        uint64_t id;                  /* database row id, > 0 */
+        uint64_t device_id;
+        /* Its device: a link the manager keeps from the job's attaching to
+         * its removal (a device's jobs go before the device does); NULL
+         * only for a job loaded without its device. */
+        struct device *device;
+        char image_id[IMAGE_ID_LEN + 1];
+        uint64_t rollout_id;          /* 0: not part of a rollout */
+        enum smp_update_mode mode;
+        enum job_state state;
+        bool has_step;
+        enum smp_update_step step;    /* the update step running or last run */
+        bool has_outcome;
+        enum smp_update_outcome outcome;
+        unsigned attempts, max_attempts;
+        uint64_t bytes_sent, bytes_total;  /* upload progress: device-acknowledged offset, file size */
+        double rate;                  /* bytes/s of the current or last upload */
+        char *error;                  /* the last attempt's error as a sentence, may be NULL */
+        uint64_t created_usec, started_usec, finished_usec, next_attempt_usec, updated_usec;
+        /* The device's slots as the job found them: read once, before
+         * its first attempt, and written at once (job_slots_before).  The
+         * outcome is judged against them, so an attempt resumed after a
+         * crash that finds the image already running says "updated",
+         * not "up-to-date".  n_slots 0: not read yet. */
+        struct smp_update_snapshot before;
+        bool before_dirty;
+
+        /* runtime, not stored */
+        struct smp_session *session;
+        struct smp_request *before_read;  /* reading `before` */
+        struct smp_update *update;
+        struct image *image_mapped;   /* holds a mapping while running */
+        sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
+        sd_event_source *finish_defer; /* tears the session down outside its callbacks */
+        uint64_t last_progress_emit_usec;
+        uint64_t last_progress_bytes;  /* for stats.bytes_uploaded */
+        bool dirty;
+        UT_hash_handle hh;             /* the manager's index (model-index.h) */
+};
+
+struct job_options {
+        enum smp_update_mode mode;     /* default config.job_mode */
+        unsigned max_attempts;         /* 0: config.job_attempts */
+        uint64_t rollout_id;           /* 0: none */
+        uint64_t not_before_usec;      /* 0: now; a scheduler can queue for later */
+};
+
+/* NULL is fine; the job must not be attached any more. */
+struct job *job_free(struct job *j);
+
+struct job *manager_find_job(struct manager *m, uint64_t id);
+/* Queues a push of img to d.  -EBUSY when d already has an unfinished
+ * job (*ret is then that job). */
+int job_create(struct manager *m, struct image *img, struct device *d, const struct job_options *opts,
+               struct job **ret);
+/* -EALREADY when the job is finished already. */
+int job_cancel(struct job *j);
+/* Deletes a job (finished, or just created and taken back) from the
+ * database and the model; on failure it stays as it is. */
+int job_remove(struct job *j);
+bool job_is_finished(const struct job *j);
+/* Every change of state goes through here: the manager counts jobs by
+ * state, and a job that finishes leaves its device's link. */
+void job_set_state(struct job *j, enum job_state state);
+/* Jobs in state running, of one transport or (NULL) all: REST's health,
+ * D-Bus JobsRunning, the scheduler's limits. */
+unsigned jobs_count_running(struct manager *m, const char *transport);
+const char *job_state_to_string(enum job_state s);
+int job_state_from_string(const char *s);
+/* Keeps at most config.job_keep finished jobs (the oldest go first). */
+void jobs_prune(struct manager *m);
+
+/* The share of the upload the device acknowledged, 0..1, and 1 once the
+ * job succeeded (an up-to-date device needs no upload); and the rate,
+ * 0 when not known.  As REST, SSE and D-Bus all show them. */
+static inline double job_progress(const struct job *j) {
+        if (j->state == JOB_SUCCEEDED)
+                return 1.0;
+        if (j->bytes_total == 0)
+                return 0.0;
+        return j->bytes_sent >= j->bytes_total ? 1.0 : (double) j->bytes_sent / (double) j->bytes_total;
+}
+static inline double job_rate(const struct job *j) {
+        return isfinite(j->rate) && j->rate > 0 ? j->rate : 0.0;
+}
+
+/* ---- job-scheduler.c ---- */
+
+/* Starts queued jobs while the limits allow (the manager calls it once
+ * per loop iteration at most, manager_schedule_jobs()). */
+void jobs_schedule(struct manager *m);
+/* SIGTERM: running jobs go back to queued where they are; the attempt
+ * does not count. */
+void jobs_stop_all(struct manager *m);
+/* ---- between job.c and job-scheduler.c ---- */
+
+/* Stops the attempt in progress without a callback; the caller sets the
+ * state. */
+void job_teardown(struct job *j);
+/* The last attempt's error; NULL fmt clears it. */
+void job_set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a change: dirty, updated_usec, a JOB_STATE event. */
+void job_changed(struct job *j);
+/* Ends the job in a final state: counted, logged, recorded, flushed. */
+void job_finish(struct job *j, enum job_state state);

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The engine as every front end calls it: a push is all or none, a
+ * device is found by its id or any spelling of its connection string,
+ * and the manager's events are queued, delivered outside every callback,
+ * with removed objects still readable when their event arrives.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core-harness.h"
+#include "test-util.h"
+
+#define SECONDS(n) ((uint64_t) (n) * 1000000u)
+
+static int push(struct core *c, const char *image, const char *const *specs, size_t n, const char *mode,
+                int64_t attempts, struct engine_error *e) {
+        _cleanup_free_ struct job **jobs = NULL;
+        const struct engine_push req = {
+                .image = image,
+                .devices = specs,
+                .n_devices = n,
+                .devices_listed = true,
+                .mode = mode,
+                .has_attempts = attempts != 0,
+                .attempts = attempts,
+        };
+        return engine_push(c->m, &req, &jobs, e);
+}
+
+static void assert_refused(int r, const struct engine_error *e, int error, const char *field, ssize_t index,
+                           const char *says) {
+        if (r != error || !streq_ptr(e->field, field) || e->index != index || !strstr(e->message, says)) {
+                fprintf(stderr, "refusal %d (%s, %zd): '%s'; wanted %d (%s, %zd) saying '%s'\n", r,
+                        e->field ?: "-", e->index, e->message, error, field ?: "-", index, says);
+                abort();
+        }
+        ASSERT_EQ(e->error, error);
+}
+
+/* Everything is checked before the first job is created: a refused push
+ * leaves no job, no event, no database row. */
+static void test_push_all_or_none(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *a = core_add_device(c, CORE_UDP, 1), *b = core_add_device(c, CORE_UDP, 2);
+        struct device *busy = core_add_device(c, CORE_UDP, 3);
+        struct image *img = core_add_image(c, 4096, 1);
+        struct engine_error e;
+        char ida[24], idb[24], idbusy[24];
+
+        snprintf(ida, sizeof(ida), "%" PRIu64, a->id);
+        snprintf(idb, sizeof(idb), "%" PRIu64, b->id);
+        snprintf(idbusy, sizeof(idbusy), "%" PRIu64, busy->id);
+        /* its job waits to retry, unfinished */
+        core_link_faults(c, CORE_UDP, 3)->refuse = 100;
+        core_link_faults(c, CORE_UDP, 3)->refuse_at_open = true;
+        ASSERT_OK(push(c, img->id, (const char *[]) { idbusy }, 1, NULL, 3, &e));
+        core_run_for(c, 50000);
+        size_t jobs = c->m->n_jobs, added = core_count_events(c, MANAGER_EVENT_JOB_ADDED, 0);
+
+        assert_refused(push(c, img->id, (const char *[]) { ida, idb, idbusy }, 3, NULL, 0, &e), &e, -EBUSY,
+                       "devices", 2, "(devices[2]) has an unfinished job");
+        assert_refused(push(c, img->id, (const char *[]) { ida, "udp:c0:de:00:00:00:01" }, 2, NULL, 0, &e), &e,
+                       -EINVAL, "devices", 1, "twice (devices[0] and devices[1])");
+        assert_refused(push(c, img->id, (const char *[]) { ida, core_conn(c, CORE_UDP, 9) }, 2, NULL, 0, &e), &e,
+                       -ENOENT, "devices", 1, "No device 'udp:C0:DE:00:00:00:09' (devices[1])");
+        assert_refused(push(c, img->id, (const char *[]) { ida }, 0, NULL, 0, &e), &e, -EINVAL, "devices", -1,
+                       "1 to 1000");
+        const char **many = calloc(PUSH_DEVICES_MAX + 1, sizeof(*many));
+        ASSERT_TRUE(many);
+        for (size_t i = 0; i <= PUSH_DEVICES_MAX; i++)
+                many[i] = ida;
+        assert_refused(push(c, img->id, many, PUSH_DEVICES_MAX + 1, NULL, 0, &e), &e, -EINVAL, "devices", -1,
+                       "1 to 1000");
+        free(many);
+        assert_refused(push(c, img->id, (const char *[]) { ida }, 1, "fast", 0, &e), &e, -EINVAL, "mode", -1,
+                       "'mode' must be");
+        assert_refused(push(c, img->id, (const char *[]) { ida }, 1, NULL, 101, &e), &e, -EINVAL, "attempts", -1,
+                       "from 1 to 100");
+        assert_refused(push(c, img->id, (const char *[]) { ida }, 1, NULL, -1, &e), &e, -EINVAL, "attempts", -1,
+                       "from 1 to 100");
+        assert_refused(push(c, "abc", (const char *[]) { ida }, 1, NULL, 0, &e), &e, -EINVAL, "image", -1,
+                       "'image' must be");
+        assert_refused(push(c, "0000000000", (const char *[]) { ida }, 1, NULL, 0, &e), &e, -ENOENT, "image", -1,
+                       "No image");
+
+        core_run_for(c, 50000);
+        ASSERT_EQ(c->m->n_jobs, jobs);
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_JOB_ADDED, 0), added);
+
+        /* And a good one: a job per device, in order, each linked. */
+        _cleanup_free_ struct job **made = NULL;
+        const struct engine_push ok = {
+                .image = img->id, .devices = (const char *[]) { idb, "udp:c0:de:00:00:00:01" }, .n_devices = 2,
+                .mode = "upload-only",
+        };
+        ASSERT_OK(engine_push(c->m, &ok, &made, &e));
+        ASSERT_TRUE(made[0]->device == b && made[1]->device == a);
+        ASSERT_TRUE(b->unfinished_job == made[0] && a->unfinished_job == made[1]);
+        ASSERT_EQ(c->m->n_jobs, jobs + 2);
+        core_free(c);
+}
+
+/* One lookup for every door: decimal ids, any spelling of a
+ * connection string; nothing else. */
+static void test_device_lookup(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *d = core_add_device(c, CORE_UDP, 7);
+        char id[24];
+
+        snprintf(id, sizeof(id), "%" PRIu64, d->id);
+        ASSERT_TRUE(engine_device_lookup(c->m, id) == d);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:C0:DE:00:00:00:07") == d);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:c0:de:00:00:00:07") == d);
+        ASSERT_TRUE(engine_device_lookup(c->m, "udp:C0:DE:00:00:00:08") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "serial:C0:DE:00:00:00:07") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "999") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "") == NULL);
+        ASSERT_TRUE(engine_device_lookup(c->m, "-1") == NULL);
+
+        /* Adding any spelling again is the same device. */
+        struct engine_error e;
+        struct device *again;
+        bool created;
+        ASSERT_OK(engine_device_add(c->m, "udp:c0:de:00:00:00:07", "rest", &again, &created, &e));
+        ASSERT_TRUE(again == d && !created);
+        ASSERT_EQ(engine_device_add(c->m, "udp:C0:DE:00:00:07", "rest", &again, &created, &e), -EINVAL);
+        ASSERT_TRUE(streq_ptr(e.field, "conn") && e.reason[0]);
+        ASSERT_EQ(engine_device_add(c->m, "nosuch:127.0.0.1:1", "rest", &again, &created, &e), -EPROTONOSUPPORT);
+        core_free(c);
+}
+
+static bool has_event(struct core *c, void *userdata) {
+        return core_count_events(c, *(enum manager_event_type *) userdata, 0) > 0;
+}
+
+/* Events are queued, not delivered from inside the call that emits
+ * them, only by the manager's delivery; a device forgotten
+ * with its finished jobs is still whole when its events arrive (ASan
+ * would see a freed one). */
+static void test_events_queued_and_readable(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct engine_error e;
+        struct device *d;
+        bool created;
+
+        ASSERT_OK(engine_device_add(c->m, core_conn(c, CORE_UDP, 5), "rest", &d, &created, &e));
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_DEVICE_ADDED, 0), 0);
+        enum manager_event_type added = MANAGER_EVENT_DEVICE_ADDED;
+        ASSERT_TRUE(core_run_until(c, has_event, &added, SECONDS(1)));
+        uint64_t id = d->id;
+
+        struct image *img = core_add_image(c, 4096, 9);
+        struct job **jobs = core_push(c, img, &d, 1, NULL, 1);
+        uint64_t job = jobs[0]->id;
+        free(jobs);
+        ASSERT_EQ(core_wait_finished(c, job, SECONDS(5))->state, JOB_SUCCEEDED);
+        core_run_for(c, 20000);
+
+        ASSERT_OK(engine_device_forget(c->m, manager_find_device(c->m, id), &e));
+        ASSERT_TRUE(manager_find_device(c->m, id) == NULL);
+        ASSERT_TRUE(manager_find_job(c->m, job) == NULL);
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_DEVICE_REMOVED, 0), 0);
+        enum manager_event_type removed = MANAGER_EVENT_DEVICE_REMOVED;
+        ASSERT_TRUE(core_run_until(c, has_event, &removed, SECONDS(1)));
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_JOB_REMOVED, job), 1);
+        /* What the observer read of them at delivery. */
+        for (size_t i = 0; i < c->n_events; i++) {
+                if (c->events[i].type == MANAGER_EVENT_DEVICE_REMOVED)
+                        ASSERT_STREQ(c->events[i].what, "udp:C0:DE:00:00:00:05");
+                if (c->events[i].type == MANAGER_EVENT_JOB_REMOVED)
+                        ASSERT_STREQ(c->events[i].what, "succeeded");
+        }
+        /* The job's removal comes before its device's. */
+        size_t job_at = 0, device_at = 0;
+        for (size_t i = 0; i < c->n_events; i++) {
+                if (c->events[i].type == MANAGER_EVENT_JOB_REMOVED)
+                        job_at = i;
+                if (c->events[i].type == MANAGER_EVENT_DEVICE_REMOVED)
+                        device_at = i;
+        }
+        ASSERT_TRUE(job_at < device_at);
+        ASSERT_EQ(c->events_outside_delivery, 0);
+
+        /* An image removed: readable at delivery too. */
+        char image_id[IMAGE_ID_LEN + 1];
+        memcpy(image_id, img->id, sizeof(image_id));
+        ASSERT_OK(engine_image_delete(c->m, img, &e));
+        enum manager_event_type image_removed = MANAGER_EVENT_IMAGE_REMOVED;
+        ASSERT_TRUE(core_run_until(c, has_event, &image_removed, SECONDS(1)));
+        ASSERT_STREQ(c->events[c->n_events - 1].what, image_id);
+        core_free(c);
+}
+
+TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable))

@@ -1,0 +1,125 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""REST and D-Bus are two doors to one engine: the same request gets the
+same answer.  Each bad push below goes through POST /api/v1/jobs and
+through org.smpgw.Manager1.Push(); the refusals must carry the same
+sentence, and their codes must be the one errno's mapping in each
+protocol (rest.c's table, bus.c's table).  No refused push may leave a
+job behind."""
+
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from daemonharness import Daemon, Sim  # noqa: E402
+import mcuimg  # noqa: E402
+
+import dbus  # noqa: E402
+
+NAME = "org.smpgw"
+MANAGER = "org.smpgw.Manager1"
+
+# errno → (HTTP status, REST code, D-Bus error), as the two tables say.
+MAPPED = {
+    "ENOENT": (404, "not_found", "org.smpgw.Error.NotFound"),
+    "EINVAL": (400, "invalid_field", "org.freedesktop.DBus.Error.InvalidArgs"),
+    "EBUSY": (409, "busy", "org.smpgw.Error.Busy"),
+    "ENOTUNIQ": (409, "ambiguous", "org.smpgw.Error.Ambiguous"),
+}
+
+
+class Parity(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        # 1 KiB/s: the push that makes a device busy runs for a minute.
+        cls.sim = Sim("--bandwidth", "1k", count=2)
+        cls.d = Daemon(config="[discovery]\nenabled=no\n")
+        cls.bus = dbus.bus.BusConnection(cls.d.bus.address)
+        cls.manager = dbus.Interface(cls.bus.get_object(NAME, "/org/smpgw"), MANAGER)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.bus.close()
+        rc = cls.d.stop()
+        cls.sim.stop()
+        if rc != 0:
+            raise RuntimeError("smpgwd exited with %d" % rc)
+
+    def rest_push(self, image, devices, options):
+        body = {"image": image, "devices": devices}
+        body.update(options)
+        status, doc = self.d.api("POST", "/api/v1/jobs", body)
+        self.assertIn("error", doc, "REST accepted %r" % body)
+        return status, doc["error"]["code"], doc["error"]["message"]
+
+    def dbus_push(self, image, devices, options):
+        opts = {k: dbus.UInt32(v) if k == "attempts" else v for k, v in options.items()}
+        try:
+            self.manager.Push(image, dbus.Array([str(x) for x in devices], signature="s"),
+                              dbus.Dictionary(opts, signature="sv"))
+        except dbus.exceptions.DBusException as e:
+            return e.get_dbus_name(), e.get_dbus_message()
+        self.fail("D-Bus accepted Push(%r, %r, %r)" % (image, devices, options))
+
+    def jobs_total(self):
+        return self.d.api("GET", "/api/v1/jobs", expect=200)[1]["total"]
+
+    def test_same_refusals(self):
+        d = self.d
+        ids = [d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:%d" % (self.sim.port + i)})[1]["id"]
+               for i in range(2)]
+        free, busy = ids
+        free_conn = "udp:127.0.0.1:%d" % self.sim.port
+        imgdata, image = mcuimg.make_image(size=64 * 1024, seed=3)
+        d.api("POST", "/api/v1/images", imgdata, headers={"Content-Type": "application/octet-stream"}, expect=201)
+        (a, a_id), (b, b_id) = mcuimg.prefix_twins()
+        for data in (a, b):
+            d.api("POST", "/api/v1/images", data, headers={"Content-Type": "application/octet-stream"}, expect=201)
+        common = os.path.commonprefix([a_id, b_id])
+
+        # One device busy with a job that stays "running" while we ask:
+        # the refusal quotes its state.
+        _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [busy], "mode": "upload-only"},
+                       expect=201)
+        job = doc["jobs"][0]["id"]
+        d.wait_for(lambda: d.api("GET", "/api/v1/jobs/%d" % job, expect=200)[1]["state"] == "running",
+                   timeout=30, what="the busy device's job running")
+        before = self.jobs_total()
+
+        cases = [
+            ("unknown device by id", image, [str(free), "999999"], {}, "ENOENT"),
+            ("unknown device by conn", image, ["udp:127.0.0.1:1"], {}, "ENOENT"),
+            ("device named twice", image, [str(free), str(busy), free_conn], {}, "EINVAL"),
+            ("busy device", image, [str(free), str(busy)], {}, "EBUSY"),
+            ("too many devices", image, [str(free)] * 1001, {}, "EINVAL"),
+            ("no devices", image, [], {}, "EINVAL"),
+            ("bad mode", image, [str(free)], {"mode": "sideways"}, "EINVAL"),
+            ("too few attempts", image, [str(free)], {"attempts": 0}, "EINVAL"),
+            ("too many attempts", image, [str(free)], {"attempts": 101}, "EINVAL"),
+            ("ambiguous image prefix", common[:6], [str(free)], {}, "ENOTUNIQ"),
+            ("unknown image", "0" * 64, [str(free)], {}, "ENOENT"),
+            ("not an image id", "xyz", [str(free)], {}, "EINVAL"),
+        ]
+        for what, img, devices, options, errno_name in cases:
+            with self.subTest(what):
+                status, code, rest_message = self.rest_push(img, devices, options)
+                dbus_name, dbus_message = self.dbus_push(img, devices, options)
+                self.assertEqual(rest_message, dbus_message)
+                self.assertEqual((status, code, dbus_name), MAPPED[errno_name], rest_message)
+        # The sentences say which item of the list they are about.
+        _, _, message = self.rest_push(image, [str(free), str(busy)], {})
+        self.assertIn("devices[1]", message)
+        _, _, message = self.rest_push(image, [str(free), str(busy), free_conn], {})
+        self.assertIn("devices[0] and devices[2]", message)
+        # A JSON integer is the same device as its decimal string.
+        self.assertEqual(self.rest_push(image, [free, busy], {})[2],
+                         self.rest_push(image, [str(free), str(busy)], {})[2])
+
+        self.assertEqual(self.jobs_total(), before, "a refused push created jobs")
+        d.api("POST", "/api/v1/jobs/%d/cancel" % job, expect=200)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
