@@ -19,10 +19,13 @@
 
 #define PENDING_MAX 64u
 #define PACKET_MAX (SMP_FRAME_MAX + 16u)
-/* Time that passes on its own while the device has nothing to answer. */
+/* Time that passes on its own while the device has nothing to answer:
+ * 100 ms, doubled at each step nothing happens, up to 5 s (60 s once the
+ * device is silent for good), so that waiting out a 40 s timeout takes a
+ * dozen turns of the loop, not four hundred. */
 #define IDLE_STEP_USEC (100u * 1000u)
-/* ... and while it is silent for good. */
-#define SILENT_STEP_USEC (5u * 1000000u)
+#define IDLE_STEP_MAX_USEC (5u * 1000000u)
+#define SILENT_STEP_MAX_USEC (60u * 1000000u)
 /* Where the fake clock starts: far beyond any real CLOCK_MONOTONIC, so
  * that the timerfd sd-event arms with fake deadlines never fires. */
 #define FAKE_EPOCH_USEC (1000000000ull * 1000000ull)
@@ -520,7 +523,7 @@ static void act(struct fuzz_device *d) {
 }
 
 void fuzz_device_run(struct fuzz_device *d, const bool *done) {
-        uint64_t idle = 0;
+        uint64_t idle = 0, step = IDLE_STEP_USEC;
 
         for (;;) {
                 drain(d);
@@ -534,6 +537,7 @@ void fuzz_device_run(struct fuzz_device *d, const bool *done) {
                 }
                 if (d->n_pending > 0 && d->pos < d->size) {
                         idle = 0;
+                        step = IDLE_STEP_USEC;
                         act(d);
                         continue;
                 }
@@ -545,9 +549,9 @@ void fuzz_device_run(struct fuzz_device *d, const bool *done) {
                         d->close_in_send = false;
                         d->open_failures = 0;
                 }
-                uint64_t step = d->pos < d->size ? IDLE_STEP_USEC : SILENT_STEP_USEC;
                 advance(d, step);
                 idle += step;
+                step = MIN(2 * step, d->pos < d->size ? (uint64_t) IDLE_STEP_MAX_USEC : (uint64_t) SILENT_STEP_MAX_USEC);
                 if (idle > FUZZ_DEVICE_PATIENCE_USEC) {
                         fprintf(stderr, "still not done after %llu s without an answer\n",
                                 (unsigned long long) (idle / 1000000u));
