@@ -30,7 +30,7 @@
  *
  * Actions are read only while the device has a request to answer; with
  * none, time moves on by itself (the session's timers, the update's
- * polls).  When the input ends the device falls silent, and whatever runs
+ * polls), in steps that double while nothing happens.  When the input ends the device falls silent, and whatever runs
  * must then end on its own within FUZZ_DEVICE_PATIENCE_USEC of fake time:
  * a procedure that waits for ever is a finding (abort).
  */

@@ -13,8 +13,9 @@
  *   record-device update|upload udp:127.0.0.1:PORT SIZE MODE OUT
  *
  * MODE is an update mode (0..3) or, for an upload, the config's mode byte.
- * Built with the fuzz targets, not run by the tests: tests/fuzz/README.md
- * has the smpsim command lines the committed seeds came from. */
+ * Built on demand in a normal build, not run by the tests:
+ * record-device-seeds.sh has the smpsim command lines the committed seeds
+ * came from. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
