@@ -101,6 +101,8 @@ struct fuzz_device {
 
         fuzz_request_fn observer;
         void *observer_userdata;
+        fuzz_cancel_fn cancel;
+        void *cancel_userdata;
 };
 
 /* The one device running on this thread: transport callbacks find it so,
@@ -486,7 +488,11 @@ static void act(struct fuzz_device *d) {
                 pending_remove(d, in_u8(d) % d->n_pending);
                 break;
         case 7:
-                if (d->last_len)
+                if (op & 0x80 && d->cancel) {
+                        fuzz_cancel_fn fn = d->cancel;
+                        d->cancel = NULL;
+                        fn(d->cancel_userdata);
+                } else if (d->last_len)
                         deliver(d, d->last, d->last_len);
                 break;
         case 8: {
@@ -616,6 +622,11 @@ struct smp_session *fuzz_device_get_session(struct fuzz_device *d) {
 void fuzz_device_set_observer(struct fuzz_device *d, fuzz_request_fn fn, void *userdata) {
         d->observer = fn;
         d->observer_userdata = userdata;
+}
+
+void fuzz_device_set_cancel(struct fuzz_device *d, fuzz_cancel_fn fn, void *userdata) {
+        d->cancel = fn;
+        d->cancel_userdata = userdata;
 }
 
 void fuzz_device_set_new_hash(struct fuzz_device *d, const uint8_t hash[32]) {

@@ -18,7 +18,8 @@
  *          high bits pick the version, a lying length, and whether the
  *          request stays pending (to be answered again)
  *   6      drop a pending request (lost)
- *   7      deliver the last packet again
+ *   7      deliver the last packet again; with the high bit, cancel the
+ *          procedure instead (fuzz_device_set_cancel())
  *   8      deliver raw bytes (length, bytes)
  *   9      move time on by 2^n µs
  *   10     the link goes down
@@ -91,6 +92,11 @@ void fuzz_device_set_new_hash(struct fuzz_device *d, const uint8_t hash[32]);
  * procedure asks of the device. */
 typedef void (*fuzz_request_fn)(const struct smp_frame *f, void *userdata);
 void fuzz_device_set_observer(struct fuzz_device *d, fuzz_request_fn fn, void *userdata);
+
+/* What cancels the target's procedure (smp_update_cancel(), ...): called
+ * at most once, and the target then counts as done. */
+typedef void (*fuzz_cancel_fn)(void *userdata);
+void fuzz_device_set_cancel(struct fuzz_device *d, fuzz_cancel_fn fn, void *userdata);
 
 /* Runs the loop, acting on the input, until *done is set; aborts when
  * something waits for ever (see the top). */

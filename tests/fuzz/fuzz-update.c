@@ -31,12 +31,13 @@ static bool verbose(void) {
 }
 
 struct run {
+        struct smp_update *update;
         const uint8_t *image;
         size_t image_len;
         const uint8_t *hash;
         enum smp_update_mode mode;
         unsigned done_calls;
-        bool done;
+        bool done, cancelled;
 };
 
 static bool has_active(const struct smp_update_snapshot *s, const uint8_t *hash, bool confirmed) {
@@ -81,7 +82,8 @@ static void on_done(struct smp_update *u, const struct smp_update_result *r, voi
 
         run->done_calls++;
         run->done = true;
-        assert(run->done_calls == 1);
+        /* Once, and never after a cancel. */
+        assert(run->done_calls == 1 && !run->cancelled);
         if (verbose())
                 fprintf(stderr, "done: %s, error %d in step %s, upload error %d\n",
                         smp_update_outcome_to_string(r->outcome), r->error,
@@ -92,6 +94,7 @@ static void on_done(struct smp_update *u, const struct smp_update_result *r, voi
         }
         assert(r->before.n_slots <= SMP_UPDATE_SLOTS_MAX && r->after.n_slots <= SMP_UPDATE_SLOTS_MAX);
         assert(memcmp(r->new_hash, run->hash, 32) == 0);
+        assert(smp_update_outcome_to_string(r->outcome) && smp_update_step_to_string(r->failed_step));
         if (r->error < 0) {
                 assert(r->outcome == SMP_UPDATE_OUTCOME_NONE || r->outcome == SMP_UPDATE_OUTCOME_STUCK);
                 assert((unsigned) r->failed_step < SMP_UPDATE_STEP_DONE);
@@ -123,6 +126,14 @@ static void on_done(struct smp_update *u, const struct smp_update_result *r, voi
         default:
                 assert(!"an update without error has an outcome");
         }
+}
+
+static void cancel(void *userdata) {
+        struct run *run = userdata;
+        if (run->done)
+                return;
+        smp_update_cancel(run->update);
+        run->done = run->cancelled = true;
 }
 
 static void on_request(const struct smp_frame *f, void *userdata) {
@@ -162,6 +173,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .userdata = &run,
         };
         assert(smp_update_start(fuzz_device_get_session(d), &p, &u) == 0);
+        run.update = u;
+        fuzz_device_set_cancel(d, cancel, &run);
         fuzz_device_run(d, &run.done);
         fuzz_device_free(d);
         return 0;

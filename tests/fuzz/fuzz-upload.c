@@ -20,12 +20,13 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct run {
+        struct smp_upload *upload;
         const uint8_t *image;
         size_t image_len;
         size_t packet_max;        /* the buffer given, less the link's share; 0: not given */
         uint64_t acked;
         unsigned done_calls;
-        bool done;
+        bool done, cancelled;
 };
 
 static void on_progress(struct smp_upload *up, const struct smp_upload_progress *p, void *userdata) {
@@ -40,13 +41,22 @@ static void on_done(struct smp_upload *u, const struct smp_upload_result *r, voi
 
         run->done_calls++;
         run->done = true;
-        assert(run->done_calls == 1);
+        /* Once, and never after a cancel. */
+        assert(run->done_calls == 1 && !run->cancelled);
         assert(r->window_max <= SMP_UPLOAD_WINDOW_MAX);
         assert(r->resumed_at <= run->image_len);
         if (r->error == 0) {
                 assert(run->acked == run->image_len);
                 assert(!r->has_match || r->match);
         }
+}
+
+static void cancel(void *userdata) {
+        struct run *run = userdata;
+        if (run->done)
+                return;
+        smp_upload_cancel(run->upload);
+        run->done = run->cancelled = true;
 }
 
 static void on_request(const struct smp_frame *f, void *userdata) {
@@ -91,8 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .userdata = &run,
         };
         int r = smp_upload_start(fuzz_device_get_session(d), &p, &u);
-        if (r == 0)
+        if (r == 0) {
+                run.upload = u;
+                fuzz_device_set_cancel(d, cancel, &run);
                 fuzz_device_run(d, &run.done);
+        }
         fuzz_device_free(d);
         return 0;
 }
