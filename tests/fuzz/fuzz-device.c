@@ -3,6 +3,7 @@
 #include <assert.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,16 +35,49 @@
  *
  * clock_gettime() is defined here, in the program, so it takes the place
  * of libc's for libsystemd (sd-event's now()) and libsmpgw (the upload's
- * rate clock) too.  Only while a device runs, and only on its thread:
- * libFuzzer's own clock (-max_total_time, its timeout thread) stays real. */
+ * rate clock) too.  The fake time is for them only, and only while a
+ * device runs on this thread: libFuzzer reads the clock too, also from
+ * its SIGALRM handler on this very thread in the middle of an input
+ * (-timeout), and must see real time there, or it takes the fake for a
+ * hang.  So the caller decides: its return address must lie in the code
+ * of libsystemd or libsmpgw (found once with dl_iterate_phdr()). */
 
+#define FAKE_CALLERS_MAX 8u
+
+struct code_range {
+        uintptr_t start, end;
+};
+
+static struct code_range fake_callers[FAKE_CALLERS_MAX];
+static size_t n_fake_callers;
 static _Thread_local bool fake_clock_on;
 static _Thread_local uint64_t fake_now_usec;
+
+static int find_fake_callers(struct dl_phdr_info *info, size_t size, void *userdata) {
+        if (!info->dlpi_name || (!strstr(info->dlpi_name, "/libsystemd.so") && !strstr(info->dlpi_name, "/libsmpgw.so")))
+                return 0;
+        for (size_t i = 0; i < info->dlpi_phnum && n_fake_callers < FAKE_CALLERS_MAX; i++) {
+                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+                if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X))
+                        fake_callers[n_fake_callers++] = (struct code_range) {
+                                .start = info->dlpi_addr + ph->p_vaddr,
+                                .end = info->dlpi_addr + ph->p_vaddr + ph->p_memsz,
+                        };
+        }
+        return 0;
+}
+
+static bool fake_caller(uintptr_t address) {
+        for (size_t i = 0; i < n_fake_callers; i++)
+                if (address >= fake_callers[i].start && address < fake_callers[i].end)
+                        return true;
+        return false;
+}
 
 int clock_gettime(clockid_t clock, struct timespec *ts) {
         static int (*real)(clockid_t, struct timespec *);
 
-        if (fake_clock_on) {
+        if (fake_clock_on && fake_caller((uintptr_t) __builtin_return_address(0))) {
                 uint64_t t = fake_now_usec;
                 ts->tv_sec = (time_t) (t / 1000000u);
                 ts->tv_nsec = (long) (t % 1000000u * 1000u);
@@ -597,11 +631,20 @@ struct fuzz_device *fuzz_device_new(const uint8_t *data, size_t size) {
                 .buffer_overhead = c->flags & FUZZ_LINK_BUFFER_OVERHEAD ? 4 : 0,
         };
 
+        if (n_fake_callers == 0) {
+                dl_iterate_phdr(find_fake_callers, NULL);
+                /* libsystemd and libsmpgw at least, or nothing is faked. */
+                if (n_fake_callers < 2)
+                        abort();
+        }
         fake_now_usec = FAKE_EPOCH_USEC;
         fake_clock_on = true;
         current = d;
         r = sd_event_new(&d->event);
         assert(r >= 0);
+        /* sd-event reads the fake clock, or timers would be the wall's. */
+        uint64_t t;
+        assert(sd_event_now(d->event, CLOCK_MONOTONIC, &t) >= 0 && t == FAKE_EPOCH_USEC);
         r = smp_session_open(context(), d->event, "fuzz:/dev/fuzz", &d->session);
         assert(r >= 0);
         smp_session_set_timeout(d->session, 250000u * (1u + (c->session & 15)));
