@@ -102,10 +102,11 @@ static const struct smp_host host = {
 struct wire {
         uint8_t buf[INPUT_MAX + 4096];
         size_t len;
+        size_t start;   /* of the message being written: alignment counts from there */
 };
 
 static void pad(struct wire *w, size_t align) {
-        while (w->len % align)
+        while ((w->len - w->start) % align)
                 w->buf[w->len++] = 0;
 }
 
@@ -152,6 +153,8 @@ static void put_message(struct wire *w, enum kind kind, uint8_t sel, uint32_t se
         };
         size_t start = w->len;
 
+        /* Messages follow one another unpadded; each aligns its own parts. */
+        w->start = start;
         w->buf[w->len++] = 'l';
         w->buf[w->len++] = type[kind];
         w->buf[w->len++] = 0;
@@ -249,6 +252,8 @@ static void handle(struct state *s, sd_bus_message *m) {
         struct dev_props p = {};
         int r;
 
+        if (getenv("FUZZ_VERBOSE"))
+                fprintf(stderr, "message %s %s\n", sd_bus_message_get_member(m) ?: "(reply)", sig ?: "");
         if (sd_bus_message_is_method_error(m, NULL)) {
                 r = reply_errno(&s->instance, s, "Call", m);
                 assert(r < 0);
