@@ -58,11 +58,19 @@ int smp_update_phase_from_string(const char *s) {
 
 /* ---- snapshot queries (image 0) ---- */
 
+/* The slot image 0 runs from; NULL when none is active, and when more
+ * than one is: MCUboot runs one, and a list that says otherwise supports
+ * no claim about what runs ("reverted" with the new image listed active
+ * beside the old, found by fuzz-update). */
 static const struct smp_update_slot *snap_active(const struct smp_update_snapshot *s) {
+        const struct smp_update_slot *active = NULL;
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].image == 0 && s->slots[i].active)
-                        return &s->slots[i];
-        return NULL;
+                if (s->slots[i].image == 0 && s->slots[i].active) {
+                        if (active)
+                                return NULL;
+                        active = &s->slots[i];
+                }
+        return active;
 }
 
 static const struct smp_update_slot *snap_find(const struct smp_update_snapshot *s, const uint8_t hash[32]) {

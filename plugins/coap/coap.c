@@ -124,6 +124,7 @@
 #include <smpgw/smp-omp.h>
 #include <smpgw/smp-transport.h>
 
+#include "coap-link-format.h"
 #include "plugin-util.h"
 
 #define COAP_DEFAULT_PORT_STR "5683"
@@ -700,8 +701,6 @@ static void coap_link_get_stats(struct smp_link *l, struct smp_link_stats *ret) 
 /* Distinct responders remembered per round; past this, more are ignored
  * (a flood must not grow memory without bound). */
 #define DISCOVERY_RESPONDERS_MAX 4096u
-/* Links looked at in one reply before giving up on it. */
-#define DISCOVERY_LINKS_MAX 64u
 #define DISCOVERY_TOKEN_LEN 8u
 
 struct discovery_args {
@@ -936,78 +935,6 @@ static void discovery_finish(struct smp_transport_discovery *d) {
                 d->found(NULL, d->userdata);
 }
 
-static bool rt_lists(const char *value, size_t n, const char *rt) {
-        /* rt is a space-separated list (RFC 6690 §3.1). */
-        size_t want = strlen(rt), i = 0;
-        while (i < n) {
-                while (i < n && value[i] == ' ')
-                        i++;
-                size_t start = i;
-                while (i < n && value[i] != ' ')
-                        i++;
-                if (i - start == want && memcmp(value + start, rt, want) == 0)
-                        return true;
-        }
-        return false;
-}
-
-/* Whether a link-format body (RFC 6690) has a link to /omgr whose rt lists
- * the wanted type (any /omgr link when rt is "").  Bounded by the body's
- * length and DISCOVERY_LINKS_MAX; anything malformed ends the scan with
- * what was seen so far. */
-static bool links_list_omgr(const char *p, size_t n, const char *rt) {
-        size_t i = 0;
-
-        for (unsigned links = 0; links < DISCOVERY_LINKS_MAX && i < n; links++) {
-                if (p[i] != '<')
-                        return false;
-                const char *target = p + i + 1;
-                const char *close = memchr(target, '>', n - i - 1);
-                if (!close)
-                        return false;
-                size_t target_len = (size_t) (close - target);
-                bool is_omgr = target_len == 5 && memcmp(target, "/omgr", 5) == 0;
-                bool rt_ok = !*rt;
-                i = (size_t) (close - p) + 1;
-
-                while (i < n && p[i] == ';') {
-                        i++;
-                        size_t name = i;
-                        while (i < n && p[i] != '=' && p[i] != ';' && p[i] != ',')
-                                i++;
-                        size_t name_len = i - name;
-                        if (i >= n || p[i] != '=')
-                                continue; /* a flag without value */
-                        i++;
-                        const char *value;
-                        size_t value_len;
-                        if (i < n && p[i] == '"') {
-                                value = p + ++i;
-                                while (i < n && p[i] != '"')
-                                        i += p[i] == '\\' ? 2 : 1;
-                                if (i >= n)
-                                        return false;
-                                value_len = (size_t) (p + i - value);
-                                i++;
-                        } else {
-                                value = p + i;
-                                while (i < n && p[i] != ';' && p[i] != ',')
-                                        i++;
-                                value_len = (size_t) (p + i - value);
-                        }
-                        if (name_len == 2 && memcmp(p + name, "rt", 2) == 0 && *rt &&
-                            rt_lists(value, value_len, rt))
-                                rt_ok = true;
-                }
-                if (is_omgr && rt_ok)
-                        return true;
-                if (i < n && p[i] != ',')
-                        return false;
-                i++;
-        }
-        return false;
-}
-
 /* Formats a responder as HOST:PORT (IPv6 in brackets, a link-local
  * address with its %interface so that the conn can be opened). */
 static int format_responder(const coap_address_t *a, char *buf, size_t size) {
@@ -1078,7 +1005,7 @@ static coap_response_t on_discovery_response(coap_session_t *session, const coap
          * large listing is not fetched further (see the top). */
         size_t len = 0;
         const uint8_t *data = NULL;
-        if (!coap_get_data(received, &len, &data) || !links_list_omgr((const char *) data, len, d->rt))
+        if (!coap_get_data(received, &len, &data) || !coap_link_format_lists_omgr((const char *) data, len, d->rt))
                 return COAP_RESPONSE_OK;
 
         for (size_t i = 0; i < d->n_responders; i++)
