@@ -12,6 +12,7 @@ SMPGW_PACKAGES=(
   libdbus-1-dev
   lowdown man-db bash-completion
   tzdata
+  clang-format git
 )
 
 smpgw_install_missing() {
