@@ -8,6 +8,7 @@
 #   FUZZ_SECONDS=60 tools/check.sh  longer fuzz runs (default 15 s each)
 #   SKIP_FUZZ=1 tools/check.sh      no fuzzing
 #   SKIP_CROSS=1 tools/check.sh     no arm64 cross build (tools/cross.sh)
+#   tools/format-check.sh [--fix]   the format check alone
 #   CROSS_ARCHES="arm64 armhf" tools/check.sh   cross builds to run
 set -euo pipefail
 
@@ -53,6 +54,14 @@ setup() {
 }
 
 smpgw_install_missing
+
+log "format (.editorconfig, .clang-format)"
+if tools/format-check.sh; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  failures+=("format check")
+fi
 
 log "build (gcc, -Werror)"
 setup build
