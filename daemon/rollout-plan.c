@@ -565,8 +565,10 @@ static void window_wait_account(struct sim *s, bool window_open) {
 /* One scheduler pass at s->now. */
 static int schedule(struct sim *s, bool *blocked) {
         bool window_open;
-        size_t g;
-        enum queue_kind q;
+        /* pick() sets both when it returns true; armhf's gcc 12 -O2
+         * cannot see that (-Wmaybe-uninitialized). */
+        size_t g = 0;
+        enum queue_kind q = 0;
         int r;
 
         r = window_open_now(s, &window_open);
