@@ -25,6 +25,8 @@
  * would rename the first into the second (meson builds with 64-bit
  * off_t). */
 #undef _FILE_OFFSET_BITS
+/* ...and _TIME_BITS=64 (meson's on 32-bit targets) requires it. */
+#undef _TIME_BITS
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
