@@ -80,6 +80,15 @@ void rest_json_write_string_or_null(FILE *f, const char *s) {
         }
         fputc('"', f);
         for (const unsigned char *p = (const unsigned char *) s; *p; p++) {
+                /* The run of characters that need no escape, in one write. */
+                size_t run = 0;
+                while (p[run] >= 0x20 && p[run] != '"' && p[run] != '\\')
+                        run++;
+                if (run > 0) {
+                        fwrite(p, 1, run, f);
+                        p += run - 1;
+                        continue;
+                }
                 switch (*p) {
                 case '"':  fputs("\\\"", f); break;
                 case '\\': fputs("\\\\", f); break;
