@@ -52,6 +52,10 @@ struct db {
         struct db_history_entry *history;
         size_t history_head, n_history;
         uint64_t history_dropped;
+        unsigned history_drops_unlogged; /* drops since the last warning */
+        /* Write transactions SQLite committed (its commit hook): every
+         * one, the flushes and the writes done at once alike. */
+        uint64_t commits;
 };
 
 /* SQLite result code (extended codes included) to a negative errno. */

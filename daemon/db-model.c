@@ -800,6 +800,49 @@ int db_job_delete(struct db *db, uint64_t job_id) {
 
 /* ---- history ---- */
 
+static int history_write(struct db *db, const struct db_history_entry *e);
+
+static void history_queue_clear(struct db *db) {
+        for (size_t i = 0; i < db->n_history; i++)
+                db_history_entry_done(&db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
+        db->history_head = db->n_history = 0;
+        db->history_drops_unlogged = 0; /* written: a new loss is news again */
+}
+
+/* The queued rows alone, in a transaction of their own.  Not inside one
+ * that is open already (its rollback would take them along). */
+static int history_write_queue(struct db *db) {
+        int r;
+
+        if (!sqlite3_get_autocommit(db->sqlite))
+                return -EBUSY;
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < db->n_history; i++)
+                r = history_write(db, &db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0) {
+                db_rollback(db);
+                return r;
+        }
+        history_queue_clear(db);
+        return 0;
+}
+
+/* A row lost: counted for /metrics, and said in the log at once (the
+ * first of a run of losses, then every DB_HISTORY_DROP_LOG_EVERY). */
+#define DB_HISTORY_DROP_LOG_EVERY 1024u
+static void history_count_drop(struct db *db) {
+        if (db->history_drops_unlogged == 0)
+                log_warning("Database %s: history queue full (%u rows) and the database cannot be written: "
+                            "dropping the oldest rows (%" PRIu64 " dropped so far)",
+                            db->path, DB_HISTORY_QUEUE_MAX, db->history_dropped + 1);
+        db->history_dropped++;
+        db->history_drops_unlogged = (db->history_drops_unlogged + 1) % DB_HISTORY_DROP_LOG_EVERY;
+}
+
 void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_t device_id,
                     const char *image_id, uint64_t job_id, const char *message) {
         struct db_history_entry e = {
@@ -813,7 +856,7 @@ void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_
         if (!db->history) {
                 db->history = calloc(DB_HISTORY_QUEUE_MAX, sizeof(*db->history));
                 if (!db->history) {
-                        db->history_dropped++;
+                        history_count_drop(db);
                         return;
                 }
         }
@@ -822,16 +865,19 @@ void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_
         e.image_id = image_id ? strdup(image_id) : NULL;
         if (!e.type || !e.message || (image_id && !e.image_id)) {
                 db_history_entry_done(&e);
-                db->history_dropped++;
+                history_count_drop(db);
                 return;
         }
-        /* Full: flushes have been failing for a while.  The newest rows
-         * say the most about the current state, so the oldest give way. */
-        if (db->n_history == DB_HISTORY_QUEUE_MAX) {
+        /* Full: a burst (10,000 devices added or probed within one flush
+         * interval) or failing flushes.  Write the queue now in its own
+         * transaction; only when that fails too does the oldest row give
+         * way (the newest say the most about the current state), counted
+         * and logged. */
+        if (db->n_history == DB_HISTORY_QUEUE_MAX && history_write_queue(db) < 0) {
                 db_history_entry_done(&db->history[db->history_head]);
                 db->history_head = (db->history_head + 1) % DB_HISTORY_QUEUE_MAX;
                 db->n_history--;
-                db->history_dropped++;
+                history_count_drop(db);
         }
         db->history[(db->history_head + db->n_history) % DB_HISTORY_QUEUE_MAX] = e;
         db->n_history++;
@@ -964,9 +1010,7 @@ int db_flush(struct db *db, struct manager *m) {
                 m->devices[i]->dirty = m->devices[i]->slots_dirty = false;
         for (size_t i = 0; i < m->n_jobs; i++)
                 m->jobs[i]->dirty = m->jobs[i]->before_dirty = false;
-        for (size_t i = 0; i < db->n_history; i++)
-                db_history_entry_done(&db->history[(db->history_head + i) % DB_HISTORY_QUEUE_MAX]);
-        db->history_head = db->n_history = 0;
+        history_queue_clear(db);
         return 0;
 }
 

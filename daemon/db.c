@@ -236,6 +236,12 @@ static int db_make_parent_dir(const char *path) {
         return 0;
 }
 
+static int on_commit(void *userdata) {
+        struct db *db = userdata;
+        db->commits++;
+        return 0; /* 0: go on with the commit */
+}
+
 int db_open(const char *path, struct db **ret) {
         _cleanup_(db_closep) struct db *db = NULL;
         _cleanup_free_ char *journal_mode = NULL;
@@ -267,6 +273,11 @@ int db_open(const char *path, struct db **ret) {
         if (rc != SQLITE_OK)
                 return log_error_errno(db_errno(db, rc), "Failed to open database %s: %s", path,
                                        db->sqlite ? sqlite3_errmsg(db->sqlite) : sqlite3_errstr(rc));
+
+        /* SQLite calls this for write transactions only, as it commits
+         * them: the count of real transactions (COMMITs and statements in
+         * autocommit mode that wrote), not of our attempts. */
+        sqlite3_commit_hook(db->sqlite, on_commit, db);
 
         /* Before the first pragma: journal_mode=WAL itself needs a lock. */
         sqlite3_busy_timeout(db->sqlite, DB_BUSY_TIMEOUT_MSEC);
@@ -321,6 +332,10 @@ int db_open(const char *path, struct db **ret) {
 
         *ret = TAKE_PTR(db);
         return 0;
+}
+
+uint64_t db_commits(const struct db *db) {
+        return db ? db->commits : 0;
 }
 
 void db_history_entry_done(struct db_history_entry *e) {

@@ -44,12 +44,16 @@ int db_image_delete(struct db *db, const char *image_id);
 int db_job_delete(struct db *db, uint64_t job_id);
 
 /* Queues a history row; written by the next db_flush().  At most
- * DB_HISTORY_QUEUE_MAX rows wait; older ones are dropped (and counted). */
+ * DB_HISTORY_QUEUE_MAX rows wait: a full queue is written at once in a
+ * transaction of its own, and only if that fails is the oldest row
+ * dropped (counted, db_history_dropped(), and logged as a warning). */
 #define DB_HISTORY_QUEUE_MAX 4096u
 void db_history_add(struct db *db, uint64_t time_usec, const char *type, uint64_t device_id,
                     const char *image_id, uint64_t job_id, const char *message);
 /* How many history rows were dropped so far (queue full, or out of memory). */
 uint64_t db_history_dropped(const struct db *db);
+/* Write transactions committed since db_open(), migrations included. */
+uint64_t db_commits(const struct db *db);
 
 /* Writes every dirty device (and its slots when slots_dirty), every dirty
  * job (and its slots before the job when before_dirty) and the queued

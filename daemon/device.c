@@ -376,7 +376,7 @@ void device_seen(struct manager *m, const struct smp_discovered *found) {
         }
         uint64_t now = now_realtime_usec();
         if (d->state == DEVICE_ABSENT || d->state == DEVICE_UNREACHABLE || d->state == DEVICE_NEW ||
-            now - d->last_probe_usec > m->config->reprobe_usec)
+            device_reprobe_due(d, m->config, now))
                 (void) device_probe(d);
         if (changed) {
                 d->dirty = true;
@@ -384,36 +384,63 @@ void device_seen(struct manager *m, const struct smp_discovered *found) {
         }
 }
 
+uint64_t device_spread_usec(uint64_t id, uint64_t period_usec) {
+        /* splitmix64's finalizer: consecutive ids land far apart. */
+        uint64_t x = id + 0x9e3779b97f4a7c15ull;
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        uint64_t window = period_usec / DEVICE_SPREAD_DIVISOR;
+        return window ? x % window : 0;
+}
+
+/* Whether more than period (less the device's spread) has passed since t. */
+static bool older_than(const struct device *d, uint64_t now, uint64_t t, uint64_t period_usec) {
+        return now - t > period_usec - device_spread_usec(d->id, period_usec);
+}
+
+bool device_reprobe_due(const struct device *d, const struct config *c, uint64_t now) {
+        return older_than(d, now, d->last_probe_usec, c->reprobe_usec);
+}
+
+enum device_check device_check_due(const struct device *d, const struct config *c, uint64_t now) {
+        uint64_t limit = c->absent_after_usec;
+
+        if (d->job || d->probe || d->probe_queued)
+                return DEVICE_CHECK_NONE;
+        if (d->state == DEVICE_ABSENT)
+                /* Discovery brings BLE and ranged devices back by itself;
+                 * a device added by its address is only back if we ask, so
+                 * ask at the reprobe pace. */
+                return device_reprobe_due(d, c, now) ? DEVICE_CHECK_PROBE : DEVICE_CHECK_NONE;
+        if (!older_than(d, now, d->last_seen_usec, limit))
+                /* Present devices are looked at again now and then (a
+                 * device updated by someone else, a reboot). */
+                return d->state == DEVICE_ONLINE && device_reprobe_due(d, c, now) ? DEVICE_CHECK_PROBE
+                                                                                   : DEVICE_CHECK_NONE;
+        /* Not seen for (nearly) too long.  IP devices are only "seen" when
+         * they answer, so ask once more before giving up on them; a failed
+         * probe after absent_after marks them absent. */
+        if (now - d->last_probe_usec > limit / 2)
+                return DEVICE_CHECK_PROBE;
+        return now - d->last_seen_usec > limit ? DEVICE_CHECK_ABSENT : DEVICE_CHECK_NONE;
+}
+
 void devices_check_absent(struct manager *m) {
-        uint64_t now = now_realtime_usec(), limit = m->config->absent_after_usec;
+        uint64_t now = now_realtime_usec();
 
         for (size_t i = 0; i < m->n_devices; i++) {
                 struct device *d = m->devices[i];
-                if (d->job || d->probe || d->probe_queued)
-                        continue;
-                if (d->state == DEVICE_ABSENT) {
-                        /* Discovery brings BLE and ranged devices back by
-                         * itself; a device added by its address is only
-                         * back if we ask, so ask at the reprobe pace. */
-                        if (now - d->last_probe_usec > m->config->reprobe_usec)
-                                (void) device_probe(d);
-                        continue;
-                }
-                if (now - d->last_seen_usec <= limit) {
-                        /* Present devices are looked at again now and then
-                         * (a device updated by someone else, a reboot). */
-                        if (d->state == DEVICE_ONLINE && now - d->last_probe_usec > m->config->reprobe_usec)
-                                (void) device_probe(d);
-                        continue;
-                }
-                /* Not seen for too long.  IP devices are only "seen" when
-                 * they answer, so ask once more before giving up on them;
-                 * a failed probe after absent_after marks them absent. */
-                if (now - d->last_probe_usec > limit / 2)
+                switch (device_check_due(d, m->config, now)) {
+                case DEVICE_CHECK_PROBE:
                         (void) device_probe(d);
-                else {
+                        break;
+                case DEVICE_CHECK_ABSENT:
                         device_set_state(d, DEVICE_ABSENT);
                         manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+                        break;
+                case DEVICE_CHECK_NONE:
+                        break;
                 }
         }
 }

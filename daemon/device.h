@@ -15,6 +15,8 @@
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
 
+struct config;
+
 struct manager;
 struct job;
 struct probe;
@@ -117,8 +119,26 @@ void device_mark_seen(struct device *d);
 /* Discovery found a device: adds it, or refreshes a known one. */
 void device_seen(struct manager *m, const struct smp_discovered *found);
 /* Marks the devices not seen for config.absent_after absent, and probes
- * the ones due. */
+ * the ones due (device_check_due()). */
 void devices_check_absent(struct manager *m);
+
+/* Re-probes are spread: a device is due up to a quarter of the period
+ * early, by a share fixed by its id.  Devices added or probed together (a
+ * discovery round, a burst of adds) would otherwise all be due again at
+ * the same check, the whole fleet at once, every period. */
+#define DEVICE_SPREAD_DIVISOR 4u
+/* The device's share of period_usec: [0, period_usec / DEVICE_SPREAD_DIVISOR). */
+uint64_t device_spread_usec(uint64_t id, uint64_t period_usec);
+/* config.reprobe (less the spread) has passed since the last probe. */
+bool device_reprobe_due(const struct device *d, const struct config *c, uint64_t now_usec);
+
+enum device_check {
+        DEVICE_CHECK_NONE,
+        DEVICE_CHECK_PROBE,   /* probe it now */
+        DEVICE_CHECK_ABSENT,  /* mark it absent */
+};
+/* What devices_check_absent() does with d at now_usec (CLOCK_REALTIME). */
+enum device_check device_check_due(const struct device *d, const struct config *c, uint64_t now_usec);
 
 /* ---- probes (probe.c) ---- */
 

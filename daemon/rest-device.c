@@ -5,6 +5,9 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -74,8 +77,111 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
         return o;
 }
 
-static json_t *device_form(struct manager *m, const void *device) {
-        return rest_json_device(m, device);
+/* rest_json_device() written straight as text, for list pages: no value
+ * allocated per field.  A 100-item page through jansson was 20 µs a
+ * device (2 ms a page, 41 ms p99 at 16 clients).  The two must say the
+ * same: tests/daemon/test_scale.py compares every item of a page with
+ * the device's own GET. */
+static void device_write(FILE *f, const struct device *d) {
+        const struct job *unfinished = d->unfinished_job;
+        static const struct {
+                const char *key;
+                size_t offset;
+        } strings[] = {
+                { "conn", offsetof(struct device, conn) },
+                { "transport", SIZE_MAX },
+                { "address", offsetof(struct device, address) },
+                { "address_type", offsetof(struct device, address_type) },
+                { "adapter", offsetof(struct device, adapter) },
+                { "name", offsetof(struct device, name) },
+        };
+
+        fprintf(f, "{\"id\":%" PRIu64, d->id);
+        for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                fprintf(f, ",\"%s\":", strings[i].key);
+                rest_json_write_string_or_null(f, strings[i].offset == SIZE_MAX
+                                                          ? d->transport
+                                                          : *(char *const *) ((const char *) d + strings[i].offset));
+        }
+        fputs(",\"state\":", f);
+        rest_json_write_string_or_null(f, device_state_to_string(d->state));
+        fputs(",\"source\":", f);
+        rest_json_write_string_or_null(f, d->source);
+        if (d->has_rssi)
+                fprintf(f, ",\"rssi\":%d", d->rssi);
+        else
+                fputs(",\"rssi\":null", f);
+        fputs(",\"first_seen\":", f);
+        rest_json_write_time(f, d->first_seen_usec);
+        fputs(",\"last_seen\":", f);
+        rest_json_write_time(f, d->last_seen_usec);
+        fputs(",\"last_probe\":", f);
+        rest_json_write_time(f, d->last_probe_usec);
+        if (d->has_params)
+                fprintf(f, ",\"params\":{\"buf_size\":%" PRIu32 ",\"buf_count\":%" PRIu32 "}", d->buf_size,
+                        d->buf_count);
+        else
+                fputs(",\"params\":null", f);
+        fputs(",\"os_info\":", f);
+        rest_json_write_string_or_null(f, d->os_info);
+        fputs(",\"bootloader\":", f);
+        rest_json_write_string_or_null(f, d->bootloader);
+        if (d->smp_version)
+                fprintf(f, ",\"smp_version\":%u", d->smp_version);
+        else
+                fputs(",\"smp_version\":null", f);
+        fputs(",\"last_error\":", f);
+        rest_json_write_string_or_null(f, d->last_error);
+        if (unfinished)
+                fprintf(f, ",\"job\":%" PRIu64, unfinished->id);
+        else
+                fputs(",\"job\":null", f);
+        fputs(",\"images\":[", f);
+        bool first = true;
+        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *sl = &d->slots.slots[i];
+                char hash[2 * sizeof(sl->hash) + 1];
+                if (!sl->present)
+                        continue;
+                hex_encode(sl->hash, MIN(sl->hash_len, sizeof(sl->hash)), hash);
+                fprintf(f, "%s{\"image\":%" PRIu32 ",\"slot\":%" PRIu32 ",\"version\":", first ? "" : ",",
+                        sl->image, sl->slot);
+                rest_json_write_string_or_null(f, sl->version);
+                fprintf(f, ",\"hash\":\"%s\",\"active\":%s,\"confirmed\":%s,\"pending\":%s,\"bootable\":%s,"
+                           "\"permanent\":%s}",
+                        hash, sl->active ? "true" : "false", sl->confirmed ? "true" : "false",
+                        sl->pending ? "true" : "false", sl->bootable ? "true" : "false",
+                        sl->permanent ? "true" : "false");
+                first = false;
+        }
+        fputs("]}", f);
+}
+
+/* A page of devices as text, in the order and layout rest_reply_page()
+ * gives. */
+static int reply_device_page(struct rest_request *req, struct device **page, size_t n, uint64_t total,
+                             unsigned limit, uint64_t offset) {
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+
+        _cleanup_fclose_ FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        /* Ours alone: no lock taken and released around every write. */
+        __fsetlocking(f, FSETLOCKING_BYCALLER);
+        fputs("{\"devices\":[", f);
+        for (size_t i = 0; i < n; i++) {
+                if (i > 0)
+                        fputc(',', f);
+                device_write(f, page[i]);
+        }
+        fprintf(f, "],\"total\":%" PRIu64 ",\"limit\":%u,\"offset\":%" PRIu64 "}\n", total, limit, offset);
+        bool failed = fflush(f) != 0 || ferror(f);
+        /* Closed before its buffer is handed on (the stream owns it until then). */
+        fclose(TAKE_PTR(f));
+        if (failed || !text)
+                return -ENOMEM;
+        return rest_reply_text(req, 200, "application/json", TAKE_PTR(text), len);
 }
 
 int rest_devices_list(struct rest_request *req) {
@@ -98,8 +204,7 @@ int rest_devices_list(struct rest_request *req) {
         k = engine_devices_query(m, &q, &page, &n, &total, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
-        return rest_reply_page(req, "devices", rest_json_array(m, (void *const *) page, n, device_form), total,
-                               q.limit, q.offset);
+        return reply_device_page(req, page, n, total, q.limit, q.offset);
 }
 
 int rest_devices_add(struct rest_request *req) {

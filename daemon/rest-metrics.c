@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "config.h"   /* the build's: PACKAGE_VERSION */
+#include "db.h"
 #include "rest-internal.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
@@ -86,6 +87,12 @@ int rest_metrics(struct rest_request *req) {
                 "REST clients closed for not sending their request headers in time.", r->header_timeouts);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
+        counter(f, "smpgw_db_transactions_total",
+                "SQLite write transactions committed: the flushes and the writes done at once.",
+                db_commits(m->db));
+        counter(f, "smpgw_history_dropped_total",
+                "History rows lost: the queue was full and the database could not be written.",
+                db_history_dropped(m->db));
 
         if (fclose(f) != 0 || !text)
                 return -ENOMEM;

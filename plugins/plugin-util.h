@@ -21,6 +21,7 @@
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* Hands ownership on: returns the pointer and clears the variable. */
 #define TAKE_PTR(p)                     \

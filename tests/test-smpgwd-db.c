@@ -697,13 +697,16 @@ static void test_history(void) {
         char *dir = tmpdir_new();
         struct manager *m = test_manager_open(dir);
 
-        /* The queue keeps the newest DB_HISTORY_QUEUE_MAX rows. */
+        /* While the database cannot take rows, the queue keeps the
+         * newest DB_HISTORY_QUEUE_MAX rows, and counts what it drops. */
+        own_exec(m->db, "CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END");
         for (unsigned i = 0; i < DB_HISTORY_QUEUE_MAX + 10; i++) {
                 char msg[32];
                 snprintf(msg, sizeof(msg), "row %u", i);
                 db_history_add(m->db, 1000 + i, "test", i % 2 ? 7 : 8, i % 3 ? NULL : ID_P256, 0, msg);
         }
         ASSERT_EQ(db_history_dropped(m->db), 10);
+        own_exec(m->db, "DROP TRIGGER refuse");
 
         /* Queued rows are listed (id 0) before they are written. */
         struct history_seen seen = {};
@@ -739,6 +742,49 @@ static void test_history(void) {
         seen = (struct history_seen) {};
         ASSERT_OK(db_history_list(m->db, 0, 5, 0, history_collect, &seen));
         ASSERT_EQ(seen.n, 1);
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
+/* A burst of rows, more than the queue holds within one flush interval
+ * (10,000 devices added at once), loses none: a full queue is written
+ * at once, in a transaction of its own. */
+static void test_history_burst_kept(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        const unsigned n = 3 * DB_HISTORY_QUEUE_MAX + 7;
+        uint64_t commits = db_commits(m->db);
+
+        for (unsigned i = 0; i < n; i++)
+                db_history_add(m->db, 1000 + i, "test", 7, NULL, 0, "burst");
+        ASSERT_EQ(db_history_dropped(m->db), 0);
+        ASSERT_EQ(db_commits(m->db) - commits, 3);
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM events"), (int64_t) n);
+        ASSERT_EQ(own_int(m->db, "SELECT count(DISTINCT time) FROM events"), (int64_t) n);
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
+/* db_commits() counts SQLite's write transactions, those of a flush and
+ * the writes done at once alike, and nothing for a flush with nothing to
+ * write or for reads. */
+static void test_commits_counted(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        uint64_t before = db_commits(m->db);
+
+        ASSERT_TRUE(before > 0); /* the migrations */
+        struct device *a = add_device(m, "udp:10.0.0.1:1337");
+        ASSERT_EQ(db_commits(m->db) - before, 1);
+        ASSERT_OK(db_flush(m->db, m));               /* nothing dirty: no transaction */
+        ASSERT_EQ(db_commits(m->db) - before, 1);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices"), 1);
+        ASSERT_EQ(db_commits(m->db) - before, 1);
+        a->dirty = true;
+        db_history_add(m->db, 1, "test", a->id, NULL, 0, "x");
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(db_commits(m->db) - before, 2);
         test_manager_free(m);
         tmpdir_free(dir);
 }
@@ -1768,7 +1814,7 @@ static void test_storage_faults_at_every_point(void) {
 
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history),
+          TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history), TEST(test_history_burst_kept), TEST(test_commits_counted),
           TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
           TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted),
           TEST(test_store_add), TEST(test_store_refusals),

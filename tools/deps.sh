@@ -15,6 +15,14 @@ SMPGW_PACKAGES=(
   clang-format git
 )
 
+# Only for the benchmarks in tools/bench (not for building or testing, so
+# not installed by smpgw_install_missing and not by CI):
+#   apt-get install "${SMPGW_BENCH_PACKAGES[@]}"
+# wrk: tools/bench/scale's HTTP load (it falls back to Python threads).
+SMPGW_BENCH_PACKAGES=(
+  wrk
+)
+
 smpgw_install_missing() {
   local missing=() p
   for p in "${SMPGW_PACKAGES[@]}"; do

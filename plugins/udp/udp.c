@@ -20,8 +20,22 @@
  *   HOST:PORT        HOST:PORT-PORT        A.B.C.D-A.B.C.E:PORT[-PORT]
  *
  * at most DISCOVERY_TARGETS_MAX (4096) targets.  Each target that has not
- * answered is probed up to DISCOVERY_ROUNDS times, DISCOVERY_ROUND_USEC
- * apart; then the discovery reports found(NULL) and is over.
+ * answered is probed up to DISCOVERY_ROUNDS times; then the discovery
+ * reports found(NULL) and is over.
+ *
+ * A range of thousands of devices answers faster than one socket can
+ * hold the answers, and whoever reports them (found(): the daemon adds a
+ * device to its database) may take a while for each.  So the probes go
+ * out in batches no larger than half of what the receive buffer holds
+ * (its size asked for from the range, capped by the kernel's rmem_max,
+ * and read back).  The next batch goes once the socket was found empty
+ * (at most two batches' answers are ever queued) and either every probe
+ * of the last one was answered or no answer came for
+ * DISCOVERY_BATCH_QUIET_USEC: devices that answer slowly (a simulator
+ * serving thousands, a busy network) set the pace, absent ones cost a
+ * short wait per batch.  After the last probe of a round we listen until
+ * no answer came for DISCOVERY_QUIET_USEC (at most
+ * DISCOVERY_LISTEN_MAX_USEC): answers are taken for as long as they come.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,7 +68,22 @@
 
 #define DISCOVERY_TARGETS_MAX 4096u
 #define DISCOVERY_ROUNDS 3u
-#define DISCOVERY_ROUND_USEC (400u * 1000u)
+/* A round is over once no answer came for this long after its last probe... */
+#define DISCOVERY_QUIET_USEC (1000u * 1000u)
+/* ... or this long after its last probe, whatever keeps coming. */
+#define DISCOVERY_LISTEN_MAX_USEC (10u * 1000u * 1000u)
+/* Batches of probes at most this often... */
+#define DISCOVERY_PACE_USEC (5u * 1000u)
+/* ... and, while probes of the last one are unanswered, once no answer
+ * came for this long. */
+#define DISCOVERY_BATCH_QUIET_USEC (200u * 1000u)
+/* What one queued answer costs the receive buffer: the kernel charges the
+ * datagram's whole buffer (its "truesize", about 1 KiB on loopback and
+ * Ethernet for a small datagram), not its payload. */
+#define DISCOVERY_ANSWER_COST 1280u
+/* The receive buffer asked for: every answer of a range could wait. */
+#define DISCOVERY_RCVBUF_MAX (DISCOVERY_TARGETS_MAX * DISCOVERY_ANSWER_COST)
+#define DISCOVERY_BATCH_MIN 16u
 
 struct udp_addr {
         int family;
@@ -376,6 +405,11 @@ struct smp_transport_discovery {
 
         unsigned round;
         uint32_t next;          /* next target to probe in this round */
+        uint32_t batch;         /* probes per batch: half the answers the socket holds */
+        bool drained;           /* the socket was found empty since the last batch */
+        bool listening;         /* this round's probes are out */
+        uint32_t batch_sent, batch_answered; /* of the last batch, answers since it */
+        uint64_t last_probe_usec, last_answer_usec;
         uint8_t seq;
         uint8_t probe[SMP_HEADER_SIZE + 1];
         uint8_t answered[DISCOVERY_TARGETS_MAX / 8];
@@ -442,20 +476,24 @@ static int64_t target_index(const struct smp_transport_discovery *d, const struc
         return (int64_t) a * d->n_ports + (port - d->port_lo);
 }
 
-static int discovery_arm_timer(struct smp_transport_discovery *d) {
-        uint64_t now;
-        int r = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
-        if (r < 0)
-                return r;
-        r = sd_event_source_set_time(d->timer, now + DISCOVERY_ROUND_USEC);
+static int discovery_arm_timer(struct smp_transport_discovery *d, uint64_t usec) {
+        int r = sd_event_source_set_time(d->timer, usec);
         if (r < 0)
                 return r;
         return sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }
 
-/* Sends this round's probes; stops at EAGAIN and resumes on EPOLLOUT. */
+/* Sends this round's next batch of probes; stops at EAGAIN and resumes on
+ * EPOLLOUT.  Then the timer: the next batch, or the end of the round. */
 static int discovery_send(struct smp_transport_discovery *d) {
-        while (d->next < d->n_targets) {
+        uint32_t sent = 0;
+        uint64_t now;
+        int r;
+
+        r = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        while (d->next < d->n_targets && sent < d->batch) {
                 if (target_answered(d, d->next)) {
                         d->next++;
                         continue;
@@ -472,11 +510,19 @@ static int discovery_send(struct smp_transport_discovery *d) {
                          * there. */
                 }
                 d->next++;
+                sent++;
         }
-        int r = sd_event_source_set_io_events(d->io, EPOLLIN);
+        d->drained = false;
+        d->last_probe_usec = now;
+        d->batch_sent = sent;
+        d->batch_answered = 0;
+        r = sd_event_source_set_io_events(d->io, EPOLLIN);
         if (r < 0)
                 return r;
-        return discovery_arm_timer(d);
+        if (d->next < d->n_targets)
+                return discovery_arm_timer(d, now + DISCOVERY_PACE_USEC);
+        d->listening = true;
+        return discovery_arm_timer(d, now + DISCOVERY_QUIET_USEC);
 }
 
 static bool probe_answer_valid(const struct smp_transport_discovery *d, const uint8_t *pkt, size_t len) {
@@ -521,6 +567,8 @@ static void discovery_receive(struct smp_transport_discovery *d) {
                 if (n < 0) {
                         if (errno == EINTR || errno_is_icmp(errno))
                                 continue;
+                        if (errno == EAGAIN)
+                                d->drained = true;
                         return;
                 }
                 if ((size_t) n > sizeof(buf))
@@ -530,6 +578,8 @@ static void discovery_receive(struct smp_transport_discovery *d) {
                     !probe_answer_valid(d, buf, (size_t) n))
                         continue;
                 d->answered[i / 8] |= (uint8_t) (1u << (i % 8));
+                (void) sd_event_now(d->event, CLOCK_MONOTONIC, &d->last_answer_usec);
+                d->batch_answered++;
                 discovery_report(d, (uint32_t) i);
         }
 }
@@ -546,19 +596,69 @@ static int on_discovery_io(sd_event_source *s, int fd, uint32_t revents, void *u
         return 0;
 }
 
+/* The round's next batch, once the answers to the last one are in (or
+ * have stopped coming) and read. */
+static int discovery_pace(struct smp_transport_discovery *d, uint64_t now) {
+        if (!d->drained) {
+                discovery_receive(d);
+                if (d->stopped || d->finished)
+                        return 0;
+                if (!d->drained)
+                        /* The answers are still coming in faster than we
+                         * take them: the next batch waits. */
+                        return discovery_arm_timer(d, now + DISCOVERY_PACE_USEC);
+        }
+        uint64_t quiet_until = MAX(d->last_probe_usec, d->last_answer_usec) + DISCOVERY_BATCH_QUIET_USEC;
+        if (d->batch_answered < d->batch_sent && now < quiet_until)
+                return discovery_arm_timer(d, MIN(now + DISCOVERY_PACE_USEC, quiet_until));
+        return discovery_send(d);
+}
+
+/* After the round's last probe: over when quiet, or listened long enough. */
+static int discovery_listen(struct smp_transport_discovery *d, uint64_t now) {
+        uint64_t quiet_from = MAX(d->last_probe_usec, d->last_answer_usec);
+
+        if (now < quiet_from + DISCOVERY_QUIET_USEC && now < d->last_probe_usec + DISCOVERY_LISTEN_MAX_USEC)
+                return discovery_arm_timer(d, MIN(quiet_from + DISCOVERY_QUIET_USEC,
+                                                  d->last_probe_usec + DISCOVERY_LISTEN_MAX_USEC));
+        if (++d->round >= DISCOVERY_ROUNDS) {
+                discovery_finish(d);
+                return 0;
+        }
+        d->next = 0;
+        d->listening = false;
+        d->drained = true;
+        return discovery_send(d);
+}
+
 static int on_discovery_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct smp_transport_discovery *d = userdata;
+        uint64_t now;
 
         d->n_ref++;
-        if (++d->round >= DISCOVERY_ROUNDS)
+        int r = sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+        if (r >= 0)
+                r = d->listening ? discovery_listen(d, now) : discovery_pace(d, now);
+        if (r < 0)
                 discovery_finish(d);
-        else {
-                d->next = 0;
-                if (discovery_send(d) < 0)
-                        discovery_finish(d);
-        }
         discovery_unref(d);
         return 0;
+}
+
+/* A receive buffer for the answers of a whole range if the kernel allows
+ * (net.core.rmem_max), and batches of half of what it really holds. */
+static void discovery_size_buffer(struct smp_transport_discovery *d) {
+        int want = (int) MIN((uint64_t) d->n_targets * DISCOVERY_ANSWER_COST, (uint64_t) DISCOVERY_RCVBUF_MAX);
+        int have = 0;
+        socklen_t len = sizeof(have);
+
+        /* Best effort: the kernel caps it, and we read back what it gave. */
+        (void) setsockopt(d->fd, SOL_SOCKET, SO_RCVBUF, &want, sizeof(want));
+        if (getsockopt(d->fd, SOL_SOCKET, SO_RCVBUF, &have, &len) < 0 || have <= 0)
+                have = 0;
+        /* getsockopt() reports twice what was set, the kernel's own
+         * bookkeeping included; what is left for answers is about half. */
+        d->batch = MAX((uint32_t) have / 2u / DISCOVERY_ANSWER_COST / 2u, DISCOVERY_BATCH_MIN);
 }
 
 /* HOST:PORT[-PORT] or A.B.C.D-A.B.C.E:PORT[-PORT]. */
@@ -666,6 +766,8 @@ static int udp_discover_start(struct smp_transport_instance *instance, sd_event 
         }
         d->fd = fd;
         fd = -1;
+        discovery_size_buffer(d);
+        d->drained = true;
         r = discovery_send(d);
         if (r < 0) {
                 discovery_shutdown(d);

@@ -718,9 +718,14 @@ class Api(RestCase):
                 samples[m.group(1) + (m.group(2) or "")] = float(m.group(4))
         for name in ("smpgw_devices", "smpgw_jobs", "smpgw_images", "smpgw_jobs_finished_total",
                      "smpgw_bytes_uploaded_total", "smpgw_probes_total", "smpgw_rest_requests_total",
-                     "smpgw_db_flushes_total", "smpgw_uptime_seconds"):
+                     "smpgw_db_flushes_total", "smpgw_db_transactions_total", "smpgw_history_dropped_total",
+                     "smpgw_uptime_seconds"):
             self.assertIn(name, types)
-        for counter in ("smpgw_jobs_finished_total", "smpgw_bytes_uploaded_total", "smpgw_rest_requests_total"):
+        # The daemon wrote its devices and migrations: real transactions.
+        self.assertGreater(samples["smpgw_db_transactions_total"], 0)
+        self.assertEqual(samples["smpgw_history_dropped_total"], 0)
+        for counter in ("smpgw_jobs_finished_total", "smpgw_bytes_uploaded_total", "smpgw_rest_requests_total",
+                        "smpgw_db_transactions_total", "smpgw_history_dropped_total"):
             self.assertEqual(types[counter], "counter")
         for state in ("new", "online", "unreachable", "absent"):
             self.assertIn('smpgw_devices{state="%s"}' % state, samples)

@@ -64,7 +64,8 @@ static int on_udp_readable(sd_event_source *s, int fd, uint32_t revents, void *u
         struct sim_device *d = userdata;
         uint8_t *buf = d->sim->rx_buf;
 
-        for (int i = 0; i < 64; i++) {
+        /* Edge-triggered (sim_udp_open()): read until the socket is empty. */
+        for (;;) {
                 struct sim_route route = { .kind = SIM_TRANSPORT_UDP, .addrlen = sizeof(route.addr) };
                 ssize_t n = recvfrom(fd, buf, SIM_RX_BUF_SIZE, MSG_DONTWAIT | MSG_TRUNC,
                                      (struct sockaddr *) &route.addr, &route.addrlen);
@@ -93,7 +94,11 @@ int sim_udp_open(struct sim *sim, struct sim_device *d, const struct sockaddr_st
         if (bind(fd, (struct sockaddr *) &addr, base_len) < 0)
                 return -errno;
 
-        r = sd_event_add_io(sim->event, &d->udp_source, fd, EPOLLIN, on_udp_readable, d);
+        /* Edge-triggered: with thousands of devices probed at once, a
+         * level-triggered socket not yet served would come back from every
+         * epoll_wait() until it is, and serving N of them would cost N²
+         * (10,000 devices answered a discovery in tens of seconds). */
+        r = sd_event_add_io(sim->event, &d->udp_source, fd, EPOLLIN | EPOLLET, on_udp_readable, d);
         if (r < 0)
                 return r;
         d->udp_fd = TAKE_FD(fd);
