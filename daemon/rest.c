@@ -63,6 +63,7 @@ static int rest_queue(struct rest_request *req, unsigned status, struct MHD_Resp
         }
         req->replied = true;
         req->status = status;
+        rest_conn_replying(req->connection);
         if (status >= 400)
                 req->rest->manager->stats.rest_errors++;
         if (MHD_queue_response(req->connection, status, response) != MHD_YES) {
@@ -594,6 +595,52 @@ static int rest_reply_too_large(struct rest_request *req) {
                                 request_body_limit(req));
 }
 
+struct framing {
+        const char *content_length;    /* the first one */
+        bool content_length_differs;   /* another one with another value */
+        const char *transfer_encoding;
+        unsigned n_transfer_encoding;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        struct framing *f = cls;
+
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+                if (!f->content_length)
+                        f->content_length = value;
+                else if (!streq(f->content_length, value))
+                        f->content_length_differs = true;
+        } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+                f->transfer_encoding = value;
+                f->n_transfer_encoding++;
+        }
+        return MHD_YES;
+}
+
+/* How the body is framed, checked before MHD reads any of it: where two
+ * parties could read one request's length differently (two lengths, a
+ * length beside chunked), a proxy in front of us and we would disagree
+ * on where the next request starts; that is request smuggling (RFC 9112
+ * 6.3).  And MHD 0.9.75 knows no transfer coding but chunked: with gzip
+ * it would wait for a body it cannot delimit.  Each is refused and the
+ * connection closed, since what follows on it cannot be trusted. */
+static int rest_check_framing(struct rest_request *req) {
+        struct framing f = {};
+
+        (void) MHD_get_connection_values(req->connection, MHD_HEADER_KIND, framing_header, &f);
+        if (f.content_length_differs)
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "The request has Content-Length headers that disagree.");
+        if (f.n_transfer_encoding > 0 && f.content_length)
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "The request has both Content-Length and Transfer-Encoding.");
+        if (f.n_transfer_encoding > 1 || (f.transfer_encoding && strcasecmp(f.transfer_encoding, "chunked") != 0))
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "Transfer-Encoding must be 'chunked', the one transfer coding "
+                                                    "understood here.");
+        return 0;
+}
+
 /* At the headers: route, authenticate, check the method and what the
  * body will be.  Everything refused here is refused before any of the body
  * is read. */
@@ -606,6 +653,8 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
         int k;
 
         req->method = streq(method, "HEAD") ? "GET" : method;
+        if (rest_check_framing(req) < 0)
+                return -EINVAL;
         /* Before routing: the url MHD hands us is unescaped and ends at a
          * %00, so it is not the path the client sent. */
         if (req->target_bad_path)
@@ -771,8 +820,26 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
         req->connection = connection;
         req->upload_fd = -1;
 
+        rest_conn_request_line(connection);
         end = uri + strlen(uri);
         query = strchr(uri, '?');
+        if (query) {
+                unsigned params = 1;
+
+                for (const char *p = query + 1; p < end; p++)
+                        params += *p == '&';
+                if (params > REST_QUERY_PARAMS_MAX) {
+                        /* MHD would run out of its connection's memory
+                         * storing them and then neither answer nor close;
+                         * the access handler would never run. */
+                        char message[128];
+
+                        snprintf(message, sizeof(message), "The query string has more than %u parameters.",
+                                 REST_QUERY_PARAMS_MAX);
+                        rest_conn_refuse(connection, 431, "Request Header Fields Too Large", "request_too_large",
+                                         message);
+                }
+        }
         req->target_bad_path = has_control(uri, (size_t) ((query ? query : end) - uri));
         for (const char *p = query ? query + 1 : end; p < end && !req->target_bad_query;) {
                 const char *amp = strchr(p, '&');
@@ -803,6 +870,9 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
         struct rest *r = cls;
         struct rest_request *req = *con_cls;
 
+        /* Answered on the socket already (rest-loop.c): end it. */
+        if (rest_conn_refused(connection))
+                return MHD_NO;
         if (!req) {
                 /* rest_request_new() ran out of memory. */
                 req = rest_request_new(r, "", connection);
@@ -823,6 +893,7 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
                 size_t size = *upload_data_size;
 
                 *upload_data_size = 0;
+                rest_conn_body_progress(connection);
                 if (req->replied)
                         return MHD_YES;
                 return rest_request_body(req, upload_data, size) < 0 ? MHD_NO : MHD_YES;
@@ -1054,6 +1125,7 @@ struct rest *rest_free(struct rest *r) {
                 OPENSSL_cleanse(r->tls_key_pem, strlen(r->tls_key_pem));
         free(r->tls_key_pem);
         free(r->tls_cert_pem);
+        free(r->hung_up);
         free(r);
         return NULL;
 }
