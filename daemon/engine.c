@@ -277,6 +277,13 @@ static int push_options(struct manager *m, const struct engine_push *req, struct
         return 0;
 }
 
+int engine_push_check_options(struct manager *m, const struct engine_push *req, struct engine_error *e) {
+        struct job_options opts;
+
+        error_reset(e);
+        return push_options(m, req, &opts, e);
+}
+
 struct target {
         struct device *device;
         size_t index;                  /* in req->devices */

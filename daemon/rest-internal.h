@@ -28,12 +28,14 @@
 #include <systemd/sd-event.h>
 
 #include "manager.h"
+#include "rest-body.h"
+#include "rest-route.h"
 #include "smpgwd-limits.h"
 #include "util.h"
 
 struct engine_error;
 
-#define REST_API_PREFIX "/api/v1"
+
 
 /* A client that lets this much undelivered event text pile up is dropped:
  * a dashboard that stopped reading must not make the daemon grow. */
@@ -218,10 +220,9 @@ int rest_reply_page(struct rest_request *req, const char *key, json_t *items, ui
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 
-/* Checks a request body object against the fields a handler knows, so a
- * typo is an error rather than a silently ignored option.  Replies 400
- * invalid_field naming the first unknown field. */
-int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known);
+/* Replies a body's refusal (rest-body.c) as 400 with its code and
+ * sentence; returns -EINVAL. */
+int rest_reply_body_error(struct rest_request *req, const struct rest_body_error *e);
 
 /* ---- handlers ---- */
 

@@ -289,8 +289,10 @@ static int conn_on_socket(sd_event_source *s, int fd, uint32_t revents, void *us
         }
         if ((revents & EPOLLIN) && conn_check_first_byte(c))
                 return 0;
-        if (!c->got_bytes && (revents & EPOLLIN) && c->phase != REST_CONN_HEADERS)
-                /* MHD read it first: nothing to look at until the next request. */
+        if ((revents & EPOLLIN) && (c->got_bytes || c->phase != REST_CONN_HEADERS))
+                /* Looked at, or MHD read it first: nothing to look at until
+                 * the next request, and a readable socket left to MHD must
+                 * not keep this (higher priority) source pending. */
                 (void) sd_event_source_set_io_events(s, EPOLLRDHUP);
         if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
                 c->peer_closed = true;

@@ -343,22 +343,6 @@ static int rest_health(struct rest_request *req) {
 
 /* ---- routing ---- */
 
-enum rest_resource {
-        REST_RESOURCE_NONE,
-        REST_RESOURCE_HEALTH,
-        REST_RESOURCE_METRICS,
-        REST_RESOURCE_EVENTS,
-        REST_RESOURCE_DEVICES,
-        REST_RESOURCE_DEVICE,
-        REST_RESOURCE_DEVICE_PROBE,
-        REST_RESOURCE_DEVICE_HISTORY,
-        REST_RESOURCE_IMAGES,
-        REST_RESOURCE_IMAGE,
-        REST_RESOURCE_JOBS,
-        REST_RESOURCE_JOB,
-        REST_RESOURCE_JOB_CANCEL,
-        _REST_RESOURCE_MAX,
-};
 
 struct rest_method {
         const char *method;
@@ -398,78 +382,12 @@ static const struct rest_resource_def {
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
 };
 
-static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
-        size_t n = strlen(s), k = strlen(suffix);
-
-        if (n <= k || !streq(s + n - k, suffix))
-                return false;
-        *ret_len = n - k;
-        return true;
+static bool device_known(const char *tail, void *userdata) {
+        return engine_device_lookup(userdata, tail) != NULL;
 }
 
-/* Splits an (unescaped) path into a resource and its {id}. */
 static enum rest_resource rest_route(struct rest *r, const char *url, char **ret_id) {
-        _cleanup_free_ char *path = strdup(url);
-        const char *rest;
-        size_t n;
-
-        *ret_id = NULL;
-        if (!path)
-                return REST_RESOURCE_NONE;
-        n = strlen(path);
-        if (n > 1 && path[n - 1] == '/')
-                path[n - 1] = '\0';
-
-        if (streq(path, "/metrics"))
-                return REST_RESOURCE_METRICS;
-        if (strncmp(path, REST_API_PREFIX "/", strlen(REST_API_PREFIX "/")) != 0)
-                return REST_RESOURCE_NONE;
-        rest = path + strlen(REST_API_PREFIX "/");
-
-        if (streq(rest, "health"))
-                return REST_RESOURCE_HEALTH;
-        if (streq(rest, "events"))
-                return REST_RESOURCE_EVENTS;
-        if (streq(rest, "devices"))
-                return REST_RESOURCE_DEVICES;
-        if (streq(rest, "images"))
-                return REST_RESOURCE_IMAGES;
-        if (streq(rest, "jobs"))
-                return REST_RESOURCE_JOBS;
-
-        if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
-                const char *tail = rest + 8;
-                enum rest_resource res = REST_RESOURCE_DEVICE;
-                size_t len = strlen(tail);
-
-                /* Connection strings may hold '/' (serial:/dev/ttyACM0), so
-                 * a known device's whole conn wins over a sub-resource. */
-                if (!engine_device_lookup(r->manager, tail)) {
-                        if (strip_suffix(tail, "/probe", &len))
-                                res = REST_RESOURCE_DEVICE_PROBE;
-                        else if (strip_suffix(tail, "/history", &len))
-                                res = REST_RESOURCE_DEVICE_HISTORY;
-                }
-                *ret_id = strndup(tail, len);
-                return *ret_id ? res : REST_RESOURCE_NONE;
-        }
-        if (strncmp(rest, "images/", 7) == 0 && rest[7] && !strchr(rest + 7, '/')) {
-                *ret_id = strdup(rest + 7);
-                return *ret_id ? REST_RESOURCE_IMAGE : REST_RESOURCE_NONE;
-        }
-        if (strncmp(rest, "jobs/", 5) == 0 && rest[5]) {
-                const char *tail = rest + 5;
-                enum rest_resource res = REST_RESOURCE_JOB;
-                size_t len = strlen(tail);
-
-                if (strip_suffix(tail, "/cancel", &len))
-                        res = REST_RESOURCE_JOB_CANCEL;
-                if (memchr(tail, '/', len))
-                        return REST_RESOURCE_NONE;
-                *ret_id = strndup(tail, len);
-                return *ret_id ? res : REST_RESOURCE_NONE;
-        }
-        return REST_RESOURCE_NONE;
+        return rest_route_path(url, device_known, r->manager, ret_id);
 }
 
 /* ---- authentication ---- */
@@ -753,17 +671,10 @@ static int rest_request_finish(struct rest_request *req) {
                                         strerror(abs(req->upload_error)));
 
         if (req->body_kind == REST_BODY_JSON) {
-                json_error_t error;
+                struct rest_body_error e;
 
-                if (req->body_len == 0)
-                        return rest_reply_error(req, 400, "bad_request",
-                                                "This request needs a JSON object as its body.");
-                req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &error);
-                if (!req->json)
-                        return rest_reply_error(req, 400, "invalid_json", "Malformed JSON at line %d, column %d: %s.",
-                                                error.line, error.column, error.text);
-                if (!json_is_object(req->json))
-                        return rest_reply_error(req, 400, "invalid_json", "The body must be a JSON object.");
+                if (rest_body_parse(req->body, req->body_len, &req->json, &e) < 0)
+                        return rest_reply_body_error(req, &e);
         }
 
         r = req->handler(req);
@@ -771,36 +682,6 @@ static int rest_request_finish(struct rest_request *req) {
                 return rest_reply_errno(req, r < 0 ? r : -EIO, "Internal error: %s.",
                                         strerror(r < 0 ? -r : EIO));
         return r;
-}
-
-/* A byte that has no business in a request target: C0 controls and DEL. */
-static bool is_control(unsigned char c) {
-        return c < 0x20 || c == 0x7f;
-}
-
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* Whether s[0, n) holds a control character, raw or %-escaped. */
-static bool has_control(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                if (is_control((unsigned char) s[i]))
-                        return true;
-                if (s[i] == '%' && i + 2 < n) {
-                        int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
-
-                        if (hi >= 0 && lo >= 0 && is_control((unsigned char) (hi * 16 + lo)))
-                                return true;
-                }
-        }
-        return false;
 }
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, and this is the
@@ -811,7 +692,7 @@ static bool has_control(const char *s, size_t n) {
 static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection *connection) {
         struct rest *r = cls;
         struct rest_request *req;
-        const char *query, *end;
+        struct rest_target target;
 
         req = calloc(1, sizeof(*req));
         if (!req)
@@ -821,45 +702,21 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
         req->upload_fd = -1;
 
         rest_conn_request_line(connection);
-        end = uri + strlen(uri);
-        query = strchr(uri, '?');
-        if (query) {
-                unsigned params = 1;
-
-                for (const char *p = query + 1; p < end; p++)
-                        params += *p == '&';
-                if (params > REST_QUERY_PARAMS_MAX) {
-                        /* MHD would run out of its connection's memory
-                         * storing them and then neither answer nor close;
-                         * the access handler would never run. */
-                        char message[128];
-
-                        snprintf(message, sizeof(message), "The query string has more than %u parameters.",
-                                 REST_QUERY_PARAMS_MAX);
-                        rest_conn_refuse(connection, 431, "Request Header Fields Too Large", "request_too_large",
-                                         message);
-                }
+        if (rest_target_scan(uri, &target) < 0) {
+                free(req);
+                return NULL;
         }
-        req->target_bad_path = has_control(uri, (size_t) ((query ? query : end) - uri));
-        for (const char *p = query ? query + 1 : end; p < end && !req->target_bad_query;) {
-                const char *amp = strchr(p, '&');
-                size_t n = (size_t) ((amp ? amp : end) - p);
+        req->target_bad_path = target.bad_path;
+        req->target_bad_query = target.bad_query;
+        if (target.n_params > REST_QUERY_PARAMS_MAX) {
+                /* MHD would run out of its connection's memory storing
+                 * them and then neither answer nor close; the access
+                 * handler would never run. */
+                char message[128];
 
-                if (has_control(p, n)) {
-                        const char *eq = memchr(p, '=', n);
-                        size_t name_len = eq ? (size_t) (eq - p) : n;
-
-                        req->target_bad_query = strndup(p, MIN(name_len, (size_t) 64));
-                        if (!req->target_bad_query) {
-                                free(req);
-                                return NULL;
-                        }
-                        /* It is quoted in the reply: no control bytes there. */
-                        for (char *q = req->target_bad_query; *q; q++)
-                                if (is_control((unsigned char) *q) || (unsigned char) *q >= 0x80)
-                                        *q = '?';
-                }
-                p += n + 1;
+                snprintf(message, sizeof(message), "The query string has more than %u parameters.",
+                         REST_QUERY_PARAMS_MAX);
+                rest_conn_refuse(connection, 431, "Request Header Fields Too Large", "request_too_large", message);
         }
         return req;
 }

@@ -79,19 +79,27 @@ class Hostile(unittest.TestCase):
     def assertAnswered(self, name, data, status, within=AT_ONCE, half_close=False):
         took, reply = exchange(self.d.port, data, half_close=half_close)
         note("%s: %s after %.2f s", name, status_of(reply), took)
-        self.assertEqual(status_of(reply), status, "%s: %r" % (name, reply[:300]))
+        if isinstance(status, tuple):
+            self.assertIn(status_of(reply), status, "%s: %r" % (name, reply[:300]))
+        else:
+            self.assertEqual(status_of(reply), status, "%s: %r" % (name, reply[:300]))
         self.assertLess(took, within, "%s: the connection was held %.1f s" % (name, took))
         return reply
 
     # ---- requests that can never complete ----
 
+    # A hang-up before the request is whole: 400 at once, or (when
+    # libmicrohttpd reads the data and the end of the stream in one go, a
+    # race) closed at once without an answer; never held.
+    HALF_CLOSED = (400, None)
+
     def test_half_closed_before_headers_end(self):
-        self.assertAnswered("half-closed headers", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n", 400,
-                            half_close=True)
+        self.assertAnswered("half-closed headers", b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n",
+                            self.HALF_CLOSED, half_close=True)
 
     def test_half_closed_in_the_body(self):
         data = head("POST", "/api/v1/devices", "Content-Type: application/json", "Content-Length: 100") + b"{}"
-        self.assertAnswered("half-closed body", data, 400, half_close=True)
+        self.assertAnswered("half-closed body", data, self.HALF_CLOSED, half_close=True)
 
     def test_tls_client_hello_on_the_plain_port(self):
         hello = bytes.fromhex("160301") + bytes([0, 0xc4, 1, 0, 0, 0xc0, 3, 3]) + os.urandom(32) + b"\x00\x00\x02\x13\x01"
