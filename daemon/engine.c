@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
+#include "smpgw/smp-context.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
@@ -276,6 +277,13 @@ static int push_options(struct manager *m, const struct engine_push *req, struct
         return 0;
 }
 
+int engine_push_check_options(struct manager *m, const struct engine_push *req, struct engine_error *e) {
+        struct job_options opts;
+
+        error_reset(e);
+        return push_options(m, req, &opts, e);
+}
+
 struct target {
         struct device *device;
         size_t index;                  /* in req->devices */
@@ -529,6 +537,19 @@ static bool job_filter_match(const struct job_filter *f, const struct job *j) {
                (!f->by_image || streq(j->image_id, f->image));
 }
 
+/* Whether s is written as a connection string (a scheme libsmpgw knows
+ * or not): a device that was forgotten, or whose plugin is gone, is still
+ * a fair filter. */
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);
+
+static bool conn_string_well_formed(struct manager *m, const char *s) {
+        _cleanup_(smp_conn_unrefp) struct smp_conn *c = NULL;
+
+        if (!m->smp)
+                return strchr(s, ':') != NULL;
+        return smp_context_parse_conn(m->smp, s, &c, NULL) != -EINVAL;
+}
+
 int engine_jobs_query(struct manager *m, const struct engine_job_query *q, struct job ***ret, size_t *ret_n,
                       uint64_t *ret_total, struct engine_error *e) {
         struct job_filter f = { .state = -1 };
@@ -555,6 +576,11 @@ int engine_jobs_query(struct manager *m, const struct engine_job_query *q, struc
                  * A string that names no device matches nothing. */
                 if (smp_parse_uint(q->device, 0, UINT64_MAX, &f.device_id) < 0) {
                         d = manager_find_device_by_conn(m, q->device);
+                        /* As 'image' is: a value that could name no
+                         * device at all is an error, not an empty list. */
+                        if (!d && !conn_string_well_formed(m, q->device))
+                                return fail(e, -EINVAL, "device", -1,
+                                            "'device' must be a device id or a connection string.");
                         f.device_id = d ? d->id : 0;
                 }
         }

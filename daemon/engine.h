@@ -121,6 +121,9 @@ struct engine_push {
  * the first job is created.  *ret_jobs (free() the array, not the jobs)
  * holds the jobs in the order of req->devices. */
 int engine_push(struct manager *m, const struct engine_push *req, struct job ***ret_jobs, struct engine_error *e);
+/* engine_push()'s check of the options alone (mode, attempts): what a
+ * fuzzer of the REST and D-Bus readers can reach without a device. */
+int engine_push_check_options(struct manager *m, const struct engine_push *req, struct engine_error *e);
 /* A job by its decimal id. */
 int engine_job_find(struct manager *m, const char *spec, struct job **ret, struct engine_error *e);
 int engine_job_cancel(struct manager *m, struct job *j, struct engine_error *e);

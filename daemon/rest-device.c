@@ -208,24 +208,18 @@ int rest_devices_list(struct rest_request *req) {
 }
 
 int rest_devices_add(struct rest_request *req) {
-        static const char *const fields[] = { "conn", NULL };
         struct manager *m = req->rest->manager;
+        struct rest_body_error be;
         struct engine_error e;
         struct device *d;
+        const char *conn;
         bool created;
-        json_t *v;
         int k;
 
-        k = rest_json_check_fields(req, req->json, fields);
+        k = rest_body_device_add(req->json, &conn, &be);
         if (k < 0)
-                return k;
-        v = json_object_get(req->json, "conn");
-        if (!json_is_string(v) || json_string_length(v) == 0)
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'conn' is required: a connection string such as \"udp:192.0.2.1:1337\".");
-        if (strlen(json_string_value(v)) != json_string_length(v))
-                return rest_reply_error(req, 400, "invalid_field", "Field 'conn' must not contain NUL characters.");
-        k = engine_device_add(m, json_string_value(v), "rest", &d, &created, &e);
+                return rest_reply_body_error(req, &be);
+        k = engine_device_add(m, conn, "rest", &d, &created, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
         /* A device known already is answered as it is. */
@@ -245,26 +239,21 @@ int rest_device_get(struct rest_request *req) {
 /* PATCH: changes what a user may change of a device, its name; fields
  * left out stay as they are. */
 int rest_device_patch(struct rest_request *req) {
-        static const char *const fields[] = { "name", NULL };
         struct manager *m = req->rest->manager;
+        struct rest_body_error be;
         struct engine_error e;
         struct device *d;
-        json_t *v;
+        const char *name;
+        bool has_name;
         int k;
 
         k = rest_find_device(req, &d);
         if (k < 0)
                 return k;
-        k = rest_json_check_fields(req, req->json, fields);
+        k = rest_body_device_patch(req->json, &has_name, &name, &be);
         if (k < 0)
-                return k;
-        v = json_object_get(req->json, "name");
-        if (v) {
-                const char *name = json_is_string(v) ? json_string_value(v) : NULL;
-
-                if ((!json_is_null(v) && !name) || (name && strlen(name) != json_string_length(v)))
-                        return rest_reply_error(req, 400, "invalid_field",
-                                                "Field 'name' must be a string or null (no name).");
+                return rest_reply_body_error(req, &be);
+        if (has_name) {
                 k = engine_device_rename(m, d, name, &e);
                 if (k < 0)
                         return rest_reply_engine_error(req, &e);

@@ -14,11 +14,23 @@
  * that stops reading fills its queue and is dropped after an "overflow"
  * event instead of growing us.
  *
+ * So that such a client does get the "overflow" event (when it reads
+ * again) and is dropped at once, a stream never fills its socket: it
+ * hands MHD more only while the socket holds less than
+ * REST_SSE_SOCKET_QUEUE_MAX unacknowledged bytes, and otherwise waits
+ * (suspended; a shared timer looks again every 100 ms, as EPOLLOUT would
+ * say "writable" long before then).  The overflow event then always fits,
+ * and once it is in the socket the reader ends the response with an
+ * error, so MHD closes the connection.
+ *
  * Ownership: a stream belongs to its MHD response; MHD frees it through
  * sse_free() when the response is done with, before it closes the socket.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +43,14 @@ struct rest_sse {
         struct rest_sse *prev, *next;
         struct MHD_Connection *connection;
         sd_event_source *hangup_source; /* the client's socket, EPOLLRDHUP */
+        int fd;                        /* the client's socket (MHD's, borrowed) */
         char *buf;                     /* queued text is buf[start, start + len) */
         size_t start, len, alloc;
         unsigned types;                /* bit per enum manager_event_type */
         bool suspended;                /* by us, so only then resumed */
         bool ending;                   /* overflow or shutdown: send what is queued, then end */
+        bool draining;                 /* suspended until its socket drains */
+        bool overflowed;               /* dropped for falling behind */
         bool client_gone;              /* hung up: end without sending */
 };
 
@@ -74,37 +89,123 @@ static int sse_reserve(struct rest_sse *s, size_t n) {
                         return 0;
         }
         want = MAX(s->alloc * 2, s->len + n);
+        /* A full queue needs no more than the bound (and the overflow
+         * event, which replaces it). */
+        want = MIN(want, MAX((size_t) REST_SSE_QUEUE_MAX, s->len + n));
         p = realloc(s->buf, want);
         if (!p)
                 return -ENOMEM;
+        s->rest->sse_allocated += want - s->alloc;
         s->buf = p;
         s->alloc = want;
         return 0;
 }
 
-static void sse_append(struct rest_sse *s, const char *text, size_t n) {
+static void sse_wait_drain(struct rest_sse *s);
+
+/* Drops what is queued (the client would have to resynchronise anyway,
+ * and the point is to free it) and queues the overflow event instead. */
+static void sse_overflow(struct rest_sse *s) {
         static const char overflow[] =
                 "event: overflow\n"
                 "data: {\"message\":\"The client did not keep up with the events; reconnect.\"}\n\n";
+        struct rest *r = s->rest;
+
+        log_warning("REST: an event stream fell %zu bytes behind (%zu in all streams); dropping it", s->len,
+                    r->sse_queued);
+        r->sse_overflows++;
+        s->ending = true;
+        s->overflowed = true;
+        r->sse_queued -= s->len;
+        r->sse_allocated -= s->alloc;
+        s->start = s->len = 0;
+        free(s->buf);
+        s->buf = NULL;
+        s->alloc = 0;
+        if (sse_reserve(s, sizeof(overflow) - 1) >= 0) {
+                memcpy(s->buf, overflow, sizeof(overflow) - 1);
+                s->len = sizeof(overflow) - 1;
+                r->sse_queued += s->len;
+        }
+        /* The socket has room for it: send it and end, drained or not. */
+        s->draining = false;
+        sse_wake(s);
+}
+
+static void sse_append(struct rest_sse *s, const char *text, size_t n) {
+        struct rest *r = s->rest;
 
         if (s->ending)
                 return;
-        if (s->len + n > REST_SSE_QUEUE_MAX || sse_reserve(s, n) < 0) {
-                log_warning("REST: an event stream fell %zu bytes behind; dropping it", s->len);
-                s->ending = true;
-                /* The queued events are dropped too: the client would have
-                 * to resynchronise anyway, and the point is to free them. */
-                s->start = s->len = 0;
-                if (sse_reserve(s, sizeof(overflow) - 1) >= 0) {
-                        memcpy(s->buf, overflow, sizeof(overflow) - 1);
-                        s->len = sizeof(overflow) - 1;
-                }
-                sse_wake(s);
+        /* The total counts what the queues take from the allocator, as
+         * growing one may take up to twice what it holds. */
+        if (s->len + n > REST_SSE_QUEUE_MAX ||
+            (r->sse_allocated + n > REST_SSE_QUEUE_TOTAL_MAX &&
+             s->alloc + n > REST_SSE_QUEUE_TOTAL_MAX / MAX(r->n_sse_streams, (size_t) 1)) ||
+            sse_reserve(s, n) < 0) {
+                sse_overflow(s);
                 return;
         }
         memcpy(s->buf + s->start + s->len, text, n);
         s->len += n;
-        sse_wake(s);
+        r->sse_queued += n;
+        if (!s->draining)
+                sse_wake(s);
+}
+
+/* Unacknowledged bytes in the stream's socket; 0 when that cannot be told
+ * (then MHD's own buffering is all there is). */
+static size_t sse_socket_queued(struct rest_sse *s) {
+        int outq = 0;
+
+        if (s->fd < 0 || ioctl(s->fd, SIOCOUTQ, &outq) < 0 || outq < 0)
+                return 0;
+        return (size_t) outq;
+}
+
+static int sse_on_drain_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+        struct rest *r = userdata;
+        bool waiting = false;
+
+        for (struct rest_sse *s = r->sse_streams; s; s = s->next) {
+                if (!s->draining)
+                        continue;
+                if (sse_socket_queued(s) < REST_SSE_SOCKET_QUEUE_MAX) {
+                        s->draining = false;
+                        sse_wake(s);
+                } else
+                        waiting = true;
+        }
+        if (waiting) {
+                (void) sd_event_source_set_time(source, usec + REST_SSE_DRAIN_CHECK_USEC);
+                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+static void sse_wait_drain(struct rest_sse *s) {
+        struct rest *r = s->rest;
+        uint64_t now;
+        int enabled = SD_EVENT_OFF;
+
+        s->draining = true;
+        if (!r->sse_drain_timer) {
+                if (sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now) < 0 ||
+                    sd_event_add_time(r->manager->event, &r->sse_drain_timer, CLOCK_MONOTONIC,
+                                      now + REST_SSE_DRAIN_CHECK_USEC, 10000u, sse_on_drain_timer, r) < 0) {
+                        /* Without the timer the stream would stall: let
+                         * MHD buffer as before. */
+                        s->draining = false;
+                        return;
+                }
+                (void) sd_event_source_set_description(r->sse_drain_timer, "rest-sse-drain");
+                return;
+        }
+        if (sd_event_source_get_enabled(r->sse_drain_timer, &enabled) >= 0 && enabled == SD_EVENT_OFF &&
+            sd_event_now(r->manager->event, CLOCK_MONOTONIC, &now) >= 0) {
+                (void) sd_event_source_set_time(r->sse_drain_timer, now + REST_SSE_DRAIN_CHECK_USEC);
+                (void) sd_event_source_set_enabled(r->sse_drain_timer, SD_EVENT_ONESHOT);
+        }
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -113,11 +214,19 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
 
         if (s->client_gone)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (s->len == 0) {
-                if (s->ending || s->rest->stopping)
-                        return MHD_CONTENT_READER_END_OF_STREAM;
-                /* Nothing to send: returning 0 is allowed only together with
-                 * suspending (else MHD polls us in a busy loop). */
+        /* A dropped stream closes its connection at once (MHD asks for
+         * more only once what it had is in the socket, the overflow event
+         * included); a stream ended by the shutdown ends cleanly. */
+        if (s->len == 0 && s->overflowed)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (s->len == 0 && (s->ending || s->rest->stopping))
+                return MHD_CONTENT_READER_END_OF_STREAM;
+        if (s->len == 0 || (!s->ending && sse_socket_queued(s) >= REST_SSE_SOCKET_QUEUE_MAX)) {
+                /* Nothing to send, or the client is not taking it:
+                 * returning 0 is allowed only together with suspending
+                 * (else MHD polls us in a busy loop). */
+                if (s->len > 0)
+                        sse_wait_drain(s);
                 s->suspended = true;
                 MHD_suspend_connection(s->connection);
                 return 0;
@@ -126,8 +235,17 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max) {
         memcpy(buf, s->buf + s->start, n);
         s->start += n;
         s->len -= n;
-        if (s->len == 0)
+        s->rest->sse_queued -= n;
+        if (s->len == 0) {
                 s->start = 0;
+                /* A burst is over: give its memory back. */
+                if (s->alloc > 64u * 1024u) {
+                        s->rest->sse_allocated -= s->alloc;
+                        free(s->buf);
+                        s->buf = NULL;
+                        s->alloc = 0;
+                }
+        }
         return (ssize_t) n;
 }
 
@@ -142,6 +260,8 @@ static void sse_free(void *cls) {
         if (s->next)
                 s->next->prev = s->prev;
         r->n_sse_streams--;
+        r->sse_queued -= s->len;
+        r->sse_allocated -= s->alloc;
         sd_event_source_disable_unref(s->hangup_source);
         free(s->buf);
         free(s);
@@ -258,6 +378,10 @@ static int sse_watch_hangup(struct rest_sse *s) {
 
         if (!info)
                 return -EBADF;
+        rest_conn_unwatch(s->connection);
+        s->fd = info->connect_fd;
+        /* Little in the kernel per client (see REST_SSE_SOCKET_QUEUE_MAX). */
+        (void) setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &(int) { REST_SSE_SNDBUF }, sizeof(int));
         k = sd_event_add_io(s->rest->manager->event, &s->hangup_source, info->connect_fd, EPOLLRDHUP,
                             sse_on_hangup, s);
         if (k < 0)
@@ -289,6 +413,7 @@ int rest_events_stream(struct rest_request *req) {
         s->rest = r;
         s->connection = req->connection;
         s->types = types;
+        s->fd = -1;
         /* Something to send at once, so the client sees the headers now
          * rather than with the first event. */
         if (sse_reserve(s, sizeof(hello) - 1) < 0) {
@@ -297,8 +422,11 @@ int rest_events_stream(struct rest_request *req) {
         }
         memcpy(s->buf, hello, sizeof(hello) - 1);
         s->len = sizeof(hello) - 1;
+        r->sse_queued += s->len;
         k = sse_watch_hangup(s);
         if (k < 0) {
+                r->sse_queued -= s->len;
+                r->sse_allocated -= s->alloc;
                 free(s->buf);
                 free(s);
                 return k;
@@ -306,6 +434,8 @@ int rest_events_stream(struct rest_request *req) {
 
         response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
         if (!response) {
+                r->sse_queued -= s->len;
+                r->sse_allocated -= s->alloc;
                 sd_event_source_disable_unref(s->hangup_source);
                 free(s->buf);
                 free(s);
@@ -360,8 +490,10 @@ void rest_events_stop(struct rest *r) {
                 r->observing = false;
         }
         r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
+        r->sse_drain_timer = sd_event_source_disable_unref(r->sse_drain_timer);
         for (struct rest_sse *s = r->sse_streams; s; s = s->next) {
                 s->ending = true;
+                s->draining = false;
                 sse_wake(s);
         }
 }

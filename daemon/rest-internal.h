@@ -29,16 +29,32 @@
 #include <systemd/sd-event.h>
 
 #include "manager.h"
+#include "rest-body.h"
+#include "rest-route.h"
 #include "smpgwd-limits.h"
 #include "util.h"
 
 struct engine_error;
 
-#define REST_API_PREFIX "/api/v1"
+
 
 /* A client that lets this much undelivered event text pile up is dropped:
  * a dashboard that stopped reading must not make the daemon grow. */
 #define REST_SSE_QUEUE_MAX (1024u * 1024u)
+/* ... and all streams together hold at most this much: past it, a stream
+ * that holds more than its share (REST_SSE_QUEUE_TOTAL_MAX / streams) is
+ * dropped the same way.  300 clients that stopped reading once took
+ * 352 MB. */
+#define REST_SSE_QUEUE_TOTAL_MAX (16u * 1024u * 1024u)
+/* What a stream may leave unacknowledged in its socket (SIOCOUTQ) before
+ * it waits: the socket then always has room for the "overflow" event and
+ * the end of the stream, so a client that stopped reading finds them when
+ * it reads again, and the kernel holds little per client (SO_SNDBUF is
+ * set to REST_SSE_SNDBUF). */
+#define REST_SSE_SOCKET_QUEUE_MAX (16u * 1024u)
+#define REST_SSE_SNDBUF (64 * 1024)
+/* How often streams that wait for their socket to drain look again. */
+#define REST_SSE_DRAIN_CHECK_USEC (100ull * 1000ull)
 /* Suspended connections never time out in MHD and MHD does not watch
  * their sockets: rest-events.c watches each stream's socket for the client
  * hanging up, and a comment every 15 s finds the clients that vanished
@@ -50,6 +66,11 @@ struct engine_error;
  * idle timeout: a client sending a byte every few seconds never hits it
  * and, 64 of them, would hold every connection. */
 #define REST_HEADER_TIMEOUT_USEC (10ull * 1000000ull)
+/* A request body gets the same deadline for each of its pieces
+ * (rest-loop.c), and the query string at most this many parameters: past
+ * a few hundred, MHD 0.9.75 runs out of its per-connection memory and
+ * neither answers nor closes. */
+#define REST_QUERY_PARAMS_MAX 64u
 
 struct rest_conn;
 struct rest_sse;
@@ -72,6 +93,10 @@ struct rest {
         sd_event_source *header_timer; /* the oldest header deadline */
         struct rest_conn *awaiting_head, *awaiting_tail; /* waiting for request headers, by deadline */
         uint64_t header_timeouts;      /* clients cut off at the header deadline */
+        uint64_t body_timeouts;        /* requests whose body stalled past the deadline */
+        uint64_t refused_early;        /* answered on the socket: MHD could not (rest-loop.c) */
+        struct rest_conn **hung_up;    /* clients that shut down their side, to be decided on */
+        size_t n_hung_up;
         unsigned watchdog_failures;    /* consecutive checks that found MHD unable to accept */
 
         /* libmicrohttpd's messages, rate limited: a client can cause them */
@@ -92,6 +117,10 @@ struct rest {
 
         struct rest_sse *sse_streams;  /* each owned by its MHD response */
         size_t n_sse_streams;
+        size_t sse_queued;             /* undelivered event text of all streams */
+        size_t sse_allocated;          /* the memory their queues hold */
+        uint64_t sse_overflows;        /* streams dropped for falling behind */
+        sd_event_source *sse_drain_timer; /* while a stream waits for its socket */
         uint64_t sse_last_event_id;
         bool observing;
         bool stopping;
@@ -196,10 +225,9 @@ int rest_reply_page(struct rest_request *req, const char *key, json_t *items, ui
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 
-/* Checks a request body object against the fields a handler knows, so a
- * typo is an error rather than a silently ignored option.  Replies 400
- * invalid_field naming the first unknown field. */
-int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known);
+/* Replies a body's refusal (rest-body.c) as 400 with its code and
+ * sentence; returns -EINVAL. */
+int rest_reply_body_error(struct rest_request *req, const struct rest_body_error *e);
 
 /* ---- handlers ---- */
 
@@ -248,4 +276,18 @@ void rest_on_connection(void *cls, struct MHD_Connection *connection, void **soc
 /* The headers of a request are in / the request is over (the connection
  * waits for its next request, under a fresh header deadline). */
 void rest_conn_request_begins(struct MHD_Connection *connection);
+/* The request line is in (a request is under way on the connection). */
+void rest_conn_request_line(struct MHD_Connection *connection);
 void rest_conn_request_ends(struct MHD_Connection *connection);
+/* A piece of the body arrived: the body deadline starts again. */
+void rest_conn_body_progress(struct MHD_Connection *connection);
+/* A reply is queued: from here MHD alone writes to the socket. */
+void rest_conn_replying(struct MHD_Connection *connection);
+/* Answers status on the socket itself and shuts it down, for what MHD
+ * hides from the access handler; only before a reply was queued. */
+void rest_conn_refuse(struct MHD_Connection *connection, unsigned status, const char *reason, const char *code,
+                      const char *message);
+bool rest_conn_refused(struct MHD_Connection *connection);
+/* Stops watching the socket (an fd has one watch in the loop): an event
+ * stream watches it itself. */
+void rest_conn_unwatch(struct MHD_Connection *connection);

@@ -2,7 +2,8 @@
 /*
  * /api/v1/jobs: pushes of an image to devices, one job per device.  The
  * engine checks a push whole and creates all of its jobs or none
- * (engine_push()); this file reads the JSON into it and its answer back.
+ * (engine_push()); rest-body.c reads the JSON into it, this file its
+ * answer back.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,86 +51,22 @@ static json_t *job_form(struct manager *m, const void *job) {
         return rest_json_job(m, job);
 }
 
-/* A device spec as the engine takes it: a JSON integer becomes its
- * decimal string. */
-typedef char device_spec[24];
-
-/* Reads "devices" into specs (the field's type only: the engine checks
- * the count, every device, repeats and busy ones). */
-static int read_devices(struct rest_request *req, json_t *devices, device_spec **ret_buf, const char ***ret_specs,
-                        size_t *ret_n) {
-        _cleanup_free_ device_spec *buf = NULL;
-        _cleanup_free_ const char **specs = NULL;
-        size_t n = json_array_size(devices);
-
-        if (!json_is_array(devices))
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'devices' must be an array of device ids or connection strings.");
-        /* Past the limit the engine refuses by the count alone: no need
-         * to convert what it will not look at. */
-        n = MIN(n, (size_t) PUSH_DEVICES_MAX + 1);
-        buf = calloc(MAX(n, (size_t) 1), sizeof(*buf));
-        specs = calloc(MAX(n, (size_t) 1), sizeof(*specs));
-        if (!buf || !specs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                json_t *v = json_array_get(devices, i);
-                if (json_is_integer(v)) {
-                        snprintf(buf[i], sizeof(buf[i]), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                        specs[i] = buf[i];
-                } else if (json_is_string(v) && json_string_length(v) > 0)
-                        specs[i] = json_string_value(v);
-                else
-                        return rest_reply_error(req, 400, "invalid_field",
-                                                "Field 'devices[%zu]' must be a device id or a connection string.", i);
-        }
-        *ret_buf = TAKE_PTR(buf);
-        *ret_specs = TAKE_PTR(specs);
-        *ret_n = json_array_size(devices);
-        return 0;
-}
-
-/* The body's fields, their JSON types checked, into a push request. */
-static int read_push(struct rest_request *req, struct engine_push *push, device_spec **ret_buf,
-                     const char ***ret_specs) {
-        static const char *const fields[] = { "image", "devices", "mode", "attempts", NULL };
-        json_t *v;
-        int k;
-
-        k = rest_json_check_fields(req, req->json, fields);
-        if (k < 0)
-                return k;
-        v = json_object_get(req->json, "image");
-        if (!json_is_string(v) || json_string_length(v) == 0)
-                return rest_reply_error(req, 400, "invalid_field", "Field 'image' is required: an image id (its hash).");
-        push->image = json_string_value(v);
-        v = json_object_get(req->json, "mode");
-        if (v && !json_is_string(v))
-                return rest_reply_error(req, 400, "invalid_field", "Field 'mode' must be a string.");
-        push->mode = v ? json_string_value(v) : NULL;
-        v = json_object_get(req->json, "attempts");
-        if (v && !json_is_integer(v))
-                return rest_reply_error(req, 400, "invalid_field", "Field 'attempts' must be an integer.");
-        push->has_attempts = v != NULL;
-        push->attempts = v ? json_integer_value(v) : 0;
-        push->devices_listed = true;
-        return read_devices(req, json_object_get(req->json, "devices"), ret_buf, ret_specs, &push->n_devices);
-}
-
 int rest_jobs_create(struct rest_request *req) {
         struct manager *m = req->rest->manager;
-        _cleanup_free_ device_spec *buf = NULL;
+        _cleanup_free_ rest_device_spec *buf = NULL;
         _cleanup_free_ const char **specs = NULL;
         _cleanup_free_ struct job **created = NULL;
         struct engine_push push = {};
+        struct rest_body_error be;
         struct engine_error e;
         json_t *jobs;
         int k;
 
-        k = read_push(req, &push, &buf, &specs);
+        k = rest_body_push(req->json, &push, &buf, &specs, &be);
+        if (k == -EINVAL)
+                return rest_reply_body_error(req, &be);
         if (k < 0)
                 return k;
-        push.devices = specs;
         k = engine_push(m, &push, &created, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);

@@ -145,21 +145,7 @@ int rest_reply_page(struct rest_request *req, const char *key, json_t *items, ui
                                          (json_int_t) limit, "offset", (json_int_t) offset));
 }
 
-int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {
-        const char *key;
-        json_t *value;
-
-        json_object_foreach(object, key, value) {
-                bool found = false;
-                for (const char *const *k = known; *k; k++)
-                        if (streq(key, *k)) {
-                                found = true;
-                                break;
-                        }
-                if (!found) {
-                        (void) rest_reply_error(req, 400, "invalid_field", "Unknown field '%s'.", key);
-                        return -EINVAL;
-                }
-        }
-        return 0;
+int rest_reply_body_error(struct rest_request *req, const struct rest_body_error *e) {
+        (void) rest_reply_error(req, 400, e->code, "%s", e->message);
+        return -EINVAL;
 }

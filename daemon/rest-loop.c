@@ -26,8 +26,21 @@
  * MHD_OPTION_CONNECTION_TIMEOUT is an idle timeout that every byte
  * restarts, so a client trickling its headers never reaches it: every
  * connection that waits for request headers has a deadline here, and one
- * that passes it is shut down (MHD then sees the end of the stream and
- * closes it).
+ * that passes it is answered 408 and shut down (MHD then sees the end of
+ * the stream and closes it).  A request body has the same deadline for
+ * each piece of it: MHD 0.9.75 waits out its whole idle timeout for a
+ * Content-Length the client never fills, and for a chunk line longer
+ * than its buffer (a 70 KB chunk extension) it stops reading, silently.
+ *
+ * MHD also hides requests that can never complete: it does not act on a
+ * client that half-closed its side before the request was whole, and it
+ * waits for the end of a request line that a TLS ClientHello never sends.
+ * Each connection's socket is watched here too (in the loop's own epoll
+ * set, beside MHD's): the first byte of every request must be able to
+ * start one, and a hang-up before the request is whole is answered 400
+ * at once.  These answers are written to the socket directly, which is
+ * safe exactly while MHD has written nothing for the request: before its
+ * headers are in, or, for a body, before a reply was queued.
  *
  * rest_watchdog_check() lets the manager's watchdog ping only while MHD
  * can take a client: below max_connections, its listen socket must be in
@@ -48,11 +61,23 @@
 #include "rest-internal.h"
 #include "rest.h"
 
+enum rest_conn_phase {
+        REST_CONN_HEADERS,             /* waiting for (the rest of) request headers */
+        REST_CONN_BODY,                /* headers in, the body arriving, no reply yet */
+        REST_CONN_REPLYING,            /* a reply is queued: MHD's until the request ends */
+};
+
 struct rest_conn {
         struct rest *rest;
         int fd;                        /* MHD's, borrowed */
-        uint64_t deadline_usec;        /* CLOCK_MONOTONIC; 0: not waiting for headers */
+        enum rest_conn_phase phase;
+        uint64_t deadline_usec;        /* CLOCK_MONOTONIC; 0: no deadline */
         struct rest_conn *prev, *next; /* in rest->awaiting_*, while deadline_usec != 0 */
+        sd_event_source *watch;        /* the socket: a request's first byte, the client hanging up */
+        unsigned requests;             /* begun on this connection */
+        bool got_bytes;                /* of the request awaited now */
+        bool peer_closed;              /* the client shut down its sending side */
+        bool refused;                  /* answered here: the socket is shut down */
 };
 
 static uint64_t loop_now(struct rest *r) {
@@ -84,9 +109,12 @@ static void rest_arm_timer(struct rest *r) {
         (void) sd_event_source_set_enabled(r->timer_source, SD_EVENT_ONESHOT);
 }
 
+static void conns_check_hangups(struct rest *r);
+
 static void rest_run(struct rest *r) {
         if (MHD_run(r->daemon) != MHD_YES)
                 log_debug("REST: MHD_run() failed");
+        conns_check_hangups(r);
         rest_arm_timer(r);
 }
 
@@ -111,6 +139,13 @@ static int rest_on_run_defer(sd_event_source *s, void *userdata) {
 }
 
 /* ---- connections and their header deadlines ---- */
+
+static struct rest_conn *conn_of(struct MHD_Connection *connection) {
+        const union MHD_ConnectionInfo *info =
+                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return info ? info->socket_context : NULL;
+}
+
 
 static void awaiting_remove(struct rest_conn *c) {
         struct rest *r = c->rest;
@@ -157,6 +192,183 @@ static void awaiting_append(struct rest_conn *c) {
                 header_timer_arm(r);
 }
 
+/* Answers a request MHD has written nothing for yet, then shuts the
+ * socket down: MHD, reading the end of the stream, closes it.  Best
+ * effort: a client that does not read may miss the answer, never the
+ * close. */
+static void conn_refuse(struct rest_conn *c, unsigned status, const char *reason, const char *code,
+                        const char *message) {
+        char text[512];
+        int body_len, n;
+
+        if (c->refused)
+                return;
+        c->refused = true;
+        body_len = (int) strlen("{\"error\":{\"code\":\"\",\"message\":\"\"}}\n") + (int) strlen(code) +
+                   (int) strlen(message);
+        n = snprintf(text, sizeof(text),
+                     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Cache-Control: no-store\r\nContent-Length: %d\r\n\r\n"
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}\n",
+                     status, reason, body_len, code, message);
+        /* Over TLS the socket carries records that only MHD can write:
+         * there the client gets the close alone. */
+        if (n > 0 && (size_t) n < sizeof(text) && !c->rest->tls_cert_pem)
+                (void) send(c->fd, text, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void) shutdown(c->fd, SHUT_RDWR);
+        c->rest->refused_early++;
+        log_debug("REST: %u %s answered on the socket: %s", status, code, message);
+        rest_run_soon(c->rest);
+}
+
+void rest_conn_refuse(struct MHD_Connection *connection, unsigned status, const char *reason, const char *code,
+                      const char *message) {
+        struct rest_conn *c = conn_of(connection);
+
+        if (c)
+                conn_refuse(c, status, reason, code, message);
+}
+
+bool rest_conn_refused(struct MHD_Connection *connection) {
+        struct rest_conn *c = conn_of(connection);
+
+        return c && c->refused;
+}
+
+/* A byte no part of a request head can hold (C0 controls but HT, CR and
+ * LF; DEL): where a request must begin, it tells a TLS handshake or
+ * binary garbage from HTTP.  Only such bytes are refused, so that a peek
+ * which, by a race, sees a later piece of the head rather than its first
+ * byte never refuses a good request. */
+static bool never_in_request_head(unsigned char b) {
+        return (b < 0x20 && b != '\t' && b != '\r' && b != '\n') || b == 0x7f;
+}
+
+/* EPOLLIN only while a first byte is to be looked at: the watch is level
+ * triggered and runs before MHD, so a readable socket it does not read
+ * would starve MHD's own source (sd-event dispatches the highest priority
+ * first).  Over TLS there is no first byte to look at. */
+static uint32_t conn_watch_events(const struct rest_conn *c) {
+        return c->rest->tls_cert_pem ? EPOLLRDHUP : EPOLLIN | EPOLLRDHUP;
+}
+
+/* Looks at the first byte of the request awaited, while it is still
+ * unread in the socket.  Returns true when the request was refused. */
+static bool conn_check_first_byte(struct rest_conn *c) {
+        unsigned char first;
+
+        /* Over TLS the first byte is a handshake's, rightly. */
+        if (c->got_bytes || c->phase != REST_CONN_HEADERS || c->refused || c->rest->tls_cert_pem)
+                return false;
+        if (recv(c->fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+                return false;
+        c->got_bytes = true;
+        /* From here only the hang-up matters (EPOLLIN is level triggered
+         * and MHD may leave bytes unread). */
+        if (c->watch)
+                (void) sd_event_source_set_io_events(c->watch, EPOLLRDHUP);
+        if (!never_in_request_head(first))
+                return false;
+        if (first == 0x16)
+                conn_refuse(c, 400, "Bad Request", "bad_request",
+                            "This port speaks plain HTTP, and the client began a TLS handshake.");
+        else
+                conn_refuse(c, 400, "Bad Request", "bad_request",
+                            "The request does not start with a method.");
+        return true;
+}
+
+/* Runs before MHD's own io source (a higher priority), so a request's
+ * first byte is still unread in the socket when it is looked at. */
+static int conn_on_socket(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct rest_conn *c = userdata;
+
+        if (c->refused) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
+        if ((revents & EPOLLIN) && conn_check_first_byte(c))
+                return 0;
+        if ((revents & EPOLLIN) && (c->got_bytes || c->phase != REST_CONN_HEADERS))
+                /* Looked at, or MHD read it first: nothing to look at until
+                 * the next request, and a readable socket left to MHD must
+                 * not keep this (higher priority) source pending. */
+                (void) sd_event_source_set_io_events(s, EPOLLRDHUP);
+        if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                c->peer_closed = true;
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                /* Decided after MHD has read what there is (rest_run()). */
+                rest_run_soon(c->rest);
+        }
+        return 0;
+}
+
+/* After an MHD_run(): a client that hung up before its request was whole
+ * will never complete it, and MHD 0.9.75 would keep the connection until
+ * its timeout.  Only once MHD has read everything the client sent (the
+ * socket shows the end of the stream and nothing before it) is that
+ * certain. */
+static void conns_check_hangups(struct rest *r) {
+        for (size_t i = 0; i < r->n_hung_up;) {
+                struct rest_conn *c = r->hung_up[i];
+                char b;
+
+                if (c->refused || c->phase == REST_CONN_REPLYING ||
+                    (c->phase == REST_CONN_HEADERS && !c->got_bytes)) {
+                        /* Answered, MHD's to finish, or an idle connection
+                         * the client is done with. */
+                        if (!c->refused && c->phase == REST_CONN_HEADERS) {
+                                (void) shutdown(c->fd, SHUT_RDWR);
+                                c->refused = true;
+                                rest_run_soon(r);
+                        }
+                        r->hung_up[i] = r->hung_up[--r->n_hung_up];
+                        continue;
+                }
+                if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
+                        i++;   /* MHD has more to read first */
+                        continue;
+                }
+                if (c->phase == REST_CONN_HEADERS)
+                        conn_refuse(c, 400, "Bad Request", "bad_request",
+                                    "The client closed its side before the request headers were complete.");
+                else
+                        conn_refuse(c, 400, "Bad Request", "bad_request",
+                                    "The client closed its side before the request body was complete.");
+                r->hung_up[i] = r->hung_up[--r->n_hung_up];
+        }
+}
+
+static void hung_up_remove(struct rest_conn *c) {
+        struct rest *r = c->rest;
+
+        for (size_t i = 0; i < r->n_hung_up; i++)
+                if (r->hung_up[i] == c) {
+                        r->hung_up[i] = r->hung_up[--r->n_hung_up];
+                        return;
+                }
+}
+
+static int conn_on_socket_checked(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct rest_conn *c = userdata;
+        bool was = c->peer_closed;
+        int k = conn_on_socket(s, fd, revents, userdata);
+
+        if (!was && c->peer_closed) {
+                struct rest *r = c->rest;
+                struct rest_conn **p = reallocarray(r->hung_up, r->n_hung_up + 1, sizeof(*p));
+
+                if (!p) {
+                        (void) shutdown(c->fd, SHUT_RDWR);
+                        c->refused = true;
+                        return k;
+                }
+                r->hung_up = p;
+                r->hung_up[r->n_hung_up++] = c;
+        }
+        return k;
+}
+
 static int rest_on_header_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct rest *r = userdata;
         uint64_t now = loop_now(r);
@@ -166,14 +378,25 @@ static int rest_on_header_timer(sd_event_source *s, uint64_t usec, void *userdat
                 struct rest_conn *c = r->awaiting_head;
 
                 awaiting_remove(c);
-                /* MHD owns the socket: shut it down and let MHD, reading the
-                 * end of the stream, close it and free the connection. */
-                (void) shutdown(c->fd, SHUT_RDWR);
-                r->header_timeouts++;
+                if (c->phase == REST_CONN_BODY) {
+                        conn_refuse(c, 408, "Request Timeout", "request_timeout",
+                                    "The request body stalled: nothing of it arrived for too long.");
+                        r->body_timeouts++;
+                } else if (c->got_bytes)
+                        conn_refuse(c, 408, "Request Timeout", "request_timeout",
+                                    "The request headers did not arrive in time.");
+                else {
+                        /* An idle connection (kept alive, or never used):
+                         * there is no request to answer. */
+                        (void) shutdown(c->fd, SHUT_RDWR);
+                        c->refused = true;
+                }
+                if (c->phase != REST_CONN_BODY)
+                        r->header_timeouts++;
                 cut++;
         }
         if (cut > 0) {
-                log_debug("REST: %u client(s) sent no complete request headers in %" PRIu64 " ms; closed", cut,
+                log_debug("REST: %u client(s) sent no complete request in %" PRIu64 " ms; closed", cut,
                           r->header_timeout_usec / 1000u);
                 rest_run_soon(r);
         }
@@ -181,10 +404,16 @@ static int rest_on_header_timer(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
-static struct rest_conn *conn_of(struct MHD_Connection *connection) {
-        const union MHD_ConnectionInfo *info =
-                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        return info ? info->socket_context : NULL;
+static void conn_free(struct rest_conn *c) {
+        struct rest *r = c->rest;
+        bool was_head = r->awaiting_head == c;
+
+        awaiting_remove(c);
+        if (was_head)
+                header_timer_arm(r);
+        hung_up_remove(c);
+        sd_event_source_disable_unref(c->watch);
+        free(c);
 }
 
 void rest_on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
@@ -195,6 +424,7 @@ void rest_on_connection(void *cls, struct MHD_Connection *connection, void **soc
         if (code == MHD_CONNECTION_NOTIFY_STARTED) {
                 const union MHD_ConnectionInfo *info =
                         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+                int k;
 
                 if (!info)
                         return;
@@ -206,8 +436,18 @@ void rest_on_connection(void *cls, struct MHD_Connection *connection, void **soc
                 }
                 c->rest = r;
                 c->fd = info->connect_fd;
+                k = sd_event_add_io(r->manager->event, &c->watch, c->fd, conn_watch_events(c),
+                                    conn_on_socket_checked, c);
+                if (k >= 0) {
+                        (void) sd_event_source_set_priority(c->watch, SD_EVENT_PRIORITY_NORMAL - 1);
+                        (void) sd_event_source_set_description(c->watch, "rest-conn");
+                } else
+                        log_debug_errno(k, "REST: cannot watch a client's socket, its deadlines alone apply: %m");
                 *socket_context = c;
                 awaiting_append(c);
+                /* MHD reads a new connection in the run that accepts it:
+                 * look at what is there before it does. */
+                (void) conn_check_first_byte(c);
                 return;
         }
 
@@ -215,21 +455,44 @@ void rest_on_connection(void *cls, struct MHD_Connection *connection, void **soc
          * counts the connection down after this, and only a later run puts
          * its listen socket back into its epoll set if it was out. */
         if (c) {
-                bool was_head = r->awaiting_head == c;
-
-                awaiting_remove(c);
-                if (was_head)
-                        header_timer_arm(r);
-                free(c);
+                conn_free(c);
                 *socket_context = NULL;
         }
         rest_run_soon(r);
 }
 
+void rest_conn_request_line(struct MHD_Connection *connection) {
+        struct rest_conn *c = conn_of(connection);
+
+        if (c)
+                c->got_bytes = true;
+}
+
 void rest_conn_request_begins(struct MHD_Connection *connection) {
         struct rest_conn *c = conn_of(connection);
 
-        if (c && c->deadline_usec != 0) {
+        if (!c)
+                return;
+        c->requests++;
+        /* The body (if any) is under the same deadline, per piece. */
+        c->phase = REST_CONN_BODY;
+        awaiting_append(c);
+}
+
+void rest_conn_body_progress(struct MHD_Connection *connection) {
+        struct rest_conn *c = conn_of(connection);
+
+        if (c && c->phase == REST_CONN_BODY)
+                awaiting_append(c);
+}
+
+void rest_conn_replying(struct MHD_Connection *connection) {
+        struct rest_conn *c = conn_of(connection);
+
+        if (!c)
+                return;
+        c->phase = REST_CONN_REPLYING;
+        if (c->deadline_usec != 0) {
                 bool was_head = c->rest->awaiting_head == c;
 
                 awaiting_remove(c);
@@ -238,13 +501,28 @@ void rest_conn_request_begins(struct MHD_Connection *connection) {
         }
 }
 
+void rest_conn_unwatch(struct MHD_Connection *connection) {
+        struct rest_conn *c = conn_of(connection);
+
+        if (c)
+                c->watch = sd_event_source_disable_unref(c->watch);
+}
+
 void rest_conn_request_ends(struct MHD_Connection *connection) {
         struct rest_conn *c = conn_of(connection);
 
         /* Kept alive, the connection now waits for another request; if it
          * is closing instead, NOTIFY_CLOSED follows and drops it. */
-        if (c && !c->rest->stopping)
-                awaiting_append(c);
+        if (!c || c->rest->stopping)
+                return;
+        c->phase = REST_CONN_HEADERS;
+        awaiting_append(c);
+        /* The next request's first byte is checked too. */
+        c->got_bytes = false;
+        if (c->watch && !c->peer_closed) {
+                (void) sd_event_source_set_io_events(c->watch, conn_watch_events(c));
+                (void) sd_event_source_set_enabled(c->watch, SD_EVENT_ON);
+        }
 }
 
 /* ---- the watchdog's check ---- */

@@ -85,6 +85,13 @@ int rest_metrics(struct rest_request *req) {
         counter(f, "smpgw_rest_errors_total", "REST replies with a 4xx or 5xx status.", st->rest_errors);
         counter(f, "smpgw_rest_header_timeouts_total",
                 "REST clients closed for not sending their request headers in time.", r->header_timeouts);
+        counter(f, "smpgw_sse_overflows_total",
+                "Event streams dropped for falling behind (an overflow event, then the end).", r->sse_overflows);
+        counter(f, "smpgw_rest_body_timeouts_total",
+                "REST requests answered 408 because their body stalled.", r->body_timeouts);
+        counter(f, "smpgw_rest_refused_early_total",
+                "REST requests answered on the socket because they could never complete "
+                "(a hang-up, a TLS handshake, too many query parameters, a stall).", r->refused_early);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
         counter(f, "smpgw_db_transactions_total",

@@ -63,6 +63,7 @@ static int rest_queue(struct rest_request *req, unsigned status, struct MHD_Resp
         }
         req->replied = true;
         req->status = status;
+        rest_conn_replying(req->connection);
         if (status >= 400)
                 req->rest->manager->stats.rest_errors++;
         if (MHD_queue_response(req->connection, status, response) != MHD_YES) {
@@ -342,22 +343,6 @@ static int rest_health(struct rest_request *req) {
 
 /* ---- routing ---- */
 
-enum rest_resource {
-        REST_RESOURCE_NONE,
-        REST_RESOURCE_HEALTH,
-        REST_RESOURCE_METRICS,
-        REST_RESOURCE_EVENTS,
-        REST_RESOURCE_DEVICES,
-        REST_RESOURCE_DEVICE,
-        REST_RESOURCE_DEVICE_PROBE,
-        REST_RESOURCE_DEVICE_HISTORY,
-        REST_RESOURCE_IMAGES,
-        REST_RESOURCE_IMAGE,
-        REST_RESOURCE_JOBS,
-        REST_RESOURCE_JOB,
-        REST_RESOURCE_JOB_CANCEL,
-        _REST_RESOURCE_MAX,
-};
 
 struct rest_method {
         const char *method;
@@ -397,78 +382,12 @@ static const struct rest_resource_def {
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
 };
 
-static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
-        size_t n = strlen(s), k = strlen(suffix);
-
-        if (n <= k || !streq(s + n - k, suffix))
-                return false;
-        *ret_len = n - k;
-        return true;
+static bool device_known(const char *tail, void *userdata) {
+        return engine_device_lookup(userdata, tail) != NULL;
 }
 
-/* Splits an (unescaped) path into a resource and its {id}. */
 static enum rest_resource rest_route(struct rest *r, const char *url, char **ret_id) {
-        _cleanup_free_ char *path = strdup(url);
-        const char *rest;
-        size_t n;
-
-        *ret_id = NULL;
-        if (!path)
-                return REST_RESOURCE_NONE;
-        n = strlen(path);
-        if (n > 1 && path[n - 1] == '/')
-                path[n - 1] = '\0';
-
-        if (streq(path, "/metrics"))
-                return REST_RESOURCE_METRICS;
-        if (strncmp(path, REST_API_PREFIX "/", strlen(REST_API_PREFIX "/")) != 0)
-                return REST_RESOURCE_NONE;
-        rest = path + strlen(REST_API_PREFIX "/");
-
-        if (streq(rest, "health"))
-                return REST_RESOURCE_HEALTH;
-        if (streq(rest, "events"))
-                return REST_RESOURCE_EVENTS;
-        if (streq(rest, "devices"))
-                return REST_RESOURCE_DEVICES;
-        if (streq(rest, "images"))
-                return REST_RESOURCE_IMAGES;
-        if (streq(rest, "jobs"))
-                return REST_RESOURCE_JOBS;
-
-        if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
-                const char *tail = rest + 8;
-                enum rest_resource res = REST_RESOURCE_DEVICE;
-                size_t len = strlen(tail);
-
-                /* Connection strings may hold '/' (serial:/dev/ttyACM0), so
-                 * a known device's whole conn wins over a sub-resource. */
-                if (!engine_device_lookup(r->manager, tail)) {
-                        if (strip_suffix(tail, "/probe", &len))
-                                res = REST_RESOURCE_DEVICE_PROBE;
-                        else if (strip_suffix(tail, "/history", &len))
-                                res = REST_RESOURCE_DEVICE_HISTORY;
-                }
-                *ret_id = strndup(tail, len);
-                return *ret_id ? res : REST_RESOURCE_NONE;
-        }
-        if (strncmp(rest, "images/", 7) == 0 && rest[7] && !strchr(rest + 7, '/')) {
-                *ret_id = strdup(rest + 7);
-                return *ret_id ? REST_RESOURCE_IMAGE : REST_RESOURCE_NONE;
-        }
-        if (strncmp(rest, "jobs/", 5) == 0 && rest[5]) {
-                const char *tail = rest + 5;
-                enum rest_resource res = REST_RESOURCE_JOB;
-                size_t len = strlen(tail);
-
-                if (strip_suffix(tail, "/cancel", &len))
-                        res = REST_RESOURCE_JOB_CANCEL;
-                if (memchr(tail, '/', len))
-                        return REST_RESOURCE_NONE;
-                *ret_id = strndup(tail, len);
-                return *ret_id ? res : REST_RESOURCE_NONE;
-        }
-        return REST_RESOURCE_NONE;
+        return rest_route_path(url, device_known, r->manager, ret_id);
 }
 
 /* ---- authentication ---- */
@@ -594,6 +513,52 @@ static int rest_reply_too_large(struct rest_request *req) {
                                 request_body_limit(req));
 }
 
+struct framing {
+        const char *content_length;    /* the first one */
+        bool content_length_differs;   /* another one with another value */
+        const char *transfer_encoding;
+        unsigned n_transfer_encoding;
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        struct framing *f = cls;
+
+        if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+                if (!f->content_length)
+                        f->content_length = value;
+                else if (!streq(f->content_length, value))
+                        f->content_length_differs = true;
+        } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+                f->transfer_encoding = value;
+                f->n_transfer_encoding++;
+        }
+        return MHD_YES;
+}
+
+/* How the body is framed, checked before MHD reads any of it: where two
+ * parties could read one request's length differently (two lengths, a
+ * length beside chunked), a proxy in front of us and we would disagree
+ * on where the next request starts; that is request smuggling (RFC 9112
+ * 6.3).  And MHD 0.9.75 knows no transfer coding but chunked: with gzip
+ * it would wait for a body it cannot delimit.  Each is refused and the
+ * connection closed, since what follows on it cannot be trusted. */
+static int rest_check_framing(struct rest_request *req) {
+        struct framing f = {};
+
+        (void) MHD_get_connection_values(req->connection, MHD_HEADER_KIND, framing_header, &f);
+        if (f.content_length_differs)
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "The request has Content-Length headers that disagree.");
+        if (f.n_transfer_encoding > 0 && f.content_length)
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "The request has both Content-Length and Transfer-Encoding.");
+        if (f.n_transfer_encoding > 1 || (f.transfer_encoding && strcasecmp(f.transfer_encoding, "chunked") != 0))
+                return rest_reply_error_with_header(req, 400, "bad_request", MHD_HTTP_HEADER_CONNECTION, "close",
+                                                    "Transfer-Encoding must be 'chunked', the one transfer coding "
+                                                    "understood here.");
+        return 0;
+}
+
 /* At the headers: route, authenticate, check the method and what the
  * body will be.  Everything refused here is refused before any of the body
  * is read. */
@@ -606,6 +571,8 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
         int k;
 
         req->method = streq(method, "HEAD") ? "GET" : method;
+        if (rest_check_framing(req) < 0)
+                return -EINVAL;
         /* Before routing: the url MHD hands us is unescaped and ends at a
          * %00, so it is not the path the client sent. */
         if (req->target_bad_path)
@@ -704,17 +671,10 @@ static int rest_request_finish(struct rest_request *req) {
                                         strerror(abs(req->upload_error)));
 
         if (req->body_kind == REST_BODY_JSON) {
-                json_error_t error;
+                struct rest_body_error e;
 
-                if (req->body_len == 0)
-                        return rest_reply_error(req, 400, "bad_request",
-                                                "This request needs a JSON object as its body.");
-                req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &error);
-                if (!req->json)
-                        return rest_reply_error(req, 400, "invalid_json", "Malformed JSON at line %d, column %d: %s.",
-                                                error.line, error.column, error.text);
-                if (!json_is_object(req->json))
-                        return rest_reply_error(req, 400, "invalid_json", "The body must be a JSON object.");
+                if (rest_body_parse(req->body, req->body_len, &req->json, &e) < 0)
+                        return rest_reply_body_error(req, &e);
         }
 
         r = req->handler(req);
@@ -722,36 +682,6 @@ static int rest_request_finish(struct rest_request *req) {
                 return rest_reply_errno(req, r < 0 ? r : -EIO, "Internal error: %s.",
                                         strerror(r < 0 ? -r : EIO));
         return r;
-}
-
-/* A byte that has no business in a request target: C0 controls and DEL. */
-static bool is_control(unsigned char c) {
-        return c < 0x20 || c == 0x7f;
-}
-
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* Whether s[0, n) holds a control character, raw or %-escaped. */
-static bool has_control(const char *s, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                if (is_control((unsigned char) s[i]))
-                        return true;
-                if (s[i] == '%' && i + 2 < n) {
-                        int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
-
-                        if (hi >= 0 && lo >= 0 && is_control((unsigned char) (hi * 16 + lo)))
-                                return true;
-                }
-        }
-        return false;
 }
 
 /* MHD_OPTION_URI_LOG_CALLBACK: the request line is in, and this is the
@@ -762,7 +692,7 @@ static bool has_control(const char *s, size_t n) {
 static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection *connection) {
         struct rest *r = cls;
         struct rest_request *req;
-        const char *query, *end;
+        struct rest_target target;
 
         req = calloc(1, sizeof(*req));
         if (!req)
@@ -771,28 +701,22 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
         req->connection = connection;
         req->upload_fd = -1;
 
-        end = uri + strlen(uri);
-        query = strchr(uri, '?');
-        req->target_bad_path = has_control(uri, (size_t) ((query ? query : end) - uri));
-        for (const char *p = query ? query + 1 : end; p < end && !req->target_bad_query;) {
-                const char *amp = strchr(p, '&');
-                size_t n = (size_t) ((amp ? amp : end) - p);
+        rest_conn_request_line(connection);
+        if (rest_target_scan(uri, &target) < 0) {
+                free(req);
+                return NULL;
+        }
+        req->target_bad_path = target.bad_path;
+        req->target_bad_query = target.bad_query;
+        if (target.n_params > REST_QUERY_PARAMS_MAX) {
+                /* MHD would run out of its connection's memory storing
+                 * them and then neither answer nor close; the access
+                 * handler would never run. */
+                char message[128];
 
-                if (has_control(p, n)) {
-                        const char *eq = memchr(p, '=', n);
-                        size_t name_len = eq ? (size_t) (eq - p) : n;
-
-                        req->target_bad_query = strndup(p, MIN(name_len, (size_t) 64));
-                        if (!req->target_bad_query) {
-                                free(req);
-                                return NULL;
-                        }
-                        /* It is quoted in the reply: no control bytes there. */
-                        for (char *q = req->target_bad_query; *q; q++)
-                                if (is_control((unsigned char) *q) || (unsigned char) *q >= 0x80)
-                                        *q = '?';
-                }
-                p += n + 1;
+                snprintf(message, sizeof(message), "The query string has more than %u parameters.",
+                         REST_QUERY_PARAMS_MAX);
+                rest_conn_refuse(connection, 431, "Request Header Fields Too Large", "request_too_large", message);
         }
         return req;
 }
@@ -803,6 +727,9 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
         struct rest *r = cls;
         struct rest_request *req = *con_cls;
 
+        /* Answered on the socket already (rest-loop.c): end it. */
+        if (rest_conn_refused(connection))
+                return MHD_NO;
         if (!req) {
                 /* rest_request_new() ran out of memory. */
                 req = rest_request_new(r, "", connection);
@@ -823,6 +750,7 @@ static enum MHD_Result rest_access_handler(void *cls, struct MHD_Connection *con
                 size_t size = *upload_data_size;
 
                 *upload_data_size = 0;
+                rest_conn_body_progress(connection);
                 if (req->replied)
                         return MHD_YES;
                 return rest_request_body(req, upload_data, size) < 0 ? MHD_NO : MHD_YES;
@@ -1054,6 +982,7 @@ struct rest *rest_free(struct rest *r) {
                 OPENSSL_cleanse(r->tls_key_pem, strlen(r->tls_key_pem));
         free(r->tls_key_pem);
         free(r->tls_cert_pem);
+        free(r->hung_up);
         free(r);
         return NULL;
 }
