@@ -73,6 +73,7 @@ void job_teardown(struct job *j) {
 }
 
 static int job_phase_start(struct job *j);
+static void job_adapter_full(struct job *j, const char *adapter);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct job *j = userdata;
@@ -154,6 +155,16 @@ static int on_finish_defer(sd_event_source *s, void *userdata) {
         struct job *j = userdata;
 
         j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
+        if (j->failure_pending) {
+                j->failure_pending = false;
+                job_teardown(j);
+                if (j->link_error == -EUSERS && j->refused_adapter[0])
+                        job_adapter_full(j, j->refused_adapter);
+                else
+                        job_attempt_failed(j, j->failure_final);
+                manager_schedule_jobs(j->manager);
+                return 0;
+        }
         if (j->continue_phase) {
                 j->continue_phase = false;
                 int r = job_phase_start(j);
@@ -252,15 +263,26 @@ static void job_outcome(struct job *j, enum smp_update_outcome outcome, bool rej
         }
 }
 
-/* Slots held by jobs on one adapter. */
-static unsigned adapter_links_held(struct manager *m, const char *adapter, const struct job *except) {
+/* Slots held by jobs on one adapter; with links_only, only those whose
+ * link is up (not the ones still connecting or failing): what the
+ * controller held when it refused. */
+static unsigned adapter_jobs(struct manager *m, const char *adapter, const struct job *except, bool links_only) {
         unsigned n = 0;
         for (size_t i = 0; adapter && i < m->n_devices; i++) {
                 const struct device *d = m->devices[i];
-                if (d->job && d->job != except && d->adapter && streq(d->adapter, adapter))
-                        n++;
+                struct smp_link_info info;
+                if (!d->job || d->job == except || !d->adapter || !streq(d->adapter, adapter))
+                        continue;
+                if (links_only && (d->job->failure_pending || !d->job->session ||
+                                   smp_session_get_link_info(d->job->session, &info) < 0))
+                        continue;
+                n++;
         }
         return n;
+}
+
+static unsigned adapter_links_held(struct manager *m, const char *adapter, const struct job *except) {
+        return adapter_jobs(m, adapter, except, true);
 }
 
 /* The controller had no link for it: not the device's fault, and not
@@ -278,7 +300,8 @@ static void job_adapter_full(struct job *j, const char *adapter) {
         j->next_attempt_usec = now_realtime_usec() + JOB_ADAPTER_FULL_DELAY_USEC;
         (void) job_arm_timer(j);
         job_changed(j);
-        job_after_phase(j, false);
+        if (j->session)
+                job_after_phase(j, false);
 }
 
 /* The device resets now (or ran the image already): wait with no slot. */
@@ -293,13 +316,14 @@ static void job_reboot_wait(struct job *j) {
         if (d)
                 job_device_board(d, j->board, sizeof(j->board));
         j->reboot_wait_usec = reset;
-        /* Learned: the first verify at 3/4 of the estimate, so a device
-         * that got faster teaches a shorter time (a verify that finds it
-         * back at once only says "no longer than this").  Not learned
-         * yet: poll from the start, which also measures it finely. */
+        /* Learned: the first verify at the estimate (each verify of a
+         * device not back costs a slot for its timeout).  Not learned
+         * yet: poll from the start, which measures it finely. */
         bool learned;
         uint64_t estimate = job_swap_estimate_usec(m, j->board, size, &learned);
-        j->next_attempt_usec = reset + (learned ? estimate / 4 * 3 : JOB_VERIFY_POLL_USEC);
+        j->first_verify_usec = learned ? estimate : 0;
+        j->verify_misses = 0;
+        j->next_attempt_usec = reset + (learned ? estimate : JOB_VERIFY_POLL_USEC);
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -357,9 +381,19 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
-                j->swap_usec = r->swap_usec;
-                job_swap_record(m, j->board, j->bytes_total, r->swap_usec);
+                uint64_t sample = r->swap_usec;
+                if (j->verify_misses == 0 && j->first_verify_usec > 0)
+                        /* Back at the first verify, timed by the estimate:
+                         * that says only "no longer than the wait".  A
+                         * little less than it is kept, so the estimate
+                         * follows a device that got faster (too low, the
+                         * next first verify misses and measures). */
+                        sample = j->first_verify_usec / 20 * 19;
+                j->swap_usec = sample;
+                job_swap_record(m, j->board, j->bytes_total, sample);
         }
+        if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error == -EAGAIN)
+                j->verify_misses++;
 
         if (r->error == -EAGAIN) {
                 /* Not back yet. */
@@ -392,10 +426,14 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 error_sentence(r->error, r->failed_step, &r->status, msg, sizeof(msg));
                 job_set_error(j, "%s", msg);
                 j->phase = r->next;
-                job_after_phase(j, false);
                 /* A device refusing the image (bad image, no room) will
-                 * refuse it again; transport trouble may pass. */
-                job_attempt_failed(j, r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT);
+                 * refuse it again; transport trouble may pass.  Decided
+                 * outside this callback: a link that failed reports why
+                 * (an adapter with no free link) only after its requests
+                 * failed. */
+                j->failure_pending = true;
+                j->failure_final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT;
+                job_after_phase(j, false);
                 return;
         }
 
@@ -518,7 +556,21 @@ static int job_phase_start(struct job *j) {
                 .done = on_phase_done,
                 .userdata = j,
         };
+        /* A verify of a device still rebooting is answered by nobody:
+         * one transmission, not the session's retries, each costing the
+         * slot a timeout; the next verify is the retry. */
+        smp_session_set_retries(j->session, j->phase == SMP_UPDATE_PHASE_VERIFY ? 0 : SMP_SESSION_RETRIES_DEFAULT);
         return smp_update_phase_start(j->session, &params, &j->phase_run);
+}
+
+/* The link went down: why (the bluez plugin says -EUSERS for "the
+ * adapter has no free link"), and through which adapter. */
+static void on_session_closed(struct smp_session *session, int error, void *userdata) {
+        struct job *j = userdata;
+        const char *adapter = smp_session_get_adapter(session);
+
+        j->link_error = error;
+        snprintf(j->refused_adapter, sizeof(j->refused_adapter), "%s", error == -EUSERS && adapter ? adapter : "");
 }
 
 static int job_start(struct job *j, struct device *d) {
@@ -561,6 +613,9 @@ static int job_start(struct job *j, struct device *d) {
         if (r < 0)
                 goto fail;
         smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);
+        j->link_error = 0;
+        j->refused_adapter[0] = '\0';
+        smp_session_set_closed_handler(j->session, on_session_closed, j);
         r = job_phase_start(j);
         if (r < 0)
                 goto fail;
@@ -621,17 +676,26 @@ static unsigned *transport_running(struct transport_count *counts, size_t *n, co
         return &counts[(*n)++].running;
 }
 
-/* Slots go to lower priority values first; among equals a verify first
- * (one short request that ends a job and its device's wait), then in
- * the order the jobs were created. */
+/* The grant class of a ready job: a verify expected back (the first
+ * after the learned wait: one short request that ends a job), then
+ * stages and activates, then verifies polling a device that was not
+ * back yet (each may cost a slot its timeout for nothing). */
+static int job_grant_class(const struct job *j) {
+        if (j->phase != SMP_UPDATE_PHASE_VERIFY)
+                return 1;
+        return j->verify_misses == 0 && j->first_verify_usec > 0 ? 0 : 2;
+}
+
+/* Slots go to lower priority values first; among equals by grant class,
+ * then in the order the jobs were created. */
 static int job_grant_order(const void *a, const void *b) {
         const struct job *x = *(const struct job *const *) a, *y = *(const struct job *const *) b;
-        bool vx = x->phase == SMP_UPDATE_PHASE_VERIFY, vy = y->phase == SMP_UPDATE_PHASE_VERIFY;
+        int cx = job_grant_class(x), cy = job_grant_class(y);
 
         if (x->priority != y->priority)
                 return x->priority < y->priority ? -1 : 1;
-        if (vx != vy)
-                return vx ? -1 : 1;
+        if (cx != cy)
+                return cx < cy ? -1 : 1;
         return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -677,6 +741,21 @@ void jobs_schedule(struct manager *m) {
                 ready[n_ready++] = j;
         }
         qsort(ready, n_ready, sizeof(*ready), job_grant_order);
+        /* Polls go last, but one of them at a time goes first: it finds
+         * the swap time of a board nobody has measured yet while the
+         * others upload. */
+        bool polling = false;
+        for (size_t i = 0; i < m->n_devices && !polling; i++) {
+                const struct job *held = m->devices[i]->job;
+                polling = held && held->state == JOB_RUNNING && job_grant_class(held) == 2;
+        }
+        for (size_t i = 0; !polling && i < n_ready; i++)
+                if (job_grant_class(ready[i]) == 2) {
+                        struct job *scout = ready[i];
+                        memmove(ready + 1, ready, i * sizeof(*ready));
+                        ready[0] = scout;
+                        polling = true;
+                }
 
         for (size_t i = 0; i < n_ready && running < m->config->jobs_max_running; i++) {
                 struct job *j = ready[i];
@@ -694,7 +773,7 @@ void jobs_schedule(struct manager *m) {
                 unsigned busy = in_transport ? *in_transport : jobs_count_running(m, d->transport);
                 if (busy >= config_jobs_max_running_for(m->config, d->transport))
                         continue;
-                if (d->adapter && adapter_links_held(m, d->adapter, NULL) >= job_adapter_limit(m, d->adapter))
+                if (d->adapter && adapter_jobs(m, d->adapter, NULL, false) >= job_adapter_limit(m, d->adapter))
                         continue;
                 if (j->phase == SMP_UPDATE_PHASE_ACTIVATE && !job_may_reboot(j)) {
                         /* Its rollout's reboot budget is spent: it asks

@@ -93,7 +93,13 @@ struct job {
         struct smp_update_phase_run *phase_run;
         bool attempt_open;            /* an attempt is under way (counted); its next phase continues it */
         uint64_t reboot_wait_usec;    /* CLOCK_REALTIME: this attempt's wait for the reboot began */
+        uint64_t first_verify_usec;   /* the learned wait before the first verify; 0: polled from the reset */
+        unsigned verify_misses;       /* verifies that found the device not back, this wait */
         bool continue_phase;          /* finish_defer: run j->phase on the same session (slot kept) */
+        bool failure_pending;         /* finish_defer: the phase failed; decide how (error set) */
+        bool failure_final;           /* that failure is final (the device refused) */
+        int link_error;               /* why the session's link closed, 0: it did not */
+        char refused_adapter[32];     /* the adapter that had no free link (-EUSERS) */
         struct image *image_mapped;   /* holds a mapping while running */
         sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
         sd_event_source *finish_defer; /* tears the session down outside its callbacks */

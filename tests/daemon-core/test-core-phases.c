@@ -10,6 +10,7 @@
  * timing.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,13 @@ static void run_two_with_one_slot(bool hold) {
         free(jobs);
         ASSERT_EQ(core_wait_finished(c, first, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
         ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_run_for(c, 100 * 1000);   /* the last events delivered */
 
+        if (getenv("CORE_DUMP_EVENTS"))
+                for (size_t i = 0; i < c->n_events; i++)
+                        if (c->events[i].type == MANAGER_EVENT_JOB_STATE)
+                                fprintf(stderr, "event %zu job %" PRIu64 " %s\n", i, c->events[i].id,
+                                        job_state_to_string(c->events[i].job_state));
         size_t rebooting = find_state(c, first, JOB_REBOOTING, 0);
         size_t first_done = find_state(c, first, JOB_SUCCEEDED, 0);
         size_t second_runs = find_state(c, second, JOB_RUNNING, 0);
@@ -205,6 +212,7 @@ static void test_priority_order(void) {
         }
         for (size_t i = 0; i < 4; i++)
                 ASSERT_EQ(core_wait_finished(c, ids[i], SECONDS(10))->state, JOB_SUCCEEDED);
+        core_run_for(c, 100 * 1000);
         size_t at[4];
         for (size_t i = 0; i < 4; i++)
                 at[i] = find_state(c, ids[i], JOB_RUNNING, 0);
