@@ -48,8 +48,9 @@
 #define PROGRESS_EMIT_INTERVAL_USEC (250 * 1000ull)
 /* SMP request timeout before the upload's own adaptive timeouts apply. */
 #define JOB_REQUEST_TIMEOUT_USEC (5 * 1000000ull)
-/* A verify that found the device not back yet tries again after this. */
-#define JOB_VERIFY_POLL_USEC (500 * 1000ull)
+/* A verify that found the device not back yet tries again after this
+ * (a board not measured yet: polled from its reset at this interval). */
+#define JOB_VERIFY_POLL_USEC (1000 * 1000ull)
 /* An adapter with no free link: the job asks for a slot again after this. */
 #define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
@@ -73,6 +74,54 @@ void job_teardown(struct job *j) {
 }
 
 static int job_phase_start(struct job *j);
+static int job_arm_timer(struct job *j);
+
+/* Whether j is the one job that polls for its board's first swap time:
+ * the oldest of the board's jobs waiting for a device with none learned.
+ * The others poll seldom until it has measured one (every poll of a
+ * device not back costs a slot its timeout). */
+static bool job_is_scout(const struct job *j) {
+        struct manager *m = j->manager;
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *o = m->jobs[i];
+                if (o == j)
+                        return true;
+                if (o->phase == SMP_UPDATE_PHASE_VERIFY && o->first_verify_usec == 0 && !job_is_finished(o) &&
+                    o->state != JOB_RETRY_WAIT && streq(o->board, j->board))
+                        return false;
+        }
+        return true;
+}
+
+/* When the next verify of a device with no learned swap time is due. */
+static uint64_t job_unlearned_poll_usec(const struct job *j, uint64_t now) {
+        /* The others try at [jobs] swap_estimate intervals: they learn
+         * the scout's measurement as soon as it is made (below). */
+        return now + (job_is_scout(j) ? JOB_VERIFY_POLL_USEC : MAX(j->manager->config->job_swap_estimate_usec,
+                                                                     JOB_VERIFY_POLL_USEC));
+}
+
+/* A job polling for a board nobody had measured when its device reset:
+ * once one is measured, it waits for that instead (each poll of a device
+ * not back costs a slot its timeout).  True when it waits on. */
+static bool job_reboot_wait_learned(struct job *j) {
+        struct manager *m = j->manager;
+        uint64_t now = now_realtime_usec(), reset = j->checkpoint.reset_usec;
+        bool learned;
+
+        if (j->first_verify_usec > 0 || !reset || !j->board[0])
+                return false;
+        uint64_t estimate = job_swap_estimate_usec(m, j->board, j->bytes_total, &learned);
+        if (!learned)
+                return false;
+        j->first_verify_usec = estimate;
+        j->verify_misses = 0;
+        if (reset + estimate <= now)
+                return false;
+        j->next_attempt_usec = reset + estimate;
+        (void) job_arm_timer(j);
+        return true;
+}
 static void job_adapter_full(struct job *j, const char *adapter);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -95,6 +144,8 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         job_changed(j);
                 }
         } else if (j->state == JOB_REBOOTING) {
+                if (job_reboot_wait_learned(j))
+                        return 0;
                 /* The device should be back: verify needs a slot. */
                 job_set_state(j, JOB_QUEUED);
                 job_changed(j);
@@ -323,7 +374,7 @@ static void job_reboot_wait(struct job *j) {
         uint64_t estimate = job_swap_estimate_usec(m, j->board, size, &learned);
         j->first_verify_usec = learned ? estimate : 0;
         j->verify_misses = 0;
-        j->next_attempt_usec = reset + (learned ? estimate : JOB_VERIFY_POLL_USEC);
+        j->next_attempt_usec = learned ? reset + estimate : job_unlearned_poll_usec(j, MAX(reset, now));
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -381,16 +432,32 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
-                uint64_t sample = r->swap_usec;
+                uint64_t sample = r->swap_usec, reset = j->checkpoint.reset_usec;
                 if (j->verify_misses == 0 && j->first_verify_usec > 0)
                         /* Back at the first verify, timed by the estimate:
-                         * that says only "no longer than the wait".  A
-                         * little less than it is kept, so the estimate
-                         * follows a device that got faster (too low, the
-                         * next first verify misses and measures). */
-                        sample = j->first_verify_usec / 20 * 19;
+                         * that says only "no longer than the wait".  1 %
+                         * less is kept, so the estimate follows a device
+                         * that got faster, slowly (a first verify that
+                         * misses costs a slot its timeout; one that waited
+                         * too long costs nothing but that device's time). */
+                        sample = j->first_verify_usec / 100 * 99;
+                else if (reset && j->next_attempt_usec > reset && j->next_attempt_usec - reset < sample)
+                        /* Polled: from when this verify was due, not when
+                         * it got a slot (polls wait behind uploads). */
+                        sample = j->next_attempt_usec - reset;
                 j->swap_usec = sample;
                 job_swap_record(m, j->board, j->bytes_total, sample);
+                /* The others of the board wait for it now instead of polling. */
+                for (size_t i = 0; i < m->n_jobs; i++) {
+                        struct job *o = m->jobs[i];
+                        if (o == j || o->session || o->first_verify_usec != 0 || o->phase != SMP_UPDATE_PHASE_VERIFY ||
+                            !streq(o->board, j->board) || (o->state != JOB_REBOOTING && o->state != JOB_QUEUED))
+                                continue;
+                        if (job_reboot_wait_learned(o) && o->state == JOB_QUEUED) {
+                                job_set_state(o, JOB_REBOOTING);
+                                job_changed(o);
+                        }
+                }
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error == -EAGAIN)
                 j->verify_misses++;
@@ -410,8 +477,10 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         return;
                 }
                 job_set_state(j, JOB_REBOOTING);
-                j->next_attempt_usec = now + JOB_VERIFY_POLL_USEC;
-                (void) job_arm_timer(j);
+                j->next_attempt_usec = j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC
+                                                                : job_unlearned_poll_usec(j, now);
+                if (!job_reboot_wait_learned(j))
+                        (void) job_arm_timer(j);
                 job_changed(j);
                 if (!m->config->job_hold_slot_during_reboot)
                         job_after_phase(j, false);
