@@ -19,8 +19,13 @@
  *    read back from the job history (jobs.board, jobs.swap_usec) at start.
  *
  * The rollout planner (rollout-plan.h) takes both as its inputs:
- * job_swap_estimate_usec() for a member's swap_s, job_adapter_limit() for
- * its adapters.
+ *
+ *   member.swap_s = job_swap_estimate_usec(m, board, image_size, &learned) / 1e6
+ *                   (board from job_device_board(); 0 when !learned: the
+ *                   plan's swap_default_s, [jobs] swap_estimate, applies)
+ *   input.adapters = job_adapter_limits() (name, limit) of the adapters
+ *                   learned lower; input.max_running_ble_adapter =
+ *                   [jobs] max_running_ble_adapter
  */
 #pragma once
 
@@ -76,6 +81,9 @@ unsigned job_adapter_limit(struct manager *m, const char *adapter);
 void job_adapter_refused(struct manager *m, const char *adapter, unsigned links_held);
 /* A link to a device of the adapter came up: counts towards raising. */
 void job_adapter_connected(struct manager *m, const char *adapter);
+/* The adapters whose limit was learned (the table, *ret_n of them; each
+ * entry's limit as it is now). */
+const struct job_adapter_limit *job_adapter_limits(struct manager *m, size_t *ret_n);
 
 /* ---- job-swap.c ---- */
 

@@ -88,3 +88,10 @@ void job_adapter_connected(struct manager *m, const char *adapter) {
         if (a && a->successes < UINT_MAX)
                 a->successes++;
 }
+
+const struct job_adapter_limit *job_adapter_limits(struct manager *m, size_t *ret_n) {
+        for (size_t i = 0; i < m->radio.n_adapters; i++)
+                adapter_maybe_raise(m, &m->radio.adapters[i]);
+        *ret_n = m->radio.n_adapters;
+        return m->radio.adapters;
+}

@@ -271,6 +271,11 @@ static void test_adapter_limit_learned(void) {
         job_adapter_refused(c->m, "hci0", 3);
         ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 3u);
         ASSERT_EQ(job_adapter_limit(c->m, "hci1"), 5u);
+        size_t n;
+        const struct job_adapter_limit *table = job_adapter_limits(c->m, &n);
+        ASSERT_EQ(n, 1u);
+        ASSERT_STREQ(table[0].name, "hci0");
+        ASSERT_EQ(table[0].limit, 3u);
         job_adapter_refused(c->m, "hci0", 0);
         ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 1u);
         for (unsigned i = 0; i < JOB_ADAPTER_RAISE_SUCCESSES; i++)
