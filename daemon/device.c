@@ -406,7 +406,7 @@ bool device_reprobe_due(const struct device *d, const struct config *c, uint64_t
 enum device_check device_check_due(const struct device *d, const struct config *c, uint64_t now) {
         uint64_t limit = c->absent_after_usec;
 
-        if (d->job || d->probe || d->probe_queued)
+        if (device_busy_with_job(d) || d->probe || d->probe_queued)
                 return DEVICE_CHECK_NONE;
         if (d->state == DEVICE_ABSENT)
                 /* Discovery brings BLE and ranged devices back by itself;
@@ -424,6 +424,10 @@ enum device_check device_check_due(const struct device *d, const struct config *
         if (now - d->last_probe_usec > limit / 2)
                 return DEVICE_CHECK_PROBE;
         return now - d->last_seen_usec > limit ? DEVICE_CHECK_ABSENT : DEVICE_CHECK_NONE;
+}
+
+bool device_busy_with_job(const struct device *d) {
+        return d->job || (d->unfinished_job && d->unfinished_job->state == JOB_REBOOTING);
 }
 
 void devices_check_absent(struct manager *m) {

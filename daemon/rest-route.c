@@ -78,6 +78,8 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
 
                 if (strip_suffix(tail, "/cancel", &len))
                         res = REST_RESOURCE_JOB_CANCEL;
+                else if (strip_suffix(tail, "/activate", &len))
+                        res = REST_RESOURCE_JOB_ACTIVATE;
                 if (memchr(tail, '/', len))
                         return REST_RESOURCE_NONE;
                 *ret_id = strndup(tail, len);

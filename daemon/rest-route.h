@@ -26,6 +26,7 @@ enum rest_resource {
         REST_RESOURCE_JOBS,
         REST_RESOURCE_JOB,
         REST_RESOURCE_JOB_CANCEL,
+        REST_RESOURCE_JOB_ACTIVATE,
         _REST_RESOURCE_MAX,
 };
 

@@ -39,12 +39,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct rest *, rest_free);
 
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 /* ---- replies ---- */
 
 static int rest_queue(struct rest_request *req, unsigned status, struct MHD_Response *response) {
@@ -380,6 +374,7 @@ static const struct rest_resource_def {
                                 { { "GET", REST_BODY_NONE, rest_job_get },
                                   { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
+        [REST_RESOURCE_JOB_ACTIVATE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_activate } } },
 };
 
 static bool device_known(const char *tail, void *userdata) {
