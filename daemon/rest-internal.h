@@ -180,6 +180,8 @@ json_t *rest_json_time(uint64_t realtime_usec);
 json_t *rest_json_string_or_null(const char *s);
 
 json_t *rest_json_device(struct manager *m, const struct device *d);
+/* A device's labels as a JSON array. */
+json_t *rest_json_device_labels(const struct device *d);
 /* The JSON form of one object of a list. */
 typedef json_t *(*rest_json_form_fn)(struct manager *m, const void *object);
 /* A JSON array of the objects' forms; NULL: out of memory. */
@@ -205,6 +207,8 @@ int rest_device_patch(struct rest_request *req);
 int rest_device_probe(struct rest_request *req);
 int rest_device_forget(struct rest_request *req);
 int rest_device_history(struct rest_request *req);
+int rest_device_labels_get(struct rest_request *req);
+int rest_device_labels_put(struct rest_request *req);
 
 int rest_images_list(struct rest_request *req);
 int rest_image_upload(struct rest_request *req);

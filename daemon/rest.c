@@ -351,6 +351,7 @@ enum rest_resource {
         REST_RESOURCE_DEVICE,
         REST_RESOURCE_DEVICE_PROBE,
         REST_RESOURCE_DEVICE_HISTORY,
+        REST_RESOURCE_DEVICE_LABELS,
         REST_RESOURCE_IMAGES,
         REST_RESOURCE_IMAGE,
         REST_RESOURCE_JOBS,
@@ -382,6 +383,9 @@ static const struct rest_resource_def {
                                      { "DELETE", REST_BODY_NONE, rest_device_forget } } },
         [REST_RESOURCE_DEVICE_PROBE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_device_probe } } },
         [REST_RESOURCE_DEVICE_HISTORY] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_device_history } } },
+        [REST_RESOURCE_DEVICE_LABELS] = { "GET, HEAD, PUT", false,
+                                          { { "GET", REST_BODY_NONE, rest_device_labels_get },
+                                            { "PUT", REST_BODY_JSON, rest_device_labels_put } } },
         [REST_RESOURCE_IMAGES] = { "GET, HEAD, POST", false,
                                    { { "GET", REST_BODY_NONE, rest_images_list },
                                      { "POST", REST_BODY_IMAGE, rest_image_upload } } },
@@ -448,6 +452,8 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
                                 res = REST_RESOURCE_DEVICE_PROBE;
                         else if (strip_suffix(tail, "/history", &len))
                                 res = REST_RESOURCE_DEVICE_HISTORY;
+                        else if (strip_suffix(tail, "/labels", &len))
+                                res = REST_RESOURCE_DEVICE_LABELS;
                 }
                 *ret_id = strndup(tail, len);
                 return *ret_id ? res : REST_RESOURCE_NONE;
