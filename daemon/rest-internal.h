@@ -224,6 +224,17 @@ int rest_jobs_create(struct rest_request *req);
 int rest_job_get(struct rest_request *req);
 int rest_job_cancel(struct rest_request *req);
 
+int rest_rollouts_list(struct rest_request *req);
+int rest_rollouts_create(struct rest_request *req);
+int rest_rollouts_plan(struct rest_request *req);
+int rest_rollout_get(struct rest_request *req);
+int rest_rollout_members(struct rest_request *req);
+int rest_rollout_pause(struct rest_request *req);
+int rest_rollout_resume(struct rest_request *req);
+int rest_rollout_cancel(struct rest_request *req);
+int rest_rollout_activate(struct rest_request *req);
+int rest_rollout_replan(struct rest_request *req);
+
 int rest_events_stream(struct rest_request *req);
 int rest_events_start(struct rest *r);
 /* Ends every stream (resuming the suspended ones) ahead of MHD_stop_daemon(). */

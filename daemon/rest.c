@@ -357,6 +357,15 @@ enum rest_resource {
         REST_RESOURCE_JOBS,
         REST_RESOURCE_JOB,
         REST_RESOURCE_JOB_CANCEL,
+        REST_RESOURCE_ROLLOUTS,
+        REST_RESOURCE_ROLLOUTS_PLAN,
+        REST_RESOURCE_ROLLOUT,
+        REST_RESOURCE_ROLLOUT_MEMBERS,
+        REST_RESOURCE_ROLLOUT_PAUSE,
+        REST_RESOURCE_ROLLOUT_RESUME,
+        REST_RESOURCE_ROLLOUT_CANCEL,
+        REST_RESOURCE_ROLLOUT_ACTIVATE,
+        REST_RESOURCE_ROLLOUT_PLAN,
         _REST_RESOURCE_MAX,
 };
 
@@ -399,6 +408,18 @@ static const struct rest_resource_def {
                                 { { "GET", REST_BODY_NONE, rest_job_get },
                                   { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
+        [REST_RESOURCE_ROLLOUTS] = { "GET, HEAD, POST", false,
+                                     { { "GET", REST_BODY_NONE, rest_rollouts_list },
+                                       { "POST", REST_BODY_JSON, rest_rollouts_create } } },
+        [REST_RESOURCE_ROLLOUTS_PLAN] = { "POST", false, { { "POST", REST_BODY_JSON, rest_rollouts_plan } } },
+        [REST_RESOURCE_ROLLOUT] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_rollout_get } } },
+        [REST_RESOURCE_ROLLOUT_MEMBERS] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_rollout_members } } },
+        [REST_RESOURCE_ROLLOUT_PAUSE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_pause } } },
+        [REST_RESOURCE_ROLLOUT_RESUME] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_resume } } },
+        [REST_RESOURCE_ROLLOUT_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_cancel } } },
+        [REST_RESOURCE_ROLLOUT_ACTIVATE] = { "POST", false,
+                                             { { "POST", REST_BODY_NONE, rest_rollout_activate } } },
+        [REST_RESOURCE_ROLLOUT_PLAN] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_rollout_replan } } },
 };
 
 static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
@@ -439,6 +460,10 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
                 return REST_RESOURCE_IMAGES;
         if (streq(rest, "jobs"))
                 return REST_RESOURCE_JOBS;
+        if (streq(rest, "rollouts"))
+                return REST_RESOURCE_ROLLOUTS;
+        if (streq(rest, "rollouts/plan"))
+                return REST_RESOURCE_ROLLOUTS_PLAN;
 
         if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
                 const char *tail = rest + 8;
@@ -469,6 +494,32 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
 
                 if (strip_suffix(tail, "/cancel", &len))
                         res = REST_RESOURCE_JOB_CANCEL;
+                if (memchr(tail, '/', len))
+                        return REST_RESOURCE_NONE;
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
+        if (strncmp(rest, "rollouts/", 9) == 0 && rest[9]) {
+                static const struct {
+                        const char *suffix;
+                        enum rest_resource res;
+                } subs[] = {
+                        { "/members", REST_RESOURCE_ROLLOUT_MEMBERS },
+                        { "/pause", REST_RESOURCE_ROLLOUT_PAUSE },
+                        { "/resume", REST_RESOURCE_ROLLOUT_RESUME },
+                        { "/cancel", REST_RESOURCE_ROLLOUT_CANCEL },
+                        { "/activate", REST_RESOURCE_ROLLOUT_ACTIVATE },
+                        { "/plan", REST_RESOURCE_ROLLOUT_PLAN },
+                };
+                const char *tail = rest + 9;
+                enum rest_resource res = REST_RESOURCE_ROLLOUT;
+                size_t len = strlen(tail);
+
+                for (size_t i = 0; i < ELEMENTSOF(subs); i++)
+                        if (strip_suffix(tail, subs[i].suffix, &len)) {
+                                res = subs[i].res;
+                                break;
+                        }
                 if (memchr(tail, '/', len))
                         return REST_RESOURCE_NONE;
                 *ret_id = strndup(tail, len);

@@ -35,6 +35,11 @@ CREATE TABLE rollout (
         -- CLOCK_BOOTTIME at load with what is left of it); NULL: none
         soak_until      INTEGER,
         activate_now    INTEGER NOT NULL DEFAULT 0,
+        -- a resume forgives the failures and reverts that halted it:
+        -- the wave they were in, and how many
+        forgiven_wave   INTEGER NOT NULL DEFAULT 0,
+        forgiven_failures INTEGER NOT NULL DEFAULT 0,
+        forgiven_reverts INTEGER NOT NULL DEFAULT 0,
         error           TEXT,
         paused_reason   TEXT
 ) STRICT;
