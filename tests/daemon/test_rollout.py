@@ -216,6 +216,201 @@ class Waves(unittest.TestCase):
                 rows = sql(d.db_path, "SELECT state FROM rollout WHERE id = ?", (rid,))
                 self.assertEqual(rows[0][0], "completed")
 
+    def test_cancel_leaves_nothing_half_activated(self):
+        """Cancel while uploads run: pending members are cancelled, uploads
+        stop, a member told to test is followed through to confirm; every
+        device ends on one image, confirmed, with nothing pending."""
+        n = 4
+        with Sim("--bandwidth", "20000", "--swap-ms", "300", count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns, "[jobs]\nmax_running=4\n")) as d:
+                wait_online(d, n)
+                data, digest = mcuimg.make_image((2, 1, 0, 0), 60000, seed=3)
+                image = add_image(d, data)
+                ids = sorted(x["id"] for x in devices(d))
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids},
+                    "policy": {"canary": "3", "wave_size": "1", "max_rebooting": 3},
+                }, expect=201)
+                rid = doc["id"]
+                d.wait_for(lambda: any(m["bytes_sent"] > 0 for m in members(d, rid)), timeout=60,
+                           what="an upload under way")
+                _, doc = d.api("POST", "/api/v1/rollouts/%d/cancel" % rid, expect=200)
+                self.assertEqual(doc["state"], "cancelled")
+                status, doc = d.api("POST", "/api/v1/rollouts/%d/cancel" % rid)
+                self.assertEqual(status, 409, doc)
+                # every job of the rollout finishes
+                d.wait_for(lambda: not d.api("GET", "/api/v1/jobs?state=running")[1]["jobs"]
+                           and not d.api("GET", "/api/v1/jobs?state=queued")[1]["jobs"],
+                           timeout=60, what="the rollout's jobs to end")
+                ms = members(d, rid)
+                self.assertEqual(ms[-1]["state"], "cancelled", "the last wave never started")
+                for m in ms:
+                    self.assertIn(m["state"], ("cancelled", "succeeded"), m)
+                for dev in range(n):
+                    sim.wait_booted(dev, timeout=20)
+                    slots = sim.state(dev)["slots"]
+                    active = [x for x in slots if x.get("active")]
+                    self.assertEqual(len(active), 1, slots)
+                    self.assertTrue(active[0]["confirmed"], slots)
+                    self.assertFalse(any(x.get("pending") for x in slots), "half activated: %r" % slots)
+
+    def test_pause_holds_and_resume_goes_on(self):
+        """A user's pause starts no new member; resume completes it."""
+        n = 4
+        with Sim("--bandwidth", "40000", count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns)) as d:
+                wait_online(d, n)
+                data, digest = mcuimg.make_image((2, 2, 0, 0), 30000, seed=4)
+                image = add_image(d, data)
+                ids = sorted(x["id"] for x in devices(d))
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids},
+                    "policy": {"canary": "1", "wave_size": "1"},
+                }, expect=201)
+                rid = doc["id"]
+                _, doc = d.api("POST", "/api/v1/rollouts/%d/pause" % rid, expect=200)
+                self.assertEqual(doc["state"], "paused")
+                self.assertEqual(doc["paused_reason"], "user")
+                time.sleep(3)
+                started = [m for m in members(d, rid) if m["state"] != "pending"]
+                self.assertLessEqual(len(started), 1, started)
+                status, _ = d.api("POST", "/api/v1/rollouts/%d/resume" % rid, expect=200)
+                r = wait_state(d, rid, FINISHED, timeout=120)
+                self.assertEqual(r["state"], "completed", r)
+                self.assertEqual(r["counts"]["succeeded"], n)
+
+
+class Restart(unittest.TestCase):
+    def test_kill9_mid_rollout_then_completion(self):
+        """kill -9 of smpgwd while a wave uploads: after the restart the
+        rollout goes on from where it stood (the database and the jobs
+        agree) and ends with every device updated, confirmed."""
+        n = 6
+        with Sim("--bandwidth", "30000", "--swap-ms", "200", count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns)) as d:
+                wait_online(d, n)
+                data, digest = mcuimg.make_image((3, 0, 0, 0), 40000, seed=5)
+                image = add_image(d, data)
+                ids = sorted(x["id"] for x in devices(d))
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids},
+                    "policy": {"canary": "1", "wave_size": "50%", "soak": 1},
+                }, expect=201)
+                rid = doc["id"]
+                d.wait_for(lambda: rollout(d, rid)["current_wave"] >= 1 and
+                           any(m["bytes_sent"] > 0 and m["wave"] == 1 for m in members(d, rid)),
+                           timeout=90, what="wave 1 uploading")
+                d.kill9()
+                rows = sql(d.db_path, "SELECT state, current_wave FROM rollout WHERE id = ?", (rid,))
+                self.assertEqual(rows[0][0], "running")
+                self.assertGreaterEqual(rows[0][1], 1)
+                d.start()
+                r = wait_state(d, rid, FINISHED, timeout=180)
+                self.assertEqual(r["state"], "completed", r)
+                self.assertEqual(r["counts"]["succeeded"], n, r)
+                by_id = {x["id"]: x for x in devices(d)}
+                for i in ids:
+                    self.assertEqual(running_hash(by_id[i]), (digest, True))
+                for m in members(d, rid):
+                    self.assertLessEqual(m["attempts"], 2, m)
+
+
+class Windows(unittest.TestCase):
+    def test_activation_waits_for_a_window_opening_seconds_later(self):
+        """A window (UTC) that opens at the next minute: no member starts
+        before it opens; then the rollout runs and completes."""
+        n = 3
+        with Sim(count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns)) as d:
+                wait_online(d, n)
+                data, digest = mcuimg.make_image((4, 0, 0, 0), 8192, seed=6)
+                image = add_image(d, data)
+                ids = sorted(x["id"] for x in devices(d))
+                # create at hh:mm:50 or later, so the window opens within seconds
+                while time.gmtime().tm_sec < 50:
+                    time.sleep(0.5)
+                now = time.time()
+                opens = (int(now) // 60 + 1) * 60
+                t0 = time.gmtime(opens)
+                t1 = time.gmtime(opens + 180)
+                window = {"from": "%02d:%02d" % (t0.tm_hour, t0.tm_min),
+                          "to": "%02d:%02d" % (t1.tm_hour, t1.tm_min)}
+                events = EventLog(d)
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids},
+                    "schedule": {"windows": [window], "timezone": "UTC"},
+                    "policy": {"canary": "1", "wave_size": "100%"},
+                }, expect=201)
+                rid = doc["id"]
+                self.assertEqual(doc["schedule"]["timezone"], "UTC")
+                time.sleep(max(0, opens - time.time() - 1))
+                self.assertTrue(all(m["state"] == "pending" for m in members(d, rid)),
+                                "a member started before the window opened")
+                r = wait_state(d, rid, FINISHED, timeout=120)
+                self.assertEqual(r["state"], "completed", r)
+                first_start = min(e["updated"] for k, e in events.events
+                                  if k == "rollout-member" and e["state"] == "staging")
+                events.close()
+                t = time.strptime(first_start[:19], "%Y-%m-%dT%H:%M:%S")
+                import calendar
+                self.assertGreaterEqual(calendar.timegm(t), opens)
+
+
+class Budgets(unittest.TestCase):
+    def test_labels_filter_relay_budget_and_late_joiner(self):
+        """Devices labelled over REST; a rollout by label filter takes
+        those and skips the others; at most max_rebooting members and
+        max_rebooting_relay relays are at work at once (from the member
+        events); a device labelled while it runs joins and is updated."""
+        n = 9
+        with Sim("--bandwidth", "60000", "--swap-ms", "300", count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns, "[jobs]\nmax_running=8\n")) as d:
+                wait_online(d, n)
+                ids = sorted(x["id"] for x in devices(d))
+                for i in ids[:7]:
+                    labels = ["site-a"] + (["relay"] if i in ids[:3] else [])
+                    _, doc = d.api("PUT", "/api/v1/devices/%d/labels" % i, {"labels": labels + ["site-a"]},
+                                   expect=200)
+                    self.assertEqual(doc["labels"], sorted(set(labels)))
+                _, doc = d.api("GET", "/api/v1/devices?label=relay", expect=200)
+                self.assertEqual(sorted(x["id"] for x in doc["devices"]), ids[:3])
+                self.assertEqual(doc["devices"][0]["labels"], ["relay", "site-a"])
+                status, doc = d.api("PUT", "/api/v1/devices/%d/labels" % ids[0], {"labels": ["Bad Label"]})
+                self.assertEqual(status, 400, doc)
+                data, digest = mcuimg.make_image((5, 0, 0, 0), 40000, seed=7)
+                image = add_image(d, data)
+                events = EventLog(d)
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"filter": {"labels": ["site-a"]}},
+                    "policy": {"canary": "2", "wave_size": "100%", "max_rebooting": 3,
+                               "max_rebooting_relay": 1, "soak": 0},
+                }, expect=201)
+                rid = doc["id"]
+                self.assertEqual(len(members(d, rid)), 7)
+                d.wait_for(lambda: rollout(d, rid)["current_wave"] >= 1, timeout=60, what="wave 1")
+                # a late joiner: labelled now, it matches the filter
+                d.api("PUT", "/api/v1/devices/%d/labels" % ids[7], {"labels": ["site-a"]}, expect=200)
+                r = wait_state(d, rid, FINISHED, timeout=180)
+                self.assertEqual(r["state"], "completed", r)
+                ms = {m["device"]: m for m in members(d, rid)}
+                self.assertIn(ids[7], ms)
+                self.assertEqual(ms[ids[7]]["state"], "succeeded")
+                self.assertNotIn(ids[8], ms)
+                time.sleep(1.2)
+                events.close()
+                self.assertLessEqual(max_concurrent(events.events, rid, ACTIVE), 3)
+                self.assertEqual(max_concurrent(events.events, rid, ACTIVE), 3, "the budget was used")
+                self.assertEqual(max_concurrent(events.events, rid, ACTIVE, relay_ids=set(ids[:3])), 1)
+                by_id = {x["id"]: x for x in devices(d)}
+                for i in ids[:8]:
+                    self.assertEqual(running_hash(by_id[i]), (digest, True))
+                self.assertNotEqual(running_hash(by_id[ids[8]])[0], digest)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
