@@ -412,5 +412,116 @@ class Budgets(unittest.TestCase):
                 self.assertNotEqual(running_hash(by_id[ids[8]])[0], digest)
 
 
+class Fleet(unittest.TestCase):
+    def test_200_devices_with_faults_and_kill9(self):
+        """200 smpsim devices; a canary, waves of 25 %, devices that revert,
+        reject, drop requests, lose their link once, or never answer; a
+        kill -9 of smpgwd in the middle.  The rollout completes; every
+        device that can be updated runs the new image confirmed, every
+        failure is explained with its reason, and the reboot budget held."""
+        n = 200
+        faults = {10: "revert", 50: "revert", 80: "reject", 30: "silent=1",
+                  20: "drop=0.2", 60: "drop=0.2", 150: "drop-at=2000,1000"}
+        expect_failed = {10: "reverted", 50: "reverted", 80: "reverted", 30: "unreachable"}
+        with Sim("--swap-ms", "100", "--boot-ms", "50", count=n) as sim:
+            conns = conns_of(sim, n)
+            cfg = "".join("[devices]\nadd=%s\n" % " ".join(conns[i:i + 20]) for i in range(0, n, 20))
+            cfg += "[jobs]\nmax_running=16\n"
+            with Daemon(config=cfg) as d:
+                wait_online(d, n, timeout=120)
+                by_conn = {x["conn"]: x["id"] for x in devices(d)}
+                index_of = {by_conn[c]: i for i, c in enumerate(conns)}
+                for i, f in faults.items():
+                    sim.control("fault %d %s" % (i, f))
+                data, digest = mcuimg.make_image((6, 0, 0, 0), 4096, seed=8)
+                image = add_image(d, data)
+                events = EventLog(d, types="rollout-member,rollout-state")
+                t0 = time.monotonic()
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"filter": {"transport": "udp"}},
+                    "policy": {"canary": "5", "wave_size": "25%", "failure_threshold": "50%",
+                               "revert_halt": 0, "attempts": 3, "retry_delay": 1, "retry_delay_max": 2,
+                               "max_rebooting": 16, "max_rebooting_relay": 1},
+                }, expect=201)
+                rid = doc["id"]
+                self.assertEqual(doc["waves"], 5)
+                d.wait_for(lambda: rollout(d, rid)["current_wave"] >= 2, timeout=180, what="wave 2")
+                events.close()
+                d.kill9()
+                d.start()
+                events2 = EventLog(d, types="rollout-member,rollout-state")
+                r = wait_state(d, rid, FINISHED, timeout=400)
+                elapsed = time.monotonic() - t0
+                sys.stderr.write("\n200-device rollout: %.1f s (with a kill -9 and restart)\n" % elapsed)
+                self.assertEqual(r["state"], "completed", r)
+                ms = members(d, rid)
+                self.assertEqual(len(ms), n)
+                by_id = {x["id"]: x for x in devices(d)}
+                for m in ms:
+                    i = index_of[m["device"]]
+                    if i in expect_failed:
+                        self.assertEqual((m["state"], m["reason"]), ("failed", expect_failed[i]), m)
+                    else:
+                        self.assertEqual(m["state"], "succeeded", m)
+                        self.assertEqual(running_hash(by_id[m["device"]]), (digest, True))
+                self.assertEqual(sorted((f["reason"] for f in r["failures"])),
+                                 sorted(expect_failed.values()))
+                time.sleep(1.2)
+                events2.close()
+                self.assertLessEqual(max_concurrent(events.events, rid, ACTIVE), 16)
+                self.assertLessEqual(max_concurrent(events2.events, rid, ACTIVE), 16)
+
+
+class Plan(unittest.TestCase):
+    def test_plan_lists_waves_and_skips_and_its_eta_holds(self):
+        """The dry run lists the waves in order and the devices skipped
+        with the reason; after a first rollout measured the links and the
+        swap times, the plan's estimate of a second one is within 25 % of
+        its measured duration."""
+        n = 10
+        with Sim("--bandwidth", "40000", "--latency", "2", "--swap-ms", "800", "--boot-ms", "100",
+                 count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns, "[jobs]\nmax_running=3\n")) as d:
+                wait_online(d, n)
+                ids = sorted(x["id"] for x in devices(d))
+                data_a, digest_a = mcuimg.make_image((7, 0, 0, 0), 32768, seed=9)
+                image_a = add_image(d, data_a, "a.bin")
+                # device 0 runs image A already: skipped in A's plan
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image_a, "targets": {"devices": ids[:1]}}, expect=201)
+                wait_state(d, doc["id"], FINISHED)
+                d.wait_for(lambda: running_hash([x for x in devices(d) if x["id"] == ids[0]][0])
+                           == (digest_a, True), timeout=30, what="device 0 probed")
+                body = {"image": image_a, "targets": {"devices": ids},
+                        "policy": {"canary": "1", "wave_size": "3", "max_rebooting": 3}}
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+                self.assertEqual(plan["skipped"], [{"device": ids[0], "reason": "already-running"}])
+                self.assertEqual([len(w["devices"]) for w in plan["waves"]], [1, 3, 3, 2])
+                self.assertEqual(sorted(sum((w["devices"] for w in plan["waves"]), [])), ids[1:])
+                self.assertGreater(plan["estimate"]["duration_s"], 0)
+                # the first run measures every link and swap
+                _, doc = d.api("POST", "/api/v1/rollouts", body, expect=201)
+                self.assertEqual(wait_state(d, doc["id"], FINISHED)["state"], "completed")
+                data_b, digest_b = mcuimg.make_image((7, 1, 0, 0), 32768, seed=10)
+                image_b = add_image(d, data_b, "b.bin")
+                body["image"] = image_b
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+                est = plan["estimate"]["duration_s"]
+                self.assertEqual(plan["estimate"]["assumptions"]["at_default_swap"], 0, plan)
+                _, doc = d.api("POST", "/api/v1/rollouts", body, expect=201)
+                rid = doc["id"]
+                # the re-plan of a running rollout answers too
+                _, replan = d.api("GET", "/api/v1/rollouts/%d/plan" % rid, expect=200)
+                self.assertIn("estimate", replan)
+                r = wait_state(d, rid, FINISHED)
+                self.assertEqual(r["state"], "completed", r)
+                t = lambda s: time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float(s[19:-1] or 0)
+                measured = t(r["finished"]) - t(r["created"])
+                sys.stderr.write("\nplan estimate %.2f s, measured %.2f s (%.0f %%)\n"
+                                 % (est, measured, 100.0 * est / measured))
+                self.assertLess(abs(est - measured), 0.25 * measured, plan)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
