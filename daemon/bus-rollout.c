@@ -22,7 +22,7 @@
 #include "rollout.h"
 #include "util.h"
 
-#define SPEC_DEPTH_MAX 8
+#define SPEC_DEPTH_MAX 32   /* nesting of containers and variants; a spec needs about 12 */
 
 const char *bus_rollout_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
         snprintf(buf, SMPGW_DBUS_PATH_MAX, SMPGW_DBUS_ROLLOUT_PREFIX "/%" PRIu64, id);
@@ -63,10 +63,16 @@ static int read_container(sd_bus_message *m, char type, const char *contents, un
                 return r;
         if (type == SD_BUS_TYPE_ARRAY && contents[0] == SD_BUS_TYPE_DICT_ENTRY_BEGIN) {
                 out = json_object();
-                while ((r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, NULL)) > 0) {
-                        const char *key;
+                for (;;) {
+                        const char *key, *entry;
                         json_t *v = NULL;
-                        r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &key);
+                        char t;
+                        r = sd_bus_message_peek_type(m, &t, &entry);
+                        if (r <= 0)
+                                break;
+                        r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, entry);
+                        if (r >= 0)
+                                r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &key);
                         if (r >= 0)
                                 r = read_value(m, depth + 1, &v);
                         if (r >= 0)

@@ -523,5 +523,63 @@ class Plan(unittest.TestCase):
                 self.assertLess(abs(est - measured), 0.25 * measured, plan)
 
 
+class Cli(unittest.TestCase):
+    def test_smpgwctl_rollout_and_labels_over_dbus(self):
+        """smpgwctl device ID labels and rollout create/plan/list/show/
+        pause/resume/cancel over the daemon's private bus: the same
+        objects REST shows (Manager1.CreateRollout, Rollout1.*)."""
+        n = 3
+        with Sim(count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns)) as d:
+                wait_online(d, n)
+                ids = sorted(x["id"] for x in devices(d))
+                p = d.smpgwctl("device", str(ids[0]), "labels", "--set", "relay,floor-1")
+                self.assertEqual(p.stdout.decode().split(), ["floor-1", "relay"])
+                p = d.smpgwctl("device", str(ids[0]), "labels", "--add", "x", "--remove", "floor-1", "--json")
+                self.assertEqual(json.loads(p.stdout)["labels"], ["relay", "x"])
+                _, doc = d.api("GET", "/api/v1/devices/%d/labels" % ids[0], expect=200)
+                self.assertEqual(doc["labels"], ["relay", "x"])
+                p = d.smpgwctl("device", str(ids[0]), "labels", "--add", "Bad!", check=False)
+                self.assertEqual(p.returncode, 10, p.stderr)
+                data, digest = mcuimg.make_image((8, 0, 0, 0), 8192, seed=11)
+                image = add_image(d, data)
+                p = d.smpgwctl("rollout", "plan", image[:12], "--devices", ",".join(map(str, ids)),
+                               "--canary", "1", "--wave-size", "50%", "--json")
+                plan = json.loads(p.stdout)["plan"]
+                self.assertEqual([len(w["devices"]) for w in plan["waves"]], [1, 2])
+                p = d.smpgwctl("rollout", "create", image[:12], "--filter", "labels=relay", "--filter",
+                               "transport=udp", "--window", "mon-sun 00:00-24:00", "--timezone", "Europe/Berlin",
+                               "--max-rebooting", "2", "--wait", "--json")
+                r = json.loads(p.stdout)["rollout"]
+                self.assertEqual(r["state"], "completed", r)
+                self.assertEqual(r["counts"]["succeeded"], 1)
+                self.assertEqual(r["schedule"]["timezone"], "Europe/Berlin")
+                _, rest = d.api("GET", "/api/v1/rollouts/%d" % r["id"], expect=200)
+                self.assertEqual(rest["counts"], r["counts"])
+                p = d.smpgwctl("rollout", "create", image[:12], "--devices", ",".join(map(str, ids[1:])),
+                               "--start", "2099-01-01T00:00:00Z")
+                rid = int(p.stdout)
+                p = d.smpgwctl("rollout", "show", str(rid))
+                self.assertIn("state:       scheduled", p.stdout.decode())
+                p = d.smpgwctl("rollout", "pause", str(rid))
+                self.assertIn("paused", p.stdout.decode())
+                d.smpgwctl("rollout", "resume", str(rid))
+                d.smpgwctl("rollout", "activate", str(rid))
+                p = d.smpgwctl("rollout", "plan", str(rid), "--json")
+                self.assertIn("estimate", json.loads(p.stdout)["plan"])
+                d.smpgwctl("rollout", "cancel", str(rid))
+                p = d.smpgwctl("rollout", "cancel", str(rid), check=False)
+                self.assertEqual(p.returncode, 10)
+                p = d.smpgwctl("rollout", "list", "--json")
+                states = {x["id"]: x["state"] for x in json.loads(p.stdout)["rollouts"]}
+                self.assertEqual(states, {r["id"]: "completed", rid: "cancelled"})
+                p = d.smpgwctl("rollout", "create", image[:12], check=False)
+                self.assertEqual(p.returncode, 2)
+                p = d.smpgwctl("rollout", "create", image[:12], "--devices", "999", check=False)
+                self.assertEqual(p.returncode, 10)
+                self.assertIn("no such device", p.stderr.decode())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
