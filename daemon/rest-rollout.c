@@ -17,8 +17,10 @@
 static int find_rollout(struct rest_request *req, struct rollout **ret) {
         struct engine_error e;
 
-        if (engine_rollout_find(req->rest->manager, req->path_id, ret, &e) < 0)
-                return rest_reply_error(req, 404, "not_found", "No rollout '%s'.", req->path_id ?: "");
+        if (engine_rollout_find(req->rest->manager, req->path_id, ret, &e) < 0) {
+                int k = rest_reply_engine_error(req, &e);
+                return k < 0 ? k : -ENOENT;
+        }
         return 0;
 }
 
