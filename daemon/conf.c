@@ -99,6 +99,9 @@ static const struct config_key config_keys[] = {
         K("jobs", "mode", KEY_MODE, job_mode, 0, 0),
         K("jobs", "swap_timeout", KEY_SECONDS, job_swap_timeout_usec, 5, 3600),
         K("jobs", "keep", KEY_UINT, job_keep, 10, 10000000),
+        K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
+        K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
+        K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
 };
 
 int config_set_string(char **field, const char *value) {
@@ -189,6 +192,9 @@ static int config_defaults(struct config *c) {
         c->job_mode = SMP_UPDATE_TEST_AND_CONFIRM;
         c->job_swap_timeout_usec = 120 * 1000000ull;
         c->job_keep = 10000;
+        c->jobs_max_running_ble_adapter = 7;
+        c->job_swap_estimate_usec = 10 * 1000000ull;
+        c->job_hold_slot_during_reboot = false;
         if (config_set_string(&c->state_dir, SMPGWD_STATE_DIR_DEFAULT) < 0 ||
             config_set_string(&c->rest_listen, "127.0.0.1:8080") < 0)
                 return -ENOMEM;

@@ -223,6 +223,7 @@ int rest_jobs_list(struct rest_request *req);
 int rest_jobs_create(struct rest_request *req);
 int rest_job_get(struct rest_request *req);
 int rest_job_cancel(struct rest_request *req);
+int rest_job_activate(struct rest_request *req);
 
 int rest_rollouts_list(struct rest_request *req);
 int rest_rollouts_create(struct rest_request *req);

@@ -41,3 +41,4 @@ int cmd_rollout_activate(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_rollout_plan(struct ctl_context *ctx, int argc, char *argv[]);
 /* device ID labels [--set|--add|--remove] (argv[1] the device, argv[2] "labels") */
 int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_activate(struct ctl_context *ctx, int argc, char *argv[]);

@@ -74,6 +74,7 @@ static const struct ctl_command commands[] = {
         { "rollout", "activate", "ID", "Activate now, without waiting for a window", cmd_rollout_activate },
         { "rollout", "plan", "ID | IMAGE options", "A dry run: waves, skipped devices, ETA",
           cmd_rollout_plan },
+        { "activate", NULL, "JOB...", "Activate smpgwd's staged jobs", cmd_activate },
 };
 
 static void command_line(FILE *f, const struct ctl_command *c) {
