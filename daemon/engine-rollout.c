@@ -15,6 +15,7 @@
 #include "db.h"
 #include "engine-rollout.h"
 #include "engine.h"
+#include "job-radio.h"
 #include "log.h"
 #include "manager.h"
 #include "rollout-executor.h"
@@ -287,22 +288,18 @@ static const struct {
 #define PLAN_DEFAULT_RTT_S 0.02
 #define PLAN_SWAP_DEFAULT_S 10.0
 
-/* The swap time its last update showed: its job's time less the upload
- * and the requests; 0 when none was measured. */
-static double device_swap_s(struct manager *m, uint64_t device_id, double rtt_s) {
-        for (size_t i = m->n_jobs; i > 0; i--) {
-                const struct job *j = m->jobs[i - 1];
-                if (j->device_id != device_id || j->state != JOB_SUCCEEDED || !j->has_outcome ||
-                    j->outcome != SMP_UPDATE_OUTCOME_UPDATED || j->attempts != 1 || job_rate(j) <= 0 ||
-                    !j->started_usec || j->finished_usec <= j->started_usec)
-                        continue;
-                double total = (double) (j->finished_usec - j->started_usec) / 1e6;
-                double swap = total - (double) j->bytes_total / job_rate(j) -
-                              (ROLLOUT_PLAN_STAGE_REQUESTS + ROLLOUT_PLAN_ACTIVATE_REQUESTS +
-                               ROLLOUT_PLAN_VERIFY_REQUESTS) * rtt_s;
-                return swap > 0.001 ? swap : 0.001;
-        }
-        return 0;
+/* The swap time learned for the device's board and the image size (the
+ * job layer's estimate); 0 when none was learned. */
+static double device_swap_s(struct manager *m, const struct device *d, uint64_t image_size) {
+        char board[JOB_BOARD_SIZE];
+        bool learned = false;
+        uint64_t usec;
+
+        if (!d)
+                return 0;
+        job_device_board(d, board, sizeof(board));
+        usec = job_swap_estimate_usec(m, board, image_size, &learned);
+        return learned && usec > 0 ? (double) usec / 1e6 : 0;
 }
 
 static json_t *json_time_or_null(uint64_t usec) {
@@ -373,11 +370,9 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
                                 pm->rate = job_rate(m->jobs[q - 1]);
                                 break;
                         }
-                pm->swap_s = device_swap_s(m, ids[i], t < n_transports ? transports[t].rtt_s : PLAN_DEFAULT_RTT_S);
+                pm->swap_s = device_swap_s(m, d, pc->image_size);
         }
-        /* The executor holds a member's reboot token for its whole job
-         * (rollout-executor.c): the plan does the same. */
-        uint32_t max_running = MAX(1u, MIN(m->config->jobs_max_running, policy.max_rebooting));
+        uint32_t max_running = MAX(1u, m->config->jobs_max_running);
         struct rollout_plan_input in = {
                 .policy = &policy,
                 .mode = pc->mode,
@@ -392,10 +387,11 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
                 .max_running = max_running,
                 .transports = transports,
                 .n_transports = n_transports,
-                .max_running_ble_adapter = 7,
+                .max_running_ble_adapter = MAX(1u, m->config->jobs_max_running_ble_adapter),
                 .default_rate = PLAN_DEFAULT_RATE,
                 .default_rtt_s = PLAN_DEFAULT_RTT_S,
-                .swap_default_s = PLAN_SWAP_DEFAULT_S,
+                .swap_default_s = m->config->job_swap_estimate_usec ? (double) m->config->job_swap_estimate_usec / 1e6
+                                                                     : PLAN_SWAP_DEFAULT_S,
         };
         for (size_t t = 0; t < n_transports; t++)
                 transports[t].max_running = MIN(transports[t].max_running, max_running);

@@ -15,12 +15,18 @@
  * wall-clock jump; start_at, deadline and windows are wall-clock times
  * and are re-read from CLOCK_REALTIME at each step.
  *
- * A member's attempt is one job (max_attempts 1, rollout_id set); a
- * failure the policy retries puts the member back to pending with a
- * backoff.  Until the job layer can stop a job between its upload and
- * its activation, a member's whole job counts against the reboot budget
- * (max_rebooting, max_rebooting_relay) from its start: the budget is
- * never exceeded, at the price of fewer uploads at once.
+ * A member's attempt is one job (max_attempts 1, rollout_id set, its
+ * priority from its wave and order); a failure the policy retries puts
+ * the member back to pending with a backoff.  Jobs upload as the job
+ * layer's radio slots allow; before a job sends its reset the job layer
+ * asks the reboot gate (rollout_reboot_gate()), which says yes only when
+ * the member's wave has started, a window is open (or `activate` was
+ * given) and a reboot token is free (max_rebooting, max_rebooting_relay).
+ * A yes takes the token (the member is `activating`); it is given back
+ * when the member's job ends.  A job told no waits `staged`, holding no
+ * slot, and asks again when the gate's inputs change
+ * (engine_reboot_gate_changed()).  With `staging`, every member's job is
+ * created at the start, so later waves upload while earlier ones reboot.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +39,7 @@
 #include "conf.h"
 #include "db.h"
 #include "engine-rollout.h"
+#include "engine.h"
 #include "log.h"
 #include "manager.h"
 #include "rollout-executor.h"
@@ -50,6 +57,11 @@ struct rollout_executor {
         struct rollout **rollouts;     /* oldest first */
         size_t n_rollouts;
         sd_event_source *step_defer;
+        /* What the reboot gate's answers depend on, summed over the
+         * rollouts at the last engine_reboot_gate_changed(): asking the
+         * held jobs again only when it changed keeps their staged/queued
+         * events from kicking steps forever. */
+        uint64_t gate_signature;
         bool stopped;
 };
 
@@ -139,6 +151,22 @@ static bool member_active(const struct rollout_member *mem) {
         }
 }
 
+/* A member holding a reboot token: told it may reset, until its job ends. */
+static bool member_holds_token(const struct rollout_member *mem) {
+        return mem->state == ROLLOUT_MEMBER_ACTIVATING || mem->state == ROLLOUT_MEMBER_REBOOTING ||
+               mem->state == ROLLOUT_MEMBER_VERIFYING;
+}
+
+static void count_tokens(const struct rollout *r, struct rollout_reboots *ret) {
+        *ret = (struct rollout_reboots) {};
+        for (size_t i = 0; i < r->n_members; i++)
+                if (member_holds_token(&r->members[i])) {
+                        ret->rebooting++;
+                        if (r->members[i].relay)
+                                ret->rebooting_relay++;
+                }
+}
+
 static bool member_finished(const struct rollout_member *mem) {
         return mem->state == ROLLOUT_MEMBER_SUCCEEDED || mem->state == ROLLOUT_MEMBER_FAILED ||
                mem->state == ROLLOUT_MEMBER_CANCELLED || mem->state == ROLLOUT_MEMBER_SOAKING;
@@ -146,19 +174,23 @@ static bool member_finished(const struct rollout_member *mem) {
 
 /* ---- following jobs ---- */
 
-static enum rollout_member_state state_of_step(enum smp_update_step step) {
-        switch (step) {
-        case SMP_UPDATE_STEP_MARK:
-        case SMP_UPDATE_STEP_RESET:
-                return ROLLOUT_MEMBER_ACTIVATING;
-        case SMP_UPDATE_STEP_WAIT_REBOOT:
+/* The member's state as its unfinished job tells it; the member's own
+ * state where the job does not say (a job queued again between phases). */
+static enum rollout_member_state state_of_job(const struct rollout_member *mem, const struct job *j) {
+        if (j->state == JOB_STAGED)
+                return member_holds_token(mem) ? mem->state : ROLLOUT_MEMBER_STAGED;
+        if (j->state == JOB_REBOOTING)
                 return ROLLOUT_MEMBER_REBOOTING;
-        case SMP_UPDATE_STEP_CONFIRM:
-        case SMP_UPDATE_STEP_VERIFY:
-        case SMP_UPDATE_STEP_DONE:
+        switch (j->phase) {
+        case SMP_UPDATE_PHASE_STAGE:
+                return ROLLOUT_MEMBER_STAGING;
+        case SMP_UPDATE_PHASE_ACTIVATE:
+                /* Running the activate phase: the gate said yes. */
+                return j->state == JOB_RUNNING ? ROLLOUT_MEMBER_ACTIVATING : mem->state;
+        case SMP_UPDATE_PHASE_VERIFY:
                 return ROLLOUT_MEMBER_VERIFYING;
         default:
-                return ROLLOUT_MEMBER_STAGING;
+                return mem->state;
         }
 }
 
@@ -166,7 +198,8 @@ static enum rollout_member_state state_of_step(enum smp_update_step step) {
  * device to test (or confirm) the new image, so it must be followed
  * through verify. */
 static bool job_past_safe_point(const struct job *j) {
-        return j->has_step && j->step >= SMP_UPDATE_STEP_MARK;
+        return j->phase == SMP_UPDATE_PHASE_VERIFY || j->state == JOB_REBOOTING ||
+               (j->has_step && j->step >= SMP_UPDATE_STEP_MARK && j->state != JOB_STAGED);
 }
 
 static bool outcome_is_success(const struct rollout *r, const struct job *j) {
@@ -258,8 +291,8 @@ static void on_job_event(struct rollout_executor *x, const struct manager_event 
         if (job_is_finished(j)) {
                 if (mem->in_flight || member_active(mem))
                         member_job_finished(r, mem, j);
-        } else if (j->state == JOB_RUNNING && j->has_step)
-                member_set(r, mem, state_of_step(j->step), NULL);
+        } else
+                member_set(r, mem, state_of_job(mem, j), NULL);
         rollout_executor_kick(x);
 }
 
@@ -543,6 +576,7 @@ static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t
                 .mode = r->mode,
                 .max_attempts = 1,
                 .rollout_id = r->id,
+                .priority = (int64_t) rollout_job_priority(ROLLOUT_PHASE_STAGE, mem->wave, mem->order_key),
         };
         struct job *j = NULL;
         int k;
@@ -581,35 +615,80 @@ static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t
         member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
 }
 
+/* Jobs for the members due: of the waves started, or with staging every
+ * wave (their activation waits at the gate).  Uploads are bounded by the
+ * job layer's slots, reboots by the gate. */
 static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
-        struct rollout_reboots reb = {};
-
-        for (size_t i = 0; i < r->n_members; i++)
-                if (r->members[i].in_flight) {
-                        reb.rebooting++;
-                        if (r->members[i].relay)
-                                reb.rebooting_relay++;
-                }
-        if (!windows_open(r, now, w))
-                return;
-        /* Members are kept in wave and order: the first ones first. */
         for (size_t i = 0; i < r->n_members && r->state == ROLLOUT_RUNNING; i++) {
                 struct rollout_member *mem = &r->members[i];
-                if (mem->state != ROLLOUT_MEMBER_PENDING || mem->wave > r->current_wave)
+                if (mem->state != ROLLOUT_MEMBER_PENDING || (mem->wave > r->current_wave && !r->schedule.staging))
                         continue;
                 if (mem->next_attempt_usec > now) {
                         wake_in(w, mem->next_attempt_usec - now);
                         continue;
                 }
-                if (!rollout_may_reboot(&r->policy, &reb, mem->relay))
-                        continue;
                 start_member(r, mem, now, w);
-                if (mem->in_flight) {
-                        reb.rebooting++;
-                        if (mem->relay)
-                                reb.rebooting_relay++;
-                }
         }
+        /* A window that opens or closes changes the gate's answer. */
+        if (r->schedule.windows.n > 0 && !r->activate_now) {
+                struct wake ww = { UINT64_MAX };
+                (void) windows_open(r, now, &ww);
+                wake_in(w, ww.in_usec);
+        }
+}
+
+/* ---- the reboot gate ---- */
+
+static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *userdata) {
+        struct rollout_executor *x = userdata;
+        struct rollout *r = rollout_executor_find(x, j->rollout_id);
+        struct rollout_member *mem = r ? rollout_find_member(r, j->device_id) : NULL;
+        struct rollout_reboots tokens;
+        struct wake w = { UINT64_MAX };
+
+        if (!r || !mem || mem->job_id != j->id)
+                return true;   /* not ours (any more): the job layer's own way */
+        if (member_holds_token(mem))
+                return true;   /* asked again for a yes it had */
+        if (r->state != ROLLOUT_RUNNING || x->stopped)
+                return false;
+        count_tokens(r, &tokens);
+        struct rollout_activation_gate g = {
+                .staged = true,
+                .wave_open = mem->wave <= r->current_wave && !r->soak_until_usec,
+                .window_open = windows_open(r, now_realtime_usec(), &w),
+                .forced = r->activate_now,
+                .reboot_allowed = rollout_may_reboot(&r->policy, &tokens, mem->relay),
+        };
+        if (!rollout_may_activate(&g))
+                return false;
+        member_set(r, mem, ROLLOUT_MEMBER_ACTIVATING, NULL);
+        rollout_executor_kick(x);
+        return true;
+}
+
+/* What the gate's answers depend on; when it changes, the held jobs ask
+ * again. */
+static uint64_t gate_signature(struct rollout_executor *x) {
+        uint64_t sig = 1469598103934665603ull;
+        uint64_t now = now_realtime_usec();
+
+        for (size_t i = 0; i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                struct rollout_reboots tokens;
+                struct wake w = { UINT64_MAX };
+                uint64_t v;
+
+                if (rollout_is_finished(r))
+                        continue;
+                count_tokens(r, &tokens);
+                v = r->id ^ ((uint64_t) r->state << 8) ^ ((uint64_t) r->current_wave << 16) ^
+                    ((uint64_t) tokens.rebooting << 32) ^ ((uint64_t) tokens.rebooting_relay << 44) ^
+                    ((uint64_t) windows_open(r, now, &w) << 60) ^ ((uint64_t) r->activate_now << 61) ^
+                    ((uint64_t) (r->soak_until_usec != 0) << 62);
+                sig = (sig ^ v) * 1099511628211ull;
+        }
+        return sig;
 }
 
 static void step(struct rollout_executor *x, struct rollout *r) {
@@ -744,6 +823,11 @@ static int on_step_defer(sd_event_source *s, void *userdata) {
                 emit_progress(r);
         }
         write_dirty(x);
+        uint64_t sig = gate_signature(x);
+        if (sig != x->gate_signature) {
+                x->gate_signature = sig;
+                engine_reboot_gate_changed(x->manager);
+        }
         return 0;
 }
 
@@ -820,6 +904,7 @@ static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
                 return;
         if (j && !job_is_finished(j)) {
                 mem->in_flight = true;
+                member_set(r, mem, state_of_job(mem, j), NULL);
                 return;
         }
         if (j) {
@@ -888,6 +973,7 @@ int rollout_executor_new(struct manager *m, struct rollout_executor **ret) {
         k = manager_add_observer(m, on_manager_event, x);
         if (k < 0)
                 goto fail;
+        engine_set_reboot_gate(m, rollout_reboot_gate, x);
         log_info("Rollouts: %zu loaded", x->n_rollouts);
         rollout_executor_kick(x);
         *ret = x;
@@ -912,6 +998,7 @@ struct rollout_executor *rollout_executor_free(struct rollout_executor *x) {
         if (!x)
                 return NULL;
         manager_remove_observer(x->manager, on_manager_event, x);
+        engine_set_reboot_gate(x->manager, NULL, NULL);
         sd_event_source_disable_unref(x->step_defer);
         for (size_t i = 0; i < x->n_rollouts; i++)
                 rollout_free(x->rollouts[i]);

@@ -140,6 +140,8 @@ def max_concurrent(events, rid, states, relay_ids=None):
 
 
 ACTIVE = ("staging", "staged", "activating", "rebooting", "verifying")
+# Members holding a reboot token: told they may reset, until their job ends.
+TOKEN = ("activating", "rebooting", "verifying")
 
 
 class Waves(unittest.TestCase):
@@ -319,19 +321,20 @@ class Restart(unittest.TestCase):
 
 
 class Windows(unittest.TestCase):
-    def test_activation_waits_for_a_window_opening_seconds_later(self):
-        """A window (UTC) that opens at the next minute: no member starts
-        before it opens; then the rollout runs and completes."""
-        n = 3
-        with Sim(count=n) as sim:
+    def test_staged_activation_in_a_window_opening_seconds_later(self):
+        """staging: every member uploads at once and waits `staged`; the
+        window (UTC) opens at the next minute, and no member is activated
+        before it; then the waves activate and the rollout completes."""
+        n = 4
+        with Sim("--swap-ms", "200", count=n) as sim:
             conns = conns_of(sim, n)
             with Daemon(config=config_for(conns)) as d:
                 wait_online(d, n)
                 data, digest = mcuimg.make_image((4, 0, 0, 0), 8192, seed=6)
                 image = add_image(d, data)
                 ids = sorted(x["id"] for x in devices(d))
-                # create at hh:mm:50 or later, so the window opens within seconds
-                while time.gmtime().tm_sec < 50:
+                # create at hh:mm:45 or later, so the window opens within seconds
+                while time.gmtime().tm_sec < 45:
                     time.sleep(0.5)
                 now = time.time()
                 opens = (int(now) // 60 + 1) * 60
@@ -342,22 +345,23 @@ class Windows(unittest.TestCase):
                 events = EventLog(d)
                 _, doc = d.api("POST", "/api/v1/rollouts", {
                     "image": image, "targets": {"devices": ids},
-                    "schedule": {"windows": [window], "timezone": "UTC"},
+                    "schedule": {"windows": [window], "timezone": "UTC", "staging": True},
                     "policy": {"canary": "1", "wave_size": "100%"},
                 }, expect=201)
                 rid = doc["id"]
                 self.assertEqual(doc["schedule"]["timezone"], "UTC")
-                time.sleep(max(0, opens - time.time() - 1))
-                self.assertTrue(all(m["state"] == "pending" for m in members(d, rid)),
-                                "a member started before the window opened")
+                # every member, of both waves, uploads and waits before the window
+                d.wait_for(lambda: all(m["state"] == "staged" for m in members(d, rid)),
+                           timeout=max(1, opens - time.time() - 0.5), what="every member staged")
                 r = wait_state(d, rid, FINISHED, timeout=120)
                 self.assertEqual(r["state"], "completed", r)
-                first_start = min(e["updated"] for k, e in events.events
-                                  if k == "rollout-member" and e["state"] == "staging")
+                self.assertEqual(r["counts"]["succeeded"], n)
+                time.sleep(1.2)
                 events.close()
-                t = time.strptime(first_start[:19], "%Y-%m-%dT%H:%M:%S")
                 import calendar
-                self.assertGreaterEqual(calendar.timegm(t), opens)
+                first = min(calendar.timegm(time.strptime(e["updated"][:19], "%Y-%m-%dT%H:%M:%S"))
+                            for k, e in events.events if k == "rollout-member" and e["state"] == "activating")
+                self.assertGreaterEqual(first, opens, "a member was activated before the window opened")
 
 
 class Budgets(unittest.TestCase):
@@ -403,9 +407,10 @@ class Budgets(unittest.TestCase):
                 self.assertNotIn(ids[8], ms)
                 time.sleep(1.2)
                 events.close()
-                self.assertLessEqual(max_concurrent(events.events, rid, ACTIVE), 3)
-                self.assertEqual(max_concurrent(events.events, rid, ACTIVE), 3, "the budget was used")
-                self.assertEqual(max_concurrent(events.events, rid, ACTIVE, relay_ids=set(ids[:3])), 1)
+                self.assertEqual(max_concurrent(events.events, rid, TOKEN), 3, "the budget held, and was used")
+                self.assertEqual(max_concurrent(events.events, rid, TOKEN, relay_ids=set(ids[:3])), 1)
+                # uploads are not bound by the reboot budget
+                self.assertGreater(max_concurrent(events.events, rid, ("staging",)), 3)
                 by_id = {x["id"]: x for x in devices(d)}
                 for i in ids[:8]:
                     self.assertEqual(running_hash(by_id[i]), (digest, True))
@@ -468,8 +473,8 @@ class Fleet(unittest.TestCase):
                                  sorted(expect_failed.values()))
                 time.sleep(1.2)
                 events2.close()
-                self.assertLessEqual(max_concurrent(events.events, rid, ACTIVE), 16)
-                self.assertLessEqual(max_concurrent(events2.events, rid, ACTIVE), 16)
+                self.assertLessEqual(max_concurrent(events.events, rid, TOKEN), 16)
+                self.assertLessEqual(max_concurrent(events2.events, rid, TOKEN), 16)
 
 
 class Plan(unittest.TestCase):
