@@ -148,7 +148,7 @@ int engine_rollout_find(struct manager *m, const char *spec, struct rollout **re
 
 /* ---- queries ---- */
 
-int engine_rollouts_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
+int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
                           size_t *ret_n, uint64_t *ret_total, struct engine_error *e) {
         size_t n;
         struct rollout *const *all = rollout_executor_list(m->rollouts, &n);

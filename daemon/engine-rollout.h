@@ -49,7 +49,7 @@ struct engine_rollout_query {
         unsigned limit;                /* 0: all */
 };
 /* Newest first. */
-int engine_rollouts_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
+int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
                           size_t *ret_n, uint64_t *ret_total, struct engine_error *e);
 
 struct engine_rollout_member_query {

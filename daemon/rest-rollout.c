@@ -55,7 +55,7 @@ int rest_rollouts_list(struct rest_request *req) {
         k = rest_query_page(req, &q.limit, &q.offset);
         if (k < 0)
                 return k;
-        k = engine_rollouts_query(m, &q, &page, &n, &total, &e);
+        k = engine_rollout_query(m, &q, &page, &n, &total, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
         return rest_reply_page(req, "rollouts", rest_json_array(m, (void *const *) page, n, rollout_form), total,

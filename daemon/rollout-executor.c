@@ -51,6 +51,8 @@
 /* A member whose device is busy with a job of someone else looks again. */
 #define BUSY_RECHECK_USEC (2ull * 1000000ull)
 #define PROGRESS_INTERVAL_USEC 1000000ull
+/* How often a running rollout's ETA is re-planned. */
+#define ETA_INTERVAL_USEC (5ull * 1000000ull)
 
 struct rollout_executor {
         struct manager *manager;
@@ -782,6 +784,21 @@ static void emit_progress(struct rollout *r) {
         if (now - r->last_progress_emit_usec < PROGRESS_INTERVAL_USEC)
                 return;
         r->last_progress_emit_usec = now;
+        /* The ETA: the rollout re-planned from now, every few seconds. */
+        if (r->state == ROLLOUT_RUNNING && now - r->last_eta_usec >= ETA_INTERVAL_USEC) {
+                struct engine_error e;
+                json_t *plan = NULL;
+                uint64_t end = 0;
+
+                r->last_eta_usec = now;
+                if (engine_rollout_plan(m, NULL, r, &plan, &e) >= 0) {
+                        const char *t = json_string_value(json_object_get(json_object_get(plan, "estimate"), "end"));
+                        if (t && rollout_parse_time(t, &end) >= 0)
+                                r->eta_usec = end;
+                }
+                json_decref(plan);
+        } else if (r->state != ROLLOUT_RUNNING)
+                r->eta_usec = 0;
         manager_emit_rollout(m, MANAGER_EVENT_ROLLOUT_PROGRESS, r, 0);
 }
 

@@ -108,6 +108,7 @@ struct rollout {
         uint64_t last_progress_emit_usec;
         double rate;                  /* bytes/s summed over the members uploading now */
         uint64_t eta_usec;            /* CLOCK_REALTIME end the last estimate gave; 0: none */
+        uint64_t last_eta_usec;       /* when it was estimated */
         bool dirty;
 };
 

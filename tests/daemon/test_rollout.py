@@ -519,6 +519,9 @@ class Plan(unittest.TestCase):
                 # the re-plan of a running rollout answers too
                 _, replan = d.api("GET", "/api/v1/rollouts/%d/plan" % rid, expect=200)
                 self.assertIn("estimate", replan)
+                # a running rollout's eta is its re-plan
+                eta = d.wait_for(lambda: rollout(d, rid)["eta"], timeout=10, what="an eta")
+                self.assertRegex(eta, r"^\d{4}-\d\d-\d\dT")
                 r = wait_state(d, rid, FINISHED)
                 self.assertEqual(r["state"], "completed", r)
                 t = lambda s: time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float(s[19:-1] or 0)
