@@ -283,6 +283,45 @@ class Waves(unittest.TestCase):
                 self.assertEqual(r["state"], "completed", r)
                 self.assertEqual(r["counts"]["succeeded"], n)
 
+    def test_threshold_abort_and_deadline(self):
+        """failure_action abort: the canary's failure aborts the rollout
+        with the threshold's sentence and cancels the later waves; a
+        deadline that passes aborts a rollout with its members unfinished."""
+        n = 3
+        with Sim("--bandwidth", "5000", count=n) as sim:
+            conns = conns_of(sim, n)
+            with Daemon(config=config_for(conns)) as d:
+                wait_online(d, n)
+                ids = sorted(x["id"] for x in devices(d))
+                sim.control("fault 0 reject")
+                data, digest = mcuimg.make_image((2, 3, 0, 0), 4096, seed=12)
+                image = add_image(d, data)
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids},
+                    "policy": {"canary": "1", "wave_size": "1", "failure_action": "abort", "revert_halt": 0,
+                               "attempts": 1},
+                }, expect=201)
+                r = wait_state(d, doc["id"], FINISHED, timeout=60)
+                self.assertEqual(r["state"], "aborted", r)
+                self.assertIn("failure-threshold", r["error"])
+                self.assertEqual(r["counts"]["cancelled"], n - 1, r)
+                self.assertEqual(r["failures"], [{"device": ids[0], "reason": "reverted", "wave": 0}])
+                # a deadline 4 s away, uploads that take 10 s each
+                sim.control("clear-faults 0")
+                data, digest = mcuimg.make_image((2, 4, 0, 0), 50000, seed=13)
+                image = add_image(d, data, "slow.bin")
+                deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+                _, doc = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids[1:]},
+                    "schedule": {"deadline": deadline}, "policy": {"canary": "1", "wave_size": "1"},
+                }, expect=201)
+                r = wait_state(d, doc["id"], FINISHED, timeout=60)
+                self.assertEqual(r["state"], "aborted", r)
+                self.assertIn("deadline", r["error"])
+                status, _ = d.api("POST", "/api/v1/rollouts", {
+                    "image": image, "targets": {"devices": ids}, "schedule": {"deadline": "2001-01-01T00:00:00Z"}})
+                self.assertEqual(status, 400)
+
 
 class Restart(unittest.TestCase):
     def test_kill9_mid_rollout_then_completion(self):
