@@ -123,6 +123,38 @@ static int device_set_name_property(sd_bus *bus, const char *path, const char *i
         return 0;
 }
 
+static int device_get_labels(sd_bus *bus, const char *path, const char *interface, const char *property,
+                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "s");
+        for (size_t i = 0; r >= 0 && i < d->n_labels; i++)
+                r = sd_bus_message_append(reply, "s", d->labels[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int device_set_labels_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        _cleanup_(smp_strv_freep) char **labels = NULL;
+        struct engine_error e;
+        size_t n = 0;
+        int r;
+
+        r = sd_bus_message_read_strv(value, &labels);
+        if (r < 0)
+                return r;
+        while (labels && labels[n])
+                n++;
+        r = engine_device_set_labels(d->manager, d, (const char *const *) labels, n, &e);
+        if (r < 0)
+                return bus_error_set_engine(error, &e);
+        return 0;
+}
+
 static int device_method_probe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
         struct engine_error e;
@@ -175,6 +207,8 @@ static const sd_bus_vtable device_vtable[] = {
         /* Writable by whom the bus policy lets call methods (not flagged
          * privileged: the policy is the access control). */
         SD_BUS_WRITABLE_PROPERTY("Name", "s", device_get_name, device_set_name_property, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_WRITABLE_PROPERTY("Labels", "as", device_get_labels, device_set_labels_property, 0,
                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("State", "s", device_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RSSI", "n", device_get_rssi, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

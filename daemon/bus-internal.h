@@ -23,6 +23,7 @@ struct image;
 struct job;
 struct engine_error;
 struct engine_push;
+struct manager_event;
 
 #define SMPGW_DBUS_NAME "org.smpgw"
 #define SMPGW_DBUS_ROOT "/org/smpgw"
@@ -30,9 +31,11 @@ struct engine_push;
 #define SMPGW_DBUS_DEVICE_IFACE "org.smpgw.Device1"
 #define SMPGW_DBUS_IMAGE_IFACE "org.smpgw.Image1"
 #define SMPGW_DBUS_JOB_IFACE "org.smpgw.Job1"
+#define SMPGW_DBUS_ROLLOUT_IFACE "org.smpgw.Rollout1"
 #define SMPGW_DBUS_DEVICE_PREFIX SMPGW_DBUS_ROOT "/device"
 #define SMPGW_DBUS_IMAGE_PREFIX SMPGW_DBUS_ROOT "/image"
 #define SMPGW_DBUS_JOB_PREFIX SMPGW_DBUS_ROOT "/job"
+#define SMPGW_DBUS_ROLLOUT_PREFIX SMPGW_DBUS_ROOT "/rollout"
 
 #define SMPGW_DBUS_ERROR_NOT_FOUND "org.smpgw.Error.NotFound"
 #define SMPGW_DBUS_ERROR_BUSY "org.smpgw.Error.Busy"
@@ -58,8 +61,8 @@ struct bus_kind {
         void *const *(*list)(struct manager *m, size_t *ret_n);
         const char *(*path_of)(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
 };
-extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind;
-#define BUS_KINDS 3
+extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind, bus_rollout_kind;
+#define BUS_KINDS 4
 
 /* What the find function and the enumerator of one kind are given. */
 struct bus_kind_slot {
@@ -122,3 +125,12 @@ void bus_image_streams_stop(struct bus_api *api);
  * types only, the engine checks their values); unknown keys and wrong
  * types are InvalidArgs. */
 int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_bus_error *error);
+
+/* ---- bus-rollout.c ---- */
+
+const char *bus_rollout_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
+/* Manager1.CreateRollout(a{sv}) → o and PlanRollout(a{sv}) → s. */
+int bus_method_create_rollout(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int bus_method_plan_rollout(sd_bus_message *message, void *userdata, sd_bus_error *error);
+/* InterfacesAdded / PropertiesChanged of a rollout event. */
+void bus_rollout_on_event(struct bus_api *api, const struct manager_event *ev);

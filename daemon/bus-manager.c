@@ -182,6 +182,10 @@ static const sd_bus_vtable manager_vtable[] = {
                                 SD_BUS_RESULT("ao", jobs), method_push, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Scan", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_scan,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("CreateRollout", SD_BUS_ARGS("a{sv}", spec), SD_BUS_RESULT("o", rollout),
+                                bus_method_create_rollout, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("PlanRollout", SD_BUS_ARGS("a{sv}", spec), SD_BUS_RESULT("s", plan),
+                                bus_method_plan_rollout, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -215,6 +215,12 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_JOB_REMOVED:
                 emit_removed(api, bus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);
                 break;
+        case MANAGER_EVENT_ROLLOUT_ADDED:
+        case MANAGER_EVENT_ROLLOUT_STATE:
+        case MANAGER_EVENT_ROLLOUT_PROGRESS:
+        case MANAGER_EVENT_ROLLOUT_MEMBER:
+                bus_rollout_on_event(api, ev);
+                break;
         case _MANAGER_EVENT_MAX:
                 break;
         }
@@ -223,7 +229,8 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 /* ---- the connection ---- */
 
 static int bus_register(struct bus_api *api) {
-        static const struct bus_kind *const kinds[BUS_KINDS] = { &bus_device_kind, &bus_image_kind, &bus_job_kind };
+        static const struct bus_kind *const kinds[BUS_KINDS] = { &bus_device_kind, &bus_image_kind, &bus_job_kind,
+                                                                  &bus_rollout_kind };
         int r;
 
         r = bus_manager_register(api);

@@ -633,6 +633,8 @@ static int load_jobs(struct db *db, struct manager *m) {
         return 0;
 }
 
+static int load_device_labels(struct db *db, struct manager *m);
+
 int db_load(struct db *db, struct manager *m) {
         int r;
 
@@ -644,6 +646,8 @@ int db_load(struct db *db, struct manager *m) {
         if (r < 0)
                 return r;
         r = load_devices(db, m);
+        if (r >= 0)
+                r = load_device_labels(db, m);
         if (r >= 0)
                 r = load_images(db, m);
         if (r >= 0)
@@ -827,6 +831,66 @@ int db_device_delete(struct db *db, uint64_t device_id) {
                 return r;
         }
         history_queue_drop_device(db, device_id);
+        return 0;
+}
+
+int db_device_labels_set(struct db *db, uint64_t device_id, const char *const *labels, size_t n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *ins = NULL;
+        int r, rc;
+
+        if (!db || device_id == 0)
+                return -EINVAL;
+        r = db_prepare(db, "INSERT INTO device_label (device_id, label) VALUES (?1, ?2)", &ins);
+        if (r < 0)
+                return r;
+        r = db_exec(db, "BEGIN IMMEDIATE");
+        if (r < 0)
+                return log_write_failed(db, r, "labelling device %" PRIu64, device_id);
+        r = delete_row(db, "DELETE FROM device_label WHERE device_id = ?1", device_id, NULL);
+        if (r == -ENOENT)
+                r = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                sqlite3_bind_int64(ins, 1, (sqlite3_int64) device_id);
+                sqlite3_bind_text(ins, 2, labels[i], -1, SQLITE_STATIC);
+                rc = sqlite3_step(ins);
+                sqlite3_reset(ins);
+                if (rc != SQLITE_DONE)
+                        r = db_errno(db, rc);
+        }
+        if (r >= 0)
+                r = db_exec(db, "COMMIT");
+        if (r < 0) {
+                log_write_failed(db, r, "labelling device %" PRIu64, device_id);
+                db_rollback(db);
+                return r;
+        }
+        return 0;
+}
+
+static int load_device_labels(struct db *db, struct manager *m) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int rc, r;
+
+        r = db_prepare(db, "SELECT device_id, label FROM device_label ORDER BY device_id, label", &stmt);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                struct device *d = manager_find_device(m, column_u64(stmt, 0));
+                const char *label = column_text(stmt, 1);
+                char **p;
+
+                if (!d || !label || d->n_labels >= DEVICE_LABELS_MAX)
+                        continue;
+                p = realloc(d->labels, (d->n_labels + 2) * sizeof(char *));
+                if (!p)
+                        return -ENOMEM;
+                d->labels = p;
+                if (!(d->labels[d->n_labels] = strdup(label)))
+                        return -ENOMEM;
+                d->labels[++d->n_labels] = NULL;
+        }
+        if (rc != SQLITE_DONE)
+                return db_errno(db, rc);
         return 0;
 }
 

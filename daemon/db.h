@@ -40,6 +40,8 @@ int db_device_insert(struct db *db, struct device *d);
 int db_image_insert(struct db *db, const struct image *img);
 int db_job_insert(struct db *db, struct job *j);
 int db_device_delete(struct db *db, uint64_t device_id);
+/* Replaces a device's labels in one transaction (device_label). */
+int db_device_labels_set(struct db *db, uint64_t device_id, const char *const *labels, size_t n);
 int db_image_delete(struct db *db, const char *image_id);
 int db_job_delete(struct db *db, uint64_t job_id);
 

@@ -36,6 +36,12 @@ int device_state_from_string(const char *s) {
         return -EINVAL;
 }
 
+static void strv_free_n(char **v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(v[i]);
+        free(v);
+}
+
 struct device *device_free(struct device *d) {
         if (!d)
                 return NULL;
@@ -48,6 +54,7 @@ struct device *device_free(struct device *d) {
         free(d->os_info);
         free(d->bootloader);
         free(d->last_error);
+        strv_free_n(d->labels, d->n_labels);
         free(d);
         return NULL;
 }
@@ -227,6 +234,87 @@ int device_set_name(struct device *d, const char *name) {
         d->dirty = true;
         /* What a user said is not left to the next flush. */
         (void) manager_flush_now(d->manager);
+        manager_emit(d->manager, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
+        return 1;
+}
+
+int device_label_check(const char *label) {
+        size_t n;
+
+        if (!label || !((label[0] >= 'a' && label[0] <= 'z') || (label[0] >= '0' && label[0] <= '9')))
+                return -EINVAL;
+        for (n = 1; label[n]; n++) {
+                char c = label[n];
+                if (n >= DEVICE_LABEL_MAX)
+                        return -EINVAL;
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+                        return -EINVAL;
+        }
+        return 0;
+}
+
+bool device_has_label(const struct device *d, const char *label) {
+        for (size_t i = 0; i < d->n_labels; i++)
+                if (streq(d->labels[i], label))
+                        return true;
+        return false;
+}
+
+static int label_cmp(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+int device_set_labels(struct device *d, const char *const *labels, size_t n, size_t *ret_index) {
+        _cleanup_free_ char **sorted = NULL;
+        char **copy = NULL;
+        size_t k = 0;
+        int r;
+
+        for (size_t i = 0; i < n; i++)
+                if (device_label_check(labels[i]) < 0) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return -EINVAL;
+                }
+        sorted = calloc(n + 1, sizeof(char *));
+        if (!sorted)
+                return -ENOMEM;
+        memcpy(sorted, labels, n * sizeof(char *));
+        qsort(sorted, n, sizeof(char *), label_cmp);
+        for (size_t i = 0; i < n; i++)
+                if (k == 0 || !streq(sorted[k - 1], sorted[i]))
+                        sorted[k++] = sorted[i];
+        if (k > DEVICE_LABELS_MAX)
+                return -E2BIG;
+
+        if (k == d->n_labels) {
+                bool same = true;
+                for (size_t i = 0; i < k && same; i++)
+                        same = streq(sorted[i], d->labels[i]);
+                if (same)
+                        return 0;
+        }
+
+        copy = calloc(k + 1, sizeof(char *));
+        if (!copy)
+                return -ENOMEM;
+        for (size_t i = 0; i < k; i++)
+                if (!(copy[i] = strdup(sorted[i]))) {
+                        strv_free_n(copy, i);
+                        return -ENOMEM;
+                }
+        /* The labels are a user's word: written now, not at the next
+         * flush, and only taken when the write succeeded. */
+        r = d->manager->db ? db_device_labels_set(d->manager->db, d->id, (const char *const *) copy, k) : 0;
+        if (r < 0) {
+                strv_free_n(copy, k);
+                return r;
+        }
+        strv_free_n(d->labels, d->n_labels);
+        d->labels = copy;
+        d->n_labels = k;
+        log_device(LOG_INFO, d, "Labels set (%zu)", k);
+        manager_history(d->manager, "device-labels", d, NULL, NULL, "%zu label%s", k, k == 1 ? "" : "s");
         manager_emit(d->manager, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         return 1;
 }

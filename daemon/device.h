@@ -53,6 +53,10 @@ struct device {
         uint8_t smp_version;          /* 0 unknown, 1 or 2 */
         char *last_error;             /* the last probe's error, may be NULL */
         struct smp_update_snapshot slots;
+        /* Labels users attach (device_label rows), sorted, distinct, at
+         * most DEVICE_LABELS_MAX; written at once when set. */
+        char **labels;
+        size_t n_labels;
 
         /* runtime, not stored */
         size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
@@ -111,6 +115,16 @@ int device_set_name(struct device *d, const char *name);
  * "", Zephyr's "unknown" and strings that are no valid name.  Marks the
  * device dirty; announcing is the caller's.  true when it took it. */
 bool device_default_name(struct device *d, const char *candidate);
+/* A label: [a-z0-9][a-z0-9._-]{0,31}.  0 or -EINVAL. */
+int device_label_check(const char *label);
+/* Whether d carries label. */
+bool device_has_label(const struct device *d, const char *label);
+/* Replaces d's labels (each checked, at most DEVICE_LABELS_MAX after
+ * duplicates are dropped), writes them at once, records and announces a
+ * change.  1 changed, 0 the same, -EINVAL (a label, *ret_index says
+ * which), -E2BIG (too many), -ENOMEM, or the database's error (nothing
+ * changed then). */
+int device_set_labels(struct device *d, const char *const *labels, size_t n, size_t *ret_index);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);

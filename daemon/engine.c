@@ -122,6 +122,24 @@ int engine_device_rename(struct manager *m, struct device *d, const char *name, 
         return 0;
 }
 
+int engine_device_set_labels(struct manager *m, struct device *d, const char *const *labels, size_t n,
+                             struct engine_error *e) {
+        size_t index = 0;
+        int r;
+
+        error_reset(e);
+        r = device_set_labels(d, labels, n, &index);
+        if (r == -EINVAL)
+                return fail(e, r, "labels", (ssize_t) index,
+                            "'labels' item %zu is not a label: [a-z0-9][a-z0-9._-]{0,31}.", index);
+        if (r == -E2BIG)
+                return fail(e, -EINVAL, "labels", -1, "'labels' holds more than %u distinct labels.",
+                            DEVICE_LABELS_MAX);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Labelling device %" PRIu64 " failed: %s.", d->id, strerror(-r));
+        return 0;
+}
+
 int engine_device_probe(struct manager *m, struct device *d, struct engine_error *e) {
         int r;
 
@@ -527,19 +545,20 @@ static void page_offer(struct page *p, void *item) {
 
 struct device_filter {
         int state;
-        const char *transport, *name;
+        const char *transport, *name, *label;
         bool by_image;
         char image[IMAGE_ID_LEN + 1];
 };
 
 static bool device_filter_match(const struct device_filter *f, const struct device *d) {
         return (f->state < 0 || (int) d->state == f->state) && (!f->transport || streq(d->transport, f->transport)) &&
-               (!f->name || (d->name && strcasestr(d->name, f->name))) && (!f->by_image || device_has_image(d, f->image));
+               (!f->name || (d->name && strcasestr(d->name, f->name))) && (!f->by_image || device_has_image(d, f->image)) &&
+               (!f->label || device_has_label(d, f->label));
 }
 
 int engine_devices_query(struct manager *m, const struct engine_device_query *q, struct device ***ret,
                          size_t *ret_n, uint64_t *ret_total, struct engine_error *e) {
-        struct device_filter f = { .state = -1, .transport = q->transport, .name = q->name };
+        struct device_filter f = { .state = -1, .transport = q->transport, .name = q->name, .label = q->label };
         struct page p;
         int r;
 

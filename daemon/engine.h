@@ -72,6 +72,10 @@ int engine_device_add(struct manager *m, const char *conn, const char *source, s
 int engine_device_forget(struct manager *m, struct device *d, struct engine_error *e);
 /* NULL or "" removes the name. */
 int engine_device_rename(struct manager *m, struct device *d, const char *name, struct engine_error *e);
+/* Replaces the device's labels (doc/rest-api.md: [a-z0-9][a-z0-9._-]{0,31},
+ * at most DEVICE_LABELS_MAX; duplicates count once). */
+int engine_device_set_labels(struct manager *m, struct device *d, const char *const *labels, size_t n,
+                             struct engine_error *e);
 int engine_device_probe(struct manager *m, struct device *d, struct engine_error *e);
 /* A device's history, newest first, at most limit rows, each handed to
  * fn (db.h); a failure to read it is the gateway's (-EIO). */
@@ -152,6 +156,7 @@ struct engine_device_query {
         const char *transport;         /* a scheme */
         const char *name;              /* a part of the name, any case */
         const char *image;             /* a hash or a prefix: a device with it in a slot */
+        const char *label;             /* a label the device carries */
         uint64_t offset;
         unsigned limit;
 };

@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "engine-rollout.h"
 #include "bus.h"
 #include "log.h"
 #include "manager.h"
@@ -298,6 +299,13 @@ void manager_emit(struct manager *m, enum manager_event_type type, struct device
         if (j && !d)
                 q.ev.device = j->device;
         queue_event(m, &q);
+}
+
+void manager_emit_rollout(struct manager *m, enum manager_event_type type, struct rollout *r,
+                          uint64_t member_device_id) {
+        queue_event(m, &(struct manager_queued_event) {
+                .ev = { .type = type, .rollout = r, .member_device_id = member_device_id },
+        });
 }
 
 void manager_remove_device(struct manager *m, struct device *d) {
@@ -644,6 +652,11 @@ int manager_start(struct manager *m) {
                 if (r < 0)
                         return r;
         }
+        /* After the jobs are loaded (members follow their jobs) and the
+         * front ends observe (they hear of the rollouts' first steps). */
+        r = rollout_executor_new(m, &m->rollouts);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the rollouts: %m");
         /* Jobs that were queued or running when we stopped go on now. */
         manager_schedule_jobs(m);
         return 0;
@@ -656,6 +669,7 @@ void manager_stop(struct manager *m) {
         m->discovery = discovery_free(m->discovery);
         for (size_t i = 0; i < m->n_devices; i++)
                 device_probe_cancel(m->devices[i]);
+        rollout_executor_stop(m->rollouts);
         jobs_stop_all(m);
         (void) manager_flush_now(m);
 }
@@ -750,6 +764,7 @@ struct manager *manager_free(struct manager *m) {
         /* The front ends are gone: nobody to tell. */
         m->deliver_defer = sd_event_source_disable_unref(m->deliver_defer);
         queue_drop(m);
+        m->rollouts = rollout_executor_free(m->rollouts);
         /* The objects go by their arrays; the index tables with them. */
         manager_clear_indexes(m);
         for (size_t i = 0; i < m->n_jobs; i++)

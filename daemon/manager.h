@@ -41,6 +41,8 @@ struct rest;
 struct bus_api;
 struct smp_context;
 struct mcuboot_key;
+struct rollout;
+struct rollout_executor;
 
 /* ---- events: what front ends (SSE, D-Bus signals, history) observe ----
  *
@@ -72,6 +74,10 @@ enum manager_event_type {
         MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
         MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
         MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep), taken back, or its device forgotten */
+        MANAGER_EVENT_ROLLOUT_ADDED,
+        MANAGER_EVENT_ROLLOUT_STATE,   /* state, current wave, error or paused reason changed */
+        MANAGER_EVENT_ROLLOUT_PROGRESS, /* counts, bytes, rate; at most 1 per second per rollout */
+        MANAGER_EVENT_ROLLOUT_MEMBER,  /* a member's state changed (member_device_id) */
         _MANAGER_EVENT_MAX,
 };
 
@@ -80,6 +86,8 @@ struct manager_event {
         struct device *device;         /* set for DEVICE_* (and JOB_* : the job's device) */
         struct image *image;           /* set for IMAGE_* */
         struct job *job;               /* set for JOB_* */
+        struct rollout *rollout;       /* set for ROLLOUT_* (rollouts are not freed while smpgwd runs) */
+        uint64_t member_device_id;     /* ROLLOUT_MEMBER: which member */
 };
 
 typedef void (*manager_observer_fn)(struct manager *m, const struct manager_event *ev, void *userdata);
@@ -103,6 +111,7 @@ struct manager {
         struct rest *rest;             /* owned, NULL when REST is off */
         struct bus_api *bus;           /* owned, NULL when D-Bus is off */
         struct discovery *discovery;   /* owned */
+        struct rollout_executor *rollouts;  /* owned: the rollouts and their executor (engine-rollout.h) */
         char *images_dir;              /* <state dir>/images */
         struct mcuboot_key **keys;     /* configured image signing keys */
         size_t n_keys;
@@ -171,6 +180,9 @@ void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *us
  * device is taken). */
 void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
                   struct job *j);
+/* Queues a rollout event (ROLLOUT_*); member_device_id for ROLLOUT_MEMBER. */
+void manager_emit_rollout(struct manager *m, enum manager_event_type type, struct rollout *r,
+                          uint64_t member_device_id);
 /* Take the object out of the model and free it after its *_REMOVED
  * event (see above).  A device's jobs must be removed first, and a job
  * must not be running. */

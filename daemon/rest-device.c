@@ -34,6 +34,17 @@ static json_t *json_slot(const struct smp_update_slot *s) {
                          "permanent", s->permanent);
 }
 
+json_t *rest_json_device_labels(const struct device *d) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < d->n_labels; i++)
+                if (json_array_append_new(a, json_string(d->labels[i])) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        return a;
+}
+
 json_t *rest_json_device(struct manager *m, const struct device *d) {
         const struct job *unfinished = d->unfinished_job;
         json_t *o, *images;
@@ -51,7 +62,7 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
         }
 
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                      " s:o, s:o, s:o}",
+                      " s:o, s:o, s:o, s:o}",
                       "id", (json_int_t) d->id,
                       "conn", rest_json_string_or_null(d->conn),
                       "transport", rest_json_string_or_null(d->transport),
@@ -73,7 +84,8 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                       "smp_version", d->smp_version ? json_integer(d->smp_version) : json_null(),
                       "last_error", rest_json_string_or_null(d->last_error),
                       "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
-                      "images", images);
+                      "images", images,
+                      "labels", rest_json_device_labels(d));
         return o;
 }
 
@@ -191,6 +203,7 @@ int rest_devices_list(struct rest_request *req) {
                 .transport = rest_query(req, "transport"),
                 .name = rest_query(req, "name"),
                 .image = rest_query(req, "image"),
+                .label = rest_query(req, "label"),
         };
         _cleanup_free_ struct device **page = NULL;
         struct engine_error e;
@@ -340,4 +353,51 @@ int rest_device_history(struct rest_request *req) {
                 return rest_reply_engine_error(req, &e);
         }
         return rest_reply_json(req, 200, json_pack("{s:I, s:o}", "device", (json_int_t) d->id, "events", events));
+}
+
+static int reply_labels(struct rest_request *req, const struct device *d) {
+        return rest_reply_json(req, 200, json_pack("{s:o}", "labels", rest_json_device_labels(d)));
+}
+
+int rest_device_labels_get(struct rest_request *req) {
+        struct device *d;
+        int k;
+
+        k = rest_find_device(req, &d);
+        if (k < 0)
+                return k;
+        return reply_labels(req, d);
+}
+
+int rest_device_labels_put(struct rest_request *req) {
+        static const char *const fields[] = { "labels", NULL };
+        _cleanup_free_ const char **labels = NULL;
+        struct engine_error e;
+        struct device *d;
+        json_t *v, *item;
+        size_t i;
+        int k;
+
+        k = rest_find_device(req, &d);
+        if (k < 0)
+                return k;
+        k = rest_json_check_fields(req, req->json, fields);
+        if (k < 0)
+                return k;
+        v = json_object_get(req->json, "labels");
+        if (!json_is_array(v))
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Field 'labels' is required: a list of labels such as [\"relay\", \"floor-3\"].");
+        labels = calloc(json_array_size(v) + 1, sizeof(char *));
+        if (!labels)
+                return rest_reply_errno(req, -ENOMEM, "Out of memory.");
+        json_array_foreach(v, i, item) {
+                if (!json_is_string(item))
+                        return rest_reply_error(req, 400, "invalid_field", "'labels' item %zu is not a string.", i);
+                labels[i] = json_string_value(item);
+        }
+        k = engine_device_set_labels(req->rest->manager, d, labels, json_array_size(v), &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
+        return reply_labels(req, d);
 }

@@ -37,6 +37,7 @@
 
 #include "log.h"
 #include "rest-internal.h"
+#include "rollout.h"
 
 struct rest_sse {
         struct rest *rest;
@@ -64,6 +65,10 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_JOB_STATE] = "job-state",
         [MANAGER_EVENT_JOB_PROGRESS] = "job-progress",
         [MANAGER_EVENT_JOB_REMOVED] = "job-removed",
+        [MANAGER_EVENT_ROLLOUT_ADDED] = "rollout-added",
+        [MANAGER_EVENT_ROLLOUT_STATE] = "rollout-state",
+        [MANAGER_EVENT_ROLLOUT_PROGRESS] = "rollout-progress",
+        [MANAGER_EVENT_ROLLOUT_MEMBER] = "rollout-member",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -285,6 +290,18 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
                 return ev->job ? rest_json_job(m, ev->job) : NULL;
         case MANAGER_EVENT_JOB_REMOVED:
                 return ev->job ? json_pack("{s:I}", "id", (json_int_t) ev->job->id) : NULL;
+        case MANAGER_EVENT_ROLLOUT_ADDED:
+        case MANAGER_EVENT_ROLLOUT_STATE:
+        case MANAGER_EVENT_ROLLOUT_PROGRESS:
+                return ev->rollout ? rollout_to_json(ev->rollout) : NULL;
+        case MANAGER_EVENT_ROLLOUT_MEMBER: {
+                struct rollout_member *mem = ev->rollout ? rollout_find_member(ev->rollout, ev->member_device_id)
+                                                         : NULL;
+                json_t *o = mem ? rollout_member_to_json(mem) : NULL;
+                if (o)
+                        json_object_set_new(o, "rollout", json_integer((json_int_t) ev->rollout->id));
+                return o;
+        }
         default:
                 return NULL;
         }

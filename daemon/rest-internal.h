@@ -214,6 +214,8 @@ void rest_json_write_time(FILE *f, uint64_t realtime_usec);
 void rest_json_write_string_or_null(FILE *f, const char *s);
 
 json_t *rest_json_device(struct manager *m, const struct device *d);
+/* A device's labels as a JSON array. */
+json_t *rest_json_device_labels(const struct device *d);
 /* The JSON form of one object of a list. */
 typedef json_t *(*rest_json_form_fn)(struct manager *m, const void *object);
 /* A JSON array of the objects' forms; NULL: out of memory. */
@@ -229,6 +231,10 @@ json_t *rest_json_job(struct manager *m, const struct job *j);
  * sentence; returns -EINVAL. */
 int rest_reply_body_error(struct rest_request *req, const struct rest_body_error *e);
 
+/* rest_body_check_fields() for a handler: replies the refusal (400
+ * invalid_field naming the unknown field) and returns -EINVAL. */
+int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known);
+
 /* ---- handlers ---- */
 
 int rest_devices_list(struct rest_request *req);
@@ -238,6 +244,8 @@ int rest_device_patch(struct rest_request *req);
 int rest_device_probe(struct rest_request *req);
 int rest_device_forget(struct rest_request *req);
 int rest_device_history(struct rest_request *req);
+int rest_device_labels_get(struct rest_request *req);
+int rest_device_labels_put(struct rest_request *req);
 
 int rest_images_list(struct rest_request *req);
 int rest_image_upload(struct rest_request *req);
@@ -253,6 +261,17 @@ int rest_jobs_create(struct rest_request *req);
 int rest_job_get(struct rest_request *req);
 int rest_job_cancel(struct rest_request *req);
 int rest_job_activate(struct rest_request *req);
+
+int rest_rollouts_list(struct rest_request *req);
+int rest_rollouts_create(struct rest_request *req);
+int rest_rollouts_plan(struct rest_request *req);
+int rest_rollout_get(struct rest_request *req);
+int rest_rollout_members(struct rest_request *req);
+int rest_rollout_pause(struct rest_request *req);
+int rest_rollout_resume(struct rest_request *req);
+int rest_rollout_cancel(struct rest_request *req);
+int rest_rollout_activate(struct rest_request *req);
+int rest_rollout_replan(struct rest_request *req);
 
 int rest_events_stream(struct rest_request *req);
 int rest_events_start(struct rest *r);

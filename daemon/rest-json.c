@@ -149,3 +149,13 @@ int rest_reply_body_error(struct rest_request *req, const struct rest_body_error
         (void) rest_reply_error(req, 400, e->code, "%s", e->message);
         return -EINVAL;
 }
+
+int rest_json_check_fields(struct rest_request *req, json_t *object, const char *const *known) {
+        struct rest_body_error e;
+        int r;
+
+        r = rest_body_check_fields(object, known, &e);
+        if (r < 0)
+                (void) rest_reply_body_error(req, &e);
+        return r;
+}

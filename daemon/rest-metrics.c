@@ -12,7 +12,9 @@
 
 #include "config.h"   /* the build's: PACKAGE_VERSION */
 #include "db.h"
+#include "engine-rollout.h"
 #include "rest-internal.h"
+#include "rollout.h"
 
 static void header(FILE *f, const char *name, const char *type, const char *help) {
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -65,6 +67,29 @@ int rest_metrics(struct rest_request *req) {
                 fprintf(f, "smpgw_jobs{state=\"%s\"} %" PRIu64 "\n", job_state_to_string(s), jobs[s]);
 
         gauge(f, "smpgw_images", "Images in the image store.", m->n_images);
+        {
+                size_t n;
+                struct rollout *const *all = rollout_executor_list(m->rollouts, &n);
+                uint64_t by_state[_ROLLOUT_STATE_MAX] = {};
+
+                for (size_t i = 0; i < n; i++)
+                        by_state[all[i]->state]++;
+                header(f, "smpgw_rollouts", "gauge", "Rollouts kept, by state.");
+                for (unsigned s = 0; s < _ROLLOUT_STATE_MAX; s++)
+                        fprintf(f, "smpgw_rollouts{state=\"%s\"} %" PRIu64 "\n",
+                                rollout_state_to_string((enum rollout_state) s), by_state[s]);
+                header(f, "smpgw_rollout_members", "gauge", "Members of unfinished rollouts, by rollout and state.");
+                for (size_t i = 0; i < n; i++) {
+                        uint32_t counts[_ROLLOUT_MEMBER_STATE_MAX];
+                        if (rollout_is_finished(all[i]))
+                                continue;
+                        rollout_count_states(all[i], counts);
+                        for (unsigned s = 0; s < _ROLLOUT_MEMBER_STATE_MAX; s++)
+                                fprintf(f, "smpgw_rollout_members{rollout=\"%" PRIu64 "\",state=\"%s\"} %" PRIu32 "\n",
+                                        all[i]->id, rollout_member_state_to_string((enum rollout_member_state) s),
+                                        counts[s]);
+                }
+        }
         gauge(f, "smpgw_sse_clients", "Clients connected to /api/v1/events.", r->n_sse_streams);
 
         header(f, "smpgw_jobs_finished_total", "counter", "Jobs that finished, by result.");

@@ -50,6 +50,10 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
                 return REST_RESOURCE_IMAGES;
         if (streq(rest, "jobs"))
                 return REST_RESOURCE_JOBS;
+        if (streq(rest, "rollouts"))
+                return REST_RESOURCE_ROLLOUTS;
+        if (streq(rest, "rollouts/plan"))
+                return REST_RESOURCE_ROLLOUTS_PLAN;
 
         if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
                 const char *tail = rest + 8;
@@ -63,6 +67,8 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
                                 res = REST_RESOURCE_DEVICE_PROBE;
                         else if (strip_suffix(tail, "/history", &len))
                                 res = REST_RESOURCE_DEVICE_HISTORY;
+                        else if (strip_suffix(tail, "/labels", &len))
+                                res = REST_RESOURCE_DEVICE_LABELS;
                 }
                 *ret_id = strndup(tail, len);
                 return *ret_id ? res : REST_RESOURCE_NONE;
@@ -80,6 +86,32 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
                         res = REST_RESOURCE_JOB_CANCEL;
                 else if (strip_suffix(tail, "/activate", &len))
                         res = REST_RESOURCE_JOB_ACTIVATE;
+                if (memchr(tail, '/', len))
+                        return REST_RESOURCE_NONE;
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
+        if (strncmp(rest, "rollouts/", 9) == 0 && rest[9]) {
+                static const struct {
+                        const char *suffix;
+                        enum rest_resource res;
+                } subs[] = {
+                        { "/members", REST_RESOURCE_ROLLOUT_MEMBERS },
+                        { "/pause", REST_RESOURCE_ROLLOUT_PAUSE },
+                        { "/resume", REST_RESOURCE_ROLLOUT_RESUME },
+                        { "/cancel", REST_RESOURCE_ROLLOUT_CANCEL },
+                        { "/activate", REST_RESOURCE_ROLLOUT_ACTIVATE },
+                        { "/plan", REST_RESOURCE_ROLLOUT_PLAN },
+                };
+                const char *tail = rest + 9;
+                enum rest_resource res = REST_RESOURCE_ROLLOUT;
+                size_t len = strlen(tail);
+
+                for (size_t i = 0; i < ELEMENTSOF(subs); i++)
+                        if (strip_suffix(tail, subs[i].suffix, &len)) {
+                                res = subs[i].res;
+                                break;
+                        }
                 if (memchr(tail, '/', len))
                         return REST_RESOURCE_NONE;
                 *ret_id = strndup(tail, len);

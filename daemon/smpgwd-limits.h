@@ -41,3 +41,13 @@
 #define PAGE_LIMIT_DEFAULT 100u
 #define PAGE_MAX_DEFAULT 1000u
 #define HISTORY_LIMIT_DEFAULT 100u
+
+/* Labels users attach to a device ([a-z0-9][a-z0-9._-]{0,31}): at most
+ * this many per device; rollout filters select by them. */
+#define DEVICE_LABELS_MAX 16u
+#define DEVICE_LABEL_MAX 32u
+
+/* Rollouts kept at once (unfinished ones are never removed; finished
+ * ones beyond this go, oldest first), and members of one rollout. */
+#define ROLLOUTS_MAX 256u
+#define ROLLOUT_MEMBERS_MAX 10000u

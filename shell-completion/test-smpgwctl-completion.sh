@@ -117,6 +117,12 @@ expect "smpgwctl fo" forget
 expect "smpgwctl pr" probe
 expect "smpgwctl p" params probe push
 expect "smpgwctl re" rename reset
+expect "smpgwctl ro" rollout
+expect "smpgwctl rollout " create list show pause resume cancel activate plan
+expect_has "smpgwctl rollout create --" --devices --filter --canary --wave-size --soak --window --timezone \
+  --staging --failure-threshold --failure-action --max-rebooting --max-rebooting-relay --attempts --wait
+expect "smpgwctl rollout create --failure-action " abort pause
+expect "smpgwctl rollout pause --" --bus --help --json
 expect_has "smpgwctl --" --conn --json --timeout --smp-version --window --chunk --verbose --help --version
 expect "smpgwctl --conn " udp: coap: serial: ble:
 expect "smpgwctl --conn s" serial:
@@ -174,6 +180,11 @@ PY
   expect_has "smpgwctl push " "$image"
   expect "smpgwctl images delete " "$image"
   expect "smpgwctl cancel " "$job"
+  rollout=$("$SMPGWCTL" rollout create "$image" --devices 2 --start 2099-01-01T00:00:00Z)
+  expect "smpgwctl rollout pause " "$rollout"
+  expect_has "smpgwctl rollout create " "$image"
+  expect "smpgwctl device 1 " labels
+  expect "smpgwctl device 1 labels --" --add --bus --help --json --remove --set
   expect "smpgwctl watch " "$job"
   expect "smpgwctl --conn udp:127" "udp:127.0.0.1:$port" "udp:127.0.0.1:$((port + 1))"
   expect "smpgwctl device udp:127.0.0.1:$((port + 1))" "udp:127.0.0.1:$((port + 1))"

@@ -55,6 +55,8 @@ static const struct fixture fixtures[] = {
         { .version = 3, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true },
         { .version = 4, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
           .slots_before = 3 },
+        { .version = 5, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+          .slots_before = 2 },
 };
 
 /* The tables and the order their rows are compared in. */

@@ -6,6 +6,9 @@
   demo-rest.py API wait-online N       wait until N devices are online
   demo-rest.py API add-image FILE      POST /images, print the id
   demo-rest.py API push IMAGE          POST /jobs for every device
+  demo-rest.py API rollout IMAGE       POST /rollouts/plan, then /rollouts (canary, then the rest)
+  demo-rest.py API rollout-progress ID [--until-fraction F]
+                                       the rollout's progress until it ends
   demo-rest.py API progress [--until-fraction F]
                                        progress bars until the jobs end
                                        (or F of the bytes are sent)
@@ -73,6 +76,53 @@ def push(api, image):
     if status != 201:
         sys.exit("POST /jobs: %d %s" % (status, doc))
     print("%d jobs queued: %s" % (len(doc["jobs"]), ", ".join(str(j["id"]) for j in doc["jobs"])))
+
+
+def rollout(api, image):
+    """A dry run, then the rollout itself: the canary first, then the rest
+    in two waves, at most 6 devices rebooting at once."""
+    body = {"image": image, "name": "demo", "targets": {"filter": {"transport": "udp"}},
+            "policy": {"canary": "1", "wave_size": "50%", "max_rebooting": 6, "retry_delay": 2}}
+    status, plan = call(api, "POST", "/rollouts/plan", body)
+    if status != 200:
+        sys.exit("POST /rollouts/plan: %d %s" % (status, plan))
+    for w in plan["waves"]:
+        print("  wave %d%s: devices %s" % (w["wave"], " (canary)" if w["wave"] == 0 else "",
+                                           ", ".join(str(x) for x in w["devices"])))
+    print("  estimated duration %.0f s (no run can beat %.0f s)" % (plan["estimate"]["duration_s"],
+                                                                  plan["estimate"].get("lower_bound_s", 0)))
+    status, doc = call(api, "POST", "/rollouts", body)
+    if status != 201:
+        sys.exit("POST /rollouts: %d %s" % (status, doc))
+    print("rollout %d created: %d waves" % (doc["id"], doc["waves"]))
+    print(doc["id"])
+
+
+def rollout_progress(api, rid, until_fraction=None):
+    tty = sys.stdout.isatty()
+    while True:
+        status, r = call(api, "GET", "/rollouts/%s" % rid)
+        if status != 200:
+            sys.exit("GET /rollouts/%s: %d %s" % (rid, status, r))
+        counts = ", ".join("%s %d" % (k, v) for k, v in r["counts"].items() if v)
+        total = r["bytes_total"] or 1
+        line = "  rollout %d %-9s wave %d/%d  %s  %5.1f%% of the bytes  [%s]" % (
+            r["id"], r["state"], min(r["current_wave"] + 1, r["waves"]), r["waves"], bar(r["bytes_sent"] / total),
+            100.0 * r["bytes_sent"] / total, counts)
+        sys.stdout.write(("\x1b[2K\r" + line) if tty else line + "\n")
+        sys.stdout.flush()
+        if until_fraction is not None and r["bytes_sent"] / total >= until_fraction:
+            break
+        if r["state"] in ("completed", "cancelled", "aborted", "paused"):
+            break
+        time.sleep(0.5)
+    if tty:
+        sys.stdout.write("\n")
+    if until_fraction is None:
+        for f in r["failures"]:
+            print("  device %d failed: %s" % (f["device"], f["reason"]))
+        if r["state"] != "completed":
+            sys.exit("rollout %d ended %s: %s" % (r["id"], r["state"], r["error"] or r["paused_reason"]))
 
 
 def bar(fraction, width=24):
@@ -144,6 +194,10 @@ def main():
         add_image(api, args[0])
     elif cmd == "push":
         push(api, args[0])
+    elif cmd == "rollout":
+        rollout(api, args[0])
+    elif cmd == "rollout-progress":
+        rollout_progress(api, args[0], float(args[2]) if args[1:2] == ["--until-fraction"] else None)
     elif cmd == "progress":
         progress(api, float(args[1]) if args[:1] == ["--until-fraction"] else None)
     elif cmd == "devices":

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The main job, on a fresh Debian 12 machine: install what is missing,
 # build, start smpgwd with a fresh embedded SQLite database and 20
-# simulated devices, and push an image to all of them over REST with live
-# progress, until every device runs it, confirmed.
+# simulated devices, and roll an image out to all of them over REST (a
+# canary first, then the rest in waves) with live progress, until every
+# device runs it, confirmed.
 #
 #   1. smpsim: 20 SMP devices on UDP (MCUboot slots, 400 kbit/s links)
 #   2. smpgwd on a private D-Bus bus, REST on 127.0.0.1, discovery of the
 #      devices' address range; the inventory fills itself
 #   3. an MCUboot image (2.0.0, 192 KiB) POSTed to /api/v1/images
-#   4. POST /api/v1/jobs to all 20 devices; progress from the REST API
+#   4. POST /api/v1/rollouts/plan (the waves and the estimated duration),
+#      then POST /api/v1/rollouts: the canary, then two waves of the rest;
+#      progress from the REST API
 #   5. a third of the way, smpgwd is killed with SIGKILL; the database passes
-#      PRAGMA integrity_check, smpgwd restarts and the uploads resume
+#      PRAGMA integrity_check, smpgwd restarts and the rollout goes on
 #   6. the devices, now on 2.0.0 confirmed: GET /api/v1/devices,
 #      `smpgwctl devices` (over D-Bus) and `busctl`
 #
@@ -117,18 +120,20 @@ open(sys.argv[1], "wb").write(data)
 PY
 image=$(curl_json add-image "$tmp/app-2.0.0.bin")
 
-step "POST $api/jobs: push $image to every device"
-curl_json push "$image"
+step "POST $api/rollouts: $image to every device, the canary first (the plan, then the rollout)"
+rollout=$(curl_json rollout "$image" | tee /dev/stderr | tail -n 1)
+"$ctl" rollout show "$rollout"
 
-step "progress (from GET $api/jobs); smpgwd is killed with SIGKILL a third of the way"
-curl_json progress --until-fraction 0.3
+step "progress (from GET $api/rollouts/$rollout); smpgwd is killed with SIGKILL a third of the way"
+curl_json rollout-progress "$rollout" --until-fraction 0.3
 kill -9 "$gwpid"; wait "$gwpid" 2>/dev/null || true; gwpid=
 echo "smpgwd killed (SIGKILL)."
 echo "PRAGMA integrity_check: $(/usr/bin/python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])" "$tmp/state/smpgw.db")"
 
-step "smpgwd restarted on the same database: unfinished jobs resume where the devices are"
+step "smpgwd restarted on the same database: the rollout goes on where the devices are"
 start_smpgwd
-curl_json progress
+curl_json rollout-progress "$rollout"
+"$ctl" rollout show "$rollout"
 
 step "GET $api/devices"
 curl_json devices "$image"

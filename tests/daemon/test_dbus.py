@@ -35,6 +35,7 @@ MANAGER = "org.smpgw.Manager1"
 DEVICE = "org.smpgw.Device1"
 IMAGE = "org.smpgw.Image1"
 JOB = "org.smpgw.Job1"
+ROLLOUT = "org.smpgw.Rollout1"
 PROPS = "org.freedesktop.DBus.Properties"
 XML_PATH = os.path.join(daemonharness.SRCDIR, "dbus", "org.smpgw.xml")
 POLICY_PATH = os.path.join(daemonharness.SRCDIR, "dbus", "org.smpgw.conf")
@@ -466,9 +467,14 @@ class TestDBus(unittest.TestCase):
             return result
 
         expected = interfaces(ET.parse(XML_PATH).getroot())
-        self.assertEqual(set(expected), {MANAGER, DEVICE, IMAGE, JOB})
+        self.assertEqual(set(expected), {MANAGER, DEVICE, IMAGE, JOB, ROLLOUT})
+        # A rollout that never starts, to introspect its object.
+        _, doc = self.daemon.api("POST", "/api/v1/rollouts", {
+            "image": self.image_path().rsplit("/", 1)[1], "targets": {"devices": [int(self.devices[0].rsplit("/", 1)[1])]},
+            "schedule": {"start_at": "2099-01-01T00:00:00Z"}}, expect=201)
+        rollout = "/org/smpgw/rollout/%d" % doc["id"]
         live = {}
-        for path in (ROOT, self.devices[0], self.image_path(), self.jobs[0]):
+        for path in (ROOT, self.devices[0], self.image_path(), self.jobs[0], rollout):
             xml = self.obj(path, "org.freedesktop.DBus.Introspectable").Introspect()
             live.update(interfaces(ET.fromstring(str(xml))))
         self.assertEqual(set(live), set(expected))

@@ -213,6 +213,54 @@ class Live(unittest.TestCase):
         self.checked.add((method, template, status))
         return doc
 
+    def test_0_rollouts_and_labels(self):
+        """Labels and rollouts: every endpoint's answers and errors (runs
+        first, so test_event_data sees the rollout-* events)."""
+        dev = "/api/v1/devices/%d" % self.dev
+        self.check("PUT", dev + "/labels", "/api/v1/devices/{device}/labels", 200, body={"labels": ["relay", "a"]})
+        labels = self.check("GET", dev + "/labels", "/api/v1/devices/{device}/labels", 200)
+        self.assertEqual(labels["labels"], ["a", "relay"])
+        self.check("PUT", dev + "/labels", "/api/v1/devices/{device}/labels", 400, body={"labels": ["A B"]})
+        self.check("GET", "/api/v1/devices/999999/labels", "/api/v1/devices/{device}/labels", 404)
+        self.check("GET", "/api/v1/devices?label=relay", "/api/v1/devices", 200)
+        spec = {"image": self.image, "mode": "upload-only", "targets": {"filter": {"labels": ["relay"]}},
+                "schedule": {"windows": [{"days": ["mon", "sat"], "from": "00:00", "to": "24:00"},
+                                         {"from": "00:00", "to": "24:00"}],
+                             "timezone": "Europe/Berlin"},
+                "policy": {"canary": "1", "wave_size": "50%"}}
+        plan = self.check("POST", "/api/v1/rollouts/plan", "/api/v1/rollouts/plan", 200, body=spec)
+        self.assertEqual(plan["waves"][0]["devices"], [self.dev])
+        self.check("POST", "/api/v1/rollouts/plan", "/api/v1/rollouts/plan", 400, body={"image": self.image})
+        r = self.check("POST", "/api/v1/rollouts", "/api/v1/rollouts", 201, body=spec)
+        rid = r["id"]
+        self.check("POST", "/api/v1/rollouts", "/api/v1/rollouts", 400,
+                   body=dict(spec, policy={"canary": "0%"}))
+        self.check("POST", "/api/v1/rollouts", "/api/v1/rollouts", 404,
+                   body=dict(spec, targets={"devices": [999999]}))
+        path = "/api/v1/rollouts/%d" % rid
+        self.d.wait_for(lambda: self.d.api("GET", path)[1]["state"] == "completed", timeout=60,
+                        what="the rollout to complete")
+        self.check("GET", "/api/v1/rollouts", "/api/v1/rollouts", 200)
+        self.check("GET", "/api/v1/rollouts?state=completed", "/api/v1/rollouts", 200)
+        self.check("GET", "/api/v1/rollouts?state=nonsense", "/api/v1/rollouts", 400)
+        self.check("GET", path, "/api/v1/rollouts/{rollout}", 200)
+        self.check("GET", "/api/v1/rollouts/999999", "/api/v1/rollouts/{rollout}", 404)
+        self.check("GET", path + "/members", "/api/v1/rollouts/{rollout}/members", 200)
+        self.check("GET", path + "/members?state=succeeded&wave=0", "/api/v1/rollouts/{rollout}/members", 200)
+        self.check("GET", path + "/members?wave=x", "/api/v1/rollouts/{rollout}/members", 400)
+        self.check("GET", path + "/plan", "/api/v1/rollouts/{rollout}/plan", 200)
+        for verb in ("pause", "resume", "cancel", "activate"):
+            self.check("POST", path + "/" + verb, "/api/v1/rollouts/{rollout}/" + verb, 409)
+        r = self.check("POST", "/api/v1/rollouts", "/api/v1/rollouts", 201,
+                       body=dict(spec, schedule={"start_at": "2099-01-01T00:00:00Z"}))
+        path = "/api/v1/rollouts/%d" % r["id"]
+        self.check("POST", path + "/pause", "/api/v1/rollouts/{rollout}/pause", 200)
+        self.check("POST", path + "/resume", "/api/v1/rollouts/{rollout}/resume", 200)
+        self.check("POST", path + "/resume", "/api/v1/rollouts/{rollout}/resume", 409)
+        self.check("POST", path + "/activate", "/api/v1/rollouts/{rollout}/activate", 200)
+        self.check("POST", path + "/cancel", "/api/v1/rollouts/{rollout}/cancel", 200)
+        self.d.api("PUT", dev + "/labels", {"labels": []}, expect=200)
+
     def test_get_endpoints(self):
         conn = urllib.parse.quote(self.conn, safe="")
         self.check("GET", "/api/v1/health", "/api/v1/health", 200, token=False)
@@ -285,7 +333,9 @@ class Live(unittest.TestCase):
     def test_event_data(self):
         # The data of each event is the object as GET returns it.
         schemas = {"device-added": "Device", "device-changed": "Device", "image-added": "Image",
-                   "job-added": "Job", "job-state": "Job", "job-progress": "Job"}
+                   "job-added": "Job", "job-state": "Job", "job-progress": "Job",
+                   "rollout-added": "Rollout", "rollout-state": "Rollout", "rollout-progress": "Rollout",
+                   "rollout-member": "RolloutMember"}
         removed = {"type": "object", "required": ["id"], "additionalProperties": False,
                    "properties": {"id": {"type": ["integer", "string"]}}}
         self.sse.wait_for(lambda evs: any(e[0] == "job-state" and e[2]["state"] == "succeeded" for e in evs),
@@ -298,6 +348,7 @@ class Live(unittest.TestCase):
             elif name.endswith("-removed"):
                 self.validate(removed, data, "event %s #%d" % (name, number))
         self.assertTrue({"job-added", "job-state", "job-progress"} <= seen, seen)
+        self.assertTrue({"rollout-added", "rollout-state", "rollout-member"} <= seen, seen)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ int cmd_device_show(struct ctl_context *ctx, int argc, char *argv[]) {
         struct daemon_args a;
         int r;
 
+        if (argc >= 3 && streq(argv[2], "labels"))
+                return cmd_device_labels(ctx, argc, argv);
         r = list_objects(ctx, &device_cmd, argc, argv, CTL_DEVICE_IFACE, &a, &devices);
         if (!devices)
                 return r;

@@ -29,4 +29,16 @@ int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]);
+
+/* cmd-rollout.c */
+int cmd_rollout_create(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_list(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_show(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_pause(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_resume(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_cancel(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_activate(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_rollout_plan(struct ctl_context *ctx, int argc, char *argv[]);
+/* device ID labels [--set|--add|--remove] (argv[1] the device, argv[2] "labels") */
+int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_activate(struct ctl_context *ctx, int argc, char *argv[]);

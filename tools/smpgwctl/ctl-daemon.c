@@ -472,6 +472,7 @@ static const struct field device_fields[] = {
         { "last_error", "LastError", FIELD_STRING },
         { "job", "Job", FIELD_OBJECT_ID },
         { "images", "Images", FIELD_PLAIN },   /* per slot the same keys in both */
+        { "labels", "Labels", FIELD_PLAIN },
         {}
 };
 

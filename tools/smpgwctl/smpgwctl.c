@@ -52,7 +52,8 @@ static const struct ctl_command commands[] = {
         /* (a group's verbs before the group's own command: the first match wins) */
         { "devices", "add", "CONN...", "Add devices to smpgwd; prints their ids", cmd_devices_add },
         { "devices", NULL, "", "List the devices smpgwd knows", cmd_devices },
-        { "device", NULL, "ID|CONN", "Show one device smpgwd knows, with its slots", cmd_device_show },
+        { "device", NULL, "ID|CONN [labels [...]]",
+          "Show one device smpgwd knows, with its slots; or its labels", cmd_device_show },
         { "rename", NULL, "DEVICE NAME", "Name a device (\"\": back to its default name)", cmd_rename },
         { "probe", NULL, "DEVICE...", "Have smpgwd read devices again now", cmd_probe },
         { "forget", NULL, "DEVICE...", "Have smpgwd forget devices and their history", cmd_forget },
@@ -63,6 +64,16 @@ static const struct ctl_command commands[] = {
         { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },
         { "watch", NULL, "[JOB...] [--follow]", "Follow smpgwd's jobs live", cmd_watch },
         { "cancel", NULL, "JOB...", "Cancel smpgwd's jobs", cmd_cancel },
+        { "rollout", "create", "IMAGE --devices|--filter ...", "Push an image in waves (a rollout)",
+          cmd_rollout_create },
+        { "rollout", "list", "", "List smpgwd's rollouts", cmd_rollout_list },
+        { "rollout", "show", "ID", "Show one rollout", cmd_rollout_show },
+        { "rollout", "pause", "ID", "Pause a rollout: no new member starts", cmd_rollout_pause },
+        { "rollout", "resume", "ID", "Resume a paused rollout", cmd_rollout_resume },
+        { "rollout", "cancel", "ID", "Cancel a rollout (nothing left half activated)", cmd_rollout_cancel },
+        { "rollout", "activate", "ID", "Activate now, without waiting for a window", cmd_rollout_activate },
+        { "rollout", "plan", "ID | IMAGE options", "A dry run: waves, skipped devices, ETA",
+          cmd_rollout_plan },
         { "activate", NULL, "JOB...", "Activate smpgwd's staged jobs", cmd_activate },
 };
 

@@ -1,0 +1,1025 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The rollout executor: drives every rollout's members through jobs
+ * (doc/rollouts.md).  It decides with rollout-policy.h and
+ * rollout-window.h, and learns what jobs do only from the manager's
+ * events (it adds no hook to the job layer).
+ *
+ * One step per rollout, run from a deferred source whenever something
+ * may have changed (a job event, a device event, a control, a timer):
+ * start a scheduled rollout; abort one past its deadline; run a soak
+ * and its check; judge the current wave (threshold, reverts); go to the
+ * next wave; start members' jobs while the reboot budget and the
+ * windows allow.  Each rollout has one CLOCK_BOOTTIME timer armed for
+ * the next thing due, so a soak or a backoff is not shortened by a
+ * wall-clock jump; start_at, deadline and windows are wall-clock times
+ * and are re-read from CLOCK_REALTIME at each step.
+ *
+ * A member's attempt is one job (max_attempts 1, rollout_id set, its
+ * priority from its wave and order); a failure the policy retries puts
+ * the member back to pending with a backoff.  Jobs upload as the job
+ * layer's radio slots allow; before a job sends its reset the job layer
+ * asks the reboot gate (rollout_reboot_gate()), which says yes only when
+ * the member's wave has started, a window is open (or `activate` was
+ * given) and a reboot token is free (max_rebooting, max_rebooting_relay).
+ * A yes takes the token (the member is `activating`); it is given back
+ * when the member's job ends.  A job told no waits `staged`, holding no
+ * slot, and asks again when the gate's inputs change
+ * (engine_reboot_gate_changed()).  With `staging`, every member's job is
+ * created at the start, so later waves upload while earlier ones reboot.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "conf.h"
+#include "db.h"
+#include "engine-rollout.h"
+#include "engine.h"
+#include "log.h"
+#include "manager.h"
+#include "rollout-executor.h"
+#include "rollout.h"
+#include "util.h"
+
+/* The soak check's probes must have answered by then. */
+#define SOAK_PROBE_TIMEOUT_USEC (30ull * 1000000ull)
+/* A member whose device is busy with a job of someone else looks again. */
+#define BUSY_RECHECK_USEC (2ull * 1000000ull)
+#define PROGRESS_INTERVAL_USEC 1000000ull
+/* How often a running rollout's ETA is re-planned. */
+#define ETA_INTERVAL_USEC (5ull * 1000000ull)
+
+struct rollout_executor {
+        struct manager *manager;
+        struct rollout **rollouts;     /* oldest first */
+        size_t n_rollouts;
+        sd_event_source *step_defer;
+        /* What the reboot gate's answers depend on, summed over the
+         * rollouts at the last engine_reboot_gate_changed(): asking the
+         * held jobs again only when it changed keeps their staged/queued
+         * events from kicking steps forever. */
+        uint64_t gate_signature;
+        bool stopped;
+};
+
+static uint64_t now_boottime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static double unit_random(void) {
+        uint32_t v = 0;
+        if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t) sizeof(v))
+                v = (uint32_t) now_boottime_usec();
+        return (double) v / 4294967296.0;
+}
+
+struct rollout *const *rollout_executor_list(struct rollout_executor *x, size_t *ret_n) {
+        *ret_n = x ? x->n_rollouts : 0;
+        return x ? x->rollouts : NULL;
+}
+
+struct rollout *rollout_executor_find(struct rollout_executor *x, uint64_t id) {
+        for (size_t i = 0; x && i < x->n_rollouts; i++)
+                if (x->rollouts[i]->id == id)
+                        return x->rollouts[i];
+        return NULL;
+}
+
+void rollout_executor_kick(struct rollout_executor *x) {
+        if (x && x->step_defer && !x->stopped)
+                (void) sd_event_source_set_enabled(x->step_defer, SD_EVENT_ONESHOT);
+}
+
+/* ---- states ---- */
+
+static void set_text(char **field, const char *text) {
+        free(*field);
+        *field = text ? strdup(text) : NULL;
+}
+
+static void set_state(struct rollout *r, enum rollout_state state, const char *why) {
+        struct manager *m = r->manager;
+
+        if (r->state == state)
+                return;
+        r->state = state;
+        if (state == ROLLOUT_RUNNING && !r->started_usec)
+                r->started_usec = now_realtime_usec();
+        if (rollout_is_finished(r))
+                r->finished_usec = now_realtime_usec();
+        rollout_changed(r);
+        log_info("Rollout %" PRIu64 ": %s%s%s", r->id, rollout_state_to_string(state), why ? ": " : "", why ?: "");
+        manager_history(m, "rollout-state", NULL, r->image_id, NULL, "rollout %" PRIu64 " %s%s%s", r->id,
+                        rollout_state_to_string(state), why ? ": " : "", why ?: "");
+        manager_emit_rollout(m, MANAGER_EVENT_ROLLOUT_STATE, r, 0);
+}
+
+static void member_set(struct rollout *r, struct rollout_member *mem, enum rollout_member_state state,
+                       const char *reason) {
+        char old_reason[ROLLOUT_REASON_SIZE];
+
+        memcpy(old_reason, mem->reason, sizeof(old_reason));
+        snprintf(mem->reason, sizeof(mem->reason), "%s", reason ?: "");
+        if (mem->state == state && streq(old_reason, mem->reason))
+                return;
+        mem->state = state;
+        rollout_member_changed(r, mem);
+        if (state == ROLLOUT_MEMBER_SUCCEEDED || state == ROLLOUT_MEMBER_FAILED || state == ROLLOUT_MEMBER_SKIPPED ||
+            state == ROLLOUT_MEMBER_CANCELLED || state == ROLLOUT_MEMBER_STAGING) {
+                struct device *d = manager_find_device(r->manager, mem->device_id);
+                manager_history(r->manager, "rollout-member", d, r->image_id, NULL,
+                                "rollout %" PRIu64 " wave %" PRIu32 ": %s%s%s", r->id, mem->wave,
+                                rollout_member_state_to_string(state), mem->reason[0] ? " " : "", mem->reason);
+        }
+}
+
+static bool member_active(const struct rollout_member *mem) {
+        switch (mem->state) {
+        case ROLLOUT_MEMBER_STAGING:
+        case ROLLOUT_MEMBER_STAGED:
+        case ROLLOUT_MEMBER_ACTIVATING:
+        case ROLLOUT_MEMBER_REBOOTING:
+        case ROLLOUT_MEMBER_VERIFYING:
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* A member holding a reboot token: told it may reset, until its job ends. */
+static bool member_holds_token(const struct rollout_member *mem) {
+        return mem->state == ROLLOUT_MEMBER_ACTIVATING || mem->state == ROLLOUT_MEMBER_REBOOTING ||
+               mem->state == ROLLOUT_MEMBER_VERIFYING;
+}
+
+static void count_tokens(const struct rollout *r, struct rollout_reboots *ret) {
+        *ret = (struct rollout_reboots) {};
+        for (size_t i = 0; i < r->n_members; i++)
+                if (member_holds_token(&r->members[i])) {
+                        ret->rebooting++;
+                        if (r->members[i].relay)
+                                ret->rebooting_relay++;
+                }
+}
+
+static bool member_finished(const struct rollout_member *mem) {
+        return mem->state == ROLLOUT_MEMBER_SUCCEEDED || mem->state == ROLLOUT_MEMBER_FAILED ||
+               mem->state == ROLLOUT_MEMBER_CANCELLED || mem->state == ROLLOUT_MEMBER_SOAKING;
+}
+
+/* ---- following jobs ---- */
+
+/* The member's state as its unfinished job tells it; the member's own
+ * state where the job does not say (a job queued again between phases). */
+static enum rollout_member_state state_of_job(const struct rollout_member *mem, const struct job *j) {
+        if (j->state == JOB_STAGED)
+                return member_holds_token(mem) ? mem->state : ROLLOUT_MEMBER_STAGED;
+        if (j->state == JOB_REBOOTING)
+                return ROLLOUT_MEMBER_REBOOTING;
+        switch (j->phase) {
+        case SMP_UPDATE_PHASE_STAGE:
+                return ROLLOUT_MEMBER_STAGING;
+        case SMP_UPDATE_PHASE_ACTIVATE:
+                /* Running the activate phase: the gate said yes. */
+                return j->state == JOB_RUNNING ? ROLLOUT_MEMBER_ACTIVATING : mem->state;
+        case SMP_UPDATE_PHASE_VERIFY:
+                return ROLLOUT_MEMBER_VERIFYING;
+        default:
+                return mem->state;
+        }
+}
+
+/* Whether a job is past the point where stopping it is safe: it told the
+ * device to test (or confirm) the new image, so it must be followed
+ * through verify. */
+static bool job_past_safe_point(const struct job *j) {
+        return j->phase == SMP_UPDATE_PHASE_VERIFY || j->state == JOB_REBOOTING ||
+               (j->has_step && j->step >= SMP_UPDATE_STEP_MARK && j->state != JOB_STAGED);
+}
+
+static bool outcome_is_success(const struct rollout *r, const struct job *j) {
+        if (!j->has_outcome)
+                return true;
+        switch (j->outcome) {
+        case SMP_UPDATE_OUTCOME_UPDATED:
+        case SMP_UPDATE_OUTCOME_UP_TO_DATE:
+        case SMP_UPDATE_OUTCOME_UPLOADED:
+                return true;
+        case SMP_UPDATE_OUTCOME_TESTING:
+                return r->mode == SMP_UPDATE_TEST_ONLY || r->mode == SMP_UPDATE_TEST_AND_CONFIRM;
+        default:
+                return false;
+        }
+}
+
+static const char *failure_reason(struct manager *m, const struct job *j) {
+        const struct device *d = manager_find_device(m, j->device_id);
+
+        if (j->has_outcome && j->outcome == SMP_UPDATE_OUTCOME_REVERTED)
+                return "reverted";
+        if (j->has_outcome && j->outcome == SMP_UPDATE_OUTCOME_STUCK)
+                return "stuck";
+        if (j->error && strstr(j->error, "rc="))
+                return "refused";
+        if (!d || d->state == DEVICE_ABSENT || d->state == DEVICE_UNREACHABLE)
+                return "unreachable";
+        if (j->error && (strstr(j->error, "refused") || strstr(j->error, "rejected")))
+                return "refused";
+        return "unreachable";
+}
+
+/* A member's job finished (or was found finished at load). */
+static void member_job_finished(struct rollout *r, struct rollout_member *mem, const struct job *j) {
+        struct manager *m = r->manager;
+
+        mem->in_flight = false;
+        mem->bytes_sent = j->bytes_sent;
+        if (j->state == JOB_SUCCEEDED && outcome_is_success(r, j)) {
+                bool soak = r->policy.soak_s > 0 && r->mode != SMP_UPDATE_UPLOAD_ONLY;
+                member_set(r, mem, soak ? ROLLOUT_MEMBER_SOAKING : ROLLOUT_MEMBER_SUCCEEDED, NULL);
+                return;
+        }
+        if (j->state == JOB_CANCELLED) {
+                if (r->state == ROLLOUT_CANCELLED || r->state == ROLLOUT_ABORTED)
+                        member_set(r, mem, ROLLOUT_MEMBER_CANCELLED, NULL);
+                else
+                        member_set(r, mem, ROLLOUT_MEMBER_FAILED, "cancelled");
+                return;
+        }
+        const char *reason = j->state == JOB_SUCCEEDED ? "refused" : failure_reason(m, j);
+        bool final = streq(reason, "reverted") || streq(reason, "stuck");
+        if (!final && mem->attempts < r->policy.attempts && !rollout_is_finished(r)) {
+                uint64_t delay = rollout_retry_delay_usec(&r->policy, mem->attempts, unit_random());
+                mem->next_attempt_usec = now_realtime_usec() + delay;
+                char note[ROLLOUT_REASON_SIZE];
+                snprintf(note, sizeof(note), "retry: %s", reason);
+                member_set(r, mem, ROLLOUT_MEMBER_PENDING, note);
+                return;
+        }
+        mem->reverted = streq(reason, "reverted");
+        member_set(r, mem, ROLLOUT_MEMBER_FAILED, reason);
+}
+
+static void on_job_event(struct rollout_executor *x, const struct manager_event *ev) {
+        const struct job *j = ev->job;
+        struct rollout *r = rollout_executor_find(x, j->rollout_id);
+        struct rollout_member *mem;
+
+        if (!r)
+                return;
+        mem = rollout_find_member(r, j->device_id);
+        if (!mem || mem->job_id != j->id)
+                return;
+        if (ev->type == MANAGER_EVENT_JOB_PROGRESS) {
+                mem->bytes_sent = j->bytes_sent;
+                mem->dirty = true;
+                return;
+        }
+        if (ev->type == MANAGER_EVENT_JOB_REMOVED) {
+                if (mem->in_flight) {
+                        mem->in_flight = false;
+                        member_set(r, mem, ROLLOUT_MEMBER_PENDING, "job removed");
+                }
+                rollout_executor_kick(x);
+                return;
+        }
+        if (job_is_finished(j)) {
+                if (mem->in_flight || member_active(mem))
+                        member_job_finished(r, mem, j);
+        } else
+                member_set(r, mem, state_of_job(mem, j), NULL);
+        rollout_executor_kick(x);
+}
+
+/* ---- membership changes ---- */
+
+static uint32_t next_order_key(const struct rollout *r) {
+        uint32_t k = 0;
+        for (size_t i = 0; i < r->n_members; i++)
+                if (r->members[i].order_key != UINT32_MAX && r->members[i].order_key >= k)
+                        k = r->members[i].order_key + 1;
+        return k;
+}
+
+static void on_device_event(struct rollout_executor *x, const struct device *d) {
+        struct manager *m = x->manager;
+        uint64_t now = now_realtime_usec();
+
+        for (size_t i = 0; i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                struct rollout_candidate c;
+                struct rollout_image_facts image = { .hash = r->image_id, .size = r->image_size };
+                struct rollout_member *mem;
+                bool matches;
+
+                if (!r->policy.has_filter || rollout_is_finished(r))
+                        continue;
+                if (r->schedule.deadline_usec && now >= r->schedule.deadline_usec)
+                        continue;
+                if (rollout_candidate_of(m, d, &c) < 0)
+                        continue;
+                matches = rollout_filter_matches(&r->policy.filter, &c);
+                mem = rollout_find_member(r, d->id);
+                if (mem) {
+                        if (mem->state == ROLLOUT_MEMBER_PENDING && !matches && mem->attempts == 0)
+                                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
+                        else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
+                                 (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches")) &&
+                                 rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_NONE) {
+                                /* A late joiner: the first wave not started, or a new one. */
+                                mem->wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
+                                if (mem->wave >= r->n_waves)
+                                        r->n_waves = mem->wave + 1;
+                                mem->order_key = next_order_key(r);
+                                member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
+                                rollout_changed(r);
+                        }
+                } else if (matches) {
+                        enum rollout_skip_reason skip = rollout_candidate_skip(&c, &image);
+                        struct rollout_member add = {
+                                .device_id = d->id,
+                                .wave = UINT32_MAX,
+                                .order_key = UINT32_MAX,
+                                .state = ROLLOUT_MEMBER_SKIPPED,
+                                .relay = rollout_labels_relay(c.labels, c.n_labels),
+                        };
+                        if (skip == ROLLOUT_SKIP_NONE) {
+                                add.wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
+                                add.order_key = next_order_key(r);
+                                add.state = ROLLOUT_MEMBER_PENDING;
+                        } else
+                                snprintf(add.reason, sizeof(add.reason), "%s", rollout_skip_reason_to_string(skip));
+                        if (rollout_add_member(r, &add) >= 0) {
+                                if (add.wave != UINT32_MAX && add.wave >= r->n_waves)
+                                        r->n_waves = add.wave + 1;
+                                log_info("Rollout %" PRIu64 ": device %" PRIu64 " joins%s%s", r->id, d->id,
+                                         add.reason[0] ? ", skipped: " : "", add.reason);
+                                rollout_member_changed(r, &r->members[r->n_members - 1]);
+                                rollout_changed(r);
+                        }
+                }
+                free((char *) c.active_hash);
+        }
+        rollout_executor_kick(x);
+}
+
+static void on_manager_event(struct manager *m, const struct manager_event *ev, void *userdata) {
+        struct rollout_executor *x = userdata;
+
+        if (x->stopped)
+                return;
+        switch (ev->type) {
+        case MANAGER_EVENT_JOB_STATE:
+        case MANAGER_EVENT_JOB_PROGRESS:
+        case MANAGER_EVENT_JOB_REMOVED:
+                if (ev->job && ev->job->rollout_id)
+                        on_job_event(x, ev);
+                break;
+        case MANAGER_EVENT_DEVICE_ADDED:
+        case MANAGER_EVENT_DEVICE_CHANGED:
+                on_device_event(x, ev->device);
+                break;
+        default:
+                break;
+        }
+}
+
+/* ---- the step ---- */
+
+struct wake {
+        uint64_t in_usec;              /* UINT64_MAX: nothing due */
+};
+
+static void wake_in(struct wake *w, uint64_t usec) {
+        if (usec < w->in_usec)
+                w->in_usec = usec;
+}
+
+static int on_rollout_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct rollout *r = userdata;
+        rollout_executor_kick(r->manager->rollouts);
+        return 0;
+}
+
+static void arm_timer(struct rollout *r, const struct wake *w) {
+        struct manager *m = r->manager;
+        uint64_t when;
+
+        if (w->in_usec == UINT64_MAX) {
+                if (r->timer)
+                        (void) sd_event_source_set_enabled(r->timer, SD_EVENT_OFF);
+                return;
+        }
+        when = now_boottime_usec() + MAX(w->in_usec, (uint64_t) 1000);
+        if (!r->timer) {
+                if (sd_event_add_time(m->event, &r->timer, CLOCK_BOOTTIME, when, 10000, on_rollout_timer, r) < 0)
+                        return;
+        } else {
+                (void) sd_event_source_set_time(r->timer, when);
+                (void) sd_event_source_set_enabled(r->timer, SD_EVENT_ONESHOT);
+        }
+}
+
+/* Stops what is safe to stop: pending members (to `pending_state`) and
+ * jobs before their activation.  Jobs past it go on to verify. */
+static void stop_members(struct rollout *r, enum rollout_member_state pending_state, const char *pending_reason) {
+        struct manager *m = r->manager;
+
+        for (size_t i = 0; i < r->n_members; i++) {
+                struct rollout_member *mem = &r->members[i];
+                if (mem->state == ROLLOUT_MEMBER_PENDING) {
+                        member_set(r, mem, pending_state, pending_reason);
+                        continue;
+                }
+                if (!mem->in_flight)
+                        continue;
+                struct job *j = manager_find_job(m, mem->job_id);
+                if (j && !job_is_finished(j) && !job_past_safe_point(j))
+                        (void) job_cancel(j);
+        }
+}
+
+static void wave_tally(const struct rollout *r, uint32_t wave, struct rollout_wave_tally *t, uint32_t *ret_reverts) {
+        uint32_t reverts = 0;
+
+        *t = (struct rollout_wave_tally) {};
+        for (size_t i = 0; i < r->n_members; i++) {
+                const struct rollout_member *mem = &r->members[i];
+                if (mem->reverted)
+                        reverts++;
+                if (mem->wave != wave || mem->state == ROLLOUT_MEMBER_SKIPPED)
+                        continue;
+                t->members++;
+                if (member_finished(mem))
+                        t->finished++;
+                if (mem->state == ROLLOUT_MEMBER_FAILED)
+                        t->failed++;
+        }
+        if (wave == r->forgiven_wave)
+                t->failed -= MIN(t->failed, r->forgiven_failures);
+        *ret_reverts = reverts - MIN(reverts, r->forgiven_reverts);
+}
+
+static bool device_runs_image(const struct rollout *r, const struct device *d) {
+        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *s = &d->slots.slots[i];
+                char hash[2 * sizeof(s->hash) + 1];
+
+                if (!s->present || !s->active)
+                        continue;
+                hex_encode(s->hash, MIN(s->hash_len, sizeof(s->hash)), hash);
+                if (streq(hash, r->image_id))
+                        return s->confirmed || r->mode == SMP_UPDATE_TEST_ONLY;
+        }
+        return false;
+}
+
+/* The soak and its check.  true: the wave is still soaking (wait). */
+static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
+        struct manager *m = r->manager;
+        uint64_t boot = now_boottime_usec();
+        bool waiting = false;
+
+        if (!r->soak_until_usec)
+                return false;
+        if (!r->soak_end_boottime)
+                r->soak_end_boottime = boot + (r->soak_until_usec > now ? r->soak_until_usec - now : 0);
+        if (boot < r->soak_end_boottime) {
+                wake_in(w, r->soak_end_boottime - boot);
+                return true;
+        }
+        if (!r->probe_deadline_boottime) {
+                r->probe_deadline_boottime = boot + SOAK_PROBE_TIMEOUT_USEC;
+                for (size_t i = 0; i < r->n_members; i++) {
+                        struct rollout_member *mem = &r->members[i];
+                        struct device *d = manager_find_device(m, mem->device_id);
+                        if (mem->wave != r->current_wave || mem->state != ROLLOUT_MEMBER_SOAKING)
+                                continue;
+                        mem->probing = true;
+                        if (d)
+                                (void) device_probe(d);
+                }
+        }
+        for (size_t i = 0; i < r->n_members; i++) {
+                struct rollout_member *mem = &r->members[i];
+                struct device *d = manager_find_device(m, mem->device_id);
+                if (!mem->probing)
+                        continue;
+                bool answered = d && d->last_probe_usec >= r->soak_until_usec && d->state == DEVICE_ONLINE;
+                if (answered) {
+                        mem->probing = false;
+                        if (device_runs_image(r, d))
+                                member_set(r, mem, ROLLOUT_MEMBER_SUCCEEDED, NULL);
+                        else
+                                member_set(r, mem, ROLLOUT_MEMBER_FAILED, "soak-check");
+                } else if (boot >= r->probe_deadline_boottime) {
+                        mem->probing = false;
+                        member_set(r, mem, ROLLOUT_MEMBER_FAILED, "soak-check");
+                } else {
+                        if (d && !d->probe && !d->probe_queued && !d->job)
+                                (void) device_probe(d);
+                        waiting = true;
+                }
+        }
+        if (waiting) {
+                wake_in(w, MIN(r->probe_deadline_boottime - boot, (uint64_t) 500000));
+                return true;
+        }
+        r->soak_until_usec = 0;
+        r->soak_end_boottime = r->probe_deadline_boottime = 0;
+        rollout_changed(r);
+        return false;
+}
+
+static void halt(struct rollout *r, const struct rollout_verdict *v) {
+        const char *reason = rollout_halt_reason_to_string(v->reason);
+        char text[256];
+
+        snprintf(text, sizeof(text), "%s: %s", reason ?: "halted", v->sentence);
+        if (v->kind == ROLLOUT_VERDICT_ABORT) {
+                set_text(&r->error, text);
+                stop_members(r, ROLLOUT_MEMBER_CANCELLED, NULL);
+                set_state(r, ROLLOUT_ABORTED, text);
+        } else {
+                set_text(&r->paused_reason, text);
+                set_state(r, ROLLOUT_PAUSED, text);
+        }
+}
+
+static bool windows_open(struct rollout *r, uint64_t now, struct wake *w) {
+        struct rollout_window_state ws;
+
+        if (r->schedule.windows.n == 0 || r->activate_now)
+                return true;
+        if (rollout_windows_state(&r->schedule.windows, &r->schedule.zone, now, &ws) < 0)
+                return false;
+        if (ws.open) {
+                if (ws.closes_usec != UINT64_MAX && ws.closes_usec > now)
+                        wake_in(w, ws.closes_usec - now);
+                return true;
+        }
+        if (ws.opens_usec > now)
+                wake_in(w, ws.opens_usec - now);
+        return false;
+}
+
+static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t now, struct wake *w) {
+        struct manager *m = r->manager;
+        struct device *d = manager_find_device(m, mem->device_id);
+        struct image *img = manager_find_image(m, r->image_id);
+        struct job_options opts = {
+                .mode = r->mode,
+                .max_attempts = 1,
+                .rollout_id = r->id,
+                .priority = (int64_t) rollout_job_priority(ROLLOUT_PHASE_STAGE, mem->wave, mem->order_key),
+        };
+        struct job *j = NULL;
+        int k;
+
+        if (!d) {
+                member_set(r, mem, ROLLOUT_MEMBER_FAILED, "absent");
+                return;
+        }
+        if (!img) {
+                set_text(&r->error, "the image was deleted");
+                set_state(r, ROLLOUT_ABORTED, "the image was deleted");
+                return;
+        }
+        if (d->unfinished_job) {
+                if (d->unfinished_job->rollout_id == r->id) {
+                        /* Ours, made before a crash the member did not hear of. */
+                        mem->job_id = d->unfinished_job->id;
+                        mem->in_flight = true;
+                        member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
+                        return;
+                }
+                wake_in(w, BUSY_RECHECK_USEC);
+                return;
+        }
+        k = job_create(m, img, d, &opts, &j);
+        if (k < 0) {
+                log_warning_errno(k, "Rollout %" PRIu64 ": cannot create a job for device %" PRIu64 ": %m", r->id,
+                                  d->id);
+                wake_in(w, BUSY_RECHECK_USEC);
+                return;
+        }
+        mem->job_id = j->id;
+        mem->attempts++;
+        mem->in_flight = true;
+        mem->next_attempt_usec = 0;
+        member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
+}
+
+/* Jobs for the members due: of the waves started, or with staging every
+ * wave (their activation waits at the gate).  Uploads are bounded by the
+ * job layer's slots, reboots by the gate. */
+static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
+        for (size_t i = 0; i < r->n_members && r->state == ROLLOUT_RUNNING; i++) {
+                struct rollout_member *mem = &r->members[i];
+                if (mem->state != ROLLOUT_MEMBER_PENDING || (mem->wave > r->current_wave && !r->schedule.staging))
+                        continue;
+                if (mem->next_attempt_usec > now) {
+                        wake_in(w, mem->next_attempt_usec - now);
+                        continue;
+                }
+                start_member(r, mem, now, w);
+        }
+        /* A window that opens or closes changes the gate's answer. */
+        if (r->schedule.windows.n > 0 && !r->activate_now) {
+                struct wake ww = { UINT64_MAX };
+                (void) windows_open(r, now, &ww);
+                wake_in(w, ww.in_usec);
+        }
+}
+
+/* ---- the reboot gate ---- */
+
+static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *userdata) {
+        struct rollout_executor *x = userdata;
+        struct rollout *r = rollout_executor_find(x, j->rollout_id);
+        struct rollout_member *mem = r ? rollout_find_member(r, j->device_id) : NULL;
+        struct rollout_reboots tokens;
+        struct wake w = { UINT64_MAX };
+
+        if (!r || !mem || mem->job_id != j->id)
+                return true;   /* not ours (any more): the job layer's own way */
+        if (member_holds_token(mem))
+                return true;   /* asked again for a yes it had */
+        if (r->state != ROLLOUT_RUNNING || x->stopped)
+                return false;
+        count_tokens(r, &tokens);
+        struct rollout_activation_gate g = {
+                .staged = true,
+                .wave_open = mem->wave <= r->current_wave && !r->soak_until_usec,
+                .window_open = windows_open(r, now_realtime_usec(), &w),
+                .forced = r->activate_now,
+                .reboot_allowed = rollout_may_reboot(&r->policy, &tokens, mem->relay),
+        };
+        if (!rollout_may_activate(&g))
+                return false;
+        member_set(r, mem, ROLLOUT_MEMBER_ACTIVATING, NULL);
+        rollout_executor_kick(x);
+        return true;
+}
+
+/* What the gate's answers depend on; when it changes, the held jobs ask
+ * again. */
+static uint64_t gate_signature(struct rollout_executor *x) {
+        uint64_t sig = 1469598103934665603ull;
+        uint64_t now = now_realtime_usec();
+
+        for (size_t i = 0; i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                struct rollout_reboots tokens;
+                struct wake w = { UINT64_MAX };
+                uint64_t v;
+
+                if (rollout_is_finished(r))
+                        continue;
+                count_tokens(r, &tokens);
+                v = r->id ^ ((uint64_t) r->state << 8) ^ ((uint64_t) r->current_wave << 16) ^
+                    ((uint64_t) tokens.rebooting << 32) ^ ((uint64_t) tokens.rebooting_relay << 44) ^
+                    ((uint64_t) windows_open(r, now, &w) << 60) ^ ((uint64_t) r->activate_now << 61) ^
+                    ((uint64_t) (r->soak_until_usec != 0) << 62);
+                sig = (sig ^ v) * 1099511628211ull;
+        }
+        return sig;
+}
+
+static void step(struct rollout_executor *x, struct rollout *r) {
+        uint64_t now = now_realtime_usec();
+        struct wake w = { UINT64_MAX };
+
+        if (r->state == ROLLOUT_SCHEDULED) {
+                if (now < r->schedule.start_at_usec) {
+                        wake_in(&w, r->schedule.start_at_usec - now);
+                        goto out;
+                }
+                set_state(r, ROLLOUT_RUNNING, NULL);
+        }
+        if (r->state != ROLLOUT_RUNNING)
+                goto out;
+        if (r->schedule.deadline_usec) {
+                if (now >= r->schedule.deadline_usec) {
+                        size_t left = 0;
+                        for (size_t i = 0; i < r->n_members; i++)
+                                left += r->members[i].state == ROLLOUT_MEMBER_PENDING || r->members[i].in_flight;
+                        char text[128];
+                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished",
+                                 left, left == 1 ? "" : "s");
+                        stop_members(r, ROLLOUT_MEMBER_FAILED, "deadline");
+                        set_text(&r->error, text);
+                        set_state(r, ROLLOUT_ABORTED, text);
+                        goto out;
+                }
+                wake_in(&w, r->schedule.deadline_usec - now);
+        }
+
+        for (;;) {
+                struct rollout_wave_tally t;
+                struct rollout_verdict v;
+                uint32_t reverts;
+
+                if (step_soak(r, now, &w))
+                        goto out;
+                if (r->current_wave >= r->n_waves) {
+                        set_state(r, ROLLOUT_COMPLETED, NULL);
+                        goto out;
+                }
+                wave_tally(r, r->current_wave, &t, &reverts);
+                if (t.members == 0) {
+                        r->current_wave++;
+                        rollout_changed(r);
+                        continue;
+                }
+                rollout_wave_evaluate(&r->policy, r->current_wave, &t, reverts, &v);
+                if (v.kind == ROLLOUT_VERDICT_PAUSE || v.kind == ROLLOUT_VERDICT_ABORT) {
+                        halt(r, &v);
+                        goto out;
+                }
+                if (v.kind == ROLLOUT_VERDICT_RUNNING)
+                        break;
+                /* The wave is done: its soak, then the next one. */
+                bool soaking = false;
+                for (size_t i = 0; i < r->n_members && !soaking; i++)
+                        soaking = r->members[i].wave == r->current_wave &&
+                                  r->members[i].state == ROLLOUT_MEMBER_SOAKING;
+                if (soaking) {
+                        r->soak_until_usec = now + (uint64_t) r->policy.soak_s * 1000000u;
+                        r->soak_end_boottime = now_boottime_usec() + (uint64_t) r->policy.soak_s * 1000000u;
+                        r->probe_deadline_boottime = 0;
+                        rollout_changed(r);
+                        log_info("Rollout %" PRIu64 ": wave %" PRIu32 " soaks for %" PRIu32 " s", r->id,
+                                 r->current_wave, r->policy.soak_s);
+                        continue;
+                }
+                r->current_wave++;
+                rollout_changed(r);
+                manager_emit_rollout(r->manager, MANAGER_EVENT_ROLLOUT_STATE, r, 0);
+        }
+        start_members(r, now, &w);
+out:
+        arm_timer(r, &w);
+}
+
+static void emit_progress(struct rollout *r) {
+        struct manager *m = r->manager;
+        uint64_t now = now_realtime_usec();
+        double rate = 0;
+
+        for (size_t i = 0; i < r->n_members; i++) {
+                const struct rollout_member *mem = &r->members[i];
+                const struct job *j = mem->in_flight ? manager_find_job(m, mem->job_id) : NULL;
+                if (j && j->state == JOB_RUNNING)
+                        rate += job_rate(j);
+        }
+        r->rate = rate;
+        if (now - r->last_progress_emit_usec < PROGRESS_INTERVAL_USEC)
+                return;
+        r->last_progress_emit_usec = now;
+        /* The ETA: the rollout re-planned from now, every few seconds. */
+        if (r->state == ROLLOUT_RUNNING && now - r->last_eta_usec >= ETA_INTERVAL_USEC) {
+                struct engine_error e;
+                json_t *plan = NULL;
+                uint64_t end = 0;
+
+                r->last_eta_usec = now;
+                if (engine_rollout_plan(m, NULL, r, &plan, &e) >= 0) {
+                        const char *t = json_string_value(json_object_get(json_object_get(plan, "estimate"), "end"));
+                        if (t && rollout_parse_time(t, &end) >= 0)
+                                r->eta_usec = end;
+                }
+                json_decref(plan);
+        } else if (r->state != ROLLOUT_RUNNING)
+                r->eta_usec = 0;
+        manager_emit_rollout(m, MANAGER_EVENT_ROLLOUT_PROGRESS, r, 0);
+}
+
+static void write_dirty(struct rollout_executor *x) {
+        struct manager *m = x->manager;
+        bool any = false;
+
+        for (size_t i = 0; i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                bool dirty = r->dirty;
+                for (size_t k = 0; k < r->n_members && !dirty; k++)
+                        dirty = r->members[k].dirty;
+                if (!dirty)
+                        continue;
+                if (!r->dirty)
+                        r->dirty = true;
+                if (m->db)
+                        (void) db_rollout_write(m->db, r);
+                any = true;
+        }
+        /* New jobs and their history with the rows that name them. */
+        if (any)
+                (void) manager_flush_now(m);
+}
+
+static int on_step_defer(sd_event_source *s, void *userdata) {
+        struct rollout_executor *x = userdata;
+
+        if (x->stopped)
+                return 0;
+        for (size_t i = 0; i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                if (rollout_is_finished(r)) {
+                        if (r->timer)
+                                (void) sd_event_source_set_enabled(r->timer, SD_EVENT_OFF);
+                        continue;
+                }
+                step(x, r);
+                emit_progress(r);
+        }
+        write_dirty(x);
+        uint64_t sig = gate_signature(x);
+        if (sig != x->gate_signature) {
+                x->gate_signature = sig;
+                engine_reboot_gate_changed(x->manager);
+        }
+        return 0;
+}
+
+/* ---- controls ---- */
+
+int rollout_executor_add(struct rollout_executor *x, struct rollout *r) {
+        struct rollout **p = realloc(x->rollouts, (x->n_rollouts + 1) * sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        x->rollouts = p;
+        x->rollouts[x->n_rollouts++] = r;
+        rollout_executor_kick(x);
+        return 0;
+}
+
+void rollout_do_pause(struct rollout *r) {
+        set_text(&r->paused_reason, "user");
+        set_state(r, ROLLOUT_PAUSED, "by a user");
+        rollout_executor_kick(r->manager->rollouts);
+}
+
+void rollout_do_resume(struct rollout *r) {
+        struct rollout_wave_tally t;
+        uint32_t reverts = 0;
+
+        /* What halted it is forgiven: the failures of the current wave
+         * and the reverts so far no longer count. */
+        r->forgiven_reverts = 0;
+        wave_tally(r, r->current_wave, &t, &reverts);
+        r->forgiven_wave = r->current_wave;
+        r->forgiven_failures = 0;
+        for (size_t i = 0; i < r->n_members; i++)
+                if (r->members[i].wave == r->current_wave && r->members[i].state == ROLLOUT_MEMBER_FAILED)
+                        r->forgiven_failures++;
+        for (size_t i = 0; i < r->n_members; i++)
+                r->forgiven_reverts += r->members[i].reverted;
+        set_text(&r->paused_reason, NULL);
+        set_state(r, r->started_usec ? ROLLOUT_RUNNING : ROLLOUT_SCHEDULED, "resumed");
+        rollout_executor_kick(r->manager->rollouts);
+}
+
+void rollout_do_cancel(struct rollout *r) {
+        stop_members(r, ROLLOUT_MEMBER_CANCELLED, NULL);
+        set_state(r, ROLLOUT_CANCELLED, "by a user");
+        rollout_executor_kick(r->manager->rollouts);
+}
+
+void rollout_do_activate(struct rollout *r) {
+        r->activate_now = true;
+        rollout_changed(r);
+        manager_history(r->manager, "rollout-state", NULL, r->image_id, NULL,
+                        "rollout %" PRIu64 ": activate now (windows no longer waited for)", r->id);
+        manager_emit_rollout(r->manager, MANAGER_EVENT_ROLLOUT_STATE, r, 0);
+        rollout_executor_kick(r->manager->rollouts);
+}
+
+/* ---- load and life ---- */
+
+/* A member as the jobs say it is: after a restart (or kill -9), a job may
+ * have moved on, or been created, without the member hearing of it. */
+static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
+        struct manager *m = r->manager;
+        struct device *d = manager_find_device(m, mem->device_id);
+        struct job *j = mem->job_id ? manager_find_job(m, mem->job_id) : NULL;
+
+        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job &&
+            d->unfinished_job->rollout_id == r->id) {
+                j = d->unfinished_job;
+                mem->job_id = j->id;
+                mem->attempts++;
+                member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
+        }
+        if (!member_active(mem))
+                return;
+        if (j && !job_is_finished(j)) {
+                mem->in_flight = true;
+                member_set(r, mem, state_of_job(mem, j), NULL);
+                return;
+        }
+        if (j) {
+                mem->in_flight = true;
+                member_job_finished(r, mem, j);
+                return;
+        }
+        /* Its job is gone (pruned): take the member's attempt again. */
+        if (mem->attempts > 0)
+                mem->attempts--;
+        member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
+}
+
+static int on_rollout_loaded(struct manager *m, struct rollout *r) {
+        struct rollout_executor *x = m->rollouts;
+        int k;
+
+        rollout_policy_init(&r->policy);
+        if (r->policy_json)
+                (void) rollout_policy_from_json(r->policy_json, &r->policy, NULL);
+        if (r->targets && json_object_get(r->targets, "filter")) {
+                if (rollout_filter_from_json(json_object_get(r->targets, "filter"), &r->policy.filter, NULL) >= 0)
+                        r->policy.has_filter = true;
+        }
+        if (rollout_schedule_from_stored(r->schedule_json, &r->schedule) < 0)
+                log_warning("Rollout %" PRIu64 ": its stored schedule does not load; running it without", r->id);
+        r->policy.staging = r->schedule.staging;
+        {
+                struct image *img = manager_find_image(m, r->image_id);
+                r->image_size = img ? img->file_size : 0;
+        }
+        for (size_t i = 0; i < r->n_members; i++) {
+                struct device *d = manager_find_device(m, r->members[i].device_id);
+                r->members[i].relay = d && rollout_labels_relay((const char *const *) d->labels, d->n_labels);
+        }
+        k = rollout_executor_add(x, r);
+        if (k < 0)
+                return k;
+        for (size_t i = 0; i < r->n_members; i++)
+                reconcile_member(r, &r->members[i]);
+        return 0;
+}
+
+int rollout_executor_new(struct manager *m, struct rollout_executor **ret) {
+        struct rollout_executor *x = calloc(1, sizeof(*x));
+        int k;
+
+        if (!x)
+                return -ENOMEM;
+        x->manager = m;
+        m->rollouts = x;
+        if (m->event) {
+                k = sd_event_add_defer(m->event, &x->step_defer, on_step_defer, x);
+                if (k < 0)
+                        goto fail;
+                (void) sd_event_source_set_enabled(x->step_defer, SD_EVENT_OFF);
+                /* After the event delivery, so a step sees every change of
+                 * the callback that kicked it. */
+                (void) sd_event_source_set_priority(x->step_defer, SD_EVENT_PRIORITY_NORMAL + 5);
+        }
+        if (m->db) {
+                k = db_rollouts_load(m->db, m, on_rollout_loaded);
+                if (k < 0)
+                        goto fail;
+        }
+        k = manager_add_observer(m, on_manager_event, x);
+        if (k < 0)
+                goto fail;
+        engine_set_reboot_gate(m, rollout_reboot_gate, x);
+        log_info("Rollouts: %zu loaded", x->n_rollouts);
+        rollout_executor_kick(x);
+        *ret = x;
+        return 0;
+fail:
+        m->rollouts = NULL;
+        rollout_executor_free(x);
+        return k;
+}
+
+void rollout_executor_stop(struct rollout_executor *x) {
+        if (!x || x->stopped)
+                return;
+        write_dirty(x);
+        x->stopped = true;
+        for (size_t i = 0; i < x->n_rollouts; i++)
+                if (x->rollouts[i]->timer)
+                        (void) sd_event_source_set_enabled(x->rollouts[i]->timer, SD_EVENT_OFF);
+}
+
+struct rollout_executor *rollout_executor_free(struct rollout_executor *x) {
+        if (!x)
+                return NULL;
+        manager_remove_observer(x->manager, on_manager_event, x);
+        engine_set_reboot_gate(x->manager, NULL, NULL);
+        sd_event_source_disable_unref(x->step_defer);
+        for (size_t i = 0; i < x->n_rollouts; i++)
+                rollout_free(x->rollouts[i]);
+        free(x->rollouts);
+        free(x);
+        return NULL;
+}

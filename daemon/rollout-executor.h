@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Between the engine's rollout calls (engine-rollout.c) and the executor
+ * (rollout-executor.c): the engine checks a request and says no with a
+ * sentence; these carry it out.
+ */
+#pragma once
+
+#include <stdint.h>
+
+struct rollout;
+struct rollout_executor;
+
+struct rollout *rollout_executor_find(struct rollout_executor *x, uint64_t id);
+/* Takes r (stored already); its first step runs at the next loop iteration. */
+int rollout_executor_add(struct rollout_executor *x, struct rollout *r);
+/* A step of every rollout at the next loop iteration. */
+void rollout_executor_kick(struct rollout_executor *x);
+
+void rollout_do_pause(struct rollout *r);
+void rollout_do_resume(struct rollout *r);
+void rollout_do_cancel(struct rollout *r);
+void rollout_do_activate(struct rollout *r);
