@@ -215,6 +215,10 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_JOB_REMOVED:
                 emit_removed(api, bus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);
                 break;
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                /* org.smpgw.Distribution1 is to come (doc/mesh-dfu.md). */
+                break;
         case _MANAGER_EVENT_MAX:
                 break;
         }

@@ -40,6 +40,7 @@ struct rest;
 struct bus_api;
 struct smp_context;
 struct mcuboot_key;
+struct distribution;
 
 /* ---- events: what front ends (SSE, D-Bus signals, history) observe ----
  *
@@ -71,6 +72,8 @@ enum manager_event_type {
         MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
         MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
         MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep), taken back, or its device forgotten */
+        MANAGER_EVENT_DISTRIBUTION_STATE,    /* created, or its state or a target's outcome changed */
+        MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
         _MANAGER_EVENT_MAX,
 };
 
@@ -79,6 +82,7 @@ struct manager_event {
         struct device *device;         /* set for DEVICE_* (and JOB_* : the job's device) */
         struct image *image;           /* set for IMAGE_* */
         struct job *job;               /* set for JOB_* */
+        struct distribution *distribution; /* set for DISTRIBUTION_* */
 };
 
 typedef void (*manager_observer_fn)(struct manager *m, const struct manager_event *ev, void *userdata);
@@ -118,6 +122,8 @@ struct manager {
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];
+        struct distribution **distributions;  /* every distribution, oldest first (distribution.h) */
+        size_t n_distributions;
 
         struct {
                 manager_observer_fn fn;
@@ -164,6 +170,7 @@ void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *us
  * device is taken). */
 void manager_emit(struct manager *m, enum manager_event_type type, struct device *d, struct image *img,
                   struct job *j);
+void manager_emit_distribution(struct manager *m, enum manager_event_type type, struct distribution *d);
 /* Take the object out of the model and free it after its *_REMOVED
  * event (see above).  A device's jobs must be removed first, and a job
  * must not be running. */

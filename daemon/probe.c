@@ -320,6 +320,9 @@ static int probe_start(struct device *d) {
 }
 
 int device_probe(struct device *d) {
+        /* A mesh target has no link: only its Distributor speaks of it. */
+        if (d->mesh)
+                return -EOPNOTSUPP;
         if (d->probe || d->job)
                 return -EBUSY;
         if (d->manager->stopping)

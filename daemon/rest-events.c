@@ -49,6 +49,8 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_JOB_STATE] = "job-state",
         [MANAGER_EVENT_JOB_PROGRESS] = "job-progress",
         [MANAGER_EVENT_JOB_REMOVED] = "job-removed",
+        [MANAGER_EVENT_DISTRIBUTION_STATE] = "distribution-state",
+        [MANAGER_EVENT_DISTRIBUTION_PROGRESS] = "distribution-progress",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -165,6 +167,9 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
                 return ev->job ? rest_json_job(m, ev->job) : NULL;
         case MANAGER_EVENT_JOB_REMOVED:
                 return ev->job ? json_pack("{s:I}", "id", (json_int_t) ev->job->id) : NULL;
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                return ev->distribution ? rest_json_distribution(m, ev->distribution) : NULL;
         default:
                 return NULL;
         }

@@ -190,6 +190,8 @@ int rest_reply_page(struct rest_request *req, const char *key, json_t *items, ui
                     uint64_t offset);
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
+struct distribution;
+json_t *rest_json_distribution(struct manager *m, const struct distribution *d);
 
 /* Checks a request body object against the fields a handler knows, so a
  * typo is an error rather than a silently ignored option.  Replies 400
