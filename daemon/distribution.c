@@ -256,11 +256,6 @@ static void target_device_update(struct distribution *d, const struct distributi
 
 typedef void (*reply_fn)(struct distribution *d, const struct smp_shell_result *r);
 
-struct exec_ctx {
-        struct distribution *d;
-        reply_fn fn;
-};
-
 static void lost(struct distribution *d, int error) {
         log_full_errno(LOG_NOTICE, error, NULL, NULL, NULL,
                        "Distribution %" PRIu64 ": lost the Distributor (%m); reconnecting in %" PRIu64 " ms",
@@ -274,11 +269,11 @@ static void lost(struct distribution *d, int error) {
 }
 
 static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, void *userdata) {
-        struct exec_ctx ctx = *(struct exec_ctx *) userdata;
-        struct distribution *d = ctx.d;
+        struct distribution *d = userdata;
+        reply_fn fn = d->reply;
 
         (void) x;
-        free(userdata);
+        d->reply = NULL;
         d->exec = NULL;
         d->busy = false;
         if (r->error == -EREMOTEIO) {
@@ -292,7 +287,7 @@ static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, 
                 return;
         }
         d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
-        ctx.fn(d, r);
+        fn(d, r);
 }
 
 _printf_(4, 5) static void exec(struct distribution *d, bool idempotent, reply_fn fn, const char *fmt, ...) {
@@ -309,21 +304,14 @@ _printf_(4, 5) static void exec(struct distribution *d, bool idempotent, reply_f
         vsnprintf(line, sizeof(line), fmt, ap);
         va_end(ap);
 
-        struct exec_ctx *ctx = malloc(sizeof(*ctx));
-        if (!ctx) {
-                lost(d, -ENOMEM);
-                return;
-        }
-        *ctx = (struct exec_ctx) { .d = d, .fn = fn };
         log_debug("Distribution %" PRIu64 ": %s", d->id, line);
         d->busy = true;
-        r = smp_shell_exec_line(d->session, line, &p, on_exec, ctx, &d->exec);
+        d->reply = fn;
+        r = smp_shell_exec_line(d->session, line, &p, on_exec, d, &d->exec);
         if (r == -E2BIG) {
-                free(ctx);
                 d->busy = false;
                 fail(d, "the command '%s' does not fit the Distributor's shell buffer", line);
         } else if (r < 0) {
-                free(ctx);
                 d->busy = false;
                 lost(d, r);
         }

@@ -52,6 +52,7 @@ struct image;
 struct engine_error;
 struct smp_session;
 struct smp_shell_exec;
+struct smp_shell_result;
 struct smp_update;
 
 /* Targets one distribution takes (the Distributor takes targets_max per
@@ -152,6 +153,8 @@ struct distribution {
         uint32_t shell_buf;           /* the Distributor's command line buffer */
         struct smp_session *session;
         struct smp_shell_exec *exec;
+        /* what reads the answer of exec (one command at a time) */
+        void (*reply)(struct distribution *d, const struct smp_shell_result *r);
         struct smp_update *upload;
         struct image *image_mapped;
         sd_event_source *timer;

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine.h"
 #include "rest-internal.h"
 
@@ -71,6 +72,10 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                       "last_error", rest_json_string_or_null(d->last_error),
                       "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
                       "images", images);
+        if (o) {
+                json_object_set_new(o, "role", rest_json_string_or_null(d->role));
+                json_object_set_new(o, "mesh", d->mesh ? rest_json_mesh_target(d) : json_null());
+        }
         return o;
 }
 
@@ -140,7 +145,7 @@ int rest_device_get(struct rest_request *req) {
 /* PATCH: changes what a user may change of a device, its name; fields
  * left out stay as they are. */
 int rest_device_patch(struct rest_request *req) {
-        static const char *const fields[] = { "name", NULL };
+        static const char *const fields[] = { "name", "role", NULL };
         struct manager *m = req->rest->manager;
         struct engine_error e;
         struct device *d;
@@ -161,6 +166,15 @@ int rest_device_patch(struct rest_request *req) {
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Field 'name' must be a string or null (no name).");
                 k = engine_device_rename(m, d, name, &e);
+                if (k < 0)
+                        return rest_reply_engine_error(req, &e);
+        }
+        v = json_object_get(req->json, "role");
+        if (v) {
+                if (!json_is_null(v) && !json_is_string(v))
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'role' must be 'mesh-distributor' or null (none).");
+                k = engine_device_set_role(m, d, json_is_string(v) ? json_string_value(v) : NULL, &e);
                 if (k < 0)
                         return rest_reply_engine_error(req, &e);
         }

@@ -192,6 +192,8 @@ json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
 struct distribution;
 json_t *rest_json_distribution(struct manager *m, const struct distribution *d);
+/* A mesh target's "mesh" object in the device form. */
+json_t *rest_json_mesh_target(const struct device *d);
 
 /* Checks a request body object against the fields a handler knows, so a
  * typo is an error rather than a silently ignored option.  Replies 400
@@ -221,6 +223,14 @@ int rest_jobs_list(struct rest_request *req);
 int rest_jobs_create(struct rest_request *req);
 int rest_job_get(struct rest_request *req);
 int rest_job_cancel(struct rest_request *req);
+
+int rest_distributions_list(struct rest_request *req);
+int rest_distributions_create(struct rest_request *req);
+int rest_distribution_get(struct rest_request *req);
+int rest_distribution_cancel(struct rest_request *req);
+int rest_distribution_suspend(struct rest_request *req);
+int rest_distribution_resume(struct rest_request *req);
+int rest_distribution_apply(struct rest_request *req);
 
 int rest_events_stream(struct rest_request *req);
 int rest_events_start(struct rest *r);

@@ -196,6 +196,7 @@ static const struct {
         { ENOENT, 404, "not_found" },
         { EINVAL, 400, "invalid_field" },          /* the engine's: a value of the request */
         { EPROTONOSUPPORT, 400, "invalid_field" }, /* a connection string's scheme */
+        { EMEDIUMTYPE, 400, "invalid_field" },     /* a device of the wrong kind (mesh) */
         { EBUSY, 409, "busy" },
         { EEXIST, 409, "conflict" },
         { EALREADY, 409, "conflict" },
@@ -356,6 +357,12 @@ enum rest_resource {
         REST_RESOURCE_JOBS,
         REST_RESOURCE_JOB,
         REST_RESOURCE_JOB_CANCEL,
+        REST_RESOURCE_DISTRIBUTIONS,
+        REST_RESOURCE_DISTRIBUTION,
+        REST_RESOURCE_DISTRIBUTION_CANCEL,
+        REST_RESOURCE_DISTRIBUTION_SUSPEND,
+        REST_RESOURCE_DISTRIBUTION_RESUME,
+        REST_RESOURCE_DISTRIBUTION_APPLY,
         _REST_RESOURCE_MAX,
 };
 
@@ -395,6 +402,20 @@ static const struct rest_resource_def {
                                 { { "GET", REST_BODY_NONE, rest_job_get },
                                   { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
+        [REST_RESOURCE_DISTRIBUTIONS] = { "GET, HEAD, POST", false,
+                                          { { "GET", REST_BODY_NONE, rest_distributions_list },
+                                            { "POST", REST_BODY_JSON, rest_distributions_create } } },
+        [REST_RESOURCE_DISTRIBUTION] = { "GET, HEAD, DELETE", false,
+                                         { { "GET", REST_BODY_NONE, rest_distribution_get },
+                                           { "DELETE", REST_BODY_NONE, rest_distribution_cancel } } },
+        [REST_RESOURCE_DISTRIBUTION_CANCEL] = { "POST", false,
+                                                { { "POST", REST_BODY_NONE, rest_distribution_cancel } } },
+        [REST_RESOURCE_DISTRIBUTION_SUSPEND] = { "POST", false,
+                                                 { { "POST", REST_BODY_NONE, rest_distribution_suspend } } },
+        [REST_RESOURCE_DISTRIBUTION_RESUME] = { "POST", false,
+                                                { { "POST", REST_BODY_NONE, rest_distribution_resume } } },
+        [REST_RESOURCE_DISTRIBUTION_APPLY] = { "POST", false,
+                                               { { "POST", REST_BODY_NONE, rest_distribution_apply } } },
 };
 
 static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
@@ -435,6 +456,32 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
                 return REST_RESOURCE_IMAGES;
         if (streq(rest, "jobs"))
                 return REST_RESOURCE_JOBS;
+        if (streq(rest, "distributions"))
+                return REST_RESOURCE_DISTRIBUTIONS;
+        if (strncmp(rest, "distributions/", 14) == 0 && rest[14]) {
+                static const struct {
+                        const char *suffix;
+                        enum rest_resource res;
+                } actions[] = {
+                        { "/cancel", REST_RESOURCE_DISTRIBUTION_CANCEL },
+                        { "/suspend", REST_RESOURCE_DISTRIBUTION_SUSPEND },
+                        { "/resume", REST_RESOURCE_DISTRIBUTION_RESUME },
+                        { "/apply", REST_RESOURCE_DISTRIBUTION_APPLY },
+                };
+                const char *tail = rest + 14;
+                enum rest_resource res = REST_RESOURCE_DISTRIBUTION;
+                size_t len = strlen(tail);
+
+                for (size_t i = 0; i < ELEMENTSOF(actions); i++)
+                        if (strip_suffix(tail, actions[i].suffix, &len)) {
+                                res = actions[i].res;
+                                break;
+                        }
+                if (memchr(tail, '/', len))
+                        return REST_RESOURCE_NONE;
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
 
         if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
                 const char *tail = rest + 8;
