@@ -266,9 +266,9 @@ int distribution_estimate_direct(const struct distribution_direct_input *in, dou
                 return -EINVAL;
         double upload = (double) in->image_size / in->link_rate;
         unsigned waves = (in->n_targets + in->links - 1) / in->links;
-        /* The swaps hold no link: the last wave's swap is the tail. */
         if (ret_seconds)
-                *ret_seconds = waves * upload + in->swap_seconds;
+                *ret_seconds = in->swap_holds_link ? waves * (upload + in->swap_seconds)
+                                                   : waves * upload + in->swap_seconds;
         if (ret_radio_seconds)
                 *ret_radio_seconds = in->n_targets * upload;
         return 0;

@@ -252,14 +252,17 @@ int distribution_estimate_radio(const struct distribution_estimate_input *in, do
 
 /* The direct path for comparison: n GATT pushes over `links` concurrent
  * links at link_rate each (bytes/s), each followed by a swap of
- * swap_seconds that holds no link (staged reboots).  Radio time is the
- * sum of the uploads. */
+ * swap_seconds.  swap_holds_link: the job keeps its link slot through
+ * the swap (today's job layer, which runs the whole update in one
+ * attempt); else the swaps overlap the next uploads (staged reboots) and
+ * only the last one adds.  Radio time is the sum of the uploads. */
 struct distribution_direct_input {
         uint64_t image_size;
         unsigned n_targets;
         unsigned links;
         double link_rate;
         double swap_seconds;
+        bool swap_holds_link;
 };
 int distribution_estimate_direct(const struct distribution_direct_input *in, double *ret_seconds,
                                  double *ret_radio_seconds);

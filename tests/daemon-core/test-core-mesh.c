@@ -421,6 +421,10 @@ static void test_estimate(void) {
         /* 10 waves of 10.24 s, plus the last swap; 64 uploads of radio */
         ASSERT_TRUE(s > 122.3 && s < 122.5);
         ASSERT_TRUE(radio > 655.3 && radio < 655.4);
+        /* holding the link through the swap: 10 waves of 30.24 s */
+        dir.swap_holds_link = true;
+        ASSERT_OK(distribution_estimate_direct(&dir, &s, &radio));
+        ASSERT_TRUE(s > 302.3 && s < 302.5);
 }
 
 TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_full_1), TEST(test_full_8),
