@@ -9,14 +9,19 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
     firmware, and the targets' device forms saying so;
   - kill -9 of smpgwd mid-transfer: started again on the same files, the
     distribution reconnects, reads the Distributor's state and finishes;
-  - the same over BLE (GATT to the Distributor)."""
+  - the same over BLE (GATT to the Distributor);
+  - over D-Bus: Device1.Role, Manager1.StartDistribution(), a verify-only
+    distribution applied with Distribution1.Apply(), and Distribution1's
+    introspection against dbus/org.smpgw.xml."""
 
 import os
 import sys
 import time
 import unittest
+import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.dirname(__file__))
+import daemonharness  # noqa: E402
 from daemonharness import Daemon, Sim  # noqa: E402
 import mcuimg  # noqa: E402
 
@@ -123,6 +128,78 @@ class MeshBle(unittest.TestCase):
             raise
         finally:
             d.stop()
+
+
+def interfaces(root):
+    """Members of the org.smpgw interfaces of an introspection document, as
+    tests/daemon/test_dbus.py compares them."""
+    result = {}
+    for iface in root.findall("interface"):
+        name = iface.get("name")
+        if not name.startswith("org.smpgw."):
+            continue
+        members = {}
+        for el in iface:
+            if el.tag not in ("method", "property", "signal"):
+                continue
+            args = tuple((a.get("name"), a.get("type"), a.get("direction", "in" if el.tag == "method" else None))
+                         for a in el.findall("arg"))
+            annotations = frozenset((a.get("name"), a.get("value")) for a in el.findall("annotation"))
+            members[(el.tag, el.get("name"))] = (el.get("type"), el.get("access"), args, annotations)
+        result[name] = members
+    return result
+
+
+class MeshDbus(unittest.TestCase):
+    def test_verify_only_over_dbus(self):
+        try:
+            import dbus
+        except ImportError:
+            self.skipTest("python3-dbus")
+        with Sim("--mesh-distributor=0", "--mesh-targets", "3", "--mesh-rate", "1000",
+                 "--mesh-time-scale", "50", count=1) as sim, Daemon() as d:
+            try:
+                bus = dbus.bus.BusConnection(d.bus.address)
+                obj = lambda path, iface: dbus.Interface(bus.get_object("org.smpgw", path), iface)  # noqa: E731
+                manager = obj("/org/smpgw", "org.smpgw.Manager1")
+                dev_path = manager.AddDevice("udp:127.0.0.1:%d" % sim.port)
+                obj(dev_path, "org.freedesktop.DBus.Properties").Set("org.smpgw.Device1", "Role",
+                                                                      "mesh-distributor")
+                dist_id = int(dev_path.rsplit("/", 1)[1])
+                targets = [str(manager.AddDevice("mesh:%d/0x%04x" % (dist_id, 0x100 + i))).rsplit("/", 1)[1]
+                           for i in range(3)]
+                data, _ = mcuimg.make_image((2, 0, 0, 0), 2000, seed=7)
+                image = add_image(d, data)
+                path = manager.StartDistribution(str(dist_id), image, targets,
+                                                 {"apply": dbus.String("verify-only", variant_level=1)})
+                props = obj(path, "org.freedesktop.DBus.Properties")
+                state = lambda: str(props.Get("org.smpgw.Distribution1", "State"))  # noqa: E731
+                d.wait_for(lambda: state() == "verified" or None, timeout=60, what="verified")
+                for t in sim.control("mesh-state 0")["targets"]:
+                    self.assertEqual(t["version"], "1.0.0+0")
+                obj(path, "org.smpgw.Distribution1").Apply()
+                d.wait_for(lambda: state() == "succeeded" or None, timeout=60, what="succeeded")
+                rows = props.Get("org.smpgw.Distribution1", "Targets")
+                self.assertEqual([str(r[2]) for r in rows], ["updated"] * 3)
+                for t in sim.control("mesh-state 0")["targets"]:
+                    self.assertEqual(t["version"], "2.0.0+0")
+                # the live interface is the documented one
+                expected = interfaces(ET.parse(os.path.join(daemonharness.SRCDIR, "dbus", "org.smpgw.xml"))
+                                      .getroot())
+                xml = obj(path, "org.freedesktop.DBus.Introspectable").Introspect()
+                live = interfaces(ET.fromstring(str(xml)))
+                self.assertEqual(live["org.smpgw.Distribution1"], expected["org.smpgw.Distribution1"])
+                # smpgwctl --json shows a mesh target and the Distributor as REST does
+                import json
+                for dev in (dist_id, int(targets[0])):
+                    cli = json.loads(d.smpgwctl("device", str(dev), "--json").stdout)["device"]
+                    self.assertEqual(cli, d.api("GET", "/api/v1/devices/%d" % dev, expect=200)[1])
+                xml = obj(dev_path, "org.freedesktop.DBus.Introspectable").Introspect()
+                self.assertEqual(interfaces(ET.fromstring(str(xml)))["org.smpgw.Device1"],
+                                 expected["org.smpgw.Device1"])
+            except Exception:
+                sys.stderr.write(d.read_log())
+                raise
 
 
 if __name__ == "__main__":

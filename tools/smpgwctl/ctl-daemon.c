@@ -442,6 +442,7 @@ enum field_kind {
         FIELD_TIME,         /* µs since the epoch as RFC 3339; 0 is null */
         FIELD_OBJECT_ID,    /* an object path as the decimal id it ends in; "/" is null */
         FIELD_PARAMS,       /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
+        FIELD_MESH,         /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
 };
 
 struct field {
@@ -472,6 +473,8 @@ static const struct field device_fields[] = {
         { "last_error", "LastError", FIELD_STRING },
         { "job", "Job", FIELD_OBJECT_ID },
         { "images", "Images", FIELD_PLAIN },   /* per slot the same keys in both */
+        { "role", "Role", FIELD_STRING },
+        { "mesh", "Mesh", FIELD_MESH },
         {}
 };
 
@@ -566,6 +569,23 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 if (size == 0 && count == 0)
                         return json_null();
                 return json_pack("{s:I, s:I}", "buf_size", (json_int_t) size, "buf_count", (json_int_t) count);
+        }
+        case FIELD_MESH: {
+                static const char *const strings[] = { "addr", "fwid", "version", "phase", "status" };
+                json_t *o;
+                if (!json_is_object(v) || json_object_size(v) == 0 || !(o = json_object()))
+                        return json_null();
+                json_object_set_new(o, "distributor", json_integer((json_int_t) json_u64(v, "distributor")));
+                for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                        const char *str = json_str(v, strings[i]);
+                        json_object_set_new(o, strings[i], str[0] ? json_string(str) : json_null());
+                }
+                if (json_u64(v, "updated")) {
+                        format_rest_time(json_u64(v, "updated"), buf, sizeof(buf));
+                        json_object_set_new(o, "updated", json_string(buf));
+                } else
+                        json_object_set_new(o, "updated", json_null());
+                return o;
         }
         }
         return json_null();
