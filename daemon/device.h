@@ -70,6 +70,7 @@ struct device {
         size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
         struct probe *probe;          /* a probe in progress */
         bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
+        bool role_checked;            /* a probe asked whether it is a Mesh Distributor */
         struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */
         /* Its unfinished job (queued, running, retry-wait), if any: a
          * link the manager keeps (manager_attach_job(), job_set_state()).

@@ -399,6 +399,26 @@ static void test_inventory(void) {
         core_free(c);
 }
 
+/* A probe finds a Distributor by asking dfd capabilities-get through
+ * shell management; a plain device stays plain. */
+static void test_role_detected(void) {
+        struct core *c = core_new();
+        core_start(c);
+        make_distributor(c, &(struct mesh_setup) { .n_targets = 1 });
+        struct device *dist = core_add_device(c, CORE_UDP, DIST_DEV), *plain = core_add_device(c, CORE_UDP, 2);
+        uint64_t dist_id = dist->id, plain_id = plain->id;
+
+        ASSERT_TRUE(dist->role && streq(dist->role, DEVICE_ROLE_MESH_DISTRIBUTOR));
+        ASSERT_TRUE(!plain->role);
+        ASSERT_EQ(dist->state, DEVICE_ONLINE);
+        ASSERT_EQ(plain->state, DEVICE_ONLINE);
+        core_restart(c);
+        ASSERT_TRUE(manager_find_device(c->m, dist_id)->role);
+        ASSERT_TRUE(!manager_find_device(c->m, plain_id)->role);
+        drop_distributor(c);
+        core_free(c);
+}
+
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
                 .image_size = 200 * 1024, .n_targets = 64, .targets_max = 8,
@@ -427,7 +447,7 @@ static void test_estimate(void) {
         ASSERT_TRUE(s > 302.3 && s < 302.5);
 }
 
-TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_full_1), TEST(test_full_8),
+TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
           TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
           TEST(test_distributor_reset), TEST(test_restart_mid_distribution))
