@@ -194,6 +194,14 @@ class MeshDbus(unittest.TestCase):
                 for dev in (dist_id, int(targets[0])):
                     cli = json.loads(d.smpgwctl("device", str(dev), "--json").stdout)["device"]
                     self.assertEqual(cli, d.api("GET", "/api/v1/devices/%d" % dev, expect=200)[1])
+                did = int(str(path).rsplit("/", 1)[1])
+                cli = json.loads(d.smpgwctl("distribution", str(did), "--json").stdout)["distribution"]
+                self.assertEqual(cli, distribution(d, did))
+                cli = json.loads(d.smpgwctl("distributions", "--json").stdout)["distributions"]
+                self.assertEqual(cli, d.api("GET", "/api/v1/distributions", expect=200)[1]["distributions"])
+                out = d.smpgwctl("distribution", str(did)).stdout.decode()
+                self.assertIn("0x0102", out)
+                self.assertIn("apply-success", out)
                 xml = obj(dev_path, "org.freedesktop.DBus.Introspectable").Introspect()
                 self.assertEqual(interfaces(ET.fromstring(str(xml)))["org.smpgw.Device1"],
                                  expected["org.smpgw.Device1"])
