@@ -396,6 +396,17 @@ static void test_inventory(void) {
         tgt = manager_find_device(c->m, tgt_id);
         ASSERT_TRUE(dist->role && streq(dist->role, DEVICE_ROLE_MESH_DISTRIBUTOR));
         ASSERT_TRUE(tgt->mesh && tgt->mesh->addr == 0x0100 && tgt->mesh->distributor_id == dist_id);
+
+        /* [devices] add takes mesh targets too (their Distributor known). */
+        core_stop(c);
+        c->config->devices = calloc(2, sizeof(char *));
+        ASSERT_TRUE(c->config->devices);
+        ASSERT_TRUE(asprintf(&c->config->devices[0], "mesh:%" PRIu64 "/512", dist_id) > 0);
+        c->config->n_devices = 1;
+        core_start(c);
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0x0200", dist_id);
+        struct device *cfg = manager_find_device_by_conn(c->m, conn);
+        ASSERT_TRUE(cfg && cfg->mesh && streq(cfg->source, "config"));
         core_free(c);
 }
 
