@@ -964,6 +964,13 @@ int distribution_request(struct distribution *d, enum distribution_request req) 
         switch (req) {
         case DISTRIBUTION_REQUEST_CANCEL:
                 d->want_cancel = true;
+                /* An upload stops at once (it resumes if asked again);
+                 * a shell command in flight is answered first. */
+                if (d->upload) {
+                        smp_update_cancel(d->upload);
+                        d->upload = NULL;
+                        d->busy = false;
+                }
                 break;
         case DISTRIBUTION_REQUEST_SUSPEND:
                 d->want_suspend = true;

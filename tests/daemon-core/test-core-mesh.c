@@ -354,6 +354,37 @@ static void test_restart_mid_distribution(void) {
         core_free(c);
 }
 
+static bool uploading(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->step == DISTRIBUTION_STEP_UPLOAD && d->upload;
+}
+
+/* Cancelled mid-upload: it stops there, every target cancelled, the
+ * Distributor untouched (no slot registered, no receivers). */
+static void test_cancel_mid_upload(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 200000, 13);
+        struct engine_error e;
+
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, uploading, &id, SECONDS(10)));
+        ASSERT_OK(engine_distribution_cancel(c->m, d, &e));
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_CANCELLED);
+        ASSERT_EQ(d->targets[0].state, DISTRIBUTION_TARGET_CANCELLED);
+        ASSERT_EQ(engine_distribution_cancel(c->m, d, &e), -EALREADY);
+        json_t *st = sim_mesh_state(sm);
+        ASSERT_EQ(json_array_size(json_object_get(st, "slots")), 0u);
+        json_decref(st);
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* mesh:<id>/<addr> goes into the inventory without a plugin, in
  * canonical form; refusals name the reason. */
 static void test_inventory(void) {
@@ -461,4 +492,4 @@ static void test_estimate(void) {
 TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
           TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
-          TEST(test_distributor_reset), TEST(test_restart_mid_distribution))
+          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload))
