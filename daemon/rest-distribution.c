@@ -111,9 +111,13 @@ static int find_device_field(struct rest_request *req, json_t *v, const char *fi
         *ret = s ? engine_device_lookup(m, s) : NULL;
         if (*ret)
                 return 0;
+        /* Replied: a negative return tells the handler to stop (a
+         * reply returns 0). */
         if (index >= 0)
-                return rest_reply_error(req, 404, "not_found", "Field '%s[%zd]': no such device.", field, index);
-        return rest_reply_error(req, 404, "not_found", "Field '%s': no such device.", field);
+                (void) rest_reply_error(req, 404, "not_found", "Field '%s[%zd]': no such device.", field, index);
+        else
+                (void) rest_reply_error(req, 404, "not_found", "Field '%s': no such device.", field);
+        return -ENOENT;
 }
 
 static int get_uint(struct rest_request *req, const char *field, uint64_t max, uint64_t *ret) {
@@ -121,9 +125,11 @@ static int get_uint(struct rest_request *req, const char *field, uint64_t max, u
 
         if (!v)
                 return 0;
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max)
-                return rest_reply_error(req, 400, "invalid_field", "Field '%s' must be an integer 0..%" PRIu64 ".",
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t) json_integer_value(v) > max) {
+                (void) rest_reply_error(req, 400, "invalid_field", "Field '%s' must be an integer 0..%" PRIu64 ".",
                                         field, max);
+                return -EINVAL;
+        }
         *ret = (uint64_t) json_integer_value(v);
         return 1;
 }
@@ -184,7 +190,7 @@ int rest_distributions_create(struct rest_request *req) {
                         dest = (__typeof__(dest)) v;                    \
         } while (0)
         UINT_FIELD("attempts", DISTRIBUTION_ATTEMPTS_MAX, p.max_attempts);
-        UINT_FIELD("deadline", INT64_MAX, p.deadline_usec);
+        UINT_FIELD("deadline", 253402300799u, p.deadline_usec);   /* 9999-12-31: µs fit 64 bits */
         UINT_FIELD("app_idx", 0xfff, p.app_idx);
         UINT_FIELD("group", 0xffff, p.group);
         UINT_FIELD("ttl", 0x7f, p.ttl);
@@ -202,8 +208,10 @@ int rest_distributions_create(struct rest_request *req) {
 static int find(struct rest_request *req, struct distribution **ret) {
         struct engine_error e;
 
-        if (engine_distribution_find(req->rest->manager, req->path_id, ret, &e) < 0)
-                return rest_reply_engine_error(req, &e);
+        if (engine_distribution_find(req->rest->manager, req->path_id, ret, &e) < 0) {
+                (void) rest_reply_engine_error(req, &e);
+                return e.error;
+        }
         return 0;
 }
 

@@ -86,9 +86,27 @@ class MeshUdp(unittest.TestCase):
                 # a push to a mesh target is refused: no link reaches it
                 status, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [targets[0]]})
                 self.assertEqual(status, 400, doc)
+                # refusals name the field, and create nothing
+                for body, code in (({"distributor": dist, "image": image, "targets": []}, 400),
+                                   ({"distributor": dist, "image": image, "targets": targets, "speed": 1}, 400),
+                                   ({"distributor": dist, "image": image, "targets": [dist]}, 400),
+                                   ({"distributor": targets[0], "image": image, "targets": targets}, 400),
+                                   ({"distributor": dist, "image": image, "targets": targets, "apply": "later"}, 400),
+                                   ({"distributor": dist, "image": image, "targets": targets,
+                                     "deadline": 2 ** 62}, 400),
+                                   ({"distributor": dist, "image": "ffffff", "targets": targets}, 404)):
+                    status, doc = d.api("POST", "/api/v1/distributions", body)
+                    self.assertEqual(status, code, (body, doc))
+                    self.assertEqual(len(d.api("GET", "/api/v1/distributions", expect=200)[1]["distributions"]),
+                                     0, body)
+                self.assertEqual(d.api("GET", "/api/v1/distributions", expect=200)[1]["distributions"], [])
                 _, doc = d.api("POST", "/api/v1/distributions",
                                {"distributor": dist, "image": image, "targets": targets}, expect=201)
                 dist_id = doc["id"]
+                # one distribution per Distributor at a time
+                status, _ = d.api("POST", "/api/v1/distributions",
+                                  {"distributor": dist, "image": image, "targets": targets})
+                self.assertEqual(status, 409)
                 self.assertEqual(len(doc["targets"]), 8)
                 # kill -9 while the Distributor transfers
                 d.wait_for(lambda: distribution(d, dist_id)["step"] == "transfer", timeout=60,
