@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
@@ -99,6 +100,16 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
         if (j)
                 return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " has an unfinished job (%" PRIu64
                             "); cancel it first.", id, j->id);
+        /* Its mesh targets name it in their connection strings. */
+        size_t targets = 0;
+        for (size_t i = 0; i < m->n_devices; i++)
+                targets += m->devices[i]->mesh && m->devices[i]->mesh->distributor_id == id;
+        if (targets > 0)
+                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is the Distributor of %zu mesh targets; "
+                            "forget them first.", id, targets);
+        if (distribution_uses_device(m, d))
+                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is in an unfinished distribution; cancel it "
+                            "first.", id);
         r = manager_forget_device(m, d);
         /* A job's end is announced before its session is torn down. */
         if (r == -EBUSY)

@@ -14,7 +14,8 @@ CREATE TABLE device_roles (
 -- Distributor; what the Distributor last said of it.
 CREATE TABLE mesh_targets (
         device_id       INTEGER PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
-        distributor_id  INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        distributor_id  INTEGER NOT NULL,   -- no foreign key: smpgwd refuses to forget
+                                            -- a Distributor that still has targets
         addr            INTEGER NOT NULL,
         fwid            TEXT,
         version         TEXT,
@@ -25,10 +26,12 @@ CREATE TABLE mesh_targets (
 
 -- distributions: one image for a list of mesh targets behind one
 -- Distributor, in rounds of at most targets_max receivers, failed targets
--- re-driven in later rounds while attempts and the deadline allow.
+-- re-driven in later rounds while attempts and the deadline allow.  A
+-- finished distribution is a record and outlives its devices (no foreign
+-- keys to them, as jobs outlive their images).
 CREATE TABLE distributions (
         id              INTEGER PRIMARY KEY AUTOINCREMENT,
-        distributor_id  INTEGER NOT NULL REFERENCES devices(id),
+        distributor_id  INTEGER NOT NULL,
         image_id        TEXT NOT NULL,
         state           TEXT NOT NULL,
         step            TEXT NOT NULL,

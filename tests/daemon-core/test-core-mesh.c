@@ -152,6 +152,19 @@ static void run_full(unsigned n, unsigned targets_max, enum sim_mesh_zephyr zeph
         ASSERT_EQ(d->rounds, want_rounds);
         ASSERT_TRUE(core_count_events(c, MANAGER_EVENT_DISTRIBUTION_STATE, d->id) >= 2);
         ASSERT_EQ(c->events_outside_delivery, 0u);
+
+        /* Forgetting: the Distributor only once its targets are gone;
+         * then its finished distribution stays as a record. */
+        struct engine_error e;
+        uint64_t dist_id = dist->id, did = d->id;
+        ASSERT_EQ(engine_device_forget(c->m, dist, &e), -EBUSY);
+        ASSERT_TRUE(strstr(e.message, "mesh targets"));
+        for (unsigned i = 0; i < n; i++)
+                ASSERT_OK(engine_device_forget(c->m, t[i], &e));
+        ASSERT_OK(engine_device_forget(c->m, dist, &e));
+        core_run_for(c, 10000);
+        ASSERT_TRUE(!manager_find_device(c->m, dist_id));
+        ASSERT_TRUE(manager_find_distribution(c->m, did));
         drop_distributor(c);
         core_free(c);
 }
