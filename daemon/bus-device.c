@@ -17,6 +17,8 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-internal.h"
+#include "distribution.h"
+#include "smpgw/mesh-dfu.h"
 #include "engine.h"
 #include "manager.h"
 #include "util.h"
@@ -46,6 +48,7 @@ BUS_DEFINE_GETTER(device_get_source, struct device, "s", o->source)
 BUS_DEFINE_GETTER(device_get_smp_version, struct device, "u", (uint32_t) o->smp_version)
 BUS_DEFINE_GETTER(device_get_name, struct device, "s", o->name ?: "")
 BUS_DEFINE_GETTER(device_get_state, struct device, "s", device_state_to_string(o->state) ?: "")
+BUS_DEFINE_GETTER(device_get_role, struct device, "s", o->role ?: "")
 BUS_DEFINE_GETTER(device_get_rssi, struct device, "n", (int) (o->has_rssi ? o->rssi : 0))
 BUS_DEFINE_GETTER(device_get_first_seen, struct device, "t", (uint64_t) o->first_seen_usec)
 BUS_DEFINE_GETTER(device_get_last_seen, struct device, "t", (uint64_t) o->last_seen_usec)
@@ -155,6 +158,42 @@ static int device_set_labels_property(sd_bus *bus, const char *path, const char 
         return 0;
 }
 
+/* A mesh target's "Mesh": distributor (t), addr (s), fwid, version, phase,
+ * status (s, "" when unknown), updated (t); empty for other devices. */
+static int device_get_mesh(sd_bus *bus, const char *path, const char *interface, const char *property,
+                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+        const struct device_mesh *mt = d->mesh;
+        char addr[8];
+        int r;
+
+        if (!mt)
+                return sd_bus_message_append(reply, "a{sv}", 0);
+        snprintf(addr, sizeof(addr), "0x%04x", mt->addr);
+        r = sd_bus_message_append(reply, "a{sv}", 7, "distributor", "t", (uint64_t) mt->distributor_id, "addr", "s",
+                                  addr, "fwid", "s", mt->fwid, "version", "s", mt->version, "phase", "s",
+                                  mt->has_phase ? smp_mesh_dfu_phase_to_string(mt->phase) ?: "" : "", "status", "s",
+                                  mt->has_phase ? smp_mesh_dfu_status_to_string(mt->status) ?: "" : "", "updated",
+                                  "t", (uint64_t) mt->updated_usec);
+        return r;
+}
+
+static int device_set_role_property(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        struct engine_error e;
+        const char *role;
+        int r;
+
+        r = sd_bus_message_read(value, "s", &role);
+        if (r < 0)
+                return r;
+        r = engine_device_set_role(d->manager, d, role, &e);
+        if (r < 0)
+                return bus_error_set_engine(error, &e);
+        return 0;
+}
+
 static int device_method_probe(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct device *d = userdata;
         struct engine_error e;
@@ -210,6 +249,10 @@ static const sd_bus_vtable device_vtable[] = {
                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_WRITABLE_PROPERTY("Labels", "as", device_get_labels, device_set_labels_property, 0,
                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+        /* "mesh-distributor" or "" (doc/mesh-dfu.md). */
+        SD_BUS_WRITABLE_PROPERTY("Role", "s", device_get_role, device_set_role_property, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("Mesh", "a{sv}", device_get_mesh, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("State", "s", device_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RSSI", "n", device_get_rssi, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirstSeen", "t", device_get_first_seen, 0, SD_BUS_VTABLE_PROPERTY_CONST),

@@ -36,6 +36,8 @@ struct manager_event;
 #define SMPGW_DBUS_IMAGE_PREFIX SMPGW_DBUS_ROOT "/image"
 #define SMPGW_DBUS_JOB_PREFIX SMPGW_DBUS_ROOT "/job"
 #define SMPGW_DBUS_ROLLOUT_PREFIX SMPGW_DBUS_ROOT "/rollout"
+#define SMPGW_DBUS_DISTRIBUTION_IFACE "org.smpgw.Distribution1"
+#define SMPGW_DBUS_DISTRIBUTION_PREFIX SMPGW_DBUS_ROOT "/distribution"
 
 #define SMPGW_DBUS_ERROR_NOT_FOUND "org.smpgw.Error.NotFound"
 #define SMPGW_DBUS_ERROR_BUSY "org.smpgw.Error.Busy"
@@ -61,8 +63,9 @@ struct bus_kind {
         void *const *(*list)(struct manager *m, size_t *ret_n);
         const char *(*path_of)(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
 };
-extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind, bus_rollout_kind;
-#define BUS_KINDS 4
+extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind, bus_rollout_kind,
+        bus_distribution_kind;
+#define BUS_KINDS 5
 
 /* What the find function and the enumerator of one kind are given. */
 struct bus_kind_slot {
@@ -87,6 +90,9 @@ struct bus_api {
 const char *bus_device_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
 const char *bus_image_path(const char *id, char buf[static SMPGW_DBUS_PATH_MAX]);
 const char *bus_job_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
+const char *bus_distribution_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]);
+/* Manager1.StartDistribution() (bus-distribution.c). */
+int bus_method_start_distribution(sd_bus_message *message, void *userdata, sd_bus_error *error);
 /* The decimal id of a path's last component, one spelling per id (no
  * leading zero, no sign), or 0. */
 uint64_t bus_path_id(const char *name);

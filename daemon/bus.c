@@ -23,6 +23,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus-internal.h"
+#include "distribution.h"
 #include "bus.h"
 #include "conf.h"
 #include "engine.h"
@@ -221,6 +222,19 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_ROLLOUT_MEMBER:
                 bus_rollout_on_event(api, ev);
                 break;
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+                bus_distribution_path(ev->distribution->id, path);
+                /* The first event of a distribution is its creation. */
+                if (ev->distribution->state == DISTRIBUTION_QUEUED && ev->distribution->rounds == 0)
+                        emit_added(api, path, SMPGW_DBUS_DISTRIBUTION_IFACE);
+                else
+                        emit_changed(api, path, SMPGW_DBUS_DISTRIBUTION_IFACE, NULL);
+                break;
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                emit_changed(api, bus_distribution_path(ev->distribution->id, path), SMPGW_DBUS_DISTRIBUTION_IFACE,
+                             (char *[]) { (char *) "Targets", (char *) "TargetsUpdated", (char *) "TargetsFailed",
+                                          (char *) "Rounds", (char *) "Updated", NULL });
+                break;
         case _MANAGER_EVENT_MAX:
                 break;
         }
@@ -230,7 +244,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 
 static int bus_register(struct bus_api *api) {
         static const struct bus_kind *const kinds[BUS_KINDS] = { &bus_device_kind, &bus_image_kind, &bus_job_kind,
-                                                                  &bus_rollout_kind };
+                                                                  &bus_rollout_kind, &bus_distribution_kind };
         int r;
 
         r = bus_manager_register(api);

@@ -80,6 +80,11 @@ typedef int (*db_history_fn)(const struct db_history_row *row, void *userdata);
 int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned limit, db_history_fn fn,
                     void *userdata);
 
+/* A device's role and a mesh target's state, written at once
+ * (db-distribution.c). */
+int db_device_role_save(struct db *db, const struct device *d);
+int db_mesh_target_save(struct db *db, const struct device *d);
+
 /* PRAGMA quick_check; 0 when "ok", -EUCLEAN with the first message. */
 int db_check(struct db *db, char **ret_message);
 /* A passive WAL checkpoint, from an idle timer. */

@@ -8,10 +8,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
+#include "distribution.h"
 #include "db.h"
 #include "log.h"
 #include "manager.h"
@@ -55,6 +57,8 @@ struct device *device_free(struct device *d) {
         free(d->bootloader);
         free(d->last_error);
         strv_free_n(d->labels, d->n_labels);
+        free(d->role);
+        free(d->mesh);
         free(d);
         return NULL;
 }
@@ -80,6 +84,15 @@ struct device *manager_find_device_by_conn(struct manager *m, const char *conn) 
         struct device *d = find_device_by_exact_conn(m, conn);
         if (d || !m->smp)
                 return d;
+        if (mesh_conn_is_mesh(conn)) {
+                uint64_t dist;
+                uint16_t addr;
+                char canon[64];
+                if (mesh_conn_parse(conn, &dist, &addr, NULL) < 0 ||
+                    mesh_conn_format(dist, addr, canon, sizeof(canon)) < 0)
+                        return NULL;
+                return find_device_by_exact_conn(m, canon);
+        }
         /* Any other way of writing a known device's string: devices are
          * kept by the canonical form. */
         _cleanup_(smp_conn_unrefp) struct smp_conn *c = NULL;
@@ -348,7 +361,8 @@ static int conn_parse(struct manager *m, const char *conn, struct smp_conn **ret
         return -ENOENT; /* a plugin that is missing, or present and unusable */
 }
 
-static int device_new(struct manager *m, const struct smp_conn *c, const char *source, struct device **ret) {
+static int device_new_from(struct manager *m, const char *conn, const char *scheme, const char *address,
+                           const char *source, struct device **ret) {
         if (m->n_devices >= m->config->max_devices)
                 return -E2BIG;
 
@@ -356,19 +370,24 @@ static int device_new(struct manager *m, const struct smp_conn *c, const char *s
         if (!d)
                 return -ENOMEM;
         d->manager = m;
-        d->conn = strdup(smp_conn_get_string(c));
+        d->conn = strdup(conn);
         if (!d->conn)
                 return -ENOMEM;
-        snprintf(d->transport, sizeof(d->transport), "%s", smp_conn_get_scheme(c));
+        snprintf(d->transport, sizeof(d->transport), "%s", scheme);
         snprintf(d->source, sizeof(d->source), "%s", source);
         /* The address is the connection string without options. */
-        d->address = strdup(smp_conn_get_address(c));
+        d->address = strdup(address);
         if (!d->address)
                 return -ENOMEM;
         d->first_seen_usec = d->last_seen_usec = now_realtime_usec();
         d->state = DEVICE_NEW;
         *ret = TAKE_PTR(d);
         return 0;
+}
+
+static int device_new(struct manager *m, const struct smp_conn *c, const char *source, struct device **ret) {
+        return device_new_from(m, smp_conn_get_string(c), smp_conn_get_scheme(c), smp_conn_get_address(c), source,
+                               ret);
 }
 
 /* Inserts, attaches, announces and probes a new device. */
@@ -383,10 +402,67 @@ static int device_register(struct manager *m, struct device *d) {
                 (void) db_device_delete(m->db, d->id);
                 return r;
         }
+        if (d->mesh) {
+                r = db_mesh_target_save(m->db, d);
+                if (r < 0) {
+                        manager_detach_device(m, d);
+                        (void) db_device_delete(m->db, d->id);
+                        return r;
+                }
+        }
         log_device(LOG_INFO, d, "New device (%s)", d->source);
         manager_history(m, "device-added", d, NULL, NULL, "added by %s", d->source);
         manager_emit(m, MANAGER_EVENT_DEVICE_ADDED, d, NULL, NULL);
         (void) device_probe(d);
+        return 0;
+}
+
+/* A mesh target: the daemon's own grammar, no plugin (mesh-conn.c);
+ * its Distributor must be known. */
+static int mesh_target_add(struct manager *m, const char *conn, const char *source, struct device **ret,
+                           char **ret_reason) {
+        uint64_t dist;
+        uint16_t addr;
+        char canon[64], address[64];
+        struct device *d;
+        int r;
+
+        r = mesh_conn_parse(conn, &dist, &addr, ret_reason);
+        if (r < 0)
+                return r;
+        if (!manager_find_device(m, dist)) {
+                if (ret_reason && asprintf(ret_reason, "no device %" PRIu64 " to be the Distributor", dist) < 0)
+                        *ret_reason = NULL;
+                return -EINVAL;
+        }
+        r = mesh_conn_format(dist, addr, canon, sizeof(canon));
+        if (r < 0)
+                return r;
+        d = find_device_by_exact_conn(m, canon);
+        if (d) {
+                if (ret)
+                        *ret = d;
+                return -EEXIST;
+        }
+        snprintf(address, sizeof(address), "%s", canon + strlen(MESH_CONN_PREFIX));
+        r = device_new_from(m, canon, DEVICE_TRANSPORT_MESH, address, source, &d);
+        if (r < 0)
+                return r;
+        d->mesh = calloc(1, sizeof(*d->mesh));
+        if (!d->mesh) {
+                device_free(d);
+                return -ENOMEM;
+        }
+        d->mesh->distributor_id = dist;
+        d->mesh->addr = addr;
+        d->mesh->updated_usec = now_realtime_usec();
+        r = device_register(m, d);
+        if (r < 0) {
+                device_free(d);
+                return r;
+        }
+        if (ret)
+                *ret = d;
         return 0;
 }
 
@@ -396,6 +472,8 @@ int manager_add_device(struct manager *m, const char *conn, const char *source, 
         struct device *d;
         int r;
 
+        if (mesh_conn_is_mesh(conn))
+                return mesh_target_add(m, conn, source, ret, ret_reason);
         r = conn_parse(m, conn, &c, ret_reason);
         if (r < 0)
                 return r;
@@ -494,7 +572,8 @@ bool device_reprobe_due(const struct device *d, const struct config *c, uint64_t
 enum device_check device_check_due(const struct device *d, const struct config *c, uint64_t now) {
         uint64_t limit = c->absent_after_usec;
 
-        if (device_busy_with_job(d) || d->probe || d->probe_queued)
+        /* A mesh target has no link: its Distributor reports on it. */
+        if (device_busy_with_job(d) || d->probe || d->probe_queued || d->mesh)
                 return DEVICE_CHECK_NONE;
         if (d->state == DEVICE_ABSENT)
                 /* Discovery brings BLE and ranged devices back by itself;
@@ -540,7 +619,7 @@ void devices_check_absent(struct manager *m) {
 int manager_forget_device(struct manager *m, struct device *d) {
         int r;
 
-        if (d->job || d->unfinished_job)
+        if (d->job || d->unfinished_job || distribution_uses_device(m, d))
                 return -EBUSY;
         device_probe_cancel(d);
         r = db_device_delete(m->db, d->id);

@@ -22,6 +22,18 @@ struct job;
 struct probe;
 struct smp_discovered;
 
+/* What the gateway knows of a Bluetooth Mesh target (transport "mesh"):
+ * only what its Distributor reported (distribution.h). */
+struct device_mesh {
+        uint64_t distributor_id;      /* the device that is its route */
+        uint16_t addr;                /* unicast address */
+        char fwid[2 * 16 + 1];        /* firmware ID in hex, "" when unknown */
+        char version[32];             /* the version it stands for, "" when unknown */
+        bool has_phase;
+        uint8_t phase, status;        /* its last phase and status (mesh-dfu.h) */
+        uint64_t updated_usec;        /* when the Distributor last told */
+};
+
 enum device_state {
         DEVICE_NEW,           /* known, never probed yet */
         DEVICE_ONLINE,        /* answered its last probe or job */
@@ -57,11 +69,14 @@ struct device {
          * most DEVICE_LABELS_MAX; written at once when set. */
         char **labels;
         size_t n_labels;
+        char *role;                   /* NULL, or "mesh-distributor" (distribution.h) */
+        struct device_mesh *mesh;     /* transport "mesh" only, else NULL */
 
         /* runtime, not stored */
         size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
         struct probe *probe;          /* a probe in progress */
         bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
+        bool role_checked;            /* a probe asked whether it is a Mesh Distributor */
         struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */
         /* Its unfinished job (queued, running, retry-wait), if any: a
          * link the manager keeps (manager_attach_job(), job_set_state()).
@@ -74,6 +89,16 @@ struct device {
         bool slots_dirty;
         UT_hash_handle hh_id, hh_conn; /* the manager's indexes (model-index.h) */
 };
+
+/* Mesh targets' connection strings (mesh-conn.c says why the daemon
+ * reads them, not libsmpgw): "mesh:<distributor id>/<unicast address>",
+ * the address in decimal or 0x hex; canonical "mesh:7/0x0100". */
+#define MESH_CONN_PREFIX "mesh:"
+#define DEVICE_TRANSPORT_MESH "mesh"
+bool mesh_conn_is_mesh(const char *conn);
+/* -EINVAL with a sentence (free() it) in *ret_reason (may be NULL). */
+int mesh_conn_parse(const char *conn, uint64_t *ret_distributor, uint16_t *ret_addr, char **ret_reason);
+int mesh_conn_format(uint64_t distributor_id, uint16_t addr, char *buf, size_t size);
 
 /* NULL is fine; the device must not be attached any more. */
 struct device *device_free(struct device *d);

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
@@ -100,6 +101,16 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
         if (j)
                 return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " has an unfinished job (%" PRIu64
                             "); cancel it first.", id, j->id);
+        /* Its mesh targets name it in their connection strings. */
+        size_t targets = 0;
+        for (size_t i = 0; i < m->n_devices; i++)
+                targets += m->devices[i]->mesh && m->devices[i]->mesh->distributor_id == id;
+        if (targets > 0)
+                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is the Distributor of %zu mesh targets; "
+                            "forget them first.", id, targets);
+        if (distribution_uses_device(m, d))
+                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is in an unfinished distribution; cancel it "
+                            "first.", id);
         r = manager_forget_device(m, d);
         /* A job's end is announced before its session is torn down. */
         if (r == -EBUSY)
@@ -359,6 +370,11 @@ static int push_targets(struct manager *m, const struct engine_push *req, struct
                 return r;
         for (size_t i = 0; i < req->n_devices; i++) {
                 const struct job *j = devices[i]->unfinished_job;
+                /* No link reaches a mesh target: its Distributor updates it. */
+                if (devices[i]->mesh)
+                        return fail(e, -EPROTONOSUPPORT, "devices", (ssize_t) i,
+                                    "Device %" PRIu64 "%s is a mesh target: update it through a distribution; "
+                                    "nothing was created.", devices[i]->id, item(req, i, buf));
                 if (j)
                         return fail(e, -EBUSY, "devices", (ssize_t) i, "Device %" PRIu64 "%s has an unfinished job (%"
                                     PRIu64 ", %s); nothing was created.", devices[i]->id, item(req, i, buf), j->id,

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "db.h"
 #include "engine-rollout.h"
+#include "distribution-internal.h"
 #include "bus.h"
 #include "log.h"
 #include "manager.h"
@@ -306,6 +307,14 @@ void manager_emit_rollout(struct manager *m, enum manager_event_type type, struc
         queue_event(m, &(struct manager_queued_event) {
                 .ev = { .type = type, .rollout = r, .member_device_id = member_device_id },
         });
+}
+
+void manager_emit_distribution(struct manager *m, enum manager_event_type type, struct distribution *d) {
+        struct manager_queued_event q = {
+                .ev = { .type = type, .distribution = d },
+        };
+
+        queue_event(m, &q);
 }
 
 void manager_remove_device(struct manager *m, struct device *d) {
@@ -599,6 +608,9 @@ int manager_start(struct manager *m) {
         r = db_load(m->db, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the database %s: %m", c->db_path);
+        r = db_distributions_load(m->db, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the mesh distributions from %s: %m", c->db_path);
         r = image_store_load_keys(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the image signing keys: %m");
@@ -659,6 +671,7 @@ int manager_start(struct manager *m) {
                 return log_error_errno(r, "Cannot load the rollouts: %m");
         /* Jobs that were queued or running when we stopped go on now. */
         manager_schedule_jobs(m);
+        distributions_start_all(m);
         return 0;
 }
 
@@ -671,6 +684,7 @@ void manager_stop(struct manager *m) {
                 device_probe_cancel(m->devices[i]);
         rollout_executor_stop(m->rollouts);
         jobs_stop_all(m);
+        distributions_stop_all(m);
         (void) manager_flush_now(m);
 }
 
@@ -727,6 +741,9 @@ int manager_reload(struct manager *m) {
         TAKE_FIELD(n_ble_adapters);
         TAKE_FIELD(discovery_interval_usec);
 #undef TAKE_FIELD
+        r = db_distributions_load(m->db, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the mesh distributions from %s: %m", c->db_path);
         r = image_store_load_keys(m);
         if (r < 0)
                 log_warning_errno(r, "Keeping the previous signing keys: %m");
@@ -767,6 +784,9 @@ struct manager *manager_free(struct manager *m) {
         m->rollouts = rollout_executor_free(m->rollouts);
         /* The objects go by their arrays; the index tables with them. */
         manager_clear_indexes(m);
+        for (size_t i = 0; i < m->n_distributions; i++)
+                distribution_free(m->distributions[i]);
+        free(m->distributions);
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);

@@ -43,6 +43,7 @@ struct smp_context;
 struct mcuboot_key;
 struct rollout;
 struct rollout_executor;
+struct distribution;
 
 /* ---- events: what front ends (SSE, D-Bus signals, history) observe ----
  *
@@ -78,6 +79,8 @@ enum manager_event_type {
         MANAGER_EVENT_ROLLOUT_STATE,   /* state, current wave, error or paused reason changed */
         MANAGER_EVENT_ROLLOUT_PROGRESS, /* counts, bytes, rate; at most 1 per second per rollout */
         MANAGER_EVENT_ROLLOUT_MEMBER,  /* a member's state changed (member_device_id) */
+        MANAGER_EVENT_DISTRIBUTION_STATE,    /* created, or its state or a target's outcome changed */
+        MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
         _MANAGER_EVENT_MAX,
 };
 
@@ -88,6 +91,7 @@ struct manager_event {
         struct job *job;               /* set for JOB_* */
         struct rollout *rollout;       /* set for ROLLOUT_* (rollouts are not freed while smpgwd runs) */
         uint64_t member_device_id;     /* ROLLOUT_MEMBER: which member */
+        struct distribution *distribution; /* set for DISTRIBUTION_* */
 };
 
 typedef void (*manager_observer_fn)(struct manager *m, const struct manager_event *ev, void *userdata);
@@ -128,6 +132,8 @@ struct manager {
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];
+        struct distribution **distributions;  /* every distribution, oldest first (distribution.h) */
+        size_t n_distributions;
 
         struct {
                 manager_observer_fn fn;
@@ -183,6 +189,7 @@ void manager_emit(struct manager *m, enum manager_event_type type, struct device
 /* Queues a rollout event (ROLLOUT_*); member_device_id for ROLLOUT_MEMBER. */
 void manager_emit_rollout(struct manager *m, enum manager_event_type type, struct rollout *r,
                           uint64_t member_device_id);
+void manager_emit_distribution(struct manager *m, enum manager_event_type type, struct distribution *d);
 /* Take the object out of the model and free it after its *_REMOVED
  * event (see above).  A device's jobs must be removed first, and a job
  * must not be running. */

@@ -7,6 +7,12 @@
  * wait in order.  Only the image state is required: firmware built
  * without the OS group's optional commands answers those with
  * NOT_SUPPORTED, which is not a failure.
+ *
+ * The first successful probe of a device with no role (in this process)
+ * also asks `mesh models dfd capabilities-get` through shell management:
+ * a Bluetooth Mesh Distributor answers with its capabilities and gets
+ * the role "mesh-distributor" (distribution.h).  Any other answer, or
+ * none, leaves the device as it is and the probe a success.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,13 +22,17 @@
 #include <string.h>
 
 #include "conf.h"
+#include "db.h"
+#include "distribution.h"
 #include "log.h"
 #include "manager.h"
+#include "smpgw/mesh-dfu.h"
 #include "smpgw/smp-cbor.h"
 #include "smpgw/smp-error.h"
 #include "smpgw/smp-img.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-session.h"
+#include "smpgw/smp-shell.h"
 #include "util.h"
 
 enum probe_step {
@@ -30,6 +40,7 @@ enum probe_step {
         PROBE_INFO,
         PROBE_BOOTLOADER,
         PROBE_STATE,
+        PROBE_ROLE,
         _PROBE_STEP_MAX,
 };
 
@@ -37,6 +48,7 @@ struct probe {
         struct device *device;
         struct smp_session *session;
         struct smp_request *request;
+        struct smp_shell_exec *shell;
         enum probe_step step;
         sd_event_source *finish_defer;
         int error;
@@ -55,6 +67,7 @@ static struct probe *probe_free(struct probe *p) {
                 return NULL;
         if (p->request)
                 smp_request_cancel(p->request);
+        smp_shell_exec_cancel(p->shell);
         smp_session_free(p->session);
         sd_event_source_disable_unref(p->finish_defer);
         free(p);
@@ -160,6 +173,27 @@ static bool snapshot_equal(const struct smp_update_snapshot *a, const struct smp
         return true;
 }
 
+static void on_role_answer(struct smp_shell_exec *x, const struct smp_shell_result *res, void *userdata) {
+        struct probe *p = userdata;
+        struct device *d = p->device;
+        struct smp_mesh_dfd_capabilities caps;
+
+        (void) x;
+        p->shell = NULL;
+        if (res->error == 0 && !d->role &&
+            smp_mesh_dfd_capabilities_parse(res->output, res->output_len, &caps) >= 0 && caps.targets_max > 0) {
+                d->role = strdup(DEVICE_ROLE_MESH_DISTRIBUTOR);
+                if (d->role) {
+                        int r = db_device_role_save(d->manager->db, d);
+                        if (r < 0)
+                                log_device(LOG_WARNING, d, "Cannot record its role: %s", strerror(-r));
+                        log_device(LOG_INFO, d, "A Bluetooth Mesh Distributor (%" PRIu32 " targets per distribution)",
+                                   caps.targets_max);
+                }
+        }
+        probe_finish(p, 0, NULL);
+}
+
 static void on_probe_answer(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
                             size_t len, void *userdata) {
         struct probe *p = userdata;
@@ -239,7 +273,17 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
                         d->slots_dirty = true;
                         slots_changed_history(d, &before);
                 }
-                probe_finish(p, 0, NULL);
+                if (d->role || d->role_checked) {
+                        probe_finish(p, 0, NULL);
+                        return;
+                }
+                d->role_checked = true;
+                p->step = PROBE_ROLE;
+                r = smp_shell_exec_line(s, "mesh models dfd capabilities-get",
+                                        &(struct smp_shell_exec_params) { .idempotent = true }, on_role_answer, p,
+                                        &p->shell);
+                if (r < 0)
+                        probe_finish(p, 0, NULL);
                 return;
         }
         default:
@@ -320,6 +364,9 @@ static int probe_start(struct device *d) {
 }
 
 int device_probe(struct device *d) {
+        /* A mesh target has no link: only its Distributor speaks of it. */
+        if (d->mesh)
+                return -EOPNOTSUPP;
         if (d->probe || device_busy_with_job(d))
                 return -EBUSY;
         if (d->manager->stopping)

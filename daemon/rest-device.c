@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine.h"
 #include "rest-internal.h"
 
@@ -86,6 +87,11 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                       "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
                       "images", images,
                       "labels", rest_json_device_labels(d));
+
+        if (o) {
+                json_object_set_new(o, "role", rest_json_string_or_null(d->role));
+                json_object_set_new(o, "mesh", d->mesh ? rest_json_mesh_target(d) : json_null());
+        }
         return o;
 }
 
@@ -258,6 +264,7 @@ int rest_device_patch(struct rest_request *req) {
         struct device *d;
         const char *name;
         bool has_name;
+        json_t *v;
         int k;
 
         k = rest_find_device(req, &d);
@@ -268,6 +275,15 @@ int rest_device_patch(struct rest_request *req) {
                 return rest_reply_body_error(req, &be);
         if (has_name) {
                 k = engine_device_rename(m, d, name, &e);
+                if (k < 0)
+                        return rest_reply_engine_error(req, &e);
+        }
+        v = json_object_get(req->json, "role");
+        if (v) {
+                if (!json_is_null(v) && !json_is_string(v))
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'role' must be 'mesh-distributor' or null (none).");
+                k = engine_device_set_role(m, d, json_is_string(v) ? json_string_value(v) : NULL, &e);
                 if (k < 0)
                         return rest_reply_engine_error(req, &e);
         }

@@ -69,6 +69,8 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_ROLLOUT_STATE] = "rollout-state",
         [MANAGER_EVENT_ROLLOUT_PROGRESS] = "rollout-progress",
         [MANAGER_EVENT_ROLLOUT_MEMBER] = "rollout-member",
+        [MANAGER_EVENT_DISTRIBUTION_STATE] = "distribution-state",
+        [MANAGER_EVENT_DISTRIBUTION_PROGRESS] = "distribution-progress",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -302,6 +304,9 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
                         json_object_set_new(o, "rollout", json_integer((json_int_t) ev->rollout->id));
                 return o;
         }
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                return ev->distribution ? rest_json_distribution(m, ev->distribution) : NULL;
         default:
                 return NULL;
         }

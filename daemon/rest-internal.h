@@ -226,6 +226,10 @@ int rest_reply_page(struct rest_request *req, const char *key, json_t *items, ui
                     uint64_t offset);
 json_t *rest_json_image(struct manager *m, const struct image *img);
 json_t *rest_json_job(struct manager *m, const struct job *j);
+struct distribution;
+json_t *rest_json_distribution(struct manager *m, const struct distribution *d);
+/* A mesh target's "mesh" object in the device form. */
+json_t *rest_json_mesh_target(const struct device *d);
 
 /* Replies a body's refusal (rest-body.c) as 400 with its code and
  * sentence; returns -EINVAL. */
@@ -272,6 +276,14 @@ int rest_rollout_resume(struct rest_request *req);
 int rest_rollout_cancel(struct rest_request *req);
 int rest_rollout_activate(struct rest_request *req);
 int rest_rollout_replan(struct rest_request *req);
+
+int rest_distributions_list(struct rest_request *req);
+int rest_distributions_create(struct rest_request *req);
+int rest_distribution_get(struct rest_request *req);
+int rest_distribution_cancel(struct rest_request *req);
+int rest_distribution_suspend(struct rest_request *req);
+int rest_distribution_resume(struct rest_request *req);
+int rest_distribution_apply(struct rest_request *req);
 
 int rest_events_stream(struct rest_request *req);
 int rest_events_start(struct rest *r);

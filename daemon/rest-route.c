@@ -55,6 +55,33 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
         if (streq(rest, "rollouts/plan"))
                 return REST_RESOURCE_ROLLOUTS_PLAN;
 
+        if (streq(rest, "distributions"))
+                return REST_RESOURCE_DISTRIBUTIONS;
+        if (strncmp(rest, "distributions/", 14) == 0 && rest[14]) {
+                static const struct {
+                        const char *suffix;
+                        enum rest_resource res;
+                } actions[] = {
+                        { "/cancel", REST_RESOURCE_DISTRIBUTION_CANCEL },
+                        { "/suspend", REST_RESOURCE_DISTRIBUTION_SUSPEND },
+                        { "/resume", REST_RESOURCE_DISTRIBUTION_RESUME },
+                        { "/apply", REST_RESOURCE_DISTRIBUTION_APPLY },
+                };
+                const char *tail = rest + 14;
+                enum rest_resource res = REST_RESOURCE_DISTRIBUTION;
+                size_t len = strlen(tail);
+
+                for (size_t i = 0; i < ELEMENTSOF(actions); i++)
+                        if (strip_suffix(tail, actions[i].suffix, &len)) {
+                                res = actions[i].res;
+                                break;
+                        }
+                if (memchr(tail, '/', len))
+                        return REST_RESOURCE_NONE;
+                *ret_id = strndup(tail, len);
+                return *ret_id ? res : REST_RESOURCE_NONE;
+        }
+
         if (strncmp(rest, "devices/", 8) == 0 && rest[8]) {
                 const char *tail = rest + 8;
                 enum rest_resource res = REST_RESOURCE_DEVICE;

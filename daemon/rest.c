@@ -191,6 +191,7 @@ static const struct {
         { ENOENT, 404, "not_found" },
         { EINVAL, 400, "invalid_field" },          /* the engine's: a value of the request */
         { EPROTONOSUPPORT, 400, "invalid_field" }, /* a connection string's scheme */
+        { EMEDIUMTYPE, 400, "invalid_field" },     /* a device of the wrong kind (mesh) */
         { EBUSY, 409, "busy" },
         { EEXIST, 409, "conflict" },
         { EALREADY, 409, "conflict" },
@@ -390,6 +391,20 @@ static const struct rest_resource_def {
                                              { { "POST", REST_BODY_NONE, rest_rollout_activate } } },
         [REST_RESOURCE_ROLLOUT_PLAN] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_rollout_replan } } },
         [REST_RESOURCE_JOB_ACTIVATE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_activate } } },
+        [REST_RESOURCE_DISTRIBUTIONS] = { "GET, HEAD, POST", false,
+                                          { { "GET", REST_BODY_NONE, rest_distributions_list },
+                                            { "POST", REST_BODY_JSON, rest_distributions_create } } },
+        [REST_RESOURCE_DISTRIBUTION] = { "GET, HEAD, DELETE", false,
+                                         { { "GET", REST_BODY_NONE, rest_distribution_get },
+                                           { "DELETE", REST_BODY_NONE, rest_distribution_cancel } } },
+        [REST_RESOURCE_DISTRIBUTION_CANCEL] = { "POST", false,
+                                                { { "POST", REST_BODY_NONE, rest_distribution_cancel } } },
+        [REST_RESOURCE_DISTRIBUTION_SUSPEND] = { "POST", false,
+                                                 { { "POST", REST_BODY_NONE, rest_distribution_suspend } } },
+        [REST_RESOURCE_DISTRIBUTION_RESUME] = { "POST", false,
+                                                { { "POST", REST_BODY_NONE, rest_distribution_resume } } },
+        [REST_RESOURCE_DISTRIBUTION_APPLY] = { "POST", false,
+                                               { { "POST", REST_BODY_NONE, rest_distribution_apply } } },
 };
 
 static bool device_known(const char *tail, void *userdata) {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core-harness.h"
+#include "distribution.h"
 #include "smpgw/smp-context.h"
 #include "test-image-writer.h"
 #include "test-util.h"
@@ -117,6 +118,11 @@ static void record(struct core_event *e, const struct manager_event *ev) {
         case MANAGER_EVENT_IMAGE_ADDED:
         case MANAGER_EVENT_IMAGE_REMOVED:
                 snprintf(e->what, sizeof(e->what), "%s", ev->image->id);
+                break;
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                e->id = ev->distribution->id;
+                snprintf(e->what, sizeof(e->what), "%s", distribution_state_to_string(ev->distribution->state));
                 break;
         default:
                 e->id = ev->job->id;

@@ -14,6 +14,7 @@
 
 #include "sim-smp.h"
 #include "sim-transport.h"
+#include "sim-mesh.h"
 #include "util.h"
 
 #define container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
@@ -149,6 +150,9 @@ void sim_transport_send(struct sim_device *d, const struct sim_route *route, con
 
 void sim_transport_device_down(struct sim_device *d) {
         struct sim_fleet *f = fleet_of_sim(d->sim);
+        /* not the link, but the same moment: a Distributor's RAM is gone
+         * (as smpsim.c's host does) */
+        sim_mesh_device_down(d->mesh);
         if (f->devices[d->index].faults.connected)
                 device_break_links(f, d->index, -ECONNRESET);
 }

@@ -477,3 +477,79 @@ int cmd_jobs(struct ctl_context *ctx, int argc, char *argv[]) {
                        json_str(j, "error"));
         return CTL_EXIT_OK;
 }
+
+/* ---- distributions, distribution ---- */
+
+static const struct daemon_cmd distributions_cmd = {
+        "distributions [--json] [--bus BUS]",
+        "Lists smpgwd's Bluetooth Mesh distributions, oldest first: id, Distributor,\n"
+        "state, step, rounds, targets updated, failed and in all, image (short id).",
+        0, 0, 0,
+};
+
+int cmd_distributions(struct ctl_context *ctx, int argc, char *argv[]) {
+        _cleanup_(json_decrefp) json_t *list = NULL;
+        struct daemon_args a;
+        const json_t *d;
+        size_t i;
+        int r;
+
+        r = list_objects(ctx, &distributions_cmd, argc, argv, CTL_DISTRIBUTION_IFACE, &a, &list);
+        if (!list)
+                return r;
+        if (ctx->json)
+                return print_json(ctx, "distributions", TAKE_PTR(list));
+        printf("%-6s %-11s %-10s %-9s %6s %8s %6s %6s  %s\n", "ID", "DISTRIBUTOR", "STATE", "STEP", "ROUNDS",
+               "UPDATED", "FAILED", "TOTAL", "IMAGE");
+        json_array_foreach(list, i, d)
+                printf("%-6" PRIu64 " %-11" PRIu64 " %-10s %-9s %6" PRIu64 " %8" PRIu64 " %6" PRIu64 " %6" PRIu64
+                       "  %.12s\n", json_u64(d, "id"), json_u64(d, "distributor"), json_str(d, "state"),
+                       json_str(d, "step"), json_u64(d, "rounds"), json_u64(d, "targets_updated"),
+                       json_u64(d, "targets_failed"), json_u64(d, "targets_total"), json_str(d, "image"));
+        return CTL_EXIT_OK;
+}
+
+static const struct daemon_cmd distribution_cmd = {
+        "distribution ID [--json] [--bus BUS]",
+        "Shows one Bluetooth Mesh distribution and every target: its state, attempts,\n"
+        "phase as the Distributor printed it, progress and why it failed.",
+        0, 1, 1,
+};
+
+int cmd_distribution_show(struct ctl_context *ctx, int argc, char *argv[]) {
+        _cleanup_(json_decrefp) json_t *list = NULL;
+        struct daemon_args a;
+        const json_t *d = NULL, *t;
+        size_t i;
+        int r;
+
+        r = list_objects(ctx, &distribution_cmd, argc, argv, CTL_DISTRIBUTION_IFACE, &a, &list);
+        if (!list)
+                return r;
+        json_array_foreach(list, i, t) {
+                char id[24];
+                snprintf(id, sizeof(id), "%" PRIu64, json_u64(t, "id"));
+                if (streq(id, a.args[0]))
+                        d = t;
+        }
+        if (!d)
+                return ctl_fail(ctx, CTL_EXIT_REFUSED, NULL, "no distribution '%s'", a.args[0]);
+        if (ctx->json)
+                return print_json(ctx, "distribution", json_incref((json_t *) d));
+        printf("distribution %" PRIu64 "\n", json_u64(d, "id"));
+        printf("  distributor: %" PRIu64 "\n", json_u64(d, "distributor"));
+        printf("  image:       %s\n", json_str(d, "image"));
+        printf("  state:       %s (step %s, %" PRIu64 " rounds, apply %s)\n", json_str(d, "state"),
+               json_str(d, "step"), json_u64(d, "rounds"), json_str(d, "apply"));
+        printf("  targets:     %" PRIu64 " updated, %" PRIu64 " failed, of %" PRIu64 "\n",
+               json_u64(d, "targets_updated"), json_u64(d, "targets_failed"), json_u64(d, "targets_total"));
+        if (json_str(d, "error")[0])
+                printf("  error:       %s\n", json_str(d, "error"));
+        printf("  %-8s %-8s %-10s %8s %-18s %5s  %s\n", "DEVICE", "ADDR", "STATE", "ATTEMPTS", "PHASE", "DONE",
+               "REASON");
+        json_array_foreach(json_object_get(d, "targets"), i, t)
+                printf("  %-8" PRIu64 " %-8s %-10s %8" PRIu64 " %-18s %4" PRIu64 "%%  %s\n", json_u64(t, "device"),
+                       json_str(t, "addr"), json_str(t, "state"), json_u64(t, "attempts"), str_or_dash(t, "phase"),
+                       json_u64(t, "progress"), json_str(t, "reason"));
+        return CTL_EXIT_OK;
+}

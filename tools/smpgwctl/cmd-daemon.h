@@ -20,6 +20,8 @@ int cmd_images(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_add(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_push(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_jobs(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_distributions(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_distribution_show(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_watch(struct ctl_context *ctx, int argc, char *argv[]);
 
 /* cmd-daemon-change.c */

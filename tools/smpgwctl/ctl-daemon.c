@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "ctl-daemon.h"
+#include "smpgw/mesh-dfu.h"
 #include "ctl-session.h"
 #include "smpgw/smp-parse.h"
 #include "smpgw/smp-update.h"
@@ -442,6 +443,8 @@ enum field_kind {
         FIELD_TIME,         /* µs since the epoch as RFC 3339; 0 is null */
         FIELD_OBJECT_ID,    /* an object path as the decimal id it ends in; "/" is null */
         FIELD_PARAMS,       /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
+        FIELD_MESH,         /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
+        FIELD_TARGETS,      /* a distribution's a(tqsuyyys) as REST's "targets" objects */
 };
 
 struct field {
@@ -473,6 +476,8 @@ static const struct field device_fields[] = {
         { "job", "Job", FIELD_OBJECT_ID },
         { "images", "Images", FIELD_PLAIN },   /* per slot the same keys in both */
         { "labels", "Labels", FIELD_PLAIN },
+        { "role", "Role", FIELD_STRING },
+        { "mesh", "Mesh", FIELD_MESH },
         {}
 };
 
@@ -515,7 +520,30 @@ static const struct field job_fields[] = {
         {}
 };
 
+static const struct field distribution_fields[] = {
+        { "id", "Id", FIELD_PLAIN },
+        { "distributor", "DistributorId", FIELD_PLAIN },
+        { "image", "ImageId", FIELD_PLAIN },
+        { "state", "State", FIELD_PLAIN },
+        { "step", "Step", FIELD_PLAIN },
+        { "apply", "Apply", FIELD_PLAIN },
+        { "max_attempts", "MaxAttempts", FIELD_PLAIN },
+        { "rounds", "Rounds", FIELD_PLAIN },
+        { "targets_total", "TargetsTotal", FIELD_PLAIN },
+        { "targets_updated", "TargetsUpdated", FIELD_PLAIN },
+        { "targets_failed", "TargetsFailed", FIELD_PLAIN },
+        { "rollout", "Rollout", FIELD_NONZERO },
+        { "error", "Error", FIELD_STRING },
+        { "created", "Created", FIELD_TIME },
+        { "finished", "Finished", FIELD_TIME },
+        { "updated", "Updated", FIELD_TIME },
+        { "targets", "Targets", FIELD_TARGETS },
+        {}
+};
+
 static const struct field *fields_of(const char *interface) {
+        if (streq(interface, CTL_DISTRIBUTION_IFACE))
+                return distribution_fields;
         if (streq(interface, CTL_DEVICE_IFACE))
                 return device_fields;
         if (streq(interface, CTL_IMAGE_IFACE))
@@ -567,6 +595,47 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 if (size == 0 && count == 0)
                         return json_null();
                 return json_pack("{s:I, s:I}", "buf_size", (json_int_t) size, "buf_count", (json_int_t) count);
+        }
+        case FIELD_TARGETS: {
+                /* [device, addr, state, attempts, phase, status, progress, reason] */
+                json_t *arr = json_array(), *t;
+                size_t i;
+                if (!arr)
+                        return NULL;
+                json_array_foreach(v, i, t) {
+                        const char *phase = smp_mesh_dfu_phase_to_string(
+                                (unsigned) json_integer_value(json_array_get(t, 4)));
+                        const char *status = smp_mesh_dfu_status_to_string(
+                                (unsigned) json_integer_value(json_array_get(t, 5)));
+                        const char *reason = json_string_value(json_array_get(t, 7));
+                        snprintf(buf, sizeof(buf), "0x%04x", (unsigned) json_integer_value(json_array_get(t, 1)));
+                        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:o}",
+                                "device", json_integer_value(json_array_get(t, 0)), "addr", buf,
+                                "state", json_string_value(json_array_get(t, 2)) ?: "",
+                                "attempts", json_integer_value(json_array_get(t, 3)),
+                                "phase", phase ? json_string(phase) : json_null(),
+                                "status", status ? json_string(status) : json_null(),
+                                "progress", json_integer_value(json_array_get(t, 6)),
+                                "reason", reason && reason[0] ? json_string(reason) : json_null()));
+                }
+                return arr;
+        }
+        case FIELD_MESH: {
+                static const char *const strings[] = { "addr", "fwid", "version", "phase", "status" };
+                json_t *o;
+                if (!json_is_object(v) || json_object_size(v) == 0 || !(o = json_object()))
+                        return json_null();
+                json_object_set_new(o, "distributor", json_integer((json_int_t) json_u64(v, "distributor")));
+                for (size_t i = 0; i < ELEMENTSOF(strings); i++) {
+                        const char *str = json_str(v, strings[i]);
+                        json_object_set_new(o, strings[i], str[0] ? json_string(str) : json_null());
+                }
+                if (json_u64(v, "updated")) {
+                        format_rest_time(json_u64(v, "updated"), buf, sizeof(buf));
+                        json_object_set_new(o, "updated", json_string(buf));
+                } else
+                        json_object_set_new(o, "updated", json_null());
+                return o;
         }
         }
         return json_null();
@@ -628,6 +697,7 @@ json_t *rest_list(const json_t *objects, const char *interface) {
         }
         qsort(items, n, sizeof(*items),
               streq(interface, CTL_JOB_IFACE) ? compare_jobs :
+              streq(interface, CTL_DISTRIBUTION_IFACE) ? compare_devices :
               streq(interface, CTL_IMAGE_IFACE) ? compare_images : compare_devices);
         for (size_t i = 0; i < n; i++)
                 if (json_array_append_new(list, items[i]) < 0) {

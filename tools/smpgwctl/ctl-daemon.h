@@ -24,6 +24,7 @@
 #define CTL_JOB_IFACE "org.smpgw.Job1"
 #define CTL_DEVICE_PREFIX "/org/smpgw/device/"
 #define CTL_JOB_PREFIX "/org/smpgw/job/"
+#define CTL_DISTRIBUTION_IFACE "org.smpgw.Distribution1"
 
 /* An upload over D-Bus copies up to the daemon's max_size (16 MiB by
  * default) on its side before answering. */

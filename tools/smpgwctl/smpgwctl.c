@@ -62,6 +62,8 @@ static const struct ctl_command commands[] = {
         { "images", NULL, "", "List the images stored in smpgwd", cmd_images },
         { "push", NULL, "IMAGE DEVICE... [--wait]", "Have smpgwd update devices; prints job ids", cmd_push },
         { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },
+        { "distributions", NULL, "", "List smpgwd's Bluetooth Mesh distributions", cmd_distributions },
+        { "distribution", NULL, "ID", "Show one distribution and its targets", cmd_distribution_show },
         { "watch", NULL, "[JOB...] [--follow]", "Follow smpgwd's jobs live", cmd_watch },
         { "cancel", NULL, "JOB...", "Cancel smpgwd's jobs", cmd_cancel },
         { "rollout", "create", "IMAGE --devices|--filter ...", "Push an image in waves (a rollout)",

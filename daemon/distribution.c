@@ -1,0 +1,987 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Running mesh distributions (distribution.h): the state machine that
+ * drives one Distributor over SMP shell commands, one command at a time,
+ * from one timer.  Every step starts from on_timer(); every answer comes
+ * back through on_exec() or on_upload_done(), which only record what they
+ * read and arm the timer again, so the session is never freed inside one
+ * of its own callbacks.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "distribution-internal.h"
+#include "distribution.h"
+#include "engine.h"
+#include "log.h"
+#include "manager.h"
+#include "smpgw/mcuboot-image.h"
+#include "smpgw/mesh-dfu.h"
+#include "smpgw/smp-parse.h"
+#include "smpgw/smp-session.h"
+#include "smpgw/smp-shell.h"
+#include "smpgw/smp-update.h"
+#include "util.h"
+
+/* Receivers asked for per receivers-get page: the Distributor prints
+ * about 110 bytes per entry, and the NCS sample's output buffer of 1000
+ * holds 8; a smaller buffer cuts the page and the next one starts where
+ * it was cut. */
+#define RECEIVERS_PAGE 8u
+
+static const char *const state_names[_DISTRIBUTION_STATE_MAX] = {
+        [DISTRIBUTION_QUEUED] = "queued",
+        [DISTRIBUTION_RUNNING] = "running",
+        [DISTRIBUTION_VERIFIED] = "verified",
+        [DISTRIBUTION_SUSPENDED] = "suspended",
+        [DISTRIBUTION_SUCCEEDED] = "succeeded",
+        [DISTRIBUTION_FAILED] = "failed",
+        [DISTRIBUTION_CANCELLED] = "cancelled",
+};
+
+static const char *const step_names[_DISTRIBUTION_STEP_MAX] = {
+        [DISTRIBUTION_STEP_UPLOAD] = "upload",
+        [DISTRIBUTION_STEP_SLOT] = "slot",
+        [DISTRIBUTION_STEP_ROUND] = "round",
+        [DISTRIBUTION_STEP_TRANSFER] = "transfer",
+        [DISTRIBUTION_STEP_COLLECT] = "collect",
+        [DISTRIBUTION_STEP_DONE] = "done",
+};
+
+static const char *const target_state_names[_DISTRIBUTION_TARGET_STATE_MAX] = {
+        [DISTRIBUTION_TARGET_PENDING] = "pending",
+        [DISTRIBUTION_TARGET_ACTIVE] = "active",
+        [DISTRIBUTION_TARGET_UPDATED] = "updated",
+        [DISTRIBUTION_TARGET_FAILED] = "failed",
+        [DISTRIBUTION_TARGET_CANCELLED] = "cancelled",
+};
+
+static const char *const apply_names[_DISTRIBUTION_APPLY_MAX] = {
+        [DISTRIBUTION_APPLY_NOW] = "now",
+        [DISTRIBUTION_APPLY_VERIFY_ONLY] = "verify-only",
+};
+
+static int from_table(const char *const *table, size_t n, const char *s) {
+        for (size_t i = 0; s && i < n; i++)
+                if (table[i] && streq(table[i], s))
+                        return (int) i;
+        return -EINVAL;
+}
+
+const char *distribution_state_to_string(enum distribution_state s) {
+        return (unsigned) s < _DISTRIBUTION_STATE_MAX ? state_names[s] : NULL;
+}
+int distribution_state_from_string(const char *s) {
+        return from_table(state_names, _DISTRIBUTION_STATE_MAX, s);
+}
+const char *distribution_step_to_string(enum distribution_step s) {
+        return (unsigned) s < _DISTRIBUTION_STEP_MAX ? step_names[s] : NULL;
+}
+int distribution_step_from_string(const char *s) {
+        return from_table(step_names, _DISTRIBUTION_STEP_MAX, s);
+}
+const char *distribution_target_state_to_string(enum distribution_target_state s) {
+        return (unsigned) s < _DISTRIBUTION_TARGET_STATE_MAX ? target_state_names[s] : NULL;
+}
+int distribution_target_state_from_string(const char *s) {
+        return from_table(target_state_names, _DISTRIBUTION_TARGET_STATE_MAX, s);
+}
+const char *distribution_apply_to_string(enum distribution_apply a) {
+        return (unsigned) a < _DISTRIBUTION_APPLY_MAX ? apply_names[a] : NULL;
+}
+int distribution_apply_from_string(const char *s) {
+        return from_table(apply_names, _DISTRIBUTION_APPLY_MAX, s);
+}
+
+bool distribution_is_finished(const struct distribution *d) {
+        return d->state == DISTRIBUTION_SUCCEEDED || d->state == DISTRIBUTION_FAILED ||
+               d->state == DISTRIBUTION_CANCELLED;
+}
+
+static void distribution_disconnect(struct distribution *d) {
+        smp_shell_exec_cancel(d->exec);
+        d->exec = NULL;
+        if (d->upload) {
+                smp_update_cancel(d->upload);
+                d->upload = NULL;
+        }
+        d->session = smp_session_free(d->session);
+        if (d->image_mapped) {
+                image_unmap(d->image_mapped);
+                d->image_mapped = NULL;
+        }
+        d->busy = false;
+}
+
+struct distribution *distribution_free(struct distribution *d) {
+        if (!d)
+                return NULL;
+        distribution_disconnect(d);
+        d->timer = sd_event_source_disable_unref(d->timer);
+        for (size_t i = 0; i < d->n_targets; i++)
+                free(d->targets[i].reason);
+        free(d->targets);
+        smp_strv_free(d->lines);
+        free(d->error);
+        free(d);
+        return NULL;
+}
+
+struct distribution *manager_find_distribution(struct manager *m, uint64_t id) {
+        for (size_t i = 0; i < m->n_distributions; i++)
+                if (m->distributions[i]->id == id)
+                        return m->distributions[i];
+        return NULL;
+}
+
+bool distribution_uses_device(struct manager *m, const struct device *dev) {
+        for (size_t i = 0; i < m->n_distributions; i++) {
+                const struct distribution *d = m->distributions[i];
+                if (distribution_is_finished(d))
+                        continue;
+                if (d->distributor_id == dev->id)
+                        return true;
+                for (size_t k = 0; k < d->n_targets; k++)
+                        if (d->targets[k].device_id == dev->id)
+                                return true;
+        }
+        return false;
+}
+
+/* ---- recording and telling ---- */
+
+static void save(struct distribution *d) {
+        d->updated_usec = now_realtime_usec();
+        int r = db_distribution_save(d->manager->db, d);
+        if (r < 0)
+                log_warning_errno(r, "Distribution %" PRIu64 ": cannot record its state: %m", d->id);
+}
+
+static void emit_state(struct distribution *d) {
+        manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_STATE, d);
+}
+
+_printf_(2, 3) static void set_error(struct distribution *d, const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(d->error);
+        d->error = s;
+}
+
+static struct device *distributor_of(struct distribution *d) {
+        return manager_find_device(d->manager, d->distributor_id);
+}
+
+static void arm(struct distribution *d, uint64_t delay_usec) {
+        uint64_t now = 0;
+        (void) sd_event_now(d->manager->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_source_set_time(d->timer, now + delay_usec);
+        (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
+}
+
+static void finish(struct distribution *d, enum distribution_state state) {
+        distribution_disconnect(d);
+        (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        d->state = state;
+        d->step = DISTRIBUTION_STEP_DONE;
+        d->finished_usec = now_realtime_usec();
+        for (size_t i = 0; i < d->n_targets; i++) {
+                struct distribution_target *t = &d->targets[i];
+                if (t->state != DISTRIBUTION_TARGET_PENDING && t->state != DISTRIBUTION_TARGET_ACTIVE)
+                        continue;
+                t->state = state == DISTRIBUTION_CANCELLED ? DISTRIBUTION_TARGET_CANCELLED
+                                                           : DISTRIBUTION_TARGET_FAILED;
+                if (!t->reason)
+                        t->reason = strdup(state == DISTRIBUTION_CANCELLED ? "cancelled"
+                                                                           : (d->error ?: "not updated"));
+        }
+        save(d);
+        log_info("Distribution %" PRIu64 ": %s%s%s", d->id, distribution_state_to_string(state),
+                 d->error ? ": " : "", d->error ?: "");
+        emit_state(d);
+}
+
+/* The distribution cannot go on (the Distributor refuses, the image is
+ * gone): every target not updated fails with the reason. */
+_printf_(2, 3) static void fail(struct distribution *d, const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        free(d->error);
+        d->error = s;
+        finish(d, DISTRIBUTION_FAILED);
+}
+
+/* ---- the mesh targets in the inventory ---- */
+
+static void target_device_update(struct distribution *d, const struct distribution_target *t, bool updated) {
+        struct device *dev = manager_find_device(d->manager, t->device_id);
+        struct image *img = manager_find_image(d->manager, d->image_id);
+
+        if (!dev || !dev->mesh)
+                return;
+        dev->mesh->phase = t->phase;
+        dev->mesh->status = t->status;
+        dev->mesh->has_phase = true;
+        dev->mesh->updated_usec = now_realtime_usec();
+        if (updated && img) {
+                struct mcuboot_version v;
+                uint8_t fwid[SMP_MESH_FWID_MCUBOOT_LEN];
+                if (mcuboot_version_parse(img->version, &v) >= 0) {
+                        smp_mesh_fwid_from_version(&v, fwid);
+                        (void) smp_mesh_hex(fwid, sizeof(fwid), dev->mesh->fwid, sizeof(dev->mesh->fwid));
+                }
+                snprintf(dev->mesh->version, sizeof(dev->mesh->version), "%s", img->version);
+        }
+        int r = db_mesh_target_save(d->manager->db, dev);
+        if (r < 0)
+                log_warning_errno(r, "Mesh target %s: cannot record its state: %m", dev->conn);
+        manager_emit(d->manager, MANAGER_EVENT_DEVICE_CHANGED, dev, NULL, NULL);
+}
+
+/* ---- commands ---- */
+
+typedef void (*reply_fn)(struct distribution *d, const struct smp_shell_result *r);
+
+static void lost(struct distribution *d, int error) {
+        log_full_errno(LOG_NOTICE, error, NULL, NULL, NULL,
+                       "Distribution %" PRIu64 ": lost the Distributor (%m); reconnecting in %" PRIu64 " ms",
+                       d->id, d->reconnect_usec / 1000);
+        set_error(d, "lost the Distributor: %s", strerror(-error));
+        /* Torn down from the timer, never inside the session's callback. */
+        d->lost = true;
+        d->busy = false;
+        arm(d, d->reconnect_usec);
+        d->reconnect_usec = MIN(d->reconnect_usec * 2, (uint64_t) DISTRIBUTION_RECONNECT_MAX_USEC);
+}
+
+static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, void *userdata) {
+        struct distribution *d = userdata;
+        reply_fn fn = d->reply;
+
+        (void) x;
+        d->reply = NULL;
+        d->exec = NULL;
+        d->busy = false;
+        if (r->error == -EREMOTEIO) {
+                fail(d, "the Distributor refused a shell command (SMP rc %" PRId64 ", group %" PRIu64 " rc %" PRIu64
+                        "): is it a Distributor with shell management?", r->status.rc, r->status.err_group,
+                     r->status.err_rc);
+                return;
+        }
+        if (r->error < 0) {
+                lost(d, r->error);
+                return;
+        }
+        d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
+        fn(d, r);
+}
+
+_printf_(4, 5) static void exec(struct distribution *d, bool idempotent, reply_fn fn, const char *fmt, ...) {
+        struct smp_shell_exec_params p = {
+                .cmd_buf_size = d->shell_buf,
+                .timeout_usec = DISTRIBUTION_COMMAND_TIMEOUT_USEC,
+                .idempotent = idempotent,
+        };
+        char line[1024];
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+
+        log_debug("Distribution %" PRIu64 ": %s", d->id, line);
+        d->busy = true;
+        d->reply = fn;
+        r = smp_shell_exec_line(d->session, line, &p, on_exec, d, &d->exec);
+        if (r == -E2BIG) {
+                d->busy = false;
+                fail(d, "the command '%s' does not fit the Distributor's shell buffer", line);
+        } else if (r < 0) {
+                d->busy = false;
+                lost(d, r);
+        }
+}
+
+static void next(struct distribution *d) {
+        arm(d, 0);
+}
+
+/* ---- the steps ---- */
+
+static void step_to(struct distribution *d, enum distribution_step step) {
+        d->step = step;
+        save(d);
+        next(d);
+}
+
+static void set_state(struct distribution *d, enum distribution_state s) {
+        if (d->state == s)
+                return;
+        d->state = s;
+        save(d);
+        emit_state(d);
+}
+
+static bool deadline_passed(const struct distribution *d) {
+        return d->policy.deadline_usec && now_realtime_usec() >= d->policy.deadline_usec;
+}
+
+static size_t count_targets(const struct distribution *d, enum distribution_target_state s) {
+        size_t n = 0;
+        for (size_t i = 0; i < d->n_targets; i++)
+                n += d->targets[i].state == s;
+        return n;
+}
+
+static struct distribution_target *target_by_addr(struct distribution *d, uint16_t addr) {
+        for (size_t i = 0; i < d->n_targets; i++)
+                if (d->targets[i].addr == addr)
+                        return &d->targets[i];
+        return NULL;
+}
+
+/* upload */
+
+static void on_upload_done(struct smp_update *u, const struct smp_update_result *res, void *userdata) {
+        struct distribution *d = userdata;
+
+        (void) u;
+        d->upload = NULL;
+        d->busy = false;
+        if (res->error < 0) {
+                if (res->error == -EREMOTEIO) {
+                        fail(d, "the Distributor refused the upload into its slot 1 (SMP rc %" PRId64 ")",
+                             res->status.rc);
+                        return;
+                }
+                lost(d, res->error);
+                return;
+        }
+        d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
+        log_info("Distribution %" PRIu64 ": image in the Distributor's slot 1%s", d->id,
+                 res->upload_skipped ? " already" : "");
+        step_to(d, DISTRIBUTION_STEP_SLOT);
+}
+
+static void run_upload(struct distribution *d) {
+        struct image *img = manager_find_image(d->manager, d->image_id);
+        const uint8_t *data;
+        size_t len;
+        int r;
+
+        if (!img) {
+                fail(d, "the image %s is gone", d->image_id);
+                return;
+        }
+        if (!d->image_mapped) {
+                r = image_map(img, &data, &len);
+                if (r < 0) {
+                        fail(d, "cannot read the image: %s", strerror(-r));
+                        return;
+                }
+                d->image_mapped = img;
+        } else {
+                data = img->map;
+                len = img->map_len;
+        }
+        /* Upload only: slot 1 is the Distributor's own secondary slot,
+         * and a test or confirm would make it boot the targets' image. */
+        const struct smp_update_params p = {
+                .data = data,
+                .len = len,
+                .mode = SMP_UPDATE_UPLOAD_ONLY,
+                .has_image = true,
+                .image = 0,
+                .done = on_upload_done,
+                .userdata = d,
+        };
+        d->busy = true;
+        r = smp_update_start(d->session, &p, &d->upload);
+        if (r < 0) {
+                d->busy = false;
+                fail(d, "cannot start the upload: %s", strerror(-r));
+        }
+}
+
+/* slot */
+
+static void on_slot_add(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_slot_add_result res;
+
+        if (smp_mesh_slot_add_parse(r->output, r->output_len, &res) < 0) {
+                fail(d, "slot add: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                return;
+        }
+        switch (res.outcome) {
+        case SMP_MESH_SLOT_ADDED:
+                d->slot_idx = (uint16_t) res.idx;
+                log_info("Distribution %" PRIu64 ": slot %u registered", d->id, d->slot_idx);
+                step_to(d, DISTRIBUTION_STEP_ROUND);
+                return;
+        case SMP_MESH_SLOT_NO_FREE_SLOT:
+        case SMP_MESH_SLOT_FAILED:
+                fail(d, "the Distributor has no free DFU slot");
+                return;
+        case SMP_MESH_SLOT_COMMIT_FAILED:
+                fail(d, "the Distributor cannot register the image (error %d)", res.err);
+                return;
+        }
+}
+
+static void on_slot_del(struct distribution *d, const struct smp_shell_result *r) {
+        struct image *img = manager_find_image(d->manager, d->image_id);
+        struct mcuboot_version v;
+        uint8_t fwid[SMP_MESH_FWID_MCUBOOT_LEN];
+        char line[256];
+
+        (void) r; /* "All slots deleted." or nothing to delete: either way */
+        if (!img || mcuboot_version_parse(img->version, &v) < 0) {
+                fail(d, "the image %s is gone", d->image_id);
+                return;
+        }
+        smp_mesh_fwid_from_version(&v, fwid);
+        int k = smp_mesh_slot_add_cmd((uint32_t) img->file_size, fwid, sizeof(fwid), NULL, 0, line, sizeof(line));
+        if (k < 0) {
+                fail(d, "cannot write the slot add command: %s", strerror(-k));
+                return;
+        }
+        exec(d, false, on_slot_add, "%s", line);
+}
+
+static void run_slot(struct distribution *d) {
+        exec(d, false, on_slot_del, "mesh models dfu slot del-all");
+}
+
+/* round */
+
+static void on_start(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_dfd_state st;
+
+        if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
+                fail(d, "dfd start: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                return;
+        }
+        if (st.status != SMP_MESH_DFD_SUCCESS) {
+                fail(d, "the Distributor refused to start: %s",
+                     smp_mesh_dfd_status_to_string(st.status) ?: "unknown status");
+                return;
+        }
+        d->poll_usec = d->policy.poll_min_usec;
+        set_state(d, DISTRIBUTION_RUNNING);
+        step_to(d, DISTRIBUTION_STEP_TRANSFER);
+}
+
+static void send_start(struct distribution *d) {
+        const struct smp_mesh_dfd_start_params p = {
+                .app_idx = d->policy.app_idx,
+                .slot_idx = d->slot_idx,
+                .group = d->policy.group,
+                .apply = d->policy.apply == DISTRIBUTION_APPLY_NOW,
+                .ttl = d->policy.ttl,
+                .timeout_base = d->policy.timeout_base,
+                .xfer_mode = d->policy.xfer_mode,
+        };
+        char line[256];
+        int k = smp_mesh_dfd_start_cmd(&p, line, sizeof(line));
+        if (k < 0) {
+                fail(d, "cannot write the start command: %s", strerror(-k));
+                return;
+        }
+        exec(d, false, on_start, "%s", line);
+}
+
+static void on_receivers_add(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_receivers_status st;
+
+        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 || r->ret < 0 ||
+            st.status != SMP_MESH_DFD_SUCCESS) {
+                fail(d, "the Distributor refused receivers (ret %" PRId64 "): %.80s", r->ret, r->output);
+                return;
+        }
+        d->line++;
+        if (d->line < d->n_lines) {
+                exec(d, false, on_receivers_add, "%s", d->lines[d->line]);
+                return;
+        }
+        send_start(d);
+}
+
+static void on_receivers_delete(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_receivers_status st;
+
+        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 ||
+            st.status != SMP_MESH_DFD_SUCCESS) {
+                fail(d, "the Distributor cannot clear its receivers: %.80s", r->output);
+                return;
+        }
+        d->line = 0;
+        exec(d, false, on_receivers_add, "%s", d->lines[0]);
+}
+
+/* Picks the round's receivers: the targets already active (a round the
+ * Distributor forgot), else up to targets_max pending ones, which spend
+ * an attempt. */
+static void run_round(struct distribution *d) {
+        _cleanup_free_ struct smp_mesh_receiver *rx = calloc(d->n_targets, sizeof(*rx));
+        size_t n = 0;
+        int r;
+
+        if (!rx) {
+                lost(d, -ENOMEM);
+                return;
+        }
+        for (size_t i = 0; i < d->n_targets; i++)
+                if (d->targets[i].state == DISTRIBUTION_TARGET_ACTIVE)
+                        rx[n++] = (struct smp_mesh_receiver) { .addr = d->targets[i].addr };
+        if (n == 0) {
+                if (deadline_passed(d)) {
+                        set_error(d, "the deadline passed");
+                        finish(d, DISTRIBUTION_FAILED);
+                        return;
+                }
+                for (size_t i = 0; i < d->n_targets && n < d->targets_max; i++) {
+                        struct distribution_target *t = &d->targets[i];
+                        if (t->state != DISTRIBUTION_TARGET_PENDING)
+                                continue;
+                        t->state = DISTRIBUTION_TARGET_ACTIVE;
+                        t->attempts++;
+                        t->phase = SMP_MESH_DFU_PHASE_UNKNOWN;
+                        t->progress = 0;
+                        rx[n++] = (struct smp_mesh_receiver) { .addr = t->addr };
+                }
+                if (n == 0) {
+                        bool all = count_targets(d, DISTRIBUTION_TARGET_UPDATED) == d->n_targets;
+                        finish(d, all ? DISTRIBUTION_SUCCEEDED : DISTRIBUTION_FAILED);
+                        return;
+                }
+                d->rounds++;
+                save(d);
+                log_info("Distribution %" PRIu64 ": round %u with %zu receivers", d->id, d->rounds, n);
+        }
+        smp_strv_free(d->lines);
+        d->lines = NULL;
+        r = smp_mesh_receivers_add_cmds(rx, n, d->shell_buf, &d->lines, &d->n_lines);
+        if (r < 0) {
+                fail(d, "cannot write the receivers lines: %s", strerror(-r));
+                return;
+        }
+        set_state(d, DISTRIBUTION_RUNNING);
+        exec(d, false, on_receivers_delete, "mesh models dfd receivers-delete-all");
+}
+
+/* transfer and collect */
+
+static void poll_later(struct distribution *d) {
+        if (d->changed_since_poll)
+                d->poll_usec = d->policy.poll_min_usec;
+        else
+                d->poll_usec = MIN(d->poll_usec * 2, d->policy.poll_max_usec);
+        d->changed_since_poll = false;
+        arm(d, d->poll_usec);
+}
+
+static void emit_progress(struct distribution *d) {
+        uint64_t now = now_realtime_usec();
+        if (now - d->last_progress_emit_usec < 250000)
+                return;
+        d->last_progress_emit_usec = now;
+        manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
+}
+
+static void end_round(struct distribution *d);
+
+static void on_page(struct distribution *d, const struct smp_shell_result *r);
+
+static void read_page(struct distribution *d) {
+        exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, RECEIVERS_PAGE);
+}
+
+static void after_pages(struct distribution *d) {
+        switch (d->dfd_phase) {
+        case SMP_MESH_DFD_PHASE_COMPLETED:
+        case SMP_MESH_DFD_PHASE_FAILED:
+                end_round(d);
+                return;
+        case SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS:
+                if (d->policy.apply == DISTRIBUTION_APPLY_VERIFY_ONLY) {
+                        set_state(d, DISTRIBUTION_VERIFIED);
+                        if (d->want_apply) {
+                                d->want_apply = false;
+                                d->pending_cmd = "mesh models dfd apply";
+                                next(d);
+                                return;
+                        }
+                }
+                break;
+        case SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED:
+                set_state(d, DISTRIBUTION_SUSPENDED);
+                break;
+        default:
+                if (d->state != DISTRIBUTION_RUNNING)
+                        set_state(d, DISTRIBUTION_RUNNING);
+                break;
+        }
+        if (d->changed_since_poll) {
+                save(d);
+                emit_progress(d);
+        }
+        poll_later(d);
+}
+
+static void on_page(struct distribution *d, const struct smp_shell_result *r) {
+        _cleanup_free_ struct smp_mesh_receivers_page *pg = malloc(sizeof(*pg));
+
+        if (!pg) {
+                lost(d, -ENOMEM);
+                return;
+        }
+        if (smp_mesh_receivers_page_parse(r->output, r->output_len, pg) < 0 || pg->n_targets == 0) {
+                /* No receivers (the Distributor forgot them), or past the end. */
+                after_pages(d);
+                return;
+        }
+        for (size_t i = 0; i < pg->n_targets; i++) {
+                const struct smp_mesh_target *mt = &pg->targets[i];
+                struct distribution_target *t = target_by_addr(d, mt->blob_addr);
+                if (!t || t->state != DISTRIBUTION_TARGET_ACTIVE)
+                        continue;
+                uint8_t pct = (uint8_t) smp_mesh_progress_percent(mt->progress);
+                if (t->phase != mt->phase || t->status != mt->status || t->progress != pct)
+                        d->changed_since_poll = true;
+                t->phase = mt->phase;
+                t->status = mt->status;
+                t->progress = pct;
+        }
+        uint16_t last = pg->targets[pg->n_targets - 1].index;
+        d->page_first = (uint16_t) (last + 1);
+        if (pg->has_target_cnt && d->page_first < pg->target_cnt) {
+                read_page(d);
+                return;
+        }
+        after_pages(d);
+}
+
+static void on_get(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_dfd_state st;
+
+        if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
+                fail(d, "dfd get: unexpected answer '%.80s'", r->output);
+                return;
+        }
+        if (st.phase != d->dfd_phase)
+                d->changed_since_poll = true;
+        d->dfd_phase = st.phase;
+        if (st.phase == SMP_MESH_DFD_PHASE_IDLE) {
+                /* It forgot the distribution: a reset (RAM state).  The
+                 * slot survives; the round goes again, without spending
+                 * an attempt. */
+                log_notice("Distribution %" PRIu64 ": the Distributor is idle mid-round (reset?): "
+                           "starting the round again", d->id);
+                d->rounds_lost++;
+                step_to(d, DISTRIBUTION_STEP_ROUND);
+                return;
+        }
+        d->page_first = 0;
+        read_page(d);
+}
+
+static void run_transfer(struct distribution *d) {
+        if (d->pending_cmd) {
+                const char *cmd = d->pending_cmd;
+                d->pending_cmd = NULL;
+                exec(d, false, on_get, "%s", cmd);
+                return;
+        }
+        if (d->want_suspend) {
+                d->want_suspend = false;
+                exec(d, false, on_get, "mesh models dfd suspend");
+                return;
+        }
+        if (d->want_resume) {
+                d->want_resume = false;
+                /* A start with the same parameters resumes a suspended
+                 * transfer (dfd_srv.c). */
+                send_start(d);
+                return;
+        }
+        exec(d, true, on_get, "mesh models dfd get");
+}
+
+static void on_cancel_done(struct distribution *d, const struct smp_shell_result *r) {
+        (void) r;
+        if (d->want_cancel) {
+                finish(d, DISTRIBUTION_CANCELLED);
+                return;
+        }
+        step_to(d, DISTRIBUTION_STEP_ROUND);
+}
+
+static void end_round(struct distribution *d) {
+        size_t ok = 0, bad = 0;
+
+        for (size_t i = 0; i < d->n_targets; i++) {
+                struct distribution_target *t = &d->targets[i];
+                if (t->state != DISTRIBUTION_TARGET_ACTIVE)
+                        continue;
+                if (t->phase == SMP_MESH_DFU_PHASE_APPLY_SUCCESS) {
+                        t->state = DISTRIBUTION_TARGET_UPDATED;
+                        t->progress = 100;
+                        free(t->reason);
+                        t->reason = NULL;
+                        ok++;
+                        target_device_update(d, t, true);
+                        continue;
+                }
+                free(t->reason);
+                if (asprintf(&t->reason, "round %u: phase %s, status %s", d->rounds,
+                             smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
+                             smp_mesh_dfu_status_to_string(t->status) ?: "?") < 0)
+                        t->reason = NULL;
+                bad++;
+                if (t->attempts < d->policy.max_attempts && !deadline_passed(d))
+                        t->state = DISTRIBUTION_TARGET_PENDING;
+                else
+                        t->state = DISTRIBUTION_TARGET_FAILED;
+                target_device_update(d, t, false);
+        }
+        log_info("Distribution %" PRIu64 ": round %u ended, %zu updated, %zu failed", d->id, d->rounds, ok, bad);
+        d->step = DISTRIBUTION_STEP_COLLECT;
+        save(d);
+        manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
+        /* Completed or failed goes back to idle only through cancel; a
+         * start with the same parameters would be a no-op otherwise. */
+        exec(d, false, on_cancel_done, "mesh models dfd cancel");
+}
+
+/* ---- connecting, and finding out where the Distributor stands ---- */
+
+static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_dfd_state st;
+
+        if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
+                fail(d, "dfd get: unexpected answer '%.80s'", r->output);
+                return;
+        }
+        d->synced = true;
+        d->dfd_phase = st.phase;
+        bool active = st.phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE ||
+                      st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS ||
+                      st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE ||
+                      st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED ||
+                      st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE;
+        bool ended = st.phase == SMP_MESH_DFD_PHASE_COMPLETED || st.phase == SMP_MESH_DFD_PHASE_FAILED;
+
+        switch (d->step) {
+        case DISTRIBUTION_STEP_UPLOAD:
+        case DISTRIBUTION_STEP_SLOT:
+                if (active) {
+                        fail(d, "the Distributor is busy with another distribution (phase %s)",
+                             smp_mesh_dfd_phase_to_string(st.phase) ?: "?");
+                        return;
+                }
+                if (ended) {
+                        /* An old distribution, finished: back to idle. */
+                        exec(d, false, on_sync, "mesh models dfd cancel");
+                        return;
+                }
+                break;
+        case DISTRIBUTION_STEP_ROUND:
+                /* Killed after start, before recording it: the round runs. */
+                if (active || ended)
+                        d->step = DISTRIBUTION_STEP_TRANSFER;
+                break;
+        case DISTRIBUTION_STEP_TRANSFER:
+                break;
+        case DISTRIBUTION_STEP_COLLECT:
+                /* The round was read; its cancel may not have been sent. */
+                if (ended || active) {
+                        exec(d, false, on_cancel_done, "mesh models dfd cancel");
+                        return;
+                }
+                d->step = DISTRIBUTION_STEP_ROUND;
+                break;
+        case DISTRIBUTION_STEP_DONE:
+        case _DISTRIBUTION_STEP_MAX:
+                return;
+        }
+        next(d);
+}
+
+static void on_caps(struct distribution *d, const struct smp_shell_result *r) {
+        struct smp_mesh_dfd_capabilities caps;
+
+        if (smp_mesh_dfd_capabilities_parse(r->output, r->output_len, &caps) < 0 || caps.targets_max == 0) {
+                fail(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get: '%.80s')",
+                     r->output);
+                return;
+        }
+        d->targets_max = MIN(caps.targets_max, DISTRIBUTION_TARGETS_MAX);
+        struct image *img = manager_find_image(d->manager, d->image_id);
+        if (img && caps.slot_max_size && img->file_size > caps.slot_max_size) {
+                fail(d, "the image (%" PRIu64 " bytes) is larger than the Distributor's slot (%" PRIu32 ")",
+                     img->file_size, caps.slot_max_size);
+                return;
+        }
+        exec(d, true, on_sync, "mesh models dfd get");
+}
+
+static void connect_distributor(struct distribution *d) {
+        struct device *dist = distributor_of(d);
+        int r;
+
+        distribution_disconnect(d);
+        d->lost = false;
+        d->synced = false;
+        if (!dist) {
+                fail(d, "its Distributor is gone");
+                return;
+        }
+        r = smp_session_open(d->manager->smp, d->manager->event, dist->conn, &d->session);
+        if (r < 0) {
+                lost(d, r);
+                return;
+        }
+        exec(d, true, on_caps, "mesh models dfd capabilities-get");
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct distribution *d = userdata;
+
+        (void) s;
+        (void) usec;
+        if (distribution_is_finished(d) || d->busy)
+                return 0;
+        if (d->lost || !d->session) {
+                if (d->want_cancel) {
+                        finish(d, DISTRIBUTION_CANCELLED);
+                        return 0;
+                }
+                connect_distributor(d);
+                return 0;
+        }
+        if (!d->synced) {
+                exec(d, true, on_caps, "mesh models dfd capabilities-get");
+                return 0;
+        }
+        if (d->want_cancel && d->step != DISTRIBUTION_STEP_COLLECT) {
+                if (d->step == DISTRIBUTION_STEP_TRANSFER || d->step == DISTRIBUTION_STEP_ROUND) {
+                        exec(d, false, on_cancel_done, "mesh models dfd cancel");
+                        return 0;
+                }
+                finish(d, DISTRIBUTION_CANCELLED);
+                return 0;
+        }
+        switch (d->step) {
+        case DISTRIBUTION_STEP_UPLOAD:
+                set_state(d, DISTRIBUTION_RUNNING);
+                run_upload(d);
+                break;
+        case DISTRIBUTION_STEP_SLOT:
+                run_slot(d);
+                break;
+        case DISTRIBUTION_STEP_ROUND:
+                run_round(d);
+                break;
+        case DISTRIBUTION_STEP_TRANSFER:
+                run_transfer(d);
+                break;
+        case DISTRIBUTION_STEP_COLLECT:
+                exec(d, false, on_cancel_done, "mesh models dfd cancel");
+                break;
+        case DISTRIBUTION_STEP_DONE:
+        case _DISTRIBUTION_STEP_MAX:
+                break;
+        }
+        return 0;
+}
+
+int distribution_attach(struct manager *m, struct distribution *d) {
+        int r;
+
+        struct distribution **g = realloc(m->distributions, (m->n_distributions + 1) * sizeof(*g));
+        if (!g)
+                return -ENOMEM;
+        m->distributions = g;
+        d->manager = m;
+        if (d->policy.poll_min_usec == 0)
+                d->policy.poll_min_usec = DISTRIBUTION_POLL_MIN_DEFAULT_USEC;
+        if (d->policy.poll_max_usec == 0)
+                d->policy.poll_max_usec = DISTRIBUTION_POLL_MAX_DEFAULT_USEC;
+        d->poll_usec = d->policy.poll_min_usec;
+        d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
+        d->shell_buf = SMP_SHELL_CMD_BUFF_SIZE_DEFAULT;
+        d->dfd_phase = 0xff;
+        if (m->event) {
+                r = sd_event_add_time(m->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, d);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        }
+        m->distributions[m->n_distributions++] = d;
+        return 0;
+}
+
+void distributions_start_all(struct manager *m) {
+        for (size_t i = 0; i < m->n_distributions; i++) {
+                struct distribution *d = m->distributions[i];
+                if (!distribution_is_finished(d) && d->timer)
+                        next(d);
+        }
+}
+
+void distributions_stop_all(struct manager *m) {
+        for (size_t i = 0; i < m->n_distributions; i++) {
+                struct distribution *d = m->distributions[i];
+                distribution_disconnect(d);
+                if (d->timer)
+                        (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        }
+}
+
+/* ---- the engine's calls ---- */
+
+void distribution_kick(struct distribution *d) {
+        if (!d->busy)
+                next(d);
+}
+
+int distribution_request(struct distribution *d, enum distribution_request req) {
+        switch (req) {
+        case DISTRIBUTION_REQUEST_CANCEL:
+                d->want_cancel = true;
+                /* An upload stops at once (it resumes if asked again);
+                 * a shell command in flight is answered first. */
+                if (d->upload) {
+                        smp_update_cancel(d->upload);
+                        d->upload = NULL;
+                        d->busy = false;
+                }
+                break;
+        case DISTRIBUTION_REQUEST_SUSPEND:
+                d->want_suspend = true;
+                break;
+        case DISTRIBUTION_REQUEST_RESUME:
+                d->want_resume = true;
+                break;
+        case DISTRIBUTION_REQUEST_APPLY:
+                d->want_apply = true;
+                break;
+        }
+        distribution_kick(d);
+        return 0;
+}

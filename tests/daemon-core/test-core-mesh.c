@@ -1,0 +1,508 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Mesh distributions in the daemon core: a manager on the test's loop, a
+ * real database, and an in-process smpsim device that is a Bluetooth
+ * Mesh Distributor (tools/smpsim/sim-mesh.h) reached over the "udp"
+ * fleet, its time scaled so that a round takes tens of milliseconds.
+ *
+ *   - 1, 8 and 64 targets (64: eight rounds of targets_max 8, and one
+ *     round of 64 whose receivers take several shell lines) end with
+ *     every target on the new firmware, per the simulated nodes;
+ *   - verify only, then apply;
+ *   - two targets lost mid-transfer, re-driven in a later round;
+ *   - a target that fails to apply every time: the distribution fails
+ *     for it alone, with the reason, the others updated;
+ *   - the Distributor reset mid-transfer (it forgets the round);
+ *   - smpgwd stopped mid-distribution and started again on the files;
+ *   - Zephyr 3.4's wording and a Distributor answering "rc";
+ *   - the inventory: mesh:<id>/<addr> without a plugin, canonical form,
+ *     refusals.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "core-harness.h"
+#include "distribution.h"
+#include "sim-mesh.h"
+#include "smpgw/mesh-dfu.h"
+#include "test-util.h"
+
+#define SECONDS(n) ((uint64_t) (n) * 1000000u)
+#define DIST_DEV 1u
+
+struct mesh_setup {
+        unsigned n_targets;
+        unsigned targets_max;
+        enum sim_mesh_zephyr zephyr;
+        bool legacy_rc;
+        double time_scale;
+};
+
+static struct sim_mesh *make_distributor(struct core *c, const struct mesh_setup *s) {
+        struct sim_device *sd = core_sim(c, CORE_UDP, DIST_DEV);
+        struct sim_mesh_config cfg;
+
+        sim_mesh_config_init(&cfg);
+        cfg.n_targets = s->n_targets;
+        cfg.targets_max = s->targets_max ? s->targets_max : 8;
+        cfg.zephyr = s->zephyr;
+        cfg.legacy_rc = s->legacy_rc;
+        cfg.rate = 1000;
+        cfg.time_scale = s->time_scale > 0 ? s->time_scale : 200;
+        ASSERT_OK(sim_mesh_new(sd, &cfg, &sd->mesh));
+        return sd->mesh;
+}
+
+static void drop_distributor(struct core *c) {
+        struct sim_device *sd = core_sim(c, CORE_UDP, DIST_DEV);
+        sd->mesh = sim_mesh_free(sd->mesh);
+}
+
+/* The Distributor in the inventory with its role, and its targets. */
+static struct device *setup_inventory(struct core *c, unsigned n, struct device ***ret_targets) {
+        struct device *dist = core_add_device(c, CORE_UDP, DIST_DEV);
+        struct engine_error e;
+        struct device **t = calloc(n, sizeof(*t));
+        bool created;
+
+        ASSERT_TRUE(t);
+        ASSERT_OK(engine_device_set_role(c->m, dist, DEVICE_ROLE_MESH_DISTRIBUTOR, &e));
+        for (unsigned i = 0; i < n; i++) {
+                ASSERT_OK(engine_mesh_target_add(c->m, dist, (uint16_t) (0x0100 + i), "rest", &t[i], &created, &e));
+                ASSERT_TRUE(created);
+                ASSERT_TRUE(t[i]->mesh);
+                ASSERT_STREQ(t[i]->transport, "mesh");
+        }
+        *ret_targets = t;
+        return dist;
+}
+
+static struct distribution *start(struct core *c, struct device *dist, struct image *img, struct device **t,
+                                  unsigned n, enum distribution_apply apply, unsigned attempts) {
+        const struct distribution_policy p = {
+                .apply = apply,
+                .max_attempts = attempts,
+                .poll_min_usec = 10000,
+                .poll_max_usec = 40000,
+        };
+        struct distribution *d;
+        struct engine_error e;
+
+        ASSERT_OK(engine_distribution_start(c->m, dist, img, t, n, &p, &d, &e));
+        return d;
+}
+
+static bool finished(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && distribution_is_finished(d);
+}
+
+static struct distribution *wait_finished(struct core *c, uint64_t id, unsigned seconds) {
+        ASSERT_TRUE(core_run_until(c, finished, &id, SECONDS(seconds)));
+        return manager_find_distribution(c->m, id);
+}
+
+/* The version a simulated node runs now. */
+static char *node_version(struct sim_mesh *sm, uint16_t addr) {
+        json_t *st = sim_mesh_state(sm), *nodes = json_object_get(st, "targets"), *n;
+        size_t i;
+        char *v = NULL;
+
+        ASSERT_TRUE(json_is_array(nodes));
+        json_array_foreach(nodes, i, n)
+                if (json_integer_value(json_object_get(n, "addr")) == addr)
+                        v = strdup(json_string_value(json_object_get(n, "version")));
+        json_decref(st);
+        ASSERT_TRUE(v);
+        return v;
+}
+
+static void assert_all_updated(struct core *c, struct sim_mesh *sm, struct distribution *d, struct image *img) {
+        ASSERT_STREQ(distribution_state_to_string(d->state), "succeeded");
+        for (size_t i = 0; i < d->n_targets; i++) {
+                const struct distribution_target *t = &d->targets[i];
+                ASSERT_EQ(t->state, DISTRIBUTION_TARGET_UPDATED);
+                _cleanup_free_ char *v = node_version(sm, t->addr);
+                ASSERT_STREQ(v, img->version);
+                struct device *dev = manager_find_device(c->m, t->device_id);
+                ASSERT_TRUE(dev && dev->mesh);
+                ASSERT_STREQ(dev->mesh->version, img->version);
+                ASSERT_EQ(strlen(dev->mesh->fwid), 16u);
+        }
+}
+
+static void run_full(unsigned n, unsigned targets_max, enum sim_mesh_zephyr zephyr, bool legacy_rc,
+                     unsigned want_rounds) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) {
+                .n_targets = n, .targets_max = targets_max, .zephyr = zephyr, .legacy_rc = legacy_rc });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, n, &t);
+        struct image *img = core_add_image(c, 2048, 7);
+
+        struct distribution *d = start(c, dist, img, t, n, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->rounds, want_rounds);
+        ASSERT_TRUE(core_count_events(c, MANAGER_EVENT_DISTRIBUTION_STATE, d->id) >= 2);
+        ASSERT_EQ(c->events_outside_delivery, 0u);
+
+        /* Forgetting: the Distributor only once its targets are gone;
+         * then its finished distribution stays as a record. */
+        struct engine_error e;
+        uint64_t dist_id = dist->id, did = d->id;
+        ASSERT_EQ(engine_device_forget(c->m, dist, &e), -EBUSY);
+        ASSERT_TRUE(strstr(e.message, "mesh targets"));
+        for (unsigned i = 0; i < n; i++)
+                ASSERT_OK(engine_device_forget(c->m, t[i], &e));
+        ASSERT_OK(engine_device_forget(c->m, dist, &e));
+        core_run_for(c, 10000);
+        ASSERT_TRUE(!manager_find_device(c->m, dist_id));
+        ASSERT_TRUE(manager_find_distribution(c->m, did));
+        drop_distributor(c);
+        core_free(c);
+}
+
+static void test_full_1(void) {
+        run_full(1, 8, SIM_MESH_ZEPHYR_LATER, false, 1);
+}
+
+static void test_full_8(void) {
+        run_full(8, 8, SIM_MESH_ZEPHYR_LATER, false, 1);
+}
+
+/* 64 targets, 8 per round: 8 rounds. */
+static void test_full_64_rounds(void) {
+        run_full(64, 8, SIM_MESH_ZEPHYR_LATER, false, 8);
+}
+
+/* 64 receivers in one round: several receivers-add lines of at most 255
+ * characters. */
+static void test_full_64_one_round(void) {
+        run_full(64, 64, SIM_MESH_ZEPHYR_LATER, false, 1);
+}
+
+/* Zephyr 3.4: "Slot added. ID: N", hex addresses; and "rc" for "ret". */
+static void test_zephyr_3_4_legacy_rc(void) {
+        run_full(4, 8, SIM_MESH_ZEPHYR_3_4, true, 1);
+}
+
+static bool verified(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->state == DISTRIBUTION_VERIFIED;
+}
+
+static void test_verify_only_then_apply(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 8);
+        struct engine_error e;
+
+        struct distribution *d = start(c, dist, img, t, 3, DISTRIBUTION_APPLY_VERIFY_ONLY, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, verified, &id, SECONDS(20)));
+        /* Waiting: nobody applied, every node on the old firmware. */
+        core_run_for(c, 300000);
+        d = manager_find_distribution(c->m, id);
+        ASSERT_EQ(d->state, DISTRIBUTION_VERIFIED);
+        for (unsigned i = 0; i < 3; i++) {
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, "1.0.0+0");
+                ASSERT_EQ(d->targets[i].phase, SMP_MESH_DFU_PHASE_VERIFY_OK);
+        }
+        ASSERT_OK(engine_distribution_apply(c->m, d, &e));
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool round_ended_with_pending(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        for (size_t i = 0; d && i < d->n_targets; i++)
+                if (d->targets[i].state == DISTRIBUTION_TARGET_PENDING && d->targets[i].attempts > 0)
+                        return true;
+        return d && distribution_is_finished(d);
+}
+
+/* Two of eight lost at 40 %: the round completes for six (the
+ * Distributor calls that a success), the two are re-driven. */
+static void test_two_lost_redriven(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 8, .time_scale = 50 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 8, &t);
+        struct image *img = core_add_image(c, 2048, 9);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0102:lost-at=40", &why));
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0105:lost-at=40", &why));
+        struct distribution *d = start(c, dist, img, t, 8, DISTRIBUTION_APPLY_NOW, 3);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, round_ended_with_pending, &id, SECONDS(20)));
+        d = manager_find_distribution(c->m, id);
+        ASSERT_TRUE(!distribution_is_finished(d));
+        ASSERT_EQ(d->targets[2].state, DISTRIBUTION_TARGET_PENDING);
+        ASSERT_EQ(d->targets[5].state, DISTRIBUTION_TARGET_PENDING);
+        ASSERT_TRUE(d->targets[2].reason != NULL);
+        ASSERT_EQ(d->targets[0].state, DISTRIBUTION_TARGET_UPDATED);
+        /* They come back in range. */
+        sim_mesh_clear_faults(sm);
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->rounds, 2u);
+        ASSERT_EQ(d->targets[2].attempts, 2u);
+        ASSERT_EQ(d->targets[0].attempts, 1u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* One target fails to apply, every time: after its attempts the
+ * distribution fails for it alone; the Distributor's own "completed" is
+ * not taken for a success. */
+static void test_apply_fail(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 4 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 4, &t);
+        struct image *img = core_add_image(c, 2048, 10);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:apply-fail", &why));
+        struct distribution *d = start(c, dist, img, t, 4, DISTRIBUTION_APPLY_NOW, 2);
+        d = wait_finished(c, d->id, 30);
+        ASSERT_STREQ(distribution_state_to_string(d->state), "failed");
+        ASSERT_EQ(d->rounds, 2u);
+        ASSERT_EQ(d->targets[1].state, DISTRIBUTION_TARGET_FAILED);
+        ASSERT_EQ(d->targets[1].attempts, 2u);
+        ASSERT_TRUE(d->targets[1].reason && strstr(d->targets[1].reason, "apply"));
+        for (unsigned i = 0; i < 4; i++) {
+                if (i == 1)
+                        continue;
+                ASSERT_EQ(d->targets[i].state, DISTRIBUTION_TARGET_UPDATED);
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, img->version);
+        }
+        _cleanup_free_ char *v = node_version(sm, 0x0101);
+        ASSERT_STREQ(v, "1.0.0+0");
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool transferring(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->step == DISTRIBUTION_STEP_TRANSFER && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE;
+}
+
+/* The Distributor resets mid-transfer: it comes back idle without
+ * receivers, with its slot; the round goes again without spending an
+ * attempt. */
+static void test_distributor_reset(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 4, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 4, &t);
+        struct image *img = core_add_image(c, 2048, 11);
+
+        struct distribution *d = start(c, dist, img, t, 4, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        sim_fleet_reboot(c->fleets[CORE_UDP], DIST_DEV, 200000);
+        d = wait_finished(c, id, 30);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_TRUE(d->rounds_lost >= 1);
+        ASSERT_EQ(d->rounds, 1u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* smpgwd stops mid-transfer and starts again on the same files: the
+ * distribution is read back, reconnects, finds the round running and
+ * finishes it. */
+static void test_restart_mid_distribution(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 8, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 8, &t);
+        struct image *img = core_add_image(c, 2048, 12);
+        char version[32];
+
+        snprintf(version, sizeof(version), "%s", img->version);
+        struct distribution *d = start(c, dist, img, t, 8, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        core_restart(c);
+        d = manager_find_distribution(c->m, id);
+        ASSERT_TRUE(d);
+        ASSERT_TRUE(!distribution_is_finished(d));
+        ASSERT_EQ(d->step, DISTRIBUTION_STEP_TRANSFER);
+        d = wait_finished(c, id, 30);
+        ASSERT_STREQ(distribution_state_to_string(d->state), "succeeded");
+        ASSERT_EQ(d->rounds, 1u);
+        for (size_t i = 0; i < d->n_targets; i++) {
+                _cleanup_free_ char *v = node_version(sm, d->targets[i].addr);
+                ASSERT_STREQ(v, version);
+        }
+        /* And once more after it finished: the result is on disk. */
+        core_restart(c);
+        d = manager_find_distribution(c->m, id);
+        ASSERT_TRUE(d && d->state == DISTRIBUTION_SUCCEEDED && d->n_targets == 8);
+        struct device *dev = manager_find_device(c->m, d->targets[3].device_id);
+        ASSERT_TRUE(dev && dev->mesh);
+        ASSERT_STREQ(dev->mesh->version, version);
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool uploading(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->step == DISTRIBUTION_STEP_UPLOAD && d->upload;
+}
+
+/* Cancelled mid-upload: it stops there, every target cancelled, the
+ * Distributor untouched (no slot registered, no receivers). */
+static void test_cancel_mid_upload(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 200000, 13);
+        struct engine_error e;
+
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, uploading, &id, SECONDS(10)));
+        ASSERT_OK(engine_distribution_cancel(c->m, d, &e));
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_CANCELLED);
+        ASSERT_EQ(d->targets[0].state, DISTRIBUTION_TARGET_CANCELLED);
+        ASSERT_EQ(engine_distribution_cancel(c->m, d, &e), -EALREADY);
+        json_t *st = sim_mesh_state(sm);
+        ASSERT_EQ(json_array_size(json_object_get(st, "slots")), 0u);
+        json_decref(st);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* mesh:<id>/<addr> goes into the inventory without a plugin, in
+ * canonical form; refusals name the reason. */
+static void test_inventory(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *plain = core_add_device(c, CORE_UDP, 2);
+        struct device *dist = core_add_device(c, CORE_UDP, DIST_DEV), *tgt, *again;
+        struct engine_error e;
+        bool created;
+        char conn[64];
+
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/256", dist->id);
+        ASSERT_OK(engine_device_add(c->m, conn, "rest", &tgt, &created, &e));
+        ASSERT_TRUE(created);
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0x0100", dist->id);
+        ASSERT_STREQ(tgt->conn, conn);
+        ASSERT_TRUE(engine_device_lookup(c->m, "mesh:2/0x100") == (dist->id == 2 ? tgt : NULL));
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0x100", dist->id);
+        ASSERT_TRUE(engine_device_lookup(c->m, conn) == tgt);
+        ASSERT_OK(engine_device_add(c->m, conn, "rest", &again, &created, &e));
+        ASSERT_TRUE(!created);
+        ASSERT_TRUE(again == tgt);
+        ASSERT_EQ(engine_device_add(c->m, "mesh:999/0x0100", "rest", &again, &created, &e), -EINVAL);
+        ASSERT_TRUE(strstr(e.message, "no device 999"));
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0xc000", dist->id);
+        ASSERT_EQ(engine_device_add(c->m, conn, "rest", &again, &created, &e), -EINVAL);
+        ASSERT_EQ(engine_device_probe(c->m, tgt, &e), -EOPNOTSUPP);
+
+        /* A distribution needs the role, and targets behind it. */
+        struct image *img = core_add_image(c, 1024, 3);
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &tgt, 1, NULL, NULL, &e), -EMEDIUMTYPE);
+        ASSERT_OK(engine_device_set_role(c->m, dist, DEVICE_ROLE_MESH_DISTRIBUTOR, &e));
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &plain, 1, NULL, NULL, &e), -EMEDIUMTYPE);
+        ASSERT_EQ(e.index, 0);
+        ASSERT_EQ(engine_device_set_role(c->m, tgt, DEVICE_ROLE_MESH_DISTRIBUTOR, &e), -EINVAL);
+        /* The role is kept across a restart. */
+        uint64_t dist_id = dist->id, tgt_id = tgt->id;
+        core_restart(c);
+        dist = manager_find_device(c->m, dist_id);
+        tgt = manager_find_device(c->m, tgt_id);
+        ASSERT_TRUE(dist->role && streq(dist->role, DEVICE_ROLE_MESH_DISTRIBUTOR));
+        ASSERT_TRUE(tgt->mesh && tgt->mesh->addr == 0x0100 && tgt->mesh->distributor_id == dist_id);
+
+        /* [devices] add takes mesh targets too (their Distributor known). */
+        core_stop(c);
+        c->config->devices = calloc(2, sizeof(char *));
+        ASSERT_TRUE(c->config->devices);
+        ASSERT_TRUE(asprintf(&c->config->devices[0], "mesh:%" PRIu64 "/512", dist_id) > 0);
+        c->config->n_devices = 1;
+        core_start(c);
+        snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0x0200", dist_id);
+        struct device *cfg = manager_find_device_by_conn(c->m, conn);
+        ASSERT_TRUE(cfg && cfg->mesh && streq(cfg->source, "config"));
+        core_free(c);
+}
+
+/* A probe finds a Distributor by asking dfd capabilities-get through
+ * shell management; a plain device stays plain. */
+static void test_role_detected(void) {
+        struct core *c = core_new();
+        core_start(c);
+        make_distributor(c, &(struct mesh_setup) { .n_targets = 1 });
+        struct device *dist = core_add_device(c, CORE_UDP, DIST_DEV), *plain = core_add_device(c, CORE_UDP, 2);
+        uint64_t dist_id = dist->id, plain_id = plain->id;
+
+        ASSERT_TRUE(dist->role && streq(dist->role, DEVICE_ROLE_MESH_DISTRIBUTOR));
+        ASSERT_TRUE(!plain->role);
+        ASSERT_EQ(dist->state, DEVICE_ONLINE);
+        ASSERT_EQ(plain->state, DEVICE_ONLINE);
+        core_restart(c);
+        ASSERT_TRUE(manager_find_device(c->m, dist_id)->role);
+        ASSERT_TRUE(!manager_find_device(c->m, plain_id)->role);
+        drop_distributor(c);
+        core_free(c);
+}
+
+static void test_estimate(void) {
+        struct distribution_estimate_input in = {
+                .image_size = 200 * 1024, .n_targets = 64, .targets_max = 8,
+                .upload_rate = 20000, .mesh_rate = 1000,
+        };
+        double s, radio;
+
+        ASSERT_OK(distribution_estimate(&in, &s));
+        ASSERT_OK(distribution_estimate_radio(&in, &radio));
+        /* 10.24 s upload + 8 rounds of (10 + 204.8) s */
+        ASSERT_TRUE(s > 1728.0 && s < 1729.0);
+        ASSERT_TRUE(radio > 10.23 && radio < 10.25);
+        in.n_targets = 0;
+        ASSERT_EQ(distribution_estimate(&in, &s), -EINVAL);
+
+        struct distribution_direct_input dir = {
+                .image_size = 200 * 1024, .n_targets = 64, .links = 7, .link_rate = 20000, .swap_seconds = 20,
+        };
+        ASSERT_OK(distribution_estimate_direct(&dir, &s, &radio));
+        /* 10 waves of 10.24 s, plus the last swap; 64 uploads of radio */
+        ASSERT_TRUE(s > 122.3 && s < 122.5);
+        ASSERT_TRUE(radio > 655.3 && radio < 655.4);
+        /* holding the link through the swap: 10 waves of 30.24 s */
+        dir.swap_holds_link = true;
+        ASSERT_OK(distribution_estimate_direct(&dir, &s, &radio));
+        ASSERT_TRUE(s > 302.3 && s < 302.5);
+}
+
+TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
+          TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
+          TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
+          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload))
