@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "db.h"
 #include "bus.h"
+#include "hawkbit.h"
 #include "log.h"
 #include "manager.h"
 #include "rest.h"
@@ -638,6 +639,9 @@ int manager_start(struct manager *m) {
                 if (r < 0)
                         return r;
         }
+        r = hawkbit_start(m, &m->hawkbit);
+        if (r < 0)
+                return r;
         /* Jobs that were queued or running when we stopped go on now. */
         manager_schedule_jobs(m);
         return 0;
@@ -647,6 +651,8 @@ void manager_stop(struct manager *m) {
         if (m->stopping)
                 return;
         m->stopping = true;
+        /* First: it must not start anything on what stops below. */
+        m->hawkbit = hawkbit_free(m->hawkbit);
         m->discovery = discovery_free(m->discovery);
         for (size_t i = 0; i < m->n_devices; i++)
                 device_probe_cancel(m->devices[i]);

@@ -38,6 +38,7 @@ struct config;
 struct db;
 struct rest;
 struct bus_api;
+struct hawkbit;
 struct smp_context;
 struct mcuboot_key;
 
@@ -102,6 +103,7 @@ struct manager {
         struct rest *rest;             /* owned, NULL when REST is off */
         struct bus_api *bus;           /* owned, NULL when D-Bus is off */
         struct discovery *discovery;   /* owned */
+        struct hawkbit *hawkbit;       /* owned, NULL when [hawkbit] is off */
         char *images_dir;              /* <state dir>/images */
         struct mcuboot_key **keys;     /* configured image signing keys */
         size_t n_keys;

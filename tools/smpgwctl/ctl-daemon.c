@@ -442,6 +442,7 @@ enum field_kind {
         FIELD_TIME,         /* µs since the epoch as RFC 3339; 0 is null */
         FIELD_OBJECT_ID,    /* an object path as the decimal id it ends in; "/" is null */
         FIELD_PARAMS,       /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
+        FIELD_HAWKBIT,      /* Hawkbit a{sv} as REST's object: "" and 0 are null */
 };
 
 struct field {
@@ -472,6 +473,7 @@ static const struct field device_fields[] = {
         { "last_error", "LastError", FIELD_STRING },
         { "job", "Job", FIELD_OBJECT_ID },
         { "images", "Images", FIELD_PLAIN },   /* per slot the same keys in both */
+        { "hawkbit", "Hawkbit", FIELD_HAWKBIT },
         {}
 };
 
@@ -566,6 +568,14 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 if (size == 0 && count == 0)
                         return json_null();
                 return json_pack("{s:I, s:I}", "buf_size", (json_int_t) size, "buf_count", (json_int_t) count);
+        }
+        case FIELD_HAWKBIT: {
+                const json_t *id = json_object_get(v, "action_id");
+                return json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", json_is_true(json_object_get(v, "managed")),
+                                 "controller_id", json_str(v, "controller_id")[0] ? json_string(json_str(v, "controller_id")) : json_null(),
+                                 "action_id", json_is_integer(id) && json_integer_value(id) != 0 ? json_deep_copy(id) : json_null(),
+                                 "last_feedback", json_str(v, "last_feedback")[0] ? json_string(json_str(v, "last_feedback")) : json_null(),
+                                 "feedback_queued", (json_int_t) json_u64(v, "feedback_queued"));
         }
         }
         return json_null();
