@@ -222,7 +222,8 @@ static void on_poll_done(struct hawkbit_request *req, int error, long status, co
         if (error == 0 && status == 200)
                 root = json_loadb(body, len, 0, &jerr);
         if (!json_is_object(root)) {
-                poll_failed(t, error, status ?: (error ? 0 : -1));
+                /* A 200 that is no JSON object is the server's fault too. */
+                poll_failed(t, error ?: (status == 200 ? -EBADMSG : 0), status);
                 json_decref(root);
                 hawkbit_poll_kick(hb);
                 return;

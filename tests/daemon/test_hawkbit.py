@@ -9,9 +9,9 @@ maintenance windows, feedback queued while the server is down (across a
 restart), and 1,000 exposed devices polling without a burst."""
 
 import collections
-import hashlib
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -216,6 +216,11 @@ class HawkbitTest(unittest.TestCase):
         finally:
             fake.stop()
 
+    def cpu_seconds(self, d):
+        with open("/proc/%d/stat" % d.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def jobs(self, d, device_id):
         _, doc = d.api("GET", "/api/v1/jobs?device=%d" % device_id, expect=200)
         return doc["jobs"]
@@ -325,6 +330,43 @@ class HawkbitTest(unittest.TestCase):
         finally:
             fake.stop()
 
+    # ---- configuration ----
+
+    def test_bad_configuration_refused(self):
+        token = os.path.join(self.tmp.name, "token")
+        with open(token, "w") as f:
+            f.write("secret\n")
+        big = os.path.join(self.tmp.name, "big-token")
+        with open(big, "w") as f:
+            f.write("x" * 5000)
+        spaced = os.path.join(self.tmp.name, "spaced-token")
+        with open(spaced, "w") as f:
+            f.write("two words\n")
+        ok = "[hawkbit]\nenabled=yes\nserver=http://127.0.0.1:9\ngateway_token_file=%s\n" % token
+        cases = [
+            ("[hawkbit]\nenabled=yes\ngateway_token_file=%s\n" % token, "server: an http:// or https:// URL"),
+            ("[hawkbit]\nenabled=yes\nserver=ftp://x\ngateway_token_file=%s\n" % token, "server: an http://"),
+            ("[hawkbit]\nenabled=yes\nserver=http://x\n", "gateway_token_file is required"),
+            (ok + "controller_id=mac\n", "controller_id must be 'id' or 'address'"),
+            (ok + "controller_id_prefix=a/b\n", "controller_id_prefix"),
+            (ok + "tenant=a b\n", "tenant"),
+            (ok + "expose=label:x\n", "expose: 'label:x'"),
+            (ok + "poll_min=100\npoll_max=10\n", "poll_min is larger than poll_max"),
+            (ok + "max_requests=0\n", "out of range"),
+            (ok.replace(token, big), "larger than the limit"),
+            (ok.replace(token, spaced), "space or a control character"),
+            (ok.replace(token, self.tmp.name), "directory"),
+        ]
+        for text, want in cases:
+            d = Daemon(config=text, start=False)
+            try:
+                p = subprocess.run(d.command(), capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+                self.assertNotEqual(p.returncode, 0, text)
+                self.assertIn(want, p.stderr.decode(), text)
+                self.assertNotIn("secret", p.stderr.decode())
+            finally:
+                d.stop()
+
     # ---- 1,000 devices, spread polls ----
 
     def test_1000_devices_poll_spread(self):
@@ -340,8 +382,10 @@ class HawkbitTest(unittest.TestCase):
             cfg = self.config(fake, conns, extra=extra) + "[devices]\nmax_probes=2\nprobe_timeout=1\n"
             with Daemon(config=cfg) as d:
                 start = time.monotonic()
+                cpu_before = self.cpu_seconds(d)
                 window = 3 * sleep + 2
                 time.sleep(window)
+                cpu = self.cpu_seconds(d) - cpu_before
                 with fake.lock:
                     polls = [t for t, _ in fake.polls if t >= start]
                     per_target = collections.Counter(c for t, c in fake.polls if t >= start)
@@ -351,7 +395,8 @@ class HawkbitTest(unittest.TestCase):
                      " ".join(str(r) for r in rates))
                 steady = rates[2:window - 1]
                 mean = sum(steady) / len(steady)
-                note("mean %.1f/s, max %d/s, min %d/s (after the first 2 s)", mean, max(steady), min(steady))
+                note("mean %.1f/s, max %d/s, min %d/s (after the first 2 s); smpgwd used %.1f s of CPU in %d s",
+                     mean, max(steady), min(steady), cpu, window)
                 self.assertEqual(len(per_target), n, "not every device polled")
                 self.assertGreater(mean, 0.6 * n / sleep)
                 self.assertLess(mean, 1.4 * n / sleep)
