@@ -59,6 +59,8 @@ class FakeDDI:
         self.unauthorized = 0
         self.artifact_requests = []       # (range header or None, status, bytes sent)
         self.drop_artifact_after = None   # the next artifact response stops after this many bytes
+        self.stall_artifact_after = None  # the next one stalls after this many bytes until stall_release
+        self.stall_release = threading.Event()
         self.requests = 0
         self.artifacts = {}               # filename -> bytes, as deploymentBase named them
         self.port = port
@@ -271,6 +273,8 @@ class FakeDDI:
         with self.lock:
             drop = self.drop_artifact_after
             self.drop_artifact_after = None
+            stall = self.stall_artifact_after
+            self.stall_artifact_after = None
         part = data[start:]
         h.send_response(status)
         h.send_header("Content-Type", "application/octet-stream")
@@ -279,6 +283,14 @@ class FakeDDI:
             h.send_header("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))
         h.send_header("Accept-Ranges", "bytes")
         h.end_headers()
+        if stall is not None:
+            h.wfile.write(part[:stall])
+            h.wfile.flush()
+            with self.lock:
+                self.artifact_requests.append((rng, status, stall))
+            self.stall_release.wait(60)
+            h.close_connection = True
+            return
         if drop is not None:
             h.wfile.write(part[:drop])
             h.wfile.flush()

@@ -278,6 +278,34 @@ class HawkbitTest(unittest.TestCase):
         finally:
             fake.stop()
 
+    def test_download_resumes_after_kill9(self):
+        """smpgwd killed during a download resumes it at the next start
+        from the bytes it had (.part file, the action's row)."""
+        data, digest = mcuimg.make_image((3, 1, 0, 0), 120 * 1024, seed=11)
+        fake = FakeDDI()
+        try:
+            with Sim(count=1) as sim:
+                conns = ["udp:127.0.0.1:%d" % sim.port]
+                with Daemon(config=self.config(fake, conns)) as d:
+                    cid = self.controller_ids(d, 1)[0]
+                    fake.stall_artifact_after = 40000
+                    a = fake.add_action(cid, ("k.bin", data))
+                    d.wait_for(lambda: fake.artifact_requests, timeout=30, what="the download under way")
+                    time.sleep(0.5)
+                    d.kill9()
+                    fake.stall_release.set()
+                    d.start()
+                    d.wait_for(lambda: a.state == "closed", timeout=60, what="closed after the restart")
+                    self.assertEqual(a.result, "success")
+                    self.assertEqual(fake.artifact_requests,
+                                     [(None, 200, 40000), ("bytes=40000-", 206, len(data) - 40000)])
+                    active = [s for s in sim.state(0)["slots"] if s["active"]][0]
+                    self.assertEqual(active["hash"], digest)
+                    self.assertEqual(os.listdir(os.path.join(d.state_dir, "hawkbit")), [],
+                                     "the .part file was left behind")
+        finally:
+            fake.stop()
+
     # ---- maintenance window ----
 
     def test_maintenance_window(self):
