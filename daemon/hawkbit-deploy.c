@@ -481,25 +481,27 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
         struct hawkbit_target *t = userdata;
         struct hawkbit *hb = t->hb;
         json_error_t jerr;
-        json_t *root = NULL;
+        _cleanup_(json_decrefp) json_t *root = NULL;
         enum hawkbit_type download = HAWKBIT_FORCED, update = HAWKBIT_FORCED;
         const char *problem = NULL, *url = NULL, *sha = NULL, *filename = NULL;
         uint64_t size = 0;
 
         t->base_get = NULL;
         hawkbit_poll_kick(hb);
-        if (error < 0 || status != 200 || !json_is_object(root = json_loadb(body, len, 0, &jerr))) {
+        /* json_is_object() is a macro that evaluates its argument twice:
+         * parse first. */
+        if (error == 0 && status == 200)
+                root = json_loadb(body, len, 0, &jerr);
+        if (!json_is_object(root)) {
                 /* The next poll asks again. */
                 log_info("hawkBit: %s: deploymentBase not read (%s, HTTP %ld)", t->controller_id,
                          error < 0 ? strerror(-error) : "bad answer", status);
-                json_decref(root);
                 return;
         }
         uint64_t id = json_id(json_object_get(root, "id"));
         json_t *dep = json_object_get(root, "deployment");
         if (id == 0) {
                 log_info("hawkBit: %s: deploymentBase without an id", t->controller_id);
-                json_decref(root);
                 return;
         }
         if (parse_type(json_object_get(dep, "download"), &download) < 0 ||
@@ -553,24 +555,17 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
                         action_run(t);
                 } else
                         hawkbit_action_save(t);
-                json_decref(root);
                 return;
         }
-        if (a && a->id == id) {
-                json_decref(root);
+        if (a && a->id == id)
                 return;   /* downloading, running or finished: nothing new */
-        }
-        if (a && a->state == HAWKBIT_ACTION_RUNNING) {
-                json_decref(root);
+        if (a && a->state == HAWKBIT_ACTION_RUNNING)
                 return;   /* the job of the previous action finishes first */
-        }
         if (a)
                 hawkbit_action_free(a);
         a = t->action = calloc(1, sizeof(*a));
-        if (!a) {
-                json_decref(root);
+        if (!a)
                 return;
-        }
         hb->stats.actions++;
         a->id = id;
         a->update = update;
@@ -596,7 +591,6 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
                 hawkbit_action_save(t);
         } else
                 action_fetch(t);
-        json_decref(root);
 }
 
 void hawkbit_deployment_seen(struct hawkbit_target *t, const char *href) {
@@ -630,7 +624,11 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
 
         t->cancel_get = NULL;
         hawkbit_poll_kick(hb);
-        if (error < 0 || status != 200 || !json_is_object(root = json_loadb(body, len, 0, &jerr))) {
+        /* json_is_object() is a macro that evaluates its argument twice:
+         * parse first. */
+        if (error == 0 && status == 200)
+                root = json_loadb(body, len, 0, &jerr);
+        if (!json_is_object(root)) {
                 json_decref(root);
                 return;
         }

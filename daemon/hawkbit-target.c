@@ -18,8 +18,15 @@
 #include "manager.h"
 #include "util.h"
 
+/* The rest of s after prefix, NULL when s does not start with it. */
+static const char *after_prefix(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
 bool hawkbit_device_exposed(const struct manager *m, const struct device *d) {
         const struct config *c = m->config;
+        const char *v;
 
         if (c->n_hawkbit_expose == 0)
                 return true;   /* the default: all */
@@ -27,14 +34,16 @@ bool hawkbit_device_exposed(const struct manager *m, const struct device *d) {
                 const char *e = c->hawkbit_expose[i];
                 if (streq(e, "all"))
                         return true;
-                if (strncmp(e, "transport:", 10) == 0 && streq(e + 10, d->transport))
+                /* fnmatch(), not strcmp(): a glob (transport:co*) costs nothing, and
+                 * gcc -fsanitize misreads the bounds of a strcmp() here. */
+                if ((v = after_prefix(e, "transport:")) && fnmatch(v, d->transport, 0) == 0)
                         return true;
-                if (strncmp(e, "name:", 5) == 0 && d->name && fnmatch(e + 5, d->name, 0) == 0)
+                if ((v = after_prefix(e, "name:")) && d->name && fnmatch(v, d->name, 0) == 0)
                         return true;
-                if (strncmp(e, "id:", 3) == 0) {
+                if ((v = after_prefix(e, "id:"))) {
                         char buf[24];
                         snprintf(buf, sizeof(buf), "%" PRIu64, d->id);
-                        if (streq(e + 3, buf))
+                        if (streq(v, buf))
                                 return true;
                 }
         }
