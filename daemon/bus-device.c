@@ -20,6 +20,7 @@
 #include "distribution.h"
 #include "smpgw/mesh-dfu.h"
 #include "engine.h"
+#include "hawkbit.h"
 #include "manager.h"
 #include "util.h"
 
@@ -108,6 +109,22 @@ static int device_get_images(sd_bus *bus, const char *path, const char *interfac
                         return r;
         }
         return sd_bus_message_close_container(reply);
+}
+
+/* The hawkBit client's view of the device (doc/hawkbit.md); managed
+ * false and the rest empty when hawkBit is off or it is not exposed. */
+static int device_get_hawkbit(sd_bus *bus, const char *path, const char *interface, const char *property,
+                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+        struct hawkbit_device_status st;
+
+        hawkbit_device_status(d->manager->hawkbit, d->id, &st);
+        return sd_bus_message_append(reply, "a{sv}", 5,
+                                     "managed", "b", st.managed,
+                                     "controller_id", "s", st.controller_id ?: "",
+                                     "action_id", "t", st.action_id,
+                                     "last_feedback", "s", st.last_feedback ?: "",
+                                     "feedback_queued", "u", st.feedback_queued);
 }
 
 static int device_set_name_property(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -266,6 +283,8 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("LastError", "s", device_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Job", "o", device_get_job, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Images", "aa{sv}", device_get_images, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* Read when asked: it changes with every poll answer, too often to signal. */
+        SD_BUS_PROPERTY("Hawkbit", "a{sv}", device_get_hawkbit, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Probe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, device_method_probe,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Forget", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, device_method_forget,

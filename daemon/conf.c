@@ -102,6 +102,19 @@ static const struct config_key config_keys[] = {
         K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
         K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
         K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
+        K("hawkbit", "enabled", KEY_BOOL, hawkbit_enabled, 0, 0),
+        K("hawkbit", "server", KEY_STRING, hawkbit_server, 0, 0),
+        K("hawkbit", "tenant", KEY_STRING, hawkbit_tenant, 0, 0),
+        K("hawkbit", "gateway_token_file", KEY_STRING, hawkbit_token_file, 0, 0),
+        K("hawkbit", "poll_min", KEY_SECONDS, hawkbit_poll_min_usec, 1, 86400),
+        K("hawkbit", "poll_max", KEY_SECONDS, hawkbit_poll_max_usec, 1, 7 * 86400),
+        K("hawkbit", "start_spread", KEY_SECONDS, hawkbit_start_spread_usec, 1, 86400),
+        L("hawkbit", "expose", hawkbit_expose, n_hawkbit_expose),
+        K("hawkbit", "controller_id_prefix", KEY_STRING, hawkbit_id_prefix, 0, 0),
+        K("hawkbit", "controller_id", KEY_STRING, hawkbit_id_scheme, 0, 0),
+        K("hawkbit", "max_requests", KEY_UINT, hawkbit_max_requests, 1, 256),
+        K("hawkbit", "timeout", KEY_SECONDS, hawkbit_timeout_usec, 1, 3600),
+        K("hawkbit", "attributes", KEY_BOOL, hawkbit_attributes, 0, 0),
 };
 
 int config_set_string(char **field, const char *value) {
@@ -161,6 +174,12 @@ struct config *config_free(struct config *c) {
         smp_strv_free(c->discover_udp);
         smp_strv_free(c->discover_coap);
         smp_strv_free(c->ble_adapters);
+        free(c->hawkbit_server);
+        free(c->hawkbit_tenant);
+        free(c->hawkbit_token_file);
+        smp_strv_free(c->hawkbit_expose);
+        free(c->hawkbit_id_prefix);
+        free(c->hawkbit_id_scheme);
         free(c);
         return NULL;
 }
@@ -195,8 +214,17 @@ static int config_defaults(struct config *c) {
         c->jobs_max_running_ble_adapter = 7;
         c->job_swap_estimate_usec = 10 * 1000000ull;
         c->job_hold_slot_during_reboot = false;
+        c->hawkbit_poll_min_usec = 10 * 1000000ull;
+        c->hawkbit_poll_max_usec = 3600 * 1000000ull;
+        c->hawkbit_start_spread_usec = 60 * 1000000ull;
+        c->hawkbit_max_requests = 8;
+        c->hawkbit_timeout_usec = 30 * 1000000ull;
+        c->hawkbit_attributes = true;
         if (config_set_string(&c->state_dir, SMPGWD_STATE_DIR_DEFAULT) < 0 ||
-            config_set_string(&c->rest_listen, "127.0.0.1:8080") < 0)
+            config_set_string(&c->rest_listen, "127.0.0.1:8080") < 0 ||
+            config_set_string(&c->hawkbit_tenant, "DEFAULT") < 0 ||
+            config_set_string(&c->hawkbit_id_prefix, "smpgw-") < 0 ||
+            config_set_string(&c->hawkbit_id_scheme, "id") < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -634,10 +662,52 @@ int config_new(struct config **ret) {
         return 0;
 }
 
+/* What a controllerId and a tenant may hold: hawkBit puts both in URL
+ * paths, so only characters that need no escaping. */
+static bool hawkbit_id_chars_ok(const char *s) {
+        for (; *s; s++)
+                if (!isalnum((unsigned char) *s) && !strchr("-_.~", *s))
+                        return false;
+        return true;
+}
+
+static int config_check_hawkbit(const struct config *c, const char *path) {
+        if (!streq(c->hawkbit_id_scheme ?: "", "id") && !streq(c->hawkbit_id_scheme ?: "", "address"))
+                return log_error_errno(-EINVAL, "%s: [hawkbit] controller_id must be 'id' or 'address'", path);
+        if (c->hawkbit_id_prefix && (strlen(c->hawkbit_id_prefix) > 32 || !hawkbit_id_chars_ok(c->hawkbit_id_prefix)))
+                return log_error_errno(-EINVAL,
+                                       "%s: [hawkbit] controller_id_prefix: at most 32 of A-Z a-z 0-9 - _ . ~",
+                                       path);
+        if (!c->hawkbit_tenant || strlen(c->hawkbit_tenant) > 64 || !hawkbit_id_chars_ok(c->hawkbit_tenant))
+                return log_error_errno(-EINVAL, "%s: [hawkbit] tenant: 1 to 64 of A-Z a-z 0-9 - _ . ~", path);
+        if (c->hawkbit_poll_min_usec > c->hawkbit_poll_max_usec)
+                return log_error_errno(-EINVAL, "%s: [hawkbit] poll_min is larger than poll_max", path);
+        for (size_t i = 0; i < c->n_hawkbit_expose; i++) {
+                const char *e = c->hawkbit_expose[i];
+                if (!streq(e, "all") && !(strncmp(e, "transport:", 10) == 0 && e[10]) &&
+                    !(strncmp(e, "name:", 5) == 0 && e[5]) && !(strncmp(e, "id:", 3) == 0 && e[3]))
+                        return log_error_errno(-EINVAL,
+                                               "%s: [hawkbit] expose: '%.100s' is none of all, transport:SCHEME, "
+                                               "name:GLOB, id:N",
+                                               path, e);
+        }
+        if (!c->hawkbit_enabled)
+                return 0;
+        if (!c->hawkbit_server || (strncmp(c->hawkbit_server, "http://", 7) != 0 &&
+                                   strncmp(c->hawkbit_server, "https://", 8) != 0))
+                return log_error_errno(-EINVAL, "%s: [hawkbit] server: an http:// or https:// URL is required",
+                                       path);
+        if (strlen(c->hawkbit_server) > 1024)
+                return log_error_errno(-EINVAL, "%s: [hawkbit] server: longer than 1024 bytes", path);
+        if (!c->hawkbit_token_file)
+                return log_error_errno(-EINVAL, "%s: [hawkbit] gateway_token_file is required", path);
+        return 0;
+}
+
 int config_check(const struct config *c, const char *path) {
         if (!!c->rest_tls_cert != !!c->rest_tls_key)
                 return log_error_errno(-EINVAL, "%s: [rest] tls_cert and tls_key go together", path);
-        return 0;
+        return config_check_hawkbit(c, path);
 }
 
 int config_load(const char *path, bool path_explicit, struct config **ret) {

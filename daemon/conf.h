@@ -103,6 +103,22 @@ struct config {
         /* hold_slot_during_reboot= (default false): the old way, a job keeps
          * its slot through the device's swap and reboot (for comparison) */
         bool job_hold_slot_during_reboot;
+
+        /* [hawkbit]: the Eclipse hawkBit DDI gateway client (doc/hawkbit.md) */
+        bool hawkbit_enabled;          /* enabled= (default false) */
+        char *hawkbit_server;          /* server=: http(s)://host[:port][/path], no trailing tenant */
+        char *hawkbit_tenant;          /* tenant= (default DEFAULT) */
+        char *hawkbit_token_file;      /* gateway_token_file=: the tenant's gateway security token */
+        uint64_t hawkbit_poll_min_usec;   /* poll_min= seconds: the shortest sleep taken from the server (default 10) */
+        uint64_t hawkbit_poll_max_usec;   /* poll_max= seconds: the longest sleep, and the error backoff's cap (default 3600) */
+        uint64_t hawkbit_start_spread_usec; /* start_spread= seconds the first polls are spread over (default 60) */
+        char **hawkbit_expose;         /* expose=: all, transport:SCHEME, name:GLOB, id:N (default all) */
+        size_t n_hawkbit_expose;
+        char *hawkbit_id_prefix;       /* controller_id_prefix= (default "smpgw-") */
+        char *hawkbit_id_scheme;       /* controller_id= id|address (default id) */
+        unsigned hawkbit_max_requests; /* max_requests= HTTP requests in flight (default 8) */
+        uint64_t hawkbit_timeout_usec; /* timeout= seconds per request (default 30; downloads: per stall) */
+        bool hawkbit_attributes;       /* attributes= answer configData requests (default true) */
 };
 
 /* Caps on what is read (doc/smpgwd.conf.md, "Files"). */
@@ -112,6 +128,7 @@ struct config {
 #define CONFIG_TOKEN_MAX 4096u               /* one token */
 #define CONFIG_KEY_FILE_MAX (64u * 1024u)    /* one [images] keys= file */
 #define CONFIG_PEM_FILE_MAX (1024u * 1024u)  /* [rest] tls_cert, tls_key */
+#define CONFIG_GATEWAY_TOKEN_FILE_MAX 4096u  /* [hawkbit] gateway_token_file */
 
 /* Reads a whole file of at most max bytes into a NUL-terminated buffer.
  * Only a regular file is read (/dev/null reads as empty): -EISDIR for a

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Shared by db.c (connection, pragmas, migrations, statement cache, error
- * mapping) and db-model.c (the model's rows).  Nothing outside those two
- * files includes it: the rest of smpgwd sees struct db as opaque.
+ * mapping), db-model.c (the model's rows) and db-hawkbit.c (the hawkBit
+ * client's rows).  Nothing outside those files includes it: the rest of smpgwd sees struct db as opaque.
  */
 #pragma once
 

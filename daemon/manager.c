@@ -23,6 +23,7 @@
 #include "engine-rollout.h"
 #include "distribution-internal.h"
 #include "bus.h"
+#include "hawkbit.h"
 #include "log.h"
 #include "manager.h"
 #include "rest.h"
@@ -669,6 +670,9 @@ int manager_start(struct manager *m) {
         r = rollout_executor_new(m, &m->rollouts);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the rollouts: %m");
+        r = hawkbit_start(m, &m->hawkbit);
+        if (r < 0)
+                return r;
         /* Jobs that were queued or running when we stopped go on now. */
         manager_schedule_jobs(m);
         distributions_start_all(m);
@@ -679,6 +683,8 @@ void manager_stop(struct manager *m) {
         if (m->stopping)
                 return;
         m->stopping = true;
+        /* First: it must not start anything on what stops below. */
+        m->hawkbit = hawkbit_free(m->hawkbit);
         m->discovery = discovery_free(m->discovery);
         for (size_t i = 0; i < m->n_devices; i++)
                 device_probe_cancel(m->devices[i]);

@@ -39,6 +39,7 @@ struct config;
 struct db;
 struct rest;
 struct bus_api;
+struct hawkbit;
 struct smp_context;
 struct mcuboot_key;
 struct rollout;
@@ -116,6 +117,7 @@ struct manager {
         struct bus_api *bus;           /* owned, NULL when D-Bus is off */
         struct discovery *discovery;   /* owned */
         struct rollout_executor *rollouts;  /* owned: the rollouts and their executor (engine-rollout.h) */
+        struct hawkbit *hawkbit;       /* owned, NULL when [hawkbit] is off */
         char *images_dir;              /* <state dir>/images */
         struct mcuboot_key **keys;     /* configured image signing keys */
         size_t n_keys;

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "distribution.h"
 #include "engine.h"
+#include "hawkbit.h"
 #include "rest-internal.h"
 
 /* The JSON form, as REST and the event stream show it. */
@@ -62,8 +63,15 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                 }
         }
 
+        struct hawkbit_device_status hb;
+        hawkbit_device_status(m->hawkbit, d->id, &hb);
+        json_t *hawkbit = json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", hb.managed,
+                                    "controller_id", rest_json_string_or_null(hb.controller_id),
+                                    "action_id", hb.action_id ? json_integer((json_int_t) hb.action_id) : json_null(),
+                                    "last_feedback", rest_json_string_or_null(hb.last_feedback),
+                                    "feedback_queued", (json_int_t) hb.feedback_queued);
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                      " s:o, s:o, s:o, s:o}",
+                      " s:o, s:o, s:o, s:o, s:o}",
                       "id", (json_int_t) d->id,
                       "conn", rest_json_string_or_null(d->conn),
                       "transport", rest_json_string_or_null(d->transport),
@@ -86,7 +94,7 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                       "last_error", rest_json_string_or_null(d->last_error),
                       "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
                       "images", images,
-                      "labels", rest_json_device_labels(d));
+                      "labels", rest_json_device_labels(d), "hawkbit", hawkbit);
 
         if (o) {
                 json_object_set_new(o, "role", rest_json_string_or_null(d->role));

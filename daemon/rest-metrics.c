@@ -13,6 +13,7 @@
 #include "config.h"   /* the build's: PACKAGE_VERSION */
 #include "db.h"
 #include "engine-rollout.h"
+#include "hawkbit.h"
 #include "rest-internal.h"
 #include "rollout.h"
 
@@ -125,6 +126,35 @@ int rest_metrics(struct rest_request *req) {
         counter(f, "smpgw_history_dropped_total",
                 "History rows lost: the queue was full and the database could not be written.",
                 db_history_dropped(m->db));
+
+        if (m->hawkbit) {
+                const struct hawkbit_stats *hs = hawkbit_stats(m->hawkbit);
+                gauge(f, "smpgw_hawkbit_targets", "Devices exposed to the hawkBit server.",
+                      hawkbit_targets_count(m->hawkbit));
+                gauge(f, "smpgw_hawkbit_feedback_queued", "hawkBit feedback not yet accepted by the server.",
+                      hawkbit_feedback_queued(m->hawkbit));
+                counter(f, "smpgw_hawkbit_polls_total", "hawkBit polls answered or failed.", hs->polls);
+                counter(f, "smpgw_hawkbit_poll_errors_total", "hawkBit polls that failed (network, HTTP, JSON).",
+                        hs->poll_errors);
+                counter(f, "smpgw_hawkbit_auth_errors_total", "hawkBit requests refused with 401 or 403.",
+                        hs->auth_errors);
+                header(f, "smpgw_hawkbit_actions_total", "counter", "hawkBit deployment actions, by result.");
+                fprintf(f, "smpgw_hawkbit_actions_total{result=\"started\"} %" PRIu64 "\n", hs->actions);
+                fprintf(f, "smpgw_hawkbit_actions_total{result=\"succeeded\"} %" PRIu64 "\n", hs->actions_succeeded);
+                fprintf(f, "smpgw_hawkbit_actions_total{result=\"failed\"} %" PRIu64 "\n", hs->actions_failed);
+                counter(f, "smpgw_hawkbit_cancels_total", "hawkBit cancelAction requests answered.", hs->cancels);
+                counter(f, "smpgw_hawkbit_downloads_total", "hawkBit artifacts downloaded and stored.", hs->downloads);
+                counter(f, "smpgw_hawkbit_download_errors_total", "hawkBit artifact transfers that failed (retried).",
+                        hs->download_errors);
+                counter(f, "smpgw_hawkbit_download_bytes_total", "hawkBit artifact bytes received.",
+                        hs->download_bytes);
+                header(f, "smpgw_hawkbit_feedback_total", "counter", "hawkBit feedback messages, by result.");
+                fprintf(f, "smpgw_hawkbit_feedback_total{result=\"sent\"} %" PRIu64 "\n", hs->feedback_sent);
+                fprintf(f, "smpgw_hawkbit_feedback_total{result=\"retried\"} %" PRIu64 "\n", hs->feedback_errors);
+                fprintf(f, "smpgw_hawkbit_feedback_total{result=\"dropped\"} %" PRIu64 "\n", hs->feedback_dropped);
+                counter(f, "smpgw_hawkbit_config_data_total", "hawkBit configData (attributes) sent.",
+                        hs->config_data_sent);
+        }
 
         if (fclose(f) != 0 || !text)
                 return -ENOMEM;

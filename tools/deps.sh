@@ -9,6 +9,7 @@ SMPGW_PACKAGES=(
   dbus-daemon python3-dbus python3-gi
   python3-yaml python3-jsonschema
   libsqlite3-dev libmicrohttpd-dev sqlite3 systemd uthash-dev
+  libcurl4-openssl-dev
   libdbus-1-dev
   lowdown man-db bash-completion
   tzdata

@@ -131,6 +131,18 @@ int cmd_device_show(struct ctl_context *ctx, int argc, char *argv[]) {
                 printf("  job:         %" JSON_INTEGER_FORMAT "\n", json_integer_value(job));
         else
                 printf("  job:         none\n");
+        const json_t *hb = json_object_get(d, "hawkbit");
+        if (json_is_true(json_object_get(hb, "managed"))) {
+                printf("  hawkbit:     controllerId %s", json_str(hb, "controller_id"));
+                if (json_is_integer(json_object_get(hb, "action_id")))
+                        printf(", action %" PRIu64, json_u64(hb, "action_id"));
+                if (json_str(hb, "last_feedback")[0])
+                        printf(", last feedback %s", json_str(hb, "last_feedback"));
+                if (json_u64(hb, "feedback_queued"))
+                        printf(", %" PRIu64 " feedback queued", json_u64(hb, "feedback_queued"));
+                printf("\n");
+        } else
+                printf("  hawkbit:     not managed\n");
         printf("  images:\n");
         const json_t *slot;
         size_t i;

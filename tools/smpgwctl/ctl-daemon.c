@@ -445,6 +445,7 @@ enum field_kind {
         FIELD_PARAMS,       /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
         FIELD_MESH,         /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
         FIELD_TARGETS,      /* a distribution's a(tqsuyyys) as REST's "targets" objects */
+        FIELD_HAWKBIT,      /* Hawkbit a{sv} as REST's object: "" and 0 are null */
 };
 
 struct field {
@@ -478,6 +479,7 @@ static const struct field device_fields[] = {
         { "labels", "Labels", FIELD_PLAIN },
         { "role", "Role", FIELD_STRING },
         { "mesh", "Mesh", FIELD_MESH },
+        { "hawkbit", "Hawkbit", FIELD_HAWKBIT },
         {}
 };
 
@@ -636,6 +638,14 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 } else
                         json_object_set_new(o, "updated", json_null());
                 return o;
+        }
+        case FIELD_HAWKBIT: {
+                const json_t *id = json_object_get(v, "action_id");
+                return json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", json_is_true(json_object_get(v, "managed")),
+                                 "controller_id", json_str(v, "controller_id")[0] ? json_string(json_str(v, "controller_id")) : json_null(),
+                                 "action_id", json_is_integer(id) && json_integer_value(id) != 0 ? json_deep_copy(id) : json_null(),
+                                 "last_feedback", json_str(v, "last_feedback")[0] ? json_string(json_str(v, "last_feedback")) : json_null(),
+                                 "feedback_queued", (json_int_t) json_u64(v, "feedback_queued"));
         }
         }
         return json_null();
