@@ -356,6 +356,8 @@ class TestDBus(unittest.TestCase):
         self.assertEqual(int(self.get(ROOT, MANAGER, "JobsRunning")), 0)
         self.assertFalse(bool(self.get(self.image_path(), IMAGE, "InUse")))
         self.assertDBusError("org.smpgw.Error.AlreadyFinished", self.obj(jobs[0], JOB).Cancel)
+        # only a staged job can be activated
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", self.obj(jobs[0], JOB).Activate)
         TestDBus.jobs = jobs
 
     def image_path(self):

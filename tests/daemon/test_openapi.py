@@ -296,6 +296,9 @@ class Live(unittest.TestCase):
         self.check("GET", "/api/v1/jobs?state=nonsense", "/api/v1/jobs", 400)
         self.check("GET", "/api/v1/devices/%d/history?limit=x" % self.dev, "/api/v1/devices/{device}/history", 400)
         self.check("POST", "/api/v1/jobs/%d/cancel" % self.job, "/api/v1/jobs/{job}/cancel", 409)
+        # only a staged job can be activated
+        self.check("POST", "/api/v1/jobs/%d/activate" % self.job, "/api/v1/jobs/{job}/activate", 400)
+        self.check("POST", "/api/v1/jobs/999999/activate", "/api/v1/jobs/{job}/activate", 404)
         self.check("DELETE", "/api/v1/jobs/%d" % self.job, "/api/v1/jobs/{job}", 409)
         self.check("POST", "/api/v1/devices", "/api/v1/devices", 400, body={"conn": 5})
         self.check("POST", "/api/v1/devices", "/api/v1/devices", 415, body=b"{}",
