@@ -257,7 +257,10 @@ static void member_job_finished(struct rollout *r, struct rollout_member *mem, c
         bool final = streq(reason, "reverted") || streq(reason, "stuck");
         if (!final && mem->attempts < r->policy.attempts && !rollout_is_finished(r)) {
                 uint64_t delay = rollout_retry_delay_usec(&r->policy, mem->attempts, unit_random());
+                /* Stored as a wall-clock time (for a restart), waited for
+                 * on CLOCK_BOOTTIME: a clock change does not end it early. */
                 mem->next_attempt_usec = now_realtime_usec() + delay;
+                mem->next_attempt_boottime = now_boottime_usec() + delay;
                 char note[ROLLOUT_REASON_SIZE];
                 snprintf(note, sizeof(note), "retry: %s", reason);
                 member_set(r, mem, ROLLOUT_MEMBER_PENDING, note);
@@ -613,7 +616,7 @@ static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t
         mem->job_id = j->id;
         mem->attempts++;
         mem->in_flight = true;
-        mem->next_attempt_usec = 0;
+        mem->next_attempt_usec = mem->next_attempt_boottime = 0;
         member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
 }
 
@@ -625,7 +628,13 @@ static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
                 struct rollout_member *mem = &r->members[i];
                 if (mem->state != ROLLOUT_MEMBER_PENDING || (mem->wave > r->current_wave && !r->schedule.staging))
                         continue;
-                if (mem->next_attempt_usec > now) {
+                if (mem->next_attempt_boottime) {
+                        uint64_t boot = now_boottime_usec();
+                        if (mem->next_attempt_boottime > boot) {
+                                wake_in(w, mem->next_attempt_boottime - boot);
+                                continue;
+                        }
+                } else if (mem->next_attempt_usec > now) {
                         wake_in(w, mem->next_attempt_usec - now);
                         continue;
                 }

@@ -63,6 +63,8 @@ struct rollout_member {
         uint64_t updated_usec;
         bool relay;                   /* labelled relay or proxy at joining */
         bool reverted;                /* failed because it went back to its old image */
+        uint64_t next_attempt_boottime; /* runtime: the same on CLOCK_BOOTTIME (0: after a restart,
+                                         * next_attempt_usec counts) */
         bool in_flight;               /* runtime: its job is unfinished */
         bool probing;                 /* runtime: its soak check probe is out */
         bool dirty;
