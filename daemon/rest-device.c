@@ -180,7 +180,31 @@ static void device_write(FILE *f, const struct device *d) {
                         sl->permanent ? "true" : "false");
                 first = false;
         }
-        fputs("]}", f);
+        fputs("],\"labels\":[", f);
+        for (size_t i = 0; i < d->n_labels; i++) {
+                if (i > 0)
+                        fputc(',', f);
+                rest_json_write_string_or_null(f, d->labels[i]);
+        }
+        fputs("],\"role\":", f);
+        rest_json_write_string_or_null(f, d->role);
+        /* Mesh targets are few: their object through jansson. */
+        fputs(",\"mesh\":", f);
+        json_t *mesh = d->mesh ? rest_json_mesh_target(d) : NULL;
+        if (!mesh || json_dumpf(mesh, f, JSON_COMPACT) < 0)
+                fputs("null", f);
+        json_decref(mesh);
+        struct hawkbit_device_status hb;
+        hawkbit_device_status(d->manager->hawkbit, d->id, &hb);
+        fprintf(f, ",\"hawkbit\":{\"managed\":%s,\"controller_id\":", hb.managed ? "true" : "false");
+        rest_json_write_string_or_null(f, hb.controller_id);
+        if (hb.action_id)
+                fprintf(f, ",\"action_id\":%" PRIu64, hb.action_id);
+        else
+                fputs(",\"action_id\":null", f);
+        fputs(",\"last_feedback\":", f);
+        rest_json_write_string_or_null(f, hb.last_feedback);
+        fprintf(f, ",\"feedback_queued\":%u}}", hb.feedback_queued);
 }
 
 /* A page of devices as text, in the order and layout rest_reply_page()
