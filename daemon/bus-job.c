@@ -145,6 +145,15 @@ static int job_method_cancel(sd_bus_message *message, void *userdata, sd_bus_err
         return sd_bus_reply_method_return(message, NULL);
 }
 
+static int job_method_activate(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct job *j = userdata;
+        struct engine_error e;
+
+        if (engine_job_activate(j->manager, j, &e) < 0)
+                return bus_error_set_engine(error, &e);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
 static const sd_bus_vtable job_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Id", "t", job_get_id, 0, SD_BUS_VTABLE_PROPERTY_CONST),
@@ -171,6 +180,8 @@ static const sd_bus_vtable job_vtable[] = {
         SD_BUS_PROPERTY("NextAttempt", "t", job_get_next_attempt, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Updated", "t", job_get_updated, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("Cancel", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, job_method_cancel,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Activate", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, job_method_activate,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

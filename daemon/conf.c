@@ -99,6 +99,9 @@ static const struct config_key config_keys[] = {
         K("jobs", "mode", KEY_MODE, job_mode, 0, 0),
         K("jobs", "swap_timeout", KEY_SECONDS, job_swap_timeout_usec, 5, 3600),
         K("jobs", "keep", KEY_UINT, job_keep, 10, 10000000),
+        K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
+        K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
+        K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
         K("hawkbit", "enabled", KEY_BOOL, hawkbit_enabled, 0, 0),
         K("hawkbit", "server", KEY_STRING, hawkbit_server, 0, 0),
         K("hawkbit", "tenant", KEY_STRING, hawkbit_tenant, 0, 0),
@@ -208,6 +211,9 @@ static int config_defaults(struct config *c) {
         c->job_mode = SMP_UPDATE_TEST_AND_CONFIRM;
         c->job_swap_timeout_usec = 120 * 1000000ull;
         c->job_keep = 10000;
+        c->jobs_max_running_ble_adapter = 7;
+        c->job_swap_estimate_usec = 10 * 1000000ull;
+        c->job_hold_slot_during_reboot = false;
         c->hawkbit_poll_min_usec = 10 * 1000000ull;
         c->hawkbit_poll_max_usec = 3600 * 1000000ull;
         c->hawkbit_start_spread_usec = 60 * 1000000ull;

@@ -96,6 +96,13 @@ struct config {
         enum smp_update_mode job_mode; /* mode= (default test-and-confirm) */
         uint64_t job_swap_timeout_usec;/* swap_timeout= seconds (default 120) */
         unsigned job_keep;             /* keep= finished jobs kept (default 10000), oldest deleted */
+        /* max_running_ble_adapter= links per BLE adapter (default 7), learned
+         * lower when the controller refuses a connection (job-slots.c) */
+        unsigned jobs_max_running_ble_adapter;
+        uint64_t job_swap_estimate_usec; /* swap_estimate= seconds (default 10): before any is learned */
+        /* hold_slot_during_reboot= (default false): the old way, a job keeps
+         * its slot through the device's swap and reboot (for comparison) */
+        bool job_hold_slot_during_reboot;
 
         /* [hawkbit]: the Eclipse hawkBit DDI gateway client (doc/hawkbit.md) */
         bool hawkbit_enabled;          /* enabled= (default false) */

@@ -31,7 +31,8 @@
         "last_seen, last_probe, buf_size, buf_count, os_info, bootloader, smp_version, last_error"
 #define JOB_COLUMNS                                                                                   \
         "device_id, image_id, rollout_id, mode, state, step, outcome, attempts, max_attempts, "       \
-        "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated"
+        "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated, "     \
+        "phase, checkpoint, reset_time, priority, stage_only, board, swap_usec"
 
 const char *const db_stmt_sql[_DB_STMT_MAX] = {
         [DB_STMT_DEVICE_INSERT] = "INSERT INTO devices (" DEVICE_COLUMNS ") VALUES "
@@ -50,11 +51,14 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
         [DB_STMT_IMAGE_INSERT] = "INSERT INTO images (id, name, version, file_size, image_size, file_sha256, "
                                  "signed, key, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         [DB_STMT_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
-                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                               "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+                               "?19, ?20, ?21, ?22, ?23, ?24, ?25)",
         [DB_STMT_JOB_UPDATE] = "UPDATE jobs SET device_id = ?1, image_id = ?2, rollout_id = ?3, mode = ?4, "
                                "state = ?5, step = ?6, outcome = ?7, attempts = ?8, max_attempts = ?9, "
                                "bytes_sent = ?10, bytes_total = ?11, rate = ?12, error = ?13, created = ?14, "
-                               "started = ?15, finished = ?16, next_attempt = ?17, updated = ?18 WHERE id = ?19",
+                               "started = ?15, finished = ?16, next_attempt = ?17, updated = ?18, phase = ?19, "
+                               "checkpoint = ?20, reset_time = ?21, priority = ?22, stage_only = ?23, board = ?24, "
+                               "swap_usec = ?25 WHERE id = ?26",
         [DB_STMT_JOB_BEFORE_DELETE] = "DELETE FROM job_slots_before WHERE job_id = ?1",
         [DB_STMT_JOB_BEFORE_INSERT] = "INSERT OR REPLACE INTO job_slots_before (job_id, image, slot, version, "
                                       "hash, bootable, pending, confirmed, active, permanent) VALUES "
@@ -306,6 +310,15 @@ static int job_bind(struct binder *b, const struct job *j) {
         bind_u64_or_null(b, 16, j->finished_usec);
         bind_u64_or_null(b, 17, j->next_attempt_usec);
         bind_u64(b, 18, j->updated_usec);
+        bind_text(b, 19, smp_update_phase_to_string(j->phase) ?: "stage");
+        char cp[SMP_UPDATE_CHECKPOINT_STRING_MAX];
+        bool has_cp = j->has_checkpoint && smp_update_checkpoint_format(&j->checkpoint, cp, sizeof(cp)) >= 0;
+        bind_text(b, 20, has_cp ? cp : NULL);
+        bind_u64_or_null(b, 21, j->has_checkpoint ? j->checkpoint.reset_usec : 0);
+        bind_int64(b, 22, j->priority);
+        bind_int64(b, 23, j->stage_only);
+        bind_text(b, 24, j->board[0] ? j->board : NULL);
+        bind_u64_or_null(b, 25, j->swap_usec);
         return b->rc;
 }
 
@@ -543,13 +556,41 @@ static int load_jobs(struct db *db, struct manager *m) {
                 j->finished_usec = column_is_null(stmt, 16) ? 0 : column_u64(stmt, 16);
                 j->next_attempt_usec = column_is_null(stmt, 17) ? 0 : column_u64(stmt, 17);
                 j->updated_usec = column_u64(stmt, 18);
+                int phase = smp_update_phase_from_string(column_text(stmt, 19));
+                j->phase = phase >= 0 ? (enum smp_update_phase) phase : SMP_UPDATE_PHASE_STAGE;
+                if (!column_is_null(stmt, 20)) {
+                        if (smp_update_checkpoint_parse(column_text(stmt, 20), &j->checkpoint) >= 0)
+                                j->has_checkpoint = true;
+                        else {
+                                /* Without it only a stage can go on: it
+                                 * reads the device again. */
+                                log_job(LOG_WARNING, j, "Unreadable stored checkpoint, the job stages again");
+                                j->phase = SMP_UPDATE_PHASE_STAGE;
+                                j->dirty = true;
+                        }
+                } else if (j->phase != SMP_UPDATE_PHASE_STAGE) {
+                        j->phase = SMP_UPDATE_PHASE_STAGE;
+                        j->dirty = true;
+                }
+                j->priority = sqlite3_column_int64(stmt, 22);
+                j->stage_only = sqlite3_column_int64(stmt, 23) != 0;
+                column_copy(stmt, 24, j->board, sizeof(j->board));
+                j->swap_usec = column_is_null(stmt, 25) ? 0 : column_u64(stmt, 25);
 
+                /* Past its stage, the attempt goes on (activate, verify
+                 * follow from the checkpoint). */
+                j->attempt_open = j->phase != SMP_UPDATE_PHASE_STAGE;
+                if (j->state == JOB_STAGED && !j->stage_only) {
+                        /* Held by the reboot gate: it asks again. */
+                        j->state = JOB_QUEUED;
+                        j->dirty = true;
+                }
                 if (j->state == JOB_RUNNING) {
                         /* The daemon died during it (kill -9, a crash, power):
                          * like a SIGTERM stop, the interrupted attempt does not
                          * count, and the job is queued again with its progress
-                         * so the manager resumes it. */
-                        if (j->attempts > 0)
+                         * (and its phase) so the manager resumes it. */
+                        if (j->attempts > 0 && !j->attempt_open)
                                 j->attempts--;
                         j->state = JOB_QUEUED;
                         j->dirty = true;
@@ -579,6 +620,9 @@ static int load_jobs(struct db *db, struct manager *m) {
                                 return r;
                 }
 
+                /* The swap times its verifies measured: learned again. */
+                if (j->swap_usec > 0)
+                        job_swap_record(m, j->board, j->bytes_total, j->swap_usec);
                 r = manager_attach_job(m, j);
                 if (r < 0)
                         return r;
@@ -905,7 +949,7 @@ static int flush_job(struct db *db, struct job *j) {
                 _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
                 struct binder b = { upd, SQLITE_OK };
                 job_bind(&b, j);
-                bind_u64(&b, 19, j->id);
+                bind_u64(&b, 26, j->id);
                 if (b.rc != SQLITE_OK)
                         return db_errno(db, b.rc);
                 r = step_done(db, upd);

@@ -384,12 +384,16 @@ void device_seen(struct manager *m, const struct smp_discovered *found) {
         }
 }
 
+bool device_busy_with_job(const struct device *d) {
+        return d->job || (d->unfinished_job && d->unfinished_job->state == JOB_REBOOTING);
+}
+
 void devices_check_absent(struct manager *m) {
         uint64_t now = now_realtime_usec(), limit = m->config->absent_after_usec;
 
         for (size_t i = 0; i < m->n_devices; i++) {
                 struct device *d = m->devices[i];
-                if (d->job || d->probe || d->probe_queued)
+                if (device_busy_with_job(d) || d->probe || d->probe_queued)
                         continue;
                 if (d->state == DEVICE_ABSENT) {
                         /* Discovery brings BLE and ranged devices back by

@@ -128,3 +128,7 @@ int device_probe(struct device *d);
 void device_probe_cancel(struct device *d);
 /* Starts queued probes while config.max_probes allows. */
 void probes_schedule(struct manager *m);
+
+/* A job talks to it (holds its slot), or waits for it to come back from
+ * the reset: probes and the absence check leave it alone. */
+bool device_busy_with_job(const struct device *d);

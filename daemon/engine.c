@@ -272,6 +272,10 @@ static int push_options(struct manager *m, const struct engine_push *req, struct
                                     JOB_ATTEMPTS_MIN, JOB_ATTEMPTS_MAX);
                 opts.max_attempts = (unsigned) req->attempts;
         }
+        opts.stage_only = req->stage_only;
+        opts.rollout_id = req->rollout_id;
+        opts.priority = req->priority;
+        opts.not_before_usec = req->not_before_usec;
         *ret = opts;
         return 0;
 }
@@ -411,6 +415,44 @@ int engine_job_cancel(struct manager *m, struct job *j, struct engine_error *e) 
         return 0;
 }
 
+int engine_job_activate(struct manager *m, struct job *j, struct engine_error *e) {
+        error_reset(e);
+        if (j->state != JOB_STAGED)
+                return fail(e, -EINVAL, NULL, -1, "Job %" PRIu64 " is not staged (%s): only a staged job can be "
+                            "activated.", j->id, job_state_to_string(j->state));
+        j->stage_only = false;
+        /* The scheduler asks the reboot gate before the activate starts;
+         * a job it holds goes back to staged. */
+        job_set_state(j, JOB_QUEUED);
+        j->next_attempt_usec = 0;
+        log_job_state(LOG_INFO, j, "Activation requested: queued for test/confirm and reset");
+        manager_history(m, "job-activated", NULL, NULL, j, "activation requested");
+        job_changed(j);
+        (void) manager_flush_now(m);
+        manager_schedule_jobs(m);
+        return 0;
+}
+
+void engine_set_reboot_gate(struct manager *m, engine_reboot_gate_fn fn, void *userdata) {
+        m->reboot_gate = fn;
+        m->reboot_gate_userdata = userdata;
+        engine_reboot_gate_changed(m);
+}
+
+void engine_reboot_gate_changed(struct manager *m) {
+        /* Staged jobs that want to go on (not stage_only) ask again at
+         * the next scheduling pass, which asks the gate just before it
+         * starts their activate. */
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                struct job *j = m->jobs[i];
+                if (j->state != JOB_STAGED || j->stage_only)
+                        continue;
+                job_set_state(j, JOB_QUEUED);
+                job_changed(j);
+        }
+        manager_schedule_jobs(m);
+}
+
 /* ---- queries ---- */
 
 /* The image hash an ?image= filter names: a whole hash as it is, a
@@ -540,7 +582,7 @@ int engine_jobs_query(struct manager *m, const struct engine_job_query *q, struc
                 f.state = job_state_from_string(q->state);
                 if (f.state < 0)
                         return fail(e, -EINVAL, "state", -1, "'state' must be a job state (queued, running, "
-                                    "retry-wait, succeeded, failed, cancelled).");
+                                    "retry-wait, succeeded, failed, cancelled, staged, rebooting).");
         }
         if (q->image) {
                 f.by_image = true;

@@ -113,6 +113,11 @@ struct engine_push {
         const char *mode;              /* NULL: [jobs] mode */
         bool has_attempts;
         int64_t attempts;              /* with has_attempts; else [jobs] attempts */
+        /* For the rollout layer (not taken from REST or D-Bus yet): */
+        bool stage_only;               /* stop in staged until engine_job_activate() */
+        uint64_t rollout_id;           /* 0: none; else the reboot gate is asked */
+        int64_t priority;              /* slots go to lower values first; FIFO among equals */
+        uint64_t not_before_usec;      /* CLOCK_REALTIME µs; 0: now */
 };
 
 /* Pushes an image to devices, one job per device, all or none: the
@@ -124,6 +129,16 @@ int engine_push(struct manager *m, const struct engine_push *req, struct job ***
 /* A job by its decimal id. */
 int engine_job_find(struct manager *m, const char *spec, struct job **ret, struct engine_error *e);
 int engine_job_cancel(struct manager *m, struct job *j, struct engine_error *e);
+/* A staged job goes on: test/confirm, reset, verify.  -EINVAL if not
+ * staged. */
+int engine_job_activate(struct manager *m, struct job *j, struct engine_error *e);
+/* The rollout layer's reboot gate: asked before a job of a rollout
+ * (rollout_id != 0) sends its reset; false: it waits, staged.  One gate;
+ * NULL removes it. */
+typedef bool (*engine_reboot_gate_fn)(struct manager *m, const struct job *j, void *userdata);
+void engine_set_reboot_gate(struct manager *m, engine_reboot_gate_fn fn, void *userdata);
+/* The gate may say yes now: the jobs it held ask again. */
+void engine_reboot_gate_changed(struct manager *m);
 
 /* ---- queries ---- */
 

@@ -655,7 +655,9 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
                 if (!j || job_is_finished(j)) {
                         cancelled = false;
                         why = "The action's job has finished already.";
-                } else if (j->state == JOB_RUNNING && j->has_step && j->step >= SMP_UPDATE_STEP_MARK) {
+                } else if (j->state == JOB_REBOOTING || (j->has_step && j->step >= SMP_UPDATE_STEP_MARK)) {
+                        /* Past the upload: the device was told to test the
+                         * image (or is rebooting into it, holding no slot). */
                         cancelled = false;
                         why = "The device was told to test the new image; it cannot be cancelled halfway.";
                 } else if (engine_job_cancel(hb->manager, j, &e) < 0) {

@@ -1,7 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Running jobs: jobs_schedule() starts queued ones while the global and
- * per-transport limits allow, a failed attempt waits (retry_delay,
+ * Running jobs: jobs_schedule() grants radio slots to queued jobs while
+ * the global, per-transport and per-adapter limits allow (lower priority
+ * first, FIFO among equals).  A job runs the update in libsmpgw's phases
+ * (doc/update-phases.md) and holds its slot only while a phase talks to
+ * the device: stage (read, upload, check) and activate (mark, reset) run
+ * back to back on one session; then the job is `rebooting` with no slot
+ * for the learned swap time of its board (job-radio.h), and verify
+ * attempts each take a slot again until the device answers decided or
+ * the reboot timeout passes.  A stage_only job, or a rollout's job the
+ * reboot gate holds, waits `staged` between stage and activate.  Each
+ * phase's checkpoint is stored when it ends, so a kill -9 between phases
+ * goes on where the job was.  [jobs] hold_slot_during_reboot=true keeps
+ * the slot and the session through the reboot (the old way; for
+ * comparison).  Also: a failed attempt waits (retry_delay,
  * doubled per attempt, capped) and tries again until max_attempts, and a
  * stop (SIGTERM, crash) leaves running jobs to resume: the next start
  * finds them queued and the upload goes on from the offset the device
@@ -36,21 +48,23 @@
 #define PROGRESS_EMIT_INTERVAL_USEC (250 * 1000ull)
 /* SMP request timeout before the upload's own adaptive timeouts apply. */
 #define JOB_REQUEST_TIMEOUT_USEC (5 * 1000000ull)
+/* A verify that found the device not back yet tries again after this
+ * (a board not measured yet: polled from its reset at this interval). */
+#define JOB_VERIFY_POLL_USEC (1000 * 1000ull)
+/* An adapter with no free link: the job asks for a slot again after this. */
+#define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
 void job_teardown(struct job *j) {
         /* job_start() maps the image first, then takes the device. */
         bool started = j->image_mapped;
 
-        if (j->before_read) {
-                smp_request_cancel(j->before_read);
-                j->before_read = NULL;
-        }
-        if (j->update) {
-                smp_update_cancel(j->update);
-                j->update = NULL;
+        if (j->phase_run) {
+                smp_update_phase_cancel(j->phase_run);
+                j->phase_run = NULL;
         }
         j->session = smp_session_free(j->session);
         j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
+        j->continue_phase = false;
         if (j->image_mapped) {
                 image_unmap(j->image_mapped);
                 j->image_mapped = NULL;
@@ -59,6 +73,57 @@ void job_teardown(struct job *j) {
                 j->device->job = NULL;
 }
 
+static int job_phase_start(struct job *j);
+static int job_arm_timer(struct job *j);
+
+/* Whether j is the one job that polls for its board's first swap time:
+ * the oldest of the board's jobs waiting for a device with none learned.
+ * The others poll seldom until it has measured one (every poll of a
+ * device not back costs a slot its timeout). */
+static bool job_is_scout(const struct job *j) {
+        struct manager *m = j->manager;
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *o = m->jobs[i];
+                if (o == j)
+                        return true;
+                if (o->phase == SMP_UPDATE_PHASE_VERIFY && o->first_verify_usec == 0 && !job_is_finished(o) &&
+                    o->state != JOB_RETRY_WAIT && streq(o->board, j->board))
+                        return false;
+        }
+        return true;
+}
+
+/* When the next verify of a device with no learned swap time is due. */
+static uint64_t job_unlearned_poll_usec(const struct job *j, uint64_t now) {
+        /* The others try at [jobs] swap_estimate intervals: they learn
+         * the scout's measurement as soon as it is made (below). */
+        return now + (job_is_scout(j) ? JOB_VERIFY_POLL_USEC : MAX(j->manager->config->job_swap_estimate_usec,
+                                                                     JOB_VERIFY_POLL_USEC));
+}
+
+/* A job polling for a board nobody had measured when its device reset:
+ * once one is measured, it waits for that instead (each poll of a device
+ * not back costs a slot its timeout).  True when it waits on. */
+static bool job_reboot_wait_learned(struct job *j) {
+        struct manager *m = j->manager;
+        uint64_t now = now_realtime_usec(), reset = j->checkpoint.reset_usec;
+        bool learned;
+
+        if (j->first_verify_usec > 0 || !reset || !j->board[0])
+                return false;
+        uint64_t estimate = job_swap_estimate_usec(m, j->board, j->bytes_total, &learned);
+        if (!learned)
+                return false;
+        j->first_verify_usec = estimate;
+        j->verify_misses = 0;
+        if (reset + estimate <= now)
+                return false;
+        j->next_attempt_usec = reset + estimate;
+        (void) job_arm_timer(j);
+        return true;
+}
+static void job_adapter_full(struct job *j, const char *adapter);
+
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct job *j = userdata;
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
@@ -66,6 +131,23 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 job_set_state(j, JOB_QUEUED);
                 log_job_state(LOG_INFO, j, "Retry due: queued for attempt %u of %u", j->attempts + 1,
                               j->max_attempts);
+                job_changed(j);
+        } else if (j->state == JOB_REBOOTING && j->session) {
+                /* hold_slot_during_reboot: verify on the slot it kept */
+                int r = job_phase_start(j);
+                if (r < 0) {
+                        j->next_attempt_usec = now_realtime_usec() + SMP_UPDATE_POLL_INTERVAL_DEFAULT_USEC;
+                        (void) sd_event_add_time(j->manager->event, &j->retry_timer, CLOCK_REALTIME,
+                                                 j->next_attempt_usec, 10 * 1000, on_retry_timer, j);
+                } else {
+                        job_set_state(j, JOB_RUNNING);
+                        job_changed(j);
+                }
+        } else if (j->state == JOB_REBOOTING) {
+                if (job_reboot_wait_learned(j))
+                        return 0;
+                /* The device should be back: verify needs a slot. */
+                job_set_state(j, JOB_QUEUED);
                 job_changed(j);
         }
         manager_schedule_jobs(j->manager);
@@ -76,27 +158,28 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int job_arm_timer(struct job *j) {
         struct manager *m = j->manager;
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
-        return sd_event_add_time(m->event, &j->retry_timer, CLOCK_REALTIME, j->next_attempt_usec, 100 * 1000,
+        return sd_event_add_time(m->event, &j->retry_timer, CLOCK_REALTIME, j->next_attempt_usec, 10 * 1000,
                                  on_retry_timer, j);
 }
 
-static void error_sentence(const struct smp_update_result *r, char *buf, size_t size) {
-        const char *step = smp_update_step_to_string(r->failed_step);
+static void error_sentence(int error, enum smp_update_step failed_step, const struct smp_status *st, char *buf,
+                           size_t size) {
+        const char *step = smp_update_step_to_string(failed_step);
         char status[200];
 
-        if (r->error == -EREMOTEIO) {
-                (void) smp_status_format(&r->status, status, sizeof(status));
+        if (error == -EREMOTEIO) {
+                (void) smp_status_format(st, status, sizeof(status));
                 snprintf(buf, size, "%s: the device refused: %s", step, status);
-        } else if (r->error == -ETIMEDOUT && r->failed_step == SMP_UPDATE_STEP_WAIT_REBOOT)
+        } else if (error == -ETIMEDOUT && failed_step == SMP_UPDATE_STEP_WAIT_REBOOT)
                 snprintf(buf, size, "%s: the device did not come back with a decision in time", step);
-        else if (r->error == -ETIMEDOUT)
+        else if (error == -ETIMEDOUT)
                 snprintf(buf, size, "%s: the device does not answer", step);
-        else if (r->error == -EIO && r->failed_step == SMP_UPDATE_STEP_UPLOAD)
+        else if (error == -EIO && failed_step == SMP_UPDATE_STEP_UPLOAD)
                 snprintf(buf, size, "%s: the device's flash does not match the image's SHA-256", step);
-        else if (r->error == -EIO && r->failed_step == SMP_UPDATE_STEP_CHECK_UPLOAD)
+        else if (error == -EIO && failed_step == SMP_UPDATE_STEP_CHECK_UPLOAD)
                 snprintf(buf, size, "%s: the secondary slot does not hold the image after the upload", step);
         else
-                snprintf(buf, size, "%s: %s", step, strerror(-r->error));
+                snprintf(buf, size, "%s: %s", step, strerror(-error));
 }
 
 /* Whether the device ran the job's image, confirmed, when the job began
@@ -117,21 +200,222 @@ static bool job_found_image_running(const struct job *j) {
         return false;
 }
 
-/* Runs outside the update's callbacks: the session can go now. */
+/* Runs outside the phase's callbacks: the session can go now (the slot
+ * with it), or the next phase starts on it (the slot kept). */
 static int on_finish_defer(sd_event_source *s, void *userdata) {
         struct job *j = userdata;
-        job_teardown(j);
+
+        j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
+        if (j->failure_pending) {
+                j->failure_pending = false;
+                job_teardown(j);
+                if (j->link_error == -EUSERS && j->refused_adapter[0])
+                        job_adapter_full(j, j->refused_adapter);
+                else
+                        job_attempt_failed(j, j->failure_final);
+                manager_schedule_jobs(j->manager);
+                return 0;
+        }
+        if (j->continue_phase) {
+                j->continue_phase = false;
+                int r = job_phase_start(j);
+                if (r >= 0)
+                        return 0;
+                job_teardown(j);
+                struct smp_status none = {};
+                char msg[300];
+                error_sentence(r, j->has_step ? j->step : SMP_UPDATE_STEP_READ_STATE, &none, msg, sizeof(msg));
+                job_set_error(j, "cannot start %s: %s", smp_update_phase_to_string(j->phase), msg);
+                job_attempt_failed(j, false);
+        } else
+                job_teardown(j);
         manager_schedule_jobs(j->manager);
         return 0;
 }
 
-static void on_update_done(struct smp_update *u, const struct smp_update_result *r, void *userdata) {
+/* Ends the phase's hold of the session: keep (the next phase runs on
+ * it at once) or let it go with the slot. */
+static void job_after_phase(struct job *j, bool keep_session) {
+        j->continue_phase = keep_session;
+        if (sd_event_add_defer(j->manager->event, &j->finish_defer, on_finish_defer, j) < 0) {
+                log_job(LOG_WARNING, j, "Out of memory deferring the session teardown");
+                j->continue_phase = false;
+        }
+}
+
+void job_attempt_failed(struct job *j, bool final) {
+        struct manager *m = j->manager;
+
+        m->stats.job_attempts_failed++;
+        j->attempt_open = false;
+        if (final || j->attempts >= j->max_attempts) {
+                job_finish(j, JOB_FAILED);
+                return;
+        }
+        uint64_t delay = m->config->job_retry_delay_usec;
+        for (unsigned i = 1; i < j->attempts && delay < m->config->job_retry_delay_max_usec; i++)
+                delay *= 2;
+        delay = MIN(delay, m->config->job_retry_delay_max_usec);
+        job_set_state(j, JOB_RETRY_WAIT);
+        j->next_attempt_usec = now_realtime_usec() + delay;
+        log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
+                      j->max_attempts, j->error ?: "?", delay / 1000000u);
+        manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, j->error ?: "?");
+        (void) job_arm_timer(j);
+        job_changed(j);
+        (void) manager_flush_now(m);
+}
+
+/* The device answered with MCUboot's decision, or the phases found
+ * nothing to do: the job's outcome. */
+static void job_outcome(struct job *j, enum smp_update_outcome outcome, bool rejected, int error,
+                        enum smp_update_step failed_step, const struct smp_status *st) {
+        char msg[300];
+
+        if (outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE && !job_found_image_running(j)) {
+                /* This attempt found the image running and confirmed, but
+                 * the device ran something else when the job began: an
+                 * earlier attempt, interrupted before it could say so,
+                 * did it. */
+                log_job(LOG_INFO, j, "The device runs the image already: an earlier, interrupted attempt of "
+                        "this job updated it");
+                outcome = SMP_UPDATE_OUTCOME_UPDATED;
+        }
+        if (outcome != SMP_UPDATE_OUTCOME_NONE) {
+                j->has_outcome = true;
+                j->outcome = outcome;
+        }
+        j->phase = SMP_UPDATE_PHASE_DONE;
+        switch (outcome) {
+        case SMP_UPDATE_OUTCOME_UPDATED:
+        case SMP_UPDATE_OUTCOME_UP_TO_DATE:
+        case SMP_UPDATE_OUTCOME_TESTING:
+        case SMP_UPDATE_OUTCOME_UPLOADED:
+                j->bytes_sent = j->bytes_total;
+                job_set_error(j, NULL);
+                job_finish(j, JOB_SUCCEEDED);
+                break;
+        case SMP_UPDATE_OUTCOME_REVERTED:
+                job_set_error(j, "reverted: %s",
+                              rejected ? "MCUboot found the new image invalid and erased it"
+                                       : "the device runs the old image again (the new one did not confirm)");
+                job_finish(j, JOB_FAILED);
+                break;
+        case SMP_UPDATE_OUTCOME_STUCK:
+                job_set_error(j, "stuck: the device's image state after %s is not what the update expects",
+                              smp_update_step_to_string(error < 0 ? failed_step : SMP_UPDATE_STEP_DONE));
+                job_finish(j, JOB_FAILED);
+                break;
+        default:
+                error_sentence(error, failed_step, st, msg, sizeof(msg));
+                job_set_error(j, "%s", msg);
+                job_finish(j, JOB_FAILED);
+                break;
+        }
+}
+
+/* Slots held by jobs on one adapter; with links_only, only those whose
+ * link is up (not the ones still connecting or failing): what the
+ * controller held when it refused. */
+static unsigned adapter_jobs(struct manager *m, const char *adapter, const struct job *except, bool links_only) {
+        unsigned n = 0;
+        for (size_t i = 0; adapter && i < m->n_devices; i++) {
+                const struct device *d = m->devices[i];
+                struct smp_link_info info;
+                if (!d->job || d->job == except || !d->adapter || !streq(d->adapter, adapter))
+                        continue;
+                if (links_only && (d->job->failure_pending || !d->job->session ||
+                                   smp_session_get_link_info(d->job->session, &info) < 0))
+                        continue;
+                n++;
+        }
+        return n;
+}
+
+static unsigned adapter_links_held(struct manager *m, const char *adapter, const struct job *except) {
+        return adapter_jobs(m, adapter, except, true);
+}
+
+/* The controller had no link for it: not the device's fault, and not
+ * an attempt; the adapter's limit is learned lower and the job waits
+ * for a slot again. */
+static void job_adapter_full(struct job *j, const char *adapter) {
+        struct manager *m = j->manager;
+
+        job_adapter_refused(m, adapter, adapter_links_held(m, adapter, j));
+        if (j->attempts > 0 && j->phase == SMP_UPDATE_PHASE_STAGE && j->attempt_open) {
+                j->attempts--;
+                j->attempt_open = false;
+        }
+        job_set_state(j, JOB_QUEUED);
+        j->next_attempt_usec = now_realtime_usec() + JOB_ADAPTER_FULL_DELAY_USEC;
+        (void) job_arm_timer(j);
+        job_changed(j);
+        if (j->session)
+                job_after_phase(j, false);
+}
+
+/* The device resets now (or ran the image already): wait with no slot. */
+static void job_reboot_wait(struct job *j) {
+        struct manager *m = j->manager;
+        struct device *d = j->device;
+        uint64_t now = now_realtime_usec();
+        uint64_t reset = j->checkpoint.reset_usec ? j->checkpoint.reset_usec : now;
+        uint64_t size = j->image_mapped ? j->image_mapped->file_size : j->bytes_total;
+        bool hold = m->config->job_hold_slot_during_reboot;
+
+        if (d)
+                job_device_board(d, j->board, sizeof(j->board));
+        j->reboot_wait_usec = reset;
+        /* Learned: the first verify at the estimate (each verify of a
+         * device not back costs a slot for its timeout).  Not learned
+         * yet: poll from the start, which measures it finely. */
+        bool learned;
+        uint64_t estimate = job_swap_estimate_usec(m, j->board, size, &learned);
+        j->first_verify_usec = learned ? estimate : 0;
+        j->verify_misses = 0;
+        j->next_attempt_usec = learned ? reset + estimate : job_unlearned_poll_usec(j, MAX(reset, now));
+        if (j->next_attempt_usec < now)
+                j->next_attempt_usec = now;
+        job_set_state(j, JOB_REBOOTING);
+        j->has_step = true;
+        j->step = SMP_UPDATE_STEP_WAIT_REBOOT;
+        (void) job_arm_timer(j);
+        job_changed(j);
+        (void) manager_flush_now(m);
+        if (!hold)
+                job_after_phase(j, false);
+}
+
+static void on_phase_done(struct smp_update_phase_run *run, const struct smp_update_phase_result *r,
+                          void *userdata) {
         struct job *j = userdata;
         struct manager *m = j->manager;
         struct device *d = j->device;
+        const char *adapter = j->session ? smp_session_get_adapter(j->session) : NULL;
+        char adapter_name[JOB_ADAPTER_NAME_SIZE] = "";
         char msg[300];
 
-        j->update = NULL;   /* frees itself after this call */
+        j->phase_run = NULL;   /* frees itself after this call */
+        if (adapter)
+                snprintf(adapter_name, sizeof(adapter_name), "%s", adapter);
+        if (r->error == -EUSERS && adapter_name[0]) {
+                job_adapter_full(j, adapter_name);
+                return;
+        }
+        if (adapter_name[0] && r->error != -EAGAIN)
+                job_adapter_connected(m, adapter_name);
+
+        j->checkpoint = r->checkpoint;
+        j->has_checkpoint = true;
+        if (j->before.n_slots == 0 && r->checkpoint.has_before) {
+                j->before = r->checkpoint.before;
+                j->before_dirty = true;
+        }
+        if (r->phase == SMP_UPDATE_PHASE_STAGE && r->upload.rate > 0)
+                j->rate = r->upload.rate;
+        if (r->phase == SMP_UPDATE_PHASE_STAGE && r->error == 0)
+                j->bytes_sent = j->bytes_total;
         if (d) {
                 if (r->upload.path_mtu)
                         d->path_mtu = r->upload.path_mtu;
@@ -147,74 +431,108 @@ static void on_update_done(struct smp_update *u, const struct smp_update_result 
                 d->dirty = true;
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
-        enum smp_update_outcome outcome = r->outcome;
-        if (outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE && !job_found_image_running(j)) {
-                /* This attempt found the image running and confirmed, but
-                 * the device ran something else when the job began: an
-                 * earlier attempt, interrupted before it could say so,
-                 * did it. */
-                log_job(LOG_INFO, j, "The device runs the image already: an earlier, interrupted attempt of "
-                        "this job updated it");
-                outcome = SMP_UPDATE_OUTCOME_UPDATED;
-        }
-        if (outcome != SMP_UPDATE_OUTCOME_NONE) {
-                j->has_outcome = true;
-                j->outcome = outcome;
-        }
-        if (r->upload.rate > 0)
-                j->rate = r->upload.rate;
-
-        switch (outcome) {
-        case SMP_UPDATE_OUTCOME_UPDATED:
-        case SMP_UPDATE_OUTCOME_UP_TO_DATE:
-        case SMP_UPDATE_OUTCOME_TESTING:
-        case SMP_UPDATE_OUTCOME_UPLOADED:
-                j->bytes_sent = j->bytes_total;
-                job_set_error(j, NULL);
-                job_finish(j, JOB_SUCCEEDED);
-                break;
-        case SMP_UPDATE_OUTCOME_REVERTED:
-                job_set_error(j, "reverted: %s",
-                              r->rejected ? "MCUboot found the new image invalid and erased it"
-                                          : "the device runs the old image again (the new one did not confirm)");
-                job_finish(j, JOB_FAILED);
-                break;
-        case SMP_UPDATE_OUTCOME_STUCK:
-                job_set_error(j, "stuck: the device's image state after %s is not what the update expects",
-                              smp_update_step_to_string(r->error < 0 ? r->failed_step : SMP_UPDATE_STEP_DONE));
-                job_finish(j, JOB_FAILED);
-                break;
-        default:
-                error_sentence(r, msg, sizeof(msg));
-                job_set_error(j, "%s", msg);
-                m->stats.job_attempts_failed++;
-                /* A device refusing the image (bad image, no room) will
-                 * refuse it again; transport trouble may pass. */
-                bool final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT;
-                if (final || j->attempts >= j->max_attempts) {
-                        job_finish(j, JOB_FAILED);
-                        break;
+        if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
+                uint64_t sample = r->swap_usec, reset = j->checkpoint.reset_usec;
+                if (j->verify_misses == 0 && j->first_verify_usec > 0)
+                        /* Back at the first verify, timed by the estimate:
+                         * that says only "no longer than the wait".  1 %
+                         * less is kept, so the estimate follows a device
+                         * that got faster, slowly (a first verify that
+                         * misses costs a slot its timeout; one that waited
+                         * too long costs nothing but that device's time). */
+                        sample = j->first_verify_usec / 100 * 99;
+                else if (reset && j->next_attempt_usec > reset && j->next_attempt_usec - reset < sample)
+                        /* Polled: from when this verify was due, not when
+                         * it got a slot (polls wait behind uploads). */
+                        sample = j->next_attempt_usec - reset;
+                j->swap_usec = sample;
+                job_swap_record(m, j->board, j->bytes_total, sample);
+                /* The others of the board wait for it now instead of polling. */
+                for (size_t i = 0; i < m->n_jobs; i++) {
+                        struct job *o = m->jobs[i];
+                        if (o == j || o->session || o->first_verify_usec != 0 || o->phase != SMP_UPDATE_PHASE_VERIFY ||
+                            !streq(o->board, j->board) || (o->state != JOB_REBOOTING && o->state != JOB_QUEUED))
+                                continue;
+                        if (job_reboot_wait_learned(o) && o->state == JOB_QUEUED) {
+                                job_set_state(o, JOB_REBOOTING);
+                                job_changed(o);
+                        }
                 }
-                uint64_t delay = m->config->job_retry_delay_usec;
-                for (unsigned i = 1; i < j->attempts && delay < m->config->job_retry_delay_max_usec; i++)
-                        delay *= 2;
-                delay = MIN(delay, m->config->job_retry_delay_max_usec);
-                job_set_state(j, JOB_RETRY_WAIT);
-                j->next_attempt_usec = now_realtime_usec() + delay;
-                log_job_state(LOG_NOTICE, j, "Attempt %u of %u failed (%s); next in %" PRIu64 " s", j->attempts,
-                              j->max_attempts, msg, delay / 1000000u);
-                manager_history(m, "job-retry", NULL, NULL, j, "attempt %u failed: %s", j->attempts, msg);
-                (void) job_arm_timer(j);
+        }
+        if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error == -EAGAIN)
+                j->verify_misses++;
+
+        if (r->error == -EAGAIN) {
+                /* Not back yet. */
+                uint64_t now = now_realtime_usec();
+                uint64_t size = j->bytes_total;
+                uint64_t timeout = job_swap_timeout_usec(m, job_swap_estimate_usec(m, j->board, size, NULL));
+                if (now - MIN(now, j->reboot_wait_usec) > timeout) {
+                        struct smp_status none = {};
+                        error_sentence(-ETIMEDOUT, SMP_UPDATE_STEP_WAIT_REBOOT, &none, msg, sizeof(msg));
+                        job_set_error(j, "%s", msg);
+                        j->phase = SMP_UPDATE_PHASE_VERIFY;
+                        job_after_phase(j, false);
+                        job_attempt_failed(j, false);
+                        return;
+                }
+                job_set_state(j, JOB_REBOOTING);
+                j->next_attempt_usec = j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC
+                                                                : job_unlearned_poll_usec(j, now);
+                if (!job_reboot_wait_learned(j))
+                        (void) job_arm_timer(j);
+                job_changed(j);
+                if (!m->config->job_hold_slot_during_reboot)
+                        job_after_phase(j, false);
+                return;
+        }
+        if (r->next == SMP_UPDATE_PHASE_DONE) {
+                job_after_phase(j, false);
+                job_outcome(j, r->outcome, r->rejected, r->error, r->failed_step, &r->status);
+                return;
+        }
+        if (r->error < 0) {
+                error_sentence(r->error, r->failed_step, &r->status, msg, sizeof(msg));
+                job_set_error(j, "%s", msg);
+                j->phase = r->next;
+                /* A device refusing the image (bad image, no room) will
+                 * refuse it again; transport trouble may pass.  Decided
+                 * outside this callback: a link that failed reports why
+                 * (an adapter with no free link) only after its requests
+                 * failed. */
+                j->failure_pending = true;
+                j->failure_final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT;
+                job_after_phase(j, false);
+                return;
+        }
+
+        j->phase = r->next;
+        if (r->phase == SMP_UPDATE_PHASE_ACTIVATE && r->next == SMP_UPDATE_PHASE_VERIFY &&
+            r->checkpoint.reset_tries > 0) {
+                job_reboot_wait(j);
+                return;
+        }
+        if (j->phase == SMP_UPDATE_PHASE_ACTIVATE && (j->stage_only || !job_may_reboot(j))) {
+                /* Uploaded: it waits for engine_job_activate() or the gate. */
+                job_set_state(j, JOB_STAGED);
+                log_job_state(LOG_INFO, j, "Staged: %s", j->stage_only ? "waits to be activated"
+                                                                       : "waits for its rollout to allow the reboot");
                 job_changed(j);
                 (void) manager_flush_now(m);
-                break;
+                job_after_phase(j, false);
+                return;
         }
-        if (sd_event_add_defer(m->event, &j->finish_defer, on_finish_defer, j) < 0)
-                log_job(LOG_WARNING, j, "Out of memory deferring the session teardown");
+        /* On at once on the same session and slot: activate after stage,
+         * verify after an activate that found the image running. */
+        job_changed(j);
+        (void) manager_flush_now(m);
+        job_after_phase(j, true);
 }
 
-static void on_update_step(struct smp_update *u, enum smp_update_step step, void *userdata) {
+static void on_phase_step(struct smp_update_phase_run *run, enum smp_update_step step, void *userdata) {
         struct job *j = userdata;
+        if (j->has_step && j->step == step)
+                return;
         j->has_step = true;
         j->step = step;
         log_job(LOG_DEBUG, j, "Step %s", smp_update_step_to_string(step));
@@ -241,67 +559,87 @@ static void on_upload_progress(struct smp_upload *u, const struct smp_upload_pro
         }
 }
 
-/* The update procedure proper, on the attempt's session. */
-static int job_update_start(struct job *j) {
+bool job_may_reboot(struct job *j) {
+        struct manager *m = j->manager;
+        if (j->rollout_id == 0 || !m->reboot_gate)
+                return true;
+        return m->reboot_gate(m, j, m->reboot_gate_userdata);
+}
+
+static int hex_nibble(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/* An image id (64 hex digits) as its 32 bytes. */
+static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
+        for (size_t i = 0; i < 32; i++) {
+                int hi = hex_nibble(id[2 * i]), lo = hi < 0 ? -1 : hex_nibble(id[2 * i + 1]);
+                if (hi < 0 || lo < 0)
+                        return false;
+                hash[i] = (uint8_t) (hi << 4 | lo);
+        }
+        return true;
+}
+
+/* Runs j->phase on the job's session. */
+static int job_phase_start(struct job *j) {
         const struct image *img = j->image_mapped;
         const struct device *d = j->device;
-        const struct smp_update_params params = {
+        struct smp_update_checkpoint from_before;
+        const struct smp_update_checkpoint *cp = NULL;
+
+        if (j->has_checkpoint)
+                cp = &j->checkpoint;
+        else if (j->before.n_slots > 0) {
+                /* A job of an older smpgwd: the slots it found, kept. */
+                from_before = (struct smp_update_checkpoint) { .mode = j->mode, .has_before = true,
+                                                               .before = j->before };
+                if (image_id_to_hash(j->image_id, from_before.new_hash))
+                        cp = &from_before;
+        }
+        if (j->phase != SMP_UPDATE_PHASE_STAGE && !cp)
+                j->phase = SMP_UPDATE_PHASE_STAGE;
+        if (cp && j->phase == SMP_UPDATE_PHASE_STAGE) {
+                /* the mode may have been changed since */
+                j->checkpoint = *cp;
+                j->checkpoint.mode = j->mode;
+                j->has_checkpoint = true;
+                cp = &j->checkpoint;
+        }
+        const struct smp_update_phase_params params = {
+                .phase = j->phase,
                 .data = img->map,
                 .len = img->map_len,
+                .checkpoint = cp,
                 .mode = j->mode,
-                .swap_timeout_usec = j->manager->config->job_swap_timeout_usec,
                 /* the path limit the device's last upload found, checked again */
                 .path_mtu = d ? d->path_mtu : 0,
                 .upload_progress = on_upload_progress,
-                .step = on_update_step,
-                .done = on_update_done,
+                .step = on_phase_step,
+                .done = on_phase_done,
                 .userdata = j,
         };
-        return smp_update_start(j->session, &params, &j->update);
+        /* A verify of a device still rebooting is answered by nobody:
+         * one transmission, not the session's retries, each costing the
+         * slot a timeout; the next verify is the retry. */
+        smp_session_set_retries(j->session, j->phase == SMP_UPDATE_PHASE_VERIFY ? 0 : SMP_SESSION_RETRIES_DEFAULT);
+        return smp_update_phase_start(j->session, &params, &j->phase_run);
 }
 
-static void on_before_read(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
-                           size_t len, void *userdata) {
+/* The link went down: why (the bluez plugin says -EUSERS for "the
+ * adapter has no free link"), and through which adapter. */
+static void on_session_closed(struct smp_session *session, int error, void *userdata) {
         struct job *j = userdata;
-        struct smp_update_result failed = { .failed_step = SMP_UPDATE_STEP_READ_STATE };
-        struct smp_update_snapshot snap = {};
+        const char *adapter = smp_session_get_adapter(session);
 
-        j->before_read = NULL;
-        if (error >= 0)
-                error = smp_update_snapshot_from_body(body, len, &snap, &failed.status);
-        if (error >= 0) {
-                j->before = snap;
-                j->before_dirty = true;
-                /* Written before the update can change the device: a kill
-                 * -9 from here on must find them.  A failed write stays
-                 * dirty and goes with the next flush. */
-                (void) manager_flush_now(j->manager);
-                error = job_update_start(j);
-        }
-        if (error < 0) {
-                /* An attempt that failed in its first step, as if the
-                 * update had read the state itself. */
-                failed.error = error;
-                on_update_done(NULL, &failed, j);
-        }
-}
-
-/* Reads the device's slots for j->before: the first step of the job's
- * first attempt (and of later ones until a read succeeds).  One request
- * per job: the update reads the state again, at each attempt. */
-static int job_read_before(struct job *j) {
-        static const uint8_t empty_map[] = { 0xa0 };
-        const struct smp_request_params params = {
-                .op = SMP_OP_READ,
-                .group = SMP_GROUP_IMAGE,
-                .id = SMP_IMG_CMD_STATE,
-                .body = empty_map,
-                .body_len = sizeof(empty_map),
-                .idempotent = true,
-        };
-        j->has_step = true;
-        j->step = SMP_UPDATE_STEP_READ_STATE;
-        return smp_session_send(j->session, &params, on_before_read, j, &j->before_read);
+        j->link_error = error;
+        snprintf(j->refused_adapter, sizeof(j->refused_adapter), "%s", error == -EUSERS && adapter ? adapter : "");
 }
 
 static int job_start(struct job *j, struct device *d) {
@@ -309,6 +647,7 @@ static int job_start(struct job *j, struct device *d) {
         struct image *img = manager_find_image(m, j->image_id);
         const uint8_t *data;
         size_t len;
+        bool new_attempt = !j->attempt_open;
         int r;
 
         if (!img) {
@@ -323,7 +662,14 @@ static int job_start(struct job *j, struct device *d) {
                 return r;
         }
         j->image_mapped = img;
-        j->attempts++;
+        if (new_attempt) {
+                j->attempts++;
+                j->attempt_open = true;
+                if (j->phase == SMP_UPDATE_PHASE_VERIFY)
+                        j->reboot_wait_usec = now_realtime_usec();
+        } else if (j->phase == SMP_UPDATE_PHASE_VERIFY && !j->reboot_wait_usec)
+                /* resumed after a restart: from the reset it recorded */
+                j->reboot_wait_usec = j->checkpoint.reset_usec ?: now_realtime_usec();
         job_set_state(j, JOB_RUNNING);
         if (!j->started_usec)
                 j->started_usec = now_realtime_usec();
@@ -336,18 +682,35 @@ static int job_start(struct job *j, struct device *d) {
         if (r < 0)
                 goto fail;
         smp_session_set_timeout(j->session, JOB_REQUEST_TIMEOUT_USEC);
-        r = j->before.n_slots == 0 ? job_read_before(j) : job_update_start(j);
+        j->link_error = 0;
+        j->refused_adapter[0] = '\0';
+        smp_session_set_closed_handler(j->session, on_session_closed, j);
+        r = job_phase_start(j);
         if (r < 0)
                 goto fail;
-        log_job_state(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts,
-                      j->max_attempts, img->version, j->image_id, len, d->conn);
-        manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
+        if (new_attempt) {
+                log_job_state(LOG_INFO, j, "Attempt %u of %u: pushing %s (%s, %zu bytes) to %s", j->attempts,
+                              j->max_attempts, img->version, j->image_id, len, d->conn);
+                manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
+        } else
+                log_job_state(LOG_INFO, j, "Phase %s of attempt %u", smp_update_phase_to_string(j->phase),
+                              j->attempts);
         job_changed(j);
         return 0;
 
 fail:
+        if (r == -EUSERS && d->adapter) {
+                job_teardown(j);
+                job_adapter_refused(m, d->adapter, adapter_links_held(m, d->adapter, j));
+                job_set_state(j, JOB_QUEUED);
+                j->next_attempt_usec = now_realtime_usec() + JOB_ADAPTER_FULL_DELAY_USEC;
+                (void) job_arm_timer(j);
+                job_changed(j);
+                return r;
+        }
         job_teardown(j);
         job_set_error(j, "cannot start: %s", strerror(-r));
+        j->attempt_open = false;
         if (j->attempts >= j->max_attempts)
                 job_finish(j, JOB_FAILED);
         else {
@@ -382,11 +745,35 @@ static unsigned *transport_running(struct transport_count *counts, size_t *n, co
         return &counts[(*n)++].running;
 }
 
+/* The grant class of a ready job: a verify expected back (the first
+ * after the learned wait: one short request that ends a job), then
+ * stages and activates, then verifies polling a device that was not
+ * back yet (each may cost a slot its timeout for nothing). */
+static int job_grant_class(const struct job *j) {
+        if (j->phase != SMP_UPDATE_PHASE_VERIFY)
+                return 1;
+        return j->verify_misses == 0 && j->first_verify_usec > 0 ? 0 : 2;
+}
+
+/* Slots go to lower priority values first; among equals by grant class,
+ * then in the order the jobs were created. */
+static int job_grant_order(const void *a, const void *b) {
+        const struct job *x = *(const struct job *const *) a, *y = *(const struct job *const *) b;
+        int cx = job_grant_class(x), cy = job_grant_class(y);
+
+        if (x->priority != y->priority)
+                return x->priority < y->priority ? -1 : 1;
+        if (cx != cy)
+                return cx < cy ? -1 : 1;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
 void jobs_schedule(struct manager *m) {
         uint64_t now = now_realtime_usec();
         struct transport_count counts[TRANSPORTS_MAX];
-        size_t n_counts = 0;
+        size_t n_counts = 0, n_ready = 0;
         unsigned running = 0;
+        _cleanup_free_ struct job **ready = NULL;
 
         /* d->job is set from job_start() until the attempt's session is
          * torn down, so it counts every job holding a slot. */
@@ -403,9 +790,15 @@ void jobs_schedule(struct manager *m) {
 
         if (m->stopping)
                 return;
-        for (size_t i = 0; i < m->n_jobs && running < m->config->jobs_max_running; i++) {
+        if (m->jobs_by_state[JOB_QUEUED] == 0 && m->jobs_by_state[JOB_RETRY_WAIT] == 0 &&
+            m->jobs_by_state[JOB_REBOOTING] == 0)
+                return;
+        ready = malloc(MAX(m->n_jobs, (size_t) 1) * sizeof(*ready));
+        if (!ready)
+                return;
+        for (size_t i = 0; i < m->n_jobs; i++) {
                 struct job *j = m->jobs[i];
-                if (j->state == JOB_RETRY_WAIT && !j->retry_timer)
+                if ((j->state == JOB_RETRY_WAIT || (j->state == JOB_REBOOTING && !j->session)) && !j->retry_timer)
                         (void) job_arm_timer(j);   /* loaded from the database */
                 if (j->state != JOB_QUEUED)
                         continue;
@@ -414,6 +807,29 @@ void jobs_schedule(struct manager *m) {
                                 (void) job_arm_timer(j);
                         continue;
                 }
+                ready[n_ready++] = j;
+        }
+        qsort(ready, n_ready, sizeof(*ready), job_grant_order);
+        /* Polls go last, but one of them at a time goes first: it finds
+         * the swap time of a board nobody has measured yet while the
+         * others upload. */
+        bool polling = false;
+        for (size_t i = 0; i < m->n_devices && !polling; i++) {
+                const struct job *held = m->devices[i]->job;
+                polling = held && held->state == JOB_RUNNING && job_grant_class(held) == 2;
+        }
+        for (size_t i = 0; !polling && i < n_ready; i++)
+                if (job_grant_class(ready[i]) == 2) {
+                        struct job *scout = ready[i];
+                        memmove(ready + 1, ready, i * sizeof(*ready));
+                        ready[0] = scout;
+                        polling = true;
+                }
+
+        for (size_t i = 0; i < n_ready && running < m->config->jobs_max_running; i++) {
+                struct job *j = ready[i];
+                if (j->state != JOB_QUEUED)
+                        continue;
                 struct device *d = j->device;
                 if (!d) {
                         job_set_error(j, "the device is gone");
@@ -426,6 +842,15 @@ void jobs_schedule(struct manager *m) {
                 unsigned busy = in_transport ? *in_transport : jobs_count_running(m, d->transport);
                 if (busy >= config_jobs_max_running_for(m->config, d->transport))
                         continue;
+                if (d->adapter && adapter_jobs(m, d->adapter, NULL, false) >= job_adapter_limit(m, d->adapter))
+                        continue;
+                if (j->phase == SMP_UPDATE_PHASE_ACTIVATE && !job_may_reboot(j)) {
+                        /* Its rollout's reboot budget is spent: it asks
+                         * again at engine_reboot_gate_changed(). */
+                        job_set_state(j, JOB_STAGED);
+                        job_changed(j);
+                        continue;
+                }
                 if (job_start(j, d) >= 0) {
                         running++;
                         if (in_transport)
@@ -438,13 +863,22 @@ void jobs_stop_all(struct manager *m) {
         for (size_t i = 0; i < m->n_jobs; i++) {
                 struct job *j = m->jobs[i];
                 j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+                if (j->state == JOB_REBOOTING) {
+                        /* hold_slot_during_reboot: the session goes; the
+                         * next start waits from the stored reset time. */
+                        job_teardown(j);
+                        continue;
+                }
                 if (j->state != JOB_RUNNING)
                         continue;
                 /* Interrupted by us, not failed: the attempt does not
-                 * count, and the next start resumes it. */
+                 * count (past its stage it goes on), and the next start
+                 * resumes it. */
                 job_teardown(j);
-                if (j->attempts > 0)
+                if (j->attempts > 0 && j->phase == SMP_UPDATE_PHASE_STAGE) {
                         j->attempts--;
+                        j->attempt_open = false;
+                }
                 job_set_state(j, JOB_QUEUED);
                 j->dirty = true;
                 log_job_state(LOG_INFO, j, "Stopped at %" PRIu64 " of %" PRIu64 " bytes; resumes at the next start",

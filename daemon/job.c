@@ -24,6 +24,8 @@ static const char *const job_state_table[_JOB_STATE_MAX] = {
         [JOB_SUCCEEDED] = "succeeded",
         [JOB_FAILED] = "failed",
         [JOB_CANCELLED] = "cancelled",
+        [JOB_STAGED] = "staged",
+        [JOB_REBOOTING] = "rebooting",
 };
 
 const char *job_state_to_string(enum job_state s) {
@@ -133,6 +135,9 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
         j->max_attempts = opts && opts->max_attempts ? opts->max_attempts : m->config->job_attempts;
         j->rollout_id = opts ? opts->rollout_id : 0;
         j->next_attempt_usec = opts ? opts->not_before_usec : 0;
+        j->stage_only = opts && opts->stage_only;
+        j->priority = opts ? opts->priority : 0;
+        j->phase = SMP_UPDATE_PHASE_STAGE;
         j->state = JOB_QUEUED;
         j->bytes_total = img->file_size;
         j->created_usec = j->updated_usec = now_realtime_usec();

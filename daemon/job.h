@@ -21,6 +21,10 @@
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
 
+/* A board's name as swap times are learned for it: OS info hardware,
+ * else the transport (63 bytes). */
+#define JOB_BOARD_SIZE 64u
+
 struct manager;
 struct device;
 struct image;
@@ -34,6 +38,10 @@ enum job_state {
         JOB_SUCCEEDED,                /* outcome updated/up-to-date/testing/uploaded */
         JOB_FAILED,                   /* out of attempts, or an outcome that is final */
         JOB_CANCELLED,
+        /* Phased jobs (the update in smp_update's phases, slot held only
+         * while a phase talks to the device): */
+        JOB_STAGED,                   /* uploaded; waits for engine_job_activate() or the reboot gate */
+        JOB_REBOOTING,                /* reset sent; the device swaps and boots; no slot held */
         _JOB_STATE_MAX,
 };
 
@@ -65,11 +73,33 @@ struct job {
          * not "up-to-date".  n_slots 0: not read yet. */
         struct smp_update_snapshot before;
         bool before_dirty;
+        /* The phase to run next (or running), and what the last phase
+         * left for it (smp_update_checkpoint): stored, so a kill -9
+         * between phases goes on where it was.  reset_usec is the
+         * checkpoint's, CLOCK_REALTIME. */
+        enum smp_update_phase phase;
+        bool has_checkpoint;
+        struct smp_update_checkpoint checkpoint;
+        bool stage_only;              /* stop in staged until engine_job_activate() */
+        int64_t priority;             /* slots go to lower values first; FIFO among equals */
+        /* The swap its verify measured (reset → the device answering
+         * decided), and the board it is learned for (job-swap.h). */
+        char board[JOB_BOARD_SIZE];
+        uint64_t swap_usec;
 
         /* runtime, not stored */
         struct smp_session *session;
         struct smp_request *before_read;  /* reading `before` */
-        struct smp_update *update;
+        struct smp_update_phase_run *phase_run;
+        bool attempt_open;            /* an attempt is under way (counted); its next phase continues it */
+        uint64_t reboot_wait_usec;    /* CLOCK_REALTIME: this attempt's wait for the reboot began */
+        uint64_t first_verify_usec;   /* the learned wait before the first verify; 0: polled from the reset */
+        unsigned verify_misses;       /* verifies that found the device not back, this wait */
+        bool continue_phase;          /* finish_defer: run j->phase on the same session (slot kept) */
+        bool failure_pending;         /* finish_defer: the phase failed; decide how (error set) */
+        bool failure_final;           /* that failure is final (the device refused) */
+        int link_error;               /* why the session's link closed, 0: it did not */
+        char refused_adapter[32];     /* the adapter that had no free link (-EUSERS) */
         struct image *image_mapped;   /* holds a mapping while running */
         sd_event_source *retry_timer;  /* retry-wait, or queued with a future next_attempt */
         sd_event_source *finish_defer; /* tears the session down outside its callbacks */
@@ -84,6 +114,8 @@ struct job_options {
         unsigned max_attempts;         /* 0: config.job_attempts */
         uint64_t rollout_id;           /* 0: none */
         uint64_t not_before_usec;      /* 0: now; a scheduler can queue for later */
+        bool stage_only;               /* stop in staged */
+        int64_t priority;              /* lower first */
 };
 
 /* NULL is fine; the job must not be attached any more. */
@@ -142,5 +174,10 @@ void job_teardown(struct job *j);
 void job_set_error(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Records a change: dirty, updated_usec, a JOB_STATE event. */
 void job_changed(struct job *j);
+/* An attempt failed (the error set): retry-wait, or failed when final
+ * or out of attempts. */
+void job_attempt_failed(struct job *j, bool final);
+/* The reboot gate's answer for a rollout's job; true for the others. */
+bool job_may_reboot(struct job *j);
 /* Ends the job in a final state: counted, logged, recorded, flushed. */
 void job_finish(struct job *j, enum job_state state);

@@ -38,6 +38,12 @@ uint64_t now_realtime_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+uint64_t now_monotonic_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
+}
+
 static int on_deliver_defer(sd_event_source *s, void *userdata);
 
 int manager_new(sd_event *event, struct config *config, struct manager **ret) {
@@ -755,6 +761,7 @@ struct manager *manager_free(struct manager *m) {
         for (size_t i = 0; i < m->n_jobs; i++)
                 job_free(m->jobs[i]);
         free(m->jobs);
+        job_radio_done(&m->radio);
         for (size_t i = 0; i < m->n_devices; i++)
                 device_free(m->devices[i]);
         free(m->devices);

@@ -33,6 +33,7 @@
 #include "discovery.h"
 #include "image.h"
 #include "job.h"
+#include "job-radio.h"
 
 struct config;
 struct db;
@@ -144,6 +145,12 @@ struct manager {
          * other's images as orphans. */
         int state_lock_fd, db_lock_fd;
         struct manager_stats stats;
+        /* Adapters' link limits and boards' swap times (job-radio.h). */
+        struct job_radio radio;
+        /* The rollout layer's say before a rollout job resets its device
+         * (engine_set_reboot_gate()); NULL: always yes. */
+        bool (*reboot_gate)(struct manager *m, const struct job *j, void *userdata);  /* engine_reboot_gate_fn */
+        void *reboot_gate_userdata;
 };
 
 int manager_new(sd_event *event, struct config *config, struct manager **ret);
@@ -180,6 +187,7 @@ void manager_history(struct manager *m, const char *type, const struct device *d
                      const struct job *j, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 uint64_t now_realtime_usec(void);
+uint64_t now_monotonic_usec(void);
 
 /* Appends an object loaded from the database or just created to the
  * manager's arrays, which take ownership.  -ENOMEM leaves it to the

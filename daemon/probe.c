@@ -320,7 +320,7 @@ static int probe_start(struct device *d) {
 }
 
 int device_probe(struct device *d) {
-        if (d->probe || d->job)
+        if (d->probe || device_busy_with_job(d))
                 return -EBUSY;
         if (d->manager->stopping)
                 return -ESHUTDOWN;
@@ -338,7 +338,7 @@ void probes_schedule(struct manager *m) {
                         continue;
                 d->probe_queued = false;
                 /* A job started meanwhile talks to it anyway. */
-                if (d->probe || d->job)
+                if (d->probe || device_busy_with_job(d))
                         continue;
                 if (probe_start(d) >= 0)
                         running++;

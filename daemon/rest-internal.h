@@ -219,6 +219,7 @@ int rest_jobs_list(struct rest_request *req);
 int rest_jobs_create(struct rest_request *req);
 int rest_job_get(struct rest_request *req);
 int rest_job_cancel(struct rest_request *req);
+int rest_job_activate(struct rest_request *req);
 
 int rest_events_stream(struct rest_request *req);
 int rest_events_start(struct rest *r);

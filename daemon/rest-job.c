@@ -185,3 +185,17 @@ int rest_job_cancel(struct rest_request *req) {
                 return rest_reply_engine_error(req, &e);
         return rest_reply_json(req, 200, rest_json_job(req->rest->manager, j));
 }
+
+int rest_job_activate(struct rest_request *req) {
+        struct engine_error e;
+        struct job *j;
+        int k;
+
+        k = rest_find_job(req, &j);
+        if (k < 0)
+                return k;
+        k = engine_job_activate(req->rest->manager, j, &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
+        return rest_reply_json(req, 200, rest_json_job(req->rest->manager, j));
+}

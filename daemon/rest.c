@@ -39,12 +39,6 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct rest *, rest_free);
 
-static uint64_t now_monotonic_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
 /* ---- replies ---- */
 
 static int rest_queue(struct rest_request *req, unsigned status, struct MHD_Response *response) {
@@ -356,6 +350,7 @@ enum rest_resource {
         REST_RESOURCE_JOBS,
         REST_RESOURCE_JOB,
         REST_RESOURCE_JOB_CANCEL,
+        REST_RESOURCE_JOB_ACTIVATE,
         _REST_RESOURCE_MAX,
 };
 
@@ -395,6 +390,7 @@ static const struct rest_resource_def {
                                 { { "GET", REST_BODY_NONE, rest_job_get },
                                   { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
+        [REST_RESOURCE_JOB_ACTIVATE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_activate } } },
 };
 
 static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
@@ -463,6 +459,8 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
 
                 if (strip_suffix(tail, "/cancel", &len))
                         res = REST_RESOURCE_JOB_CANCEL;
+                else if (strip_suffix(tail, "/activate", &len))
+                        res = REST_RESOURCE_JOB_ACTIVATE;
                 if (memchr(tail, '/', len))
                         return REST_RESOURCE_NONE;
                 *ret_id = strndup(tail, len);

@@ -249,22 +249,18 @@ struct image *core_add_image(struct core *c, size_t size, uint8_t seed) {
         return img;
 }
 
-struct job **core_push(struct core *c, struct image *img, struct device **devices, size_t n, const char *mode,
-                       unsigned attempts) {
+struct job **core_push_with(struct core *c, struct image *img, struct device **devices, size_t n,
+                            const struct engine_push *options) {
         char (*ids)[24] = calloc(n, sizeof(*ids));
         const char **specs = calloc(n, sizeof(*specs));
-        struct engine_push push = {
-                .image = img->id,
-                .devices = specs,
-                .n_devices = n,
-                .mode = mode ?: "upload-only",
-                .has_attempts = attempts > 0,
-                .attempts = attempts,
-        };
+        struct engine_push push = *options;
         struct engine_error e;
         struct job **jobs = NULL;
 
         ASSERT_TRUE(ids && specs);
+        push.image = img->id;
+        push.devices = specs;
+        push.n_devices = n;
         for (size_t i = 0; i < n; i++) {
                 snprintf(ids[i], sizeof(ids[i]), "%" PRIu64, devices[i]->id);
                 specs[i] = ids[i];
@@ -276,6 +272,16 @@ struct job **core_push(struct core *c, struct image *img, struct device **device
         free(ids);
         free(specs);
         return jobs;
+}
+
+struct job **core_push(struct core *c, struct image *img, struct device **devices, size_t n, const char *mode,
+                       unsigned attempts) {
+        const struct engine_push push = {
+                .mode = mode ?: "upload-only",
+                .has_attempts = attempts > 0,
+                .attempts = attempts,
+        };
+        return core_push_with(c, img, devices, n, &push);
 }
 
 static bool finished(struct core *c, void *userdata) {

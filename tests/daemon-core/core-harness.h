@@ -97,6 +97,10 @@ struct image *core_add_image(struct core *c, size_t size, uint8_t seed);
  * aborts when the engine refuses.  The array is the caller's (free()). */
 struct job **core_push(struct core *c, struct image *img, struct device **devices, size_t n, const char *mode,
                        unsigned attempts);
+/* The same with the push's options (mode, stage_only, rollout_id,
+ * priority, ...); image and devices are filled in. */
+struct job **core_push_with(struct core *c, struct image *img, struct device **devices, size_t n,
+                            const struct engine_push *options);
 /* Waits for a job to finish (by id: a restart makes new objects). */
 struct job *core_wait_finished(struct core *c, uint64_t job_id, uint64_t timeout_usec);
 /* Events of one type (and one object id, 0: any) seen so far. */

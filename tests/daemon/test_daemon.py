@@ -211,6 +211,40 @@ class Ble(unittest.TestCase):
             d.stop()
 
 
+    def test_adapter_limit_learned_from_refusals(self):
+        """The controller of smpsim's fake adapter holds 2 links
+        (--ble-max-links 2) while smpgwd may run 4 BLE jobs: the third
+        connect is refused (-EUSERS), smpgwd learns the adapter's limit
+        from the links it held then, never runs more jobs on it than
+        that afterwards, and every push ends updated (a refusal is no
+        attempt)."""
+        d = Daemon(config="[discovery]\nble=yes\ninterval=3\n[jobs]\nmax_running=4\nmax_running_ble=4\n"
+                          "attempts=1\n", start=False)
+        try:
+            d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
+            with Sim("--ble", d.bus.address, "--ble-resolve-ms", "40", "--boot-ms", "100", "--swap-ms", "100",
+                     "--reset-ms", "50", "--ble-max-links", "2", "--bandwidth", "20000", count=4, udp=False):
+                d.start()
+                devs = wait_online(d, 4)
+                mark = log_mark(d)
+                data, digest = mcuimg.make_image((6, 1, 0, 0), 100000, seed=8)
+                image_id = add_image(d, data)
+                ids = push(d, image_id, [x["id"] for x in devs])
+                jobs = wait_jobs(d, ids, timeout=180)
+                for j in jobs:
+                    self.assertEqual((j["outcome"], j["attempts"]), ("updated", 1), j)
+                log = log_since(d, mark)
+                learned = [int(x) for x in re.findall(r"Adapter hci0 refused a link with \d+ held: its limit is (\d+) "
+                                                      r"now", log)]
+                self.assertTrue(learned, log[-3000:])
+                self.assertEqual(learned[-1], 2, log[-3000:])
+        except Exception:
+            sys.stderr.write(d.read_log())
+            raise
+        finally:
+            d.stop()
+
+
 class Jobs(unittest.TestCase):
     def test_limits_retries_revert_cancel(self):
         cfg = ("[jobs]\nmax_running=2\nattempts=2\nretry_delay=1\n"
@@ -373,6 +407,36 @@ class Crashes(unittest.TestCase):
                 [again] = push(d, image_id, [dev["id"]], mode="confirm-only")
                 [j2] = wait_jobs(d, [again], timeout=60)
                 self.assertEqual(j2["outcome"], "up-to-date", j2)
+
+    def test_kill9_while_rebooting_resumes(self):
+        """A job holds no slot while its device swaps and reboots (state
+        rebooting, its reset time stored).  Killed then, the next smpgwd
+        finds it rebooting, waits for the device from the stored reset
+        time, verifies and confirms: updated, in one attempt, with one
+        reset of the device."""
+        with Sim("--swap-ms", "4000", count=1) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            with Daemon(config="[devices]\nadd=%s\n[daemon]\nflush_interval=1\n" % conn) as d:
+                data, digest = mcuimg.make_image((5, 1, 0, 0), 20000, seed=7)
+                image_id = add_image(d, data)
+                [dev] = wait_online(d, 1)
+                [jid] = push(d, image_id, [dev["id"]], mode="test-and-confirm")
+                d.wait_for(lambda: job(d, jid)["state"] == "rebooting", timeout=60, interval=0.05,
+                           what="the job rebooting")
+                d.kill9()
+                [(state, phase, reset)] = sql(d.db_path, "SELECT state, phase, reset_time FROM jobs WHERE id = ?",
+                                              (jid,))
+                self.assertEqual((state, phase), ("rebooting", "verify"))
+                self.assertGreater(reset or 0, 0)
+                d.start()
+                self.assertEqual(job(d, jid)["state"], "rebooting")
+                [j] = wait_jobs(d, [jid], timeout=120)
+                self.assertEqual(j["outcome"], "updated", j)
+                self.assertEqual(j["attempts"], 1, j)
+                st = sim.state(0)
+                active = [x for x in st["slots"] if x["active"]][0]
+                self.assertEqual((active["hash"], active["confirmed"]), (digest, True))
+                self.assertEqual(st["stats"]["resets"], 1)
 
     def test_sigterm_checkpoints_and_resumes(self):
         with Sim("--bandwidth", "30000", count=2) as sim:

@@ -9,6 +9,7 @@
  *   forget DEVICE...        Device1.Forget
  *   images delete IMAGE...  Manager1.GetImage, Image1.Delete
  *   cancel JOB...           Job1.Cancel
+ *   activate JOB...         Job1.Activate
  *
  * With several arguments they go in order and stop at the first one
  * smpgwd refuses, with its exit code.  They print nothing on success but
@@ -152,7 +153,8 @@ static int delete_image(struct change_ctx *cc, const char *ref) {
         return out_append(cc, json_string(strrchr(path, '/') + 1));
 }
 
-static int cancel_job(struct change_ctx *cc, const char *spec) {
+/* Calls a method of Job1 without arguments on the job spec names. */
+static int call_job(struct change_ctx *cc, const char *spec, const char *method) {
         _cleanup_(json_decrefp) json_t *job = NULL;
         char path[64];
         uint32_t id;
@@ -167,7 +169,7 @@ static int cancel_job(struct change_ctx *cc, const char *spec) {
         r = get_rest_object(cc->client, path, CTL_JOB_IFACE, &job);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = client_call(cc->client, path, CTL_JOB_IFACE, "Cancel", NULL, NULL);
+        r = client_call(cc->client, path, CTL_JOB_IFACE, method, NULL, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
         json_decref(TAKE_PTR(job));
@@ -175,6 +177,14 @@ static int cancel_job(struct change_ctx *cc, const char *spec) {
         if (r != CTL_EXIT_OK)
                 return r;
         return out_append(cc, TAKE_PTR(job));
+}
+
+static int cancel_job(struct change_ctx *cc, const char *spec) {
+        return call_job(cc, spec, "Cancel");
+}
+
+static int activate_job(struct change_ctx *cc, const char *spec) {
+        return call_job(cc, spec, "Activate");
 }
 
 static int run_change(struct ctl_context *ctx, const struct change_cmd *cmd, int argc, char *argv[]) {
@@ -274,6 +284,14 @@ static const struct change_cmd cancel_cmd = {
         "jobs", false, cancel_job,
 };
 
+static const struct change_cmd activate_cmd = {
+        { "activate JOB... [--json] [--bus BUS]",
+          "Activates staged jobs (uploaded, waiting): each goes on with test or confirm\n"
+          "by its mode, reset and verify.  Refused for a job that is not staged.",
+          0, 1, -1 },
+        "jobs", false, activate_job,
+};
+
 int cmd_devices_add(struct ctl_context *ctx, int argc, char *argv[]) {
         return run_change(ctx, &devices_add_cmd, argc, argv);
 }
@@ -296,4 +314,8 @@ int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]) {
 
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]) {
         return run_change(ctx, &cancel_cmd, argc, argv);
+}
+
+int cmd_activate(struct ctl_context *ctx, int argc, char *argv[]) {
+        return run_change(ctx, &activate_cmd, argc, argv);
 }

@@ -29,3 +29,4 @@ int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_activate(struct ctl_context *ctx, int argc, char *argv[]);

@@ -63,6 +63,7 @@ static const struct ctl_command commands[] = {
         { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },
         { "watch", NULL, "[JOB...] [--follow]", "Follow smpgwd's jobs live", cmd_watch },
         { "cancel", NULL, "JOB...", "Cancel smpgwd's jobs", cmd_cancel },
+        { "activate", NULL, "JOB...", "Activate smpgwd's staged jobs", cmd_activate },
 };
 
 static void command_line(FILE *f, const struct ctl_command *c) {

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Phased jobs (job-scheduler.c): a job holds a radio slot only while a
+ * phase talks to the device, so another device uploads while the first
+ * one swaps and reboots; stage_only jobs wait in `staged` for
+ * engine_job_activate(); the reboot gate holds a rollout's job staged
+ * until engine_reboot_gate_changed(); slots go by priority; swap times
+ * are learned per board; adapters' link limits are learned from
+ * refusals.  Proved from the job events the manager delivered, not from
+ * timing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core-harness.h"
+#include "test-util.h"
+
+#define SECONDS(n) ((uint64_t) (n) * 1000000u)
+
+static struct device **add_devices(struct core *c, enum core_fleet fleet, size_t n, struct device **out) {
+        for (unsigned i = 0; i < n; i++) {
+                out[i] = core_add_device(c, fleet, i + 1);
+                core_sim(c, fleet, i + 1)->link.latency_ms = 1;
+        }
+        return out;
+}
+
+/* The index of the first event of a job entering state, from index
+ * from on; SIZE_MAX when there is none. */
+static size_t find_state(struct core *c, uint64_t job, enum job_state state, size_t from) {
+        for (size_t i = from; i < c->n_events; i++) {
+                const struct core_event *e = &c->events[i];
+                if (e->type == MANAGER_EVENT_JOB_STATE && e->id == job && e->job_state == state)
+                        return i;
+        }
+        return SIZE_MAX;
+}
+
+/* One slot, two devices, test-and-confirm with a long swap: the second
+ * device's upload starts while the first one reboots (its job
+ * `rebooting`, holding no slot), and both end updated.  With
+ * hold_slot_during_reboot the second waits until the first finished:
+ * the old way, and what the switch is for. */
+static void run_two_with_one_slot(bool hold) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 1;
+        c->config->job_hold_slot_during_reboot = hold;
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1500;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 1500;
+        struct image *img = core_add_image(c, 16 * 1024, 21);
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t first = jobs[0]->id, second = jobs[1]->id;
+        free(jobs);
+        ASSERT_EQ(core_wait_finished(c, first, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_run_for(c, 100 * 1000);   /* the last events delivered */
+
+        if (getenv("CORE_DUMP_EVENTS"))
+                for (size_t i = 0; i < c->n_events; i++)
+                        if (c->events[i].type == MANAGER_EVENT_JOB_STATE)
+                                fprintf(stderr, "event %zu job %" PRIu64 " %s\n", i, c->events[i].id,
+                                        job_state_to_string(c->events[i].job_state));
+        size_t rebooting = find_state(c, first, JOB_REBOOTING, 0);
+        size_t first_done = find_state(c, first, JOB_SUCCEEDED, 0);
+        size_t second_runs = find_state(c, second, JOB_RUNNING, 0);
+        ASSERT_TRUE(rebooting != SIZE_MAX && first_done != SIZE_MAX && second_runs != SIZE_MAX);
+        if (!hold) {
+                ASSERT_TRUE(rebooting < second_runs);
+                ASSERT_TRUE(second_runs < first_done);
+                /* the first job came back for its verify: queued, then
+                 * running again, while the second was on its way */
+                size_t verify = find_state(c, first, JOB_RUNNING, rebooting);
+                ASSERT_TRUE(verify != SIZE_MAX && verify < first_done);
+        } else
+                ASSERT_TRUE(first_done < second_runs);
+        /* never two slots at once */
+        ASSERT_EQ(c->max_running, 1u);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 1u);
+        ASSERT_EQ(c->events_outside_delivery, 0);
+        core_free(c);
+}
+
+static void test_slot_free_during_reboot(void) {
+        run_two_with_one_slot(false);
+}
+
+static void test_hold_slot_during_reboot(void) {
+        run_two_with_one_slot(true);
+}
+
+static bool job_in_state(struct core *c, void *userdata) {
+        const uint64_t *want = userdata;   /* id, state */
+        struct job *j = manager_find_job(c->m, want[0]);
+        return j && j->state == (enum job_state) want[1];
+}
+
+/* A stage_only job uploads and waits in `staged` without resetting the
+ * device, across a restart, until it is activated; activate refuses a
+ * job that is not staged. */
+static void test_stage_only_waits_for_activate(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *d = core_add_device(c, CORE_UDP, 1);
+        core_sim(c, CORE_UDP, 1)->link.latency_ms = 1;
+        struct image *img = core_add_image(c, 8192, 22);
+        const struct engine_push push = { .mode = "test-and-confirm", .stage_only = true };
+
+        struct job **jobs = core_push_with(c, img, &d, 1, &push);
+        uint64_t id = jobs[0]->id;
+        free(jobs);
+        uint64_t want[2] = { id, JOB_STAGED };
+        ASSERT_TRUE(core_run_until(c, job_in_state, want, SECONDS(10)));
+        core_run_for(c, 500 * 1000);
+        struct job *j = manager_find_job(c->m, id);
+        ASSERT_EQ(j->state, JOB_STAGED);
+        ASSERT_EQ(j->bytes_sent, j->bytes_total);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 0u);
+        ASSERT_TRUE(!d->job);   /* no slot held */
+
+        core_restart(c);
+        j = manager_find_job(c->m, id);
+        ASSERT_EQ(j->state, JOB_STAGED);
+        core_run_for(c, 300 * 1000);
+        ASSERT_EQ(manager_find_job(c->m, id)->state, JOB_STAGED);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 0u);
+
+        struct engine_error e;
+        ASSERT_OK(engine_job_activate(c->m, j, &e));
+        ASSERT_EQ(engine_job_activate(c->m, j, &e), -EINVAL);
+        ASSERT_TRUE(strstr(e.message, "not staged"));
+        j = core_wait_finished(c, id, SECONDS(10));
+        ASSERT_EQ(j->state, JOB_SUCCEEDED);
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 1u);
+        ASSERT_EQ(engine_job_activate(c->m, j, &e), -EINVAL);
+        core_free(c);
+}
+
+struct gate {
+        bool open;
+        unsigned asked;
+};
+
+static bool gate_fn(struct manager *m, const struct job *j, void *userdata) {
+        struct gate *g = userdata;
+        g->asked++;
+        ASSERT_EQ(j->rollout_id, 5u);
+        return g->open;
+}
+
+/* A rollout's job asks the reboot gate before its reset: held, it
+ * waits staged (the upload done, no reset) until the gate changes;
+ * a plain job never asks. */
+static void test_reboot_gate(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        struct image *img = core_add_image(c, 8192, 23);
+        struct gate g = {};
+        engine_set_reboot_gate(c->m, gate_fn, &g);
+
+        const struct engine_push rollout = { .mode = "test-and-confirm", .rollout_id = 5 };
+        struct job **jobs = core_push_with(c, img, &devs[0], 1, &rollout);
+        uint64_t held = jobs[0]->id;
+        free(jobs);
+        jobs = core_push(c, img, &devs[1], 1, "test-and-confirm", 1);
+        uint64_t plain = jobs[0]->id;
+        free(jobs);
+
+        ASSERT_EQ(core_wait_finished(c, plain, SECONDS(10))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        uint64_t want[2] = { held, JOB_STAGED };
+        ASSERT_TRUE(core_run_until(c, job_in_state, want, SECONDS(10)));
+        core_run_for(c, 300 * 1000);
+        ASSERT_EQ(manager_find_job(c->m, held)->state, JOB_STAGED);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 0u);
+        ASSERT_TRUE(g.asked >= 1);
+
+        g.open = true;
+        engine_reboot_gate_changed(c->m);
+        struct job *j = core_wait_finished(c, held, SECONDS(10));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 1u);
+        engine_set_reboot_gate(c->m, NULL, NULL);
+        core_free(c);
+}
+
+/* With one slot, queued jobs start by priority (lower first), FIFO
+ * among equals. */
+static void test_priority_order(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 1;
+        core_start(c);
+        struct device *devs[4];
+        add_devices(c, CORE_UDP, 4, devs);
+        struct image *img = core_add_image(c, 4096, 24);
+        /* the first push takes the slot; the rest queue behind it */
+        const int64_t prio[4] = { 0, 9, 1, 1 };
+        uint64_t ids[4];
+        for (size_t i = 0; i < 4; i++) {
+                const struct engine_push push = { .mode = "upload-only", .priority = prio[i] };
+                struct job **jobs = core_push_with(c, img, &devs[i], 1, &push);
+                ids[i] = jobs[0]->id;
+                free(jobs);
+        }
+        for (size_t i = 0; i < 4; i++)
+                ASSERT_EQ(core_wait_finished(c, ids[i], SECONDS(10))->state, JOB_SUCCEEDED);
+        core_run_for(c, 100 * 1000);
+        size_t at[4];
+        for (size_t i = 0; i < 4; i++)
+                at[i] = find_state(c, ids[i], JOB_RUNNING, 0);
+        ASSERT_TRUE(at[0] < at[2] && at[2] < at[3] && at[3] < at[1]);
+        core_free(c);
+}
+
+/* A verify that found the device back records its swap time for the
+ * board (here the transport: the simulated OS info names none), and a
+ * restart reads it back from the job history. */
+static void test_swap_time_learned(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *d = core_add_device(c, CORE_UDP, 1);
+        core_sim(c, CORE_UDP, 1)->link.latency_ms = 1;
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1200;
+        struct image *img = core_add_image(c, 8192, 25);
+        char board[JOB_BOARD_SIZE];
+        bool learned;
+
+        job_device_board(d, board, sizeof(board));
+        (void) job_swap_estimate_usec(c->m, board, 8192, &learned);
+        ASSERT_TRUE(!learned);
+        ASSERT_EQ(job_swap_estimate_usec(c->m, board, 8192, NULL), c->m->config->job_swap_estimate_usec);
+
+        struct job **jobs = core_push(c, img, &d, 1, "test-and-confirm", 1);
+        uint64_t id = jobs[0]->id;
+        free(jobs);
+        struct job *j = core_wait_finished(c, id, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(j->swap_usec >= 1200 * 1000);
+        uint64_t size = j->bytes_total;
+        uint64_t est = job_swap_estimate_usec(c->m, board, size, &learned);
+        ASSERT_TRUE(learned);
+        ASSERT_EQ(est, j->swap_usec);
+        /* scaled by size */
+        ASSERT_EQ(job_swap_estimate_usec(c->m, board, 2 * size, NULL), 2 * est);
+        /* the timeout: at least 30 s, at most [jobs] swap_timeout */
+        ASSERT_EQ(job_swap_timeout_usec(c->m, est), 30 * 1000000ull);
+        ASSERT_EQ(job_swap_timeout_usec(c->m, 100 * 1000000ull), c->m->config->job_swap_timeout_usec);
+
+        core_restart(c);
+        ASSERT_EQ(job_swap_estimate_usec(c->m, board, size, &learned), est);
+        ASSERT_TRUE(learned);
+        core_free(c);
+}
+
+/* An adapter's limit: the configured one at first; a refusal with 3
+ * links held makes it 3 (at least 1); enough connects raise it by one
+ * again, never above the configuration. */
+static void test_adapter_limit_learned(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running_ble_adapter = 5;
+        core_start(c);
+        ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 5u);
+        job_adapter_refused(c->m, "hci0", 3);
+        ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 3u);
+        ASSERT_EQ(job_adapter_limit(c->m, "hci1"), 5u);
+        size_t n;
+        const struct job_adapter_limit *table = job_adapter_limits(c->m, &n);
+        ASSERT_EQ(n, 1u);
+        ASSERT_STREQ(table[0].name, "hci0");
+        ASSERT_EQ(table[0].limit, 3u);
+        job_adapter_refused(c->m, "hci0", 0);
+        ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 1u);
+        for (unsigned i = 0; i < JOB_ADAPTER_RAISE_SUCCESSES; i++)
+                job_adapter_connected(c->m, "hci0");
+        ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 2u);
+        for (unsigned k = 0; k < 10; k++)
+                for (unsigned i = 0; i < JOB_ADAPTER_RAISE_SUCCESSES; i++) {
+                        job_adapter_connected(c->m, "hci0");
+                        (void) job_adapter_limit(c->m, "hci0");
+                }
+        ASSERT_EQ(job_adapter_limit(c->m, "hci0"), 5u);
+        core_free(c);
+}
+
+TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
+          TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
+          TEST(test_swap_time_learned), TEST(test_adapter_limit_learned))
