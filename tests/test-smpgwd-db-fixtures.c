@@ -243,6 +243,8 @@ static void test_manager_free(struct manager *m) {
                 mcuboot_key_free(m->keys[i]);
         free(m->keys);
         free(m->observers);
+        /* what the jobs loaded learned (swap times per board, since schema 5) */
+        job_radio_done(&m->radio);
         db_close(m->db);
         free(m->images_dir);
         config_free(m->config);
