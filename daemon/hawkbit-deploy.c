@@ -363,7 +363,10 @@ static bool action_may_run(const struct hawkbit_action *a) {
         return a->update != HAWKBIT_SKIP && a->window_open;
 }
 
-static void action_run(struct hawkbit_target *t) {
+/* The action's job: stage_only while the window is closed (the image
+ * goes to the device's secondary slot now; engine_job_activate() when
+ * the window opens), else the whole update. */
+static void action_run(struct hawkbit_target *t, bool stage_only) {
         struct hawkbit *hb = t->hb;
         struct hawkbit_action *a = t->action;
         struct engine_error e = {};
@@ -377,6 +380,7 @@ static void action_run(struct hawkbit_target *t) {
                 /* attempt: one try, the device's state decides; forced:
                  * every attempt [jobs] allows. */
                 .has_attempts = a->update == HAWKBIT_ATTEMPT, .attempts = 1,
+                .stage_only = stage_only,
         };
         int r = engine_push(hb->manager, &push, &jobs, &e);
         if (r < 0) {
@@ -384,9 +388,35 @@ static void action_run(struct hawkbit_target *t) {
                 return;
         }
         a->job_id = jobs[0]->id;
+        a->state = stage_only ? HAWKBIT_ACTION_WAITING : HAWKBIT_ACTION_RUNNING;
+        hawkbit_action_save(t);
+        log_info("hawkBit: %s: action %" PRIu64 " %s job %" PRIu64, t->controller_id, a->id,
+                 stage_only ? "stages its image on the device as" : "runs as", a->job_id);
+}
+
+/* The window opened: a staged job is activated, one still staging is
+ * activated when it is staged (hawkbit_deploy_job_event()), and without
+ * a usable job the whole update starts. */
+static void action_go(struct hawkbit_target *t) {
+        struct hawkbit *hb = t->hb;
+        struct hawkbit_action *a = t->action;
+        struct job *j = a->job_id ? manager_find_job(hb->manager, a->job_id) : NULL;
+        struct engine_error e = {};
+
+        if (!j || (job_is_finished(j) && j->state != JOB_SUCCEEDED)) {
+                action_run(t, false);
+                return;
+        }
         a->state = HAWKBIT_ACTION_RUNNING;
         hawkbit_action_save(t);
-        log_info("hawkBit: %s: action %" PRIu64 " runs as job %" PRIu64, t->controller_id, a->id, a->job_id);
+        if (j->state == JOB_STAGED) {
+                if (engine_job_activate(hb->manager, j, &e) < 0)
+                        action_fail(t, "%s", e.message);
+                else
+                        log_info("hawkBit: %s: action %" PRIu64 ": job %" PRIu64 " activated", t->controller_id,
+                                 a->id, j->id);
+        } else if (job_is_finished(j))
+                hawkbit_deploy_job_event(hb, j);
 }
 
 static void action_artifact_ready(struct hawkbit_target *t) {
@@ -398,10 +428,17 @@ static void action_artifact_ready(struct hawkbit_target *t) {
         (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_PROCEEDING, HAWKBIT_FINISHED_NONE, 1,
                                       PROGRESS_STEPS, details);
         if (action_may_run(a)) {
-                action_run(t);
+                action_run(t, false);
                 return;
         }
         a->state = HAWKBIT_ACTION_WAITING;
+        /* Window closed: staged on the device now, activated when it
+         * opens.  update: skip with the window open is a wish not to
+         * install at all yet: nothing goes to the device. */
+        if (!a->window_open && !a->job_id)
+                action_run(t, true);
+        if (!t->action || t->action->state == HAWKBIT_ACTION_FINISHED)
+                return;   /* the push was refused: closed already */
         if (!a->scheduled_sent) {
                 const char *why[] = { a->window_open ? "Downloaded; the server asks not to install yet (update: skip)."
                                                      : "Downloaded; waiting for the maintenance window.",
@@ -418,8 +455,18 @@ void hawkbit_deploy_job_event(struct hawkbit *hb, struct job *j) {
         struct hawkbit_action *a = t ? t->action : NULL;
         char line[HAWKBIT_FEEDBACK_DETAILS_MAX], outcome[64];
 
-        if (!a || a->state != HAWKBIT_ACTION_RUNNING || a->job_id != j->id)
+        if (!a || a->job_id != j->id ||
+            (a->state != HAWKBIT_ACTION_RUNNING && a->state != HAWKBIT_ACTION_WAITING))
                 return;
+        if (a->state == HAWKBIT_ACTION_RUNNING && j->state == JOB_STAGED) {
+                /* The window opened while it was still uploading. */
+                struct engine_error e = {};
+                if (engine_job_activate(hb->manager, j, &e) < 0)
+                        action_fail(t, "%s", e.message);
+                return;
+        }
+        if (a->state == HAWKBIT_ACTION_WAITING && !job_is_finished(j))
+                return;   /* staging; the window decides */
         if (!job_is_finished(j)) {
                 if (!a->upload_reported && j->has_step && j->step >= SMP_UPDATE_STEP_MARK) {
                         a->upload_reported = true;
@@ -552,7 +599,7 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
                         const char *details[] = { "The maintenance window is open: installing.", NULL };
                         (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_RESUMED, HAWKBIT_FINISHED_NONE,
                                                       0, 0, details);
-                        action_run(t);
+                        action_go(t);
                 } else
                         hawkbit_action_save(t);
                 return;
@@ -644,7 +691,8 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
         hb->stats.cancels++;
         if (!a || a->id != stop)
                 why = "Nothing runs for this action on the gateway.";
-        else if (a->state == HAWKBIT_ACTION_DOWNLOADING || a->state == HAWKBIT_ACTION_WAITING)
+        else if (a->state == HAWKBIT_ACTION_DOWNLOADING ||
+                 (a->state == HAWKBIT_ACTION_WAITING && !a->job_id))
                 why = "Cancelled before the device was touched.";
         else if (a->state == HAWKBIT_ACTION_FINISHED) {
                 cancelled = false;
@@ -655,7 +703,13 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
                 if (!j || job_is_finished(j)) {
                         cancelled = false;
                         why = "The action's job has finished already.";
-                } else if (j->state == JOB_RUNNING && j->has_step && j->step >= SMP_UPDATE_STEP_MARK) {
+                } else if (a->state == HAWKBIT_ACTION_WAITING && j->state != JOB_STAGED &&
+                           j->state != JOB_QUEUED && j->state != JOB_RUNNING && j->state != JOB_RETRY_WAIT) {
+                        cancelled = false;
+                        why = "The action's job is past staging.";
+                } else if (j->state == JOB_REBOOTING || (j->has_step && j->step >= SMP_UPDATE_STEP_MARK)) {
+                        /* Past the upload: the device was told to test the
+                         * image (or is rebooting into it, holding no slot). */
                         cancelled = false;
                         why = "The device was told to test the new image; it cannot be cancelled halfway.";
                 } else if (engine_job_cancel(hb->manager, j, &e) < 0) {
@@ -718,7 +772,7 @@ void hawkbit_deploy_resume(struct hawkbit *hb) {
                         struct job *j = manager_find_job(hb->manager, a->job_id);
                         if (!j)
                                 action_fail(t, "The action's job %" PRIu64 " is gone.", a->job_id);
-                        else if (job_is_finished(j))
+                        else if (job_is_finished(j) || j->state == JOB_STAGED)
                                 hawkbit_deploy_job_event(hb, j);
                 }
         }

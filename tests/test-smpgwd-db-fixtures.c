@@ -55,8 +55,14 @@ static const struct fixture fixtures[] = {
         { .version = 3, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true },
         { .version = 4, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
           .slots_before = 3 },
+        /* Made by w-radio's smpgwd: the job left running (job 3) had not
+         * read the device's slots yet when it stopped, so 2 rows. */
         { .version = 5, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
           .slots_before = 2 },
+        { .version = 6, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+          .slots_before = 3 },
+        { .version = 7, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+          .slots_before = 3 },
 };
 
 /* The tables and the order their rows are compared in. */
@@ -241,6 +247,8 @@ static void test_manager_free(struct manager *m) {
                 mcuboot_key_free(m->keys[i]);
         free(m->keys);
         free(m->observers);
+        /* what the jobs loaded learned (swap times per board, since schema 5) */
+        job_radio_done(&m->radio);
         db_close(m->db);
         free(m->images_dir);
         config_free(m->config);
@@ -383,6 +391,9 @@ static void test_upgrade_v3(void) {
 static void test_upgrade_v4(void) {
         upgrade(&fixtures[3]);
 }
+static void test_upgrade_v5(void) {
+        upgrade(&fixtures[4]);
+}
 
 /* Every version an upgrade can start from has its stored database: a
  * migration added while the version before it has none fails here (make
@@ -394,4 +405,4 @@ static void test_every_version_has_a_fixture(void) {
 }
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2),
-          TEST(test_upgrade_v3), TEST(test_upgrade_v4))
+          TEST(test_upgrade_v3), TEST(test_upgrade_v4), TEST(test_upgrade_v5))

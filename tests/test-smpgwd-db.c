@@ -932,6 +932,7 @@ static void test_upgrade_from_v3_keeps_rows(void) {
         sqlite3_close(s);
 
         struct manager *m = test_manager_open(dir);
+        /* upgraded to this build's version (4 when written; later migrations add to it) */
         ASSERT_EQ(own_int(m->db, "PRAGMA user_version"), (int64_t) db_schema_version());
         ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
                                  "name = 'job_slots_before'"),

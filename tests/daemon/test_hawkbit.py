@@ -192,7 +192,11 @@ class HawkbitTest(unittest.TestCase):
                     self.assertEqual(waiting.cancel_answer, "canceled")
                     self.assertEqual(waiting.state, "canceled")
                     self.assertEqual(fake.executions(cids[n], waiting.id, "cancelAction"), [("canceled", "success")])
-                    self.assertEqual(self.jobs(d, devs[n]["id"]), [], "a job for a cancelled waiting action")
+                    # Its job had staged the image; it is cancelled, the device
+                    # keeps running what it ran.
+                    self.assertEqual([j["state"] for j in self.jobs(d, devs[n]["id"])], ["cancelled"])
+                    active = [s for s in sim.state(n)["slots"] if s.get("active")][0]
+                    self.assertNotEqual(active["hash"], digest)
                     self.assertNotIn("closed", [e[0] for e in fake.executions(cids[n], waiting.id)])
 
                     self.assertEqual(slow.cancel_answer, "canceled")
@@ -323,12 +327,17 @@ class HawkbitTest(unittest.TestCase):
                     a = fake.add_action(cid, ("w.bin", data), update="skip", window="unavailable")
                     d.wait_for(lambda: ("scheduled", "none") in fake.executions(cid, a.id), timeout=30,
                                what="scheduled")
-                    # Downloaded and stored now, not installed.
+                    # Downloaded, stored and staged on the device now, not
+                    # installed: the device still runs its old image.
                     self.assertEqual(len(fake.artifact_requests), 1)
                     _, imgs = d.api("GET", "/api/v1/images", expect=200)
                     self.assertIn(digest, [i["id"] for i in imgs["images"]])
-                    time.sleep(3)
-                    self.assertEqual(self.jobs(d, dev_id), [], "a job ran outside the window")
+                    d.wait_for(lambda: [j["state"] for j in self.jobs(d, dev_id)] == ["staged"], timeout=30,
+                               what="the job staged")
+                    time.sleep(2)
+                    self.assertEqual([j["state"] for j in self.jobs(d, dev_id)], ["staged"])
+                    active = [s for s in sim.state(0)["slots"] if s["active"]][0]
+                    self.assertNotEqual(active["hash"], digest, "installed outside the window")
                     self.assertEqual(a.state, "open")
                     fake.set_window(a, "available", update="forced")
                     d.wait_for(lambda: a.state == "closed", timeout=60, what="closed after the window opened")
