@@ -53,6 +53,7 @@ static int read_push_option(sd_bus_message *message, const char *key, struct eng
 }
 
 int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_bus_error *error) {
+        bool seen_mode = false, seen_attempts = false;
         int r;
 
         r = sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "{sv}");
@@ -64,6 +65,13 @@ int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_
                 r = sd_bus_message_read(message, "s", &key);
                 if (r < 0)
                         return r;
+                /* An a{sv} may repeat a key; REST's JSON may not, and the
+                 * last one silently winning would hide a client's bug. */
+                bool *seen = streq(key, "mode") ? &seen_mode : streq(key, "attempts") ? &seen_attempts : NULL;
+                if (seen && *seen)
+                        return bus_error_set(error, -EINVAL, "Option '%s' is given twice.", key);
+                if (seen)
+                        *seen = true;
                 r = read_push_option(message, key, push, error);
                 if (r < 0)
                         return r;

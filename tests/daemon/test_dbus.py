@@ -293,6 +293,14 @@ class TestDBus(unittest.TestCase):
                              {"attempts": dbus.UInt32(0)})
         self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", m.Push, self.image_id, ids[:1],
                              {"colour": "blue"})
+        # An option given twice (dbus-python's dictionaries cannot say it;
+        # busctl can) is refused, as REST refuses a repeated JSON key,
+        # rather than the last one silently winning.
+        p = subprocess.run(["busctl", "--address=" + self.daemon.bus.address, "call", NAME, ROOT, MANAGER, "Push",
+                            "sasa{sv}", self.image_id, "1", ids[0], "2", "mode", "s", "upload-only", "mode", "s",
+                            "test-only"], capture_output=True, stdin=subprocess.DEVNULL, timeout=30)
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn(b"given twice", p.stderr)
         self.assertDBusError("org.smpgw.Error.NotFound", self.obj(self.devices[0], DEVICE).Push, "f" * 64, {})
         self.assertEqual(self.paths_with(JOB), [])
 
