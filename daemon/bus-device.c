@@ -119,12 +119,9 @@ static int device_get_hawkbit(sd_bus *bus, const char *path, const char *interfa
         struct hawkbit_device_status st;
 
         hawkbit_device_status(d->manager->hawkbit, d->id, &st);
-        return sd_bus_message_append(reply, "a{sv}", 5,
-                                     "managed", "b", st.managed,
-                                     "controller_id", "s", st.controller_id ?: "",
-                                     "action_id", "t", st.action_id,
-                                     "last_feedback", "s", st.last_feedback ?: "",
-                                     "feedback_queued", "u", st.feedback_queued);
+        return sd_bus_message_append(reply, "a{sv}", 5, "managed", "b", st.managed, "controller_id", "s",
+                                     st.controller_id ?: "", "action_id", "t", st.action_id, "last_feedback", "s",
+                                     st.last_feedback ?: "", "feedback_queued", "u", st.feedback_queued);
 }
 
 static int device_set_name_property(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -190,8 +187,8 @@ static int device_get_mesh(sd_bus *bus, const char *path, const char *interface,
         r = sd_bus_message_append(reply, "a{sv}", 7, "distributor", "t", (uint64_t) mt->distributor_id, "addr", "s",
                                   addr, "fwid", "s", mt->fwid, "version", "s", mt->version, "phase", "s",
                                   mt->has_phase ? smp_mesh_dfu_phase_to_string(mt->phase) ?: "" : "", "status", "s",
-                                  mt->has_phase ? smp_mesh_dfu_status_to_string(mt->status) ?: "" : "", "updated",
-                                  "t", (uint64_t) mt->updated_usec);
+                                  mt->has_phase ? smp_mesh_dfu_status_to_string(mt->status) ?: "" : "", "updated", "t",
+                                  (uint64_t) mt->updated_usec);
         return r;
 }
 

@@ -39,8 +39,7 @@ static int read_value(sd_bus_message *message, const char *key, char type, void 
         return sd_bus_message_exit_container(message);
 }
 
-static int read_option(sd_bus_message *message, const char *key, struct distribution_policy *p,
-                       sd_bus_error *error) {
+static int read_option(sd_bus_message *message, const char *key, struct distribution_policy *p, sd_bus_error *error) {
         const char *apply;
         uint32_t u;
         int r;
@@ -80,7 +79,8 @@ static int read_option(sd_bus_message *message, const char *key, struct distribu
         return bus_error_set(error, -EINVAL,
                              "Unknown option '%s'; options are 'apply' (s), 'attempts' (u), 'deadline' (t, "
                              "CLOCK_REALTIME µs), 'app_idx' (q), 'group' (q), 'ttl' (y), 'timeout_base' (q), "
-                             "'xfer_mode' (y).", key);
+                             "'xfer_mode' (y).",
+                             key);
 }
 
 static int read_options(sd_bus_message *message, struct distribution_policy *p, sd_bus_error *error) {
@@ -198,9 +198,8 @@ static int get_targets(sd_bus *bus, const char *path, const char *interface, con
         for (size_t i = 0; i < d->n_targets; i++) {
                 const struct distribution_target *t = &d->targets[i];
                 r = sd_bus_message_append(reply, "(tqsuyyys)", (uint64_t) t->device_id, t->addr,
-                                          distribution_target_state_to_string(t->state) ?: "",
-                                          (uint32_t) t->attempts, t->phase, t->status, t->progress,
-                                          t->reason ?: "");
+                                          distribution_target_state_to_string(t->state) ?: "", (uint32_t) t->attempts,
+                                          t->phase, t->status, t->progress, t->reason ?: "");
                 if (r < 0)
                         return r;
         }

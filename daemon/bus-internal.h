@@ -63,8 +63,7 @@ struct bus_kind {
         void *const *(*list)(struct manager *m, size_t *ret_n);
         const char *(*path_of)(const void *object, char buf[static SMPGW_DBUS_PATH_MAX]);
 };
-extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind, bus_rollout_kind,
-        bus_distribution_kind;
+extern const struct bus_kind bus_device_kind, bus_image_kind, bus_job_kind, bus_rollout_kind, bus_distribution_kind;
 #define BUS_KINDS 5
 
 /* What the find function and the enumerator of one kind are given. */

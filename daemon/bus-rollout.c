@@ -22,7 +22,7 @@
 #include "rollout.h"
 #include "util.h"
 
-#define SPEC_DEPTH_MAX 32   /* nesting of containers and variants; a spec needs about 12 */
+#define SPEC_DEPTH_MAX 32 /* nesting of containers and variants; a spec needs about 12 */
 
 const char *bus_rollout_path(uint64_t id, char buf[static SMPGW_DBUS_PATH_MAX]) {
         snprintf(buf, SMPGW_DBUS_PATH_MAX, SMPGW_DBUS_ROLLOUT_PREFIX "/%" PRIu64, id);
@@ -267,8 +267,8 @@ static int rollout_get_counts(sd_bus *bus, const char *path, const char *interfa
         rollout_count_states(userdata, counts);
         r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "{su}");
         for (unsigned i = 0; r >= 0 && i < _ROLLOUT_MEMBER_STATE_MAX; i++)
-                r = sd_bus_message_append(reply, "{su}",
-                                          rollout_member_state_to_string((enum rollout_member_state) i), counts[i]);
+                r = sd_bus_message_append(reply, "{su}", rollout_member_state_to_string((enum rollout_member_state) i),
+                                          counts[i]);
         if (r < 0)
                 return r;
         return sd_bus_message_close_container(reply);

@@ -244,7 +244,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 
 static int bus_register(struct bus_api *api) {
         static const struct bus_kind *const kinds[BUS_KINDS] = { &bus_device_kind, &bus_image_kind, &bus_job_kind,
-                                                                  &bus_rollout_kind, &bus_distribution_kind };
+                                                                 &bus_rollout_kind, &bus_distribution_kind };
         int r;
 
         r = bus_manager_register(api);

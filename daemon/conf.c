@@ -675,8 +675,7 @@ static int config_check_hawkbit(const struct config *c, const char *path) {
         if (!streq(c->hawkbit_id_scheme ?: "", "id") && !streq(c->hawkbit_id_scheme ?: "", "address"))
                 return log_error_errno(-EINVAL, "%s: [hawkbit] controller_id must be 'id' or 'address'", path);
         if (c->hawkbit_id_prefix && (strlen(c->hawkbit_id_prefix) > 32 || !hawkbit_id_chars_ok(c->hawkbit_id_prefix)))
-                return log_error_errno(-EINVAL,
-                                       "%s: [hawkbit] controller_id_prefix: at most 32 of A-Z a-z 0-9 - _ . ~",
+                return log_error_errno(-EINVAL, "%s: [hawkbit] controller_id_prefix: at most 32 of A-Z a-z 0-9 - _ . ~",
                                        path);
         if (!c->hawkbit_tenant || strlen(c->hawkbit_tenant) > 64 || !hawkbit_id_chars_ok(c->hawkbit_tenant))
                 return log_error_errno(-EINVAL, "%s: [hawkbit] tenant: 1 to 64 of A-Z a-z 0-9 - _ . ~", path);
@@ -693,10 +692,9 @@ static int config_check_hawkbit(const struct config *c, const char *path) {
         }
         if (!c->hawkbit_enabled)
                 return 0;
-        if (!c->hawkbit_server || (strncmp(c->hawkbit_server, "http://", 7) != 0 &&
-                                   strncmp(c->hawkbit_server, "https://", 8) != 0))
-                return log_error_errno(-EINVAL, "%s: [hawkbit] server: an http:// or https:// URL is required",
-                                       path);
+        if (!c->hawkbit_server ||
+            (strncmp(c->hawkbit_server, "http://", 7) != 0 && strncmp(c->hawkbit_server, "https://", 8) != 0))
+                return log_error_errno(-EINVAL, "%s: [hawkbit] server: an http:// or https:// URL is required", path);
         if (strlen(c->hawkbit_server) > 1024)
                 return log_error_errno(-EINVAL, "%s: [hawkbit] server: longer than 1024 bytes", path);
         if (!c->hawkbit_token_file)

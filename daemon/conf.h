@@ -105,14 +105,15 @@ struct config {
         bool job_hold_slot_during_reboot;
 
         /* [hawkbit]: the Eclipse hawkBit DDI gateway client (doc/hawkbit.md) */
-        bool hawkbit_enabled;          /* enabled= (default false) */
-        char *hawkbit_server;          /* server=: http(s)://host[:port][/path], no trailing tenant */
-        char *hawkbit_tenant;          /* tenant= (default DEFAULT) */
-        char *hawkbit_token_file;      /* gateway_token_file=: the tenant's gateway security token */
-        uint64_t hawkbit_poll_min_usec;   /* poll_min= seconds: the shortest sleep taken from the server (default 10) */
-        uint64_t hawkbit_poll_max_usec;   /* poll_max= seconds: the longest sleep, and the error backoff's cap (default 3600) */
+        bool hawkbit_enabled;           /* enabled= (default false) */
+        char *hawkbit_server;           /* server=: http(s)://host[:port][/path], no trailing tenant */
+        char *hawkbit_tenant;           /* tenant= (default DEFAULT) */
+        char *hawkbit_token_file;       /* gateway_token_file=: the tenant's gateway security token */
+        uint64_t hawkbit_poll_min_usec; /* poll_min= seconds: the shortest sleep taken from the server (default 10) */
+        uint64_t hawkbit_poll_max_usec; /* poll_max= seconds: the longest sleep, and the error backoff's cap (default
+                                           3600) */
         uint64_t hawkbit_start_spread_usec; /* start_spread= seconds the first polls are spread over (default 60) */
-        char **hawkbit_expose;         /* expose=: all, transport:SCHEME, name:GLOB, id:N (default all) */
+        char **hawkbit_expose;              /* expose=: all, transport:SCHEME, name:GLOB, id:N (default all) */
         size_t n_hawkbit_expose;
         char *hawkbit_id_prefix;       /* controller_id_prefix= (default "smpgw-") */
         char *hawkbit_id_scheme;       /* controller_id= id|address (default id) */

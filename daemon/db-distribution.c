@@ -208,8 +208,10 @@ static int load_roles_and_targets(struct db *db, struct manager *m) {
                 return db_errno(db, rc);
         sqlite3_finalize(TAKE_PTR(s));
 
-        r = prepare(db, "SELECT device_id, distributor_id, addr, fwid, version, phase, status, updated "
-                        "FROM mesh_targets", &s);
+        r = prepare(db,
+                    "SELECT device_id, distributor_id, addr, fwid, version, phase, status, updated "
+                    "FROM mesh_targets",
+                    &s);
         if (r < 0)
                 return r;
         while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -234,8 +236,10 @@ static int load_targets(struct db *db, struct distribution *d) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *s = NULL;
         int r, rc;
 
-        r = prepare(db, "SELECT device_id, addr, state, attempts, phase, status, progress, reason "
-                        "FROM distribution_targets WHERE distribution_id = ?1 ORDER BY rowid", &s);
+        r = prepare(db,
+                    "SELECT device_id, addr, state, attempts, phase, status, progress, reason "
+                    "FROM distribution_targets WHERE distribution_id = ?1 ORDER BY rowid",
+                    &s);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(s, 1, (sqlite3_int64) d->id);

@@ -29,9 +29,9 @@
 #define DEVICE_COLUMNS                                                                                \
         "conn, transport, address, address_type, adapter, name, rssi, state, source, first_seen, "   \
         "last_seen, last_probe, buf_size, buf_count, os_info, bootloader, smp_version, last_error"
-#define JOB_COLUMNS                                                                                   \
-        "device_id, image_id, rollout_id, mode, state, step, outcome, attempts, max_attempts, "       \
-        "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated, "     \
+#define JOB_COLUMNS                                                                                 \
+        "device_id, image_id, rollout_id, mode, state, step, outcome, attempts, max_attempts, "     \
+        "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated, " \
         "phase, checkpoint, reset_time, priority, stage_only, board, swap_usec"
 
 const char *const db_stmt_sql[_DB_STMT_MAX] = {

@@ -386,8 +386,7 @@ static int device_new_from(struct manager *m, const char *conn, const char *sche
 }
 
 static int device_new(struct manager *m, const struct smp_conn *c, const char *source, struct device **ret) {
-        return device_new_from(m, smp_conn_get_string(c), smp_conn_get_scheme(c), smp_conn_get_address(c), source,
-                               ret);
+        return device_new_from(m, smp_conn_get_string(c), smp_conn_get_scheme(c), smp_conn_get_address(c), source, ret);
 }
 
 /* Inserts, attaches, announces and probes a new device. */
@@ -584,7 +583,7 @@ enum device_check device_check_due(const struct device *d, const struct config *
                 /* Present devices are looked at again now and then (a
                  * device updated by someone else, a reboot). */
                 return d->state == DEVICE_ONLINE && device_reprobe_due(d, c, now) ? DEVICE_CHECK_PROBE
-                                                                                   : DEVICE_CHECK_NONE;
+                                                                                  : DEVICE_CHECK_NONE;
         /* Not seen for (nearly) too long.  IP devices are only "seen" when
          * they answer, so ask once more before giving up on them; a failed
          * probe after absent_after marks them absent. */

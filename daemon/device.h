@@ -25,13 +25,13 @@ struct smp_discovered;
 /* What the gateway knows of a Bluetooth Mesh target (transport "mesh"):
  * only what its Distributor reported (distribution.h). */
 struct device_mesh {
-        uint64_t distributor_id;      /* the device that is its route */
-        uint16_t addr;                /* unicast address */
-        char fwid[2 * 16 + 1];        /* firmware ID in hex, "" when unknown */
-        char version[32];             /* the version it stands for, "" when unknown */
+        uint64_t distributor_id; /* the device that is its route */
+        uint16_t addr;           /* unicast address */
+        char fwid[2 * 16 + 1];   /* firmware ID in hex, "" when unknown */
+        char version[32];        /* the version it stands for, "" when unknown */
         bool has_phase;
-        uint8_t phase, status;        /* its last phase and status (mesh-dfu.h) */
-        uint64_t updated_usec;        /* when the Distributor last told */
+        uint8_t phase, status; /* its last phase and status (mesh-dfu.h) */
+        uint64_t updated_usec; /* when the Distributor last told */
 };
 
 enum device_state {
@@ -69,8 +69,8 @@ struct device {
          * most DEVICE_LABELS_MAX; written at once when set. */
         char **labels;
         size_t n_labels;
-        char *role;                   /* NULL, or "mesh-distributor" (distribution.h) */
-        struct device_mesh *mesh;     /* transport "mesh" only, else NULL */
+        char *role;               /* NULL, or "mesh-distributor" (distribution.h) */
+        struct device_mesh *mesh; /* transport "mesh" only, else NULL */
 
         /* runtime, not stored */
         size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
@@ -173,8 +173,8 @@ bool device_reprobe_due(const struct device *d, const struct config *c, uint64_t
 
 enum device_check {
         DEVICE_CHECK_NONE,
-        DEVICE_CHECK_PROBE,   /* probe it now */
-        DEVICE_CHECK_ABSENT,  /* mark it absent */
+        DEVICE_CHECK_PROBE,  /* probe it now */
+        DEVICE_CHECK_ABSENT, /* mark it absent */
 };
 /* What devices_check_absent() does with d at now_usec (CLOCK_REALTIME). */
 enum device_check device_check_due(const struct device *d, const struct config *c, uint64_t now_usec);

@@ -22,8 +22,8 @@
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
-_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index,
-                                const char *fmt, ...) {
+_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index, const char *fmt,
+                               ...) {
         va_list ap;
 
         e->error = error;
@@ -70,8 +70,9 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
                             distributor->id);
         if (!distributor->role || !streq(distributor->role, DEVICE_ROLE_MESH_DISTRIBUTOR))
                 return fail(e, -EMEDIUMTYPE, "distributor", -1,
-                            "Field 'distributor': device %" PRIu64 " has not the role '"
-                            DEVICE_ROLE_MESH_DISTRIBUTOR "'.", distributor->id);
+                            "Field 'distributor': device %" PRIu64 " has not the role '" DEVICE_ROLE_MESH_DISTRIBUTOR
+                            "'.",
+                            distributor->id);
         if (n == 0 || n > DISTRIBUTION_TARGETS_MAX)
                 return fail(e, -EINVAL, "targets", -1, "Field 'targets': 1 to %u mesh targets.",
                             DISTRIBUTION_TARGETS_MAX);
@@ -96,15 +97,16 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
                 if (!t->mesh || t->mesh->distributor_id != distributor->id)
                         return fail(e, -EMEDIUMTYPE, "targets", (ssize_t) i,
                                     "Field 'targets[%zu]': device %" PRIu64 " is no mesh target behind "
-                                    "Distributor %" PRIu64 ".", i, t->id, distributor->id);
+                                    "Distributor %" PRIu64 ".",
+                                    i, t->id, distributor->id);
                 for (size_t k = 0; k < i; k++)
                         if (targets[k] == t)
                                 return fail(e, -EINVAL, "targets", (ssize_t) i,
                                             "Field 'targets[%zu]': device %" PRIu64 " is named twice.", i, t->id);
                 if (target_in_unfinished(m, t->id))
                         return fail(e, -EBUSY, "targets", (ssize_t) i,
-                                    "Field 'targets[%zu]': device %" PRIu64 " is in an unfinished distribution.",
-                                    i, t->id);
+                                    "Field 'targets[%zu]': device %" PRIu64 " is in an unfinished distribution.", i,
+                                    t->id);
         }
         for (size_t i = 0; i < m->n_distributions; i++)
                 if (!distribution_is_finished(m->distributions[i]) &&
@@ -153,8 +155,7 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
         return 0;
 }
 
-int engine_distribution_find(struct manager *m, const char *spec, struct distribution **ret,
-                             struct engine_error *e) {
+int engine_distribution_find(struct manager *m, const char *spec, struct distribution **ret, struct engine_error *e) {
         uint64_t id;
         struct distribution *d = NULL;
 
@@ -231,8 +232,9 @@ int engine_mesh_target_add(struct manager *m, struct device *distributor, uint16
                 return fail(e, -EINVAL, "addr", -1, "Field 'addr': a unicast address (0x0001..0x7fff).");
         if (!distributor->role || !streq(distributor->role, DEVICE_ROLE_MESH_DISTRIBUTOR))
                 return fail(e, -EMEDIUMTYPE, "distributor", -1,
-                            "Field 'distributor': device %" PRIu64 " has not the role '"
-                            DEVICE_ROLE_MESH_DISTRIBUTOR "'.", distributor->id);
+                            "Field 'distributor': device %" PRIu64 " has not the role '" DEVICE_ROLE_MESH_DISTRIBUTOR
+                            "'.",
+                            distributor->id);
         (void) mesh_conn_format(distributor->id, addr, conn, sizeof(conn));
         return engine_device_add(m, conn, source, ret, ret_created, e);
 }
@@ -267,8 +269,8 @@ int distribution_estimate_direct(const struct distribution_direct_input *in, dou
         double upload = (double) in->image_size / in->link_rate;
         unsigned waves = (in->n_targets + in->links - 1) / in->links;
         if (ret_seconds)
-                *ret_seconds = in->swap_holds_link ? waves * (upload + in->swap_seconds)
-                                                   : waves * upload + in->swap_seconds;
+                *ret_seconds =
+                        in->swap_holds_link ? waves * (upload + in->swap_seconds) : waves * upload + in->swap_seconds;
         if (ret_radio_seconds)
                 *ret_radio_seconds = in->n_targets * upload;
         return 0;

@@ -34,29 +34,21 @@
 #define RECEIVERS_PAGE 8u
 
 static const char *const state_names[_DISTRIBUTION_STATE_MAX] = {
-        [DISTRIBUTION_QUEUED] = "queued",
-        [DISTRIBUTION_RUNNING] = "running",
-        [DISTRIBUTION_VERIFIED] = "verified",
-        [DISTRIBUTION_SUSPENDED] = "suspended",
-        [DISTRIBUTION_SUCCEEDED] = "succeeded",
-        [DISTRIBUTION_FAILED] = "failed",
+        [DISTRIBUTION_QUEUED] = "queued",       [DISTRIBUTION_RUNNING] = "running",
+        [DISTRIBUTION_VERIFIED] = "verified",   [DISTRIBUTION_SUSPENDED] = "suspended",
+        [DISTRIBUTION_SUCCEEDED] = "succeeded", [DISTRIBUTION_FAILED] = "failed",
         [DISTRIBUTION_CANCELLED] = "cancelled",
 };
 
 static const char *const step_names[_DISTRIBUTION_STEP_MAX] = {
-        [DISTRIBUTION_STEP_UPLOAD] = "upload",
-        [DISTRIBUTION_STEP_SLOT] = "slot",
-        [DISTRIBUTION_STEP_ROUND] = "round",
-        [DISTRIBUTION_STEP_TRANSFER] = "transfer",
-        [DISTRIBUTION_STEP_COLLECT] = "collect",
-        [DISTRIBUTION_STEP_DONE] = "done",
+        [DISTRIBUTION_STEP_UPLOAD] = "upload",   [DISTRIBUTION_STEP_SLOT] = "slot",
+        [DISTRIBUTION_STEP_ROUND] = "round",     [DISTRIBUTION_STEP_TRANSFER] = "transfer",
+        [DISTRIBUTION_STEP_COLLECT] = "collect", [DISTRIBUTION_STEP_DONE] = "done",
 };
 
 static const char *const target_state_names[_DISTRIBUTION_TARGET_STATE_MAX] = {
-        [DISTRIBUTION_TARGET_PENDING] = "pending",
-        [DISTRIBUTION_TARGET_ACTIVE] = "active",
-        [DISTRIBUTION_TARGET_UPDATED] = "updated",
-        [DISTRIBUTION_TARGET_FAILED] = "failed",
+        [DISTRIBUTION_TARGET_PENDING] = "pending",     [DISTRIBUTION_TARGET_ACTIVE] = "active",
+        [DISTRIBUTION_TARGET_UPDATED] = "updated",     [DISTRIBUTION_TARGET_FAILED] = "failed",
         [DISTRIBUTION_TARGET_CANCELLED] = "cancelled",
 };
 
@@ -198,15 +190,13 @@ static void finish(struct distribution *d, enum distribution_state state) {
                 struct distribution_target *t = &d->targets[i];
                 if (t->state != DISTRIBUTION_TARGET_PENDING && t->state != DISTRIBUTION_TARGET_ACTIVE)
                         continue;
-                t->state = state == DISTRIBUTION_CANCELLED ? DISTRIBUTION_TARGET_CANCELLED
-                                                           : DISTRIBUTION_TARGET_FAILED;
+                t->state = state == DISTRIBUTION_CANCELLED ? DISTRIBUTION_TARGET_CANCELLED : DISTRIBUTION_TARGET_FAILED;
                 if (!t->reason)
-                        t->reason = strdup(state == DISTRIBUTION_CANCELLED ? "cancelled"
-                                                                           : (d->error ?: "not updated"));
+                        t->reason = strdup(state == DISTRIBUTION_CANCELLED ? "cancelled" : (d->error ?: "not updated"));
         }
         save(d);
-        log_info("Distribution %" PRIu64 ": %s%s%s", d->id, distribution_state_to_string(state),
-                 d->error ? ": " : "", d->error ?: "");
+        log_info("Distribution %" PRIu64 ": %s%s%s", d->id, distribution_state_to_string(state), d->error ? ": " : "",
+                 d->error ?: "");
         emit_state(d);
 }
 
@@ -258,8 +248,8 @@ typedef void (*reply_fn)(struct distribution *d, const struct smp_shell_result *
 
 static void lost(struct distribution *d, int error) {
         log_full_errno(LOG_NOTICE, error, NULL, NULL, NULL,
-                       "Distribution %" PRIu64 ": lost the Distributor (%m); reconnecting in %" PRIu64 " ms",
-                       d->id, d->reconnect_usec / 1000);
+                       "Distribution %" PRIu64 ": lost the Distributor (%m); reconnecting in %" PRIu64 " ms", d->id,
+                       d->reconnect_usec / 1000);
         set_error(d, "lost the Distributor: %s", strerror(-error));
         /* Torn down from the timer, never inside the session's callback. */
         d->lost = true;
@@ -277,9 +267,10 @@ static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, 
         d->exec = NULL;
         d->busy = false;
         if (r->error == -EREMOTEIO) {
-                fail(d, "the Distributor refused a shell command (SMP rc %" PRId64 ", group %" PRIu64 " rc %" PRIu64
-                        "): is it a Distributor with shell management?", r->status.rc, r->status.err_group,
-                     r->status.err_rc);
+                fail(d,
+                     "the Distributor refused a shell command (SMP rc %" PRId64 ", group %" PRIu64 " rc %" PRIu64
+                     "): is it a Distributor with shell management?",
+                     r->status.rc, r->status.err_group, r->status.err_rc);
                 return;
         }
         if (r->error < 0) {
@@ -524,8 +515,7 @@ static void on_receivers_add(struct distribution *d, const struct smp_shell_resu
 static void on_receivers_delete(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_receivers_status st;
 
-        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 ||
-            st.status != SMP_MESH_DFD_SUCCESS) {
+        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 || st.status != SMP_MESH_DFD_SUCCESS) {
                 fail(d, "the Distributor cannot clear its receivers: %.80s", r->output);
                 return;
         }
@@ -691,7 +681,8 @@ static void on_get(struct distribution *d, const struct smp_shell_result *r) {
                  * slot survives; the round goes again, without spending
                  * an attempt. */
                 log_notice("Distribution %" PRIu64 ": the Distributor is idle mid-round (reset?): "
-                           "starting the round again", d->id);
+                           "starting the round again",
+                           d->id);
                 d->rounds_lost++;
                 step_to(d, DISTRIBUTION_STEP_ROUND);
                 return;
@@ -779,11 +770,10 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         }
         d->synced = true;
         d->dfd_phase = st.phase;
-        bool active = st.phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE ||
-                      st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS ||
-                      st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE ||
-                      st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED ||
-                      st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE;
+        bool active =
+                st.phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS ||
+                st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED ||
+                st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE;
         bool ended = st.phase == SMP_MESH_DFD_PHASE_COMPLETED || st.phase == SMP_MESH_DFD_PHASE_FAILED;
 
         switch (d->step) {
@@ -826,8 +816,7 @@ static void on_caps(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_capabilities caps;
 
         if (smp_mesh_dfd_capabilities_parse(r->output, r->output_len, &caps) < 0 || caps.targets_max == 0) {
-                fail(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get: '%.80s')",
-                     r->output);
+                fail(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get: '%.80s')", r->output);
                 return;
         }
         d->targets_max = MIN(caps.targets_max, DISTRIBUTION_TARGETS_MAX);

@@ -73,12 +73,12 @@ struct smp_update;
 #define DISTRIBUTION_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
 
 enum distribution_state {
-        DISTRIBUTION_QUEUED,          /* created, not started on the Distributor yet */
-        DISTRIBUTION_RUNNING,         /* uploading, registering, transferring, applying */
-        DISTRIBUTION_VERIFIED,        /* verify-only: transferred and verified, waiting for apply */
-        DISTRIBUTION_SUSPENDED,       /* the transfer is suspended (engine_distribution_suspend()) */
-        DISTRIBUTION_SUCCEEDED,       /* every target runs the new firmware */
-        DISTRIBUTION_FAILED,          /* some target did not make it (see each) */
+        DISTRIBUTION_QUEUED,    /* created, not started on the Distributor yet */
+        DISTRIBUTION_RUNNING,   /* uploading, registering, transferring, applying */
+        DISTRIBUTION_VERIFIED,  /* verify-only: transferred and verified, waiting for apply */
+        DISTRIBUTION_SUSPENDED, /* the transfer is suspended (engine_distribution_suspend()) */
+        DISTRIBUTION_SUCCEEDED, /* every target runs the new firmware */
+        DISTRIBUTION_FAILED,    /* some target did not make it (see each) */
         DISTRIBUTION_CANCELLED,
         _DISTRIBUTION_STATE_MAX,
 };
@@ -87,50 +87,50 @@ enum distribution_state {
 enum distribution_step {
         DISTRIBUTION_STEP_UPLOAD,
         DISTRIBUTION_STEP_SLOT,
-        DISTRIBUTION_STEP_ROUND,      /* receivers and start */
-        DISTRIBUTION_STEP_TRANSFER,   /* polling */
-        DISTRIBUTION_STEP_COLLECT,    /* reading every receiver's final phase */
+        DISTRIBUTION_STEP_ROUND,    /* receivers and start */
+        DISTRIBUTION_STEP_TRANSFER, /* polling */
+        DISTRIBUTION_STEP_COLLECT,  /* reading every receiver's final phase */
         DISTRIBUTION_STEP_DONE,
         _DISTRIBUTION_STEP_MAX,
 };
 
 enum distribution_target_state {
-        DISTRIBUTION_TARGET_PENDING,  /* waiting for a round */
-        DISTRIBUTION_TARGET_ACTIVE,   /* in the current round */
-        DISTRIBUTION_TARGET_UPDATED,  /* apply success */
-        DISTRIBUTION_TARGET_FAILED,   /* out of attempts (reason says why) */
+        DISTRIBUTION_TARGET_PENDING, /* waiting for a round */
+        DISTRIBUTION_TARGET_ACTIVE,  /* in the current round */
+        DISTRIBUTION_TARGET_UPDATED, /* apply success */
+        DISTRIBUTION_TARGET_FAILED,  /* out of attempts (reason says why) */
         DISTRIBUTION_TARGET_CANCELLED,
         _DISTRIBUTION_TARGET_STATE_MAX,
 };
 
 enum distribution_apply {
-        DISTRIBUTION_APPLY_NOW,       /* the targets apply as soon as they verified */
+        DISTRIBUTION_APPLY_NOW,         /* the targets apply as soon as they verified */
         DISTRIBUTION_APPLY_VERIFY_ONLY, /* they wait for engine_distribution_apply() */
         _DISTRIBUTION_APPLY_MAX,
 };
 
 struct distribution_policy {
         enum distribution_apply apply;
-        unsigned max_attempts;        /* per target; 0: DISTRIBUTION_ATTEMPTS_DEFAULT */
-        uint64_t deadline_usec;       /* CLOCK_REALTIME µs; 0: none */
+        unsigned max_attempts;  /* per target; 0: DISTRIBUTION_ATTEMPTS_DEFAULT */
+        uint64_t deadline_usec; /* CLOCK_REALTIME µs; 0: none */
         uint16_t app_idx;
-        uint16_t group;               /* 0: unicast to each target; else 0xc000.. */
-        uint8_t ttl;                  /* 0: SMP_MESH_TTL_DEFAULT */
+        uint16_t group; /* 0: unicast to each target; else 0xc000.. */
+        uint8_t ttl;    /* 0: SMP_MESH_TTL_DEFAULT */
         uint16_t timeout_base;
-        uint8_t xfer_mode;            /* 0: push */
-        uint64_t poll_min_usec, poll_max_usec;  /* 0: the defaults above */
-        uint64_t rollout_id;          /* 0: none */
+        uint8_t xfer_mode;                     /* 0: push */
+        uint64_t poll_min_usec, poll_max_usec; /* 0: the defaults above */
+        uint64_t rollout_id;                   /* 0: none */
 };
 
 struct distribution_target {
         uint64_t device_id;
         uint16_t addr;
         enum distribution_target_state state;
-        unsigned attempts;            /* rounds it was sent in and failed, or is in */
-        uint8_t phase;                /* enum smp_mesh_dfu_phase, as last read */
+        unsigned attempts; /* rounds it was sent in and failed, or is in */
+        uint8_t phase;     /* enum smp_mesh_dfu_phase, as last read */
         uint8_t status;
-        uint8_t progress;             /* percent */
-        char *reason;                 /* why it failed, NULL otherwise */
+        uint8_t progress; /* percent */
+        char *reason;     /* why it failed, NULL otherwise */
 };
 
 struct distribution {
@@ -141,16 +141,16 @@ struct distribution {
         enum distribution_state state;
         enum distribution_step step;
         struct distribution_policy policy;
-        unsigned rounds;              /* rounds started on the Distributor */
+        unsigned rounds; /* rounds started on the Distributor */
         uint16_t slot_idx;
         uint64_t created_usec, updated_usec, finished_usec;
-        char *error;                  /* the last trouble, as a sentence; NULL */
+        char *error; /* the last trouble, as a sentence; NULL */
         struct distribution_target *targets;
         size_t n_targets;
 
         /* runtime, not stored */
-        uint32_t targets_max;         /* capabilities-get; 0: not read yet */
-        uint32_t shell_buf;           /* the Distributor's command line buffer */
+        uint32_t targets_max; /* capabilities-get; 0: not read yet */
+        uint32_t shell_buf;   /* the Distributor's command line buffer */
         struct smp_session *session;
         struct smp_shell_exec *exec;
         /* what reads the answer of exec (one command at a time) */
@@ -158,18 +158,18 @@ struct distribution {
         struct smp_update *upload;
         struct image *image_mapped;
         sd_event_source *timer;
-        uint64_t poll_usec;           /* the current poll interval */
-        uint64_t reconnect_usec;      /* the current reconnect backoff */
-        uint16_t page_first;          /* receivers-get paging */
+        uint64_t poll_usec;      /* the current poll interval */
+        uint64_t reconnect_usec; /* the current reconnect backoff */
+        uint16_t page_first;     /* receivers-get paging */
         bool changed_since_poll;
         bool want_apply, want_suspend, want_resume, want_cancel;
-        bool busy;                    /* a step is in flight (a command, the upload) */
-        bool lost;                    /* the session failed: reconnect from the timer */
-        bool synced;                  /* capabilities and state read on this session */
-        uint8_t dfd_phase;            /* the Distributor's phase as last read, 0xff: not yet */
-        unsigned rounds_lost;         /* rounds the Distributor forgot (resets) */
-        const char *pending_cmd;      /* a static command line to send next (apply) */
-        char **lines;                 /* receivers-add lines of this round */
+        bool busy;               /* a step is in flight (a command, the upload) */
+        bool lost;               /* the session failed: reconnect from the timer */
+        bool synced;             /* capabilities and state read on this session */
+        uint8_t dfd_phase;       /* the Distributor's phase as last read, 0xff: not yet */
+        unsigned rounds_lost;    /* rounds the Distributor forgot (resets) */
+        const char *pending_cmd; /* a static command line to send next (apply) */
+        char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;
         uint64_t last_progress_emit_usec;
 };
@@ -195,8 +195,7 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
                               struct device *const *targets, size_t n, const struct distribution_policy *policy,
                               struct distribution **ret, struct engine_error *e);
 /* By decimal id. */
-int engine_distribution_find(struct manager *m, const char *spec, struct distribution **ret,
-                             struct engine_error *e);
+int engine_distribution_find(struct manager *m, const char *spec, struct distribution **ret, struct engine_error *e);
 int engine_distribution_cancel(struct manager *m, struct distribution *d, struct engine_error *e);
 int engine_distribution_suspend(struct manager *m, struct distribution *d, struct engine_error *e);
 int engine_distribution_resume(struct manager *m, struct distribution *d, struct engine_error *e);
@@ -230,18 +229,18 @@ bool distribution_uses_device(struct manager *m, const struct device *dev);
 /* ---- the planner's estimate ---- */
 
 struct distribution_estimate_input {
-        uint64_t image_size;          /* bytes */
+        uint64_t image_size; /* bytes */
         unsigned n_targets;
-        unsigned targets_max;         /* per round; 0: 8 */
-        double upload_rate;           /* gateway → Distributor, bytes/s (GATT) */
-        double mesh_rate;             /* BLOB multicast, bytes/s */
+        unsigned targets_max; /* per round; 0: 8 */
+        double upload_rate;   /* gateway → Distributor, bytes/s (GATT) */
+        double mesh_rate;     /* BLOB multicast, bytes/s */
         /* Fixed costs of one round, seconds (the Distributor's steps:
          * start, verify, apply, the targets' reboot, the confirmation);
          * 0 takes DISTRIBUTION_ROUND_OVERHEAD_DEFAULT. */
         double round_overhead;
-        double poll_interval;         /* the poll's lag at each end, seconds (0: none) */
+        double poll_interval; /* the poll's lag at each end, seconds (0: none) */
 };
-#define DISTRIBUTION_ROUND_OVERHEAD_DEFAULT 10.0   /* 2 + 1 + 1 + 5 + 1 s */
+#define DISTRIBUTION_ROUND_OVERHEAD_DEFAULT 10.0 /* 2 + 1 + 1 + 5 + 1 s */
 
 /* Seconds the Distributor path takes: one upload, then
  * ceil(n / targets_max) rounds of (overhead + size / mesh_rate).  Also

@@ -44,17 +44,17 @@ int engine_rollout_create(struct manager *m, const json_t *spec, struct rollout 
 int engine_rollout_find(struct manager *m, const char *spec, struct rollout **ret, struct engine_error *e);
 
 struct engine_rollout_query {
-        const char *state;             /* a rollout state; NULL: any */
+        const char *state; /* a rollout state; NULL: any */
         uint64_t offset;
-        unsigned limit;                /* 0: all */
+        unsigned limit; /* 0: all */
 };
 /* Newest first. */
-int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
-                          size_t *ret_n, uint64_t *ret_total, struct engine_error *e);
+int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret, size_t *ret_n,
+                         uint64_t *ret_total, struct engine_error *e);
 
 struct engine_rollout_member_query {
-        const char *state;             /* a member state; NULL: any */
-        const char *wave;              /* a wave number; NULL: any */
+        const char *state; /* a member state; NULL: any */
+        const char *wave;  /* a wave number; NULL: any */
         uint64_t offset;
         unsigned limit;
 };
@@ -76,5 +76,4 @@ int engine_rollout_activate(struct manager *m, struct rollout *r, struct engine_
 /* A dry run: of a spec (r NULL), or of a rollout re-planned from now with
  * its remaining members (spec NULL).  *ret: {"waves": [...], "skipped":
  * [...], "estimate": {...}}. */
-int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r, json_t **ret,
-                        struct engine_error *e);
+int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r, json_t **ret, struct engine_error *e);

@@ -106,11 +106,15 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
         for (size_t i = 0; i < m->n_devices; i++)
                 targets += m->devices[i]->mesh && m->devices[i]->mesh->distributor_id == id;
         if (targets > 0)
-                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is the Distributor of %zu mesh targets; "
-                            "forget them first.", id, targets);
+                return fail(e, -EBUSY, NULL, -1,
+                            "Device %" PRIu64 " is the Distributor of %zu mesh targets; "
+                            "forget them first.",
+                            id, targets);
         if (distribution_uses_device(m, d))
-                return fail(e, -EBUSY, NULL, -1, "Device %" PRIu64 " is in an unfinished distribution; cancel it "
-                            "first.", id);
+                return fail(e, -EBUSY, NULL, -1,
+                            "Device %" PRIu64 " is in an unfinished distribution; cancel it "
+                            "first.",
+                            id);
         r = manager_forget_device(m, d);
         /* A job's end is announced before its session is torn down. */
         if (r == -EBUSY)
@@ -374,7 +378,8 @@ static int push_targets(struct manager *m, const struct engine_push *req, struct
                 if (devices[i]->mesh)
                         return fail(e, -EPROTONOSUPPORT, "devices", (ssize_t) i,
                                     "Device %" PRIu64 "%s is a mesh target: update it through a distribution; "
-                                    "nothing was created.", devices[i]->id, item(req, i, buf));
+                                    "nothing was created.",
+                                    devices[i]->id, item(req, i, buf));
                 if (j)
                         return fail(e, -EBUSY, "devices", (ssize_t) i, "Device %" PRIu64 "%s has an unfinished job (%"
                                     PRIu64 ", %s); nothing was created.", devices[i]->id, item(req, i, buf), j->id,
@@ -460,8 +465,10 @@ int engine_job_cancel(struct manager *m, struct job *j, struct engine_error *e) 
 int engine_job_activate(struct manager *m, struct job *j, struct engine_error *e) {
         error_reset(e);
         if (j->state != JOB_STAGED)
-                return fail(e, -EINVAL, NULL, -1, "Job %" PRIu64 " is not staged (%s): only a staged job can be "
-                            "activated.", j->id, job_state_to_string(j->state));
+                return fail(e, -EINVAL, NULL, -1,
+                            "Job %" PRIu64 " is not staged (%s): only a staged job can be "
+                            "activated.",
+                            j->id, job_state_to_string(j->state));
         j->stage_only = false;
         /* The scheduler asks the reboot gate before the activate starts;
          * a job it holds goes back to staged. */
@@ -568,8 +575,8 @@ struct device_filter {
 
 static bool device_filter_match(const struct device_filter *f, const struct device *d) {
         return (f->state < 0 || (int) d->state == f->state) && (!f->transport || streq(d->transport, f->transport)) &&
-               (!f->name || (d->name && strcasestr(d->name, f->name))) && (!f->by_image || device_has_image(d, f->image)) &&
-               (!f->label || device_has_label(d, f->label));
+               (!f->name || (d->name && strcasestr(d->name, f->name))) &&
+               (!f->by_image || device_has_image(d, f->image)) && (!f->label || device_has_label(d, f->label));
 }
 
 int engine_devices_query(struct manager *m, const struct engine_device_query *q, struct device ***ret,
@@ -637,7 +644,8 @@ int engine_jobs_query(struct manager *m, const struct engine_job_query *q, struc
         if (q->state) {
                 f.state = job_state_from_string(q->state);
                 if (f.state < 0)
-                        return fail(e, -EINVAL, "state", -1, "'state' must be a job state (queued, running, "
+                        return fail(e, -EINVAL, "state", -1,
+                                    "'state' must be a job state (queued, running, "
                                     "retry-wait, succeeded, failed, cancelled, staged, rebooting).");
         }
         if (q->image) {

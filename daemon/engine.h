@@ -118,10 +118,10 @@ struct engine_push {
         bool has_attempts;
         int64_t attempts;              /* with has_attempts; else [jobs] attempts */
         /* For the rollout layer (not taken from REST or D-Bus yet): */
-        bool stage_only;               /* stop in staged until engine_job_activate() */
-        uint64_t rollout_id;           /* 0: none; else the reboot gate is asked */
-        int64_t priority;              /* slots go to lower values first; FIFO among equals */
-        uint64_t not_before_usec;      /* CLOCK_REALTIME µs; 0: now */
+        bool stage_only;          /* stop in staged until engine_job_activate() */
+        uint64_t rollout_id;      /* 0: none; else the reboot gate is asked */
+        int64_t priority;         /* slots go to lower values first; FIFO among equals */
+        uint64_t not_before_usec; /* CLOCK_REALTIME µs; 0: now */
 };
 
 /* Pushes an image to devices, one job per device, all or none: the

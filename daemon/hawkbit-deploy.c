@@ -38,8 +38,8 @@
 #include "manager.h"
 #include "util.h"
 
-#define DOWNLOAD_ATTEMPTS_MAX 10u   /* failed transfers of one artifact before its actions fail */
-#define PROGRESS_STEPS 3u           /* stored, on the device, installed */
+#define DOWNLOAD_ATTEMPTS_MAX 10u /* failed transfers of one artifact before its actions fail */
+#define PROGRESS_STEPS 3u         /* stored, on the device, installed */
 
 static void download_start(struct hawkbit *hb, struct hawkbit_download *dl);
 static void action_artifact_ready(struct hawkbit_target *t);
@@ -128,7 +128,7 @@ static struct hawkbit_download *download_new(struct hawkbit *hb, const char *sha
 static void download_finished(struct hawkbit *hb, struct hawkbit_download *dl, const char *error) {
         struct hawkbit_target *t, *tmp;
 
-        HASH_ITER(hh, hb->targets, t, tmp) {
+        HASH_ITER (hh, hb->targets, t, tmp) {
                 struct hawkbit_action *a = t->action;
                 if (!a || a->state != HAWKBIT_ACTION_DOWNLOADING || !streq(a->sha256, dl->sha256))
                         continue;
@@ -270,8 +270,13 @@ static void download_start(struct hawkbit *hb, struct hawkbit_download *dl) {
         }
         dl->started_bytes = dl->done;
         struct hawkbit_http_call call = {
-                .method = "GET", .url = dl->url, .auth_header = hawkbit_auth_for(hb, dl->url), .sink_fd = dl->fd,
-                .range_from = dl->done, .sink_max = dl->size, .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
+                .method = "GET",
+                .url = dl->url,
+                .auth_header = hawkbit_auth_for(hb, dl->url),
+                .sink_fd = dl->fd,
+                .range_from = dl->done,
+                .sink_max = dl->size,
+                .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         if (dl->done > 0)
                 log_info("hawkBit: artifact %s: resuming at byte %" PRIu64 " of %" PRIu64, dl->sha256, dl->done,
@@ -315,7 +320,8 @@ static void on_download_done(struct hawkbit_request *req, int error, long status
                  "attempt %u of %u",
                  dl->sha256, dl->done, dl->size, error < 0 ? strerror(-error) : "ok", status, dl->failures,
                  DOWNLOAD_ATTEMPTS_MAX);
-        if (dl->failures >= DOWNLOAD_ATTEMPTS_MAX || (status >= 400 && status < 500 && status != 408 && status != 429)) {
+        if (dl->failures >= DOWNLOAD_ATTEMPTS_MAX ||
+            (status >= 400 && status < 500 && status != 408 && status != 429)) {
                 char why[160];
                 snprintf(why, sizeof(why), "The artifact could not be downloaded (%s, HTTP %ld).",
                          error < 0 ? strerror(-error) : "refused", status);
@@ -376,10 +382,13 @@ static void action_run(struct hawkbit_target *t, bool stage_only) {
         snprintf(device, sizeof(device), "%" PRIu64, t->device_id);
         const char *devices[] = { device };
         struct engine_push push = {
-                .image = a->image_id, .devices = devices, .n_devices = 1,
+                .image = a->image_id,
+                .devices = devices,
+                .n_devices = 1,
                 /* attempt: one try, the device's state decides; forced:
                  * every attempt [jobs] allows. */
-                .has_attempts = a->update == HAWKBIT_ATTEMPT, .attempts = 1,
+                .has_attempts = a->update == HAWKBIT_ATTEMPT,
+                .attempts = 1,
                 .stage_only = stage_only,
         };
         int r = engine_push(hb->manager, &push, &jobs, &e);
@@ -413,8 +422,8 @@ static void action_go(struct hawkbit_target *t) {
                 if (engine_job_activate(hb->manager, j, &e) < 0)
                         action_fail(t, "%s", e.message);
                 else
-                        log_info("hawkBit: %s: action %" PRIu64 ": job %" PRIu64 " activated", t->controller_id,
-                                 a->id, j->id);
+                        log_info("hawkBit: %s: action %" PRIu64 ": job %" PRIu64 " activated", t->controller_id, a->id,
+                                 j->id);
         } else if (job_is_finished(j))
                 hawkbit_deploy_job_event(hb, j);
 }
@@ -438,7 +447,7 @@ static void action_artifact_ready(struct hawkbit_target *t) {
         if (!a->window_open && !a->job_id)
                 action_run(t, true);
         if (!t->action || t->action->state == HAWKBIT_ACTION_FINISHED)
-                return;   /* the push was refused: closed already */
+                return; /* the push was refused: closed already */
         if (!a->scheduled_sent) {
                 const char *why[] = { a->window_open ? "Downloaded; the server asks not to install yet (update: skip)."
                                                      : "Downloaded; waiting for the maintenance window.",
@@ -455,8 +464,7 @@ void hawkbit_deploy_job_event(struct hawkbit *hb, struct job *j) {
         struct hawkbit_action *a = t ? t->action : NULL;
         char line[HAWKBIT_FEEDBACK_DETAILS_MAX], outcome[64];
 
-        if (!a || a->job_id != j->id ||
-            (a->state != HAWKBIT_ACTION_RUNNING && a->state != HAWKBIT_ACTION_WAITING))
+        if (!a || a->job_id != j->id || (a->state != HAWKBIT_ACTION_RUNNING && a->state != HAWKBIT_ACTION_WAITING))
                 return;
         if (a->state == HAWKBIT_ACTION_RUNNING && j->state == JOB_STAGED) {
                 /* The window opened while it was still uploading. */
@@ -466,13 +474,13 @@ void hawkbit_deploy_job_event(struct hawkbit *hb, struct job *j) {
                 return;
         }
         if (a->state == HAWKBIT_ACTION_WAITING && !job_is_finished(j))
-                return;   /* staging; the window decides */
+                return; /* staging; the window decides */
         if (!job_is_finished(j)) {
                 if (!a->upload_reported && j->has_step && j->step >= SMP_UPDATE_STEP_MARK) {
                         a->upload_reported = true;
                         const char *details[] = { "The device has the image; it is told to test it.", NULL };
-                        (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_PROCEEDING,
-                                                      HAWKBIT_FINISHED_NONE, 2, PROGRESS_STEPS, details);
+                        (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_PROCEEDING, HAWKBIT_FINISHED_NONE,
+                                                      2, PROGRESS_STEPS, details);
                 }
                 return;
         }
@@ -480,10 +488,13 @@ void hawkbit_deploy_job_event(struct hawkbit *hb, struct job *j) {
                        (j->outcome == SMP_UPDATE_OUTCOME_UPDATED || j->outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE);
         const char *name = j->has_outcome && j->outcome != SMP_UPDATE_OUTCOME_NONE
                                    ? smp_update_outcome_to_string(j->outcome)
-                                   : j->state == JOB_CANCELLED ? "cancelled" : "refused";
+                           : j->state == JOB_CANCELLED ? "cancelled"
+                                                       : "refused";
         snprintf(outcome, sizeof(outcome), "outcome: %s", name);
         snprintf(line, sizeof(line), "Job %" PRIu64 " %s: %s", j->id, job_state_to_string(j->state),
-                 j->error ? j->error : success ? "the device runs the image." : "no error reported.");
+                 j->error  ? j->error
+                 : success ? "the device runs the image."
+                           : "no error reported.");
         const char *details[] = { outcome, line, NULL };
         log_info("hawkBit: %s: action %" PRIu64 " closed, %s", t->controller_id, a->id, outcome);
         action_close(t, success, details);
@@ -578,7 +589,8 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
                 filename = json_string_value(json_object_get(found, "filename"));
                 json_t *sz = json_object_get(found, "size");
                 size = json_is_integer(sz) && json_integer_value(sz) > 0 ? (uint64_t) json_integer_value(sz) : 0;
-                if (!url || strlen(url) >= HAWKBIT_URL_MAX || (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
+                if (!url || strlen(url) >= HAWKBIT_URL_MAX ||
+                    (strncmp(url, "http://", 7) && strncmp(url, "https://", 8)))
                         problem = "The artifact has no usable _links.download-http.";
                 else if (!sha256_hex(sha))
                         problem = "The artifact has no hashes.sha256.";
@@ -597,17 +609,17 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
                         action_fetch(t);
                 else if (a->image_id[0] && action_may_run(a)) {
                         const char *details[] = { "The maintenance window is open: installing.", NULL };
-                        (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_RESUMED, HAWKBIT_FINISHED_NONE,
-                                                      0, 0, details);
+                        (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_RESUMED, HAWKBIT_FINISHED_NONE, 0,
+                                                      0, details);
                         action_go(t);
                 } else
                         hawkbit_action_save(t);
                 return;
         }
         if (a && a->id == id)
-                return;   /* downloading, running or finished: nothing new */
+                return; /* downloading, running or finished: nothing new */
         if (a && a->state == HAWKBIT_ACTION_RUNNING)
-                return;   /* the job of the previous action finishes first */
+                return; /* the job of the previous action finishes first */
         if (a)
                 hawkbit_action_free(a);
         a = t->action = calloc(1, sizeof(*a));
@@ -632,8 +644,8 @@ static void on_base_done(struct hawkbit_request *req, int error, long status, co
         else if (download == HAWKBIT_SKIP) {
                 a->state = HAWKBIT_ACTION_WAITING;
                 const char *details[] = { "The server asks not to download yet (download: skip).", NULL };
-                (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_SCHEDULED, HAWKBIT_FINISHED_NONE, 0,
-                                              0, details);
+                (void) hawkbit_feedback_queue(t, false, a->id, HAWKBIT_EXEC_SCHEDULED, HAWKBIT_FINISHED_NONE, 0, 0,
+                                              details);
                 a->scheduled_sent = true;
                 hawkbit_action_save(t);
         } else
@@ -654,7 +666,10 @@ void hawkbit_deployment_seen(struct hawkbit_target *t, const char *href) {
         if (a && a->id != id && a->state == HAWKBIT_ACTION_RUNNING)
                 return;
         struct hawkbit_http_call call = {
-                .method = "GET", .url = href, .auth_header = hawkbit_auth_for(hb, href), .sink_fd = -1,
+                .method = "GET",
+                .url = href,
+                .auth_header = hawkbit_auth_for(hb, href),
+                .sink_fd = -1,
                 .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         (void) hawkbit_http_start(hb->http, &call, on_base_done, t, &t->base_get);
@@ -691,8 +706,7 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
         hb->stats.cancels++;
         if (!a || a->id != stop)
                 why = "Nothing runs for this action on the gateway.";
-        else if (a->state == HAWKBIT_ACTION_DOWNLOADING ||
-                 (a->state == HAWKBIT_ACTION_WAITING && !a->job_id))
+        else if (a->state == HAWKBIT_ACTION_DOWNLOADING || (a->state == HAWKBIT_ACTION_WAITING && !a->job_id))
                 why = "Cancelled before the device was touched.";
         else if (a->state == HAWKBIT_ACTION_FINISHED) {
                 cancelled = false;
@@ -703,8 +717,8 @@ static void on_cancel_done(struct hawkbit_request *req, int error, long status, 
                 if (!j || job_is_finished(j)) {
                         cancelled = false;
                         why = "The action's job has finished already.";
-                } else if (a->state == HAWKBIT_ACTION_WAITING && j->state != JOB_STAGED &&
-                           j->state != JOB_QUEUED && j->state != JOB_RUNNING && j->state != JOB_RETRY_WAIT) {
+                } else if (a->state == HAWKBIT_ACTION_WAITING && j->state != JOB_STAGED && j->state != JOB_QUEUED &&
+                           j->state != JOB_RUNNING && j->state != JOB_RETRY_WAIT) {
                         cancelled = false;
                         why = "The action's job is past staging.";
                 } else if (j->state == JOB_REBOOTING || (j->has_step && j->step >= SMP_UPDATE_STEP_MARK)) {
@@ -738,7 +752,10 @@ void hawkbit_cancel_seen(struct hawkbit_target *t, const char *href) {
         if (t->cancel_get || (id != 0 && id == t->cancel_answered))
                 return;
         struct hawkbit_http_call call = {
-                .method = "GET", .url = href, .auth_header = hawkbit_auth_for(hb, href), .sink_fd = -1,
+                .method = "GET",
+                .url = href,
+                .auth_header = hawkbit_auth_for(hb, href),
+                .sink_fd = -1,
                 .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         (void) hawkbit_http_start(hb->http, &call, on_cancel_done, t, &t->cancel_get);
@@ -762,7 +779,7 @@ void hawkbit_deploy_resume(struct hawkbit *hb) {
         r = db_hawkbit_downloads_load(hb->manager->db, load_download, hb);
         if (r < 0)
                 log_warning_errno(r, "hawkBit: cannot load the downloads: %m");
-        HASH_ITER(hh, hb->targets, t, tmp) {
+        HASH_ITER (hh, hb->targets, t, tmp) {
                 struct hawkbit_action *a = t->action;
                 if (!a)
                         continue;

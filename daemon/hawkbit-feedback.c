@@ -42,8 +42,8 @@ static void feedback_entry_done(struct hawkbit_feedback *f) {
         free(f->body);
 }
 
-static int queue_append(struct hawkbit *hb, int64_t id, uint64_t device_id, const char *controller_id,
-                        const char *path, const char *body) {
+static int queue_append(struct hawkbit *hb, int64_t id, uint64_t device_id, const char *controller_id, const char *path,
+                        const char *body) {
         if (hb->n_feedback == hb->feedback_alloc) {
                 size_t want = MAX(hb->feedback_alloc * 2, 16u);
                 struct hawkbit_feedback *grown = realloc(hb->feedback, want * sizeof(*grown));
@@ -141,12 +141,11 @@ static int on_feedback_timer(sd_event_source *s, uint64_t usec, void *userdata) 
         return 0;
 }
 
-static void on_sent(struct hawkbit_request *req, int error, long status, const char *body, size_t len,
-                    void *userdata) {
+static void on_sent(struct hawkbit_request *req, int error, long status, const char *body, size_t len, void *userdata) {
         struct hawkbit *hb = userdata;
         struct hawkbit_feedback *f = &hb->feedback[0];
-        bool retry = error < 0 || status >= 500 || status == 408 || status == 429 || status == 401 ||
-                     status == 403 || status == 0;
+        bool retry = error < 0 || status >= 500 || status == 408 || status == 429 || status == 401 || status == 403 ||
+                     status == 0;
 
         hb->feedback_req = NULL;
         if (!retry) {
@@ -194,7 +193,11 @@ void hawkbit_feedback_kick(struct hawkbit *hb, bool server_reachable) {
         if (asprintf(&url, "%s%s/%s", hb->base_url, f->controller_id, f->path) < 0)
                 return;
         struct hawkbit_http_call call = {
-                .method = "POST", .url = url, .json = f->body, .auth_header = hb->auth_header, .sink_fd = -1,
+                .method = "POST",
+                .url = url,
+                .json = f->body,
+                .auth_header = hb->auth_header,
+                .sink_fd = -1,
                 .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         /* Feedback does not wait for a poll slot: it is what the server

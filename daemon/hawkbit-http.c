@@ -34,8 +34,8 @@ struct hawkbit_request {
         struct hawkbit_http *http;
         CURL *easy;
         struct curl_slist *headers;
-        char *json;                   /* the request body, owned */
-        char *buf;                    /* the JSON answer */
+        char *json; /* the request body, owned */
+        char *buf;  /* the JSON answer */
         size_t len, alloc;
         int sink_fd;
         uint64_t sink_written, sink_max;

@@ -20,25 +20,25 @@ struct hawkbit_http;
 struct hawkbit_request;
 
 /* Limits (doc/smpgwd.conf.md, doc/hawkbit.md). */
-#define HAWKBIT_RESPONSE_MAX (1024u * 1024u)   /* a JSON answer of the server */
-#define HAWKBIT_URL_MAX 2048u                  /* an href we follow */
-#define HAWKBIT_TOKEN_MAX 1024u                /* the gateway token */
-#define HAWKBIT_FEEDBACK_DETAILS_MAX 512u      /* one details[] sentence */
-#define HAWKBIT_FEEDBACK_QUEUE_MAX 100000u     /* rows waiting; past it new feedback is dropped (counted) */
+#define HAWKBIT_RESPONSE_MAX (1024u * 1024u)     /* a JSON answer of the server */
+#define HAWKBIT_URL_MAX 2048u                    /* an href we follow */
+#define HAWKBIT_TOKEN_MAX 1024u                  /* the gateway token */
+#define HAWKBIT_FEEDBACK_DETAILS_MAX 512u        /* one details[] sentence */
+#define HAWKBIT_FEEDBACK_QUEUE_MAX 100000u       /* rows waiting; past it new feedback is dropped (counted) */
 #define HAWKBIT_RETRY_MIN_USEC (1 * 1000000ull)  /* feedback and download retries: 1 s doubling ... */
 #define HAWKBIT_RETRY_MAX_USEC (60 * 1000000ull) /* ... up to 60 s */
 
-enum hawkbit_type {           /* deployment.download / .update */
-        HAWKBIT_SKIP,
-        HAWKBIT_ATTEMPT,
-        HAWKBIT_FORCED,
+enum hawkbit_type { /* deployment.download / .update */
+                    HAWKBIT_SKIP,
+                    HAWKBIT_ATTEMPT,
+                    HAWKBIT_FORCED,
 };
 
 enum hawkbit_action_state {
-        HAWKBIT_ACTION_DOWNLOADING,   /* the artifact is being fetched (shared per sha256) */
-        HAWKBIT_ACTION_WAITING,       /* stored; waiting for the window or update != skip */
-        HAWKBIT_ACTION_RUNNING,       /* a job pushes it */
-        HAWKBIT_ACTION_FINISHED,      /* closed feedback queued */
+        HAWKBIT_ACTION_DOWNLOADING, /* the artifact is being fetched (shared per sha256) */
+        HAWKBIT_ACTION_WAITING,     /* stored; waiting for the window or update != skip */
+        HAWKBIT_ACTION_RUNNING,     /* a job pushes it */
+        HAWKBIT_ACTION_FINISHED,    /* closed feedback queued */
         _HAWKBIT_ACTION_STATE_MAX,
 };
 
@@ -46,15 +46,15 @@ struct hawkbit_action {
         uint64_t id;
         enum hawkbit_action_state state;
         char sha256[65];
-        char *url;                    /* download-http */
+        char *url; /* download-http */
         uint64_t size;
         enum hawkbit_type update;
         bool window_open;
-        uint64_t job_id;              /* 0: none yet */
+        uint64_t job_id; /* 0: none yet */
         bool scheduled_sent;
-        bool upload_reported;         /* proceeding 2/3 sent */
-        char *filename;               /* the artifact's, the image's name */
-        char image_id[65];            /* "" until stored */
+        bool upload_reported; /* proceeding 2/3 sent */
+        char *filename;       /* the artifact's, the image's name */
+        char image_id[65];    /* "" until stored */
 };
 
 /* One exposed device. */
@@ -69,64 +69,64 @@ struct hawkbit_target {
         struct hawkbit_request *config_put;
         struct hawkbit_request *cancel_get;
         struct hawkbit_request *base_get;
-        bool registered;              /* answered a poll */
-        uint64_t attributes_hash;     /* of the configData last sent, 0: none */
-        struct hawkbit_action *action;  /* the current or last action, NULL: none */
-        uint64_t cancel_answered;     /* the last cancelAction id answered */
+        bool registered;               /* answered a poll */
+        uint64_t attributes_hash;      /* of the configData last sent, 0: none */
+        struct hawkbit_action *action; /* the current or last action, NULL: none */
+        uint64_t cancel_answered;      /* the last cancelAction id answered */
         char last_feedback[48];
         unsigned feedback_queued;
         UT_hash_handle hh;
 };
 
 struct hawkbit_download {
-        struct hawkbit *hb_owner;     /* the module, for the download's callbacks */
+        struct hawkbit *hb_owner; /* the module, for the download's callbacks */
         char sha256[65];
         char *url;
         uint64_t size, done;
-        char *path;                   /* <state>/hawkbit/<sha256>.part */
+        char *path; /* <state>/hawkbit/<sha256>.part */
         int fd;
         struct hawkbit_request *req;
         sd_event_source *retry_timer;
         unsigned failures;
-        uint64_t started_bytes;       /* done when the current request started */
-        char image_id[65];            /* "" while downloading; then the image it became */
+        uint64_t started_bytes; /* done when the current request started */
+        char image_id[65];      /* "" while downloading; then the image it became */
         char *filename;
 };
 
 struct hawkbit_feedback {
-        int64_t id;                   /* row id */
+        int64_t id; /* row id */
         uint64_t device_id;
         char *controller_id, *path, *body;
 };
 
 struct hawkbit {
         struct manager *manager;
-        char *auth_header;            /* "Authorization: GatewayToken ..." (secret) */
-        char *base_url;               /* <server>/<tenant>/controller/v1/ */
-        char *origin;                 /* scheme://host[:port] of the server: only it gets the token */
-        char *dl_dir;                 /* <state>/hawkbit */
+        char *auth_header; /* "Authorization: GatewayToken ..." (secret) */
+        char *base_url;    /* <server>/<tenant>/controller/v1/ */
+        char *origin;      /* scheme://host[:port] of the server: only it gets the token */
+        char *dl_dir;      /* <state>/hawkbit */
         struct hawkbit_http *http;
-        struct hawkbit_target *targets;   /* uthash by device_id */
+        struct hawkbit_target *targets; /* uthash by device_id */
         unsigned n_targets;
         sd_event_source *poll_timer;
-        uint64_t rng;                 /* xorshift64 state for jitter */
+        uint64_t rng; /* xorshift64 state for jitter */
 
         struct hawkbit_download **downloads;
         size_t n_downloads;
 
-        struct hawkbit_feedback *feedback;   /* queue, oldest first */
+        struct hawkbit_feedback *feedback; /* queue, oldest first */
         size_t n_feedback, feedback_alloc;
         struct hawkbit_request *feedback_req;
         sd_event_source *feedback_timer;
         unsigned feedback_failures;
-        bool feedback_blocked;        /* waiting for the retry timer */
+        bool feedback_blocked; /* waiting for the retry timer */
 
         struct hawkbit_stats stats;
 };
 
 /* ---- hawkbit.c ---- */
 struct hawkbit_target *hawkbit_target_find(struct hawkbit *hb, uint64_t device_id);
-uint64_t hawkbit_now(struct hawkbit *hb);     /* CLOCK_MONOTONIC of the loop */
+uint64_t hawkbit_now(struct hawkbit *hb); /* CLOCK_MONOTONIC of the loop */
 uint64_t hawkbit_random(struct hawkbit *hb);
 /* Writes the target's action row (or deletes it when NULL). */
 void hawkbit_action_save(struct hawkbit_target *t);
@@ -146,20 +146,20 @@ int hawkbit_read_token(const char *path, char **ret_header);
 
 /* ---- hawkbit-http.c ---- */
 struct hawkbit_http_call {
-        const char *method;           /* "GET", "POST", "PUT" */
+        const char *method; /* "GET", "POST", "PUT" */
         const char *url;
-        const char *json;             /* request body, NULL: none */
-        const char *auth_header;      /* NULL: none */
-        int sink_fd;                  /* >= 0: the response body is appended to it (downloads) */
-        uint64_t range_from;          /* with sink_fd: Range: bytes=N- when > 0 */
-        uint64_t sink_max;            /* with sink_fd: bytes it may reach in all */
-        uint64_t timeout_usec;        /* whole request (JSON), or stall (downloads) */
+        const char *json;        /* request body, NULL: none */
+        const char *auth_header; /* NULL: none */
+        int sink_fd;             /* >= 0: the response body is appended to it (downloads) */
+        uint64_t range_from;     /* with sink_fd: Range: bytes=N- when > 0 */
+        uint64_t sink_max;       /* with sink_fd: bytes it may reach in all */
+        uint64_t timeout_usec;   /* whole request (JSON), or stall (downloads) */
 };
 /* error: 0, or a negative errno of the transfer (-ECONNREFUSED,
  * -ETIMEDOUT, -EFBIG past a cap, -EIO ...).  body is NUL-terminated
  * (JSON calls), "" for sinks.  The request is freed after the call. */
-typedef void (*hawkbit_http_done_fn)(struct hawkbit_request *req, int error, long status, const char *body,
-                                     size_t len, void *userdata);
+typedef void (*hawkbit_http_done_fn)(struct hawkbit_request *req, int error, long status, const char *body, size_t len,
+                                     void *userdata);
 int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret);
 struct hawkbit_http *hawkbit_http_free(struct hawkbit_http *h);
 int hawkbit_http_start(struct hawkbit_http *h, const struct hawkbit_http_call *call, hawkbit_http_done_fn done,

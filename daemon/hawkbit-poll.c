@@ -84,7 +84,7 @@ static void on_config_done(struct hawkbit_request *req, int error, long status, 
 
         t->config_put = NULL;
         if (error < 0 || status < 200 || status >= 300)
-                t->attributes_hash = 0;   /* not taken: when asked again */
+                t->attributes_hash = 0; /* not taken: when asked again */
         if (error == 0 && status >= 200 && status < 300) {
                 t->hb->stats.config_data_sent++;
                 log_debug("hawkBit: %s: attributes sent", t->controller_id);
@@ -118,7 +118,7 @@ static void send_attributes(struct hawkbit_target *t, const char *href) {
         if (!d || t->config_put || !hb->manager->config->hawkbit_attributes)
                 return;
         if (!href && t->attributes_hash == 0)
-                return;   /* never asked: nothing to follow up */
+                return; /* never asked: nothing to follow up */
         json_t *root = json_object(), *data = json_object();
         if (!root || !data) {
                 json_decref(root);
@@ -174,8 +174,12 @@ static void send_attributes(struct hawkbit_target *t, const char *href) {
         }
         t->attributes_hash = hash;
         struct hawkbit_http_call call = {
-                .method = "PUT", .url = href, .json = body, .auth_header = hawkbit_auth_for(hb, href),
-                .sink_fd = -1, .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
+                .method = "PUT",
+                .url = href,
+                .json = body,
+                .auth_header = hawkbit_auth_for(hb, href),
+                .sink_fd = -1,
+                .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         (void) hawkbit_http_start(hb->http, &call, on_config_done, t, &t->config_put);
 }
@@ -259,7 +263,10 @@ static void poll_one(struct hawkbit_target *t) {
         if (asprintf(&url, "%s%s", hb->base_url, t->controller_id) < 0)
                 return;
         struct hawkbit_http_call call = {
-                .method = "GET", .url = url, .auth_header = hb->auth_header, .sink_fd = -1,
+                .method = "GET",
+                .url = url,
+                .auth_header = hb->auth_header,
+                .sink_fd = -1,
                 .timeout_usec = hb->manager->config->hawkbit_timeout_usec,
         };
         r = hawkbit_http_start(hb->http, &call, on_poll_done, t, &t->poll);
@@ -286,7 +293,7 @@ void hawkbit_poll_kick(struct hawkbit *hb) {
         for (;;) {
                 struct hawkbit_target *due = NULL;
                 next = UINT64_MAX;
-                HASH_ITER(hh, hb->targets, t, tmp) {
+                HASH_ITER (hh, hb->targets, t, tmp) {
                         if (t->poll)
                                 continue;
                         if (t->next_poll_usec <= now) {
@@ -298,7 +305,7 @@ void hawkbit_poll_kick(struct hawkbit *hb) {
                 if (!due)
                         break;
                 if (!hawkbit_request_slot_free(hb))
-                        return;   /* a finishing request kicks again */
+                        return; /* a finishing request kicks again */
                 poll_one(due);
         }
         if (next == UINT64_MAX)
@@ -310,8 +317,8 @@ void hawkbit_poll_kick(struct hawkbit *hb) {
 }
 
 int hawkbit_poll_start(struct hawkbit *hb) {
-        int r = sd_event_add_time(hb->manager->event, &hb->poll_timer, CLOCK_MONOTONIC, 0, 10 * 1000,
-                                  on_poll_timer, hb);
+        int r = sd_event_add_time(hb->manager->event, &hb->poll_timer, CLOCK_MONOTONIC, 0, 10 * 1000, on_poll_timer,
+                                  hb);
         if (r < 0)
                 return r;
         hawkbit_poll_kick(hb);

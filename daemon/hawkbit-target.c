@@ -29,7 +29,7 @@ bool hawkbit_device_exposed(const struct manager *m, const struct device *d) {
         const char *v;
 
         if (c->n_hawkbit_expose == 0)
-                return true;   /* the default: all */
+                return true; /* the default: all */
         for (size_t i = 0; i < c->n_hawkbit_expose; i++) {
                 const char *e = c->hawkbit_expose[i];
                 if (streq(e, "all"))

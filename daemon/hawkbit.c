@@ -100,11 +100,17 @@ void hawkbit_action_save(struct hawkbit_target *t) {
                 r = db_hawkbit_action_delete(t->hb->manager->db, t->device_id);
         else {
                 struct db_hawkbit_action row = {
-                        .device_id = t->device_id, .action_id = a->id,
-                        .state = hawkbit_action_state_to_string(a->state), .sha256 = a->sha256,
-                        .url = a->url ?: "", .image_id = a->image_id,
-                        .update_type = hawkbit_type_to_string(a->update), .last_feedback = t->last_feedback,
-                        .size = a->size, .job_id = a->job_id, .window_open = a->window_open,
+                        .device_id = t->device_id,
+                        .action_id = a->id,
+                        .state = hawkbit_action_state_to_string(a->state),
+                        .sha256 = a->sha256,
+                        .url = a->url ?: "",
+                        .image_id = a->image_id,
+                        .update_type = hawkbit_type_to_string(a->update),
+                        .last_feedback = t->last_feedback,
+                        .size = a->size,
+                        .job_id = a->job_id,
+                        .window_open = a->window_open,
                         .scheduled_sent = a->scheduled_sent,
                 };
                 r = db_hawkbit_action_save(t->hb->manager->db, &row);
@@ -143,7 +149,7 @@ static struct hawkbit_target *target_add(struct hawkbit *hb, struct device *d) {
                 return NULL;
         /* Two devices that map to one controllerId would be one target
          * to the server: the second is not exposed. */
-        HASH_ITER(hh, hb->targets, other, tmp)
+        HASH_ITER (hh, hb->targets, other, tmp)
                 if (streq(other->controller_id, cid)) {
                         log_warning("hawkBit: device %" PRIu64 " maps to controllerId %s like device %" PRIu64
                                     "; not exposed",
@@ -177,8 +183,8 @@ static void on_event(struct manager *m, const struct manager_event *ev, void *us
                 if (!t && hawkbit_device_exposed(m, ev->device)) {
                         t = target_add(hb, ev->device);
                         if (t) {
-                                hawkbit_poll_schedule_first(
-                                        hb, t, hawkbit_random(hb) % m->config->hawkbit_start_spread_usec);
+                                hawkbit_poll_schedule_first(hb, t,
+                                                            hawkbit_random(hb) % m->config->hawkbit_start_spread_usec);
                                 hawkbit_poll_kick(hb);
                         }
                 } else if (t && !hawkbit_device_exposed(m, ev->device) && !t->action)
@@ -204,7 +210,7 @@ static int load_action(const struct db_hawkbit_action *row, void *userdata) {
         int s = hawkbit_action_state_from_string(row->state), u = hawkbit_type_from_string(row->update_type);
 
         if (!t || s < 0 || u < 0)
-                return 0;   /* a device no longer exposed keeps its row for later */
+                return 0; /* a device no longer exposed keeps its row for later */
         a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
@@ -275,7 +281,7 @@ int hawkbit_start(struct manager *m, struct hawkbit **ret) {
                         n++;
         struct hawkbit_target *t, *tmp;
         unsigned k = 0;
-        HASH_ITER(hh, hb->targets, t, tmp)
+        HASH_ITER (hh, hb->targets, t, tmp)
                 hawkbit_poll_schedule_first(hb, t, c->hawkbit_start_spread_usec * k++ / MAX(n, 1u));
 
         r = db_hawkbit_actions_load(m->db, load_action, hb);
@@ -304,7 +310,7 @@ struct hawkbit *hawkbit_free(struct hawkbit *hb) {
                 return NULL;
         manager_remove_observer(hb->manager, on_event, hb);
         hb->poll_timer = sd_event_source_disable_unref(hb->poll_timer);
-        HASH_ITER(hh, hb->targets, t, tmp) {
+        HASH_ITER (hh, hb->targets, t, tmp) {
                 HASH_DEL(hb->targets, t);
                 target_free(t);
         }

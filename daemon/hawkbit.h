@@ -33,11 +33,11 @@ struct hawkbit_stats {
 
 /* What the front ends show of one device. */
 struct hawkbit_device_status {
-        bool managed;                  /* exposed to the server */
-        const char *controller_id;     /* NULL when not managed */
-        uint64_t action_id;            /* 0: none so far */
-        const char *last_feedback;     /* "closed/success", ...; NULL: none */
-        unsigned feedback_queued;      /* feedback of this device not yet accepted */
+        bool managed;              /* exposed to the server */
+        const char *controller_id; /* NULL when not managed */
+        uint64_t action_id;        /* 0: none so far */
+        const char *last_feedback; /* "closed/success", ...; NULL: none */
+        unsigned feedback_queued;  /* feedback of this device not yet accepted */
 };
 
 /* Starts the client when [hawkbit] enabled: reads the gateway token,

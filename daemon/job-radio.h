@@ -47,9 +47,9 @@ struct device;
 
 struct job_adapter_limit {
         char name[JOB_ADAPTER_NAME_SIZE];
-        unsigned limit;               /* learned, 1..[jobs] max_running_ble_adapter */
-        unsigned successes;           /* connects since the last change */
-        uint64_t changed_usec;        /* CLOCK_MONOTONIC */
+        unsigned limit;        /* learned, 1..[jobs] max_running_ble_adapter */
+        unsigned successes;    /* connects since the last change */
+        uint64_t changed_usec; /* CLOCK_MONOTONIC */
 };
 
 struct job_swap_sample {
@@ -59,14 +59,14 @@ struct job_swap_sample {
 
 struct job_swap_board {
         char name[64];
-        struct job_swap_sample samples[JOB_SWAP_SAMPLES];  /* a ring */
+        struct job_swap_sample samples[JOB_SWAP_SAMPLES]; /* a ring */
         unsigned n, next;
 };
 
 struct job_radio {
         struct job_adapter_limit adapters[JOB_ADAPTERS_MAX];
         size_t n_adapters;
-        struct job_swap_board *boards;  /* owned */
+        struct job_swap_board *boards; /* owned */
         size_t n_boards;
 };
 

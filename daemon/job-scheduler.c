@@ -97,8 +97,8 @@ static bool job_is_scout(const struct job *j) {
 static uint64_t job_unlearned_poll_usec(const struct job *j, uint64_t now) {
         /* The others try at [jobs] swap_estimate intervals: they learn
          * the scout's measurement as soon as it is made (below). */
-        return now + (job_is_scout(j) ? JOB_VERIFY_POLL_USEC : MAX(j->manager->config->job_swap_estimate_usec,
-                                                                     JOB_VERIFY_POLL_USEC));
+        return now + (job_is_scout(j) ? JOB_VERIFY_POLL_USEC
+                                      : MAX(j->manager->config->job_swap_estimate_usec, JOB_VERIFY_POLL_USEC));
 }
 
 /* A job polling for a board nobody had measured when its device reset:
@@ -387,8 +387,7 @@ static void job_reboot_wait(struct job *j) {
                 job_after_phase(j, false);
 }
 
-static void on_phase_done(struct smp_update_phase_run *run, const struct smp_update_phase_result *r,
-                          void *userdata) {
+static void on_phase_done(struct smp_update_phase_run *run, const struct smp_update_phase_result *r, void *userdata) {
         struct job *j = userdata;
         struct manager *m = j->manager;
         struct device *d = j->device;
@@ -396,7 +395,7 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         char adapter_name[JOB_ADAPTER_NAME_SIZE] = "";
         char msg[300];
 
-        j->phase_run = NULL;   /* frees itself after this call */
+        j->phase_run = NULL; /* frees itself after this call */
         if (adapter)
                 snprintf(adapter_name, sizeof(adapter_name), "%s", adapter);
         if (r->error == -EUSERS && adapter_name[0]) {
@@ -477,8 +476,8 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         return;
                 }
                 job_set_state(j, JOB_REBOOTING);
-                j->next_attempt_usec = j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC
-                                                                : job_unlearned_poll_usec(j, now);
+                j->next_attempt_usec =
+                        j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC : job_unlearned_poll_usec(j, now);
                 if (!job_reboot_wait_learned(j))
                         (void) job_arm_timer(j);
                 job_changed(j);
@@ -515,8 +514,8 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         if (j->phase == SMP_UPDATE_PHASE_ACTIVATE && (j->stage_only || !job_may_reboot(j))) {
                 /* Uploaded: it waits for engine_job_activate() or the gate. */
                 job_set_state(j, JOB_STAGED);
-                log_job_state(LOG_INFO, j, "Staged: %s", j->stage_only ? "waits to be activated"
-                                                                       : "waits for its rollout to allow the reboot");
+                log_job_state(LOG_INFO, j, "Staged: %s",
+                              j->stage_only ? "waits to be activated" : "waits for its rollout to allow the reboot");
                 job_changed(j);
                 (void) manager_flush_now(m);
                 job_after_phase(j, false);
@@ -598,8 +597,8 @@ static int job_phase_start(struct job *j) {
                 cp = &j->checkpoint;
         else if (j->before.n_slots > 0) {
                 /* A job of an older smpgwd: the slots it found, kept. */
-                from_before = (struct smp_update_checkpoint) { .mode = j->mode, .has_before = true,
-                                                               .before = j->before };
+                from_before =
+                        (struct smp_update_checkpoint) { .mode = j->mode, .has_before = true, .before = j->before };
                 if (image_id_to_hash(j->image_id, from_before.new_hash))
                         cp = &from_before;
         }
@@ -693,8 +692,7 @@ static int job_start(struct job *j, struct device *d) {
                               j->max_attempts, img->version, j->image_id, len, d->conn);
                 manager_history(m, "job-started", d, NULL, j, "attempt %u of %u", j->attempts, j->max_attempts);
         } else
-                log_job_state(LOG_INFO, j, "Phase %s of attempt %u", smp_update_phase_to_string(j->phase),
-                              j->attempts);
+                log_job_state(LOG_INFO, j, "Phase %s of attempt %u", smp_update_phase_to_string(j->phase), j->attempts);
         job_changed(j);
         return 0;
 

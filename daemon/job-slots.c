@@ -77,8 +77,8 @@ void job_adapter_refused(struct manager *m, const char *adapter, unsigned links_
         a->changed_usec = now_monotonic_usec();
         if (limit >= a->limit)
                 return;
-        log_notice("Adapter %s refused a link with %u held: its limit is %u now (was %u).", a->name, links_held,
-                   limit, a->limit);
+        log_notice("Adapter %s refused a link with %u held: its limit is %u now (was %u).", a->name, links_held, limit,
+                   a->limit);
         a->limit = limit;
 }
 

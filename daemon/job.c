@@ -18,14 +18,9 @@
 #include "util.h"
 
 static const char *const job_state_table[_JOB_STATE_MAX] = {
-        [JOB_QUEUED] = "queued",
-        [JOB_RUNNING] = "running",
-        [JOB_RETRY_WAIT] = "retry-wait",
-        [JOB_SUCCEEDED] = "succeeded",
-        [JOB_FAILED] = "failed",
-        [JOB_CANCELLED] = "cancelled",
-        [JOB_STAGED] = "staged",
-        [JOB_REBOOTING] = "rebooting",
+        [JOB_QUEUED] = "queued",       [JOB_RUNNING] = "running",     [JOB_RETRY_WAIT] = "retry-wait",
+        [JOB_SUCCEEDED] = "succeeded", [JOB_FAILED] = "failed",       [JOB_CANCELLED] = "cancelled",
+        [JOB_STAGED] = "staged",       [JOB_REBOOTING] = "rebooting",
 };
 
 const char *job_state_to_string(enum job_state s) {

@@ -32,16 +32,16 @@ struct smp_session;
 struct smp_request;
 
 enum job_state {
-        JOB_QUEUED,                   /* waiting for a free slot (limits) */
+        JOB_QUEUED, /* waiting for a free slot (limits) */
         JOB_RUNNING,
-        JOB_RETRY_WAIT,               /* failed an attempt; next_attempt_usec says when */
-        JOB_SUCCEEDED,                /* outcome updated/up-to-date/testing/uploaded */
-        JOB_FAILED,                   /* out of attempts, or an outcome that is final */
+        JOB_RETRY_WAIT, /* failed an attempt; next_attempt_usec says when */
+        JOB_SUCCEEDED,  /* outcome updated/up-to-date/testing/uploaded */
+        JOB_FAILED,     /* out of attempts, or an outcome that is final */
         JOB_CANCELLED,
         /* Phased jobs (the update in smp_update's phases, slot held only
          * while a phase talks to the device): */
-        JOB_STAGED,                   /* uploaded; waits for engine_job_activate() or the reboot gate */
-        JOB_REBOOTING,                /* reset sent; the device swaps and boots; no slot held */
+        JOB_STAGED,    /* uploaded; waits for engine_job_activate() or the reboot gate */
+        JOB_REBOOTING, /* reset sent; the device swaps and boots; no slot held */
         _JOB_STATE_MAX,
 };
 
@@ -80,8 +80,8 @@ struct job {
         enum smp_update_phase phase;
         bool has_checkpoint;
         struct smp_update_checkpoint checkpoint;
-        bool stage_only;              /* stop in staged until engine_job_activate() */
-        int64_t priority;             /* slots go to lower values first; FIFO among equals */
+        bool stage_only;  /* stop in staged until engine_job_activate() */
+        int64_t priority; /* slots go to lower values first; FIFO among equals */
         /* The swap its verify measured (reset → the device answering
          * decided), and the board it is learned for (job-swap.h). */
         char board[JOB_BOARD_SIZE];

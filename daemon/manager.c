@@ -306,8 +306,8 @@ void manager_emit(struct manager *m, enum manager_event_type type, struct device
 void manager_emit_rollout(struct manager *m, enum manager_event_type type, struct rollout *r,
                           uint64_t member_device_id) {
         queue_event(m, &(struct manager_queued_event) {
-                .ev = { .type = type, .rollout = r, .member_device_id = member_device_id },
-        });
+                               .ev = { .type = type, .rollout = r, .member_device_id = member_device_id },
+                       });
 }
 
 void manager_emit_distribution(struct manager *m, enum manager_event_type type, struct distribution *d) {

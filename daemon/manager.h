@@ -68,18 +68,18 @@ struct distribution;
 
 enum manager_event_type {
         MANAGER_EVENT_DEVICE_ADDED,
-        MANAGER_EVENT_DEVICE_CHANGED,  /* any field: state, seen, probe result, slots */
-        MANAGER_EVENT_DEVICE_REMOVED,  /* forgotten */
+        MANAGER_EVENT_DEVICE_CHANGED, /* any field: state, seen, probe result, slots */
+        MANAGER_EVENT_DEVICE_REMOVED, /* forgotten */
         MANAGER_EVENT_IMAGE_ADDED,
         MANAGER_EVENT_IMAGE_REMOVED,
         MANAGER_EVENT_JOB_ADDED,
-        MANAGER_EVENT_JOB_STATE,       /* state, step, attempts, outcome or error changed */
-        MANAGER_EVENT_JOB_PROGRESS,    /* bytes_sent/rate changed; at most 4 per second per job */
-        MANAGER_EVENT_JOB_REMOVED,     /* pruned ([jobs] keep), taken back, or its device forgotten */
+        MANAGER_EVENT_JOB_STATE,    /* state, step, attempts, outcome or error changed */
+        MANAGER_EVENT_JOB_PROGRESS, /* bytes_sent/rate changed; at most 4 per second per job */
+        MANAGER_EVENT_JOB_REMOVED,  /* pruned ([jobs] keep), taken back, or its device forgotten */
         MANAGER_EVENT_ROLLOUT_ADDED,
-        MANAGER_EVENT_ROLLOUT_STATE,   /* state, current wave, error or paused reason changed */
-        MANAGER_EVENT_ROLLOUT_PROGRESS, /* counts, bytes, rate; at most 1 per second per rollout */
-        MANAGER_EVENT_ROLLOUT_MEMBER,  /* a member's state changed (member_device_id) */
+        MANAGER_EVENT_ROLLOUT_STATE,         /* state, current wave, error or paused reason changed */
+        MANAGER_EVENT_ROLLOUT_PROGRESS,      /* counts, bytes, rate; at most 1 per second per rollout */
+        MANAGER_EVENT_ROLLOUT_MEMBER,        /* a member's state changed (member_device_id) */
         MANAGER_EVENT_DISTRIBUTION_STATE,    /* created, or its state or a target's outcome changed */
         MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
         _MANAGER_EVENT_MAX,
@@ -116,8 +116,8 @@ struct manager {
         struct rest *rest;             /* owned, NULL when REST is off */
         struct bus_api *bus;           /* owned, NULL when D-Bus is off */
         struct discovery *discovery;   /* owned */
-        struct rollout_executor *rollouts;  /* owned: the rollouts and their executor (engine-rollout.h) */
-        struct hawkbit *hawkbit;       /* owned, NULL when [hawkbit] is off */
+        struct rollout_executor *rollouts; /* owned: the rollouts and their executor (engine-rollout.h) */
+        struct hawkbit *hawkbit;           /* owned, NULL when [hawkbit] is off */
         char *images_dir;              /* <state dir>/images */
         struct mcuboot_key **keys;     /* configured image signing keys */
         size_t n_keys;
@@ -134,7 +134,7 @@ struct manager {
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];
-        struct distribution **distributions;  /* every distribution, oldest first (distribution.h) */
+        struct distribution **distributions; /* every distribution, oldest first (distribution.h) */
         size_t n_distributions;
 
         struct {
@@ -164,7 +164,7 @@ struct manager {
         struct job_radio radio;
         /* The rollout layer's say before a rollout job resets its device
          * (engine_set_reboot_gate()); NULL: always yes. */
-        bool (*reboot_gate)(struct manager *m, const struct job *j, void *userdata);  /* engine_reboot_gate_fn */
+        bool (*reboot_gate)(struct manager *m, const struct job *j, void *userdata); /* engine_reboot_gate_fn */
         void *reboot_gate_userdata;
 };
 

@@ -180,8 +180,8 @@ static void on_role_answer(struct smp_shell_exec *x, const struct smp_shell_resu
 
         (void) x;
         p->shell = NULL;
-        if (res->error == 0 && !d->role &&
-            smp_mesh_dfd_capabilities_parse(res->output, res->output_len, &caps) >= 0 && caps.targets_max > 0) {
+        if (res->error == 0 && !d->role && smp_mesh_dfd_capabilities_parse(res->output, res->output_len, &caps) >= 0 &&
+            caps.targets_max > 0) {
                 d->role = strdup(DEVICE_ROLE_MESH_DISTRIBUTOR);
                 if (d->role) {
                         int r = db_device_role_save(d->manager->db, d);

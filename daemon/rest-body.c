@@ -35,8 +35,8 @@ int rest_body_parse(const char *text, size_t len, json_t **ret, struct rest_body
                 return refuse(e, "bad_request", "This request needs a JSON object as its body.");
         json = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
         if (!json)
-                return refuse(e, "invalid_json", "Malformed JSON at line %d, column %d: %s.", error.line,
-                              error.column, error.text);
+                return refuse(e, "invalid_json", "Malformed JSON at line %d, column %d: %s.", error.line, error.column,
+                              error.text);
         if (!json_is_object(json)) {
                 json_decref(json);
                 return refuse(e, "invalid_json", "The body must be a JSON object.");

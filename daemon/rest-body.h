@@ -16,7 +16,7 @@
 #include "engine.h"
 
 struct rest_body_error {
-        const char *code;              /* "invalid_json", "invalid_field", "bad_request" */
+        const char *code; /* "invalid_json", "invalid_field", "bad_request" */
         char message[512];
 };
 

@@ -65,36 +65,30 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
 
         struct hawkbit_device_status hb;
         hawkbit_device_status(m->hawkbit, d->id, &hb);
-        json_t *hawkbit = json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", hb.managed,
-                                    "controller_id", rest_json_string_or_null(hb.controller_id),
-                                    "action_id", hb.action_id ? json_integer((json_int_t) hb.action_id) : json_null(),
-                                    "last_feedback", rest_json_string_or_null(hb.last_feedback),
-                                    "feedback_queued", (json_int_t) hb.feedback_queued);
+        json_t *hawkbit = json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", hb.managed, "controller_id",
+                                    rest_json_string_or_null(hb.controller_id), "action_id",
+                                    hb.action_id ? json_integer((json_int_t) hb.action_id) : json_null(),
+                                    "last_feedback", rest_json_string_or_null(hb.last_feedback), "feedback_queued",
+                                    (json_int_t) hb.feedback_queued);
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
                       " s:o, s:o, s:o, s:o, s:o}",
-                      "id", (json_int_t) d->id,
-                      "conn", rest_json_string_or_null(d->conn),
-                      "transport", rest_json_string_or_null(d->transport),
-                      "address", rest_json_string_or_null(d->address),
-                      "address_type", rest_json_string_or_null(d->address_type),
-                      "adapter", rest_json_string_or_null(d->adapter),
-                      "name", rest_json_string_or_null(d->name),
-                      "state", rest_json_string_or_null(device_state_to_string(d->state)),
-                      "source", rest_json_string_or_null(d->source),
-                      "rssi", d->has_rssi ? json_integer(d->rssi) : json_null(),
-                      "first_seen", rest_json_time(d->first_seen_usec),
-                      "last_seen", rest_json_time(d->last_seen_usec),
-                      "last_probe", rest_json_time(d->last_probe_usec),
-                      "params", d->has_params ? json_pack("{s:I, s:I}", "buf_size", (json_int_t) d->buf_size,
-                                                          "buf_count", (json_int_t) d->buf_count)
-                                              : json_null(),
-                      "os_info", rest_json_string_or_null(d->os_info),
-                      "bootloader", rest_json_string_or_null(d->bootloader),
-                      "smp_version", d->smp_version ? json_integer(d->smp_version) : json_null(),
-                      "last_error", rest_json_string_or_null(d->last_error),
-                      "job", unfinished ? json_integer((json_int_t) unfinished->id) : json_null(),
-                      "images", images,
-                      "labels", rest_json_device_labels(d), "hawkbit", hawkbit);
+                      "id", (json_int_t) d->id, "conn", rest_json_string_or_null(d->conn), "transport",
+                      rest_json_string_or_null(d->transport), "address", rest_json_string_or_null(d->address),
+                      "address_type", rest_json_string_or_null(d->address_type), "adapter",
+                      rest_json_string_or_null(d->adapter), "name", rest_json_string_or_null(d->name), "state",
+                      rest_json_string_or_null(device_state_to_string(d->state)), "source",
+                      rest_json_string_or_null(d->source), "rssi", d->has_rssi ? json_integer(d->rssi) : json_null(),
+                      "first_seen", rest_json_time(d->first_seen_usec), "last_seen", rest_json_time(d->last_seen_usec),
+                      "last_probe", rest_json_time(d->last_probe_usec), "params",
+                      d->has_params ? json_pack("{s:I, s:I}", "buf_size", (json_int_t) d->buf_size, "buf_count",
+                                                (json_int_t) d->buf_count)
+                                    : json_null(),
+                      "os_info", rest_json_string_or_null(d->os_info), "bootloader",
+                      rest_json_string_or_null(d->bootloader), "smp_version",
+                      d->smp_version ? json_integer(d->smp_version) : json_null(), "last_error",
+                      rest_json_string_or_null(d->last_error), "job",
+                      unfinished ? json_integer((json_int_t) unfinished->id) : json_null(), "images", images, "labels",
+                      rest_json_device_labels(d), "hawkbit", hawkbit);
 
         if (o) {
                 json_object_set_new(o, "role", rest_json_string_or_null(d->role));
@@ -170,11 +164,12 @@ static void device_write(FILE *f, const struct device *d) {
                 if (!sl->present)
                         continue;
                 hex_encode(sl->hash, MIN(sl->hash_len, sizeof(sl->hash)), hash);
-                fprintf(f, "%s{\"image\":%" PRIu32 ",\"slot\":%" PRIu32 ",\"version\":", first ? "" : ",",
-                        sl->image, sl->slot);
+                fprintf(f, "%s{\"image\":%" PRIu32 ",\"slot\":%" PRIu32 ",\"version\":", first ? "" : ",", sl->image,
+                        sl->slot);
                 rest_json_write_string_or_null(f, sl->version);
-                fprintf(f, ",\"hash\":\"%s\",\"active\":%s,\"confirmed\":%s,\"pending\":%s,\"bootable\":%s,"
-                           "\"permanent\":%s}",
+                fprintf(f,
+                        ",\"hash\":\"%s\",\"active\":%s,\"confirmed\":%s,\"pending\":%s,\"bootable\":%s,"
+                        "\"permanent\":%s}",
                         hash, sl->active ? "true" : "false", sl->confirmed ? "true" : "false",
                         sl->pending ? "true" : "false", sl->bootable ? "true" : "false",
                         sl->permanent ? "true" : "false");
@@ -209,8 +204,8 @@ static void device_write(FILE *f, const struct device *d) {
 
 /* A page of devices as text, in the order and layout rest_reply_page()
  * gives. */
-static int reply_device_page(struct rest_request *req, struct device **page, size_t n, uint64_t total,
-                             unsigned limit, uint64_t offset) {
+static int reply_device_page(struct rest_request *req, struct device **page, size_t n, uint64_t total, unsigned limit,
+                             uint64_t offset) {
         _cleanup_free_ char *text = NULL;
         size_t len = 0;
 
@@ -434,8 +429,9 @@ int rest_device_labels_put(struct rest_request *req) {
                 return k;
         v = json_object_get(req->json, "labels");
         if (!json_is_array(v))
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'labels' is required: a list of labels such as [\"relay\", \"floor-3\"].");
+                return rest_reply_error(
+                        req, 400, "invalid_field",
+                        "Field 'labels' is required: a list of labels such as [\"relay\", \"floor-3\"].");
         labels = calloc(json_array_size(v) + 1, sizeof(char *));
         if (!labels)
                 return rest_reply_errno(req, -ENOMEM, "Out of memory.");

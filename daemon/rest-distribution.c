@@ -18,15 +18,12 @@ static json_t *target_json(const struct distribution_target *t) {
         char addr[8];
 
         snprintf(addr, sizeof(addr), "0x%04x", t->addr);
-        return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:o}",
-                         "device", (json_int_t) t->device_id,
-                         "addr", addr,
-                         "state", distribution_target_state_to_string(t->state) ?: "failed",
-                         "attempts", (json_int_t) t->attempts,
-                         "phase", rest_json_string_or_null(smp_mesh_dfu_phase_to_string(t->phase)),
-                         "status", rest_json_string_or_null(smp_mesh_dfu_status_to_string(t->status)),
-                         "progress", (json_int_t) t->progress,
-                         "reason", rest_json_string_or_null(t->reason));
+        return json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:o}", "device", (json_int_t) t->device_id, "addr", addr,
+                         "state", distribution_target_state_to_string(t->state) ?: "failed", "attempts",
+                         (json_int_t) t->attempts, "phase",
+                         rest_json_string_or_null(smp_mesh_dfu_phase_to_string(t->phase)), "status",
+                         rest_json_string_or_null(smp_mesh_dfu_status_to_string(t->status)), "progress",
+                         (json_int_t) t->progress, "reason", rest_json_string_or_null(t->reason));
 }
 
 json_t *rest_json_distribution(struct manager *m, const struct distribution *d) {
@@ -47,25 +44,18 @@ json_t *rest_json_distribution(struct manager *m, const struct distribution *d) 
                 updated += t->state == DISTRIBUTION_TARGET_UPDATED;
                 failed += t->state == DISTRIBUTION_TARGET_FAILED;
         }
-        return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}",
-                         "id", (json_int_t) d->id,
-                         "distributor", (json_int_t) d->distributor_id,
-                         "image", d->image_id,
-                         "state", distribution_state_to_string(d->state) ?: "failed",
-                         "step", distribution_step_to_string(d->step) ?: "done",
-                         "apply", distribution_apply_to_string(d->policy.apply) ?: "now",
-                         "max_attempts", (json_int_t) d->policy.max_attempts,
-                         "rounds", (json_int_t) d->rounds,
-                         "targets_total", (json_int_t) d->n_targets,
-                         "targets_updated", (json_int_t) updated,
-                         "targets_failed", (json_int_t) failed,
-                         "rollout", d->policy.rollout_id ? json_integer((json_int_t) d->policy.rollout_id)
-                                                         : json_null(),
-                         "error", rest_json_string_or_null(d->error),
-                         "created", rest_json_time(d->created_usec),
-                         "finished", rest_json_time(d->finished_usec),
-                         "updated", rest_json_time(d->updated_usec),
-                         "targets", targets);
+        return json_pack("{s:I, s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                         (json_int_t) d->id, "distributor", (json_int_t) d->distributor_id, "image", d->image_id,
+                         "state", distribution_state_to_string(d->state) ?: "failed", "step",
+                         distribution_step_to_string(d->step) ?: "done", "apply",
+                         distribution_apply_to_string(d->policy.apply) ?: "now", "max_attempts",
+                         (json_int_t) d->policy.max_attempts, "rounds", (json_int_t) d->rounds, "targets_total",
+                         (json_int_t) d->n_targets, "targets_updated", (json_int_t) updated, "targets_failed",
+                         (json_int_t) failed, "rollout",
+                         d->policy.rollout_id ? json_integer((json_int_t) d->policy.rollout_id) : json_null(), "error",
+                         rest_json_string_or_null(d->error), "created", rest_json_time(d->created_usec), "finished",
+                         rest_json_time(d->finished_usec), "updated", rest_json_time(d->updated_usec), "targets",
+                         targets);
 }
 
 json_t *rest_json_mesh_target(const struct device *d) {
@@ -73,17 +63,14 @@ json_t *rest_json_mesh_target(const struct device *d) {
         char addr[8];
 
         snprintf(addr, sizeof(addr), "0x%04x", mt->addr);
-        return json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o}",
-                         "distributor", (json_int_t) mt->distributor_id,
-                         "addr", addr,
-                         "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL),
-                         "version", rest_json_string_or_null(mt->version[0] ? mt->version : NULL),
-                         "phase", mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_phase_to_string(mt->phase))
-                                                : json_null(),
-                         "status", mt->has_phase
-                                           ? rest_json_string_or_null(smp_mesh_dfu_status_to_string(mt->status))
-                                           : json_null(),
-                         "updated", rest_json_time(mt->updated_usec));
+        return json_pack(
+                "{s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "distributor", (json_int_t) mt->distributor_id, "addr", addr,
+                "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL), "version",
+                rest_json_string_or_null(mt->version[0] ? mt->version : NULL), "phase",
+                mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_phase_to_string(mt->phase)) : json_null(),
+                "status",
+                mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_status_to_string(mt->status)) : json_null(),
+                "updated", rest_json_time(mt->updated_usec));
 }
 
 static json_t *distribution_form(struct manager *m, const void *d) {
@@ -135,8 +122,9 @@ static int get_uint(struct rest_request *req, const char *field, uint64_t max, u
 }
 
 int rest_distributions_create(struct rest_request *req) {
-        static const char *const fields[] = { "distributor", "image", "targets", "apply", "attempts", "deadline",
-                                              "app_idx", "group", "ttl", "timeout_base", "xfer_mode", NULL };
+        static const char *const fields[] = { "distributor", "image",        "targets",   "apply",
+                                              "attempts",    "deadline",     "app_idx",   "group",
+                                              "ttl",         "timeout_base", "xfer_mode", NULL };
         struct manager *m = req->rest->manager;
         struct distribution_policy p = {};
         _cleanup_free_ struct device **targets = NULL;
@@ -180,17 +168,17 @@ int rest_distributions_create(struct rest_request *req) {
                                                 "Field 'apply' must be 'now' or 'verify-only'.");
                 p.apply = (enum distribution_apply) ap;
         }
-#define UINT_FIELD(name, max, dest)                                     \
-        do {                                                            \
-                v = 0;                                                  \
-                k = get_uint(req, name, max, &v);                       \
-                if (k < 0)                                              \
-                        return k;                                       \
-                if (k > 0)                                              \
-                        dest = (__typeof__(dest)) v;                    \
+#define UINT_FIELD(name, max, dest)                  \
+        do {                                         \
+                v = 0;                               \
+                k = get_uint(req, name, max, &v);    \
+                if (k < 0)                           \
+                        return k;                    \
+                if (k > 0)                           \
+                        dest = (__typeof__(dest)) v; \
         } while (0)
         UINT_FIELD("attempts", DISTRIBUTION_ATTEMPTS_MAX, p.max_attempts);
-        UINT_FIELD("deadline", 253402300799u, p.deadline_usec);   /* 9999-12-31: µs fit 64 bits */
+        UINT_FIELD("deadline", 253402300799u, p.deadline_usec); /* 9999-12-31: µs fit 64 bits */
         UINT_FIELD("app_idx", 0xfff, p.app_idx);
         UINT_FIELD("group", 0xffff, p.group);
         UINT_FIELD("ttl", 0x7f, p.ttl);

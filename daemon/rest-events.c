@@ -44,7 +44,7 @@ struct rest_sse {
         struct rest_sse *prev, *next;
         struct MHD_Connection *connection;
         sd_event_source *hangup_source; /* the client's socket, EPOLLRDHUP */
-        int fd;                        /* the client's socket (MHD's, borrowed) */
+        int fd;                         /* the client's socket (MHD's, borrowed) */
         char *buf;                     /* queued text is buf[start, start + len) */
         size_t start, len, alloc;
         unsigned types;                /* bit per enum manager_event_type */
@@ -297,8 +297,8 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
         case MANAGER_EVENT_ROLLOUT_PROGRESS:
                 return ev->rollout ? rollout_to_json(ev->rollout) : NULL;
         case MANAGER_EVENT_ROLLOUT_MEMBER: {
-                struct rollout_member *mem = ev->rollout ? rollout_find_member(ev->rollout, ev->member_device_id)
-                                                         : NULL;
+                struct rollout_member *mem =
+                        ev->rollout ? rollout_find_member(ev->rollout, ev->member_device_id) : NULL;
                 json_t *o = mem ? rollout_member_to_json(mem) : NULL;
                 if (o)
                         json_object_set_new(o, "rollout", json_integer((json_int_t) ev->rollout->id));

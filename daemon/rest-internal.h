@@ -36,8 +36,6 @@
 
 struct engine_error;
 
-
-
 /* A client that lets this much undelivered event text pile up is dropped:
  * a dashboard that stopped reading must not make the daemon grow. */
 #define REST_SSE_QUEUE_MAX (1024u * 1024u)
@@ -117,9 +115,9 @@ struct rest {
 
         struct rest_sse *sse_streams;  /* each owned by its MHD response */
         size_t n_sse_streams;
-        size_t sse_queued;             /* undelivered event text of all streams */
-        size_t sse_allocated;          /* the memory their queues hold */
-        uint64_t sse_overflows;        /* streams dropped for falling behind */
+        size_t sse_queued;                /* undelivered event text of all streams */
+        size_t sse_allocated;             /* the memory their queues hold */
+        uint64_t sse_overflows;           /* streams dropped for falling behind */
         sd_event_source *sse_drain_timer; /* while a stream waits for its socket */
         uint64_t sse_last_event_id;
         bool observing;

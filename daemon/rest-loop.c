@@ -62,9 +62,9 @@
 #include "rest.h"
 
 enum rest_conn_phase {
-        REST_CONN_HEADERS,             /* waiting for (the rest of) request headers */
-        REST_CONN_BODY,                /* headers in, the body arriving, no reply yet */
-        REST_CONN_REPLYING,            /* a reply is queued: MHD's until the request ends */
+        REST_CONN_HEADERS,  /* waiting for (the rest of) request headers */
+        REST_CONN_BODY,     /* headers in, the body arriving, no reply yet */
+        REST_CONN_REPLYING, /* a reply is queued: MHD's until the request ends */
 };
 
 struct rest_conn {
@@ -141,11 +141,9 @@ static int rest_on_run_defer(sd_event_source *s, void *userdata) {
 /* ---- connections and their header deadlines ---- */
 
 static struct rest_conn *conn_of(struct MHD_Connection *connection) {
-        const union MHD_ConnectionInfo *info =
-                MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         return info ? info->socket_context : NULL;
 }
-
 
 static void awaiting_remove(struct rest_conn *c) {
         struct rest *r = c->rest;
@@ -273,8 +271,7 @@ static bool conn_check_first_byte(struct rest_conn *c) {
                 conn_refuse(c, 400, "Bad Request", "bad_request",
                             "This port speaks plain HTTP, and the client began a TLS handshake.");
         else
-                conn_refuse(c, 400, "Bad Request", "bad_request",
-                            "The request does not start with a method.");
+                conn_refuse(c, 400, "Bad Request", "bad_request", "The request does not start with a method.");
         return true;
 }
 
@@ -313,8 +310,7 @@ static void conns_check_hangups(struct rest *r) {
                 struct rest_conn *c = r->hung_up[i];
                 char b;
 
-                if (c->refused || c->phase == REST_CONN_REPLYING ||
-                    (c->phase == REST_CONN_HEADERS && !c->got_bytes)) {
+                if (c->refused || c->phase == REST_CONN_REPLYING || (c->phase == REST_CONN_HEADERS && !c->got_bytes)) {
                         /* Answered, MHD's to finish, or an idle connection
                          * the client is done with. */
                         if (!c->refused && c->phase == REST_CONN_HEADERS) {
@@ -326,7 +322,7 @@ static void conns_check_hangups(struct rest *r) {
                         continue;
                 }
                 if (recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 0) {
-                        i++;   /* MHD has more to read first */
+                        i++; /* MHD has more to read first */
                         continue;
                 }
                 if (c->phase == REST_CONN_HEADERS)
@@ -436,8 +432,8 @@ void rest_on_connection(void *cls, struct MHD_Connection *connection, void **soc
                 }
                 c->rest = r;
                 c->fd = info->connect_fd;
-                k = sd_event_add_io(r->manager->event, &c->watch, c->fd, conn_watch_events(c),
-                                    conn_on_socket_checked, c);
+                k = sd_event_add_io(r->manager->event, &c->watch, c->fd, conn_watch_events(c), conn_on_socket_checked,
+                                    c);
                 if (k >= 0) {
                         (void) sd_event_source_set_priority(c->watch, SD_EVENT_PRIORITY_NORMAL - 1);
                         (void) sd_event_source_set_description(c->watch, "rest-conn");

@@ -113,16 +113,16 @@ int rest_metrics(struct rest_request *req) {
                 "REST clients closed for not sending their request headers in time.", r->header_timeouts);
         counter(f, "smpgw_sse_overflows_total",
                 "Event streams dropped for falling behind (an overflow event, then the end).", r->sse_overflows);
-        counter(f, "smpgw_rest_body_timeouts_total",
-                "REST requests answered 408 because their body stalled.", r->body_timeouts);
+        counter(f, "smpgw_rest_body_timeouts_total", "REST requests answered 408 because their body stalled.",
+                r->body_timeouts);
         counter(f, "smpgw_rest_refused_early_total",
                 "REST requests answered on the socket because they could never complete "
-                "(a hang-up, a TLS handshake, too many query parameters, a stall).", r->refused_early);
+                "(a hang-up, a TLS handshake, too many query parameters, a stall).",
+                r->refused_early);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
         counter(f, "smpgw_db_transactions_total",
-                "SQLite write transactions committed: the flushes and the writes done at once.",
-                db_commits(m->db));
+                "SQLite write transactions committed: the flushes and the writes done at once.", db_commits(m->db));
         counter(f, "smpgw_history_dropped_total",
                 "History rows lost: the queue was full and the database could not be written.",
                 db_history_dropped(m->db));

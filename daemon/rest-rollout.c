@@ -94,12 +94,11 @@ int rest_rollout_members(struct rest_request *req) {
         k = engine_rollout_members_query(m, r, &q, &page, &n, &total, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
-        return rest_reply_page(req, "members", rest_json_array(m, (void *const *) page, n, member_form), total,
-                               q.limit, q.offset);
+        return rest_reply_page(req, "members", rest_json_array(m, (void *const *) page, n, member_form), total, q.limit,
+                               q.offset);
 }
 
-static int control(struct rest_request *req,
-                   int (*fn)(struct manager *m, struct rollout *r, struct engine_error *e)) {
+static int control(struct rest_request *req, int (*fn)(struct manager *m, struct rollout *r, struct engine_error *e)) {
         struct engine_error e;
         struct rollout *r;
         int k;

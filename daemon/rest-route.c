@@ -21,8 +21,7 @@ static bool strip_suffix(const char *s, const char *suffix, size_t *ret_len) {
 }
 
 /* Splits an (unescaped) path into a resource and its {id}. */
-enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_known, void *userdata,
-                                   char **ret_id) {
+enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_known, void *userdata, char **ret_id) {
         _cleanup_free_ char *path = strdup(url);
         const char *rest;
         size_t n;
@@ -123,12 +122,9 @@ enum rest_resource rest_route_path(const char *url, rest_device_known_fn device_
                         const char *suffix;
                         enum rest_resource res;
                 } subs[] = {
-                        { "/members", REST_RESOURCE_ROLLOUT_MEMBERS },
-                        { "/pause", REST_RESOURCE_ROLLOUT_PAUSE },
-                        { "/resume", REST_RESOURCE_ROLLOUT_RESUME },
-                        { "/cancel", REST_RESOURCE_ROLLOUT_CANCEL },
-                        { "/activate", REST_RESOURCE_ROLLOUT_ACTIVATE },
-                        { "/plan", REST_RESOURCE_ROLLOUT_PLAN },
+                        { "/members", REST_RESOURCE_ROLLOUT_MEMBERS },   { "/pause", REST_RESOURCE_ROLLOUT_PAUSE },
+                        { "/resume", REST_RESOURCE_ROLLOUT_RESUME },     { "/cancel", REST_RESOURCE_ROLLOUT_CANCEL },
+                        { "/activate", REST_RESOURCE_ROLLOUT_ACTIVATE }, { "/plan", REST_RESOURCE_ROLLOUT_PLAN },
                 };
                 const char *tail = rest + 9;
                 enum rest_resource res = REST_RESOURCE_ROLLOUT;

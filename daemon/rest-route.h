@@ -53,15 +53,14 @@ typedef bool (*rest_device_known_fn)(const char *tail, void *userdata);
 /* Splits an (unescaped) path into a resource and its {id} (*ret_id,
  * malloc'd, NULL when the resource has none).  REST_RESOURCE_NONE: no
  * such resource (or out of memory). */
-enum rest_resource rest_route_path(const char *path, rest_device_known_fn device_known, void *userdata,
-                                   char **ret_id);
+enum rest_resource rest_route_path(const char *path, rest_device_known_fn device_known, void *userdata, char **ret_id);
 
 /* What the raw request target holds that matters before routing. */
 struct rest_target {
-        bool bad_path;                 /* a control character in the path, raw or %-escaped */
-        char *bad_query;               /* the first query parameter holding one: its name, at most
-                                        * 64 bytes, control and non-ASCII bytes as '?'; malloc'd */
-        unsigned n_params;             /* query parameters ('&'-separated pieces) */
+        bool bad_path;     /* a control character in the path, raw or %-escaped */
+        char *bad_query;   /* the first query parameter holding one: its name, at most
+                            * 64 bytes, control and non-ASCII bytes as '?'; malloc'd */
+        unsigned n_params; /* query parameters ('&'-separated pieces) */
 };
 
 /* Fills *ret (free ret->bad_query); -ENOMEM. */

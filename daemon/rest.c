@@ -338,7 +338,6 @@ static int rest_health(struct rest_request *req) {
 
 /* ---- routing ---- */
 
-
 struct rest_method {
         const char *method;
         enum rest_body_kind body;
@@ -353,32 +352,40 @@ static const struct rest_resource_def {
         [REST_RESOURCE_HEALTH] = { "GET, HEAD", true, { { "GET", REST_BODY_NONE, rest_health } } },
         [REST_RESOURCE_METRICS] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_metrics } } },
         [REST_RESOURCE_EVENTS] = { "GET", false, { { "GET", REST_BODY_NONE, rest_events_stream } } },
-        [REST_RESOURCE_DEVICES] = { "GET, HEAD, POST", false,
+        [REST_RESOURCE_DEVICES] = { "GET, HEAD, POST",
+                                    false,
                                     { { "GET", REST_BODY_NONE, rest_devices_list },
                                       { "POST", REST_BODY_JSON, rest_devices_add } } },
-        [REST_RESOURCE_DEVICE] = { "GET, HEAD, PATCH, DELETE", false,
+        [REST_RESOURCE_DEVICE] = { "GET, HEAD, PATCH, DELETE",
+                                   false,
                                    { { "GET", REST_BODY_NONE, rest_device_get },
                                      { "PATCH", REST_BODY_JSON, rest_device_patch },
                                      { "DELETE", REST_BODY_NONE, rest_device_forget } } },
         [REST_RESOURCE_DEVICE_PROBE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_device_probe } } },
         [REST_RESOURCE_DEVICE_HISTORY] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_device_history } } },
-        [REST_RESOURCE_DEVICE_LABELS] = { "GET, HEAD, PUT", false,
+        [REST_RESOURCE_DEVICE_LABELS] = { "GET, HEAD, PUT",
+                                          false,
                                           { { "GET", REST_BODY_NONE, rest_device_labels_get },
                                             { "PUT", REST_BODY_JSON, rest_device_labels_put } } },
-        [REST_RESOURCE_IMAGES] = { "GET, HEAD, POST", false,
+        [REST_RESOURCE_IMAGES] = { "GET, HEAD, POST",
+                                   false,
                                    { { "GET", REST_BODY_NONE, rest_images_list },
                                      { "POST", REST_BODY_IMAGE, rest_image_upload } } },
-        [REST_RESOURCE_IMAGE] = { "GET, HEAD, DELETE", false,
+        [REST_RESOURCE_IMAGE] = { "GET, HEAD, DELETE",
+                                  false,
                                   { { "GET", REST_BODY_NONE, rest_image_get },
                                     { "DELETE", REST_BODY_NONE, rest_image_delete } } },
-        [REST_RESOURCE_JOBS] = { "GET, HEAD, POST", false,
+        [REST_RESOURCE_JOBS] = { "GET, HEAD, POST",
+                                 false,
                                  { { "GET", REST_BODY_NONE, rest_jobs_list },
                                    { "POST", REST_BODY_JSON, rest_jobs_create } } },
-        [REST_RESOURCE_JOB] = { "GET, HEAD, DELETE", false,
+        [REST_RESOURCE_JOB] = { "GET, HEAD, DELETE",
+                                false,
                                 { { "GET", REST_BODY_NONE, rest_job_get },
                                   { "DELETE", REST_BODY_NONE, rest_job_cancel } } },
         [REST_RESOURCE_JOB_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_cancel } } },
-        [REST_RESOURCE_ROLLOUTS] = { "GET, HEAD, POST", false,
+        [REST_RESOURCE_ROLLOUTS] = { "GET, HEAD, POST",
+                                     false,
                                      { { "GET", REST_BODY_NONE, rest_rollouts_list },
                                        { "POST", REST_BODY_JSON, rest_rollouts_create } } },
         [REST_RESOURCE_ROLLOUTS_PLAN] = { "POST", false, { { "POST", REST_BODY_JSON, rest_rollouts_plan } } },
@@ -387,24 +394,27 @@ static const struct rest_resource_def {
         [REST_RESOURCE_ROLLOUT_PAUSE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_pause } } },
         [REST_RESOURCE_ROLLOUT_RESUME] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_resume } } },
         [REST_RESOURCE_ROLLOUT_CANCEL] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_cancel } } },
-        [REST_RESOURCE_ROLLOUT_ACTIVATE] = { "POST", false,
-                                             { { "POST", REST_BODY_NONE, rest_rollout_activate } } },
+        [REST_RESOURCE_ROLLOUT_ACTIVATE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_rollout_activate } } },
         [REST_RESOURCE_ROLLOUT_PLAN] = { "GET, HEAD", false, { { "GET", REST_BODY_NONE, rest_rollout_replan } } },
         [REST_RESOURCE_JOB_ACTIVATE] = { "POST", false, { { "POST", REST_BODY_NONE, rest_job_activate } } },
-        [REST_RESOURCE_DISTRIBUTIONS] = { "GET, HEAD, POST", false,
+        [REST_RESOURCE_DISTRIBUTIONS] = { "GET, HEAD, POST",
+                                          false,
                                           { { "GET", REST_BODY_NONE, rest_distributions_list },
                                             { "POST", REST_BODY_JSON, rest_distributions_create } } },
-        [REST_RESOURCE_DISTRIBUTION] = { "GET, HEAD, DELETE", false,
+        [REST_RESOURCE_DISTRIBUTION] = { "GET, HEAD, DELETE",
+                                         false,
                                          { { "GET", REST_BODY_NONE, rest_distribution_get },
                                            { "DELETE", REST_BODY_NONE, rest_distribution_cancel } } },
-        [REST_RESOURCE_DISTRIBUTION_CANCEL] = { "POST", false,
+        [REST_RESOURCE_DISTRIBUTION_CANCEL] = { "POST",
+                                                false,
                                                 { { "POST", REST_BODY_NONE, rest_distribution_cancel } } },
-        [REST_RESOURCE_DISTRIBUTION_SUSPEND] = { "POST", false,
+        [REST_RESOURCE_DISTRIBUTION_SUSPEND] = { "POST",
+                                                 false,
                                                  { { "POST", REST_BODY_NONE, rest_distribution_suspend } } },
-        [REST_RESOURCE_DISTRIBUTION_RESUME] = { "POST", false,
+        [REST_RESOURCE_DISTRIBUTION_RESUME] = { "POST",
+                                                false,
                                                 { { "POST", REST_BODY_NONE, rest_distribution_resume } } },
-        [REST_RESOURCE_DISTRIBUTION_APPLY] = { "POST", false,
-                                               { { "POST", REST_BODY_NONE, rest_distribution_apply } } },
+        [REST_RESOURCE_DISTRIBUTION_APPLY] = { "POST", false, { { "POST", REST_BODY_NONE, rest_distribution_apply } } },
 };
 
 static bool device_known(const char *tail, void *userdata) {
@@ -539,8 +549,8 @@ static int rest_reply_too_large(struct rest_request *req) {
 }
 
 struct framing {
-        const char *content_length;    /* the first one */
-        bool content_length_differs;   /* another one with another value */
+        const char *content_length;  /* the first one */
+        bool content_length_differs; /* another one with another value */
         const char *transfer_encoding;
         unsigned n_transfer_encoding;
 };

@@ -56,7 +56,7 @@
 
 struct rollout_executor {
         struct manager *manager;
-        struct rollout **rollouts;     /* oldest first */
+        struct rollout **rollouts; /* oldest first */
         size_t n_rollouts;
         sd_event_source *step_defer;
         /* What the reboot gate's answers depend on, summed over the
@@ -397,7 +397,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 /* ---- the step ---- */
 
 struct wake {
-        uint64_t in_usec;              /* UINT64_MAX: nothing due */
+        uint64_t in_usec; /* UINT64_MAX: nothing due */
 };
 
 static void wake_in(struct wake *w, uint64_t usec) {
@@ -658,9 +658,9 @@ static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *us
         struct wake w = { UINT64_MAX };
 
         if (!r || !mem || mem->job_id != j->id)
-                return true;   /* not ours (any more): the job layer's own way */
+                return true; /* not ours (any more): the job layer's own way */
         if (member_holds_token(mem))
-                return true;   /* asked again for a yes it had */
+                return true; /* asked again for a yes it had */
         if (r->state != ROLLOUT_RUNNING || x->stopped)
                 return false;
         count_tokens(r, &tokens);
@@ -721,8 +721,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                         for (size_t i = 0; i < r->n_members; i++)
                                 left += r->members[i].state == ROLLOUT_MEMBER_PENDING || r->members[i].in_flight;
                         char text[128];
-                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished",
-                                 left, left == 1 ? "" : "s");
+                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished", left,
+                                 left == 1 ? "" : "s");
                         stop_members(r, ROLLOUT_MEMBER_FAILED, "deadline");
                         set_text(&r->error, text);
                         set_state(r, ROLLOUT_ABORTED, text);
@@ -758,8 +758,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                 /* The wave is done: its soak, then the next one. */
                 bool soaking = false;
                 for (size_t i = 0; i < r->n_members && !soaking; i++)
-                        soaking = r->members[i].wave == r->current_wave &&
-                                  r->members[i].state == ROLLOUT_MEMBER_SOAKING;
+                        soaking =
+                                r->members[i].wave == r->current_wave && r->members[i].state == ROLLOUT_MEMBER_SOAKING;
                 if (soaking) {
                         r->soak_until_usec = now + (uint64_t) r->policy.soak_s * 1000000u;
                         r->soak_end_boottime = now_boottime_usec() + (uint64_t) r->policy.soak_s * 1000000u;
@@ -919,8 +919,7 @@ static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
         struct device *d = manager_find_device(m, mem->device_id);
         struct job *j = mem->job_id ? manager_find_job(m, mem->job_id) : NULL;
 
-        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job &&
-            d->unfinished_job->rollout_id == r->id) {
+        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job && d->unfinished_job->rollout_id == r->id) {
                 j = d->unfinished_job;
                 mem->job_id = j->id;
                 mem->attempts++;

@@ -53,15 +53,35 @@ static const struct fixture fixtures[] = {
         { .version = 1, .devices = 5, .images = 2, .jobs = 4 },
         { .version = 2, .devices = 5, .images = 1, .jobs = 4, .image_removed = true },
         { .version = 3, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true },
-        { .version = 4, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+        { .version = 4,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
           .slots_before = 3 },
         /* Made by w-radio's smpgwd: the job left running (job 3) had not
          * read the device's slots yet when it stopped, so 2 rows. */
-        { .version = 5, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+        { .version = 5,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
           .slots_before = 2 },
-        { .version = 6, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+        { .version = 6,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
           .slots_before = 3 },
-        { .version = 7, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+        { .version = 7,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
           .slots_before = 3 },
 };
 
@@ -404,5 +424,5 @@ static void test_every_version_has_a_fixture(void) {
                 ASSERT_EQ(fixtures[i].version, i + 1);
 }
 
-TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2),
-          TEST(test_upgrade_v3), TEST(test_upgrade_v4), TEST(test_upgrade_v5))
+TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
+          TEST(test_upgrade_v4), TEST(test_upgrade_v5))

@@ -25,7 +25,7 @@ bool smpgwd_log_to_journal = false;
 
 struct sim {
         struct device devices[FLEET];
-        unsigned probes_at[2048];    /* probes per check, by check index */
+        unsigned probes_at[2048]; /* probes per check, by check index */
         unsigned most_at_once, checks_with_probes;
 };
 
@@ -114,15 +114,15 @@ static void test_reprobes_spread(void) {
         c->absent_after_usec = 30 * 86400ull * 1000000u; /* seen all along: only reprobes */
 
         run(s, c, (unsigned) (c->reprobe_usec / CHECK_USEC + 1), true);
-        ASSERT_TRUE(s->most_at_once <= FLEET / 20);   /* 900 s window: 180 checks */
+        ASSERT_TRUE(s->most_at_once <= FLEET / 20); /* 900 s window: 180 checks */
         ASSERT_TRUE(s->checks_with_probes >= 100);
         for (unsigned i = 0; i < FLEET; i++) {
                 ASSERT_TRUE(s->devices[i].last_probe_usec > T0);
                 /* Due within the last quarter of the period, never later. */
                 const struct device fresh = { .id = i + 1, .last_probe_usec = T0 };
                 ASSERT_TRUE(device_reprobe_due(&fresh, c, T0 + c->reprobe_usec + 1));
-                ASSERT_TRUE(!device_reprobe_due(&fresh, c,
-                                                T0 + c->reprobe_usec - c->reprobe_usec / DEVICE_SPREAD_DIVISOR));
+                ASSERT_TRUE(
+                        !device_reprobe_due(&fresh, c, T0 + c->reprobe_usec - c->reprobe_usec / DEVICE_SPREAD_DIVISOR));
         }
         free(s);
         config_free(c);
@@ -148,8 +148,9 @@ static void test_silent_fleet_goes_absent(void) {
 static void test_busy_left_alone(void) {
         struct config *c;
         ASSERT_OK(config_new(&c));
-        struct device d = { .id = 1, .state = DEVICE_ONLINE, .last_seen_usec = T0, .last_probe_usec = T0,
-                            .probe_queued = true };
+        struct device d = {
+                .id = 1, .state = DEVICE_ONLINE, .last_seen_usec = T0, .last_probe_usec = T0, .probe_queued = true
+        };
         ASSERT_EQ(device_check_due(&d, c, T0 + 10 * c->absent_after_usec), DEVICE_CHECK_NONE);
         d.probe_queued = false;
         ASSERT_EQ(device_check_due(&d, c, T0 + 10 * c->absent_after_usec), DEVICE_CHECK_PROBE);

@@ -619,8 +619,8 @@ static int discovery_listen(struct smp_transport_discovery *d, uint64_t now) {
         uint64_t quiet_from = MAX(d->last_probe_usec, d->last_answer_usec);
 
         if (now < quiet_from + DISCOVERY_QUIET_USEC && now < d->last_probe_usec + DISCOVERY_LISTEN_MAX_USEC)
-                return discovery_arm_timer(d, MIN(quiet_from + DISCOVERY_QUIET_USEC,
-                                                  d->last_probe_usec + DISCOVERY_LISTEN_MAX_USEC));
+                return discovery_arm_timer(
+                        d, MIN(quiet_from + DISCOVERY_QUIET_USEC, d->last_probe_usec + DISCOVERY_LISTEN_MAX_USEC));
         if (++d->round >= DISCOVERY_ROUNDS) {
                 discovery_finish(d);
                 return 0;

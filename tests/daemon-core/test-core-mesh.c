@@ -32,7 +32,7 @@
 #include "smpgw/mesh-dfu.h"
 #include "test-util.h"
 
-#define SECONDS(n) ((uint64_t) (n) * 1000000u)
+#define SECONDS(n) ((uint64_t) (n) *1000000u)
 #define DIST_DEV 1u
 
 struct mesh_setup {
@@ -82,8 +82,8 @@ static struct device *setup_inventory(struct core *c, unsigned n, struct device 
         return dist;
 }
 
-static struct distribution *start(struct core *c, struct device *dist, struct image *img, struct device **t,
-                                  unsigned n, enum distribution_apply apply, unsigned attempts) {
+static struct distribution *start(struct core *c, struct device *dist, struct image *img, struct device **t, unsigned n,
+                                  enum distribution_apply apply, unsigned attempts) {
         const struct distribution_policy p = {
                 .apply = apply,
                 .max_attempts = attempts,
@@ -114,9 +114,8 @@ static char *node_version(struct sim_mesh *sm, uint16_t addr) {
         char *v = NULL;
 
         ASSERT_TRUE(json_is_array(nodes));
-        json_array_foreach(nodes, i, n)
-                if (json_integer_value(json_object_get(n, "addr")) == addr)
-                        v = strdup(json_string_value(json_object_get(n, "version")));
+        json_array_foreach(nodes, i, n) if (json_integer_value(json_object_get(n, "addr")) == addr) v =
+                strdup(json_string_value(json_object_get(n, "version")));
         json_decref(st);
         ASSERT_TRUE(v);
         return v;
@@ -140,8 +139,9 @@ static void run_full(unsigned n, unsigned targets_max, enum sim_mesh_zephyr zeph
                      unsigned want_rounds) {
         struct core *c = core_new();
         core_start(c);
-        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) {
-                .n_targets = n, .targets_max = targets_max, .zephyr = zephyr, .legacy_rc = legacy_rc });
+        struct sim_mesh *sm = make_distributor(
+                c, &(struct mesh_setup) {
+                           .n_targets = n, .targets_max = targets_max, .zephyr = zephyr, .legacy_rc = legacy_rc });
         _cleanup_free_ struct device **t = NULL;
         struct device *dist = setup_inventory(c, n, &t);
         struct image *img = core_add_image(c, 2048, 7);
@@ -476,8 +476,11 @@ static void test_role_detected(void) {
 
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
-                .image_size = 200 * 1024, .n_targets = 64, .targets_max = 8,
-                .upload_rate = 20000, .mesh_rate = 1000,
+                .image_size = 200 * 1024,
+                .n_targets = 64,
+                .targets_max = 8,
+                .upload_rate = 20000,
+                .mesh_rate = 1000,
         };
         double s, radio;
 
@@ -490,7 +493,11 @@ static void test_estimate(void) {
         ASSERT_EQ(distribution_estimate(&in, &s), -EINVAL);
 
         struct distribution_direct_input dir = {
-                .image_size = 200 * 1024, .n_targets = 64, .links = 7, .link_rate = 20000, .swap_seconds = 20,
+                .image_size = 200 * 1024,
+                .n_targets = 64,
+                .links = 7,
+                .link_rate = 20000,
+                .swap_seconds = 20,
         };
         ASSERT_OK(distribution_estimate_direct(&dir, &s, &radio));
         /* 10 waves of 10.24 s, plus the last swap; 64 uploads of radio */

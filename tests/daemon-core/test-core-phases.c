@@ -18,7 +18,7 @@
 #include "core-harness.h"
 #include "test-util.h"
 
-#define SECONDS(n) ((uint64_t) (n) * 1000000u)
+#define SECONDS(n) ((uint64_t) (n) *1000000u)
 
 static struct device **add_devices(struct core *c, enum core_fleet fleet, size_t n, struct device **out) {
         for (unsigned i = 0; i < n; i++) {
@@ -60,7 +60,7 @@ static void run_two_with_one_slot(bool hold) {
         free(jobs);
         ASSERT_EQ(core_wait_finished(c, first, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
         ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
-        core_run_for(c, 100 * 1000);   /* the last events delivered */
+        core_run_for(c, 100 * 1000); /* the last events delivered */
 
         if (getenv("CORE_DUMP_EVENTS"))
                 for (size_t i = 0; i < c->n_events; i++)
@@ -96,7 +96,7 @@ static void test_hold_slot_during_reboot(void) {
 }
 
 static bool job_in_state(struct core *c, void *userdata) {
-        const uint64_t *want = userdata;   /* id, state */
+        const uint64_t *want = userdata; /* id, state */
         struct job *j = manager_find_job(c->m, want[0]);
         return j && j->state == (enum job_state) want[1];
 }
@@ -122,7 +122,7 @@ static void test_stage_only_waits_for_activate(void) {
         ASSERT_EQ(j->state, JOB_STAGED);
         ASSERT_EQ(j->bytes_sent, j->bytes_total);
         ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 0u);
-        ASSERT_TRUE(!d->job);   /* no slot held */
+        ASSERT_TRUE(!d->job); /* no slot held */
 
         core_restart(c);
         j = manager_find_job(c->m, id);

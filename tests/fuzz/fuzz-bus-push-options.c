@@ -78,8 +78,8 @@ static void put_call(struct wire *w, const uint8_t *body, uint32_t body_len) {
         w->buf[w->len++] = 0;
         w->buf[w->len++] = 1;
         put_u32(w, body_len);
-        put_u32(w, 1);          /* serial */
-        put_u32(w, 0);          /* the fields' length, below */
+        put_u32(w, 1); /* serial */
+        put_u32(w, 0); /* the fields' length, below */
         fields = w->len;
         field_string(w, 1, 'o', "/org/smpgw");
         field_string(w, 2, 's', "org.smpgw.Manager1");
@@ -132,7 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         (void) shutdown(sv[1], SHUT_WR);
         if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, sv[0], sv[0]) < 0 ||
-            sd_bus_set_server(bus, 1, SD_ID128_MAKE(73, 6d, 70, 67, 77, 64, 70, 75, 73, 68, 6f, 70, 74, 73, 00, 01)) < 0 ||
+            sd_bus_set_server(bus, 1, SD_ID128_MAKE(73, 6d, 70, 67, 77, 64, 70, 75, 73, 68, 6f, 70, 74, 73, 00, 01)) <
+                    0 ||
             sd_bus_set_anonymous(bus, 1) < 0 || sd_bus_start(bus) < 0)
                 abort();
         for (unsigned i = 0; i < 16; i++) {

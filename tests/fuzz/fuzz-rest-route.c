@@ -22,8 +22,7 @@ static bool device_known(const char *tail, void *userdata) {
         size_t n = strlen(tail);
 
         assert(n > 0);
-        return (n >= 6 && strcmp(tail + n - 6, "/probe") == 0) ||
-               (n >= 8 && strcmp(tail + n - 8, "/history") == 0);
+        return (n >= 6 && strcmp(tail + n - 6, "/probe") == 0) || (n >= 8 && strcmp(tail + n - 8, "/history") == 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

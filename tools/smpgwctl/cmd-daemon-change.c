@@ -289,7 +289,9 @@ static const struct change_cmd activate_cmd = {
           "Activates staged jobs (uploaded, waiting): each goes on with test or confirm\n"
           "by its mode, reset and verify.  Refused for a job that is not staged.",
           0, 1, -1 },
-        "jobs", false, activate_job,
+        "jobs",
+        false,
+        activate_job,
 };
 
 int cmd_devices_add(struct ctl_context *ctx, int argc, char *argv[]) {

@@ -496,7 +496,9 @@ static const struct daemon_cmd distributions_cmd = {
         "distributions [--json] [--bus BUS]",
         "Lists smpgwd's Bluetooth Mesh distributions, oldest first: id, Distributor,\n"
         "state, step, rounds, targets updated, failed and in all, image (short id).",
-        0, 0, 0,
+        0,
+        0,
+        0,
 };
 
 int cmd_distributions(struct ctl_context *ctx, int argc, char *argv[]) {
@@ -511,13 +513,13 @@ int cmd_distributions(struct ctl_context *ctx, int argc, char *argv[]) {
                 return r;
         if (ctx->json)
                 return print_json(ctx, "distributions", TAKE_PTR(list));
-        printf("%-6s %-11s %-10s %-9s %6s %8s %6s %6s  %s\n", "ID", "DISTRIBUTOR", "STATE", "STEP", "ROUNDS",
-               "UPDATED", "FAILED", "TOTAL", "IMAGE");
-        json_array_foreach(list, i, d)
-                printf("%-6" PRIu64 " %-11" PRIu64 " %-10s %-9s %6" PRIu64 " %8" PRIu64 " %6" PRIu64 " %6" PRIu64
-                       "  %.12s\n", json_u64(d, "id"), json_u64(d, "distributor"), json_str(d, "state"),
-                       json_str(d, "step"), json_u64(d, "rounds"), json_u64(d, "targets_updated"),
-                       json_u64(d, "targets_failed"), json_u64(d, "targets_total"), json_str(d, "image"));
+        printf("%-6s %-11s %-10s %-9s %6s %8s %6s %6s  %s\n", "ID", "DISTRIBUTOR", "STATE", "STEP", "ROUNDS", "UPDATED",
+               "FAILED", "TOTAL", "IMAGE");
+        json_array_foreach(list, i, d) printf(
+                "%-6" PRIu64 " %-11" PRIu64 " %-10s %-9s %6" PRIu64 " %8" PRIu64 " %6" PRIu64 " %6" PRIu64 "  %.12s\n",
+                json_u64(d, "id"), json_u64(d, "distributor"), json_str(d, "state"), json_str(d, "step"),
+                json_u64(d, "rounds"), json_u64(d, "targets_updated"), json_u64(d, "targets_failed"),
+                json_u64(d, "targets_total"), json_str(d, "image"));
         return CTL_EXIT_OK;
 }
 
@@ -525,7 +527,9 @@ static const struct daemon_cmd distribution_cmd = {
         "distribution ID [--json] [--bus BUS]",
         "Shows one Bluetooth Mesh distribution and every target: its state, attempts,\n"
         "phase as the Distributor printed it, progress and why it failed.",
-        0, 1, 1,
+        0,
+        1,
+        1,
 };
 
 int cmd_distribution_show(struct ctl_context *ctx, int argc, char *argv[]) {
@@ -551,8 +555,8 @@ int cmd_distribution_show(struct ctl_context *ctx, int argc, char *argv[]) {
         printf("distribution %" PRIu64 "\n", json_u64(d, "id"));
         printf("  distributor: %" PRIu64 "\n", json_u64(d, "distributor"));
         printf("  image:       %s\n", json_str(d, "image"));
-        printf("  state:       %s (step %s, %" PRIu64 " rounds, apply %s)\n", json_str(d, "state"),
-               json_str(d, "step"), json_u64(d, "rounds"), json_str(d, "apply"));
+        printf("  state:       %s (step %s, %" PRIu64 " rounds, apply %s)\n", json_str(d, "state"), json_str(d, "step"),
+               json_u64(d, "rounds"), json_str(d, "apply"));
         printf("  targets:     %" PRIu64 " updated, %" PRIu64 " failed, of %" PRIu64 "\n",
                json_u64(d, "targets_updated"), json_u64(d, "targets_failed"), json_u64(d, "targets_total"));
         if (json_str(d, "error")[0])

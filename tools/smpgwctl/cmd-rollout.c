@@ -65,9 +65,7 @@ static int append_variant(sd_bus_message *m, const json_t *v) {
                 r = sd_bus_message_open_container(m, 'v', "av");
                 if (r >= 0)
                         r = sd_bus_message_open_container(m, 'a', "v");
-                json_array_foreach(v, i, item)
-                        if (r >= 0)
-                                r = append_variant(m, item);
+                json_array_foreach(v, i, item) if (r >= 0) r = append_variant(m, item);
                 if (r >= 0)
                         r = sd_bus_message_close_container(m);
                 if (r >= 0)
@@ -191,35 +189,54 @@ static void opts_done(struct rollout_opts *o) {
 }
 
 enum {
-        ARG_DEVICES = 0x100, ARG_FILTER, ARG_MODE, ARG_CANARY, ARG_WAVE_SIZE, ARG_SOAK, ARG_START, ARG_DEADLINE,
-        ARG_WINDOW, ARG_TIMEZONE, ARG_STAGING, ARG_FAILURE_THRESHOLD, ARG_FAILURE_ACTION, ARG_MAX_REBOOTING,
-        ARG_MAX_REBOOTING_RELAY, ARG_ATTEMPTS, ARG_WAIT, ARG_NAME, ARG_BUS, ARG_JSON, ARG_SET, ARG_ADD, ARG_REMOVE,
+        ARG_DEVICES = 0x100,
+        ARG_FILTER,
+        ARG_MODE,
+        ARG_CANARY,
+        ARG_WAVE_SIZE,
+        ARG_SOAK,
+        ARG_START,
+        ARG_DEADLINE,
+        ARG_WINDOW,
+        ARG_TIMEZONE,
+        ARG_STAGING,
+        ARG_FAILURE_THRESHOLD,
+        ARG_FAILURE_ACTION,
+        ARG_MAX_REBOOTING,
+        ARG_MAX_REBOOTING_RELAY,
+        ARG_ATTEMPTS,
+        ARG_WAIT,
+        ARG_NAME,
+        ARG_BUS,
+        ARG_JSON,
+        ARG_SET,
+        ARG_ADD,
+        ARG_REMOVE,
 };
 
-static const struct option create_options[] = {
-        { "devices", required_argument, NULL, ARG_DEVICES },
-        { "filter", required_argument, NULL, ARG_FILTER },
-        { "mode", required_argument, NULL, ARG_MODE },
-        { "canary", required_argument, NULL, ARG_CANARY },
-        { "wave-size", required_argument, NULL, ARG_WAVE_SIZE },
-        { "soak", required_argument, NULL, ARG_SOAK },
-        { "start", required_argument, NULL, ARG_START },
-        { "deadline", required_argument, NULL, ARG_DEADLINE },
-        { "window", required_argument, NULL, ARG_WINDOW },
-        { "timezone", required_argument, NULL, ARG_TIMEZONE },
-        { "staging", no_argument, NULL, ARG_STAGING },
-        { "failure-threshold", required_argument, NULL, ARG_FAILURE_THRESHOLD },
-        { "failure-action", required_argument, NULL, ARG_FAILURE_ACTION },
-        { "max-rebooting", required_argument, NULL, ARG_MAX_REBOOTING },
-        { "max-rebooting-relay", required_argument, NULL, ARG_MAX_REBOOTING_RELAY },
-        { "attempts", required_argument, NULL, ARG_ATTEMPTS },
-        { "wait", no_argument, NULL, ARG_WAIT },
-        { "name", required_argument, NULL, ARG_NAME },
-        { "bus", required_argument, NULL, ARG_BUS },
-        { "json", no_argument, NULL, ARG_JSON },
-        { "help", no_argument, NULL, 'h' },
-        {}
-};
+static const struct option create_options[] = { { "devices", required_argument, NULL, ARG_DEVICES },
+                                                { "filter", required_argument, NULL, ARG_FILTER },
+                                                { "mode", required_argument, NULL, ARG_MODE },
+                                                { "canary", required_argument, NULL, ARG_CANARY },
+                                                { "wave-size", required_argument, NULL, ARG_WAVE_SIZE },
+                                                { "soak", required_argument, NULL, ARG_SOAK },
+                                                { "start", required_argument, NULL, ARG_START },
+                                                { "deadline", required_argument, NULL, ARG_DEADLINE },
+                                                { "window", required_argument, NULL, ARG_WINDOW },
+                                                { "timezone", required_argument, NULL, ARG_TIMEZONE },
+                                                { "staging", no_argument, NULL, ARG_STAGING },
+                                                { "failure-threshold", required_argument, NULL, ARG_FAILURE_THRESHOLD },
+                                                { "failure-action", required_argument, NULL, ARG_FAILURE_ACTION },
+                                                { "max-rebooting", required_argument, NULL, ARG_MAX_REBOOTING },
+                                                { "max-rebooting-relay", required_argument, NULL,
+                                                  ARG_MAX_REBOOTING_RELAY },
+                                                { "attempts", required_argument, NULL, ARG_ATTEMPTS },
+                                                { "wait", no_argument, NULL, ARG_WAIT },
+                                                { "name", required_argument, NULL, ARG_NAME },
+                                                { "bus", required_argument, NULL, ARG_BUS },
+                                                { "json", no_argument, NULL, ARG_JSON },
+                                                { "help", no_argument, NULL, 'h' },
+                                                {} };
 
 static void create_help(FILE *f, const char *verb) {
         fprintf(f,
@@ -304,8 +321,10 @@ static int parse_create(struct ctl_context *ctx, int argc, char *argv[], const c
                 case ARG_MAX_REBOOTING:
                 case ARG_MAX_REBOOTING_RELAY:
                 case ARG_ATTEMPTS: {
-                        const char *key = c == ARG_SOAK ? "soak" : c == ARG_MAX_REBOOTING ? "max_rebooting"
-                                        : c == ARG_ATTEMPTS ? "attempts" : "max_rebooting_relay";
+                        const char *key = c == ARG_SOAK            ? "soak"
+                                          : c == ARG_MAX_REBOOTING ? "max_rebooting"
+                                          : c == ARG_ATTEMPTS      ? "attempts"
+                                                                   : "max_rebooting_relay";
                         r = number_option(optarg, key, &v);
                         if (r != CTL_EXIT_OK)
                                 return r;
@@ -327,8 +346,7 @@ static int parse_create(struct ctl_context *ctx, int argc, char *argv[], const c
                 case ARG_WINDOW:
                         v = window_parse(optarg);
                         if (!v) {
-                                ctl_log("--window wants '[DAYS ]HH:MM-HH:MM' (mon-fri 02:00-04:00), not '%s'",
-                                        optarg);
+                                ctl_log("--window wants '[DAYS ]HH:MM-HH:MM' (mon-fri 02:00-04:00), not '%s'", optarg);
                                 return CTL_EXIT_USAGE;
                         }
                         json_array_append_new(o->windows, v);
@@ -419,8 +437,7 @@ static void print_rollout(const json_t *r) {
         const json_t *f;
         size_t i;
 
-        printf("rollout %" PRIu64 "%s%s\n", json_u64(r, "id"), json_str(r, "name")[0] ? ": " : "",
-               json_str(r, "name"));
+        printf("rollout %" PRIu64 "%s%s\n", json_u64(r, "id"), json_str(r, "name")[0] ? ": " : "", json_str(r, "name"));
         printf("  image:       %s\n", json_str(r, "image"));
         printf("  mode:        %s\n", json_str(r, "mode"));
         printf("  state:       %s\n", json_str(r, "state"));
@@ -528,12 +545,10 @@ static int cmd_create_or_plan(struct ctl_context *ctx, int argc, char *argv[], c
 /* Options of the commands on one rollout: --json, --bus. */
 static int parse_simple(struct ctl_context *ctx, int argc, char *argv[], const char *usage, int nargs,
                         const char **ret_bus) {
-        static const struct option options[] = {
-                { "bus", required_argument, NULL, ARG_BUS },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
+        static const struct option options[] = { { "bus", required_argument, NULL, ARG_BUS },
+                                                 { "json", no_argument, NULL, ARG_JSON },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 {} };
         int c;
 
         *ret_bus = NULL;
@@ -698,15 +713,13 @@ int cmd_rollout_activate(struct ctl_context *ctx, int argc, char *argv[]) {
 /* ---- device ID labels ---- */
 
 int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]) {
-        static const struct option options[] = {
-                { "set", required_argument, NULL, ARG_SET },
-                { "add", required_argument, NULL, ARG_ADD },
-                { "remove", required_argument, NULL, ARG_REMOVE },
-                { "bus", required_argument, NULL, ARG_BUS },
-                { "json", no_argument, NULL, ARG_JSON },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
+        static const struct option options[] = { { "set", required_argument, NULL, ARG_SET },
+                                                 { "add", required_argument, NULL, ARG_ADD },
+                                                 { "remove", required_argument, NULL, ARG_REMOVE },
+                                                 { "bus", required_argument, NULL, ARG_BUS },
+                                                 { "json", no_argument, NULL, ARG_JSON },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 {} };
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(json_decrefp) json_t *devices = NULL, *objects = NULL;
         _cleanup_(json_decrefp) json_t *set = NULL, *add = json_array(), *remove = json_array();
@@ -772,10 +785,9 @@ int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]) {
                 if (!labels)
                         labels = json_array();
                 json_array_extend(labels, add);
-                json_array_foreach(remove, i, v)
-                        for (k = json_array_size(labels); k > 0; k--)
-                                if (json_equal(json_array_get(labels, k - 1), v))
-                                        json_array_remove(labels, k - 1);
+                json_array_foreach(remove, i, v) for (k = json_array_size(labels); k > 0;
+                                                      k--) if (json_equal(json_array_get(labels, k - 1), v))
+                        json_array_remove(labels, k - 1);
                 r = sd_bus_message_new_method_call(c.bus, &m, CTL_BUS_NAME, path, "org.freedesktop.DBus.Properties",
                                                    "Set");
                 if (r >= 0)
@@ -784,9 +796,7 @@ int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]) {
                         r = sd_bus_message_open_container(m, 'v', "as");
                 if (r >= 0)
                         r = sd_bus_message_open_container(m, 'a', "s");
-                json_array_foreach(labels, i, v)
-                        if (r >= 0)
-                                r = sd_bus_message_append(m, "s", json_string_value(v));
+                json_array_foreach(labels, i, v) if (r >= 0) r = sd_bus_message_append(m, "s", json_string_value(v));
                 if (r >= 0)
                         r = sd_bus_message_close_container(m);
                 if (r >= 0)
@@ -811,8 +821,7 @@ int cmd_device_labels(struct ctl_context *ctx, int argc, char *argv[]) {
                 return print_json(ctx, "labels", labels ?: json_array());
         size_t i;
         json_t *v;
-        json_array_foreach(labels, i, v)
-                printf("%s\n", json_string_value(v));
+        json_array_foreach(labels, i, v) printf("%s\n", json_string_value(v));
         json_decref(labels);
         return CTL_EXIT_OK;
 }

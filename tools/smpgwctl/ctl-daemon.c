@@ -437,15 +437,15 @@ int client_call(struct client *c, const char *path, const char *interface, const
 /* ---- the REST API's shapes ---- */
 
 enum field_kind {
-        FIELD_PLAIN,        /* as D-Bus has it */
-        FIELD_STRING,       /* "" is null */
-        FIELD_NONZERO,      /* 0 is null */
-        FIELD_TIME,         /* µs since the epoch as RFC 3339; 0 is null */
-        FIELD_OBJECT_ID,    /* an object path as the decimal id it ends in; "/" is null */
-        FIELD_PARAMS,       /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
-        FIELD_MESH,         /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
-        FIELD_TARGETS,      /* a distribution's a(tqsuyyys) as REST's "targets" objects */
-        FIELD_HAWKBIT,      /* Hawkbit a{sv} as REST's object: "" and 0 are null */
+        FIELD_PLAIN,     /* as D-Bus has it */
+        FIELD_STRING,    /* "" is null */
+        FIELD_NONZERO,   /* 0 is null */
+        FIELD_TIME,      /* µs since the epoch as RFC 3339; 0 is null */
+        FIELD_OBJECT_ID, /* an object path as the decimal id it ends in; "/" is null */
+        FIELD_PARAMS,    /* BufSize and BufCount as {"buf_size", "buf_count"}; null when 0 */
+        FIELD_MESH,      /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
+        FIELD_TARGETS,   /* a distribution's a(tqsuyyys) as REST's "targets" objects */
+        FIELD_HAWKBIT,   /* Hawkbit a{sv} as REST's object: "" and 0 are null */
 };
 
 struct field {
@@ -455,33 +455,31 @@ struct field {
 };
 
 /* In the order doc/openapi.yaml (and daemon/rest-json.c) list them. */
-static const struct field device_fields[] = {
-        { "id", "Id", FIELD_PLAIN },
-        { "conn", "Conn", FIELD_PLAIN },
-        { "transport", "Transport", FIELD_PLAIN },
-        { "address", "Address", FIELD_STRING },
-        { "address_type", "AddressType", FIELD_STRING },
-        { "adapter", "Adapter", FIELD_STRING },
-        { "name", "Name", FIELD_STRING },
-        { "state", "State", FIELD_PLAIN },
-        { "source", "Source", FIELD_PLAIN },
-        { "rssi", "RSSI", FIELD_NONZERO },
-        { "first_seen", "FirstSeen", FIELD_TIME },
-        { "last_seen", "LastSeen", FIELD_TIME },
-        { "last_probe", "LastProbe", FIELD_TIME },
-        { "params", NULL, FIELD_PARAMS },
-        { "os_info", "OsInfo", FIELD_STRING },
-        { "bootloader", "Bootloader", FIELD_STRING },
-        { "smp_version", "SmpVersion", FIELD_NONZERO },
-        { "last_error", "LastError", FIELD_STRING },
-        { "job", "Job", FIELD_OBJECT_ID },
-        { "images", "Images", FIELD_PLAIN },   /* per slot the same keys in both */
-        { "labels", "Labels", FIELD_PLAIN },
-        { "role", "Role", FIELD_STRING },
-        { "mesh", "Mesh", FIELD_MESH },
-        { "hawkbit", "Hawkbit", FIELD_HAWKBIT },
-        {}
-};
+static const struct field device_fields[] = { { "id", "Id", FIELD_PLAIN },
+                                              { "conn", "Conn", FIELD_PLAIN },
+                                              { "transport", "Transport", FIELD_PLAIN },
+                                              { "address", "Address", FIELD_STRING },
+                                              { "address_type", "AddressType", FIELD_STRING },
+                                              { "adapter", "Adapter", FIELD_STRING },
+                                              { "name", "Name", FIELD_STRING },
+                                              { "state", "State", FIELD_PLAIN },
+                                              { "source", "Source", FIELD_PLAIN },
+                                              { "rssi", "RSSI", FIELD_NONZERO },
+                                              { "first_seen", "FirstSeen", FIELD_TIME },
+                                              { "last_seen", "LastSeen", FIELD_TIME },
+                                              { "last_probe", "LastProbe", FIELD_TIME },
+                                              { "params", NULL, FIELD_PARAMS },
+                                              { "os_info", "OsInfo", FIELD_STRING },
+                                              { "bootloader", "Bootloader", FIELD_STRING },
+                                              { "smp_version", "SmpVersion", FIELD_NONZERO },
+                                              { "last_error", "LastError", FIELD_STRING },
+                                              { "job", "Job", FIELD_OBJECT_ID },
+                                              { "images", "Images", FIELD_PLAIN }, /* per slot the same keys in both */
+                                              { "labels", "Labels", FIELD_PLAIN },
+                                              { "role", "Role", FIELD_STRING },
+                                              { "mesh", "Mesh", FIELD_MESH },
+                                              { "hawkbit", "Hawkbit", FIELD_HAWKBIT },
+                                              {} };
 
 static const struct field image_fields[] = {
         { "id", "Id", FIELD_PLAIN },
@@ -522,26 +520,24 @@ static const struct field job_fields[] = {
         {}
 };
 
-static const struct field distribution_fields[] = {
-        { "id", "Id", FIELD_PLAIN },
-        { "distributor", "DistributorId", FIELD_PLAIN },
-        { "image", "ImageId", FIELD_PLAIN },
-        { "state", "State", FIELD_PLAIN },
-        { "step", "Step", FIELD_PLAIN },
-        { "apply", "Apply", FIELD_PLAIN },
-        { "max_attempts", "MaxAttempts", FIELD_PLAIN },
-        { "rounds", "Rounds", FIELD_PLAIN },
-        { "targets_total", "TargetsTotal", FIELD_PLAIN },
-        { "targets_updated", "TargetsUpdated", FIELD_PLAIN },
-        { "targets_failed", "TargetsFailed", FIELD_PLAIN },
-        { "rollout", "Rollout", FIELD_NONZERO },
-        { "error", "Error", FIELD_STRING },
-        { "created", "Created", FIELD_TIME },
-        { "finished", "Finished", FIELD_TIME },
-        { "updated", "Updated", FIELD_TIME },
-        { "targets", "Targets", FIELD_TARGETS },
-        {}
-};
+static const struct field distribution_fields[] = { { "id", "Id", FIELD_PLAIN },
+                                                    { "distributor", "DistributorId", FIELD_PLAIN },
+                                                    { "image", "ImageId", FIELD_PLAIN },
+                                                    { "state", "State", FIELD_PLAIN },
+                                                    { "step", "Step", FIELD_PLAIN },
+                                                    { "apply", "Apply", FIELD_PLAIN },
+                                                    { "max_attempts", "MaxAttempts", FIELD_PLAIN },
+                                                    { "rounds", "Rounds", FIELD_PLAIN },
+                                                    { "targets_total", "TargetsTotal", FIELD_PLAIN },
+                                                    { "targets_updated", "TargetsUpdated", FIELD_PLAIN },
+                                                    { "targets_failed", "TargetsFailed", FIELD_PLAIN },
+                                                    { "rollout", "Rollout", FIELD_NONZERO },
+                                                    { "error", "Error", FIELD_STRING },
+                                                    { "created", "Created", FIELD_TIME },
+                                                    { "finished", "Finished", FIELD_TIME },
+                                                    { "updated", "Updated", FIELD_TIME },
+                                                    { "targets", "Targets", FIELD_TARGETS },
+                                                    {} };
 
 static const struct field *fields_of(const char *interface) {
         if (streq(interface, CTL_DISTRIBUTION_IFACE))
@@ -605,20 +601,21 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 if (!arr)
                         return NULL;
                 json_array_foreach(v, i, t) {
-                        const char *phase = smp_mesh_dfu_phase_to_string(
-                                (unsigned) json_integer_value(json_array_get(t, 4)));
-                        const char *status = smp_mesh_dfu_status_to_string(
-                                (unsigned) json_integer_value(json_array_get(t, 5)));
+                        const char *phase =
+                                smp_mesh_dfu_phase_to_string((unsigned) json_integer_value(json_array_get(t, 4)));
+                        const char *status =
+                                smp_mesh_dfu_status_to_string((unsigned) json_integer_value(json_array_get(t, 5)));
                         const char *reason = json_string_value(json_array_get(t, 7));
                         snprintf(buf, sizeof(buf), "0x%04x", (unsigned) json_integer_value(json_array_get(t, 1)));
-                        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:o}",
-                                "device", json_integer_value(json_array_get(t, 0)), "addr", buf,
-                                "state", json_string_value(json_array_get(t, 2)) ?: "",
-                                "attempts", json_integer_value(json_array_get(t, 3)),
-                                "phase", phase ? json_string(phase) : json_null(),
-                                "status", status ? json_string(status) : json_null(),
-                                "progress", json_integer_value(json_array_get(t, 6)),
-                                "reason", reason && reason[0] ? json_string(reason) : json_null()));
+                        json_array_append_new(arr,
+                                              json_pack("{s:I, s:s, s:s, s:I, s:o, s:o, s:I, s:o}", "device",
+                                                        json_integer_value(json_array_get(t, 0)), "addr", buf, "state",
+                                                        json_string_value(json_array_get(t, 2)) ?: "", "attempts",
+                                                        json_integer_value(json_array_get(t, 3)), "phase",
+                                                        phase ? json_string(phase) : json_null(), "status",
+                                                        status ? json_string(status) : json_null(), "progress",
+                                                        json_integer_value(json_array_get(t, 6)), "reason",
+                                                        reason && reason[0] ? json_string(reason) : json_null()));
                 }
                 return arr;
         }
@@ -641,11 +638,15 @@ static json_t *field_value(const struct field *f, const json_t *props) {
         }
         case FIELD_HAWKBIT: {
                 const json_t *id = json_object_get(v, "action_id");
-                return json_pack("{s:b, s:o, s:o, s:o, s:I}", "managed", json_is_true(json_object_get(v, "managed")),
-                                 "controller_id", json_str(v, "controller_id")[0] ? json_string(json_str(v, "controller_id")) : json_null(),
-                                 "action_id", json_is_integer(id) && json_integer_value(id) != 0 ? json_deep_copy(id) : json_null(),
-                                 "last_feedback", json_str(v, "last_feedback")[0] ? json_string(json_str(v, "last_feedback")) : json_null(),
-                                 "feedback_queued", (json_int_t) json_u64(v, "feedback_queued"));
+                return json_pack(
+                        "{s:b, s:o, s:o, s:o, s:I}", "managed", json_is_true(json_object_get(v, "managed")),
+                        "controller_id",
+                        json_str(v, "controller_id")[0] ? json_string(json_str(v, "controller_id")) : json_null(),
+                        "action_id",
+                        json_is_integer(id) && json_integer_value(id) != 0 ? json_deep_copy(id) : json_null(),
+                        "last_feedback",
+                        json_str(v, "last_feedback")[0] ? json_string(json_str(v, "last_feedback")) : json_null(),
+                        "feedback_queued", (json_int_t) json_u64(v, "feedback_queued"));
         }
         }
         return json_null();
@@ -706,9 +707,10 @@ json_t *rest_list(const json_t *objects, const char *interface) {
                 n++;
         }
         qsort(items, n, sizeof(*items),
-              streq(interface, CTL_JOB_IFACE) ? compare_jobs :
-              streq(interface, CTL_DISTRIBUTION_IFACE) ? compare_devices :
-              streq(interface, CTL_IMAGE_IFACE) ? compare_images : compare_devices);
+              streq(interface, CTL_JOB_IFACE)            ? compare_jobs
+              : streq(interface, CTL_DISTRIBUTION_IFACE) ? compare_devices
+              : streq(interface, CTL_IMAGE_IFACE)        ? compare_images
+                                                         : compare_devices);
         for (size_t i = 0; i < n; i++)
                 if (json_array_append_new(list, items[i]) < 0) {
                         for (size_t k = i + 1; k < n; k++)

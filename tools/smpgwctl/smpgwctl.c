@@ -28,32 +28,28 @@ struct ctl_command {
 };
 
 static const struct ctl_command commands[] = {
-        { "image", "info", "FILE [--key KEY]...", "Show and check an MCUboot image file",
-          cmd_image_info },
+        { "image", "info", "FILE [--key KEY]...", "Show and check an MCUboot image file", cmd_image_info },
         /* direct device sessions: --conn URI */
         { "echo", NULL, "TEXT", "Echo TEXT through the device", cmd_echo },
         { "params", NULL, "", "Show the device's SMP buffer size and count", cmd_params },
         { "info", NULL, "[--format F]", "Show OS/application and bootloader info", cmd_info },
         { "image", "list", "", "List the images in the device's slots", cmd_image_list },
-        { "image", "upload", "FILE", "Upload an image to the secondary slot (resumes)",
-          cmd_image_upload },
+        { "image", "upload", "FILE", "Upload an image to the secondary slot (resumes)", cmd_image_upload },
         { "image", "test", "HASH", "Mark an image for a test boot", cmd_image_test },
-        { "image", "confirm", "[HASH]", "Confirm the running image, or HASH permanently",
-          cmd_image_confirm },
+        { "image", "confirm", "[HASH]", "Confirm the running image, or HASH permanently", cmd_image_confirm },
         { "image", "erase", "[--slot N]", "Erase the secondary slot", cmd_image_erase },
         { "reset", NULL, "[--force]", "Reboot the device", cmd_reset },
         { "stat", "list", "", "List statistics groups", cmd_stat_list },
         { "stat", "read", "NAME", "Show one statistics group", cmd_stat_read },
-        { "update", NULL, "FILE [--mode M]", "Update the device: upload, test, reset, confirm",
-          cmd_update },
+        { "update", NULL, "FILE [--mode M]", "Update the device: upload, test, reset, confirm", cmd_update },
         /* no device: discovery */
         { "scan", NULL, "[--seconds N]", "List SMP devices nearby (BLE discovery)", cmd_scan },
         /* daemon mode: smpgwd over D-Bus (--bus after the command) */
         /* (a group's verbs before the group's own command: the first match wins) */
         { "devices", "add", "CONN...", "Add devices to smpgwd; prints their ids", cmd_devices_add },
         { "devices", NULL, "", "List the devices smpgwd knows", cmd_devices },
-        { "device", NULL, "ID|CONN [labels [...]]",
-          "Show one device smpgwd knows, with its slots; or its labels", cmd_device_show },
+        { "device", NULL, "ID|CONN [labels [...]]", "Show one device smpgwd knows, with its slots; or its labels",
+          cmd_device_show },
         { "rename", NULL, "DEVICE NAME", "Name a device (\"\": back to its default name)", cmd_rename },
         { "probe", NULL, "DEVICE...", "Have smpgwd read devices again now", cmd_probe },
         { "forget", NULL, "DEVICE...", "Have smpgwd forget devices and their history", cmd_forget },
@@ -74,8 +70,7 @@ static const struct ctl_command commands[] = {
         { "rollout", "resume", "ID", "Resume a paused rollout", cmd_rollout_resume },
         { "rollout", "cancel", "ID", "Cancel a rollout (nothing left half activated)", cmd_rollout_cancel },
         { "rollout", "activate", "ID", "Activate now, without waiting for a window", cmd_rollout_activate },
-        { "rollout", "plan", "ID | IMAGE options", "A dry run: waves, skipped devices, ETA",
-          cmd_rollout_plan },
+        { "rollout", "plan", "ID | IMAGE options", "A dry run: waves, skipped devices, ETA", cmd_rollout_plan },
         { "activate", NULL, "JOB...", "Activate smpgwd's staged jobs", cmd_activate },
 };
 
