@@ -82,8 +82,8 @@ static int member_write(struct db *db, uint64_t rollout_id, const struct rollout
 
         r = prepare(db,
                     "INSERT OR REPLACE INTO rollout_member (rollout_id, device_id, wave, order_key, state, reason, "
-                    "job_id, attempts, next_attempt, bytes_sent, updated) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "job_id, attempts, next_attempt, bytes_sent, updated, distribution_id) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     &st);
         if (r < 0)
                 return r;
@@ -104,6 +104,7 @@ static int member_write(struct db *db, uint64_t rollout_id, const struct rollout
         bind_u64_or_null(st, 9, mem->next_attempt_usec);
         sqlite3_bind_int64(st, 10, (sqlite3_int64) mem->bytes_sent);
         sqlite3_bind_int64(st, 11, (sqlite3_int64) mem->updated_usec);
+        bind_u64_or_null(st, 12, mem->distribution_id);
         return step_done(db, st);
 }
 
@@ -204,7 +205,7 @@ static int load_members(struct db *db, struct rollout *r) {
         int rc, k;
 
         k = prepare(db, "SELECT device_id, wave, order_key, state, reason, job_id, attempts, next_attempt, "
-                        "bytes_sent, updated FROM rollout_member WHERE rollout_id = ?1 "
+                        "bytes_sent, updated, distribution_id FROM rollout_member WHERE rollout_id = ?1 "
                         "ORDER BY wave IS NULL, wave, order_key, device_id", &st);
         if (k < 0)
                 return k;
@@ -222,6 +223,7 @@ static int load_members(struct db *db, struct rollout *r) {
                         .next_attempt_usec = (uint64_t) sqlite3_column_int64(st, 7),
                         .bytes_sent = (uint64_t) sqlite3_column_int64(st, 8),
                         .updated_usec = (uint64_t) sqlite3_column_int64(st, 9),
+                        .distribution_id = (uint64_t) sqlite3_column_int64(st, 10),
                 };
                 int state = rollout_member_state_from_string((const char *) sqlite3_column_text(st, 3));
                 const char *reason = (const char *) sqlite3_column_text(st, 4);

@@ -17,6 +17,7 @@
 #include "manager.h"
 #include "rollout.h"
 #include "smpgw/mcuboot-image.h"
+#include "smpgw/mesh-dfu.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
@@ -551,13 +552,18 @@ static json_t *json_time(uint64_t usec) {
 }
 
 json_t *rollout_member_to_json(const struct rollout_member *mem) {
-        return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:I, s:o, s:I, s:o}",
+        return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o}",
                          "device", (json_int_t) mem->device_id,
                          "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave),
                          "order", mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key),
                          "state", rollout_member_state_to_string(mem->state) ?: "pending",
                          "reason", mem->reason[0] ? json_string(mem->reason) : json_null(),
                          "job", mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(),
+                         "distribution",
+                         mem->distribution_id ? json_integer((json_int_t) mem->distribution_id) : json_null(),
+                         "mesh_phase",
+                         mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                            : json_null(),
                          "attempts", (json_int_t) mem->attempts,
                          "next_attempt", json_time(mem->next_attempt_usec),
                          "bytes_sent", (json_int_t) mem->bytes_sent,

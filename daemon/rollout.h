@@ -57,6 +57,7 @@ struct rollout_member {
         enum rollout_member_state state;
         char reason[ROLLOUT_REASON_SIZE];
         uint64_t job_id;              /* its current or last job, 0: none */
+        uint64_t distribution_id;     /* a mesh target: its current or last distribution, 0: none */
         uint32_t attempts;            /* jobs it was given */
         uint64_t next_attempt_usec;   /* CLOCK_REALTIME; 0: at once */
         uint64_t bytes_sent;
@@ -67,6 +68,8 @@ struct rollout_member {
                                          * next_attempt_usec counts) */
         bool in_flight;               /* runtime: its job is unfinished */
         bool probing;                 /* runtime: its soak check probe is out */
+        bool has_mesh_phase;          /* runtime: mesh_phase was read from its distribution */
+        uint8_t mesh_phase;           /* runtime: enum smp_mesh_dfu_phase of its target */
         bool dirty;
 };
 
