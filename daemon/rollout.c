@@ -420,6 +420,34 @@ static int parse_targets(struct manager *m, const json_t *obj, struct rollout_sp
         return s->targets ? 0 : spec_fail(e, -ENOMEM, NULL, "Out of memory.");
 }
 
+/* mesh_path "direct" takes each mesh target over a link of its own,
+ * which no mesh target has in smpgw: only its Distributor reaches it. */
+static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, struct engine_error *e) {
+        size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct device *d = s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
+                struct rollout_candidate c;
+                bool matches = true;
+
+                if (!d || !d->mesh)
+                        continue;
+                if (s->policy.has_filter) {
+                        if (rollout_candidate_of(m, d, &c) < 0)
+                                continue;
+                        matches = rollout_filter_matches(&s->policy.filter, &c);
+                        free((char *) c.active_hash);
+                }
+                if (matches)
+                        return spec_fail(e, -EINVAL, "mesh_path",
+                                         "'mesh_path' \"direct\": device %" PRIu64 " is a mesh target with no "
+                                         "direct connection (only its Distributor, device %" PRIu64
+                                         ", reaches it); use \"auto\" or \"distributor\".",
+                                         d->id, d->mesh->distributor_id);
+        }
+        return 0;
+}
+
 int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec, struct rollout_spec *ret,
                        struct engine_error *e) {
         static const char *const known[] = { "image", "name", "mode", "targets", "schedule", "policy", NULL };
@@ -486,6 +514,8 @@ int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec,
                 r = spec_fail(e, -ENOMEM, NULL, "Out of memory.");
         if (r >= 0 && s.schedule.deadline_usec && s.schedule.deadline_usec <= now_usec)
                 r = spec_fail(e, -EINVAL, "deadline", "'deadline' is in the past.");
+        if (r >= 0 && s.policy.mesh_path == ROLLOUT_MESH_PATH_DIRECT)
+                r = refuse_direct_mesh(m, &s, e);
         if (r < 0) {
                 rollout_spec_done(&s);
                 return r;

@@ -488,11 +488,8 @@ static void fast_mesh_polls(struct core *c) {
         c->config->mesh_poll_max_usec = 40000;
 }
 
-static struct rollout *create_rollout(struct core *c, struct image *img, struct device **devs, size_t n,
-                                      json_t *policy) {
+static json_t *rollout_spec(struct image *img, struct device **devs, size_t n, json_t *policy) {
         json_t *ids = json_array(), *spec;
-        struct rollout *r = NULL;
-        struct engine_error e;
 
         for (size_t i = 0; i < n; i++) {
                 char id[32];
@@ -502,6 +499,15 @@ static struct rollout *create_rollout(struct core *c, struct image *img, struct 
         spec = json_pack("{s:s, s:s, s:{s:o}, s:o}", "image", img->id, "mode", "test-and-confirm", "targets",
                          "devices", ids, "policy", policy);
         ASSERT_TRUE(spec);
+        return spec;
+}
+
+static struct rollout *create_rollout(struct core *c, struct image *img, struct device **devs, size_t n,
+                                      json_t *policy) {
+        json_t *spec = rollout_spec(img, devs, n, policy);
+        struct rollout *r = NULL;
+        struct engine_error e;
+
         if (engine_rollout_create(c->m, spec, &r, &e) < 0) {
                 fprintf(stderr, "rollout refused: %s\n", e.message);
                 ASSERT_TRUE(false);
@@ -568,6 +574,43 @@ static void test_rollout_mesh_and_direct(void) {
         for (unsigned i = 0; i < 10; i++)
                 ids[i] = devs[i]->id;
         snprintf(version, sizeof(version), "%s", img->version);
+
+        /* The plan: the mesh members go the Distributor path, one
+         * distribution per wave, and say why; "direct" is refused. */
+        struct engine_error e;
+        json_t *plan = NULL;
+        json_t *spec = rollout_spec(img, devs, 10, json_pack("{s:i, s:s, s:s}", "canary", 1, "wave_size", "100%",
+                                                             "mesh_path", "distributor"));
+        ASSERT_OK(engine_rollout_plan(c->m, spec, NULL, &plan, &e));
+        json_t *mesh = json_object_get(plan, "mesh");
+        ASSERT_EQ(json_array_size(mesh), 2u);
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(mesh, 0), "devices")), 1u);
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(mesh, 1), "devices")), 7u);
+        for (size_t i = 0; i < 2; i++) {
+                json_t *o = json_array_get(mesh, i);
+                ASSERT_STREQ(json_string_value(json_object_get(o, "path")), "distributor");
+                ASSERT_TRUE(strstr(json_string_value(json_object_get(o, "reason")), "no direct link"));
+                ASSERT_EQ((uint64_t) json_integer_value(json_object_get(o, "distributor")), dist->id);
+                ASSERT_TRUE(json_real_value(json_object_get(o, "duration_s")) > 0);
+        }
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(json_object_get(plan, "waves"), 1), "devices")), 9u);
+        ASSERT_TRUE(json_real_value(json_object_get(json_object_get(plan, "estimate"), "mesh_s")) > 0);
+        json_decref(plan);
+        json_decref(spec);
+        spec = rollout_spec(img, devs, 10, json_pack("{s:s}", "mesh_path", "direct"));
+        ASSERT_EQ(engine_rollout_plan(c->m, spec, NULL, &plan, &e), -EINVAL);
+        ASSERT_STREQ(e.field, "mesh_path");
+        ASSERT_TRUE(strstr(e.message, "no direct connection"));
+        struct rollout *refused = NULL;
+        ASSERT_EQ(engine_rollout_create(c->m, spec, &refused, &e), -EINVAL);
+        json_decref(spec);
+        /* Without mesh targets, "direct" is what rollouts do anyway. */
+        spec = rollout_spec(img, &devs[8], 2, json_pack("{s:s}", "mesh_path", "direct"));
+        ASSERT_OK(engine_rollout_plan(c->m, spec, NULL, &plan, &e));
+        ASSERT_TRUE(!json_object_get(plan, "mesh"));
+        json_decref(plan);
+        json_decref(spec);
+
         struct rollout *r = create_rollout(c, img, devs, 10,
                                            json_pack("{s:i, s:s, s:s, s:i}", "canary", 1, "wave_size", "100%",
                                                      "failure_threshold", "50%", "attempts", 2));
