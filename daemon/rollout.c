@@ -614,7 +614,7 @@ static json_t *schedule_for_clients(const struct rollout *r) {
 json_t *rollout_to_json(const struct rollout *r) {
         uint32_t counts[_ROLLOUT_MEMBER_STATE_MAX];
         uint64_t sent, total;
-        json_t *c, *failures;
+        json_t *c, *failures, *o, *mesh = NULL;
 
         rollout_count_states(r, counts);
         rollout_bytes(r, &sent, &total);
@@ -630,7 +630,7 @@ json_t *rollout_to_json(const struct rollout *r) {
                                                                   (json_int_t) mem->device_id, "reason",
                                                                   mem->reason, "wave", (json_int_t) mem->wave));
         }
-        return json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:I, s:I, s:o, s:o,"
+        o = json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:I, s:I, s:o, s:o,"
                          " s:o, s:I, s:I, s:o, s:b, s:f, s:o}",
                          "id", (json_int_t) r->id,
                          "name", r->name ? json_string(r->name) : json_null(),
@@ -655,4 +655,23 @@ json_t *rollout_to_json(const struct rollout *r) {
                          "activate_now", r->activate_now,
                          "rate", r->rate,
                          "eta", json_time(r->eta_usec));
+        /* Mesh targets' progress: their distribution and phase (only
+         * when the rollout has some, so other rollouts read as before). */
+        for (size_t i = 0; o && i < r->n_members; i++) {
+                const struct rollout_member *mem = &r->members[i];
+                if (!mem->distribution_id)
+                        continue;
+                if (!mesh)
+                        mesh = json_array();
+                json_array_append_new(
+                        mesh, json_pack("{s:I, s:I, s:o, s:s}", "device", (json_int_t) mem->device_id, "distribution",
+                                        (json_int_t) mem->distribution_id, "mesh_phase",
+                                        mem->has_mesh_phase
+                                                ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                                : json_null(),
+                                        "state", rollout_member_state_to_string(mem->state) ?: "pending"));
+        }
+        if (o && mesh)
+                json_object_set_new(o, "mesh_members", mesh);
+        return o;
 }

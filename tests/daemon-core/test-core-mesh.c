@@ -663,6 +663,13 @@ static void test_rollout_mesh_and_direct(void) {
                 json_decref(o);
         }
         ASSERT_TRUE(first != 0 && first != second);
+        /* The rollout's JSON (Rollout1.Json, smpgwctl rollout show): the
+         * mesh members with their distribution and phase, not the UDP ones. */
+        json_t *ro = rollout_to_json(r), *mm = json_object_get(ro, "mesh_members");
+        ASSERT_EQ(json_array_size(mm), 8u);
+        ASSERT_STREQ(json_string_value(json_object_get(json_array_get(mm, 7), "mesh_phase")), "apply-success");
+        ASSERT_TRUE(json_integer_value(json_object_get(json_array_get(mm, 7), "distribution")) > 0);
+        json_decref(ro);
         struct distribution *d = manager_find_distribution(c->m, second);
         ASSERT_EQ(d->n_targets, 7u);
         ASSERT_EQ(d->policy.rollout_id, rid);
