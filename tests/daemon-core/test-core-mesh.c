@@ -20,13 +20,16 @@
  *   - rollouts: 8 mesh targets behind the Distributor and 2 direct UDP
  *     devices in one rollout end all updated, each wave's mesh members
  *     in one distribution, through a restart mid-distribution; a target
- *     that fails to apply is re-driven, then failed with its reason.
+ *     that fails to apply is re-driven, then failed with its reason; a
+ *     closed window makes the distribution verify-only until activate;
+ *     pause/resume/cancel suspend/resume/cancel the distribution.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -725,6 +728,129 @@ static void test_rollout_mesh_apply_fail(void) {
         core_free(c);
 }
 
+/* Blocks are going out to the member (the Distributor suspends only then). */
+static bool member_receiving(struct core *c, void *userdata) {
+        const struct member_in_distribution *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
+                                                             : NULL;
+        const struct distribution_target *t = NULL;
+        for (size_t i = 0; d && i < d->n_targets; i++)
+                if (d->targets[i].device_id == w->device_id)
+                        t = &d->targets[i];
+        return member_transferring(c, userdata) && t && t->progress > 0 && t->progress < 50;
+}
+
+struct dist_state_wait {
+        uint64_t rollout_id, device_id;
+        enum distribution_state state;
+};
+
+static bool member_distribution_in(struct core *c, void *userdata) {
+        const struct dist_state_wait *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
+                                                             : NULL;
+        return d && d->state == w->state;
+}
+
+/* A window closed now: the distribution is verify-only, the members wait
+ * staged on the old firmware; `activate` applies it. */
+static void test_rollout_mesh_window_then_activate(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 23);
+        struct engine_error e;
+        time_t later = time(NULL) + 12 * 3600;
+        struct tm tm;
+        char from[8], to[8];
+
+        ASSERT_TRUE(gmtime_r(&later, &tm));
+        snprintf(from, sizeof(from), "%02d:00", tm.tm_hour);
+        snprintf(to, sizeof(to), "%02d:30", tm.tm_hour);
+        json_t *spec = rollout_spec(img, t, 3, json_pack("{s:i}", "canary", 3));
+        json_object_set_new(spec, "schedule", json_pack("{s:[{s:s, s:s}], s:s}", "windows", "from", from, "to", to,
+                                                        "timezone", "UTC"));
+        struct rollout *r = NULL;
+        ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
+        json_decref(spec);
+        uint64_t rid = r->id;
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_VERIFIED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(20)));
+        core_run_for(c, 200000);
+        r = find_rollout(c, rid);
+        struct rollout_member *mem = rollout_find_member(r, t[0]->id);
+        struct distribution *d = manager_find_distribution(c->m, mem->distribution_id);
+        ASSERT_EQ(d->policy.apply, DISTRIBUTION_APPLY_VERIFY_ONLY);
+        ASSERT_EQ(d->state, DISTRIBUTION_VERIFIED);
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "staged");
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, "1.0.0+0");
+        }
+        ASSERT_OK(engine_rollout_activate(c->m, r, &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(20)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "succeeded");
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, img->version);
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* Pause suspends the rollout's distribution, resume goes on; cancel of
+ * the next rollout cancels its distribution and its members. */
+static void test_rollout_mesh_pause_resume_cancel(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        /* A transfer of seconds, so that the pause finds it running. */
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 4096, 24);
+        struct engine_error e;
+
+        struct rollout *r = create_rollout(c, img, t, 3, json_pack("{s:i}", "canary", 3));
+        uint64_t rid = r->id;
+        struct member_in_distribution mw = { rid, t[0]->id };
+        ASSERT_TRUE(core_run_until(c, member_receiving, &mw, SECONDS(20)));
+        ASSERT_OK(engine_rollout_pause(c->m, find_rollout(c, rid), &e));
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_SUSPENDED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        ASSERT_OK(engine_rollout_resume(c->m, find_rollout(c, rid), &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(20)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        ASSERT_EQ(manager_find_distribution(c->m, rollout_find_member(r, t[0]->id)->distribution_id)->state,
+                  DISTRIBUTION_SUCCEEDED);
+
+        struct image *img2 = core_add_image(c, 4096, 25);
+        r = create_rollout(c, img2, t, 3, json_pack("{s:i}", "canary", 3));
+        rid = r->id;
+        mw.rollout_id = rid;
+        ASSERT_TRUE(core_run_until(c, member_transferring, &mw, SECONDS(20)));
+        ASSERT_OK(engine_rollout_cancel(c->m, find_rollout(c, rid), &e));
+        w = (struct dist_state_wait) { rid, t[0]->id, DISTRIBUTION_CANCELLED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        core_run_for(c, 100000);
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "cancelled");
+        for (unsigned i = 0; i < 3; i++)
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "cancelled");
+        _cleanup_free_ char *v = node_version(sm, 0x0100);
+        ASSERT_STREQ(v, img->version);
+        drop_distributor(c);
+        core_free(c);
+}
+
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
                 .image_size = 200 * 1024, .n_targets = 64, .targets_max = 8,
@@ -757,4 +883,5 @@ TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), T
           TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
           TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
-          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail))
+          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel))
