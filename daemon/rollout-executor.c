@@ -778,6 +778,13 @@ static void control_distributions(struct rollout *r, enum distributions_control 
         struct engine_error e;
 
         for (size_t i = 0; i < n; i++) {
+                /* Only a transfer suspends (a verified distribution waits for
+                 * its apply anyway), and only a suspended one resumes: a
+                 * `dfd start` to a running transfer is not sent for nothing. */
+                if (c == DISTRIBUTIONS_SUSPEND && ds[i]->state == DISTRIBUTION_VERIFIED)
+                        continue;
+                if (c == DISTRIBUTIONS_RESUME && ds[i]->state != DISTRIBUTION_SUSPENDED && !ds[i]->want_suspend)
+                        continue;
                 int k = c == DISTRIBUTIONS_SUSPEND  ? engine_distribution_suspend(r->manager, ds[i], &e)
                         : c == DISTRIBUTIONS_RESUME ? engine_distribution_resume(r->manager, ds[i], &e)
                                                     : engine_distribution_cancel(r->manager, ds[i], &e);
