@@ -102,6 +102,8 @@ static const struct config_key config_keys[] = {
         K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
         K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
         K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
+        K("mesh", "poll_min", KEY_SECONDS, mesh_poll_min_usec, 1, 3600),
+        K("mesh", "poll_max", KEY_SECONDS, mesh_poll_max_usec, 1, 3600),
         K("hawkbit", "enabled", KEY_BOOL, hawkbit_enabled, 0, 0),
         K("hawkbit", "server", KEY_STRING, hawkbit_server, 0, 0),
         K("hawkbit", "tenant", KEY_STRING, hawkbit_tenant, 0, 0),
@@ -214,6 +216,8 @@ static int config_defaults(struct config *c) {
         c->jobs_max_running_ble_adapter = 7;
         c->job_swap_estimate_usec = 10 * 1000000ull;
         c->job_hold_slot_during_reboot = false;
+        c->mesh_poll_min_usec = 2 * 1000000ull;    /* distribution.h's defaults */
+        c->mesh_poll_max_usec = 30 * 1000000ull;
         c->hawkbit_poll_min_usec = 10 * 1000000ull;
         c->hawkbit_poll_max_usec = 3600 * 1000000ull;
         c->hawkbit_start_spread_usec = 60 * 1000000ull;
@@ -679,6 +683,8 @@ static int config_check_hawkbit(const struct config *c, const char *path) {
                                        path);
         if (!c->hawkbit_tenant || strlen(c->hawkbit_tenant) > 64 || !hawkbit_id_chars_ok(c->hawkbit_tenant))
                 return log_error_errno(-EINVAL, "%s: [hawkbit] tenant: 1 to 64 of A-Z a-z 0-9 - _ . ~", path);
+        if (c->mesh_poll_min_usec > c->mesh_poll_max_usec)
+                return log_error_errno(-EINVAL, "%s: [mesh] poll_min is larger than poll_max", path);
         if (c->hawkbit_poll_min_usec > c->hawkbit_poll_max_usec)
                 return log_error_errno(-EINVAL, "%s: [hawkbit] poll_min is larger than poll_max", path);
         for (size_t i = 0; i < c->n_hawkbit_expose; i++) {

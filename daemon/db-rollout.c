@@ -50,7 +50,7 @@ static int step_done(struct db *db, sqlite3_stmt *st) {
 
 #define ROLLOUT_COLUMNS                                                                                 \
         "name, image_id, mode, state, created, started, finished, updated, targets, schedule, policy, " \
-        "current_wave, n_waves, soak_until, activate_now, error, paused_reason, forgiven_wave, "        \
+        "current_wave, n_waves, soak_until, activate_now, error, paused_reason, forgiven_wave, "  \
         "forgiven_failures, forgiven_reverts"
 
 static void rollout_bind(sqlite3_stmt *st, const struct rollout *r) {
@@ -82,8 +82,8 @@ static int member_write(struct db *db, uint64_t rollout_id, const struct rollout
 
         r = prepare(db,
                     "INSERT OR REPLACE INTO rollout_member (rollout_id, device_id, wave, order_key, state, reason, "
-                    "job_id, attempts, next_attempt, bytes_sent, updated) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "job_id, attempts, next_attempt, bytes_sent, updated, distribution_id) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     &st);
         if (r < 0)
                 return r;
@@ -104,6 +104,7 @@ static int member_write(struct db *db, uint64_t rollout_id, const struct rollout
         bind_u64_or_null(st, 9, mem->next_attempt_usec);
         sqlite3_bind_int64(st, 10, (sqlite3_int64) mem->bytes_sent);
         sqlite3_bind_int64(st, 11, (sqlite3_int64) mem->updated_usec);
+        bind_u64_or_null(st, 12, mem->distribution_id);
         return step_done(db, st);
 }
 
@@ -128,10 +129,8 @@ int db_rollout_insert(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int k;
 
-        k = prepare(db,
-                    "INSERT INTO rollout (" ROLLOUT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-                    &st);
+        k = prepare(db, "INSERT INTO rollout (" ROLLOUT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)", &st);
         if (k < 0)
                 return k;
         k = db_exec(db, "BEGIN IMMEDIATE");
@@ -159,10 +158,8 @@ int db_rollout_write(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int k;
 
-        k = prepare(db,
-                    "UPDATE rollout SET (" ROLLOUT_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) WHERE id = ?21",
-                    &st);
+        k = prepare(db, "UPDATE rollout SET (" ROLLOUT_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                        "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) WHERE id = ?21", &st);
         if (k < 0)
                 return k;
         k = db_exec(db, "BEGIN IMMEDIATE");
@@ -207,11 +204,9 @@ static int load_members(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int rc, k;
 
-        k = prepare(db,
-                    "SELECT device_id, wave, order_key, state, reason, job_id, attempts, next_attempt, "
-                    "bytes_sent, updated FROM rollout_member WHERE rollout_id = ?1 "
-                    "ORDER BY wave IS NULL, wave, order_key, device_id",
-                    &st);
+        k = prepare(db, "SELECT device_id, wave, order_key, state, reason, job_id, attempts, next_attempt, "
+                        "bytes_sent, updated, distribution_id FROM rollout_member WHERE rollout_id = ?1 "
+                        "ORDER BY wave IS NULL, wave, order_key, device_id", &st);
         if (k < 0)
                 return k;
         sqlite3_bind_int64(st, 1, (sqlite3_int64) r->id);
@@ -220,13 +215,15 @@ static int load_members(struct db *db, struct rollout *r) {
                         .device_id = (uint64_t) sqlite3_column_int64(st, 0),
                         .wave = sqlite3_column_type(st, 1) == SQLITE_NULL ? UINT32_MAX
                                                                           : (uint32_t) sqlite3_column_int64(st, 1),
-                        .order_key = sqlite3_column_type(st, 2) == SQLITE_NULL ? UINT32_MAX
-                                                                               : (uint32_t) sqlite3_column_int64(st, 2),
+                        .order_key = sqlite3_column_type(st, 2) == SQLITE_NULL
+                                             ? UINT32_MAX
+                                             : (uint32_t) sqlite3_column_int64(st, 2),
                         .job_id = (uint64_t) sqlite3_column_int64(st, 5),
                         .attempts = (uint32_t) sqlite3_column_int64(st, 6),
                         .next_attempt_usec = (uint64_t) sqlite3_column_int64(st, 7),
                         .bytes_sent = (uint64_t) sqlite3_column_int64(st, 8),
                         .updated_usec = (uint64_t) sqlite3_column_int64(st, 9),
+                        .distribution_id = (uint64_t) sqlite3_column_int64(st, 10),
                 };
                 int state = rollout_member_state_from_string((const char *) sqlite3_column_text(st, 3));
                 const char *reason = (const char *) sqlite3_column_text(st, 4);

@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine-rollout.h"
 #include "engine.h"
 #include "job-radio.h"
@@ -24,8 +25,8 @@
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
-_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index, const char *fmt,
-                               ...) {
+_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index,
+                                const char *fmt, ...) {
         va_list ap;
 
         e->error = error;
@@ -126,8 +127,8 @@ int engine_rollout_create(struct manager *m, const json_t *spec, struct rollout 
         }
         log_info("Rollout %" PRIu64 " created: image %.12s, %zu members in %" PRIu32 " waves", r->id, r->image_id,
                  r->n_members, r->n_waves);
-        manager_history(m, "rollout-created", NULL, r->image_id, NULL,
-                        "rollout %" PRIu64 ": %zu members, %" PRIu32 " waves", r->id, r->n_members, r->n_waves);
+        manager_history(m, "rollout-created", NULL, r->image_id, NULL, "rollout %" PRIu64 ": %zu members, %" PRIu32
+                        " waves", r->id, r->n_members, r->n_waves);
         manager_emit_rollout(m, MANAGER_EVENT_ROLLOUT_ADDED, r, 0);
         *ret = r;
         return 0;
@@ -148,8 +149,8 @@ int engine_rollout_find(struct manager *m, const char *spec, struct rollout **re
 
 /* ---- queries ---- */
 
-int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret, size_t *ret_n,
-                         uint64_t *ret_total, struct engine_error *e) {
+int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
+                          size_t *ret_n, uint64_t *ret_total, struct engine_error *e) {
         size_t n;
         struct rollout *const *all = rollout_executor_list(m->rollouts, &n);
         struct rollout **page;
@@ -161,8 +162,7 @@ int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q
         if (q->state) {
                 state = rollout_state_from_string(q->state);
                 if (state < 0)
-                        return fail(e, -EINVAL, "state", -1,
-                                    "'state' must be one of scheduled, running, paused, "
+                        return fail(e, -EINVAL, "state", -1, "'state' must be one of scheduled, running, paused, "
                                     "completed, cancelled, aborted.");
         }
         page = calloc(MAX(n, (size_t) 1), sizeof(*page));
@@ -196,8 +196,7 @@ int engine_rollout_members_query(struct manager *m, struct rollout *r, const str
         if (q->state) {
                 state = rollout_member_state_from_string(q->state);
                 if (state < 0)
-                        return fail(e, -EINVAL, "state", -1,
-                                    "'state' must be a member state (pending, skipped, "
+                        return fail(e, -EINVAL, "state", -1, "'state' must be a member state (pending, skipped, "
                                     "staging, staged, activating, rebooting, verifying, soaking, succeeded, "
                                     "failed, cancelled).");
         }
@@ -289,6 +288,10 @@ static const struct {
 #define PLAN_DEFAULT_RATE 10000.0
 #define PLAN_DEFAULT_RTT_S 0.02
 #define PLAN_SWAP_DEFAULT_S 10.0
+/* The Distributor path: the BLOB multicast rate and targets per round
+ * assumed (no distribution measures them yet; doc/mesh-dfu.md). */
+#define PLAN_MESH_RATE_DEFAULT 1000.0
+#define PLAN_MESH_TARGETS_MAX_DEFAULT 8u
 
 /* The swap time learned for the device's board and the image size (the
  * job layer's estimate); 0 when none was learned. */
@@ -327,9 +330,151 @@ struct plan_ctx {
         bool activate_now;
 };
 
+/* The Distributor path of the mesh members: per wave and Distributor one
+ * distribution, estimated with distribution_estimate() (one upload to
+ * the Distributor at its transport's rate, then rounds at the multicast
+ * rate).  A mesh target has no direct link in smpgw, so the path is
+ * always "distributor" and the reason says so.  *ret_seconds: the longest
+ * sum of one Distributor's distributions (a Distributor runs one at a
+ * time; different Distributors run side by side). */
+static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n, json_t **ret,
+                     double *ret_seconds) {
+        struct manager *m = pc->m;
+        _cleanup_free_ bool *done = calloc(MAX(n, (size_t) 1), sizeof(*done));
+        json_t *arr = json_array();
+        double longest = 0;
+
+        if (!done || !arr) {
+                json_decref(arr);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct device *d = manager_find_device(m, ids[i]);
+                if (done[i] || !d || !d->mesh)
+                        continue;
+                uint64_t dist_id = d->mesh->distributor_id;
+                const struct device *dist = manager_find_device(m, dist_id);
+                json_t *devs = json_array();
+                unsigned count = 0;
+                double sum = 0;
+
+                for (size_t k = i; k < n; k++) {
+                        const struct device *kd = manager_find_device(m, ids[k]);
+                        if (done[k] || !kd || !kd->mesh || kd->mesh->distributor_id != dist_id || waves[k] != waves[i])
+                                continue;
+                        done[k] = true;
+                        json_array_append_new(devs, json_integer((json_int_t) ids[k]));
+                        count++;
+                }
+                struct distribution_estimate_input in = {
+                        .image_size = pc->image_size,
+                        .n_targets = count,
+                        .targets_max = PLAN_MESH_TARGETS_MAX_DEFAULT,
+                        .upload_rate = PLAN_DEFAULT_RATE,
+                        .mesh_rate = PLAN_MESH_RATE_DEFAULT,
+                        .poll_interval = (double) m->config->mesh_poll_min_usec / 1e6,
+                };
+                for (size_t q = 0; dist && q < ELEMENTSOF(transport_defaults); q++)
+                        if (streq(transport_defaults[q].name, dist->transport))
+                                in.upload_rate = transport_defaults[q].rate;
+                for (size_t q = m->n_jobs; q > 0; q--)
+                        if (m->jobs[q - 1]->device_id == dist_id && job_rate(m->jobs[q - 1]) > 0) {
+                                in.upload_rate = job_rate(m->jobs[q - 1]);
+                                break;
+                        }
+                double seconds = 0, radio = 0;
+                if (distribution_estimate(&in, &seconds) < 0 || distribution_estimate_radio(&in, &radio) < 0)
+                        seconds = radio = 0;
+                /* This Distributor's distributions so far, this one included. */
+                for (size_t q = 0; q < json_array_size(arr); q++) {
+                        json_t *o = json_array_get(arr, q);
+                        if ((uint64_t) json_integer_value(json_object_get(o, "distributor")) == dist_id)
+                                sum += json_real_value(json_object_get(o, "duration_s"));
+                }
+                sum += seconds;
+                longest = MAX(longest, sum);
+                json_array_append_new(
+                        arr, json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:{s:f, s:f, s:I}}", "wave",
+                                       (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices", devs,
+                                       "path", "distributor", "reason",
+                                       "mesh targets have no direct link in smpgw: only their Distributor reaches "
+                                       "them (one upload to it, then a multicast to all)",
+                                       "duration_s", seconds, "radio_s", radio, "assumptions", "upload_rate",
+                                       in.upload_rate, "mesh_rate", in.mesh_rate, "targets_per_round",
+                                       (json_int_t) in.targets_max));
+        }
+        *ret = arr;
+        *ret_seconds = longest;
+        return 0;
+}
+
 /* Members: device ids in order with their waves (renumbered from 0). */
-static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n, json_t *skipped,
-                    json_t **ret) {
+static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
+                           json_t *skipped, json_t **ret);
+
+/* Mesh members go the Distributor path (plan_mesh()); the others into
+ * the job simulation, their waves renumbered without gaps.  The
+ * estimate's end is the later of the two: the Distributor path is
+ * estimated as if its waves did not wait for the direct ones. */
+static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
+                    json_t *skipped, json_t **ret) {
+        _cleanup_free_ uint64_t *dids = calloc(MAX(n, (size_t) 1), sizeof(*dids));
+        _cleanup_free_ uint32_t *dwaves = calloc(MAX(n, (size_t) 1), sizeof(*dwaves));
+        json_t *mesh = NULL, *out = NULL, *estimate, *jwaves;
+        size_t nd = 0;
+        uint32_t last_wave = UINT32_MAX;
+        double mesh_s = 0;
+        bool any_mesh = false;
+        int k;
+
+        if (!dids || !dwaves)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                const struct device *d = manager_find_device(pc->m, ids[i]);
+                if (d && d->mesh) {
+                        any_mesh = true;
+                        continue;
+                }
+                dids[nd] = ids[i];
+                dwaves[nd] = nd == 0 ? 0 : dwaves[nd - 1] + (waves[i] != last_wave);
+                last_wave = waves[i];
+                nd++;
+        }
+        if (!any_mesh)
+                return plan_run_direct(pc, ids, waves, n, skipped, ret);
+        k = plan_run_direct(pc, dids, dwaves, nd, skipped, &out);
+        if (k < 0)
+                return k;
+        k = plan_mesh(pc, ids, waves, n, &mesh, &mesh_s);
+        if (k < 0) {
+                json_decref(out);
+                return k;
+        }
+        /* The waves as the rollout has them, mesh members included. */
+        jwaves = json_array();
+        for (size_t i = 0; jwaves && i < n; i++) {
+                while (json_array_size(jwaves) <= waves[i])
+                        json_array_append_new(jwaves, json_pack("{s:I, s:[]}", "wave",
+                                                                (json_int_t) json_array_size(jwaves), "devices"));
+                json_array_append_new(json_object_get(json_array_get(jwaves, waves[i]), "devices"),
+                                      json_integer((json_int_t) ids[i]));
+        }
+        if (jwaves)
+                json_object_set_new(out, "waves", jwaves);
+        json_object_set_new(out, "mesh", mesh);
+        estimate = json_object_get(out, "estimate");
+        double direct_s = json_real_value(json_object_get(estimate, "duration_s"));
+        if (mesh_s > direct_s) {
+                json_object_set_new(estimate, "duration_s", json_real(mesh_s));
+                json_object_set_new(estimate, "end", json_time_or_null(pc->start_usec + (uint64_t) (mesh_s * 1e6)));
+        }
+        json_object_set_new(estimate, "mesh_s", json_real(mesh_s));
+        *ret = out;
+        return 0;
+}
+
+static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
+                           json_t *skipped, json_t **ret) {
         struct manager *m = pc->m;
         struct rollout_plan_member *members = calloc(MAX(n, (size_t) 1), sizeof(*members));
         struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX];
@@ -358,8 +503,7 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
                                 break;
                 if (t == n_transports && n_transports < ROLLOUT_PLAN_TABLE_MAX) {
                         struct rollout_plan_transport *pt = &transports[n_transports++];
-                        *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE,
-                                                                .rtt_s = PLAN_DEFAULT_RTT_S };
+                        *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE, .rtt_s = PLAN_DEFAULT_RTT_S };
                         snprintf(pt->name, sizeof(pt->name), "%s", pm->transport);
                         for (size_t q = 0; q < ELEMENTSOF(transport_defaults); q++)
                                 if (streq(transport_defaults[q].name, pt->name)) {
@@ -394,7 +538,7 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
                 .default_rate = PLAN_DEFAULT_RATE,
                 .default_rtt_s = PLAN_DEFAULT_RTT_S,
                 .swap_default_s = m->config->job_swap_estimate_usec ? (double) m->config->job_swap_estimate_usec / 1e6
-                                                                    : PLAN_SWAP_DEFAULT_S,
+                                                                     : PLAN_SWAP_DEFAULT_S,
         };
         for (size_t t = 0; t < n_transports; t++)
                 transports[t].max_running = MIN(transports[t].max_running, max_running);
@@ -427,12 +571,13 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
         per_wave = json_array();
         for (size_t i = 0; i < est.n_waves; i++) {
                 const struct rollout_wave_estimate *we = &est.waves[i];
-                json_array_append_new(
-                        per_wave,
-                        json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "wave", (json_int_t) we->wave, "members",
-                                  (json_int_t) we->n_members, "start", json_time_or_null(we->start_usec),
-                                  "first_activation", json_time_or_null(we->first_activation_usec), "members_done",
-                                  json_time_or_null(we->members_done_usec), "end", json_time_or_null(we->end_usec)));
+                json_array_append_new(per_wave,
+                                      json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "wave", (json_int_t) we->wave,
+                                                "members", (json_int_t) we->n_members, "start",
+                                                json_time_or_null(we->start_usec), "first_activation",
+                                                json_time_or_null(we->first_activation_usec), "members_done",
+                                                json_time_or_null(we->members_done_usec), "end",
+                                                json_time_or_null(we->end_usec)));
         }
         jtransports = json_array();
         for (size_t i = 0; i < est.n_transports; i++) {
@@ -443,12 +588,19 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
                                                 (json_int_t) et->n_default_rate, "default_rate", et->default_rate,
                                                 "rtt_s", et->rtt_s, "max_running", (json_int_t) et->max_running));
         }
-        out = json_pack("{s:o, s:O, s:{s:f, s:o, s:o, s:o, s:f, s:{s:o, s:I, s:f, s:f, s:I, s:b}}}", "waves", jwaves,
-                        "skipped", skipped, "estimate", "duration_s", (double) est.duration_usec / 1e6, "start",
-                        json_time_or_null(est.start_usec), "end", json_time_or_null(est.end_usec), "per_wave", per_wave,
-                        "lower_bound_s", (double) lower / 1e6, "assumptions", "transports", jtransports,
-                        "at_default_swap", (json_int_t) est.n_default_swap, "swap_default_s", est.swap_default_s,
-                        "window_wait_s", (double) est.window_wait_usec / 1e6, "max_running", (json_int_t) max_running,
+        out = json_pack("{s:o, s:O, s:{s:f, s:o, s:o, s:o, s:f, s:{s:o, s:I, s:f, s:f, s:I, s:b}}}",
+                        "waves", jwaves, "skipped", skipped, "estimate",
+                        "duration_s", (double) est.duration_usec / 1e6,
+                        "start", json_time_or_null(est.start_usec),
+                        "end", json_time_or_null(est.end_usec),
+                        "per_wave", per_wave,
+                        "lower_bound_s", (double) lower / 1e6,
+                        "assumptions",
+                        "transports", jtransports,
+                        "at_default_swap", (json_int_t) est.n_default_swap,
+                        "swap_default_s", est.swap_default_s,
+                        "window_wait_s", (double) est.window_wait_usec / 1e6,
+                        "max_running", (json_int_t) max_running,
                         "deadline_exceeded", est.deadline_exceeded);
         rollout_estimate_done(&est);
         *ret = out;
@@ -477,12 +629,8 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         if (r) {
                 struct plan_ctx pc = {
-                        .m = m,
-                        .policy = &r->policy,
-                        .schedule = &r->schedule,
-                        .mode = r->mode,
-                        .image_size = r->image_size,
-                        .activate_now = r->activate_now,
+                        .m = m, .policy = &r->policy, .schedule = &r->schedule, .mode = r->mode,
+                        .image_size = r->image_size, .activate_now = r->activate_now,
                         .start_usec = MAX(now, r->schedule.start_at_usec),
                 };
                 uint32_t first_wave = UINT32_MAX;
@@ -496,9 +644,9 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 for (size_t i = 0; i < r->n_members; i++) {
                         const struct rollout_member *mem = &r->members[i];
                         if (mem->state == ROLLOUT_MEMBER_SKIPPED)
-                                json_array_append_new(skipped,
-                                                      json_pack("{s:I, s:s}", "device", (json_int_t) mem->device_id,
-                                                                "reason", mem->reason));
+                                json_array_append_new(skipped, json_pack("{s:I, s:s}", "device",
+                                                                         (json_int_t) mem->device_id, "reason",
+                                                                         mem->reason));
                         if (mem->state != ROLLOUT_MEMBER_PENDING && !mem->in_flight)
                                 continue;
                         first_wave = MIN(first_wave, mem->wave);
@@ -558,11 +706,7 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         }
         struct plan_ctx pc = {
-                .m = m,
-                .policy = &s.policy,
-                .schedule = &s.schedule,
-                .mode = s.mode,
-                .image_size = s.image_size,
+                .m = m, .policy = &s.policy, .schedule = &s.schedule, .mode = s.mode, .image_size = s.image_size,
                 .start_usec = MAX(now, s.schedule.start_at_usec),
         };
         k = plan_run(&pc, ids, waves, n, skipped, ret);

@@ -27,6 +27,19 @@
  * slot, and asks again when the gate's inputs change
  * (engine_reboot_gate_changed()).  With `staging`, every member's job is
  * created at the start, so later waves upload while earlier ones reboot.
+ *
+ * Mesh targets (devices of transport "mesh") get no job: they are only
+ * reachable through their Distributor.  The due mesh members of one wave
+ * behind one Distributor become one distribution (distribution.h), which
+ * uploads once and re-drives its failed targets itself, up to the
+ * rollout's attempts and deadline.  It applies at once when the wave has
+ * started and a window is open (or `activate` was given); else it is
+ * verify-only and the executor applies it when that becomes true.  Its
+ * targets' outcomes come back through the manager's distribution events;
+ * each member keeps its distribution's id (stored), so a restart follows
+ * it.  Pause, resume and cancel of the rollout suspend, resume and
+ * cancel its distributions.  A distribution applies every target of it
+ * at once: the reboot tokens (max_rebooting) do not bound it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,12 +51,14 @@
 
 #include "conf.h"
 #include "db.h"
+#include "distribution.h"
 #include "engine-rollout.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
 #include "rollout-executor.h"
 #include "rollout.h"
+#include "smpgw/mesh-dfu.h"
 #include "util.h"
 
 /* The soak check's probes must have answered by then. */
@@ -56,7 +71,7 @@
 
 struct rollout_executor {
         struct manager *manager;
-        struct rollout **rollouts; /* oldest first */
+        struct rollout **rollouts;     /* oldest first */
         size_t n_rollouts;
         sd_event_source *step_defer;
         /* What the reboot gate's answers depend on, summed over the
@@ -96,6 +111,11 @@ void rollout_executor_kick(struct rollout_executor *x) {
         if (x && x->step_defer && !x->stopped)
                 (void) sd_event_source_set_enabled(x->step_defer, SD_EVENT_ONESHOT);
 }
+
+/* Mesh members (below): their distributions follow the rollout's controls. */
+enum distributions_control { DISTRIBUTIONS_SUSPEND, DISTRIBUTIONS_RESUME, DISTRIBUTIONS_CANCEL };
+static void control_distributions(struct rollout *r, enum distributions_control c);
+static void on_distribution_event(struct rollout_executor *x, const struct manager_event *ev);
 
 /* ---- states ---- */
 
@@ -389,6 +409,11 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_DEVICE_CHANGED:
                 on_device_event(x, ev->device);
                 break;
+        case MANAGER_EVENT_DISTRIBUTION_STATE:
+        case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+                if (ev->distribution && ev->distribution->policy.rollout_id)
+                        on_distribution_event(x, ev);
+                break;
         default:
                 break;
         }
@@ -397,7 +422,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 /* ---- the step ---- */
 
 struct wake {
-        uint64_t in_usec; /* UINT64_MAX: nothing due */
+        uint64_t in_usec;              /* UINT64_MAX: nothing due */
 };
 
 static void wake_in(struct wake *w, uint64_t usec) {
@@ -441,12 +466,15 @@ static void stop_members(struct rollout *r, enum rollout_member_state pending_st
                         member_set(r, mem, pending_state, pending_reason);
                         continue;
                 }
-                if (!mem->in_flight)
+                if (!mem->in_flight || mem->distribution_id)
                         continue;
                 struct job *j = manager_find_job(m, mem->job_id);
                 if (j && !job_is_finished(j) && !job_past_safe_point(j))
                         (void) job_cancel(j);
         }
+        /* A distribution's cancel leaves targets that applied already
+         * updated (the Distributor cannot take an apply back). */
+        control_distributions(r, DISTRIBUTIONS_CANCEL);
 }
 
 static void wave_tally(const struct rollout *r, uint32_t wave, struct rollout_wave_tally *t, uint32_t *ret_reverts) {
@@ -505,6 +533,16 @@ static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
                         struct device *d = manager_find_device(m, mem->device_id);
                         if (mem->wave != r->current_wave || mem->state != ROLLOUT_MEMBER_SOAKING)
                                 continue;
+                        if (d && d->mesh) {
+                                /* No probe reaches a mesh target: its check is the
+                                 * firmware its Distributor last read from it. */
+                                struct image *img = manager_find_image(m, r->image_id);
+                                if (img && streq(d->mesh->version, img->version))
+                                        member_set(r, mem, ROLLOUT_MEMBER_SUCCEEDED, NULL);
+                                else
+                                        member_set(r, mem, ROLLOUT_MEMBER_FAILED, "soak-check");
+                                continue;
+                        }
                         mem->probing = true;
                         if (d)
                                 (void) device_probe(d);
@@ -620,25 +658,293 @@ static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t
         member_set(r, mem, ROLLOUT_MEMBER_STAGING, NULL);
 }
 
+/* ---- mesh targets: members a distribution updates ---- */
+
+static struct device *member_mesh_device(struct manager *m, const struct rollout_member *mem) {
+        struct device *d = manager_find_device(m, mem->device_id);
+        return d && d->mesh ? d : NULL;
+}
+
+static const struct distribution_target *distribution_target_of(const struct distribution *d, uint64_t device_id) {
+        for (size_t i = 0; i < d->n_targets; i++)
+                if (d->targets[i].device_id == device_id)
+                        return &d->targets[i];
+        return NULL;
+}
+
+/* A mesh member as its distribution's target tells it. */
+static void member_follow_distribution(struct rollout *r, struct rollout_member *mem, const struct distribution *d) {
+        const struct distribution_target *t = distribution_target_of(d, mem->device_id);
+        char note[ROLLOUT_REASON_SIZE];
+
+        if (!t)
+                return;
+        if (t->phase != SMP_MESH_DFU_PHASE_UNKNOWN && (!mem->has_mesh_phase || mem->mesh_phase != t->phase)) {
+                mem->has_mesh_phase = true;
+                mem->mesh_phase = t->phase;
+                mem->dirty = true;
+        }
+        if (t->attempts > mem->attempts) {
+                mem->attempts = t->attempts;
+                mem->dirty = true;
+        }
+        switch (t->state) {
+        case DISTRIBUTION_TARGET_UPDATED: {
+                bool soak = r->policy.soak_s > 0;
+                mem->in_flight = false;
+                member_set(r, mem, soak ? ROLLOUT_MEMBER_SOAKING : ROLLOUT_MEMBER_SUCCEEDED, NULL);
+                return;
+        }
+        case DISTRIBUTION_TARGET_FAILED:
+                mem->in_flight = false;
+                member_set(r, mem, ROLLOUT_MEMBER_FAILED, t->reason ?: d->error ?: "failed");
+                return;
+        case DISTRIBUTION_TARGET_CANCELLED:
+                mem->in_flight = false;
+                if (r->state == ROLLOUT_CANCELLED || r->state == ROLLOUT_ABORTED)
+                        member_set(r, mem, ROLLOUT_MEMBER_CANCELLED, NULL);
+                else
+                        member_set(r, mem, ROLLOUT_MEMBER_FAILED, "cancelled");
+                return;
+        default:
+                break;
+        }
+        if (distribution_is_finished(d)) {
+                /* Finished without a word for this target: its error is the reason. */
+                mem->in_flight = false;
+                member_set(r, mem, ROLLOUT_MEMBER_FAILED, d->error ?: "failed");
+                return;
+        }
+        mem->in_flight = true;
+        note[0] = 0;
+        if (t->state == DISTRIBUTION_TARGET_PENDING && t->reason)
+                snprintf(note, sizeof(note), "retry: %s", t->reason);
+        if (t->phase == SMP_MESH_DFU_PHASE_APPLYING || (d->want_apply && d->state == DISTRIBUTION_VERIFIED))
+                member_set(r, mem, ROLLOUT_MEMBER_ACTIVATING, note);
+        else if (d->state == DISTRIBUTION_VERIFIED && t->phase == SMP_MESH_DFU_PHASE_VERIFY_OK)
+                member_set(r, mem, ROLLOUT_MEMBER_STAGED, note);
+        else
+                member_set(r, mem, ROLLOUT_MEMBER_STAGING, note);
+}
+
+static void on_distribution_event(struct rollout_executor *x, const struct manager_event *ev) {
+        const struct distribution *d = ev->distribution;
+        struct rollout *r = rollout_executor_find(x, d->policy.rollout_id);
+
+        if (!r)
+                return;
+        for (size_t i = 0; i < r->n_members; i++) {
+                struct rollout_member *mem = &r->members[i];
+                if (mem->distribution_id != d->id || (!mem->in_flight && !member_active(mem)))
+                        continue;
+                member_follow_distribution(r, mem, d);
+        }
+        if (ev->type == MANAGER_EVENT_DISTRIBUTION_STATE)
+                rollout_executor_kick(x);
+}
+
+/* The unfinished distributions the rollout's members are in, each once
+ * (*ret has room for one per member; NULL when none or out of memory). */
+static size_t rollout_distributions(struct rollout *r, struct distribution ***ret) {
+        _cleanup_free_ struct distribution **ds = r->n_members ? calloc(r->n_members, sizeof(*ds)) : NULL;
+        size_t n = 0;
+
+        *ret = NULL;
+        if (!ds)
+                return 0;
+
+        for (size_t i = 0; i < r->n_members; i++) {
+                const struct rollout_member *mem = &r->members[i];
+                struct distribution *d;
+                bool seen = false;
+
+                if (!mem->distribution_id || !mem->in_flight)
+                        continue;
+                for (size_t k = 0; k < n && !seen; k++)
+                        seen = ds[k]->id == mem->distribution_id;
+                if (seen)
+                        continue;
+                d = manager_find_distribution(r->manager, mem->distribution_id);
+                if (d && !distribution_is_finished(d))
+                        ds[n++] = d;
+        }
+        *ret = TAKE_PTR(ds);
+        return n;
+}
+
+static void control_distributions(struct rollout *r, enum distributions_control c) {
+        _cleanup_free_ struct distribution **ds = NULL;
+        size_t n = rollout_distributions(r, &ds);
+        struct engine_error e;
+
+        for (size_t i = 0; i < n; i++) {
+                /* Only a transfer suspends (a verified distribution waits for
+                 * its apply anyway), and only a suspended one resumes: a
+                 * `dfd start` to a running transfer is not sent for nothing. */
+                if (c == DISTRIBUTIONS_SUSPEND && ds[i]->state == DISTRIBUTION_VERIFIED)
+                        continue;
+                if (c == DISTRIBUTIONS_RESUME && ds[i]->state != DISTRIBUTION_SUSPENDED && !ds[i]->want_suspend)
+                        continue;
+                int k = c == DISTRIBUTIONS_SUSPEND  ? engine_distribution_suspend(r->manager, ds[i], &e)
+                        : c == DISTRIBUTIONS_RESUME ? engine_distribution_resume(r->manager, ds[i], &e)
+                                                    : engine_distribution_cancel(r->manager, ds[i], &e);
+                if (k < 0)
+                        log_warning("Rollout %" PRIu64 ": distribution %" PRIu64 ": %s", r->id, ds[i]->id,
+                                    e.message);
+        }
+}
+
+/* Whether a member of this wave may apply now: its wave started, a
+ * window open (or activate given). */
+static bool mesh_may_apply(struct rollout *r, uint32_t wave, uint64_t now, struct wake *w) {
+        return wave <= r->current_wave && !r->soak_until_usec && windows_open(r, now, w);
+}
+
+/* Verify-only distributions whose wave may apply now are told to. */
+static void apply_distributions(struct rollout *r, uint64_t now, struct wake *w) {
+        _cleanup_free_ struct distribution **ds = NULL;
+        size_t n = rollout_distributions(r, &ds);
+        struct engine_error e;
+
+        for (size_t i = 0; i < n; i++) {
+                struct distribution *d = ds[i];
+                uint32_t wave = UINT32_MAX;
+
+                if (d->policy.apply != DISTRIBUTION_APPLY_VERIFY_ONLY || d->want_apply)
+                        continue;
+                for (size_t k = 0; k < r->n_members; k++)
+                        if (r->members[k].distribution_id == d->id && r->members[k].wave < wave)
+                                wave = r->members[k].wave;
+                if (!mesh_may_apply(r, wave, now, w))
+                        continue;
+                if (engine_distribution_apply(r->manager, d, &e) < 0)
+                        log_warning("Rollout %" PRIu64 ": distribution %" PRIu64 ": %s", r->id, d->id, e.message);
+                else
+                        log_info("Rollout %" PRIu64 ": distribution %" PRIu64 " applies (wave %" PRIu32 ")", r->id,
+                                 d->id, wave);
+        }
+}
+
+static bool member_due(const struct rollout *r, const struct rollout_member *mem, uint64_t now, struct wake *w) {
+        if (mem->state != ROLLOUT_MEMBER_PENDING || (mem->wave > r->current_wave && !r->schedule.staging))
+                return false;
+        if (mem->next_attempt_boottime) {
+                uint64_t boot = now_boottime_usec();
+                if (mem->next_attempt_boottime > boot) {
+                        wake_in(w, mem->next_attempt_boottime - boot);
+                        return false;
+                }
+        } else if (mem->next_attempt_usec > now) {
+                wake_in(w, mem->next_attempt_usec - now);
+                return false;
+        }
+        return true;
+}
+
+/* One distribution for the due mesh members of the lowest wave behind
+ * each Distributor (a Distributor runs one distribution at a time; the
+ * next wave's waits for it). */
+static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) {
+        struct manager *m = r->manager;
+        struct image *img = manager_find_image(m, r->image_id);
+        _cleanup_free_ bool *handled = NULL;
+        _cleanup_free_ struct device **targets = NULL;
+        _cleanup_free_ struct rollout_member **mems = NULL;
+
+        if (!img || r->n_members == 0)
+                return;
+        handled = calloc(r->n_members, sizeof(*handled));
+        targets = calloc(r->n_members, sizeof(*targets));
+        mems = calloc(r->n_members, sizeof(*mems));
+        if (!handled || !targets || !mems)
+                return;
+        for (size_t i = 0; i < r->n_members && r->state == ROLLOUT_RUNNING; i++) {
+                struct rollout_member *first = &r->members[i];
+                struct device *fd = member_mesh_device(m, first);
+                struct device *distributor;
+                struct distribution *dist = NULL;
+                struct engine_error e;
+                size_t n = 0;
+
+                if (handled[i] || !fd || !member_due(r, first, now, w))
+                        continue;
+                /* The lowest due wave behind this Distributor. */
+                uint32_t wave = first->wave;
+                for (size_t k = i + 1; k < r->n_members; k++) {
+                        struct device *kd = member_mesh_device(m, &r->members[k]);
+                        if (kd && kd->mesh->distributor_id == fd->mesh->distributor_id &&
+                            r->members[k].wave < wave && member_due(r, &r->members[k], now, w))
+                                wave = r->members[k].wave;
+                }
+                for (size_t k = i; k < r->n_members && n < DISTRIBUTION_TARGETS_MAX; k++) {
+                        struct device *kd = member_mesh_device(m, &r->members[k]);
+                        if (handled[k] || !kd || kd->mesh->distributor_id != fd->mesh->distributor_id)
+                                continue;
+                        handled[k] = true;
+                        if (r->members[k].wave != wave || !member_due(r, &r->members[k], now, w))
+                                continue;
+                        targets[n] = kd;
+                        mems[n++] = &r->members[k];
+                }
+                if (n == 0)
+                        continue;
+                distributor = manager_find_device(m, fd->mesh->distributor_id);
+                struct distribution_policy p = {
+                        .apply = mesh_may_apply(r, wave, now, w) ? DISTRIBUTION_APPLY_NOW
+                                                                  : DISTRIBUTION_APPLY_VERIFY_ONLY,
+                        .max_attempts = MIN(MAX(r->policy.attempts, 1u), DISTRIBUTION_ATTEMPTS_MAX),
+                        .deadline_usec = r->schedule.deadline_usec,
+                        .poll_min_usec = m->config->mesh_poll_min_usec,
+                        .poll_max_usec = m->config->mesh_poll_max_usec,
+                        .rollout_id = r->id,
+                };
+                int k = engine_distribution_start(m, distributor, img, targets, n, &p, &dist, &e);
+                if (k == -EBUSY) {
+                        /* The Distributor (or a target) is in another distribution. */
+                        wake_in(w, BUSY_RECHECK_USEC);
+                        continue;
+                }
+                if (k < 0) {
+                        /* What the Distributor path cannot take fails those members, with why. */
+                        log_warning("Rollout %" PRIu64 ": cannot start a distribution through device %" PRIu64
+                                    ": %s", r->id, fd->mesh->distributor_id, e.message);
+                        for (size_t t = 0; t < n; t++) {
+                                if (e.index >= 0 && (size_t) e.index != t)
+                                        continue;
+                                member_set(r, mems[t], ROLLOUT_MEMBER_FAILED,
+                                           k == -ENOENT || k == -EMEDIUMTYPE ? "no-distributor" : "refused");
+                        }
+                        wake_in(w, BUSY_RECHECK_USEC);
+                        continue;
+                }
+                log_info("Rollout %" PRIu64 ": wave %" PRIu32 ": distribution %" PRIu64 " for %zu mesh target%s "
+                         "through device %" PRIu64, r->id, wave, dist->id, n, n == 1 ? "" : "s",
+                         fd->mesh->distributor_id);
+                for (size_t t = 0; t < n; t++) {
+                        mems[t]->distribution_id = dist->id;
+                        mems[t]->job_id = 0;
+                        mems[t]->attempts++;
+                        mems[t]->in_flight = true;
+                        mems[t]->has_mesh_phase = false;
+                        mems[t]->next_attempt_usec = mems[t]->next_attempt_boottime = 0;
+                        member_set(r, mems[t], ROLLOUT_MEMBER_STAGING, NULL);
+                }
+        }
+}
+
 /* Jobs for the members due: of the waves started, or with staging every
  * wave (their activation waits at the gate).  Uploads are bounded by the
  * job layer's slots, reboots by the gate. */
 static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
         for (size_t i = 0; i < r->n_members && r->state == ROLLOUT_RUNNING; i++) {
                 struct rollout_member *mem = &r->members[i];
-                if (mem->state != ROLLOUT_MEMBER_PENDING || (mem->wave > r->current_wave && !r->schedule.staging))
+                if (member_mesh_device(r->manager, mem) || !member_due(r, mem, now, w))
                         continue;
-                if (mem->next_attempt_boottime) {
-                        uint64_t boot = now_boottime_usec();
-                        if (mem->next_attempt_boottime > boot) {
-                                wake_in(w, mem->next_attempt_boottime - boot);
-                                continue;
-                        }
-                } else if (mem->next_attempt_usec > now) {
-                        wake_in(w, mem->next_attempt_usec - now);
-                        continue;
-                }
                 start_member(r, mem, now, w);
+        }
+        if (r->state == ROLLOUT_RUNNING) {
+                start_mesh_members(r, now, w);
+                apply_distributions(r, now, w);
         }
         /* A window that opens or closes changes the gate's answer. */
         if (r->schedule.windows.n > 0 && !r->activate_now) {
@@ -658,9 +964,9 @@ static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *us
         struct wake w = { UINT64_MAX };
 
         if (!r || !mem || mem->job_id != j->id)
-                return true; /* not ours (any more): the job layer's own way */
+                return true;   /* not ours (any more): the job layer's own way */
         if (member_holds_token(mem))
-                return true; /* asked again for a yes it had */
+                return true;   /* asked again for a yes it had */
         if (r->state != ROLLOUT_RUNNING || x->stopped)
                 return false;
         count_tokens(r, &tokens);
@@ -721,8 +1027,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                         for (size_t i = 0; i < r->n_members; i++)
                                 left += r->members[i].state == ROLLOUT_MEMBER_PENDING || r->members[i].in_flight;
                         char text[128];
-                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished", left,
-                                 left == 1 ? "" : "s");
+                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished",
+                                 left, left == 1 ? "" : "s");
                         stop_members(r, ROLLOUT_MEMBER_FAILED, "deadline");
                         set_text(&r->error, text);
                         set_state(r, ROLLOUT_ABORTED, text);
@@ -758,8 +1064,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                 /* The wave is done: its soak, then the next one. */
                 bool soaking = false;
                 for (size_t i = 0; i < r->n_members && !soaking; i++)
-                        soaking =
-                                r->members[i].wave == r->current_wave && r->members[i].state == ROLLOUT_MEMBER_SOAKING;
+                        soaking = r->members[i].wave == r->current_wave &&
+                                  r->members[i].state == ROLLOUT_MEMBER_SOAKING;
                 if (soaking) {
                         r->soak_until_usec = now + (uint64_t) r->policy.soak_s * 1000000u;
                         r->soak_end_boottime = now_boottime_usec() + (uint64_t) r->policy.soak_s * 1000000u;
@@ -872,6 +1178,7 @@ int rollout_executor_add(struct rollout_executor *x, struct rollout *r) {
 void rollout_do_pause(struct rollout *r) {
         set_text(&r->paused_reason, "user");
         set_state(r, ROLLOUT_PAUSED, "by a user");
+        control_distributions(r, DISTRIBUTIONS_SUSPEND);
         rollout_executor_kick(r->manager->rollouts);
 }
 
@@ -892,6 +1199,7 @@ void rollout_do_resume(struct rollout *r) {
                 r->forgiven_reverts += r->members[i].reverted;
         set_text(&r->paused_reason, NULL);
         set_state(r, r->started_usec ? ROLLOUT_RUNNING : ROLLOUT_SCHEDULED, "resumed");
+        control_distributions(r, DISTRIBUTIONS_RESUME);
         rollout_executor_kick(r->manager->rollouts);
 }
 
@@ -919,7 +1227,30 @@ static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
         struct device *d = manager_find_device(m, mem->device_id);
         struct job *j = mem->job_id ? manager_find_job(m, mem->job_id) : NULL;
 
-        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job && d->unfinished_job->rollout_id == r->id) {
+        if (mem->distribution_id && d && d->mesh) {
+                struct distribution *dist = manager_find_distribution(m, mem->distribution_id);
+                const struct distribution_target *t = dist ? distribution_target_of(dist, mem->device_id) : NULL;
+                /* The phase is not stored with the member: its distribution has it. */
+                if (t && t->phase != SMP_MESH_DFU_PHASE_UNKNOWN) {
+                        mem->has_mesh_phase = true;
+                        mem->mesh_phase = t->phase;
+                }
+                if (!member_active(mem))
+                        return;
+                if (dist) {
+                        mem->in_flight = true;
+                        member_follow_distribution(r, mem, dist);
+                        return;
+                }
+                /* Its distribution is gone: the member goes again. */
+                if (mem->attempts > 0)
+                        mem->attempts--;
+                mem->in_flight = false;
+                member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
+                return;
+        }
+        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job &&
+            d->unfinished_job->rollout_id == r->id) {
                 j = d->unfinished_job;
                 mem->job_id = j->id;
                 mem->attempts++;

@@ -180,6 +180,16 @@ static int policy_key_parse(struct rollout_policy *p, const char *key, const jso
                 return json_count_parse(v, key, count, ret_reason);
         if (streq(key, "failure_action"))
                 return json_action_parse(v, &p->failure_action, ret_reason);
+        if (streq(key, "mesh_path")) {
+                const char *text = json_string_value(v);
+                int mp = text ? rollout_mesh_path_from_string(text) : -EINVAL;
+                if (mp < 0) {
+                        reason_set(ret_reason, "mesh_path is not \"auto\", \"distributor\" or \"direct\"");
+                        return -EINVAL;
+                }
+                p->mesh_path = (enum rollout_mesh_path) mp;
+                return 0;
+        }
         for (size_t i = 0; i < ELEMENTSOF(policy_uint_keys); i++) {
                 const struct uint_key *k = &policy_uint_keys[i];
                 if (streq(key, k->key))
@@ -227,6 +237,12 @@ json_t *rollout_policy_to_json(const struct rollout_policy *p) {
                         json_decref(obj);
                         return NULL;
                 }
+        }
+        /* Only when given: the policies of rollouts without mesh targets read as before. */
+        if (obj && p->mesh_path != ROLLOUT_MESH_PATH_AUTO &&
+            json_object_set_new(obj, "mesh_path", json_string(rollout_mesh_path_to_string(p->mesh_path))) < 0) {
+                json_decref(obj);
+                return NULL;
         }
         return obj;
 }

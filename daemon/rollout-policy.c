@@ -46,6 +46,12 @@ static const char *const action_names[_ROLLOUT_ACTION_MAX] = {
         [ROLLOUT_ACTION_ABORT] = "abort",
 };
 
+static const char *const mesh_path_names[_ROLLOUT_MESH_PATH_MAX] = {
+        [ROLLOUT_MESH_PATH_AUTO] = "auto",
+        [ROLLOUT_MESH_PATH_DISTRIBUTOR] = "distributor",
+        [ROLLOUT_MESH_PATH_DIRECT] = "direct",
+};
+
 static const char *const halt_reason_names[_ROLLOUT_HALT_MAX] = {
         [ROLLOUT_HALT_NONE] = "none",
         [ROLLOUT_HALT_FAILURE_THRESHOLD] = "failure-threshold",
@@ -86,6 +92,12 @@ const char *rollout_action_to_string(enum rollout_action a) {
 }
 enum rollout_action rollout_action_from_string(const char *s) {
         return name_find(action_names, ELEMENTSOF(action_names), s);
+}
+const char *rollout_mesh_path_to_string(enum rollout_mesh_path p) {
+        return name_of(mesh_path_names, ELEMENTSOF(mesh_path_names), p);
+}
+enum rollout_mesh_path rollout_mesh_path_from_string(const char *s) {
+        return name_find(mesh_path_names, ELEMENTSOF(mesh_path_names), s);
 }
 const char *rollout_halt_reason_to_string(enum rollout_halt_reason r) {
         return name_of(halt_reason_names, ELEMENTSOF(halt_reason_names), r);

@@ -105,6 +105,20 @@ const char *rollout_failure_reason_to_string(enum rollout_failure_reason r);
 enum rollout_failure_reason rollout_failure_reason_from_string(const char *s);
 const char *rollout_action_to_string(enum rollout_action a);
 enum rollout_action rollout_action_from_string(const char *s);
+
+/* How a rollout reaches its mesh targets (doc/rollouts.md, "Mesh
+ * targets").  A mesh target has no direct link in smpgw: only its
+ * Distributor reaches it, so "auto" always takes the Distributor and
+ * "direct" is refused for a rollout with mesh targets. */
+enum rollout_mesh_path {
+        ROLLOUT_MESH_PATH_AUTO,        /* "auto" (default): the faster path the device has */
+        ROLLOUT_MESH_PATH_DISTRIBUTOR, /* "distributor" */
+        ROLLOUT_MESH_PATH_DIRECT,      /* "direct": a job over the target's own link */
+        _ROLLOUT_MESH_PATH_MAX,
+        _ROLLOUT_MESH_PATH_INVALID = -EINVAL,
+};
+const char *rollout_mesh_path_to_string(enum rollout_mesh_path p);
+enum rollout_mesh_path rollout_mesh_path_from_string(const char *s);
 const char *rollout_halt_reason_to_string(enum rollout_halt_reason r);
 
 /* ---- the policy ---- */
@@ -140,6 +154,7 @@ struct rollout_policy {
         uint32_t attempts;                      /* per member's job (default 3) */
         uint32_t retry_delay_s;                 /* backoff base (default 10) */
         uint32_t retry_delay_max_s;             /* backoff cap (default 600) */
+        enum rollout_mesh_path mesh_path;       /* (default auto) */
         bool staging;                           /* stage everyone from the start (default false) */
         bool has_filter;                        /* false: explicit device targets */
         struct rollout_filter filter;

@@ -17,6 +17,7 @@
 #include "manager.h"
 #include "rollout.h"
 #include "smpgw/mcuboot-image.h"
+#include "smpgw/mesh-dfu.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
@@ -205,8 +206,9 @@ int rollout_candidate_of(struct manager *m, const struct device *d, struct rollo
         return 0;
 }
 
-int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec, struct rollout_layout *ret,
-                        struct rollout_candidate **ret_candidates, size_t *ret_n_candidates) {
+int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec,
+                        struct rollout_layout *ret, struct rollout_candidate **ret_candidates,
+                        size_t *ret_n_candidates) {
         size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids, k = 0;
         struct rollout_candidate *c = calloc(MAX(n, (size_t) 1), sizeof(*c));
         struct rollout_image_facts image = { .hash = s->image_id, .size = s->image_size };
@@ -215,8 +217,8 @@ int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_
         if (!c)
                 return -ENOMEM;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                const struct device *d =
-                        s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
+                const struct device *d = s->policy.has_filter ? m->devices[i]
+                                                              : manager_find_device(m, s->device_ids[i]);
                 if (!d)
                         continue;
                 r = rollout_candidate_of(m, d, &c[k]);
@@ -318,11 +320,12 @@ static int parse_schedule(const json_t *obj, struct rollout_schedule *s, json_t 
         if (s->deadline_usec && s->start_at_usec && s->deadline_usec <= s->start_at_usec)
                 return spec_fail(e, -EINVAL, "deadline", "'deadline' must be after 'start_at'.");
 
-        out = json_pack("{s:o, s:o, s:o, s:o, s:b}", "start_at",
-                        s->start_at_usec ? json_integer((json_int_t) s->start_at_usec) : json_null(), "deadline",
-                        s->deadline_usec ? json_integer((json_int_t) s->deadline_usec) : json_null(), "windows",
-                        rollout_windows_to_json(&s->windows), "timezone",
-                        s->has_zone ? json_string(s->zone.name) : json_null(), "staging", s->staging);
+        out = json_pack("{s:o, s:o, s:o, s:o, s:b}",
+                        "start_at", s->start_at_usec ? json_integer((json_int_t) s->start_at_usec) : json_null(),
+                        "deadline", s->deadline_usec ? json_integer((json_int_t) s->deadline_usec) : json_null(),
+                        "windows", rollout_windows_to_json(&s->windows),
+                        "timezone", s->has_zone ? json_string(s->zone.name) : json_null(),
+                        "staging", s->staging);
         if (!out)
                 return spec_fail(e, -ENOMEM, NULL, "Out of memory.");
         *ret_json = out;
@@ -417,6 +420,34 @@ static int parse_targets(struct manager *m, const json_t *obj, struct rollout_sp
         return s->targets ? 0 : spec_fail(e, -ENOMEM, NULL, "Out of memory.");
 }
 
+/* mesh_path "direct" takes each mesh target over a link of its own,
+ * which no mesh target has in smpgw: only its Distributor reaches it. */
+static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, struct engine_error *e) {
+        size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids;
+
+        for (size_t i = 0; i < n; i++) {
+                const struct device *d = s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
+                struct rollout_candidate c;
+                bool matches = true;
+
+                if (!d || !d->mesh)
+                        continue;
+                if (s->policy.has_filter) {
+                        if (rollout_candidate_of(m, d, &c) < 0)
+                                continue;
+                        matches = rollout_filter_matches(&s->policy.filter, &c);
+                        free((char *) c.active_hash);
+                }
+                if (matches)
+                        return spec_fail(e, -EINVAL, "mesh_path",
+                                         "'mesh_path' \"direct\": device %" PRIu64 " is a mesh target with no "
+                                         "direct connection (only its Distributor, device %" PRIu64
+                                         ", reaches it); use \"auto\" or \"distributor\".",
+                                         d->id, d->mesh->distributor_id);
+        }
+        return 0;
+}
+
 int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec, struct rollout_spec *ret,
                        struct engine_error *e) {
         static const char *const known[] = { "image", "name", "mode", "targets", "schedule", "policy", NULL };
@@ -483,6 +514,8 @@ int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec,
                 r = spec_fail(e, -ENOMEM, NULL, "Out of memory.");
         if (r >= 0 && s.schedule.deadline_usec && s.schedule.deadline_usec <= now_usec)
                 r = spec_fail(e, -EINVAL, "deadline", "'deadline' is in the past.");
+        if (r >= 0 && s.policy.mesh_path == ROLLOUT_MESH_PATH_DIRECT)
+                r = refuse_direct_mesh(m, &s, e);
         if (r < 0) {
                 rollout_spec_done(&s);
                 return r;
@@ -549,14 +582,22 @@ static json_t *json_time(uint64_t usec) {
 }
 
 json_t *rollout_member_to_json(const struct rollout_member *mem) {
-        return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:I, s:o, s:I, s:o}", "device", (json_int_t) mem->device_id,
-                         "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave), "order",
-                         mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
-                         rollout_member_state_to_string(mem->state) ?: "pending", "reason",
-                         mem->reason[0] ? json_string(mem->reason) : json_null(), "job",
-                         mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(), "attempts",
-                         (json_int_t) mem->attempts, "next_attempt", json_time(mem->next_attempt_usec), "bytes_sent",
-                         (json_int_t) mem->bytes_sent, "updated", json_time(mem->updated_usec));
+        return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o}",
+                         "device", (json_int_t) mem->device_id,
+                         "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave),
+                         "order", mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key),
+                         "state", rollout_member_state_to_string(mem->state) ?: "pending",
+                         "reason", mem->reason[0] ? json_string(mem->reason) : json_null(),
+                         "job", mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(),
+                         "distribution",
+                         mem->distribution_id ? json_integer((json_int_t) mem->distribution_id) : json_null(),
+                         "mesh_phase",
+                         mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                            : json_null(),
+                         "attempts", (json_int_t) mem->attempts,
+                         "next_attempt", json_time(mem->next_attempt_usec),
+                         "bytes_sent", (json_int_t) mem->bytes_sent,
+                         "updated", json_time(mem->updated_usec));
 }
 
 /* The stored schedule, with times as RFC 3339 for clients. */
@@ -573,7 +614,7 @@ static json_t *schedule_for_clients(const struct rollout *r) {
 json_t *rollout_to_json(const struct rollout *r) {
         uint32_t counts[_ROLLOUT_MEMBER_STATE_MAX];
         uint64_t sent, total;
-        json_t *c, *failures;
+        json_t *c, *failures, *o, *mesh = NULL;
 
         rollout_count_states(r, counts);
         rollout_bytes(r, &sent, &total);
@@ -585,21 +626,52 @@ json_t *rollout_to_json(const struct rollout *r) {
         for (size_t i = 0; failures && i < r->n_members; i++) {
                 const struct rollout_member *mem = &r->members[i];
                 if (mem->state == ROLLOUT_MEMBER_FAILED)
-                        json_array_append_new(failures,
-                                              json_pack("{s:I, s:s, s:I}", "device", (json_int_t) mem->device_id,
-                                                        "reason", mem->reason, "wave", (json_int_t) mem->wave));
+                        json_array_append_new(failures, json_pack("{s:I, s:s, s:I}", "device",
+                                                                  (json_int_t) mem->device_id, "reason",
+                                                                  mem->reason, "wave", (json_int_t) mem->wave));
         }
-        return json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:I, s:I, s:o, s:o,"
+        o = json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:I, s:I, s:o, s:o,"
                          " s:o, s:I, s:I, s:o, s:b, s:f, s:o}",
-                         "id", (json_int_t) r->id, "name", r->name ? json_string(r->name) : json_null(), "image",
-                         r->image_id, "mode", smp_update_mode_to_string(r->mode), "state",
-                         rollout_state_to_string(r->state), "created", json_time(r->created_usec), "started",
-                         json_time(r->started_usec), "finished", json_time(r->finished_usec), "updated",
-                         json_time(r->updated_usec), "targets", r->targets, "schedule", schedule_for_clients(r),
-                         "policy", r->policy_json, "current_wave", (json_int_t) r->current_wave, "waves",
-                         (json_int_t) r->n_waves, "error", r->error ? json_string(r->error) : json_null(),
-                         "paused_reason", r->paused_reason ? json_string(r->paused_reason) : json_null(), "counts",
-                         c ?: json_null(), "bytes_sent", (json_int_t) sent, "bytes_total", (json_int_t) total,
-                         "failures", failures ?: json_null(), "activate_now", r->activate_now, "rate", r->rate, "eta",
-                         json_time(r->eta_usec));
+                         "id", (json_int_t) r->id,
+                         "name", r->name ? json_string(r->name) : json_null(),
+                         "image", r->image_id,
+                         "mode", smp_update_mode_to_string(r->mode),
+                         "state", rollout_state_to_string(r->state),
+                         "created", json_time(r->created_usec),
+                         "started", json_time(r->started_usec),
+                         "finished", json_time(r->finished_usec),
+                         "updated", json_time(r->updated_usec),
+                         "targets", r->targets,
+                         "schedule", schedule_for_clients(r),
+                         "policy", r->policy_json,
+                         "current_wave", (json_int_t) r->current_wave,
+                         "waves", (json_int_t) r->n_waves,
+                         "error", r->error ? json_string(r->error) : json_null(),
+                         "paused_reason", r->paused_reason ? json_string(r->paused_reason) : json_null(),
+                         "counts", c ?: json_null(),
+                         "bytes_sent", (json_int_t) sent,
+                         "bytes_total", (json_int_t) total,
+                         "failures", failures ?: json_null(),
+                         "activate_now", r->activate_now,
+                         "rate", r->rate,
+                         "eta", json_time(r->eta_usec));
+        /* Mesh targets' progress: their distribution and phase (only
+         * when the rollout has some, so other rollouts read as before). */
+        for (size_t i = 0; o && i < r->n_members; i++) {
+                const struct rollout_member *mem = &r->members[i];
+                if (!mem->distribution_id)
+                        continue;
+                if (!mesh)
+                        mesh = json_array();
+                json_array_append_new(
+                        mesh, json_pack("{s:I, s:I, s:o, s:s}", "device", (json_int_t) mem->device_id, "distribution",
+                                        (json_int_t) mem->distribution_id, "mesh_phase",
+                                        mem->has_mesh_phase
+                                                ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                                : json_null(),
+                                        "state", rollout_member_state_to_string(mem->state) ?: "pending"));
+        }
+        if (o && mesh)
+                json_object_set_new(o, "mesh_members", mesh);
+        return o;
 }

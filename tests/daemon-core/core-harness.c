@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core-harness.h"
+#include "rollout.h"
 #include "distribution.h"
 #include "smpgw/smp-context.h"
 #include "test-image-writer.h"
@@ -123,6 +124,13 @@ static void record(struct core_event *e, const struct manager_event *ev) {
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
                 e->id = ev->distribution->id;
                 snprintf(e->what, sizeof(e->what), "%s", distribution_state_to_string(ev->distribution->state));
+                break;
+        case MANAGER_EVENT_ROLLOUT_ADDED:
+        case MANAGER_EVENT_ROLLOUT_STATE:
+        case MANAGER_EVENT_ROLLOUT_PROGRESS:
+        case MANAGER_EVENT_ROLLOUT_MEMBER:
+                e->id = ev->rollout->id;
+                snprintf(e->what, sizeof(e->what), "%s", rollout_state_to_string(ev->rollout->state));
                 break;
         default:
                 e->id = ev->job->id;

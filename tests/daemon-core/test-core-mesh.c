@@ -16,18 +16,27 @@
  *   - smpgwd stopped mid-distribution and started again on the files;
  *   - Zephyr 3.4's wording and a Distributor answering "rc";
  *   - the inventory: mesh:<id>/<addr> without a plugin, canonical form,
- *     refusals.
+ *     refusals;
+ *   - rollouts: 8 mesh targets behind the Distributor and 2 direct UDP
+ *     devices in one rollout end all updated, each wave's mesh members
+ *     in one distribution, through a restart mid-distribution; a target
+ *     that fails to apply is re-driven, then failed with its reason; a
+ *     closed window makes the distribution verify-only until activate;
+ *     pause/resume/cancel suspend/resume/cancel the distribution.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "core-harness.h"
 #include "distribution.h"
+#include "engine-rollout.h"
+#include "rollout.h"
 #include "sim-mesh.h"
 #include "smpgw/mesh-dfu.h"
 #include "test-util.h"
@@ -474,6 +483,374 @@ static void test_role_detected(void) {
         core_free(c);
 }
 
+/* ---- rollouts over mesh targets ---- */
+
+/* Polls in tens of milliseconds, as the distributions above. */
+static void fast_mesh_polls(struct core *c) {
+        c->config->mesh_poll_min_usec = 10000;
+        c->config->mesh_poll_max_usec = 40000;
+}
+
+static json_t *rollout_spec(struct image *img, struct device **devs, size_t n, json_t *policy) {
+        json_t *ids = json_array(), *spec;
+
+        for (size_t i = 0; i < n; i++) {
+                char id[32];
+                snprintf(id, sizeof(id), "%" PRIu64, devs[i]->id);
+                json_array_append_new(ids, json_string(id));
+        }
+        spec = json_pack("{s:s, s:s, s:{s:o}, s:o}", "image", img->id, "mode", "test-and-confirm", "targets",
+                         "devices", ids, "policy", policy);
+        ASSERT_TRUE(spec);
+        return spec;
+}
+
+static struct rollout *create_rollout(struct core *c, struct image *img, struct device **devs, size_t n,
+                                      json_t *policy) {
+        json_t *spec = rollout_spec(img, devs, n, policy);
+        struct rollout *r = NULL;
+        struct engine_error e;
+
+        if (engine_rollout_create(c->m, spec, &r, &e) < 0) {
+                fprintf(stderr, "rollout refused: %s\n", e.message);
+                ASSERT_TRUE(false);
+        }
+        json_decref(spec);
+        return r;
+}
+
+static bool rollout_finished(struct core *c, void *userdata) {
+        struct rollout *r = NULL;
+        struct engine_error e;
+        char id[32];
+
+        snprintf(id, sizeof(id), "%" PRIu64, *(uint64_t *) userdata);
+        return engine_rollout_find(c->m, id, &r, &e) >= 0 && rollout_is_finished(r);
+}
+
+static struct rollout *find_rollout(struct core *c, uint64_t id) {
+        struct rollout *r = NULL;
+        struct engine_error e;
+        char spec[32];
+
+        snprintf(spec, sizeof(spec), "%" PRIu64, id);
+        ASSERT_OK(engine_rollout_find(c->m, spec, &r, &e));
+        return r;
+}
+
+struct member_in_distribution {
+        uint64_t rollout_id, device_id;
+};
+
+/* The member's distribution transfers to it. */
+static bool member_transferring(struct core *c, void *userdata) {
+        const struct member_in_distribution *w = userdata;
+        struct rollout *r = find_rollout(c, w->rollout_id);
+        struct rollout_member *mem = rollout_find_member(r, w->device_id);
+        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
+                                                             : NULL;
+        return d && d->step == DISTRIBUTION_STEP_TRANSFER && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE;
+}
+
+/* 8 mesh targets behind one Distributor and 2 direct UDP devices: the
+ * canary (one mesh target) gets a distribution of its own, the second
+ * wave's 7 mesh targets one together while the UDP devices get jobs;
+ * smpgwd restarts in the middle of that distribution, and the rollout
+ * completes with all 10 on the new image, the mesh nodes on its
+ * firmware. */
+static void test_rollout_mesh_and_direct(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 8, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 8, &t);
+        struct device *devs[10];
+        struct image *img = core_add_image(c, 2048, 21);
+        char version[32];
+        uint64_t ids[10];
+
+        for (unsigned i = 0; i < 8; i++)
+                devs[i] = t[i];
+        devs[8] = core_add_device(c, CORE_UDP, 2);
+        devs[9] = core_add_device(c, CORE_UDP, 3);
+        for (unsigned i = 0; i < 10; i++)
+                ids[i] = devs[i]->id;
+        snprintf(version, sizeof(version), "%s", img->version);
+
+        /* The plan: the mesh members go the Distributor path, one
+         * distribution per wave, and say why; "direct" is refused. */
+        struct engine_error e;
+        json_t *plan = NULL;
+        json_t *spec = rollout_spec(img, devs, 10, json_pack("{s:i, s:s, s:s}", "canary", 1, "wave_size", "100%",
+                                                             "mesh_path", "distributor"));
+        ASSERT_OK(engine_rollout_plan(c->m, spec, NULL, &plan, &e));
+        json_t *mesh = json_object_get(plan, "mesh");
+        ASSERT_EQ(json_array_size(mesh), 2u);
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(mesh, 0), "devices")), 1u);
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(mesh, 1), "devices")), 7u);
+        for (size_t i = 0; i < 2; i++) {
+                json_t *o = json_array_get(mesh, i);
+                ASSERT_STREQ(json_string_value(json_object_get(o, "path")), "distributor");
+                ASSERT_TRUE(strstr(json_string_value(json_object_get(o, "reason")), "no direct link"));
+                ASSERT_EQ((uint64_t) json_integer_value(json_object_get(o, "distributor")), dist->id);
+                ASSERT_TRUE(json_real_value(json_object_get(o, "duration_s")) > 0);
+        }
+        ASSERT_EQ(json_array_size(json_object_get(json_array_get(json_object_get(plan, "waves"), 1), "devices")), 9u);
+        ASSERT_TRUE(json_real_value(json_object_get(json_object_get(plan, "estimate"), "mesh_s")) > 0);
+        json_decref(plan);
+        json_decref(spec);
+        spec = rollout_spec(img, devs, 10, json_pack("{s:s}", "mesh_path", "direct"));
+        ASSERT_EQ(engine_rollout_plan(c->m, spec, NULL, &plan, &e), -EINVAL);
+        ASSERT_STREQ(e.field, "mesh_path");
+        ASSERT_TRUE(strstr(e.message, "no direct connection"));
+        struct rollout *refused = NULL;
+        ASSERT_EQ(engine_rollout_create(c->m, spec, &refused, &e), -EINVAL);
+        json_decref(spec);
+        /* Without mesh targets, "direct" is what rollouts do anyway. */
+        spec = rollout_spec(img, &devs[8], 2, json_pack("{s:s}", "mesh_path", "direct"));
+        ASSERT_OK(engine_rollout_plan(c->m, spec, NULL, &plan, &e));
+        ASSERT_TRUE(!json_object_get(plan, "mesh"));
+        json_decref(plan);
+        json_decref(spec);
+
+        struct rollout *r = create_rollout(c, img, devs, 10,
+                                           json_pack("{s:i, s:s, s:s, s:i}", "canary", 1, "wave_size", "100%",
+                                                     "failure_threshold", "50%", "attempts", 2));
+        uint64_t rid = r->id, dist_id = dist->id;
+        ASSERT_EQ(r->n_waves, 2u);
+
+        /* The second wave's distribution: restart while it transfers. */
+        struct member_in_distribution w = { rid, ids[7] };
+        ASSERT_TRUE(core_run_until(c, member_transferring, &w, SECONDS(20)));
+        r = find_rollout(c, rid);
+        uint64_t second = rollout_find_member(r, ids[7])->distribution_id;
+        ASSERT_TRUE(second != 0);
+        fast_mesh_polls(c);
+        core_restart(c);
+        r = find_rollout(c, rid);
+        ASSERT_EQ(rollout_find_member(r, ids[7])->distribution_id, second);
+        ASSERT_TRUE(!distribution_is_finished(manager_find_distribution(c->m, second)));
+
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        uint64_t first = 0;
+        for (unsigned i = 0; i < 10; i++) {
+                struct rollout_member *mem = rollout_find_member(r, ids[i]);
+                ASSERT_TRUE(mem);
+                ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+                json_t *o = rollout_member_to_json(mem);
+                if (i < 8) {
+                        /* One distribution per wave; the member says which, and its phase. */
+                        ASSERT_TRUE(mem->distribution_id != 0);
+                        ASSERT_EQ(mem->job_id, 0u);
+                        if (mem->wave == 0)
+                                first = mem->distribution_id;
+                        else
+                                ASSERT_EQ(mem->distribution_id, second);
+                        ASSERT_EQ((uint64_t) json_integer_value(json_object_get(o, "distribution")),
+                                  mem->distribution_id);
+                        ASSERT_STREQ(json_string_value(json_object_get(o, "mesh_phase")), "apply-success");
+                        _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                        ASSERT_STREQ(v, version);
+                        struct device *dev = manager_find_device(c->m, ids[i]);
+                        ASSERT_STREQ(dev->mesh->version, version);
+                } else {
+                        ASSERT_EQ(mem->distribution_id, 0u);
+                        ASSERT_TRUE(mem->job_id != 0);
+                        ASSERT_TRUE(json_is_null(json_object_get(o, "distribution")));
+                        struct job *j = manager_find_job(c->m, mem->job_id);
+                        ASSERT_TRUE(j && j->state == JOB_SUCCEEDED);
+                }
+                json_decref(o);
+        }
+        ASSERT_TRUE(first != 0 && first != second);
+        /* The rollout's JSON (Rollout1.Json, smpgwctl rollout show): the
+         * mesh members with their distribution and phase, not the UDP ones. */
+        json_t *ro = rollout_to_json(r), *mm = json_object_get(ro, "mesh_members");
+        ASSERT_EQ(json_array_size(mm), 8u);
+        ASSERT_STREQ(json_string_value(json_object_get(json_array_get(mm, 7), "mesh_phase")), "apply-success");
+        ASSERT_TRUE(json_integer_value(json_object_get(json_array_get(mm, 7), "distribution")) > 0);
+        json_decref(ro);
+        struct distribution *d = manager_find_distribution(c->m, second);
+        ASSERT_EQ(d->n_targets, 7u);
+        ASSERT_EQ(d->policy.rollout_id, rid);
+        ASSERT_EQ(d->state, DISTRIBUTION_SUCCEEDED);
+        ASSERT_EQ(manager_find_distribution(c->m, first)->n_targets, 1u);
+        (void) dist_id;
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* A mesh target that fails to apply every time: its distribution sends
+ * it again (the rollout's attempts: 2 rounds), then the member fails
+ * with the target's reason; the others are updated and the rollout
+ * completes (under its failure threshold). */
+static void test_rollout_mesh_apply_fail(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 4 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 4, &t);
+        struct image *img = core_add_image(c, 2048, 22);
+        const char *why;
+
+        (void) dist;
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:apply-fail", &why));
+        struct rollout *r = create_rollout(c, img, t, 4,
+                                           json_pack("{s:i, s:s, s:s, s:i}", "canary", 4, "wave_size", "100%",
+                                                     "failure_threshold", "50%", "attempts", 2));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        struct rollout_member *bad = rollout_find_member(r, t[1]->id);
+        ASSERT_STREQ(rollout_member_state_to_string(bad->state), "failed");
+        ASSERT_TRUE(strstr(bad->reason, "apply"));
+        ASSERT_EQ(bad->attempts, 2u);
+        struct distribution *d = manager_find_distribution(c->m, bad->distribution_id);
+        ASSERT_TRUE(d);
+        ASSERT_EQ(d->rounds, 2u);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        for (unsigned i = 0; i < 4; i++) {
+                struct rollout_member *mem = rollout_find_member(r, t[i]->id);
+                ASSERT_EQ(mem->distribution_id, d->id);
+                if (i == 1)
+                        continue;
+                ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+                ASSERT_EQ(mem->attempts, 1u);
+        }
+        _cleanup_free_ char *v = node_version(sm, 0x0101);
+        ASSERT_STREQ(v, "1.0.0+0");
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* Blocks are going out to the member (the Distributor suspends only then). */
+static bool member_receiving(struct core *c, void *userdata) {
+        const struct member_in_distribution *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
+                                                             : NULL;
+        const struct distribution_target *t = NULL;
+        for (size_t i = 0; d && i < d->n_targets; i++)
+                if (d->targets[i].device_id == w->device_id)
+                        t = &d->targets[i];
+        return member_transferring(c, userdata) && t && t->progress > 0 && t->progress < 50;
+}
+
+struct dist_state_wait {
+        uint64_t rollout_id, device_id;
+        enum distribution_state state;
+};
+
+static bool member_distribution_in(struct core *c, void *userdata) {
+        const struct dist_state_wait *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
+                                                             : NULL;
+        return d && d->state == w->state;
+}
+
+/* A window closed now: the distribution is verify-only, the members wait
+ * staged on the old firmware; `activate` applies it. */
+static void test_rollout_mesh_window_then_activate(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 23);
+        struct engine_error e;
+        time_t later = time(NULL) + 12 * 3600;
+        struct tm tm;
+        char from[8], to[8];
+
+        ASSERT_TRUE(gmtime_r(&later, &tm));
+        snprintf(from, sizeof(from), "%02d:00", tm.tm_hour);
+        snprintf(to, sizeof(to), "%02d:30", tm.tm_hour);
+        json_t *spec = rollout_spec(img, t, 3, json_pack("{s:i}", "canary", 3));
+        json_object_set_new(spec, "schedule", json_pack("{s:[{s:s, s:s}], s:s}", "windows", "from", from, "to", to,
+                                                        "timezone", "UTC"));
+        struct rollout *r = NULL;
+        ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
+        json_decref(spec);
+        uint64_t rid = r->id;
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_VERIFIED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(20)));
+        core_run_for(c, 200000);
+        r = find_rollout(c, rid);
+        struct rollout_member *mem = rollout_find_member(r, t[0]->id);
+        struct distribution *d = manager_find_distribution(c->m, mem->distribution_id);
+        ASSERT_EQ(d->policy.apply, DISTRIBUTION_APPLY_VERIFY_ONLY);
+        ASSERT_EQ(d->state, DISTRIBUTION_VERIFIED);
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "staged");
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, "1.0.0+0");
+        }
+        ASSERT_OK(engine_rollout_activate(c->m, r, &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(20)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "succeeded");
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, img->version);
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* Pause suspends the rollout's distribution, resume goes on; cancel of
+ * the next rollout cancels its distribution and its members. */
+static void test_rollout_mesh_pause_resume_cancel(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        /* A transfer of seconds, so that the pause finds it running. */
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 4096, 24);
+        struct engine_error e;
+
+        struct rollout *r = create_rollout(c, img, t, 3, json_pack("{s:i}", "canary", 3));
+        uint64_t rid = r->id;
+        struct member_in_distribution mw = { rid, t[0]->id };
+        ASSERT_TRUE(core_run_until(c, member_receiving, &mw, SECONDS(20)));
+        ASSERT_OK(engine_rollout_pause(c->m, find_rollout(c, rid), &e));
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_SUSPENDED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        ASSERT_OK(engine_rollout_resume(c->m, find_rollout(c, rid), &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(20)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        ASSERT_EQ(manager_find_distribution(c->m, rollout_find_member(r, t[0]->id)->distribution_id)->state,
+                  DISTRIBUTION_SUCCEEDED);
+
+        struct image *img2 = core_add_image(c, 4096, 25);
+        r = create_rollout(c, img2, t, 3, json_pack("{s:i}", "canary", 3));
+        rid = r->id;
+        mw.rollout_id = rid;
+        ASSERT_TRUE(core_run_until(c, member_transferring, &mw, SECONDS(20)));
+        ASSERT_OK(engine_rollout_cancel(c->m, find_rollout(c, rid), &e));
+        w = (struct dist_state_wait) { rid, t[0]->id, DISTRIBUTION_CANCELLED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        core_run_for(c, 100000);
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "cancelled");
+        for (unsigned i = 0; i < 3; i++)
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "cancelled");
+        _cleanup_free_ char *v = node_version(sm, 0x0100);
+        ASSERT_STREQ(v, img->version);
+        drop_distributor(c);
+        core_free(c);
+}
+
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
                 .image_size = 200 * 1024,
@@ -512,4 +889,6 @@ static void test_estimate(void) {
 TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
           TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
-          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload))
+          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
+          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel))

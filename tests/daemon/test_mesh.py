@@ -12,7 +12,10 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
   - the same over BLE (GATT to the Distributor);
   - over D-Bus: Device1.Role, Manager1.StartDistribution(), a verify-only
     distribution applied with Distribution1.Apply(), and Distribution1's
-    introspection against dbus/org.smpgw.xml."""
+    introspection against dbus/org.smpgw.xml;
+  - a rollout over REST whose members are mesh targets: one distribution,
+    the members' distribution and phase over REST and in `smpgwctl
+    rollout show`, mesh_path "direct" refused."""
 
 import os
 import sys
@@ -223,6 +226,49 @@ class MeshDbus(unittest.TestCase):
                 xml = obj(dev_path, "org.freedesktop.DBus.Introspectable").Introspect()
                 self.assertEqual(interfaces(ET.fromstring(str(xml)))["org.smpgw.Device1"],
                                  expected["org.smpgw.Device1"])
+            except Exception:
+                sys.stderr.write(d.read_log())
+                raise
+
+
+class MeshRollout(unittest.TestCase):
+    def test_rollout_of_mesh_targets(self):
+        with Sim("--mesh-distributor=0", "--mesh-targets", "4", "--mesh-rate", "1000",
+                 "--mesh-time-scale", "50", count=1) as sim, \
+                Daemon(config="[mesh]\npoll_min=1\npoll_max=2\n") as d:
+            try:
+                dist, targets = setup(d, "udp:127.0.0.1:%d" % sim.port, 4)
+                data, _ = mcuimg.make_image((2, 0, 0, 0), 2000, seed=8)
+                image = add_image(d, data)
+                spec = {"image": image, "targets": {"devices": [str(t) for t in targets]},
+                        "policy": {"canary": 4, "wave_size": "100%"}}
+                status, doc = d.api("POST", "/api/v1/rollouts",
+                                    dict(spec, policy={"canary": 4, "mesh_path": "direct"}))
+                self.assertEqual(status, 400, doc)
+                self.assertIn("no direct connection", doc["error"]["message"])
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", spec, expect=200)
+                self.assertEqual([m["path"] for m in plan["mesh"]], ["distributor"])
+                self.assertEqual(sorted(plan["mesh"][0]["devices"]), sorted(targets))
+                _, ro = d.api("POST", "/api/v1/rollouts", spec, expect=201)
+                path = "/api/v1/rollouts/%d" % ro["id"]
+                ro = d.wait_for(lambda: (lambda x: x if x["state"] in ("completed", "aborted", "paused") else None)(
+                    d.api("GET", path, expect=200)[1]), timeout=90, what="the rollout to finish")
+                self.assertEqual(ro["state"], "completed", ro)
+                _, members = d.api("GET", path + "/members", expect=200)
+                dists = {m["distribution"] for m in members["members"]}
+                self.assertEqual(len(dists), 1, members)
+                for m in members["members"]:
+                    self.assertEqual(m["state"], "succeeded", m)
+                    self.assertEqual(m["mesh_phase"], "apply-success", m)
+                    self.assertIsNone(m["job"], m)
+                self.assertEqual(distribution(d, dists.pop())["state"], "succeeded")
+                for t in sim.control("mesh-state 0")["targets"]:
+                    self.assertEqual(t["version"], "2.0.0+0")
+                self.assertEqual(len(ro["mesh_members"]), 4)
+                out = d.smpgwctl("rollout", "show", str(ro["id"])).stdout.decode()
+                lines = [x for x in out.splitlines() if x.strip().startswith("mesh:")]
+                self.assertEqual(len(lines), 4, out)
+                self.assertTrue(all("apply-success" in x and "distribution" in x for x in lines), out)
             except Exception:
                 sys.stderr.write(d.read_log())
                 raise
