@@ -216,7 +216,7 @@ static int config_defaults(struct config *c) {
         c->jobs_max_running_ble_adapter = 7;
         c->job_swap_estimate_usec = 10 * 1000000ull;
         c->job_hold_slot_during_reboot = false;
-        c->mesh_poll_min_usec = 2 * 1000000ull;    /* distribution.h's defaults */
+        c->mesh_poll_min_usec = 2 * 1000000ull; /* distribution.h's defaults */
         c->mesh_poll_max_usec = 30 * 1000000ull;
         c->hawkbit_poll_min_usec = 10 * 1000000ull;
         c->hawkbit_poll_max_usec = 3600 * 1000000ull;

@@ -50,7 +50,7 @@ static int step_done(struct db *db, sqlite3_stmt *st) {
 
 #define ROLLOUT_COLUMNS                                                                                 \
         "name, image_id, mode, state, created, started, finished, updated, targets, schedule, policy, " \
-        "current_wave, n_waves, soak_until, activate_now, error, paused_reason, forgiven_wave, "  \
+        "current_wave, n_waves, soak_until, activate_now, error, paused_reason, forgiven_wave, "        \
         "forgiven_failures, forgiven_reverts"
 
 static void rollout_bind(sqlite3_stmt *st, const struct rollout *r) {
@@ -129,8 +129,10 @@ int db_rollout_insert(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int k;
 
-        k = prepare(db, "INSERT INTO rollout (" ROLLOUT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-                        "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)", &st);
+        k = prepare(db,
+                    "INSERT INTO rollout (" ROLLOUT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                    &st);
         if (k < 0)
                 return k;
         k = db_exec(db, "BEGIN IMMEDIATE");
@@ -158,8 +160,10 @@ int db_rollout_write(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int k;
 
-        k = prepare(db, "UPDATE rollout SET (" ROLLOUT_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                        "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) WHERE id = ?21", &st);
+        k = prepare(db,
+                    "UPDATE rollout SET (" ROLLOUT_COLUMNS ") = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+                    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) WHERE id = ?21",
+                    &st);
         if (k < 0)
                 return k;
         k = db_exec(db, "BEGIN IMMEDIATE");
@@ -204,9 +208,11 @@ static int load_members(struct db *db, struct rollout *r) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int rc, k;
 
-        k = prepare(db, "SELECT device_id, wave, order_key, state, reason, job_id, attempts, next_attempt, "
-                        "bytes_sent, updated, distribution_id FROM rollout_member WHERE rollout_id = ?1 "
-                        "ORDER BY wave IS NULL, wave, order_key, device_id", &st);
+        k = prepare(db,
+                    "SELECT device_id, wave, order_key, state, reason, job_id, attempts, next_attempt, "
+                    "bytes_sent, updated, distribution_id FROM rollout_member WHERE rollout_id = ?1 "
+                    "ORDER BY wave IS NULL, wave, order_key, device_id",
+                    &st);
         if (k < 0)
                 return k;
         sqlite3_bind_int64(st, 1, (sqlite3_int64) r->id);
@@ -215,9 +221,8 @@ static int load_members(struct db *db, struct rollout *r) {
                         .device_id = (uint64_t) sqlite3_column_int64(st, 0),
                         .wave = sqlite3_column_type(st, 1) == SQLITE_NULL ? UINT32_MAX
                                                                           : (uint32_t) sqlite3_column_int64(st, 1),
-                        .order_key = sqlite3_column_type(st, 2) == SQLITE_NULL
-                                             ? UINT32_MAX
-                                             : (uint32_t) sqlite3_column_int64(st, 2),
+                        .order_key = sqlite3_column_type(st, 2) == SQLITE_NULL ? UINT32_MAX
+                                                                               : (uint32_t) sqlite3_column_int64(st, 2),
                         .job_id = (uint64_t) sqlite3_column_int64(st, 5),
                         .attempts = (uint32_t) sqlite3_column_int64(st, 6),
                         .next_attempt_usec = (uint64_t) sqlite3_column_int64(st, 7),

@@ -25,8 +25,8 @@
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
-_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index,
-                                const char *fmt, ...) {
+_printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index, const char *fmt,
+                               ...) {
         va_list ap;
 
         e->error = error;
@@ -127,8 +127,8 @@ int engine_rollout_create(struct manager *m, const json_t *spec, struct rollout 
         }
         log_info("Rollout %" PRIu64 " created: image %.12s, %zu members in %" PRIu32 " waves", r->id, r->image_id,
                  r->n_members, r->n_waves);
-        manager_history(m, "rollout-created", NULL, r->image_id, NULL, "rollout %" PRIu64 ": %zu members, %" PRIu32
-                        " waves", r->id, r->n_members, r->n_waves);
+        manager_history(m, "rollout-created", NULL, r->image_id, NULL,
+                        "rollout %" PRIu64 ": %zu members, %" PRIu32 " waves", r->id, r->n_members, r->n_waves);
         manager_emit_rollout(m, MANAGER_EVENT_ROLLOUT_ADDED, r, 0);
         *ret = r;
         return 0;
@@ -149,8 +149,8 @@ int engine_rollout_find(struct manager *m, const char *spec, struct rollout **re
 
 /* ---- queries ---- */
 
-int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret,
-                          size_t *ret_n, uint64_t *ret_total, struct engine_error *e) {
+int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q, struct rollout ***ret, size_t *ret_n,
+                         uint64_t *ret_total, struct engine_error *e) {
         size_t n;
         struct rollout *const *all = rollout_executor_list(m->rollouts, &n);
         struct rollout **page;
@@ -162,7 +162,8 @@ int engine_rollout_query(struct manager *m, const struct engine_rollout_query *q
         if (q->state) {
                 state = rollout_state_from_string(q->state);
                 if (state < 0)
-                        return fail(e, -EINVAL, "state", -1, "'state' must be one of scheduled, running, paused, "
+                        return fail(e, -EINVAL, "state", -1,
+                                    "'state' must be one of scheduled, running, paused, "
                                     "completed, cancelled, aborted.");
         }
         page = calloc(MAX(n, (size_t) 1), sizeof(*page));
@@ -196,7 +197,8 @@ int engine_rollout_members_query(struct manager *m, struct rollout *r, const str
         if (q->state) {
                 state = rollout_member_state_from_string(q->state);
                 if (state < 0)
-                        return fail(e, -EINVAL, "state", -1, "'state' must be a member state (pending, skipped, "
+                        return fail(e, -EINVAL, "state", -1,
+                                    "'state' must be a member state (pending, skipped, "
                                     "staging, staged, activating, rebooting, verifying, soaking, succeeded, "
                                     "failed, cancelled).");
         }
@@ -394,14 +396,14 @@ static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint3
                 sum += seconds;
                 longest = MAX(longest, sum);
                 json_array_append_new(
-                        arr, json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:{s:f, s:f, s:I}}", "wave",
-                                       (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices", devs,
-                                       "path", "distributor", "reason",
-                                       "mesh targets have no direct link in smpgw: only their Distributor reaches "
-                                       "them (one upload to it, then a multicast to all)",
-                                       "duration_s", seconds, "radio_s", radio, "assumptions", "upload_rate",
-                                       in.upload_rate, "mesh_rate", in.mesh_rate, "targets_per_round",
-                                       (json_int_t) in.targets_max));
+                        arr,
+                        json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:{s:f, s:f, s:I}}", "wave",
+                                  (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices", devs, "path",
+                                  "distributor", "reason",
+                                  "mesh targets have no direct link in smpgw: only their Distributor reaches "
+                                  "them (one upload to it, then a multicast to all)",
+                                  "duration_s", seconds, "radio_s", radio, "assumptions", "upload_rate", in.upload_rate,
+                                  "mesh_rate", in.mesh_rate, "targets_per_round", (json_int_t) in.targets_max));
         }
         *ret = arr;
         *ret_seconds = longest;
@@ -416,8 +418,8 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
  * the job simulation, their waves renumbered without gaps.  The
  * estimate's end is the later of the two: the Distributor path is
  * estimated as if its waves did not wait for the direct ones. */
-static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
-                    json_t *skipped, json_t **ret) {
+static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n, json_t *skipped,
+                    json_t **ret) {
         _cleanup_free_ uint64_t *dids = calloc(MAX(n, (size_t) 1), sizeof(*dids));
         _cleanup_free_ uint32_t *dwaves = calloc(MAX(n, (size_t) 1), sizeof(*dwaves));
         json_t *mesh = NULL, *out = NULL, *estimate, *jwaves;
@@ -503,7 +505,8 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
                                 break;
                 if (t == n_transports && n_transports < ROLLOUT_PLAN_TABLE_MAX) {
                         struct rollout_plan_transport *pt = &transports[n_transports++];
-                        *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE, .rtt_s = PLAN_DEFAULT_RTT_S };
+                        *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE,
+                                                                .rtt_s = PLAN_DEFAULT_RTT_S };
                         snprintf(pt->name, sizeof(pt->name), "%s", pm->transport);
                         for (size_t q = 0; q < ELEMENTSOF(transport_defaults); q++)
                                 if (streq(transport_defaults[q].name, pt->name)) {
@@ -538,7 +541,7 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
                 .default_rate = PLAN_DEFAULT_RATE,
                 .default_rtt_s = PLAN_DEFAULT_RTT_S,
                 .swap_default_s = m->config->job_swap_estimate_usec ? (double) m->config->job_swap_estimate_usec / 1e6
-                                                                     : PLAN_SWAP_DEFAULT_S,
+                                                                    : PLAN_SWAP_DEFAULT_S,
         };
         for (size_t t = 0; t < n_transports; t++)
                 transports[t].max_running = MIN(transports[t].max_running, max_running);
@@ -571,13 +574,12 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
         per_wave = json_array();
         for (size_t i = 0; i < est.n_waves; i++) {
                 const struct rollout_wave_estimate *we = &est.waves[i];
-                json_array_append_new(per_wave,
-                                      json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "wave", (json_int_t) we->wave,
-                                                "members", (json_int_t) we->n_members, "start",
-                                                json_time_or_null(we->start_usec), "first_activation",
-                                                json_time_or_null(we->first_activation_usec), "members_done",
-                                                json_time_or_null(we->members_done_usec), "end",
-                                                json_time_or_null(we->end_usec)));
+                json_array_append_new(
+                        per_wave,
+                        json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "wave", (json_int_t) we->wave, "members",
+                                  (json_int_t) we->n_members, "start", json_time_or_null(we->start_usec),
+                                  "first_activation", json_time_or_null(we->first_activation_usec), "members_done",
+                                  json_time_or_null(we->members_done_usec), "end", json_time_or_null(we->end_usec)));
         }
         jtransports = json_array();
         for (size_t i = 0; i < est.n_transports; i++) {
@@ -588,19 +590,12 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
                                                 (json_int_t) et->n_default_rate, "default_rate", et->default_rate,
                                                 "rtt_s", et->rtt_s, "max_running", (json_int_t) et->max_running));
         }
-        out = json_pack("{s:o, s:O, s:{s:f, s:o, s:o, s:o, s:f, s:{s:o, s:I, s:f, s:f, s:I, s:b}}}",
-                        "waves", jwaves, "skipped", skipped, "estimate",
-                        "duration_s", (double) est.duration_usec / 1e6,
-                        "start", json_time_or_null(est.start_usec),
-                        "end", json_time_or_null(est.end_usec),
-                        "per_wave", per_wave,
-                        "lower_bound_s", (double) lower / 1e6,
-                        "assumptions",
-                        "transports", jtransports,
-                        "at_default_swap", (json_int_t) est.n_default_swap,
-                        "swap_default_s", est.swap_default_s,
-                        "window_wait_s", (double) est.window_wait_usec / 1e6,
-                        "max_running", (json_int_t) max_running,
+        out = json_pack("{s:o, s:O, s:{s:f, s:o, s:o, s:o, s:f, s:{s:o, s:I, s:f, s:f, s:I, s:b}}}", "waves", jwaves,
+                        "skipped", skipped, "estimate", "duration_s", (double) est.duration_usec / 1e6, "start",
+                        json_time_or_null(est.start_usec), "end", json_time_or_null(est.end_usec), "per_wave", per_wave,
+                        "lower_bound_s", (double) lower / 1e6, "assumptions", "transports", jtransports,
+                        "at_default_swap", (json_int_t) est.n_default_swap, "swap_default_s", est.swap_default_s,
+                        "window_wait_s", (double) est.window_wait_usec / 1e6, "max_running", (json_int_t) max_running,
                         "deadline_exceeded", est.deadline_exceeded);
         rollout_estimate_done(&est);
         *ret = out;
@@ -629,8 +624,12 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         if (r) {
                 struct plan_ctx pc = {
-                        .m = m, .policy = &r->policy, .schedule = &r->schedule, .mode = r->mode,
-                        .image_size = r->image_size, .activate_now = r->activate_now,
+                        .m = m,
+                        .policy = &r->policy,
+                        .schedule = &r->schedule,
+                        .mode = r->mode,
+                        .image_size = r->image_size,
+                        .activate_now = r->activate_now,
                         .start_usec = MAX(now, r->schedule.start_at_usec),
                 };
                 uint32_t first_wave = UINT32_MAX;
@@ -644,9 +643,9 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 for (size_t i = 0; i < r->n_members; i++) {
                         const struct rollout_member *mem = &r->members[i];
                         if (mem->state == ROLLOUT_MEMBER_SKIPPED)
-                                json_array_append_new(skipped, json_pack("{s:I, s:s}", "device",
-                                                                         (json_int_t) mem->device_id, "reason",
-                                                                         mem->reason));
+                                json_array_append_new(skipped,
+                                                      json_pack("{s:I, s:s}", "device", (json_int_t) mem->device_id,
+                                                                "reason", mem->reason));
                         if (mem->state != ROLLOUT_MEMBER_PENDING && !mem->in_flight)
                                 continue;
                         first_wave = MIN(first_wave, mem->wave);
@@ -706,7 +705,11 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         }
         struct plan_ctx pc = {
-                .m = m, .policy = &s.policy, .schedule = &s.schedule, .mode = s.mode, .image_size = s.image_size,
+                .m = m,
+                .policy = &s.policy,
+                .schedule = &s.schedule,
+                .mode = s.mode,
+                .image_size = s.image_size,
                 .start_usec = MAX(now, s.schedule.start_at_usec),
         };
         k = plan_run(&pc, ids, waves, n, skipped, ret);

@@ -71,7 +71,7 @@
 
 struct rollout_executor {
         struct manager *manager;
-        struct rollout **rollouts;     /* oldest first */
+        struct rollout **rollouts; /* oldest first */
         size_t n_rollouts;
         sd_event_source *step_defer;
         /* What the reboot gate's answers depend on, summed over the
@@ -422,7 +422,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
 /* ---- the step ---- */
 
 struct wake {
-        uint64_t in_usec;              /* UINT64_MAX: nothing due */
+        uint64_t in_usec; /* UINT64_MAX: nothing due */
 };
 
 static void wake_in(struct wake *w, uint64_t usec) {
@@ -789,8 +789,7 @@ static void control_distributions(struct rollout *r, enum distributions_control 
                         : c == DISTRIBUTIONS_RESUME ? engine_distribution_resume(r->manager, ds[i], &e)
                                                     : engine_distribution_cancel(r->manager, ds[i], &e);
                 if (k < 0)
-                        log_warning("Rollout %" PRIu64 ": distribution %" PRIu64 ": %s", r->id, ds[i]->id,
-                                    e.message);
+                        log_warning("Rollout %" PRIu64 ": distribution %" PRIu64 ": %s", r->id, ds[i]->id, e.message);
         }
 }
 
@@ -872,8 +871,8 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 uint32_t wave = first->wave;
                 for (size_t k = i + 1; k < r->n_members; k++) {
                         struct device *kd = member_mesh_device(m, &r->members[k]);
-                        if (kd && kd->mesh->distributor_id == fd->mesh->distributor_id &&
-                            r->members[k].wave < wave && member_due(r, &r->members[k], now, w))
+                        if (kd && kd->mesh->distributor_id == fd->mesh->distributor_id && r->members[k].wave < wave &&
+                            member_due(r, &r->members[k], now, w))
                                 wave = r->members[k].wave;
                 }
                 for (size_t k = i; k < r->n_members && n < DISTRIBUTION_TARGETS_MAX; k++) {
@@ -891,7 +890,7 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 distributor = manager_find_device(m, fd->mesh->distributor_id);
                 struct distribution_policy p = {
                         .apply = mesh_may_apply(r, wave, now, w) ? DISTRIBUTION_APPLY_NOW
-                                                                  : DISTRIBUTION_APPLY_VERIFY_ONLY,
+                                                                 : DISTRIBUTION_APPLY_VERIFY_ONLY,
                         .max_attempts = MIN(MAX(r->policy.attempts, 1u), DISTRIBUTION_ATTEMPTS_MAX),
                         .deadline_usec = r->schedule.deadline_usec,
                         .poll_min_usec = m->config->mesh_poll_min_usec,
@@ -906,8 +905,8 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 }
                 if (k < 0) {
                         /* What the Distributor path cannot take fails those members, with why. */
-                        log_warning("Rollout %" PRIu64 ": cannot start a distribution through device %" PRIu64
-                                    ": %s", r->id, fd->mesh->distributor_id, e.message);
+                        log_warning("Rollout %" PRIu64 ": cannot start a distribution through device %" PRIu64 ": %s",
+                                    r->id, fd->mesh->distributor_id, e.message);
                         for (size_t t = 0; t < n; t++) {
                                 if (e.index >= 0 && (size_t) e.index != t)
                                         continue;
@@ -918,8 +917,8 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                         continue;
                 }
                 log_info("Rollout %" PRIu64 ": wave %" PRIu32 ": distribution %" PRIu64 " for %zu mesh target%s "
-                         "through device %" PRIu64, r->id, wave, dist->id, n, n == 1 ? "" : "s",
-                         fd->mesh->distributor_id);
+                         "through device %" PRIu64,
+                         r->id, wave, dist->id, n, n == 1 ? "" : "s", fd->mesh->distributor_id);
                 for (size_t t = 0; t < n; t++) {
                         mems[t]->distribution_id = dist->id;
                         mems[t]->job_id = 0;
@@ -964,9 +963,9 @@ static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *us
         struct wake w = { UINT64_MAX };
 
         if (!r || !mem || mem->job_id != j->id)
-                return true;   /* not ours (any more): the job layer's own way */
+                return true; /* not ours (any more): the job layer's own way */
         if (member_holds_token(mem))
-                return true;   /* asked again for a yes it had */
+                return true; /* asked again for a yes it had */
         if (r->state != ROLLOUT_RUNNING || x->stopped)
                 return false;
         count_tokens(r, &tokens);
@@ -1027,8 +1026,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                         for (size_t i = 0; i < r->n_members; i++)
                                 left += r->members[i].state == ROLLOUT_MEMBER_PENDING || r->members[i].in_flight;
                         char text[128];
-                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished",
-                                 left, left == 1 ? "" : "s");
+                        snprintf(text, sizeof(text), "deadline: the deadline passed with %zu member%s unfinished", left,
+                                 left == 1 ? "" : "s");
                         stop_members(r, ROLLOUT_MEMBER_FAILED, "deadline");
                         set_text(&r->error, text);
                         set_state(r, ROLLOUT_ABORTED, text);
@@ -1064,8 +1063,8 @@ static void step(struct rollout_executor *x, struct rollout *r) {
                 /* The wave is done: its soak, then the next one. */
                 bool soaking = false;
                 for (size_t i = 0; i < r->n_members && !soaking; i++)
-                        soaking = r->members[i].wave == r->current_wave &&
-                                  r->members[i].state == ROLLOUT_MEMBER_SOAKING;
+                        soaking =
+                                r->members[i].wave == r->current_wave && r->members[i].state == ROLLOUT_MEMBER_SOAKING;
                 if (soaking) {
                         r->soak_until_usec = now + (uint64_t) r->policy.soak_s * 1000000u;
                         r->soak_end_boottime = now_boottime_usec() + (uint64_t) r->policy.soak_s * 1000000u;
@@ -1249,8 +1248,7 @@ static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
                 member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
                 return;
         }
-        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job &&
-            d->unfinished_job->rollout_id == r->id) {
+        if (mem->state == ROLLOUT_MEMBER_PENDING && d && d->unfinished_job && d->unfinished_job->rollout_id == r->id) {
                 j = d->unfinished_job;
                 mem->job_id = j->id;
                 mem->attempts++;

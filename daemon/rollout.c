@@ -206,9 +206,8 @@ int rollout_candidate_of(struct manager *m, const struct device *d, struct rollo
         return 0;
 }
 
-int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec,
-                        struct rollout_layout *ret, struct rollout_candidate **ret_candidates,
-                        size_t *ret_n_candidates) {
+int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec, struct rollout_layout *ret,
+                        struct rollout_candidate **ret_candidates, size_t *ret_n_candidates) {
         size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids, k = 0;
         struct rollout_candidate *c = calloc(MAX(n, (size_t) 1), sizeof(*c));
         struct rollout_image_facts image = { .hash = s->image_id, .size = s->image_size };
@@ -217,8 +216,8 @@ int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_
         if (!c)
                 return -ENOMEM;
         for (size_t i = 0; i < n && r >= 0; i++) {
-                const struct device *d = s->policy.has_filter ? m->devices[i]
-                                                              : manager_find_device(m, s->device_ids[i]);
+                const struct device *d =
+                        s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
                 if (!d)
                         continue;
                 r = rollout_candidate_of(m, d, &c[k]);
@@ -320,12 +319,11 @@ static int parse_schedule(const json_t *obj, struct rollout_schedule *s, json_t 
         if (s->deadline_usec && s->start_at_usec && s->deadline_usec <= s->start_at_usec)
                 return spec_fail(e, -EINVAL, "deadline", "'deadline' must be after 'start_at'.");
 
-        out = json_pack("{s:o, s:o, s:o, s:o, s:b}",
-                        "start_at", s->start_at_usec ? json_integer((json_int_t) s->start_at_usec) : json_null(),
-                        "deadline", s->deadline_usec ? json_integer((json_int_t) s->deadline_usec) : json_null(),
-                        "windows", rollout_windows_to_json(&s->windows),
-                        "timezone", s->has_zone ? json_string(s->zone.name) : json_null(),
-                        "staging", s->staging);
+        out = json_pack("{s:o, s:o, s:o, s:o, s:b}", "start_at",
+                        s->start_at_usec ? json_integer((json_int_t) s->start_at_usec) : json_null(), "deadline",
+                        s->deadline_usec ? json_integer((json_int_t) s->deadline_usec) : json_null(), "windows",
+                        rollout_windows_to_json(&s->windows), "timezone",
+                        s->has_zone ? json_string(s->zone.name) : json_null(), "staging", s->staging);
         if (!out)
                 return spec_fail(e, -ENOMEM, NULL, "Out of memory.");
         *ret_json = out;
@@ -426,7 +424,8 @@ static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, s
         size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids;
 
         for (size_t i = 0; i < n; i++) {
-                const struct device *d = s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
+                const struct device *d =
+                        s->policy.has_filter ? m->devices[i] : manager_find_device(m, s->device_ids[i]);
                 struct rollout_candidate c;
                 bool matches = true;
 
@@ -582,22 +581,18 @@ static json_t *json_time(uint64_t usec) {
 }
 
 json_t *rollout_member_to_json(const struct rollout_member *mem) {
-        return json_pack("{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o}",
-                         "device", (json_int_t) mem->device_id,
-                         "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave),
-                         "order", mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key),
-                         "state", rollout_member_state_to_string(mem->state) ?: "pending",
-                         "reason", mem->reason[0] ? json_string(mem->reason) : json_null(),
-                         "job", mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(),
-                         "distribution",
-                         mem->distribution_id ? json_integer((json_int_t) mem->distribution_id) : json_null(),
-                         "mesh_phase",
-                         mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
-                                            : json_null(),
-                         "attempts", (json_int_t) mem->attempts,
-                         "next_attempt", json_time(mem->next_attempt_usec),
-                         "bytes_sent", (json_int_t) mem->bytes_sent,
-                         "updated", json_time(mem->updated_usec));
+        return json_pack(
+                "{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o}", "device", (json_int_t) mem->device_id,
+                "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave), "order",
+                mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
+                rollout_member_state_to_string(mem->state) ?: "pending", "reason",
+                mem->reason[0] ? json_string(mem->reason) : json_null(), "job",
+                mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(), "distribution",
+                mem->distribution_id ? json_integer((json_int_t) mem->distribution_id) : json_null(), "mesh_phase",
+                mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                    : json_null(),
+                "attempts", (json_int_t) mem->attempts, "next_attempt", json_time(mem->next_attempt_usec), "bytes_sent",
+                (json_int_t) mem->bytes_sent, "updated", json_time(mem->updated_usec));
 }
 
 /* The stored schedule, with times as RFC 3339 for clients. */
@@ -626,35 +621,23 @@ json_t *rollout_to_json(const struct rollout *r) {
         for (size_t i = 0; failures && i < r->n_members; i++) {
                 const struct rollout_member *mem = &r->members[i];
                 if (mem->state == ROLLOUT_MEMBER_FAILED)
-                        json_array_append_new(failures, json_pack("{s:I, s:s, s:I}", "device",
-                                                                  (json_int_t) mem->device_id, "reason",
-                                                                  mem->reason, "wave", (json_int_t) mem->wave));
+                        json_array_append_new(failures,
+                                              json_pack("{s:I, s:s, s:I}", "device", (json_int_t) mem->device_id,
+                                                        "reason", mem->reason, "wave", (json_int_t) mem->wave));
         }
         o = json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:O, s:I, s:I, s:o, s:o,"
-                         " s:o, s:I, s:I, s:o, s:b, s:f, s:o}",
-                         "id", (json_int_t) r->id,
-                         "name", r->name ? json_string(r->name) : json_null(),
-                         "image", r->image_id,
-                         "mode", smp_update_mode_to_string(r->mode),
-                         "state", rollout_state_to_string(r->state),
-                         "created", json_time(r->created_usec),
-                         "started", json_time(r->started_usec),
-                         "finished", json_time(r->finished_usec),
-                         "updated", json_time(r->updated_usec),
-                         "targets", r->targets,
-                         "schedule", schedule_for_clients(r),
-                         "policy", r->policy_json,
-                         "current_wave", (json_int_t) r->current_wave,
-                         "waves", (json_int_t) r->n_waves,
-                         "error", r->error ? json_string(r->error) : json_null(),
-                         "paused_reason", r->paused_reason ? json_string(r->paused_reason) : json_null(),
-                         "counts", c ?: json_null(),
-                         "bytes_sent", (json_int_t) sent,
-                         "bytes_total", (json_int_t) total,
-                         "failures", failures ?: json_null(),
-                         "activate_now", r->activate_now,
-                         "rate", r->rate,
-                         "eta", json_time(r->eta_usec));
+                      " s:o, s:I, s:I, s:o, s:b, s:f, s:o}",
+                      "id", (json_int_t) r->id, "name", r->name ? json_string(r->name) : json_null(), "image",
+                      r->image_id, "mode", smp_update_mode_to_string(r->mode), "state",
+                      rollout_state_to_string(r->state), "created", json_time(r->created_usec), "started",
+                      json_time(r->started_usec), "finished", json_time(r->finished_usec), "updated",
+                      json_time(r->updated_usec), "targets", r->targets, "schedule", schedule_for_clients(r), "policy",
+                      r->policy_json, "current_wave", (json_int_t) r->current_wave, "waves", (json_int_t) r->n_waves,
+                      "error", r->error ? json_string(r->error) : json_null(), "paused_reason",
+                      r->paused_reason ? json_string(r->paused_reason) : json_null(), "counts", c ?: json_null(),
+                      "bytes_sent", (json_int_t) sent, "bytes_total", (json_int_t) total, "failures",
+                      failures ?: json_null(), "activate_now", r->activate_now, "rate", r->rate, "eta",
+                      json_time(r->eta_usec));
         /* Mesh targets' progress: their distribution and phase (only
          * when the rollout has some, so other rollouts read as before). */
         for (size_t i = 0; o && i < r->n_members; i++) {
@@ -666,9 +649,9 @@ json_t *rollout_to_json(const struct rollout *r) {
                 json_array_append_new(
                         mesh, json_pack("{s:I, s:I, s:o, s:s}", "device", (json_int_t) mem->device_id, "distribution",
                                         (json_int_t) mem->distribution_id, "mesh_phase",
-                                        mem->has_mesh_phase
-                                                ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
-                                                : json_null(),
+                                        mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase)
+                                                                                  ?: "unknown")
+                                                            : json_null(),
                                         "state", rollout_member_state_to_string(mem->state) ?: "pending"));
         }
         if (o && mesh)

@@ -36,12 +36,12 @@ struct job;
 struct engine_error;
 
 enum rollout_state {
-        ROLLOUT_SCHEDULED,            /* before start_at */
+        ROLLOUT_SCHEDULED, /* before start_at */
         ROLLOUT_RUNNING,
-        ROLLOUT_PAUSED,               /* by a user, or a threshold/revert (paused_reason) */
+        ROLLOUT_PAUSED, /* by a user, or a threshold/revert (paused_reason) */
         ROLLOUT_COMPLETED,
         ROLLOUT_CANCELLED,
-        ROLLOUT_ABORTED,              /* error says why */
+        ROLLOUT_ABORTED, /* error says why */
         _ROLLOUT_STATE_MAX,
         _ROLLOUT_STATE_INVALID = -EINVAL,
 };
@@ -52,30 +52,30 @@ enum rollout_state {
 
 struct rollout_member {
         uint64_t device_id;
-        uint32_t wave;                /* UINT32_MAX: skipped */
-        uint32_t order_key;           /* UINT32_MAX: skipped */
+        uint32_t wave;      /* UINT32_MAX: skipped */
+        uint32_t order_key; /* UINT32_MAX: skipped */
         enum rollout_member_state state;
         char reason[ROLLOUT_REASON_SIZE];
-        uint64_t job_id;              /* its current or last job, 0: none */
-        uint64_t distribution_id;     /* a mesh target: its current or last distribution, 0: none */
-        uint32_t attempts;            /* jobs it was given */
-        uint64_t next_attempt_usec;   /* CLOCK_REALTIME; 0: at once */
+        uint64_t job_id;            /* its current or last job, 0: none */
+        uint64_t distribution_id;   /* a mesh target: its current or last distribution, 0: none */
+        uint32_t attempts;          /* jobs it was given */
+        uint64_t next_attempt_usec; /* CLOCK_REALTIME; 0: at once */
         uint64_t bytes_sent;
         uint64_t updated_usec;
-        bool relay;                   /* labelled relay or proxy at joining */
-        bool reverted;                /* failed because it went back to its old image */
+        bool relay;                     /* labelled relay or proxy at joining */
+        bool reverted;                  /* failed because it went back to its old image */
         uint64_t next_attempt_boottime; /* runtime: the same on CLOCK_BOOTTIME (0: after a restart,
                                          * next_attempt_usec counts) */
-        bool in_flight;               /* runtime: its job is unfinished */
-        bool probing;                 /* runtime: its soak check probe is out */
-        bool has_mesh_phase;          /* runtime: mesh_phase was read from its distribution */
-        uint8_t mesh_phase;           /* runtime: enum smp_mesh_dfu_phase of its target */
+        bool in_flight;                 /* runtime: its job is unfinished */
+        bool probing;                   /* runtime: its soak check probe is out */
+        bool has_mesh_phase;            /* runtime: mesh_phase was read from its distribution */
+        uint8_t mesh_phase;             /* runtime: enum smp_mesh_dfu_phase of its target */
         bool dirty;
 };
 
 struct rollout_schedule {
-        uint64_t start_at_usec;       /* CLOCK_REALTIME; 0: at creation */
-        uint64_t deadline_usec;       /* 0: none */
+        uint64_t start_at_usec; /* CLOCK_REALTIME; 0: at creation */
+        uint64_t deadline_usec; /* 0: none */
         struct rollout_windows windows;
         bool has_zone;
         struct tz_zone zone;
@@ -85,35 +85,35 @@ struct rollout_schedule {
 struct rollout {
         struct manager *manager;
         uint64_t id;
-        char *name;                   /* may be NULL */
+        char *name; /* may be NULL */
         char image_id[IMAGE_ID_LEN + 1];
         uint64_t image_size;
         enum smp_update_mode mode;
         enum rollout_state state;
         uint64_t created_usec, started_usec, finished_usec, updated_usec;
-        json_t *targets, *schedule_json, *policy_json;   /* as stored, normalised */
+        json_t *targets, *schedule_json, *policy_json; /* as stored, normalised */
         struct rollout_policy policy;
         struct rollout_schedule schedule;
         uint32_t current_wave, n_waves;
-        uint64_t soak_until_usec;     /* CLOCK_REALTIME end of the current wave's soak; 0: none */
+        uint64_t soak_until_usec; /* CLOCK_REALTIME end of the current wave's soak; 0: none */
         bool activate_now;
         /* A resume forgives what halted the rollout: failures in that
          * wave and reverts so far no longer count towards the limits. */
         uint32_t forgiven_wave, forgiven_failures, forgiven_reverts;
-        char *error;                  /* aborted: why; may be NULL */
-        char *paused_reason;          /* paused: "user", "failure-threshold: ...", "reverted: ..." */
+        char *error;         /* aborted: why; may be NULL */
+        char *paused_reason; /* paused: "user", "failure-threshold: ...", "reverted: ..." */
 
         struct rollout_member *members;
         size_t n_members, members_alloc;
 
         /* runtime */
-        uint64_t soak_end_boottime;   /* CLOCK_BOOTTIME end of the soak; 0: none armed */
-        uint64_t probe_deadline_boottime;  /* the soak check's probes answer by then */
-        sd_event_source *timer;       /* CLOCK_BOOTTIME: the next thing due */
+        uint64_t soak_end_boottime;       /* CLOCK_BOOTTIME end of the soak; 0: none armed */
+        uint64_t probe_deadline_boottime; /* the soak check's probes answer by then */
+        sd_event_source *timer;           /* CLOCK_BOOTTIME: the next thing due */
         uint64_t last_progress_emit_usec;
-        double rate;                  /* bytes/s summed over the members uploading now */
-        uint64_t eta_usec;            /* CLOCK_REALTIME end the last estimate gave; 0: none */
-        uint64_t last_eta_usec;       /* when it was estimated */
+        double rate;            /* bytes/s summed over the members uploading now */
+        uint64_t eta_usec;      /* CLOCK_REALTIME end the last estimate gave; 0: none */
+        uint64_t last_eta_usec; /* when it was estimated */
         bool dirty;
 };
 
@@ -130,9 +130,9 @@ struct rollout_spec {
         char image_id[IMAGE_ID_LEN + 1];
         uint64_t image_size;
         enum smp_update_mode mode;
-        struct rollout_policy policy;  /* has_filter, filter, staging included */
+        struct rollout_policy policy; /* has_filter, filter, staging included */
         struct rollout_schedule schedule;
-        uint64_t *device_ids;          /* explicit targets, in the order given */
+        uint64_t *device_ids; /* explicit targets, in the order given */
         size_t n_device_ids;
         json_t *targets, *schedule_json, *policy_json;
 };
@@ -147,9 +147,8 @@ int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec,
 int rollout_schedule_from_stored(const json_t *obj, struct rollout_schedule *s);
 
 /* The rollout's members from the inventory (rollout_layout_build()). */
-int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec,
-                        struct rollout_layout *ret, struct rollout_candidate **ret_candidates,
-                        size_t *ret_n_candidates);
+int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec, struct rollout_layout *ret,
+                        struct rollout_candidate **ret_candidates, size_t *ret_n_candidates);
 /* Frees candidates made by rollout_spec_layout() / rollout_candidate_of(). */
 void rollout_candidates_free(struct rollout_candidate *c, size_t n);
 /* One device's facts for the policy; its strings borrowed from d except

@@ -84,7 +84,12 @@ static const struct fixture fixtures[] = {
           .device_forgotten = true,
           .slots_before = 3 },
         /* As version 5's: job 3 was stopped before it read the slots. */
-        { .version = 8, .devices = 5, .images = 1, .jobs = 4, .image_removed = true, .device_forgotten = true,
+        { .version = 8,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
           .slots_before = 2 },
 };
 

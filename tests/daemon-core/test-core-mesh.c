@@ -499,8 +499,8 @@ static json_t *rollout_spec(struct image *img, struct device **devs, size_t n, j
                 snprintf(id, sizeof(id), "%" PRIu64, devs[i]->id);
                 json_array_append_new(ids, json_string(id));
         }
-        spec = json_pack("{s:s, s:s, s:{s:o}, s:o}", "image", img->id, "mode", "test-and-confirm", "targets",
-                         "devices", ids, "policy", policy);
+        spec = json_pack("{s:s, s:s, s:{s:o}, s:o}", "image", img->id, "mode", "test-and-confirm", "targets", "devices",
+                         ids, "policy", policy);
         ASSERT_TRUE(spec);
         return spec;
 }
@@ -547,8 +547,8 @@ static bool member_transferring(struct core *c, void *userdata) {
         const struct member_in_distribution *w = userdata;
         struct rollout *r = find_rollout(c, w->rollout_id);
         struct rollout_member *mem = rollout_find_member(r, w->device_id);
-        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
-                                                             : NULL;
+        struct distribution *d =
+                mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id) : NULL;
         return d && d->step == DISTRIBUTION_STEP_TRANSFER && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE;
 }
 
@@ -582,8 +582,9 @@ static void test_rollout_mesh_and_direct(void) {
          * distribution per wave, and say why; "direct" is refused. */
         struct engine_error e;
         json_t *plan = NULL;
-        json_t *spec = rollout_spec(img, devs, 10, json_pack("{s:i, s:s, s:s}", "canary", 1, "wave_size", "100%",
-                                                             "mesh_path", "distributor"));
+        json_t *spec = rollout_spec(
+                img, devs, 10,
+                json_pack("{s:i, s:s, s:s}", "canary", 1, "wave_size", "100%", "mesh_path", "distributor"));
         ASSERT_OK(engine_rollout_plan(c->m, spec, NULL, &plan, &e));
         json_t *mesh = json_object_get(plan, "mesh");
         ASSERT_EQ(json_array_size(mesh), 2u);
@@ -732,8 +733,8 @@ static void test_rollout_mesh_apply_fail(void) {
 static bool member_receiving(struct core *c, void *userdata) {
         const struct member_in_distribution *w = userdata;
         struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
-        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
-                                                             : NULL;
+        struct distribution *d =
+                mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id) : NULL;
         const struct distribution_target *t = NULL;
         for (size_t i = 0; d && i < d->n_targets; i++)
                 if (d->targets[i].device_id == w->device_id)
@@ -749,8 +750,8 @@ struct dist_state_wait {
 static bool member_distribution_in(struct core *c, void *userdata) {
         const struct dist_state_wait *w = userdata;
         struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
-        struct distribution *d = mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id)
-                                                             : NULL;
+        struct distribution *d =
+                mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id) : NULL;
         return d && d->state == w->state;
 }
 
@@ -773,8 +774,8 @@ static void test_rollout_mesh_window_then_activate(void) {
         snprintf(from, sizeof(from), "%02d:00", tm.tm_hour);
         snprintf(to, sizeof(to), "%02d:30", tm.tm_hour);
         json_t *spec = rollout_spec(img, t, 3, json_pack("{s:i}", "canary", 3));
-        json_object_set_new(spec, "schedule", json_pack("{s:[{s:s, s:s}], s:s}", "windows", "from", from, "to", to,
-                                                        "timezone", "UTC"));
+        json_object_set_new(spec, "schedule",
+                            json_pack("{s:[{s:s, s:s}], s:s}", "windows", "from", from, "to", to, "timezone", "UTC"));
         struct rollout *r = NULL;
         ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
         json_decref(spec);
