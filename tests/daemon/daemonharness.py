@@ -176,6 +176,9 @@ class Daemon:
             rc = self.terminate()
         if self.bus:
             self.bus.stop()
+        # A bad exit (a sanitizer's report, an abort) is explained by the
+        # log, which goes with the directory: keep its text.
+        self.last_log = self.read_log() if rc != 0 else ""
         self.log.close()
         self.tmp.cleanup()
         return rc
@@ -188,7 +191,7 @@ class Daemon:
             sys.stderr.write("---- smpgwd log ----\n%s\n" % self.read_log())
         rc = self.stop()
         if exc[0] is None and rc != 0:
-            raise RuntimeError("smpgwd exited with %d" % rc)
+            raise RuntimeError("smpgwd exited with %d\n---- smpgwd log ----\n%s" % (rc, self.last_log))
 
     # ---- REST over loopback ----
 
