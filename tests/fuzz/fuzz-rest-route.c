@@ -53,14 +53,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case REST_RESOURCE_DEVICE:
         case REST_RESOURCE_DEVICE_PROBE:
         case REST_RESOURCE_DEVICE_HISTORY:
+        case REST_RESOURCE_DEVICE_LABELS:
         case REST_RESOURCE_JOB:
         case REST_RESOURCE_JOB_CANCEL:
+        case REST_RESOURCE_JOB_ACTIVATE:
         case REST_RESOURCE_IMAGE:
+        case REST_RESOURCE_ROLLOUT:
+        case REST_RESOURCE_ROLLOUT_MEMBERS:
+        case REST_RESOURCE_ROLLOUT_PAUSE:
+        case REST_RESOURCE_ROLLOUT_RESUME:
+        case REST_RESOURCE_ROLLOUT_CANCEL:
+        case REST_RESOURCE_ROLLOUT_ACTIVATE:
+        case REST_RESOURCE_ROLLOUT_PLAN:
+        case REST_RESOURCE_DISTRIBUTION:
+        case REST_RESOURCE_DISTRIBUTION_CANCEL:
+        case REST_RESOURCE_DISTRIBUTION_SUSPEND:
+        case REST_RESOURCE_DISTRIBUTION_RESUME:
+        case REST_RESOURCE_DISTRIBUTION_APPLY:
                 /* Every {id} route has one, and it is never empty... */
                 assert(id && *id);
                 /* ...and only a device's may hold a '/' (serial:/dev/x). */
                 if (res != REST_RESOURCE_DEVICE && res != REST_RESOURCE_DEVICE_PROBE &&
-                    res != REST_RESOURCE_DEVICE_HISTORY)
+                    res != REST_RESOURCE_DEVICE_HISTORY && res != REST_RESOURCE_DEVICE_LABELS)
                         assert(!strchr(id, '/'));
                 /* The id is a piece of the path. */
                 assert(strstr(target_text, id));
