@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -1454,10 +1455,17 @@ static void test_store_init_cleans(void) {
 #define CRASH_ROUNDS 8
 
 /* Flushes forever: every round writes one counter into every job, so a
- * torn transaction would show as jobs that disagree. */
-_Noreturn static void crash_writer(const char *dir) {
+ * torn transaction would show as jobs that disagree.  It tells the test
+ * on ready_fd when the database is open ('o') and when its first flush is
+ * committed ('f'), so that the kill lands in the flushes however slow the
+ * machine (an ASan build on a loaded machine can take longer than the
+ * whole random delay just to open). */
+_Noreturn static void crash_writer(const char *dir, int ready_fd) {
         struct manager *m = test_manager_open(dir);
         uint64_t counter = m->jobs[0]->bytes_sent;
+        bool told_flushed = false;
+        if (write(ready_fd, "o", 1) != 1)
+                _exit(4);
         for (;;) {
                 counter++;
                 for (size_t i = 0; i < m->n_jobs; i++) {
@@ -1470,7 +1478,21 @@ _Noreturn static void crash_writer(const char *dir) {
                 db_history_add(m->db, counter, "progress", m->devices[0]->id, NULL, 0, "a flush");
                 if (db_flush(m->db, m) < 0)
                         _exit(3);
+                if (!told_flushed) {
+                        if (write(ready_fd, "f", 1) != 1)
+                                _exit(4);
+                        told_flushed = true;
+                }
         }
+}
+
+/* Waits for the writer's next word, or fails the test after a minute. */
+static void crash_writer_wait(int ready_fd, char expected) {
+        struct pollfd p = { .fd = ready_fd, .events = POLLIN };
+        ASSERT_EQ(poll(&p, 1, 60 * 1000), 1);
+        char c = 0;
+        ASSERT_EQ(read(ready_fd, &c, 1), 1);
+        ASSERT_EQ(c, expected);
 }
 
 static void test_crash_consistency(void) {
@@ -1488,16 +1510,29 @@ static void test_crash_consistency(void) {
         srand((unsigned) time(NULL) ^ (unsigned) getpid());
         for (unsigned round = 0; round < CRASH_ROUNDS; round++) {
                 /* No connection may cross the fork. */
+                int ready[2];
+                ASSERT_OK(pipe2(ready, O_CLOEXEC));
                 pid_t pid = fork();
                 ASSERT_TRUE(pid >= 0);
-                if (pid == 0)
-                        crash_writer(dir);
+                if (pid == 0) {
+                        close(ready[0]);
+                        crash_writer(dir, ready[1]);
+                }
+                close(ready[1]);
+                crash_writer_wait(ready[0], 'o');
+                /* The last round is killed after a committed flush at the
+                 * least, so the test always proves something; the others
+                 * anywhere from the first transaction on. */
+                if (round == CRASH_ROUNDS - 1)
+                        crash_writer_wait(ready[0], 'f');
                 struct timespec ts = { 0, (long) (20 + rand() % 130) * 1000000L };
                 nanosleep(&ts, NULL);
                 ASSERT_OK(kill(pid, SIGKILL));
                 int status;
                 ASSERT_EQ(waitpid(pid, &status, 0), pid);
                 ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+                /* Open until now: a writer never dies of SIGPIPE. */
+                close(ready[0]);
 
                 /* The file as the kill left it, read by another program
                  * before the daemon opens it again. */
