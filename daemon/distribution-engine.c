@@ -264,8 +264,8 @@ int engine_mesh_target_set_direct(struct manager *m, struct device *target, stru
                                     direct->id);
                 if (direct->id == target->mesh->distributor_id ||
                     (direct->role && streq(direct->role, DEVICE_ROLE_MESH_DISTRIBUTOR)))
-                        return fail(e, -EINVAL, "direct_device",
-                                    -1, "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.",
+                        return fail(e, -EINVAL, "direct_device", -1,
+                                    "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.",
                                     direct->id);
                 if (other && other != target)
                         return fail(e, -EINVAL, "direct_device", -1,

@@ -373,8 +373,8 @@ static void plan_member_fill(const struct plan_ctx *pc, uint64_t member_id, uint
                                 pt->rate = transport_defaults[q].rate;
                                 pt->rtt_s = transport_defaults[q].rtt_s;
                         }
-                pt->max_running = MIN(config_jobs_max_running_for(m->config, pt->name),
-                                      MAX(1u, m->config->jobs_max_running));
+                pt->max_running =
+                        MIN(config_jobs_max_running_for(m->config, pt->name), MAX(1u, m->config->jobs_max_running));
         }
         for (size_t q = m->n_jobs; q > 0; q--)
                 if (m->jobs[q - 1]->device_id == link_id && job_rate(m->jobs[q - 1]) > 0) {
@@ -471,7 +471,7 @@ static void distributor_input(const struct plan_ctx *pc, uint64_t distributor_id
                 .n_targets = n,
                 .targets_max = PLAN_MESH_TARGETS_MAX_DEFAULT,
                 .upload_rate = PLAN_DEFAULT_RATE,
-                .mesh_rate = measured > 0                ? measured
+                .mesh_rate = measured > 0               ? measured
                              : m->config->mesh_rate > 0 ? (double) m->config->mesh_rate
                                                         : (double) DISTRIBUTION_MESH_RATE_DEFAULT,
                 .poll_interval = (double) m->config->mesh_poll_min_usec / 1e6,
@@ -491,7 +491,7 @@ static void distributor_input(const struct plan_ctx *pc, uint64_t distributor_id
  * direct_ids[i] the direct device of ids[i], 0 when it has none (it
  * goes through the Distributor whatever the choice). */
 struct mesh_choice {
-        bool direct;                     /* the targets with a direct device go direct */
+        bool direct; /* the targets with a direct device go direct */
         unsigned n, n_direct;
         double distributor_s, distributor_radio_s; /* all n through the Distributor */
         double direct_s, direct_radio_s;           /* the n_direct as jobs */
@@ -553,8 +553,8 @@ static int mesh_choose(const struct plan_ctx *pc, uint64_t distributor_id, const
                 snprintf(c->reason, sizeof(c->reason),
                          "direct is faster: %u target%s as jobs to their direct devices take %.0f s (%.0f s of "
                          "radio), the Distributor path %.0f s (one upload, %u round%s at %.0f B/s multicast)",
-                         c->n_direct, c->n_direct == 1 ? "" : "s", split_s, c->direct_radio_s, c->distributor_s,
-                         rounds, rounds == 1 ? "" : "s", c->in.mesh_rate);
+                         c->n_direct, c->n_direct == 1 ? "" : "s", split_s, c->direct_radio_s, c->distributor_s, rounds,
+                         rounds == 1 ? "" : "s", c->in.mesh_rate);
         else
                 snprintf(c->reason, sizeof(c->reason),
                          "the Distributor is faster: %.0f s (one upload, %u round%s at %.0f B/s multicast) "
@@ -666,19 +666,18 @@ static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint3
                 sum += through;
                 longest = MAX(longest, sum);
                 json_array_append_new(
-                        arr,
-                        json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:f, s:o, s:{s:{s:f, s:f}, s:o},"
-                                  " s:{s:f, s:f, s:b, s:I}}",
-                                  "wave", (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices", devs,
-                                  "path", path, "reason", c.reason, "duration_s", duration, "radio_s", radio,
-                                  "distributor_s", through, "direct", direct, "estimates", "distributor",
-                                  "duration_s", c.distributor_s, "radio_s", c.distributor_radio_s, "direct",
-                                  c.n_direct ? json_pack("{s:f, s:f, s:I}", "duration_s", c.direct_s, "radio_s",
-                                                         c.direct_radio_s, "devices", (json_int_t) c.n_direct)
-                                             : json_null(),
-                                  "assumptions", "upload_rate", c.in.upload_rate, "mesh_rate", c.in.mesh_rate,
-                                  "mesh_rate_measured", c.rate_measured, "targets_per_round",
-                                  (json_int_t) c.in.targets_max));
+                        arr, json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:f, s:o, s:{s:{s:f, s:f}, s:o},"
+                                       " s:{s:f, s:f, s:b, s:I}}",
+                                       "wave", (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices",
+                                       devs, "path", path, "reason", c.reason, "duration_s", duration, "radio_s", radio,
+                                       "distributor_s", through, "direct", direct, "estimates", "distributor",
+                                       "duration_s", c.distributor_s, "radio_s", c.distributor_radio_s, "direct",
+                                       c.n_direct ? json_pack("{s:f, s:f, s:I}", "duration_s", c.direct_s, "radio_s",
+                                                              c.direct_radio_s, "devices", (json_int_t) c.n_direct)
+                                                  : json_null(),
+                                       "assumptions", "upload_rate", c.in.upload_rate, "mesh_rate", c.in.mesh_rate,
+                                       "mesh_rate_measured", c.rate_measured, "targets_per_round",
+                                       (json_int_t) c.in.targets_max));
         }
         *ret = arr;
         *ret_seconds = longest;

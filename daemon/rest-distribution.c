@@ -64,8 +64,8 @@ json_t *rest_json_mesh_target(const struct device *d) {
 
         snprintf(addr, sizeof(addr), "0x%04x", mt->addr);
         return json_pack(
-                "{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "distributor", (json_int_t) mt->distributor_id, "addr", addr,
-                "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL), "version",
+                "{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "distributor", (json_int_t) mt->distributor_id, "addr",
+                addr, "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL), "version",
                 rest_json_string_or_null(mt->version[0] ? mt->version : NULL), "phase",
                 mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_phase_to_string(mt->phase)) : json_null(),
                 "status",

@@ -894,8 +894,9 @@ static size_t take_direct_path(struct rollout *r, uint64_t distributor_id, uint3
         if (!ids || !direct || r->policy.mesh_path == ROLLOUT_MESH_PATH_DISTRIBUTOR)
                 return n;
         for (size_t t = 0; t < n; t++) {
-                const struct device *dd =
-                        mems[t]->path == ROLLOUT_MEMBER_PATH_DISTRIBUTOR ? NULL : rollout_mesh_direct_device(m, targets[t]);
+                const struct device *dd = mems[t]->path == ROLLOUT_MEMBER_PATH_DISTRIBUTOR
+                                                  ? NULL
+                                                  : rollout_mesh_direct_device(m, targets[t]);
                 ids[t] = targets[t]->id;
                 direct[t] = dd ? dd->id : 0;
                 n_direct += dd != NULL;

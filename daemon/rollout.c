@@ -598,9 +598,9 @@ static json_t *rollout_member_path_json(const struct rollout_member *mem) {
 
 json_t *rollout_member_to_json(const struct rollout_member *mem) {
         return json_pack(
-                "{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o}", "device", (json_int_t) mem->device_id,
-                "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave), "order",
-                mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
+                "{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o}", "device",
+                (json_int_t) mem->device_id, "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave),
+                "order", mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
                 rollout_member_state_to_string(mem->state) ?: "pending", "reason",
                 mem->reason[0] ? json_string(mem->reason) : json_null(), "job",
                 mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(), "distribution",

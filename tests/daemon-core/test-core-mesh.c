@@ -871,8 +871,8 @@ static const char *mesh_entry_str(json_t *plan, size_t i, const char *key) {
 }
 
 static double mesh_estimate(json_t *plan, size_t i, const char *path) {
-        json_t *o = json_object_get(json_object_get(json_array_get(json_object_get(plan, "mesh"), i), "estimates"),
-                                    path);
+        json_t *o =
+                json_object_get(json_object_get(json_array_get(json_object_get(plan, "mesh"), i), "estimates"), path);
         return json_real_value(json_object_get(o, "duration_s"));
 }
 
