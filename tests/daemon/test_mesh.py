@@ -9,7 +9,9 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
     firmware, and the targets' device forms saying so;
   - kill -9 of smpgwd mid-transfer: started again on the same files, the
     distribution reconnects, reads the Distributor's state and finishes;
-  - the same over BLE (GATT to the Distributor);
+  - the same over BLE (GATT to the Distributor), then a rollout of those
+    targets over BLE, planned with the multicast rate that distribution
+    measured;
   - over D-Bus: Device1.Role, Manager1.StartDistribution(), a verify-only
     distribution applied with Distribution1.Apply(), and Distribution1's
     introspection against dbus/org.smpgw.xml;
@@ -135,7 +137,7 @@ class MeshUdp(unittest.TestCase):
 
 class MeshBle(unittest.TestCase):
     def test_distribution_over_gatt(self):
-        d = Daemon(start=False)
+        d = Daemon(start=False, config="[mesh]\npoll_min=1\npoll_max=2\n")
         try:
             d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
             with Sim("--ble", d.bus.address, "--ble-resolve-ms", "40", "--mesh-distributor=0",
@@ -149,6 +151,20 @@ class MeshBle(unittest.TestCase):
                                {"distributor": dist, "image": image, "targets": targets}, expect=201)
                 doc = wait_finished(d, doc["id"], timeout=180)
                 check_updated(self, d, sim, doc, "2.0.0+0")
+                # a rollout of the same targets through the BLE Distributor
+                data, _ = mcuimg.make_image((2, 1, 0, 0), 2000, seed=11)
+                spec = {"image": add_image(d, data), "targets": {"devices": targets}, "policy": {"canary": 4}}
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", spec, expect=200)
+                self.assertEqual([m["path"] for m in plan["mesh"]], ["distributor"], plan)
+                self.assertTrue(plan["mesh"][0]["assumptions"]["mesh_rate_measured"], plan)
+                _, ro = d.api("POST", "/api/v1/rollouts", spec, expect=201)
+                path = "/api/v1/rollouts/%d" % ro["id"]
+                ro = d.wait_for(lambda: (lambda x: x if x["state"] in ("completed", "aborted", "paused") else None)(
+                    d.api("GET", path, expect=200)[1]), timeout=90, what="the rollout over BLE")
+                self.assertEqual(ro["state"], "completed", ro)
+                self.assertEqual({m["path"] for m in ro["mesh_members"]}, {"distributor"}, ro)
+                for t in sim.control("mesh-state 0")["targets"]:
+                    self.assertEqual(t["version"], "2.1.0+0")
         except Exception:
             sys.stderr.write(d.read_log())
             raise
