@@ -419,7 +419,7 @@ static struct rollout_plan_input plan_input(const struct plan_ctx *pc, const str
 static int estimate_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint64_t *direct_ids, size_t n,
                            double *ret_seconds, double *ret_radio) {
         _cleanup_free_ struct rollout_plan_member *members = calloc(MAX(n, (size_t) 1), sizeof(*members));
-        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX];
+        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX] = {};
         struct rollout_policy policy = *pc->policy;
         struct rollout_estimate est = {};
         size_t n_transports = 0, k = 0;
@@ -761,7 +761,7 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
                            const uint32_t *waves, size_t n, json_t *skipped, json_t **ret) {
         struct manager *m = pc->m;
         struct rollout_plan_member *members = calloc(MAX(n, (size_t) 1), sizeof(*members));
-        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX];
+        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX] = {};
         size_t n_transports = 0;
         struct rollout_estimate est = {};
         struct rollout_policy policy = *pc->policy;
