@@ -184,12 +184,38 @@ static int device_get_mesh(sd_bus *bus, const char *path, const char *interface,
         if (!mt)
                 return sd_bus_message_append(reply, "a{sv}", 0);
         snprintf(addr, sizeof(addr), "0x%04x", mt->addr);
-        r = sd_bus_message_append(reply, "a{sv}", 7, "distributor", "t", (uint64_t) mt->distributor_id, "addr", "s",
+        r = sd_bus_message_append(reply, "a{sv}", 8, "distributor", "t", (uint64_t) mt->distributor_id, "addr", "s",
                                   addr, "fwid", "s", mt->fwid, "version", "s", mt->version, "phase", "s",
                                   mt->has_phase ? smp_mesh_dfu_phase_to_string(mt->phase) ?: "" : "", "status", "s",
                                   mt->has_phase ? smp_mesh_dfu_status_to_string(mt->status) ?: "" : "", "updated", "t",
-                                  (uint64_t) mt->updated_usec);
+                                  (uint64_t) mt->updated_usec, "direct_device", "t", (uint64_t) mt->direct_device_id);
         return r;
+}
+
+static int device_get_direct_device(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+        return sd_bus_message_append(reply, "t", d->mesh ? (uint64_t) d->mesh->direct_device_id : (uint64_t) 0);
+}
+
+/* A mesh target's direct device by id, 0 for none (engine_mesh_target_set_direct()). */
+static int device_set_direct_device(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                    sd_bus_message *value, void *userdata, sd_bus_error *error) {
+        struct device *d = userdata;
+        struct device *direct = NULL;
+        struct engine_error e;
+        uint64_t id;
+        int r;
+
+        r = sd_bus_message_read(value, "t", &id);
+        if (r < 0)
+                return r;
+        if (id && !(direct = manager_find_device(d->manager, id)))
+                return bus_error_set(error, -ENOENT, "No device %" PRIu64 ".", id);
+        r = engine_mesh_target_set_direct(d->manager, d, direct, &e);
+        if (r < 0)
+                return bus_error_set_engine(error, &e);
+        return 0;
 }
 
 static int device_set_role_property(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -267,6 +293,9 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_WRITABLE_PROPERTY("Role", "s", device_get_role, device_set_role_property, 0,
                                  SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("Mesh", "a{sv}", device_get_mesh, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        /* A mesh target's direct device (the same node over its own link), 0: none. */
+        SD_BUS_WRITABLE_PROPERTY("DirectDevice", "t", device_get_direct_device, device_set_direct_device, 0,
+                                 SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE | SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_PROPERTY("State", "s", device_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("RSSI", "n", device_get_rssi, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("FirstSeen", "t", device_get_first_seen, 0, SD_BUS_VTABLE_PROPERTY_CONST),

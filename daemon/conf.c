@@ -104,6 +104,7 @@ static const struct config_key config_keys[] = {
         K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
         K("mesh", "poll_min", KEY_SECONDS, mesh_poll_min_usec, 1, 3600),
         K("mesh", "poll_max", KEY_SECONDS, mesh_poll_max_usec, 1, 3600),
+        K("mesh", "rate", KEY_UINT, mesh_rate, 1, 1000000),
         K("hawkbit", "enabled", KEY_BOOL, hawkbit_enabled, 0, 0),
         K("hawkbit", "server", KEY_STRING, hawkbit_server, 0, 0),
         K("hawkbit", "tenant", KEY_STRING, hawkbit_tenant, 0, 0),
@@ -218,6 +219,7 @@ static int config_defaults(struct config *c) {
         c->job_hold_slot_during_reboot = false;
         c->mesh_poll_min_usec = 2 * 1000000ull; /* distribution.h's defaults */
         c->mesh_poll_max_usec = 30 * 1000000ull;
+        c->mesh_rate = 1000; /* DISTRIBUTION_MESH_RATE_DEFAULT */
         c->hawkbit_poll_min_usec = 10 * 1000000ull;
         c->hawkbit_poll_max_usec = 3600 * 1000000ull;
         c->hawkbit_start_spread_usec = 60 * 1000000ull;

@@ -107,6 +107,8 @@ struct config {
         /* [mesh]: distributions a rollout starts for its mesh targets (doc/mesh-dfu.md) */
         uint64_t mesh_poll_min_usec; /* poll_min= seconds between polls of the Distributor at first (default 2) */
         uint64_t mesh_poll_max_usec; /* poll_max= seconds they double up to while nothing moves (default 30) */
+        unsigned mesh_rate;          /* rate= BLOB multicast bytes/s the plan assumes before a distribution
+                                      * through that Distributor measured one (default 1000) */
 
         /* [hawkbit]: the Eclipse hawkBit DDI gateway client (doc/hawkbit.md) */
         bool hawkbit_enabled;           /* enabled= (default false) */

@@ -56,7 +56,7 @@ int db_mesh_target_save(struct db *db, const struct device *d) {
                 return -EINVAL;
         r = prepare(db,
                     "INSERT OR REPLACE INTO mesh_targets (device_id, distributor_id, addr, fwid, version, phase, "
-                    "status, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "status, updated, direct_device_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                     &s);
         if (r < 0)
                 return r;
@@ -70,6 +70,8 @@ int db_mesh_target_save(struct db *db, const struct device *d) {
                 sqlite3_bind_int(s, 7, d->mesh->status);
         }
         sqlite3_bind_int64(s, 8, (sqlite3_int64) d->mesh->updated_usec);
+        if (d->mesh->direct_device_id)
+                sqlite3_bind_int64(s, 9, (sqlite3_int64) d->mesh->direct_device_id);
         return step_done(db, s);
 }
 
@@ -134,14 +136,16 @@ int db_distribution_insert(struct db *db, struct distribution *d) {
         r = prepare(db,
                     "INSERT INTO distributions (state, step, apply, app_idx, grp, ttl, timeout_base, xfer_mode, "
                     "max_attempts, deadline, poll_min, poll_max, rounds, slot_idx, rollout_id, updated, finished, "
-                    "error, distributor_id, image_id, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                    "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                    "error, distributor_id, image_id, created, mesh_rate) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
                     &s);
         if (r >= 0) {
                 bind_distribution(s, d);
                 sqlite3_bind_int64(s, 19, (sqlite3_int64) d->distributor_id);
                 bind_text(s, 20, d->image_id);
                 sqlite3_bind_int64(s, 21, (sqlite3_int64) d->created_usec);
+                if (d->mesh_rate > 0)
+                        sqlite3_bind_double(s, 22, d->mesh_rate);
                 r = step_done(db, s);
         }
         if (r >= 0) {
@@ -168,11 +172,13 @@ int db_distribution_save(struct db *db, const struct distribution *d) {
                     "UPDATE distributions SET state = ?1, step = ?2, apply = ?3, app_idx = ?4, grp = ?5, "
                     "ttl = ?6, timeout_base = ?7, xfer_mode = ?8, max_attempts = ?9, deadline = ?10, "
                     "poll_min = ?11, poll_max = ?12, rounds = ?13, slot_idx = ?14, rollout_id = ?15, "
-                    "updated = ?16, finished = ?17, error = ?18 WHERE id = ?19",
+                    "updated = ?16, finished = ?17, error = ?18, mesh_rate = ?20 WHERE id = ?19",
                     &s);
         if (r >= 0) {
                 bind_distribution(s, d);
                 sqlite3_bind_int64(s, 19, (sqlite3_int64) d->id);
+                if (d->mesh_rate > 0)
+                        sqlite3_bind_double(s, 20, d->mesh_rate);
                 r = step_done(db, s);
         }
         if (r >= 0)
@@ -209,8 +215,8 @@ static int load_roles_and_targets(struct db *db, struct manager *m) {
         sqlite3_finalize(TAKE_PTR(s));
 
         r = prepare(db,
-                    "SELECT device_id, distributor_id, addr, fwid, version, phase, status, updated "
-                    "FROM mesh_targets",
+                    "SELECT device_id, distributor_id, addr, fwid, version, phase, status, updated, "
+                    "direct_device_id FROM mesh_targets",
                     &s);
         if (r < 0)
                 return r;
@@ -228,6 +234,7 @@ static int load_roles_and_targets(struct db *db, struct manager *m) {
                 d->mesh->phase = (uint8_t) sqlite3_column_int(s, 5);
                 d->mesh->status = (uint8_t) sqlite3_column_int(s, 6);
                 d->mesh->updated_usec = (uint64_t) sqlite3_column_int64(s, 7);
+                d->mesh->direct_device_id = (uint64_t) sqlite3_column_int64(s, 8);
         }
         return rc == SQLITE_DONE ? 0 : db_errno(db, rc);
 }
@@ -276,7 +283,7 @@ int db_distributions_load(struct db *db, struct manager *m) {
         r = prepare(db,
                     "SELECT id, distributor_id, image_id, state, step, apply, app_idx, grp, ttl, timeout_base, "
                     "xfer_mode, max_attempts, deadline, poll_min, poll_max, rounds, slot_idx, rollout_id, "
-                    "created, updated, finished, error FROM distributions ORDER BY id",
+                    "created, updated, finished, error, mesh_rate FROM distributions ORDER BY id",
                     &s);
         if (r < 0)
                 return r;
@@ -310,6 +317,7 @@ int db_distributions_load(struct db *db, struct manager *m) {
                 d->finished_usec = (uint64_t) sqlite3_column_int64(s, 20);
                 if (col_text(s, 21) && !(d->error = strdup(col_text(s, 21))))
                         return -ENOMEM;
+                d->mesh_rate = sqlite3_column_double(s, 22);
                 r = load_targets(db, d);
                 if (r < 0)
                         return r;

@@ -32,6 +32,10 @@ struct device_mesh {
         bool has_phase;
         uint8_t phase, status; /* its last phase and status (mesh-dfu.h) */
         uint64_t updated_usec; /* when the Distributor last told */
+        /* The device of the inventory that is the same node over a link
+         * of its own (GATT, ...), named by the operator; 0: none, only
+         * the Distributor reaches it (doc/mesh-dfu.md, "Two paths"). */
+        uint64_t direct_device_id;
 };
 
 enum device_state {

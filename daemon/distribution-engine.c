@@ -239,6 +239,62 @@ int engine_mesh_target_add(struct manager *m, struct device *distributor, uint16
         return engine_device_add(m, conn, source, ret, ret_created, e);
 }
 
+struct device *mesh_target_of_direct(struct manager *m, const struct device *d) {
+        for (size_t i = 0; d && i < m->n_devices; i++)
+                if (m->devices[i]->mesh && m->devices[i]->mesh->direct_device_id == d->id)
+                        return m->devices[i];
+        return NULL;
+}
+
+int engine_mesh_target_set_direct(struct manager *m, struct device *target, struct device *direct,
+                                  struct engine_error *e) {
+        uint64_t old;
+        int r;
+
+        error_reset(e);
+        if (!target->mesh)
+                return fail(e, -EMEDIUMTYPE, "direct_device", -1,
+                            "Field 'direct_device': device %" PRIu64 " is not a mesh target.", target->id);
+        if (direct) {
+                const struct device *other = mesh_target_of_direct(m, direct);
+                if (direct->mesh)
+                        return fail(e, -EINVAL, "direct_device", -1,
+                                    "Field 'direct_device': device %" PRIu64 " is a mesh target itself; name the "
+                                    "device that reaches the node over a link of its own (GATT, ...).",
+                                    direct->id);
+                if (direct->id == target->mesh->distributor_id ||
+                    (direct->role && streq(direct->role, DEVICE_ROLE_MESH_DISTRIBUTOR)))
+                        return fail(e, -EINVAL, "direct_device", -1,
+                                    "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.",
+                                    direct->id);
+                if (other && other != target)
+                        return fail(e, -EINVAL, "direct_device", -1,
+                                    "Field 'direct_device': device %" PRIu64
+                                    " is the direct device of mesh target %" PRIu64 " already.",
+                                    direct->id, other->id);
+        }
+        old = target->mesh->direct_device_id;
+        target->mesh->direct_device_id = direct ? direct->id : 0;
+        if (old == target->mesh->direct_device_id)
+                return 0;
+        r = m->db ? db_mesh_target_save(m->db, target) : 0;
+        if (r < 0) {
+                target->mesh->direct_device_id = old;
+                return fail(e, r, NULL, -1, "Cannot record the direct device: %s.", strerror(-r));
+        }
+        manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, target, NULL, NULL);
+        return 0;
+}
+
+double distribution_measured_rate(struct manager *m, uint64_t distributor_id) {
+        for (size_t i = m->n_distributions; i > 0; i--) {
+                const struct distribution *d = m->distributions[i - 1];
+                if (d->distributor_id == distributor_id && distribution_is_finished(d) && d->mesh_rate > 0)
+                        return d->mesh_rate;
+        }
+        return 0;
+}
+
 /* ---- estimates ---- */
 
 int distribution_estimate(const struct distribution_estimate_input *in, double *ret_seconds) {

@@ -180,9 +180,20 @@ static void arm(struct distribution *d, uint64_t delay_usec) {
         (void) sd_event_source_set_enabled(d->timer, SD_EVENT_ONESHOT);
 }
 
+/* The multicast's rate from the rounds timed whole (mesh_rate); none
+ * when a round was not, or when nothing was timed. */
+static void measure_rate(struct distribution *d) {
+        if (d->transfer_untimed || d->transfer_usec == 0 || d->transfer_bytes == 0)
+                return;
+        d->mesh_rate = (double) d->transfer_bytes * 1e6 / (double) d->transfer_usec;
+        log_info("Distribution %" PRIu64 ": multicast at %.0f B/s", d->id, d->mesh_rate);
+}
+
 static void finish(struct distribution *d, enum distribution_state state) {
         distribution_disconnect(d);
         (void) sd_event_source_set_enabled(d->timer, SD_EVENT_OFF);
+        if (state != DISTRIBUTION_CANCELLED)
+                measure_rate(d);
         d->state = state;
         d->step = DISTRIBUTION_STEP_DONE;
         d->finished_usec = now_realtime_usec();
@@ -473,6 +484,12 @@ static void on_start(struct distribution *d, const struct smp_shell_result *r) {
                 return;
         }
         d->poll_usec = d->policy.poll_min_usec;
+        /* A round's transfer starts here; a resumed one was suspended
+         * and its time says nothing of the rate. */
+        if (d->state == DISTRIBUTION_SUSPENDED || d->transfer_start_usec)
+                d->transfer_untimed = true;
+        else
+                d->transfer_start_usec = now_monotonic_usec();
         set_state(d, DISTRIBUTION_RUNNING);
         step_to(d, DISTRIBUTION_STEP_TRANSFER);
 }
@@ -666,6 +683,40 @@ static void on_page(struct distribution *d, const struct smp_shell_result *r) {
         after_pages(d);
 }
 
+/* Times a round's transfer, from its `dfd start` to the first poll that
+ * sees it over: only a round seen whole counts (one that was going on
+ * before a restart, suspended, forgotten or failed makes the rate
+ * unknown). */
+static void time_transfer(struct distribution *d, uint8_t phase) {
+        const struct image *img;
+
+        switch (phase) {
+        case SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE:
+                if (!d->transfer_start_usec)
+                        d->transfer_untimed = true;
+                return;
+        case SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS:
+        case SMP_MESH_DFD_PHASE_APPLYING_UPDATE:
+        case SMP_MESH_DFD_PHASE_COMPLETED:
+                if (!d->transfer_start_usec)
+                        return;
+                img = manager_find_image(d->manager, d->image_id);
+                if (img) {
+                        d->transfer_usec += now_monotonic_usec() - d->transfer_start_usec;
+                        d->transfer_bytes += img->file_size;
+                } else
+                        d->transfer_untimed = true;
+                d->transfer_start_usec = 0;
+                return;
+        default:
+                /* idle (forgotten), failed, suspended, canceling */
+                if (d->transfer_start_usec)
+                        d->transfer_untimed = true;
+                d->transfer_start_usec = 0;
+                return;
+        }
+}
+
 static void on_get(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
@@ -676,6 +727,9 @@ static void on_get(struct distribution *d, const struct smp_shell_result *r) {
         if (st.phase != d->dfd_phase)
                 d->changed_since_poll = true;
         d->dfd_phase = st.phase;
+        time_transfer(d, st.phase);
+        if (d->want_suspend && st.phase != SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE)
+                d->want_suspend = false;
         if (st.phase == SMP_MESH_DFD_PHASE_IDLE) {
                 /* It forgot the distribution: a reset (RAM state).  The
                  * slot survives; the round goes again, without spending
@@ -699,7 +753,10 @@ static void run_transfer(struct distribution *d) {
                 return;
         }
         if (d->want_suspend) {
-                d->want_suspend = false;
+                /* Asked again at each poll until the Distributor says it
+                 * suspended (or the transfer is over, on_get()): it
+                 * refuses while its BLOB client is not sending yet (the
+                 * round's first steps), and a pause must not be lost. */
                 exec(d, false, on_get, "mesh models dfd suspend");
                 return;
         }
@@ -963,9 +1020,12 @@ int distribution_request(struct distribution *d, enum distribution_request req) 
                 break;
         case DISTRIBUTION_REQUEST_SUSPEND:
                 d->want_suspend = true;
+                d->want_resume = false;
                 break;
         case DISTRIBUTION_REQUEST_RESUME:
-                d->want_resume = true;
+                /* A suspend not done yet is dropped; a done one resumed. */
+                d->want_resume = d->want_suspend ? d->state == DISTRIBUTION_SUSPENDED : true;
+                d->want_suspend = false;
                 break;
         case DISTRIBUTION_REQUEST_APPLY:
                 d->want_apply = true;

@@ -145,6 +145,12 @@ struct distribution {
         uint16_t slot_idx;
         uint64_t created_usec, updated_usec, finished_usec;
         char *error; /* the last trouble, as a sentence; NULL */
+        /* The BLOB multicast rate it measured (bytes/s): the image's
+         * bytes over the time its rounds spent transferring, from the
+         * `dfd start` to the poll that saw the transfer end; 0: none
+         * (not finished, or a round not timed whole).  The planner
+         * learns each Distributor's rate from its newest. */
+        double mesh_rate;
         struct distribution_target *targets;
         size_t n_targets;
 
@@ -172,6 +178,13 @@ struct distribution {
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;
         uint64_t last_progress_emit_usec;
+        /* Timing the multicast (mesh_rate): the current round's transfer
+         * started at (CLOCK_BOOTTIME, 0: not timing), and the sums of
+         * the rounds timed whole.  untimed: a round that was not (a
+         * restart, a suspend, a Distributor that forgot the round). */
+        uint64_t transfer_start_usec;
+        uint64_t transfer_usec, transfer_bytes;
+        bool transfer_untimed;
 };
 
 const char *distribution_state_to_string(enum distribution_state s);
@@ -214,6 +227,17 @@ int engine_device_set_role(struct manager *m, struct device *d, const char *role
  * when known already. */
 int engine_mesh_target_add(struct manager *m, struct device *distributor, uint16_t addr, const char *source,
                            struct device **ret, bool *ret_created, struct engine_error *e);
+/* Names the device that is the same node as the mesh target over a link
+ * of its own (a "direct device": GATT, or any SMP transport), or none
+ * (NULL).  Then a rollout may update the target by a job to that device
+ * instead of through its Distributor (doc/rollouts.md, "Choosing the
+ * path").  -EMEDIUMTYPE for a device that is not a mesh target, -EINVAL
+ * (field "direct_device") for a direct device that is a mesh target, a
+ * Distributor, or already the direct device of another target. */
+int engine_mesh_target_set_direct(struct manager *m, struct device *target, struct device *direct,
+                                  struct engine_error *e);
+/* The mesh target whose direct device d is, or NULL. */
+struct device *mesh_target_of_direct(struct manager *m, const struct device *d);
 
 /* ---- the manager's side ---- */
 
@@ -241,6 +265,13 @@ struct distribution_estimate_input {
         double poll_interval; /* the poll's lag at each end, seconds (0: none) */
 };
 #define DISTRIBUTION_ROUND_OVERHEAD_DEFAULT 10.0 /* 2 + 1 + 1 + 5 + 1 s */
+/* The BLOB multicast rate assumed before one was measured (bytes/s);
+ * smpgwd.conf [mesh] rate overrides it. */
+#define DISTRIBUTION_MESH_RATE_DEFAULT 1000u
+
+/* The multicast rate the newest finished distribution through this
+ * Distributor measured (bytes/s), 0 when none did. */
+double distribution_measured_rate(struct manager *m, uint64_t distributor_id);
 
 /* Seconds the Distributor path takes: one upload, then
  * ceil(n / targets_max) rounds of (overhead + size / mesh_rate).  Also

@@ -332,21 +332,281 @@ struct plan_ctx {
         bool activate_now;
 };
 
-/* The Distributor path of the mesh members: per wave and Distributor one
- * distribution, estimated with distribution_estimate() (one upload to
- * the Distributor at its transport's rate, then rounds at the multicast
- * rate).  A mesh target has no direct link in smpgw, so the path is
- * always "distributor" and the reason says so.  *ret_seconds: the longest
- * sum of one Distributor's distributions (a Distributor runs one at a
- * time; different Distributors run side by side). */
-static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n, json_t **ret,
+/* ---- the two paths of mesh targets ---- */
+
+/* The device a mesh target's direct path goes to: its direct device
+ * when it names one that is known, not a mesh target and not absent;
+ * else NULL (only its Distributor reaches it). */
+struct device *rollout_mesh_direct_device(struct manager *m, const struct device *target) {
+        struct device *d;
+
+        if (!target || !target->mesh || !target->mesh->direct_device_id)
+                return NULL;
+        d = manager_find_device(m, target->mesh->direct_device_id);
+        return d && !d->mesh && d->state != DEVICE_ABSENT ? d : NULL;
+}
+
+/* A member of the job simulation: its transport, adapter, rate and swap
+ * time are those of the device its job goes to (link), its id the
+ * member's. */
+static void plan_member_fill(const struct plan_ctx *pc, uint64_t member_id, uint64_t link_id, uint32_t wave,
+                             struct rollout_plan_member *pm, struct rollout_plan_transport *transports,
+                             size_t *n_transports) {
+        struct manager *m = pc->m;
+        const struct device *d = manager_find_device(m, link_id);
+        size_t t;
+
+        *pm = (struct rollout_plan_member) { .device_id = member_id, .wave = wave };
+        snprintf(pm->transport, sizeof(pm->transport), "%s", d ? d->transport : "udp");
+        if (d && d->adapter)
+                snprintf(pm->adapter, sizeof(pm->adapter), "%s", d->adapter);
+        pm->relay = d && rollout_labels_relay((const char *const *) d->labels, d->n_labels);
+        for (t = 0; t < *n_transports; t++)
+                if (streq(transports[t].name, pm->transport))
+                        break;
+        if (t == *n_transports && *n_transports < ROLLOUT_PLAN_TABLE_MAX) {
+                struct rollout_plan_transport *pt = &transports[(*n_transports)++];
+                *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE, .rtt_s = PLAN_DEFAULT_RTT_S };
+                snprintf(pt->name, sizeof(pt->name), "%s", pm->transport);
+                for (size_t q = 0; q < ELEMENTSOF(transport_defaults); q++)
+                        if (streq(transport_defaults[q].name, pt->name)) {
+                                pt->rate = transport_defaults[q].rate;
+                                pt->rtt_s = transport_defaults[q].rtt_s;
+                        }
+                pt->max_running =
+                        MIN(config_jobs_max_running_for(m->config, pt->name), MAX(1u, m->config->jobs_max_running));
+        }
+        for (size_t q = m->n_jobs; q > 0; q--)
+                if (m->jobs[q - 1]->device_id == link_id && job_rate(m->jobs[q - 1]) > 0) {
+                        pm->rate = job_rate(m->jobs[q - 1]);
+                        break;
+                }
+        pm->swap_s = device_swap_s(m, d, pc->image_size);
+}
+
+/* The input of a simulation of the given members (filled by the caller)
+ * with the daemon's slot limits and defaults. */
+static struct rollout_plan_input plan_input(const struct plan_ctx *pc, const struct rollout_policy *policy,
+                                            const struct rollout_plan_member *members, size_t n,
+                                            const struct rollout_plan_transport *transports, size_t n_transports) {
+        struct manager *m = pc->m;
+        return (struct rollout_plan_input) {
+                .policy = policy,
+                .mode = pc->mode,
+                .image_size = pc->image_size,
+                .start_usec = pc->start_usec,
+                .deadline_usec = pc->schedule->deadline_usec,
+                .windows = &pc->schedule->windows,
+                .zone = pc->schedule->has_zone ? &pc->schedule->zone : NULL,
+                .activate_now = pc->activate_now,
+                .members = members,
+                .n_members = n,
+                .max_running = MAX(1u, m->config->jobs_max_running),
+                .transports = transports,
+                .n_transports = n_transports,
+                .max_running_ble_adapter = MAX(1u, m->config->jobs_max_running_ble_adapter),
+                .default_rate = PLAN_DEFAULT_RATE,
+                .default_rtt_s = PLAN_DEFAULT_RTT_S,
+                .swap_default_s = m->config->job_swap_estimate_usec ? (double) m->config->job_swap_estimate_usec / 1e6
+                                                                    : PLAN_SWAP_DEFAULT_S,
+        };
+}
+
+/* The direct path of some mesh targets: jobs to their direct devices,
+ * simulated by the job model (slots, link rates, reboot budget, swaps)
+ * as one wave of their own, without soak or windows: the time until the
+ * last one is verified, and the radio time (the uploads). */
+static int estimate_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint64_t *direct_ids, size_t n,
+                           double *ret_seconds, double *ret_radio) {
+        _cleanup_free_ struct rollout_plan_member *members = calloc(MAX(n, (size_t) 1), sizeof(*members));
+        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX] = {};
+        struct rollout_policy policy = *pc->policy;
+        struct rollout_estimate est = {};
+        size_t n_transports = 0, k = 0;
+        double radio = 0;
+        int r;
+
+        if (!members)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                if (!direct_ids[i])
+                        continue;
+                plan_member_fill(pc, ids[i], direct_ids[i], 0, &members[k], transports, &n_transports);
+                double rate = members[k].rate;
+                for (size_t t = 0; !(rate > 0) && t < n_transports; t++)
+                        if (streq(transports[t].name, members[k].transport))
+                                rate = transports[t].rate;
+                radio += (double) pc->image_size / (rate > 0 ? rate : PLAN_DEFAULT_RATE);
+                k++;
+        }
+        policy.soak_s = 0;
+        policy.staging = false;
+        struct rollout_plan_input in = plan_input(pc, &policy, members, k, transports, n_transports);
+        in.windows = NULL;
+        in.zone = NULL;
+        in.deadline_usec = 0;
+        r = rollout_plan_estimate(&in, &est);
+        if (r < 0)
+                return r;
+        *ret_seconds = est.n_waves > 0 && est.waves[0].members_done_usec > pc->start_usec
+                               ? (double) (est.waves[0].members_done_usec - pc->start_usec) / 1e6
+                               : (double) est.duration_usec / 1e6;
+        *ret_radio = radio;
+        rollout_estimate_done(&est);
+        return 0;
+}
+
+/* The Distributor path's input for n targets behind one Distributor:
+ * the upload at the Distributor's measured (or its transport's default)
+ * rate, the multicast at the rate the newest finished distribution
+ * through it measured, else [mesh] rate. */
+static void distributor_input(const struct plan_ctx *pc, uint64_t distributor_id, unsigned n,
+                              struct distribution_estimate_input *in, bool *ret_measured) {
+        struct manager *m = pc->m;
+        const struct device *dist = manager_find_device(m, distributor_id);
+        double measured = distribution_measured_rate(m, distributor_id);
+
+        *in = (struct distribution_estimate_input) {
+                .image_size = pc->image_size,
+                .n_targets = n,
+                .targets_max = PLAN_MESH_TARGETS_MAX_DEFAULT,
+                .upload_rate = PLAN_DEFAULT_RATE,
+                .mesh_rate = measured > 0               ? measured
+                             : m->config->mesh_rate > 0 ? (double) m->config->mesh_rate
+                                                        : (double) DISTRIBUTION_MESH_RATE_DEFAULT,
+                .poll_interval = (double) m->config->mesh_poll_min_usec / 1e6,
+        };
+        *ret_measured = measured > 0;
+        for (size_t q = 0; dist && q < ELEMENTSOF(transport_defaults); q++)
+                if (streq(transport_defaults[q].name, dist->transport))
+                        in->upload_rate = transport_defaults[q].rate;
+        for (size_t q = m->n_jobs; q > 0; q--)
+                if (m->jobs[q - 1]->device_id == distributor_id && job_rate(m->jobs[q - 1]) > 0) {
+                        in->upload_rate = job_rate(m->jobs[q - 1]);
+                        break;
+                }
+}
+
+/* The choice for one group of mesh targets (one wave, one Distributor):
+ * direct_ids[i] the direct device of ids[i], 0 when it has none (it
+ * goes through the Distributor whatever the choice). */
+struct mesh_choice {
+        bool direct; /* the targets with a direct device go direct */
+        unsigned n, n_direct;
+        double distributor_s, distributor_radio_s; /* all n through the Distributor */
+        double direct_s, direct_radio_s;           /* the n_direct as jobs */
+        double rest_s, rest_radio_s;               /* the others through the Distributor (0: none) */
+        struct distribution_estimate_input in;     /* all n through the Distributor */
+        bool rate_measured;
+        char reason[320];
+};
+
+static int mesh_choose(const struct plan_ctx *pc, uint64_t distributor_id, const uint64_t *ids,
+                       const uint64_t *direct_ids, size_t n, struct mesh_choice *c) {
+        struct distribution_estimate_input rest;
+        bool measured;
+        int r;
+
+        *c = (struct mesh_choice) { .n = (unsigned) n };
+        for (size_t i = 0; i < n; i++)
+                c->n_direct += direct_ids[i] != 0;
+        distributor_input(pc, distributor_id, (unsigned) n, &c->in, &c->rate_measured);
+        if (distribution_estimate(&c->in, &c->distributor_s) < 0 ||
+            distribution_estimate_radio(&c->in, &c->distributor_radio_s) < 0)
+                c->distributor_s = c->distributor_radio_s = 0;
+        unsigned rounds = (c->n + c->in.targets_max - 1) / c->in.targets_max;
+        if (c->n_direct == 0) {
+                snprintf(c->reason, sizeof(c->reason),
+                         "no direct link: these mesh targets name no direct device, only their Distributor "
+                         "reaches them (one upload to it, then a multicast to all)");
+                return 0;
+        }
+        r = estimate_direct(pc, ids, direct_ids, n, &c->direct_s, &c->direct_radio_s);
+        if (r < 0)
+                return r;
+        if (c->n_direct < c->n) {
+                distributor_input(pc, distributor_id, c->n - c->n_direct, &rest, &measured);
+                if (distribution_estimate(&rest, &c->rest_s) < 0 ||
+                    distribution_estimate_radio(&rest, &c->rest_radio_s) < 0)
+                        c->rest_s = c->rest_radio_s = 0;
+        }
+        double split_s = MAX(c->direct_s, c->rest_s);
+        switch (pc->policy->mesh_path) {
+        case ROLLOUT_MESH_PATH_DIRECT:
+                c->direct = true;
+                snprintf(c->reason, sizeof(c->reason),
+                         "direct, as mesh_path says: %u target%s as jobs to their direct devices (%.0f s; the "
+                         "Distributor path would take %.0f s)",
+                         c->n_direct, c->n_direct == 1 ? "" : "s", c->direct_s, c->distributor_s);
+                return 0;
+        case ROLLOUT_MESH_PATH_DISTRIBUTOR:
+                snprintf(c->reason, sizeof(c->reason),
+                         "the Distributor, as mesh_path says (%.0f s: one upload, %u round%s at %.0f B/s "
+                         "multicast; the direct path would take %.0f s)",
+                         c->distributor_s, rounds, rounds == 1 ? "" : "s", c->in.mesh_rate, split_s);
+                return 0;
+        default:
+                break;
+        }
+        c->direct = split_s < c->distributor_s;
+        if (c->direct)
+                snprintf(c->reason, sizeof(c->reason),
+                         "direct is faster: %u target%s as jobs to their direct devices take %.0f s (%.0f s of "
+                         "radio), the Distributor path %.0f s (one upload, %u round%s at %.0f B/s multicast)",
+                         c->n_direct, c->n_direct == 1 ? "" : "s", split_s, c->direct_radio_s, c->distributor_s, rounds,
+                         rounds == 1 ? "" : "s", c->in.mesh_rate);
+        else
+                snprintf(c->reason, sizeof(c->reason),
+                         "the Distributor is faster: %.0f s (one upload, %u round%s at %.0f B/s multicast) "
+                         "against %.0f s for %u job%s to the direct devices (%.0f s of radio)",
+                         c->distributor_s, rounds, rounds == 1 ? "" : "s", c->in.mesh_rate, split_s, c->n_direct,
+                         c->n_direct == 1 ? "" : "s", c->direct_radio_s);
+        return 0;
+}
+
+int engine_rollout_mesh_choose(struct manager *m, struct rollout *r, uint64_t distributor_id, const uint64_t *ids,
+                               const uint64_t *direct_ids, size_t n, bool *ret_direct, char *reason,
+                               size_t reason_size) {
+        struct plan_ctx pc = {
+                .m = m,
+                .policy = &r->policy,
+                .schedule = &r->schedule,
+                .mode = r->mode,
+                .image_size = r->image_size,
+                .activate_now = r->activate_now,
+                .start_usec = now_realtime_usec(),
+        };
+        struct mesh_choice c;
+        int k = mesh_choose(&pc, distributor_id, ids, direct_ids, n, &c);
+
+        if (k < 0)
+                return k;
+        *ret_direct = c.direct;
+        if (reason)
+                snprintf(reason, reason_size, "%s", c.reason);
+        return 0;
+}
+
+/* The mesh members' paths: per wave and Distributor one group, its
+ * choice (mesh_choose()); the targets that go direct are set in
+ * link_ids[] (their direct device) for the job simulation.  A member
+ * whose path is taken already (path[i]: a running rollout's member that
+ * has a job or a distribution) keeps it.  *ret_seconds: the longest sum
+ * of one Distributor's distributions (a Distributor runs one at a time;
+ * different Distributors run side by side). */
+static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves,
+                     const enum rollout_member_path *paths, size_t n, uint64_t *link_ids, json_t **ret,
                      double *ret_seconds) {
         struct manager *m = pc->m;
         _cleanup_free_ bool *done = calloc(MAX(n, (size_t) 1), sizeof(*done));
+        _cleanup_free_ uint64_t *gids = calloc(MAX(n, (size_t) 1), sizeof(*gids));
+        _cleanup_free_ uint64_t *gdirect = calloc(MAX(n, (size_t) 1), sizeof(*gdirect));
+        _cleanup_free_ size_t *gidx = calloc(MAX(n, (size_t) 1), sizeof(*gidx));
         json_t *arr = json_array();
         double longest = 0;
+        int r;
 
-        if (!done || !arr) {
+        if (!done || !gids || !gdirect || !gidx || !arr) {
                 json_decref(arr);
                 return -ENOMEM;
         }
@@ -355,9 +615,7 @@ static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint3
                 if (done[i] || !d || !d->mesh)
                         continue;
                 uint64_t dist_id = d->mesh->distributor_id;
-                const struct device *dist = manager_find_device(m, dist_id);
-                json_t *devs = json_array();
-                unsigned count = 0;
+                size_t count = 0;
                 double sum = 0;
 
                 for (size_t k = i; k < n; k++) {
@@ -365,62 +623,83 @@ static int plan_mesh(const struct plan_ctx *pc, const uint64_t *ids, const uint3
                         if (done[k] || !kd || !kd->mesh || kd->mesh->distributor_id != dist_id || waves[k] != waves[i])
                                 continue;
                         done[k] = true;
-                        json_array_append_new(devs, json_integer((json_int_t) ids[k]));
-                        count++;
-                }
-                struct distribution_estimate_input in = {
-                        .image_size = pc->image_size,
-                        .n_targets = count,
-                        .targets_max = PLAN_MESH_TARGETS_MAX_DEFAULT,
-                        .upload_rate = PLAN_DEFAULT_RATE,
-                        .mesh_rate = PLAN_MESH_RATE_DEFAULT,
-                        .poll_interval = (double) m->config->mesh_poll_min_usec / 1e6,
-                };
-                for (size_t q = 0; dist && q < ELEMENTSOF(transport_defaults); q++)
-                        if (streq(transport_defaults[q].name, dist->transport))
-                                in.upload_rate = transport_defaults[q].rate;
-                for (size_t q = m->n_jobs; q > 0; q--)
-                        if (m->jobs[q - 1]->device_id == dist_id && job_rate(m->jobs[q - 1]) > 0) {
-                                in.upload_rate = job_rate(m->jobs[q - 1]);
-                                break;
+                        if (paths && paths[k] == ROLLOUT_MEMBER_PATH_DIRECT) {
+                                /* On its way by a job already. */
+                                const struct device *dd = rollout_mesh_direct_device(m, kd);
+                                link_ids[k] = dd ? dd->id : ids[k];
+                                continue;
                         }
-                double seconds = 0, radio = 0;
-                if (distribution_estimate(&in, &seconds) < 0 || distribution_estimate_radio(&in, &radio) < 0)
-                        seconds = radio = 0;
+                        const struct device *dd = paths && paths[k] == ROLLOUT_MEMBER_PATH_DISTRIBUTOR
+                                                          ? NULL
+                                                          : rollout_mesh_direct_device(m, kd);
+                        gids[count] = ids[k];
+                        gdirect[count] = dd ? dd->id : 0;
+                        gidx[count++] = k;
+                }
+                if (count == 0)
+                        continue;
+                struct mesh_choice c;
+                r = mesh_choose(pc, dist_id, gids, gdirect, count, &c);
+                if (r < 0) {
+                        json_decref(arr);
+                        return r;
+                }
+                json_t *devs = json_array(), *direct = json_array();
+                for (size_t g = 0; g < count; g++) {
+                        json_array_append_new(devs, json_integer((json_int_t) gids[g]));
+                        if (c.direct && gdirect[g]) {
+                                link_ids[gidx[g]] = gdirect[g];
+                                json_array_append_new(direct, json_pack("{s:I, s:I}", "device", (json_int_t) gids[g],
+                                                                        "direct_device", (json_int_t) gdirect[g]));
+                        }
+                }
+                const char *path = !c.direct ? "distributor" : c.n_direct == c.n ? "direct" : "both";
+                double through = !c.direct ? c.distributor_s : c.rest_s;
+                double duration = !c.direct ? c.distributor_s : MAX(c.direct_s, c.rest_s);
+                double radio = !c.direct ? c.distributor_radio_s : c.direct_radio_s + c.rest_radio_s;
                 /* This Distributor's distributions so far, this one included. */
                 for (size_t q = 0; q < json_array_size(arr); q++) {
                         json_t *o = json_array_get(arr, q);
                         if ((uint64_t) json_integer_value(json_object_get(o, "distributor")) == dist_id)
-                                sum += json_real_value(json_object_get(o, "duration_s"));
+                                sum += json_real_value(json_object_get(o, "distributor_s"));
                 }
-                sum += seconds;
+                sum += through;
                 longest = MAX(longest, sum);
                 json_array_append_new(
-                        arr,
-                        json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:{s:f, s:f, s:I}}", "wave",
-                                  (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices", devs, "path",
-                                  "distributor", "reason",
-                                  "mesh targets have no direct link in smpgw: only their Distributor reaches "
-                                  "them (one upload to it, then a multicast to all)",
-                                  "duration_s", seconds, "radio_s", radio, "assumptions", "upload_rate", in.upload_rate,
-                                  "mesh_rate", in.mesh_rate, "targets_per_round", (json_int_t) in.targets_max));
+                        arr, json_pack("{s:I, s:I, s:o, s:s, s:s, s:f, s:f, s:f, s:o, s:{s:{s:f, s:f}, s:o},"
+                                       " s:{s:f, s:f, s:b, s:I}}",
+                                       "wave", (json_int_t) waves[i], "distributor", (json_int_t) dist_id, "devices",
+                                       devs, "path", path, "reason", c.reason, "duration_s", duration, "radio_s", radio,
+                                       "distributor_s", through, "direct", direct, "estimates", "distributor",
+                                       "duration_s", c.distributor_s, "radio_s", c.distributor_radio_s, "direct",
+                                       c.n_direct ? json_pack("{s:f, s:f, s:I}", "duration_s", c.direct_s, "radio_s",
+                                                              c.direct_radio_s, "devices", (json_int_t) c.n_direct)
+                                                  : json_null(),
+                                       "assumptions", "upload_rate", c.in.upload_rate, "mesh_rate", c.in.mesh_rate,
+                                       "mesh_rate_measured", c.rate_measured, "targets_per_round",
+                                       (json_int_t) c.in.targets_max));
         }
         *ret = arr;
         *ret_seconds = longest;
         return 0;
 }
 
-/* Members: device ids in order with their waves (renumbered from 0). */
-static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
-                           json_t *skipped, json_t **ret);
+/* Members: device ids in order with their waves (renumbered from 0), and
+ * the device each one's job goes to (link_ids NULL: its own). */
+static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint64_t *link_ids,
+                           const uint32_t *waves, size_t n, json_t *skipped, json_t **ret);
 
-/* Mesh members go the Distributor path (plan_mesh()); the others into
- * the job simulation, their waves renumbered without gaps.  The
- * estimate's end is the later of the two: the Distributor path is
- * estimated as if its waves did not wait for the direct ones. */
-static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n, json_t *skipped,
-                    json_t **ret) {
+/* Mesh members go the path plan_mesh() chooses: through the Distributor,
+ * or (those with a direct device, when that is faster or forced) into
+ * the job simulation as jobs to their direct devices, with the other
+ * members, their waves renumbered without gaps.  The estimate's end is
+ * the later of the two: the Distributor path is estimated as if its
+ * waves did not wait for the direct ones. */
+static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves,
+                    const enum rollout_member_path *paths, size_t n, json_t *skipped, json_t **ret) {
         _cleanup_free_ uint64_t *dids = calloc(MAX(n, (size_t) 1), sizeof(*dids));
+        _cleanup_free_ uint64_t *dlinks = calloc(MAX(n, (size_t) 1), sizeof(*dlinks));
+        _cleanup_free_ uint64_t *links = calloc(MAX(n, (size_t) 1), sizeof(*links));
         _cleanup_free_ uint32_t *dwaves = calloc(MAX(n, (size_t) 1), sizeof(*dwaves));
         json_t *mesh = NULL, *out = NULL, *estimate, *jwaves;
         size_t nd = 0;
@@ -429,27 +708,30 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
         bool any_mesh = false;
         int k;
 
-        if (!dids || !dwaves)
+        if (!dids || !dwaves || !links || !dlinks)
                 return -ENOMEM;
+        for (size_t i = 0; i < n && !any_mesh; i++) {
+                const struct device *d = manager_find_device(pc->m, ids[i]);
+                any_mesh = d && d->mesh;
+        }
+        if (!any_mesh)
+                return plan_run_direct(pc, ids, NULL, waves, n, skipped, ret);
+        k = plan_mesh(pc, ids, waves, paths, n, links, &mesh, &mesh_s);
+        if (k < 0)
+                return k;
         for (size_t i = 0; i < n; i++) {
                 const struct device *d = manager_find_device(pc->m, ids[i]);
-                if (d && d->mesh) {
-                        any_mesh = true;
+                if (d && d->mesh && !links[i])
                         continue;
-                }
                 dids[nd] = ids[i];
+                dlinks[nd] = links[i] ? links[i] : ids[i];
                 dwaves[nd] = nd == 0 ? 0 : dwaves[nd - 1] + (waves[i] != last_wave);
                 last_wave = waves[i];
                 nd++;
         }
-        if (!any_mesh)
-                return plan_run_direct(pc, ids, waves, n, skipped, ret);
-        k = plan_run_direct(pc, dids, dwaves, nd, skipped, &out);
-        if (k < 0)
-                return k;
-        k = plan_mesh(pc, ids, waves, n, &mesh, &mesh_s);
+        k = plan_run_direct(pc, dids, dlinks, dwaves, nd, skipped, &out);
         if (k < 0) {
-                json_decref(out);
+                json_decref(mesh);
                 return k;
         }
         /* The waves as the rollout has them, mesh members included. */
@@ -475,11 +757,11 @@ static int plan_run(const struct plan_ctx *pc, const uint64_t *ids, const uint32
         return 0;
 }
 
-static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint32_t *waves, size_t n,
-                           json_t *skipped, json_t **ret) {
+static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const uint64_t *link_ids,
+                           const uint32_t *waves, size_t n, json_t *skipped, json_t **ret) {
         struct manager *m = pc->m;
         struct rollout_plan_member *members = calloc(MAX(n, (size_t) 1), sizeof(*members));
-        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX];
+        struct rollout_plan_transport transports[ROLLOUT_PLAN_TABLE_MAX] = {};
         size_t n_transports = 0;
         struct rollout_estimate est = {};
         struct rollout_policy policy = *pc->policy;
@@ -489,62 +771,11 @@ static int plan_run_direct(const struct plan_ctx *pc, const uint64_t *ids, const
 
         if (!members)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                const struct device *d = manager_find_device(m, ids[i]);
-                struct rollout_plan_member *pm = &members[i];
-                size_t t;
-
-                pm->device_id = ids[i];
-                pm->wave = waves[i];
-                snprintf(pm->transport, sizeof(pm->transport), "%s", d ? d->transport : "udp");
-                if (d && d->adapter)
-                        snprintf(pm->adapter, sizeof(pm->adapter), "%s", d->adapter);
-                pm->relay = d && rollout_labels_relay((const char *const *) d->labels, d->n_labels);
-                for (t = 0; t < n_transports; t++)
-                        if (streq(transports[t].name, pm->transport))
-                                break;
-                if (t == n_transports && n_transports < ROLLOUT_PLAN_TABLE_MAX) {
-                        struct rollout_plan_transport *pt = &transports[n_transports++];
-                        *pt = (struct rollout_plan_transport) { .rate = PLAN_DEFAULT_RATE,
-                                                                .rtt_s = PLAN_DEFAULT_RTT_S };
-                        snprintf(pt->name, sizeof(pt->name), "%s", pm->transport);
-                        for (size_t q = 0; q < ELEMENTSOF(transport_defaults); q++)
-                                if (streq(transport_defaults[q].name, pt->name)) {
-                                        pt->rate = transport_defaults[q].rate;
-                                        pt->rtt_s = transport_defaults[q].rtt_s;
-                                }
-                        pt->max_running = config_jobs_max_running_for(m->config, pt->name);
-                }
-                for (size_t q = m->n_jobs; q > 0; q--)
-                        if (m->jobs[q - 1]->device_id == ids[i] && job_rate(m->jobs[q - 1]) > 0) {
-                                pm->rate = job_rate(m->jobs[q - 1]);
-                                break;
-                        }
-                pm->swap_s = device_swap_s(m, d, pc->image_size);
-        }
+        for (size_t i = 0; i < n; i++)
+                plan_member_fill(pc, ids[i], link_ids ? link_ids[i] : ids[i], waves[i], &members[i], transports,
+                                 &n_transports);
         uint32_t max_running = MAX(1u, m->config->jobs_max_running);
-        struct rollout_plan_input in = {
-                .policy = &policy,
-                .mode = pc->mode,
-                .image_size = pc->image_size,
-                .start_usec = pc->start_usec,
-                .deadline_usec = pc->schedule->deadline_usec,
-                .windows = &pc->schedule->windows,
-                .zone = pc->schedule->has_zone ? &pc->schedule->zone : NULL,
-                .activate_now = pc->activate_now,
-                .members = members,
-                .n_members = n,
-                .max_running = max_running,
-                .transports = transports,
-                .n_transports = n_transports,
-                .max_running_ble_adapter = MAX(1u, m->config->jobs_max_running_ble_adapter),
-                .default_rate = PLAN_DEFAULT_RATE,
-                .default_rtt_s = PLAN_DEFAULT_RTT_S,
-                .swap_default_s = m->config->job_swap_estimate_usec ? (double) m->config->job_swap_estimate_usec / 1e6
-                                                                    : PLAN_SWAP_DEFAULT_S,
-        };
-        for (size_t t = 0; t < n_transports; t++)
-                transports[t].max_running = MIN(transports[t].max_running, max_running);
+        struct rollout_plan_input in = plan_input(pc, &policy, members, n, transports, n_transports);
 
         jwaves = json_array();
         for (size_t i = 0; i < n; i++) {
@@ -615,6 +846,7 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
         uint64_t now = now_realtime_usec();
         _cleanup_free_ uint64_t *ids = NULL;
         _cleanup_free_ uint32_t *waves = NULL;
+        _cleanup_free_ enum rollout_member_path *paths = NULL;
         json_t *skipped = json_array();
         size_t n = 0;
         int k;
@@ -636,7 +868,8 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
 
                 ids = calloc(MAX(r->n_members, (size_t) 1), sizeof(*ids));
                 waves = calloc(MAX(r->n_members, (size_t) 1), sizeof(*waves));
-                if (!ids || !waves) {
+                paths = calloc(MAX(r->n_members, (size_t) 1), sizeof(*paths));
+                if (!ids || !waves || !paths) {
                         json_decref(skipped);
                         return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
                 }
@@ -658,6 +891,7 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                                 if (mem->wave != w || (mem->state != ROLLOUT_MEMBER_PENDING && !mem->in_flight))
                                         continue;
                                 ids[n] = mem->device_id;
+                                paths[n] = mem->path;
                                 waves[n] = n == 0 ? 0 : waves[n - 1] + (any ? 0 : 1);
                                 any = true;
                                 n++;
@@ -665,7 +899,7 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 }
                 if (rollout_is_finished(r) || r->state == ROLLOUT_PAUSED)
                         pc.activate_now = pc.activate_now;
-                k = plan_run(&pc, ids, waves, n, skipped, ret);
+                k = plan_run(&pc, ids, waves, paths, n, skipped, ret);
                 json_decref(skipped);
                 return k < 0 ? plan_error(e, k) : 0;
         }
@@ -712,7 +946,7 @@ int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r
                 .image_size = s.image_size,
                 .start_usec = MAX(now, s.schedule.start_at_usec),
         };
-        k = plan_run(&pc, ids, waves, n, skipped, ret);
+        k = plan_run(&pc, ids, waves, NULL, n, skipped, ret);
         json_decref(skipped);
         return k < 0 ? plan_error(e, k) : 0;
 }

@@ -77,3 +77,16 @@ int engine_rollout_activate(struct manager *m, struct rollout *r, struct engine_
  * its remaining members (spec NULL).  *ret: {"waves": [...], "skipped":
  * [...], "estimate": {...}}. */
 int engine_rollout_plan(struct manager *m, const json_t *spec, struct rollout *r, json_t **ret, struct engine_error *e);
+
+/* The path of one group of a rollout's mesh targets (the same wave, one
+ * Distributor), as the plan chooses it: direct_ids[i] is the direct
+ * device of ids[i] (rollout_mesh_direct_device()), 0 for none.
+ * *ret_direct: the targets with a direct device go as jobs to it (the
+ * others through the Distributor anyway); reason: why, as the plan says
+ * it.  By the rollout's mesh_path: auto takes the faster estimate. */
+int engine_rollout_mesh_choose(struct manager *m, struct rollout *r, uint64_t distributor_id, const uint64_t *ids,
+                               const uint64_t *direct_ids, size_t n, bool *ret_direct, char *reason,
+                               size_t reason_size);
+/* A mesh target's direct device if it can take a job (known, no mesh
+ * target, not absent), else NULL. */
+struct device *rollout_mesh_direct_device(struct manager *m, const struct device *target);

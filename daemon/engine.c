@@ -121,6 +121,14 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
                 return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy; try again later.", id);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Forgetting device %" PRIu64 " failed: %s.", id, strerror(-r));
+        /* A mesh target that named it as its direct device has no direct
+         * link any more. */
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *t = m->devices[i];
+                if (t->mesh && t->mesh->direct_device_id == id)
+                        (void) engine_mesh_target_set_direct(m, t, NULL, e);
+        }
+        error_reset(e);
         return 0;
 }
 

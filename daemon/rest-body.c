@@ -81,8 +81,8 @@ int rest_body_device_add(json_t *body, const char **ret_conn, struct rest_body_e
 }
 
 int rest_body_device_patch(json_t *body, bool *ret_has_name, const char **ret_name, struct rest_body_error *e) {
-        /* "role" is the handler's own (rest_device_patch()). */
-        static const char *const fields[] = { "name", "role", NULL };
+        /* "role" and "direct_device" are the handler's own (rest_device_patch()). */
+        static const char *const fields[] = { "name", "role", "direct_device", NULL };
         const char *name;
         json_t *v;
         int k;

@@ -314,6 +314,12 @@ int rest_device_patch(struct rest_request *req) {
                 if (k < 0)
                         return rest_reply_engine_error(req, &e);
         }
+        v = json_object_get(req->json, "direct_device");
+        if (v) {
+                k = rest_device_patch_direct(req, d, v);
+                if (k <= 0)
+                        return k;
+        }
         return rest_reply_json(req, 200, rest_json_device(m, d));
 }
 

@@ -64,13 +64,14 @@ json_t *rest_json_mesh_target(const struct device *d) {
 
         snprintf(addr, sizeof(addr), "0x%04x", mt->addr);
         return json_pack(
-                "{s:I, s:s, s:o, s:o, s:o, s:o, s:o}", "distributor", (json_int_t) mt->distributor_id, "addr", addr,
-                "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL), "version",
+                "{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "distributor", (json_int_t) mt->distributor_id, "addr",
+                addr, "fwid", rest_json_string_or_null(mt->fwid[0] ? mt->fwid : NULL), "version",
                 rest_json_string_or_null(mt->version[0] ? mt->version : NULL), "phase",
                 mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_phase_to_string(mt->phase)) : json_null(),
                 "status",
                 mt->has_phase ? rest_json_string_or_null(smp_mesh_dfu_status_to_string(mt->status)) : json_null(),
-                "updated", rest_json_time(mt->updated_usec));
+                "updated", rest_json_time(mt->updated_usec), "direct_device",
+                mt->direct_device_id ? json_integer((json_int_t) mt->direct_device_id) : json_null());
 }
 
 static json_t *distribution_form(struct manager *m, const void *d) {
@@ -236,4 +237,24 @@ int rest_distribution_resume(struct rest_request *req) {
 }
 int rest_distribution_apply(struct rest_request *req) {
         return op(req, engine_distribution_apply);
+}
+
+/* PATCH /devices/{id} {"direct_device": id, connection string or null}:
+ * the mesh target's direct device (engine_mesh_target_set_direct()).
+ * 1: set, go on; else the reply was sent. */
+int rest_device_patch_direct(struct rest_request *req, struct device *target, json_t *v) {
+        struct manager *m = req->rest->manager;
+        struct device *direct = NULL;
+        struct engine_error e;
+        int k;
+
+        if (!json_is_null(v)) {
+                k = find_device_field(req, v, "direct_device", -1, &direct);
+                if (k < 0)
+                        return k;
+        }
+        k = engine_mesh_target_set_direct(m, target, direct, &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
+        return 1;
 }

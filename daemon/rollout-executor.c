@@ -290,6 +290,37 @@ static void member_job_finished(struct rollout *r, struct rollout_member *mem, c
         member_set(r, mem, ROLLOUT_MEMBER_FAILED, reason);
 }
 
+/* The member whose job j is: the member of its device, or a mesh target
+ * updated through that device (its direct device). */
+static struct rollout_member *member_of_job(struct rollout *r, const struct job *j) {
+        struct rollout_member *mem = rollout_find_member(r, j->device_id);
+
+        if (mem && mem->job_id == j->id)
+                return mem;
+        for (size_t i = 0; i < r->n_members; i++)
+                if (r->members[i].job_id == j->id && r->members[i].path == ROLLOUT_MEMBER_PATH_DIRECT)
+                        return &r->members[i];
+        return NULL;
+}
+
+/* The device a member's job goes to: a mesh target's direct device when
+ * it took the direct path, else the member's own device. */
+static struct device *member_link_device(struct manager *m, const struct rollout_member *mem) {
+        struct device *d = manager_find_device(m, mem->device_id);
+
+        if (d && d->mesh && mem->path == ROLLOUT_MEMBER_PATH_DIRECT)
+                return rollout_mesh_direct_device(m, d);
+        return d;
+}
+
+/* Whether another member of the rollout follows job j. */
+static bool job_taken_by_other(const struct rollout *r, const struct rollout_member *mem, uint64_t job_id) {
+        for (size_t i = 0; i < r->n_members; i++)
+                if (&r->members[i] != mem && r->members[i].job_id == job_id)
+                        return true;
+        return false;
+}
+
 static void on_job_event(struct rollout_executor *x, const struct manager_event *ev) {
         const struct job *j = ev->job;
         struct rollout *r = rollout_executor_find(x, j->rollout_id);
@@ -297,8 +328,8 @@ static void on_job_event(struct rollout_executor *x, const struct manager_event 
 
         if (!r)
                 return;
-        mem = rollout_find_member(r, j->device_id);
-        if (!mem || mem->job_id != j->id)
+        mem = member_of_job(r, j);
+        if (!mem)
                 return;
         if (ev->type == MANAGER_EVENT_JOB_PROGRESS) {
                 mem->bytes_sent = j->bytes_sent;
@@ -533,7 +564,7 @@ static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
                         struct device *d = manager_find_device(m, mem->device_id);
                         if (mem->wave != r->current_wave || mem->state != ROLLOUT_MEMBER_SOAKING)
                                 continue;
-                        if (d && d->mesh) {
+                        if (d && d->mesh && mem->path != ROLLOUT_MEMBER_PATH_DIRECT) {
                                 /* No probe reaches a mesh target: its check is the
                                  * firmware its Distributor last read from it. */
                                 struct image *img = manager_find_image(m, r->image_id);
@@ -543,6 +574,8 @@ static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
                                         member_set(r, mem, ROLLOUT_MEMBER_FAILED, "soak-check");
                                 continue;
                         }
+                        /* A mesh target updated directly: its direct device is probed. */
+                        d = member_link_device(m, mem);
                         mem->probing = true;
                         if (d)
                                 (void) device_probe(d);
@@ -550,7 +583,7 @@ static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
         }
         for (size_t i = 0; i < r->n_members; i++) {
                 struct rollout_member *mem = &r->members[i];
-                struct device *d = manager_find_device(m, mem->device_id);
+                struct device *d = member_link_device(m, mem);
                 if (!mem->probing)
                         continue;
                 bool answered = d && d->last_probe_usec >= r->soak_until_usec && d->state == DEVICE_ONLINE;
@@ -591,6 +624,9 @@ static void halt(struct rollout *r, const struct rollout_verdict *v) {
         } else {
                 set_text(&r->paused_reason, text);
                 set_state(r, ROLLOUT_PAUSED, text);
+                /* As a user's pause: its distributions stop transferring
+                 * until resume. */
+                control_distributions(r, DISTRIBUTIONS_SUSPEND);
         }
 }
 
@@ -613,7 +649,7 @@ static bool windows_open(struct rollout *r, uint64_t now, struct wake *w) {
 
 static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t now, struct wake *w) {
         struct manager *m = r->manager;
-        struct device *d = manager_find_device(m, mem->device_id);
+        struct device *d = member_link_device(m, mem);
         struct image *img = manager_find_image(m, r->image_id);
         struct job_options opts = {
                 .mode = r->mode,
@@ -634,7 +670,7 @@ static void start_member(struct rollout *r, struct rollout_member *mem, uint64_t
                 return;
         }
         if (d->unfinished_job) {
-                if (d->unfinished_job->rollout_id == r->id) {
+                if (d->unfinished_job->rollout_id == r->id && !job_taken_by_other(r, mem, d->unfinished_job->id)) {
                         /* Ours, made before a crash the member did not hear of. */
                         mem->job_id = d->unfinished_job->id;
                         mem->in_flight = true;
@@ -840,6 +876,55 @@ static bool member_due(const struct rollout *r, const struct rollout_member *mem
         return true;
 }
 
+/* The plan's choice for a group of due mesh members (one wave, one
+ * Distributor; engine_rollout_mesh_choose()): when the direct path
+ * wins (or mesh_path forces it), the members with a direct device get a
+ * job to it now.  The others stay in targets[]/mems[] (compacted) for
+ * the distribution; returns how many.  A member that went through the
+ * Distributor before keeps that path. */
+static size_t take_direct_path(struct rollout *r, uint64_t distributor_id, uint32_t wave, struct device **targets,
+                               struct rollout_member **mems, size_t n, uint64_t now, struct wake *w) {
+        struct manager *m = r->manager;
+        _cleanup_free_ uint64_t *ids = calloc(MAX(n, (size_t) 1), sizeof(*ids));
+        _cleanup_free_ uint64_t *direct = calloc(MAX(n, (size_t) 1), sizeof(*direct));
+        char reason[320];
+        size_t n_direct = 0, kept = 0;
+        bool take = false;
+
+        if (!ids || !direct || r->policy.mesh_path == ROLLOUT_MESH_PATH_DISTRIBUTOR)
+                return n;
+        for (size_t t = 0; t < n; t++) {
+                const struct device *dd = mems[t]->path == ROLLOUT_MEMBER_PATH_DISTRIBUTOR
+                                                  ? NULL
+                                                  : rollout_mesh_direct_device(m, targets[t]);
+                ids[t] = targets[t]->id;
+                direct[t] = dd ? dd->id : 0;
+                n_direct += dd != NULL;
+        }
+        if (n_direct == 0)
+                return n;
+        if (engine_rollout_mesh_choose(m, r, distributor_id, ids, direct, n, &take, reason, sizeof(reason)) < 0)
+                return n;
+        log_info("Rollout %" PRIu64 ": wave %" PRIu32 ", mesh targets behind device %" PRIu64 ": %s", r->id, wave,
+                 distributor_id, reason);
+        if (!take)
+                return n;
+        for (size_t t = 0; t < n; t++) {
+                if (!direct[t]) {
+                        targets[kept] = targets[t];
+                        mems[kept++] = mems[t];
+                        continue;
+                }
+                mems[t]->path = ROLLOUT_MEMBER_PATH_DIRECT;
+                mems[t]->distribution_id = 0;
+                mems[t]->has_mesh_phase = false;
+                start_member(r, mems[t], now, w);
+                /* Not started (its direct device busy): it waits pending,
+                 * on the direct path now, for start_members(). */
+        }
+        return kept;
+}
+
 /* One distribution for the due mesh members of the lowest wave behind
  * each Distributor (a Distributor runs one distribution at a time; the
  * next wave's waits for it). */
@@ -865,7 +950,7 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 struct engine_error e;
                 size_t n = 0;
 
-                if (handled[i] || !fd || !member_due(r, first, now, w))
+                if (handled[i] || !fd || first->path == ROLLOUT_MEMBER_PATH_DIRECT || !member_due(r, first, now, w))
                         continue;
                 /* The lowest due wave behind this Distributor. */
                 uint32_t wave = first->wave;
@@ -877,7 +962,8 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 }
                 for (size_t k = i; k < r->n_members && n < DISTRIBUTION_TARGETS_MAX; k++) {
                         struct device *kd = member_mesh_device(m, &r->members[k]);
-                        if (handled[k] || !kd || kd->mesh->distributor_id != fd->mesh->distributor_id)
+                        if (handled[k] || !kd || kd->mesh->distributor_id != fd->mesh->distributor_id ||
+                            r->members[k].path == ROLLOUT_MEMBER_PATH_DIRECT)
                                 continue;
                         handled[k] = true;
                         if (r->members[k].wave != wave || !member_due(r, &r->members[k], now, w))
@@ -885,6 +971,7 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                         targets[n] = kd;
                         mems[n++] = &r->members[k];
                 }
+                n = take_direct_path(r, fd->mesh->distributor_id, wave, targets, mems, n, now, w);
                 if (n == 0)
                         continue;
                 distributor = manager_find_device(m, fd->mesh->distributor_id);
@@ -921,6 +1008,7 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                          r->id, wave, dist->id, n, n == 1 ? "" : "s", fd->mesh->distributor_id);
                 for (size_t t = 0; t < n; t++) {
                         mems[t]->distribution_id = dist->id;
+                        mems[t]->path = ROLLOUT_MEMBER_PATH_DISTRIBUTOR;
                         mems[t]->job_id = 0;
                         mems[t]->attempts++;
                         mems[t]->in_flight = true;
@@ -937,7 +1025,10 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
 static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
         for (size_t i = 0; i < r->n_members && r->state == ROLLOUT_RUNNING; i++) {
                 struct rollout_member *mem = &r->members[i];
-                if (member_mesh_device(r->manager, mem) || !member_due(r, mem, now, w))
+                /* Mesh targets go through start_mesh_members(), except
+                 * those on their direct path already (a retry). */
+                if ((member_mesh_device(r->manager, mem) && mem->path != ROLLOUT_MEMBER_PATH_DIRECT) ||
+                    !member_due(r, mem, now, w))
                         continue;
                 start_member(r, mem, now, w);
         }
@@ -958,7 +1049,7 @@ static void start_members(struct rollout *r, uint64_t now, struct wake *w) {
 static bool rollout_reboot_gate(struct manager *m, const struct job *j, void *userdata) {
         struct rollout_executor *x = userdata;
         struct rollout *r = rollout_executor_find(x, j->rollout_id);
-        struct rollout_member *mem = r ? rollout_find_member(r, j->device_id) : NULL;
+        struct rollout_member *mem = r ? member_of_job(r, j) : NULL;
         struct rollout_reboots tokens;
         struct wake w = { UINT64_MAX };
 
@@ -1226,6 +1317,10 @@ static void reconcile_member(struct rollout *r, struct rollout_member *mem) {
         struct device *d = manager_find_device(m, mem->device_id);
         struct job *j = mem->job_id ? manager_find_job(m, mem->job_id) : NULL;
 
+        if (d && d->mesh)
+                mem->path = mem->distribution_id ? ROLLOUT_MEMBER_PATH_DISTRIBUTOR
+                            : mem->job_id        ? ROLLOUT_MEMBER_PATH_DIRECT
+                                                 : ROLLOUT_MEMBER_PATH_NONE;
         if (mem->distribution_id && d && d->mesh) {
                 struct distribution *dist = manager_find_distribution(m, mem->distribution_id);
                 const struct distribution_target *t = dist ? distribution_target_of(dist, mem->device_id) : NULL;

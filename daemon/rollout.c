@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "engine-rollout.h"
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
@@ -418,8 +419,9 @@ static int parse_targets(struct manager *m, const json_t *obj, struct rollout_sp
         return s->targets ? 0 : spec_fail(e, -ENOMEM, NULL, "Out of memory.");
 }
 
-/* mesh_path "direct" takes each mesh target over a link of its own,
- * which no mesh target has in smpgw: only its Distributor reaches it. */
+/* mesh_path "direct" takes each mesh target over a link of its own: its
+ * direct device.  A target without one is reached only by its
+ * Distributor. */
 static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, struct engine_error *e) {
         size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids;
 
@@ -429,7 +431,7 @@ static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, s
                 struct rollout_candidate c;
                 bool matches = true;
 
-                if (!d || !d->mesh)
+                if (!d || !d->mesh || rollout_mesh_direct_device(m, d))
                         continue;
                 if (s->policy.has_filter) {
                         if (rollout_candidate_of(m, d, &c) < 0)
@@ -441,7 +443,8 @@ static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, s
                         return spec_fail(e, -EINVAL, "mesh_path",
                                          "'mesh_path' \"direct\": device %" PRIu64 " is a mesh target with no "
                                          "direct connection (only its Distributor, device %" PRIu64
-                                         ", reaches it); use \"auto\" or \"distributor\".",
+                                         ", reaches it; name its direct device, or use \"auto\" or "
+                                         "\"distributor\").",
                                          d->id, d->mesh->distributor_id);
         }
         return 0;
@@ -580,11 +583,24 @@ static json_t *json_time(uint64_t usec) {
         return json_string(buf);
 }
 
+/* A mesh target's path: "distributor", "direct", or null (none yet, or
+ * no mesh target). */
+static json_t *rollout_member_path_json(const struct rollout_member *mem) {
+        switch (mem->path) {
+        case ROLLOUT_MEMBER_PATH_DISTRIBUTOR:
+                return json_string("distributor");
+        case ROLLOUT_MEMBER_PATH_DIRECT:
+                return json_string("direct");
+        default:
+                return json_null();
+        }
+}
+
 json_t *rollout_member_to_json(const struct rollout_member *mem) {
         return json_pack(
-                "{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o}", "device", (json_int_t) mem->device_id,
-                "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave), "order",
-                mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
+                "{s:I, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:I, s:o, s:o}", "device",
+                (json_int_t) mem->device_id, "wave", mem->wave == UINT32_MAX ? json_null() : json_integer(mem->wave),
+                "order", mem->order_key == UINT32_MAX ? json_null() : json_integer(mem->order_key), "state",
                 rollout_member_state_to_string(mem->state) ?: "pending", "reason",
                 mem->reason[0] ? json_string(mem->reason) : json_null(), "job",
                 mem->job_id ? json_integer((json_int_t) mem->job_id) : json_null(), "distribution",
@@ -592,7 +608,8 @@ json_t *rollout_member_to_json(const struct rollout_member *mem) {
                 mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
                                     : json_null(),
                 "attempts", (json_int_t) mem->attempts, "next_attempt", json_time(mem->next_attempt_usec), "bytes_sent",
-                (json_int_t) mem->bytes_sent, "updated", json_time(mem->updated_usec));
+                (json_int_t) mem->bytes_sent, "updated", json_time(mem->updated_usec), "path",
+                rollout_member_path_json(mem));
 }
 
 /* The stored schedule, with times as RFC 3339 for clients. */
@@ -642,17 +659,24 @@ json_t *rollout_to_json(const struct rollout *r) {
          * when the rollout has some, so other rollouts read as before). */
         for (size_t i = 0; o && i < r->n_members; i++) {
                 const struct rollout_member *mem = &r->members[i];
-                if (!mem->distribution_id)
+                if (!mem->distribution_id && mem->path != ROLLOUT_MEMBER_PATH_DIRECT)
                         continue;
                 if (!mesh)
                         mesh = json_array();
                 json_array_append_new(
-                        mesh, json_pack("{s:I, s:I, s:o, s:s}", "device", (json_int_t) mem->device_id, "distribution",
-                                        (json_int_t) mem->distribution_id, "mesh_phase",
-                                        mem->has_mesh_phase ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase)
-                                                                                  ?: "unknown")
-                                                            : json_null(),
-                                        "state", rollout_member_state_to_string(mem->state) ?: "pending"));
+                        mesh,
+                        json_pack("{s:I, s:o, s:o, s:s, s:o, s:o}", "device", (json_int_t) mem->device_id,
+                                  "distribution",
+                                  mem->distribution_id ? json_integer((json_int_t) mem->distribution_id) : json_null(),
+                                  "mesh_phase",
+                                  mem->has_mesh_phase
+                                          ? json_string(smp_mesh_dfu_phase_to_string(mem->mesh_phase) ?: "unknown")
+                                          : json_null(),
+                                  "state", rollout_member_state_to_string(mem->state) ?: "pending", "path",
+                                  rollout_member_path_json(mem), "job",
+                                  mem->path == ROLLOUT_MEMBER_PATH_DIRECT && mem->job_id
+                                          ? json_integer((json_int_t) mem->job_id)
+                                          : json_null()));
         }
         if (o && mesh)
                 json_object_set_new(o, "mesh_members", mesh);

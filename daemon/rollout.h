@@ -50,6 +50,16 @@ enum rollout_state {
  * "waiting: ..." for a pending member's note. */
 #define ROLLOUT_REASON_SIZE 48u
 
+/* The path a mesh target's member took (doc/rollouts.md, "Choosing the
+ * path"): none yet (and every member that is no mesh target), through
+ * its Distributor (distribution_id), or a job to its direct device
+ * (job_id).  Not stored: a member's job or distribution says it. */
+enum rollout_member_path {
+        ROLLOUT_MEMBER_PATH_NONE,
+        ROLLOUT_MEMBER_PATH_DISTRIBUTOR,
+        ROLLOUT_MEMBER_PATH_DIRECT,
+};
+
 struct rollout_member {
         uint64_t device_id;
         uint32_t wave;      /* UINT32_MAX: skipped */
@@ -70,6 +80,7 @@ struct rollout_member {
         bool probing;                   /* runtime: its soak check probe is out */
         bool has_mesh_phase;            /* runtime: mesh_phase was read from its distribution */
         uint8_t mesh_phase;             /* runtime: enum smp_mesh_dfu_phase of its target */
+        enum rollout_member_path path;  /* runtime: a mesh target's path, from its job or distribution */
         bool dirty;
 };
 

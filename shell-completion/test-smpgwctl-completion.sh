@@ -118,6 +118,7 @@ expect "smpgwctl pr" probe
 expect "smpgwctl p" params probe push
 expect "smpgwctl re" rename reset
 expect "smpgwctl ro" rollout
+expect "smpgwctl di" direct-device
 expect "smpgwctl rollout " create list show pause resume cancel activate plan
 expect_has "smpgwctl rollout create --" --devices --filter --canary --wave-size --soak --window --timezone \
   --staging --failure-threshold --failure-action --max-rebooting --max-rebooting-relay --attempts --wait

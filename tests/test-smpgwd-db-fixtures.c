@@ -91,6 +91,14 @@ static const struct fixture fixtures[] = {
           .image_removed = true,
           .device_forgotten = true,
           .slots_before = 2 },
+        /* 6e161ba, before 0010-mesh-direct-path.sql; job 3 as above. */
+        { .version = 9,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
+          .slots_before = 2 },
 };
 
 /* The tables and the order their rows are compared in. */
@@ -422,6 +430,10 @@ static void test_upgrade_v4(void) {
 static void test_upgrade_v5(void) {
         upgrade(&fixtures[4]);
 }
+/* The newest: migration 10 adds columns to tables of version 7. */
+static void test_upgrade_v9(void) {
+        upgrade(&fixtures[8]);
+}
 
 /* Every version an upgrade can start from has its stored database: a
  * migration added while the version before it has none fails here (make
@@ -433,4 +445,4 @@ static void test_every_version_has_a_fixture(void) {
 }
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
-          TEST(test_upgrade_v4), TEST(test_upgrade_v5))
+          TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v9))

@@ -852,6 +852,280 @@ static void test_rollout_mesh_pause_resume_cancel(void) {
         core_free(c);
 }
 
+/* ---- two paths: mesh targets that also have a direct device ---- */
+
+static json_t *plan_of(struct core *c, struct image *img, struct device **devs, size_t n, json_t *policy) {
+        json_t *spec = rollout_spec(img, devs, n, policy), *plan = NULL;
+        struct engine_error e;
+
+        if (engine_rollout_plan(c->m, spec, NULL, &plan, &e) < 0) {
+                fprintf(stderr, "plan refused: %s\n", e.message);
+                ASSERT_TRUE(false);
+        }
+        json_decref(spec);
+        return plan;
+}
+
+static const char *mesh_entry_str(json_t *plan, size_t i, const char *key) {
+        return json_string_value(json_object_get(json_array_get(json_object_get(plan, "mesh"), i), key));
+}
+
+static double mesh_estimate(json_t *plan, size_t i, const char *path) {
+        json_t *o =
+                json_object_get(json_object_get(json_array_get(json_object_get(plan, "mesh"), i), "estimates"), path);
+        return json_real_value(json_object_get(o, "duration_s"));
+}
+
+/* Two mesh targets whose direct devices (UDP sims) the operator named,
+ * a slow multicast ([mesh] rate 20 B/s): the plan estimates both paths
+ * and picks direct, saying why; the rollout follows it: jobs to the
+ * direct devices, no distribution, the mesh nodes untouched.  Forcing
+ * "distributor" turns the plan round; "direct" is refused for a target
+ * with no direct device.  The refusals of direct_device itself. */
+static void test_rollout_mesh_direct_wins(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 3, &t);
+        struct device *g[2] = { core_add_device(c, CORE_UDP, 2), core_add_device(c, CORE_UDP, 3) };
+        struct image *img = core_add_image(c, 2048, 31);
+        struct engine_error e;
+
+        ASSERT_EQ(engine_mesh_target_set_direct(c->m, g[0], g[1], &e), -EMEDIUMTYPE);
+        ASSERT_EQ(engine_mesh_target_set_direct(c->m, t[0], t[1], &e), -EINVAL);
+        ASSERT_STREQ(e.field, "direct_device");
+        ASSERT_EQ(engine_mesh_target_set_direct(c->m, t[0], dist, &e), -EINVAL);
+        ASSERT_OK(engine_mesh_target_set_direct(c->m, t[0], g[0], &e));
+        ASSERT_OK(engine_mesh_target_set_direct(c->m, t[1], g[1], &e));
+        ASSERT_EQ(engine_mesh_target_set_direct(c->m, t[2], g[0], &e), -EINVAL);
+        ASSERT_TRUE(strstr(e.message, "already"));
+        ASSERT_EQ(t[0]->mesh->direct_device_id, g[0]->id);
+        ASSERT_EQ(t[2]->mesh->direct_device_id, 0u);
+
+        c->m->config->mesh_rate = 20;
+        /* The second job waits that long for its device before polling. */
+        c->m->config->job_swap_estimate_usec = SECONDS(1);
+        json_t *plan = plan_of(c, img, t, 2, json_pack("{s:i}", "canary", 2));
+        ASSERT_EQ(json_array_size(json_object_get(plan, "mesh")), 1u);
+        ASSERT_STREQ(mesh_entry_str(plan, 0, "path"), "direct");
+        ASSERT_TRUE(strstr(mesh_entry_str(plan, 0, "reason"), "direct is faster"));
+        ASSERT_TRUE(mesh_estimate(plan, 0, "direct") > 0);
+        ASSERT_TRUE(mesh_estimate(plan, 0, "direct") < mesh_estimate(plan, 0, "distributor"));
+        json_t *entry = json_array_get(json_object_get(plan, "mesh"), 0);
+        ASSERT_EQ(json_array_size(json_object_get(entry, "direct")), 2u);
+        ASSERT_EQ((uint64_t) json_integer_value(
+                          json_object_get(json_array_get(json_object_get(entry, "direct"), 0), "direct_device")),
+                  g[0]->id);
+        ASSERT_TRUE(json_real_value(json_object_get(json_object_get(entry, "assumptions"), "mesh_rate")) == 20.0);
+        /* The direct members are in the job simulation, nothing goes
+         * through the Distributor. */
+        ASSERT_TRUE(json_real_value(json_object_get(json_object_get(plan, "estimate"), "mesh_s")) == 0.0);
+        json_decref(plan);
+
+        plan = plan_of(c, img, t, 2, json_pack("{s:i, s:s}", "canary", 2, "mesh_path", "distributor"));
+        ASSERT_STREQ(mesh_entry_str(plan, 0, "path"), "distributor");
+        ASSERT_TRUE(strstr(mesh_entry_str(plan, 0, "reason"), "as mesh_path says"));
+        json_decref(plan);
+        /* The third target has no direct device: the Distributor must
+         * go anyway, and one round for 3 takes as long as for 1, so
+         * auto keeps them all there; "direct" is refused. */
+        plan = plan_of(c, img, t, 3, json_pack("{s:i}", "canary", 3));
+        ASSERT_STREQ(mesh_entry_str(plan, 0, "path"), "distributor");
+        ASSERT_TRUE(strstr(mesh_entry_str(plan, 0, "reason"), "the Distributor is faster"));
+        json_decref(plan);
+        json_t *spec = rollout_spec(img, t, 3, json_pack("{s:s}", "mesh_path", "direct"));
+        ASSERT_EQ(engine_rollout_plan(c->m, spec, NULL, &plan, &e), -EINVAL);
+        ASSERT_STREQ(e.field, "mesh_path");
+        ASSERT_TRUE(strstr(e.message, "no direct connection"));
+        json_decref(spec);
+
+        struct rollout *r = create_rollout(c, img, t, 2, json_pack("{s:i}", "canary", 2));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        for (unsigned i = 0; i < 2; i++) {
+                struct rollout_member *mem = rollout_find_member(r, t[i]->id);
+                ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+                ASSERT_EQ(mem->path, ROLLOUT_MEMBER_PATH_DIRECT);
+                ASSERT_EQ(mem->distribution_id, 0u);
+                struct job *j = manager_find_job(c->m, mem->job_id);
+                ASSERT_TRUE(j && j->state == JOB_SUCCEEDED);
+                ASSERT_EQ(j->device_id, g[i]->id);
+                ASSERT_EQ(j->rollout_id, rid);
+                json_t *o = rollout_member_to_json(mem);
+                ASSERT_STREQ(json_string_value(json_object_get(o, "path")), "direct");
+                json_decref(o);
+                /* The mesh node heard nothing of it through the mesh. */
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, "1.0.0+0");
+        }
+        json_t *ro = rollout_to_json(r), *mm = json_object_get(ro, "mesh_members");
+        ASSERT_EQ(json_array_size(mm), 2u);
+        ASSERT_STREQ(json_string_value(json_object_get(json_array_get(mm, 0), "path")), "direct");
+        ASSERT_TRUE(json_integer_value(json_object_get(json_array_get(mm, 0), "job")) > 0);
+        json_decref(ro);
+        ASSERT_EQ(c->m->n_distributions, 0u);
+
+        /* Forgetting a direct device clears the link. */
+        uint64_t t0 = t[0]->id;
+        ASSERT_OK(engine_device_forget(c->m, g[0], &e));
+        ASSERT_EQ(manager_find_device(c->m, t0)->mesh->direct_device_id, 0u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* Three mesh targets with direct devices, a fast multicast ([mesh] rate
+ * 1 MB/s) and slow swaps ([jobs] swap_estimate 60 s): the plan picks the
+ * Distributor, saying why, and the rollout goes through it (no job to
+ * a direct device).  The finished distribution measured its multicast
+ * rate, which the next plan takes instead of the configured one; the
+ * rate and the direct devices survive a restart.  Forcing "direct" turns
+ * the plan round. */
+static void test_rollout_mesh_distributor_wins(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 32);
+        struct engine_error e;
+        uint64_t ids[3], gid[3];
+
+        for (unsigned i = 0; i < 3; i++) {
+                struct device *g = core_add_device(c, CORE_UDP, 2 + i);
+                ASSERT_OK(engine_mesh_target_set_direct(c->m, t[i], g, &e));
+                ids[i] = t[i]->id;
+                gid[i] = g->id;
+        }
+        c->m->config->mesh_rate = 1000000;
+        c->m->config->job_swap_estimate_usec = SECONDS(60);
+        json_t *plan = plan_of(c, img, t, 3, json_pack("{s:i}", "canary", 3));
+        ASSERT_STREQ(mesh_entry_str(plan, 0, "path"), "distributor");
+        ASSERT_TRUE(strstr(mesh_entry_str(plan, 0, "reason"), "the Distributor is faster"));
+        ASSERT_TRUE(mesh_estimate(plan, 0, "distributor") < mesh_estimate(plan, 0, "direct"));
+        json_t *as = json_object_get(json_array_get(json_object_get(plan, "mesh"), 0), "assumptions");
+        ASSERT_TRUE(json_real_value(json_object_get(as, "mesh_rate")) == 1000000.0);
+        ASSERT_TRUE(json_is_false(json_object_get(as, "mesh_rate_measured")));
+        json_decref(plan);
+        plan = plan_of(c, img, t, 3, json_pack("{s:i, s:s}", "canary", 3, "mesh_path", "direct"));
+        ASSERT_STREQ(mesh_entry_str(plan, 0, "path"), "direct");
+        ASSERT_TRUE(strstr(mesh_entry_str(plan, 0, "reason"), "as mesh_path says"));
+        json_decref(plan);
+
+        struct rollout *r = create_rollout(c, img, t, 3, json_pack("{s:i}", "canary", 3));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        uint64_t did = 0;
+        for (unsigned i = 0; i < 3; i++) {
+                struct rollout_member *mem = rollout_find_member(r, ids[i]);
+                ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+                ASSERT_EQ(mem->path, ROLLOUT_MEMBER_PATH_DISTRIBUTOR);
+                ASSERT_TRUE(mem->distribution_id != 0);
+                ASSERT_EQ(mem->job_id, 0u);
+                did = mem->distribution_id;
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, img->version);
+        }
+        ASSERT_EQ(c->m->n_jobs, 0u);
+        struct distribution *d = manager_find_distribution(c->m, did);
+        ASSERT_TRUE(d->mesh_rate > 0);
+        double measured = d->mesh_rate;
+        ASSERT_TRUE(distribution_measured_rate(c->m, d->distributor_id) == measured);
+
+        fast_mesh_polls(c);
+        core_restart(c);
+        ASSERT_TRUE(manager_find_distribution(c->m, did)->mesh_rate == measured);
+        for (unsigned i = 0; i < 3; i++) {
+                t[i] = manager_find_device(c->m, ids[i]);
+                ASSERT_EQ(t[i]->mesh->direct_device_id, gid[i]);
+        }
+        struct image *img2 = core_add_image(c, 2048, 33);
+        plan = plan_of(c, img2, t, 3, json_pack("{s:i, s:s}", "canary", 3, "mesh_path", "distributor"));
+        as = json_object_get(json_array_get(json_object_get(plan, "mesh"), 0), "assumptions");
+        ASSERT_TRUE(json_real_value(json_object_get(as, "mesh_rate")) == measured);
+        ASSERT_TRUE(json_is_true(json_object_get(as, "mesh_rate_measured")));
+        json_decref(plan);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* A failure threshold pauses the rollout while its distribution is
+ * under way: the distribution is suspended as by a user's pause, and
+ * resume resumes it to the end. */
+static void test_rollout_mesh_threshold_pause(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        /* A transfer of seconds, so that the pause finds it running. */
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct device *devs[4] = { t[0], t[1], t[2], core_add_device(c, CORE_UDP, 2) };
+        struct image *img = core_add_image(c, 4096, 34);
+        struct engine_error e;
+
+        core_sim(c, CORE_UDP, 2)->faults.revert = true;
+        struct rollout *r = create_rollout(c, img, devs, 4, json_pack("{s:i, s:i}", "canary", 4, "revert_halt", 0));
+        uint64_t rid = r->id;
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_SUSPENDED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(15)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "paused");
+        ASSERT_TRUE(r->paused_reason && !streq(r->paused_reason, "user"));
+        ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, devs[3]->id)->state), "failed");
+        ASSERT_OK(engine_rollout_resume(c->m, r, &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        struct distribution *d = manager_find_distribution(c->m, rollout_find_member(r, t[0]->id)->distribution_id);
+        ASSERT_EQ(d->state, DISTRIBUTION_SUCCEEDED);
+        /* Suspended on the way: its rate is not a measurement. */
+        ASSERT_TRUE(d->mesh_rate == 0);
+        _cleanup_free_ char *v = node_version(sm, 0x0102);
+        ASSERT_STREQ(v, img->version);
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool member_has_distribution(struct core *c, void *userdata) {
+        const struct member_in_distribution *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        return mem && mem->distribution_id != 0;
+}
+
+/* A pause before the transfer sends blocks (the Distributor refuses a
+ * suspend then: "suspend failed") is not lost: the suspend is asked
+ * again until the Distributor did it. */
+static void test_rollout_mesh_pause_before_transfer(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 4096, 35);
+        struct engine_error e;
+
+        struct rollout *r = create_rollout(c, img, t, 2, json_pack("{s:i}", "canary", 2));
+        uint64_t rid = r->id;
+        struct member_in_distribution mw = { rid, t[0]->id };
+        ASSERT_TRUE(core_run_until(c, member_has_distribution, &mw, SECONDS(10)));
+        ASSERT_OK(engine_rollout_pause(c->m, find_rollout(c, rid), &e));
+        struct dist_state_wait w = { rid, t[0]->id, DISTRIBUTION_SUSPENDED };
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        ASSERT_OK(engine_rollout_cancel(c->m, find_rollout(c, rid), &e));
+        w.state = DISTRIBUTION_CANCELLED;
+        ASSERT_TRUE(core_run_until(c, member_distribution_in, &w, SECONDS(10)));
+        drop_distributor(c);
+        core_free(c);
+}
+
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
                 .image_size = 200 * 1024,
@@ -892,4 +1166,6 @@ TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), T
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
           TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
           TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
-          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel))
+          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
+          TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
+          TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer))

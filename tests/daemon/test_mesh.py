@@ -9,13 +9,20 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
     firmware, and the targets' device forms saying so;
   - kill -9 of smpgwd mid-transfer: started again on the same files, the
     distribution reconnects, reads the Distributor's state and finishes;
-  - the same over BLE (GATT to the Distributor);
+  - the same over BLE (GATT to the Distributor), then a rollout of those
+    targets over BLE, planned with the multicast rate that distribution
+    measured;
   - over D-Bus: Device1.Role, Manager1.StartDistribution(), a verify-only
     distribution applied with Distribution1.Apply(), and Distribution1's
     introspection against dbus/org.smpgw.xml;
   - a rollout over REST whose members are mesh targets: one distribution,
     the members' distribution and phase over REST and in `smpgwctl
-    rollout show`, mesh_path "direct" refused."""
+    rollout show`, mesh_path "direct" refused;
+  - then two of those targets given direct devices (two more smpsim UDP
+    devices) over REST and smpgwctl direct-device: their device forms,
+    the refusals, a plan that uses the multicast rate the distribution
+    measured, and a rollout with mesh_path "direct" that updates them by
+    jobs to their direct devices (members' path, `rollout show`)."""
 
 import os
 import sys
@@ -130,7 +137,7 @@ class MeshUdp(unittest.TestCase):
 
 class MeshBle(unittest.TestCase):
     def test_distribution_over_gatt(self):
-        d = Daemon(start=False)
+        d = Daemon(start=False, config="[mesh]\npoll_min=1\npoll_max=2\n")
         try:
             d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
             with Sim("--ble", d.bus.address, "--ble-resolve-ms", "40", "--mesh-distributor=0",
@@ -144,6 +151,20 @@ class MeshBle(unittest.TestCase):
                                {"distributor": dist, "image": image, "targets": targets}, expect=201)
                 doc = wait_finished(d, doc["id"], timeout=180)
                 check_updated(self, d, sim, doc, "2.0.0+0")
+                # a rollout of the same targets through the BLE Distributor
+                data, _ = mcuimg.make_image((2, 1, 0, 0), 2000, seed=11)
+                spec = {"image": add_image(d, data), "targets": {"devices": targets}, "policy": {"canary": 4}}
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", spec, expect=200)
+                self.assertEqual([m["path"] for m in plan["mesh"]], ["distributor"], plan)
+                self.assertTrue(plan["mesh"][0]["assumptions"]["mesh_rate_measured"], plan)
+                _, ro = d.api("POST", "/api/v1/rollouts", spec, expect=201)
+                path = "/api/v1/rollouts/%d" % ro["id"]
+                ro = d.wait_for(lambda: (lambda x: x if x["state"] in ("completed", "aborted", "paused") else None)(
+                    d.api("GET", path, expect=200)[1]), timeout=90, what="the rollout over BLE")
+                self.assertEqual(ro["state"], "completed", ro)
+                self.assertEqual({m["path"] for m in ro["mesh_members"]}, {"distributor"}, ro)
+                for t in sim.control("mesh-state 0")["targets"]:
+                    self.assertEqual(t["version"], "2.1.0+0")
         except Exception:
             sys.stderr.write(d.read_log())
             raise
@@ -234,8 +255,8 @@ class MeshDbus(unittest.TestCase):
 class MeshRollout(unittest.TestCase):
     def test_rollout_of_mesh_targets(self):
         with Sim("--mesh-distributor=0", "--mesh-targets", "4", "--mesh-rate", "1000",
-                 "--mesh-time-scale", "50", count=1) as sim, \
-                Daemon(config="[mesh]\npoll_min=1\npoll_max=2\n") as d:
+                 "--mesh-time-scale", "50", count=3) as sim, \
+                Daemon(config="[mesh]\npoll_min=1\npoll_max=2\n[jobs]\nswap_estimate=1\n") as d:
             try:
                 dist, targets = setup(d, "udp:127.0.0.1:%d" % sim.port, 4)
                 data, _ = mcuimg.make_image((2, 0, 0, 0), 2000, seed=8)
@@ -269,9 +290,73 @@ class MeshRollout(unittest.TestCase):
                 lines = [x for x in out.splitlines() if x.strip().startswith("mesh:")]
                 self.assertEqual(len(lines), 4, out)
                 self.assertTrue(all("apply-success" in x and "distribution" in x for x in lines), out)
+                self.direct_path(d, sim, targets)
             except Exception:
                 sys.stderr.write(d.read_log())
                 raise
+
+
+    def direct_path(self, d, sim, targets):
+        """Targets 0 and 1 reachable directly too (smpsim devices 1, 2)."""
+        import json
+        direct = []
+        for i in (1, 2):
+            status, dev = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:%d" % (sim.port + i)})
+            self.assertIn(status, (200, 201), dev)
+            direct.append(dev["id"])
+        _, t0 = d.api("PATCH", "/api/v1/devices/%d" % targets[0], {"direct_device": direct[0]}, expect=200)
+        self.assertEqual(t0["mesh"]["direct_device"], direct[0])
+        # by connection string, over D-Bus (smpgwctl), and off again
+        d.smpgwctl("direct-device", str(targets[1]), "udp:127.0.0.1:%d" % (sim.port + 2))
+        self.assertEqual(d.api("GET", "/api/v1/devices/%d" % targets[1], expect=200)[1]["mesh"]["direct_device"],
+                         direct[1])
+        cli = json.loads(d.smpgwctl("device", str(targets[1]), "--json").stdout)["device"]
+        self.assertEqual(cli, d.api("GET", "/api/v1/devices/%d" % targets[1], expect=200)[1])
+        d.smpgwctl("direct-device", str(targets[1]), "none")
+        self.assertIsNone(d.api("GET", "/api/v1/devices/%d" % targets[1], expect=200)[1]["mesh"]["direct_device"])
+        d.api("PATCH", "/api/v1/devices/%d" % targets[1], {"direct_device": "udp:127.0.0.1:%d" % (sim.port + 2)},
+              expect=200)
+        # refused: a device taken, a device that is no mesh target, an unknown one
+        status, doc = d.api("PATCH", "/api/v1/devices/%d" % targets[2], {"direct_device": direct[0]})
+        self.assertEqual(status, 400, doc)
+        self.assertIn("already", doc["error"]["message"])
+        status, doc = d.api("PATCH", "/api/v1/devices/%d" % direct[0], {"direct_device": direct[1]})
+        self.assertEqual(status, 400, doc)
+        status, doc = d.api("PATCH", "/api/v1/devices/%d" % targets[2], {"direct_device": 999999})
+        self.assertEqual(status, 404, doc)
+
+        data, _ = mcuimg.make_image((2, 1, 0, 0), 2000, seed=9)
+        image = add_image(d, data)
+        spec = {"image": image, "targets": {"devices": targets[:2]}, "policy": {"canary": 2, "mesh_path": "direct"}}
+        _, plan = d.api("POST", "/api/v1/rollouts/plan", spec, expect=200)
+        entry = plan["mesh"][0]
+        self.assertEqual(entry["path"], "direct", entry)
+        self.assertIn("as mesh_path says", entry["reason"])
+        self.assertEqual(sorted(x["direct_device"] for x in entry["direct"]), sorted(direct))
+        # the first rollout's distribution measured the multicast
+        self.assertTrue(entry["assumptions"]["mesh_rate_measured"], entry)
+        self.assertGreater(entry["estimates"]["distributor"]["duration_s"], 0)
+        self.assertGreater(entry["estimates"]["direct"]["duration_s"], 0)
+        _, ro = d.api("POST", "/api/v1/rollouts", spec, expect=201)
+        path = "/api/v1/rollouts/%d" % ro["id"]
+        ro = d.wait_for(lambda: (lambda x: x if x["state"] in ("completed", "aborted", "paused") else None)(
+            d.api("GET", path, expect=200)[1]), timeout=60, what="the direct rollout to finish")
+        self.assertEqual(ro["state"], "completed", ro)
+        _, members = d.api("GET", path + "/members", expect=200)
+        for m in members["members"]:
+            self.assertEqual(m["state"], "succeeded", m)
+            self.assertEqual(m["path"], "direct", m)
+            self.assertIsNone(m["distribution"], m)
+            _, job = d.api("GET", "/api/v1/jobs/%d" % m["job"], expect=200)
+            self.assertIn(job["device"], direct)
+            self.assertEqual(job["state"], "succeeded", job)
+        for i in (1, 2):
+            active = [x for x in sim.state(i)["slots"] if x.get("active")]
+            self.assertEqual(active[0]["version"], "2.1.0", active)
+        out = d.smpgwctl("rollout", "show", str(ro["id"])).stdout.decode()
+        lines = [x for x in out.splitlines() if x.strip().startswith("mesh:")]
+        self.assertEqual(len(lines), 2, out)
+        self.assertTrue(all("direct, job" in x for x in lines), out)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
  *
  *   devices add CONN...     Manager1.AddDevice
  *   rename DEVICE NAME      Device1.Name
+ *   direct-device TARGET DEVICE|none   Device1.DirectDevice
  *   probe DEVICE...         Device1.Probe
  *   forget DEVICE...        Device1.Forget
  *   images delete IMAGE...  Manager1.GetImage, Image1.Delete
@@ -36,6 +37,7 @@ struct change_ctx {
         json_t *devices;            /* REST-shaped, for DEVICE arguments */
         json_t *out;                /* the --json list */
         const char *name;           /* rename */
+        const char *direct;         /* direct-device: the device, or "none" */
 };
 
 typedef int (*change_fn)(struct change_ctx *cc, const char *arg);
@@ -95,6 +97,32 @@ static int rename_device(struct change_ctx *cc, const char *spec) {
         r = sd_bus_set_property(cc->client->bus, CTL_BUS_NAME, path, CTL_DEVICE_IFACE, "Name", &error, "s", cc->name);
         if (r < 0)
                 return client_fail(cc->client, &error, r, "rename");
+        r = get_rest_object(cc->client, path, CTL_DEVICE_IFACE, &dev);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return out_append(cc, dev);
+}
+
+/* A mesh target's direct device, "none" for none. */
+static int set_direct_device(struct change_ctx *cc, const char *spec) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        char path[64], direct_path[64];
+        uint64_t id, direct = 0;
+        json_t *dev = NULL;
+        int r;
+
+        r = device_path(cc, spec, path, sizeof(path), &id);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (!streq(cc->direct, "none")) {
+                r = device_path(cc, cc->direct, direct_path, sizeof(direct_path), &direct);
+                if (r != CTL_EXIT_OK)
+                        return r;
+        }
+        r = sd_bus_set_property(cc->client->bus, CTL_BUS_NAME, path, CTL_DEVICE_IFACE, "DirectDevice", &error, "t",
+                                direct);
+        if (r < 0)
+                return client_fail(cc->client, &error, r, "direct-device");
         r = get_rest_object(cc->client, path, CTL_DEVICE_IFACE, &dev);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -219,6 +247,10 @@ static int run_change(struct ctl_context *ctx, const struct change_cmd *cmd, int
                 cc.name = a.args[1];
                 a.n_args = 1;
         }
+        if (cmd->fn == set_direct_device) {
+                cc.direct = a.args[1];
+                a.n_args = 1;
+        }
         for (int i = 0; i < a.n_args; i++) {
                 r = cmd->fn(&cc, a.args[i]);
                 if (r != CTL_EXIT_OK)
@@ -250,6 +282,18 @@ static const struct change_cmd rename_cmd = {
           "from the next probe.",
           0, 2, 2 },
         "devices", true, rename_device,
+};
+
+static const struct change_cmd direct_device_cmd = {
+        { "direct-device TARGET DEVICE|none [--json] [--bus BUS]",
+          "Names the direct device of a Bluetooth Mesh target (TARGET: its id or mesh:\n"
+          "connection string): the device that is the same node over a link of its own\n"
+          "(GATT, ...), so that a rollout may update the target by a job to it instead\n"
+          "of through its Distributor when that is faster.  \"none\" removes it.",
+          0, 2, 2 },
+        "devices",
+        true,
+        set_direct_device,
 };
 
 static const struct change_cmd probe_cmd = {
@@ -300,6 +344,10 @@ int cmd_devices_add(struct ctl_context *ctx, int argc, char *argv[]) {
 
 int cmd_rename(struct ctl_context *ctx, int argc, char *argv[]) {
         return run_change(ctx, &rename_cmd, argc, argv);
+}
+
+int cmd_direct_device(struct ctl_context *ctx, int argc, char *argv[]) {
+        return run_change(ctx, &direct_device_cmd, argc, argv);
 }
 
 int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]) {

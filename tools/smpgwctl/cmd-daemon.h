@@ -27,6 +27,7 @@ int cmd_watch(struct ctl_context *ctx, int argc, char *argv[]);
 /* cmd-daemon-change.c */
 int cmd_devices_add(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_rename(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_direct_device(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]);

@@ -455,11 +455,17 @@ static void print_rollout(const json_t *r) {
         json_array_foreach(json_object_get(r, "failures"), i, f)
                 printf("  failed:      device %" PRIu64 " (wave %" PRIu64 "): %s\n", json_u64(f, "device"),
                        json_u64(f, "wave"), json_str(f, "reason"));
-        /* Mesh targets: the distribution each went in and its phase there. */
-        json_array_foreach(json_object_get(r, "mesh_members"), i, f)
-                printf("  mesh:        device %" PRIu64 ": distribution %" PRIu64 ", phase %s, %s\n",
-                       json_u64(f, "device"), json_u64(f, "distribution"),
-                       json_str(f, "mesh_phase")[0] ? json_str(f, "mesh_phase") : "-", json_str(f, "state"));
+        /* Mesh targets: the distribution each went in and its phase there,
+         * or the job to its direct device. */
+        json_array_foreach(json_object_get(r, "mesh_members"), i, f) {
+                if (streq(json_str(f, "path"), "direct"))
+                        printf("  mesh:        device %" PRIu64 ": direct, job %" PRIu64 ", %s\n",
+                               json_u64(f, "device"), json_u64(f, "job"), json_str(f, "state"));
+                else
+                        printf("  mesh:        device %" PRIu64 ": distribution %" PRIu64 ", phase %s, %s\n",
+                               json_u64(f, "device"), json_u64(f, "distribution"),
+                               json_str(f, "mesh_phase")[0] ? json_str(f, "mesh_phase") : "-", json_str(f, "state"));
+        }
 }
 
 static int wait_finished(struct client *c, const char *path, json_t **ret) {

@@ -634,6 +634,10 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                         json_object_set_new(o, "updated", json_string(buf));
                 } else
                         json_object_set_new(o, "updated", json_null());
+                json_object_set_new(o, "direct_device",
+                                    json_u64(v, "direct_device")
+                                            ? json_integer((json_int_t) json_u64(v, "direct_device"))
+                                            : json_null());
                 return o;
         }
         case FIELD_HAWKBIT: {

@@ -51,6 +51,8 @@ static const struct ctl_command commands[] = {
         { "device", NULL, "ID|CONN [labels [...]]", "Show one device smpgwd knows, with its slots; or its labels",
           cmd_device_show },
         { "rename", NULL, "DEVICE NAME", "Name a device (\"\": back to its default name)", cmd_rename },
+        { "direct-device", NULL, "TARGET DEVICE|none", "Name the device that reaches a mesh target directly",
+          cmd_direct_device },
         { "probe", NULL, "DEVICE...", "Have smpgwd read devices again now", cmd_probe },
         { "forget", NULL, "DEVICE...", "Have smpgwd forget devices and their history", cmd_forget },
         { "images", "add", "FILE", "Store an image file in smpgwd; prints its id", cmd_images_add },
