@@ -73,6 +73,18 @@ static void test_strings_parse_back(void) {
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 expect_string(strings[i]);
+        /* Long enough to grow the buffer inside a string, at every offset
+         * of an escape or a multibyte sequence. */
+        char long_string[20000];
+        static const char *const pieces[] = { "a", "\x01", "\"", "\xc3\xa9", "\xf0\x9f\x98\x80", "\\", "bc" };
+        for (size_t start = 0; start < ELEMENTSOF(pieces); start++) {
+                size_t n = 0;
+                for (size_t i = start; n + 8 < sizeof(long_string); i++) {
+                        strcpy(long_string + n, pieces[i % ELEMENTSOF(pieces)]);
+                        n += strlen(pieces[i % ELEMENTSOF(pieces)]);
+                }
+                expect_string(long_string);
+        }
 }
 
 static void test_grows(void) {
