@@ -57,6 +57,7 @@ struct device *device_free(struct device *d) {
         free(d->bootloader);
         free(d->last_error);
         strv_free_n(d->labels, d->n_labels);
+        device_slots_release(d->slots);
         free(d->role);
         free(d->mesh);
         free(d);
@@ -135,6 +136,16 @@ void device_set_state(struct device *d, enum device_state s) {
                         device_state_to_string(s));
         d->state = s;
         d->dirty = true;
+}
+
+int device_set_slots(struct device *d, const struct smp_update_snapshot *snap) {
+        const struct smp_update_snapshot *shared = device_slots_share(&d->manager->slots_shared, snap);
+
+        if (!shared)
+                return -ENOMEM;
+        device_slots_release(d->slots);
+        d->slots = shared;
+        return 0;
 }
 
 void device_mark_seen(struct device *d) {
@@ -370,6 +381,7 @@ static int device_new_from(struct manager *m, const char *conn, const char *sche
         if (!d)
                 return -ENOMEM;
         d->manager = m;
+        d->slots = &device_slots_none;
         d->conn = strdup(conn);
         if (!d->conn)
                 return -ENOMEM;

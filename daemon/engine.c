@@ -530,8 +530,8 @@ static int filter_image(struct manager *m, const char *ref, char ret_hash[static
 }
 
 static bool device_has_image(const struct device *d, const char *hash) {
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_update_slot *s = &d->slots.slots[i];
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *s = &d->slots->slots[i];
                 char hex[2 * sizeof(s->hash) + 1];
 
                 if (!s->present || s->hash_len == 0)

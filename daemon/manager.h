@@ -131,6 +131,8 @@ struct manager {
         /* Indexes of the same objects (model-index.h), kept by
          * manager_attach_*() and manager_detach_*(). */
         struct device *devices_by_id, *devices_by_conn;
+        /* The devices' slot lists, one of each (device-slots.h). */
+        struct device_slots_entry *slots_shared;
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];

@@ -54,10 +54,10 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
         images = json_array();
         if (!images)
                 return NULL;
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                if (!d->slots.slots[i].present)
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                if (!d->slots->slots[i].present)
                         continue;
-                if (json_array_append_new(images, json_slot(&d->slots.slots[i])) < 0) {
+                if (json_array_append_new(images, json_slot(&d->slots->slots[i])) < 0) {
                         json_decref(images);
                         return NULL;
                 }
@@ -166,8 +166,8 @@ static void device_write(struct rest_text *t, const struct device *d) {
         KEY(t, "images");
         rest_text_putc(t, '[');
         bool first = true;
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_update_slot *sl = &d->slots.slots[i];
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *sl = &d->slots->slots[i];
                 char hash[2 * sizeof(sl->hash) + 1];
                 if (!sl->present)
                         continue;
