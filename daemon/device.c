@@ -66,17 +66,24 @@ struct device *device_free(struct device *d) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
 
 struct device *manager_find_device(struct manager *m, uint64_t id) {
-        struct device *d;
+        /* m->devices is in id order (manager_attach_device()). */
+        size_t lo = 0, hi = m->n_devices;
 
-        HASH_FIND(hh_id, m->devices_by_id, &id, sizeof(id), d);
-        return d;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                uint64_t at = m->devices[mid]->id;
+                if (at == id)
+                        return m->devices[mid];
+                if (at < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
 }
 
 static struct device *find_device_by_exact_conn(struct manager *m, const char *conn) {
-        struct device *d;
-
-        HASH_FIND(hh_conn, m->devices_by_conn, conn, strlen(conn), d);
-        return d;
+        return device_conn_index_find(&m->devices_by_conn, conn);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);

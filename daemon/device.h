@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device-index.h"
 #include "device-slots.h"
 #include "model-index.h"
 #include "smpgw/smp-update.h"
@@ -92,7 +93,6 @@ struct device {
         unsigned n_unfinished_jobs;
         bool dirty;
         bool slots_dirty;
-        UT_hash_handle hh_id, hh_conn; /* the manager's indexes (model-index.h) */
 };
 
 /* Mesh targets' connection strings (mesh-conn.c says why the daemon
