@@ -445,15 +445,21 @@ static void test_round_trip(void) {
         struct smp_update_snapshot snap = {};
         snap.n_slots = 2;
         snap.slots[0] = (struct smp_update_slot) {
-                .present = true, .image = 0, .slot = 0, .version = "1.2.3", .hash_len = 32,
-                .bootable = true, .confirmed = true, .active = true,
+                .present = true,
+                .image = 0,
+                .slot = 0,
+                .version = "1.2.3",
+                .hash_len = 32,
+                .bootable = true,
+                .confirmed = true,
+                .active = true,
         };
         memset(snap.slots[0].hash, 0xab, 32);
         snap.slots[1] = (struct smp_update_slot) {
                 /* as smpgwd before versions were normalized stored it:
                  * Zephyr's spelling, read back as MCUboot's */
-                .present = true, .image = 0, .slot = 1, .version = "1.3.0.7", .hash_len = 32,
-                .bootable = true, .pending = true,
+                .present = true, .image = 0,       .slot = 1,       .version = "1.3.0.7",
+                .hash_len = 32,  .bootable = true, .pending = true,
         };
         memset(snap.slots[1].hash, 0x01, 32);
         d->manager = m;
@@ -1863,9 +1869,10 @@ static void test_storage_faults_at_every_point(void) {
 
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history),
-          TEST(test_history_burst_kept), TEST(test_commits_counted), TEST(test_device_delete_cascades),
-          TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows), TEST(test_upgrade_from_v3_keeps_rows),
-          TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted), TEST(test_store_add),
-          TEST(test_store_refusals), TEST(test_store_remove_and_map), TEST(test_store_init_cleans),
-          TEST(test_crash_consistency), TEST(test_storage_faults_at_every_point))
+          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags),
+          TEST(test_history), TEST(test_history_burst_kept), TEST(test_commits_counted),
+          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
+          TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before),
+          TEST(test_interrupted_attempt_not_counted), TEST(test_store_add), TEST(test_store_refusals),
+          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency),
+          TEST(test_storage_faults_at_every_point))

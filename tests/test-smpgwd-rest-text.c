@@ -67,9 +67,19 @@ static void expect_string(const char *s) {
 
 static void test_strings_parse_back(void) {
         static const char *const strings[] = {
-                "", "plain", "re\"named\\ \xc3\xa9", "tab\there\nline\r\b\f", "\x01\x1f\x7f", "\xe2\x80\xa8 sep",
-                "\xf0\x9f\x98\x80", "bad \xff", "cut \xe2\x82", "overlong \xc0\xaf", "surrogate \xed\xa0\x80",
-                "/slash", NULL,
+                "",
+                "plain",
+                "re\"named\\ \xc3\xa9",
+                "tab\there\nline\r\b\f",
+                "\x01\x1f\x7f",
+                "\xe2\x80\xa8 sep",
+                "\xf0\x9f\x98\x80",
+                "bad \xff",
+                "cut \xe2\x82",
+                "overlong \xc0\xaf",
+                "surrogate \xed\xa0\x80",
+                "/slash",
+                NULL,
         };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 expect_string(strings[i]);
