@@ -101,10 +101,10 @@ static int device_get_images(sd_bus *bus, const char *path, const char *interfac
         r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "a{sv}");
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                if (!d->slots.slots[i].present)
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                if (!d->slots->slots[i].present)
                         continue;
-                r = append_slot(reply, &d->slots.slots[i]);
+                r = append_slot(reply, &d->slots->slots[i]);
                 if (r < 0)
                         return r;
         }

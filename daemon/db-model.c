@@ -284,7 +284,7 @@ static int write_snapshot(struct db *db, enum db_stmt_id delete_id, enum db_stmt
 }
 
 static int device_write_slots(struct db *db, const struct device *d) {
-        return write_snapshot(db, DB_STMT_SLOTS_DELETE, DB_STMT_SLOT_INSERT, d->id, &d->slots);
+        return write_snapshot(db, DB_STMT_SLOTS_DELETE, DB_STMT_SLOT_INSERT, d->id, d->slots);
 }
 
 static int job_write_before(struct db *db, const struct job *j) {
@@ -401,6 +401,7 @@ static int load_devices(struct db *db, struct manager *m) {
                 if (!d)
                         return -ENOMEM;
                 d->manager = m;
+                d->slots = &device_slots_none;
                 d->id = column_u64(stmt, 0);
                 if ((r = column_strdup(stmt, 1, &d->conn)) < 0 || (r = column_strdup(stmt, 3, &d->address)) < 0 ||
                     (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
@@ -433,7 +434,11 @@ static int load_devices(struct db *db, struct manager *m) {
                 }
                 d->smp_version = (uint8_t) sqlite3_column_int(stmt, 17);
 
-                r = load_snapshot(db, slots, d->id, d, NULL, &d->slots);
+                struct smp_update_snapshot snap;
+                r = load_snapshot(db, slots, d->id, d, NULL, &snap);
+                if (r < 0)
+                        return r;
+                r = device_set_slots(d, &snap);
                 if (r < 0)
                         return r;
 
@@ -696,7 +701,7 @@ int db_device_insert(struct db *db, struct device *d) {
         }
         if (r >= 0) {
                 d->id = (uint64_t) sqlite3_last_insert_rowid(db->sqlite);
-                if (d->slots.n_slots > 0)
+                if (d->slots->n_slots > 0)
                         r = device_write_slots(db, d);
         }
         if (r >= 0)

@@ -57,6 +57,7 @@ struct device *device_free(struct device *d) {
         free(d->bootloader);
         free(d->last_error);
         strv_free_n(d->labels, d->n_labels);
+        device_slots_release(d->slots);
         free(d->role);
         free(d->mesh);
         free(d);
@@ -65,17 +66,24 @@ struct device *device_free(struct device *d) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct device *, device_free);
 
 struct device *manager_find_device(struct manager *m, uint64_t id) {
-        struct device *d;
+        /* m->devices is in id order (manager_attach_device()). */
+        size_t lo = 0, hi = m->n_devices;
 
-        HASH_FIND(hh_id, m->devices_by_id, &id, sizeof(id), d);
-        return d;
+        while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                uint64_t at = m->devices[mid]->id;
+                if (at == id)
+                        return m->devices[mid];
+                if (at < id)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        return NULL;
 }
 
 static struct device *find_device_by_exact_conn(struct manager *m, const char *conn) {
-        struct device *d;
-
-        HASH_FIND(hh_conn, m->devices_by_conn, conn, strlen(conn), d);
-        return d;
+        return device_conn_index_find(&m->devices_by_conn, conn);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);
@@ -135,6 +143,16 @@ void device_set_state(struct device *d, enum device_state s) {
                         device_state_to_string(s));
         d->state = s;
         d->dirty = true;
+}
+
+int device_set_slots(struct device *d, const struct smp_update_snapshot *snap) {
+        const struct smp_update_snapshot *shared = device_slots_share(&d->manager->slots_shared, snap);
+
+        if (!shared)
+                return -ENOMEM;
+        device_slots_release(d->slots);
+        d->slots = shared;
+        return 0;
 }
 
 void device_mark_seen(struct device *d) {
@@ -370,6 +388,7 @@ static int device_new_from(struct manager *m, const char *conn, const char *sche
         if (!d)
                 return -ENOMEM;
         d->manager = m;
+        d->slots = &device_slots_none;
         d->conn = strdup(conn);
         if (!d->conn)
                 return -ENOMEM;

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "device-index.h"
+#include "device-slots.h"
 #include "model-index.h"
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
@@ -68,7 +70,11 @@ struct device {
         char *bootloader;             /* bootloader name, may be NULL */
         uint8_t smp_version;          /* 0 unknown, 1 or 2 */
         char *last_error;             /* the last probe's error, may be NULL */
-        struct smp_update_snapshot slots;
+        /* Its image slots as last read: never NULL, device_slots_none or
+         * a list shared with the devices that report the same
+         * (device-slots.h); replaced by device_set_slots(), never
+         * written through. */
+        const struct smp_update_snapshot *slots;
         /* Labels users attach (device_label rows), sorted, distinct, at
          * most DEVICE_LABELS_MAX; written at once when set. */
         char **labels;
@@ -91,7 +97,6 @@ struct device {
         unsigned n_unfinished_jobs;
         bool dirty;
         bool slots_dirty;
-        UT_hash_handle hh_id, hh_conn; /* the manager's indexes (model-index.h) */
 };
 
 /* Mesh targets' connection strings (mesh-conn.c says why the daemon
@@ -154,6 +159,10 @@ bool device_has_label(const struct device *d, const char *label);
  * which), -E2BIG (too many), -ENOMEM, or the database's error (nothing
  * changed then). */
 int device_set_labels(struct device *d, const char *const *labels, size_t n, size_t *ret_index);
+/* Replaces d's slot list by (the shared copy of) snap; d->manager's
+ * table holds it.  Marking it dirty or telling anyone is the caller's.
+ * 0, or -ENOMEM (d keeps its list). */
+int device_set_slots(struct device *d, const struct smp_update_snapshot *snap);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);

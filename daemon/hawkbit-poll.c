@@ -145,8 +145,8 @@ static void send_attributes(struct hawkbit_target *t, const char *href) {
                 snprintf(buf, sizeof(buf), "%d", d->rssi);
                 set_string(data, "rssi", buf);
         }
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_update_slot *s = &d->slots.slots[i];
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *s = &d->slots->slots[i];
                 char key[48], hex[65];
                 if (!s->present)
                         continue;

@@ -99,7 +99,7 @@ int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash
         for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
                 r = resolve_candidate(m->jobs[i]->image_id, ref, n, found);
         for (size_t i = 0; r >= 0 && i < m->n_devices; i++) {
-                const struct smp_update_snapshot *snap = &m->devices[i]->slots;
+                const struct smp_update_snapshot *snap = m->devices[i]->slots;
                 for (size_t k = 0; r >= 0 && k < snap->n_slots && k < SMP_UPDATE_SLOTS_MAX; k++) {
                         const struct smp_update_slot *s = &snap->slots[k];
                         if (!s->present || s->hash_len != IMAGE_ID_LEN / 2)

@@ -418,10 +418,9 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         if (d) {
                 if (r->upload.path_mtu)
                         d->path_mtu = r->upload.path_mtu;
-                if (r->after.n_slots > 0) {
-                        d->slots = r->after;
+                /* Out of memory keeps the old list: the next probe reads it again. */
+                if (r->after.n_slots > 0 && device_set_slots(d, &r->after) >= 0)
                         d->slots_dirty = true;
-                }
                 if (r->error == 0 || r->outcome != SMP_UPDATE_OUTCOME_NONE) {
                         device_mark_seen(d);
                         d->last_probe_usec = d->last_seen_usec;

@@ -108,22 +108,26 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(char **, smp_strv_free);
         } while (0)
 
 int manager_attach_device(struct manager *m, struct device *d) {
-        bool hash_oom = false;
+        size_t at;
         int r;
 
         d->manager = m;
-        HASH_ADD(hh_id, m->devices_by_id, id, sizeof(d->id), d);
-        if (hash_oom)
-                return -ENOMEM;
-        HASH_ADD_KEYPTR(hh_conn, m->devices_by_conn, d->conn, strlen(d->conn), d);
-        if (!hash_oom) {
-                r = ARRAY_APPEND(m->devices, m->n_devices, d);
-                if (r >= 0)
-                        return 0;
-                HASH_DELETE(hh_conn, m->devices_by_conn, d);
+        r = device_conn_index_add(&m->devices_by_conn, d);
+        if (r < 0)
+                return r;
+        r = ARRAY_APPEND(m->devices, m->n_devices, d);
+        if (r < 0) {
+                device_conn_index_remove(&m->devices_by_conn, d);
+                return r;
         }
-        HASH_DELETE(hh_id, m->devices_by_id, d);
-        return -ENOMEM;
+        /* The array is the index by id (manager_find_device()): kept in
+         * id order.  Devices come in that order (loaded ORDER BY id, new
+         * ids are larger), so this moves nothing but for a caller that
+         * attaches out of order. */
+        for (at = m->n_devices - 1; at > 0 && m->devices[at - 1]->id > d->id; at--)
+                m->devices[at] = m->devices[at - 1];
+        m->devices[at] = d;
+        return 0;
 }
 
 int manager_attach_image(struct manager *m, struct image *img) {
@@ -160,8 +164,7 @@ int manager_attach_job(struct manager *m, struct job *j) {
 }
 
 void manager_detach_device(struct manager *m, struct device *d) {
-        HASH_DELETE(hh_id, m->devices_by_id, d);
-        HASH_DELETE(hh_conn, m->devices_by_conn, d);
+        device_conn_index_remove(&m->devices_by_conn, d);
         ARRAY_REMOVE(m->devices, m->n_devices, d);
 }
 
@@ -179,8 +182,7 @@ void manager_detach_job(struct manager *m, struct job *j) {
 }
 
 void manager_clear_indexes(struct manager *m) {
-        HASH_CLEAR(hh_id, m->devices_by_id);
-        HASH_CLEAR(hh_conn, m->devices_by_conn);
+        device_conn_index_clear(&m->devices_by_conn);
         HASH_CLEAR(hh, m->images_by_id);
         HASH_CLEAR(hh, m->jobs_by_id);
 }

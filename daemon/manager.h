@@ -130,7 +130,9 @@ struct manager {
         size_t n_jobs;
         /* Indexes of the same objects (model-index.h), kept by
          * manager_attach_*() and manager_detach_*(). */
-        struct device *devices_by_id, *devices_by_conn;
+        struct device_conn_index devices_by_conn; /* by id: devices[] itself, in id order */
+        /* The devices' slot lists, one of each (device-slots.h). */
+        struct device_slots_entry *slots_shared;
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];

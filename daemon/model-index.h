@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The manager's indexes of the model (devices by id and by connection
- * string, jobs by id) are uthash tables (Debian's uthash-dev, one
+ * The manager's indexes of images and jobs by id, and the shared slot
+ * lists (device-slots.h), are uthash tables (Debian's uthash-dev, one
  * header): the handles live in the objects, the tables hang off the
- * manager.  Only manager.c adds to and removes from them.
+ * manager.  Only manager.c adds to and removes from them.  Devices, many
+ * and small, have leaner indexes (device-index.h).
  *
  * uthash exits the process when it cannot allocate, unless told
  * otherwise: here a failed add leaves the element out and sets the

@@ -133,9 +133,9 @@ static void slots_changed_history(struct device *d, const struct smp_update_snap
         for (size_t i = 0; i < before->n_slots; i++)
                 if (before->slots[i].active)
                         snprintf(was, sizeof(was), "%s", before->slots[i].version);
-        for (size_t i = 0; i < d->slots.n_slots; i++)
-                if (d->slots.slots[i].active)
-                        snprintf(now, sizeof(now), "%s", d->slots.slots[i].version);
+        for (size_t i = 0; i < d->slots->n_slots; i++)
+                if (d->slots->slots[i].active)
+                        snprintf(now, sizeof(now), "%s", d->slots->slots[i].version);
         if (strcmp(was, now) != 0)
                 manager_history(d->manager, "device-image", d, NULL, NULL, "active image %s → %s", was, now);
 }
@@ -267,9 +267,13 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
                         probe_finish(p, r, "malformed image state answer");
                         return;
                 }
-                if (!snapshot_equal(&snap, &d->slots)) {
-                        struct smp_update_snapshot before = d->slots;
-                        d->slots = snap;
+                if (!snapshot_equal(&snap, d->slots)) {
+                        struct smp_update_snapshot before = *d->slots;
+                        r = device_set_slots(d, &snap);
+                        if (r < 0) {
+                                probe_finish(p, r, "out of memory");
+                                return;
+                        }
                         d->slots_dirty = true;
                         slots_changed_history(d, &before);
                 }

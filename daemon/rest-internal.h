@@ -206,10 +206,6 @@ int rest_find_job(struct rest_request *req, struct job **ret);
 json_t *rest_json_time(uint64_t realtime_usec);
 /* NULL-safe string: JSON null for NULL. */
 json_t *rest_json_string_or_null(const char *s);
-/* The same two as JSON text onto f, without building values: for list
- * pages, where the jansson objects cost 20 µs a device. */
-void rest_json_write_time(FILE *f, uint64_t realtime_usec);
-void rest_json_write_string_or_null(FILE *f, const char *s);
 
 json_t *rest_json_device(struct manager *m, const struct device *d);
 /* A device's labels as a JSON array. */

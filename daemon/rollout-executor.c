@@ -530,8 +530,8 @@ static void wave_tally(const struct rollout *r, uint32_t wave, struct rollout_wa
 }
 
 static bool device_runs_image(const struct rollout *r, const struct device *d) {
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_update_slot *s = &d->slots.slots[i];
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *s = &d->slots->slots[i];
                 char hash[2 * sizeof(s->hash) + 1];
 
                 if (!s->present || !s->active)

@@ -192,9 +192,9 @@ int rollout_candidate_of(struct manager *m, const struct device *d, struct rollo
                 .last_seen_usec = d->last_seen_usec,
                 .absent = d->state == DEVICE_ABSENT,
         };
-        for (size_t i = 0; i < d->slots.n_slots && i < SMP_UPDATE_SLOTS_MAX; i++)
-                if (d->slots.slots[i].present && d->slots.slots[i].active && d->slots.slots[i].image == 0)
-                        active = &d->slots.slots[i];
+        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++)
+                if (d->slots->slots[i].present && d->slots->slots[i].active && d->slots->slots[i].image == 0)
+                        active = &d->slots->slots[i];
         if (active) {
                 char *hash = malloc(2 * sizeof(active->hash) + 1);
                 if (!hash)

@@ -368,7 +368,7 @@ static void upgrade(const struct fixture *fx) {
         ASSERT_EQ(m->n_jobs, fx->jobs);
         size_t slots = 0;
         for (size_t i = 0; i < m->n_devices; i++)
-                slots += m->devices[i]->slots.n_slots;
+                slots += m->devices[i]->slots->n_slots;
         ASSERT_TRUE(slots > 0);
         /* The jobs make-fixture.py left: 1 succeeded, 2 failed after a
          * revert, 3 interrupted mid-upload by SIGTERM, 4 cancelled. */
@@ -393,6 +393,7 @@ static void upgrade(const struct fixture *fx) {
         struct device *d = calloc(1, sizeof(*d));
         ASSERT_TRUE(d);
         d->conn = strdup("udp:10.9.9.9:1337");
+        d->slots = &device_slots_none;
         snprintf(d->transport, sizeof(d->transport), "udp");
         snprintf(d->source, sizeof(d->source), "rest");
         d->first_seen_usec = d->last_seen_usec = 1700000000000000ull;
@@ -403,6 +404,7 @@ static void upgrade(const struct fixture *fx) {
         struct device *d2 = calloc(1, sizeof(*d2));
         ASSERT_TRUE(d2);
         d2->conn = strdup("udp:10.9.9.10:1337");
+        d2->slots = &device_slots_none;
         snprintf(d2->transport, sizeof(d2->transport), "udp");
         snprintf(d2->source, sizeof(d2->source), "rest");
         d2->first_seen_usec = d2->last_seen_usec = 1700000000000000ull;

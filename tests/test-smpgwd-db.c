@@ -255,6 +255,7 @@ static struct device *device_new_test(const char *conn) {
         struct device *d = calloc(1, sizeof(*d));
         ASSERT_TRUE(d);
         d->conn = strdup(conn);
+        d->slots = &device_slots_none;
         snprintf(d->transport, sizeof(d->transport), "udp");
         snprintf(d->source, sizeof(d->source), "rest");
         d->first_seen_usec = d->last_seen_usec = 1700000000000000ull;
@@ -264,6 +265,7 @@ static struct device *device_new_test(const char *conn) {
 /* Inserts and attaches a device. */
 static struct device *add_device(struct manager *m, const char *conn) {
         struct device *d = device_new_test(conn);
+        d->manager = m;
         ASSERT_OK(db_device_insert(m->db, d));
         ASSERT_TRUE(d->id > 0);
         ASSERT_OK(manager_attach_device(m, d));
@@ -441,19 +443,28 @@ static void test_round_trip(void) {
         d->os_info = strdup("Zephyr 3.5.0");
         d->bootloader = strdup("MCUboot");
         d->smp_version = 2;
-        d->slots.n_slots = 2;
-        d->slots.slots[0] = (struct smp_update_slot) {
-                .present = true, .image = 0, .slot = 0, .version = "1.2.3", .hash_len = 32,
-                .bootable = true, .confirmed = true, .active = true,
+        struct smp_update_snapshot snap = {};
+        snap.n_slots = 2;
+        snap.slots[0] = (struct smp_update_slot) {
+                .present = true,
+                .image = 0,
+                .slot = 0,
+                .version = "1.2.3",
+                .hash_len = 32,
+                .bootable = true,
+                .confirmed = true,
+                .active = true,
         };
-        memset(d->slots.slots[0].hash, 0xab, 32);
-        d->slots.slots[1] = (struct smp_update_slot) {
+        memset(snap.slots[0].hash, 0xab, 32);
+        snap.slots[1] = (struct smp_update_slot) {
                 /* as smpgwd before versions were normalized stored it:
                  * Zephyr's spelling, read back as MCUboot's */
-                .present = true, .image = 0, .slot = 1, .version = "1.3.0.7", .hash_len = 32,
-                .bootable = true, .pending = true,
+                .present = true, .image = 0,       .slot = 1,       .version = "1.3.0.7",
+                .hash_len = 32,  .bootable = true, .pending = true,
         };
-        memset(d->slots.slots[1].hash, 0x01, 32);
+        memset(snap.slots[1].hash, 0x01, 32);
+        d->manager = m;
+        ASSERT_OK(device_set_slots(d, &snap));
         ASSERT_OK(db_device_insert(m->db, d));
         ASSERT_OK(manager_attach_device(m, d));
         struct device *plain = add_device(m, "udp:10.0.0.2:1337");
@@ -511,22 +522,22 @@ static void test_round_trip(void) {
         ASSERT_STREQ(d->bootloader, "MCUboot");
         ASSERT_EQ(d->smp_version, 2);
         ASSERT_TRUE(d->last_error == NULL);
-        ASSERT_EQ(d->slots.n_slots, 2);
-        ASSERT_TRUE(d->slots.slots[0].present && d->slots.slots[0].active && d->slots.slots[0].confirmed);
-        ASSERT_TRUE(!d->slots.slots[0].pending);
-        ASSERT_STREQ(d->slots.slots[1].version, "1.3.0+7");
-        ASSERT_EQ(d->slots.slots[1].slot, 1);
-        ASSERT_TRUE(d->slots.slots[1].pending && !d->slots.slots[1].active);
-        ASSERT_EQ(d->slots.slots[1].hash_len, 32);
-        ASSERT_EQ(d->slots.slots[1].hash[31], 0x01);
-        ASSERT_EQ(d->slots.slots[0].hash[0], 0xab);
+        ASSERT_EQ(d->slots->n_slots, 2);
+        ASSERT_TRUE(d->slots->slots[0].present && d->slots->slots[0].active && d->slots->slots[0].confirmed);
+        ASSERT_TRUE(!d->slots->slots[0].pending);
+        ASSERT_STREQ(d->slots->slots[1].version, "1.3.0+7");
+        ASSERT_EQ(d->slots->slots[1].slot, 1);
+        ASSERT_TRUE(d->slots->slots[1].pending && !d->slots->slots[1].active);
+        ASSERT_EQ(d->slots->slots[1].hash_len, 32);
+        ASSERT_EQ(d->slots->slots[1].hash[31], 0x01);
+        ASSERT_EQ(d->slots->slots[0].hash[0], 0xab);
         ASSERT_TRUE(!d->dirty && !d->slots_dirty);
 
         plain = m->devices[1];
         ASSERT_TRUE(!plain->has_rssi && !plain->has_params && plain->address == NULL);
         ASSERT_EQ(plain->last_probe_usec, 0);
         ASSERT_EQ(plain->state, DEVICE_NEW);
-        ASSERT_EQ(plain->slots.n_slots, 0);
+        ASSERT_EQ(plain->slots->n_slots, 0);
 
         ASSERT_EQ(m->n_images, 1);
         img = m->images[0];
@@ -584,6 +595,46 @@ static int count_commit(void *userdata) {
         return 0;
 }
 
+/* Devices that report the same slots share one copy (device-slots.h);
+ * bytes that say nothing (past a hash's length, unused slots) do not
+ * make two lists differ; a change replaces only that device's list; the
+ * last device to let go of a list frees it (ASan: no leak). */
+static void test_slots_shared(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        struct device *a = add_device(m, "udp:10.0.0.1:1337");
+        struct device *b = add_device(m, "udp:10.0.0.2:1337");
+        struct smp_update_snapshot one = { .n_slots = 1 }, same;
+
+        ASSERT_TRUE(a->slots == &device_slots_none && a->slots->n_slots == 0);
+        one.slots[0] = (struct smp_update_slot) { .present = true, .version = "1.0.0", .hash_len = 4, .active = true };
+        memset(&same, 0x5a, sizeof(same));
+        same.n_slots = 1;
+        same.slots[0] = one.slots[0];
+        memset(same.slots[0].hash + 4, 0x77, sizeof(same.slots[0].hash) - 4);
+        snprintf(same.slots[0].version, sizeof(same.slots[0].version), "1.0.0");
+        ASSERT_OK(device_set_slots(a, &one));
+        ASSERT_OK(device_set_slots(b, &same));
+        ASSERT_TRUE(a->slots == b->slots);
+        ASSERT_EQ(HASH_CNT(hh, m->slots_shared), 1);
+        ASSERT_STREQ(b->slots->slots[0].version, "1.0.0");
+        ASSERT_EQ(b->slots->slots[1].hash[0], 0);
+
+        one.slots[0].version[0] = '2';
+        ASSERT_OK(device_set_slots(b, &one));
+        ASSERT_TRUE(a->slots != b->slots);
+        ASSERT_STREQ(a->slots->slots[0].version, "1.0.0");
+        ASSERT_STREQ(b->slots->slots[0].version, "2.0.0");
+        ASSERT_EQ(HASH_CNT(hh, m->slots_shared), 2);
+        ASSERT_OK(device_set_slots(a, &one));
+        ASSERT_TRUE(a->slots == b->slots);
+        ASSERT_EQ(HASH_CNT(hh, m->slots_shared), 1);
+        ASSERT_OK(device_set_slots(a, &(struct smp_update_snapshot) {}));
+        ASSERT_TRUE(a->slots == &device_slots_none);
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
 static void test_flush_writes_dirty_only(void) {
         char *dir = tmpdir_new();
         struct manager *m = test_manager_open(dir);
@@ -600,8 +651,9 @@ static void test_flush_writes_dirty_only(void) {
         a->name = strdup("renamed");
         a->dirty = true;
         b->name = strdup("changed in memory only");
-        a->slots.n_slots = 1;
-        a->slots.slots[0] = (struct smp_update_slot) { .present = true, .version = "2.0.0", .hash_len = 4 };
+        struct smp_update_snapshot snap = { .n_slots = 1 };
+        snap.slots[0] = (struct smp_update_slot) { .present = true, .version = "2.0.0", .hash_len = 4 };
+        ASSERT_OK(device_set_slots(a, &snap));
         a->slots_dirty = true;
         ASSERT_OK(db_flush(m->db, m));
         ASSERT_TRUE(!a->dirty && !a->slots_dirty && !b->dirty);
@@ -616,9 +668,10 @@ static void test_flush_writes_dirty_only(void) {
         ASSERT_STREQ(hash, "00000000");
 
         /* Slots replaced, not added to. */
-        a->slots.slots[0].version[0] = '3';
-        a->slots.slots[1] = (struct smp_update_slot) { .present = true, .slot = 1, .version = "3.1.0" };
-        a->slots.n_slots = 2;
+        snap.slots[0].version[0] = '3';
+        snap.slots[1] = (struct smp_update_slot) { .present = true, .slot = 1, .version = "3.1.0" };
+        snap.n_slots = 2;
+        ASSERT_OK(device_set_slots(a, &snap));
         a->slots_dirty = true;
         ASSERT_OK(db_flush(m->db, m));
         ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM device_slots"), 2);
@@ -800,8 +853,9 @@ static void test_device_delete_cascades(void) {
         image_free(img);
         add_job(m, a->id, ID_P256, JOB_SUCCEEDED);
         add_job(m, b->id, ID_P256, JOB_SUCCEEDED);
-        a->slots.n_slots = 1;
-        a->slots.slots[0] = (struct smp_update_slot) { .present = true, .version = "1.0.0" };
+        struct smp_update_snapshot snap = { .n_slots = 1 };
+        snap.slots[0] = (struct smp_update_slot) { .present = true, .version = "1.0.0" };
+        ASSERT_OK(device_set_slots(a, &snap));
         a->slots_dirty = true;
         db_history_add(m->db, 1, "device-added", a->id, NULL, 0, "a");
         db_history_add(m->db, 2, "device-added", b->id, NULL, 0, "b");
@@ -895,7 +949,7 @@ static void test_upgrade_from_v2_keeps_rows(void) {
         ASSERT_EQ(own_int(m->db, "PRAGMA user_version"), (int64_t) db_schema_version());
         ASSERT_EQ(m->n_devices, 1u);
         ASSERT_EQ(m->devices[0]->id, 7u);
-        ASSERT_EQ(m->devices[0]->slots.n_slots, 1u);
+        ASSERT_EQ(m->devices[0]->slots->n_slots, 1u);
         ASSERT_EQ(m->n_jobs, 1u);
         ASSERT_EQ(m->jobs[0]->id, 9u);
         ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
@@ -939,7 +993,7 @@ static void test_upgrade_from_v3_keeps_rows(void) {
                                  "name = 'job_slots_before'"),
                   1);
         ASSERT_EQ(m->n_devices, 1u);
-        ASSERT_EQ(m->devices[0]->slots.n_slots, 1u);
+        ASSERT_EQ(m->devices[0]->slots->n_slots, 1u);
         ASSERT_EQ(m->n_jobs, 2u);
         ASSERT_EQ(m->jobs[0]->id, 9u);
         ASSERT_EQ(m->jobs[0]->state, JOB_SUCCEEDED);
@@ -1850,9 +1904,10 @@ static void test_storage_faults_at_every_point(void) {
 
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags), TEST(test_history),
-          TEST(test_history_burst_kept), TEST(test_commits_counted), TEST(test_device_delete_cascades),
-          TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows), TEST(test_upgrade_from_v3_keeps_rows),
-          TEST(test_job_slots_before), TEST(test_interrupted_attempt_not_counted), TEST(test_store_add),
-          TEST(test_store_refusals), TEST(test_store_remove_and_map), TEST(test_store_init_cleans),
-          TEST(test_crash_consistency), TEST(test_storage_faults_at_every_point))
+          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags),
+          TEST(test_history), TEST(test_history_burst_kept), TEST(test_commits_counted),
+          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
+          TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before),
+          TEST(test_interrupted_attempt_not_counted), TEST(test_store_add), TEST(test_store_refusals),
+          TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency),
+          TEST(test_storage_faults_at_every_point))
