@@ -17,6 +17,7 @@
 #include "distribution.h"
 #include "engine.h"
 #include "hawkbit.h"
+#include "os-info.h"
 #include "rest-internal.h"
 
 /* The JSON form, as REST and the event stream show it. */
@@ -48,6 +49,7 @@ json_t *rest_json_device_labels(const struct device *d) {
 }
 
 json_t *rest_json_device(struct manager *m, const struct device *d) {
+        struct os_info_fields os;
         const struct job *unfinished = d->unfinished_job;
         json_t *o, *images;
 
@@ -70,8 +72,9 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                                     hb.action_id ? json_integer((json_int_t) hb.action_id) : json_null(),
                                     "last_feedback", rest_json_string_or_null(hb.last_feedback), "feedback_queued",
                                     (json_int_t) hb.feedback_queued);
+        (void) os_info_parse(d->os_info, &os);
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                      " s:o, s:o, s:o, s:o, s:o}",
+                      " s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                       "id", (json_int_t) d->id, "conn", rest_json_string_or_null(d->conn), "transport",
                       rest_json_string_or_null(d->transport), "address", rest_json_string_or_null(d->address),
                       "address_type", rest_json_string_or_null(d->address_type), "adapter",
@@ -84,7 +87,9 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                                                 (json_int_t) d->buf_count)
                                     : json_null(),
                       "os_info", rest_json_string_or_null(d->os_info), "bootloader",
-                      rest_json_string_or_null(d->bootloader), "smp_version",
+                      rest_json_string_or_null(d->bootloader), "board",
+                      rest_json_string_or_null(os.board[0] ? os.board : NULL), "app",
+                      rest_json_string_or_null(os.app[0] ? os.app : NULL), "smp_version",
                       d->smp_version ? json_integer(d->smp_version) : json_null(), "last_error",
                       rest_json_string_or_null(d->last_error), "job",
                       unfinished ? json_integer((json_int_t) unfinished->id) : json_null(), "images", images, "labels",
@@ -103,6 +108,7 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
  * same: tests/daemon/test_scale.py compares every item of a page with
  * the device's own GET. */
 static void device_write(FILE *f, const struct device *d) {
+        struct os_info_fields os;
         const struct job *unfinished = d->unfinished_job;
         static const struct {
                 const char *key;
@@ -146,6 +152,11 @@ static void device_write(FILE *f, const struct device *d) {
         rest_json_write_string_or_null(f, d->os_info);
         fputs(",\"bootloader\":", f);
         rest_json_write_string_or_null(f, d->bootloader);
+        (void) os_info_parse(d->os_info, &os);
+        fputs(",\"board\":", f);
+        rest_json_write_string_or_null(f, os.board[0] ? os.board : NULL);
+        fputs(",\"app\":", f);
+        rest_json_write_string_or_null(f, os.app[0] ? os.app : NULL);
         if (d->smp_version)
                 fprintf(f, ",\"smp_version\":%u", d->smp_version);
         else

@@ -340,6 +340,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                 struct rollout_candidate c;
                 struct rollout_image_facts image = { .hash = r->image_id, .size = r->image_size };
                 struct rollout_member *mem;
+                enum rollout_skip_reason unknown;
                 bool matches;
 
                 if (!r->policy.has_filter || rollout_is_finished(r))
@@ -349,12 +350,14 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                 if (rollout_candidate_of(m, d, &c) < 0)
                         continue;
                 matches = rollout_filter_matches(&r->policy.filter, &c);
+                unknown = matches ? ROLLOUT_SKIP_NONE : rollout_filter_unknown(&r->policy.filter, &c);
                 mem = rollout_find_member(r, d->id);
                 if (mem) {
                         if (mem->state == ROLLOUT_MEMBER_PENDING && !matches && mem->attempts == 0)
                                 member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
                         else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
-                                 (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches")) &&
+                                 (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches") ||
+                                  streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")) &&
                                  rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_NONE) {
                                 /* A late joiner: the first wave not started, or a new one. */
                                 mem->wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
@@ -364,7 +367,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
                                 rollout_changed(r);
                         }
-                } else if (matches) {
+                } else if (matches || unknown != ROLLOUT_SKIP_NONE) {
                         enum rollout_skip_reason skip = rollout_candidate_skip(&c, &image);
                         struct rollout_member add = {
                                 .device_id = d->id,
@@ -373,6 +376,8 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 .state = ROLLOUT_MEMBER_SKIPPED,
                                 .relay = rollout_labels_relay(c.labels, c.n_labels),
                         };
+                        if (skip == ROLLOUT_SKIP_NONE)
+                                skip = unknown;
                         if (skip == ROLLOUT_SKIP_NONE) {
                                 add.wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
                                 add.order_key = next_order_key(r);
@@ -388,7 +393,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 rollout_changed(r);
                         }
                 }
-                free((char *) c.active_hash);
+                rollout_candidate_done(&c);
         }
         rollout_executor_kick(x);
 }

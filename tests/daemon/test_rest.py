@@ -923,6 +923,51 @@ class Names(RestCase):
             d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
             d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
 
+    def test_board_app_and_board_filter(self):
+        """A device's board and app are read from its OS info answer and
+        shown in REST, D-Bus and smpgwctl; a rollout filter's board term
+        selects only that board's devices, and a device without the OS
+        info command (NOT_SUPPORTED) keeps working, has no board and is
+        listed as skipped with unknown-board instead of vanishing."""
+        with Sim("--board", "nrf52840dk/nrf52840", "--dev-board", "1:stm32f4_disco", "--no-os-info=3",
+                 count=4) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(4)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            for dev in devs:
+                self.assertDevice(dev)
+            self.assertEqual([(x["board"], x["app"]) for x in devs],
+                             [("nrf52840dk/nrf52840", "Zephyr"), ("stm32f4_disco", "Zephyr"),
+                              ("nrf52840dk/nrf52840", "Zephyr"), (None, None)])
+            self.assertIsNone(devs[3]["os_info"])
+            self.assertTrue(devs[0]["os_info"].startswith("Zephyr smpsim-0000 "), devs[0]["os_info"])
+            _, page = d.api("GET", "/api/v1/devices", expect=200)   # the list page writes them too
+            self.assertEqual([(x["board"], x["app"]) for x in page["devices"]],
+                             [(x["board"], x["app"]) for x in devs])
+            out = d.smpgwctl("device", str(ids[1])).stdout.decode()
+            self.assertRegex(out, r"\n  board: +stm32f4_disco\n")
+            self.assertRegex(out, r"\n  app: +Zephyr\n")
+            self.assertRegex(d.smpgwctl("device", str(ids[3])).stdout.decode(), r"\n  board: +-\n")
+            for prop, want in (("Board", 's "nrf52840dk/nrf52840"'), ("App", 's "Zephyr"')):
+                p = subprocess.run(["busctl", "--address=" + d.bus.address, "get-property", "org.smpgw",
+                                    "/org/smpgw/device/%d" % ids[0], "org.smpgw.Device1", prop],
+                                   capture_output=True, timeout=30, check=True)
+                self.assertEqual(p.stdout.decode().strip(), want)
+
+            data, _ = mcuimg.make_image((2, 0, 0, 0), 4096, seed=3)
+            status, image = d.api("POST", "/api/v1/images", data,
+                                  headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 201, image)
+            body = {"image": image["id"], "targets": {"filter": {"board": "NRF52840DK/nrf52840"}},
+                    "policy": {"canary": "1", "wave_size": "100%"}}
+            _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+            self.assertEqual(sorted(sum((w["devices"] for w in plan["waves"]), [])), [ids[0], ids[2]])
+            self.assertEqual(plan["skipped"], [{"device": ids[3], "reason": "unknown-board"}])
+            body["targets"]["filter"] = {"board": "stm32f4_disco", "app": "zephyr"}
+            _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+            self.assertEqual(sum((w["devices"] for w in plan["waves"]), []), [ids[1]])
+            self.assertEqual(plan["skipped"], [{"device": ids[3], "reason": "unknown-board"}])
+
 
 def rfc3339_to_epoch(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
