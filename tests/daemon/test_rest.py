@@ -731,6 +731,11 @@ class Api(RestCase):
             self.assertIn('smpgw_devices{state="%s"}' % state, samples)
         for state in ("queued", "running", "succeeded", "failed", "cancelled"):
             self.assertIn('smpgw_jobs{state="%s"}' % state, samples)
+        self.assertEqual(types["smpgw_job_phases"], "gauge")
+        for state in ("queued", "running", "retry-wait", "staged", "rebooting"):
+            for phase in ("stage", "activate", "verify"):
+                self.assertIn('smpgw_job_phases{state="%s",phase="%s"}' % (state, phase), samples)
+        self.assertNotIn('smpgw_job_phases{state="succeeded",phase="stage"}', samples)
         for result in ("succeeded", "failed", "cancelled"):
             self.assertIn('smpgw_jobs_finished_total{result="%s"}' % result, samples)
         _, _, data2 = d.http("GET", "/metrics")
