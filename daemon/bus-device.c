@@ -67,10 +67,6 @@ static int device_get_os_field(sd_bus *bus, const char *path, const char *interf
         const struct device *d = userdata;
         struct os_info_fields os;
 
-        (void) bus;
-        (void) path;
-        (void) interface;
-        (void) error;
         (void) os_info_parse(d->os_info, &os);
         return sd_bus_message_append(reply, "s", streq(property, "Board") ? os.board : os.app);
 }

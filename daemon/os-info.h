@@ -26,11 +26,11 @@
 
 #include <stddef.h>
 
-#define OS_INFO_FIELD_SIZE 65u        /* a board or an application name: 64 bytes and its NUL */
+#define OS_INFO_FIELD_SIZE 65u /* a board or an application name: 64 bytes and its NUL */
 
 struct os_info_fields {
-        char board[OS_INFO_FIELD_SIZE];  /* "": unknown */
-        char app[OS_INFO_FIELD_SIZE];    /* "": unknown */
+        char board[OS_INFO_FIELD_SIZE]; /* "": unknown */
+        char app[OS_INFO_FIELD_SIZE];   /* "": unknown */
 };
 
 /* The board and the application in an "a" answer.  Either is "" when the

@@ -83,9 +83,8 @@ int rest_metrics(struct rest_request *req) {
                 if (s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED)
                         continue;
                 for (unsigned p = 0; p < SMP_UPDATE_PHASE_DONE; p++)
-                        fprintf(f, "smpgw_job_phases{state=\"%s\",phase=\"%s\"} %" PRIu64 "\n",
-                                job_state_to_string(s), smp_update_phase_to_string((enum smp_update_phase) p),
-                                phases[s][p]);
+                        fprintf(f, "smpgw_job_phases{state=\"%s\",phase=\"%s\"} %" PRIu64 "\n", job_state_to_string(s),
+                                smp_update_phase_to_string((enum smp_update_phase) p), phases[s][p]);
         }
 
         gauge(f, "smpgw_images", "Images in the image store.", m->n_images);
