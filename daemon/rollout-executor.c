@@ -57,6 +57,7 @@
 #include "log.h"
 #include "manager.h"
 #include "rollout-executor.h"
+#include "rollout-prune.h"
 #include "rollout.h"
 #include "smpgw/mesh-dfu.h"
 #include "util.h"
@@ -80,6 +81,7 @@ struct rollout_executor {
          * events from kicking steps forever. */
         uint64_t gate_signature;
         bool stopped;
+        bool prune_wanted; /* a rollout finished (or smpgwd started): rollouts_prune() */
 };
 
 static uint64_t now_boottime_usec(void) {
@@ -132,8 +134,11 @@ static void set_state(struct rollout *r, enum rollout_state state, const char *w
         r->state = state;
         if (state == ROLLOUT_RUNNING && !r->started_usec)
                 r->started_usec = now_realtime_usec();
-        if (rollout_is_finished(r))
+        if (rollout_is_finished(r)) {
                 r->finished_usec = now_realtime_usec();
+                if (m->rollouts)
+                        m->rollouts->prune_wanted = true;
+        }
         rollout_changed(r);
         log_info("Rollout %" PRIu64 ": %s%s%s", r->id, rollout_state_to_string(state), why ? ": " : "", why ?: "");
         manager_history(m, "rollout-state", NULL, r->image_id, NULL, "rollout %" PRIu64 " %s%s%s", r->id,
@@ -418,6 +423,12 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
                 if (ev->distribution && ev->distribution->policy.rollout_id)
                         on_distribution_event(x, ev);
+                /* One on its own counts against [rollouts] keep_finished too. */
+                if (ev->type == MANAGER_EVENT_DISTRIBUTION_STATE && ev->distribution &&
+                    distribution_is_finished(ev->distribution) && !ev->distribution->policy.rollout_id) {
+                        x->prune_wanted = true;
+                        rollout_executor_kick(x);
+                }
                 break;
         default:
                 break;
@@ -1159,6 +1170,11 @@ static int on_step_defer(sd_event_source *s, void *userdata) {
                 emit_progress(r);
         }
         write_dirty(x);
+        if (x->prune_wanted) {
+                /* Here, not where a rollout finishes: nothing walks the list now. */
+                x->prune_wanted = false;
+                (void) rollouts_prune(x->manager, now_realtime_usec());
+        }
         uint64_t sig = gate_signature(x);
         if (sig != x->gate_signature) {
                 x->gate_signature = sig;
@@ -1168,6 +1184,15 @@ static int on_step_defer(sd_event_source *s, void *userdata) {
 }
 
 /* ---- controls ---- */
+
+void rollout_executor_detach(struct rollout_executor *x, struct rollout *r) {
+        for (size_t i = 0; x && i < x->n_rollouts; i++)
+                if (x->rollouts[i] == r) {
+                        memmove(&x->rollouts[i], &x->rollouts[i + 1], (x->n_rollouts - i - 1) * sizeof(*x->rollouts));
+                        x->n_rollouts--;
+                        return;
+                }
+}
 
 int rollout_executor_add(struct rollout_executor *x, struct rollout *r) {
         struct rollout **p = realloc(x->rollouts, (x->n_rollouts + 1) * sizeof(*p));
@@ -1334,6 +1359,7 @@ int rollout_executor_new(struct manager *m, struct rollout_executor **ret) {
                 goto fail;
         engine_set_reboot_gate(m, rollout_reboot_gate, x);
         log_info("Rollouts: %zu loaded", x->n_rollouts);
+        x->prune_wanted = true;
         rollout_executor_kick(x);
         *ret = x;
         return 0;

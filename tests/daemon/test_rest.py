@@ -25,7 +25,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, Sim, free_tcp_port, have, image_path  # noqa: E402
+from daemonharness import Daemon, Sim, free_tcp_port, have, image_path, sql  # noqa: E402
 import mcuimg  # noqa: E402
 
 TOKEN = "t0k3n-for-tests"
@@ -977,6 +977,71 @@ class Names(RestCase):
 def rfc3339_to_epoch(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+class RolloutRetention(RestCase):
+    def test_finished_rollouts_pruned_past_keep_finished(self):
+        """[rollouts] keep_finished bounds the finished rollouts kept: when
+        one more finishes, the oldest finished goes with its members and
+        its history rows (rollout-removed on the event stream); a
+        scheduled one is never touched; at start the bound is applied to
+        what the database holds."""
+        with Sim(count=1) as sim, Daemon(config="[rollouts]\nkeep_finished=2\n", tokens=[TOKEN]) as d:
+            dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)["id"]
+            wait_online(d, [dev])
+            data, _ = mcuimg.make_image((3, 0, 0, 0), 4096, seed=5)
+            status, image = d.api("POST", "/api/v1/images", data,
+                                  headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 201, image)
+            later = "2099-01-01T00:00:00Z"   # scheduled: nothing runs
+            ids = [d.api("POST", "/api/v1/rollouts", {"image": image["id"], "targets": {"devices": [dev]},
+                                                     "schedule": {"start_at": later}}, expect=201)[1]["id"]
+                   for _ in range(5)]
+            sse = SSEClient(d, "?types=rollout-removed")
+            for rid in ids[:4]:
+                d.api("POST", "/api/v1/rollouts/%d/cancel" % rid, expect=200)
+
+            def kept():
+                _, doc = d.api("GET", "/api/v1/rollouts?limit=100", expect=200)
+                return sorted(x["id"] for x in doc["rollouts"])
+            d.wait_for(lambda: kept() == ids[2:], timeout=10, what="the two oldest cancelled rollouts pruned")
+            self.assertError(d, "GET", "/api/v1/rollouts/%d" % ids[0], status=404, code="not_found")
+            self.assertEqual(d.api("GET", "/api/v1/rollouts/%d" % ids[4], expect=200)[1]["state"], "scheduled")
+            sse.wait_for(lambda evs: len(evs) >= 2, timeout=10, what="two rollout-removed events")
+            self.assertEqual(sorted((e[0], e[2]["id"]) for e in sse.snapshot()),
+                             [("rollout-removed", rid) for rid in ids[:2]])
+            sse.close()
+            self.assertEqual(d.terminate(), 0)
+
+            def history(rid):
+                return sql(d.db_path, "SELECT count(*) FROM events WHERE type GLOB 'rollout-*' AND "
+                           "(message GLOB ? OR message GLOB ?)", ("rollout %d:*" % rid, "rollout %d *" % rid))[0][0]
+            self.assertEqual([r[0] for r in sql(d.db_path, "SELECT id FROM rollout ORDER BY id")], ids[2:])
+            self.assertEqual(sql(d.db_path, "SELECT count(*) FROM rollout_member WHERE rollout_id IN (?, ?)",
+                                 tuple(ids[:2]))[0][0], 0)
+            self.assertEqual([history(rid) for rid in ids[:2]], [0, 0])
+            self.assertGreater(history(ids[2]), 0)
+            self.assertEqual(sql(d.db_path, "SELECT count(*) FROM rollout_member WHERE rollout_id = ?",
+                                 (ids[2],))[0][0], 1)
+
+            # A smaller bound at start: the oldest kept one goes, the scheduled stays.
+            with open(d.config_path) as f:
+                text = f.read()
+            with open(d.config_path, "w") as f:
+                f.write(text.replace("keep_finished=2", "keep_finished=1"))
+            d.start()
+            d.wait_for(lambda: kept() == ids[3:], timeout=10, what="the bound applied at start")
+            self.assertEqual(d.terminate(), 0)
+            self.assertEqual([r[0] for r in sql(d.db_path, "SELECT id FROM rollout ORDER BY id")], ids[3:])
+            self.assertEqual(history(ids[2]), 0)
+
+            # An age bound: a finished one older than keep_finished_age goes
+            # however few are kept; the scheduled one, older still, stays.
+            with open(d.config_path, "w") as f:
+                f.write(text.replace("keep_finished=2", "keep_finished=5\nkeep_finished_age=1"))
+            time.sleep(1.1)
+            d.start()
+            d.wait_for(lambda: kept() == ids[4:], timeout=10, what="the age bound applied")
 
 
 class EventLatency(RestCase):
