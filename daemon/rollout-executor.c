@@ -360,6 +360,10 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                 if (mem) {
                         if (mem->state == ROLLOUT_MEMBER_PENDING && !matches && mem->attempts == 0)
                                 member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
+                        else if (mem->state == ROLLOUT_MEMBER_SKIPPED && !matches && unknown == ROLLOUT_SKIP_NONE &&
+                                 (streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")))
+                                /* A probe told its board, and it is another. */
+                                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
                         else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
                                  (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches") ||
                                   streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")) &&

@@ -29,7 +29,7 @@ static bool rollout_settled(const struct rollout *r) {
 struct finished {
         uint64_t finished_usec;
         uint64_t id;
-        void *object;                 /* struct rollout or struct distribution */
+        void *object; /* struct rollout or struct distribution */
 };
 
 static int newest_first(const void *x, const void *y) {
