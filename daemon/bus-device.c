@@ -22,6 +22,7 @@
 #include "engine.h"
 #include "hawkbit.h"
 #include "manager.h"
+#include "os-info.h"
 #include "util.h"
 
 static void *device_lookup(struct manager *m, const char *name) {
@@ -59,6 +60,16 @@ BUS_DEFINE_GETTER(device_get_buf_count, struct device, "u", (uint32_t) (o->has_p
 BUS_DEFINE_GETTER(device_get_os_info, struct device, "s", o->os_info ?: "")
 BUS_DEFINE_GETTER(device_get_bootloader, struct device, "s", o->bootloader ?: "")
 BUS_DEFINE_GETTER(device_get_last_error, struct device, "s", o->last_error ?: "")
+
+/* Board and App: read from OsInfo (os-info.h), "" when it does not say. */
+static int device_get_os_field(sd_bus *bus, const char *path, const char *interface, const char *property,
+                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct device *d = userdata;
+        struct os_info_fields os;
+
+        (void) os_info_parse(d->os_info, &os);
+        return sd_bus_message_append(reply, "s", streq(property, "Board") ? os.board : os.app);
+}
 
 static int device_get_job(sd_bus *bus, const char *path, const char *interface, const char *property,
                           sd_bus_message *reply, void *userdata, sd_bus_error *error) {
@@ -305,6 +316,8 @@ static const sd_bus_vtable device_vtable[] = {
         SD_BUS_PROPERTY("BufCount", "u", device_get_buf_count, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("OsInfo", "s", device_get_os_info, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Bootloader", "s", device_get_bootloader, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Board", "s", device_get_os_field, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("App", "s", device_get_os_field, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("SmpVersion", "u", device_get_smp_version, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("LastError", "s", device_get_last_error, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_PROPERTY("Job", "o", device_get_job, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),

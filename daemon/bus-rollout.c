@@ -383,6 +383,10 @@ void bus_rollout_on_event(struct bus_api *api, const struct manager_event *ev) {
         case MANAGER_EVENT_ROLLOUT_PROGRESS:
                 r = sd_bus_emit_properties_changed_strv(api->bus, path, SMPGW_DBUS_ROLLOUT_IFACE, NULL);
                 break;
+        case MANAGER_EVENT_ROLLOUT_REMOVED:
+                /* Out of the executor already: the interface is named. */
+                r = sd_bus_emit_interfaces_removed(api->bus, path, SMPGW_DBUS_ROLLOUT_IFACE, NULL);
+                break;
         default:
                 r = 0;
                 break;

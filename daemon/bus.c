@@ -220,7 +220,11 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_ROLLOUT_STATE:
         case MANAGER_EVENT_ROLLOUT_PROGRESS:
         case MANAGER_EVENT_ROLLOUT_MEMBER:
+        case MANAGER_EVENT_ROLLOUT_REMOVED:
                 bus_rollout_on_event(api, ev);
+                break;
+        case MANAGER_EVENT_DISTRIBUTION_REMOVED:
+                emit_removed(api, bus_distribution_path(ev->distribution->id, path), SMPGW_DBUS_DISTRIBUTION_IFACE);
                 break;
         case MANAGER_EVENT_DISTRIBUTION_STATE:
                 bus_distribution_path(ev->distribution->id, path);

@@ -102,6 +102,8 @@ static const struct config_key config_keys[] = {
         K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
         K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
         K("jobs", "hold_slot_during_reboot", KEY_BOOL, job_hold_slot_during_reboot, 0, 0),
+        K("rollouts", "keep_finished", KEY_UINT, rollout_keep_finished, 1, 100000),
+        K("rollouts", "keep_finished_age", KEY_SECONDS, rollout_keep_finished_age_usec, 0, 3650 * 86400),
         K("mesh", "poll_min", KEY_SECONDS, mesh_poll_min_usec, 1, 3600),
         K("mesh", "poll_max", KEY_SECONDS, mesh_poll_max_usec, 1, 3600),
         K("mesh", "rate", KEY_UINT, mesh_rate, 1, 1000000),
@@ -217,6 +219,8 @@ static int config_defaults(struct config *c) {
         c->jobs_max_running_ble_adapter = 7;
         c->job_swap_estimate_usec = 10 * 1000000ull;
         c->job_hold_slot_during_reboot = false;
+        c->rollout_keep_finished = 100;
+        c->rollout_keep_finished_age_usec = 0;
         c->mesh_poll_min_usec = 2 * 1000000ull; /* distribution.h's defaults */
         c->mesh_poll_max_usec = 30 * 1000000ull;
         c->mesh_rate = 1000; /* DISTRIBUTION_MESH_RATE_DEFAULT */

@@ -104,6 +104,11 @@ struct config {
          * its slot through the device's swap and reboot (for comparison) */
         bool job_hold_slot_during_reboot;
 
+        /* [rollouts]: how many finished rollouts (and distributions) are kept
+         * (daemon/rollout-prune.h) */
+        unsigned rollout_keep_finished;          /* keep_finished= (default 100), the oldest deleted */
+        uint64_t rollout_keep_finished_age_usec; /* keep_finished_age= seconds; 0 (default): no age bound */
+
         /* [mesh]: distributions a rollout starts for its mesh targets (doc/mesh-dfu.md) */
         uint64_t mesh_poll_min_usec; /* poll_min= seconds between polls of the Distributor at first (default 2) */
         uint64_t mesh_poll_max_usec; /* poll_max= seconds they double up to while nothing moves (default 30) */

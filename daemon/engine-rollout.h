@@ -38,6 +38,9 @@ void rollout_executor_stop(struct rollout_executor *x);
 struct rollout_executor *rollout_executor_free(struct rollout_executor *x);
 /* Every rollout, oldest first. */
 struct rollout *const *rollout_executor_list(struct rollout_executor *x, size_t *ret_n);
+/* Takes a finished r out of the executor's list (manager_remove_rollout()
+ * frees it later); NULL-safe. */
+void rollout_executor_detach(struct rollout_executor *x, struct rollout *r);
 
 int engine_rollout_create(struct manager *m, const json_t *spec, struct rollout **ret, struct engine_error *e);
 /* A rollout by its decimal id. */

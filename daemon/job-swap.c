@@ -12,30 +12,16 @@
 
 #include "conf.h"
 #include "manager.h"
+#include "os-info.h"
 #include "util.h"
 
 void job_device_board(const struct device *d, char *buf, size_t size) {
-        /* "a": kernel name, node name, release, version, machine,
-         * processor, hardware platform, OS; the version may hold spaces
-         * but Zephyr's does not, and the last three never do: the
-         * hardware platform is the next to last field. */
-        const char *fields[16];
-        size_t lens[16], n = 0;
-        const char *p = d->os_info;
+        /* The hardware platform of its OS info (os-info.h), the board
+         * rollout filters match too. */
+        struct os_info_fields os;
 
-        while (p && *p && n < ELEMENTSOF(fields)) {
-                while (*p == ' ')
-                        p++;
-                if (!*p)
-                        break;
-                fields[n] = p;
-                while (*p && *p != ' ')
-                        p++;
-                lens[n] = (size_t) (p - fields[n]);
-                n++;
-        }
-        if (n >= 8 && lens[n - 2] > 0 && !(lens[n - 2] == 7 && strncmp(fields[n - 2], "unknown", 7) == 0))
-                snprintf(buf, size, "%.*s", (int) MIN(lens[n - 2], (size_t) 63), fields[n - 2]);
+        if (os_info_parse(d->os_info, &os) >= 0)
+                snprintf(buf, size, "%s", os.board);
         else
                 snprintf(buf, size, "%s", d->transport);
 }

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "manager.h"
 #include "rest.h"
+#include "rollout.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-context.h"
 #include "util.h"
@@ -228,6 +229,12 @@ static void event_free_object(const struct manager_event *ev) {
         case MANAGER_EVENT_JOB_REMOVED:
                 job_free(ev->job);
                 break;
+        case MANAGER_EVENT_ROLLOUT_REMOVED:
+                rollout_free(ev->rollout);
+                break;
+        case MANAGER_EVENT_DISTRIBUTION_REMOVED:
+                distribution_free(ev->distribution);
+                break;
         default:
                 break;
         }
@@ -342,6 +349,22 @@ void manager_remove_job(struct manager *m, struct job *j) {
                 .ev = { .type = MANAGER_EVENT_JOB_REMOVED, .device = j->device, .job = j },
                 .frees = true,
         });
+}
+
+void manager_remove_rollout(struct manager *m, struct rollout *r) {
+        rollout_executor_detach(m->rollouts, r);
+        queue_event(m, &(struct manager_queued_event) {
+                               .ev = { .type = MANAGER_EVENT_ROLLOUT_REMOVED, .rollout = r },
+                               .frees = true,
+                       });
+}
+
+void manager_remove_distribution(struct manager *m, struct distribution *d) {
+        ARRAY_REMOVE(m->distributions, m->n_distributions, d);
+        queue_event(m, &(struct manager_queued_event) {
+                               .ev = { .type = MANAGER_EVENT_DISTRIBUTION_REMOVED, .distribution = d },
+                               .frees = true,
+                       });
 }
 
 /* Frees what the queue would have freed; nobody is told any more. */

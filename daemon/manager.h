@@ -59,7 +59,8 @@ struct distribution;
  * Observers are neither added nor removed during a delivery.  A manager
  * without an event loop (a test of the layers below) delivers at once.
  *
- * Lifetime: manager_remove_device(), _image() and _job() take an object
+ * Lifetime: manager_remove_device(), _image(), _job(), _rollout() and
+ * _distribution() take an object
  * out of the model at once (no lookup, list or bus path finds it any
  * more) and queue its *_REMOVED event, the last event about it; the
  * object is freed once that event has been delivered.  Every pointer of
@@ -82,6 +83,8 @@ enum manager_event_type {
         MANAGER_EVENT_ROLLOUT_MEMBER,        /* a member's state changed (member_device_id) */
         MANAGER_EVENT_DISTRIBUTION_STATE,    /* created, or its state or a target's outcome changed */
         MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
+        MANAGER_EVENT_ROLLOUT_REMOVED,       /* a finished one pruned ([rollouts] keep_finished) */
+        MANAGER_EVENT_DISTRIBUTION_REMOVED,  /* a finished one pruned with its rollout, or beyond the bound */
         _MANAGER_EVENT_MAX,
 };
 
@@ -90,7 +93,7 @@ struct manager_event {
         struct device *device;         /* set for DEVICE_* (and JOB_* : the job's device) */
         struct image *image;           /* set for IMAGE_* */
         struct job *job;               /* set for JOB_* */
-        struct rollout *rollout;       /* set for ROLLOUT_* (rollouts are not freed while smpgwd runs) */
+        struct rollout *rollout;       /* set for ROLLOUT_* */
         uint64_t member_device_id;     /* ROLLOUT_MEMBER: which member */
         struct distribution *distribution; /* set for DISTRIBUTION_* */
 };
@@ -200,6 +203,9 @@ void manager_emit_distribution(struct manager *m, enum manager_event_type type, 
 void manager_remove_device(struct manager *m, struct device *d);
 void manager_remove_image(struct manager *m, struct image *img);
 void manager_remove_job(struct manager *m, struct job *j);
+/* Only finished ones (daemon/rollout-prune.h): nothing runs them any more. */
+void manager_remove_rollout(struct manager *m, struct rollout *r);
+void manager_remove_distribution(struct manager *m, struct distribution *d);
 
 /* Writes every dirty object now (one transaction). */
 int manager_flush_now(struct manager *m);

@@ -16,6 +16,7 @@
 #include "distribution.h"
 #include "engine.h"
 #include "hawkbit.h"
+#include "os-info.h"
 #include "rest-internal.h"
 #include "rest-text.h"
 
@@ -48,6 +49,7 @@ json_t *rest_json_device_labels(const struct device *d) {
 }
 
 json_t *rest_json_device(struct manager *m, const struct device *d) {
+        struct os_info_fields os;
         const struct job *unfinished = d->unfinished_job;
         json_t *o, *images;
 
@@ -70,8 +72,9 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                                     hb.action_id ? json_integer((json_int_t) hb.action_id) : json_null(),
                                     "last_feedback", rest_json_string_or_null(hb.last_feedback), "feedback_queued",
                                     (json_int_t) hb.feedback_queued);
+        (void) os_info_parse(d->os_info, &os);
         o = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                      " s:o, s:o, s:o, s:o, s:o}",
+                      " s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
                       "id", (json_int_t) d->id, "conn", rest_json_string_or_null(d->conn), "transport",
                       rest_json_string_or_null(d->transport), "address", rest_json_string_or_null(d->address),
                       "address_type", rest_json_string_or_null(d->address_type), "adapter",
@@ -84,7 +87,9 @@ json_t *rest_json_device(struct manager *m, const struct device *d) {
                                                 (json_int_t) d->buf_count)
                                     : json_null(),
                       "os_info", rest_json_string_or_null(d->os_info), "bootloader",
-                      rest_json_string_or_null(d->bootloader), "smp_version",
+                      rest_json_string_or_null(d->bootloader), "board",
+                      rest_json_string_or_null(os.board[0] ? os.board : NULL), "app",
+                      rest_json_string_or_null(os.app[0] ? os.app : NULL), "smp_version",
                       d->smp_version ? json_integer(d->smp_version) : json_null(), "last_error",
                       rest_json_string_or_null(d->last_error), "job",
                       unfinished ? json_integer((json_int_t) unfinished->id) : json_null(), "images", images, "labels",
@@ -114,6 +119,7 @@ static void put_optional_u64(struct rest_text *t, bool has, uint64_t v) {
 
 static void device_write(struct rest_text *t, const struct device *d) {
         const struct job *unfinished = d->unfinished_job;
+        struct os_info_fields os;
 
         rest_text_lit(t, "{\"id\":");
         rest_text_put_u64(t, d->id);
@@ -157,6 +163,11 @@ static void device_write(struct rest_text *t, const struct device *d) {
         rest_text_put_string_or_null(t, d->os_info);
         KEY(t, "bootloader");
         rest_text_put_string_or_null(t, d->bootloader);
+        (void) os_info_parse(d->os_info, &os);
+        KEY(t, "board");
+        rest_text_put_string_or_null(t, os.board[0] ? os.board : NULL);
+        KEY(t, "app");
+        rest_text_put_string_or_null(t, os.app[0] ? os.app : NULL);
         KEY(t, "smp_version");
         put_optional_u64(t, d->smp_version != 0, d->smp_version);
         KEY(t, "last_error");

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distribution.h"
 #include "log.h"
 #include "rest-internal.h"
 #include "rollout.h"
@@ -71,6 +72,8 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_ROLLOUT_MEMBER] = "rollout-member",
         [MANAGER_EVENT_DISTRIBUTION_STATE] = "distribution-state",
         [MANAGER_EVENT_DISTRIBUTION_PROGRESS] = "distribution-progress",
+        [MANAGER_EVENT_ROLLOUT_REMOVED] = "rollout-removed",
+        [MANAGER_EVENT_DISTRIBUTION_REMOVED] = "distribution-removed",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -307,6 +310,10 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
         case MANAGER_EVENT_DISTRIBUTION_STATE:
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
                 return ev->distribution ? rest_json_distribution(m, ev->distribution) : NULL;
+        case MANAGER_EVENT_ROLLOUT_REMOVED:
+                return ev->rollout ? json_pack("{s:I}", "id", (json_int_t) ev->rollout->id) : NULL;
+        case MANAGER_EVENT_DISTRIBUTION_REMOVED:
+                return ev->distribution ? json_pack("{s:I}", "id", (json_int_t) ev->distribution->id) : NULL;
         default:
                 return NULL;
         }

@@ -36,6 +36,7 @@ int rest_metrics(struct rest_request *req) {
         struct manager *m = r->manager;
         const struct manager_stats *st = &m->stats;
         uint64_t devices[_DEVICE_STATE_MAX] = {}, jobs[_JOB_STATE_MAX] = {};
+        uint64_t phases[_JOB_STATE_MAX][_SMP_UPDATE_PHASE_MAX] = {};
         _cleanup_free_ char *text = NULL;
         struct timespec ts;
         size_t len = 0;
@@ -44,9 +45,14 @@ int rest_metrics(struct rest_request *req) {
         for (size_t i = 0; i < m->n_devices; i++)
                 if ((unsigned) m->devices[i]->state < _DEVICE_STATE_MAX)
                         devices[m->devices[i]->state]++;
-        for (size_t i = 0; i < m->n_jobs; i++)
-                if ((unsigned) m->jobs[i]->state < _JOB_STATE_MAX)
-                        jobs[m->jobs[i]->state]++;
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *j = m->jobs[i];
+                if ((unsigned) j->state >= _JOB_STATE_MAX)
+                        continue;
+                jobs[j->state]++;
+                if ((unsigned) j->phase < SMP_UPDATE_PHASE_DONE)
+                        phases[j->state][j->phase]++;
+        }
 
         f = open_memstream(&text, &len);
         if (!f)
@@ -66,6 +72,20 @@ int rest_metrics(struct rest_request *req) {
         header(f, "smpgw_jobs", "gauge", "Jobs kept in the database, by state.");
         for (unsigned s = 0; s < _JOB_STATE_MAX; s++)
                 fprintf(f, "smpgw_jobs{state=\"%s\"} %" PRIu64 "\n", job_state_to_string(s), jobs[s]);
+
+        /* "running" alone misses the jobs whose device swaps and reboots
+         * (they hold no link slot, yet are at work): each unfinished state
+         * by the update phase it runs or runs next. */
+        header(f, "smpgw_job_phases", "gauge",
+               "Unfinished jobs by state and update phase (stage: upload; activate: test and reset; verify: "
+               "after the reboot, then confirm).");
+        for (unsigned s = 0; s < _JOB_STATE_MAX; s++) {
+                if (s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED)
+                        continue;
+                for (unsigned p = 0; p < SMP_UPDATE_PHASE_DONE; p++)
+                        fprintf(f, "smpgw_job_phases{state=\"%s\",phase=\"%s\"} %" PRIu64 "\n", job_state_to_string(s),
+                                smp_update_phase_to_string((enum smp_update_phase) p), phases[s][p]);
+        }
 
         gauge(f, "smpgw_images", "Images in the image store.", m->n_images);
         {

@@ -57,6 +57,7 @@
 #include "log.h"
 #include "manager.h"
 #include "rollout-executor.h"
+#include "rollout-prune.h"
 #include "rollout.h"
 #include "smpgw/mesh-dfu.h"
 #include "util.h"
@@ -80,6 +81,7 @@ struct rollout_executor {
          * events from kicking steps forever. */
         uint64_t gate_signature;
         bool stopped;
+        bool prune_wanted; /* a rollout finished (or smpgwd started): rollouts_prune() */
 };
 
 static uint64_t now_boottime_usec(void) {
@@ -132,8 +134,11 @@ static void set_state(struct rollout *r, enum rollout_state state, const char *w
         r->state = state;
         if (state == ROLLOUT_RUNNING && !r->started_usec)
                 r->started_usec = now_realtime_usec();
-        if (rollout_is_finished(r))
+        if (rollout_is_finished(r)) {
                 r->finished_usec = now_realtime_usec();
+                if (m->rollouts)
+                        m->rollouts->prune_wanted = true;
+        }
         rollout_changed(r);
         log_info("Rollout %" PRIu64 ": %s%s%s", r->id, rollout_state_to_string(state), why ? ": " : "", why ?: "");
         manager_history(m, "rollout-state", NULL, r->image_id, NULL, "rollout %" PRIu64 " %s%s%s", r->id,
@@ -371,6 +376,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                 struct rollout_candidate c;
                 struct rollout_image_facts image = { .hash = r->image_id, .size = r->image_size };
                 struct rollout_member *mem;
+                enum rollout_skip_reason unknown;
                 bool matches;
 
                 if (!r->policy.has_filter || rollout_is_finished(r))
@@ -380,12 +386,18 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                 if (rollout_candidate_of(m, d, &c) < 0)
                         continue;
                 matches = rollout_filter_matches(&r->policy.filter, &c);
+                unknown = matches ? ROLLOUT_SKIP_NONE : rollout_filter_unknown(&r->policy.filter, &c);
                 mem = rollout_find_member(r, d->id);
                 if (mem) {
                         if (mem->state == ROLLOUT_MEMBER_PENDING && !matches && mem->attempts == 0)
                                 member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
+                        else if (mem->state == ROLLOUT_MEMBER_SKIPPED && !matches && unknown == ROLLOUT_SKIP_NONE &&
+                                 (streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")))
+                                /* A probe told its board, and it is another. */
+                                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
                         else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
-                                 (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches")) &&
+                                 (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches") ||
+                                  streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")) &&
                                  rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_NONE) {
                                 /* A late joiner: the first wave not started, or a new one. */
                                 mem->wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
@@ -395,7 +407,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
                                 rollout_changed(r);
                         }
-                } else if (matches) {
+                } else if (matches || unknown != ROLLOUT_SKIP_NONE) {
                         enum rollout_skip_reason skip = rollout_candidate_skip(&c, &image);
                         struct rollout_member add = {
                                 .device_id = d->id,
@@ -404,6 +416,8 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 .state = ROLLOUT_MEMBER_SKIPPED,
                                 .relay = rollout_labels_relay(c.labels, c.n_labels),
                         };
+                        if (skip == ROLLOUT_SKIP_NONE)
+                                skip = unknown;
                         if (skip == ROLLOUT_SKIP_NONE) {
                                 add.wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
                                 add.order_key = next_order_key(r);
@@ -419,7 +433,7 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                 rollout_changed(r);
                         }
                 }
-                free((char *) c.active_hash);
+                rollout_candidate_done(&c);
         }
         rollout_executor_kick(x);
 }
@@ -444,6 +458,12 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
                 if (ev->distribution && ev->distribution->policy.rollout_id)
                         on_distribution_event(x, ev);
+                /* One on its own counts against [rollouts] keep_finished too. */
+                if (ev->type == MANAGER_EVENT_DISTRIBUTION_STATE && ev->distribution &&
+                    distribution_is_finished(ev->distribution) && !ev->distribution->policy.rollout_id) {
+                        x->prune_wanted = true;
+                        rollout_executor_kick(x);
+                }
                 break;
         default:
                 break;
@@ -1245,6 +1265,11 @@ static int on_step_defer(sd_event_source *s, void *userdata) {
                 emit_progress(r);
         }
         write_dirty(x);
+        if (x->prune_wanted) {
+                /* Here, not where a rollout finishes: nothing walks the list now. */
+                x->prune_wanted = false;
+                (void) rollouts_prune(x->manager, now_realtime_usec());
+        }
         uint64_t sig = gate_signature(x);
         if (sig != x->gate_signature) {
                 x->gate_signature = sig;
@@ -1254,6 +1279,15 @@ static int on_step_defer(sd_event_source *s, void *userdata) {
 }
 
 /* ---- controls ---- */
+
+void rollout_executor_detach(struct rollout_executor *x, struct rollout *r) {
+        for (size_t i = 0; x && i < x->n_rollouts; i++)
+                if (x->rollouts[i] == r) {
+                        memmove(&x->rollouts[i], &x->rollouts[i + 1], (x->n_rollouts - i - 1) * sizeof(*x->rollouts));
+                        x->n_rollouts--;
+                        return;
+                }
+}
 
 int rollout_executor_add(struct rollout_executor *x, struct rollout *r) {
         struct rollout **p = realloc(x->rollouts, (x->n_rollouts + 1) * sizeof(*p));
@@ -1424,6 +1458,7 @@ int rollout_executor_new(struct manager *m, struct rollout_executor **ret) {
                 goto fail;
         engine_set_reboot_gate(m, rollout_reboot_gate, x);
         log_info("Rollouts: %zu loaded", x->n_rollouts);
+        x->prune_wanted = true;
         rollout_executor_kick(x);
         *ret = x;
         return 0;

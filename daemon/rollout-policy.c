@@ -32,6 +32,8 @@ static const char *const skip_reason_names[_ROLLOUT_SKIP_MAX] = {
         [ROLLOUT_SKIP_INCOMPATIBLE_BOARD] = "incompatible-board",
         [ROLLOUT_SKIP_IMAGE_TOO_LARGE] = "image-too-large",
         [ROLLOUT_SKIP_FILTER_NO_LONGER_MATCHES] = "filter-no-longer-matches",
+        [ROLLOUT_SKIP_UNKNOWN_BOARD] = "unknown-board",
+        [ROLLOUT_SKIP_UNKNOWN_APP] = "unknown-app",
 };
 
 static const char *const failure_reason_names[_ROLLOUT_FAILED_MAX] = {
@@ -186,6 +188,22 @@ bool rollout_filter_matches(const struct rollout_filter *f, const struct rollout
         return true;
 }
 
+enum rollout_skip_reason rollout_filter_unknown(const struct rollout_filter *f, const struct rollout_candidate *c) {
+        struct rollout_candidate known = *c;
+        bool board_unknown = f->board[0] && !c->board, app_unknown = f->app[0] && !c->app;
+
+        if ((!board_unknown && !app_unknown) || rollout_filter_matches(f, c))
+                return ROLLOUT_SKIP_NONE;
+        /* As if it told what the terms ask: does anything else fail? */
+        if (board_unknown)
+                known.board = f->board;
+        if (app_unknown)
+                known.app = f->app;
+        if (!rollout_filter_matches(f, &known))
+                return ROLLOUT_SKIP_NONE;
+        return board_unknown ? ROLLOUT_SKIP_UNKNOWN_BOARD : ROLLOUT_SKIP_UNKNOWN_APP;
+}
+
 enum rollout_skip_reason rollout_candidate_skip(const struct rollout_candidate *c,
                                                 const struct rollout_image_facts *image) {
         if (c->active_hash && image->hash && strcasecmp(c->active_hash, image->hash) == 0 && c->active_confirmed)
@@ -282,12 +300,18 @@ static int layout_collect(const struct rollout_policy *p, const struct rollout_i
         if (!l->members)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                if (p->has_filter && !rollout_filter_matches(&p->filter, &candidates[i]))
-                        continue;
+                enum rollout_skip_reason unknown = ROLLOUT_SKIP_NONE, skip;
+
+                if (p->has_filter && !rollout_filter_matches(&p->filter, &candidates[i])) {
+                        unknown = rollout_filter_unknown(&p->filter, &candidates[i]);
+                        if (unknown == ROLLOUT_SKIP_NONE)
+                                continue;
+                }
+                skip = rollout_candidate_skip(&candidates[i], image);
                 l->members[n_all++] = (struct rollout_assignment) {
                         .candidate = i,
                         .device_id = candidates[i].id,
-                        .skip = rollout_candidate_skip(&candidates[i], image),
+                        .skip = skip != ROLLOUT_SKIP_NONE ? skip : unknown,
                         .order_key = UINT32_MAX,
                         .wave = UINT32_MAX,
                 };

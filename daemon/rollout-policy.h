@@ -63,6 +63,8 @@ enum rollout_skip_reason {
         ROLLOUT_SKIP_INCOMPATIBLE_BOARD,       /* "incompatible-board" */
         ROLLOUT_SKIP_IMAGE_TOO_LARGE,          /* "image-too-large" */
         ROLLOUT_SKIP_FILTER_NO_LONGER_MATCHES, /* "filter-no-longer-matches": set by the executor */
+        ROLLOUT_SKIP_UNKNOWN_BOARD,            /* "unknown-board": a board term, the device's board unknown */
+        ROLLOUT_SKIP_UNKNOWN_APP,              /* "unknown-app": an app term, the device's app unknown */
         _ROLLOUT_SKIP_MAX,
         _ROLLOUT_SKIP_INVALID = -EINVAL,
 };
@@ -221,6 +223,15 @@ struct rollout_candidate {
  * matched as ""; an unknown board, app or version matches no term on
  * it). */
 bool rollout_filter_matches(const struct rollout_filter *f, const struct rollout_candidate *c);
+/* A device the filter leaves out only because it does not know its board
+ * or application (firmware without the OS info command: Mynewt, Zephyr
+ * without CONFIG_MCUMGR_GRP_OS_INFO, or not probed yet):
+ * ROLLOUT_SKIP_UNKNOWN_BOARD when the board term is one it fails,
+ * else ROLLOUT_SKIP_UNKNOWN_APP.  ROLLOUT_SKIP_NONE when it matches, or
+ * when a term on something it knows fails.  Such a device is a skipped
+ * member, so a plan says why it is not updated, and it joins when a probe
+ * tells its board and that matches. */
+enum rollout_skip_reason rollout_filter_unknown(const struct rollout_filter *f, const struct rollout_candidate *c);
 /* Why a member would not be updated, in this order: already-running (its
  * active image is this one and confirmed), incompatible-board (both
  * boards known and different), image-too-large (slot size known and

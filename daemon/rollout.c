@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "log.h"
 #include "manager.h"
+#include "os-info.h"
 #include "rollout.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/mesh-dfu.h"
@@ -162,9 +163,16 @@ int rollout_parse_time(const char *s, uint64_t *ret_usec) {
 
 /* ---- candidates ---- */
 
+void rollout_candidate_done(struct rollout_candidate *c) {
+        free((char *) c->active_hash);
+        free((char *) c->board);
+        free((char *) c->app);
+        c->active_hash = c->board = c->app = NULL;
+}
+
 void rollout_candidates_free(struct rollout_candidate *c, size_t n) {
         for (size_t i = 0; c && i < n; i++)
-                free((char *) c[i].active_hash);
+                rollout_candidate_done(&c[i]);
         free(c);
 }
 
@@ -180,6 +188,7 @@ static double device_last_rate(struct manager *m, uint64_t device_id) {
 
 int rollout_candidate_of(struct manager *m, const struct device *d, struct rollout_candidate *ret) {
         const struct smp_update_slot *active = NULL;
+        struct os_info_fields os;
 
         *ret = (struct rollout_candidate) {
                 .id = d->id,
@@ -192,13 +201,22 @@ int rollout_candidate_of(struct manager *m, const struct device *d, struct rollo
                 .last_seen_usec = d->last_seen_usec,
                 .absent = d->state == DEVICE_ABSENT,
         };
+        /* Unknown (no OS info command, not Zephyr's layout): NULL, which
+         * no board or app term matches. */
+        (void) os_info_parse(d->os_info, &os);
+        if ((os.board[0] && !(ret->board = strdup(os.board))) || (os.app[0] && !(ret->app = strdup(os.app)))) {
+                rollout_candidate_done(ret);
+                return -ENOMEM;
+        }
         for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++)
                 if (d->slots->slots[i].present && d->slots->slots[i].active && d->slots->slots[i].image == 0)
                         active = &d->slots->slots[i];
         if (active) {
                 char *hash = malloc(2 * sizeof(active->hash) + 1);
-                if (!hash)
+                if (!hash) {
+                        rollout_candidate_done(ret);
                         return -ENOMEM;
+                }
                 hex_encode(active->hash, MIN(active->hash_len, sizeof(active->hash)), hash);
                 ret->active_hash = hash;
                 ret->active_confirmed = active->confirmed;
@@ -437,7 +455,7 @@ static int refuse_direct_mesh(struct manager *m, const struct rollout_spec *s, s
                         if (rollout_candidate_of(m, d, &c) < 0)
                                 continue;
                         matches = rollout_filter_matches(&s->policy.filter, &c);
-                        free((char *) c.active_hash);
+                        rollout_candidate_done(&c);
                 }
                 if (matches)
                         return spec_fail(e, -EINVAL, "mesh_path",

@@ -163,8 +163,10 @@ int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_
 /* Frees candidates made by rollout_spec_layout() / rollout_candidate_of(). */
 void rollout_candidates_free(struct rollout_candidate *c, size_t n);
 /* One device's facts for the policy; its strings borrowed from d except
- * active_hash and labels (owned by *ret, freed by rollout_candidates_free()). */
+ * active_hash, board and app (read from its OS info, os-info.h): owned
+ * by *ret, freed by rollout_candidate_done() or rollout_candidates_free(). */
 int rollout_candidate_of(struct manager *m, const struct device *d, struct rollout_candidate *ret);
+void rollout_candidate_done(struct rollout_candidate *c);
 
 /* Appends a member.  -ENOMEM, -E2BIG past ROLLOUT_MEMBERS_MAX. */
 int rollout_add_member(struct rollout *r, const struct rollout_member *mem);

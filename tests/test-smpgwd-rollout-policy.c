@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "os-info.h"
 #include "rollout-policy.h"
 #include "test-util.h"
 
@@ -138,6 +139,89 @@ static void test_filter(void) {
         c.has_version = false;
         c.version = (struct mcuboot_version) {};
         ASSERT_TRUE(!rollout_filter_matches(&f, &c));
+}
+
+/* Zephyr's os_mgmt "a" answer into a board and an application. */
+static void test_os_info(void) {
+        struct os_info_fields os;
+
+        /* CONFIG_MCUMGR_GRP_OS_INFO_BUILD_DATE_TIME: __TIMESTAMP__ (five
+         * words, a day padded with a space), a Bluetooth name with spaces */
+        ASSERT_OK(os_info_parse("Zephyr Zephyr Heartrate Sensor zephyr-v3.6.0-1234-gabcdef 3.6.99 "
+                                "Sun Sep  6 01:03:52 2026 arm cortex-m4 nrf52840dk/nrf52840 Zephyr",
+                                &os));
+        ASSERT_STREQ(os.board, "nrf52840dk/nrf52840");
+        ASSERT_STREQ(os.app, "Zephyr");
+        /* no build date; a board revision; an application that names itself */
+        ASSERT_OK(os_info_parse("Zephyr thermo-12 v3.7.0 3.7.0 arm cortex-m33 nrf5340dk@1.0.0 Thermo Stat 2", &os));
+        ASSERT_STREQ(os.board, "nrf5340dk@1.0.0");
+        ASSERT_STREQ(os.app, "Thermo Stat 2");
+        /* a node name holding an architecture's name is not the machine */
+        ASSERT_OK(os_info_parse("Zephyr arm x86 riscv unknown 3.7.0 riscv riscv esp32c3_devkitm Zephyr", &os));
+        ASSERT_STREQ(os.board, "esp32c3_devkitm");
+        /* __DATE__ " " __TIME__, as smpsim answered before */
+        ASSERT_OK(os_info_parse("Zephyr smpsim-0001 3.7.0 v3.7.0-smpsim Nov 26 2026 00:00:00 arm cortex-m4 "
+                                "smpsim/nrf52840 Zephyr",
+                                &os));
+        ASSERT_STREQ(os.board, "smpsim/nrf52840");
+        /* not Zephyr's layout, a lone kernel name, nothing, a board too long */
+        ASSERT_EQ(os_info_parse("Zephyr", &os), -ENODATA);
+        ASSERT_STREQ(os.board, "");
+        ASSERT_STREQ(os.app, "");
+        ASSERT_EQ(os_info_parse("Apache Mynewt 1.12", &os), -ENODATA);
+        ASSERT_EQ(os_info_parse(NULL, &os), -ENODATA);
+        ASSERT_EQ(os_info_parse("", &os), -ENODATA);
+        ASSERT_EQ(os_info_parse("Zephyr n 3.7.0 3.7.0 arm cortex-m4 "
+                                "b123456789b123456789b123456789b123456789b123456789b123456789b1234 Zephyr",
+                                &os),
+                  -ENODATA);
+        ASSERT_OK(os_info_parse("Zephyr n 3.7.0 3.7.0 arm cortex-m4 "
+                                "b123456789b123456789b123456789b123456789b123456789b123456789b123 Zephyr",
+                                &os));
+        ASSERT_EQ(strlen(os.board), 64);
+        /* machine and processor but no board after them */
+        ASSERT_EQ(os_info_parse("Zephyr n 3.7.0 3.7.0 arm cortex-m4", &os), -ENODATA);
+}
+
+/* A board or app term and a device that does not know its own (no OS
+ * info command): not a match, but a skipped member that says why. */
+static void test_filter_unknown(void) {
+        struct rollout_candidate c[4];
+        struct rollout_policy p;
+        struct rollout_layout l;
+
+        rollout_policy_init(&p);
+        c[0] = candidate(1, "udp", 100);
+        c[0].board = "nrf52840dk";
+        c[1] = candidate(2, "udp", 100); /* board unknown */
+        c[2] = candidate(3, "udp", 100);
+        c[2].board = "stm32";               /* another board: not a member at all */
+        c[3] = candidate(4, "serial", 100); /* unknown board, and another transport */
+
+        p.has_filter = true;
+        strcpy(p.filter.board, "NRF52840DK");
+        p.filter.n_transports = 1;
+        strcpy(p.filter.transports[0], "udp");
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[0]), ROLLOUT_SKIP_NONE);
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[1]), ROLLOUT_SKIP_UNKNOWN_BOARD);
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[2]), ROLLOUT_SKIP_NONE);
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[3]), ROLLOUT_SKIP_NONE);
+        ASSERT_OK(rollout_layout_build(&p, &image, c, ELEMENTSOF(c), NOW, ABSENT_AFTER, &l));
+        ASSERT_EQ(l.n_updated, 1);
+        ASSERT_EQ(l.n_skipped, 1);
+        ASSERT_EQ(l.members[0].device_id, 1);
+        ASSERT_EQ(l.members[1].device_id, 2);
+        ASSERT_EQ(l.members[1].skip, ROLLOUT_SKIP_UNKNOWN_BOARD);
+        ASSERT_STREQ(rollout_skip_reason_to_string(l.members[1].skip), "unknown-board");
+        rollout_layout_done(&l);
+
+        /* the app term the same way, once the board is known and matches */
+        strcpy(p.filter.app, "thermo");
+        c[1].board = "nrf52840dk";
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[1]), ROLLOUT_SKIP_UNKNOWN_APP);
+        c[1].app = "other";
+        ASSERT_EQ(rollout_filter_unknown(&p.filter, &c[1]), ROLLOUT_SKIP_NONE);
+        ASSERT_EQ(rollout_skip_reason_from_string("unknown-app"), ROLLOUT_SKIP_UNKNOWN_APP);
 }
 
 static void test_skip(void) {
@@ -614,6 +698,7 @@ static void test_filter_json(void) {
         filter_refused("{\"colour\": \"red\"}", "unknown filter key 'colour'");
 }
 
-TEST_MAIN(TEST(test_counts), TEST(test_filter), TEST(test_skip), TEST(test_order), TEST(test_waves), TEST(test_layout),
-          TEST(test_verdicts), TEST(test_reboot_budget), TEST(test_activation_gate), TEST(test_priority),
-          TEST(test_retry_delay), TEST(test_names), TEST(test_policy_json), TEST(test_filter_json))
+TEST_MAIN(TEST(test_counts), TEST(test_filter), TEST(test_os_info), TEST(test_filter_unknown), TEST(test_skip),
+          TEST(test_order), TEST(test_waves), TEST(test_layout), TEST(test_verdicts), TEST(test_reboot_budget),
+          TEST(test_activation_gate), TEST(test_priority), TEST(test_retry_delay), TEST(test_names),
+          TEST(test_policy_json), TEST(test_filter_json))

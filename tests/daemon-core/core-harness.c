@@ -122,6 +122,7 @@ static void record(struct core_event *e, const struct manager_event *ev) {
                 break;
         case MANAGER_EVENT_DISTRIBUTION_STATE:
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
+        case MANAGER_EVENT_DISTRIBUTION_REMOVED:
                 e->id = ev->distribution->id;
                 snprintf(e->what, sizeof(e->what), "%s", distribution_state_to_string(ev->distribution->state));
                 break;
@@ -129,6 +130,7 @@ static void record(struct core_event *e, const struct manager_event *ev) {
         case MANAGER_EVENT_ROLLOUT_STATE:
         case MANAGER_EVENT_ROLLOUT_PROGRESS:
         case MANAGER_EVENT_ROLLOUT_MEMBER:
+        case MANAGER_EVENT_ROLLOUT_REMOVED:
                 e->id = ev->rollout->id;
                 snprintf(e->what, sizeof(e->what), "%s", rollout_state_to_string(ev->rollout->state));
                 break;

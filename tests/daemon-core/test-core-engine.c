@@ -10,7 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core-harness.h"
+#include "engine-rollout.h"
+#include "rollout.h"
+#include "sim-device.h"
 #include "test-util.h"
 
 #define SECONDS(n) ((uint64_t) (n) * 1000000u)
@@ -197,4 +202,58 @@ static void test_events_queued_and_readable(void) {
         core_free(c);
 }
 
-TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable))
+static struct rollout_member *member_of(struct rollout *r, const struct device *d) {
+        struct rollout_member *mem = rollout_find_member(r, d->id);
+        ASSERT_TRUE(mem);
+        return mem;
+}
+
+static bool probed_after(struct core *c, void *userdata) {
+        const struct device *d = userdata;
+        return !d->probe && !d->probe_queued && d->last_probe_usec > 0 && d->os_info;
+}
+
+/* A board filter over devices whose firmware has no OS info command: they
+ * are members skipped with unknown-board; once a probe tells the board,
+ * a matching one joins (pending) and another becomes
+ * filter-no-longer-matches. */
+static void test_rollout_board_learned_later(void) {
+        struct core *c = core_new();
+        struct engine_error e;
+        struct rollout *r = NULL;
+
+        core_start(c);
+        core_sim(c, CORE_UDP, 1)->params.no_os_info = true;
+        core_sim(c, CORE_UDP, 2)->params.no_os_info = true;
+        struct device *d0 = core_add_device(c, CORE_UDP, 0);
+        struct device *d1 = core_add_device(c, CORE_UDP, 1);
+        struct device *d2 = core_add_device(c, CORE_UDP, 2);
+        ASSERT_TRUE(d0->os_info && !d1->os_info && !d2->os_info);
+        struct image *img = core_add_image(c, 2048, 5);
+        json_t *spec = json_pack("{s:s, s:{s:{s:s}}, s:{s:s}}", "image", img->id, "targets", "filter", "board",
+                                 "SMPSIM/nrf52840", "schedule", "start_at", "2099-01-01T00:00:00Z");
+        ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
+        json_decref(spec);
+        ASSERT_EQ(member_of(r, d0)->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(member_of(r, d1)->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(r, d1)->reason, "unknown-board");
+        ASSERT_STREQ(member_of(r, d2)->reason, "unknown-board");
+
+        /* New firmware on both: one on the board, one on another. */
+        core_sim(c, CORE_UDP, 1)->params.no_os_info = false;
+        core_sim(c, CORE_UDP, 2)->params.no_os_info = false;
+        snprintf(core_sim(c, CORE_UDP, 2)->params.board, sizeof(core_sim(c, CORE_UDP, 2)->params.board), "%s",
+                 "stm32f4_disco");
+        ASSERT_OK(device_probe(d1));
+        ASSERT_OK(device_probe(d2));
+        ASSERT_TRUE(core_run_until(c, probed_after, d1, 5000000));
+        ASSERT_TRUE(core_run_until(c, probed_after, d2, 5000000));
+        core_run_for(c, 50000);
+        ASSERT_EQ(member_of(r, d1)->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(member_of(r, d2)->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(r, d2)->reason, "filter-no-longer-matches");
+        core_free(c);
+}
+
+TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable),
+          TEST(test_rollout_board_learned_later))

@@ -376,6 +376,43 @@ static void test_restart_mid_distribution(void) {
         core_free(c);
 }
 
+/* [rollouts] keep_finished: finished distributions of no rollout past the
+ * bound go, object (distribution-removed) and rows, the oldest first; at
+ * start a smaller bound applies to what the database holds. */
+static void test_keep_finished(void) {
+        struct core *c = core_new();
+        uint64_t ids[3];
+
+        c->config->rollout_keep_finished = 2;
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 1 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 1, &t);
+        for (unsigned i = 0; i < ELEMENTSOF(ids); i++) {
+                struct image *img = core_add_image(c, 2048, 31 + i);
+                struct distribution *d = start(c, dist, img, t, 1, DISTRIBUTION_APPLY_NOW, 1);
+                ids[i] = d->id;
+                d = wait_finished(c, ids[i], 30);
+                ASSERT_STREQ(distribution_state_to_string(d->state), "succeeded");
+        }
+        core_run_for(c, 200000);
+        ASSERT_TRUE(!manager_find_distribution(c->m, ids[0]));
+        ASSERT_TRUE(manager_find_distribution(c->m, ids[1]));
+        ASSERT_TRUE(manager_find_distribution(c->m, ids[2]));
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_DISTRIBUTION_REMOVED, ids[0]), 1u);
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_DISTRIBUTION_REMOVED, 0), 1u);
+
+        c->config->rollout_keep_finished = 1;
+        core_restart(c);
+        ASSERT_TRUE(!manager_find_distribution(c->m, ids[0])); /* its rows went too */
+        core_run_for(c, 200000);
+        ASSERT_TRUE(!manager_find_distribution(c->m, ids[1]));
+        ASSERT_TRUE(manager_find_distribution(c->m, ids[2]));
+        (void) sm;
+        drop_distributor(c);
+        core_free(c);
+}
+
 static bool uploading(struct core *c, void *userdata) {
         struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
         return d && d->step == DISTRIBUTION_STEP_UPLOAD && d->upload;
@@ -1161,7 +1198,7 @@ static void test_estimate(void) {
         ASSERT_TRUE(s > 302.3 && s < 302.5);
 }
 
-TEST_MAIN(TEST(test_estimate), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
+TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
           TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
           TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),

@@ -423,6 +423,10 @@ class Crashes(unittest.TestCase):
                 [jid] = push(d, image_id, [dev["id"]], mode="test-and-confirm")
                 d.wait_for(lambda: job(d, jid)["state"] == "rebooting", timeout=60, interval=0.05,
                            what="the job rebooting")
+                # /metrics counts it at work though it holds no slot: rebooting, verify next
+                _, _, text = d.http("GET", "/metrics")
+                self.assertIn('smpgw_job_phases{state="rebooting",phase="verify"} 1\n', text.decode())
+                self.assertIn('smpgw_jobs{state="running"} 0\n', text.decode())
                 d.kill9()
                 [(state, phase, reset)] = sql(d.db_path, "SELECT state, phase, reset_time FROM jobs WHERE id = ?",
                                               (jid,))

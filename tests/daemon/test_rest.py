@@ -25,7 +25,7 @@ import unittest
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from daemonharness import Daemon, Sim, free_tcp_port, have, image_path  # noqa: E402
+from daemonharness import Daemon, Sim, free_tcp_port, have, image_path, sql  # noqa: E402
 import mcuimg  # noqa: E402
 
 TOKEN = "t0k3n-for-tests"
@@ -731,6 +731,11 @@ class Api(RestCase):
             self.assertIn('smpgw_devices{state="%s"}' % state, samples)
         for state in ("queued", "running", "succeeded", "failed", "cancelled"):
             self.assertIn('smpgw_jobs{state="%s"}' % state, samples)
+        self.assertEqual(types["smpgw_job_phases"], "gauge")
+        for state in ("queued", "running", "retry-wait", "staged", "rebooting"):
+            for phase in ("stage", "activate", "verify"):
+                self.assertIn('smpgw_job_phases{state="%s",phase="%s"}' % (state, phase), samples)
+        self.assertNotIn('smpgw_job_phases{state="succeeded",phase="stage"}', samples)
         for result in ("succeeded", "failed", "cancelled"):
             self.assertIn('smpgw_jobs_finished_total{result="%s"}' % result, samples)
         _, _, data2 = d.http("GET", "/metrics")
@@ -923,10 +928,120 @@ class Names(RestCase):
             d.wait_for(lambda: d.api("POST", path + "/probe")[0] == 202, what="a probe to start")
             d.wait_for(lambda: d.api("GET", path, expect=200)[1]["name"] == "smpsim-0000", what="the default name")
 
+    def test_board_app_and_board_filter(self):
+        """A device's board and app are read from its OS info answer and
+        shown in REST, D-Bus and smpgwctl; a rollout filter's board term
+        selects only that board's devices, and a device without the OS
+        info command (NOT_SUPPORTED) keeps working, has no board and is
+        listed as skipped with unknown-board instead of vanishing."""
+        with Sim("--board", "nrf52840dk/nrf52840", "--dev-board", "1:stm32f4_disco", "--no-os-info=3",
+                 count=4) as sim, Daemon(tokens=[TOKEN]) as d:
+            conns = ["udp:127.0.0.1:%d" % (sim.port + i) for i in range(4)]
+            ids = [add_device(d, c)["id"] for c in conns]
+            devs = wait_online(d, ids)
+            for dev in devs:
+                self.assertDevice(dev)
+            self.assertEqual([(x["board"], x["app"]) for x in devs],
+                             [("nrf52840dk/nrf52840", "Zephyr"), ("stm32f4_disco", "Zephyr"),
+                              ("nrf52840dk/nrf52840", "Zephyr"), (None, None)])
+            self.assertIsNone(devs[3]["os_info"])
+            self.assertTrue(devs[0]["os_info"].startswith("Zephyr smpsim-0000 "), devs[0]["os_info"])
+            _, page = d.api("GET", "/api/v1/devices", expect=200)   # the list page writes them too
+            self.assertEqual([(x["board"], x["app"]) for x in page["devices"]],
+                             [(x["board"], x["app"]) for x in devs])
+            out = d.smpgwctl("device", str(ids[1])).stdout.decode()
+            self.assertRegex(out, r"\n  board: +stm32f4_disco\n")
+            self.assertRegex(out, r"\n  app: +Zephyr\n")
+            self.assertRegex(d.smpgwctl("device", str(ids[3])).stdout.decode(), r"\n  board: +-\n")
+            for prop, want in (("Board", 's "nrf52840dk/nrf52840"'), ("App", 's "Zephyr"')):
+                p = subprocess.run(["busctl", "--address=" + d.bus.address, "get-property", "org.smpgw",
+                                    "/org/smpgw/device/%d" % ids[0], "org.smpgw.Device1", prop],
+                                   capture_output=True, timeout=30, check=True)
+                self.assertEqual(p.stdout.decode().strip(), want)
+
+            data, _ = mcuimg.make_image((2, 0, 0, 0), 4096, seed=3)
+            status, image = d.api("POST", "/api/v1/images", data,
+                                  headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 201, image)
+            body = {"image": image["id"], "targets": {"filter": {"board": "NRF52840DK/nrf52840"}},
+                    "policy": {"canary": "1", "wave_size": "100%"}}
+            _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+            self.assertEqual(sorted(sum((w["devices"] for w in plan["waves"]), [])), [ids[0], ids[2]])
+            self.assertEqual(plan["skipped"], [{"device": ids[3], "reason": "unknown-board"}])
+            body["targets"]["filter"] = {"board": "stm32f4_disco", "app": "zephyr"}
+            _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+            self.assertEqual(sum((w["devices"] for w in plan["waves"]), []), [ids[1]])
+            self.assertEqual(plan["skipped"], [{"device": ids[3], "reason": "unknown-board"}])
+
 
 def rfc3339_to_epoch(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
+
+
+class RolloutRetention(RestCase):
+    def test_finished_rollouts_pruned_past_keep_finished(self):
+        """[rollouts] keep_finished bounds the finished rollouts kept: when
+        one more finishes, the oldest finished goes with its members and
+        its history rows (rollout-removed on the event stream); a
+        scheduled one is never touched; at start the bound is applied to
+        what the database holds."""
+        with Sim(count=1) as sim, Daemon(config="[rollouts]\nkeep_finished=2\n", tokens=[TOKEN]) as d:
+            dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)["id"]
+            wait_online(d, [dev])
+            data, _ = mcuimg.make_image((3, 0, 0, 0), 4096, seed=5)
+            status, image = d.api("POST", "/api/v1/images", data,
+                                  headers={"Content-Type": "application/octet-stream"})
+            self.assertEqual(status, 201, image)
+            later = "2099-01-01T00:00:00Z"   # scheduled: nothing runs
+            ids = [d.api("POST", "/api/v1/rollouts", {"image": image["id"], "targets": {"devices": [dev]},
+                                                     "schedule": {"start_at": later}}, expect=201)[1]["id"]
+                   for _ in range(5)]
+            sse = SSEClient(d, "?types=rollout-removed")
+            for rid in ids[:4]:
+                d.api("POST", "/api/v1/rollouts/%d/cancel" % rid, expect=200)
+
+            def kept():
+                _, doc = d.api("GET", "/api/v1/rollouts?limit=100", expect=200)
+                return sorted(x["id"] for x in doc["rollouts"])
+            d.wait_for(lambda: kept() == ids[2:], timeout=10, what="the two oldest cancelled rollouts pruned")
+            self.assertError(d, "GET", "/api/v1/rollouts/%d" % ids[0], status=404, code="not_found")
+            self.assertEqual(d.api("GET", "/api/v1/rollouts/%d" % ids[4], expect=200)[1]["state"], "scheduled")
+            sse.wait_for(lambda evs: len(evs) >= 2, timeout=10, what="two rollout-removed events")
+            self.assertEqual(sorted((e[0], e[2]["id"]) for e in sse.snapshot()),
+                             [("rollout-removed", rid) for rid in ids[:2]])
+            sse.close()
+            self.assertEqual(d.terminate(), 0)
+
+            def history(rid):
+                return sql(d.db_path, "SELECT count(*) FROM events WHERE type GLOB 'rollout-*' AND "
+                           "(message GLOB ? OR message GLOB ?)", ("rollout %d:*" % rid, "rollout %d *" % rid))[0][0]
+            self.assertEqual([r[0] for r in sql(d.db_path, "SELECT id FROM rollout ORDER BY id")], ids[2:])
+            self.assertEqual(sql(d.db_path, "SELECT count(*) FROM rollout_member WHERE rollout_id IN (?, ?)",
+                                 tuple(ids[:2]))[0][0], 0)
+            self.assertEqual([history(rid) for rid in ids[:2]], [0, 0])
+            self.assertGreater(history(ids[2]), 0)
+            self.assertEqual(sql(d.db_path, "SELECT count(*) FROM rollout_member WHERE rollout_id = ?",
+                                 (ids[2],))[0][0], 1)
+
+            # A smaller bound at start: the oldest kept one goes, the scheduled stays.
+            with open(d.config_path) as f:
+                text = f.read()
+            with open(d.config_path, "w") as f:
+                f.write(text.replace("keep_finished=2", "keep_finished=1"))
+            d.start()
+            d.wait_for(lambda: kept() == ids[3:], timeout=10, what="the bound applied at start")
+            self.assertEqual(d.terminate(), 0)
+            self.assertEqual([r[0] for r in sql(d.db_path, "SELECT id FROM rollout ORDER BY id")], ids[3:])
+            self.assertEqual(history(ids[2]), 0)
+
+            # An age bound: a finished one older than keep_finished_age goes
+            # however few are kept; the scheduled one, older still, stays.
+            with open(d.config_path, "w") as f:
+                f.write(text.replace("keep_finished=2", "keep_finished=5\nkeep_finished_age=1"))
+            time.sleep(1.1)
+            d.start()
+            d.wait_for(lambda: kept() == ids[4:], timeout=10, what="the age bound applied")
 
 
 class EventLatency(RestCase):

@@ -126,6 +126,8 @@ int cmd_device_show(struct ctl_context *ctx, int argc, char *argv[]) {
         if (json_is_integer(json_object_get(d, "smp_version")))
                 printf("  smp:         version %" PRIu64 "\n", json_u64(d, "smp_version"));
         printf("  os:          %s\n", str_or_dash(d, "os_info"));
+        printf("  board:       %s\n", str_or_dash(d, "board"));
+        printf("  app:         %s\n", str_or_dash(d, "app"));
         printf("  bootloader:  %s\n", str_or_dash(d, "bootloader"));
         if (json_is_integer(job))
                 printf("  job:         %" JSON_INTEGER_FORMAT "\n", json_integer_value(job));

@@ -43,6 +43,9 @@ struct sim_route {
         uint64_t cookie; /* transport-private (CoAP: the pending request; BLE: the connection) */
 };
 
+#define SIM_BOARD_SIZE 65u /* a board name of 64 bytes and its NUL */
+#define SIM_BOARD_DEFAULT "smpsim/nrf52840"
+
 /* Per-device settings, from the command line or the control socket. */
 struct sim_device_params {
         int smp_version;          /* 1: legacy firmware, 2: current Zephyr */
@@ -56,6 +59,8 @@ struct sim_device_params {
         uint32_t slot_size;
         bool frugal_list;         /* CONFIG_MCUMGR_GRP_IMG_FRUGAL_LIST */
         bool image_check;         /* CONFIG_IMG_ENABLE_IMAGE_CHECK: "match" in the last answer */
+        char board[SIM_BOARD_SIZE]; /* CONFIG_BOARD in OS info ("i"); "": SIM_BOARD_DEFAULT */
+        bool no_os_info;            /* no OS info command (Mynewt, !CONFIG_MCUMGR_GRP_OS_INFO): NOT_SUPPORTED */
 };
 
 /* The upload in progress (Zephyr's g_img_mgmt_state, RAM only). */

@@ -146,21 +146,24 @@ static int os_info(struct smp_ctx *c, const uint8_t *body, size_t len) {
         char out[512] = "";
         size_t o = 0;
 
+        if (c->d->params.no_os_info)
+                return SMP_MGMT_ERR_ENOTSUP;
         if (len > 0 && smp_os_info_req_decode(body, len, &format, NULL) < 0)
                 return SMP_MGMT_ERR_EINVAL;
         if (!smp_cbor_slice_present(format) || format.len == 0)
                 format = SMP_CBOR_SLICE_LIT("s");
 
-        /* uname-like parts, in Zephyr's order for "a" */
+        /* uname-like parts, in Zephyr's order for "a": r is BUILD_VERSION
+         * (git describe), v KERNEL_VERSION_STRING, b __TIMESTAMP__ */
         const char *parts[] = {
                 ['s'] = "Zephyr",
                 ['n'] = c->d->name,
-                ['r'] = "3.7.0",
-                ['v'] = "v3.7.0-smpsim",
-                ['b'] = "Nov 26 2026 00:00:00",
+                ['r'] = "v3.7.0-smpsim",
+                ['v'] = "3.7.0",
+                ['b'] = "Thu Nov 26 00:00:00 2026",
                 ['m'] = "arm",
                 ['p'] = "cortex-m4",
-                ['i'] = "smpsim/nrf52840",
+                ['i'] = c->d->params.board[0] ? c->d->params.board : SIM_BOARD_DEFAULT,
                 ['o'] = "Zephyr",
                 ['z'] = NULL,
         };

@@ -50,8 +50,10 @@ struct options {
         struct sim_link_params link;
         const char *faults[FAULTS_MAX];
         unsigned n_faults;
-        struct override images[OVERRIDES_MAX], versions[OVERRIDES_MAX];
-        unsigned n_images, n_versions;
+        struct override images[OVERRIDES_MAX], versions[OVERRIDES_MAX], boards[OVERRIDES_MAX];
+        unsigned n_images, n_versions, n_boards;
+        uint32_t no_os_info[OVERRIDES_MAX]; /* --no-os-info=N */
+        unsigned n_no_os_info;
         uint64_t seed;
         int verbosity;
         /* Bluetooth Mesh Distributors */
@@ -159,6 +161,11 @@ static void help(void) {
                "                          version 1.0.0)\n"
                "  --dev-image N:FILE      image device N runs\n"
                "  --dev-smp-version N:V   SMP version of device N\n"
+               "  --board NAME            hardware platform in OS info answers (CONFIG_BOARD,\n"
+               "                          default " SIM_BOARD_DEFAULT ")\n"
+               "  --dev-board N:NAME      board of device N\n"
+               "  --no-os-info[=N]        device N (repeatable), or every device, has no OS info\n"
+               "                          command: NOT_SUPPORTED, as Mynewt or Zephyr without it\n"
                "  --state-dir DIR         keep slots and trailers in DIR/dev-NNNN, resume from them\n"
                "  --slot-size BYTES       size of each slot (default 524288)\n"
                "  --buf-size N            SMP buffer size advertised and enforced (default 2048)\n"
@@ -200,8 +207,8 @@ static void help(void) {
                "  -v, --verbose           more logging on stderr (repeat)\n"
                "  -h, --help\n\n"
                "Prints \"ready\" on standard output once every endpoint listens.\n",
-               SIM_BLE_ADAPTERS_MAX, SIM_BLE_MAX_LINKS_MAX, SIM_DEVICES_MAX, SIM_MESH_NODES_MAX,
-               SIM_MESH_RECEIVERS_MAX, SIM_MESH_SLOTS_MAX);
+               SIM_BLE_ADAPTERS_MAX, SIM_BLE_MAX_LINKS_MAX, SIM_DEVICES_MAX, SIM_MESH_NODES_MAX, SIM_MESH_RECEIVERS_MAX,
+               SIM_MESH_SLOTS_MAX);
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
@@ -210,6 +217,17 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret) {
                 return -EINVAL;
         *ret = (uint32_t) v;
         return 0;
+}
+
+/* CONFIG_BOARD: one word (os_mgmt puts fields between single spaces). */
+static bool board_valid(const char *s) {
+        size_t n = strlen(s);
+        if (n == 0 || n >= SIM_BOARD_SIZE)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (s[i] <= ' ' || s[i] > '~')
+                        return false;
+        return true;
 }
 
 static int parse_override(const char *arg, struct override *o) {
@@ -229,18 +247,62 @@ static int parse_override(const char *arg, struct override *o) {
 
 static int parse_options(int argc, char **argv, struct options *o) {
         enum {
-                OPT_UDP = 0x100, OPT_COAP, OPT_SERIAL, OPT_COUNT, OPT_SMP_VERSION, OPT_IMAGE,
-                OPT_DEV_IMAGE, OPT_DEV_SMP_VERSION, OPT_STATE_DIR, OPT_SLOT_SIZE, OPT_BUF_SIZE,
-                OPT_BUF_COUNT, OPT_SWAP_MS, OPT_BOOT_MS, OPT_RESET_MS, OPT_FLASH_RATE,
-                OPT_ERASE_RATE, OPT_FRUGAL, OPT_NO_IMAGE_CHECK, OPT_BANDWIDTH, OPT_LATENCY,
-                OPT_JITTER, OPT_LOSS, OPT_MTU, OPT_FAULT, OPT_CONTROL, OPT_SEED,
-                OPT_BLE, OPT_BLE_ADAPTERS, OPT_BLE_MTU, OPT_BLE_CONNECT_MS, OPT_BLE_RESOLVE_MS,
-                OPT_BLE_SUPERVISION_MS, OPT_BLE_CONNECT_TIMEOUT_MS, OPT_BLE_TEMPORARY_MS,
-                OPT_BLE_CONN_INTERVAL_MS, OPT_BLE_NOTIFY_PER_EVENT, OPT_BLE_FAULT, OPT_COAP_MULTICAST,
+                OPT_UDP = 0x100,
+                OPT_COAP,
+                OPT_SERIAL,
+                OPT_COUNT,
+                OPT_SMP_VERSION,
+                OPT_IMAGE,
+                OPT_DEV_IMAGE,
+                OPT_DEV_SMP_VERSION,
+                OPT_STATE_DIR,
+                OPT_SLOT_SIZE,
+                OPT_BUF_SIZE,
+                OPT_BUF_COUNT,
+                OPT_SWAP_MS,
+                OPT_BOOT_MS,
+                OPT_RESET_MS,
+                OPT_FLASH_RATE,
+                OPT_ERASE_RATE,
+                OPT_FRUGAL,
+                OPT_NO_IMAGE_CHECK,
+                OPT_BANDWIDTH,
+                OPT_LATENCY,
+                OPT_JITTER,
+                OPT_LOSS,
+                OPT_MTU,
+                OPT_FAULT,
+                OPT_CONTROL,
+                OPT_SEED,
+                OPT_BLE,
+                OPT_BLE_ADAPTERS,
+                OPT_BLE_MTU,
+                OPT_BLE_CONNECT_MS,
+                OPT_BLE_RESOLVE_MS,
+                OPT_BLE_SUPERVISION_MS,
+                OPT_BLE_CONNECT_TIMEOUT_MS,
+                OPT_BLE_TEMPORARY_MS,
+                OPT_BLE_CONN_INTERVAL_MS,
+                OPT_BLE_NOTIFY_PER_EVENT,
+                OPT_BLE_FAULT,
+                OPT_COAP_MULTICAST,
                 OPT_BLE_MAX_LINKS,
-                OPT_MESH_DISTRIBUTOR, OPT_MESH_TARGETS, OPT_MESH_ADDR_BASE, OPT_MESH_TARGET_VERSION,
-                OPT_MESH_ZEPHYR, OPT_MESH_LEGACY_RC, OPT_MESH_RATE, OPT_MESH_TIME_SCALE, OPT_MESH_SHELL_BUF,
-                OPT_MESH_SHELL_OUT, OPT_MESH_TARGETS_MAX, OPT_MESH_SLOT_CNT, OPT_MESH_FAULT,
+                OPT_MESH_DISTRIBUTOR,
+                OPT_MESH_TARGETS,
+                OPT_MESH_ADDR_BASE,
+                OPT_MESH_TARGET_VERSION,
+                OPT_MESH_ZEPHYR,
+                OPT_MESH_LEGACY_RC,
+                OPT_MESH_RATE,
+                OPT_MESH_TIME_SCALE,
+                OPT_MESH_SHELL_BUF,
+                OPT_MESH_SHELL_OUT,
+                OPT_MESH_TARGETS_MAX,
+                OPT_MESH_SLOT_CNT,
+                OPT_MESH_FAULT,
+                OPT_BOARD,
+                OPT_DEV_BOARD,
+                OPT_NO_OS_INFO,
         };
         static const struct option longopts[] = {
                 { "udp", required_argument, NULL, OPT_UDP },
@@ -252,6 +314,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "image", required_argument, NULL, OPT_IMAGE },
                 { "dev-image", required_argument, NULL, OPT_DEV_IMAGE },
                 { "dev-smp-version", required_argument, NULL, OPT_DEV_SMP_VERSION },
+                { "board", required_argument, NULL, OPT_BOARD },
+                { "dev-board", required_argument, NULL, OPT_DEV_BOARD },
+                { "no-os-info", optional_argument, NULL, OPT_NO_OS_INFO },
                 { "state-dir", required_argument, NULL, OPT_STATE_DIR },
                 { "slot-size", required_argument, NULL, OPT_SLOT_SIZE },
                 { "buf-size", required_argument, NULL, OPT_BUF_SIZE },
@@ -533,6 +598,24 @@ static int parse_options(int argc, char **argv, struct options *o) {
                              !streq(o->versions[o->n_versions - 1].value, "2")))
                                 err = "--dev-smp-version takes N:1 or N:2";
                         break;
+                case OPT_BOARD:
+                        if (!board_valid(optarg))
+                                err = "--board takes a name of 1..64 printable characters without spaces";
+                        else
+                                snprintf(o->params.board, sizeof(o->params.board), "%s", optarg);
+                        break;
+                case OPT_DEV_BOARD:
+                        if (o->n_boards >= OVERRIDES_MAX || parse_override(optarg, &o->boards[o->n_boards++]) < 0 ||
+                            !board_valid(o->boards[o->n_boards - 1].value))
+                                err = "--dev-board takes N:NAME (1..64 printable characters without spaces)";
+                        break;
+                case OPT_NO_OS_INFO:
+                        if (!optarg)
+                                o->params.no_os_info = true;
+                        else if (o->n_no_os_info >= OVERRIDES_MAX ||
+                                 parse_u32(optarg, 0, SIM_DEVICES_MAX - 1, &o->no_os_info[o->n_no_os_info++]) < 0)
+                                err = "--no-os-info takes a device index";
+                        break;
                 case OPT_FAULT: {
                         long dev;
                         if (o->n_faults >= FAULTS_MAX)
@@ -720,6 +803,12 @@ static int run(int argc, char **argv) {
                 for (unsigned k = 0; k < o.n_versions; k++)
                         if (o.versions[k].dev == (long) i)
                                 d->params.smp_version = o.versions[k].value[0] - '0';
+                for (unsigned k = 0; k < o.n_boards; k++)
+                        if (o.boards[k].dev == (long) i)
+                                snprintf(d->params.board, sizeof(d->params.board), "%s", o.boards[k].value);
+                for (unsigned k = 0; k < o.n_no_os_info; k++)
+                        if (o.no_os_info[k] == i)
+                                d->params.no_os_info = true;
                 for (unsigned k = 0; k < o.n_images; k++)
                         if (o.images[k].dev == (long) i) {
                                 sim_blob_unref(image);

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * OS info answers into a board and an application (os-info.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "os-info.h"
+#include "util.h"
+
+#define OS_INFO_WORDS_MAX 64u
+
+/* Zephyr's CONFIG_ARCH values (arch/Kconfig). */
+static const char *const zephyr_arches[] = {
+        "arc", "arm", "arm64", "mips", "nios2", "openrisc", "posix", "riscv", "rx", "sparc", "x86", "xtensa",
+};
+
+struct word {
+        const char *p;
+        size_t len;
+};
+
+static bool word_is(const struct word *w, const char *s) {
+        return w->len == strlen(s) && memcmp(w->p, s, w->len) == 0;
+}
+
+static bool word_is_arch(const struct word *w) {
+        for (size_t i = 0; i < ELEMENTSOF(zephyr_arches); i++)
+                if (word_is(w, zephyr_arches[i]))
+                        return true;
+        return false;
+}
+
+/* "3.7.0", "v3.7.0-rc1", "zephyr-v3.7.0-12-gabc": a digit, a dot and a
+ * digit somewhere. */
+static bool word_is_version(const struct word *w) {
+        for (size_t i = 0; i + 2 < w->len; i++)
+                if (isdigit((unsigned char) w->p[i]) && w->p[i + 1] == '.' && isdigit((unsigned char) w->p[i + 2]))
+                        return true;
+        return false;
+}
+
+/* "01:03:52" */
+static bool word_is_time(const struct word *w) {
+        return w->len == 8 && w->p[2] == ':' && w->p[5] == ':' && isdigit((unsigned char) w->p[0]) &&
+               isdigit((unsigned char) w->p[7]);
+}
+
+/* "1973" */
+static bool word_is_year(const struct word *w) {
+        if (w->len != 4)
+                return false;
+        for (size_t i = 0; i < 4; i++)
+                if (!isdigit((unsigned char) w->p[i]))
+                        return false;
+        return true;
+}
+
+static size_t split_words(const char *s, struct word *words, size_t max) {
+        size_t n = 0;
+
+        while (*s && n < max) {
+                while (*s == ' ')
+                        s++;
+                if (!*s)
+                        break;
+                words[n].p = s;
+                while (*s && *s != ' ')
+                        s++;
+                words[n].len = (size_t) (s - words[n].p);
+                n++;
+        }
+        return n;
+}
+
+static void copy_field(char *dst, const char *src, size_t len) {
+        /* A name longer than the field is left unknown, never cut: a cut
+         * one could equal another board's name. */
+        if (len == 0 || len >= OS_INFO_FIELD_SIZE) {
+                dst[0] = '\0';
+                return;
+        }
+        memcpy(dst, src, len);
+        dst[len] = '\0';
+}
+
+int os_info_parse(const char *os_info, struct os_info_fields *ret) {
+        struct word words[OS_INFO_WORDS_MAX];
+        size_t n;
+
+        *ret = (struct os_info_fields) {};
+        if (!os_info)
+                return -ENODATA;
+        n = split_words(os_info, words, ELEMENTSOF(words));
+        /* kernel name, node name, release, version: the machine is the
+         * fifth word at the earliest. */
+        for (size_t k = 4; k + 2 < n; k++) {
+                const struct word *before = &words[k - 1];
+                if (!word_is_arch(&words[k]))
+                        continue;
+                if (!word_is_version(before) && !word_is_time(before) && !word_is_year(before))
+                        continue;
+                copy_field(ret->board, words[k + 2].p, words[k + 2].len);
+                if (k + 3 < n) {
+                        const char *app = words[k + 3].p;
+                        size_t len = strlen(app);
+                        while (len > 0 && app[len - 1] == ' ')
+                                len--;
+                        copy_field(ret->app, app, len);
+                }
+                return ret->board[0] ? 0 : -ENODATA;
+        }
+        return -ENODATA;
+}
