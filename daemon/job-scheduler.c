@@ -51,6 +51,9 @@
 /* A verify that found the device not back yet tries again after this
  * (a board not measured yet: polled from its reset at this interval). */
 #define JOB_VERIFY_POLL_USEC (1000 * 1000ull)
+/* The shortest timeout of a verify's state read timed by the link's
+ * round trip (job_verify_timeout_usec()). */
+#define JOB_VERIFY_TIMEOUT_MIN_USEC (100 * 1000ull)
 /* An adapter with no free link: the job asks for a slot again after this. */
 #define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
@@ -65,6 +68,7 @@ void job_teardown(struct job *j) {
         j->session = smp_session_free(j->session);
         j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
         j->continue_phase = false;
+        j->has_session_state = false;
         if (j->image_mapped) {
                 image_unmap(j->image_mapped);
                 j->image_mapped = NULL;
@@ -396,6 +400,13 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         char msg[300];
 
         j->phase_run = NULL; /* frees itself after this call */
+        j->has_session_state = false;
+        if (j->session) {
+                struct smp_session_stats st;
+                smp_session_get_stats(j->session, &st);
+                if (st.srtt_usec > 0)
+                        j->link_rtt_usec = st.srtt_usec;
+        }
         if (adapter)
                 snprintf(adapter_name, sizeof(adapter_name), "%s", adapter);
         if (r->error == -EUSERS && adapter_name[0]) {
@@ -431,7 +442,7 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
-                uint64_t sample = r->swap_usec, reset = j->checkpoint.reset_usec;
+                uint64_t sample = r->swap_usec;
                 if (j->verify_misses == 0 && j->first_verify_usec > 0)
                         /* Back at the first verify, timed by the estimate:
                          * that says only "no longer than the wait".  1 %
@@ -440,10 +451,12 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                          * misses costs a slot its timeout; one that waited
                          * too long costs nothing but that device's time). */
                         sample = j->first_verify_usec / 100 * 99;
-                else if (reset && j->next_attempt_usec > reset && j->next_attempt_usec - reset < sample)
-                        /* Polled: from when this verify was due, not when
-                         * it got a slot (polls wait behind uploads). */
-                        sample = j->next_attempt_usec - reset;
+                /* Polled: the device came back between the last miss and
+                 * this answer; the answer's time is kept.  Every other
+                 * device of the board takes it as its first verify's
+                 * wait: one too short costs each of them a poll that
+                 * misses (a slot, and a poll interval for the device),
+                 * one too long only their own wait, no slot. */
                 j->swap_usec = sample;
                 job_swap_record(m, j->board, j->bytes_total, sample);
                 /* The others of the board wait for it now instead of polling. */
@@ -522,7 +535,13 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 return;
         }
         /* On at once on the same session and slot: activate after stage,
-         * verify after an activate that found the image running. */
+         * verify after an activate that found the image running.  What
+         * the phase read last is still true: the next does not read it
+         * again (a round trip less on the slot). */
+        if (r->after.n_slots > 0) {
+                j->session_state = r->after;
+                j->has_session_state = true;
+        }
         job_changed(j);
         (void) manager_flush_now(m);
         job_after_phase(j, true);
@@ -586,6 +605,16 @@ static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
         return true;
 }
 
+/* A verify's state read: a device that is back answers within a round
+ * trip, and every poll of one that is not back holds a slot this long.
+ * Twice the smoothed round trip its last session measured (an upload's
+ * queue stretches it: room enough for a lone request), within bounds. */
+static uint64_t job_verify_timeout_usec(const struct job *j) {
+        if (!j->link_rtt_usec)
+                return 0; /* libsmpgw's SMP_UPDATE_VERIFY_TIMEOUT_USEC */
+        return MIN(MAX(2 * j->link_rtt_usec, JOB_VERIFY_TIMEOUT_MIN_USEC), (uint64_t) SMP_UPDATE_VERIFY_TIMEOUT_USEC);
+}
+
 /* Runs j->phase on the job's session. */
 static int job_phase_start(struct job *j) {
         const struct image *img = j->image_mapped;
@@ -623,11 +652,14 @@ static int job_phase_start(struct job *j) {
                 .step = on_phase_step,
                 .done = on_phase_done,
                 .userdata = j,
+                .state = j->has_session_state && j->phase != SMP_UPDATE_PHASE_STAGE ? &j->session_state : NULL,
+                .verify_timeout_usec = job_verify_timeout_usec(j),
         };
         /* A verify of a device still rebooting is answered by nobody:
          * one transmission, not the session's retries, each costing the
          * slot a timeout; the next verify is the retry. */
         smp_session_set_retries(j->session, j->phase == SMP_UPDATE_PHASE_VERIFY ? 0 : SMP_SESSION_RETRIES_DEFAULT);
+        j->has_session_state = false; /* copied, or read again next time */
         return smp_update_phase_start(j->session, &params, &j->phase_run);
 }
 

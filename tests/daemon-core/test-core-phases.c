@@ -260,6 +260,37 @@ static void test_swap_time_learned(void) {
         core_free(c);
 }
 
+/* A board's first swap time, measured by a poll that waited for a slot:
+ * the device came back somewhere between the poll's due time and its
+ * answer, and the answer's time is what the others wait for (a wait too
+ * short makes each of them miss a poll, a slot's worth).  One slot:
+ * the first device (swap 1.2 s) polls 1 s after its reset, but the
+ * second device's upload holds the slot for ~2.4 s. */
+static void test_swap_sample_from_late_poll(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 1;
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1200;
+        core_sim(c, CORE_UDP, 2)->link.bandwidth = 10000;
+        struct image *img = core_add_image(c, 24 * 1024, 26);
+        char board[JOB_BOARD_SIZE];
+        bool learned;
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t first = jobs[0]->id, second = jobs[1]->id;
+        free(jobs);
+        struct job *j = core_wait_finished(c, first, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(j->swap_usec >= 1200 * 1000);
+        job_device_board(devs[0], board, sizeof(board));
+        ASSERT_TRUE(job_swap_estimate_usec(c->m, board, j->bytes_total, &learned) >= 1200 * 1000);
+        ASSERT_TRUE(learned);
+        ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_free(c);
+}
+
 /* An adapter's limit: the configured one at first; a refusal with 3
  * links held makes it 3 (at least 1); enough connects raise it by one
  * again, never above the configuration. */
@@ -292,4 +323,4 @@ static void test_adapter_limit_learned(void) {
 
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
-          TEST(test_swap_time_learned), TEST(test_adapter_limit_learned))
+          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_adapter_limit_learned))
