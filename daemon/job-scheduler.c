@@ -84,17 +84,21 @@ static int job_arm_timer(struct job *j);
  * the oldest of the board's jobs waiting for a device with none learned.
  * The others poll seldom until it has measured one (every poll of a
  * device not back costs a slot its timeout). */
-static bool job_is_scout(const struct job *j) {
+static const struct job *job_board_scout(const struct job *j) {
         struct manager *m = j->manager;
         for (size_t i = 0; i < m->n_jobs; i++) {
                 const struct job *o = m->jobs[i];
                 if (o == j)
-                        return true;
+                        return j;
                 if (o->phase == SMP_UPDATE_PHASE_VERIFY && o->first_verify_usec == 0 && !job_is_finished(o) &&
                     o->state != JOB_RETRY_WAIT && streq(o->board, j->board))
-                        return false;
+                        return o;
         }
-        return true;
+        return j;
+}
+
+static bool job_is_scout(const struct job *j) {
+        return job_board_scout(j) == j;
 }
 
 /* When the next verify of a device with no learned swap time is due. */
@@ -126,6 +130,32 @@ static bool job_reboot_wait_learned(struct job *j) {
         (void) job_arm_timer(j);
         return true;
 }
+/* A job of a board nobody has measured yet, not its scout, due for a
+ * poll: when the scout's device reset first and the scout still polls
+ * it, this device is most likely not back either (the same board and
+ * image), and the scout's answer will time this job's verify
+ * (job_reboot_wait_learned()): a poll now would cost a slot for nothing.
+ * It waits another interval, as long as that leaves it a poll before its
+ * own reboot timeout: the fallback should the scout's device never come
+ * back.  True when it waits on. */
+static bool job_waits_for_scout(struct job *j) {
+        struct manager *m = j->manager;
+        uint64_t now = now_realtime_usec(), reset = j->checkpoint.reset_usec;
+
+        if (j->first_verify_usec > 0 || !reset || !j->board[0])
+                return false;
+        const struct job *scout = job_board_scout(j);
+        if (scout == j || !scout->checkpoint.reset_usec || scout->checkpoint.reset_usec > reset)
+                return false;
+        uint64_t interval = MAX(m->config->job_swap_estimate_usec, JOB_VERIFY_POLL_USEC);
+        uint64_t timeout = job_swap_timeout_usec(m, job_swap_estimate_usec(m, j->board, j->bytes_total, NULL));
+        if (now + interval + JOB_VERIFY_POLL_USEC >= MIN(j->reboot_wait_usec, reset) + timeout)
+                return false;
+        j->next_attempt_usec = now + interval;
+        (void) job_arm_timer(j);
+        return true;
+}
+
 static void job_adapter_full(struct job *j, const char *adapter);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -148,7 +178,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         job_changed(j);
                 }
         } else if (j->state == JOB_REBOOTING) {
-                if (job_reboot_wait_learned(j))
+                if (job_reboot_wait_learned(j) || job_waits_for_scout(j))
                         return 0;
                 /* The device should be back: verify needs a slot. */
                 job_set_state(j, JOB_QUEUED);

@@ -291,6 +291,55 @@ static void test_swap_sample_from_late_poll(void) {
         core_free(c);
 }
 
+/* Events of a job entering state, from index from on. */
+static unsigned count_state(struct core *c, uint64_t job, enum job_state state, size_t from) {
+        unsigned n = 0;
+        for (size_t i = from; i < c->n_events; i++)
+                if (c->events[i].type == MANAGER_EVENT_JOB_STATE && c->events[i].id == job &&
+                    c->events[i].job_state == state)
+                        n++;
+        return n;
+}
+
+/* A board nobody has measured: its scout (the oldest job) polls its
+ * device every second; another job whose device reset after the scout's
+ * does not poll at [jobs] swap_estimate intervals meanwhile (each poll
+ * of a device not back costs a slot) but waits for the scout's
+ * measurement, and its one verify finds the device back. */
+static void test_others_wait_for_the_scout(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 2;
+        c->config->job_swap_estimate_usec = SECONDS(1);
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 3000;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 3000;
+        core_sim(c, CORE_UDP, 2)->link.bandwidth = 200000; /* resets after the scout's device */
+        struct image *img = core_add_image(c, 24 * 1024, 27);
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t scout = jobs[0]->id, other = jobs[1]->id;
+        free(jobs);
+        ASSERT_EQ(core_wait_finished(c, scout, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_wait_finished(c, other, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_run_for(c, 100 * 1000);
+
+        if (getenv("CORE_DUMP_EVENTS"))
+                for (size_t i = 0; i < c->n_events; i++)
+                        if (c->events[i].type == MANAGER_EVENT_JOB_STATE)
+                                fprintf(stderr, "event %zu job %" PRIu64 " %s\n", i, c->events[i].id,
+                                        job_state_to_string(c->events[i].job_state));
+        size_t scout_reboots = find_state(c, scout, JOB_REBOOTING, 0);
+        size_t other_reboots = find_state(c, other, JOB_REBOOTING, 0);
+        ASSERT_TRUE(scout_reboots != SIZE_MAX && other_reboots != SIZE_MAX);
+        ASSERT_TRUE(scout_reboots < other_reboots);
+        /* each verify waits for a slot: rebooting -> queued -> running */
+        ASSERT_TRUE(count_state(c, scout, JOB_QUEUED, scout_reboots) >= 2); /* it polled */
+        ASSERT_EQ(count_state(c, other, JOB_QUEUED, other_reboots), 1);    /* one verify */
+        core_free(c);
+}
+
 /* An adapter's limit: the configured one at first; a refusal with 3
  * links held makes it 3 (at least 1); enough connects raise it by one
  * again, never above the configuration. */
@@ -323,4 +372,5 @@ static void test_adapter_limit_learned(void) {
 
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
-          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_adapter_limit_learned))
+          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll),
+          TEST(test_others_wait_for_the_scout), TEST(test_adapter_limit_learned))
