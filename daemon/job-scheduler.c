@@ -54,6 +54,12 @@
 /* The shortest timeout of a verify's state read timed by the link's
  * round trip (job_verify_timeout_usec()). */
 #define JOB_VERIFY_TIMEOUT_MIN_USEC (100 * 1000ull)
+/* With idle slots, a device that was not back at a learned verify is
+ * polled again this soon (a poll takes a slot from nobody then). */
+#define JOB_IDLE_VERIFY_POLL_USEC (250 * 1000ull)
+/* With idle slots, the first verify of a learned board comes at this
+ * share of the estimate (an upper bound of the swap time). */
+#define JOB_EARLY_VERIFY_PERCENT 90u
 /* An adapter with no free link: the job asks for a slot again after this. */
 #define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
@@ -156,6 +162,31 @@ static bool job_waits_for_scout(struct job *j) {
         return true;
 }
 
+/* Whether a verify's poll would take a slot from nobody: no stage or
+ * activate waits for one (the end of a fan-out, a lone push). */
+static bool jobs_slots_idle(struct manager *m) {
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *o = m->jobs[i];
+                if (o->state == JOB_QUEUED && o->phase != SMP_UPDATE_PHASE_VERIFY)
+                        return false;
+        }
+        return true;
+}
+
+/* A job waiting for the learned swap time of its board, woken before it
+ * (JOB_EARLY_VERIFY_PERCENT) to poll while slots are idle: when uploads
+ * wait, it goes on waiting until the estimate.  True when it waits on. */
+static bool job_waits_for_estimate(struct job *j) {
+        uint64_t due = j->checkpoint.reset_usec + j->first_verify_usec;
+
+        if (j->first_verify_usec == 0 || j->verify_misses > 0 || !j->checkpoint.reset_usec ||
+            now_realtime_usec() >= due || jobs_slots_idle(j->manager))
+                return false;
+        j->next_attempt_usec = due;
+        (void) job_arm_timer(j);
+        return true;
+}
+
 static void job_adapter_full(struct job *j, const char *adapter);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -178,7 +209,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         job_changed(j);
                 }
         } else if (j->state == JOB_REBOOTING) {
-                if (job_reboot_wait_learned(j) || job_waits_for_scout(j))
+                if (job_reboot_wait_learned(j) || job_waits_for_scout(j) || job_waits_for_estimate(j))
                         return 0;
                 /* The device should be back: verify needs a slot. */
                 job_set_state(j, JOB_QUEUED);
@@ -408,7 +439,12 @@ static void job_reboot_wait(struct job *j) {
         uint64_t estimate = job_swap_estimate_usec(m, j->board, size, &learned);
         j->first_verify_usec = learned ? estimate : 0;
         j->verify_misses = 0;
-        j->next_attempt_usec = learned ? reset + estimate : job_unlearned_poll_usec(j, MAX(reset, now));
+        /* With idle slots (job_waits_for_estimate()), polls start a
+         * little before the estimate: they cost nothing then, and the
+         * estimate is an upper bound. */
+        j->next_attempt_usec = !learned ? job_unlearned_poll_usec(j, MAX(reset, now))
+                               : hold   ? reset + estimate
+                                        : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -479,8 +515,9 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                          * less is kept, so the estimate follows a device
                          * that got faster, slowly (a first verify that
                          * misses costs a slot its timeout; one that waited
-                         * too long costs nothing but that device's time). */
-                        sample = j->first_verify_usec / 100 * 99;
+                         * too long costs nothing but that device's time).
+                         * Back at an early one: when it answered. */
+                        sample = MIN(j->first_verify_usec / 100 * 99, r->swap_usec);
                 /* Polled: the device came back between the last miss and
                  * this answer; the answer's time is kept.  Every other
                  * device of the board takes it as its first verify's
@@ -519,8 +556,10 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         return;
                 }
                 job_set_state(j, JOB_REBOOTING);
-                j->next_attempt_usec =
-                        j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC : job_unlearned_poll_usec(j, now);
+                j->next_attempt_usec = j->first_verify_usec == 0  ? job_unlearned_poll_usec(j, now)
+                                       : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot
+                                               ? now + JOB_IDLE_VERIFY_POLL_USEC
+                                               : now + JOB_VERIFY_POLL_USEC;
                 if (!job_reboot_wait_learned(j))
                         (void) job_arm_timer(j);
                 job_changed(j);
@@ -640,7 +679,8 @@ static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
  * Twice the smoothed round trip its last session measured (an upload's
  * queue stretches it: room enough for a lone request), within bounds. */
 static uint64_t job_verify_timeout_usec(const struct job *j) {
-        if (!j->link_rtt_usec)
+        /* hold_slot_during_reboot: the slot is held anyway; the old way */
+        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot)
                 return 0; /* libsmpgw's SMP_UPDATE_VERIFY_TIMEOUT_USEC */
         return MIN(MAX(2 * j->link_rtt_usec, JOB_VERIFY_TIMEOUT_MIN_USEC), (uint64_t) SMP_UPDATE_VERIFY_TIMEOUT_USEC);
 }

@@ -340,6 +340,41 @@ static void test_others_wait_for_the_scout(void) {
         core_free(c);
 }
 
+/* A lone push to a board measured already: no upload waits for a slot,
+ * so its first verify comes before the estimate (an upper bound: the
+ * scout's poll found the device back up to a poll interval late) and
+ * finds the device back then. */
+static void test_idle_slots_verify_early(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1200;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 1200;
+        struct image *img = core_add_image(c, 8192, 28);
+        char board[JOB_BOARD_SIZE];
+        bool learned;
+
+        struct job **jobs = core_push(c, img, &devs[0], 1, "test-and-confirm", 1);
+        uint64_t id = jobs[0]->id;
+        free(jobs);
+        struct job *j = core_wait_finished(c, id, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        job_device_board(devs[1], board, sizeof(board));
+        uint64_t estimate = job_swap_estimate_usec(c->m, board, j->bytes_total, &learned);
+        ASSERT_TRUE(learned);
+        ASSERT_TRUE(estimate >= 1500 * 1000); /* polled every second: found back at the second poll */
+
+        jobs = core_push(c, img, &devs[1], 1, "test-and-confirm", 1);
+        id = jobs[0]->id;
+        free(jobs);
+        j = core_wait_finished(c, id, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(j->swap_usec >= 1200 * 1000);
+        ASSERT_TRUE(j->swap_usec <= estimate / 100 * 95);
+        core_free(c);
+}
+
 /* An adapter's limit: the configured one at first; a refusal with 3
  * links held makes it 3 (at least 1); enough connects raise it by one
  * again, never above the configuration. */
@@ -373,4 +408,5 @@ static void test_adapter_limit_learned(void) {
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
           TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll),
-          TEST(test_others_wait_for_the_scout), TEST(test_adapter_limit_learned))
+          TEST(test_others_wait_for_the_scout), TEST(test_idle_slots_verify_early),
+          TEST(test_adapter_limit_learned))
