@@ -679,8 +679,15 @@ static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
  * Twice the smoothed round trip its last session measured (an upload's
  * queue stretches it: room enough for a lone request), within bounds. */
 static uint64_t job_verify_timeout_usec(const struct job *j) {
-        /* hold_slot_during_reboot: the slot is held anyway; the old way */
-        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot)
+        const struct device *d = j->device;
+
+        /* hold_slot_during_reboot: the slot is held anyway; the old way.
+         * Only datagram links (UDP, CoAP) outlive the device's reboot: a
+         * BLE or serial verify opens its link first, within the same
+         * timeout, and a BLE connect may queue behind others on the
+         * adapter. */
+        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot || !d ||
+            !(streq(d->transport, "udp") || streq(d->transport, "coap")))
                 return 0; /* libsmpgw's SMP_UPDATE_VERIFY_TIMEOUT_USEC */
         return MIN(MAX(2 * j->link_rtt_usec, JOB_VERIFY_TIMEOUT_MIN_USEC), (uint64_t) SMP_UPDATE_VERIFY_TIMEOUT_USEC);
 }
