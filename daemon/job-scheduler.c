@@ -162,6 +162,16 @@ static bool job_waits_for_scout(struct job *j) {
         return true;
 }
 
+/* Whether the job's link outlives its device's reboot: datagrams (UDP,
+ * CoAP).  A BLE or serial verify opens its link first, within its state
+ * read's timeout, and a BLE connect to a device not back holds the
+ * adapter's one connect in progress, which others queue behind: such
+ * polls are neither timed by the round trip nor sent early. */
+static bool job_link_outlives_reboot(const struct job *j) {
+        const struct device *d = j->device;
+        return d && (streq(d->transport, "udp") || streq(d->transport, "coap"));
+}
+
 /* Whether a verify's poll would take a slot from nobody: no stage or
  * activate waits for one (the end of a fan-out, a lone push). */
 static bool jobs_slots_idle(struct manager *m) {
@@ -442,9 +452,9 @@ static void job_reboot_wait(struct job *j) {
         /* With idle slots (job_waits_for_estimate()), polls start a
          * little before the estimate: they cost nothing then, and the
          * estimate is an upper bound. */
-        j->next_attempt_usec = !learned ? job_unlearned_poll_usec(j, MAX(reset, now))
-                               : hold   ? reset + estimate
-                                        : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
+        j->next_attempt_usec = !learned                               ? job_unlearned_poll_usec(j, MAX(reset, now))
+                               : hold || !job_link_outlives_reboot(j) ? reset + estimate
+                                                                      : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -557,7 +567,8 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 }
                 job_set_state(j, JOB_REBOOTING);
                 j->next_attempt_usec = j->first_verify_usec == 0  ? job_unlearned_poll_usec(j, now)
-                                       : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot
+                                       : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot &&
+                                                               job_link_outlives_reboot(j)
                                                ? now + JOB_IDLE_VERIFY_POLL_USEC
                                                : now + JOB_VERIFY_POLL_USEC;
                 if (!job_reboot_wait_learned(j))
@@ -679,15 +690,8 @@ static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
  * Twice the smoothed round trip its last session measured (an upload's
  * queue stretches it: room enough for a lone request), within bounds. */
 static uint64_t job_verify_timeout_usec(const struct job *j) {
-        const struct device *d = j->device;
-
-        /* hold_slot_during_reboot: the slot is held anyway; the old way.
-         * Only datagram links (UDP, CoAP) outlive the device's reboot: a
-         * BLE or serial verify opens its link first, within the same
-         * timeout, and a BLE connect may queue behind others on the
-         * adapter. */
-        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot || !d ||
-            !(streq(d->transport, "udp") || streq(d->transport, "coap")))
+        /* hold_slot_during_reboot: the slot is held anyway; the old way */
+        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot || !job_link_outlives_reboot(j))
                 return 0; /* libsmpgw's SMP_UPDATE_VERIFY_TIMEOUT_USEC */
         return MIN(MAX(2 * j->link_rtt_usec, JOB_VERIFY_TIMEOUT_MIN_USEC), (uint64_t) SMP_UPDATE_VERIFY_TIMEOUT_USEC);
 }
