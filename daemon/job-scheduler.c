@@ -452,9 +452,10 @@ static void job_reboot_wait(struct job *j) {
         /* With idle slots (job_waits_for_estimate()), polls start a
          * little before the estimate: they cost nothing then, and the
          * estimate is an upper bound. */
-        j->next_attempt_usec = !learned                               ? job_unlearned_poll_usec(j, MAX(reset, now))
-                               : hold || !job_link_outlives_reboot(j) ? reset + estimate
-                                                                      : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
+        j->next_attempt_usec = !learned ? job_unlearned_poll_usec(j, MAX(reset, now))
+                               : hold || !job_link_outlives_reboot(j)
+                                       ? reset + estimate
+                                       : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -566,11 +567,11 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         return;
                 }
                 job_set_state(j, JOB_REBOOTING);
-                j->next_attempt_usec = j->first_verify_usec == 0  ? job_unlearned_poll_usec(j, now)
-                                       : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot &&
-                                                               job_link_outlives_reboot(j)
-                                               ? now + JOB_IDLE_VERIFY_POLL_USEC
-                                               : now + JOB_VERIFY_POLL_USEC;
+                j->next_attempt_usec =
+                        j->first_verify_usec == 0 ? job_unlearned_poll_usec(j, now)
+                        : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot && job_link_outlives_reboot(j)
+                                ? now + JOB_IDLE_VERIFY_POLL_USEC
+                                : now + JOB_VERIFY_POLL_USEC;
                 if (!job_reboot_wait_learned(j))
                         (void) job_arm_timer(j);
                 job_changed(j);

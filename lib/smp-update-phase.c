@@ -38,9 +38,9 @@ struct smp_update_phase_run {
         /* Stage: mcumgr parameters, asked beside the first state read so
          * that the upload need not ask them a round trip later. */
         struct smp_request *params_req;
-        bool upload_waits;                 /* for params_req's answer */
-        sd_event_source *params_grace;     /* how long it waits */
-        uint32_t buf_size, buf_count;      /* 0: unknown, the upload asks */
+        bool upload_waits;             /* for params_req's answer */
+        sd_event_source *params_grace; /* how long it waits */
+        uint32_t buf_size, buf_count;  /* 0: unknown, the upload asks */
         /* With a fresh state, the phase begins from the loop, so that done
          * never runs inside smp_update_phase_start(). */
         sd_event_source *begin;
@@ -545,8 +545,8 @@ static void stage_upload(struct smp_update_phase_run *run) {
                 smp_session_get_stats(run->session, &st);
                 uint64_t grace = MAX(st.srtt_usec, (uint64_t) STAGE_PARAMS_GRACE_MIN_USEC);
                 run->upload_waits = true; /* on_params() or the grace goes on */
-                if (sd_event_add_time_relative(smp_session_get_event(run->session), &run->params_grace,
-                                               CLOCK_MONOTONIC, grace, 1000, on_params_grace, run) < 0)
+                if (sd_event_add_time_relative(smp_session_get_event(run->session), &run->params_grace, CLOCK_MONOTONIC,
+                                               grace, 1000, on_params_grace, run) < 0)
                         on_params_grace(NULL, 0, run);
                 return;
         }
@@ -572,8 +572,8 @@ static void stage_upload(struct smp_update_phase_run *run) {
                 fail(run, e);
 }
 
-static void on_params(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
-                      size_t len, void *userdata) {
+static void on_params(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body, size_t len,
+                      void *userdata) {
         struct smp_update_phase_run *run = userdata;
         struct smp_os_params_rsp rsp;
 

@@ -983,7 +983,9 @@ static void test_round_trips(void) {
 
         long before = sim_state_number(&sim, dev, "rx_packets");
         const struct smp_update_phase_params activate = {
-                .phase = SMP_UPDATE_PHASE_ACTIVATE, .checkpoint = &cp, .state = &staged_state,
+                .phase = SMP_UPDATE_PHASE_ACTIVATE,
+                .checkpoint = &cp,
+                .state = &staged_state,
         };
         ASSERT_OK(phase(&sim, dev, &activate, &run));
         ASSERT_EQ(sim_state_number(&sim, dev, "rx_packets") - before, 2); /* mark, reset */
@@ -993,7 +995,9 @@ static void test_round_trips(void) {
         while (!sim_rebooting(&sim, dev))
                 run_for(20000);
         const struct smp_update_phase_params poll = {
-                .phase = SMP_UPDATE_PHASE_VERIFY, .checkpoint = &cp, .verify_timeout_usec = 100000,
+                .phase = SMP_UPDATE_PHASE_VERIFY,
+                .checkpoint = &cp,
+                .verify_timeout_usec = 100000,
         };
         ASSERT_EQ(phase(&sim, dev, &poll, &run), -EAGAIN);
         ASSERT_TRUE(run.result.elapsed_usec >= 100000u && run.result.elapsed_usec < 400000u);

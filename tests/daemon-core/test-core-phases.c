@@ -336,7 +336,7 @@ static void test_others_wait_for_the_scout(void) {
         ASSERT_TRUE(scout_reboots < other_reboots);
         /* each verify waits for a slot: rebooting -> queued -> running */
         ASSERT_TRUE(count_state(c, scout, JOB_QUEUED, scout_reboots) >= 2); /* it polled */
-        ASSERT_EQ(count_state(c, other, JOB_QUEUED, other_reboots), 1);    /* one verify */
+        ASSERT_EQ(count_state(c, other, JOB_QUEUED, other_reboots), 1);     /* one verify */
         core_free(c);
 }
 
@@ -407,6 +407,5 @@ static void test_adapter_limit_learned(void) {
 
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
-          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll),
-          TEST(test_others_wait_for_the_scout), TEST(test_idle_slots_verify_early),
-          TEST(test_adapter_limit_learned))
+          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_others_wait_for_the_scout),
+          TEST(test_idle_slots_verify_early), TEST(test_adapter_limit_learned))
