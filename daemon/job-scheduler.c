@@ -51,6 +51,15 @@
 /* A verify that found the device not back yet tries again after this
  * (a board not measured yet: polled from its reset at this interval). */
 #define JOB_VERIFY_POLL_USEC (1000 * 1000ull)
+/* The shortest timeout of a verify's state read timed by the link's
+ * round trip (job_verify_timeout_usec()). */
+#define JOB_VERIFY_TIMEOUT_MIN_USEC (100 * 1000ull)
+/* With idle slots, a device that was not back at a learned verify is
+ * polled again this soon (a poll takes a slot from nobody then). */
+#define JOB_IDLE_VERIFY_POLL_USEC (250 * 1000ull)
+/* With idle slots, the first verify of a learned board comes at this
+ * share of the estimate (an upper bound of the swap time). */
+#define JOB_EARLY_VERIFY_PERCENT 90u
 /* An adapter with no free link: the job asks for a slot again after this. */
 #define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
@@ -65,6 +74,7 @@ void job_teardown(struct job *j) {
         j->session = smp_session_free(j->session);
         j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
         j->continue_phase = false;
+        j->has_session_state = false;
         if (j->image_mapped) {
                 image_unmap(j->image_mapped);
                 j->image_mapped = NULL;
@@ -80,17 +90,21 @@ static int job_arm_timer(struct job *j);
  * the oldest of the board's jobs waiting for a device with none learned.
  * The others poll seldom until it has measured one (every poll of a
  * device not back costs a slot its timeout). */
-static bool job_is_scout(const struct job *j) {
+static const struct job *job_board_scout(const struct job *j) {
         struct manager *m = j->manager;
         for (size_t i = 0; i < m->n_jobs; i++) {
                 const struct job *o = m->jobs[i];
                 if (o == j)
-                        return true;
+                        return j;
                 if (o->phase == SMP_UPDATE_PHASE_VERIFY && o->first_verify_usec == 0 && !job_is_finished(o) &&
                     o->state != JOB_RETRY_WAIT && streq(o->board, j->board))
-                        return false;
+                        return o;
         }
-        return true;
+        return j;
+}
+
+static bool job_is_scout(const struct job *j) {
+        return job_board_scout(j) == j;
 }
 
 /* When the next verify of a device with no learned swap time is due. */
@@ -122,6 +136,67 @@ static bool job_reboot_wait_learned(struct job *j) {
         (void) job_arm_timer(j);
         return true;
 }
+/* A job of a board nobody has measured yet, not its scout, due for a
+ * poll: when the scout's device reset first and the scout still polls
+ * it, this device is most likely not back either (the same board and
+ * image), and the scout's answer will time this job's verify
+ * (job_reboot_wait_learned()): a poll now would cost a slot for nothing.
+ * It waits another interval, as long as that leaves it a poll before its
+ * own reboot timeout: the fallback should the scout's device never come
+ * back.  True when it waits on. */
+static bool job_waits_for_scout(struct job *j) {
+        struct manager *m = j->manager;
+        uint64_t now = now_realtime_usec(), reset = j->checkpoint.reset_usec;
+
+        if (j->first_verify_usec > 0 || !reset || !j->board[0])
+                return false;
+        const struct job *scout = job_board_scout(j);
+        if (scout == j || !scout->checkpoint.reset_usec || scout->checkpoint.reset_usec > reset)
+                return false;
+        uint64_t interval = MAX(m->config->job_swap_estimate_usec, JOB_VERIFY_POLL_USEC);
+        uint64_t timeout = job_swap_timeout_usec(m, job_swap_estimate_usec(m, j->board, j->bytes_total, NULL));
+        if (now + interval + JOB_VERIFY_POLL_USEC >= MIN(j->reboot_wait_usec, reset) + timeout)
+                return false;
+        j->next_attempt_usec = now + interval;
+        (void) job_arm_timer(j);
+        return true;
+}
+
+/* Whether the job's link outlives its device's reboot: datagrams (UDP,
+ * CoAP).  A BLE or serial verify opens its link first, within its state
+ * read's timeout, and a BLE connect to a device not back holds the
+ * adapter's one connect in progress, which others queue behind: such
+ * polls are neither timed by the round trip nor sent early. */
+static bool job_link_outlives_reboot(const struct job *j) {
+        const struct device *d = j->device;
+        return d && (streq(d->transport, "udp") || streq(d->transport, "coap"));
+}
+
+/* Whether a verify's poll would take a slot from nobody: no stage or
+ * activate waits for one (the end of a fan-out, a lone push). */
+static bool jobs_slots_idle(struct manager *m) {
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *o = m->jobs[i];
+                if (o->state == JOB_QUEUED && o->phase != SMP_UPDATE_PHASE_VERIFY)
+                        return false;
+        }
+        return true;
+}
+
+/* A job waiting for the learned swap time of its board, woken before it
+ * (JOB_EARLY_VERIFY_PERCENT) to poll while slots are idle: when uploads
+ * wait, it goes on waiting until the estimate.  True when it waits on. */
+static bool job_waits_for_estimate(struct job *j) {
+        uint64_t due = j->checkpoint.reset_usec + j->first_verify_usec;
+
+        if (j->first_verify_usec == 0 || j->verify_misses > 0 || !j->checkpoint.reset_usec ||
+            now_realtime_usec() >= due || jobs_slots_idle(j->manager))
+                return false;
+        j->next_attempt_usec = due;
+        (void) job_arm_timer(j);
+        return true;
+}
+
 static void job_adapter_full(struct job *j, const char *adapter);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -144,7 +219,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         job_changed(j);
                 }
         } else if (j->state == JOB_REBOOTING) {
-                if (job_reboot_wait_learned(j))
+                if (job_reboot_wait_learned(j) || job_waits_for_scout(j) || job_waits_for_estimate(j))
                         return 0;
                 /* The device should be back: verify needs a slot. */
                 job_set_state(j, JOB_QUEUED);
@@ -374,7 +449,13 @@ static void job_reboot_wait(struct job *j) {
         uint64_t estimate = job_swap_estimate_usec(m, j->board, size, &learned);
         j->first_verify_usec = learned ? estimate : 0;
         j->verify_misses = 0;
-        j->next_attempt_usec = learned ? reset + estimate : job_unlearned_poll_usec(j, MAX(reset, now));
+        /* With idle slots (job_waits_for_estimate()), polls start a
+         * little before the estimate: they cost nothing then, and the
+         * estimate is an upper bound. */
+        j->next_attempt_usec = !learned ? job_unlearned_poll_usec(j, MAX(reset, now))
+                               : hold || !job_link_outlives_reboot(j)
+                                       ? reset + estimate
+                                       : reset + estimate / 100 * JOB_EARLY_VERIFY_PERCENT;
         if (j->next_attempt_usec < now)
                 j->next_attempt_usec = now;
         job_set_state(j, JOB_REBOOTING);
@@ -396,6 +477,13 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         char msg[300];
 
         j->phase_run = NULL; /* frees itself after this call */
+        j->has_session_state = false;
+        if (j->session) {
+                struct smp_session_stats st;
+                smp_session_get_stats(j->session, &st);
+                if (st.srtt_usec > 0)
+                        j->link_rtt_usec = st.srtt_usec;
+        }
         if (adapter)
                 snprintf(adapter_name, sizeof(adapter_name), "%s", adapter);
         if (r->error == -EUSERS && adapter_name[0]) {
@@ -430,19 +518,22 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 manager_emit(m, MANAGER_EVENT_DEVICE_CHANGED, d, NULL, NULL);
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
-                uint64_t sample = r->swap_usec, reset = j->checkpoint.reset_usec;
+                uint64_t sample = r->swap_usec;
                 if (j->verify_misses == 0 && j->first_verify_usec > 0)
                         /* Back at the first verify, timed by the estimate:
                          * that says only "no longer than the wait".  1 %
                          * less is kept, so the estimate follows a device
                          * that got faster, slowly (a first verify that
                          * misses costs a slot its timeout; one that waited
-                         * too long costs nothing but that device's time). */
-                        sample = j->first_verify_usec / 100 * 99;
-                else if (reset && j->next_attempt_usec > reset && j->next_attempt_usec - reset < sample)
-                        /* Polled: from when this verify was due, not when
-                         * it got a slot (polls wait behind uploads). */
-                        sample = j->next_attempt_usec - reset;
+                         * too long costs nothing but that device's time).
+                         * Back at an early one: when it answered. */
+                        sample = MIN(j->first_verify_usec / 100 * 99, r->swap_usec);
+                /* Polled: the device came back between the last miss and
+                 * this answer; the answer's time is kept.  Every other
+                 * device of the board takes it as its first verify's
+                 * wait: one too short costs each of them a poll that
+                 * misses (a slot, and a poll interval for the device),
+                 * one too long only their own wait, no slot. */
                 j->swap_usec = sample;
                 job_swap_record(m, j->board, j->bytes_total, sample);
                 /* The others of the board wait for it now instead of polling. */
@@ -476,7 +567,10 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 }
                 job_set_state(j, JOB_REBOOTING);
                 j->next_attempt_usec =
-                        j->first_verify_usec > 0 ? now + JOB_VERIFY_POLL_USEC : job_unlearned_poll_usec(j, now);
+                        j->first_verify_usec == 0 ? job_unlearned_poll_usec(j, now)
+                        : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot && job_link_outlives_reboot(j)
+                                ? now + JOB_IDLE_VERIFY_POLL_USEC
+                                : now + JOB_VERIFY_POLL_USEC;
                 if (!job_reboot_wait_learned(j))
                         (void) job_arm_timer(j);
                 job_changed(j);
@@ -521,7 +615,13 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 return;
         }
         /* On at once on the same session and slot: activate after stage,
-         * verify after an activate that found the image running. */
+         * verify after an activate that found the image running.  What
+         * the phase read last is still true: the next does not read it
+         * again (a round trip less on the slot). */
+        if (r->after.n_slots > 0) {
+                j->session_state = r->after;
+                j->has_session_state = true;
+        }
         job_changed(j);
         (void) manager_flush_now(m);
         job_after_phase(j, true);
@@ -585,6 +685,17 @@ static bool image_id_to_hash(const char *id, uint8_t hash[static 32]) {
         return true;
 }
 
+/* A verify's state read: a device that is back answers within a round
+ * trip, and every poll of one that is not back holds a slot this long.
+ * Twice the smoothed round trip its last session measured (an upload's
+ * queue stretches it: room enough for a lone request), within bounds. */
+static uint64_t job_verify_timeout_usec(const struct job *j) {
+        /* hold_slot_during_reboot: the slot is held anyway; the old way */
+        if (!j->link_rtt_usec || j->manager->config->job_hold_slot_during_reboot || !job_link_outlives_reboot(j))
+                return 0; /* libsmpgw's SMP_UPDATE_VERIFY_TIMEOUT_USEC */
+        return MIN(MAX(2 * j->link_rtt_usec, JOB_VERIFY_TIMEOUT_MIN_USEC), (uint64_t) SMP_UPDATE_VERIFY_TIMEOUT_USEC);
+}
+
 /* Runs j->phase on the job's session. */
 static int job_phase_start(struct job *j) {
         const struct image *img = j->image_mapped;
@@ -622,11 +733,14 @@ static int job_phase_start(struct job *j) {
                 .step = on_phase_step,
                 .done = on_phase_done,
                 .userdata = j,
+                .state = j->has_session_state && j->phase != SMP_UPDATE_PHASE_STAGE ? &j->session_state : NULL,
+                .verify_timeout_usec = job_verify_timeout_usec(j),
         };
         /* A verify of a device still rebooting is answered by nobody:
          * one transmission, not the session's retries, each costing the
          * slot a timeout; the next verify is the retry. */
         smp_session_set_retries(j->session, j->phase == SMP_UPDATE_PHASE_VERIFY ? 0 : SMP_SESSION_RETRIES_DEFAULT);
+        j->has_session_state = false; /* copied, or read again next time */
         return smp_update_phase_start(j->session, &params, &j->phase_run);
 }
 

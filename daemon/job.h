@@ -96,6 +96,13 @@ struct job {
         uint64_t first_verify_usec;   /* the learned wait before the first verify; 0: polled from the reset */
         unsigned verify_misses;       /* verifies that found the device not back, this wait */
         bool continue_phase;          /* finish_defer: run j->phase on the same session (slot kept) */
+        /* The image state the phase before read last on the session the
+         * next one continues on: activate does not read it again. */
+        bool has_session_state;
+        struct smp_update_snapshot session_state;
+        /* The device's round trip as its last session measured it
+         * (smoothed), for the timeout of a verify's poll; 0: unknown. */
+        uint64_t link_rtt_usec;
         bool failure_pending;         /* finish_defer: the phase failed; decide how (error set) */
         bool failure_final;           /* that failure is final (the device refused) */
         int link_error;               /* why the session's link closed, 0: it did not */

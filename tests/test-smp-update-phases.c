@@ -17,7 +17,8 @@
  *     could keep its checkpoint, run again after the reboot;
  *   - the one-shot smp_update_start(), now made of the phases: the steps
  *     its callers saw before, once each, and it holds its session through
- *     the swap where the phases do not.
+ *     the swap where the phases do not;
+ *   - the round trips each phase holds its link for.
  *
  * Needs $SMPSIM and $SMPGW_PLUGIN_DIR (meson sets both).
  *
@@ -412,6 +413,7 @@ enum {
         DEV_PROCESSES,
         DEV_CRASHED_ACTIVATE,
         DEV_ONESHOT,
+        DEV_ROUND_TRIPS,
         DEV_COUNT,
 };
 
@@ -952,6 +954,65 @@ static void test_oneshot(void) {
         ASSERT_EQ(sim_state_number(&sim, DEV_ONESHOT, "resets"), 1);
 }
 
+/* The round trips a device's update holds its link for, on a link with
+ * a long round trip (RTT_MS): stage asks mcumgr parameters beside its
+ * state read, not after it (3 round trips for an image of one chunk:
+ * read and parameters, the chunk, the check); activate given the state
+ * stage read last reads nothing (mark, reset); verify ends with the
+ * confirm's answer, which is the state after it (read, confirm); a
+ * verify's poll of a device that is not back takes the timeout given. */
+#define RTT_MS 400u
+
+static void test_round_trips(void) {
+        const unsigned dev = DEV_ROUND_TRIPS;
+        struct image one_chunk;
+        struct phase_run run;
+        char cmd[64], buf[256];
+
+        snprintf(cmd, sizeof(cmd), "set %u latency=%u", dev, RTT_MS / 2);
+        sim_control(&sim, cmd, buf, sizeof(buf));
+        image_make(&one_chunk, 5, 200, 4);
+
+        ASSERT_OK(stage(&sim, dev, &one_chunk, SMP_UPDATE_TEST_AND_CONFIRM, &run));
+        ASSERT_EQ(run.result.outcome, SMP_UPDATE_OUTCOME_UPLOADED);
+        ASSERT_EQ(run.result.upload.buf_size, 2048u); /* smpsim's default, asked */
+        ASSERT_TRUE(run.result.elapsed_usec >= 3 * RTT_MS * 1000u);
+        ASSERT_TRUE(run.result.elapsed_usec < 3 * RTT_MS * 1000u + RTT_MS * 1000u * 3 / 4);
+        struct smp_update_snapshot staged_state = run.result.after;
+        struct smp_update_checkpoint cp = run.result.checkpoint;
+
+        long before = sim_state_number(&sim, dev, "rx_packets");
+        const struct smp_update_phase_params activate = {
+                .phase = SMP_UPDATE_PHASE_ACTIVATE,
+                .checkpoint = &cp,
+                .state = &staged_state,
+        };
+        ASSERT_OK(phase(&sim, dev, &activate, &run));
+        ASSERT_EQ(sim_state_number(&sim, dev, "rx_packets") - before, 2); /* mark, reset */
+        cp = run.result.checkpoint;
+
+        /* swapping: a poll not answered ends at the timeout given */
+        while (!sim_rebooting(&sim, dev))
+                run_for(20000);
+        const struct smp_update_phase_params poll = {
+                .phase = SMP_UPDATE_PHASE_VERIFY,
+                .checkpoint = &cp,
+                .verify_timeout_usec = 100000,
+        };
+        ASSERT_EQ(phase(&sim, dev, &poll, &run), -EAGAIN);
+        ASSERT_TRUE(run.result.elapsed_usec >= 100000u && run.result.elapsed_usec < 400000u);
+
+        run_for((SWAP_MS + 300) * 1000u);
+        before = sim_state_number(&sim, dev, "rx_packets");
+        ASSERT_EQ(verify_until_decided(&sim, dev, &cp, 200000, &run), 0);
+        ASSERT_EQ(run.result.outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(sim_state_number(&sim, dev, "rx_packets") - before, 2); /* read, confirm */
+        const struct smp_update_slot *a = active_slot(&run.result.after);
+        ASSERT_TRUE(a && a->confirmed);
+        ASSERT_MEMEQ(a->hash, one_chunk.hash, 32);
+        image_free(&one_chunk);
+}
+
 static void test_teardown(void) {
         sim_stop(&sim);
         image_free(&img);
@@ -1046,6 +1107,7 @@ int main(int argc, char *argv[]) {
                 TEST(test_checkpoint_across_processes),
                 TEST(test_crashed_activate),
                 TEST(test_oneshot),
+                TEST(test_round_trips),
                 TEST(test_teardown),
         };
 

@@ -260,6 +260,121 @@ static void test_swap_time_learned(void) {
         core_free(c);
 }
 
+/* A board's first swap time, measured by a poll that waited for a slot:
+ * the device came back somewhere between the poll's due time and its
+ * answer, and the answer's time is what the others wait for (a wait too
+ * short makes each of them miss a poll, a slot's worth).  One slot:
+ * the first device (swap 1.2 s) polls 1 s after its reset, but the
+ * second device's upload holds the slot for ~2.4 s. */
+static void test_swap_sample_from_late_poll(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 1;
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1200;
+        core_sim(c, CORE_UDP, 2)->link.bandwidth = 10000;
+        struct image *img = core_add_image(c, 24 * 1024, 26);
+        char board[JOB_BOARD_SIZE];
+        bool learned;
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t first = jobs[0]->id, second = jobs[1]->id;
+        free(jobs);
+        struct job *j = core_wait_finished(c, first, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(j->swap_usec >= 1200 * 1000);
+        job_device_board(devs[0], board, sizeof(board));
+        ASSERT_TRUE(job_swap_estimate_usec(c->m, board, j->bytes_total, &learned) >= 1200 * 1000);
+        ASSERT_TRUE(learned);
+        ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_free(c);
+}
+
+/* Events of a job entering state, from index from on. */
+static unsigned count_state(struct core *c, uint64_t job, enum job_state state, size_t from) {
+        unsigned n = 0;
+        for (size_t i = from; i < c->n_events; i++)
+                if (c->events[i].type == MANAGER_EVENT_JOB_STATE && c->events[i].id == job &&
+                    c->events[i].job_state == state)
+                        n++;
+        return n;
+}
+
+/* A board nobody has measured: its scout (the oldest job) polls its
+ * device every second; another job whose device reset after the scout's
+ * does not poll at [jobs] swap_estimate intervals meanwhile (each poll
+ * of a device not back costs a slot) but waits for the scout's
+ * measurement, and its one verify finds the device back. */
+static void test_others_wait_for_the_scout(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 2;
+        c->config->job_swap_estimate_usec = SECONDS(1);
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 3000;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 3000;
+        core_sim(c, CORE_UDP, 2)->link.bandwidth = 200000; /* resets after the scout's device */
+        struct image *img = core_add_image(c, 24 * 1024, 27);
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t scout = jobs[0]->id, other = jobs[1]->id;
+        free(jobs);
+        ASSERT_EQ(core_wait_finished(c, scout, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_wait_finished(c, other, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_run_for(c, 100 * 1000);
+
+        if (getenv("CORE_DUMP_EVENTS"))
+                for (size_t i = 0; i < c->n_events; i++)
+                        if (c->events[i].type == MANAGER_EVENT_JOB_STATE)
+                                fprintf(stderr, "event %zu job %" PRIu64 " %s\n", i, c->events[i].id,
+                                        job_state_to_string(c->events[i].job_state));
+        size_t scout_reboots = find_state(c, scout, JOB_REBOOTING, 0);
+        size_t other_reboots = find_state(c, other, JOB_REBOOTING, 0);
+        ASSERT_TRUE(scout_reboots != SIZE_MAX && other_reboots != SIZE_MAX);
+        ASSERT_TRUE(scout_reboots < other_reboots);
+        /* each verify waits for a slot: rebooting -> queued -> running */
+        ASSERT_TRUE(count_state(c, scout, JOB_QUEUED, scout_reboots) >= 2); /* it polled */
+        ASSERT_EQ(count_state(c, other, JOB_QUEUED, other_reboots), 1);     /* one verify */
+        core_free(c);
+}
+
+/* A lone push to a board measured already: no upload waits for a slot,
+ * so its first verify comes before the estimate (an upper bound: the
+ * scout's poll found the device back up to a poll interval late) and
+ * finds the device back then. */
+static void test_idle_slots_verify_early(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 1200;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 1200;
+        struct image *img = core_add_image(c, 8192, 28);
+        char board[JOB_BOARD_SIZE];
+        bool learned;
+
+        struct job **jobs = core_push(c, img, &devs[0], 1, "test-and-confirm", 1);
+        uint64_t id = jobs[0]->id;
+        free(jobs);
+        struct job *j = core_wait_finished(c, id, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        job_device_board(devs[1], board, sizeof(board));
+        uint64_t estimate = job_swap_estimate_usec(c->m, board, j->bytes_total, &learned);
+        ASSERT_TRUE(learned);
+        ASSERT_TRUE(estimate >= 1500 * 1000); /* polled every second: found back at the second poll */
+
+        jobs = core_push(c, img, &devs[1], 1, "test-and-confirm", 1);
+        id = jobs[0]->id;
+        free(jobs);
+        j = core_wait_finished(c, id, SECONDS(20));
+        ASSERT_EQ(j->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_TRUE(j->swap_usec >= 1200 * 1000);
+        ASSERT_TRUE(j->swap_usec <= estimate / 100 * 95);
+        core_free(c);
+}
+
 /* An adapter's limit: the configured one at first; a refusal with 3
  * links held makes it 3 (at least 1); enough connects raise it by one
  * again, never above the configuration. */
@@ -292,4 +407,5 @@ static void test_adapter_limit_learned(void) {
 
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
-          TEST(test_swap_time_learned), TEST(test_adapter_limit_learned))
+          TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_others_wait_for_the_scout),
+          TEST(test_idle_slots_verify_early), TEST(test_adapter_limit_learned))

@@ -211,6 +211,28 @@ class Ble(unittest.TestCase):
             d.stop()
 
 
+    def test_verify_reopens_a_slow_link(self):
+        """A BLE verify opens its link (connect, GATT resolution) within
+        its state read's timeout: one timed by the round trip the upload
+        measured (a few ms here) never saw the device back, and the job
+        failed at its reboot timeout.  Resolution takes 250 ms here."""
+        d = Daemon(config="[discovery]\nble=yes\ninterval=3\n[jobs]\nattempts=1\n", start=False)
+        try:
+            d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
+            with Sim("--ble", d.bus.address, "--ble-resolve-ms", "250", "--boot-ms", "100", "--swap-ms", "300",
+                     "--reset-ms", "50", count=1, udp=False):
+                d.start()
+                devs = wait_online(d, 1)
+                data, digest = mcuimg.make_image((6, 2, 0, 0), 20000, seed=9)
+                ids = push(d, add_image(d, data), [devs[0]["id"]])
+                jobs = wait_jobs(d, ids, timeout=60)
+                self.assertEqual((jobs[0]["outcome"], jobs[0]["attempts"]), ("updated", 1), jobs[0])
+        except Exception:
+            sys.stderr.write(d.read_log())
+            raise
+        finally:
+            d.stop()
+
     def test_adapter_limit_learned_from_refusals(self):
         """The controller of smpsim's fake adapter holds 2 links
         (--ble-max-links 2) while smpgwd may run 4 BLE jobs: the third

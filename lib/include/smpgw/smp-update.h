@@ -294,6 +294,14 @@ struct smp_update_phase_params {
         smp_update_phase_step_fn step;
         smp_update_phase_done_fn done;
         void *userdata;
+        /* Activate, verify: the image state the previous phase read last
+         * on this session (its result's `after`), when this phase follows
+         * it at once: not read again.  NULL: read it. */
+        const struct smp_update_snapshot *state;
+        /* Verify: the state read's timeout per transmission; 0:
+         * SMP_UPDATE_VERIFY_TIMEOUT_USEC.  A caller that knows the link's
+         * round trip makes a poll of a device not back yet cost less. */
+        uint64_t verify_timeout_usec;
 };
 
 /* Starts a phase on s (borrowed: it must outlive the phase, and may be
