@@ -351,6 +351,21 @@ void sim_device_receive(struct sim_device *d, const struct sim_route *route,
         schedule(d, EV_ARRIVE, at, route, pkt, len);
 }
 
+static bool same_route(const struct sim_route *a, const struct sim_route *b) {
+        return a->kind == b->kind && a->cookie == b->cookie;
+}
+
+bool sim_device_holds_request(const struct sim_device *d, const struct sim_route *route) {
+        for (const struct sim_event *e = d->rx_head; e; e = e->next)
+                if (same_route(&e->route, route))
+                        return true;
+        for (const struct sim_event *e = d->events; e; e = e->next)
+                if ((e->type == EV_ARRIVE || e->type == EV_PROCESSED || e->type == EV_DEPART) &&
+                    same_route(&e->route, route))
+                        return true;
+        return false;
+}
+
 void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,
                            const uint8_t *pkt, size_t len, uint64_t at_us) {
         uint64_t now = sim_now_us(d->sim);
