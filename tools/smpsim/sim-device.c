@@ -245,6 +245,8 @@ static void start_processing(struct sim_device *d, uint64_t now) {
                 if (reply.n_frames)
                         memcpy(buf + head, reply.data, reply.len);
 
+                if (reply.upload_reached)
+                        sim_transport_upload_reached(d, &req->route, reply.upload_reached);
                 d->busy = true;
                 uint64_t done_at = now + reply.work_us;
                 schedule(d, EV_PROCESSED, done_at, &req->route, buf, len);

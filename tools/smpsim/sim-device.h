@@ -148,6 +148,11 @@ void sim_device_reboot(struct sim_device *d, const char *why);
 void sim_transport_send(struct sim_device *d, const struct sim_route *route,
                         const uint8_t *pkt, size_t len);
 
+/* Host: an upload chunk that came by route was written, and the upload
+ * reached `off` (link faults tied to the upload's progress: BLE's
+ * disconnect-at).  Its answer goes out later, through the same route. */
+void sim_transport_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off);
+
 /* Host: the device went down (reset) or came back (booted), for
  * link-oriented transports (BLE drops the connection and stops
  * advertising while the device is down). */
