@@ -153,8 +153,8 @@ static void set_step(struct smp_update_phase_run *run, enum smp_update_step step
 }
 
 static int send_request_retries(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id,
-                                const uint8_t *body, size_t len, uint64_t timeout, bool idempotent,
-                                unsigned retries, smp_request_done_fn done) {
+                                const uint8_t *body, size_t len, uint64_t timeout, bool idempotent, unsigned retries,
+                                smp_request_done_fn done) {
         const struct smp_request_params rp = {
                 .op = op,
                 .group = group,
@@ -169,9 +169,8 @@ static int send_request_retries(struct smp_update_phase_run *run, uint8_t op, ui
 }
 
 /* With the session's retries (for idempotent requests). */
-static int send_request(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id,
-                        const uint8_t *body, size_t len, uint64_t timeout, bool idempotent,
-                        smp_request_done_fn done) {
+static int send_request(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id, const uint8_t *body,
+                        size_t len, uint64_t timeout, bool idempotent, smp_request_done_fn done) {
         return send_request_retries(run, op, group, id, body, len, timeout, idempotent, 0, done);
 }
 
@@ -287,8 +286,8 @@ static void on_confirm(struct smp_session *s, int error, const struct smp_header
         if (answer_check(run, error, body, len, &snap) < 0)
                 return;
         set_step(run, SMP_UPDATE_STEP_VERIFY);
-        int e = send_request_retries(run, SMP_OP_READ, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, empty_map,
-                                     sizeof(empty_map), 0, true, UP_RETRIES, on_verify_confirmed);
+        int e = send_request_retries(run, SMP_OP_READ, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, empty_map, sizeof(empty_map),
+                                     0, true, UP_RETRIES, on_verify_confirmed);
         if (e < 0)
                 fail(run, e);
 }

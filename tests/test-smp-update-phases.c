@@ -310,8 +310,8 @@ static void on_step(struct smp_update_phase_run *r, enum smp_update_step step, v
                 snprintf(cmd, sizeof(cmd), "fault %u drop=1", lose_dev);
                 sim_control(lose_sim, cmd, buf, sizeof(buf));
                 lost++;
-                ASSERT_OK(sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 300 * 1000, 1000, on_lose_over,
-                                                     NULL));
+                ASSERT_OK(
+                        sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 300 * 1000, 1000, on_lose_over, NULL));
         }
 }
 

@@ -333,5 +333,4 @@ static void test_adapter_limit_learned(void) {
 
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
-          TEST(test_swap_time_learned), TEST(test_swap_learned_wakes_the_others),
-          TEST(test_adapter_limit_learned))
+          TEST(test_swap_time_learned), TEST(test_swap_learned_wakes_the_others), TEST(test_adapter_limit_learned))

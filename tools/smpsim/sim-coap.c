@@ -444,8 +444,8 @@ int sim_coap_open(struct sim *sim, const char *endpoint) {
         r = sd_event_source_set_enabled(c->kick_source, SD_EVENT_OFF);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(sim->event, &c->expire_source, CLOCK_MONOTONIC, FORGET_INTERVAL_US,
-                                       10 * 1000, on_expire, c);
+        r = sd_event_add_time_relative(sim->event, &c->expire_source, CLOCK_MONOTONIC, FORGET_INTERVAL_US, 10 * 1000,
+                                       on_expire, c);
         if (r < 0)
                 return r;
         r = sd_event_source_set_enabled(c->expire_source, SD_EVENT_ON);
