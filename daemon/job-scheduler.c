@@ -542,9 +542,17 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         if (o == j || o->session || o->first_verify_usec != 0 || o->phase != SMP_UPDATE_PHASE_VERIFY ||
                             !streq(o->board, j->board) || (o->state != JOB_REBOOTING && o->state != JOB_QUEUED))
                                 continue;
-                        if (job_reboot_wait_learned(o) && o->state == JOB_QUEUED) {
-                                job_set_state(o, JOB_REBOOTING);
-                                job_changed(o);
+                        if (job_reboot_wait_learned(o)) {
+                                if (o->state == JOB_QUEUED) {
+                                        job_set_state(o, JOB_REBOOTING);
+                                        job_changed(o);
+                                }
+                        } else if (o->first_verify_usec > 0 && o->state == JOB_REBOOTING) {
+                                /* Its learned wait is over already: verify
+                                 * now, not at the unlearned poll (up to
+                                 * [jobs] swap_estimate away). */
+                                o->next_attempt_usec = now_realtime_usec();
+                                (void) job_arm_timer(o);
                         }
                 }
         }

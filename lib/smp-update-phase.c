@@ -168,9 +168,9 @@ static void set_step(struct smp_update_phase_run *run, enum smp_update_step step
                 run->p.step(run, step, run->p.userdata);
 }
 
-static int send_request(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id,
-                        const uint8_t *body, size_t len, uint64_t timeout, bool idempotent,
-                        smp_request_done_fn done) {
+static int send_request_retries(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id,
+                                const uint8_t *body, size_t len, uint64_t timeout, bool idempotent, unsigned retries,
+                                smp_request_done_fn done) {
         const struct smp_request_params rp = {
                 .op = op,
                 .group = group,
@@ -179,18 +179,34 @@ static int send_request(struct smp_update_phase_run *run, uint8_t op, uint16_t g
                 .body_len = len,
                 .timeout_usec = timeout,
                 .idempotent = idempotent,
+                .retries = retries,
         };
         return smp_session_send(run->session, &rp, done, run, &run->req);
 }
 
+/* With the session's retries (for idempotent requests). */
+static int send_request(struct smp_update_phase_run *run, uint8_t op, uint16_t group, uint8_t id, const uint8_t *body,
+                        size_t len, uint64_t timeout, bool idempotent, smp_request_done_fn done) {
+        return send_request_retries(run, op, group, id, body, len, timeout, idempotent, 0, done);
+}
+
 static const uint8_t empty_map[] = { 0xa0 };
+
+/* Retries of the requests to a device that has just answered (the
+ * confirm after verify's read, and the read after it).  Not the
+ * session's: a caller sets those to 0 for verify, whose first read goes
+ * to a device that may still be rebooting (one short request per
+ * verify), and a confirm lost on a lossy link would then fail the
+ * phase, and leave the image to be reverted at the next reset. */
+#define UP_RETRIES SMP_SESSION_RETRIES_DEFAULT
 
 static int send_state_read(struct smp_update_phase_run *run, uint64_t timeout, smp_request_done_fn done) {
         return send_request(run, SMP_OP_READ, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, empty_map, sizeof(empty_map),
                             timeout, true, done);
 }
 
-static int send_state_write(struct smp_update_phase_run *run, const uint8_t *hash, bool confirm,
+/* retries 0: the session's. */
+static int send_state_write(struct smp_update_phase_run *run, const uint8_t *hash, bool confirm, unsigned retries,
                             smp_request_done_fn done) {
         uint8_t body[64];
         struct smp_cbor_writer w;
@@ -204,7 +220,8 @@ static int send_state_write(struct smp_update_phase_run *run, const uint8_t *has
         if (n < 0)
                 return n;
         /* testing or confirming the same hash twice is harmless */
-        return send_request(run, SMP_OP_WRITE, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, body, (size_t) n, 0, true, done);
+        return send_request_retries(run, SMP_OP_WRITE, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, body, (size_t) n, 0, true,
+                                    retries, done);
 }
 
 static int send_reset(struct smp_update_phase_run *run, smp_request_done_fn done) {
@@ -295,7 +312,8 @@ static void on_confirm(struct smp_session *s, int error, const struct smp_header
                 finish(run, 0, SMP_UPDATE_OUTCOME_UPDATED, SMP_UPDATE_PHASE_DONE);
                 return;
         }
-        int e = send_state_read(run, 0, on_verify_confirmed);
+        int e = send_request_retries(run, SMP_OP_READ, SMP_GROUP_IMAGE, SMP_IMG_CMD_STATE, empty_map, sizeof(empty_map),
+                                     0, true, UP_RETRIES, on_verify_confirmed);
         if (e < 0)
                 fail(run, e);
 }
@@ -322,7 +340,7 @@ static void classify(struct smp_update_phase_run *run) {
                 }
                 set_step(run, SMP_UPDATE_STEP_CONFIRM);
                 /* no hash: confirm the running image, which stops the revert */
-                int e = send_state_write(run, NULL, true, on_confirm);
+                int e = send_state_write(run, NULL, true, UP_RETRIES, on_confirm);
                 if (e < 0)
                         fail(run, e);
                 return;
@@ -463,7 +481,7 @@ static void activate_state(struct smp_update_phase_run *run, const struct smp_up
                 return;
         }
         set_step(run, SMP_UPDATE_STEP_MARK);
-        int e = send_state_write(run, cp->new_hash, cp->mode == SMP_UPDATE_CONFIRM_ONLY, on_mark);
+        int e = send_state_write(run, cp->new_hash, cp->mode == SMP_UPDATE_CONFIRM_ONLY, 0, on_mark);
         if (e < 0)
                 fail(run, e);
 }

@@ -12,6 +12,8 @@
  *   - test-only → testing, confirm-only → updated (a permanent swap);
  *   - a lost reset: verify resets again after 5 s of a pending slot, and
  *     gives up (stuck) after 3 resets;
+ *   - a lost confirm, or a lost read after it: sent again, though the
+ *     session's retries are 0 (for a device that may still be rebooting);
  *   - the checkpoint across processes killed with SIGKILL: stage in one,
  *     activate in another, verify here; and an activate killed before it
  *     could keep its checkpoint, run again after the reboot;
@@ -282,10 +284,36 @@ struct phase_run {
         size_t n_steps;
 };
 
+/* The device loses the request of one step once (phase(), from lose_*). */
+static struct sim *lose_sim;
+static unsigned lose_dev;
+static enum smp_update_step lose_step = _SMP_UPDATE_STEP_MAX;
+static unsigned lost;
+
+static void sim_control(struct sim *s, const char *cmd, char *buf, size_t size);
+
+static int on_lose_over(sd_event_source *src, uint64_t usec, void *userdata) {
+        char cmd[32], buf[256];
+        snprintf(cmd, sizeof(cmd), "clear-faults %u", lose_dev);
+        sim_control(lose_sim, cmd, buf, sizeof(buf));
+        return 0;
+}
+
 static void on_step(struct smp_update_phase_run *r, enum smp_update_step step, void *userdata) {
         struct phase_run *run = userdata;
         ASSERT_TRUE(run->n_steps < ELEMENTSOF(run->steps));
         run->steps[run->n_steps++] = step;
+        if (step == lose_step && lost == 0) {
+                /* the step's request leaves after this returns: the device
+                 * drops what comes in the next 300 ms, far less than the
+                 * session's timeout */
+                char cmd[48], buf[256];
+                snprintf(cmd, sizeof(cmd), "fault %u drop=1", lose_dev);
+                sim_control(lose_sim, cmd, buf, sizeof(buf));
+                lost++;
+                ASSERT_OK(
+                        sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, 300 * 1000, 1000, on_lose_over, NULL));
+        }
 }
 
 static void on_done(struct smp_update_phase_run *r, const struct smp_update_phase_result *result, void *userdata) {
@@ -414,6 +442,7 @@ enum {
         DEV_CRASHED_ACTIVATE,
         DEV_ONESHOT,
         DEV_ROUND_TRIPS,
+        DEV_LOST_CONFIRM,
         DEV_COUNT,
 };
 
@@ -638,6 +667,43 @@ static void test_confirm_only(void) {
         const struct smp_update_slot *a = active_slot(&run.result.after);
         ASSERT_TRUE(a && a->confirmed);
         ASSERT_MEMEQ(a->hash, img.hash, 32);
+}
+
+/* The device answered verify's first read: it is up, and the confirm is
+ * sent again when lost, even on a session whose retries are 0 for the
+ * reads of a device that may still be rebooting (phase() sets 0, as
+ * smpgwd does for verify).  A lost confirm used to fail the phase
+ * (-ETIMEDOUT at confirm), on any lossy link.  (The state read after the
+ * confirm, sent with the same retries, goes out only when the confirm's
+ * answer does not show the image confirmed; smpsim answers as img_mgmt
+ * does, so no case here reaches it.) */
+static void test_lost_confirm(void) {
+        static const struct {
+                unsigned dev;
+                enum smp_update_step step;
+        } cases[] = {
+                { DEV_LOST_CONFIRM, SMP_UPDATE_STEP_CONFIRM },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                struct phase_run run;
+                ASSERT_OK(stage(&sim, cases[i].dev, &img, SMP_UPDATE_TEST_AND_CONFIRM, &run));
+                ASSERT_OK(phase_cp(&sim, cases[i].dev, SMP_UPDATE_PHASE_ACTIVATE, &run.result.checkpoint, &run));
+                struct smp_update_checkpoint cp = run.result.checkpoint;
+                run_for((RESET_MS + SWAP_MS) * 1000u);
+                lose_sim = &sim;
+                lose_dev = cases[i].dev;
+                lose_step = cases[i].step;
+                lost = 0;
+                (void) verify_until_decided(&sim, cases[i].dev, &cp, 200000, &run);
+                lose_step = _SMP_UPDATE_STEP_MAX;
+                ASSERT_EQ(lost, 1);
+                ASSERT_EQ(sim_state_number(&sim, cases[i].dev, "dropped_fault"), 1);
+                ASSERT_EQ(run.result.error, 0);
+                ASSERT_EQ(run.result.outcome, SMP_UPDATE_OUTCOME_UPDATED);
+                const struct smp_update_slot *a = active_slot(&run.result.after);
+                ASSERT_TRUE(a && a->confirmed);
+                ASSERT_MEMEQ(a->hash, img.hash, 32);
+        }
 }
 
 static void on_mark_done(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
@@ -1103,6 +1169,7 @@ int main(int argc, char *argv[]) {
                 TEST(test_reject),
                 TEST(test_test_only),
                 TEST(test_confirm_only),
+                TEST(test_lost_confirm),
                 TEST(test_lost_reset),
                 TEST(test_checkpoint_across_processes),
                 TEST(test_crashed_activate),

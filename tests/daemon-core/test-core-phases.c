@@ -5,7 +5,8 @@
  * one swaps and reboots; stage_only jobs wait in `staged` for
  * engine_job_activate(); the reboot gate holds a rollout's job staged
  * until engine_reboot_gate_changed(); slots go by priority; swap times
- * are learned per board; adapters' link limits are learned from
+ * are learned per board, and the devices waiting on one verify when it
+ * is learned; adapters' link limits are learned from
  * refusals.  Proved from the job events the manager delivered, not from
  * timing.
  */
@@ -375,6 +376,46 @@ static void test_idle_slots_verify_early(void) {
         core_free(c);
 }
 
+/* Three devices of one board reset together, nothing measured yet: the
+ * scout polls every second, the others at [jobs] swap_estimate (10 s).
+ * When the scout measures the board, a device whose learned wait has
+ * already passed verifies now; it used to keep its 10 s poll, and a
+ * rollout's wave waited for it. */
+static bool all_finished(struct core *c, void *userdata) {
+        const uint64_t *ids = userdata;
+        for (size_t i = 0; i < 3; i++) {
+                struct job *j = manager_find_job(c->m, ids[i]);
+                if (!j || !job_is_finished(j))
+                        return false;
+        }
+        return true;
+}
+
+static void test_swap_learned_wakes_the_others(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 3;
+        core_start(c);
+        struct device *devs[3];
+        add_devices(c, CORE_UDP, 3, devs);
+        for (unsigned i = 1; i <= 3; i++)
+                core_sim(c, CORE_UDP, i)->params.swap_ms = 200;
+        ASSERT_EQ(c->m->config->job_swap_estimate_usec, SECONDS(10));
+        struct image *img = core_add_image(c, 8192, 27);
+
+        uint64_t start = core_now_usec();
+        struct job **jobs = core_push(c, img, devs, 3, "test-and-confirm", 1);
+        uint64_t ids[3] = { jobs[0]->id, jobs[1]->id, jobs[2]->id };
+        free(jobs);
+        ASSERT_TRUE(core_run_until(c, all_finished, ids, SECONDS(20)));
+        uint64_t took = core_now_usec() - start;
+        for (size_t i = 0; i < 3; i++)
+                ASSERT_EQ(manager_find_job(c->m, ids[i])->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        if (took >= SECONDS(5))
+                fprintf(stderr, "three updates took %.1f s\n", took / 1e6);
+        ASSERT_TRUE(took < SECONDS(5));
+        core_free(c);
+}
+
 /* An adapter's limit: the configured one at first; a refusal with 3
  * links held makes it 3 (at least 1); enough connects raise it by one
  * again, never above the configuration. */
@@ -408,4 +449,5 @@ static void test_adapter_limit_learned(void) {
 TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
           TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_others_wait_for_the_scout),
-          TEST(test_idle_slots_verify_early), TEST(test_adapter_limit_learned))
+          TEST(test_idle_slots_verify_early), TEST(test_swap_learned_wakes_the_others),
+          TEST(test_adapter_limit_learned))

@@ -5,8 +5,9 @@ REST over loopback, the rollout's rows in a real SQLite file.  Waves with
 a canary whose revert pauses the rollout, resume, cancel, kill -9 in the
 middle and completion after the restart, a window that opens a few
 seconds after the start, the reboot budgets (checked from the member
-events), device labels and filters, 200 devices with faults, and the
-plan's estimate against a measured run."""
+events), device labels and filters, 200 devices over UDP, CoAP and BLE
+(smpsim's fake BlueZ) with faults, and the plan's estimate against a
+measured run."""
 
 import json
 import os
@@ -457,32 +458,85 @@ class Budgets(unittest.TestCase):
 
 
 class Fleet(unittest.TestCase):
+    @staticmethod
+    def transport(i):
+        """Device i of the fleet: 3 of 5 over UDP, 1 over CoAP, 1 over BLE,
+        interleaved so that every wave (taken in id order while no job has
+        measured a rate) has all three, and one adapter's links are shared
+        by the waves' BLE members rather than all of them at the end."""
+        return ("udp", "udp", "udp", "coap", "ble")[i % 5]
+
     def test_200_devices_with_faults_and_kill9(self):
-        """200 smpsim devices; a canary, waves of 25 %, devices that revert,
-        reject, drop requests, lose their link once, or never answer; a
-        kill -9 of smpgwd in the middle.  The rollout completes; every
-        device that can be updated runs the new image confirmed, every
-        failure is explained with its reason, and the reboot budget held."""
+        """200 devices of one smpsim, 120 over UDP, 40 over CoAP and 40
+        over BLE through its fake org.bluez on the daemon's private bus
+        (one adapter); a canary, waves of 25 %, relays on every transport;
+        on each transport devices that revert, reject, lose their link
+        once, or never answer; a kill -9 of smpgwd in the middle.  The
+        rollout completes; every device that can be updated runs the new
+        image confirmed (smpgwd and smpsim agree), every failure is
+        explained with its reason, the link faults happened and were
+        overcome, and the reboot budgets, total and relay, held (from the
+        member events)."""
         n = 200
-        faults = {10: "revert", 50: "revert", 80: "reject", 30: "silent=1",
-                  20: "drop=0.2", 60: "drop=0.2", 150: "drop-at=2000,1000"}
-        expect_failed = {10: "reverted", 50: "reverted", 80: "reverted", 30: "unreachable"}
-        with Sim("--swap-ms", "100", "--boot-ms", "50", count=n) as sim:
-            conns = conns_of(sim, n)
-            cfg = "".join("[devices]\nadd=%s\n" % " ".join(conns[i:i + 20]) for i in range(0, n, 20))
-            cfg += "[jobs]\nmax_running=16\n"
-            with Daemon(config=cfg) as d:
+        # Wave 1 (ids 6..55) has the faults that cost time: the three
+        # silent devices (three attempts each, side by side) and the
+        # lossy ones; the waves after the kill -9 have the others.
+        faults = {
+            # udp
+            10: "revert", 50: "revert", 80: "reject", 30: "silent=1", 20: "drop=0.2", 40: "drop=0.2",
+            150: "drop-at=2000,1000",
+            # coap
+            18: "revert", 88: "reject", 33: "silent=1", 48: "drop=0.2", 118: "drop-at=2000,1000",
+            # ble
+            44: "revert", 99: "reject", 34: "silent=1", 179: "drop-at=2000,1000",
+        }
+        ble_faults = {129: "disconnect-at=2000", 164: "connect-fail=2"}
+        expect_failed = {10: "reverted", 50: "reverted", 80: "reverted", 30: "unreachable",
+                         18: "reverted", 88: "reverted", 33: "unreachable",
+                         44: "reverted", 99: "reverted", 34: "unreachable"}
+        relays = {5, 115, 8, 123, 9, 174}
+        for i in list(faults) + list(ble_faults) + list(relays):
+            self.assertTrue(i >= 5, "no fault in the canary")
+        self.assertEqual({self.transport(i) for i in ble_faults}, {"ble"})
+        for t in ("udp", "coap", "ble"):
+            self.assertTrue({"revert", "reject", "silent=1"} <= {f for i, f in faults.items()
+                                                                 if self.transport(i) == t}, t)
+            self.assertTrue([i for i in relays if self.transport(i) == t], t)
+        d = Daemon(start=False)
+        try:
+            # the ble plugin reaches the private bus as the system bus
+            d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
+            with Sim("--swap-ms", "100", "--boot-ms", "50", "--ble-resolve-ms", "40", ble=d.bus.address,
+                     coap=True, count=n) as sim:
+                conns = []
+                for i in range(n):
+                    t = self.transport(i)
+                    conns.append("udp:127.0.0.1:%d" % (sim.port + i) if t == "udp" else
+                                 "coap:127.0.0.1:%d" % (sim.coap_port + i) if t == "coap" else
+                                 "ble:C0:DE:00:00:%02X:%02X,max-connections=7" % (i >> 8, i & 0xff))
+                cfg = "".join("[devices]\nadd=%s\n" % " ".join(conns[i:i + 20]) for i in range(0, n, 20))
+                cfg += "[jobs]\nmax_running=16\nmax_running_ble=7\n"
+                with open(d.config_path, "w") as f:
+                    f.write(cfg)
+                d.start()
                 wait_online(d, n, timeout=120)
                 by_conn = {x["conn"]: x["id"] for x in devices(d)}
+                self.assertEqual(sorted(by_conn), sorted(conns))
                 index_of = {by_conn[c]: i for i, c in enumerate(conns)}
+                relay_ids = {by_conn[conns[i]] for i in relays}
+                for i in relays:
+                    d.api("PUT", "/api/v1/devices/%d/labels" % by_conn[conns[i]], {"labels": ["relay"]},
+                          expect=200)
                 for i, f in faults.items():
-                    sim.control("fault %d %s" % (i, f))
+                    self.assertTrue(sim.control("fault %d %s" % (i, f))["ok"])
+                for i, f in ble_faults.items():
+                    self.assertTrue(sim.control("ble-fault %d %s" % (i, f))["ok"])
                 data, digest = mcuimg.make_image((6, 0, 0, 0), 4096, seed=8)
                 image = add_image(d, data)
                 events = EventLog(d, types="rollout-member,rollout-state")
                 t0 = time.monotonic()
                 _, doc = d.api("POST", "/api/v1/rollouts", {
-                    "image": image, "targets": {"filter": {"transport": "udp"}},
+                    "image": image, "targets": {"devices": sorted(by_conn.values())},
                     "policy": {"canary": "5", "wave_size": "25%", "failure_threshold": "50%",
                                "revert_halt": 0, "attempts": 3, "retry_delay": 1, "retry_delay_max": 2,
                                "max_rebooting": 16, "max_rebooting_relay": 1},
@@ -508,12 +562,35 @@ class Fleet(unittest.TestCase):
                     else:
                         self.assertEqual(m["state"], "succeeded", m)
                         self.assertEqual(running_hash(by_id[m["device"]]), (digest, True))
+                        # smpsim agrees, independently of smpgwd
+                        active = [s for s in sim.state(i)["slots"] if s.get("active")]
+                        self.assertEqual((active[0]["hash"], active[0]["confirmed"]), (digest, True),
+                                         (i, conns[i]))
                 self.assertEqual(sorted((f["reason"] for f in r["failures"])),
                                  sorted(expect_failed.values()))
+                # the link faults happened (and the members above succeeded)
+                for i, f in faults.items():
+                    if f.startswith("drop-at="):
+                        self.assertGreater(sim.state(i)["stats"]["dropped_fault"], 0, (i, conns[i]))
+                st = sim.control("ble-state 129")
+                self.assertEqual(st["faults"]["disconnect_at"], -1, st)
+                self.assertGreater(st["stats"]["link_losses"], 0, st)
+                st = sim.control("ble-state 164")
+                self.assertEqual(st["faults"]["connect_fail"], 0, st)
+                self.assertGreaterEqual(st["stats"]["connect_failures"], 2, st)
                 time.sleep(1.2)
                 events2.close()
-                self.assertLessEqual(max_concurrent(events.events, rid, TOKEN), 16)
-                self.assertLessEqual(max_concurrent(events2.events, rid, TOKEN), 16)
+                # each log starts empty: the budgets before and after the kill -9
+                logs = (events.events, events2.events)
+                self.assertLessEqual(max(max_concurrent(log, rid, TOKEN) for log in logs), 16)
+                self.assertEqual(max(max_concurrent(log, rid, TOKEN, relay_ids) for log in logs), 1,
+                                 "the relay budget held, and was used")
+                self.assertEqual(d.terminate(), 0)
+        except Exception:
+            sys.stderr.write(d.read_log())
+            raise
+        finally:
+            d.stop()
 
 
 class Plan(unittest.TestCase):

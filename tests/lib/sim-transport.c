@@ -148,6 +148,11 @@ void sim_transport_send(struct sim_device *d, const struct sim_route *route, con
         link_arm(l);
 }
 
+/* Link faults tied to the upload's progress are the fleet's own
+ * (drop_after_bytes, counted as the gateway sends). */
+void sim_transport_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off) {
+}
+
 void sim_transport_device_down(struct sim_device *d) {
         struct sim_fleet *f = fleet_of_sim(d->sim);
         /* not the link, but the same moment: a Distributor's RAM is gone

@@ -570,6 +570,54 @@ class Faults(BleTest):
                                and e[3][1].get("Connected") is not None and not e[3][1]["Connected"]]) == 2,
                   what="second link loss")
 
+    def test_disconnect_mid_upload_with_a_window(self):
+        """smpgw's upload of a 4648-byte image: the first chunk alone, then
+        the other two back to back.  Both are written before the device
+        processed the one that crosses BYTES, and the upload is complete
+        before that chunk's answer leaves; the link must drop when the
+        device writes that chunk all the same, and its answer is lost with
+        it.  (Checked only at writes and answers, the fault never fired.)"""
+        self.sim.control("ble-fault 0 disconnect-at=2000")
+        self.discover()
+        self.connect(0)
+        chrc = dbus.Interface(self.bus.get_object("org.bluez", chrc_path(0)), CHRC)
+        wfd, _ = chrc.AcquireWrite({})
+        nfd, _ = chrc.AcquireNotify({})
+        w = socket.socket(fileno=wfd.take())
+        n = socket.socket(fileno=nfd.take())
+        n.settimeout(5)
+        image = struct.pack("<I", 0x96F3B83D) + bytes(4644)
+
+        def send(seq, off):
+            body = {"off": off, "data": image[off:off + 1981]}
+            if off == 0:
+                body.update({"image": 0, "len": len(image)})
+            frame = smp_frame(2, 1, 1, body, seq)
+            for i in range(0, len(frame), MTU - 3):
+                w.send(frame[i:i + MTU - 3])
+
+        def answers():
+            r = Reassembler()
+            while True:
+                piece = n.recv(4096)
+                if not piece:
+                    return r.frames, True
+                r.feed(piece)
+                if r.frames:
+                    return r.frames, False
+
+        send(0, 0)
+        frames, hung_up = answers()
+        self.assertEqual(([smp_parse(f)["body"]["off"] for f in frames], hung_up), ([1981], False))
+        send(1, 1981)
+        send(2, 3962)
+        frames, hung_up = answers()
+        self.assertEqual((frames, hung_up), ([], True))
+        st = self.sim.control("ble-state 0")
+        self.assertEqual((st["stats"]["link_losses"], st["faults"]["disconnect_at"]), (1, -1), st)
+        w.close()
+        n.close()
+
     def test_power_off(self):
         self.discover()
         self.connect(0)

@@ -14,11 +14,13 @@ the result fields + "_h" with op = request op + 1; a missing or bad
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -242,6 +244,58 @@ class LinkAndFaults(unittest.TestCase):
             self.assertEqual(r.code, "2.05", r.log)
             self.assertEqual(r.body()["r"], "ok")
             self.assertIsNone(sim.proc.poll())
+
+    def test_retransmission_after_a_dropped_request(self):
+        """A client's SMP retransmission is a new Confirmable request with
+        the token of the one that was lost (newtmgr and smpgw use the SMP
+        sequence number as the token), from the same endpoint.  After the
+        device dropped the first, the second must be answered as Mynewt's
+        oicmgr would; smpsim must not keep the first one's libcoap async,
+        which would make libcoap swallow the second."""
+        with Sim("--fault", "dev=0:drop=1", udp=False, coap=True) as sim:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(0.2)
+            try:
+                payload = omp_request(OP_WRITE, GROUP_OS, OS_ECHO, {"d": "again"}, seq=0x17)
+                sock.sendto(coap_con_put(0x1001, b"\x17", payload), ("127.0.0.1", sim.coap_port))
+                self.assertEqual(coap_receive(sock, 3), [(2, "0.00", 0x1001, b"")], "only the empty ACK")
+                self.assertEqual(sim.state(0)["stats"]["dropped_fault"], 1)
+                sim.control("clear-faults 0")
+                time.sleep(0.3)
+                sock.sendto(coap_con_put(0x1002, b"\x17", payload), ("127.0.0.1", sim.coap_port))
+                got = coap_receive(sock, 3, until_code="2.05")
+                self.assertEqual([g[:2] + (g[3],) for g in got if g[1] != "0.00"][-1:],
+                                 [(0, "2.05", b"\x17")], got)
+            finally:
+                sock.close()
+
+
+def coap_con_put(mid, token, payload):
+    """A Confirmable PUT /omgr, Content-Format 60, built by hand (RFC 7252 §3)."""
+    head = bytes([0x40 | len(token), 0x03]) + struct.pack(">H", mid) + token
+    # Uri-Path (11) "omgr", then Content-Format (12, delta 1) 60
+    return head + bytes([0xb4]) + b"omgr" + bytes([0x11, 60, 0xff]) + payload
+
+
+def coap_receive(sock, seconds, until_code=None):
+    """(type, code, mid, token) of what arrives within `seconds`;
+    Confirmable responses are acknowledged."""
+    got = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            data, addr = sock.recvfrom(2048)
+        except socket.timeout:
+            continue
+        kind, tkl = (data[0] >> 4) & 3, data[0] & 15
+        code = "%d.%02d" % (data[1] >> 5, data[1] & 31)
+        mid = struct.unpack(">H", data[2:4])[0]
+        got.append((kind, code, mid, data[4:4 + tkl]))
+        if kind == 0:
+            sock.sendto(bytes([0x60, 0x00]) + data[2:4], addr)
+        if until_code and code == until_code:
+            break
+    return got
 
 
 if __name__ == "__main__":

@@ -763,6 +763,21 @@ static bool check_disconnect_at(struct ble_peer *p) {
         return true;
 }
 
+/* Writes and answers see the offset only as far as the device got: a
+ * small upload sent with a window of chunks is all written before the
+ * device processed the chunk that crosses BYTES, and completed (no
+ * longer active) before that chunk's answer leaves.  So the device
+ * reports the offset each chunk reached, too. */
+void sim_ble_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off) {
+        struct ble_peer *p = peer_of(d);
+        if (!p || p->faults.disconnect_at < 0 || p->state != LINK_CONNECTED || route->cookie != p->conn_id ||
+            (int64_t) off < p->faults.disconnect_at)
+                return;
+        p->faults.disconnect_at = -1;
+        p->stats.link_losses++;
+        peer_link_down(p, "fault disconnect-at");
+}
+
 void sim_ble_send(struct sim_device *d, const struct sim_route *route, const uint8_t *pkt, size_t len) {
         struct ble_peer *p = peer_of(d);
         if (!p || p->state != LINK_CONNECTED || route->cookie != p->conn_id) {

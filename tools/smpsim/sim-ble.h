@@ -46,6 +46,11 @@ void sim_ble_close(struct sim *sim);
 /* An answer frame from the device timeline (route kind SIM_TRANSPORT_BLE). */
 void sim_ble_send(struct sim_device *d, const struct sim_route *route, const uint8_t *pkt, size_t len);
 
+/* An upload chunk that came over route was written and the upload
+ * reached off: the fault disconnect-at drops the link here, so the
+ * chunk's answer is lost with it. */
+void sim_ble_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off);
+
 /* The device reset (stops advertising; the link is lost after the
  * supervision timeout) or booted (advertises and accepts connections). */
 void sim_ble_device_down(struct sim_device *d);

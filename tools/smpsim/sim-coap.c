@@ -15,6 +15,16 @@
  * Slots whose device never answers are dropped after PENDING_TIMEOUT_US,
  * so a silent device cannot make memory grow.
  *
+ * A request the device dropped (a fault, loss, no netbuf, a reboot) is
+ * forgotten within FORGET_INTERVAL_US, async and all.  It must be: while
+ * an async with a token is registered, libcoap 4.3.1 (handle_request(),
+ * "Retransmit async response") answers any request carrying that token
+ * with an empty ACK and never passes it on, and a client's SMP-level
+ * retransmission is a new Confirmable request with the same token (the
+ * SMP sequence number: newtmgr, smpgw's coap transport).  Mynewt's
+ * oicmgr would run it again; kept registered, it would be swallowed until
+ * PENDING_TIMEOUT_US, so one lost request would fail every retry.
+ *
  * libcoap runs inside the simulator's sd-event loop: its epoll fd (which
  * also holds its internal timerfd for retransmissions and async delays)
  * is one io source calling coap_io_process(COAP_IO_NO_WAIT), as in
@@ -46,8 +56,10 @@
 /* How long a request may wait for its device's answer.  Longer than any
  * emulated latency, slow fault or swap; a gateway gave up long before. */
 #define PENDING_TIMEOUT_US (60ULL * 1000000ULL)
-/* How often expired requests are looked for. */
-#define EXPIRE_INTERVAL_US (5ULL * 1000000ULL)
+/* How often requests the device dropped, and expired ones, are looked
+ * for: well below a client's retransmission timeout (smpgw's is 2 s at
+ * the least, newtmgr's 10 s). */
+#define FORGET_INTERVAL_US (100ULL * 1000ULL)
 /* Requests one device may have waiting: far above any netbuf count, so
  * only a flood hits it (answered 5.03 like a busy server). */
 #define PENDING_PER_DEVICE_MAX 64u
@@ -309,16 +321,26 @@ static int on_expire(sd_event_source *s, uint64_t usec, void *userdata) {
 
         for (uint32_t i = 0; i < c->n_slots; i++) {
                 struct pending *p = &c->slots[i];
-                if (!p->used || p->deadline_us > now)
+                if (!p->used)
                         continue;
-                sim_log(c->sim, 2, "dev%u: coap: no answer within %llu s, request forgotten", p->dev,
-                        PENDING_TIMEOUT_US / 1000000ULL);
+                if (p->deadline_us <= now)
+                        sim_log(c->sim, 2, "dev%u: coap: no answer within %llu s, request forgotten", p->dev,
+                                PENDING_TIMEOUT_US / 1000000ULL);
+                else if (p->answered)
+                        continue; /* libcoap responds on its next pass */
+                else {
+                        struct sim_device *d = sim_device_by_index(c->sim, p->dev);
+                        const struct sim_route route = { .kind = SIM_TRANSPORT_COAP, .cookie = cookie_of(c, p) };
+                        if (d && sim_device_holds_request(d, &route))
+                                continue;
+                        sim_log(c->sim, 2, "dev%u: coap: request dropped by the device, forgotten", p->dev);
+                }
                 /* Without a response: the client already has its ACK and
                  * times out as it would with a silent device. */
                 coap_free_async(p->session, p->async);
                 pending_release(c, p);
         }
-        (void) sd_event_source_set_time(s, usec + EXPIRE_INTERVAL_US);
+        (void) sd_event_source_set_time(s, usec + FORGET_INTERVAL_US);
         return 0;
 }
 
@@ -422,8 +444,8 @@ int sim_coap_open(struct sim *sim, const char *endpoint) {
         r = sd_event_source_set_enabled(c->kick_source, SD_EVENT_OFF);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(sim->event, &c->expire_source, CLOCK_MONOTONIC, EXPIRE_INTERVAL_US,
-                                       1000000, on_expire, c);
+        r = sd_event_add_time_relative(sim->event, &c->expire_source, CLOCK_MONOTONIC, FORGET_INTERVAL_US, 10 * 1000,
+                                       on_expire, c);
         if (r < 0)
                 return r;
         r = sd_event_source_set_enabled(c->expire_source, SD_EVENT_ON);

@@ -245,6 +245,8 @@ static void start_processing(struct sim_device *d, uint64_t now) {
                 if (reply.n_frames)
                         memcpy(buf + head, reply.data, reply.len);
 
+                if (reply.upload_reached)
+                        sim_transport_upload_reached(d, &req->route, reply.upload_reached);
                 d->busy = true;
                 uint64_t done_at = now + reply.work_us;
                 schedule(d, EV_PROCESSED, done_at, &req->route, buf, len);
@@ -349,6 +351,21 @@ void sim_device_receive(struct sim_device *d, const struct sim_route *route,
         }
         uint64_t at = sim_link_arrival(&d->link, &d->uplink, &d->rng, now, len);
         schedule(d, EV_ARRIVE, at, route, pkt, len);
+}
+
+static bool same_route(const struct sim_route *a, const struct sim_route *b) {
+        return a->kind == b->kind && a->cookie == b->cookie;
+}
+
+bool sim_device_holds_request(const struct sim_device *d, const struct sim_route *route) {
+        for (const struct sim_event *e = d->rx_head; e; e = e->next)
+                if (same_route(&e->route, route))
+                        return true;
+        for (const struct sim_event *e = d->events; e; e = e->next)
+                if ((e->type == EV_ARRIVE || e->type == EV_PROCESSED || e->type == EV_DEPART) &&
+                    same_route(&e->route, route))
+                        return true;
+        return false;
 }
 
 void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,

@@ -140,12 +140,23 @@ void sim_device_receive(struct sim_device *d, const struct sim_route *route,
 void sim_device_receive_at(struct sim_device *d, const struct sim_route *route,
                            const uint8_t *pkt, size_t len, uint64_t at_us);
 
+/* Whether a request that came by route (kind and cookie) is still on its
+ * way in, queued, being processed, or its answer on its way out: false
+ * once the device dropped it (a fault, loss, no netbuf, a reboot) or its
+ * answer was handed to the transport. */
+bool sim_device_holds_request(const struct sim_device *d, const struct sim_route *route);
+
 /* Reboots now (control socket "reset", or a fault). */
 void sim_device_reboot(struct sim_device *d, const char *why);
 
 /* Host: sends bytes to the route's peer. */
 void sim_transport_send(struct sim_device *d, const struct sim_route *route,
                         const uint8_t *pkt, size_t len);
+
+/* Host: an upload chunk that came by route was written, and the upload
+ * reached `off` (link faults tied to the upload's progress: BLE's
+ * disconnect-at).  Its answer goes out later, through the same route. */
+void sim_transport_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off);
 
 /* Host: the device went down (reset) or came back (booted), for
  * link-oriented transports (BLE drops the connection and stops

@@ -434,6 +434,7 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                         (void) sim_flash_save_slot_range(&d->flash, d->state_dir, 1, u->off, data_len);
                 u->off += data_len;
                 d->stats.upload_bytes += data_len;
+                c->reply->upload_reached = u->off;
                 c->reply->work_us += rate_us(data_len, d->params.flash_rate);
         }
 

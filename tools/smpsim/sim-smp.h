@@ -29,6 +29,7 @@ struct sim_smp_reply {
         unsigned n_frames;
         uint64_t work_us;        /* time the device spends (flash erase/write) */
         bool reset_after;        /* OS reset: reboot once the answer is out */
+        uint64_t upload_reached; /* an upload chunk was written: the offset it reached (0: none) */
         enum sim_smp_action action;
 };
 

@@ -118,6 +118,11 @@ void sim_transport_send(struct sim_device *d, const struct sim_route *route, con
         }
 }
 
+void sim_transport_upload_reached(struct sim_device *d, const struct sim_route *route, uint64_t off) {
+        if (route->kind == SIM_TRANSPORT_BLE)
+                sim_ble_upload_reached(d, route, off);
+}
+
 void sim_transport_device_down(struct sim_device *d) {
         sim_ble_device_down(d);
         /* not a transport, but the same moment: the device's RAM is gone */
