@@ -13,10 +13,15 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "smpgw/smp-cbor.h"
 #include "util.h"
+
+/* Items smp_cbor_parse_alloc() makes room for at first (2 KiB of
+ * them); SMP bodies rarely hold more. */
+#define SMP_CBOR_ITEMS_FIRST 64u
 
 /* libcbor 0.9.0 changed the string/array/map callback lengths from size_t
  * to uint64_t (CHANGELOG.md); Debian 12 has 0.8.0, Debian 13 0.10.2. */
@@ -446,18 +451,39 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
 int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error *error,
                          struct smp_cbor_item **ret_items, struct smp_cbor_doc *ret) {
         _cleanup_free_ struct smp_cbor_item *items = NULL;
+        struct smp_cbor_error try_error;
         struct smp_cbor_doc doc;
         size_t max = MAX(MIN(len, (size_t) SMP_CBOR_MAX_ITEMS), (size_t) 1);
+        size_t room = MIN(max, (size_t) SMP_CBOR_ITEMS_FIRST);
         int r;
 
         if (!ret_items || !ret)
                 return parse_fail(error, -EINVAL, 0, "invalid arguments");
-        items = calloc(max, sizeof(*items));
-        if (!items)
-                return parse_fail(error, -ENOMEM, 0, "out of memory");
-        r = smp_cbor_parse(body, len, items, max, error, &doc);
-        if (r < 0)
+        /* A body of len bytes holds at most len items, but most hold a
+         * handful (an upload chunk of 2 KiB is six): rather than 32 bytes
+         * for every byte of the body, room for SMP_CBOR_ITEMS_FIRST items
+         * first, and eight times more each time the body holds more,
+         * parsing it again (a body of 4096 items: three parses).  The
+         * parse writes each item whole before anything reads it, so the
+         * array needs no zeroing. */
+        for (;;) {
+                free(items);
+                items = malloc(room * sizeof(*items));
+                if (!items)
+                        return parse_fail(error, -ENOMEM, 0, "out of memory");
+                r = smp_cbor_parse(body, len, items, room, room == max ? error : &try_error, &doc);
+                if (r != -E2BIG || room == max)
+                        break;
+                room = MIN(max, room * 8);
+        }
+        if (r < 0) {
+                /* A failure before the last try's room ran out is final. */
+                if (room < max && error)
+                        *error = try_error;
                 return r;
+        }
+        /* The getters report to the caller's error. */
+        doc.error = error;
         *ret_items = TAKE_PTR(items);
         *ret = doc;
         return 0;

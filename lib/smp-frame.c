@@ -113,10 +113,12 @@ int smp_reassembler_new(size_t max_frame, struct smp_reassembler **ret) {
         if (max_frame < SMP_HEADER_SIZE || max_frame > SMP_FRAME_MAX)
                 return -EINVAL;
 
-        struct smp_reassembler *r = calloc(1, sizeof(*r) + max_frame);
+        /* Not zeroed: only the len bytes fed are ever read, and zeroing
+         * 64 KiB for every link opened showed in the profiles. */
+        struct smp_reassembler *r = malloc(sizeof(*r) + max_frame);
         if (!r)
                 return -ENOMEM;
-        r->max_frame = max_frame;
+        *r = (struct smp_reassembler) { .max_frame = max_frame };
         *ret = r;
         return 0;
 }

@@ -420,6 +420,81 @@ static void test_reader_item_limit(void) {
         ASSERT_TRUE(strstr(err.message, "too many items") != NULL);
 }
 
+/* {"a": [0, ..., 0]} with elements zeros: elements + 3 items. */
+static size_t zeros_body(uint8_t *buf, size_t elements) {
+        size_t n = 0;
+        buf[n++] = 0xa1, buf[n++] = 0x61, buf[n++] = 'a', buf[n++] = 0x99;
+        buf[n++] = (uint8_t) (elements >> 8), buf[n++] = (uint8_t) elements;
+        for (size_t i = 0; i < elements; i++)
+                buf[n++] = 0;
+        return n;
+}
+
+static void test_parse_alloc_any_count(void) {
+        /* smp_cbor_parse_alloc() makes room for a few items first and for
+         * all only when a body holds more: the result is the same either
+         * side of that first size, up to SMP_CBOR_MAX_ITEMS. */
+        static const size_t counts[] = { 0, 1, 60, 61, 62, 63, 64, 100, 1000, SMP_CBOR_MAX_ITEMS - 3 };
+        static uint8_t buf[SMP_CBOR_MAX_ITEMS + 16];
+
+        for (size_t c = 0; c < ELEMENTSOF(counts); c++) {
+                struct smp_cbor_item *items = NULL;
+                struct smp_cbor_doc doc;
+                uint32_t arr, idx;
+                uint64_t u;
+                size_t n = zeros_body(buf, counts[c]);
+
+                err.code = 12345;
+                ASSERT_OK(smp_cbor_parse_alloc(buf, n, &err, &items, &doc));
+                ASSERT_EQ(doc.n_items, counts[c] + 3);
+                ASSERT_EQ(err.code, 12345); /* written only on failure */
+                ASSERT_TRUE(doc.error == &err);
+                ASSERT_OK(smp_cbor_map_find(&doc, SMP_CBOR_ROOT, "a", &arr));
+                ASSERT_EQ(doc.items[arr].count, counts[c]);
+                ASSERT_EQ(doc.items[arr].next, counts[c] + 3);
+                /* A getter's failure goes to the caller's error. */
+                ASSERT_EQ(smp_cbor_map_get_uint(&doc, SMP_CBOR_ROOT, "a", &u), -EBADMSG);
+                ASSERT_EQ(err.code, -EBADMSG);
+                if (counts[c] > 0) {
+                        struct smp_cbor_iter it;
+                        size_t seen = 0;
+                        smp_cbor_iter_init(&doc, arr, &it);
+                        while (smp_cbor_iter_next(&doc, &it, &idx)) {
+                                ASSERT_EQ(doc.items[idx].type, SMP_CBOR_UINT);
+                                seen++;
+                        }
+                        ASSERT_EQ(seen, counts[c]);
+                }
+                free(items);
+
+                /* The same body cut short: malformed, whatever the count. */
+                err.code = 0;
+                ASSERT_EQ(smp_cbor_parse_alloc(buf, n - (counts[c] > 0), &err, &items, &doc),
+                          counts[c] > 0 ? -EBADMSG : 0);
+                if (counts[c] > 0) {
+                        ASSERT_EQ(err.code, -EBADMSG);
+                        ASSERT_TRUE(strstr(err.message, "truncated") != NULL);
+                } else
+                        free(items);
+        }
+
+        /* One item more than SMP_CBOR_MAX_ITEMS. */
+        struct smp_cbor_item *items = NULL;
+        struct smp_cbor_doc doc;
+        size_t n = zeros_body(buf, SMP_CBOR_MAX_ITEMS - 2);
+        ASSERT_EQ(smp_cbor_parse_alloc(buf, n, &err, &items, &doc), -E2BIG);
+        ASSERT_EQ(err.code, -E2BIG);
+        ASSERT_TRUE(strstr(err.message, "too many items") != NULL);
+        ASSERT_TRUE(items == NULL);
+        /* And without an error to write to. */
+        ASSERT_EQ(smp_cbor_parse_alloc(buf, n, NULL, &items, &doc), -E2BIG);
+        n = zeros_body(buf, 100);
+        buf[n - 1] = 0xff; /* a break inside a definite array, after 64 items */
+        ASSERT_EQ(smp_cbor_parse_alloc(buf, n, NULL, &items, &doc), -EBADMSG);
+        ASSERT_EQ(smp_cbor_parse_alloc(buf, n, &err, &items, &doc), -EBADMSG);
+        ASSERT_TRUE(strstr(err.message, "unexpected break") != NULL);
+}
+
 static void test_reader_truncation_everywhere(void) {
         static const char *const vectors[] = {
                 "a1 61 64 62 68 69",
@@ -502,6 +577,7 @@ TEST_MAIN(TEST(test_writer_rfc8949_scalars),
           TEST(test_reader_malformed),
           TEST(test_reader_depth),
           TEST(test_reader_item_limit),
+          TEST(test_parse_alloc_any_count),
           TEST(test_reader_truncation_everywhere),
           TEST(test_reader_random_never_crashes),
           TEST(test_slices))

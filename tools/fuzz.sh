@@ -3,11 +3,15 @@
 # learn.  tools/check.sh runs every target for 15 s from the seeds in
 # tests/fuzz/corpus/; this is for the hours a decoder deserves.
 #
-#   tools/fuzz.sh [TARGET…] [--seconds N] [--jobs N] [--work DIR] [--coverage]
+#   tools/fuzz.sh [TARGET[:N]…] [--seconds N] [--until HH:MM] [--jobs N] [--work DIR] [--coverage]
 #
-#   TARGET       fuzz-smp-cbor, … (default: every fuzz-* target built)
+#   TARGET       fuzz-smp-cbor, … (default: every fuzz-* target built);
+#                TARGET:N runs that one N seconds instead of --seconds
 #   --seconds N  how long each target runs (default 3600; 0: no fuzzing,
 #                with --coverage only the report)
+#   --until T    no run goes past T (UTC, what date -d takes): each is cut
+#                short to end by then, and those not started are skipped,
+#                so that a long run ends, merged, when the machine is needed
 #   --jobs N     targets running at once (default 2)
 #   --work DIR   where corpora, findings and totals are kept
 #                (default build-fuzz/fuzz-work)
@@ -36,10 +40,11 @@ seconds=3600
 jobs=2
 work=$top/build-fuzz/fuzz-work
 coverage=0
+until=
 targets=()
 
 usage() {
-  sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '6,21p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -47,6 +52,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --seconds) seconds=${2:?}; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
+    --until) until=${2:?}; shift 2 ;;
+    --until=*) until=${1#*=}; shift ;;
     --jobs) jobs=${2:?}; shift 2 ;;
     --jobs=*) jobs=${1#*=}; shift ;;
     --work) work=${2:?}; shift 2 ;;
@@ -60,6 +67,10 @@ done
 
 case $seconds in ''|*[!0-9]*) echo "fuzz.sh: --seconds wants a number" >&2; exit 2 ;; esac
 case $jobs in ''|*[!0-9]*|0) echo "fuzz.sh: --jobs wants a number of 1 or more" >&2; exit 2 ;; esac
+deadline=
+if [ -n "$until" ]; then
+  deadline=$(date -u -d "$until" +%s) || { echo "fuzz.sh: --until wants a time, as date -d reads it" >&2; exit 2; }
+fi
 
 build=$top/build-fuzz
 if [ ! -f "$build/build.ninja" ]; then
@@ -72,7 +83,19 @@ if [ ${#targets[@]} -eq 0 ]; then
     [ -x "$exe" ] && [ -f "$exe" ] && targets+=("$(basename "$exe")")
   done
 fi
-for t in "${targets[@]}"; do
+# TARGET:N: that target's own seconds.
+declare -A target_seconds=()
+for i in "${!targets[@]}"; do
+  t=${targets[$i]}
+  case $t in
+    *:*)
+      n=${t##*:}
+      case $n in ''|*[!0-9]*) echo "fuzz.sh: '$t': seconds after the colon" >&2; exit 2 ;; esac
+      t=${t%:*}
+      targets[$i]=$t
+      target_seconds[$t]=$n
+      ;;
+  esac
   [ -x "$build/tests/fuzz/$t" ] || { echo "fuzz.sh: no target '$t' in $build/tests/fuzz" >&2; exit 2; }
 done
 
@@ -89,10 +112,21 @@ stat_of() { awk -v k="$1" '$1 == "stat::" k ":" {print $2}' "$2" | tail -n1; }
 run_one() {
   local t=$1 exe=$build/tests/fuzz/$1 dir=$work/$1
   local seeds=$top/tests/fuzz/corpus/$1 log rc=0
+  local seconds=${target_seconds[$1]:-$seconds}
   mkdir -p "$dir/corpus" "$dir/findings"
   [ -d "$seeds" ] || seeds=
   log=$dir/last.log
+  if [ -n "$deadline" ] && [ "$seconds" -gt 0 ]; then
+    # The merge afterwards takes a while too: a minute's margin.
+    local left=$((deadline - $(date -u +%s) - 60))
+    if [ "$left" -lt 10 ]; then
+      echo "$t: skipped, --until $until is too close"
+      return 0
+    fi
+    [ "$seconds" -le "$left" ] || seconds=$left
+  fi
   if [ "$seconds" -gt 0 ]; then
+    echo "$(date -u +%TZ) $t: ${seconds} s"
     nice -n "${NICE:-15}" "$exe" -max_total_time="$seconds" -print_final_stats=1 \
       -artifact_prefix="$dir/findings/" "$dir/corpus" $seeds >"$log" 2>&1 || rc=$?
     # Keep the corpus small: only what adds coverage survives.

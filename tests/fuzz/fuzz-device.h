@@ -6,7 +6,9 @@
  * request frame the session sends, and answers, drops, duplicates or
  * garbles them as the input says; and a fake clock, so that the session's
  * and the procedures' timers fire when the input (or idleness) moves time
- * on, never by the wall clock: a run is a function of its input.
+ * on, never by the wall clock: a run is a function of its input.  With
+ * the clock fake, the loop's timerfd_settime() and polling epoll_wait()
+ * calls are skipped too (fuzz-device.c says why).
  *
  * Input: FUZZ_DEVICE_CONFIG_SIZE bytes of configuration (struct
  * fuzz_device_config; missing bytes count as 0), then actions, one byte

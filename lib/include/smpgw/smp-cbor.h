@@ -285,8 +285,10 @@ bool smp_cbor_iter_next(const struct smp_cbor_doc *doc, struct smp_cbor_iter *it
 bool smp_cbor_iter_next_pair(const struct smp_cbor_doc *doc, struct smp_cbor_iter *it,
                              uint32_t *ret_key, uint32_t *ret_value);
 
-/* Convenience for the typed decoders: allocates MIN(len, SMP_CBOR_MAX_ITEMS)
- * items (at least 1) and parses.  *ret_items takes ownership of the array
+/* Convenience for the typed decoders: parses with room for up to
+ * MIN(len, SMP_CBOR_MAX_ITEMS) items (at least 1), allocating what the
+ * body needs (room for 64 items first, eight times more while the body
+ * holds more).  *ret_items takes ownership of the array
  * (free() it after the last use of the document); written only on success. */
 int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error *error,
                          struct smp_cbor_item **ret_items, struct smp_cbor_doc *ret);
