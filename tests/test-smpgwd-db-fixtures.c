@@ -47,6 +47,9 @@ struct fixture {
         bool image_removed;        /* jobs name an image no longer stored */
         bool device_forgotten;     /* a sixth device was added and forgotten */
         unsigned slots_before;     /* job_slots_before rows */
+        /* Job 3's state once loaded: queued (0), or retry-wait where the
+         * smpgwd of that time counted the SIGTERM as a failed attempt. */
+        enum job_state interrupted_state;
 };
 
 static const struct fixture fixtures[] = {
@@ -75,14 +78,16 @@ static const struct fixture fixtures[] = {
           .jobs = 4,
           .image_removed = true,
           .device_forgotten = true,
-          .slots_before = 3 },
+          .slots_before = 3,
+          .interrupted_state = JOB_RETRY_WAIT },
         { .version = 7,
           .devices = 5,
           .images = 1,
           .jobs = 4,
           .image_removed = true,
           .device_forgotten = true,
-          .slots_before = 3 },
+          .slots_before = 3,
+          .interrupted_state = JOB_RETRY_WAIT },
         /* As version 5's: job 3 was stopped before it read the slots. */
         { .version = 8,
           .devices = 5,
@@ -383,7 +388,7 @@ static void upgrade(const struct fixture *fx) {
         ASSERT_TRUE(j->has_outcome && j->outcome == SMP_UPDATE_OUTCOME_REVERTED);
         j = find_job(m, 3);
         ASSERT_TRUE(j);
-        ASSERT_EQ(j->state, JOB_QUEUED);
+        ASSERT_EQ(j->state, fx->interrupted_state);
         ASSERT_TRUE(j->bytes_sent > 0 && j->bytes_sent < j->bytes_total);
         j = find_job(m, 4);
         ASSERT_TRUE(j);
@@ -432,6 +437,15 @@ static void test_upgrade_v4(void) {
 static void test_upgrade_v5(void) {
         upgrade(&fixtures[4]);
 }
+static void test_upgrade_v6(void) {
+        upgrade(&fixtures[5]);
+}
+static void test_upgrade_v7(void) {
+        upgrade(&fixtures[6]);
+}
+static void test_upgrade_v8(void) {
+        upgrade(&fixtures[7]);
+}
 /* The newest: migration 10 adds columns to tables of version 7. */
 static void test_upgrade_v9(void) {
         upgrade(&fixtures[8]);
@@ -447,4 +461,5 @@ static void test_every_version_has_a_fixture(void) {
 }
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
-          TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v9))
+          TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v6), TEST(test_upgrade_v7),
+          TEST(test_upgrade_v8), TEST(test_upgrade_v9))
