@@ -91,11 +91,11 @@ struct job {
         struct smp_session *session;
         struct smp_request *before_read;  /* reading `before` */
         struct smp_update_phase_run *phase_run;
-        bool attempt_open;            /* an attempt is under way (counted); its next phase continues it */
-        uint64_t reboot_wait_usec;    /* CLOCK_REALTIME: this attempt's wait for the reboot began */
-        uint64_t first_verify_usec;   /* the learned wait before the first verify; 0: polled from the reset */
-        unsigned verify_misses;       /* verifies that found the device not back, this wait */
-        bool continue_phase;          /* finish_defer: run j->phase on the same session (slot kept) */
+        bool attempt_open;          /* an attempt is under way (counted); its next phase continues it */
+        uint64_t reboot_wait_usec;  /* CLOCK_REALTIME: this attempt's wait for the reboot began */
+        uint64_t first_verify_usec; /* the learned wait before the first verify; 0: polled from the reset */
+        unsigned verify_misses;     /* verifies that found the device not back, this wait */
+        bool continue_phase;        /* finish_defer: run j->phase on the same session (slot kept) */
         /* The image state the phase before read last on the session the
          * next one continues on: activate does not read it again. */
         bool has_session_state;

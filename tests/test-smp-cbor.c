@@ -564,20 +564,9 @@ static void test_slices(void) {
         ASSERT_EQ(smp_cbor_slice_str("hello").len, 5);
 }
 
-TEST_MAIN(TEST(test_writer_rfc8949_scalars),
-          TEST(test_writer_indefinite_style),
-          TEST(test_writer_overflow_sticks),
-          TEST(test_head_sizes),
-          TEST(test_reader_protocol_md_echo),
-          TEST(test_reader_indefinite_like_zcbor),
-          TEST(test_reader_skips_unknown_subtrees),
-          TEST(test_reader_wrong_types),
-          TEST(test_reader_duplicate_keys),
-          TEST(test_reader_top_level),
-          TEST(test_reader_malformed),
-          TEST(test_reader_depth),
-          TEST(test_reader_item_limit),
-          TEST(test_parse_alloc_any_count),
-          TEST(test_reader_truncation_everywhere),
-          TEST(test_reader_random_never_crashes),
-          TEST(test_slices))
+TEST_MAIN(TEST(test_writer_rfc8949_scalars), TEST(test_writer_indefinite_style), TEST(test_writer_overflow_sticks),
+          TEST(test_head_sizes), TEST(test_reader_protocol_md_echo), TEST(test_reader_indefinite_like_zcbor),
+          TEST(test_reader_skips_unknown_subtrees), TEST(test_reader_wrong_types), TEST(test_reader_duplicate_keys),
+          TEST(test_reader_top_level), TEST(test_reader_malformed), TEST(test_reader_depth),
+          TEST(test_reader_item_limit), TEST(test_parse_alloc_any_count), TEST(test_reader_truncation_everywhere),
+          TEST(test_reader_random_never_crashes), TEST(test_slices))

@@ -1198,11 +1198,11 @@ static void test_estimate(void) {
         ASSERT_TRUE(s > 302.3 && s < 302.5);
 }
 
-TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), TEST(test_role_detected), TEST(test_full_1), TEST(test_full_8),
-          TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
-          TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
-          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
-          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), TEST(test_role_detected),
+          TEST(test_full_1), TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds),
+          TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
+          TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_restart_mid_distribution),
+          TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
           TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer))
