@@ -469,7 +469,10 @@ static void distributor_input(const struct plan_ctx *pc, uint64_t distributor_id
         *in = (struct distribution_estimate_input) {
                 .image_size = pc->image_size,
                 .n_targets = n,
-                .targets_max = PLAN_MESH_TARGETS_MAX_DEFAULT,
+                /* A distribution reboots all its targets at once, so the
+                 * executor makes none larger than the reboot budget
+                 * (rollout-executor.c): rounds of at most that many. */
+                .targets_max = MAX(MIN(PLAN_MESH_TARGETS_MAX_DEFAULT, pc->policy->max_rebooting), 1u),
                 .upload_rate = PLAN_DEFAULT_RATE,
                 .mesh_rate = measured > 0               ? measured
                              : m->config->mesh_rate > 0 ? (double) m->config->mesh_rate

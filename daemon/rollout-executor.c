@@ -39,7 +39,15 @@
  * each member keeps its distribution's id (stored), so a restart follows
  * it.  Pause, resume and cancel of the rollout suspend, resume and
  * cancel its distributions.  A distribution applies every target of it
- * at once: the reboot tokens (max_rebooting) do not bound it.
+ * at once, so the reboot budgets bound it whole: it takes at most
+ * max_rebooting members, of which at most max_rebooting_relay relays
+ * (the others wait for the Distributor's next distribution).  It is
+ * started to apply at once only when that many reboot tokens are free
+ * at its start, else verify-only and told to apply once they are; its
+ * applying members hold tokens, so the direct members' jobs wait for
+ * them as for each other.  (Tokens a direct job takes while an
+ * apply-at-once distribution still transfers are not taken back: the
+ * overlap is bounded by one distribution.)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -855,7 +863,18 @@ static bool mesh_may_apply(struct rollout *r, uint32_t wave, uint64_t now, struc
         return wave <= r->current_wave && !r->soak_until_usec && windows_open(r, now, w);
 }
 
-/* Verify-only distributions whose wave may apply now are told to. */
+/* Whether n more members, n_relay of them relays, may reboot together
+ * now: a distribution applies all its targets at once. */
+static bool reboot_tokens_free(const struct rollout *r, size_t n, size_t n_relay) {
+        struct rollout_reboots tokens;
+
+        count_tokens(r, &tokens);
+        return tokens.rebooting + n <= r->policy.max_rebooting &&
+               tokens.rebooting_relay + n_relay <= r->policy.max_rebooting_relay;
+}
+
+/* Verify-only distributions whose wave may apply now, and whose targets
+ * fit the free reboot tokens, are told to. */
 static void apply_distributions(struct rollout *r, uint64_t now, struct wake *w) {
         _cleanup_free_ struct distribution **ds = NULL;
         size_t n = rollout_distributions(r, &ds);
@@ -864,14 +883,24 @@ static void apply_distributions(struct rollout *r, uint64_t now, struct wake *w)
         for (size_t i = 0; i < n; i++) {
                 struct distribution *d = ds[i];
                 uint32_t wave = UINT32_MAX;
+                size_t n_targets = 0, n_relay = 0;
 
                 if (d->policy.apply != DISTRIBUTION_APPLY_VERIFY_ONLY || d->want_apply)
                         continue;
-                for (size_t k = 0; k < r->n_members; k++)
-                        if (r->members[k].distribution_id == d->id && r->members[k].wave < wave)
-                                wave = r->members[k].wave;
+                for (size_t k = 0; k < r->n_members; k++) {
+                        if (r->members[k].distribution_id != d->id || !r->members[k].in_flight)
+                                continue;
+                        wave = MIN(wave, r->members[k].wave);
+                        n_targets++;
+                        n_relay += r->members[k].relay;
+                }
                 if (!mesh_may_apply(r, wave, now, w))
                         continue;
+                if (!reboot_tokens_free(r, n_targets, n_relay)) {
+                        /* Tokens come back as members verify (a kick); this is the backstop. */
+                        wake_in(w, BUSY_RECHECK_USEC);
+                        continue;
+                }
                 if (engine_distribution_apply(r->manager, d, &e) < 0)
                         log_warning("Rollout %" PRIu64 ": distribution %" PRIu64 ": %s", r->id, d->id, e.message);
                 else
@@ -968,7 +997,7 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                 struct device *distributor;
                 struct distribution *dist = NULL;
                 struct engine_error e;
-                size_t n = 0;
+                size_t n = 0, n_relay = 0;
 
                 if (handled[i] || !fd || first->path == ROLLOUT_MEMBER_PATH_DIRECT || !member_due(r, first, now, w))
                         continue;
@@ -985,19 +1014,30 @@ static void start_mesh_members(struct rollout *r, uint64_t now, struct wake *w) 
                         if (handled[k] || !kd || kd->mesh->distributor_id != fd->mesh->distributor_id ||
                             r->members[k].path == ROLLOUT_MEMBER_PATH_DIRECT)
                                 continue;
-                        handled[k] = true;
-                        if (r->members[k].wave != wave || !member_due(r, &r->members[k], now, w))
+                        if (r->members[k].wave != wave || !member_due(r, &r->members[k], now, w)) {
+                                handled[k] = true;
                                 continue;
+                        }
+                        /* Past a reboot budget: the Distributor's next distribution. */
+                        if (n >= r->policy.max_rebooting ||
+                            (r->members[k].relay && n_relay >= r->policy.max_rebooting_relay))
+                                continue;
+                        handled[k] = true;
                         targets[n] = kd;
                         mems[n++] = &r->members[k];
+                        n_relay += r->members[k].relay;
                 }
                 n = take_direct_path(r, fd->mesh->distributor_id, wave, targets, mems, n, now, w);
                 if (n == 0)
                         continue;
+                n_relay = 0;
+                for (size_t t = 0; t < n; t++)
+                        n_relay += mems[t]->relay;
                 distributor = manager_find_device(m, fd->mesh->distributor_id);
                 struct distribution_policy p = {
-                        .apply = mesh_may_apply(r, wave, now, w) ? DISTRIBUTION_APPLY_NOW
-                                                                 : DISTRIBUTION_APPLY_VERIFY_ONLY,
+                        .apply = mesh_may_apply(r, wave, now, w) && reboot_tokens_free(r, n, n_relay)
+                                         ? DISTRIBUTION_APPLY_NOW
+                                         : DISTRIBUTION_APPLY_VERIFY_ONLY,
                         .max_attempts = MIN(MAX(r->policy.attempts, 1u), DISTRIBUTION_ATTEMPTS_MAX),
                         .deadline_usec = r->schedule.deadline_usec,
                         .poll_min_usec = m->config->mesh_poll_min_usec,

@@ -653,8 +653,8 @@ static void test_rollout_mesh_and_direct(void) {
         json_decref(spec);
 
         struct rollout *r = create_rollout(c, img, devs, 10,
-                                           json_pack("{s:i, s:s, s:s, s:i}", "canary", 1, "wave_size", "100%",
-                                                     "failure_threshold", "50%", "attempts", 2));
+                                           json_pack("{s:i, s:s, s:s, s:i, s:i}", "canary", 1, "wave_size", "100%",
+                                                     "failure_threshold", "50%", "attempts", 2, "max_rebooting", 8));
         uint64_t rid = r->id, dist_id = dist->id;
         ASSERT_EQ(r->n_waves, 2u);
 
@@ -839,6 +839,52 @@ static void test_rollout_mesh_window_then_activate(void) {
                 _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
                 ASSERT_STREQ(v, img->version);
         }
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* A distribution applies all its targets at once, so the reboot budgets
+ * bound it whole: with max_rebooting 2 and one relay at a time, six
+ * targets (two relays) go in distributions of two at the most, never with
+ * both relays, one after the other, and all end updated.  (Before, the
+ * six went in one distribution and rebooted together.) */
+static void test_rollout_mesh_reboot_budget(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 6 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 6, &t);
+        struct image *img = core_add_image(c, 2048, 29);
+        struct engine_error e;
+        static const char *const relay[] = { "relay" };
+
+        ASSERT_OK(engine_device_set_labels(c->m, t[1], relay, 1, &e));
+        ASSERT_OK(engine_device_set_labels(c->m, t[2], relay, 1, &e));
+        struct rollout *r = create_rollout(
+                c, img, t, 6, json_pack("{s:i, s:i, s:i}", "canary", 6, "max_rebooting", 2, "max_rebooting_relay", 1));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(60)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        for (unsigned i = 0; i < 6; i++) {
+                ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[i]->id)->state), "succeeded");
+                _cleanup_free_ char *v = node_version(sm, (uint16_t) (0x0100 + i));
+                ASSERT_STREQ(v, img->version);
+        }
+        unsigned n_dists = 0;
+        for (size_t i = 0; i < c->m->n_distributions; i++) {
+                const struct distribution *d = c->m->distributions[i];
+                unsigned relays = 0;
+                if (d->policy.rollout_id != rid)
+                        continue;
+                n_dists++;
+                ASSERT_TRUE(d->n_targets <= 2);
+                for (size_t k = 0; k < d->n_targets; k++)
+                        relays += d->targets[k].device_id == t[1]->id || d->targets[k].device_id == t[2]->id;
+                ASSERT_TRUE(relays <= 1);
+        }
+        ASSERT_TRUE(n_dists >= 3);
         drop_distributor(c);
         core_free(c);
 }
@@ -1204,5 +1250,6 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_restart_mid_distribution),
           TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
-          TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
-          TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer))
+          TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
+          TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
+          TEST(test_rollout_mesh_pause_before_transfer))
