@@ -615,7 +615,8 @@ int engine_devices_query(struct manager *m, const struct engine_device_query *q,
                 size_t n = m->n_devices - from;
                 if (q->limit)
                         n = MIN(n, (size_t) q->limit);
-                memcpy(p.items, m->devices + from, n * sizeof(*m->devices));
+                if (n > 0) /* no device list at all yet: m->devices is NULL */
+                        memcpy(p.items, m->devices + from, n * sizeof(*m->devices));
                 p.n = n;
                 p.total = m->n_devices;
         } else
