@@ -75,6 +75,10 @@ struct smp_upload {
         uint64_t start_usec;
         struct smp_upload_result result;
         bool finished;
+        /* Inside smp_upload_start(): a failure there is its return value,
+         * never a done callback, which would free the caller's state
+         * before smp_upload_start() stores the handle in it. */
+        bool starting;
 };
 
 void smp_upload_file_sha256(const uint8_t *data, size_t len, uint8_t ret[32]) {
@@ -148,6 +152,8 @@ static void finish(struct smp_upload *u, int error) {
         u->result.rate = run_rate(u);
         u->result.chunk = u->chunk_max;
         u->result.path_mtu = u->pmtud ? u->pmtu.confirmed : 0;
+        if (u->starting)
+                return;
         if (u->p.done)
                 u->p.done(u, &u->result, u->p.userdata);
         upload_free(u);
@@ -715,7 +721,13 @@ int smp_upload_start(struct smp_session *s, const struct smp_upload_params *para
         if (u->p.buf_size) {
                 u->result.buf_size = u->p.buf_size;
                 u->result.buf_count = MAX(u->p.buf_count, 1u);
+                /* The first chunks go out now, and a send can fail at
+                 * once (the link just closed). */
+                u->starting = true;
                 e = start_chunks(u);
+                u->starting = false;
+                if (e >= 0 && u->finished)
+                        e = u->result.error < 0 ? u->result.error : -EIO;
         } else {
                 const struct smp_request_params rp = {
                         .op = SMP_OP_READ,
