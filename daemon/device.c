@@ -18,6 +18,7 @@
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-context.h"
+#include "utf8.h"
 #include "util.h"
 
 static const char *const device_state_table[_DEVICE_STATE_MAX] = {
@@ -175,37 +176,6 @@ static int set_str(char **field, const char *value, bool *changed) {
         return 0;
 }
 
-/* Decodes one UTF-8 character at s (n bytes left): its length, 0 when
- * it is not well-formed (overlong, a surrogate, past U+10FFFF, cut off). */
-static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *ret) {
-        uint32_t c;
-        size_t len;
-
-        if (s[0] < 0x80) {
-                *ret = s[0];
-                return 1;
-        }
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                len = 2, c = s[0] & 0x1f;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef)
-                len = 3, c = s[0] & 0x0f;
-        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-                len = 4, c = s[0] & 0x07;
-        else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                c = (c << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
-                return 0;
-        *ret = c;
-        return len;
-}
-
 static bool char_is_control(uint32_t c) {
         return c < 0x20 || (c >= 0x7f && c <= 0x9f) ||    /* C0, DEL, C1 */
                c == 0x2028 || c == 0x2029 ||                /* line and paragraph separators */
@@ -222,7 +192,7 @@ static size_t name_span(const char *s, size_t max, bool *ret_bad) {
         *ret_bad = false;
         while (i < n) {
                 uint32_t c;
-                size_t len = utf8_char(p + i, n - i, &c);
+                size_t len = utf8_decode(p + i, n - i, &c);
                 if (len == 0 || char_is_control(c)) {
                         *ret_bad = true;
                         break;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "rest-text.h"
+#include "utf8.h"
 
 bool rest_text_reserve(struct rest_text *t, size_t more) {
         size_t want, size;
@@ -66,31 +67,6 @@ void rest_text_put_bool(struct rest_text *t, bool v) {
                 rest_text_lit(t, "false");
 }
 
-/* The length of the well-formed UTF-8 sequence (as json_string()
- * demands: no overlong forms, no surrogates, nothing past U+10FFFF,
- * nothing cut off) that starts with the byte >= 0x80 at s, or 0. */
-static size_t utf8_sequence(const unsigned char *s) {
-        uint32_t c;
-        size_t len;
-
-        if (s[0] >= 0xc2 && s[0] <= 0xdf)
-                len = 2, c = s[0] & 0x1f;
-        else if (s[0] >= 0xe0 && s[0] <= 0xef)
-                len = 3, c = s[0] & 0x0f;
-        else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-                len = 4, c = s[0] & 0x07;
-        else
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80) /* the NUL at the end included */
-                        return 0;
-                c = (c << 6) | (s[i] & 0x3f);
-        }
-        if ((len == 3 && c < 0x800) || (len == 4 && (c < 0x10000 || c > 0x10ffff)) || (c >= 0xd800 && c <= 0xdfff))
-                return 0;
-        return len;
-}
-
 /* What a byte below 0x80 becomes in a JSON string: 0 itself, 'u' a
  * \u00XX escape, else the letter after the backslash. */
 static const char json_escape[0x80] = {
@@ -142,7 +118,8 @@ void rest_text_put_string_or_null(struct rest_text *t, const char *s) {
                         break;
                 char *out = t->data + pos;
                 if (c >= 0x80) {
-                        size_t len = utf8_sequence(p);
+                        uint32_t code_point;
+                        size_t len = utf8_decode(p, 4, &code_point);
                         if (len == 0) {
                                 /* As rest_json_string_or_null(): not UTF-8 shows as null. */
                                 t->len = start;
