@@ -640,7 +640,12 @@ class TestDBus(unittest.TestCase):
             f.write(data)
             f.flush()
             self.manager().AddImage(dbus.types.UnixFd(f.fileno()), "big.bin")
-        pushed = json.loads(d.smpgwctl("push", image[:10], self.conns[1], "--mode", "upload-only", "--json").stdout)
+        # Device 1, not device 2: test_09 left device 2 running a test
+        # boot, whose revert needs the secondary slot, so img_mgmt refuses
+        # an upload there (IMG_NO_FREE_SLOT) -- the job then failed in the
+        # middle of the watches whenever the device answered quickly
+        # enough (under ASan).  Device 1 runs a confirmed image.
+        pushed = json.loads(d.smpgwctl("push", image[:10], self.conns[0], "--mode", "upload-only", "--json").stdout)
         self.assertEqual(pushed["image"], image)   # the prefix, resolved by smpgwd
         self.assertEqual([j["image"] for j in pushed["jobs"]], [image])
         job = str(pushed["jobs"][0]["id"])
