@@ -704,6 +704,30 @@ int manager_start(struct manager *m) {
         return 0;
 }
 
+int manager_run(struct manager *m) {
+        int state, code = 0, r;
+
+        while ((state = sd_event_get_state(m->event)) != SD_EVENT_FINISHED) {
+                if (state < 0)
+                        return state;
+                /* sd_event_run(), with the dispatch timed: one callback,
+                 * during which nothing else on the loop is served. */
+                r = sd_event_prepare(m->event);
+                if (r == 0)
+                        r = sd_event_wait(m->event, UINT64_MAX);
+                if (r > 0) {
+                        uint64_t start = latency_now_usec();
+
+                        r = sd_event_dispatch(m->event);
+                        latency_add(&m->stats.loop_dispatch, latency_now_usec() - start);
+                }
+                if (r < 0)
+                        return r;
+        }
+        r = sd_event_get_exit_code(m->event, &code);
+        return r < 0 ? r : code;
+}
+
 void manager_stop(struct manager *m) {
         if (m->stopping)
                 return;

@@ -155,6 +155,7 @@ struct rest_request {
         bool body_too_large;
         uint64_t drained;
 
+        uint64_t started_usec;         /* CLOCK_MONOTONIC: its request line read */
         bool begun;                    /* the access handler saw the headers */
         bool replied;
         bool queue_failed;
