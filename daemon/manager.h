@@ -108,6 +108,7 @@ struct manager_stats {
         uint64_t bytes_uploaded;       /* acknowledged by devices, this process lifetime */
         uint64_t probes_ok, probes_failed;
         uint64_t flushes, flush_errors;
+        uint64_t checkpoints, checkpoints_postponed; /* the absence timer's, and those it put off */
         uint64_t images_rejected;
         uint64_t rest_requests, rest_errors;   /* counted by rest.c */
         /* How long each callback of the loop ran (manager_run()): what a
@@ -163,6 +164,7 @@ struct manager {
         sd_event_source *flush_timer;
         sd_event_source *schedule_defer; /* runs jobs_schedule() once per loop iteration */
         sd_event_source *absent_timer;
+        uint64_t checkpoint_postponed_since_usec; /* CLOCK_MONOTONIC; 0: none put off */
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;

@@ -146,6 +146,10 @@ int rest_metrics(struct rest_request *req) {
                                  "Callbacks of the event loop, each: what a client whose request arrived "
                                  "meanwhile waited for.",
                                  &st->loop_dispatch);
+        header(f, "smpgw_db_checkpoints_total", "counter",
+               "WAL checkpoints of the periodic check, by result (postponed: REST clients were being served).");
+        fprintf(f, "smpgw_db_checkpoints_total{result=\"run\"} %" PRIu64 "\n", st->checkpoints);
+        fprintf(f, "smpgw_db_checkpoints_total{result=\"postponed\"} %" PRIu64 "\n", st->checkpoints_postponed);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
         counter(f, "smpgw_db_transactions_total",

@@ -505,6 +505,8 @@ static int rest_load_tokens(struct rest *r) {
 static struct rest_request *rest_request_free(struct rest_request *req) {
         if (!req)
                 return NULL;
+        req->rest->requests_in_flight--;
+        req->rest->last_request_end_usec = latency_now_usec();
         closep(&req->upload_fd);
         free(req->body);
         json_decref(req->json);
@@ -742,6 +744,7 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
                 free(req);
                 return NULL;
         }
+        r->requests_in_flight++;
         req->target_bad_path = target.bad_path;
         req->target_bad_query = target.bad_query;
         if (target.n_params > REST_QUERY_PARAMS_MAX) {
@@ -989,6 +992,13 @@ int rest_start(struct manager *m, struct rest **ret) {
                  r->auth_required ? " (bearer tokens required)" : "");
         *ret = TAKE_PTR(r);
         return 0;
+}
+
+bool rest_busy(struct rest *r, uint64_t now_usec) {
+        if (!r)
+                return false;
+        return r->requests_in_flight > r->n_sse_streams ||
+               (r->last_request_end_usec != 0 && now_usec - r->last_request_end_usec < REST_BUSY_WINDOW_USEC);
 }
 
 int rest_reload(struct rest *r) {
