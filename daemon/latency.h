@@ -11,7 +11,8 @@
 #include <stdio.h>
 
 /* Upper bounds in µs; a last bucket (+Inf) takes the rest. */
-#define LATENCY_BOUNDS_USEC { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000 }
+#define LATENCY_BOUNDS_USEC \
+        { 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000 }
 #define LATENCY_N_BOUNDS 12
 
 struct latency_histogram {

@@ -21,10 +21,11 @@ struct word {
 /* With their lengths: every device of a device page is parsed (its board
  * and application), and a strlen() per architecture per word was a tenth
  * of the page's time. */
-#define ARCH(s) { s, sizeof(s) - 1 }
+#define ARCH(s) \
+        { s, sizeof(s) - 1 }
 static const struct word zephyr_arches[] = {
-        ARCH("arc"),   ARCH("arm"),   ARCH("arm64"), ARCH("mips"), ARCH("nios2"), ARCH("openrisc"),
-        ARCH("posix"), ARCH("riscv"), ARCH("rx"),    ARCH("sparc"), ARCH("x86"),  ARCH("xtensa"),
+        ARCH("arc"),   ARCH("arm"),   ARCH("arm64"), ARCH("mips"),  ARCH("nios2"), ARCH("openrisc"),
+        ARCH("posix"), ARCH("riscv"), ARCH("rx"),    ARCH("sparc"), ARCH("x86"),   ARCH("xtensa"),
 };
 
 static bool word_is_arch(const struct word *w) {

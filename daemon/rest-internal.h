@@ -88,7 +88,7 @@ struct rest {
         int epoll_fdinfo_fd;           /* /proc/self/fdinfo/<epoll_fd>, owned; -1 without /proc */
         unsigned max_connections;
         uint64_t header_timeout_usec;
-        size_t requests_in_flight;     /* rest_request objects alive, event streams too */
+        size_t requests_in_flight;      /* rest_request objects alive, event streams too */
         uint64_t last_request_end_usec; /* CLOCK_MONOTONIC */
         sd_event_source *io_source;    /* MHD's epoll fd */
         sd_event_source *timer_source; /* MHD_get_timeout(), one shot */
