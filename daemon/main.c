@@ -207,7 +207,7 @@ static int run(int argc, char *argv[]) {
                  m->config->bus == CONFIG_BUS_NONE ? "off" : "on");
         (void) sd_notifyf(false, "READY=1\nSTATUS=Running: %zu devices, %zu images", m->n_devices, m->n_images);
 
-        r = sd_event_loop(event);
+        r = manager_run(m);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed: %m");
         return 0;

@@ -32,8 +32,13 @@
 #include "smpgw/smp-context.h"
 #include "util.h"
 
-/* How often devices are checked for absence. */
+/* How often devices are checked for absence (and the WAL checkpointed). */
 #define ABSENT_CHECK_USEC (5 * 1000000ull)
+/* A checkpoint (the WAL's pages written into the database file, and two
+ * fdatasync()s: 20-80 ms on this machine's disk) waits for a moment
+ * without REST clients, but not longer than this: under a load that
+ * never pauses, the WAL must not grow without bound. */
+#define CHECKPOINT_POSTPONE_MAX_USEC (60 * 1000000ull)
 
 uint64_t now_realtime_usec(void) {
         struct timespec ts;
@@ -416,13 +421,32 @@ static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static bool checkpoint_may_run(struct manager *m, uint64_t now) {
+#if HAVE_REST
+        /* The checkpoint runs on the loop: every request that arrives
+         * meanwhile waits for it. */
+        if (rest_busy(m->rest, now)) {
+                if (m->checkpoint_postponed_since_usec == 0)
+                        m->checkpoint_postponed_since_usec = now;
+                if (now - m->checkpoint_postponed_since_usec < CHECKPOINT_POSTPONE_MAX_USEC) {
+                        m->stats.checkpoints_postponed++;
+                        return false;
+                }
+        }
+#endif
+        m->checkpoint_postponed_since_usec = 0;
+        return true;
+}
+
 static int on_absent_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct manager *m = userdata;
         devices_check_absent(m);
         /* An idle moment: let SQLite move the WAL into the database so
          * the WAL file stays small. */
-        if (m->db)
+        if (m->db && checkpoint_may_run(m, now_monotonic_usec())) {
                 (void) db_checkpoint(m->db);
+                m->stats.checkpoints++;
+        }
         (void) sd_event_source_set_time(s, usec + ABSENT_CHECK_USEC);
         (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
         return 0;
@@ -702,6 +726,30 @@ int manager_start(struct manager *m) {
         manager_schedule_jobs(m);
         distributions_start_all(m);
         return 0;
+}
+
+int manager_run(struct manager *m) {
+        int state, code = 0, r;
+
+        while ((state = sd_event_get_state(m->event)) != SD_EVENT_FINISHED) {
+                if (state < 0)
+                        return state;
+                /* sd_event_run(), with the dispatch timed: one callback,
+                 * during which nothing else on the loop is served. */
+                r = sd_event_prepare(m->event);
+                if (r == 0)
+                        r = sd_event_wait(m->event, UINT64_MAX);
+                if (r > 0) {
+                        uint64_t start = latency_now_usec();
+
+                        r = sd_event_dispatch(m->event);
+                        latency_add(&m->stats.loop_dispatch, latency_now_usec() - start);
+                }
+                if (r < 0)
+                        return r;
+        }
+        r = sd_event_get_exit_code(m->event, &code);
+        return r < 0 ? r : code;
 }
 
 void manager_stop(struct manager *m) {

@@ -34,6 +34,7 @@
 #include "image.h"
 #include "job.h"
 #include "job-radio.h"
+#include "latency.h"
 
 struct config;
 struct db;
@@ -107,8 +108,15 @@ struct manager_stats {
         uint64_t bytes_uploaded;       /* acknowledged by devices, this process lifetime */
         uint64_t probes_ok, probes_failed;
         uint64_t flushes, flush_errors;
+        uint64_t checkpoints, checkpoints_postponed; /* the absence timer's, and those it put off */
         uint64_t images_rejected;
         uint64_t rest_requests, rest_errors;   /* counted by rest.c */
+        /* How long each callback of the loop ran (manager_run()): what a
+         * request that became ready meanwhile waited for at most. */
+        struct latency_histogram loop_dispatch;
+        /* A REST request from its request line read to its reply handed
+         * to the kernel (rest.c). */
+        struct latency_histogram rest_request;
 };
 
 struct manager {
@@ -156,6 +164,7 @@ struct manager {
         sd_event_source *flush_timer;
         sd_event_source *schedule_defer; /* runs jobs_schedule() once per loop iteration */
         sd_event_source *absent_timer;
+        uint64_t checkpoint_postponed_since_usec; /* CLOCK_MONOTONIC; 0: none put off */
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
@@ -181,6 +190,9 @@ int manager_start(struct manager *m);
 /* SIGTERM: stops jobs where they are (checkpointing them as queued so
  * they resume at the next start), flushes, closes front ends. */
 void manager_stop(struct manager *m);
+/* Runs the loop until sd_event_exit(), timing every dispatch into
+ * stats.loop_dispatch.  Returns the exit code or a negative errno. */
+int manager_run(struct manager *m);
 /* SIGHUP: rereads what can change at run time (keys, limits, devices
  * from the configuration, discovery settings, tokens).  Refuses, logging
  * why and keeping everything as it runs, a configuration that does not

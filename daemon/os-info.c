@@ -13,28 +13,28 @@
 #define OS_INFO_WORDS_MAX 64u
 
 /* Zephyr's CONFIG_ARCH values (arch/Kconfig). */
-static const char *const zephyr_arches[] = {
-        "arc", "arm", "arm64", "mips", "nios2", "openrisc", "posix", "riscv", "rx", "sparc", "x86", "xtensa",
-};
-
 struct word {
         const char *p;
         size_t len;
 };
 
-static bool word_is(const struct word *w, const char *s) {
-        return w->len == strlen(s) && memcmp(w->p, s, w->len) == 0;
-}
+/* With their lengths: every device of a device page is parsed (its board
+ * and application), and a strlen() per architecture per word was a tenth
+ * of the page's time. */
+#define ARCH(s) \
+        { s, sizeof(s) - 1 }
+static const struct word zephyr_arches[] = {
+        ARCH("arc"),   ARCH("arm"),   ARCH("arm64"), ARCH("mips"),  ARCH("nios2"), ARCH("openrisc"),
+        ARCH("posix"), ARCH("riscv"), ARCH("rx"),    ARCH("sparc"), ARCH("x86"),   ARCH("xtensa"),
+};
 
 static bool word_is_arch(const struct word *w) {
         for (size_t i = 0; i < ELEMENTSOF(zephyr_arches); i++)
-                if (word_is(w, zephyr_arches[i]))
+                if (w->len == zephyr_arches[i].len && memcmp(w->p, zephyr_arches[i].p, w->len) == 0)
                         return true;
         return false;
 }
 
-/* "3.7.0", "v3.7.0-rc1", "zephyr-v3.7.0-12-gabc": a digit, a dot and a
- * digit somewhere. */
 static bool word_is_version(const struct word *w) {
         for (size_t i = 0; i + 2 < w->len; i++)
                 if (isdigit((unsigned char) w->p[i]) && w->p[i + 1] == '.' && isdigit((unsigned char) w->p[i + 2]))

@@ -64,6 +64,9 @@ struct engine_error;
  * idle timeout: a client sending a byte every few seconds never hits it
  * and, 64 of them, would hold every connection. */
 #define REST_HEADER_TIMEOUT_USEC (10ull * 1000000ull)
+/* rest_busy(): a request answered this recently still counts as serving
+ * (a keep-alive client's next request comes within microseconds). */
+#define REST_BUSY_WINDOW_USEC (1000000ull)
 /* A request body gets the same deadline for each of its pieces
  * (rest-loop.c), and the query string at most this many parameters: past
  * a few hundred, MHD 0.9.75 runs out of its per-connection memory and
@@ -85,6 +88,8 @@ struct rest {
         int epoll_fdinfo_fd;           /* /proc/self/fdinfo/<epoll_fd>, owned; -1 without /proc */
         unsigned max_connections;
         uint64_t header_timeout_usec;
+        size_t requests_in_flight;      /* rest_request objects alive, event streams too */
+        uint64_t last_request_end_usec; /* CLOCK_MONOTONIC */
         sd_event_source *io_source;    /* MHD's epoll fd */
         sd_event_source *timer_source; /* MHD_get_timeout(), one shot */
         sd_event_source *run_defer;    /* one more MHD_run() at once: after a resume, a close */
@@ -155,6 +160,7 @@ struct rest_request {
         bool body_too_large;
         uint64_t drained;
 
+        uint64_t started_usec;         /* CLOCK_MONOTONIC: its request line read */
         bool begun;                    /* the access handler saw the headers */
         bool replied;
         bool queue_failed;

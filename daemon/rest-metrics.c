@@ -139,6 +139,17 @@ int rest_metrics(struct rest_request *req) {
                 "REST requests answered on the socket because they could never complete "
                 "(a hang-up, a TLS handshake, too many query parameters, a stall).",
                 r->refused_early);
+        latency_write_prometheus(f, "smpgw_rest_request_duration_seconds",
+                                 "REST requests, from their request line read to their reply handed to the kernel.",
+                                 &st->rest_request);
+        latency_write_prometheus(f, "smpgw_loop_dispatch_seconds",
+                                 "Callbacks of the event loop, each: what a client whose request arrived "
+                                 "meanwhile waited for.",
+                                 &st->loop_dispatch);
+        header(f, "smpgw_db_checkpoints_total", "counter",
+               "WAL checkpoints of the periodic check, by result (postponed: REST clients were being served).");
+        fprintf(f, "smpgw_db_checkpoints_total{result=\"run\"} %" PRIu64 "\n", st->checkpoints);
+        fprintf(f, "smpgw_db_checkpoints_total{result=\"postponed\"} %" PRIu64 "\n", st->checkpoints_postponed);
         counter(f, "smpgw_db_flushes_total", "Database flush transactions.", st->flushes);
         counter(f, "smpgw_db_flush_errors_total", "Database flushes that failed (retried).", st->flush_errors);
         counter(f, "smpgw_db_transactions_total",

@@ -505,6 +505,8 @@ static int rest_load_tokens(struct rest *r) {
 static struct rest_request *rest_request_free(struct rest_request *req) {
         if (!req)
                 return NULL;
+        req->rest->requests_in_flight--;
+        req->rest->last_request_end_usec = latency_now_usec();
         closep(&req->upload_fd);
         free(req->body);
         json_decref(req->json);
@@ -735,12 +737,14 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
         req->rest = r;
         req->connection = connection;
         req->upload_fd = -1;
+        req->started_usec = latency_now_usec();
 
         rest_conn_request_line(connection);
         if (rest_target_scan(uri, &target) < 0) {
                 free(req);
                 return NULL;
         }
+        r->requests_in_flight++;
         req->target_bad_path = target.bad_path;
         req->target_bad_query = target.bad_query;
         if (target.n_params > REST_QUERY_PARAMS_MAX) {
@@ -803,6 +807,9 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
         rest_conn_request_ends(connection);
         if (!req)
                 return;
+        /* Event streams last as long as their client: not a request's time. */
+        if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && req->begun && req->handler != rest_events_stream)
+                latency_add(&req->rest->manager->stats.rest_request, latency_now_usec() - req->started_usec);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->upload_fd >= 0)
                 log_debug("REST: an image upload ended before it was complete (%d); dropped", (int) toe);
         *con_cls = rest_request_free(req);
@@ -985,6 +992,13 @@ int rest_start(struct manager *m, struct rest **ret) {
                  r->auth_required ? " (bearer tokens required)" : "");
         *ret = TAKE_PTR(r);
         return 0;
+}
+
+bool rest_busy(struct rest *r, uint64_t now_usec) {
+        if (!r)
+                return false;
+        return r->requests_in_flight > r->n_sse_streams ||
+               (r->last_request_end_usec != 0 && now_usec - r->last_request_end_usec < REST_BUSY_WINDOW_USEC);
 }
 
 int rest_reload(struct rest *r) {

@@ -6,6 +6,9 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct manager;
 struct rest;
 
@@ -20,3 +23,9 @@ struct rest *rest_free(struct rest *r);
  * max_connections; 0 when it can.  *ret_reason says what is wrong
  * (static text, NULL when nothing is).  NULL-safe. */
 unsigned rest_watchdog_check(struct rest *r, const char **ret_reason);
+/* Whether clients are being served (CLOCK_MONOTONIC now): a request in
+ * progress (event streams aside), or one answered within the last
+ * REST_BUSY_WINDOW_USEC, since a keep-alive client sends its next one
+ * right after.  Work that stalls the loop (a checkpoint) waits for a
+ * moment this is false.  NULL (REST off): false. */
+bool rest_busy(struct rest *r, uint64_t now_usec);

@@ -709,12 +709,15 @@ class Api(RestCase):
                 self.assertRegex(line, r"^# HELP [a-z_]+ \S.*$")
             elif line.startswith("# TYPE "):
                 _, _, name, kind = line.split()
-                self.assertIn(kind, ("counter", "gauge"))
+                self.assertIn(kind, ("counter", "gauge", "histogram"))
                 types[name] = kind
             else:
                 m = re.match(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (\d+(\.\d+)?)$', line)
                 self.assertTrue(m, "not a Prometheus sample: %r" % line)
-                self.assertIn(m.group(1), types, "sample before its TYPE: %r" % line)
+                family = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+                if types.get(family) != "histogram":
+                    family = m.group(1)
+                self.assertIn(family, types, "sample before its TYPE: %r" % line)
                 samples[m.group(1) + (m.group(2) or "")] = float(m.group(4))
         for name in ("smpgw_devices", "smpgw_jobs", "smpgw_images", "smpgw_jobs_finished_total",
                      "smpgw_bytes_uploaded_total", "smpgw_probes_total", "smpgw_rest_requests_total",
@@ -738,9 +741,25 @@ class Api(RestCase):
         self.assertNotIn('smpgw_job_phases{state="succeeded",phase="stage"}', samples)
         for result in ("succeeded", "failed", "cancelled"):
             self.assertIn('smpgw_jobs_finished_total{result="%s"}' % result, samples)
+        # Durations: the loop's callbacks and the REST requests, as
+        # Prometheus histograms (cumulative buckets, +Inf = _count).
+        for name in ("smpgw_rest_request_duration_seconds", "smpgw_loop_dispatch_seconds"):
+            self.assertEqual(types[name], "histogram")
+            buckets = [(k, v) for k, v in samples.items() if k.startswith(name + "_bucket{")]
+            self.assertGreaterEqual(len(buckets), 2, name)
+            counts = [v for _, v in buckets]
+            self.assertEqual(counts, sorted(counts), name)
+            self.assertEqual(buckets[-1][0], name + '_bucket{le="+Inf"}')
+            self.assertEqual(buckets[-1][1], samples[name + "_count"])
+            self.assertIn(name + "_sum", samples)
+        # Every callback so far (the daemon's start, this request's) is in.
+        self.assertGreater(samples["smpgw_loop_dispatch_seconds_count"], 0)
         _, _, data2 = d.http("GET", "/metrics")
         later = re.search(r"^smpgw_rest_requests_total (\d+)$", data2.decode(), re.M)
         self.assertGreater(int(later.group(1)), samples["smpgw_rest_requests_total"])
+        # The scrape above, answered, is one more request timed.
+        timed = re.search(r"^smpgw_rest_request_duration_seconds_count (\d+)$", data2.decode(), re.M)
+        self.assertGreater(int(timed.group(1)), samples["smpgw_rest_request_duration_seconds_count"])
         self.assertError(d, "GET", "/metrics", status=401, code="unauthorized", token=False)
 
 

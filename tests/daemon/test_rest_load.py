@@ -305,6 +305,46 @@ class HeaderDeadline(LimitCase):
         conn.close()
 
 
+class CheckpointWhileServing(unittest.TestCase):
+    """The periodic WAL checkpoint writes the WAL's pages into the
+    database file and syncs both, on the loop: every request that arrives
+    meanwhile waits.  It waits for a pause in the REST traffic, and runs
+    once clients pause.  With the database in exclusive WAL mode, only a
+    checkpoint writes the database file itself: its mtime tells."""
+
+    CHECK_INTERVAL = 5.0   # ABSENT_CHECK_USEC
+
+    def test_checkpoint_waits_for_a_pause(self):
+        with Daemon(config="[discovery]\nenabled=no\n", bus=False) as d:
+            # Something in the WAL for a checkpoint to move.
+            status, _, body = d.http("POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:9"})
+            self.assertEqual(status, 201, body)
+            written = os.stat(d.db_path).st_mtime_ns
+            conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+            # A client served without a pause for longer than one check.
+            stop = time.monotonic() + self.CHECK_INTERVAL + 2
+            served = 0
+            while time.monotonic() < stop:
+                conn.request("GET", "/api/v1/devices?limit=1")
+                resp = conn.getresponse()
+                resp.read()
+                self.assertEqual(resp.status, 200)
+                served += 1
+            conn.close()
+            self.assertEqual(os.stat(d.db_path).st_mtime_ns, written,
+                             "the database file was written (a checkpoint) while a client was served")
+            # The client pauses: the next check runs it.
+            deadline = time.monotonic() + self.CHECK_INTERVAL + 3
+            while os.stat(d.db_path).st_mtime_ns == written and time.monotonic() < deadline:
+                time.sleep(0.1)
+            self.assertNotEqual(os.stat(d.db_path).st_mtime_ns, written, "no checkpoint once the client paused")
+            _, _, text = d.http("GET", "/metrics")
+            text = text.decode()
+            self.assertRegex(text, r'smpgw_db_checkpoints_total\{result="postponed"\} [1-9]')
+            self.assertRegex(text, r'smpgw_db_checkpoints_total\{result="run"\} [1-9]')
+            note("checkpoint put off while %d requests were served", served)
+
+
 class Watchdog(unittest.TestCase):
     """WATCHDOG=1 proves the REST API can take a client.  libmicrohttpd
     stops watching its listen socket when accept() fails with EMFILE and
