@@ -575,31 +575,59 @@ static void on_lib_log(int level, const char *source, const char *message, void 
         log_full(level, "%s: %s", source, message);
 }
 
-/* Loads every plugin there is now, so that a missing or broken one is
- * reported at start (loudly when none works), not at the first device. */
-static void check_transports(struct manager *m) {
+/* Lists the plugins there are, without loading any: a plugin is loaded
+ * when a scheme is first used (a device added from the configuration,
+ * REST or D-Bus, a discovery source, the database's devices below), so
+ * that a fleet on one transport maps no other plugin nor the libraries
+ * behind it (libcoap, OpenSSL's TLS, BlueZ's).  Loudly when there is
+ * none at all. */
+static void list_transports(struct manager *m) {
         _cleanup_(smp_strv_freep) char **names = NULL;
         const char *path = smp_context_get_plugin_path(m->smp);
-        unsigned usable = 0;
 
         int n = smp_context_list_transports(m->smp, &names);
         if (n < 0) {
                 log_error_errno(n, "Cannot list the transport plugins in %s: %m", path);
                 return;
         }
-        for (int i = 0; i < n; i++) {
-                _cleanup_free_ char *why = NULL;
-                int r = smp_context_find_transport(m->smp, names[i], NULL, &why);
-                if (r < 0)
-                        log_error("Transport '%s' cannot be used: %s", names[i], why ? why : strerror(-r));
-                else
-                        usable++;
-        }
-        if (usable == 0)
+        if (n == 0) {
                 log_error("No transport plugin (smpgw-transport-*.so) in %s: no device can be reached. "
                           "Install the plugins or point plugin_dir (--plugin-dir) at them.", path);
-        else
-                log_info("Transports (from %s): %u usable of %d", path, usable, n);
+                return;
+        }
+        _cleanup_free_ char *list = NULL;
+        size_t len = 0;
+        for (int i = 0; i < n; i++) {
+                char *l = realloc(list, len + strlen(names[i]) + 3);
+                if (!l)
+                        return;
+                list = l;
+                len += (size_t) sprintf(list + len, "%s%s", i ? ", " : "", names[i]);
+        }
+        log_info("Transports (from %s): %s, each loaded when first used", path, list);
+}
+
+/* The schemes of the devices in the database are in use: their plugins
+ * are loaded at start, so that one missing or broken is reported now,
+ * not at the device's first probe or job. */
+static void load_inventory_transports(struct manager *m) {
+        const char *tried[SMP_CONTEXT_TRANSPORTS_MAX + 1];
+        size_t n_tried = 0;
+
+        for (size_t i = 0; i < m->n_devices && n_tried < ELEMENTSOF(tried); i++) {
+                const char *scheme = m->devices[i]->transport;
+                bool seen = streq(scheme, DEVICE_TRANSPORT_MESH); /* the Distributor's link, no plugin */
+                for (size_t k = 0; k < n_tried && !seen; k++)
+                        seen = streq(tried[k], scheme);
+                if (seen)
+                        continue;
+                tried[n_tried++] = scheme;
+                _cleanup_free_ char *why = NULL;
+                int r = smp_context_find_transport(m->smp, scheme, NULL, &why);
+                if (r < 0)
+                        log_error("Transport '%s' of devices in the database cannot be used: %s", scheme,
+                                  why ? why : strerror(-r));
+        }
 }
 
 int manager_start(struct manager *m) {
@@ -614,7 +642,7 @@ int manager_start(struct manager *m) {
                                                c->plugin_dir);
         }
         smp_context_set_log(m->smp, smpgwd_log_max_level, on_lib_log, m);
-        check_transports(m);
+        list_transports(m);
 
         r = mkdir_p(c->state_dir, 0750);
         if (r < 0)
@@ -644,6 +672,7 @@ int manager_start(struct manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot open the image store %s: %m", m->images_dir);
         jobs_prune(m);
+        load_inventory_transports(m);
         log_info("Database %s: %zu devices, %zu images, %zu jobs", c->db_path, m->n_devices, m->n_images,
                  m->n_jobs);
 
