@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,24 @@ static int on_schedule_defer(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* A fleet's probes (a discovery round, the start's re-probes) leave the
+ * heap holed: thousands of sessions, frames and JSON freed between the
+ * device records that stay.  glibc returns only the top of the heap by
+ * itself; malloc_trim() gives back every whole free page inside it too
+ * (about 0.2 MiB of 7 with 10,000 devices).  It walks the free lists, so
+ * not after every single re-probe. */
+#define HEAP_TRIM_INTERVAL_USEC (10 * 1000000ull)
+
+void manager_trim_heap(struct manager *m) {
+        uint64_t now = now_monotonic_usec();
+
+        if (!m->heap_trim_due || (m->heap_trimmed_usec > 0 && now - m->heap_trimmed_usec < HEAP_TRIM_INTERVAL_USEC))
+                return;
+        m->heap_trim_due = false;
+        m->heap_trimmed_usec = now;
+        (void) malloc_trim(0);
+}
+
 void manager_schedule_jobs(struct manager *m) {
         if (m->schedule_defer && !m->stopping)
                 (void) sd_event_source_set_enabled(m->schedule_defer, SD_EVENT_ONESHOT);
@@ -730,6 +749,8 @@ int manager_start(struct manager *m) {
         /* Jobs that were queued or running when we stopped go on now. */
         manager_schedule_jobs(m);
         distributions_start_all(m);
+        /* Loading the database's rows freed as much as it kept. */
+        m->heap_trim_due = true;
         return 0;
 }
 

@@ -159,6 +159,10 @@ struct manager {
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
+        /* The heap's free pages go back to the kernel (malloc_trim())
+         * once a burst of work is over: manager_trim_heap(). */
+        bool heap_trim_due;
+        uint64_t heap_trimmed_usec; /* CLOCK_MONOTONIC, 0: never */
         /* flock()ed for the process's lifetime: <state dir>/smpgwd.lock
          * and <db>.lock; -1 when not taken.  Two daemons on the same
          * files would overwrite each other's rows and delete each
@@ -229,6 +233,9 @@ int manager_attach_job(struct manager *m, struct job *j);
 void manager_clear_indexes(struct manager *m);
 
 void manager_schedule_jobs(struct manager *m);   /* jobs_schedule() at the next loop iteration */
+/* Gives the heap's free pages back when heap_trim_due is set, at most
+ * every HEAP_TRIM_INTERVAL_USEC: called when the probes are all done. */
+void manager_trim_heap(struct manager *m);
 void manager_detach_device(struct manager *m, struct device *d);
 void manager_detach_image(struct manager *m, struct image *img);
 void manager_detach_job(struct manager *m, struct job *j);

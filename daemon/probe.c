@@ -90,6 +90,7 @@ static int on_probe_finished(sd_event_source *s, void *userdata) {
 
         d->probe = NULL;
         d->last_probe_usec = now_realtime_usec();
+        m->heap_trim_due = true;
         if (p->error < 0) {
                 m->stats.probes_failed++;
                 bool gone = d->last_probe_usec - d->last_seen_usec > m->config->absent_after_usec;
@@ -394,4 +395,6 @@ void probes_schedule(struct manager *m) {
                 if (probe_start(d) >= 0)
                         running++;
         }
+        if (running == 0)
+                manager_trim_heap(m);
 }
