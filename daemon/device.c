@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "distribution.h"
 #include "db.h"
+#include "device-strings.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/smp-context.h"
@@ -55,7 +56,7 @@ struct device *device_free(struct device *d) {
         free(d->adapter);
         free(d->name);
         free(d->os_info);
-        free(d->bootloader);
+        device_string_release(d->bootloader);
         free(d->last_error);
         strv_free_n(d->labels, d->n_labels);
         device_slots_release(d->slots);
@@ -153,6 +154,19 @@ int device_set_slots(struct device *d, const struct smp_update_snapshot *snap) {
                 return -ENOMEM;
         device_slots_release(d->slots);
         d->slots = shared;
+        return 0;
+}
+
+int device_set_bootloader(struct device *d, const char *s, size_t len) {
+        const char *shared = NULL;
+
+        if (s) {
+                shared = device_string_share(&d->manager->strings_shared, s, strnlen(s, len));
+                if (!shared)
+                        return -ENOMEM;
+        }
+        device_string_release(d->bootloader);
+        d->bootloader = shared;
         return 0;
 }
 

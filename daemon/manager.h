@@ -136,6 +136,8 @@ struct manager {
         struct device_conn_index devices_by_conn; /* by id: devices[] itself, in id order */
         /* The devices' slot lists, one of each (device-slots.h). */
         struct device_slots_entry *slots_shared;
+        /* The devices' bootloader names, one of each (device-strings.h). */
+        struct device_string_entry *strings_shared;
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];

@@ -256,8 +256,8 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
         case PROBE_BOOTLOADER: {
                 struct smp_os_bootloader_info_rsp rsp = {};
                 if (smp_os_bootloader_info_rsp_decode(body, len, &rsp, NULL) >= 0 && rsp.bootloader.ptr) {
-                        free(d->bootloader);
-                        d->bootloader = strndup((const char *) rsp.bootloader.ptr, MIN(rsp.bootloader.len, (size_t) 64));
+                        (void) device_set_bootloader(d, (const char *) rsp.bootloader.ptr,
+                                                     MIN(rsp.bootloader.len, (size_t) 64));
                 }
                 break;
         }
