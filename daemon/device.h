@@ -53,7 +53,9 @@ struct device {
         uint64_t id;                  /* database row id, > 0, never reused */
         char *conn;                   /* connection string, unique; with id, an index key: fixed once attached */
         char transport[16];           /* its scheme: "udp", "ble", ... */
-        char *address;                /* transport address (may be NULL) */
+        /* Transport address (may be NULL); points into conn when it is
+         * conn after "<transport>:"; set by device_set_address(). */
+        char *address;
         char *address_type;           /* BLE "public"/"random", else NULL */
         char *adapter;                /* BLE adapter, else NULL */
         char *name;                   /* may be NULL; device_name_check() holds */
@@ -170,6 +172,9 @@ int device_set_slots(struct device *d, const struct smp_update_snapshot *snap);
 /* The bootloader name: the first len bytes of s, up to a NUL; NULL: none.
  * -ENOMEM leaves the one it had. */
 int device_set_bootloader(struct device *d, const char *s, size_t len);
+/* The address (NULL: none), conn and transport set before; *changed
+ * (may be NULL) set when it changed. */
+int device_set_address(struct device *d, const char *address, bool *changed);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);
