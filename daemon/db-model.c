@@ -404,11 +404,9 @@ static int load_devices(struct db *db, struct manager *m) {
                 d->slots = &device_slots_none;
                 d->id = column_u64(stmt, 0);
                 column_copy(stmt, 2, d->transport, sizeof(d->transport));
-                if ((r = column_strdup(stmt, 1, &d->conn)) < 0 ||
-                    (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
+                if ((r = column_strdup(stmt, 1, &d->conn)) < 0 || (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
                     (r = column_strdup(stmt, 5, &d->adapter)) < 0 || (r = column_strdup(stmt, 6, &d->name)) < 0 ||
-                    (r = column_strdup(stmt, 15, &d->os_info)) < 0 ||
-                    (r = column_strdup(stmt, 18, &d->last_error)) < 0)
+                    (r = column_strdup(stmt, 15, &d->os_info)) < 0 || (r = column_strdup(stmt, 18, &d->last_error)) < 0)
                         return r;
                 if (!column_is_null(stmt, 16)) {
                         const char *bootloader = column_text(stmt, 16);

@@ -69,7 +69,7 @@ struct device {
         bool has_params;              /* mcumgr parameters */
         /* Beside has_params, not after bootloader: a 10,000 device
          * fleet pays every byte of padding 10,000 times. */
-        uint8_t smp_version;          /* 0 unknown, 1 or 2 */
+        uint8_t smp_version; /* 0 unknown, 1 or 2 */
         uint32_t buf_size, buf_count;
         char *os_info;                /* OS info "a" string, may be NULL */
         /* Bootloader name, may be NULL: shared with the devices that
@@ -99,8 +99,8 @@ struct device {
          * n_unfinished_jobs counts so the link moves on to the next. */
         struct job *unfinished_job;
         unsigned n_unfinished_jobs;
-        bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
-        bool role_checked;            /* a probe asked whether it is a Mesh Distributor */
+        bool probe_queued; /* waiting for a free probe slot (config.max_probes) */
+        bool role_checked; /* a probe asked whether it is a Mesh Distributor */
         bool dirty;
         bool slots_dirty;
 };

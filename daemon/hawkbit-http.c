@@ -286,7 +286,7 @@ static void client_free(struct hawkbit_curl *h) {
 }
 
 static int start(struct hawkbit_curl *h, const struct hawkbit_http_call *call, hawkbit_http_done_fn done,
-                       void *userdata, struct hawkbit_request **ret) {
+                 void *userdata, struct hawkbit_request **ret) {
         struct hawkbit_request *req;
         char range[64];
 

@@ -611,7 +611,8 @@ static void list_transports(struct manager *m) {
         }
         if (n == 0) {
                 log_error("No transport plugin (smpgw-transport-*.so) in %s: no device can be reached. "
-                          "Install the plugins or point plugin_dir (--plugin-dir) at them.", path);
+                          "Install the plugins or point plugin_dir (--plugin-dir) at them.",
+                          path);
                 return;
         }
         _cleanup_free_ char *list = NULL;
