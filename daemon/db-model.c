@@ -403,14 +403,23 @@ static int load_devices(struct db *db, struct manager *m) {
                 d->manager = m;
                 d->slots = &device_slots_none;
                 d->id = column_u64(stmt, 0);
-                if ((r = column_strdup(stmt, 1, &d->conn)) < 0 || (r = column_strdup(stmt, 3, &d->address)) < 0 ||
-                    (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
-                    (r = column_strdup(stmt, 5, &d->adapter)) < 0 || (r = column_strdup(stmt, 6, &d->name)) < 0 ||
-                    (r = column_strdup(stmt, 15, &d->os_info)) < 0 ||
-                    (r = column_strdup(stmt, 16, &d->bootloader)) < 0 ||
-                    (r = column_strdup(stmt, 18, &d->last_error)) < 0)
-                        return r;
                 column_copy(stmt, 2, d->transport, sizeof(d->transport));
+                if ((r = column_strdup(stmt, 1, &d->conn)) < 0 || (r = column_strdup(stmt, 4, &d->address_type)) < 0 ||
+                    (r = column_strdup(stmt, 5, &d->adapter)) < 0 || (r = column_strdup(stmt, 6, &d->name)) < 0 ||
+                    (r = column_strdup(stmt, 15, &d->os_info)) < 0 || (r = column_strdup(stmt, 18, &d->last_error)) < 0)
+                        return r;
+                if (!column_is_null(stmt, 16)) {
+                        const char *bootloader = column_text(stmt, 16);
+                        r = bootloader ? device_set_bootloader(d, bootloader, strlen(bootloader)) : -ENOMEM;
+                        if (r < 0)
+                                return r;
+                }
+                if (!column_is_null(stmt, 3)) {
+                        const char *address = column_text(stmt, 3);
+                        r = address ? device_set_address(d, address, NULL) : -ENOMEM;
+                        if (r < 0)
+                                return r;
+                }
                 if (!column_is_null(stmt, 7)) {
                         d->has_rssi = true;
                         d->rssi = (int16_t) sqlite3_column_int(stmt, 7);

@@ -53,7 +53,9 @@ struct device {
         uint64_t id;                  /* database row id, > 0, never reused */
         char *conn;                   /* connection string, unique; with id, an index key: fixed once attached */
         char transport[16];           /* its scheme: "udp", "ble", ... */
-        char *address;                /* transport address (may be NULL) */
+        /* Transport address (may be NULL); points into conn when it is
+         * conn after "<transport>:"; set by device_set_address(). */
+        char *address;
         char *address_type;           /* BLE "public"/"random", else NULL */
         char *adapter;                /* BLE adapter, else NULL */
         char *name;                   /* may be NULL; device_name_check() holds */
@@ -65,10 +67,14 @@ struct device {
         uint64_t last_seen_usec;
         uint64_t last_probe_usec;     /* 0: never */
         bool has_params;              /* mcumgr parameters */
+        /* Beside has_params, not after bootloader: a 10,000 device
+         * fleet pays every byte of padding 10,000 times. */
+        uint8_t smp_version; /* 0 unknown, 1 or 2 */
         uint32_t buf_size, buf_count;
         char *os_info;                /* OS info "a" string, may be NULL */
-        char *bootloader;             /* bootloader name, may be NULL */
-        uint8_t smp_version;          /* 0 unknown, 1 or 2 */
+        /* Bootloader name, may be NULL: shared with the devices that
+         * report the same (device-strings.h); set by device_set_bootloader(). */
+        const char *bootloader;
         char *last_error;             /* the last probe's error, may be NULL */
         /* Its image slots as last read: never NULL, device_slots_none or
          * a list shared with the devices that report the same
@@ -85,8 +91,6 @@ struct device {
         /* runtime, not stored */
         size_t path_mtu;              /* largest packet the last upload found the path carries, 0: unknown */
         struct probe *probe;          /* a probe in progress */
-        bool probe_queued;            /* waiting for a free probe slot (config.max_probes) */
-        bool role_checked;            /* a probe asked whether it is a Mesh Distributor */
         struct job *job;              /* the job whose attempt runs on it (holds a slot), if any */
         /* Its unfinished job (queued, running, retry-wait), if any: a
          * link the manager keeps (manager_attach_job(), job_set_state()).
@@ -95,6 +99,8 @@ struct device {
          * n_unfinished_jobs counts so the link moves on to the next. */
         struct job *unfinished_job;
         unsigned n_unfinished_jobs;
+        bool probe_queued; /* waiting for a free probe slot (config.max_probes) */
+        bool role_checked; /* a probe asked whether it is a Mesh Distributor */
         bool dirty;
         bool slots_dirty;
 };
@@ -163,6 +169,12 @@ int device_set_labels(struct device *d, const char *const *labels, size_t n, siz
  * table holds it.  Marking it dirty or telling anyone is the caller's.
  * 0, or -ENOMEM (d keeps its list). */
 int device_set_slots(struct device *d, const struct smp_update_snapshot *snap);
+/* The bootloader name: the first len bytes of s, up to a NUL; NULL: none.
+ * -ENOMEM leaves the one it had. */
+int device_set_bootloader(struct device *d, const char *s, size_t len);
+/* The address (NULL: none), conn and transport set before; *changed
+ * (may be NULL) set when it changed. */
+int device_set_address(struct device *d, const char *address, bool *changed);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);

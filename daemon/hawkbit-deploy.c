@@ -83,7 +83,7 @@ static void download_free(struct hawkbit_download *dl) {
         if (!dl)
                 return;
         if (dl->req)
-                hawkbit_http_cancel(dl->req);
+                hawkbit_http_cancel(dl->hb_owner->http, dl->req);
         sd_event_source_disable_unref(dl->retry_timer);
         closep(&dl->fd);
         free(dl->url);

@@ -230,7 +230,7 @@ int hawkbit_feedback_load(struct hawkbit *hb) {
 
 void hawkbit_feedback_free_all(struct hawkbit *hb) {
         if (hb->feedback_req) {
-                hawkbit_http_cancel(hb->feedback_req);
+                hawkbit_http_cancel(hb->http, hb->feedback_req);
                 hb->feedback_req = NULL;
         }
         hb->feedback_timer = sd_event_source_disable_unref(hb->feedback_timer);

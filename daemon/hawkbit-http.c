@@ -10,20 +10,28 @@
  * Finished transfers are collected after curl_multi_socket_action()
  * returns, never inside a curl callback, so a done callback may start or
  * cancel other requests.
+ *
+ * Built as smpgwd's module smpgwd-hawkbit-http.so (hawkbit-http.h): the
+ * only file linked to libcurl, and it exports nothing but its
+ * descriptor.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <syslog.h>
 
+#include "config.h"
+#include "hawkbit-http.h"
 #include "hawkbit-internal.h"
-#include "log.h"
 #include "util.h"
 
-struct hawkbit_http {
+struct hawkbit_curl {
         sd_event *event;
+        hawkbit_http_log_fn log;
         CURLM *multi;
         sd_event_source *timer;
         unsigned in_flight;
@@ -31,7 +39,7 @@ struct hawkbit_http {
 };
 
 struct hawkbit_request {
-        struct hawkbit_http *http;
+        struct hawkbit_curl *http;
         CURL *easy;
         struct curl_slist *headers;
         char *json; /* the request body, owned */
@@ -63,7 +71,7 @@ static void request_free(struct hawkbit_request *req) {
         free(req);
 }
 
-static void collect_done(struct hawkbit_http *h) {
+static void collect_done(struct hawkbit_curl *h) {
         CURLMsg *msg;
         int left;
 
@@ -96,10 +104,13 @@ static void collect_done(struct hawkbit_http *h) {
                 case CURLE_OUT_OF_MEMORY:
                         error = -ENOMEM;
                         break;
-                default:
-                        log_debug("hawkBit: transfer failed: %s", curl_easy_strerror(msg->data.result));
+                default: {
+                        char why[160];
+                        snprintf(why, sizeof(why), "transfer failed: %s", curl_easy_strerror(msg->data.result));
+                        h->log(LOG_DEBUG, why);
                         error = -EIO;
                         break;
+                }
                 }
                 if (req->buf)
                         req->buf[req->len] = 0;
@@ -116,7 +127,7 @@ static void collect_done(struct hawkbit_http *h) {
         }
 }
 
-static void socket_action(struct hawkbit_http *h, curl_socket_t fd, int events) {
+static void socket_action(struct hawkbit_curl *h, curl_socket_t fd, int events) {
         int running = 0;
 
         (void) curl_multi_socket_action(h->multi, fd, events, &running);
@@ -124,7 +135,7 @@ static void socket_action(struct hawkbit_http *h, curl_socket_t fd, int events) 
 }
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct hawkbit_http *h = userdata;
+        struct hawkbit_curl *h = userdata;
         int events = 0;
 
         if (revents & EPOLLIN)
@@ -143,7 +154,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        struct hawkbit_http *h = userp;
+        struct hawkbit_curl *h = userp;
         struct http_socket *hs = socketp;
         uint32_t events = 0;
 
@@ -174,7 +185,7 @@ static int curl_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, v
 }
 
 static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-        struct hawkbit_http *h = userp;
+        struct hawkbit_curl *h = userp;
         uint64_t now;
 
         if (timeout_ms < 0)
@@ -227,8 +238,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata) {
         return n;
 }
 
-int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret) {
-        struct hawkbit_http *h;
+static void client_free(struct hawkbit_curl *h);
+
+static int client_new(sd_event *event, hawkbit_http_log_fn log, struct hawkbit_curl **ret) {
+        struct hawkbit_curl *h;
         int r;
 
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
@@ -237,14 +250,15 @@ int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret) {
         if (!h)
                 return -ENOMEM;
         h->event = sd_event_ref(event);
+        h->log = log;
         h->multi = curl_multi_init();
         if (!h->multi) {
-                hawkbit_http_free(h);
+                client_free(h);
                 return -ENOMEM;
         }
         r = sd_event_add_time(event, &h->timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_timer, h);
         if (r < 0) {
-                hawkbit_http_free(h);
+                client_free(h);
                 return r;
         }
         (void) sd_event_source_set_enabled(h->timer, SD_EVENT_OFF);
@@ -259,9 +273,9 @@ int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret) {
         return 0;
 }
 
-struct hawkbit_http *hawkbit_http_free(struct hawkbit_http *h) {
+static void client_free(struct hawkbit_curl *h) {
         if (!h)
-                return NULL;
+                return;
         /* Requests are owned by their callers, who cancel them first. */
         if (h->multi)
                 curl_multi_cleanup(h->multi);
@@ -269,11 +283,10 @@ struct hawkbit_http *hawkbit_http_free(struct hawkbit_http *h) {
         sd_event_unref(h->event);
         free(h);
         curl_global_cleanup();
-        return NULL;
 }
 
-int hawkbit_http_start(struct hawkbit_http *h, const struct hawkbit_http_call *call, hawkbit_http_done_fn done,
-                       void *userdata, struct hawkbit_request **ret) {
+static int start(struct hawkbit_curl *h, const struct hawkbit_http_call *call, hawkbit_http_done_fn done,
+                 void *userdata, struct hawkbit_request **ret) {
         struct hawkbit_request *req;
         char range[64];
 
@@ -346,10 +359,22 @@ int hawkbit_http_start(struct hawkbit_http *h, const struct hawkbit_http_call *c
         return 0;
 }
 
-void hawkbit_http_cancel(struct hawkbit_request *req) {
+static void cancel(struct hawkbit_request *req) {
         request_free(req);
 }
 
-unsigned hawkbit_http_in_flight(const struct hawkbit_http *h) {
+static unsigned in_flight(const struct hawkbit_curl *h) {
         return h ? h->in_flight : 0;
 }
+
+/* The one symbol the module exports (hawkbit-http.sym). */
+extern const struct hawkbit_http_module smpgwd_hawkbit_http_module;
+const struct hawkbit_http_module smpgwd_hawkbit_http_module = {
+        .version = PACKAGE_VERSION,
+        .struct_size = sizeof(struct hawkbit_http_module),
+        .client_new = client_new,
+        .client_free = client_free,
+        .start = start,
+        .cancel = cancel,
+        .in_flight = in_flight,
+};

@@ -10,6 +10,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "hawkbit-http.h"
 #include "hawkbit.h"
 #include "model-index.h"
 
@@ -144,28 +145,16 @@ int hawkbit_controller_id(const struct manager *m, const struct device *d, char 
 /* Reads [hawkbit] gateway_token_file into "Authorization: GatewayToken ...". */
 int hawkbit_read_token(const char *path, char **ret_header);
 
-/* ---- hawkbit-http.c ---- */
-struct hawkbit_http_call {
-        const char *method; /* "GET", "POST", "PUT" */
-        const char *url;
-        const char *json;        /* request body, NULL: none */
-        const char *auth_header; /* NULL: none */
-        int sink_fd;             /* >= 0: the response body is appended to it (downloads) */
-        uint64_t range_from;     /* with sink_fd: Range: bytes=N- when > 0 */
-        uint64_t sink_max;       /* with sink_fd: bytes it may reach in all */
-        uint64_t timeout_usec;   /* whole request (JSON), or stall (downloads) */
-};
-/* error: 0, or a negative errno of the transfer (-ECONNREFUSED,
- * -ETIMEDOUT, -EFBIG past a cap, -EIO ...).  body is NUL-terminated
- * (JSON calls), "" for sinks.  The request is freed after the call. */
-typedef void (*hawkbit_http_done_fn)(struct hawkbit_request *req, int error, long status, const char *body, size_t len,
-                                     void *userdata);
+/* ---- hawkbit-http-module.c: the HTTP module (hawkbit-http.h) ---- */
+/* Loads smpgwd-hawkbit-http.so and starts its client; -ENOENT or
+ * -EPROTO (logged with the directories searched or dlerror()'s reason)
+ * when it is missing or unusable. */
 int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret);
 struct hawkbit_http *hawkbit_http_free(struct hawkbit_http *h);
 int hawkbit_http_start(struct hawkbit_http *h, const struct hawkbit_http_call *call, hawkbit_http_done_fn done,
                        void *userdata, struct hawkbit_request **ret);
-/* Drops a request without its callback. */
-void hawkbit_http_cancel(struct hawkbit_request *req);
+/* Drops a request without its callback; NULL is fine. */
+void hawkbit_http_cancel(struct hawkbit_http *h, struct hawkbit_request *req);
 unsigned hawkbit_http_in_flight(const struct hawkbit_http *h);
 /* The Authorization header for url: only the server's own origin gets
  * the gateway token (an artifact on a CDN must not). */

@@ -123,13 +123,13 @@ static void target_free(struct hawkbit_target *t) {
         if (!t)
                 return;
         if (t->poll)
-                hawkbit_http_cancel(t->poll);
+                hawkbit_http_cancel(t->hb->http, t->poll);
         if (t->config_put)
-                hawkbit_http_cancel(t->config_put);
+                hawkbit_http_cancel(t->hb->http, t->config_put);
         if (t->cancel_get)
-                hawkbit_http_cancel(t->cancel_get);
+                hawkbit_http_cancel(t->hb->http, t->cancel_get);
         if (t->base_get)
-                hawkbit_http_cancel(t->base_get);
+                hawkbit_http_cancel(t->hb->http, t->base_get);
         hawkbit_action_free(t->action);
         free(t->controller_id);
         free(t);

@@ -144,6 +144,8 @@ struct manager {
         struct device_conn_index devices_by_conn; /* by id: devices[] itself, in id order */
         /* The devices' slot lists, one of each (device-slots.h). */
         struct device_slots_entry *slots_shared;
+        /* The devices' bootloader names, one of each (device-strings.h). */
+        struct device_string_entry *strings_shared;
         struct image *images_by_id;
         struct job *jobs_by_id;
         unsigned jobs_by_state[_JOB_STATE_MAX];
@@ -168,6 +170,10 @@ struct manager {
         sd_event_source *watchdog_timer;
         uint64_t started_usec;
         bool stopping;
+        /* The heap's free pages go back to the kernel (malloc_trim())
+         * once a burst of work is over: manager_trim_heap(). */
+        bool heap_trim_due;
+        uint64_t heap_trimmed_usec; /* CLOCK_MONOTONIC, 0: never */
         /* flock()ed for the process's lifetime: <state dir>/smpgwd.lock
          * and <db>.lock; -1 when not taken.  Two daemons on the same
          * files would overwrite each other's rows and delete each
@@ -241,6 +247,9 @@ int manager_attach_job(struct manager *m, struct job *j);
 void manager_clear_indexes(struct manager *m);
 
 void manager_schedule_jobs(struct manager *m);   /* jobs_schedule() at the next loop iteration */
+/* Gives the heap's free pages back when heap_trim_due is set, at most
+ * every HEAP_TRIM_INTERVAL_USEC: called when the probes are all done. */
+void manager_trim_heap(struct manager *m);
 void manager_detach_device(struct manager *m, struct device *d);
 void manager_detach_image(struct manager *m, struct image *img);
 void manager_detach_job(struct manager *m, struct job *j);

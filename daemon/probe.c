@@ -90,6 +90,7 @@ static int on_probe_finished(sd_event_source *s, void *userdata) {
 
         d->probe = NULL;
         d->last_probe_usec = now_realtime_usec();
+        m->heap_trim_due = true;
         if (p->error < 0) {
                 m->stats.probes_failed++;
                 bool gone = d->last_probe_usec - d->last_seen_usec > m->config->absent_after_usec;
@@ -255,8 +256,8 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
         case PROBE_BOOTLOADER: {
                 struct smp_os_bootloader_info_rsp rsp = {};
                 if (smp_os_bootloader_info_rsp_decode(body, len, &rsp, NULL) >= 0 && rsp.bootloader.ptr) {
-                        free(d->bootloader);
-                        d->bootloader = strndup((const char *) rsp.bootloader.ptr, MIN(rsp.bootloader.len, (size_t) 64));
+                        (void) device_set_bootloader(d, (const char *) rsp.bootloader.ptr,
+                                                     MIN(rsp.bootloader.len, (size_t) 64));
                 }
                 break;
         }
@@ -394,4 +395,6 @@ void probes_schedule(struct manager *m) {
                 if (probe_start(d) >= 0)
                         running++;
         }
+        if (running == 0)
+                manager_trim_heap(m);
 }

@@ -441,7 +441,8 @@ static void test_round_trip(void) {
         d->buf_size = 2475;
         d->buf_count = 4;
         d->os_info = strdup("Zephyr 3.5.0");
-        d->bootloader = strdup("MCUboot");
+        d->manager = m; /* the bootloader name is shared through it */
+        ASSERT_OK(device_set_bootloader(d, "MCUboot", 7));
         d->smp_version = 2;
         struct smp_update_snapshot snap = {};
         snap.n_slots = 2;

@@ -97,6 +97,12 @@ struct udp_addr {
 
 struct smp_transport_instance {
         const struct smp_host *host;
+        /* Every link's receive buffer (UDP_RX_MAX), allocated with the
+         * first link: a datagram is handed to the session before the
+         * next recv(), on one thread, so one buffer serves them all.  A
+         * buffer per link was 64 KiB of heap each, 4 MiB for 64 uploads
+         * at once (issue 14). */
+        uint8_t *rx;
 };
 
 /* ------------------------------------------------------------------ */
@@ -202,13 +208,12 @@ struct smp_link {
         struct smp_link_callbacks cb;
         void *userdata;
         struct smp_link_stats stats;
-        uint8_t *rx;
+        uint8_t *rx; /* the instance's */
 };
 
 static void link_unref(struct smp_link *l) {
         if (--l->n_ref > 0)
                 return;
-        free(l->rx);
         free(l);
 }
 
@@ -284,7 +289,7 @@ static int udp_open(struct smp_transport_instance *instance, sd_event *event, co
         uint64_t mtu;
         int r;
 
-        if (!event || !conn || !cb || !cb->receive || !ret)
+        if (!instance || !event || !conn || !cb || !cb->receive || !ret)
                 return -EINVAL;
         struct sockaddr_storage ss;
         socklen_t ss_len;
@@ -314,11 +319,14 @@ static int udp_open(struct smp_transport_instance *instance, sd_event *event, co
         l->overhead = peer.family == AF_INET ? UDP_OVERHEAD_IPV4 : UDP_OVERHEAD_IPV6;
         l->cb = *cb;
         l->userdata = userdata;
-        l->rx = malloc(UDP_RX_MAX);
-        if (!l->rx) {
-                link_unref(l);
-                return -ENOMEM;
+        if (!instance->rx) {
+                instance->rx = malloc(UDP_RX_MAX);
+                if (!instance->rx) {
+                        link_unref(l);
+                        return -ENOMEM;
+                }
         }
+        l->rx = instance->rx;
         r = sd_event_add_io(event, &l->io, fd, EPOLLIN, on_link_io, l);
         if (r < 0) {
                 link_unref(l);
@@ -797,6 +805,8 @@ static int udp_instance_new(const struct smp_host *host, struct smp_transport_in
 }
 
 static void udp_instance_free(struct smp_transport_instance *i) {
+        if (i)
+                free(i->rx);
         free(i);
 }
 

@@ -88,6 +88,39 @@ class Rest(unittest.TestCase):
             self.assertEqual(device_conns(d), sorted(s[0] for s in SAME))
 
 
+def mapped_plugins(d):
+    """The transport plugins smpgwd has mapped: /proc/PID/maps."""
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return sorted({os.path.basename(line.split()[5])[len("smpgw-transport-"):-len(".so")]
+                       for line in f if len(line.split()) > 5 and "/smpgw-transport-" in line.split()[5]})
+
+
+class Plugins(unittest.TestCase):
+    """Plugins are loaded for the schemes in use (issue 14): a daemon with
+    UDP devices only has mapped no other plugin (nor libcoap and the rest
+    behind them); a scheme first used at runtime loads its plugin then,
+    and the database's devices load theirs at the next start."""
+
+    def test_plugins_load_when_a_scheme_is_first_used(self):
+        config = NO_PROBES + "[devices]\nadd=udp:127.0.0.1:9\n"
+        with Daemon(config=config, bus=False) as d:
+            self.assertEqual(device_conns(d), ["udp:127.0.0.1:9"])
+            self.assertEqual(mapped_plugins(d), ["udp"])
+            self.assertIn("Transports (from ", d.read_log())
+            d.api("POST", "/api/v1/devices", {"conn": "coap:127.0.0.1:5683"}, expect=201)
+            self.assertEqual(mapped_plugins(d), ["coap", "udp"])
+            # An unknown scheme: the same sentence as ever.
+            status, _, data = d.http("POST", "/api/v1/devices", {"conn": "nope:1"})
+            self.assertEqual(status, 400, data)
+            self.assertIn("no transport plugin for 'nope:' (smpgw-transport-nope.so is in none of: ", data.decode())
+            # The database's schemes, without [devices] add.
+            with open(d.config_path, "w") as f:
+                f.write(NO_PROBES)
+            d.restart()
+            self.assertEqual(device_conns(d), ["coap:127.0.0.1:5683", "udp:127.0.0.1:9"])
+            self.assertEqual(mapped_plugins(d), ["coap", "udp"])
+
+
 class DBus(unittest.TestCase):
     def test_bad_strings_are_refused(self):
         with Daemon(config=NO_PROBES) as d:

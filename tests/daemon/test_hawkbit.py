@@ -406,6 +406,45 @@ class HawkbitTest(unittest.TestCase):
             finally:
                 d.stop()
 
+    # ---- libcurl only with [hawkbit] ----
+
+    def test_http_module_only_with_hawkbit(self):
+        """The HTTP client (libcurl and what it pulls in) is a module of
+        smpgwd's own, mapped only when [hawkbit] is configured (issue 14:
+        RSS); missing, it is refused at start with a sentence."""
+        def mapped(d):
+            with open("/proc/%d/maps" % d.proc.pid) as f:
+                return {os.path.basename(line.split()[5]).split(".so")[0]
+                        for line in f if len(line.split()) > 5}
+        with Daemon(config="[discovery]\nenabled=no\n", bus=False) as d:
+            libs = mapped(d)
+            self.assertNotIn("libcurl", libs)
+            self.assertNotIn("smpgwd-hawkbit-http", libs)
+        token = os.path.join(self.tmp.name, "token")
+        with open(token, "w") as f:
+            f.write("secret\n")
+        hawkbit = ("[discovery]\nenabled=no\n[hawkbit]\nenabled=yes\nserver=http://127.0.0.1:9\n"
+                   "gateway_token_file=%s\n" % token)
+        with Daemon(config=hawkbit, bus=False) as d:
+            libs = mapped(d)
+            self.assertIn("libcurl", libs)
+            self.assertIn("smpgwd-hawkbit-http", libs)
+        # smpgwd out of its build tree does not look there, and the
+        # installed directory has no module.
+        build = os.path.dirname(os.path.dirname(os.path.abspath(os.environ["SMPGWD"])))
+        copy = os.path.join(self.tmp.name, "smpgwd")
+        subprocess.run(["cp", os.environ["SMPGWD"], copy], check=True)
+        d = Daemon(config=hawkbit, bus=False, start=False)
+        try:
+            env = dict(os.environ, LD_LIBRARY_PATH=os.path.join(build, "lib"))
+            p = subprocess.run([copy] + d.command()[1:], capture_output=True, timeout=10,
+                               stdin=subprocess.DEVNULL, env=env)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("[hawkbit] needs smpgwd's HTTP module smpgwd-hawkbit-http.so (libcurl), "
+                          "which is in none of: ", p.stderr.decode())
+        finally:
+            d.stop()
+
     # ---- 1,000 devices, spread polls ----
 
     def test_1000_devices_poll_spread(self):
