@@ -110,7 +110,7 @@ static int member_write(struct db *db, uint64_t rollout_id, const struct rollout
 
 static int write_members(struct db *db, struct rollout *r, bool all) {
         for (size_t i = 0; i < r->n_members; i++) {
-                if (!all && !r->members[i].dirty)
+                if (!all && !r->members[i].dirty && !r->members[i].progress_dirty)
                         continue;
                 int k = member_write(db, r->id, &r->members[i]);
                 if (k < 0)
@@ -122,7 +122,7 @@ static int write_members(struct db *db, struct rollout *r, bool all) {
 static void clear_dirty(struct rollout *r) {
         r->dirty = false;
         for (size_t i = 0; i < r->n_members; i++)
-                r->members[i].dirty = false;
+                r->members[i].dirty = r->members[i].progress_dirty = false;
 }
 
 int db_rollout_insert(struct db *db, struct rollout *r) {

@@ -74,6 +74,7 @@ void job_teardown(struct job *j) {
         j->session = smp_session_free(j->session);
         j->finish_defer = sd_event_source_disable_unref(j->finish_defer);
         j->continue_phase = false;
+        j->slot_given_back = false;
         j->has_session_state = false;
         if (j->image_mapped) {
                 image_unmap(j->image_mapped);
@@ -399,6 +400,8 @@ static unsigned adapter_jobs(struct manager *m, const char *adapter, const struc
                 struct smp_link_info info;
                 if (!d->job || d->job == except || !d->adapter || !streq(d->adapter, adapter))
                         continue;
+                if (!links_only && d->job->slot_given_back)
+                        continue;
                 if (links_only && (d->job->failure_pending || !d->job->session ||
                                    smp_session_get_link_info(d->job->session, &info) < 0))
                         continue;
@@ -637,6 +640,19 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
 
 static void on_phase_step(struct smp_update_phase_run *run, enum smp_update_step step, void *userdata) {
         struct job *j = userdata;
+        if (step == SMP_UPDATE_STEP_RESET && j->phase == SMP_UPDATE_PHASE_ACTIVATE &&
+            !j->manager->config->job_hold_slot_during_reboot && !j->slot_given_back) {
+                /* The reset goes out now, and the device has nothing more
+                 * to say to this phase but its answer, which it may not
+                 * send before it resets: another job may have the slot
+                 * meanwhile (a round trip of slot time per device).  The
+                 * answer is still heard, and an SMP error in it still
+                 * fails the job.  A link that holds a radio resource of
+                 * its own (a BLE connection) keeps it until the session
+                 * goes; the transport queues the next one behind it. */
+                j->slot_given_back = true;
+                manager_schedule_jobs(j->manager);
+        }
         if (j->has_step && j->step == step)
                 return;
         j->has_step = true;
@@ -899,7 +915,7 @@ void jobs_schedule(struct manager *m) {
         for (size_t i = 0; i < m->n_devices; i++) {
                 struct device *d = m->devices[i];
                 unsigned *c;
-                if (!d->job)
+                if (!d->job || d->job->slot_given_back)
                         continue;
                 running++;
                 c = transport_running(counts, &n_counts, d->transport);

@@ -96,6 +96,10 @@ struct job {
         uint64_t first_verify_usec; /* the learned wait before the first verify; 0: polled from the reset */
         unsigned verify_misses;     /* verifies that found the device not back, this wait */
         bool continue_phase;        /* finish_defer: run j->phase on the same session (slot kept) */
+        /* The activate's reset is on its way: the radio slot is another
+         * job's already (job_holds_slot()); the session stays to hear
+         * the answer, which a device that resets may never send. */
+        bool slot_given_back;
         /* The image state the phase before read last on the session the
          * next one continues on: activate does not read it again. */
         bool has_session_state;

@@ -345,8 +345,10 @@ static void on_job_event(struct rollout_executor *x, const struct manager_event 
         if (!mem)
                 return;
         if (ev->type == MANAGER_EVENT_JOB_PROGRESS) {
+                /* Four times a second a job: a write of its own would be
+                 * a transaction on the loop each time. */
                 mem->bytes_sent = j->bytes_sent;
-                mem->dirty = true;
+                mem->progress_dirty = true;
                 return;
         }
         if (ev->type == MANAGER_EVENT_JOB_REMOVED) {
@@ -1282,6 +1284,7 @@ static void write_dirty(struct rollout_executor *x) {
                         r->dirty = true;
                 if (m->db)
                         (void) db_rollout_write(m->db, r);
+                m->stats.rollout_writes++;
                 any = true;
         }
         /* New jobs and their history with the rows that name them. */

@@ -82,6 +82,10 @@ struct rollout_member {
         uint8_t mesh_phase;             /* runtime: enum smp_mesh_dfu_phase of its target */
         enum rollout_member_path path;  /* runtime: a mesh target's path, from its job or distribution */
         bool dirty;
+        /* Only bytes_sent changed: written with the member's next change
+         * (or the rollout's), not on its own; the job's row keeps the
+         * upload's progress for a restart. */
+        bool progress_dirty;
 };
 
 struct rollout_schedule {

@@ -96,7 +96,8 @@ const char *core_conn(struct core *c, enum core_fleet fleet, unsigned n) {
 static unsigned running_in(struct manager *m, const char *transport) {
         unsigned n = 0;
         for (size_t i = 0; i < m->n_devices; i++)
-                n += m->devices[i]->job && (!transport || streq(m->devices[i]->transport, transport));
+                n += m->devices[i]->job && !m->devices[i]->job->slot_given_back &&
+                     (!transport || streq(m->devices[i]->transport, transport));
         return n;
 }
 

@@ -66,7 +66,8 @@ struct core {
          * must stay 0. */
         unsigned events_outside_delivery;
         /* The most jobs holding a slot at once, all and per transport,
-         * sampled at every event and loop iteration. */
+         * sampled at every event and loop iteration (a job whose reset
+         * is on its way gave its slot back already). */
         unsigned max_running, max_running_udp, max_running_serial;
 };
 

@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "core-harness.h"
 #include "engine-rollout.h"
+#include "rollout-executor.h"
 #include "rollout.h"
 #include "sim-device.h"
 #include "test-util.h"
@@ -255,5 +257,61 @@ static void test_rollout_board_learned_later(void) {
         core_free(c);
 }
 
+static bool member_job_at(struct core *c, void *userdata) {
+        const uint64_t *want = userdata; /* rollout, device, step or UINT64_MAX, state */
+        struct rollout *r = rollout_executor_find(c->m->rollouts, want[0]);
+        struct rollout_member *mem = r ? rollout_find_member(r, want[1]) : NULL;
+        struct job *j = mem && mem->job_id ? manager_find_job(c->m, mem->job_id) : NULL;
+        if (!j)
+                return false;
+        if (want[2] != UINT64_MAX)
+                return j->has_step && j->step == (enum smp_update_step) want[2];
+        return j->state == (enum job_state) want[3];
+}
+
+/* A member's upload progress is written with its next change, not on
+ * its own: from the upload's start until the job is staged (a window
+ * closed), the rollout is written once, for `staged`.  Before, every
+ * loop iteration after a progress event wrote it (the check's step too):
+ * a rollout doubled a fan-out's database transactions. */
+static void test_rollout_progress_rides_along(void) {
+        struct core *c = core_new();
+        struct engine_error e;
+        struct rollout *r = NULL;
+        char window_from[8], window_to[8];
+        time_t now = time(NULL);
+        struct tm tm;
+
+        core_start(c);
+        struct device *d = core_add_device(c, CORE_UDP, 1);
+        core_sim(c, CORE_UDP, 1)->link.latency_ms = 20;
+        core_sim(c, CORE_UDP, 1)->link.bandwidth = 64 * 1024;
+        struct image *img = core_add_image(c, 48 * 1024, 9);
+        /* A window twelve hours away: closed now, so the job stays staged. */
+        gmtime_r(&now, &tm);
+        snprintf(window_from, sizeof(window_from), "%02d:00", (tm.tm_hour + 12) % 24);
+        snprintf(window_to, sizeof(window_to), "%02d:30", (tm.tm_hour + 12) % 24);
+        json_t *spec = json_pack("{s:s, s:{s:[I]}, s:{s:[{s:s, s:s}], s:s}}", "image", img->id, "targets", "devices",
+                                 (json_int_t) d->id, "schedule", "windows", "from", window_from, "to", window_to,
+                                 "timezone", "UTC");
+        ASSERT_TRUE(spec);
+        ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
+        json_decref(spec);
+        uint64_t rollout_id = r->id;
+
+        uint64_t uploading[4] = { rollout_id, d->id, SMP_UPDATE_STEP_UPLOAD, 0 };
+        ASSERT_TRUE(core_run_until(c, member_job_at, uploading, SECONDS(10)));
+        core_run_for(c, 50 * 1000);
+        uint64_t writes = c->m->stats.rollout_writes;
+        uint64_t staged[4] = { rollout_id, d->id, UINT64_MAX, JOB_STAGED };
+        ASSERT_TRUE(core_run_until(c, member_job_at, staged, SECONDS(10)));
+        core_run_for(c, 200 * 1000);
+        ASSERT_TRUE(core_count_events(c, MANAGER_EVENT_JOB_PROGRESS, 0) >= 3);
+        ASSERT_EQ(member_of(r, d)->state, ROLLOUT_MEMBER_STAGED);
+        ASSERT_EQ(member_of(r, d)->bytes_sent, img->file_size);
+        ASSERT_EQ(c->m->stats.rollout_writes - writes, 1u);
+        core_free(c);
+}
+
 TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable),
-          TEST(test_rollout_board_learned_later))
+          TEST(test_rollout_board_learned_later), TEST(test_rollout_progress_rides_along))

@@ -73,7 +73,11 @@ static void run_two_with_one_slot(bool hold) {
         size_t second_runs = find_state(c, second, JOB_RUNNING, 0);
         ASSERT_TRUE(rebooting != SIZE_MAX && first_done != SIZE_MAX && second_runs != SIZE_MAX);
         if (!hold) {
-                ASSERT_TRUE(rebooting < second_runs);
+                /* The second starts once the first's reset is on its
+                 * way, which may be before or after its answer came
+                 * (test_slot_given_back_at_reset); the first's stage and
+                 * activate ran before. */
+                ASSERT_TRUE(find_state(c, first, JOB_RUNNING, 0) < second_runs);
                 ASSERT_TRUE(second_runs < first_done);
                 /* the first job came back for its verify: queued, then
                  * running again, while the second was on its way */
@@ -94,6 +98,57 @@ static void test_slot_free_during_reboot(void) {
 
 static void test_hold_slot_during_reboot(void) {
         run_two_with_one_slot(true);
+}
+
+static bool job_state_is(struct core *c, void *userdata) {
+        const uint64_t *want = userdata; /* id, state */
+        struct job *j = manager_find_job(c->m, want[0]);
+        return j && j->state == (enum job_state) want[1];
+}
+
+static bool job_at_step(struct core *c, void *userdata) {
+        const uint64_t *want = userdata; /* id, step */
+        struct job *j = manager_find_job(c->m, want[0]);
+        return j && j->has_step && j->step == (enum smp_update_step) want[1];
+}
+
+/* A job gives its slot back when its activate sends the reset, not at
+ * the reset's answer (which a device that resets may never send): with
+ * one slot and the first device's answers slowed from its mark on, the
+ * second job starts before the first hears its reset's answer (is
+ * `rebooting`).  Before, the second waited for that answer.  Both end
+ * updated, and never two jobs talk to their devices at once. */
+static void test_slot_given_back_at_reset(void) {
+        struct core *c = core_new();
+        c->config->jobs_max_running = 1;
+        core_start(c);
+        struct device *devs[2];
+        add_devices(c, CORE_UDP, 2, devs);
+        core_sim(c, CORE_UDP, 1)->params.swap_ms = 300;
+        core_sim(c, CORE_UDP, 2)->params.swap_ms = 300;
+        struct image *img = core_add_image(c, 8 * 1024, 22);
+
+        struct job **jobs = core_push(c, img, devs, 2, "test-and-confirm", 1);
+        uint64_t first = jobs[0]->id, second = jobs[1]->id;
+        free(jobs);
+        uint64_t at_mark[2] = { first, SMP_UPDATE_STEP_MARK };
+        ASSERT_TRUE(core_run_until(c, job_at_step, at_mark, SECONDS(10)));
+        ASSERT_EQ(sim_fleet_fault(c->fleets[CORE_UDP], 1, "slow=600", NULL), 0);
+        uint64_t heard[2] = { first, JOB_REBOOTING };
+        ASSERT_TRUE(core_run_until(c, job_state_is, heard, SECONDS(10)));
+        sim_fleet_clear_faults(c->fleets[CORE_UDP], 1); /* its verify is answered at once */
+        ASSERT_EQ(core_wait_finished(c, first, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        ASSERT_EQ(core_wait_finished(c, second, SECONDS(20))->outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        core_run_for(c, 100 * 1000);
+
+        size_t rebooting = find_state(c, first, JOB_REBOOTING, 0);
+        size_t second_runs = find_state(c, second, JOB_RUNNING, 0);
+        ASSERT_TRUE(rebooting != SIZE_MAX && second_runs != SIZE_MAX);
+        ASSERT_TRUE(second_runs < rebooting);
+        ASSERT_EQ(c->max_running, 1u);
+        ASSERT_EQ(core_sim(c, CORE_UDP, 1)->stats.resets, 1u);
+        ASSERT_EQ(c->events_outside_delivery, 0);
+        core_free(c);
 }
 
 static bool job_in_state(struct core *c, void *userdata) {
@@ -446,7 +501,7 @@ static void test_adapter_limit_learned(void) {
         core_free(c);
 }
 
-TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot),
+TEST_MAIN(TEST(test_slot_free_during_reboot), TEST(test_hold_slot_during_reboot), TEST(test_slot_given_back_at_reset),
           TEST(test_stage_only_waits_for_activate), TEST(test_reboot_gate), TEST(test_priority_order),
           TEST(test_swap_time_learned), TEST(test_swap_sample_from_late_poll), TEST(test_others_wait_for_the_scout),
           TEST(test_idle_slots_verify_early), TEST(test_swap_learned_wakes_the_others),
