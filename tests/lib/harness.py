@@ -16,6 +16,7 @@ Environment (tests/meson.build sets it): SMPSIM, DBUS_DAEMON."""
 import importlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -57,15 +58,30 @@ def require_program(program, why=""):
     return path
 
 
+def ephemeral_port_range():
+    """The ports the kernel hands out to sockets bound to port 0, and
+    to a connect() or send() on an unbound socket."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_udp_ports(count):
-    """A run of `count` consecutive free UDP ports on 127.0.0.1."""
+    """A run of `count` consecutive free UDP ports on 127.0.0.1, below
+    the kernel's ephemeral range.  A port that is free now is only free
+    until somebody binds it: inside the ephemeral range that is any
+    socket of any process (smpgwd's own UDP links among them), so a
+    smpsim started a moment later found its port taken now and then;
+    below it only another test's explicit choice can take it, and Sim
+    starts again on another range when that happens."""
+    low, _ = ephemeral_port_range()
+    first, last = 10000, max(10001, low - count - 1)
+    rng = random.SystemRandom()
     for _ in range(200):
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
-        probe.close()
-        if base + count > 65000:
-            continue
+        base = rng.randrange(first, last)
         socks = []
         try:
             for p in range(base, base + count):
@@ -86,7 +102,23 @@ class Sim:
     coap pick free ports unless given one (an int: the first device's);
     ble is a bus address for its fake org.bluez."""
 
+    START_ATTEMPTS = 5
+
     def __init__(self, *args, count=1, udp=True, serial=False, coap=False, ble=None, env=None):
+        # Ports we picked may be taken between the pick and smpsim's bind
+        # (another test picking the same range): pick again and restart.
+        for attempt in range(1, self.START_ATTEMPTS + 1):
+            try:
+                self._start(args, count, udp, serial, coap, ble, env)
+                return
+            except RuntimeError as e:
+                picked = udp is True or coap is True
+                if not picked or "in use" not in str(e) or attempt == self.START_ATTEMPTS:
+                    raise
+                self.stderr.close()
+                self.tmp.cleanup()
+
+    def _start(self, args, count, udp, serial, coap, ble, env):
         self.tmp = tempfile.TemporaryDirectory(prefix="smpsim-test-")
         self.dir = self.tmp.name
         self.control_path = os.path.join(self.dir, "control")
