@@ -10,6 +10,7 @@ come from tests/lib/harness.py."""
 import http.client
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -33,11 +34,22 @@ harness.require_program(DBUS_DAEMON, " for a private bus")
 
 
 def free_tcp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free TCP port on 127.0.0.1 below the kernel's ephemeral range,
+    where no client connection's local port can take it before smpgwd
+    binds it (see harness.free_udp_ports())."""
+    low, _ = harness.ephemeral_port_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, max(10001, low - 1))
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free TCP port")
 
 
 class Daemon:
