@@ -17,7 +17,6 @@
 #include "log.h"
 #include "rest-internal.h"
 
-/* The JSON form, as REST and the event stream show it. */
 static json_t *boards_json(const struct image *img) {
         json_t *a = json_array();
 
@@ -29,6 +28,7 @@ static json_t *boards_json(const struct image *img) {
         return a;
 }
 
+/* The JSON form, as REST and the event stream show it. */
 json_t *rest_json_image(struct manager *m, const struct image *img) {
         return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b, s:o}", "id", img->id, "name",
                          rest_json_string_or_null(img->name), "version", rest_json_string_or_null(img->version), "size",

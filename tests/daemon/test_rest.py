@@ -501,7 +501,8 @@ class Api(RestCase):
         data = read_file(image_path("imgtool-ecdsa-p256.bin"))
         img = upload(d, data, name="fw p256.bin")
         self.assertEqual(set(img) - {"created"}, {"id", "name", "version", "size", "image_size", "sha256", "signed",
-                                                 "key", "added", "in_use"})
+                                                 "key", "added", "in_use", "boards"})
+        self.assertEqual(img["boards"], [])   # any board unless declared (issue 12)
         self.assertTrue(img["created"])
         self.assertRegex(img["id"], r"^[0-9a-f]{64}$")
         self.assertEqual(img["name"], "fw p256.bin")
