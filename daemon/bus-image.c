@@ -19,6 +19,7 @@
 #include "bus-internal.h"
 #include "conf.h"
 #include "engine.h"
+#include "image-boards.h"
 #include "manager.h"
 #include "util.h"
 
@@ -70,16 +71,95 @@ static int copy_caller_file(struct manager *m, int fd, int *ret_fd, sd_bus_error
         return 0;
 }
 
+static size_t strv_count(char *const *v) {
+        size_t n = 0;
+        while (v && v[n])
+                n++;
+        return n;
+}
+
+/* AddImageWithOptions()'s options, owned (a stream outlives the call's
+ * reading). */
+struct add_options {
+        bool set_boards;
+        char **boards;
+        size_t n_boards;
+};
+
+static void add_options_done(struct add_options *o) {
+        image_boards_free(o->boards, o->n_boards);
+        *o = (struct add_options) {};
+}
+
+/* "boards" (as): the boards the image is built for, checked here, before
+ * the image is read. */
+static int read_add_options(sd_bus_message *message, struct add_options *ret, sd_bus_error *error) {
+        struct add_options o = {};
+        struct engine_error e;
+        int r;
+
+        r = sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "{sv}");
+        if (r < 0)
+                return r;
+        while ((r = sd_bus_message_enter_container(message, SD_BUS_TYPE_DICT_ENTRY, "sv")) > 0) {
+                _cleanup_(smp_strv_freep) char **boards = NULL;
+                const char *key;
+
+                r = sd_bus_message_read(message, "s", &key);
+                if (r < 0)
+                        goto fail;
+                if (!streq(key, "boards")) {
+                        r = bus_error_set(error, -EINVAL, "Unknown option '%s'; the option is 'boards' (as).", key);
+                        goto fail;
+                }
+                if (o.set_boards) {
+                        r = bus_error_set(error, -EINVAL, "Option 'boards' is given twice.");
+                        goto fail;
+                }
+                r = sd_bus_message_enter_container(message, SD_BUS_TYPE_VARIANT, "as");
+                if (r < 0) {
+                        r = bus_error_set(error, -EINVAL, "Option 'boards' must be of type 'as'.");
+                        goto fail;
+                }
+                r = sd_bus_message_read_strv(message, &boards);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(message);
+                if (r >= 0)
+                        r = sd_bus_message_exit_container(message);
+                if (r < 0)
+                        goto fail;
+                size_t n = strv_count(boards);
+                if (engine_image_boards_check((const char *const *) boards, n, &e) < 0) {
+                        r = bus_error_set_engine(error, &e);
+                        goto fail;
+                }
+                r = image_boards_normalize((const char *const *) boards, n, &o.boards, &o.n_boards, NULL);
+                if (r < 0)
+                        goto fail;
+                o.set_boards = true;
+        }
+        if (r >= 0)
+                r = sd_bus_message_exit_container(message);
+        if (r < 0)
+                goto fail;
+        *ret = o;
+        return 0;
+fail:
+        add_options_done(&o);
+        return r;
+}
+
 /* Answers AddImage() for a store temporary file holding the image. */
 static int add_image_reply(struct bus_api *api, sd_bus_message *message, int tmp_fd, const char *name,
-                           sd_bus_error *error) {
+                           const struct add_options *opts, sd_bus_error *error) {
         char path[SMPGW_DBUS_PATH_MAX];
         struct engine_error e;
         struct image *img;
         bool created;
         int r;
 
-        r = engine_image_add(api->manager, tmp_fd, name, &img, &created, &e);
+        r = engine_image_add_with_boards(api->manager, tmp_fd, name, opts->set_boards,
+                                         (const char *const *) opts->boards, opts->n_boards, &img, &created, &e);
         if (r < 0)
                 return bus_error_set_engine(error, &e);
         return sd_bus_reply_method_return(message, "osb", bus_image_path(img->id, path), img->id, created);
@@ -98,6 +178,7 @@ struct image_stream {
         struct image_stream *next;
         sd_bus_message *message;    /* the call, answered at the end */
         char *name;
+        struct add_options opts;
         int in_fd, tmp_fd;
         uint64_t size;
         sd_event_source *io, *timer;
@@ -118,6 +199,7 @@ static void image_stream_free(struct image_stream *st) {
                 close(st->tmp_fd);
         sd_bus_message_unref(st->message);
         free(st->name);
+        add_options_done(&st->opts);
         free(st);
 }
 
@@ -181,27 +263,34 @@ static int on_image_stream_io(sd_event_source *s, int fd, uint32_t revents, void
 
         /* End of the stream: validate and store. */
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        int r = add_image_reply(st->api, st->message, st->tmp_fd, st->name, &error);
+        int r = add_image_reply(st->api, st->message, st->tmp_fd, st->name, &st->opts, &error);
         if (r < 0)
                 (void) sd_bus_reply_method_error(st->message, &error);
         image_stream_free(st);
         return 0;
 }
 
+/* Takes *opts (left empty) whatever it returns. */
 static int image_stream_start(struct bus_api *api, sd_bus_message *message, int fd, const char *name,
-                              sd_bus_error *error) {
+                              struct add_options *opts, sd_bus_error *error) {
         struct manager *m = api->manager;
         unsigned n = 0;
         int r;
 
         for (struct image_stream *st = api->streams; st; st = st->next)
                 n++;
-        if (n >= IMAGE_STREAMS_MAX)
+        if (n >= IMAGE_STREAMS_MAX) {
+                add_options_done(opts);
                 return bus_error_set(error, -EBUSY, "%u images are being streamed in already; try again later.",
                                       IMAGE_STREAMS_MAX);
+        }
         struct image_stream *st = calloc(1, sizeof(*st));
-        if (!st)
+        if (!st) {
+                add_options_done(opts);
                 return -ENOMEM;
+        }
+        st->opts = *opts;
+        *opts = (struct add_options) {};
         st->api = api;
         st->in_fd = st->tmp_fd = -1;
         st->next = api->streams;
@@ -237,8 +326,9 @@ static int image_stream_start(struct bus_api *api, sd_bus_message *message, int 
         return 1;   /* answered when the stream ends */
 }
 
-int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
-        struct bus_api *api = userdata;
+/* AddImage() and AddImageWithOptions(): the same but for the options. */
+static int add_image(sd_bus_message *message, struct bus_api *api, bool with_options, sd_bus_error *error) {
+        _cleanup_(add_options_done) struct add_options opts = {};
         _cleanup_close_ int copy = -1;
         struct engine_error e;
         const char *name;
@@ -248,6 +338,11 @@ int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *
         r = sd_bus_message_read(message, "hs", &fd, &name);
         if (r < 0)
                 return r;
+        if (with_options) {
+                r = read_add_options(message, &opts, error);
+                if (r < 0)
+                        return r;
+        }
         /* Before reading the image, not after. */
         if (engine_image_name_check(name, &e) < 0)
                 return bus_error_set_engine(error, &e);
@@ -257,7 +352,7 @@ int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *
          * socket as its writer delivers, so one whose writer never
          * finishes cannot stop our one loop. */
         if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))
-                return image_stream_start(api, message, fd, name, error);
+                return image_stream_start(api, message, fd, name, &opts, error);
         if (!S_ISREG(st.st_mode))
                 return bus_error_set(error, -EBADMSG,
                                       "The file descriptor is neither a file nor a pipe or socket.");
@@ -268,7 +363,15 @@ int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *
         r = copy_caller_file(api->manager, fd, &copy, error);
         if (r < 0)
                 return r;
-        return add_image_reply(api, message, copy, name, error);
+        return add_image_reply(api, message, copy, name, &opts, error);
+}
+
+int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return add_image(message, userdata, false, error);
+}
+
+int bus_method_add_image_with_options(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        return add_image(message, userdata, true, error);
 }
 
 void bus_image_streams_stop(struct bus_api *api) {
@@ -307,6 +410,34 @@ BUS_DEFINE_GETTER(image_get_key, struct image, "s", o->key ?: "")
 BUS_DEFINE_GETTER(image_get_added, struct image, "t", (uint64_t) o->added_usec)
 BUS_DEFINE_GETTER(image_get_in_use, struct image, "b", (int) image_in_use(o->manager, o))
 
+static int image_get_boards(sd_bus *bus, const char *path, const char *interface, const char *property,
+                            sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct image *img = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "s");
+        for (size_t i = 0; r >= 0 && i < img->n_boards; i++)
+                r = sd_bus_message_append(reply, "s", img->boards[i]);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int image_method_set_boards(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        _cleanup_(smp_strv_freep) char **boards = NULL;
+        struct image *img = userdata;
+        struct engine_error e;
+        int r;
+
+        r = sd_bus_message_read_strv(message, &boards);
+        if (r < 0)
+                return r;
+        r = engine_image_set_boards(img->manager, img, (const char *const *) boards, strv_count(boards), &e);
+        if (r < 0)
+                return bus_error_set_engine(error, &e);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
 static int image_method_delete(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct image *img = userdata;
         struct engine_error e;
@@ -328,6 +459,9 @@ static const sd_bus_vtable image_vtable[] = {
         SD_BUS_PROPERTY("Key", "s", image_get_key, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("Added", "t", image_get_added, 0, SD_BUS_VTABLE_PROPERTY_CONST),
         SD_BUS_PROPERTY("InUse", "b", image_get_in_use, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Boards", "as", image_get_boards, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SetBoards", SD_BUS_ARGS("as", boards), SD_BUS_NO_RESULT, image_method_set_boards,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Delete", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, image_method_delete,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

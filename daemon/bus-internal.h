@@ -41,6 +41,7 @@ struct manager_event;
 
 #define SMPGW_DBUS_ERROR_NOT_FOUND "org.smpgw.Error.NotFound"
 #define SMPGW_DBUS_ERROR_BUSY "org.smpgw.Error.Busy"
+#define SMPGW_DBUS_ERROR_INCOMPATIBLE_BOARD "org.smpgw.Error.IncompatibleBoard"
 #define SMPGW_DBUS_ERROR_INVALID_IMAGE "org.smpgw.Error.InvalidImage"
 #define SMPGW_DBUS_ERROR_SIGNATURE_INVALID "org.smpgw.Error.SignatureInvalid"
 #define SMPGW_DBUS_ERROR_TOO_MANY "org.smpgw.Error.TooMany"
@@ -121,6 +122,7 @@ int bus_manager_register(struct bus_api *api);
 
 /* Manager1.AddImage(). */
 int bus_method_add_image(sd_bus_message *message, void *userdata, sd_bus_error *error);
+int bus_method_add_image_with_options(sd_bus_message *message, void *userdata, sd_bus_error *error);
 /* Answers every AddImage() still reading its stream with an error. */
 void bus_image_streams_stop(struct bus_api *api);
 

@@ -49,11 +49,20 @@ static int read_push_option(sd_bus_message *message, const char *key, struct eng
                 push->attempts = attempts;
                 return 0;
         }
-        return bus_error_set(error, -EINVAL, "Unknown option '%s'; options are 'mode' (s) and 'attempts' (u).", key);
+        if (streq(key, "force")) {
+                int force;
+                r = read_option_value(message, key, SD_BUS_TYPE_BOOLEAN, &force, error);
+                if (r < 0)
+                        return r;
+                push->force = force;
+                return 0;
+        }
+        return bus_error_set(error, -EINVAL,
+                             "Unknown option '%s'; options are 'mode' (s), 'attempts' (u) and 'force' (b).", key);
 }
 
 int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_bus_error *error) {
-        bool seen_mode = false, seen_attempts = false;
+        bool seen_mode = false, seen_attempts = false, seen_force = false;
         int r;
 
         r = sd_bus_message_enter_container(message, SD_BUS_TYPE_ARRAY, "{sv}");
@@ -67,7 +76,10 @@ int bus_read_push_options(sd_bus_message *message, struct engine_push *push, sd_
                         return r;
                 /* An a{sv} may repeat a key; REST's JSON may not, and the
                  * last one silently winning would hide a client's bug. */
-                bool *seen = streq(key, "mode") ? &seen_mode : streq(key, "attempts") ? &seen_attempts : NULL;
+                bool *seen = streq(key, "mode")       ? &seen_mode
+                             : streq(key, "attempts") ? &seen_attempts
+                             : streq(key, "force")    ? &seen_force
+                                                      : NULL;
                 if (seen && *seen)
                         return bus_error_set(error, -EINVAL, "Option '%s' is given twice.", key);
                 if (seen)

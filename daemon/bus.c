@@ -37,7 +37,7 @@
  * rest.  Anything not listed is org.freedesktop.DBus.Error.Failed. */
 static const sd_bus_error_map bus_errors[] = {
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_NOT_FOUND, ENOENT),
-        SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_NOT_FOUND, EPROTONOSUPPORT),   /* no transport for a scheme */
+        SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_NOT_FOUND, EPROTONOSUPPORT), /* no transport for a scheme */
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_BUSY, EBUSY),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_INVALID_IMAGE, EBADMSG),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_INVALID_IMAGE, EFBIG),
@@ -45,10 +45,11 @@ static const sd_bus_error_map bus_errors[] = {
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_TOO_MANY, E2BIG),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_ALREADY_FINISHED, EALREADY),
         SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_AMBIGUOUS, ENOTUNIQ),
+        SD_BUS_ERROR_MAP(SMPGW_DBUS_ERROR_INCOMPATIBLE_BOARD, ENOEXEC),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_INVALID_ARGS, EINVAL),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_NO_MEMORY, ENOMEM),
         SD_BUS_ERROR_MAP(SD_BUS_ERROR_TIMEOUT, ETIMEDOUT),
-        SD_BUS_ERROR_MAP(SD_BUS_ERROR_NOT_SUPPORTED, ENOTCONN),   /* discovery is off */
+        SD_BUS_ERROR_MAP(SD_BUS_ERROR_NOT_SUPPORTED, ENOTCONN), /* discovery is off */
         SD_BUS_ERROR_MAP_END,
 };
 
@@ -199,6 +200,10 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
                 break;
         case MANAGER_EVENT_IMAGE_REMOVED:
                 emit_removed(api, bus_image_path(ev->image->id, path), SMPGW_DBUS_IMAGE_IFACE);
+                break;
+        case MANAGER_EVENT_IMAGE_CHANGED:
+                emit_changed(api, bus_image_path(ev->image->id, path), SMPGW_DBUS_IMAGE_IFACE,
+                             (char *[]) { (char *) "Boards", NULL });
                 break;
         case MANAGER_EVENT_JOB_ADDED:
                 emit_added(api, bus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);

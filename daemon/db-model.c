@@ -20,6 +20,7 @@
 
 #include "db-internal.h"
 #include "db.h"
+#include "image-boards.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/mcuboot-image.h"
@@ -49,7 +50,7 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
                                 "bootable, pending, confirmed, active, permanent) VALUES "
                                 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [DB_STMT_IMAGE_INSERT] = "INSERT INTO images (id, name, version, file_size, image_size, file_sha256, "
-                                 "signed, key, added) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                 "signed, key, added, boards) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [DB_STMT_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
                                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
                                "?19, ?20, ?21, ?22, ?23, ?24, ?25)",
@@ -466,7 +467,7 @@ static int load_images(struct db *db, struct manager *m) {
         int rc, r;
 
         r = db_prepare(db,
-                       "SELECT id, name, version, file_size, image_size, file_sha256, signed, key, added "
+                       "SELECT id, name, version, file_size, image_size, file_sha256, signed, key, added, boards "
                        "FROM images ORDER BY added, id",
                        &stmt);
         if (r < 0)
@@ -485,6 +486,9 @@ static int load_images(struct db *db, struct manager *m) {
                 column_copy(stmt, 5, img->file_sha256, sizeof(img->file_sha256));
                 img->signed_ = sqlite3_column_int(stmt, 6) != 0;
                 img->added_usec = column_u64(stmt, 8);
+                r = image_boards_split((const char *) sqlite3_column_text(stmt, 9), &img->boards, &img->n_boards);
+                if (r < 0)
+                        return r;
                 /* image_store_init() fills it when the directory is not
                  * known yet. */
                 if (m->images_dir && asprintf(&img->path, "%s/%s.img", m->images_dir, img->id) < 0) {
@@ -744,6 +748,10 @@ int db_image_insert(struct db *db, const struct image *img) {
         bind_int64(&b, 7, img->signed_);
         bind_text(&b, 8, img->key);
         bind_u64(&b, 9, img->added_usec);
+        _cleanup_free_ char *boards = image_boards_join((const char *const *) img->boards, img->n_boards);
+        if (!boards)
+                return -ENOMEM;
+        bind_text(&b, 10, boards);
         if (b.rc != SQLITE_OK)
                 return db_errno(db, b.rc);
         /* The image file was fsync'ed already; with NORMAL a power loss
@@ -878,6 +886,29 @@ int db_device_labels_set(struct db *db, uint64_t device_id, const char *const *l
                 db_rollback(db);
                 return r;
         }
+        return 0;
+}
+
+int db_image_boards_set(struct db *db, const char *image_id, const char *const *boards, size_t n) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_free_ char *text = NULL;
+        int r, rc;
+
+        if (!db || !image_id)
+                return -EINVAL;
+        text = image_boards_join(boards, n);
+        if (!text)
+                return -ENOMEM;
+        r = db_prepare(db, "UPDATE images SET boards = ?1 WHERE id = ?2", &stmt);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(stmt, 1, text, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, image_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return log_write_failed(db, db_errno(db, rc), "declaring the boards of image %s", image_id);
+        if (sqlite3_changes(db->sqlite) == 0)
+                return -ENOENT;
         return 0;
 }
 

@@ -43,6 +43,9 @@ int db_device_delete(struct db *db, uint64_t device_id);
 /* Replaces a device's labels in one transaction (device_label). */
 int db_device_labels_set(struct db *db, uint64_t device_id, const char *const *labels, size_t n);
 int db_image_delete(struct db *db, const char *image_id);
+/* Replaces the boards an image declares (image-boards.h); -ENOENT: no
+ * such image row. */
+int db_image_boards_set(struct db *db, const char *image_id, const char *const *boards, size_t n);
 int db_job_delete(struct db *db, uint64_t job_id);
 
 /* Queues a history row; written by the next db_flush().  At most

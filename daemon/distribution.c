@@ -941,6 +941,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 run_slot(d);
                 break;
         case DISTRIBUTION_STEP_ROUND:
+                if (d->held) {
+                        /* Waits for the resume, which kicks it. */
+                        set_state(d, DISTRIBUTION_SUSPENDED);
+                        break;
+                }
                 run_round(d);
                 break;
         case DISTRIBUTION_STEP_TRANSFER:
@@ -972,6 +977,9 @@ int distribution_attach(struct manager *m, struct distribution *d) {
         d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
         d->shell_buf = SMP_SHELL_CMD_BUFF_SIZE_DEFAULT;
         d->dfd_phase = 0xff;
+        /* Held before a round when smpgwd stopped: it stays so until its
+         * resume (the rollout paused stays paused). */
+        d->held = d->state == DISTRIBUTION_SUSPENDED && d->step == DISTRIBUTION_STEP_ROUND;
         if (m->event) {
                 r = sd_event_add_time(m->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, d);
                 if (r < 0)
@@ -1021,11 +1029,18 @@ int distribution_request(struct distribution *d, enum distribution_request req) 
         case DISTRIBUTION_REQUEST_SUSPEND:
                 d->want_suspend = true;
                 d->want_resume = false;
+                d->held = true;
                 break;
         case DISTRIBUTION_REQUEST_RESUME:
-                /* A suspend not done yet is dropped; a done one resumed. */
+                /* A suspend not done yet is dropped; a done one resumed.
+                 * Held before a round, the Distributor has no transfer to
+                 * resume: the round starts (a `dfd start` sent to its
+                 * transfer again would be for nothing). */
                 d->want_resume = d->want_suspend ? d->state == DISTRIBUTION_SUSPENDED : true;
+                if (d->held && d->step == DISTRIBUTION_STEP_ROUND)
+                        d->want_resume = false;
                 d->want_suspend = false;
+                d->held = false;
                 break;
         case DISTRIBUTION_REQUEST_APPLY:
                 d->want_apply = true;

@@ -169,6 +169,11 @@ struct distribution {
         uint16_t page_first;     /* receivers-get paging */
         bool changed_since_poll;
         bool want_apply, want_suspend, want_resume, want_cancel;
+        /* Suspended by its rollout's pause (or a user) until a resume:
+         * no round starts, neither a new one nor a re-drive, while the
+         * Distributor has no transfer to suspend (between rounds, or
+         * before the first).  Such a distribution is "suspended". */
+        bool held;
         bool busy;               /* a step is in flight (a command, the upload) */
         bool lost;               /* the session failed: reconnect from the timer */
         bool synced;             /* capabilities and state read on this session */

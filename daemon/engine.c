@@ -15,8 +15,10 @@
 #include "db.h"
 #include "distribution.h"
 #include "engine.h"
+#include "image-boards.h"
 #include "log.h"
 #include "manager.h"
+#include "os-info.h"
 #include "smpgw/smp-context.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
@@ -271,6 +273,59 @@ int engine_image_add(struct manager *m, int fd, const char *name, struct image *
         }
 }
 
+int engine_image_boards_check(const char *const *boards, size_t n, struct engine_error *e) {
+        size_t index = 0;
+        int r;
+
+        error_reset(e);
+        r = image_boards_check(boards, n, &index);
+        if (r == -EINVAL)
+                return fail(e, r, "boards", (ssize_t) index,
+                            "'boards' item %zu is not a board name: 1 to %u characters of [A-Za-z0-9_./-], "
+                            "with at most one '@' before a revision.",
+                            index, IMAGE_BOARD_NAME_MAX);
+        if (r == -E2BIG)
+                return fail(e, -EINVAL, "boards", -1, "'boards' holds more than %u distinct boards.", IMAGE_BOARDS_MAX);
+        return r;
+}
+
+int engine_image_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
+                            struct engine_error *e) {
+        int r;
+
+        r = engine_image_boards_check(boards, n, e);
+        if (r < 0)
+                return r;
+        r = image_store_set_boards(m, img, boards, n, NULL);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Declaring the boards of image %s failed: %s.", img->id, strerror(-r));
+        return 0;
+}
+
+int engine_image_add_with_boards(struct manager *m, int fd, const char *name, bool set_boards,
+                                 const char *const *boards, size_t n_boards, struct image **ret, bool *ret_created,
+                                 struct engine_error *e) {
+        struct image *img;
+        int r;
+
+        if (set_boards) {
+                r = engine_image_boards_check(boards, n_boards, e);
+                if (r < 0)
+                        return r;
+        }
+        r = engine_image_add(m, fd, name, &img, ret_created, e);
+        if (r < 0)
+                return r;
+        if (set_boards) {
+                r = engine_image_set_boards(m, img, boards, n_boards, e);
+                if (r < 0)
+                        return r;
+        }
+        if (ret)
+                *ret = img;
+        return 0;
+}
+
 int engine_image_delete(struct manager *m, struct image *img, struct engine_error *e) {
         char id[sizeof(img->id)];
         int r;
@@ -396,6 +451,30 @@ static int push_targets(struct manager *m, const struct engine_push *req, struct
         return 0;
 }
 
+/* An image declaring boards goes only to devices of one of them: a
+ * wrong-board image bricks a device (or is reverted at best).  A device
+ * that does not tell its board is not refused: nothing is known. */
+static int push_check_boards(const struct engine_push *req, const struct image *img, struct device **devices,
+                             struct engine_error *e) {
+        _cleanup_free_ char *declared = NULL;
+        char buf[ITEM_MAX];
+
+        if (req->force || img->n_boards == 0)
+                return 0;
+        for (size_t i = 0; i < req->n_devices; i++) {
+                struct os_info_fields os;
+                if (os_info_parse(devices[i]->os_info, &os) < 0 ||
+                    image_boards_accept((const char *const *) img->boards, img->n_boards, os.board))
+                        continue;
+                declared = image_boards_join((const char *const *) img->boards, img->n_boards);
+                return fail(e, -ENOEXEC, "devices", (ssize_t) i,
+                            "Device %" PRIu64 "%s reports board '%s', and image %s is built for %s; nothing was "
+                            "created (force pushes it anyway).",
+                            devices[i]->id, item(req, i, buf), os.board, img->id, declared ?: "other boards");
+        }
+        return 0;
+}
+
 /* Everything was checked, so only the database or memory can fail here;
  * the jobs created before that are taken back, so the push leaves
  * nothing. */
@@ -434,6 +513,9 @@ int engine_push(struct manager *m, const struct engine_push *req, struct job ***
         if (!devices || !jobs)
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         r = push_targets(m, req, devices, e);
+        if (r < 0)
+                return r;
+        r = push_check_boards(req, img, devices, e);
         if (r < 0)
                 return r;
         r = push_create(m, req, img, devices, &opts, jobs, e);

@@ -20,6 +20,7 @@
  *   -EPROTONOSUPPORT  no usable transport for a connection string's scheme
  *   -ENOTCONN         discovery is off
  *   -EBADMSG, -EKEYREJECTED, -EFBIG   an image refused: invalid, unsigned, too large
+ *   -ENOEXEC          the image is not built for the device's board (push without force)
  *   anything else     the gateway's own trouble (I/O, memory)
  *
  * Every call checks everything before it changes anything: a refused
@@ -102,6 +103,18 @@ int engine_image_name_check(const char *name, struct engine_error *e);
  * stored already. */
 int engine_image_add(struct manager *m, int fd, const char *name, struct image **ret, bool *ret_created,
                      struct engine_error *e);
+/* engine_image_add() that also declares the boards the image is built
+ * for (image-boards.h) when set_boards: the list is checked before the
+ * image is read, and replaces the one a stored image had.  Refusals of
+ * the list: -EINVAL, field "boards". */
+int engine_image_add_with_boards(struct manager *m, int fd, const char *name, bool set_boards,
+                                 const char *const *boards, size_t n_boards, struct image **ret, bool *ret_created,
+                                 struct engine_error *e);
+/* The list alone, as engine_image_add_with_boards() checks it. */
+int engine_image_boards_check(const char *const *boards, size_t n, struct engine_error *e);
+/* Replaces the boards an image declares; none: any board. */
+int engine_image_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
+                            struct engine_error *e);
 /* On success img is gone (its IMAGE_REMOVED event still to come). */
 int engine_image_delete(struct manager *m, struct image *img, struct engine_error *e);
 
@@ -115,6 +128,9 @@ struct engine_push {
          * D-Bus Manager1.Push()'s): refusals say which item. */
         bool devices_listed;
         const char *mode;              /* NULL: [jobs] mode */
+        /* Push to a device whose reported board is none of those the
+         * image declares (else refused with -ENOEXEC). */
+        bool force;
         bool has_attempts;
         int64_t attempts;              /* with has_attempts; else [jobs] attempts */
         /* For the rollout layer (not taken from REST or D-Bus yet): */
@@ -126,7 +142,9 @@ struct engine_push {
 
 /* Pushes an image to devices, one job per device, all or none: the
  * image, the options and every device (known, named once, without an
- * unfinished job, at most PUSH_DEVICES_MAX of them) are checked before
+ * unfinished job, of a board the image is built for unless force or the
+ * device does not tell its board, at most PUSH_DEVICES_MAX of them) are
+ * checked before
  * the first job is created.  *ret_jobs (free() the array, not the jobs)
  * holds the jobs in the order of req->devices. */
 int engine_push(struct manager *m, const struct engine_push *req, struct job ***ret_jobs, struct engine_error *e);

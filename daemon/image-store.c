@@ -27,6 +27,7 @@
 
 #include "conf.h"
 #include "db.h"
+#include "image-boards.h"
 #include "log.h"
 #include "manager.h"
 #include "smpgw/mcuboot-image.h"
@@ -661,5 +662,45 @@ int image_store_remove(struct manager *m, struct image *img) {
         manager_history(m, "image-removed", NULL, img->id, NULL, "image %s version %s removed",
                         img->name ?: img->id, img->version);
         manager_remove_image(m, img);
+        return 0;
+}
+
+static bool boards_equal(const struct image *img, char **boards, size_t n) {
+        if (n != img->n_boards)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!streq(boards[i], img->boards[i]))
+                        return false;
+        return true;
+}
+
+int image_store_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
+                           size_t *ret_index) {
+        char **copy = NULL;
+        size_t k = 0;
+        int r;
+
+        if (!m || !img)
+                return -EINVAL;
+        r = image_boards_normalize(boards, n, &copy, &k, ret_index);
+        if (r < 0)
+                return r;
+        if (boards_equal(img, copy, k)) {
+                image_boards_free(copy, k);
+                return 0;
+        }
+        /* The operator's word: written now, and taken only once written. */
+        r = m->db ? db_image_boards_set(m->db, img->id, (const char *const *) copy, k) : 0;
+        if (r < 0) {
+                image_boards_free(copy, k);
+                return r;
+        }
+        image_boards_free(img->boards, img->n_boards);
+        img->boards = copy;
+        img->n_boards = k;
+        log_image(LOG_INFO, img->id, "Boards declared: %zu%s", k, k == 0 ? " (any board)" : "");
+        manager_emit(m, MANAGER_EVENT_IMAGE_CHANGED, NULL, img, NULL);
+        manager_history(m, "image-boards", NULL, img->id, NULL, "image %s built for %zu board%s%s",
+                        img->name ?: img->id, k, k == 1 ? "" : "s", k == 0 ? " (any board)" : "");
         return 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "image-boards.h"
 #include "manager.h"
 #include "util.h"
 
@@ -24,6 +25,7 @@ struct image *image_free(struct image *img) {
                 munmap(img->map, img->map_len);
         free(img->name);
         free(img->key);
+        image_boards_free(img->boards, img->n_boards);
         free(img->path);
         free(img);
         return NULL;

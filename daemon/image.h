@@ -27,6 +27,10 @@ struct image {
         bool signed_;                 /* a signature verified with a configured key */
         char *key;                    /* that key's label, may be NULL */
         uint64_t added_usec;
+        /* The boards it is built for (image-boards.h), as the operator
+         * declared them; none: any board. */
+        char **boards;
+        size_t n_boards;
         char *path;                   /* <state dir>/images/<id>.img */
 
         /* runtime: a read-only mapping shared by the jobs pushing it */
@@ -73,6 +77,12 @@ int image_store_open_tmp(struct manager *m, int *ret_fd);
  * -E2BIG config.max_images reached; others are I/O errors. */
 int image_store_add_fd(struct manager *m, int fd, const char *name, struct image **ret, bool *ret_created,
                        char **ret_reason);
+/* Replaces the boards the image declares (image-boards.h), written to
+ * the database before they are taken; an IMAGE_CHANGED event when they
+ * changed.  -EINVAL with *ret_index the first invalid name, -E2BIG more
+ * than IMAGE_BOARDS_MAX. */
+int image_store_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
+                           size_t *ret_index);
 /* -EBUSY while a job that is not finished uses it. */
 int image_store_remove(struct manager *m, struct image *img);
 /* Maps the file read-only (shared by every user); unmap when done. */

@@ -86,6 +86,7 @@ enum manager_event_type {
         MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
         MANAGER_EVENT_ROLLOUT_REMOVED,       /* a finished one pruned ([rollouts] keep_finished) */
         MANAGER_EVENT_DISTRIBUTION_REMOVED,  /* a finished one pruned with its rollout, or beyond the bound */
+        MANAGER_EVENT_IMAGE_CHANGED,         /* the boards it declares */
         _MANAGER_EVENT_MAX,
 };
 

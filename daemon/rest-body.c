@@ -139,7 +139,7 @@ static int read_devices(json_t *devices, rest_device_spec **ret_buf, const char 
 
 int rest_body_push(json_t *body, struct engine_push *push, rest_device_spec **ret_buf, const char ***ret_specs,
                    struct rest_body_error *e) {
-        static const char *const fields[] = { "image", "devices", "mode", "attempts", NULL };
+        static const char *const fields[] = { "image", "devices", "mode", "attempts", "force", NULL };
         json_t *v;
         int k;
 
@@ -159,6 +159,10 @@ int rest_body_push(json_t *body, struct engine_push *push, rest_device_spec **re
                 return refuse(e, "invalid_field", "Field 'attempts' must be an integer.");
         push->has_attempts = v != NULL;
         push->attempts = v ? json_integer_value(v) : 0;
+        v = json_object_get(body, "force");
+        if (v && !json_is_boolean(v))
+                return refuse(e, "invalid_field", "Field 'force' must be true or false.");
+        push->force = json_is_true(v);
         push->devices_listed = true;
         k = read_devices(json_object_get(body, "devices"), ret_buf, ret_specs, &push->n_devices, e);
         if (k < 0)

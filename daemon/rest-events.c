@@ -74,6 +74,7 @@ static const char *const event_names[_MANAGER_EVENT_MAX] = {
         [MANAGER_EVENT_DISTRIBUTION_PROGRESS] = "distribution-progress",
         [MANAGER_EVENT_ROLLOUT_REMOVED] = "rollout-removed",
         [MANAGER_EVENT_DISTRIBUTION_REMOVED] = "distribution-removed",
+        [MANAGER_EVENT_IMAGE_CHANGED] = "image-changed",
 };
 
 #define SSE_ALL_TYPES ((1u << _MANAGER_EVENT_MAX) - 1)
@@ -286,6 +287,7 @@ static json_t *event_data(struct manager *m, const struct manager_event *ev) {
         case MANAGER_EVENT_DEVICE_REMOVED:
                 return ev->device ? json_pack("{s:I}", "id", (json_int_t) ev->device->id) : NULL;
         case MANAGER_EVENT_IMAGE_ADDED:
+        case MANAGER_EVENT_IMAGE_CHANGED:
                 return ev->image ? rest_json_image(m, ev->image) : NULL;
         case MANAGER_EVENT_IMAGE_REMOVED:
                 return ev->image ? json_pack("{s:s}", "id", ev->image->id) : NULL;

@@ -17,19 +17,24 @@
 #include "log.h"
 #include "rest-internal.h"
 
+static json_t *boards_json(const struct image *img) {
+        json_t *a = json_array();
+
+        for (size_t i = 0; a && i < img->n_boards; i++)
+                if (json_array_append_new(a, json_string(img->boards[i])) < 0) {
+                        json_decref(a);
+                        return NULL;
+                }
+        return a;
+}
+
 /* The JSON form, as REST and the event stream show it. */
 json_t *rest_json_image(struct manager *m, const struct image *img) {
-        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b}",
-                         "id", img->id,
-                         "name", rest_json_string_or_null(img->name),
-                         "version", rest_json_string_or_null(img->version),
-                         "size", (json_int_t) img->file_size,
-                         "image_size", (json_int_t) img->image_size,
-                         "sha256", img->file_sha256,
-                         "signed", img->signed_,
-                         "key", rest_json_string_or_null(img->key),
-                         "added", rest_json_time(img->added_usec),
-                         "in_use", image_in_use(m, img));
+        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b, s:o}", "id", img->id, "name",
+                         rest_json_string_or_null(img->name), "version", rest_json_string_or_null(img->version), "size",
+                         (json_int_t) img->file_size, "image_size", (json_int_t) img->image_size, "sha256",
+                         img->file_sha256, "signed", img->signed_, "key", rest_json_string_or_null(img->key), "added",
+                         rest_json_time(img->added_usec), "in_use", image_in_use(m, img), "boards", boards_json(img));
 }
 
 int rest_image_upload_begin(struct rest_request *req) {
@@ -73,8 +78,46 @@ int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t s
         return 0;
 }
 
+/* ?boards=a,b: the names split at commas (no board name has one); ""
+ * is the empty list (any board).  *ret_copy holds the names. */
+static int split_boards(const char *text, char **ret_copy, const char ***ret, size_t *ret_n) {
+        size_t n = 0, max = 1;
+        const char **v;
+        char *copy;
+
+        for (const char *p = text; *p; p++)
+                max += *p == ',';
+        copy = strdup(text);
+        v = calloc(max + 1, sizeof(char *));
+        if (!copy || !v) {
+                free(copy);
+                free(v);
+                return -ENOMEM;
+        }
+        /* An empty name between commas is kept, so the engine refuses it. */
+        if (*copy) {
+                char *p = copy;
+                for (;;) {
+                        char *comma = strchr(p, ',');
+                        v[n++] = p;
+                        if (!comma)
+                                break;
+                        *comma = '\0';
+                        p = comma + 1;
+                }
+        }
+        *ret_copy = copy;
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
 int rest_image_upload(struct rest_request *req) {
         struct manager *m = req->rest->manager;
+        _cleanup_free_ char *copy = NULL;
+        _cleanup_free_ const char **boards = NULL;
+        const char *boards_text;
+        size_t n_boards = 0;
         struct engine_error e;
         struct image *img;
         bool created;
@@ -88,7 +131,16 @@ int rest_image_upload(struct rest_request *req) {
                                         "The request body is empty: send the MCUboot image file as the body.");
         if (lseek(req->upload_fd, 0, SEEK_SET) < 0)
                 return -errno;
-        k = engine_image_add(m, req->upload_fd, rest_query(req, "name"), &img, &created, &e);
+        /* Unlike other parameters, "?boards=" is a value: no board
+         * declared, any board. */
+        boards_text = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "boards");
+        if (boards_text) {
+                k = split_boards(boards_text, &copy, &boards, &n_boards);
+                if (k < 0)
+                        return rest_reply_errno(req, k, "Out of memory.");
+        }
+        k = engine_image_add_with_boards(m, req->upload_fd, rest_query(req, "name"), boards_text != NULL, boards,
+                                         n_boards, &img, &created, &e);
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
 
@@ -137,4 +189,42 @@ int rest_image_delete(struct rest_request *req) {
         if (k < 0)
                 return rest_reply_engine_error(req, &e);
         return rest_reply_no_content(req);
+}
+
+/* PATCH: what may change of a stored image, the boards it is built for;
+ * fields left out stay as they are. */
+int rest_image_patch(struct rest_request *req) {
+        static const char *const fields[] = { "boards", NULL };
+        _cleanup_free_ const char **boards = NULL;
+        struct engine_error e;
+        struct image *img;
+        json_t *v, *item;
+        size_t i;
+        int k;
+
+        k = rest_find_image(req, &img);
+        if (k < 0)
+                return k;
+        k = rest_json_check_fields(req, req->json, fields);
+        if (k < 0)
+                return k;
+        v = json_object_get(req->json, "boards");
+        if (!v)
+                return rest_reply_json(req, 200, rest_json_image(req->rest->manager, img));
+        if (!json_is_array(v))
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Field 'boards' must be a list of board names such as [\"nrf52840dk\"] "
+                                        "([] for any board).");
+        boards = calloc(json_array_size(v) + 1, sizeof(char *));
+        if (!boards)
+                return rest_reply_errno(req, -ENOMEM, "Out of memory.");
+        json_array_foreach(v, i, item) {
+                if (!json_is_string(item))
+                        return rest_reply_error(req, 400, "invalid_field", "'boards' item %zu is not a string.", i);
+                boards[i] = json_string_value(item);
+        }
+        k = engine_image_set_boards(req->rest->manager, img, boards, json_array_size(v), &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
+        return rest_reply_json(req, 200, rest_json_image(req->rest->manager, img));
 }

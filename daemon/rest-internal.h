@@ -257,6 +257,7 @@ int rest_images_list(struct rest_request *req);
 int rest_image_upload(struct rest_request *req);
 int rest_image_get(struct rest_request *req);
 int rest_image_delete(struct rest_request *req);
+int rest_image_patch(struct rest_request *req);
 /* Upload streaming (rest-image.c): at the headers, then per chunk.  Both
  * reply themselves (413, 500) and return negative when they did. */
 int rest_image_upload_begin(struct rest_request *req);

@@ -201,6 +201,7 @@ static const struct {
         { EBADMSG, 400, "invalid_image" },
         { EKEYREJECTED, 400, "signature_invalid" },
         { ENOTUNIQ, 409, "ambiguous" },
+        { ENOEXEC, 409, "incompatible_board" }, /* a push of an image built for other boards */
 };
 
 int rest_reply_errno(struct rest_request *req, int error, const char *fmt, ...) {
@@ -371,9 +372,10 @@ static const struct rest_resource_def {
                                    false,
                                    { { "GET", REST_BODY_NONE, rest_images_list },
                                      { "POST", REST_BODY_IMAGE, rest_image_upload } } },
-        [REST_RESOURCE_IMAGE] = { "GET, HEAD, DELETE",
+        [REST_RESOURCE_IMAGE] = { "GET, HEAD, PATCH, DELETE",
                                   false,
                                   { { "GET", REST_BODY_NONE, rest_image_get },
+                                    { "PATCH", REST_BODY_JSON, rest_image_patch },
                                     { "DELETE", REST_BODY_NONE, rest_image_delete } } },
         [REST_RESOURCE_JOBS] = { "GET, HEAD, POST",
                                  false,

@@ -384,20 +384,27 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
         for (size_t i = 0; i < x->n_rollouts; i++) {
                 struct rollout *r = x->rollouts[i];
                 struct rollout_candidate c;
-                struct rollout_image_facts image = { .hash = r->image_id, .size = r->image_size };
+                struct rollout_image_facts image;
                 struct rollout_member *mem;
                 enum rollout_skip_reason unknown;
                 bool matches;
 
-                if (!r->policy.has_filter || rollout_is_finished(r))
+                if (rollout_is_finished(r))
                         continue;
                 if (r->schedule.deadline_usec && now >= r->schedule.deadline_usec)
                         continue;
+                mem = rollout_find_member(r, d->id);
+                /* Without a filter the members are the devices listed:
+                 * only one waiting to tell its board (the image declares
+                 * boards) can change. */
+                if (!r->policy.has_filter &&
+                    !(mem && mem->state == ROLLOUT_MEMBER_SKIPPED && streq(mem->reason, "unknown-board")))
+                        continue;
                 if (rollout_candidate_of(m, d, &c) < 0)
                         continue;
-                matches = rollout_filter_matches(&r->policy.filter, &c);
+                image = rollout_image_facts_of(m, r->image_id, r->image_size);
+                matches = !r->policy.has_filter || rollout_filter_matches(&r->policy.filter, &c);
                 unknown = matches ? ROLLOUT_SKIP_NONE : rollout_filter_unknown(&r->policy.filter, &c);
-                mem = rollout_find_member(r, d->id);
                 if (mem) {
                         if (mem->state == ROLLOUT_MEMBER_PENDING && !matches && mem->attempts == 0)
                                 member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
@@ -405,6 +412,11 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                                  (streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")))
                                 /* A probe told its board, and it is another. */
                                 member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "filter-no-longer-matches");
+                        else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
+                                 streq(mem->reason, "unknown-board") &&
+                                 rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_INCOMPATIBLE_BOARD)
+                                /* A probe told its board, and the image is not built for it. */
+                                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, "incompatible-board");
                         else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
                                  (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches") ||
                                   streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")) &&

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "image-boards.h"
 #include "rollout-policy.h"
 #include "util.h"
 
@@ -208,7 +209,9 @@ enum rollout_skip_reason rollout_candidate_skip(const struct rollout_candidate *
                                                 const struct rollout_image_facts *image) {
         if (c->active_hash && image->hash && strcasecmp(c->active_hash, image->hash) == 0 && c->active_confirmed)
                 return ROLLOUT_SKIP_ALREADY_RUNNING;
-        if (image->board && c->board && strcasecmp(image->board, c->board) != 0)
+        if (image->n_boards > 0 && !c->board)
+                return ROLLOUT_SKIP_UNKNOWN_BOARD;
+        if (!image_boards_accept(image->boards, image->n_boards, c->board))
                 return ROLLOUT_SKIP_INCOMPATIBLE_BOARD;
         if (c->slot_size > 0 && image->size > c->slot_size)
                 return ROLLOUT_SKIP_IMAGE_TOO_LARGE;

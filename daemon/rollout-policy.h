@@ -196,7 +196,9 @@ json_t *rollout_filter_to_json(const struct rollout_filter *f);
 struct rollout_image_facts {
         const char *hash;             /* hex image id; borrowed */
         uint64_t size;                /* bytes the device's slot must hold */
-        const char *board;            /* the board it is built for; NULL: unknown, not checked */
+        /* The boards it is built for (image-boards.h); none: any board. */
+        const char *const *boards;
+        size_t n_boards;
 };
 
 /* What the policy needs to know of one device.  Strings are borrowed. */
@@ -233,9 +235,12 @@ bool rollout_filter_matches(const struct rollout_filter *f, const struct rollout
  * tells its board and that matches. */
 enum rollout_skip_reason rollout_filter_unknown(const struct rollout_filter *f, const struct rollout_candidate *c);
 /* Why a member would not be updated, in this order: already-running (its
- * active image is this one and confirmed), incompatible-board (both
- * boards known and different), image-too-large (slot size known and
- * smaller), absent (the inventory says so); else ROLLOUT_SKIP_NONE. */
+ * active image is this one and confirmed), incompatible-board (the image
+ * declares boards and the device's board is none of them,
+ * image_boards_accept()), unknown-board (the image declares boards and
+ * the device does not tell its board: it joins once a probe tells a
+ * matching one), image-too-large (slot size known and smaller), absent
+ * (the inventory says so); else ROLLOUT_SKIP_NONE. */
 enum rollout_skip_reason rollout_candidate_skip(const struct rollout_candidate *c,
                                                 const struct rollout_image_facts *image);
 /* Whether a device counts against max_rebooting_relay: labelled "relay"

@@ -225,11 +225,23 @@ int rollout_candidate_of(struct manager *m, const struct device *d, struct rollo
         return 0;
 }
 
+struct rollout_image_facts rollout_image_facts_of(struct manager *m, const char *image_id, uint64_t image_size) {
+        const struct image *img = manager_find_image(m, image_id);
+
+        /* An image deleted since declares nothing: no board checked. */
+        return (struct rollout_image_facts) {
+                .hash = image_id,
+                .size = image_size,
+                .boards = img ? (const char *const *) img->boards : NULL,
+                .n_boards = img ? img->n_boards : 0,
+        };
+}
+
 int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec, struct rollout_layout *ret,
                         struct rollout_candidate **ret_candidates, size_t *ret_n_candidates) {
         size_t n = s->policy.has_filter ? m->n_devices : s->n_device_ids, k = 0;
         struct rollout_candidate *c = calloc(MAX(n, (size_t) 1), sizeof(*c));
-        struct rollout_image_facts image = { .hash = s->image_id, .size = s->image_size };
+        struct rollout_image_facts image = rollout_image_facts_of(m, s->image_id, s->image_size);
         int r = 0;
 
         if (!c)

@@ -161,6 +161,10 @@ int rollout_spec_parse(struct manager *m, const json_t *body, uint64_t now_usec,
 /* The schedule as stored (times as µs integers) back into its struct. */
 int rollout_schedule_from_stored(const json_t *obj, struct rollout_schedule *s);
 
+/* What the policy needs of the image a rollout pushes: its hash, size and
+ * the boards the stored image declares now (borrowed from it; none when
+ * it is gone). */
+struct rollout_image_facts rollout_image_facts_of(struct manager *m, const char *image_id, uint64_t image_size);
 /* The rollout's members from the inventory (rollout_layout_build()). */
 int rollout_spec_layout(struct manager *m, const struct rollout_spec *s, uint64_t now_usec, struct rollout_layout *ret,
                         struct rollout_candidate **ret_candidates, size_t *ret_n_candidates);

@@ -51,3 +51,9 @@
  * ones beyond this go, oldest first), and members of one rollout. */
 #define ROLLOUTS_MAX 256u
 #define ROLLOUT_MEMBERS_MAX 10000u
+
+/* The boards an image declares (daemon/image-boards.h): at most this
+ * many, each a board name as a device's OS info reports it, at most
+ * IMAGE_BOARD_NAME_MAX bytes (the OS info field's limit). */
+#define IMAGE_BOARDS_MAX 16u
+#define IMAGE_BOARD_NAME_MAX 64u

@@ -110,7 +110,8 @@ expect "smpgwctl ima" image images
 expect "smpgwctl image " info list upload test confirm erase
 expect "smpgwctl image u" upload
 expect "smpgwctl stat " list read
-expect "smpgwctl images " add delete
+expect "smpgwctl images " add delete set-boards
+expect_has "smpgwctl images add --" --name --board
 expect "smpgwctl devices " add
 expect "smpgwctl ca" cancel
 expect "smpgwctl fo" forget
@@ -130,7 +131,7 @@ expect "smpgwctl --conn s" serial:
 expect "smpgwctl --smp-version " 1 2
 expect "smpgwctl update app.bin --mode test-" test-and-confirm test-only
 expect "smpgwctl update app.bin -m c" confirm-only
-expect_has "smpgwctl push --" --mode --attempts --wait --bus
+expect_has "smpgwctl push --" --mode --attempts --force --wait --bus
 expect "smpgwctl watch --f" --follow
 expect "smpgwctl reset --f" --force
 expect "smpgwctl push --bus s" session system
@@ -180,6 +181,7 @@ PY
   expect "smpgwctl push $image " 1 2
   expect_has "smpgwctl push " "$image"
   expect "smpgwctl images delete " "$image"
+  expect "smpgwctl images set-boards " "$image"
   expect "smpgwctl cancel " "$job"
   rollout=$("$SMPGWCTL" rollout create "$image" --devices 2 --start 2099-01-01T00:00:00Z)
   expect "smpgwctl rollout pause " "$rollout"

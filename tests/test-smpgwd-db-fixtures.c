@@ -104,6 +104,14 @@ static const struct fixture fixtures[] = {
           .image_removed = true,
           .device_forgotten = true,
           .slots_before = 2 },
+        /* 0fdd480, before 0011-image-boards.sql; job 3 as above. */
+        { .version = 10,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
+          .slots_before = 2 },
 };
 
 /* The tables and the order their rows are compared in. */
@@ -370,6 +378,9 @@ static void upgrade(const struct fixture *fx) {
         ASSERT_OK(db_load(m->db, m));
         ASSERT_EQ(m->n_devices, fx->devices);
         ASSERT_EQ(m->n_images, fx->images);
+        /* Images stored before migration 11 declare no board: any. */
+        for (size_t i = 0; i < m->n_images; i++)
+                ASSERT_EQ(m->images[i]->n_boards, 0);
         ASSERT_EQ(m->n_jobs, fx->jobs);
         size_t slots = 0;
         for (size_t i = 0; i < m->n_devices; i++)
@@ -446,9 +457,14 @@ static void test_upgrade_v7(void) {
 static void test_upgrade_v8(void) {
         upgrade(&fixtures[7]);
 }
-/* The newest: migration 10 adds columns to tables of version 7. */
+/* Migration 10 adds columns to tables of version 7. */
 static void test_upgrade_v9(void) {
         upgrade(&fixtures[8]);
+}
+/* The newest: migration 11 adds the images' boards, none for the images
+ * stored before (any board, as they were pushed until then). */
+static void test_upgrade_v10(void) {
+        upgrade(&fixtures[9]);
 }
 
 /* Every version an upgrade can start from has its stored database: a
@@ -462,4 +478,4 @@ static void test_every_version_has_a_fixture(void) {
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
           TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v6), TEST(test_upgrade_v7),
-          TEST(test_upgrade_v8), TEST(test_upgrade_v9))
+          TEST(test_upgrade_v8), TEST(test_upgrade_v9), TEST(test_upgrade_v10))

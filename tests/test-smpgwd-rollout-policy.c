@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image-boards.h"
 #include "os-info.h"
 #include "rollout-policy.h"
 #include "test-util.h"
@@ -225,9 +226,11 @@ static void test_filter_unknown(void) {
 }
 
 static void test_skip(void) {
+        static const char *const nrf[] = { "nrf52840dk" }, *const x[] = { "x" };
         struct rollout_candidate c = candidate(1, "udp", 100);
-        struct rollout_image_facts img = { .hash = IMAGE_HASH, .size = 100000, .board = "nrf52840dk" };
+        struct rollout_image_facts img = { .hash = IMAGE_HASH, .size = 100000, .boards = nrf, .n_boards = 1 };
 
+        c.board = "nrf52840dk@1.0.0";
         ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_NONE);
         c.active_hash = "3D4C80AF8DBB6DF668DC30FC9279E3CC56157EA152E79DB900021F1852A25E03";
         c.active_confirmed = false;   /* testing the image: not done */
@@ -245,8 +248,14 @@ static void test_skip(void) {
         ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_ABSENT);
         c.absent = false;
         ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_NONE);
-        c.board = NULL;   /* unknown: not checked */
-        img.board = "x";
+        /* Unknown, while the image declares boards: it waits for a probe
+         * to tell its board (issue 12); an image for any board takes it. */
+        c.board = NULL;
+        img.boards = x;
+        ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_UNKNOWN_BOARD);
+        img.n_boards = 0;
+        ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_NONE);
+        c.board = "stm32";
         ASSERT_EQ(rollout_candidate_skip(&c, &img), ROLLOUT_SKIP_NONE);
 
         ASSERT_TRUE(rollout_labels_relay(relay_labels, 2));
@@ -259,6 +268,123 @@ static void test_skip(void) {
 }
 
 /* ---- order and waves ---- */
+
+/* The boards an image declares against the board a device reports:
+ * a name takes every revision of it, a name@rev only that one. */
+static void test_image_boards(void) {
+        static const char *const two[] = { "nrf52840dk", "nrf5340dk@2.0.0" };
+        static const char *const bad_at[] = { "nrf52840dk", "a@b@c" };
+        char **kept = NULL;
+        size_t n = 0, index = 99;
+
+        ASSERT_TRUE(image_board_matches("nrf52840dk", "nrf52840dk"));
+        ASSERT_TRUE(image_board_matches("nrf52840dk", "NRF52840DK"));
+        ASSERT_TRUE(image_board_matches("nrf52840dk", "nrf52840dk@1.0.0"));
+        ASSERT_TRUE(!image_board_matches("nrf52840dk", "nrf52840dk_nrf52840"));
+        ASSERT_TRUE(!image_board_matches("nrf52840", "nrf52840dk@1.0.0"));
+        ASSERT_TRUE(image_board_matches("nrf5340dk@2.0.0", "nrf5340dk@2.0.0"));
+        ASSERT_TRUE(!image_board_matches("nrf5340dk@2.0.0", "nrf5340dk@1.0.0"));
+        ASSERT_TRUE(!image_board_matches("nrf5340dk@2.0.0", "nrf5340dk"));
+        ASSERT_TRUE(!image_board_matches("nrf52840dk", NULL));
+        ASSERT_TRUE(!image_board_matches("nrf52840dk", ""));
+
+        ASSERT_TRUE(image_boards_accept(NULL, 0, NULL));
+        ASSERT_TRUE(image_boards_accept(NULL, 0, "anything"));
+        ASSERT_TRUE(!image_boards_accept(two, 2, NULL));
+        ASSERT_TRUE(image_boards_accept(two, 2, "nrf52840dk@3"));
+        ASSERT_TRUE(image_boards_accept(two, 2, "nrf5340dk@2.0.0"));
+        ASSERT_TRUE(!image_boards_accept(two, 2, "nrf5340dk@1.0.0"));
+        ASSERT_TRUE(!image_boards_accept(two, 2, "esp32"));
+
+        ASSERT_TRUE(image_board_name_is_valid("nrf5340dk/nrf5340/cpuapp"));
+        ASSERT_TRUE(image_board_name_is_valid("board@1.0.0"));
+        ASSERT_TRUE(!image_board_name_is_valid(""));
+        ASSERT_TRUE(!image_board_name_is_valid("@1.0"));
+        ASSERT_TRUE(!image_board_name_is_valid("board@"));
+        ASSERT_TRUE(!image_board_name_is_valid("a b"));
+        ASSERT_TRUE(!image_board_name_is_valid("a,b"));
+        ASSERT_EQ(image_boards_check(bad_at, 2, &index), -EINVAL);
+        ASSERT_EQ(index, 1);
+        {
+                const char *many[IMAGE_BOARDS_MAX + 1];
+                char names[IMAGE_BOARDS_MAX + 1][8];
+                for (size_t i = 0; i <= IMAGE_BOARDS_MAX; i++) {
+                        snprintf(names[i], sizeof(names[i]), "b%zu", i);
+                        many[i] = names[i];
+                }
+                ASSERT_OK(image_boards_check(many, IMAGE_BOARDS_MAX, NULL));
+                ASSERT_EQ(image_boards_check(many, IMAGE_BOARDS_MAX + 1, NULL), -E2BIG);
+        }
+
+        /* Kept without repeats (by case), spelt with spaces for the database. */
+        {
+                const char *const given[] = { "nrf52840dk", "NRF52840DK", "nrf5340dk@2.0.0" };
+                _cleanup_free_ char *text = NULL;
+                ASSERT_OK(image_boards_normalize(given, 3, &kept, &n, NULL));
+                ASSERT_EQ(n, 2);
+                text = image_boards_join((const char *const *) kept, n);
+                ASSERT_STREQ(text, "nrf52840dk nrf5340dk@2.0.0");
+                image_boards_free(kept, n);
+                ASSERT_OK(image_boards_split(text, &kept, &n));
+                ASSERT_EQ(n, 2);
+                ASSERT_STREQ(kept[1], "nrf5340dk@2.0.0");
+                image_boards_free(kept, n);
+                ASSERT_OK(image_boards_split("", &kept, &n));
+                ASSERT_EQ(n, 0);
+                ASSERT_TRUE(!kept);
+        }
+}
+
+/* A plan of an image built for some boards: devices of another board are
+ * skipped incompatible-board, those that do not tell theirs
+ * unknown-board, with or without a filter. */
+static void test_layout_image_boards(void) {
+        static const char *const boards[] = { "nrf52840dk", "nrf5340dk@2.0.0" };
+        struct rollout_image_facts img = { .hash = IMAGE_HASH, .size = 100000, .boards = boards, .n_boards = 2 };
+        struct rollout_candidate c[5];
+        struct rollout_policy p;
+        struct rollout_layout l;
+
+        rollout_policy_init(&p);
+        c[0] = candidate(1, "udp", 100);
+        c[0].board = "nrf52840dk@1.0.0";
+        c[1] = candidate(2, "udp", 100);
+        c[1].board = "esp32_devkitc";
+        c[2] = candidate(3, "udp", 100); /* does not tell its board */
+        c[3] = candidate(4, "udp", 100);
+        c[3].board = "nrf5340dk@1.0.0"; /* another revision than the image's */
+        c[4] = candidate(5, "udp", 100);
+        c[4].board = "NRF5340DK@2.0.0";
+
+        ASSERT_OK(rollout_layout_build(&p, &img, c, ELEMENTSOF(c), NOW, ABSENT_AFTER, &l));
+        ASSERT_EQ(l.n_updated, 2);
+        ASSERT_EQ(l.n_skipped, 3);
+        ASSERT_EQ(l.members[0].device_id, 1);
+        ASSERT_EQ(l.members[1].device_id, 5);
+        ASSERT_EQ(l.members[2].device_id, 2);
+        ASSERT_STREQ(rollout_skip_reason_to_string(l.members[2].skip), "incompatible-board");
+        ASSERT_EQ(l.members[3].device_id, 3);
+        ASSERT_STREQ(rollout_skip_reason_to_string(l.members[3].skip), "unknown-board");
+        ASSERT_EQ(l.members[4].device_id, 4);
+        ASSERT_STREQ(rollout_skip_reason_to_string(l.members[4].skip), "incompatible-board");
+        rollout_layout_done(&l);
+
+        /* A filter term on top: the image's boards still decide. */
+        p.has_filter = true;
+        p.filter.n_transports = 1;
+        strcpy(p.filter.transports[0], "udp");
+        ASSERT_OK(rollout_layout_build(&p, &img, c, ELEMENTSOF(c), NOW, ABSENT_AFTER, &l));
+        ASSERT_EQ(l.n_updated, 2);
+        ASSERT_EQ(l.n_skipped, 3);
+        rollout_layout_done(&l);
+
+        /* The same image declaring no board: everyone is a member. */
+        img.n_boards = 0;
+        ASSERT_OK(rollout_layout_build(&p, &img, c, ELEMENTSOF(c), NOW, ABSENT_AFTER, &l));
+        ASSERT_EQ(l.n_updated, 5);
+        ASSERT_EQ(l.n_skipped, 0);
+        rollout_layout_done(&l);
+}
 
 static void test_order(void) {
         struct rollout_candidate fast = candidate(9, "udp", 5000), slow = candidate(2, "udp", 100),
@@ -699,6 +825,6 @@ static void test_filter_json(void) {
 }
 
 TEST_MAIN(TEST(test_counts), TEST(test_filter), TEST(test_os_info), TEST(test_filter_unknown), TEST(test_skip),
-          TEST(test_order), TEST(test_waves), TEST(test_layout), TEST(test_verdicts), TEST(test_reboot_budget),
-          TEST(test_activation_gate), TEST(test_priority), TEST(test_retry_delay), TEST(test_names),
-          TEST(test_policy_json), TEST(test_filter_json))
+          TEST(test_image_boards), TEST(test_layout_image_boards), TEST(test_order), TEST(test_waves),
+          TEST(test_layout), TEST(test_verdicts), TEST(test_reboot_budget), TEST(test_activation_gate),
+          TEST(test_priority), TEST(test_retry_delay), TEST(test_names), TEST(test_policy_json), TEST(test_filter_json))

@@ -119,6 +119,7 @@ static void record(struct core_event *e, const struct manager_event *ev) {
                 break;
         case MANAGER_EVENT_IMAGE_ADDED:
         case MANAGER_EVENT_IMAGE_REMOVED:
+        case MANAGER_EVENT_IMAGE_CHANGED:
                 snprintf(e->what, sizeof(e->what), "%s", ev->image->id);
                 break;
         case MANAGER_EVENT_DISTRIBUTION_STATE:

@@ -313,5 +313,69 @@ static void test_rollout_progress_rides_along(void) {
         core_free(c);
 }
 
+/* Issue 12: an image that declares its boards.  A rollout of listed
+ * devices skips one of another board (incompatible-board) and those that
+ * do not tell theirs (unknown-board); once a probe tells the board, a
+ * matching one joins and another becomes incompatible-board.  A push to a
+ * device of another board is refused (-ENOEXEC) unless forced. */
+static void test_rollout_image_boards(void) {
+        static const char *const boards[] = { "smpsim/nrf52840", "esp32" };
+        struct core *c = core_new();
+        struct engine_error e;
+        struct rollout *r = NULL;
+        struct job **jobs = NULL;
+
+        core_start(c);
+        core_sim(c, CORE_UDP, 1)->params.no_os_info = true;
+        core_sim(c, CORE_UDP, 2)->params.no_os_info = true;
+        snprintf(core_sim(c, CORE_UDP, 3)->params.board, sizeof(core_sim(c, CORE_UDP, 3)->params.board), "%s",
+                 "stm32f4_disco@2");
+        struct device *d[4];
+        for (unsigned i = 0; i < 4; i++)
+                d[i] = core_add_device(c, CORE_UDP, i);
+        ASSERT_TRUE(d[0]->os_info && !d[1]->os_info && !d[2]->os_info && d[3]->os_info);
+        struct image *img = core_add_image(c, 2048, 6);
+        ASSERT_OK(engine_image_set_boards(c->m, img, boards, ELEMENTSOF(boards), &e));
+        ASSERT_EQ(img->n_boards, 2);
+
+        /* A plain push: refused for the other board, forced it goes. */
+        const char *spec3 = core_conn(c, CORE_UDP, 3);
+        struct engine_push push = { .image = img->id, .devices = &spec3, .n_devices = 1, .mode = "upload-only" };
+        ASSERT_EQ(engine_push(c->m, &push, &jobs, &e), -ENOEXEC);
+        ASSERT_TRUE(strstr(e.message, "reports board 'stm32f4_disco@2'"));
+        ASSERT_EQ(c->m->n_jobs, 0);
+        push.force = true;
+        ASSERT_OK(engine_push(c->m, &push, &jobs, &e));
+        uint64_t forced = jobs[0]->id;
+        free(jobs);
+        ASSERT_EQ(core_wait_finished(c, forced, SECONDS(5))->state, JOB_SUCCEEDED);
+
+        json_t *spec = json_pack("{s:s, s:{s:[I, I, I, I]}, s:{s:s}}", "image", img->id, "targets", "devices",
+                                 (json_int_t) d[0]->id, (json_int_t) d[1]->id, (json_int_t) d[2]->id,
+                                 (json_int_t) d[3]->id, "schedule", "start_at", "2099-01-01T00:00:00Z");
+        ASSERT_OK(engine_rollout_create(c->m, spec, &r, &e));
+        json_decref(spec);
+        ASSERT_EQ(member_of(r, d[0])->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_STREQ(member_of(r, d[1])->reason, "unknown-board");
+        ASSERT_STREQ(member_of(r, d[2])->reason, "unknown-board");
+        ASSERT_EQ(member_of(r, d[3])->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(r, d[3])->reason, "incompatible-board");
+
+        core_sim(c, CORE_UDP, 1)->params.no_os_info = false;
+        core_sim(c, CORE_UDP, 2)->params.no_os_info = false;
+        snprintf(core_sim(c, CORE_UDP, 2)->params.board, sizeof(core_sim(c, CORE_UDP, 2)->params.board), "%s",
+                 "stm32f4_disco");
+        ASSERT_OK(device_probe(d[1]));
+        ASSERT_OK(device_probe(d[2]));
+        ASSERT_TRUE(core_run_until(c, probed_after, d[1], 5000000));
+        ASSERT_TRUE(core_run_until(c, probed_after, d[2], 5000000));
+        core_run_for(c, 50000);
+        ASSERT_EQ(member_of(r, d[1])->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(member_of(r, d[2])->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(r, d[2])->reason, "incompatible-board");
+        core_free(c);
+}
+
 TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable),
-          TEST(test_rollout_board_learned_later), TEST(test_rollout_progress_rides_along))
+          TEST(test_rollout_board_learned_later), TEST(test_rollout_progress_rides_along),
+          TEST(test_rollout_image_boards))

@@ -1209,6 +1209,59 @@ static void test_rollout_mesh_pause_before_transfer(void) {
         core_free(c);
 }
 
+static bool member_distribution_collecting(struct core *c, void *userdata) {
+        const struct member_in_distribution *w = userdata;
+        struct rollout_member *mem = rollout_find_member(find_rollout(c, w->rollout_id), w->device_id);
+        struct distribution *d =
+                mem && mem->distribution_id ? manager_find_distribution(c->m, mem->distribution_id) : NULL;
+        return d && d->step == DISTRIBUTION_STEP_COLLECT;
+}
+
+/* A pause while a round ends (past the transfer, where the Distributor
+ * cannot suspend) holds the distribution: the target that failed to
+ * apply is not sent again in a new round until the rollout resumes, and
+ * then it is. */
+static void test_rollout_mesh_pause_holds_redrive(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 36);
+        struct engine_error e;
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:apply-fail", &why));
+        struct rollout *r = create_rollout(c, img, t, 3,
+                                           json_pack("{s:i, s:s, s:s, s:i}", "canary", 3, "wave_size", "100%",
+                                                     "failure_threshold", "50%", "attempts", 2));
+        uint64_t rid = r->id;
+        struct member_in_distribution mw = { rid, t[1]->id };
+        ASSERT_TRUE(core_run_until(c, member_distribution_collecting, &mw, SECONDS(20)));
+        struct distribution *d =
+                manager_find_distribution(c->m, rollout_find_member(find_rollout(c, rid), t[1]->id)->distribution_id);
+        uint64_t did = d->id;
+        ASSERT_EQ(d->rounds, 1u);
+        ASSERT_OK(engine_rollout_pause(c->m, find_rollout(c, rid), &e));
+        core_run_for(c, SECONDS(1));
+        d = manager_find_distribution(c->m, did);
+        ASSERT_EQ(d->rounds, 1u);
+        ASSERT_EQ(d->state, DISTRIBUTION_SUSPENDED);
+        ASSERT_STREQ(rollout_state_to_string(find_rollout(c, rid)->state), "paused");
+
+        ASSERT_OK(engine_rollout_resume(c->m, find_rollout(c, rid), &e));
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        d = manager_find_distribution(c->m, did);
+        ASSERT_EQ(d->rounds, 2u);
+        ASSERT_EQ(rollout_find_member(r, t[1]->id)->attempts, 2u);
+        ASSERT_STREQ(rollout_member_state_to_string(rollout_find_member(r, t[0]->id)->state), "succeeded");
+        drop_distributor(c);
+        core_free(c);
+}
+
 static void test_estimate(void) {
         struct distribution_estimate_input in = {
                 .image_size = 200 * 1024,
@@ -1252,4 +1305,4 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
           TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
-          TEST(test_rollout_mesh_pause_before_transfer))
+          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive))

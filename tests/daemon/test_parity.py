@@ -27,6 +27,7 @@ MAPPED = {
     "EINVAL": (400, "invalid_field", "org.freedesktop.DBus.Error.InvalidArgs"),
     "EBUSY": (409, "busy", "org.smpgw.Error.Busy"),
     "ENOTUNIQ": (409, "ambiguous", "org.smpgw.Error.Ambiguous"),
+    "ENOEXEC": (409, "incompatible_board", "org.smpgw.Error.IncompatibleBoard"),
 }
 
 
@@ -78,6 +79,12 @@ class Parity(unittest.TestCase):
         for data in (a, b):
             d.api("POST", "/api/v1/images", data, headers={"Content-Type": "application/octet-stream"}, expect=201)
         common = os.path.commonprefix([a_id, b_id])
+        # An image built for another board than smpsim's (issue 12).
+        other_data, other_board = mcuimg.make_image(size=4096, seed=5)
+        d.api("POST", "/api/v1/images?boards=esp32_devkitc,stm32f4_disco", other_data,
+              headers={"Content-Type": "application/octet-stream"}, expect=201)
+        d.wait_for(lambda: d.api("GET", "/api/v1/devices/%d" % free, expect=200)[1]["board"],
+                   timeout=30, what="the free device's board")
 
         # One device busy with a job that stays "running" while we ask:
         # the refusal quotes its state.
@@ -101,6 +108,7 @@ class Parity(unittest.TestCase):
             ("ambiguous image prefix", common[:6], [str(free)], {}, "ENOTUNIQ"),
             ("unknown image", "0" * 64, [str(free)], {}, "ENOENT"),
             ("not an image id", "xyz", [str(free)], {}, "EINVAL"),
+            ("device of another board", other_board, [str(free)], {}, "ENOEXEC"),
         ]
         for what, img, devices, options, errno_name in cases:
             with self.subTest(what):

@@ -19,6 +19,7 @@ import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -500,7 +501,8 @@ class Api(RestCase):
         data = read_file(image_path("imgtool-ecdsa-p256.bin"))
         img = upload(d, data, name="fw p256.bin")
         self.assertEqual(set(img) - {"created"}, {"id", "name", "version", "size", "image_size", "sha256", "signed",
-                                                 "key", "added", "in_use"})
+                                                 "key", "added", "in_use", "boards"})
+        self.assertEqual(img["boards"], [])   # any board unless declared (issue 12)
         self.assertTrue(img["created"])
         self.assertRegex(img["id"], r"^[0-9a-f]{64}$")
         self.assertEqual(img["name"], "fw p256.bin")
@@ -991,6 +993,104 @@ class Names(RestCase):
             _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
             self.assertEqual(sum((w["devices"] for w in plan["waves"]), []), [ids[1]])
             self.assertEqual(plan["skipped"], [{"device": ids[3], "reason": "unknown-board"}])
+
+            self.image_boards(d, sim, ids, image["id"])
+
+    def image_boards(self, d, sim, ids, image):
+        """Issue 12: an image declares the boards it is built for (REST
+        upload and PATCH, D-Bus Image1.Boards/SetBoards and
+        AddImageWithOptions, smpgwctl images add --board and images
+        set-boards); a plan skips devices of other boards with
+        incompatible-board and those that do not tell theirs with
+        unknown-board; a push to a device of another board is refused
+        unless forced."""
+        path = "/api/v1/images/" + image
+        self.assertEqual(d.api("GET", path, expect=200)[1]["boards"], [])   # any board, as before
+        _, img = d.api("PATCH", path, {"boards": ["nrf52840dk/nrf52840", "NRF52840DK/nrf52840"]}, expect=200)
+        self.assertEqual(img["boards"], ["nrf52840dk/nrf52840"])
+        status, doc = d.api("PATCH", path, {"boards": ["a b"]})
+        self.assertEqual((status, doc["error"]["code"]), (400, "invalid_field"), doc)
+        self.assertIn("'boards' item 0", doc["error"]["message"])
+
+        # Listed devices: ids[1] is a stm32f4_disco, ids[3] tells no board.
+        body = {"image": image, "targets": {"devices": ids}, "policy": {"canary": "1", "wave_size": "100%"}}
+        _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+        self.assertEqual(sorted(sum((w["devices"] for w in plan["waves"]), [])), [ids[0], ids[2]])
+        self.assertEqual(plan["skipped"], [{"device": ids[1], "reason": "incompatible-board"},
+                                           {"device": ids[3], "reason": "unknown-board"}])
+        # A filter: the image's boards decide on top of its terms.
+        body["targets"] = {"filter": {"transport": "udp"}}
+        _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+        self.assertEqual(plan["skipped"], [{"device": ids[1], "reason": "incompatible-board"},
+                                           {"device": ids[3], "reason": "unknown-board"}])
+
+        # A push to the other board is refused, through every door.
+        status, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [ids[1]]})
+        self.assertEqual((status, doc["error"]["code"]), (409, "incompatible_board"), doc)
+        self.assertIn("reports board 'stm32f4_disco'", doc["error"]["message"])
+        self.assertIn("nrf52840dk/nrf52840", doc["error"]["message"])
+        busctl = ["busctl", "--address=" + d.bus.address]
+        p = subprocess.run(busctl + ["call", "org.smpgw", "/org/smpgw", "org.smpgw.Manager1", "Push", "sasa{sv}",
+                                     image, "1", str(ids[1]), "0"], capture_output=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(doc["error"]["message"], p.stderr.decode())
+        p = d.smpgwctl("push", image, str(ids[1]), check=False)
+        self.assertEqual(p.returncode, 10, p.stderr)
+        self.assertIn("reports board 'stm32f4_disco'", p.stderr.decode())
+        self.assertEqual(d.api("GET", "/api/v1/jobs", expect=200)[1]["total"], 0)
+
+        # D-Bus: the property, and SetBoards (a revision: only that one).
+        obj = "/org/smpgw/image/" + image
+        p = subprocess.run(busctl + ["get-property", "org.smpgw", obj, "org.smpgw.Image1", "Boards"],
+                           capture_output=True, timeout=30, check=True)
+        self.assertEqual(p.stdout.decode().strip(), 'as 1 "nrf52840dk/nrf52840"')
+        subprocess.run(busctl + ["call", "org.smpgw", obj, "org.smpgw.Image1", "SetBoards", "as", "2",
+                                 "stm32f4_disco@2", "esp32"], capture_output=True, timeout=30, check=True)
+        self.assertEqual(d.api("GET", path, expect=200)[1]["boards"], ["stm32f4_disco@2", "esp32"])
+        _, plan = d.api("POST", "/api/v1/rollouts/plan",
+                        dict(body, targets={"devices": ids}), expect=200)
+        self.assertEqual(plan["waves"], [])
+        self.assertEqual([x["reason"] for x in plan["skipped"]],
+                         ["incompatible-board", "incompatible-board", "incompatible-board", "unknown-board"])
+
+        # smpgwctl: set-boards, and add --board (a stored image given again
+        # takes the boards); --json shows them as REST does.
+        p = d.smpgwctl("images", "set-boards", image[:8], "stm32f4_disco", "--json")
+        self.assertEqual(json.loads(p.stdout)["images"][0]["boards"], ["stm32f4_disco"])
+        p = d.smpgwctl("images", "set-boards", image[:8], "bad name", check=False)
+        self.assertEqual(p.returncode, 10, p.stderr)
+        other, _ = mcuimg.make_image((3, 0, 0, 0), 4096, seed=4)
+        with tempfile.NamedTemporaryFile(suffix=".bin") as f:
+            f.write(other)
+            f.flush()
+            p = d.smpgwctl("images", "add", f.name, "--board", "nrf52840dk", "--board", "esp32", "--json")
+        added = json.loads(p.stdout)
+        self.assertEqual(added["boards"], ["nrf52840dk", "esp32"])
+        self.assertEqual(d.api("GET", "/api/v1/images/" + added["id"], expect=200)[1]["boards"],
+                         ["nrf52840dk", "esp32"])
+        # "nrf52840dk" takes every revision and qualifier-less name only:
+        # nrf52840dk/nrf52840 is another board name.
+        p = d.smpgwctl("push", added["id"], str(ids[0]), check=False)
+        self.assertEqual(p.returncode, 10, p.stderr)
+        # The REST upload's ?boards=, empty for any board.
+        status, up = d.api("POST", "/api/v1/images?boards=", other,
+                           headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual((status, up["boards"]), (201, []), up)
+        status, up = d.api("POST", "/api/v1/images?boards=nrf52840dk/nrf52840,stm32f4_disco", other,
+                           headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual((status, up["boards"]), (201, ["nrf52840dk/nrf52840", "stm32f4_disco"]), up)
+        status, doc = d.api("POST", "/api/v1/images?boards=ok,,x", other,
+                            headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual(status, 400, doc)
+
+        # A device that tells no board is not refused (nothing is known of
+        # it); forced, the operator's word goes.
+        _, unknown = d.api("POST", "/api/v1/jobs", {"image": added["id"], "devices": [ids[3]],
+                                                    "mode": "upload-only"}, expect=201)
+        _, forced = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [ids[0]], "force": True,
+                                                   "mode": "upload-only"}, expect=201)
+        for job in unknown["jobs"] + forced["jobs"]:
+            d.api("POST", "/api/v1/jobs/%d/cancel" % job["id"])
 
 
 def rfc3339_to_epoch(text):

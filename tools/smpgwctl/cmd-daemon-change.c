@@ -9,6 +9,7 @@
  *   probe DEVICE...         Device1.Probe
  *   forget DEVICE...        Device1.Forget
  *   images delete IMAGE...  Manager1.GetImage, Image1.Delete
+ *   images set-boards IMAGE [BOARD...]   Manager1.GetImage, Image1.SetBoards
  *   cancel JOB...           Job1.Cancel
  *   activate JOB...         Job1.Activate
  *
@@ -38,6 +39,7 @@ struct change_ctx {
         json_t *out;                /* the --json list */
         const char *name;           /* rename */
         const char *direct;         /* direct-device: the device, or "none" */
+        char **boards;              /* images set-boards: NULL-terminated */
 };
 
 typedef int (*change_fn)(struct change_ctx *cc, const char *arg);
@@ -158,9 +160,9 @@ static int forget_device(struct change_ctx *cc, const char *spec) {
         return out_append(cc, json_integer((json_int_t) id));
 }
 
-static int delete_image(struct change_ctx *cc, const char *ref) {
+/* The object path of the image ref names (owned). */
+static int image_path(struct change_ctx *cc, const char *ref, char **ret) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        _cleanup_free_ char *path = NULL;
         const char *p;
         int r;
 
@@ -173,8 +175,43 @@ static int delete_image(struct change_ctx *cc, const char *ref) {
         r = client_call(cc->client, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "GetImage", &reply, "s", ref);
         if (r != CTL_EXIT_OK)
                 return r;
-        if (sd_bus_message_read(reply, "o", &p) < 0 || !strrchr(p, '/') || !(path = strdup(p)))
+        if (sd_bus_message_read(reply, "o", &p) < 0 || !strrchr(p, '/') || !(*ret = strdup(p)))
                 return ctl_fail(cc->client->ctx, CTL_EXIT_FAILURE, NULL, "unexpected GetImage answer");
+        return CTL_EXIT_OK;
+}
+
+static int set_image_boards(struct change_ctx *cc, const char *ref) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
+        _cleanup_free_ char *path = NULL;
+        json_t *img = NULL;
+        int r;
+
+        r = image_path(cc, ref, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = sd_bus_message_new_method_call(cc->client->bus, &call, CTL_BUS_NAME, path, CTL_IMAGE_IFACE, "SetBoards");
+        if (r >= 0)
+                r = sd_bus_message_append_strv(call, cc->boards);
+        if (r < 0)
+                return ctl_fail(cc->client->ctx, CTL_EXIT_FAILURE, NULL, "cannot build the SetBoards call: %s",
+                                strerror(-r));
+        r = sd_bus_call(cc->client->bus, call, CTL_CALL_TIMEOUT_USEC, &error, &reply);
+        if (r < 0)
+                return client_fail(cc->client, &error, r, "SetBoards");
+        r = get_rest_object(cc->client, path, CTL_IMAGE_IFACE, &img);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return out_append(cc, img);
+}
+
+static int delete_image(struct change_ctx *cc, const char *ref) {
+        _cleanup_free_ char *path = NULL;
+        int r;
+
+        r = image_path(cc, ref, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
         r = client_call(cc->client, path, CTL_IMAGE_IFACE, "Delete", NULL, NULL);
         if (r != CTL_EXIT_OK)
                 return r;
@@ -251,6 +288,10 @@ static int run_change(struct ctl_context *ctx, const struct change_cmd *cmd, int
                 cc.direct = a.args[1];
                 a.n_args = 1;
         }
+        if (cmd->fn == set_image_boards) {
+                cc.boards = a.args + 1; /* argv is NULL-terminated */
+                a.n_args = 1;
+        }
         for (int i = 0; i < a.n_args; i++) {
                 r = cmd->fn(&cc, a.args[i]);
                 if (r != CTL_EXIT_OK)
@@ -320,6 +361,19 @@ static const struct change_cmd images_delete_cmd = {
         "deleted", false, delete_image,
 };
 
+static const struct change_cmd images_set_boards_cmd = {
+        { "images set-boards IMAGE [BOARD...] [--json] [--bus BUS]",
+          "Declares the boards a stored image is built for (IMAGE: its id or a unique\n"
+          "prefix), replacing those it had; no BOARD: any board.  BOARD is a board name\n"
+          "as devices report it (Zephyr's BOARD): \"name\" takes every revision of the\n"
+          "board, \"name@rev\" only that one.  smpgwd refuses to push the image to a\n"
+          "device of another board, and rollouts skip such devices.",
+          0, 1, 1 + CTL_BOARDS_MAX },
+        "images",
+        false,
+        set_image_boards,
+};
+
 static const struct change_cmd cancel_cmd = {
         { "cancel JOB... [--json] [--bus BUS]",
           "Cancels jobs where they are (an interrupted upload resumes with the next job\n"
@@ -360,6 +414,10 @@ int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]) {
 
 int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]) {
         return run_change(ctx, &images_delete_cmd, argc, argv);
+}
+
+int cmd_images_set_boards(struct ctl_context *ctx, int argc, char *argv[]) {
+        return run_change(ctx, &images_set_boards_cmd, argc, argv);
 }
 
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]) {

@@ -196,8 +196,10 @@ int cmd_images(struct ctl_context *ctx, int argc, char *argv[]) {
 /* Passes FILE to AddImage() as an open fd: the daemon may not be able to
  * open the caller's path (permissions, ProtectHome=), the fd proves the
  * caller could.  *ret_path gets the image's object path (owned). */
-static int add_image(struct client *c, const char *file, const char *name, char **ret_path, bool *ret_created) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+static int add_image(struct client *c, const char *file, const char *name, const char *const *boards, size_t n_boards,
+                     char **ret_path, bool *ret_created) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL, *reply = NULL;
         _cleanup_close_ int fd = -1;
         const char *path, *id;
         int created, r;
@@ -209,9 +211,35 @@ static int add_image(struct client *c, const char *file, const char *name, char 
                 const char *slash = strrchr(file, '/');
                 name = slash ? slash + 1 : file;
         }
-        r = client_call(c, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "AddImage", &reply, "hs", fd, name);
-        if (r != CTL_EXIT_OK)
-                return r;
+        if (n_boards == 0) {
+                r = client_call(c, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "AddImage", &reply, "hs", fd, name);
+                if (r != CTL_EXIT_OK)
+                        return r;
+        } else {
+                /* The boards it is built for: AddImageWithOptions' "boards". */
+                r = sd_bus_message_new_method_call(c->bus, &call, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE,
+                                                   "AddImageWithOptions");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "hs", fd, name);
+                if (r >= 0)
+                        r = sd_bus_message_open_container(call, SD_BUS_TYPE_ARRAY, "{sv}");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(call, SD_BUS_TYPE_DICT_ENTRY, "sv");
+                if (r >= 0)
+                        r = sd_bus_message_append(call, "s", "boards");
+                if (r >= 0)
+                        r = sd_bus_message_open_container(call, SD_BUS_TYPE_VARIANT, "as");
+                if (r >= 0)
+                        r = sd_bus_message_append_strv(call, (char **) boards);
+                for (int k = 0; k < 3 && r >= 0; k++)
+                        r = sd_bus_message_close_container(call);
+                if (r < 0)
+                        return ctl_fail(c->ctx, CTL_EXIT_FAILURE, NULL, "cannot build the AddImageWithOptions call: %s",
+                                        strerror(-r));
+                r = sd_bus_call(c->bus, call, CTL_CALL_TIMEOUT_USEC, &error, &reply);
+                if (r < 0)
+                        return client_fail(c, &error, r, "AddImageWithOptions");
+        }
         r = sd_bus_message_read(reply, "osb", &path, &id, &created);
         if (r < 0 || strlen(id) != 64)
                 return ctl_fail(c->ctx, CTL_EXIT_FAILURE, NULL, "unexpected AddImage answer");
@@ -223,10 +251,15 @@ static int add_image(struct client *c, const char *file, const char *name, char 
 }
 
 static const struct daemon_cmd images_add_cmd = {
-        "images add FILE [--name NAME] [--json] [--bus BUS]",
+        "images add FILE [--name NAME] [--board BOARD]... [--json] [--bus BUS]",
         "Stores an MCUboot image file in smpgwd (which validates it, and checks its\n"
-        "signature when keys are configured) and prints its id, the image hash.",
-        OPT_NAME, 1, 1,
+        "signature when keys are configured) and prints its id, the image hash.  With\n"
+        "--board, the boards it is built for: smpgwd then refuses to push it to a\n"
+        "device that reports another board, and rollouts skip such devices\n"
+        "(incompatible-board).  A stored image given again gets these boards.",
+        OPT_NAME | OPT_BOARD,
+        1,
+        1,
 };
 
 int cmd_images_add(struct ctl_context *ctx, int argc, char *argv[]) {
@@ -243,7 +276,7 @@ int cmd_images_add(struct ctl_context *ctx, int argc, char *argv[]) {
         r = client_open(ctx, a.bus, &c);
         if (r != CTL_EXIT_OK)
                 return r;
-        r = add_image(&c, a.args[0], a.name, &path, &created);
+        r = add_image(&c, a.args[0], a.name, a.boards, a.n_boards, &path, &created);
         if (r == CTL_EXIT_OK)
                 r = get_rest_object(&c, path, CTL_IMAGE_IFACE, &img);
         client_close(&c);
@@ -340,12 +373,15 @@ finish:
 /* ---- push ---- */
 
 static const struct daemon_cmd push_cmd = {
-        "push IMAGE DEVICE... [--mode MODE] [--attempts N] [--wait] [--json] [--bus BUS]",
+        "push IMAGE DEVICE... [--mode MODE] [--attempts N] [--force] [--wait] [--json] [--bus BUS]",
         "Has smpgwd update devices to an image: one job per device, printed as job\n"
         "ids.  IMAGE is an image file, which is added first, or an image id or a\n"
         "unique prefix of one (at least 6 hex digits); DEVICE is a device id or\n"
-        "connection string.  Nothing is queued unless every device can take a job.",
-        OPT_MODE | OPT_ATTEMPTS | OPT_WAIT, 2, -1,
+        "connection string.  Nothing is queued unless every device can take a job,\n"
+        "and, unless --force, reports a board the image is built for (or none).",
+        OPT_MODE | OPT_ATTEMPTS | OPT_FORCE | OPT_WAIT,
+        2,
+        -1,
 };
 
 int cmd_push(struct ctl_context *ctx, int argc, char *argv[]) {
@@ -386,7 +422,7 @@ int cmd_push(struct ctl_context *ctx, int argc, char *argv[]) {
         }
         if (is_file) {
                 bool created;
-                r = add_image(&c, image, NULL, &image_path, &created);
+                r = add_image(&c, image, NULL, NULL, 0, &image_path, &created);
                 if (r != CTL_EXIT_OK)
                         goto finish;
                 image = strrchr(image_path, '/') + 1;   /* the id */
@@ -405,6 +441,8 @@ int cmd_push(struct ctl_context *ctx, int argc, char *argv[]) {
                 r = sd_bus_message_append(call, "{sv}", "mode", "s", a.mode);
         if (r >= 0 && a.attempts)
                 r = sd_bus_message_append(call, "{sv}", "attempts", "u", a.attempts);
+        if (r >= 0 && a.force)
+                r = sd_bus_message_append(call, "{sv}", "force", "b", 1);
         if (r >= 0)
                 r = sd_bus_message_close_container(call);
         if (r < 0) {

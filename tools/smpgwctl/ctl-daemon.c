@@ -38,6 +38,11 @@ static const struct {
         { OPT_WAIT, "      --wait             wait until the jobs finish, showing their progress\n" },
         { OPT_FOLLOW, "      --follow           without JOBs: also watch jobs created later, until Ctrl-C\n" },
         { OPT_NAME, "      --name NAME        the name to store the image under (default: FILE's name)\n" },
+        { OPT_BOARD, "      --board BOARD      a board the image is built for (Zephyr's BOARD, \"name\" for\n"
+                     "                         every revision or \"name@rev\"); repeat for more; none:\n"
+                     "                         any board\n" },
+        { OPT_FORCE, "      --force            push even to a device that reports a board the image is\n"
+                     "                         not built for\n" },
         { OPT_JSON, "  -j, --json             one JSON object on stdout\n" },
         { OPT_BUS, "      --bus BUS          system (default; $DBUS_SYSTEM_BUS_ADDRESS), session,\n"
                    "                         or a D-Bus address\n" },
@@ -51,8 +56,9 @@ void daemon_cmd_help(FILE *f, const struct daemon_cmd *cmd) {
         fprintf(f, "  -h, --help             show this help\n\n"
                    "Exit codes: 0 success, 1 failure on this side, 2 usage, 3 not a valid MCUboot\n"
                    "image, 5 no valid signature, 6 smpgwd not reachable, 8 reverted, 9 stuck,\n"
-                   "10 the daemon refused (no such object, busy, an ambiguous image prefix, access\n"
-                   "denied), 11 a job failed or was cancelled, 130/143 interrupted.\n");
+                   "10 the daemon refused (no such object, busy, an ambiguous image prefix, an image\n"
+                   "not built for a device's board, access denied), 11 a job failed or was\n"
+                   "cancelled, 130/143 interrupted.\n");
 }
 
 int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *ret) {
@@ -66,18 +72,18 @@ int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *ret) {
 /* Returns CTL_EXIT_OK, CTL_EXIT_USAGE, or -1 when --help was shown. */
 int daemon_parse(struct ctl_context *ctx, const struct daemon_cmd *cmd, int argc, char *argv[],
                         struct daemon_args *ret) {
-        enum { ARG_BUS = 0x300, ARG_MODE, ARG_ATTEMPTS, ARG_WAIT, ARG_FOLLOW, ARG_NAME };
-        static const struct option options[] = {
-                { "bus", required_argument, NULL, ARG_BUS },
-                { "json", no_argument, NULL, 'j' },
-                { "mode", required_argument, NULL, ARG_MODE },
-                { "attempts", required_argument, NULL, ARG_ATTEMPTS },
-                { "wait", no_argument, NULL, ARG_WAIT },
-                { "follow", no_argument, NULL, ARG_FOLLOW },
-                { "name", required_argument, NULL, ARG_NAME },
-                { "help", no_argument, NULL, 'h' },
-                {}
-        };
+        enum { ARG_BUS = 0x300, ARG_MODE, ARG_ATTEMPTS, ARG_WAIT, ARG_FOLLOW, ARG_NAME, ARG_BOARD, ARG_FORCE };
+        static const struct option options[] = { { "bus", required_argument, NULL, ARG_BUS },
+                                                 { "json", no_argument, NULL, 'j' },
+                                                 { "mode", required_argument, NULL, ARG_MODE },
+                                                 { "attempts", required_argument, NULL, ARG_ATTEMPTS },
+                                                 { "wait", no_argument, NULL, ARG_WAIT },
+                                                 { "follow", no_argument, NULL, ARG_FOLLOW },
+                                                 { "name", required_argument, NULL, ARG_NAME },
+                                                 { "board", required_argument, NULL, ARG_BOARD },
+                                                 { "force", no_argument, NULL, ARG_FORCE },
+                                                 { "help", no_argument, NULL, 'h' },
+                                                 {} };
         struct daemon_args a = {};
         unsigned given = 0;
         int c;
@@ -123,6 +129,19 @@ int daemon_parse(struct ctl_context *ctx, const struct daemon_cmd *cmd, int argc
                 case ARG_NAME:
                         given |= OPT_NAME;
                         a.name = optarg;
+                        break;
+                case ARG_BOARD:
+                        given |= OPT_BOARD;
+                        if (a.n_boards >= CTL_BOARDS_MAX) {
+                                ctl_log("--board is given more than %d times: an image declares at most %d boards",
+                                        CTL_BOARDS_MAX, CTL_BOARDS_MAX);
+                                return CTL_EXIT_USAGE;
+                        }
+                        a.boards[a.n_boards++] = optarg;
+                        break;
+                case ARG_FORCE:
+                        given |= OPT_FORCE;
+                        a.force = true;
                         break;
                 default:
                         return CTL_EXIT_USAGE;
@@ -483,19 +502,18 @@ static const struct field device_fields[] = { { "id", "Id", FIELD_PLAIN },
                                               { "hawkbit", "Hawkbit", FIELD_HAWKBIT },
                                               {} };
 
-static const struct field image_fields[] = {
-        { "id", "Id", FIELD_PLAIN },
-        { "name", "Name", FIELD_STRING },
-        { "version", "Version", FIELD_PLAIN },
-        { "size", "Size", FIELD_PLAIN },
-        { "image_size", "ImageSize", FIELD_PLAIN },
-        { "sha256", "Sha256", FIELD_PLAIN },
-        { "signed", "Signed", FIELD_PLAIN },
-        { "key", "Key", FIELD_STRING },
-        { "added", "Added", FIELD_TIME },
-        { "in_use", "InUse", FIELD_PLAIN },
-        {}
-};
+static const struct field image_fields[] = { { "id", "Id", FIELD_PLAIN },
+                                             { "name", "Name", FIELD_STRING },
+                                             { "version", "Version", FIELD_PLAIN },
+                                             { "size", "Size", FIELD_PLAIN },
+                                             { "image_size", "ImageSize", FIELD_PLAIN },
+                                             { "sha256", "Sha256", FIELD_PLAIN },
+                                             { "signed", "Signed", FIELD_PLAIN },
+                                             { "key", "Key", FIELD_STRING },
+                                             { "added", "Added", FIELD_TIME },
+                                             { "in_use", "InUse", FIELD_PLAIN },
+                                             { "boards", "Boards", FIELD_PLAIN },
+                                             {} };
 
 static const struct field job_fields[] = {
         { "id", "Id", FIELD_PLAIN },

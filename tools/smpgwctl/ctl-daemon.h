@@ -43,7 +43,13 @@ enum {
         OPT_WAIT = 1 << 4,
         OPT_FOLLOW = 1 << 5,
         OPT_NAME = 1 << 6,
+        OPT_BOARD = 1 << 7,
+        OPT_FORCE = 1 << 8,
 };
+
+/* --board given more often than an image may declare boards
+ * (IMAGE_BOARDS_MAX) is a usage error. */
+#define CTL_BOARDS_MAX 16
 
 struct daemon_cmd {
         const char *usage;          /* after "smpgwctl " */
@@ -58,6 +64,9 @@ struct daemon_args {
         uint32_t attempts;          /* 0: the daemon's default */
         bool wait, follow;
         const char *name;
+        const char *boards[CTL_BOARDS_MAX + 1]; /* --board, in order; NULL-terminated */
+        size_t n_boards;
+        bool force;
         char **args;
         int n_args;
 };

@@ -57,6 +57,8 @@ static const struct ctl_command commands[] = {
         { "forget", NULL, "DEVICE...", "Have smpgwd forget devices and their history", cmd_forget },
         { "images", "add", "FILE", "Store an image file in smpgwd; prints its id", cmd_images_add },
         { "images", "delete", "IMAGE...", "Remove stored images from smpgwd", cmd_images_delete },
+        { "images", "set-boards", "IMAGE [BOARD...]", "Declare the boards a stored image is built for",
+          cmd_images_set_boards },
         { "images", NULL, "", "List the images stored in smpgwd", cmd_images },
         { "push", NULL, "IMAGE DEVICE... [--wait]", "Have smpgwd update devices; prints job ids", cmd_push },
         { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },
