@@ -110,7 +110,7 @@ struct manager_stats {
         uint64_t probes_ok, probes_failed;
         uint64_t flushes, flush_errors;
         uint64_t checkpoints, checkpoints_postponed; /* the absence timer's, and those it put off */
-        uint64_t rollout_writes; /* a rollout's row and changed members written at once */
+        uint64_t rollout_writes;                     /* a rollout's row and changed members written at once */
         uint64_t images_rejected;
         uint64_t rest_requests, rest_errors;   /* counted by rest.c */
         /* How long each callback of the loop ran (manager_run()): what a
