@@ -23,17 +23,6 @@ struct hawkbit_http {
         struct hawkbit_curl *client;
 };
 
-/* Whether this smpgwd lives in the build tree it was built in: then the
- * build's module is the one that matches it. */
-static bool running_from_build_tree(void) {
-        _cleanup_free_ char *exe = realpath("/proc/self/exe", NULL);
-        _cleanup_free_ char *root = realpath(SMPGW_BUILD_ROOT, NULL);
-        if (!exe || !root)
-                return false;
-        size_t n = strlen(root);
-        return strncmp(exe, root, n) == 0 && exe[n] == '/';
-}
-
 static void module_log(int level, const char *message) {
         log_full(level, "hawkBit: %s", message);
 }
@@ -60,7 +49,8 @@ static int module_open(const char *file, void **ret_dl, const struct hawkbit_htt
 }
 
 int hawkbit_http_new(sd_event *event, struct hawkbit_http **ret) {
-        const char *dirs[] = { running_from_build_tree() ? SMPGWD_BUILD_MODULE_DIR : NULL, SMPGWD_MODULE_DIR };
+        const char *dirs[] = { running_from_build_tree(SMPGW_BUILD_ROOT) ? SMPGWD_BUILD_MODULE_DIR : NULL,
+                               SMPGWD_MODULE_DIR };
         int r = -ENOENT;
 
         _cleanup_free_ struct hawkbit_http *h = calloc(1, sizeof(*h));

@@ -23,22 +23,9 @@
 
 /* ---- the default path ---- */
 
-/* Whether the running program lives inside the build tree this library
- * was built in: then it is an uninstalled program (or test) of that
- * build, and the build's plugins are the ones that match it.  An installed
- * program never looks into a build tree, whatever is left on disk. */
-static bool running_from_build_tree(void) {
-        _cleanup_free_ char *exe = realpath("/proc/self/exe", NULL);
-        _cleanup_free_ char *root = realpath(SMPGW_BUILD_ROOT, NULL);
-        if (!exe || !root)
-                return false;
-        size_t n = strlen(root);
-        return strncmp(exe, root, n) == 0 && exe[n] == '/';
-}
-
 int plugin_default_path(char **ret) {
         char *path;
-        if (running_from_build_tree())
+        if (running_from_build_tree(SMPGW_BUILD_ROOT))
                 path = strdup(SMPGW_BUILD_PLUGIN_DIR ":" SMPGW_PLUGIN_DIR);
         else
                 path = strdup(SMPGW_PLUGIN_DIR);

@@ -125,3 +125,17 @@ static inline bool streq_ptr(const char *a, const char *b) {
         return strcmp(a, b) == 0;
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* Whether the running program lives inside the build tree `build_root`
+ * (SMPGW_BUILD_ROOT): then it is an uninstalled program (or test) of that
+ * build, and the build's plugins and modules are the ones that match it.
+ * An installed program never looks into a build tree, whatever is left
+ * on disk. */
+static inline bool running_from_build_tree(const char *build_root) {
+        _cleanup_free_ char *exe = realpath("/proc/self/exe", NULL);
+        _cleanup_free_ char *root = realpath(build_root, NULL);
+        if (!exe || !root)
+                return false;
+        size_t n = strlen(root);
+        return strncmp(exe, root, n) == 0 && exe[n] == '/';
+}
