@@ -531,6 +531,43 @@ static void test_resolve_timeout(void) {
         test_smpsim_stop(&s);
 }
 
+/* The adapter creates one connection at a time, but one device's GATT
+ * resolution overlaps the next one's Connect: BlueZ answers Connect()
+ * over LE only at ServicesResolved (reply-at-resolved), so a link waits
+ * for the one before it to be Connected, not resolved.  Two links with a
+ * 1 s resolution are both ready in about 1.1 s, not 2.2 s. */
+static void test_resolve_overlaps_connect(void) {
+        struct test_smpsim s;
+        struct test_client c[2];
+        sd_event *e;
+        static uint8_t f[64];
+        char conn[64];
+
+        sim_start(&s, 2, "--ble-fault", "reply-at-resolved", "--ble-fault", "resolve-late=1000", NULL);
+        ASSERT_OK(sd_event_new(&e));
+        uint64_t start = test_now_usec();
+        for (unsigned i = 0; i < 2; i++) {
+                snprintf(conn, sizeof(conn), "C0:DE:00:00:00:%02X", i);
+                client_open(&c[i], e, conn);
+                size_t n = test_echo_frame((uint8_t) (i + 1), "overlap", f, sizeof(f));
+                ASSERT_OK(ble->send(c[i].link, f, n));
+        }
+        for (unsigned i = 0; i < 2; i++) {
+                ASSERT_TRUE(client_wait(&c[i], 1, 10000));
+                test_client_check_echo(&c[i], TEST_CLIENT_LAST, (uint8_t) (i + 1), "overlap");
+        }
+        uint64_t took_ms = (test_now_usec() - start) / TEST_USEC_PER_MSEC;
+        if (took_ms >= 1800) {
+                fprintf(stderr, "both links ready after %" PRIu64 " ms: the second Connect waited for the "
+                        "first one's services\n", took_ms);
+                abort();
+        }
+        test_client_close(&c[0]);
+        test_client_close(&c[1]);
+        sd_event_unref(e);
+        test_smpsim_stop(&s);
+}
+
 /* send() pushes back with -EAGAIN once 64 KiB wait, and says writable()
  * when they went out; everything arrives in order. */
 static void test_backpressure(void) {
@@ -599,4 +636,4 @@ TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(t
           TEST(test_echo_acquire_refused), TEST(test_echo_acquire_write_refused), TEST(test_resolved_early),
           TEST(test_connect_retry), TEST(test_disconnect_mid_transfer), TEST(test_three_links), TEST(test_adapter_out_of_links),
           TEST(test_discovery), TEST(test_unknown_device), TEST(test_adapter_and_concatenated),
-          TEST(test_resolve_timeout), TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))
+          TEST(test_resolve_timeout), TEST(test_resolve_overlaps_connect), TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))

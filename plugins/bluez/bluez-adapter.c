@@ -2,8 +2,11 @@
 /*
  * Connection slots of the ble transport: per adapter, one Connect in
  * flight at a time (BlueZ aborts a second one with
- * le-connection-abort-by-local) and at most max_connections links;
- * links waiting for a slot queue in order.
+ * le-connection-abort-by-local) until its device is Connected (not until
+ * Connect() returns: over LE BlueZ answers only once the services are
+ * resolved, and the controller can create the next connection
+ * meanwhile), and at most max_connections links; links waiting for a
+ * slot queue in order.
  */
 #include <stdio.h>
 #include <stdlib.h>

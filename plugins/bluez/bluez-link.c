@@ -413,6 +413,15 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                         l->resolved = p.resolved;
                 if (p.has_connected) {
                         l->connected = p.connected;
+                        if (p.connected && l->state == ST_CONNECT && l->holds_connect) {
+                                /* The controller made the connection: the
+                                 * adapter may create the next one while this
+                                 * one resolves its services (BlueZ answers
+                                 * Connect() over LE only once they are). */
+                                link_release_connect(l);
+                                if (l->state == ST_FAILED)
+                                        return 0;
+                        }
                         if (!p.connected) {
                                 l->resolved = false;
                                 if (l->state == ST_RETRY) {

@@ -89,6 +89,7 @@ struct ble_faults {
         unsigned connect_fail;
         uint32_t resolve_late_ms;
         bool resolved_early;
+        bool reply_at_resolved;     /* Connect() answered at ServicesResolved, as BlueZ does over LE */
         int64_t disconnect_at;
         enum acquire_fault acquire_write, acquire_notify;
 };
@@ -557,6 +558,8 @@ static void peer_link_down(struct ble_peer *p, const char *why) {
         }
         if (p->state != LINK_CONNECTED)
                 return;
+        /* reply-at-resolved: lost before its services resolved. */
+        reply_error(&p->connect_msg, BLUEZ_ERROR "Failed", "Software caused connection abort");
 
         unsigned a = p->adapter;
         dev_log(p->d, 1, "ble: disconnected from hci%u (%s)", a, why);
@@ -599,7 +602,7 @@ static void peer_connected(struct ble_peer *p, uint64_t now) {
         p->objs[p->adapter].rssi_valid = false;
         dev_log(p->d, 1, "ble: connected via hci%u, ATT MTU %u", p->adapter, p->mtu);
         device_emit(p, p->adapter, "Connected");
-        if (p->connect_msg) {
+        if (p->connect_msg && !p->faults.reply_at_resolved) {
                 (void) sd_bus_reply_method_return(p->connect_msg, NULL);
                 p->connect_msg = sd_bus_message_unref(p->connect_msg);
         }
@@ -643,12 +646,20 @@ static int on_peer_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (p->faults.resolved_early) {
                         p->services_resolved = true;
                         device_emit(p, p->adapter, "ServicesResolved");
+                        if (p->connect_msg) {
+                                (void) sd_bus_reply_method_return(p->connect_msg, NULL);
+                                p->connect_msg = sd_bus_message_unref(p->connect_msg);
+                        }
                         peer_arm(p, T_EXPORT, now + (uint64_t) p->ble->cfg.resolve_ms * 1000);
                         break;
                 }
                 gatt_export(p);
                 p->services_resolved = true;
                 device_emit(p, p->adapter, "ServicesResolved");
+                if (p->connect_msg) {
+                        (void) sd_bus_reply_method_return(p->connect_msg, NULL);
+                        p->connect_msg = sd_bus_message_unref(p->connect_msg);
+                }
                 break;
         case T_EXPORT:
                 if (p->state == LINK_CONNECTED)
@@ -1954,6 +1965,10 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                 f->resolved_early = true;
                 return 0;
         }
+        if (IS("reply-at-resolved") && !arg) {
+                f->reply_at_resolved = true;
+                return 0;
+        }
         if ((IS("resolve-late") || IS("disconnect-at")) && arg) {
                 errno = 0;
                 unsigned long long v = strtoull(arg, &end, 10);
@@ -1983,7 +1998,7 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                 return 0;
         }
 #undef IS
-        *ret_error = "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, disconnect-at=BYTES, "
+        *ret_error = "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, disconnect-at=BYTES, "
                      "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed)";
         return -EINVAL;
 }
