@@ -89,7 +89,7 @@ struct ble_faults {
         unsigned connect_fail;
         uint32_t resolve_late_ms;
         bool resolved_early;
-        bool reply_at_resolved;     /* Connect() answered at ServicesResolved, as BlueZ does over LE */
+        bool reply_at_resolved; /* Connect() answered at ServicesResolved, as BlueZ does over LE */
         int64_t disconnect_at;
         enum acquire_fault acquire_write, acquire_notify;
 };
@@ -1998,8 +1998,9 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                 return 0;
         }
 #undef IS
-        *ret_error = "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, disconnect-at=BYTES, "
-                     "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed)";
+        *ret_error =
+                "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, disconnect-at=BYTES, "
+                "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed)";
         return -EINVAL;
 }
 
