@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <inttypes.h>
-#include <time.h>
 
 #include "latency.h"
 
@@ -30,11 +29,4 @@ void latency_write_prometheus(FILE *f, const char *name, const char *help, const
         fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
         fprintf(f, "%s_sum %" PRIu64 ".%06" PRIu64 "\n", name, h->sum_usec / 1000000u, h->sum_usec % 1000000u);
         fprintf(f, "%s_count %" PRIu64 "\n", name, h->count);
-}
-
-uint64_t latency_now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
 }

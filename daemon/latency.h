@@ -25,4 +25,3 @@ struct latency_histogram {
 void latency_add(struct latency_histogram *h, uint64_t usec);
 /* Writes it as a Prometheus histogram called name (seconds). */
 void latency_write_prometheus(FILE *f, const char *name, const char *help, const struct latency_histogram *h);
-uint64_t latency_now_usec(void);

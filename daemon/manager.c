@@ -791,10 +791,10 @@ int manager_run(struct manager *m) {
                 if (r == 0)
                         r = sd_event_wait(m->event, UINT64_MAX);
                 if (r > 0) {
-                        uint64_t start = latency_now_usec();
+                        uint64_t start = now_monotonic_usec();
 
                         r = sd_event_dispatch(m->event);
-                        latency_add(&m->stats.loop_dispatch, latency_now_usec() - start);
+                        latency_add(&m->stats.loop_dispatch, now_monotonic_usec() - start);
                 }
                 if (r < 0)
                         return r;

@@ -508,7 +508,7 @@ static struct rest_request *rest_request_free(struct rest_request *req) {
         if (!req)
                 return NULL;
         req->rest->requests_in_flight--;
-        req->rest->last_request_end_usec = latency_now_usec();
+        req->rest->last_request_end_usec = now_monotonic_usec();
         closep(&req->upload_fd);
         free(req->body);
         json_decref(req->json);
@@ -739,7 +739,7 @@ static void *rest_request_new(void *cls, const char *uri, struct MHD_Connection 
         req->rest = r;
         req->connection = connection;
         req->upload_fd = -1;
-        req->started_usec = latency_now_usec();
+        req->started_usec = now_monotonic_usec();
 
         rest_conn_request_line(connection);
         if (rest_target_scan(uri, &target) < 0) {
@@ -811,7 +811,7 @@ static void rest_request_completed(void *cls, struct MHD_Connection *connection,
                 return;
         /* Event streams last as long as their client: not a request's time. */
         if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && req->begun && req->handler != rest_events_stream)
-                latency_add(&req->rest->manager->stats.rest_request, latency_now_usec() - req->started_usec);
+                latency_add(&req->rest->manager->stats.rest_request, now_monotonic_usec() - req->started_usec);
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && req->upload_fd >= 0)
                 log_debug("REST: an image upload ended before it was complete (%d); dropped", (int) toe);
         *con_cls = rest_request_free(req);
