@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "conf.h"
 #include "db-hawkbit.h"
@@ -36,6 +35,7 @@
 #include "hawkbit-internal.h"
 #include "log.h"
 #include "manager.h"
+#include "sha-digest.h"
 #include "util.h"
 
 #define DOWNLOAD_ATTEMPTS_MAX 10u /* failed transfers of one artifact before its actions fail */
@@ -141,36 +141,27 @@ static void download_finished(struct hawkbit *hb, struct hawkbit_download *dl, c
         }
 }
 
+/* Read in pieces: an artifact may be as large as image_max_size. */
 static int sha256_file(int fd, char hex[static 65]) {
-        uint8_t buf[65536], digest[EVP_MAX_MD_SIZE];
-        unsigned digest_len = 0;
-        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-        int r = 0;
+        uint8_t buf[65536], digest[SHA256_DIGEST_SIZE];
+        struct sha256_ctx ctx;
 
-        if (!ctx)
-                return -ENOMEM;
-        if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-                r = -EIO;
-        for (off_t off = 0; r == 0;) {
+        sha256_init(&ctx);
+        for (off_t off = 0;;) {
                 ssize_t n = pread(fd, buf, sizeof(buf), off);
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        r = -errno;
-                        break;
+                        return -errno;
                 }
                 if (n == 0)
                         break;
-                if (EVP_DigestUpdate(ctx, buf, (size_t) n) != 1)
-                        r = -EIO;
+                sha256_update(&ctx, (size_t) n, buf);
                 off += n;
         }
-        if (r == 0 && (EVP_DigestFinal_ex(ctx, digest, &digest_len) != 1 || digest_len != 32))
-                r = -EIO;
-        EVP_MD_CTX_free(ctx);
-        if (r == 0)
-                hex_encode(digest, 32, hex);
-        return r;
+        sha256_digest(&ctx, sizeof(digest), digest);
+        hex_encode(digest, sizeof(digest), hex);
+        return 0;
 }
 
 /* The whole file is here: check it, store it, tell the actions. */

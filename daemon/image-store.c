@@ -23,13 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "conf.h"
 #include "db.h"
 #include "image-boards.h"
 #include "log.h"
 #include "manager.h"
+#include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
 
@@ -492,8 +491,7 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
         _cleanup_(mcuboot_image_freep) struct mcuboot_image *mi = NULL;
         _cleanup_(image_freep) struct image *img = NULL;
         struct mcuboot_error perr = {};
-        uint8_t digest[EVP_MAX_MD_SIZE];
-        unsigned digest_len = 0;
+        uint8_t digest[SHA256_DIGEST_SIZE];
         size_t key_index;
         struct stat st;
         int work_fd, r;
@@ -570,8 +568,7 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
                 return reject(ret_reason, -E2BIG, "the image store is full (%u images); remove one first",
                               m->config->max_images);
 
-        if (EVP_Digest(fm.data, fm.len, digest, &digest_len, EVP_sha256(), NULL) != 1 || digest_len != 32)
-                return reject(ret_reason, -EIO, "cannot compute the file's SHA-256");
+        sha256_of(fm.data, fm.len, digest);
 
         img = calloc(1, sizeof(*img));
         if (!img)

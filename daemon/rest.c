@@ -22,8 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <nettle/memops.h>
 
 #include "conf.h"
 #include "engine.h"
@@ -31,6 +30,7 @@
 #include "manager.h"
 #include "rest-internal.h"
 #include "rest.h"
+#include "sha-digest.h"
 #include "smpgw/smp-parse.h"
 
 /* Per connection: bounds header sizes and upload chunks.  MHD's default is
@@ -430,7 +430,7 @@ static enum rest_resource rest_route(struct rest *r, const char *url, char **ret
 /* ---- authentication ---- */
 
 static bool rest_authorized(struct rest *r, struct MHD_Connection *c) {
-        uint8_t digest[SHA256_DIGEST_LENGTH];
+        uint8_t digest[SHA256_DIGEST_SIZE];
         const char *h, *token;
         bool match = false;
 
@@ -447,15 +447,15 @@ static bool rest_authorized(struct rest *r, struct MHD_Connection *c) {
 
         /* Comparing digests of equal length in constant time tells a timing
          * attacker neither the tokens' contents nor their lengths. */
-        SHA256((const unsigned char *) token, strlen(token), digest);
+        sha256_of(token, strlen(token), digest);
         for (size_t i = 0; i < r->n_tokens; i++)
-                match |= CRYPTO_memcmp(digest, r->token_digests[i], sizeof(digest)) == 0;
-        OPENSSL_cleanse(digest, sizeof(digest));
+                match |= memeql_sec(digest, r->token_digests[i], sizeof(digest)) != 0;
+        explicit_bzero(digest, sizeof(digest));
         return match;
 }
 
 struct token_digests {
-        uint8_t (*digests)[SHA256_DIGEST_LENGTH];
+        uint8_t (*digests)[SHA256_DIGEST_SIZE];
         size_t n;
 };
 
@@ -466,7 +466,7 @@ static int add_token_digest(const char *token, size_t len, void *userdata) {
         if (!p)
                 return log_error_errno(-ENOMEM, "REST: out of memory reading the tokens file");
         t->digests = p;
-        SHA256((const unsigned char *) token, len, t->digests[t->n++]);
+        sha256_of(token, len, t->digests[t->n++]);
         return 0;
 }
 
@@ -1027,10 +1027,10 @@ struct rest *rest_free(struct rest *r) {
         r->keepalive_timer = sd_event_source_disable_unref(r->keepalive_timer);
 
         if (r->token_digests)
-                OPENSSL_cleanse(r->token_digests, r->n_tokens * sizeof(*r->token_digests));
+                explicit_bzero(r->token_digests, r->n_tokens * sizeof(*r->token_digests));
         free(r->token_digests);
         if (r->tls_key_pem)
-                OPENSSL_cleanse(r->tls_key_pem, strlen(r->tls_key_pem));
+                explicit_bzero(r->tls_key_pem, strlen(r->tls_key_pem));
         free(r->tls_key_pem);
         free(r->tls_cert_pem);
         free(r->hung_up);

@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
 
@@ -97,7 +98,7 @@ int mcuboot_image_build(const struct mcuboot_build_params *params, uint8_t **ret
 
         /* The hash follows the key as imgtool picks it: SHA-384 for P-384. */
         const char *key_type = NULL;
-        const EVP_MD *md = EVP_sha256();
+        size_t hash_len = SHA256_DIGEST_SIZE;
         uint16_t hash_type = MCUBOOT_TLV_SHA256;
         if (params->sign_key) {
                 r = mcuboot_key_from_pkey(params->sign_key, NULL, &key);
@@ -105,11 +106,10 @@ int mcuboot_image_build(const struct mcuboot_build_params *params, uint8_t **ret
                         return r;
                 key_type = mcuboot_key_type(key);
                 if (streq(key_type, "ecdsa-p384")) {
-                        md = EVP_sha384();
+                        hash_len = SHA384_DIGEST_SIZE;
                         hash_type = MCUBOOT_TLV_SHA384;
                 }
         }
-        size_t hash_len = (size_t) EVP_MD_size(md);
 
         size_t region = hdr_size + params->body_size + prot_size;
         size_t tlv_max = MCUBOOT_TLV_INFO_SIZE + MCUBOOT_TLV_HEADER_SIZE + hash_len +
@@ -145,9 +145,10 @@ int mcuboot_image_build(const struct mcuboot_build_params *params, uint8_t **ret
         }
 
         /* Everything so far is the hashed region (bootutil_img_hash.c). */
-        uint8_t digest[EVP_MAX_MD_SIZE];
-        if (EVP_Digest(data, region, digest, NULL, md, NULL) != 1)
-                return -EIO;
+        uint8_t digest[MCUBOOT_DIGEST_MAX];
+        r = sha2_of(hash_len, data, region, digest);
+        if (r < 0)
+                return r;
 
         uint8_t *tlv_info = p;
         p += MCUBOOT_TLV_INFO_SIZE;
@@ -158,9 +159,10 @@ int mcuboot_image_build(const struct mcuboot_build_params *params, uint8_t **ret
                  * bootloader embeds (imgtool image.py create). */
                 size_t pub_size;
                 const uint8_t *pub = mcuboot_key_public_bytes(key, &pub_size);
-                uint8_t keyhash[EVP_MAX_MD_SIZE];
-                if (EVP_Digest(pub, pub_size, keyhash, NULL, md, NULL) != 1)
-                        return -EIO;
+                uint8_t keyhash[MCUBOOT_DIGEST_MAX];
+                r = sha2_of(hash_len, pub, pub_size, keyhash);
+                if (r < 0)
+                        return r;
                 p = put_tlv(p, MCUBOOT_TLV_KEYHASH, keyhash, (uint16_t) hash_len);
 
                 uint8_t sig[SIG_MAX];

@@ -18,8 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
 
@@ -181,19 +180,17 @@ int mcuboot_version_normalize(char *version, size_t size) {
         return r;
 }
 
-static const EVP_MD *hash_type_to_md(uint16_t type, size_t *ret_len) {
+/* The digest length of a hash TLV type, 0 for other types. */
+static size_t hash_type_len(uint16_t type) {
         switch (type) {
         case MCUBOOT_TLV_SHA256:
-                *ret_len = 32;
-                return EVP_sha256();
+                return SHA256_DIGEST_SIZE;
         case MCUBOOT_TLV_SHA384:
-                *ret_len = 48;
-                return EVP_sha384();
+                return SHA384_DIGEST_SIZE;
         case MCUBOOT_TLV_SHA512:
-                *ret_len = 64;
-                return EVP_sha512();
+                return SHA512_DIGEST_SIZE;
         default:
-                return NULL;
+                return 0;
         }
 }
 
@@ -279,13 +276,11 @@ static int image_check_hash(struct mcuboot_image *img, struct mcuboot_error *err
 
         for (size_t i = 0; i < img->n_tlvs; i++) {
                 const struct mcuboot_tlv *t = &img->tlvs[i];
-                size_t want;
-
                 if (t->type == MCUBOOT_TLV_SIG_PURE && t->len == 1 && t->value[0] == 1)
                         img->sig_pure = true;
                 if (!is_hash_tlv(t->type))
                         continue;
-                (void) hash_type_to_md(t->type, &want);
+                size_t want = hash_type_len(t->type);
                 if (t->len != want)
                         return fail(error, "%s TLV at offset 0x%zx has length %u, expected %zu",
                                     mcuboot_tlv_type_to_string(t->type), t->offset, t->len, want);
@@ -295,12 +290,11 @@ static int image_check_hash(struct mcuboot_image *img, struct mcuboot_error *err
         }
 
         img->hash_type = first_hash ? first_hash->type : MCUBOOT_TLV_SHA256;
-        const EVP_MD *md = hash_type_to_md(img->hash_type, &img->hash_len);
+        img->hash_len = hash_type_len(img->hash_type);
         size_t hashed = (size_t) img->hdr_size + img->img_size + img->protect_tlv_size;
-        unsigned digest_len = 0;
-        if (EVP_Digest(img->data, hashed, img->hash, &digest_len, md, NULL) != 1 ||
-            digest_len != img->hash_len)
-                return -EIO;
+        int r = sha2_of(img->hash_len, img->data, hashed, img->hash);
+        if (r < 0)
+                return r;
 
         if (count[0] == 1)
                 for (size_t i = 0; i < img->n_tlvs; i++)
@@ -324,14 +318,13 @@ static int image_check_hash(struct mcuboot_image *img, struct mcuboot_error *err
         for (size_t i = 0; i < img->n_tlvs; i++) {
                 const struct mcuboot_tlv *t = &img->tlvs[i];
                 uint8_t digest[MCUBOOT_DIGEST_MAX];
-                size_t len;
 
                 if (!is_hash_tlv(t->type))
                         continue;
-                md = hash_type_to_md(t->type, &len);
-                if (EVP_Digest(img->data, hashed, digest, &digest_len, md, NULL) != 1)
-                        return -EIO;
-                if (memcmp(digest, t->value, len) != 0)
+                r = sha2_of(t->len, img->data, hashed, digest);
+                if (r < 0)
+                        return r;
+                if (memcmp(digest, t->value, t->len) != 0)
                         img->hash_status = MCUBOOT_HASH_MISMATCH;
         }
         return 0;

@@ -45,6 +45,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
 
@@ -326,25 +327,13 @@ static bool key_fits_tlv(const struct mcuboot_key *key, uint16_t type) {
         }
 }
 
-static const EVP_MD *md_for_len(size_t len) {
-        switch (len) {
-        case 32: return EVP_sha256();
-        case 48: return EVP_sha384();
-        case 64: return EVP_sha512();
-        default: return NULL;
-        }
-}
-
+/* The hash is the one of the TLV's length: SHA-256, -384 or -512. */
 static bool key_matches_keyhash(const struct mcuboot_key *key, const struct mcuboot_tlv *tlv) {
-        uint8_t digest[EVP_MAX_MD_SIZE];
-        unsigned digest_len;
-        const EVP_MD *md = md_for_len(tlv->len);
+        uint8_t digest[MCUBOOT_DIGEST_MAX];
 
-        if (!md)
+        if (sha2_of(tlv->len, key->public_bytes, key->public_size, digest) < 0)
                 return false;
-        if (EVP_Digest(key->public_bytes, key->public_size, digest, &digest_len, md, NULL) != 1)
-                return false;
-        return digest_len == tlv->len && memcmp(digest, tlv->value, tlv->len) == 0;
+        return memcmp(digest, tlv->value, tlv->len) == 0;
 }
 
 static bool key_matches_pubkey(const struct mcuboot_key *key, const struct mcuboot_tlv *tlv) {
@@ -550,9 +539,10 @@ int mcuboot_image_verify(const struct mcuboot_image *image, struct mcuboot_key *
                 return -EINVAL;
 
         in.region_size = (size_t) image->hdr_size + image->img_size + image->protect_tlv_size;
-        if (EVP_Digest(image->data, in.region_size, in.sha256, NULL, EVP_sha256(), NULL) != 1 ||
-            EVP_Digest(image->data, in.region_size, in.sha384, NULL, EVP_sha384(), NULL) != 1)
-                return -EIO;
+        sha256_of(image->data, in.region_size, in.sha256);
+        r = sha2_of(SHA384_DIGEST_SIZE, image->data, in.region_size, in.sha384);
+        if (r < 0)
+                return r;
 
         for (size_t i = 0; i < image->n_tlvs; i++)
                 if (is_sig_tlv(image->tlvs[i].type))

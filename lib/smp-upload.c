@@ -4,12 +4,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/sha.h>
-
 #include "smpgw/smp-img.h"
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-upload.h"
 #include "plpmtu.h"
+#include "sha-digest.h"
 #include "util.h"
 
 /* Without mcumgr parameters (the command is optional in Zephyr), assume
@@ -45,7 +44,7 @@ struct chunk {
 struct smp_upload {
         struct smp_session *session;
         struct smp_upload_params p;
-        uint8_t sha[SHA256_DIGEST_LENGTH];
+        uint8_t sha[SHA256_DIGEST_SIZE];
 
         struct smp_request *params_req;
         struct chunk *chunks;        /* in flight, in send order */
@@ -82,7 +81,7 @@ struct smp_upload {
 };
 
 void smp_upload_file_sha256(const uint8_t *data, size_t len, uint8_t ret[32]) {
-        SHA256(data, len, ret);
+        sha256_of(data, len, ret);
 }
 
 /* The clock itself, not the loop's cached iteration time: rates over a

@@ -4,7 +4,7 @@
 
 SMPGW_PACKAGES=(
   gcc clang libclang-rt-14-dev meson ninja-build pkg-config
-  libcbor-dev libssl-dev libjansson-dev libsystemd-dev libcoap3-dev
+  libcbor-dev libssl-dev nettle-dev libjansson-dev libsystemd-dev libcoap3-dev
   openssl python3 python3-cbor2 libcoap3-bin
   dbus-daemon python3-dbus python3-gi
   python3-yaml python3-jsonschema

@@ -1275,6 +1275,65 @@ class Signatures(RestCase):
             self.assertEqual([x["id"] for x in lst["images"]], [good["id"]])
 
 
+# OpenSSL loads its configuration, and with it its providers, on the
+# first use that needs them (a digest, a key); this one also activates the
+# legacy provider, a module of its own (ossl-modules/legacy.so), so that
+# smpgwd's /proc/PID/maps shows whether OpenSSL was set up at all.
+OPENSSL_CONF_WITH_LEGACY = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+"""
+
+
+def openssl_providers_loaded(d):
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return "/legacy.so" in f.read()
+
+
+class OpenSslProviders(RestCase):
+    """SHA-256 goes through nettle (lib/sha-digest.h): OpenSSL 3's first
+    digest would load its default provider, about 1.9 MiB of RSS that
+    smpgwd keeps (doc/smpgwd.md, "Load").  Tokens, unsigned images (hashed
+    with SHA-256 or SHA-512) and an upload leave OpenSSL untouched; a
+    signing key needs it, which shows that the probe sees it."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="smpgwd-openssl-")
+        self.addCleanup(tmp.cleanup)
+        self.conf = os.path.join(tmp.name, "openssl.cnf")
+        with open(self.conf, "w") as f:
+            f.write(OPENSSL_CONF_WITH_LEGACY)
+
+    def test_unsigned_images_and_uploads_leave_openssl_alone(self):
+        with Sim(count=1) as sim, Daemon(tokens=[TOKEN], bus=False, env={"OPENSSL_CONF": self.conf}) as d:
+            self.assertFalse(openssl_providers_loaded(d), "smpgwd's start loaded OpenSSL's providers")
+            dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)
+            wait_online(d, [dev["id"]])
+            data, image = mcuimg.make_image(version=(2, 0, 0, 1), size=8192, seed=3)
+            self.assertEqual(upload(d, data)["sha256"], hashlib.sha256(data).hexdigest())
+            # Parsed (its SHA-512 checked), then refused: no SHA256 TLV.
+            self.assertError(d, "POST", "/api/v1/images", read_file(image_path("imgtool-sha512-unsigned.bin")),
+                             code="invalid_image", headers={"Content-Type": "application/octet-stream"})
+            _, doc = d.api("POST", "/api/v1/jobs", {"image": image, "devices": [dev["id"]], "mode": "upload-only"},
+                           expect=201)
+            [job] = wait_jobs_finished(d, job_ids(doc))
+            self.assertEqual(job["state"], "succeeded", job)
+            self.assertFalse(openssl_providers_loaded(d), "smpgwd loaded OpenSSL's providers")
+
+    def test_signing_key_loads_openssl(self):
+        keys = image_path("key-ecdsa-p256.pub.pem")
+        with Daemon(config="[images]\nkeys=%s\n" % keys, bus=False, env={"OPENSSL_CONF": self.conf}) as d:
+            self.assertTrue(upload(d, read_file(image_path("imgtool-ecdsa-p256.bin")))["signed"])
+            self.assertTrue(openssl_providers_loaded(d))
+
+
 class Reload(RestCase):
     def test_sighup_rereads_tokens(self):
         with Daemon(tokens=[TOKEN]) as d:

@@ -12,8 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/sha.h>
-
+#include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-cbor.h"
 #include "smpgw/smp-error.h"
@@ -304,10 +303,10 @@ static int upload_good_rsp(struct smp_ctx *c, bool last, bool match) {
 }
 
 static bool slot_matches_sha(const struct sim_blob *b, size_t len, const uint8_t *sha, size_t sha_len) {
-        uint8_t digest[SHA256_DIGEST_LENGTH];
-        if (!b || sha_len != SHA256_DIGEST_LENGTH || b->len < len)
+        uint8_t digest[SHA256_DIGEST_SIZE];
+        if (!b || sha_len != SHA256_DIGEST_SIZE || b->len < len)
                 return false;
-        SHA256(b->data, len, digest);
+        sha256_of(b->data, len, digest);
         return memcmp(digest, sha, sizeof(digest)) == 0;
 }
 

@@ -192,8 +192,7 @@ struct mcuboot_error {
  * trailing garbage is.
  *
  * Returns 0, -EBADMSG for a malformed image (error, when non-NULL, says
- * why), -ENOMEM, -EIO if OpenSSL's digest fails, or -EINVAL for bad
- * arguments.
+ * why), -ENOMEM, or -EINVAL for bad arguments.
  */
 int mcuboot_image_parse(const void *data, size_t size, struct mcuboot_image **ret,
                         struct mcuboot_error *error);
