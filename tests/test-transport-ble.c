@@ -591,9 +591,10 @@ static void test_resolve_timeout(void) {
 }
 
 /* The adapter creates one connection at a time, but one device's GATT
- * resolution overlaps the next one's Connect: BlueZ answers Connect()
- * over LE only at ServicesResolved (reply-at-resolved), so a link waits
- * for the one before it to be Connected, not resolved.  Two links with a
+ * resolution overlaps the next one's Connect: with Connect() answered
+ * only at ServicesResolved (reply-at-resolved, later than bluetoothd
+ * answers), a link still waits for the one before it to be Connected,
+ * not resolved.  Two links with a
  * 3 s resolution are both ready in about 3.1 s, not 6.1 s; the bound in
  * between leaves 1.4 s either way to a loaded machine (ASan, CI). */
 static void test_resolve_overlaps_connect(void) {
