@@ -157,8 +157,16 @@ void link_lookup(struct smp_link *l) {
 int on_lookup(sd_event_source *s, uint64_t usec, void *userdata) {
         _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
         l->timer = sd_event_source_disable_unref(l->timer);
-        if (l->state == ST_LOOKUP)
-                link_lookup(l);
+        if (l->state != ST_LOOKUP)
+                return 0;
+        if (l->sbus->cache != CACHE_READY) {
+                /* bluetoothd changed since: wait for its objects. */
+                int r = ble_bus_start_lookup(l->sbus, l);
+                if (r < 0)
+                        link_fail(l, r);
+                return 0;
+        }
+        link_lookup(l);
         return 0;
 }
 
