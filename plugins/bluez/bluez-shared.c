@@ -148,21 +148,42 @@ void ble_bus_remove_link(struct smp_link *l) {
         ble_bus_unref(b);
 }
 
-/* Hands m to each link on b.  A link's handler may fail it, and its user
- * close other links: the links are taken (and held) first. */
-static void dispatch(struct ble_bus *b, sd_bus_message *m, void (*fn)(struct smp_link *l, sd_bus_message *m)) {
+/* The links on b, each held: a link's handler may fail it, and its user
+ * close others.  NULL with *ret_n 0 when there are none (or no memory:
+ * the signal is lost to them, as sd-bus loses one then). */
+static struct smp_link **links_take(struct ble_bus *b, size_t *ret_n) {
         size_t n = 0, i = 0;
 
+        *ret_n = 0;
         for (struct smp_link *l = b->links; l; l = l->bus_next)
                 n++;
         if (n == 0)
-                return;
-        _cleanup_free_ struct smp_link **links = calloc(n, sizeof(*links));
+                return NULL;
+        struct smp_link **links = calloc(n, sizeof(*links));
         if (!links)
-                return;
+                return NULL;
         for (struct smp_link *l = b->links; l; l = l->bus_next)
                 links[i++] = link_ref(l);
-        for (i = 0; i < n; i++) {
+        *ret_n = i;
+        return links;
+}
+
+/* The first link on b still looking its device up.  Each caller moves it
+ * on (lookup or failure) and asks again from the start: the list may
+ * change meanwhile, and nothing needs allocating. */
+static struct smp_link *link_looking_up(struct ble_bus *b) {
+        for (struct smp_link *l = b->links; l; l = l->bus_next)
+                if (l->state == ST_LOOKUP)
+                        return l;
+        return NULL;
+}
+
+/* Hands m to each link on b. */
+static void dispatch(struct ble_bus *b, sd_bus_message *m, void (*fn)(struct smp_link *l, sd_bus_message *m)) {
+        size_t n;
+        _cleanup_free_ struct smp_link **links = links_take(b, &n);
+
+        for (size_t i = 0; i < n; i++) {
                 if (links[i]->sbus == b && sd_bus_message_rewind(m, true) >= 0)
                         fn(links[i], m);
                 link_unref(links[i]);
@@ -172,23 +193,13 @@ static void dispatch(struct ble_bus *b, sd_bus_message *m, void (*fn)(struct smp
 /* ---- GetManagedObjects ---- */
 
 static void load_failed(struct ble_bus *b, int err) {
+        struct smp_link *l;
+
         b->cache = CACHE_EMPTY;
         cache_clear(b);
-        size_t n = 0, i = 0;
-        for (struct smp_link *l = b->links; l; l = l->bus_next)
-                n += l->state == ST_LOOKUP;
-        if (n == 0)
-                return;
-        _cleanup_free_ struct smp_link **links = calloc(n, sizeof(*links));
-        if (!links)
-                return;
-        for (struct smp_link *l = b->links; l && i < n; l = l->bus_next)
-                if (l->state == ST_LOOKUP)
-                        links[i++] = link_ref(l);
-        for (size_t k = 0; k < i; k++) {
-                if (links[k]->state == ST_LOOKUP)
-                        link_fail(links[k], err);
-                link_unref(links[k]);
+        while ((l = link_looking_up(b))) {
+                _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
+                link_fail(l, err);
         }
 }
 
@@ -206,24 +217,14 @@ static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *r
         if (r < 0)
                 load_failed(b, r);
         else {
+                struct smp_link *l;
                 b->cache = CACHE_READY;
-                /* The links that waited for it (lookup may fail one, and
-                 * its user close others: take them first). */
-                size_t n = 0, i = 0;
-                for (struct smp_link *l = b->links; l; l = l->bus_next)
-                        n += l->state == ST_LOOKUP;
-                _cleanup_free_ struct smp_link **links = n ? calloc(n, sizeof(*links)) : NULL;
-                if (n && !links)
-                        load_failed(b, -ENOMEM);
-                else {
-                        for (struct smp_link *l = b->links; l && i < n; l = l->bus_next)
-                                if (l->state == ST_LOOKUP)
-                                        links[i++] = link_ref(l);
-                        for (size_t k = 0; k < i; k++) {
-                                if (links[k]->state == ST_LOOKUP && links[k]->sbus == b)
-                                        link_lookup(links[k]);
-                                link_unref(links[k]);
-                        }
+                /* The links that waited for it (a lookup always moves
+                 * one on; bluetoothd leaving meanwhile empties the
+                 * objects again, and the rest wait for the next load). */
+                while (b->cache == CACHE_READY && (l = link_looking_up(b))) {
+                        _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
+                        link_lookup(l);
                 }
         }
         ble_bus_unref(b);
