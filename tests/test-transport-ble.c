@@ -22,7 +22,7 @@
  *   - discovery listing the simulated devices, then found(NULL);
  *   - a device that never shows up; a second adapter; two frames in one
  *     send(); service resolution timing out; -EAGAIN and writable();
- *     bluetoothd leaving the bus.
+ *     bluetoothd leaving the bus, and coming back.
  *
  * Needs $SMPSIM, $SMPGW_PLUGIN_DIR and $DBUS_DAEMON (meson sets them);
  * skips without a dbus-daemon or a ble transport in this build.
@@ -674,9 +674,13 @@ static void test_backpressure(void) {
 }
 
 /* bluetoothd (smpsim) leaves the bus: closed(). */
+/* bluetoothd leaves: the link closes with -ECONNRESET.  A bluetoothd
+ * that comes back, while the closed link still holds the shared bus
+ * connection, has its own objects, which the connection asks it for: a
+ * new link on it works. */
 static void test_bluez_gone(void) {
         struct test_smpsim s;
-        struct test_client c;
+        struct test_client c, again;
         sd_event *e;
 
         sim_start(&s, 1, NULL);
@@ -686,8 +690,14 @@ static void test_bluez_gone(void) {
         test_smpsim_kill(&s);
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ECONNRESET);
+
+        sim_start(&s, 1, NULL);
+        client_open(&again, e, DEV0 ",mode=notify");
+        echo(&again, 2, "after");
+        test_client_close(&again);
         test_client_close(&c);
         sd_event_unref(e);
+        test_smpsim_stop(&s);
 }
 
 static void test_end(void) {
