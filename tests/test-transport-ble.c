@@ -15,12 +15,14 @@
  *   - ServicesResolved before the GATT objects (bluez#1489);
  *   - the link lost mid-transfer: closed(-ECONNRESET);
  *   - three links at once on one adapter;
+ *   - links on one loop sharing one bus connection, which outlives one
+ *     link's loss and close while another keeps working;
  *   - a controller out of links (smpsim --ble-max-links): -EUSERS, the
  *     adapter named by get_adapter() and smp_session_get_adapter();
  *   - discovery listing the simulated devices, then found(NULL);
  *   - a device that never shows up; a second adapter; two frames in one
  *     send(); service resolution timing out; -EAGAIN and writable();
- *     bluetoothd leaving the bus.
+ *     bluetoothd leaving the bus, and coming back.
  *
  * Needs $SMPSIM, $SMPGW_PLUGIN_DIR and $DBUS_DAEMON (meson sets them);
  * skips without a dbus-daemon or a ble transport in this build.
@@ -29,6 +31,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
+#include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
 #include "smpgw/smp-discovery.h"
@@ -320,6 +323,62 @@ static void test_three_links(void) {
         test_smpsim_stop(&s);
 }
 
+/* The connections on our bus (unique names), ours included. */
+static unsigned bus_connections(sd_bus *b) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        const char *name;
+        unsigned n = 0;
+
+        ASSERT_OK(sd_bus_call_method(b, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                                     "ListNames", NULL, &reply, NULL));
+        ASSERT_OK(sd_bus_message_enter_container(reply, 'a', "s"));
+        while (sd_bus_message_read_basic(reply, 's', &name) > 0)
+                n += name[0] == ':';
+        return n;
+}
+
+/* Two links on one loop use one connection to the bus (one each cost
+ * every open a connection, its matches and a GetManagedObjects).  The
+ * first link's loss and close leave it to the second, whose answers
+ * (notify mode: PropertiesChanged signals) keep coming, and a link
+ * opened after them finds the device in what the signals kept. */
+static void test_shared_bus(void) {
+        struct test_smpsim s;
+        struct test_client c[2];
+        sd_bus *b;
+        sd_event *e;
+        char buf[4096];
+
+        sim_start(&s, 2, NULL);
+        ASSERT_OK(sd_event_new(&e));
+        ASSERT_OK(sd_bus_open_system(&b));
+        unsigned before = bus_connections(b);
+        client_open(&c[0], e, DEV0);
+        client_open(&c[1], e, "C0:DE:00:00:00:01,mode=notify");
+        echo(&c[0], 1, "zero");
+        echo(&c[1], 2, "one");
+        ASSERT_EQ(bus_connections(b), before + 1);
+
+        test_smpsim_control(&s, "ble-disconnect 0", buf, sizeof(buf));
+        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
+        ASSERT_TRUE(client_wait_closed(&c[0], 5000));
+        ASSERT_EQ(c[0].closed_err, -ECONNRESET);
+        echo(&c[1], 3, "after the loss");
+        test_client_close(&c[0]);
+        echo(&c[1], 4, "after the close");
+        ASSERT_EQ(bus_connections(b), before + 1);
+
+        client_open(&c[0], e, DEV0 ",mode=notify");
+        echo(&c[0], 5, "again");
+        echo(&c[1], 6, "still");
+        ASSERT_EQ(bus_connections(b), before + 1);
+        test_client_close(&c[0]);
+        test_client_close(&c[1]);
+        sd_bus_flush_close_unref(b);
+        sd_event_unref(e);
+        test_smpsim_stop(&s);
+}
+
 /* ---- a controller out of links ---- */
 
 struct log_capture {
@@ -532,9 +591,10 @@ static void test_resolve_timeout(void) {
 }
 
 /* The adapter creates one connection at a time, but one device's GATT
- * resolution overlaps the next one's Connect: BlueZ answers Connect()
- * over LE only at ServicesResolved (reply-at-resolved), so a link waits
- * for the one before it to be Connected, not resolved.  Two links with a
+ * resolution overlaps the next one's Connect: with Connect() answered
+ * only at ServicesResolved (reply-at-resolved, later than bluetoothd
+ * answers), a link still waits for the one before it to be Connected,
+ * not resolved.  Two links with a
  * 3 s resolution are both ready in about 3.1 s, not 6.1 s; the bound in
  * between leaves 1.4 s either way to a loaded machine (ASan, CI). */
 static void test_resolve_overlaps_connect(void) {
@@ -614,9 +674,13 @@ static void test_backpressure(void) {
 }
 
 /* bluetoothd (smpsim) leaves the bus: closed(). */
+/* bluetoothd leaves: the link closes with -ECONNRESET.  A bluetoothd
+ * that comes back, while the closed link still holds the shared bus
+ * connection, has its own objects, which the connection asks it for: a
+ * new link on it works. */
 static void test_bluez_gone(void) {
         struct test_smpsim s;
-        struct test_client c;
+        struct test_client c, again;
         sd_event *e;
 
         sim_start(&s, 1, NULL);
@@ -626,8 +690,14 @@ static void test_bluez_gone(void) {
         test_smpsim_kill(&s);
         ASSERT_TRUE(client_wait_closed(&c, 5000));
         ASSERT_EQ(c.closed_err, -ECONNRESET);
+
+        sim_start(&s, 1, NULL);
+        client_open(&again, e, DEV0 ",mode=notify");
+        echo(&again, 2, "after");
+        test_client_close(&again);
         test_client_close(&c);
         sd_event_unref(e);
+        test_smpsim_stop(&s);
 }
 
 static void test_end(void) {
@@ -637,7 +707,7 @@ static void test_end(void) {
 
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(test_echo_notify_mode),
           TEST(test_echo_acquire_refused), TEST(test_echo_acquire_write_refused), TEST(test_resolved_early),
-          TEST(test_connect_retry), TEST(test_disconnect_mid_transfer), TEST(test_three_links),
+          TEST(test_connect_retry), TEST(test_disconnect_mid_transfer), TEST(test_three_links), TEST(test_shared_bus),
           TEST(test_adapter_out_of_links), TEST(test_discovery), TEST(test_unknown_device),
           TEST(test_adapter_and_concatenated), TEST(test_resolve_timeout), TEST(test_resolve_overlaps_connect),
           TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))

@@ -2,11 +2,12 @@
 /*
  * Connection slots of the ble transport: per adapter, one Connect in
  * flight at a time (BlueZ aborts a second one with
- * le-connection-abort-by-local) until its device is Connected (not until
- * Connect() returns: over LE BlueZ answers only once the services are
- * resolved, and the controller can create the next connection
- * meanwhile), and at most max_connections links; links waiting for a
- * slot queue in order.
+ * le-connection-abort-by-local) until its device is Connected or
+ * Connect() returns, whichever is first (bluetoothd 5.62-5.87 answers an
+ * LE Connect() in att_connect_cb(), once the ATT channel is up, before
+ * service discovery; a slower answer must not hold the next connection
+ * back), and at most max_connections links; links waiting for a slot
+ * queue in order.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,10 +2,11 @@
 /*
  * Closing a ble link: Disconnect, then let the bus go.
  *
- * A closed link's bus stays until BlueZ answered its Disconnect (a bus
- * closed right after sending may lose the message), at most
- * LINGER_USEC.  Kept in the instance's list, so a new link to the same
- * device waits for the Disconnect to complete before it connects.
+ * A closed link's hold on the shared bus connection (bluez-shared.c)
+ * stays until BlueZ answered its Disconnect (the last holder closes the
+ * connection, and one closed right after sending may lose the message),
+ * at most LINGER_USEC.  Kept in the instance's list, so a new link to the
+ * same device waits for the Disconnect to complete before it connects.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +18,7 @@
 struct ble_linger {
         struct smp_transport_instance *instance;
         struct ble_linger *next;
-        sd_bus *bus;
+        struct ble_bus *bus;
         sd_bus_slot *slot;
         sd_event_source *timer;
         sd_event *event;
@@ -44,10 +45,7 @@ static void linger_free(struct ble_linger *g) {
                 }
         g->slot = sd_bus_slot_unref(g->slot);
         g->timer = sd_event_source_disable_unref(g->timer);
-        if (g->bus) {
-                (void) sd_bus_flush(g->bus);
-                g->bus = sd_bus_close_unref(g->bus);
-        }
+        g->bus = ble_bus_unref(g->bus);
         free(g);
 }
 
@@ -83,12 +81,7 @@ void linger_start(struct smp_link *l) {
                 r = sd_event_add_time_relative(l->event, &g->timer, CLOCK_MONOTONIC, LINGER_USEC, 0,
                                                on_linger_timeout, g);
         ble_debug(l->instance, l, "Disconnect %s: %s", l->device_path, r < 0 ? strerror(-r) : "sent");
-        /* The link's signal matches go with the link; the bus stays. */
-        l->match_added = sd_bus_slot_unref(l->match_added);
-        l->match_removed = sd_bus_slot_unref(l->match_removed);
-        l->match_props = sd_bus_slot_unref(l->match_props);
-        l->match_owner = sd_bus_slot_unref(l->match_owner);
-        g->bus = TAKE_PTR(l->bus);
+        g->bus = ble_bus_ref(l->sbus);
         g->next = l->instance->lingers;
         l->instance->lingers = g;
         if (r < 0)

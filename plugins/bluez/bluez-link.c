@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * A ble link's life: GetManagedObjects; if the device is unknown,
+ * A ble link's life: the device from the shared connection's objects
+ * (bluez-shared.c); if it is unknown,
  * discovery with an LE + SMP-UUID filter until it appears (bounded by
  * connect-timeout); if it is connected already, a short wait for an
  * earlier client's Disconnect to show; Device1.Connect, at most one in
  * flight per adapter (bluez-adapter.c), retried on
  * le-connection-abort-by-local and when the link drops before it was
  * ready; then ServicesResolved and the SMP characteristic, and the data
- * path (bluez-datapath.c).  BlueZ's signals move it along; close() hands
- * the bus to a linger (bluez-linger.c).
+ * path (bluez-datapath.c).  BlueZ's signals, handed on by the shared
+ * connection, move it along; close() leaves the Disconnect to a linger
+ * (bluez-linger.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -75,15 +77,7 @@ void link_fail(struct smp_link *l, int err) {
 
 static void link_free(struct smp_link *l) {
         link_teardown(l);
-        l->match_added = sd_bus_slot_unref(l->match_added);
-        l->match_removed = sd_bus_slot_unref(l->match_removed);
-        l->match_props = sd_bus_slot_unref(l->match_props);
-        l->match_owner = sd_bus_slot_unref(l->match_owner);
-        if (l->bus) {
-                /* Queued messages (Disconnect) go out before the bus closes. */
-                (void) sd_bus_flush(l->bus);
-                l->bus = sd_bus_close_unref(l->bus);
-        }
+        ble_bus_remove_link(l);
         sd_event_unref(l->event);
         free(l);
 }
@@ -134,31 +128,15 @@ static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
+void link_lookup(struct smp_link *l) {
         int r;
 
-        l->call = sd_bus_slot_unref(l->call);
-        r = reply_errno(l->instance, l, "GetManagedObjects", m);
-        if (r < 0) {
-                link_fail(l, r);
-                return 0;
-        }
-        /* Twice: the characteristic may be listed before its device. */
-        r = read_managed_objects(m, link_on_iface, l);
-        if (r >= 0)
-                r = sd_bus_message_rewind(m, true);
-        if (r >= 0)
-                r = read_managed_objects(m, link_on_iface, l);
-        if (r < 0) {
-                link_fail(l, r);
-                return 0;
-        }
+        ble_bus_lookup(l->sbus, link_on_iface, l);
         if (!l->device_path[0]) {
                 r = link_start_discovery(l);
                 if (r < 0)
                         link_fail(l, r);
-                return 0;
+                return;
         }
         if (l->connected) {
                 /* Connected by someone else, or by a client that just
@@ -171,25 +149,24 @@ static int on_managed_objects(sd_bus_message *m, void *userdata, sd_bus_error *r
                 r = link_set_timer(l, SETTLE_USEC, on_retry);
                 if (r < 0)
                         link_fail(l, r);
-                return 0;
+                return;
         }
         link_connect(l);
-        return 0;
 }
 
-static int on_match_installed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
-        int r = reply_errno(l->instance, l, "AddMatch", m);
-        if (r < 0) {
-                link_fail(l, r);
+int on_lookup(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+        l->timer = sd_event_source_disable_unref(l->timer);
+        if (l->state != ST_LOOKUP)
+                return 0;
+        if (l->sbus->cache != CACHE_READY) {
+                /* bluetoothd changed since: wait for its objects. */
+                int r = ble_bus_start_lookup(l->sbus, l);
+                if (r < 0)
+                        link_fail(l, r);
                 return 0;
         }
-        if (l->state != ST_LOOKUP || l->call)
-                return 0;
-        r = sd_bus_call_method_async(l->bus, &l->call, BLUEZ, "/", OM_IFACE, "GetManagedObjects",
-                                     on_managed_objects, l, NULL);
-        if (r < 0)
-                link_fail(l, r);
+        link_lookup(l);
         return 0;
 }
 
@@ -359,55 +336,50 @@ static int on_connect(sd_bus_message *m, void *userdata, sd_bus_error *ret_error
 
 /* ---- signals ---- */
 
-static int on_interfaces_added(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+void link_on_interfaces_added(struct smp_link *l, sd_bus_message *m) {
         const char *path;
         bool had_device = l->device_path[0];
 
         if (l->state == ST_FAILED || l->state == ST_LOOKUP)
-                return 0;
+                return;
         if (sd_bus_message_read_basic(m, 'o', &path) < 0)
-                return 0;
+                return;
         if (read_ifaces(m, path, link_on_iface, l) < 0)
-                return 0;
+                return;
         if (!had_device && l->device_path[0] && l->state == ST_DISCOVER)
                 link_connect(l);
         else
                 link_check_resolved(l);
-        return 0;
 }
 
-static int on_interfaces_removed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+void link_on_interfaces_removed(struct smp_link *l, sd_bus_message *m) {
         const char *path;
 
         if (l->state == ST_FAILED || sd_bus_message_read_basic(m, 'o', &path) < 0)
-                return 0;
+                return;
         if (l->device_path[0] && streq(path, l->device_path)) {
                 link_fail(l, l->state == ST_READY ? -ECONNRESET : -ENODEV);
-                return 0;
+                return;
         }
         if (l->chrc_path[0] && streq(path, l->chrc_path)) {
                 l->chrc_path[0] = 0;
                 if (l->state == ST_READY || l->state == ST_ACQUIRE)
                         link_fail(l, -ECONNRESET);
         }
-        return 0;
 }
 
-static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        _cleanup_(link_unrefp) struct smp_link *l = link_ref(userdata);
+void link_on_properties_changed(struct smp_link *l, sd_bus_message *m) {
         const char *path = sd_bus_message_get_path(m), *iface;
         struct dev_props p = {};
 
         if (l->state == ST_FAILED || !path)
-                return 0;
+                return;
         bool dev = l->device_path[0] && streq(path, l->device_path);
         bool chrc = l->chrc_path[0] && streq(path, l->chrc_path);
         if (!dev && !chrc)
-                return 0;
+                return;
         if (sd_bus_message_read_basic(m, 's', &iface) < 0 || read_props(m, &p) < 0)
-                return 0;
+                return;
         if (dev && streq(iface, DEVICE_IFACE)) {
                 if (p.has_resolved)
                         l->resolved = p.resolved;
@@ -416,18 +388,19 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                         if (p.connected && l->state == ST_CONNECT && l->holds_connect) {
                                 /* The controller made the connection: the
                                  * adapter may create the next one while this
-                                 * one resolves its services (BlueZ answers
-                                 * Connect() over LE only once they are). */
+                                 * one resolves its services (bluetoothd
+                                 * answers Connect() about then, but a reply
+                                 * may trail the signal). */
                                 link_release_connect(l);
                                 if (l->state == ST_FAILED)
-                                        return 0;
+                                        return;
                         }
                         if (!p.connected) {
                                 l->resolved = false;
                                 if (l->state == ST_RETRY) {
                                         l->timer = sd_event_source_disable_unref(l->timer);
                                         link_connect(l);
-                                        return 0;
+                                        return;
                                 }
                                 if ((l->state == ST_RESOLVE || l->state == ST_ACQUIRE) &&
                                     l->retries < CONNECT_RETRIES) {
@@ -436,11 +409,11 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                                          * Connect found it still connected): nothing
                                          * was sent yet, connect again. */
                                         link_restart(l);
-                                        return 0;
+                                        return;
                                 }
                                 if (l->state == ST_RESOLVE || l->state == ST_ACQUIRE || l->state == ST_READY) {
                                         link_fail(l, -ECONNRESET);
-                                        return 0;
+                                        return;
                                 }
                         }
                 }
@@ -451,20 +424,17 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
                 if (p.has_value && l->notify_dbus && l->state == ST_READY)
                         link_deliver(l, p.value, p.value_len);
         }
-        return 0;
 }
 
 
-static int on_name_owner_changed(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        struct smp_link *l = userdata;
+void link_on_name_owner_changed(struct smp_link *l, sd_bus_message *m) {
         const char *name, *old_owner, *new_owner;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BLUEZ))
-                return 0;
+                return;
         if (old_owner && *old_owner) {
                 ble_debug(l->instance, l, "bluetoothd left the bus");
                 link_fail(l, l->state == ST_READY ? -ECONNRESET : -EHOSTDOWN);
         }
-        return 0;
 }
 
 int ble_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
@@ -489,25 +459,13 @@ int ble_open(struct smp_transport_instance *instance, sd_event *event, const str
         l->state = ST_LOOKUP;
 
         ble_link_apply_conn(l, conn);
-        r = sd_bus_open_system(&l->bus);
-        if (r >= 0)
-                r = sd_bus_attach_event(l->bus, event, SD_EVENT_PRIORITY_NORMAL);
-        if (r >= 0)
-                r = sd_bus_match_signal_async(l->bus, &l->match_added, BLUEZ, NULL, OM_IFACE, "InterfacesAdded",
-                                              on_interfaces_added, NULL, l);
-        if (r >= 0)
-                r = sd_bus_match_signal_async(l->bus, &l->match_removed, BLUEZ, NULL, OM_IFACE,
-                                              "InterfacesRemoved", on_interfaces_removed, NULL, l);
-        if (r >= 0)
-                r = sd_bus_add_match_async(l->bus, &l->match_props,
-                                           "type='signal',sender='" BLUEZ "',interface='" PROPS_IFACE
-                                           "',member='PropertiesChanged',path_namespace='/org/bluez'",
-                                           on_properties_changed, on_match_installed, l);
-        if (r >= 0)
-                r = sd_bus_add_match_async(l->bus, &l->match_owner,
-                                           "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                                           "member='NameOwnerChanged',arg0='" BLUEZ "'",
-                                           on_name_owner_changed, NULL, l);
+        _cleanup_(ble_bus_unrefp) struct ble_bus *bus = NULL;
+        r = ble_bus_get(instance, event, &bus);
+        if (r >= 0) {
+                ble_debug(instance, l, "open %s%s%s", l->address, l->adapter_name[0] ? " on " : "", l->adapter_name);
+                ble_bus_add_link(bus, l);
+                r = ble_bus_start_lookup(bus, l);
+        }
         if (r < 0) {
                 ble_debug(l->instance, l, "open '%s': %s", smp_conn_get_string(conn), strerror(-r));
                 link_unref(l);

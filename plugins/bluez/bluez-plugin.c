@@ -14,9 +14,10 @@
  * BlueZ refuses; notify uses the D-Bus path only.  max-connections sets
  * the limit of links per adapter for the whole instance (default 4).
  *
- * Each link and discovery uses its own system bus connection
- * (sd_bus_open_system(), which honours $DBUS_SYSTEM_BUS_ADDRESS), attached
- * to the caller's sd-event loop; every call is asynchronous.  Debug lines
+ * The links on one sd-event loop share one system bus connection
+ * (bluez-shared.c; sd_bus_open_system(), which honours
+ * $DBUS_SYSTEM_BUS_ADDRESS), each discovery has its own; every call is
+ * asynchronous.  Debug lines
  * go to the host's log.  The parts are listed in bluez.h.
  */
 #include <errno.h>
@@ -72,6 +73,7 @@ static void ble_instance_free(struct smp_transport_instance *i) {
         if (!i)
                 return;
         lingers_free(i);
+        ble_buses_forget(i);
         adapters_free(i);
         free(i);
 }

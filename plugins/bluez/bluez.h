@@ -6,6 +6,9 @@
  *                      instance (the transport's state in one context)
  *   bluez-bus.c        BlueZ's D-Bus API as we read it: errors to errno,
  *                      properties and managed objects, the discovery filter
+ *   bluez-shared.c     the bus connection the links of one loop share, its
+ *                      signals and the objects they leave (no
+ *                      GetManagedObjects per link)
  *   bluez-adapter.c    connection slots: one Connect in flight per adapter,
  *                      at most max_connections links
  *   bluez-link.c       a link's life: lookup, discovery of an unknown
@@ -73,6 +76,7 @@
 
 struct adapter_slot;
 struct ble_linger;
+struct ble_bus;
 
 /* The transport's state in one context: what used to be plugin-wide. */
 struct smp_transport_instance {
@@ -82,6 +86,8 @@ struct smp_transport_instance {
         struct adapter_slot *adapters;
         /* Closed links whose Disconnect is not answered yet. */
         struct ble_linger *lingers;
+        /* The shared bus connections new links may use, one per loop. */
+        struct ble_bus *buses;
 };
 
 /* ---- bluez-bus.c ---- */
@@ -140,7 +146,9 @@ struct smp_link {
         bool closed_by_user;
         enum link_state state;
         sd_event *event;
-        sd_bus *bus;
+        struct ble_bus *sbus;     /* shared; the link holds a reference */
+        sd_bus *bus;              /* sbus's connection, borrowed */
+        struct smp_link *bus_next;
         const struct smp_link_callbacks *cb;
         void *userdata;
 
@@ -161,7 +169,7 @@ struct smp_link {
         bool holds_slot, holds_connect;
         struct smp_link *wait_next;
 
-        sd_bus_slot *match_added, *match_removed, *match_props, *match_owner, *call, *disc_call;
+        sd_bus_slot *call, *disc_call;
         sd_event_source *timer;
 
         unsigned mtu;            /* ATT MTU */
@@ -190,6 +198,15 @@ void link_connect(struct smp_link *l);
 void link_call_connect(struct smp_link *l);
 void link_check_resolved(struct smp_link *l);
 int on_retry(sd_event_source *s, uint64_t usec, void *userdata);
+/* The device, its state and characteristic from sbus's objects, then on:
+ * discovery, a settle, or Connect.  on_lookup() does it from a timer. */
+void link_lookup(struct smp_link *l);
+int on_lookup(sd_event_source *s, uint64_t usec, void *userdata);
+/* BlueZ's signals, as the shared connection hands them on. */
+void link_on_interfaces_added(struct smp_link *l, sd_bus_message *m);
+void link_on_interfaces_removed(struct smp_link *l, sd_bus_message *m);
+void link_on_properties_changed(struct smp_link *l, sd_bus_message *m);
+void link_on_name_owner_changed(struct smp_link *l, sd_bus_message *m);
 
 int ble_open(struct smp_transport_instance *instance, sd_event *event, const struct smp_conn *conn,
              const struct smp_link_callbacks *cb, void *userdata, struct smp_link **ret);
@@ -235,6 +252,44 @@ void link_release_connect(struct smp_link *l);
 void link_release_slot(struct smp_link *l);
 /* Gives waiting links their turn while the adapter has room. */
 void link_process_slot(struct adapter_slot *a);
+
+/* ---- bluez-shared.c ---- */
+
+enum cache_state {
+        CACHE_EMPTY,     /* not asked for (or bluetoothd changed) */
+        CACHE_LOADING,   /* GetManagedObjects in flight */
+        CACHE_READY,     /* kept by the signals since */
+};
+
+struct ble_object;
+
+struct ble_bus {
+        struct smp_transport_instance *instance;
+        struct ble_bus *next;          /* in instance->buses while listed */
+        bool listed;
+        unsigned n_ref;                /* its links and lingers */
+        sd_event *event;
+        sd_bus *bus;
+        sd_bus_slot *match_added, *match_removed, *match_props, *match_owner, *load_call;
+        enum cache_state cache;
+        struct ble_object *objects;    /* Device1s and SMP characteristics */
+        struct smp_link *links;        /* the links on it, for the signals */
+};
+
+/* The open connection of this loop (a new one if there is none). */
+int ble_bus_get(struct smp_transport_instance *i, sd_event *event, struct ble_bus **ret);
+/* The instance goes: every link and linger let go of its bus already. */
+void ble_buses_forget(struct smp_transport_instance *i);
+struct ble_bus *ble_bus_ref(struct ble_bus *b);
+struct ble_bus *ble_bus_unref(struct ble_bus *b);
+void ble_bus_unrefp(struct ble_bus **b);
+void ble_bus_add_link(struct ble_bus *b, struct smp_link *l);
+void ble_bus_remove_link(struct smp_link *l);
+/* link_lookup() once the objects are known: soon, or at the answer of
+ * the GetManagedObjects this may send. */
+int ble_bus_start_lookup(struct ble_bus *b, struct smp_link *l);
+/* Calls fn for each cached device, then each SMP characteristic. */
+void ble_bus_lookup(struct ble_bus *b, iface_fn fn, void *ctx);
 
 /* ---- bluez-linger.c ---- */
 

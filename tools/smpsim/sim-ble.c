@@ -89,7 +89,9 @@ struct ble_faults {
         unsigned connect_fail;
         uint32_t resolve_late_ms;
         bool resolved_early;
-        bool reply_at_resolved; /* Connect() answered at ServicesResolved, as BlueZ does over LE */
+        /* Connect() answered at ServicesResolved: later than bluetoothd,
+         * whose att_connect_cb() answers once the ATT channel is up. */
+        bool reply_at_resolved;
         int64_t disconnect_at;
         enum acquire_fault acquire_write, acquire_notify;
 };
