@@ -1131,6 +1131,19 @@ class Names(RestCase):
         self.assertEqual(added["boards"], ["nrf52840dk", "esp32"])
         self.assertEqual(d.api("GET", "/api/v1/images/" + added["id"], expect=200)[1]["boards"],
                          ["nrf52840dk", "esp32"])
+        # The list's table shows them (joined by commas, "any" for none),
+        # its --json as REST does.
+        table = d.smpgwctl("images").stdout.decode().splitlines()
+        self.assertEqual(table[0].split()[6:], ["BOARDS", "NAME"], table[0])   # "IN USE" is two words
+        rows = {line.split()[0]: line.split() for line in table[1:]}
+        self.assertEqual(rows[added["id"]][5], "nrf52840dk,esp32", table)
+        self.assertEqual(rows[image][5], "stm32f4_disco", table)
+        self.assertEqual(json.loads(d.smpgwctl("images", "--json").stdout)["images"],
+                         d.api("GET", "/api/v1/images", expect=200)[1]["images"])
+        d.smpgwctl("images", "set-boards", added["id"][:8])
+        table = d.smpgwctl("images").stdout.decode().splitlines()
+        self.assertEqual({line.split()[0]: line.split() for line in table[1:]}[added["id"]][5], "any", table)
+        d.smpgwctl("images", "set-boards", added["id"][:8], "nrf52840dk", "esp32")
         # "nrf52840dk" takes every revision and qualifier-less name only:
         # nrf52840dk/nrf52840 is another board name.
         p = d.smpgwctl("push", added["id"], str(ids[0]), check=False)
