@@ -22,7 +22,10 @@
  *     in one distribution, through a restart mid-distribution; a target
  *     that fails to apply is re-driven, then failed with its reason; a
  *     closed window makes the distribution verify-only until activate;
- *     pause/resume/cancel suspend/resume/cancel the distribution.
+ *     pause/resume/cancel suspend/resume/cancel the distribution;
+ *   - an image that declares boards: a distribution to targets whose
+ *     direct device reports another board is refused, naming them,
+ *     unless forced; the Distributor's own board does not matter.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -22,7 +22,10 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
     devices) over REST and smpgwctl direct-device: their device forms,
     the refusals, a plan that uses the multicast rate the distribution
     measured, and a rollout with mesh_path "direct" that updates them by
-    jobs to their direct devices (members' path, `rollout show`)."""
+    jobs to their direct devices (members' path, `rollout show`); an
+    image built for other boards than theirs: a distribution refused with
+    409 incompatible_board over REST and refused over D-Bus too,
+    started with "force"."""
 
 import os
 import sys
@@ -362,8 +365,8 @@ class MeshRollout(unittest.TestCase):
     def target_boards(self, d, targets, image):
         """An image built for other boards than those the direct devices of
         targets 0 and 1 report: a distribution to them is refused with 409
-        incompatible_board naming both (REST, and D-Bus's
-        IncompatibleBoard), unless forced."""
+        incompatible_board naming both (and over D-Bus, with the same
+        sentence), unless forced."""
         import subprocess
         d.api("PATCH", "/api/v1/images/" + image, {"boards": ["esp32"]}, expect=200)
         body = {"distributor": d.api("GET", "/api/v1/devices/%d" % targets[0], expect=200)[1]["mesh"]["distributor"],
