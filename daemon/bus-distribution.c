@@ -66,6 +66,14 @@ static int read_option(sd_bus_message *message, const char *key, struct distribu
                 return read_value(message, key, SD_BUS_TYPE_UINT16, &p->timeout_base, error);
         if (streq(key, "xfer_mode"))
                 return read_value(message, key, SD_BUS_TYPE_BYTE, &p->xfer_mode, error);
+        if (streq(key, "force")) {
+                int force;
+                r = read_value(message, key, SD_BUS_TYPE_BOOLEAN, &force, error);
+                if (r < 0)
+                        return r;
+                p->force = force;
+                return 0;
+        }
         if (streq(key, "attempts")) {
                 r = read_value(message, key, SD_BUS_TYPE_UINT32, &u, error);
                 if (r < 0)
@@ -79,7 +87,7 @@ static int read_option(sd_bus_message *message, const char *key, struct distribu
         return bus_error_set(error, -EINVAL,
                              "Unknown option '%s'; options are 'apply' (s), 'attempts' (u), 'deadline' (t, "
                              "CLOCK_REALTIME µs), 'app_idx' (q), 'group' (q), 'ttl' (y), 'timeout_base' (q), "
-                             "'xfer_mode' (y).",
+                             "'xfer_mode' (y), 'force' (b).",
                              key);
 }
 

@@ -16,8 +16,11 @@
 #include "distribution-internal.h"
 #include "distribution.h"
 #include "engine.h"
+#include "image-boards.h"
+#include "image.h"
 #include "log.h"
 #include "manager.h"
+#include "os-info.h"
 #include "smpgw/mesh-dfu.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
@@ -51,6 +54,58 @@ static bool target_in_unfinished(struct manager *m, uint64_t device_id) {
                                 return true;
         }
         return false;
+}
+
+/* A mesh target's board as the inventory knows it: what a probe read of
+ * it (none: no probe reaches a mesh node), else of its direct device, the
+ * same node over a link of its own.  -ENODATA when unknown. */
+static int mesh_target_board(struct manager *m, const struct device *t, struct os_info_fields *ret) {
+        const struct device *direct;
+
+        if (os_info_parse(t->os_info, ret) >= 0)
+                return 0;
+        direct = t->mesh && t->mesh->direct_device_id ? manager_find_device(m, t->mesh->direct_device_id) : NULL;
+        return direct ? os_info_parse(direct->os_info, ret) : -ENODATA;
+}
+
+/* The targets must be of a board the image is built for, as a push's
+ * devices must be (a wrong-board image bricks a node, or is reverted at
+ * best); the refusal names every one that is not, as far as the
+ * sentence holds. */
+static int check_target_boards(struct manager *m, const struct image *img, struct device *const *targets, size_t n,
+                               struct engine_error *e) {
+        _cleanup_free_ char *declared = NULL;
+        char list[ENGINE_MESSAGE_MAX / 2] = "", more[32] = "";
+        size_t n_bad = 0, listed = 0, first = 0, len = 0;
+
+        if (img->n_boards == 0)
+                return 0;
+        for (size_t i = 0; i < n; i++) {
+                struct os_info_fields os;
+                int k;
+
+                if (mesh_target_board(m, targets[i], &os) < 0 ||
+                    image_boards_accept((const char *const *) img->boards, img->n_boards, os.board))
+                        continue;
+                if (n_bad++ == 0)
+                        first = i;
+                k = snprintf(list + len, sizeof(list) - len, "%s%" PRIu64 " ('%s')", listed ? ", " : "", targets[i]->id,
+                             os.board);
+                if (k > 0 && (size_t) k < sizeof(list) - len) {
+                        len += (size_t) k;
+                        listed++;
+                } else
+                        list[len] = '\0'; /* cut: the count below says how many more */
+        }
+        if (n_bad == 0)
+                return 0;
+        if (n_bad > listed)
+                snprintf(more, sizeof(more), " and %zu more", n_bad - listed);
+        declared = image_boards_join((const char *const *) img->boards, img->n_boards);
+        return fail(e, -ENOEXEC, "targets", n_bad == 1 ? (ssize_t) first : -1,
+                    "Field 'targets': mesh target%s %s%s report%s a board image %.12s is not built for (%s); "
+                    "nothing was started (force sends it anyway).",
+                    n_bad == 1 ? "" : "s", list, more, n_bad == 1 ? "s" : "", img->id, declared ?: "other boards");
 }
 
 int engine_distribution_start(struct manager *m, struct device *distributor, struct image *img,
@@ -107,6 +162,11 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
                         return fail(e, -EBUSY, "targets", (ssize_t) i,
                                     "Field 'targets[%zu]': device %" PRIu64 " is in an unfinished distribution.", i,
                                     t->id);
+        }
+        if (!p.force) {
+                r = check_target_boards(m, img, targets, n, e);
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < m->n_distributions; i++)
                 if (!distribution_is_finished(m->distributions[i]) &&

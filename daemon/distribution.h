@@ -120,6 +120,10 @@ struct distribution_policy {
         uint8_t xfer_mode;                     /* 0: push */
         uint64_t poll_min_usec, poll_max_usec; /* 0: the defaults above */
         uint64_t rollout_id;                   /* 0: none */
+        /* Send the image even to targets whose board (as the inventory
+         * knows it) the image is not built for; only the start checks it,
+         * so it is not stored. */
+        bool force;
 };
 
 struct distribution_target {
@@ -208,7 +212,15 @@ struct distribution *distribution_free(struct distribution *d);
  * Refusals as in engine.h: -EINVAL a value (field names it), -ENOENT
  * unknown device or image, -EBUSY a target in an unfinished distribution
  * or the Distributor busy with another, -EMEDIUMTYPE a device that is not
- * a Distributor or not a mesh target behind it, -EALREADY finished. */
+ * a Distributor or not a mesh target behind it, -EALREADY finished,
+ * -ENOEXEC (field "targets", unless policy->force) the image declares
+ * boards and targets whose board is known report another; the sentence
+ * names them.  A target's board is known only through its direct device
+ * (engine_mesh_target_set_direct(): the same node over a link of its
+ * own, probed); one whose board is unknown is not refused, as a push
+ * does not refuse a device that tells none.  The Distributor's own board
+ * is not checked: it keeps the image in its slot 1 and relays it, never
+ * runs it. */
 int engine_distribution_start(struct manager *m, struct device *distributor, struct image *img,
                               struct device *const *targets, size_t n, const struct distribution_policy *policy,
                               struct distribution **ret, struct engine_error *e);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "manager.h"
 #include "os-info.h"
+#include "rollout-executor.h"
 #include "smpgw/smp-context.h"
 #include "smpgw/smp-parse.h"
 #include "util.h"
@@ -289,16 +290,61 @@ int engine_image_boards_check(const char *const *boards, size_t n, struct engine
         return r;
 }
 
+/* The image's boards changed: the jobs of it that have not started are
+ * judged again as a push would be now.  One for a device that reports
+ * another board ends failed (incompatible-board), unless it was pushed
+ * with force; a device that tells no board is not refused, as at the
+ * push.  Rollouts judge their own members (and jobs) first. */
+static void image_boards_recheck_jobs(struct manager *m, const struct image *img) {
+        _cleanup_free_ char *declared = NULL;
+        _cleanup_free_ uint64_t *ids = NULL;
+        size_t n_ids = 0;
+
+        rollout_executor_image_boards_changed(m->rollouts, img);
+        if (img->n_boards == 0)
+                return;
+        declared = image_boards_join((const char *const *) img->boards, img->n_boards);
+        /* By id: a job's end may prune finished jobs from m->jobs. */
+        ids = calloc(MAX(m->n_jobs, (size_t) 1), sizeof(*ids));
+        if (!ids) {
+                log_error("Out of memory judging the jobs of image %s again; they keep their boards' check at push",
+                          img->id);
+                return;
+        }
+        for (size_t i = 0; i < m->n_jobs; i++) {
+                const struct job *j = m->jobs[i];
+                if (streq(j->image_id, img->id) && !j->rollout_id && !j->forced && !job_has_started(j) && j->device)
+                        ids[n_ids++] = j->id;
+        }
+        for (size_t i = 0; i < n_ids; i++) {
+                struct job *j = manager_find_job(m, ids[i]);
+                struct os_info_fields os;
+
+                if (!j || !j->device || os_info_parse(j->device->os_info, &os) < 0 ||
+                    image_boards_accept((const char *const *) img->boards, img->n_boards, os.board))
+                        continue;
+                (void) job_fail_unstarted(j,
+                                          "incompatible-board: device %" PRIu64 " reports board '%s', and image %s "
+                                          "is now built for %s",
+                                          j->device_id, os.board, img->id, declared ?: "other boards");
+        }
+}
+
 int engine_image_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
                             struct engine_error *e) {
+        _cleanup_free_ char *before = NULL, *after = NULL;
         int r;
 
         r = engine_image_boards_check(boards, n, e);
         if (r < 0)
                 return r;
+        before = image_boards_join((const char *const *) img->boards, img->n_boards);
         r = image_store_set_boards(m, img, boards, n, NULL);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Declaring the boards of image %s failed: %s.", img->id, strerror(-r));
+        after = image_boards_join((const char *const *) img->boards, img->n_boards);
+        if (!before || !after || !streq(before, after))
+                image_boards_recheck_jobs(m, img);
         return 0;
 }
 
@@ -370,6 +416,7 @@ static int push_options(struct manager *m, const struct engine_push *req, struct
                 opts.max_attempts = (unsigned) req->attempts;
         }
         opts.stage_only = req->stage_only;
+        opts.force = req->force;
         opts.rollout_id = req->rollout_id;
         opts.priority = req->priority;
         opts.not_before_usec = req->not_before_usec;

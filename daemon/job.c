@@ -132,6 +132,7 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
         j->next_attempt_usec = opts ? opts->not_before_usec : 0;
         j->stage_only = opts && opts->stage_only;
         j->priority = opts ? opts->priority : 0;
+        j->forced = opts && opts->force;
         j->phase = SMP_UPDATE_PHASE_STAGE;
         j->state = JOB_QUEUED;
         j->bytes_total = img->file_size;
@@ -166,6 +167,28 @@ int job_cancel(struct job *j) {
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         job_set_error(j, "cancelled");
         job_finish(j, JOB_CANCELLED);
+        manager_schedule_jobs(j->manager);
+        return 0;
+}
+
+bool job_has_started(const struct job *j) {
+        return j->state != JOB_QUEUED || j->started_usec != 0 || j->attempts > 0;
+}
+
+int job_fail_unstarted(struct job *j, const char *fmt, ...) {
+        va_list ap;
+
+        if (job_has_started(j))
+                return -EBUSY;
+        /* Nothing runs, but a read of its slots may be under way. */
+        job_teardown(j);
+        j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
+        free(j->error);
+        va_start(ap, fmt);
+        if (vasprintf(&j->error, fmt, ap) < 0)
+                j->error = NULL;
+        va_end(ap);
+        job_finish(j, JOB_FAILED);
         manager_schedule_jobs(j->manager);
         return 0;
 }

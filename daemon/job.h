@@ -82,6 +82,11 @@ struct job {
         struct smp_update_checkpoint checkpoint;
         bool stage_only;  /* stop in staged until engine_job_activate() */
         int64_t priority; /* slots go to lower values first; FIFO among equals */
+        /* Pushed with force (a device of another board than the image
+         * declares): a change of the image's boards leaves it queued.
+         * Not stored: after a restart such a job is judged as any other
+         * when the boards change again (it fails rather than brick). */
+        bool forced;
         /* The swap its verify measured (reset → the device answering
          * decided), and the board it is learned for (job-swap.h). */
         char board[JOB_BOARD_SIZE];
@@ -127,6 +132,7 @@ struct job_options {
         uint64_t not_before_usec;      /* 0: now; a scheduler can queue for later */
         bool stage_only;               /* stop in staged */
         int64_t priority;              /* lower first */
+        bool force;                    /* job.forced */
 };
 
 /* NULL is fine; the job must not be attached any more. */
@@ -139,6 +145,12 @@ int job_create(struct manager *m, struct image *img, struct device *d, const str
                struct job **ret);
 /* -EALREADY when the job is finished already. */
 int job_cancel(struct job *j);
+/* Whether it has begun: left the queue once, or made an attempt. */
+bool job_has_started(const struct job *j);
+/* Ends a job that has not started as failed, with this error: it was
+ * judged again before its first attempt (its image's boards changed).
+ * -EBUSY when it has started. */
+int job_fail_unstarted(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Deletes a job (finished, or just created and taken back) from the
  * database and the model; on failure it stays as it is. */
 int job_remove(struct job *j);

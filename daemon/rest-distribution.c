@@ -123,9 +123,9 @@ static int get_uint(struct rest_request *req, const char *field, uint64_t max, u
 }
 
 int rest_distributions_create(struct rest_request *req) {
-        static const char *const fields[] = { "distributor", "image",        "targets",   "apply",
-                                              "attempts",    "deadline",     "app_idx",   "group",
-                                              "ttl",         "timeout_base", "xfer_mode", NULL };
+        static const char *const fields[] = { "distributor", "image",   "targets", "apply", "attempts",
+                                              "deadline",    "app_idx", "group",   "ttl",   "timeout_base",
+                                              "xfer_mode",   "force",   NULL };
         struct manager *m = req->rest->manager;
         struct distribution_policy p = {};
         _cleanup_free_ struct device **targets = NULL;
@@ -168,6 +168,12 @@ int rest_distributions_create(struct rest_request *req) {
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Field 'apply' must be 'now' or 'verify-only'.");
                 p.apply = (enum distribution_apply) ap;
+        }
+        json_t *force = json_object_get(req->json, "force");
+        if (force) {
+                if (!json_is_boolean(force))
+                        return rest_reply_error(req, 400, "invalid_field", "Field 'force' must be true or false.");
+                p.force = json_is_true(force);
         }
 #define UINT_FIELD(name, max, dest)                  \
         do {                                         \

@@ -3,8 +3,9 @@
  * /api/v1/images: the image store.  An upload is the raw image file as
  * the request body; it is streamed chunk by chunk into an unnamed
  * temporary file of the store (never held in memory), refused at the
- * headers when Content-Length is over [images] max_size and cut off when a
- * chunked body grows past it, then validated and stored by the image store.
+ * headers when Content-Length is over [images] max_size or ?boards= is
+ * not a list of boards, cut off when a chunked body grows past the size,
+ * then validated and stored by the image store.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -37,9 +38,72 @@ json_t *rest_json_image(struct manager *m, const struct image *img) {
                          rest_json_time(img->added_usec), "in_use", image_in_use(m, img), "boards", boards_json(img));
 }
 
+/* ?boards=a,b: the names split at commas (no board name has one); ""
+ * is the empty list (any board).  *ret_copy holds the names. */
+static int split_boards(const char *text, char **ret_copy, const char ***ret, size_t *ret_n) {
+        size_t n = 0, max = 1;
+        const char **v;
+        char *copy;
+
+        for (const char *p = text; *p; p++)
+                max += *p == ',';
+        copy = strdup(text);
+        v = calloc(max + 1, sizeof(char *));
+        if (!copy || !v) {
+                free(copy);
+                free(v);
+                return -ENOMEM;
+        }
+        /* An empty name between commas is kept, so the engine refuses it. */
+        if (*copy) {
+                char *p = copy;
+                for (;;) {
+                        char *comma = strchr(p, ',');
+                        v[n++] = p;
+                        if (!comma)
+                                break;
+                        *comma = '\0';
+                        p = comma + 1;
+                }
+        }
+        *ret_copy = copy;
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+/* ?boards= is known with the request line: a bad list is refused before
+ * a byte of the body is read (no 100 Continue, no megabytes sent to be
+ * thrown away), with the sentence the engine gives after the upload. */
+static int upload_check_boards(struct rest_request *req) {
+        const char *text = MHD_lookup_connection_value(req->connection, MHD_GET_ARGUMENT_KIND, "boards");
+        _cleanup_free_ const char **boards = NULL;
+        _cleanup_free_ char *copy = NULL;
+        struct engine_error e;
+        size_t n = 0;
+        int k;
+
+        if (!text)
+                return 0;
+        k = split_boards(text, &copy, &boards, &n);
+        if (k < 0) {
+                (void) rest_reply_errno(req, k, "Out of memory.");
+                return k;
+        }
+        k = engine_image_boards_check(boards, n, &e);
+        if (k < 0) {
+                (void) rest_reply_engine_error(req, &e);
+                return k;
+        }
+        return 0;
+}
+
 int rest_image_upload_begin(struct rest_request *req) {
         int fd = -1, k;
 
+        k = upload_check_boards(req);
+        if (k < 0)
+                return k;
         k = image_store_open_tmp(req->rest->manager, &fd);
         if (k < 0) {
                 log_error_errno(k, "REST: cannot open a temporary file for an image upload: %m");
@@ -75,40 +139,6 @@ int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t s
                 size -= (size_t) n;
                 req->upload_size += (uint64_t) n;
         }
-        return 0;
-}
-
-/* ?boards=a,b: the names split at commas (no board name has one); ""
- * is the empty list (any board).  *ret_copy holds the names. */
-static int split_boards(const char *text, char **ret_copy, const char ***ret, size_t *ret_n) {
-        size_t n = 0, max = 1;
-        const char **v;
-        char *copy;
-
-        for (const char *p = text; *p; p++)
-                max += *p == ',';
-        copy = strdup(text);
-        v = calloc(max + 1, sizeof(char *));
-        if (!copy || !v) {
-                free(copy);
-                free(v);
-                return -ENOMEM;
-        }
-        /* An empty name between commas is kept, so the engine refuses it. */
-        if (*copy) {
-                char *p = copy;
-                for (;;) {
-                        char *comma = strchr(p, ',');
-                        v[n++] = p;
-                        if (!comma)
-                                break;
-                        *comma = '\0';
-                        p = comma + 1;
-                }
-        }
-        *ret_copy = copy;
-        *ret = v;
-        *ret_n = n;
         return 0;
 }
 

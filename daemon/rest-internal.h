@@ -259,7 +259,8 @@ int rest_image_get(struct rest_request *req);
 int rest_image_delete(struct rest_request *req);
 int rest_image_patch(struct rest_request *req);
 /* Upload streaming (rest-image.c): at the headers, then per chunk.  Both
- * reply themselves (413, 500) and return negative when they did. */
+ * reply themselves (400 for a bad ?boards=, 413, 500) and return
+ * negative when they did. */
 int rest_image_upload_begin(struct rest_request *req);
 int rest_image_upload_chunk(struct rest_request *req, const char *data, size_t size);
 

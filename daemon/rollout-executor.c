@@ -377,6 +377,16 @@ static uint32_t next_order_key(const struct rollout *r) {
         return k;
 }
 
+/* A skipped member joins: the first wave not started, or a new one. */
+static void member_join_late(struct rollout *r, struct rollout_member *mem) {
+        mem->wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
+        if (mem->wave >= r->n_waves)
+                r->n_waves = mem->wave + 1;
+        mem->order_key = next_order_key(r);
+        member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
+        rollout_changed(r);
+}
+
 static void on_device_event(struct rollout_executor *x, const struct device *d) {
         struct manager *m = x->manager;
         uint64_t now = now_realtime_usec();
@@ -420,15 +430,8 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                         else if (mem->state == ROLLOUT_MEMBER_SKIPPED && matches &&
                                  (streq(mem->reason, "absent") || streq(mem->reason, "filter-no-longer-matches") ||
                                   streq(mem->reason, "unknown-board") || streq(mem->reason, "unknown-app")) &&
-                                 rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_NONE) {
-                                /* A late joiner: the first wave not started, or a new one. */
-                                mem->wave = rollout_wave_for_joiner(r->n_waves, r->current_wave + 1);
-                                if (mem->wave >= r->n_waves)
-                                        r->n_waves = mem->wave + 1;
-                                mem->order_key = next_order_key(r);
-                                member_set(r, mem, ROLLOUT_MEMBER_PENDING, NULL);
-                                rollout_changed(r);
-                        }
+                                 rollout_candidate_skip(&c, &image) == ROLLOUT_SKIP_NONE)
+                                member_join_late(r, mem);
                 } else if (matches || unknown != ROLLOUT_SKIP_NONE) {
                         enum rollout_skip_reason skip = rollout_candidate_skip(&c, &image);
                         struct rollout_member add = {
@@ -456,6 +459,67 @@ static void on_device_event(struct rollout_executor *x, const struct device *d) 
                         }
                 }
                 rollout_candidate_done(&c);
+        }
+        rollout_executor_kick(x);
+}
+
+static bool skip_is_board(enum rollout_skip_reason skip) {
+        return skip == ROLLOUT_SKIP_INCOMPATIBLE_BOARD || skip == ROLLOUT_SKIP_UNKNOWN_BOARD;
+}
+
+/* One member of a rollout of an image whose boards changed. */
+static void member_boards_changed(struct rollout *r, struct rollout_member *mem,
+                                  const struct rollout_image_facts *image) {
+        struct manager *m = r->manager;
+        struct device *d = manager_find_device(m, mem->device_id);
+        enum rollout_skip_reason skip, was;
+        struct rollout_candidate c;
+        struct job *j;
+
+        if (!d || rollout_candidate_of(m, d, &c) < 0)
+                return;
+        skip = rollout_candidate_skip(&c, image);
+        was = rollout_skip_reason_from_string(mem->reason);
+        if (mem->state == ROLLOUT_MEMBER_SKIPPED && skip_is_board(was)) {
+                /* Skipped for its board: it joins when the filter still
+                 * takes it, as a device that turns up matching does. */
+                if (skip == ROLLOUT_SKIP_NONE &&
+                    (!r->policy.has_filter || rollout_filter_matches(&r->policy.filter, &c)))
+                        member_join_late(r, mem);
+                else if (skip_is_board(skip) && skip != was)
+                        member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, rollout_skip_reason_to_string(skip));
+        } else if (skip_is_board(skip) && mem->state == ROLLOUT_MEMBER_PENDING)
+                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, rollout_skip_reason_to_string(skip));
+        else if (skip_is_board(skip) && mem->in_flight && !mem->distribution_id &&
+                 (j = manager_find_job(m, mem->job_id)) && !job_has_started(j)) {
+                /* Its job waits for a slot: it never starts.  The member
+                 * lets go of it first, so its end is not a failure to
+                 * retry. */
+                mem->in_flight = false;
+                member_set(r, mem, ROLLOUT_MEMBER_SKIPPED, rollout_skip_reason_to_string(skip));
+                (void) job_fail_unstarted(j, "%s: image %s is no longer built for the device's board",
+                                          rollout_skip_reason_to_string(skip), r->image_id);
+        }
+        /* Anything running (an upload, a distribution) goes on: what it
+         * sends was chosen under the old list, and stopping half way
+         * helps no one. */
+        rollout_candidate_done(&c);
+}
+
+void rollout_executor_image_boards_changed(struct rollout_executor *x, const struct image *img) {
+        uint64_t now = now_realtime_usec();
+
+        for (size_t i = 0; x && i < x->n_rollouts; i++) {
+                struct rollout *r = x->rollouts[i];
+                struct rollout_image_facts image;
+
+                if (rollout_is_finished(r) || !streq(r->image_id, img->id))
+                        continue;
+                if (r->schedule.deadline_usec && now >= r->schedule.deadline_usec)
+                        continue;
+                image = rollout_image_facts_of(x->manager, r->image_id, r->image_size);
+                for (size_t k = 0; k < r->n_members; k++)
+                        member_boards_changed(r, &r->members[k], &image);
         }
         rollout_executor_kick(x);
 }

@@ -376,6 +376,114 @@ static void test_rollout_image_boards(void) {
         core_free(c);
 }
 
+static bool job_uploading(struct core *c, void *userdata) {
+        struct job *j = manager_find_job(c->m, *(uint64_t *) userdata);
+        return j && j->state == JOB_RUNNING && j->has_step && j->step == SMP_UPDATE_STEP_UPLOAD && j->bytes_sent > 0;
+}
+
+static bool member_has_job(struct core *c, void *userdata) {
+        const uint64_t *want = userdata; /* rollout, device */
+        struct rollout *r = rollout_executor_find(c->m->rollouts, want[0]);
+        struct rollout_member *mem = r ? rollout_find_member(r, want[1]) : NULL;
+        return mem && mem->in_flight && mem->job_id && manager_find_job(c->m, mem->job_id);
+}
+
+static void set_board(struct core *c, unsigned n, const char *board) {
+        snprintf(core_sim(c, CORE_UDP, n)->params.board, sizeof(core_sim(c, CORE_UDP, n)->params.board), "%s", board);
+}
+
+/* A change of an image's boards judges again what has not started: a
+ * queued job for a device of another board ends failed
+ * (incompatible-board) unless it was pushed with force; a rollout's
+ * pending member, and one whose job waits for its first slot, is skipped
+ * (incompatible-board); a member skipped for its board joins once the
+ * image takes it again.  An upload under way goes on. */
+static void test_image_boards_change_rechecks(void) {
+        static const char *const nrf[] = { "smpsim/nrf52840" };
+        static const char *const label[] = { "grp" };
+        struct core *c = core_new();
+        struct engine_error e;
+        struct rollout *by_label = NULL, *listed = NULL;
+        struct device *d[7];
+
+        c->config->jobs_max_running = 1; /* the running upload holds the one slot */
+        core_start(c);
+        for (unsigned i = 1; i < 7; i++)
+                if (i != 4)
+                        set_board(c, i, "stm32f4_disco");
+        for (unsigned i = 0; i < 7; i++)
+                d[i] = core_add_device(c, CORE_UDP, i);
+        core_sim(c, CORE_UDP, 3)->link.latency_ms = 5;
+        core_sim(c, CORE_UDP, 3)->link.bandwidth = 24 * 1024;
+        struct image *img = core_add_image(c, 32 * 1024, 11); /* any board */
+
+        /* d3: an upload under way. */
+        _cleanup_free_ struct job **running = core_push(c, img, &d[3], 1, "upload-only", 1);
+        uint64_t running_id = running[0]->id;
+        ASSERT_TRUE(core_run_until(c, job_uploading, &running_id, SECONDS(10)));
+        /* d1, d2 (forced), d0: queued for later. */
+        struct engine_push later = { .mode = "upload-only", .not_before_usec = now_realtime_usec() + SECONDS(3600) };
+        _cleanup_free_ struct job **plain = core_push_with(c, img, &d[1], 1, &later);
+        _cleanup_free_ struct job **nrf_job = core_push_with(c, img, &d[0], 1, &later);
+        later.force = true;
+        _cleanup_free_ struct job **forced = core_push_with(c, img, &d[2], 1, &later);
+        uint64_t plain_id = plain[0]->id, nrf_id = nrf_job[0]->id, forced_id = forced[0]->id;
+
+        /* A rollout by label, not started (d4 on the image's board-to-be,
+         * d5 not), and one of d6 started: its job waits for the slot. */
+        ASSERT_OK(engine_device_set_labels(c->m, d[4], label, 1, &e));
+        ASSERT_OK(engine_device_set_labels(c->m, d[5], label, 1, &e));
+        json_t *spec = json_pack("{s:s, s:{s:{s:[s]}}, s:{s:s}}", "image", img->id, "targets", "filter", "labels",
+                                 "grp", "schedule", "start_at", "2099-01-01T00:00:00Z");
+        ASSERT_OK(engine_rollout_create(c->m, spec, &by_label, &e));
+        json_decref(spec);
+        spec = json_pack("{s:s, s:{s:[I]}}", "image", img->id, "targets", "devices", (json_int_t) d[6]->id);
+        ASSERT_OK(engine_rollout_create(c->m, spec, &listed, &e));
+        json_decref(spec);
+        ASSERT_EQ(member_of(by_label, d[4])->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(member_of(by_label, d[5])->state, ROLLOUT_MEMBER_PENDING);
+        uint64_t listed_member[2] = { listed->id, d[6]->id };
+        ASSERT_TRUE(core_run_until(c, member_has_job, listed_member, SECONDS(5)));
+        uint64_t listed_job_id = member_of(listed, d[6])->job_id;
+        ASSERT_EQ(manager_find_job(c->m, listed_job_id)->state, JOB_QUEUED);
+        ASSERT_TRUE(job_uploading(c, &running_id));
+
+        /* Now built for the nRF board only. */
+        ASSERT_OK(engine_image_set_boards(c->m, img, nrf, 1, &e));
+        core_run_for(c, 100 * 1000);
+        struct job *j = manager_find_job(c->m, plain_id);
+        ASSERT_EQ(j->state, JOB_FAILED);
+        ASSERT_TRUE(j->error && strncmp(j->error, "incompatible-board", strlen("incompatible-board")) == 0);
+        ASSERT_TRUE(strstr(j->error, "reports board 'stm32f4_disco'"));
+        ASSERT_EQ(manager_find_job(c->m, forced_id)->state, JOB_QUEUED);
+        ASSERT_EQ(manager_find_job(c->m, nrf_id)->state, JOB_QUEUED);
+        ASSERT_EQ(member_of(by_label, d[4])->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(member_of(by_label, d[5])->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(by_label, d[5])->reason, "incompatible-board");
+        ASSERT_EQ(member_of(listed, d[6])->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_STREQ(member_of(listed, d[6])->reason, "incompatible-board");
+        j = manager_find_job(c->m, listed_job_id);
+        ASSERT_EQ(j->state, JOB_FAILED);
+        ASSERT_TRUE(j->error && strncmp(j->error, "incompatible-board", strlen("incompatible-board")) == 0);
+
+        /* The upload under way is not interrupted; once it is done, the
+         * skipped member is not retried. */
+        ASSERT_EQ(core_wait_finished(c, running_id, SECONDS(15))->state, JOB_SUCCEEDED);
+        core_run_for(c, 300 * 1000);
+        ASSERT_EQ(member_of(listed, d[6])->state, ROLLOUT_MEMBER_SKIPPED);
+        ASSERT_EQ(member_of(listed, d[6])->job_id, listed_job_id);
+
+        /* Any board again: the member skipped for its board joins the
+         * rollout not finished.  (The listed one completed: its one
+         * member was skipped.) */
+        ASSERT_OK(engine_image_set_boards(c->m, img, NULL, 0, &e));
+        ASSERT_EQ(member_of(by_label, d[5])->state, ROLLOUT_MEMBER_PENDING);
+        ASSERT_EQ(by_label->state, ROLLOUT_SCHEDULED);
+        ASSERT_TRUE(rollout_is_finished(listed));
+        ASSERT_EQ(manager_find_job(c->m, forced_id)->state, JOB_QUEUED);
+        core_free(c);
+}
+
 TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable),
           TEST(test_rollout_board_learned_later), TEST(test_rollout_progress_rides_along),
-          TEST(test_rollout_image_boards))
+          TEST(test_rollout_image_boards), TEST(test_image_boards_change_rechecks))

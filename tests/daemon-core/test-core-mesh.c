@@ -22,7 +22,10 @@
  *     in one distribution, through a restart mid-distribution; a target
  *     that fails to apply is re-driven, then failed with its reason; a
  *     closed window makes the distribution verify-only until activate;
- *     pause/resume/cancel suspend/resume/cancel the distribution.
+ *     pause/resume/cancel suspend/resume/cancel the distribution;
+ *   - an image that declares boards: a distribution to targets whose
+ *     direct device reports another board is refused, naming them,
+ *     unless forced; the Distributor's own board does not matter.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -497,6 +500,60 @@ static void test_inventory(void) {
         snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0x0200", dist_id);
         struct device *cfg = manager_find_device_by_conn(c->m, conn);
         ASSERT_TRUE(cfg && cfg->mesh && streq(cfg->source, "config"));
+        core_free(c);
+}
+
+/* An image that declares boards goes through a Distributor only to
+ * targets of those boards, where the inventory knows a target's board
+ * (its direct device's OS info): a start naming others is refused with
+ * -ENOEXEC naming each, and starts nothing; a target whose board is
+ * unknown is not refused, and the Distributor's own board does not
+ * matter (it only relays).  Forced, the image goes anyway. */
+static void test_distribution_target_boards(void) {
+        static const char *const nrf[] = { "smpsim/nrf52840" };
+        struct core *c = core_new();
+        struct engine_error e;
+        struct distribution *d;
+
+        core_start(c);
+        snprintf(core_sim(c, CORE_UDP, DIST_DEV)->params.board, sizeof(core_sim(c, CORE_UDP, DIST_DEV)->params.board),
+                 "%s", "nrf5340dk");
+        for (unsigned i = 2; i <= 3; i++)
+                snprintf(core_sim(c, CORE_UDP, i)->params.board, sizeof(core_sim(c, CORE_UDP, i)->params.board), "%s",
+                         "stm32f4_disco");
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 4 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 4, &t);
+        /* t0, t1 on stm32f4_disco, t2 on the image's board, t3 unknown. */
+        struct device *g[3] = { core_add_device(c, CORE_UDP, 2), core_add_device(c, CORE_UDP, 3),
+                                core_add_device(c, CORE_UDP, 4) };
+        for (unsigned i = 0; i < 3; i++)
+                ASSERT_OK(engine_mesh_target_set_direct(c->m, t[i], g[i], &e));
+        struct image *img = core_add_image(c, 2048, 41);
+        ASSERT_OK(engine_image_set_boards(c->m, img, nrf, 1, &e));
+        struct distribution_policy p = { .max_attempts = 1, .poll_min_usec = 10000, .poll_max_usec = 40000 };
+        char says[64];
+
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, t, 4, &p, &d, &e), -ENOEXEC);
+        ASSERT_STREQ(e.field, "targets");
+        ASSERT_EQ(e.index, -1);
+        snprintf(says, sizeof(says), "mesh targets %" PRIu64 " ('stm32f4_disco'), %" PRIu64 " ('stm32f4_disco') ",
+                 t[0]->id, t[1]->id);
+        ASSERT_TRUE(strstr(e.message, says));
+        ASSERT_TRUE(strstr(e.message, "smpsim/nrf52840"));
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &t[1], 1, &p, &d, &e), -ENOEXEC);
+        ASSERT_EQ(e.index, 0);
+        ASSERT_EQ(c->m->n_distributions, 0u);
+
+        /* The others go, through a Distributor of another board. */
+        ASSERT_OK(engine_distribution_start(c->m, dist, img, &t[2], 2, &p, &d, &e));
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        p.force = true;
+        ASSERT_OK(engine_distribution_start(c->m, dist, img, t, 2, &p, &d, &e));
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        drop_distributor(c);
         core_free(c);
 }
 
@@ -1305,4 +1362,5 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
           TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
-          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive))
+          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive),
+          TEST(test_distribution_target_boards))

@@ -22,7 +22,10 @@ smpsim's fake org.bluez, the REST API over loopback, a real SQLite file.
     devices) over REST and smpgwctl direct-device: their device forms,
     the refusals, a plan that uses the multicast rate the distribution
     measured, and a rollout with mesh_path "direct" that updates them by
-    jobs to their direct devices (members' path, `rollout show`)."""
+    jobs to their direct devices (members' path, `rollout show`); an
+    image built for other boards than theirs: a distribution refused with
+    409 incompatible_board over REST and refused over D-Bus too,
+    started with "force"."""
 
 import os
 import sys
@@ -357,6 +360,30 @@ class MeshRollout(unittest.TestCase):
         lines = [x for x in out.splitlines() if x.strip().startswith("mesh:")]
         self.assertEqual(len(lines), 2, out)
         self.assertTrue(all("direct, job" in x for x in lines), out)
+        self.target_boards(d, targets, image)
+
+    def target_boards(self, d, targets, image):
+        """An image built for other boards than those the direct devices of
+        targets 0 and 1 report: a distribution to them is refused with 409
+        incompatible_board naming both (and over D-Bus, with the same
+        sentence), unless forced."""
+        import subprocess
+        d.api("PATCH", "/api/v1/images/" + image, {"boards": ["esp32"]}, expect=200)
+        body = {"distributor": d.api("GET", "/api/v1/devices/%d" % targets[0], expect=200)[1]["mesh"]["distributor"],
+                "image": image, "targets": targets[:2]}
+        status, doc = d.api("POST", "/api/v1/distributions", body)
+        self.assertEqual((status, doc["error"]["code"]), (409, "incompatible_board"), doc)
+        self.assertIn("mesh targets %d ('smpsim/nrf52840'), %d ('smpsim/nrf52840')" % tuple(targets[:2]),
+                      doc["error"]["message"])
+        p = subprocess.run(["busctl", "--address=" + d.bus.address, "call", "org.smpgw", "/org/smpgw",
+                            "org.smpgw.Manager1", "StartDistribution", "ssasa{sv}", str(body["distributor"]), image,
+                            "1", str(targets[0]), "0"], capture_output=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("built for (esp32)", p.stderr.decode())
+        self.assertEqual(d.api("GET", "/api/v1/distributions?limit=1000", expect=200)[1]["total"], 1)
+        status, doc = d.api("POST", "/api/v1/distributions", dict(body, force=True))
+        self.assertEqual(status, 201, doc)
+        d.api("DELETE", "/api/v1/distributions/%d" % doc["id"], expect=202)
 
 
 if __name__ == "__main__":

@@ -582,6 +582,69 @@ class Api(RestCase):
         self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         d.api("GET", "/api/v1/health", expect=200, token=False)
 
+    def test_image_bad_boards_refused_before_body(self):
+        """A bad ?boards= on an upload (a name that is not one, a 17th
+        board, a name over 64 characters) is refused with 400 at the
+        request line: a client asking 'Expect: 100-continue' gets the 400
+        instead of the 100, and one that sends its body anyway gets the
+        answer after a part of it, without the rest."""
+        d = self.d
+        length = IMAGE_MAX - 1000   # within [images] max_size: only the boards are wrong
+        cases = [("bad%20name", "'boards' item 0 is not a board name"),
+                 (",".join("b%d" % i for i in range(17)), "more than 16 distinct boards"),
+                 ("ok," + "x" * 65, "'boards' item 1 is not a board name")]
+
+        def request(boards, expect_continue):
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+            head = ["POST /api/v1/images?boards=%s HTTP/1.1" % boards, "Host: 127.0.0.1",
+                    "Authorization: Bearer " + TOKEN, "Content-Type: application/octet-stream",
+                    "Content-Length: %d" % length]
+            if expect_continue:
+                head.append("Expect: 100-continue")
+            s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            if not expect_continue:
+                s.sendall(bytes(16384))   # a part, then wait for the answer
+            return s
+
+        def answer(s):
+            data = b""
+            try:
+                while True:
+                    got = s.recv(65536)
+                    if not got:
+                        break
+                    data += got
+                    head, sep, body = data.partition(b"\r\n\r\n")
+                    if sep and b"content-length:" in head.lower():
+                        want = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                        if len(body) >= want:
+                            break
+            except socket.timeout:
+                pass
+            except ConnectionResetError:
+                pass
+            finally:
+                s.close()
+            return data
+
+        for boards, message in cases:
+            for expect_continue in (True, False):
+                what = "boards=%s, Expect: 100-continue %s" % (boards[:20], expect_continue)
+                data = answer(request(boards, expect_continue))
+                self.assertTrue(data.startswith(b"HTTP/1.1 400 "), "%s: %r" % (what, data[:200]))
+                doc = json.loads(data.partition(b"\r\n\r\n")[2])
+                self.assertEqual(doc["error"]["code"], "invalid_field", what)
+                self.assertIn(message, doc["error"]["message"], what)
+        # Nothing was stored, and a good list still takes its upload.
+        _, before = d.api("GET", "/api/v1/images", expect=200)
+        data, _ = mcuimg.make_image((9, 1, 0, 0), 4096, seed=21)
+        status, img = d.api("POST", "/api/v1/images?boards=nrf52840dk,esp32", data,
+                            headers={"Content-Type": "application/octet-stream"})
+        self.assertEqual((status, img["boards"]), (201, ["nrf52840dk", "esp32"]), img)
+        d.api("DELETE", "/api/v1/images/" + img["id"], expect=204)
+        _, after = d.api("GET", "/api/v1/images", expect=200)
+        self.assertEqual(len(after["images"]), len(before["images"]))
+
     def test_image_prefixes(self):
         """An image is named by its id or by a unique prefix of at least 6
         hex digits everywhere: its path, POST /jobs, the ?image= filters;
@@ -1068,6 +1131,19 @@ class Names(RestCase):
         self.assertEqual(added["boards"], ["nrf52840dk", "esp32"])
         self.assertEqual(d.api("GET", "/api/v1/images/" + added["id"], expect=200)[1]["boards"],
                          ["nrf52840dk", "esp32"])
+        # The list's table shows them (joined by commas, "any" for none),
+        # its --json as REST does.
+        table = d.smpgwctl("images").stdout.decode().splitlines()
+        self.assertEqual(table[0].split()[6:], ["BOARDS", "NAME"], table[0])   # "IN USE" is two words
+        rows = {line.split()[0]: line.split() for line in table[1:]}
+        self.assertEqual(rows[added["id"]][5], "nrf52840dk,esp32", table)
+        self.assertEqual(rows[image][5], "stm32f4_disco", table)
+        self.assertEqual(json.loads(d.smpgwctl("images", "--json").stdout)["images"],
+                         d.api("GET", "/api/v1/images", expect=200)[1]["images"])
+        d.smpgwctl("images", "set-boards", added["id"][:8])
+        table = d.smpgwctl("images").stdout.decode().splitlines()
+        self.assertEqual({line.split()[0]: line.split() for line in table[1:]}[added["id"]][5], "any", table)
+        d.smpgwctl("images", "set-boards", added["id"][:8], "nrf52840dk", "esp32")
         # "nrf52840dk" takes every revision and qualifier-less name only:
         # nrf52840dk/nrf52840 is another board name.
         p = d.smpgwctl("push", added["id"], str(ids[0]), check=False)

@@ -168,9 +168,36 @@ static const struct daemon_cmd images_cmd = {
         "images [--json] [--bus BUS]",
         "Lists the images stored in smpgwd, oldest first: id (the image hash),\n"
         "version, size, whether a configured key verified its signature, whether a job\n"
-        "uses it, name.  ('images add' and 'images delete' store and remove one.)",
-        0, 0, 0,
+        "uses it, the boards it is built for (\"any\" when none is declared), name.\n"
+        "('images add' and 'images delete' store and remove one; 'images set-boards'\n"
+        "declares the boards.)",
+        0,
+        0,
+        0,
 };
+
+/* The table's BOARDS cell: the names joined by commas (a board name has
+ * none), "any" for an image that declares none.  NULL when out of
+ * memory. */
+static char *boards_cell(const json_t *img) {
+        const json_t *boards = json_object_get(img, "boards"), *b;
+        size_t i, len = 1;
+        char *s, *p;
+
+        if (json_array_size(boards) == 0)
+                return strdup("any");
+        json_array_foreach(boards, i, b) {
+                len += strlen(json_string_value(b) ?: "") + 1;
+        }
+        s = p = malloc(len);
+        if (!s)
+                return NULL;
+        *p = '\0';
+        json_array_foreach(boards, i, b) {
+                p = stpcpy(stpcpy(p, i > 0 ? "," : ""), json_string_value(b) ?: "");
+        }
+        return s;
+}
 
 int cmd_images(struct ctl_context *ctx, int argc, char *argv[]) {
         _cleanup_(json_decrefp) json_t *images = NULL;
@@ -185,11 +212,16 @@ int cmd_images(struct ctl_context *ctx, int argc, char *argv[]) {
         if (ctx->json)
                 return print_json(ctx, "images", TAKE_PTR(images));
 
-        printf("%-64s %-14s %10s %-6s %-6s %s\n", "ID", "VERSION", "SIZE", "SIGNED", "IN USE", "NAME");
-        json_array_foreach(images, i, img)
-                printf("%-64s %-14s %10" PRIu64 " %-6s %-6s %s\n", json_str(img, "id"), json_str(img, "version"),
+        printf("%-64s %-14s %10s %-6s %-6s %-24s %s\n", "ID", "VERSION", "SIZE", "SIGNED", "IN USE", "BOARDS", "NAME");
+        json_array_foreach(images, i, img) {
+                _cleanup_free_ char *boards = boards_cell(img);
+
+                if (!boards)
+                        return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "out of memory");
+                printf("%-64s %-14s %10" PRIu64 " %-6s %-6s %-24s %s\n", json_str(img, "id"), json_str(img, "version"),
                        json_u64(img, "size"), json_is_true(json_object_get(img, "signed")) ? "yes" : "no",
-                       json_is_true(json_object_get(img, "in_use")) ? "yes" : "no", str_or_dash(img, "name"));
+                       json_is_true(json_object_get(img, "in_use")) ? "yes" : "no", boards, str_or_dash(img, "name"));
+        }
         return CTL_EXIT_OK;
 }
 
