@@ -26,6 +26,10 @@
 #define PROBE_TIMEOUT_MIN_USEC (50u * 1000u)
 /* Where probes go: see send_probe(). */
 #define PROBE_OFF 1u
+/* The CBOR of an upload request but its data bytes, at most: map head 1,
+ * "off" 4 + 9, "data" 5 + a string head of 9, "len" 4 + 9, "image" 6 + 9,
+ * "sha" 4 + 2 + 32, "upgrade" 8 + 1: 103 bytes. */
+#define UPLOAD_REQ_FIELDS_MAX 128u
 
 struct chunk {
         struct smp_upload *upload;
@@ -275,13 +279,17 @@ static uint64_t window_used(const struct smp_upload *u) {
 static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t timeout_usec,
                         smp_request_done_fn done, struct chunk **ret) {
         const struct smp_img_upload_req req = chunk_request(u, off, n);
-        _cleanup_free_ uint8_t *body = malloc(u->budget);
+        /* Room for this body, not the whole budget: a budget is up to
+         * 64 KiB, a chunk often a few hundred bytes, and thousands are
+         * sent per image. */
+        size_t room = MIN(u->budget - SMP_HEADER_SIZE, n + UPLOAD_REQ_FIELDS_MAX);
+        _cleanup_free_ uint8_t *body = malloc(room);
         int e;
 
         if (!body)
                 return -ENOMEM;
         struct smp_cbor_writer w;
-        smp_cbor_writer_init(&w, body, u->budget - SMP_HEADER_SIZE);
+        smp_cbor_writer_init(&w, body, room);
         (void) smp_img_upload_req_encode(&w, &req);
         e = smp_cbor_writer_finish(&w);
         if (e < 0)
