@@ -27,11 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "bluez.h"
+#include "fuzz-bus-peer.h"
 #include "smpgw/smp-frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -289,66 +287,10 @@ static void handle(struct state *s, sd_bus_message *m) {
         }
 }
 
-/* The connection the messages arrive on, kept from one input to the next:
- * setting up a socket pair and an sd-bus server connection (sd_bus_start():
- * a dozen socket options read and set, the authentication) took half of
- * every input's time.  It is kept only while it is as a new one would be
- * after the authentication: every byte written read, every message taken
- * off its queue, the connection still open.  Otherwise it is closed and
- * the next input gets a new one, so an input does the same alone as after
- * any other.  The reassembler is kept too, emptied for each input. */
-struct connection {
-        sd_bus *bus;
-        int peer;       /* the end the messages are written into */
-};
-
-static struct connection conn = { .peer = -1 };
+/* Kept from one input to the next (fuzz-bus-peer.h); the reassembler
+ * too, emptied for each input. */
+static struct fuzz_bus_peer peer = FUZZ_BUS_PEER_INIT;
 static struct smp_reassembler *reassembler;
-
-static void connection_close(struct connection *c) {
-        c->bus = sd_bus_close_unref(c->bus);
-        if (c->peer >= 0)
-                close(c->peer);
-        c->peer = -1;
-}
-
-static void connection_open(struct connection *c) {
-        static const char auth[] = "\0AUTH ANONYMOUS\r\nBEGIN\r\n";
-        int sv[2];
-
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-                abort();
-        if (write(sv[1], auth, sizeof(auth) - 1) != (ssize_t) (sizeof(auth) - 1))
-                abort();
-        if (sd_bus_new(&c->bus) < 0 || sd_bus_set_fd(c->bus, sv[0], sv[0]) < 0 ||
-            sd_bus_set_server(c->bus, 1, SD_ID128_MAKE(73, 6d, 70, 67, 77, 66, 75, 7a, 7a, 62, 6c, 75, 65, 7a, 00, 01)) < 0 ||
-            sd_bus_set_anonymous(c->bus, 1) < 0 || sd_bus_start(c->bus) < 0)
-                abort();
-        c->peer = sv[1];
-        /* Through the authentication, before any input's message. */
-        for (unsigned i = 0; i < 8; i++) {
-                sd_bus_message *m = NULL;
-                int r = sd_bus_process(c->bus, &m);
-                assert(!m);
-                if (r <= 0)
-                        break;
-        }
-}
-
-/* Whether the connection is as a new one: nothing left unread on it or
- * queued in it, open, and nothing it wrote (the authentication's "OK")
- * left in the peer's way. */
-static bool connection_clean(struct connection *c) {
-        uint64_t queued = 1;
-        int unread = 1;
-        char sink[256];
-
-        while (read(c->peer, sink, sizeof(sink)) > 0)
-                ;
-        return sd_bus_is_open(c->bus) > 0 && sd_bus_get_n_queued_read(c->bus, &queued) >= 0 && queued == 0 &&
-               sd_bus_get_n_queued_write(c->bus, &queued) >= 0 && queued == 0 &&
-               ioctl(sd_bus_get_fd(c->bus), FIONREAD, &unread) >= 0 && unread == 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static struct wire w;
@@ -368,21 +310,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 pos += 3 + len;
         }
 
-        if (!conn.bus)
-                connection_open(&conn);
+        sd_bus *bus = fuzz_bus_peer_write(
+                &peer, SD_ID128_MAKE(73, 6d, 70, 67, 77, 66, 75, 7a, 7a, 62, 6c, 75, 65, 7a, 00, 01), w.buf, w.len);
         if (!reassembler && smp_reassembler_new(SMP_FRAME_MAX, &reassembler) < 0)
                 abort();
         smp_reassembler_reset(reassembler);
         s.reassembler = reassembler;
-        /* Everything is in the socket before sd-bus reads: no peer to wait for. */
-        if (w.len > 0 && write(conn.peer, w.buf, w.len) != (ssize_t) w.len)
-                abort();
 
         /* Each message, until sd-bus has read them all (or reports an
          * error, or the peer gone). */
         for (unsigned i = 0; i < 4 * RECORDS_MAX + 8; i++) {
                 sd_bus_message *m = NULL;
-                r = sd_bus_process(conn.bus, &m);
+                r = sd_bus_process(bus, &m);
                 if (m) {
                         bool end = sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected");
                         if (!end)
@@ -397,8 +336,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         break;
         }
 
-        if (r != 0 || !connection_clean(&conn))
-                connection_close(&conn);
+        fuzz_bus_peer_done(&peer, r);
         (void) s.sink;
         return 0;
 }
