@@ -23,10 +23,11 @@
 
 struct fuzz_bus_peer {
         sd_bus *bus;
-        int fd;         /* the end the messages are written into */
+        int fd; /* the end the messages are written into */
 };
 
-#define FUZZ_BUS_PEER_INIT { .fd = -1 }
+#define FUZZ_BUS_PEER_INIT \
+        { .fd = -1 }
 
 /* The connection, set up and authenticated if there is none; then the
  * messages (whole, as the target framed them) are written into it. */
