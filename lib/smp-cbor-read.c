@@ -450,6 +450,7 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
 
 int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error *error,
                          struct smp_cbor_item **ret_items, struct smp_cbor_doc *ret) {
+        struct smp_cbor_item first[SMP_CBOR_ITEMS_FIRST];
         _cleanup_free_ struct smp_cbor_item *items = NULL;
         struct smp_cbor_error try_error;
         struct smp_cbor_doc doc;
@@ -462,25 +463,34 @@ int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error 
         /* A body of len bytes holds at most len items, but most hold a
          * handful (an upload chunk of 2 KiB is six): rather than 32 bytes
          * for every byte of the body, room for SMP_CBOR_ITEMS_FIRST items
-         * first, and eight times more each time the body holds more,
-         * parsing it again (a body of 4096 items: three parses).  The
-         * parse writes each item whole before anything reads it, so the
-         * array needs no zeroing. */
-        for (;;) {
+         * first, on the stack, and eight times more each time the body
+         * holds more, parsing it again (a body of 4096 items: three
+         * parses).  What the caller keeps is an array of the items the
+         * body holds, not of the room a parse had: a reply of three items
+         * takes 96 bytes, not 2 KiB that every decode would allocate (and
+         * a sanitizer fill) again.  The parse writes each item whole
+         * before anything reads it, so no array needs zeroing. */
+        r = smp_cbor_parse(body, len, first, room, room == max ? error : &try_error, &doc);
+        while (r == -E2BIG && room < max) {
+                room = MIN(max, room * 8);
                 free(items);
                 items = malloc(room * sizeof(*items));
                 if (!items)
                         return parse_fail(error, -ENOMEM, 0, "out of memory");
                 r = smp_cbor_parse(body, len, items, room, room == max ? error : &try_error, &doc);
-                if (r != -E2BIG || room == max)
-                        break;
-                room = MIN(max, room * 8);
         }
         if (r < 0) {
                 /* A failure before the last try's room ran out is final. */
                 if (room < max && error)
                         *error = try_error;
                 return r;
+        }
+        if (!items) {
+                items = malloc(doc.n_items * sizeof(*items));
+                if (!items)
+                        return parse_fail(error, -ENOMEM, 0, "out of memory");
+                memcpy(items, first, doc.n_items * sizeof(*items));
+                doc.items = items;
         }
         /* The getters report to the caller's error. */
         doc.error = error;

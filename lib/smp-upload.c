@@ -25,6 +25,10 @@
 #define PROBE_TIMEOUT_MIN_USEC (50u * 1000u)
 /* Where probes go: see send_probe(). */
 #define PROBE_OFF 1u
+/* The CBOR of an upload request but its data bytes, at most: map head 1,
+ * "off" 4 + 9, "data" 5 + a string head of 9, "len" 4 + 9, "image" 6 + 9,
+ * "sha" 4 + 2 + 32, "upgrade" 8 + 1: 103 bytes. */
+#define UPLOAD_REQ_FIELDS_MAX 128u
 
 struct chunk {
         struct smp_upload *upload;
@@ -52,6 +56,8 @@ struct smp_upload {
         uint64_t sent_count;
 
         size_t budget;               /* bytes a whole SMP packet may take */
+        uint8_t *body;               /* where send_request() encodes, body_room bytes */
+        size_t body_room;
         size_t chunk_max;            /* data bytes of a full later chunk */
         /* The link does not fragment and no chunk size was given: chunks
          * are sized by the path's packet limit, which probes find. */
@@ -126,6 +132,7 @@ static void upload_free(struct smp_upload *u) {
         chunks_cancel_all(u);
         u->probe_timer = sd_event_source_disable_unref(u->probe_timer);
         smp_request_cancel(u->params_req);
+        free(u->body);
         free(u);
 }
 
@@ -274,13 +281,24 @@ static uint64_t window_used(const struct smp_upload *u) {
 static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t timeout_usec,
                         smp_request_done_fn done, struct chunk **ret) {
         const struct smp_img_upload_req req = chunk_request(u, off, n);
-        _cleanup_free_ uint8_t *body = malloc(u->budget);
+        /* Room for this body, not the whole budget: a budget is up to
+         * 64 KiB, a chunk often a few hundred bytes.  The session copies
+         * the body, so one buffer serves every chunk, grown when a chunk
+         * needs more: thousands are sent per image. */
+        size_t room = MIN(u->budget - SMP_HEADER_SIZE, n + UPLOAD_REQ_FIELDS_MAX);
         int e;
 
-        if (!body)
-                return -ENOMEM;
+        if (room > u->body_room) {
+                free(u->body);
+                u->body_room = 0;
+                u->body = malloc(room);
+                if (!u->body)
+                        return -ENOMEM;
+                u->body_room = room;
+        }
+        uint8_t *body = u->body;
         struct smp_cbor_writer w;
-        smp_cbor_writer_init(&w, body, u->budget - SMP_HEADER_SIZE);
+        smp_cbor_writer_init(&w, body, room);
         (void) smp_img_upload_req_encode(&w, &req);
         e = smp_cbor_writer_finish(&w);
         if (e < 0)

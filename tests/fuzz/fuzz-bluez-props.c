@@ -27,10 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "bluez.h"
+#include "fuzz-bus-peer.h"
 #include "smpgw/smp-frame.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -288,18 +287,20 @@ static void handle(struct state *s, sd_bus_message *m) {
         }
 }
 
+/* Kept from one input to the next (fuzz-bus-peer.h); the reassembler
+ * too, emptied for each input. */
+static struct fuzz_bus_peer peer = FUZZ_BUS_PEER_INIT;
+static struct smp_reassembler *reassembler;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const char auth[] = "\0AUTH ANONYMOUS\r\nBEGIN\r\n";
         static struct wire w;
         struct state s = { .instance.host = &host, .mtu = ATT_MTU_MIN };
-        sd_bus *bus = NULL;
-        int sv[2];
+        int r = 0;
 
         if (size > INPUT_MAX)
                 return 0;
 
-        memcpy(w.buf, auth, sizeof(auth) - 1);
-        w.len = sizeof(auth) - 1;
+        w.len = 0;
         size_t pos = 0;
         uint32_t serial = 1;
         for (unsigned n = 0; n < RECORDS_MAX && pos + 3 <= size; n++) {
@@ -309,38 +310,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 pos += 3 + len;
         }
 
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+        sd_bus *bus = fuzz_bus_peer_write(
+                &peer, SD_ID128_MAKE(73, 6d, 70, 67, 77, 66, 75, 7a, 7a, 62, 6c, 75, 65, 7a, 00, 01), w.buf, w.len);
+        if (!reassembler && smp_reassembler_new(SMP_FRAME_MAX, &reassembler) < 0)
                 abort();
-        /* Everything is in the socket before sd-bus reads: no peer to wait for. */
-        if (write(sv[1], w.buf, w.len) != (ssize_t) w.len)
-                abort();
-        (void) shutdown(sv[1], SHUT_WR);
-        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, sv[0], sv[0]) < 0 ||
-            sd_bus_set_server(bus, 1, SD_ID128_MAKE(73, 6d, 70, 67, 77, 66, 75, 7a, 7a, 62, 6c, 75, 65, 7a, 00, 01)) < 0 ||
-            sd_bus_set_anonymous(bus, 1) < 0 || sd_bus_start(bus) < 0)
-                abort();
-        if (smp_reassembler_new(SMP_FRAME_MAX, &s.reassembler) < 0)
-                abort();
+        smp_reassembler_reset(reassembler);
+        s.reassembler = reassembler;
 
-        /* Each message, until sd-bus reports the peer gone or an error. */
+        /* Each message, until sd-bus has read them all (or reports an
+         * error, or the peer gone). */
         for (unsigned i = 0; i < 4 * RECORDS_MAX + 8; i++) {
                 sd_bus_message *m = NULL;
-                int r = sd_bus_process(bus, &m);
+                r = sd_bus_process(bus, &m);
                 if (m) {
                         bool end = sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected");
                         if (!end)
                                 handle(&s, m);
                         sd_bus_message_unref(m);
-                        if (end)
+                        if (end) {
+                                r = -ECONNRESET;
                                 break;
+                        }
                 }
                 if (r <= 0)
                         break;
         }
 
-        smp_reassembler_free(s.reassembler);
-        sd_bus_close_unref(bus);
-        close(sv[1]);
+        fuzz_bus_peer_done(&peer, r);
         (void) s.sink;
         return 0;
 }

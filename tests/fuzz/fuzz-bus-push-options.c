@@ -16,14 +16,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
 #include "bus-internal.h"
 #include "conf.h"
 #include "engine.h"
+#include "fuzz-bus-peer.h"
 #include "manager.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -113,32 +112,23 @@ static void read_options(sd_bus_message *m) {
         sd_bus_error_free(&error);
 }
 
+/* Kept from one input to the next (fuzz-bus-peer.h). */
+static struct fuzz_bus_peer peer = FUZZ_BUS_PEER_INIT;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        static const char auth[] = "\0AUTH ANONYMOUS\r\nBEGIN\r\n";
         static struct wire w;
-        sd_bus *bus = NULL;
-        int sv[2];
+        int r = 0;
 
         if (size > INPUT_MAX)
                 return 0;
-        memcpy(w.buf, auth, sizeof(auth) - 1);
-        w.len = sizeof(auth) - 1;
+        w.len = 0;
         put_call(&w, data, (uint32_t) size);
 
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
-                abort();
-        /* All of it is in the socket before sd-bus reads: no peer to wait for. */
-        if (write(sv[1], w.buf, w.len) != (ssize_t) w.len)
-                abort();
-        (void) shutdown(sv[1], SHUT_WR);
-        if (sd_bus_new(&bus) < 0 || sd_bus_set_fd(bus, sv[0], sv[0]) < 0 ||
-            sd_bus_set_server(bus, 1, SD_ID128_MAKE(73, 6d, 70, 67, 77, 64, 70, 75, 73, 68, 6f, 70, 74, 73, 00, 01)) <
-                    0 ||
-            sd_bus_set_anonymous(bus, 1) < 0 || sd_bus_start(bus) < 0)
-                abort();
+        sd_bus *bus = fuzz_bus_peer_write(
+                &peer, SD_ID128_MAKE(73, 6d, 70, 67, 77, 64, 70, 75, 73, 68, 6f, 70, 74, 73, 00, 01), w.buf, w.len);
         for (unsigned i = 0; i < 16; i++) {
                 sd_bus_message *m = NULL;
-                int r = sd_bus_process(bus, &m);
+                r = sd_bus_process(bus, &m);
 
                 if (m) {
                         bool end = sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected");
@@ -146,13 +136,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         if (!end)
                                 read_options(m);
                         sd_bus_message_unref(m);
-                        if (end)
+                        if (end) {
+                                r = -ECONNRESET;
                                 break;
+                        }
                 }
-                if (r < 0)
+                if (r <= 0)
                         break;
         }
-        sd_bus_close_unref(bus);
-        close(sv[1]);
+        fuzz_bus_peer_done(&peer, r);
         return 0;
 }

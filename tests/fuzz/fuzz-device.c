@@ -168,10 +168,14 @@ int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout) {
 
 /* ---- the device ---- */
 
+/* A request the device has yet to answer: its header, and for an image
+ * upload what device_body() answers from (decoded once, in t_send()). */
 struct pending_request {
         struct smp_header hdr;
-        uint8_t *frame;
-        size_t len;
+        bool upload;
+        uint64_t upload_off, upload_len;
+        size_t upload_data_len;
+        bool upload_has_len;
 };
 
 struct smp_link {
@@ -236,7 +240,6 @@ static const uint8_t *in_bytes(struct fuzz_device *d, size_t n, size_t *ret_n) {
 }
 
 static void pending_remove(struct fuzz_device *d, size_t i) {
-        free(d->pending[i].frame);
         memmove(&d->pending[i], &d->pending[i + 1], (d->n_pending - i - 1) * sizeof(d->pending[0]));
         d->n_pending--;
 }
@@ -317,16 +320,23 @@ static int t_send(struct smp_link *l, const uint8_t *packet, size_t len) {
         while ((r = smp_packet_next(packet, len, &off, &f)) > 0) {
                 assert(smp_op_is_request(f.hdr.op));
                 assert(f.body_len == f.hdr.len);
+                struct smp_img_upload_req req;
+                bool upload = f.hdr.group == SMP_GROUP_IMAGE && f.hdr.id == SMP_IMG_CMD_UPLOAD;
+                /* An upload request the session sends decodes. */
+                if (upload)
+                        assert(smp_img_upload_req_decode(f.body, f.body_len, &req, NULL) == 0);
                 if (d->observer)
-                        d->observer(&f, d->observer_userdata);
+                        d->observer(&f, upload ? &req : NULL, d->observer_userdata);
                 if (d->n_pending == PENDING_MAX)
                         pending_remove(d, 0); /* the device's queue overflows */
                 struct pending_request *p = &d->pending[d->n_pending];
-                p->hdr = f.hdr;
-                p->len = SMP_HEADER_SIZE + f.body_len;
-                p->frame = malloc(p->len);
-                assert(p->frame);
-                memcpy(p->frame, f.body - SMP_HEADER_SIZE, p->len);
+                *p = (struct pending_request) { .hdr = f.hdr, .upload = upload };
+                if (upload) {
+                        p->upload_off = req.off;
+                        p->upload_len = req.len;
+                        p->upload_data_len = req.data.len;
+                        p->upload_has_len = req.has_len;
+                }
                 d->n_pending++;
         }
         assert(r == 0 && off == len);
@@ -468,17 +478,14 @@ static size_t device_body(struct fuzz_device *d, const struct pending_request *p
                         (void) smp_status_encode_v2(&w, p->hdr.group, in_u8(d) % 16);
                 else
                         (void) smp_status_encode_v1(&w, in_u8(d) % 16, how & 2 ? "fuzz" : NULL);
-        } else if (p->hdr.group == SMP_GROUP_IMAGE && p->hdr.id == SMP_IMG_CMD_UPLOAD) {
-                struct smp_img_upload_req req;
+        } else if (p->upload) {
                 struct smp_img_upload_rsp rsp = {};
-                if (smp_img_upload_req_decode(p->frame + SMP_HEADER_SIZE, p->len - SMP_HEADER_SIZE, &req, NULL) < 0)
-                        return 0;
                 switch (how % 8) {
                 case 4: /* the same offset again: not taken */
-                        rsp.off = req.off;
+                        rsp.off = p->upload_off;
                         break;
                 case 5: /* all there, compared with the sha (or not) */
-                        rsp.off = req.has_len ? req.len : req.off + req.data.len;
+                        rsp.off = p->upload_has_len ? p->upload_len : p->upload_off + p->upload_data_len;
                         rsp.has_match = how & 8;
                         rsp.match = how & 16;
                         break;
@@ -486,7 +493,7 @@ static size_t device_body(struct fuzz_device *d, const struct pending_request *p
                         rsp.off = (uint64_t) in_u16(d) * 16u;
                         break;
                 default:
-                        rsp.off = req.off + req.data.len;
+                        rsp.off = p->upload_off + p->upload_data_len;
                         break;
                 }
                 (void) smp_img_upload_rsp_encode(&w, &rsp);
@@ -516,11 +523,9 @@ static void act_device_answer(struct fuzz_device *d) {
         size_t k = in_u8(d) % d->n_pending;
         struct pending_request p = d->pending[k];
 
-        d->pending[k].frame = NULL; /* taken */
         pending_remove(d, k);
         size_t n = device_body(d, &p, body, sizeof(body));
         deliver(d, packet, answer_frame(&p, 0, 0, body, n, packet));
-        free(p.frame);
 }
 
 static void act_fuzz_answer(struct fuzz_device *d, uint8_t op) {
@@ -545,7 +550,6 @@ static void act_concat(struct fuzz_device *d, uint8_t op) {
                 return;
         }
         struct pending_request p[2] = { d->pending[0], d->pending[1] };
-        d->pending[0].frame = d->pending[1].frame = NULL;
         pending_remove(d, 1);
         pending_remove(d, 0);
         size_t len = 0;
@@ -556,8 +560,6 @@ static void act_concat(struct fuzz_device *d, uint8_t op) {
                         len += answer_frame(q, 0, 0, body, n, packet + len);
         }
         deliver(d, packet, len);
-        free(p[0].frame);
-        free(p[1].frame);
 }
 
 static void close_link(struct fuzz_device *d) {
@@ -769,23 +771,40 @@ void fuzz_device_free(struct fuzz_device *d) {
         n_fake_timerfds = 0;
 }
 
-void fuzz_check_upload_request(const struct smp_frame *f, const uint8_t *file, size_t len) {
-        struct smp_img_upload_req req;
-        uint8_t sha[32];
+/* The SHA-256 of a file fuzz_image() made: hashed once per image, not at
+ * every first chunk (a file is the same bytes for the whole run). */
+static const uint8_t *file_sha256(const uint8_t *file, size_t len) {
+        static struct {
+                const uint8_t *file;
+                size_t len;
+                uint8_t sha[32];
+        } known[FUZZ_IMAGE_SIZES];
+        size_t i;
 
-        if (f->hdr.group != SMP_GROUP_IMAGE || f->hdr.id != SMP_IMG_CMD_UPLOAD)
+        for (i = 0; i < ELEMENTSOF(known) && known[i].file; i++)
+                if (known[i].file == file && known[i].len == len)
+                        return known[i].sha;
+        if (i == ELEMENTSOF(known))
+                i = 0; /* not one of fuzz_image()'s: any slot will do */
+        known[i].file = file;
+        known[i].len = len;
+        smp_upload_file_sha256(file, len, known[i].sha);
+        return known[i].sha;
+}
+
+void fuzz_check_upload_request(const struct smp_frame *f, const struct smp_img_upload_req *req, const uint8_t *file,
+                               size_t len) {
+        if (!req)
                 return;
         assert(f->hdr.op == SMP_OP_WRITE);
-        assert(smp_img_upload_req_decode(f->body, f->body_len, &req, NULL) == 0);
-        assert(smp_cbor_slice_present(req.data));
-        assert(req.off <= len && req.data.len <= len - req.off);
-        assert(req.data.len == 0 || memcmp(req.data.ptr, file + req.off, req.data.len) == 0);
-        if (req.off == 0) {
-                assert(req.has_len && req.len == len);
-                smp_upload_file_sha256(file, len, sha);
-                assert(req.sha.len == 32 && memcmp(req.sha.ptr, sha, 32) == 0);
+        assert(smp_cbor_slice_present(req->data));
+        assert(req->off <= len && req->data.len <= len - req->off);
+        assert(req->data.len == 0 || memcmp(req->data.ptr, file + req->off, req->data.len) == 0);
+        if (req->off == 0) {
+                assert(req->has_len && req->len == len);
+                assert(req->sha.len == 32 && memcmp(req->sha.ptr, file_sha256(file, len), 32) == 0);
         } else
-                assert(!req.has_len && !smp_cbor_slice_present(req.sha));
+                assert(!req->has_len && !smp_cbor_slice_present(req->sha));
 }
 
 const uint8_t *fuzz_image(unsigned index, size_t *ret_len, const uint8_t **ret_hash) {

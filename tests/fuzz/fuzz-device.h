@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "smpgw/smp-img.h"
 #include "smpgw/smp-session.h"
 
 #define FUZZ_DEVICE_CONFIG_SIZE 16u
@@ -91,8 +92,9 @@ static inline uint16_t fuzz_le16(const uint8_t b[2]) {
 void fuzz_device_set_new_hash(struct fuzz_device *d, const uint8_t hash[32]);
 
 /* Called with every request frame the session sends, to check what a
- * procedure asks of the device. */
-typedef void (*fuzz_request_fn)(const struct smp_frame *f, void *userdata);
+ * procedure asks of the device; upload is the body of an image upload
+ * request, decoded (NULL for other requests). */
+typedef void (*fuzz_request_fn)(const struct smp_frame *f, const struct smp_img_upload_req *upload, void *userdata);
 void fuzz_device_set_observer(struct fuzz_device *d, fuzz_request_fn fn, void *userdata);
 
 /* What cancels the target's procedure (smp_update_cancel(), ...): called
@@ -110,10 +112,12 @@ uint64_t fuzz_device_elapsed(const struct fuzz_device *d);
 /* Frees the session, the loop and the device; the clock is real again. */
 void fuzz_device_free(struct fuzz_device *d);
 
-/* Checks an upload request against the file it uploads: the data at its
+/* Checks an upload request (req, decoded from f; NULL: not an upload
+ * request, which passes) against the file it uploads: the data at its
  * offset is the file's, a first chunk carries the file's length and
- * SHA-256.  Other requests pass. */
-void fuzz_check_upload_request(const struct smp_frame *f, const uint8_t *file, size_t len);
+ * SHA-256. */
+void fuzz_check_upload_request(const struct smp_frame *f, const struct smp_img_upload_req *req, const uint8_t *file,
+                               size_t len);
 
 /* An unsigned MCUboot image of one of FUZZ_IMAGE_SIZES body sizes (index
  * modulo), built once and kept; *ret_hash is its SHA256 TLV. */

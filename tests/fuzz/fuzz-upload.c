@@ -59,9 +59,9 @@ static void cancel(void *userdata) {
         run->done = run->cancelled = true;
 }
 
-static void on_request(const struct smp_frame *f, void *userdata) {
+static void on_request(const struct smp_frame *f, const struct smp_img_upload_req *upload, void *userdata) {
         struct run *run = userdata;
-        fuzz_check_upload_request(f, run->image, run->image_len);
+        fuzz_check_upload_request(f, upload, run->image, run->image_len);
         if (run->packet_max && f->hdr.group == SMP_GROUP_IMAGE && f->hdr.id == 1)
                 assert(SMP_HEADER_SIZE + f->body_len <= run->packet_max);
 }
