@@ -208,7 +208,23 @@ int device_set_bootloader(struct device *d, const char *s, size_t len) {
 
 void device_mark_seen(struct device *d) {
         d->last_seen_usec = now_realtime_usec();
-        d->dirty = true;
+        d->seen_dirty = true;
+}
+
+bool device_row_due(const struct device *d, bool all) {
+        if (d->dirty)
+                return true;
+        if (!d->seen_dirty)
+                return false;
+        /* The realtime clock stepped back below the stored value: write
+         * it, or the stored one would stay ahead until it catches up. */
+        return all || d->last_seen_usec < d->stored_last_seen_usec ||
+               d->last_seen_usec - d->stored_last_seen_usec >= DEVICE_SEEN_WRITE_INTERVAL_USEC;
+}
+
+void device_row_written(struct device *d) {
+        d->dirty = d->seen_dirty = false;
+        d->stored_last_seen_usec = d->last_seen_usec;
 }
 
 static int set_str(char **field, const char *value, bool *changed) {

@@ -103,6 +103,10 @@ struct device {
         bool role_checked; /* a probe asked whether it is a Mesh Distributor */
         bool dirty;
         bool slots_dirty;
+        /* Only last_seen moved since the row was written: written lazily
+         * (device_row_due()), not by the next flush. */
+        bool seen_dirty;
+        uint64_t stored_last_seen_usec; /* last_seen as the row holds it */
 };
 
 /* Mesh targets' connection strings (mesh-conn.c says why the daemon
@@ -178,7 +182,25 @@ int device_set_address(struct device *d, const char *address, bool *changed);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);
+/* Seen again: moves last_seen, which alone does not make the row dirty
+ * (device_row_due()). */
 void device_mark_seen(struct device *d);
+
+/* How stale the stored last_seen of a device that is only seen again may
+ * get: its row is rewritten for that alone once the in-memory last_seen
+ * is this far ahead of the stored one.  Without it every answer of every
+ * device rewrites its row at the next flush, thousands of rows every
+ * flush_interval in a large fleet (flush time on the loop, SD card
+ * wear).  Measured from the stored value, so a fleet found in one
+ * discovery comes due again at the pace the discovery found it, not in
+ * one flush.  After a crash the stored last_seen may be this old; a
+ * clean stop writes them all (manager_stop()). */
+#define DEVICE_SEEN_WRITE_INTERVAL_USEC (300 * UINT64_C(1000000))
+/* The device's row must be written by this flush: it is dirty, or its
+ * last_seen is pending and due (or all: a clean stop writes every one). */
+bool device_row_due(const struct device *d, bool all);
+/* The row was written: what it holds now. */
+void device_row_written(struct device *d);
 
 /* Discovery found a device: adds it, or refreshes a known one. */
 void device_seen(struct manager *m, const struct smp_discovered *found);
