@@ -435,7 +435,8 @@ static int load_devices(struct db *db, struct manager *m) {
                 d->state = (enum device_state) state;
                 column_copy(stmt, 9, d->source, sizeof(d->source));
                 d->first_seen_usec = column_u64(stmt, 10);
-                d->last_seen_usec = d->stored_last_seen_usec = column_u64(stmt, 11);
+                d->last_seen_usec = column_u64(stmt, 11);
+                d->stored_last_seen_sec = (uint32_t) (d->last_seen_usec / UINT64_C(1000000));
                 d->last_probe_usec = column_is_null(stmt, 12) ? 0 : column_u64(stmt, 12);
                 if (!column_is_null(stmt, 13) && !column_is_null(stmt, 14)) {
                         d->has_params = true;

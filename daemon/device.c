@@ -216,15 +216,16 @@ bool device_row_due(const struct device *d, bool all) {
                 return true;
         if (!d->seen_dirty)
                 return false;
-        /* The realtime clock stepped back below the stored value: write
-         * it, or the stored one would stay ahead until it catches up. */
-        return all || d->last_seen_usec < d->stored_last_seen_usec ||
-               d->last_seen_usec - d->stored_last_seen_usec >= DEVICE_SEEN_WRITE_INTERVAL_USEC;
+        /* Modulo 2^32 s: a realtime clock stepped back below the stored
+         * value comes out huge, so the row is written rather than left
+         * ahead until the clock catches up. */
+        uint32_t behind = (uint32_t) (d->last_seen_usec / UINT64_C(1000000)) - d->stored_last_seen_sec;
+        return all || behind >= DEVICE_SEEN_WRITE_INTERVAL_SEC;
 }
 
 void device_row_written(struct device *d) {
         d->dirty = d->seen_dirty = false;
-        d->stored_last_seen_usec = d->last_seen_usec;
+        d->stored_last_seen_sec = (uint32_t) (d->last_seen_usec / UINT64_C(1000000));
 }
 
 static int set_str(char **field, const char *value, bool *changed) {

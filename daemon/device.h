@@ -70,7 +70,15 @@ struct device {
         /* Beside has_params, not after bootloader: a 10,000 device
          * fleet pays every byte of padding 10,000 times. */
         uint8_t smp_version; /* 0 unknown, 1 or 2 */
+        /* Runtime, beside smp_version for the same reason: only last_seen
+         * moved since the row was written, which the flush writes lazily
+         * (device_row_due()). */
+        bool seen_dirty;
         uint32_t buf_size, buf_count;
+        /* last_seen as the row holds it, in seconds modulo 2^32 (whole
+         * seconds suffice for DEVICE_SEEN_WRITE_INTERVAL_USEC, and in the
+         * hole after buf_count the device costs no more bytes). */
+        uint32_t stored_last_seen_sec;
         char *os_info;                /* OS info "a" string, may be NULL */
         /* Bootloader name, may be NULL: shared with the devices that
          * report the same (device-strings.h); set by device_set_bootloader(). */
@@ -103,10 +111,6 @@ struct device {
         bool role_checked; /* a probe asked whether it is a Mesh Distributor */
         bool dirty;
         bool slots_dirty;
-        /* Only last_seen moved since the row was written: written lazily
-         * (device_row_due()), not by the next flush. */
-        bool seen_dirty;
-        uint64_t stored_last_seen_usec; /* last_seen as the row holds it */
 };
 
 /* Mesh targets' connection strings (mesh-conn.c says why the daemon
@@ -195,7 +199,8 @@ void device_mark_seen(struct device *d);
  * discovery comes due again at the pace the discovery found it, not in
  * one flush.  After a crash the stored last_seen may be this old; a
  * clean stop writes them all (manager_stop()). */
-#define DEVICE_SEEN_WRITE_INTERVAL_USEC (300 * UINT64_C(1000000))
+#define DEVICE_SEEN_WRITE_INTERVAL_SEC 300u
+#define DEVICE_SEEN_WRITE_INTERVAL_USEC (DEVICE_SEEN_WRITE_INTERVAL_SEC * UINT64_C(1000000))
 /* The device's row must be written by this flush: it is dirty, or its
  * last_seen is pending and due (or all: a clean stop writes every one). */
 bool device_row_due(const struct device *d, bool all);
