@@ -196,8 +196,9 @@ void device_mark_seen(struct device *d);
  * device rewrites its row at the next flush, thousands of rows every
  * flush_interval in a large fleet (flush time on the loop, SD card
  * wear).  Measured from the stored value, so a fleet found in one
- * discovery comes due again at the pace the discovery found it, not in
- * one flush.  After a crash the stored last_seen may be this old; a
+ * discovery comes due again at the pace the discovery found it, and up
+ * to a quarter early by id (device_spread_usec()), so not in one flush
+ * even when that discovery took a few seconds.  After a crash the stored last_seen may be this old; a
  * clean stop writes them all (manager_stop()). */
 #define DEVICE_SEEN_WRITE_INTERVAL_SEC 300u
 #define DEVICE_SEEN_WRITE_INTERVAL_USEC (DEVICE_SEEN_WRITE_INTERVAL_SEC * UINT64_C(1000000))
