@@ -436,6 +436,7 @@ static int load_devices(struct db *db, struct manager *m) {
                 column_copy(stmt, 9, d->source, sizeof(d->source));
                 d->first_seen_usec = column_u64(stmt, 10);
                 d->last_seen_usec = column_u64(stmt, 11);
+                d->stored_last_seen_sec = (uint32_t) (d->last_seen_usec / UINT64_C(1000000));
                 d->last_probe_usec = column_is_null(stmt, 12) ? 0 : column_u64(stmt, 12);
                 if (!column_is_null(stmt, 13) && !column_is_null(stmt, 14)) {
                         d->has_params = true;
@@ -724,7 +725,8 @@ int db_device_insert(struct db *db, struct device *d) {
                 d->id = 0;
                 return r;
         }
-        d->dirty = d->slots_dirty = false;
+        device_row_written(d);
+        d->slots_dirty = false;
         return 0;
 }
 
@@ -1060,11 +1062,11 @@ static int history_write(struct db *db, const struct db_history_entry *e) {
 
 /* ---- flush ---- */
 
-static int flush_device(struct db *db, struct device *d) {
+static int flush_device(struct db *db, struct device *d, bool all) {
         sqlite3_stmt *stmt;
         int r;
 
-        if (d->dirty) {
+        if (device_row_due(d, all)) {
                 r = db_stmt(db, DB_STMT_DEVICE_UPDATE, &stmt);
                 if (r < 0)
                         return r;
@@ -1125,14 +1127,14 @@ static int flush_job(struct db *db, struct job *j) {
         return 0;
 }
 
-int db_flush(struct db *db, struct manager *m) {
+static int flush(struct db *db, struct manager *m, bool all) {
         bool anything = db && db->n_history > 0;
         int r;
 
         if (!db || !m)
                 return -EINVAL;
         for (size_t i = 0; !anything && i < m->n_devices; i++)
-                anything = m->devices[i]->dirty || m->devices[i]->slots_dirty;
+                anything = device_row_due(m->devices[i], all) || m->devices[i]->slots_dirty;
         for (size_t i = 0; !anything && i < m->n_jobs; i++)
                 anything = m->jobs[i]->dirty || m->jobs[i]->before_dirty;
         /* An idle gateway writes nothing: no empty transactions on the
@@ -1144,7 +1146,7 @@ int db_flush(struct db *db, struct manager *m) {
         if (r < 0)
                 return r;
         for (size_t i = 0; r >= 0 && i < m->n_devices; i++)
-                r = flush_device(db, m->devices[i]);
+                r = flush_device(db, m->devices[i], all);
         for (size_t i = 0; r >= 0 && i < m->n_jobs; i++)
                 r = flush_job(db, m->jobs[i]);
         for (size_t i = 0; r >= 0 && i < db->n_history; i++)
@@ -1159,12 +1161,26 @@ int db_flush(struct db *db, struct manager *m) {
 
         /* Only now: had the commit failed, all of it is written again by
          * the next flush. */
-        for (size_t i = 0; i < m->n_devices; i++)
-                m->devices[i]->dirty = m->devices[i]->slots_dirty = false;
+        for (size_t i = 0; i < m->n_devices; i++) {
+                struct device *d = m->devices[i];
+                /* Asked again with nothing changed since: the same
+                 * answer flush_device() acted on. */
+                if (device_row_due(d, all))
+                        device_row_written(d);
+                d->slots_dirty = false;
+        }
         for (size_t i = 0; i < m->n_jobs; i++)
                 m->jobs[i]->dirty = m->jobs[i]->before_dirty = false;
         history_queue_clear(db);
         return 0;
+}
+
+int db_flush(struct db *db, struct manager *m) {
+        return flush(db, m, false);
+}
+
+int db_flush_all(struct db *db, struct manager *m) {
+        return flush(db, m, true);
 }
 
 int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned limit, db_history_fn fn,

@@ -63,8 +63,11 @@ uint64_t db_commits(const struct db *db);
 /* Writes every dirty device (and its slots when slots_dirty), every dirty
  * job (and its slots before the job when before_dirty) and the queued
  * history in one transaction, then clears the dirty
- * flags.  On error nothing is cleared, so the next flush tries again. */
+ * flags.  On error nothing is cleared, so the next flush tries again.
+ * A device only seen again is written when device_row_due() says so. */
 int db_flush(struct db *db, struct manager *m);
+/* db_flush(), and every device's pending last_seen with it: a clean stop. */
+int db_flush_all(struct db *db, struct manager *m);
 
 /* History of a device or a job (0: any), newest first. */
 struct db_history_row {

@@ -208,7 +208,28 @@ int device_set_bootloader(struct device *d, const char *s, size_t len) {
 
 void device_mark_seen(struct device *d) {
         d->last_seen_usec = now_realtime_usec();
-        d->dirty = true;
+        d->seen_dirty = true;
+}
+
+bool device_row_due(const struct device *d, bool all) {
+        if (d->dirty)
+                return true;
+        if (!d->seen_dirty)
+                return false;
+        /* Modulo 2^32 s: a realtime clock stepped back below the stored
+         * value comes out huge, so the row is written rather than left
+         * ahead until the clock catches up. */
+        uint32_t behind = (uint32_t) (d->last_seen_usec / UINT64_C(1000000)) - d->stored_last_seen_sec;
+        /* Up to a quarter early by a share fixed by its id, as for
+         * re-probes: a fleet found within a few seconds (a fast UDP
+         * round) would otherwise come due in the same one or two flushes. */
+        uint64_t early = device_spread_usec(d->id, DEVICE_SEEN_WRITE_INTERVAL_USEC) / UINT64_C(1000000);
+        return all || behind >= DEVICE_SEEN_WRITE_INTERVAL_SEC - early;
+}
+
+void device_row_written(struct device *d) {
+        d->dirty = d->seen_dirty = false;
+        d->stored_last_seen_sec = (uint32_t) (d->last_seen_usec / UINT64_C(1000000));
 }
 
 static int set_str(char **field, const char *value, bool *changed) {

@@ -70,7 +70,15 @@ struct device {
         /* Beside has_params, not after bootloader: a 10,000 device
          * fleet pays every byte of padding 10,000 times. */
         uint8_t smp_version; /* 0 unknown, 1 or 2 */
+        /* Runtime, beside smp_version for the same reason: only last_seen
+         * moved since the row was written, which the flush writes lazily
+         * (device_row_due()). */
+        bool seen_dirty;
         uint32_t buf_size, buf_count;
+        /* last_seen as the row holds it, in seconds modulo 2^32 (whole
+         * seconds suffice for DEVICE_SEEN_WRITE_INTERVAL_USEC, and in the
+         * hole after buf_count the device costs no more bytes). */
+        uint32_t stored_last_seen_sec;
         char *os_info;                /* OS info "a" string, may be NULL */
         /* Bootloader name, may be NULL: shared with the devices that
          * report the same (device-strings.h); set by device_set_bootloader(). */
@@ -178,7 +186,27 @@ int device_set_address(struct device *d, const char *address, bool *changed);
 const char *device_state_to_string(enum device_state s);
 int device_state_from_string(const char *s);
 void device_set_state(struct device *d, enum device_state s);
+/* Seen again: moves last_seen, which alone does not make the row dirty
+ * (device_row_due()). */
 void device_mark_seen(struct device *d);
+
+/* How stale the stored last_seen of a device that is only seen again may
+ * get: its row is rewritten for that alone once the in-memory last_seen
+ * is this far ahead of the stored one.  Without it every answer of every
+ * device rewrites its row at the next flush, thousands of rows every
+ * flush_interval in a large fleet (flush time on the loop, SD card
+ * wear).  Measured from the stored value, so a fleet found in one
+ * discovery comes due again at the pace the discovery found it, and up
+ * to a quarter early by id (device_spread_usec()), so not in one flush
+ * even when that discovery took a few seconds.  After a crash the stored last_seen may be this old; a
+ * clean stop writes them all (manager_stop()). */
+#define DEVICE_SEEN_WRITE_INTERVAL_SEC 300u
+#define DEVICE_SEEN_WRITE_INTERVAL_USEC (DEVICE_SEEN_WRITE_INTERVAL_SEC * UINT64_C(1000000))
+/* The device's row must be written by this flush: it is dirty, or its
+ * last_seen is pending and due (or all: a clean stop writes every one). */
+bool device_row_due(const struct device *d, bool all);
+/* The row was written: what it holds now. */
+void device_row_written(struct device *d);
 
 /* Discovery found a device: adds it, or refreshes a known one. */
 void device_seen(struct manager *m, const struct smp_discovered *found);

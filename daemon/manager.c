@@ -400,18 +400,22 @@ void manager_history(struct manager *m, const char *type, const struct device *d
                        image_id ? image_id : j ? j->image_id : NULL, j ? j->id : 0, msg);
 }
 
-int manager_flush_now(struct manager *m) {
+static int flush(struct manager *m, bool all) {
         int r;
 
         if (!m->db)
                 return 0;
-        r = db_flush(m->db, m);
+        r = all ? db_flush_all(m->db, m) : db_flush(m->db, m);
         m->stats.flushes++;
         if (r < 0) {
                 m->stats.flush_errors++;
                 log_warning_errno(r, "Writing to the database failed, will retry: %m");
         }
         return r;
+}
+
+int manager_flush_now(struct manager *m) {
+        return flush(m, false);
 }
 
 static int on_flush_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -815,7 +819,8 @@ void manager_stop(struct manager *m) {
         rollout_executor_stop(m->rollouts);
         jobs_stop_all(m);
         distributions_stop_all(m);
-        (void) manager_flush_now(m);
+        /* The last_seen values written lazily too (device_row_due()). */
+        (void) flush(m, true);
 }
 
 int manager_reload(struct manager *m) {

@@ -681,6 +681,65 @@ static void test_flush_writes_dirty_only(void) {
         tmpdir_free(dir);
 }
 
+/* Seen again and nothing else (issue 14): the row is not rewritten by
+ * the next flush, only once the stored last_seen is
+ * DEVICE_SEEN_WRITE_INTERVAL_USEC behind; any real change still is, the
+ * current last_seen with it; and a clean stop writes what is pending. */
+static void test_flush_seen_again_lazy(void) {
+        char *dir = tmpdir_new();
+        struct manager *m = test_manager_open(dir);
+        struct device *a = add_device(m, "udp:10.0.0.1:1337");
+        struct device *b = add_device(m, "udp:10.0.0.2:1337");
+        const char *stored_a = "SELECT last_seen FROM devices WHERE conn = 'udp:10.0.0.1:1337'";
+
+        /* Rows holding a real clock reading, as discovery writes them
+         * (device_new_test() leaves last_seen 0: due at once). */
+        device_mark_seen(a);
+        device_mark_seen(b);
+        a->dirty = b->dirty = true;
+        ASSERT_OK(db_flush(m->db, m));
+        uint64_t written = a->last_seen_usec;
+        ASSERT_EQ(own_int(m->db, stored_a), (int64_t) written);
+
+        /* Seen again, both: nothing written, no transaction; memory (what
+         * REST, D-Bus and /metrics read) has the new time. */
+        int changes = sqlite3_total_changes(m->db->sqlite);
+        uint64_t commits = db_commits(m->db);
+        device_mark_seen(a);
+        device_mark_seen(b);
+        ASSERT_TRUE(a->last_seen_usec >= written);
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(sqlite3_total_changes(m->db->sqlite) - changes, 0);
+        ASSERT_EQ(db_commits(m->db) - commits, 0);
+
+        /* A state change is written at the next flush, the current
+         * last_seen with it, and that device only. */
+        device_mark_seen(a);
+        device_mark_seen(b);
+        device_set_state(a, DEVICE_UNREACHABLE);
+        changes = sqlite3_total_changes(m->db->sqlite);
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(sqlite3_total_changes(m->db->sqlite) - changes, 2); /* the row and its history row */
+        ASSERT_EQ(own_int(m->db, stored_a), (int64_t) a->last_seen_usec);
+        ASSERT_EQ(own_int(m->db, "SELECT count(*) FROM devices WHERE state = 'unreachable'"), 1);
+
+        /* Seen the interval after the stored time: due. */
+        device_mark_seen(a);
+        a->last_seen_usec += DEVICE_SEEN_WRITE_INTERVAL_USEC;
+        changes = sqlite3_total_changes(m->db->sqlite);
+        ASSERT_OK(db_flush(m->db, m));
+        ASSERT_EQ(sqlite3_total_changes(m->db->sqlite) - changes, 1);
+        ASSERT_EQ(own_int(m->db, stored_a), (int64_t) a->last_seen_usec);
+
+        /* A clean stop writes b's pending last_seen. */
+        ASSERT_OK(db_flush_all(m->db, m));
+        ASSERT_EQ(own_int(m->db, "SELECT last_seen FROM devices WHERE conn = 'udp:10.0.0.2:1337'"),
+                  (int64_t) b->last_seen_usec);
+        ASSERT_TRUE(!device_row_due(a, true) && !device_row_due(b, true));
+        test_manager_free(m);
+        tmpdir_free(dir);
+}
+
 static void test_flush_failure_keeps_flags(void) {
         char *dir = tmpdir_new();
         struct manager *m = test_manager_open(dir);
@@ -1905,7 +1964,7 @@ static void test_storage_faults_at_every_point(void) {
 
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_failure_keeps_flags),
+          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_seen_again_lazy), TEST(test_flush_failure_keeps_flags),
           TEST(test_history), TEST(test_history_burst_kept), TEST(test_commits_counted),
           TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
           TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before),

@@ -149,6 +149,46 @@ class Discovery(unittest.TestCase):
             self.assertEqual(d.terminate(), 0)   # the file is smpgwd's alone while it runs
             self.assertEqual(integrity(d.db_path), "ok")
 
+    def test_last_seen_written_lazily(self):
+        """A device only seen again (discovery, every second here) keeps a
+        current last_seen over REST while its row is not rewritten for it
+        (DEVICE_SEEN_WRITE_INTERVAL_USEC, 300 s): a kill -9 finds the row
+        older.  SIGTERM writes the pending last_seen."""
+        def iso(usec):
+            t = time.gmtime(usec // 1000000)
+            return time.strftime("%Y-%m-%dT%H:%M:%S", t) + ".%03dZ" % (usec // 1000 % 1000)
+
+        def last_seen(d):
+            return devices(d)[0]["last_seen"]
+
+        def settled(d):
+            """The last_seen once it stopped moving for 5 s (over two
+            flush intervals), with the device silenced."""
+            sim.control("fault 0 drop=1")
+            seen = [last_seen(d)]
+            def still():
+                time.sleep(5)
+                seen.append(last_seen(d))
+                return seen[-1] if seen[-1] == seen[-2] else None
+            return d.wait_for(still, timeout=60, what="last_seen settled")
+
+        with Sim(count=1) as sim, \
+                Daemon(config="[discovery]\nudp=%s\ninterval=1\n" % udp_range(sim, 1), bus=False) as d:
+            first = wait_online(d, 1)[0]["last_seen"]
+            d.wait_for(lambda: last_seen(d) > first, timeout=30, what="seen again")
+            lazy = settled(d)
+            d.kill9()
+            stored = sql(d.db_path, "SELECT last_seen FROM devices")[0][0]
+            self.assertLess(iso(stored), lazy)   # not written for it alone
+
+            sim.control("clear-faults 0")
+            d.start()
+            d.wait_for(lambda: last_seen(d) > iso(stored), timeout=30, what="seen after the restart")
+            pending = settled(d)
+            self.assertEqual(d.terminate(), 0)
+            stored = sql(d.db_path, "SELECT last_seen FROM devices")[0][0]
+            self.assertEqual(iso(stored), pending)
+
     def test_absent_and_back(self):
         cfg = "[devices]\nabsent_after=10\nreprobe=10\n"
         with Sim(count=1) as sim:
