@@ -1964,10 +1964,10 @@ static void test_storage_faults_at_every_point(void) {
 
 TEST_MAIN(TEST(test_fresh_create), TEST(test_reopen_keeps_data), TEST(test_newer_schema_refused),
           TEST(test_failed_migration_rolls_back), TEST(test_not_a_database), TEST(test_round_trip),
-          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_seen_again_lazy), TEST(test_flush_failure_keeps_flags),
-          TEST(test_history), TEST(test_history_burst_kept), TEST(test_commits_counted),
-          TEST(test_device_delete_cascades), TEST(test_ids_never_reused), TEST(test_upgrade_from_v2_keeps_rows),
-          TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before),
+          TEST(test_slots_shared), TEST(test_flush_writes_dirty_only), TEST(test_flush_seen_again_lazy),
+          TEST(test_flush_failure_keeps_flags), TEST(test_history), TEST(test_history_burst_kept),
+          TEST(test_commits_counted), TEST(test_device_delete_cascades), TEST(test_ids_never_reused),
+          TEST(test_upgrade_from_v2_keeps_rows), TEST(test_upgrade_from_v3_keeps_rows), TEST(test_job_slots_before),
           TEST(test_interrupted_attempt_not_counted), TEST(test_store_add), TEST(test_store_refusals),
           TEST(test_store_remove_and_map), TEST(test_store_init_cleans), TEST(test_crash_consistency),
           TEST(test_storage_faults_at_every_point))

@@ -426,7 +426,6 @@ void link_on_properties_changed(struct smp_link *l, sd_bus_message *m) {
         }
 }
 
-
 void link_on_name_owner_changed(struct smp_link *l, sd_bus_message *m) {
         const char *name, *old_owner, *new_owner;
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || !streq(name, BLUEZ))

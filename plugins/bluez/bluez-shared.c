@@ -26,7 +26,7 @@
 
 struct ble_object {
         struct ble_object *next;
-        bool device;             /* else the SMP characteristic */
+        bool device; /* else the SMP characteristic */
         char path[192];
         char address[18];
         char adapter[64];
@@ -307,8 +307,8 @@ static int on_properties_changed(sd_bus_message *m, void *userdata, sd_bus_error
         struct ble_object *o = path ? cache_find(b, path) : NULL;
         struct dev_props p = {};
 
-        if (o && sd_bus_message_read_basic(m, 's', &iface) > 0 &&
-            streq(iface, o->device ? DEVICE_IFACE : CHRC_IFACE) && read_props(m, &p) >= 0)
+        if (o && sd_bus_message_read_basic(m, 's', &iface) > 0 && streq(iface, o->device ? DEVICE_IFACE : CHRC_IFACE) &&
+            read_props(m, &p) >= 0)
                 cache_apply(o, &p);
         dispatch(b, m, link_on_properties_changed);
         ble_bus_unref(b);
@@ -410,18 +410,19 @@ int ble_bus_get(struct smp_transport_instance *i, sd_event *event, struct ble_bu
                 r = sd_bus_match_signal_async(b->bus, &b->match_added, BLUEZ, NULL, OM_IFACE, "InterfacesAdded",
                                               on_interfaces_added, NULL, b);
         if (r >= 0)
-                r = sd_bus_match_signal_async(b->bus, &b->match_removed, BLUEZ, NULL, OM_IFACE,
-                                              "InterfacesRemoved", on_interfaces_removed, NULL, b);
+                r = sd_bus_match_signal_async(b->bus, &b->match_removed, BLUEZ, NULL, OM_IFACE, "InterfacesRemoved",
+                                              on_interfaces_removed, NULL, b);
         if (r >= 0)
                 r = sd_bus_add_match_async(b->bus, &b->match_props,
                                            "type='signal',sender='" BLUEZ "',interface='" PROPS_IFACE
                                            "',member='PropertiesChanged',path_namespace='/org/bluez'",
                                            on_properties_changed, on_match_installed, b);
         if (r >= 0)
-                r = sd_bus_add_match_async(b->bus, &b->match_owner,
-                                           "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
-                                           "member='NameOwnerChanged',arg0='" BLUEZ "'",
-                                           on_name_owner_changed, NULL, b);
+                r = sd_bus_add_match_async(
+                        b->bus, &b->match_owner,
+                        "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                        "member='NameOwnerChanged',arg0='" BLUEZ "'",
+                        on_name_owner_changed, NULL, b);
         if (r < 0)
                 return r;
         /* The matches go out first: the bus applies them before it

@@ -146,8 +146,8 @@ struct smp_link {
         bool closed_by_user;
         enum link_state state;
         sd_event *event;
-        struct ble_bus *sbus;     /* shared; the link holds a reference */
-        sd_bus *bus;              /* sbus's connection, borrowed */
+        struct ble_bus *sbus; /* shared; the link holds a reference */
+        sd_bus *bus;          /* sbus's connection, borrowed */
         struct smp_link *bus_next;
         const struct smp_link_callbacks *cb;
         void *userdata;
@@ -256,24 +256,24 @@ void link_process_slot(struct adapter_slot *a);
 /* ---- bluez-shared.c ---- */
 
 enum cache_state {
-        CACHE_EMPTY,     /* not asked for (or bluetoothd changed) */
-        CACHE_LOADING,   /* GetManagedObjects in flight */
-        CACHE_READY,     /* kept by the signals since */
+        CACHE_EMPTY,   /* not asked for (or bluetoothd changed) */
+        CACHE_LOADING, /* GetManagedObjects in flight */
+        CACHE_READY,   /* kept by the signals since */
 };
 
 struct ble_object;
 
 struct ble_bus {
         struct smp_transport_instance *instance;
-        struct ble_bus *next;          /* in instance->buses while listed */
+        struct ble_bus *next; /* in instance->buses while listed */
         bool listed;
-        unsigned n_ref;                /* its links and lingers */
+        unsigned n_ref; /* its links and lingers */
         sd_event *event;
         sd_bus *bus;
         sd_bus_slot *match_added, *match_removed, *match_props, *match_owner, *load_call;
         enum cache_state cache;
-        struct ble_object *objects;    /* Device1s and SMP characteristics */
-        struct smp_link *links;        /* the links on it, for the signals */
+        struct ble_object *objects; /* Device1s and SMP characteristics */
+        struct smp_link *links;     /* the links on it, for the signals */
 };
 
 /* The open connection of this loop (a new one if there is none). */
