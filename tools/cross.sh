@@ -63,7 +63,7 @@ install_cross_deps() {
   for p in "${SMPGW_PACKAGES[@]}"; do
     case "$p" in
       libclang-rt-*) ;;
-      lib*-dev) wanted+=("$p:$arch") ;;
+      lib*-dev | nettle-dev) wanted+=("$p:$arch") ;;
     esac
   done
   for p in "${wanted[@]}"; do installed "$p" || missing+=("$p"); done
