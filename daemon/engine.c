@@ -332,18 +332,15 @@ static void image_boards_recheck_jobs(struct manager *m, const struct image *img
 
 int engine_image_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
                             struct engine_error *e) {
-        _cleanup_free_ char *before = NULL, *after = NULL;
         int r;
 
         r = engine_image_boards_check(boards, n, e);
         if (r < 0)
                 return r;
-        before = image_boards_join((const char *const *) img->boards, img->n_boards);
         r = image_store_set_boards(m, img, boards, n, NULL);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Declaring the boards of image %s failed: %s.", img->id, strerror(-r));
-        after = image_boards_join((const char *const *) img->boards, img->n_boards);
-        if (!before || !after || !streq(before, after))
+        if (r > 0)
                 image_boards_recheck_jobs(m, img);
         return 0;
 }

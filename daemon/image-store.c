@@ -699,5 +699,5 @@ int image_store_set_boards(struct manager *m, struct image *img, const char *con
         manager_emit(m, MANAGER_EVENT_IMAGE_CHANGED, NULL, img, NULL);
         manager_history(m, "image-boards", NULL, img->id, NULL, "image %s built for %zu board%s%s",
                         img->name ?: img->id, k, k == 1 ? "" : "s", k == 0 ? " (any board)" : "");
-        return 0;
+        return 1;
 }

@@ -79,8 +79,8 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
                        char **ret_reason);
 /* Replaces the boards the image declares (image-boards.h), written to
  * the database before they are taken; an IMAGE_CHANGED event when they
- * changed.  -EINVAL with *ret_index the first invalid name, -E2BIG more
- * than IMAGE_BOARDS_MAX. */
+ * changed.  1 changed, 0 the same list; -EINVAL with *ret_index the
+ * first invalid name, -E2BIG more than IMAGE_BOARDS_MAX. */
 int image_store_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
                            size_t *ret_index);
 /* -EBUSY while a job that is not finished uses it. */
