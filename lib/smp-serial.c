@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Serial console framing for SMP: base64 lines with start/continuation
- * markers, a length prefix and a CRC16 trailer.  Base64 itself is
- * OpenSSL's; this file only does the framing around it.
+ * markers, a length prefix and a CRC16 trailer.  Base64 is nettle's on
+ * the way out; on the way in each 4-character group is decoded here,
+ * where the group's padding is checked anyway.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
+#include <nettle/base64.h>
 
 #include "smpgw/smp-serial.h"
 #include "util.h"
@@ -73,7 +74,8 @@ int smp_serial_encode(const uint8_t *frame, size_t frame_len, size_t line_max,
                 size_t n = MIN(raw_per_line, raw_len - pos);
                 out[o++] = first ? MARKER_START_1 : MARKER_CONT_1;
                 out[o++] = first ? MARKER_START_2 : MARKER_CONT_2;
-                o += (size_t) EVP_EncodeBlock(out + o, raw + pos, (int) n);
+                base64_encode_raw((char *) out + o, n, raw + pos);
+                o += BASE64_ENCODE_RAW_LENGTH(n);
                 out[o++] = '\n';
                 pos += n;
         }
@@ -161,6 +163,21 @@ static bool is_base64_char(uint8_t c) {
                c == '+' || c == '/' || c == '=';
 }
 
+/* The 6 bits of one character that is_base64_char() accepted; '=' is 0. */
+static uint32_t base64_sextet(char c) {
+        if (c >= 'A' && c <= 'Z')
+                return (uint32_t) (c - 'A');
+        if (c >= 'a' && c <= 'z')
+                return (uint32_t) (c - 'a' + 26);
+        if (c >= '0' && c <= '9')
+                return (uint32_t) (c - '0' + 52);
+        if (c == '+')
+                return 62;
+        if (c == '/')
+                return 63;
+        return 0;
+}
+
 /* Decodes one 4-character group.  Returns the number of bytes (1-3) or
  * -EBADMSG for misplaced padding. */
 static int decode_group(const char g[4], uint8_t out[3]) {
@@ -170,10 +187,13 @@ static int decode_group(const char g[4], uint8_t out[3]) {
         if (g[0] == '=' || g[1] == '=' || (g[2] == '=' && g[3] != '='))
                 return -EBADMSG;
 
-        uint8_t tmp[4];
-        if (EVP_DecodeBlock(tmp, (const unsigned char *) g, 4) != 3)
-                return -EBADMSG;
-        memcpy(out, tmp, 3);
+        /* Bits a padded group leaves over are ignored, as they always
+         * were (OpenSSL's EVP_DecodeBlock() did so before). */
+        uint32_t bits =
+                base64_sextet(g[0]) << 18 | base64_sextet(g[1]) << 12 | base64_sextet(g[2]) << 6 | base64_sextet(g[3]);
+        out[0] = (uint8_t) (bits >> 16);
+        out[1] = (uint8_t) (bits >> 8);
+        out[2] = (uint8_t) bits;
         return 3 - pad;
 }
 
