@@ -248,6 +248,14 @@ int image_store_load_keys(struct manager *m) {
                         break;
                 }
                 r = mcuboot_key_load_mem(data, size, path, &keys[n_keys]);
+                if (r == -ELIBACC) {
+                        /* libsmpgw loads OpenSSL with the first key. */
+                        log_error_errno(r,
+                                        "Cannot load image signing key %s: signature checks need OpenSSL's "
+                                        "libcrypto (Debian package libssl3), which cannot be loaded",
+                                        path);
+                        break;
+                }
                 if (r < 0) {
                         log_error_errno(r, "Cannot load image signing key %s: %m", path);
                         break;

@@ -5,21 +5,21 @@
  * protected TLV area when there are protected TLVs, then the unprotected
  * area with the hash TLV, and when signing a KEYHASH TLV followed by the
  * signature TLV.  What the signature covers is described at the top of
- * mcuboot-verify.c.
+ * mcuboot-verify.c.  OpenSSL is called through libcrypto-dlopen.h, loaded
+ * by mcuboot_key_from_pkey() when there is a key to sign with: unsigned
+ * images (smpsim's, the tests') never load it.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-#include <openssl/rsa.h>
-
+#include "libcrypto-dlopen.h"
 #include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, sym_EVP_PKEY_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, sym_EVP_MD_CTX_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_key *, mcuboot_key_free);
 
 /* Large enough for any signature we make: RSA-3072 is 384 bytes, a DER
@@ -40,30 +40,30 @@ static int sign_digest(EVP_PKEY *pkey, const char *key_type, const uint8_t *dige
                        size_t digest_len, uint8_t *sig, size_t *sig_len) {
         if (streq(key_type, "ed25519")) {
                 /* Ed25519 signs the digest as its message (image_ed25519.c). */
-                _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-                if (!mctx || EVP_DigestSignInit(mctx, NULL, NULL, NULL, pkey) != 1 ||
-                    EVP_DigestSign(mctx, sig, sig_len, digest, digest_len) != 1)
+                _cleanup_(sym_EVP_MD_CTX_freep) EVP_MD_CTX *mctx = sym_EVP_MD_CTX_new();
+                if (!mctx || sym_EVP_DigestSignInit(mctx, NULL, NULL, NULL, pkey) != 1 ||
+                    sym_EVP_DigestSign(mctx, sig, sig_len, digest, digest_len) != 1)
                         return -EIO;
                 return MCUBOOT_TLV_ED25519;
         }
 
-        _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pkey, NULL);
-        if (!ctx || EVP_PKEY_sign_init(ctx) != 1)
+        _cleanup_(sym_EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = sym_EVP_PKEY_CTX_new(pkey, NULL);
+        if (!ctx || sym_EVP_PKEY_sign_init(ctx) != 1)
                 return -EIO;
         int type;
         if (streq(key_type, "ecdsa-p256") || streq(key_type, "ecdsa-p384"))
                 type = MCUBOOT_TLV_ECDSA_SIG;
         else {
                 /* RSA-PSS, SHA-256, MGF1-SHA-256, salt 32 (image_rsa.c). */
-                if (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-                    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
-                    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1 ||
-                    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1)
+                if (sym_EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                    sym_EVP_PKEY_CTX_set_signature_md(ctx, sym_EVP_sha256()) != 1 ||
+                    sym_EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sym_EVP_sha256()) != 1 ||
+                    sym_EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1)
                         return -EIO;
                 type = streq(key_type, "rsa-2048") ? MCUBOOT_TLV_RSA2048_PSS
                                                    : MCUBOOT_TLV_RSA3072_PSS;
         }
-        if (EVP_PKEY_sign(ctx, sig, sig_len, digest, digest_len) != 1)
+        if (sym_EVP_PKEY_sign(ctx, sig, sig_len, digest, digest_len) != 1)
                 return -EIO;
         return type;
 }

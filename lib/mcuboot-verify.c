@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Signature verification of MCUboot images with OpenSSL.  What each
+ * Signature verification of MCUboot images with OpenSSL, loaded when the
+ * first key is (libcrypto-dlopen.h: every OpenSSL call is a sym_*
+ * pointer, and a struct mcuboot_key exists only once it is).  What each
  * signature covers, and which key bytes a KEYHASH TLV hashes, come from
  * MCUboot itself (boot/bootutil/src/ in mcu-tools/mcuboot, v2.4.0-114):
  *
@@ -38,13 +40,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/bio.h>
-#include <openssl/ec.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
-
+#include "libcrypto-dlopen.h"
 #include "sha-digest.h"
 #include "smpgw/mcuboot-image.h"
 #include "util.h"
@@ -68,20 +64,23 @@ struct mcuboot_key {
         size_t public_size;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, sym_EVP_PKEY_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, sym_EVP_PKEY_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, sym_EVP_MD_CTX_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, sym_BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_key *, mcuboot_key_free);
 
+/* OPENSSL_free(), which is CRYPTO_free() with the caller's place. */
 static void openssl_freep(void *p) {
-        OPENSSL_free(*(void **) p);
+        if (*(void **) p)
+                sym_CRYPTO_free(*(void **) p, OPENSSL_FILE, OPENSSL_LINE);
 }
 
 struct mcuboot_key *mcuboot_key_free(struct mcuboot_key *key) {
         if (!key)
                 return NULL;
-        EVP_PKEY_free(key->pkey);
+        if (key->pkey)
+                sym_EVP_PKEY_free(key->pkey);
         free(key->label);
         free(key->public_bytes);
         free(key);
@@ -113,20 +112,15 @@ const uint8_t *mcuboot_key_public_bytes(const struct mcuboot_key *key, size_t *r
 }
 
 static int ec_curve_nid(EVP_PKEY *pkey) {
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
         char name[64];
-        if (EVP_PKEY_get_group_name(pkey, name, sizeof(name), NULL) != 1)
+        if (sym_EVP_PKEY_get_group_name(pkey, name, sizeof(name), NULL) != 1)
                 return NID_undef;
-        int nid = OBJ_sn2nid(name);
-        return nid != NID_undef ? nid : OBJ_txt2nid(name);
-#else
-        const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(pkey);
-        return ec ? EC_GROUP_get_curve_name(EC_KEY_get0_group(ec)) : NID_undef;
-#endif
+        int nid = sym_OBJ_sn2nid(name);
+        return nid != NID_undef ? nid : sym_OBJ_txt2nid(name);
 }
 
 static int key_classify(EVP_PKEY *pkey, enum key_kind *ret) {
-        switch (EVP_PKEY_base_id(pkey)) {
+        switch (sym_EVP_PKEY_get_base_id(pkey)) {
         case EVP_PKEY_EC:
                 switch (ec_curve_nid(pkey)) {
                 case NID_X9_62_prime256v1:
@@ -142,7 +136,7 @@ static int key_classify(EVP_PKEY *pkey, enum key_kind *ret) {
                 *ret = KEY_ED25519;
                 return 0;
         case EVP_PKEY_RSA:
-                switch (EVP_PKEY_bits(pkey)) {
+                switch (sym_EVP_PKEY_get_bits(pkey)) {
                 case 2048:
                         *ret = KEY_RSA_2048;
                         return 0;
@@ -164,6 +158,11 @@ int mcuboot_key_from_pkey(EVP_PKEY *pkey, const char *label, struct mcuboot_key 
 
         if (!pkey || !ret)
                 return -EINVAL;
+        /* The caller's pkey comes from libcrypto, so it is mapped already;
+         * this only finds it. */
+        r = libcrypto_dlopen();
+        if (r < 0)
+                return r;
         r = key_classify(pkey, &kind);
         if (r < 0)
                 return r;
@@ -175,15 +174,15 @@ int mcuboot_key_from_pkey(EVP_PKEY *pkey, const char *label, struct mcuboot_key 
         key->label = strdup(label ?: "");
         if (!key->label)
                 return -ENOMEM;
-        if (EVP_PKEY_up_ref(pkey) != 1)
+        if (sym_EVP_PKEY_up_ref(pkey) != 1)
                 return -EIO;
         key->pkey = pkey;
 
         /* RSA keys are embedded as PKCS#1 RSAPublicKey, everything else as
          * SubjectPublicKeyInfo (see the top of this file). */
         _cleanup_(openssl_freep) uint8_t *der = NULL;
-        int n = kind == KEY_RSA_2048 || kind == KEY_RSA_3072 ? i2d_PublicKey(pkey, &der)
-                                                            : i2d_PUBKEY(pkey, &der);
+        int n = kind == KEY_RSA_2048 || kind == KEY_RSA_3072 ? sym_i2d_PublicKey(pkey, &der)
+                                                             : sym_i2d_PUBKEY(pkey, &der);
         if (n <= 0)
                 return -EIO;
         key->public_bytes = malloc((size_t) n);
@@ -205,41 +204,45 @@ static EVP_PKEY *pkey_from_der(const uint8_t *der, size_t size) {
         if (size > LONG_MAX)
                 return NULL;
         p = der;
-        pkey = d2i_PUBKEY(NULL, &p, (long) size);
+        pkey = sym_d2i_PUBKEY(NULL, &p, (long) size);
         if (pkey && p == der + size)
                 return pkey;
-        EVP_PKEY_free(pkey);
+        sym_EVP_PKEY_free(pkey);
         p = der;
-        pkey = d2i_AutoPrivateKey(NULL, &p, (long) size);
+        pkey = sym_d2i_AutoPrivateKey(NULL, &p, (long) size);
         if (pkey && p == der + size)
                 return pkey;
-        EVP_PKEY_free(pkey);
+        sym_EVP_PKEY_free(pkey);
         p = der;
-        pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long) size);
+        pkey = sym_d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long) size);
         if (pkey && p == der + size)
                 return pkey;
-        EVP_PKEY_free(pkey);
+        sym_EVP_PKEY_free(pkey);
         return NULL;
 }
 
 int mcuboot_key_load_mem(const void *data, size_t size, const char *label,
                          struct mcuboot_key **ret) {
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
+        _cleanup_(sym_EVP_PKEY_freep) EVP_PKEY *pkey = NULL;
+        int r;
 
         if (!data || !ret || size > INT_MAX)
                 return -EINVAL;
+        r = libcrypto_dlopen();
+        if (r < 0)
+                return r;
 
         /* PEM: take the first block whatever its label says ("PUBLIC KEY",
          * "PRIVATE KEY", "EC PRIVATE KEY", "RSA PUBLIC KEY", ...) and let the
          * DER decoders work out what it is. */
-        _cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(data, (int) size);
+        _cleanup_(sym_BIO_freep) BIO *bio = sym_BIO_new_mem_buf(data, (int) size);
         if (!bio)
                 return -ENOMEM;
         _cleanup_(openssl_freep) char *name = NULL;
         _cleanup_(openssl_freep) char *header = NULL;
         _cleanup_(openssl_freep) unsigned char *der = NULL;
         long der_len = 0;
-        if (PEM_read_bio(bio, &name, &header, &der, &der_len) == 1 && der_len > 0)
+        if (sym_PEM_read_bio(bio, &name, &header, &der, &der_len) == 1 && der_len > 0)
                 pkey = pkey_from_der(der, (size_t) der_len);
         else
                 pkey = pkey_from_der(data, size);
@@ -381,14 +384,14 @@ static int verify_one(const struct verify_input *in, const struct mcuboot_tlv *s
                                  "not a DER SEQUENCE (optionally zero-padded)");
                         return -EBADMSG;
                 }
-                _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key->pkey, NULL);
-                if (!ctx || EVP_PKEY_verify_init(ctx) != 1)
+                _cleanup_(sym_EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = sym_EVP_PKEY_CTX_new(key->pkey, NULL);
+                if (!ctx || sym_EVP_PKEY_verify_init(ctx) != 1)
                         return -EIO;
                 bool p384 = key->kind == KEY_ECDSA_P384;
+                const uint8_t *digest = p384 ? in->sha384 : in->sha256;
                 /* < 0 is a signature OpenSSL cannot decode: still "invalid"
                  * for this key, as MCUboot would fail it too. */
-                return EVP_PKEY_verify(ctx, sig->value, der_len, p384 ? in->sha384 : in->sha256,
-                                       p384 ? 48 : 32) == 1;
+                return sym_EVP_PKEY_verify(ctx, sig->value, der_len, digest, p384 ? 48 : 32) == 1;
         }
         case MCUBOOT_TLV_RSA2048_PSS:
         case MCUBOOT_TLV_RSA3072_PSS: {
@@ -397,14 +400,14 @@ static int verify_one(const struct verify_input *in, const struct mcuboot_tlv *s
                         snprintf(detail, detail_size, "length %u, expected %zu", sig->len, want);
                         return -EBADMSG;
                 }
-                _cleanup_(EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key->pkey, NULL);
-                if (!ctx || EVP_PKEY_verify_init(ctx) != 1 ||
-                    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-                    EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()) != 1 ||
-                    EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) != 1 ||
-                    EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1)
+                _cleanup_(sym_EVP_PKEY_CTX_freep) EVP_PKEY_CTX *ctx = sym_EVP_PKEY_CTX_new(key->pkey, NULL);
+                if (!ctx || sym_EVP_PKEY_verify_init(ctx) != 1 ||
+                    sym_EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                    sym_EVP_PKEY_CTX_set_signature_md(ctx, sym_EVP_sha256()) != 1 ||
+                    sym_EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, sym_EVP_sha256()) != 1 ||
+                    sym_EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, 32) != 1)
                         return -EIO;
-                return EVP_PKEY_verify(ctx, sig->value, sig->len, in->sha256, 32) == 1;
+                return sym_EVP_PKEY_verify(ctx, sig->value, sig->len, in->sha256, 32) == 1;
         }
         case MCUBOOT_TLV_ED25519: {
                 if (sig->len != 64) {
@@ -413,10 +416,10 @@ static int verify_one(const struct verify_input *in, const struct mcuboot_tlv *s
                 }
                 const uint8_t *msg = in->image->sig_pure ? in->image->data : in->image->hash;
                 size_t msg_len = in->image->sig_pure ? in->region_size : in->image->hash_len;
-                _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-                if (!mctx || EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, key->pkey) != 1)
+                _cleanup_(sym_EVP_MD_CTX_freep) EVP_MD_CTX *mctx = sym_EVP_MD_CTX_new();
+                if (!mctx || sym_EVP_DigestVerifyInit(mctx, NULL, NULL, NULL, key->pkey) != 1)
                         return -EIO;
-                return EVP_DigestVerify(mctx, sig->value, sig->len, msg, msg_len) == 1;
+                return sym_EVP_DigestVerify(mctx, sig->value, sig->len, msg, msg_len) == 1;
         }
         default:
                 return -EBADMSG;

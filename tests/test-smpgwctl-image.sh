@@ -3,7 +3,8 @@
 # version, image size and hash must be what imgtool recorded
 # (tests/data/imgtool-verify.txt, tests/data/*.dumpinfo.txt), signatures
 # valid with the signing key and not with another, and corrupted copies
-# rejected with the documented exit codes.
+# rejected with the documented exit codes; and, as root, an image read
+# with OpenSSL's libcrypto hidden (libsmpgw loads it with the first key).
 #
 # Environment: SMPGWCTL (the binary), SMPGW_TEST_DATA (tests/data).
 set -euo pipefail
@@ -191,6 +192,42 @@ if run 0 --help && grep -q 'image info' "$tmp/out"; then ok "smpgwctl --help"; e
 if run 0 image info --help && grep -q 'Exit codes' "$tmp/out"; then ok "image info --help"; else not_ok "image info --help"; fi
 if run 2 frobnicate; then ok "unknown command, exit 2"; else not_ok "unknown command, exit 2"; fi
 if run 2 image info; then ok "image info without FILE, exit 2"; else not_ok "image info without FILE, exit 2"; fi
+
+# 7. libsmpgw loads OpenSSL's libcrypto with the first key
+#    (lib/libcrypto-dlopen.h).  With it hidden (an empty file bound over
+#    it in a mount namespace of our own, which takes root), an image is
+#    still read without --key, and --key says what is missing.
+libcrypto=
+if command -v openssl >/dev/null; then
+  libcrypto=$(ldd "$(command -v openssl)" | awk '$1 ~ /^libcrypto\.so\./ { print $3; exit }')
+fi
+without_libcrypto() { # EXPECTED_EXIT ARGS...: run, with libcrypto hidden
+  local want=$1 rc=0
+  shift
+  unshare --mount --propagation private -- sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh \
+    "$(readlink -f "$libcrypto")" "$SMPGWCTL" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    echo "# smpgwctl $* without libcrypto exited $rc, expected $want" >&2
+    sed 's/^/#   /' "$tmp/out" "$tmp/err" >&2
+    return 1
+  fi
+}
+if [ "$(id -u)" -ne 0 ] || ! command -v unshare >/dev/null || [ -z "$libcrypto" ]; then
+  n=$((n + 1)); echo "ok $n # SKIP hiding libcrypto takes root, unshare and openssl's libcrypto"
+  n=$((n + 1)); echo "ok $n # SKIP hiding libcrypto takes root, unshare and openssl's libcrypto"
+else
+  if without_libcrypto 0 image info "$data/imgtool-ecdsa-p256.bin" && grep -q 'ECDSA_SIG at 0x[0-9a-f]*: no key' "$tmp/out"; then
+    ok "without libcrypto: an image read and hashed, no key given"
+  else
+    not_ok "without libcrypto: an image read and hashed, no key given"
+  fi
+  if without_libcrypto 1 image info "$data/imgtool-ecdsa-p256.bin" --key "$data/key-ecdsa-p256.pub.pem" &&
+     grep -q "cannot load key .*OpenSSL's libcrypto .*cannot be loaded" "$tmp/err"; then
+    ok "without libcrypto: --key says libcrypto cannot be loaded"
+  else
+    not_ok "without libcrypto: --key says libcrypto cannot be loaded"
+  fi
+fi
 
 echo "1..$n"
 [ "$failed" -eq 0 ]

@@ -1373,12 +1373,19 @@ def openssl_providers_loaded(d):
         return "/legacy.so" in f.read()
 
 
+def libcrypto_mapped(d):
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return "/libcrypto.so." in f.read()
+
+
 class OpenSslProviders(RestCase):
     """SHA-256 goes through nettle (lib/sha-digest.h): OpenSSL 3's first
     digest would load its default provider, about 1.9 MiB of RSS that
     smpgwd keeps (doc/smpgwd.md, "Load").  Tokens, unsigned images (hashed
-    with SHA-256 or SHA-512) and an upload leave OpenSSL untouched; a
-    signing key needs it, which shows that the probe sees it."""
+    with SHA-256 or SHA-512) and an upload leave OpenSSL untouched, and
+    unmapped: libsmpgw loads libcrypto with the first key
+    (lib/libcrypto-dlopen.h).  A signing key needs it, which shows that
+    the probes see it."""
 
     def setUp(self):
         tmp = tempfile.TemporaryDirectory(prefix="smpgwd-openssl-")
@@ -1390,6 +1397,7 @@ class OpenSslProviders(RestCase):
     def test_unsigned_images_and_uploads_leave_openssl_alone(self):
         with Sim(count=1) as sim, Daemon(tokens=[TOKEN], bus=False, env={"OPENSSL_CONF": self.conf}) as d:
             self.assertFalse(openssl_providers_loaded(d), "smpgwd's start loaded OpenSSL's providers")
+            self.assertFalse(libcrypto_mapped(d), "smpgwd without [images] keys mapped libcrypto")
             dev = add_device(d, "udp:127.0.0.1:%d" % sim.port)
             wait_online(d, [dev["id"]])
             data, image = mcuimg.make_image(version=(2, 0, 0, 1), size=8192, seed=3)
@@ -1402,10 +1410,12 @@ class OpenSslProviders(RestCase):
             [job] = wait_jobs_finished(d, job_ids(doc))
             self.assertEqual(job["state"], "succeeded", job)
             self.assertFalse(openssl_providers_loaded(d), "smpgwd loaded OpenSSL's providers")
+            self.assertFalse(libcrypto_mapped(d), "smpgwd without [images] keys mapped libcrypto")
 
     def test_signing_key_loads_openssl(self):
         keys = image_path("key-ecdsa-p256.pub.pem")
         with Daemon(config="[images]\nkeys=%s\n" % keys, bus=False, env={"OPENSSL_CONF": self.conf}) as d:
+            self.assertTrue(libcrypto_mapped(d))
             self.assertTrue(upload(d, read_file(image_path("imgtool-ecdsa-p256.bin")))["signed"])
             self.assertTrue(openssl_providers_loaded(d))
 

@@ -230,6 +230,22 @@ static void print_json_error(const char *path, const char *error) {
                 putchar('\n');
 }
 
+/* Why mcuboot_key_load_file() failed, for people. */
+static const char *key_load_error_to_string(int r) {
+        switch (r) {
+        case -EBADMSG:
+                return "no public or private key in it";
+        case -EOPNOTSUPP:
+                return "key type not used by MCUboot (want ECDSA P-256/P-384, Ed25519, RSA-2048/3072)";
+        case -ELIBACC:
+                /* libsmpgw loads OpenSSL with the first key. */
+                return "signature checks need OpenSSL's libcrypto (Debian package libssl3), which cannot be "
+                       "loaded";
+        default:
+                return strerror(-r);
+        }
+}
+
 int cmd_image_info(struct ctl_context *ctx, int argc, char *argv[]) {
         static const struct option options[] = {
                 { "key", required_argument, NULL, 'k' },
@@ -247,11 +263,7 @@ int cmd_image_info(struct ctl_context *ctx, int argc, char *argv[]) {
                         r = mcuboot_key_load_file(optarg, &key);
                         if (r < 0) {
                                 fprintf(stderr, "smpgwctl: cannot load key '%s': %s\n", optarg,
-                                        r == -EBADMSG ? "no public or private key in it"
-                                        : r == -EOPNOTSUPP
-                                                ? "key type not used by MCUboot (want ECDSA "
-                                                  "P-256/P-384, Ed25519, RSA-2048/3072)"
-                                                : strerror(-r));
+                                        key_load_error_to_string(r));
                                 return CTL_EXIT_FAILURE;
                         }
                         struct mcuboot_key **p = realloc(kl.keys, (kl.n + 1) * sizeof(*kl.keys));

@@ -234,6 +234,11 @@ const char *mcuboot_trailing_to_string(enum mcuboot_trailing trailing);
 
 /*
  * Signature verification (mcuboot-verify.c).
+ *
+ * Keys and signatures are OpenSSL's (3.x).  libsmpgw does not link
+ * libcrypto: it loads it (libcrypto.so.3) when the first key is loaded or
+ * made, so a program that checks no signatures never maps it.  The
+ * functions that need it return -ELIBACC when it cannot be loaded.
  */
 
 /* A public key as MCUboot's bootloader would hold it. */
@@ -244,7 +249,9 @@ struct mcuboot_key;
  * PKCS#1 RSAPublicKey) or a private key, whose public half is used.
  * Supported: ECDSA P-256 and P-384, Ed25519, RSA 2048 and 3072.  Returns 0,
  * -ENOENT/-EACCES/... from open, -EFBIG for a file over 1 MiB, -EBADMSG if
- * it holds no key, -EOPNOTSUPP for another key type or size.
+ * it holds no key, -EOPNOTSUPP for another key type or size, -ELIBACC
+ * when libcrypto cannot be loaded (these three for _mem and _from_pkey
+ * too).
  */
 int mcuboot_key_load_file(const char *path, struct mcuboot_key **ret);
 int mcuboot_key_load_mem(const void *data, size_t size, const char *label, struct mcuboot_key **ret);
@@ -343,6 +350,8 @@ struct mcuboot_build_params {
  * *ret_size are written on success.  Returns 0, -EINVAL (hdr_size < 32,
  * body too large for the 32-bit size field), -E2BIG (a TLV area over
  * 64 KiB), -EOPNOTSUPP (key type), -EIO (OpenSSL failed) or -ENOMEM.
+ * Unsigned images need no OpenSSL; signing loads it as
+ * mcuboot_key_from_pkey() does.
  */
 int mcuboot_image_build(const struct mcuboot_build_params *params, uint8_t **ret_data,
                         size_t *ret_size);
