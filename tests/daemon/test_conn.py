@@ -95,11 +95,20 @@ def mapped_plugins(d):
                        for line in f if len(line.split()) > 5 and "/smpgw-transport-" in line.split()[5]})
 
 
+def mapped_openssl(d):
+    """OpenSSL's libraries that smpgwd has mapped: /proc/PID/maps."""
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        return sorted({os.path.basename(line.split()[5]) for line in f
+                       if len(line.split()) > 5 and os.path.basename(line.split()[5]).startswith(("libssl.", "libcrypto."))})
+
+
 class Plugins(unittest.TestCase):
     """Plugins are loaded for the schemes in use (issue 14): a daemon with
     UDP devices only has mapped no other plugin (nor libcoap and the rest
     behind them); a scheme first used at runtime loads its plugin then,
-    and the database's devices load theirs at the next start."""
+    and the database's devices load theirs at the next start.  The coap
+    plugin's libcoap is the flavour without DTLS (smpgw speaks no coaps:),
+    so it maps neither libssl nor libcrypto (meson.build)."""
 
     def test_plugins_load_when_a_scheme_is_first_used(self):
         config = NO_PROBES + "[devices]\nadd=udp:127.0.0.1:9\n"
@@ -109,6 +118,7 @@ class Plugins(unittest.TestCase):
             self.assertIn("Transports (from ", d.read_log())
             d.api("POST", "/api/v1/devices", {"conn": "coap:127.0.0.1:5683"}, expect=201)
             self.assertEqual(mapped_plugins(d), ["coap", "udp"])
+            self.assertEqual(mapped_openssl(d), [])
             # An unknown scheme: the same sentence as ever.
             status, _, data = d.http("POST", "/api/v1/devices", {"conn": "nope:1"})
             self.assertEqual(status, 400, data)
