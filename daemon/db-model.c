@@ -33,7 +33,7 @@
 #define JOB_COLUMNS                                                                                 \
         "device_id, image_id, rollout_id, mode, state, step, outcome, attempts, max_attempts, "     \
         "bytes_sent, bytes_total, rate, error, created, started, finished, next_attempt, updated, " \
-        "phase, checkpoint, reset_time, priority, stage_only, board, swap_usec"
+        "phase, checkpoint, reset_time, priority, stage_only, board, swap_usec, forced"
 
 const char *const db_stmt_sql[_DB_STMT_MAX] = {
         [DB_STMT_DEVICE_INSERT] = "INSERT INTO devices (" DEVICE_COLUMNS ") VALUES "
@@ -53,13 +53,13 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
                                  "signed, key, added, boards) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [DB_STMT_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
                                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-                               "?19, ?20, ?21, ?22, ?23, ?24, ?25)",
+                               "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
         [DB_STMT_JOB_UPDATE] = "UPDATE jobs SET device_id = ?1, image_id = ?2, rollout_id = ?3, mode = ?4, "
                                "state = ?5, step = ?6, outcome = ?7, attempts = ?8, max_attempts = ?9, "
                                "bytes_sent = ?10, bytes_total = ?11, rate = ?12, error = ?13, created = ?14, "
                                "started = ?15, finished = ?16, next_attempt = ?17, updated = ?18, phase = ?19, "
                                "checkpoint = ?20, reset_time = ?21, priority = ?22, stage_only = ?23, board = ?24, "
-                               "swap_usec = ?25 WHERE id = ?26",
+                               "swap_usec = ?25, forced = ?26 WHERE id = ?27",
         [DB_STMT_JOB_BEFORE_DELETE] = "DELETE FROM job_slots_before WHERE job_id = ?1",
         [DB_STMT_JOB_BEFORE_INSERT] = "INSERT OR REPLACE INTO job_slots_before (job_id, image, slot, version, "
                                       "hash, bootable, pending, confirmed, active, permanent) VALUES "
@@ -320,6 +320,7 @@ static int job_bind(struct binder *b, const struct job *j) {
         bind_int64(b, 23, j->stage_only);
         bind_text(b, 24, j->board[0] ? j->board : NULL);
         bind_u64_or_null(b, 25, j->swap_usec);
+        bind_int64(b, 26, j->forced);
         return b->rc;
 }
 
@@ -595,6 +596,7 @@ static int load_jobs(struct db *db, struct manager *m) {
                 j->stage_only = sqlite3_column_int64(stmt, 23) != 0;
                 column_copy(stmt, 24, j->board, sizeof(j->board));
                 j->swap_usec = column_is_null(stmt, 25) ? 0 : column_u64(stmt, 25);
+                j->forced = sqlite3_column_int64(stmt, 26) != 0;
 
                 /* Past its stage, the attempt goes on (activate, verify
                  * follow from the checkpoint). */
@@ -1106,7 +1108,7 @@ static int flush_job(struct db *db, struct job *j) {
                 _cleanup_(db_stmt_resetp) sqlite3_stmt *upd = stmt;
                 struct binder b = { upd, SQLITE_OK };
                 job_bind(&b, j);
-                bind_u64(&b, 26, j->id);
+                bind_u64(&b, 27, j->id);
                 if (b.rc != SQLITE_OK)
                         return db_errno(db, b.rc);
                 r = step_done(db, upd);

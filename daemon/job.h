@@ -83,9 +83,8 @@ struct job {
         bool stage_only;  /* stop in staged until engine_job_activate() */
         int64_t priority; /* slots go to lower values first; FIFO among equals */
         /* Pushed with force (a device of another board than the image
-         * declares): a change of the image's boards leaves it queued.
-         * Not stored: after a restart such a job is judged as any other
-         * when the boards change again (it fails rather than brick). */
+         * declares): a change of the image's boards leaves it queued,
+         * before a restart and after it (stored, migration 12). */
         bool forced;
         /* The swap its verify measured (reset → the device answering
          * decided), and the board it is learned for (job-swap.h). */

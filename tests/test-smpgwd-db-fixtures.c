@@ -112,6 +112,14 @@ static const struct fixture fixtures[] = {
           .image_removed = true,
           .device_forgotten = true,
           .slots_before = 2 },
+        /* 4afdeba, before 0012-job-forced.sql; job 3 as above. */
+        { .version = 11,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
+          .slots_before = 2 },
 };
 
 /* The tables and the order their rows are compared in. */
@@ -461,10 +469,15 @@ static void test_upgrade_v8(void) {
 static void test_upgrade_v9(void) {
         upgrade(&fixtures[8]);
 }
-/* The newest: migration 11 adds the images' boards, none for the images
- * stored before (any board, as they were pushed until then). */
+/* Migration 11 adds the images' boards, none for the images stored
+ * before (any board, as they were pushed until then). */
 static void test_upgrade_v10(void) {
         upgrade(&fixtures[9]);
+}
+/* The newest: migration 12 adds the jobs' forced flag, 0 for the jobs
+ * stored before (none of them was judged forced after a restart). */
+static void test_upgrade_v11(void) {
+        upgrade(&fixtures[10]);
 }
 
 /* Every version an upgrade can start from has its stored database: a
@@ -478,4 +491,4 @@ static void test_every_version_has_a_fixture(void) {
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
           TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v6), TEST(test_upgrade_v7),
-          TEST(test_upgrade_v8), TEST(test_upgrade_v9), TEST(test_upgrade_v10))
+          TEST(test_upgrade_v8), TEST(test_upgrade_v9), TEST(test_upgrade_v10), TEST(test_upgrade_v11))

@@ -484,6 +484,57 @@ static void test_image_boards_change_rechecks(void) {
         core_free(c);
 }
 
+/* A forced job keeps its force across a restart: the image's boards
+ * changing again afterwards leaves it queued, as before the restart.
+ * (Before migration 12 the flag lived in memory only and the job ended
+ * failed with incompatible-board.) */
+static void test_forced_job_survives_restart(void) {
+        static const char *const nrf[] = { "smpsim/nrf52840" };
+        static const char *const esp[] = { "esp32" };
+        struct core *c = core_new();
+        struct engine_error e;
+
+        core_start(c);
+        set_board(c, 1, "stm32f4_disco");
+        set_board(c, 2, "stm32f4_disco");
+        struct device *d[3];
+        for (unsigned i = 1; i < 3; i++)
+                d[i] = core_add_device(c, CORE_UDP, i);
+        struct image *img = core_add_image(c, 4096, 12);
+        ASSERT_OK(engine_image_set_boards(c->m, img, nrf, 1, &e));
+        char image_id[sizeof(img->id)];
+        snprintf(image_id, sizeof(image_id), "%s", img->id);
+
+        struct engine_push later = { .mode = "upload-only",
+                                     .not_before_usec = now_realtime_usec() + SECONDS(3600),
+                                     .force = true };
+        _cleanup_free_ struct job **forced = core_push_with(c, img, &d[1], 1, &later);
+        uint64_t forced_id = forced[0]->id;
+        /* An unforced job of the same device board, queued while the image
+         * took any board: the control that a boards change is judged. */
+        ASSERT_OK(engine_image_set_boards(c->m, img, NULL, 0, &e));
+        later.force = false;
+        _cleanup_free_ struct job **plain = core_push_with(c, img, &d[2], 1, &later);
+        uint64_t plain_id = plain[0]->id;
+        ASSERT_TRUE(manager_find_job(c->m, forced_id)->forced);
+
+        core_restart(c);
+        struct job *j = manager_find_job(c->m, forced_id);
+        ASSERT_TRUE(j && j->forced && j->state == JOB_QUEUED);
+        ASSERT_TRUE(!manager_find_job(c->m, plain_id)->forced);
+
+        img = manager_find_image(c->m, image_id);
+        ASSERT_TRUE(img);
+        ASSERT_OK(engine_image_set_boards(c->m, img, esp, 1, &e));
+        core_run_for(c, 100 * 1000);
+        ASSERT_EQ(manager_find_job(c->m, forced_id)->state, JOB_QUEUED);
+        j = manager_find_job(c->m, plain_id);
+        ASSERT_EQ(j->state, JOB_FAILED);
+        ASSERT_TRUE(j->error && strncmp(j->error, "incompatible-board", strlen("incompatible-board")) == 0);
+        core_free(c);
+}
+
 TEST_MAIN(TEST(test_push_all_or_none), TEST(test_device_lookup), TEST(test_events_queued_and_readable),
           TEST(test_rollout_board_learned_later), TEST(test_rollout_progress_rides_along),
-          TEST(test_rollout_image_boards), TEST(test_image_boards_change_rechecks))
+          TEST(test_rollout_image_boards), TEST(test_image_boards_change_rechecks),
+          TEST(test_forced_job_survives_restart))
