@@ -19,8 +19,8 @@
 #include "smpgw/smp-cbor.h"
 #include "util.h"
 
-/* Items smp_cbor_parse_alloc() makes room for at first (2 KiB of
- * them); SMP bodies rarely hold more. */
+/* Items smp_cbor_parse_alloc() makes room for at first, on the stack
+ * (2 KiB of them); SMP bodies rarely hold more. */
 #define SMP_CBOR_ITEMS_FIRST 64u
 
 /* libcbor 0.9.0 changed the string/array/map callback lengths from size_t
@@ -266,17 +266,40 @@ struct open_container {
         bool indefinite;
 };
 
-int smp_cbor_parse(const uint8_t *body, size_t len,
-                   struct smp_cbor_item *items, size_t max_items,
-                   struct smp_cbor_error *error, struct smp_cbor_doc *ret) {
+/* Where a parse stores its items: room for `room` of them at `items`,
+ * and -E2BIG past `max`.  With `heap` set, a parse that runs out of room
+ * below max moves the items to the heap, into twice the room, as often as
+ * it needs (*heap then owns them, and items points there). */
+struct item_room {
+        struct smp_cbor_item *items;
+        size_t room;
+        size_t max;
+        struct smp_cbor_item **heap;
+};
+
+static int room_grow(struct item_room *r, size_t n) {
+        size_t room = MIN(r->max, 2 * r->room);
+        struct smp_cbor_item *p;
+
+        if (*r->heap)
+                p = realloc(*r->heap, room * sizeof(*p));
+        else {
+                p = malloc(room * sizeof(*p));
+                if (p)
+                        memcpy(p, r->items, n * sizeof(*p));
+        }
+        if (!p)
+                return -ENOMEM;
+        *r->heap = r->items = p;
+        r->room = room;
+        return 0;
+}
+
+static int parse_items(const uint8_t *body, size_t len, struct item_room *room, struct smp_cbor_error *error,
+                       size_t *ret_n) {
         struct open_container stack[SMP_CBOR_MAX_DEPTH];
         size_t depth = 0, n = 0, pos = 0;
 
-        if ((!body && len > 0) || !items || max_items == 0 || !ret)
-                return parse_fail(error, -EINVAL, 0, "invalid arguments");
-        /* Item offsets and indices are 32-bit; SMP bodies are < 64 KiB. */
-        if (len > UINT32_MAX || max_items > UINT32_MAX)
-                return parse_fail(error, -EINVAL, 0, "body of %zu bytes is too large", len);
         if (len == 0)
                 return parse_fail(error, -EBADMSG, 0, "body is empty, expected a CBOR map");
 
@@ -333,7 +356,7 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
                                                   "unexpected break (0xff) at byte %zu outside an indefinite-length map/array",
                                                   item_offset);
                         struct open_container *c = &stack[depth - 1];
-                        struct smp_cbor_item *it = &items[c->index];
+                        struct smp_cbor_item *it = &room->items[c->index];
                         if (it->type == SMP_CBOR_MAP && c->children % 2 != 0)
                                 return parse_fail(error, -EBADMSG, item_offset,
                                                   "map ends at byte %zu after a key without a value",
@@ -354,16 +377,17 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
                         if (n == 0 && type != SMP_CBOR_MAP)
                                 return parse_fail(error, -EBADMSG, 0, "body must be a CBOR map, got %s",
                                                   smp_cbor_type_name(type));
-                        if (n >= max_items)
+                        if (n >= room->max)
                                 return parse_fail(error, -E2BIG, item_offset,
-                                                  "too many items: more than %zu at byte %zu",
-                                                  max_items, item_offset);
+                                                  "too many items: more than %zu at byte %zu", room->max, item_offset);
                         if (container && depth >= SMP_CBOR_MAX_DEPTH)
                                 return parse_fail(error, -EBADMSG, item_offset,
                                                   "maps/arrays nested deeper than %d levels at byte %zu",
                                                   SMP_CBOR_MAX_DEPTH, item_offset);
 
-                        struct smp_cbor_item *it = &items[n];
+                        if (n >= room->room && room_grow(room, n) < 0)
+                                return parse_fail(error, -ENOMEM, item_offset, "out of memory");
+                        struct smp_cbor_item *it = &room->items[n];
                         *it = (struct smp_cbor_item) {
                                 .type = (uint8_t) type,
                                 .depth = (uint8_t) depth,
@@ -427,7 +451,7 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
 
                 /* Close every definite container whose last child just ended. */
                 while (depth > 0 && !stack[depth - 1].indefinite && stack[depth - 1].remaining == 0) {
-                        items[stack[depth - 1].index].next = (uint32_t) n;
+                        room->items[stack[depth - 1].index].next = (uint32_t) n;
                         depth--;
                 }
                 if (depth == 0)
@@ -437,7 +461,24 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
         if (pos != len)
                 return parse_fail(error, -EBADMSG, pos,
                                   "trailing bytes: the body map ends at byte %zu of %zu", pos, len);
+        *ret_n = n;
+        return 0;
+}
 
+int smp_cbor_parse(const uint8_t *body, size_t len, struct smp_cbor_item *items, size_t max_items,
+                   struct smp_cbor_error *error, struct smp_cbor_doc *ret) {
+        struct item_room room = { .items = items, .room = max_items, .max = max_items };
+        size_t n;
+        int r;
+
+        if ((!body && len > 0) || !items || max_items == 0 || !ret)
+                return parse_fail(error, -EINVAL, 0, "invalid arguments");
+        /* Item offsets and indices are 32-bit; SMP bodies are < 64 KiB. */
+        if (len > UINT32_MAX || max_items > UINT32_MAX)
+                return parse_fail(error, -EINVAL, 0, "body of %zu bytes is too large", len);
+        r = parse_items(body, len, &room, error, &n);
+        if (r < 0)
+                return r;
         *ret = (struct smp_cbor_doc) {
                 .body = body,
                 .len = len,
@@ -451,51 +492,54 @@ int smp_cbor_parse(const uint8_t *body, size_t len,
 int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error *error,
                          struct smp_cbor_item **ret_items, struct smp_cbor_doc *ret) {
         struct smp_cbor_item first[SMP_CBOR_ITEMS_FIRST];
-        _cleanup_free_ struct smp_cbor_item *items = NULL;
-        struct smp_cbor_error try_error;
-        struct smp_cbor_doc doc;
+        _cleanup_free_ struct smp_cbor_item *heap = NULL;
         size_t max = MAX(MIN(len, (size_t) SMP_CBOR_MAX_ITEMS), (size_t) 1);
-        size_t room = MIN(max, (size_t) SMP_CBOR_ITEMS_FIRST);
+        struct item_room room = {
+                .items = first,
+                .room = MIN(max, (size_t) SMP_CBOR_ITEMS_FIRST),
+                .max = max,
+                .heap = &heap,
+        };
+        size_t n;
         int r;
 
-        if (!ret_items || !ret)
+        if (!ret_items || !ret || (!body && len > 0))
                 return parse_fail(error, -EINVAL, 0, "invalid arguments");
+        if (len > UINT32_MAX)
+                return parse_fail(error, -EINVAL, 0, "body of %zu bytes is too large", len);
         /* A body of len bytes holds at most len items, but most hold a
-         * handful (an upload chunk of 2 KiB is six): rather than 32 bytes
-         * for every byte of the body, room for SMP_CBOR_ITEMS_FIRST items
-         * first, on the stack, and eight times more each time the body
-         * holds more, parsing it again (a body of 4096 items: three
-         * parses).  What the caller keeps is an array of the items the
-         * body holds, not of the room a parse had: a reply of three items
-         * takes 96 bytes, not 2 KiB that every decode would allocate (and
-         * a sanitizer fill) again.  The parse writes each item whole
-         * before anything reads it, so no array needs zeroing. */
-        r = smp_cbor_parse(body, len, first, room, room == max ? error : &try_error, &doc);
-        while (r == -E2BIG && room < max) {
-                room = MIN(max, room * 8);
-                free(items);
-                items = malloc(room * sizeof(*items));
-                if (!items)
-                        return parse_fail(error, -ENOMEM, 0, "out of memory");
-                r = smp_cbor_parse(body, len, items, room, room == max ? error : &try_error, &doc);
-        }
-        if (r < 0) {
-                /* A failure before the last try's room ran out is final. */
-                if (room < max && error)
-                        *error = try_error;
+         * handful (an upload chunk of 2 KiB is six): one parse, into room
+         * for SMP_CBOR_ITEMS_FIRST items on the stack first, moved to the
+         * heap and doubled while the body holds more.  What a decode
+         * allocates follows the items the body holds (at most twice them
+         * while parsing), never the most it might: room grown to
+         * MIN(len, SMP_CBOR_MAX_ITEMS) took 128 KiB for any body of more
+         * than 512 items in 4 KiB.  The caller keeps an array of exactly
+         * the items: a reply of three items takes 96 bytes.  The parse
+         * writes each item whole before anything reads it, so no array
+         * needs zeroing. */
+        r = parse_items(body, len, &room, error, &n);
+        if (r < 0)
                 return r;
-        }
-        if (!items) {
-                items = malloc(doc.n_items * sizeof(*items));
-                if (!items)
+        if (!heap) {
+                heap = malloc(n * sizeof(*heap));
+                if (!heap)
                         return parse_fail(error, -ENOMEM, 0, "out of memory");
-                memcpy(items, first, doc.n_items * sizeof(*items));
-                doc.items = items;
+                memcpy(heap, first, n * sizeof(*heap));
+        } else if (room.room > n) {
+                /* Give back the room the last doubling did not use. */
+                struct smp_cbor_item *fit = realloc(heap, n * sizeof(*heap));
+                if (fit)
+                        heap = fit;
         }
-        /* The getters report to the caller's error. */
-        doc.error = error;
-        *ret_items = TAKE_PTR(items);
-        *ret = doc;
+        *ret = (struct smp_cbor_doc) {
+                .body = body,
+                .len = len,
+                .items = heap,
+                .n_items = n,
+                .error = error, /* the getters report to the caller's error */
+        };
+        *ret_items = TAKE_PTR(heap);
         return 0;
 }
 

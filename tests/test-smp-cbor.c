@@ -8,6 +8,7 @@
  * head byte major|31, closing 0xFF).  Never produced by our own writer.
  */
 #include <errno.h>
+#include <malloc.h>
 
 #include "smpgw/smp-cbor.h"
 #include "test-util.h"
@@ -495,6 +496,30 @@ static void test_parse_alloc_any_count(void) {
         ASSERT_TRUE(strstr(err.message, "unexpected break") != NULL);
 }
 
+static void test_parse_alloc_takes_what_the_body_holds(void) {
+        /* {"a": [600 zeros], "b": 5000 bytes}: 604 items in 5 KiB.  The
+         * array a decode allocates is for the items the body holds; room
+         * that grew in steps took 4096 items (128 KiB) for it, for any body
+         * of more than 512 items and 4 KiB. */
+        static uint8_t buf[6000];
+        size_t n = zeros_body(buf, 600);
+        struct smp_cbor_item *items = NULL;
+        struct smp_cbor_doc doc;
+        uint32_t b;
+
+        buf[0] = 0xa2;
+        buf[n++] = 0x61, buf[n++] = 'b', buf[n++] = 0x59, buf[n++] = 5000 >> 8, buf[n++] = 5000 & 0xff;
+        memset(buf + n, 0x5a, 5000);
+        n += 5000;
+        ASSERT_OK(smp_cbor_parse_alloc(buf, n, &err, &items, &doc));
+        ASSERT_EQ(doc.n_items, 605);
+        ASSERT_TRUE(malloc_usable_size(items) < 606 * sizeof(struct smp_cbor_item));
+        ASSERT_OK(smp_cbor_map_find(&doc, SMP_CBOR_ROOT, "b", &b));
+        ASSERT_EQ(doc.items[b].v.s.len, 5000);
+        ASSERT_EQ(doc.items[b].next, 605);
+        free(items);
+}
+
 static void test_reader_truncation_everywhere(void) {
         static const char *const vectors[] = {
                 "a1 61 64 62 68 69",
@@ -568,5 +593,6 @@ TEST_MAIN(TEST(test_writer_rfc8949_scalars), TEST(test_writer_indefinite_style),
           TEST(test_head_sizes), TEST(test_reader_protocol_md_echo), TEST(test_reader_indefinite_like_zcbor),
           TEST(test_reader_skips_unknown_subtrees), TEST(test_reader_wrong_types), TEST(test_reader_duplicate_keys),
           TEST(test_reader_top_level), TEST(test_reader_malformed), TEST(test_reader_depth),
-          TEST(test_reader_item_limit), TEST(test_parse_alloc_any_count), TEST(test_reader_truncation_everywhere),
+          TEST(test_reader_item_limit), TEST(test_parse_alloc_any_count),
+          TEST(test_parse_alloc_takes_what_the_body_holds), TEST(test_reader_truncation_everywhere),
           TEST(test_reader_random_never_crashes), TEST(test_slices))

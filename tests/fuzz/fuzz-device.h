@@ -78,8 +78,9 @@ enum {
 
 struct fuzz_device;
 
-/* Sets up the clock, the event loop, the transport and a session on it
- * for one input; NULL when the input is too short to say anything. */
+/* Sets up the clock, the transport and a session on it, on the event loop
+ * all inputs share, for one input; NULL when the input is too short to
+ * say anything. */
 struct fuzz_device *fuzz_device_new(const uint8_t *data, size_t size);
 const struct fuzz_device_config *fuzz_device_get_config(const struct fuzz_device *d);
 struct smp_session *fuzz_device_get_session(struct fuzz_device *d);
@@ -109,7 +110,8 @@ void fuzz_device_run(struct fuzz_device *d, const bool *done);
 /* Fake microseconds since fuzz_device_new(). */
 uint64_t fuzz_device_elapsed(const struct fuzz_device *d);
 
-/* Frees the session, the loop and the device; the clock is real again. */
+/* Frees the session and the device (the event loop, empty again, is kept
+ * for the next input); the clock is real again. */
 void fuzz_device_free(struct fuzz_device *d);
 
 /* Checks an upload request (req, decoded from f; NULL: not an upload

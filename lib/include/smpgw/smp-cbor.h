@@ -143,8 +143,8 @@ static inline size_t smp_cbor_bytes_size(size_t len) {
 /* Reader                                                              */
 
 #define SMP_CBOR_MAX_DEPTH 8
-/* Items the typed decoders allow per body (they allocate
- * MIN(body length, this) items). */
+/* Items the typed decoders allow per body (smp_cbor_parse_alloc():
+ * 32 bytes for each item a body holds, 128 KiB for this many). */
 #define SMP_CBOR_MAX_ITEMS 4096
 
 enum smp_cbor_type {
@@ -285,11 +285,12 @@ bool smp_cbor_iter_next(const struct smp_cbor_doc *doc, struct smp_cbor_iter *it
 bool smp_cbor_iter_next_pair(const struct smp_cbor_doc *doc, struct smp_cbor_iter *it,
                              uint32_t *ret_key, uint32_t *ret_value);
 
-/* Convenience for the typed decoders: parses with room for up to
- * MIN(len, SMP_CBOR_MAX_ITEMS) items (at least 1), allocating what the
- * body needs (room for 64 items first, eight times more while the body
- * holds more).  *ret_items takes ownership of the array
- * (free() it after the last use of the document); written only on success. */
+/* Convenience for the typed decoders: parses a body of up to
+ * MIN(len, SMP_CBOR_MAX_ITEMS) items (at least 1; -E2BIG beyond) into an
+ * array of exactly the items it holds, 32 bytes each (room for 64 on the
+ * stack first, on the heap and doubled while the body holds more).
+ * *ret_items takes ownership of the array (free() it after the last use
+ * of the document); written only on success. */
 int smp_cbor_parse_alloc(const uint8_t *body, size_t len, struct smp_cbor_error *error,
                          struct smp_cbor_item **ret_items, struct smp_cbor_doc *ret);
 
