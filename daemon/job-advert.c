@@ -40,12 +40,15 @@ bool job_link_advertises(const struct job *j) {
         return j->device && streq(j->device->transport, "ble") && !j->manager->config->job_hold_slot_during_reboot;
 }
 
-/* A verify that would poll: the device rebooting with no session, and
- * no learned time to wait for, or past it already. */
+/* A verify that would poll: the device rebooting, and no learned time
+ * to wait for, or past it already.  A verify under way counts too: the
+ * watch goes on should it miss (a watch stopped and started again at
+ * each verify would read BlueZ's objects each time, and miss what
+ * advertises meanwhile). */
 static bool job_advert_needed(const struct job *j) {
-        return j->phase == SMP_UPDATE_PHASE_VERIFY && !j->session &&
-               (j->state == JOB_REBOOTING || j->state == JOB_QUEUED) && job_link_advertises(j) &&
-               (j->first_verify_usec == 0 || j->verify_misses > 0);
+        return j->phase == SMP_UPDATE_PHASE_VERIFY &&
+               (j->state == JOB_REBOOTING || j->state == JOB_QUEUED || j->state == JOB_RUNNING) &&
+               job_link_advertises(j) && (j->first_verify_usec == 0 || j->verify_misses > 0);
 }
 
 /* Whether the device's address (its connection string's, options after

@@ -45,6 +45,8 @@
 /* BlueZ reads at most this much from an AcquireWrite socket (sock_read). */
 #define ACQUIRE_READ_MAX 512u
 #define SCAN_TICK_US 100000ULL
+/* A device advertising on is heard again after this (on_scan_tick()). */
+#define REPORT_REPEAT_US 1000000ULL
 #define DISCONNECT_US 20000ULL
 #define PATH_LEN 96
 #define DEV_PATH_LEN 64
@@ -141,6 +143,7 @@ struct ble_obj {
         /* This advertising period was reported to the host (the
          * controller's duplicate filter; on_scan_tick()). */
         bool reported;
+        uint64_t reported_us;
         bool remove_on_disconnect;
         bool trusted, blocked;
         char *alias;
@@ -1103,12 +1106,14 @@ static bool adapter_proximity(const struct ble_adapter *a) {
 /* ---- discovery ---- */
 
 /* Each tick is an advertisement of every advertising device.  The host
- * hears a device once per advertising period: the controller's duplicate
- * filter drops the rest until the device stops advertising (connected,
- * rebooting) and starts again, or the scan restarts.  A device that had
- * no RSSI gets one (PropertiesChanged), and with a proximity filter
- * every report sends RSSI again, as bluetoothd does: this is how a
- * device that rebooted shows it is back. */
+ * hears a device when it starts advertising (after a connection, a
+ * reboot) and then at most every REPORT_REPEAT_US: a controller's
+ * duplicate filter drops the repeats, until it forgets the device or the
+ * kernel restarts the scan (it does so for a filtered discovery on a
+ * controller whose filter is strict).  A device that had no RSSI gets
+ * one (PropertiesChanged), and with a proximity filter every report
+ * sends RSSI again, as bluetoothd does: this is how a device that
+ * rebooted shows it is back. */
 static int on_scan_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct ble_adapter *a = userdata;
         struct sim_ble *ble = a->ble;
@@ -1126,9 +1131,10 @@ static int on_scan_tick(sd_event_source *s, uint64_t usec, void *userdata) {
                 if (!adapter_reports(a, p) || p->faults.unseen)
                         continue;
                 o->last_seen_us = now;
-                if (o->reported)
+                if (o->reported && now < o->reported_us + REPORT_REPEAT_US)
                         continue;
                 o->reported = true;
+                o->reported_us = now;
                 if (!o->exported) {
                         o->rssi_valid = true;
                         obj_export(o);
