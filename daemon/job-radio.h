@@ -18,6 +18,11 @@
  *    max(3 × estimate, 30 s) capped by [jobs] swap_timeout.  Samples are
  *    read back from the job history (jobs.board, jobs.swap_usec) at start.
  *
+ *  - whether BLE devices that reset are seen advertising again
+ *    (job-advert.c): while a verify would otherwise poll a rebooting BLE
+ *    device, the ble transport's discovery watches for advertisements
+ *    (report=each), and a device seen is verified at once instead.
+ *
  * The rollout planner (rollout-plan.h) takes both as its inputs:
  *
  *   member.swap_s = job_swap_estimate_usec(m, board, image_size, &learned) / 1e6
@@ -35,6 +40,8 @@
 
 struct manager;
 struct device;
+struct job;
+struct smp_discovery;
 
 #define JOB_ADAPTERS_MAX 16u
 #define JOB_ADAPTER_NAME_SIZE 32u
@@ -68,6 +75,11 @@ struct job_radio {
         size_t n_adapters;
         struct job_swap_board *boards; /* owned */
         size_t n_boards;
+        /* job-advert.c: the ble discovery watching for advertisements
+         * (owned; NULL: not running), and when it last failed to run
+         * (CLOCK_MONOTONIC, 0: never). */
+        struct smp_discovery *advert_watch;
+        uint64_t advert_failed_usec;
 };
 
 void job_radio_done(struct job_radio *r);
@@ -96,3 +108,17 @@ void job_swap_record(struct manager *m, const char *board, uint64_t image_size, 
 uint64_t job_swap_estimate_usec(struct manager *m, const char *board, uint64_t image_size, bool *ret_learned);
 /* max(3 × estimate, 30 s), capped by [jobs] swap_timeout. */
 uint64_t job_swap_timeout_usec(struct manager *m, uint64_t estimate_usec);
+
+/* ---- job-advert.c ---- */
+
+/* Whether j's device shows that it is back by advertising (BLE): a
+ * connect to one that does not advertise holds its adapter's one LE
+ * connect in progress until the connect times out. */
+bool job_link_advertises(const struct job *j);
+/* Whether an advertisement of j's device will be seen: the watch runs
+ * (it is started here when it does not, and did not fail lately). */
+bool job_advert_watching(struct manager *m);
+/* Runs the watch while a job needs it (job_advert_needed()), stops it
+ * when none does. */
+void job_advert_update(struct manager *m);
+void job_advert_stop(struct manager *m);

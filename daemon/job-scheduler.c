@@ -8,7 +8,8 @@
  * back to back on one session; then the job is `rebooting` with no slot
  * for the learned swap time of its board (job-radio.h), and verify
  * attempts each take a slot again until the device answers decided or
- * the reboot timeout passes.  A stage_only job, or a rollout's job the
+ * the reboot timeout passes (a BLE device: at once when it is seen
+ * advertising again, job-advert.c).  A stage_only job, or a rollout's job the
  * reboot gate holds, waits `staged` between stage and activate.  Each
  * phase's checkpoint is stored when it ends, so a kill -9 between phases
  * goes on where the job was.  [jobs] hold_slot_during_reboot=true keeps
@@ -60,6 +61,12 @@
 /* With idle slots, the first verify of a learned board comes at this
  * share of the estimate (an upper bound of the swap time). */
 #define JOB_EARLY_VERIFY_PERCENT 90u
+/* A BLE device's advertisements this soon after its reset's answer are
+ * from before the reset: the device answers, waits a moment (Zephyr's
+ * CONFIG_MCUMGR_GRP_OS_RESET_MS, 250 ms by default) and resets, and once
+ * the gateway has let go of the link it may advertise meanwhile.  No
+ * device swaps and boots this fast. */
+#define JOB_ADVERT_AFTER_RESET_USEC (1000 * 1000ull)
 /* An adapter with no free link: the job asks for a slot again after this. */
 #define JOB_ADAPTER_FULL_DELAY_USEC (1000 * 1000ull)
 
@@ -108,8 +115,33 @@ static bool job_is_scout(const struct job *j) {
         return job_board_scout(j) == j;
 }
 
+/* Whether j's device is verified when it is seen advertising again, and
+ * polled only as the fallback (job-advert.c). */
+static bool job_awaits_advert(const struct job *j) {
+        return job_link_advertises(j) && job_advert_watching(j->manager);
+}
+
+/* The fallback polls of a device that is verified when it is seen
+ * advertising again: a quarter of its reboot timeout before the timeout,
+ * and 1 s before it.  One that is back but never seen (discovery cannot
+ * run, its advertisement lacks the SMP service) is verified then, late;
+ * one that is not back fails at the timeout as it would have.  More
+ * polls would each cost the adapter a connect timeout for devices the
+ * watch sees anyway. */
+static uint64_t job_advert_fallback_usec(const struct job *j, uint64_t now) {
+        struct manager *m = j->manager;
+        uint64_t timeout = job_swap_timeout_usec(m, job_swap_estimate_usec(m, j->board, j->bytes_total, NULL));
+        uint64_t deadline = (j->reboot_wait_usec ? j->reboot_wait_usec : now) + timeout;
+        uint64_t first = deadline - MIN(deadline, MAX(timeout / 4, JOB_VERIFY_POLL_USEC));
+        uint64_t last = deadline - MIN(deadline, JOB_VERIFY_POLL_USEC);
+
+        return MAX(now + JOB_VERIFY_POLL_USEC <= first ? first : last, now + JOB_VERIFY_POLL_USEC);
+}
+
 /* When the next verify of a device with no learned swap time is due. */
 static uint64_t job_unlearned_poll_usec(const struct job *j, uint64_t now) {
+        if (job_awaits_advert(j))
+                return job_advert_fallback_usec(j, now);
         /* The others try at [jobs] swap_estimate intervals: they learn
          * the scout's measurement as soon as it is made (below). */
         return now + (job_is_scout(j) ? JOB_VERIFY_POLL_USEC
@@ -220,7 +252,9 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         job_changed(j);
                 }
         } else if (j->state == JOB_REBOOTING) {
-                if (job_reboot_wait_learned(j) || job_waits_for_scout(j) || job_waits_for_estimate(j))
+                /* Seen advertising: back, whatever the waits say. */
+                if (!j->advertised &&
+                    (job_reboot_wait_learned(j) || job_waits_for_scout(j) || job_waits_for_estimate(j)))
                         return 0;
                 /* The device should be back: verify needs a slot. */
                 job_set_state(j, JOB_QUEUED);
@@ -236,6 +270,37 @@ static int job_arm_timer(struct job *j) {
         j->retry_timer = sd_event_source_disable_unref(j->retry_timer);
         return sd_event_add_time(m->event, &j->retry_timer, CLOCK_REALTIME, j->next_attempt_usec, 10 * 1000,
                                  on_retry_timer, j);
+}
+
+void job_advert_watch_ended(struct job *j) {
+        uint64_t soon = now_realtime_usec() + JOB_VERIFY_POLL_USEC;
+
+        if (j->state != JOB_REBOOTING || j->session || j->next_attempt_usec <= soon)
+                return;
+        j->next_attempt_usec = soon;
+        (void) job_arm_timer(j);
+}
+
+void job_device_advertised(struct job *j) {
+        uint64_t now = now_realtime_usec();
+
+        /* Not the device back: still the old one before its reset. */
+        if (j->advertised || (j->checkpoint.reset_usec && now < j->checkpoint.reset_usec + JOB_ADVERT_AFTER_RESET_USEC))
+                return;
+        j->advertised = true;
+        j->advert_seen_usec = now;
+        log_job(LOG_DEBUG, j, "Advertising again: verify now");
+        if (j->session)
+                return; /* a verify is under way: should it miss, the next comes at once */
+        /* Should one advertise later before its reset all the same (a
+         * slow reset), its verify finds it not back: at most one verify
+         * per poll interval is started this way. */
+        uint64_t at = j->advert_verify_usec ? MAX(now, j->advert_verify_usec + JOB_VERIFY_POLL_USEC) : now;
+        if (j->state == JOB_REBOOTING) {
+                j->next_attempt_usec = at;
+                (void) job_arm_timer(j);
+        } else if (j->next_attempt_usec <= now)
+                manager_schedule_jobs(j->manager); /* queued: it goes first now (job_grant_class()) */
 }
 
 static void error_sentence(int error, enum smp_update_step failed_step, const struct smp_status *st, char *buf,
@@ -522,7 +587,7 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         }
         if (r->phase == SMP_UPDATE_PHASE_VERIFY && r->error != -EAGAIN && r->swap_usec > 0) {
                 uint64_t sample = r->swap_usec;
-                if (j->verify_misses == 0 && j->first_verify_usec > 0)
+                if (j->verify_misses == 0 && j->first_verify_usec > 0 && !j->verify_on_advert)
                         /* Back at the first verify, timed by the estimate:
                          * that says only "no longer than the wait".  1 %
                          * less is kept, so the estimate follows a device
@@ -531,6 +596,11 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                          * too long costs nothing but that device's time).
                          * Back at an early one: when it answered. */
                         sample = MIN(j->first_verify_usec / 100 * 99, r->swap_usec);
+                else if (j->verify_on_advert && j->advert_seen_usec > j->checkpoint.reset_usec)
+                        /* Back when it was seen advertising: the answer
+                         * came later by the wait for a slot and the
+                         * link's opening, which are not the device's. */
+                        sample = MIN(j->advert_seen_usec - j->checkpoint.reset_usec, r->swap_usec);
                 /* Polled: the device came back between the last miss and
                  * this answer; the answer's time is kept.  Every other
                  * device of the board takes it as its first verify's
@@ -577,12 +647,18 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                         return;
                 }
                 job_set_state(j, JOB_REBOOTING);
+                /* Seen advertising while this verify ran: again now (at
+                 * most once a poll interval).  A BLE device past its
+                 * learned time: its advertisement says when it is back
+                 * (job-advert.c); polls are the fallback. */
                 j->next_attempt_usec =
-                        j->first_verify_usec == 0 ? job_unlearned_poll_usec(j, now)
+                        j->advertised               ? MAX(now, j->advert_verify_usec + JOB_VERIFY_POLL_USEC)
+                        : j->first_verify_usec == 0 ? job_unlearned_poll_usec(j, now)
                         : jobs_slots_idle(m) && !m->config->job_hold_slot_during_reboot && job_link_outlives_reboot(j)
                                 ? now + JOB_IDLE_VERIFY_POLL_USEC
-                                : now + JOB_VERIFY_POLL_USEC;
-                if (!job_reboot_wait_learned(j))
+                        : job_awaits_advert(j) ? job_advert_fallback_usec(j, now)
+                                               : now + JOB_VERIFY_POLL_USEC;
+                if (j->advertised || !job_reboot_wait_learned(j))
                         (void) job_arm_timer(j);
                 job_changed(j);
                 if (!m->config->job_hold_slot_during_reboot)
@@ -764,6 +840,12 @@ static int job_phase_start(struct job *j) {
          * one transmission, not the session's retries, each costing the
          * slot a timeout; the next verify is the retry. */
         smp_session_set_retries(j->session, j->phase == SMP_UPDATE_PHASE_VERIFY ? 0 : SMP_SESSION_RETRIES_DEFAULT);
+        if (j->phase == SMP_UPDATE_PHASE_VERIFY) {
+                j->verify_on_advert = j->advertised;
+                if (j->advertised)
+                        j->advert_verify_usec = now_realtime_usec();
+                j->advertised = false;
+        }
         j->has_session_state = false; /* copied, or read again next time */
         return smp_update_phase_start(j->session, &params, &j->phase_run);
 }
@@ -881,12 +963,15 @@ static unsigned *transport_running(struct transport_count *counts, size_t *n, co
 }
 
 /* The grant class of a ready job: a verify expected back (the first
- * after the learned wait: one short request that ends a job), then
+ * after the learned wait, or of a device seen advertising again: one
+ * short request that ends a job), then
  * stages and activates, then verifies polling a device that was not
  * back yet (each may cost a slot its timeout for nothing). */
 static int job_grant_class(const struct job *j) {
         if (j->phase != SMP_UPDATE_PHASE_VERIFY)
                 return 1;
+        if (j->advertised)
+                return 0; /* seen back */
         return j->verify_misses == 0 && j->first_verify_usec > 0 ? 0 : 2;
 }
 
@@ -923,6 +1008,7 @@ void jobs_schedule(struct manager *m) {
                         (*c)++;
         }
 
+        job_advert_update(m);
         if (m->stopping)
                 return;
         if (m->jobs_by_state[JOB_QUEUED] == 0 && m->jobs_by_state[JOB_RETRY_WAIT] == 0 &&
@@ -995,6 +1081,7 @@ void jobs_schedule(struct manager *m) {
 }
 
 void jobs_stop_all(struct manager *m) {
+        job_advert_stop(m);
         for (size_t i = 0; i < m->n_jobs; i++) {
                 struct job *j = m->jobs[i];
                 j->retry_timer = sd_event_source_disable_unref(j->retry_timer);

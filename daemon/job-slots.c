@@ -15,10 +15,12 @@
 #include "conf.h"
 #include "log.h"
 #include "manager.h"
+#include "smpgw/smp-discovery.h"
 #include "util.h"
 
 void job_radio_done(struct job_radio *r) {
         free(r->boards);
+        smp_discovery_free(r->advert_watch);
         *r = (struct job_radio) {};
 }
 

@@ -99,7 +99,13 @@ struct job {
         uint64_t reboot_wait_usec;  /* CLOCK_REALTIME: this attempt's wait for the reboot began */
         uint64_t first_verify_usec; /* the learned wait before the first verify; 0: polled from the reset */
         unsigned verify_misses;     /* verifies that found the device not back, this wait */
-        bool continue_phase;        /* finish_defer: run j->phase on the same session (slot kept) */
+        /* Its device (BLE) was seen advertising since its last verify
+         * began (job-advert.c): it is back, verify now. */
+        bool advertised;
+        bool verify_on_advert;       /* the verify under way began at an advertisement */
+        uint64_t advert_verify_usec; /* CLOCK_REALTIME: the last such verify began */
+        uint64_t advert_seen_usec;   /* CLOCK_REALTIME: the advertisement that began it */
+        bool continue_phase;         /* finish_defer: run j->phase on the same session (slot kept) */
         /* The activate's reset is on its way: the radio slot is another
          * job's already (job_holds_slot()); the session stays to hear
          * the answer, which a device that resets may never send. */
@@ -203,3 +209,9 @@ void job_attempt_failed(struct job *j, bool final);
 bool job_may_reboot(struct job *j);
 /* Ends the job in a final state: counted, logged, recorded, flushed. */
 void job_finish(struct job *j, enum job_state state);
+/* job-advert.c saw j's device advertise while j waits for its reboot:
+ * the scheduler verifies it now. */
+void job_device_advertised(struct job *j);
+/* The watch for advertisements ended (job-advert.c): j, waiting for
+ * one, polls from now on. */
+void job_advert_watch_ended(struct job *j);

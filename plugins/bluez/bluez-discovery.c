@@ -3,7 +3,26 @@
  * The ble transport's discovery: LE discovery filtered on the SMP service
  * on every adapter (or the one given), for `seconds`; each device that
  * advertises it (RSSI seen in this scan) is reported once, then
- * found(NULL).  Arguments: seconds=N (1..3600, default 10), adapter=hciN.
+ * found(NULL).  Arguments: seconds=N (1..3600, default 10), adapter=hciN,
+ * report=each.
+ *
+ * report=each reports a device again at every advertisement of it that
+ * BlueZ shows, and runs until stopped unless seconds= is given: smpgwd
+ * watches this way for a device that rebooted to advertise again.  What
+ * bluetoothd shows (src/adapter.c btd_adapter_device_found(), src/device.c
+ * device_set_rssi_with_delta()): each advertising report sets Device1.RSSI,
+ * and PropertiesChanged(RSSI) goes out for a new value when the device
+ * had none, or, while a discovering client's filter has RSSI or Pathloss,
+ * at every report (with neither, only for a change of 8 dBm or more).
+ * RSSI is invalidated only when the adapter's last discovery stops: not
+ * when the device connects, so a device seen before it was connected to
+ * keeps its old RSSI while it reboots.  Our filter always sets an RSSI
+ * floor, so every report shows; the RSSI the objects hold when the watch
+ * starts may be stale and is not reported.  A PropertiesChanged names no
+ * address: it is the object path's (BlueZ's documented
+ * .../hciN/dev_XX_XX_XX_XX_XX_XX), and it carries no UUIDs: BlueZ merges
+ * the filters of all its clients, so report=each may report devices that
+ * are not SMP ones (the caller matches the addresses it waits for).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +35,8 @@ struct smp_transport_discovery {
         struct smp_transport_instance *instance;
         unsigned n_ref;
         bool stopped;
+        bool started; /* StartDiscovery sent: reports count from now on */
+        bool each;    /* report=each */
         sd_event *event;
         sd_bus *bus;
         smp_discovered_fn found;
@@ -97,24 +118,30 @@ static int discovery_on_iface(void *ctx, const char *path, const char *iface, co
         }
         if (!streq(iface, DEVICE_IFACE) || !p->address || !p->adapter || !adapter_wanted(d, p->adapter))
                 return 0;
+        /* report=each: only what is seen after the start (the cached
+         * objects' RSSI may be an advertisement of long ago). */
+        if (d->each && !d->started)
+                return 0;
         /* BlueZ merges the filters of all clients: check ours again.
          * Without RSSI the device was not seen in this scan (a cached
          * one); it counts once it advertises (PropertiesChanged RSSI). */
         if (!p->smp_uuid || !p->has_rssi || p->rssi < DISCOVERY_RSSI_FLOOR)
                 return 0;
-        for (size_t i = 0; i < d->n_seen; i++)
-                if (streq(d->seen[i], path))
+        if (!d->each) {
+                for (size_t i = 0; i < d->n_seen; i++)
+                        if (streq(d->seen[i], path))
+                                return 0;
+                if (d->n_seen >= DISCOVERY_SEEN_MAX)
                         return 0;
-        if (d->n_seen >= DISCOVERY_SEEN_MAX)
-                return 0;
-        void *n = realloc(d->seen, (d->n_seen + 1) * sizeof(char *));
-        if (!n)
-                return -ENOMEM;
-        d->seen = n;
-        d->seen[d->n_seen] = strdup(path);
-        if (!d->seen[d->n_seen])
-                return -ENOMEM;
-        d->n_seen++;
+                void *n = realloc(d->seen, (d->n_seen + 1) * sizeof(char *));
+                if (!n)
+                        return -ENOMEM;
+                d->seen = n;
+                d->seen[d->n_seen] = strdup(path);
+                if (!d->seen[d->n_seen])
+                        return -ENOMEM;
+                d->n_seen++;
+        }
 
         char conn[32];
         snprintf(conn, sizeof(conn), "ble:%s", p->address);
@@ -178,6 +205,9 @@ static int on_discovery_objects(sd_bus_message *m, void *userdata, sd_bus_error 
                 if (r < 0)
                         ble_debug(d->instance, d, "discovery on %s: %s", d->adapters[i], strerror(-r));
         }
+        d->started = true;
+        if (d->duration_usec == 0)
+                return 0; /* report=each without seconds=: until stopped */
         r = sd_event_add_time_relative(d->event, &d->timer, CLOCK_MONOTONIC, d->duration_usec, 0,
                                        on_discovery_timer, d);
         if (r < 0)
@@ -203,7 +233,7 @@ static int on_discovery_added(sd_bus_message *m, void *userdata, sd_bus_error *r
         _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         const char *path;
         d->n_ref++;
-        if (d->stopped || !d->timer || sd_bus_message_read_basic(m, 'o', &path) < 0)
+        if (d->stopped || !d->started || sd_bus_message_read_basic(m, 'o', &path) < 0)
                 return 0;
         (void) read_ifaces(m, path, discovery_on_iface, d);
         return 0;
@@ -231,14 +261,48 @@ static void getall_ctx_free(void *userdata) {
         free(c);
 }
 
+/* report=each: a PropertiesChanged of path's Device1 that sets RSSI is
+ * an advertisement BlueZ saw (an invalidated RSSI is not). */
+static void discovery_report_advertised(struct smp_transport_discovery *d, const char *path, sd_bus_message *m) {
+        struct dev_props p = {};
+        char adapter[16], address[18];
+        const char *dev = strstr(path, "/dev_"), *hci = strstr(path, "/hci");
+
+        if (read_props(m, &p) < 0 || !p.has_rssi || p.rssi < DISCOVERY_RSSI_FLOOR || !dev || !hci || hci > dev ||
+            strlen(dev + 5) != 17 || (size_t) (dev - hci - 1) >= sizeof(adapter))
+                return;
+        memcpy(adapter, hci + 1, dev - hci - 1);
+        adapter[dev - hci - 1] = 0;
+        if (!adapter_wanted(d, adapter))
+                return;
+        for (size_t i = 0; i < 17; i++)
+                address[i] = dev[5 + i] == '_' ? ':' : dev[5 + i];
+        address[17] = 0;
+
+        char conn[32];
+        snprintf(conn, sizeof(conn), "ble:%s", address);
+        struct smp_discovered found = {
+                .conn = conn,
+                .address = address,
+                .adapter = adapter,
+                .has_rssi = true,
+                .rssi = p.rssi,
+        };
+        d->found(&found, d->userdata);
+}
+
 static int on_discovery_props(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         _cleanup_(discovery_unrefp) struct smp_transport_discovery *d = userdata;
         const char *path = sd_bus_message_get_path(m), *iface;
         struct dev_props p = {};
         d->n_ref++;
-        if (d->stopped || !d->timer || !path || sd_bus_message_read_basic(m, 's', &iface) < 0 ||
+        if (d->stopped || !d->started || !path || sd_bus_message_read_basic(m, 's', &iface) < 0 ||
             !streq(iface, DEVICE_IFACE))
                 return 0;
+        if (d->each) {
+                discovery_report_advertised(d, path, m);
+                return 0;
+        }
         for (size_t i = 0; i < d->n_seen; i++)
                 if (streq(d->seen[i], path))
                         return 0;
@@ -294,6 +358,7 @@ int ble_discover_start(struct smp_transport_instance *instance, sd_event *event,
         d->userdata = userdata;
         d->duration_usec = DISCOVERY_SECONDS_DEFAULT * 1000000ull;
 
+        bool seconds_given = false;
         r = 0;
         for (const char *opt = args && *args ? args : NULL, *comma; opt; opt = comma ? comma + 1 : NULL) {
                 comma = strchr(opt, ',');
@@ -302,11 +367,16 @@ int ble_discover_start(struct smp_transport_instance *instance, sd_event *event,
                 size_t vlen;
                 uint64_t n;
                 if (opt_is(opt, len, "seconds", &v, &vlen) &&
-                    smp_parse_uint_n(v, vlen, 1, DISCOVERY_SECONDS_MAX, &n) >= 0)
+                    smp_parse_uint_n(v, vlen, 1, DISCOVERY_SECONDS_MAX, &n) >= 0) {
                         d->duration_usec = n * 1000000ull;
-                else if (opt_is(opt, len, "adapter", &v, &vlen) && adapter_valid(v, vlen)) {
+                        seconds_given = true;
+                } else if (opt_is(opt, len, "adapter", &v, &vlen) && adapter_valid(v, vlen)) {
                         memcpy(d->adapter_name, v, vlen);
                         d->adapter_name[vlen] = 0;
+                } else if (opt_is(opt, len, "report", &v, &vlen) && vlen == 4 && strncmp(v, "each", 4) == 0) {
+                        d->each = true;
+                        if (!seconds_given)
+                                d->duration_usec = 0;
                 } else {
                         r = -EINVAL;
                         break;

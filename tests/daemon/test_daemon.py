@@ -744,6 +744,70 @@ class Process(unittest.TestCase):
             self.assertEqual(doc["error"]["code"], "signature_invalid")
 
 
+class BleRebootAdvertising(unittest.TestCase):
+    """A verify of a BLE device after its reset connects once the device
+    advertises again, not by polling it while it swaps: a Connect() to a
+    device that does not advertise holds the adapter's one LE connect in
+    progress until it times out (job-advert.c).  smpsim's fake bluetoothd
+    shows an advertisement as BlueZ does with an RSSI in the discovery
+    filter (a PropertiesChanged of RSSI at each report)."""
+    SWAP_MS = 3000
+
+    def push_one(self, fault=None, extra=""):
+        """One device (added by the file, [discovery] off), pushed to;
+        returns (its job, smpsim's ble-state of it, the ms from when the
+        job showed rebooting to when it ended)."""
+        d = Daemon(config="[devices]\nadd=ble:C0:DE:00:00:00:00\n[discovery]\nenabled=no\n"
+                          "[jobs]\nattempts=1\n" + extra, start=False)
+        try:
+            d.extra_env["DBUS_SYSTEM_BUS_ADDRESS"] = d.bus.address
+            with Sim("--ble", d.bus.address, "--ble-resolve-ms", "40", "--boot-ms", "100", "--swap-ms",
+                     str(self.SWAP_MS), "--reset-ms", "50", count=1, udp=False) as sim:
+                d.start()
+                devs = wait_online(d, 1)
+                if fault:
+                    self.assertTrue(sim.control("ble-fault 0 %s" % fault)["ok"])
+                data, _digest = mcuimg.make_image((6, 3, 0, 0), 20000, seed=11)
+                ids = push(d, add_image(d, data), [devs[0]["id"]])
+                rebooting = ended = None
+                deadline = time.monotonic() + 90
+                while ended is None and time.monotonic() < deadline:
+                    st = job(d, ids[0])["state"]
+                    if st == "rebooting" and rebooting is None:
+                        rebooting = time.monotonic()
+                    if st in ("succeeded", "failed"):
+                        ended = time.monotonic()
+                    time.sleep(0.02)
+                jobs = wait_jobs(d, ids, timeout=10)
+                self.assertIsNotNone(rebooting)
+                state = sim.control("ble-state 0")
+        except Exception:
+            sys.stderr.write(d.read_log())
+            raise
+        finally:
+            d.stop()
+        return jobs[0], state, (ended - rebooting) * 1000.0
+
+    def test_verified_when_it_advertises_again(self):
+        """No Connect() to the device while it reboots (the probe's, the
+        upload's and the verify's connects only), and the verify comes
+        within a second of the device's return."""
+        j, state, wait_ms = self.push_one()
+        self.assertEqual((j["outcome"], j["attempts"]), ("updated", 1), j)
+        self.assertEqual((state["stats"]["silent_connects"], state["stats"]["connects"]), (0, 3), state["stats"])
+        self.assertLess(wait_ms, self.SWAP_MS + 1000)
+
+    def test_never_seen_falls_back_to_a_slow_poll(self):
+        """A device whose advertisements never reach the host (fault
+        unseen) is still verified: by the poll a quarter of its reboot
+        timeout ([jobs] swap_timeout, 8 s here) before it, 6 s after its
+        reset."""
+        j, state, wait_ms = self.push_one("unseen", "swap_timeout=8\n")
+        self.assertEqual((j["outcome"], j["attempts"]), ("updated", 1), j)
+        self.assertEqual(state["stats"]["silent_connects"], 0, state["stats"])
+        self.assertGreaterEqual(wait_ms, 5500)
+
+
 def refused_at_start(testcase, config=None, files=None, timeout=20, rss_limit_mb=512):
     """Starts smpgwd on a configuration that must be refused: it must exit
     non-zero within `timeout` seconds without growing past `rss_limit_mb`

@@ -45,6 +45,8 @@
 /* BlueZ reads at most this much from an AcquireWrite socket (sock_read). */
 #define ACQUIRE_READ_MAX 512u
 #define SCAN_TICK_US 100000ULL
+/* A device advertising on is heard again after this (on_scan_tick()). */
+#define REPORT_REPEAT_US 1000000ULL
 #define DISCONNECT_US 20000ULL
 #define PATH_LEN 96
 #define DEV_PATH_LEN 64
@@ -92,6 +94,9 @@ struct ble_faults {
         /* Connect() answered at ServicesResolved: later than bluetoothd,
          * whose att_connect_cb() answers once the ATT channel is up. */
         bool reply_at_resolved;
+        /* Its advertisements never reach the host: no scan reports it
+         * (a Connect() still finds it while it advertises). */
+        bool unseen;
         int64_t disconnect_at;
         enum acquire_fault acquire_write, acquire_notify;
 };
@@ -135,6 +140,10 @@ struct ble_obj {
         bool exported;
         bool temporary;
         bool rssi_valid;
+        /* This advertising period was reported to the host (the
+         * controller's duplicate filter; on_scan_tick()). */
+        bool reported;
+        uint64_t reported_us;
         bool remove_on_disconnect;
         bool trusted, blocked;
         char *alias;
@@ -186,6 +195,10 @@ struct ble_peer {
                 uint64_t writes, write_bytes, dropped_writes;
                 uint64_t notifications, dropped_notifications;
                 uint64_t connects, connect_failures, link_losses;
+                /* Connect()s begun while the device did not advertise
+                 * (rebooting): each holds the adapter's LE connect in
+                 * progress until it times out or is cancelled. */
+                uint64_t silent_connects;
         } stats;
 };
 
@@ -601,7 +614,8 @@ static void peer_connected(struct ble_peer *p, uint64_t now) {
         p->mtu = ble->cfg.mtu;
         p->rx_len = p->rx_expected = 0;
         p->stats.connects++;
-        p->objs[p->adapter].rssi_valid = false;
+        /* RSSI stays: bluetoothd invalidates it only when discovery
+         * stops (adapter.c discovery_cleanup()), not on a connection. */
         dev_log(p->d, 1, "ble: connected via hci%u, ATT MTU %u", p->adapter, p->mtu);
         device_emit(p, p->adapter, "Connected");
         if (p->connect_msg && !p->faults.reply_at_resolved) {
@@ -1077,8 +1091,29 @@ static bool adapter_reports(const struct ble_adapter *a, const struct ble_peer *
         return false;
 }
 
+/* Whether a discovering client's filter has RSSI or Pathloss: bluetoothd
+ * then emits RSSI at every advertising report (adapter.c
+ * discovery_filter_has_proximity(), device_set_rssi_with_delta(dev,
+ * rssi, 0)); else only for a device that had none, or for a change of
+ * RSSI_THRESHOLD (8 dBm) or more, which smpsim's fixed RSSI never makes. */
+static bool adapter_proximity(const struct ble_adapter *a) {
+        for (const struct ble_client *c = a->clients; c; c = c->next)
+                if (c->discovering && c->has_filter && (c->filter.has_rssi || c->filter.has_pathloss))
+                        return true;
+        return false;
+}
+
 /* ---- discovery ---- */
 
+/* Each tick is an advertisement of every advertising device.  The host
+ * hears a device when it starts advertising (after a connection, a
+ * reboot) and then at most every REPORT_REPEAT_US: a controller's
+ * duplicate filter drops the repeats, until it forgets the device or the
+ * kernel restarts the scan (it does so for a filtered discovery on a
+ * controller whose filter is strict).  A device that had no RSSI gets
+ * one (PropertiesChanged), and with a proximity filter every report
+ * sends RSSI again, as bluetoothd does: this is how a device that
+ * rebooted shows it is back. */
 static int on_scan_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         struct ble_adapter *a = userdata;
         struct sim_ble *ble = a->ble;
@@ -1089,13 +1124,21 @@ static int on_scan_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         for (unsigned i = 0; i < ble->n_peers; i++) {
                 struct ble_peer *p = &ble->peers[i];
                 struct ble_obj *o = &p->objs[a->index];
-                if (!peer_advertising(p) || !adapter_reports(a, p))
+                if (!peer_advertising(p)) {
+                        o->reported = false;
+                        continue;
+                }
+                if (!adapter_reports(a, p) || p->faults.unseen)
                         continue;
                 o->last_seen_us = now;
+                if (o->reported && now < o->reported_us + REPORT_REPEAT_US)
+                        continue;
+                o->reported = true;
+                o->reported_us = now;
                 if (!o->exported) {
                         o->rssi_valid = true;
                         obj_export(o);
-                } else if (!o->rssi_valid) {
+                } else if (!o->rssi_valid || adapter_proximity(a)) {
                         o->rssi_valid = true;
                         device_emit(p, a->index, "RSSI");
                 }
@@ -1144,6 +1187,7 @@ static void adapter_update_discovery(struct ble_adapter *a) {
                 /* adapter.c: RSSI is invalidated when discovery stops */
                 for (unsigned i = 0; i < ble->n_peers; i++) {
                         struct ble_obj *o = &ble->peers[i].objs[a->index];
+                        o->reported = false; /* a new scan, a new duplicate filter */
                         if (o->exported && o->rssi_valid) {
                                 char path[PATH_LEN];
                                 o->rssi_valid = false;
@@ -1526,9 +1570,10 @@ static int method_connect(sd_bus_message *m, void *userdata, sd_bus_error *error
         p->adapter = o->adapter;
         p->connect_msg = sd_bus_message_ref(m);
         p->connect_deadline_us = now + (uint64_t) ble->cfg.connect_timeout_ms * 1000;
-        if (p->d->rebooting)
+        if (p->d->rebooting) {
+                p->stats.silent_connects++;
                 peer_arm(p, T_CONNECT_TIMEOUT, p->connect_deadline_us);
-        else
+        } else
                 peer_arm(p, T_CONNECT, now + (uint64_t) ble->cfg.connect_ms * 1000);
         return 1;
 }
@@ -1971,6 +2016,10 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                 f->reply_at_resolved = true;
                 return 0;
         }
+        if (IS("unseen") && !arg) {
+                f->unseen = true;
+                return 0;
+        }
         if ((IS("resolve-late") || IS("disconnect-at")) && arg) {
                 errno = 0;
                 unsigned long long v = strtoull(arg, &end, 10);
@@ -2001,7 +2050,7 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
         }
 #undef IS
         *ret_error =
-                "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, disconnect-at=BYTES, "
+                "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, unseen, disconnect-at=BYTES, "
                 "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed)";
         return -EINVAL;
 }
@@ -2045,23 +2094,21 @@ static json_t *peer_state(struct ble_peer *p) {
                 if (p->objs[a].exported)
                         json_array_append_new(exported, json_integer(a));
         return json_pack("{s:b, s:i, s:s, s:i, s:i, s:b, s:b, s:b, s:b, s:o,"
-                         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
-                         " s:{s:i, s:i, s:b, s:I}}",
-                         "ok", 1, "device", p->d->index, "state", state_name(p->state),
-                         "adapter", p->state == LINK_IDLE ? -1 : (int) p->adapter, "mtu", (int) p->mtu,
-                         "services_resolved", p->services_resolved, "notifying", p->notify_clients != NULL,
-                         "write_acquired", p->write_fd >= 0, "notify_acquired", p->notify_fd >= 0,
-                         "exported_on", exported,
-                         "stats", "writes", (json_int_t) p->stats.writes, "write_bytes", (json_int_t) p->stats.write_bytes,
-                         "dropped_writes", (json_int_t) p->stats.dropped_writes,
-                         "notifications", (json_int_t) p->stats.notifications,
-                         "dropped_notifications", (json_int_t) p->stats.dropped_notifications,
-                         "connects", (json_int_t) p->stats.connects,
-                         "connect_failures", (json_int_t) p->stats.connect_failures,
-                         "link_losses", (json_int_t) p->stats.link_losses,
-                         "faults", "connect_fail", (int) p->faults.connect_fail,
-                         "resolve_late_ms", (int) p->faults.resolve_late_ms, "resolved_early", p->faults.resolved_early,
-                         "disconnect_at", (json_int_t) p->faults.disconnect_at);
+                         " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
+                         " s:{s:i, s:i, s:b, s:I, s:b}}",
+                         "ok", 1, "device", p->d->index, "state", state_name(p->state), "adapter",
+                         p->state == LINK_IDLE ? -1 : (int) p->adapter, "mtu", (int) p->mtu, "services_resolved",
+                         p->services_resolved, "notifying", p->notify_clients != NULL, "write_acquired",
+                         p->write_fd >= 0, "notify_acquired", p->notify_fd >= 0, "exported_on", exported, "stats",
+                         "writes", (json_int_t) p->stats.writes, "write_bytes", (json_int_t) p->stats.write_bytes,
+                         "dropped_writes", (json_int_t) p->stats.dropped_writes, "notifications",
+                         (json_int_t) p->stats.notifications, "dropped_notifications",
+                         (json_int_t) p->stats.dropped_notifications, "connects", (json_int_t) p->stats.connects,
+                         "connect_failures", (json_int_t) p->stats.connect_failures, "link_losses",
+                         (json_int_t) p->stats.link_losses, "silent_connects", (json_int_t) p->stats.silent_connects,
+                         "faults", "connect_fail", (int) p->faults.connect_fail, "resolve_late_ms",
+                         (int) p->faults.resolve_late_ms, "resolved_early", p->faults.resolved_early, "disconnect_at",
+                         (json_int_t) p->faults.disconnect_at, "unseen", p->faults.unseen);
 }
 
 /* Every adapter's controller: links held, the limit (null: none), refusals. */

@@ -156,7 +156,7 @@ static void help(void) {
                "  --ble-notify-per-event N  notifications per connection event (default 4)\n"
                "  --ble-max-links N       connected devices each adapter's controller holds; a Connect()\n"
                "                          beyond them is refused (1..%u or unlimited, default unlimited)\n"
-               "  --ble-fault [dev=N:]connect-fail[=N] | resolve-late=MS | resolved-early | reply-at-resolved |\n"
+               "  --ble-fault [dev=N:]connect-fail[=N] | resolve-late=MS | resolved-early | reply-at-resolved | unseen |\n"
                "          disconnect-at=BYTES | acquire-write=notpermitted|failed |\n"
                "          acquire-notify=notpermitted|failed\n"
                "Devices:\n"
