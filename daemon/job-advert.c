@@ -115,6 +115,12 @@ void job_advert_stop(struct manager *m) {
 void job_advert_update(struct manager *m) {
         bool needed = false;
 
+        /* Called at every scheduling pass: with no job rebooting or
+         * queued (a verify waiting for a slot), no walk of the jobs. */
+        if (m->jobs_by_state[JOB_REBOOTING] == 0 && m->jobs_by_state[JOB_QUEUED] == 0) {
+                job_advert_stop(m);
+                return;
+        }
         for (size_t i = 0; i < m->n_jobs && !needed && !m->stopping; i++)
                 needed = job_advert_needed(m->jobs[i]);
         if (!needed)
