@@ -173,9 +173,22 @@ static void put_images(struct rest_text *t, const struct smp_update_snapshot *sl
         }
 }
 
+/* A board or an application where os_info_locate() found it, as
+ * rest_json_device() shows os_info_parse()'s field: "" is null. */
+static void put_os_info_span(struct rest_text *t, const char *os_info, uint16_t offset, uint16_t len) {
+        char field[OS_INFO_FIELD_SIZE];
+
+        if (!os_info || len == 0 || len >= sizeof(field)) {
+                rest_text_lit(t, "null");
+                return;
+        }
+        memcpy(field, os_info + offset, len);
+        field[len] = '\0';
+        rest_text_put_string_or_null(t, field);
+}
+
 static void device_write(struct rest_text *t, const struct device *d) {
         const struct job *unfinished = d->unfinished_job;
-        struct os_info_fields os;
 
         rest_text_lit(t, "{\"id\":");
         rest_text_put_u64(t, d->id);
@@ -219,11 +232,10 @@ static void device_write(struct rest_text *t, const struct device *d) {
         rest_text_put_string_or_null(t, d->os_info);
         KEY(t, "bootloader");
         rest_text_put_string_or_null(t, d->bootloader);
-        (void) os_info_parse(d->os_info, &os);
         KEY(t, "board");
-        rest_text_put_string_or_null(t, os.board[0] ? os.board : NULL);
+        put_os_info_span(t, d->os_info, d->os_spans.board_offset, d->os_spans.board_len);
         KEY(t, "app");
-        rest_text_put_string_or_null(t, os.app[0] ? os.app : NULL);
+        put_os_info_span(t, d->os_info, d->os_spans.app_offset, d->os_spans.app_len);
         KEY(t, "smp_version");
         put_optional_u64(t, d->smp_version != 0, d->smp_version);
         KEY(t, "last_error");
