@@ -410,6 +410,7 @@ static int load_devices(struct db *db, struct manager *m) {
                     (r = column_strdup(stmt, 5, &d->adapter)) < 0 || (r = column_strdup(stmt, 6, &d->name)) < 0 ||
                     (r = column_strdup(stmt, 15, &d->os_info)) < 0 || (r = column_strdup(stmt, 18, &d->last_error)) < 0)
                         return r;
+                os_info_locate(d->os_info, &d->os_spans);
                 if (!column_is_null(stmt, 16)) {
                         const char *bootloader = column_text(stmt, 16);
                         r = bootloader ? device_set_bootloader(d, bootloader, strlen(bootloader)) : -ENOMEM;

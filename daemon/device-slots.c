@@ -61,14 +61,20 @@ const struct smp_update_snapshot *device_slots_share(struct device_slots_entry *
         return &e->snapshot;
 }
 
-void device_slots_release(const struct smp_update_snapshot *s) {
-        struct device_slots_entry *e;
-
+struct device_slots_entry *device_slots_entry_of(const struct smp_update_snapshot *s) {
         if (!s || s == &device_slots_none)
+                return NULL;
+        return (struct device_slots_entry *) ((char *) s - offsetof(struct device_slots_entry, snapshot));
+}
+
+void device_slots_release(const struct smp_update_snapshot *s) {
+        struct device_slots_entry *e = device_slots_entry_of(s);
+
+        if (!e)
                 return;
-        e = (struct device_slots_entry *) ((char *) s - offsetof(struct device_slots_entry, snapshot));
         if (--e->refs > 0)
                 return;
         HASH_DELETE(hh, *e->table, e);
+        free(e->page_text);
         free(e);
 }

@@ -19,6 +19,12 @@ struct device_slots_entry {
         struct smp_update_snapshot snapshot; /* what devices point at */
         unsigned refs;
         struct device_slots_entry **table;
+        /* The list as device pages show it (rest-device.c), NULL until the
+         * first page with it: every device of the same firmware shows the
+         * same text, and writing it (64 hex digits a hash) was a tenth of
+         * a page's time.  Freed with the entry; the list never changes. */
+        char *page_text;
+        size_t page_text_len;
         UT_hash_handle hh;
 };
 
@@ -31,6 +37,8 @@ extern const struct smp_update_snapshot device_slots_none;
  * a hash's length, are not part of it.  NULL: out of memory. */
 const struct smp_update_snapshot *device_slots_share(struct device_slots_entry **table,
                                                      const struct smp_update_snapshot *snap);
+/* The shared entry behind s, NULL for device_slots_none. */
+struct device_slots_entry *device_slots_entry_of(const struct smp_update_snapshot *s);
 /* Lets go of a reference device_slots_share() gave (device_slots_none and
  * NULL are fine). */
 void device_slots_release(const struct smp_update_snapshot *s);

@@ -193,6 +193,12 @@ int device_set_slots(struct device *d, const struct smp_update_snapshot *snap) {
         return 0;
 }
 
+void device_set_os_info(struct device *d, char *os_info) {
+        free(d->os_info);
+        d->os_info = os_info;
+        os_info_locate(os_info, &d->os_spans);
+}
+
 int device_set_bootloader(struct device *d, const char *s, size_t len) {
         const char *shared = NULL;
 

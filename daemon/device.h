@@ -14,6 +14,7 @@
 #include "device-index.h"
 #include "device-slots.h"
 #include "model-index.h"
+#include "os-info.h"
 #include "smpgw/smp-update.h"
 #include "smpgwd-limits.h"
 
@@ -79,7 +80,8 @@ struct device {
          * seconds suffice for DEVICE_SEEN_WRITE_INTERVAL_USEC, and in the
          * hole after buf_count the device costs no more bytes). */
         uint32_t stored_last_seen_sec;
-        char *os_info;                /* OS info "a" string, may be NULL */
+        char *os_info;                 /* OS info "a" string, may be NULL; set by device_set_os_info() */
+        struct os_info_spans os_spans; /* its board and application */
         /* Bootloader name, may be NULL: shared with the devices that
          * report the same (device-strings.h); set by device_set_bootloader(). */
         const char *bootloader;
@@ -180,6 +182,9 @@ int device_set_slots(struct device *d, const struct smp_update_snapshot *snap);
 /* The bootloader name: the first len bytes of s, up to a NUL; NULL: none.
  * -ENOMEM leaves the one it had. */
 int device_set_bootloader(struct device *d, const char *s, size_t len);
+/* Replaces the device's OS info answer with os_info (taken, may be NULL)
+ * and finds its board and application once. */
+void device_set_os_info(struct device *d, char *os_info);
 /* The address (NULL: none), conn and transport set before; *changed
  * (may be NULL) set when it changed. */
 int device_set_address(struct device *d, const char *address, bool *changed);

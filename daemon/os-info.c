@@ -86,13 +86,23 @@ static void copy_field(char *dst, const char *src, size_t len) {
         dst[len] = '\0';
 }
 
-int os_info_parse(const char *os_info, struct os_info_fields *ret) {
+static void span_set(const char *base, const char *p, size_t len, uint16_t *ret_offset, uint16_t *ret_len) {
+        size_t offset = (size_t) (p - base);
+
+        /* As copy_field(): too long is unknown. */
+        if (len == 0 || len >= OS_INFO_FIELD_SIZE || offset > UINT16_MAX)
+                return;
+        *ret_offset = (uint16_t) offset;
+        *ret_len = (uint16_t) len;
+}
+
+void os_info_locate(const char *os_info, struct os_info_spans *ret) {
         struct word words[OS_INFO_WORDS_MAX];
         size_t n;
 
-        *ret = (struct os_info_fields) {};
+        *ret = (struct os_info_spans) {};
         if (!os_info)
-                return -ENODATA;
+                return;
         n = split_words(os_info, words, ELEMENTSOF(words));
         /* kernel name, node name, release, version: the machine is the
          * fifth word at the earliest. */
@@ -102,15 +112,26 @@ int os_info_parse(const char *os_info, struct os_info_fields *ret) {
                         continue;
                 if (!word_is_version(before) && !word_is_time(before) && !word_is_year(before))
                         continue;
-                copy_field(ret->board, words[k + 2].p, words[k + 2].len);
+                span_set(os_info, words[k + 2].p, words[k + 2].len, &ret->board_offset, &ret->board_len);
                 if (k + 3 < n) {
                         const char *app = words[k + 3].p;
                         size_t len = strlen(app);
                         while (len > 0 && app[len - 1] == ' ')
                                 len--;
-                        copy_field(ret->app, app, len);
+                        span_set(os_info, app, len, &ret->app_offset, &ret->app_len);
                 }
-                return ret->board[0] ? 0 : -ENODATA;
+                return;
         }
-        return -ENODATA;
+}
+
+int os_info_parse(const char *os_info, struct os_info_fields *ret) {
+        struct os_info_spans spans;
+
+        *ret = (struct os_info_fields) {};
+        if (!os_info)
+                return -ENODATA;
+        os_info_locate(os_info, &spans);
+        copy_field(ret->board, os_info + spans.board_offset, spans.board_len);
+        copy_field(ret->app, os_info + spans.app_offset, spans.app_len);
+        return ret->board[0] ? 0 : -ENODATA;
 }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define OS_INFO_FIELD_SIZE 65u /* a board or an application name: 64 bytes and its NUL */
 
@@ -37,3 +38,12 @@ struct os_info_fields {
  * answer does not have it (not Zephyr's layout, NULL, too long for the
  * field); returns 0 when the board is known, -ENODATA otherwise. */
 int os_info_parse(const char *os_info, struct os_info_fields *ret);
+
+/* Where os_info_parse() finds them: offsets into the answer and lengths,
+ * a length of 0 where it gives "".  A device keeps these with its answer
+ * (device_set_os_info()) so that device pages do not parse it again. */
+struct os_info_spans {
+        uint16_t board_offset, board_len;
+        uint16_t app_offset, app_len;
+};
+void os_info_locate(const char *os_info, struct os_info_spans *ret);

@@ -245,8 +245,7 @@ static void on_probe_answer(struct smp_session *s, int error, const struct smp_h
                 struct smp_cbor_slice out;
                 if (smp_os_info_rsp_decode(body, len, &out, NULL) >= 0 && out.ptr) {
                         char node[DEVICE_NAME_MAX * 4 + 1];
-                        free(d->os_info);
-                        d->os_info = strndup((const char *) out.ptr, MIN(out.len, (size_t) 512));
+                        device_set_os_info(d, strndup((const char *) out.ptr, MIN(out.len, (size_t) 512)));
                         /* a device with no name yet is named after its host */
                         os_info_node_name(d->os_info, node, sizeof(node));
                         (void) device_default_name(d, node);

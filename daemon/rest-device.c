@@ -117,9 +117,78 @@ static void put_optional_u64(struct rest_text *t, bool has, uint64_t v) {
                 rest_text_lit(t, "null");
 }
 
+static void write_images(struct rest_text *t, const struct smp_update_snapshot *slots) {
+        rest_text_putc(t, '[');
+        bool first = true;
+        for (size_t i = 0; i < slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
+                const struct smp_update_slot *sl = &slots->slots[i];
+                char hash[2 * sizeof(sl->hash) + 1];
+                if (!sl->present)
+                        continue;
+                if (!first)
+                        rest_text_putc(t, ',');
+                first = false;
+                rest_text_lit(t, "{\"image\":");
+                rest_text_put_u64(t, sl->image);
+                rest_text_lit(t, ",\"slot\":");
+                rest_text_put_u64(t, sl->slot);
+                rest_text_lit(t, ",\"version\":");
+                rest_text_put_string_or_null(t, sl->version);
+                hex_encode(sl->hash, MIN(sl->hash_len, sizeof(sl->hash)), hash);
+                rest_text_lit(t, ",\"hash\":\"");
+                rest_text_puts(t, hash);
+                rest_text_lit(t, "\",\"active\":");
+                rest_text_put_bool(t, sl->active);
+                rest_text_lit(t, ",\"confirmed\":");
+                rest_text_put_bool(t, sl->confirmed);
+                rest_text_lit(t, ",\"pending\":");
+                rest_text_put_bool(t, sl->pending);
+                rest_text_lit(t, ",\"bootable\":");
+                rest_text_put_bool(t, sl->bootable);
+                rest_text_lit(t, ",\"permanent\":");
+                rest_text_put_bool(t, sl->permanent);
+                rest_text_putc(t, '}');
+        }
+        rest_text_putc(t, ']');
+}
+
+/* The images array, from the text its shared slot list keeps
+ * (device-slots.h), written there by the first page that shows it. */
+static void put_images(struct rest_text *t, const struct smp_update_snapshot *slots) {
+        struct device_slots_entry *e = device_slots_entry_of(slots);
+        size_t start = t->len;
+
+        if (e && e->page_text) {
+                rest_text_put(t, e->page_text, e->page_text_len);
+                return;
+        }
+        write_images(t, slots);
+        if (!e || t->failed)
+                return;
+        /* Out of memory here only means the next page writes it again. */
+        e->page_text = malloc(t->len - start);
+        if (e->page_text) {
+                memcpy(e->page_text, t->data + start, t->len - start);
+                e->page_text_len = t->len - start;
+        }
+}
+
+/* A board or an application where os_info_locate() found it, as
+ * rest_json_device() shows os_info_parse()'s field: "" is null. */
+static void put_os_info_span(struct rest_text *t, const char *os_info, uint16_t offset, uint16_t len) {
+        char field[OS_INFO_FIELD_SIZE];
+
+        if (!os_info || len == 0 || len >= sizeof(field)) {
+                rest_text_lit(t, "null");
+                return;
+        }
+        memcpy(field, os_info + offset, len);
+        field[len] = '\0';
+        rest_text_put_string_or_null(t, field);
+}
+
 static void device_write(struct rest_text *t, const struct device *d) {
         const struct job *unfinished = d->unfinished_job;
-        struct os_info_fields os;
 
         rest_text_lit(t, "{\"id\":");
         rest_text_put_u64(t, d->id);
@@ -163,11 +232,10 @@ static void device_write(struct rest_text *t, const struct device *d) {
         rest_text_put_string_or_null(t, d->os_info);
         KEY(t, "bootloader");
         rest_text_put_string_or_null(t, d->bootloader);
-        (void) os_info_parse(d->os_info, &os);
         KEY(t, "board");
-        rest_text_put_string_or_null(t, os.board[0] ? os.board : NULL);
+        put_os_info_span(t, d->os_info, d->os_spans.board_offset, d->os_spans.board_len);
         KEY(t, "app");
-        rest_text_put_string_or_null(t, os.app[0] ? os.app : NULL);
+        put_os_info_span(t, d->os_info, d->os_spans.app_offset, d->os_spans.app_len);
         KEY(t, "smp_version");
         put_optional_u64(t, d->smp_version != 0, d->smp_version);
         KEY(t, "last_error");
@@ -175,38 +243,8 @@ static void device_write(struct rest_text *t, const struct device *d) {
         KEY(t, "job");
         put_optional_u64(t, unfinished, unfinished ? unfinished->id : 0);
         KEY(t, "images");
-        rest_text_putc(t, '[');
-        bool first = true;
-        for (size_t i = 0; i < d->slots->n_slots && i < SMP_UPDATE_SLOTS_MAX; i++) {
-                const struct smp_update_slot *sl = &d->slots->slots[i];
-                char hash[2 * sizeof(sl->hash) + 1];
-                if (!sl->present)
-                        continue;
-                if (!first)
-                        rest_text_putc(t, ',');
-                first = false;
-                rest_text_lit(t, "{\"image\":");
-                rest_text_put_u64(t, sl->image);
-                rest_text_lit(t, ",\"slot\":");
-                rest_text_put_u64(t, sl->slot);
-                rest_text_lit(t, ",\"version\":");
-                rest_text_put_string_or_null(t, sl->version);
-                hex_encode(sl->hash, MIN(sl->hash_len, sizeof(sl->hash)), hash);
-                rest_text_lit(t, ",\"hash\":\"");
-                rest_text_puts(t, hash);
-                rest_text_lit(t, "\",\"active\":");
-                rest_text_put_bool(t, sl->active);
-                rest_text_lit(t, ",\"confirmed\":");
-                rest_text_put_bool(t, sl->confirmed);
-                rest_text_lit(t, ",\"pending\":");
-                rest_text_put_bool(t, sl->pending);
-                rest_text_lit(t, ",\"bootable\":");
-                rest_text_put_bool(t, sl->bootable);
-                rest_text_lit(t, ",\"permanent\":");
-                rest_text_put_bool(t, sl->permanent);
-                rest_text_putc(t, '}');
-        }
-        rest_text_lit(t, "],\"labels\":[");
+        put_images(t, d->slots);
+        rest_text_lit(t, ",\"labels\":[");
         for (size_t i = 0; i < d->n_labels; i++) {
                 if (i > 0)
                         rest_text_putc(t, ',');
