@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets long, at low priority, and keeps what they
-# learn.  tools/check.sh runs every target for 15 s from the seeds in
+# learn.  tools/check.sh runs every target for 5 s from the seeds in
 # tests/fuzz/corpus/; this is for the hours a decoder deserves.
 #
 #   tools/fuzz.sh [TARGET[:N]…] [--seconds N] [--until HH:MM] [--jobs N] [--work DIR] [--coverage]
@@ -9,9 +9,10 @@
 #                TARGET:N runs that one N seconds instead of --seconds
 #   --seconds N  how long each target runs (default 3600; 0: no fuzzing,
 #                with --coverage only the report)
-#   --until T    no run goes past T (UTC, what date -d takes): each is cut
-#                short to end by then, and those not started are skipped,
-#                so that a long run ends, merged, when the machine is needed
+#   --until T    no run goes past T (UTC, what date -d takes; a time of
+#                day alone is the next one): each is cut short to end by
+#                then, and those not started are skipped, so that a long
+#                run ends, merged, when the machine is needed
 #   --jobs N     targets running at once (default 2)
 #   --work DIR   where corpora, findings and totals are kept
 #                (default build-fuzz/fuzz-work)
@@ -44,7 +45,7 @@ until=
 targets=()
 
 usage() {
-  sed -n '6,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '6,22p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -70,6 +71,12 @@ case $jobs in ''|*[!0-9]*|0) echo "fuzz.sh: --jobs wants a number of 1 or more" 
 deadline=
 if [ -n "$until" ]; then
   deadline=$(date -u -d "$until" +%s) || { echo "fuzz.sh: --until wants a time, as date -d reads it" >&2; exit 2; }
+  # A time of day alone is the next one, as at(1) takes it: "--until
+  # 01:00" given at 22:00 means tomorrow's, not the one gone by (which
+  # skipped every run as "too close").
+  if [[ $until =~ ^[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$ ]] && [ "$deadline" -le "$(date -u +%s)" ]; then
+    deadline=$(date -u -d "tomorrow $until" +%s)
+  fi
 fi
 
 build=$top/build-fuzz
