@@ -3,7 +3,8 @@
 # learn.  tools/check.sh runs every target for 5 s from the seeds in
 # tests/fuzz/corpus/; this is for the hours a decoder deserves.
 #
-#   tools/fuzz.sh [TARGET[:N]…] [--seconds N] [--until HH:MM] [--jobs N] [--work DIR] [--coverage]
+#   tools/fuzz.sh [TARGET[:N]…] [--seconds N] [--until HH:MM] [--jobs N] [--work DIR]
+#                 [--sanitizers LIST] [--coverage]
 #
 #   TARGET       fuzz-smp-cbor, … (default: every fuzz-* target built);
 #                TARGET:N runs that one N seconds instead of --seconds
@@ -16,19 +17,29 @@
 #   --jobs N     targets running at once (default 2)
 #   --work DIR   where corpora, findings and totals are kept
 #                (default build-fuzz/fuzz-work)
+#   --sanitizers address,undefined (default; build-fuzz) or undefined
+#                (build-fuzz-undefined: no ASan, 1.4-1.6 times the
+#                executions a second); what such a run keeps is then
+#                replayed under ASan, so no kept input goes unchecked
 #   --coverage   after the run, replay each corpus with -print_coverage=1
 #                into DIR/TARGET/coverage.txt, and list the functions not
 #                reached in the files the target reaches (coverage-gaps.txt)
 #
 # The fuzz build (build-fuzz: clang, -Dfuzz=true, ASan and UBSan) is set up
-# and brought up to date first.  Each target runs under nice -n ${NICE:-15}
-# with its work corpus DIR/TARGET/corpus (where libFuzzer adds what finds
-# new coverage) and the seeds; afterwards the work corpus is minimised
-# with -merge=1.  Crashes, leaks and timeouts land in
+# and brought up to date first, and with --sanitizers undefined the
+# UBSan-only one (build-fuzz-undefined) too.  ASan finds the memory errors
+# no assertion sees, and costs a third of the state machines' time (its
+# allocator and quarantine); without it libFuzzer searches faster, and
+# every input that run keeps is replayed under ASan after its merge, so
+# what it learnt is still checked for memory errors, one execution each.
+# Each target runs under nice -n ${NICE:-15} with its work corpus
+# DIR/TARGET/corpus (where libFuzzer adds what finds new coverage) and the
+# seeds; afterwards the work corpus is minimised with -merge=1.  Crashes, leaks and timeouts land in
 # DIR/TARGET/findings/; copy the input into tests/fuzz/corpus/TARGET/
 # with the fix.  Every run appends one line to DIR/TARGET/history
-# (date, seconds, execs, exec/s, cov, ft, findings), and the table printed
-# at the end sums the execs of all runs so far.
+# (date, seconds, execs, exec/s, cov, ft, findings, exit status,
+# sanitizers), and the table printed at the end sums the execs of all runs
+# so far, and of those under ASan.
 #
 # Run it detached for long runs:
 #   nohup tools/fuzz.sh --seconds 14400 --jobs 2 > fuzz.log 2>&1 &
@@ -41,11 +52,12 @@ seconds=3600
 jobs=2
 work=$top/build-fuzz/fuzz-work
 coverage=0
+sanitizers=address,undefined
 until=
 targets=()
 
 usage() {
-  sed -n '6,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '6,27p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-0}"
 }
 
@@ -59,6 +71,8 @@ while [ $# -gt 0 ]; do
     --jobs=*) jobs=${1#*=}; shift ;;
     --work) work=${2:?}; shift 2 ;;
     --work=*) work=${1#*=}; shift ;;
+    --sanitizers) sanitizers=${2:?}; shift 2 ;;
+    --sanitizers=*) sanitizers=${1#*=}; shift ;;
     --coverage) coverage=1; shift ;;
     -h|--help) usage 0 ;;
     -*) echo "fuzz.sh: unknown option '$1'" >&2; usage 2 >&2 ;;
@@ -79,11 +93,21 @@ if [ -n "$until" ]; then
   fi
 fi
 
-build=$top/build-fuzz
-if [ ! -f "$build/build.ninja" ]; then
-  CC=clang meson setup "$build" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
-fi
-nice -n "${NICE:-15}" ninja -C "$build" >/dev/null
+# build-fuzz (ASan and UBSan) always: it is the one that replays.
+asan_build=$top/build-fuzz
+case $sanitizers in
+  address,undefined) build=$asan_build ;;
+  undefined) build=$top/build-fuzz-undefined ;;
+  *) echo "fuzz.sh: --sanitizers is address,undefined or undefined" >&2; exit 2 ;;
+esac
+for b in "$asan_build" "$build"; do
+  if [ ! -f "$b/build.ninja" ]; then
+    san=address,undefined
+    [ "$b" = "$asan_build" ] || san=$sanitizers
+    CC=clang meson setup "$b" -Dfuzz=true -Db_sanitize="$san" -Db_lundef=false >/dev/null
+  fi
+  nice -n "${NICE:-15}" ninja -C "$b" >/dev/null
+done
 
 if [ ${#targets[@]} -eq 0 ]; then
   for exe in "$build"/tests/fuzz/fuzz-*; do
@@ -150,9 +174,14 @@ run_one() {
     rate=$(stat_of average_exec_per_sec "$log")
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | awk '{print $2}')
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n1 | awk '{print $2}')
+    if [ "$build" != "$asan_build" ]; then
+      # One execution under ASan of every input the run kept.
+      nice -n "${NICE:-15}" "$asan_build/tests/fuzz/$t" -runs=0 -artifact_prefix="$dir/findings/" \
+        "$dir/corpus" >"$dir/replay.log" 2>&1 || rc=$?
+    fi
     findings=$(find "$dir/findings" -type f | wc -l)
-    printf '%s %s %s %s %s %s %s %s\n' "$(date -u +%FT%TZ)" "$seconds" "${execs:-0}" "${rate:-0}" \
-      "${cov:-0}" "${ft:-0}" "$findings" "$rc" >>"$dir/history"
+    printf '%s %s %s %s %s %s %s %s %s\n' "$(date -u +%FT%TZ)" "$seconds" "${execs:-0}" "${rate:-0}" \
+      "${cov:-0}" "${ft:-0}" "$findings" "$rc" "$sanitizers" >>"$dir/history"
   fi
   if [ "$coverage" = 1 ]; then
     nice -n "${NICE:-15}" "$exe" -runs=0 -print_coverage=1 "$dir/corpus" $seeds >"$dir/coverage.txt" 2>&1 || true
@@ -178,15 +207,16 @@ for t in "${targets[@]}"; do
 done
 wait || true
 
-printf '\n%-26s %14s %9s %8s %8s %9s\n' target "execs (total)" "exec/s" cov ft findings
+printf '\n%-26s %14s %14s %9s %8s %8s %9s\n' target "execs (total)" "under ASan" "exec/s" cov ft findings
 status=0
 for t in "${targets[@]}"; do
   dir=$work/$t
   [ -f "$dir/history" ] || { printf '%-26s %14s\n' "$t" "(no runs)"; continue; }
-  total=$(awk '{s += $3} END {printf "%d", s}' "$dir/history")
-  read -r _ _ _ rate cov ft _ rc < <(tail -n1 "$dir/history")
+  # Lines before the ninth column was written are all ASan runs.
+  read -r total asan < <(awk '{s += $3; if (NF < 9 || $9 ~ /address/) a += $3} END {printf "%d %d\n", s, a}' "$dir/history")
+  read -r _ _ _ rate cov ft _ rc _ < <(tail -n1 "$dir/history")
   findings=$(find "$dir/findings" -type f | wc -l)
-  printf '%-26s %14s %9s %8s %8s %9s\n' "$t" "$total" "$rate" "$cov" "$ft" "$findings"
+  printf '%-26s %14s %14s %9s %8s %8s %9s\n' "$t" "$total" "$asan" "$rate" "$cov" "$ft" "$findings"
   [ "$findings" -eq 0 ] || status=1
   if [ "$coverage" = 1 ] && [ -f "$dir/coverage.txt" ]; then
     n=$(wc -l <"$dir/coverage-gaps.txt")
