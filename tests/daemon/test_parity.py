@@ -5,7 +5,9 @@ same answer.  Each bad push below goes through POST /api/v1/jobs and
 through org.smpgw.Manager1.Push(); the refusals must carry the same
 sentence, and their codes must be the one errno's mapping in each
 protocol (rest.c's table, bus.c's table).  No refused push may leave a
-job behind."""
+job behind.  The same holds for what a mesh target or a Distributor is
+asked that it cannot do (a push, a probe, a distribution's refusals, a
+direct device): a device of the wrong kind is one answer in both."""
 
 import os
 import sys
@@ -28,14 +30,19 @@ MAPPED = {
     "EBUSY": (409, "busy", "org.smpgw.Error.Busy"),
     "ENOTUNIQ": (409, "ambiguous", "org.smpgw.Error.Ambiguous"),
     "ENOEXEC": (409, "incompatible_board", "org.smpgw.Error.IncompatibleBoard"),
+    "EMEDIUMTYPE": (400, "invalid_field", "org.freedesktop.DBus.Error.InvalidArgs"),
 }
+
+DEVICE = "org.smpgw.Device1"
+PROPS = "org.freedesktop.DBus.Properties"
 
 
 class Parity(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         # 1 KiB/s: the push that makes a device busy runs for a minute.
-        cls.sim = Sim("--bandwidth", "1k", count=2)
+        # The third device is the mesh tests' Distributor.
+        cls.sim = Sim("--bandwidth", "1k", count=3)
         cls.d = Daemon(config="[discovery]\nenabled=no\n")
         cls.bus = dbus.bus.BusConnection(cls.d.bus.address)
         cls.manager = dbus.Interface(cls.bus.get_object(NAME, "/org/smpgw"), MANAGER)
@@ -63,6 +70,16 @@ class Parity(unittest.TestCase):
         except dbus.exceptions.DBusException as e:
             return e.get_dbus_name(), e.get_dbus_message()
         self.fail("D-Bus accepted Push(%r, %r, %r)" % (image, devices, options))
+
+    def dbus_refusal(self, fn, *args):
+        try:
+            fn(*args)
+        except dbus.exceptions.DBusException as e:
+            return e.get_dbus_name(), e.get_dbus_message()
+        self.fail("D-Bus accepted %r%r" % (fn, args))
+
+    def device(self, id_):
+        return self.bus.get_object(NAME, "/org/smpgw/device/%d" % id_)
 
     def jobs_total(self):
         return self.d.api("GET", "/api/v1/jobs", expect=200)[1]["total"]
@@ -127,6 +144,56 @@ class Parity(unittest.TestCase):
 
         self.assertEqual(self.jobs_total(), before, "a refused push created jobs")
         d.api("POST", "/api/v1/jobs/%d/cancel" % job, expect=200)
+
+    def test_mesh_refusals(self):
+        d = self.d
+        plain = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:%d" % self.sim.port})[1]["id"]
+        dist = d.api("POST", "/api/v1/devices", {"conn": "udp:127.0.0.1:%d" % (self.sim.port + 2)})[1]["id"]
+        d.api("PATCH", "/api/v1/devices/%d" % dist, {"role": "mesh-distributor"}, expect=200)
+        target = d.api("POST", "/api/v1/devices", {"conn": "mesh:%d/0x0100" % dist}, expect=201)[1]["id"]
+        imgdata, image = mcuimg.make_image(size=4096, seed=11)
+        d.api("POST", "/api/v1/images", imgdata, headers={"Content-Type": "application/octet-stream"}, expect=201)
+
+        def rest(method, path, body=None):
+            status, doc = d.api(method, path, body)
+            self.assertIn("error", doc, "REST accepted %s %s %r" % (method, path, body))
+            return status, doc["error"]["code"], doc["error"]["message"]
+
+        def start_distribution(distributor, targets, options):
+            body = {"distributor": distributor, "image": image, "targets": targets}
+            body.update(options)
+            return (rest("POST", "/api/v1/distributions", body),
+                    self.dbus_refusal(self.manager.StartDistribution, str(distributor), image,
+                                      dbus.Array([str(t) for t in targets], signature="s"),
+                                      dbus.Dictionary(self.distribution_options(options), signature="sv")))
+
+        def direct_device(of, to):
+            return (rest("PATCH", "/api/v1/devices/%d" % of, {"direct_device": to}),
+                    self.dbus_refusal(dbus.Interface(self.device(of), PROPS).Set, DEVICE, "DirectDevice",
+                                      dbus.UInt64(to)))
+
+        cases = [
+            ("direct device of a device that is no mesh target", lambda: direct_device(plain, dist),
+             "EMEDIUMTYPE", "not a mesh target"),
+            ("a Distributor without the role", lambda: start_distribution(plain, [target], {}),
+             "EMEDIUMTYPE", "role"),
+            ("a mesh target as Distributor", lambda: start_distribution(target, [target], {}),
+             "EMEDIUMTYPE", "not a Distributor"),
+            ("a target that is no mesh target", lambda: start_distribution(dist, [plain], {}),
+             "EMEDIUMTYPE", "no mesh target"),
+        ]
+        for what, call, errno_name, word in cases:
+            with self.subTest(what):
+                (status, code, rest_message), (dbus_name, dbus_message) = call()
+                self.assertEqual(rest_message, dbus_message)
+                self.assertEqual((status, code, dbus_name), MAPPED[errno_name], rest_message)
+                self.assertIn(word, rest_message)
+        self.assertEqual(d.api("GET", "/api/v1/distributions", expect=200)[1]["distributions"], [])
+
+    @staticmethod
+    def distribution_options(options):
+        types = {"app_idx": dbus.UInt16, "ttl": dbus.Byte, "attempts": dbus.UInt32, "xfer_mode": dbus.Byte}
+        return {k: types[k](v, variant_level=1) for k, v in options.items()}
 
 
 if __name__ == "__main__":
