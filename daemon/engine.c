@@ -171,6 +171,11 @@ int engine_device_probe(struct manager *m, struct device *d, struct engine_error
 
         error_reset(e);
         r = device_probe(d);
+        if (r == -EMEDIUMTYPE)
+                return fail(e, r, NULL, -1,
+                            "Device %" PRIu64 " is a mesh target: it has no link to probe; its Distributor "
+                            "reports on it.",
+                            d->id);
         if (r == -EBUSY)
                 return fail(e, r, NULL, -1, "Device %" PRIu64 " is busy: a probe or a job is running on it.", d->id);
         if (r < 0)

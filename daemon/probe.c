@@ -368,9 +368,10 @@ static int probe_start(struct device *d) {
 }
 
 int device_probe(struct device *d) {
-        /* A mesh target has no link: only its Distributor speaks of it. */
+        /* A mesh target has no link: only its Distributor speaks of it.
+         * A device of the wrong kind, as the engine says it elsewhere. */
         if (d->mesh)
-                return -EOPNOTSUPP;
+                return -EMEDIUMTYPE;
         if (d->probe || device_busy_with_job(d))
                 return -EBUSY;
         if (d->manager->stopping)

@@ -473,7 +473,8 @@ static void test_inventory(void) {
         ASSERT_TRUE(strstr(e.message, "no device 999"));
         snprintf(conn, sizeof(conn), "mesh:%" PRIu64 "/0xc000", dist->id);
         ASSERT_EQ(engine_device_add(c->m, conn, "rest", &again, &created, &e), -EINVAL);
-        ASSERT_EQ(engine_device_probe(c->m, tgt, &e), -EOPNOTSUPP);
+        ASSERT_EQ(engine_device_probe(c->m, tgt, &e), -EMEDIUMTYPE);
+        ASSERT_TRUE(strstr(e.message, "is a mesh target: it has no link to probe"));
 
         /* A distribution needs the role, and targets behind it. */
         struct image *img = core_add_image(c, 1024, 3);

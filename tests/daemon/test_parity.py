@@ -167,12 +167,17 @@ class Parity(unittest.TestCase):
                                       dbus.Array([str(t) for t in targets], signature="s"),
                                       dbus.Dictionary(self.distribution_options(options), signature="sv")))
 
+        def probe():
+            return (rest("POST", "/api/v1/devices/%d/probe" % target),
+                    self.dbus_refusal(dbus.Interface(self.device(target), DEVICE).Probe))
+
         def direct_device(of, to):
             return (rest("PATCH", "/api/v1/devices/%d" % of, {"direct_device": to}),
                     self.dbus_refusal(dbus.Interface(self.device(of), PROPS).Set, DEVICE, "DirectDevice",
                                       dbus.UInt64(to)))
 
         cases = [
+            ("probe of a mesh target", probe, "EMEDIUMTYPE", "Distributor"),
             ("direct device of a device that is no mesh target", lambda: direct_device(plain, dist),
              "EMEDIUMTYPE", "not a mesh target"),
             ("a Distributor without the role", lambda: start_distribution(plain, [target], {}),
