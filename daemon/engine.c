@@ -486,9 +486,12 @@ static int push_targets(struct manager *m, const struct engine_push *req, struct
                 return r;
         for (size_t i = 0; i < req->n_devices; i++) {
                 const struct job *j = devices[i]->unfinished_job;
-                /* No link reaches a mesh target: its Distributor updates it. */
+                /* No link reaches a mesh target: its Distributor updates it.
+                 * A device of the wrong kind (-EMEDIUMTYPE), not a missing
+                 * transport: the device exists, and D-Bus must not say
+                 * NotFound. */
                 if (devices[i]->mesh)
-                        return fail(e, -EPROTONOSUPPORT, "devices", (ssize_t) i,
+                        return fail(e, -EMEDIUMTYPE, "devices", (ssize_t) i,
                                     "Device %" PRIu64 "%s is a mesh target: update it through a distribution; "
                                     "nothing was created.",
                                     devices[i]->id, item(req, i, buf));

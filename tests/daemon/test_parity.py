@@ -167,6 +167,11 @@ class Parity(unittest.TestCase):
                                       dbus.Array([str(t) for t in targets], signature="s"),
                                       dbus.Dictionary(self.distribution_options(options), signature="sv")))
 
+        def push():
+            return (rest("POST", "/api/v1/jobs", {"image": image, "devices": [target]}),
+                    self.dbus_refusal(self.manager.Push, image, dbus.Array([str(target)], signature="s"),
+                                      dbus.Dictionary({}, signature="sv")))
+
         def probe():
             return (rest("POST", "/api/v1/devices/%d/probe" % target),
                     self.dbus_refusal(dbus.Interface(self.device(target), DEVICE).Probe))
@@ -177,6 +182,7 @@ class Parity(unittest.TestCase):
                                       dbus.UInt64(to)))
 
         cases = [
+            ("push to a mesh target", push, "EMEDIUMTYPE", "through a distribution"),
             ("probe of a mesh target", probe, "EMEDIUMTYPE", "Distributor"),
             ("direct device of a device that is no mesh target", lambda: direct_device(plain, dist),
              "EMEDIUMTYPE", "not a mesh target"),
