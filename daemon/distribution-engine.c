@@ -25,6 +25,13 @@
 #include "smpgw/smp-parse.h"
 #include "util.h"
 
+/* Bluetooth Mesh: an application key index is 12 bits, and a TTL above
+ * 0x7f is prohibited but for 0xff, the default, which a policy says with
+ * 0.  Checked here, not in a front end, so that REST and D-Bus refuse
+ * with one sentence. */
+#define MESH_APP_IDX_MAX 0xfffu
+#define MESH_TTL_MAX 0x7fu
+
 _printf_(5, 6) static int fail(struct engine_error *e, int error, const char *field, ssize_t index, const char *fmt,
                                ...) {
         va_list ap;
@@ -133,16 +140,23 @@ int engine_distribution_start(struct manager *m, struct device *distributor, str
                             DISTRIBUTION_TARGETS_MAX);
         if ((unsigned) p.apply >= _DISTRIBUTION_APPLY_MAX)
                 return fail(e, -EINVAL, "apply", -1, "Field 'apply': 'now' or 'verify-only'.");
+        if (p.max_attempts > DISTRIBUTION_ATTEMPTS_MAX)
+                return fail(e, -EINVAL, "attempts", -1, "Field 'attempts': 1 to %u (0: the default, %u).",
+                            DISTRIBUTION_ATTEMPTS_MAX, DISTRIBUTION_ATTEMPTS_DEFAULT);
         if (p.max_attempts == 0)
                 p.max_attempts = DISTRIBUTION_ATTEMPTS_DEFAULT;
-        if (p.max_attempts > DISTRIBUTION_ATTEMPTS_MAX)
-                return fail(e, -EINVAL, "attempts", -1, "Field 'attempts': 1 to %u.", DISTRIBUTION_ATTEMPTS_MAX);
+        if (p.app_idx > MESH_APP_IDX_MAX)
+                return fail(e, -EINVAL, "app_idx", -1, "Field 'app_idx': an application key index, 0 to %u.",
+                            MESH_APP_IDX_MAX);
         if (p.group != 0 && p.group < 0xc000)
                 return fail(e, -EINVAL, "group", -1, "Field 'group': 0 (unicast) or a group address (0xc000..).");
         if (p.xfer_mode == 0)
                 p.xfer_mode = SMP_MESH_XFER_MODE_PUSH;
         if (p.xfer_mode != SMP_MESH_XFER_MODE_PUSH && p.xfer_mode != SMP_MESH_XFER_MODE_PULL)
                 return fail(e, -EINVAL, "xfer_mode", -1, "Field 'xfer_mode': 1 (push) or 2 (pull).");
+        if (p.ttl > MESH_TTL_MAX)
+                return fail(e, -EINVAL, "ttl", -1, "Field 'ttl': 1 to %u (0: the Distributor's default).",
+                            MESH_TTL_MAX);
         if (p.ttl == 0)
                 p.ttl = SMP_MESH_TTL_DEFAULT;
         if (p.poll_max_usec && p.poll_min_usec > p.poll_max_usec)

@@ -184,13 +184,16 @@ int rest_distributions_create(struct rest_request *req) {
                 if (k > 0)                           \
                         dest = (__typeof__(dest)) v; \
         } while (0)
-        UINT_FIELD("attempts", DISTRIBUTION_ATTEMPTS_MAX, p.max_attempts);
+        /* Only what the policy's fields can hold: the ranges within
+         * them are the engine's (engine_distribution_start()), the same
+         * checks and sentences as over D-Bus. */
+        UINT_FIELD("attempts", UINT32_MAX, p.max_attempts);
         UINT_FIELD("deadline", 253402300799u, p.deadline_usec); /* 9999-12-31: µs fit 64 bits */
-        UINT_FIELD("app_idx", 0xfff, p.app_idx);
-        UINT_FIELD("group", 0xffff, p.group);
-        UINT_FIELD("ttl", 0x7f, p.ttl);
-        UINT_FIELD("timeout_base", 0xffff, p.timeout_base);
-        UINT_FIELD("xfer_mode", 2, p.xfer_mode);
+        UINT_FIELD("app_idx", UINT16_MAX, p.app_idx);
+        UINT_FIELD("group", UINT16_MAX, p.group);
+        UINT_FIELD("ttl", UINT8_MAX, p.ttl);
+        UINT_FIELD("timeout_base", UINT16_MAX, p.timeout_base);
+        UINT_FIELD("xfer_mode", UINT8_MAX, p.xfer_mode);
 #undef UINT_FIELD
         /* deadline is given in seconds since the epoch */
         p.deadline_usec *= 1000000u;

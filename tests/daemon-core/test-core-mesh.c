@@ -482,6 +482,21 @@ static void test_inventory(void) {
         ASSERT_OK(engine_device_set_role(c->m, dist, DEVICE_ROLE_MESH_DISTRIBUTOR, &e));
         ASSERT_EQ(engine_distribution_start(c->m, dist, img, &plain, 1, NULL, NULL, &e), -EMEDIUMTYPE);
         ASSERT_EQ(e.index, 0);
+        /* The ranges within the policy's fields are the engine's, for
+         * every front end. */
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &tgt, 1,
+                                            &(struct distribution_policy) { .app_idx = 0x1000 }, NULL, &e),
+                  -EINVAL);
+        ASSERT_STREQ(e.field, "app_idx");
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &tgt, 1, &(struct distribution_policy) { .ttl = 0x80 },
+                                            NULL, &e),
+                  -EINVAL);
+        ASSERT_STREQ(e.field, "ttl");
+        ASSERT_EQ(engine_distribution_start(c->m, dist, img, &tgt, 1,
+                                            &(struct distribution_policy) { .max_attempts = 101 }, NULL, &e),
+                  -EINVAL);
+        ASSERT_STREQ(e.field, "attempts");
+        ASSERT_EQ(c->m->n_distributions, 0u);
         ASSERT_EQ(engine_device_set_role(c->m, tgt, DEVICE_ROLE_MESH_DISTRIBUTOR, &e), -EINVAL);
         /* The role is kept across a restart. */
         uint64_t dist_id = dist->id, tgt_id = tgt->id;

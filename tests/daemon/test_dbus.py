@@ -3,8 +3,9 @@
 """smpgwd's D-Bus API (org.smpgw, dbus/org.smpgw.xml) against a running
 daemon on a private dbus-daemon, with smpsim devices over UDP: every
 method and its errors, the signals, the introspection against the XML
-contract, a full push to three devices, smpgwctl's daemon mode, and the
-bus policy (dbus/org.smpgw.conf) for an unprivileged caller.
+contract, a full push to three devices, smpgwctl's daemon mode, a mesh
+distribution through smpsim's Distributor, and the bus policy
+(dbus/org.smpgw.conf) for an unprivileged caller.
 
 Method calls go through python3-dbus; signals are read from
 `busctl monitor --json=short` (python3-dbus needs a GLib main loop for
@@ -26,6 +27,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import daemonharness  # noqa: E402
 daemonharness.harness.require("dbus", "python3-dbus")
 from daemonharness import Daemon, Sim, image_path  # noqa: E402
+import mcuimg  # noqa: E402
 
 import dbus  # noqa: E402
 
@@ -721,6 +723,30 @@ class TestDBus(unittest.TestCase):
         self.assertEqual(deleted, [a_id, b_id, self.big_image])
         listed = [x["id"] for x in json.loads(d.smpgwctl("images", "--json").stdout)["images"]]
         self.assertFalse({a_id, b_id, self.big_image} & set(listed))
+
+    def test_09d_distribution(self):
+        """A mesh distribution through smpsim's Distributor: StartDistribution
+        takes attempts 0 as the default, as POST /distributions does."""
+        with Sim("--mesh-distributor=0", "--mesh-targets", "2", "--mesh-rate", "1000",
+                 "--mesh-time-scale", "50", count=1) as sim:
+            m = self.manager()
+            dev = str(m.AddDevice("udp:127.0.0.1:%d" % sim.port))
+            self.obj(dev, PROPS).Set(DEVICE, "Role", "mesh-distributor")
+            dist = dev.rsplit("/", 1)[1]
+            targets = [str(m.AddDevice("mesh:%s/0x%04x" % (dist, 0x100 + i))).rsplit("/", 1)[1] for i in range(2)]
+            data, _ = mcuimg.make_image((2, 0, 0, 0), 2000, seed=9)
+            with tempfile.NamedTemporaryFile(dir=self.daemon.dir, suffix=".bin") as f:
+                f.write(data)
+                f.flush()
+                _, image, _ = self.add_image(f.name, "mesh.bin")
+            path = str(m.StartDistribution(dist, image, targets, {"attempts": dbus.UInt32(0, variant_level=1)}))
+            self.assertEqual(int(self.get(path, DISTRIBUTION, "MaxAttempts")), 3)
+            self.daemon.wait_for(lambda: str(self.get(path, DISTRIBUTION, "State")) == "succeeded" or None,
+                                 timeout=60, what="the distribution to succeed")
+            # leave the later tests the devices they count
+            for t in targets:
+                self.obj("%s/device/%s" % (ROOT, t), DEVICE).Forget()
+            self.obj(dev, DEVICE).Forget()
 
     @unittest.skipUnless(shutil.which("setpriv") and os.geteuid() == 0,
                          "needs setpriv and root to call as user nobody")

@@ -192,6 +192,13 @@ class Parity(unittest.TestCase):
              "EMEDIUMTYPE", "not a Distributor"),
             ("a target that is no mesh target", lambda: start_distribution(dist, [plain], {}),
              "EMEDIUMTYPE", "no mesh target"),
+            ("app_idx beyond 12 bits", lambda: start_distribution(dist, [target], {"app_idx": 0x1000}),
+             "EINVAL", "app_idx"),
+            ("ttl beyond 0x7f", lambda: start_distribution(dist, [target], {"ttl": 0x80}), "EINVAL", "ttl"),
+            ("too many attempts", lambda: start_distribution(dist, [target], {"attempts": 101}),
+             "EINVAL", "attempts"),
+            ("a bad xfer_mode", lambda: start_distribution(dist, [target], {"xfer_mode": 3}),
+             "EINVAL", "xfer_mode"),
         ]
         for what, call, errno_name, word in cases:
             with self.subTest(what):
