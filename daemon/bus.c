@@ -242,8 +242,8 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
                 break;
         case MANAGER_EVENT_DISTRIBUTION_PROGRESS:
                 emit_changed(api, bus_distribution_path(ev->distribution->id, path), SMPGW_DBUS_DISTRIBUTION_IFACE,
-                             (char *[]) { (char *) "Targets", (char *) "TargetsUpdated", (char *) "TargetsFailed",
-                                          (char *) "Rounds", (char *) "Updated", NULL });
+                             (char *[]) { (char *) "Step", (char *) "Targets", (char *) "TargetsUpdated",
+                                          (char *) "TargetsFailed", (char *) "Rounds", (char *) "Updated", NULL });
                 break;
         case _MANAGER_EVENT_MAX:
                 break;

@@ -325,9 +325,21 @@ static void next(struct distribution *d) {
 
 /* ---- the steps ---- */
 
+/* A new step is told as progress (Distribution1.Step, REST's event
+ * stream), at once: a round has a few, so emit_progress()'s bound is not
+ * needed; and not as a state, whose first event while queued is the
+ * distribution's creation to the front ends. */
+static void emit_step(struct distribution *d) {
+        manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
+}
+
 static void step_to(struct distribution *d, enum distribution_step step) {
+        bool changed = d->step != step;
+
         d->step = step;
         save(d);
+        if (changed)
+                emit_step(d);
         next(d);
 }
 
@@ -849,8 +861,10 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
                 break;
         case DISTRIBUTION_STEP_ROUND:
                 /* Killed after start, before recording it: the round runs. */
-                if (active || ended)
+                if (active || ended) {
                         d->step = DISTRIBUTION_STEP_TRANSFER;
+                        emit_step(d);
+                }
                 break;
         case DISTRIBUTION_STEP_TRANSFER:
                 break;
@@ -861,6 +875,7 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
                         return;
                 }
                 d->step = DISTRIBUTION_STEP_ROUND;
+                emit_step(d);
                 break;
         case DISTRIBUTION_STEP_DONE:
         case _DISTRIBUTION_STEP_MAX:

@@ -4,7 +4,8 @@
 daemon on a private dbus-daemon, with smpsim devices over UDP: every
 method and its errors, the signals, the introspection against the XML
 contract, a full push to three devices, smpgwctl's daemon mode, a mesh
-distribution through smpsim's Distributor, and the bus policy
+distribution through smpsim's Distributor and its
+Distribution1.Step signals, and the bus policy
 (dbus/org.smpgw.conf) for an unprivileged caller.
 
 Method calls go through python3-dbus; signals are read from
@@ -724,8 +725,9 @@ class TestDBus(unittest.TestCase):
         listed = [x["id"] for x in json.loads(d.smpgwctl("images", "--json").stdout)["images"]]
         self.assertFalse({a_id, b_id, self.big_image} & set(listed))
 
-    def test_09d_distribution(self):
-        """A mesh distribution through smpsim's Distributor: StartDistribution
+    def test_09d_distribution_step_is_signalled(self):
+        """Distribution1.Step changes are sent (PropertiesChanged), as the
+        XML promises for a property without an annotation; StartDistribution
         takes attempts 0 as the default, as POST /distributions does."""
         with Sim("--mesh-distributor=0", "--mesh-targets", "2", "--mesh-rate", "1000",
                  "--mesh-time-scale", "50", count=1) as sim:
@@ -743,6 +745,16 @@ class TestDBus(unittest.TestCase):
             self.assertEqual(int(self.get(path, DISTRIBUTION, "MaxAttempts")), 3)
             self.daemon.wait_for(lambda: str(self.get(path, DISTRIBUTION, "State")) == "succeeded" or None,
                                  timeout=60, what="the distribution to succeed")
+            self.monitor.wait_signal(
+                lambda s: s["member"] == "PropertiesChanged" and s["path"] == path
+                and s["payload"]["data"][1].get("Step", {}).get("data") == "done",
+                what="PropertiesChanged with Step done")
+            steps = [s["payload"]["data"][1]["Step"]["data"] for s in self.monitor.signals("PropertiesChanged", path)
+                     if "Step" in s["payload"]["data"][1]]
+            # each step of the round, in order (other signals repeat a
+            # step, and the cancel after collecting goes back to round)
+            seen = iter(steps)
+            self.assertTrue(all(step in seen for step in ("slot", "round", "transfer", "collect", "done")), steps)
             # leave the later tests the devices they count
             for t in targets:
                 self.obj("%s/device/%s" % (ROOT, t), DEVICE).Forget()
