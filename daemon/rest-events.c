@@ -421,6 +421,23 @@ static int sse_watch_hangup(struct rest_sse *s) {
         return 0;
 }
 
+/* The list in the refusal comes from event_names[], so that a new event
+ * type cannot be accepted and yet left out of it. */
+static int refuse_types(struct rest_request *req) {
+        char list[_MANAGER_EVENT_MAX * 32] = ""; /* names are under 30 characters */
+        size_t len = 0;
+
+        for (unsigned i = 0; i < _MANAGER_EVENT_MAX; i++) {
+                int n = snprintf(list + len, sizeof(list) - len, "%s%s", i > 0 ? ", " : "", event_names[i]);
+
+                if (n < 0 || (size_t) n >= sizeof(list) - len)
+                        break;
+                len += (size_t) n;
+        }
+        return rest_reply_error(req, 400, "invalid_field",
+                                "Query parameter 'types' must be a comma-separated list of %s.", list);
+}
+
 int rest_events_stream(struct rest_request *req) {
         static const char hello[] = ": smpgwd events\nretry: 3000\n\n";
         struct rest *r = req->rest;
@@ -433,10 +450,7 @@ int rest_events_stream(struct rest_request *req) {
         if (k == -ENOMEM)
                 return k;
         if (k < 0)
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Query parameter 'types' must be a comma-separated list of device-added, "
-                                        "device-changed, device-removed, image-added, image-removed, job-added, "
-                                        "job-state, job-progress.");
+                return refuse_types(req);
 
         s = calloc(1, sizeof(*s));
         if (!s)

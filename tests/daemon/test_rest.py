@@ -42,6 +42,12 @@ ERROR_CODES = {"bad_request", "invalid_json", "invalid_field", "not_found", "met
                "busy", "payload_too_large", "unsupported_media_type", "unauthorized", "invalid_image",
                "signature_invalid", "too_many", "ambiguous", "internal", "invalid_path"}
 
+# The event types of GET /api/v1/events (doc/openapi.yaml).
+EVENT_TYPES = ("device-added", "device-changed", "device-removed", "image-added", "image-changed",
+               "image-removed", "job-added", "job-state", "job-progress", "job-removed", "rollout-added",
+               "rollout-state", "rollout-progress", "rollout-member", "rollout-removed", "distribution-state",
+               "distribution-progress", "distribution-removed")
+
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -759,6 +765,20 @@ class Api(RestCase):
     def test_events_filter_errors(self):
         self.assertError(self.d, "GET", "/api/v1/events?types=job-state,bogus", code="invalid_field",
                          contains="'types'")
+
+    def test_events_filter_error_names_every_type(self):
+        """The refusal of a bad 'types' once listed 8 of the types a stream
+        accepts: it must name each one accepted."""
+        doc, _ = self.assertError(self.d, "GET", "/api/v1/events?types=bogus", code="invalid_field",
+                                  contains="'types'")
+        named = set(re.findall(r"[a-z]+(?:-[a-z]+)+", doc["error"]["message"].partition(" list of ")[2]))
+        for name in EVENT_TYPES:
+            sse = SSEClient(self.d, "?types=" + name)
+            try:
+                self.assertEqual(sse.status, 200, name)
+            finally:
+                sse.close()
+        self.assertEqual(named, set(EVENT_TYPES), doc["error"]["message"])
 
     def test_metrics(self):
         d = self.d
