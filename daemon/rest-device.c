@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "device-patch.h"
 #include "db.h"
 #include "distribution.h"
 #include "engine.h"
@@ -362,44 +363,70 @@ int rest_device_get(struct rest_request *req) {
         return rest_reply_json(req, 200, rest_json_device(req->rest->manager, d));
 }
 
-/* PATCH: changes what a user may change of a device, its name; fields
- * left out stay as they are. */
+/* PATCH "direct_device": a device id, a connection string or null (none).
+ * 0 with *ret set; else the reply was sent. */
+static int patch_direct_device(struct rest_request *req, json_t *v, struct device **ret) {
+        char spec[24];
+        const char *s;
+
+        *ret = NULL;
+        if (json_is_null(v))
+                return 0;
+        if (json_is_integer(v)) {
+                snprintf(spec, sizeof(spec), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+                s = spec;
+        } else if (json_is_string(v))
+                s = json_string_value(v);
+        else {
+                (void) rest_reply_error(req, 400, "invalid_field",
+                                        "Field 'direct_device' must be a device id, a connection string or null "
+                                        "(none).");
+                return -EINVAL;
+        }
+        *ret = engine_device_lookup(req->rest->manager, s);
+        if (!*ret) {
+                (void) rest_reply_error(req, 404, "not_found", "Field 'direct_device': no such device.");
+                return -ENOENT;
+        }
+        return 0;
+}
+
+/* PATCH: changes what a user may change of a device (its name, role and,
+ * of a mesh target, direct device); fields left out stay as they are.
+ * All or nothing: a refused field leaves the others unchanged too. */
 int rest_device_patch(struct rest_request *req) {
         struct manager *m = req->rest->manager;
+        struct engine_device_patch patch = {};
         struct rest_body_error be;
         struct engine_error e;
         struct device *d;
-        const char *name;
-        bool has_name;
         json_t *v;
         int k;
 
         k = rest_find_device(req, &d);
         if (k < 0)
                 return k;
-        k = rest_body_device_patch(req->json, &has_name, &name, &be);
+        k = rest_body_device_patch(req->json, &patch.set_name, &patch.name, &be);
         if (k < 0)
                 return rest_reply_body_error(req, &be);
-        if (has_name) {
-                k = engine_device_rename(m, d, name, &e);
-                if (k < 0)
-                        return rest_reply_engine_error(req, &e);
-        }
         v = json_object_get(req->json, "role");
         if (v) {
                 if (!json_is_null(v) && !json_is_string(v))
                         return rest_reply_error(req, 400, "invalid_field",
                                                 "Field 'role' must be 'mesh-distributor' or null (none).");
-                k = engine_device_set_role(m, d, json_is_string(v) ? json_string_value(v) : NULL, &e);
-                if (k < 0)
-                        return rest_reply_engine_error(req, &e);
+                patch.set_role = true;
+                patch.role = json_string_value(v); /* NULL for null */
         }
         v = json_object_get(req->json, "direct_device");
         if (v) {
-                k = rest_device_patch_direct(req, d, v);
-                if (k <= 0)
-                        return k;
+                k = patch_direct_device(req, v, &patch.direct);
+                if (k < 0)
+                        return k; /* replied */
+                patch.set_direct = true;
         }
+        k = engine_device_patch(m, d, &patch, &e);
+        if (k < 0)
+                return rest_reply_engine_error(req, &e);
         return rest_reply_json(req, 200, rest_json_device(m, d));
 }
 

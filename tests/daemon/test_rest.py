@@ -502,6 +502,36 @@ class Api(RestCase):
         _, doc = d.api("GET", "/api/v1/devices?limit=%d" % PAGE_MAX, expect=200)
         self.assertEqual(doc["total"], total - 1)
 
+    def test_device_patch_all_or_nothing(self):
+        """PATCH /devices/{id} saved (and announced) the name before it
+        looked at 'role' and 'direct_device': a refused later field gave
+        400 with the name changed.  A refusal leaves every field as it was."""
+        d = self.d
+        base = 40000 + random.randrange(10000)
+        dev, other = add_device(d, "udp:127.0.0.1:%d" % base), add_device(d, "udp:127.0.0.1:%d" % (base + 1))
+        path = "/api/v1/devices/%d" % dev["id"]
+        d.api("PATCH", path, {"name": "before"}, expect=200)
+        for body, status, code in (({"name": "after", "role": "bogus"}, 400, "invalid_field"),
+                                   ({"name": "after", "role": 5}, 400, "invalid_field"),
+                                   # a device that is no mesh target has no direct device
+                                   ({"name": "after", "direct_device": other["id"]}, 400, "invalid_field"),
+                                   ({"name": "after", "role": "mesh-distributor", "direct_device": other["id"]},
+                                    400, "invalid_field"),
+                                   ({"role": "mesh-distributor", "direct_device": None}, 400, "invalid_field"),
+                                   ({"name": "after", "role": "mesh-distributor", "direct_device": 999999},
+                                    404, "not_found"),
+                                   ({"name": "after", "direct_device": True}, 400, "invalid_field")):
+            self.assertError(d, "PATCH", path, body, status=status, code=code)
+            _, got = d.api("GET", path, expect=200)
+            self.assertEqual((got["name"], got["role"]), ("before", None), body)
+        _, hist = d.api("GET", path + "/history", expect=200)
+        self.assertEqual([e["message"] for e in hist["events"] if e["type"] == "device-name"], ["named 'before'"])
+        # Each alone still does what it did.
+        _, got = d.api("PATCH", path, {"name": "after", "role": "mesh-distributor"}, expect=200)
+        self.assertEqual((got["name"], got["role"]), ("after", "mesh-distributor"))
+        _, got = d.api("PATCH", path, {"name": None, "role": None}, expect=200)
+        self.assertEqual((got["name"], got["role"]), (None, None))
+
     def test_images(self):
         d = self.d
         data = read_file(image_path("imgtool-ecdsa-p256.bin"))
