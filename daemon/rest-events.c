@@ -438,6 +438,34 @@ static int refuse_types(struct rest_request *req) {
                                 "Query parameter 'types' must be a comma-separated list of %s.", list);
 }
 
+static void sse_add_headers(struct MHD_Response *response) {
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        (void) MHD_add_response_header(response, "X-Accel-Buffering", "no");
+}
+
+static ssize_t sse_head_read(void *cls, uint64_t pos, char *buf, size_t max) {
+        (void) cls;
+        (void) pos;
+        (void) buf;
+        (void) max;
+        return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* HEAD is GET without the body (RFC 9110, 9.3.2): the stream's headers,
+ * and the reply ends; no stream is opened.  Of unknown length, as GET's
+ * reply is: a Content-Length of 0 would say GET's body is empty. */
+static int sse_reply_head(struct rest_request *req) {
+        struct MHD_Response *response;
+
+        response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64, sse_head_read, NULL, NULL);
+        if (!response)
+                return -ENOMEM;
+        sse_add_headers(response);
+        (void) MHD_set_response_options(response, MHD_RF_HTTP_1_0_COMPATIBLE_STRICT, MHD_RO_END);
+        return rest_reply_response(req, 200, response);
+}
+
 int rest_events_stream(struct rest_request *req) {
         static const char hello[] = ": smpgwd events\nretry: 3000\n\n";
         struct rest *r = req->rest;
@@ -451,6 +479,8 @@ int rest_events_stream(struct rest_request *req) {
                 return k;
         if (k < 0)
                 return refuse_types(req);
+        if (req->head)
+                return sse_reply_head(req);
 
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -492,9 +522,7 @@ int rest_events_stream(struct rest_request *req) {
                 s->next->prev = s;
         r->sse_streams = s;
         r->n_sse_streams++;
-        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        (void) MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        (void) MHD_add_response_header(response, "X-Accel-Buffering", "no");
+        sse_add_headers(response);
         return rest_reply_response(req, 200, response);
 }
 

@@ -139,6 +139,7 @@ struct rest_request {
         struct rest *rest;
         struct MHD_Connection *connection;
         const char *method;            /* "GET", ...; HEAD is routed as GET */
+        bool head;                     /* it was HEAD: MHD sends no body */
         char *path_id;                 /* the {id} of the route, unescaped; NULL when none */
         rest_handler_fn handler;       /* NULL: a reply was queued at the headers already */
         enum rest_body_kind body_kind;

@@ -609,7 +609,8 @@ static int rest_request_begin(struct rest_request *req, const char *url, const c
         uint64_t length;
         int k;
 
-        req->method = streq(method, "HEAD") ? "GET" : method;
+        req->head = streq(method, "HEAD");
+        req->method = req->head ? "GET" : method;
         if (rest_check_framing(req) < 0)
                 return -EINVAL;
         /* Before routing: the url MHD hands us is unescaped and ends at a

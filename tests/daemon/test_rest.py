@@ -792,6 +792,51 @@ class Api(RestCase):
         _, doc = d.api("GET", "/api/v1/jobs?device=999999&image=" + "0" * 64, expect=200)
         self.assertEqual((doc["jobs"], doc["total"]), ([], 0))
 
+    def test_events_head(self):
+        """HEAD of the event stream is GET without the body (RFC 9110
+        9.3.2): the stream's headers, then the reply ends.  It sent a
+        chunked stream's last chunk after the headers, which a client
+        reading its next reply on the connection took for a status line."""
+        d = self.d
+        conn = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10)
+        try:
+            conn.request("HEAD", "/api/v1/events", headers={"Authorization": "Bearer " + d.token})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            self.assertEqual(resp.getheader("Content-Type"), "text/event-stream")
+            self.assertEqual(resp.getheader("Cache-Control"), "no-cache")
+            # Nothing says the (absent) body is empty: GET's has no length.
+            self.assertIsNone(resp.getheader("Content-Length"))
+            self.assertEqual(resp.read(), b"")
+            conn.request("GET", "/api/v1/health")
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            resp.read()
+        finally:
+            conn.close()
+        # On the wire: the headers, and the server ends the connection
+        # with nothing after them.
+        s = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+        try:
+            s.sendall(("HEAD /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                       % d.token).encode())
+            data = b""
+            while True:
+                got = s.recv(65536)
+                if not got:
+                    break
+                data += got
+        finally:
+            s.close()
+        head, sep, after = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), data)
+        self.assertEqual((sep, after), (b"\r\n\r\n", b""), data)
+        # A bad filter is refused as GET's is.
+        status, _, body = raw_http(d, "HEAD", "/api/v1/events?types=bogus", timeout=10)
+        self.assertEqual((status, body), (400, b""))
+        d.wait_for(lambda: "\nsmpgw_sse_clients 0\n" in d.http("GET", "/metrics")[2].decode(), timeout=10,
+                   what="no event stream open")
+
     def test_events_filter_errors(self):
         self.assertError(self.d, "GET", "/api/v1/events?types=job-state,bogus", code="invalid_field",
                          contains="'types'")
