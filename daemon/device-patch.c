@@ -3,8 +3,9 @@
  * A device's user-set fields changed as one (device-patch.h).  The setters
  * check their own field when called alone (D-Bus sets one at a time); a
  * request that sets several must not have the first saved and announced
- * when a later one is refused, so every check runs here first.  The
- * sentences are the setters' own, word for word.
+ * when a later one is refused, so every check runs here first: the
+ * setters' own checks (distribution.h), and the name's, whose sentence is
+ * engine_device_rename()'s.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,44 +40,6 @@ static int name_check(const char *name, struct engine_error *e) {
         if (name && *name && device_name_check(name) < 0)
                 return fail(e, -EINVAL, "name", -1,
                             "'name' must be at most %d bytes of UTF-8 without control characters.", DEVICE_NAME_MAX);
-        return 0;
-}
-
-int engine_device_role_check(struct manager *m, const struct device *d, const char *role, struct engine_error *e) {
-        (void) m;
-        error_reset(e);
-        if (role && *role && !streq(role, DEVICE_ROLE_MESH_DISTRIBUTOR))
-                return fail(e, -EINVAL, "role", -1, "Field 'role': '" DEVICE_ROLE_MESH_DISTRIBUTOR "' or none.");
-        if (role && *role && d->mesh)
-                return fail(e, -EINVAL, "role", -1, "Field 'role': a mesh target cannot be a Distributor.");
-        return 0;
-}
-
-int engine_mesh_target_direct_check(struct manager *m, const struct device *target, const struct device *direct,
-                                    struct engine_error *e) {
-        const struct device *other;
-
-        error_reset(e);
-        if (!target->mesh)
-                return fail(e, -EMEDIUMTYPE, "direct_device", -1,
-                            "Field 'direct_device': device %" PRIu64 " is not a mesh target.", target->id);
-        if (!direct)
-                return 0;
-        if (direct->mesh)
-                return fail(e, -EINVAL, "direct_device", -1,
-                            "Field 'direct_device': device %" PRIu64 " is a mesh target itself; name the "
-                            "device that reaches the node over a link of its own (GATT, ...).",
-                            direct->id);
-        if (direct->id == target->mesh->distributor_id ||
-            (direct->role && streq(direct->role, DEVICE_ROLE_MESH_DISTRIBUTOR)))
-                return fail(e, -EINVAL, "direct_device", -1,
-                            "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.", direct->id);
-        other = mesh_target_of_direct(m, direct);
-        if (other && other != target)
-                return fail(e, -EINVAL, "direct_device", -1,
-                            "Field 'direct_device': device %" PRIu64 " is the direct device of mesh target %" PRIu64
-                            " already.",
-                            direct->id, other->id);
         return 0;
 }
 

@@ -27,9 +27,3 @@ struct engine_device_patch {
  * failing one stay set. */
 int engine_device_patch(struct manager *m, struct device *d, const struct engine_device_patch *p,
                         struct engine_error *e);
-
-/* The checks of engine_device_set_role() and engine_mesh_target_set_direct()
- * alone: 0, or the refusal those setters give, with nothing changed. */
-int engine_device_role_check(struct manager *m, const struct device *d, const char *role, struct engine_error *e);
-int engine_mesh_target_direct_check(struct manager *m, const struct device *target, const struct device *direct,
-                                    struct engine_error *e);

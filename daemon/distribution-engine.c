@@ -274,15 +274,23 @@ int engine_distribution_apply(struct manager *m, struct distribution *d, struct 
         return request(d, DISTRIBUTION_REQUEST_APPLY, e);
 }
 
-int engine_device_set_role(struct manager *m, struct device *d, const char *role, struct engine_error *e) {
-        char *old = d->role, *fresh = NULL;
-        int r;
-
+int engine_device_role_check(struct manager *m, const struct device *d, const char *role, struct engine_error *e) {
+        (void) m;
         error_reset(e);
         if (role && *role && !streq(role, DEVICE_ROLE_MESH_DISTRIBUTOR))
                 return fail(e, -EINVAL, "role", -1, "Field 'role': '" DEVICE_ROLE_MESH_DISTRIBUTOR "' or none.");
         if (role && *role && d->mesh)
                 return fail(e, -EINVAL, "role", -1, "Field 'role': a mesh target cannot be a Distributor.");
+        return 0;
+}
+
+int engine_device_set_role(struct manager *m, struct device *d, const char *role, struct engine_error *e) {
+        char *old = d->role, *fresh = NULL;
+        int r;
+
+        r = engine_device_role_check(m, d, role, e);
+        if (r < 0)
+                return r;
         if (role && *role && !(fresh = strdup(role)))
                 return fail(e, -ENOMEM, NULL, -1, "Out of memory.");
         d->role = fresh;
@@ -320,33 +328,42 @@ struct device *mesh_target_of_direct(struct manager *m, const struct device *d) 
         return NULL;
 }
 
-int engine_mesh_target_set_direct(struct manager *m, struct device *target, struct device *direct,
-                                  struct engine_error *e) {
-        uint64_t old;
-        int r;
+int engine_mesh_target_direct_check(struct manager *m, const struct device *target, const struct device *direct,
+                                    struct engine_error *e) {
+        const struct device *other;
 
         error_reset(e);
         if (!target->mesh)
                 return fail(e, -EMEDIUMTYPE, "direct_device", -1,
                             "Field 'direct_device': device %" PRIu64 " is not a mesh target.", target->id);
-        if (direct) {
-                const struct device *other = mesh_target_of_direct(m, direct);
-                if (direct->mesh)
-                        return fail(e, -EINVAL, "direct_device", -1,
-                                    "Field 'direct_device': device %" PRIu64 " is a mesh target itself; name the "
-                                    "device that reaches the node over a link of its own (GATT, ...).",
-                                    direct->id);
-                if (direct->id == target->mesh->distributor_id ||
-                    (direct->role && streq(direct->role, DEVICE_ROLE_MESH_DISTRIBUTOR)))
-                        return fail(e, -EINVAL, "direct_device", -1,
-                                    "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.",
-                                    direct->id);
-                if (other && other != target)
-                        return fail(e, -EINVAL, "direct_device", -1,
-                                    "Field 'direct_device': device %" PRIu64
-                                    " is the direct device of mesh target %" PRIu64 " already.",
-                                    direct->id, other->id);
-        }
+        if (!direct)
+                return 0;
+        if (direct->mesh)
+                return fail(e, -EINVAL, "direct_device", -1,
+                            "Field 'direct_device': device %" PRIu64 " is a mesh target itself; name the "
+                            "device that reaches the node over a link of its own (GATT, ...).",
+                            direct->id);
+        if (direct->id == target->mesh->distributor_id ||
+            (direct->role && streq(direct->role, DEVICE_ROLE_MESH_DISTRIBUTOR)))
+                return fail(e, -EINVAL, "direct_device", -1,
+                            "Field 'direct_device': device %" PRIu64 " is a Distributor, not the target.", direct->id);
+        other = mesh_target_of_direct(m, direct);
+        if (other && other != target)
+                return fail(e, -EINVAL, "direct_device", -1,
+                            "Field 'direct_device': device %" PRIu64 " is the direct device of mesh target %" PRIu64
+                            " already.",
+                            direct->id, other->id);
+        return 0;
+}
+
+int engine_mesh_target_set_direct(struct manager *m, struct device *target, struct device *direct,
+                                  struct engine_error *e) {
+        uint64_t old;
+        int r;
+
+        r = engine_mesh_target_direct_check(m, target, direct, e);
+        if (r < 0)
+                return r;
         old = target->mesh->direct_device_id;
         target->mesh->direct_device_id = direct ? direct->id : 0;
         if (old == target->mesh->direct_device_id)

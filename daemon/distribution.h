@@ -239,6 +239,9 @@ int engine_distribution_apply(struct manager *m, struct distribution *d, struct 
 /* The role of a device: NULL or "" clears it.  -EINVAL for an unknown role
  * or a mesh target. */
 int engine_device_set_role(struct manager *m, struct device *d, const char *role, struct engine_error *e);
+/* Its check alone: 0, or the refusal it gives, with nothing changed
+ * (engine_device_patch() checks every field before it sets any). */
+int engine_device_role_check(struct manager *m, const struct device *d, const char *role, struct engine_error *e);
 /* Adds the mesh target at a unicast address behind a Distributor (the
  * gateway is no provisioner: operators name them).  *ret_created false
  * when known already. */
@@ -253,6 +256,9 @@ int engine_mesh_target_add(struct manager *m, struct device *distributor, uint16
  * Distributor, or already the direct device of another target. */
 int engine_mesh_target_set_direct(struct manager *m, struct device *target, struct device *direct,
                                   struct engine_error *e);
+/* Its checks alone, as engine_device_role_check(). */
+int engine_mesh_target_direct_check(struct manager *m, const struct device *target, const struct device *direct,
+                                    struct engine_error *e);
 /* The mesh target whose direct device d is, or NULL. */
 struct device *mesh_target_of_direct(struct manager *m, const struct device *d);
 
