@@ -96,11 +96,22 @@ static int find_device_field(struct rest_request *req, json_t *v, const char *fi
                 s = spec;
         } else if (json_is_string(v))
                 s = json_string_value(v);
-        *ret = s ? engine_device_lookup(m, s) : NULL;
+        /* Replied: a negative return tells the handler to stop (a
+         * reply returns 0).  Missing or of another type is the request's
+         * fault (400); only a name that names nothing is 404. */
+        if (!s) {
+                if (index >= 0)
+                        (void) rest_reply_error(req, 400, "invalid_field",
+                                                "Field '%s[%zd]' must be a device id or connection string.", field,
+                                                index);
+                else
+                        (void) rest_reply_error(req, 400, "invalid_field",
+                                                "Field '%s' is required: a device id or connection string.", field);
+                return -EINVAL;
+        }
+        *ret = engine_device_lookup(m, s);
         if (*ret)
                 return 0;
-        /* Replied: a negative return tells the handler to stop (a
-         * reply returns 0). */
         if (index >= 0)
                 (void) rest_reply_error(req, 404, "not_found", "Field '%s[%zd]': no such device.", field, index);
         else
@@ -246,24 +257,4 @@ int rest_distribution_resume(struct rest_request *req) {
 }
 int rest_distribution_apply(struct rest_request *req) {
         return op(req, engine_distribution_apply);
-}
-
-/* PATCH /devices/{id} {"direct_device": id, connection string or null}:
- * the mesh target's direct device (engine_mesh_target_set_direct()).
- * 1: set, go on; else the reply was sent. */
-int rest_device_patch_direct(struct rest_request *req, struct device *target, json_t *v) {
-        struct manager *m = req->rest->manager;
-        struct device *direct = NULL;
-        struct engine_error e;
-        int k;
-
-        if (!json_is_null(v)) {
-                k = find_device_field(req, v, "direct_device", -1, &direct);
-                if (k < 0)
-                        return k;
-        }
-        k = engine_mesh_target_set_direct(m, target, direct, &e);
-        if (k < 0)
-                return rest_reply_engine_error(req, &e);
-        return 1;
 }

@@ -231,8 +231,6 @@ struct distribution;
 json_t *rest_json_distribution(struct manager *m, const struct distribution *d);
 /* A mesh target's "mesh" object in the device form. */
 json_t *rest_json_mesh_target(const struct device *d);
-/* PATCH's "direct_device" of a mesh target: 1 set; else replied (<= 0). */
-int rest_device_patch_direct(struct rest_request *req, struct device *target, json_t *v);
 
 /* Replies a body's refusal (rest-body.c) as 400 with its code and
  * sentence; returns -EINVAL. */

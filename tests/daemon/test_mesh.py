@@ -107,6 +107,10 @@ class MeshUdp(unittest.TestCase):
                                    ({"distributor": dist, "image": image, "targets": targets, "apply": "later"}, 400),
                                    ({"distributor": dist, "image": image, "targets": targets,
                                      "deadline": 2 ** 62}, 400),
+                                   ({"image": image, "targets": targets}, 400),
+                                   ({"distributor": True, "image": image, "targets": targets}, 400),
+                                   ({"distributor": dist, "image": image, "targets": [None]}, 400),
+                                   ({"distributor": 999999, "image": image, "targets": targets}, 404),
                                    ({"distributor": dist, "image": "ffffff", "targets": targets}, 404)):
                     status, doc = d.api("POST", "/api/v1/distributions", body)
                     self.assertEqual(status, code, (body, doc))
