@@ -240,7 +240,8 @@ enum device_check device_check_due(const struct device *d, const struct config *
 /* ---- probes (probe.c) ---- */
 
 /* Queues a probe (parameters, OS info, image state).  -EBUSY when a
- * probe or a job is running on it. */
+ * probe or a job is running on it; -EMEDIUMTYPE for a mesh target (no
+ * link reaches it: its Distributor reports on it). */
 int device_probe(struct device *d);
 void device_probe_cancel(struct device *d);
 /* Starts queued probes while config.max_probes allows. */

@@ -83,7 +83,7 @@ enum manager_event_type {
         MANAGER_EVENT_ROLLOUT_PROGRESS,      /* counts, bytes, rate; at most 1 per second per rollout */
         MANAGER_EVENT_ROLLOUT_MEMBER,        /* a member's state changed (member_device_id) */
         MANAGER_EVENT_DISTRIBUTION_STATE,    /* created, or its state or a target's outcome changed */
-        MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress; at most 4 per second */
+        MANAGER_EVENT_DISTRIBUTION_PROGRESS, /* a target's phase or progress (at most 4 per second), or a new step */
         MANAGER_EVENT_ROLLOUT_REMOVED,       /* a finished one pruned ([rollouts] keep_finished) */
         MANAGER_EVENT_DISTRIBUTION_REMOVED,  /* a finished one pruned with its rollout, or beyond the bound */
         MANAGER_EVENT_IMAGE_CHANGED,         /* the boards it declares */
