@@ -56,7 +56,10 @@ struct smp_upload {
         uint64_t sent_count;
 
         size_t budget;               /* bytes a whole SMP packet may take */
-        uint8_t *body;               /* where send_request() encodes, body_room bytes */
+        /* buf_size is the device's word (its params answer, or the
+         * caller's, who had it from one), not our assumption. */
+        bool params_known;
+        uint8_t *body; /* where send_request() encodes, body_room bytes */
         size_t body_room;
         size_t chunk_max;            /* data bytes of a full later chunk */
         /* The link does not fragment and no chunk size was given: chunks
@@ -667,7 +670,14 @@ static int start_chunks(struct smp_upload *u) {
         if (e < 0)
                 return e;
         size_t budget = u->result.buf_size > info.buffer_overhead ? u->result.buf_size - info.buffer_overhead : 0;
-        if (!info.fragments)
+        /* Over BLE a packet larger than the link's MTU arrives in pieces
+         * only the device's reassembly puts together, and Zephyr has that
+         * off by default (CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY): without
+         * it every write is taken as a whole packet and a piece refused.
+         * As nRF Connect Device Manager and smpclient do, a device that
+         * answered the params request is taken to reassemble; any other
+         * gets one packet per write. */
+        if (!info.fragments || (info.fragments_need_device && !u->params_known))
                 budget = MIN(budget, info.mtu);
         budget = MIN(budget, (size_t) SMP_FRAME_MAX);
         u->budget = budget;
@@ -709,6 +719,7 @@ static void on_params_done(struct smp_session *s, int error, const struct smp_he
         if (error == 0 && smp_os_params_rsp_decode(body, len, &rsp, NULL) >= 0 && rsp.buf_size >= 64) {
                 u->result.buf_size = rsp.buf_size;
                 u->result.buf_count = MAX(rsp.buf_count, 1u);
+                u->params_known = true;
         } else {
                 /* older firmware without the command, or a timeout: go on
                  * with Zephyr's defaults */
@@ -736,6 +747,7 @@ int smp_upload_start(struct smp_session *s, const struct smp_upload_params *para
         u->start_usec = now_usec(u);
 
         if (u->p.buf_size) {
+                u->params_known = true;
                 u->result.buf_size = u->p.buf_size;
                 u->result.buf_count = MAX(u->p.buf_count, 1u);
                 /* The first chunks go out now, and a send can fail at

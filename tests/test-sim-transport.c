@@ -418,6 +418,51 @@ static void test_session_upload(void) {
         fixture_free(&fx);
 }
 
+/* Over BLE without the device's reassembly (Zephyr's default) each
+ * write is a whole packet: an upload to a device that does not answer
+ * the params request goes one packet per write, at most the MTU. */
+static void test_session_upload_ble_unreassembled(void) {
+        struct sim_fleet_params p;
+        struct fixture fx;
+        struct smp_session *s;
+        struct smp_upload *up;
+        struct upload_done d = { 0 };
+        size_t len;
+
+        params_fast(&p, 1);
+        /* ATT MTU 247, the link's pieces 244 bytes */
+        p.info = (struct smp_link_info) { .mtu = 244, .fragments = true, .fragments_need_device = true, .overhead = 7 };
+        p.device.no_reassembly = true;
+        p.device.no_params = true;
+        fixture_new(&fx, &p);
+        _cleanup_free_ uint8_t *img = image_new(2, 0, 5000, &len);
+        ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
+        const struct smp_upload_params up_params = { .data = img, .len = len, .done = on_upload_done, .userdata = &d };
+        ASSERT_OK(smp_upload_start(s, &up_params, &up));
+        ASSERT_TRUE(test_run_until(fx.event, &d.done, WAIT_USEC));
+        ASSERT_OK(d.result.error);
+        ASSERT_TRUE(d.result.has_match && d.result.match);
+        ASSERT_EQ(sim_fleet_device(fx.fleet, 0)->stats.upload_bytes, len);
+        /* data and the request's fields in one write */
+        ASSERT_TRUE(d.result.chunk > 0 && d.result.chunk < 244);
+        smp_session_free(s);
+        fixture_free(&fx);
+
+        /* With reassembly and params answered, packets go up to the
+         * device's buffer, in pieces of the MTU. */
+        memset(&d, 0, sizeof(d));
+        p.device.no_reassembly = false;
+        p.device.no_params = false;
+        fixture_new(&fx, &p);
+        ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
+        ASSERT_OK(smp_upload_start(s, &up_params, &up));
+        ASSERT_TRUE(test_run_until(fx.event, &d.done, WAIT_USEC));
+        ASSERT_OK(d.result.error);
+        ASSERT_TRUE(d.result.chunk > 244);
+        smp_session_free(s);
+        fixture_free(&fx);
+}
+
 struct update_done {
         bool done;
         struct smp_update_result result;
@@ -719,6 +764,7 @@ static void test_latency_and_bandwidth(void) {
 
 TEST_MAIN(TEST(test_descriptor_and_params), TEST(test_link_never_reentrant), TEST(test_absent_device_is_silent),
           TEST(test_link_closed_with_answers_on_the_way), TEST(test_session_echo), TEST(test_session_upload),
+          TEST(test_session_upload_ble_unreassembled),
           TEST(test_session_update), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
           TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused), TEST(test_connected_links),
           TEST(test_latency_and_bandwidth))

@@ -366,6 +366,7 @@ void ble_get_info(struct smp_link *l, struct smp_link_info *ret) {
         *ret = (struct smp_link_info) {
                 .mtu = l->mtu - ATT_HDR,
                 .fragments = true,
+                .fragments_need_device = true,
                 .stream = true,
                 /* L2CAP header + ATT opcode and handle */
                 .overhead = 4 + ATT_HDR,

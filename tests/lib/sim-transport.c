@@ -302,7 +302,8 @@ static int sim_send(struct smp_link *l, const uint8_t *frame, size_t len) {
                 return -ENOTCONN;
         if (len == 0)
                 return -EINVAL;
-        if (len > l->info.mtu)
+        bool split = len > l->info.mtu && l->info.fragments && l->info.fragments_need_device;
+        if (len > l->info.mtu && !split)
                 return -EMSGSIZE;
         l->stats.tx_packets++;
         l->stats.tx_bytes += len;
@@ -327,6 +328,13 @@ static int sim_send(struct smp_link *l, const uint8_t *frame, size_t len) {
         }
         /* A udp route: the device's receive buffer is one netbuf. */
         const struct sim_route route = { .kind = SIM_TRANSPORT_UDP, .cookie = l->id };
+        if (split && d->model.params.no_reassembly) {
+                /* BLE's pieces of mtu bytes, each a packet of its own to a
+                 * device without reassembly (tools/smpsim/sim-ble.c) */
+                for (size_t off = 0; off < len; off += l->info.mtu)
+                        sim_device_receive(&d->model, &route, frame + off, MIN(l->info.mtu, len - off));
+                return 0;
+        }
         sim_device_receive(&d->model, &route, frame, len);
         return 0;
 }

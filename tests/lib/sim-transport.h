@@ -97,8 +97,12 @@ struct sim_fleet_params {
         size_t image_len;
         /* What get_info() reports (the session sizes frames by it): mtu,
          * fragments, overhead, buffer_overhead; stream must be false.
-         * send() refuses frames larger than mtu with -EMSGSIZE, and
-         * says -ENOTCONN once closed() was reported. */
+         * send() refuses frames larger than mtu with -EMSGSIZE, unless
+         * fragments and fragments_need_device say it is BLE-like: then
+         * the frame goes in pieces of mtu bytes, which a device with
+         * params.device.no_reassembly takes as packets of their own (as
+         * tools/smpsim/sim-ble.c does); and it says -ENOTCONN once
+         * closed() was reported. */
         struct smp_link_info info;
         uint64_t seed;                    /* for loss, jitter and the random faults */
         int verbosity;                    /* the model's log on stderr: 0 none .. 2 each packet */

@@ -834,6 +834,27 @@ static void peer_write(struct ble_peer *p, const uint8_t *data, size_t len) {
         if (d->rebooting)
                 return;
 
+        if (d->params.no_reassembly) {
+                /* Zephyr's smp_bt_chr_write() without
+                 * CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY
+                 * (subsys/mgmt/mcumgr/transport/src/smp_bt.c): the write
+                 * is one netbuf handed to smp_rx_req() as it is; one
+                 * larger than the netbuf is refused.  A piece of a split
+                 * packet then fails smp_process_request_packet()'s
+                 * "does the buffer hold the whole message" check (an
+                 * MGMT_ERR_ECORRUPT answer), and the pieces after it are
+                 * read as headers of their own. */
+                if (len > d->params.buf_size) {
+                        p->stats.dropped_writes++;
+                        d->stats.dropped_too_big++;
+                        dev_log(d, 2, "ble: write of %zu bytes larger than the netbuf, refused", len);
+                        return;
+                }
+                struct sim_route route = { .kind = SIM_TRANSPORT_BLE, .cookie = p->conn_id };
+                sim_device_receive_at(d, &route, data, len, at);
+                return;
+        }
+
         if (p->rx_len == 0) {
                 if (len < 8) {
                         p->stats.dropped_writes++;

@@ -61,6 +61,11 @@ struct sim_device_params {
         bool image_check;         /* CONFIG_IMG_ENABLE_IMAGE_CHECK: "match" in the last answer */
         char board[SIM_BOARD_SIZE]; /* CONFIG_BOARD in OS info ("i"); "": SIM_BOARD_DEFAULT */
         bool no_os_info;            /* no OS info command (Mynewt, !CONFIG_MCUMGR_GRP_OS_INFO): NOT_SUPPORTED */
+        /* no MCUmgr params command (!CONFIG_MCUMGR_GRP_OS_MCUMGR_PARAMS): NOT_SUPPORTED */
+        bool no_params;
+        /* !CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY: each BLE write is one
+         * whole SMP packet (Zephyr's default) */
+        bool no_reassembly;
 };
 
 /* The upload in progress (Zephyr's g_img_mgmt_state, RAM only). */

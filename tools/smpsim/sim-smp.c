@@ -132,6 +132,10 @@ static int os_reset(struct smp_ctx *c, const uint8_t *body, size_t len) {
 }
 
 static int os_params(struct smp_ctx *c, const uint8_t *body, size_t len) {
+        /* without CONFIG_MCUMGR_GRP_OS_MCUMGR_PARAMS the handler is not
+         * registered: smp_handle_single_payload() says MGMT_ERR_ENOTSUP */
+        if (c->d->params.no_params)
+                return SMP_MGMT_ERR_ENOTSUP;
         const struct smp_os_params_rsp rsp = {
                 .buf_size = c->d->params.buf_size,
                 .buf_count = c->d->params.buf_count,

@@ -181,6 +181,8 @@ static void help(void) {
                "  --flash-rate B          flash write bytes/s (default 0: instant)\n"
                "  --erase-rate B          slot erase bytes/s at an upload's first chunk (default 0)\n"
                "  --frugal                omit false flags and splitStatus from image lists\n"
+               "  --no-params             no MCUmgr params command (NOT_SUPPORTED)\n"
+               "  --no-reassembly         BLE: each write is one whole SMP packet (Zephyr's default)\n"
                "  --no-image-check        no \"match\" in the last upload answer\n"
                "Link (each direction, per device; B takes k/M/G suffixes):\n"
                "  --bandwidth B           payload bytes/s (default 0: unlimited)\n"
@@ -270,6 +272,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_FLASH_RATE,
                 OPT_ERASE_RATE,
                 OPT_FRUGAL,
+                OPT_NO_PARAMS,
+                OPT_NO_REASSEMBLY,
                 OPT_NO_IMAGE_CHECK,
                 OPT_BANDWIDTH,
                 OPT_LATENCY,
@@ -332,6 +336,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "flash-rate", required_argument, NULL, OPT_FLASH_RATE },
                 { "erase-rate", required_argument, NULL, OPT_ERASE_RATE },
                 { "frugal", no_argument, NULL, OPT_FRUGAL },
+                { "no-params", no_argument, NULL, OPT_NO_PARAMS },
+                { "no-reassembly", no_argument, NULL, OPT_NO_REASSEMBLY },
                 { "no-image-check", no_argument, NULL, OPT_NO_IMAGE_CHECK },
                 { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
                 { "latency", required_argument, NULL, OPT_LATENCY },
@@ -589,6 +595,12 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 }
                 case OPT_FRUGAL:
                         o->params.frugal_list = true;
+                        break;
+                case OPT_NO_PARAMS:
+                        o->params.no_params = true;
+                        break;
+                case OPT_NO_REASSEMBLY:
+                        o->params.no_reassembly = true;
                         break;
                 case OPT_NO_IMAGE_CHECK:
                         o->params.image_check = false;

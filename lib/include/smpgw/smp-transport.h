@@ -122,6 +122,13 @@ struct smp_link_info {
         /* Bytes of the device's SMP buffer (mcumgr buf_size) the transport
          * spends beyond the frame: serial keeps length and CRC in it (4). */
         size_t buffer_overhead;
+        /* With fragments: the pieces reach the device as separate
+         * packets that only its own reassembly puts together (BLE: each
+         * ATT write; Zephyr's CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY, off
+         * by default, else each write is taken as one whole SMP packet).
+         * Clear when the transport reassembles itself (CoAP block-wise,
+         * serial lines), which every device copes with. */
+        bool fragments_need_device;
 };
 
 struct smp_link_stats {

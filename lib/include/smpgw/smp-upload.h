@@ -99,7 +99,10 @@ struct smp_upload_params {
          * as a black hole when chunks that size stop arriving, and the
          * search still tries the larger sizes above it. */
         size_t path_mtu;
-        uint32_t buf_size;         /* 0: read mcumgr parameters first */
+        /* 0: read mcumgr parameters first.  Given, it is taken as the
+         * device's params answer: over BLE, packets beyond the link's MTU
+         * then count on the device's reassembly, as after an answer. */
+        uint32_t buf_size;
         uint32_t buf_count;
         uint64_t first_timeout_usec;  /* 0: default */
         uint64_t timeout_usec;     /* 0: from the measured round trip */
