@@ -435,8 +435,13 @@ int smp_img_slot_info_rsp_encode(struct smp_cbor_writer *w, const struct smp_img
                         smp_cbor_put_map(w, 2 + (size_t) s->has_upload_image_id);
                         smp_cbor_put_text(w, "slot");
                         smp_cbor_put_uint(w, s->slot);
-                        smp_cbor_put_text(w, "size");
-                        smp_cbor_put_uint(w, s->size);
+                        if (s->has_rc) {
+                                smp_cbor_put_text(w, "rc");
+                                smp_cbor_put_int(w, s->rc);
+                        } else {
+                                smp_cbor_put_text(w, "size");
+                                smp_cbor_put_uint(w, s->size);
+                        }
                         if (s->has_upload_image_id) {
                                 smp_cbor_put_text(w, "upload_image_id");
                                 smp_cbor_put_uint(w, s->upload_image_id);
@@ -483,7 +488,21 @@ static int decode_slot_info_image(const struct smp_cbor_doc *doc, uint32_t entry
                 r = smp_cbor_map_get_u32(doc, s, "slot", &si->slot);
                 if (r < 0)
                         return r;
-                r = smp_cbor_map_get_uint(doc, s, "size", &si->size);
+                /* Zephyr's img_mgmt_slot_info() writes "rc" in place of
+                 * "size" for a slot whose flash area it cannot open */
+                int64_t rc;
+                r = smp_cbor_map_opt_int(doc, s, "rc", &rc);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        if (rc < INT32_MIN || rc > INT32_MAX)
+                                return smp_cbor_doc_fail(doc, -ERANGE, doc->items[s].offset,
+                                                         "field 'rc': %" PRId64 " out of range", rc);
+                        si->has_rc = true;
+                        si->rc = (int32_t) rc;
+                        r = smp_cbor_map_opt_uint(doc, s, "size", &si->size);
+                } else
+                        r = smp_cbor_map_get_uint(doc, s, "size", &si->size);
                 if (r < 0)
                         return r;
                 r = smp_cbor_map_opt_u32(doc, s, "upload_image_id", &si->upload_image_id);

@@ -618,6 +618,29 @@ static void test_erase_and_slot_info(void) {
         ASSERT_TRUE(si->images[0].has_max_image_size && si->images[0].max_image_size == 261888);
         ASSERT_ENCODES(SLOT_INFO_HEX, false, smp_img_slot_info_rsp_encode(&w, si));
         vec_free(&v);
+
+        /* A slot Zephyr's img_mgmt_slot_info() could not open the flash
+         * area of: "rc" (here -ENOENT) in place of "size".
+         *   A1 66 "images" 81 A2 65 "image" 00 65 "slots" 82
+         *     A2 64 "slot" 00 64 "size" 1A 00 04 00 00
+         *     A2 64 "slot" 01 62 "rc" 21 */
+#define SLOT_INFO_RC_HEX                                                          \
+        "a1 66 69 6d 61 67 65 73 81 a2 65 69 6d 61 67 65 00 65 73 6c 6f 74 73 82" \
+        " a2 64 73 6c 6f 74 00 64 73 69 7a 65 1a 00 04 00 00"                     \
+        " a2 64 73 6c 6f 74 01 62 72 63 21"
+        v = vec_hex(SLOT_INFO_RC_HEX);
+        ASSERT_OK(smp_img_slot_info_rsp_decode(v.p, v.n, si, &err));
+        ASSERT_EQ(si->images[0].n_slots, 2);
+        ASSERT_TRUE(!si->images[0].slots[0].has_rc && si->images[0].slots[0].size == 262144);
+        ASSERT_TRUE(si->images[0].slots[1].has_rc && si->images[0].slots[1].rc == -2);
+        ASSERT_EQ(si->images[0].slots[1].size, 0);
+        ASSERT_ENCODES(SLOT_INFO_RC_HEX, false, smp_img_slot_info_rsp_encode(&w, si));
+        vec_free(&v);
+        /* neither size nor rc: still an error */
+        v = vec_hex("a1 66 69 6d 61 67 65 73 81 a2 65 69 6d 61 67 65 00 65 73 6c 6f 74 73 81"
+                    " a1 64 73 6c 6f 74 01");
+        ASSERT_EQ(smp_img_slot_info_rsp_decode(v.p, v.n, si, &err), -ENOENT);
+        vec_free(&v);
 }
 
 /* ------------------------------------------------------------------ */

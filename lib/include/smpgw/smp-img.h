@@ -139,10 +139,14 @@ int smp_img_erase_req_decode(const uint8_t *body, size_t len, struct smp_img_era
 
 /* Slot info (id 6, op read {}):
  * {"images": [{"image", "slots": [{"slot", "size", "upload_image_id"?}],
- *              "max_image_size"?}]} */
+ *              "max_image_size"?}]}
+ * A slot whose flash area Zephyr cannot open is {"slot", "rc"}: no size,
+ * the (negative) error of flash_area_open() instead (img_mgmt_slot_info()). */
 struct smp_img_slot_info {
         uint32_t slot;
-        uint64_t size;
+        uint64_t size; /* 0 when has_rc */
+        bool has_rc;
+        int32_t rc;
         bool has_upload_image_id;
         uint32_t upload_image_id;
 };
