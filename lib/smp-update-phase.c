@@ -67,16 +67,21 @@ int smp_update_phase_from_string(const char *s) {
         return -EINVAL;
 }
 
-/* ---- snapshot queries (image 0) ---- */
+/* ---- snapshot queries (the image being updated) ---- */
 
-/* The slot image 0 runs from; NULL when none is active, and when more
+/* A device with more than one updatable image (nRF5340: the network
+ * core's is image 1) lists each image's slots as "image": N, slot 0/1
+ * (Zephyr's img_mgmt_state_encode_slot()); the phases look only at the
+ * image they update, the one the upload named. */
+
+/* The slot image runs from; NULL when none is active, and when more
  * than one is: MCUboot runs one, and a list that says otherwise supports
  * no claim about what runs ("reverted" with the new image listed active
  * beside the old, found by fuzz-update). */
-static const struct smp_update_slot *snap_active(const struct smp_update_snapshot *s) {
+static const struct smp_update_slot *snap_active(const struct smp_update_snapshot *s, uint32_t image) {
         const struct smp_update_slot *active = NULL;
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].image == 0 && s->slots[i].active) {
+                if (s->slots[i].image == image && s->slots[i].active) {
                         if (active)
                                 return NULL;
                         active = &s->slots[i];
@@ -84,18 +89,24 @@ static const struct smp_update_slot *snap_active(const struct smp_update_snapsho
         return active;
 }
 
-static const struct smp_update_slot *snap_find(const struct smp_update_snapshot *s, const uint8_t hash[32]) {
+static const struct smp_update_slot *snap_find(const struct smp_update_snapshot *s, uint32_t image,
+                                               const uint8_t hash[32]) {
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].image == 0 && s->slots[i].hash_len == 32 && memcmp(s->slots[i].hash, hash, 32) == 0)
+                if (s->slots[i].image == image && s->slots[i].hash_len == 32 && memcmp(s->slots[i].hash, hash, 32) == 0)
                         return &s->slots[i];
         return NULL;
 }
 
-static bool snap_any_pending(const struct smp_update_snapshot *s) {
+static bool snap_any_pending(const struct smp_update_snapshot *s, uint32_t image) {
         for (size_t i = 0; i < s->n_slots; i++)
-                if (s->slots[i].pending)
+                if (s->slots[i].image == image && s->slots[i].pending)
                         return true;
         return false;
+}
+
+/* The image this run updates: the upload's "image", 0 when not given. */
+static uint32_t run_image(const struct smp_update_phase_run *run) {
+        return run->p.has_image ? run->p.image : 0;
 }
 
 static bool slot_is(const struct smp_update_slot *sl, const uint8_t hash[32]) {
@@ -288,7 +299,7 @@ static void on_verify_confirmed(struct smp_session *s, int error, const struct s
         struct smp_update_phase_run *run = userdata;
         if (answer_check(run, error, body, len, &run->result.after) < 0)
                 return;
-        const struct smp_update_slot *active = snap_active(&run->result.after);
+        const struct smp_update_slot *active = snap_active(&run->result.after, run_image(run));
         if (slot_is(active, checkpoint(run)->new_hash) && active->confirmed)
                 finish(run, 0, SMP_UPDATE_OUTCOME_UPDATED, SMP_UPDATE_PHASE_DONE);
         else
@@ -306,7 +317,7 @@ static void on_confirm(struct smp_session *s, int error, const struct smp_header
          * after it: one that shows the new image running confirmed is
          * the verify, and the link is free a round trip sooner.  Anything
          * else is read again. */
-        const struct smp_update_slot *active = snap_active(&snap);
+        const struct smp_update_slot *active = snap_active(&snap, run_image(run));
         if (slot_is(active, checkpoint(run)->new_hash) && active->confirmed) {
                 run->result.after = snap;
                 finish(run, 0, SMP_UPDATE_OUTCOME_UPDATED, SMP_UPDATE_PHASE_DONE);
@@ -323,8 +334,8 @@ static void on_confirm(struct smp_session *s, int error, const struct smp_header
 static void classify(struct smp_update_phase_run *run) {
         const struct smp_update_checkpoint *cp = checkpoint(run);
         const struct smp_update_snapshot *after = &run->result.after;
-        const struct smp_update_slot *active = snap_active(after);
-        const struct smp_update_slot *old_active = snap_active(&cp->before);
+        const struct smp_update_slot *active = snap_active(after, run_image(run));
+        const struct smp_update_slot *old_active = snap_active(&cp->before, run_image(run));
         const uint8_t *h = cp->new_hash;
 
         if (slot_is(active, h)) {
@@ -339,13 +350,19 @@ static void classify(struct smp_update_phase_run *run) {
                         return;
                 }
                 set_step(run, SMP_UPDATE_STEP_CONFIRM);
-                /* no hash: confirm the running image, which stops the revert */
-                int e = send_state_write(run, NULL, true, UP_RETRIES, on_confirm);
+                /* no hash: confirm the running image, which stops the
+                 * revert.  Zephyr takes that as the image the application
+                 * runs from (img_mgmt_state_write(): image 0's); another
+                 * image is named by its hash, which Zephyr refuses unless
+                 * CONFIG_MCUMGR_GRP_IMG_ALLOW_CONFIRM_NON_ACTIVE_IMAGE_ANY
+                 * (img_mgmt_set_next_boot_slot()): confirm-only is the
+                 * mode such images update in. */
+                int e = send_state_write(run, run_image(run) != 0 ? h : NULL, true, UP_RETRIES, on_confirm);
                 if (e < 0)
                         fail(run, e);
                 return;
         }
-        const struct smp_update_slot *new_slot = snap_find(after, h);
+        const struct smp_update_slot *new_slot = snap_find(after, run_image(run), h);
         if (old_active && active && active->hash_len == old_active->hash_len &&
             memcmp(active->hash, old_active->hash, active->hash_len) == 0 && (!new_slot || !new_slot->pending)) {
                 run->result.rejected = !new_slot;
@@ -372,7 +389,7 @@ static void verify_state(struct smp_update_phase_run *run, const struct smp_upda
         struct smp_update_checkpoint *cp = checkpoint(run);
         uint64_t now = now_usec(run, CLOCK_REALTIME);
 
-        if (!snap_any_pending(snap) || slot_is(snap_active(snap), cp->new_hash)) {
+        if (!snap_any_pending(snap, run_image(run)) || slot_is(snap_active(snap, run_image(run)), cp->new_hash)) {
                 /* the device is back and MCUboot has decided (booting the
                  * new image is a decision, whatever else is pending) */
                 run->result.swap_usec = cp->reset_usec ? usec_since(now, cp->reset_usec) : 0;
@@ -449,7 +466,7 @@ static void on_mark(struct smp_session *s, int error, const struct smp_header *h
         struct smp_update_snapshot snap;
         if (answer_check(run, error, body, len, &snap) < 0)
                 return;
-        const struct smp_update_slot *sl = snap_find(&snap, checkpoint(run)->new_hash);
+        const struct smp_update_slot *sl = snap_find(&snap, run_image(run), checkpoint(run)->new_hash);
         if (!sl || !sl->pending) {
                 run->result.after = snap;
                 finish(run, -EIO, SMP_UPDATE_OUTCOME_STUCK, SMP_UPDATE_PHASE_DONE);
@@ -460,7 +477,7 @@ static void on_mark(struct smp_session *s, int error, const struct smp_header *h
 
 static void activate_state(struct smp_update_phase_run *run, const struct smp_update_snapshot *snap) {
         const struct smp_update_checkpoint *cp = checkpoint(run);
-        const struct smp_update_slot *sl = snap_find(snap, cp->new_hash);
+        const struct smp_update_slot *sl = snap_find(snap, run_image(run), cp->new_hash);
 
         if (!sl) {
                 /* gone since it was staged (erased, overwritten) */
@@ -507,7 +524,7 @@ static void on_check_upload(struct smp_session *s, int error, const struct smp_h
         if (answer_check(run, error, body, len, &snap) < 0)
                 return;
         run->result.after = snap;
-        const struct smp_update_slot *sl = snap_find(&snap, checkpoint(run)->new_hash);
+        const struct smp_update_slot *sl = snap_find(&snap, run_image(run), checkpoint(run)->new_hash);
         if (!sl || sl->active) {
                 /* the upload went through but the slot does not hold the
                  * image: flash or transfer damage */
@@ -664,8 +681,8 @@ static void on_stage_read(struct smp_session *s, int error, const struct smp_hea
                 cp->has_before = true;
         }
 
-        const struct smp_update_slot *active = snap_active(&snap);
-        const struct smp_update_slot *have = snap_find(&snap, cp->new_hash);
+        const struct smp_update_slot *active = snap_active(&snap, run_image(run));
+        const struct smp_update_slot *have = snap_find(&snap, run_image(run), cp->new_hash);
 
         if (slot_is(active, cp->new_hash)) {
                 run->result.after = snap;

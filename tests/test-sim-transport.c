@@ -517,6 +517,45 @@ static void test_session_update(void) {
         fixture_free(&fx);
 }
 
+/* A device with two updatable images (nRF5340: the network core's is
+ * image 1) lists image 1's slots as "image": 1, slot 0 and 1; an update
+ * of image 1 follows image 1's slots, not image 0's. */
+static void test_session_update_image_1(void) {
+        struct sim_fleet_params p;
+        struct fixture fx;
+        struct smp_session *s;
+        struct smp_update *u;
+        struct update_done d = { 0 };
+        struct sim_fleet_slot slot;
+        struct sim_image_info info;
+        size_t len;
+
+        params_fast(&p, 1);
+        p.device.two_images = true;
+        fixture_new(&fx, &p);
+        _cleanup_free_ uint8_t *img = image_new(4, 0, 20000, &len);
+        ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
+        const struct smp_update_params up = {
+                .data = img, .len = len, .mode = SMP_UPDATE_TEST_AND_CONFIRM, .poll_interval_usec = 50000,
+                .swap_timeout_usec = WAIT_USEC, .has_image = true, .image = 1, .done = on_update_done, .userdata = &d,
+        };
+        ASSERT_OK(smp_update_start(s, &up, &u));
+        ASSERT_TRUE(test_run_until(fx.event, &d.done, 3 * WAIT_USEC));
+        smp_session_free(s);
+        ASSERT_OK(d.result.error);
+        ASSERT_EQ(d.result.outcome, SMP_UPDATE_OUTCOME_UPDATED);
+        /* image 1 runs the new one, confirmed; image 0 is as it was */
+        const struct sim_flash *image1 = &sim_fleet_device(fx.fleet, 0)->flash_image1;
+        ASSERT_OK(sim_flash_read_info(image1, 0, &info));
+        ASSERT_EQ(info.major, 4);
+        ASSERT_EQ(sim_flash_slot_flags(image1, 0) & (SIM_SLOT_F_ACTIVE | SIM_SLOT_F_CONFIRMED),
+                  SIM_SLOT_F_ACTIVE | SIM_SLOT_F_CONFIRMED);
+        ASSERT_OK(sim_fleet_slot(fx.fleet, 0, 0, &slot));
+        ASSERT_STREQ(slot.version, "1.0.0");
+        ASSERT_EQ(sim_fleet_slot(fx.fleet, 0, 1, &slot), -ENOENT);
+        fixture_free(&fx);
+}
+
 static void test_session_update_revert_and_reject(void) {
         struct sim_fleet_params p;
         struct fixture fx;
@@ -765,6 +804,6 @@ static void test_latency_and_bandwidth(void) {
 TEST_MAIN(TEST(test_descriptor_and_params), TEST(test_link_never_reentrant), TEST(test_absent_device_is_silent),
           TEST(test_link_closed_with_answers_on_the_way), TEST(test_session_echo), TEST(test_session_upload),
           TEST(test_session_upload_ble_unreassembled),
-          TEST(test_session_update), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
+          TEST(test_session_update), TEST(test_session_update_image_1), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
           TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused), TEST(test_connected_links),
           TEST(test_latency_and_bandwidth))

@@ -119,6 +119,10 @@ static void start_processing(struct sim_device *d, uint64_t now);
 static void boot_complete(struct sim_device *d, uint64_t now) {
         bool revert_fault = d->faults.revert;
         enum sim_boot_result r = sim_flash_boot(&d->flash, d->faults.reject);
+        /* MCUboot's multi-image boot decides each image in turn; the
+         * log and the faults stay image 0's */
+        if (d->params.two_images)
+                (void) sim_flash_boot(&d->flash_image1, d->faults.reject);
 
         d->last_boot = r;
         d->boot_count++;
@@ -153,7 +157,7 @@ void sim_device_reboot(struct sim_device *d, const char *why) {
         d->stats.resets++;
 
         uint64_t silent_us = (uint64_t) d->params.boot_ms * 1000;
-        if (swap != SIM_SWAP_NONE)
+        if (swap != SIM_SWAP_NONE || (d->params.two_images && sim_flash_swap_type(&d->flash_image1) != SIM_SWAP_NONE))
                 silent_us += (uint64_t) d->params.swap_ms * 1000;
         schedule(d, EV_BOOTED, now + silent_us, NULL, NULL, 0);
         sim_transport_device_down(d);
@@ -393,6 +397,7 @@ int sim_device_init(struct sim_device *d, struct sim *sim, unsigned index,
         sim_faults_init(&d->faults);
         snprintf(d->name, sizeof(d->name), "smpsim-%04u", index);
         sim_flash_init(&d->flash, d->params.slot_size, default_image);
+        sim_flash_init(&d->flash_image1, d->params.slot_size, default_image);
 
         if (state_root) {
                 snprintf(d->state_dir, sizeof(d->state_dir), "%s/dev-%04u", state_root, index);
@@ -430,4 +435,5 @@ void sim_device_done(struct sim_device *d) {
         rx_queue_clear(d);
         d->timer = sd_event_source_disable_unref(d->timer);
         sim_flash_done(&d->flash);
+        sim_flash_done(&d->flash_image1);
 }

@@ -66,11 +66,16 @@ struct sim_device_params {
         /* !CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY: each BLE write is one
          * whole SMP packet (Zephyr's default) */
         bool no_reassembly;
+        /* CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER 2: a second image
+         * (nRF5340's network core) in flash_image1, listed as "image": 1
+         * and uploaded to with "image": 1.  Held in memory only. */
+        bool two_images;
 };
 
 /* The upload in progress (Zephyr's g_img_mgmt_state, RAM only). */
 struct sim_upload {
         bool active;
+        uint32_t image; /* the "image" of the first chunk */
         size_t off;
         size_t size;
         uint8_t sha[32];
@@ -99,6 +104,7 @@ struct sim_device {
         uint64_t rng;
 
         struct sim_flash flash;
+        struct sim_flash flash_image1; /* params.two_images: image 1's slots */
         struct sim_upload upload;
         struct sim_stats stats;
         uint32_t boot_count;

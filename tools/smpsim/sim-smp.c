@@ -210,26 +210,43 @@ static int os_bootloader_info(struct smp_ctx *c, const uint8_t *body, size_t len
 
 /* ------------------------------------------------------------- image */
 
+/* The flash of an updatable image; NULL for an image the device does
+ * not have. */
+static struct sim_flash *image_flash(struct sim_device *d, uint32_t image) {
+        if (image == 0)
+                return &d->flash;
+        if (image == 1 && d->params.two_images)
+                return &d->flash_image1;
+        return NULL;
+}
+
 static int img_state_encode(struct smp_ctx *c) {
         struct smp_img_state_rsp rsp = {
                 .has_split_status = !c->d->params.frugal_list,
                 .split_status = 0,
                 .frugal = c->d->params.frugal_list,
         };
-        char versions[2][MCUBOOT_VERSION_STRING_MAX];
-        struct sim_image_info info[2];
+        char versions[4][MCUBOOT_VERSION_STRING_MAX];
+        struct sim_image_info info[4];
+        const struct sim_flash *fl;
 
-        for (int slot = 0; slot < 2; slot++) {
+        /* img_mgmt_state_encode_slot(): "image" (slot >> 1) only when
+         * CONFIG_MCUMGR_GRP_IMG_UPDATABLE_IMAGE_NUMBER > 1, "slot" the
+         * image's own 0 or 1 */
+        for (int i = 0; i < 4 && (fl = image_flash(c->d, (uint32_t) i / 2)); i++) {
+                int slot = i % 2;
                 /* unreadable slots are left out (img_mgmt_state_encode_slot) */
-                if (sim_flash_read_info(&c->d->flash, slot, &info[slot]) < 0)
+                if (sim_flash_read_info(fl, slot, &info[i]) < 0)
                         continue;
-                sim_image_version_string(&info[slot], versions[slot], sizeof(versions[slot]));
-                unsigned flags = sim_flash_slot_flags(&c->d->flash, slot);
+                sim_image_version_string(&info[i], versions[i], sizeof(versions[i]));
+                unsigned flags = sim_flash_slot_flags(fl, slot);
                 rsp.images[rsp.n_images++] = (struct smp_img_slot_state) {
+                        .has_image = c->d->params.two_images,
+                        .image = (uint32_t) i / 2,
                         .slot = (uint32_t) slot,
-                        .version = smp_cbor_slice_str(versions[slot]),
-                        .hash = smp_cbor_slice_make(info[slot].hash, 32),
-                        .bootable = !(info[slot].flags & MCUBOOT_FLAG_NON_BOOTABLE),
+                        .version = smp_cbor_slice_str(versions[i]),
+                        .hash = smp_cbor_slice_make(info[i].hash, 32),
+                        .bootable = !(info[i].flags & MCUBOOT_FLAG_NON_BOOTABLE),
                         .pending = flags & SIM_SLOT_F_PENDING,
                         .confirmed = flags & SIM_SLOT_F_CONFIRMED,
                         .active = flags & SIM_SLOT_F_ACTIVE,
@@ -251,6 +268,7 @@ static void save_trailers(struct sim_device *d) {
 
 static int img_state_write(struct smp_ctx *c, const uint8_t *body, size_t len) {
         struct smp_img_state_write_req req;
+        struct sim_flash *fl = &c->d->flash;
         int slot;
 
         if (smp_img_state_write_req_decode(body, len, &req, NULL) < 0)
@@ -263,12 +281,17 @@ static int img_state_write(struct smp_ctx *c, const uint8_t *body, size_t len) {
         } else if (req.hash.len != 32)
                 return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_INVALID_HASH);
         else {
-                slot = sim_flash_find_hash(&c->d->flash, req.hash.ptr);
+                /* img_mgmt_find_by_hash() looks through every image's slots */
+                slot = sim_flash_find_hash(fl, req.hash.ptr);
+                if (slot < 0 && c->d->params.two_images) {
+                        fl = &c->d->flash_image1;
+                        slot = sim_flash_find_hash(fl, req.hash.ptr);
+                }
                 if (slot < 0)
                         return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_HASH_NOT_FOUND);
         }
 
-        int rc = sim_flash_set_next_boot(&c->d->flash, slot, req.confirm);
+        int rc = sim_flash_set_next_boot(fl, slot, req.confirm);
         if (rc != 0)
                 return cmd_err(c, SMP_GROUP_IMAGE, (uint16_t) rc);
         save_trailers(c->d);
@@ -331,6 +354,14 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
         if (r < 0)
                 return SMP_MGMT_ERR_EINVAL;
         size_t data_len = smp_cbor_slice_present(req.data) ? req.data.len : 0;
+        /* a first chunk names the image ("image", 0 when absent); later
+         * chunks go where the upload in progress goes (g_img_mgmt_state) */
+        uint32_t image = req.off == 0 ? (req.has_image ? req.image : 0) : u->image;
+        struct sim_flash *fl = image_flash(d, image);
+        if (!fl)
+                return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_INVALID_SLOT);
+        /* the device's own files hold image 0 only */
+        bool persist = d->state_dir[0] && image == 0;
 
         if (req.off == 0) {
                 /* img_mgmt_upload_inspect(), first chunk */
@@ -343,18 +374,18 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                 size_t sha_len = smp_cbor_slice_present(req.sha) ? req.sha.len : 0;
                 if (sha_len > sizeof(u->sha))
                         return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_INVALID_HASH);
-                if (sha_len > 0 && u->active && u->sha_len == sha_len &&
+                if (sha_len > 0 && u->active && u->image == image && u->sha_len == sha_len &&
                     memcmp(u->sha, req.sha.ptr, sha_len) == 0) {
                         dev_log(d, 1, "upload resumed at %zu", u->off);
                         return upload_good_rsp(c, false, false);
                 }
-                if (sim_flash_slot_in_use(&d->flash, 1))
+                if (sim_flash_slot_in_use(fl, 1))
                         return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_NO_FREE_SLOT);
                 if (req.len > d->params.slot_size)
                         return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_INVALID_IMAGE_TOO_LARGE);
                 if (req.has_upgrade && req.upgrade) {
                         struct sim_image_info running;
-                        if (sim_flash_read_info(&d->flash, 0, &running) < 0)
+                        if (sim_flash_read_info(fl, 0, &running) < 0)
                                 return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_VERSION_GET_FAILED);
                         const uint8_t *h = req.data.ptr;
                         uint64_t new_v = ((uint64_t) h[20] << 48) | ((uint64_t) h[21] << 40) |
@@ -367,14 +398,15 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
 
                 upload_reset(d);
                 u->size = (size_t) req.len;
+                u->image = image;
                 u->sha_len = sha_len;
                 if (sha_len)
                         memcpy(u->sha, req.sha.ptr, sha_len);
 
                 /* CONFIG_IMG_ENABLE_IMAGE_CHECK: the slot already holds
                  * exactly this file, nothing to upload */
-                if (d->params.image_check && slot_matches_sha(d->flash.slot[1].blob, u->size, u->sha, u->sha_len) &&
-                    d->flash.slot[1].blob->len == u->size) {
+                if (d->params.image_check && slot_matches_sha(fl->slot[1].blob, u->size, u->sha, u->sha_len) &&
+                    fl->slot[1].blob->len == u->size) {
                         u->off = u->size;
                         upload_good_rsp(c, true, true);
                         upload_reset(d);
@@ -384,12 +416,12 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                 struct sim_blob *b = sim_blob_new(u->size);
                 if (!b)
                         return cmd_err(c, SMP_GROUP_IMAGE, SMP_IMG_ERR_NO_FREE_MEMORY);
-                sim_flash_erase(&d->flash, 1);
-                d->flash.slot[1].blob = b;
+                sim_flash_erase(fl, 1);
+                fl->slot[1].blob = b;
                 u->active = true;
                 c->reply->work_us += rate_us(u->size, d->params.erase_rate);
-                if (d->state_dir[0]) {
-                        (void) sim_flash_save_slot_range(&d->flash, d->state_dir, 1, 0, 0);
+                if (persist) {
+                        (void) sim_flash_save_slot_range(fl, d->state_dir, 1, 0, 0);
                         save_trailers(d);
                 }
                 dev_log(d, 1, "upload started: %zu bytes", u->size);
@@ -419,22 +451,22 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                 if (f->reboot_keep) {
                         /* what reached flash before the reboot stays */
                         size_t keep = (size_t) f->reboot_at - u->off;
-                        memcpy(d->flash.slot[1].blob->data + u->off, req.data.ptr, keep);
-                        if (d->state_dir[0])
-                                (void) sim_flash_save_slot_range(&d->flash, d->state_dir, 1, u->off, keep);
+                        memcpy(fl->slot[1].blob->data + u->off, req.data.ptr, keep);
+                        if (persist)
+                                (void) sim_flash_save_slot_range(fl, d->state_dir, 1, u->off, keep);
                 } else {
-                        sim_flash_erase(&d->flash, 1);
-                        if (d->state_dir[0])
-                                (void) sim_flash_save(&d->flash, d->state_dir);
+                        sim_flash_erase(fl, 1);
+                        if (persist)
+                                (void) sim_flash_save(fl, d->state_dir);
                 }
                 c->reply->action = SIM_SMP_REBOOT_NOW;
                 return 0;
         }
 
         if (data_len > 0) {
-                memcpy(d->flash.slot[1].blob->data + u->off, req.data.ptr, data_len);
-                if (d->state_dir[0])
-                        (void) sim_flash_save_slot_range(&d->flash, d->state_dir, 1, u->off, data_len);
+                memcpy(fl->slot[1].blob->data + u->off, req.data.ptr, data_len);
+                if (persist)
+                        (void) sim_flash_save_slot_range(fl, d->state_dir, 1, u->off, data_len);
                 u->off += data_len;
                 d->stats.upload_bytes += data_len;
                 c->reply->upload_reached = u->off;
@@ -442,7 +474,7 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
         }
 
         if (u->off == u->size) {
-                bool match = slot_matches_sha(d->flash.slot[1].blob, u->size, u->sha, u->sha_len);
+                bool match = slot_matches_sha(fl->slot[1].blob, u->size, u->sha, u->sha_len);
                 dev_log(d, 1, "upload complete: %zu bytes, sha %s", u->size, match ? "matches" : "does not match");
                 upload_good_rsp(c, true, match);
                 upload_reset(d);
@@ -473,17 +505,18 @@ static int img_erase(struct smp_ctx *c, const uint8_t *body, size_t len) {
 }
 
 static int img_slot_info(struct smp_ctx *c, const uint8_t *body, size_t len) {
-        struct smp_img_slot_info_rsp rsp = { .n_images = 1 };
-        rsp.images[0] = (struct smp_img_slot_info_image) {
-                .image = 0,
-                .n_slots = 2,
-                .slots = {
-                        { .slot = 0, .size = c->d->params.slot_size },
-                        /* uploads go to the slot that is not running */
-                        { .slot = 1, .size = c->d->params.slot_size,
-                          .has_upload_image_id = true, .upload_image_id = 0 },
-                },
-        };
+        struct smp_img_slot_info_rsp rsp = { .n_images = c->d->params.two_images ? 2 : 1 };
+        for (uint32_t i = 0; i < rsp.n_images; i++)
+                rsp.images[i] = (struct smp_img_slot_info_image) {
+                        .image = i,
+                        .n_slots = 2,
+                        .slots = {
+                                { .slot = 0, .size = c->d->params.slot_size },
+                                /* uploads go to the slot that is not running */
+                                { .slot = 1, .size = c->d->params.slot_size,
+                                  .has_upload_image_id = true, .upload_image_id = i },
+                        },
+                };
         (void) smp_img_slot_info_rsp_encode(c->w, &rsp);
         return 0;
 }

@@ -183,6 +183,7 @@ static void help(void) {
                "  --frugal                omit false flags and splitStatus from image lists\n"
                "  --no-params             no MCUmgr params command (NOT_SUPPORTED)\n"
                "  --no-reassembly         BLE: each write is one whole SMP packet (Zephyr's default)\n"
+               "  --two-images            a second updatable image (\"image\": 1), held in memory\n"
                "  --no-image-check        no \"match\" in the last upload answer\n"
                "Link (each direction, per device; B takes k/M/G suffixes):\n"
                "  --bandwidth B           payload bytes/s (default 0: unlimited)\n"
@@ -274,6 +275,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_FRUGAL,
                 OPT_NO_PARAMS,
                 OPT_NO_REASSEMBLY,
+                OPT_TWO_IMAGES,
                 OPT_NO_IMAGE_CHECK,
                 OPT_BANDWIDTH,
                 OPT_LATENCY,
@@ -338,6 +340,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "frugal", no_argument, NULL, OPT_FRUGAL },
                 { "no-params", no_argument, NULL, OPT_NO_PARAMS },
                 { "no-reassembly", no_argument, NULL, OPT_NO_REASSEMBLY },
+                { "two-images", no_argument, NULL, OPT_TWO_IMAGES },
                 { "no-image-check", no_argument, NULL, OPT_NO_IMAGE_CHECK },
                 { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
                 { "latency", required_argument, NULL, OPT_LATENCY },
@@ -601,6 +604,9 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         break;
                 case OPT_NO_REASSEMBLY:
                         o->params.no_reassembly = true;
+                        break;
+                case OPT_TWO_IMAGES:
+                        o->params.two_images = true;
                         break;
                 case OPT_NO_IMAGE_CHECK:
                         o->params.image_check = false;
