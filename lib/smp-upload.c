@@ -29,6 +29,10 @@
  * "off" 4 + 9, "data" 5 + a string head of 9, "len" 4 + 9, "image" 6 + 9,
  * "sha" 4 + 2 + 32, "upgrade" 8 + 1: 103 bytes. */
 #define UPLOAD_REQ_FIELDS_MAX 128u
+/* Data bytes a first chunk carries at least: Zephyr's
+ * img_mgmt_upload_inspect() refuses a shorter one with
+ * IMG_MGMT_ERR_INVALID_IMAGE_HEADER, sizeof(struct image_header). */
+#define FIRST_CHUNK_MIN 32u
 
 struct chunk {
         struct smp_upload *upload;
@@ -262,9 +266,16 @@ static int chunk_size_at(struct smp_upload *u, uint64_t off, size_t packet, size
         int e = smp_img_upload_max_data(&req, packet, &n);
         if (e < 0)
                 return e;
+        /* a --chunk below the image header does not apply to the first
+         * chunk, which the device could not take */
         if (u->p.chunk)
-                n = MIN(n, u->p.chunk);
-        *ret = MIN(n, (size_t) (u->p.len - off));
+                n = MIN(n, off == 0 ? MAX(u->p.chunk, (size_t) FIRST_CHUNK_MIN) : u->p.chunk);
+        n = MIN(n, (size_t) (u->p.len - off));
+        /* the packet itself cannot hold the image header: -EMSGSIZE, the
+         * device's buffer (or the link) is too small for any upload */
+        if (off == 0 && n < MIN((size_t) FIRST_CHUNK_MIN, u->p.len))
+                return -EMSGSIZE;
+        *ret = n;
         return 0;
 }
 

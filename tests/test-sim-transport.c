@@ -463,6 +463,39 @@ static void test_session_upload_ble_unreassembled(void) {
         fixture_free(&fx);
 }
 
+/* Zephyr refuses a first chunk of less than the image header (32 bytes,
+ * img_mgmt_upload_inspect()): a --chunk below that leaves the first
+ * chunk alone, and a buffer too small for it is an error at once. */
+static void test_session_upload_small_chunk(void) {
+        struct sim_fleet_params p;
+        struct fixture fx;
+        struct smp_session *s;
+        struct smp_upload *up;
+        struct upload_done d = { 0 };
+        size_t len;
+
+        params_fast(&p, 1);
+        fixture_new(&fx, &p);
+        _cleanup_free_ uint8_t *img = image_new(2, 0, 600, &len);
+        ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
+        struct smp_upload_params up_params = {
+                .data = img, .len = len, .chunk = 8, .done = on_upload_done, .userdata = &d,
+        };
+        ASSERT_OK(smp_upload_start(s, &up_params, &up));
+        ASSERT_TRUE(test_run_until(fx.event, &d.done, WAIT_USEC));
+        ASSERT_OK(d.result.error);
+        ASSERT_TRUE(d.result.has_match && d.result.match);
+        ASSERT_EQ(d.result.chunk, 8);
+
+        /* 90 bytes hold the first chunk's fields and 24 data bytes */
+        up_params.buf_size = 90;
+        up_params.buf_count = 2;
+        up_params.chunk = 0;
+        ASSERT_EQ(smp_upload_start(s, &up_params, &up), -EMSGSIZE);
+        smp_session_free(s);
+        fixture_free(&fx);
+}
+
 struct update_done {
         bool done;
         struct smp_update_result result;
@@ -803,7 +836,7 @@ static void test_latency_and_bandwidth(void) {
 
 TEST_MAIN(TEST(test_descriptor_and_params), TEST(test_link_never_reentrant), TEST(test_absent_device_is_silent),
           TEST(test_link_closed_with_answers_on_the_way), TEST(test_session_echo), TEST(test_session_upload),
-          TEST(test_session_upload_ble_unreassembled),
+          TEST(test_session_upload_ble_unreassembled), TEST(test_session_upload_small_chunk),
           TEST(test_session_update), TEST(test_session_update_image_1), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
           TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused), TEST(test_connected_links),
           TEST(test_latency_and_bandwidth))

@@ -93,7 +93,11 @@ struct smp_upload_params {
         uint32_t image;            /* image number (0: application) */
         bool upgrade;              /* device refuses anything not newer */
         unsigned window;           /* 0: buf_count - 1 */
-        size_t chunk;              /* 0: as large as fits; else data bytes per chunk at most */
+        /* 0: as large as fits; else data bytes per chunk at most, but the
+         * first chunk carries 32 at least (the image header Zephyr needs
+         * in it), or the whole file when shorter.  smp_upload_start()
+         * says -EMSGSIZE when the device's buffer cannot hold that. */
+        size_t chunk;
         /* A result.path_mtu an earlier upload to this device learned, or
          * 0.  Chunks use it from the start but the first; it is dropped
          * as a black hole when chunks that size stop arriving, and the
