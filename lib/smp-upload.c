@@ -647,6 +647,22 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
                                 u->clean_answers = 0;
                         }
                         u->result.window_max = MAX(u->result.window_max, u->window);
+                } else if (!u->resyncing && rsp.off > c_off && rsp.off < c_end) {
+                        /* Part of the chunk taken: MCUboot's serial
+                         * recovery (boot_serial.c, bs_upload()) writes a
+                         * chunk that does not end the image only up to its
+                         * flash write alignment and answers with where it
+                         * got to.  That is progress, not loss: go on from
+                         * there, the window and the failures as they were.
+                         * Chunks sent after this one are answered with
+                         * the same offset; they drain first. */
+                        u->acked = rsp.off;
+                        u->failures = 0;
+                        report_progress(u);
+                        u->result.window_max = MAX(u->result.window_max, u->window);
+                        u->resyncing = true;
+                        u->resync_known = true;
+                        u->resync_off = rsp.off;
                 } else {
                         /* The device wants another offset: a chunk before
                          * this one was lost, or the device restarted. */

@@ -479,7 +479,11 @@ static void test_session_upload_small_chunk(void) {
         _cleanup_free_ uint8_t *img = image_new(2, 0, 600, &len);
         ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
         struct smp_upload_params up_params = {
-                .data = img, .len = len, .chunk = 8, .done = on_upload_done, .userdata = &d,
+                .data = img,
+                .len = len,
+                .chunk = 8,
+                .done = on_upload_done,
+                .userdata = &d,
         };
         ASSERT_OK(smp_upload_start(s, &up_params, &up));
         ASSERT_TRUE(test_run_until(fx.event, &d.done, WAIT_USEC));
@@ -492,6 +496,40 @@ static void test_session_upload_small_chunk(void) {
         up_params.buf_count = 2;
         up_params.chunk = 0;
         ASSERT_EQ(smp_upload_start(s, &up_params, &up), -EMSGSIZE);
+        smp_session_free(s);
+        fixture_free(&fx);
+}
+
+/* MCUboot's serial recovery answers a chunk that does not end the image
+ * with the offset its flash write alignment let it write to: progress,
+ * on which the window stays as it was. */
+static void test_session_upload_aligned_answers(void) {
+        struct sim_fleet_params p;
+        struct fixture fx;
+        struct smp_session *s;
+        struct smp_upload *up;
+        struct upload_done d = { 0 };
+        size_t len;
+
+        params_fast(&p, 1);
+        p.device.write_align = 8;
+        fixture_new(&fx, &p);
+        _cleanup_free_ uint8_t *img = image_new(2, 0, 3000, &len);
+        ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
+        /* 100 bytes: each chunk answered 4 short of its end */
+        const struct smp_upload_params up_params = {
+                .data = img,
+                .len = len,
+                .chunk = 100,
+                .done = on_upload_done,
+                .userdata = &d,
+        };
+        ASSERT_OK(smp_upload_start(s, &up_params, &up));
+        ASSERT_TRUE(test_run_until(fx.event, &d.done, WAIT_USEC));
+        ASSERT_OK(d.result.error);
+        ASSERT_TRUE(d.result.has_match && d.result.match);
+        /* buf_count 4: a window of 3 from the start, never shrunk */
+        ASSERT_EQ(d.result.window_max, 3);
         smp_session_free(s);
         fixture_free(&fx);
 }
@@ -569,8 +607,15 @@ static void test_session_update_image_1(void) {
         _cleanup_free_ uint8_t *img = image_new(4, 0, 20000, &len);
         ASSERT_OK(smp_session_open(fx.ctx, fx.event, sim_fleet_conn(fx.fleet, 0), &s));
         const struct smp_update_params up = {
-                .data = img, .len = len, .mode = SMP_UPDATE_TEST_AND_CONFIRM, .poll_interval_usec = 50000,
-                .swap_timeout_usec = WAIT_USEC, .has_image = true, .image = 1, .done = on_update_done, .userdata = &d,
+                .data = img,
+                .len = len,
+                .mode = SMP_UPDATE_TEST_AND_CONFIRM,
+                .poll_interval_usec = 50000,
+                .swap_timeout_usec = WAIT_USEC,
+                .has_image = true,
+                .image = 1,
+                .done = on_update_done,
+                .userdata = &d,
         };
         ASSERT_OK(smp_update_start(s, &up, &u));
         ASSERT_TRUE(test_run_until(fx.event, &d.done, 3 * WAIT_USEC));
@@ -837,6 +882,7 @@ static void test_latency_and_bandwidth(void) {
 TEST_MAIN(TEST(test_descriptor_and_params), TEST(test_link_never_reentrant), TEST(test_absent_device_is_silent),
           TEST(test_link_closed_with_answers_on_the_way), TEST(test_session_echo), TEST(test_session_upload),
           TEST(test_session_upload_ble_unreassembled), TEST(test_session_upload_small_chunk),
-          TEST(test_session_update), TEST(test_session_update_image_1), TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
-          TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused), TEST(test_connected_links),
-          TEST(test_latency_and_bandwidth))
+          TEST(test_session_upload_aligned_answers), TEST(test_session_update), TEST(test_session_update_image_1),
+          TEST(test_session_update_revert_and_reject), TEST(test_hang_and_reboot),
+          TEST(test_drop_after_bytes_and_resume), TEST(test_drop_under_a_full_window), TEST(test_links_refused),
+          TEST(test_connected_links), TEST(test_latency_and_bandwidth))

@@ -70,6 +70,11 @@ struct sim_device_params {
          * (nRF5340's network core) in flash_image1, listed as "image": 1
          * and uploaded to with "image": 1.  Held in memory only. */
         bool two_images;
+        /* > 1: as MCUboot's serial recovery (boot_serial.c bs_upload()),
+         * a chunk that is not the last is written only up to a multiple
+         * of this flash write alignment and answered with that offset;
+         * the rest is to be sent again.  0, 1: whole chunks (img_mgmt). */
+        uint32_t write_align;
 };
 
 /* The upload in progress (Zephyr's g_img_mgmt_state, RAM only). */

@@ -463,6 +463,11 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                 return 0;
         }
 
+        /* MCUboot's serial recovery drops the bytes past the flash write
+         * alignment of a chunk that does not end the image, and asks for
+         * them again with the offset it answers (boot_serial.c) */
+        if (d->params.write_align > 1 && u->off + data_len < u->size)
+                data_len -= data_len % d->params.write_align;
         if (data_len > 0) {
                 memcpy(fl->slot[1].blob->data + u->off, req.data.ptr, data_len);
                 if (persist)

@@ -184,6 +184,7 @@ static void help(void) {
                "  --no-params             no MCUmgr params command (NOT_SUPPORTED)\n"
                "  --no-reassembly         BLE: each write is one whole SMP packet (Zephyr's default)\n"
                "  --two-images            a second updatable image (\"image\": 1), held in memory\n"
+               "  --write-align N         answer chunks but the last at a multiple of N (MCUboot serial recovery)\n"
                "  --no-image-check        no \"match\" in the last upload answer\n"
                "Link (each direction, per device; B takes k/M/G suffixes):\n"
                "  --bandwidth B           payload bytes/s (default 0: unlimited)\n"
@@ -276,6 +277,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_NO_PARAMS,
                 OPT_NO_REASSEMBLY,
                 OPT_TWO_IMAGES,
+                OPT_WRITE_ALIGN,
                 OPT_NO_IMAGE_CHECK,
                 OPT_BANDWIDTH,
                 OPT_LATENCY,
@@ -341,6 +343,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "no-params", no_argument, NULL, OPT_NO_PARAMS },
                 { "no-reassembly", no_argument, NULL, OPT_NO_REASSEMBLY },
                 { "two-images", no_argument, NULL, OPT_TWO_IMAGES },
+                { "write-align", required_argument, NULL, OPT_WRITE_ALIGN },
                 { "no-image-check", no_argument, NULL, OPT_NO_IMAGE_CHECK },
                 { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
                 { "latency", required_argument, NULL, OPT_LATENCY },
@@ -607,6 +610,10 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         break;
                 case OPT_TWO_IMAGES:
                         o->params.two_images = true;
+                        break;
+                case OPT_WRITE_ALIGN:
+                        if (parse_u32(optarg, 1, 4096, &o->params.write_align) < 0)
+                                err = "--write-align takes 1..4096";
                         break;
                 case OPT_NO_IMAGE_CHECK:
                         o->params.image_check = false;
