@@ -335,7 +335,8 @@ class Gatt(BleTest):
         dev.Disconnect()  # not connected: success
 
 
-class SmpOverGatt(BleTest):
+class GattClient(BleTest):
+    """Connected to device 0, with helpers to talk SMP over its characteristic."""
     sim_args = ("--ble-conn-interval-ms", "2", "--ble-notify-per-event", "3")
 
     def setUp(self):
@@ -372,6 +373,8 @@ class SmpOverGatt(BleTest):
             r.feed(piece)
         return smp_parse(r.frames[0]), r
 
+
+class SmpOverGatt(GattClient):
     def test_acquired_sockets(self):
         w, n = self.acquire()
         self.wait(lambda: self.changed(chrc_path(0), CHRC, "WriteAcquired", True), what="WriteAcquired")
@@ -467,6 +470,31 @@ class SmpOverGatt(BleTest):
         self.chrc.WriteValue(dbus.Array(smp_frame(0, 0, 6, {}, self.next_seq()), signature="y"), {})
         self.pump(0.3)
         self.assertFalse([e for e in self.events[n:] if "Value" in (e[3][1] if e[0] == "PropertiesChanged" else {})])
+
+
+class SmpOverGattUnreassembled(GattClient):
+    """Zephyr without CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY (its default) and
+    without the MCUmgr params command: smp_bt_chr_write() takes each write
+    as one whole SMP packet (zephyr subsys/mgmt/mcumgr/transport/src/smp_bt.c)."""
+    sim_args = GattClient.sim_args + ("--no-reassembly", "--no-params")
+
+    def test_each_write_a_packet(self):
+        w, n = self.acquire()
+        # a packet in one write is answered as usual
+        rsp, _ = self.fd_request(w, n, smp_frame(2, 0, 0, {"d": "hello"}, self.next_seq()))
+        self.assertEqual(rsp["body"], {"r": "hello"})
+        # no params command: MGMT_ERR_ENOTSUP (8)
+        rsp, _ = self.fd_request(w, n, smp_frame(0, 0, 6, {}, self.next_seq()))
+        self.assertEqual(rsp["body"], {"rc": 8})
+        # a packet over two writes: its first piece is refused as short,
+        # MGMT_ERR_ECORRUPT (9) with the request's header
+        seq = self.next_seq()
+        frame = smp_frame(2, 0, 0, {"d": "x" * 300}, seq)
+        self.assertGreater(len(frame), MTU - 3)
+        rsp, _ = self.fd_request(w, n, frame)
+        self.assertEqual((rsp["seq"], rsp["body"]), (seq, {"rc": 9}))
+        w.close()
+        n.close()
 
 
 class Faults(BleTest):
