@@ -345,6 +345,9 @@ static int link_open(struct smp_session *s) {
         if (e < 0)
                 return e;
         s->link_epoch++;
+        /* Zeroed first: a plugin built before a field was added at the
+         * end fills only the fields it knows (smp-transport.h). */
+        s->info = (struct smp_link_info) {};
         s->transport->get_info(s->link, &s->info);
         if (s->info.stream) {
                 e = smp_reassembler_new(SMP_FRAME_MAX, &s->reassembler);
@@ -456,6 +459,7 @@ const char *smp_session_get_adapter(const struct smp_session *s) {
 int smp_session_get_link_info(struct smp_session *s, struct smp_link_info *ret) {
         if (!s->link)
                 return -ENOTCONN;
+        *ret = (struct smp_link_info) {};
         s->transport->get_info(s->link, ret);
         return 0;
 }

@@ -127,7 +127,9 @@ struct smp_link_info {
          * ATT write; Zephyr's CONFIG_MCUMGR_TRANSPORT_BT_REASSEMBLY, off
          * by default, else each write is taken as one whole SMP packet).
          * Clear when the transport reassembles itself (CoAP block-wise,
-         * serial lines), which every device copes with. */
+         * serial lines), which every device copes with.  Added to ABI
+         * version 2 later: the host zeroes the struct before get_info(),
+         * so a plugin built without it says false. */
         bool fragments_need_device;
 };
 
