@@ -219,20 +219,26 @@ int image_store_init(struct manager *m) {
         return image_store_sweep(m);
 }
 
-int image_store_load_keys(struct manager *m) {
+void image_keys_free(struct mcuboot_key **keys, size_t n_keys) {
+        for (size_t i = 0; i < n_keys; i++)
+                mcuboot_key_free(keys[i]);
+        free(keys);
+}
+
+int image_store_read_keys(const struct config *c, struct mcuboot_key ***ret_keys, size_t *ret_n_keys) {
         struct mcuboot_key **keys = NULL;
         size_t n_keys = 0;
         int r = 0;
 
-        if (!m || !m->config)
+        if (!c || !ret_keys || !ret_n_keys)
                 return -EINVAL;
-        if (m->config->n_image_keys > 0) {
-                keys = calloc(m->config->n_image_keys, sizeof(*keys));
+        if (c->n_image_keys > 0) {
+                keys = calloc(c->n_image_keys, sizeof(*keys));
                 if (!keys)
                         return -ENOMEM;
         }
-        for (; n_keys < m->config->n_image_keys; n_keys++) {
-                const char *path = m->config->image_keys[n_keys];
+        for (; n_keys < c->n_image_keys; n_keys++) {
+                const char *path = c->image_keys[n_keys];
                 _cleanup_free_ char *data = NULL;
                 size_t size = 0;
                 /* Bounded, and never blocking on a FIFO: the same read as
@@ -262,19 +268,33 @@ int image_store_load_keys(struct manager *m) {
                 }
         }
         if (r < 0) {
-                for (size_t i = 0; i < n_keys; i++)
-                        mcuboot_key_free(keys[i]);
-                free(keys);
+                image_keys_free(keys, n_keys);
                 return r;
         }
+        *ret_keys = keys;
+        *ret_n_keys = n_keys;
+        return 0;
+}
 
-        for (size_t i = 0; i < m->n_keys; i++)
-                mcuboot_key_free(m->keys[i]);
-        free(m->keys);
+void image_store_install_keys(struct manager *m, struct mcuboot_key **keys, size_t n_keys) {
+        image_keys_free(m->keys, m->n_keys);
         m->keys = keys;
         m->n_keys = n_keys;
         for (size_t i = 0; i < n_keys; i++)
                 log_debug("Image signing key %s (%s)", mcuboot_key_label(keys[i]), mcuboot_key_type(keys[i]));
+}
+
+int image_store_load_keys(struct manager *m) {
+        struct mcuboot_key **keys = NULL;
+        size_t n_keys = 0;
+        int r;
+
+        if (!m || !m->config)
+                return -EINVAL;
+        r = image_store_read_keys(m->config, &keys, &n_keys);
+        if (r < 0)
+                return r;
+        image_store_install_keys(m, keys, n_keys);
         return 0;
 }
 

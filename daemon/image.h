@@ -14,7 +14,9 @@
 #include "model-index.h"
 #include "smpgwd-limits.h"
 
+struct config;
 struct manager;
+struct mcuboot_key;
 
 struct image {
         struct manager *manager;
@@ -63,6 +65,13 @@ int manager_resolve_image_hash(struct manager *m, const char *ref, char ret_hash
 int image_store_init(struct manager *m);
 /* (Re)loads config.image_keys into m->keys; on error the old keys stay. */
 int image_store_load_keys(struct manager *m);
+/* The two halves of it, for a reload that must read every file of the
+ * new configuration before it puts any of it in place: reads and parses
+ * c->image_keys (each failure logged with the file), then hands them to
+ * m, freeing the old ones. */
+int image_store_read_keys(const struct config *c, struct mcuboot_key ***ret_keys, size_t *ret_n_keys);
+void image_store_install_keys(struct manager *m, struct mcuboot_key **keys, size_t n_keys);
+void image_keys_free(struct mcuboot_key **keys, size_t n_keys);
 /* An unnamed temporary file in the image store directory (O_TMPFILE), to
  * stream an upload into without holding it in memory. */
 int image_store_open_tmp(struct manager *m, int *ret_fd);

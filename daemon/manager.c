@@ -838,6 +838,28 @@ int manager_reload(struct manager *m) {
                                        "authentication of the REST API off (restart smpgwd to do that); "
                                        "keeping the running configuration",
                                        fresh->config_path ? fresh->config_path : SMPGWD_CONFIG_PATH_DEFAULT);
+        /* Every file the new configuration names is read and checked
+         * before any of it is put in place: a key or tokens file that
+         * cannot be used refuses the whole reload, so the running
+         * configuration never names files whose contents are not the
+         * ones in use. */
+        struct mcuboot_key **keys = NULL;
+        size_t n_keys = 0;
+        r = image_store_read_keys(fresh, &keys, &n_keys);
+        if (r < 0)
+                return log_error_errno(r, "Reload refused: an [images] keys file cannot be used (see above); keeping "
+                                          "the running configuration, signing keys and tokens");
+#if HAVE_REST
+        _cleanup_(rest_tokens_freep) struct rest_tokens *tokens = NULL;
+        if (m->rest) {
+                r = rest_tokens_read(fresh->rest_tokens_file, &tokens);
+                if (r < 0) {
+                        image_keys_free(keys, n_keys);
+                        return log_error_errno(r, "Reload refused: the [rest] tokens_file cannot be used (see above); "
+                                                  "keeping the running configuration, signing keys and tokens");
+                }
+        }
+#endif
         /* What can change at run time.  Paths, the bus and the listen
          * address need a restart (they are where our state and clients
          * are). */
@@ -876,19 +898,14 @@ int manager_reload(struct manager *m) {
         TAKE_FIELD(n_ble_adapters);
         TAKE_FIELD(discovery_interval_usec);
 #undef TAKE_FIELD
+        image_store_install_keys(m, TAKE_PTR(keys), n_keys);
+#if HAVE_REST
+        if (m->rest)
+                rest_tokens_install(m->rest, TAKE_PTR(tokens));
+#endif
         r = db_distributions_load(m->db, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the mesh distributions from %s: %m", c->db_path);
-        r = image_store_load_keys(m);
-        if (r < 0)
-                log_warning_errno(r, "Keeping the previous signing keys: %m");
-#if HAVE_REST
-        if (m->rest) {
-                r = rest_reload(m->rest);
-                if (r < 0)
-                        log_warning_errno(r, "Keeping the previous REST tokens: %m");
-        }
-#endif
         add_configured_devices(m);
         m->discovery = discovery_free(m->discovery);
         if (c->discovery_enabled) {

@@ -1004,12 +1004,52 @@ bool rest_busy(struct rest *r, uint64_t now_usec) {
                (r->last_request_end_usec != 0 && now_usec - r->last_request_end_usec < REST_BUSY_WINDOW_USEC);
 }
 
-int rest_reload(struct rest *r) {
-        if (!r)
-                return 0;
-        /* On failure the old tokens stay: a typo must not lock everyone
-         * out, nor open the API. */
-        return rest_load_tokens(r);
+struct rest_tokens {
+        struct token_digests digests;
+        bool required;
+};
+
+struct rest_tokens *rest_tokens_free(struct rest_tokens *t) {
+        if (!t)
+                return NULL;
+        free(t->digests.digests);
+        free(t);
+        return NULL;
+}
+
+int rest_tokens_read(const char *path, struct rest_tokens **ret) {
+        _cleanup_(rest_tokens_freep) struct rest_tokens *t = calloc(1, sizeof(*t));
+        int k;
+
+        if (!ret)
+                return -EINVAL;
+        if (!t)
+                return -ENOMEM;
+        if (path) {
+                /* Logs what is wrong, with the line (never the token). */
+                k = config_tokens_load(path, add_token_digest, &t->digests);
+                if (k < 0)
+                        return k;
+                if (t->digests.n == 0)
+                        log_warning("REST: the tokens file '%s' holds no token: every request but /api/v1/health "
+                                    "is refused",
+                                    path);
+                t->required = true;
+        }
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+void rest_tokens_install(struct rest *r, struct rest_tokens *t) {
+        if (!r || !t) {
+                rest_tokens_free(t);
+                return;
+        }
+        free(r->token_digests);
+        r->token_digests = TAKE_PTR(t->digests.digests);
+        r->n_tokens = t->digests.n;
+        r->auth_required = t->required;
+        rest_tokens_free(t);
 }
 
 struct rest *rest_free(struct rest *r) {

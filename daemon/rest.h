@@ -9,13 +9,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct manager;
 struct rest;
 
 /* Listens on config.rest_listen.  Logs its errors. */
 int rest_start(struct manager *m, struct rest **ret);
-/* SIGHUP: rereads the tokens file. */
-int rest_reload(struct rest *r);
+/* SIGHUP: the tokens file of the new configuration, read and checked
+ * (each failure logged) before anything of that configuration is put in
+ * place; then installed, or freed when the reload is refused.  A NULL
+ * path: no authentication. */
+struct rest_tokens;
+int rest_tokens_read(const char *path, struct rest_tokens **ret);
+void rest_tokens_install(struct rest *r, struct rest_tokens *t);
+struct rest_tokens *rest_tokens_free(struct rest_tokens *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct rest_tokens *, rest_tokens_free);
 /* Resumes and ends every SSE stream, stops the daemon. */
 struct rest *rest_free(struct rest *r);
 /* For the watchdog: how many checks in a row (this one included) found

@@ -577,6 +577,56 @@ class Process(unittest.TestCase):
                 status, _ = d.api("GET", "/api/v1/health")
                 self.assertEqual(status, 200)
 
+    def test_reload_refused_for_a_bad_tokens_or_key_file(self):
+        """A tokens file or key file the new configuration names that
+        cannot be used refuses the whole reload: nothing of the new
+        configuration is put in place (its device is not added), the old
+        tokens and keys stay; the same file fixed, the reload goes."""
+        key = image_path("key-ecdsa-p256.pub.pem")
+        with Sim(count=1) as sim, Daemon(config="[discovery]\nenabled=no\n[images]\nkeys=%s\n" % key,
+                                         tokens=["s3cret"], bus=False) as d:
+            with open(d.config_path) as f:
+                good = f.read()
+            tokens_path = os.path.join(d.dir, "tokens")
+            new_tokens = os.path.join(d.dir, "tokens-new")
+            with open(image_path("imgtool-unsigned.bin"), "rb") as f:
+                unsigned = f.read()
+
+            def refused(config, what, want):
+                with open(d.config_path, "w") as f:
+                    f.write(config + "[devices]\nadd=udp:127.0.0.1:%d\n" % sim.port)
+                mark = log_mark(d)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_for(lambda: "Reload refused" in log_since(d, mark), timeout=10, what="refusal (%s)" % what)
+                log = log_since(d, mark)
+                self.assertIn(want, log, what)
+                self.assertNotIn("Configuration reloaded", log, what)
+                self.assertEqual(devices(d), [], what)
+                self.assertEqual(d.http("GET", "/api/v1/devices", token=False)[0], 401, what)
+                self.assertEqual(d.http("GET", "/api/v1/devices")[0], 200, what)
+                # the old key still checks signatures
+                status, doc = d.api("POST", "/api/v1/images", unsigned,
+                                    headers={"Content-Type": "application/octet-stream"})
+                self.assertEqual((status, doc["error"]["code"]), (400, "signature_invalid"), what)
+
+            with open(new_tokens, "w") as f:
+                f.write("other\n" + "z" * 5000 + "\n")
+            refused(good.replace(tokens_path, new_tokens), "token too long", "tokens-new:2: token longer than 4096")
+            refused(good.replace(tokens_path, "/dev/zero"), "tokens special file", "it is a special file")
+            refused(good.replace(key, os.path.join(d.dir, "missing.pem")), "key missing", "missing.pem")
+            refused(good.replace(key, tokens_path), "key not a key", "Cannot load image signing key")
+            # fixed: the new tokens and the device come in together
+            with open(new_tokens, "w") as f:
+                f.write("other\n")
+            with open(d.config_path, "w") as f:
+                f.write(good.replace(tokens_path, new_tokens) + "[devices]\nadd=udp:127.0.0.1:%d\n" % sim.port)
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "Configuration reloaded" in log_since(d, mark), timeout=10, what="reload")
+            self.assertEqual(d.http("GET", "/api/v1/devices")[0], 401)
+            d.token = "other"
+            d.wait_for(lambda: devices(d), timeout=10, what="the device of the reloaded configuration")
+
     def test_reload_never_drops_authentication(self):
         """Issue 10 #12: with a tokens file configured, a configuration
         emptied or replaced by a directory must not reload as "every
