@@ -29,6 +29,7 @@
 #include "manager.h"
 #include "rest.h"
 #include "rollout.h"
+#include "rollout-prune.h"
 #include "smpgw/mcuboot-image.h"
 #include "smpgw/smp-context.h"
 #include "util.h"
@@ -886,6 +887,11 @@ int manager_reload(struct manager *m) {
         TAKE_FIELD(job_retry_delay_max_usec);
         TAKE_FIELD(job_mode);
         TAKE_FIELD(job_swap_timeout_usec);
+        TAKE_FIELD(job_keep);
+        TAKE_FIELD(jobs_max_running_ble_adapter);
+        TAKE_FIELD(job_swap_estimate_usec);
+        TAKE_FIELD(rollout_keep_finished);
+        TAKE_FIELD(rollout_keep_finished_age_usec);
         TAKE_FIELD(rest_tokens_file);
         TAKE_FIELD(discovery_enabled);
         TAKE_FIELD(discover_udp);
@@ -898,11 +904,27 @@ int manager_reload(struct manager *m) {
         TAKE_FIELD(n_ble_adapters);
         TAKE_FIELD(discovery_interval_usec);
 #undef TAKE_FIELD
+        /* A job decides from it whether it keeps its slot or the session
+         * through a reboot, and its state follows from that decision: a
+         * job rebooting with a kept slot must not find the other way
+         * half through.  A comparison switch (tools/bench/fanout): it
+         * changes at a restart. */
+        if (fresh->job_hold_slot_during_reboot != c->job_hold_slot_during_reboot)
+                log_notice("[jobs] hold_slot_during_reboot changes at the next restart of smpgwd only; keeping %s",
+                           c->job_hold_slot_during_reboot ? "true" : "false");
         image_store_install_keys(m, TAKE_PTR(keys), n_keys);
 #if HAVE_REST
         if (m->rest)
                 rest_tokens_install(m->rest, TAKE_PTR(tokens));
 #endif
+        /* A lowered link bound caps what an adapter learned; links held
+         * above it stay until their jobs end, new ones wait below it. */
+        for (size_t i = 0; i < m->radio.n_adapters; i++)
+                m->radio.adapters[i].limit = MIN(m->radio.adapters[i].limit, c->jobs_max_running_ble_adapter);
+        /* Lowered bounds of what is kept apply now, not at the next job
+         * or rollout to finish. */
+        jobs_prune(m);
+        (void) rollouts_prune(m, now_realtime_usec());
         r = db_distributions_load(m->db, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the mesh distributions from %s: %m", c->db_path);

@@ -577,6 +577,68 @@ class Process(unittest.TestCase):
                 status, _ = d.api("GET", "/api/v1/health")
                 self.assertEqual(status, 200)
 
+    def test_sighup_reloads_job_and_rollout_bounds(self):
+        """[jobs] keep and swap_estimate, [rollouts] keep_finished and
+        keep_finished_age are documented "reload: yes": a SIGHUP applies
+        them (the lowered bounds at once).  max_running_ble_adapter needs
+        a BLE adapter to show; hold_slot_during_reboot changes at a restart
+        only, with a notice."""
+        base = "[discovery]\nenabled=no\n[devices]\nadd=udp:127.0.0.1:%d\n"
+        with Sim(count=1) as sim, Daemon(config=(base % sim.port) + "[jobs]\nkeep=10000\n",
+                                         bus=False) as d:
+
+            def reload(extra):
+                with open(d.config_path, "w") as f:
+                    f.write((base % sim.port) + extra)
+                mark = log_mark(d)
+                d.proc.send_signal(signal.SIGHUP)
+                d.wait_for(lambda: "Configuration reloaded" in log_since(d, mark), timeout=10, what="reload")
+                return log_since(d, mark)
+
+            [dev] = [x["id"] for x in wait_online(d, 1)]
+            data, _ = mcuimg.make_image((3, 0, 0, 0), 4096, seed=5)
+            image = add_image(d, data)
+            # swap_estimate: the planner's swap time of a board not measured yet
+            body = {"image": image, "targets": {"devices": [dev]}}
+
+            def estimate():
+                _, plan = d.api("POST", "/api/v1/rollouts/plan", body, expect=200)
+                self.assertEqual(plan["estimate"]["assumptions"]["at_default_swap"], 1, plan)
+                return plan["estimate"]["duration_s"]
+            before = estimate()
+            reload("[jobs]\nswap_estimate=3000\n")
+            self.assertGreater(estimate(), before + 2000)
+            # [rollouts] keep_finished: three cancelled, then a bound of one
+            later = "2099-01-01T00:00:00Z"
+            ids = [d.api("POST", "/api/v1/rollouts", dict(body, schedule={"start_at": later}),
+                         expect=201)[1]["id"] for _ in range(4)]
+            for rid in ids[:3]:
+                d.api("POST", "/api/v1/rollouts/%d/cancel" % rid, expect=200)
+
+            def kept():
+                _, doc = d.api("GET", "/api/v1/rollouts?limit=100", expect=200)
+                return sorted(x["id"] for x in doc["rollouts"])
+            self.assertEqual(kept(), ids)
+            reload("[rollouts]\nkeep_finished=2\n")
+            d.wait_for(lambda: kept() == ids[1:], timeout=10, what="keep_finished=2 applied by the reload")
+            # keep_finished_age: the finished ones older than a second go
+            time.sleep(1.1)
+            reload("[rollouts]\nkeep_finished=100\nkeep_finished_age=1\n")
+            d.wait_for(lambda: kept() == ids[3:], timeout=10, what="keep_finished_age applied by the reload")
+            # [jobs] keep: eleven finished jobs, then a bound of ten
+            jobs = []
+            for _ in range(11):
+                jobs += push(d, image, [dev], mode="upload-only")
+                wait_jobs(d, jobs[-1:])
+            self.assertEqual(d.api("GET", "/api/v1/jobs?limit=100", expect=200)[1]["total"], 11)
+            reload("[jobs]\nkeep=10\n")
+            d.wait_for(lambda: d.api("GET", "/api/v1/jobs?limit=100", expect=200)[1]["total"] == 10,
+                       timeout=10, what="keep=10 applied by the reload")
+            self.assertEqual(d.api("GET", "/api/v1/jobs/%d" % jobs[0])[0], 404)
+            # hold_slot_during_reboot: said, not applied
+            log = reload("[jobs]\nhold_slot_during_reboot=true\n")
+            self.assertIn("hold_slot_during_reboot changes at the next restart", log)
+
     def test_reload_refused_for_a_bad_tokens_or_key_file(self):
         """A tokens file or key file the new configuration names that
         cannot be used refuses the whole reload: nothing of the new
