@@ -514,6 +514,11 @@ class TestDBus(unittest.TestCase):
         self.assertIn("active", out)
         self.assertIn(self.conns[0], d.smpgwctl("device", self.conns[0]).stdout.decode())
         self.assertEqual(d.smpgwctl("device", "4242", check=False).returncode, 10)
+        # any spelling of a device's connection string names it, as in smpgwd
+        spelled = self.conns[0].replace("127.0.0.1", "localhost")
+        self.assertIn(self.conns[0], d.smpgwctl("device", spelled).stdout.decode())
+        self.assertEqual(d.smpgwctl("device", spelled, "labels", check=False).returncode, 0)
+        self.assertEqual(d.smpgwctl("device", "udp:localhost:1", check=False).returncode, 10)
 
         added = d.smpgwctl("images", "add", OTHER_IMAGE).stdout.decode().strip()
         self.assertRegex(added, r"^[0-9a-f]{64}$")

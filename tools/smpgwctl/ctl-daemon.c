@@ -22,6 +22,7 @@
 #include "ctl-daemon.h"
 #include "smpgw/mesh-dfu.h"
 #include "ctl-session.h"
+#include "smpgw/smp-context.h"
 #include "smpgw/smp-parse.h"
 #include "smpgw/smp-update.h"
 #include "util.h"
@@ -759,7 +760,14 @@ int get_rest_object(struct client *c, const char *path, const char *interface, j
 
 /* ---- lookups ---- */
 
-const json_t *find_device(const json_t *devices, const char *spec) {
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_context *, smp_context_unref);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct smp_conn *, smp_conn_unref);
+
+static void quiet_log(int level, const char *source, const char *message, void *userdata) {
+        /* what a plugin says while it loads: smpgwctl says "no device" */
+}
+
+static const json_t *find_device_exact(const json_t *devices, const char *spec) {
         const json_t *d;
         size_t i;
         char id[32];
@@ -770,6 +778,30 @@ const json_t *find_device(const json_t *devices, const char *spec) {
                         return d;
         }
         return NULL;
+}
+
+/* smpgwd keeps devices by the canonical form of their connection string
+ * and finds them by any spelling of it (daemon/device.c does the same);
+ * so does this, with the transports' own parsers.  A spelling that does
+ * not parse, or a transport that cannot be loaded, names no device. */
+static const json_t *find_device_canonical(const json_t *devices, const char *spec) {
+        _cleanup_(smp_context_unrefp) struct smp_context *smp = NULL;
+        _cleanup_(smp_conn_unrefp) struct smp_conn *conn = NULL;
+        const char *path = secure_getenv("SMPGW_PLUGIN_DIR");
+
+        if (!strchr(spec, ':') || smp_context_new(&smp) < 0)
+                return NULL;
+        if (path && *path && smp_context_set_plugin_path(smp, path) < 0)
+                return NULL;
+        smp_context_set_log(smp, SMP_LOG_ERR, quiet_log, NULL);
+        if (smp_context_parse_conn(smp, spec, &conn, NULL) < 0 || streq(smp_conn_get_string(conn), spec))
+                return NULL;
+        return find_device_exact(devices, smp_conn_get_string(conn));
+}
+
+const json_t *find_device(const json_t *devices, const char *spec) {
+        const json_t *d = find_device_exact(devices, spec);
+        return d ? d : find_device_canonical(devices, spec);
 }
 
 bool image_ref_is_valid(const char *s) {
