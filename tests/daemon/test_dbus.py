@@ -519,6 +519,12 @@ class TestDBus(unittest.TestCase):
         self.assertIn(self.conns[0], d.smpgwctl("device", spelled).stdout.decode())
         self.assertEqual(d.smpgwctl("device", spelled, "labels", check=False).returncode, 0)
         self.assertEqual(d.smpgwctl("device", "udp:localhost:1", check=False).returncode, 10)
+        # a bad --mode is a usage error of every command, not smpgwd's refusal
+        for cmd in (["push", self.image_id, dev1], ["rollout", "plan", self.image_id, "--devices", dev1],
+                    ["rollout", "create", self.image_id, "--devices", dev1]):
+            p = d.smpgwctl(*cmd, "--mode", "bogus", check=False)
+            self.assertEqual((p.returncode, p.stdout), (2, b""), cmd)
+            self.assertIn(b"unknown --mode 'bogus'", p.stderr, cmd)
 
         added = d.smpgwctl("images", "add", OTHER_IMAGE).stdout.decode().strip()
         self.assertRegex(added, r"^[0-9a-f]{64}$")

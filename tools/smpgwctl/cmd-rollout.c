@@ -300,6 +300,8 @@ static int parse_create(struct ctl_context *ctx, int argc, char *argv[], const c
                         break;
                 }
                 case ARG_MODE:
+                        if (ctl_parse_update_mode(optarg) < 0)
+                                return CTL_EXIT_USAGE;
                         json_object_set_new(o->spec, "mode", json_string(optarg));
                         break;
                 case ARG_NAME:

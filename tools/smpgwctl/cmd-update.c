@@ -60,12 +60,9 @@ static int update_option(int c, const char *arg, void *userdata) {
         struct update_opts *o = userdata;
         switch (c) {
         case 'm': {
-                int m = smp_update_mode_from_string(arg);
-                if (m < 0) {
-                        ctl_log("unknown --mode '%s': test-and-confirm, confirm-only, test-only or upload-only",
-                                arg);
-                        return -EINVAL;
-                }
+                int m = ctl_parse_update_mode(arg);
+                if (m < 0)
+                        return m;
                 o->mode = (enum smp_update_mode) m;
                 return 0;
         }

@@ -105,11 +105,8 @@ int daemon_parse(struct ctl_context *ctx, const struct daemon_cmd *cmd, int argc
                 case ARG_MODE:
                         given |= OPT_MODE;
                         /* a usage error here, not a refusal by smpgwd */
-                        if (smp_update_mode_from_string(optarg) < 0) {
-                                ctl_log("unknown --mode '%s': test-and-confirm, confirm-only, test-only or "
-                                        "upload-only", optarg);
+                        if (ctl_parse_update_mode(optarg) < 0)
                                 return CTL_EXIT_USAGE;
-                        }
                         a.mode = optarg;
                         break;
                 case ARG_ATTEMPTS:

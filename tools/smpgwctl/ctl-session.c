@@ -19,6 +19,7 @@
 #include "ctl-session.h"
 #include "smpgw/smp-context.h"
 #include "smpgw/smp-parse.h"
+#include "smpgw/smp-update.h"
 #include "util.h"
 
 /* ---- global options ---- */
@@ -111,6 +112,15 @@ void ctl_log(const char *fmt, ...) {
         vfprintf(stderr, fmt, ap);
         va_end(ap);
         fputc('\n', stderr);
+}
+
+int ctl_parse_update_mode(const char *arg) {
+        int mode = smp_update_mode_from_string(arg);
+        if (mode < 0) {
+                ctl_log("unknown --mode '%s': test-and-confirm, confirm-only, test-only or upload-only", arg);
+                return -EINVAL;
+        }
+        return mode;
 }
 
 void ctl_debug(const struct ctl_context *ctx, const char *fmt, ...) {

@@ -54,6 +54,10 @@ void ctl_exit_codes_help(FILE *f);
 
 /* "smpgwctl: ..." on stderr. */
 void ctl_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* --mode's value (enum smp_update_mode), or -EINVAL with the sentence
+ * logged: a usage error (exit 2) of every command that takes it, checked
+ * here rather than refused by smpgwd. */
+int ctl_parse_update_mode(const char *arg);
 /* Verbose-only message on stderr. */
 void ctl_debug(const struct ctl_context *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
