@@ -67,6 +67,27 @@ class Refused(unittest.TestCase):
         self.assertIn("no transport plugin for 'nosuch:'", r.stderr)
 
 
+class Scan(unittest.TestCase):
+    def test_usage_errors_print_nothing_on_stdout(self):
+        """doc/smpgwctl.md: usage errors (exit 2) print nothing on stdout,
+        also with --json; a transport that cannot discover is one."""
+        env = dict(os.environ, SMPGW_PLUGIN_DIR="relative/dir")
+        for args, want, e in [(["--transport", "serial"], "cannot discover", None),
+                              (["--seconds", "0"], "--seconds wants a number from 1 to 3600", None),
+                              ([], "$SMPGW_PLUGIN_DIR must be absolute", env)]:
+            for json_flag in ([], ["--json"]):
+                with self.subTest(args=args, json=json_flag):
+                    r = ctl("scan", *args, *json_flag, env=e)
+                    self.assertEqual((r.returncode, r.stdout), (USAGE, ""), r.stderr)
+                    self.assertIn(want, r.stderr)
+
+    def test_no_plugin_is_a_transport_error(self):
+        for json_flag in ([], ["--json"]):
+            r = ctl("scan", "--transport", "nosuch", *json_flag)
+            self.assertEqual(r.returncode, TRANSPORT, r.stderr)
+            self.assertIn("no 'nosuch' transport", r.stderr + r.stdout)
+
+
 class Canonical(unittest.TestCase):
     def test_variants_reach_the_device(self):
         with Sim() as sim:

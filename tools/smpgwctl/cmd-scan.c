@@ -148,12 +148,18 @@ int cmd_scan(struct ctl_context *ctx, int argc, char *argv[]) {
         r = ctl_smp_context_new(ctx, &smp);
         if (r != CTL_EXIT_OK)
                 return r;
+        /* A plugin missing or unusable is a transport error (6), as for
+         * --conn; a transport that cannot discover is a bad --transport,
+         * a usage error, which prints nothing on stdout (not even with
+         * --json). */
         r = smp_context_find_transport(smp, transport_name, &t, &why);
         if (r < 0)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "no '%s' transport: %s", transport_name,
+                return ctl_fail(ctx, CTL_EXIT_TRANSPORT, NULL, "no '%s' transport: %s", transport_name,
                                 why ? why : strerror(-r));
-        if (!t->discover_start)
-                return ctl_fail(ctx, CTL_EXIT_USAGE, NULL, "the '%s' transport cannot discover", transport_name);
+        if (!t->discover_start) {
+                ctl_log("the '%s' transport cannot discover", transport_name);
+                return CTL_EXIT_USAGE;
+        }
 
         char args[64];
         if (streq(transport_name, "ble"))
