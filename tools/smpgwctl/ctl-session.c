@@ -72,19 +72,21 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
 }
 
 void ctl_global_options_help(FILE *f) {
-        fprintf(f,
-                "Device options (before or after the command):\n"
-                "  -c, --conn URI        the device: udp:HOST:PORT[,mtu=N], coap:HOST[:PORT],\n"
-                "                        serial:/dev/PATH[,baud=N], ble:ADDR (IPv6: udp:[::1]:1337)\n"
-                "  -j, --json            print one JSON object on stdout\n"
-                "      --timeout MS      time to wait for each answer (default 2000; upload\n"
-                "                        chunks: from the measured round trip, first chunk 40 s)\n"
-                "      --smp-version N   1 or 2: SMP version to start with (default 2; falls\n"
-                "                        back to 1 when the device answers with version 1)\n"
-                "      --window N        upload chunks in flight (default: device buf_count - 1)\n"
-                "      --chunk N         upload data bytes per chunk at most (default: as many\n"
-                "                        as the device's buffer and the link take)\n"
-                "  -v, --verbose         session statistics and steps on stderr\n");
+        fprintf(f, "Device options (before or after the command):\n"
+                   "  -c, --conn URI        the device: udp:HOST:PORT[,mtu=N],\n"
+                   "                        coap:HOST[:PORT][,mtu=N], serial:/dev/PATH[,baud=N],\n"
+                   "                        ble:ADDR[,adapter=hciN][,mode=acquire|notify]\n"
+                   "                        [,connect-timeout=MS][,resolve-timeout=MS]\n"
+                   "                        [,max-connections=N] (IPv6: udp:[::1]:1337)\n"
+                   "  -j, --json            print one JSON object on stdout\n"
+                   "      --timeout MS      time to wait for each answer (default 2000; upload\n"
+                   "                        chunks: from the measured round trip, first chunk 40 s)\n"
+                   "      --smp-version N   1 or 2: SMP version to start with (default 2; falls\n"
+                   "                        back to 1 when the device answers with version 1)\n"
+                   "      --window N        upload chunks in flight (default: device buf_count - 1)\n"
+                   "      --chunk N         upload data bytes per chunk at most (default: as many\n"
+                   "                        as the device's buffer and the link take)\n"
+                   "  -v, --verbose         session statistics and steps on stderr\n");
 }
 
 void ctl_exit_codes_help(FILE *f) {
