@@ -470,38 +470,6 @@ static int add_token_digest(const char *token, size_t len, void *userdata) {
         return 0;
 }
 
-static int rest_load_tokens(struct rest *r) {
-        const char *path = r->manager->config->rest_tokens_file;
-        struct token_digests t = {};
-        int k;
-
-        if (!path) {
-                r->auth_required = false;
-                free(r->token_digests);
-                r->token_digests = NULL;
-                r->n_tokens = 0;
-                return 0;
-        }
-
-        /* Bounded (CONFIG_TOKENS_FILE_MAX), a regular file only, errors
-         * logged with the line: tokens_file=/dev/zero must not eat the
-         * memory. */
-        k = config_tokens_load(path, add_token_digest, &t);
-        if (k < 0) {
-                free(t.digests);
-                return k;
-        }
-        if (t.n == 0)
-                log_warning("REST: the tokens file '%s' holds no token: every request but /api/v1/health is refused",
-                            path);
-
-        free(r->token_digests);
-        r->token_digests = t.digests;
-        r->n_tokens = t.n;
-        r->auth_required = true;
-        return 0;
-}
-
 /* ---- requests ---- */
 
 static struct rest_request *rest_request_free(struct rest_request *req) {
@@ -935,9 +903,11 @@ int rest_start(struct manager *m, struct rest **ret) {
         if (k < 0)
                 return log_error_errno(k, "REST: cannot listen on '%s': want IPV4:PORT or [IPV6]:PORT", listen);
 
-        k = rest_load_tokens(r);
+        _cleanup_(rest_tokens_freep) struct rest_tokens *tokens = NULL;
+        k = rest_tokens_read(c->rest_tokens_file, &tokens);
         if (k < 0)
                 return k;
+        rest_tokens_install(r, TAKE_PTR(tokens));
 
         flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (v6)
@@ -1026,7 +996,9 @@ int rest_tokens_read(const char *path, struct rest_tokens **ret) {
         if (!t)
                 return -ENOMEM;
         if (path) {
-                /* Logs what is wrong, with the line (never the token). */
+                /* Bounded (CONFIG_TOKENS_FILE_MAX), a regular file only,
+                 * errors logged with the line (never the token):
+                 * tokens_file=/dev/zero must not eat the memory. */
                 k = config_tokens_load(path, add_token_digest, &t->digests);
                 if (k < 0)
                         return k;
