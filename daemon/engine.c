@@ -135,16 +135,47 @@ int engine_device_forget(struct manager *m, struct device *d, struct engine_erro
         return 0;
 }
 
+static int name_refused(struct engine_error *e) {
+        return fail(e, -EINVAL, "name", -1, "'name' must be at most %d bytes of UTF-8 without control characters.",
+                    DEVICE_NAME_MAX);
+}
+
 int engine_device_rename(struct manager *m, struct device *d, const char *name, struct engine_error *e) {
         int r;
 
         error_reset(e);
         r = device_set_name(d, name);
         if (r == -EINVAL)
-                return fail(e, r, "name", -1,
-                            "'name' must be at most %d bytes of UTF-8 without control characters.", DEVICE_NAME_MAX);
+                return name_refused(e);
         if (r < 0)
                 return fail(e, r, NULL, -1, "Renaming device %" PRIu64 " failed: %s.", d->id, strerror(-r));
+        return 0;
+}
+
+int engine_device_patch(struct manager *m, struct device *d, const struct engine_device_patch *p,
+                        struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        /* Every check before any change, so that a refused field leaves
+         * the others as they were (the setters would save and announce
+         * each at once).  No field's check depends on another field of
+         * the same request (a role needs a device that is no mesh target,
+         * a direct device one that is, whatever either field says), so
+         * this refuses exactly what setting them one by one would. */
+        if (p->set_name && p->name && *p->name && device_name_check(p->name) < 0)
+                return name_refused(e);
+        if (p->set_role && (r = engine_device_role_check(m, d, p->role, e)) < 0)
+                return r;
+        if (p->set_direct && (r = engine_mesh_target_direct_check(m, d, p->direct, e)) < 0)
+                return r;
+
+        if (p->set_name && (r = engine_device_rename(m, d, p->name, e)) < 0)
+                return r;
+        if (p->set_role && (r = engine_device_set_role(m, d, p->role, e)) < 0)
+                return r;
+        if (p->set_direct && (r = engine_mesh_target_set_direct(m, d, p->direct, e)) < 0)
+                return r;
         return 0;
 }
 

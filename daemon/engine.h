@@ -73,6 +73,24 @@ int engine_device_add(struct manager *m, const char *conn, const char *source, s
 int engine_device_forget(struct manager *m, struct device *d, struct engine_error *e);
 /* NULL or "" removes the name. */
 int engine_device_rename(struct manager *m, struct device *d, const char *name, struct engine_error *e);
+/* The fields a user sets on a device, changed together by one request
+ * (PATCH /api/v1/devices/{id}); a field not set stays as it is. */
+struct engine_device_patch {
+        bool set_name;
+        const char *name; /* NULL or "": none */
+        bool set_role;
+        const char *role; /* NULL or "": none */
+        bool set_direct;
+        struct device *direct; /* a mesh target's direct device; NULL: none */
+};
+/* All or nothing: every field is checked against the device as it is
+ * (the checks and sentences of engine_device_rename(),
+ * engine_device_set_role() and engine_mesh_target_set_direct()), and only
+ * when none is refused is each set, recorded and announced.  Past the
+ * checks only the storage can fail (-ENOMEM, a database error), and then
+ * the fields set before the failing one stay set. */
+int engine_device_patch(struct manager *m, struct device *d, const struct engine_device_patch *p,
+                        struct engine_error *e);
 /* Replaces the device's labels (doc/rest-api.md: [a-z0-9][a-z0-9._-]{0,31},
  * at most DEVICE_LABELS_MAX; duplicates count once). */
 int engine_device_set_labels(struct manager *m, struct device *d, const char *const *labels, size_t n,

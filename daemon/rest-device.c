@@ -12,7 +12,6 @@
 #include <strings.h>
 
 #include "conf.h"
-#include "device-patch.h"
 #include "db.h"
 #include "distribution.h"
 #include "engine.h"
