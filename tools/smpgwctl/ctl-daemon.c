@@ -784,11 +784,8 @@ static const json_t *find_device_exact(const json_t *devices, const char *spec) 
 static const json_t *find_device_canonical(const json_t *devices, const char *spec) {
         _cleanup_(smp_context_unrefp) struct smp_context *smp = NULL;
         _cleanup_(smp_conn_unrefp) struct smp_conn *conn = NULL;
-        const char *path = secure_getenv("SMPGW_PLUGIN_DIR");
 
-        if (!strchr(spec, ':') || smp_context_new(&smp) < 0)
-                return NULL;
-        if (path && *path && smp_context_set_plugin_path(smp, path) < 0)
+        if (!strchr(spec, ':') || ctl_smp_context_open(&smp) < 0)
                 return NULL;
         smp_context_set_log(smp, SMP_LOG_ERR, quiet_log, NULL);
         if (smp_context_parse_conn(smp, spec, &conn, NULL) < 0 || streq(smp_conn_get_string(conn), spec))

@@ -304,22 +304,37 @@ static void on_lib_log(int level, const char *source, const char *message, void 
         fprintf(stderr, "smpgwctl: %s: %s\n", source, message);
 }
 
-int ctl_smp_context_new(const struct ctl_context *ctx, struct smp_context **ret) {
+int ctl_smp_context_open(struct smp_context **ret) {
         struct smp_context *smp;
         const char *path = secure_getenv("SMPGW_PLUGIN_DIR");
         int r;
 
         r = smp_context_new(&smp);
         if (r < 0)
-                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "cannot set up libsmpgw: %s", strerror(-r));
+                return r;
         if (path && *path) {
                 r = smp_context_set_plugin_path(smp, path);
                 if (r < 0) {
                         smp_context_unref(smp);
-                        ctl_log("$SMPGW_PLUGIN_DIR must be absolute directories separated by ':', not '%s'", path);
-                        return CTL_EXIT_USAGE;
+                        return -EINVAL;
                 }
         }
+        *ret = smp;
+        return 0;
+}
+
+int ctl_smp_context_new(const struct ctl_context *ctx, struct smp_context **ret) {
+        struct smp_context *smp;
+        int r;
+
+        r = ctl_smp_context_open(&smp);
+        if (r == -EINVAL) {
+                ctl_log("$SMPGW_PLUGIN_DIR must be absolute directories separated by ':', not '%s'",
+                        secure_getenv("SMPGW_PLUGIN_DIR"));
+                return CTL_EXIT_USAGE;
+        }
+        if (r < 0)
+                return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "cannot set up libsmpgw: %s", strerror(-r));
         smp_context_set_log(smp, secure_getenv("SMPGW_DEBUG") ? SMP_LOG_DEBUG : SMP_LOG_WARNING, on_lib_log, NULL);
         *ret = smp;
         return CTL_EXIT_OK;

@@ -102,6 +102,9 @@ struct ctl_device {
  * the transports $SMPGW_DEBUG names ("ble,coap", or "1"/"all").  Returns
  * CTL_EXIT_OK, or an exit code after reporting why. */
 int ctl_smp_context_new(const struct ctl_context *ctx, struct smp_context **ret);
+/* The same without a word: a context with $SMPGW_PLUGIN_DIR's plugin
+ * path and no log; -EINVAL for a path that is not one. */
+int ctl_smp_context_open(struct smp_context **ret);
 
 /* Opens the event loop and a session to ctx->conn with the options
  * applied.  A connection string libsmpgw refuses is a usage error (exit
