@@ -961,8 +961,17 @@ int rest_start(struct manager *m, struct rest **ret) {
         if (k < 0)
                 return k;
 
-        log_info("REST API listening on %s%s%s", c->rest_tls_cert ? "https://" : "http://", listen,
-                 r->auth_required ? " (bearer tokens required)" : "");
+        if (r->auth_required)
+                log_info("REST API listening on %s%s (bearer tokens required)",
+                         c->rest_tls_cert ? "https://" : "http://", listen);
+        else
+                /* Loopback is no boundary between the users of one host:
+                 * the bus policy keeps pushing to group smpgw, this does
+                 * not (doc/security.md). */
+                log_notice("REST API listening on %s%s without tokens: any process that can reach it, "
+                           "every local user included, may push firmware; set [rest] tokens_file "
+                           "(doc/security.md)",
+                           c->rest_tls_cert ? "https://" : "http://", listen);
         *ret = TAKE_PTR(r);
         return 0;
 }
