@@ -395,6 +395,7 @@ int db_check(struct db *db, char **ret_message) {
         }
 
         const char *first = (const char *) sqlite3_column_text(stmt, 0);
+        log_debug("Database %s: quick_check: %s", db->path, first ? first : "(null)");
         if (first && streq(first, "ok")) {
                 if (ret_message)
                         *ret_message = NULL;
@@ -406,6 +407,22 @@ int db_check(struct db *db, char **ret_message) {
                         return -ENOMEM;
         }
         return -EUCLEAN;
+}
+
+int db_ping(struct db *db) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int rc;
+
+        if (!db)
+                return -EINVAL;
+        rc = sqlite3_prepare_v2(db->sqlite, "SELECT count(*) FROM sqlite_schema", -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW) {
+                log_debug("Database %s: ping: %s", db->path, sqlite3_errmsg(db->sqlite));
+                return rc == SQLITE_DONE ? -EIO : db_errno(db, rc);
+        }
+        return 0;
 }
 
 int db_checkpoint(struct db *db) {

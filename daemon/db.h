@@ -91,7 +91,13 @@ int db_history_list(struct db *db, uint64_t device_id, uint64_t job_id, unsigned
 int db_device_role_save(struct db *db, const struct device *d);
 int db_mesh_target_save(struct db *db, const struct device *d);
 
-/* PRAGMA quick_check; 0 when "ok", -EUCLEAN with the first message. */
+/* PRAGMA quick_check; 0 when "ok", -EUCLEAN with the first message.
+ * It reads every page of the file: tens of milliseconds for a fleet of
+ * 10,000 devices, with the loop stopped. */
 int db_check(struct db *db, char **ret_message);
+/* A read of the schema table: SQLite takes its locks, reads the WAL
+ * index and the first page, so a file it cannot lock or read fails here;
+ * nothing in it grows with the database.  0, or a negative errno. */
+int db_ping(struct db *db);
 /* A passive WAL checkpoint, from an idle timer. */
 int db_checkpoint(struct db *db);

@@ -170,6 +170,7 @@ struct manager {
         sd_event_source *absent_timer;
         uint64_t checkpoint_postponed_since_usec; /* CLOCK_MONOTONIC; 0: none put off */
         sd_event_source *watchdog_timer;
+        uint64_t db_checked_usec; /* CLOCK_MONOTONIC of the last whole-file check; 0: none yet */
         uint64_t started_usec;
         bool stopping;
         /* The heap's free pages go back to the kernel (malloc_trim())

@@ -332,6 +332,7 @@ static void test_fresh_create(void) {
         }
         _cleanup_free_ char *msg = NULL;
         ASSERT_EQ(db_check(db, &msg), 0);
+        ASSERT_OK(db_ping(db));
         ASSERT_OK(db_checkpoint(db));
         db_close(db);
         {

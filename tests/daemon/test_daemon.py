@@ -815,6 +815,24 @@ class Process(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_watchdog_reads_the_whole_database_once(self):
+        """The watchdog's whole-file check (PRAGMA quick_check) stops the
+        loop while it reads every page: it runs at the first tick, and the
+        ticks after only ask for a read.  With WATCHDOG_USEC=1 s, six or
+        more pings in 3.5 s, one quick_check."""
+        d = Daemon(config="[daemon]\nlog_level=debug\n[discovery]\nenabled=no\n", start=False,
+                   env={"WATCHDOG_USEC": "1000000"})
+        try:
+            d.start()
+            pings = [n for n in d.read_notifications(3.5) if "WATCHDOG=1" in n.split("\n")]
+            self.assertGreaterEqual(len(pings), 5, "pings at half of WATCHDOG_USEC=1 s")
+            d.log.flush()
+            with open(d.log_path) as f:
+                log = f.read()
+            self.assertEqual(log.count(": quick_check: ok"), 1, log[-2000:])
+        finally:
+            d.stop()
+
     def test_bad_configuration_refused(self):
         cases = [
             ("[jobs]\nmax_runing=3\n", "unknown key"),
