@@ -25,6 +25,7 @@ struct smp_request {
         bool idempotent;
         bool transmitted;                  /* at least once */
         bool retransmitted;                /* RTT samples only from single sends (Karn) */
+        bool no_rtt_sample;                /* smp_request_params.no_rtt_sample */
         bool waiting_to_send;              /* the link said EAGAIN */
         bool upgraded;                     /* resent as v2 after UNSUPPORTED_TOO_OLD */
         uint64_t link_epoch;               /* the session's link_epoch when it was sent */
@@ -197,8 +198,8 @@ static void session_flush_waiting(struct smp_session *s) {
 
 static void update_rtt(struct smp_session *s, struct smp_request *r) {
         uint64_t now;
-        if (r->retransmitted || r->sent_usec == 0 || sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0 ||
-            now < r->sent_usec)
+        if (r->retransmitted || r->no_rtt_sample || r->sent_usec == 0 ||
+            sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0 || now < r->sent_usec)
                 return;
         uint64_t sample = now - r->sent_usec;
         /* RFC 6298 smoothing: alpha 1/8, beta 1/4 */
@@ -536,6 +537,7 @@ int smp_session_send(struct smp_session *s, const struct smp_request_params *p,
         r->timeout_usec = p->timeout_usec ? MIN(p->timeout_usec, (uint64_t) SMP_SESSION_TIMEOUT_MAX_USEC)
                                           : s->timeout_usec;
         r->idempotent = p->idempotent;
+        r->no_rtt_sample = p->no_rtt_sample;
         r->retries_left = p->idempotent ? (p->retries ? p->retries : s->retries) : 0;
         r->done = done;
         r->userdata = userdata;

@@ -219,7 +219,8 @@ static uint64_t probe_timeout(struct smp_upload *u) {
         if (u->first_outstanding || st.srtt_usec == 0 || u->p.timeout_usec)
                 return u->first_outstanding ? first_timeout(u) : chunk_timeout(u);
         uint64_t t = MAX(st.srtt_usec + 4 * st.rttvar_usec, 2 * st.srtt_usec);
-        return MAX(t, (uint64_t) PROBE_TIMEOUT_MIN_USEC);
+        t = MAX(t, (uint64_t) PROBE_TIMEOUT_MIN_USEC);
+        return MIN(t, (uint64_t) CHUNK_TIMEOUT_MAX_USEC);
 }
 
 static void on_chunk_done(struct smp_session *s, int error, const struct smp_header *hdr,
@@ -292,7 +293,7 @@ static uint64_t window_used(const struct smp_upload *u) {
 
 /* Sends n data bytes at off as an upload request; *ret is linked nowhere
  * yet. */
-static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t timeout_usec,
+static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t timeout_usec, bool behind_erase,
                         smp_request_done_fn done, struct chunk **ret) {
         const struct smp_img_upload_req req = chunk_request(u, off, n);
         /* Room for this body, not the whole budget: a budget is up to
@@ -333,6 +334,13 @@ static int send_request(struct smp_upload *u, uint64_t off, size_t n, uint64_t t
                 .body = body,
                 .body_len = (size_t) e,
                 .timeout_usec = timeout_usec,
+                /* The slot erase delays the first chunk's answer, and
+                 * every answer queued behind it, by seconds: taken as
+                 * round trips they made every later timeout that long
+                 * (a lost probe then held its window slot for over a
+                 * minute, and a silent device took over an hour to give
+                 * up: the fuzz-upload inputs slow-erase-then-*). */
+                .no_rtt_sample = behind_erase,
         };
         e = smp_session_send(u->session, &rp, done, c, &c->req);
         if (e < 0) {
@@ -354,7 +362,8 @@ static int send_chunk(struct smp_upload *u, uint64_t off) {
                 return e;
         if (n == 0 && u->p.len > off)
                 return -EMSGSIZE; /* not one data byte fits: the device's buffer is too small */
-        e = send_request(u, off, n, off == 0 ? first_timeout(u) : chunk_timeout(u), on_chunk_done, &c);
+        e = send_request(u, off, n, off == 0 ? first_timeout(u) : chunk_timeout(u), off == 0 || u->first_outstanding,
+                         on_chunk_done, &c);
         if (e < 0)
                 return e;
         chunk_list_append(&u->chunks, c);
@@ -382,7 +391,7 @@ static int send_probe(struct smp_upload *u, size_t size) {
         e = chunk_size_at(u, PROBE_OFF, size, &n);
         if (e < 0)
                 return e;
-        e = send_request(u, PROBE_OFF, n, probe_timeout(u), on_probe_done, &c);
+        e = send_request(u, PROBE_OFF, n, probe_timeout(u), u->first_outstanding, on_probe_done, &c);
         if (e < 0)
                 return e;
         c->beside_first = u->first_outstanding;

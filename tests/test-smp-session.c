@@ -206,6 +206,32 @@ static void test_retransmit_and_timeout(void) {
         smp_session_free(s);
 }
 
+/* An answer that waited on device work (the erase behind an upload's
+ * first chunk) is no round-trip sample: the timeouts that follow the
+ * smoothed RTT must not take the erase's seconds for the link's. */
+static void test_no_rtt_sample(void) {
+        struct smp_session *s = open_session("loop:127.0.0.1:1");
+        struct outcome slow = { 0 }, plain = { 0 };
+        struct smp_session_stats st;
+        struct smp_request_params p = ECHO;
+
+        p.no_rtt_sample = true;
+        ASSERT_OK(smp_session_send(s, &p, on_done, &slow, NULL));
+        run_for(30000);
+        answer(0, -1, 0, ECHO_RSP, sizeof(ECHO_RSP));
+        ASSERT_EQ(slow.calls, 1);
+        smp_session_get_stats(s, &st);
+        ASSERT_EQ(st.srtt_usec, 0);
+
+        ASSERT_OK(smp_session_send(s, &ECHO, on_done, &plain, NULL));
+        run_for(30000);
+        answer(1, -1, 0, ECHO_RSP, sizeof(ECHO_RSP));
+        ASSERT_EQ(plain.calls, 1);
+        smp_session_get_stats(s, &st);
+        ASSERT_TRUE(st.srtt_usec >= 30000);
+        smp_session_free(s);
+}
+
 static void test_version_fallback(void) {
         struct smp_session *s = open_session("loop:127.0.0.1:1");
         struct outcome o = { 0 };
@@ -301,6 +327,7 @@ int main(void) {
         static const struct test_case cases[] = {
                 TEST(test_match_and_ignore),
                 TEST(test_retransmit_and_timeout),
+                TEST(test_no_rtt_sample),
                 TEST(test_version_fallback),
                 TEST(test_link_loss_cancel_and_size),
                 TEST(test_stream_reassembly),

@@ -50,6 +50,11 @@ struct smp_request_params {
          * timeout, up to `retries` times (0: the session's default). */
         bool idempotent;
         unsigned retries;
+        /* The answer waits on work the device does first (the first
+         * upload chunk erases the slot, seconds to tens of seconds), so
+         * its time says nothing of the link: it is no sample of the
+         * round-trip time the session's timeouts follow. */
+        bool no_rtt_sample;
 };
 
 /* The answer.  error is 0 with hdr/body set (the body may still report
