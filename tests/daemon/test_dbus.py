@@ -503,6 +503,24 @@ class TestDBus(unittest.TestCase):
                              1, 1 << 16, signature="uu")
         self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 0xffffffff, "elements": 0xffff})
 
+        # smpgwctl images set-mesh-composition: the hash as the shell
+        # prints it (0x...) or in decimal; neither HASH nor ELEMENTS clears.
+        d = self.daemon
+        got = json.loads(d.smpgwctl("images", "set-mesh-composition", image_id[:8], "0x9E3779B9", "2",
+                                    "--json").stdout)["images"][0]
+        self.assertEqual(got, d.api("GET", rest, expect=200)[1])
+        self.assertEqual(got["mesh_composition"], {"hash": 0x9e3779b9, "elements": 2})
+        d.smpgwctl("images", "set-mesh-composition", image_id[:8], "7", "1")
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 7, "elements": 1})
+        for args in (["0x"], ["1"], ["0x123456789", "1"], ["-1", "1"], ["4294967296", "1"], ["1", "0"],
+                     ["1", "65536"], ["hash", "1"]):
+            p = d.smpgwctl("images", "set-mesh-composition", image_id[:8], *args, check=False)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 7, "elements": 1})
+        d.smpgwctl("images", "set-mesh-composition", image_id[:8])
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {})
+        img.SetMeshComposition(dbus.UInt32(7), dbus.UInt16(1))
+
         img.ClearMeshComposition()
         self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {})
         self.assertIsNone(self.daemon.api("GET", rest, expect=200)[1]["mesh_composition"])
