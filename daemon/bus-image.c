@@ -438,6 +438,46 @@ static int image_method_set_boards(sd_bus_message *message, void *userdata, sd_b
         return sd_bus_reply_method_return(message, NULL);
 }
 
+/* a{sv}: "hash" u and "elements" q, or empty for none (as Device1.Mesh is
+ * empty for a device that is no mesh target): a hash of 0 is a hash. */
+static int image_get_mesh_composition(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                      sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        const struct image *img = userdata;
+        int r;
+
+        r = sd_bus_message_open_container(reply, SD_BUS_TYPE_ARRAY, "{sv}");
+        if (r >= 0 && img->has_mesh_composition)
+                r = sd_bus_message_append(reply, "{sv}{sv}", "hash", "u", img->mesh_composition.hash, "elements", "q",
+                                          img->mesh_composition.elements);
+        if (r < 0)
+                return r;
+        return sd_bus_message_close_container(reply);
+}
+
+static int image_method_set_mesh_composition(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct image *img = userdata;
+        struct smp_mesh_composition comp;
+        struct engine_error e;
+        int r;
+
+        r = sd_bus_message_read(message, "uq", &comp.hash, &comp.elements);
+        if (r < 0)
+                return r;
+        r = engine_image_set_mesh_composition(img->manager, img, &comp, &e);
+        if (r < 0)
+                return bus_error_set_engine(error, &e);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
+static int image_method_clear_mesh_composition(sd_bus_message *message, void *userdata, sd_bus_error *error) {
+        struct image *img = userdata;
+        struct engine_error e;
+
+        if (engine_image_set_mesh_composition(img->manager, img, NULL, &e) < 0)
+                return bus_error_set_engine(error, &e);
+        return sd_bus_reply_method_return(message, NULL);
+}
+
 static int image_method_delete(sd_bus_message *message, void *userdata, sd_bus_error *error) {
         struct image *img = userdata;
         struct engine_error e;
@@ -462,6 +502,11 @@ static const sd_bus_vtable image_vtable[] = {
         SD_BUS_PROPERTY("Boards", "as", image_get_boards, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
         SD_BUS_METHOD_WITH_ARGS("SetBoards", SD_BUS_ARGS("as", boards), SD_BUS_NO_RESULT, image_method_set_boards,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_PROPERTY("MeshComposition", "a{sv}", image_get_mesh_composition, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("SetMeshComposition", SD_BUS_ARGS("u", hash, "q", elements), SD_BUS_NO_RESULT,
+                                image_method_set_mesh_composition, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("ClearMeshComposition", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT,
+                                image_method_clear_mesh_composition, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Delete", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, image_method_delete,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,

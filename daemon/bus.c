@@ -204,7 +204,7 @@ static void on_manager_event(struct manager *m, const struct manager_event *ev, 
                 break;
         case MANAGER_EVENT_IMAGE_CHANGED:
                 emit_changed(api, bus_image_path(ev->image->id, path), SMPGW_DBUS_IMAGE_IFACE,
-                             (char *[]) { (char *) "Boards", NULL });
+                             (char *[]) { (char *) "Boards", (char *) "MeshComposition", NULL });
                 break;
         case MANAGER_EVENT_JOB_ADDED:
                 emit_added(api, bus_job_path(ev->job->id, path), SMPGW_DBUS_JOB_IFACE);

@@ -50,7 +50,8 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
                                 "bootable, pending, confirmed, active, permanent) VALUES "
                                 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         [DB_STMT_IMAGE_INSERT] = "INSERT INTO images (id, name, version, file_size, image_size, file_sha256, "
-                                 "signed, key, added, boards) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                 "signed, key, added, boards, mesh_comp_hash, mesh_comp_elements) VALUES "
+                                 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         [DB_STMT_JOB_INSERT] = "INSERT INTO jobs (" JOB_COLUMNS ") VALUES "
                                "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
                                "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
@@ -465,13 +466,29 @@ static int load_devices(struct db *db, struct manager *m) {
         return 0;
 }
 
+/* Columns i and i + 1: the hash and element count, both NULL for none.
+ * Values no client could have set (a row edited by hand) read as none. */
+static void load_mesh_composition(sqlite3_stmt *stmt, int i, struct image *img) {
+        if (sqlite3_column_type(stmt, i) == SQLITE_NULL && sqlite3_column_type(stmt, i + 1) == SQLITE_NULL)
+                return;
+        int64_t hash = sqlite3_column_int64(stmt, i), elements = sqlite3_column_int64(stmt, i + 1);
+        if (sqlite3_column_type(stmt, i) != SQLITE_INTEGER || sqlite3_column_type(stmt, i + 1) != SQLITE_INTEGER ||
+            hash < 0 || hash > UINT32_MAX || elements < 1 || elements > UINT16_MAX) {
+                log_warning("Image %s: stored mesh composition is not valid, taken as none", img->id);
+                return;
+        }
+        img->has_mesh_composition = true;
+        img->mesh_composition =
+                (struct smp_mesh_composition) { .hash = (uint32_t) hash, .elements = (uint16_t) elements };
+}
+
 static int load_images(struct db *db, struct manager *m) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
         int rc, r;
 
         r = db_prepare(db,
-                       "SELECT id, name, version, file_size, image_size, file_sha256, signed, key, added, boards "
-                       "FROM images ORDER BY added, id",
+                       "SELECT id, name, version, file_size, image_size, file_sha256, signed, key, added, boards, "
+                       "mesh_comp_hash, mesh_comp_elements FROM images ORDER BY added, id",
                        &stmt);
         if (r < 0)
                 return r;
@@ -492,6 +509,7 @@ static int load_images(struct db *db, struct manager *m) {
                 r = image_boards_split((const char *) sqlite3_column_text(stmt, 9), &img->boards, &img->n_boards);
                 if (r < 0)
                         return r;
+                load_mesh_composition(stmt, 10, img);
                 /* image_store_init() fills it when the directory is not
                  * known yet. */
                 if (m->images_dir && asprintf(&img->path, "%s/%s.img", m->images_dir, img->id) < 0) {
@@ -757,6 +775,13 @@ int db_image_insert(struct db *db, const struct image *img) {
         if (!boards)
                 return -ENOMEM;
         bind_text(&b, 10, boards);
+        if (img->has_mesh_composition) {
+                bind_u64(&b, 11, img->mesh_composition.hash);
+                bind_u64(&b, 12, img->mesh_composition.elements);
+        } else {
+                bind_text(&b, 11, NULL);
+                bind_text(&b, 12, NULL);
+        }
         if (b.rc != SQLITE_OK)
                 return db_errno(db, b.rc);
         /* The image file was fsync'ed already; with NORMAL a power loss
@@ -912,6 +937,31 @@ int db_image_boards_set(struct db *db, const char *image_id, const char *const *
         rc = sqlite3_step(stmt);
         if (rc != SQLITE_DONE)
                 return log_write_failed(db, db_errno(db, rc), "declaring the boards of image %s", image_id);
+        if (sqlite3_changes(db->sqlite) == 0)
+                return -ENOENT;
+        return 0;
+}
+
+int db_image_mesh_composition_set(struct db *db, const char *image_id, const struct smp_mesh_composition *comp) {
+        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        int r, rc;
+
+        if (!db || !image_id)
+                return -EINVAL;
+        r = db_prepare(db, "UPDATE images SET mesh_comp_hash = ?1, mesh_comp_elements = ?2 WHERE id = ?3", &stmt);
+        if (r < 0)
+                return r;
+        if (comp) {
+                sqlite3_bind_int64(stmt, 1, comp->hash);
+                sqlite3_bind_int64(stmt, 2, comp->elements);
+        } else {
+                sqlite3_bind_null(stmt, 1);
+                sqlite3_bind_null(stmt, 2);
+        }
+        sqlite3_bind_text(stmt, 3, image_id, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE)
+                return log_write_failed(db, db_errno(db, rc), "declaring the mesh composition of image %s", image_id);
         if (sqlite3_changes(db->sqlite) == 0)
                 return -ENOENT;
         return 0;

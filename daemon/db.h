@@ -17,6 +17,7 @@ struct device;
 struct image;
 struct job;
 struct db;
+struct smp_mesh_composition;
 
 /* The schema version this build knows; a newer database is refused
  * (-EPROTONOSUPPORT) rather than written with an older idea of it. */
@@ -46,6 +47,9 @@ int db_image_delete(struct db *db, const char *image_id);
 /* Replaces the boards an image declares (image-boards.h); -ENOENT: no
  * such image row. */
 int db_image_boards_set(struct db *db, const char *image_id, const char *const *boards, size_t n);
+/* Replaces the mesh composition an image declares (NULL: none);
+ * -ENOENT: no such image row. */
+int db_image_mesh_composition_set(struct db *db, const char *image_id, const struct smp_mesh_composition *comp);
 int db_job_delete(struct db *db, uint64_t job_id);
 
 /* Queues a history row; written by the next db_flush().  At most

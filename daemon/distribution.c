@@ -457,10 +457,36 @@ static void on_slot_add(struct distribution *d, const struct smp_shell_result *r
         }
 }
 
+/* The firmware metadata the Distributor passes to every target in
+ * Firmware Update Start, which a target that checks it (nRF Connect
+ * SDK's target sample) decodes and judges: the image's version, the size
+ * the slot holds, the application core, and the composition the operator
+ * declared for the image.  Without one, none is sent: a hash made up
+ * would make a checking target unprovision itself at the apply, while
+ * one that does not check works as before.  Returns the length, 0 for
+ * none. */
+static int slot_metadata(const struct image *img, const struct mcuboot_version *v, uint8_t *out, size_t cap) {
+        struct smp_mesh_metadata md = {
+                .version = *v,
+                .size = (uint32_t) img->file_size,
+                .core_type = SMP_MESH_CORE_APP,
+                .has_composition = true,
+                .comp_hash = img->mesh_composition.hash,
+                .elements = img->mesh_composition.elements,
+        };
+
+        if (!img->has_mesh_composition)
+                return 0;
+        if (img->file_size > SMP_MESH_METADATA_SIZE_MAX)
+                return -EFBIG;
+        return smp_mesh_metadata_encode(&md, out, cap);
+}
+
 static void on_slot_del(struct distribution *d, const struct smp_shell_result *r) {
         struct image *img = manager_find_image(d->manager, d->image_id);
         struct mcuboot_version v;
         uint8_t fwid[SMP_MESH_FWID_MCUBOOT_LEN];
+        uint8_t md[SMP_MESH_METADATA_MAXLEN];
         char line[256];
 
         (void) r; /* "All slots deleted." or nothing to delete: either way */
@@ -469,12 +495,49 @@ static void on_slot_del(struct distribution *d, const struct smp_shell_result *r
                 return;
         }
         smp_mesh_fwid_from_version(&v, fwid);
-        int k = smp_mesh_slot_add_cmd((uint32_t) img->file_size, fwid, sizeof(fwid), NULL, 0, line, sizeof(line));
+        int n_md = slot_metadata(img, &v, md, sizeof(md));
+        if (n_md < 0) {
+                fail(d, "cannot write the firmware metadata: %s", strerror(-n_md));
+                return;
+        }
+        int k = smp_mesh_slot_add_cmd((uint32_t) img->file_size, fwid, sizeof(fwid), n_md > 0 ? md : NULL,
+                                      (size_t) n_md, line, sizeof(line));
         if (k < 0) {
                 fail(d, "cannot write the slot add command: %s", strerror(-k));
                 return;
         }
+        if (n_md > 0)
+                log_info("Distribution %" PRIu64 ": firmware metadata with composition hash 0x%08" PRIx32
+                         ", %u elements",
+                         d->id, img->mesh_composition.hash, img->mesh_composition.elements);
         exec(d, false, on_slot_add, "%s", line);
+}
+
+/* What a target that refused the metadata (status metadata-check-failed)
+ * is told to do: without a composition the image sent none, which a
+ * checking target cannot decode; with one, the target judged it (a
+ * version not newer than its own, an image larger than its slots). */
+static const char *metadata_refusal_hint(struct distribution *d) {
+        const struct image *img = manager_find_image(d->manager, d->image_id);
+
+        if (img && !img->has_mesh_composition)
+                return "; the target checks firmware metadata and the image declares no mesh composition: set it "
+                       "(REST PATCH /api/v1/images/{id} \"mesh_composition\", D-Bus Image1.SetMeshComposition(); "
+                       "doc/mesh-dfu.md, \"Firmware metadata\") and distribute again";
+        return "; the target refused the firmware metadata: a version not newer than the one it runs, an image "
+               "larger than its slots, or no application core (doc/mesh-dfu.md, \"Firmware metadata\")";
+}
+
+/* Adds metadata_refusal_hint() to a failed target's reason. */
+static void explain_target_failure(struct distribution *d, struct distribution_target *t) {
+        char *s = NULL;
+
+        if (t->status != SMP_MESH_DFU_ERR_METADATA || !t->reason)
+                return;
+        if (asprintf(&s, "%s%s", t->reason, metadata_refusal_hint(d)) < 0)
+                return;
+        free(t->reason);
+        t->reason = s;
 }
 
 static void run_slot(struct distribution *d) {
@@ -812,6 +875,7 @@ static void end_round(struct distribution *d) {
                              smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
                              smp_mesh_dfu_status_to_string(t->status) ?: "?") < 0)
                         t->reason = NULL;
+                explain_target_failure(d, t);
                 bad++;
                 if (t->attempts < d->policy.max_attempts && !deadline_passed(d))
                         t->state = DISTRIBUTION_TARGET_PENDING;

@@ -381,6 +381,35 @@ int engine_image_set_boards(struct manager *m, struct image *img, const char *co
         return 0;
 }
 
+int engine_image_mesh_composition_check(int64_t hash, int64_t elements, struct engine_error *e) {
+        error_reset(e);
+        if (hash < 0 || hash > UINT32_MAX)
+                return fail(e, -EINVAL, "mesh_composition", -1,
+                            "'mesh_composition': the hash must be 0 to 4294967295 (a u32, as the shell's "
+                            "'Composition data hash: 0x...' prints it).");
+        if (elements < 1 || elements > UINT16_MAX)
+                return fail(e, -EINVAL, "mesh_composition", -1,
+                            "'mesh_composition': the element count must be 1 to 65535.");
+        return 0;
+}
+
+int engine_image_set_mesh_composition(struct manager *m, struct image *img, const struct smp_mesh_composition *comp,
+                                      struct engine_error *e) {
+        int r;
+
+        error_reset(e);
+        if (comp) {
+                r = engine_image_mesh_composition_check(comp->hash, comp->elements, e);
+                if (r < 0)
+                        return r;
+        }
+        r = image_store_set_mesh_composition(m, img, comp);
+        if (r < 0)
+                return fail(e, r, NULL, -1, "Declaring the mesh composition of image %s failed: %s.", img->id,
+                            strerror(-r));
+        return 0;
+}
+
 int engine_image_add_with_boards(struct manager *m, int fd, const char *name, bool set_boards,
                                  const char *const *boards, size_t n_boards, struct image **ret, bool *ret_created,
                                  struct engine_error *e) {

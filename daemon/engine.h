@@ -39,6 +39,7 @@ struct manager;
 struct device;
 struct image;
 struct job;
+struct smp_mesh_composition;
 
 #define ENGINE_MESSAGE_MAX 512
 
@@ -133,6 +134,14 @@ int engine_image_boards_check(const char *const *boards, size_t n, struct engine
 /* Replaces the boards an image declares; none: any board. */
 int engine_image_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
                             struct engine_error *e);
+/* The mesh composition of the firmware in an image (image.h), as a client
+ * gives it: hash 0..UINT32_MAX, elements 1..UINT16_MAX, else -EINVAL,
+ * field "mesh_composition". */
+int engine_image_mesh_composition_check(int64_t hash, int64_t elements, struct engine_error *e);
+/* Declares it (comp) or clears it (NULL); a distribution of the image
+ * sends it to the targets in the firmware metadata (doc/mesh-dfu.md). */
+int engine_image_set_mesh_composition(struct manager *m, struct image *img, const struct smp_mesh_composition *comp,
+                                      struct engine_error *e);
 /* On success img is gone (its IMAGE_REMOVED event still to come). */
 int engine_image_delete(struct manager *m, struct image *img, struct engine_error *e);
 

@@ -729,3 +729,33 @@ int image_store_set_boards(struct manager *m, struct image *img, const char *con
                         img->name ?: img->id, k, k == 1 ? "" : "s", k == 0 ? " (any board)" : "");
         return 1;
 }
+
+int image_store_set_mesh_composition(struct manager *m, struct image *img, const struct smp_mesh_composition *comp) {
+        int r;
+
+        if (!m || !img || (comp && comp->elements == 0))
+                return -EINVAL;
+        if (!comp ? !img->has_mesh_composition
+                  : img->has_mesh_composition && img->mesh_composition.hash == comp->hash &&
+                            img->mesh_composition.elements == comp->elements)
+                return 0;
+        /* As the boards: written now, and taken only once written. */
+        r = m->db ? db_image_mesh_composition_set(m->db, img->id, comp) : 0;
+        if (r < 0)
+                return r;
+        img->has_mesh_composition = comp != NULL;
+        img->mesh_composition = comp ? *comp : (struct smp_mesh_composition) { 0 };
+        if (comp) {
+                log_image(LOG_INFO, img->id, "Mesh composition declared: hash 0x%08" PRIx32 ", %u element%s",
+                          comp->hash, comp->elements, comp->elements == 1 ? "" : "s");
+                manager_history(m, "image-mesh-composition", NULL, img->id, NULL,
+                                "image %s: mesh composition hash 0x%08" PRIx32 ", %u element%s", img->name ?: img->id,
+                                comp->hash, comp->elements, comp->elements == 1 ? "" : "s");
+        } else {
+                log_image(LOG_INFO, img->id, "Mesh composition cleared");
+                manager_history(m, "image-mesh-composition", NULL, img->id, NULL, "image %s: no mesh composition",
+                                img->name ?: img->id);
+        }
+        manager_emit(m, MANAGER_EVENT_IMAGE_CHANGED, NULL, img, NULL);
+        return 1;
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "model-index.h"
+#include "smpgw/mesh-dfu.h"
 #include "smpgwd-limits.h"
 
 struct config;
@@ -33,6 +34,13 @@ struct image {
          * declared them; none: any board. */
         char **boards;
         size_t n_boards;
+        /* The Bluetooth Mesh composition of the firmware in it (hash of
+         * its Composition Data Page 0, element count), as the operator
+         * declared it; a distribution sends it to targets in the
+         * firmware metadata (doc/mesh-dfu.md).  None until declared: a
+         * hash of 0 is a hash like any other. */
+        bool has_mesh_composition;
+        struct smp_mesh_composition mesh_composition;
         char *path;                   /* <state dir>/images/<id>.img */
 
         /* runtime: a read-only mapping shared by the jobs pushing it */
@@ -92,6 +100,11 @@ int image_store_add_fd(struct manager *m, int fd, const char *name, struct image
  * first invalid name, -E2BIG more than IMAGE_BOARDS_MAX. */
 int image_store_set_boards(struct manager *m, struct image *img, const char *const *boards, size_t n,
                            size_t *ret_index);
+/* Declares (comp) or clears (NULL) the image's mesh composition, written
+ * to the database before it is taken; an IMAGE_CHANGED event when it
+ * changed.  Returns 1 when it changed, 0 when it was so already;
+ * -EINVAL for an element count of 0. */
+int image_store_set_mesh_composition(struct manager *m, struct image *img, const struct smp_mesh_composition *comp);
 /* -EBUSY while a job that is not finished uses it. */
 int image_store_remove(struct manager *m, struct image *img);
 /* Maps the file read-only (shared by every user); unmap when done. */

@@ -29,13 +29,22 @@ static json_t *boards_json(const struct image *img) {
         return a;
 }
 
+/* {"hash": u32, "elements": u16}, or null for none. */
+static json_t *mesh_composition_json(const struct image *img) {
+        if (!img->has_mesh_composition)
+                return json_null();
+        return json_pack("{s:I, s:I}", "hash", (json_int_t) img->mesh_composition.hash, "elements",
+                         (json_int_t) img->mesh_composition.elements);
+}
+
 /* The JSON form, as REST and the event stream show it. */
 json_t *rest_json_image(struct manager *m, const struct image *img) {
-        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b, s:o}", "id", img->id, "name",
+        return json_pack("{s:s, s:o, s:o, s:I, s:I, s:s, s:b, s:o, s:o, s:b, s:o, s:o}", "id", img->id, "name",
                          rest_json_string_or_null(img->name), "version", rest_json_string_or_null(img->version), "size",
                          (json_int_t) img->file_size, "image_size", (json_int_t) img->image_size, "sha256",
                          img->file_sha256, "signed", img->signed_, "key", rest_json_string_or_null(img->key), "added",
-                         rest_json_time(img->added_usec), "in_use", image_in_use(m, img), "boards", boards_json(img));
+                         rest_json_time(img->added_usec), "in_use", image_in_use(m, img), "boards", boards_json(img),
+                         "mesh_composition", mesh_composition_json(img));
 }
 
 /* ?boards=a,b: the names split at commas (no board name has one); ""
@@ -221,14 +230,61 @@ int rest_image_delete(struct rest_request *req) {
         return rest_reply_no_content(req);
 }
 
-/* PATCH: what may change of a stored image, the boards it is built for;
- * fields left out stay as they are. */
+#define MESH_COMPOSITION_FORM "{\"hash\": 0..4294967295, \"elements\": 1..65535}, or null to clear it"
+
+/* "mesh_composition" as a client gives it: the object or null (none). */
+static int patch_mesh_composition(struct rest_request *req, json_t *v, bool *ret_clear,
+                                  struct smp_mesh_composition *ret) {
+        static const char *const keys[] = { "hash", "elements", NULL };
+        struct engine_error e;
+        json_t *hash, *elements;
+        const char *key;
+        json_t *item;
+
+        if (json_is_null(v)) {
+                *ret_clear = true;
+                return 0;
+        }
+        if (!json_is_object(v))
+                return rest_reply_error(req, 400, "invalid_field",
+                                        "Field 'mesh_composition' must be " MESH_COMPOSITION_FORM ".");
+        json_object_foreach(v, key, item) {
+                bool known = false;
+                for (size_t i = 0; keys[i]; i++)
+                        known |= streq(key, keys[i]);
+                if (!known)
+                        return rest_reply_error(
+                                req, 400, "invalid_field",
+                                "Field 'mesh_composition' has an unknown key '%.64s'; it is " MESH_COMPOSITION_FORM ".",
+                                key);
+        }
+        hash = json_object_get(v, "hash");
+        elements = json_object_get(v, "elements");
+        if (!json_is_integer(hash) || !json_is_integer(elements))
+                return rest_reply_error(
+                        req, 400, "invalid_field",
+                        "Field 'mesh_composition' needs integers 'hash' and 'elements': " MESH_COMPOSITION_FORM ".");
+        if (engine_image_mesh_composition_check(json_integer_value(hash), json_integer_value(elements), &e) < 0)
+                return rest_reply_engine_error(req, &e);
+        *ret_clear = false;
+        *ret = (struct smp_mesh_composition) {
+                .hash = (uint32_t) json_integer_value(hash),
+                .elements = (uint16_t) json_integer_value(elements),
+        };
+        return 0;
+}
+
+/* PATCH: what may change of a stored image, the boards it is built for
+ * and its mesh composition; fields left out stay as they are.  Every
+ * field given is checked before anything changes. */
 int rest_image_patch(struct rest_request *req) {
-        static const char *const fields[] = { "boards", NULL };
+        static const char *const fields[] = { "boards", "mesh_composition", NULL };
         _cleanup_free_ const char **boards = NULL;
+        struct smp_mesh_composition comp = { 0 };
+        bool clear_comp = false;
         struct engine_error e;
         struct image *img;
-        json_t *v, *item;
+        json_t *v, *mc, *item;
         size_t i;
         int k;
 
@@ -238,23 +294,38 @@ int rest_image_patch(struct rest_request *req) {
         k = rest_json_check_fields(req, req->json, fields);
         if (k < 0)
                 return k;
-        v = json_object_get(req->json, "boards");
-        if (!v)
-                return rest_reply_json(req, 200, rest_json_image(req->rest->manager, img));
-        if (!json_is_array(v))
-                return rest_reply_error(req, 400, "invalid_field",
-                                        "Field 'boards' must be a list of board names such as [\"nrf52840dk\"] "
-                                        "([] for any board).");
-        boards = calloc(json_array_size(v) + 1, sizeof(char *));
-        if (!boards)
-                return rest_reply_errno(req, -ENOMEM, "Out of memory.");
-        json_array_foreach(v, i, item) {
-                if (!json_is_string(item))
-                        return rest_reply_error(req, 400, "invalid_field", "'boards' item %zu is not a string.", i);
-                boards[i] = json_string_value(item);
+        mc = json_object_get(req->json, "mesh_composition");
+        if (mc) {
+                k = patch_mesh_composition(req, mc, &clear_comp, &comp);
+                if (k != 0 || req->replied)
+                        return k;
         }
-        k = engine_image_set_boards(req->rest->manager, img, boards, json_array_size(v), &e);
-        if (k < 0)
-                return rest_reply_engine_error(req, &e);
+        v = json_object_get(req->json, "boards");
+        if (v) {
+                if (!json_is_array(v))
+                        return rest_reply_error(req, 400, "invalid_field",
+                                                "Field 'boards' must be a list of board names such as [\"nrf52840dk\"] "
+                                                "([] for any board).");
+                boards = calloc(json_array_size(v) + 1, sizeof(char *));
+                if (!boards)
+                        return rest_reply_errno(req, -ENOMEM, "Out of memory.");
+                json_array_foreach(v, i, item) {
+                        if (!json_is_string(item))
+                                return rest_reply_error(req, 400, "invalid_field", "'boards' item %zu is not a string.",
+                                                        i);
+                        boards[i] = json_string_value(item);
+                }
+                k = engine_image_boards_check(boards, json_array_size(v), &e);
+                if (k < 0)
+                        return rest_reply_engine_error(req, &e);
+                k = engine_image_set_boards(req->rest->manager, img, boards, json_array_size(v), &e);
+                if (k < 0)
+                        return rest_reply_engine_error(req, &e);
+        }
+        if (mc) {
+                k = engine_image_set_mesh_composition(req->rest->manager, img, clear_comp ? NULL : &comp, &e);
+                if (k < 0)
+                        return rest_reply_engine_error(req, &e);
+        }
         return rest_reply_json(req, 200, rest_json_image(req->rest->manager, img));
 }

@@ -110,7 +110,7 @@ expect "smpgwctl ima" image images
 expect "smpgwctl image " info list upload test confirm erase
 expect "smpgwctl image u" upload
 expect "smpgwctl stat " list read
-expect "smpgwctl images " add delete set-boards
+expect "smpgwctl images " add delete set-boards set-mesh-composition
 expect_has "smpgwctl images add --" --name --board
 expect "smpgwctl devices " add
 expect "smpgwctl ca" cancel
@@ -182,6 +182,7 @@ PY
   expect_has "smpgwctl push " "$image"
   expect "smpgwctl images delete " "$image"
   expect "smpgwctl images set-boards " "$image"
+  expect "smpgwctl images set-mesh-composition " "$image"
   expect "smpgwctl cancel " "$job"
   rollout=$("$SMPGWCTL" rollout create "$image" --devices 2 --start 2099-01-01T00:00:00Z)
   expect "smpgwctl rollout pause " "$rollout"

@@ -867,6 +867,108 @@ static void wait_booted(struct sim *sim) {
         abort();
 }
 
+/* Registers the image in slot 1 (major.0.0, len bytes) again, with the
+ * given metadata (NULL: none). */
+static void register_again(struct smp_session *s, uint8_t major, size_t len, const struct smp_mesh_metadata *md) {
+        const struct mcuboot_version v = { .major = major };
+        struct smp_mesh_slot_add_result added;
+        uint8_t fwid[SMP_MESH_FWID_MCUBOOT_LEN], mdb[SMP_MESH_METADATA_MAXLEN];
+        char line[256];
+        int n = 0;
+
+        smp_mesh_fwid_from_version(&v, fwid);
+        if (md) {
+                n = smp_mesh_metadata_encode(md, mdb, sizeof(mdb));
+                ASSERT_TRUE(n >= 12);
+        }
+        struct shell r = sh(s, "mesh models dfu slot del-all");
+        ASSERT_EQ(r.ret, 0);
+        ASSERT_OK(smp_mesh_slot_add_cmd((uint32_t) len, fwid, sizeof(fwid), md ? mdb : NULL, (size_t) n, line,
+                                        sizeof(line)));
+        r = sh(s, "%s", line);
+        ASSERT_OK(smp_mesh_slot_add_parse(r.out, r.out_len, &added));
+        ASSERT_EQ(added.outcome, SMP_MESH_SLOT_ADDED);
+}
+
+/* Runs a distribution of slot 0 to the receivers there are, to its end
+ * (phase), and reads them. */
+static size_t distribute(struct smp_session *s, uint8_t end_phase, struct smp_mesh_target *t, size_t max) {
+        struct shell r = sh(s, "mesh models dfd cancel");
+        ASSERT_EQ(r.ret, 0);
+        wait_phase(s, SMP_MESH_DFD_PHASE_IDLE);
+        r = start(s, 0, true);
+        expect_dfd_status(&r, SMP_MESH_DFD_SUCCESS, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
+        wait_phase(s, end_phase);
+        return receivers(s, t, max);
+}
+
+/* --mesh-metadata-check: targets judge the metadata as NCS's target
+ * sample does: status 5 (metadata check failed, phase idle) for none,
+ * for no application core, for a version not newer than theirs; the
+ * effect "unprovision" for another composition hash than theirs, none
+ * for theirs. */
+static void test_metadata_check(void) {
+        struct sim sim;
+        struct smp_mesh_target t[8];
+        char version[64];
+
+        /* 0x71f3267c, the hash prepare() sends */
+        sim_start(&sim, "--mesh-targets", "3", "--mesh-time-scale", "100", "--mesh-metadata-check", "--mesh-comp-hash",
+                  "1911760508", NULL);
+        json_decref(control(&sim, "mesh-version 0 target=0x0102:3.0.0"));
+        struct smp_session *s = session_open(&sim, 0);
+        size_t len = prepare(s, 2, 3000);
+        add_receivers(s, 0, 0x0100, 3, NULL);
+
+        /* The composition of the targets: effect none, except for the
+         * target that runs a newer firmware than the image. */
+        ASSERT_EQ(distribute(s, SMP_MESH_DFD_PHASE_COMPLETED, t, 8), 3);
+        ASSERT_EQ(t[0].phase, SMP_MESH_DFU_PHASE_APPLY_SUCCESS);
+        ASSERT_EQ(t[1].phase, SMP_MESH_DFU_PHASE_APPLY_SUCCESS);
+        ASSERT_EQ(t[2].phase, SMP_MESH_DFU_PHASE_IDLE);
+        ASSERT_EQ(t[2].status, SMP_MESH_DFU_ERR_METADATA);
+        target_version(&sim, 0x0100, version, sizeof(version));
+        ASSERT_STREQ(version, "2.0.0+0");
+        target_version(&sim, 0x0102, version, sizeof(version));
+        ASSERT_STREQ(version, "3.0.0+0");
+
+        /* No metadata, and metadata without the application core: every
+         * target refuses, the distribution fails. */
+        json_decref(control(&sim, "mesh-version 0 1.0.0"));
+        const struct smp_mesh_metadata network = { .version = { .major = 2 },
+                                                   .size = (uint32_t) len,
+                                                   .core_type = SMP_MESH_CORE_NETWORK };
+        for (int round = 0; round < 2; round++) {
+                register_again(s, 2, len, round == 0 ? NULL : &network);
+                ASSERT_EQ(distribute(s, SMP_MESH_DFD_PHASE_FAILED, t, 8), 3);
+                for (size_t i = 0; i < 3; i++) {
+                        ASSERT_EQ(t[i].phase, SMP_MESH_DFU_PHASE_IDLE);
+                        ASSERT_EQ(t[i].status, SMP_MESH_DFU_ERR_METADATA);
+                }
+                target_version(&sim, 0x0101, version, sizeof(version));
+                ASSERT_STREQ(version, "1.0.0+0");
+        }
+
+        /* Another composition hash: taken, and the targets come back
+         * unprovisioned (silence is the success). */
+        const struct smp_mesh_metadata other = { .version = { .major = 2 },
+                                                 .size = (uint32_t) len,
+                                                 .core_type = SMP_MESH_CORE_APP,
+                                                 .has_composition = true,
+                                                 .comp_hash = 0,
+                                                 .elements = 1 };
+        register_again(s, 2, len, &other);
+        ASSERT_EQ(distribute(s, SMP_MESH_DFD_PHASE_COMPLETED, t, 8), 3);
+        for (unsigned i = 0; i < 3; i++) {
+                ASSERT_EQ(t[i].status, SMP_MESH_DFU_SUCCESS);
+                target_version(&sim, 0x0100 + i, version, sizeof(version));
+                ASSERT_STREQ(version, "2.0.0+0 unprovisioned");
+        }
+
+        smp_session_free(s);
+        sim_stop(&sim);
+}
+
 static void test_distributor_reset(void) {
         struct sim sim;
         struct smp_mesh_target t[4];
@@ -1000,14 +1102,7 @@ static void test_teardown(void) {
         smp_context_unref(ctx);
 }
 
-TEST_MAIN(TEST(test_setup),
-          TEST(test_one_target),
-          TEST(test_eight_targets_verify_then_apply),
-          TEST(test_small_shell_buffers),
-          TEST(test_zephyr_34_wording),
-          TEST(test_later_wording_traps),
-          TEST(test_legacy_rc),
-          TEST(test_faults_and_redrive),
-          TEST(test_distributor_reset),
-          TEST(test_no_shell_elsewhere),
-          TEST(test_teardown))
+TEST_MAIN(TEST(test_setup), TEST(test_one_target), TEST(test_eight_targets_verify_then_apply),
+          TEST(test_small_shell_buffers), TEST(test_zephyr_34_wording), TEST(test_later_wording_traps),
+          TEST(test_legacy_rc), TEST(test_faults_and_redrive), TEST(test_metadata_check), TEST(test_distributor_reset),
+          TEST(test_no_shell_elsewhere), TEST(test_teardown))

@@ -120,6 +120,14 @@ static const struct fixture fixtures[] = {
           .image_removed = true,
           .device_forgotten = true,
           .slots_before = 2 },
+        /* da02357, before 0013-image-mesh-composition.sql; job 3 as above. */
+        { .version = 12,
+          .devices = 5,
+          .images = 1,
+          .jobs = 4,
+          .image_removed = true,
+          .device_forgotten = true,
+          .slots_before = 2 },
 };
 
 /* The tables and the order their rows are compared in. */
@@ -389,6 +397,13 @@ static void upgrade(const struct fixture *fx) {
         /* Images stored before migration 11 declare no board: any. */
         for (size_t i = 0; i < m->n_images; i++)
                 ASSERT_EQ(m->images[i]->n_boards, 0);
+        /* ... and before migration 13 no mesh composition: none, not a
+         * hash of 0, in the database as in the model. */
+        ASSERT_EQ(raw_int(s, "SELECT count(*) FROM images WHERE mesh_comp_hash IS NOT NULL OR "
+                             "mesh_comp_elements IS NOT NULL"),
+                  0);
+        for (size_t i = 0; i < m->n_images; i++)
+                ASSERT_TRUE(!m->images[i]->has_mesh_composition);
         ASSERT_EQ(m->n_jobs, fx->jobs);
         size_t slots = 0;
         for (size_t i = 0; i < m->n_devices; i++)
@@ -474,10 +489,15 @@ static void test_upgrade_v9(void) {
 static void test_upgrade_v10(void) {
         upgrade(&fixtures[9]);
 }
-/* The newest: migration 12 adds the jobs' forced flag, 0 for the jobs
- * stored before (none of them was judged forced after a restart). */
+/* Migration 12 adds the jobs' forced flag, 0 for the jobs stored before
+ * (none of them was judged forced after a restart). */
 static void test_upgrade_v11(void) {
         upgrade(&fixtures[10]);
+}
+/* The newest: migration 13 adds the images' mesh composition, none (NULL)
+ * for the images stored before. */
+static void test_upgrade_v12(void) {
+        upgrade(&fixtures[11]);
 }
 
 /* Every version an upgrade can start from has its stored database: a
@@ -491,4 +511,5 @@ static void test_every_version_has_a_fixture(void) {
 
 TEST_MAIN(TEST(test_every_version_has_a_fixture), TEST(test_upgrade_v1), TEST(test_upgrade_v2), TEST(test_upgrade_v3),
           TEST(test_upgrade_v4), TEST(test_upgrade_v5), TEST(test_upgrade_v6), TEST(test_upgrade_v7),
-          TEST(test_upgrade_v8), TEST(test_upgrade_v9), TEST(test_upgrade_v10), TEST(test_upgrade_v11))
+          TEST(test_upgrade_v8), TEST(test_upgrade_v9), TEST(test_upgrade_v10), TEST(test_upgrade_v11),
+          TEST(test_upgrade_v12))

@@ -53,6 +53,8 @@ struct mesh_setup {
         enum sim_mesh_zephyr zephyr;
         bool legacy_rc;
         double time_scale;
+        bool metadata_check;
+        uint32_t comp_hash;
 };
 
 static struct sim_mesh *make_distributor(struct core *c, const struct mesh_setup *s) {
@@ -66,6 +68,8 @@ static struct sim_mesh *make_distributor(struct core *c, const struct mesh_setup
         cfg.legacy_rc = s->legacy_rc;
         cfg.rate = 1000;
         cfg.time_scale = s->time_scale > 0 ? s->time_scale : 200;
+        cfg.metadata_check = s->metadata_check;
+        cfg.comp_hash = s->comp_hash;
         ASSERT_OK(sim_mesh_new(sd, &cfg, &sd->mesh));
         return sd->mesh;
 }
@@ -570,6 +574,187 @@ static void test_distribution_target_boards(void) {
         d = wait_finished(c, d->id, 30);
         assert_all_updated(c, sm, d, img);
         drop_distributor(c);
+        core_free(c);
+}
+
+/* Whether a simulated node left the network. */
+static bool node_unprovisioned(struct sim_mesh *sm, uint16_t addr) {
+        json_t *st = sim_mesh_state(sm), *nodes = json_object_get(st, "targets"), *n;
+        size_t i;
+        int found = -1;
+
+        json_array_foreach(nodes, i, n) if (json_integer_value(json_object_get(n, "addr")) == addr) found =
+                json_is_true(json_object_get(n, "unprovisioned"));
+        json_decref(st);
+        ASSERT_TRUE(found >= 0);
+        return found;
+}
+
+#define NODE_COMP_HASH 0x9e3779b9u
+
+/* Targets that check the firmware metadata as NCS's target sample: an
+ * image without a mesh composition sends none, they refuse the start
+ * (status metadata-check-failed), and the reason says what to set. */
+static void test_metadata_check_without_composition(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(
+                c, &(struct mesh_setup) { .n_targets = 2, .metadata_check = true, .comp_hash = NODE_COMP_HASH });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 51);
+
+        ASSERT_TRUE(!img->has_mesh_composition);
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        ASSERT_STREQ(distribution_state_to_string(d->state), "failed");
+        for (unsigned i = 0; i < 2; i++) {
+                const struct distribution_target *dt = &d->targets[i];
+                ASSERT_EQ(dt->state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_EQ(dt->status, SMP_MESH_DFU_ERR_METADATA);
+                ASSERT_TRUE(dt->reason);
+                ASSERT_TRUE(strstr(dt->reason, "metadata-check-failed"));
+                ASSERT_TRUE(strstr(dt->reason, "\"mesh_composition\""));
+                ASSERT_TRUE(strstr(dt->reason, "Image1.SetMeshComposition()"));
+                ASSERT_TRUE(strstr(dt->reason, "doc/mesh-dfu.md"));
+                _cleanup_free_ char *v = node_version(sm, dt->addr);
+                ASSERT_STREQ(v, "1.0.0+0");
+                ASSERT_TRUE(!node_unprovisioned(sm, dt->addr));
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* With the composition of the new firmware declared: the metadata goes
+ * in the slot, the targets take it with the effect "none" and stay in
+ * the network on the new firmware. */
+static void test_metadata_check_with_composition(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(
+                c, &(struct mesh_setup) { .n_targets = 3, .metadata_check = true, .comp_hash = NODE_COMP_HASH });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 52);
+        struct engine_error e;
+
+        ASSERT_OK(engine_image_set_mesh_composition(
+                c->m, img, &(struct smp_mesh_composition) { .hash = NODE_COMP_HASH, .elements = 2 }, &e));
+        struct distribution *d = start(c, dist, img, t, 3, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        for (unsigned i = 0; i < 3; i++)
+                ASSERT_TRUE(!node_unprovisioned(sm, d->targets[i].addr));
+
+        /* The slot holds what a checking target decodes: the image's
+         * version and size, the application core, the composition. */
+        json_t *st = sim_mesh_state(sm);
+        const char *hex =
+                json_string_value(json_object_get(json_array_get(json_object_get(st, "slots"), 0), "metadata"));
+        uint8_t raw[SMP_MESH_METADATA_MAXLEN];
+        struct smp_mesh_metadata md;
+        struct mcuboot_version v;
+        ASSERT_TRUE(hex);
+        int n = smp_mesh_unhex(hex, strlen(hex), raw, sizeof(raw));
+        ASSERT_EQ(n, 18);
+        ASSERT_OK(smp_mesh_metadata_decode(raw, (size_t) n, &md));
+        ASSERT_OK(mcuboot_version_parse(img->version, &v));
+        ASSERT_EQ(md.version.major, v.major);
+        ASSERT_EQ(md.version.minor, v.minor);
+        ASSERT_EQ(md.size, img->file_size);
+        ASSERT_EQ(md.core_type, SMP_MESH_CORE_APP);
+        ASSERT_TRUE(md.has_composition);
+        ASSERT_EQ(md.comp_hash, NODE_COMP_HASH);
+        ASSERT_EQ(md.elements, 2);
+        json_decref(st);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* A composition that is not the targets' own (hash 0, as one guessed
+ * would be): they take the metadata with the effect "unprovision" and
+ * leave the network at the apply, which ends the distribution as a
+ * target that unprovisions itself (the smpsim fault) does. */
+static void test_metadata_check_wrong_hash(void) {
+        enum distribution_state states[2];
+        enum distribution_target_state target_states[2];
+        uint8_t phases[2];
+
+        for (unsigned run = 0; run < 2; run++) {
+                struct core *c = core_new();
+                core_start(c);
+                struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 1,
+                                                                                 .metadata_check = run == 0,
+                                                                                 .comp_hash = NODE_COMP_HASH });
+                _cleanup_free_ struct device **t = NULL;
+                struct device *dist = setup_inventory(c, 1, &t);
+                struct image *img = core_add_image(c, 2048, 53);
+                struct engine_error e;
+                const char *why;
+
+                if (run == 0)
+                        ASSERT_OK(engine_image_set_mesh_composition(
+                                c->m, img, &(struct smp_mesh_composition) { .hash = 0, .elements = 1 }, &e));
+                else
+                        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0100:unprovisioned", &why));
+                struct distribution *d = start(c, dist, img, t, 1, DISTRIBUTION_APPLY_NOW, 1);
+                d = wait_finished(c, d->id, 30);
+                ASSERT_TRUE(node_unprovisioned(sm, 0x0100));
+                ASSERT_TRUE(d->targets[0].status != SMP_MESH_DFU_ERR_METADATA);
+                states[run] = d->state;
+                target_states[run] = d->targets[0].state;
+                phases[run] = d->targets[0].phase;
+                drop_distributor(c);
+                core_free(c);
+        }
+        ASSERT_EQ(states[0], states[1]);
+        ASSERT_EQ(target_states[0], target_states[1]);
+        ASSERT_EQ(phases[0], phases[1]);
+}
+
+/* The composition is the image's, kept with it across a restart: none
+ * stays none, a hash of 0 stays a hash. */
+static void test_image_mesh_composition_stored(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct image *a = core_add_image(c, 2048, 54), *b = core_add_image(c, 2048, 55),
+                     *z = core_add_image(c, 2048, 56);
+        char ida[sizeof(a->id)], idb[sizeof(b->id)], idz[sizeof(z->id)];
+        struct engine_error e;
+
+        memcpy(ida, a->id, sizeof(ida));
+        memcpy(idb, b->id, sizeof(idb));
+        memcpy(idz, z->id, sizeof(idz));
+        ASSERT_OK(engine_image_set_mesh_composition(
+                c->m, a, &(struct smp_mesh_composition) { .hash = UINT32_MAX, .elements = UINT16_MAX }, &e));
+        ASSERT_OK(engine_image_set_mesh_composition(c->m, z,
+                                                    &(struct smp_mesh_composition) { .hash = 0, .elements = 1 }, &e));
+        ASSERT_EQ(engine_image_set_mesh_composition(c->m, b,
+                                                    &(struct smp_mesh_composition) { .hash = 1, .elements = 0 }, &e),
+                  -EINVAL);
+        ASSERT_STREQ(e.field, "mesh_composition");
+        ASSERT_TRUE(!b->has_mesh_composition);
+        core_run_for(c, 10000);
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_IMAGE_CHANGED, 0), 2u);
+        /* The same again changes nothing, and says nothing. */
+        ASSERT_OK(engine_image_set_mesh_composition(c->m, z,
+                                                    &(struct smp_mesh_composition) { .hash = 0, .elements = 1 }, &e));
+        core_run_for(c, 10000);
+        ASSERT_EQ(core_count_events(c, MANAGER_EVENT_IMAGE_CHANGED, 0), 2u);
+        core_restart(c);
+        a = manager_find_image(c->m, ida);
+        b = manager_find_image(c->m, idb);
+        z = manager_find_image(c->m, idz);
+        ASSERT_TRUE(a && b && z);
+        ASSERT_TRUE(a->has_mesh_composition);
+        ASSERT_EQ(a->mesh_composition.hash, UINT32_MAX);
+        ASSERT_EQ(a->mesh_composition.elements, UINT16_MAX);
+        ASSERT_TRUE(!b->has_mesh_composition);
+        ASSERT_TRUE(z->has_mesh_composition);
+        ASSERT_EQ(z->mesh_composition.hash, 0u);
+        ASSERT_OK(engine_image_set_mesh_composition(c->m, a, NULL, &e));
+        core_restart(c);
+        ASSERT_TRUE(!manager_find_image(c->m, ida)->has_mesh_composition);
         core_free(c);
 }
 
@@ -1371,10 +1556,12 @@ static void test_estimate(void) {
 }
 
 TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), TEST(test_role_detected),
-          TEST(test_full_1), TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds),
-          TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
-          TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_restart_mid_distribution),
-          TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+          TEST(test_metadata_check_without_composition), TEST(test_metadata_check_with_composition),
+          TEST(test_metadata_check_wrong_hash), TEST(test_image_mesh_composition_stored), TEST(test_full_1),
+          TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
+          TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
+          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
+          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
           TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),

@@ -460,6 +460,76 @@ class TestDBus(unittest.TestCase):
         for p in paths:
             self.obj(p, IMAGE).Delete()
 
+    def test_07b_image_mesh_composition(self):
+        """Image1.MeshComposition: empty for none, {hash, elements} once
+        set (a hash of 0 is a hash); SetMeshComposition() refuses 0
+        elements and a wrong signature, ClearMeshComposition() goes back
+        to none; every change is signalled, and REST shows the same."""
+        sys.path.insert(0, os.path.dirname(__file__))
+        import mcuimg
+        data, image_id = mcuimg.make_image(version=(5, 0, 0, 0), size=3000, seed=31)
+        with tempfile.TemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            path = str(self.manager().AddImage(dbus.types.UnixFd(f.fileno()), "mesh")[0])
+        img = self.obj(path, IMAGE)
+        rest = "/api/v1/images/" + image_id
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {})
+        self.assertIsNone(self.daemon.api("GET", rest, expect=200)[1]["mesh_composition"])
+
+        img.SetMeshComposition(dbus.UInt32(0), dbus.UInt16(1))
+        comp = self.get(path, IMAGE, "MeshComposition")
+        self.assertEqual(dict(comp), {"hash": 0, "elements": 1})
+        self.assertIsInstance(comp["hash"], dbus.UInt32)
+        self.assertIsInstance(comp["elements"], dbus.UInt16)
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == path
+            and s["payload"]["data"][0] == IMAGE and "MeshComposition" in s["payload"]["data"][1],
+            what="PropertiesChanged of MeshComposition")
+        img.SetMeshComposition(dbus.UInt32(0xffffffff), dbus.UInt16(0xffff))
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 0xffffffff, "elements": 0xffff})
+        self.assertEqual(self.daemon.api("GET", rest, expect=200)[1]["mesh_composition"],
+                         {"hash": 0xffffffff, "elements": 0xffff})
+
+        e = self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", img.SetMeshComposition,
+                                 dbus.UInt32(7), dbus.UInt16(0))
+        self.assertIn("element count", e.get_dbus_message())
+        # Other types than (u hash, q elements), sent as they are: sd-bus refuses them.
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", img.SetMeshComposition,
+                             "0x1234", 1, signature="sq")
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", img.SetMeshComposition,
+                             1 << 32, 1, signature="tq")
+        self.assertDBusError("org.freedesktop.DBus.Error.InvalidArgs", img.SetMeshComposition,
+                             1, 1 << 16, signature="uu")
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 0xffffffff, "elements": 0xffff})
+
+        # smpgwctl images set-mesh-composition: the hash as the shell
+        # prints it (0x...) or in decimal; neither HASH nor ELEMENTS clears.
+        d = self.daemon
+        got = json.loads(d.smpgwctl("images", "set-mesh-composition", image_id[:8], "0x9E3779B9", "2",
+                                    "--json").stdout)["images"][0]
+        self.assertEqual(got, d.api("GET", rest, expect=200)[1])
+        self.assertEqual(got["mesh_composition"], {"hash": 0x9e3779b9, "elements": 2})
+        d.smpgwctl("images", "set-mesh-composition", image_id[:8], "7", "1")
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 7, "elements": 1})
+        for args in (["0x"], ["1"], ["0x123456789", "1"], ["-1", "1"], ["4294967296", "1"], ["1", "0"],
+                     ["1", "65536"], ["hash", "1"]):
+            p = d.smpgwctl("images", "set-mesh-composition", image_id[:8], *args, check=False)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {"hash": 7, "elements": 1})
+        d.smpgwctl("images", "set-mesh-composition", image_id[:8])
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {})
+        img.SetMeshComposition(dbus.UInt32(7), dbus.UInt16(1))
+
+        img.ClearMeshComposition()
+        self.assertEqual(dict(self.get(path, IMAGE, "MeshComposition")), {})
+        self.assertIsNone(self.daemon.api("GET", rest, expect=200)[1]["mesh_composition"])
+        self.monitor.wait_signal(
+            lambda s: s["member"] == "PropertiesChanged" and s["path"] == path
+            and s["payload"]["data"][1].get("MeshComposition", {}).get("data") == {},
+            what="PropertiesChanged of MeshComposition, cleared")
+        img.Delete()
+
     def test_08_introspection_matches_xml(self):
         """The running daemon's interfaces are those of dbus/org.smpgw.xml:
         members, signatures, argument names and directions, annotations."""

@@ -537,8 +537,9 @@ class Api(RestCase):
         data = read_file(image_path("imgtool-ecdsa-p256.bin"))
         img = upload(d, data, name="fw p256.bin")
         self.assertEqual(set(img) - {"created"}, {"id", "name", "version", "size", "image_size", "sha256", "signed",
-                                                 "key", "added", "in_use", "boards"})
+                                                 "key", "added", "in_use", "boards", "mesh_composition"})
         self.assertEqual(img["boards"], [])   # any board unless declared (issue 12)
+        self.assertIsNone(img["mesh_composition"])   # none unless declared
         self.assertTrue(img["created"])
         self.assertRegex(img["id"], r"^[0-9a-f]{64}$")
         self.assertEqual(img["name"], "fw p256.bin")
@@ -617,6 +618,57 @@ class Api(RestCase):
         self.assertError(d, "GET", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         self.assertError(d, "DELETE", "/api/v1/images/" + unsigned_hash, status=404, code="not_found")
         d.api("GET", "/api/v1/health", expect=200, token=False)
+
+    def test_image_mesh_composition(self):
+        """PATCH "mesh_composition": the object sets it, null clears it, a
+        hash of 0 is a hash; bad values are refused with 400 and change
+        nothing, "boards" in the same request included."""
+        d = self.d
+        data, _ = mcuimg.make_image(version=(4, 1, 0, 0), size=3000, seed=21)
+        img = upload(d, data)
+        path = "/api/v1/images/" + img["id"]
+        self.assertIsNone(img["mesh_composition"])
+        _, got = d.api("PATCH", path, {"mesh_composition": {"hash": 0, "elements": 1}}, expect=200)
+        self.assertEqual(got["mesh_composition"], {"hash": 0, "elements": 1})
+        _, got = d.api("PATCH", path, {"mesh_composition": {"hash": 4294967295, "elements": 65535},
+                                       "boards": ["nrf52840dk"]}, expect=200)
+        self.assertEqual(got["mesh_composition"], {"hash": 4294967295, "elements": 65535})
+        self.assertEqual(got["boards"], ["nrf52840dk"])
+        _, got = d.api("GET", path, expect=200)
+        self.assertEqual(got["mesh_composition"], {"hash": 4294967295, "elements": 65535})
+        _, lst = d.api("GET", "/api/v1/images", expect=200)
+        self.assertEqual([x["mesh_composition"] for x in lst["images"] if x["id"] == img["id"]],
+                         [{"hash": 4294967295, "elements": 65535}])
+        # Left out: unchanged.
+        _, got = d.api("PATCH", path, {"boards": []}, expect=200)
+        self.assertEqual(got["mesh_composition"], {"hash": 4294967295, "elements": 65535})
+        bad = [({"hash": -1, "elements": 1}, "0 to 4294967295"),
+               ({"hash": 4294967296, "elements": 1}, "0 to 4294967295"),
+               ({"hash": 1, "elements": 0}, "1 to 65535"),
+               ({"hash": 1, "elements": 65536}, "1 to 65535"),
+               ({"hash": "0x1234", "elements": 1}, "integers"),
+               ({"hash": 1.0, "elements": 1}, "integers"),
+               ({"hash": True, "elements": 1}, "integers"),
+               ({"hash": 1}, "integers"),
+               ({"elements": 1}, "integers"),
+               ({"hash": 1, "elements": 1, "cid": 89}, "unknown key 'cid'"),
+               ([1, 2], "must be"),
+               (7, "must be"),
+               ("none", "must be")]
+        for value, message in bad:
+            for extra in ({}, {"boards": ["esp32"]}):
+                body = dict(extra, mesh_composition=value)
+                doc, _ = self.assertError(d, "PATCH", path, body, status=400, code="invalid_field", contains=message)
+                self.assertIn("mesh_composition", doc["error"]["message"])
+        # A bad "boards" beside a good composition: neither is taken.
+        self.assertError(d, "PATCH", path, {"boards": ["a b"], "mesh_composition": {"hash": 5, "elements": 5}},
+                         status=400, code="invalid_field", contains="'boards' item 0")
+        _, got = d.api("GET", path, expect=200)
+        self.assertEqual(got["mesh_composition"], {"hash": 4294967295, "elements": 65535})
+        self.assertEqual(got["boards"], [])
+        _, got = d.api("PATCH", path, {"mesh_composition": None}, expect=200)
+        self.assertIsNone(got["mesh_composition"])
+        self.assertIsNone(d.api("GET", path, expect=200)[1]["mesh_composition"])
 
     def test_image_bad_boards_refused_before_body(self):
         """A bad ?boards= on an upload (a name that is not one, a 17th

@@ -10,6 +10,8 @@
  *   forget DEVICE...        Device1.Forget
  *   images delete IMAGE...  Manager1.GetImage, Image1.Delete
  *   images set-boards IMAGE [BOARD...]   Manager1.GetImage, Image1.SetBoards
+ *   images set-mesh-composition IMAGE [HASH ELEMENTS]   Image1.SetMeshComposition,
+ *                           ClearMeshComposition
  *   cancel JOB...           Job1.Cancel
  *   activate JOB...         Job1.Activate
  *
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <systemd/sd-bus.h>
@@ -40,6 +43,9 @@ struct change_ctx {
         const char *name;           /* rename */
         const char *direct;         /* direct-device: the device, or "none" */
         char **boards;              /* images set-boards: NULL-terminated */
+        bool has_composition;       /* images set-mesh-composition: set (else clear) */
+        uint32_t comp_hash;
+        uint32_t comp_elements;
 };
 
 typedef int (*change_fn)(struct change_ctx *cc, const char *arg);
@@ -205,6 +211,40 @@ static int set_image_boards(struct change_ctx *cc, const char *ref) {
         return out_append(cc, img);
 }
 
+static int set_image_mesh_composition(struct change_ctx *cc, const char *ref) {
+        _cleanup_free_ char *path = NULL;
+        json_t *img = NULL;
+        int r;
+
+        r = image_path(cc, ref, &path);
+        if (r != CTL_EXIT_OK)
+                return r;
+        if (cc->has_composition)
+                r = client_call(cc->client, path, CTL_IMAGE_IFACE, "SetMeshComposition", NULL, "uq", cc->comp_hash,
+                                (uint16_t) cc->comp_elements);
+        else
+                r = client_call(cc->client, path, CTL_IMAGE_IFACE, "ClearMeshComposition", NULL, NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+        r = get_rest_object(cc->client, path, CTL_IMAGE_IFACE, &img);
+        if (r != CTL_EXIT_OK)
+                return r;
+        return out_append(cc, img);
+}
+
+/* HASH as Zephyr's shell prints it ("0x9e3779b9"), or in decimal. */
+static int parse_comp_hash(const char *arg, uint32_t *ret) {
+        if (strncasecmp(arg, "0x", 2) == 0) {
+                const char *hex = arg + 2;
+                size_t n = strlen(hex);
+                if (n == 0 || n > 8 || strspn(hex, "0123456789abcdefABCDEF") != n)
+                        return -EINVAL;
+                *ret = (uint32_t) strtoul(hex, NULL, 16);
+                return 0;
+        }
+        return parse_u32(arg, 0, UINT32_MAX, ret);
+}
+
 static int delete_image(struct change_ctx *cc, const char *ref) {
         _cleanup_free_ char *path = NULL;
         int r;
@@ -292,6 +332,27 @@ static int run_change(struct ctl_context *ctx, const struct change_cmd *cmd, int
                 cc.boards = a.args + 1; /* argv is NULL-terminated */
                 a.n_args = 1;
         }
+        if (cmd->fn == set_image_mesh_composition) {
+                if (a.n_args == 2) {
+                        r = ctl_fail(ctx, CTL_EXIT_USAGE, NULL, "give HASH and ELEMENTS, or neither to clear");
+                        goto finish;
+                }
+                if (a.n_args == 3) {
+                        if (parse_comp_hash(a.args[1], &cc.comp_hash) < 0) {
+                                r = ctl_fail(ctx, CTL_EXIT_USAGE, NULL,
+                                             "HASH is 0..4294967295, in decimal or as 0x and up to 8 hex digits, "
+                                             "not '%s'",
+                                             a.args[1]);
+                                goto finish;
+                        }
+                        if (parse_u32(a.args[2], 1, UINT16_MAX, &cc.comp_elements) < 0) {
+                                r = ctl_fail(ctx, CTL_EXIT_USAGE, NULL, "ELEMENTS is 1..65535, not '%s'", a.args[2]);
+                                goto finish;
+                        }
+                        cc.has_composition = true;
+                }
+                a.n_args = 1;
+        }
         for (int i = 0; i < a.n_args; i++) {
                 r = cmd->fn(&cc, a.args[i]);
                 if (r != CTL_EXIT_OK)
@@ -374,6 +435,19 @@ static const struct change_cmd images_set_boards_cmd = {
         set_image_boards,
 };
 
+static const struct change_cmd images_set_mesh_composition_cmd = {
+        { "images set-mesh-composition IMAGE [HASH ELEMENTS] [--json] [--bus BUS]",
+          "Declares the Bluetooth Mesh composition of the firmware in a stored image\n"
+          "(IMAGE: its id or a unique prefix): HASH, the hash of its Composition Data\n"
+          "Page 0 as Zephyr's `mesh models dfu metadata comp-hash-get` prints it\n"
+          "(0x... or decimal), and ELEMENTS, its element count.  A mesh distribution\n"
+          "sends them to the targets in the firmware metadata.  Neither: none again.",
+          0, 1, 3 },
+        "images",
+        false,
+        set_image_mesh_composition,
+};
+
 static const struct change_cmd cancel_cmd = {
         { "cancel JOB... [--json] [--bus BUS]",
           "Cancels jobs where they are (an interrupted upload resumes with the next job\n"
@@ -418,6 +492,10 @@ int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]) {
 
 int cmd_images_set_boards(struct ctl_context *ctx, int argc, char *argv[]) {
         return run_change(ctx, &images_set_boards_cmd, argc, argv);
+}
+
+int cmd_images_set_mesh_composition(struct ctl_context *ctx, int argc, char *argv[]) {
+        return run_change(ctx, &images_set_mesh_composition_cmd, argc, argv);
 }
 
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]) {

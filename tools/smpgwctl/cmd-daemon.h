@@ -32,6 +32,7 @@ int cmd_probe(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_forget(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_delete(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_images_set_boards(struct ctl_context *ctx, int argc, char *argv[]);
+int cmd_images_set_mesh_composition(struct ctl_context *ctx, int argc, char *argv[]);
 int cmd_cancel(struct ctl_context *ctx, int argc, char *argv[]);
 
 /* cmd-rollout.c */

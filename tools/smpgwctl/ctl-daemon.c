@@ -463,6 +463,7 @@ enum field_kind {
         FIELD_MESH,      /* a mesh target's a{sv} as REST's "mesh" object; null when empty */
         FIELD_TARGETS,   /* a distribution's a(tqsuyyys) as REST's "targets" objects */
         FIELD_HAWKBIT,   /* Hawkbit a{sv} as REST's object: "" and 0 are null */
+        FIELD_DICT,      /* an a{sv} with REST's keys, as it is; null when empty */
 };
 
 struct field {
@@ -511,6 +512,7 @@ static const struct field image_fields[] = { { "id", "Id", FIELD_PLAIN },
                                              { "added", "Added", FIELD_TIME },
                                              { "in_use", "InUse", FIELD_PLAIN },
                                              { "boards", "Boards", FIELD_PLAIN },
+                                             { "mesh_composition", "MeshComposition", FIELD_DICT },
                                              {} };
 
 static const struct field job_fields[] = {
@@ -637,6 +639,10 @@ static json_t *field_value(const struct field *f, const json_t *props) {
                 }
                 return arr;
         }
+        case FIELD_DICT:
+                if (!json_is_object(v) || json_object_size(v) == 0)
+                        return json_null();
+                return json_deep_copy(v);
         case FIELD_MESH: {
                 static const char *const strings[] = { "addr", "fwid", "version", "phase", "status" };
                 json_t *o;

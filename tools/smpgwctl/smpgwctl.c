@@ -59,6 +59,8 @@ static const struct ctl_command commands[] = {
         { "images", "delete", "IMAGE...", "Remove stored images from smpgwd", cmd_images_delete },
         { "images", "set-boards", "IMAGE [BOARD...]", "Declare the boards a stored image is built for",
           cmd_images_set_boards },
+        { "images", "set-mesh-composition", "IMAGE [HASH ELEMENTS]",
+          "Declare the Bluetooth Mesh composition of a stored image's firmware", cmd_images_set_mesh_composition },
         { "images", NULL, "", "List the images stored in smpgwd", cmd_images },
         { "push", NULL, "IMAGE DEVICE... [--wait]", "Have smpgwd update devices; prints job ids", cmd_push },
         { "jobs", NULL, "", "List smpgwd's jobs, newest first", cmd_jobs },

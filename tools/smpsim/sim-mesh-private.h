@@ -30,6 +30,10 @@ struct mesh_node {
         /* faults */
         int lost_at;                      /* -1 off; percent of the transfer */
         bool verify_fail, apply_fail, old_firmware, unprovision;
+        /* The effect its metadata check chose for the distribution going
+         * on (config metadata_check): "unprovision", the composition
+         * changes. */
+        bool effect_unprovision;
 };
 
 /* An entry of the Distributor's receivers list (struct bt_mesh_dfu_target). */

@@ -159,6 +159,32 @@ void mesh_begin_start(struct sim_mesh *m, uint64_t now) {
         stage_set(m, STAGE_START, now, SIM_MESH_START_MS);
 }
 
+/* is_firmware_newer() of nRF Connect SDK's target sample, as it is: a
+ * part greater than the running one's makes the firmware newer, and only
+ * a smaller major makes it older (1.0.5 counts as newer than 1.1.0). */
+static bool sample_version_newer(const struct mcuboot_version *new, const struct mcuboot_version *cur) {
+        if (new->major != cur->major)
+                return new->major > cur->major;
+        return new->minor > cur->minor || new->revision > cur->revision || new->build > cur->build;
+}
+
+/* The target sample's dfu_meta_check() on a node: 0 with the effect, or
+ * -EINVAL for metadata it refuses. */
+static int metadata_check(const struct sim_mesh *m, const struct mesh_node *n, bool *ret_unprovision) {
+        struct smp_mesh_metadata md;
+
+        if (smp_mesh_metadata_decode(m->xfer.md, m->xfer.md_len, &md) < 0)
+                return -EINVAL;
+        if (!sample_version_newer(&md.version, &n->version))
+                return -EINVAL;
+        if (!(md.core_type & SMP_MESH_CORE_APP))
+                return -EINVAL;
+        if (md.size > m->cfg.slot_max_size)
+                return -EINVAL;
+        *ret_unprovision = md.comp_hash != m->cfg.comp_hash;
+        return 0;
+}
+
 static void end_start(struct sim_mesh *m, uint64_t now) {
         for (size_t i = 0; i < m->n_rx; i++) {
                 struct mesh_receiver *r = &m->rx[i];
@@ -173,6 +199,13 @@ static void end_start(struct sim_mesh *m, uint64_t now) {
                         /* one image per target: the index does not exist */
                         r->phase = SMP_MESH_DFU_PHASE_IDLE;
                         receiver_failed(r, SMP_MESH_DFU_ERR_FW_IDX);
+                        continue;
+                }
+                n->effect_unprovision = false;
+                if (m->cfg.metadata_check && metadata_check(m, n, &n->effect_unprovision) < 0) {
+                        dev_log(m->d, 1, "mesh: target 0x%04x refuses the metadata", r->addr);
+                        r->phase = SMP_MESH_DFU_PHASE_IDLE;
+                        receiver_failed(r, SMP_MESH_DFU_ERR_METADATA);
                         continue;
                 }
                 r->phase = SMP_MESH_DFU_PHASE_TRANSFER_ACTIVE;
@@ -332,7 +365,7 @@ static void end_confirm(struct sim_mesh *m, uint64_t now) {
                 struct mesh_node *n = node_of(m, r->addr);
                 if (r->status != SMP_MESH_DFU_SUCCESS)
                         continue;
-                if (n && n->unprovision) {
+                if (n && (n->unprovision || n->effect_unprovision)) {
                         /* effect "unprovision": silence is the success */
                         success = true;
                         continue;
@@ -378,7 +411,7 @@ static void nodes_advance(struct sim_mesh *m, uint64_t now) {
                 n->rebooting = false;
                 if (!n->old_firmware)
                         n->version = n->next_version;
-                if (n->unprovision)
+                if (n->unprovision || n->effect_unprovision)
                         n->unprovisioned = true;
                 dev_log(m->d, 1, "mesh: target 0x%04x rebooted into %u.%u.%u+%" PRIu32 "%s", n->addr,
                         n->version.major, n->version.minor, n->version.revision, n->version.build,
@@ -779,8 +812,21 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                         return -EINVAL;
                 }
                 m->cfg.legacy_rc = value[0] == '1';
+        } else if (streq(key, "metadata-check")) {
+                if (!streq(value, "0") && !streq(value, "1")) {
+                        *ret_error = "metadata-check: 0 or 1";
+                        return -EINVAL;
+                }
+                m->cfg.metadata_check = value[0] == '1';
+        } else if (streq(key, "comp-hash")) {
+                uint64_t v;
+                if (smp_parse_uint(value, 0, UINT32_MAX, &v) < 0) {
+                        *ret_error = "comp-hash: a decimal number 0..4294967295";
+                        return -EINVAL;
+                }
+                m->cfg.comp_hash = (uint32_t) v;
         } else {
-                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc)";
+                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash)";
                 return -EINVAL;
         }
         mesh_arm_timer(m, now);
@@ -825,10 +871,16 @@ json_t *sim_mesh_state(const struct sim_mesh *cm) {
                                                 "verify_fail", n->verify_fail, "apply_fail", n->apply_fail,
                                                 "old_firmware", n->old_firmware, "unprovision", n->unprovision));
         }
-        return json_pack("{s:b, s:i, s:b, s:i, s:s?, s:s, s:i, s:f, s:o, s:o, s:o, s:s, s:I, s:f, s:b}", "ok", 1,
-                         "device", m->d->index, "active", sim_mesh_active(m), "phase", m->phase, "phase_name",
-                         smp_mesh_dfd_phase_to_string(m->phase), "stage", stage_names[m->stage], "progress",
-                         mesh_progress_percent(m), "sent", m->sent, "receivers", receivers, "slots", slots, "targets",
-                         nodes, "zephyr", m->cfg.zephyr == SIM_MESH_ZEPHYR_3_4 ? "3.4" : "later", "rate", (json_int_t) m->cfg.rate,
-                         "time_scale", m->cfg.time_scale, "legacy_rc", m->cfg.legacy_rc);
+        json_t *st =
+                json_pack("{s:b, s:i, s:b, s:i, s:s?, s:s, s:i, s:f, s:o, s:o, s:o, s:s, s:I, s:f, s:b}", "ok", 1,
+                          "device", m->d->index, "active", sim_mesh_active(m), "phase", m->phase, "phase_name",
+                          smp_mesh_dfd_phase_to_string(m->phase), "stage", stage_names[m->stage], "progress",
+                          mesh_progress_percent(m), "sent", m->sent, "receivers", receivers, "slots", slots, "targets",
+                          nodes, "zephyr", m->cfg.zephyr == SIM_MESH_ZEPHYR_3_4 ? "3.4" : "later", "rate",
+                          (json_int_t) m->cfg.rate, "time_scale", m->cfg.time_scale, "legacy_rc", m->cfg.legacy_rc);
+        if (st) {
+                json_object_set_new(st, "metadata_check", json_boolean(m->cfg.metadata_check));
+                json_object_set_new(st, "comp_hash", json_integer(m->cfg.comp_hash));
+        }
+        return st;
 }

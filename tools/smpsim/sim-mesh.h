@@ -70,6 +70,15 @@ struct sim_mesh_config {
         uint32_t targets_max;       /* CONFIG_BT_MESH_DFD_SRV_TARGETS_MAX */
         uint32_t slot_cnt;          /* CONFIG_BT_MESH_DFU_SLOT_CNT */
         uint32_t slot_max_size;     /* CONFIG_BT_MESH_DFD_SRV_SLOT_MAX_SIZE (the slot size) */
+        /* Targets check the firmware metadata as nRF Connect SDK's mesh DFU
+         * target sample does (CONFIG_BT_MESH_DFU_METADATA=y): they refuse
+         * a start (status metadata-check-failed) unless the metadata
+         * decodes, has the application core and a version newer than
+         * theirs, and a size that fits slot_max_size; the effect is
+         * "unprovision" (the node leaves the network at the apply) unless
+         * the metadata's hash is comp_hash, their own composition's. */
+        bool metadata_check;
+        uint32_t comp_hash;
 };
 
 /* The defaults: 4 targets from 0x0100 running 1.0.0+0, Zephyr "later",
@@ -106,7 +115,8 @@ void sim_mesh_clear_faults(struct sim_mesh *m);
 int sim_mesh_version_parse(const char *spec, long *ret_dev, const char **ret_error);
 int sim_mesh_version_apply(struct sim_mesh *m, const char *spec, const char **ret_error);
 
-/* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1. */
+/* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1,
+ * metadata-check=0|1, comp-hash=U32 (every target). */
 int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const char **ret_error);
 
 /* The Distributor and its targets as JSON for the control socket. */

@@ -210,6 +210,8 @@ static void help(void) {
                "  --mesh-slot-cnt N       DFU slots (1..%u, default 1)\n"
                "  --mesh-fault [dev=N:]target=ADDR|all:lost-at=PCT | verify-fail | apply-fail |\n"
                "          old-firmware | unprovisioned\n"
+               "  --mesh-metadata-check   targets check the firmware metadata as NCS's target sample\n"
+               "  --mesh-comp-hash U32    the targets' composition data hash (default 0)\n"
                "Other:\n"
                "  --control PATH          control socket (see doc/smpsim.md)\n"
                "  --seed N                seed for loss, jitter and fault randomness\n"
@@ -313,6 +315,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 OPT_MESH_TARGETS_MAX,
                 OPT_MESH_SLOT_CNT,
                 OPT_MESH_FAULT,
+                OPT_MESH_METADATA_CHECK,
+                OPT_MESH_COMP_HASH,
                 OPT_BOARD,
                 OPT_DEV_BOARD,
                 OPT_NO_OS_INFO,
@@ -378,6 +382,8 @@ static int parse_options(int argc, char **argv, struct options *o) {
                 { "mesh-targets-max", required_argument, NULL, OPT_MESH_TARGETS_MAX },
                 { "mesh-slot-cnt", required_argument, NULL, OPT_MESH_SLOT_CNT },
                 { "mesh-fault", required_argument, NULL, OPT_MESH_FAULT },
+                { "mesh-metadata-check", no_argument, NULL, OPT_MESH_METADATA_CHECK },
+                { "mesh-comp-hash", required_argument, NULL, OPT_MESH_COMP_HASH },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 {}
@@ -570,6 +576,15 @@ static int parse_options(int argc, char **argv, struct options *o) {
                         o->mesh_option = true;
                         if (parse_u32(optarg, 1, SIM_MESH_SLOTS_MAX, &o->mesh.slot_cnt) < 0)
                                 err = "--mesh-slot-cnt takes 1..8";
+                        break;
+                case OPT_MESH_METADATA_CHECK:
+                        o->mesh_option = true;
+                        o->mesh.metadata_check = true;
+                        break;
+                case OPT_MESH_COMP_HASH:
+                        o->mesh_option = true;
+                        if (parse_u32(optarg, 0, UINT32_MAX, &o->mesh.comp_hash) < 0)
+                                err = "--mesh-comp-hash takes a decimal number 0..4294967295";
                         break;
                 case OPT_MESH_FAULT: {
                         long dev;
