@@ -40,6 +40,14 @@ struct chunk {
         uint64_t off;
         size_t len;
         size_t packet;               /* bytes of the whole SMP packet */
+        /* A probe: the packet limit it was built for, which the search
+         * asked about.  Its packet may be a byte or two shorter (the CBOR
+         * heads of the data's length leave a byte unusable at some sizes),
+         * and every chunk built for that limit is the same: the answer
+         * is about the limit.  Accounted by its packet, a probe of the
+         * largest size that came back confirmed a byte less than asked,
+         * and the search sent the same probe for ever. */
+        size_t limit;
         uint64_t sent_no;            /* order of sending, probes included */
         /* A probe sent while the first chunk waited out the slot erase
          * (with its timeout): lost unless answered by deadline_usec
@@ -396,9 +404,10 @@ static int send_probe(struct smp_upload *u, size_t size) {
                 return e;
         c->beside_first = u->first_outstanding;
         c->deadline_usec = UINT64_MAX;
+        c->limit = size;
         chunk_list_append(&u->probes, c);
         u->probes_in_flight++;
-        plpmtu_probe_sent(&u->pmtu, c->packet);
+        plpmtu_probe_sent(&u->pmtu, size);
         return 0;
 }
 
@@ -491,16 +500,16 @@ static void resync_done(struct smp_upload *u) {
 
 /* A probe came back, or was lost. */
 static void probe_done(struct smp_upload *u, struct chunk *c, bool arrived) {
-        size_t packet = c->packet;
+        size_t limit = c->limit;
 
         chunk_list_remove(&u->probes, c);
         u->probes_in_flight--;
         smp_request_cancel(c->req);
         free(c);
         if (arrived)
-                plpmtu_probe_acked(&u->pmtu, packet);
+                plpmtu_probe_acked(&u->pmtu, limit);
         else
-                plpmtu_probe_lost(&u->pmtu, packet);
+                plpmtu_probe_lost(&u->pmtu, limit);
         (void) chunk_max_update(u);
 }
 
