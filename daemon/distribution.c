@@ -798,11 +798,23 @@ static void end_round(struct distribution *d) {
                 struct distribution_target *t = &d->targets[i];
                 if (t->state != DISTRIBUTION_TARGET_ACTIVE)
                         continue;
-                if (t->phase == SMP_MESH_DFU_PHASE_APPLY_SUCCESS) {
+                /* At "completed", every target the Distributor did not
+                 * fail has status success: those that answered with the
+                 * new firmware ID (apply success), and those whose update
+                 * unprovisions them, which answer nothing after their
+                 * reboot and stay in phase applying (dfu_cli.c
+                 * confirmed()).  Elsewhere only apply success counts. */
+                bool silent = d->dfd_phase == SMP_MESH_DFD_PHASE_COMPLETED && t->status == SMP_MESH_DFU_SUCCESS &&
+                              t->phase != SMP_MESH_DFU_PHASE_APPLY_SUCCESS;
+                if (t->phase == SMP_MESH_DFU_PHASE_APPLY_SUCCESS || silent) {
                         t->state = DISTRIBUTION_TARGET_UPDATED;
                         t->progress = 100;
                         free(t->reason);
-                        t->reason = NULL;
+                        t->reason = silent ? strdup(DISTRIBUTION_REASON_UNPROVISIONED) : NULL;
+                        if (silent)
+                                log_notice("Distribution %" PRIu64 ": mesh target 0x%04x updated and unprovisioned "
+                                           "itself: provision it again",
+                                           d->id, t->addr);
                         ok++;
                         target_device_update(d, t, true);
                         continue;

@@ -97,7 +97,7 @@ enum distribution_step {
 enum distribution_target_state {
         DISTRIBUTION_TARGET_PENDING, /* waiting for a round */
         DISTRIBUTION_TARGET_ACTIVE,  /* in the current round */
-        DISTRIBUTION_TARGET_UPDATED, /* apply success */
+        DISTRIBUTION_TARGET_UPDATED, /* apply success, or unprovisioned by its update (reason says so) */
         DISTRIBUTION_TARGET_FAILED,  /* out of attempts (reason says why) */
         DISTRIBUTION_TARGET_CANCELLED,
         _DISTRIBUTION_TARGET_STATE_MAX,
@@ -126,6 +126,11 @@ struct distribution_policy {
         bool force;
 };
 
+/* The reason an updated target carries when its update unprovisioned it
+ * (the Distributor's "unprovision" effect): it runs the new firmware but
+ * left the network, and must be provisioned again. */
+#define DISTRIBUTION_REASON_UNPROVISIONED "unprovisioned: updated, provision it again"
+
 struct distribution_target {
         uint64_t device_id;
         uint16_t addr;
@@ -134,7 +139,7 @@ struct distribution_target {
         uint8_t phase;     /* enum smp_mesh_dfu_phase, as last read */
         uint8_t status;
         uint8_t progress; /* percent */
-        char *reason;     /* why it failed, NULL otherwise */
+        char *reason;     /* why it failed; updated: DISTRIBUTION_REASON_UNPROVISIONED or NULL */
 };
 
 struct distribution {

@@ -839,6 +839,53 @@ static void test_rollout_mesh_apply_fail(void) {
         core_free(c);
 }
 
+/* A target whose update unprovisions it (effect "unprovision": its
+ * composition changes) answers nothing after its reboot; the
+ * Distributor counts that silence as its success, so at "completed" it
+ * reads phase applying, status success.  It is updated in one round, its
+ * device records the new version, its member succeeds, and the reason
+ * says it must be provisioned again. */
+static void test_rollout_mesh_unprovisioned(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 29);
+        const char *why;
+
+        (void) dist;
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:unprovisioned", &why));
+        struct rollout *r = create_rollout(
+                c, img, t, 3, json_pack("{s:i, s:s, s:i}", "canary", 3, "wave_size", "100%", "attempts", 2));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        struct rollout_member *mem = rollout_find_member(r, t[1]->id);
+        ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+        ASSERT_TRUE(strstr(mem->reason, "unprovisioned"));
+        ASSERT_EQ(mem->attempts, 1u);
+        struct distribution *d = manager_find_distribution(c->m, mem->distribution_id);
+        ASSERT_TRUE(d);
+        ASSERT_EQ(d->state, DISTRIBUTION_SUCCEEDED);
+        ASSERT_EQ(d->rounds, 1u);
+        const struct distribution_target *dt = &d->targets[1];
+        ASSERT_EQ(dt->state, DISTRIBUTION_TARGET_UPDATED);
+        ASSERT_EQ(dt->phase, SMP_MESH_DFU_PHASE_APPLYING);
+        ASSERT_TRUE(dt->reason && strstr(dt->reason, "unprovisioned"));
+        ASSERT_TRUE(d->targets[0].reason == NULL);
+        struct device *dev = manager_find_device(c->m, t[1]->id);
+        ASSERT_STREQ(dev->mesh->version, img->version);
+        json_t *st = sim_mesh_state(sm);
+        json_t *node = json_array_get(json_object_get(st, "targets"), 1);
+        ASSERT_TRUE(json_is_true(json_object_get(node, "unprovisioned")));
+        json_decref(st);
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* Blocks are going out to the member (the Distributor suspends only then). */
 static bool member_receiving(struct core *c, void *userdata) {
         const struct member_in_distribution *w = userdata;
@@ -1375,8 +1422,8 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
           TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_restart_mid_distribution),
           TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
-          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
-          TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
-          TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
-          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive),
-          TEST(test_distribution_target_boards))
+          TEST(test_rollout_mesh_unprovisioned), TEST(test_rollout_mesh_window_then_activate),
+          TEST(test_rollout_mesh_pause_resume_cancel), TEST(test_rollout_mesh_reboot_budget),
+          TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
+          TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer),
+          TEST(test_rollout_mesh_pause_holds_redrive), TEST(test_distribution_target_boards))
