@@ -16,7 +16,9 @@
  *     last reported, progress is one figure for everybody and reads 100 %
  *     in every state but transfer and idle, a distribution succeeds when
  *     one target succeeds, an "unprovision" target succeeds by not
- *     answering;
+ *     answering; targets that all stop answering mid-transfer make the
+ *     BLOB client suspend the transfer on its own (blob_cli.c suspend()),
+ *     which only a start with the same parameters resumes;
  *   - the slot list (dfu_slot.c): kept in settings, so it survives a
  *     reboot, while the distribution state is RAM and does not;
  *   - the shell's printed output in the formats of Zephyr v3.4 and of
@@ -70,6 +72,11 @@ struct sim_mesh_config {
         uint32_t targets_max;       /* CONFIG_BT_MESH_DFD_SRV_TARGETS_MAX */
         uint32_t slot_cnt;          /* CONFIG_BT_MESH_DFU_SLOT_CNT */
         uint32_t slot_max_size;     /* CONFIG_BT_MESH_DFD_SRV_SLOT_MAX_SIZE (the slot size) */
+        /* Simulated ms the Update Cancel to the targets takes (phase
+         * "canceling update"): SIM_MESH_CANCEL_MS when every target
+         * answers; a target that does not answer holds it for the BLOB
+         * client's timeout, 10 s x (timeout_base + 2) + 100 ms x ttl. */
+        uint32_t cancel_ms;
 };
 
 /* The defaults: 4 targets from 0x0100 running 1.0.0+0, Zephyr "later",
@@ -106,7 +113,8 @@ void sim_mesh_clear_faults(struct sim_mesh *m);
 int sim_mesh_version_parse(const char *spec, long *ret_dev, const char **ret_error);
 int sim_mesh_version_apply(struct sim_mesh *m, const char *spec, const char **ret_error);
 
-/* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1. */
+/* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1,
+ * cancel-ms=MS. */
 int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const char **ret_error);
 
 /* The Distributor and its targets as JSON for the control socket. */
