@@ -496,6 +496,7 @@ static void on_start(struct distribution *d, const struct smp_shell_result *r) {
                 return;
         }
         d->poll_usec = d->policy.poll_min_usec;
+        d->resume_at_usec = 0;
         /* A round's transfer starts here; a resumed one was suspended
          * and its time says nothing of the rate. */
         if (d->state == DISTRIBUTION_SUSPENDED || d->transfer_start_usec)
@@ -589,6 +590,7 @@ static void run_round(struct distribution *d) {
                         return;
                 }
                 d->rounds++;
+                d->resumes = 0;
                 save(d);
                 log_info("Distribution %" PRIu64 ": round %u with %zu receivers", d->id, d->rounds, n);
         }
@@ -622,7 +624,7 @@ static void emit_progress(struct distribution *d) {
         manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
 }
 
-static void end_round(struct distribution *d);
+static void end_round(struct distribution *d, const char *why);
 
 static void on_page(struct distribution *d, const struct smp_shell_result *r);
 
@@ -630,11 +632,50 @@ static void read_page(struct distribution *d) {
         exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, RECEIVERS_PAGE);
 }
 
+/* The Distributor suspended the transfer without being asked: every
+ * target of the round stopped answering mid-transfer (blob_cli.c
+ * suspends when all remaining targets timed out), and only a start with
+ * the same parameters resumes it.  Resumed after a backoff, each resume
+ * spending an attempt of the round's targets; once one of them has none
+ * left, the round ends (the others go to the next one).  Returns whether
+ * to keep polling. */
+static bool transfer_stalled(struct distribution *d) {
+        uint64_t now = now_monotonic_usec();
+
+        if (!d->resume_at_usec) {
+                for (size_t i = 0; i < d->n_targets; i++) {
+                        const struct distribution_target *t = &d->targets[i];
+                        if (t->state == DISTRIBUTION_TARGET_ACTIVE && t->attempts >= d->policy.max_attempts) {
+                                end_round(d, "every target stopped answering mid-transfer (the Distributor "
+                                             "suspended the transfer)");
+                                return false;
+                        }
+                }
+                for (size_t i = 0; i < d->n_targets; i++)
+                        if (d->targets[i].state == DISTRIBUTION_TARGET_ACTIVE)
+                                d->targets[i].attempts++;
+                uint64_t delay = d->policy.poll_max_usec << MIN(d->resumes, DISTRIBUTION_RESUME_DOUBLINGS);
+                d->resume_at_usec = now + delay;
+                d->resumes++;
+                d->changed_since_poll = true;
+                log_notice("Distribution %" PRIu64 ": every target of round %u stopped answering and the "
+                           "Distributor suspended the transfer; resuming in %" PRIu64 " s",
+                           d->id, d->rounds, delay / 1000000u);
+                return true;
+        }
+        if (now < d->resume_at_usec)
+                return true;
+        d->resume_at_usec = 0;
+        d->want_resume = true;
+        next(d);
+        return false;
+}
+
 static void after_pages(struct distribution *d) {
         switch (d->dfd_phase) {
         case SMP_MESH_DFD_PHASE_COMPLETED:
         case SMP_MESH_DFD_PHASE_FAILED:
-                end_round(d);
+                end_round(d, NULL);
                 return;
         case SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS:
                 if (d->policy.apply == DISTRIBUTION_APPLY_VERIFY_ONLY) {
@@ -648,7 +689,16 @@ static void after_pages(struct distribution *d) {
                 }
                 break;
         case SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED:
-                set_state(d, DISTRIBUTION_SUSPENDED);
+                if (deadline_passed(d)) {
+                        end_round(d, "the deadline passed while the transfer was suspended");
+                        return;
+                }
+                if (d->held || d->want_suspend) {
+                        set_state(d, DISTRIBUTION_SUSPENDED);
+                        break;
+                }
+                if (!transfer_stalled(d))
+                        return;
                 break;
         default:
                 if (d->state != DISTRIBUTION_RUNNING)
@@ -791,7 +841,9 @@ static void on_cancel_done(struct distribution *d, const struct smp_shell_result
         step_to(d, DISTRIBUTION_STEP_ROUND);
 }
 
-static void end_round(struct distribution *d) {
+/* The round is over: every receiver updated or failed this round (with
+ * why, or else its phase and status, as the reason). */
+static void end_round(struct distribution *d, const char *why) {
         size_t ok = 0, bad = 0;
 
         for (size_t i = 0; i < d->n_targets; i++) {
@@ -820,9 +872,10 @@ static void end_round(struct distribution *d) {
                         continue;
                 }
                 free(t->reason);
-                if (asprintf(&t->reason, "round %u: phase %s, status %s", d->rounds,
-                             smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
-                             smp_mesh_dfu_status_to_string(t->status) ?: "?") < 0)
+                if ((why ? asprintf(&t->reason, "round %u: %s", d->rounds, why)
+                         : asprintf(&t->reason, "round %u: phase %s, status %s", d->rounds,
+                                    smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
+                                    smp_mesh_dfu_status_to_string(t->status) ?: "?")) < 0)
                         t->reason = NULL;
                 bad++;
                 if (t->attempts < d->policy.max_attempts && !deadline_passed(d))
@@ -832,6 +885,7 @@ static void end_round(struct distribution *d) {
                 target_device_update(d, t, false);
         }
         log_info("Distribution %" PRIu64 ": round %u ended, %zu updated, %zu failed", d->id, d->rounds, ok, bad);
+        d->resume_at_usec = 0;
         d->step = DISTRIBUTION_STEP_COLLECT;
         save(d);
         manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
@@ -968,9 +1022,17 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 run_slot(d);
                 break;
         case DISTRIBUTION_STEP_ROUND:
+                if (d->held && deadline_passed(d)) {
+                        set_error(d, "the deadline passed while it was suspended");
+                        finish(d, DISTRIBUTION_FAILED);
+                        break;
+                }
                 if (d->held) {
-                        /* Waits for the resume, which kicks it. */
+                        /* Waits for the resume, which kicks it, or the
+                         * deadline. */
                         set_state(d, DISTRIBUTION_SUSPENDED);
+                        if (d->policy.deadline_usec)
+                                arm(d, d->policy.deadline_usec - now_realtime_usec());
                         break;
                 }
                 run_round(d);
@@ -1004,9 +1066,11 @@ int distribution_attach(struct manager *m, struct distribution *d) {
         d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
         d->shell_buf = SMP_SHELL_CMD_BUFF_SIZE_DEFAULT;
         d->dfd_phase = 0xff;
-        /* Held before a round when smpgwd stopped: it stays so until its
-         * resume (the rollout paused stays paused). */
-        d->held = d->state == DISTRIBUTION_SUSPENDED && d->step == DISTRIBUTION_STEP_ROUND;
+        /* Held when smpgwd stopped (before a round, or its transfer
+         * suspended by a pause): it stays so until its resume (the
+         * rollout paused stays paused).  A suspension the Distributor
+         * chose leaves the state "running". */
+        d->held = d->state == DISTRIBUTION_SUSPENDED;
         if (m->event) {
                 r = sd_event_add_time(m->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, d);
                 if (r < 0)

@@ -69,6 +69,13 @@ struct smp_update;
  * 30 s, for ever (until cancelled or the deadline). */
 #define DISTRIBUTION_RECONNECT_MIN_USEC (1u * 1000u * 1000u)
 #define DISTRIBUTION_RECONNECT_MAX_USEC (30u * 1000u * 1000u)
+/* A transfer the Distributor suspended on its own (every target of the
+ * round stopped answering mid-transfer, blob_cli.c) is resumed after
+ * poll_max, doubled at each such resume in the round up to
+ * poll_max << DISTRIBUTION_RESUME_DOUBLINGS (30 s, 60 s, then 120 s by
+ * default); each resume spends an attempt of the round's targets, and
+ * once one of them has none left the round ends instead. */
+#define DISTRIBUTION_RESUME_DOUBLINGS 2u
 /* A shell command's answer (per transmission). */
 #define DISTRIBUTION_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
 
@@ -76,7 +83,8 @@ enum distribution_state {
         DISTRIBUTION_QUEUED,    /* created, not started on the Distributor yet */
         DISTRIBUTION_RUNNING,   /* uploading, registering, transferring, applying */
         DISTRIBUTION_VERIFIED,  /* verify-only: transferred and verified, waiting for apply */
-        DISTRIBUTION_SUSPENDED, /* the transfer is suspended (engine_distribution_suspend()) */
+        DISTRIBUTION_SUSPENDED, /* held by engine_distribution_suspend(); a suspension the
+                                 * Distributor chose itself is "running" (it is resumed) */
         DISTRIBUTION_SUCCEEDED, /* every target runs the new firmware */
         DISTRIBUTION_FAILED,    /* some target did not make it (see each) */
         DISTRIBUTION_CANCELLED,
@@ -183,11 +191,16 @@ struct distribution {
          * Distributor has no transfer to suspend (between rounds, or
          * before the first).  Such a distribution is "suspended". */
         bool held;
-        bool busy;               /* a step is in flight (a command, the upload) */
-        bool lost;               /* the session failed: reconnect from the timer */
-        bool synced;             /* capabilities and state read on this session */
-        uint8_t dfd_phase;       /* the Distributor's phase as last read, 0xff: not yet */
-        unsigned rounds_lost;    /* rounds the Distributor forgot (resets) */
+        bool busy;            /* a step is in flight (a command, the upload) */
+        bool lost;            /* the session failed: reconnect from the timer */
+        bool synced;          /* capabilities and state read on this session */
+        uint8_t dfd_phase;    /* the Distributor's phase as last read, 0xff: not yet */
+        unsigned rounds_lost; /* rounds the Distributor forgot (resets) */
+        /* The Distributor suspended the round's transfer on its own: the
+         * resumes sent for it in this round, and when the next is due
+         * (CLOCK_MONOTONIC, 0: none waiting). */
+        unsigned resumes;
+        uint64_t resume_at_usec;
         const char *pending_cmd; /* a static command line to send next (apply) */
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;

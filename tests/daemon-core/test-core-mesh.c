@@ -340,6 +340,102 @@ static void test_distributor_reset(void) {
         core_free(c);
 }
 
+static bool distributor_suspended(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED;
+}
+
+/* Every target stops answering mid-transfer: the Distributor suspends
+ * the transfer on its own.  That is no pause: smpgwd resumes it (a start
+ * with the same parameters) after poll_max, which spends an attempt, and
+ * the targets, back in range meanwhile, are updated in the same round. */
+static void test_unasked_suspend_resumed(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 12);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=all:lost-at=30", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 3);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, distributor_suspended, &id, SECONDS(20)));
+        d = manager_find_distribution(c->m, id);
+        ASSERT_EQ(d->state, DISTRIBUTION_RUNNING);
+        sim_mesh_clear_faults(sm);
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->rounds, 1u);
+        ASSERT_EQ(d->targets[0].attempts, 2u);
+        ASSERT_EQ(d->targets[1].attempts, 2u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* The same, the targets gone for good: each resume and round spends an
+ * attempt, and the distribution fails within them. */
+static void test_unasked_suspend_gone(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 13);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=all:lost-at=30", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 2);
+        d = wait_finished(c, d->id, 30);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        for (unsigned i = 0; i < 2; i++) {
+                ASSERT_EQ(d->targets[i].state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_EQ(d->targets[i].attempts, 2u);
+                ASSERT_TRUE(d->targets[i].reason != NULL);
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool suspended_state(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->state == DISTRIBUTION_SUSPENDED && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED;
+}
+
+/* A transfer the user suspended stays so, but not past the deadline:
+ * then the round ends and the distribution fails, saying why. */
+static void test_suspended_past_deadline(void) {
+        struct core *c = core_new();
+        core_start(c);
+        make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 14);
+        struct engine_error e;
+        struct distribution *d;
+        const struct distribution_policy p = {
+                .max_attempts = 3,
+                .poll_min_usec = 10000,
+                .poll_max_usec = 40000,
+                .deadline_usec = now_realtime_usec() + SECONDS(3),
+        };
+
+        ASSERT_OK(engine_distribution_start(c->m, dist, img, t, 2, &p, &d, &e));
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(engine_distribution_suspend(c->m, manager_find_distribution(c->m, id), &e));
+        ASSERT_TRUE(core_run_until(c, suspended_state, &id, SECONDS(5)));
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        for (unsigned i = 0; i < 2; i++) {
+                ASSERT_EQ(d->targets[i].state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_TRUE(d->targets[i].reason && strstr(d->targets[i].reason, "deadline"));
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* smpgwd stops mid-transfer and starts again on the same files: the
  * distribution is read back, reconnects, finds the round running and
  * finishes it. */
@@ -1420,7 +1516,8 @@ static void test_estimate(void) {
 TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), TEST(test_role_detected),
           TEST(test_full_1), TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds),
           TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
-          TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_restart_mid_distribution),
+          TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed),
+          TEST(test_unasked_suspend_gone), TEST(test_suspended_past_deadline), TEST(test_restart_mid_distribution),
           TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
           TEST(test_rollout_mesh_unprovisioned), TEST(test_rollout_mesh_window_then_activate),
           TEST(test_rollout_mesh_pause_resume_cancel), TEST(test_rollout_mesh_reboot_budget),
