@@ -483,11 +483,17 @@ static void run_slot(struct distribution *d) {
 
 /* round */
 
+static void wait_canceling(struct distribution *d, const struct smp_mesh_dfd_state *st);
+
 static void on_start(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
         if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
                 fail(d, "dfd start: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                return;
+        }
+        if (st.status == SMP_MESH_DFD_ERR_BUSY_WITH_DISTRIBUTION && st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE) {
+                wait_canceling(d, &st);
                 return;
         }
         if (st.status != SMP_MESH_DFD_SUCCESS) {
@@ -833,9 +839,19 @@ static void run_transfer(struct distribution *d) {
 }
 
 static void on_cancel_done(struct distribution *d, const struct smp_shell_result *r) {
-        (void) r;
+        struct smp_mesh_dfd_state st;
+
         if (d->want_cancel) {
                 finish(d, DISTRIBUTION_CANCELLED);
+                return;
+        }
+        if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) >= 0 &&
+            st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE) {
+                /* The next round's start would be refused until idle. */
+                d->step = DISTRIBUTION_STEP_ROUND;
+                save(d);
+                emit_step(d);
+                wait_canceling(d, &st);
                 return;
         }
         step_to(d, DISTRIBUTION_STEP_ROUND);
@@ -896,6 +912,33 @@ static void end_round(struct distribution *d, const char *why) {
 
 /* ---- connecting, and finding out where the Distributor stands ---- */
 
+/* The Distributor is in "canceling update" (a cancel from an active
+ * transfer, ours or another distribution's): it goes idle once every
+ * target answered the Update Cancel or timed out, and refuses a start
+ * until then.  Asks again with backoff (on_timer() -> on_sync()), for
+ * at most twice the BLOB client's timeout of that transfer. */
+static void wait_canceling(struct distribution *d, const struct smp_mesh_dfd_state *st) {
+        uint64_t now = now_monotonic_usec();
+        uint64_t tb = st->has_params ? st->timeout_base : d->policy.timeout_base;
+        uint64_t ttl = st->has_params ? st->ttl : (d->policy.ttl ?: SMP_MESH_TTL_DEFAULT);
+        uint64_t bound =
+                MAX((uint64_t) DISTRIBUTION_CANCELING_WAIT_MIN_USEC, 2u * (10000000u * (tb + 2u) + 100000u * ttl));
+
+        if (!d->canceling_since_usec) {
+                d->canceling_since_usec = now;
+                d->canceling_poll_usec = d->policy.poll_min_usec;
+                log_info("Distribution %" PRIu64 ": the Distributor is canceling a transfer; waiting for it "
+                         "to go idle",
+                         d->id);
+        } else if (now - d->canceling_since_usec > bound) {
+                fail(d, "the Distributor stayed in phase canceling update for more than %" PRIu64 " s",
+                     bound / 1000000u);
+                return;
+        } else
+                d->canceling_poll_usec = MIN(d->canceling_poll_usec * 2, d->policy.poll_max_usec);
+        arm(d, d->canceling_poll_usec);
+}
+
 static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
@@ -905,6 +948,12 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         }
         d->synced = true;
         d->dfd_phase = st.phase;
+        if (st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE && d->step != DISTRIBUTION_STEP_TRANSFER &&
+            d->step != DISTRIBUTION_STEP_DONE) {
+                wait_canceling(d, &st);
+                return;
+        }
+        d->canceling_since_usec = 0;
         bool active =
                 st.phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS ||
                 st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED ||
@@ -1011,6 +1060,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                         return 0;
                 }
                 finish(d, DISTRIBUTION_CANCELLED);
+                return 0;
+        }
+        if (d->canceling_since_usec) {
+                exec(d, true, on_sync, "mesh models dfd get");
                 return 0;
         }
         switch (d->step) {

@@ -76,6 +76,13 @@ struct smp_update;
  * default); each resume spends an attempt of the round's targets, and
  * once one of them has none left the round ends instead. */
 #define DISTRIBUTION_RESUME_DOUBLINGS 2u
+/* After a cancel from an active transfer the Distributor stays in phase
+ * "canceling update" until every target answered the Update Cancel or
+ * timed out (the BLOB client's timeout, 10 s x (timeout_base + 2) +
+ * 100 ms x ttl: 45.5 s with the defaults), and refuses a start meanwhile.
+ * smpgwd polls it (poll_min doubling to poll_max) for at most twice that
+ * timeout, and at least this long, before it gives up. */
+#define DISTRIBUTION_CANCELING_WAIT_MIN_USEC (120u * 1000u * 1000u)
 /* A shell command's answer (per transmission). */
 #define DISTRIBUTION_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
 
@@ -201,6 +208,9 @@ struct distribution {
          * (CLOCK_MONOTONIC, 0: none waiting). */
         unsigned resumes;
         uint64_t resume_at_usec;
+        /* Waiting for the Distributor to leave "canceling update": since
+         * (CLOCK_MONOTONIC, 0: not waiting), and the current interval. */
+        uint64_t canceling_since_usec, canceling_poll_usec;
         const char *pending_cmd; /* a static command line to send next (apply) */
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;

@@ -436,6 +436,47 @@ static void test_suspended_past_deadline(void) {
         core_free(c);
 }
 
+static bool canceling(struct core *c, void *userdata) {
+        json_t *st = sim_mesh_state(userdata);
+        bool yes = json_integer_value(json_object_get(st, "phase")) == SMP_MESH_DFD_PHASE_CANCELING_UPDATE;
+        (void) c;
+        json_decref(st);
+        return yes;
+}
+
+/* A cancel from an active transfer leaves the Distributor in "canceling
+ * update" until its targets answered (up to the BLOB client's timeout);
+ * a distribution started on it meanwhile (a user's retry, a rollout's
+ * next wave) waits for it to go idle, then runs. */
+static void test_start_while_canceling(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 15);
+        struct engine_error e;
+        const char *why;
+
+        /* 20 simulated s of canceling: 1 s here */
+        ASSERT_OK(sim_mesh_set(sm, "cancel-ms", "20000", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(engine_distribution_cancel(c->m, manager_find_distribution(c->m, id), &e));
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_CANCELLED);
+        ASSERT_TRUE(canceling(c, sm));
+
+        d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        id = d->id;
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_TRUE(!canceling(c, sm));
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* smpgwd stops mid-transfer and starts again on the same files: the
  * distribution is read back, reconnects, finds the round running and
  * finishes it. */
@@ -1517,10 +1558,11 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_full_1), TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds),
           TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
           TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed),
-          TEST(test_unasked_suspend_gone), TEST(test_suspended_past_deadline), TEST(test_restart_mid_distribution),
-          TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
-          TEST(test_rollout_mesh_unprovisioned), TEST(test_rollout_mesh_window_then_activate),
-          TEST(test_rollout_mesh_pause_resume_cancel), TEST(test_rollout_mesh_reboot_budget),
-          TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
-          TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer),
-          TEST(test_rollout_mesh_pause_holds_redrive), TEST(test_distribution_target_boards))
+          TEST(test_unasked_suspend_gone), TEST(test_suspended_past_deadline), TEST(test_start_while_canceling),
+          TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct),
+          TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
+          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
+          TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
+          TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
+          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive),
+          TEST(test_distribution_target_boards))
