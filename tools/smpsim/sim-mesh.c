@@ -807,8 +807,15 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                         return -EINVAL;
                 }
                 m->cfg.cancel_ms = (uint32_t) v;
+        } else if (streq(key, "netbuf")) {
+                uint64_t v;
+                if (smp_parse_uint(value, 0, UINT32_MAX, &v) < 0) {
+                        *ret_error = "netbuf: expected bytes (0: unlimited)";
+                        return -EINVAL;
+                }
+                m->cfg.netbuf = (uint32_t) v;
         } else {
-                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, cancel-ms)";
+                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, cancel-ms, netbuf)";
                 return -EINVAL;
         }
         mesh_arm_timer(m, now);

@@ -77,6 +77,11 @@ struct sim_mesh_config {
          * answers; a target that does not answer holds it for the BLOB
          * client's timeout, 10 s x (timeout_base + 2) + 100 ms x ttl. */
         uint32_t cancel_ms;
+        /* CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE, 0: unlimited (the NCS
+         * sample's 2475 holds its 1000 bytes of output): shell_mgmt.c
+         * answers MGMT_ERR_EMSGSIZE, without output, when the output does
+         * not fit with the SMP header and the response map around it. */
+        uint32_t netbuf;
 };
 
 /* The defaults: 4 targets from 0x0100 running 1.0.0+0, Zephyr "later",
@@ -114,7 +119,7 @@ int sim_mesh_version_parse(const char *spec, long *ret_dev, const char **ret_err
 int sim_mesh_version_apply(struct sim_mesh *m, const char *spec, const char **ret_error);
 
 /* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1,
- * cancel-ms=MS. */
+ * cancel-ms=MS, netbuf=BYTES (0: unlimited). */
 int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const char **ret_error);
 
 /* The Distributor and its targets as JSON for the control socket. */
