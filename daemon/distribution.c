@@ -30,7 +30,9 @@
 /* Receivers asked for per receivers-get page: the Distributor prints
  * about 110 bytes per entry, and the NCS sample's output buffer of 1000
  * holds 8; a smaller buffer cuts the page and the next one starts where
- * it was cut. */
+ * it was cut.  An output larger than the SMP response buffer
+ * (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE) is refused whole (SMP rc 7,
+ * EMSGSIZE): the page is then halved, down to one receiver. */
 #define RECEIVERS_PAGE 8u
 
 static const char *const state_names[_DISTRIBUTION_STATE_MAX] = {
@@ -269,6 +271,9 @@ static void lost(struct distribution *d, int error) {
         d->reconnect_usec = MIN(d->reconnect_usec * 2, (uint64_t) DISTRIBUTION_RECONNECT_MAX_USEC);
 }
 
+static void on_page(struct distribution *d, const struct smp_shell_result *r);
+static void read_page(struct distribution *d);
+
 static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, void *userdata) {
         struct distribution *d = userdata;
         reply_fn fn = d->reply;
@@ -277,6 +282,19 @@ static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, 
         d->reply = NULL;
         d->exec = NULL;
         d->busy = false;
+        if (r->error == -EREMOTEIO && fn == on_page && r->status.has_rc && r->status.rc == SMP_MGMT_ERR_EMSGSIZE) {
+                if (d->page_size > 1) {
+                        d->page_size /= 2;
+                        log_notice("Distribution %" PRIu64 ": a receivers page does not fit the Distributor's SMP "
+                                   "buffer; asking for %u at a time",
+                                   d->id, d->page_size);
+                        read_page(d);
+                        return;
+                }
+                fail(d, "the Distributor cannot answer even one receiver: its SMP buffer "
+                        "(CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE) is smaller than its shell output");
+                return;
+        }
         if (r->error == -EREMOTEIO) {
                 fail(d,
                      "the Distributor refused a shell command (SMP rc %" PRId64 ", group %" PRIu64 " rc %" PRIu64
@@ -632,10 +650,8 @@ static void emit_progress(struct distribution *d) {
 
 static void end_round(struct distribution *d, const char *why);
 
-static void on_page(struct distribution *d, const struct smp_shell_result *r);
-
 static void read_page(struct distribution *d) {
-        exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, RECEIVERS_PAGE);
+        exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, d->page_size);
 }
 
 /* The Distributor suspended the transfer without being asked: every
@@ -1118,6 +1134,7 @@ int distribution_attach(struct manager *m, struct distribution *d) {
         d->poll_usec = d->policy.poll_min_usec;
         d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
         d->shell_buf = SMP_SHELL_CMD_BUFF_SIZE_DEFAULT;
+        d->page_size = RECEIVERS_PAGE;
         d->dfd_phase = 0xff;
         /* Held when smpgwd stopped (before a round, or its transfer
          * suspended by a pause): it stays so until its resume (the

@@ -191,6 +191,7 @@ struct distribution {
         uint64_t poll_usec;      /* the current poll interval */
         uint64_t reconnect_usec; /* the current reconnect backoff */
         uint16_t page_first;     /* receivers-get paging */
+        unsigned page_size;      /* receivers per page: 8, halved while too large for SMP */
         bool changed_since_poll;
         bool want_apply, want_suspend, want_resume, want_cancel;
         /* Suspended by its rollout's pause (or a user) until a resume:

@@ -477,6 +477,28 @@ static void test_start_while_canceling(void) {
         core_free(c);
 }
 
+/* A Distributor whose SMP buffer (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE,
+ * 400 here) is smaller than a page of 8 receivers answers that page with
+ * SMP rc 7 (EMSGSIZE) and no output: the page shrinks to what fits and
+ * the distribution goes on. */
+static void test_receivers_page_too_large(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 8 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 8, &t);
+        struct image *img = core_add_image(c, 2048, 16);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_set(sm, "netbuf", "400", &why));
+        struct distribution *d = start(c, dist, img, t, 8, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->page_size, 2u);
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* smpgwd stops mid-transfer and starts again on the same files: the
  * distribution is read back, reconnects, finds the round running and
  * finishes it. */
@@ -1559,8 +1581,8 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_full_64_one_round), TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven),
           TEST(test_apply_fail), TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed),
           TEST(test_unasked_suspend_gone), TEST(test_suspended_past_deadline), TEST(test_start_while_canceling),
-          TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct),
-          TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
+          TEST(test_receivers_page_too_large), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
+          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
           TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
