@@ -751,7 +751,14 @@ static void on_page(struct distribution *d, const struct smp_shell_result *r) {
                 struct distribution_target *t = target_by_addr(d, mt->blob_addr);
                 if (!t || t->state != DISTRIBUTION_TARGET_ACTIVE)
                         continue;
-                uint8_t pct = (uint8_t) smp_mesh_progress_percent(mt->progress);
+                /* The figure is the BLOB transfer's (blocks started) only
+                 * while it is active: the Update Client reads 100 in
+                 * every other state, suspended and canceling too
+                 * (dfu_cli.c bt_mesh_dfu_cli_progress()); the last value
+                 * stays then. */
+                uint8_t pct = d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE
+                                      ? (uint8_t) smp_mesh_progress_percent(mt->progress)
+                                      : t->progress;
                 if (t->phase != mt->phase || t->status != mt->status || t->progress != pct)
                         d->changed_since_poll = true;
                 t->phase = mt->phase;

@@ -426,6 +426,10 @@ static void test_suspended_past_deadline(void) {
         ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
         ASSERT_OK(engine_distribution_suspend(c->m, manager_find_distribution(c->m, id), &e));
         ASSERT_TRUE(core_run_until(c, suspended_state, &id, SECONDS(5)));
+        /* the Distributor reads 100 % while suspended: not taken */
+        d = manager_find_distribution(c->m, id);
+        for (unsigned i = 0; i < 2; i++)
+                ASSERT_TRUE(d->targets[i].progress < 100);
         d = wait_finished(c, id, 10);
         ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
         for (unsigned i = 0; i < 2; i++) {
