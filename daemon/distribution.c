@@ -30,7 +30,9 @@
 /* Receivers asked for per receivers-get page: the Distributor prints
  * about 110 bytes per entry, and the NCS sample's output buffer of 1000
  * holds 8; a smaller buffer cuts the page and the next one starts where
- * it was cut. */
+ * it was cut.  An output larger than the SMP response buffer
+ * (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE) is refused whole (SMP rc 7,
+ * EMSGSIZE): the page is then halved, down to one receiver. */
 #define RECEIVERS_PAGE 8u
 
 static const char *const state_names[_DISTRIBUTION_STATE_MAX] = {
@@ -269,6 +271,9 @@ static void lost(struct distribution *d, int error) {
         d->reconnect_usec = MIN(d->reconnect_usec * 2, (uint64_t) DISTRIBUTION_RECONNECT_MAX_USEC);
 }
 
+static void on_page(struct distribution *d, const struct smp_shell_result *r);
+static void read_page(struct distribution *d);
+
 static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, void *userdata) {
         struct distribution *d = userdata;
         reply_fn fn = d->reply;
@@ -277,6 +282,19 @@ static void on_exec(struct smp_shell_exec *x, const struct smp_shell_result *r, 
         d->reply = NULL;
         d->exec = NULL;
         d->busy = false;
+        if (r->error == -EREMOTEIO && fn == on_page && r->status.has_rc && r->status.rc == SMP_MGMT_ERR_EMSGSIZE) {
+                if (d->page_size > 1) {
+                        d->page_size /= 2;
+                        log_notice("Distribution %" PRIu64 ": a receivers page does not fit the Distributor's SMP "
+                                   "buffer; asking for %u at a time",
+                                   d->id, d->page_size);
+                        read_page(d);
+                        return;
+                }
+                fail(d, "the Distributor cannot answer even one receiver: its SMP buffer "
+                        "(CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE) is smaller than its shell output");
+                return;
+        }
         if (r->error == -EREMOTEIO) {
                 fail(d,
                      "the Distributor refused a shell command (SMP rc %" PRId64 ", group %" PRIu64 " rc %" PRIu64
@@ -546,11 +564,17 @@ static void run_slot(struct distribution *d) {
 
 /* round */
 
+static void wait_canceling(struct distribution *d, const struct smp_mesh_dfd_state *st);
+
 static void on_start(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
         if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
                 fail(d, "dfd start: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                return;
+        }
+        if (st.status == SMP_MESH_DFD_ERR_BUSY_WITH_DISTRIBUTION && st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE) {
+                wait_canceling(d, &st);
                 return;
         }
         if (st.status != SMP_MESH_DFD_SUCCESS) {
@@ -559,6 +583,7 @@ static void on_start(struct distribution *d, const struct smp_shell_result *r) {
                 return;
         }
         d->poll_usec = d->policy.poll_min_usec;
+        d->resume_at_usec = 0;
         /* A round's transfer starts here; a resumed one was suspended
          * and its time says nothing of the rate. */
         if (d->state == DISTRIBUTION_SUSPENDED || d->transfer_start_usec)
@@ -652,6 +677,7 @@ static void run_round(struct distribution *d) {
                         return;
                 }
                 d->rounds++;
+                d->resumes = 0;
                 save(d);
                 log_info("Distribution %" PRIu64 ": round %u with %zu receivers", d->id, d->rounds, n);
         }
@@ -685,19 +711,56 @@ static void emit_progress(struct distribution *d) {
         manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
 }
 
-static void end_round(struct distribution *d);
-
-static void on_page(struct distribution *d, const struct smp_shell_result *r);
+static void end_round(struct distribution *d, const char *why);
 
 static void read_page(struct distribution *d) {
-        exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, RECEIVERS_PAGE);
+        exec(d, true, on_page, "mesh models dfd receivers-get %u %u", d->page_first, d->page_size);
+}
+
+/* The Distributor suspended the transfer without being asked: every
+ * target of the round stopped answering mid-transfer (blob_cli.c
+ * suspends when all remaining targets timed out), and only a start with
+ * the same parameters resumes it.  Resumed after a backoff, each resume
+ * spending an attempt of the round's targets; once one of them has none
+ * left, the round ends (the others go to the next one).  Returns whether
+ * to keep polling. */
+static bool transfer_stalled(struct distribution *d) {
+        uint64_t now = now_monotonic_usec();
+
+        if (!d->resume_at_usec) {
+                for (size_t i = 0; i < d->n_targets; i++) {
+                        const struct distribution_target *t = &d->targets[i];
+                        if (t->state == DISTRIBUTION_TARGET_ACTIVE && t->attempts >= d->policy.max_attempts) {
+                                end_round(d, "every target stopped answering mid-transfer (the Distributor "
+                                             "suspended the transfer)");
+                                return false;
+                        }
+                }
+                for (size_t i = 0; i < d->n_targets; i++)
+                        if (d->targets[i].state == DISTRIBUTION_TARGET_ACTIVE)
+                                d->targets[i].attempts++;
+                uint64_t delay = d->policy.poll_max_usec << MIN(d->resumes, DISTRIBUTION_RESUME_DOUBLINGS);
+                d->resume_at_usec = now + delay;
+                d->resumes++;
+                d->changed_since_poll = true;
+                log_notice("Distribution %" PRIu64 ": every target of round %u stopped answering and the "
+                           "Distributor suspended the transfer; resuming in %" PRIu64 " s",
+                           d->id, d->rounds, delay / 1000000u);
+                return true;
+        }
+        if (now < d->resume_at_usec)
+                return true;
+        d->resume_at_usec = 0;
+        d->want_resume = true;
+        next(d);
+        return false;
 }
 
 static void after_pages(struct distribution *d) {
         switch (d->dfd_phase) {
         case SMP_MESH_DFD_PHASE_COMPLETED:
         case SMP_MESH_DFD_PHASE_FAILED:
-                end_round(d);
+                end_round(d, NULL);
                 return;
         case SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS:
                 if (d->policy.apply == DISTRIBUTION_APPLY_VERIFY_ONLY) {
@@ -711,7 +774,16 @@ static void after_pages(struct distribution *d) {
                 }
                 break;
         case SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED:
-                set_state(d, DISTRIBUTION_SUSPENDED);
+                if (deadline_passed(d)) {
+                        end_round(d, "the deadline passed while the transfer was suspended");
+                        return;
+                }
+                if (d->held || d->want_suspend) {
+                        set_state(d, DISTRIBUTION_SUSPENDED);
+                        break;
+                }
+                if (!transfer_stalled(d))
+                        return;
                 break;
         default:
                 if (d->state != DISTRIBUTION_RUNNING)
@@ -742,7 +814,14 @@ static void on_page(struct distribution *d, const struct smp_shell_result *r) {
                 struct distribution_target *t = target_by_addr(d, mt->blob_addr);
                 if (!t || t->state != DISTRIBUTION_TARGET_ACTIVE)
                         continue;
-                uint8_t pct = (uint8_t) smp_mesh_progress_percent(mt->progress);
+                /* The figure is the BLOB transfer's (blocks started) only
+                 * while it is active: the Update Client reads 100 in
+                 * every other state, suspended and canceling too
+                 * (dfu_cli.c bt_mesh_dfu_cli_progress()); the last value
+                 * stays then. */
+                uint8_t pct = d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE
+                                      ? (uint8_t) smp_mesh_progress_percent(mt->progress)
+                                      : t->progress;
                 if (t->phase != mt->phase || t->status != mt->status || t->progress != pct)
                         d->changed_since_poll = true;
                 t->phase = mt->phase;
@@ -846,34 +925,59 @@ static void run_transfer(struct distribution *d) {
 }
 
 static void on_cancel_done(struct distribution *d, const struct smp_shell_result *r) {
-        (void) r;
+        struct smp_mesh_dfd_state st;
+
         if (d->want_cancel) {
                 finish(d, DISTRIBUTION_CANCELLED);
+                return;
+        }
+        if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) >= 0 &&
+            st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE) {
+                /* The next round's start would be refused until idle. */
+                d->step = DISTRIBUTION_STEP_ROUND;
+                save(d);
+                emit_step(d);
+                wait_canceling(d, &st);
                 return;
         }
         step_to(d, DISTRIBUTION_STEP_ROUND);
 }
 
-static void end_round(struct distribution *d) {
+/* The round is over: every receiver updated or failed this round (with
+ * why, or else its phase and status, as the reason). */
+static void end_round(struct distribution *d, const char *why) {
         size_t ok = 0, bad = 0;
 
         for (size_t i = 0; i < d->n_targets; i++) {
                 struct distribution_target *t = &d->targets[i];
                 if (t->state != DISTRIBUTION_TARGET_ACTIVE)
                         continue;
-                if (t->phase == SMP_MESH_DFU_PHASE_APPLY_SUCCESS) {
+                /* At "completed", every target the Distributor did not
+                 * fail has status success: those that answered with the
+                 * new firmware ID (apply success), and those whose update
+                 * unprovisions them, which answer nothing after their
+                 * reboot and stay in phase applying (dfu_cli.c
+                 * confirmed()).  Elsewhere only apply success counts. */
+                bool silent = d->dfd_phase == SMP_MESH_DFD_PHASE_COMPLETED && t->status == SMP_MESH_DFU_SUCCESS &&
+                              t->phase != SMP_MESH_DFU_PHASE_APPLY_SUCCESS;
+                if (t->phase == SMP_MESH_DFU_PHASE_APPLY_SUCCESS || silent) {
                         t->state = DISTRIBUTION_TARGET_UPDATED;
                         t->progress = 100;
                         free(t->reason);
-                        t->reason = NULL;
+                        t->reason = silent ? strdup(DISTRIBUTION_REASON_UNPROVISIONED) : NULL;
+                        if (silent)
+                                log_notice("Distribution %" PRIu64 ": mesh target 0x%04x updated and unprovisioned "
+                                           "itself: provision it again",
+                                           d->id, t->addr);
                         ok++;
                         target_device_update(d, t, true);
                         continue;
                 }
                 free(t->reason);
-                if (asprintf(&t->reason, "round %u: phase %s, status %s", d->rounds,
-                             smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
-                             smp_mesh_dfu_status_to_string(t->status) ?: "?") < 0)
+                if ((why ? asprintf(&t->reason, "round %u: %s", d->rounds, why)
+                         : asprintf(&t->reason, "round %u: phase %s, status %s", d->rounds,
+                                    smp_mesh_dfu_phase_to_string(t->phase) ?: "?",
+                                    smp_mesh_dfu_status_to_string(t->status) ?: "?")) < 0)
                         t->reason = NULL;
                 explain_target_failure(d, t);
                 bad++;
@@ -884,6 +988,7 @@ static void end_round(struct distribution *d) {
                 target_device_update(d, t, false);
         }
         log_info("Distribution %" PRIu64 ": round %u ended, %zu updated, %zu failed", d->id, d->rounds, ok, bad);
+        d->resume_at_usec = 0;
         d->step = DISTRIBUTION_STEP_COLLECT;
         save(d);
         manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
@@ -894,6 +999,33 @@ static void end_round(struct distribution *d) {
 
 /* ---- connecting, and finding out where the Distributor stands ---- */
 
+/* The Distributor is in "canceling update" (a cancel from an active
+ * transfer, ours or another distribution's): it goes idle once every
+ * target answered the Update Cancel or timed out, and refuses a start
+ * until then.  Asks again with backoff (on_timer() -> on_sync()), for
+ * at most twice the BLOB client's timeout of that transfer. */
+static void wait_canceling(struct distribution *d, const struct smp_mesh_dfd_state *st) {
+        uint64_t now = now_monotonic_usec();
+        uint64_t tb = st->has_params ? st->timeout_base : d->policy.timeout_base;
+        uint64_t ttl = st->has_params ? st->ttl : (d->policy.ttl ?: SMP_MESH_TTL_DEFAULT);
+        uint64_t bound =
+                MAX((uint64_t) DISTRIBUTION_CANCELING_WAIT_MIN_USEC, 2u * (10000000u * (tb + 2u) + 100000u * ttl));
+
+        if (!d->canceling_since_usec) {
+                d->canceling_since_usec = now;
+                d->canceling_poll_usec = d->policy.poll_min_usec;
+                log_info("Distribution %" PRIu64 ": the Distributor is canceling a transfer; waiting for it "
+                         "to go idle",
+                         d->id);
+        } else if (now - d->canceling_since_usec > bound) {
+                fail(d, "the Distributor stayed in phase canceling update for more than %" PRIu64 " s",
+                     bound / 1000000u);
+                return;
+        } else
+                d->canceling_poll_usec = MIN(d->canceling_poll_usec * 2, d->policy.poll_max_usec);
+        arm(d, d->canceling_poll_usec);
+}
+
 static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
@@ -903,6 +1035,12 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         }
         d->synced = true;
         d->dfd_phase = st.phase;
+        if (st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE && d->step != DISTRIBUTION_STEP_TRANSFER &&
+            d->step != DISTRIBUTION_STEP_DONE) {
+                wait_canceling(d, &st);
+                return;
+        }
+        d->canceling_since_usec = 0;
         bool active =
                 st.phase == SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUCCESS ||
                 st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE || st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED ||
@@ -1011,6 +1149,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 finish(d, DISTRIBUTION_CANCELLED);
                 return 0;
         }
+        if (d->canceling_since_usec) {
+                exec(d, true, on_sync, "mesh models dfd get");
+                return 0;
+        }
         switch (d->step) {
         case DISTRIBUTION_STEP_UPLOAD:
                 set_state(d, DISTRIBUTION_RUNNING);
@@ -1020,9 +1162,17 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 run_slot(d);
                 break;
         case DISTRIBUTION_STEP_ROUND:
+                if (d->held && deadline_passed(d)) {
+                        set_error(d, "the deadline passed while it was suspended");
+                        finish(d, DISTRIBUTION_FAILED);
+                        break;
+                }
                 if (d->held) {
-                        /* Waits for the resume, which kicks it. */
+                        /* Waits for the resume, which kicks it, or the
+                         * deadline. */
                         set_state(d, DISTRIBUTION_SUSPENDED);
+                        if (d->policy.deadline_usec)
+                                arm(d, d->policy.deadline_usec - now_realtime_usec());
                         break;
                 }
                 run_round(d);
@@ -1055,10 +1205,13 @@ int distribution_attach(struct manager *m, struct distribution *d) {
         d->poll_usec = d->policy.poll_min_usec;
         d->reconnect_usec = DISTRIBUTION_RECONNECT_MIN_USEC;
         d->shell_buf = SMP_SHELL_CMD_BUFF_SIZE_DEFAULT;
+        d->page_size = RECEIVERS_PAGE;
         d->dfd_phase = 0xff;
-        /* Held before a round when smpgwd stopped: it stays so until its
-         * resume (the rollout paused stays paused). */
-        d->held = d->state == DISTRIBUTION_SUSPENDED && d->step == DISTRIBUTION_STEP_ROUND;
+        /* Held when smpgwd stopped (before a round, or its transfer
+         * suspended by a pause): it stays so until its resume (the
+         * rollout paused stays paused).  A suspension the Distributor
+         * chose leaves the state "running". */
+        d->held = d->state == DISTRIBUTION_SUSPENDED;
         if (m->event) {
                 r = sd_event_add_time(m->event, &d->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, d);
                 if (r < 0)

@@ -69,6 +69,20 @@ struct smp_update;
  * 30 s, for ever (until cancelled or the deadline). */
 #define DISTRIBUTION_RECONNECT_MIN_USEC (1u * 1000u * 1000u)
 #define DISTRIBUTION_RECONNECT_MAX_USEC (30u * 1000u * 1000u)
+/* A transfer the Distributor suspended on its own (every target of the
+ * round stopped answering mid-transfer, blob_cli.c) is resumed after
+ * poll_max, doubled at each such resume in the round up to
+ * poll_max << DISTRIBUTION_RESUME_DOUBLINGS (30 s, 60 s, then 120 s by
+ * default); each resume spends an attempt of the round's targets, and
+ * once one of them has none left the round ends instead. */
+#define DISTRIBUTION_RESUME_DOUBLINGS 2u
+/* After a cancel from an active transfer the Distributor stays in phase
+ * "canceling update" until every target answered the Update Cancel or
+ * timed out (the BLOB client's timeout, 10 s x (timeout_base + 2) +
+ * 100 ms x ttl: 45.5 s with the defaults), and refuses a start meanwhile.
+ * smpgwd polls it (poll_min doubling to poll_max) for at most twice that
+ * timeout, and at least this long, before it gives up. */
+#define DISTRIBUTION_CANCELING_WAIT_MIN_USEC (120u * 1000u * 1000u)
 /* A shell command's answer (per transmission). */
 #define DISTRIBUTION_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
 
@@ -76,7 +90,8 @@ enum distribution_state {
         DISTRIBUTION_QUEUED,    /* created, not started on the Distributor yet */
         DISTRIBUTION_RUNNING,   /* uploading, registering, transferring, applying */
         DISTRIBUTION_VERIFIED,  /* verify-only: transferred and verified, waiting for apply */
-        DISTRIBUTION_SUSPENDED, /* the transfer is suspended (engine_distribution_suspend()) */
+        DISTRIBUTION_SUSPENDED, /* held by engine_distribution_suspend(); a suspension the
+                                 * Distributor chose itself is "running" (it is resumed) */
         DISTRIBUTION_SUCCEEDED, /* every target runs the new firmware */
         DISTRIBUTION_FAILED,    /* some target did not make it (see each) */
         DISTRIBUTION_CANCELLED,
@@ -97,7 +112,7 @@ enum distribution_step {
 enum distribution_target_state {
         DISTRIBUTION_TARGET_PENDING, /* waiting for a round */
         DISTRIBUTION_TARGET_ACTIVE,  /* in the current round */
-        DISTRIBUTION_TARGET_UPDATED, /* apply success */
+        DISTRIBUTION_TARGET_UPDATED, /* apply success, or unprovisioned by its update (reason says so) */
         DISTRIBUTION_TARGET_FAILED,  /* out of attempts (reason says why) */
         DISTRIBUTION_TARGET_CANCELLED,
         _DISTRIBUTION_TARGET_STATE_MAX,
@@ -126,6 +141,11 @@ struct distribution_policy {
         bool force;
 };
 
+/* The reason an updated target carries when its update unprovisioned it
+ * (the Distributor's "unprovision" effect): it runs the new firmware but
+ * left the network, and must be provisioned again. */
+#define DISTRIBUTION_REASON_UNPROVISIONED "unprovisioned: updated, provision it again"
+
 struct distribution_target {
         uint64_t device_id;
         uint16_t addr;
@@ -134,7 +154,7 @@ struct distribution_target {
         uint8_t phase;     /* enum smp_mesh_dfu_phase, as last read */
         uint8_t status;
         uint8_t progress; /* percent */
-        char *reason;     /* why it failed, NULL otherwise */
+        char *reason;     /* why it failed; updated: DISTRIBUTION_REASON_UNPROVISIONED or NULL */
 };
 
 struct distribution {
@@ -171,6 +191,7 @@ struct distribution {
         uint64_t poll_usec;      /* the current poll interval */
         uint64_t reconnect_usec; /* the current reconnect backoff */
         uint16_t page_first;     /* receivers-get paging */
+        unsigned page_size;      /* receivers per page: 8, halved while too large for SMP */
         bool changed_since_poll;
         bool want_apply, want_suspend, want_resume, want_cancel;
         /* Suspended by its rollout's pause (or a user) until a resume:
@@ -178,11 +199,19 @@ struct distribution {
          * Distributor has no transfer to suspend (between rounds, or
          * before the first).  Such a distribution is "suspended". */
         bool held;
-        bool busy;               /* a step is in flight (a command, the upload) */
-        bool lost;               /* the session failed: reconnect from the timer */
-        bool synced;             /* capabilities and state read on this session */
-        uint8_t dfd_phase;       /* the Distributor's phase as last read, 0xff: not yet */
-        unsigned rounds_lost;    /* rounds the Distributor forgot (resets) */
+        bool busy;            /* a step is in flight (a command, the upload) */
+        bool lost;            /* the session failed: reconnect from the timer */
+        bool synced;          /* capabilities and state read on this session */
+        uint8_t dfd_phase;    /* the Distributor's phase as last read, 0xff: not yet */
+        unsigned rounds_lost; /* rounds the Distributor forgot (resets) */
+        /* The Distributor suspended the round's transfer on its own: the
+         * resumes sent for it in this round, and when the next is due
+         * (CLOCK_MONOTONIC, 0: none waiting). */
+        unsigned resumes;
+        uint64_t resume_at_usec;
+        /* Waiting for the Distributor to leave "canceling update": since
+         * (CLOCK_MONOTONIC, 0: not waiting), and the current interval. */
+        uint64_t canceling_since_usec, canceling_poll_usec;
         const char *pending_cmd; /* a static command line to send next (apply) */
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;

@@ -834,7 +834,8 @@ static void member_follow_distribution(struct rollout *r, struct rollout_member 
         case DISTRIBUTION_TARGET_UPDATED: {
                 bool soak = r->policy.soak_s > 0;
                 mem->in_flight = false;
-                member_set(r, mem, soak ? ROLLOUT_MEMBER_SOAKING : ROLLOUT_MEMBER_SUCCEEDED, NULL);
+                /* the reason: its update unprovisioned it, if so */
+                member_set(r, mem, soak ? ROLLOUT_MEMBER_SOAKING : ROLLOUT_MEMBER_SUCCEEDED, t->reason);
                 return;
         }
         case DISTRIBUTION_TARGET_FAILED:

@@ -836,10 +836,22 @@ static void test_faults_and_redrive(void) {
                 ASSERT_STREQ(version, "2.0.0+0");
         }
 
-        /* everybody lost: failed; the same start from failed runs again */
+        /* everybody lost mid-transfer: every target timed out, so the
+         * BLOB client suspends the transfer on its own (blob_cli.c
+         * suspend()), no suspend asked; progress reads 100 % there */
         r = sh(s, "mesh models dfd cancel");
         expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_IDLE);
         json_decref(control(&sim, "mesh-fault 0 target=all:lost-at=10"));
+        r = start(s, 0, true);
+        expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
+        wait_phase(s, SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED);
+        ASSERT_EQ(receivers(s, t, 8), 4);
+        for (unsigned k = 0; k < 4; k++) {
+                ASSERT_EQ(t[k].status, SMP_MESH_DFU_ERR_INTERNAL);
+                ASSERT_EQ(smp_mesh_progress_percent(t[k].progress), 100);
+        }
+        /* resumed while they are still gone: the Update Start times out,
+         * the distribution fails; the same start from failed runs again */
         r = start(s, 0, true);
         expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
         wait_phase(s, SMP_MESH_DFD_PHASE_FAILED);
@@ -850,6 +862,22 @@ static void test_faults_and_redrive(void) {
         r = start(s, 0, true);
         expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
         wait_phase(s, SMP_MESH_DFD_PHASE_COMPLETED);
+
+        /* suspended on its own, then back in range: the same start
+         * resumes, the timed out targets are in again */
+        r = sh(s, "mesh models dfd cancel");
+        expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_IDLE);
+        json_decref(control(&sim, "mesh-fault 0 target=all:lost-at=20"));
+        r = start(s, 0, true);
+        expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
+        wait_phase(s, SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED);
+        json_decref(control(&sim, "mesh-clear-faults all"));
+        r = start(s, 0, true);
+        expect_dfd_status(&r, 0, SMP_MESH_DFD_PHASE_TRANSFER_ACTIVE);
+        wait_phase(s, SMP_MESH_DFD_PHASE_COMPLETED);
+        ASSERT_EQ(receivers(s, t, 8), 4);
+        for (unsigned k = 0; k < 4; k++)
+                ASSERT_EQ(t[k].phase, SMP_MESH_DFU_PHASE_APPLY_SUCCESS);
 
         smp_session_free(s);
         sim_stop(&sim);

@@ -344,6 +344,169 @@ static void test_distributor_reset(void) {
         core_free(c);
 }
 
+static bool distributor_suspended(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED;
+}
+
+/* Every target stops answering mid-transfer: the Distributor suspends
+ * the transfer on its own.  That is no pause: smpgwd resumes it (a start
+ * with the same parameters) after poll_max, which spends an attempt, and
+ * the targets, back in range meanwhile, are updated in the same round. */
+static void test_unasked_suspend_resumed(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 12);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=all:lost-at=30", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 3);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, distributor_suspended, &id, SECONDS(20)));
+        d = manager_find_distribution(c->m, id);
+        ASSERT_EQ(d->state, DISTRIBUTION_RUNNING);
+        sim_mesh_clear_faults(sm);
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->rounds, 1u);
+        ASSERT_EQ(d->targets[0].attempts, 2u);
+        ASSERT_EQ(d->targets[1].attempts, 2u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* The same, the targets gone for good: each resume and round spends an
+ * attempt, and the distribution fails within them. */
+static void test_unasked_suspend_gone(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 13);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=all:lost-at=30", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 2);
+        d = wait_finished(c, d->id, 30);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        for (unsigned i = 0; i < 2; i++) {
+                ASSERT_EQ(d->targets[i].state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_EQ(d->targets[i].attempts, 2u);
+                ASSERT_TRUE(d->targets[i].reason != NULL);
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool suspended_state(struct core *c, void *userdata) {
+        struct distribution *d = manager_find_distribution(c->m, *(uint64_t *) userdata);
+        return d && d->state == DISTRIBUTION_SUSPENDED && d->dfd_phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED;
+}
+
+/* A transfer the user suspended stays so, but not past the deadline:
+ * then the round ends and the distribution fails, saying why. */
+static void test_suspended_past_deadline(void) {
+        struct core *c = core_new();
+        core_start(c);
+        make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 14);
+        struct engine_error e;
+        struct distribution *d;
+        const struct distribution_policy p = {
+                .max_attempts = 3,
+                .poll_min_usec = 10000,
+                .poll_max_usec = 40000,
+                .deadline_usec = now_realtime_usec() + SECONDS(3),
+        };
+
+        ASSERT_OK(engine_distribution_start(c->m, dist, img, t, 2, &p, &d, &e));
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(engine_distribution_suspend(c->m, manager_find_distribution(c->m, id), &e));
+        ASSERT_TRUE(core_run_until(c, suspended_state, &id, SECONDS(5)));
+        /* the Distributor reads 100 % while suspended: not taken */
+        d = manager_find_distribution(c->m, id);
+        for (unsigned i = 0; i < 2; i++)
+                ASSERT_TRUE(d->targets[i].progress < 100);
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        for (unsigned i = 0; i < 2; i++) {
+                ASSERT_EQ(d->targets[i].state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_TRUE(d->targets[i].reason && strstr(d->targets[i].reason, "deadline"));
+        }
+        drop_distributor(c);
+        core_free(c);
+}
+
+static bool canceling(struct core *c, void *userdata) {
+        json_t *st = sim_mesh_state(userdata);
+        bool yes = json_integer_value(json_object_get(st, "phase")) == SMP_MESH_DFD_PHASE_CANCELING_UPDATE;
+        (void) c;
+        json_decref(st);
+        return yes;
+}
+
+/* A cancel from an active transfer leaves the Distributor in "canceling
+ * update" until its targets answered (up to the BLOB client's timeout);
+ * a distribution started on it meanwhile (a user's retry, a rollout's
+ * next wave) waits for it to go idle, then runs. */
+static void test_start_while_canceling(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 15);
+        struct engine_error e;
+        const char *why;
+
+        /* 20 simulated s of canceling: 1 s here */
+        ASSERT_OK(sim_mesh_set(sm, "cancel-ms", "20000", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(engine_distribution_cancel(c->m, manager_find_distribution(c->m, id), &e));
+        d = wait_finished(c, id, 10);
+        ASSERT_EQ(d->state, DISTRIBUTION_CANCELLED);
+        ASSERT_TRUE(canceling(c, sm));
+
+        d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        id = d->id;
+        d = wait_finished(c, id, 20);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_TRUE(!canceling(c, sm));
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* A Distributor whose SMP buffer (CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE,
+ * 400 here) is smaller than a page of 8 receivers answers that page with
+ * SMP rc 7 (EMSGSIZE) and no output: the page shrinks to what fits and
+ * the distribution goes on. */
+static void test_receivers_page_too_large(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 8 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 8, &t);
+        struct image *img = core_add_image(c, 2048, 16);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_set(sm, "netbuf", "400", &why));
+        struct distribution *d = start(c, dist, img, t, 8, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->page_size, 2u);
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* smpgwd stops mid-transfer and starts again on the same files: the
  * distribution is read back, reconnects, finds the round running and
  * finishes it. */
@@ -1024,6 +1187,53 @@ static void test_rollout_mesh_apply_fail(void) {
         core_free(c);
 }
 
+/* A target whose update unprovisions it (effect "unprovision": its
+ * composition changes) answers nothing after its reboot; the
+ * Distributor counts that silence as its success, so at "completed" it
+ * reads phase applying, status success.  It is updated in one round, its
+ * device records the new version, its member succeeds, and the reason
+ * says it must be provisioned again. */
+static void test_rollout_mesh_unprovisioned(void) {
+        struct core *c = core_new();
+        fast_mesh_polls(c);
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 3 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 3, &t);
+        struct image *img = core_add_image(c, 2048, 29);
+        const char *why;
+
+        (void) dist;
+        ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:unprovisioned", &why));
+        struct rollout *r = create_rollout(
+                c, img, t, 3, json_pack("{s:i, s:s, s:i}", "canary", 3, "wave_size", "100%", "attempts", 2));
+        uint64_t rid = r->id;
+        ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
+        r = find_rollout(c, rid);
+        ASSERT_STREQ(rollout_state_to_string(r->state), "completed");
+        struct rollout_member *mem = rollout_find_member(r, t[1]->id);
+        ASSERT_STREQ(rollout_member_state_to_string(mem->state), "succeeded");
+        ASSERT_TRUE(strstr(mem->reason, "unprovisioned"));
+        ASSERT_EQ(mem->attempts, 1u);
+        struct distribution *d = manager_find_distribution(c->m, mem->distribution_id);
+        ASSERT_TRUE(d);
+        ASSERT_EQ(d->state, DISTRIBUTION_SUCCEEDED);
+        ASSERT_EQ(d->rounds, 1u);
+        const struct distribution_target *dt = &d->targets[1];
+        ASSERT_EQ(dt->state, DISTRIBUTION_TARGET_UPDATED);
+        ASSERT_EQ(dt->phase, SMP_MESH_DFU_PHASE_APPLYING);
+        ASSERT_TRUE(dt->reason && strstr(dt->reason, "unprovisioned"));
+        ASSERT_TRUE(d->targets[0].reason == NULL);
+        struct device *dev = manager_find_device(c->m, t[1]->id);
+        ASSERT_STREQ(dev->mesh->version, img->version);
+        json_t *st = sim_mesh_state(sm);
+        json_t *node = json_array_get(json_object_get(st, "targets"), 1);
+        ASSERT_TRUE(json_is_true(json_object_get(node, "unprovisioned")));
+        json_decref(st);
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* Blocks are going out to the member (the Distributor suspends only then). */
 static bool member_receiving(struct core *c, void *userdata) {
         const struct member_in_distribution *w = userdata;
@@ -1560,8 +1770,10 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_metadata_check_wrong_hash), TEST(test_image_mesh_composition_stored), TEST(test_full_1),
           TEST(test_full_8), TEST(test_zephyr_3_4_legacy_rc), TEST(test_full_64_rounds), TEST(test_full_64_one_round),
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
-          TEST(test_distributor_reset), TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload),
-          TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+          TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed), TEST(test_unasked_suspend_gone),
+          TEST(test_suspended_past_deadline), TEST(test_start_while_canceling), TEST(test_receivers_page_too_large),
+          TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct),
+          TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
           TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
           TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),

@@ -25,6 +25,9 @@ struct mesh_node {
         struct mcuboot_version version;   /* the firmware it runs */
         bool unprovisioned;               /* came back unprovisioned: answers nothing */
         bool rebooting;                   /* into a new image, after an apply */
+        /* Lost mid-transfer (lost-at): out of range or powered off, it
+         * answers nothing until the faults are cleared. */
+        bool gone;
         uint64_t reboot_done_us;
         struct mcuboot_version next_version;
         /* faults */
@@ -43,6 +46,9 @@ struct mesh_receiver {
         uint8_t phase;                    /* as the target last reported it */
         uint8_t status;                   /* 0: still in the distribution */
         uint8_t blob_status;
+        /* The BLOB client dropped it for not answering (target->timedout):
+         * a resume brings it back. */
+        bool timedout;
 };
 
 /* A registered slot (struct bt_mesh_dfu_slot, kept in settings). */

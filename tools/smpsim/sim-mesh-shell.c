@@ -233,7 +233,18 @@ static int dfd_start(struct sim_mesh *m, int argc, char **argv, struct sim_shell
                                 dev_log(m->d, 1, "mesh: already completed or in progress");
                                 status = SMP_MESH_DFD_SUCCESS;
                         } else if (m->phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED) {
-                                /* bt_mesh_dfu_cli_resume() */
+                                /* bt_mesh_dfu_cli_resume() and
+                                 * bt_mesh_blob_cli_resume(): the timed
+                                 * out targets are in again */
+                                for (size_t i = 0; i < m->n_rx; i++) {
+                                        struct mesh_receiver *r = &m->rx[i];
+                                        if (!r->timedout)
+                                                continue;
+                                        r->timedout = false;
+                                        r->status = SMP_MESH_DFU_SUCCESS;
+                                        r->phase = SMP_MESH_DFU_PHASE_UNKNOWN;
+                                        r->blob_status = 0;
+                                }
                                 m->cli_failed = false;
                                 m->cli_completed = false;
                                 m->resuming = true;

@@ -43,6 +43,7 @@ void sim_mesh_config_init(struct sim_mesh_config *cfg) {
                 .shell_out = 1000,
                 .targets_max = 8,
                 .slot_cnt = 1,
+                .cancel_ms = SIM_MESH_CANCEL_MS,
         };
 }
 
@@ -130,7 +131,16 @@ static void receiver_failed(struct mesh_receiver *r, uint8_t status) {
 
 /* The node behind a receiver answers at all? */
 static bool reachable(struct mesh_node *n) {
-        return n && !n->unprovisioned && !n->rebooting;
+        return n && !n->unprovisioned && !n->rebooting && !n->gone;
+}
+
+/* suspend() of blob_cli.c reaching the Distribution Server's
+ * dfu_suspended(): no target is left and some timed out. */
+static void transfer_suspended(struct sim_mesh *m) {
+        m->cli = CLI_SUSPENDED;
+        m->stage = STAGE_NONE;
+        m->phase = SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED;
+        dev_log(m->d, 1, "mesh: every target timed out: transfer suspended");
 }
 
 /* dfu_failed() reaching the Distribution Server's dfu_ended(). */
@@ -235,12 +245,21 @@ static void transfer_sync(struct sim_mesh *m, uint64_t now) {
                 struct mesh_receiver *r = &m->rx[i];
                 struct mesh_node *n = node_of(m, r->addr);
                 if (r->status == SMP_MESH_DFU_SUCCESS && n && n->lost_at > 0 && pct >= (unsigned) n->lost_at) {
+                        /* drop_remaining_targets(): it timed out */
                         dev_log(m->d, 1, "mesh: target 0x%04x lost at %u %%", r->addr, pct);
                         receiver_failed(r, SMP_MESH_DFU_ERR_INTERNAL);
+                        r->timedout = true;
+                        n->gone = true;
                 }
         }
         if (active_receivers(m) == 0) {
-                distribution_failed(m);
+                bool timedout = false;
+                for (size_t i = 0; i < m->n_rx; i++)
+                        timedout |= m->rx[i].timedout;
+                if (timedout)
+                        transfer_suspended(m);
+                else
+                        distribution_failed(m);
                 return;
         }
         if (m->sent >= m->xfer.size) {
@@ -273,7 +292,7 @@ static uint64_t transfer_next_us(const struct sim_mesh *m) {
 
 void mesh_begin_cancel(struct sim_mesh *m, uint64_t now) {
         m->cli = CLI_CANCEL;
-        stage_set(m, STAGE_CANCEL, now, SIM_MESH_CANCEL_MS);
+        stage_set(m, STAGE_CANCEL, now, m->cfg.cancel_ms);
 }
 
 void mesh_begin_apply(struct sim_mesh *m, uint64_t now) {
@@ -488,6 +507,7 @@ unsigned mesh_start_new(struct sim_mesh *m, uint16_t app_idx, uint16_t slot_idx,
                 m->rx[i].status = SMP_MESH_DFU_SUCCESS;
                 m->rx[i].phase = SMP_MESH_DFU_PHASE_UNKNOWN;
                 m->rx[i].blob_status = 0;
+                m->rx[i].timedout = false;
         }
         m->in.app_idx = app_idx;
         m->in.slot_idx = slot_idx;
@@ -721,6 +741,7 @@ void sim_mesh_clear_faults(struct sim_mesh *m) {
         for (size_t i = 0; i < m->cfg.n_targets; i++) {
                 struct mesh_node *n = &m->nodes[i];
                 n->lost_at = -1;
+                n->gone = false; /* back in range */
                 n->verify_fail = n->apply_fail = n->old_firmware = n->unprovision = false;
         }
 }
@@ -825,8 +846,22 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                         return -EINVAL;
                 }
                 m->cfg.comp_hash = (uint32_t) v;
+        } else if (streq(key, "cancel-ms")) {
+                uint64_t v;
+                if (smp_parse_uint(value, 0, UINT32_MAX, &v) < 0) {
+                        *ret_error = "cancel-ms: expected simulated milliseconds";
+                        return -EINVAL;
+                }
+                m->cfg.cancel_ms = (uint32_t) v;
+        } else if (streq(key, "netbuf")) {
+                uint64_t v;
+                if (smp_parse_uint(value, 0, UINT32_MAX, &v) < 0) {
+                        *ret_error = "netbuf: expected bytes (0: unlimited)";
+                        return -EINVAL;
+                }
+                m->cfg.netbuf = (uint32_t) v;
         } else {
-                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash)";
+                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash, cancel-ms, netbuf)";
                 return -EINVAL;
         }
         mesh_arm_timer(m, now);
@@ -865,10 +900,10 @@ json_t *sim_mesh_state(const struct sim_mesh *cm) {
                 version_fwid(&n->version, fwid);
                 hex_encode(fwid, sizeof(fwid), fwid_hex);
                 json_array_append_new(nodes,
-                                      json_pack("{s:i, s:s, s:s, s:b, s:b, s:i, s:b, s:b, s:b, s:b}", "addr", n->addr,
-                                                "version", version, "fwid", fwid_hex, "unprovisioned",
-                                                n->unprovisioned, "rebooting", n->rebooting, "lost_at", n->lost_at,
-                                                "verify_fail", n->verify_fail, "apply_fail", n->apply_fail,
+                                      json_pack("{s:i, s:s, s:s, s:b, s:b, s:b, s:i, s:b, s:b, s:b, s:b}", "addr",
+                                                n->addr, "version", version, "fwid", fwid_hex, "unprovisioned",
+                                                n->unprovisioned, "rebooting", n->rebooting, "gone", n->gone, "lost_at",
+                                                n->lost_at, "verify_fail", n->verify_fail, "apply_fail", n->apply_fail,
                                                 "old_firmware", n->old_firmware, "unprovision", n->unprovision));
         }
         json_t *st =

@@ -16,7 +16,9 @@
  *     last reported, progress is one figure for everybody and reads 100 %
  *     in every state but transfer and idle, a distribution succeeds when
  *     one target succeeds, an "unprovision" target succeeds by not
- *     answering;
+ *     answering; targets that all stop answering mid-transfer make the
+ *     BLOB client suspend the transfer on its own (blob_cli.c suspend()),
+ *     which only a start with the same parameters resumes;
  *   - the slot list (dfu_slot.c): kept in settings, so it survives a
  *     reboot, while the distribution state is RAM and does not;
  *   - the shell's printed output in the formats of Zephyr v3.4 and of
@@ -79,6 +81,16 @@ struct sim_mesh_config {
          * the metadata's hash is comp_hash, their own composition's. */
         bool metadata_check;
         uint32_t comp_hash;
+        /* Simulated ms the Update Cancel to the targets takes (phase
+         * "canceling update"): SIM_MESH_CANCEL_MS when every target
+         * answers; a target that does not answer holds it for the BLOB
+         * client's timeout, 10 s x (timeout_base + 2) + 100 ms x ttl. */
+        uint32_t cancel_ms;
+        /* CONFIG_MCUMGR_TRANSPORT_NETBUF_SIZE, 0: unlimited (the NCS
+         * sample's 2475 holds its 1000 bytes of output): shell_mgmt.c
+         * answers MGMT_ERR_EMSGSIZE, without output, when the output does
+         * not fit with the SMP header and the response map around it. */
+        uint32_t netbuf;
 };
 
 /* The defaults: 4 targets from 0x0100 running 1.0.0+0, Zephyr "later",
@@ -116,7 +128,8 @@ int sim_mesh_version_parse(const char *spec, long *ret_dev, const char **ret_err
 int sim_mesh_version_apply(struct sim_mesh *m, const char *spec, const char **ret_error);
 
 /* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1,
- * metadata-check=0|1, comp-hash=U32 (every target). */
+ * metadata-check=0|1, comp-hash=U32 (every target), cancel-ms=MS,
+ * netbuf=BYTES (0: unlimited). */
 int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const char **ret_error);
 
 /* The Distributor and its targets as JSON for the control socket. */

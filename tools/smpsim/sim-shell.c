@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,17 @@ void sim_shell_exec(struct sim_device *d, const uint8_t *body, size_t len, struc
         else {
                 sim_shell_printf(&out, "%s: command not found\n", argv[0]);
                 ret->ret = -ENOEXEC;
+        }
+        /* shell_mgmt_exec(): "o" and "ret" encoded in the response
+         * buffer, after the 8-byte SMP header; what does not fit is
+         * MGMT_ERR_EMSGSIZE and no output (about 24 bytes around it:
+         * the map, "o", the string's head, "ret" and its value) */
+        if (cfg->netbuf && out.len + 8u + 24u > cfg->netbuf) {
+                dev_log(d, 1, "shell: %zu bytes of output do not fit the %" PRIu32 "-byte net_buf", out.len,
+                        cfg->netbuf);
+                free(out.buf);
+                ret->mgmt_rc = SMP_MGMT_ERR_EMSGSIZE;
+                return;
         }
         ret->out = out.buf;
         ret->out_len = out.len;
