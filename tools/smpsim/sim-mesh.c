@@ -861,7 +861,8 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                 }
                 m->cfg.netbuf = (uint32_t) v;
         } else {
-                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash, cancel-ms, netbuf)";
+                *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash, "
+                             "cancel-ms, netbuf)";
                 return -EINVAL;
         }
         mesh_arm_timer(m, now);
