@@ -65,8 +65,10 @@ const char *const db_stmt_sql[_DB_STMT_MAX] = {
         [DB_STMT_JOB_BEFORE_INSERT] = "INSERT OR REPLACE INTO job_slots_before (job_id, image, slot, version, "
                                       "hash, bootable, pending, confirmed, active, permanent) VALUES "
                                       "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        [DB_STMT_EVENT_INSERT] = "INSERT INTO events (time, type, device_id, image_id, job_id, message) "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        /* In parentheses: clang's -Wstring-concatenation takes the only
+         * two-piece literal of a list for a missing comma. */
+        [DB_STMT_EVENT_INSERT] = ("INSERT INTO events (time, type, device_id, image_id, job_id, message) "
+                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
 };
 
 static const char *strempty(const char *s) {
