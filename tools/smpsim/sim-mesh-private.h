@@ -115,6 +115,15 @@ struct sim_mesh {
         uint64_t sent_at_us;
 
         sd_event_source *timer;
+
+        /* mesh-set log-burst: bursts still due, and the command word
+         * they wait for ("": any) */
+        unsigned log_bursts;
+        char log_burst_word[24];
+        /* mesh-set reserved-slots: slots a Firmware Distribution Upload
+         * over the mesh reserved and never finished; del-all leaves them
+         * (dfu_slot.c deletes committed slots only), a reboot frees them */
+        unsigned reserved_slots;
 };
 
 /* sim-mesh.c */

@@ -368,7 +368,7 @@ static int slot_add_34(struct sim_mesh *m, int argc, char **argv, struct sim_she
         bool dup = false;
         for (size_t i = 0; i < m->n_slots; i++)
                 dup |= m->slots[i].fwid_len == s.fwid_len && memcmp(m->slots[i].fwid, s.fwid, s.fwid_len) == 0;
-        if (m->n_slots >= m->cfg.slot_cnt || dup) {
+        if (m->n_slots + m->reserved_slots >= m->cfg.slot_cnt || dup) {
                 sim_shell_printf(out, "Failed.\n");
                 return 0;
         }
@@ -388,7 +388,7 @@ static int slot_add_later(struct sim_mesh *m, int argc, char **argv, struct sim_
         }
         sim_shell_printf(out, "Adding slot (size: %u)\n", (unsigned) size);
         /* bt_mesh_dfu_slot_reserve() */
-        if (m->n_slots >= m->cfg.slot_cnt) {
+        if (m->n_slots + m->reserved_slots >= m->cfg.slot_cnt) {
                 sim_shell_printf(out, "Failed to reserve slot.\n");
                 return 0;
         }
@@ -524,11 +524,55 @@ static int run_table(struct sim_mesh *m, const struct mesh_cmd *table, const cha
         return -EINVAL;
 }
 
+/* A burst of deferred log lines, due for this command (mesh-set
+ * log-burst): the dummy backend is also a log backend, and the lines the
+ * log thread wrote while the command ran fill the output buffer, which
+ * drops what does not fit (shell_dummy.c write()): the command's own
+ * output is cut to its first SIM_MESH_LOG_BURST_ROOM bytes. */
+static void log_burst(struct sim_mesh *m, const char *word, struct sim_shell_out *out) {
+        uint64_t ms = mesh_now_us(m) / 1000u;
+
+        if (m->log_bursts == 0 || (m->log_burst_word[0] && !(word && streq(word, m->log_burst_word))))
+                return;
+        m->log_bursts--;
+        if (out->cap < SIM_MESH_LOG_BURST_ROOM + 1u)
+                return;
+        /* whole lines, the last one cut where ROOM bytes are left */
+        for (unsigned i = 0; out->len + 1u + SIM_MESH_LOG_BURST_ROOM < out->cap; i++) {
+                char text[96], line[128];
+                unsigned addr = 0x0100u + i % 8u;
+                switch (i % 4u) {
+                case 0:
+                        snprintf(text, sizeof(text), "<wrn> bt_mesh_blob_cli: Target 0x%04x timed out", addr);
+                        break;
+                case 1:
+                        snprintf(text, sizeof(text), "<inf> dfu_dist: Distribution phase changed to %u", i % 10u);
+                        break;
+                case 2:
+                        snprintf(text, sizeof(text), "<wrn> bt_mesh_dfd_srv: Already completed or in progress");
+                        break;
+                default:
+                        snprintf(text, sizeof(text), "<dbg> bt_mesh_dfu_cli: Target 0x%04x: phase %u", addr, i % 10u);
+                        break;
+                }
+                int n = snprintf(line, sizeof(line), "[%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64 ",000] %s\n",
+                                 ms / 3600000u % 100u, ms / 60000u % 60u, ms / 1000u % 60u, ms % 1000u, text);
+                size_t left = out->cap - 1u - SIM_MESH_LOG_BURST_ROOM - out->len;
+                if ((size_t) n + 1u > left)     /* its "\n" prints as "\r\n" */
+                        n = (int) MIN(left, (size_t) n - 1u);
+                sim_shell_printf(out, "%.*s", n, line);
+        }
+        dev_log(m->d, 1, "mesh: a log burst fills the shell output buffer (%zu of %zu bytes)", out->len, out->cap);
+}
+
 int sim_mesh_shell(struct sim_mesh *m, int argc, char **argv, struct sim_shell_out *out) {
         mesh_advance(m, mesh_now_us(m));
-        if (argc >= 4 && streq(argv[1], "models") && streq(argv[2], "dfd"))
+        bool dfd = argc >= 4 && streq(argv[1], "models") && streq(argv[2], "dfd");
+        bool slot = argc >= 5 && streq(argv[1], "models") && streq(argv[2], "dfu") && streq(argv[3], "slot");
+        log_burst(m, dfd ? argv[3] : slot ? argv[4] : NULL, out);
+        if (dfd)
                 return run_table(m, dfd_cmds, "dfd", argc - 3, argv + 3, out);
-        if (argc >= 5 && streq(argv[1], "models") && streq(argv[2], "dfu") && streq(argv[3], "slot"))
+        if (slot)
                 return run_table(m, slot_cmds, "slot", argc - 4, argv + 4, out);
         /* anything else of the mesh shell is not modelled */
         sim_shell_printf(out, "%s: unknown parameter: %s\n", argv[0], argc > 1 ? argv[1] : "");

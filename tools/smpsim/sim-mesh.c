@@ -44,6 +44,7 @@ void sim_mesh_config_init(struct sim_mesh_config *cfg) {
                 .targets_max = 8,
                 .slot_cnt = 1,
                 .cancel_ms = SIM_MESH_CANCEL_MS,
+                .target_modes = SIM_MESH_XFER_MODES_ALL,
         };
 }
 
@@ -224,9 +225,13 @@ static void end_start(struct sim_mesh *m, uint64_t now) {
                 distribution_failed(m);
                 return;
         }
-        /* blob_caps(): targets take both modes, the requested one stays */
-        if (m->in.mode != SMP_MESH_XFER_MODE_PUSH && m->in.mode != SMP_MESH_XFER_MODE_PULL && m->in.mode != 3)
-                m->in.mode = SMP_MESH_XFER_MODE_PUSH;
+        /* blob_caps(): with no mode set, push if the targets take both;
+         * the requested mode only if they take both; else theirs */
+        uint8_t caps = m->cfg.target_modes;
+        if (!(m->in.mode & SIM_MESH_XFER_MODES_ALL))
+                m->in.mode = caps == SIM_MESH_XFER_MODES_ALL ? SMP_MESH_XFER_MODE_PUSH : caps;
+        else if (caps != SIM_MESH_XFER_MODES_ALL)
+                m->in.mode = caps;
         if (!m->resuming)
                 m->sent = 0;
         m->resuming = false;
@@ -612,6 +617,7 @@ void sim_mesh_device_down(struct sim_mesh *m) {
         /* RAM: the Distribution Server, its receivers, the Update Client */
         m->phase = SMP_MESH_DFD_PHASE_IDLE;
         m->n_rx = 0;
+        m->reserved_slots = 0;   /* an unfinished upload's slot is RAM */
         memset(&m->in, 0, sizeof(m->in));
         m->has_xfer = false;
         m->xfer_blob = sim_blob_unref(m->xfer_blob);
@@ -860,9 +866,44 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                         return -EINVAL;
                 }
                 m->cfg.netbuf = (uint32_t) v;
+        } else if (streq(key, "target-modes")) {
+                if (streq(value, "push"))
+                        m->cfg.target_modes = SIM_MESH_XFER_MODES_PUSH;
+                else if (streq(value, "pull"))
+                        m->cfg.target_modes = SIM_MESH_XFER_MODES_PULL;
+                else if (streq(value, "all"))
+                        m->cfg.target_modes = SIM_MESH_XFER_MODES_ALL;
+                else {
+                        *ret_error = "target-modes: push, pull or all";
+                        return -EINVAL;
+                }
+        } else if (streq(key, "reserved-slots")) {
+                uint64_t v;
+                if (smp_parse_uint(value, 0, SIM_MESH_SLOTS_MAX, &v) < 0) {
+                        *ret_error = "reserved-slots: 0 to 8";
+                        return -EINVAL;
+                }
+                m->reserved_slots = (unsigned) v;
+        } else if (streq(key, "log-burst")) {
+                const char *colon = strchr(value, ':');
+                size_t nlen = colon ? (size_t) (colon - value) : strlen(value);
+                char num[16];
+                uint64_t v;
+                if (nlen == 0 || nlen >= sizeof(num) || (colon && (!colon[1] || strlen(colon + 1) >= sizeof(m->log_burst_word)))) {
+                        *ret_error = "log-burst: N or N:WORD (WORD: a command's last word, such as get or start)";
+                        return -EINVAL;
+                }
+                memcpy(num, value, nlen);
+                num[nlen] = 0;
+                if (smp_parse_uint(num, 0, 1000, &v) < 0) {
+                        *ret_error = "log-burst: N from 0 to 1000";
+                        return -EINVAL;
+                }
+                m->log_bursts = (unsigned) v;
+                snprintf(m->log_burst_word, sizeof(m->log_burst_word), "%s", colon ? colon + 1 : "");
         } else {
                 *ret_error = "unknown mesh setting (rate, time-scale, zephyr, legacy-rc, metadata-check, comp-hash, "
-                             "cancel-ms, netbuf)";
+                             "cancel-ms, netbuf, target-modes, log-burst, reserved-slots)";
                 return -EINVAL;
         }
         mesh_arm_timer(m, now);
@@ -917,6 +958,8 @@ json_t *sim_mesh_state(const struct sim_mesh *cm) {
         if (st) {
                 json_object_set_new(st, "metadata_check", json_boolean(m->cfg.metadata_check));
                 json_object_set_new(st, "comp_hash", json_integer(m->cfg.comp_hash));
+                json_object_set_new(st, "target_modes", json_integer(m->cfg.target_modes));
+                json_object_set_new(st, "log_bursts", json_integer(m->log_bursts));
         }
         return st;
 }

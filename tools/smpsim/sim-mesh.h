@@ -91,7 +91,20 @@ struct sim_mesh_config {
          * answers MGMT_ERR_EMSGSIZE, without output, when the output does
          * not fit with the SMP header and the response map around it. */
         uint32_t netbuf;
+        /* The transfer modes every target's BLOB server reports
+         * (SIM_MESH_XFER_MODES_*): the BLOB client keeps the requested
+         * mode only when the targets take both (dfu_cli.c blob_caps()),
+         * so a push to pull-only targets runs, and prints, as pull. */
+        uint8_t target_modes;
 };
+
+#define SIM_MESH_XFER_MODES_PUSH 1u
+#define SIM_MESH_XFER_MODES_PULL 2u
+#define SIM_MESH_XFER_MODES_ALL 3u
+/* A burst of deferred log lines in the shell's output buffer (mesh-set
+ * log-burst): the lines a burst writes stop this far from the buffer's
+ * end, so the command's own output is cut to at most this. */
+#define SIM_MESH_LOG_BURST_ROOM 16u
 
 /* The defaults: 4 targets from 0x0100 running 1.0.0+0, Zephyr "later",
  * 300 B/s, time scale 1, shell buffer 256, output buffer 1000 (the NCS
@@ -129,7 +142,12 @@ int sim_mesh_version_apply(struct sim_mesh *m, const char *spec, const char **re
 
 /* Run-time settings: rate=B, time-scale=F, zephyr=3.4|later, legacy-rc=0|1,
  * metadata-check=0|1, comp-hash=U32 (every target), cancel-ms=MS,
- * netbuf=BYTES (0: unlimited). */
+ * netbuf=BYTES (0: unlimited), target-modes=push|pull|all,
+ * log-burst=N[:WORD] (the next N shell commands, or the next N whose
+ * last word is WORD, e.g. "get" or "start", find the output buffer full
+ * of log lines but SIM_MESH_LOG_BURST_ROOM bytes; 0 stops),
+ * reserved-slots=N (slots an unfinished upload over the mesh holds: del-all
+ * leaves them, a reboot frees them). */
 int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const char **ret_error);
 
 /* The Distributor and its targets as JSON for the control socket. */
