@@ -341,6 +341,44 @@ static void next(struct distribution *d) {
         arm(d, 0);
 }
 
+/* An answer that does not read as the command's output.  The
+ * Distributor's shell output buffer is also a log backend: deferred log
+ * lines (mesh warnings, the sample's printk) land in it, and what does
+ * not fit is dropped, so a burst of them cuts an answer off.  Asked again
+ * after poll_min through on_timer(), whose next step the caller has set
+ * (a command that changes something is checked first), up to
+ * DISTRIBUTION_GARBLED_MAX in a row.  Returns false when the distribution
+ * failed instead. */
+static bool retry_garbled(struct distribution *d, const char *what, const struct smp_shell_result *r) {
+        d->garbled++;
+        if (d->garbled > DISTRIBUTION_GARBLED_MAX) {
+                fail(d, "%s: unexpected answer '%.80s' (%u in a row)", what, r->output, d->garbled);
+                return false;
+        }
+        log_notice("Distribution %" PRIu64 ": %s: unexpected answer '%.80s' (%u in a row; log lines in the "
+                   "Distributor's shell output?): asking again",
+                   d->id, what, r->output, d->garbled);
+        arm(d, d->policy.poll_min_usec);
+        return true;
+}
+
+/* Keeps the transfer parameters a `dfd get` (or a start's answer)
+ * printed, for a resume: see has_dfd_params.  Only those of this
+ * distribution's slot, and a mode a start can name. */
+static void remember_dfd_params(struct distribution *d, const struct smp_mesh_dfd_state *st) {
+        if (!st->has_params || st->slot_idx != d->slot_idx ||
+            (st->xfer_mode != SMP_MESH_XFER_MODE_PUSH && st->xfer_mode != SMP_MESH_XFER_MODE_PULL))
+                return;
+        d->has_dfd_params = true;
+        d->dfd_app_idx = st->app_idx;
+        d->dfd_group = st->group;
+        d->dfd_ttl = st->ttl;
+        d->dfd_timeout_base = st->timeout_base;
+        d->dfd_xfer_mode = st->xfer_mode;
+        d->dfd_apply = st->apply;
+        d->dfd_slot_idx = st->slot_idx;
+}
+
 /* ---- the steps ---- */
 
 /* A new step is told as progress (Distribution1.Step, REST's event
@@ -456,9 +494,11 @@ static void on_slot_add(struct distribution *d, const struct smp_shell_result *r
         struct smp_mesh_slot_add_result res;
 
         if (smp_mesh_slot_add_parse(r->output, r->output_len, &res) < 0) {
-                fail(d, "slot add: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                /* on_timer() deletes and adds again (step slot) */
+                (void) retry_garbled(d, "slot add", r);
                 return;
         }
+        d->garbled = 0;
         switch (res.outcome) {
         case SMP_MESH_SLOT_ADDED:
                 d->slot_idx = (uint16_t) res.idx;
@@ -467,7 +507,20 @@ static void on_slot_add(struct distribution *d, const struct smp_shell_result *r
                 return;
         case SMP_MESH_SLOT_NO_FREE_SLOT:
         case SMP_MESH_SLOT_FAILED:
-                fail(d, "the Distributor has no free DFU slot");
+                /* del-all deletes the registered slots only: one that a
+                 * Firmware Distribution Upload over the mesh reserved and
+                 * never finished stays until that upload is cancelled or
+                 * the Distributor restarts (dfu_slot.c, dfd_srv.c).  In
+                 * Zephyr 3.4, "Failed." is also a firmware ID already
+                 * registered, which a failed del-all leaves. */
+                if (d->slot_del_error)
+                        fail(d, "the Distributor could not delete its old DFU slots (error %d), and has no free "
+                                "one: restart the Distributor",
+                             d->slot_del_error);
+                else
+                        fail(d, "the Distributor has no free DFU slot after deleting them all: an upload to it over "
+                                "the mesh (from another Initiator) that did not finish may hold one until the "
+                                "Distributor restarts");
                 return;
         case SMP_MESH_SLOT_COMMIT_FAILED:
                 fail(d, "the Distributor cannot register the image (error %d)", res.err);
@@ -507,7 +560,16 @@ static void on_slot_del(struct distribution *d, const struct smp_shell_result *r
         uint8_t md[SMP_MESH_METADATA_MAXLEN];
         char line[256];
 
-        (void) r; /* "All slots deleted." or nothing to delete: either way */
+        /* "All slots deleted." or nothing printed: either way; a failure
+         * is said if the add then fails too. */
+        struct smp_mesh_slot_del_result del;
+        d->slot_del_error = 0;
+        if (smp_mesh_slot_del_parse(r->output, r->output_len, &del) >= 0 &&
+            del.outcome == SMP_MESH_SLOT_DELETE_FAILED) {
+                d->slot_del_error = del.err ?: -EIO;
+                log_warning("Distribution %" PRIu64 ": the Distributor could not delete its DFU slots (error %d)",
+                            d->id, d->slot_del_error);
+        }
         if (!img || mcuboot_version_parse(img->version, &v) < 0) {
                 fail(d, "the image %s is gone", d->image_id);
                 return;
@@ -565,17 +627,44 @@ static void run_slot(struct distribution *d) {
 /* round */
 
 static void wait_canceling(struct distribution *d, const struct smp_mesh_dfd_state *st);
+static void send_start(struct distribution *d);
 
 static void on_start(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
         if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
-                fail(d, "dfd start: unexpected answer '%.80s' (ret %" PRId64 ")", r->output, r->ret);
+                /* Did it start?  A resume is sent again (a start with the
+                 * same parameters is a no-op on a running transfer); a
+                 * round's start is checked by the sync's `dfd get`, which
+                 * goes on with the round if it runs and starts it again
+                 * if not. */
+                if (d->step == DISTRIBUTION_STEP_TRANSFER)
+                        d->want_resume = true;
+                else
+                        d->synced = false;
+                (void) retry_garbled(d, "dfd start", r);
                 return;
         }
+        d->garbled = 0;
         if (st.status == SMP_MESH_DFD_ERR_BUSY_WITH_DISTRIBUTION && st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE) {
                 wait_canceling(d, &st);
                 return;
+        }
+        if (st.status == SMP_MESH_DFD_ERR_BUSY_WITH_DISTRIBUTION && st.phase == SMP_MESH_DFD_PHASE_TRANSFER_SUSPENDED &&
+            d->step == DISTRIBUTION_STEP_TRANSFER && !d->resume_refused && st.has_params &&
+            st.slot_idx == d->slot_idx) {
+                /* A resume whose parameters are not the suspended
+                 * transfer's (dfd_srv.c compares all seven): the answer
+                 * prints them; once more with those. */
+                remember_dfd_params(d, &st);
+                if (d->has_dfd_params) {
+                        d->resume_refused = true;
+                        log_notice("Distribution %" PRIu64 ": the Distributor refused the resume as another "
+                                   "distribution; resuming with the parameters it printed",
+                                   d->id);
+                        send_start(d);
+                        return;
+                }
         }
         if (st.status != SMP_MESH_DFD_SUCCESS) {
                 fail(d, "the Distributor refused to start: %s",
@@ -584,6 +673,7 @@ static void on_start(struct distribution *d, const struct smp_shell_result *r) {
         }
         d->poll_usec = d->policy.poll_min_usec;
         d->resume_at_usec = 0;
+        d->resume_refused = false;
         /* A round's transfer starts here; a resumed one was suspended
          * and its time says nothing of the rate. */
         if (d->state == DISTRIBUTION_SUSPENDED || d->transfer_start_usec)
@@ -594,8 +684,12 @@ static void on_start(struct distribution *d, const struct smp_shell_result *r) {
         step_to(d, DISTRIBUTION_STEP_TRANSFER);
 }
 
+/* A round's start sends the policy's parameters; a resume (at the
+ * transfer step) those the Distributor printed for the transfer, which
+ * it compares with the stored ones: the transfer mode may have become
+ * the one the targets support. */
 static void send_start(struct distribution *d) {
-        const struct smp_mesh_dfd_start_params p = {
+        struct smp_mesh_dfd_start_params p = {
                 .app_idx = d->policy.app_idx,
                 .slot_idx = d->slot_idx,
                 .group = d->policy.group,
@@ -605,6 +699,22 @@ static void send_start(struct distribution *d) {
                 .xfer_mode = d->policy.xfer_mode,
         };
         char line[256];
+
+        if (d->step == DISTRIBUTION_STEP_TRANSFER && d->has_dfd_params) {
+                if (d->dfd_xfer_mode != p.xfer_mode)
+                        log_info("Distribution %" PRIu64 ": resuming in %s mode, the one the Distributor "
+                                 "chose for its targets",
+                                 d->id, d->dfd_xfer_mode == SMP_MESH_XFER_MODE_PULL ? "pull" : "push");
+                p = (struct smp_mesh_dfd_start_params) {
+                        .app_idx = d->dfd_app_idx,
+                        .slot_idx = d->dfd_slot_idx,
+                        .group = d->dfd_group,
+                        .apply = d->dfd_apply,
+                        .ttl = d->dfd_ttl,
+                        .timeout_base = d->dfd_timeout_base,
+                        .xfer_mode = d->dfd_xfer_mode,
+                };
+        }
         int k = smp_mesh_dfd_start_cmd(&p, line, sizeof(line));
         if (k < 0) {
                 fail(d, "cannot write the start command: %s", strerror(-k));
@@ -616,8 +726,13 @@ static void send_start(struct distribution *d) {
 static void on_receivers_add(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_receivers_status st;
 
-        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 || r->ret < 0 ||
-            st.status != SMP_MESH_DFD_SUCCESS) {
+        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0) {
+                /* on_timer() sends the round's receivers again */
+                (void) retry_garbled(d, "dfd receivers-add", r);
+                return;
+        }
+        d->garbled = 0;
+        if (r->ret < 0 || st.status != SMP_MESH_DFD_SUCCESS) {
                 fail(d, "the Distributor refused receivers (ret %" PRId64 "): %.80s", r->ret, r->output);
                 return;
         }
@@ -632,7 +747,12 @@ static void on_receivers_add(struct distribution *d, const struct smp_shell_resu
 static void on_receivers_delete(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_receivers_status st;
 
-        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0 || st.status != SMP_MESH_DFD_SUCCESS) {
+        if (smp_mesh_receivers_status_parse(r->output, r->output_len, &st) < 0) {
+                (void) retry_garbled(d, "dfd receivers-delete-all", r);
+                return;
+        }
+        d->garbled = 0;
+        if (st.status != SMP_MESH_DFD_SUCCESS) {
                 fail(d, "the Distributor cannot clear its receivers: %.80s", r->output);
                 return;
         }
@@ -681,6 +801,9 @@ static void run_round(struct distribution *d) {
                 save(d);
                 log_info("Distribution %" PRIu64 ": round %u with %zu receivers", d->id, d->rounds, n);
         }
+        /* this start sends the policy's parameters */
+        d->has_dfd_params = false;
+        d->resume_refused = false;
         smp_strv_free(d->lines);
         d->lines = NULL;
         r = smp_mesh_receivers_add_cmds(rx, n, d->shell_buf, &d->lines, &d->n_lines);
@@ -875,9 +998,20 @@ static void on_get(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
         if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
-                fail(d, "dfd get: unexpected answer '%.80s'", r->output);
+                /* A suspend is asked again while wanted; an apply is
+                 * sent again only if the next poll finds the transfer
+                 * still waiting for it (after_pages()). */
+                if (d->sent_apply)
+                        d->want_apply = true;
+                d->sent_apply = false;
+                (void) retry_garbled(d, "dfd get", r);
                 return;
         }
+        d->garbled = 0;
+        d->sent_apply = false;
+        remember_dfd_params(d, &st);
+        if (st.phase == SMP_MESH_DFD_PHASE_APPLYING_UPDATE || st.phase == SMP_MESH_DFD_PHASE_COMPLETED)
+                d->want_apply = false;
         if (st.phase != d->dfd_phase)
                 d->changed_since_poll = true;
         d->dfd_phase = st.phase;
@@ -903,6 +1037,7 @@ static void run_transfer(struct distribution *d) {
         if (d->pending_cmd) {
                 const char *cmd = d->pending_cmd;
                 d->pending_cmd = NULL;
+                d->sent_apply = streq(cmd, "mesh models dfd apply");
                 exec(d, false, on_get, "%s", cmd);
                 return;
         }
@@ -981,7 +1116,11 @@ static void end_round(struct distribution *d, const char *why) {
                         t->reason = NULL;
                 explain_target_failure(d, t);
                 bad++;
-                if (t->attempts < d->policy.max_attempts && !deadline_passed(d))
+                /* A target that refused the metadata judged the image
+                 * (version, size, composition): another round sends it
+                 * the same and is refused the same. */
+                if (t->attempts < d->policy.max_attempts && !deadline_passed(d) &&
+                    t->status != SMP_MESH_DFU_ERR_METADATA)
                         t->state = DISTRIBUTION_TARGET_PENDING;
                 else
                         t->state = DISTRIBUTION_TARGET_FAILED;
@@ -1030,11 +1169,16 @@ static void on_sync(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_state st;
 
         if (smp_mesh_dfd_state_parse(r->output, r->output_len, &st) < 0) {
-                fail(d, "dfd get: unexpected answer '%.80s'", r->output);
+                /* The whole sync again (this answer may have been a
+                 * cancel's). */
+                d->synced = false;
+                (void) retry_garbled(d, "dfd get", r);
                 return;
         }
+        d->garbled = 0;
         d->synced = true;
         d->dfd_phase = st.phase;
+        remember_dfd_params(d, &st);
         if (st.phase == SMP_MESH_DFD_PHASE_CANCELING_UPDATE && d->step != DISTRIBUTION_STEP_TRANSFER &&
             d->step != DISTRIBUTION_STEP_DONE) {
                 wait_canceling(d, &st);
@@ -1090,9 +1234,12 @@ static void on_caps(struct distribution *d, const struct smp_shell_result *r) {
         struct smp_mesh_dfd_capabilities caps;
 
         if (smp_mesh_dfd_capabilities_parse(r->output, r->output_len, &caps) < 0 || caps.targets_max == 0) {
-                fail(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get: '%.80s')", r->output);
+                /* on_timer() asks again: not synced */
+                (void) retry_garbled(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get)",
+                                     r);
                 return;
         }
+        d->garbled = 0;
         d->targets_max = MIN(caps.targets_max, DISTRIBUTION_TARGETS_MAX);
         struct image *img = manager_find_image(d->manager, d->image_id);
         if (img && caps.slot_max_size && img->file_size > caps.slot_max_size) {

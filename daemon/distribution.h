@@ -85,6 +85,12 @@ struct smp_update;
 #define DISTRIBUTION_CANCELING_WAIT_MIN_USEC (120u * 1000u * 1000u)
 /* A shell command's answer (per transmission). */
 #define DISTRIBUTION_COMMAND_TIMEOUT_USEC (5u * 1000u * 1000u)
+/* Answers in a row that do not read as the command's output before the
+ * distribution fails.  The Distributor's shell output buffer is also one
+ * of its log backends (shell_dummy.c): a burst of log lines can fill it
+ * and cut the answer off.  Each is asked again after poll_min (a command
+ * that changes something is first checked with `dfd get`). */
+#define DISTRIBUTION_GARBLED_MAX 5u
 
 enum distribution_state {
         DISTRIBUTION_QUEUED,    /* created, not started on the Distributor yet */
@@ -212,6 +218,19 @@ struct distribution {
         /* Waiting for the Distributor to leave "canceling update": since
          * (CLOCK_MONOTONIC, 0: not waiting), and the current interval. */
         uint64_t canceling_since_usec, canceling_poll_usec;
+        unsigned garbled; /* answers in a row that did not parse (DISTRIBUTION_GARBLED_MAX) */
+        /* The transfer's parameters as the Distributor printed them last
+         * (`dfd get` during a round).  A resume is a start with exactly
+         * these, and they can differ from the policy's: the BLOB client
+         * takes the one transfer mode its targets support (dfu_cli.c
+         * blob_caps()).  Cleared at each round's start. */
+        bool has_dfd_params;
+        uint16_t dfd_app_idx, dfd_group, dfd_timeout_base, dfd_slot_idx;
+        uint8_t dfd_ttl, dfd_xfer_mode;
+        bool dfd_apply;
+        bool resume_refused; /* a resume answered busy was sent again with the printed parameters */
+        bool sent_apply;     /* the command in flight is `dfd apply` */
+        int slot_del_error;  /* what `dfu slot del-all` printed as its error, 0: none */
         const char *pending_cmd; /* a static command line to send next (apply) */
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;

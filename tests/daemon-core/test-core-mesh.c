@@ -15,6 +15,10 @@
  *   - the Distributor reset mid-transfer (it forgets the round);
  *   - smpgwd stopped mid-distribution and started again on the files;
  *   - Zephyr 3.4's wording and a Distributor answering "rc";
+ *   - answers cut off by the Distributor's log lines (every command of
+ *     the way, polls in a row, and the bound); a resume to pull-only
+ *     targets; no free slot after del-all; a metadata refusal not
+ *     retried;
  *   - the inventory: mesh:<id>/<addr> without a plugin, canonical form,
  *     refusals;
  *   - rollouts: 8 mesh targets behind the Distributor and 2 direct UDP
@@ -507,6 +511,157 @@ static void test_receivers_page_too_large(void) {
         core_free(c);
 }
 
+static unsigned log_bursts_left(struct sim_mesh *sm) {
+        json_t *st = sim_mesh_state(sm);
+        unsigned n = (unsigned) json_integer_value(json_object_get(st, "log_bursts"));
+        json_decref(st);
+        return n;
+}
+
+/* The Distributor's shell output buffer is also a log backend: a burst of
+ * log lines fills it and cuts the answer off.  Three `dfd get` answers in
+ * a row cut so are asked again, and the distribution goes on. */
+static void test_log_burst_polls(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 17);
+        const char *why;
+
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(sim_mesh_set(sm, "log-burst", "3:get", &why));
+        d = wait_finished(c, id, 20);
+        ASSERT_EQ(log_bursts_left(sm), 0u);
+        assert_all_updated(c, sm, d, img);
+        ASSERT_EQ(d->rounds, 1u);
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* ... but not for ever: past DISTRIBUTION_GARBLED_MAX in a row the
+ * distribution fails, saying so. */
+static void test_log_burst_bounded(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 20 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 18);
+        const char *why;
+
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        uint64_t id = d->id;
+        ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+        ASSERT_OK(sim_mesh_set(sm, "log-burst", "100:get", &why));
+        d = wait_finished(c, id, 20);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        ASSERT_TRUE(d->error && strstr(d->error, "dfd get: unexpected answer") && strstr(d->error, "6 in a row"));
+        ASSERT_EQ(log_bursts_left(sm), 100u - (DISTRIBUTION_GARBLED_MAX + 1u));
+        drop_distributor(c);
+        core_free(c);
+}
+
+/* One cut answer to each command of a distribution's way (capabilities,
+ * slot, receivers, the round's start): each is checked or sent again,
+ * and the distribution ends with every target updated in one round. */
+static void test_log_burst_each_command(void) {
+        static const char *const words[] = {
+                "capabilities-get", "del-all", "add", "receivers-delete-all", "receivers-add", "start", "receivers-get",
+        };
+
+        for (size_t w = 0; w < ELEMENTSOF(words); w++) {
+                struct core *c = core_new();
+                core_start(c);
+                struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2 });
+                _cleanup_free_ struct device **t = NULL;
+                struct device *dist = setup_inventory(c, 2, &t);
+                struct image *img = core_add_image(c, 2048, 19);
+                char spec[64];
+                const char *why;
+
+                snprintf(spec, sizeof(spec), "1:%s", words[w]);
+                ASSERT_OK(sim_mesh_set(sm, "log-burst", spec, &why));
+                struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+                d = wait_finished(c, d->id, 30);
+                if (d->state != DISTRIBUTION_SUCCEEDED)
+                        fprintf(stderr, "cut answer to %s: %s\n", words[w], d->error ?: "");
+                ASSERT_EQ(log_bursts_left(sm), 0u);
+                assert_all_updated(c, sm, d, img);
+                ASSERT_EQ(d->rounds, 1u);
+                drop_distributor(c);
+                core_free(c);
+        }
+}
+
+/* Targets whose BLOB servers take pull only: the Distributor's BLOB
+ * client runs the transfer in pull mode though the start said push
+ * (dfu_cli.c blob_caps()), and resumes only a start that says pull.  A
+ * user's suspend and resume then goes on: with the parameters `dfd get`
+ * printed; with those of the refusal when it printed none; and through a
+ * resume whose answer was cut. */
+static void test_resume_pull_only(void) {
+        for (unsigned variant = 0; variant < 3; variant++) {
+                struct core *c = core_new();
+                core_start(c);
+                struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2, .time_scale = 5 });
+                _cleanup_free_ struct device **t = NULL;
+                struct device *dist = setup_inventory(c, 2, &t);
+                struct image *img = core_add_image(c, 2048, 20);
+                struct engine_error e;
+                const char *why;
+
+                ASSERT_OK(sim_mesh_set(sm, "target-modes", "pull", &why));
+                struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+                uint64_t id = d->id;
+                ASSERT_EQ(d->policy.xfer_mode, SMP_MESH_XFER_MODE_PUSH);
+                ASSERT_TRUE(core_run_until(c, transferring, &id, SECONDS(20)));
+                ASSERT_OK(engine_distribution_suspend(c->m, manager_find_distribution(c->m, id), &e));
+                ASSERT_TRUE(core_run_until(c, suspended_state, &id, SECONDS(5)));
+                d = manager_find_distribution(c->m, id);
+                if (variant == 1) {
+                        ASSERT_TRUE(d->has_dfd_params);
+                        ASSERT_EQ(d->dfd_xfer_mode, SMP_MESH_XFER_MODE_PULL);
+                        d->has_dfd_params = false; /* answers cut before the parameters */
+                }
+                if (variant == 2)
+                        ASSERT_OK(sim_mesh_set(sm, "log-burst", "1:start", &why));
+                ASSERT_OK(engine_distribution_resume(c->m, d, &e));
+                d = wait_finished(c, id, 20);
+                if (d->state != DISTRIBUTION_SUCCEEDED)
+                        fprintf(stderr, "variant %u: %s\n", variant, d->error ?: "");
+                assert_all_updated(c, sm, d, img);
+                ASSERT_EQ(d->rounds, 1u);
+                ASSERT_EQ(log_bursts_left(sm), 0u);
+                drop_distributor(c);
+                core_free(c);
+        }
+}
+
+/* `dfu slot del-all` deletes registered slots only: one an unfinished
+ * upload over the mesh reserved stays until the Distributor restarts,
+ * and the failure says so. */
+static void test_no_free_slot_says_why(void) {
+        struct core *c = core_new();
+        core_start(c);
+        struct sim_mesh *sm = make_distributor(c, &(struct mesh_setup) { .n_targets = 2 });
+        _cleanup_free_ struct device **t = NULL;
+        struct device *dist = setup_inventory(c, 2, &t);
+        struct image *img = core_add_image(c, 2048, 21);
+        const char *why;
+
+        ASSERT_OK(sim_mesh_set(sm, "reserved-slots", "1", &why));
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        d = wait_finished(c, d->id, 30);
+        ASSERT_EQ(d->state, DISTRIBUTION_FAILED);
+        ASSERT_TRUE(d->error && strstr(d->error, "no free DFU slot") && strstr(d->error, "restarts"));
+        drop_distributor(c);
+        core_free(c);
+}
+
 /* smpgwd stops mid-transfer and starts again on the same files: the
  * distribution is read back, reconnects, finds the round running and
  * finishes it. */
@@ -768,12 +923,16 @@ static void test_metadata_check_without_composition(void) {
         struct image *img = core_add_image(c, 2048, 51);
 
         ASSERT_TRUE(!img->has_mesh_composition);
-        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 1);
+        /* three attempts allowed: a refusal of the metadata spends one,
+         * as another round would be refused the same */
+        struct distribution *d = start(c, dist, img, t, 2, DISTRIBUTION_APPLY_NOW, 3);
         d = wait_finished(c, d->id, 30);
         ASSERT_STREQ(distribution_state_to_string(d->state), "failed");
+        ASSERT_EQ(d->rounds, 1u);
         for (unsigned i = 0; i < 2; i++) {
                 const struct distribution_target *dt = &d->targets[i];
                 ASSERT_EQ(dt->state, DISTRIBUTION_TARGET_FAILED);
+                ASSERT_EQ(dt->attempts, 1u);
                 ASSERT_EQ(dt->status, SMP_MESH_DFU_ERR_METADATA);
                 ASSERT_TRUE(dt->reason);
                 ASSERT_TRUE(strstr(dt->reason, "metadata-check-failed"));
@@ -1772,6 +1931,8 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_verify_only_then_apply), TEST(test_two_lost_redriven), TEST(test_apply_fail),
           TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed), TEST(test_unasked_suspend_gone),
           TEST(test_suspended_past_deadline), TEST(test_start_while_canceling), TEST(test_receivers_page_too_large),
+          TEST(test_log_burst_polls), TEST(test_log_burst_bounded), TEST(test_log_burst_each_command),
+          TEST(test_resume_pull_only), TEST(test_no_free_slot_says_why),
           TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct),
           TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
           TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
