@@ -4,6 +4,7 @@
  *
  *   smpgwd [--config FILE] [--db FILE] [--state-dir DIR] [--rest ADDR:PORT]
  *          [--bus system|session|none|ADDRESS] [--plugin-dir DIR] [--debug]
+ *   smpgwd [--config FILE] [--rest ...] --check-config
  *
  * The configuration file is read first, flags override it.  SIGTERM and
  * SIGINT stop cleanly (running jobs are checkpointed and resume at the
@@ -44,6 +45,8 @@ static void help(void) {
                "      --bus BUS          D-Bus API on system (default), session, none, or a bus address\n"
                "      --plugin-dir DIR   transport plugins directory\n"
                "  -d, --debug            debug logging\n"
+               "      --check-config     read the configuration and the files it names, say\n"
+               "                         whether smpgwd would start with it, and exit\n"
                "      --version          print the version\n"
                "  -h, --help             this help\n\n"
                "Every configuration key is described in doc/smpgwd.conf.md.\n");
@@ -53,10 +56,11 @@ struct cli {
         const char *config_path;
         const char *db, *state_dir, *rest, *bus, *plugin_dir;
         bool debug;
+        bool check_config;
 };
 
 static int parse_argv(int argc, char *argv[], struct cli *cli) {
-        enum { ARG_DB = 0x100, ARG_STATE_DIR, ARG_REST, ARG_BUS, ARG_PLUGIN_DIR, ARG_VERSION };
+        enum { ARG_DB = 0x100, ARG_STATE_DIR, ARG_REST, ARG_BUS, ARG_PLUGIN_DIR, ARG_VERSION, ARG_CHECK_CONFIG };
         static const struct option options[] = {
                 { "config", required_argument, NULL, 'c' },
                 { "db", required_argument, NULL, ARG_DB },
@@ -66,6 +70,7 @@ static int parse_argv(int argc, char *argv[], struct cli *cli) {
                 { "plugin-dir", required_argument, NULL, ARG_PLUGIN_DIR },
                 { "debug", no_argument, NULL, 'd' },
                 { "version", no_argument, NULL, ARG_VERSION },
+                { "check-config", no_argument, NULL, ARG_CHECK_CONFIG },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -93,6 +98,9 @@ static int parse_argv(int argc, char *argv[], struct cli *cli) {
                         break;
                 case 'd':
                         cli->debug = true;
+                        break;
+                case ARG_CHECK_CONFIG:
+                        cli->check_config = true;
                         break;
                 case ARG_VERSION:
                         printf("smpgwd %s\n", PACKAGE_VERSION);
@@ -179,6 +187,19 @@ static int run(int argc, char *argv[]) {
         if (r < 0)
                 return r;
         log_setup(config->log_debug ? LOG_DEBUG : LOG_INFO);
+        if (cli.check_config) {
+                /* `systemctl reload` runs this before its SIGHUP (the
+                 * unit's first ExecReload=): a configuration that would be
+                 * refused fails the reload, with the reason in the journal
+                 * and in `systemctl status`, instead of a reload that
+                 * exits 0 and is refused later in the log. */
+                r = manager_check_config(config);
+                if (r < 0)
+                        return r;
+                printf("%s: valid\n", config->config_path ? config->config_path
+                                                           : "no configuration file, the built-in defaults");
+                return 0;
+        }
         /* Peers that hang up (an HTTP client gone, a BLE link fd closed)
          * must not kill us. */
         (void) signal(SIGPIPE, SIG_IGN);

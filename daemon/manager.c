@@ -838,6 +838,28 @@ void manager_stop(struct manager *m) {
         (void) flush(m, true);
 }
 
+int manager_check_config(const struct config *c) {
+        struct mcuboot_key **keys = NULL;
+        size_t n_keys = 0;
+        int r;
+
+        /* What a start or a reload reads besides the file itself; each
+         * failure is logged where it is found. */
+        r = image_store_read_keys(c, &keys, &n_keys);
+        if (r < 0)
+                return r;
+        image_keys_free(keys, n_keys);
+#if HAVE_REST
+        if (c->rest_enabled) {
+                _cleanup_(rest_tokens_freep) struct rest_tokens *tokens = NULL;
+                r = rest_tokens_read(c->rest_tokens_file, &tokens);
+                if (r < 0)
+                        return r;
+        }
+#endif
+        return 0;
+}
+
 int manager_reload(struct manager *m) {
         _cleanup_(config_freep) struct config *fresh = NULL;
         int r;

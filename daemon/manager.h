@@ -207,6 +207,11 @@ int manager_run(struct manager *m);
  * why and keeping everything as it runs, a configuration that does not
  * load or that would drop the REST API's tokens_file (-EPERM). */
 int manager_reload(struct manager *m);
+/* --check-config: the files a configuration names (signing keys, REST
+ * tokens) read and checked as a start or a reload would; each failure is
+ * logged.  The rule only a reload has (not dropping tokens_file) is not
+ * checked: it needs the running configuration. */
+int manager_check_config(const struct config *c);
 
 int manager_add_observer(struct manager *m, manager_observer_fn fn, void *userdata);
 void manager_remove_observer(struct manager *m, manager_observer_fn fn, void *userdata);

@@ -1097,6 +1097,47 @@ class Configuration(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_check_config(self):
+        """`smpgwd --check-config`, the unit's first ExecReload=: 0 and
+        "PATH: valid" for a configuration smpgwd starts with; non-zero with
+        the file and line, or the file it names, for one it would refuse;
+        nothing started (no database, no port)."""
+        d = Daemon(start=False, bus=False)
+        try:
+            state = os.path.join(d.dir, "state-not-made")
+            tokens = os.path.join(d.dir, "tokens")
+            with open(tokens, "w") as f:
+                f.write("s3cret\n")
+
+            def check(config, *flags):
+                with open(d.config_path, "w") as f:
+                    f.write(config)
+                return subprocess.run([SMPGWD, "--config", d.config_path, "--state-dir", state,
+                                       "--check-config"] + list(flags),
+                                      capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+
+            good = "[discovery]\nenabled=no\n[rest]\ntokens_file=%s\n" % tokens
+            p = check(good)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout.decode(), "%s: valid\n" % d.config_path)
+            for config, want in [
+                ("[jobs]\nattempts=0\n", "smpgwd.conf:2: [jobs] attempts=0 is out of range"),
+                ("[discovery]\nudp=127.0.0.1:2000-1000\n", "smpgwd.conf:2: [discovery] udp: bad range"),
+                ("[jobs] x\n", "smpgwd.conf:1: syntax error"),
+                (good.replace(tokens, tokens + "-missing"), "tokens-missing"),
+                ("[images]\nkeys=%s\n" % tokens, "Cannot load image signing key"),
+            ]:
+                p = check(config)
+                self.assertNotEqual(p.returncode, 0, config)
+                self.assertIn(want, p.stderr.decode(), config)
+                self.assertEqual(p.stdout, b"", config)
+            # the flags count as at a start: no REST, no tokens file read
+            p = check(good.replace(tokens, tokens + "-missing"), "--rest", "off")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertFalse(os.path.exists(state), "a check creates nothing")
+        finally:
+            d.stop()
+
 
 def build_root():
     return os.environ.get("MESON_BUILD_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(SMPGWD)))
@@ -1219,6 +1260,11 @@ class Install(unittest.TestCase):
             unit = f.read()
         exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
         self.assertTrue(os.access(self.target(exec_start), os.X_OK), exec_start)
+        # A reload checks the configuration first, with the same daemon,
+        # and signals only if it is valid (ExecReload= lines run in order,
+        # the first failure ending the reload).
+        reload = re.findall(r"^ExecReload=(.*)$", unit, re.M)
+        self.assertEqual(reload, [exec_start + " --check-config", "/bin/kill -HUP $MAINPID"])
 
     def unit_for_analysis(self):
         """The installed unit with ExecStart= pointing into the DESTDIR, so
@@ -1229,7 +1275,9 @@ class Install(unittest.TestCase):
         exec_start = re.search(r"^ExecStart=(\S+)", unit, re.M).group(1)
         path = os.path.join(self.tmp.name, "smpgwd.service")
         with open(path, "w") as f:
-            f.write(unit.replace("ExecStart=" + exec_start, "ExecStart=" + self.target(exec_start)))
+            # ExecStart= and the check of ExecReload=
+            f.write(re.sub(r"^(Exec\w+=)" + re.escape(exec_start) + r"\b",
+                           lambda m: m.group(1) + self.target(exec_start), unit, flags=re.M))
         return path, unit
 
     def test_unit_verifies(self):
