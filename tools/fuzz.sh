@@ -100,6 +100,12 @@ case $sanitizers in
   undefined) build=$top/build-fuzz-undefined ;;
   *) echo "fuzz.sh: --sanitizers is address,undefined or undefined" >&2; exit 2 ;;
 esac
+# Two fuzz.sh at once (one per core) share the build directories: one
+# sets up and builds while the other waits, instead of the second
+# finding a fuzzer half linked.  The lock is on this script (flock(1),
+# util-linux): no file to leave behind.
+exec 9<"$0"
+flock 9
 for b in "$asan_build" "$build"; do
   if [ ! -f "$b/build.ninja" ]; then
     san=address,undefined
@@ -108,6 +114,8 @@ for b in "$asan_build" "$build"; do
   fi
   nice -n "${NICE:-15}" ninja -C "$b" >/dev/null
 done
+flock -u 9
+exec 9<&-
 
 if [ ${#targets[@]} -eq 0 ]; then
   for exe in "$build"/tests/fuzz/fuzz-*; do
