@@ -674,9 +674,13 @@ static bool step_soak(struct rollout *r, uint64_t now, struct wake *w) {
                                 /* No probe reaches a mesh target: its check is the
                                  * firmware its Distributor last read from it. */
                                 struct image *img = manager_find_image(m, r->image_id);
-                                if (img && streq(d->mesh->version, img->version))
-                                        member_set(r, mem, ROLLOUT_MEMBER_SUCCEEDED, NULL);
-                                else
+                                if (img && streq(d->mesh->version, img->version)) {
+                                        /* keeps the soak's reason: an update
+                                         * that unprovisioned it says so */
+                                        char reason[ROLLOUT_REASON_SIZE];
+                                        memcpy(reason, mem->reason, sizeof(reason));
+                                        member_set(r, mem, ROLLOUT_MEMBER_SUCCEEDED, reason[0] ? reason : NULL);
+                                } else
                                         member_set(r, mem, ROLLOUT_MEMBER_FAILED, "soak-check");
                                 continue;
                         }
