@@ -514,8 +514,9 @@ static void on_slot_add(struct distribution *d, const struct smp_shell_result *r
                  * Zephyr 3.4, "Failed." is also a firmware ID already
                  * registered, which a failed del-all leaves. */
                 if (d->slot_del_error)
-                        fail(d, "the Distributor could not delete its old DFU slots (error %d), and has no free "
-                                "one: restart the Distributor",
+                        fail(d,
+                             "the Distributor could not delete its old DFU slots (error %d), and has no free "
+                             "one: restart the Distributor",
                              d->slot_del_error);
                 else
                         fail(d, "the Distributor has no free DFU slot after deleting them all: an upload to it over "
@@ -1235,8 +1236,7 @@ static void on_caps(struct distribution *d, const struct smp_shell_result *r) {
 
         if (smp_mesh_dfd_capabilities_parse(r->output, r->output_len, &caps) < 0 || caps.targets_max == 0) {
                 /* on_timer() asks again: not synced */
-                (void) retry_garbled(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get)",
-                                     r);
+                (void) retry_garbled(d, "the device does not answer as a Mesh Distributor (dfd capabilities-get)", r);
                 return;
         }
         d->garbled = 0;

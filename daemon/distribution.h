@@ -228,9 +228,9 @@ struct distribution {
         uint16_t dfd_app_idx, dfd_group, dfd_timeout_base, dfd_slot_idx;
         uint8_t dfd_ttl, dfd_xfer_mode;
         bool dfd_apply;
-        bool resume_refused; /* a resume answered busy was sent again with the printed parameters */
-        bool sent_apply;     /* the command in flight is `dfd apply` */
-        int slot_del_error;  /* what `dfu slot del-all` printed as its error, 0: none */
+        bool resume_refused;     /* a resume answered busy was sent again with the printed parameters */
+        bool sent_apply;         /* the command in flight is `dfd apply` */
+        int slot_del_error;      /* what `dfu slot del-all` printed as its error, 0: none */
         const char *pending_cmd; /* a static command line to send next (apply) */
         char **lines;            /* receivers-add lines of this round */
         size_t n_lines, line;

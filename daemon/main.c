@@ -196,8 +196,8 @@ static int run(int argc, char *argv[]) {
                 r = manager_check_config(config);
                 if (r < 0)
                         return r;
-                printf("%s: valid\n", config->config_path ? config->config_path
-                                                           : "no configuration file, the built-in defaults");
+                printf("%s: valid\n",
+                       config->config_path ? config->config_path : "no configuration file, the built-in defaults");
                 return 0;
         }
         /* Peers that hang up (an HTTP client gone, a BLE link fd closed)

@@ -1364,9 +1364,9 @@ static void run_rollout_mesh_unprovisioned(int soak_s) {
 
         (void) dist;
         ASSERT_OK(sim_mesh_fault_apply(sm, "target=0x0101:unprovisioned", &why));
-        struct rollout *r = create_rollout(c, img, t, 3,
-                                           json_pack("{s:i, s:s, s:i, s:i}", "canary", 3, "wave_size", "100%",
-                                                     "attempts", 2, "soak", soak_s));
+        struct rollout *r = create_rollout(
+                c, img, t, 3,
+                json_pack("{s:i, s:s, s:i, s:i}", "canary", 3, "wave_size", "100%", "attempts", 2, "soak", soak_s));
         uint64_t rid = r->id;
         ASSERT_TRUE(core_run_until(c, rollout_finished, &rid, SECONDS(30)));
         r = find_rollout(c, rid);
@@ -1940,11 +1940,10 @@ TEST_MAIN(TEST(test_estimate), TEST(test_keep_finished), TEST(test_inventory), T
           TEST(test_distributor_reset), TEST(test_unasked_suspend_resumed), TEST(test_unasked_suspend_gone),
           TEST(test_suspended_past_deadline), TEST(test_start_while_canceling), TEST(test_receivers_page_too_large),
           TEST(test_log_burst_polls), TEST(test_log_burst_bounded), TEST(test_log_burst_each_command),
-          TEST(test_resume_pull_only), TEST(test_no_free_slot_says_why),
-          TEST(test_restart_mid_distribution), TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct),
-          TEST(test_rollout_mesh_apply_fail), TEST(test_rollout_mesh_unprovisioned),
-          TEST(test_rollout_mesh_window_then_activate), TEST(test_rollout_mesh_pause_resume_cancel),
-          TEST(test_rollout_mesh_reboot_budget), TEST(test_rollout_mesh_direct_wins),
-          TEST(test_rollout_mesh_distributor_wins), TEST(test_rollout_mesh_threshold_pause),
-          TEST(test_rollout_mesh_pause_before_transfer), TEST(test_rollout_mesh_pause_holds_redrive),
-          TEST(test_distribution_target_boards))
+          TEST(test_resume_pull_only), TEST(test_no_free_slot_says_why), TEST(test_restart_mid_distribution),
+          TEST(test_cancel_mid_upload), TEST(test_rollout_mesh_and_direct), TEST(test_rollout_mesh_apply_fail),
+          TEST(test_rollout_mesh_unprovisioned), TEST(test_rollout_mesh_window_then_activate),
+          TEST(test_rollout_mesh_pause_resume_cancel), TEST(test_rollout_mesh_reboot_budget),
+          TEST(test_rollout_mesh_direct_wins), TEST(test_rollout_mesh_distributor_wins),
+          TEST(test_rollout_mesh_threshold_pause), TEST(test_rollout_mesh_pause_before_transfer),
+          TEST(test_rollout_mesh_pause_holds_redrive), TEST(test_distribution_target_boards))

@@ -555,10 +555,11 @@ static void log_burst(struct sim_mesh *m, const char *word, struct sim_shell_out
                         snprintf(text, sizeof(text), "<dbg> bt_mesh_dfu_cli: Target 0x%04x: phase %u", addr, i % 10u);
                         break;
                 }
-                int n = snprintf(line, sizeof(line), "[%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64 ",000] %s\n",
+                int n = snprintf(line, sizeof(line),
+                                 "[%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64 ".%03" PRIu64 ",000] %s\n",
                                  ms / 3600000u % 100u, ms / 60000u % 60u, ms / 1000u % 60u, ms % 1000u, text);
                 size_t left = out->cap - 1u - SIM_MESH_LOG_BURST_ROOM - out->len;
-                if ((size_t) n + 1u > left)     /* its "\n" prints as "\r\n" */
+                if ((size_t) n + 1u > left) /* its "\n" prints as "\r\n" */
                         n = (int) MIN(left, (size_t) n - 1u);
                 sim_shell_printf(out, "%.*s", n, line);
         }

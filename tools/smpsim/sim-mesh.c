@@ -617,7 +617,7 @@ void sim_mesh_device_down(struct sim_mesh *m) {
         /* RAM: the Distribution Server, its receivers, the Update Client */
         m->phase = SMP_MESH_DFD_PHASE_IDLE;
         m->n_rx = 0;
-        m->reserved_slots = 0;   /* an unfinished upload's slot is RAM */
+        m->reserved_slots = 0; /* an unfinished upload's slot is RAM */
         memset(&m->in, 0, sizeof(m->in));
         m->has_xfer = false;
         m->xfer_blob = sim_blob_unref(m->xfer_blob);
@@ -889,7 +889,8 @@ int sim_mesh_set(struct sim_mesh *m, const char *key, const char *value, const c
                 size_t nlen = colon ? (size_t) (colon - value) : strlen(value);
                 char num[16];
                 uint64_t v;
-                if (nlen == 0 || nlen >= sizeof(num) || (colon && (!colon[1] || strlen(colon + 1) >= sizeof(m->log_burst_word)))) {
+                if (nlen == 0 || nlen >= sizeof(num) ||
+                    (colon && (!colon[1] || strlen(colon + 1) >= sizeof(m->log_burst_word)))) {
                         *ret_error = "log-burst: N or N:WORD (WORD: a command's last word, such as get or start)";
                         return -EINVAL;
                 }
