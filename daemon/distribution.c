@@ -370,13 +370,15 @@ static void remember_dfd_params(struct distribution *d, const struct smp_mesh_df
             (st->xfer_mode != SMP_MESH_XFER_MODE_PUSH && st->xfer_mode != SMP_MESH_XFER_MODE_PULL))
                 return;
         d->has_dfd_params = true;
-        d->dfd_app_idx = st->app_idx;
-        d->dfd_group = st->group;
-        d->dfd_ttl = st->ttl;
-        d->dfd_timeout_base = st->timeout_base;
-        d->dfd_xfer_mode = st->xfer_mode;
-        d->dfd_apply = st->apply;
-        d->dfd_slot_idx = st->slot_idx;
+        d->dfd_params = (struct smp_mesh_dfd_start_params) {
+                .app_idx = st->app_idx,
+                .slot_idx = st->slot_idx,
+                .group = st->group,
+                .apply = st->apply,
+                .ttl = st->ttl,
+                .timeout_base = st->timeout_base,
+                .xfer_mode = st->xfer_mode,
+        };
 }
 
 /* ---- the steps ---- */
@@ -702,19 +704,11 @@ static void send_start(struct distribution *d) {
         char line[256];
 
         if (d->step == DISTRIBUTION_STEP_TRANSFER && d->has_dfd_params) {
-                if (d->dfd_xfer_mode != p.xfer_mode)
+                if (d->dfd_params.xfer_mode != p.xfer_mode)
                         log_info("Distribution %" PRIu64 ": resuming in %s mode, the one the Distributor "
                                  "chose for its targets",
-                                 d->id, d->dfd_xfer_mode == SMP_MESH_XFER_MODE_PULL ? "pull" : "push");
-                p = (struct smp_mesh_dfd_start_params) {
-                        .app_idx = d->dfd_app_idx,
-                        .slot_idx = d->dfd_slot_idx,
-                        .group = d->dfd_group,
-                        .apply = d->dfd_apply,
-                        .ttl = d->dfd_ttl,
-                        .timeout_base = d->dfd_timeout_base,
-                        .xfer_mode = d->dfd_xfer_mode,
-                };
+                                 d->id, d->dfd_params.xfer_mode == SMP_MESH_XFER_MODE_PULL ? "pull" : "push");
+                p = d->dfd_params;
         }
         int k = smp_mesh_dfd_start_cmd(&p, line, sizeof(line));
         if (k < 0) {

@@ -44,6 +44,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "smpgw/mesh-dfu.h"
 #include "smpgwd-limits.h"
 
 struct manager;
@@ -225,9 +226,7 @@ struct distribution {
          * takes the one transfer mode its targets support (dfu_cli.c
          * blob_caps()).  Cleared at each round's start. */
         bool has_dfd_params;
-        uint16_t dfd_app_idx, dfd_group, dfd_timeout_base, dfd_slot_idx;
-        uint8_t dfd_ttl, dfd_xfer_mode;
-        bool dfd_apply;
+        struct smp_mesh_dfd_start_params dfd_params;
         bool resume_refused;     /* a resume answered busy was sent again with the printed parameters */
         bool sent_apply;         /* the command in flight is `dfd apply` */
         int slot_del_error;      /* what `dfu slot del-all` printed as its error, 0: none */

@@ -624,7 +624,7 @@ static void test_resume_pull_only(void) {
                 d = manager_find_distribution(c->m, id);
                 if (variant == 1) {
                         ASSERT_TRUE(d->has_dfd_params);
-                        ASSERT_EQ(d->dfd_xfer_mode, SMP_MESH_XFER_MODE_PULL);
+                        ASSERT_EQ(d->dfd_params.xfer_mode, SMP_MESH_XFER_MODE_PULL);
                         d->has_dfd_params = false; /* answers cut before the parameters */
                 }
                 if (variant == 2)
