@@ -18,11 +18,6 @@
 
 /* Erase of a whole slot may take long on real flash. */
 #define ERASE_TIMEOUT_USEC (60u * 1000000u)
-/* Stage's mcumgr parameters request, as the upload's own. */
-#define STAGE_PARAMS_TIMEOUT_USEC (3u * 1000000u)
-/* Once the state read is answered, the parameters' answer is waited for
- * a round trip, at least this long; then the upload asks again. */
-#define STAGE_PARAMS_GRACE_MIN_USEC (20u * 1000u)
 /* Link drops survived during one upload before giving up. */
 #define UPLOAD_RECONNECTS_MAX 5u
 
@@ -35,12 +30,6 @@ struct smp_update_phase_run {
 
         struct smp_request *req;           /* the request in flight, if any */
         struct smp_upload *upload;
-        /* Stage: mcumgr parameters, asked beside the first state read so
-         * that the upload need not ask them a round trip later. */
-        struct smp_request *params_req;
-        bool upload_waits;             /* for params_req's answer */
-        sd_event_source *params_grace; /* how long it waits */
-        uint32_t buf_size, buf_count;  /* 0: unknown, the upload asks */
         /* With a fresh state, the phase begins from the loop, so that done
          * never runs inside smp_update_phase_start(). */
         sd_event_source *begin;
@@ -132,8 +121,6 @@ static struct smp_update_checkpoint *checkpoint(struct smp_update_phase_run *run
 
 static void phase_free(struct smp_update_phase_run *run) {
         smp_request_cancel(run->req);
-        smp_request_cancel(run->params_req);
-        run->params_grace = sd_event_source_disable_unref(run->params_grace);
         smp_upload_cancel(run->upload);
         run->begin = sd_event_source_disable_unref(run->begin);
         free(run);
@@ -152,9 +139,6 @@ static void finish(struct smp_update_phase_run *run, int error, enum smp_update_
                 return;
         run->finished = true;
         run->req = NULL;          /* completing, or none */
-        /* done may free the session, and this request with it */
-        smp_request_cancel(run->params_req);
-        run->params_req = NULL;
         run->upload = NULL;
         run->result.error = error;
         run->result.outcome = outcome;
@@ -515,7 +499,6 @@ static void on_activate_read(struct smp_session *s, int error, const struct smp_
 /* ---- stage ---- */
 
 static void stage_upload(struct smp_update_phase_run *run);
-static int on_params_grace(sd_event_source *src, uint64_t usec, void *userdata);
 
 static void on_check_upload(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
                             size_t len, void *userdata) {
@@ -572,19 +555,6 @@ static void on_upload_progress(struct smp_upload *up, const struct smp_upload_pr
 }
 
 static void stage_upload(struct smp_update_phase_run *run) {
-        if (run->params_req) {
-                /* Its answer follows the state read's at once, unless it
-                 * was dropped (a device with two netbufs has room for one
-                 * request): then the upload asks again. */
-                struct smp_session_stats st;
-                smp_session_get_stats(run->session, &st);
-                uint64_t grace = MAX(st.srtt_usec, (uint64_t) STAGE_PARAMS_GRACE_MIN_USEC);
-                run->upload_waits = true; /* on_params() or the grace goes on */
-                if (sd_event_add_time_relative(smp_session_get_event(run->session), &run->params_grace, CLOCK_MONOTONIC,
-                                               grace, 1000, on_params_grace, run) < 0)
-                        on_params_grace(NULL, 0, run);
-                return;
-        }
         set_step(run, SMP_UPDATE_STEP_UPLOAD);
         const struct smp_upload_params up = {
                 .data = run->p.data,
@@ -596,8 +566,6 @@ static void stage_upload(struct smp_update_phase_run *run) {
                 /* after a reconnect, what the attempt before learned */
                 .path_mtu = run->result.upload.path_mtu ?: run->p.path_mtu,
                 .timeout_usec = run->p.chunk_timeout_usec,
-                .buf_size = run->buf_size,
-                .buf_count = run->buf_count,
                 .progress = on_upload_progress,
                 .done = on_upload_done,
                 .userdata = run,
@@ -605,59 +573,6 @@ static void stage_upload(struct smp_update_phase_run *run) {
         int e = smp_upload_start(run->session, &up, &run->upload);
         if (e < 0)
                 fail(run, e);
-}
-
-static void on_params(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body, size_t len,
-                      void *userdata) {
-        struct smp_update_phase_run *run = userdata;
-        struct smp_os_params_rsp rsp;
-
-        run->params_req = NULL;
-        run->params_grace = sd_event_source_disable_unref(run->params_grace);
-        if (error == -ECONNRESET) {
-                /* the state read or the upload learns it too */
-                if (run->upload_waits)
-                        fail(run, error);
-                return;
-        }
-        /* Not answered or not understood (older firmware): the upload
-         * asks again and falls back on its own assumptions. */
-        if (error == 0 && smp_os_params_rsp_decode(body, len, &rsp, NULL) >= 0 && rsp.buf_size >= 64) {
-                run->buf_size = rsp.buf_size;
-                run->buf_count = MAX(rsp.buf_count, 1u);
-        }
-        if (run->upload_waits) {
-                run->upload_waits = false;
-                stage_upload(run);
-        }
-}
-
-/* Asks mcumgr parameters now, the state read's round trip with them:
- * every SMP transport carries several requests in flight, and the
- * device answers in order. */
-static void stage_ask_params(struct smp_update_phase_run *run) {
-        const struct smp_request_params rp = {
-                .op = SMP_OP_READ,
-                .group = SMP_GROUP_OS,
-                .id = SMP_OS_CMD_MCUMGR_PARAMS,
-                .body = empty_map,
-                .body_len = sizeof(empty_map),
-                .timeout_usec = STAGE_PARAMS_TIMEOUT_USEC,
-                .idempotent = true,
-        };
-        if (run->p.window == 1 || smp_session_send(run->session, &rp, on_params, run, &run->params_req) < 0)
-                run->params_req = NULL; /* the upload asks */
-}
-
-static int on_params_grace(sd_event_source *src, uint64_t usec, void *userdata) {
-        struct smp_update_phase_run *run = userdata;
-
-        run->params_grace = sd_event_source_disable_unref(run->params_grace);
-        smp_request_cancel(run->params_req);
-        run->params_req = NULL;
-        run->upload_waits = false;
-        stage_upload(run);
-        return 0;
 }
 
 static void on_erase(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
@@ -811,9 +726,12 @@ int update_phase_start_fresh(struct smp_session *s, const struct smp_update_phas
                 e = sd_event_add_defer(smp_session_get_event(s), &run->begin, on_begin, run);
         } else if (params->phase == SMP_UPDATE_PHASE_STAGE) {
                 set_step(run, SMP_UPDATE_STEP_READ_STATE);
+                /* Alone: a Zephyr device over UDP has two buffers for
+                 * requests and answers (CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT),
+                 * and answers a request whose answer finds none free with
+                 * ENOMEM, unhandled.  The upload asks mcumgr parameters
+                 * once this is answered. */
                 e = send_state_read(run, 0, on_stage_read);
-                if (e >= 0)
-                        stage_ask_params(run);
         } else if (params->phase == SMP_UPDATE_PHASE_ACTIVATE) {
                 set_step(run, SMP_UPDATE_STEP_CHECK_UPLOAD);
                 e = send_state_read(run, 0, on_activate_read);

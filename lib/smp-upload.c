@@ -572,6 +572,21 @@ static void probes_after_first(struct smp_upload *u) {
         probe_timer_arm(u);
 }
 
+/* The SMP layer's own refusal in an answer (a top-level "rc" without a
+ * group's "err"), or 0.  Zephyr's smp.c answers so, without handling the
+ * request: ENOMEM when no buffer is free for the answer (requests and
+ * answers share CONFIG_MCUMGR_TRANSPORT_NETBUF_COUNT buffers, 2 by
+ * default over UDP, and the mcumgr params command that would say so is
+ * off by default), ECORRUPT when the packet is shorter than its header
+ * says (a datagram longer than CONFIG_MCUMGR_TRANSPORT_UDP_MTU, cut). */
+static int64_t smp_layer_refusal(const uint8_t *body, size_t len) {
+        struct smp_status st;
+
+        if (smp_status_decode(body, len, &st, NULL) < 0 || !st.has_rc || st.has_err)
+                return 0;
+        return st.rc;
+}
+
 static void on_probe_done(struct smp_session *s, int error, const struct smp_header *hdr,
                           const uint8_t *body, size_t len, void *userdata) {
         struct chunk *c = userdata;
@@ -586,8 +601,9 @@ static void on_probe_done(struct smp_session *s, int error, const struct smp_hea
         if (error == 0)
                 probes_overtaken(u, sent_no);
         /* Any answer, even an error (Mynewt refuses an offset when no
-         * upload is going), means the probe arrived. */
-        probe_done(u, c, error == 0);
+         * upload is going), means the probe arrived; but not whole when
+         * the device says it was cut. */
+        probe_done(u, c, error == 0 && smp_layer_refusal(body, len) != SMP_MGMT_ERR_ECORRUPT);
 
         /* The same order tells that the first chunk, sent before this
          * probe and not answered, was lost (or its answer was): no need to
@@ -614,6 +630,14 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
         if (error == -ECONNRESET) {
                 finish(u, error);
                 return;
+        }
+        if (error == 0 && smp_layer_refusal(body, len) == SMP_MGMT_ERR_ENOMEM) {
+                /* Not handled: the chunk is lost, and the device holds
+                 * fewer requests in flight than its window assumed (its
+                 * buffers unknown, or shared with other clients): the
+                 * window's bound halves for the rest of the upload. */
+                u->window_max = MAX(1u, u->window_max / 2);
+                error = -ENOBUFS;
         }
         if (error == 0 && u->pmtud) {
                 plpmtu_data_acked(&u->pmtu);

@@ -435,6 +435,30 @@ class PathMtu(unittest.TestCase):
             self.assertIn("--path-mtu", r.err)
 
 
+class ZephyrUdpDefaults(unittest.TestCase):
+    """Zephyr over UDP with its defaults: two netbufs for requests and
+    answers (MCUMGR_TRANSPORT_NETBUF_COUNT 2 with UDP), and no mcumgr params
+    command (MCUMGR_GRP_OS_MCUMGR_PARAMS has no default).  A request whose
+    turn comes with both netbufs holding requests is answered {"rc": 2},
+    ENOMEM, and not handled (smp.c); smpgw pipelined a params request
+    behind the state read and assumed 4 buffers, so the update failed at
+    its first requests or chunks."""
+
+    def test_update_with_two_netbufs(self):
+        with Sim("--buf-count", "2", "--buf-size", "2048", "--no-params", "--latency", "5",
+                 "--flash-rate", "200000", *FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            r = ctl("--conn", conn, "--json", "update", IMGTOOL)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["outcome"], "updated", r)
+            # the window met the two netbufs and shrank to one request
+            self.assertGreater(sim.state()["stats"]["refused_netbuf"], 0)
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 60000)
+            r = ctl("--conn", conn, "--json", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["match"], True, r)
+
+
 class Usage(unittest.TestCase):
     def test_usage_errors(self):
         conn = "udp:127.0.0.1:9"

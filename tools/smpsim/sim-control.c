@@ -90,7 +90,7 @@ int sim_device_set(struct sim_device *d, const char *key, const char *value, con
         return -EINVAL;
 }
 
-static json_t *device_state(struct sim_device *d) {
+static json_t *device_state_packed(struct sim_device *d) {
         json_t *slots = json_array();
         for (int i = 0; i < 2; i++) {
                 struct sim_image_info info;
@@ -140,6 +140,14 @@ static json_t *device_state(struct sim_device *d) {
                 "jitter", (int) d->link.jitter_ms, "loss", d->link.loss, "mtu", (int) d->link.mtu,
                 "params", "smp_version", d->params.smp_version, "buf_size", (int) d->params.buf_size,
                 "buf_count", (int) d->params.buf_count, "swap_ms", (int) d->params.swap_ms);
+}
+
+static json_t *device_state(struct sim_device *d) {
+        json_t *st = device_state_packed(d);
+        if (st)
+                json_object_set_new(json_object_get(st, "stats"), "refused_netbuf",
+                                    json_integer((json_int_t) d->stats.refused_netbuf));
+        return st;
 }
 
 static json_t *error_reply(const char *msg) {

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "smpgw/smp-error.h"
 #include "smpgw/smp-serial.h"
 #include "sim-device.h"
 #include "sim-smp.h"
@@ -194,21 +195,17 @@ static void start_processing(struct sim_device *d, uint64_t now) {
                 struct sim_event *req = d->rx_head;
 
                 /* Zephyr allocates the answer from the same netbuf pool
-                 * (smp_alloc_rsp); with every buffer holding a request
-                 * there is none, and the request fails unanswered. */
-                if (d->rx_count >= d->params.buf_count) {
-                        d->stats.dropped_netbuf++;
-                        dev_log(d, 2, "no netbuf for the answer, request dropped");
-                        d->rx_head = req->next;
-                        if (!d->rx_head)
-                                d->rx_tail = &d->rx_head;
-                        d->rx_count--;
-                        free(req);
-                        continue;
-                }
-
+                 * (smp_alloc_rsp()); with every buffer holding a request
+                 * there is none, and smp_on_err() answers ENOMEM in the
+                 * request's own buffer, the request not handled (smp.c
+                 * smp_process_request_packet()). */
                 struct sim_smp_reply reply = { 0 };
-                sim_smp_process(d, req->data, req->len, &reply);
+                if (d->rx_count >= d->params.buf_count) {
+                        d->stats.refused_netbuf++;
+                        dev_log(d, 2, "no netbuf for the answer: ENOMEM, request not handled");
+                        sim_smp_refuse(d, req->data, req->len, SMP_MGMT_ERR_ENOMEM, &reply);
+                } else
+                        sim_smp_process(d, req->data, req->len, &reply);
 
                 switch (reply.action) {
                 case SIM_SMP_ANSWER:
@@ -287,7 +284,7 @@ static void on_arrive(struct sim_device *d, struct sim_event *e, uint64_t now) {
         *d->rx_tail = e;
         d->rx_tail = &e->next;
         d->rx_count++;
-        start_processing(d, now);
+        /* handled once every packet due now is in (on_timer()) */
 }
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -323,6 +320,11 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                 }
                 free(e);
         }
+        /* Zephyr's UDP receive thread (priority 0) takes every datagram
+         * waiting into a netbuf before the SMP work queue (priority 3)
+         * handles the first: packets arriving together are all queued
+         * before one is handled. */
+        start_processing(d, now);
         device_arm_timer(d);
         return 0;
 }

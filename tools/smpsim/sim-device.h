@@ -91,6 +91,7 @@ struct sim_stats {
         uint64_t rx_packets, tx_packets;
         uint64_t rx_bytes, tx_bytes;
         uint64_t dropped_loss, dropped_mtu, dropped_netbuf, dropped_too_big, dropped_fault;
+        uint64_t refused_netbuf; /* answered ENOMEM: no netbuf left for the answer */
         uint64_t upload_bytes;
         uint64_t resets;
 };

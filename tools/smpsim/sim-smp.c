@@ -642,6 +642,22 @@ static void reply_error(struct sim_device *d, struct sim_smp_reply *reply, struc
                 (void) reply_append(reply, rsp_hdr, body, (size_t) n);
 }
 
+void sim_smp_refuse(struct sim_device *d, const uint8_t *pkt, size_t len, int rc, struct sim_smp_reply *reply) {
+        *reply = (struct sim_smp_reply) { .action = SIM_SMP_ANSWER };
+        if (len < SMP_HEADER_SIZE)
+                return;
+        bool legacy = d->params.smp_version < 2;
+        uint8_t version = (pkt[0] >> 3) & 0x03, op = pkt[0] & 0x07;
+        struct smp_header rsp = {
+                .op = op == SMP_OP_READ ? SMP_OP_READ_RSP : SMP_OP_WRITE_RSP,
+                .version = legacy ? SMP_VERSION_1 : MIN(version, (uint8_t) SMP_VERSION_2),
+                .group = unaligned_read_be16(pkt + 4),
+                .seq = pkt[6],
+                .id = pkt[7],
+        };
+        reply_error(d, reply, &rsp, rc);
+}
+
 void sim_smp_process(struct sim_device *d, const uint8_t *pkt, size_t len, struct sim_smp_reply *reply) {
         size_t off = 0;
         bool legacy = d->params.smp_version < 2;

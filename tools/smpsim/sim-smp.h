@@ -38,3 +38,7 @@ void sim_smp_reply_done(struct sim_smp_reply *r);
 /* Processes every request in pkt.  Never fails: malformed input gets the
  * answer Zephyr gives (or none, where Zephyr sends none). */
 void sim_smp_process(struct sim_device *d, const uint8_t *pkt, size_t len, struct sim_smp_reply *reply);
+/* The answer to the first request in pkt that is not handled, as
+ * smp_on_err() gives it: {"rc": rc} under the request's header.  No
+ * answer when pkt has no whole header. */
+void sim_smp_refuse(struct sim_device *d, const uint8_t *pkt, size_t len, int rc, struct sim_smp_reply *reply);
