@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <systemd/sd-event.h>
@@ -546,6 +548,46 @@ static void count_drop(enum smp_serial_drop why, void *userdata) {
         decoded_drops++;
 }
 
+/* What the last program left in the tty's settings goes: flow control
+ * (a USB adapter with CTS not wired would send nothing), two stop bits,
+ * HUPCL (a board wired to reset on DTR would reset at each close); the
+ * tty is ours alone while open (TIOCEXCL), and free again once closed. */
+static void test_serial_tty_settings(void) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+        _cleanup_close_ int slave = -1;
+        const struct smp_transport *t;
+        struct smp_link *l;
+        struct termios tio;
+        char conn[128], pts[64];
+        int excl = -1;
+
+        ASSERT_TRUE(master >= 0);
+        ASSERT_OK(grantpt(master));
+        ASSERT_OK(unlockpt(master));
+        ASSERT_EQ(ptsname_r(master, pts, sizeof(pts)), 0);
+        slave = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        ASSERT_TRUE(slave >= 0);
+        /* as minicom or a getty may leave it */
+        ASSERT_OK(tcgetattr(slave, &tio));
+        tio.c_iflag |= IXON | IXOFF | IXANY;
+        tio.c_cflag |= CRTSCTS | CSTOPB | HUPCL;
+        ASSERT_OK(tcsetattr(slave, TCSANOW, &tio));
+
+        ASSERT_OK(sd_event_new(&e));
+        snprintf(conn, sizeof(conn), "serial:%s", pts);
+        ASSERT_OK(test_link_open(ctx, e, conn, &callbacks, NULL, &t, &l));
+        ASSERT_OK(tcgetattr(slave, &tio));
+        ASSERT_EQ(tio.c_iflag & (IXON | IXOFF | IXANY), 0u);
+        ASSERT_EQ(tio.c_cflag & (CRTSCTS | CSTOPB | HUPCL | PARENB), 0u);
+        ASSERT_EQ(tio.c_cflag & CSIZE, (tcflag_t) CS8);
+        ASSERT_OK(ioctl(slave, TIOCGEXCL, &excl));
+        ASSERT_EQ(excl, 1);
+        t->close(l);
+        ASSERT_OK(ioctl(slave, TIOCGEXCL, &excl));
+        ASSERT_EQ(excl, 0);
+}
+
 static void test_serial_backpressure(void) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_close_ int master = posix_openpt(O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -658,18 +700,8 @@ static void test_sim_stop(void) {
         test_smpsim_stop(&main_sim);
 }
 
-TEST_MAIN(TEST(test_setup),
-          TEST(test_loader),
-          TEST(test_loader_dlerror),
-          TEST(test_register_and_list),
-          TEST(test_udp_address),
-          TEST(test_udp_refused),
-          TEST(test_serial_backpressure),
-          TEST(test_sim_start),
-          TEST(test_udp_echo_sim),
-          TEST(test_udp_discovery_sim),
-          TEST(test_serial_address_sim),
-          TEST(test_serial_echo_sim),
-          TEST(test_sim_stop),
-          TEST(test_serial_hangup),
+TEST_MAIN(TEST(test_setup), TEST(test_loader), TEST(test_loader_dlerror), TEST(test_register_and_list),
+          TEST(test_udp_address), TEST(test_udp_refused), TEST(test_serial_backpressure),
+          TEST(test_serial_tty_settings), TEST(test_sim_start), TEST(test_udp_echo_sim), TEST(test_udp_discovery_sim),
+          TEST(test_serial_address_sim), TEST(test_serial_echo_sim), TEST(test_sim_stop), TEST(test_serial_hangup),
           TEST(test_teardown))

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -112,8 +113,17 @@ static void link_unref(struct smp_link *l) {
 static void link_shutdown(struct smp_link *l) {
         l->io = sd_event_source_disable_unref(l->io);
         l->defer = sd_event_source_disable_unref(l->defer);
-        if (l->fd >= 0)
+        if (l->fd >= 0) {
+                /* Output the device is not reading (flow stopped, a
+                 * stuck USB adapter) would make close() wait for it,
+                 * up to 30 s, non-blocking fd or not (the tty layer's
+                 * closing_wait): on our one thread, the whole daemon. */
+                (void) tcflush(l->fd, TCIOFLUSH);
+                /* a pty's tty outlives our close while its master is
+                 * open, and with it TIOCEXCL */
+                (void) ioctl(l->fd, TIOCNXCL);
                 close(l->fd);
+        }
         l->fd = -1;
 }
 
@@ -274,14 +284,28 @@ static int serial_open(struct smp_transport_instance *instance, sd_event *event,
                 return errno == EWOULDBLOCK ? -EBUSY : -errno;
         if (tcgetattr(fd, &t) < 0)
                 return -errno; /* -ENOTTY for anything that is not a tty */
+        /* flock() binds only who asks for it (not a terminal program,
+         * getty or ModemManager): no other open while we hold it, root's
+         * aside (TIOCEXCL). */
+        (void) ioctl(fd, TIOCEXCL);
         /* Raw: no echo, no line editing, no CR/NL translation, 8N1; the
-         * framing brings its own line structure. */
+         * framing brings its own line structure.  cfmakeraw() keeps what
+         * the last program set beside that: hardware or software flow
+         * control (a USB adapter with CTS not wired then sends nothing)
+         * and two stop bits go; and the lines stay up at close (HUPCL
+         * off), or a board wired to reset on DTR (Arduino-style, ESP32)
+         * would reset at each of our closes, after every probe. */
         cfmakeraw(&t);
+        t.c_iflag &= ~(tcflag_t) (IXOFF | IXANY);
+        t.c_cflag &= ~(tcflag_t) (CRTSCTS | CSTOPB | HUPCL);
         t.c_cflag |= CLOCAL | CREAD;
         if (cfsetispeed(&t, speed) < 0 || cfsetospeed(&t, speed) < 0)
                 return -errno;
         if (tcsetattr(fd, TCSANOW, &t) < 0)
                 return -errno;
+        /* What an earlier program or session left unread (a half line,
+         * an old answer) is not this session's. */
+        (void) tcflush(fd, TCIFLUSH);
 
         struct smp_link *l = calloc(1, sizeof(*l));
         if (!l)
