@@ -116,9 +116,14 @@ static int write_value(struct smp_link *l, const uint8_t *p, size_t n) {
         return r;
 }
 
+/* Bytes of a packet per write: MTU - 3, at most ATT_VALUE_MAX. */
+static size_t link_piece_max(const struct smp_link *l) {
+        return MIN((size_t) l->mtu - ATT_HDR, (size_t) ATT_VALUE_MAX);
+}
+
 void link_flush(struct smp_link *l) {
         _cleanup_(link_unrefp) _unused_ struct smp_link *ref = link_ref(l);
-        size_t piece_max = l->mtu - ATT_HDR;
+        size_t piece_max = link_piece_max(l);
 
         if (l->state != ST_READY)
                 return;
@@ -364,7 +369,7 @@ int ble_send(struct smp_link *l, const uint8_t *frame, size_t len) {
 
 void ble_get_info(struct smp_link *l, struct smp_link_info *ret) {
         *ret = (struct smp_link_info) {
-                .mtu = l->mtu - ATT_HDR,
+                .mtu = link_piece_max(l),
                 .fragments = true,
                 .fragments_need_device = true,
                 .stream = true,

@@ -51,6 +51,12 @@
 #define ATT_MTU_MIN 23u
 #define ATT_MTU_MAX 517u
 #define ATT_HDR 3u
+/* The largest attribute value (Core spec, Vol 3 Part F 3.2.9), and what
+ * bluetoothd reads of one datagram on an AcquireWrite socket
+ * (gatt-client.c sock_read(): a 512-byte buffer, the rest of a longer
+ * one dropped unseen, bluez#1466): a piece is never longer, whatever
+ * the ATT MTU (517 gives MTU - 3 = 514). */
+#define ATT_VALUE_MAX 512u
 #define CONNECT_TIMEOUT_USEC_DEFAULT (10u * 1000000ull)
 #define RESOLVE_TIMEOUT_USEC_DEFAULT (10u * 1000000ull)
 #define CONNECT_RETRIES 3u
