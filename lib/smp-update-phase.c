@@ -694,6 +694,15 @@ int update_phase_start_fresh(struct smp_session *s, const struct smp_update_phas
                 return -EINVAL;
         if (params->phase == SMP_UPDATE_PHASE_STAGE && (unsigned) params->mode >= _SMP_UPDATE_MODE_MAX)
                 return -EINVAL;
+        /* Zephyr (img_mgmt_set_next_boot_slot(), 3.5 and later) refuses
+         * to confirm the running slot of an image other than the
+         * application's (IMAGE_CONFIRMATION_DENIED, unless
+         * ALLOW_CONFIRM_NON_ACTIVE_IMAGE_ANY): test-and-confirm of image
+         * N would test, reset, be refused the confirm and revert at the
+         * next reset.  Confirm-only is how such images update. */
+        if (params->phase == SMP_UPDATE_PHASE_STAGE && params->has_image && params->image != 0 &&
+            params->mode == SMP_UPDATE_TEST_AND_CONFIRM)
+                return -EINVAL;
         e = phase_checkpoint(params, &cp);
         if (e < 0)
                 return e;

@@ -991,6 +991,19 @@ static void test_oneshot(void) {
 
         conn_of(&sim, DEV_ONESHOT, conn, sizeof(conn));
         ASSERT_OK(smp_session_open(ctx, event, conn, &s));
+        /* Image 1 in test-and-confirm: Zephyr 3.5+ would refuse its
+         * confirm (IMAGE_CONFIRMATION_DENIED) and the image revert; it is
+         * refused here, before anything is sent. */
+        const struct smp_update_params image1 = {
+                .data = img.data,
+                .len = img.len,
+                .has_image = true,
+                .image = 1,
+                .done = on_oneshot_done,
+                .userdata = &o,
+        };
+        ASSERT_EQ(smp_update_start(s, &image1, NULL), -EINVAL);
+        ASSERT_TRUE(!o.done);
         const struct smp_update_params p = {
                 .data = img.data,
                 .len = img.len,

@@ -181,7 +181,10 @@ struct smp_update_params {
 };
 
 /* Starts the procedure.  -EINVAL when the file is not an MCUboot image
- * with a SHA256 TLV (devices name images by it). */
+ * with a SHA256 TLV (devices name images by it), or for test-and-confirm
+ * of an image other than 0: Zephyr refuses to confirm the running slot
+ * of another image than the application's, so such an image updates in
+ * confirm-only (or test-only) mode. */
 int smp_update_start(struct smp_session *s, const struct smp_update_params *params, struct smp_update **ret);
 void smp_update_cancel(struct smp_update *u);
 
@@ -315,6 +318,8 @@ struct smp_update_phase_params {
  * until done runs. */
 int smp_update_phase_start(struct smp_session *s, const struct smp_update_phase_params *params,
                            struct smp_update_phase_run **ret);
+/* (Stage of test-and-confirm with an image other than 0: -EINVAL, as
+ * smp_update_start().) */
 /* Stops a phase (done is not called).  A request already sent may still
  * take effect on the device. */
 void smp_update_phase_cancel(struct smp_update_phase_run *run);
