@@ -1126,9 +1126,14 @@ static void end_round(struct distribution *d, const char *why) {
         d->step = DISTRIBUTION_STEP_COLLECT;
         save(d);
         manager_emit_distribution(d->manager, MANAGER_EVENT_DISTRIBUTION_PROGRESS, d);
-        /* Completed or failed goes back to idle only through cancel; a
-         * start with the same parameters would be a no-op otherwise. */
-        exec(d, false, on_cancel_done, "mesh models dfd cancel");
+        /* Completed or failed goes back to idle only through cancel (a
+         * start with the same parameters would be a no-op otherwise),
+         * sent from the timer (on_timer(), step collect): the event
+         * above is delivered first, which reads the step then.  Sent
+         * from here, its answer could come in the same dispatch of the
+         * link (a transport reads every datagram waiting) and move the
+         * step on before, and "collect" was never told. */
+        next(d);
 }
 
 /* ---- connecting, and finding out where the Distributor stands ---- */
