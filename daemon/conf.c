@@ -28,6 +28,7 @@
 #include "discovery-range.h"
 #include "log.h"
 #include "smpgw/smp-transport.h"   /* smp_strv_free() */
+#include "smpgw/smp-upload.h"      /* SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC */
 #include "smpgwd-limits.h"
 #include "util.h"
 
@@ -98,6 +99,7 @@ static const struct config_key config_keys[] = {
         K("jobs", "retry_delay_max", KEY_SECONDS, job_retry_delay_max_usec, 1, 7 * 86400),
         K("jobs", "mode", KEY_MODE, job_mode, 0, 0),
         K("jobs", "swap_timeout", KEY_SECONDS, job_swap_timeout_usec, 5, 3600),
+        K("jobs", "erase_timeout", KEY_SECONDS, job_erase_timeout_usec, 1, 300),
         K("jobs", "keep", KEY_UINT, job_keep, 10, 10000000),
         K("jobs", "max_running_ble_adapter", KEY_UINT, jobs_max_running_ble_adapter, 1, 64),
         K("jobs", "swap_estimate", KEY_SECONDS, job_swap_estimate_usec, 1, 3600),
@@ -215,6 +217,7 @@ static int config_defaults(struct config *c) {
         c->job_retry_delay_max_usec = 600 * 1000000ull;
         c->job_mode = SMP_UPDATE_TEST_AND_CONFIRM;
         c->job_swap_timeout_usec = 120 * 1000000ull;
+        c->job_erase_timeout_usec = SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC;
         c->job_keep = 10000;
         c->jobs_max_running_ble_adapter = 7;
         c->job_swap_estimate_usec = 10 * 1000000ull;

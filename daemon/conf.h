@@ -95,6 +95,7 @@ struct config {
         uint64_t job_retry_delay_max_usec; /* retry_delay_max= (default 600) */
         enum smp_update_mode job_mode; /* mode= (default test-and-confirm) */
         uint64_t job_swap_timeout_usec;/* swap_timeout= seconds (default 120) */
+        uint64_t job_erase_timeout_usec; /* erase_timeout= seconds (default 40): the first chunk's answer */
         unsigned job_keep;             /* keep= finished jobs kept (default 10000), oldest deleted */
         /* max_running_ble_adapter= links per BLE adapter (default 7), learned
          * lower when the controller refuses a connection (job-slots.c) */

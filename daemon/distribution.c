@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "db.h"
 #include "distribution-internal.h"
 #include "distribution.h"
@@ -479,6 +480,7 @@ static void run_upload(struct distribution *d) {
                 .mode = SMP_UPDATE_UPLOAD_ONLY,
                 .has_image = true,
                 .image = 0,
+                .erase_timeout_usec = d->manager->config->job_erase_timeout_usec,
                 .done = on_upload_done,
                 .userdata = d,
         };

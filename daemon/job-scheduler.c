@@ -829,6 +829,7 @@ static int job_phase_start(struct job *j) {
                 .mode = j->mode,
                 /* the path limit the device's last upload found, checked again */
                 .path_mtu = d ? d->path_mtu : 0,
+                .erase_timeout_usec = j->manager->config->job_erase_timeout_usec,
                 .upload_progress = on_upload_progress,
                 .step = on_phase_step,
                 .done = on_phase_done,

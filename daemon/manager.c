@@ -923,6 +923,7 @@ int manager_reload(struct manager *m) {
         TAKE_FIELD(job_retry_delay_max_usec);
         TAKE_FIELD(job_mode);
         TAKE_FIELD(job_swap_timeout_usec);
+        TAKE_FIELD(job_erase_timeout_usec);
         TAKE_FIELD(job_keep);
         TAKE_FIELD(jobs_max_running_ble_adapter);
         TAKE_FIELD(job_swap_estimate_usec);

@@ -204,6 +204,7 @@ static int phase_start(struct smp_update *u, enum smp_update_phase phase, const 
                 .window = u->p.window,
                 .chunk = u->p.chunk,
                 .chunk_timeout_usec = u->p.chunk_timeout_usec,
+                .erase_timeout_usec = u->p.erase_timeout_usec,
                 .path_mtu = u->p.path_mtu,
                 .has_image = u->p.has_image,
                 .image = u->p.image,

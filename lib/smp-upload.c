@@ -214,8 +214,12 @@ static uint64_t chunk_timeout(struct smp_upload *u) {
         return MIN(t, (uint64_t) CHUNK_TIMEOUT_MAX_USEC);
 }
 
+/* The first chunk's answer comes after the slot erase.  A fixed chunk
+ * timeout above it raises it too: a caller who waits a minute for every
+ * answer waits as long for this one. */
 static uint64_t first_timeout(const struct smp_upload *u) {
-        return u->p.first_timeout_usec ? u->p.first_timeout_usec : SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC;
+        uint64_t t = u->p.first_timeout_usec ? u->p.first_timeout_usec : SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC;
+        return MAX(t, u->p.timeout_usec);
 }
 
 /* A probe's answer takes a round trip, like a chunk's, and a probe lost

@@ -125,7 +125,7 @@ expect_has "smpgwctl rollout create --" --devices --filter --canary --wave-size 
   --staging --failure-threshold --failure-action --max-rebooting --max-rebooting-relay --attempts --wait
 expect "smpgwctl rollout create --failure-action " abort pause
 expect "smpgwctl rollout pause --" --bus --help --json
-expect_has "smpgwctl --" --conn --json --timeout --smp-version --window --chunk --verbose --help --version
+expect_has "smpgwctl --" --conn --json --timeout --erase-timeout --smp-version --window --chunk --verbose --help --version
 expect "smpgwctl --conn " udp: coap: serial: ble:
 expect "smpgwctl --conn s" serial:
 expect "smpgwctl --smp-version " 1 2

@@ -362,6 +362,34 @@ class Jobs(unittest.TestCase):
                 rows = sql(d.db_path, "SELECT count(*) FROM events WHERE job_id = ?", (jid,))
                 self.assertGreaterEqual(rows[0][0], 2)
 
+    def test_erase_timeout_from_the_configuration(self):
+        """[jobs] erase_timeout is how long the answer to an upload's first
+        chunk may take: the device erases its slot before it answers, and
+        a slot of megabytes erased sector by sector outlasts the 40 s the
+        daemon waited, with no way to raise it.  A device erasing for 10 s
+        fails the job at erase_timeout=1 (the first chunk, sent again,
+        times out 6 times behind the erase); after a reload to 20 the
+        same push succeeds."""
+        base = "[discovery]\nenabled=no\n[devices]\nadd=udp:127.0.0.1:%d\n[jobs]\nattempts=1\n"
+        with Sim("--erase-rate", "4000", count=1) as sim, \
+                Daemon(config=(base % sim.port) + "erase_timeout=1\n", bus=False) as d:
+            [dev] = [x["id"] for x in wait_online(d, 1)]
+            data, _ = mcuimg.make_image((3, 0, 0, 0), 40000, seed=7)
+            image = add_image(d, data)
+            [jid] = push(d, image, [dev], mode="upload-only")
+            [j] = wait_jobs(d, [jid], states=("failed",), timeout=90)
+            self.assertEqual((j["attempts"], j["bytes_sent"] < 40000), (1, True), j)
+            sim.control("reset 0")
+            sim.wait_booted(0)
+            with open(d.config_path, "w") as f:
+                f.write((base % sim.port) + "erase_timeout=20\n")
+            mark = log_mark(d)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_for(lambda: "Configuration reloaded" in log_since(d, mark), timeout=10, what="reload")
+            [jid] = push(d, image, [dev], mode="upload-only")
+            [j] = wait_jobs(d, [jid], timeout=90)
+            self.assertEqual(j["outcome"], "uploaded", j)
+
 
 class Crashes(unittest.TestCase):
     def upload_setup(self, sim, n, d):

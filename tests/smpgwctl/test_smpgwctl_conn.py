@@ -459,6 +459,38 @@ class ZephyrUdpDefaults(unittest.TestCase):
             self.assertEqual(r.json()["match"], True, r)
 
 
+class SlowErase(unittest.TestCase):
+    """A device erases the slot before it answers an upload's first chunk,
+    and `image erase` erases one: a slot of megabytes erased sector by
+    sector, or on external flash, takes longer than the 40 s the first
+    chunk waited, and nothing raised it (the doc said --timeout did).
+    --erase-timeout sets both waits.  A chunk sent again behind the erase
+    is answered after it (Zephyr resumes an upload whose first chunk
+    comes again with the same sha), so an upload fails only when the
+    erase outlasts the timeouts its failure limit allows (5)."""
+
+    def test_erase_timeout(self):
+        # 40 KB at 10 KB/s: the first chunk answers after 4 s
+        with Sim("--erase-rate", "10000", *FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 40000)
+            newer, _ = image_file(sim.dir, "newer.bin", (3, 1, 0, 0), 40000, seed=2)
+            for args in (("image", "upload", path), ("update", newer), ("image", "erase")):
+                with self.subTest(args=args):
+                    r = ctl("--conn", conn, "--json", "--erase-timeout", "300", *args)
+                    self.assertEqual(r.rc, TRANSPORT, r)
+                    self.assertEqual(r.json()["ok"], False, r)
+                    # the device's queue of erases, dropped
+                    sim.control("reset 0")
+                    sim.wait_booted(0)
+            r = ctl("--conn", conn, "--json", "--erase-timeout", "20000", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["match"], True, r)
+            r = ctl("--conn", conn, "--erase-timeout", "0", "image", "upload", path)
+            self.assertEqual(r.rc, USAGE, r)
+            self.assertIn("--erase-timeout wants milliseconds from 1 to 300000, not '0'", r.err)
+
+
 class Usage(unittest.TestCase):
     def test_usage_errors(self):
         conn = "udp:127.0.0.1:9"

@@ -549,7 +549,7 @@ int cmd_image_erase(struct ctl_context *ctx, int argc, char *argv[]) {
         if (r != CTL_EXIT_OK)
                 return r;
         r = call_once(ctx, &d, "image erase", SMP_OP_WRITE, SMP_GROUP_IMAGE, SMP_IMG_CMD_ERASE, body, len, true,
-                      MAX(ctx->timeout_usec, (uint64_t) ERASE_TIMEOUT_USEC), &a);
+                      ctx->erase_timeout_usec ?: MAX(ctx->timeout_usec, (uint64_t) ERASE_TIMEOUT_USEC), &a);
         if (r != CTL_EXIT_OK)
                 return r;
         if (ctx->json)
@@ -726,6 +726,7 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
                 .chunk = ctx->chunk,
                 .path_mtu = o.path_mtu,
                 .timeout_usec = ctx->timeout_usec,
+                .first_timeout_usec = ctx->erase_timeout_usec,
                 .progress = on_upload_progress,
                 .done = on_upload_done,
                 .userdata = &run,

@@ -306,6 +306,7 @@ int cmd_update(struct ctl_context *ctx, int argc, char *argv[]) {
                 .chunk = ctx->chunk,
                 .path_mtu = o.path_mtu,
                 .chunk_timeout_usec = ctx->timeout_usec,
+                .erase_timeout_usec = ctx->erase_timeout_usec,
                 .upload_progress = on_progress,
                 .step = on_step,
                 .done = on_done,

@@ -60,6 +60,14 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 }
                 ctx->timeout_usec = v * 1000;
                 return 1;
+        case CTL_ARG_ERASE:
+                if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
+                        ctl_log("--erase-timeout wants milliseconds from 1 to %u, not '%s'",
+                                SMP_SESSION_TIMEOUT_MAX_USEC / 1000, arg);
+                        return -1;
+                }
+                ctx->erase_timeout_usec = v * 1000;
+                return 1;
         case CTL_ARG_SMP_VERSION:
                 if (!streq(arg, "1") && !streq(arg, "2")) {
                         ctl_log("--smp-version wants 1 or 2, not '%s'", arg);
@@ -81,6 +89,10 @@ void ctl_global_options_help(FILE *f) {
                    "  -j, --json            print one JSON object on stdout\n"
                    "      --timeout MS      time to wait for each answer (default 2000; upload\n"
                    "                        chunks: from the measured round trip, first chunk 40 s)\n"
+                   "      --erase-timeout MS\n"
+                   "                        time to wait for a slot erase: the first upload\n"
+                   "                        chunk's answer (default 40000, or --timeout if\n"
+                   "                        longer) and image erase (default 60000)\n"
                    "      --smp-version N   1 or 2: SMP version to start with (default 2; falls\n"
                    "                        back to 1 when the device answers with version 1)\n"
                    "      --window N        upload chunks in flight (default: device buf_count - 1)\n"

@@ -29,9 +29,12 @@ enum {
         CTL_ARG_CHUNK,
         CTL_ARG_TIMEOUT,
         CTL_ARG_SMP_VERSION,
+        CTL_ARG_ERASE,
 };
 
-/* struct option entries every device command (and main) accepts. */
+/* struct option entries every device command (and main) accepts, one a
+ * line (clang-format would join them). */
+/* clang-format off */
 #define CTL_GLOBAL_OPTIONS                                                   \
         { "conn", required_argument, NULL, 'c' },                           \
         { "json", no_argument, NULL, 'j' },                                 \
@@ -39,7 +42,9 @@ enum {
         { "window", required_argument, NULL, CTL_ARG_WINDOW },              \
         { "chunk", required_argument, NULL, CTL_ARG_CHUNK },                \
         { "timeout", required_argument, NULL, CTL_ARG_TIMEOUT },            \
+        { "erase-timeout", required_argument, NULL, CTL_ARG_ERASE },        \
         { "smp-version", required_argument, NULL, CTL_ARG_SMP_VERSION }
+/* clang-format on */
 #define CTL_GLOBAL_SHORTOPTS "c:jv"
 
 /* Handles one getopt result if it is a global option: 1 handled, 0 not

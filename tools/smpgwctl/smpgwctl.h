@@ -34,6 +34,7 @@ struct ctl_context {
         unsigned window;        /* --window: upload chunks in flight, 0: device's buf_count - 1 */
         size_t chunk;           /* --chunk: data bytes per upload chunk at most, 0: as fit */
         uint64_t timeout_usec;  /* --timeout, 0: the library's defaults */
+        uint64_t erase_timeout_usec; /* --erase-timeout, 0: the defaults */
         uint8_t smp_version;    /* --smp-version: 0 (default: 2, falls back), 1 or 2 */
         unsigned verbose;       /* -v */
         const char *command;    /* "image upload", for messages and JSON */

@@ -172,6 +172,7 @@ struct smp_update_params {
         size_t chunk;
         size_t path_mtu;                  /* a learned result.upload.path_mtu to start from, or 0 */
         uint64_t chunk_timeout_usec;      /* 0: from the round trip */
+        uint64_t erase_timeout_usec;      /* the first chunk's (slot erase); 0: default */
         bool has_image;
         uint32_t image;
         smp_upload_progress_fn upload_progress;
@@ -290,6 +291,7 @@ struct smp_update_phase_params {
         unsigned window;
         size_t chunk;
         uint64_t chunk_timeout_usec;  /* 0: from the round trip */
+        uint64_t erase_timeout_usec;  /* the first chunk's (slot erase); 0: default */
         size_t path_mtu;              /* a learned result.upload.path_mtu to start from, or 0 */
         bool has_image;
         uint32_t image;
