@@ -303,12 +303,20 @@ void job_device_advertised(struct job *j) {
                 manager_schedule_jobs(j->manager); /* queued: it goes first now (job_grant_class()) */
 }
 
-static void error_sentence(int error, enum smp_update_step failed_step, const struct smp_status *st, char *buf,
-                           size_t size) {
+/* state: the device's image state the refused request followed, or NULL */
+static void error_sentence(int error, enum smp_update_step failed_step, const struct smp_status *st,
+                           const struct smp_update_snapshot *state, char *buf, size_t size) {
         const char *step = smp_update_step_to_string(failed_step);
+        const struct smp_update_slot *testing;
         char status[200];
 
-        if (error == -EREMOTEIO) {
+        if (error == -EREMOTEIO && (testing = smp_update_refused_under_test(state, 0, st))) {
+                (void) smp_status_format(st, status, sizeof(status));
+                snprintf(buf, size,
+                         "%s: the device refused: %s; it runs %s under test, not confirmed, and keeps its "
+                         "other slot to go back to: confirm that image or reset the device, then push again",
+                         step, status, testing->version[0] ? testing->version : "an image");
+        } else if (error == -EREMOTEIO) {
                 (void) smp_status_format(st, status, sizeof(status));
                 snprintf(buf, size, "%s: the device refused: %s", step, status);
         } else if (error == -ETIMEDOUT && failed_step == SMP_UPDATE_STEP_WAIT_REBOOT)
@@ -365,7 +373,7 @@ static int on_finish_defer(sd_event_source *s, void *userdata) {
                 job_teardown(j);
                 struct smp_status none = {};
                 char msg[300];
-                error_sentence(r, j->has_step ? j->step : SMP_UPDATE_STEP_READ_STATE, &none, msg, sizeof(msg));
+                error_sentence(r, j->has_step ? j->step : SMP_UPDATE_STEP_READ_STATE, &none, NULL, msg, sizeof(msg));
                 job_set_error(j, "cannot start %s: %s", smp_update_phase_to_string(j->phase), msg);
                 job_attempt_failed(j, false);
         } else
@@ -407,11 +415,18 @@ void job_attempt_failed(struct job *j, bool final) {
         (void) manager_flush_now(m);
 }
 
+/* The image state a phase's last request followed: the one it read last,
+ * or the stage's (kept in the checkpoint). */
+static const struct smp_update_snapshot *result_state(const struct smp_update_phase_result *r) {
+        return r->after.n_slots > 0 ? &r->after : &r->checkpoint.before;
+}
+
 /* The device answered with MCUboot's decision, or the phases found
  * nothing to do: the job's outcome. */
 static void job_outcome(struct job *j, enum smp_update_outcome outcome, bool rejected, int error,
-                        enum smp_update_step failed_step, const struct smp_status *st) {
-        char msg[300];
+                        enum smp_update_step failed_step, const struct smp_status *st,
+                        const struct smp_update_snapshot *state) {
+        char msg[512];
 
         if (outcome == SMP_UPDATE_OUTCOME_UP_TO_DATE && !job_found_image_running(j)) {
                 /* This attempt found the image running and confirmed, but
@@ -448,7 +463,7 @@ static void job_outcome(struct job *j, enum smp_update_outcome outcome, bool rej
                 job_finish(j, JOB_FAILED);
                 break;
         default:
-                error_sentence(error, failed_step, st, msg, sizeof(msg));
+                error_sentence(error, failed_step, st, state, msg, sizeof(msg));
                 job_set_error(j, "%s", msg);
                 job_finish(j, JOB_FAILED);
                 break;
@@ -542,7 +557,7 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         struct device *d = j->device;
         const char *adapter = j->session ? smp_session_get_adapter(j->session) : NULL;
         char adapter_name[JOB_ADAPTER_NAME_SIZE] = "";
-        char msg[300];
+        char msg[512];
 
         j->phase_run = NULL; /* frees itself after this call */
         j->has_session_state = false;
@@ -639,7 +654,7 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 uint64_t timeout = job_swap_timeout_usec(m, job_swap_estimate_usec(m, j->board, size, NULL));
                 if (now - MIN(now, j->reboot_wait_usec) > timeout) {
                         struct smp_status none = {};
-                        error_sentence(-ETIMEDOUT, SMP_UPDATE_STEP_WAIT_REBOOT, &none, msg, sizeof(msg));
+                        error_sentence(-ETIMEDOUT, SMP_UPDATE_STEP_WAIT_REBOOT, &none, NULL, msg, sizeof(msg));
                         job_set_error(j, "%s", msg);
                         j->phase = SMP_UPDATE_PHASE_VERIFY;
                         job_after_phase(j, false);
@@ -667,11 +682,11 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
         }
         if (r->next == SMP_UPDATE_PHASE_DONE) {
                 job_after_phase(j, false);
-                job_outcome(j, r->outcome, r->rejected, r->error, r->failed_step, &r->status);
+                job_outcome(j, r->outcome, r->rejected, r->error, r->failed_step, &r->status, result_state(r));
                 return;
         }
         if (r->error < 0) {
-                error_sentence(r->error, r->failed_step, &r->status, msg, sizeof(msg));
+                error_sentence(r->error, r->failed_step, &r->status, result_state(r), msg, sizeof(msg));
                 job_set_error(j, "%s", msg);
                 j->phase = r->next;
                 /* A device refusing the image (bad image, no room) will

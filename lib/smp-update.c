@@ -106,6 +106,28 @@ int smp_update_snapshot_from_body(const uint8_t *body, size_t len, struct smp_up
         return 0;
 }
 
+const struct smp_update_slot *smp_update_refused_under_test(const struct smp_update_snapshot *snap, uint32_t image,
+                                                            const struct smp_status *status) {
+        const struct smp_update_slot *running = NULL;
+        bool other = false;
+
+        if (!snap || !status || !status->has_err || status->err_group != SMP_GROUP_IMAGE ||
+            (status->err_rc != SMP_IMG_ERR_NO_FREE_SLOT && status->err_rc != SMP_IMG_ERR_IMAGE_ALREADY_PENDING))
+                return NULL;
+        for (size_t i = 0; i < MIN(snap->n_slots, (size_t) SMP_UPDATE_SLOTS_MAX); i++) {
+                const struct smp_update_slot *s = &snap->slots[i];
+                if (!s->present || s->image != image)
+                        continue;
+                if (!s->active)
+                        other = true;
+                else if (running)
+                        return NULL; /* two claim to run: no claim at all */
+                else
+                        running = s;
+        }
+        return running && !running->confirmed && other ? running : NULL;
+}
+
 /* ---- the one-shot procedure: the three phases on one session ---- */
 
 struct smp_update {

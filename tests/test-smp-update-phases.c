@@ -655,6 +655,40 @@ static void test_test_only(void) {
         ASSERT_OK(stage(&sim, DEV_TEST_ONLY, &img, SMP_UPDATE_TEST_ONLY, &run));
         ASSERT_EQ(run.result.outcome, SMP_UPDATE_OUTCOME_TESTING);
         ASSERT_EQ(run.result.next, SMP_UPDATE_PHASE_VERIFY);
+
+        /* Another image while this one runs under test: the device keeps
+         * its other slot to go back to, and refuses the upload; the
+         * refusal is named as such, for the front ends' hint. */
+        struct image other_img;
+        image_make(&other_img, 4, 1000, 3);
+        ASSERT_EQ(stage(&sim, DEV_TEST_ONLY, &other_img, SMP_UPDATE_TEST_ONLY, &run), -EREMOTEIO);
+        ASSERT_EQ(run.result.failed_step, SMP_UPDATE_STEP_UPLOAD);
+        ASSERT_TRUE(run.result.status.has_err);
+        ASSERT_EQ(run.result.status.err_rc, SMP_IMG_ERR_NO_FREE_SLOT);
+        const struct smp_update_slot *t =
+                smp_update_refused_under_test(&run.result.checkpoint.before, 0, &run.result.status);
+        ASSERT_TRUE(t);
+        ASSERT_MEMEQ(t->hash, img.hash, 32);
+        ASSERT_TRUE(!smp_update_refused_under_test(&run.result.checkpoint.before, 1, &run.result.status));
+        /* the same state, another refusal: not this one */
+        struct smp_status other_refusal = run.result.status;
+        other_refusal.err_rc = SMP_IMG_ERR_INVALID_IMAGE_TOO_LARGE;
+        ASSERT_TRUE(!smp_update_refused_under_test(&run.result.checkpoint.before, 0, &other_refusal));
+        /* confirmed, it is no longer under test */
+        struct smp_update_snapshot confirmed = run.result.checkpoint.before;
+        for (size_t i = 0; i < confirmed.n_slots; i++)
+                if (confirmed.slots[i].active)
+                        confirmed.slots[i].confirmed = true;
+        ASSERT_TRUE(!smp_update_refused_under_test(&confirmed, 0, &run.result.status));
+        /* with nothing to go back to, the refusal has another reason */
+        struct smp_update_snapshot alone = { .n_slots = 1 };
+        for (size_t i = 0; i < run.result.checkpoint.before.n_slots; i++)
+                if (run.result.checkpoint.before.slots[i].active)
+                        alone.slots[0] = run.result.checkpoint.before.slots[i];
+        ASSERT_TRUE(alone.slots[0].active && !alone.slots[0].confirmed);
+        ASSERT_TRUE(!smp_update_refused_under_test(&alone, 0, &run.result.status));
+        ASSERT_TRUE(!smp_update_refused_under_test(NULL, 0, &run.result.status));
+        image_free(&other_img);
 }
 
 static void test_confirm_only(void) {

@@ -390,6 +390,24 @@ class Jobs(unittest.TestCase):
             [j] = wait_jobs(d, [jid], timeout=90)
             self.assertEqual(j["outcome"], "uploaded", j)
 
+    def test_push_while_an_image_runs_under_test(self):
+        """A device running an image under test (a test-only push) keeps
+        its other slot to go back to and refuses a third image
+        (IMG_NO_FREE_SLOT) until that image is confirmed or the device
+        resets back; the job's error says so, not the refusal alone."""
+        base = "[discovery]\nenabled=no\n[devices]\nadd=udp:127.0.0.1:%d\n[jobs]\nattempts=1\n"
+        with Sim("--swap-ms", "50", "--boot-ms", "50", "--reset-ms", "20", count=1) as sim, \
+                Daemon(config=base % sim.port, bus=False) as d:
+            [dev] = [x["id"] for x in wait_online(d, 1)]
+            a = add_image(d, mcuimg.make_image((2, 0, 0, 0), 20000, seed=8)[0], "a.bin")
+            b = add_image(d, mcuimg.make_image((3, 0, 0, 0), 20000, seed=9)[0], "b.bin")
+            [j] = wait_jobs(d, push(d, a, [dev], mode="test-only"))
+            self.assertEqual(j["outcome"], "testing", j)
+            [j] = wait_jobs(d, push(d, b, [dev]), states=("failed",))
+            self.assertIn("IMG_NO_FREE_SLOT", j["error"])
+            self.assertIn("it runs 2.0.0+0 under test, not confirmed", j["error"])
+            self.assertIn("confirm that image or reset the device, then push again", j["error"])
+
 
 class Crashes(unittest.TestCase):
     def upload_setup(self, sim, n, d):

@@ -491,6 +491,31 @@ class SlowErase(unittest.TestCase):
             self.assertIn("--erase-timeout wants milliseconds from 1 to 300000, not '0'", r.err)
 
 
+class UnderTest(unittest.TestCase):
+    """A device running an image under test (after a test-only update)
+    keeps its other slot to go back to, so it refuses an upload of a
+    third image (IMG_NO_FREE_SLOT; Zephyr's img_mgmt_slot_in_use()) until
+    the image is confirmed or the device resets back.  The refusal alone
+    did not say why."""
+
+    def test_update_while_an_image_runs_under_test(self):
+        with Sim(*FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            a, _ = image_file(sim.dir, "a.bin", (2, 0, 0, 0), 20000)
+            b, _ = image_file(sim.dir, "b.bin", (3, 0, 0, 0), 20000, seed=2)
+            r = ctl("--conn", conn, "--json", "update", a, "--mode", "test-only")
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "testing"), r)
+            r = ctl("--conn", conn, "--json", "update", b)
+            self.assertEqual(r.rc, DEVICE, r)
+            self.assertIn("IMG_NO_FREE_SLOT", r.err)
+            self.assertIn("it runs 2.0.0+0 under test, not confirmed", r.err)
+            self.assertIn("'smpgwctl image confirm' keeps that image, 'smpgwctl reset' goes back", r.err)
+            r = ctl("--conn", conn, "image", "confirm")
+            self.assertEqual(r.rc, OK, r)
+            r = ctl("--conn", conn, "--json", "update", b)
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "updated"), r)
+
+
 class Usage(unittest.TestCase):
     def test_usage_errors(self):
         conn = "udp:127.0.0.1:9"

@@ -158,8 +158,17 @@ static int update_exit_code(const struct ctl_context *ctx, const struct update_r
 
         const char *step = smp_update_step_to_string(r->failed_step);
         if (r->error == -EREMOTEIO && run->status.set) {
+                const struct smp_update_slot *testing = smp_update_refused_under_test(
+                        r->after.n_slots ? &r->after : &r->before, 0, &run->status.status);
                 (void) smp_status_format(&run->status.status, buf, sizeof(buf));
-                snprintf(msg, size, "update: %s: the device refused: %s", step, buf);
+                if (testing)
+                        snprintf(msg, size,
+                                 "update: %s: the device refused: %s; it runs %s under test, not confirmed, "
+                                 "and keeps its other slot to go back to: 'smpgwctl image confirm' keeps that "
+                                 "image, 'smpgwctl reset' goes back; then update again",
+                                 step, buf, testing->version[0] ? testing->version : "an image");
+                else
+                        snprintf(msg, size, "update: %s: the device refused: %s", step, buf);
                 return CTL_EXIT_DEVICE;
         }
         if (r->failed_step == SMP_UPDATE_STEP_CHECK_UPLOAD && r->error == -EIO) {

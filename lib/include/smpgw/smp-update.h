@@ -203,6 +203,17 @@ void smp_update_slot_from_state(const struct smp_img_slot_state *st, struct smp_
 int smp_update_snapshot_from_body(const uint8_t *body, size_t len, struct smp_update_snapshot *ret,
                                   struct smp_status *ret_status);
 
+/* Why a device refused an update, when the reason is that it runs an
+ * image under test: Zephyr keeps the slot a running image that is not
+ * confirmed would revert to (img_mgmt_slot_in_use(), the REVERT type of
+ * img_mgmt_get_next_boot_slot()), so an upload finds IMG_NO_FREE_SLOT and
+ * a test IMG_IMAGE_ALREADY_PENDING until the device confirms it or resets
+ * back to the other.  Returns that running slot when status is one of
+ * those refusals and snap (the state read before) shows image running
+ * unconfirmed with its other slot holding an image; else NULL. */
+const struct smp_update_slot *smp_update_refused_under_test(const struct smp_update_snapshot *snap, uint32_t image,
+                                                            const struct smp_status *status);
+
 /* ---- the procedure in phases ---- */
 
 struct smp_update_phase_run;
