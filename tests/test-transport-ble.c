@@ -19,6 +19,8 @@
  *     link's loss and close while another keeps working;
  *   - a controller out of links (smpsim --ble-max-links): -EUSERS, the
  *     adapter named by get_adapter() and smp_session_get_adapter();
+ *   - notifications bluetoothd holds for nobody (BlueZ < 5.84 after a
+ *     failed AcquireNotify): -EBUSY at once, with a warning;
  *   - discovery listing the simulated devices, then found(NULL);
  *   - a device that never shows up; a second adapter; two frames in one
  *     send(); service resolution timing out; -EAGAIN and writable();
@@ -422,6 +424,48 @@ static void on_log(int level, const char *source, const char *message, void *use
                 log->len = MIN(log->len + (size_t) n, sizeof(log->text) - 1);
 }
 
+/* BlueZ before 5.84 keeps an AcquireNotify that failed half way (a CCC
+ * write refused for want of pairing, a link lost meanwhile): from then
+ * on AcquireNotify and StartNotify answer NotPermitted "Notify
+ * acquired".  The link gave up with a bare -EPERM, after falling back
+ * to StartNotify; now -EBUSY, with a warning that names the ways out,
+ * in both modes; once bluetoothd lets go, the next link works. */
+static void test_notify_stuck(void) {
+        struct test_smpsim s;
+        struct test_client c;
+        struct log_capture log = {};
+        sd_event *e;
+        char buf[4096];
+        uint8_t f[256];
+
+        sim_start(&s, 1, "--ble-fault", "acquire-notify=stuck", NULL);
+        ASSERT_OK(sd_event_new(&e));
+        smp_context_set_log(ctx, SMP_LOG_WARNING, on_log, &log);
+        for (unsigned i = 0; i < 2; i++) {
+                client_open(&c, e, i == 0 ? DEV0 : DEV0 ",mode=notify");
+                size_t n = test_echo_frame(1, "never", f, sizeof(f));
+                ASSERT_OK(ble->send(c.link, f, n));
+                ASSERT_TRUE(client_wait_closed(&c, 15000));
+                ASSERT_EQ(c.closed_err, -EBUSY);
+                ASSERT_EQ(c.frames, 0);
+                test_client_close(&c);
+        }
+        if (!strstr(log.text, "ble: C0:DE:00:00:00:00: bluetoothd refuses notifications (NotPermitted \"Notify "
+                              "acquired\"): another program holds them, or bluetoothd before 5.84 kept them") ||
+            !strstr(log.text, "'systemctl restart bluetooth' or 'bluetoothctl remove C0:DE:00:00:00:00' clears")) {
+                fprintf(stderr, "log: %s\n", log.text);
+                abort();
+        }
+        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
+        test_smpsim_control(&s, "ble-fault 0 acquire-notify=ok", buf, sizeof(buf));
+        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
+        client_open(&c, e, DEV0);
+        echo(&c, 2, "let go");
+        test_client_close(&c);
+        sd_event_unref(e);
+        test_smpsim_stop(&s);
+}
+
 struct refused_session {
         int error;
         bool closed;
@@ -736,7 +780,8 @@ static void test_end(void) {
 
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(test_mtu_517),
           TEST(test_echo_notify_mode), TEST(test_echo_acquire_refused), TEST(test_echo_acquire_write_refused),
-          TEST(test_resolved_early), TEST(test_connect_retry), TEST(test_disconnect_mid_transfer),
-          TEST(test_three_links), TEST(test_shared_bus), TEST(test_adapter_out_of_links), TEST(test_discovery),
-          TEST(test_unknown_device), TEST(test_adapter_and_concatenated), TEST(test_resolve_timeout),
-          TEST(test_resolve_overlaps_connect), TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))
+          TEST(test_notify_stuck), TEST(test_resolved_early), TEST(test_connect_retry),
+          TEST(test_disconnect_mid_transfer), TEST(test_three_links), TEST(test_shared_bus),
+          TEST(test_adapter_out_of_links), TEST(test_discovery), TEST(test_unknown_device),
+          TEST(test_adapter_and_concatenated), TEST(test_resolve_timeout), TEST(test_resolve_overlaps_connect),
+          TEST(test_backpressure), TEST(test_bluez_gone), TEST(test_end))

@@ -182,11 +182,33 @@ static bool acquire_refused(int r) {
         return r == -EPERM || r == -EIO || r == -EOPNOTSUPP || r == -EINPROGRESS;
 }
 
+/* StartNotify refused with NotPermitted "Notify acquired": bluetoothd
+ * (5.66 characteristic_start_notify()) holds an acquired notification
+ * for the characteristic, and this link holds none.  Another program may
+ * hold it; or nobody does: before 5.84 (commit 476ae809a), an
+ * AcquireNotify whose CCC write failed (an unpaired device that needs an
+ * authenticated link) or whose link dropped meanwhile stays half set up,
+ * and every AcquireNotify and StartNotify is refused so until bluetoothd
+ * restarts or the device object goes.  Retrying cannot help: say which. */
+static bool notify_held_elsewhere(const sd_bus_error *e) {
+        return e && sd_bus_error_has_name(e, BLUEZ_ERROR "NotPermitted") && e->message &&
+               streq(e->message, "Notify acquired");
+}
+
 static int on_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
         l->call = sd_bus_slot_unref(l->call);
         l->acquire_pending_notify = false;
         int r = reply_errno(l->instance, l, "StartNotify", m);
+        if (r < 0 && notify_held_elsewhere(sd_bus_message_get_error(m))) {
+                smp_host_log(l->instance->host, SMP_LOG_WARNING,
+                             "%s: bluetoothd refuses notifications (NotPermitted \"Notify acquired\"): another "
+                             "program holds them, or bluetoothd before 5.84 kept them from an AcquireNotify that "
+                             "failed (a device that needs pairing, or a link lost meanwhile); 'systemctl restart "
+                             "bluetooth' or 'bluetoothctl remove %s' clears that (doc/transport-ble.md)",
+                             l->address, l->address);
+                r = -EBUSY;
+        }
         if (r < 0) {
                 link_fail(l, r);
                 return 0;

@@ -550,6 +550,19 @@ class Faults(BleTest):
         fd, mtu = chrc.AcquireWrite({})
         os.close(fd.take())
 
+    def test_notify_stuck(self):
+        """BlueZ before 5.84 after an AcquireNotify that failed half way:
+        AcquireNotify and StartNotify are both refused, as long as it lasts."""
+        self.assertTrue(self.sim.control("ble-fault 0 acquire-notify=stuck")["ok"])
+        self.discover()
+        self.connect(0)
+        chrc = dbus.Interface(self.bus.get_object("org.bluez", chrc_path(0)), CHRC)
+        for fn, args in ((chrc.AcquireNotify, ({},)), (chrc.StartNotify, ())):
+            self.assert_dbus_error("org.bluez.Error.NotPermitted", fn, *args, message="Notify acquired")
+        self.assertFalse(self.sim.control("ble-fault 0 acquire-write=stuck")["ok"])
+        self.assertTrue(self.sim.control("ble-fault 0 acquire-notify=ok")["ok"])
+        chrc.StartNotify()
+
     def test_disconnect_mid_upload(self):
         self.sim.control("ble-fault 0 disconnect-at=1500")
         self.discover()

@@ -85,6 +85,9 @@ enum acquire_fault {
         ACQUIRE_OK,
         ACQUIRE_NOT_PERMITTED,
         ACQUIRE_FAILED,
+        /* BlueZ < 5.84 after an AcquireNotify that failed half way:
+         * AcquireNotify and StartNotify both NotPermitted "Notify acquired" */
+        ACQUIRE_STUCK,
 };
 
 struct ble_faults {
@@ -1803,7 +1806,7 @@ static int acquire(sd_bus_message *m, struct ble_peer *p, bool write_side, sd_bu
 
         if (read_options(m, write_option, &o) < 0)
                 return sd_bus_error_set(error, BLUEZ_ERROR "InvalidArguments", "Invalid arguments in method call");
-        if ((write_side ? p->write_fd : p->notify_fd) >= 0 || fault == ACQUIRE_NOT_PERMITTED)
+        if ((write_side ? p->write_fd : p->notify_fd) >= 0 || fault == ACQUIRE_NOT_PERMITTED || fault == ACQUIRE_STUCK)
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotPermitted",
                                         write_side ? "Write acquired" : "Notify acquired");
         if (!write_side && p->notify_clients)
@@ -1852,7 +1855,7 @@ static int method_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *
 
         if (p->disconnecting)
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotConnected", "Not Connected");
-        if (p->notify_fd >= 0)
+        if (p->notify_fd >= 0 || p->faults.acquire_notify == ACQUIRE_STUCK)
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotPermitted", "Notify acquired");
         if (client_find(p->notify_clients, sd_bus_message_get_sender(m) ?: ""))
                 return sd_bus_reply_method_return(m, NULL);
@@ -2060,10 +2063,13 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                         v = ACQUIRE_NOT_PERMITTED;
                 else if (streq(arg, "failed"))
                         v = ACQUIRE_FAILED;
+                else if (streq(arg, "stuck") && IS("acquire-notify"))
+                        v = ACQUIRE_STUCK;
                 else if (streq(arg, "ok"))
                         v = ACQUIRE_OK;
                 else {
-                        *ret_error = "acquire-write|acquire-notify=notpermitted|failed|ok";
+                        *ret_error =
+                                "acquire-write=notpermitted|failed|ok, acquire-notify=notpermitted|failed|stuck|ok";
                         return -EINVAL;
                 }
                 *(IS("acquire-write") ? &f->acquire_write : &f->acquire_notify) = v;
@@ -2072,7 +2078,7 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
 #undef IS
         *ret_error =
                 "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, unseen, disconnect-at=BYTES, "
-                "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed)";
+                "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed|stuck)";
         return -EINVAL;
 }
 
