@@ -24,6 +24,18 @@
 
 /* ---- global options ---- */
 
+/* A request timeout in milliseconds, as the session takes them. */
+static int parse_timeout(const char *option, const char *arg, uint64_t *ret_usec) {
+        uint64_t v;
+        if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
+                ctl_log("%s wants milliseconds from 1 to %u, not '%s'", option, SMP_SESSION_TIMEOUT_MAX_USEC / 1000,
+                        arg);
+                return -1;
+        }
+        *ret_usec = v * 1000;
+        return 1;
+}
+
 int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
         uint64_t v;
 
@@ -53,21 +65,9 @@ int ctl_global_option(struct ctl_context *ctx, int c, const char *arg) {
                 ctx->chunk = (size_t) v;
                 return 1;
         case CTL_ARG_TIMEOUT:
-                if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
-                        ctl_log("--timeout wants milliseconds from 1 to %u, not '%s'",
-                                SMP_SESSION_TIMEOUT_MAX_USEC / 1000, arg);
-                        return -1;
-                }
-                ctx->timeout_usec = v * 1000;
-                return 1;
+                return parse_timeout("--timeout", arg, &ctx->timeout_usec);
         case CTL_ARG_ERASE:
-                if (smp_parse_uint(arg, 1, SMP_SESSION_TIMEOUT_MAX_USEC / 1000, &v) < 0) {
-                        ctl_log("--erase-timeout wants milliseconds from 1 to %u, not '%s'",
-                                SMP_SESSION_TIMEOUT_MAX_USEC / 1000, arg);
-                        return -1;
-                }
-                ctx->erase_timeout_usec = v * 1000;
-                return 1;
+                return parse_timeout("--erase-timeout", arg, &ctx->erase_timeout_usec);
         case CTL_ARG_SMP_VERSION:
                 if (!streq(arg, "1") && !streq(arg, "2")) {
                         ctl_log("--smp-version wants 1 or 2, not '%s'", arg);
