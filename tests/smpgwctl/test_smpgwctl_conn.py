@@ -467,7 +467,9 @@ class SlowErase(unittest.TestCase):
     --erase-timeout sets both waits.  A chunk sent again behind the erase
     is answered after it (Zephyr resumes an upload whose first chunk
     comes again with the same sha), so an upload fails only when the
-    erase outlasts the timeouts its failure limit allows (5)."""
+    erase outlasts the timeouts its failure limit allows (5).  `update
+    --erase` erases the slot first, and that erase waits --erase-timeout
+    too."""
 
     def test_erase_timeout(self):
         # 40 KB at 10 KB/s: the first chunk answers after 4 s
@@ -475,11 +477,16 @@ class SlowErase(unittest.TestCase):
             conn = "udp:127.0.0.1:%d" % sim.port
             path, _ = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 40000)
             newer, _ = image_file(sim.dir, "newer.bin", (3, 1, 0, 0), 40000, seed=2)
-            for args in (("image", "upload", path), ("update", newer), ("image", "erase")):
+            for args in (("image", "upload", path), ("update", newer), ("image", "erase"),
+                         ("update", newer, "--erase")):
                 with self.subTest(args=args):
                     r = ctl("--conn", conn, "--json", "--erase-timeout", "300", *args)
                     self.assertEqual(r.rc, TRANSPORT, r)
                     self.assertEqual(r.json()["ok"], False, r)
+                    if "--erase" in args:
+                        # the erase itself waits --erase-timeout (it waited a
+                        # fixed 60 s, then failed at the upload's first chunk)
+                        self.assertEqual(r.json()["failed_step"], "erase", r)
                     # the device's queue of erases, dropped
                     sim.control("reset 0")
                     sim.wait_booted(0)

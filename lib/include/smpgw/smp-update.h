@@ -172,7 +172,7 @@ struct smp_update_params {
         size_t chunk;
         size_t path_mtu;                  /* a learned result.upload.path_mtu to start from, or 0 */
         uint64_t chunk_timeout_usec;      /* 0: from the round trip */
-        uint64_t erase_timeout_usec;      /* the first chunk's (slot erase); 0: default */
+        uint64_t erase_timeout_usec;      /* slot erase: the first chunk's and erase_first's; 0: defaults */
         bool has_image;
         uint32_t image;
         smp_upload_progress_fn upload_progress;
@@ -302,7 +302,7 @@ struct smp_update_phase_params {
         unsigned window;
         size_t chunk;
         uint64_t chunk_timeout_usec;  /* 0: from the round trip */
-        uint64_t erase_timeout_usec;  /* the first chunk's (slot erase); 0: default */
+        uint64_t erase_timeout_usec;  /* slot erase: the first chunk's and erase_first's; 0: defaults */
         size_t path_mtu;              /* a learned result.upload.path_mtu to start from, or 0 */
         bool has_image;
         uint32_t image;
