@@ -503,7 +503,7 @@ class UnderTest(unittest.TestCase):
     keeps its other slot to go back to, so it refuses an upload of a
     third image (IMG_NO_FREE_SLOT; Zephyr's img_mgmt_slot_in_use()) until
     the image is confirmed or the device resets back.  The refusal alone
-    did not say why."""
+    did not say why, to `update` or to `image upload`."""
 
     def test_update_while_an_image_runs_under_test(self):
         with Sim(*FAST) as sim:
@@ -517,6 +517,17 @@ class UnderTest(unittest.TestCase):
             self.assertIn("IMG_NO_FREE_SLOT", r.err)
             self.assertIn("it runs 2.0.0+0 under test, not confirmed", r.err)
             self.assertIn("'smpgwctl image confirm' keeps that image, 'smpgwctl reset' goes back", r.err)
+            # image upload reads no state before it: it reads it after the
+            # refusal, to say the same
+            r = ctl("--conn", conn, "image", "upload", b)
+            self.assertEqual(r.rc, DEVICE, r)
+            self.assertIn("image upload: the device refused: IMG_NO_FREE_SLOT", r.err)
+            self.assertIn("it runs 2.0.0+0 under test, not confirmed", r.err)
+            self.assertIn("'smpgwctl reset' goes back; then upload again", r.err)
+            r = ctl("--conn", conn, "--json", "image", "upload", b)
+            self.assertEqual(r.rc, DEVICE, r)
+            self.assertEqual(r.json()["ok"], False, r)
+            self.assertIn("then upload again", r.json()["error"], r)
             r = ctl("--conn", conn, "image", "confirm")
             self.assertEqual(r.rc, OK, r)
             r = ctl("--conn", conn, "--json", "update", b)

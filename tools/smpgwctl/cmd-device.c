@@ -18,6 +18,7 @@
 #include "smpgw/smp-os.h"
 #include "smpgw/smp-parse.h"
 #include "smpgw/smp-stat.h"
+#include "smpgw/smp-update.h"
 #include "util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct mcuboot_image *, mcuboot_image_free);
@@ -588,6 +589,42 @@ static void on_upload_done(struct smp_upload *u, const struct smp_upload_result 
         run->result.status = run->status.status;
 }
 
+void cmd_under_test_advice(const struct smp_update_slot *testing, const char *again, char *buf, size_t size) {
+        snprintf(buf, size,
+                 "; it runs %s under test, not confirmed, and keeps its other slot to go back to: "
+                 "'smpgwctl image confirm' keeps that image, 'smpgwctl reset' goes back; then %s",
+                 testing->version[0] ? testing->version : "an image", again);
+}
+
+/* After the device refused an upload: when it runs an image under test,
+ * that is why (Zephyr keeps the slot to revert to, IMG_NO_FREE_SLOT), but
+ * the refusal does not say so and an upload reads no state before it.
+ * One state read tells; any trouble with it leaves advice empty, and the
+ * refusal is reported as it came. */
+static void upload_refusal_advice(struct ctl_device *d, uint32_t image, const struct smp_status *refusal, char *advice,
+                                  size_t size) {
+        _cleanup_(ctl_answer_done) struct ctl_answer a = {};
+        struct smp_update_snapshot snap;
+        struct smp_status st;
+        const struct smp_request_params p = {
+                .op = SMP_OP_READ,
+                .group = SMP_GROUP_IMAGE,
+                .id = SMP_IMG_CMD_STATE,
+                .body = empty_map,
+                .body_len = sizeof(empty_map),
+                .idempotent = true,
+        };
+
+        advice[0] = '\0';
+        if (!refusal->has_err || refusal->err_group != SMP_GROUP_IMAGE || refusal->err_rc != SMP_IMG_ERR_NO_FREE_SLOT)
+                return;
+        if (ctl_device_request(d, &p, &a, &st) < 0 || smp_update_snapshot_from_body(a.body, a.len, &snap, NULL) < 0)
+                return;
+        const struct smp_update_slot *testing = smp_update_refused_under_test(&snap, image, refusal);
+        if (testing)
+                cmd_under_test_advice(testing, "upload again", advice, size);
+}
+
 /* Reports a failed upload (or update's upload step): returns the exit code. */
 int cmd_upload_failed(const struct ctl_context *ctx, const char *what, int error,
                       const struct ctl_saved_status *status, uint64_t offset, uint64_t total) {
@@ -746,6 +783,15 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
                 return ctl_fail(ctx, CTL_EXIT_FAILURE, NULL, "event loop failed: %s", strerror(-r));
         }
         ctl_device_log_stats(&d);
+        if (run.result.error == -EREMOTEIO && run.status.set) {
+                char advice[256], buf[256];
+                upload_refusal_advice(&d, o.image, &run.status.status, advice, sizeof(advice));
+                if (advice[0]) {
+                        (void) smp_status_format(&run.status.status, buf, sizeof(buf));
+                        return ctl_fail(ctx, CTL_EXIT_DEVICE, &run.status.status,
+                                        "image upload: the device refused: %s%s", buf, advice);
+                }
+        }
         if (run.result.error < 0)
                 return cmd_upload_failed(ctx, "image upload", run.result.error, &run.status, run.last.offset, len);
 

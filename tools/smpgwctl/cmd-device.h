@@ -37,6 +37,11 @@ int cmd_parse(struct ctl_context *ctx, const struct cmd_spec *spec, int argc, ch
 /* Reports a failed upload and returns its exit code. */
 int cmd_upload_failed(const struct ctl_context *ctx, const char *what, int error,
                       const struct ctl_saved_status *status, uint64_t offset, uint64_t total);
+/* The sentence after "the device refused: STATUS" when it refused because
+ * it runs `testing` under test (smp_update_refused_under_test()): what
+ * keeps that image, what goes back, and then `again` ("update again"). */
+struct smp_update_slot;
+void cmd_under_test_advice(const struct smp_update_slot *testing, const char *again, char *buf, size_t size);
 /* Two lines of upload figures, and the path MTU learned. */
 void cmd_print_upload_result(const struct smp_upload_result *r, size_t total, const char *indent);
 

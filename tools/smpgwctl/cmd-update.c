@@ -161,14 +161,10 @@ static int update_exit_code(const struct ctl_context *ctx, const struct update_r
                 const struct smp_update_slot *testing = smp_update_refused_under_test(
                         r->after.n_slots ? &r->after : &r->before, 0, &run->status.status);
                 (void) smp_status_format(&run->status.status, buf, sizeof(buf));
+                char advice[256] = "";
                 if (testing)
-                        snprintf(msg, size,
-                                 "update: %s: the device refused: %s; it runs %s under test, not confirmed, "
-                                 "and keeps its other slot to go back to: 'smpgwctl image confirm' keeps that "
-                                 "image, 'smpgwctl reset' goes back; then update again",
-                                 step, buf, testing->version[0] ? testing->version : "an image");
-                else
-                        snprintf(msg, size, "update: %s: the device refused: %s", step, buf);
+                        cmd_under_test_advice(testing, "update again", advice, sizeof(advice));
+                snprintf(msg, size, "update: %s: the device refused: %s%s", step, buf, advice);
                 return CTL_EXIT_DEVICE;
         }
         if (r->failed_step == SMP_UPDATE_STEP_CHECK_UPLOAD && r->error == -EIO) {
