@@ -466,6 +466,44 @@ static void test_notify_stuck(void) {
         test_smpsim_stop(&s);
 }
 
+/* A device that wants pairing nobody answers: bluetoothd keeps
+ * AcquireNotify and StartNotify unanswered.  The link fails at
+ * resolve-timeout with -ETIMEDOUT and a warning that says why, in both
+ * modes; it waited sd-bus's 25 s before, whatever resolve-timeout said. */
+static void test_notify_unanswered(void) {
+        struct test_smpsim s;
+        struct test_client c;
+        struct log_capture log = {};
+        sd_event *e;
+        char buf[4096];
+
+        sim_start(&s, 1, "--ble-fault", "acquire-notify=silent", NULL);
+        ASSERT_OK(sd_event_new(&e));
+        smp_context_set_log(ctx, SMP_LOG_WARNING, on_log, &log);
+        for (unsigned i = 0; i < 2; i++) {
+                client_open(&c, e, i == 0 ? DEV0 ",resolve-timeout=500" : DEV0 ",resolve-timeout=500,mode=notify");
+                /* the bound leaves 9 s to a loaded machine, and 16 s short of 25 */
+                ASSERT_TRUE(client_wait_closed(&c, 9500));
+                ASSERT_EQ(c.closed_err, -ETIMEDOUT);
+                test_client_close(&c);
+        }
+        if (!strstr(log.text, "ble: C0:DE:00:00:00:00: bluetoothd did not answer AcquireNotify within "
+                              "resolve-timeout (500 ms): a device that wants an authenticated link waits for "
+                              "pairing ('bluetoothctl pair C0:DE:00:00:00:00' pairs it)") ||
+            !strstr(log.text, "did not answer StartNotify within resolve-timeout (500 ms)")) {
+                fprintf(stderr, "log: %s\n", log.text);
+                abort();
+        }
+        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
+        test_smpsim_control(&s, "ble-fault 0 acquire-notify=ok", buf, sizeof(buf));
+        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
+        client_open(&c, e, DEV0);
+        echo(&c, 3, "paired");
+        test_client_close(&c);
+        sd_event_unref(e);
+        test_smpsim_stop(&s);
+}
+
 struct refused_session {
         int error;
         bool closed;
@@ -780,7 +818,7 @@ static void test_end(void) {
 
 TEST_MAIN(TEST(test_load), TEST(test_addresses), TEST(test_echo_acquire), TEST(test_mtu_517),
           TEST(test_echo_notify_mode), TEST(test_echo_acquire_refused), TEST(test_echo_acquire_write_refused),
-          TEST(test_notify_stuck), TEST(test_resolved_early), TEST(test_connect_retry),
+          TEST(test_notify_stuck), TEST(test_notify_unanswered), TEST(test_resolved_early), TEST(test_connect_retry),
           TEST(test_disconnect_mid_transfer), TEST(test_three_links), TEST(test_shared_bus),
           TEST(test_adapter_out_of_links), TEST(test_discovery), TEST(test_unknown_device),
           TEST(test_adapter_and_concatenated), TEST(test_resolve_timeout), TEST(test_resolve_overlaps_connect),

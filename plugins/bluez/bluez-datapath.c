@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -195,11 +196,39 @@ static bool notify_held_elsewhere(const sd_bus_error *e) {
                streq(e->message, "Notify acquired");
 }
 
+/* The data path's calls get resolve-timeout, not sd-bus's 25 s: each one
+ * answers at once unless bluetoothd waits on the device, and the one that
+ * waits is the CCC write behind AcquireNotify and StartNotify, which
+ * bluetoothd sends again after raising the link's security when the device
+ * wants an authenticated link: pairing that no one answers, or a device
+ * gone, holds it. */
+static int datapath_call(struct smp_link *l, const char *method, bool options, sd_bus_message_handler_t handler) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, method);
+        if (r >= 0 && options)
+                r = sd_bus_message_append(m, "a{sv}", 0);
+        if (r >= 0)
+                r = sd_bus_call_async(l->bus, &l->call, m, handler, l, l->resolve_timeout_usec);
+        return r;
+}
+
+/* A data path call that got no answer within resolve-timeout: say which,
+ * and what usually holds it. */
+static void datapath_call_timed_out(struct smp_link *l, const char *method) {
+        smp_host_log(l->instance->host, SMP_LOG_WARNING,
+                     "%s: bluetoothd did not answer %s within resolve-timeout (%" PRIu64 " ms): a device that "
+                     "wants an authenticated link waits for pairing ('bluetoothctl pair %s' pairs it), or the "
+                     "device went away (doc/transport-ble.md)",
+                     l->address, method, l->resolve_timeout_usec / 1000u, l->address);
+}
+
 static int on_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
         struct smp_link *l = userdata;
         l->call = sd_bus_slot_unref(l->call);
         l->acquire_pending_notify = false;
         int r = reply_errno(l->instance, l, "StartNotify", m);
+        if (r == -ETIMEDOUT)
+                datapath_call_timed_out(l, "StartNotify");
         if (r < 0 && notify_held_elsewhere(sd_bus_message_get_error(m))) {
                 smp_host_log(l->instance->host, SMP_LOG_WARNING,
                              "%s: bluetoothd refuses notifications (NotPermitted \"Notify acquired\"): another "
@@ -219,8 +248,7 @@ static int on_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 }
 
 static void link_start_notify(struct smp_link *l) {
-        int r = sd_bus_call_method_async(l->bus, &l->call, BLUEZ, l->chrc_path, CHRC_IFACE, "StartNotify",
-                                         on_start_notify, l, NULL);
+        int r = datapath_call(l, "StartNotify", false, on_start_notify);
         if (r < 0)
                 link_fail(l, r);
 }
@@ -245,6 +273,8 @@ static int on_acquire_notify(sd_bus_message *m, void *userdata, sd_bus_error *re
         struct smp_link *l = userdata;
         l->call = sd_bus_slot_unref(l->call);
         int r = reply_errno(l->instance, l, "AcquireNotify", m);
+        if (r == -ETIMEDOUT)
+                datapath_call_timed_out(l, "AcquireNotify");
         if (r < 0) {
                 if (acquire_refused(r)) {
                         ble_debug(l->instance, l, "AcquireNotify refused, using StartNotify");
@@ -270,12 +300,7 @@ static void link_notify_path(struct smp_link *l) {
                 link_start_notify(l);
                 return;
         }
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireNotify");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_notify, l, 0);
+        int r = datapath_call(l, "AcquireNotify", true, on_acquire_notify);
         if (r < 0)
                 link_fail(l, r);
 }
@@ -284,6 +309,8 @@ static int on_acquire_write(sd_bus_message *m, void *userdata, sd_bus_error *ret
         struct smp_link *l = userdata;
         l->call = sd_bus_slot_unref(l->call);
         int r = reply_errno(l->instance, l, "AcquireWrite", m);
+        if (r == -ETIMEDOUT)
+                datapath_call_timed_out(l, "AcquireWrite");
         if (r < 0) {
                 if (!acquire_refused(r)) {
                         link_fail(l, r);
@@ -315,12 +342,7 @@ void link_start_acquire(struct smp_link *l) {
                 link_notify_path(l);
                 return;
         }
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(l->bus, &m, BLUEZ, l->chrc_path, CHRC_IFACE, "AcquireWrite");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "a{sv}", 0);
-        if (r >= 0)
-                r = sd_bus_call_async(l->bus, &l->call, m, on_acquire_write, l, 0);
+        int r = datapath_call(l, "AcquireWrite", true, on_acquire_write);
         if (r < 0)
                 link_fail(l, r);
 }

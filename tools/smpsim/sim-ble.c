@@ -88,6 +88,10 @@ enum acquire_fault {
         /* BlueZ < 5.84 after an AcquireNotify that failed half way:
          * AcquireNotify and StartNotify both NotPermitted "Notify acquired" */
         ACQUIRE_STUCK,
+        /* a device that wants an authenticated link, and pairing that no
+         * one answers: bluetoothd raises security and sends the CCC write
+         * again, and AcquireNotify and StartNotify get no answer */
+        ACQUIRE_SILENT,
 };
 
 struct ble_faults {
@@ -1806,6 +1810,10 @@ static int acquire(sd_bus_message *m, struct ble_peer *p, bool write_side, sd_bu
 
         if (read_options(m, write_option, &o) < 0)
                 return sd_bus_error_set(error, BLUEZ_ERROR "InvalidArguments", "Invalid arguments in method call");
+        if (fault == ACQUIRE_SILENT) {
+                dev_log(p->d, 2, "ble: AcquireNotify left unanswered (acquire-notify=silent)");
+                return 1; /* no reply: sd-bus sends none for a handler that returns without one */
+        }
         if ((write_side ? p->write_fd : p->notify_fd) >= 0 || fault == ACQUIRE_NOT_PERMITTED || fault == ACQUIRE_STUCK)
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotPermitted",
                                         write_side ? "Write acquired" : "Notify acquired");
@@ -1857,6 +1865,10 @@ static int method_start_notify(sd_bus_message *m, void *userdata, sd_bus_error *
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotConnected", "Not Connected");
         if (p->notify_fd >= 0 || p->faults.acquire_notify == ACQUIRE_STUCK)
                 return sd_bus_error_set(error, BLUEZ_ERROR "NotPermitted", "Notify acquired");
+        if (p->faults.acquire_notify == ACQUIRE_SILENT) {
+                dev_log(p->d, 2, "ble: StartNotify left unanswered (acquire-notify=silent)");
+                return 1;
+        }
         if (client_find(p->notify_clients, sd_bus_message_get_sender(m) ?: ""))
                 return sd_bus_reply_method_return(m, NULL);
         bool was = p->notify_clients != NULL;
@@ -2065,11 +2077,13 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
                         v = ACQUIRE_FAILED;
                 else if (streq(arg, "stuck") && IS("acquire-notify"))
                         v = ACQUIRE_STUCK;
+                else if (streq(arg, "silent") && IS("acquire-notify"))
+                        v = ACQUIRE_SILENT;
                 else if (streq(arg, "ok"))
                         v = ACQUIRE_OK;
                 else {
                         *ret_error =
-                                "acquire-write=notpermitted|failed|ok, acquire-notify=notpermitted|failed|stuck|ok";
+                                "acquire-write=notpermitted|failed|ok, acquire-notify=notpermitted|failed|stuck|silent|ok";
                         return -EINVAL;
                 }
                 *(IS("acquire-write") ? &f->acquire_write : &f->acquire_notify) = v;
@@ -2078,7 +2092,7 @@ static int fault_apply(const char *spec, struct ble_faults *f, const char **ret_
 #undef IS
         *ret_error =
                 "unknown BLE fault (connect-fail[=N], resolve-late=MS, resolved-early, reply-at-resolved, unseen, disconnect-at=BYTES, "
-                "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed|stuck)";
+                "acquire-write=notpermitted|failed, acquire-notify=notpermitted|failed|stuck|silent)";
         return -EINVAL;
 }
 

@@ -158,7 +158,7 @@ static void help(void) {
                "                          beyond them is refused (1..%u or unlimited, default unlimited)\n"
                "  --ble-fault [dev=N:]connect-fail[=N] | resolve-late=MS | resolved-early | reply-at-resolved | unseen |\n"
                "          disconnect-at=BYTES | acquire-write=notpermitted|failed |\n"
-               "          acquire-notify=notpermitted|failed\n"
+               "          acquire-notify=notpermitted|failed|stuck|silent\n"
                "Devices:\n"
                "  --count N               number of devices (1..%u, default 1)\n"
                "  --smp-version 1|2       2: current Zephyr (default); 1: firmware that knows only v1\n"
