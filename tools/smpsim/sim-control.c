@@ -114,8 +114,9 @@ static json_t *device_state_packed(struct sim_device *d) {
         }
         char faults[512];
         sim_faults_describe(&d->faults, faults, sizeof(faults));
+        /* clang-format off */
         return json_pack(
-                "{s:b, s:i, s:s, s:i, s:o, s:s, s:s, s:i, s:b, s:b,"
+                "{s:b, s:i, s:s, s:i, s:o, s:s, s:s, s:s, s:i, s:b, s:b,"
                 " s:{s:b, s:I, s:I},"
                 " s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I},"
                 " s:{s:I, s:i, s:i, s:f, s:i},"
@@ -123,6 +124,7 @@ static json_t *device_state_packed(struct sim_device *d) {
                 "ok", 1, "device", d->index, "name", d->name, "port", d->port, "slots", slots,
                 "swap_type", sim_swap_type_to_string(sim_flash_swap_type(&d->flash)),
                 "last_boot", sim_boot_result_to_string(d->last_boot),
+                "faults", faults[0] == ' ' ? faults + 1 : faults,
                 "boot_count", d->boot_count, "rebooting", d->rebooting, "silent", d->silent,
                 "upload", "active", d->upload.active, "off", (json_int_t) d->upload.off,
                 "size", (json_int_t) d->upload.size,
@@ -140,6 +142,7 @@ static json_t *device_state_packed(struct sim_device *d) {
                 "jitter", (int) d->link.jitter_ms, "loss", d->link.loss, "mtu", (int) d->link.mtu,
                 "params", "smp_version", d->params.smp_version, "buf_size", (int) d->params.buf_size,
                 "buf_count", (int) d->params.buf_count, "swap_ms", (int) d->params.swap_ms);
+        /* clang-format on */
 }
 
 static json_t *device_state(struct sim_device *d) {

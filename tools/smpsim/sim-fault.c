@@ -15,6 +15,7 @@ void sim_faults_init(struct sim_faults *f) {
                 .drop_at = -1,
                 .silent_at = -1,
                 .reboot_at = -1,
+                .lose_answer_at = -1,
                 .drop_ms = 2000,
         };
 }
@@ -94,7 +95,7 @@ int sim_fault_apply(const char *spec, struct sim_faults *f, const char **ret_err
                 return -EINVAL;
         }
 
-        if (IS("drop-at") || IS("reboot-at") || IS("silent-at")) {
+        if (IS("drop-at") || IS("reboot-at") || IS("silent-at") || IS("lose-answer-at")) {
                 const char *comma = strchr(arg, ',');
                 const char *end = comma ? comma : arg + strlen(arg);
                 uint64_t at;
@@ -121,10 +122,15 @@ int sim_fault_apply(const char *spec, struct sim_faults *f, const char **ret_err
                         f->reboot_fired = false;
                 } else {
                         if (comma) {
-                                *ret_error = "silent-at=BYTES takes no options";
+                                *ret_error = "silent-at=BYTES and lose-answer-at=BYTES take no options";
                                 return -EINVAL;
                         }
-                        f->silent_at = (int64_t) at;
+                        if (IS("silent-at"))
+                                f->silent_at = (int64_t) at;
+                        else {
+                                f->lose_answer_at = (int64_t) at;
+                                f->lose_answer_fired = false;
+                        }
                 }
                 return 0;
         }
@@ -141,7 +147,9 @@ int sim_fault_apply(const char *spec, struct sim_faults *f, const char **ret_err
         double *target = IS("dup") ? &f->dup_p : IS("corrupt") ? &f->corrupt_p :
                          IS("drop") ? &f->drop_p : IS("silent") ? &f->silent_p : NULL;
         if (!target) {
-                *ret_error = "unknown fault (revert, reject, drop-at, silent-at, reboot-at, drop, silent, slow, dup, corrupt)";
+                *ret_error =
+                        "unknown fault (revert, reject, drop-at, silent-at, reboot-at, lose-answer-at, drop, silent, slow, "
+                        "dup, corrupt)";
                 return -EINVAL;
         }
         if (parse_prob(arg, target) < 0) {
@@ -172,6 +180,8 @@ void sim_faults_describe(const struct sim_faults *f, char *buf, size_t size) {
         if (f->reboot_at >= 0)
                 ADD(" reboot-at=%" PRIi64 "%s%s", f->reboot_at, f->reboot_keep ? ",keep" : "",
                     f->reboot_fired ? "(fired)" : "");
+        if (f->lose_answer_at >= 0)
+                ADD(" lose-answer-at=%" PRIi64 "%s", f->lose_answer_at, f->lose_answer_fired ? "(fired)" : "");
         if (f->drop_p > 0)
                 ADD(" drop=%g", f->drop_p);
         if (f->silent_p > 0)

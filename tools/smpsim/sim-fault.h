@@ -35,6 +35,8 @@ struct sim_faults {
         int64_t reboot_at;   /* -1: off */
         bool reboot_keep;
         bool reboot_fired;
+        int64_t lose_answer_at; /* -1: off */
+        bool lose_answer_fired;
         double drop_p;
         double silent_p;
         uint32_t slow_ms;

@@ -8,6 +8,7 @@
  * decoded with libsmpgw's typed codecs.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -468,6 +469,14 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
          * them again with the offset it answers (boot_serial.c) */
         if (d->params.write_align > 1 && u->off + data_len < u->size)
                 data_len -= data_len % d->params.write_align;
+        /* the chunk is written and its answer lost on the way (fault
+         * lose-answer-at): what the device did stands */
+        bool lose_answer = !f->lose_answer_fired && f->lose_answer_at >= 0 && u->off < (uint64_t) f->lose_answer_at &&
+                           u->off + data_len >= (uint64_t) f->lose_answer_at;
+        if (lose_answer) {
+                f->lose_answer_fired = true;
+                dev_log(d, 1, "fault: the answer to the chunk reaching %" PRIi64 " is lost", f->lose_answer_at);
+        }
         if (data_len > 0) {
                 memcpy(fl->slot[1].blob->data + u->off, req.data.ptr, data_len);
                 if (persist)
@@ -483,8 +492,12 @@ static int img_upload(struct smp_ctx *c, const uint8_t *body, size_t len) {
                 dev_log(d, 1, "upload complete: %zu bytes, sha %s", u->size, match ? "matches" : "does not match");
                 upload_good_rsp(c, true, match);
                 upload_reset(d);
+                if (lose_answer)
+                        c->reply->action = SIM_SMP_DROP;
                 return 0;
         }
+        if (lose_answer)
+                c->reply->action = SIM_SMP_DROP;
         return upload_good_rsp(c, false, false);
 }
 
