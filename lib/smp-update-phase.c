@@ -569,6 +569,7 @@ static void stage_upload(struct smp_update_phase_run *run) {
                 .path_mtu = run->result.upload.path_mtu ?: run->p.path_mtu,
                 .timeout_usec = run->p.chunk_timeout_usec,
                 .first_timeout_usec = run->p.erase_timeout_usec,
+                .image_hash = checkpoint(run)->new_hash,
                 .progress = on_upload_progress,
                 .done = on_upload_done,
                 .userdata = run,

@@ -63,6 +63,13 @@ struct smp_upload {
         uint8_t sha[SHA256_DIGEST_SIZE];
 
         struct smp_request *params_req;
+        /* The device answered offset 0 to the file's last chunk: its
+         * upload state is gone, maybe because the last chunk completed
+         * the upload and only the answer was lost.  complete_check: read
+         * the image state before sending the file again; state_req: that
+         * read, in flight (nothing is sent meanwhile). */
+        bool complete_check;
+        struct smp_request *state_req;
         struct chunk *chunks;        /* in flight, in send order */
         unsigned in_flight;          /* chunks, not probes */
         uint64_t sent_count;
@@ -147,6 +154,7 @@ static void upload_free(struct smp_upload *u) {
         chunks_cancel_all(u);
         u->probe_timer = sd_event_source_disable_unref(u->probe_timer);
         smp_request_cancel(u->params_req);
+        smp_request_cancel(u->state_req);
         free(u->body);
         free(u);
 }
@@ -428,7 +436,7 @@ static size_t probe_wanted(const struct smp_upload *u) {
 
 /* Keeps the window full: the probe the search wants first, then data. */
 static void pump(struct smp_upload *u) {
-        while (!u->finished && !u->resyncing && u->next_off < u->p.len) {
+        while (!u->finished && !u->resyncing && !u->state_req && u->next_off < u->p.len) {
                 int e;
                 size_t probe = probe_wanted(u);
 
@@ -477,6 +485,23 @@ static void shrink_window(struct smp_upload *u) {
 /* Smallest whole packet the budget shrinks to when packets vanish. */
 #define BUDGET_FLOOR 128u
 
+static void on_state_done(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
+                          size_t len, void *userdata);
+
+/* Reads the image state (see complete_check); -errno if it cannot. */
+static int send_state_read(struct smp_upload *u) {
+        const struct smp_request_params rp = {
+                .op = SMP_OP_READ,
+                .group = SMP_GROUP_IMAGE,
+                .id = SMP_IMG_CMD_STATE,
+                .body = (const uint8_t[]) { 0xa0 },
+                .body_len = 1,
+                .timeout_usec = chunk_timeout(u),
+                .idempotent = true,
+        };
+        return smp_session_send(u->session, &rp, on_state_done, u, &u->state_req);
+}
+
 static void resync_done(struct smp_upload *u) {
         u->resyncing = false;
         /* Nothing at all came back, twice in a row: the packets may be too
@@ -500,6 +525,50 @@ static void resync_done(struct smp_upload *u) {
                 u->result.retransmits += (u->next_off - from + u->chunk_max - 1) / MAX(u->chunk_max, (size_t) 1);
         u->acked = from;
         u->next_off = from;
+        bool check = u->complete_check && from == 0;
+        u->complete_check = false;
+        /* a read that cannot be sent: the file goes again, as before */
+        if (check && send_state_read(u) < 0)
+                u->state_req = NULL;
+}
+
+/* Whether the image state answer shows the image this upload sends in a
+ * slot of its image number that does not run. */
+static bool state_holds_image(const struct smp_upload *u, const uint8_t *body, size_t len) {
+        _cleanup_free_ struct smp_img_state_rsp *rsp = malloc(sizeof(*rsp));
+        uint32_t image = u->p.has_image ? u->p.image : 0;
+
+        if (!rsp || smp_img_state_rsp_decode(body, len, rsp, NULL) < 0)
+                return false;
+        for (size_t i = 0; i < rsp->n_images; i++) {
+                const struct smp_img_slot_state *st = &rsp->images[i];
+                if ((st->has_image ? st->image : 0) == image && !st->active &&
+                    st->hash.len == SMP_UPLOAD_IMAGE_HASH_SIZE &&
+                    memcmp(st->hash.ptr, u->p.image_hash, SMP_UPLOAD_IMAGE_HASH_SIZE) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static void on_state_done(struct smp_session *s, int error, const struct smp_header *hdr, const uint8_t *body,
+                          size_t len, void *userdata) {
+        struct smp_upload *u = userdata;
+
+        u->state_req = NULL;
+        if (error == -ECONNRESET) {
+                finish(u, error);
+                return;
+        }
+        if (error == 0 && state_holds_image(u, body, len)) {
+                /* The device has the whole image: the last chunk arrived and
+                 * its answer was lost.  No match to report (the device
+                 * compared nothing); its hash is the image's own. */
+                u->acked = u->p.len;
+                report_progress(u);
+                finish(u, 0);
+                return;
+        }
+        pump(u);
 }
 
 /* A probe came back, or was lost. */
@@ -723,6 +792,13 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
                         }
                         u->resync_known = true;
                         u->resync_off = rsp.off;
+                        /* Zephyr's img_mgmt clears its upload state with
+                         * the chunk that completes it (img_mgmt_reset_upload())
+                         * and answers a later chunk with offset 0: the last
+                         * chunk sent again after its answer was lost finds
+                         * that.  A rebooted device answers the same. */
+                        if (rsp.off == 0 && c_off > 0 && c_end == u->p.len && u->p.image_hash)
+                                u->complete_check = true;
                 }
         }
 

@@ -7,7 +7,8 @@
  * The upload ends whatever the device does, reports once, never goes
  * past the file, sends the file's own bytes at every offset, keeps every
  * packet within the buffer it was told of, and succeeds only once the
- * device has acknowledged the whole file. */
+ * device has acknowledged the whole file (or, after it answered offset 0
+ * to the last chunk, listed the image in its state). */
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,6 +97,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 .first_timeout_usec = c->timing & 1 ? 1000000u * (1u + (c->timing >> 4)) : 0,
                 .timeout_usec = c->timing & 2 ? 100000u * (1u + (c->timing >> 4)) : 0,
                 .max_failures = c->mode % 8,
+                .image_hash = hash,
                 .progress = on_progress,
                 .done = on_done,
                 .userdata = &run,

@@ -498,6 +498,36 @@ class SlowErase(unittest.TestCase):
             self.assertIn("--erase-timeout wants milliseconds from 1 to 300000, not '0'", r.err)
 
 
+class LostLastAnswer(unittest.TestCase):
+    """Zephyr's img_mgmt clears its upload state with the chunk that
+    completes the upload, so the last chunk sent again after its answer
+    was lost is answered with offset 0.  The whole file went again (an
+    erase and minutes over BLE); now the client reads the image state
+    first and finds the image there."""
+
+    def test_upload_done_when_the_device_has_the_image(self):
+        with Sim(*FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            path, data = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 40000)
+            newer, newer_data = image_file(sim.dir, "newer.bin", (3, 1, 0, 0), 40000, seed=2)
+            self.assertTrue(sim.control("fault 0 lose-answer-at=%d" % len(data))["ok"])
+            r = ctl("--conn", conn, "--json", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            self.assertEqual(r.json()["match"], None, r)  # the device compared nothing
+            state = sim.control("state 0")
+            self.assertIn("lose-answer-at=%d(fired)" % len(data), state["faults"], state)
+            # the file once, not twice
+            self.assertEqual(state["stats"]["upload_bytes"], len(data), state)
+            self.assertEqual(state["slots"][1]["hash"], mcuboot_hash_tlv(data).hex(), state)
+
+            # the update procedure's upload, then its check of the slot
+            self.assertTrue(sim.control("fault 0 lose-answer-at=%d" % len(newer_data))["ok"])
+            r = ctl("--conn", conn, "--json", "update", newer)
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "updated"), r)
+            state = sim.control("state 0")
+            self.assertEqual(state["stats"]["upload_bytes"], len(data) + len(newer_data), state)
+
+
 class UnderTest(unittest.TestCase):
     """A device running an image under test (after a test-only update)
     keeps its other slot to go back to, so it refuses an upload of a

@@ -764,6 +764,7 @@ int cmd_image_upload(struct ctl_context *ctx, int argc, char *argv[]) {
                 .path_mtu = o.path_mtu,
                 .timeout_usec = ctx->timeout_usec,
                 .first_timeout_usec = ctx->erase_timeout_usec,
+                .image_hash = img && img->sha256_tlv ? img->sha256_tlv : NULL,
                 .progress = on_upload_progress,
                 .done = on_upload_done,
                 .userdata = &run,

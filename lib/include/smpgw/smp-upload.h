@@ -28,6 +28,9 @@
  *    chunks in flight drain, and goes on from the device's offset;
  *    halves the window on loss and timeouts and grows it back by one per
  *    window of clean answers;
+ *  - a device that answers offset 0 to the last chunk (a lost answer to
+ *    the chunk that completed the upload) is asked whether it holds the
+ *    image (params.image_hash) before the file goes again;
  *  - gives up after max_failures timeouts or resyncs without progress.
  */
 #pragma once
@@ -48,6 +51,7 @@ struct smp_upload;
 #define SMP_UPLOAD_FIRST_TIMEOUT_DEFAULT_USEC (40u * 1000000u)  /* slot erase */
 #define SMP_UPLOAD_MAX_FAILURES_DEFAULT 5u
 #define SMP_UPLOAD_WINDOW_MAX 64u
+#define SMP_UPLOAD_IMAGE_HASH_SIZE 32u
 
 struct smp_upload_progress {
         uint64_t offset;           /* bytes the device has acknowledged */
@@ -111,6 +115,15 @@ struct smp_upload_params {
         uint64_t first_timeout_usec;  /* 0: default */
         uint64_t timeout_usec;     /* 0: from the measured round trip */
         unsigned max_failures;     /* 0: default */
+        /* The image's own hash (MCUboot's SHA-256 TLV, what the image
+         * state lists), SMP_UPLOAD_IMAGE_HASH_SIZE bytes, or NULL.  Given,
+         * a device that answers offset 0 to the file's last chunk (Zephyr
+         * clears its upload state with the chunk that completes it, so
+         * the last chunk sent again after its answer was lost finds none)
+         * is asked for its image state first: a slot of this image number
+         * that does not run and holds this hash ends the upload as done
+         * (result.has_match false) instead of sending the file again. */
+        const uint8_t *image_hash;
         smp_upload_progress_fn progress;
         smp_upload_done_fn done;
         void *userdata;
