@@ -90,6 +90,10 @@ int sim_fault_apply(const char *spec, struct sim_faults *f, const char **ret_err
                 f->reject = true;
                 return 0;
         }
+        if (IS("reset-busy") && !arg) {
+                f->reset_busy = true;
+                return 0;
+        }
         if (!arg) {
                 *ret_error = "unknown fault, or it needs a value (see smpsim --help)";
                 return -EINVAL;
@@ -148,7 +152,7 @@ int sim_fault_apply(const char *spec, struct sim_faults *f, const char **ret_err
                          IS("drop") ? &f->drop_p : IS("silent") ? &f->silent_p : NULL;
         if (!target) {
                 *ret_error =
-                        "unknown fault (revert, reject, drop-at, silent-at, reboot-at, lose-answer-at, drop, silent, slow, "
+                        "unknown fault (revert, reject, reset-busy, drop-at, silent-at, reboot-at, lose-answer-at, drop, silent, slow, "
                         "dup, corrupt)";
                 return -EINVAL;
         }
@@ -173,6 +177,8 @@ void sim_faults_describe(const struct sim_faults *f, char *buf, size_t size) {
                 ADD(" revert");
         if (f->reject)
                 ADD(" reject");
+        if (f->reset_busy)
+                ADD(" reset-busy");
         if (f->drop_at >= 0)
                 ADD(" drop-at=%" PRIi64 ",%u%s", f->drop_at, f->drop_ms, f->drop_fired ? "(fired)" : "");
         if (f->silent_at >= 0)

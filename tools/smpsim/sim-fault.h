@@ -28,6 +28,7 @@
 struct sim_faults {
         bool revert;
         bool reject;
+        bool reset_busy;     /* the application's reset hook declines unless forced */
         int64_t drop_at;     /* -1: off */
         uint32_t drop_ms;
         bool drop_fired;

@@ -124,10 +124,17 @@ static int os_datetime_set(struct smp_ctx *c, const uint8_t *body, size_t len) {
 }
 
 static int os_reset(struct smp_ctx *c, const uint8_t *body, size_t len) {
-        struct smp_os_reset_req req;
+        struct smp_os_reset_req req = { 0 };
         /* Zephyr decodes an optional "force"; an empty body is fine */
         if (len > 0 && smp_os_reset_req_decode(body, len, &req, NULL) < 0)
                 return SMP_MGMT_ERR_EINVAL;
+        /* fault reset-busy: an application whose reset hook
+         * (CONFIG_MCUMGR_GRP_OS_RESET_HOOK, MGMT_EVT_OP_OS_MGMT_RESET)
+         * declines while it is busy, unless the request says force */
+        if (c->d->faults.reset_busy && !req.force) {
+                dev_log(c->d, 1, "fault: reset declined (busy), not forced");
+                return SMP_MGMT_ERR_EBUSY;
+        }
         c->reply->reset_after = true;
         return ok_empty(c);
 }

@@ -193,7 +193,7 @@ static void help(void) {
                "  --loss P                packet loss probability (default 0)\n"
                "  --mtu N                 largest packet; larger ones are lost (default 0: none)\n"
                "Faults (repeatable; prefix dev=N: for one device):\n"
-               "  --fault revert | reject | drop-at=BYTES[,MS] | silent-at=BYTES |\n"
+               "  --fault revert | reject | reset-busy | drop-at=BYTES[,MS] | silent-at=BYTES |\n"
                "          reboot-at=BYTES[,keep] | lose-answer-at=BYTES | drop=P | silent=P | slow=MS |\n"
                "          dup=P | corrupt=P\n"
                "Bluetooth Mesh Distributor (SMP shell management, doc/smpsim.md):\n"
