@@ -316,6 +316,12 @@ static void error_sentence(int error, enum smp_update_step failed_step, const st
                          "%s: the device refused: %s; it runs %s under test, not confirmed, and keeps its "
                          "other slot to go back to: confirm that image or reset the device, then push again",
                          step, status, testing->version[0] ? testing->version : "an image");
+        } else if (error == -EREMOTEIO && failed_step == SMP_UPDATE_STEP_RESET) {
+                (void) smp_status_format(st, status, sizeof(status));
+                snprintf(buf, size,
+                         "%s: the device refused: %s; the application declined the reset (busy), and the new "
+                         "image is marked and boots at the device's next reset",
+                         step, status);
         } else if (error == -EREMOTEIO) {
                 (void) smp_status_format(st, status, sizeof(status));
                 snprintf(buf, size, "%s: the device refused: %s", step, status);
@@ -690,12 +696,14 @@ static void on_phase_done(struct smp_update_phase_run *run, const struct smp_upd
                 job_set_error(j, "%s", msg);
                 j->phase = r->next;
                 /* A device refusing the image (bad image, no room) will
-                 * refuse it again; transport trouble may pass.  Decided
-                 * outside this callback: a link that failed reports why
-                 * (an adapter with no free link) only after its requests
-                 * failed. */
+                 * refuse it again; transport trouble may pass, and so
+                 * does an application that declines a reset while it is
+                 * busy (Zephyr's reset hook).  Decided outside this
+                 * callback: a link that failed reports why (an adapter
+                 * with no free link) only after its requests failed. */
                 j->failure_pending = true;
-                j->failure_final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT;
+                j->failure_final = r->error == -EREMOTEIO && r->failed_step != SMP_UPDATE_STEP_WAIT_REBOOT &&
+                                   r->failed_step != SMP_UPDATE_STEP_RESET;
                 job_after_phase(j, false);
                 return;
         }

@@ -408,6 +408,30 @@ class Jobs(unittest.TestCase):
             self.assertIn("it runs 2.0.0+0 under test, not confirmed", j["error"])
             self.assertIn("confirm that image or reset the device, then push again", j["error"])
 
+    def test_declined_reset_is_tried_again(self):
+        """An application's reset hook may decline a reset while it is
+        busy (Zephyr's MGMT_EVT_OP_OS_MGMT_RESET): that passes, unlike a
+        refused image, so the job tries again, and its error says what
+        happened.  It failed for good at the first refusal."""
+        base = ("[discovery]\nenabled=no\n[devices]\nadd=udp:127.0.0.1:%d\n"
+                "[jobs]\nattempts=5\nretry_delay=1\nretry_delay_max=2\n")
+        with Sim("--swap-ms", "50", "--boot-ms", "50", "--reset-ms", "20", count=1) as sim, \
+                Daemon(config=base % sim.port, bus=False) as d:
+            [dev] = [x["id"] for x in wait_online(d, 1)]
+            a = add_image(d, mcuimg.make_image((2, 0, 0, 0), 20000, seed=8)[0], "a.bin")
+            sim.control("fault 0 reset-busy")
+            [jid] = push(d, a, [dev])
+            j = d.wait_for(lambda: (lambda x: x if "declined the reset" in (x.get("error") or "") else None)(
+                job(d, jid)), timeout=60, what="the declined reset in the job's error")
+            self.assertIn("reset: the device refused: ", j["error"], j)
+            self.assertIn("the application declined the reset (busy), and the new image is marked and boots "
+                          "at the device's next reset", j["error"], j)
+            self.assertNotIn(j["state"], ("failed", "succeeded"), j)
+            sim.control("clear-faults 0")
+            [j] = wait_jobs(d, [jid])
+            self.assertEqual(j["outcome"], "updated", j)
+            self.assertGreaterEqual(j["attempts"], 2, j)
+
 
 class Crashes(unittest.TestCase):
     def upload_setup(self, sim, n, d):

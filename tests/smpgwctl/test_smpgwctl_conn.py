@@ -528,6 +528,34 @@ class LostLastAnswer(unittest.TestCase):
             self.assertEqual(state["stats"]["upload_bytes"], len(data) + len(newer_data), state)
 
 
+class ResetDeclined(unittest.TestCase):
+    """An application's reset hook (Zephyr's MGMT_EVT_OP_OS_MGMT_RESET)
+    may decline a reset while it is busy.  The image is marked by then and
+    boots at the device's next reset; the refusal said none of that."""
+
+    def test_update_when_the_application_declines_the_reset(self):
+        with Sim(*FAST) as sim:
+            conn = "udp:127.0.0.1:%d" % sim.port
+            path, data = image_file(sim.dir, "a.bin", (2, 0, 0, 0), 20000)
+            self.assertTrue(sim.control("fault 0 reset-busy")["ok"])
+            r = ctl("--conn", conn, "--json", "update", path)
+            self.assertEqual(r.rc, DEVICE, r)
+            self.assertEqual(r.json()["failed_step"], "reset", r)
+            self.assertIn("update: reset: the device refused: ", r.err)
+            self.assertIn("the application declined the reset, and the new image is marked and boots at the "
+                          "device's next reset: run the update again later, or 'smpgwctl reset --force' "
+                          "resets it now", r.err)
+            state = sim.control("state 0")
+            self.assertTrue(state["slots"][1]["pending"], state)
+            r = ctl("--conn", conn, "reset", "--force")
+            self.assertEqual(r.rc, OK, r)
+            sim.wait_booted(0)
+            # the image runs under test: the update only confirms it
+            r = ctl("--conn", conn, "--json", "update", path)
+            self.assertEqual((r.rc, r.json()["outcome"]), (OK, "updated"), r)
+            self.assertEqual(r.json()["upload"], None, r)
+
+
 class UnderTest(unittest.TestCase):
     """A device running an image under test (after a test-only update)
     keeps its other slot to go back to, so it refuses an upload of a

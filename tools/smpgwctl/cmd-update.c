@@ -164,6 +164,14 @@ static int update_exit_code(const struct ctl_context *ctx, const struct update_r
                 char advice[256] = "";
                 if (testing)
                         cmd_under_test_advice(testing, "update again", advice, sizeof(advice));
+                else if (r->failed_step == SMP_UPDATE_STEP_RESET)
+                        /* A reset hook (Zephyr's MGMT_EVT_OP_OS_MGMT_RESET)
+                         * declines while the application is busy: the image
+                         * is marked, and any later reset applies it. */
+                        snprintf(advice, sizeof(advice),
+                                 "; the application declined the reset, and the new image is marked and "
+                                 "boots at the device's next reset: run the update again later, or "
+                                 "'smpgwctl reset --force' resets it now");
                 snprintf(msg, size, "update: %s: the device refused: %s%s", step, buf, advice);
                 return CTL_EXIT_DEVICE;
         }
