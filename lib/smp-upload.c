@@ -33,6 +33,11 @@
  * img_mgmt_upload_inspect() refuses a shorter one with
  * IMG_MGMT_ERR_INVALID_IMAGE_HEADER, sizeof(struct image_header). */
 #define FIRST_CHUNK_MIN 32u
+/* After a device took part of a chunk (its flash write alignment, see
+ * on_chunk_done()), chunks that do not end the file carry a multiple of
+ * this: every write block size in use (4, 8, 16, 32 bytes) divides it, so
+ * the device takes each whole.  Nordic's libraries call it memoryAlignment. */
+#define CHUNK_ALIGN 32u
 
 struct chunk {
         struct smp_upload *upload;
@@ -98,6 +103,7 @@ struct smp_upload {
         bool resync_known;
         uint64_t resync_off;
         unsigned failures;           /* since the last progress */
+        bool align_chunks;           /* a chunk was taken in part: CHUNK_ALIGN */
 
         uint64_t start_usec;
         struct smp_upload_result result;
@@ -382,6 +388,8 @@ static int send_chunk(struct smp_upload *u, uint64_t off) {
                 return e;
         if (n == 0 && u->p.len > off)
                 return -EMSGSIZE; /* not one data byte fits: the device's buffer is too small */
+        if (u->align_chunks && off > 0 && off + n < u->p.len && n > CHUNK_ALIGN)
+                n -= n % CHUNK_ALIGN;
         e = send_request(u, off, n, off == 0 ? first_timeout(u) : chunk_timeout(u), off == 0 || u->first_outstanding,
                          on_chunk_done, &c);
         if (e < 0)
@@ -778,6 +786,8 @@ static void on_chunk_done(struct smp_session *s, int error, const struct smp_hea
                         u->resyncing = true;
                         u->resync_known = true;
                         u->resync_off = rsp.off;
+                        /* from here on, chunks the device takes whole */
+                        u->align_chunks = true;
                 } else {
                         /* The device wants another offset: a chunk before
                          * this one was lost, or the device restarted. */
@@ -846,6 +856,15 @@ static int start_chunks(struct smp_upload *u) {
         if (e < 0)
                 return e;
         unsigned w = u->p.window ? u->p.window : (u->result.buf_count > 1 ? u->result.buf_count - 1 : 1);
+        /* No params answer on a serial line: MCUboot's serial recovery
+         * (every release: params is not among its commands) reads one
+         * request at a time into 8 line buffers of 128 bytes, and Zephyr's
+         * UART transport keeps 2; chunks pipelined behind one that waits
+         * for flash lose lines, and a lost line loses its packet.  What
+         * they can take is unknown: one at a time, as newtmgr and
+         * smpclient do.  A window given is taken as it is. */
+        if (!u->p.window && !u->params_known && info.device_line_buffers)
+                w = 1;
         u->window = u->window_max = MIN(w, (unsigned) SMP_UPLOAD_WINDOW_MAX);
         u->result.window_max = 1;
         /* restart at offset 0: the device answers with its own offset when

@@ -387,6 +387,7 @@ static void serial_get_info(struct smp_link *l, struct smp_link_info *ret) {
                 .stream = false,
                 .overhead = SERIAL_OVERHEAD,
                 .buffer_overhead = 4,
+                .device_line_buffers = true,
         };
 }
 

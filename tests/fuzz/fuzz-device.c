@@ -718,6 +718,7 @@ struct fuzz_device *fuzz_device_new(const uint8_t *data, size_t size) {
                 .fragments = c->flags & FUZZ_LINK_FRAGMENTS,
                 .stream = c->flags & FUZZ_LINK_STREAM,
                 .buffer_overhead = c->flags & FUZZ_LINK_BUFFER_OVERHEAD ? 4 : 0,
+                .device_line_buffers = c->flags & FUZZ_LINK_BUFFER_OVERHEAD, /* both serial's */
         };
 
         if (n_fake_callers == 0) {

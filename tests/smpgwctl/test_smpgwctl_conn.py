@@ -528,6 +528,33 @@ class LostLastAnswer(unittest.TestCase):
             self.assertEqual(state["stats"]["upload_bytes"], len(data) + len(newer_data), state)
 
 
+class SerialRecoveryLike(unittest.TestCase):
+    """MCUboot's serial recovery has no params command (every release),
+    reads one request at a time and takes a chunk only up to its flash
+    write alignment.  Without params the upload pipelined 3 chunks on a
+    serial line, and every chunk not a multiple of the alignment was taken
+    in part, the chunks behind it answered with the old offset and sent
+    again."""
+
+    def test_upload_without_params_on_a_serial_line(self):
+        with Sim("--no-params", "--write-align", "8", *FAST, count=1, udp=False, serial=True) as sim:
+            conn = "serial:" + sim.serial_device(0)
+            path, data = image_file(sim.dir, "img.bin", (3, 0, 0, 0), 30000)
+            r = ctl("--conn", conn, "--json", "image", "upload", path)
+            self.assertEqual(r.rc, OK, r)
+            j = r.json()
+            self.assertEqual(j["match"], True, r)
+            self.assertEqual(j["window_max"], 1, r)   # one at a time, as newtmgr
+            # the first chunk the device took in part is finished; the
+            # chunks after it are multiples of 32 bytes, taken whole
+            self.assertLessEqual(j["retransmits"], 1, r)
+            # a window given is a window taken, and chunks still aligned
+            newer, _ = image_file(sim.dir, "newer.bin", (3, 1, 0, 0), 30000, seed=2)
+            r = ctl("--conn", conn, "--json", "--window", "2", "image", "upload", newer)
+            self.assertEqual((r.rc, r.json()["window_max"], r.json()["match"]), (OK, 2, True), r)
+            self.assertLessEqual(r.json()["retransmits"], 2, r)
+
+
 class ResetDeclined(unittest.TestCase):
     """An application's reset hook (Zephyr's MGMT_EVT_OP_OS_MGMT_RESET)
     may decline a reset while it is busy.  The image is marked by then and

@@ -131,6 +131,13 @@ struct smp_link_info {
          * version 2 later: the host zeroes the struct before get_info(),
          * so a plugin built without it says false. */
         bool fragments_need_device;
+        /* The device reads the frame as text lines into a few small line
+         * buffers and handles one request at a time on some firmware
+         * (a console: Zephyr's UART and shell transports keep 2 lines,
+         * MCUboot's serial recovery 8 and has no params command), so
+         * requests are not pipelined to a device that did not tell its
+         * buffers.  Added to ABI version 2 later, as above. */
+        bool device_line_buffers;
 };
 
 struct smp_link_stats {
