@@ -90,7 +90,9 @@ enum acquire_fault {
         ACQUIRE_STUCK,
         /* a device that wants an authenticated link, and pairing that no
          * one answers: bluetoothd raises security and sends the CCC write
-         * again, and AcquireNotify and StartNotify get no answer */
+         * again, and AcquireNotify and StartNotify get no answer; an
+         * AcquireNotify left so leaves the characteristic as STUCK (5.66,
+         * fixed in 5.84 by 476ae809a) */
         ACQUIRE_SILENT,
 };
 
@@ -1811,7 +1813,8 @@ static int acquire(sd_bus_message *m, struct ble_peer *p, bool write_side, sd_bu
         if (read_options(m, write_option, &o) < 0)
                 return sd_bus_error_set(error, BLUEZ_ERROR "InvalidArguments", "Invalid arguments in method call");
         if (fault == ACQUIRE_SILENT) {
-                dev_log(p->d, 2, "ble: AcquireNotify left unanswered (acquire-notify=silent)");
+                dev_log(p->d, 2, "ble: AcquireNotify left unanswered (acquire-notify=silent), then stuck");
+                p->faults.acquire_notify = ACQUIRE_STUCK;
                 return 1; /* no reply: sd-bus sends none for a handler that returns without one */
         }
         if ((write_side ? p->write_fd : p->notify_fd) >= 0 || fault == ACQUIRE_NOT_PERMITTED || fault == ACQUIRE_STUCK)
