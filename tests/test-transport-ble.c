@@ -424,6 +424,23 @@ static void on_log(int level, const char *source, const char *message, void *use
                 log->len = MIN(log->len + (size_t) n, sizeof(log->text) - 1);
 }
 
+/* The end of a notification fault's test: the fault cleared (as
+ * bluetoothd restarted, or the device paired), a link works again; then
+ * the loop and smpsim go. */
+static void notify_fault_cleared(struct test_smpsim *s, sd_event *e, uint8_t seq, const char *text) {
+        struct test_client c;
+        char buf[4096];
+
+        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
+        test_smpsim_control(s, "ble-fault 0 acquire-notify=ok", buf, sizeof(buf));
+        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
+        client_open(&c, e, DEV0);
+        echo(&c, seq, text);
+        test_client_close(&c);
+        sd_event_unref(e);
+        test_smpsim_stop(s);
+}
+
 /* BlueZ before 5.84 keeps an AcquireNotify that failed half way (a CCC
  * write refused for want of pairing, a link lost meanwhile): from then
  * on AcquireNotify and StartNotify answer NotPermitted "Notify
@@ -435,7 +452,6 @@ static void test_notify_stuck(void) {
         struct test_client c;
         struct log_capture log = {};
         sd_event *e;
-        char buf[4096];
         uint8_t f[256];
 
         sim_start(&s, 1, "--ble-fault", "acquire-notify=stuck", NULL);
@@ -456,14 +472,7 @@ static void test_notify_stuck(void) {
                 fprintf(stderr, "log: %s\n", log.text);
                 abort();
         }
-        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
-        test_smpsim_control(&s, "ble-fault 0 acquire-notify=ok", buf, sizeof(buf));
-        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
-        client_open(&c, e, DEV0);
-        echo(&c, 2, "let go");
-        test_client_close(&c);
-        sd_event_unref(e);
-        test_smpsim_stop(&s);
+        notify_fault_cleared(&s, e, 2, "let go");
 }
 
 /* A device that wants pairing nobody answers: bluetoothd keeps
@@ -477,7 +486,6 @@ static void test_notify_unanswered(void) {
         struct test_client c;
         struct log_capture log = {};
         sd_event *e;
-        char buf[4096];
 
         sim_start(&s, 1, "--ble-fault", "acquire-notify=silent", NULL);
         ASSERT_OK(sd_event_new(&e));
@@ -497,14 +505,7 @@ static void test_notify_unanswered(void) {
                 fprintf(stderr, "log: %s\n", log.text);
                 abort();
         }
-        smp_context_set_log(ctx, SMP_LOG_WARNING, NULL, NULL);
-        test_smpsim_control(&s, "ble-fault 0 acquire-notify=ok", buf, sizeof(buf));
-        ASSERT_TRUE(strstr(buf, "\"ok\":true"));
-        client_open(&c, e, DEV0);
-        echo(&c, 3, "paired");
-        test_client_close(&c);
-        sd_event_unref(e);
-        test_smpsim_stop(&s);
+        notify_fault_cleared(&s, e, 3, "paired");
 }
 
 struct refused_session {
