@@ -574,9 +574,15 @@ class ResetDeclined(unittest.TestCase):
                           "resets it now", r.err)
             state = sim.control("state 0")
             self.assertTrue(state["slots"][1]["pending"], state)
+            boots = state["boot_count"]
             r = ctl("--conn", conn, "reset", "--force")
             self.assertEqual(r.rc, OK, r)
-            sim.wait_booted(0)
+            # the reset follows its answer: wait for the boot, not only
+            # for "not rebooting", which holds until the reset begins
+            deadline = time.monotonic() + 10
+            while sim.state(0)["boot_count"] == boots or sim.state(0)["rebooting"]:
+                self.assertLess(time.monotonic(), deadline, "the forced reset did not reboot the device")
+                time.sleep(0.02)
             # the image runs under test: the update only confirms it
             r = ctl("--conn", conn, "--json", "update", path)
             self.assertEqual((r.rc, r.json()["outcome"]), (OK, "updated"), r)
