@@ -16,10 +16,6 @@
 #include "update-internal.h"
 #include "util.h"
 
-/* Erase of a whole slot may take long on real flash: an explicit erase
- * waits this, a fixed chunk timeout if longer, or the caller's
- * erase_timeout_usec (the same wait smpgwctl's `image erase` gives). */
-#define ERASE_TIMEOUT_USEC (60u * 1000000u)
 /* Link drops survived during one upload before giving up. */
 #define UPLOAD_RECONNECTS_MAX 5u
 
@@ -623,7 +619,8 @@ static void on_stage_read(struct smp_session *s, int error, const struct smp_hea
         if (run->p.erase_first) {
                 set_step(run, SMP_UPDATE_STEP_ERASE);
                 uint64_t timeout =
-                        run->p.erase_timeout_usec ?: MAX(run->p.chunk_timeout_usec, (uint64_t) ERASE_TIMEOUT_USEC);
+                        run->p.erase_timeout_usec
+                                ?: MAX(run->p.chunk_timeout_usec, (uint64_t) SMP_UPDATE_ERASE_TIMEOUT_DEFAULT_USEC);
                 int e = send_request(run, SMP_OP_WRITE, SMP_GROUP_IMAGE, SMP_IMG_CMD_ERASE, empty_map,
                                      sizeof(empty_map), timeout, true, on_erase);
                 if (e < 0)

@@ -507,8 +507,6 @@ int cmd_image_confirm(struct ctl_context *ctx, int argc, char *argv[]) {
 
 /* ---- image erase ---- */
 
-#define ERASE_TIMEOUT_USEC (60u * 1000000u)
-
 static const struct cmd_spec image_erase_spec = {
         .usage = "image erase [--slot N]",
         .description = "Erases a slot (by default the device's choice, the secondary slot 1).  Erasing\n"
@@ -550,7 +548,9 @@ int cmd_image_erase(struct ctl_context *ctx, int argc, char *argv[]) {
         if (r != CTL_EXIT_OK)
                 return r;
         r = call_once(ctx, &d, "image erase", SMP_OP_WRITE, SMP_GROUP_IMAGE, SMP_IMG_CMD_ERASE, body, len, true,
-                      ctx->erase_timeout_usec ?: MAX(ctx->timeout_usec, (uint64_t) ERASE_TIMEOUT_USEC), &a);
+                      ctx->erase_timeout_usec
+                              ?: MAX(ctx->timeout_usec, (uint64_t) SMP_UPDATE_ERASE_TIMEOUT_DEFAULT_USEC),
+                      &a);
         if (r != CTL_EXIT_OK)
                 return r;
         if (ctx->json)

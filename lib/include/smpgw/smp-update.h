@@ -158,6 +158,10 @@ typedef void (*smp_update_done_fn)(struct smp_update *u, const struct smp_update
                                    void *userdata);
 
 #define SMP_UPDATE_SWAP_TIMEOUT_DEFAULT_USEC (120u * 1000000u)
+/* An explicit slot erase (image erase, erase_first): a whole slot may
+ * take long on real flash.  A fixed chunk timeout waits longer if it is;
+ * erase_timeout_usec replaces both. */
+#define SMP_UPDATE_ERASE_TIMEOUT_DEFAULT_USEC (60u * 1000000u)
 #define SMP_UPDATE_POLL_INTERVAL_DEFAULT_USEC (200u * 1000u)
 
 struct smp_update_params {
